@@ -1,0 +1,338 @@
+"""Reading the research code's checkpoints, and saving / loading our own.
+
+Research checkpoints (``jepa-ep300.pth.tar`` and files in the same layout) hold ``encoder``,
+``predictor`` and ``target_encoder`` state dicts with a ``module.`` prefix and no gradient
+matrix. :func:`load_research_checkpoint` infers the sizes from the tensors' shapes, renames the
+keys to this package's modules and checks the stored time-position tables against its own.
+
+Our own format (:func:`save_checkpoint` / :func:`load_checkpoint`) is a plain dictionary of
+configuration, gradients, weights and preprocessing that ``torch.load(..., weights_only=True)``
+can read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .gradients import load_gradients
+from .nn.model import BrainJEPA
+from .nn.pos_embed import sincos_time_embedding
+
+__all__ = ["load_research_checkpoint", "save_checkpoint", "load_checkpoint", "LoadedCheckpoint"]
+
+FORMAT_NAME = "brainjepa_sk"
+FORMAT_VERSION = 1
+
+_REQUIRED_SECTIONS = ("encoder", "predictor", "target_encoder")
+
+# research key (after stripping "module.") -> our key, for the parts whose names differ
+_ENCODER_RENAMES = [
+    (r"^pos_embed_proj\.predictor_pos_embed_proj\.", "pos_embed.gradient_proj."),
+]
+_PREDICTOR_RENAMES = [
+    (r"^predictor_2dpe_proj\.predictor_pos_embed_proj\.", "pos_embed.gradient_proj."),
+    (r"^predictor_blocks\.", "blocks."),
+    (r"^predictor_norm\.", "norm."),
+    (r"^predictor_proj\.", "proj."),
+]
+_ENCODER_TABLE = "pos_embed_proj.emb_h"
+_PREDICTOR_TABLE = "predictor_2dpe_proj.emb_h"
+
+
+def _strip_prefix(state, section):
+    if not isinstance(state, dict) or not state:
+        raise ValueError(f"checkpoint section {section!r} is not a non-empty state dict")
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
+
+
+def _rename(state, renames):
+    out = {}
+    for key, value in state.items():
+        for pattern, replacement in renames:
+            key = re.sub(pattern, replacement, key)
+        out[key] = value
+    return out
+
+
+def _need(state, key, section):
+    if key not in state:
+        raise ValueError(f"checkpoint section {section!r} has no key {key!r}")
+    return state[key]
+
+
+def _count_blocks(state, prefix):
+    indices = {int(m.group(1)) for k in state if (m := re.match(rf"^{prefix}\.(\d+)\.", k))}
+    return max(indices) + 1 if indices else 0
+
+
+def _check_time_table(table, n_regions, section, key):
+    """Check a stored time-position table against the rebuilt one; return its patch count."""
+    n_rows, half = table.shape
+    if n_rows % n_regions:
+        raise ValueError(
+            f"the gradients have {n_regions} rows, but {section!r}/{key} holds {n_rows} token "
+            f"positions, which is not a multiple of {n_regions}: the gradients do not belong to "
+            "this checkpoint (wrong number of regions)"
+        )
+    n_patches = n_rows // n_regions
+    rebuilt = sincos_time_embedding(n_patches, half).repeat(n_regions, 1)
+    err = (table.float() - rebuilt).abs().max().item()
+    if err > 1e-4:
+        raise ValueError(
+            f"{section!r}/{key} does not match the sine-cosine time code for {n_regions} regions x "
+            f"{n_patches} patches (max abs difference {err:.3g}); check the gradients' row count"
+        )
+    return n_patches
+
+
+def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu", loss="l2"):
+    """Load a checkpoint written by the Brain-JEPA research code.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The ``.pth.tar`` file (for example ``jepa-ep300.pth.tar``).
+    gradients : str, path-like or array-like of shape (n_regions, n_components)
+        The region gradient matrix the checkpoint was trained with (``gradient_mapping_450.csv``
+        for the published weights), as a file path or an array.
+    num_heads : int, optional
+        Attention heads. Head counts cannot be read from weight shapes; ``None`` assumes the
+        research presets' head width of 64 (``embed_dim // 64`` heads).
+    map_location : str or torch.device, default="cpu"
+        Passed to ``torch.load``.
+    loss : {"l2", "smooth_l1"}, default="l2"
+        Objective of the returned module (the research code trained with ``"smooth_l1"``).
+
+    Returns
+    -------
+    BrainJEPA
+        In eval mode, with encoder, predictor and target encoder loaded. Its ``predictor``
+        decodes token indices with the checkpoint's patch count unless told otherwise.
+
+    Raises
+    ------
+    ValueError
+        If a section or key is missing, a shape does not fit, or the gradients do not match.
+    """
+    gradients = load_gradients(gradients)
+    n_regions, n_components = gradients.shape
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # not a torch file, or not loadable safely
+        raise ValueError(f"could not read {path} as a PyTorch checkpoint: {exc}") from exc
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path} does not hold a dictionary of state dicts")
+    missing = [s for s in _REQUIRED_SECTIONS if s not in checkpoint]
+    if missing:
+        raise ValueError(
+            f"{path} is not a research Brain-JEPA checkpoint: missing section(s) {missing} "
+            f"(found {sorted(checkpoint)})"
+        )
+    sections = {s: _strip_prefix(checkpoint[s], s) for s in _REQUIRED_SECTIONS}
+    encoder = sections["target_encoder"]
+    predictor = sections["predictor"]
+
+    patch_weight = _need(encoder, "patch_embed.proj.weight", "target_encoder")
+    if patch_weight.ndim != 4 or tuple(patch_weight.shape[1:3]) != (1, 1):
+        raise ValueError(
+            "target_encoder/patch_embed.proj.weight should be (embed_dim, 1, 1, patch_size), "
+            f"got {tuple(patch_weight.shape)}"
+        )
+    embed_dim, patch_size = patch_weight.shape[0], patch_weight.shape[3]
+    grad_weight = _need(encoder, "pos_embed_proj.predictor_pos_embed_proj.weight", "target_encoder")
+    if grad_weight.shape[1] != n_components:
+        raise ValueError(
+            f"the gradients have {n_components} components (columns) but the checkpoint's "
+            f"gradient map expects {grad_weight.shape[1]}"
+        )
+    n_patches = _check_time_table(
+        _need(encoder, _ENCODER_TABLE, "target_encoder"), n_regions, "target_encoder", _ENCODER_TABLE
+    )
+    _check_time_table(
+        _need(predictor, _PREDICTOR_TABLE, "predictor"), n_regions, "predictor", _PREDICTOR_TABLE
+    )
+    predictor_weight = _need(predictor, "predictor_embed.weight", "predictor")
+    fc1 = _need(encoder, "blocks.0.mlp.fc1.weight", "target_encoder")
+    if num_heads is None:
+        if embed_dim % 64:
+            raise ValueError(
+                f"embed_dim={embed_dim} is not a multiple of 64; pass num_heads explicitly"
+            )
+        num_heads = embed_dim // 64
+    config = dict(
+        patch_size=int(patch_size),
+        embed_dim=int(embed_dim),
+        depth=_count_blocks(encoder, "blocks"),
+        num_heads=int(num_heads),
+        predictor_embed_dim=int(predictor_weight.shape[0]),
+        predictor_depth=_count_blocks(predictor, "predictor_blocks"),
+        mlp_ratio=fc1.shape[0] / embed_dim,
+        qkv_bias="blocks.0.attn.qkv.bias" in encoder,
+        loss=loss,
+        n_patches=n_patches,
+    )
+    model = BrainJEPA(gradients, **config)
+
+    def convert_encoder(state, section):
+        state = _rename(state, _ENCODER_RENAMES)
+        state.pop(_ENCODER_TABLE, None)
+        weight = _need(state, "patch_embed.proj.weight", section)
+        state["patch_embed.proj.weight"] = weight.reshape(weight.shape[0], -1)
+        return state
+
+    predictor_state = _rename(predictor, _PREDICTOR_RENAMES)
+    predictor_state.pop(_PREDICTOR_TABLE, None)
+    for name, module, state in [
+        ("encoder", model.encoder, convert_encoder(sections["encoder"], "encoder")),
+        ("target_encoder", model.target_encoder, convert_encoder(encoder, "target_encoder")),
+        ("predictor", model.predictor, predictor_state),
+    ]:
+        _load_into(module, state, name)
+    return model.eval()
+
+
+def _load_into(module, state, section):
+    """Load ``state`` into ``module``; buffers we own (gradients) are kept, shapes checked."""
+    own = module.state_dict()
+    expected = {k for k in own if not k.endswith("pos_embed.gradients")}
+    missing = sorted(expected - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
+    if missing or unexpected:
+        raise ValueError(
+            f"checkpoint section {section!r} does not fit the inferred model: "
+            f"missing {missing[:8]}{'...' if len(missing) > 8 else ''}, "
+            f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+        )
+    for key in expected:
+        if tuple(state[key].shape) != tuple(own[key].shape):
+            raise ValueError(
+                f"checkpoint section {section!r}: {key} has shape {tuple(state[key].shape)}, "
+                f"the inferred model needs {tuple(own[key].shape)}"
+            )
+    module.load_state_dict({**own, **{k: state[k] for k in expected}})
+
+
+@dataclass
+class LoadedCheckpoint:
+    """What :func:`load_checkpoint` returns.
+
+    Attributes
+    ----------
+    model : BrainJEPA
+        The module, in eval mode.
+    preprocessing : dict
+        The preprocessing saved with the model (arrays as NumPy arrays).
+    metadata : dict
+        Free-form information saved with the model (training history, versions, ...).
+    """
+
+    model: BrainJEPA
+    preprocessing: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+
+
+def _to_safe(obj):
+    """Turn NumPy values into what ``torch.load(weights_only=True)`` accepts."""
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): _to_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_safe(v) for v in obj]
+    return obj
+
+
+def _from_safe(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.numpy()
+    if isinstance(obj, dict):
+        return {k: _from_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_from_safe(v) for v in obj]
+    return obj
+
+
+def save_checkpoint(path, model, preprocessing=None, metadata=None):
+    """Save a model with its configuration, gradients and preprocessing.
+
+    The file is written to a temporary name first and renamed, so an interrupted save never
+    leaves a truncated checkpoint behind.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination file.
+    model : BrainJEPA
+        The module to save.
+    preprocessing : dict, optional
+        Preprocessing to apply identically at embedding time (values: numbers, strings, lists,
+        NumPy arrays, nested dicts).
+    metadata : dict, optional
+        Anything else of the same kinds (training history, ...).
+    """
+    if not isinstance(model, BrainJEPA):
+        raise TypeError(f"model must be a BrainJEPA module, got {type(model).__name__}")
+    payload = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "config": dict(model.config),
+        "gradients": model.gradients.detach().cpu().clone(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "preprocessing": _to_safe(preprocessing or {}),
+        "metadata": _to_safe(metadata or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    map_location : str or torch.device, default="cpu"
+        Passed to ``torch.load``.
+
+    Returns
+    -------
+    LoadedCheckpoint
+        ``model`` (eval mode), ``preprocessing`` and ``metadata``.
+    """
+    payload = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        raise ValueError(
+            f"{path} is not a brainjepa_sk checkpoint; for the research code's files use "
+            "load_research_checkpoint"
+        )
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise ValueError(
+            f"{path} was written by a newer brainjepa_sk (format {payload['format_version']})"
+        )
+    model = BrainJEPA(payload["gradients"], **payload["config"])
+    model.load_state_dict(payload["state_dict"])
+    return LoadedCheckpoint(
+        model=model.eval(),
+        preprocessing=_from_safe(payload.get("preprocessing", {})),
+        metadata=_from_safe(payload.get("metadata", {})),
+    )

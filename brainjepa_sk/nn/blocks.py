@@ -1,0 +1,147 @@
+"""Transformer building blocks: pre-norm blocks on ``F.scaled_dot_product_attention``."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "DropPath",
+    "Attention",
+    "Mlp",
+    "Block",
+    "init_weights",
+    "stochastic_depth_rates",
+    "LAYER_NORM_EPS",
+]
+
+#: LayerNorm epsilon used everywhere in the model (as in the research code).
+LAYER_NORM_EPS = 1e-6
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch of a sample with probability ``p``.
+
+    Parameters
+    ----------
+    p : float
+        Drop probability; 0 makes the module the identity.
+    """
+
+    def __init__(self, p=0.0):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x):
+        """Scale kept samples by ``1 / (1 - p)`` and zero dropped ones (training only)."""
+        if self.p == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.p
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with a fused qkv projection.
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    num_heads : int
+        Number of heads; must divide ``dim``.
+    qkv_bias : bool
+        Whether the qkv projection has a bias.
+    """
+
+    def __init__(self, dim, num_heads, qkv_bias=True):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"num_heads={num_heads} does not divide the width {dim}")
+        self.num_heads = int(num_heads)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        """Attend over all tokens of ``x`` of shape ``(batch, n_tokens, dim)``."""
+        batch, n_tokens, dim = x.shape
+        qkv = self.qkv(x).reshape(batch, n_tokens, 3, self.num_heads, dim // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(batch, n_tokens, dim))
+
+
+class Mlp(nn.Module):
+    """Two-layer perceptron with a GELU in between.
+
+    Parameters
+    ----------
+    dim : int
+        Input and output width.
+    hidden_dim : int
+        Hidden width.
+    """
+
+    def __init__(self, dim, hidden_dim):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_dim, dim)
+
+    def forward(self, x):
+        """Apply ``fc2(gelu(fc1(x)))``."""
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``.
+
+    Parameters
+    ----------
+    dim : int
+        Token width.
+    num_heads : int
+        Attention heads.
+    mlp_ratio : float
+        Hidden width of the MLP relative to ``dim``.
+    qkv_bias : bool
+        Bias on the qkv projection.
+    drop_path : float
+        Stochastic-depth probability of both residual branches.
+    """
+
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        self.drop_path = DropPath(drop_path)
+        self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x):
+        """Run the block on ``(batch, n_tokens, dim)`` tokens."""
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+def init_weights(module):
+    """Initialise a module the Brain-JEPA way (use with ``Module.apply``).
+
+    Linear weights: truncated normal, std 0.02, cut at +-2; biases 0; LayerNorm weight 1, bias 0.
+    """
+    if isinstance(module, nn.Linear):
+        nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def stochastic_depth_rates(drop_path_rate, depth):
+    """Linearly increasing stochastic-depth probabilities, 0 for the first block."""
+    return torch.linspace(0, drop_path_rate, depth).tolist() if depth else []

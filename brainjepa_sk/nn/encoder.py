@@ -1,0 +1,160 @@
+"""Patch embedding and the Brain-JEPA encoder (context and target encoders share this class)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import LAYER_NORM_EPS, Block, init_weights, stochastic_depth_rates
+from .pos_embed import GradientPositionalEmbedding
+
+__all__ = ["PatchEmbed", "BrainEncoder", "gather_tokens"]
+
+
+def gather_tokens(tokens, index):
+    """Select tokens by index, per sample.
+
+    Parameters
+    ----------
+    tokens : torch.Tensor
+        ``(batch, n_tokens, dim)``.
+    index : torch.Tensor
+        ``(batch, k)`` integer token indices.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, k, dim)``.
+    """
+    return torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[-1]))
+
+
+def check_time_series(x, n_regions, patch_size):
+    """Check a batch in nilearn orientation; return the number of time patches.
+
+    Raises a ``ValueError`` that names the expected layout when the shape is wrong.
+    """
+    if x.ndim != 3:
+        raise ValueError(
+            "expected a batch of shape (batch, n_frames, n_regions), "
+            f"got a {x.ndim}-D tensor of shape {tuple(x.shape)}"
+        )
+    if x.shape[2] != n_regions:
+        hint = " (it looks transposed: time must be axis 1)" if x.shape[1] == n_regions else ""
+        raise ValueError(
+            f"the model has {n_regions} regions but the input has {x.shape[2]} on its last axis; "
+            f"expected (batch, n_frames, n_regions){hint}"
+        )
+    if x.shape[1] % patch_size or x.shape[1] == 0:
+        raise ValueError(
+            f"n_frames={x.shape[1]} is not a positive multiple of patch_size={patch_size}"
+        )
+    return x.shape[1] // patch_size
+
+
+class PatchEmbed(nn.Module):
+    """Embed each region's non-overlapping windows of ``patch_size`` frames linearly.
+
+    The research code writes this as ``Conv2d(1, D, (1, s), stride=(1, s))``; a linear map of each
+    patch is the same computation.
+
+    Parameters
+    ----------
+    patch_size : int
+        Frames per patch ``s``.
+    embed_dim : int
+        Token width ``D``.
+    """
+
+    def __init__(self, patch_size, embed_dim):
+        super().__init__()
+        self.patch_size = int(patch_size)
+        self.proj = nn.Linear(self.patch_size, embed_dim)
+
+    def forward(self, x):
+        """Map ``(batch, n_frames, n_regions)`` to region-major tokens ``(batch, R * P, D)``."""
+        batch, n_frames, n_regions = x.shape
+        patches = x.transpose(1, 2).reshape(batch, n_regions * (n_frames // self.patch_size), -1)
+        return self.proj(patches)
+
+
+class BrainEncoder(nn.Module):
+    """Vision-transformer encoder over region x time-patch tokens.
+
+    Parameters
+    ----------
+    gradients : torch.Tensor or array-like of shape (n_regions, n_components)
+        Gradient coordinates of the regions (gradient positioning).
+    patch_size : int, default=16
+        Frames per time patch.
+    embed_dim : int, default=768
+        Token width.
+    depth : int, default=12
+        Number of transformer blocks.
+    num_heads : int, default=12
+        Attention heads.
+    mlp_ratio : float, default=4.0
+        MLP hidden width relative to ``embed_dim``.
+    qkv_bias : bool, default=True
+        Bias on the qkv projections.
+    drop_path_rate : float, default=0.0
+        Stochastic-depth probability of the last block (linearly increasing from 0).
+    """
+
+    def __init__(
+        self,
+        gradients,
+        patch_size=16,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        drop_path_rate=0.0,
+    ):
+        super().__init__()
+        self.embed_dim = int(embed_dim)
+        self.num_heads = int(num_heads)
+        self.patch_embed = PatchEmbed(patch_size, embed_dim)
+        self.pos_embed = GradientPositionalEmbedding(gradients, embed_dim)
+        self.blocks = nn.ModuleList(
+            Block(embed_dim, num_heads, mlp_ratio, qkv_bias, drop_path=p)
+            for p in stochastic_depth_rates(drop_path_rate, depth)
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
+        self.apply(init_weights)
+
+    @property
+    def n_regions(self):
+        """Number of regions (pinned by the gradients)."""
+        return self.pos_embed.n_regions
+
+    @property
+    def patch_size(self):
+        """Frames per time patch."""
+        return self.patch_embed.patch_size
+
+    def forward(self, x, context_idx=None):
+        """Encode a batch of ROI time series.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)``; ``n_frames`` a multiple of ``patch_size``.
+        context_idx : torch.Tensor, optional
+            ``(batch, n_context)`` region-major token indices to keep (``r * P + p``). All tokens
+            when omitted.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_tokens, embed_dim)`` encoded tokens, in the order of ``context_idx``.
+        """
+        n_patches = check_time_series(x, self.n_regions, self.patch_size)
+        weight = self.patch_embed.proj.weight
+        tokens = self.patch_embed(x.to(weight.dtype)) + self.pos_embed(n_patches)
+        if context_idx is not None:
+            tokens = gather_tokens(tokens, context_idx)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)

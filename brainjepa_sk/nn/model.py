@@ -1,0 +1,253 @@
+"""The full Brain-JEPA module: context encoder, predictor and EMA target encoder."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import DropPath
+from .encoder import BrainEncoder, check_time_series, gather_tokens
+from .predictor import BrainPredictor
+
+__all__ = ["BrainJEPA", "MODEL_PRESETS", "jepa_loss", "LOSSES"]
+
+#: Encoder sizes by name: width, depth, heads.
+MODEL_PRESETS = {
+    "tiny": {"embed_dim": 192, "depth": 12, "num_heads": 3},
+    "small": {"embed_dim": 384, "depth": 12, "num_heads": 6},
+    "base": {"embed_dim": 768, "depth": 12, "num_heads": 12},
+    "large": {"embed_dim": 1024, "depth": 24, "num_heads": 16},
+}
+
+#: Objectives ``BrainJEPA`` knows.
+LOSSES = ("l2", "smooth_l1")
+
+
+def jepa_loss(predictions, targets, loss="l2"):
+    """Latent prediction loss, averaged over target tokens and features.
+
+    Parameters
+    ----------
+    predictions, targets : torch.Tensor
+        ``(batch, n_target, dim)``; targets carry no gradient.
+    loss : {"l2", "smooth_l1"}
+        ``"l2"``: mean squared error (the paper's squared L2 distance, divided by ``dim``).
+        ``"smooth_l1"``: Huber loss with ``beta=1`` (the research code's choice).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss in float32.
+    """
+    predictions, targets = predictions.float(), targets.float()
+    if loss == "l2":
+        return F.mse_loss(predictions, targets)
+    if loss == "smooth_l1":
+        return F.smooth_l1_loss(predictions, targets)
+    raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+
+
+class BrainJEPA(nn.Module):
+    """Brain-JEPA: joint-embedding predictive architecture over ROI time series.
+
+    Parameters
+    ----------
+    gradients : torch.Tensor or array-like of shape (n_regions, n_components)
+        Gradient coordinates of the regions; they pin the number of regions.
+    patch_size : int, default=16
+        Frames per time patch.
+    embed_dim, depth, num_heads : int, default=768, 12, 12
+        Encoder width, depth and heads (see ``MODEL_PRESETS`` and :meth:`from_preset`).
+    predictor_embed_dim, predictor_depth : int, default=384, 6
+        Predictor width and depth; the predictor uses ``num_heads`` heads.
+    mlp_ratio : float, default=4.0
+        MLP hidden width relative to the token width.
+    qkv_bias : bool, default=True
+        Bias on the qkv projections.
+    drop_path_rate : float, default=0.0
+        Stochastic depth of the context encoder and the predictor.
+    loss : {"l2", "smooth_l1"}, default="l2"
+        Objective, see :func:`jepa_loss`.
+    n_patches : int, optional
+        Default number of time patches for calling the predictor on its own.
+
+    Attributes
+    ----------
+    encoder : BrainEncoder
+        The context encoder (trained by gradient descent).
+    predictor : BrainPredictor
+        The predictor.
+    target_encoder : BrainEncoder
+        Exponential moving average of ``encoder``; never receives gradients.
+    config : dict
+        The constructor arguments, enough to rebuild the module with ``BrainJEPA(gradients, **config)``.
+    """
+
+    def __init__(
+        self,
+        gradients,
+        patch_size=16,
+        embed_dim=768,
+        depth=12,
+        num_heads=12,
+        predictor_embed_dim=384,
+        predictor_depth=6,
+        mlp_ratio=4.0,
+        qkv_bias=True,
+        drop_path_rate=0.0,
+        loss="l2",
+        n_patches=None,
+    ):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        self.config = dict(
+            patch_size=int(patch_size),
+            embed_dim=int(embed_dim),
+            depth=int(depth),
+            num_heads=int(num_heads),
+            predictor_embed_dim=int(predictor_embed_dim),
+            predictor_depth=int(predictor_depth),
+            mlp_ratio=float(mlp_ratio),
+            qkv_bias=bool(qkv_bias),
+            drop_path_rate=float(drop_path_rate),
+            loss=loss,
+            n_patches=None if n_patches is None else int(n_patches),
+        )
+        self.loss = loss
+        self.encoder = BrainEncoder(
+            gradients,
+            patch_size=patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path_rate=drop_path_rate,
+        )
+        self.predictor = BrainPredictor(
+            gradients,
+            embed_dim=embed_dim,
+            predictor_embed_dim=predictor_embed_dim,
+            depth=predictor_depth,
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path_rate=drop_path_rate,
+            n_patches=n_patches,
+        )
+        self.target_encoder = copy.deepcopy(self.encoder)
+        # The EMA copy has no stochastic depth: it produces the targets.
+        for module in self.target_encoder.modules():
+            if isinstance(module, DropPath):
+                module.p = 0.0
+        self.target_encoder.requires_grad_(False)
+
+    @classmethod
+    def from_preset(cls, preset, gradients, **overrides):
+        """Build a model of a named size.
+
+        Parameters
+        ----------
+        preset : {"tiny", "small", "base", "large"}
+            Encoder size, see ``MODEL_PRESETS``.
+        gradients : array-like of shape (n_regions, n_components)
+            Gradient coordinates.
+        **overrides
+            Any other constructor argument (``patch_size``, ``predictor_depth``, ...).
+
+        Returns
+        -------
+        BrainJEPA
+        """
+        if preset not in MODEL_PRESETS:
+            raise ValueError(f"preset must be one of {sorted(MODEL_PRESETS)}, got {preset!r}")
+        return cls(gradients, **{**MODEL_PRESETS[preset], **overrides})
+
+    @property
+    def gradients(self):
+        """The ``(n_regions, n_components)`` gradient buffer."""
+        return self.encoder.pos_embed.gradients
+
+    @property
+    def n_regions(self):
+        """Number of regions."""
+        return self.encoder.n_regions
+
+    @property
+    def patch_size(self):
+        """Frames per time patch."""
+        return self.encoder.patch_size
+
+    @property
+    def embed_dim(self):
+        """Encoder token width."""
+        return self.encoder.embed_dim
+
+    def n_patches_of(self, x):
+        """Number of time patches of a batch ``(batch, n_frames, n_regions)`` (checked)."""
+        return check_time_series(x, self.n_regions, self.patch_size)
+
+    @torch.no_grad()
+    def targets(self, x, target_idx):
+        """Layer-normed target-encoder features at the target tokens (no gradient).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)``.
+        target_idx : torch.Tensor
+            ``(batch, n_target)`` token indices.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_target, embed_dim)``.
+        """
+        features = self.target_encoder(x)
+        features = F.layer_norm(features, features.shape[-1:])
+        return gather_tokens(features, target_idx)
+
+    def forward(self, x, context_idx, target_idx):
+        """JEPA loss of a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)``.
+        context_idx, target_idx : torch.Tensor
+            ``(batch, n_context)`` and ``(batch, n_target)`` token indices (region-major).
+
+        Returns
+        -------
+        dict
+            ``loss`` (scalar with gradient), ``predictions`` and ``targets``.
+        """
+        n_patches = self.n_patches_of(x)
+        targets = self.targets(x, target_idx)
+        context = self.encoder(x, context_idx)
+        predictions = self.predictor(context, context_idx, target_idx, n_patches=n_patches)
+        loss = jepa_loss(predictions, targets, self.loss)
+        return {"loss": loss, "predictions": predictions, "targets": targets}
+
+    @torch.no_grad()
+    def ema_update(self, momentum):
+        """Move the target encoder towards the context encoder.
+
+        ``target = momentum * target + (1 - momentum) * encoder``, for every parameter, in one
+        fused update. Buffers (the gradients) are shared values and are left alone.
+
+        Parameters
+        ----------
+        momentum : float
+            EMA momentum in ``[0, 1]``; 1 freezes the target encoder.
+        """
+        momentum = float(momentum)
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"momentum must be in [0, 1], got {momentum}")
+        target = list(self.target_encoder.parameters())
+        online = [p.detach() for p in self.encoder.parameters()]
+        torch._foreach_lerp_(target, online, 1.0 - momentum)

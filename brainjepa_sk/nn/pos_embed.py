@@ -1,0 +1,112 @@
+"""Gradient positioning: the one positional-embedding implementation.
+
+A token (region ``r``, time patch ``p``) gets a ``D``-wide position code made of two halves:
+
+* the first ``D/2`` entries are a fixed 1-D sine-cosine code of ``p``;
+* the last ``D/2`` entries are a learned linear map of region ``r``'s coordinates on the
+  functional-connectivity gradients, min-max scaled to ``[-1, 1]`` over the whole half.
+
+Nothing here assumes a number of time patches: the table is built for the ``n_patches`` asked for.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["sincos_time_embedding", "GradientPositionalEmbedding"]
+
+
+def sincos_time_embedding(n_patches, dim, *, device=None, dtype=torch.float32):
+    """Fixed 1-D sine-cosine code of the time-patch index.
+
+    Parameters
+    ----------
+    n_patches : int
+        Number of time patches ``P``.
+    dim : int
+        Width of the code; must be even. Frequencies are ``1 / 10000 ** (k / (dim / 2))`` for
+        ``k = 0 .. dim/2 - 1``; the sines come first, then the cosines.
+    device, dtype : optional
+        Where and how to build the table.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(n_patches, dim)`` table.
+    """
+    if dim % 2:
+        raise ValueError(f"the sine-cosine code needs an even width, got {dim}")
+    half = dim // 2
+    # Built in float64 so the table does not depend on where it is computed.
+    omega = torch.arange(half, dtype=torch.float64, device=device) / half
+    omega = 1.0 / 10000.0**omega
+    angles = torch.arange(n_patches, dtype=torch.float64, device=device)[:, None] * omega[None, :]
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1).to(dtype)
+
+
+class GradientPositionalEmbedding(nn.Module):
+    """Positional embedding from time-patch index and functional gradients.
+
+    Parameters
+    ----------
+    gradients : torch.Tensor or array-like of shape (n_regions, n_components)
+        Each region's coordinates on the connectivity gradients. Stored as a buffer, so it moves
+        with the module and is saved in its state dict.
+    embed_dim : int
+        Width ``D`` of the code; must be a multiple of 4.
+
+    Attributes
+    ----------
+    gradient_proj : torch.nn.Linear
+        The learned ``Linear(n_components, embed_dim / 2)`` map of the gradients.
+    """
+
+    def __init__(self, gradients, embed_dim):
+        super().__init__()
+        gradients = torch.as_tensor(gradients, dtype=torch.float32)
+        if gradients.ndim != 2:
+            raise ValueError(
+                f"gradients must be 2-D (n_regions, n_components), got shape {tuple(gradients.shape)}"
+            )
+        if embed_dim % 4:
+            raise ValueError(f"embed_dim must be a multiple of 4, got {embed_dim}")
+        self.embed_dim = int(embed_dim)
+        self.register_buffer("gradients", gradients.clone())
+        self.gradient_proj = nn.Linear(gradients.shape[1], embed_dim // 2)
+
+    @property
+    def n_regions(self):
+        """Number of regions the embedding was built for."""
+        return self.gradients.shape[0]
+
+    def forward(self, n_patches):
+        """Position codes for every token.
+
+        Parameters
+        ----------
+        n_patches : int
+            Number of time patches ``P``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n_regions * n_patches, embed_dim)`` float32 table in region-major token order
+            (``index = r * P + p``), time half first.
+        """
+        half = self.embed_dim // 2
+        # Always float32: a bf16 min-max scaling would visibly quantise the positions.
+        with torch.autocast(self.gradients.device.type, enabled=False):
+            space = self.gradient_proj(self.gradients.float())
+            lo, hi = space.min(), space.max()
+            space = 2.0 * (space - lo) / (hi - lo) - 1.0
+        time = sincos_time_embedding(n_patches, half, device=space.device)
+        n_regions = self.n_regions
+        table = torch.cat(
+            [
+                time[None].expand(n_regions, n_patches, half),
+                space[:, None].expand(n_regions, n_patches, half),
+            ],
+            dim=-1,
+        )
+        return table.reshape(n_regions * n_patches, self.embed_dim)
