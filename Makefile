@@ -1,0 +1,28 @@
+# Each target bootstraps a local virtual environment on first use: the CPU build of torch first
+# (so pip never pulls a multi-GB CUDA build), then this package with its extras.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: test test-all venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[test]"
+	touch $@
+
+## Run the default test suite (fast tests; slow and network tests excluded).
+test: venv
+	$(PY) -m pytest
+
+## Run every test that needs no network, slow ones included.
+test-all: venv
+	$(PY) -m pytest -m "not network"
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -1,0 +1,293 @@
+"""Spatiotemporal masking: Cross-ROI (alpha), Cross-Time (beta) and Double-Cross (gamma) targets.
+
+Tokens live on a region x time-patch grid (``R x P``; token index ``r * P + p``). For each batch
+the sampler draws the *sizes* once (on the host, so shapes are known without a device round
+trip) and the *positions* per sample, vectorized, on the sampler's device:
+
+1. an observation block: ``round(R * u)`` random regions over a contiguous span of
+   ``round(P * v)`` time patches, ``u, v ~ U(observation_scale)``, the span shorter than ``P``;
+2. alpha: ``round(R * U(alpha_region_scale))`` random regions (out of all regions) over a
+   contiguous sub-span of the observation span of ``round(P * U(alpha_time_scale))`` patches;
+3. at each temporal edge (the first / last ``edge_fraction`` of the patches) a contiguous span
+   of ``round(P * U(edge_time_scale))`` patches; there, beta covers a fraction
+   ``U(edge_region_scale)`` of the regions that stay visible in the context, gamma the same
+   fraction of the regions that do not;
+4. context = observation regions minus alpha regions, over the observation span minus the two
+   edge spans. Targets = alpha | beta | gamma. They never overlap the context.
+
+Equal token counts within a batch: every sample keeps a random subset of its context (and
+target) tokens of one size. That size is a lower bound computed from the batch's sizes (the
+number of alpha regions inside the observation block is drawn once per batch, from its exact
+hypergeometric law, so the number of visible regions is the same for every sample), so no
+device-to-host synchronisation is needed and nothing depends on region order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "CONTEXT", "ALPHA", "BETA", "GAMMA"]
+
+#: Labels of the diagnostic grid (0 means hidden: neither context nor target).
+CONTEXT, ALPHA, BETA, GAMMA = 1, 2, 3, 4
+
+
+@dataclass
+class MaskBatch:
+    """Masks of one batch.
+
+    Attributes
+    ----------
+    context_idx : torch.Tensor
+        ``(batch, n_context)`` int64 token indices, sorted per sample.
+    target_idx : torch.Tensor
+        ``(batch, n_target)`` int64 token indices, sorted per sample.
+    target_kind : torch.Tensor
+        ``(batch, n_target)`` int8: ``ALPHA``, ``BETA`` or ``GAMMA`` of each target token.
+    grid : torch.Tensor or None
+        ``(batch, n_regions, n_patches)`` int8 labels before equalising counts (0 hidden,
+        ``CONTEXT``, ``ALPHA``, ``BETA``, ``GAMMA``); ``None`` unless asked for.
+    """
+
+    context_idx: torch.Tensor
+    target_idx: torch.Tensor
+    target_kind: torch.Tensor
+    grid: torch.Tensor | None = None
+
+
+def _check_range(name, value):
+    low, high = (float(v) for v in value)
+    if not 0.0 <= low <= high <= 1.0:
+        raise ValueError(f"{name} must be (low, high) with 0 <= low <= high <= 1, got {value}")
+    return low, high
+
+
+class SpatiotemporalMaskSampler:
+    """Draw Brain-JEPA context and target masks for batches of ``R x P`` token grids.
+
+    Parameters
+    ----------
+    n_regions : int
+        Number of regions ``R``.
+    n_patches : int
+        Number of time patches ``P`` (at least 2).
+    observation_scale : (float, float), default=(0.84, 1.0)
+        Range of the fraction of regions and of time patches in the observation block.
+    alpha_region_scale : (float, float), default=(0.45, 0.6)
+        Range of the fraction of regions of the Cross-ROI target.
+    alpha_time_scale : (float, float), default=(0.2, 0.6)
+        Range of the fraction of time patches of the Cross-ROI target.
+    edge_time_scale : (float, float), default=(0.0, 0.4)
+        Range of the fraction of time patches of each edge (Cross-Time / Double-Cross) span,
+        capped at the edge zone.
+    edge_fraction : float, default=0.3
+        Width of each edge zone as a fraction of ``P`` (at least one patch).
+    edge_region_scale : (float, float), default=(0.15, 0.3)
+        Range of the fraction of visible (beta) or hidden (gamma) regions in the edge targets.
+    min_keep : int, default=4
+        Fewest context tokens a sample may keep; sizes are redrawn until it holds.
+    seed : int, default=0
+        Seed of the sampler's generators: same seed, same masks.
+    device : str or torch.device, default="cpu"
+        Where masks are drawn and returned.
+
+    Notes
+    -----
+    All randomness comes from the sampler's own generators: sizes from a CPU
+    ``torch.Generator`` (they decide tensor shapes, so they must be known on the host), positions
+    from a generator on ``device``; on the CPU both are the same generator. Use
+    :meth:`state_dict` / :meth:`load_state_dict` to resume a stream of masks exactly.
+    """
+
+    _MAX_TRIES = 1000
+
+    def __init__(
+        self,
+        n_regions,
+        n_patches,
+        *,
+        observation_scale=(0.84, 1.0),
+        alpha_region_scale=(0.45, 0.6),
+        alpha_time_scale=(0.2, 0.6),
+        edge_time_scale=(0.0, 0.4),
+        edge_fraction=0.3,
+        edge_region_scale=(0.15, 0.3),
+        min_keep=4,
+        seed=0,
+        device="cpu",
+    ):
+        self.n_regions = int(n_regions)
+        self.n_patches = int(n_patches)
+        if self.n_regions < 2 or self.n_patches < 2:
+            raise ValueError(
+                f"masking needs at least 2 regions and 2 time patches, got "
+                f"n_regions={n_regions}, n_patches={n_patches}"
+            )
+        self.observation_scale = _check_range("observation_scale", observation_scale)
+        self.alpha_region_scale = _check_range("alpha_region_scale", alpha_region_scale)
+        self.alpha_time_scale = _check_range("alpha_time_scale", alpha_time_scale)
+        self.edge_time_scale = _check_range("edge_time_scale", edge_time_scale)
+        self.edge_region_scale = _check_range("edge_region_scale", edge_region_scale)
+        if not 0.0 < edge_fraction <= 0.5:
+            raise ValueError(f"edge_fraction must be in (0, 0.5], got {edge_fraction}")
+        self.edge_fraction = float(edge_fraction)
+        self.edge_width = min(max(1, round(self.n_patches * edge_fraction)), self.n_patches // 2)
+        self.min_keep = int(min_keep)
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self._host_gen = torch.Generator().manual_seed(self.seed)
+        if self.device.type == "cpu":
+            self._device_gen = self._host_gen
+        else:
+            self._device_gen = torch.Generator(device=self.device).manual_seed(self.seed)
+
+    # -- state -------------------------------------------------------------------------------
+    def state_dict(self):
+        """Generator states, to resume the exact stream of masks."""
+        state = {"host": self._host_gen.get_state()}
+        if self._device_gen is not self._host_gen:
+            state["device"] = self._device_gen.get_state()
+        return state
+
+    def load_state_dict(self, state):
+        """Restore generator states saved by :meth:`state_dict`."""
+        self._host_gen.set_state(state["host"])
+        if self._device_gen is not self._host_gen:
+            self._device_gen.set_state(state["device"])
+
+    # -- sizes (host) ------------------------------------------------------------------------
+    def _uniform(self, low_high):
+        low, high = low_high
+        return low + (high - low) * torch.rand((), generator=self._host_gen).item()
+
+    def _draw_sizes(self):
+        R, P, E = self.n_regions, self.n_patches, self.edge_width
+        n_obs = min(max(round(R * self._uniform(self.observation_scale)), 1), R)
+        n_time = min(max(round(P * self._uniform(self.observation_scale)), 1), P - 1)
+        n_alpha = min(max(round(R * self._uniform(self.alpha_region_scale)), 1), R)
+        # How many alpha regions fall inside the observation block: hypergeometric, drawn once.
+        n_alpha_in = int((torch.randperm(R, generator=self._host_gen)[:n_alpha] < n_obs).sum())
+        n_alpha_time = min(max(round(P * self._uniform(self.alpha_time_scale)), 1), n_time)
+        n_left = min(round(P * self._uniform(self.edge_time_scale)), E)
+        n_right = min(round(P * self._uniform(self.edge_time_scale)), E)
+        fraction = self._uniform(self.edge_region_scale)
+        n_visible = n_obs - n_alpha_in
+        n_hidden = R - n_visible
+        n_beta = round(fraction * n_visible)
+        n_gamma = round(fraction * n_hidden)
+        n_context = n_visible * max(n_time - n_left - n_right, 0)
+        # Gamma regions may be alpha regions: an edge span can overlap the alpha time span.
+        n_target = n_alpha * n_alpha_time
+        for n_edge in (n_left, n_right):
+            overlap = min(n_gamma, n_alpha) * min(n_edge, n_alpha_time)
+            n_target += n_beta * n_edge + max(n_gamma * n_edge - overlap, 0)
+        return dict(
+            n_obs=n_obs,
+            n_time=n_time,
+            n_alpha=n_alpha,
+            n_alpha_in=n_alpha_in,
+            n_alpha_time=n_alpha_time,
+            n_left=n_left,
+            n_right=n_right,
+            n_beta=n_beta,
+            n_gamma=n_gamma,
+            n_context=n_context,
+            n_target=n_target,
+        )
+
+    def draw_sizes(self):
+        """Draw one batch's sizes (redrawn until the context keeps ``min_keep`` tokens)."""
+        for _ in range(self._MAX_TRIES):
+            sizes = self._draw_sizes()
+            if sizes["n_context"] >= self.min_keep and sizes["n_target"] >= 1:
+                return sizes
+        raise ValueError(
+            f"could not draw masks keeping min_keep={self.min_keep} context tokens and a target "
+            f"on a {self.n_regions} x {self.n_patches} grid; lower min_keep or widen the scales"
+        )
+
+    # -- positions (device) ------------------------------------------------------------------
+    def _rand(self, *shape):
+        return torch.rand(shape, generator=self._device_gen, device=self.device)
+
+    def _randint(self, high, batch):
+        """Per-sample integers in ``[0, high)`` (``high`` a positive Python int)."""
+        return (self._rand(batch) * high).long().clamp_(max=high - 1)
+
+    def _subset(self, candidates, k):
+        """``k`` random columns of each row of ``candidates`` (batch, n) -> (batch, k)."""
+        if k == 0:
+            return candidates[:, :0]
+        order = self._rand(*candidates.shape).argsort(dim=1)[:, :k]
+        return torch.gather(candidates, 1, order)
+
+    def _region_mask(self, regions, batch):
+        mask = torch.zeros(batch, self.n_regions, dtype=torch.bool, device=self.device)
+        return mask.scatter_(1, regions, True)
+
+    def _span(self, start, length):
+        t = torch.arange(self.n_patches, device=self.device)
+        return (t[None] >= start[:, None]) & (t[None] < (start + length)[:, None])
+
+    def _select(self, mask, k):
+        """``k`` random true positions of each row of ``mask`` (batch, n), sorted."""
+        keys = self._rand(*mask.shape).masked_fill_(~mask, 2.0)
+        return keys.topk(k, dim=1, largest=False).indices.sort(dim=1).values
+
+    def sample(self, batch_size, return_grid=False):
+        """Draw the masks of one batch.
+
+        Parameters
+        ----------
+        batch_size : int
+            Number of samples.
+        return_grid : bool, default=False
+            Also return the labelled region x time grid (for plots and checks).
+
+        Returns
+        -------
+        MaskBatch
+        """
+        B, R, P, E = int(batch_size), self.n_regions, self.n_patches, self.edge_width
+        s = self.draw_sizes()
+        perm = self._rand(B, R).argsort(dim=1)
+        observed, unobserved = perm[:, : s["n_obs"]], perm[:, s["n_obs"] :]
+        alpha_regions = torch.cat(
+            [observed[:, : s["n_alpha_in"]], unobserved[:, : s["n_alpha"] - s["n_alpha_in"]]], 1
+        )
+        visible = observed[:, s["n_alpha_in"] :]
+        hidden = torch.cat([observed[:, : s["n_alpha_in"]], unobserved], 1)
+
+        obs_start = self._randint(P - s["n_time"] + 1, B)
+        obs_span = self._span(obs_start, s["n_time"])
+        alpha_start = obs_start + self._randint(s["n_time"] - s["n_alpha_time"] + 1, B)
+        left = self._span(self._randint(E - s["n_left"] + 1, B), s["n_left"])
+        right = self._span(P - E + self._randint(E - s["n_right"] + 1, B), s["n_right"])
+
+        def cells(regions, span):
+            return self._region_mask(regions, B)[:, :, None] & span[:, None, :]
+
+        context = cells(visible, obs_span & ~left & ~right)
+        alpha = cells(alpha_regions, self._span(alpha_start, s["n_alpha_time"]))
+        beta = cells(self._subset(visible, s["n_beta"]), left) | cells(
+            self._subset(visible, s["n_beta"]), right
+        )
+        gamma = cells(self._subset(hidden, s["n_gamma"]), left) | cells(
+            self._subset(hidden, s["n_gamma"]), right
+        )
+        grid = torch.zeros(B, R, P, dtype=torch.int8, device=self.device)
+        for label, cell_mask in ((GAMMA, gamma), (BETA, beta), (ALPHA, alpha), (CONTEXT, context)):
+            grid.masked_fill_(cell_mask, label)
+        flat = grid.reshape(B, R * P)
+        context_idx = self._select(flat == CONTEXT, s["n_context"])
+        target_idx = self._select(flat >= ALPHA, s["n_target"])
+        return MaskBatch(
+            context_idx=context_idx,
+            target_idx=target_idx,
+            target_kind=torch.gather(flat, 1, target_idx),
+            grid=grid if return_grid else None,
+        )
+
+    __call__ = sample

@@ -1,0 +1,43 @@
+"""Shared fixtures: the research-format test checkpoint and its reference vectors."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+DATA = Path(__file__).parent / "data"
+OFFICIAL = DATA / "official_format"
+
+
+@pytest.fixture(scope="session")
+def official_dir():
+    """Folder with the research-format checkpoint, its gradient CSV and reference outputs."""
+    return OFFICIAL
+
+
+@pytest.fixture(scope="session")
+def reference():
+    """The research code's inputs and outputs for the test checkpoint (float32, eager)."""
+    with np.load(OFFICIAL / "vectors.npz") as data:
+        return {key: data[key] for key in data.files}
+
+
+@pytest.fixture(scope="session")
+def research_model(official_dir):
+    """The test checkpoint loaded with ``load_research_checkpoint`` (4 heads)."""
+    from brainjepa_sk.checkpoint import load_research_checkpoint
+
+    return load_research_checkpoint(
+        official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv", num_heads=4
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip ``gpu``-marked tests when no CUDA device is present."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -1,0 +1,220 @@
+"""The pure-torch model: positional embedding, token layout, blocks, presets, EMA, loss."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from brainjepa_sk.nn import (
+    MODEL_PRESETS,
+    Attention,
+    BrainJEPA,
+    GradientPositionalEmbedding,
+    jepa_loss,
+    sincos_time_embedding,
+)
+
+
+def tiny_model(n_regions=12, n_components=5, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    config = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2, predictor_embed_dim=16,
+                  predictor_depth=1)
+    config.update(kwargs)
+    return BrainJEPA(torch.randn(n_regions, n_components), **config)
+
+
+def test_time_code_frequencies_and_layout():
+    table = sincos_time_embedding(7, 16)
+    assert table.shape == (7, 16)
+    for p in range(7):
+        for k in range(8):
+            omega = 1.0 / 10000 ** (k / 8)
+            assert table[p, k].item() == pytest.approx(math.sin(p * omega), abs=1e-6)
+            assert table[p, 8 + k].item() == pytest.approx(math.cos(p * omega), abs=1e-6)
+
+
+@pytest.mark.parametrize("n_patches", [1, 4, 10, 37])
+def test_positional_embedding_any_number_of_patches(n_patches):
+    torch.manual_seed(0)
+    gradients = torch.randn(9, 6)
+    pos = GradientPositionalEmbedding(gradients, 24)
+    table = pos(n_patches)
+    assert table.shape == (9 * n_patches, 24)
+    grid = table.reshape(9, n_patches, 24)
+    # time half: identical for every region, equal to the sine-cosine code
+    assert torch.equal(grid[:, :, :12], sincos_time_embedding(n_patches, 12).expand(9, -1, -1))
+    # gradient half: constant over time, min-max scaled to exactly [-1, 1] over the whole half
+    space = grid[:, :, 12:]
+    assert torch.equal(space, space[:, :1].expand(-1, n_patches, -1))
+    assert space.min().item() == pytest.approx(-1.0, abs=1e-6)
+    assert space.max().item() == pytest.approx(1.0, abs=1e-6)
+    linear = pos.gradient_proj(gradients)
+    expected = 2 * (linear - linear.min()) / (linear.max() - linear.min()) - 1
+    torch.testing.assert_close(space[:, 0], expected)
+
+
+def test_positional_embedding_learns_through_the_gradient_map():
+    pos = GradientPositionalEmbedding(torch.randn(5, 3), 8)
+    pos(4).sum().backward()
+    assert pos.gradient_proj.weight.grad is not None
+    assert not pos.gradients.requires_grad
+
+
+def test_positional_embedding_rejects_bad_shapes():
+    with pytest.raises(ValueError, match="multiple of 4"):
+        GradientPositionalEmbedding(torch.randn(5, 3), 10)
+    with pytest.raises(ValueError, match="2-D"):
+        GradientPositionalEmbedding(torch.randn(5), 8)
+
+
+def test_tokens_are_region_major():
+    model = tiny_model()
+    x = torch.zeros(1, 20, 12)  # 5 patches of 4 frames
+    x[0, 8:12, 3] = 1.0  # region 3, time patch 2
+    embedded = model.encoder.patch_embed(x)
+    changed = (embedded - model.encoder.patch_embed(torch.zeros_like(x))).abs().sum(-1)[0]
+    assert changed.nonzero().flatten().tolist() == [3 * 5 + 2]
+
+
+@pytest.mark.parametrize("n_regions, n_frames", [(8, 16), (12, 40), (30, 8)])
+def test_any_number_of_regions_and_frames(n_regions, n_frames):
+    model = tiny_model(n_regions=n_regions)
+    x = torch.randn(2, n_frames, n_regions)
+    n_tokens = n_regions * n_frames // 4
+    with torch.no_grad():
+        assert model.target_encoder(x).shape == (2, n_tokens, 32)
+        ctx_idx = torch.arange(0, n_tokens, 2).expand(2, -1)
+        tgt_idx = torch.arange(1, n_tokens, 2).expand(2, -1)
+        out = model(x, ctx_idx, tgt_idx)
+    assert out["predictions"].shape == (2, tgt_idx.shape[1], 32)
+    assert torch.isfinite(out["loss"])
+
+
+def test_context_encoding_sees_only_context_tokens():
+    model = tiny_model().eval()
+    x = torch.randn(2, 20, 12)
+    ctx = torch.tensor([[0, 5, 17, 40], [2, 3, 4, 59]])
+    with torch.no_grad():
+        base = model.encoder(x, ctx)
+        # changing the input outside the context tokens changes nothing
+        x2 = x.clone()
+        x2[:, 4:8, :] += 10.0  # time patch 1 of every region; none of the tokens above use p=1
+        assert set((ctx % 5).flatten().tolist()).isdisjoint({1})
+        torch.testing.assert_close(model.encoder(x2, ctx), base)
+        # changing a context token does
+        x2[0, 0:4, 0] += 10.0
+        assert not torch.allclose(model.encoder(x2, ctx)[0], base[0])
+
+
+def test_bad_input_shapes_are_named():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="transposed"):
+        model.target_encoder(torch.randn(2, 12, 20))
+    with pytest.raises(ValueError, match="multiple of patch_size"):
+        model.target_encoder(torch.randn(2, 18, 12))
+    with pytest.raises(ValueError, match="3-D|batch, n_frames, n_regions"):
+        model.target_encoder(torch.randn(20, 12))
+
+
+def test_attention_equals_explicit_softmax_attention():
+    torch.manual_seed(0)
+    attn = Attention(16, 4)
+    x = torch.randn(3, 7, 16)
+    q, k, v = attn.qkv(x).reshape(3, 7, 3, 4, 4).permute(2, 0, 3, 1, 4)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / 2.0, dim=-1)
+    expected = attn.proj((weights @ v).transpose(1, 2).reshape(3, 7, 16))
+    torch.testing.assert_close(attn(x), expected)
+
+
+def test_presets_have_the_published_sizes():
+    assert MODEL_PRESETS["tiny"] == {"embed_dim": 192, "depth": 12, "num_heads": 3}
+    assert MODEL_PRESETS["small"] == {"embed_dim": 384, "depth": 12, "num_heads": 6}
+    assert MODEL_PRESETS["base"] == {"embed_dim": 768, "depth": 12, "num_heads": 12}
+    assert MODEL_PRESETS["large"] == {"embed_dim": 1024, "depth": 24, "num_heads": 16}
+    model = BrainJEPA.from_preset("tiny", torch.randn(8, 30), predictor_depth=1)
+    assert model.embed_dim == 192 and len(model.encoder.blocks) == 12
+    assert model.encoder.blocks[0].attn.num_heads == 3
+    assert model.predictor.blocks[0].attn.num_heads == 3
+    with pytest.raises(ValueError, match="preset"):
+        BrainJEPA.from_preset("huge", torch.randn(8, 30))
+
+
+def test_base_encoder_parameter_count():
+    # ViT-base: 12 blocks of 12*768^2 + 13*768 weights... computed from the layer shapes.
+    model = BrainJEPA.from_preset("base", torch.randn(450, 30), predictor_depth=1)
+    d = 768
+    block = (3 * d * d + 3 * d) + (d * d + d) + 2 * (4 * d * d) + 4 * d + d + 4 * d
+    expected = 12 * block + (16 * d + d) + (30 * d // 2 + d // 2) + 2 * d
+    assert sum(p.numel() for p in model.encoder.parameters()) == expected
+
+
+def test_initialisation():
+    model = BrainJEPA.from_preset("small", torch.randn(8, 30), predictor_depth=1)
+    weight = model.encoder.blocks[0].mlp.fc1.weight
+    assert weight.std().item() == pytest.approx(0.02, rel=0.05)
+    assert torch.count_nonzero(model.encoder.blocks[0].mlp.fc1.bias) == 0
+    assert torch.equal(model.encoder.norm.weight, torch.ones(384))
+    assert model.predictor.mask_token.std().item() == pytest.approx(0.02, rel=0.2)
+
+
+def test_target_encoder_starts_as_a_frozen_copy():
+    model = tiny_model(drop_path_rate=0.2)
+    for online, target in zip(model.encoder.parameters(), model.target_encoder.parameters()):
+        assert torch.equal(online, target)
+        assert not target.requires_grad
+    assert all(m.p == 0.0 for m in model.target_encoder.modules() if hasattr(m, "p"))
+    assert model.encoder.blocks[-1].drop_path.p == pytest.approx(0.2)
+
+
+def test_ema_update_formula():
+    model = tiny_model()
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    before = [p.clone() for p in model.target_encoder.parameters()]
+    model.ema_update(0.9)
+    for old, new, online in zip(
+        before, model.target_encoder.parameters(), model.encoder.parameters()
+    ):
+        torch.testing.assert_close(new, 0.9 * old + 0.1 * online)
+    frozen = [p.clone() for p in model.target_encoder.parameters()]
+    model.ema_update(1.0)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, model.target_encoder.parameters()))
+    with pytest.raises(ValueError, match="momentum"):
+        model.ema_update(1.5)
+
+
+def test_losses():
+    torch.manual_seed(0)
+    pred, target = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
+    sq = ((pred - target) ** 2).sum(-1).mean() / 8
+    assert jepa_loss(pred, target).item() == pytest.approx(sq.item(), rel=1e-6)
+    assert jepa_loss(pred, target, "smooth_l1").item() == pytest.approx(
+        F.smooth_l1_loss(pred, target).item()
+    )
+    with pytest.raises(ValueError, match="loss"):
+        jepa_loss(pred, target, "l1")
+    with pytest.raises(ValueError, match="loss"):
+        tiny_model(loss="cosine")
+
+
+def test_targets_are_layer_normed_and_detached():
+    model = tiny_model()
+    x = torch.randn(2, 20, 12)
+    idx = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    targets = model.targets(x, idx)
+    assert not targets.requires_grad
+    torch.testing.assert_close(targets.mean(-1), torch.zeros(2, 3), atol=1e-5, rtol=0)
+    torch.testing.assert_close(targets.var(-1, unbiased=False), torch.ones(2, 3), atol=1e-3, rtol=0)
+
+
+def test_bf16_autocast_forward_on_cpu():
+    model = tiny_model()
+    x = torch.randn(2, 20, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16), torch.no_grad():
+        tokens = model.target_encoder(x)
+    with torch.no_grad():
+        reference = model.target_encoder(x)
+    assert tokens.dtype == torch.float32  # the final LayerNorm runs in float32 under autocast
+    assert (tokens - reference).abs().max().item() < 0.1

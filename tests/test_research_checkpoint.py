@@ -1,0 +1,178 @@
+"""Loading the research code's checkpoint reproduces its outputs exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+from brainjepa_sk.checkpoint import load_research_checkpoint
+from brainjepa_sk.gradients import load_gradients
+from brainjepa_sk.nn import BrainJEPA, jepa_loss
+
+TOL = 1e-5
+
+
+def _max_err(tensor, expected):
+    return float(np.abs(tensor.detach().numpy() - expected).max())
+
+
+def test_exact_call_from_issue_reproduces_every_output(research_model, reference):
+    model = research_model
+    assert isinstance(model, BrainJEPA)
+    x = torch.from_numpy(reference["x_nilearn"])
+    context_idx = torch.from_numpy(reference["masks_enc"])
+    target_idx = torch.from_numpy(reference["masks_pred"])
+    with torch.no_grad():
+        tokens = model.target_encoder(x)
+        ctx = model.encoder(x, context_idx)
+        pred = model.predictor(ctx, context_idx, target_idx)
+        targets = model.targets(x, target_idx)
+        assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+        assert _max_err(model.encoder(x), reference["encoder_tokens"]) <= TOL
+        assert _max_err(ctx, reference["context_tokens"]) <= TOL
+        assert _max_err(pred, reference["predictions"]) <= TOL
+        assert _max_err(targets, reference["targets"]) <= TOL
+        assert abs(jepa_loss(pred, targets, "l2").item() - reference["loss_mse"]) <= TOL
+        assert abs(jepa_loss(pred, targets, "smooth_l1").item() - reference["loss_smooth_l1"]) <= TOL
+        # The module's own forward computes the same loss.
+        model.loss = "smooth_l1"
+        try:
+            out = model(x, context_idx, target_idx)
+        finally:
+            model.loss = "l2"
+        assert abs(out["loss"].item() - reference["loss_smooth_l1"]) <= TOL
+
+
+def test_official_orientation_is_the_transpose(reference):
+    # The research code feeds (batch, 1, n_regions, n_frames); we take nilearn's orientation.
+    assert np.array_equal(reference["x_official"][:, 0].transpose(0, 2, 1), reference["x_nilearn"])
+
+
+def test_sizes_are_inferred_from_the_state_dict(research_model, official_dir):
+    import json
+
+    config = json.loads((official_dir / "config.json").read_text())
+    got = research_model.config
+    assert got["patch_size"] == config["patch_size"]
+    assert got["embed_dim"] == config["embed_dim"]
+    assert got["depth"] == config["depth"]
+    assert got["num_heads"] == config["num_heads"]
+    assert got["predictor_embed_dim"] == config["predictor_embed_dim"]
+    assert got["predictor_depth"] == config["predictor_depth"]
+    assert got["mlp_ratio"] == config["mlp_ratio"]
+    assert got["n_patches"] == config["n_frames"] // config["patch_size"]
+    assert research_model.n_regions == config["n_rois"]
+    assert not research_model.training
+
+
+def test_gradients_as_array_equal_gradients_as_path(official_dir, reference, research_model):
+    array = load_gradients(official_dir / "gradient.csv")
+    model = load_research_checkpoint(
+        official_dir / "checkpoint.pth.tar", gradients=array, num_heads=4
+    )
+    x = torch.from_numpy(reference["x_nilearn"])
+    with torch.no_grad():
+        assert torch.equal(model.target_encoder(x), research_model.target_encoder(x))
+
+
+def test_default_heads_are_64_wide(official_dir, reference):
+    # num_heads=None means head width 64: one head for this 64-wide test model, which then
+    # computes something else than the 4-head research model (random weights make attention
+    # nearly uniform, so the difference is small, but far above the tolerance).
+    model = load_research_checkpoint(
+        official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv"
+    )
+    assert model.config["num_heads"] == 1
+    x = torch.from_numpy(reference["x_nilearn"])
+    with torch.no_grad():
+        assert _max_err(model.target_encoder(x), reference["target_encoder_tokens"]) > 10 * TOL
+
+
+def test_other_frame_counts_rebuild_the_time_table(research_model, reference):
+    # Twice the frames: the first 40 frames' tokens do not equal the short run (attention mixes
+    # them), but the model runs, and the time code of patch p is the same as before.
+    x = torch.from_numpy(reference["x_nilearn"])
+    longer = torch.cat([x, x], dim=1)
+    with torch.no_grad():
+        tokens = research_model.target_encoder(longer)
+    assert tokens.shape == (3, 24 * 20, 64)
+    table10 = research_model.encoder.pos_embed(10).reshape(24, 10, 64)
+    table20 = research_model.encoder.pos_embed(20).reshape(24, 20, 64)
+    assert torch.equal(table10, table20[:, :10])
+
+
+def test_state_dict_without_module_prefix_loads(official_dir, reference, tmp_path):
+    checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
+    for section in ("encoder", "predictor", "target_encoder"):
+        checkpoint[section] = {k.removeprefix("module."): v for k, v in checkpoint[section].items()}
+    path = tmp_path / "plain.pth.tar"
+    torch.save(checkpoint, path)
+    model = load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+    with torch.no_grad():
+        tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
+    assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+
+
+def _corrupt(official_dir, tmp_path, edit):
+    checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
+    edit(checkpoint)
+    path = tmp_path / "bad.pth.tar"
+    torch.save(checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda c: c.pop("target_encoder"), "missing section"),
+        (lambda c: c["encoder"].pop("module.blocks.1.mlp.fc2.weight"), "missing"),
+        (lambda c: c["target_encoder"].pop("module.pos_embed_proj.emb_h"), "emb_h"),
+        (
+            lambda c: c["predictor"].__setitem__(
+                "module.predictor_proj.weight", torch.zeros(64, 31)
+            ),
+            "predictor_proj.weight|proj.weight",
+        ),
+        (
+            lambda c: c["encoder"].__setitem__("module.blocks.0.attn.qkv.weight", torch.zeros(5, 64)),
+            "qkv.weight",
+        ),
+        (lambda c: c["encoder"].__setitem__("module.extra.weight", torch.zeros(1)), "unexpected"),
+    ],
+)
+def test_wrong_files_name_the_problem(official_dir, tmp_path, edit, message):
+    path = _corrupt(official_dir, tmp_path, edit)
+    with pytest.raises(ValueError, match=message):
+        load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+
+
+def test_gradients_with_wrong_rows_are_named(official_dir):
+    gradients = load_gradients(official_dir / "gradient.csv")
+    with pytest.raises(ValueError, match="23 rows"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients[:23], num_heads=4)
+    # 12 rows divide the 240 stored positions, but the time table then does not match.
+    with pytest.raises(ValueError, match="12 regions x 20 patches"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients[:12], num_heads=4)
+
+
+def test_gradients_with_wrong_columns_are_named(official_dir):
+    gradients = load_gradients(official_dir / "gradient.csv")
+    with pytest.raises(ValueError, match="29 components"):
+        load_research_checkpoint(
+            official_dir / "checkpoint.pth.tar", gradients[:, :29], num_heads=4
+        )
+
+
+def test_heads_that_do_not_divide_the_width_are_refused(official_dir):
+    with pytest.raises(ValueError, match="num_heads=3"):
+        load_research_checkpoint(
+            official_dir / "checkpoint.pth.tar", official_dir / "gradient.csv", num_heads=3
+        )
+
+
+def test_not_a_checkpoint(tmp_path, official_dir):
+    path = tmp_path / "junk.pth.tar"
+    path.write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="could not read"):
+        load_research_checkpoint(path, official_dir / "gradient.csv")
+    with pytest.raises(FileNotFoundError):
+        load_research_checkpoint(tmp_path / "absent.pth.tar", official_dir / "gradient.csv")
