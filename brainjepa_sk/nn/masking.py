@@ -46,6 +46,11 @@ class MaskBatch:
         ``(batch, n_target)`` int64 token indices, sorted per sample.
     target_kind : torch.Tensor
         ``(batch, n_target)`` int8: ``ALPHA``, ``BETA`` or ``GAMMA`` of each target token.
+    sizes : dict
+        The batch's sizes drawn on the host (``n_obs`` regions and ``n_time`` patches of the
+        observation block, ``n_alpha`` regions of which ``n_alpha_in`` observed, ``n_alpha_time``,
+        ``n_left`` / ``n_right`` edge patches, ``n_beta`` / ``n_gamma`` regions per edge,
+        ``n_context`` / ``n_target`` tokens kept per sample).
     grid : torch.Tensor or None
         ``(batch, n_regions, n_patches)`` int8 labels before equalising counts (0 hidden,
         ``CONTEXT``, ``ALPHA``, ``BETA``, ``GAMMA``); ``None`` unless asked for.
@@ -54,6 +59,7 @@ class MaskBatch:
     context_idx: torch.Tensor
     target_idx: torch.Tensor
     target_kind: torch.Tensor
+    sizes: dict
     grid: torch.Tensor | None = None
 
 
@@ -287,6 +293,7 @@ class SpatiotemporalMaskSampler:
             context_idx=context_idx,
             target_idx=target_idx,
             target_kind=torch.gather(flat, 1, target_idx),
+            sizes=s,
             grid=grid if return_grid else None,
         )
 

@@ -1,0 +1,195 @@
+"""Spatiotemporal masking: invariants checked over many draws, for several grid sizes."""
+
+import pytest
+import torch
+
+from brainjepa_sk.nn.masking import ALPHA, BETA, CONTEXT, GAMMA, SpatiotemporalMaskSampler
+
+GRIDS = [(8, 4), (24, 10), (50, 7), (100, 10), (16, 20), (450, 10)]
+
+
+def _draws(n_regions, n_patches, n_batches=40, batch=8, seed=0, **kwargs):
+    sampler = SpatiotemporalMaskSampler(n_regions, n_patches, seed=seed, **kwargs)
+    return sampler, [sampler.sample(batch, return_grid=True) for _ in range(n_batches)]
+
+
+def _runs(mask_1d):
+    """Number of contiguous runs of True in a 1-D bool tensor."""
+    padded = torch.cat([torch.tensor([False]), mask_1d])
+    return int((padded[1:] & ~padded[:-1]).sum())
+
+
+@pytest.mark.parametrize("n_regions, n_patches", GRIDS)
+def test_invariants_hold_on_every_draw(n_regions, n_patches):
+    sampler, batches = _draws(n_regions, n_patches)
+    n_tokens = n_regions * n_patches
+    edge = sampler.edge_width
+    for masks in batches:
+        sizes, grid = masks.sizes, masks.grid
+        ctx, tgt = masks.context_idx, masks.target_idx
+        assert ctx.dtype == tgt.dtype == torch.int64
+        assert ctx.shape == (8, sizes["n_context"]) and tgt.shape == (8, sizes["n_target"])
+        assert ctx.shape[1] >= sampler.min_keep and tgt.shape[1] >= 1
+        flat = grid.reshape(8, n_tokens)
+        for b in range(8):
+            c, t = ctx[b], tgt[b]
+            assert 0 <= c.min() and c.max() < n_tokens and 0 <= t.min() and t.max() < n_tokens
+            assert torch.all(c[1:] > c[:-1]) and torch.all(t[1:] > t[:-1])  # sorted, unique
+            assert not set(c.tolist()) & set(t.tolist())  # context and targets never overlap
+            assert torch.all(flat[b, c] == CONTEXT)
+            assert torch.all(flat[b, t] >= ALPHA)
+            assert torch.equal(masks.target_kind[b], flat[b, t])
+            # every sample had at least as many tokens as kept (subsampling, never padding)
+            assert int((flat[b] == CONTEXT).sum()) >= sizes["n_context"]
+            assert int((flat[b] >= ALPHA).sum()) >= sizes["n_target"]
+
+            g = grid[b]
+            context = g == CONTEXT
+            ctx_regions, ctx_times = context.any(1), context.any(0)
+            # the context is a product set: visible regions x context times
+            assert torch.equal(context, ctx_regions[:, None] & ctx_times[None, :])
+            assert int(ctx_regions.sum()) == sizes["n_obs"] - sizes["n_alpha_in"]
+            assert int(ctx_times.sum()) >= sizes["n_time"] - sizes["n_left"] - sizes["n_right"]
+            assert int(ctx_times.sum()) <= sizes["n_time"] < n_patches
+
+            alpha = g == ALPHA
+            alpha_regions, alpha_times = alpha.any(1), alpha.any(0)
+            assert not (alpha_regions & ctx_regions).any()  # Cross-ROI: other regions
+            assert int(alpha_regions.sum()) == sizes["n_alpha"]
+            assert _runs(alpha_times) == 1  # one contiguous span
+
+            beta, gamma = g == BETA, g == GAMMA
+            edge_zone = torch.zeros(n_patches, dtype=torch.bool)
+            edge_zone[:edge] = edge_zone[n_patches - edge :] = True
+            for cells in (beta, gamma):
+                assert not (cells.any(0) & ~edge_zone).any()  # only at the temporal edges
+                assert not (cells.any(0) & ctx_times).any()  # at times the context does not see
+            assert not (beta.any(1) & ~ctx_regions).any()  # Cross-Time: context regions
+            assert not (gamma.any(1) & ctx_regions).any()  # Double-Cross: other regions
+            for zone in (slice(0, edge), slice(n_patches - edge, n_patches)):
+                assert int(beta[:, zone].any(1).sum()) <= sizes["n_beta"]
+                assert int(gamma[:, zone].any(1).sum()) <= sizes["n_gamma"]
+
+
+@pytest.mark.parametrize("n_regions, n_patches", [(24, 10), (100, 10), (450, 10)])
+def test_sizes_stay_in_the_configured_ranges(n_regions, n_patches):
+    sampler, batches = _draws(n_regions, n_patches, n_batches=300, batch=1)
+    R, P = n_regions, n_patches
+    half = 0.5 + 1e-9  # rounding to whole regions / patches
+    seen = {key: [] for key in ("obs", "time", "alpha", "alpha_time", "edge", "edge_regions")}
+    for masks in batches:
+        s = masks.sizes
+        assert 0.84 * R - half <= s["n_obs"] <= R
+        assert 0.84 * P - half <= s["n_time"] <= P - 1
+        assert 0.45 * R - half <= s["n_alpha"] <= 0.6 * R + half
+        assert 1 <= s["n_alpha_time"] <= min(0.6 * P + half, s["n_time"])
+        assert s["n_alpha_time"] >= min(0.2 * P - half, s["n_time"])
+        for n_edge in (s["n_left"], s["n_right"]):
+            assert 0 <= n_edge <= min(0.4 * P + half, sampler.edge_width)
+        n_visible = s["n_obs"] - s["n_alpha_in"]
+        assert 0.15 * n_visible - half <= s["n_beta"] <= 0.3 * n_visible + half
+        assert 0.15 * (R - n_visible) - half <= s["n_gamma"] <= 0.3 * (R - n_visible) + half
+        seen["obs"].append(s["n_obs"] / R)
+        seen["alpha"].append(s["n_alpha"] / R)
+        seen["alpha_time"].append(s["n_alpha_time"] / P)
+        seen["edge_regions"].append(s["n_beta"] / max(n_visible, 1))
+    mean = {k: sum(v) / len(v) for k, v in seen.items() if v}
+    # the draws cover their ranges (means near the middle of each uniform range)
+    assert mean["obs"] == pytest.approx(0.92, abs=0.03)
+    assert mean["alpha"] == pytest.approx(0.525, abs=0.03)
+    if R >= 100:
+        assert mean["edge_regions"] == pytest.approx(0.225, abs=0.03)
+
+
+def test_alpha_regions_inside_the_observation_block_follow_the_hypergeometric_law():
+    sampler, batches = _draws(24, 10, n_batches=1500, batch=1)
+    got = sum(m.sizes["n_alpha_in"] / m.sizes["n_alpha"] for m in batches) / len(batches)
+    expected = sum(m.sizes["n_obs"] / 24 for m in batches) / len(batches)
+    assert got == pytest.approx(expected, abs=0.02)
+
+
+def test_kept_tokens_are_not_biased_towards_low_region_indices():
+    # The research code truncates sorted index lists, which drops high regions preferentially.
+    # Random subsampling keeps every region equally often.
+    n_regions, n_patches = 24, 10
+    _, batches = _draws(n_regions, n_patches, n_batches=400, batch=8)
+    kept = torch.zeros(n_regions)
+    available = torch.zeros(n_regions)
+    for masks in batches:
+        kept += torch.bincount(masks.context_idx.flatten() // n_patches, minlength=n_regions)
+        available += (masks.grid == CONTEXT).sum((0, 2)).float()
+    ratio = kept / available
+    assert ratio.std() / ratio.mean() < 0.03
+    low, high = ratio[: n_regions // 2].mean(), ratio[n_regions // 2 :].mean()
+    assert abs(low - high) / ratio.mean() < 0.02
+
+
+def test_same_seed_same_masks_and_resume():
+    a = SpatiotemporalMaskSampler(30, 8, seed=7)
+    b = SpatiotemporalMaskSampler(30, 8, seed=7)
+    for _ in range(5):
+        ma, mb = a.sample(4), b.sample(4)
+        assert torch.equal(ma.context_idx, mb.context_idx)
+        assert torch.equal(ma.target_idx, mb.target_idx)
+    state = a.state_dict()
+    expected = [a.sample(4) for _ in range(3)]
+    c = SpatiotemporalMaskSampler(30, 8, seed=123)
+    c.load_state_dict(state)
+    for want in expected:
+        got = c.sample(4)
+        assert torch.equal(got.context_idx, want.context_idx)
+        assert torch.equal(got.target_idx, want.target_idx)
+    d = SpatiotemporalMaskSampler(30, 8, seed=8)
+    assert not torch.equal(d.sample(4).context_idx, SpatiotemporalMaskSampler(30, 8, seed=7).sample(4).context_idx)
+
+
+def test_sampling_does_not_touch_global_random_state():
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    SpatiotemporalMaskSampler(30, 8, seed=1).sample(4)
+    assert torch.equal(before, torch.random.get_rng_state())
+
+
+def test_positions_differ_between_samples_of_a_batch():
+    masks = SpatiotemporalMaskSampler(100, 10, seed=0).sample(8)
+    rows = {tuple(r.tolist()) for r in masks.context_idx}
+    assert len(rows) == 8
+
+
+def test_impossible_min_keep_is_refused():
+    with pytest.raises(ValueError, match="min_keep"):
+        SpatiotemporalMaskSampler(8, 4, min_keep=1000).sample(2)
+    with pytest.raises(ValueError, match="at least 2"):
+        SpatiotemporalMaskSampler(1, 10)
+    with pytest.raises(ValueError, match="alpha_region_scale"):
+        SpatiotemporalMaskSampler(10, 10, alpha_region_scale=(0.6, 0.4))
+
+
+def test_masks_feed_the_model():
+    from brainjepa_sk.nn import BrainJEPA
+
+    torch.manual_seed(0)
+    model = BrainJEPA(torch.randn(20, 4), patch_size=4, embed_dim=16, depth=1, num_heads=2,
+                      predictor_embed_dim=8, predictor_depth=1)
+    masks = SpatiotemporalMaskSampler(20, 6, seed=0).sample(3)
+    out = model(torch.randn(3, 24, 20), masks.context_idx, masks.target_idx)
+    assert out["predictions"].shape == (3, masks.target_idx.shape[1], 16)
+
+
+@pytest.mark.gpu
+def test_cuda_sampling_has_no_host_sync_and_matches_invariants():
+    sampler = SpatiotemporalMaskSampler(450, 10, seed=0, device="cuda")
+    sampler.sample(16)  # warm up kernels
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        masks = sampler.sample(16, return_grid=True)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert masks.context_idx.is_cuda and masks.target_idx.is_cuda
+    flat = masks.grid.reshape(16, -1)
+    assert torch.all(torch.gather(flat, 1, masks.context_idx) == CONTEXT)
+    assert torch.all(torch.gather(flat, 1, masks.target_idx) >= ALPHA)
+    again = SpatiotemporalMaskSampler(450, 10, seed=0, device="cuda")
+    again.sample(16)
+    assert torch.equal(again.sample(16).context_idx, masks.context_idx)

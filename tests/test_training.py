@@ -1,0 +1,126 @@
+"""One training step: the loss goes down, the target encoder moves only through EMA."""
+
+import math
+
+import pytest
+import torch
+
+from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
+from brainjepa_sk.nn.training import (
+    PretrainSchedule,
+    collapse_metrics,
+    make_optimizer,
+    parameter_groups,
+    set_hyperparameters,
+    train_step,
+    warmup_cosine,
+)
+
+N_REGIONS, N_FRAMES, PATCH = 16, 32, 4
+
+
+def _setup(seed=0):
+    torch.manual_seed(seed)
+    model = BrainJEPA(torch.randn(N_REGIONS, 8), patch_size=PATCH, embed_dim=32, depth=2,
+                      num_heads=2, predictor_embed_dim=16, predictor_depth=1).train()
+    optimizer = make_optimizer(model, lr=1e-3, weight_decay=0.04)
+    sampler = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=seed)
+    data = torch.randn(64, N_FRAMES, N_REGIONS, generator=torch.Generator().manual_seed(seed))
+    return model, optimizer, sampler, data
+
+
+def test_loss_goes_down_over_50_steps():
+    model, optimizer, sampler, data = _setup()
+    batches = torch.Generator().manual_seed(1)
+    losses = []
+    for _ in range(50):
+        x = data[torch.randint(0, 64, (8,), generator=batches)]
+        losses.append(train_step(model, optimizer, x, sampler.sample(8), momentum=0.99).item())
+    assert all(math.isfinite(v) for v in losses)
+    assert sum(losses[-5:]) / 5 < 0.7 * sum(losses[:5]) / 5
+
+
+def test_target_encoder_moves_only_through_ema():
+    model, optimizer, sampler, data = _setup()
+    x = data[:8]
+    for step in range(3):
+        target_before = [p.detach().clone() for p in model.target_encoder.parameters()]
+        train_step(model, optimizer, x, sampler.sample(8), momentum=0.9)
+        for before, after, online in zip(
+            target_before, model.target_encoder.parameters(), model.encoder.parameters()
+        ):
+            assert after.grad is None and not after.requires_grad
+            torch.testing.assert_close(after, 0.9 * before + 0.1 * online.detach())
+    # momentum 1: the target encoder does not move at all while the encoder does
+    frozen = [p.detach().clone() for p in model.target_encoder.parameters()]
+    online_before = [p.detach().clone() for p in model.encoder.parameters()]
+    train_step(model, optimizer, x, sampler.sample(8), momentum=1.0)
+    assert all(torch.equal(a, b) for a, b in zip(frozen, model.target_encoder.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(online_before, model.encoder.parameters()))
+
+
+def test_step_is_deterministic_given_model_data_and_masks():
+    results = []
+    for _ in range(2):
+        model, optimizer, sampler, data = _setup(seed=3)
+        losses = [train_step(model, optimizer, data[:8], sampler.sample(8), 0.99).item()
+                  for _ in range(3)]
+        results.append((losses, [p.detach().clone() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
+
+
+def test_optimizer_groups_exclude_biases_and_norms_from_weight_decay():
+    model, optimizer, _, _ = _setup()
+    decayed, plain = optimizer.param_groups
+    assert all(p.ndim >= 2 for p in decayed["params"])
+    assert all(p.ndim <= 1 for p in plain["params"]) and plain["weight_decay"] == 0.0
+    target_ids = {id(p) for p in model.target_encoder.parameters()}
+    optimised = {id(p) for g in optimizer.param_groups for p in g["params"]}
+    assert not optimised & target_ids
+    n_trainable = sum(1 for m in (model.encoder, model.predictor) for _ in m.parameters())
+    assert len(optimised) == n_trainable
+    set_hyperparameters(optimizer, lr=0.5, weight_decay=0.3)
+    assert decayed["lr"] == plain["lr"] == 0.5
+    assert decayed["weight_decay"] == 0.3 and plain["weight_decay"] == 0.0
+    assert len(parameter_groups([model.encoder], 0.1)[0]["params"]) > 0
+
+
+def test_research_schedule_values():
+    schedule = PretrainSchedule.from_epochs(300, steps_per_epoch=10)
+    assert schedule.total_steps == 3000 and schedule.warmup_steps == 400
+    lr, wd, momentum = schedule(0)
+    assert (lr, wd, momentum) == pytest.approx((5e-5, 0.04, 0.996))
+    lr, _, _ = schedule(400)
+    assert lr == pytest.approx(1e-3)
+    lr, wd, momentum = schedule(3000)
+    assert (lr, wd, momentum) == pytest.approx((1e-6, 0.4, 1.0))
+    lrs = [schedule(s)[0] for s in range(0, 3001, 50)]
+    peak = lrs.index(max(lrs))
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
+    assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
+    assert warmup_cosine(5, 10, 0, 0.0, 1.0, 0.0) == pytest.approx(0.5)
+
+
+def test_collapse_metrics():
+    torch.manual_seed(0)
+    healthy = collapse_metrics(torch.randn(256, 16))
+    assert healthy["std"] == pytest.approx(1.0, abs=0.1)
+    assert 12 < healthy["effective_rank"] <= 16
+    collapsed = collapse_metrics(torch.ones(256, 16) + 1e-7 * torch.randn(256, 16))
+    assert collapsed["std"] < 1e-5
+    rank_one = collapse_metrics(torch.randn(256, 1) * torch.randn(1, 16))
+    assert rank_one["effective_rank"] == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.gpu
+def test_bf16_step_on_cuda():
+    model, _, _, data = _setup()
+    model = model.to("cuda")
+    optimizer = make_optimizer(model)
+    assert optimizer.defaults["fused"]
+    sampler = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=0, device="cuda")
+    losses = [train_step(model, optimizer, data[:8].cuda(), sampler.sample(8), 0.99,
+                         autocast_dtype=torch.bfloat16).item() for _ in range(20)]
+    assert losses[-1] < losses[0]
