@@ -58,12 +58,16 @@ def test_invariants_hold_on_every_draw(n_regions, n_patches):
             assert int(alpha_regions.sum()) == sizes["n_alpha"]
             assert _runs(alpha_times) == 1  # one contiguous span
 
+            assert _runs(ctx_times) == 1  # the context is one contiguous time span
+            first, last = ctx_times.nonzero().min(), ctx_times.nonzero().max()
             beta, gamma = g == BETA, g == GAMMA
             edge_zone = torch.zeros(n_patches, dtype=torch.bool)
             edge_zone[:edge] = edge_zone[n_patches - edge :] = True
             for cells in (beta, gamma):
-                assert not (cells.any(0) & ~edge_zone).any()  # only at the temporal edges
-                assert not (cells.any(0) & ctx_times).any()  # at times the context does not see
+                times = cells.any(0)
+                assert not (times & ~edge_zone).any()  # only at the temporal edges
+                # before or after the context, never inside it
+                assert all(t < first or t > last for t in times.nonzero().flatten().tolist())
             assert not (beta.any(1) & ~ctx_regions).any()  # Cross-Time: context regions
             assert not (gamma.any(1) & ctx_regions).any()  # Double-Cross: other regions
             for zone in (slice(0, edge), slice(n_patches - edge, n_patches)):

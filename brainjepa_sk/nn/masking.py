@@ -8,8 +8,10 @@ trip) and the *positions* per sample, vectorized, on the sampler's device:
    ``round(P * v)`` time patches, ``u, v ~ U(observation_scale)``, the span shorter than ``P``;
 2. alpha: ``round(R * U(alpha_region_scale))`` random regions (out of all regions) over a
    contiguous sub-span of the observation span of ``round(P * U(alpha_time_scale))`` patches;
-3. at each temporal edge (the first / last ``edge_fraction`` of the patches) a contiguous span
-   of ``round(P * U(edge_time_scale))`` patches; there, beta covers a fraction
+3. at each temporal edge a span of ``round(P * U(edge_time_scale))`` patches (at most the
+   first / last ``edge_fraction`` of the patches), starting at the first / ending at the last
+   patch, so that the context is one contiguous span and edge targets lie before or after it;
+   there, beta covers a fraction
    ``U(edge_region_scale)`` of the regions that stay visible in the context, gamma the same
    fraction of the regions that do not;
 4. context = observation regions minus alpha regions, over the observation span minus the two
@@ -151,14 +153,26 @@ class SpatiotemporalMaskSampler:
 
     # -- state -------------------------------------------------------------------------------
     def state_dict(self):
-        """Generator states, to resume the exact stream of masks."""
+        """Generator states, to resume the exact stream of masks.
+
+        Returns
+        -------
+        dict
+            ``{"host": ByteTensor}`` plus ``"device"`` when the device generator is separate.
+        """
         state = {"host": self._host_gen.get_state()}
         if self._device_gen is not self._host_gen:
             state["device"] = self._device_gen.get_state()
         return state
 
     def load_state_dict(self, state):
-        """Restore generator states saved by :meth:`state_dict`."""
+        """Restore generator states saved by :meth:`state_dict`.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned.
+        """
         self._host_gen.set_state(state["host"])
         if self._device_gen is not self._host_gen:
             self._device_gen.set_state(state["device"])
@@ -183,7 +197,13 @@ class SpatiotemporalMaskSampler:
         n_hidden = R - n_visible
         n_beta = round(fraction * n_visible)
         n_gamma = round(fraction * n_hidden)
-        n_context = n_visible * max(n_time - n_left - n_right, 0)
+        # Fewest context time patches over all observation-span starts (edge spans are fixed at
+        # the ends): the count every sample of the batch can keep.
+        n_context_time = min(
+            n_time - max(n_left - start, 0) - max(start + n_time - (P - n_right), 0)
+            for start in range(P - n_time + 1)
+        )
+        n_context = n_visible * max(n_context_time, 0)
         # Gamma regions may be alpha regions: an edge span can overlap the alpha time span.
         n_target = n_alpha * n_alpha_time
         for n_edge in (n_left, n_right):
@@ -204,7 +224,13 @@ class SpatiotemporalMaskSampler:
         )
 
     def draw_sizes(self):
-        """Draw one batch's sizes (redrawn until the context keeps ``min_keep`` tokens)."""
+        """Draw one batch's sizes (redrawn until the context keeps ``min_keep`` tokens).
+
+        Returns
+        -------
+        dict
+            The sizes, as in :attr:`MaskBatch.sizes`.
+        """
         for _ in range(self._MAX_TRIES):
             sizes = self._draw_sizes()
             if sizes["n_context"] >= self.min_keep and sizes["n_target"] >= 1:
@@ -269,8 +295,11 @@ class SpatiotemporalMaskSampler:
         obs_start = self._randint(P - s["n_time"] + 1, B)
         obs_span = self._span(obs_start, s["n_time"])
         alpha_start = obs_start + self._randint(s["n_time"] - s["n_alpha_time"] + 1, B)
-        left = self._span(self._randint(E - s["n_left"] + 1, B), s["n_left"])
-        right = self._span(P - E + self._randint(E - s["n_right"] + 1, B), s["n_right"])
+        # Edge spans sit at the ends of the scan, so the context stays one contiguous span and
+        # Cross-Time targets are extrapolation (before / after the context), never gaps inside it.
+        zeros = torch.zeros(B, dtype=torch.long, device=self.device)
+        left = self._span(zeros, s["n_left"])
+        right = self._span(zeros + (P - s["n_right"]), s["n_right"])
 
         def cells(regions, span):
             return self._region_mask(regions, B)[:, :, None] & span[:, None, :]

@@ -188,7 +188,18 @@ class BrainJEPA(nn.Module):
         return self.encoder.embed_dim
 
     def n_patches_of(self, x):
-        """Number of time patches of a batch ``(batch, n_frames, n_regions)`` (checked)."""
+        """Number of time patches of a batch, after checking its shape.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)``.
+
+        Returns
+        -------
+        int
+            ``n_frames // patch_size``.
+        """
         return check_time_series(x, self.n_regions, self.patch_size)
 
     @torch.no_grad()

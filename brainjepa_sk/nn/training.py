@@ -60,7 +60,7 @@ def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=
 
     Parameters
     ----------
-    model : BrainJEPA
+    model : :class:`~brainjepa_sk.nn.BrainJEPA`
         The module; its target encoder is not optimised.
     lr, weight_decay : float
         Initial values (schedules overwrite them each step).
@@ -169,6 +169,12 @@ class PretrainSchedule:
         Optimizer steps in the whole run.
     warmup_steps : int
         Steps of linear learning-rate warm-up.
+    start_lr, lr, final_lr : float
+        Learning rate at step 0, at the end of warm-up and at the last step.
+    weight_decay, final_weight_decay : float
+        Weight decay at step 0 and at the last step (cosine in between).
+    ema_momentum, final_ema_momentum : float
+        Target-encoder EMA momentum at step 0 and at the last step (linear in between).
     """
 
     total_steps: int
@@ -183,7 +189,23 @@ class PretrainSchedule:
 
     @classmethod
     def from_epochs(cls, n_epochs, steps_per_epoch, warmup_epochs=None, **values):
-        """Scale the recipe to a run: warm-up is 40/300 of the epochs unless given."""
+        """Scale the recipe to a run.
+
+        Parameters
+        ----------
+        n_epochs : int
+            Epochs of the run.
+        steps_per_epoch : int
+            Optimizer steps per epoch.
+        warmup_epochs : float, optional
+            Epochs of warm-up; by default 40/300 of ``n_epochs``, as in the research recipe.
+        **values
+            Any other field (``lr``, ``final_weight_decay``, ...).
+
+        Returns
+        -------
+        PretrainSchedule
+        """
         if warmup_epochs is None:
             warmup_epochs = n_epochs * 40 / 300
         return cls(
@@ -193,7 +215,18 @@ class PretrainSchedule:
         )
 
     def __call__(self, step):
-        """``(lr, weight_decay, ema_momentum)`` at ``step``."""
+        """Hyper-parameters at a step.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer step (0-based).
+
+        Returns
+        -------
+        tuple of float
+            ``(lr, weight_decay, ema_momentum)``.
+        """
         return (
             warmup_cosine(
                 step, self.total_steps, self.warmup_steps, self.start_lr, self.lr, self.final_lr

@@ -1,0 +1,60 @@
+"""Sphinx configuration of brainjepa_sk (builds offline: no intersphinx)."""
+
+import os
+import sys
+from importlib import metadata
+
+import matplotlib
+
+matplotlib.use("Agg")
+os.environ.setdefault("MPLBACKEND", "Agg")
+sys.path.insert(0, os.path.abspath(".."))
+
+project = "brainjepa_sk"
+author = "brainjepa_sk developers"
+copyright = "brainjepa_sk developers"
+try:
+    release = metadata.version("brainjepa_sk")
+except metadata.PackageNotFoundError:
+    release = "dev"
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "sphinx_gallery.gen_gallery",
+]
+
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "_templates", "Thumbs.db", ".DS_Store"]
+default_role = "py:obj"
+
+autosummary_generate = True
+# The class template (_templates/autosummary/class.rst) documents each class's own members with
+# autodoc; numpydoc's member tables would also list everything inherited from torch.nn.Module.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+# No intersphinx (the build is offline): references to torch / numpy / Python types cannot resolve.
+nitpick_ignore_regex = [
+    ("py:.*", r"(torch|numpy|np|nn|F)(\..*)?"),
+    ("py:class", r"(int|float|bool|str|dict|list|tuple|callable|optional|path-like|array-like)"),
+]
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    "filename_pattern": "/plot_",
+    "matplotlib_animations": False,
+    "image_scrapers": ("matplotlib",),
+    "download_all_examples": False,
+}
+
+try:
+    import pydata_sphinx_theme  # noqa: F401
+
+    html_theme = "pydata_sphinx_theme"
+except ImportError:
+    html_theme = "alabaster"
+html_title = "brainjepa_sk"
+html_static_path = []
