@@ -1,0 +1,200 @@
+"""Helpers shared by the estimators: devices, precision, fit atomicity, embedding loops."""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+__all__ = ["resolve_device", "resolve_autocast", "restore_on_error", "embed_windows", "forked_rng"]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_device(device):
+    """``"auto"`` -> CUDA if available, else CPU; anything else through ``torch.device``."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r} was asked for but CUDA is not available")
+    return device
+
+
+def resolve_autocast(precision, device):
+    """Autocast dtype for a precision setting: ``"auto"`` is bf16 on CUDA, fp32 (None) on CPU."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+@contextlib.contextmanager
+def restore_on_error(estimator):
+    """Undo every attribute change made to ``estimator`` inside the block if it raises.
+
+    A failed ``fit`` then leaves a previously fitted estimator exactly as it was.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+@contextlib.contextmanager
+def forked_rng(seed, device):
+    """Seed torch's global generator inside the block only (model initialisation uses it).
+
+    The caller's random state is restored afterwards, so fitting never changes global state.
+    """
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooling="mean"):
+    """Run a (target) encoder over windows and pool its tokens.
+
+    Parameters
+    ----------
+    encoder : BrainEncoder
+        Encoder on ``device``, in eval mode.
+    windows : numpy.ndarray
+        ``(n_windows, n_frames, n_regions)`` float32 windows.
+    batch_size : int
+        Windows per forward pass.
+    device : torch.device
+        Where to compute.
+    autocast_dtype : torch.dtype or None
+        Autocast dtype (``None``: full precision).
+    pooling : {"mean", "roi"}
+        ``"mean"``: mean over all tokens, ``(n_windows, dim)``; ``"roi"``: per-region mean over
+        time patches, flattened region-major, ``(n_windows, n_regions * dim)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 pooled embeddings.
+    """
+    n_regions = windows.shape[2]
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(windows), batch_size):
+            x = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
+            x = x.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+                tokens = encoder(x)
+            tokens = tokens.float()
+            if pooling == "mean":
+                pooled = tokens.mean(dim=1)
+            else:
+                pooled = tokens.reshape(len(x), n_regions, -1, tokens.shape[-1]).mean(2).flatten(1)
+            out.append(pooled.cpu())
+    return torch.cat(out).numpy()
+
+
+def average_by_subject(values, subject_index, n_subjects):
+    """Mean of the rows of ``values`` that belong to each subject (windows -> subjects)."""
+    sums = np.zeros((n_subjects, values.shape[1]), dtype=np.float64)
+    np.add.at(sums, subject_index, values)
+    counts = np.bincount(subject_index, minlength=n_subjects)[:, None]
+    return (sums / counts).astype(np.float32)
+
+
+POOLINGS = ("mean", "roi")
+
+
+class EmbeddingTransformMixin:
+    """``transform`` / ``get_feature_names_out`` shared by the estimators that embed subjects.
+
+    The class using it provides ``_fitted_encoder()`` (the frozen encoder, kept on the CPU so that
+    pickles load anywhere), ``preprocessor_``, ``pooling``, ``batch_size``, ``device`` and
+    ``precision``. A copy of the encoder on the compute device is cached between calls and left
+    out of pickles.
+    """
+
+    def _encoder_on(self, device):
+        encoder = self._fitted_encoder()
+        if device.type == "cpu":
+            return encoder
+        cached = getattr(self, "_device_cache", None)
+        if cached is None or cached[0] != device or cached[1] is not encoder:
+            import copy
+
+            cached = (device, encoder, copy.deepcopy(encoder).to(device).eval())
+            self._device_cache = cached
+        return cached[2]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_device_cache", None)
+        return state
+
+    def transform(self, X):
+        """Embed each subject.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+            Subjects' ROI time series (nilearn orientation); lengths may differ.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_subjects, n_features_out)
+            One embedding per subject: the target encoder's tokens pooled per window
+            (``pooling``), averaged over the subject's windows.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        from .validation import validate_subjects
+
+        check_is_fitted(self)
+        subjects = validate_subjects(X, estimator=self, reset=False)
+        windows, subject_index = self.preprocessor_.transform(subjects)
+        device = resolve_device(self.device)
+        embeddings = embed_windows(
+            self._encoder_on(device),
+            windows,
+            batch_size=int(self.batch_size),
+            device=device,
+            autocast_dtype=resolve_autocast(self.precision, device),
+            pooling=self.pooling,
+        )
+        return average_by_subject(embeddings, subject_index, len(subjects))
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the embedding dimensions.
+
+        Parameters
+        ----------
+        input_features : array-like of str, optional
+            Ignored except for checking against the region names seen in ``fit``.
+
+        Returns
+        -------
+        numpy.ndarray of str
+            ``embedding{k}`` with ``pooling="mean"``; ``{region}_embedding{k}`` with
+            ``pooling="roi"`` (region names from DataFrame columns when fitted on them).
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        dim = self._fitted_encoder().embed_dim
+        if self.pooling == "mean":
+            return np.asarray([f"embedding{k}" for k in range(dim)], dtype=object)
+        regions = getattr(self, "feature_names_in_", None)
+        if input_features is not None:
+            if len(input_features) != self.n_features_in_ or (
+                regions is not None and list(input_features) != list(regions)
+            ):
+                raise ValueError("input_features do not match the regions seen in fit")
+            regions = input_features
+        if regions is None:
+            regions = [f"region{r}" for r in range(self.n_features_in_)]
+        return np.asarray([f"{r}_embedding{k}" for r in regions for k in range(dim)], dtype=object)

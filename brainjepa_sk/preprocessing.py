@@ -1,0 +1,495 @@
+"""Temporal preprocessing of ROI time series: resampling, windowing, padding and scaling.
+
+The same :class:`Preprocessor` is fitted with the model, stored in its checkpoint
+(:meth:`Preprocessor.to_dict`) and applied unchanged at embedding time, so a series is always cut
+and scaled the way the model saw it in training.
+
+Order of operations for one subject ``(n_timepoints, n_regions)``:
+
+1. resample from ``t_r`` to ``target_t_r`` (when both are given);
+2. ``robust`` scaling of the whole series with the per-region median/IQR learned in ``fit``;
+3. pad a series shorter than ``n_frames`` (but at least ``min_frames`` long) at the end with each
+   region's mean;
+4. cut windows of ``n_frames`` frames (``first``, ``center`` or ``sliding``);
+5. ``global_zscore`` / ``roi_zscore`` of each window.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from fractions import Fraction
+
+import numpy as np
+from scipy.signal import resample_poly
+from sklearn.exceptions import NotFittedError
+
+from .validation import check_n_regions
+
+__all__ = ["NORMALIZATIONS", "WINDOW_STRATEGIES", "Preprocessor", "resample"]
+
+NORMALIZATIONS = ("global_zscore", "roi_zscore", "robust", None)
+WINDOW_STRATEGIES = ("center", "first", "sliding")
+
+# Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
+# keeping the effective TR within a fraction of a percent of the requested one.
+_MAX_DENOMINATOR = 64
+
+_PARAM_NAMES = (
+    "n_frames",
+    "t_r",
+    "target_t_r",
+    "window",
+    "stride",
+    "min_frames",
+    "normalization",
+    "eps",
+)
+_FITTED_NAMES = ("median_", "iqr_", "n_regions_")
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_t_r(value, name):
+    """Return ``value`` as a float (or None), raising for non-positive or non-finite TRs."""
+    if value is None:
+        return None
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number of seconds or None, got {value!r}")
+    return float(value)
+
+
+def _resampling_ratio(t_r, target_t_r):
+    """``(up, down)`` for :func:`scipy.signal.resample_poly`, or None when nothing is to be done."""
+    t_r = _check_t_r(t_r, "t_r")
+    target_t_r = _check_t_r(target_t_r, "target_t_r")
+    if t_r is None or target_t_r is None or t_r == target_t_r:
+        return None
+    # New sampling rate / old one = (1 / target_t_r) / (1 / t_r) = t_r / target_t_r.
+    ratio = Fraction(t_r / target_t_r).limit_denominator(_MAX_DENOMINATOR)
+    if ratio.numerator == 0:
+        raise ValueError(
+            f"cannot resample from TR {t_r} s to TR {target_t_r} s: the ratio is smaller than "
+            f"1/{_MAX_DENOMINATOR}"
+        )
+    if ratio == 1:
+        return None
+    return ratio.numerator, ratio.denominator
+
+
+def resample(x, t_r, target_t_r):
+    """Resample time series from one repetition time (TR) to another.
+
+    Uses :func:`scipy.signal.resample_poly`, whose polyphase filter is anti-aliased, with the
+    up/down factors of ``fractions.Fraction(t_r / target_t_r).limit_denominator(64)``. The first
+    output frame is at the time of the first input frame.
+
+    Parameters
+    ----------
+    x : array-like of shape (n_timepoints, n_regions)
+        Time series, time on the first axis.
+    t_r : float or None
+        Repetition time of ``x`` in seconds.
+    target_t_r : float or None
+        Repetition time wanted, in seconds.
+
+    Returns
+    -------
+    numpy.ndarray or array-like
+        The resampled series, ``ceil(n_timepoints * up / down)`` frames long. When either TR is
+        None, or both give the same ratio of 1, ``x`` itself is returned (not a copy).
+
+    Raises
+    ------
+    ValueError
+        When a TR is not a positive finite number, or the ratio is too extreme to represent.
+
+    Notes
+    -----
+    The signal is padded with its mean (``padtype="mean"``) for the filter rather than with zeros:
+    BOLD series are often not demeaned, and zero padding would make the first and last frames ring
+    towards zero.
+    """
+    ratio = _resampling_ratio(t_r, target_t_r)
+    if ratio is None:
+        return x
+    up, down = ratio
+    return resample_poly(np.asarray(x, dtype=np.float64), up, down, axis=0, padtype="mean")
+
+
+class Preprocessor:
+    """Resample, window, pad and scale subjects' ROI time series for the model.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames per window fed to the model (F).
+    t_r : float, optional
+        Repetition time of the input, in seconds.
+    target_t_r : float, optional
+        Repetition time of the model, in seconds. Series are resampled only when both ``t_r`` and
+        ``target_t_r`` are given.
+    window : {"center", "first", "sliding"}, default="center"
+        ``"first"``: frames ``[0, F)``. ``"center"``: the middle F frames, starting at
+        ``(n_timepoints - F) // 2``. ``"sliding"``: windows of F frames every ``stride`` frames
+        from frame 0; when the stride does not land on the end of the series, one more window is
+        aligned to its end, so every frame is in at least one window.
+    stride : int, optional
+        Step between sliding windows; defaults to ``n_frames``. Ignored by the other strategies.
+    min_frames : int, optional
+        Shortest series (after resampling) accepted. A series shorter than ``n_frames`` but at
+        least ``min_frames`` long is padded at its end with each region's mean; a shorter one is
+        an error. Defaults to ``max(1, n_frames // 2)``.
+    normalization : {"global_zscore", "roi_zscore", "robust", None}, default="global_zscore"
+        ``"global_zscore"``: each window minus the mean of all its values, over their standard
+        deviation. ``"roi_zscore"``: the same per region, over time, within each window.
+        ``"robust"``: per region, ``(x - median) / IQR`` with the median and interquartile range
+        learned in :meth:`fit` over all frames of all training subjects (after resampling),
+        applied to the whole series before windowing. None: values are left as they are.
+    eps : float, default=1e-8
+        Smallest scale divided by, so constant windows (or regions) give zeros rather than NaN.
+
+    Attributes
+    ----------
+    median_ : numpy.ndarray of shape (n_regions,) or None
+        Per-region median learned in :meth:`fit` (``normalization="robust"`` only).
+    iqr_ : numpy.ndarray of shape (n_regions,) or None
+        Per-region interquartile range (75th minus 25th percentile) learned in :meth:`fit`
+        (``normalization="robust"`` only; not clipped at ``eps``).
+    n_regions_ : int
+        Regions seen in :meth:`fit`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> subjects = [rng.standard_normal((300, 10)), rng.standard_normal((280, 10))]
+    >>> prep = Preprocessor(80, t_r=0.735, target_t_r=2.205, window="sliding")
+    >>> windows, subject_index = prep.fit_transform(subjects)
+    >>> windows.shape, subject_index.tolist()
+    ((4, 80, 10), [0, 0, 1, 1])
+    """
+
+    def __init__(
+        self,
+        n_frames,
+        *,
+        t_r=None,
+        target_t_r=None,
+        window="center",
+        stride=None,
+        min_frames=None,
+        normalization="global_zscore",
+        eps=1e-8,
+    ):
+        self.n_frames = n_frames
+        self.t_r = t_r
+        self.target_t_r = target_t_r
+        self.window = window
+        self.stride = stride
+        self.min_frames = min_frames
+        self.normalization = normalization
+        self.eps = eps
+
+    # ------------------------------------------------------------------ parameters
+
+    def _validate_params(self):
+        if not _is_int(self.n_frames) or self.n_frames < 1:
+            raise ValueError(f"n_frames must be an integer >= 1, got {self.n_frames!r}")
+        _check_t_r(self.t_r, "t_r")
+        _check_t_r(self.target_t_r, "target_t_r")
+        _resampling_ratio(self.t_r, self.target_t_r)
+        if not isinstance(self.window, str) or self.window not in WINDOW_STRATEGIES:
+            raise ValueError(f"window must be one of {WINDOW_STRATEGIES}, got {self.window!r}")
+        if self.stride is not None and (not _is_int(self.stride) or self.stride < 1):
+            raise ValueError(f"stride must be an integer >= 1 or None, got {self.stride!r}")
+        if self.min_frames is not None and (
+            not _is_int(self.min_frames) or not 1 <= self.min_frames <= self.n_frames
+        ):
+            raise ValueError(
+                f"min_frames must be an integer between 1 and n_frames={self.n_frames} or None, "
+                f"got {self.min_frames!r}"
+            )
+        if (
+            self.normalization is not None and not isinstance(self.normalization, str)
+        ) or self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
+            )
+        if (
+            isinstance(self.eps, bool)
+            or not isinstance(self.eps, numbers.Real)
+            or not math.isfinite(self.eps)
+            or self.eps <= 0
+        ):
+            raise ValueError(f"eps must be a positive finite number, got {self.eps!r}")
+
+    @property
+    def _min_frames(self):
+        # n_frames // 2 is 0 for n_frames=1; a series needs at least one frame.
+        return self.min_frames if self.min_frames is not None else max(1, self.n_frames // 2)
+
+    @property
+    def _stride(self):
+        return self.stride if self.stride is not None else self.n_frames
+
+    # ------------------------------------------------------------------ steps
+
+    @staticmethod
+    def _as_arrays(subjects):
+        """Float64 copies-if-needed of the subjects, with the shape checks transform relies on."""
+        if subjects is None or isinstance(subjects, (str, bytes)):
+            raise ValueError("subjects must be a list of (n_timepoints, n_regions) arrays")
+        arrays = [np.asarray(x, dtype=np.float64) for x in subjects]
+        if not arrays:
+            raise ValueError("subjects is empty: expected at least one subject")
+        for i, x in enumerate(arrays):
+            if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+                raise ValueError(
+                    f"subject {i} must be a non-empty 2-D (n_timepoints, n_regions) array, "
+                    f"got shape {x.shape}"
+                )
+            if not np.isfinite(x).all():
+                raise ValueError(f"subject {i} contains NaN or infinite values")
+            if x.shape[1] != arrays[0].shape[1]:
+                raise ValueError(
+                    f"subject {i} has {x.shape[1]} regions (last axis) but subject 0 has "
+                    f"{arrays[0].shape[1]}; every subject must be (n_timepoints, n_regions)"
+                )
+        return arrays
+
+    def _resample_all(self, arrays):
+        return [resample(x, self.t_r, self.target_t_r) for x in arrays]
+
+    def _robust_scale(self, x):
+        return (x - self.median_) / np.maximum(self.iqr_, self.eps)
+
+    def _pad(self, x, i, n_input):
+        n_timepoints = x.shape[0]
+        if n_timepoints >= self.n_frames:
+            return x
+        if n_timepoints < self._min_frames:
+            raise ValueError(
+                f"subject {i} is too short: {n_timepoints} frames after resampling "
+                f"({n_input} frames at t_r={self.t_r}, target_t_r={self.target_t_r}); at least "
+                f"min_frames={self._min_frames} are needed (windows have n_frames="
+                f"{self.n_frames} frames; series between the two are padded with region means)"
+            )
+        fill = np.broadcast_to(x.mean(axis=0), (self.n_frames - n_timepoints, x.shape[1]))
+        return np.concatenate([x, fill], axis=0)
+
+    def _window_starts(self, n_timepoints):
+        last = n_timepoints - self.n_frames
+        if self.window == "first":
+            return np.array([0])
+        if self.window == "center":
+            return np.array([last // 2])
+        starts = np.arange(0, last + 1, self._stride)
+        if starts[-1] != last:
+            starts = np.append(starts, last)
+        return starts
+
+    def _normalize_windows(self, windows):
+        """Per-window z-scoring of ``(n_windows, n_frames, n_regions)``."""
+        if self.normalization == "global_zscore":
+            axes = (1, 2)
+        elif self.normalization == "roi_zscore":
+            axes = 1
+        else:
+            return windows
+        mean = windows.mean(axis=axes, keepdims=True)
+        std = windows.std(axis=axes, keepdims=True)
+        return (windows - mean) / np.maximum(std, self.eps)
+
+    # ------------------------------------------------------------------ API
+
+    def fit(self, subjects):
+        """Check the parameters and learn the robust-scaling statistics.
+
+        Parameters
+        ----------
+        subjects : list of array-like of shape (n_timepoints, n_regions)
+            Training subjects; lengths may differ.
+
+        Returns
+        -------
+        Preprocessor
+            This instance, fitted: ``n_regions_`` is set, and ``median_`` / ``iqr_`` when
+            ``normalization="robust"`` (None otherwise).
+        """
+        self._validate_params()
+        arrays = self._as_arrays(subjects)
+        self._fit_resampled(self._resample_all(arrays))
+        return self
+
+    def _fit_resampled(self, resampled):
+        self.n_regions_ = int(resampled[0].shape[1])
+        if self.normalization == "robust":
+            frames = np.concatenate(resampled, axis=0)
+            q25, median, q75 = np.percentile(frames, [25, 50, 75], axis=0)
+            self.median_ = median
+            self.iqr_ = q75 - q25
+        else:
+            self.median_ = None
+            self.iqr_ = None
+
+    def transform(self, subjects):
+        """Turn subjects into model-ready windows.
+
+        Parameters
+        ----------
+        subjects : list of array-like of shape (n_timepoints, n_regions)
+            Subjects to transform; lengths may differ.
+
+        Returns
+        -------
+        windows : numpy.ndarray of shape (n_windows_total, n_frames, n_regions), float32
+            The windows of all subjects, subject after subject.
+        subject_index : numpy.ndarray of shape (n_windows_total,), int64
+            The subject (position in ``subjects``) of each window; ``"sliding"`` gives several
+            windows per subject, the other strategies one.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            ``normalization="robust"`` and the statistics have not been learned by :meth:`fit`.
+        ValueError
+            Bad parameters, region count other than the one seen in :meth:`fit`, or a series
+            shorter than ``min_frames`` after resampling.
+        """
+        self._validate_params()
+        arrays = self._as_arrays(subjects)
+        return self._transform_resampled(self._resample_all(arrays), arrays)
+
+    def _transform_resampled(self, resampled, arrays):
+        if self.normalization == "robust" and getattr(self, "median_", None) is None:
+            raise NotFittedError(
+                "this Preprocessor uses normalization='robust', whose per-region median and IQR "
+                "are learned in fit; call fit (or fit_transform) on training data first"
+            )
+        n_regions = resampled[0].shape[1]
+        if getattr(self, "n_regions_", None) is not None:
+            check_n_regions(
+                n_regions, self.n_regions_, what="fitted with", n_timepoints=resampled[0].shape[0]
+            )
+        # Every window's frame offsets, added to its start to gather it in one indexing step.
+        offsets = np.arange(self.n_frames)
+        windows, subject_index = [], []
+        for i, (x, original) in enumerate(zip(resampled, arrays)):
+            if self.normalization == "robust":
+                x = self._robust_scale(x)
+            x = self._pad(x, i, original.shape[0])
+            starts = self._window_starts(x.shape[0])
+            w = self._normalize_windows(x[starts[:, None] + offsets])
+            windows.append(w.astype(np.float32))
+            subject_index.append(np.full(len(starts), i, dtype=np.int64))
+        return np.concatenate(windows, axis=0), np.concatenate(subject_index)
+
+    def fit_transform(self, subjects):
+        """Fit on ``subjects`` and transform them (resampling them once).
+
+        Parameters
+        ----------
+        subjects : list of array-like of shape (n_timepoints, n_regions)
+            Training subjects; lengths may differ.
+
+        Returns
+        -------
+        windows : numpy.ndarray of shape (n_windows_total, n_frames, n_regions), float32
+            See :meth:`transform`.
+        subject_index : numpy.ndarray of shape (n_windows_total,), int64
+            See :meth:`transform`.
+        """
+        self._validate_params()
+        arrays = self._as_arrays(subjects)
+        resampled = self._resample_all(arrays)
+        self._fit_resampled(resampled)
+        return self._transform_resampled(resampled, arrays)
+
+    def to_dict(self):
+        """Return the parameters and fitted statistics as a plain dict, for a checkpoint.
+
+        Returns
+        -------
+        dict
+            The constructor parameters under their names, plus ``"median_"`` and ``"iqr_"``
+            (float64 NumPy arrays of shape (n_regions,), or None) and ``"n_regions_"`` (int, or
+            None when not fitted). Values are ints, floats, strings, None or NumPy arrays.
+        """
+        d = {
+            "n_frames": int(self.n_frames),
+            "t_r": None if self.t_r is None else float(self.t_r),
+            "target_t_r": None if self.target_t_r is None else float(self.target_t_r),
+            "window": self.window,
+            "stride": None if self.stride is None else int(self.stride),
+            "min_frames": None if self.min_frames is None else int(self.min_frames),
+            "normalization": self.normalization,
+            "eps": float(self.eps),
+        }
+        for name in ("median_", "iqr_"):
+            value = getattr(self, name, None)
+            d[name] = None if value is None else np.array(value, dtype=np.float64)
+        n_regions = getattr(self, "n_regions_", None)
+        d["n_regions_"] = None if n_regions is None else int(n_regions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Rebuild a Preprocessor from :meth:`to_dict` output.
+
+        Parameters
+        ----------
+        d : dict
+            As returned by :meth:`to_dict` (array values may also be lists or CPU tensors).
+
+        Returns
+        -------
+        Preprocessor
+            With the same parameters; fitted when ``d`` holds ``n_regions_``.
+
+        Raises
+        ------
+        ValueError
+            Unknown keys (they could stand for a step this version does not apply), missing
+            ``n_frames``, bad parameters, or statistics inconsistent with ``n_regions_``.
+        """
+        unknown = set(d) - set(_PARAM_NAMES) - set(_FITTED_NAMES)
+        if unknown:
+            raise ValueError(f"unknown Preprocessor keys: {sorted(unknown)}")
+        if "n_frames" not in d:
+            raise ValueError("the Preprocessor dict has no 'n_frames'")
+        params = {name: d[name] for name in _PARAM_NAMES if name in d}
+        n_frames = params.pop("n_frames")
+        prep = cls(int(n_frames) if _is_int(n_frames) else n_frames, **params)
+        prep._validate_params()
+
+        n_regions = d.get("n_regions_")
+        if n_regions is None:
+            if d.get("median_") is not None or d.get("iqr_") is not None:
+                raise ValueError("the Preprocessor dict has statistics but no 'n_regions_'")
+            return prep
+        prep.n_regions_ = int(n_regions)
+        for name in ("median_", "iqr_"):
+            value = d.get(name)
+            if value is not None:
+                value = np.array(value, dtype=np.float64)
+                if value.shape != (prep.n_regions_,):
+                    raise ValueError(
+                        f"{name} has shape {value.shape}, expected ({prep.n_regions_},)"
+                    )
+            setattr(prep, name, value)
+        if prep.normalization == "robust" and (prep.median_ is None or prep.iqr_ is None):
+            raise ValueError("normalization='robust' but the dict has no 'median_'/'iqr_'")
+        return prep
+
+    def __repr__(self):
+        args = [repr(self.n_frames)]
+        defaults = Preprocessor.__init__.__kwdefaults__
+        for name in _PARAM_NAMES[1:]:
+            value = getattr(self, name)
+            if value != defaults[name]:
+                args.append(f"{name}={value!r}")
+        return f"Preprocessor({', '.join(args)})"

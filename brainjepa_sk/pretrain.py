@@ -1,0 +1,443 @@
+"""``BrainJEPAPretrainer``: self-supervised Brain-JEPA pretraining as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.validation import check_random_state
+from tqdm.auto import tqdm
+
+from ._base import (
+    POOLINGS,
+    EmbeddingTransformMixin,
+    forked_rng,
+    resolve_autocast,
+    resolve_device,
+    restore_on_error,
+)
+from .checkpoint import save_checkpoint
+from .data import WindowDataset
+from .gradients import GradientPositioner, load_gradients
+from .nn import MODEL_PRESETS, BrainJEPA
+from .nn.masking import SpatiotemporalMaskSampler
+from .nn.training import (
+    PretrainSchedule,
+    collapse_metrics,
+    make_optimizer,
+    set_hyperparameters,
+    train_step,
+)
+from .preprocessing import Preprocessor
+from .validation import validate_subjects
+
+__all__ = ["BrainJEPAPretrainer"]
+
+_STATE_FILE = "last.pt"
+_MONITOR_WINDOWS = 64
+
+
+class BrainJEPAPretrainer(EmbeddingTransformMixin, TransformerMixin, BaseEstimator):
+    """Pretrain Brain-JEPA on subjects' ROI time series; ``transform`` gives their embeddings.
+
+    ``fit`` positions the regions on connectivity gradients (fitted on the training subjects
+    when ``gradients`` is a :class:`GradientPositioner`, so cross-validation never leaks),
+    preprocesses the series into windows, and trains encoder and predictor with spatiotemporal
+    masking and an EMA target encoder, following the research recipe (AdamW, lr warm-up then
+    cosine, cosine weight decay, linear EMA momentum), scaled to ``n_epochs``.
+
+    Parameters
+    ----------
+    gradients : GradientPositioner, array-like, str or path-like, optional
+        Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
+        and fitted on the training ``X``; an array ``(n_regions, n_components)`` or a CSV/NPY
+        path is used as it is.
+    model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
+        Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
+        and ``num_heads``.
+    patch_size : int, default=16
+        Frames per time patch.
+    n_frames : int, default=160
+        Frames per training window (a multiple of ``patch_size``).
+    predictor_embed_dim : int, optional
+        Predictor width; default 384, or the encoder width when that is smaller.
+    predictor_depth : int, default=6
+        Predictor blocks.
+    drop_path_rate : float, default=0.0
+        Stochastic depth of encoder and predictor.
+    loss : {"l2", "smooth_l1"}, default="l2"
+        Objective (the paper's squared L2, or the research code's smooth L1).
+    n_epochs : int, default=100
+        Passes over the training windows.
+    batch_size : int, default=16
+        Windows per optimizer step (capped at the number of windows).
+    lr, start_lr, final_lr : float, default=1e-3, 5e-5, 1e-6
+        Peak, initial and final learning rate.
+    warmup_epochs : float, optional
+        Linear warm-up length; default 40/300 of ``n_epochs`` (the research ratio).
+    weight_decay, final_weight_decay : float, default=0.04, 0.4
+        Weight decay at the start and at the end (cosine).
+    ema_momentum, final_ema_momentum : float, default=0.996, 1.0
+        Target-encoder momentum at the start and at the end (linear).
+    masking : dict, optional
+        Keyword arguments of :class:`~brainjepa_sk.nn.masking.SpatiotemporalMaskSampler`
+        (``alpha_region_scale``, ``min_keep``, ...).
+    t_r : float, optional
+        TR of the input in seconds; with ``model_t_r``, series are resampled to ``model_t_r``.
+    model_t_r : float, optional
+        TR of the model (saved with it and applied to new data).
+    window : {"sliding", "center", "first"}, default="sliding"
+        Which windows are cut from each subject, for training and for ``transform``
+        (``"sliding"``: every ``stride`` frames; embeddings averaged per subject).
+    stride : int, optional
+        Step of sliding windows; default half a window.
+    min_frames : int, optional
+        Shortest series accepted (after resampling); shorter than a window is padded with each
+        region's mean. Default: half a window.
+    normalization : {"robust", "global_zscore", "roi_zscore"} or None, default="robust"
+        Scaling of the windows (``"robust"``: per-region median / IQR learned in ``fit``, the
+        research code's pretraining choice). Saved with the model.
+    pooling : {"mean", "roi"}, default="mean"
+        Token pooling of ``transform`` (see :class:`BrainJEPAEmbedder`).
+    device : str or torch.device, default="auto"
+        ``"auto"``: CUDA if available, else CPU.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds model initialisation, masks and data order (all through explicit generators).
+    checkpoint_dir : str or path-like, optional
+        Folder where the training state is saved after every epoch; a later ``fit`` with the same
+        settings and data shape resumes from it.
+    verbose : int, default=1
+        0: silent; 1: a progress bar.
+
+    Attributes
+    ----------
+    model_ : BrainJEPA
+        The pretrained module (on the CPU, eval mode).
+    gradients_ : ndarray of shape (n_regions, n_components)
+        Region positions used.
+    preprocessor_ : Preprocessor
+        The fitted preprocessing (saved with the model).
+    history_ : list of dict
+        Per epoch: ``epoch``, ``loss`` (mean over steps), ``lr`` (at the epoch's last step),
+        ``target_std`` and ``effective_rank`` (collapse monitors of the target encoder's
+        pooled features on up to 64 training windows).
+    embedding_dim_ : int
+        Encoder width.
+    n_features_in_ : int
+        Number of regions.
+    feature_names_in_ : ndarray of str
+        Region names, when fitted on DataFrames with string columns.
+    """
+
+    def __init__(
+        self,
+        gradients=None,
+        *,
+        model_size="tiny",
+        patch_size=16,
+        n_frames=160,
+        predictor_embed_dim=None,
+        predictor_depth=6,
+        drop_path_rate=0.0,
+        loss="l2",
+        n_epochs=100,
+        batch_size=16,
+        lr=1e-3,
+        start_lr=5e-5,
+        final_lr=1e-6,
+        warmup_epochs=None,
+        weight_decay=0.04,
+        final_weight_decay=0.4,
+        ema_momentum=0.996,
+        final_ema_momentum=1.0,
+        masking=None,
+        t_r=None,
+        model_t_r=None,
+        window="sliding",
+        stride=None,
+        min_frames=None,
+        normalization="robust",
+        pooling="mean",
+        device="auto",
+        precision="auto",
+        random_state=None,
+        checkpoint_dir=None,
+        verbose=1,
+    ):
+        self.gradients = gradients
+        self.model_size = model_size
+        self.patch_size = patch_size
+        self.n_frames = n_frames
+        self.predictor_embed_dim = predictor_embed_dim
+        self.predictor_depth = predictor_depth
+        self.drop_path_rate = drop_path_rate
+        self.loss = loss
+        self.n_epochs = n_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.start_lr = start_lr
+        self.final_lr = final_lr
+        self.warmup_epochs = warmup_epochs
+        self.weight_decay = weight_decay
+        self.final_weight_decay = final_weight_decay
+        self.ema_momentum = ema_momentum
+        self.final_ema_momentum = final_ema_momentum
+        self.masking = masking
+        self.t_r = t_r
+        self.model_t_r = model_t_r
+        self.window = window
+        self.stride = stride
+        self.min_frames = min_frames
+        self.normalization = normalization
+        self.pooling = pooling
+        self.device = device
+        self.precision = precision
+        self.random_state = random_state
+        self.checkpoint_dir = checkpoint_dir
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        return tags
+
+    def _fitted_encoder(self):
+        return self.model_.target_encoder
+
+    # -- pieces of fit -----------------------------------------------------------------------
+    def _model_config(self):
+        if isinstance(self.model_size, str):
+            if self.model_size not in MODEL_PRESETS:
+                raise ValueError(
+                    f"model_size must be one of {sorted(MODEL_PRESETS)} or a dict, "
+                    f"got {self.model_size!r}"
+                )
+            sizes = dict(MODEL_PRESETS[self.model_size])
+        elif isinstance(self.model_size, dict):
+            missing = {"embed_dim", "depth", "num_heads"} - set(self.model_size)
+            if missing:
+                raise ValueError(f"model_size dict misses {sorted(missing)}")
+            sizes = dict(self.model_size)
+        else:
+            raise ValueError(f"model_size must be a preset name or a dict, got {self.model_size!r}")
+        if self.n_frames % self.patch_size:
+            raise ValueError(
+                f"n_frames={self.n_frames} is not a multiple of patch_size={self.patch_size}"
+            )
+        predictor_dim = self.predictor_embed_dim
+        if predictor_dim is None:
+            predictor_dim = min(384, sizes["embed_dim"])
+        return dict(
+            sizes,
+            patch_size=int(self.patch_size),
+            predictor_embed_dim=int(predictor_dim),
+            predictor_depth=int(self.predictor_depth),
+            drop_path_rate=float(self.drop_path_rate),
+            loss=self.loss,
+            n_patches=int(self.n_frames // self.patch_size),
+        )
+
+    def _fit_gradients(self, subjects, n_regions):
+        source = GradientPositioner() if self.gradients is None else self.gradients
+        if isinstance(source, GradientPositioner):
+            gradients = clone(source).fit(subjects).gradients_
+        else:
+            gradients = load_gradients(source)
+        if gradients.shape[0] != n_regions:
+            raise ValueError(
+                f"the gradients have {gradients.shape[0]} rows (regions) but X has {n_regions} "
+                "regions on its last axis; each subject must be (n_timepoints, n_regions)"
+            )
+        return gradients
+
+    def _fingerprint(self, config, n_windows, gradients):
+        params = {k: v for k, v in self.get_params(deep=False).items()
+                  if k not in ("verbose", "device", "checkpoint_dir", "gradients")}
+        text = repr((sorted(params.items(), key=str), sorted(config.items()), n_windows))
+        digest = hashlib.sha256(text.encode())
+        digest.update(np.ascontiguousarray(np.round(gradients, 6)).tobytes())
+        return digest.hexdigest()
+
+    # -- fit ---------------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Pretrain on the subjects in ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+            Training subjects' ROI time series (nilearn orientation).
+        y : None
+            Ignored (self-supervised).
+
+        Returns
+        -------
+        self
+        """
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        for name in ("n_epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        with restore_on_error(self):
+            self._fit(X)
+        return self
+
+    def _fit(self, X):
+        subjects = validate_subjects(X, estimator=self, reset=True)
+        config = self._model_config()
+        rng = check_random_state(self.random_state)
+        init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+
+        gradients = self._fit_gradients(subjects, self.n_features_in_)
+        preprocessor = Preprocessor(
+            self.n_frames,
+            t_r=self.t_r,
+            target_t_r=self.model_t_r,
+            window=self.window,
+            stride=self.stride if self.stride is not None else max(self.n_frames // 2, 1),
+            min_frames=self.min_frames,
+            normalization=self.normalization,
+        )
+        windows, subject_index = preprocessor.fit_transform(subjects)
+        dataset = WindowDataset(windows, subject_index)
+
+        device = resolve_device(self.device)
+        autocast_dtype = resolve_autocast(self.precision, device)
+        with forked_rng(init_seed, device):
+            model = BrainJEPA(gradients, **config).to(device).train()
+        sampler = SpatiotemporalMaskSampler(
+            self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
+            **(self.masking or {}),
+        )
+        optimizer = make_optimizer(model, lr=self.start_lr, weight_decay=self.weight_decay)
+        steps_per_epoch = dataset.steps_per_epoch(self.batch_size)
+        schedule = PretrainSchedule.from_epochs(
+            self.n_epochs, steps_per_epoch, warmup_epochs=self.warmup_epochs,
+            start_lr=self.start_lr, lr=self.lr, final_lr=self.final_lr,
+            weight_decay=self.weight_decay, final_weight_decay=self.final_weight_decay,
+            ema_momentum=self.ema_momentum, final_ema_momentum=self.final_ema_momentum,
+        )
+        data_generator = torch.Generator().manual_seed(data_seed)
+        monitor = dataset.windows[:_MONITOR_WINDOWS].to(device)
+
+        fingerprint = self._fingerprint(config, len(dataset), gradients)
+        history, start_epoch = [], 0
+        state_path = Path(self.checkpoint_dir) / _STATE_FILE if self.checkpoint_dir else None
+        if state_path is not None and state_path.is_file():
+            state = torch.load(state_path, map_location=device, weights_only=True)
+            if state.get("fingerprint") == fingerprint:
+                model.load_state_dict(state["model"])
+                optimizer.load_state_dict(state["optimizer"])
+                sampler.load_state_dict(state["sampler"])
+                data_generator.set_state(state["data_generator"])
+                history, start_epoch = list(state["history"]), int(state["epoch"])
+            else:
+                warnings.warn(
+                    f"{state_path} was written with other settings or data; starting afresh "
+                    "and overwriting it",
+                    stacklevel=3,
+                )
+
+        step = start_epoch * steps_per_epoch
+        bar = tqdm(total=self.n_epochs * steps_per_epoch, initial=step, disable=not self.verbose,
+                   desc="pretraining", unit="step")
+        try:
+            for epoch in range(start_epoch, self.n_epochs):
+                total = torch.zeros((), device=device)
+                for x in dataset.batches(self.batch_size, data_generator):
+                    lr, weight_decay, momentum = schedule(step)
+                    set_hyperparameters(optimizer, lr, weight_decay)
+                    x = x.to(device, non_blocking=True)
+                    masks = sampler.sample(len(x))
+                    total += train_step(model, optimizer, x, masks, momentum, autocast_dtype)
+                    step += 1
+                    bar.update()
+                epoch_loss = float(total) / steps_per_epoch  # one host sync per epoch
+                if not math.isfinite(epoch_loss):
+                    raise FloatingPointError(
+                        f"the pretraining loss became {epoch_loss} in epoch {epoch}; lower lr "
+                        "or check the input scaling"
+                    )
+                history.append(
+                    {"epoch": epoch, "loss": epoch_loss, "lr": lr,
+                     **self._monitor(model, monitor, autocast_dtype)}
+                )
+                bar.set_postfix(loss=f"{epoch_loss:.4f}")
+                if state_path is not None:
+                    self._save_state(state_path, model, optimizer, sampler, data_generator,
+                                     history, epoch + 1, fingerprint)
+        finally:
+            bar.close()
+
+        self.model_ = model.cpu().eval()
+        self.gradients_ = gradients
+        self.preprocessor_ = preprocessor
+        self.history_ = history
+        self.embedding_dim_ = config["embed_dim"]
+        self.__dict__.pop("_device_cache", None)
+
+    @staticmethod
+    def _monitor(model, windows, autocast_dtype):
+        """Collapse monitors on the target encoder's mean-pooled features of fixed windows."""
+        was_training = model.training
+        model.eval()
+        with torch.no_grad(), torch.autocast(
+            windows.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
+        ):
+            features = model.target_encoder(windows).float().mean(1)
+        model.train(was_training)
+        metrics = collapse_metrics(features)
+        return {"target_std": metrics["std"], "effective_rank": metrics["effective_rank"]}
+
+    @staticmethod
+    def _save_state(path, model, optimizer, sampler, data_generator, history, epoch, fingerprint):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "sampler": sampler.state_dict(),
+            "data_generator": data_generator.get_state(),
+            "history": history,
+            "epoch": epoch,
+            "fingerprint": fingerprint,
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(state, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def save(self, path):
+        """Save the pretrained model with its gradients and preprocessing.
+
+        The file loads with :func:`~brainjepa_sk.checkpoint.load_checkpoint` and as
+        ``BrainJEPAEmbedder(weights=path)``, which applies the same preprocessing.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
+        save_checkpoint(
+            path,
+            self.model_,
+            preprocessing=self.preprocessor_.to_dict(),
+            metadata={"history": self.history_},
+        )

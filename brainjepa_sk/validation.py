@@ -1,0 +1,184 @@
+"""The one place that checks input: subjects' ROI time series in nilearn orientation.
+
+``X`` is a 3-D array ``(n_subjects, n_timepoints, n_regions)`` or a list of 2-D
+``(n_timepoints, n_regions)`` arrays or pandas DataFrames (columns = regions), whose lengths may
+differ. Every estimator of the package validates its input here, so every bad input gets the same
+clear error.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_array
+
+__all__ = ["validate_subjects", "check_n_regions"]
+
+_LAYOUT = (
+    "X must be a 3-D array (n_subjects, n_timepoints, n_regions) or a list of 2-D "
+    "(n_timepoints, n_regions) arrays or DataFrames"
+)
+
+
+def _feature_names(subject):
+    columns = getattr(subject, "columns", None)
+    if columns is None:
+        return None
+    names = list(columns)
+    if not names or not all(isinstance(name, str) for name in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
+def _as_subject_list(X):
+    if X is None:
+        raise ValueError(f"{_LAYOUT}; got None")
+    if isinstance(X, (str, bytes)):
+        raise ValueError(f"{_LAYOUT}; got a string")
+    if hasattr(X, "columns") or (hasattr(X, "ndim") and getattr(X, "ndim", 0) == 2):
+        raise ValueError(
+            f"{_LAYOUT}; got one 2-D table of shape {getattr(X, 'shape', None)}. "
+            "For a single subject, pass [x]."
+        )
+    if hasattr(X, "ndim") and X.ndim != 3:
+        raise ValueError(f"{_LAYOUT}; got a {X.ndim}-D array of shape {X.shape}")
+    try:
+        subjects = list(X)
+    except TypeError:
+        raise ValueError(f"{_LAYOUT}; got {type(X).__name__}") from None
+    if not subjects:
+        raise ValueError("X is empty: expected at least one subject")
+    return subjects
+
+
+def validate_subjects(
+    X,
+    *,
+    estimator=None,
+    reset=True,
+    min_timepoints=2,
+    dtype=np.float64,
+    allow_constant=False,
+):
+    """Check subjects' time series and return them as a list of 2-D float arrays.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        Subjects' ROI time series (nilearn orientation). DataFrames keep their column names.
+    estimator : estimator instance, optional
+        With ``reset=True``, ``n_features_in_`` (the number of regions) and, for DataFrames with
+        string columns, ``feature_names_in_`` are set on it. With ``reset=False`` the regions (and
+        names) are checked against those it was fitted with.
+    reset : bool, default=True
+        Whether this call is a ``fit`` (records regions) or a later call (checks them).
+    min_timepoints : int, default=2
+        Fewest timepoints a subject may have.
+    dtype : numpy dtype, default=numpy.float64
+        Output dtype.
+    allow_constant : bool, default=False
+        Accept regions whose signal is constant within a subject (they carry no information and
+        break z-scoring, so they are an error by default).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One ``(n_timepoints, n_regions)`` array per subject.
+
+    Raises
+    ------
+    ValueError
+        Empty ``X``, wrong dimensions, non-numeric values, NaN or infinity, too few timepoints,
+        constant regions, or regions that differ between subjects or from the fitted ones. The
+        message names the subject and what was expected.
+    """
+    subjects = _as_subject_list(X)
+    names = _feature_names(subjects[0])
+    out = []
+    n_regions = None
+    for i, subject in enumerate(subjects):
+        if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
+            raise ValueError(
+                f"{_LAYOUT}; subject {i} has {np.ndim(subject)} dimension(s) "
+                f"(shape {np.shape(subject)})"
+            )
+        if _feature_names(subject) is not None and names is not None:
+            if not np.array_equal(_feature_names(subject), names):
+                raise ValueError(f"subject {i} has other region names (columns) than subject 0")
+        try:
+            array = check_array(
+                subject,
+                dtype=dtype,
+                ensure_all_finite=True,
+                ensure_min_samples=1,
+                ensure_min_features=1,
+                input_name=f"X[{i}]",
+            )
+        except ValueError as exc:
+            raise ValueError(f"subject {i}: {exc}") from None
+        except TypeError as exc:  # e.g. strings that cannot be converted
+            raise ValueError(f"subject {i} is not numeric: {exc}") from None
+        if array.shape[0] < min_timepoints:
+            raise ValueError(
+                f"subject {i} has {array.shape[0]} timepoint(s); at least {min_timepoints} are "
+                "needed (expected (n_timepoints, n_regions))"
+            )
+        if n_regions is None:
+            n_regions = array.shape[1]
+        elif array.shape[1] != n_regions:
+            raise ValueError(
+                f"subject {i} has {array.shape[1]} regions (last axis) but subject 0 has "
+                f"{n_regions}; every subject must be (n_timepoints, n_regions) on one atlas"
+            )
+        if not allow_constant:
+            constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+            if constant.size:
+                raise ValueError(
+                    f"subject {i}: {constant.size} region(s) have a constant signal "
+                    f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
+                    "remove them or fix the extraction"
+                )
+        out.append(array)
+
+    if estimator is not None:
+        if reset:
+            estimator.n_features_in_ = n_regions
+            if names is not None:
+                estimator.feature_names_in_ = names
+            elif hasattr(estimator, "feature_names_in_"):
+                del estimator.feature_names_in_
+        else:
+            check_n_regions(
+                n_regions, estimator.n_features_in_, what="fitted with", n_timepoints=len(out[0])
+            )
+            fitted_names = getattr(estimator, "feature_names_in_", None)
+            if fitted_names is not None and names is not None:
+                if not np.array_equal(fitted_names, names):
+                    raise ValueError(
+                        "the region names (DataFrame columns) differ from those seen in fit"
+                    )
+    return out
+
+
+def check_n_regions(n_regions, expected, what="built for", n_timepoints=None):
+    """Raise a ``ValueError`` naming both counts when a region count is not the expected one.
+
+    Parameters
+    ----------
+    n_regions : int
+        Regions found on the last axis of the input.
+    expected : int
+        Regions the estimator or model expects.
+    what : str, default="built for"
+        How the expectation came about, for the message.
+    n_timepoints : int, optional
+        Length of the first axis; when it equals ``expected`` the message says the input looks
+        transposed.
+    """
+    if n_regions != expected:
+        hint = " (it looks transposed)" if n_timepoints == expected else ""
+        raise ValueError(
+            f"X has {n_regions} regions (last axis) but this estimator was {what} {expected} "
+            f"regions; each subject must be (n_timepoints, n_regions){hint}"
+        )

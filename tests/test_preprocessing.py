@@ -1,0 +1,432 @@
+"""Resampling, windowing, padding and scaling of ROI time series (brainjepa_sk.preprocessing)."""
+
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+from brainjepa_sk.preprocessing import (
+    NORMALIZATIONS,
+    WINDOW_STRATEGIES,
+    Preprocessor,
+    resample,
+)
+
+
+def _arange_series(n_timepoints, n_regions=3):
+    """Frame t of region r holds 100 * t + r, so a window's values tell which frames it holds."""
+    return 100.0 * np.arange(n_timepoints)[:, None] + np.arange(n_regions)[None, :]
+
+
+def _frames(window):
+    """Frame numbers held by one window of an arange series (values as float32 are exact here)."""
+    return (window[:, 0] / 100).round().astype(int).tolist()
+
+
+def _iqr(x, axis):
+    q25, q75 = np.percentile(x, [25, 75], axis=axis)
+    return q75 - q25
+
+
+# ---------------------------------------------------------------------- resample
+
+
+def test_public_constants():
+    assert NORMALIZATIONS == ("global_zscore", "roi_zscore", "robust", None)
+    assert WINDOW_STRATEGIES == ("center", "first", "sliding")
+
+
+def test_resample_length_ukbiobank_recipe():
+    x = np.random.default_rng(0).standard_normal((300, 5))
+    y = resample(x, 0.735, 2.205)
+    assert y.shape == (100, 5)
+    assert y.dtype == np.float64
+
+
+def test_resample_upsampling_length():
+    x = np.random.default_rng(0).standard_normal((50, 2))
+    assert resample(x, 2.0, 1.0).shape == (100, 2)
+    # 0.72 / 2.0 = 9 / 25: ceil(1200 * 9 / 25) frames.
+    assert resample(np.zeros((1200, 2)), 0.72, 2.0).shape == (432, 2)
+
+
+def test_resample_keeps_slow_sine():
+    t_r, target_t_r, period = 0.735, 2.205, 60.0
+    t_in = np.arange(300) * t_r
+    # An offset as in raw BOLD, and two regions with different phases.
+    x = 500.0 + np.stack([np.sin(2 * np.pi * t_in / period), np.cos(2 * np.pi * t_in / period)], 1)
+    y = resample(x, t_r, target_t_r)
+    t_out = np.arange(len(y)) * target_t_r
+    expected = 500.0 + np.stack(
+        [np.sin(2 * np.pi * t_out / period), np.cos(2 * np.pi * t_out / period)], 1
+    )
+    inner = slice(10, -10)
+    np.testing.assert_allclose(y[inner], expected[inner], atol=0.05)
+    # The offset does not make the edges ring towards zero.
+    np.testing.assert_allclose(y, expected, atol=0.5)
+
+
+def test_resample_removes_aliasing():
+    # A 0.3 Hz oscillation is above the Nyquist frequency of TR 2.205 s (0.227 Hz): it must be
+    # filtered out, not folded back as a slow wave as plain decimation would.
+    t_in = np.arange(600) * 0.735
+    x = np.sin(2 * np.pi * 0.3 * t_in)[:, None]
+    y = resample(x, 0.735, 2.205)
+    assert np.abs(y[10:-10]).max() < 0.05
+    assert np.abs(x[::3][10:-10]).max() > 0.5
+
+
+@pytest.mark.parametrize("t_r, target_t_r", [(None, 2.0), (2.0, None), (None, None), (2.0, 2.0)])
+def test_resample_identity(t_r, target_t_r):
+    x = np.random.default_rng(0).standard_normal((40, 3))
+    assert resample(x, t_r, target_t_r) is x
+
+
+@pytest.mark.parametrize("t_r, target_t_r", [(0.0, 2.0), (-1.0, 2.0), (2.0, 0), (2.0, -0.5)])
+def test_resample_rejects_non_positive_tr(t_r, target_t_r):
+    with pytest.raises(ValueError, match="positive"):
+        resample(np.zeros((10, 2)), t_r, target_t_r)
+
+
+def test_resample_rejects_extreme_ratio():
+    with pytest.raises(ValueError, match="ratio"):
+        resample(np.zeros((10, 2)), 0.01, 2.0)
+
+
+# ---------------------------------------------------------------------- windows
+
+
+def test_window_first():
+    windows, index = Preprocessor(4, window="first", normalization=None).fit_transform(
+        [_arange_series(10)]
+    )
+    assert windows.shape == (1, 4, 3) and windows.dtype == np.float32
+    assert _frames(windows[0]) == [0, 1, 2, 3]
+    np.testing.assert_array_equal(windows[0], _arange_series(10)[:4])
+    assert index.dtype == np.int64 and index.tolist() == [0]
+
+
+@pytest.mark.parametrize("n_timepoints, first", [(10, 3), (11, 3), (4, 0), (5, 0)])
+def test_window_center(n_timepoints, first):
+    windows, _ = Preprocessor(4, window="center", normalization=None).fit_transform(
+        [_arange_series(n_timepoints)]
+    )
+    # start = (T - F) // 2
+    assert _frames(windows[0]) == list(range(first, first + 4))
+
+
+def test_window_sliding_exact_stride():
+    windows, index = Preprocessor(4, window="sliding", normalization=None).fit_transform(
+        [_arange_series(12)]
+    )
+    assert [_frames(w) for w in windows] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]]
+    assert index.tolist() == [0, 0, 0]
+
+
+def test_window_sliding_last_window_aligned_to_end():
+    prep = Preprocessor(4, window="sliding", stride=3, normalization=None)
+    windows, index = prep.fit_transform([_arange_series(12), _arange_series(4)])
+    starts = [_frames(w)[0] for w in windows]
+    # 0, 3, 6 by the stride, then 8 so that frames 10 and 11 are covered; a series of exactly
+    # n_frames gives one window.
+    assert starts == [0, 3, 6, 8, 0]
+    assert index.tolist() == [0, 0, 0, 0, 1]
+
+
+@pytest.mark.parametrize("n_timepoints", [8, 9, 10, 17, 23, 40])
+@pytest.mark.parametrize("stride", [1, 3, 5, 8])
+def test_window_sliding_covers_every_frame(n_timepoints, stride):
+    n_frames = 8
+    windows, _ = Preprocessor(
+        n_frames, window="sliding", stride=stride, normalization=None
+    ).fit_transform([_arange_series(n_timepoints)])
+    covered = sorted({f for w in windows for f in _frames(w)})
+    assert covered == list(range(n_timepoints))
+    last = n_timepoints - n_frames
+    expected = len(range(0, last + 1, stride)) + (last % stride != 0)
+    assert len(windows) == expected
+    for w in windows:  # each window is n_frames consecutive frames
+        assert np.all(np.diff(_frames(w)) == 1)
+
+
+def test_subject_index_with_several_subjects_of_different_lengths():
+    subjects = [_arange_series(n) for n in (8, 20, 12)]
+    _, index = Preprocessor(8, window="sliding", normalization=None).fit_transform(subjects)
+    assert index.tolist() == [0, 1, 1, 1, 2, 2]
+    for strategy in ("first", "center"):
+        _, index = Preprocessor(8, window=strategy, normalization=None).fit_transform(subjects)
+        assert index.tolist() == [0, 1, 2]
+
+
+def test_resampling_happens_before_windowing():
+    x = np.random.default_rng(0).standard_normal((300, 4))
+    prep = Preprocessor(100, t_r=0.735, target_t_r=2.205, window="first", normalization=None)
+    windows, _ = prep.fit_transform([x])
+    np.testing.assert_allclose(windows[0], resample(x, 0.735, 2.205), rtol=1e-6, atol=1e-6)
+    # Only one TR given: no resampling.
+    windows, _ = Preprocessor(100, t_r=0.735, window="first", normalization=None).fit_transform([x])
+    np.testing.assert_allclose(windows[0], x[:100], rtol=1e-6)
+
+
+# ---------------------------------------------------------------------- padding
+
+
+@pytest.mark.parametrize("window", WINDOW_STRATEGIES)
+def test_padding_with_region_means(window):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 5)) + np.arange(5)
+    windows, index = Preprocessor(
+        10, window=window, min_frames=6, normalization=None
+    ).fit_transform([x])
+    assert windows.shape == (1, 10, 5) and index.tolist() == [0]
+    np.testing.assert_allclose(windows[0, :7], x, rtol=1e-6)  # originals first, untouched
+    np.testing.assert_allclose(windows[0, 7:], np.tile(x.mean(axis=0), (3, 1)), rtol=1e-6)
+
+
+def test_default_min_frames_is_half_of_n_frames():
+    prep = Preprocessor(10, normalization=None)
+    windows, _ = prep.fit_transform([_arange_series(5)])  # 5 >= 10 // 2: padded
+    assert windows.shape == (1, 10, 3)
+    with pytest.raises(ValueError, match="4 frames"):
+        prep.transform([_arange_series(4)])
+
+
+def test_too_short_error_names_subject_lengths_and_trs():
+    prep = Preprocessor(40, t_r=0.735, target_t_r=2.205, min_frames=30, normalization=None).fit(
+        [np.random.default_rng(0).standard_normal((200, 3))]
+    )
+    with pytest.raises(ValueError) as info:
+        prep.transform([np.ones((200, 3)), np.ones((60, 3))])
+    message = str(info.value)
+    assert "subject 1" in message
+    assert "20 frames after resampling" in message  # 60 frames at TR 0.735 -> 20 at TR 2.205
+    assert "60 frames" in message
+    assert "0.735" in message and "2.205" in message
+    assert "min_frames=30" in message
+
+
+# ---------------------------------------------------------------------- normalization
+
+
+def _series(rng, n_timepoints=60, n_regions=6):
+    # Regions with very different offsets and scales.
+    return (
+        rng.standard_normal((n_timepoints, n_regions)) * np.arange(1, n_regions + 1)
+        + np.arange(n_regions) * 10
+    )
+
+
+def test_global_zscore():
+    rng = np.random.default_rng(2)
+    windows, _ = Preprocessor(20, window="sliding", normalization="global_zscore").fit_transform(
+        [_series(rng), _series(rng, 45)]
+    )
+    for w in windows.astype(np.float64):
+        assert abs(w.mean()) < 1e-5
+        assert abs(w.std() - 1) < 1e-5
+        # Global, not per region: the regions keep their different offsets.
+        assert np.ptp(w.mean(axis=0)) > 1
+
+
+def test_roi_zscore():
+    rng = np.random.default_rng(3)
+    windows, _ = Preprocessor(20, window="sliding", normalization="roi_zscore").fit_transform(
+        [_series(rng), _series(rng, 45)]
+    )
+    w = windows.astype(np.float64)
+    np.testing.assert_allclose(w.mean(axis=1), 0, atol=1e-5)
+    np.testing.assert_allclose(w.std(axis=1), 1, atol=1e-5)
+
+
+def test_no_normalization_keeps_values():
+    x = _series(np.random.default_rng(4))
+    windows, _ = Preprocessor(60, normalization=None).fit_transform([x])
+    np.testing.assert_allclose(windows[0], x, rtol=1e-6)
+
+
+def test_robust_learns_median_and_iqr_on_fit_data():
+    rng = np.random.default_rng(5)
+    train = [_series(rng, 40), _series(rng, 80)]
+    prep = Preprocessor(20, window="sliding", normalization="robust").fit(train)
+    frames = np.concatenate(train)
+    np.testing.assert_allclose(prep.median_, np.median(frames, axis=0))
+    np.testing.assert_allclose(prep.iqr_, _iqr(frames, axis=0))
+    assert prep.median_.shape == prep.iqr_.shape == (6,) and prep.n_regions_ == 6
+
+    # Lengths are multiples of n_frames and stride = n_frames: the windows hold every training
+    # frame exactly once, so their pooled per-region median is 0 and IQR 1.
+    windows, _ = prep.transform(train)
+    pooled = windows.reshape(-1, 6).astype(np.float64)
+    np.testing.assert_allclose(np.median(pooled, axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(_iqr(pooled, axis=0), 1, atol=1e-5)
+
+    # New data is scaled with the training statistics, not its own.
+    new = _series(rng, 20) * 3 + 7
+    windows, _ = prep.transform([new])
+    np.testing.assert_allclose(windows[0], (new - prep.median_) / prep.iqr_, rtol=1e-5, atol=1e-5)
+
+
+def test_robust_statistics_are_computed_after_resampling():
+    rng = np.random.default_rng(6)
+    train = [rng.standard_normal((300, 4)) * 5 + 2]
+    prep = Preprocessor(50, t_r=0.735, target_t_r=2.205, normalization="robust").fit(train)
+    resampled = resample(train[0], 0.735, 2.205)
+    np.testing.assert_allclose(prep.median_, np.median(resampled, axis=0))
+    np.testing.assert_allclose(prep.iqr_, _iqr(resampled, axis=0))
+
+
+def test_robust_transform_before_fit():
+    with pytest.raises(NotFittedError, match="fit"):
+        Preprocessor(10, normalization="robust").transform([np.ones((20, 3))])
+
+
+def test_stateless_normalizations_transform_without_fit():
+    x = _series(np.random.default_rng(7), 30)
+    windows, _ = Preprocessor(10, normalization="roi_zscore").transform([x])
+    assert windows.shape == (1, 10, 6)
+
+
+@pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore", "robust"])
+def test_constant_window_gives_zeros(normalization):
+    x = np.full((20, 3), 0.1)
+    prep = Preprocessor(10, window="sliding", normalization=normalization)
+    windows, _ = prep.fit_transform([x])
+    assert np.isfinite(windows).all()
+    np.testing.assert_allclose(windows, 0, atol=1e-6)
+
+
+def test_constant_region_with_roi_zscore_gives_zeros_there_only():
+    x = _series(np.random.default_rng(8), 20, 3)
+    x[:, 1] = 4.0
+    windows, _ = Preprocessor(20, normalization="roi_zscore").fit_transform([x])
+    assert np.isfinite(windows).all()
+    np.testing.assert_allclose(windows[0, :, 1], 0, atol=1e-6)
+    np.testing.assert_allclose(windows[0, :, [0, 2]].std(axis=1), 1, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- serialization
+
+
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_to_dict_from_dict_round_trip(normalization):
+    rng = np.random.default_rng(9)
+    train = [rng.standard_normal((300, 5)) + 3, rng.standard_normal((250, 5))]
+    prep = Preprocessor(
+        32,
+        t_r=0.735,
+        target_t_r=2.205,
+        window="sliding",
+        stride=20,
+        min_frames=20,
+        normalization=normalization,
+        eps=1e-6,
+    ).fit(train)
+    d = prep.to_dict()
+    for key, value in d.items():
+        assert value is None or isinstance(value, (np.ndarray, int, float, str)), key
+    assert d["n_regions_"] == 5 and d["n_frames"] == 32 and d["window"] == "sliding"
+    if normalization == "robust":
+        assert isinstance(d["median_"], np.ndarray) and d["median_"].shape == (5,)
+        assert isinstance(d["iqr_"], np.ndarray) and d["iqr_"].shape == (5,)
+
+    again = Preprocessor.from_dict(d)
+    assert again.to_dict().keys() == d.keys()
+    assert again.n_regions_ == 5
+    new = [rng.standard_normal((90, 5)) * 2, rng.standard_normal((70, 5))]
+    expected = prep.transform(new)
+    got = again.transform(new)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    # The stored statistics are copies: changing the dict later does not change the model.
+    if normalization == "robust":
+        d["median_"][:] = 1e6
+        np.testing.assert_array_equal(again.transform(new)[0], expected[0])
+
+
+def test_from_dict_accepts_lists_as_saved_by_a_checkpoint():
+    prep = Preprocessor(10, normalization="robust").fit([np.random.default_rng(0).random((30, 4))])
+    d = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in prep.to_dict().items()}
+    again = Preprocessor.from_dict(d)
+    np.testing.assert_array_equal(again.median_, prep.median_)
+
+
+def test_unfitted_to_dict_round_trip():
+    d = Preprocessor(16, window="first").to_dict()
+    assert d["n_regions_"] is None and d["median_"] is None and d["iqr_"] is None
+    again = Preprocessor.from_dict(d)
+    assert not hasattr(again, "n_regions_")
+    assert again.n_frames == 16 and again.window == "first"
+
+
+def test_from_dict_rejects_bad_dicts():
+    d = Preprocessor(10).to_dict()
+    with pytest.raises(ValueError, match="unknown"):
+        Preprocessor.from_dict({**d, "detrend": True})
+    with pytest.raises(ValueError, match="n_frames"):
+        Preprocessor.from_dict({k: v for k, v in d.items() if k != "n_frames"})
+    fitted = Preprocessor(10, normalization="robust").fit(
+        [np.random.default_rng(0).random((30, 4))]
+    )
+    with pytest.raises(ValueError, match="shape"):
+        Preprocessor.from_dict({**fitted.to_dict(), "iqr_": np.ones(3)})
+
+
+# ---------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_region_count_mismatch(normalization):
+    prep = Preprocessor(10, normalization=normalization).fit(
+        [np.random.default_rng(0).random((30, 4))]
+    )
+    with pytest.raises(ValueError, match=r"5 regions.*4 regions"):
+        prep.transform([np.random.default_rng(1).random((30, 5))])
+
+
+def test_subjects_with_different_region_counts():
+    with pytest.raises(ValueError, match="subject 1 has 5 regions"):
+        Preprocessor(10).fit([np.ones((20, 4)), np.ones((20, 5))])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"n_frames": 0}, "n_frames"),
+        ({"n_frames": 2.5}, "n_frames"),
+        ({"n_frames": 10, "window": "last"}, "window"),
+        ({"n_frames": 10, "stride": 0}, "stride"),
+        ({"n_frames": 10, "stride": 1.5}, "stride"),
+        ({"n_frames": 10, "min_frames": 11}, "min_frames"),
+        ({"n_frames": 10, "min_frames": 0}, "min_frames"),
+        ({"n_frames": 10, "normalization": "zscore"}, "normalization"),
+        ({"n_frames": 10, "eps": 0.0}, "eps"),
+        ({"n_frames": 10, "t_r": -2.0, "target_t_r": 2.0}, "t_r"),
+        ({"n_frames": 10, "target_t_r": 0.0}, "target_t_r"),
+    ],
+)
+def test_bad_parameters(params, match):
+    prep = Preprocessor(**params)  # __init__ only stores
+    x = [np.random.default_rng(0).random((30, 3))]
+    with pytest.raises(ValueError, match=match):
+        prep.fit(x)
+    with pytest.raises(ValueError, match=match):
+        prep.transform(x)
+
+
+@pytest.mark.parametrize(
+    "subjects, match",
+    [
+        ([], "empty"),
+        ([np.ones(10)], "2-D"),
+        ([np.full((20, 3), np.nan)], "NaN"),
+    ],
+)
+def test_bad_subjects(subjects, match):
+    with pytest.raises(ValueError, match=match):
+        Preprocessor(10).fit(subjects)
+
+
+def test_input_is_not_modified():
+    x = _series(np.random.default_rng(10), 30)
+    before = x.copy()
+    Preprocessor(20, window="sliding", normalization="robust").fit_transform([x])
+    np.testing.assert_array_equal(x, before)
