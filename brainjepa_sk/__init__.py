@@ -1,3 +1,21 @@
-"""brainjepa_sk: Brain-JEPA for neuroimaging researchers, as scikit-learn estimators."""
+"""brainjepa_sk: Brain-JEPA for neuroimaging researchers, as scikit-learn estimators.
+
+Estimators: :class:`GradientPositioner` (region positions on connectivity gradients),
+:class:`BrainJEPAPretrainer` (self-supervised pretraining) and :class:`BrainJEPAEmbedder`
+(frozen features from pretrained weights). The pure-torch model lives in
+:mod:`brainjepa_sk.nn`.
+"""
 
 __version__ = "0.1.0.dev0"
+
+from .embed import BrainJEPAEmbedder
+from .gradients import GradientPositioner, load_gradients
+from .pretrain import BrainJEPAPretrainer
+
+__all__ = [
+    "BrainJEPAEmbedder",
+    "BrainJEPAPretrainer",
+    "GradientPositioner",
+    "load_gradients",
+    "__version__",
+]

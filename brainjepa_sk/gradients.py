@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+from brainspace.gradient import GradientMaps
+from brainspace.gradient.alignment import procrustes
+from nilearn.connectome import ConnectivityMeasure
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted
 
-__all__ = ["load_gradients"]
+from .validation import check_n_regions, validate_subjects
+
+__all__ = ["GradientPositioner", "load_gradients"]
 
 
 def load_gradients(source):
@@ -59,3 +69,393 @@ def load_gradients(source):
     if not np.isfinite(array).all():
         raise ValueError(f"{name} holds NaN or infinite values")
     return array
+
+
+_APPROACHES = ("dm", "le", "pca")
+_KERNELS = ("pearson", "spearman", "cosine", "normalized_angle", "gaussian")
+_KINDS = ("timeseries", "connectivity")
+# Correlations are clipped this far inside (-1, 1) before arctanh so that perfect correlations
+# (the diagonal, duplicated regions) stay finite in Fisher-z space.
+_Z_EPS = 1e-7
+
+
+def _fisher_z_mean(matrices):
+    """Average correlation matrices in Fisher-z space; the diagonal is averaged plainly."""
+    clipped = np.clip(matrices, -1.0 + _Z_EPS, 1.0 - _Z_EPS)
+    mean = np.tanh(np.arctanh(clipped).mean(axis=0))
+    np.fill_diagonal(mean, np.diagonal(matrices, axis1=1, axis2=2).mean(axis=0))
+    return mean
+
+
+def _off_diagonal_below_one(matrices):
+    off_diagonal = ~np.eye(matrices.shape[1], dtype=bool)
+    return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
+
+
+def _connectivity_names(X):
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        return None
+    names = list(columns)
+    if not names or not all(isinstance(name, str) for name in names):
+        return None
+    return np.asarray(names, dtype=object)
+
+
+def _validate_connectivity(X):
+    """Check connectivity matrices; return a float64 ``(n_subjects, n, n)`` array and names."""
+    names = _connectivity_names(X)
+    if X is None or isinstance(X, (str, bytes)):
+        raise ValueError(
+            "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
+            f"one (n_regions, n_regions) matrix; got {type(X).__name__}"
+        )
+    try:
+        array = check_array(
+            X,
+            dtype=np.float64,
+            ensure_2d=False,
+            allow_nd=True,
+            ensure_all_finite=True,
+            input_name="X",
+        )
+    except TypeError as exc:
+        raise ValueError(f"X is not numeric: {exc}") from None
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3 or array.shape[0] == 0:
+        raise ValueError(
+            "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
+            f"one (n_regions, n_regions) matrix; got shape {np.shape(X)}"
+        )
+    n_rows, n_cols = array.shape[1:]
+    if n_rows != n_cols:
+        raise ValueError(
+            f"connectivity matrices must be square (n_regions, n_regions); got {n_rows} rows and "
+            f"{n_cols} columns. For time series use kind='timeseries'."
+        )
+    # Tolerance relative to the largest magnitude, so rounding in saved files passes.
+    tolerance = 1e-6 * max(1.0, float(np.abs(array).max()))
+    asymmetry = np.abs(array - array.transpose(0, 2, 1)).max(axis=(1, 2))
+    bad = np.flatnonzero(asymmetry > tolerance)
+    if bad.size:
+        raise ValueError(
+            f"connectivity matrix {bad[0]} is not symmetric (largest |C - C.T| = "
+            f"{asymmetry[bad[0]]:.3g} > {tolerance:.3g})"
+        )
+    return array, names
+
+
+def _regions_with_names(X, kind):
+    """Validate ``X`` for fit without touching any estimator; return matrices and region info."""
+    if kind == "connectivity":
+        matrices, names = _validate_connectivity(X)
+        return matrices, matrices.shape[1], names
+    # A scratch namespace receives n_features_in_ / feature_names_in_, so a failing fit cannot
+    # leave half-set attributes on the estimator.
+    scratch = SimpleNamespace()
+    subjects = validate_subjects(X, estimator=scratch, reset=True, min_timepoints=3)
+    return subjects, scratch.n_features_in_, getattr(scratch, "feature_names_in_", None)
+
+
+class GradientPositioner(TransformerMixin, BaseEstimator):
+    """Connectivity gradients of brain regions, for the group and for each subject.
+
+    Gradient positioning (Brain-JEPA) places every region by its coordinates on the main axes of
+    functional connectivity. ``fit`` computes those coordinates once for the group with
+    BrainSpace's :class:`brainspace.gradient.GradientMaps` (diffusion map of a normalized-angle
+    affinity of the group connectivity, by default); ``gradients_`` is then the
+    ``(n_regions, n_components)`` matrix that a Brain-JEPA model takes as its region positions.
+    ``transform`` computes each subject's own gradients the same way, rotates them onto the group
+    gradients (Procrustes) and returns them flattened, region-major, as features.
+
+    Parameters
+    ----------
+    n_components : int, default=30
+        Number of gradients. With ``approach="dm"`` or ``"le"`` at most ``n_regions - 2``.
+    approach : {"dm", "le", "pca"}, default="dm"
+        Embedding: diffusion map, Laplacian eigenmaps or PCA (BrainSpace's names).
+    kernel : {"normalized_angle", "cosine", "pearson", "spearman", "gaussian"}, callable or None, \
+            default="normalized_angle"
+        Affinity between regions' connectivity profiles (BrainSpace's ``kernel``). ``None`` uses
+        the sparsified connectivity itself.
+    sparsity : float or None, default=0.9
+        Fraction of the weakest connections zeroed in each region's row before the kernel is
+        applied. At least two connections per row must remain, i.e.
+        ``int(n_regions * (1 - sparsity)) >= 2``. ``None`` or 0 keeps all.
+    kind : {"timeseries", "connectivity"}, default="timeseries"
+        What ``X`` holds. ``"timeseries"``: subjects' ROI time series, list of
+        ``(n_timepoints, n_regions)`` arrays or DataFrames or a 3-D array; each subject's
+        connectivity is nilearn's ``ConnectivityMeasure(kind="correlation")`` (Ledoit-Wolf
+        shrunk). ``"connectivity"``: connectivity matrices, ``(n_subjects, n_regions, n_regions)``
+        or a single ``(n_regions, n_regions)`` matrix (array or DataFrame).
+    reference : array-like of shape (n_regions, k) or path, default=None
+        Gradients to align the group gradients to, with ``k >= n_components`` (only the first
+        ``n_components`` columns are used), e.g. a published gradient file; loaded with
+        :func:`load_gradients`. ``None`` keeps the group gradients as computed.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the starting vector of the eigen-solver (the result does not otherwise depend on
+        it). Pass an int for identical output across calls.
+
+    Attributes
+    ----------
+    gradients_ : ndarray of shape (n_regions, n_components)
+        Group gradients (float64), aligned to ``reference`` when one is given.
+    lambdas_ : ndarray of shape (n_components,)
+        Eigenvalues of the group embedding, in the order BrainSpace returns them. After alignment
+        to ``reference`` a column of ``gradients_`` is a rotation of several original gradients,
+        so these no longer pair one-to-one with its columns.
+    group_connectivity_ : ndarray of shape (n_regions, n_regions)
+        Group connectivity the gradients were computed from: the Fisher-z mean of the subjects'
+        correlation matrices (plain mean where an off-diagonal value has ``|value| >= 1``, for
+        ``kind="connectivity"``), symmetrized.
+    n_features_in_ : int
+        Number of regions seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_regions,)
+        Region names (DataFrame columns) seen in ``fit``. Defined only when they were all strings.
+
+    See Also
+    --------
+    load_gradients : Read a gradient matrix from a file.
+    brainspace.gradient.GradientMaps : The embedding used underneath.
+
+    Notes
+    -----
+    Defaults follow the Brain-JEPA paper: 30 components of a diffusion map with the
+    normalized-angle kernel at 90% sparsity (Margulies et al., 2016). The transformed features
+    are laid out region-major: column ``r * n_components + c`` is gradient ``c`` of region ``r``.
+    """
+
+    def __init__(
+        self,
+        n_components=30,
+        approach="dm",
+        kernel="normalized_angle",
+        sparsity=0.9,
+        kind="timeseries",
+        reference=None,
+        random_state=0,
+    ):
+        self.n_components = n_components
+        self.approach = approach
+        self.kernel = kernel
+        self.sparsity = sparsity
+        self.kind = kind
+        self.reference = reference
+        self.random_state = random_state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if hasattr(tags.input_tags, "three_d_array"):
+            tags.input_tags.three_d_array = True
+        tags.input_tags.two_d_array = False
+        tags.requires_fit = True
+        return tags
+
+    def _check_params(self, n_regions):
+        if not isinstance(self.kind, str) or self.kind not in _KINDS:
+            raise ValueError(f"kind must be one of {_KINDS}; got {self.kind!r}")
+        # BrainSpace treats any unknown approach string as "dm", so check it here.
+        if not isinstance(self.approach, str) or self.approach not in _APPROACHES:
+            raise ValueError(f"approach must be one of {_APPROACHES}; got {self.approach!r}")
+        known = isinstance(self.kernel, str) and self.kernel in _KERNELS
+        if not (self.kernel is None or callable(self.kernel) or known):
+            raise ValueError(
+                f"kernel must be one of {_KERNELS}, a callable or None; got {self.kernel!r}"
+            )
+        if (
+            isinstance(self.n_components, bool)
+            or not isinstance(self.n_components, numbers.Integral)
+            or self.n_components < 1
+        ):
+            raise ValueError(f"n_components must be a positive int; got {self.n_components!r}")
+        if self.n_components >= n_regions:
+            raise ValueError(
+                f"n_components={self.n_components} must be smaller than the number of regions "
+                f"({n_regions})"
+            )
+        # The eigen-solver of "dm"/"le" also computes the trivial first eigenvector.
+        if self.approach in ("dm", "le") and self.n_components > n_regions - 2:
+            raise ValueError(
+                f"n_components={self.n_components} is too large for {n_regions} regions with "
+                f"approach={self.approach!r}: at most n_regions - 2 = {n_regions - 2}"
+            )
+        if self.sparsity is not None:
+            if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, numbers.Real):
+                raise ValueError(
+                    f"sparsity must be a float in [0, 1) or None; got {self.sparsity!r}"
+                )
+            if not 0 <= self.sparsity < 1:
+                raise ValueError(f"sparsity must be in [0, 1); got {self.sparsity!r}")
+            if self.sparsity > 0:
+                # BrainSpace keeps int(n * (1 - sparsity)) entries per row; with one left, each row
+                # keeps only its diagonal and the affinity carries no structure.
+                kept = int(n_regions * (1 - self.sparsity))
+                if kept < 2:
+                    raise ValueError(
+                        f"sparsity={self.sparsity} keeps {kept} connection(s) per region out of "
+                        f"{n_regions} regions; at least 2 are needed. Lower sparsity (e.g. "
+                        f"{1 - 2 / n_regions:.2f} or less)."
+                    )
+
+    def _connectivity(self, data):
+        """Per-subject connectivity matrices, ``(n_subjects, n_regions, n_regions)``."""
+        if self.kind == "connectivity":
+            return data
+        measure = ConnectivityMeasure(kind="correlation")
+        return np.asarray(measure.fit_transform(data), dtype=np.float64)
+
+    def _embed(self, matrix, random_state):
+        maps = GradientMaps(
+            n_components=self.n_components,
+            approach=self.approach,
+            kernel=self.kernel,
+            random_state=random_state,
+        )
+        maps.fit(matrix, sparsity=self.sparsity)
+        # BrainSpace returns reversed views; C-contiguous copies make later BLAS products (and
+        # so transform) bit-identical before and after pickling.
+        gradients = np.ascontiguousarray(maps.gradients_, dtype=np.float64)
+        return gradients, np.ascontiguousarray(maps.lambdas_, dtype=np.float64)
+
+    def fit(self, X, y=None):
+        """Compute the group connectivity and its gradients.
+
+        Parameters
+        ----------
+        X : list of array-like of shape (n_timepoints, n_regions), or array-like
+            With ``kind="timeseries"``: subjects' ROI time series (list of 2-D arrays or
+            DataFrames, or a 3-D array ``(n_subjects, n_timepoints, n_regions)``). With
+            ``kind="connectivity"``: ``(n_subjects, n_regions, n_regions)`` or one
+            ``(n_regions, n_regions)`` matrix.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : GradientPositioner
+            The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            Invalid input or parameters, ``n_components`` too large for the number of regions, or
+            a ``reference`` whose shape does not fit. A failed fit leaves the estimator as it was.
+        """
+        # Everything goes into locals; attributes are set only once all of it succeeded.
+        data, n_regions, names = _regions_with_names(X, self.kind)
+        self._check_params(n_regions)
+        reference = None
+        if self.reference is not None:
+            reference = load_gradients(self.reference)
+            if reference.shape[0] != n_regions:
+                raise ValueError(
+                    f"reference has {reference.shape[0]} rows but X has {n_regions} regions; "
+                    "it must be (n_regions, n_components)"
+                )
+            if reference.shape[1] < self.n_components:
+                raise ValueError(
+                    f"reference has {reference.shape[1]} columns, fewer than "
+                    f"n_components={self.n_components}"
+                )
+            reference = reference[:, : self.n_components]
+
+        matrices = self._connectivity(data)
+        if len(matrices) == 1:
+            group = matrices[0].copy()
+        elif self.kind == "timeseries" or _off_diagonal_below_one(matrices):
+            group = _fisher_z_mean(matrices)
+        else:
+            group = matrices.mean(axis=0)
+        group = (group + group.T) / 2
+
+        gradients, lambdas = self._embed(group, check_random_state(self.random_state))
+        if reference is not None:
+            gradients = procrustes(gradients, reference)
+
+        self.gradients_ = gradients
+        self.lambdas_ = lambdas
+        self.group_connectivity_ = group
+        self.n_features_in_ = n_regions
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        return self
+
+    def transform(self, X):
+        """Each subject's gradients, aligned to the group gradients and flattened.
+
+        Parameters
+        ----------
+        X : list of array-like of shape (n_timepoints, n_regions), or array-like
+            Same layout as in :meth:`fit`, with the regions seen in ``fit``.
+
+        Returns
+        -------
+        ndarray of shape (n_subjects, n_regions * n_components)
+            Float64 features, region-major: column ``r * n_components + c`` is gradient ``c`` of
+            region ``r`` (see :meth:`get_feature_names_out`).
+
+        Raises
+        ------
+        ValueError
+            Invalid input, or a region count or region names that differ from ``fit``.
+        """
+        check_is_fitted(self, "gradients_")
+        if self.kind == "connectivity":
+            data, _ = _validate_connectivity(X)
+            check_n_regions(data.shape[1], self.n_features_in_, what="fitted with")
+            names = _connectivity_names(X)
+            fitted = getattr(self, "feature_names_in_", None)
+            if names is not None and fitted is not None and not np.array_equal(names, fitted):
+                raise ValueError(
+                    "the region names (DataFrame columns) differ from those seen in fit"
+                )
+        else:
+            data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3)
+        self._check_params(self.n_features_in_)
+        # One seed for every subject: a subject's features do not depend on the rest of the batch.
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        features = []
+        for matrix in self._connectivity(data):
+            gradients, _ = self._embed(matrix, seed)
+            features.append(procrustes(gradients, self.gradients_).ravel())
+        return np.asarray(features, dtype=np.float64)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of the transformed features: ``{region}_gradient{c}``, region-major.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Region names. ``None`` uses ``feature_names_in_`` when defined, else
+            ``region0``, ``region1``, ... If given, must match ``feature_names_in_`` when that is
+            defined and have ``n_features_in_`` entries.
+
+        Returns
+        -------
+        ndarray of str, dtype object, shape (n_regions * n_components,)
+            ``"{region}_gradient{c}"`` with ``c`` counted from 0, in the column order of
+            :meth:`transform`.
+        """
+        check_is_fitted(self, "gradients_")
+        fitted = getattr(self, "feature_names_in_", None)
+        if input_features is None:
+            regions = (
+                fitted if fitted is not None else [f"region{r}" for r in range(self.n_features_in_)]
+            )
+        else:
+            regions = np.asarray(input_features, dtype=object)
+            if fitted is not None and not np.array_equal(regions, fitted):
+                raise ValueError("input_features is not equal to feature_names_in_")
+            if len(regions) != self.n_features_in_:
+                raise ValueError(
+                    f"input_features has {len(regions)} names but {self.n_features_in_} regions "
+                    "were seen in fit"
+                )
+        n_components = self.gradients_.shape[1]
+        return np.asarray(
+            [f"{region}_gradient{c}" for region in regions for c in range(n_components)],
+            dtype=object,
+        )

@@ -1,0 +1,39 @@
+"""Tiny configurations of the package's estimators, shared by the scikit-learn tests."""
+
+import numpy as np
+import torch
+
+from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk.nn import BrainJEPA
+
+N_REGIONS = 8
+
+
+def tiny_module(n_regions=N_REGIONS, seed=0):
+    """A small random BrainJEPA (patch 2, 8 frames per window)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return BrainJEPA(torch.randn(n_regions, 3, generator=generator), patch_size=2,
+                         embed_dim=8, depth=1, num_heads=2, predictor_embed_dim=8,
+                         predictor_depth=1, n_patches=4)
+
+
+def tiny_estimators(n_regions=N_REGIONS):
+    """One instance of each estimator, small enough for the estimator checks."""
+    gradients = np.random.default_rng(0).standard_normal((n_regions, 3))
+    return [
+        GradientPositioner(n_components=2, sparsity=0.5),
+        BrainJEPAEmbedder(weights=tiny_module(n_regions), normalization=None, device="cpu"),
+        BrainJEPAPretrainer(
+            gradients=gradients, model_size=dict(embed_dim=8, depth=1, num_heads=2),
+            patch_size=2, n_frames=8, predictor_depth=1, n_epochs=1, batch_size=4,
+            device="cpu", verbose=0, random_state=0,
+        ),
+    ]
+
+
+def make_subjects(n_subjects=8, n_timepoints=12, n_regions=N_REGIONS, seed=0):
+    """Random-walk-like ROI series (n_subjects, n_timepoints, n_regions)."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n_subjects, n_timepoints, n_regions)).cumsum(axis=1)
