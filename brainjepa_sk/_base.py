@@ -6,6 +6,7 @@ import contextlib
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 
 __all__ = ["resolve_device", "resolve_autocast", "restore_on_error", "embed_windows", "forked_rng"]
 
@@ -110,8 +111,10 @@ def average_by_subject(values, subject_index, n_subjects):
 POOLINGS = ("mean", "roi")
 
 
-class EmbeddingTransformMixin:
+class EmbeddingTransformMixin(TransformerMixin):
     """``transform`` / ``get_feature_names_out`` shared by the estimators that embed subjects.
+
+    A ``TransformerMixin`` itself, so that scikit-learn's ``set_output`` wraps this ``transform``.
 
     The class using it provides ``_fitted_encoder()`` (the frozen encoder, kept on the CPU so that
     pickles load anywhere), ``preprocessor_``, ``pooling``, ``batch_size``, ``device`` and

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 
 from ._base import POOLINGS, EmbeddingTransformMixin, restore_on_error
 from .checkpoint import FORMAT_NAME, load_checkpoint, load_research_checkpoint
@@ -28,7 +28,7 @@ def _is_our_checkpoint(path):
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
 
-class BrainJEPAEmbedder(EmbeddingTransformMixin, TransformerMixin, BaseEstimator):
+class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     """Frozen Brain-JEPA feature extractor: one embedding vector per subject.
 
     ``fit`` loads the weights and learns what the preprocessing needs from the training subjects

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_random_state
 from tqdm.auto import tqdm
 
@@ -44,7 +44,7 @@ _STATE_FILE = "last.pt"
 _MONITOR_WINDOWS = 64
 
 
-class BrainJEPAPretrainer(EmbeddingTransformMixin, TransformerMixin, BaseEstimator):
+class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     """Pretrain Brain-JEPA on subjects' ROI time series; ``transform`` gives their embeddings.
 
     ``fit`` positions the regions on connectivity gradients (fitted on the training subjects

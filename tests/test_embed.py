@@ -1,0 +1,173 @@
+"""BrainJEPAEmbedder: frozen features, exact against the research outputs, weights from anywhere."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainjepa_sk import BrainJEPAEmbedder
+from brainjepa_sk.checkpoint import load_research_checkpoint, save_checkpoint
+from brainjepa_sk.datasets import _weights, fetch_ukbiobank_weights
+from brainjepa_sk.preprocessing import Preprocessor
+
+
+def test_transform_equals_mean_of_research_target_tokens(research_model, reference):
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None)
+    out = embedder.fit(reference["x_nilearn"]).transform(reference["x_nilearn"])
+    expected = reference["target_encoder_tokens"].mean(axis=1)
+    assert out.shape == (3, 64)
+    assert np.abs(out - expected).max() <= 1e-5
+    assert embedder.embedding_dim_ == 64 and embedder.n_features_in_ == 24
+    # the module passed in is not moved or modified
+    assert next(research_model.parameters()).device.type == "cpu"
+
+
+def test_research_checkpoint_from_path_needs_gradients(official_dir, reference):
+    X = reference["x_nilearn"]
+    embedder = BrainJEPAEmbedder(
+        weights=official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv",
+        num_heads=4, normalization=None,
+    )
+    out = embedder.fit(X).transform(X)
+    assert np.abs(out - reference["target_encoder_tokens"].mean(axis=1)).max() <= 1e-5
+    with pytest.raises(ValueError, match="gradients="):
+        BrainJEPAEmbedder(weights=official_dir / "checkpoint.pth.tar").fit(X)
+
+
+def test_roi_pooling_names_and_pandas_output(research_model, reference):
+    X = reference["x_nilearn"]
+    tokens = reference["target_encoder_tokens"].reshape(3, 24, 10, 64)
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, pooling="roi")
+    out = embedder.fit(X).transform(X)
+    assert out.shape == (3, 24 * 64)
+    assert np.abs(out - tokens.mean(axis=2).reshape(3, -1)).max() <= 1e-5
+    names = embedder.get_feature_names_out()
+    assert names[0] == "region0_embedding0" and names[65] == "region1_embedding1"
+    frames = [pd.DataFrame(x, columns=[f"roi{r}" for r in range(24)]) for x in X]
+    embedder.set_output(transform="pandas")
+    table = embedder.fit(frames).transform(frames)
+    assert isinstance(table, pd.DataFrame) and table.columns[0] == "roi0_embedding0"
+    mean = BrainJEPAEmbedder(weights=research_model, normalization=None).set_output(
+        transform="pandas")
+    assert list(mean.fit(X).transform(X).columns[:2]) == ["embedding0", "embedding1"]
+
+
+def test_preprocessing_is_applied(research_model, reference):
+    X = reference["x_nilearn"] * 50 + 1000  # raw BOLD-like scale
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization="global_zscore")
+    out = embedder.fit(X).transform(X)
+    pre = Preprocessor(40, normalization="global_zscore").fit(list(X))
+    windows, _ = pre.transform(list(X))
+    with torch.no_grad():
+        expected = research_model.target_encoder(torch.from_numpy(windows)).mean(1).numpy()
+    assert np.abs(out - expected).max() <= 1e-5
+    # longer series: the centre window is used; sliding windows are averaged
+    long = np.concatenate([X, X[:, ::-1]], axis=1)
+    sliding = BrainJEPAEmbedder(weights=research_model, window="sliding", stride=40)
+    first_half = BrainJEPAEmbedder(weights=research_model, window="first")
+    a = sliding.fit(long).transform(long)
+    b = first_half.fit(long).transform(long)
+    reversed_ = np.ascontiguousarray(X[:, ::-1])  # the second window of `long`
+    c = BrainJEPAEmbedder(weights=research_model).fit(reversed_).transform(reversed_)
+    assert np.abs(a - (b + c) / 2).max() <= 1e-5
+
+
+def test_our_checkpoint_carries_its_preprocessing(tmp_path, research_model, reference):
+    X = list(reference["x_nilearn"] * 3 + 7)
+    pre = Preprocessor(40, normalization="robust").fit(X)
+    path = tmp_path / "ours.pt"
+    save_checkpoint(path, research_model, preprocessing=pre.to_dict())
+    embedder = BrainJEPAEmbedder(weights=path).fit(X[:1])  # robust stats come from the file
+    np.testing.assert_array_equal(embedder.preprocessor_.median_, pre.median_)
+    windows, _ = pre.transform(X)
+    with torch.no_grad():
+        expected = research_model.target_encoder(torch.from_numpy(windows)).mean(1).numpy()
+    assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
+
+
+def test_wrong_region_count_is_named(research_model, reference):
+    X = reference["x_nilearn"]
+    with pytest.raises(ValueError, match="24"):
+        BrainJEPAEmbedder(weights=research_model).fit(X[:, :, :20])
+    with pytest.raises(ValueError, match="transposed"):
+        BrainJEPAEmbedder(weights=research_model).fit(X.transpose(0, 2, 1))
+
+
+def test_bad_parameters(research_model, reference):
+    X = reference["x_nilearn"]
+    with pytest.raises(ValueError, match="pooling"):
+        BrainJEPAEmbedder(weights=research_model, pooling="max").fit(X)
+    with pytest.raises(ValueError, match="precision"):
+        BrainJEPAEmbedder(weights=research_model, precision="fp8").fit(X).transform(X)
+    with pytest.raises(TypeError, match="weights"):
+        BrainJEPAEmbedder(weights=42).fit(X)
+
+
+def _local_ukbiobank(monkeypatch, official_dir):
+    files = {
+        "checkpoint": dict(_weights.UKBIOBANK_FILES["checkpoint"],
+                           url=(official_dir / "checkpoint.pth.tar").as_uri()),
+        "gradients": dict(_weights.UKBIOBANK_FILES["gradients"],
+                          url=(official_dir / "gradient.csv").as_uri()),
+    }
+    monkeypatch.setattr(_weights, "UKBIOBANK_FILES", files)
+
+
+def test_default_weights_are_fetched_once_then_used_offline(tmp_path, monkeypatch, official_dir,
+                                                            reference):
+    # The real source is the authors' Google Drive and repository; here local files stand in.
+    _local_ukbiobank(monkeypatch, official_dir)
+    paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert paths["checkpoint"].read_bytes() == (official_dir / "checkpoint.pth.tar").read_bytes()
+    assert paths["gradients"].parent == tmp_path / "brainjepa_ukbiobank"
+    # offline now: the cache is enough
+    for spec in _weights.UKBIOBANK_FILES.values():
+        spec["url"] = (tmp_path / "nowhere" / "file").as_uri()
+    assert fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0) == paths
+    X = reference["x_nilearn"]
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, normalization=None,
+                                 model_t_r=None)
+    out = embedder.fit(X).transform(X)
+    assert np.abs(out - reference["target_encoder_tokens"].mean(axis=1)).max() <= 1e-5
+
+
+def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_dir):
+    _local_ukbiobank(monkeypatch, official_dir)
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path))
+    assert fetch_ukbiobank_weights(verbose=0)["checkpoint"].parent.parent == tmp_path
+
+
+def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch, official_dir):
+    _local_ukbiobank(monkeypatch, official_dir)
+    for spec in _weights.UKBIOBANK_FILES.values():
+        spec["url"] = (tmp_path / "nowhere" / "file").as_uri()
+    with pytest.raises(OSError, match="brainjepa_ukbiobank") as info:
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert "1LL3gM-i5SLDWCFyvj71M3peLeU6V2qMR" in str(info.value)
+    assert not list((tmp_path / "brainjepa_ukbiobank").glob("*.part"))
+    with pytest.raises(OSError, match="switched off"):
+        fetch_ukbiobank_weights(data_dir=tmp_path / "other", download=False)
+
+
+def test_a_web_page_is_not_taken_for_the_weights(tmp_path, monkeypatch, official_dir):
+    page = tmp_path / "page.html"
+    page.write_text("<!DOCTYPE html><html>virus scan warning</html>")
+    _local_ukbiobank(monkeypatch, official_dir)
+    _weights.UKBIOBANK_FILES["checkpoint"]["url"] = page.as_uri()
+    with pytest.raises(OSError, match="web page"):
+        fetch_ukbiobank_weights(data_dir=tmp_path / "cache", verbose=0)
+
+
+@pytest.mark.gpu
+def test_cuda_transform_matches_cpu_and_pickles(research_model, reference):
+    import pickle
+
+    X = reference["x_nilearn"]
+    cpu = BrainJEPAEmbedder(weights=research_model, normalization=None, device="cpu").fit(X)
+    gpu = BrainJEPAEmbedder(weights=research_model, normalization=None, device="cuda",
+                            precision="fp32").fit(X)
+    np.testing.assert_allclose(gpu.transform(X), cpu.transform(X), atol=1e-4)
+    restored = pickle.loads(pickle.dumps(gpu))
+    assert next(restored.encoder_.parameters()).device.type == "cpu"
+    bf16 = BrainJEPAEmbedder(weights=research_model, normalization=None, device="cuda").fit(X)
+    np.testing.assert_allclose(bf16.transform(X), cpu.transform(X), atol=5e-2)
