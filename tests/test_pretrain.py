@@ -1,0 +1,170 @@
+"""BrainJEPAPretrainer: self-supervised fit, history, gradients inside fit, resume, save."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+
+from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk.checkpoint import load_checkpoint
+
+N_REGIONS = 16
+
+
+def _data(n_subjects=10, n_timepoints=48, seed=0):
+    """Smooth correlated series: a few shared slow sources mixed into the regions."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((4, N_REGIONS))
+    X = []
+    for _ in range(n_subjects):
+        sources = rng.standard_normal((n_timepoints + 8, 4))
+        kernel = np.exp(-np.arange(8) / 3.0)
+        smooth = np.stack([np.convolve(s, kernel, "valid")[:n_timepoints] for s in sources.T], 1)
+        X.append(smooth @ mixing + 0.3 * rng.standard_normal((n_timepoints, N_REGIONS)))
+    return np.stack(X)
+
+
+def _pretrainer(**kwargs):
+    params = dict(
+        gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 4)),
+        model_size=dict(embed_dim=32, depth=2, num_heads=2), patch_size=4, n_frames=32,
+        predictor_depth=1, n_epochs=6, batch_size=8, lr=2e-3, device="cpu", verbose=0,
+        random_state=0,
+    )
+    params.update(kwargs)
+    return BrainJEPAPretrainer(**params)
+
+
+def test_fit_trains_and_records_history():
+    X = _data()
+    model = _pretrainer().fit(X)
+    history = model.history_
+    assert [h["epoch"] for h in history] == list(range(6))
+    assert set(history[0]) == {"epoch", "loss", "lr", "target_std", "effective_rank"}
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert all(np.isfinite(h["loss"]) and h["effective_rank"] >= 1 for h in history)
+    assert model.model_.training is False
+    assert next(model.model_.parameters()).device.type == "cpu"
+    assert model.transform(X).shape == (10, 32)
+    assert model.embedding_dim_ == 32
+    assert model.preprocessor_.normalization == "robust"
+    # the learning-rate schedule was followed: warm-up then decay to final_lr
+    assert history[-1]["lr"] < max(h["lr"] for h in history)
+
+
+def test_random_state_makes_fit_reproducible_and_leaves_global_rng_alone():
+    X = _data()
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = _pretrainer(n_epochs=2).fit(X)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = _pretrainer(n_epochs=2).fit(X)
+    for p, q in zip(a.model_.parameters(), b.model_.parameters()):
+        assert torch.equal(p, q)
+    c = _pretrainer(n_epochs=2, random_state=1).fit(X)
+    assert not torch.equal(next(a.model_.parameters()), next(c.model_.parameters()))
+
+
+def test_gradient_positioner_is_fitted_inside_fit():
+    X = _data()
+    positioner = GradientPositioner(n_components=3, sparsity=0.5)
+    model = _pretrainer(gradients=positioner, n_epochs=1).fit(X)
+    expected = clone(positioner).fit(X).gradients_
+    np.testing.assert_array_equal(model.gradients_, expected)
+    assert not hasattr(positioner, "gradients_")  # the parameter itself stays unfitted
+    torch.testing.assert_close(model.model_.gradients.double(), torch.from_numpy(expected))
+
+
+def test_gradients_from_a_file(tmp_path):
+    X = _data()
+    gradients = np.random.default_rng(2).standard_normal((N_REGIONS, 5))
+    np.savetxt(tmp_path / "g.csv", gradients, delimiter=",")
+    model = _pretrainer(gradients=str(tmp_path / "g.csv"), n_epochs=1).fit(X)
+    np.testing.assert_allclose(model.gradients_, gradients)
+    with pytest.raises(ValueError, match="9 rows"):
+        _pretrainer(gradients=gradients[:9]).fit(X)
+
+
+def test_save_then_embed_with_the_same_preprocessing(tmp_path):
+    X = _data() * 100 + 500
+    model = _pretrainer(n_epochs=2).fit(X)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    loaded = load_checkpoint(path)
+    assert loaded.preprocessing["normalization"] == "robust"
+    assert [h["loss"] for h in loaded.metadata["history"]] == [h["loss"] for h in model.history_]
+    embedder = BrainJEPAEmbedder(weights=path, window="sliding", stride=16).fit(X[:2])
+    np.testing.assert_allclose(embedder.transform(X), model.transform(X), atol=1e-6)
+
+
+def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    X = _data()
+    uninterrupted = _pretrainer(n_epochs=4).fit(X)
+
+    calls = {"n": 0}
+    original = BrainJEPAPretrainer._monitor
+
+    def dies_in_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    interrupted = _pretrainer(n_epochs=4, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(dies_in_third_epoch))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X)
+    assert not hasattr(interrupted, "model_")  # nothing half-done was kept
+    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(original))
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
+    resumed = interrupted.fit(X)
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in uninterrupted.history_]
+    for p, q in zip(resumed.model_.state_dict().values(),
+                    uninterrupted.model_.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_checkpoint_from_other_settings_is_not_resumed(tmp_path):
+    X = _data()
+    _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
+    with pytest.warns(UserWarning, match="afresh"):
+        model = _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(X)
+    assert len(model.history_) == 2
+
+
+def test_a_failed_fit_keeps_the_previous_one():
+    X = _data()
+    model = _pretrainer(n_epochs=1).fit(X)
+    before = model.transform(X)
+    with pytest.raises(FloatingPointError, match="loss"):
+        model.set_params(lr=1e30, start_lr=1e30).fit(X)
+    np.testing.assert_array_equal(model.transform(X), before)
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(model_size="huge"), "model_size"),
+        (dict(model_size=dict(embed_dim=32)), "misses"),
+        (dict(n_frames=30), "multiple of patch_size"),
+        (dict(n_epochs=0), "n_epochs"),
+        (dict(pooling="max"), "pooling"),
+        (dict(normalization="minmax"), "normalization"),
+    ],
+)
+def test_bad_parameters_are_named(params, message):
+    with pytest.raises(ValueError, match=message):
+        _pretrainer(**params).fit(_data(n_subjects=2))
+
+
+@pytest.mark.gpu
+def test_cuda_fit_with_bf16_then_pickle_on_cpu():
+    import pickle
+
+    X = _data()
+    model = _pretrainer(device="cuda", n_epochs=3).fit(X)
+    assert next(model.model_.parameters()).device.type == "cpu"
+    restored = pickle.loads(pickle.dumps(model))
+    restored.set_params(device="cpu")
+    np.testing.assert_allclose(restored.transform(X), model.transform(X), atol=5e-2)
+    assert model.history_[-1]["loss"] < model.history_[0]["loss"]
