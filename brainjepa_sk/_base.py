@@ -111,7 +111,18 @@ def average_by_subject(values, subject_index, n_subjects):
 POOLINGS = ("mean", "roi")
 
 
-class EmbeddingTransformMixin(TransformerMixin):
+class SubjectsInputMixin:
+    """Tags of estimators whose ``X`` is subjects' series (3-D), not a 2-D feature table."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.two_d_array = False
+        tags.input_tags.three_d_array = True
+        tags.requires_fit = True
+        return tags
+
+
+class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
     """``transform`` / ``get_feature_names_out`` shared by the estimators that embed subjects.
 
     A ``TransformerMixin`` itself, so that scikit-learn's ``set_output`` wraps this ``transform``.

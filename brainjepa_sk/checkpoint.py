@@ -292,12 +292,27 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         "preprocessing": _to_safe(preprocessing or {}),
         "metadata": _to_safe(metadata or {}),
     }
+    atomic_save(payload, path)
+
+
+def atomic_save(obj, path):
+    """``torch.save`` to a temporary file in the same folder, then rename it into place.
+
+    An interrupted save never leaves a truncated file at ``path``.
+
+    Parameters
+    ----------
+    obj : object
+        What to save.
+    path : str or path-like
+        Destination; its folder is created if needed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(payload, tmp)
+        torch.save(obj, tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -129,14 +129,6 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         self.precision = precision
         self.data_dir = data_dir
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = True
-        tags.non_deterministic = False
-        return tags
-
     def _fitted_encoder(self):
         return self.encoder_
 

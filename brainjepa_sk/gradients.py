@@ -14,7 +14,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from .validation import check_n_regions, validate_subjects
+from ._base import SubjectsInputMixin
+from .validation import check_n_regions, feature_names_of, validate_subjects
 
 __all__ = ["GradientPositioner", "load_gradients"]
 
@@ -92,19 +93,9 @@ def _off_diagonal_below_one(matrices):
     return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
 
 
-def _connectivity_names(X):
-    columns = getattr(X, "columns", None)
-    if columns is None:
-        return None
-    names = list(columns)
-    if not names or not all(isinstance(name, str) for name in names):
-        return None
-    return np.asarray(names, dtype=object)
-
-
 def _validate_connectivity(X):
     """Check connectivity matrices; return a float64 ``(n_subjects, n, n)`` array and names."""
-    names = _connectivity_names(X)
+    names = feature_names_of(X)
     if X is None or isinstance(X, (str, bytes)):
         raise ValueError(
             "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
@@ -158,7 +149,7 @@ def _regions_with_names(X, kind):
     return subjects, scratch.n_features_in_, getattr(scratch, "feature_names_in_", None)
 
 
-class GradientPositioner(TransformerMixin, BaseEstimator):
+class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
     """Connectivity gradients of brain regions, for the group and for each subject.
 
     Gradient positioning (Brain-JEPA) places every region by its coordinates on the main axes of
@@ -243,14 +234,6 @@ class GradientPositioner(TransformerMixin, BaseEstimator):
         self.kind = kind
         self.reference = reference
         self.random_state = random_state
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        if hasattr(tags.input_tags, "three_d_array"):
-            tags.input_tags.three_d_array = True
-        tags.input_tags.two_d_array = False
-        tags.requires_fit = True
-        return tags
 
     def _check_params(self, n_regions):
         if not isinstance(self.kind, str) or self.kind not in _KINDS:
@@ -406,7 +389,7 @@ class GradientPositioner(TransformerMixin, BaseEstimator):
         if self.kind == "connectivity":
             data, _ = _validate_connectivity(X)
             check_n_regions(data.shape[1], self.n_features_in_, what="fitted with")
-            names = _connectivity_names(X)
+            names = feature_names_of(X)
             fitted = getattr(self, "feature_names_in_", None)
             if names is not None and fitted is not None and not np.array_equal(names, fitted):
                 raise ValueError(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -23,7 +21,7 @@ from ._base import (
     resolve_device,
     restore_on_error,
 )
-from .checkpoint import save_checkpoint
+from .checkpoint import atomic_save, save_checkpoint
 from .data import WindowDataset
 from .gradients import GradientPositioner, load_gradients
 from .nn import MODEL_PRESETS, BrainJEPA
@@ -204,13 +202,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.verbose = verbose
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
-        tags.input_tags.three_d_array = True
-        tags.requires_fit = True
-        return tags
 
     def _fitted_encoder(self):
         return self.model_.target_encoder
@@ -402,7 +393,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
     @staticmethod
     def _save_state(path, model, optimizer, sampler, data_generator, history, epoch, fingerprint):
-        path.parent.mkdir(parents=True, exist_ok=True)
         state = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -412,14 +402,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             "epoch": epoch,
             "fingerprint": fingerprint,
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(state, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+        atomic_save(state, path)
 
     def save(self, path):
         """Save the pretrained model with its gradients and preprocessing.

@@ -13,7 +13,7 @@ import numbers
 import numpy as np
 from sklearn.utils.validation import check_array
 
-__all__ = ["validate_subjects", "check_n_regions"]
+__all__ = ["validate_subjects", "check_n_regions", "feature_names_of"]
 
 _LAYOUT = (
     "X must be a 3-D array (n_subjects, n_timepoints, n_regions) or a list of 2-D "
@@ -21,7 +21,8 @@ _LAYOUT = (
 )
 
 
-def _feature_names(subject):
+def feature_names_of(subject):
+    """String column names of a DataFrame as an object array; ``None`` for anything else."""
     columns = getattr(subject, "columns", None)
     if columns is None:
         return None
@@ -94,7 +95,7 @@ def validate_subjects(
         message names the subject and what was expected.
     """
     subjects = _as_subject_list(X)
-    names = _feature_names(subjects[0])
+    names = feature_names_of(subjects[0])
     out = []
     n_regions = None
     for i, subject in enumerate(subjects):
@@ -103,8 +104,8 @@ def validate_subjects(
                 f"{_LAYOUT}; subject {i} has {np.ndim(subject)} dimension(s) "
                 f"(shape {np.shape(subject)})"
             )
-        if _feature_names(subject) is not None and names is not None:
-            if not np.array_equal(_feature_names(subject), names):
+        if feature_names_of(subject) is not None and names is not None:
+            if not np.array_equal(feature_names_of(subject), names):
                 raise ValueError(f"subject {i} has other region names (columns) than subject 0")
         try:
             array = check_array(
