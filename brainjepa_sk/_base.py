@@ -8,7 +8,15 @@ import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 
-__all__ = ["resolve_device", "resolve_autocast", "restore_on_error", "embed_windows", "forked_rng"]
+__all__ = [
+    "resolve_device",
+    "resolve_autocast",
+    "restore_on_error",
+    "embed_windows",
+    "forked_rng",
+    "global_rng_state",
+    "set_global_rng_state",
+]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -49,14 +57,37 @@ def restore_on_error(estimator):
 
 @contextlib.contextmanager
 def forked_rng(seed, device):
-    """Seed torch's global generator inside the block only (model initialisation uses it).
+    """Seed torch's global generators for ``device`` inside the block only.
 
-    The caller's random state is restored afterwards, so fitting never changes global state.
+    Model initialisation and stochastic depth draw from the global generator; seeding a fork of
+    it makes them follow ``random_state`` while the caller's random state (CPU, and the CUDA
+    device used) is restored afterwards. Other CUDA devices are not touched.
     """
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        with torch.random.fork_rng(devices=[index]), torch.cuda.device(index):
+            torch.default_generator.manual_seed(seed)
+            torch.cuda.manual_seed(seed)
+            yield
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            yield
+
+
+def global_rng_state(device):
+    """States of the global generators used on ``device`` (for exact resume)."""
+    state = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def set_global_rng_state(state, device):
+    """Restore what :func:`global_rng_state` returned."""
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooling="mean"):

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import torch
 from sklearn.base import BaseEstimator
 
-from ._base import POOLINGS, EmbeddingTransformMixin, restore_on_error
+from ._base import (
+    POOLINGS,
+    EmbeddingTransformMixin,
+    resolve_autocast,
+    resolve_device,
+    restore_on_error,
+)
 from .checkpoint import FORMAT_NAME, load_checkpoint, load_research_checkpoint
 from .nn import BrainEncoder, BrainJEPA
-from .preprocessing import Preprocessor
+from .preprocessing import WINDOW_STRATEGIES, Preprocessor
 from .validation import check_n_regions, validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
@@ -59,14 +66,15 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         unknown (no resampling) otherwise.
     n_frames : "auto" or int, default="auto"
         Frames per window. ``"auto"``: the length the model was trained on.
-    window : {"center", "first", "sliding"}, default="center"
+    window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
-        ``stride`` frames.
+        ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else
+        ``"center"``.
     stride : int, optional
-        Step of the sliding windows (default: ``n_frames``).
+        Step of the sliding windows. Default: our checkpoint's, else ``n_frames``.
     min_frames : int, optional
         Shortest series accepted (after resampling); shorter than a window but at least this
-        long is padded with each region's mean. Default: half a window.
+        long is padded with each region's mean. Default: our checkpoint's, else half a window.
     normalization : {"auto", "global_zscore", "roi_zscore", "robust"} or None, default="auto"
         Scaling of each window. ``"auto"``: what our checkpoint was trained with (with its
         statistics), ``"global_zscore"`` for research weights.
@@ -104,7 +112,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         t_r=None,
         model_t_r="auto",
         n_frames="auto",
-        window="center",
+        window="auto",
         stride=None,
         min_frames=None,
         normalization="auto",
@@ -160,6 +168,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
                 "weights must be 'ukbiobank', a checkpoint path or a torch module, "
                 f"got {type(weights).__name__}"
             )
+        if not Path(weights).is_file():
+            raise FileNotFoundError(f"weights file not found: {weights}")
         if _is_our_checkpoint(weights):
             loaded = load_checkpoint(weights)
             config = loaded.model.config
@@ -192,6 +202,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         """
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if isinstance(self.batch_size, bool) or int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
+        resolve_autocast(self.precision, resolve_device(self.device))  # checks both
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=True)
             encoder, saved, saved_t_r, frames = self._load()
@@ -203,18 +216,38 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             if n_frames is None:
                 raise ValueError("the model does not say its window length: set n_frames")
             model_t_r = saved_t_r if self.model_t_r == "auto" else self.model_t_r
+            if self.t_r is not None and model_t_r is None:
+                warnings.warn(
+                    f"t_r={self.t_r} is ignored: the model's TR is unknown, so the series are "
+                    "not resampled; set model_t_r to the TR the model was trained at",
+                    stacklevel=3,
+                )
             normalization = self.normalization
             if normalization == "auto":
                 normalization = saved["normalization"] if saved else "global_zscore"
-            user = dict(
-                n_frames=int(n_frames), t_r=self.t_r, target_t_r=model_t_r, window=self.window,
-                stride=self.stride, min_frames=self.min_frames,
+            # Our checkpoints carry their preprocessing: what the user leaves at its default is
+            # taken from the file, so embedding repeats the pretraining preprocessing exactly.
+            saved = saved or {}
+            window = self.window if self.window != "auto" else saved.get("window", "center")
+            if window not in WINDOW_STRATEGIES:
+                raise ValueError(
+                    f"window must be 'auto' or one of {WINDOW_STRATEGIES}, got {self.window!r}"
+                )
+            options = dict(
+                n_frames=int(n_frames),
+                t_r=self.t_r,
+                target_t_r=model_t_r,
+                window=window,
+                stride=self.stride if self.stride is not None else saved.get("stride"),
+                min_frames=(
+                    self.min_frames if self.min_frames is not None else saved.get("min_frames")
+                ),
             )
-            if saved and saved.get("normalization") == normalization:
+            if saved.get("normalization") == normalization and "n_frames" in saved:
                 # our checkpoint's own scaling, with the statistics learned at pretraining
-                preprocessor = Preprocessor.from_dict({**saved, **user})
+                preprocessor = Preprocessor.from_dict({**saved, **options})
             else:
-                preprocessor = Preprocessor(normalization=normalization, **user).fit(subjects)
+                preprocessor = Preprocessor(normalization=normalization, **options).fit(subjects)
             self.encoder_ = encoder.eval().requires_grad_(False)
             self.preprocessor_ = preprocessor
             self.embedding_dim_ = encoder.embed_dim

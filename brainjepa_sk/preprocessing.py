@@ -158,7 +158,8 @@ class Preprocessor:
         Per-region median learned in :meth:`fit` (``normalization="robust"`` only).
     iqr_ : numpy.ndarray of shape (n_regions,) or None
         Per-region interquartile range (75th minus 25th percentile) learned in :meth:`fit`
-        (``normalization="robust"`` only; not clipped at ``eps``).
+        (``normalization="robust"`` only). Where it is zero, ``1.349 * std`` of the region
+        (the IQR of a normal distribution with that spread) or 1 is used instead.
     n_regions_ : int
         Regions seen in :meth:`fit`.
 
@@ -330,8 +331,16 @@ class Preprocessor:
         if self.normalization == "robust":
             frames = np.concatenate(resampled, axis=0)
             q25, median, q75 = np.percentile(frames, [25, 50, 75], axis=0)
+            iqr = q75 - q25
+            # Sparse, spiky or coarsely quantised regions can have a zero IQR without being
+            # constant; dividing by eps would blow them up to ~1e8. Use the standard deviation
+            # scaled to the IQR of a normal distribution instead (1 where that is zero too).
+            degenerate = iqr <= self.eps
+            if degenerate.any():
+                fallback = 1.349 * frames[:, degenerate].std(axis=0)
+                iqr[degenerate] = np.where(fallback > self.eps, fallback, 1.0)
             self.median_ = median
-            self.iqr_ = q75 - q25
+            self.iqr_ = iqr
         else:
             self.median_ = None
             self.iqr_ = None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import numbers
 import warnings
 from pathlib import Path
 
@@ -17,9 +19,11 @@ from ._base import (
     POOLINGS,
     EmbeddingTransformMixin,
     forked_rng,
+    global_rng_state,
     resolve_autocast,
     resolve_device,
     restore_on_error,
+    set_global_rng_state,
 )
 from .checkpoint import atomic_save, save_checkpoint
 from .data import WindowDataset
@@ -40,6 +44,12 @@ __all__ = ["BrainJEPAPretrainer"]
 
 _STATE_FILE = "last.pt"
 _MONITOR_WINDOWS = 64
+
+
+def _monitor_indices(subject_index, n=_MONITOR_WINDOWS):
+    """Up to ``n`` window indices spread evenly over the data (so over subjects)."""
+    return np.unique(np.linspace(0, len(subject_index) - 1, min(n, len(subject_index))).round()
+                     ).astype(np.int64)
 
 
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
@@ -252,12 +262,17 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             )
         return gradients
 
-    def _fingerprint(self, config, n_windows, gradients):
-        params = {k: v for k, v in self.get_params(deep=False).items()
-                  if k not in ("verbose", "device", "checkpoint_dir", "gradients")}
-        text = repr((sorted(params.items(), key=str), sorted(config.items()), n_windows))
+    def _fingerprint(self, config, windows, preprocessor, gradients):
+        """Key of a training run: settings, data and seed. ``None`` when it cannot resume."""
+        if not isinstance(self.random_state, numbers.Integral):
+            return None  # an unseeded (or shared RandomState) run is not reproducible
+        ignored = ("verbose", "device", "checkpoint_dir", "gradients", "pooling")
+        params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        text = json.dumps([params, config], sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode())
-        digest.update(np.ascontiguousarray(np.round(gradients, 6)).tobytes())
+        for array in (windows, gradients, preprocessor.median_, preprocessor.iqr_):
+            if array is not None:
+                digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
     # -- fit ---------------------------------------------------------------------------------
@@ -294,7 +309,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         preprocessor = Preprocessor(
             self.n_frames,
             t_r=self.t_r,
-            target_t_r=self.model_t_r,
+            # without a model TR, the model's TR is the input's: recorded for embedding later
+            target_t_r=self.model_t_r if self.model_t_r is not None else self.t_r,
             window=self.window,
             stride=self.stride if self.stride is not None else max(self.n_frames // 2, 1),
             min_frames=self.min_frames,
@@ -302,11 +318,25 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         )
         windows, subject_index = preprocessor.fit_transform(subjects)
         dataset = WindowDataset(windows, subject_index)
-
         device = resolve_device(self.device)
-        autocast_dtype = resolve_autocast(self.precision, device)
+        fingerprint = self._fingerprint(config, windows, preprocessor, gradients)
+        # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
+        # so that random_state decides them and the caller's state is left alone.
         with forked_rng(init_seed, device):
             model = BrainJEPA(gradients, **config).to(device).train()
+            history = self._train(model, dataset, config, device, mask_seed, data_seed,
+                                  fingerprint)
+
+        self.model_ = model.cpu().eval()
+        self.gradients_ = gradients
+        self.preprocessor_ = preprocessor
+        self.history_ = history
+        self.embedding_dim_ = config["embed_dim"]
+        self.__dict__.pop("_device_cache", None)
+
+    def _train(self, model, dataset, config, device, mask_seed, data_seed, fingerprint):
+        """The training loop (resuming from ``checkpoint_dir`` when it holds this run)."""
+        autocast_dtype = resolve_autocast(self.precision, device)
         sampler = SpatiotemporalMaskSampler(
             self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
             **(self.masking or {}),
@@ -320,24 +350,26 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             ema_momentum=self.ema_momentum, final_ema_momentum=self.final_ema_momentum,
         )
         data_generator = torch.Generator().manual_seed(data_seed)
-        monitor = dataset.windows[:_MONITOR_WINDOWS].to(device)
+        monitor = dataset.windows[_monitor_indices(dataset.subject_index)].to(device)
 
-        fingerprint = self._fingerprint(config, len(dataset), gradients)
         history, start_epoch = [], 0
         state_path = Path(self.checkpoint_dir) / _STATE_FILE if self.checkpoint_dir else None
         if state_path is not None and state_path.is_file():
-            state = torch.load(state_path, map_location=device, weights_only=True)
-            if state.get("fingerprint") == fingerprint:
+            # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
+            state = torch.load(state_path, map_location="cpu", weights_only=True)
+            if fingerprint is not None and state.get("fingerprint") == fingerprint:
                 model.load_state_dict(state["model"])
                 optimizer.load_state_dict(state["optimizer"])
                 sampler.load_state_dict(state["sampler"])
                 data_generator.set_state(state["data_generator"])
+                set_global_rng_state(state["global_rng"], device)
                 history, start_epoch = list(state["history"]), int(state["epoch"])
             else:
+                why = "random_state is not an int" if fingerprint is None else (
+                    "it was written with other settings or data")
                 warnings.warn(
-                    f"{state_path} was written with other settings or data; starting afresh "
-                    "and overwriting it",
-                    stacklevel=3,
+                    f"not resuming from {state_path}: {why}; starting afresh and overwriting it",
+                    stacklevel=4,
                 )
 
         step = start_epoch * steps_per_epoch
@@ -366,17 +398,22 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 )
                 bar.set_postfix(loss=f"{epoch_loss:.4f}")
                 if state_path is not None:
-                    self._save_state(state_path, model, optimizer, sampler, data_generator,
-                                     history, epoch + 1, fingerprint)
+                    atomic_save(
+                        {
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "sampler": sampler.state_dict(),
+                            "data_generator": data_generator.get_state(),
+                            "global_rng": global_rng_state(device),
+                            "history": history,
+                            "epoch": epoch + 1,
+                            "fingerprint": fingerprint,
+                        },
+                        state_path,
+                    )
         finally:
             bar.close()
-
-        self.model_ = model.cpu().eval()
-        self.gradients_ = gradients
-        self.preprocessor_ = preprocessor
-        self.history_ = history
-        self.embedding_dim_ = config["embed_dim"]
-        self.__dict__.pop("_device_cache", None)
+        return history
 
     @staticmethod
     def _monitor(model, windows, autocast_dtype):
@@ -390,19 +427,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         model.train(was_training)
         metrics = collapse_metrics(features)
         return {"target_std": metrics["std"], "effective_rank": metrics["effective_rank"]}
-
-    @staticmethod
-    def _save_state(path, model, optimizer, sampler, data_generator, history, epoch, fingerprint):
-        state = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "sampler": sampler.state_dict(),
-            "data_generator": data_generator.get_state(),
-            "history": history,
-            "epoch": epoch,
-            "fingerprint": fingerprint,
-        }
-        atomic_save(state, path)
 
     def save(self, path):
         """Save the pretrained model with its gradients and preprocessing.

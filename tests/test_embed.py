@@ -101,6 +101,16 @@ def test_bad_parameters(research_model, reference):
         BrainJEPAEmbedder(weights=research_model, precision="fp8").fit(X).transform(X)
     with pytest.raises(TypeError, match="weights"):
         BrainJEPAEmbedder(weights=42).fit(X)
+    with pytest.raises(ValueError, match="batch_size"):
+        BrainJEPAEmbedder(weights=research_model, batch_size=0).fit(X)
+    with pytest.raises(ValueError, match="precision"):
+        BrainJEPAEmbedder(weights=research_model, precision="fp16").fit(X)
+    with pytest.raises(FileNotFoundError, match="weights file"):
+        BrainJEPAEmbedder(weights="no/such/file.pt").fit(X)
+    with pytest.raises(ValueError, match="window"):
+        BrainJEPAEmbedder(weights=research_model, window="middle").fit(X)
+    with pytest.warns(UserWarning, match="t_r=2.0 is ignored"):
+        BrainJEPAEmbedder(weights=research_model, t_r=2.0).fit(X)
 
 
 def _local_ukbiobank(monkeypatch, official_dir):

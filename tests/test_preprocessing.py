@@ -430,3 +430,16 @@ def test_input_is_not_modified():
     before = x.copy()
     Preprocessor(20, window="sliding", normalization="robust").fit_transform([x])
     np.testing.assert_array_equal(x, before)
+
+
+def test_robust_scaling_of_a_region_with_zero_iqr_but_some_spread():
+    # A sparse, spiky region: mostly zeros, a few spikes. Its IQR is 0 but it is not constant;
+    # dividing by eps would blow it up to ~1e8.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 3))
+    x[:, 0] = 0.0
+    x[::40, 0] = 5.0
+    pre = Preprocessor(n_frames=200, normalization="robust").fit([x])
+    assert pre.iqr_[0] == pytest.approx(1.349 * x[:, 0].std())
+    windows, _ = pre.transform([x])
+    assert np.abs(windows).max() < 50

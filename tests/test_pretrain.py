@@ -93,8 +93,16 @@ def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.preprocessing["normalization"] == "robust"
     assert [h["loss"] for h in loaded.metadata["history"]] == [h["loss"] for h in model.history_]
-    embedder = BrainJEPAEmbedder(weights=path, window="sliding", stride=16).fit(X[:2])
+    # the file's preprocessing (sliding windows, robust statistics) is used without restating it
+    embedder = BrainJEPAEmbedder(weights=path).fit(X[:2])
+    ours, theirs = embedder.preprocessor_.to_dict(), model.preprocessor_.to_dict()
+    for key in ("median_", "iqr_"):
+        np.testing.assert_array_equal(ours.pop(key), theirs.pop(key))
+    assert ours == theirs and ours["window"] == "sliding"
     np.testing.assert_allclose(embedder.transform(X), model.transform(X), atol=1e-6)
+    # an explicit choice still wins
+    centre = BrainJEPAEmbedder(weights=path, window="center").fit(X[:2])
+    assert centre.preprocessor_.window == "center"
 
 
 def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path, monkeypatch):
@@ -124,12 +132,54 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path, monkeypatch):
         assert torch.equal(p, q)
 
 
-def test_checkpoint_from_other_settings_is_not_resumed(tmp_path):
+def test_checkpoint_from_other_settings_or_data_is_not_resumed(tmp_path):
     X = _data()
     _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
-    with pytest.warns(UserWarning, match="afresh"):
+    with pytest.warns(UserWarning, match="other settings or data"):
         model = _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(X)
     assert len(model.history_) == 2
+    # same shape, other subjects (another CV fold, say): not resumed either
+    with pytest.warns(UserWarning, match="other settings or data"):
+        _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(_data(seed=5))
+    # the transform-only pooling does not matter
+    first = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p").fit(X)
+    again = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", pooling="roi").fit(X)
+    assert again.history_ == first.history_
+    with pytest.warns(UserWarning, match="not an int"):
+        _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", random_state=None).fit(X)
+
+
+def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path, monkeypatch):
+    X = _data()
+    a = _pretrainer(n_epochs=3, drop_path_rate=0.3).fit(X)
+    b = _pretrainer(n_epochs=3, drop_path_rate=0.3).fit(X)
+    assert a.history_ == b.history_
+    original = BrainJEPAPretrainer._monitor
+    calls = {"n": 0}
+
+    def dies_in_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(dies_in_second_epoch))
+    c = _pretrainer(n_epochs=3, drop_path_rate=0.3, checkpoint_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        c.fit(X)
+    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(original))
+    assert c.fit(X).history_ == a.history_
+
+
+def test_input_tr_is_recorded_as_the_model_tr(tmp_path):
+    X = _data(n_timepoints=64)
+    model = _pretrainer(n_epochs=1, t_r=0.8).fit(X)
+    assert model.preprocessor_.target_t_r == 0.8
+    model.save(tmp_path / "m.pt")
+    # data at half the TR are resampled to the model's TR by the embedder
+    fast = np.repeat(X, 2, axis=1)
+    embedder = BrainJEPAEmbedder(weights=tmp_path / "m.pt", t_r=0.4).fit(fast)
+    assert embedder.preprocessor_.target_t_r == 0.8 and embedder.preprocessor_.t_r == 0.4
 
 
 def test_a_failed_fit_keeps_the_previous_one():

@@ -112,6 +112,8 @@ def test_collapse_metrics():
     assert collapsed["std"] < 1e-5
     rank_one = collapse_metrics(torch.randn(256, 1) * torch.randn(1, 16))
     assert rank_one["effective_rank"] == pytest.approx(1.0, abs=0.05)
+    single = collapse_metrics(torch.randn(1, 16))  # one sample: unknown, not "collapsed"
+    assert math.isnan(single["std"]) and math.isnan(single["effective_rank"])
 
 
 @pytest.mark.gpu

@@ -30,17 +30,17 @@ _N_NETWORKS = 7  # communities found in the group matrix
 _EIG_FLOOR = 1e-2  # eigen-clipping floor, relative to the mean eigenvalue (= 1 for correlations)
 _AGE_WITHIN = -0.25  # Fisher-z change of within-network-A coupling from age 8 to 80
 _AGE_BETWEEN = 0.25  # Fisher-z change of network A - network B coupling from age 8 to 80
-_GROUP_BETWEEN = 0.2  # Fisher-z change of network C - network D coupling in group 1
-_GROUP_WITHIN = -0.15  # Fisher-z change of within-network-D coupling in group 1
-_WISHART_DOF = 3.0  # subject heterogeneity: degrees of freedom per region of the Wishart draw
+_GROUP_BETWEEN = 0.15  # Fisher-z change of network C - network D coupling in group 1
+_GROUP_WITHIN = -0.1  # Fisher-z change of within-network-D coupling in group 1
+_WISHART_DOF = 200  # subject heterogeneity: Wishart degrees of freedom (at least n_regions + 50)
 _TAU_RANGE = (2.0, 6.0)  # seconds, baseline intrinsic timescales along the principal axis
 _TAU_JITTER = 0.15  # sd of log-timescale, per subject and region
-_TAU_AGE = 0.7  # log-timescale increase from age 8 to 80 in the age regions (x2.0)
-_TAU_GROUP = 0.45  # log-timescale increase in group 1 in the group regions (x1.6)
+_TAU_AGE = 0.9  # log-timescale increase from age 8 to 80 in the age regions (x2.5)
+_TAU_GROUP = 0.55  # log-timescale increase in group 1 in the group regions (x1.7)
 _TIMESCALE_FRACTION = 0.25  # fraction of regions whose timescales carry each phenotype
-_SITE_GAIN = (1.0, 0.8, 1.25)  # global signal gain per site
+_SITE_GAIN = (1.0, 0.85, 1.2)  # global signal gain per site
 _SITE_GAIN_JITTER = 0.15  # sd of the log gain per site and region
-_SITE_NOISE = (1.0, 1.3, 0.8)  # sd of the white measurement noise per site (signal sd is 1)
+_SITE_NOISE = (1.0, 1.2, 0.9)  # sd of the white measurement noise per site (signal sd is 1)
 _SITE_DRIFT = (0.4, 0.6, 0.5)  # sd of the structured site noise per site
 _DRIFT_PHI = 0.95  # lag-one autocorrelation of the structured site noise, per second ** (1 / t_r)
 _HRF_LENGTH = 32.0  # seconds
@@ -257,18 +257,18 @@ def make_brain_dynamics(
        :math:`Z_s = \operatorname{arctanh}(C_0) + \tilde a_s P_{age} + g_s P_{group}`, where
        :math:`P_{age}` lowers the coupling within community A (-0.25) and raises the coupling
        between A and B (+0.25) (age-related dedifferentiation), and :math:`P_{group}` raises the
-       coupling between C and D (+0.2) and lowers it within D (-0.15). :math:`\tanh(Z_s)` is
+       coupling between C and D (+0.15) and lowers it within D (-0.1). :math:`\tanh(Z_s)` is
        made a valid correlation matrix :math:`\bar C_s` by clipping its eigenvalues at 0.01 and
        rescaling to a unit diagonal.
     3. **Subject heterogeneity.** The subject's own connectivity is a Wishart draw around it,
-       :math:`\Sigma_s \sim W(\nu, \bar C_s) / \nu` with :math:`\nu = 3 R` degrees of freedom
-       for :math:`R` regions, rescaled to a correlation matrix :math:`C_s`.
+       :math:`\Sigma_s \sim W(\nu, \bar C_s) / \nu` with :math:`\nu = \max(200, R + 50)` degrees
+       of freedom for :math:`R` regions (about 0.07 sd per correlation), rescaled to a correlation matrix :math:`C_s`.
     4. **Intrinsic timescales.** Region :math:`r` has a baseline timescale
        :math:`\tau_r` from 2 s (unimodal end of the principal axis) to 6 s (transmodal end),
        jittered per subject (log-normal, sd 0.15). Age lengthens the timescales of the 25% of
-       regions at the transmodal end, :math:`\log \tau \mathrel{+}= 0.7 \tilde a_s` (twice as
-       long at 80 as at 8); group 1 lengthens those of the 25% at the unimodal end,
-       :math:`\log \tau \mathrel{+}= 0.45 g_s`.
+       regions at the transmodal end, :math:`\log \tau \mathrel{+}= 0.9 \tilde a_s` (2.5 times
+       as long at 80 as at 8); group 1 lengthens those of the 25% at the unimodal end,
+       :math:`\log \tau \mathrel{+}= 0.55 g_s` (1.7 times as long).
     5. **Latent dynamics.** Neural-like sources follow a region-wise AR(1),
        :math:`z_t = \phi \odot z_{t-1} + \sqrt{1 - \phi^2} \odot e_t` with
        :math:`\phi_r = \exp(-\mathrm{TR} / \tau_r)` and innovations
@@ -278,12 +278,12 @@ def make_brain_dynamics(
        response (gamma densities of shape 6 and 16, ratio 1/6, 32 s long, sampled at the TR)
        and scaled to unit variance (computed exactly from :math:`\phi` and the response). The
        first frames, until the response and the AR(1) reach their steady state, are dropped.
-    7. **Site.** The signal of site :math:`k` is scaled by a site gain (1.0, 0.8, 1.25) times a
+    7. **Site.** The signal of site :math:`k` is scaled by a site gain (1.0, 0.85, 1.2) times a
        site- and region-specific log-normal gain (sd 0.15); a structured site noise is added: a
        slow drift (AR(1), lag-one correlation 0.95 per second) with a site-specific spatial map,
        standard deviation 0.4, 0.6 or 0.5.
     8. **Measurement noise.** White Gaussian noise with site-specific standard deviation
-       1.0, 1.3 or 0.8, i.e. a signal-to-noise ratio around one.
+       1.0, 1.2 or 0.9, i.e. a signal-to-noise ratio around one.
 
     Age is uniform on [8, 80] years, group is a random balanced split, site is uniform over three
     sites, all independent. The age and group signal is thus split between connectivity
@@ -320,7 +320,7 @@ def make_brain_dynamics(
     age01 = (age - _AGE_RANGE[0]) / (_AGE_RANGE[1] - _AGE_RANGE[0])
 
     # Connectivity: phenotype shift, then Wishart heterogeneity.
-    dof = int(np.ceil(_WISHART_DOF * n_regions))
+    dof = max(_WISHART_DOF, n_regions + 50)
     connectivity = np.empty((n_subjects, n_regions, n_regions))
     for s in range(n_subjects):
         mean = np.tanh(z_group + age01[s] * age_pattern + group[s] * group_pattern)

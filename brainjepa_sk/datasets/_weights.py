@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -61,13 +63,17 @@ def _looks_like_html(path):
 
 def _download(url, destination, timeout=60):
     """Download to ``destination`` through a temporary ``.part`` file (never a partial file)."""
-    part = destination.with_name(destination.name + ".part")
+    # A unique temporary name: concurrent first fetches (parallel CV jobs) do not collide.
+    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".part")
+    part = Path(name)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(part, "wb") as out:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             shutil.copyfileobj(response, out)
         if _looks_like_html(part):
             raise OSError(f"{url} returned a web page instead of the file")
         os.replace(part, destination)
+    except http.client.HTTPException as exc:  # e.g. IncompleteRead
+        raise OSError(f"the download of {url} broke off ({exc})") from exc
     finally:
         if part.exists():
             part.unlink()

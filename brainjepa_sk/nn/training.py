@@ -250,11 +250,14 @@ def collapse_metrics(features):
     dict
         ``std``: mean over features of the standard deviation across samples (0 when collapsed);
         ``effective_rank``: exp of the entropy of the normalised singular values of the centred
-        features (Roy & Vetterli, 2007), between 1 and ``min(n_samples, dim)``.
+        features (Roy & Vetterli, 2007), between 1 and ``min(n_samples, dim)``. Both are NaN
+        for fewer than two samples.
     """
     features = features.float().reshape(-1, features.shape[-1])
+    if features.shape[0] < 2:  # no spread to measure: not "collapsed", unknown
+        return {"std": float("nan"), "effective_rank": float("nan")}
     centred = features - features.mean(0, keepdim=True)
-    std = features.std(0).mean() if features.shape[0] > 1 else features.new_zeros(())
+    std = features.std(0).mean()
     singular = torch.linalg.svdvals(centred)
     p = singular / singular.sum().clamp_min(1e-12)
     entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
