@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: test test-all venv clean
+.PHONY: test test-all venv clean demo
 
 venv: $(VENV)/.installed
 
@@ -23,6 +23,10 @@ test: venv
 ## Run every test that needs no network, slow ones included.
 test-all: venv
 	$(PY) -m pytest -m "not network"
+
+## Run the end-to-end demo: pretraining on synthetic data vs the tangent-FC baseline (~1-3 min).
+demo: venv
+	$(PY) examples/demo.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

@@ -18,7 +18,7 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.signal import lfilter
 from scipy.stats import gamma
 
-__all__ = ["make_brain_dynamics", "load_group_connectivity"]
+__all__ = ["load_group_connectivity", "make_brain_dynamics"]
 
 _ATLAS_SIZES = (100, 200, 300, 400)
 _MIN_REGIONS = 8
@@ -27,7 +27,7 @@ _MIN_REGIONS = 8
 _AGE_RANGE = (8.0, 80.0)  # years, uniform
 _N_SITES = 3
 _N_NETWORKS = 7  # communities found in the group matrix
-_EIG_FLOOR = 1e-2  # eigen-clipping floor, relative to the mean eigenvalue (= 1 for correlations)
+_EIG_FLOOR = 1e-2  # eigen-clipping floor (the mean eigenvalue of a correlation matrix is 1)
 _AGE_WITHIN = -0.25  # Fisher-z change of within-network-A coupling from age 8 to 80
 _AGE_BETWEEN = 0.25  # Fisher-z change of network A - network B coupling from age 8 to 80
 _GROUP_BETWEEN = 0.15  # Fisher-z change of network C - network D coupling in group 1
@@ -42,14 +42,16 @@ _SITE_GAIN = (1.0, 0.85, 1.2)  # global signal gain per site
 _SITE_GAIN_JITTER = 0.15  # sd of the log gain per site and region
 _SITE_NOISE = (1.0, 1.2, 0.9)  # sd of the white measurement noise per site (signal sd is 1)
 _SITE_DRIFT = (0.4, 0.6, 0.5)  # sd of the structured site noise per site
-_DRIFT_PHI = 0.95  # lag-one autocorrelation of the structured site noise, per second ** (1 / t_r)
+_DRIFT_PHI = 0.95  # autocorrelation of the structured site noise at 1 s (0.95 ** t_r per frame)
 _HRF_LENGTH = 32.0  # seconds
 
 
 def _matrix_dir():
     spec = find_spec("brainspace")
     if spec is None or spec.origin is None:
-        raise ImportError("make_brain_dynamics needs the brainspace package (pip install brainspace)")
+        raise ImportError(
+            "make_brain_dynamics needs the brainspace package (pip install brainspace)"
+        )
     return Path(spec.origin).parent / "datasets" / "matrices" / "main_group"
 
 
@@ -150,7 +152,7 @@ def _structure(group_connectivity):
         axis = -axis
     rank = np.empty(n_regions)
     rank[np.argsort(axis, kind="stable")] = np.arange(n_regions) / max(n_regions - 1, 1)
-    n_timescale = max(2, int(round(_TIMESCALE_FRACTION * n_regions)))
+    n_timescale = max(2, round(_TIMESCALE_FRACTION * n_regions))
     by_axis = np.argsort(axis, kind="stable")
     return {
         "networks": networks,
@@ -250,8 +252,9 @@ def make_brain_dynamics(
     :math:`k_s`:
 
     1. **Group connectivity.** :math:`C_0` is the HCP group matrix. Its regions are split into
-       up to 7 communities by Ward clustering of their connectivity profiles (sorted by size:
-       A, B, C, D, ...), and ordered along its principal axis (second eigenvector, oriented so
+       ``n_regions // 8`` communities (at least 2, at most 7) by Ward clustering of their
+       connectivity profiles (sorted by size: A, B, C, D, ...; with fewer than four, D is A,
+       and so on), and ordered along its principal axis (second eigenvector, oriented so
        that the first, visual, region is at the negative end).
     2. **Phenotypes in connectivity.** In Fisher-z space,
        :math:`Z_s = \operatorname{arctanh}(C_0) + \tilde a_s P_{age} + g_s P_{group}`, where
@@ -262,7 +265,8 @@ def make_brain_dynamics(
        rescaling to a unit diagonal.
     3. **Subject heterogeneity.** The subject's own connectivity is a Wishart draw around it,
        :math:`\Sigma_s \sim W(\nu, \bar C_s) / \nu` with :math:`\nu = \max(200, R + 50)` degrees
-       of freedom for :math:`R` regions (about 0.07 sd per correlation), rescaled to a correlation matrix :math:`C_s`.
+       of freedom for :math:`R` regions (about 0.07 sd per correlation), rescaled to a
+       correlation matrix :math:`C_s`.
     4. **Intrinsic timescales.** Region :math:`r` has a baseline timescale
        :math:`\tau_r` from 2 s (unimodal end of the principal axis) to 6 s (transmodal end),
        jittered per subject (log-normal, sd 0.15). Age lengthens the timescales of the 25% of
@@ -287,7 +291,7 @@ def make_brain_dynamics(
 
     Age is uniform on [8, 80] years, group is a random balanced split, site is uniform over three
     sites, all independent. The age and group signal is thus split between connectivity
-    (steps 2-3) and temporal dynamics (step 4); static connectivity picks up the latter only
+    (step 2) and temporal dynamics (step 4); static connectivity picks up the latter only
     weakly, through step 5.
 
     Examples
@@ -302,7 +306,12 @@ def make_brain_dynamics(
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
             raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     n_subjects, n_timepoints = int(n_subjects), int(n_timepoints)
-    if isinstance(t_r, bool) or not isinstance(t_r, numbers.Real) or not np.isfinite(t_r) or t_r <= 0:
+    if (
+        isinstance(t_r, bool)
+        or not isinstance(t_r, numbers.Real)
+        or not np.isfinite(t_r)
+        or t_r <= 0
+    ):
         raise ValueError(f"t_r must be a positive number of seconds, got {t_r!r}")
     t_r = float(t_r)
     rng = _as_generator(random_state)
@@ -365,8 +374,10 @@ def make_brain_dynamics(
     site_maps /= np.sqrt((site_maps**2).mean(1, keepdims=True))
     drift_phi = _DRIFT_PHI**t_r
     drift = lfilter(
-        [np.sqrt(1 - drift_phi**2)], [1.0, -drift_phi],
-        rng.standard_normal((n_subjects, n_total)), axis=1,
+        [np.sqrt(1 - drift_phi**2)],
+        [1.0, -drift_phi],
+        rng.standard_normal((n_subjects, n_total)),
+        axis=1,
     )[:, n_burn:]
     noise = rng.standard_normal((n_subjects, n_timepoints, n_regions))
 
