@@ -45,6 +45,8 @@ sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
     "filename_pattern": "/plot_",
+    # examples/demo.py is the `make demo` script, not a gallery page
+    "ignore_pattern": r"demo\.py",
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "download_all_examples": False,
