@@ -1,0 +1,605 @@
+"""Real fMRI data sets as ROI time series, through nilearn's fetchers.
+
+:func:`load_development_fmri` parcellates nilearn's movie-watching development data set
+(children and adults) with a Schaefer 2018 atlas; :func:`load_abide` reads the ROI time
+series that the Preprocessed Connectomes Project computed for ABIDE I. Both return ``(X, y)``
+like :func:`~brainjepa_sk.datasets.make_brain_dynamics`: ``X`` a list of
+``(n_timepoints, n_regions)`` float arrays (nilearn orientation), ``y`` a pandas DataFrame of
+phenotypes with one row per subject, in the order of ``X``.
+
+The data are downloaded by nilearn on the first call and cached (``data_dir``, otherwise
+nilearn's default, ``~/nilearn_data`` or the ``NILEARN_DATA`` environment variable); nothing is
+fetched at import time. The fetchers are looked up on :mod:`nilearn.datasets` at call time.
+"""
+
+from __future__ import annotations
+
+import numbers
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["load_abide", "load_development_fmri"]
+
+_SCHAEFER_N_ROIS = tuple(range(100, 1001, 100))
+_SCHAEFER_NETWORKS = (7, 17)
+_SCHAEFER_RESOLUTIONS = (1, 2)
+_DEVELOPMENT_T_R = 2.0  # seconds; nilearn's fetcher reports it as ``t_r``
+
+_ABIDE_PIPELINES = ("cpac", "ccs", "dparsf", "niak")
+_ABIDE_ROI_DERIVATIVES = (
+    "rois_aal",
+    "rois_cc200",
+    "rois_cc400",
+    "rois_dosenbach160",
+    "rois_ez",
+    "rois_ho",
+    "rois_tt",
+)
+_CONSTANT_REGIONS = ("keep", "drop_subjects", "drop_regions")
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _nilearn_datasets():
+    """``nilearn.datasets``, imported when a loader runs (not when this package is imported)."""
+    try:
+        from nilearn import datasets
+    except ImportError as exc:  # pragma: no cover - nilearn is a dependency
+        raise ImportError("the real-data loaders need nilearn (pip install nilearn)") from exc
+    return datasets
+
+
+def _check_n_subjects(n_subjects):
+    if n_subjects is None:
+        return None
+    if (
+        isinstance(n_subjects, bool)
+        or not isinstance(n_subjects, numbers.Integral)
+        or n_subjects < 1
+    ):
+        raise ValueError(f"n_subjects must be None or an int >= 1, got {n_subjects!r}")
+    return int(n_subjects)
+
+
+def _check_choice(name, value, allowed):
+    if isinstance(value, bool) or value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+def _check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _as_str(value):
+    """A label or an identifier as ``str`` (old nilearn versions return bytes)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return str(value)
+
+
+def _as_frame(table, what):
+    """A phenotypic table (DataFrame, record array or dict of columns) as a DataFrame."""
+    if table is None:
+        raise ValueError(f"the {what} fetcher returned no phenotypic table")
+    frame = table.copy() if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    frame = frame.reset_index(drop=True)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(
+                lambda v: v.decode("utf-8") if isinstance(v, bytes) else v
+            )
+    return frame
+
+
+def _require_columns(frame, columns, what):
+    missing = [column for column in columns if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"the {what} phenotypic table has no column(s) {missing}; it has {list(frame.columns)}"
+        )
+
+
+# --- development fMRI (nilearn's movie-watching data, Schaefer atlas) -----------------------
+
+
+def _label_names(atlas):
+    """Map each label value of the atlas image to its name (str), background excluded.
+
+    nilearn >= 0.11 returns a look-up table ``lut`` (columns ``index`` and ``name``) and labels
+    that start with ``"Background"``; older versions return only the region names (possibly
+    bytes), the i-th name being label value ``i + 1``.
+    """
+    lut = atlas.get("lut") if hasattr(atlas, "get") else None
+    if isinstance(lut, pd.DataFrame) and {"index", "name"} <= set(lut.columns):
+        return {
+            int(index): _as_str(name)
+            for index, name in zip(lut["index"], lut["name"])
+            if _as_str(name).lower() != "background"
+        }
+    labels = atlas.get("labels") if hasattr(atlas, "get") else None
+    if labels is None:
+        return {}
+    names = [_as_str(name) for name in labels]
+    if names and names[0].lower() == "background":
+        return {value: name for value, name in enumerate(names) if value > 0}
+    return {value + 1: name for value, name in enumerate(names)}
+
+
+def _region_ids(masker, labels_img):
+    """Label values of the masker's output columns, in order."""
+    region_ids = getattr(masker, "region_ids_", None)  # nilearn >= 0.10.3
+    if isinstance(region_ids, dict):
+        return [int(v) for key, v in region_ids.items() if key != "background"]
+    # Older nilearn: every non-background value of the atlas image, sorted.
+    from nilearn.image import get_data, load_img
+
+    values = np.unique(np.asarray(get_data(load_img(labels_img))))
+    return [int(v) for v in values if v != masker.background_label]
+
+
+def _read_confounds(path):
+    """A confounds TSV (fMRIPrep style, with a header) as a float array without NaN.
+
+    fMRIPrep writes ``n/a`` in the first rows of derivative columns (e.g. framewise
+    displacement); as in :func:`nilearn.interfaces.fmriprep.load_confounds`, a missing value is
+    replaced by the next available value of its column (then the previous one); columns without
+    any value are dropped.
+    """
+    table = pd.read_csv(path, sep="\t")
+    table = table.apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
+    if table.shape[1] == 0:
+        raise ValueError(f"the confounds file {path} has no numeric column")
+    return table.bfill().ffill().to_numpy(dtype=np.float64)
+
+
+def _align_to_files(phenotypes, ids, paths):
+    """Reorder phenotype rows so that row i belongs to ``paths[i]`` (matched by participant id).
+
+    A path belongs to an id when the id is one of the ``_``/``.``-separated parts of its file
+    name (``sub-pixar123_task-pixar_...``). When no file name contains an id, the fetcher's
+    order is kept; a partial or ambiguous match is an error.
+    """
+    tokens = [set(re.split(r"[_.]", Path(str(path)).name)) for path in paths]
+    matches = [[row for row, pid in enumerate(ids) if pid in parts] for parts in tokens]
+    if all(not match for match in matches):
+        return phenotypes
+    if all(len(match) == 1 for match in matches) and len({m[0] for m in matches}) == len(paths):
+        return phenotypes.iloc[[match[0] for match in matches]].reset_index(drop=True)
+    bad = [str(paths[i]) for i, match in enumerate(matches) if len(match) != 1]
+    raise ValueError(
+        "cannot match the functional images to the phenotypic table by participant id "
+        f"(no or several ids for {bad[:3]})"
+    )
+
+
+def load_development_fmri(
+    n_subjects=None,
+    n_rois=100,
+    yeo_networks=7,
+    resolution_mm=2,
+    data_dir=None,
+    confounds=True,
+    verbose=0,
+    *,
+    as_frames=False,
+):
+    """Movie-watching fMRI of children and adults, parcellated with a Schaefer atlas.
+
+    Fetches nilearn's development data set (:func:`nilearn.datasets.fetch_development_fmri`:
+    155 subjects, 122 children aged 3-12 and 33 adults, watching a Pixar short; fMRIPrep
+    preprocessing, 4 mm, TR 2 s, 168 frames) and the Schaefer 2018 atlas
+    (:func:`nilearn.datasets.fetch_atlas_schaefer_2018`), and extracts each subject's regional
+    mean time series with :class:`nilearn.maskers.NiftiLabelsMasker` (atlas resampled to the
+    data, linear detrending, confound regression, z-scoring of each region).
+
+    Parameters
+    ----------
+    n_subjects : int or None, default=None
+        Number of subjects (all 155 with None). nilearn keeps the proportion of children and
+        adults of the whole sample (one adult for 1, one of each for 2).
+    n_rois : {100, 200, ..., 1000}, default=100
+        Number of Schaefer regions.
+    yeo_networks : {7, 17}, default=7
+        Network order and names of the Schaefer regions.
+    resolution_mm : {1, 2}, default=2
+        Resolution of the atlas image (it is resampled to the 4 mm data either way).
+    data_dir : str or path-like, optional
+        Where nilearn caches the data and the atlas (nilearn's default when None).
+    confounds : bool, default=True
+        Regress each subject's fMRIPrep confounds (the reduced set nilearn provides: six motion
+        parameters, framewise displacement, white matter, CSF and six aCompCor components) out
+        of the region signals. Missing values (``n/a`` in the first frame of derivative
+        columns) take the next frame's value.
+    verbose : int, default=0
+        Verbosity of nilearn's fetchers and masker.
+    as_frames : bool, default=False
+        Return each subject as a pandas DataFrame whose columns are the atlas region names
+        (e.g. ``"7Networks_LH_Vis_1"``) instead of a numpy array.
+
+    Returns
+    -------
+    X : list of ndarray of shape (n_timepoints, n_regions), or list of DataFrame
+        One float64 array per subject, time on the first axis, each region z-scored over time
+        (sample standard deviation). Regions are in atlas order; ``n_regions`` is ``n_rois``
+        unless a region has no voxel on the data grid.
+    y : pandas.DataFrame of shape (n_subjects, 4)
+        ``"age"`` (float, years), ``"group"`` (int: 1 = child, 0 = adult; from nilearn's
+        ``Child_Adult`` column), ``"sex"`` (``"M"`` or ``"F"``, from ``Gender``; only when
+        the table has it) and ``"participant_id"`` (str). Row ``i`` describes ``X[i]``; the
+        index is ``0 .. n_subjects - 1``.
+
+    Raises
+    ------
+    ValueError
+        For parameters outside the listed values, a fetcher result without the expected
+        fields, confounds that cannot be read, or subjects whose extracted regions differ.
+
+    See Also
+    --------
+    load_abide : ROI time series of ABIDE (autism and controls).
+    make_brain_dynamics : Synthetic subjects in the same format.
+
+    Notes
+    -----
+    The extraction is ``NiftiLabelsMasker(labels_img=atlas.maps, standardize="zscore_sample",
+    detrend=True, t_r=2.0)``, with ``fit_transform(func, confounds=...)`` per subject; nothing
+    is filtered in frequency. The first call downloads the images of all requested subjects.
+
+    Examples
+    --------
+    >>> from brainjepa_sk.datasets import load_development_fmri
+    >>> X, y = load_development_fmri(n_subjects=10)  # doctest: +SKIP
+    >>> X[0].shape, y["group"].tolist()  # doctest: +SKIP
+    ((168, 100), [0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
+    """
+    n_subjects = _check_n_subjects(n_subjects)
+    n_rois = _check_choice("n_rois", n_rois, _SCHAEFER_N_ROIS)
+    yeo_networks = _check_choice("yeo_networks", yeo_networks, _SCHAEFER_NETWORKS)
+    resolution_mm = _check_choice("resolution_mm", resolution_mm, _SCHAEFER_RESOLUTIONS)
+    confounds = _check_bool("confounds", confounds)
+    as_frames = _check_bool("as_frames", as_frames)
+
+    from nilearn.maskers import NiftiLabelsMasker
+
+    datasets = _nilearn_datasets()
+    # The atlas first: it is small, and a problem with it should not wait for the fMRI download.
+    atlas = datasets.fetch_atlas_schaefer_2018(
+        n_rois=n_rois,
+        yeo_networks=yeo_networks,
+        resolution_mm=resolution_mm,
+        data_dir=data_dir,
+        verbose=verbose,
+    )
+    data = datasets.fetch_development_fmri(
+        n_subjects=n_subjects, data_dir=data_dir, verbose=verbose
+    )
+
+    funcs = data.get("func")
+    funcs = [] if funcs is None else list(funcs)
+    if not funcs:
+        raise ValueError("fetch_development_fmri returned no functional images")
+    confound_paths = None
+    if confounds:
+        confound_paths = data.get("confounds")
+        if confound_paths is None or len(confound_paths) != len(funcs):
+            raise ValueError(
+                f"fetch_development_fmri returned {len(funcs)} functional images but "
+                f"{'no' if confound_paths is None else len(confound_paths)} confounds files; "
+                "pass confounds=False to extract without them"
+            )
+    phenotypes = _as_frame(data.get("phenotypic"), "development fMRI")
+    _require_columns(phenotypes, ["participant_id", "Age", "Child_Adult"], "development fMRI")
+    if len(phenotypes) != len(funcs):
+        raise ValueError(
+            f"fetch_development_fmri returned {len(funcs)} functional images but "
+            f"{len(phenotypes)} phenotypic rows"
+        )
+    ids = [_as_str(pid) for pid in phenotypes["participant_id"]]
+    phenotypes = _align_to_files(phenotypes, ids, funcs)
+
+    t_r = data.get("t_r")
+    t_r = float(t_r) if t_r is not None else _DEVELOPMENT_T_R
+    masker = NiftiLabelsMasker(
+        labels_img=atlas.maps,
+        standardize="zscore_sample",
+        detrend=True,
+        t_r=t_r,
+        reports=False,
+        verbose=verbose,
+    )
+    names = _label_names(atlas)
+
+    X = []
+    columns = None
+    for i, func in enumerate(funcs):
+        subject_confounds = _read_confounds(confound_paths[i]) if confounds else None
+        signals = masker.fit_transform(func, confounds=subject_confounds)
+        signals = np.asarray(signals, dtype=np.float64)
+        if signals.ndim == 1:  # a single region
+            signals = signals[:, None]
+        region_ids = _region_ids(masker, atlas.maps)
+        if len(region_ids) != signals.shape[1]:
+            raise ValueError(
+                f"subject {i}: the masker returned {signals.shape[1]} regions but the atlas "
+                f"has {len(region_ids)} labels on the data grid"
+            )
+        if columns is None:
+            columns = region_ids
+        elif region_ids != columns:
+            raise ValueError(
+                f"subject {i} ({func}) has other atlas regions on its grid than subject 0 "
+                f"({len(region_ids)} vs {len(columns)} regions)"
+            )
+        X.append(np.ascontiguousarray(signals))
+
+    if as_frames:
+        region_names = [names.get(value, f"region_{value}") for value in columns]
+        X = [pd.DataFrame(x, columns=region_names) for x in X]
+
+    child_adult = phenotypes["Child_Adult"].map(lambda v: _as_str(v).strip().lower())
+    unknown = sorted(set(child_adult) - {"child", "adult"})
+    if unknown:
+        raise ValueError(f"unexpected Child_Adult values {unknown}; expected 'child' or 'adult'")
+    y = pd.DataFrame(
+        {
+            "age": pd.to_numeric(phenotypes["Age"], errors="coerce").astype(np.float64),
+            "group": (child_adult == "child").astype(np.int64),
+        }
+    )
+    if "Gender" in phenotypes.columns:
+        y["sex"] = phenotypes["Gender"].map(
+            lambda v: _as_str(v).strip().upper() if pd.notna(v) else np.nan
+        )
+    y["participant_id"] = [_as_str(pid) for pid in phenotypes["participant_id"]]
+    y.index = pd.RangeIndex(len(X))
+    return X, y
+
+
+# --- ABIDE (Preprocessed Connectomes Project ROI time series) --------------------------------
+
+
+def _as_series(entry, i):
+    """One subject's ROI series from the fetcher: an array, or the path of a ``.1D`` file."""
+    if isinstance(entry, (str, Path)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
+            entry = np.loadtxt(entry, ndmin=2)
+    try:
+        return np.asarray(entry, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"subject {i}: the ROI time series is not numeric ({exc})") from None
+
+
+def _abide_labels(phenotypes):
+    _require_columns(phenotypes, ["SUB_ID", "SITE_ID", "DX_GROUP", "AGE_AT_SCAN", "SEX"], "ABIDE")
+    dx = pd.to_numeric(phenotypes["DX_GROUP"], errors="coerce")
+    if not dx.isin([1, 2]).all():
+        raise ValueError(
+            f"unexpected DX_GROUP values {sorted(set(dx[~dx.isin([1, 2])]))}; "
+            "expected 1 (autism) or 2 (control)"
+        )
+    sex_codes = pd.to_numeric(phenotypes["SEX"], errors="coerce")
+    sites = phenotypes["SITE_ID"].map(lambda v: _as_str(v).strip())
+    return pd.DataFrame(
+        {
+            "diagnosis": (dx == 1).astype(np.int64),
+            "age": pd.to_numeric(phenotypes["AGE_AT_SCAN"], errors="coerce").astype(np.float64),
+            "sex": sex_codes.map({1: "M", 2: "F"}),
+            "site": pd.Categorical(sites, categories=sorted(set(sites))),
+            "subject_id": pd.to_numeric(phenotypes["SUB_ID"]).astype(np.int64),
+        }
+    )
+
+
+def load_abide(
+    n_subjects=None,
+    derivatives="rois_cc200",
+    pipeline="cpac",
+    band_pass_filtering=True,
+    global_signal_regression=False,
+    quality_checked=True,
+    data_dir=None,
+    verbose=0,
+    *,
+    constant_regions="keep",
+    as_frames=False,
+):
+    """ROI time series of ABIDE I (autism and typical controls), preprocessed by the PCP.
+
+    Fetches the regional mean time series that the Preprocessed Connectomes Project computed
+    for the Autism Brain Imaging Data Exchange I (:func:`nilearn.datasets.fetch_abide_pcp`;
+    multi-site, resting state) and their phenotypes.
+
+    Parameters
+    ----------
+    n_subjects : int or None, default=None
+        Number of subjects to fetch (the first ones of the phenotypic table after the quality
+        filter; all with None). Subjects dropped afterwards (see ``constant_regions``) are not
+        replaced, so fewer may be returned.
+    derivatives : str, default="rois_cc200"
+        Which ROI time series: ``"rois_cc200"`` (Craddock 200), ``"rois_cc400"``,
+        ``"rois_aal"``, ``"rois_ho"`` (Harvard-Oxford), ``"rois_tt"`` (Talairach),
+        ``"rois_ez"`` (Eickhoff-Zilles) or ``"rois_dosenbach160"``. A list with one of them is
+        accepted too.
+    pipeline : {"cpac", "ccs", "dparsf", "niak"}, default="cpac"
+        Preprocessing pipeline.
+    band_pass_filtering : bool, default=True
+        The band-pass filtered (0.01-0.1 Hz) series. Unlike nilearn's fetcher, filtered by
+        default.
+    global_signal_regression : bool, default=False
+        The series with the global signal regressed out.
+    quality_checked : bool, default=True
+        Only subjects that passed the PCP's quality control.
+    data_dir : str or path-like, optional
+        Where nilearn caches the files (nilearn's default when None).
+    verbose : int, default=0
+        Verbosity of nilearn's fetcher.
+    constant_regions : {"keep", "drop_subjects", "drop_regions"}, default="keep"
+        What to do with regions whose signal is constant within a subject (ABIDE's CC200 series
+        of some subjects have all-zero regions, outside their field of view). Constant regions
+        carry no information, and the estimators of this package reject them.
+
+        - ``"keep"``: return them as they are, with a warning that counts the subjects
+          concerned.
+        - ``"drop_subjects"``: leave out every subject with a constant region.
+        - ``"drop_regions"``: leave out, in every subject, each region that is constant in at
+          least one subject (all subjects keep the same regions; with ``as_frames=True`` the
+          column names say which).
+    as_frames : bool, default=False
+        Return each subject as a pandas DataFrame whose columns name the regions by their
+        column in the PCP files, ``"roi_0"``, ``"roi_1"``, ...
+
+    Returns
+    -------
+    X : list of ndarray of shape (n_timepoints, n_regions), or list of DataFrame
+        One float64 array per subject, as the PCP computed it (not standardized). The number
+        of frames varies between sites, and so does the repetition time, which the PCP files
+        do not record.
+    y : pandas.DataFrame of shape (n_subjects, 5)
+        ``"diagnosis"`` (int: 1 = autism, 0 = control; ABIDE's ``DX_GROUP`` is 1 = autism,
+        2 = control), ``"age"`` (float, ``AGE_AT_SCAN``), ``"sex"`` (``"M"`` or ``"F"``; ABIDE's
+        ``SEX`` is 1 = male, 2 = female), ``"site"`` (categorical, ``SITE_ID``) and
+        ``"subject_id"`` (int, ``SUB_ID``). Row ``i`` describes ``X[i]``; the index is
+        ``0 .. n_subjects - 1``.
+
+    Raises
+    ------
+    ValueError
+        For parameters outside the listed values, a fetcher result without the expected
+        fields, subjects with different numbers of regions, or no usable subject at all.
+
+    Warns
+    -----
+    UserWarning
+        When subjects are left out because their series is empty, has fewer than two
+        timepoints or non-finite values (always), or has constant regions
+        (``constant_regions="drop_subjects"``); when regions are left out
+        (``"drop_regions"``); and when constant regions are kept (``"keep"``).
+
+    See Also
+    --------
+    load_development_fmri : Children and adults, parcellated with a Schaefer atlas.
+
+    Examples
+    --------
+    >>> from brainjepa_sk.datasets import load_abide
+    >>> X, y = load_abide(n_subjects=20, constant_regions="drop_subjects")  # doctest: +SKIP
+    >>> X[0].shape, sorted(y.columns)  # doctest: +SKIP
+    ((196, 200), ['age', 'diagnosis', 'sex', 'site', 'subject_id'])
+    """
+    n_subjects = _check_n_subjects(n_subjects)
+    if isinstance(derivatives, (list, tuple)):
+        if len(derivatives) != 1:
+            raise ValueError(
+                f"derivatives must name one ROI time series, got {list(derivatives)!r}"
+            )
+        derivatives = derivatives[0]
+    derivative = _check_choice("derivatives", derivatives, _ABIDE_ROI_DERIVATIVES)
+    pipeline = _check_choice("pipeline", pipeline, _ABIDE_PIPELINES)
+    band_pass_filtering = _check_bool("band_pass_filtering", band_pass_filtering)
+    global_signal_regression = _check_bool("global_signal_regression", global_signal_regression)
+    quality_checked = _check_bool("quality_checked", quality_checked)
+    constant_regions = _check_choice("constant_regions", constant_regions, _CONSTANT_REGIONS)
+    as_frames = _check_bool("as_frames", as_frames)
+
+    data = _nilearn_datasets().fetch_abide_pcp(
+        data_dir=data_dir,
+        n_subjects=n_subjects,
+        pipeline=pipeline,
+        band_pass_filtering=band_pass_filtering,
+        global_signal_regression=global_signal_regression,
+        derivatives=[derivative],
+        quality_checked=quality_checked,
+        verbose=verbose,
+    )
+    entries = data.get(derivative)
+    if entries is None:
+        raise ValueError(f"fetch_abide_pcp returned no {derivative!r} time series")
+    entries = list(entries)
+    phenotypes = _as_frame(data.get("phenotypic"), "ABIDE")
+    if len(phenotypes) != len(entries):
+        raise ValueError(
+            f"fetch_abide_pcp returned {len(entries)} time series but {len(phenotypes)} "
+            "phenotypic rows"
+        )
+    labels = _abide_labels(phenotypes)
+
+    series, keep, unusable = [], [], []
+    n_regions = None
+    for i, entry in enumerate(entries):
+        x = _as_series(entry, i)
+        if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 1 or not np.isfinite(x).all():
+            unusable.append(int(labels["subject_id"].iloc[i]))
+            continue
+        if n_regions is None:
+            n_regions = x.shape[1]
+        elif x.shape[1] != n_regions:
+            raise ValueError(
+                f"subject {labels['subject_id'].iloc[i]} has {x.shape[1]} regions but the "
+                f"first subject has {n_regions}; the {derivative} files disagree"
+            )
+        series.append(np.ascontiguousarray(x))
+        keep.append(i)
+    if unusable:
+        warnings.warn(
+            f"left out {len(unusable)} subject(s) whose {derivative} series is empty, has fewer "
+            f"than two timepoints or non-finite values (SUB_ID {unusable[:10]}"
+            f"{'...' if len(unusable) > 10 else ''})",
+            UserWarning,
+            stacklevel=2,
+        )
+    if not series:
+        raise ValueError(f"no subject has a usable {derivative} time series")
+
+    constant = [np.ptp(x, axis=0) == 0 for x in series]
+    with_constant = [k for k, flags in enumerate(constant) if flags.any()]
+    regions = np.arange(n_regions)
+    if with_constant and constant_regions == "keep":
+        warnings.warn(
+            f"{len(with_constant)} of {len(series)} subjects have constant regions (e.g. "
+            f"SUB_ID {int(labels['subject_id'].iloc[keep[with_constant[0]]])}); the estimators "
+            "of this package reject them: pass constant_regions='drop_subjects' or "
+            "'drop_regions'",
+            UserWarning,
+            stacklevel=2,
+        )
+    elif with_constant and constant_regions == "drop_subjects":
+        dropped = [int(labels["subject_id"].iloc[keep[k]]) for k in with_constant]
+        warnings.warn(
+            f"left out {len(dropped)} subject(s) with constant regions (SUB_ID {dropped[:10]}"
+            f"{'...' if len(dropped) > 10 else ''})",
+            UserWarning,
+            stacklevel=2,
+        )
+        drop = set(with_constant)
+        series = [x for k, x in enumerate(series) if k not in drop]
+        keep = [i for k, i in enumerate(keep) if k not in drop]
+        if not series:
+            raise ValueError("every subject has constant regions; nothing is left")
+    elif with_constant and constant_regions == "drop_regions":
+        bad = np.logical_or.reduce(constant)
+        regions = np.flatnonzero(~bad)
+        if regions.size == 0:
+            raise ValueError("every region is constant in some subject; nothing is left")
+        warnings.warn(
+            f"left out {int(bad.sum())} of {n_regions} regions, constant in at least one "
+            f"subject (indices {np.flatnonzero(bad)[:10].tolist()}"
+            f"{'...' if bad.sum() > 10 else ''})",
+            UserWarning,
+            stacklevel=2,
+        )
+        series = [np.ascontiguousarray(x[:, regions]) for x in series]
+
+    if as_frames:
+        columns = [f"roi_{r}" for r in regions]
+        series = [pd.DataFrame(x, columns=columns) for x in series]
+    y = labels.iloc[keep].reset_index(drop=True)
+    return series, y

@@ -1,0 +1,531 @@
+"""Tests of the real-data loaders ``load_development_fmri`` and ``load_abide``.
+
+The default tests run the loaders' real code (nilearn's ``NiftiLabelsMasker`` included) on tiny
+files written here, with nilearn's fetchers replaced by functions that return what nilearn's
+return (``sklearn.utils.Bunch`` objects). The ``network`` tests download the real data and are
+not part of the default run.
+"""
+
+import warnings
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.utils import Bunch
+
+from brainjepa_sk.datasets import load_abide, load_development_fmri
+from brainjepa_sk.validation import validate_subjects
+
+# --- development fMRI: a 4-region atlas on a 6x6x6 grid, three subjects ----------------------
+
+#: Label values in the (low-resolution) atlas; 3 is named in the atlas but absent from the image,
+#: as a region lost when an atlas is resampled to coarse data.
+REGION_VALUES = (1, 2, 4, 5)
+ATLAS_NAMES = [
+    "7Networks_LH_Vis_1",
+    "7Networks_LH_Vis_2",
+    "7Networks_LH_SomMot_1",  # label 3, not in the image
+    "7Networks_RH_Vis_1",
+    "7Networks_RH_Default_1",
+]
+EXPECTED_COLUMNS = [ATLAS_NAMES[v - 1] for v in REGION_VALUES]
+
+#: (participant_id, Age, AgeGroup, Child_Adult, Gender, n_timepoints)
+SUBJECTS = [
+    ("sub-pixar001", 5.5, "5yo", "child", "F", 30),
+    ("sub-pixar002", 25.0, "Adult", "adult", "M", 32),
+    ("sub-pixar003", 8.25, "8-12yo", "child", "M", 34),
+]
+CONFOUND_GAIN = 3.0  # the confound's amplitude in every voxel (the signals have unit sd)
+
+
+def _low_res_labels():
+    labels = np.zeros((6, 6, 6), dtype=np.int16)
+    labels[:3, :3, :] = 1
+    labels[:3, 3:, :] = 2
+    labels[3:, :3, :] = 4
+    labels[3:, 3:, 3:] = 5  # labels[3:, 3:, :3] stays background
+    return labels
+
+
+def _residualize(signals, design):
+    """``signals`` (T, k) with their least-squares fit on ``design`` (T, m) removed."""
+    beta, *_ = np.linalg.lstsq(design, signals, rcond=None)
+    return signals - design @ beta
+
+
+def _zscore(x):
+    return (x - x.mean(0)) / x.std(0, ddof=1)
+
+
+def _corr(a, b):
+    return np.corrcoef(a, b)[0, 1]
+
+
+def _make_subject(folder, pid, n_timepoints, seed):
+    """A 4-D image whose region means are known signals plus a confound in every voxel.
+
+    Returns the image path, the confounds TSV path and the region signals ``(T, 4)``, built
+    orthogonal to a constant, a linear trend and the (filled) confound columns, so that
+    detrending and confound regression leave them intact.
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_timepoints)
+    confound = rng.standard_normal(n_timepoints)
+    motion = np.abs(rng.standard_normal(n_timepoints)) * 0.1
+    motion_filled = motion.copy()
+    motion_filled[0] = motion[1]  # the loader fills the leading n/a with the next value
+    design = np.column_stack([np.ones(n_timepoints), t, confound, motion_filled])
+    signals = np.column_stack(
+        [
+            np.sin(2 * np.pi * (k + 1) * t / n_timepoints + 0.3 * k)
+            for k in range(len(REGION_VALUES))
+        ]
+    )
+    # orthonormal columns, all orthogonal to the design
+    signals = _zscore(np.linalg.qr(_residualize(signals, design))[0])
+
+    labels = _low_res_labels()
+    data = 100.0 + CONFOUND_GAIN * confound + 0.05 * rng.standard_normal((6, 6, 6, n_timepoints))
+    for k, value in enumerate(REGION_VALUES):
+        data[labels == value] += signals[:, k]
+    func = folder / f"{pid}_task-pixar_space-MNI152NLin2009cAsym_desc-preproc_bold.nii.gz"
+    nib.save(nib.Nifti1Image(data.astype(np.float32), np.diag([2.0, 2.0, 2.0, 1.0])), func)
+
+    table = pd.DataFrame({"trans_x": confound, "framewise_displacement": motion})
+    table.loc[0, "framewise_displacement"] = np.nan
+    tsv = folder / f"{pid}_task-pixar_desc-reducedConfounds_regressors.tsv"
+    table.to_csv(tsv, sep="\t", index=False, na_rep="n/a")
+    return str(func), str(tsv), signals
+
+
+@pytest.fixture(scope="module")
+def development(tmp_path_factory):
+    """Files of three subjects and an atlas, and the ground truth."""
+    folder = tmp_path_factory.mktemp("development_fmri")
+    funcs, confounds, truth = {}, {}, {}
+    for seed, (pid, *_, n_timepoints) in enumerate(SUBJECTS):
+        funcs[pid], confounds[pid], truth[pid] = _make_subject(folder, pid, n_timepoints, seed)
+    # The atlas at twice the data's resolution (like Schaefer 2 mm on the 4 mm data).
+    high = np.repeat(np.repeat(np.repeat(_low_res_labels(), 2, 0), 2, 1), 2, 2)
+    atlas_path = folder / "atlas.nii.gz"
+    nib.save(nib.Nifti1Image(high, np.eye(4)), atlas_path)
+    phenotypic = pd.DataFrame(
+        [s[:5] + ("R",) for s in SUBJECTS],
+        columns=["participant_id", "Age", "AgeGroup", "Child_Adult", "Gender", "Handedness"],
+    )
+    return {
+        "funcs": funcs,
+        "confounds": confounds,
+        "truth": truth,
+        "atlas": str(atlas_path),
+        "phenotypic": phenotypic,
+    }
+
+
+def _atlas_bunch(development, style):
+    if style == "lut":  # nilearn >= 0.11: labels with "Background", and a look-up table
+        names = ["Background", *ATLAS_NAMES]
+        lut = pd.DataFrame({"index": range(len(names)), "name": names, "color": "#000000"})
+        return Bunch(maps=development["atlas"], labels=names, lut=lut, description="")
+    # older nilearn: the region names only, as bytes
+    return Bunch(maps=development["atlas"], labels=np.array([n.encode() for n in ATLAS_NAMES]))
+
+
+@pytest.fixture
+def fake_development(development, monkeypatch):
+    """Replace nilearn's two fetchers; returns the list of calls they got."""
+    calls = []
+    state = {"atlas_style": "lut", "shuffle_phenotypic": False}
+
+    def fetch_atlas_schaefer_2018(**kwargs):
+        calls.append(("atlas", kwargs))
+        return _atlas_bunch(development, state["atlas_style"])
+
+    def fetch_development_fmri(n_subjects=None, **kwargs):
+        calls.append(("fmri", {"n_subjects": n_subjects, **kwargs}))
+        # as nilearn: participants sorted by Child_Adult (adults first), files in that order
+        table = development["phenotypic"].iloc[: n_subjects or len(SUBJECTS)]
+        table = table.sort_values(by=["Child_Adult"])
+        ids = list(table["participant_id"])
+        if state["shuffle_phenotypic"]:
+            table = table.iloc[::-1]
+        return Bunch(
+            func=[development["funcs"][pid] for pid in ids],
+            confounds=[development["confounds"][pid] for pid in ids],
+            phenotypic=table,
+            description="",
+            t_r=2,
+        )
+
+    monkeypatch.setattr("nilearn.datasets.fetch_atlas_schaefer_2018", fetch_atlas_schaefer_2018)
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", fetch_development_fmri)
+    return calls, state
+
+
+def _expected_order(n=None):
+    subjects = SUBJECTS[: n or len(SUBJECTS)]
+    return sorted(subjects, key=lambda s: s[3])  # adults first, stable
+
+
+def test_development_extracts_known_region_signals(fake_development, development):
+    calls, _ = fake_development
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no deprecated nilearn usage
+        warnings.simplefilter("error", DeprecationWarning)
+        X, y = load_development_fmri(data_dir="somewhere", verbose=0)
+
+    order = _expected_order()
+    assert isinstance(X, list) and len(X) == len(y) == 3
+    assert list(y.columns) == ["age", "group", "sex", "participant_id"]
+    assert list(y.index) == [0, 1, 2]
+    assert y["participant_id"].tolist() == [s[0] for s in order]
+    assert y["age"].dtype == np.float64 and y["age"].tolist() == [s[1] for s in order]
+    assert y["group"].dtype == np.int64
+    assert y["group"].tolist() == [1 if s[3] == "child" else 0 for s in order]
+    assert y["sex"].tolist() == [s[4] for s in order]
+
+    for x, (pid, *_, n_timepoints) in zip(X, order):
+        assert isinstance(x, np.ndarray) and x.dtype == np.float64
+        assert x.shape == (n_timepoints, len(REGION_VALUES))
+        # z-scored with the sample standard deviation
+        np.testing.assert_allclose(x.mean(0), 0, atol=1e-6)
+        np.testing.assert_allclose(x.std(0, ddof=1), 1, atol=1e-4)
+        truth = development["truth"][pid]
+        for k in range(len(REGION_VALUES)):
+            assert _corr(x[:, k], truth[:, k]) > 0.99  # the right voxels, confound removed
+            others = [abs(_corr(x[:, k], truth[:, j])) for j in range(4) if j != k]
+            assert max(others) < 0.1
+
+    # the fetchers got the loader's arguments
+    atlas_call = next(kwargs for kind, kwargs in calls if kind == "atlas")
+    fmri_call = next(kwargs for kind, kwargs in calls if kind == "fmri")
+    assert atlas_call == {
+        "n_rois": 100,
+        "yeo_networks": 7,
+        "resolution_mm": 2,
+        "data_dir": "somewhere",
+        "verbose": 0,
+    }
+    assert fmri_call == {"n_subjects": None, "data_dir": "somewhere", "verbose": 0}
+
+
+def test_development_without_confounds_keeps_the_confound(fake_development, development):
+    X, y = load_development_fmri(confounds=False)
+    for x, pid in zip(X, y["participant_id"]):
+        truth = development["truth"][pid]
+        # the confound, 3 times stronger than the signals, dominates every region
+        assert max(abs(_corr(x[:, k], truth[:, k])) for k in range(4)) < 0.9
+        assert np.isfinite(x).all()
+
+
+@pytest.mark.parametrize("atlas_style", ["lut", "bytes"])
+def test_development_as_frames_names_regions(fake_development, atlas_style):
+    _, state = fake_development
+    state["atlas_style"] = atlas_style
+    X_frames, y = load_development_fmri(n_subjects=2, as_frames=True, n_rois=200)
+    X_arrays, _ = load_development_fmri(n_subjects=2, n_rois=200)
+    assert len(X_frames) == len(y) == 2
+    for frame, array in zip(X_frames, X_arrays):
+        assert isinstance(frame, pd.DataFrame)
+        assert list(frame.columns) == EXPECTED_COLUMNS  # region 3 is absent: no shift
+        np.testing.assert_array_equal(frame.to_numpy(), array)
+    validate_subjects(X_frames)  # what the estimators accept
+
+
+def test_development_n_subjects_and_alignment(fake_development):
+    calls, state = fake_development
+    X, y = load_development_fmri(n_subjects=2)
+    assert calls[-1][1]["n_subjects"] == 2
+    assert y["participant_id"].tolist() == [s[0] for s in _expected_order(2)]
+    assert [len(x) for x in X] == [s[5] for s in _expected_order(2)]
+
+    # phenotypic rows in another order than the files: matched by participant id
+    state["shuffle_phenotypic"] = True
+    X, y = load_development_fmri()
+    lengths = {s[0]: s[5] for s in SUBJECTS}
+    ages = {s[0]: s[1] for s in SUBJECTS}
+    assert [len(x) for x in X] == [lengths[pid] for pid in y["participant_id"]]
+    assert y["age"].tolist() == [ages[pid] for pid in y["participant_id"]]
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_subjects": 0}, "n_subjects"),
+        ({"n_subjects": 2.5}, "n_subjects"),
+        ({"n_subjects": True}, "n_subjects"),
+        ({"n_rois": 150}, "n_rois"),
+        ({"yeo_networks": 8}, "yeo_networks"),
+        ({"resolution_mm": 4}, "resolution_mm"),
+        ({"confounds": "yes"}, "confounds"),
+        ({"as_frames": 1}, "as_frames"),
+    ],
+)
+def test_development_bad_parameters_fail_before_fetching(fake_development, kwargs, match):
+    calls, _ = fake_development
+    with pytest.raises(ValueError, match=match):
+        load_development_fmri(**kwargs)
+    assert calls == []
+
+
+def test_development_bad_fetcher_results(fake_development, development, monkeypatch):
+    import nilearn.datasets
+
+    original = nilearn.datasets.fetch_development_fmri
+
+    def missing_confounds(**kwargs):
+        data = original(**kwargs)
+        data.confounds = data.confounds[:-1]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", missing_confounds)
+    with pytest.raises(ValueError, match="confounds files"):
+        load_development_fmri()
+    X, _ = load_development_fmri(confounds=False)  # still possible without them
+    assert len(X) == 3
+
+    def bad_group(**kwargs):
+        data = original(**kwargs)
+        data.phenotypic = data.phenotypic.assign(Child_Adult="teen")
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", bad_group)
+    with pytest.raises(ValueError, match="Child_Adult"):
+        load_development_fmri()
+
+
+# --- ABIDE: PCP-like .1D text files ----------------------------------------------------------
+
+N_ABIDE_REGIONS = 10
+#: (SUB_ID, SITE_ID, DX_GROUP, AGE_AT_SCAN, SEX, n_timepoints, problem)
+ABIDE_SUBJECTS = [
+    (50001, "NYU", 1, 12.5, 1, 40, None),
+    (50002, "NYU", 2, 30.0, 2, 40, None),
+    (50003, "PITT", 1, 15.2, 1, 36, "constant"),  # region 3 all zero
+    (50004, "PITT", 2, 22.0, 2, 0, "empty"),  # a file without data
+    (50005, "UM", 2, 9.75, 1, 44, None),
+]
+CONSTANT_REGION = 3
+
+
+@pytest.fixture(scope="module")
+def abide_files(tmp_path_factory):
+    """PCP-like ``.1D`` files (a commented header, then one row per frame) and the arrays."""
+    folder = tmp_path_factory.mktemp("abide")
+    rng = np.random.default_rng(0)
+    paths, arrays = [], []
+    header = "\t".join(f"#{2001 + r}" for r in range(N_ABIDE_REGIONS))
+    for sub_id, site, *_, n_timepoints, problem in ABIDE_SUBJECTS:
+        x = rng.standard_normal((n_timepoints, N_ABIDE_REGIONS)).round(6)
+        if problem == "constant":
+            x[:, CONSTANT_REGION] = 0.0
+        path = folder / f"{site}_00{sub_id}_rois_cc200.1D"
+        np.savetxt(path, x, delimiter="\t", header=header, comments="", fmt="%.6f")
+        paths.append(str(path))
+        arrays.append(x)
+    phenotypic = pd.DataFrame(
+        [
+            (i, sub_id, f"{site}_00{sub_id}", site, dx, age, sex, 7.0)
+            for i, (sub_id, site, dx, age, sex, *_) in enumerate(ABIDE_SUBJECTS)
+        ],
+        columns=["i", "SUB_ID", "FILE_ID", "SITE_ID", "DX_GROUP", "AGE_AT_SCAN", "SEX", "FIQ"],
+    )
+    return {"paths": paths, "arrays": arrays, "phenotypic": phenotypic}
+
+
+@pytest.fixture
+def fake_abide(abide_files, monkeypatch):
+    """Replace nilearn's ABIDE fetcher; returns its calls and a switch for its output form."""
+    calls = []
+    state = {"as_paths": False, "series": None}
+
+    def fetch_abide_pcp(data_dir=None, n_subjects=None, derivatives=None, **kwargs):
+        calls.append(
+            {"data_dir": data_dir, "n_subjects": n_subjects, "derivatives": derivatives, **kwargs}
+        )
+        n = n_subjects or len(ABIDE_SUBJECTS)
+        paths = abide_files["paths"][:n]
+        if state["series"] is not None:
+            files = state["series"][:n]
+        elif state["as_paths"]:
+            files = paths
+        else:  # as nilearn: the .1D files read with numpy
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # empty file
+                files = [np.loadtxt(p) for p in paths]
+        return Bunch(
+            description="",
+            phenotypic=abide_files["phenotypic"].iloc[:n],
+            **{derivatives[0]: files},
+        )
+
+    monkeypatch.setattr("nilearn.datasets.fetch_abide_pcp", fetch_abide_pcp)
+    return calls, state
+
+
+def _messages(record):
+    return [str(w.message) for w in record]
+
+
+def _usable():
+    return [s for s in ABIDE_SUBJECTS if s[6] != "empty"]
+
+
+@pytest.mark.parametrize("as_paths", [False, True])
+def test_abide_labels_series_and_empty_subjects(fake_abide, abide_files, as_paths):
+    calls, state = fake_abide
+    state["as_paths"] = as_paths
+    with pytest.warns(UserWarning) as record:
+        X, y = load_abide(data_dir="cache", verbose=1)
+    messages = _messages(record)
+    assert len(messages) == 2
+    assert "left out 1 subject(s) whose rois_cc200 series is empty" in messages[0]
+    assert "50004" in messages[0]
+    assert "1 of 4 subjects have constant regions" in messages[1]  # kept, with a warning
+
+    usable = _usable()
+    assert list(y.columns) == ["diagnosis", "age", "sex", "site", "subject_id"]
+    assert list(y.index) == list(range(len(usable)))
+    assert y["subject_id"].tolist() == [s[0] for s in usable]
+    assert y["diagnosis"].dtype == np.int64
+    assert y["diagnosis"].tolist() == [1 if s[2] == 1 else 0 for s in usable]
+    assert y["age"].tolist() == [s[3] for s in usable]
+    assert y["sex"].tolist() == ["M" if s[4] == 1 else "F" for s in usable]
+    assert isinstance(y["site"].dtype, pd.CategoricalDtype)
+    assert y["site"].tolist() == [s[1] for s in usable]
+    with pytest.raises(ValueError, match="constant signal"):  # kept: the estimators say so
+        validate_subjects(X)
+
+    arrays = [a for a, s in zip(abide_files["arrays"], ABIDE_SUBJECTS) if s[6] != "empty"]
+    assert len(X) == len(usable)
+    for x, expected, s in zip(X, arrays, usable):
+        assert isinstance(x, np.ndarray) and x.dtype == np.float64
+        assert x.shape == (s[5], N_ABIDE_REGIONS)
+        np.testing.assert_allclose(x, expected)
+
+    assert calls == [
+        {
+            "data_dir": "cache",
+            "n_subjects": None,
+            "derivatives": ["rois_cc200"],
+            "pipeline": "cpac",
+            "band_pass_filtering": True,
+            "global_signal_regression": False,
+            "quality_checked": True,
+            "verbose": 1,
+        }
+    ]
+
+
+def test_abide_drop_subjects_with_constant_regions(fake_abide):
+    with pytest.warns(UserWarning) as record:
+        X, y = load_abide(constant_regions="drop_subjects")
+    messages = _messages(record)
+    assert len(messages) == 2 and "empty" in messages[0]
+    assert "left out 1 subject(s) with constant regions (SUB_ID [50003])" in messages[1]
+    expected = [s for s in _usable() if s[6] is None]
+    assert y["subject_id"].tolist() == [s[0] for s in expected]
+    assert [x.shape for x in X] == [(s[5], N_ABIDE_REGIONS) for s in expected]
+    assert all((np.ptp(x, axis=0) > 0).all() for x in X)
+    validate_subjects(X)
+
+
+def test_abide_drop_regions(fake_abide, abide_files):
+    with pytest.warns(UserWarning) as record:
+        X, y = load_abide(constant_regions="drop_regions", as_frames=True)
+    messages = _messages(record)
+    assert len(messages) == 2 and "empty" in messages[0]
+    assert "left out 1 of 10 regions, constant in at least one subject" in messages[1]
+    assert f"(indices [{CONSTANT_REGION}])" in messages[1]
+    columns = [f"roi_{r}" for r in range(N_ABIDE_REGIONS) if r != CONSTANT_REGION]
+    assert len(X) == len(y) == len(_usable())
+    usable_arrays = [a for a, s in zip(abide_files["arrays"], ABIDE_SUBJECTS) if s[6] != "empty"]
+    for frame, array in zip(X, usable_arrays):
+        assert list(frame.columns) == columns
+        np.testing.assert_allclose(frame.to_numpy(), np.delete(array, CONSTANT_REGION, axis=1))
+    validate_subjects(X)
+
+
+def test_abide_n_subjects_and_options_are_passed(fake_abide):
+    calls, _ = fake_abide
+    X, y = load_abide(
+        n_subjects=2,
+        derivatives=["rois_ho"],
+        pipeline="dparsf",
+        band_pass_filtering=False,
+        global_signal_regression=True,
+        quality_checked=False,
+        as_frames=True,
+    )
+    assert len(X) == len(y) == 2
+    assert list(X[0].columns) == [f"roi_{r}" for r in range(N_ABIDE_REGIONS)]
+    assert calls[-1]["n_subjects"] == 2
+    assert calls[-1]["derivatives"] == ["rois_ho"]
+    assert calls[-1]["pipeline"] == "dparsf"
+    assert calls[-1]["band_pass_filtering"] is False
+    assert calls[-1]["global_signal_regression"] is True
+    assert calls[-1]["quality_checked"] is False
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_subjects": -1}, "n_subjects"),
+        ({"derivatives": "func_preproc"}, "derivatives"),
+        ({"derivatives": ["rois_cc200", "rois_aal"]}, "one ROI time series"),
+        ({"pipeline": "fsl"}, "pipeline"),
+        ({"band_pass_filtering": None}, "band_pass_filtering"),
+        ({"constant_regions": "drop"}, "constant_regions"),
+    ],
+)
+def test_abide_bad_parameters_fail_before_fetching(fake_abide, kwargs, match):
+    calls, _ = fake_abide
+    with pytest.raises(ValueError, match=match):
+        load_abide(**kwargs)
+    assert calls == []
+
+
+def test_abide_bad_fetcher_results(fake_abide, abide_files, monkeypatch):
+    _, state = fake_abide
+    arrays = [np.ones((5, N_ABIDE_REGIONS)) + np.arange(5)[:, None]] * len(ABIDE_SUBJECTS)
+    arrays[1] = np.ones((5, N_ABIDE_REGIONS + 1))
+    state["series"] = arrays
+    with pytest.raises(ValueError, match="11 regions"):
+        load_abide()
+
+    state["series"] = [np.zeros((0, N_ABIDE_REGIONS))] * len(ABIDE_SUBJECTS)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="no subject"):
+        load_abide()
+
+    state["series"] = [np.zeros((4, N_ABIDE_REGIONS))] * len(ABIDE_SUBJECTS)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="every subject"):
+        load_abide(constant_regions="drop_subjects")
+
+    state["series"] = None
+    bad = abide_files["phenotypic"].assign(DX_GROUP=[1, 2, 3, 1, 2])
+    monkeypatch.setitem(abide_files, "phenotypic", bad)
+    with pytest.raises(ValueError, match="DX_GROUP"):
+        load_abide()
+
+
+# --- the real data (downloads; not part of the default run) ----------------------------------
+
+
+@pytest.mark.network
+def test_development_fmri_real_download(tmp_path):
+    X, y = load_development_fmri(n_subjects=2, data_dir=tmp_path, as_frames=True)
+    assert len(X) == len(y) == 2
+    assert X[0].shape == (168, 100)
+    assert X[0].columns[0].startswith("7Networks_LH_Vis")
+    assert sorted(y["group"].tolist()) == [0, 1]
+    assert np.isfinite(X[0].to_numpy()).all()
+
+
+@pytest.mark.network
+def test_abide_real_download(tmp_path):
+    X, y = load_abide(n_subjects=3, data_dir=tmp_path, constant_regions="drop_regions")
+    assert 1 <= len(X) == len(y) <= 3
+    assert X[0].ndim == 2 and X[0].shape[1] <= 200
+    assert set(y["diagnosis"]) <= {0, 1}
