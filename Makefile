@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: test test-all venv clean demo
+.PHONY: test test-all venv clean demo docs
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,14 @@ test-all: venv
 ## Run the end-to-end demo: pretraining on synthetic data vs the tangent-FC baseline (~1-3 min).
 demo: venv
 	$(PY) examples/demo.py
+
+## Build the HTML documentation (runs the gallery examples; warnings are errors) into docs/_build/html.
+docs: venv $(VENV)/.docs-installed
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+$(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache

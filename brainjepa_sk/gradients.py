@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from pathlib import Path
 from types import SimpleNamespace
@@ -275,10 +276,14 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                 # keeps only its diagonal and the affinity carries no structure.
                 kept = int(n_regions * (1 - self.sparsity))
                 if kept < 2:
+                    # largest two-decimal sparsity that keeps 2 (float rounding checked)
+                    suggestion = math.floor((1 - 2 / n_regions) * 100) / 100
+                    while suggestion > 0 and int(n_regions * (1 - suggestion)) < 2:
+                        suggestion = round(suggestion - 0.01, 2)
                     raise ValueError(
                         f"sparsity={self.sparsity} keeps {kept} connection(s) per region out of "
                         f"{n_regions} regions; at least 2 are needed. Lower sparsity (e.g. "
-                        f"{1 - 2 / n_regions:.2f} or less)."
+                        f"{suggestion:.2f} or less)."
                     )
 
     def _connectivity(self, data):

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
 sys.path.insert(0, os.path.abspath(".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # _gallery_order
 
 project = "brainjepa_sk"
 author = "brainjepa_sk developers"
@@ -44,9 +45,13 @@ nitpick_ignore_regex = [
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",
     "gallery_dirs": "auto_examples",
+    # Only plot_*.py files are executed (CPU only, offline, well under a minute each; the test
+    # suite runs them too). Other files, e.g. nonexec_*.py examples that download the published
+    # weights or need data on a particular atlas, are rendered with their code but not run.
     "filename_pattern": "/plot_",
     # examples/demo.py is the `make demo` script, not a gallery page
     "ignore_pattern": r"demo\.py",
+    "within_subsection_order": "_gallery_order.ExampleOrder",
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "download_all_examples": False,

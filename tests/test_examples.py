@@ -5,10 +5,16 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
+# Examples that pretrain a model take tens of seconds each; the documentation build (make docs,
+# run by CI) executes them all, so the default test run keeps only the quick ones.
+_SLOW = {"plot_pretraining.py", "plot_phenotype_prediction.py", "plot_embeddings_2d.py"}
+EXAMPLES = [
+    pytest.param(path, id=path.name, marks=[pytest.mark.slow] if path.name in _SLOW else [])
+    for path in sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
+]
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", EXAMPLES)
 def test_example_runs(path, monkeypatch, tmp_path):
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
