@@ -5,10 +5,15 @@
    regional timescales; three scanner sites as a nuisance).
 2. Pretrain a tiny Brain-JEPA on all subjects, without their labels (self-supervised: the
    gradients, the normalization statistics and the weights see the time series only).
-3. Embed every subject with the pretrained target encoder and cross-validate linear models on the
+3. Save the model and embed every subject with ``BrainJEPAEmbedder(weights=path)`` (the
+   checkpoint carries the pretraining preprocessing); cross-validate linear models on the
    embeddings, for ``group`` (logistic regression) and ``age`` (ridge regression).
-4. Do the same with the usual baseline: tangent-space functional connectivity (nilearn's
-   ``ConnectivityMeasure``), fitted inside each training fold.
+4. The same for the honest control, a *random encoder*: the same model, initialisation,
+   gradients and preprocessing, never updated (learning rate zero).
+5. The same for two baselines fitted inside each training fold: tangent-space functional
+   connectivity (nilearn's ``ConnectivityMeasure``) and each subject's own connectivity gradients
+   (``GradientPositioner`` features).
+6. Print the table and save a figure (scores per fold, pretraining loss, collapse monitors).
 
 Nothing is tuned on the test folds: the settings below were fixed in advance, the ridge penalty is
 chosen by ``RidgeCV`` inside each training fold, and the scores are printed as they come out.
@@ -26,6 +31,7 @@ build does not run it.
 """
 
 import argparse
+import tempfile
 import time
 
 import numpy as np
@@ -35,7 +41,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from brainjepa_sk import BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.datasets import make_brain_dynamics
 
 T_R = 2.0
@@ -51,12 +57,13 @@ def parse_args():
     parser.add_argument("--n-epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help='"cpu", "cuda" or "auto"')
+    parser.add_argument("--output", default="demo_results.png", help="where to save the figure")
     return parser.parse_args()
 
 
-def make_pretrainer(args):
+def make_pretrainer(args, **overrides):
     """A tiny Brain-JEPA: windows of 6 time patches of 16 frames (32 s at TR 2 s) x all regions."""
-    return BrainJEPAPretrainer(
+    params = dict(
         gradients=GradientPositioner(n_components=30, random_state=args.seed),
         model_size={"embed_dim": 64, "depth": 2, "num_heads": 4},
         patch_size=16,
@@ -72,6 +79,14 @@ def make_pretrainer(args):
         random_state=args.seed,
         verbose=0,
     )
+    params.update(overrides)
+    return BrainJEPAPretrainer(**params)
+
+
+def random_encoder(args):
+    """The honest control: the same model, initialisation, gradients and preprocessing, with the
+    learning rate held at zero, so no weight ever changes."""
+    return make_pretrainer(args, n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0)
 
 
 def tangent_connectivity():
@@ -147,29 +162,80 @@ def main():
             f"{record['effective_rank']:>10.1f}"
         )
 
+    # Frozen features through the embedder, from the saved checkpoint (which carries the
+    # pretraining preprocessing), and from an untrained copy of the same model.
     t0 = time.perf_counter()
-    embeddings = {}
-    for pooling in ("mean", "roi"):
-        pretrainer.set_params(pooling=pooling)
-        embeddings[pooling] = pretrainer.transform(X)
-    print(
-        f"embedding: {time.perf_counter() - t0:.1f} s; mean pooling -> "
-        f"{embeddings['mean'].shape[1]} features, roi pooling -> "
-        f"{embeddings['roi'].shape[1]} features per subject"
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = f"{folder}/brainjepa.pt"
+        pretrainer.save(path)
+        control = random_encoder(args).fit(X)
+        control.save(f"{folder}/random.pt")
+        embeddings = {
+            f"{kind}, {pooling} pooling": BrainJEPAEmbedder(weights=weights, pooling=pooling).fit(
+                X
+            ).transform(X)
+            for kind, weights in (("Brain-JEPA", path), ("random encoder", f"{folder}/random.pt"))
+            for pooling in ("mean", "roi")
+        }
+    print(f"embedding (pretrained and random encoder): {time.perf_counter() - t0:.1f} s")
 
     t0 = time.perf_counter()
-    results = {
-        "Brain-JEPA, mean pooling": evaluate(embeddings["mean"], y, seed=args.seed),
-        "Brain-JEPA, roi pooling": evaluate(embeddings["roi"], y, seed=args.seed),
-        "tangent FC": evaluate(X, y, lambda: [tangent_connectivity()], seed=args.seed),
-    }
+    results = {name: evaluate(features, y, seed=args.seed) for name, features in embeddings.items()}
+    results["gradient features"] = evaluate(
+        X, y, lambda: [GradientPositioner(n_components=10, random_state=args.seed)], seed=args.seed
+    )
+    results["tangent FC"] = evaluate(X, y, lambda: [tangent_connectivity()], seed=args.seed)
     print(f"cross-validation: {time.perf_counter() - t0:.1f} s\n")
     balance = y["group"].mean()
     chance = {"group accuracy": max(balance, 1 - balance), "group ROC AUC": 0.5, "age R2": 0.0}
     print(f"{N_FOLDS}-fold cross-validation, mean ± std over folds:")
     print_table(results, chance)
+    save_figure(args.output, results, chance, pretrainer.history_)
+    print(f"\nfigure: {args.output}")
     print(f"\ntotal wall time: {time.perf_counter() - start:.1f} s")
+
+
+def save_figure(path, results, chance, history):
+    """Scores per method and phenotype (fold scatter), and the pretraining curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = ("group ROC AUC", "age R2")
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4.8), gridspec_kw={"width_ratios": [3, 3, 2, 2]})
+    names = list(results)
+    for ax, metric in zip(axes[:2], metrics):
+        means = [results[name][metric].mean() for name in names]
+        ax.barh(range(len(names)), means, color="tab:blue", alpha=0.6)
+        for i, name in enumerate(names):
+            ax.scatter(results[name][metric], [i] * len(results[name][metric]), color="k", s=8)
+        ax.axvline(chance[metric], color="tab:red", linestyle="--", label="chance")
+        ax.set_yticks(range(len(names)), names if metric == metrics[0] else [""] * len(names))
+        ax.invert_yaxis()
+        ax.set_xlabel(metric)
+        ax.set_title(f"{metric} ({N_FOLDS}-fold CV)")
+        ax.legend(loc="lower right")
+    epochs = [h["epoch"] + 1 for h in history]
+    axes[2].plot(epochs, [h["loss"] for h in history], marker="o")
+    axes[2].set_yscale("log")
+    axes[2].set_title("pretraining loss")
+    axes[2].set_xlabel("epoch")
+    rank = axes[3].plot(epochs, [h["effective_rank"] for h in history], marker="o",
+                        label="effective rank (left)")
+    axes[3].set_xlabel("epoch")
+    axes[3].set_ylabel("effective rank")
+    axes[3].set_title("collapse monitors")
+    twin = axes[3].twinx()
+    std = twin.plot(epochs, [h["target_std"] for h in history], marker="s", color="tab:orange",
+                    label="target feature std (right)")
+    twin.set_ylabel("target feature std")
+    axes[3].set_ylim(bottom=0)
+    twin.set_ylim(bottom=0)
+    axes[3].legend(handles=rank + std, loc="lower center")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
