@@ -25,6 +25,8 @@ extensions = [
     "sphinx.ext.autosummary",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    # MathJax shipped with the docs: formulas render when the HTML is read offline
+    "sphinx-mathjax-offline",
 ]
 
 templates_path = ["_templates"]
