@@ -8,9 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
-from brainspace.gradient import GradientMaps
-from brainspace.gradient.alignment import procrustes
-from nilearn.connectome import ConnectivityMeasure
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
@@ -20,6 +17,16 @@ from .validation import check_n_regions, feature_names_of, validate_subjects
 
 __all__ = ["GradientPositioner", "load_gradients"]
 
+
+def _align(source, target):
+    """BrainSpace's Procrustes alignment of ``source`` onto ``target`` (imported when used).
+
+    BrainSpace and nilearn are imported lazily so that the model layer (``brainjepa_sk.nn``) and
+    the other estimators import without them (e.g. on a bare GPU image).
+    """
+    from brainspace.gradient.alignment import procrustes
+
+    return procrustes(source, target)
 
 def load_gradients(source):
     """Load a region x component gradient matrix.
@@ -290,10 +297,14 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         """Per-subject connectivity matrices, ``(n_subjects, n_regions, n_regions)``."""
         if self.kind == "connectivity":
             return data
+        from nilearn.connectome import ConnectivityMeasure
+
         measure = ConnectivityMeasure(kind="correlation")
         return np.asarray(measure.fit_transform(data), dtype=np.float64)
 
     def _embed(self, matrix, random_state):
+        from brainspace.gradient import GradientMaps
+
         maps = GradientMaps(
             n_components=self.n_components,
             approach=self.approach,
@@ -359,7 +370,7 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
 
         gradients, lambdas = self._embed(group, check_random_state(self.random_state))
         if reference is not None:
-            gradients = procrustes(gradients, reference)
+            gradients = _align(gradients, reference)
 
         self.gradients_ = gradients
         self.lambdas_ = lambdas
@@ -408,7 +419,7 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         features = []
         for matrix in self._connectivity(data):
             gradients, _ = self._embed(matrix, seed)
-            features.append(procrustes(gradients, self.gradients_).ravel())
+            features.append(_align(gradients, self.gradients_).ravel())
         return np.asarray(features, dtype=np.float64)
 
     def get_feature_names_out(self, input_features=None):
