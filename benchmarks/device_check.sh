@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (the `device` tool): GPU correctness tests, then timings.
+# One call on a lent GPU machine (the `device` tool): GPU correctness tests, then timings, then
+# (when .sweep/data.npz was carried) the demo's pretraining search (benchmarks/demo_sweep.py).
 # The machine's image has torch, scikit-learn, scipy, pandas and pytest but not nilearn,
 # brainspace or skorch; the package imports without them (they are loaded only when used), and
 # the test files below need none of them. Results land under $OUT.
 #
-#   run(command="bash benchmarks/device_check.sh", timeout_s=540)
+#   python benchmarks/demo_sweep.py make-data --out .sweep/data.npz     # here, optional
+#   run(command="bash benchmarks/device_check.sh", carry=[".sweep"], timeout_s=540)
 set -uo pipefail
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
@@ -17,12 +19,21 @@ PY=${PY:-python3}
 
 # 1. Correctness: every gpu-marked test (bf16 steps, CUDA masks without host syncs, embedder
 #    CPU/GPU agreement and pickling after a CUDA fit, pretrainer on CUDA).
-timeout 240 $PY -m pytest -q -m gpu -p no:cacheprovider \
+timeout "${TEST_S:-120}" $PY -m pytest -q -m gpu -p no:cacheprovider \
   tests/test_masking.py tests/test_training.py tests/test_embed.py tests/test_pretrain.py \
   2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
 
-# 2. Timings (research anchors in DESIGN.md section 5): base, 450 regions x 160 frames.
-for flags in "" "--compile"; do
-  timeout 150 $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 $flags \
-    2>&1 | tee -a "$OUT/bench.txt" | tail -8
-done
+# 2. The demo's pretraining search, 12 jobs at a time on the one GPU.
+if [ -f .sweep/data.npz ]; then
+  timeout "${SWEEP_S:-200}" $PY benchmarks/demo_sweep.py run --data .sweep/data.npz \
+    --out "$OUT/sweep.jsonl" --workers 12 --device cuda > "$OUT/sweep.txt" 2>&1
+  pkill -f "demo_sweep.py run" ; sleep 2  # workers left by a timeout must not share the timings
+  $PY benchmarks/demo_sweep.py run --data .sweep/data.npz --out "$OUT/sweep.jsonl" \
+    --summary-only 2>&1 | tee -a "$OUT/sweep.txt"
+fi
+
+# 3. Timings (research anchors in DESIGN.md section 5): base, 450 regions x 160 frames.
+timeout "${BENCH_S:-60}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
+  2>&1 | tee -a "$OUT/bench.txt" | tail -8
+timeout "${COMPILE_S:-110}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
+  --compile 2>&1 | tee -a "$OUT/bench.txt" | tail -8

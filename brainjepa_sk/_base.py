@@ -105,9 +105,10 @@ def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooli
         Where to compute.
     autocast_dtype : torch.dtype or None
         Autocast dtype (``None``: full precision).
-    pooling : {"mean", "roi"}
+    pooling : {"mean", "roi", "roi_std"}
         ``"mean"``: mean over all tokens, ``(n_windows, dim)``; ``"roi"``: per-region mean over
-        time patches, flattened region-major, ``(n_windows, n_regions * dim)``.
+        time patches, flattened region-major, ``(n_windows, n_regions * dim)``; ``"roi_std"``:
+        per-region standard deviation over time patches, same layout.
 
     Returns
     -------
@@ -126,7 +127,12 @@ def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooli
             if pooling == "mean":
                 pooled = tokens.mean(dim=1)
             else:
-                pooled = tokens.reshape(len(x), n_regions, -1, tokens.shape[-1]).mean(2).flatten(1)
+                grid = tokens.reshape(len(x), n_regions, -1, tokens.shape[-1])
+                if pooling == "roi":
+                    pooled = grid.mean(2)
+                else:
+                    pooled = grid.std(2, correction=0)
+                pooled = pooled.flatten(1)
             out.append(pooled.cpu())
     return torch.cat(out).numpy()
 
@@ -139,7 +145,18 @@ def average_by_subject(values, subject_index, n_subjects):
     return (sums / counts).astype(np.float32)
 
 
-POOLINGS = ("mean", "roi")
+POOLINGS = ("mean", "roi", "roi_std")
+
+
+def check_pooling(pooling, n_patches=None):
+    """Check a ``pooling`` name (and, once known, that ``"roi_std"`` has patches to spread)."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if pooling == "roi_std" and n_patches is not None and n_patches < 2:
+        raise ValueError(
+            f'pooling="roi_std" needs at least 2 time patches per window, got {n_patches} '
+            "(use longer windows, n_frames >= 2 * patch_size, or another pooling)"
+        )
 
 
 class SubjectsInputMixin:
@@ -225,7 +242,8 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         -------
         numpy.ndarray of str
             ``embedding{k}`` with ``pooling="mean"``; ``{region}_embedding{k}`` with
-            ``pooling="roi"`` (region names from DataFrame columns when fitted on them).
+            ``pooling="roi"`` and ``{region}_embedding{k}_std`` with ``pooling="roi_std"``
+            (region names from DataFrame columns when fitted on them).
         """
         from sklearn.utils.validation import check_is_fitted
 
@@ -242,4 +260,7 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
             regions = input_features
         if regions is None:
             regions = [f"region{r}" for r in range(self.n_features_in_)]
-        return np.asarray([f"{r}_embedding{k}" for r in regions for k in range(dim)], dtype=object)
+        suffix = "_std" if self.pooling == "roi_std" else ""
+        return np.asarray(
+            [f"{r}_embedding{k}{suffix}" for r in regions for k in range(dim)], dtype=object
+        )

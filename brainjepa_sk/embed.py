@@ -10,7 +10,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ._base import (
-    POOLINGS,
+    check_pooling,
     EmbeddingTransformMixin,
     resolve_autocast,
     resolve_device,
@@ -55,9 +55,13 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         Gradient matrix of a research checkpoint given by path.
     num_heads : int, optional
         Attention heads of a research checkpoint (default: 64-wide heads).
-    pooling : {"mean", "roi"}, default="mean"
+    pooling : {"mean", "roi", "roi_std"}, default="mean"
         ``"mean"``: mean over all tokens (``embedding_dim`` features); ``"roi"``: each region's
-        mean over time patches, flattened (``n_regions * embedding_dim`` features).
+        mean over time patches, flattened (``n_regions * embedding_dim`` features);
+        ``"roi_std"``: each region's standard deviation over time patches, same layout
+        (statistics pooling: how much each region's representation varies within a window,
+        which reads second-order, dynamic structure that means average away; needs at least
+        two time patches per window).
     t_r : float, optional
         TR of the input in seconds. When given, and the model's TR is known, series are
         resampled to the model's TR.
@@ -200,8 +204,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         -------
         self
         """
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        check_pooling(self.pooling)
         if isinstance(self.batch_size, bool) or int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         resolve_autocast(self.precision, resolve_device(self.device))  # checks both
@@ -215,6 +218,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             n_frames = frames if self.n_frames == "auto" else self.n_frames
             if n_frames is None:
                 raise ValueError("the model does not say its window length: set n_frames")
+            check_pooling(self.pooling, int(n_frames) // encoder.patch_size)
             model_t_r = saved_t_r if self.model_t_r == "auto" else self.model_t_r
             if self.t_r is not None and model_t_r is None:
                 warnings.warn(

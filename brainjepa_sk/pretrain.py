@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_random_state
 from tqdm.auto import tqdm
 
 from ._base import (
-    POOLINGS,
+    check_pooling,
     EmbeddingTransformMixin,
     forked_rng,
     global_rng_state,
@@ -82,6 +82,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Stochastic depth of encoder and predictor.
     loss : {"l2", "smooth_l1"}, default="l2"
         Objective (the paper's squared L2, or the research code's smooth L1).
+    patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
+        Initialisation of the patch embedding: the research code's (std 0.02, like every linear
+        layer) or Xavier scaling (as MAE and timm), which makes the signal in a token as large
+        as its position code. Small models trained briefly need ``"xavier"``: with std 0.02
+        they first learn to predict the positions only (see the user guide on pretraining).
     n_epochs : int, default=100
         Passes over the training windows.
     batch_size : int, default=16
@@ -112,7 +117,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     normalization : {"robust", "global_zscore", "roi_zscore"} or None, default="robust"
         Scaling of the windows (``"robust"``: per-region median / IQR learned in ``fit``, the
         research code's pretraining choice). Saved with the model.
-    pooling : {"mean", "roi"}, default="mean"
+    pooling : {"mean", "roi", "roi_std"}, default="mean"
         Token pooling of ``transform`` (see :class:`BrainJEPAEmbedder`).
     device : str or torch.device, default="auto"
         ``"auto"``: CUDA if available, else CPU.
@@ -157,6 +162,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         predictor_depth=6,
         drop_path_rate=0.0,
         loss="l2",
+        patch_embed_init="trunc_normal",
         n_epochs=100,
         batch_size=16,
         lr=1e-3,
@@ -189,6 +195,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.predictor_depth = predictor_depth
         self.drop_path_rate = drop_path_rate
         self.loss = loss
+        self.patch_embed_init = patch_embed_init
         self.n_epochs = n_epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -247,6 +254,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             drop_path_rate=float(self.drop_path_rate),
             loss=self.loss,
             n_patches=int(self.n_frames // self.patch_size),
+            patch_embed_init=self.patch_embed_init,
         )
 
     def _fit_gradients(self, subjects, n_regions):
@@ -290,8 +298,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         -------
         self
         """
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        check_pooling(self.pooling)
         for name in ("n_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -302,6 +309,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     def _fit(self, X):
         subjects = validate_subjects(X, estimator=self, reset=True)
         config = self._model_config()
+        check_pooling(self.pooling, config["n_patches"])
         rng = check_random_state(self.random_state)
         init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
 

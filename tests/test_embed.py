@@ -52,6 +52,20 @@ def test_roi_pooling_names_and_pandas_output(research_model, reference):
     assert list(mean.fit(X).transform(X).columns[:2]) == ["embedding0", "embedding1"]
 
 
+def test_roi_std_pooling_is_the_spread_over_time_patches(research_model, reference):
+    X = reference["x_nilearn"]
+    tokens = reference["target_encoder_tokens"].reshape(3, 24, 10, 64)
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, pooling="roi_std")
+    out = embedder.fit(X).transform(X)
+    assert out.shape == (3, 24 * 64)
+    assert np.abs(out - tokens.std(axis=2).reshape(3, -1)).max() <= 1e-5
+    assert embedder.get_feature_names_out()[65] == "region1_embedding1_std"
+    # one time patch per window has no spread: a clear error, and the fitted state is kept
+    with pytest.raises(ValueError, match="at least 2 time patches"):
+        embedder.set_params(n_frames=4).fit(X)
+    assert np.array_equal(embedder.set_params(n_frames="auto").transform(X), out)
+
+
 def test_preprocessing_is_applied(research_model, reference):
     X = reference["x_nilearn"] * 50 + 1000  # raw BOLD-like scale
     embedder = BrainJEPAEmbedder(weights=research_model, normalization="global_zscore")

@@ -158,6 +158,28 @@ def test_initialisation():
     assert model.predictor.mask_token.std().item() == pytest.approx(0.02, rel=0.2)
 
 
+def test_patch_embedding_initialisation_schemes(tmp_path):
+    from brainjepa_sk.checkpoint import load_checkpoint, save_checkpoint
+
+    gradients = torch.randn(8, 30)
+    research = BrainJEPA.from_preset("small", gradients, predictor_depth=1)
+    assert research.encoder.patch_embed.proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
+    for width in (64, 384):
+        model = BrainJEPA(gradients, embed_dim=width, depth=1, num_heads=4, predictor_depth=1,
+                          predictor_embed_dim=32, patch_embed_init="xavier")
+        weight = model.encoder.patch_embed.proj.weight
+        assert weight.std().item() == pytest.approx((2 / (16 + width)) ** 0.5, rel=0.1)
+        assert torch.count_nonzero(model.encoder.patch_embed.proj.bias) == 0
+        # the other layers keep the research initialisation; the EMA copy starts equal
+        assert model.encoder.blocks[0].mlp.fc1.weight.std().item() == pytest.approx(0.02, rel=0.1)
+        assert torch.equal(model.target_encoder.patch_embed.proj.weight, weight)
+    assert model.config["patch_embed_init"] == "xavier"
+    save_checkpoint(tmp_path / "m.pt", model)
+    assert load_checkpoint(tmp_path / "m.pt").model.config["patch_embed_init"] == "xavier"
+    with pytest.raises(ValueError, match="patch_embed_init must be one of"):
+        BrainJEPA(gradients, embed_dim=64, depth=1, num_heads=4, patch_embed_init="kaiming")
+
+
 def test_target_encoder_starts_as_a_frozen_copy():
     model = tiny_model(drop_path_rate=0.2)
     for online, target in zip(model.encoder.parameters(), model.target_encoder.parameters()):

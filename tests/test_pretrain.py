@@ -200,11 +200,27 @@ def test_a_failed_fit_keeps_the_previous_one():
         (dict(n_epochs=0), "n_epochs"),
         (dict(pooling="max"), "pooling"),
         (dict(normalization="minmax"), "normalization"),
+        (dict(patch_embed_init="he"), "patch_embed_init"),
+        (dict(pooling="roi_std", n_frames=4), "at least 2 time patches"),
     ],
 )
 def test_bad_parameters_are_named(params, message):
     with pytest.raises(ValueError, match=message):
         _pretrainer(**params).fit(_data(n_subjects=2))
+
+
+def test_patch_embed_init_and_roi_std_pooling():
+    X = _data()
+    frozen = dict(n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0)  # weights stay at init
+    model = _pretrainer(patch_embed_init="xavier", pooling="roi_std", **frozen).fit(X)
+    weight = model.model_.target_encoder.patch_embed.proj.weight
+    assert weight.std().item() == pytest.approx((2 / (4 + 32)) ** 0.5, rel=0.15)
+    assert model.model_.config["patch_embed_init"] == "xavier"
+    features = model.transform(X)
+    assert features.shape == (len(X), N_REGIONS * 32) and (features >= 0).all()
+    research = _pretrainer(**frozen).fit(X)
+    assert research.model_.target_encoder.patch_embed.proj.weight.std().item() == pytest.approx(
+        0.02, rel=0.15)
 
 
 @pytest.mark.gpu

@@ -1,7 +1,7 @@
 """Pure-torch Brain-JEPA: patch embedding, gradient positioning, blocks, encoder, predictor,
 spatiotemporal masking and the training step. Nothing here imports scikit-learn."""
 
-from .blocks import Attention, Block, DropPath, Mlp, init_weights
+from .blocks import Attention, Block, DropPath, Mlp, init_patch_embedding, init_weights
 from .encoder import BrainEncoder, PatchEmbed, gather_tokens
 from .model import LOSSES, MODEL_PRESETS, BrainJEPA, jepa_loss
 from .pos_embed import GradientPositionalEmbedding, sincos_time_embedding
@@ -20,6 +20,7 @@ __all__ = [
     "Mlp",
     "PatchEmbed",
     "gather_tokens",
+    "init_patch_embedding",
     "init_weights",
     "jepa_loss",
     "sincos_time_embedding",

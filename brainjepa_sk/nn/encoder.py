@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import LAYER_NORM_EPS, Block, init_weights, stochastic_depth_rates
+from .blocks import LAYER_NORM_EPS, Block, init_patch_embedding, init_weights, stochastic_depth_rates
 from .pos_embed import GradientPositionalEmbedding
 
 __all__ = ["PatchEmbed", "BrainEncoder", "gather_tokens"]
@@ -99,6 +99,8 @@ class BrainEncoder(nn.Module):
         Bias on the qkv projections.
     drop_path_rate : float, default=0.0
         Stochastic-depth probability of the last block (linearly increasing from 0).
+    patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
+        Initialisation of the patch embedding, see :func:`init_patch_embedding`.
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class BrainEncoder(nn.Module):
         mlp_ratio=4.0,
         qkv_bias=True,
         drop_path_rate=0.0,
+        patch_embed_init="trunc_normal",
     ):
         super().__init__()
         self.embed_dim = int(embed_dim)
@@ -123,6 +126,7 @@ class BrainEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(embed_dim, eps=LAYER_NORM_EPS)
         self.apply(init_weights)
+        init_patch_embedding(self.patch_embed.proj, patch_embed_init)
 
     @property
     def n_regions(self):

@@ -73,6 +73,10 @@ class BrainJEPA(nn.Module):
         Objective, see :func:`jepa_loss`.
     n_patches : int, optional
         Default number of time patches for calling the predictor on its own.
+    patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
+        Initialisation of the patch embedding (:func:`~brainjepa_sk.nn.blocks.init_patch_embedding`):
+        the research code's std 0.02, or Xavier scaling, which keeps small models from first
+        learning to predict positions only.
 
     Attributes
     ----------
@@ -100,6 +104,7 @@ class BrainJEPA(nn.Module):
         drop_path_rate=0.0,
         loss="l2",
         n_patches=None,
+        patch_embed_init="trunc_normal",
     ):
         super().__init__()
         if loss not in LOSSES:
@@ -116,6 +121,7 @@ class BrainJEPA(nn.Module):
             drop_path_rate=float(drop_path_rate),
             loss=loss,
             n_patches=None if n_patches is None else int(n_patches),
+            patch_embed_init=patch_embed_init,
         )
         self.loss = loss
         self.encoder = BrainEncoder(
@@ -127,6 +133,7 @@ class BrainJEPA(nn.Module):
             mlp_ratio=mlp_ratio,
             qkv_bias=qkv_bias,
             drop_path_rate=drop_path_rate,
+            patch_embed_init=patch_embed_init,
         )
         self.predictor = BrainPredictor(
             gradients,
