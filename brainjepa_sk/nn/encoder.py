@@ -5,7 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import LAYER_NORM_EPS, Block, init_patch_embedding, init_weights, stochastic_depth_rates
+from .blocks import (
+    LAYER_NORM_EPS,
+    Block,
+    init_patch_embedding,
+    init_weights,
+    stochastic_depth_rates,
+)
 from .pos_embed import GradientPositionalEmbedding
 
 __all__ = ["PatchEmbed", "BrainEncoder", "gather_tokens"]
@@ -100,7 +106,7 @@ class BrainEncoder(nn.Module):
     drop_path_rate : float, default=0.0
         Stochastic-depth probability of the last block (linearly increasing from 0).
     patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
-        Initialisation of the patch embedding, see :func:`init_patch_embedding`.
+        Initialisation of the patch embedding, see :func:`~brainjepa_sk.nn.init_patch_embedding`.
     """
 
     def __init__(

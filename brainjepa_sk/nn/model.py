@@ -74,7 +74,7 @@ class BrainJEPA(nn.Module):
     n_patches : int, optional
         Default number of time patches for calling the predictor on its own.
     patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
-        Initialisation of the patch embedding (:func:`~brainjepa_sk.nn.blocks.init_patch_embedding`):
+        Initialisation of the patch embedding (:func:`~brainjepa_sk.nn.init_patch_embedding`):
         the research code's std 0.02, or Xavier scaling, which keeps small models from first
         learning to predict positions only.
 
