@@ -34,15 +34,24 @@ def test_research_checkpoint_from_path_needs_gradients(official_dir, reference):
         BrainJEPAEmbedder(weights=official_dir / "checkpoint.pth.tar").fit(X)
 
 
-def test_roi_pooling_names_and_pandas_output(research_model, reference):
+@pytest.mark.parametrize(
+    "pooling, reduce, suffix", [("roi", np.mean, ""), ("roi_std", np.std, "_std")]
+)
+def test_region_poolings_values_and_names(research_model, reference, pooling, reduce, suffix):
+    """``roi``: each region's mean over its time patches; ``roi_std``: their spread."""
     X = reference["x_nilearn"]
     tokens = reference["target_encoder_tokens"].reshape(3, 24, 10, 64)
-    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, pooling="roi")
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, pooling=pooling)
     out = embedder.fit(X).transform(X)
     assert out.shape == (3, 24 * 64)
-    assert np.abs(out - tokens.mean(axis=2).reshape(3, -1)).max() <= 1e-5
+    assert np.abs(out - reduce(tokens, axis=2).reshape(3, -1)).max() <= 1e-5
     names = embedder.get_feature_names_out()
-    assert names[0] == "region0_embedding0" and names[65] == "region1_embedding1"
+    assert names[0] == f"region0_embedding0{suffix}" and names[65] == f"region1_embedding1{suffix}"
+
+
+def test_roi_pooling_pandas_output(research_model, reference):
+    X = reference["x_nilearn"]
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, pooling="roi")
     frames = [pd.DataFrame(x, columns=[f"roi{r}" for r in range(24)]) for x in X]
     embedder.set_output(transform="pandas")
     table = embedder.fit(frames).transform(frames)
@@ -52,17 +61,12 @@ def test_roi_pooling_names_and_pandas_output(research_model, reference):
     assert list(mean.fit(X).transform(X).columns[:2]) == ["embedding0", "embedding1"]
 
 
-def test_roi_std_pooling_is_the_spread_over_time_patches(research_model, reference):
+def test_roi_std_needs_two_time_patches_and_keeps_the_fit(research_model, reference):
     X = reference["x_nilearn"]
-    tokens = reference["target_encoder_tokens"].reshape(3, 24, 10, 64)
     embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, pooling="roi_std")
     out = embedder.fit(X).transform(X)
-    assert out.shape == (3, 24 * 64)
-    assert np.abs(out - tokens.std(axis=2).reshape(3, -1)).max() <= 1e-5
-    assert embedder.get_feature_names_out()[65] == "region1_embedding1_std"
-    # one time patch per window has no spread: a clear error, and the fitted state is kept
     with pytest.raises(ValueError, match="at least 2 time patches"):
-        embedder.set_params(n_frames=4).fit(X)
+        embedder.set_params(n_frames=4).fit(X)  # one patch of 4 frames per window
     assert np.array_equal(embedder.set_params(n_frames="auto").transform(X), out)
 
 
