@@ -22,7 +22,8 @@ The pretraining settings are the ones the user guide recommends for small models
 positions first"). They were chosen by looking at this data generator with other seeds *and* this
 one (``benchmarks/demo_sweep.py`` and longer runs on data seeds 0 to 5), so they are not blind to
 the demo's data. The ridge penalty is chosen by ``RidgeCV`` inside each training fold, and the
-scores are printed as they come out. The default run takes about three minutes on two CPU cores.
+scores are printed as they come out. The default run takes three to four minutes on two CPU
+cores (199 s measured).
 
 What to expect, from that search (target encoder, ``roi_std`` pooling, patch weights at 8 times the
 research scale, which is the Xavier scale of this width): with 15 to 80 epochs the pretrained
