@@ -90,7 +90,9 @@ def set_global_rng_state(state, device):
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooling="mean"):
+def embed_windows(
+    encoder, windows, *, batch_size, device, autocast_dtype, pooling="mean", final_norm=True
+):
     """Run a (target) encoder over windows and pool its tokens.
 
     Parameters
@@ -109,6 +111,9 @@ def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooli
         ``"mean"``: mean over all tokens, ``(n_windows, dim)``; ``"roi"``: per-region mean over
         time patches, flattened region-major, ``(n_windows, n_regions * dim)``; ``"roi_std"``:
         per-region standard deviation over time patches, same layout.
+    final_norm : bool, default=True
+        Pool the encoder's output (after its final LayerNorm); ``False``: the last block's
+        tokens, before that LayerNorm.
 
     Returns
     -------
@@ -122,7 +127,7 @@ def embed_windows(encoder, windows, *, batch_size, device, autocast_dtype, pooli
             x = torch.from_numpy(np.ascontiguousarray(windows[start : start + batch_size]))
             x = x.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-                tokens = encoder(x)
+                tokens = encoder(x, final_norm=final_norm)
             tokens = tokens.float()
             if pooling == "mean":
                 pooled = tokens.mean(dim=1)
@@ -159,6 +164,12 @@ def check_pooling(pooling, n_patches=None):
         )
 
 
+def check_final_norm(final_norm):
+    """Check the ``final_norm`` switch (a bool, so that a string such as "no" is not truthy)."""
+    if not isinstance(final_norm, (bool, np.bool_)):
+        raise ValueError(f"final_norm must be True or False, got {final_norm!r}")
+
+
 class SubjectsInputMixin:
     """Tags of estimators whose ``X`` is subjects' series (3-D), not a 2-D feature table."""
 
@@ -176,9 +187,9 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
     A ``TransformerMixin`` itself, so that scikit-learn's ``set_output`` wraps this ``transform``.
 
     The class using it provides ``_fitted_encoder()`` (the frozen encoder, kept on the CPU so that
-    pickles load anywhere), ``preprocessor_``, ``pooling``, ``batch_size``, ``device`` and
-    ``precision``. A copy of the encoder on the compute device is cached between calls and left
-    out of pickles.
+    pickles load anywhere), ``preprocessor_``, ``pooling``, ``final_norm``, ``batch_size``,
+    ``device`` and ``precision``. A copy of the encoder on the compute device is cached between
+    calls and left out of pickles.
     """
 
     def _encoder_on(self, device):
@@ -227,6 +238,7 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
             device=device,
             autocast_dtype=resolve_autocast(self.precision, device),
             pooling=self.pooling,
+            final_norm=bool(self.final_norm),
         )
         return average_by_subject(embeddings, subject_index, len(subjects))
 

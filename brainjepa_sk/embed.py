@@ -10,6 +10,7 @@ import torch
 from sklearn.base import BaseEstimator
 
 from ._base import (
+    check_final_norm,
     check_pooling,
     EmbeddingTransformMixin,
     resolve_autocast,
@@ -62,6 +63,13 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         (statistics pooling: how much each region's representation varies within a window,
         which reads second-order, dynamic structure that means average away; needs at least
         two time patches per window).
+    final_norm : bool, default=True
+        Pool the encoder's output, after its final LayerNorm (the research model's features).
+        ``False`` pools the last block's tokens before that LayerNorm. The LayerNorm rescales
+        every token to unit spread over its features, which divides out how strongly the
+        signal drives the token; ``pooling="roi_std"`` reads exactly that, and small
+        pretrained models keep more of it without the LayerNorm (see the user guide on
+        pretraining).
     t_r : float, optional
         TR of the input in seconds. When given, and the model's TR is known, series are
         resampled to the model's TR.
@@ -113,6 +121,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         gradients=None,
         num_heads=None,
         pooling="mean",
+        final_norm=True,
         t_r=None,
         model_t_r="auto",
         n_frames="auto",
@@ -129,6 +138,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         self.gradients = gradients
         self.num_heads = num_heads
         self.pooling = pooling
+        self.final_norm = final_norm
         self.t_r = t_r
         self.model_t_r = model_t_r
         self.n_frames = n_frames
@@ -205,6 +215,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         self
         """
         check_pooling(self.pooling)
+        check_final_norm(self.final_norm)
         if isinstance(self.batch_size, bool) or int(self.batch_size) < 1:
             raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
         resolve_autocast(self.precision, resolve_device(self.device))  # checks both

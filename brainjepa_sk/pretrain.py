@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_random_state
 from tqdm.auto import tqdm
 
 from ._base import (
+    check_final_norm,
     check_pooling,
     EmbeddingTransformMixin,
     forked_rng,
@@ -119,6 +120,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         research code's pretraining choice). Saved with the model.
     pooling : {"mean", "roi", "roi_std"}, default="mean"
         Token pooling of ``transform`` (see :class:`BrainJEPAEmbedder`).
+    final_norm : bool, default=True
+        Whether ``transform`` pools the encoder's output after its final LayerNorm (see
+        :class:`BrainJEPAEmbedder`).
     device : str or torch.device, default="auto"
         ``"auto"``: CUDA if available, else CPU.
     precision : {"auto", "fp32", "bf16"}, default="auto"
@@ -181,6 +185,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         min_frames=None,
         normalization="robust",
         pooling="mean",
+        final_norm=True,
         device="auto",
         precision="auto",
         random_state=None,
@@ -214,6 +219,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.min_frames = min_frames
         self.normalization = normalization
         self.pooling = pooling
+        self.final_norm = final_norm
         self.device = device
         self.precision = precision
         self.random_state = random_state
@@ -274,7 +280,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume."""
         if not isinstance(self.random_state, numbers.Integral):
             return None  # an unseeded (or shared RandomState) run is not reproducible
-        ignored = ("verbose", "device", "checkpoint_dir", "gradients", "pooling")
+        ignored = ("verbose", "device", "checkpoint_dir", "gradients", "pooling", "final_norm")
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         text = json.dumps([params, config], sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode())
@@ -299,6 +305,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self
         """
         check_pooling(self.pooling)
+        check_final_norm(self.final_norm)
         for name in ("n_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

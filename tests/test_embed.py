@@ -70,6 +70,21 @@ def test_roi_std_needs_two_time_patches_and_keeps_the_fit(research_model, refere
     assert np.array_equal(embedder.set_params(n_frames="auto").transform(X), out)
 
 
+def test_final_norm_false_pools_the_tokens_before_the_last_layernorm(research_model, reference):
+    """With one time patch per window, ``roi`` pooling returns each token itself: the encoder's
+    final LayerNorm applied to the ``final_norm=False`` features gives the default ones."""
+    X = reference["x_nilearn"]
+    one_patch = dict(weights=research_model, normalization=None, pooling="roi", n_frames=4)
+    normed = BrainJEPAEmbedder(**one_patch).fit(X).transform(X).reshape(3, 24, 64)
+    raw = BrainJEPAEmbedder(**one_patch, final_norm=False).fit(X).transform(X).reshape(3, 24, 64)
+    with torch.no_grad():
+        renormed = research_model.target_encoder.norm(torch.from_numpy(raw)).numpy()
+    assert np.abs(renormed - normed).max() <= 1e-5
+    assert np.abs(raw - normed).max() > 0.1  # not the same features
+    with pytest.raises(ValueError, match="final_norm must be True or False"):
+        BrainJEPAEmbedder(weights=research_model, final_norm="no").fit(X)
+
+
 def test_preprocessing_is_applied(research_model, reference):
     X = reference["x_nilearn"] * 50 + 1000  # raw BOLD-like scale
     embedder = BrainJEPAEmbedder(weights=research_model, normalization="global_zscore")

@@ -223,6 +223,22 @@ def test_patch_embed_init_and_roi_std_pooling():
         0.02, rel=0.15)
 
 
+def test_final_norm_is_a_transform_setting(tmp_path):
+    X = _data()
+    model = _pretrainer(n_epochs=1, pooling="roi_std").fit(X)
+    normed = model.transform(X)
+    raw = model.set_params(final_norm=False).transform(X)
+    assert raw.shape == normed.shape and not np.allclose(raw, normed)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    embedder = BrainJEPAEmbedder(weights=path, pooling="roi_std", final_norm=False).fit(X)
+    np.testing.assert_allclose(embedder.transform(X), raw, atol=1e-5)
+    fitted = model.model_
+    with pytest.raises(ValueError, match="final_norm"):
+        model.set_params(final_norm=None).fit(X)
+    assert model.model_ is fitted  # the failed fit kept the fitted state
+
+
 @pytest.mark.gpu
 def test_cuda_fit_with_bf16_then_pickle_on_cpu():
     import pickle

@@ -144,7 +144,7 @@ class BrainEncoder(nn.Module):
         """Frames per time patch."""
         return self.patch_embed.patch_size
 
-    def forward(self, x, context_idx=None):
+    def forward(self, x, context_idx=None, *, final_norm=True):
         """Encode a batch of ROI time series.
 
         Parameters
@@ -154,6 +154,9 @@ class BrainEncoder(nn.Module):
         context_idx : torch.Tensor, optional
             ``(batch, n_context)`` region-major token indices to keep (``r * P + p``). All tokens
             when omitted.
+        final_norm : bool, default=True
+            Apply the final LayerNorm (the model's output). ``False`` returns the last block's
+            residual stream, whose tokens keep their scale.
 
         Returns
         -------
@@ -167,4 +170,4 @@ class BrainEncoder(nn.Module):
             tokens = gather_tokens(tokens, context_idx)
         for block in self.blocks:
             tokens = block(tokens)
-        return self.norm(tokens)
+        return self.norm(tokens) if final_norm else tokens
