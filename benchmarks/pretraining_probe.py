@@ -61,6 +61,8 @@ def parse_args():
     p.add_argument("--predictor-depth", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--patch-size", type=int, default=16)
+    p.add_argument("--n-frames", type=int, default=96, help="frames per window (stride: half)")
     p.add_argument("--evals", type=int, default=4, help="evaluations during the run")
     p.add_argument("--threads", type=int, default=2)
     return p.parse_args()
@@ -101,8 +103,9 @@ def main():
                                random_state=a.seed)
     group, age = y["group"].to_numpy(), y["age"].to_numpy()
     gradients = GradientPositioner(n_components=30, random_state=a.seed).fit(X).gradients_
-    n_regions, n_frames, patch = X[0].shape[1], 96, 16
-    preprocessor = Preprocessor(n_frames, t_r=2.0, target_t_r=2.0, window="sliding", stride=48,
+    n_regions, n_frames, patch = X[0].shape[1], a.n_frames, a.patch_size
+    preprocessor = Preprocessor(n_frames, t_r=2.0, target_t_r=2.0, window="sliding",
+                                stride=n_frames // 2,
                                 normalization="robust")
     windows, subject_index = preprocessor.fit_transform(X)
     dataset = WindowDataset(windows, subject_index)
