@@ -65,6 +65,8 @@ def parse_args():
     p.add_argument("--n-frames", type=int, default=96, help="frames per window (stride: half)")
     p.add_argument("--evals", type=int, default=4, help="evaluations during the run")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pretrain-subjects", type=int, default=100,
+                   help="subjects simulated and pretrained on; the first 100 are scored")
     return p.parse_args()
 
 
@@ -99,9 +101,9 @@ def evaluate(encoder, windows, subject_index, group, age):
 def main():
     a = parse_args()
     torch.set_num_threads(a.threads)
-    X, y = make_brain_dynamics(n_subjects=100, n_timepoints=200, n_regions=100, t_r=2.0,
-                               random_state=a.seed)
-    group, age = y["group"].to_numpy(), y["age"].to_numpy()
+    X, y = make_brain_dynamics(n_subjects=a.pretrain_subjects, n_timepoints=200, n_regions=100,
+                               t_r=2.0, random_state=a.seed)
+    group, age = y["group"].to_numpy()[:100], y["age"].to_numpy()[:100]
     gradients = GradientPositioner(n_components=30, random_state=a.seed).fit(X).gradients_
     n_regions, n_frames, patch = X[0].shape[1], a.n_frames, a.patch_size
     preprocessor = Preprocessor(n_frames, t_r=2.0, target_t_r=2.0, window="sliding",
@@ -109,7 +111,9 @@ def main():
                                 normalization="robust")
     windows, subject_index = preprocessor.fit_transform(X)
     dataset = WindowDataset(windows, subject_index)
-    eval_windows = torch.from_numpy(np.asarray(windows))
+    scored = subject_index < 100
+    eval_windows = torch.from_numpy(np.asarray(windows)[scored])
+    subject_index = subject_index[scored]
 
     def build(seed):
         torch.manual_seed(seed)
