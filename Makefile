@@ -24,7 +24,7 @@ test: venv
 test-all: venv
 	$(PY) -m pytest -m "not network"
 
-## Run the end-to-end demo: pretraining on synthetic data vs the tangent-FC baseline (~1-3 min).
+## Run the end-to-end demo: pretraining on synthetic data vs random encoders and tangent FC (~4 min, 2 cores).
 demo: venv
 	$(PY) examples/demo.py
 

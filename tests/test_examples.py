@@ -24,3 +24,19 @@ def test_example_runs(path, monkeypatch, tmp_path):
 
     assert plt.get_fignums(), "the example drew no figure"
     plt.close("all")
+
+
+def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path, capsys):
+    """``make demo``'s script, shrunk: every method is scored and the figure is written."""
+    pytest.importorskip("matplotlib")
+    demo = runpy.run_path(str(Path(__file__).parents[1] / "examples" / "demo.py"))
+    figure = tmp_path / "demo.png"
+    demo["main"]([
+        "--n-subjects", "20", "--n-timepoints", "100", "--n-regions", "40",
+        "--n-epochs", "2", "--warmup-epochs", "1", "--n-random", "2", "--output", str(figure),
+    ])
+    out = capsys.readouterr().out
+    for method in ("Brain-JEPA, roi_std before final norm", "random encoder (2 draws), mean",
+                   "gradient features", "tangent FC", "regional power spectra"):
+        assert method in out
+    assert figure.stat().st_size > 10_000
