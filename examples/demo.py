@@ -27,7 +27,7 @@ three minutes; see "Small models, short runs: positions first"). They were chose
 at this data generator with this seed and others (``benchmarks/demo_sweep.py``,
 ``benchmarks/pretraining_probe.py``), so they are not blind to the demo's data. The ridge
 penalty is chosen by ``RidgeCV`` inside each training fold, and the scores are printed as they
-come out. The default run takes under four minutes on two CPU cores (219 s measured).
+come out. The default run takes under four minutes on two CPU cores (219 s and 232 s measured).
 
 What to expect (seed 0; group ROC AUC / age R2, 5-fold CV): Brain-JEPA ``roi_std`` before the
 final norm 0.77 / 0.33 against 0.64 / 0.22 for the three random encoders; after it 0.74 / 0.25
