@@ -192,6 +192,12 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
     calls and left out of pickles.
     """
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The model computes in float32 and transform returns float32 whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
     def _encoder_on(self, device):
         encoder = self._fitted_encoder()
         if device.type == "cpu":
@@ -219,9 +225,10 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
 
         Returns
         -------
-        numpy.ndarray of shape (n_subjects, n_features_out)
+        numpy.ndarray of shape (n_subjects, n_features_out), float32
             One embedding per subject: the target encoder's tokens pooled per window
-            (``pooling``), averaged over the subject's windows.
+            (``pooling``), averaged over the subject's windows (the model computes in float32,
+            whatever the input's dtype).
         """
         from sklearn.utils.validation import check_is_fitted
 

@@ -224,7 +224,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             encoder, saved, saved_t_r, frames = self._load()
             check_n_regions(
                 self.n_features_in_, encoder.n_regions, what="built for",
-                n_timepoints=len(subjects[0]),
+                n_timepoints=len(subjects[0]), name=type(self).__name__,
             )
             n_frames = frames if self.n_frames == "auto" else self.n_frames
             if n_frames is None:

@@ -404,7 +404,8 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "gradients_")
         if self.kind == "connectivity":
             data, _ = _validate_connectivity(X)
-            check_n_regions(data.shape[1], self.n_features_in_, what="fitted with")
+            check_n_regions(data.shape[1], self.n_features_in_, what="fitted with",
+                            name=type(self).__name__)
             names = feature_names_of(X)
             fitted = getattr(self, "feature_names_in_", None)
             if names is not None and fitted is not None and not np.array_equal(names, fitted):

@@ -382,7 +382,8 @@ class Preprocessor:
         n_regions = resampled[0].shape[1]
         if getattr(self, "n_regions_", None) is not None:
             check_n_regions(
-                n_regions, self.n_regions_, what="fitted with", n_timepoints=resampled[0].shape[0]
+                n_regions, self.n_regions_, what="fitted with", n_timepoints=resampled[0].shape[0],
+                name=type(self).__name__,
             )
         # Every window's frame offsets, added to its start to gather it in one indexing step.
         offsets = np.arange(self.n_frames)

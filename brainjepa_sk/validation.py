@@ -11,6 +11,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from scipy import sparse
 from sklearn.utils.validation import check_array
 
 __all__ = ["validate_subjects", "check_n_regions", "feature_names_of"]
@@ -32,18 +33,33 @@ def feature_names_of(subject):
     return np.asarray(names, dtype=object)
 
 
+def _only_array_protocol(obj):
+    """Whether ``obj`` converts to an array but is not array-like itself (no ``ndim``)."""
+    return hasattr(obj, "__array__") and not hasattr(obj, "ndim")
+
+
 def _as_subject_list(X):
     if X is None:
         raise ValueError(f"{_LAYOUT}; got None")
     if isinstance(X, (str, bytes)):
         raise ValueError(f"{_LAYOUT}; got a string")
+    if sparse.issparse(X):
+        raise ValueError(
+            f"sparse input is not supported: {_LAYOUT} of dense values; got a sparse "
+            f"{type(X).__name__} of shape {X.shape}"
+        )
+    if _only_array_protocol(X):
+        X = np.asarray(X)
     if hasattr(X, "columns") or (hasattr(X, "ndim") and getattr(X, "ndim", 0) == 2):
         raise ValueError(
             f"{_LAYOUT}; got one 2-D table of shape {getattr(X, 'shape', None)}. "
             "For a single subject, pass [x]."
         )
     if hasattr(X, "ndim") and X.ndim != 3:
-        raise ValueError(f"{_LAYOUT}; got a {X.ndim}-D array of shape {X.shape}")
+        raise ValueError(
+            f"{_LAYOUT}; got a {X.ndim}-D array of shape {X.shape}. Reshape your data to "
+            "(n_subjects, n_timepoints, n_regions)"
+        )
     try:
         subjects = list(X)
     except TypeError:
@@ -90,15 +106,24 @@ def validate_subjects(
     Raises
     ------
     ValueError
-        Empty ``X``, wrong dimensions, non-numeric values, NaN or infinity, too few timepoints,
-        constant regions, or regions that differ between subjects or from the fitted ones. The
-        message names the subject and what was expected.
+        Empty or sparse ``X``, wrong dimensions, values that cannot be converted to numbers,
+        NaN or infinity, too few timepoints, fewer than two regions, constant regions, or
+        regions that differ between subjects or from the fitted ones. The message names the
+        subject and what was expected.
+    TypeError
+        Values that are not numbers at all (e.g. dicts in an object array), as in scikit-learn.
     """
     subjects = _as_subject_list(X)
     names = feature_names_of(subjects[0])
+    # A later call checks the region count first: a wrong count is the error to report, not the
+    # constant signal that, say, a single remaining region may have.
+    expected = None if reset or estimator is None else estimator.n_features_in_
+    name = type(estimator).__name__ if estimator is not None else "the estimator"
     out = []
     n_regions = None
     for i, subject in enumerate(subjects):
+        if _only_array_protocol(subject):
+            subject = np.asarray(subject)
         if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
             raise ValueError(
                 f"{_LAYOUT}; subject {i} has {np.ndim(subject)} dimension(s) "
@@ -107,19 +132,23 @@ def validate_subjects(
         if feature_names_of(subject) is not None and names is not None:
             if not np.array_equal(feature_names_of(subject), names):
                 raise ValueError(f"subject {i} has other region names (columns) than subject 0")
+        if expected is not None:
+            check_n_regions(np.shape(subject)[1], expected, what="fitted with",
+                            n_timepoints=np.shape(subject)[0], name=name)
         try:
             array = check_array(
                 subject,
                 dtype=dtype,
                 ensure_all_finite=True,
                 ensure_min_samples=1,
-                ensure_min_features=1,
+                # connectivity, gradients and Cross-ROI masking all need two regions or more
+                ensure_min_features=2,
                 input_name=f"X[{i}]",
             )
         except ValueError as exc:
             raise ValueError(f"subject {i}: {exc}") from None
-        except TypeError as exc:  # e.g. strings that cannot be converted
-            raise ValueError(f"subject {i} is not numeric: {exc}") from None
+        except TypeError as exc:  # e.g. objects that are not numbers (scikit-learn's convention)
+            raise TypeError(f"subject {i} is not numeric: {exc}") from None
         if array.shape[0] < min_timepoints:
             raise ValueError(
                 f"subject {i} has {array.shape[0]} timepoint(s); at least {min_timepoints} are "
@@ -150,9 +179,6 @@ def validate_subjects(
             elif hasattr(estimator, "feature_names_in_"):
                 del estimator.feature_names_in_
         else:
-            check_n_regions(
-                n_regions, estimator.n_features_in_, what="fitted with", n_timepoints=len(out[0])
-            )
             fitted_names = getattr(estimator, "feature_names_in_", None)
             if fitted_names is not None and names is not None:
                 if not np.array_equal(fitted_names, names):
@@ -162,8 +188,11 @@ def validate_subjects(
     return out
 
 
-def check_n_regions(n_regions, expected, what="built for", n_timepoints=None):
+def check_n_regions(n_regions, expected, what="built for", n_timepoints=None, name="the model"):
     """Raise a ``ValueError`` naming both counts when a region count is not the expected one.
+
+    The message starts the way scikit-learn's own feature-count errors do ("X has 3 features,
+    but Name is expecting 4 features as input").
 
     Parameters
     ----------
@@ -176,10 +205,13 @@ def check_n_regions(n_regions, expected, what="built for", n_timepoints=None):
     n_timepoints : int, optional
         Length of the first axis; when it equals ``expected`` the message says the input looks
         transposed.
+    name : str, default="the model"
+        What expects the regions (an estimator's class name), for the message.
     """
     if n_regions != expected:
         hint = " (it looks transposed)" if n_timepoints == expected else ""
         raise ValueError(
-            f"X has {n_regions} regions (last axis) but this estimator was {what} {expected} "
-            f"regions; each subject must be (n_timepoints, n_regions){hint}"
+            f"X has {n_regions} features, but {name} is expecting {expected} features as "
+            f"input: the subjects have {n_regions} regions (last axis) and it was {what} "
+            f"{expected} regions; each subject must be (n_timepoints, n_regions){hint}"
         )

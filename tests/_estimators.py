@@ -37,3 +37,11 @@ def make_subjects(n_subjects=8, n_timepoints=12, n_regions=N_REGIONS, seed=0):
     """Random-walk-like ROI series (n_subjects, n_timepoints, n_regions)."""
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n_subjects, n_timepoints, n_regions)).cumsum(axis=1)
+
+
+def assert_same_module(module, reference):
+    """``module`` has the weights, train/eval modes and ``requires_grad`` of ``reference``."""
+    assert [m.training for m in module.modules()] == [m.training for m in reference.modules()]
+    for (name, p), q in zip(module.state_dict(keep_vars=True).items(),
+                            reference.state_dict(keep_vars=True).values()):
+        assert torch.equal(p, q) and p.requires_grad == q.requires_grad, name

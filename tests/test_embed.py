@@ -1,14 +1,17 @@
 """BrainJEPAEmbedder: frozen features, exact against the research outputs, weights from anywhere."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _estimators import assert_same_module
 
 from brainjepa_sk import BrainJEPAEmbedder
-from brainjepa_sk.checkpoint import load_research_checkpoint, save_checkpoint
+from brainjepa_sk.checkpoint import save_checkpoint
 from brainjepa_sk.datasets import _weights, fetch_ukbiobank_weights
-from brainjepa_sk.preprocessing import Preprocessor
+from brainjepa_sk.preprocessing import Preprocessor, resample
 
 
 def test_transform_equals_mean_of_research_target_tokens(research_model, reference):
@@ -18,8 +21,43 @@ def test_transform_equals_mean_of_research_target_tokens(research_model, referen
     assert out.shape == (3, 64)
     assert np.abs(out - expected).max() <= 1e-5
     assert embedder.embedding_dim_ == 64 and embedder.n_features_in_ == 24
-    # the module passed in is not moved or modified
-    assert next(research_model.parameters()).device.type == "cpu"
+
+
+@pytest.mark.parametrize("part", ["model", "encoder"])
+def test_the_callers_module_is_left_untouched(research_model, reference, part):
+    """The embedder works on its own copy: the module passed in keeps its weights, its training
+    mode and its trainable parameters, and later edits to it do not reach the fitted embedder."""
+    X = reference["x_nilearn"]
+    model = copy.deepcopy(research_model).train()  # as a user's module after some training
+    module = model if part == "model" else model.encoder  # BrainJEPA, or a trainable encoder
+    before = copy.deepcopy(module)
+    frames = {} if part == "model" else {"n_frames": 40}  # an encoder does not know its window
+    embedder = BrainJEPAEmbedder(weights=module, normalization=None, **frames).fit(X)
+    out = embedder.transform(X)
+    assert_same_module(module, before)
+    assert embedder.encoder_ not in (model.encoder, model.target_encoder)
+    with torch.no_grad():
+        for param in module.parameters():
+            param.mul_(0.5)
+    np.testing.assert_array_equal(embedder.transform(X), out)
+    assert embedder.get_params()["weights"] is module  # the parameter itself is kept as given
+
+
+def test_subjects_of_different_lengths_are_averaged_over_their_own_windows(research_model):
+    """Sliding windows: each subject's embedding is the mean over its own windows, whatever the
+    other subjects in the call (here 1, 2 and 4 windows of 40 frames, stride 20)."""
+    rng = np.random.default_rng(3)
+    subjects = [rng.standard_normal((n, 24)) for n in (40, 60, 100)]
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None, window="sliding",
+                                 stride=20).fit(subjects)
+    together = embedder.transform(subjects)
+    for i, x in enumerate(subjects):
+        windows = np.stack([x[start:start + 40] for start in range(0, len(x) - 39, 20)])
+        with torch.no_grad():
+            tokens = research_model.target_encoder(torch.from_numpy(windows).float())
+        expected = tokens.mean(1).mean(0).numpy()
+        np.testing.assert_allclose(together[i], expected, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(embedder.transform([x])[0], together[i], rtol=1e-5, atol=1e-6)
 
 
 def test_research_checkpoint_from_path_needs_gradients(official_dir, reference):
@@ -172,6 +210,32 @@ def test_default_weights_are_fetched_once_then_used_offline(tmp_path, monkeypatc
                                  model_t_r=None)
     out = embedder.fit(X).transform(X)
     assert np.abs(out - reference["target_encoder_tokens"].mean(axis=1)).max() <= 1e-5
+
+
+def test_default_weights_get_the_research_models_preprocessing(tmp_path, monkeypatch,
+                                                               official_dir, research_model):
+    """``BrainJEPAEmbedder()`` embeds the way the UK Biobank model was trained: series
+    resampled to its TR (every third frame at TR 0.735 s, so 2.205 s), the checkpoint's window
+    length from the centre of the scan, and each window z-scored as a whole."""
+    _local_ukbiobank(monkeypatch, official_dir)  # the test checkpoint stands in for the weights
+    rng = np.random.default_rng(7)
+    t = np.arange(150)[:, None] * 0.735
+    X = np.stack([np.sin(2 * np.pi * t / rng.uniform(20, 60, 24) + rng.uniform(0, 6, 24))
+                  * 50 + 1000 + rng.standard_normal((150, 24)) for _ in range(3)])
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, t_r=0.735).fit(X)
+    prep = embedder.preprocessor_
+    assert prep.target_t_r == pytest.approx(2.205) and prep.t_r == 0.735
+    assert (prep.n_frames, prep.window, prep.normalization) == (40, "center", "global_zscore")
+    expected = []
+    for x in X:
+        series = resample(x, 0.735, 2.205)  # 150 frames -> 50
+        start = (len(series) - 40) // 2
+        window = series[start:start + 40]
+        window = (window - window.mean()) / window.std()
+        with torch.no_grad():
+            tokens = research_model.target_encoder(torch.from_numpy(window[None]).float())
+        expected.append(tokens.mean(1)[0].numpy())
+    np.testing.assert_allclose(embedder.transform(X), np.stack(expected), rtol=1e-4, atol=1e-5)
 
 
 def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_dir):

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+from _estimators import tiny_module
 from nilearn.connectome import ConnectivityMeasure
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from _estimators import tiny_module
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 
 N_REGIONS = 8
@@ -36,26 +36,50 @@ def _embedder(**kwargs):
     return BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu", **kwargs)
 
 
+def _fold_by_fold(make_steps, X, y, groups):
+    """The scores ``cross_val_score`` should give, computed fold by fold with fresh steps."""
+    scores = []
+    for train, test in GroupKFold(n_splits=3).split(X, y, groups):
+        *transformers, final = make_steps()
+        train_X, test_X = X[train], X[test]
+        for step in transformers:
+            train_X = step.fit_transform(train_X)
+            test_X = step.transform(test_X)
+        scores.append(final.fit(train_X, y[train]).score(test_X, y[test]))
+    return np.array(scores)
+
+
 def test_embedder_then_classifier_in_a_pipeline(labelled):
     X, y, groups = labelled
-    pipe = Pipeline([("embed", _embedder()), ("scale", StandardScaler()),
-                     ("clf", LogisticRegression(max_iter=1000))])
-    scores = cross_val_score(pipe, X, y, groups=groups, cv=GroupKFold(n_splits=3))
-    assert scores.shape == (3,) and np.all((0 <= scores) & (scores <= 1))
+
+    def steps():
+        return [_embedder(), StandardScaler(), LogisticRegression(max_iter=1000)]
+
+    scores = cross_val_score(make_pipeline(*steps()), X, y, groups=groups,
+                             cv=GroupKFold(n_splits=3))
+    # each fold refits its own copy of the embedder on its training subjects only
+    np.testing.assert_allclose(scores, _fold_by_fold(steps, X, y, groups))
     # The two-step pipeline the user asked for works as written.
-    Pipeline([("embed", _embedder()), ("clf", LogisticRegression())]).fit(X, y).predict(X)
+    pipe = Pipeline([("embed", _embedder()), ("clf", LogisticRegression())]).fit(X, y)
+    assert pipe.predict(X).shape == y.shape and pipe.named_steps["clf"].n_features_in_ == 8
 
 
 def test_pretrainer_in_a_regression_pipeline_with_group_cv(labelled):
     X, y, groups = labelled
-    pretrainer = BrainJEPAPretrainer(
-        gradients=GradientPositioner(n_components=3, sparsity=0.5),
-        model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=4, n_frames=16,
-        predictor_depth=1, n_epochs=2, batch_size=16, device="cpu", verbose=0, random_state=0,
-    )
-    pipe = make_pipeline(pretrainer, StandardScaler(), RidgeCV())
-    scores = cross_val_score(pipe, X, y.astype(float), groups=groups, cv=GroupKFold(n_splits=3))
-    assert scores.shape == (3,) and np.all(np.isfinite(scores))
+
+    def steps():
+        pretrainer = BrainJEPAPretrainer(
+            gradients=GradientPositioner(n_components=3, sparsity=0.5),
+            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=4, n_frames=16,
+            predictor_depth=1, n_epochs=2, batch_size=16, device="cpu", verbose=0,
+            random_state=0,
+        )
+        return [pretrainer, StandardScaler(), RidgeCV()]
+
+    y = y.astype(float)
+    scores = cross_val_score(make_pipeline(*steps()), X, y, groups=groups,
+                             cv=GroupKFold(n_splits=3))
+    np.testing.assert_allclose(scores, _fold_by_fold(steps, X, y, groups), rtol=1e-6)
 
 
 def test_grid_search_over_an_embedder_parameter(labelled):
@@ -66,8 +90,15 @@ def test_grid_search_over_an_embedder_parameter(labelled):
         cv=3,
     )
     search.fit(X, y)
-    assert len(search.cv_results_["params"]) == 4
-    assert search.best_params_["embed__pooling"] in ("mean", "roi")
+    results = search.cv_results_
+    assert len(results["params"]) == 4 and np.isfinite(results["mean_test_score"]).all()
+    # the refitted pipeline's embedder got the best settings and applies them
+    best = search.best_estimator_.named_steps["embed"]
+    assert {"embed__pooling": best.pooling, "embed__normalization": best.normalization} == (
+        search.best_params_)
+    assert best.preprocessor_.normalization == best.normalization
+    width = 8 if best.pooling == "mean" else 8 * N_REGIONS
+    assert search.best_estimator_.named_steps["clf"].n_features_in_ == width
 
 
 def test_feature_union_with_tangent_connectivity(labelled):

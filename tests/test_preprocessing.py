@@ -265,13 +265,24 @@ def test_robust_learns_median_and_iqr_on_fit_data():
     np.testing.assert_allclose(windows[0], (new - prep.median_) / prep.iqr_, rtol=1e-5, atol=1e-5)
 
 
-def test_robust_statistics_are_computed_after_resampling():
+def _with_fast_noise(rng, n_timepoints, n_regions=4):
+    """Slow signal plus a strong frame-to-frame alternation that resampling filters out."""
+    phases = rng.uniform(0, 2 * np.pi, n_regions)
+    slow = np.sin(2 * np.pi * np.arange(n_timepoints)[:, None] / 60 + phases)
+    return slow + 4.0 * (-1.0) ** np.arange(n_timepoints)[:, None] + 2
+
+
+@pytest.mark.parametrize("entry", ["fit", "fit_transform"])
+def test_robust_statistics_are_computed_after_resampling(entry):
     rng = np.random.default_rng(6)
-    train = [rng.standard_normal((300, 4)) * 5 + 2]
-    prep = Preprocessor(50, t_r=0.735, target_t_r=2.205, normalization="robust").fit(train)
-    resampled = resample(train[0], 0.735, 2.205)
+    train = [_with_fast_noise(rng, 300), _with_fast_noise(rng, 240)]
+    prep = Preprocessor(50, t_r=0.735, target_t_r=2.205, normalization="robust")
+    getattr(prep, entry)(train)
+    resampled = np.concatenate([resample(x, 0.735, 2.205) for x in train])
     np.testing.assert_allclose(prep.median_, np.median(resampled, axis=0))
     np.testing.assert_allclose(prep.iqr_, _iqr(resampled, axis=0))
+    # the raw series' spread is far larger (the alternation): the order is visible
+    assert (_iqr(np.concatenate(train), axis=0) > 2 * prep.iqr_).all()
 
 
 def test_robust_transform_before_fit():

@@ -1,12 +1,23 @@
 """BrainJEPAPretrainer: self-supervised fit, history, gradients inside fit, resume, save."""
 
+import contextlib
+import math
+import shutil
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.checkpoint import load_checkpoint
+from brainjepa_sk.nn.training import collapse_metrics
+from brainjepa_sk.preprocessing import resample
 
 N_REGIONS = 16
 
@@ -42,7 +53,16 @@ def test_fit_trains_and_records_history():
     assert [h["epoch"] for h in history] == list(range(6))
     assert set(history[0]) == {"epoch", "loss", "lr", "target_std", "effective_rank"}
     assert history[-1]["loss"] < history[0]["loss"]
-    assert all(np.isfinite(h["loss"]) and h["effective_rank"] >= 1 for h in history)
+    assert all(np.isfinite(h["loss"]) for h in history)
+    # the collapse monitors describe the target encoder's mean-pooled features of the training
+    # windows (all 20 of them here; up to 64 are monitored)
+    windows, _ = model.preprocessor_.transform(list(X))
+    with torch.no_grad():
+        features = model.model_.target_encoder(torch.from_numpy(windows)).mean(1)
+    monitors = collapse_metrics(features)
+    assert history[-1]["target_std"] == pytest.approx(monitors["std"], rel=1e-4)
+    assert history[-1]["effective_rank"] == pytest.approx(monitors["effective_rank"], rel=1e-4)
+    assert all(1 < h["effective_rank"] <= 20 and h["target_std"] > 0 for h in history)
     assert model.model_.training is False
     assert next(model.model_.parameters()).device.type == "cpu"
     assert model.transform(X).shape == (10, 32)
@@ -50,6 +70,91 @@ def test_fit_trains_and_records_history():
     assert model.preprocessor_.normalization == "robust"
     # the learning-rate schedule was followed: warm-up then decay to final_lr
     assert history[-1]["lr"] < max(h["lr"] for h in history)
+
+
+@contextlib.contextmanager
+def _optimizer_steps():
+    """Record every optimizer step of a fit: each group's hyper-parameters when it steps, and
+    every parameter's value before the first step and after each step (keyed by ``id``)."""
+    steps = []
+
+    def before(optimizer, args, kwargs):
+        if not steps:
+            steps.append({"params": _values(optimizer)})  # the initial weights
+        steps.append({"groups": [(g["lr"], g["weight_decay"]) for g in optimizer.param_groups]})
+
+    def after(optimizer, args, kwargs):
+        steps[-1]["params"] = _values(optimizer)
+
+    handles = [register_optimizer_step_pre_hook(before), register_optimizer_step_post_hook(after)]
+    try:
+        yield steps
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _values(optimizer):
+    return {id(p): p.detach().clone() for g in optimizer.param_groups for p in g["params"]}
+
+
+# A run with 10 subjects x 2 windows, batch 8: 2 steps per epoch, 6 steps, warm-up 2 steps.
+_RECIPE = dict(n_epochs=3, warmup_epochs=1, lr=2e-3, start_lr=1e-4, final_lr=1e-5,
+               weight_decay=0.05, final_weight_decay=0.3, ema_momentum=0.5,
+               final_ema_momentum=0.8)
+
+
+def _scheduled(step, total=6, warmup=2, p=_RECIPE):
+    """The documented recipe at a step: lr linear warm-up then cosine, weight decay cosine,
+    EMA momentum linear from its start value (step 0) towards its final value (step total)."""
+    if step < warmup:
+        lr = p["start_lr"] + (p["lr"] - p["start_lr"]) * step / warmup
+    else:
+        progress = (step - warmup) / (total - warmup)
+        lr = p["final_lr"] + (p["lr"] - p["final_lr"]) * (1 + math.cos(math.pi * progress)) / 2
+    cosine = (1 + math.cos(math.pi * step / total)) / 2
+    weight_decay = p["final_weight_decay"] + (p["weight_decay"] - p["final_weight_decay"]) * cosine
+    momentum = p["ema_momentum"] + (p["final_ema_momentum"] - p["ema_momentum"]) * step / total
+    return lr, weight_decay, momentum
+
+
+def test_the_optimizer_steps_with_the_scheduled_learning_rate_and_weight_decay():
+    X = _data()
+    with _optimizer_steps() as steps:
+        model = _pretrainer(**_RECIPE).fit(X)
+    groups = [s["groups"] for s in steps[1:]]
+    assert len(groups) == 6
+    for step, (decayed, no_decay) in enumerate(groups):
+        lr, weight_decay, _ = _scheduled(step)
+        assert decayed == pytest.approx((lr, weight_decay), rel=1e-9)
+        assert no_decay == pytest.approx((lr, 0.0), rel=1e-9)  # biases and norms: no decay
+    assert [h["lr"] for h in model.history_] == pytest.approx(
+        [_scheduled(step)[0] for step in (1, 3, 5)], rel=1e-9)  # at each epoch's last step
+
+
+def test_the_target_encoder_is_the_scheduled_ema_of_the_online_encoder():
+    """What ``transform`` uses, the target encoder, starts as a copy of the online encoder and
+    after optimizer step k moves by ``T <- m_k T + (1 - m_k) E_k`` with the scheduled momentum."""
+    X = _data()
+    with _optimizer_steps() as steps:
+        model = _pretrainer(**_RECIPE).fit(X)
+    encoder = list(model.model_.encoder.parameters())
+    online = [[s["params"][id(p)].double() for p in encoder] for s in steps]
+    expected = online[0]
+    for step in range(6):
+        momentum = _scheduled(step)[2]
+        expected = [momentum * t + (1 - momentum) * e for t, e in zip(expected, online[step + 1])]
+    target = [p.double() for p in model.model_.target_encoder.parameters()]
+    for t, e, start, end in zip(target, expected, online[0], online[-1]):
+        torch.testing.assert_close(t, e, rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(t, s) for t, s in zip(target, online[0]))  # it moved
+    assert any(not torch.allclose(t, e) for t, e in zip(target, online[-1]))  # not the online one
+    # transform pools the target encoder's tokens of each window, averaged per subject
+    windows, subject_index = model.preprocessor_.transform(list(X))
+    with torch.no_grad():
+        pooled = model.model_.target_encoder(torch.from_numpy(windows)).mean(1).numpy()
+    expected = np.stack([pooled[subject_index == i].mean(0) for i in range(len(X))])
+    np.testing.assert_allclose(model.transform(X), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_random_state_makes_fit_reproducible_and_leaves_global_rng_alone():
@@ -149,6 +254,72 @@ def test_checkpoint_from_other_settings_or_data_is_not_resumed(tmp_path):
         _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", random_state=None).fit(X)
 
 
+# Every parameter that shapes a training run, with another value: each must stop a resume.
+_RUN_CHANGES = {
+    "gradients": np.random.default_rng(9).standard_normal((N_REGIONS, 4)),
+    "model_size": dict(embed_dim=16, depth=2, num_heads=2),
+    "patch_size": 8,
+    "n_frames": 16,
+    "predictor_embed_dim": 16,
+    "predictor_depth": 2,
+    "drop_path_rate": 0.1,
+    "loss": "smooth_l1",
+    "patch_embed_init": "xavier",
+    "n_epochs": 2,
+    "batch_size": 4,
+    "lr": 1e-3,
+    "start_lr": 1e-4,
+    "final_lr": 1e-5,
+    "warmup_epochs": 0.5,
+    "weight_decay": 0.05,
+    "final_weight_decay": 0.3,
+    "ema_momentum": 0.99,
+    "final_ema_momentum": 0.999,
+    "masking": dict(min_keep=2),
+    "t_r": 2.0,
+    "model_t_r": 1.0,
+    "window": "center",
+    "stride": 8,
+    "min_frames": 20,
+    "normalization": "global_zscore",
+    "precision": "bf16",
+    "random_state": 1,
+}
+# Parameters that do not change what is trained: how it is embedded, shown, stored or placed.
+_NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """The training state of a one-epoch run."""
+    folder = tmp_path_factory.mktemp("run")
+    _pretrainer(n_epochs=1, checkpoint_dir=folder).fit(_data())
+    return folder / "last.pt"
+
+
+def test_every_parameter_is_either_in_the_resume_key_or_known_not_to_shape_the_run():
+    assert set(_RUN_CHANGES) | set(_NOT_RUN_PARAMETERS) | {"checkpoint_dir"} == set(
+        BrainJEPAPretrainer().get_params())
+
+
+@pytest.mark.parametrize("name", sorted(_RUN_CHANGES))
+def test_a_run_with_another_setting_does_not_resume(name, saved_run, tmp_path):
+    shutil.copy(saved_run, tmp_path / "last.pt")
+    with pytest.warns(UserWarning, match="not resuming .*other settings or data"):
+        _pretrainer(**{"n_epochs": 1, "checkpoint_dir": tmp_path, name: _RUN_CHANGES[name]}).fit(
+            _data())
+
+
+def test_settings_that_do_not_shape_the_run_resume_it(saved_run, tmp_path):
+    shutil.copy(saved_run, tmp_path / "last.pt")
+    saved = torch.load(saved_run, weights_only=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a refused resume would warn
+        model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, **_NOT_RUN_PARAMETERS).fit(
+            _data())
+    assert model.history_ == saved["history"]
+
+
 def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path, monkeypatch):
     X = _data()
     a = _pretrainer(n_epochs=3, drop_path_rate=0.3).fit(X)
@@ -180,6 +351,19 @@ def test_input_tr_is_recorded_as_the_model_tr(tmp_path):
     fast = np.repeat(X, 2, axis=1)
     embedder = BrainJEPAEmbedder(weights=tmp_path / "m.pt", t_r=0.4).fit(fast)
     assert embedder.preprocessor_.target_t_r == 0.8 and embedder.preprocessor_.t_r == 0.4
+
+
+def test_robust_statistics_are_learned_on_the_series_resampled_to_the_model_tr():
+    rng = np.random.default_rng(4)
+    t = np.arange(120)[:, None]
+    # a slow signal plus a fast alternation that resampling to a 3x longer TR removes
+    X = [np.sin(2 * np.pi * t / 50 + rng.uniform(0, 6, N_REGIONS)) + 3.0 * (-1.0) ** t
+         + rng.standard_normal((120, N_REGIONS)) * 0.1 for _ in range(4)]
+    model = _pretrainer(n_epochs=1, t_r=0.7, model_t_r=2.1).fit(X)
+    resampled = np.concatenate([resample(x, 0.7, 2.1) for x in X])
+    np.testing.assert_allclose(model.preprocessor_.median_, np.median(resampled, axis=0))
+    q25, q75 = np.percentile(resampled, [25, 75], axis=0)
+    np.testing.assert_allclose(model.preprocessor_.iqr_, q75 - q25)
 
 
 def test_a_failed_fit_keeps_the_previous_one():

@@ -1,10 +1,12 @@
 """scikit-learn compatibility: its own estimator checks, and our 3-D versions of what they skip.
 
 Our estimators take 3-D input (subjects x timepoints x regions) and say so in their tags, so
-scikit-learn runs only the data-independent checks on them. To run its whole suite anyway, we
-also check "2-D claiming" variants whose tags pretend to accept 2-D input: every check that then
-feeds a 2-D ``X`` fails (by design, with our "X must be 3-D" error) and is listed below with its
-reason; all the others must pass. The tests further down re-do the skipped checks with 3-D data.
+scikit-learn runs only its data-independent checks on them (``test_sklearn_checks``). To run its
+whole suite anyway, ``test_sklearn_checks_on_rows`` runs every check through an adapter that
+turns each row of the checks' 2-D tables into one subject (see ``_sklearn_adapter``): the checks
+then reach our validation, fitting and transform. All of them pass; none is expected to fail
+(sparse input is refused with an error that says so, as scikit-learn asks). The tests further
+down re-do the data-dependent checks with real 3-D subjects.
 """
 
 import copy
@@ -12,62 +14,13 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
+from _estimators import N_REGIONS, assert_same_module, make_subjects, tiny_estimators
+from _sklearn_adapter import estimators_on_rows
+from scipy import sparse
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
-
-from _estimators import N_REGIONS, make_subjects, tiny_estimators
-
-_REASON = "feeds a 2-D X (n_samples, n_features); these estimators take 3-D subjects' series"
-EXPECTED_2D_FAILURES = {
-    name: _REASON
-    for name in [
-        "check_complex_data",
-        "check_dict_unchanged",
-        "check_dont_overwrite_parameters",
-        "check_dtype_object",
-        "check_estimator_sparse_array",
-        "check_estimator_sparse_matrix",
-        "check_estimator_sparse_tag",
-        "check_estimators_dtypes",
-        "check_estimators_empty_data_messages",
-        "check_estimators_fit_returns_self",
-        "check_estimators_nan_inf",
-        "check_estimators_overwrite_params",
-        "check_estimators_pickle",
-        "check_f_contiguous_array_estimator",
-        "check_fit2d_1feature",
-        "check_fit2d_1sample",
-        "check_fit2d_predict1d",
-        "check_fit_check_is_fitted",
-        "check_fit_idempotent",
-        "check_fit_score_takes_y",
-        "check_methods_sample_order_invariance",
-        "check_methods_subset_invariance",
-        "check_n_features_in",
-        "check_n_features_in_after_fitting",
-        "check_pipeline_consistency",
-        "check_positive_only_tag_during_fit",
-        "check_readonly_memmap_input",
-        "check_transformer_data_not_an_array",
-        "check_transformer_general",
-        "check_transformer_preserve_dtypes",
-    ]
-}
-
-
-def _claiming_2d(estimator):
-    """Same estimator, with tags that claim 2-D input (so scikit-learn runs every check)."""
-    base = type(estimator)
-
-    class Claiming2D(base):
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.two_d_array = True
-            return tags
-
-    Claiming2D.__name__ = Claiming2D.__qualname__ = base.__name__
-    return Claiming2D(**estimator.get_params(deep=False))
 
 
 @parametrize_with_checks(tiny_estimators())
@@ -75,11 +28,8 @@ def test_sklearn_checks(estimator, check):
     check(estimator)
 
 
-@parametrize_with_checks(
-    [_claiming_2d(e) for e in tiny_estimators()],
-    expected_failed_checks=lambda estimator: EXPECTED_2D_FAILURES,
-)
-def test_sklearn_checks_with_2d_claim(estimator, check):
+@parametrize_with_checks(estimators_on_rows())
+def test_sklearn_checks_on_rows(estimator, check):
     check(estimator)
 
 
@@ -96,16 +46,20 @@ def X():
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
 def test_fit_returns_self_sets_n_features_and_keeps_params(estimator, X):
     estimator = clone(estimator)
-    params = copy.deepcopy(estimator.get_params(deep=False))
+    given = estimator.get_params(deep=False)
+    params = copy.deepcopy(given)
     X_before = X.copy()
     assert estimator.fit(X) is estimator
     assert estimator.n_features_in_ == N_REGIONS
     np.testing.assert_array_equal(X, X_before)  # input untouched
     after = estimator.get_params(deep=False)
     for key, value in params.items():
+        assert after[key] is given[key], key  # the very objects passed in, not replacements
         if isinstance(value, np.ndarray):
             np.testing.assert_array_equal(after[key], value)
-        elif key != "weights":  # a module: compared below by its weights
+        elif isinstance(value, torch.nn.Module):  # its weights, modes and trainability
+            assert_same_module(after[key], value)
+        else:
             assert after[key] == value, key
     # no public attribute set in fit that is not a fitted attribute (ending in "_")
     assert all(k.endswith("_") or k in params or k.startswith("_") for k in vars(estimator))
@@ -178,11 +132,43 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         (lambda X: X[:, :1], "timepoint"),
         (lambda X: X * 0 + 1.0, "constant"),
         (lambda X: X[..., None], "3-D array|dimension"),
+        (lambda X: X[:, :, :1], "1 feature.*minimum of 2"),
+        (lambda X: X[0, :, 0], "1-D array.*Reshape your data"),
+        (lambda X: sparse.csr_matrix(X[0]), "sparse input is not supported"),
+        (lambda X: _object_array(X, {"a": 1}), "not numeric"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_keeps_the_fit(estimator, X, bad, message):
     fitted = clone(estimator).fit(X)
     before = fitted.transform(X)
-    with pytest.raises(ValueError, match=message):
+    # non-numbers are a TypeError, as in scikit-learn; everything else a ValueError
+    with pytest.raises(TypeError if message == "not numeric" else ValueError, match=message):
         fitted.fit(bad(X))
     np.testing.assert_array_equal(fitted.transform(X), before)  # still the first fit
+
+
+def _object_array(X, value):
+    objects = X.astype(object)
+    objects[1, 2, 3] = value
+    return objects
+
+
+class _OnlyArrayProtocol:
+    """Data known only through ``__array__``, like scikit-learn's ``_NotAnArray``."""
+
+    def __init__(self, data):
+        self.data = data
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
+def test_objects_converting_to_arrays_and_region_count_first(estimator, X):
+    fitted = clone(estimator).fit(_OnlyArrayProtocol(X))
+    np.testing.assert_allclose(fitted.transform([_OnlyArrayProtocol(x) for x in X]),
+                               clone(estimator).fit(X).transform(X), rtol=1e-6, atol=1e-6)
+    # a wrong region count is reported as such, even where the data have other faults too
+    with pytest.raises(ValueError, match=f"X has 1 features, but {type(estimator).__name__} is "
+                                         f"expecting {N_REGIONS} features as input"):
+        fitted.transform(X[:, :, :1] * 0)

@@ -1,7 +1,5 @@
 """Tests of the synthetic data generator ``make_brain_dynamics``."""
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -163,10 +161,7 @@ def test_other_tr():
     assert lag1 > lag1_slow
 
 
-def test_default_size_is_fast():
-    start = time.perf_counter()
+def test_default_size():
+    # its speed is measured by benchmarks/bench_synthetic.py, not here
     X, y = make_brain_dynamics(random_state=0)
-    elapsed = time.perf_counter() - start
     assert len(X) == 120 and X[0].shape == (200, 100) and len(y) == 120
-    # About 0.5 s on 2 cores; generous for busy machines.
-    assert elapsed < 10
