@@ -1,0 +1,119 @@
+"""Training data: preprocessed windows as a torch ``Dataset``, and a seeded, resumable sampler.
+
+The loop only iterates a :class:`torch.utils.data.DataLoader`; where the windows come from (memory
+here, files later) and how they are split (one process, or a ``DistributedSampler``) is decided
+when the loader is built.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["WindowDataset", "ShuffleSampler", "window_loader"]
+
+
+class WindowDataset(torch.utils.data.Dataset):
+    """Preprocessed fixed-length windows, one training sample each.
+
+    Parameters
+    ----------
+    windows : numpy.ndarray
+        ``(n_windows, n_frames, n_regions)`` float32 windows (nilearn orientation).
+    subject_index : numpy.ndarray, optional
+        ``(n_windows,)`` subject of each window.
+    """
+
+    def __init__(self, windows, subject_index=None):
+        self.windows = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
+        self.subject_index = (
+            None if subject_index is None else torch.as_tensor(subject_index, dtype=torch.long)
+        )
+
+    def __len__(self):
+        return len(self.windows)
+
+    def __getitem__(self, index):
+        return self.windows[index]
+
+    def __getitems__(self, indices):
+        # One gather per batch instead of one indexing call per window (DataLoader uses it).
+        return self.windows[torch.as_tensor(indices, dtype=torch.long)]
+
+
+class ShuffleSampler(torch.utils.data.Sampler):
+    """A new random order of ``n_samples`` indices at every pass, from one seeded generator.
+
+    Each pass draws one permutation, so the order of pass ``k`` depends only on the seed and
+    ``k``. :meth:`state_dict` holds the generator state, which is all a resumed run needs.
+
+    Parameters
+    ----------
+    n_samples : int
+        Size of the dataset.
+    seed : int
+        Seed of the sampler's own CPU generator (the global generator is not used).
+    """
+
+    def __init__(self, n_samples, seed):
+        self.n_samples = int(n_samples)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self):
+        return self.n_samples
+
+    def __iter__(self):
+        yield from torch.randperm(self.n_samples, generator=self.generator).tolist()
+
+    def set_epoch(self, epoch):
+        """No-op, for the interface of :class:`torch.utils.data.DistributedSampler`.
+
+        The order already changes at every pass; the generator state carries it across a resume.
+        """
+
+    def state_dict(self):
+        """The generator state (between passes)."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned."""
+        self.generator.set_state(state["generator"])
+
+
+def _stack(batch):
+    # WindowDataset.__getitems__ already returns the stacked batch.
+    return batch if isinstance(batch, torch.Tensor) else torch.stack(batch)
+
+
+def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers=0):
+    """A loader of full batches in ``sampler``'s order (the last incomplete batch is dropped).
+
+    Every step then has the same shape, which a compiled step needs.
+
+    Parameters
+    ----------
+    dataset : torch.utils.data.Dataset
+        Windows, one ``(n_frames, n_regions)`` tensor per index.
+    batch_size : int
+        Windows per batch (capped at the dataset size).
+    sampler : torch.utils.data.Sampler
+        Order of the windows, e.g. a :class:`ShuffleSampler` or a ``DistributedSampler``.
+    pin_memory : bool, default=False
+        Page-lock batches (for fast copies to a GPU).
+    num_workers : int, default=0
+        Loader worker processes.
+
+    Returns
+    -------
+    torch.utils.data.DataLoader
+        ``len(loader)`` is the number of steps per epoch.
+    """
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=min(int(batch_size), len(sampler)),
+        sampler=sampler,
+        drop_last=True,
+        collate_fn=_stack,
+        pin_memory=pin_memory,
+        num_workers=num_workers,
+    )

@@ -1,0 +1,127 @@
+"""The research recipe's schedules: plain functions of the step number.
+
+A resumed run recomputes them exactly from the step it resumes at.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["warmup_cosine", "linear_ramp", "cosine_ramp", "PretrainSchedule"]
+
+
+def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final_value):
+    """Linear warm-up from ``start_value`` to ``ref_value``, then cosine decay to ``final_value``.
+
+    Parameters
+    ----------
+    step : int
+        Current step (0-based).
+    total_steps, warmup_steps : int
+        Length of the schedule and of its warm-up.
+    start_value, ref_value, final_value : float
+        Values at step 0, at the end of warm-up and at the last step.
+
+    Returns
+    -------
+    float
+    """
+    if step < warmup_steps:
+        return start_value + (ref_value - start_value) * step / max(warmup_steps, 1)
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    progress = min(progress, 1.0)
+    return final_value + 0.5 * (ref_value - final_value) * (1.0 + math.cos(math.pi * progress))
+
+
+def cosine_ramp(step, total_steps, start_value, final_value):
+    """Cosine interpolation from ``start_value`` (step 0) to ``final_value`` (last step)."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    return final_value + 0.5 * (start_value - final_value) * (1.0 + math.cos(math.pi * progress))
+
+
+def linear_ramp(step, total_steps, start_value, final_value):
+    """Linear interpolation from ``start_value`` (step 0) to ``final_value`` (last step)."""
+    progress = min(step / max(total_steps, 1), 1.0)
+    return start_value + (final_value - start_value) * progress
+
+
+@dataclass
+class PretrainSchedule:
+    """Learning-rate, weight-decay and EMA schedules of the research recipe.
+
+    Defaults are the research code's values for a 300-epoch run: lr warm-up 5e-5 -> 1e-3 over
+    40 epochs then cosine to 1e-6; weight decay cosine 0.04 -> 0.4; EMA momentum linear
+    0.996 -> 1.0 over all steps.
+
+    Parameters
+    ----------
+    total_steps : int
+        Optimizer steps in the whole run.
+    warmup_steps : int
+        Steps of linear learning-rate warm-up.
+    start_lr, lr, final_lr : float
+        Learning rate at step 0, at the end of warm-up and at the last step.
+    weight_decay, final_weight_decay : float
+        Weight decay at step 0 and at the last step (cosine in between).
+    ema_momentum, final_ema_momentum : float
+        Target-encoder EMA momentum at step 0 and at the last step (linear in between).
+    """
+
+    total_steps: int
+    warmup_steps: int
+    start_lr: float = 5e-5
+    lr: float = 1e-3
+    final_lr: float = 1e-6
+    weight_decay: float = 0.04
+    final_weight_decay: float = 0.4
+    ema_momentum: float = 0.996
+    final_ema_momentum: float = 1.0
+
+    @classmethod
+    def from_epochs(cls, n_epochs, steps_per_epoch, warmup_epochs=None, **values):
+        """Scale the recipe to a run.
+
+        Parameters
+        ----------
+        n_epochs : int
+            Epochs of the run.
+        steps_per_epoch : int
+            Optimizer steps per epoch.
+        warmup_epochs : float, optional
+            Epochs of warm-up; by default 40/300 of ``n_epochs``, as in the research recipe.
+        **values
+            Any other field (``lr``, ``final_weight_decay``, ...).
+
+        Returns
+        -------
+        PretrainSchedule
+        """
+        if warmup_epochs is None:
+            warmup_epochs = n_epochs * 40 / 300
+        return cls(
+            total_steps=int(n_epochs * steps_per_epoch),
+            warmup_steps=int(round(warmup_epochs * steps_per_epoch)),
+            **values,
+        )
+
+    def __call__(self, step):
+        """Hyper-parameters at a step.
+
+        Parameters
+        ----------
+        step : int
+            Optimizer step (0-based).
+
+        Returns
+        -------
+        tuple of float
+            ``(lr, weight_decay, ema_momentum)``.
+        """
+        return (
+            warmup_cosine(
+                step, self.total_steps, self.warmup_steps, self.start_lr, self.lr, self.final_lr
+            ),
+            cosine_ramp(step, self.total_steps, self.weight_decay, self.final_weight_decay),
+            linear_ramp(step, self.total_steps, self.ema_momentum, self.final_ema_momentum),
+        )
