@@ -16,7 +16,7 @@ import torch
 
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
 from brainjepa_sk.nn.model import MODEL_PRESETS, BrainJEPA
-from brainjepa_sk.nn.training import make_optimizer, train_step
+from brainjepa_sk.train import make_optimizer, train_step
 
 
 def parse_args(argv=None):

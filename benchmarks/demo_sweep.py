@@ -120,21 +120,21 @@ def run_job(data_path, seed, name, overrides, scale, is_random, device):
 
     torch.set_num_threads(1)
     from brainjepa_sk import BrainJEPAPretrainer
-    from brainjepa_sk.nn import encoder as encoder_module
+    from brainjepa_sk.train import Callback
 
-    original = encoder_module.BrainEncoder.__init__
+    class ScalePatchEmbedding(Callback):
+        """Exploration only: the patch embedding's initial weights x scale (before any step)."""
 
-    def scaled_init(self, *args, **kwargs):  # exploration only: patch-embedding init x scale
-        original(self, *args, **kwargs)
-        with torch.no_grad():
-            self.patch_embed.proj.weight.mul_(scale)
+        def on_train_begin(self, loop):
+            with torch.no_grad():
+                for encoder in (loop.model.encoder, loop.model.target_encoder):
+                    encoder.patch_embed.proj.weight.mul_(scale)
 
-    encoder_module.BrainEncoder.__init__ = scaled_init
     data = np.load(data_path)
     X = list(data[f"X{seed}"])
     group, age = data[f"group{seed}"], data[f"age{seed}"]
     params = {**base_params(device), **overrides, "gradients": data[f"gradients{seed}"],
-              "random_state": seed}
+              "random_state": seed, "callbacks": [ScalePatchEmbedding()]}
     if is_random:
         params.update(n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0)
     start = time.perf_counter()

@@ -1,8 +1,8 @@
 """How do frozen Brain-JEPA features change during pretraining, against random encoders?
 
 Pretrains the demo's tiny model (``examples/demo.py``) on the demo data with a hand-written
-loop over the library's pieces (the same ones ``BrainJEPAPretrainer`` uses) and, at a few
-points of the run, embeds every subject with the target encoder and cross-validates linear
+``PretrainLoop`` (the loop ``BrainJEPAPretrainer`` runs) and, through a callback, at a few
+points of the run embeds every subject with the target encoder and cross-validates linear
 models for group (ROC AUC) and age (R2), with 5-fold cross-validation repeated 3 times (less
 split noise than the demo's single 5-fold split). Readouts: ``roi_std`` pooling after the
 encoder's final LayerNorm (``ln``) and before it (``noln``), and ``mean`` pooling. With
@@ -30,17 +30,18 @@ from sklearn.preprocessing import StandardScaler
 
 from brainjepa_sk import GradientPositioner
 from brainjepa_sk._base import average_by_subject
-from brainjepa_sk.data import WindowDataset
 from brainjepa_sk.datasets import make_brain_dynamics
 from brainjepa_sk.nn import BrainJEPA
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
-from brainjepa_sk.nn.training import (
-    PretrainSchedule,
-    make_optimizer,
-    set_hyperparameters,
-    train_step,
-)
 from brainjepa_sk.preprocessing import Preprocessor
+from brainjepa_sk.train import (
+    Callback,
+    PretrainLoop,
+    PretrainSchedule,
+    ShuffleSampler,
+    WindowDataset,
+    window_loader,
+)
 
 RIDGE_ALPHAS = np.logspace(-3, 5, 17)
 
@@ -132,30 +133,30 @@ def main():
 
     model = build(a.init_seed)
     sampler = SpatiotemporalMaskSampler(n_regions, n_frames // patch, seed=a.init_seed + 7)
-    optimizer = make_optimizer(model, lr=5e-5)
-    steps_per_epoch = dataset.steps_per_epoch(a.batch)
+    loader = window_loader(dataset, a.batch, ShuffleSampler(len(dataset), a.init_seed + 11))
     schedule = PretrainSchedule.from_epochs(
-        a.epochs, steps_per_epoch, warmup_epochs=a.warmup, lr=a.lr, final_lr=a.final_lr,
+        a.epochs, len(loader), warmup_epochs=a.warmup, lr=a.lr, final_lr=a.final_lr,
         ema_momentum=a.ema, final_ema_momentum=a.final_ema)
-    order = torch.Generator().manual_seed(a.init_seed + 11)
-    total = a.epochs * steps_per_epoch
+    total = a.epochs * len(loader)
     checkpoints = {round(total * (k + 1) / a.evals) for k in range(a.evals)}
     report(step=0, **evaluate(model.target_encoder, eval_windows, subject_index, group, age))
-    model.train()
-    step, losses, start = 0, [], time.perf_counter()
-    for _ in range(a.epochs):
-        for x in dataset.batches(a.batch, order):
-            lr, weight_decay, momentum = schedule(step)
-            set_hyperparameters(optimizer, lr, weight_decay)
-            losses.append(float(train_step(model, optimizer, x, sampler.sample(len(x)),
-                                           momentum)))
-            step += 1
-            if step in checkpoints:
-                elapsed = round(time.perf_counter() - start)
-                report(step=step, seconds=elapsed,
-                       loss=round(float(np.mean(losses[-steps_per_epoch:])), 4),
-                       **evaluate(model.target_encoder, eval_windows, subject_index, group, age))
-                model.train()
+
+    class Probe(Callback):
+        """Scores the target encoder at the checkpoint steps."""
+
+        def on_train_begin(self, loop):
+            self.losses, self.start = [], time.perf_counter()
+
+        def on_step_end(self, loop, loss):
+            self.losses.append(float(loss))
+            if loop.step in checkpoints:
+                report(step=loop.step, seconds=round(time.perf_counter() - self.start),
+                       loss=round(float(np.mean(self.losses[-loop.steps_per_epoch:])), 4),
+                       **evaluate(loop.model.target_encoder, eval_windows, subject_index,
+                                  group, age))
+                loop.model.train()
+
+    PretrainLoop(model, loader, sampler, schedule, a.epochs, callbacks=[Probe()]).run()
 
 
 if __name__ == "__main__":

@@ -8,37 +8,10 @@ import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 
-__all__ = [
-    "resolve_device",
-    "resolve_autocast",
-    "restore_on_error",
-    "embed_windows",
-    "forked_rng",
-    "global_rng_state",
-    "set_global_rng_state",
-]
+from .nn.pooling import POOLINGS, TokenPooling
+from .train.runtime import resolve_autocast, resolve_device
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def resolve_device(device):
-    """``"auto"`` -> CUDA if available, else CPU; anything else through ``torch.device``."""
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was asked for but CUDA is not available")
-    return device
-
-
-def resolve_autocast(precision, device):
-    """Autocast dtype for a precision setting: ``"auto"`` is bf16 on CUDA, fp32 (None) on CPU."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
+__all__ = ["restore_on_error", "embed_windows"]
 
 @contextlib.contextmanager
 def restore_on_error(estimator):
@@ -53,41 +26,6 @@ def restore_on_error(estimator):
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
         raise
-
-
-@contextlib.contextmanager
-def forked_rng(seed, device):
-    """Seed torch's global generators for ``device`` inside the block only.
-
-    Model initialisation and stochastic depth draw from the global generator; seeding a fork of
-    it makes them follow ``random_state`` while the caller's random state (CPU, and the CUDA
-    device used) is restored afterwards. Other CUDA devices are not touched.
-    """
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index]), torch.cuda.device(index):
-            torch.default_generator.manual_seed(seed)
-            torch.cuda.manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            yield
-
-
-def global_rng_state(device):
-    """States of the global generators used on ``device`` (for exact resume)."""
-    state = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        state["cuda"] = torch.cuda.get_rng_state(device)
-    return state
-
-
-def set_global_rng_state(state, device):
-    """Restore what :func:`global_rng_state` returned."""
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def embed_windows(
@@ -120,7 +58,7 @@ def embed_windows(
     numpy.ndarray
         float32 pooled embeddings.
     """
-    n_regions = windows.shape[2]
+    pool = TokenPooling(pooling, n_regions=windows.shape[2])
     out = []
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
@@ -128,17 +66,7 @@ def embed_windows(
             x = x.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
                 tokens = encoder(x, final_norm=final_norm)
-            tokens = tokens.float()
-            if pooling == "mean":
-                pooled = tokens.mean(dim=1)
-            else:
-                grid = tokens.reshape(len(x), n_regions, -1, tokens.shape[-1])
-                if pooling == "roi":
-                    pooled = grid.mean(2)
-                else:
-                    pooled = grid.std(2, correction=0)
-                pooled = pooled.flatten(1)
-            out.append(pooled.cpu())
+            out.append(pool(tokens.float()).cpu())
     return torch.cat(out).numpy()
 
 
@@ -148,9 +76,6 @@ def average_by_subject(values, subject_index, n_subjects):
     np.add.at(sums, subject_index, values)
     counts = np.bincount(subject_index, minlength=n_subjects)[:, None]
     return (sums / counts).astype(np.float32)
-
-
-POOLINGS = ("mean", "roi", "roi_std")
 
 
 def check_pooling(pooling, n_patches=None):

@@ -12,9 +12,8 @@ can read.
 
 from __future__ import annotations
 
-import os
+import copy
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +21,23 @@ import numpy as np
 import torch
 
 from .gradients import load_gradients
+from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import sincos_time_embedding
+from .train.runtime import atomic_save
 
-__all__ = ["load_research_checkpoint", "save_checkpoint", "load_checkpoint", "LoadedCheckpoint"]
+__all__ = [
+    "UKBIOBANK_T_R",
+    "LoadedCheckpoint",
+    "ResolvedWeights",
+    "load_checkpoint",
+    "load_research_checkpoint",
+    "resolve_weights",
+    "save_checkpoint",
+]
+
+#: TR (seconds) of the research UK Biobank model: TR 0.735 s, every third frame.
+UKBIOBANK_T_R = 3 * 0.735
 
 FORMAT_NAME = "brainjepa_sk"
 FORMAT_VERSION = 1
@@ -295,30 +307,6 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     atomic_save(payload, path)
 
 
-def atomic_save(obj, path):
-    """``torch.save`` to a temporary file in the same folder, then rename it into place.
-
-    An interrupted save never leaves a truncated file at ``path``.
-
-    Parameters
-    ----------
-    obj : object
-        What to save.
-    path : str or path-like
-        Destination; its folder is created if needed.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by :func:`save_checkpoint`.
 
@@ -351,3 +339,106 @@ def load_checkpoint(path, map_location="cpu"):
         preprocessing=_from_safe(payload.get("preprocessing", {})),
         metadata=_from_safe(payload.get("metadata", {})),
     )
+
+
+def is_our_checkpoint(path):
+    """Whether ``path`` is a file written by :func:`save_checkpoint`."""
+    try:
+        payload = torch.load(path, map_location="meta", weights_only=True)
+    except Exception:  # not a torch file, or not one that loads safely: not ours
+        return False
+    return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
+
+
+@dataclass
+class ResolvedWeights:
+    """What :func:`resolve_weights` returns: a frozen-or-trainable encoder and its input format.
+
+    Attributes
+    ----------
+    encoder : BrainEncoder
+        The (target) encoder, on the CPU. Never the caller's own module: a module passed as
+        weights is copied.
+    preprocessing : dict or None
+        The preprocessing saved with our checkpoints (``Preprocessor.to_dict()``), else None.
+    model_t_r : float or None
+        TR (seconds) the model expects, when known.
+    n_frames : int or None
+        Window length (frames) the model was trained on, when known.
+    """
+
+    encoder: BrainEncoder
+    preprocessing: dict | None = None
+    model_t_r: float | None = None
+    n_frames: int | None = None
+
+
+def _trained_frames(config):
+    return None if config["n_patches"] is None else config["n_patches"] * config["patch_size"]
+
+
+def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data_dir=None):
+    """Turn any accepted ``weights`` into an encoder plus what its input must look like.
+
+    The one place that reads weights for the estimators (the embedder now, fine-tuning next).
+
+    Parameters
+    ----------
+    weights : "ukbiobank", str, path-like or torch.nn.Module, default="ukbiobank"
+        ``"ukbiobank"``: the research checkpoint pretrained on UK Biobank with its gradient
+        file, fetched once into ``data_dir`` (TR 2.205 s). A path: a checkpoint saved by this
+        package (it carries its gradients and preprocessing) or a research checkpoint (then
+        ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder) or a
+        ``BrainEncoder``, copied.
+    gradients : str, path-like or array-like, optional
+        Gradient matrix of a research checkpoint given by path.
+    num_heads : int, optional
+        Attention heads of a research checkpoint (default: 64-wide heads).
+    data_dir : str or path-like, optional
+        Cache folder for ``"ukbiobank"``.
+
+    Returns
+    -------
+    ResolvedWeights
+    """
+    if isinstance(weights, torch.nn.Module):
+        if isinstance(weights, BrainJEPA):
+            encoder, frames = weights.target_encoder, _trained_frames(weights.config)
+        elif isinstance(weights, BrainEncoder):
+            encoder, frames = weights, None
+        else:
+            raise TypeError(
+                f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"
+            )
+        # a private copy: the caller's module is never frozen, moved or changed
+        return ResolvedWeights(copy.deepcopy(encoder).cpu(), n_frames=frames)
+    model_t_r = None
+    if isinstance(weights, str) and weights == "ukbiobank":
+        from .datasets import fetch_ukbiobank_weights
+
+        paths = fetch_ukbiobank_weights(data_dir=data_dir)
+        weights, gradients, model_t_r = paths["checkpoint"], paths["gradients"], UKBIOBANK_T_R
+    if not isinstance(weights, (str, Path)):
+        raise TypeError(
+            "weights must be 'ukbiobank', a checkpoint path or a torch module, "
+            f"got {type(weights).__name__}"
+        )
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"weights file not found: {weights}")
+    if is_our_checkpoint(weights):
+        loaded = load_checkpoint(weights)
+        saved = loaded.preprocessing or None
+        return ResolvedWeights(
+            loaded.model.target_encoder,
+            preprocessing=saved,
+            model_t_r=saved.get("target_t_r") if saved else None,
+            n_frames=_trained_frames(loaded.model.config),
+        )
+    if gradients is None:
+        raise ValueError(
+            f"{weights} is a research checkpoint: pass the gradient matrix it was trained "
+            "with as gradients= (a CSV/NPY path or an array)"
+        )
+    model = load_research_checkpoint(weights, gradients, num_heads=num_heads)
+    return ResolvedWeights(model.target_encoder, model_t_r=model_t_r,
+                           n_frames=_trained_frames(model.config))

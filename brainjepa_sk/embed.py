@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-import copy
-import warnings
-from pathlib import Path
-
-import torch
 from sklearn.base import BaseEstimator
 
 from ._base import (
+    EmbeddingTransformMixin,
     check_final_norm,
     check_pooling,
-    EmbeddingTransformMixin,
     resolve_autocast,
     resolve_device,
     restore_on_error,
 )
-from .checkpoint import FORMAT_NAME, load_checkpoint, load_research_checkpoint
-from .nn import BrainEncoder, BrainJEPA
-from .preprocessing import WINDOW_STRATEGIES, Preprocessor
+from .checkpoint import resolve_weights
+from .preprocessing import preprocessor_for_weights
 from .validation import check_n_regions, validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
-
-#: TR (seconds) of the research UK Biobank model: TR 0.735 s, every third frame.
-UKBIOBANK_T_R = 3 * 0.735
-
-
-def _is_our_checkpoint(path):
-    try:
-        payload = torch.load(path, map_location="meta", weights_only=True)
-    except Exception:
-        return False
-    return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
 
 class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
@@ -155,50 +138,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         return self.encoder_
 
     def _load(self):
-        """-> (encoder, saved preprocessing dict or None, model TR or None, training frames)."""
-        weights = self.weights
-        if isinstance(weights, torch.nn.Module):
-            if isinstance(weights, BrainJEPA):
-                encoder, config = weights.target_encoder, weights.config
-                frames = None if config["n_patches"] is None else config["n_patches"] * config["patch_size"]
-            elif isinstance(weights, BrainEncoder):
-                encoder, frames = weights, None
-            else:
-                raise TypeError(
-                    f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"
-                )
-            encoder = copy.deepcopy(encoder).cpu()
-            return encoder, None, None, frames
-        model_t_r = None
-        if isinstance(weights, str) and weights == "ukbiobank":
-            from .datasets import fetch_ukbiobank_weights
-
-            paths = fetch_ukbiobank_weights(data_dir=self.data_dir)
-            weights, gradients, model_t_r = paths["checkpoint"], paths["gradients"], UKBIOBANK_T_R
-        else:
-            gradients = self.gradients
-        if not isinstance(weights, (str, Path)):
-            raise TypeError(
-                "weights must be 'ukbiobank', a checkpoint path or a torch module, "
-                f"got {type(weights).__name__}"
-            )
-        if not Path(weights).is_file():
-            raise FileNotFoundError(f"weights file not found: {weights}")
-        if _is_our_checkpoint(weights):
-            loaded = load_checkpoint(weights)
-            config = loaded.model.config
-            frames = None if config["n_patches"] is None else config["n_patches"] * config["patch_size"]
-            pre = loaded.preprocessing or None
-            t_r = pre.get("target_t_r") if pre else None
-            return loaded.model.target_encoder, pre, t_r, frames
-        if gradients is None:
-            raise ValueError(
-                f"{weights} is a research checkpoint: pass the gradient matrix it was trained "
-                "with as gradients= (a CSV/NPY path or an array)"
-            )
-        model = load_research_checkpoint(weights, gradients, num_heads=self.num_heads)
-        frames = model.config["n_patches"] * model.config["patch_size"]
-        return model.target_encoder, None, model_t_r, frames
+        """The weights as a :class:`~brainjepa_sk.checkpoint.ResolvedWeights`."""
+        return resolve_weights(self.weights, gradients=self.gradients, num_heads=self.num_heads,
+                               data_dir=self.data_dir)
 
     def fit(self, X, y=None):
         """Load the weights and fit the preprocessing on the training subjects.
@@ -221,48 +163,18 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         resolve_autocast(self.precision, resolve_device(self.device))  # checks both
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=True)
-            encoder, saved, saved_t_r, frames = self._load()
+            resolved = self._load()
+            encoder = resolved.encoder
             check_n_regions(
                 self.n_features_in_, encoder.n_regions, what="built for",
                 n_timepoints=len(subjects[0]), name=type(self).__name__,
             )
-            n_frames = frames if self.n_frames == "auto" else self.n_frames
-            if n_frames is None:
-                raise ValueError("the model does not say its window length: set n_frames")
-            check_pooling(self.pooling, int(n_frames) // encoder.patch_size)
-            model_t_r = saved_t_r if self.model_t_r == "auto" else self.model_t_r
-            if self.t_r is not None and model_t_r is None:
-                warnings.warn(
-                    f"t_r={self.t_r} is ignored: the model's TR is unknown, so the series are "
-                    "not resampled; set model_t_r to the TR the model was trained at",
-                    stacklevel=3,
-                )
-            normalization = self.normalization
-            if normalization == "auto":
-                normalization = saved["normalization"] if saved else "global_zscore"
-            # Our checkpoints carry their preprocessing: what the user leaves at its default is
-            # taken from the file, so embedding repeats the pretraining preprocessing exactly.
-            saved = saved or {}
-            window = self.window if self.window != "auto" else saved.get("window", "center")
-            if window not in WINDOW_STRATEGIES:
-                raise ValueError(
-                    f"window must be 'auto' or one of {WINDOW_STRATEGIES}, got {self.window!r}"
-                )
-            options = dict(
-                n_frames=int(n_frames),
-                t_r=self.t_r,
-                target_t_r=model_t_r,
-                window=window,
-                stride=self.stride if self.stride is not None else saved.get("stride"),
-                min_frames=(
-                    self.min_frames if self.min_frames is not None else saved.get("min_frames")
-                ),
+            preprocessor = preprocessor_for_weights(
+                resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
+                n_frames=self.n_frames, window=self.window, stride=self.stride,
+                min_frames=self.min_frames, normalization=self.normalization,
             )
-            if saved.get("normalization") == normalization and "n_frames" in saved:
-                # our checkpoint's own scaling, with the statistics learned at pretraining
-                preprocessor = Preprocessor.from_dict({**saved, **options})
-            else:
-                preprocessor = Preprocessor(normalization=normalization, **options).fit(subjects)
+            check_pooling(self.pooling, preprocessor.n_frames // encoder.patch_size)
             self.encoder_ = encoder.eval().requires_grad_(False)
             self.preprocessor_ = preprocessor
             self.embedding_dim_ = encoder.embed_dim

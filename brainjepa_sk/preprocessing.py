@@ -26,7 +26,13 @@ from sklearn.exceptions import NotFittedError
 
 from .validation import check_n_regions
 
-__all__ = ["NORMALIZATIONS", "WINDOW_STRATEGIES", "Preprocessor", "resample"]
+__all__ = [
+    "NORMALIZATIONS",
+    "WINDOW_STRATEGIES",
+    "Preprocessor",
+    "preprocessor_for_weights",
+    "resample",
+]
 
 NORMALIZATIONS = ("global_zscore", "roi_zscore", "robust", None)
 WINDOW_STRATEGIES = ("center", "first", "sliding")
@@ -503,3 +509,62 @@ class Preprocessor:
             if value != defaults[name]:
                 args.append(f"{name}={value!r}")
         return f"Preprocessor({', '.join(args)})"
+
+
+def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n_frames="auto",
+                             window="auto", stride=None, min_frames=None,
+                             normalization="auto"):
+    """The fitted preprocessing that a model's weights expect, for the given subjects.
+
+    Settings left at ``"auto"`` (or None) come from what the weights carry: our checkpoints
+    record their whole preprocessing (with the statistics learned at pretraining), research
+    checkpoints their window length (and the UK Biobank model its TR). So embedding or
+    fine-tuning repeats the pretraining preprocessing unless told otherwise.
+
+    Parameters
+    ----------
+    weights : ResolvedWeights
+        What :func:`~brainjepa_sk.checkpoint.resolve_weights` returned.
+    subjects : list of numpy.ndarray
+        Validated ``(n_timepoints, n_regions)`` series; statistics that are not carried by the
+        weights are learned from them.
+    t_r : float, optional
+        TR of the input (seconds).
+    model_t_r, n_frames, window, stride, min_frames, normalization
+        As in :class:`~brainjepa_sk.BrainJEPAEmbedder`.
+
+    Returns
+    -------
+    Preprocessor
+        Fitted.
+    """
+    import warnings
+
+    n_frames = weights.n_frames if n_frames == "auto" else n_frames
+    if n_frames is None:
+        raise ValueError("the model does not say its window length: set n_frames")
+    model_t_r = weights.model_t_r if model_t_r == "auto" else model_t_r
+    if t_r is not None and model_t_r is None:
+        warnings.warn(
+            f"t_r={t_r} is ignored: the model's TR is unknown, so the series are not "
+            "resampled; set model_t_r to the TR the model was trained at",
+            stacklevel=3,
+        )
+    saved = weights.preprocessing or {}
+    if normalization == "auto":
+        normalization = saved["normalization"] if saved else "global_zscore"
+    chosen_window = window if window != "auto" else saved.get("window", "center")
+    if chosen_window not in WINDOW_STRATEGIES:
+        raise ValueError(f"window must be 'auto' or one of {WINDOW_STRATEGIES}, got {window!r}")
+    options = dict(
+        n_frames=int(n_frames),
+        t_r=t_r,
+        target_t_r=model_t_r,
+        window=chosen_window,
+        stride=stride if stride is not None else saved.get("stride"),
+        min_frames=min_frames if min_frames is not None else saved.get("min_frames"),
+    )
+    if saved.get("normalization") == normalization and "n_frames" in saved:
+        # our checkpoint's own scaling, with the statistics learned at pretraining
+        return Preprocessor.from_dict({**saved, **options})
+    return Preprocessor(normalization=normalization, **options).fit(subjects)

@@ -2,48 +2,46 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
-import math
 import numbers
-import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_random_state
-from tqdm.auto import tqdm
 
 from ._base import (
+    EmbeddingTransformMixin,
     check_final_norm,
     check_pooling,
-    EmbeddingTransformMixin,
-    forked_rng,
-    global_rng_state,
-    resolve_autocast,
-    resolve_device,
     restore_on_error,
-    set_global_rng_state,
 )
-from .checkpoint import atomic_save, save_checkpoint
-from .data import WindowDataset
+from .checkpoint import save_checkpoint
 from .gradients import GradientPositioner, load_gradients
 from .nn import MODEL_PRESETS, BrainJEPA
 from .nn.masking import SpatiotemporalMaskSampler
-from .nn.training import (
-    PretrainSchedule,
-    collapse_metrics,
-    make_optimizer,
-    set_hyperparameters,
-    train_step,
-)
 from .preprocessing import Preprocessor
+from .train import (
+    Callback,
+    Checkpoint,
+    CollapseMonitor,
+    NonFiniteLossGuard,
+    PretrainLoop,
+    PretrainSchedule,
+    ProgressBar,
+    ShuffleSampler,
+    WindowDataset,
+    window_loader,
+)
+from .train.runtime import forked_rng, resolve_autocast, resolve_device
 from .validation import validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
 
 _STATE_FILE = "last.pt"
+_STATE_FORMAT = 2
 _MONITOR_WINDOWS = 64
 
 
@@ -132,6 +130,12 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     checkpoint_dir : str or path-like, optional
         Folder where the training state is saved after every epoch; a later ``fit`` with the same
         settings and data shape resumes from it.
+    callbacks : list of :class:`~brainjepa_sk.train.Callback`, optional
+        Extra hooks into the training loop (:class:`~brainjepa_sk.train.PretrainLoop`), called
+        after the built-in ones (non-finite-loss guard, collapse monitors) and before the
+        progress bar and the checkpoint. They are copied at ``fit``; the copies that ran are in
+        ``callbacks_``. They observe the run: they are not part of the resume key, so a callback
+        that changes the training must not be combined with ``checkpoint_dir``.
     verbose : int, default=1
         0: silent; 1: a progress bar.
 
@@ -149,6 +153,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         pooled features on up to 64 training windows).
     embedding_dim_ : int
         Encoder width.
+    callbacks_ : list of Callback
+        The copies of ``callbacks`` that ran in the last ``fit``.
     n_features_in_ : int
         Number of regions.
     feature_names_in_ : ndarray of str
@@ -190,6 +196,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         precision="auto",
         random_state=None,
         checkpoint_dir=None,
+        callbacks=None,
         verbose=1,
     ):
         self.gradients = gradients
@@ -224,6 +231,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.precision = precision
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
+        self.callbacks = callbacks
         self.verbose = verbose
 
     def _fitted_encoder(self):
@@ -263,6 +271,17 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             patch_embed_init=self.patch_embed_init,
         )
 
+    def _copy_callbacks(self):
+        callbacks = [] if self.callbacks is None else self.callbacks
+        if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(callback, Callback) for callback in callbacks
+        ):
+            raise ValueError(
+                "callbacks must be a list of brainjepa_sk.train.Callback instances, got "
+                f"{self.callbacks!r}"
+            )
+        return copy.deepcopy(list(callbacks))
+
     def _fit_gradients(self, subjects, n_regions):
         source = GradientPositioner() if self.gradients is None else self.gradients
         if isinstance(source, GradientPositioner):
@@ -280,9 +299,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume."""
         if not isinstance(self.random_state, numbers.Integral):
             return None  # an unseeded (or shared RandomState) run is not reproducible
-        ignored = ("verbose", "device", "checkpoint_dir", "gradients", "pooling", "final_norm")
+        ignored = ("verbose", "device", "checkpoint_dir", "callbacks", "gradients", "pooling",
+                   "final_norm")
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
-        text = json.dumps([params, config], sort_keys=True, default=repr)
+        # the state format is part of the key: files of older layouts are not resumed
+        text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode())
         for array in (windows, gradients, preprocessor.median_, preprocessor.iqr_):
             if array is not None:
@@ -320,6 +341,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
 
+        self.callbacks_ = self._copy_callbacks()
         gradients = self._fit_gradients(subjects, self.n_features_in_)
         preprocessor = Preprocessor(
             self.n_frames,
@@ -350,98 +372,32 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.__dict__.pop("_device_cache", None)
 
     def _train(self, model, dataset, config, device, mask_seed, data_seed, fingerprint):
-        """The training loop (resuming from ``checkpoint_dir`` when it holds this run)."""
-        autocast_dtype = resolve_autocast(self.precision, device)
-        sampler = SpatiotemporalMaskSampler(
+        """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
+        mask_sampler = SpatiotemporalMaskSampler(
             self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
             **(self.masking or {}),
         )
-        optimizer = make_optimizer(model, lr=self.start_lr, weight_decay=self.weight_decay)
-        steps_per_epoch = dataset.steps_per_epoch(self.batch_size)
+        loader = window_loader(dataset, self.batch_size, ShuffleSampler(len(dataset), data_seed),
+                               pin_memory=device.type == "cuda")
         schedule = PretrainSchedule.from_epochs(
-            self.n_epochs, steps_per_epoch, warmup_epochs=self.warmup_epochs,
+            self.n_epochs, len(loader), warmup_epochs=self.warmup_epochs,
             start_lr=self.start_lr, lr=self.lr, final_lr=self.final_lr,
             weight_decay=self.weight_decay, final_weight_decay=self.final_weight_decay,
             ema_momentum=self.ema_momentum, final_ema_momentum=self.final_ema_momentum,
         )
-        data_generator = torch.Generator().manual_seed(data_seed)
         monitor = dataset.windows[_monitor_indices(dataset.subject_index)].to(device)
-
-        history, start_epoch = [], 0
-        state_path = Path(self.checkpoint_dir) / _STATE_FILE if self.checkpoint_dir else None
-        if state_path is not None and state_path.is_file():
-            # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
-            state = torch.load(state_path, map_location="cpu", weights_only=True)
-            if fingerprint is not None and state.get("fingerprint") == fingerprint:
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                sampler.load_state_dict(state["sampler"])
-                data_generator.set_state(state["data_generator"])
-                set_global_rng_state(state["global_rng"], device)
-                history, start_epoch = list(state["history"]), int(state["epoch"])
-            else:
-                why = "random_state is not an int" if fingerprint is None else (
-                    "it was written with other settings or data")
-                warnings.warn(
-                    f"not resuming from {state_path}: {why}; starting afresh and overwriting it",
-                    stacklevel=4,
-                )
-
-        step = start_epoch * steps_per_epoch
-        bar = tqdm(total=self.n_epochs * steps_per_epoch, initial=step, disable=not self.verbose,
-                   desc="pretraining", unit="step")
-        try:
-            for epoch in range(start_epoch, self.n_epochs):
-                total = torch.zeros((), device=device)
-                for x in dataset.batches(self.batch_size, data_generator):
-                    lr, weight_decay, momentum = schedule(step)
-                    set_hyperparameters(optimizer, lr, weight_decay)
-                    x = x.to(device, non_blocking=True)
-                    masks = sampler.sample(len(x))
-                    total += train_step(model, optimizer, x, masks, momentum, autocast_dtype)
-                    step += 1
-                    bar.update()
-                epoch_loss = float(total) / steps_per_epoch  # one host sync per epoch
-                if not math.isfinite(epoch_loss):
-                    raise FloatingPointError(
-                        f"the pretraining loss became {epoch_loss} in epoch {epoch}; lower lr "
-                        "or check the input scaling"
-                    )
-                history.append(
-                    {"epoch": epoch, "loss": epoch_loss, "lr": lr,
-                     **self._monitor(model, monitor, autocast_dtype)}
-                )
-                bar.set_postfix(loss=f"{epoch_loss:.4f}")
-                if state_path is not None:
-                    atomic_save(
-                        {
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "sampler": sampler.state_dict(),
-                            "data_generator": data_generator.get_state(),
-                            "global_rng": global_rng_state(device),
-                            "history": history,
-                            "epoch": epoch + 1,
-                            "fingerprint": fingerprint,
-                        },
-                        state_path,
-                    )
-        finally:
-            bar.close()
-        return history
-
-    @staticmethod
-    def _monitor(model, windows, autocast_dtype):
-        """Collapse monitors on the target encoder's mean-pooled features of fixed windows."""
-        was_training = model.training
-        model.eval()
-        with torch.no_grad(), torch.autocast(
-            windows.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None
-        ):
-            features = model.target_encoder(windows).float().mean(1)
-        model.train(was_training)
-        metrics = collapse_metrics(features)
-        return {"target_std": metrics["std"], "effective_rank": metrics["effective_rank"]}
+        callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_,
+                     ProgressBar(disable=not self.verbose)]
+        checkpoint = None
+        if self.checkpoint_dir:
+            checkpoint = Checkpoint(Path(self.checkpoint_dir) / _STATE_FILE, fingerprint)
+            callbacks.append(checkpoint)
+        loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
+                            autocast_dtype=resolve_autocast(self.precision, device),
+                            callbacks=callbacks)
+        if checkpoint is not None:
+            checkpoint.restore(loop)
+        return loop.run()
 
     def save(self, path):
         """Save the pretrained model with its gradients and preprocessing.

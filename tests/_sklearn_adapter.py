@@ -24,6 +24,7 @@ from _estimators import tiny_module
 from scipy import sparse
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk.checkpoint import ResolvedWeights
 
 N_FRAMES = 12
 
@@ -85,7 +86,7 @@ class BrainJEPAEmbedderOnRows(_RowsAsSubjects, BrainJEPAEmbedder):
     def _load(self):
         model = tiny_module(self.n_features_in_)
         frames = model.config["n_patches"] * model.config["patch_size"]
-        return model.target_encoder, None, None, frames
+        return ResolvedWeights(model.target_encoder, n_frames=frames)
 
 
 def estimators_on_rows():

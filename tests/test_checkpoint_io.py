@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainjepa_sk.checkpoint import load_checkpoint, save_checkpoint
+from brainjepa_sk.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.nn import BrainJEPA
 
@@ -65,3 +65,44 @@ def test_load_gradients_formats(tmp_path, official_dir):
         load_gradients(np.zeros(3))
     with pytest.raises(FileNotFoundError):
         load_gradients(tmp_path / "missing.csv")
+
+
+def _same_weights(a, b):
+    return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_resolve_weights_copies_a_module_and_reads_its_window():
+    model = _model()
+    resolved = resolve_weights(model)
+    assert resolved.encoder is not model.target_encoder
+    assert _same_weights(resolved.encoder, model.target_encoder)
+    assert (resolved.n_frames, resolved.model_t_r, resolved.preprocessing) == (12, None, None)
+    encoder_only = resolve_weights(model.encoder)
+    assert encoder_only.encoder is not model.encoder and encoder_only.n_frames is None
+    with pytest.raises(TypeError, match="BrainJEPA or BrainEncoder"):
+        resolve_weights(torch.nn.Linear(2, 2))
+
+
+def test_resolve_weights_reads_our_checkpoint_with_its_preprocessing(tmp_path):
+    model = _model()
+    preprocessing = {"target_t_r": 0.8, "normalization": "robust", "n_frames": 12}
+    save_checkpoint(tmp_path / "m.pt", model, preprocessing=preprocessing)
+    resolved = resolve_weights(tmp_path / "m.pt")
+    assert _same_weights(resolved.encoder, model.target_encoder)
+    assert resolved.preprocessing == preprocessing
+    assert (resolved.model_t_r, resolved.n_frames) == (0.8, 12)
+
+
+def test_resolve_weights_needs_gradients_for_a_research_checkpoint(official_dir, research_model):
+    path = official_dir / "checkpoint.pth.tar"
+    with pytest.raises(ValueError, match="research checkpoint: pass the gradient matrix"):
+        resolve_weights(path)
+    resolved = resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+    assert _same_weights(resolved.encoder, research_model.target_encoder)
+    config = research_model.config
+    assert resolved.n_frames == config["n_patches"] * config["patch_size"]
+    assert resolved.model_t_r is None and resolved.preprocessing is None
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        resolve_weights(official_dir / "missing.pt")
+    with pytest.raises(TypeError, match="checkpoint path or a torch module"):
+        resolve_weights(3)

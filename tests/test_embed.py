@@ -1,12 +1,13 @@
 """BrainJEPAEmbedder: frozen features, exact against the research outputs, weights from anywhere."""
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _estimators import assert_same_module
+from _estimators import N_REGIONS, assert_same_module, tiny_module
 
 from brainjepa_sk import BrainJEPAEmbedder
 from brainjepa_sk.checkpoint import save_checkpoint
@@ -278,3 +279,28 @@ def test_cuda_transform_matches_cpu_and_pickles(research_model, reference):
     assert next(restored.encoder_.parameters()).device.type == "cpu"
     bf16 = BrainJEPAEmbedder(weights=research_model, normalization=None, device="cuda").fit(X)
     np.testing.assert_allclose(bf16.transform(X), cpu.transform(X), atol=5e-2)
+
+
+def test_no_tr_warning_without_an_input_tr(tmp_path):
+    # t_r is unknown and so is the model's TR: nothing to resample, nothing to warn about
+    module = tiny_module(N_REGIONS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BrainJEPAEmbedder(weights=module, device="cpu").fit(_subjects())
+    with pytest.warns(UserWarning, match="t_r=0.8 is ignored"):
+        BrainJEPAEmbedder(weights=module, device="cpu", t_r=0.8).fit(_subjects())
+
+
+def test_region_feature_names_for_an_embedder_fitted_on_arrays():
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling="roi", device="cpu")
+    embedder.fit(_subjects())
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    out = embedder.get_feature_names_out(names)
+    assert out[0] == "roi0_embedding0" and len(out) == N_REGIONS * embedder.embedding_dim_
+    with pytest.raises(ValueError, match="do not match the regions"):
+        embedder.get_feature_names_out(names[:-1])
+
+
+def _subjects(n_subjects=3, n_timepoints=20):
+    rng = np.random.default_rng(0)
+    return [rng.standard_normal((n_timepoints, N_REGIONS)) for _ in range(n_subjects)]

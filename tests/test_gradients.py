@@ -181,8 +181,23 @@ def test_too_many_components(X):
 
 
 def test_sparsity_too_high_for_few_regions(X):
-    with pytest.raises(ValueError, match=r"sparsity=0.9 keeps 1 connection"):
+    # 20 regions keep int(20 * 0.1) = 1 connection at 0.9 (1 - 0.9 is just under 0.1 in
+    # floating point), so 0.89 is the largest two-decimal value that keeps 2
+    with pytest.raises(ValueError, match=r"sparsity=0.9 keeps 1 connection.*e\.g\. 0\.89 or less"):
         GradientPositioner(n_components=3).fit(X)
+    assert GradientPositioner(n_components=3, sparsity=0.89).fit(X).gradients_.shape == (20, 3)
+    with pytest.raises(ValueError, match=r"keeps 1 connection.*e\.g\. 0\.66 or less"):
+        GradientPositioner(n_components=1, sparsity=0.7).fit(X[:, :, :6])
+
+
+def test_identical_regions_give_a_finite_group_connectivity(X):
+    # two regions with the same series (nilearn's shrunk correlation keeps them below 1)
+    duplicated = X.copy()
+    duplicated[:, :, 1] = duplicated[:, :, 0]
+    est = GradientPositioner(**SMALL).fit(duplicated)
+    assert np.isfinite(est.group_connectivity_).all()
+    assert est.group_connectivity_[0, 1] > 0.9
+    assert np.isfinite(est.gradients_).all()
 
 
 @pytest.mark.parametrize(
@@ -192,6 +207,8 @@ def test_sparsity_too_high_for_few_regions(X):
         ({"kernel": "euclid"}, "kernel"),
         ({"kind": "matrix"}, "kind"),
         ({"sparsity": 1.0}, "sparsity"),
+        ({"sparsity": True}, "sparsity must be a float"),
+        ({"approach": "le", "n_components": N_REGIONS - 1}, "at most n_regions - 2"),
         ({"n_components": 0}, "n_components"),
     ],
 )
@@ -327,6 +344,13 @@ def test_connectivity_kind(X, fitted):
     est.fit(pd.DataFrame(corr[0], index=names, columns=names))
     np.testing.assert_array_equal(est.feature_names_in_, names)
     assert est.get_feature_names_out()[0] == "r0_gradient0"
+    # a matrix with the same names transforms; other names, or none, are refused or accepted
+    # as scikit-learn does: names must match those seen in fit
+    frame = pd.DataFrame(corr[1], index=names, columns=names)
+    np.testing.assert_allclose(est.transform(frame), est.transform(corr[1]))
+    renamed = frame.rename(columns={"r0": "other"})
+    with pytest.raises(ValueError, match="region names .* differ"):
+        est.transform(renamed)
 
 
 # --- reference alignment --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from brainjepa_sk.nn import (
     Attention,
     BrainJEPA,
     GradientPositionalEmbedding,
+    TokenPooling,
     jepa_loss,
     sincos_time_embedding,
 )
@@ -240,3 +241,27 @@ def test_bf16_autocast_forward_on_cpu():
         reference = model.target_encoder(x)
     assert tokens.dtype == torch.float32  # the final LayerNorm runs in float32 under autocast
     assert (tokens - reference).abs().max().item() < 0.1
+
+
+@pytest.mark.parametrize("mode", ["mean", "roi", "roi_std"])
+def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
+    n_regions, n_patches, dim = 3, 4, 5
+    tokens = torch.randn(2, n_regions * n_patches, dim, requires_grad=True)
+    pooled = TokenPooling(mode, n_regions=n_regions)(tokens)
+    # region-major tokens: region r holds tokens r * n_patches ... (r + 1) * n_patches - 1
+    per_region = [tokens[:, r * n_patches:(r + 1) * n_patches] for r in range(n_regions)]
+    expected = {
+        "mean": tokens.mean(1),
+        "roi": torch.cat([t.mean(1) for t in per_region], 1),
+        "roi_std": torch.cat([t.std(1, correction=0) for t in per_region], 1),
+    }[mode]
+    torch.testing.assert_close(pooled, expected)
+    pooled.sum().backward()
+    assert tokens.grad is not None and tokens.grad.abs().sum() > 0
+
+
+def test_token_pooling_checks_its_settings():
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        TokenPooling("max")
+    with pytest.raises(ValueError, match="needs n_regions"):
+        TokenPooling("roi")

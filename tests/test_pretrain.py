@@ -16,8 +16,8 @@ from torch.optim.optimizer import (
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.checkpoint import load_checkpoint
-from brainjepa_sk.nn.training import collapse_metrics
 from brainjepa_sk.preprocessing import resample
+from brainjepa_sk.train import Callback, collapse_metrics
 
 N_REGIONS = 16
 
@@ -210,26 +210,27 @@ def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     assert centre.preprocessor_.window == "center"
 
 
-def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+class _InterruptAfterEpoch(Callback):
+    """Stops the run after the steps of an epoch (1-based), before its checkpoint is saved."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, loop):
+        if loop.epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
     X = _data()
     uninterrupted = _pretrainer(n_epochs=4).fit(X)
 
-    calls = {"n": 0}
-    original = BrainJEPAPretrainer._monitor
-
-    def dies_in_third_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    interrupted = _pretrainer(n_epochs=4, checkpoint_dir=tmp_path)
-    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(dies_in_third_epoch))
+    interrupted = _pretrainer(n_epochs=4, checkpoint_dir=tmp_path, callbacks=[_InterruptAfterEpoch(3)])
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(X)
     assert not hasattr(interrupted, "model_")  # nothing half-done was kept
-    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(original))
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 2
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["loop"]["epoch"] == 2
+    interrupted.set_params(callbacks=None)  # callbacks observe the run: not part of its key
     resumed = interrupted.fit(X)
     assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in uninterrupted.history_]
     for p, q in zip(resumed.model_.state_dict().values(),
@@ -286,7 +287,8 @@ _RUN_CHANGES = {
     "random_state": 1,
 }
 # Parameters that do not change what is trained: how it is embedded, shown, stored or placed.
-_NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu"}
+_NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu",
+                       "callbacks": [Callback()]}
 
 
 @pytest.fixture(scope="module")
@@ -317,28 +319,19 @@ def test_settings_that_do_not_shape_the_run_resume_it(saved_run, tmp_path):
         warnings.simplefilter("error")  # a refused resume would warn
         model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, **_NOT_RUN_PARAMETERS).fit(
             _data())
-    assert model.history_ == saved["history"]
+    assert model.history_ == saved["loop"]["history"]
 
 
-def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path, monkeypatch):
+def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path):
     X = _data()
     a = _pretrainer(n_epochs=3, drop_path_rate=0.3).fit(X)
     b = _pretrainer(n_epochs=3, drop_path_rate=0.3).fit(X)
     assert a.history_ == b.history_
-    original = BrainJEPAPretrainer._monitor
-    calls = {"n": 0}
-
-    def dies_in_second_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(dies_in_second_epoch))
-    c = _pretrainer(n_epochs=3, drop_path_rate=0.3, checkpoint_dir=tmp_path)
+    c = _pretrainer(n_epochs=3, drop_path_rate=0.3, checkpoint_dir=tmp_path,
+                    callbacks=[_InterruptAfterEpoch(2)])
     with pytest.raises(KeyboardInterrupt):
         c.fit(X)
-    monkeypatch.setattr(BrainJEPAPretrainer, "_monitor", staticmethod(original))
+    c.set_params(callbacks=None)
     assert c.fit(X).history_ == a.history_
 
 
@@ -434,3 +427,31 @@ def test_cuda_fit_with_bf16_then_pickle_on_cpu():
     restored.set_params(device="cpu")
     np.testing.assert_allclose(restored.transform(X), model.transform(X), atol=5e-2)
     assert model.history_[-1]["loss"] < model.history_[0]["loss"]
+
+
+class _CountingCallback(Callback):
+    def __init__(self):
+        self.steps, self.records = 0, []
+
+    def on_step_end(self, loop, loss):
+        self.steps += 1
+
+    def on_epoch_end(self, loop):
+        self.records.append(dict(loop.history[-1]))
+
+
+def test_callbacks_run_as_copies_after_the_built_in_monitors():
+    counter = _CountingCallback()
+    model = _pretrainer(n_epochs=2, callbacks=[counter]).fit(_data())
+    assert counter.steps == 0 and counter.records == []  # the parameter is left untouched
+    (ran,) = model.callbacks_
+    assert ran is not counter
+    assert ran.steps == 2 * (20 // 8)  # 10 subjects x 2 windows, batches of 8
+    assert ran.records == model.history_  # the monitors had filled each record already
+    assert model.get_params()["callbacks"] == [counter]
+
+
+@pytest.mark.parametrize("callbacks", [Callback, [print], "progress"])
+def test_callbacks_must_be_a_list_of_callback_instances(callbacks):
+    with pytest.raises(ValueError, match="callbacks must be a list of brainjepa_sk.train.Callback"):
+        _pretrainer(n_epochs=1, callbacks=callbacks).fit(_data())

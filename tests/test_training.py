@@ -7,7 +7,7 @@ import torch
 
 from brainjepa_sk.nn import BrainJEPA
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
-from brainjepa_sk.nn.training import (
+from brainjepa_sk.train import (
     PretrainSchedule,
     collapse_metrics,
     make_optimizer,

@@ -1,9 +1,11 @@
 """Pure-torch Brain-JEPA: patch embedding, gradient positioning, blocks, encoder, predictor,
-spatiotemporal masking and the training step. Nothing here imports scikit-learn."""
+spatiotemporal masking. Nothing here imports scikit-learn; training lives in
+:mod:`brainjepa_sk.train`."""
 
 from .blocks import Attention, Block, DropPath, Mlp, init_patch_embedding, init_weights
 from .encoder import BrainEncoder, PatchEmbed, gather_tokens
 from .model import LOSSES, MODEL_PRESETS, BrainJEPA, jepa_loss
+from .pooling import POOLINGS, TokenPooling
 from .pos_embed import GradientPositionalEmbedding, sincos_time_embedding
 from .predictor import BrainPredictor
 
@@ -19,6 +21,8 @@ __all__ = [
     "MODEL_PRESETS",
     "Mlp",
     "PatchEmbed",
+    "POOLINGS",
+    "TokenPooling",
     "gather_tokens",
     "init_patch_embedding",
     "init_weights",

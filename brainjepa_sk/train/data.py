@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["WindowDataset", "ShuffleSampler", "window_loader"]
+__all__ = ["ShuffleSampler", "WindowDataset", "window_loader"]
 
 
 class WindowDataset(torch.utils.data.Dataset):

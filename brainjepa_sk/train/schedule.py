@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["warmup_cosine", "linear_ramp", "cosine_ramp", "PretrainSchedule"]
+__all__ = ["PretrainSchedule", "cosine_ramp", "linear_ramp", "warmup_cosine"]
 
 
 def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final_value):

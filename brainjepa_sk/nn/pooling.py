@@ -1,0 +1,50 @@
+"""Token pooling: from an encoder's tokens to one feature vector per window.
+
+Tokens are (region, time patch) pairs in region-major order, ``index = r * n_patches + p``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+__all__ = ["POOLINGS", "TokenPooling"]
+
+POOLINGS = ("mean", "roi", "roi_std")
+
+
+class TokenPooling(nn.Module):
+    """Pool ``(batch, n_regions * n_patches, dim)`` tokens into per-window features.
+
+    Differentiable, so that it can sit between an encoder and a head that is trained.
+
+    Parameters
+    ----------
+    mode : {"mean", "roi", "roi_std"}, default="mean"
+        ``"mean"``: mean over all tokens, ``(batch, dim)``. ``"roi"``: each region's mean over
+        its time patches, flattened region-major, ``(batch, n_regions * dim)``. ``"roi_std"``:
+        each region's standard deviation over its time patches (population, no correction),
+        same layout.
+    n_regions : int, optional
+        Regions per window; required by ``"roi"`` and ``"roi_std"``.
+    """
+
+    def __init__(self, mode="mean", n_regions=None):
+        super().__init__()
+        if mode not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
+        if mode != "mean" and n_regions is None:
+            raise ValueError(f"pooling={mode!r} needs n_regions")
+        self.mode = mode
+        self.n_regions = n_regions
+
+    def extra_repr(self):
+        return f"mode={self.mode!r}, n_regions={self.n_regions}"
+
+    def forward(self, tokens):
+        """Pool ``tokens`` of shape ``(batch, n_tokens, dim)``."""
+        if self.mode == "mean":
+            return tokens.mean(dim=1)
+        grid = tokens.reshape(tokens.shape[0], self.n_regions, -1, tokens.shape[-1])
+        if self.mode == "roi":
+            return grid.mean(2).flatten(1)
+        return grid.std(2, correction=0).flatten(1)

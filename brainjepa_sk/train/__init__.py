@@ -1,0 +1,41 @@
+"""Pure-torch training: the loop, its callbacks, the step, the optimizer, schedules and data.
+
+Nothing here imports scikit-learn; the estimators are thin layers over these pieces.
+
+>>> from brainjepa_sk.train import PretrainLoop, PretrainSchedule, ShuffleSampler, window_loader
+"""
+
+from .callbacks import (
+    Callback,
+    Checkpoint,
+    CollapseMonitor,
+    NonFiniteLossGuard,
+    ProgressBar,
+    collapse_metrics,
+)
+from .data import ShuffleSampler, WindowDataset, window_loader
+from .loop import PretrainLoop
+from .optim import make_optimizer, parameter_groups, set_hyperparameters
+from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
+from .step import train_step
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "CollapseMonitor",
+    "NonFiniteLossGuard",
+    "PretrainLoop",
+    "PretrainSchedule",
+    "ProgressBar",
+    "ShuffleSampler",
+    "WindowDataset",
+    "collapse_metrics",
+    "cosine_ramp",
+    "linear_ramp",
+    "make_optimizer",
+    "parameter_groups",
+    "set_hyperparameters",
+    "train_step",
+    "warmup_cosine",
+    "window_loader",
+]

@@ -1,0 +1,210 @@
+"""Callbacks of :class:`~brainjepa_sk.train.PretrainLoop`, in the style of skorch's.
+
+A callback subclasses :class:`Callback` and overrides the hooks it needs; every hook receives the
+loop, whose ``model``, ``optimizer``, ``step``, ``epoch`` and ``history`` it may read. Hooks run
+in the order of the loop's ``callbacks`` list.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import torch
+
+from .runtime import atomic_save
+
+__all__ = [
+    "Callback",
+    "Checkpoint",
+    "CollapseMonitor",
+    "NonFiniteLossGuard",
+    "ProgressBar",
+    "collapse_metrics",
+]
+
+
+class Callback:
+    """Base class: every hook is a no-op."""
+
+    def on_train_begin(self, loop):
+        """Before the first step of :meth:`PretrainLoop.run` (after a resume, if any)."""
+
+    def on_epoch_begin(self, loop):
+        """Before the first step of an epoch."""
+
+    def on_step_end(self, loop, loss):
+        """After an optimizer step and the EMA update; ``loss`` is a detached, unsynchronised
+        tensor (calling ``.item()`` on it waits for the device)."""
+
+    def on_epoch_end(self, loop):
+        """After an epoch; ``loop.history[-1]`` is its record, which callbacks may extend."""
+
+    def on_train_end(self, loop):
+        """When :meth:`PretrainLoop.run` returns or raises."""
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over all steps of the run, with the last epoch's loss.
+
+    Parameters
+    ----------
+    disable : bool, default=False
+        Show nothing.
+    desc : str, default="pretraining"
+        Label of the bar.
+    """
+
+    def __init__(self, disable=False, desc="pretraining"):
+        self.disable = disable
+        self.desc = desc
+        self.bar = None
+
+    def on_epoch_begin(self, loop):
+        if self.bar is None:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=loop.n_epochs * loop.steps_per_epoch, initial=loop.step,
+                            disable=self.disable, desc=self.desc, unit="step")
+
+    def on_step_end(self, loop, loss):
+        self.bar.update()
+
+    def on_epoch_end(self, loop):
+        self.bar.set_postfix(loss=f"{loop.history[-1]['loss']:.4f}")
+
+    def on_train_end(self, loop):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+@torch.no_grad()
+def collapse_metrics(features):
+    """Monitors of representation collapse.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        ``(n_samples, dim)`` features (for example target features pooled per sample, or tokens).
+
+    Returns
+    -------
+    dict
+        ``std``: mean over features of the standard deviation across samples (0 when collapsed);
+        ``effective_rank``: exp of the entropy of the normalised singular values of the centred
+        features (Roy & Vetterli, 2007), between 1 and ``min(n_samples, dim)``. Both are NaN
+        for fewer than two samples.
+    """
+    features = features.float().reshape(-1, features.shape[-1])
+    if features.shape[0] < 2:  # no spread to measure: not "collapsed", unknown
+        return {"std": float("nan"), "effective_rank": float("nan")}
+    centred = features - features.mean(0, keepdim=True)
+    std = features.std(0).mean()
+    singular = torch.linalg.svdvals(centred)
+    p = singular / singular.sum().clamp_min(1e-12)
+    entropy = -(p * torch.log(p.clamp_min(1e-12))).sum()
+    return {"std": float(std), "effective_rank": float(torch.exp(entropy))}
+
+
+class CollapseMonitor(Callback):
+    """Adds ``target_std`` and ``effective_rank`` to each epoch's record.
+
+    Both are :func:`collapse_metrics` of the target encoder's mean-pooled features of fixed
+    windows, computed in eval mode (no stochastic depth) and under the loop's autocast.
+
+    Parameters
+    ----------
+    windows : torch.Tensor
+        ``(n_windows, n_frames, n_regions)`` windows on the model's device.
+    """
+
+    def __init__(self, windows):
+        self.windows = windows
+
+    def on_epoch_end(self, loop):
+        model = loop.model
+        was_training = model.training
+        model.eval()
+        dtype = loop.autocast_dtype
+        with torch.no_grad(), torch.autocast(
+            self.windows.device.type, dtype=dtype, enabled=dtype is not None
+        ):
+            features = model.target_encoder(self.windows).float().mean(1)
+        model.train(was_training)
+        metrics = collapse_metrics(features)
+        loop.history[-1].update(target_std=metrics["std"], effective_rank=metrics["effective_rank"])
+
+
+class NonFiniteLossGuard(Callback):
+    """Stops the run with ``FloatingPointError`` when an epoch's mean loss is NaN or infinite.
+
+    Checked once per epoch, so that steps never wait for the device.
+    """
+
+    def on_epoch_end(self, loop):
+        record = loop.history[-1]
+        if not math.isfinite(record["loss"]):
+            raise FloatingPointError(
+                f"the pretraining loss became {record['loss']} in epoch {record['epoch']}; "
+                "lower lr or check the input scaling"
+            )
+
+
+class Checkpoint(Callback):
+    """Saves the loop's state after every epoch; :meth:`restore` resumes from it.
+
+    Put it last in the loop's callbacks, so that the saved history holds what the other
+    callbacks added to the epoch's record, and call :meth:`restore` before
+    :meth:`PretrainLoop.run`::
+
+        checkpoint = Checkpoint("run/last.pt", key="my-run")
+        loop = PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=[checkpoint])
+        checkpoint.restore(loop)  # continues a run that was interrupted
+        loop.run()
+
+    Parameters
+    ----------
+    path : str or path-like
+        The state file (written atomically: a kill during a save keeps the previous file).
+    key : str or None
+        Identifies the run (settings, data, seeds). A file written under another key, or any file
+        when ``key`` is None (a run that cannot be reproduced), is not resumed: a warning says so
+        and the file is overwritten.
+    """
+
+    def __init__(self, path, key):
+        self.path = Path(path)
+        self.key = key
+
+    def restore(self, loop):
+        """Load the saved state into ``loop`` if the file holds this run.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            A loop built like the one that wrote the file.
+
+        Returns
+        -------
+        bool
+            Whether the loop was resumed.
+        """
+        if not self.path.is_file():
+            return False
+        # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if self.key is not None and state.get("key") == self.key:
+            loop.load_state_dict(state["loop"])
+            return True
+        why = "random_state is not an int" if self.key is None else (
+            "it was written with other settings or data")
+        warnings.warn(
+            f"not resuming from {self.path}: {why}; starting afresh and overwriting it",
+            stacklevel=2,
+        )
+        return False
+
+    def on_epoch_end(self, loop):
+        atomic_save({"loop": loop.state_dict(), "key": self.key}, self.path)

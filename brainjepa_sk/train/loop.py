@@ -1,0 +1,164 @@
+"""The Brain-JEPA pretraining loop: epochs of JEPA steps, with callbacks and a resumable state."""
+
+from __future__ import annotations
+
+import torch
+
+from .optim import make_optimizer, set_hyperparameters
+from .runtime import global_rng_state, set_global_rng_state
+from .step import train_step
+
+__all__ = ["PretrainLoop"]
+
+
+class PretrainLoop:
+    """Pretrain a :class:`~brainjepa_sk.nn.BrainJEPA` over a loader of windows.
+
+    Each step takes the schedule's values for the step number, draws masks, and runs
+    :func:`~brainjepa_sk.train.train_step` (forward, backward, optimizer step, EMA of the target
+    encoder). Each epoch appends a record to :attr:`history` and calls the callbacks. The loop
+    reads no global state except torch's global generator, which stochastic depth draws from
+    and which :meth:`state_dict` records.
+
+    Parameters
+    ----------
+    model : BrainJEPA
+        On the device to train on.
+    loader : iterable of torch.Tensor
+        Yields ``(batch, n_frames, n_regions)`` windows; ``len(loader)`` steps per epoch. When
+        its ``sampler`` has ``state_dict`` (e.g. :class:`~brainjepa_sk.train.ShuffleSampler`),
+        that state is part of the loop's; one with ``set_epoch`` (e.g. a
+        ``DistributedSampler``) is told the epoch before each pass.
+    mask_sampler : SpatiotemporalMaskSampler
+        Draws the context and target tokens of each step.
+    schedule : callable
+        ``schedule(step) -> (lr, weight_decay, ema_momentum)``, e.g.
+        :class:`~brainjepa_sk.train.PretrainSchedule`.
+    n_epochs : int
+        Epochs of the whole run (a resumed run continues up to it).
+    optimizer : torch.optim.Optimizer, optional
+        Default: :func:`~brainjepa_sk.train.make_optimizer` over the encoder and predictor.
+    autocast_dtype : torch.dtype, optional
+        Autocast dtype of the forward passes (``torch.bfloat16`` on GPU); ``None``: float32.
+    callbacks : list of Callback, optional
+        Called in order at each hook (see :mod:`brainjepa_sk.train.callbacks`).
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed.
+    step : int
+        Optimizer steps completed.
+    history : list of dict
+        Per epoch: ``epoch``, ``loss`` (mean over its steps), ``lr`` (at its last step), and
+        what the callbacks add.
+    """
+
+    def __init__(self, model, loader, mask_sampler, schedule, n_epochs, *, optimizer=None,
+                 autocast_dtype=None, callbacks=None):
+        self.model = model
+        self.loader = loader
+        self.mask_sampler = mask_sampler
+        self.schedule = schedule
+        self.n_epochs = int(n_epochs)
+        if optimizer is None:
+            lr, weight_decay, _ = schedule(0)
+            optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
+        self.optimizer = optimizer
+        self.autocast_dtype = autocast_dtype
+        self.callbacks = list(callbacks or [])
+        self.device = next(model.parameters()).device
+        self.epoch = 0
+        self.step = 0
+        self.history = []
+
+    @property
+    def steps_per_epoch(self):
+        """Optimizer steps per epoch (``len(loader)``)."""
+        return len(self.loader)
+
+    def _notify(self, hook, *args):
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def run(self):
+        """Train from the current state up to ``n_epochs``.
+
+        Returns
+        -------
+        list of dict
+            :attr:`history`.
+        """
+        self.model.train()
+        try:
+            self._notify("on_train_begin")
+            while self.epoch < self.n_epochs:
+                self.run_epoch()
+        finally:
+            self._notify("on_train_end")
+        return self.history
+
+    def run_epoch(self):
+        """One pass over the loader, then the epoch's record and the ``on_epoch_end`` hooks."""
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.epoch)
+        self._notify("on_epoch_begin")
+        total = torch.zeros((), device=self.device)
+        lr = float("nan")
+        for x in self.loader:
+            lr, weight_decay, momentum = self.schedule(self.step)
+            set_hyperparameters(self.optimizer, lr, weight_decay)
+            loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
+            total += loss
+            self.step += 1
+            self._notify("on_step_end", loss)
+        # one host synchronisation per epoch
+        self.history.append({"epoch": self.epoch, "loss": float(total) / self.steps_per_epoch,
+                             "lr": lr})
+        self.epoch += 1
+        self._notify("on_epoch_end")
+
+    def train_step(self, x, momentum):
+        """One step on batch ``x`` with fresh masks; returns the detached loss.
+
+        Override to change what a step does; the optimizer already holds this step's learning
+        rate and weight decay.
+        """
+        masks = self.mask_sampler.sample(len(x))
+        return train_step(self.model, self.optimizer, x, masks, momentum, self.autocast_dtype)
+
+    def state_dict(self):
+        """Everything a resumed run needs to continue exactly.
+
+        Returns
+        -------
+        dict
+            The model (with its target encoder), the optimizer, the mask sampler, the data
+            sampler (when it has a state), torch's global generator states on the training
+            device, the epoch, the step and the history.
+        """
+        sampler = getattr(self.loader, "sampler", None)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "mask_sampler": self.mask_sampler.state_dict(),
+            "data_sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
+            "global_rng": global_rng_state(self.device),
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": [dict(record) for record in self.history],
+        }
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned (tensors may be on the CPU)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.mask_sampler.load_state_dict(state["mask_sampler"])
+        sampler = getattr(self.loader, "sampler", None)
+        if state["data_sampler"] is not None:
+            sampler.load_state_dict(state["data_sampler"])
+        set_global_rng_state(state["global_rng"], self.device)
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+        self.history = [dict(record) for record in state["history"]]

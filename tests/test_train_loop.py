@@ -1,0 +1,194 @@
+"""The pure-torch training loop: hooks, exact resume from its state, the data layer."""
+
+import pytest
+import torch
+from torch.utils.data import DistributedSampler
+
+from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
+from brainjepa_sk.train import (
+    Callback,
+    Checkpoint,
+    NonFiniteLossGuard,
+    PretrainLoop,
+    PretrainSchedule,
+    ShuffleSampler,
+    WindowDataset,
+    window_loader,
+)
+
+N_REGIONS, N_FRAMES, PATCH, N_WINDOWS, BATCH = 12, 16, 4, 20, 6
+
+
+def _windows(seed=0):
+    return torch.randn(N_WINDOWS, N_FRAMES, N_REGIONS,
+                       generator=torch.Generator().manual_seed(seed)).numpy()
+
+
+def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2):
+    """A tiny run, built the same way every time (the global generator only for the init)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = BrainJEPA(torch.randn(N_REGIONS, 3), patch_size=PATCH, n_patches=N_FRAMES // PATCH,
+                          embed_dim=16, depth=2, num_heads=2, predictor_embed_dim=8,
+                          predictor_depth=1, drop_path_rate=drop_path_rate)
+    dataset = WindowDataset(_windows())
+    loader = window_loader(dataset, BATCH, sampler or ShuffleSampler(len(dataset), seed=1))
+    masks = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=2)
+    schedule = PretrainSchedule.from_epochs(n_epochs, len(loader), lr=1e-3)
+    return PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=callbacks)
+
+
+class Recorder(Callback):
+    """Records every hook call as (hook, epoch, step)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def on_train_begin(self, loop):
+        self.calls.append(("train_begin", loop.epoch, loop.step))
+
+    def on_epoch_begin(self, loop):
+        self.calls.append(("epoch_begin", loop.epoch, loop.step))
+
+    def on_step_end(self, loop, loss):
+        assert loss.ndim == 0 and not loss.requires_grad
+        self.calls.append(("step_end", loop.epoch, loop.step))
+
+    def on_epoch_end(self, loop):
+        self.calls.append(("epoch_end", loop.epoch, loop.step))
+
+    def on_train_end(self, loop):
+        self.calls.append(("train_end", loop.epoch, loop.step))
+
+
+def test_hooks_are_called_in_order_with_the_loop_state():
+    recorder = Recorder()
+    loop = _loop(n_epochs=2, callbacks=[recorder])
+    assert loop.steps_per_epoch == N_WINDOWS // BATCH == 3
+    history = loop.run()
+    expected = [("train_begin", 0, 0)]
+    for epoch in range(2):
+        expected.append(("epoch_begin", epoch, 3 * epoch))
+        expected += [("step_end", epoch, 3 * epoch + k) for k in (1, 2, 3)]
+        expected.append(("epoch_end", epoch + 1, 3 * epoch + 3))
+    expected.append(("train_end", 2, 6))
+    assert recorder.calls == expected
+    assert [record["epoch"] for record in history] == [0, 1]
+    assert history is loop.history and loop.epoch == 2 and loop.step == 6
+    # the record's lr is the schedule's value at the epoch's last step
+    assert history[1]["lr"] == loop.schedule(5)[0]
+
+
+def test_train_end_is_called_when_a_callback_stops_the_run():
+    recorder = Recorder()
+    loop = _loop(callbacks=[NonFiniteLossGuard(), recorder])
+    loop.train_step = lambda x, momentum: torch.tensor(float("nan"))
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 0"):
+        loop.run()
+    assert recorder.calls[-1] == ("train_end", 1, 3)
+    assert ("epoch_end", 1, 3) not in recorder.calls  # the guard ran first and stopped the run
+
+
+def _run_seeded(loop, state=None):
+    """Run with torch's global generator (stochastic depth) seeded, leaving the caller's alone.
+
+    Returns the loop's state at the end, taken while the run's generator is current.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        if state is not None:  # the state's generator overrides the seed
+            loop.load_state_dict(state)
+        loop.run()
+        return loop.state_dict()
+
+
+def test_a_restored_state_continues_the_run_exactly():
+    straight = _loop(n_epochs=3)
+    _run_seeded(straight)
+
+    first = _loop(n_epochs=3)
+    first.n_epochs = 1  # stop after one epoch, as an interrupted run would
+    state = _run_seeded(first)
+    # a fresh loop, built the same way, continues from the state
+    resumed = _loop(n_epochs=3)
+    _run_seeded(resumed, state)
+    assert resumed.history == straight.history
+    for p, q in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(p, q)
+    # without the state, the continuation differs (the test can fail)
+    fresh = _loop(n_epochs=3)
+    fresh.n_epochs = 1
+    _run_seeded(fresh)
+    assert fresh.history == first.history
+    fresh.n_epochs = 3
+    fresh.step, fresh.epoch = 3, 1
+    fresh.mask_sampler = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=2)
+    _run_seeded(fresh)
+    assert fresh.history != straight.history
+
+
+def test_checkpoint_saves_each_epoch_and_restores_only_its_own_run(tmp_path):
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=2, callbacks=[Checkpoint(path, key="run-a")])
+    loop.run()
+    saved = torch.load(path, weights_only=True)
+    assert saved["key"] == "run-a" and saved["loop"]["epoch"] == 2
+    assert saved["loop"]["history"] == loop.history
+
+    again = _loop(n_epochs=2)
+    assert Checkpoint(path, key="run-a").restore(again)
+    assert again.history == loop.history and again.step == 6
+    with pytest.warns(UserWarning, match="other settings or data"):
+        assert not Checkpoint(path, key="run-b").restore(_loop(n_epochs=2))
+    with pytest.warns(UserWarning, match="not an int"):
+        assert not Checkpoint(path, key=None).restore(_loop(n_epochs=2))
+    assert not Checkpoint(tmp_path / "missing.pt", key="run-a").restore(_loop(n_epochs=2))
+
+
+def test_shuffle_sampler_draws_a_new_permutation_each_pass_and_resumes():
+    sampler = ShuffleSampler(10, seed=4)
+    generator = torch.Generator().manual_seed(4)
+    first, second = list(sampler), list(sampler)
+    assert first == torch.randperm(10, generator=generator).tolist()
+    assert second == torch.randperm(10, generator=generator).tolist()
+    assert sorted(first) == list(range(10)) and first != second
+    state = sampler.state_dict()
+    third = list(sampler)
+    other = ShuffleSampler(10, seed=99)
+    other.load_state_dict(state)
+    assert list(other) == third
+
+
+def test_window_loader_yields_full_batches_in_the_sampler_order():
+    windows = _windows()
+    dataset = WindowDataset(windows)
+    sampler = ShuffleSampler(len(dataset), seed=5)
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(5))
+    batches = list(window_loader(dataset, BATCH, sampler))
+    assert len(batches) == N_WINDOWS // BATCH
+    for k, batch in enumerate(batches):
+        assert batch.shape == (BATCH, N_FRAMES, N_REGIONS) and batch.dtype == torch.float32
+        assert torch.equal(batch, torch.from_numpy(windows)[order[k * BATCH:(k + 1) * BATCH]])
+    # a batch larger than the data is capped to one full batch
+    assert [len(b) for b in window_loader(dataset, 1000, sampler)] == [N_WINDOWS]
+
+
+def test_a_distributed_sampler_plugs_in_and_is_told_the_epoch():
+    dataset_size = N_WINDOWS
+    sampler = DistributedSampler(range(dataset_size), num_replicas=2, rank=1, seed=3)
+    recorder = Recorder()
+    loop = _loop(n_epochs=2, callbacks=[recorder], sampler=sampler)
+    assert loop.steps_per_epoch == (dataset_size // 2) // BATCH
+    loop.run()
+    assert sampler.epoch == 1
+    state = loop.state_dict()
+    assert state["data_sampler"] is None  # its order is a function of (seed, epoch)
+
+
+def test_the_loop_state_holds_no_reference_to_the_live_history():
+    loop = _loop(n_epochs=1)
+    loop.run()
+    state = loop.state_dict()
+    loop.history[0]["loss"] = -1.0
+    assert state["history"][0]["loss"] != -1.0
