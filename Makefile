@@ -36,12 +36,13 @@ $(VENV)/.docs-installed: $(VENV)/.installed pyproject.toml
 	$(PY) -m pip install --quiet -e ".[docs]"
 	touch $@
 
-## Mutation testing of brainjepa_sk/nn/, the training loop and the estimators ([tool.mutmut] in
-## pyproject.toml); not part of CI: about 3 hours on 2 cores. Survivors: .venv/bin/mutmut results
+## Mutation testing of brainjepa_sk/nn/, brainjepa_sk/train/ and the estimators ([tool.mutmut] in
+## pyproject.toml); not part of CI: about 3,100 mutants, many hours on 2 cores (tools/mutmut_sample.py
+## draws a seeded sample). One torch thread per worker. Survivors: .venv/bin/mutmut results
 mutation: venv
 	$(PY) -m pip install --quiet -e ".[mutation]"
 	rm -rf mutants
-	$(VENV)/bin/mutmut run --max-children $(shell nproc)
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(shell nproc)
 	$(VENV)/bin/mutmut results
 
 clean:
