@@ -455,3 +455,25 @@ def test_callbacks_run_as_copies_after_the_built_in_monitors():
 def test_callbacks_must_be_a_list_of_callback_instances(callbacks):
     with pytest.raises(ValueError, match="callbacks must be a list of brainjepa_sk.train.Callback"):
         _pretrainer(n_epochs=1, callbacks=callbacks).fit(_data())
+
+
+def test_a_preset_model_size_builds_the_presets_encoder():
+    model = _pretrainer(model_size="tiny", n_epochs=1, predictor_embed_dim=24).fit(_data(4))
+    encoder = model.model_.encoder
+    assert model.embedding_dim_ == 192 and len(encoder.blocks) == 12
+    assert encoder.blocks[0].attn.num_heads == 3
+
+
+def test_precision_reaches_the_training_step():
+    X = _data()
+    fp32 = _pretrainer(n_epochs=1).fit(X)
+    bf16 = _pretrainer(n_epochs=1, precision="bf16").fit(X)  # bf16 autocast on the CPU
+    assert math.isfinite(bf16.history_[0]["loss"])
+    assert bf16.history_[0]["loss"] != fp32.history_[0]["loss"]
+    assert bf16.history_[0]["loss"] == pytest.approx(fp32.history_[0]["loss"], rel=0.05)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_asking_for_cuda_without_it_is_an_error():
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        _pretrainer(n_epochs=1, device="cuda").fit(_data())
