@@ -125,6 +125,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         ``"auto"``: CUDA if available, else CPU.
     precision : {"auto", "fp32", "bf16"}, default="auto"
         ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
+    compile : {"auto", True, False}, default="auto"
+        Run the training forward pass through ``torch.compile`` (one graph for the whole run:
+        the masks keep the same token counts in every batch). ``"auto"``: on CUDA only; on a
+        CPU, compiling took longer than the short runs it would speed up (see the user guide
+        on GPUs).
     random_state : int, RandomState instance or None, default=None
         Seeds model initialisation, masks and data order (all through explicit generators).
     checkpoint_dir : str or path-like, optional
@@ -194,6 +199,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         final_norm=True,
         device="auto",
         precision="auto",
+        compile="auto",
         random_state=None,
         checkpoint_dir=None,
         callbacks=None,
@@ -229,6 +235,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.final_norm = final_norm
         self.device = device
         self.precision = precision
+        self.compile = compile
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
         self.callbacks = callbacks
@@ -299,8 +306,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume."""
         if not isinstance(self.random_state, numbers.Integral):
             return None  # an unseeded (or shared RandomState) run is not reproducible
-        ignored = ("verbose", "device", "checkpoint_dir", "callbacks", "gradients", "pooling",
-                   "final_norm")
+        ignored = ("verbose", "device", "compile", "checkpoint_dir", "callbacks", "gradients",
+                   "pooling", "final_norm")
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         # the state format is part of the key: files of older layouts are not resumed
         text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
@@ -327,6 +334,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """
         check_pooling(self.pooling)
         check_final_norm(self.final_norm)
+        if self.compile not in ("auto", True, False):
+            raise ValueError(f"compile must be 'auto', True or False, got {self.compile!r}")
         for name in ("n_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -394,7 +403,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             callbacks.append(checkpoint)
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),
-                            callbacks=callbacks)
+                            callbacks=callbacks,
+                            compile=self.compile is True or (
+                                self.compile == "auto" and device.type == "cuda"))
         if checkpoint is not None:
             checkpoint.restore(loop)
         return loop.run()

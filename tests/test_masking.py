@@ -19,9 +19,10 @@ def _runs(mask_1d):
     return int((padded[1:] & ~padded[:-1]).sum())
 
 
+@pytest.mark.parametrize("static_shapes", [True, False])
 @pytest.mark.parametrize("n_regions, n_patches", GRIDS)
-def test_invariants_hold_on_every_draw(n_regions, n_patches):
-    sampler, batches = _draws(n_regions, n_patches)
+def test_invariants_hold_on_every_draw(n_regions, n_patches, static_shapes):
+    sampler, batches = _draws(n_regions, n_patches, static_shapes=static_shapes)
     n_tokens = n_regions * n_patches
     edge = sampler.edge_width
     for masks in batches:
@@ -197,3 +198,26 @@ def test_cuda_sampling_has_no_host_sync_and_matches_invariants():
     again = SpatiotemporalMaskSampler(450, 10, seed=0, device="cuda")
     again.sample(16)
     assert torch.equal(again.sample(16).context_idx, masks.context_idx)
+
+
+def test_static_shapes_keep_the_same_token_counts_in_every_batch():
+    sampler = SpatiotemporalMaskSampler(20, 10, seed=3)
+    shapes = {(m.context_idx.shape, m.target_idx.shape) for m in map(sampler.sample, [4] * 30)}
+    assert shapes == {((4, sampler.n_context), (4, sampler.n_target))}
+    # the counts are a function of the configuration, not of the seed
+    other = SpatiotemporalMaskSampler(20, 10, seed=99)
+    assert (other.n_context, other.n_target) == (sampler.n_context, sampler.n_target)
+    # they are low quantiles of the research-style per-batch counts
+    research = SpatiotemporalMaskSampler(20, 10, seed=3, static_shapes=False)
+    assert research.n_context is None
+    counts = [research.sample(4) for _ in range(200)]
+    context = torch.tensor([m.context_idx.shape[1] for m in counts], dtype=torch.float64)
+    target = torch.tensor([m.target_idx.shape[1] for m in counts], dtype=torch.float64)
+    assert len(set(context.tolist())) > 3  # research-style counts vary from batch to batch
+    assert 0.02 < (context < sampler.n_context).double().mean() < 0.25
+    assert 0.02 < (target < sampler.n_target).double().mean() < 0.25
+    # a higher quantile keeps more tokens
+    more = SpatiotemporalMaskSampler(20, 10, count_quantile=0.5)
+    assert more.n_context > sampler.n_context and more.n_target > sampler.n_target
+    with pytest.raises(ValueError, match="count_quantile"):
+        SpatiotemporalMaskSampler(20, 10, count_quantile=1.5)

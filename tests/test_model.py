@@ -265,3 +265,20 @@ def test_token_pooling_checks_its_settings():
         TokenPooling("max")
     with pytest.raises(ValueError, match="needs n_regions"):
         TokenPooling("roi")
+
+
+def test_time_tables_are_cached_per_patch_count_and_not_copied():
+    import copy
+    import pickle
+
+    model = tiny_model()
+    pos = model.encoder.pos_embed
+    first = pos.time_table(5, "cpu")
+    assert pos.time_table(5, "cpu") is first
+    torch.testing.assert_close(first, sincos_time_embedding(5, pos.embed_dim // 2))
+    assert pos.time_table(7, "cpu").shape == (7, pos.embed_dim // 2)
+    assert copy.deepcopy(pos)._time_tables == {}
+    assert pickle.loads(pickle.dumps(pos))._time_tables == {}
+    # the table in the forward pass is the cached one
+    table = pos(5)
+    torch.testing.assert_close(table.reshape(pos.n_regions, 5, -1)[0, :, : pos.embed_dim // 2], first)

@@ -288,7 +288,7 @@ _RUN_CHANGES = {
 }
 # Parameters that do not change what is trained: how it is embedded, shown, stored or placed.
 _NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu",
-                       "callbacks": [Callback()]}
+                       "callbacks": [Callback()], "compile": False}
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ def _windows(seed=0):
                        generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2):
+def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2, **options):
     """A tiny run, built the same way every time (the global generator only for the init)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -36,7 +36,7 @@ def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2):
     loader = window_loader(dataset, BATCH, sampler or ShuffleSampler(len(dataset), seed=1))
     masks = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=2)
     schedule = PretrainSchedule.from_epochs(n_epochs, len(loader), lr=1e-3)
-    return PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=callbacks)
+    return PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=callbacks, **options)
 
 
 class Recorder(Callback):
@@ -192,3 +192,32 @@ def test_the_loop_state_holds_no_reference_to_the_live_history():
     state = loop.state_dict()
     loop.history[0]["loss"] = -1.0
     assert state["history"][0]["loss"] != -1.0
+
+
+def test_a_compiled_loop_reuses_its_graphs_after_warm_up():
+    """Static shapes: after the first step, 20 more steps (schedule values changing at every
+    step) compile nothing new, and the losses are the eager loop's."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    class CountCompilations(Callback):
+        def on_step_end(self, loop, loss):
+            if loop.step == 1:
+                self.after_warm_up = (counters["stats"]["unique_graphs"],
+                                      counters["frames"]["total"])
+
+    torch._dynamo.reset()
+    counters.clear()
+    counter = CountCompilations()
+    # aot_eager traces and compiles like inductor but without code generation: fast on a CPU
+    compiled = _loop(n_epochs=7, drop_path_rate=0.0, callbacks=[counter],
+                     compile={"backend": "aot_eager"})
+    compiled.run()
+    assert compiled.step == 21
+    graphs, frames = counters["stats"]["unique_graphs"], counters["frames"]["total"]
+    assert graphs >= 1 and (graphs, frames) == counter.after_warm_up
+    eager = _loop(n_epochs=7, drop_path_rate=0.0)
+    eager.run()
+    assert [h["loss"] for h in compiled.history] == pytest.approx(
+        [h["loss"] for h in eager.history], rel=1e-5)
+    torch._dynamo.reset()

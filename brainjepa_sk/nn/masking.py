@@ -96,10 +96,26 @@ class SpatiotemporalMaskSampler:
         Range of the fraction of visible (beta) or hidden (gamma) regions in the edge targets.
     min_keep : int, default=4
         Fewest context tokens a sample may keep; sizes are redrawn until it holds.
+    static_shapes : bool, default=True
+        Keep the same numbers of context and target tokens in every batch (:attr:`n_context`,
+        :attr:`n_target`), so that every training step has the same tensor shapes (what
+        ``torch.compile`` and CUDA graphs need). They are quantiles (``count_quantile``) of the
+        per-batch counts of the configuration; sizes whose batch cannot keep them are redrawn
+        (about one draw in five at the default quantile). ``False``: the research code's way,
+        the counts of each batch's draw.
+    count_quantile : float, default=0.1
+        Quantile of the per-batch counts kept with ``static_shapes``: higher keeps more tokens
+        but redraws more sizes (which favours larger contexts and targets).
     seed : int, default=0
         Seed of the sampler's generators: same seed, same masks.
     device : str or torch.device, default="cpu"
         Where masks are drawn and returned.
+
+    Attributes
+    ----------
+    n_context, n_target : int or None
+        Context and target tokens kept per sample in every batch (None unless
+        ``static_shapes``).
 
     Notes
     -----
@@ -110,6 +126,8 @@ class SpatiotemporalMaskSampler:
     """
 
     _MAX_TRIES = 1000
+    #: Size draws that decide the fixed token counts of ``static_shapes=True``.
+    COUNT_DRAWS = 1000
 
     def __init__(
         self,
@@ -123,6 +141,8 @@ class SpatiotemporalMaskSampler:
         edge_fraction=0.3,
         edge_region_scale=(0.15, 0.3),
         min_keep=4,
+        static_shapes=True,
+        count_quantile=0.1,
         seed=0,
         device="cpu",
     ):
@@ -145,6 +165,11 @@ class SpatiotemporalMaskSampler:
         self.min_keep = int(min_keep)
         self.device = torch.device(device)
         self.seed = int(seed)
+        self.static_shapes = bool(static_shapes)
+        if not 0.0 <= count_quantile <= 1.0:
+            raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile}")
+        self.count_quantile = float(count_quantile)
+        self.n_context, self.n_target = self._fixed_counts() if self.static_shapes else (None, None)
         self._host_gen = torch.Generator().manual_seed(self.seed)
         if self.device.type == "cpu":
             self._device_gen = self._host_gen
@@ -178,21 +203,26 @@ class SpatiotemporalMaskSampler:
             self._device_gen.set_state(state["device"])
 
     # -- sizes (host) ------------------------------------------------------------------------
-    def _uniform(self, low_high):
+    @staticmethod
+    def _uniform(low_high, generator):
         low, high = low_high
-        return low + (high - low) * torch.rand((), generator=self._host_gen).item()
+        return low + (high - low) * torch.rand((), generator=generator).item()
 
-    def _draw_sizes(self):
+    def _draw_sizes(self, generator):
         R, P, E = self.n_regions, self.n_patches, self.edge_width
-        n_obs = min(max(round(R * self._uniform(self.observation_scale)), 1), R)
-        n_time = min(max(round(P * self._uniform(self.observation_scale)), 1), P - 1)
-        n_alpha = min(max(round(R * self._uniform(self.alpha_region_scale)), 1), R)
+
+        def uniform(low_high):
+            return self._uniform(low_high, generator)
+
+        n_obs = min(max(round(R * uniform(self.observation_scale)), 1), R)
+        n_time = min(max(round(P * uniform(self.observation_scale)), 1), P - 1)
+        n_alpha = min(max(round(R * uniform(self.alpha_region_scale)), 1), R)
         # How many alpha regions fall inside the observation block: hypergeometric, drawn once.
-        n_alpha_in = int((torch.randperm(R, generator=self._host_gen)[:n_alpha] < n_obs).sum())
-        n_alpha_time = min(max(round(P * self._uniform(self.alpha_time_scale)), 1), n_time)
-        n_left = min(round(P * self._uniform(self.edge_time_scale)), E)
-        n_right = min(round(P * self._uniform(self.edge_time_scale)), E)
-        fraction = self._uniform(self.edge_region_scale)
+        n_alpha_in = int((torch.randperm(R, generator=generator)[:n_alpha] < n_obs).sum())
+        n_alpha_time = min(max(round(P * uniform(self.alpha_time_scale)), 1), n_time)
+        n_left = min(round(P * uniform(self.edge_time_scale)), E)
+        n_right = min(round(P * uniform(self.edge_time_scale)), E)
+        fraction = uniform(self.edge_region_scale)
         n_visible = n_obs - n_alpha_in
         n_hidden = R - n_visible
         n_beta = round(fraction * n_visible)
@@ -223,22 +253,50 @@ class SpatiotemporalMaskSampler:
             n_target=n_target,
         )
 
+    def _fixed_counts(self):
+        """Context and target tokens that every batch keeps (``static_shapes=True``).
+
+        The ``count_quantile`` quantiles of the per-batch counts over ``COUNT_DRAWS`` size draws
+        from a generator with a fixed seed, so that they depend on the configuration only.
+        """
+        generator = torch.Generator().manual_seed(0)
+        draws = [self._draw_sizes(generator) for _ in range(self.COUNT_DRAWS)]
+        valid = [d for d in draws if d["n_context"] >= self.min_keep and d["n_target"] >= 1]
+        if not valid:
+            raise self._unsatisfiable()
+
+        def quantile(key):
+            values = torch.tensor([d[key] for d in valid], dtype=torch.float64)
+            return int(torch.quantile(values, self.count_quantile, interpolation="lower"))
+
+        return max(quantile("n_context"), self.min_keep), max(quantile("n_target"), 1)
+
+    def _unsatisfiable(self):
+        return ValueError(
+            f"could not draw masks keeping min_keep={self.min_keep} context tokens and a target "
+            f"on a {self.n_regions} x {self.n_patches} grid; lower min_keep or widen the scales"
+        )
+
     def draw_sizes(self):
-        """Draw one batch's sizes (redrawn until the context keeps ``min_keep`` tokens).
+        """Draw one batch's sizes.
+
+        Sizes are redrawn until every sample can keep ``n_context`` context tokens and
+        ``n_target`` target tokens (with ``static_shapes=False``: ``min_keep`` and 1).
 
         Returns
         -------
         dict
             The sizes, as in :attr:`MaskBatch.sizes`.
         """
+        need_context = self.n_context if self.static_shapes else self.min_keep
+        need_target = self.n_target if self.static_shapes else 1
         for _ in range(self._MAX_TRIES):
-            sizes = self._draw_sizes()
-            if sizes["n_context"] >= self.min_keep and sizes["n_target"] >= 1:
+            sizes = self._draw_sizes(self._host_gen)
+            if sizes["n_context"] >= need_context and sizes["n_target"] >= need_target:
+                if self.static_shapes:
+                    sizes.update(n_context=self.n_context, n_target=self.n_target)
                 return sizes
-        raise ValueError(
-            f"could not draw masks keeping min_keep={self.min_keep} context tokens and a target "
-            f"on a {self.n_regions} x {self.n_patches} grid; lower min_keep or widen the scales"
-        )
+        raise self._unsatisfiable()
 
     # -- positions (device) ------------------------------------------------------------------
     def _rand(self, *shape):

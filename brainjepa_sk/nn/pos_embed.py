@@ -74,6 +74,27 @@ class GradientPositionalEmbedding(nn.Module):
         self.embed_dim = int(embed_dim)
         self.register_buffer("gradients", gradients.clone())
         self.gradient_proj = nn.Linear(gradients.shape[1], embed_dim // 2)
+        # fixed time tables by (n_patches, device): built once, not saved with the weights
+        self._time_tables = {}
+
+    def __getstate__(self):
+        # copies and pickles start with an empty cache (it may hold tables on a GPU)
+        state = self.__dict__.copy()
+        state["_time_tables"] = {}
+        return state
+
+    def time_table(self, n_patches, device):
+        """The cached ``(n_patches, embed_dim / 2)`` sine-cosine half on ``device``."""
+        if torch.compiler.is_compiling():
+            # a compiled graph folds the table into a constant; filling the cache there would
+            # change what the graph guards on and force a recompilation
+            return sincos_time_embedding(n_patches, self.embed_dim // 2, device=device)
+        key = (int(n_patches), torch.device(device))
+        table = self._time_tables.get(key)
+        if table is None:
+            table = sincos_time_embedding(n_patches, self.embed_dim // 2, device=device)
+            self._time_tables[key] = table
+        return table
 
     @property
     def n_regions(self):
@@ -100,7 +121,7 @@ class GradientPositionalEmbedding(nn.Module):
             space = self.gradient_proj(self.gradients.float())
             lo, hi = space.min(), space.max()
             space = 2.0 * (space - lo) / (hi - lo) - 1.0
-        time = sincos_time_embedding(n_patches, half, device=space.device)
+        time = self.time_table(n_patches, space.device)
         n_regions = self.n_regions
         table = torch.cat(
             [

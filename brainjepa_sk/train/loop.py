@@ -42,6 +42,12 @@ class PretrainLoop:
         Autocast dtype of the forward passes (``torch.bfloat16`` on GPU); ``None``: float32.
     callbacks : list of Callback, optional
         Called in order at each hook (see :mod:`brainjepa_sk.train.callbacks`).
+    compile : bool or dict, default=False
+        Run the forward pass (targets, context, prediction, loss) through ``torch.compile``
+        (a dict: its keyword arguments, e.g. ``{"backend": "aot_eager"}``). Shapes are static
+        (``dynamic=False``): with a mask sampler of ``static_shapes=True`` and full batches,
+        every step reuses one compiled graph. The optimizer step and the EMA stay eager, so
+        the schedule's values never cause a recompilation.
 
     Attributes
     ----------
@@ -55,7 +61,7 @@ class PretrainLoop:
     """
 
     def __init__(self, model, loader, mask_sampler, schedule, n_epochs, *, optimizer=None,
-                 autocast_dtype=None, callbacks=None):
+                 autocast_dtype=None, callbacks=None, compile=False):
         self.model = model
         self.loader = loader
         self.mask_sampler = mask_sampler
@@ -68,6 +74,12 @@ class PretrainLoop:
         self.autocast_dtype = autocast_dtype
         self.callbacks = list(callbacks or [])
         self.device = next(model.parameters()).device
+        self.compile = compile
+        self._step_model = model
+        if compile:
+            options = {"dynamic": False, **(compile if isinstance(compile, dict) else {})}
+            # the wrapper shares the model's parameters; state dicts come from the model itself
+            self._step_model = torch.compile(model, **options)
         self.epoch = 0
         self.step = 0
         self.history = []
@@ -126,7 +138,8 @@ class PretrainLoop:
         rate and weight decay.
         """
         masks = self.mask_sampler.sample(len(x))
-        return train_step(self.model, self.optimizer, x, masks, momentum, self.autocast_dtype)
+        return train_step(self._step_model, self.optimizer, x, masks, momentum,
+                          self.autocast_dtype)
 
     def state_dict(self):
         """Everything a resumed run needs to continue exactly.
