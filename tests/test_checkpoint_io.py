@@ -106,3 +106,15 @@ def test_resolve_weights_needs_gradients_for_a_research_checkpoint(official_dir,
         resolve_weights(official_dir / "missing.pt")
     with pytest.raises(TypeError, match="checkpoint path or a torch module"):
         resolve_weights(3)
+
+
+def test_every_constructor_setting_survives_a_round_trip(tmp_path):
+    torch.manual_seed(1)
+    model = BrainJEPA(torch.randn(10, 4), patch_size=4, embed_dim=16, depth=1, num_heads=2,
+                      predictor_embed_dim=8, predictor_depth=1, qkv_bias=False, mlp_ratio=2.0,
+                      n_patches=3)
+    save_checkpoint(tmp_path / "m.pt", model)
+    loaded = load_checkpoint(tmp_path / "m.pt").model
+    assert loaded.config == model.config
+    assert loaded.encoder.blocks[0].attn.qkv.bias is None
+    assert loaded.encoder.blocks[0].mlp.fc1.out_features == 32

@@ -168,6 +168,21 @@ def test_impossible_min_keep_is_refused():
         SpatiotemporalMaskSampler(1, 10)
     with pytest.raises(ValueError, match="alpha_region_scale"):
         SpatiotemporalMaskSampler(10, 10, alpha_region_scale=(0.6, 0.4))
+    with pytest.raises(ValueError, match="observation_scale"):
+        SpatiotemporalMaskSampler(10, 10, observation_scale=(0.5, 1.5))
+
+
+@pytest.mark.parametrize("static_shapes", [True, False])
+def test_the_smallest_grids_work(static_shapes):
+    # two time patches (e.g. 32 frames in patches of 16): one edge patch, a one-patch context
+    sampler = SpatiotemporalMaskSampler(6, 2, min_keep=1, static_shapes=static_shapes)
+    assert sampler.edge_width == 1
+    masks = sampler.sample(3)
+    assert masks.context_idx.shape[1] >= 1 and masks.target_idx.shape[1] >= 1
+    # the widest edge zones stay whole patches, at most half the grid
+    wide = SpatiotemporalMaskSampler(6, 3, edge_fraction=0.5, min_keep=1)
+    assert wide.edge_width == 1 and isinstance(wide.edge_width, int)
+    wide.sample(2)
 
 
 def test_masks_feed_the_model():
