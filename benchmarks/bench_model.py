@@ -1,22 +1,52 @@
-"""Time Brain-JEPA pretraining steps and embedding on random data; prints numbers only.
+"""Time Brain-JEPA pretraining steps and embedding on random data, checking the results.
+
+Prints one JSON line per measurement with the device ("card"), the versions and the command,
+so that a line can be quoted on its own. Each measurement also checks correctness:
+
+* ``train``: the loop's own path (``PretrainLoop`` steps with static-shape masks); the loss
+  must be finite and fall over the run on a fixed set of windows;
+* ``embed``: the target encoder over all tokens; on a GPU (or with bf16 on the CPU) its output
+  is compared with the same encoder in float32 on the CPU (relative error reported and
+  checked against a bf16 tolerance).
+
+FLOPs come from ``torch.utils.flop_counter`` (one forward, or one training step); with
+``--peak`` the device's measured bf16 matmul rate is reported too, and the achieved fraction.
 
 Examples
 --------
 python benchmarks/bench_model.py                                   # base, 450 x 160, both
-python benchmarks/bench_model.py --what embed --compile
+python benchmarks/bench_model.py --what embed --batch 1 --steps 2 --device cpu
+python benchmarks/bench_model.py --what train --compile --peak
 python benchmarks/bench_model.py --preset tiny --regions 100 --batch 4 --steps 3 --device cpu
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import platform
+import sys
 import time
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+import brainjepa_sk
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
 from brainjepa_sk.nn.model import MODEL_PRESETS, BrainJEPA
-from brainjepa_sk.train import make_optimizer, train_step
+from brainjepa_sk.train import (
+    Callback,
+    PretrainLoop,
+    PretrainSchedule,
+    ShuffleSampler,
+    WindowDataset,
+    train_step,
+    window_loader,
+)
+
+#: Largest relative error of bf16 embeddings against float32 that passes the check.
+BF16_TOLERANCE = 0.05
 
 
 def parse_args(argv=None):
@@ -30,8 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--steps", type=int, default=10, help="timed iterations")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile the step / encoder")
     p.add_argument("--what", default="both", choices=["train", "embed", "both"])
+    p.add_argument("--peak", action="store_true", help="also measure the bf16 matmul rate")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
 
@@ -43,7 +74,7 @@ def device_name(device):
         with open("/proc/cpuinfo") as f:
             model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
     except (OSError, StopIteration):
-        model = "cpu"
+        model = platform.processor() or "cpu"
     return f"{model}, {torch.get_num_threads()} threads"
 
 
@@ -52,99 +83,137 @@ def synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def encoder_flops(n_tokens, dim, depth, mlp_ratio=4.0):
-    """Forward matmul FLOPs of ``depth`` blocks over ``n_tokens`` tokens (2 FLOPs per MAC)."""
-    linear = 2 * n_tokens * dim * dim * (4 + 2 * mlp_ratio)  # qkv + proj + mlp
-    attention = 4 * n_tokens * n_tokens * dim  # q @ k^T and attn @ v
-    return depth * (linear + attention)
-
-
-def train_flops(model, n_tokens, n_context, n_target):
-    """Per-sample FLOPs of a step: target forward + 3x (context encoder + predictor)."""
-    c = model.config
-    target = encoder_flops(n_tokens, c["embed_dim"], c["depth"], c["mlp_ratio"])
-    context = encoder_flops(n_context, c["embed_dim"], c["depth"], c["mlp_ratio"])
-    pred = encoder_flops(
-        n_context + n_target, c["predictor_embed_dim"], c["predictor_depth"], c["mlp_ratio"]
-    )
-    pred += 2 * c["embed_dim"] * c["predictor_embed_dim"] * (n_context + n_target)
-    return target + 3 * (context + pred)
-
-
-def report_memory(device):
+def peak_memory_gib(device):
     if device.type == "cuda":
-        return f", peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB"
-    return ""
+        return round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
+    return None
 
 
-def timed(fn, steps, warmup, device):
-    for _ in range(warmup):
-        fn()
+def emit(args, device, **fields):
+    record = {
+        "card": device_name(device),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "brainjepa_sk": brainjepa_sk.__version__,
+        "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
+        "preset": args.preset, "regions": args.regions, "frames": args.frames,
+        "patch_size": args.patch_size, "precision": args.precision, "compile": args.compile,
+        **fields,
+    }
+    print(json.dumps(record), flush=True)
+    return record
+
+
+def matmul_peak_tflops(device, size=8192, repeats=20):
+    """Measured bf16 matmul rate of the device (TFLOP/s)."""
+    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
     synchronize(device)
     start = time.perf_counter()
-    for _ in range(steps):
-        out = fn()
+    for _ in range(repeats):
+        a @ b
     synchronize(device)
-    return (time.perf_counter() - start) / steps, out
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+class StepTimer(Callback):
+    """Times the steps after the warm-up ones (synchronising the device at the edges)."""
+
+    def __init__(self, warmup, device):
+        self.warmup, self.device, self.losses = warmup, device, []
+        self.start = self.stop = None
+
+    def on_step_end(self, loop, loss):
+        self.losses.append(loss)
+        if loop.step == self.warmup:
+            synchronize(self.device)
+            self.start = time.perf_counter()
+
+    def on_train_end(self, loop):
+        synchronize(self.device)
+        self.stop = time.perf_counter()
 
 
 def bench_train(args, model, device, autocast_dtype, n_patches):
     batch = args.batch or 16
-    runner = torch.compile(model) if args.compile else model
-    model.train()
-    optimizer = make_optimizer(model)
-    sampler = SpatiotemporalMaskSampler(args.regions, n_patches, seed=args.seed, device=device)
-    x = torch.randn(batch, args.frames, args.regions, device=device)
-    counts = []
-
-    def step():
-        masks = sampler.sample(batch)
-        counts.append((masks.context_idx.shape[1], masks.target_idx.shape[1]))
-        return train_step(runner, optimizer, x, masks, 0.996, autocast_dtype=autocast_dtype)
-
-    seconds, loss = timed(step, args.steps, args.warmup, device)
-    mask_seconds, _ = timed(lambda: sampler.sample(batch), args.steps, 1, device)
-    n_ctx = sum(c for c, _ in counts) / len(counts)
-    n_tgt = sum(t for _, t in counts) / len(counts)
-    flops = batch * train_flops(model, args.regions * n_patches, n_ctx, n_tgt)
-    print(
-        f"train : {seconds * 1e3:.1f} ms/step, {batch / seconds:.2f} samples/s"
-        f"{report_memory(device)}, loss {loss.item():.4f}"
-    )
-    print(
-        f"        tokens/sample: {args.regions * n_patches} total, context {n_ctx:.0f} "
-        f"({n_ctx / (args.regions * n_patches):.1%}), target {n_tgt:.0f} (means over steps); "
-        f"mask sampling {mask_seconds * 1e3:.2f} ms/batch"
-    )
-    print(
-        f"        ~{flops / 1e12:.2f} TFLOP/step (matmuls, estimate), "
-        f"{flops / seconds / 1e12:.2f} TFLOP/s"
+    n_steps = args.warmup + args.steps
+    generator = torch.Generator().manual_seed(args.seed)
+    # a fixed set of windows, one batch per step: the loss must fall over the run
+    windows = torch.randn(batch, args.frames, args.regions, generator=generator).numpy()
+    loader = window_loader(WindowDataset(windows), batch, ShuffleSampler(batch, args.seed))
+    masks = SpatiotemporalMaskSampler(args.regions, n_patches, seed=args.seed, device=device)
+    schedule = PretrainSchedule.from_epochs(n_steps, 1, warmup_epochs=0, start_lr=1e-4,
+                                            lr=1e-4, final_lr=1e-4)
+    timer = StepTimer(args.warmup, device)
+    loop = PretrainLoop(model, loader, masks, schedule, n_steps, autocast_dtype=autocast_dtype,
+                        callbacks=[timer], compile=args.compile)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    loop.run()
+    seconds = (timer.stop - timer.start) / args.steps
+    losses = [float(v) for v in timer.losses]
+    # FLOPs of one more step, counted (forward, backward and optimizer)
+    x = torch.from_numpy(windows).to(device)
+    sample = masks.sample(batch)
+    with FlopCounterMode(display=False) as counter:  # eager: the counter sees every op
+        train_step(model, loop.optimizer, x, sample, 0.996, autocast_dtype)
+    flops = counter.get_total_flops()
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    ok = all(math.isfinite(v) for v in losses) and last < first
+    return emit(
+        args, device, what="train", batch=batch, steps=args.steps, warmup=args.warmup,
+        ms_per_step=round(seconds * 1e3, 2), samples_per_s=round(batch / seconds, 2),
+        peak_memory_gib=peak_memory_gib(device), tokens=args.regions * n_patches,
+        context_tokens=sample.context_idx.shape[1], target_tokens=sample.target_idx.shape[1],
+        tflop_per_step=round(flops / 1e12, 3), tflops=round(flops / seconds / 1e12, 2),
+        loss_first=round(first, 4), loss_last=round(last, 4), check_loss_finite_and_falling=ok,
     )
 
 
 def bench_embed(args, model, device, autocast_dtype, n_patches):
     batch = args.batch or 32
     encoder = model.target_encoder.eval()
-    runner = torch.compile(encoder) if args.compile else encoder
-    x = torch.randn(batch, args.frames, args.regions, device=device)
-    autocast = torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+    runner = torch.compile(encoder, dynamic=False) if args.compile else encoder
+    generator = torch.Generator().manual_seed(args.seed + 1)
+    x_cpu = torch.randn(batch, args.frames, args.regions, generator=generator)
+    x = x_cpu.to(device)
 
     def embed():
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=autocast_dtype,
+                                                    enabled=autocast_dtype is not None):
             return runner(x)
 
+    for _ in range(args.warmup):
+        embed()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    seconds, _ = timed(embed, args.steps, args.warmup, device)
-    c = model.config
-    flops = encoder_flops(args.regions * n_patches, c["embed_dim"], c["depth"], c["mlp_ratio"])
-    print(
-        f"embed : {seconds * 1e3:.1f} ms/batch of {batch}, {batch / seconds:.2f} subjects/s, "
-        f"{seconds / batch:.3f} s/subject{report_memory(device)}"
-    )
-    print(
-        f"        ~{flops / 1e12:.3f} TFLOP/subject (estimate), "
-        f"{flops * batch / seconds / 1e12:.2f} TFLOP/s"
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        out = embed()
+    synchronize(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        encoder(x[:1])
+    flops = counter.get_total_flops()
+    fields = {}
+    if device.type == "cuda" or autocast_dtype is not None:
+        # the reference: the same encoder in float32 on the CPU
+        reference_encoder = model.target_encoder.to("cpu").float()
+        with torch.inference_mode():
+            reference = reference_encoder(x_cpu[:2])
+        model.to(device)
+        error = ((out[:2].float().cpu() - reference).norm() / reference.norm()).item()
+        fields = {"relative_error_vs_cpu_fp32": round(error, 5),
+                  "check_within_bf16_tolerance": error <= BF16_TOLERANCE}
+    return emit(
+        args, device, what="embed", batch=batch, steps=args.steps, warmup=args.warmup,
+        ms_per_batch=round(seconds * 1e3, 2), subjects_per_s=round(batch / seconds, 2),
+        s_per_subject=round(seconds / batch, 4), peak_memory_gib=peak_memory_gib(device),
+        tokens=args.regions * n_patches, tflop_per_subject=round(flops / 1e12, 4),
+        tflops=round(flops * batch / seconds / 1e12, 2), **fields,
     )
 
 
@@ -160,26 +229,19 @@ def main(argv=None):
         raise SystemExit(f"--frames {args.frames} is not a multiple of --patch-size")
     n_patches = args.frames // args.patch_size
     torch.manual_seed(args.seed)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
     model = BrainJEPA.from_preset(
-        args.preset, torch.randn(args.regions, 30), patch_size=args.patch_size
+        args.preset, torch.randn(args.regions, 30), patch_size=args.patch_size,
+        n_patches=n_patches,
     ).to(device)
-    n_params = sum(p.numel() for p in model.encoder.parameters()) / 1e6
-    print(
-        f"torch {torch.__version__} | {device.type}: {device_name(device)} | preset {args.preset} "
-        f"(encoder {n_params:.1f} M params) | {args.regions} regions x {args.frames} frames "
-        f"(patch {args.patch_size}, {args.regions * n_patches} tokens) | {args.precision} | "
-        f"compile={args.compile} | steps {args.steps}, warmup {args.warmup}"
-    )
+    records = []
     if args.what in ("train", "both"):
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        bench_train(args, model, device, autocast_dtype, n_patches)
+        records.append(bench_train(args, model, device, autocast_dtype, n_patches))
     if args.what in ("embed", "both"):
-        bench_embed(args, model, device, autocast_dtype, n_patches)
+        records.append(bench_embed(args, model, device, autocast_dtype, n_patches))
+    if args.peak:
+        peak = matmul_peak_tflops(device)
+        emit(args, device, what="peak_bf16_matmul", tflops=round(peak, 1),
+             **{f"{r['what']}_fraction_of_peak": round(r["tflops"] / peak, 3) for r in records})
 
 
 if __name__ == "__main__":

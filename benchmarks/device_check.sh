@@ -32,8 +32,10 @@ if [ -f .sweep/data.npz ]; then
     --summary-only 2>&1 | tee -a "$OUT/sweep.txt"
 fi
 
-# 3. Timings (research anchors in DESIGN.md section 5): base, 450 regions x 160 frames.
-timeout "${BENCH_S:-60}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
-  2>&1 | tee -a "$OUT/bench.txt" | tail -8
-timeout "${COMPILE_S:-110}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
-  --compile 2>&1 | tee -a "$OUT/bench.txt" | tail -8
+# 3. Timings with their correctness checks (research anchors in benchmarks/README.md), one JSON
+#    line each: base, 450 regions x 160 frames; eager with the bf16 matmul peak, then compiled
+#    (static-shape masks: one graph, so a few warm-up steps cover the compilation).
+timeout "${BENCH_S:-90}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 --peak \
+  2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
+timeout "${COMPILE_S:-150}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
+  --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2

@@ -27,26 +27,27 @@ three minutes; see "Small models, short runs: positions first"). They were chose
 at this data generator with this seed and others (``benchmarks/demo_sweep.py``,
 ``benchmarks/pretraining_probe.py``), so they are not blind to the demo's data. The ridge
 penalty is chosen by ``RidgeCV`` inside each training fold, and the scores are printed as they
-come out. The default run takes under four minutes on two CPU cores (219 s and 232 s measured).
+come out. The default run takes about four minutes on two CPU cores (248 s measured, 202 s of it
+pretraining).
 
 What to expect (seed 0; group ROC AUC / age R2, 5-fold CV): Brain-JEPA ``roi_std`` before the
-final norm 0.77 / 0.33 against 0.64 / 0.22 for the three random encoders; after it 0.74 / 0.25
-against 0.61 / 0.15; ``mean`` 0.60 / -0.01 against 0.50 / -0.01 (at chance for age). So
+final norm 0.74 / 0.32 against 0.64 / 0.22 for the three random encoders; after it 0.74 / 0.24
+against 0.61 / 0.15; ``mean`` 0.54 / -0.01 against 0.50 / -0.01 (at chance for age). So
 pretraining beats the random encoders on both phenotypes with both ``roi_std`` readouts. Against
 the baselines: ahead of tangent connectivity (0.71 / 0.25) and of the gradient features
-(0.69 / 0.05), ahead of the regional power spectra on group (0.74) but behind them on age
+(0.69 / 0.05), level with the regional power spectra on group (0.74) but behind them on age
 (0.47).
 
 What it took: about 2000 steps. With a two-block, four-head encoder the demo's budget held
 1300 steps, which ended level with the random encoders on data seeds 0, 1 and 2 (within 0.02
 AUC and 0.05 R2), after first falling below them; the one-block, two-head encoder's 2300 steps
-end ahead on all three (``benchmarks/README.md``; pretrained minus the mean of four random
-encoders, repeated cross-validation, before the final norm: +0.12 / +0.07, +0.05 / +0.08,
-+0.19 / +0.04). This demo with ``--seed 1`` / ``--seed 2``, before the final norm: 0.66 / 0.14
-against 0.65 / 0.05 (level on group) and 0.81 / 0.17 against 0.69 / 0.14; after it, seed 1 is
-behind on group (0.63 against 0.65) and seed 2 on age (0.14 against 0.16). The synthetic data
-carry part of the age and group signal in regional timescales, which static connectivity sees
-only weakly: the power spectra show how much room a model of the dynamics still has.
+end ahead on all three (``benchmarks/README.md``; measured before the masks kept fixed token
+counts). This demo with ``--seed 1`` / ``--seed 2``, before the final norm: 0.68 / 0.14
+against 0.65 / 0.05 and 0.80 / 0.16 against 0.69 / 0.14; after it, seed 1 is nearly level on
+group (0.66 against 0.65) and ahead on age (0.16 against 0.04), seed 2 ahead on group (0.80
+against 0.68) and level on age (0.16 against 0.16). The synthetic data carry part of the age
+and group signal in regional timescales, which static connectivity sees only weakly: the power
+spectra show how much room a model of the dynamics still has.
 
 Run it with ``make demo`` or ``python examples/demo.py`` (``--help`` lists the options). This file
 is not a Sphinx-Gallery example (its name does not start with ``plot_``), so the documentation
