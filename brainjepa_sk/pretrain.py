@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import numbers
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,12 @@ from .train import (
     WindowDataset,
     window_loader,
 )
-from .train.runtime import forked_rng, resolve_autocast, resolve_device
+from .train.runtime import (
+    check_writable_folder,
+    forked_rng,
+    resolve_autocast,
+    resolve_device,
+)
 from .validation import validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
@@ -339,6 +345,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         for name in ("n_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.checkpoint_dir:
+            # before any work: a folder that cannot be written would fail only after an epoch
+            check_writable_folder(self.checkpoint_dir, "checkpoint_dir")
+            if not isinstance(self.random_state, numbers.Integral):
+                warnings.warn(
+                    "checkpoint_dir is set but random_state is not an int: the run cannot be "
+                    "reproduced, so its saved state will never be resumed; pass an int "
+                    "random_state to make it resumable",
+                    stacklevel=2,
+                )
         with restore_on_error(self):
             self._fit(X)
         return self

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import glob
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import torch
 __all__ = [
     "PRECISIONS",
     "atomic_save",
+    "check_writable_folder",
     "forked_rng",
     "global_rng_state",
     "resolve_autocast",
@@ -76,10 +80,96 @@ def set_global_rng_state(state, device):
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _umask():
+    """The process umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
+
+
+def _is_disk_full(error):
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    # torch's zip writer reports a short write as "unexpected pos"
+    return isinstance(error, RuntimeError) and "unexpected pos" in str(error)
+
+
+def _temporary_prefix(path):
+    return f"{path.name}.{socket.gethostname()}.{os.getpid()}."
+
+
+def _remove_stale_temporaries(path):
+    """Remove temporary files of earlier saves of ``path`` whose process no longer runs here."""
+    ours = f"{path.name}.{socket.gethostname()}"
+    for candidate in path.parent.glob(f"{glob.escape(path.name)}.*.tmp"):
+        # name.host.pid.random.tmp (the random part has no dots; a host name may)
+        parts = candidate.name[: -len(".tmp")].rsplit(".", 2)
+        if len(parts) != 3 or parts[0] != ours or not parts[1].isdigit():
+            continue  # another machine's (shared folder) or not ours: left alone
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # that process still runs: its save may be in flight
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        candidate.unlink(missing_ok=True)
+
+
+def _fsync_folder(folder):
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # some systems cannot open folders; the rename is still atomic
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def check_writable_folder(folder, what="folder"):
+    """Create ``folder`` if needed and check that files can be written in it.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        The folder.
+    what : str, default="folder"
+        How the error names it (e.g. ``"checkpoint_dir"``).
+
+    Raises
+    ------
+    OSError
+        Naming the folder, when it cannot be created or written to.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise OSError(
+            error.errno, f"{what} {str(folder)!r} is not a writable folder: {error.strerror}"
+        ) from error
+
+
 def atomic_save(obj, path):
     """``torch.save`` to a temporary file in the same folder, then rename it into place.
 
-    An interrupted save never leaves a truncated file at ``path``.
+    An interrupted save never leaves a truncated file at ``path``: the data are written to a
+    temporary file, flushed to the disk (``fsync``), renamed over ``path``, and the folder is
+    synced so that the rename survives a crash. The file gets the permissions of the umask (as
+    ``open`` would give it). Temporary files left by earlier saves of ``path`` that were killed
+    are removed.
 
     Parameters
     ----------
@@ -87,14 +177,36 @@ def atomic_save(obj, path):
         What to save.
     path : str or path-like
         Destination; its folder is created if needed.
+
+    Raises
+    ------
+    OSError
+        Naming ``path``, when it cannot be written (a full disk says so); the previous file at
+        ``path``, if any, is left as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
+    _remove_stale_temporaries(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     try:
-        torch.save(obj, tmp)
+        with os.fdopen(fd, "wb") as file:
+            torch.save(obj, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+        _fsync_folder(path.parent)
+    except (OSError, RuntimeError) as error:
+        if _is_disk_full(error):
+            raise OSError(
+                errno.ENOSPC,
+                f"could not save {path}: the disk is full (no space left on device); "
+                "the previous file, if any, is kept",
+            ) from error
+        if isinstance(error, OSError):
+            raise OSError(error.errno, f"could not save {path}: {error.strerror or error}"
+                          ) from error
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

@@ -1,0 +1,124 @@
+"""Saving files safely: atomic and durable, umask, stale temporary files, full disks, folders."""
+
+import errno
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from brainjepa_sk import BrainJEPAPretrainer
+from brainjepa_sk.train import runtime
+from brainjepa_sk.train.runtime import atomic_save, check_writable_folder
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield
+    os.umask(old)
+
+
+def test_saved_files_follow_the_umask(tmp_path, umask_027):
+    atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == 0o640
+    os.umask(0o022)
+    atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == 0o644
+
+
+def test_the_file_and_its_folder_are_synced(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        synced.append(os.path.realpath(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(runtime.os, "fsync", recording_fsync)
+    atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
+    assert len(synced) == 2
+    assert synced[0].endswith(".tmp")  # the data, before the rename
+    assert synced[1] == str(tmp_path.resolve())  # the folder, after it
+    assert torch.load(tmp_path / "x.pt", weights_only=True)["a"].sum() == 2
+
+
+def _dead_pid():
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_temporary_files_of_killed_saves_are_removed(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f"last.pt.{host}.{_dead_pid()}.abc123.tmp"
+    running = tmp_path / f"last.pt.{host}.{os.getpid()}.def456.tmp"  # a save in flight
+    elsewhere = tmp_path / "last.pt.another-machine.12.ghi789.tmp"
+    other_file = tmp_path / f"other.pt.{host}.{_dead_pid()}.jkl012.tmp"
+    for path in (stale, running, elsewhere, other_file):
+        path.write_bytes(b"partial")
+    atomic_save({"a": 1}, tmp_path / "last.pt")
+    assert not stale.exists()
+    assert running.exists() and elsewhere.exists() and other_file.exists()
+    assert sorted(p.name for p in tmp_path.glob("last.pt*")) == sorted(
+        ["last.pt", running.name, elsewhere.name])
+
+
+def test_a_full_disk_says_so_and_keeps_the_previous_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"epoch": 1}, path)
+
+    def short_write(obj, file):  # what torch's zip writer reports when the disk fills up
+        file.write(b"PK\x03\x04 half an archive")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(runtime.torch, "save", short_write)
+    with pytest.raises(OSError, match=r"could not save .*last\.pt: the disk is full") as info:
+        atomic_save({"epoch": 2}, path)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
+    def denied(obj, file):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(runtime.torch, "save", denied)
+    with pytest.raises(OSError, match=r"could not save .*x\.pt: Permission denied"):
+        atomic_save({}, tmp_path / "x.pt")
+
+
+def test_unwritable_folders_are_named(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OSError, match=r"checkpoint_dir '.*a_file/run' is not a writable folder"):
+        check_writable_folder(blocker / "run", "checkpoint_dir")
+    check_writable_folder(tmp_path / "new" / "run")  # created
+    assert (tmp_path / "new" / "run").is_dir()
+
+
+def _pretrainer(**params):
+    defaults = dict(
+        gradients=np.random.default_rng(0).standard_normal((8, 3)), patch_size=4, n_frames=16,
+        model_size=dict(embed_dim=16, depth=1, num_heads=2), predictor_depth=1, n_epochs=1,
+        batch_size=4, device="cpu", verbose=0, random_state=0)
+    return BrainJEPAPretrainer(**{**defaults, **params})
+
+
+def test_the_pretrainer_checks_checkpoint_dir_before_any_work(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    # nothing is computed: validating the input would already fail on this X
+    with pytest.raises(OSError, match="checkpoint_dir .* is not a writable folder"):
+        _pretrainer(checkpoint_dir=blocker / "run").fit("not even data")
+
+
+def test_an_unseeded_run_with_checkpoint_dir_warns_up_front(tmp_path):
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    with pytest.warns(UserWarning, match="random_state is not an int.*never be resumed"):
+        _pretrainer(checkpoint_dir=tmp_path, random_state=None).fit(X)
