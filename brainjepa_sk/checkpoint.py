@@ -24,7 +24,7 @@ from .gradients import load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import sincos_time_embedding
-from .train.runtime import atomic_save
+from .train.runtime import atomic_save, load_file, tensor_checksum
 
 __all__ = [
     "UKBIOBANK_T_R",
@@ -40,7 +40,8 @@ __all__ = [
 UKBIOBANK_T_R = 3 * 0.735
 
 FORMAT_NAME = "brainjepa_sk"
-FORMAT_VERSION = 1
+#: 2: adds a SHA-256 ``checksum`` of the gradients and weights, verified on loading.
+FORMAT_VERSION = 2
 
 _REQUIRED_SECTIONS = ("encoder", "predictor", "target_encoder")
 
@@ -135,12 +136,7 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
     """
     gradients = load_gradients(gradients)
     n_regions, n_components = gradients.shape
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:  # not a torch file, or not loadable safely
-        raise ValueError(f"could not read {path} as a PyTorch checkpoint: {exc}") from exc
+    checkpoint = load_file(path, map_location=map_location, what="research checkpoint")
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} does not hold a dictionary of state dicts")
     missing = [s for s in _REQUIRED_SECTIONS if s not in checkpoint]
@@ -275,6 +271,11 @@ def _from_safe(obj):
     return obj
 
 
+def _weights_checksum(payload):
+    return tensor_checksum({"gradients": payload["gradients"],
+                            "state_dict": payload["state_dict"]})
+
+
 def save_checkpoint(path, model, preprocessing=None, metadata=None):
     """Save a model with its configuration, gradients and preprocessing.
 
@@ -304,6 +305,7 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         "preprocessing": _to_safe(preprocessing or {}),
         "metadata": _to_safe(metadata or {}),
     }
+    payload["checksum"] = _weights_checksum(payload)
     atomic_save(payload, path)
 
 
@@ -322,7 +324,7 @@ def load_checkpoint(path, map_location="cpu"):
     LoadedCheckpoint
         ``model`` (eval mode), ``preprocessing`` and ``metadata``.
     """
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ValueError(
             f"{path} is not a brainjepa_sk checkpoint; for the research code's files use "
@@ -332,8 +334,16 @@ def load_checkpoint(path, map_location="cpu"):
         raise ValueError(
             f"{path} was written by a newer brainjepa_sk (format {payload['format_version']})"
         )
-    model = BrainJEPA(payload["gradients"], **payload["config"])
-    model.load_state_dict(payload["state_dict"])
+    stored = payload.get("checksum")  # files of format version 1 have none
+    if stored is not None and stored != _weights_checksum(payload):
+        raise ValueError(
+            f"{path} is damaged: its weights do not match the checksum stored with them"
+        )
+    try:
+        model = BrainJEPA(payload["gradients"], **payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
     return LoadedCheckpoint(
         model=model.eval(),
         preprocessing=_from_safe(payload.get("preprocessing", {})),
@@ -343,10 +353,7 @@ def load_checkpoint(path, map_location="cpu"):
 
 def is_our_checkpoint(path):
     """Whether ``path`` is a file written by :func:`save_checkpoint`."""
-    try:
-        payload = torch.load(path, map_location="meta", weights_only=True)
-    except Exception:  # not a torch file, or not one that loads safely: not ours
-        return False
+    payload = load_file(path, map_location="meta", what="checkpoint")  # damaged: named error
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
 

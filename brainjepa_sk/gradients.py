@@ -54,13 +54,29 @@ def load_gradients(source):
         if not path.is_file():
             raise FileNotFoundError(f"gradient file not found: {path}")
         if path.suffix == ".npy":
-            array = np.load(path, allow_pickle=False)
+            try:
+                array = np.load(path, allow_pickle=False)
+            except (ValueError, OSError, EOFError) as error:
+                raise ValueError(
+                    f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
+                    f"holding Python objects): {error}"
+                ) from error
         else:
             delimiter = "," if path.suffix == ".csv" else None
             try:
-                array = np.loadtxt(path, delimiter=delimiter, ndmin=2)
-            except ValueError:  # a header line
-                array = np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=1)
+                with open(path) as file:
+                    first_line = file.readline()
+                try:  # a first line that is not numbers is a header
+                    [float(cell) for cell in first_line.split(delimiter)]
+                    header = 0
+                except ValueError:
+                    header = 1
+                array = np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=header)
+            except (ValueError, UnicodeDecodeError) as error:
+                raise ValueError(
+                    f"{path} is not a numeric gradient table (one row per region, one column "
+                    f"per gradient; an optional header line): {error}"
+                ) from error
         name = str(path)
     else:
         if hasattr(source, "detach"):  # torch tensor

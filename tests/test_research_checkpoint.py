@@ -172,7 +172,7 @@ def test_heads_that_do_not_divide_the_width_are_refused(official_dir):
 def test_not_a_checkpoint(tmp_path, official_dir):
     path = tmp_path / "junk.pth.tar"
     path.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="could not read"):
+    with pytest.raises(ValueError, match="junk.pth.tar is not a research checkpoint: it was not"):
         load_research_checkpoint(path, official_dir / "gradient.csv")
     with pytest.raises(FileNotFoundError):
         load_research_checkpoint(tmp_path / "absent.pth.tar", official_dir / "gradient.csv")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from .runtime import atomic_save
+from .runtime import atomic_save, load_file, tensor_checksum
 
 __all__ = [
     "Callback",
@@ -190,11 +190,27 @@ class Checkpoint(Callback):
         -------
         bool
             Whether the loop was resumed.
+
+        Raises
+        ------
+        ValueError
+            Naming the file, when it is truncated, damaged (its checksum does not match) or not
+            a training state.
         """
         if not self.path.is_file():
             return False
         # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        try:
+            state = load_file(self.path, map_location="cpu", what="training state")
+            if not isinstance(state, dict) or "loop" not in state:
+                raise ValueError(f"{self.path} is not a training state")
+            if "checksum" in state and state["checksum"] != tensor_checksum(state["loop"]):
+                raise ValueError(
+                    f"{self.path} is damaged: its tensors do not match the checksum stored "
+                    "with them"
+                )
+        except ValueError as error:
+            raise ValueError(f"{error}; delete it to start the run afresh") from error
         if self.key is not None and state.get("key") == self.key:
             loop.load_state_dict(state["loop"])
             return True
@@ -207,4 +223,6 @@ class Checkpoint(Callback):
         return False
 
     def on_epoch_end(self, loop):
-        atomic_save({"loop": loop.state_dict(), "key": self.key}, self.path)
+        state = loop.state_dict()
+        atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state)},
+                    self.path)

@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import glob
+import hashlib
 import os
+import pickle
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,6 +19,8 @@ __all__ = [
     "PRECISIONS",
     "atomic_save",
     "check_writable_folder",
+    "load_file",
+    "tensor_checksum",
     "forked_rng",
     "global_rng_state",
     "resolve_autocast",
@@ -78,6 +83,103 @@ def set_global_rng_state(state, device):
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_file(path, map_location="cpu", what="torch file"):
+    """``torch.load(path, weights_only=True)`` with errors that name the file and the problem.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    map_location : str or torch.device, default="cpu"
+        Passed to ``torch.load``.
+    what : str, default="torch file"
+        What the file should be, for the messages (e.g. ``"brainjepa_sk checkpoint"``).
+
+    Returns
+    -------
+    object
+        What the file holds.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file.
+    ValueError
+        Naming the file, when it is empty, truncated or damaged, not a torch file, or holds
+        Python objects that a safe load refuses (it is never unpickled unsafely).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path} is empty: not a {what} (an interrupted copy or download?)")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "Unsupported global" in str(error):
+            # not torch's advice to load unsafely: the file is refused
+            raise ValueError(
+                f"{path} is not a {what}: it holds Python objects other than tensors and "
+                "plain values, which are not loaded (loading them could run code)"
+            ) from None
+        raise ValueError(
+            f"{path} is not a {what}: it was not written by torch.save, or it is damaged"
+        ) from None
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        raise OSError(error.errno, f"could not read {path}: {error.strerror}") from error
+    except OSError as error:  # torch's archive reader on some truncations
+        raise ValueError(
+            f"{path} is truncated or damaged: not a complete {what} ({error})"
+        ) from error
+    except RuntimeError as error:
+        if "PytorchStreamReader" in str(error) or "zip archive" in str(error):
+            raise ValueError(
+                f"{path} is truncated or damaged: not a complete {what} ({error})"
+            ) from error
+        raise ValueError(f"{path} could not be read as a {what}: {error}") from error
+    except (EOFError, KeyError, UnicodeDecodeError, ValueError, IndexError) as error:
+        raise ValueError(
+            f"{path} is not a {what}: it was not written by torch.save, or it is damaged "
+            f"({type(error).__name__}: {error})"
+        ) from error
+
+
+def tensor_checksum(obj):
+    """SHA-256 of every tensor in a nested structure of dicts, lists and tuples.
+
+    Keys are visited in sorted order and each tensor contributes its place, dtype, shape and
+    bytes, so that a flipped byte in any stored tensor changes the digest.
+
+    Parameters
+    ----------
+    obj : object
+        Tensors, or dicts / lists / tuples of them (other values are ignored).
+
+    Returns
+    -------
+    str
+        Hex digest.
+    """
+    digest = hashlib.sha256()
+
+    def visit(value, place):
+        if isinstance(value, torch.Tensor):
+            tensor = value.detach().cpu().contiguous()
+            digest.update(f"{place}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            for key in sorted(value, key=str):
+                visit(value[key], f"{place}/{key}")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                visit(item, f"{place}/{index}")
+
+    visit(obj, "")
+    return digest.hexdigest()
 
 
 def _umask():

@@ -1,0 +1,126 @@
+"""Damaged or foreign files, through every entry point: a clear error that names the file."""
+
+import numpy as np
+import pytest
+import torch
+
+from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer
+from brainjepa_sk.checkpoint import load_checkpoint, load_research_checkpoint, save_checkpoint
+from brainjepa_sk.gradients import load_gradients
+from brainjepa_sk.nn import BrainJEPA
+
+
+class _Foreign:
+    pass
+
+
+def _model():
+    torch.manual_seed(0)
+    return BrainJEPA(torch.randn(8, 3), patch_size=4, embed_dim=16, depth=1, num_heads=2,
+                     predictor_embed_dim=8, predictor_depth=1, n_patches=4)
+
+
+@pytest.fixture
+def files(tmp_path):
+    """A good checkpoint and damaged or foreign variants of it."""
+    good = tmp_path / "good.pt"
+    save_checkpoint(good, _model(), preprocessing={"normalization": None, "n_frames": 16})
+    raw = good.read_bytes()
+    out = {"good": good}
+    for name, data in {"half": raw[: len(raw) // 2], "empty": b"",
+                       "text": b"epoch,loss\n1,0.5\n"}.items():
+        out[name] = tmp_path / f"{name}.pt"
+        out[name].write_bytes(data)
+    out["pickle"] = tmp_path / "pickle.pt"
+    torch.save({"format": "brainjepa_sk", "x": _Foreign()}, out["pickle"])
+    # one flipped byte inside a stored tensor: still a valid archive
+    payload = torch.load(good, weights_only=True)
+    payload["state_dict"]["encoder.patch_embed.proj.weight"][0, 0] += 1.0
+    out["flipped"] = tmp_path / "flipped.pt"
+    torch.save(payload, out["flipped"])
+    return out
+
+
+DAMAGES = {
+    "half": "truncated or damaged",
+    "empty": "is empty",
+    "text": "not written by torch.save, or it is damaged",
+    "pickle": "holds Python objects",
+    "flipped": "damaged: its weights do not match the checksum",
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_load_checkpoint_names_the_file_and_the_problem(files, damage):
+    with pytest.raises(ValueError, match=rf"{damage}\.pt.*{DAMAGES[damage]}"):
+        load_checkpoint(files[damage])
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGES))
+def test_the_embedder_names_the_file_and_the_problem(files, damage):
+    X = np.random.default_rng(0).standard_normal((2, 16, 8))
+    with pytest.raises(ValueError, match=rf"{damage}\.pt.*{DAMAGES[damage]}"):
+        BrainJEPAEmbedder(weights=files[damage], device="cpu").fit(X)
+
+
+@pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle"])
+def test_load_research_checkpoint_names_the_file(files, damage, tmp_path):
+    np.savetxt(tmp_path / "g.csv", np.random.default_rng(0).standard_normal((8, 3)), delimiter=",")
+    with pytest.raises(ValueError, match=rf"{damage}\.pt.*{DAMAGES[damage]}"):
+        load_research_checkpoint(files[damage], tmp_path / "g.csv")
+
+
+def test_a_good_checkpoint_still_loads(files):
+    loaded = load_checkpoint(files["good"])
+    assert loaded.preprocessing["n_frames"] == 16
+
+
+@pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state"])
+def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    params = dict(gradients=np.random.default_rng(1).standard_normal((8, 3)), patch_size=4,
+                  n_frames=16, model_size=dict(embed_dim=16, depth=1, num_heads=2),
+                  predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0,
+                  random_state=0, checkpoint_dir=tmp_path / "run")
+    BrainJEPAPretrainer(**params).fit(X)
+    state_path = tmp_path / "run" / "last.pt"
+    if damage == "flipped_state":
+        state = torch.load(state_path, weights_only=True)
+        next(iter(state["loop"]["model"].values())).view(-1)[0] += 1.0
+        torch.save(state, state_path)
+        expected = "damaged: its tensors do not match the checksum"
+    else:
+        state_path.write_bytes(files[damage].read_bytes())
+        expected = DAMAGES[damage].replace("checkpoint", "training state")
+    with pytest.raises(ValueError, match=rf"last\.pt.*{expected}.*delete it to start"):
+        BrainJEPAPretrainer(**{**params, "n_epochs": 2}).set_params(n_epochs=1).fit(X)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("1,2,3\n4,x,6\n", "not a numeric gradient table"),
+    ("1,2,3\n4,5\n", "not a numeric gradient table"),
+])
+def test_load_gradients_names_the_text_file(tmp_path, content, problem):
+    path = tmp_path / "g.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=rf"g\.csv is {problem}"):
+        load_gradients(path)
+
+
+def test_load_gradients_names_a_damaged_npy(tmp_path):
+    np.save(tmp_path / "g.npy", np.ones((8, 3)))
+    raw = (tmp_path / "g.npy").read_bytes()
+    (tmp_path / "g.npy").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=r"g\.npy is not a readable \.npy"):
+        load_gradients(tmp_path / "g.npy")
+    np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"o\.npy is not a readable \.npy"):
+        load_gradients(tmp_path / "o.npy")
+
+
+def test_wrong_gradient_rows_are_named(tmp_path):
+    np.savetxt(tmp_path / "g.csv", np.ones((5, 3)), delimiter=",")
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    with pytest.raises(ValueError, match="gradients have 5 rows .* 8 regions"):
+        BrainJEPAPretrainer(gradients=tmp_path / "g.csv", n_frames=16, patch_size=4,
+                            device="cpu", verbose=0).fit(X)
