@@ -34,6 +34,7 @@ __all__ = [
     "load_research_checkpoint",
     "resolve_weights",
     "save_checkpoint",
+    "export_training_state",
 ]
 
 #: TR (seconds) of the research UK Biobank model: TR 0.735 s, every third frame.
@@ -449,3 +450,52 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     model = load_research_checkpoint(weights, gradients, num_heads=num_heads)
     return ResolvedWeights(model.target_encoder, model_t_r=model_t_r,
                            n_frames=_trained_frames(model.config))
+
+
+def export_training_state(state_path, path):
+    """Save the model of a pretraining state file as a checkpoint of this package.
+
+    ``BrainJEPAPretrainer(checkpoint_dir=...)`` keeps each run's state in
+    ``checkpoint_dir/run-*.pt`` after every epoch. This writes the model of such a state (for
+    example that of a run that was stopped and will not be resumed) with its gradients,
+    preprocessing and history, for ``BrainJEPAEmbedder(weights=path)`` or
+    :func:`load_checkpoint`.
+
+    Parameters
+    ----------
+    state_path : str or path-like
+        The state file.
+    path : str or path-like
+        Where to write the checkpoint.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        Naming the state file, when it is damaged or does not record the model's configuration
+        (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``).
+    """
+    from .train.callbacks import read_training_state
+
+    state = read_training_state(state_path)
+    extra = state.get("extra") or {}
+    if "config" not in extra:
+        raise ValueError(
+            f"{state_path} does not record the model's configuration (it was not written by "
+            "BrainJEPAPretrainer), so the model cannot be rebuilt from it"
+        )
+    weights = state["loop"]["model"]
+    model = BrainJEPA(weights["encoder.pos_embed.gradients"], **extra["config"])
+    model.load_state_dict(weights)
+    save_checkpoint(
+        path,
+        model.eval(),
+        preprocessing=_from_safe(extra.get("preprocessing") or {}),
+        metadata={"history": state["loop"]["history"], "exported_from": str(state_path),
+                  "epochs_completed": int(state["loop"]["epoch"])},
+    )
+    return Path(path)

@@ -19,7 +19,7 @@ from ._base import (
     check_pooling,
     restore_on_error,
 )
-from .checkpoint import save_checkpoint
+from .checkpoint import _to_safe, save_checkpoint
 from .gradients import GradientPositioner, load_gradients
 from .nn import MODEL_PRESETS, BrainJEPA
 from .nn.masking import SpatiotemporalMaskSampler
@@ -46,7 +46,7 @@ from .validation import validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
 
-_STATE_FILE = "last.pt"
+_UNSEEDED_STATE_FILE = "unseeded.pt"
 _STATE_FORMAT = 2
 _MONITOR_WINDOWS = 64
 
@@ -139,8 +139,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds model initialisation, masks and data order (all through explicit generators).
     checkpoint_dir : str or path-like, optional
-        Folder where the training state is saved after every epoch; a later ``fit`` with the same
-        settings and data shape resumes from it.
+        Folder where each run's training state is saved after every epoch
+        (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later
+        ``fit`` of the same run resumes from it, so cross-validation folds can share the
+        folder. See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
+        a run that will not be resumed.
     callbacks : list of :class:`~brainjepa_sk.train.Callback`, optional
         Extra hooks into the training loop (:class:`~brainjepa_sk.train.PretrainLoop`), called
         after the built-in ones (non-finite-loss guard, collapse monitors) and before the
@@ -387,7 +390,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         with forked_rng(init_seed, device):
             model = BrainJEPA(gradients, **config).to(device).train()
             history = self._train(model, dataset, config, device, mask_seed, data_seed,
-                                  fingerprint)
+                                  fingerprint, preprocessor)
 
         self.model_ = model.cpu().eval()
         self.gradients_ = gradients
@@ -396,7 +399,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.embedding_dim_ = config["embed_dim"]
         self.__dict__.pop("_device_cache", None)
 
-    def _train(self, model, dataset, config, device, mask_seed, data_seed, fingerprint):
+    def _train(self, model, dataset, config, device, mask_seed, data_seed, fingerprint,
+               preprocessor):
         """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
         mask_sampler = SpatiotemporalMaskSampler(
             self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
@@ -415,7 +419,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                      ProgressBar(disable=not self.verbose)]
         checkpoint = None
         if self.checkpoint_dir:
-            checkpoint = Checkpoint(Path(self.checkpoint_dir) / _STATE_FILE, fingerprint)
+            # one file per run (settings, data, seed): folds of a cross-validation sharing a
+            # checkpoint_dir each resume their own run
+            name = _UNSEEDED_STATE_FILE if fingerprint is None else f"run-{fingerprint[:16]}.pt"
+            extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict())}
+            checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra)
             callbacks.append(checkpoint)
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),

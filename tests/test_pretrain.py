@@ -4,6 +4,7 @@ import contextlib
 import math
 import shutil
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from torch.optim.optimizer import (
 )
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
-from brainjepa_sk.checkpoint import load_checkpoint
+from brainjepa_sk.checkpoint import export_training_state, load_checkpoint
 from brainjepa_sk.preprocessing import resample
 from brainjepa_sk.train import Callback, collapse_metrics
 
@@ -229,7 +230,8 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(X)
     assert not hasattr(interrupted, "model_")  # nothing half-done was kept
-    assert torch.load(tmp_path / "last.pt", weights_only=True)["loop"]["epoch"] == 2
+    (state_file,) = _state_files(tmp_path)
+    assert torch.load(state_file, weights_only=True)["loop"]["epoch"] == 2
     interrupted.set_params(callbacks=None)  # callbacks observe the run: not part of its key
     resumed = interrupted.fit(X)
     assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in uninterrupted.history_]
@@ -238,21 +240,88 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
         assert torch.equal(p, q)
 
 
-def test_checkpoint_from_other_settings_or_data_is_not_resumed(tmp_path):
+def _state_files(folder):
+    return sorted(Path(folder).glob("run-*.pt"))
+
+
+class _CountSteps(Callback):
+    """Counts training steps across every fit it is copied into (a class-level counter)."""
+
+    steps = 0
+    stop_at = None
+
+    def on_step_end(self, loop, loss):
+        type(self).steps += 1
+        if type(self).steps == type(self).stop_at:
+            raise KeyboardInterrupt
+
+
+def test_each_run_keeps_its_own_state(tmp_path):
     X = _data()
-    _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
-    with pytest.warns(UserWarning, match="other settings or data"):
-        model = _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(X)
-    assert len(model.history_) == 2
-    # same shape, other subjects (another CV fold, say): not resumed either
-    with pytest.warns(UserWarning, match="other settings or data"):
-        _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(_data(seed=5))
+    first = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
+    other_settings = _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(X)
+    assert len(other_settings.history_) == 2  # trained from scratch, not resumed
+    # same shape, other subjects (another CV fold, say): a run of its own too
+    _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(_data(seed=5))
+    assert len(_state_files(tmp_path)) == 3
+    # the first run is still there to resume: nothing is trained again
+    _CountSteps.steps = 0
+    again = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 0 and again.history_ == first.history_
     # the transform-only pooling does not matter
-    first = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p").fit(X)
-    again = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", pooling="roi").fit(X)
-    assert again.history_ == first.history_
+    assert _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, pooling="roi").fit(X).history_ == (
+        first.history_)
+    assert len(_state_files(tmp_path)) == 3
     with pytest.warns(UserWarning, match="not an int"):
         _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", random_state=None).fit(X)
+
+
+def test_an_interrupted_cross_validation_resumes_fold_by_fold(tmp_path):
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold, cross_validate
+    from sklearn.pipeline import make_pipeline
+
+    X, y = _data(n_subjects=12), np.arange(12.0)
+    folds = KFold(3)
+    pipe = make_pipeline(_pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                                     callbacks=[_CountSteps()]), Ridge())
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    expected = cross_validate(pipe, X, y, cv=folds)["test_score"]
+    steps_per_fold = _CountSteps.steps // 3
+    for path in _state_files(tmp_path):
+        path.unlink()
+    # killed in the second fold's second epoch
+    _CountSteps.steps, _CountSteps.stop_at = 0, steps_per_fold + steps_per_fold // 2 + 1
+    with pytest.raises(KeyboardInterrupt):
+        cross_validate(pipe, X, y, cv=folds, error_score="raise")
+    assert len(_state_files(tmp_path)) == 2  # the first fold's, and the second's first epoch
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    resumed = cross_validate(pipe, X, y, cv=folds)["test_score"]
+    # the first fold is not trained again, the second only in its last epoch
+    assert _CountSteps.steps == steps_per_fold // 2 + steps_per_fold
+    np.testing.assert_array_equal(resumed, expected)
+
+
+def test_a_training_state_exports_a_model(tmp_path):
+    X = _data()
+    interrupted = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path,
+                              callbacks=[_InterruptAfterEpoch(2)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(X)
+    (state_file,) = _state_files(tmp_path)  # holds the first epoch
+    export_training_state(state_file, tmp_path / "model.pt")
+    loaded = load_checkpoint(tmp_path / "model.pt")
+    assert loaded.metadata["epochs_completed"] == 1 and len(loaded.metadata["history"]) == 1
+    state = torch.load(state_file, weights_only=True)["loop"]["model"]
+    for key, value in loaded.model.state_dict().items():
+        assert torch.equal(value, state[key])
+    # the preprocessing (with its learned statistics) comes along
+    embedder = BrainJEPAEmbedder(weights=tmp_path / "model.pt", device="cpu").fit(X)
+    assert embedder.preprocessor_.normalization == "robust"
+    assert embedder.transform(X).shape == (len(X), 32)
+    with pytest.raises(ValueError, match="does not record the model's configuration"):
+        torch.save({"loop": {"model": {}, "history": [], "epoch": 0}}, tmp_path / "bare.pt")
+        export_training_state(tmp_path / "bare.pt", tmp_path / "x.pt")
 
 
 # Every parameter that shapes a training run, with another value: each must stop a resume.
@@ -296,7 +365,8 @@ def saved_run(tmp_path_factory):
     """The training state of a one-epoch run."""
     folder = tmp_path_factory.mktemp("run")
     _pretrainer(n_epochs=1, checkpoint_dir=folder).fit(_data())
-    return folder / "last.pt"
+    (state_file,) = _state_files(folder)
+    return state_file
 
 
 def test_every_parameter_is_either_in_the_resume_key_or_known_not_to_shape_the_run():
@@ -306,20 +376,26 @@ def test_every_parameter_is_either_in_the_resume_key_or_known_not_to_shape_the_r
 
 @pytest.mark.parametrize("name", sorted(_RUN_CHANGES))
 def test_a_run_with_another_setting_does_not_resume(name, saved_run, tmp_path):
-    shutil.copy(saved_run, tmp_path / "last.pt")
-    with pytest.warns(UserWarning, match="not resuming .*other settings or data"):
+    shutil.copy(saved_run, tmp_path / saved_run.name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # some settings warn about the tiny data
         _pretrainer(**{"n_epochs": 1, "checkpoint_dir": tmp_path, name: _RUN_CHANGES[name]}).fit(
             _data())
+    # another run: a state of its own, and the saved run left as it was
+    assert [p.name for p in _state_files(tmp_path)].count(saved_run.name) == 1
+    assert len(_state_files(tmp_path)) == 2
+    assert (tmp_path / saved_run.name).read_bytes() == saved_run.read_bytes()
 
 
 def test_settings_that_do_not_shape_the_run_resume_it(saved_run, tmp_path):
-    shutil.copy(saved_run, tmp_path / "last.pt")
+    shutil.copy(saved_run, tmp_path / saved_run.name)
     saved = torch.load(saved_run, weights_only=True)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a refused resume would warn
+        warnings.simplefilter("error")
         model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, **_NOT_RUN_PARAMETERS).fit(
             _data())
     assert model.history_ == saved["loop"]["history"]
+    assert _state_files(tmp_path) == [tmp_path / saved_run.name]
 
 
 def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path):

@@ -12,6 +12,7 @@ from .callbacks import (
     NonFiniteLossGuard,
     ProgressBar,
     collapse_metrics,
+    read_training_state,
 )
 from .data import ShuffleSampler, WindowDataset, window_loader
 from .loop import PretrainLoop
@@ -30,6 +31,7 @@ __all__ = [
     "ShuffleSampler",
     "WindowDataset",
     "collapse_metrics",
+    "read_training_state",
     "cosine_ramp",
     "linear_ramp",
     "make_optimizer",

@@ -22,6 +22,7 @@ __all__ = [
     "NonFiniteLossGuard",
     "ProgressBar",
     "collapse_metrics",
+    "read_training_state",
 ]
 
 
@@ -172,11 +173,15 @@ class Checkpoint(Callback):
         Identifies the run (settings, data, seeds). A file written under another key, or any file
         when ``key`` is None (a run that cannot be reproduced), is not resumed: a warning says so
         and the file is overwritten.
+    extra : dict, optional
+        Saved with every state (tensors and plain values), e.g. what is needed to rebuild the
+        model from the file (:func:`brainjepa_sk.checkpoint.export_training_state`).
     """
 
-    def __init__(self, path, key):
+    def __init__(self, path, key, extra=None):
         self.path = Path(path)
         self.key = key
+        self.extra = extra
 
     def restore(self, loop):
         """Load the saved state into ``loop`` if the file holds this run.
@@ -199,16 +204,8 @@ class Checkpoint(Callback):
         """
         if not self.path.is_file():
             return False
-        # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
         try:
-            state = load_file(self.path, map_location="cpu", what="training state")
-            if not isinstance(state, dict) or "loop" not in state:
-                raise ValueError(f"{self.path} is not a training state")
-            if "checksum" in state and state["checksum"] != tensor_checksum(state["loop"]):
-                raise ValueError(
-                    f"{self.path} is damaged: its tensors do not match the checksum stored "
-                    "with them"
-                )
+            state = read_training_state(self.path)
         except ValueError as error:
             raise ValueError(f"{error}; delete it to start the run afresh") from error
         if self.key is not None and state.get("key") == self.key:
@@ -224,5 +221,36 @@ class Checkpoint(Callback):
 
     def on_epoch_end(self, loop):
         state = loop.state_dict()
-        atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state)},
-                    self.path)
+        atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state),
+                     "extra": self.extra}, self.path)
+
+
+def read_training_state(path):
+    """Read a state file written by :class:`Checkpoint`, verifying its checksum.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    dict
+        ``loop`` (what :meth:`PretrainLoop.state_dict` returned, on the CPU), ``key``,
+        ``checksum`` and ``extra``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is truncated, damaged (its checksum does not match) or not a
+        training state.
+    """
+    # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
+    state = load_file(path, map_location="cpu", what="training state")
+    if not isinstance(state, dict) or "loop" not in state:
+        raise ValueError(f"{path} is not a training state")
+    if "checksum" in state and state["checksum"] != tensor_checksum(state["loop"]):
+        raise ValueError(
+            f"{path} is damaged: its tensors do not match the checksum stored with them"
+        )
+    return state
