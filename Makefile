@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: test test-all venv clean demo docs mutation
+.PHONY: test test-all venv clean demo docs mutation lint
 
 venv: $(VENV)/.installed
 
@@ -19,6 +19,11 @@ $(VENV)/.installed: pyproject.toml
 ## Run the default test suite (fast tests; slow and network tests excluded).
 test: venv
 	$(PY) -m pytest
+
+## Lint with ruff (the rules in pyproject.toml's [tool.ruff.lint]).
+lint: venv
+	$(PY) -m pip install --quiet -e ".[lint]"
+	$(VENV)/bin/ruff check brainjepa_sk tests benchmarks examples docs tools
 
 ## Run every test that needs no network, slow ones included.
 test-all: venv

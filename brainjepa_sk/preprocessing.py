@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from fractions import Fraction
 
 import numpy as np
@@ -36,6 +37,8 @@ __all__ = [
 
 NORMALIZATIONS = ("global_zscore", "roi_zscore", "robust", None)
 WINDOW_STRATEGIES = ("center", "first", "sliding")
+#: Typical magnitudes outside this range get a warning when the series are not normalised.
+UNIT_SCALE_RANGE = (1e-2, 1e2)
 
 # Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
 # keeping the effective TR within a fraction of a percent of the requested one.
@@ -350,6 +353,24 @@ class Preprocessor:
         else:
             self.median_ = None
             self.iqr_ = None
+        if self.normalization is None:
+            self._warn_if_not_unit_scale(resampled)
+
+    @staticmethod
+    def _warn_if_not_unit_scale(resampled):
+        """Unscaled input far from unit scale: the model's features lose the signal."""
+        sample = np.concatenate([x.ravel() for x in resampled[:50]])
+        spread = float(np.median(np.abs(sample - np.median(sample))))
+        level = float(np.median(np.abs(sample)))
+        if max(spread, level) > UNIT_SCALE_RANGE[1] or max(spread, level) < UNIT_SCALE_RANGE[0]:
+            warnings.warn(
+                f"normalization=None passes the series to the model unscaled, but they are far "
+                f"from unit scale (median |value| {level:.3g}, median absolute deviation "
+                f"{spread:.3g}): the embeddings of different subjects become nearly identical "
+                "and bf16 rounding dominates their differences. Use normalization='robust' or "
+                "'global_zscore', or scale the series yourself.",
+                stacklevel=4,
+            )
 
     def transform(self, subjects):
         """Turn subjects into model-ready windows.
@@ -538,7 +559,6 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     Preprocessor
         Fitted.
     """
-    import warnings
 
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:

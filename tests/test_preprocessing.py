@@ -1,5 +1,7 @@
 """Resampling, windowing, padding and scaling of ROI time series (brainjepa_sk.preprocessing)."""
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.exceptions import NotFittedError
@@ -454,3 +456,15 @@ def test_robust_scaling_of_a_region_with_zero_iqr_but_some_spread():
     assert pre.iqr_[0] == pytest.approx(1.349 * x[:, 0].std())
     windows, _ = pre.transform([x])
     assert np.abs(windows).max() < 50
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e-4])
+def test_unscaled_series_far_from_unit_scale_warn(scale):
+    rng = np.random.default_rng(0)
+    subjects = [rng.standard_normal((40, 6)) for _ in range(3)]
+    with pytest.warns(UserWarning, match="normalization=None .* far from unit scale.*'robust'"):
+        Preprocessor(16, normalization=None).fit([x * scale + scale for x in subjects])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Preprocessor(16, normalization=None).fit(subjects)  # unit scale: fine
+        Preprocessor(16, normalization="robust").fit([x * scale for x in subjects])

@@ -340,7 +340,7 @@ class SpatiotemporalMaskSampler:
         -------
         MaskBatch
         """
-        B, R, P, E = int(batch_size), self.n_regions, self.n_patches, self.edge_width
+        B, R, P = int(batch_size), self.n_regions, self.n_patches
         s = self.draw_sizes()
         perm = self._rand(B, R).argsort(dim=1)
         observed, unobserved = perm[:, : s["n_obs"]], perm[:, s["n_obs"] :]
