@@ -1,0 +1,131 @@
+"""Property-based tests of the input contract (hypothesis).
+
+Whatever subjects are generated (shapes, dtypes, NaN or infinity, constant regions, short and
+long series, mixed lengths, DataFrames with odd columns, the wrong orientation, other regions at
+transform), each call either works as documented or raises a ``ValueError`` / ``TypeError``
+whose message says what is wrong. Nothing else may escape: no IndexError, no silent NaN.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from _estimators import tiny_module
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from brainjepa_sk import BrainJEPAEmbedder
+from brainjepa_sk.preprocessing import Preprocessor
+from brainjepa_sk.validation import validate_subjects
+
+N_REGIONS = 6
+SETTINGS = settings(max_examples=100, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
+# What the messages must say something about (any of these words).
+MESSAGE_WORDS = ("subject", "region", "timepoint", "NaN", "infin", "numeric", "dimension",
+                 "constant", "empty", "sparse", "expect", "feature", "shape", "convert",
+                 "finite", "column", "names", "frames", "too short", "X ")
+
+
+@st.composite
+def subject_lists(draw, regions=st.integers(1, 8)):
+    """Lists of subjects, mostly valid, with one kind of damage drawn at random."""
+    n_subjects = draw(st.integers(1, 4))
+    n_regions = draw(regions)
+    lengths = draw(st.lists(st.integers(0, 60), min_size=n_subjects, max_size=n_subjects))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    subjects = [rng.standard_normal((n, n_regions)) * draw(st.sampled_from([1e-3, 1.0, 1e4]))
+                for n in lengths]
+    damage = draw(st.sampled_from(["none", "none", "none", "nan", "inf", "constant", "transpose", "dtype",
+                                   "int", "dataframe", "odd_columns", "regions", "3d", "object"]))
+    if damage == "nan" and subjects[0].size:
+        subjects[0][0, 0] = np.nan
+    elif damage == "inf" and subjects[0].size:
+        subjects[0][-1, -1] = np.inf
+    elif damage == "constant" and subjects[0].size:
+        subjects[0][:, 0] = 3.0
+    elif damage == "transpose":
+        subjects = [x.T for x in subjects]
+    elif damage == "dtype":
+        subjects = [x.astype(np.float32) for x in subjects]
+    elif damage == "int":
+        subjects = [np.round(x * 10).astype(np.int64) for x in subjects]
+    elif damage == "dataframe":
+        subjects = [pd.DataFrame(x, columns=[f"r{j}" for j in range(x.shape[1])])
+                    for x in subjects]
+    elif damage == "odd_columns":
+        columns = draw(st.sampled_from([[0, "a"], ["x", "x"], [1.5, None]]))
+        subjects = [pd.DataFrame(x[:, :2], columns=columns) if x.shape[1] >= 2 else x
+                    for x in subjects]
+    elif damage == "regions" and n_subjects > 1:
+        subjects[-1] = rng.standard_normal((max(lengths[-1], 1), n_regions + 1))
+    elif damage == "3d":
+        subjects = [x[None] for x in subjects]
+    elif damage == "object":
+        subjects = [np.array([[{"a": 1}] * max(n_regions, 1)] * 3, dtype=object)]
+    return subjects
+
+
+def _is_clear(error):
+    text = str(error)
+    return len(text) > 20 and any(word.lower() in text.lower() for word in MESSAGE_WORDS)
+
+
+@SETTINGS
+@given(subject_lists())
+def test_validation_works_or_explains(subjects):
+    try:
+        out = validate_subjects(subjects, min_timepoints=2)
+    except (ValueError, TypeError) as error:
+        assert _is_clear(error), repr(error)
+        event(f"refused: {type(error).__name__}")
+        return
+    event("accepted")
+    # what it accepts is what it documents: 2-D finite float arrays with equal region counts
+    assert len(out) == len(subjects)
+    assert all(x.ndim == 2 and x.dtype == np.float64 and np.isfinite(x).all() for x in out)
+    assert len({x.shape[1] for x in out}) == 1 and out[0].shape[1] >= 2
+    assert all(x.shape[0] >= 2 for x in out)
+
+
+@SETTINGS
+@given(subject_lists(), st.sampled_from(["robust", "global_zscore", "roi_zscore", None]),
+       st.sampled_from(["center", "first", "sliding"]))
+def test_preprocessing_works_or_explains(subjects, normalization, window):
+    try:
+        valid = validate_subjects(subjects, min_timepoints=2)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the unit-scale warning
+            windows, index = Preprocessor(16, window=window, stride=8,
+                                          normalization=normalization).fit_transform(valid)
+    except (ValueError, TypeError) as error:
+        assert _is_clear(error), repr(error)
+        event(f"refused: {type(error).__name__}")
+        return
+    event("accepted")
+    assert windows.shape[1:] == (16, valid[0].shape[1]) and windows.dtype == np.float32
+    assert np.isfinite(windows).all()
+    assert sorted(set(index.tolist())) == list(range(len(valid)))  # every subject has windows
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    rng = np.random.default_rng(0)
+    return BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), normalization="global_zscore",
+                             device="cpu").fit([rng.standard_normal((20, N_REGIONS))])
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(subject_lists(regions=st.sampled_from([N_REGIONS, N_REGIONS, N_REGIONS, 5, 7])))
+def test_transform_works_or_explains(embedder, subjects):
+    try:
+        out = embedder.transform(subjects)
+    except (ValueError, TypeError) as error:
+        assert _is_clear(error), repr(error)
+        event(f"refused: {type(error).__name__}")
+        return
+    event("accepted")
+    assert out.shape == (len(subjects), embedder.embedding_dim_) and np.isfinite(out).all()
