@@ -143,7 +143,13 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later
         ``fit`` of the same run resumes from it, so cross-validation folds can share the
         folder. See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
-        a run that will not be resumed.
+        a run that will not be resumed. On SIGTERM (a scheduler's pre-emption) the current
+        step finishes, the state is saved and ``fit`` raises
+        :class:`~brainjepa_sk.train.TrainingInterrupted`.
+    checkpoint_every : int, optional
+        With ``checkpoint_dir``, also save every ``checkpoint_every`` optimizer steps, so that
+        a run killed inside a long epoch loses at most that many steps (it resumes exactly, at
+        the step it was saved).
     callbacks : list of :class:`~brainjepa_sk.train.Callback`, optional
         Extra hooks into the training loop (:class:`~brainjepa_sk.train.PretrainLoop`), called
         after the built-in ones (non-finite-loss guard, collapse monitors) and before the
@@ -211,6 +217,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         compile="auto",
         random_state=None,
         checkpoint_dir=None,
+        checkpoint_every=None,
         callbacks=None,
         verbose=1,
     ):
@@ -247,6 +254,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.compile = compile
         self.random_state = random_state
         self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.callbacks = callbacks
         self.verbose = verbose
 
@@ -315,8 +323,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume."""
         if not isinstance(self.random_state, numbers.Integral):
             return None  # an unseeded (or shared RandomState) run is not reproducible
-        ignored = ("verbose", "device", "compile", "checkpoint_dir", "callbacks", "gradients",
-                   "pooling", "final_norm")
+        ignored = ("verbose", "device", "compile", "checkpoint_dir", "checkpoint_every",
+                   "callbacks", "gradients", "pooling", "final_norm")
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         # the state format is part of the key: files of older layouts are not resumed
         text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
@@ -345,6 +353,12 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         check_final_norm(self.final_norm)
         if self.compile not in ("auto", True, False):
             raise ValueError(f"compile must be 'auto', True or False, got {self.compile!r}")
+        if self.checkpoint_every is not None and (
+            not isinstance(self.checkpoint_every, numbers.Integral) or self.checkpoint_every < 1
+        ):
+            raise ValueError(
+                f"checkpoint_every must be a positive int or None, got {self.checkpoint_every!r}"
+            )
         for name in ("n_epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -423,7 +437,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             # checkpoint_dir each resume their own run
             name = _UNSEEDED_STATE_FILE if fingerprint is None else f"run-{fingerprint[:16]}.pt"
             extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict())}
-            checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra)
+            checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
+                                    every_steps=self.checkpoint_every)
             callbacks.append(checkpoint)
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),

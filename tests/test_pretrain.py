@@ -2,7 +2,9 @@
 
 import contextlib
 import math
+import os
 import shutil
+import signal
 import warnings
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from torch.optim.optimizer import (
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.checkpoint import export_training_state, load_checkpoint
 from brainjepa_sk.preprocessing import resample
-from brainjepa_sk.train import Callback, collapse_metrics
+from brainjepa_sk.train import Callback, TrainingInterrupted, collapse_metrics
 
 N_REGIONS = 16
 
@@ -357,7 +359,7 @@ _RUN_CHANGES = {
 }
 # Parameters that do not change what is trained: how it is embedded, shown, stored or placed.
 _NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu",
-                       "callbacks": [Callback()], "compile": False}
+                       "callbacks": [Callback()], "compile": False, "checkpoint_every": 1}
 
 
 @pytest.fixture(scope="module")
@@ -553,3 +555,35 @@ def test_precision_reaches_the_training_step():
 def test_asking_for_cuda_without_it_is_an_error():
     with pytest.raises(ValueError, match="CUDA is not available"):
         _pretrainer(n_epochs=1, device="cuda").fit(_data())
+
+
+class _SigtermAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_sigterm_inside_an_epoch_saves_and_the_next_fit_resumes_exactly(tmp_path):
+    X = _data()  # 20 windows: 2 steps an epoch
+    uninterrupted = _pretrainer(n_epochs=3, drop_path_rate=0.2).fit(X)
+    run = _pretrainer(n_epochs=3, drop_path_rate=0.2, checkpoint_dir=tmp_path,
+                      checkpoint_every=1, callbacks=[_SigtermAt(3)])
+    with pytest.raises(TrainingInterrupted, match="SIGTERM after step 3"):
+        run.fit(X)
+    assert not hasattr(run, "model_")
+    (state_file,) = _state_files(tmp_path)
+    assert torch.load(state_file, weights_only=True)["loop"]["step_in_epoch"] == 1
+    resumed = run.set_params(callbacks=None).fit(X)
+    assert resumed.history_ == uninterrupted.history_
+    for p, q in zip(resumed.model_.state_dict().values(),
+                    uninterrupted.model_.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("every", [0, 1.5, "2"])
+def test_checkpoint_every_is_checked(every, tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_every must be a positive int"):
+        _pretrainer(checkpoint_dir=tmp_path, checkpoint_every=every).fit(_data())

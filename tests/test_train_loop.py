@@ -1,5 +1,8 @@
 """The pure-torch training loop: hooks, exact resume from its state, the data layer."""
 
+import os
+import signal
+
 import pytest
 import torch
 from torch.utils.data import DistributedSampler
@@ -13,6 +16,7 @@ from brainjepa_sk.train import (
     PretrainLoop,
     PretrainSchedule,
     ShuffleSampler,
+    TrainingInterrupted,
     WindowDataset,
     window_loader,
 )
@@ -221,3 +225,71 @@ def test_a_compiled_loop_reuses_its_graphs_after_warm_up():
     assert [h["loss"] for h in compiled.history] == pytest.approx(
         [h["loss"] for h in eager.history], rel=1e-5)
     torch._dynamo.reset()
+
+
+class _KillAt(Callback):
+    """Stands for a kill right after step ``step`` (the states saved so far are what remain)."""
+
+    def __init__(self, step, signal_number=None):
+        self.step, self.signal_number = step, signal_number
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            if self.signal_number is None:
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), self.signal_number)  # handled after this step
+
+
+@pytest.mark.parametrize("kill_after", [2, 3, 4, 5, 8])  # 3 steps an epoch: inside, at the end
+def test_a_run_killed_at_any_step_resumes_exactly(tmp_path, kill_after):
+    straight = _loop(n_epochs=3)
+    _run_seeded(straight)
+    path = tmp_path / "state.pt"
+    killed = _loop(n_epochs=3, callbacks=[_KillAt(kill_after),
+                                          Checkpoint(path, key="k", every_steps=1)])
+    # the kill callback runs before the checkpoint: the last save is from the step before
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(killed)
+    resumed = _loop(n_epochs=3, callbacks=[Checkpoint(path, key="k", every_steps=1)])
+    with torch.random.fork_rng(devices=[]):
+        assert Checkpoint(path, key="k").restore(resumed)
+        assert resumed.step == kill_after - 1
+        resumed.run()
+    assert resumed.history == straight.history
+    for p, q in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_a_distributed_sampler_resumes_inside_an_epoch_too(tmp_path):
+    def sampler():
+        return DistributedSampler(range(N_WINDOWS), num_replicas=1, rank=0, seed=3)
+
+    straight = _loop(n_epochs=2, sampler=sampler())
+    _run_seeded(straight)
+    path = tmp_path / "state.pt"
+    killed = _loop(n_epochs=2, sampler=sampler(),
+                   callbacks=[_KillAt(5), Checkpoint(path, key="k", every_steps=1)])
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(killed)
+    resumed = _loop(n_epochs=2, sampler=sampler())
+    with torch.random.fork_rng(devices=[]):
+        Checkpoint(path, key="k").restore(resumed)
+        resumed.run()
+    assert resumed.history == straight.history
+
+
+def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
+    straight = _loop(n_epochs=2)
+    _run_seeded(straight)
+    path = tmp_path / "state.pt"
+    before = signal.getsignal(signal.SIGTERM)
+    stopped = _loop(n_epochs=2, callbacks=[_KillAt(4, signal.SIGTERM), Checkpoint(path, "k")])
+    with pytest.raises(TrainingInterrupted, match="stopped by SIGTERM after step 4"):
+        _run_seeded(stopped)
+    assert signal.getsignal(signal.SIGTERM) is before  # the handler is put back
+    assert torch.load(path, weights_only=True)["loop"]["step"] == 4  # saved on the signal
+    resumed = _loop(n_epochs=2)
+    with torch.random.fork_rng(devices=[]):
+        Checkpoint(path, key="k").restore(resumed)
+        resumed.run()
+    assert resumed.history == straight.history

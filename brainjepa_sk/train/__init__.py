@@ -15,7 +15,7 @@ from .callbacks import (
     read_training_state,
 )
 from .data import ShuffleSampler, WindowDataset, window_loader
-from .loop import PretrainLoop
+from .loop import PretrainLoop, TrainingInterrupted
 from .optim import make_optimizer, parameter_groups, set_hyperparameters
 from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
 from .step import train_step
@@ -26,6 +26,7 @@ __all__ = [
     "CollapseMonitor",
     "NonFiniteLossGuard",
     "PretrainLoop",
+    "TrainingInterrupted",
     "PretrainSchedule",
     "ProgressBar",
     "ShuffleSampler",

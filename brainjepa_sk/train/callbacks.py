@@ -42,6 +42,9 @@ class Callback:
     def on_epoch_end(self, loop):
         """After an epoch; ``loop.history[-1]`` is its record, which callbacks may extend."""
 
+    def on_interrupt(self, loop):
+        """After the step during which SIGTERM arrived, before the loop stops."""
+
     def on_train_end(self, loop):
         """When :meth:`PretrainLoop.run` returns or raises."""
 
@@ -62,12 +65,11 @@ class ProgressBar(Callback):
         self.desc = desc
         self.bar = None
 
-    def on_epoch_begin(self, loop):
-        if self.bar is None:
-            from tqdm.auto import tqdm
+    def on_train_begin(self, loop):
+        from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=loop.n_epochs * loop.steps_per_epoch, initial=loop.step,
-                            disable=self.disable, desc=self.desc, unit="step")
+        self.bar = tqdm(total=loop.n_epochs * loop.steps_per_epoch, initial=loop.step,
+                        disable=self.disable, desc=self.desc, unit="step")
 
     def on_step_end(self, loop, loss):
         self.bar.update()
@@ -154,7 +156,8 @@ class NonFiniteLossGuard(Callback):
 
 
 class Checkpoint(Callback):
-    """Saves the loop's state after every epoch; :meth:`restore` resumes from it.
+    """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on
+    SIGTERM); :meth:`restore` resumes from it, between epochs or inside one.
 
     Put it last in the loop's callbacks, so that the saved history holds what the other
     callbacks added to the epoch's record, and call :meth:`restore` before
@@ -176,12 +179,23 @@ class Checkpoint(Callback):
     extra : dict, optional
         Saved with every state (tensors and plain values), e.g. what is needed to rebuild the
         model from the file (:func:`brainjepa_sk.checkpoint.export_training_state`).
+    every_steps : int, optional
+        Also save after every ``every_steps`` optimizer steps (a killed run then loses at most
+        that many steps). Each save waits for the device once.
     """
 
-    def __init__(self, path, key, extra=None):
+    def __init__(self, path, key, extra=None, every_steps=None):
         self.path = Path(path)
         self.key = key
         self.extra = extra
+        self.every_steps = every_steps
+
+    def on_step_end(self, loop, loss):
+        if self.every_steps and loop.step % self.every_steps == 0:
+            self.save(loop)
+
+    def on_interrupt(self, loop):
+        self.save(loop)
 
     def restore(self, loop):
         """Load the saved state into ``loop`` if the file holds this run.
@@ -220,6 +234,10 @@ class Checkpoint(Callback):
         return False
 
     def on_epoch_end(self, loop):
+        self.save(loop)
+
+    def save(self, loop):
+        """Write the loop's state now (atomically)."""
         state = loop.state_dict()
         atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state),
                      "extra": self.extra}, self.path)

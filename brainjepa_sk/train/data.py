@@ -45,7 +45,8 @@ class ShuffleSampler(torch.utils.data.Sampler):
     """A new random order of ``n_samples`` indices at every pass, from one seeded generator.
 
     Each pass draws one permutation, so the order of pass ``k`` depends only on the seed and
-    ``k``. :meth:`state_dict` holds the generator state, which is all a resumed run needs.
+    ``k``. :meth:`state_dict` holds the generator state, which is all a run resumed between
+    passes needs; :meth:`resume_pass` continues a pass that was cut off.
 
     Parameters
     ----------
@@ -58,12 +59,17 @@ class ShuffleSampler(torch.utils.data.Sampler):
     def __init__(self, n_samples, seed):
         self.n_samples = int(n_samples)
         self.generator = torch.Generator().manual_seed(int(seed))
+        self._pass_start = None
+        self._skip = 0
 
     def __len__(self):
         return self.n_samples
 
     def __iter__(self):
-        yield from torch.randperm(self.n_samples, generator=self.generator).tolist()
+        self._pass_start = self.generator.get_state()
+        order = torch.randperm(self.n_samples, generator=self.generator)
+        skip, self._skip = self._skip, 0
+        yield from order[skip:].tolist()
 
     def set_epoch(self, epoch):
         """No-op, for the interface of :class:`torch.utils.data.DistributedSampler`.
@@ -72,12 +78,25 @@ class ShuffleSampler(torch.utils.data.Sampler):
         """
 
     def state_dict(self):
-        """The generator state (between passes)."""
-        return {"generator": self.generator.get_state()}
+        """The generator state now, and at the start of the last pass."""
+        return {"generator": self.generator.get_state(), "pass_start": self._pass_start}
 
     def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (the next pass is a new one)."""
         self.generator.set_state(state["generator"])
+
+    def resume_pass(self, state, position):
+        """Make the next pass the rest of the pass that ``state`` was taken in.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned during that pass.
+        position : int
+            How many indices of that pass were used.
+        """
+        self.generator.set_state(state["pass_start"])
+        self._skip = int(position)
 
 
 def _stack(batch):
@@ -116,4 +135,8 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
         collate_fn=_stack,
         pin_memory=pin_memory,
         num_workers=num_workers,
+        # Its own generator: starting an epoch otherwise draws a worker seed from torch's
+        # global generator, which stochastic depth uses, and a run resumed inside an epoch
+        # would draw it at another point of the stream.
+        generator=torch.Generator(),
     )

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import torch
 
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import global_rng_state, set_global_rng_state
 from .step import train_step
 
-__all__ = ["PretrainLoop"]
+__all__ = ["PretrainLoop", "TrainingInterrupted"]
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by :meth:`PretrainLoop.run` after SIGTERM, once the current step has finished
+    and the callbacks' ``on_interrupt`` hooks (e.g. :class:`Checkpoint`) have run.
+
+    A ``KeyboardInterrupt``, so that scikit-learn's cross-validation does not take it for a
+    failed fit and go on with the next fold.
+    """
 
 
 class PretrainLoop:
@@ -82,7 +94,11 @@ class PretrainLoop:
             self._step_model = torch.compile(model, **options)
         self.epoch = 0
         self.step = 0
+        self.step_in_epoch = 0
         self.history = []
+        self._epoch_loss = None
+        self._skip_batches = 0
+        self._stop_requested = False
 
     @property
     def steps_per_epoch(self):
@@ -96,39 +112,67 @@ class PretrainLoop:
     def run(self):
         """Train from the current state up to ``n_epochs``.
 
+        In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
+        finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
+
         Returns
         -------
         list of dict
             :attr:`history`.
         """
         self.model.train()
+        self._stop_requested = False
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, self._request_stop)
         try:
             self._notify("on_train_begin")
             while self.epoch < self.n_epochs:
                 self.run_epoch()
         finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
             self._notify("on_train_end")
         return self.history
 
+    def _request_stop(self, signum, frame):
+        self._stop_requested = True
+
     def run_epoch(self):
-        """One pass over the loader, then the epoch's record and the ``on_epoch_end`` hooks."""
+        """One pass over the loader (or the rest of one), then the epoch's record and hooks."""
         sampler = getattr(self.loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.epoch)
-        self._notify("on_epoch_begin")
-        total = torch.zeros((), device=self.device)
+        if self.step_in_epoch == 0:
+            self._notify("on_epoch_begin")
+            self._epoch_loss = torch.zeros((), device=self.device)
         lr = float("nan")
-        for x in self.loader:
+        batches = iter(self.loader)
+        for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
+            next(batches)
+        self._skip_batches = 0
+        for x in batches:
             lr, weight_decay, momentum = self.schedule(self.step)
             set_hyperparameters(self.optimizer, lr, weight_decay)
             loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
-            total += loss
+            self._epoch_loss += loss
             self.step += 1
+            self.step_in_epoch += 1
             self._notify("on_step_end", loss)
+            if self._stop_requested:
+                self._notify("on_interrupt")
+                raise TrainingInterrupted(
+                    f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
+                    "they save (with a Checkpoint: call the same fit again to resume)"
+                )
+        if lr != lr:  # a resumed epoch that had no step left: its last step's value
+            lr = self.schedule(self.step - 1)[0]
         # one host synchronisation per epoch
-        self.history.append({"epoch": self.epoch, "loss": float(total) / self.steps_per_epoch,
+        self.history.append({"epoch": self.epoch,
+                             "loss": float(self._epoch_loss) / self.steps_per_epoch,
                              "lr": lr})
         self.epoch += 1
+        self.step_in_epoch = 0
         self._notify("on_epoch_end")
 
     def train_step(self, x, momentum):
@@ -142,16 +186,18 @@ class PretrainLoop:
                           self.autocast_dtype)
 
     def state_dict(self):
-        """Everything a resumed run needs to continue exactly.
+        """Everything a resumed run needs to continue exactly, between epochs or inside one.
 
         Returns
         -------
         dict
             The model (with its target encoder), the optimizer, the mask sampler, the data
             sampler (when it has a state), torch's global generator states on the training
-            device, the epoch, the step and the history.
+            device, the epoch, the step (in all and within the epoch), the epoch's loss so far
+            and the history.
         """
         sampler = getattr(self.loader, "sampler", None)
+        epoch_loss = 0.0 if self._epoch_loss is None else float(self._epoch_loss)
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -160,6 +206,8 @@ class PretrainLoop:
             "global_rng": global_rng_state(self.device),
             "epoch": self.epoch,
             "step": self.step,
+            "step_in_epoch": self.step_in_epoch,
+            "epoch_loss": epoch_loss if self.step_in_epoch else 0.0,
             "history": [dict(record) for record in self.history],
         }
 
@@ -169,8 +217,17 @@ class PretrainLoop:
         self.optimizer.load_state_dict(state["optimizer"])
         self.mask_sampler.load_state_dict(state["mask_sampler"])
         sampler = getattr(self.loader, "sampler", None)
+        self.step_in_epoch = int(state.get("step_in_epoch", 0))
         if state["data_sampler"] is not None:
-            sampler.load_state_dict(state["data_sampler"])
+            if self.step_in_epoch and hasattr(sampler, "resume_pass"):
+                sampler.resume_pass(state["data_sampler"],
+                                    self.step_in_epoch * self.loader.batch_size)
+            else:
+                sampler.load_state_dict(state["data_sampler"])
+        if self.step_in_epoch and not hasattr(sampler, "resume_pass"):
+            self._skip_batches = self.step_in_epoch
+        self._epoch_loss = torch.tensor(float(state.get("epoch_loss", 0.0)),
+                                        device=self.device)
         set_global_rng_state(state["global_rng"], self.device)
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
