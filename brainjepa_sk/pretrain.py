@@ -6,12 +6,15 @@ import copy
 import hashlib
 import json
 import numbers
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_random_state
+from torch.utils.data import DistributedSampler
 
 from ._base import (
     EmbeddingTransformMixin,
@@ -36,6 +39,7 @@ from .train import (
     WindowDataset,
     window_loader,
 )
+from .train.distributed import init_from_environment, world
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
@@ -398,6 +402,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         windows, subject_index = preprocessor.fit_transform(subjects)
         dataset = WindowDataset(windows, subject_index)
         device = resolve_device(self.device)
+        if init_from_environment(device) and device.type == "cuda" and device.index is None:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         fingerprint = self._fingerprint(config, windows, preprocessor, gradients)
         # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
         # so that random_state decides them and the caller's state is left alone.
@@ -420,7 +426,20 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
             **(self.masking or {}),
         )
-        loader = window_loader(dataset, self.batch_size, ShuffleSampler(len(dataset), data_seed),
+        rank, world_size = world()
+        global_batch = min(int(self.batch_size), len(dataset))
+        if world_size > 1:
+            # torchrun: batch_size is the global batch, shared out among the processes
+            if global_batch % world_size:
+                raise ValueError(
+                    f"batch_size={global_batch} (the global batch) is not a multiple of the "
+                    f"{world_size} processes"
+                )
+            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
+                                         seed=data_seed, drop_last=True)
+        else:
+            sampler = ShuffleSampler(len(dataset), data_seed)
+        loader = window_loader(dataset, global_batch // world_size, sampler,
                                pin_memory=device.type == "cuda")
         schedule = PretrainSchedule.from_epochs(
             self.n_epochs, len(loader), warmup_epochs=self.warmup_epochs,
@@ -430,7 +449,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         )
         monitor = dataset.windows[_monitor_indices(dataset.subject_index)].to(device)
         callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_,
-                     ProgressBar(disable=not self.verbose)]
+                     ProgressBar(disable=not self.verbose or rank != 0)]
         checkpoint = None
         if self.checkpoint_dir:
             # one file per run (settings, data, seed): folds of a cross-validation sharing a
@@ -439,7 +458,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict())}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
                                     every_steps=self.checkpoint_every)
-            callbacks.append(checkpoint)
+            if rank == 0:  # every process resumes from the file; one writes it
+                callbacks.append(checkpoint)
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),
                             callbacks=callbacks,

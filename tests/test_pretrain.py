@@ -5,6 +5,8 @@ import math
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -587,3 +589,42 @@ def test_sigterm_inside_an_epoch_saves_and_the_next_fit_resumes_exactly(tmp_path
 def test_checkpoint_every_is_checked(every, tmp_path):
     with pytest.raises(ValueError, match="checkpoint_every must be a positive int"):
         _pretrainer(checkpoint_dir=tmp_path, checkpoint_every=every).fit(_data())
+
+
+_TORCHRUN_SCRIPT = """
+import sys
+import numpy as np
+import torch
+import torch.distributed as dist
+from brainjepa_sk import BrainJEPAPretrainer
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((8, 48, 16))
+model = BrainJEPAPretrainer(
+    gradients=np.random.default_rng(1).standard_normal((16, 4)),
+    model_size=dict(embed_dim=32, depth=1, num_heads=2), patch_size=4, n_frames=32,
+    predictor_depth=1, n_epochs=2, batch_size=8, device="cpu", verbose=0, random_state=0,
+    checkpoint_dir=sys.argv[1],
+).fit(X)
+torch.save({"history": model.history_, "state": model.model_.state_dict(),
+            "world": dist.get_world_size()}, f"{sys.argv[2]}/rank{dist.get_rank()}.pt")
+dist.destroy_process_group()
+"""
+
+
+def test_fit_under_torchrun_trains_one_model_with_distributed_data_parallel(tmp_path):
+    script = tmp_path / "fit.py"
+    script.write_text(_TORCHRUN_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(tmp_path / "run"), str(tmp_path)],
+        check=True, env=env, timeout=300, capture_output=True,
+    )
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert first["world"] == second["world"] == 2
+    assert first["history"] == second["history"]  # epoch losses are averaged over processes
+    assert len(first["history"]) == 2 and all(math.isfinite(h["loss"]) for h in first["history"])
+    for key, value in first["state"].items():
+        assert torch.equal(value, second["state"][key])  # one model, EMA target included
+    assert len(_state_files(tmp_path / "run")) == 1  # written by one process

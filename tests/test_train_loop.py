@@ -293,3 +293,26 @@ def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
         Checkpoint(path, key="k").restore(resumed)
         resumed.run()
     assert resumed.history == straight.history
+
+
+def test_two_processes_of_batch_b_train_like_one_of_batch_2b(tmp_path):
+    """DDP on the CPU (gloo): the loss trajectory and the weights of 2 x batch 4 match
+    1 x batch 8, and both processes end with the same weights (EMA target included)."""
+    import _ddp_worker
+    import torch.multiprocessing as mp
+
+    single, single_losses = _ddp_worker.run(global_batch=8)
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_worker.worker, args=(2, str(tmp_path / "init"), str(out), 8), nprocs=2,
+             join=True)
+    result = torch.load(out, weights_only=True)
+    rank_losses = torch.tensor(result["losses"])  # (2 processes, steps)
+    assert rank_losses.shape[1] == len(single_losses) == 9
+    torch.testing.assert_close(rank_losses.mean(0), torch.tensor(single_losses),
+                               rtol=1e-4, atol=1e-5)
+    assert [h["loss"] for h in result["history"]] == pytest.approx(
+        [h["loss"] for h in single.history], rel=1e-4)
+    first, second = result["states"]
+    for key, value in single.model.state_dict().items():
+        assert torch.equal(first[key], second[key])  # the processes agree exactly
+        torch.testing.assert_close(first[key], value, rtol=1e-4, atol=1e-5)

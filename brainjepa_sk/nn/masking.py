@@ -64,6 +64,16 @@ class MaskBatch:
     sizes: dict
     grid: torch.Tensor | None = None
 
+    def take(self, samples):
+        """The masks of some samples of the batch (an index, slice or index tensor)."""
+        return MaskBatch(
+            context_idx=self.context_idx[samples],
+            target_idx=self.target_idx[samples],
+            target_kind=self.target_kind[samples],
+            sizes=self.sizes,
+            grid=None if self.grid is None else self.grid[samples],
+        )
+
 
 def _check_range(name, value):
     low, high = (float(v) for v in value)

@@ -7,6 +7,7 @@ import threading
 
 import torch
 
+from .distributed import all_reduce_mean, world
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import global_rng_state, set_global_rng_state
 from .step import train_step
@@ -87,11 +88,15 @@ class PretrainLoop:
         self.callbacks = list(callbacks or [])
         self.device = next(model.parameters()).device
         self.compile = compile
-        self._step_model = model
+        self.rank, self.world_size = world()
+        # wrappers share the model's parameters; state dicts and the EMA use the model itself
+        self._forward = model
+        if self.world_size > 1:
+            self._forward = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=None if self.device.type == "cpu" else [self.device])
         if compile:
             options = {"dynamic": False, **(compile if isinstance(compile, dict) else {})}
-            # the wrapper shares the model's parameters; state dicts come from the model itself
-            self._step_model = torch.compile(model, **options)
+            self._forward = torch.compile(self._forward, **options)
         self.epoch = 0
         self.step = 0
         self.step_in_epoch = 0
@@ -167,9 +172,10 @@ class PretrainLoop:
                 )
         if lr != lr:  # a resumed epoch that had no step left: its last step's value
             lr = self.schedule(self.step - 1)[0]
-        # one host synchronisation per epoch
+        # one host synchronisation per epoch (and one all-reduce with several processes)
+        epoch_loss = all_reduce_mean(self._epoch_loss)
         self.history.append({"epoch": self.epoch,
-                             "loss": float(self._epoch_loss) / self.steps_per_epoch,
+                             "loss": float(epoch_loss) / self.steps_per_epoch,
                              "lr": lr})
         self.epoch += 1
         self.step_in_epoch = 0
@@ -178,12 +184,17 @@ class PretrainLoop:
     def train_step(self, x, momentum):
         """One step on batch ``x`` with fresh masks; returns the detached loss.
 
+        With several processes, ``x`` is this process's share of the global batch: the masks
+        are drawn for the global batch (the same on every process) and each process takes
+        those of its samples, so that a run does not depend on the number of processes.
         Override to change what a step does; the optimizer already holds this step's learning
         rate and weight decay.
         """
-        masks = self.mask_sampler.sample(len(x))
-        return train_step(self._step_model, self.optimizer, x, masks, momentum,
-                          self.autocast_dtype)
+        masks = self.mask_sampler.sample(len(x) * self.world_size)
+        if self.world_size > 1:
+            masks = masks.take(slice(self.rank, None, self.world_size))
+        return train_step(self.model, self.optimizer, x, masks, momentum, self.autocast_dtype,
+                          forward=self._forward)
 
     def state_dict(self):
         """Everything a resumed run needs to continue exactly, between epochs or inside one.

@@ -11,7 +11,7 @@ import torch
 __all__ = ["train_step"]
 
 
-def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None):
+def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forward=None):
     """One JEPA step: targets, context, prediction, loss, backward, optimizer step, EMA.
 
     Parameters
@@ -29,6 +29,9 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None):
         EMA momentum for the target encoder after the step.
     autocast_dtype : torch.dtype, optional
         Run the forward pass under autocast with this dtype (``torch.bfloat16`` on GPU).
+    forward : torch.nn.Module, optional
+        What computes the loss, when it is a wrapper of ``model`` (``torch.compile``,
+        ``DistributedDataParallel``); the EMA is always applied to ``model`` itself.
 
     Returns
     -------
@@ -37,7 +40,8 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None):
     """
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = model(x, masks.context_idx, masks.target_idx)["loss"]
+        loss = (model if forward is None else forward)(x, masks.context_idx, masks.target_idx)
+        loss = loss["loss"]
     loss.backward()
     optimizer.step()
     model.ema_update(momentum)

@@ -1,0 +1,65 @@
+"""A tiny pretraining run for one process of a CPU (gloo) process group; used by the DDP test.
+
+Importable by the processes that ``torch.multiprocessing.spawn`` starts.
+"""
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DistributedSampler
+
+from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
+from brainjepa_sk.train import (
+    Callback,
+    PretrainLoop,
+    PretrainSchedule,
+    WindowDataset,
+    window_loader,
+)
+
+N_REGIONS, N_FRAMES, PATCH, N_WINDOWS = 12, 16, 4, 24
+
+
+class StepLosses(Callback):
+    def __init__(self):
+        self.losses = []
+
+    def on_step_end(self, loop, loss):
+        self.losses.append(float(loss))
+
+
+def run(global_batch, n_epochs=3):
+    """Pretrain on fixed windows with this process's share of each global batch."""
+    rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = BrainJEPA(torch.randn(N_REGIONS, 3), patch_size=PATCH,
+                          n_patches=N_FRAMES // PATCH, embed_dim=16, depth=2, num_heads=2,
+                          predictor_embed_dim=8, predictor_depth=1)
+    windows = torch.randn(N_WINDOWS, N_FRAMES, N_REGIONS,
+                          generator=torch.Generator().manual_seed(1)).numpy()
+    sampler = DistributedSampler(range(N_WINDOWS), num_replicas=world_size, rank=rank, seed=5)
+    loader = window_loader(WindowDataset(windows), global_batch // world_size, sampler)
+    masks = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=2)
+    schedule = PretrainSchedule.from_epochs(n_epochs, len(loader), lr=1e-3)
+    steps = StepLosses()
+    loop = PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=[steps])
+    loop.run()
+    return loop, steps.losses
+
+
+def worker(rank, world_size, init_file, out_file, global_batch):
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        loop, losses = run(global_batch)
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, losses)
+        states = [None] * world_size
+        dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
+        if rank == 0:
+            torch.save({"losses": gathered, "states": states, "history": loop.history},
+                       out_file)
+    finally:
+        dist.destroy_process_group()
