@@ -13,6 +13,9 @@ from .train.runtime import resolve_autocast, resolve_device
 
 __all__ = ["restore_on_error", "embed_windows"]
 
+#: Subjects preprocessed and embedded together by ``transform`` (bounds its memory).
+SUBJECTS_PER_CHUNK = 64
+
 @contextlib.contextmanager
 def restore_on_error(estimator):
     """Undo every attribute change made to ``estimator`` inside the block if it raises.
@@ -161,18 +164,24 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
 
         check_is_fitted(self)
         subjects = validate_subjects(X, estimator=self, reset=False)
-        windows, subject_index = self.preprocessor_.transform(subjects)
         device = resolve_device(self.device)
-        embeddings = embed_windows(
-            self._encoder_on(device),
-            windows,
-            batch_size=int(self.batch_size),
-            device=device,
-            autocast_dtype=resolve_autocast(self.precision, device),
-            pooling=self.pooling,
-            final_norm=bool(self.final_norm),
-        )
-        return average_by_subject(embeddings, subject_index, len(subjects))
+        encoder = self._encoder_on(device)
+        out = []
+        # a chunk of subjects at a time: the windows (which overlap) never all sit in memory
+        for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
+            chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
+            windows, subject_index = self.preprocessor_.transform(chunk)
+            embeddings = embed_windows(
+                encoder,
+                windows,
+                batch_size=int(self.batch_size),
+                device=device,
+                autocast_dtype=resolve_autocast(self.precision, device),
+                pooling=self.pooling,
+                final_norm=bool(self.final_norm),
+            )
+            out.append(average_by_subject(embeddings, subject_index, len(chunk)))
+        return np.concatenate(out)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding dimensions.

@@ -304,3 +304,15 @@ def test_region_feature_names_for_an_embedder_fitted_on_arrays():
 def _subjects(n_subjects=3, n_timepoints=20):
     rng = np.random.default_rng(0)
     return [rng.standard_normal((n_timepoints, N_REGIONS)) for _ in range(n_subjects)]
+
+
+def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
+    from brainjepa_sk import _base
+
+    rng = np.random.default_rng(4)
+    subjects = [rng.standard_normal((n, N_REGIONS)) for n in (20, 9, 33, 16, 12)]
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
+                                 device="cpu").fit(subjects)
+    together = embedder.transform(subjects)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    np.testing.assert_allclose(embedder.transform(subjects), together, rtol=1e-5, atol=1e-6)
