@@ -9,16 +9,19 @@ clear error.
 from __future__ import annotations
 
 import numbers
+from pathlib import PurePath
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array
 
+from .files import expand_subject_paths, read_subject_file
+
 __all__ = ["validate_subjects", "check_n_regions", "feature_names_of"]
 
 _LAYOUT = (
-    "X must be a 3-D array (n_subjects, n_timepoints, n_regions) or a list of 2-D "
-    "(n_timepoints, n_regions) arrays or DataFrames"
+    "X must be a 3-D array (n_subjects, n_timepoints, n_regions), a list of 2-D "
+    "(n_timepoints, n_regions) arrays, DataFrames or files, or a glob of files"
 )
 
 
@@ -41,8 +44,10 @@ def _only_array_protocol(obj):
 def _as_subject_list(X):
     if X is None:
         raise ValueError(f"{_LAYOUT}; got None")
-    if isinstance(X, (str, bytes)):
-        raise ValueError(f"{_LAYOUT}; got a string")
+    if isinstance(X, bytes):
+        raise ValueError(f"{_LAYOUT}; got bytes")
+    if isinstance(X, (str, PurePath)):  # a glob or a path: one file per subject
+        return [read_subject_file(path) for path in expand_subject_paths(X)]
     if sparse.issparse(X):
         raise ValueError(
             f"sparse input is not supported: {_LAYOUT} of dense values; got a sparse "
@@ -66,7 +71,7 @@ def _as_subject_list(X):
         raise ValueError(f"{_LAYOUT}; got {type(X).__name__}") from None
     if not subjects:
         raise ValueError("X is empty: expected at least one subject")
-    return subjects
+    return [read_subject_file(x) if isinstance(x, (str, PurePath)) else x for x in subjects]
 
 
 def validate_subjects(

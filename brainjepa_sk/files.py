@@ -1,0 +1,111 @@
+"""Subjects' ROI time series from files: one file per subject, found by a list or a glob.
+
+Formats, by extension:
+
+* ``.npy``: a ``(n_timepoints, n_regions)`` array, memory-mapped;
+* ``.tsv`` / ``.csv``: one row per timepoint, one column per region, with or without a header
+  line of region names (fMRIPrep / XCP-D style ``*_timeseries.tsv``); a header gives the
+  subject a DataFrame with those columns;
+* ``.1D`` and ``.txt``: whitespace-separated numbers, lines starting with ``#`` ignored (the
+  ABIDE Preprocessed Connectomes Project's ROI files).
+"""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["SUBJECT_FILE_SUFFIXES", "expand_subject_paths", "read_subject_file"]
+
+SUBJECT_FILE_SUFFIXES = (".npy", ".tsv", ".csv", ".1d", ".txt")
+
+
+def expand_subject_paths(pattern):
+    """The files a glob pattern (or a single path) names, sorted.
+
+    Parameters
+    ----------
+    pattern : str or path-like
+        A path, or a glob such as ``"derivatives/sub-*/func/*_timeseries.tsv"``.
+
+    Returns
+    -------
+    list of pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        When nothing matches.
+    """
+    pattern = str(pattern)
+    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    if not paths:
+        raise ValueError(
+            f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
+            f"subject; {', '.join(SUBJECT_FILE_SUFFIXES)}), or arrays"
+        )
+    return paths
+
+
+def _has_header(first_line, separator):
+    try:
+        [float(cell) for cell in first_line.strip().split(separator) if cell.strip()]
+    except ValueError:
+        return True
+    return False
+
+
+def read_subject_file(path):
+    """One subject's ``(n_timepoints, n_regions)`` series from a file.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy``, ``.tsv``, ``.csv``, ``.1D`` or ``.txt`` file.
+
+    Returns
+    -------
+    numpy.ndarray or pandas.DataFrame
+        A DataFrame when a text file has a header line of region names.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    ValueError
+        Naming the file: an unknown extension, or contents that are not a numeric table.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"subject file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix not in SUBJECT_FILE_SUFFIXES:
+        raise ValueError(
+            f"{path}: unknown subject file type {path.suffix!r}; expected one of "
+            f"{', '.join(SUBJECT_FILE_SUFFIXES)}"
+        )
+    try:
+        if suffix == ".npy":
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        if suffix in (".tsv", ".csv"):
+            import pandas as pd
+
+            separator = "\t" if suffix == ".tsv" else ","
+            with open(path) as file:
+                first_line = file.readline()
+            header = 0 if _has_header(first_line, separator) else None
+            table = pd.read_csv(path, sep=separator, header=header)
+            values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
+            if header is None:
+                return values
+            return pd.DataFrame(values, columns=[str(column) for column in table.columns])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
+            return np.loadtxt(path, comments="#", ndmin=2)
+    except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
+        raise ValueError(
+            f"{path} is not a numeric (n_timepoints, n_regions) table: {error}"
+        ) from error
