@@ -48,10 +48,10 @@ def embed_windows(
         Where to compute.
     autocast_dtype : torch.dtype or None
         Autocast dtype (``None``: full precision).
-    pooling : {"mean", "roi", "roi_std"}
-        ``"mean"``: mean over all tokens, ``(n_windows, dim)``; ``"roi"``: per-region mean over
-        time patches, flattened region-major, ``(n_windows, n_regions * dim)``; ``"roi_std"``:
-        per-region standard deviation over time patches, same layout.
+    pooling : {"mean", "roi", "roi_std", "connectivity", "tokens"}
+        A :class:`~brainjepa_sk.nn.TokenPooling` mode (one vector per window), or
+        ``"tokens"``: each window's token features as a ``(n_patches * dim, n_regions)``
+        series, ``(n_windows, n_patches * dim, n_regions)``.
     final_norm : bool, default=True
         Pool the encoder's output (after its final LayerNorm); ``False``: the last block's
         tokens, before that LayerNorm.
@@ -61,7 +61,12 @@ def embed_windows(
     numpy.ndarray
         float32 pooled embeddings.
     """
-    pool = TokenPooling(pooling, n_regions=windows.shape[2])
+    n_regions = windows.shape[2]
+    if pooling == "tokens":
+        def pool(tokens):  # (batch, R * P, D) -> (batch, P * D, R): a region is a column
+            return tokens.reshape(len(tokens), n_regions, -1).transpose(1, 2)
+    else:
+        pool = TokenPooling(pooling, n_regions=n_regions)
     out = []
     with torch.inference_mode():
         for start in range(0, len(windows), batch_size):
@@ -81,10 +86,14 @@ def average_by_subject(values, subject_index, n_subjects):
     return (sums / counts).astype(np.float32)
 
 
+#: What ``transform`` can return: a ``TokenPooling`` mode, or each subject's token series.
+ESTIMATOR_POOLINGS = (*POOLINGS, "tokens")
+
+
 def check_pooling(pooling, n_patches=None):
     """Check a ``pooling`` name (and, once known, that ``"roi_std"`` has patches to spread)."""
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if pooling not in ESTIMATOR_POOLINGS:
+        raise ValueError(f"pooling must be one of {ESTIMATOR_POOLINGS}, got {pooling!r}")
     if pooling == "roi_std" and n_patches is not None and n_patches < 2:
         raise ValueError(
             f'pooling="roi_std" needs at least 2 time patches per window, got {n_patches} '
@@ -153,10 +162,13 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
 
         Returns
         -------
-        numpy.ndarray of shape (n_subjects, n_features_out), float32
+        numpy.ndarray of shape (n_subjects, n_features_out), float32, or list of numpy.ndarray
             One embedding per subject: the target encoder's tokens pooled per window
             (``pooling``), averaged over the subject's windows (the model computes in float32,
-            whatever the input's dtype).
+            whatever the input's dtype). With ``pooling="tokens"``: one float32
+            ``(n_samples, n_regions)`` array per subject, its windows' token features with
+            each region's ``n_patches * dim`` values per window as its signal (windows one
+            after the other), the orientation nilearn's ``ConnectivityMeasure`` takes.
         """
         from sklearn.utils.validation import check_is_fitted
 
@@ -180,8 +192,12 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
                 pooling=self.pooling,
                 final_norm=bool(self.final_norm),
             )
-            out.append(average_by_subject(embeddings, subject_index, len(chunk)))
-        return np.concatenate(out)
+            if self.pooling == "tokens":
+                out.extend(np.concatenate(list(embeddings[subject_index == i]))
+                           for i in range(len(chunk)))
+            else:
+                out.append(average_by_subject(embeddings, subject_index, len(chunk)))
+        return out if self.pooling == "tokens" else np.concatenate(out)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding dimensions.
@@ -195,13 +211,24 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         -------
         numpy.ndarray of str
             ``embedding{k}`` with ``pooling="mean"``; ``{region}_embedding{k}`` with
-            ``pooling="roi"`` and ``{region}_embedding{k}_std`` with ``pooling="roi_std"``
-            (region names from DataFrame columns when fitted on them).
+            ``pooling="roi"``, ``{region}_embedding{k}_std`` with ``pooling="roi_std"`` and
+            ``{region_a}_{region_b}_connectivity`` with ``pooling="connectivity"`` (region names
+            from DataFrame columns when fitted on them).
+
+        Raises
+        ------
+        ValueError
+            With ``pooling="tokens"`` (its output is not a table).
         """
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
         dim = self._fitted_encoder().embed_dim
+        if self.pooling == "tokens":
+            raise ValueError(
+                'pooling="tokens" gives one (n_samples, n_regions) series per subject, not a '
+                "table with named features"
+            )
         if self.pooling == "mean":
             return np.asarray([f"embedding{k}" for k in range(dim)], dtype=object)
         regions = getattr(self, "feature_names_in_", None)
@@ -213,6 +240,11 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
             regions = input_features
         if regions is None:
             regions = [f"region{r}" for r in range(self.n_features_in_)]
+        if self.pooling == "connectivity":
+            return np.asarray(
+                [f"{a}_{b}_connectivity" for i, a in enumerate(regions) for b in regions[i + 1 :]],
+                dtype=object,
+            )
         suffix = "_std" if self.pooling == "roi_std" else ""
         return np.asarray(
             [f"{r}_embedding{k}{suffix}" for r in regions for k in range(dim)], dtype=object

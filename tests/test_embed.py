@@ -316,3 +316,49 @@ def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
     together = embedder.transform(subjects)
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
     np.testing.assert_allclose(embedder.transform(subjects), together, rtol=1e-5, atol=1e-6)
+
+
+def test_connectivity_pooling_is_the_correlation_of_the_regions_token_features():
+    rng = np.random.default_rng(5)
+    subjects = [rng.standard_normal((8, N_REGIONS)) for _ in range(3)]
+    module = tiny_module(N_REGIONS)
+    embedder = BrainJEPAEmbedder(weights=module, pooling="connectivity", normalization=None,
+                                 device="cpu").fit(subjects)
+    out = embedder.transform(subjects)
+    assert out.shape == (3, N_REGIONS * (N_REGIONS - 1) // 2)
+    rows, cols = np.triu_indices(N_REGIONS, k=1)
+    for i, x in enumerate(subjects):
+        with torch.no_grad():
+            tokens = module.target_encoder(torch.from_numpy(x[None]).float())[0].numpy()
+        signals = tokens.reshape(N_REGIONS, -1)  # region-major tokens: a region's features
+        np.testing.assert_allclose(out[i], np.corrcoef(signals)[rows, cols], atol=1e-5)
+    names = embedder.get_feature_names_out()
+    assert names[0] == "region0_region1_connectivity" and len(names) == out.shape[1]
+
+
+def test_token_series_feed_nilearns_tangent_connectivity():
+    from nilearn.connectome import ConnectivityMeasure
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    rng = np.random.default_rng(6)
+    subjects = [rng.standard_normal((int(n), N_REGIONS)) for n in rng.integers(8, 20, 12)]
+    y = np.arange(12) % 2
+    module = tiny_module(N_REGIONS)
+    embedder = BrainJEPAEmbedder(weights=module, pooling="tokens", window="sliding", stride=4,
+                                 normalization=None, device="cpu").fit(subjects)
+    series = embedder.transform(subjects)
+    n_windows = np.bincount(embedder.preprocessor_.transform(subjects)[1])
+    per_window = 4 * module.embed_dim  # n_patches * dim samples per window
+    assert [s.shape for s in series] == [(n * per_window, N_REGIONS) for n in n_windows]
+    with torch.no_grad():
+        tokens = module.target_encoder(torch.from_numpy(subjects[0][None, :8]).float())[0]
+    np.testing.assert_allclose(series[0][:per_window], tokens.reshape(N_REGIONS, -1).T.numpy(),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match='pooling="tokens" gives one'):
+        embedder.get_feature_names_out()
+    pipe = make_pipeline(embedder, ConnectivityMeasure(kind="tangent", vectorize=True),
+                         LogisticRegression())
+    scores = cross_val_score(pipe, subjects, y, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all()

@@ -243,7 +243,7 @@ def test_bf16_autocast_forward_on_cpu():
     assert (tokens - reference).abs().max().item() < 0.1
 
 
-@pytest.mark.parametrize("mode", ["mean", "roi", "roi_std"])
+@pytest.mark.parametrize("mode", ["mean", "roi", "roi_std", "connectivity"])
 def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
     n_regions, n_patches, dim = 3, 4, 5
     tokens = torch.randn(2, n_regions * n_patches, dim, requires_grad=True)
@@ -254,6 +254,10 @@ def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
         "mean": tokens.mean(1),
         "roi": torch.cat([t.mean(1) for t in per_region], 1),
         "roi_std": torch.cat([t.std(1, correction=0) for t in per_region], 1),
+        "connectivity": torch.stack([
+            torch.corrcoef(torch.stack([t[b].flatten() for t in per_region]))[
+                tuple(torch.triu_indices(n_regions, n_regions, 1))]
+            for b in range(2)]),
     }[mode]
     torch.testing.assert_close(pooled, expected)
     pooled.sum().backward()

@@ -5,11 +5,12 @@ Tokens are (region, time patch) pairs in region-major order, ``index = r * n_pat
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 __all__ = ["POOLINGS", "TokenPooling"]
 
-POOLINGS = ("mean", "roi", "roi_std")
+POOLINGS = ("mean", "roi", "roi_std", "connectivity")
 
 
 class TokenPooling(nn.Module):
@@ -47,4 +48,12 @@ class TokenPooling(nn.Module):
         grid = tokens.reshape(tokens.shape[0], self.n_regions, -1, tokens.shape[-1])
         if self.mode == "roi":
             return grid.mean(2).flatten(1)
-        return grid.std(2, correction=0).flatten(1)
+        if self.mode == "roi_std":
+            return grid.std(2, correction=0).flatten(1)
+        signals = grid.flatten(2)  # (batch, n_regions, n_patches * dim)
+        centred = signals - signals.mean(2, keepdim=True)
+        unit = centred / centred.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        correlation = unit @ unit.transpose(1, 2)
+        rows, cols = torch.triu_indices(self.n_regions, self.n_regions, offset=1,
+                                        device=tokens.device)
+        return correlation[:, rows, cols]
