@@ -94,9 +94,9 @@ def check_pooling(pooling, n_patches=None):
     """Check a ``pooling`` name (and, once known, that ``"roi_std"`` has patches to spread)."""
     if pooling not in ESTIMATOR_POOLINGS:
         raise ValueError(f"pooling must be one of {ESTIMATOR_POOLINGS}, got {pooling!r}")
-    if pooling == "roi_std" and n_patches is not None and n_patches < 2:
+    if pooling in ("roi_std", "lagged") and n_patches is not None and n_patches < 2:
         raise ValueError(
-            f'pooling="roi_std" needs at least 2 time patches per window, got {n_patches} '
+            f'pooling="{pooling}" needs at least 2 time patches per window, got {n_patches} '
             "(use longer windows, n_frames >= 2 * patch_size, or another pooling)"
         )
 
@@ -240,6 +240,8 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
             regions = input_features
         if regions is None:
             regions = [f"region{r}" for r in range(self.n_features_in_)]
+        if self.pooling == "lagged":
+            return np.asarray([f"{a}_{b}_lag1" for a in regions for b in regions], dtype=object)
         if self.pooling == "connectivity":
             return np.asarray(
                 [f"{a}_{b}_connectivity" for i, a in enumerate(regions) for b in regions[i + 1 :]],

@@ -39,7 +39,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         Gradient matrix of a research checkpoint given by path.
     num_heads : int, optional
         Attention heads of a research checkpoint (default: 64-wide heads).
-    pooling : {"mean", "roi", "roi_std", "connectivity", "tokens"}, default="mean"
+    pooling : {"mean", "roi", "roi_std", "connectivity", "lagged", "tokens"}, default="mean"
         ``"mean"``: mean over all tokens (``embedding_dim`` features); ``"roi"``: each region's
         mean over time patches, flattened (``n_regions * embedding_dim`` features);
         ``"roi_std"``: each region's standard deviation over time patches, same layout
@@ -48,7 +48,10 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         two time patches per window); ``"connectivity"``: the correlation between every two
         regions of their token features (each region's ``n_patches * embedding_dim`` values in
         a window as its signal), upper triangle, averaged over windows
-        (``n_regions * (n_regions - 1) / 2`` features); ``"tokens"``: no pooling, ``transform``
+        (``n_regions * (n_regions - 1) / 2`` features); ``"lagged"``: the lag-one (one time
+        patch) cross-correlation of those standardised signals for every ordered pair of
+        regions, averaged over windows (``n_regions ** 2`` features; asymmetric, so it keeps
+        the direction of time); ``"tokens"``: no pooling, ``transform``
         returns one ``(n_samples, n_regions)`` array per subject (those signals, window after
         window), for nilearn's ``ConnectivityMeasure`` (e.g. ``kind="tangent"``).
     final_norm : bool, default=True

@@ -126,7 +126,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     normalization : {"robust", "global_zscore", "roi_zscore"} or None, default="robust"
         Scaling of the windows (``"robust"``: per-region median / IQR learned in ``fit``, the
         research code's pretraining choice). Saved with the model.
-    pooling : {"mean", "roi", "roi_std", "connectivity", "tokens"}, default="mean"
+    pooling : {"mean", "roi", "roi_std", "connectivity", "lagged", "tokens"}, default="mean"
         Token pooling of ``transform`` (see :class:`BrainJEPAEmbedder`).
     final_norm : bool, default=True
         Whether ``transform`` pools the encoder's output after its final LayerNorm (see

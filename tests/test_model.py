@@ -243,7 +243,7 @@ def test_bf16_autocast_forward_on_cpu():
     assert (tokens - reference).abs().max().item() < 0.1
 
 
-@pytest.mark.parametrize("mode", ["mean", "roi", "roi_std", "connectivity"])
+@pytest.mark.parametrize("mode", ["mean", "roi", "roi_std", "connectivity", "lagged"])
 def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
     n_regions, n_patches, dim = 3, 4, 5
     tokens = torch.randn(2, n_regions * n_patches, dim, requires_grad=True)
@@ -254,6 +254,8 @@ def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
         "mean": tokens.mean(1),
         "roi": torch.cat([t.mean(1) for t in per_region], 1),
         "roi_std": torch.cat([t.std(1, correction=0) for t in per_region], 1),
+        "lagged": torch.stack([_lagged(torch.stack(per_region)[:, b], n_patches)
+                               for b in range(2)]),
         "connectivity": torch.stack([
             torch.corrcoef(torch.stack([t[b].flatten() for t in per_region]))[
                 tuple(torch.triu_indices(n_regions, n_regions, 1))]
@@ -286,3 +288,26 @@ def test_time_tables_are_cached_per_patch_count_and_not_copied():
     # the table in the forward pass is the cached one
     table = pos(5)
     torch.testing.assert_close(table.reshape(pos.n_regions, 5, -1)[0, :, : pos.embed_dim // 2], first)
+
+
+def _lagged(grid, n_patches):
+    """Lag-one cross-correlation, written out: grid is (n_regions, n_patches, dim)."""
+    n_regions = grid.shape[0]
+    u = [(g - g.mean()) / g.std(correction=0) for g in grid]
+    out = torch.empty(n_regions, n_regions)
+    for r in range(n_regions):
+        for s in range(n_regions):
+            out[r, s] = sum((u[r][p + 1] * u[s][p]).sum() for p in range(n_patches - 1)) / (
+                (n_patches - 1) * grid.shape[2])
+    return out.flatten()
+
+
+def test_lagged_pooling_tells_the_direction_of_time():
+    torch.manual_seed(0)
+    grid = torch.randn(1, 3, 6, 4).cumsum(2)  # slow signals: lag-one correlations are large
+    grid[0, 1, 1:] = grid[0, 0, :-1].clone()  # region 1 follows region 0 one patch later
+    tokens = grid.reshape(1, 18, 4)
+    forward = TokenPooling("lagged", n_regions=3)(tokens).reshape(3, 3)
+    backward = TokenPooling("lagged", n_regions=3)(grid.flip(2).reshape(1, 18, 4)).reshape(3, 3)
+    assert forward[1, 0] > forward[0, 1]  # 1 after 0: the later-earlier pair is the stronger
+    assert backward[0, 1] > backward[1, 0]  # time reversed: the order flips

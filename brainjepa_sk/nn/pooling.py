@@ -10,7 +10,7 @@ from torch import nn
 
 __all__ = ["POOLINGS", "TokenPooling"]
 
-POOLINGS = ("mean", "roi", "roi_std", "connectivity")
+POOLINGS = ("mean", "roi", "roi_std", "connectivity", "lagged")
 
 
 class TokenPooling(nn.Module):
@@ -50,6 +50,11 @@ class TokenPooling(nn.Module):
             return grid.mean(2).flatten(1)
         if self.mode == "roi_std":
             return grid.std(2, correction=0).flatten(1)
+        if self.mode == "lagged":
+            centred = grid - grid.mean((2, 3), keepdim=True)
+            unit = centred / centred.std((2, 3), correction=0, keepdim=True).clamp_min(1e-12)
+            later, earlier = unit[:, :, 1:].flatten(2), unit[:, :, :-1].flatten(2)
+            return (later @ earlier.transpose(1, 2) / later.shape[2]).flatten(1)
         signals = grid.flatten(2)  # (batch, n_regions, n_patches * dim)
         centred = signals - signals.mean(2, keepdim=True)
         unit = centred / centred.norm(dim=2, keepdim=True).clamp_min(1e-12)
