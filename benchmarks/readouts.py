@@ -1,0 +1,160 @@
+"""Which token readout keeps what: subject identification and time direction, simulated data.
+
+Subjects come from :func:`brainjepa_sk.datasets.make_brain_dynamics`. Each subject's scan is
+cut into non-overlapping 96-frame windows (6 time patches of 16 frames).
+
+* Subject identification: train a linear classifier on the windows of each scan's first half,
+  test on the windows of its second half (chance: 1 / n_subjects).
+* Time direction: each window forward or reversed in time, classified with subjects held out
+  (5-fold ``GroupKFold``; chance 0.5).
+
+Readouts of a Brain-JEPA encoder (pretrained with the demo's settings, and random encoders of
+the same size with learning rate zero): ``mean``, ``roi_std``, ``connectivity``, ``lagged``,
+and ``tokens`` followed by nilearn's tangent-space connectivity. Baselines on the raw
+windows: tangent FC, Pearson FC and the lag-one covariance of the series. One JSON line per
+(task, readout)::
+
+    python benchmarks/readouts.py --subjects 20 --epochs 40
+"""
+
+import argparse
+import json
+import time
+
+import numpy as np
+from nilearn.connectome import ConnectivityMeasure
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from brainjepa_sk import BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk.datasets import make_brain_dynamics
+
+N_FRAMES, PATCH, T_R = 96, 16, 2.0
+POOLINGS = ["mean", "roi_std", "connectivity", "lagged", "tokens"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--subjects", type=int, default=20)
+    p.add_argument("--timepoints", type=int, default=576, help="frames per scan (6 windows)")
+    p.add_argument("--regions", type=int, default=50)
+    p.add_argument("--epochs", type=int, default=40, help="pretraining epochs")
+    p.add_argument("--controls", type=int, default=2, help="random encoders")
+    p.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def windows_of(X):
+    """Non-overlapping windows of every scan: (windows, subject, position in the scan)."""
+    out, subject, position = [], [], []
+    for i, x in enumerate(X):
+        for k, start in enumerate(range(0, len(x) - N_FRAMES + 1, N_FRAMES)):
+            out.append(x[start:start + N_FRAMES])
+            subject.append(i)
+            position.append(k)
+    return out, np.asarray(subject), np.asarray(position)
+
+
+def lag_covariance(windows):
+    """Lag-one covariance of the raw series, every ordered pair of regions."""
+    out = []
+    for w in windows:
+        z = (w - w.mean(0)) / w.std(0)
+        out.append((z[1:].T @ z[:-1] / (len(z) - 1)).ravel())
+    return np.asarray(out)
+
+
+def classifier(features_step=None):
+    steps = [] if features_step is None else [features_step]
+    return make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
+
+
+def identification(features, subject, position, n_halves):
+    """Accuracy of telling the subject of a second-half window, trained on first halves."""
+    train = position < n_halves
+    model = classifier().fit(features[train], subject[train])
+    return float((model.predict(features[~train]) == subject[~train]).mean())
+
+
+def direction(features, label, groups):
+    return float(cross_val_score(classifier(), features, label, cv=GroupKFold(5),
+                                 groups=groups).mean())
+
+
+def tangent_features(series_train, series_test=None):
+    """Tangent-space connectivity fitted on the training windows."""
+    measure = ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
+    train = measure.fit_transform(series_train)
+    return train if series_test is None else (train, measure.transform(series_test))
+
+
+def main(argv=None):
+    a = parse_args(argv)
+    start = time.perf_counter()
+    X, _ = make_brain_dynamics(n_subjects=a.subjects, n_timepoints=a.timepoints,
+                               n_regions=a.regions, t_r=T_R, random_state=a.seed)
+    windows, subject, position = windows_of(X)
+    n_halves = position.max() // 2 + 1
+    reversed_windows = [w[::-1].copy() for w in windows]
+    both = windows + reversed_windows
+    label = np.r_[np.ones(len(windows)), np.zeros(len(windows))].astype(int)
+    groups = np.r_[subject, subject]
+
+    def report(task, readout, score, **extra):
+        print(json.dumps({"task": task, "readout": readout, "score": round(score, 3),
+                          "subjects": a.subjects, "regions": a.regions, "seed": a.seed,
+                          **extra}), flush=True)
+
+    # baselines on the raw windows
+    train = position < n_halves
+    fc_train, fc_test = tangent_features([w for w, t in zip(windows, train) if t],
+                                         [w for w, t in zip(windows, train) if not t])
+    model = classifier().fit(fc_train, subject[train])
+    report("identification", "tangent FC", float((model.predict(fc_test) == subject[~train]).mean()))
+    pearson = ConnectivityMeasure(kind="correlation", vectorize=True, discard_diagonal=True)
+    report("identification", "Pearson FC",
+           identification(pearson.fit_transform(windows), subject, position, n_halves))
+    report("identification", "lag-one covariance",
+           identification(lag_covariance(windows), subject, position, n_halves))
+    report("direction", "tangent FC", direction(tangent_features(both), label, groups))
+    report("direction", "lag-one covariance", direction(lag_covariance(both), label, groups))
+
+    params = dict(
+        gradients=GradientPositioner(n_components=10, random_state=a.seed),
+        model_size={"embed_dim": 64, "depth": 1, "num_heads": 2}, patch_size=PATCH,
+        n_frames=N_FRAMES, predictor_embed_dim=64, predictor_depth=2, batch_size=16,
+        patch_embed_init="xavier", final_lr=1e-3, ema_momentum=0.99, final_ema_momentum=0.99,
+        t_r=T_R, window="first", normalization="robust", device="cpu", verbose=0,
+    )
+    encoders = {"pretrained": BrainJEPAPretrainer(**params, n_epochs=a.epochs,
+                                                  warmup_epochs=a.epochs / 5,
+                                                  random_state=a.seed).fit(X)}
+    for draw in range(a.controls):
+        encoders[f"random {draw}"] = BrainJEPAPretrainer(
+            **{**params, "final_lr": 0.0}, n_epochs=1, lr=0.0, start_lr=0.0,
+            random_state=a.seed + 100 + draw).fit(X)
+    for name, encoder in encoders.items():
+        for pooling in POOLINGS:
+            encoder.set_params(pooling=pooling)
+            if pooling == "tokens":
+                ident = tangent_features(
+                    encoder.transform([w for w, t in zip(windows, train) if t]),
+                    encoder.transform([w for w, t in zip(windows, train) if not t]))
+                model = classifier().fit(ident[0], subject[train])
+                score = float((model.predict(ident[1]) == subject[~train]).mean())
+                report("identification", f"{name}: tokens + tangent", score)
+                report("direction", f"{name}: tokens + tangent",
+                       direction(tangent_features(encoder.transform(both)), label, groups))
+                continue
+            features = encoder.transform(windows)
+            report("identification", f"{name}: {pooling}",
+                   identification(features, subject, position, n_halves))
+            report("direction", f"{name}: {pooling}",
+                   direction(encoder.transform(both), label, groups))
+    print(json.dumps({"seconds": round(time.perf_counter() - start)}))
+
+
+if __name__ == "__main__":
+    main()
