@@ -48,7 +48,7 @@ def embed_windows(
         Where to compute.
     autocast_dtype : torch.dtype or None
         Autocast dtype (``None``: full precision).
-    pooling : {"mean", "roi", "roi_std", "connectivity", "tokens"}
+    pooling : str
         A :class:`~brainjepa_sk.nn.TokenPooling` mode (one vector per window), or
         ``"tokens"``: each window's token features as a ``(n_patches * dim, n_regions)``
         series, ``(n_windows, n_patches * dim, n_regions)``.

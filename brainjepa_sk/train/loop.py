@@ -151,7 +151,6 @@ class PretrainLoop:
         if self.step_in_epoch == 0:
             self._notify("on_epoch_begin")
             self._epoch_loss = torch.zeros((), device=self.device)
-        lr = float("nan")
         batches = iter(self.loader)
         for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
             next(batches)
@@ -170,13 +169,11 @@ class PretrainLoop:
                     f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
                     "they save (with a Checkpoint: call the same fit again to resume)"
                 )
-        if lr != lr:  # a resumed epoch that had no step left: its last step's value
-            lr = self.schedule(self.step - 1)[0]
         # one host synchronisation per epoch (and one all-reduce with several processes)
         epoch_loss = all_reduce_mean(self._epoch_loss)
         self.history.append({"epoch": self.epoch,
                              "loss": float(epoch_loss) / self.steps_per_epoch,
-                             "lr": lr})
+                             "lr": self.schedule(self.step - 1)[0]})  # at the last step
         self.epoch += 1
         self.step_in_epoch = 0
         self._notify("on_epoch_end")
