@@ -2,17 +2,21 @@
 
 Estimators: :class:`GradientPositioner` (region positions on connectivity gradients),
 :class:`BrainJEPAPretrainer` (self-supervised pretraining) and :class:`BrainJEPAEmbedder`
-(frozen features from pretrained weights). The pure-torch model lives in
+(frozen features from pretrained weights), :class:`BrainJEPAClassifier` and
+:class:`BrainJEPARegressor` (fine-tuning and linear probing, skorch nets). The pure-torch model lives in
 :mod:`brainjepa_sk.nn`.
 """
 
 __version__ = "0.1.0.dev0"
 
 from .embed import BrainJEPAEmbedder
+from .finetune import BrainJEPAClassifier, BrainJEPARegressor
 from .gradients import GradientPositioner, load_gradients
 from .pretrain import BrainJEPAPretrainer
 
 __all__ = [
+    "BrainJEPAClassifier",
+    "BrainJEPARegressor",
     "BrainJEPAEmbedder",
     "BrainJEPAPretrainer",
     "GradientPositioner",

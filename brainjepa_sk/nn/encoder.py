@@ -144,6 +144,16 @@ class BrainEncoder(nn.Module):
         """Frames per time patch."""
         return self.patch_embed.patch_size
 
+    def set_drop_path_rate(self, drop_path_rate):
+        """Set stochastic depth on existing blocks: 0 for the first, ``drop_path_rate`` for the
+        last, linear in between (as at construction). Used to fine-tune pretrained weights."""
+        if not 0.0 <= float(drop_path_rate) < 1.0:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        for block, rate in zip(self.blocks, stochastic_depth_rates(drop_path_rate,
+                                                                   len(self.blocks))):
+            block.drop_path.p = float(rate)
+        return self
+
     def forward(self, x, context_idx=None, *, final_norm=True):
         """Encode a batch of ROI time series.
 

@@ -20,13 +20,16 @@ class TokenPooling(nn.Module):
 
     Parameters
     ----------
-    mode : {"mean", "roi", "roi_std"}, default="mean"
+    mode : {"mean", "roi", "roi_std", "connectivity", "lagged"}, default="mean"
         ``"mean"``: mean over all tokens, ``(batch, dim)``. ``"roi"``: each region's mean over
         its time patches, flattened region-major, ``(batch, n_regions * dim)``. ``"roi_std"``:
         each region's standard deviation over its time patches (population, no correction),
-        same layout.
+        same layout. ``"connectivity"``: correlation between every two regions of their
+        token features (upper triangle, ``(batch, n_regions * (n_regions - 1) / 2)``).
+        ``"lagged"``: lag-one (one time patch) cross-correlation of the standardised token
+        features for every ordered pair of regions, ``(batch, n_regions ** 2)``.
     n_regions : int, optional
-        Regions per window; required by ``"roi"`` and ``"roi_std"``.
+        Regions per window; required by every mode but ``"mean"``.
     """
 
     def __init__(self, mode="mean", n_regions=None):
@@ -40,6 +43,17 @@ class TokenPooling(nn.Module):
 
     def extra_repr(self):
         return f"mode={self.mode!r}, n_regions={self.n_regions}"
+
+    def n_features(self, dim):
+        """Width of the pooled vector for tokens ``dim`` wide."""
+        n_regions = self.n_regions
+        if self.mode == "mean":
+            return dim
+        if self.mode in ("roi", "roi_std"):
+            return n_regions * dim
+        if self.mode == "connectivity":
+            return n_regions * (n_regions - 1) // 2
+        return n_regions**2
 
     def forward(self, tokens):
         """Pool ``tokens`` of shape ``(batch, n_tokens, dim)``."""

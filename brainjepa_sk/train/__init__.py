@@ -16,7 +16,7 @@ from .callbacks import (
 )
 from .data import ShuffleSampler, WindowDataset, window_loader
 from .loop import PretrainLoop, TrainingInterrupted
-from .optim import make_optimizer, parameter_groups, set_hyperparameters
+from .optim import layer_decay_groups, make_optimizer, parameter_groups, set_hyperparameters
 from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
 from .step import train_step
 
@@ -35,6 +35,7 @@ __all__ = [
     "read_training_state",
     "cosine_ramp",
     "linear_ramp",
+    "layer_decay_groups",
     "make_optimizer",
     "parameter_groups",
     "set_hyperparameters",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["make_optimizer", "parameter_groups", "set_hyperparameters"]
+__all__ = ["layer_decay_groups", "make_optimizer", "parameter_groups", "set_hyperparameters"]
 
 
 def parameter_groups(modules, weight_decay):
@@ -34,6 +34,56 @@ def parameter_groups(modules, weight_decay):
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0, "no_weight_decay": True},
     ]
+
+
+def _encoder_layer(name, depth):
+    """Layer number of an ``EncoderWithHead`` parameter: 0 for the embeddings, ``i + 1`` for
+    block ``i``, ``depth + 1`` for the encoder's final norm and the head."""
+    if name.startswith(("encoder.patch_embed.", "encoder.pos_embed.")):
+        return 0
+    if name.startswith("encoder.blocks."):
+        return int(name.split(".")[2]) + 1
+    return depth + 1
+
+
+def layer_decay_groups(model, weight_decay, layer_decay):
+    """Parameter groups with layer-wise learning-rate decay, for fine-tuning.
+
+    Layer ``l`` of ``L + 1`` (0: embeddings; ``i + 1``: block ``i``; ``L + 1``: final norm and
+    head) learns at ``layer_decay ** (L + 1 - l)`` times the learning rate, so the layers near
+    the input, which hold the most general features, move least. Biases and 1-D parameters
+    get no weight decay. Frozen parameters are left out.
+
+    Parameters
+    ----------
+    model : :class:`~brainjepa_sk.nn.EncoderWithHead`
+        The model (its encoder under ``encoder.``).
+    weight_decay : float
+        Weight decay of the decayed groups.
+    layer_decay : float
+        Ratio between the learning rates of consecutive layers (1: no decay).
+
+    Returns
+    -------
+    list of dict
+        One group per (layer, decayed or not) with parameters; each has ``"lr_scale"``, which
+        the learning-rate schedule multiplies in, and ``"no_weight_decay"`` where it applies.
+    """
+    depth = len(model.encoder.blocks)
+    groups = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        layer = _encoder_layer(name, depth)
+        no_decay = param.ndim <= 1 or name.endswith(".bias")
+        group = groups.setdefault((layer, no_decay), {
+            "params": [],
+            "weight_decay": 0.0 if no_decay else weight_decay,
+            "lr_scale": float(layer_decay) ** (depth + 1 - layer),
+            **({"no_weight_decay": True} if no_decay else {}),
+        })
+        group["params"].append(param)
+    return [groups[key] for key in sorted(groups)]
 
 
 def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=None):

@@ -1,0 +1,650 @@
+"""Fine-tuning and linear probing: ``BrainJEPAClassifier`` and ``BrainJEPARegressor``.
+
+Both are skorch nets (subclasses of ``NeuralNetClassifier`` / ``NeuralNetRegressor``): skorch
+runs the training loop, its callbacks (progress, early stopping, checkpoints) and its prefixed
+parameters (``optimizer__betas``, ``callbacks__print_log__...``, ``iterator_train__...``). What
+this module adds is what subjects' fMRI need:
+
+- ``X`` is subjects' ROI time series, as for the other estimators; ``fit`` preprocesses them
+  the way the weights expect, cuts them into windows and trains on every window with its
+  subject's label; ``predict`` averages each subject's window outputs;
+- the module is built from pretrained ``weights`` (the same options as
+  :class:`~brainjepa_sk.BrainJEPAEmbedder`) plus a pooled head;
+- the research fine-tuning recipe: layer-wise learning-rate decay, stochastic depth, AdamW
+  with weight decay off for biases and norms, warm-up then cosine per batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_array, column_or_1d
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_random_state
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset, ValidSplit
+from torch.utils.data import Subset
+
+from ._base import (
+    SUBJECTS_PER_CHUNK,
+    SubjectsInputMixin,
+    average_by_subject,
+    check_final_norm,
+    check_pooling,
+    restore_on_error,
+)
+from .checkpoint import resolve_weights
+from .nn import EncoderWithHead
+from .preprocessing import preprocessor_for_weights
+from .train.optim import layer_decay_groups
+from .train.runtime import forked_rng, resolve_autocast
+from .train.schedule import warmup_cosine
+from .validation import check_n_regions, validate_subjects
+
+__all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
+
+
+class SubjectWindows(Dataset):
+    """skorch ``Dataset`` of windows that remembers which subject each window came from.
+
+    Parameters
+    ----------
+    X : numpy.ndarray
+        ``(n_windows, n_frames, n_regions)`` float32 windows.
+    y : numpy.ndarray
+        One target per window (its subject's).
+    subject_index : numpy.ndarray
+        ``(n_windows,)`` index of each window's subject.
+    """
+
+    def __init__(self, X, y, subject_index):
+        super().__init__(X, y)
+        self.subject_index = np.asarray(subject_index)
+
+
+class SubjectValidSplit:
+    """skorch ``train_split`` that holds out whole subjects, with all their windows.
+
+    skorch's own ``ValidSplit`` splits windows, so windows of one subject would land on both
+    sides and the validation score would be optimistic. Use this one with early stopping.
+
+    Parameters
+    ----------
+    fraction : float, default=0.2
+        Fraction of the subjects held out for validation.
+    stratified : bool, default=False
+        Keep the label proportions (classification).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the split.
+
+    Examples
+    --------
+    >>> from skorch.callbacks import EarlyStopping
+    >>> from brainjepa_sk import BrainJEPAClassifier
+    >>> from brainjepa_sk.finetune import SubjectValidSplit
+    >>> clf = BrainJEPAClassifier(train_split=SubjectValidSplit(0.2, stratified=True),
+    ...                           callbacks=[EarlyStopping(patience=5, load_best=True)])
+    """
+
+    def __init__(self, fraction=0.2, stratified=False, random_state=None):
+        self.fraction = fraction
+        self.stratified = stratified
+        self.random_state = random_state
+
+    def __repr__(self):
+        return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
+                f"random_state={self.random_state!r})")
+
+    def __call__(self, dataset, y=None, groups=None):
+        """Split a :class:`SubjectWindows` into training and validation ``Subset``\\ s."""
+        if not isinstance(dataset, SubjectWindows):
+            raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
+        if not 0.0 < float(self.fraction) < 1.0:
+            raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
+        subjects = dataset.subject_index
+        first_window = np.unique(subjects, return_index=True)[1]
+        labels = np.asarray(dataset.y)[first_window]
+        splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
+        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
+        train, valid = next(cv.split(np.zeros(len(first_window)), labels))
+        in_valid = np.isin(subjects, valid)
+        return (Subset(dataset, np.flatnonzero(~in_valid)),
+                Subset(dataset, np.flatnonzero(in_valid)))
+
+
+class WarmupCosineLR(Callback):
+    """Learning rate per batch: linear warm-up from 0, then cosine decay to ``min_lr``.
+
+    Reads ``lr``, ``min_lr``, ``warmup_epochs`` and ``max_epochs`` from the net at every
+    ``fit`` (so ``set_params`` and grid search reach them), and multiplies each parameter
+    group's ``"lr_scale"`` (layer-wise decay) in. The rate of the epoch's last batch is
+    recorded in the history as ``"lr"``.
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.epoch_ = 0
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
+        n_windows = len(dataset_train)
+        batch_size = n_windows if batch_size == -1 else batch_size
+        self.batches_per_epoch_ = max(1, math.ceil(n_windows / batch_size))
+        self.batch_ = 0
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if not training:
+            return
+        per_epoch = self.batches_per_epoch_
+        self.lr_ = warmup_cosine(
+            self.epoch_ * per_epoch + self.batch_, net.max_epochs * per_epoch,
+            round(net.warmup_epochs * per_epoch), 0.0, net.lr, net.min_lr,
+        )
+        for group in net.optimizer_.param_groups:
+            group["lr"] = self.lr_ * group.get("lr_scale", 1.0)
+        self.batch_ += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        self.epoch_ += 1
+        if hasattr(self, "lr_"):
+            net.history.record("lr", self.lr_)
+
+
+def _seed_of(random_state):
+    """An int seed for torch from ``random_state`` (None: unseeded)."""
+    if random_state is None:
+        return None
+    if isinstance(random_state, numbers.Integral):
+        return int(random_state)
+    return int(check_random_state(random_state).randint(0, 2**31 - 1))
+
+
+class _FineTuneBase(SubjectsInputMixin):
+    """What the classifier and the regressor share; see their docstrings."""
+
+    def __init__(
+        self,
+        weights="ukbiobank",
+        *,
+        criterion,
+        gradients=None,
+        num_heads=None,
+        pooling="mean",
+        final_norm=True,
+        freeze_encoder=False,
+        drop_path_rate=0.1,
+        layer_decay=0.75,
+        weight_decay=0.05,
+        warmup_epochs=0,
+        min_lr=1e-6,
+        t_r=None,
+        model_t_r="auto",
+        n_frames="auto",
+        window="auto",
+        stride=None,
+        min_frames=None,
+        normalization="auto",
+        precision="auto",
+        random_state=None,
+        data_dir=None,
+        optimizer=torch.optim.AdamW,
+        lr=6.25e-5,
+        max_epochs=50,
+        batch_size=16,
+        train_split=None,
+        iterator_train__shuffle=True,
+        device="cpu",
+        verbose=1,
+        **kwargs,
+    ):
+        self.weights = weights
+        self.gradients = gradients
+        self.num_heads = num_heads
+        self.pooling = pooling
+        self.final_norm = final_norm
+        self.freeze_encoder = freeze_encoder
+        self.drop_path_rate = drop_path_rate
+        self.layer_decay = layer_decay
+        self.weight_decay = weight_decay
+        self.warmup_epochs = warmup_epochs
+        self.min_lr = min_lr
+        self.t_r = t_r
+        self.model_t_r = model_t_r
+        self.n_frames = n_frames
+        self.window = window
+        self.stride = stride
+        self.min_frames = min_frames
+        self.normalization = normalization
+        self.precision = precision
+        self.random_state = random_state
+        self.data_dir = data_dir
+        # set before skorch's __init__: afterwards skorch refuses torch modules as attributes
+        super().__init__(
+            module=EncoderWithHead, criterion=criterion, optimizer=optimizer, lr=lr,
+            max_epochs=max_epochs, batch_size=batch_size, train_split=train_split,
+            iterator_train__shuffle=iterator_train__shuffle, device=device, verbose=verbose,
+            **kwargs,
+        )
+
+    # -- skorch hooks ----------------------------------------------------------------------
+
+    def _get_param_names(self):
+        # The module is built from weights, pooling and the head settings: not a parameter.
+        return [name for name in super()._get_param_names() if name != "module"]
+
+    def get_default_callbacks(self):
+        return [*super().get_default_callbacks(), ("lr_schedule", WarmupCosineLR())]
+
+    def initialize_module(self):
+        """Build the encoder (from ``weights``) with its pooled head."""
+        if not hasattr(self, "n_outputs_"):
+            raise AttributeError(f"{type(self).__name__} builds its module in fit: call fit")
+        resolved = self.__dict__.pop("_resolved_", None) or self._resolve()
+        encoder = resolved.encoder
+        if not self.freeze_encoder:
+            encoder.set_drop_path_rate(self.drop_path_rate)
+        self.module_ = EncoderWithHead(
+            encoder, self.n_outputs_, pooling=self.pooling,
+            head="batchnorm" if self.freeze_encoder else "layernorm",
+            final_norm=bool(self.final_norm), freeze_encoder=bool(self.freeze_encoder),
+        )
+        return self
+
+    def initialize_optimizer(self, triggered_directly=None):
+        """The optimizer over layer-wise learning-rate groups (see ``layer_decay``)."""
+        named = self.get_all_learnable_params()
+        _, kwargs = self.get_params_for_optimizer("optimizer", named)
+        lr = kwargs.pop("lr")
+        weight_decay = kwargs.pop("weight_decay", self.weight_decay)
+        groups = layer_decay_groups(self.module_, weight_decay, self.layer_decay)
+        for group in groups:
+            group["lr"] = lr * group["lr_scale"]
+        self.optimizer_ = self.optimizer(groups, lr=lr, **kwargs)
+        return self
+
+    def infer(self, x, **fit_params):
+        """Forward a batch of windows, under bf16 autocast where ``precision`` asks for it."""
+        device = torch.device(self.device)
+        dtype = resolve_autocast(self.precision, device)
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            out = super().infer(x, **fit_params)
+        return out.float()
+
+    # -- subjects -> windows ---------------------------------------------------------------
+
+    def _resolve(self):
+        return resolve_weights(self.weights, gradients=self.gradients,
+                               num_heads=self.num_heads, data_dir=self.data_dir)
+
+    def _check_settings(self):
+        check_pooling(self.pooling)
+        if self.pooling == "tokens":
+            raise ValueError('pooling="tokens" gives no vector to train a head on; use another '
+                             "pooling")
+        check_final_norm(self.final_norm)
+        if not isinstance(self.freeze_encoder, (bool, np.bool_)):
+            raise ValueError(f"freeze_encoder must be True or False, got {self.freeze_encoder!r}")
+        for name in ("drop_path_rate", "layer_decay", "weight_decay", "warmup_epochs", "min_lr"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+        if not 0.0 < self.layer_decay <= 1.0:
+            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay!r}")
+        if self.drop_path_rate >= 1.0:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
+        resolve_autocast(self.precision, torch.device(self.device))  # checks both
+
+    def _encode_targets(self, y, n_subjects, continuing):
+        raise NotImplementedError
+
+    def fit(self, X, y, **fit_params):
+        """Fine-tune on subjects: every window of a subject is a sample with its label.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+            Subjects' ROI time series; lengths may differ.
+        y : array-like of shape (n_subjects,) (or (n_subjects, n_targets) for regression)
+            One target per subject.
+        **fit_params : dict
+            Passed to skorch's ``fit`` (and to its ``train_split``).
+
+        Returns
+        -------
+        self
+        """
+        self._check_settings()
+        continuing = bool(self.warm_start) and getattr(self, "initialized_", False) and hasattr(
+            self, "preprocessor_")
+        with restore_on_error(self):
+            subjects = validate_subjects(X, estimator=self, reset=not continuing)
+            targets = self._encode_targets(y, len(subjects), continuing)
+            if continuing:
+                n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
+            else:
+                resolved = self._resolve()
+                encoder = resolved.encoder
+                check_n_regions(self.n_features_in_, encoder.n_regions, what="built for",
+                                n_timepoints=len(subjects[0]), name=type(self).__name__)
+                self.preprocessor_ = preprocessor_for_weights(
+                    resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
+                    n_frames=self.n_frames, window=self.window, stride=self.stride,
+                    min_frames=self.min_frames, normalization=self.normalization,
+                )
+                n_patches = self.preprocessor_.n_frames // encoder.patch_size
+                self._resolved_ = resolved
+            check_pooling(self.pooling, n_patches)
+            windows, subject_index = self.preprocessor_.transform(subjects)
+            dataset = SubjectWindows(windows, targets[subject_index], subject_index)
+            if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):
+                warnings.warn(
+                    "train_split is skorch's ValidSplit, which splits windows: windows of one "
+                    "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
+                    UserWarning, stacklevel=2,
+                )
+            seed = _seed_of(self.random_state)
+            rng = (forked_rng(seed, torch.device(self.device)) if seed is not None
+                   else contextlib.nullcontext())
+            with rng:
+                super().fit(dataset, dataset.y, **fit_params)
+            self.__dict__.pop("_resolved_", None)
+            self._after_fit()
+        return self
+
+    def _after_fit(self):
+        pass
+
+    def _subject_outputs(self, X):
+        """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
+        check_is_fitted(self, "preprocessor_")
+        subjects = validate_subjects(X, estimator=self, reset=False)
+        out = []
+        for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
+            chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
+            windows, subject_index = self.preprocessor_.transform(chunk)
+            per_window = super().predict_proba(windows).astype(np.float64)
+            out.append(average_by_subject(per_window, subject_index, len(chunk)))
+        return np.concatenate(out)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Not supported: use ``fit`` (with ``warm_start=True`` to continue training)."""
+        if isinstance(X, SubjectWindows):  # skorch's fit calls partial_fit with the windows
+            return super().partial_fit(X, y, classes=classes, **fit_params)
+        raise NotImplementedError(
+            f"{type(self).__name__}.partial_fit is not supported: call fit, with "
+            "warm_start=True to continue training the fitted model"
+        )
+
+
+_SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module, default="ukbiobank"
+        Where the encoder starts from, as in :class:`~brainjepa_sk.BrainJEPAEmbedder`: the UK
+        Biobank research checkpoint (450 regions), a checkpoint of ours (it carries its
+        gradients and preprocessing), a research checkpoint (with ``gradients``), or a
+        ``BrainJEPA`` / ``BrainEncoder`` module (copied; the module given is never changed).
+        The target encoder of a pretrained model is the one fine-tuned.
+    gradients, num_heads, data_dir
+        As in :class:`~brainjepa_sk.BrainJEPAEmbedder`.
+    pooling : {"mean", "roi", "roi_std", "connectivity", "lagged"}, default="mean"
+        How the encoder's tokens become the head's input, as in the embedder (``"mean"`` is
+        the research model's global average pooling).
+    final_norm : bool, default=True
+        Pool the encoder's output after its final LayerNorm (as the research model does).
+    freeze_encoder : bool, default=False
+        ``False``: fine-tuning; the head is pooled tokens -> ``LayerNorm`` -> linear, and the
+        whole encoder learns. ``True``: the research code's linear probe; the encoder is
+        frozen (eval mode, no stochastic depth) and the head is pooled tokens ->
+        ``BatchNorm1d`` without affine parameters -> linear.
+    drop_path_rate : float, default=0.1
+        Stochastic depth of the last encoder block (0 for the first, linear in between), in
+        training only.
+    layer_decay : float, default=0.75
+        Layer-wise learning-rate decay: block ``i`` of ``L`` learns at
+        ``layer_decay ** (L - i)`` times ``lr`` and the embeddings at ``layer_decay ** (L + 1)``
+        times; the final norm and the head at ``lr``. 1 turns it off.
+    weight_decay : float, default=0.05
+        AdamW weight decay, none for biases and norms (``optimizer__weight_decay`` overrides).
+    warmup_epochs : float, default=0
+        Epochs of linear warm-up of the learning rate from 0 (the research scripts use 0).
+    min_lr : float, default=1e-6
+        Learning rate reached by the cosine decay at the last batch of ``max_epochs``.
+    t_r, model_t_r, n_frames, window, stride, min_frames, normalization
+        The preprocessing, as in :class:`~brainjepa_sk.BrainJEPAEmbedder`: ``"auto"`` repeats
+        what the weights were pretrained with.
+    precision : {"auto", "fp32", "bf16"}, default="auto"
+        ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the head's initialisation, the shuffling and the stochastic depth (in a fork of
+        torch's global generator, which is left as it was). The same seed on CPU gives the
+        same predictions.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Built over the layer-decay parameter groups; ``optimizer__<name>`` sets its other
+        arguments (e.g. ``optimizer__betas``).
+    lr : float, default=6.25e-5
+        Peak learning rate (the research scripts: base rate 1e-3 times batch size / 256).
+    max_epochs : int, default=50
+        Passes over the training windows.
+    batch_size : int, default=16
+        Windows per step.
+    train_split : callable or None, default=None
+        skorch's validation split. None trains on everything; pass
+        :class:`~brainjepa_sk.finetune.SubjectValidSplit` (which keeps each subject's windows
+        together) for a validation loss and early stopping.
+    iterator_train__shuffle : bool, default=True
+        Shuffle the training windows every epoch.
+    device : str or torch.device, default="cpu"
+        skorch's device (``"cuda"`` for a GPU).
+    verbose : int, default=1
+        skorch's progress table after each epoch (0: silent).
+    **kwargs
+        Any other skorch ``NeuralNet`` parameter: ``callbacks`` (e.g. skorch's
+        ``EarlyStopping``, ``ProgressBar``, ``Checkpoint``), ``warm_start``, ``compile``,
+        ``iterator_train__num_workers``, ``callbacks__print_log__...``, ..."""
+
+_SHARED_NOTES = """Every window of a subject is a training sample carrying its subject's target.
+    Prediction runs the model (in eval mode) on each window and averages a subject's window
+    outputs, so a subject's prediction does not depend on the other subjects passed with it.
+    The learning rate follows :class:`~brainjepa_sk.finetune.WarmupCosineLR` per batch."""
+
+
+class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
+    def __init__(self, weights="ukbiobank", *, criterion=torch.nn.CrossEntropyLoss,
+                 class_weight=None, **kwargs):
+        self.class_weight = class_weight
+        super().__init__(weights, criterion=criterion, **kwargs)
+
+    def _encode_targets(self, y, n_subjects, continuing):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs y, one label per subject")
+        y = column_or_1d(y, warn=True)
+        if len(y) != n_subjects:
+            raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
+        check_classification_targets(y)
+        if continuing:
+            classes = self.classes_
+        else:
+            classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+        index = {label: k for k, label in enumerate(classes.tolist())}
+        unknown = sorted({label for label in y.tolist() if label not in index}, key=str)
+        if unknown:
+            raise ValueError(f"y has labels {unknown} that are not among the classes "
+                             f"{classes.tolist()}")
+        if len(classes) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes, got "
+                             f"{classes.tolist()}")
+        self.n_outputs_ = len(classes)
+        self._fit_classes_ = classes
+        encoded = np.asarray([index[label] for label in y.tolist()], dtype=np.int64)
+        if self.class_weight is None:
+            self._class_weights_ = None
+        else:
+            present = np.unique(encoded)
+            weights = np.ones(len(classes))
+            weights[present] = compute_class_weight(
+                self.class_weight, classes=classes[present], y=y)
+            self._class_weights_ = weights
+        return encoded
+
+    def get_params_for(self, prefix):
+        """skorch's prefixed parameters; the criterion also gets ``class_weight``."""
+        params = super().get_params_for(prefix)
+        weights = getattr(self, "_class_weights_", None)
+        if prefix == "criterion" and weights is not None and "weight" not in params:
+            params["weight"] = torch.as_tensor(weights, dtype=torch.float32)
+        return params
+
+    def _after_fit(self):
+        # skorch recorded the encoded labels; the classes are the user's labels
+        self.classes_inferred_ = self.__dict__.pop("_fit_classes_")
+
+    def predict_proba(self, X):
+        """Class probabilities of each subject: the mean of its windows' probabilities.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+            Subjects' ROI time series.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_subjects, n_classes)
+        """
+        return self._subject_outputs(X)
+
+    def predict(self, X):
+        """Class of each subject (the most probable after averaging its windows).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+            Subjects' ROI time series.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_subjects,)
+        """
+        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+
+
+BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to classify subjects.
+
+    A skorch ``NeuralNetClassifier``: skorch's parameters, callbacks and ``history_`` work as
+    usual, and the estimator works in scikit-learn pipelines, ``cross_val_score`` and
+    ``GridSearchCV`` (e.g. over ``lr``, ``max_epochs`` or ``optimizer__betas``).
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS}
+    criterion : torch loss class, default=torch.nn.CrossEntropyLoss
+        Takes logits; ``criterion__label_smoothing=0.1`` smooths the labels.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
+        proportional to the classes' window counts).
+
+    Attributes
+    ----------
+    module_ : EncoderWithHead
+        The fine-tuned model.
+    preprocessor_ : Preprocessor
+        The preprocessing (from the weights, fitted on the training subjects where it learns).
+    classes_ : numpy.ndarray
+        The labels.
+    n_features_in_ : int
+        Number of regions.
+    history_ : skorch.History
+        Losses per epoch (and ``"lr"``).
+
+    Notes
+    -----
+    {_SHARED_NOTES}
+    """
+
+
+class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
+    def __init__(self, weights="ukbiobank", *, criterion=torch.nn.MSELoss,
+                 standardize_targets=True, **kwargs):
+        self.standardize_targets = standardize_targets
+        super().__init__(weights, criterion=criterion, **kwargs)
+
+    def _encode_targets(self, y, n_subjects, continuing):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} needs y, one target per subject")
+        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        if y.ndim not in (1, 2):
+            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
+        if len(y) != n_subjects:
+            raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} targets")
+        table = y.reshape(len(y), -1)
+        if not continuing:
+            if not isinstance(self.standardize_targets, (bool, np.bool_)):
+                raise ValueError("standardize_targets must be True or False, got "
+                                 f"{self.standardize_targets!r}")
+            self.target_ndim_ = y.ndim
+            self.n_outputs_ = table.shape[1]
+            if self.standardize_targets:
+                scale = table.std(axis=0)
+                self.target_mean_ = table.mean(axis=0)
+                self.target_scale_ = np.where(scale > 0, scale, 1.0)
+            else:
+                self.target_mean_ = np.zeros(table.shape[1])
+                self.target_scale_ = np.ones(table.shape[1])
+        elif table.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {table.shape[1]} targets, the model {self.n_outputs_}")
+        return ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def predict(self, X):
+        """Target of each subject: the mean of its windows' outputs, in the units of ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+            Subjects' ROI time series.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
+            As ``y`` was shaped in ``fit``.
+        """
+        out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
+        return out.ravel() if self.target_ndim_ == 1 else out
+
+
+BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to predict continuous phenotypes.
+
+    A skorch ``NeuralNetRegressor``: skorch's parameters, callbacks and ``history_`` work as
+    usual, and the estimator works in scikit-learn pipelines, ``cross_val_score`` and
+    ``GridSearchCV``.
+
+    Parameters
+    ----------
+    {_SHARED_PARAMETERS}
+    criterion : torch loss class, default=torch.nn.MSELoss
+        Regression loss (e.g. ``torch.nn.HuberLoss``).
+    standardize_targets : bool, default=True
+        Train on targets scaled to zero mean and unit variance (the head starts near 0, so
+        raw ages or scores would take many epochs to reach); ``predict`` returns the units of
+        ``y``. The losses in ``history_`` are on the scaled targets.
+
+    Attributes
+    ----------
+    module_ : EncoderWithHead
+        The fine-tuned model.
+    preprocessor_ : Preprocessor
+        The preprocessing.
+    target_mean_, target_scale_ : numpy.ndarray
+        The targets' scaling.
+    n_features_in_ : int
+        Number of regions.
+    history_ : skorch.History
+        Losses per epoch (and ``"lr"``).
+
+    Notes
+    -----
+    {_SHARED_NOTES}
+    """
