@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_array, column_or_1d
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
@@ -237,7 +238,10 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _get_param_names(self):
         # The module is built from weights, pooling and the head settings: not a parameter.
-        return [name for name in super()._get_param_names() if name != "module"]
+        # skorch's bookkeeping of its keyword arguments is not one either (its __init__
+        # rebuilds it from the prefixed parameters that clone passes back).
+        return [name for name in super()._get_param_names()
+                if name not in ("module", "_params_to_validate")]
 
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("lr_schedule", WarmupCosineLR())]
@@ -301,11 +305,20 @@ class _FineTuneBase(SubjectsInputMixin):
             raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
         resolve_autocast(self.precision, torch.device(self.device))  # checks both
 
-    def _encode_targets(self, y, n_subjects, continuing):
+    def _encode_targets(self, y, n_subjects, continuing, classes=None):
+        """Check ``y`` and return one training target per subject (set output sizes)."""
         raise NotImplementedError
 
+    def _check_y_given(self, y):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
+                             "is None")
+
     def fit(self, X, y, **fit_params):
-        """Fine-tune on subjects: every window of a subject is a sample with its label.
+        """Fine-tune on subjects: every window of a subject is a sample with its target.
+
+        Builds the model from ``weights`` and fits the preprocessing, unless ``warm_start``
+        is set and the estimator is fitted: then training continues from the current model.
 
         Parameters
         ----------
@@ -314,18 +327,43 @@ class _FineTuneBase(SubjectsInputMixin):
         y : array-like of shape (n_subjects,) (or (n_subjects, n_targets) for regression)
             One target per subject.
         **fit_params : dict
-            Passed to skorch's ``fit`` (and to its ``train_split``).
+            Passed to skorch's training loop (and to its ``train_split``).
 
         Returns
         -------
         self
         """
+        continuing = bool(self.warm_start) and self._is_fitted()
+        return self._fit_subjects(X, y, continuing, fit_params, routing="fit")
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Train ``max_epochs`` more epochs, from the current model if fitted.
+
+        Parameters
+        ----------
+        X, y
+            As in ``fit``.
+        classes : array-like, optional
+            All the labels (classification, first call only), as in scikit-learn.
+        **fit_params : dict
+            Passed to skorch's training loop.
+
+        Returns
+        -------
+        self
+        """
+        fit_params.pop("_routing_method", None)
+        return self._fit_subjects(X, y, self._is_fitted(), fit_params, classes=classes,
+                                  routing="partial_fit")
+
+    def _is_fitted(self):
+        return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
+
+    def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         self._check_settings()
-        continuing = bool(self.warm_start) and getattr(self, "initialized_", False) and hasattr(
-            self, "preprocessor_")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing)
-            targets = self._encode_targets(y, len(subjects), continuing)
+            targets = self._encode_targets(y, len(subjects), continuing, classes)
             if continuing:
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
             else:
@@ -347,13 +385,15 @@ class _FineTuneBase(SubjectsInputMixin):
                 warnings.warn(
                     "train_split is skorch's ValidSplit, which splits windows: windows of one "
                     "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
-                    UserWarning, stacklevel=2,
+                    UserWarning, stacklevel=3,
                 )
             seed = _seed_of(self.random_state)
             rng = (forked_rng(seed, torch.device(self.device)) if seed is not None
                    else contextlib.nullcontext())
             with rng:
-                super().fit(dataset, dataset.y, **fit_params)
+                if not continuing:
+                    self.initialize()
+                super().partial_fit(dataset, dataset.y, _routing_method=routing, **fit_params)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
@@ -372,15 +412,6 @@ class _FineTuneBase(SubjectsInputMixin):
             per_window = super().predict_proba(windows).astype(np.float64)
             out.append(average_by_subject(per_window, subject_index, len(chunk)))
         return np.concatenate(out)
-
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Not supported: use ``fit`` (with ``warm_start=True`` to continue training)."""
-        if isinstance(X, SubjectWindows):  # skorch's fit calls partial_fit with the windows
-            return super().partial_fit(X, y, classes=classes, **fit_params)
-        raise NotImplementedError(
-            f"{type(self).__name__}.partial_fit is not supported: call fit, with "
-            "warm_start=True to continue training the fitted model"
-        )
 
 
 _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module, default="ukbiobank"
@@ -459,17 +490,18 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         self.class_weight = class_weight
         super().__init__(weights, criterion=criterion, **kwargs)
 
-    def _encode_targets(self, y, n_subjects, continuing):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} needs y, one label per subject")
+    def _encode_targets(self, y, n_subjects, continuing, classes=None):
+        self._check_y_given(y)
         y = column_or_1d(y, warn=True)
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
         check_classification_targets(y)
         if continuing:
             classes = self.classes_
-        else:
+        elif classes is None:
             classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+        else:
+            classes = np.asarray(classes)
         index = {label: k for k, label in enumerate(classes.tolist())}
         unknown = sorted({label for label in y.tolist() if label not in index}, key=str)
         if unknown:
@@ -477,7 +509,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
                              f"{classes.tolist()}")
         if len(classes) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes, got "
-                             f"{classes.tolist()}")
+                             f"{len(classes)} class: {classes.tolist()}")
         self.n_outputs_ = len(classes)
         self._fit_classes_ = classes
         encoded = np.asarray([index[label] for label in y.tolist()], dtype=np.int64)
@@ -529,7 +561,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         -------
         numpy.ndarray of shape (n_subjects,)
         """
-        return self.classes_[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # checks that the estimator is fitted first
+        return self.classes_[proba.argmax(axis=1)]
 
 
 BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to classify subjects.
@@ -572,9 +605,13 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         self.standardize_targets = standardize_targets
         super().__init__(weights, criterion=criterion, **kwargs)
 
-    def _encode_targets(self, y, n_subjects, continuing):
-        if y is None:
-            raise ValueError(f"{type(self).__name__} needs y, one target per subject")
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True  # y may be (n_subjects, n_targets)
+        return tags
+
+    def _encode_targets(self, y, n_subjects, continuing, classes=None):
+        self._check_y_given(y)
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
@@ -597,6 +634,11 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         elif table.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {table.shape[1]} targets, the model {self.n_outputs_}")
         return ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    @available_if(lambda self: False)
+    def predict_proba(self, X):
+        """Not available: a regressor has no probabilities (skorch's ``predict_proba`` would
+        run on windows, not subjects)."""
 
     def predict(self, X):
         """Target of each subject: the mean of its windows' outputs, in the units of ``y``.

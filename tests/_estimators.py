@@ -3,7 +3,13 @@
 import numpy as np
 import torch
 
-from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk import (
+    BrainJEPAClassifier,
+    BrainJEPAEmbedder,
+    BrainJEPAPretrainer,
+    BrainJEPARegressor,
+    GradientPositioner,
+)
 from brainjepa_sk.nn import BrainJEPA
 
 N_REGIONS = 8
@@ -31,6 +37,14 @@ def tiny_estimators(n_regions=N_REGIONS):
             device="cpu", verbose=0, random_state=0,
         ),
     ]
+
+
+def tiny_supervised_estimators(n_regions=N_REGIONS, **params):
+    """A tiny fine-tuning classifier and regressor (one epoch, silent, seeded)."""
+    settings = dict(normalization=None, max_epochs=1, batch_size=4, verbose=0, random_state=0,
+                    **params)
+    return [BrainJEPAClassifier(tiny_module(n_regions), **settings),
+            BrainJEPARegressor(tiny_module(n_regions), **settings)]
 
 
 def make_subjects(n_subjects=8, n_timepoints=12, n_regions=N_REGIONS, seed=0):

@@ -4,9 +4,10 @@ Our estimators take 3-D input (subjects x timepoints x regions) and say so in th
 scikit-learn runs only its data-independent checks on them (``test_sklearn_checks``). To run its
 whole suite anyway, ``test_sklearn_checks_on_rows`` runs every check through an adapter that
 turns each row of the checks' 2-D tables into one subject (see ``_sklearn_adapter``): the checks
-then reach our validation, fitting and transform. All of them pass; none is expected to fail
-(sparse input is refused with an error that says so, as scikit-learn asks). The tests further
-down re-do the data-dependent checks with real 3-D subjects.
+then reach our validation, fitting and transform. All of them pass (sparse input is refused
+with an error that says so, as scikit-learn asks), with one expected failure for the skorch
+nets, listed with its reason in ``EXPECTED_FAILURES``. The tests further down re-do the
+data-dependent checks with real 3-D subjects.
 """
 
 import copy
@@ -15,20 +16,43 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from _estimators import N_REGIONS, assert_same_module, make_subjects, tiny_estimators
+from _estimators import (
+    N_REGIONS,
+    assert_same_module,
+    make_subjects,
+    tiny_estimators,
+    tiny_supervised_estimators,
+)
 from _sklearn_adapter import estimators_on_rows
 from scipy import sparse
+from skorch import NeuralNet
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 
-@parametrize_with_checks(tiny_estimators())
+#: Checks the fine-tuning estimators fail, and why.
+EXPECTED_FAILURES = {
+    "check_no_attributes_set_in_init": (
+        "skorch's NeuralNet.__init__ sets history_, initialized_ and virtual_params_ (its "
+        "design: it tracks initialisation from __init__ on); the fine-tuning estimators are "
+        "skorch nets and inherit it"
+    ),
+}
+
+
+def expected_failures(estimator):
+    """The expected failures of ``estimator`` (only the skorch nets have any)."""
+    return EXPECTED_FAILURES if isinstance(estimator, NeuralNet) else {}
+
+
+@parametrize_with_checks([*tiny_estimators(), *tiny_supervised_estimators()],
+                         expected_failed_checks=expected_failures)
 def test_sklearn_checks(estimator, check):
     check(estimator)
 
 
-@parametrize_with_checks(estimators_on_rows())
+@parametrize_with_checks(estimators_on_rows(), expected_failed_checks=expected_failures)
 def test_sklearn_checks_on_rows(estimator, check):
     check(estimator)
 
