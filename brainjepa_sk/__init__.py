@@ -10,7 +10,6 @@ Estimators: :class:`GradientPositioner` (region positions on connectivity gradie
 __version__ = "0.1.0.dev0"
 
 from .embed import BrainJEPAEmbedder
-from .finetune import BrainJEPAClassifier, BrainJEPARegressor
 from .gradients import GradientPositioner, load_gradients
 from .pretrain import BrainJEPAPretrainer
 
@@ -23,3 +22,12 @@ __all__ = [
     "load_gradients",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    # The fine-tuning estimators import skorch: only when asked for (PEP 562).
+    if name in ("BrainJEPAClassifier", "BrainJEPARegressor"):
+        from . import finetune
+
+        return getattr(finetune, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_array, column_or_1d
-from sklearn.utils.metaestimators import available_if
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
@@ -158,6 +158,12 @@ class WarmupCosineLR(Callback):
             net.history.record("lr", self.lr_)
 
 
+def _is_windows(X):
+    """Whether ``X`` is the training windows (skorch's own scoring passes them back)."""
+    return isinstance(X, SubjectWindows) or (
+        isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
+
+
 def _seed_of(random_state):
     """An int seed for torch from ``random_state`` (None: unseeded)."""
     if random_state is None:
@@ -253,7 +259,8 @@ class _FineTuneBase(SubjectsInputMixin):
         resolved = self.__dict__.pop("_resolved_", None) or self._resolve()
         encoder = resolved.encoder
         if not self.freeze_encoder:
-            encoder.set_drop_path_rate(self.drop_path_rate)
+            # a pretrained model's target encoder comes frozen (it was an EMA copy)
+            encoder.requires_grad_(True).set_drop_path_rate(self.drop_path_rate)
         self.module_ = EncoderWithHead(
             encoder, self.n_outputs_, pooling=self.pooling,
             head="batchnorm" if self.freeze_encoder else "layernorm",
@@ -406,11 +413,13 @@ class _FineTuneBase(SubjectsInputMixin):
         check_is_fitted(self, "preprocessor_")
         subjects = validate_subjects(X, estimator=self, reset=False)
         out = []
-        for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
-            chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
-            windows, subject_index = self.preprocessor_.transform(chunk)
-            per_window = super().predict_proba(windows).astype(np.float64)
-            out.append(average_by_subject(per_window, subject_index, len(chunk)))
+        # a DataLoader draws a seed from torch's global generator: keep the caller's state
+        with torch.random.fork_rng(devices=[]):
+            for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
+                chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
+                windows, subject_index = self.preprocessor_.transform(chunk)
+                per_window = super().predict_proba(windows).astype(np.float64)
+                out.append(average_by_subject(per_window, subject_index, len(chunk)))
         return np.concatenate(out)
 
 
@@ -547,6 +556,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         -------
         numpy.ndarray of shape (n_subjects, n_classes)
         """
+        if _is_windows(X):  # skorch's scoring during fit: one row per window
+            return super().predict_proba(X)
         return self._subject_outputs(X)
 
     def predict(self, X):
@@ -562,6 +573,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         numpy.ndarray of shape (n_subjects,)
         """
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
+        if _is_windows(X):  # skorch's scoring during fit: the windows' encoded labels
+            return proba.argmax(axis=1)
         return self.classes_[proba.argmax(axis=1)]
 
 
@@ -653,6 +666,8 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
+        if _is_windows(X):  # skorch's scoring during fit: the windows' scaled targets
+            return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out
 

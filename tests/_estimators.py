@@ -15,13 +15,13 @@ from brainjepa_sk.nn import BrainJEPA
 N_REGIONS = 8
 
 
-def tiny_module(n_regions=N_REGIONS, seed=0):
-    """A small random BrainJEPA (patch 2, 8 frames per window)."""
+def tiny_module(n_regions=N_REGIONS, seed=0, depth=1):
+    """A small random BrainJEPA (patch 2, 8 frames per window, ``depth`` encoder blocks)."""
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return BrainJEPA(torch.randn(n_regions, 3, generator=generator), patch_size=2,
-                         embed_dim=8, depth=1, num_heads=2, predictor_embed_dim=8,
+                         embed_dim=8, depth=depth, num_heads=2, predictor_embed_dim=8,
                          predictor_depth=1, n_patches=4)
 
 

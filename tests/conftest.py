@@ -33,6 +33,19 @@ def research_model(official_dir):
     )
 
 
+def use_local_ukbiobank(monkeypatch, official_dir):
+    """Make ``weights="ukbiobank"`` fetch the test checkpoint and gradients from local files."""
+    from brainjepa_sk.datasets import _weights
+
+    files = {
+        "checkpoint": dict(_weights.UKBIOBANK_FILES["checkpoint"],
+                           url=(official_dir / "checkpoint.pth.tar").as_uri()),
+        "gradients": dict(_weights.UKBIOBANK_FILES["gradients"],
+                          url=(official_dir / "gradient.csv").as_uri()),
+    }
+    monkeypatch.setattr(_weights, "UKBIOBANK_FILES", files)
+
+
 def pytest_collection_modifyitems(config, items):
     """Skip ``gpu``-marked tests when no CUDA device is present."""
     if torch.cuda.is_available():

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
+from conftest import use_local_ukbiobank
 
 from brainjepa_sk import BrainJEPAEmbedder
 from brainjepa_sk.checkpoint import save_checkpoint
@@ -185,20 +186,10 @@ def test_bad_parameters(research_model, reference):
         BrainJEPAEmbedder(weights=research_model, t_r=2.0).fit(X)
 
 
-def _local_ukbiobank(monkeypatch, official_dir):
-    files = {
-        "checkpoint": dict(_weights.UKBIOBANK_FILES["checkpoint"],
-                           url=(official_dir / "checkpoint.pth.tar").as_uri()),
-        "gradients": dict(_weights.UKBIOBANK_FILES["gradients"],
-                          url=(official_dir / "gradient.csv").as_uri()),
-    }
-    monkeypatch.setattr(_weights, "UKBIOBANK_FILES", files)
-
-
 def test_default_weights_are_fetched_once_then_used_offline(tmp_path, monkeypatch, official_dir,
                                                             reference):
     # The real source is the authors' Google Drive and repository; here local files stand in.
-    _local_ukbiobank(monkeypatch, official_dir)
+    use_local_ukbiobank(monkeypatch, official_dir)
     paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
     assert paths["checkpoint"].read_bytes() == (official_dir / "checkpoint.pth.tar").read_bytes()
     assert paths["gradients"].parent == tmp_path / "brainjepa_ukbiobank"
@@ -218,7 +209,7 @@ def test_default_weights_get_the_research_models_preprocessing(tmp_path, monkeyp
     """``BrainJEPAEmbedder()`` embeds the way the UK Biobank model was trained: series
     resampled to its TR (every third frame at TR 0.735 s, so 2.205 s), the checkpoint's window
     length from the centre of the scan, and each window z-scored as a whole."""
-    _local_ukbiobank(monkeypatch, official_dir)  # the test checkpoint stands in for the weights
+    use_local_ukbiobank(monkeypatch, official_dir)  # the test checkpoint stands in for the weights
     rng = np.random.default_rng(7)
     t = np.arange(150)[:, None] * 0.735
     X = np.stack([np.sin(2 * np.pi * t / rng.uniform(20, 60, 24) + rng.uniform(0, 6, 24))
@@ -240,13 +231,13 @@ def test_default_weights_get_the_research_models_preprocessing(tmp_path, monkeyp
 
 
 def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_dir):
-    _local_ukbiobank(monkeypatch, official_dir)
+    use_local_ukbiobank(monkeypatch, official_dir)
     monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path))
     assert fetch_ukbiobank_weights(verbose=0)["checkpoint"].parent.parent == tmp_path
 
 
 def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch, official_dir):
-    _local_ukbiobank(monkeypatch, official_dir)
+    use_local_ukbiobank(monkeypatch, official_dir)
     for spec in _weights.UKBIOBANK_FILES.values():
         spec["url"] = (tmp_path / "nowhere" / "file").as_uri()
     with pytest.raises(OSError, match="brainjepa_ukbiobank") as info:
@@ -260,7 +251,7 @@ def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch
 def test_a_web_page_is_not_taken_for_the_weights(tmp_path, monkeypatch, official_dir):
     page = tmp_path / "page.html"
     page.write_text("<!DOCTYPE html><html>virus scan warning</html>")
-    _local_ukbiobank(monkeypatch, official_dir)
+    use_local_ukbiobank(monkeypatch, official_dir)
     _weights.UKBIOBANK_FILES["checkpoint"]["url"] = page.as_uri()
     with pytest.raises(OSError, match="web page"):
         fetch_ukbiobank_weights(data_dir=tmp_path / "cache", verbose=0)

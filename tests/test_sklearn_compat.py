@@ -25,11 +25,10 @@ from _estimators import (
 )
 from _sklearn_adapter import estimators_on_rows
 from scipy import sparse
-from skorch import NeuralNet
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
-
+from skorch import NeuralNet
 
 #: Checks the fine-tuning estimators fail, and why.
 EXPECTED_FAILURES = {

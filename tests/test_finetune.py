@@ -1,0 +1,436 @@
+"""Fine-tuning and linear probing: BrainJEPAClassifier and BrainJEPARegressor (skorch nets)."""
+
+import copy
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from _estimators import N_REGIONS, assert_same_module, tiny_module
+from conftest import use_local_ukbiobank
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.utils.class_weight import compute_class_weight
+from skorch.callbacks import Callback, EarlyStopping, EpochScoring
+from skorch.dataset import ValidSplit
+
+from brainjepa_sk import BrainJEPAClassifier, BrainJEPAEmbedder, BrainJEPARegressor
+from brainjepa_sk.checkpoint import save_checkpoint
+from brainjepa_sk.finetune import SubjectValidSplit, SubjectWindows
+from brainjepa_sk.nn import EncoderWithHead
+from brainjepa_sk.preprocessing import Preprocessor
+from brainjepa_sk.train import layer_decay_groups, warmup_cosine
+
+#: Settings under which the tiny model learns within seconds.
+FAST = dict(normalization=None, layer_decay=1.0, drop_path_rate=0.0, lr=3e-2, max_epochs=30,
+            batch_size=8, verbose=0, random_state=0)
+
+
+def offset_subjects(levels, n_timepoints=16, seed=0):
+    """Noisy subjects whose first four regions sit ``3 * level`` above the others."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((len(levels), n_timepoints, N_REGIONS))
+    X[:, :, :4] += 3 * np.asarray(levels, dtype=float)[:, None, None]
+    return X
+
+
+def fast(**overrides):
+    """``FAST`` with some settings changed."""
+    return {**FAST, **overrides}
+
+
+class Recorder(Callback):
+    """Records what the net trains on and the learning rates it steps with."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.dataset_ = X
+        self.lrs_, self.lr_scales_ = [], []
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            groups = net.optimizer_.param_groups
+            self.lrs_.append([group["lr"] for group in groups])
+            self.lr_scales_.append([group["lr_scale"] for group in groups])
+
+
+# -- learning ----------------------------------------------------------------------------------
+
+def test_the_classifier_learns_the_labels_of_held_out_subjects():
+    labels = np.array(["control", "patient"] * 12)
+    X = offset_subjects(np.where(labels == "patient", 1.0, 0.0))
+    clf = BrainJEPAClassifier(tiny_module(), **FAST).fit(X, labels)
+    X_new = offset_subjects(np.where(labels == "patient", 1.0, 0.0), seed=1)
+    assert clf.score(X_new, labels) >= 0.9
+    assert set(clf.predict(X_new)) <= {"control", "patient"}
+    np.testing.assert_array_equal(clf.classes_, ["control", "patient"])
+    proba = clf.predict_proba(X_new)
+    assert proba.shape == (24, 2) and np.allclose(proba.sum(axis=1), 1, atol=1e-5)
+    assert clf.history_[-1]["train_loss"] < clf.history_[0]["train_loss"]
+
+
+def test_the_regressor_learns_a_continuous_target_in_its_units():
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 32)
+    y = 60 + 10 * levels  # e.g. ages
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=25)).fit(
+        offset_subjects(levels), y)
+    levels_new = rng.uniform(-1, 1, 32)
+    prediction = reg.predict(offset_subjects(levels_new, seed=1))
+    assert prediction.shape == (32,)
+    assert reg.score(offset_subjects(levels_new, seed=1), 60 + 10 * levels_new) > 0.7
+    assert abs(prediction.mean() - 60) < 3  # in years, not in standardised units
+    np.testing.assert_allclose(reg.target_mean_, [y.mean()])
+    np.testing.assert_allclose(reg.target_scale_, [y.std()])
+
+
+def test_several_targets_are_predicted_together():
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 16)
+    y = np.stack([levels, -2 * levels], axis=1)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=2)).fit(
+        offset_subjects(levels), y)
+    assert reg.predict(offset_subjects(levels)).shape == (16, 2)
+    assert reg.module_.head.linear.out_features == 2
+
+
+# -- windows and subjects ----------------------------------------------------------------------
+
+def test_every_window_is_a_training_sample_with_its_subjects_label():
+    """Sliding 8-frame windows every 8 frames: subjects of 16, 24 and 8 frames give 2, 3 and 1
+    windows, and every window carries its own subject's label."""
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((n, N_REGIONS)) for n in (16, 24, 8)]
+    recorder = Recorder()
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="sliding", stride=8,
+                        callbacks=[recorder]).fit(X, ["a", "b", "a"])
+    dataset = recorder.dataset_
+    assert isinstance(dataset, SubjectWindows)
+    np.testing.assert_array_equal(dataset.subject_index, [0, 0, 1, 1, 1, 2])
+    np.testing.assert_array_equal(dataset.y, [0, 0, 1, 1, 1, 0])
+    np.testing.assert_array_equal(dataset.X[2], X[1][:8].astype(np.float32))
+
+
+@pytest.mark.parametrize("freeze_encoder", [False, True])
+def test_a_subjects_prediction_is_the_mean_over_its_windows(freeze_encoder):
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((n, N_REGIONS)) for n in (24, 8, 16)]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), window="sliding",
+                              stride=8, freeze_encoder=freeze_encoder).fit(X, [0, 1, 0])
+    module = clf.module_.eval()
+    for subject, proba in zip(X, clf.predict_proba(X)):
+        windows, _ = clf.preprocessor_.transform([subject])
+        with torch.no_grad():
+            expected = module(torch.from_numpy(windows)).softmax(-1).mean(0).numpy()
+        np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("freeze_encoder", [False, True])  # the probe has a BatchNorm head
+def test_a_subjects_prediction_does_not_depend_on_the_other_subjects(freeze_encoder):
+    X = offset_subjects(np.tile([0.0, 1.0], 6))
+    y = np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=5),
+                              freeze_encoder=freeze_encoder).fit(X, y)
+    together = clf.predict_proba(X)
+    order = np.random.default_rng(0).permutation(len(X))
+    np.testing.assert_allclose(clf.predict_proba(X[order]), together[order], atol=1e-6)
+    for i in (0, 7):
+        np.testing.assert_allclose(clf.predict_proba(X[i : i + 1])[0], together[i], atol=1e-6)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=2),
+                             freeze_encoder=freeze_encoder).fit(X, y.astype(float))
+    np.testing.assert_allclose(reg.predict(X[3:4]), reg.predict(X)[3:4], atol=1e-6)
+
+
+# -- the recipe --------------------------------------------------------------------------------
+
+def test_layer_decay_groups_scale_each_layer_and_spare_biases_and_norms_from_decay():
+    model = EncoderWithHead(tiny_module(depth=2).target_encoder.requires_grad_(True), 3)
+    groups = layer_decay_groups(model, weight_decay=0.05, layer_decay=0.5)
+    scale_of = {id(p): g["lr_scale"] for g in groups for p in g["params"]}
+    decay_of = {id(p): g["weight_decay"] for g in groups for p in g["params"]}
+    for name, param in model.named_parameters():
+        if name.startswith(("encoder.patch_embed", "encoder.pos_embed")):
+            expected = 0.5**3
+        elif name.startswith("encoder.blocks.0."):
+            expected = 0.5**2
+        elif name.startswith("encoder.blocks.1."):
+            expected = 0.5
+        else:  # final norm and head
+            expected = 1.0
+        assert scale_of[id(param)] == expected, name
+        assert decay_of[id(param)] == (0.0 if param.ndim == 1 else 0.05), name
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    model.encoder.requires_grad_(False)
+    frozen = layer_decay_groups(model, weight_decay=0.05, layer_decay=0.5)
+    assert {id(p) for g in frozen for p in g["params"]} == {id(p)
+                                                            for p in model.head.parameters()}
+
+
+def test_the_learning_rate_warms_up_then_follows_a_cosine_per_batch_times_each_layers_scale():
+    recorder = Recorder()
+    X, y = offset_subjects(np.zeros(12)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(
+        tiny_module(), normalization=None, lr=1e-3, min_lr=1e-5, max_epochs=4, warmup_epochs=1,
+        batch_size=4, layer_decay=0.5, verbose=0, random_state=0, callbacks=[recorder],
+    ).fit(X, y)
+    steps = 4 * 3  # 12 windows, batches of 4
+    assert len(recorder.lrs_) == steps
+    for step, (lrs, scales) in enumerate(zip(recorder.lrs_, recorder.lr_scales_)):
+        expected = warmup_cosine(step, steps, 3, 0.0, 1e-3, 1e-5)
+        np.testing.assert_allclose(lrs, np.multiply(expected, scales), rtol=1e-12)
+    assert sorted(set(recorder.lr_scales_[0])) == [0.25, 0.5, 1.0]  # embeddings, block, head
+    assert clf.history_[-1]["lr"] == pytest.approx(warmup_cosine(11, 12, 3, 0.0, 1e-3, 1e-5))
+
+
+def test_stochastic_depth_is_set_on_the_fine_tuned_encoder():
+    clf = BrainJEPAClassifier(tiny_module(depth=3), **fast(max_epochs=1,
+                                                                 drop_path_rate=0.2)).fit(offset_subjects(np.zeros(4)), [0, 1] * 2)
+    assert [block.drop_path.p for block in clf.module_.encoder.blocks] == pytest.approx(
+        [0.0, 0.1, 0.2])
+    with pytest.raises(ValueError, match="drop_path_rate"):
+        clf.module_.encoder.set_drop_path_rate(1.0)
+
+
+def test_the_linear_probe_trains_only_a_batchnorm_linear_head():
+    module = tiny_module()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    probe = BrainJEPAClassifier(module, **FAST, freeze_encoder=True).fit(X, y)
+    head = probe.module_.head
+    assert isinstance(head.norm, torch.nn.BatchNorm1d) and not head.norm.affine
+    assert_same_module_weights(probe.module_.encoder, module.target_encoder)
+    assert not any(p.requires_grad for p in probe.module_.encoder.parameters())
+    assert all(block.drop_path.p == 0 for block in probe.module_.encoder.blocks)
+    assert not probe.module_.encoder.training
+    tuned = BrainJEPAClassifier(module, **FAST).fit(X, y)
+    assert isinstance(tuned.module_.head.norm, torch.nn.LayerNorm)
+    changed = [not torch.equal(a, b) for a, b in zip(tuned.module_.encoder.parameters(),
+                                                       module.target_encoder.parameters())]
+    assert all(changed)
+
+
+def assert_same_module_weights(module, reference):
+    for (name, p), q in zip(module.state_dict().items(), reference.state_dict().values()):
+        assert torch.equal(p, q), name
+
+
+def test_class_weights_and_label_smoothing_reach_the_loss():
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 0, 0, 0, 0, 0, 1, 1])
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced",
+                              criterion__label_smoothing=0.1).fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(),
+                               compute_class_weight("balanced", classes=np.array([0, 1]), y=y))
+    assert clf.criterion_.label_smoothing == 0.1
+    clf.set_params(class_weight={1: 5.0}).fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 5.0])
+    assert clf.get_params()["criterion__label_smoothing"] == 0.1
+
+
+# -- skorch and scikit-learn -------------------------------------------------------------------
+
+def test_skorch_prefixed_parameters_work_in_get_params_set_params_and_grid_search():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              optimizer__betas=(0.8, 0.95))
+    assert clf.get_params()["optimizer__betas"] == (0.8, 0.95)
+    clf.set_params(optimizer__eps=1e-6, max_epochs=2).fit(X, y)
+    defaults = clf.optimizer_.defaults
+    assert defaults["betas"] == (0.8, 0.95) and defaults["eps"] == 1e-6
+    assert len(clf.history_) == 2
+    assert clone(clf).get_params()["optimizer__eps"] == 1e-6
+    search = GridSearchCV(clf, {"lr": [1e-3, 1e-2], "max_epochs": [1, 2]}, cv=2).fit(X, y)
+    assert set(search.best_params_) == {"lr", "max_epochs"}
+    scores = cross_val_score(BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)), X,
+                             y.astype(float), cv=2)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+
+
+def test_the_same_seed_gives_the_same_predictions_and_leaves_the_global_generator_alone():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    settings = dict(FAST, max_epochs=2, drop_path_rate=0.3)
+    before = torch.get_rng_state()
+    first = BrainJEPAClassifier(tiny_module(), **settings).fit(X, y).predict_proba(X)
+    assert torch.equal(torch.get_rng_state(), before)  # neither fit nor predict draws from it
+    again = BrainJEPAClassifier(tiny_module(), **settings).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(first, again)
+    other = BrainJEPAClassifier(tiny_module(), **dict(settings, random_state=1)).fit(X, y)
+    assert not np.array_equal(other.predict_proba(X), first)
+
+
+def test_pickling_and_cloning():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.array(["a", "b"] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(restored.classes_, ["a", "b"])
+    fresh = clone(clf)
+    assert not hasattr(fresh, "module_") and fresh.get_params()["lr"] == clf.lr
+    np.testing.assert_array_equal(fresh.fit(X, y).predict_proba(X), clf.predict_proba(X))
+
+
+def test_progress_is_shown_by_skorchs_print_log(capsys):
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, verbose=1)).fit(
+        offset_subjects(np.zeros(4)), [0, 1, 0, 1])
+    out = capsys.readouterr().out
+    assert "train_loss" in out and "lr" in out and len(out.strip().splitlines()) == 4
+
+
+def test_warm_start_and_partial_fit_continue_from_the_current_model():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    module, preprocessor = clf.module_, clf.preprocessor_
+    weights = copy.deepcopy(module.state_dict())
+    clf.partial_fit(X, y)
+    assert clf.module_ is module and clf.preprocessor_ is preprocessor
+    assert len(clf.history_) == 4
+    assert not torch.equal(module.state_dict()["head.linear.weight"],
+                           weights["head.linear.weight"])
+    clf.set_params(warm_start=True).fit(X, y)
+    assert clf.module_ is module and len(clf.history_) == 6
+    clf.set_params(warm_start=False).fit(X, y)
+    assert clf.module_ is not module and len(clf.history_) == 2
+    with pytest.raises(ValueError, match="not among the classes"):
+        clf.partial_fit(X, np.tile([0, 2], 4))
+
+
+# -- validation split and early stopping -------------------------------------------------------
+
+def test_the_subject_split_keeps_each_subjects_windows_together():
+    subject_index = np.repeat(np.arange(10), [1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
+    labels = np.array([0, 1] * 5)
+    dataset = SubjectWindows(np.zeros((len(subject_index), 4, 2), np.float32),
+                             labels[subject_index], subject_index)
+    train, valid = SubjectValidSplit(0.4, stratified=True, random_state=0)(dataset)
+    train_subjects = set(subject_index[train.indices])
+    valid_subjects = set(subject_index[valid.indices])
+    assert train_subjects.isdisjoint(valid_subjects)
+    assert train_subjects | valid_subjects == set(range(10)) and len(valid_subjects) == 4
+    assert sorted(labels[sorted(valid_subjects)]) == [0, 0, 1, 1]
+    assert len(train.indices) + len(valid.indices) == len(subject_index)
+
+
+def test_early_stopping_on_a_subject_split():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 5)), np.tile([0, 1], 5)
+    clf = BrainJEPAClassifier(
+        tiny_module(), **fast(max_epochs=20, lr=0.0),  # nothing learns: no improvement
+        train_split=SubjectValidSplit(0.4, stratified=True, random_state=0),
+        callbacks=[EarlyStopping(patience=2)],
+    ).fit(X, y)
+    assert len(clf.history_) == 3
+    assert {"valid_loss", "valid_acc"} <= set(clf.history_[-1])
+    reg = BrainJEPARegressor(
+        tiny_module(), **fast(max_epochs=2), train_split=SubjectValidSplit(0.4, random_state=0),
+        callbacks=[EpochScoring("r2", lower_is_better=False)],
+    ).fit(X, y.astype(float))
+    assert {"valid_loss", "r2"} <= set(reg.history_[-1])
+
+
+def test_skorchs_window_split_is_warned_about():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((16, N_REGIONS)) for _ in range(10)]
+    with pytest.warns(UserWarning, match="SubjectValidSplit"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="sliding",
+                            stride=8, train_split=ValidSplit(2)).fit(X, np.tile([0, 1], 5))
+
+
+# -- weights -----------------------------------------------------------------------------------
+
+def test_weights_from_a_research_checkpoint_and_the_default_weights(
+        official_dir, research_model, reference, tmp_path, monkeypatch):
+    X = reference["x_nilearn"]
+    y = np.arange(len(X)) % 2
+    probe = BrainJEPAClassifier(
+        official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv",
+        num_heads=4, freeze_encoder=True, max_epochs=1, verbose=0,
+    ).fit(X, y)
+    assert_same_module_weights(probe.module_.encoder, research_model.target_encoder)
+    assert probe.preprocessor_.normalization == "global_zscore"  # the research default
+    use_local_ukbiobank(monkeypatch, official_dir)  # the test checkpoint stands in
+    default = BrainJEPARegressor(data_dir=tmp_path, num_heads=4, t_r=0.735, max_epochs=1,
+                                 freeze_encoder=True, verbose=0)
+    rng = np.random.default_rng(0)
+    series = rng.standard_normal((4, 150, 24)) + 1000
+    default.fit(series, rng.standard_normal(4))
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, t_r=0.735).fit(series)
+    np.testing.assert_equal(default.preprocessor_.to_dict(), embedder.preprocessor_.to_dict())
+    assert default.preprocessor_.target_t_r == pytest.approx(2.205)
+
+
+def test_our_checkpoint_carries_its_preprocessing(tmp_path):
+    model = tiny_module()
+    X = offset_subjects(np.zeros(6)) * 5 + 3
+    preprocessor = Preprocessor(n_frames=8, normalization="robust", window="first").fit(list(X))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model, preprocessing=preprocessor.to_dict())
+    clf = BrainJEPAClassifier(path, **fast(max_epochs=1, normalization="auto")).fit(
+        X[:4], [0, 1, 0, 1])
+    np.testing.assert_equal(clf.preprocessor_.to_dict(), preprocessor.to_dict())
+
+
+def test_the_callers_module_is_left_untouched():
+    module = tiny_module().train()
+    before = copy.deepcopy(module)
+    clf = BrainJEPAClassifier(module, **FAST).fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1])
+    assert_same_module(module, before)
+    assert clf.module_.encoder is not module.target_encoder
+    assert clf.get_params()["weights"] is module
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    module, proba = clf.module_, clf.predict_proba(X)
+    with pytest.raises(ValueError, match="3 regions"):
+        clf.fit(X[:, :, :3], y)
+    with pytest.raises(ValueError, match="6 subjects but y has 5"):
+        clf.fit(X, y[:5])
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        clf.fit(X, np.zeros(6))
+    bad = X.copy()
+    bad[2, 3, 1] = np.nan
+    embedder_error = pytest.raises(ValueError)
+    with embedder_error as from_embedder:
+        BrainJEPAEmbedder(tiny_module(), normalization=None).fit(bad)
+    with pytest.raises(ValueError) as from_classifier:
+        clf.fit(bad, y)
+    assert str(from_classifier.value) == str(from_embedder.value).replace(
+        "BrainJEPAEmbedder", "BrainJEPAClassifier")
+    for setting, message in [(dict(pooling="tokens"), "tokens"),
+                             (dict(layer_decay=0.0), "layer_decay"),
+                             (dict(freeze_encoder="yes"), "freeze_encoder"),
+                             (dict(precision="fp16"), "precision")]:
+        with pytest.raises(ValueError, match=message):
+            clone(clf).set_params(**setting).fit(X, y)
+    assert clf.module_ is module
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    with pytest.raises(ValueError, match="requires y"):
+        BrainJEPARegressor(tiny_module()).fit(X, None)
+
+
+# -- the torch module --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
+@pytest.mark.parametrize("freeze_encoder", [False, True])
+def test_the_head_takes_every_pooling_and_a_frozen_encoder_gets_no_gradient(pooling,
+                                                                            freeze_encoder):
+    encoder = tiny_module().target_encoder.requires_grad_(True)
+    model = EncoderWithHead(encoder, 3, pooling=pooling, freeze_encoder=freeze_encoder,
+                            head="batchnorm" if freeze_encoder else "layernorm").train()
+    windows = torch.randn(5, 8, N_REGIONS)
+    assert model.forward_features(windows).shape[1] == model.pooling.n_features(8)
+    model(windows).square().sum().backward()
+    assert model.head.linear.weight.grad is not None
+    encoder_grads = [p.grad is not None for p in model.encoder.parameters()]
+    assert not any(encoder_grads) if freeze_encoder else all(encoder_grads)
+    assert model.encoder.training is not freeze_encoder
+
+
+def test_bf16_precision_runs_the_model_under_autocast():
+    seen = []
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf.fit(X, y)
+    clf.module_.head.linear.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    proba = clf.predict_proba(X)
+    assert seen and set(seen) == {torch.bfloat16}
+    assert proba.dtype == np.float32 and np.isfinite(proba).all()
