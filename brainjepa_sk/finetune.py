@@ -270,6 +270,9 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def initialize_optimizer(self, triggered_directly=None):
         """The optimizer over layer-wise learning-rate groups (see ``layer_decay``)."""
+        if "param_groups" in self.get_params_for("optimizer"):
+            raise ValueError("optimizer__param_groups is not supported: the parameter groups "
+                             "come from layer_decay (set layer_decay=1 to turn it off)")
         named = self.get_all_learnable_params()
         _, kwargs = self.get_params_for_optimizer("optimizer", named)
         lr = kwargs.pop("lr")

@@ -398,7 +398,9 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
     for setting, message in [(dict(pooling="tokens"), "tokens"),
                              (dict(layer_decay=0.0), "layer_decay"),
                              (dict(freeze_encoder="yes"), "freeze_encoder"),
-                             (dict(precision="fp16"), "precision")]:
+                             (dict(precision="fp16"), "precision"),
+                             (dict(optimizer__param_groups=[("head*", {"lr": 1.0})]),
+                              "param_groups")]:
         with pytest.raises(ValueError, match=message):
             clone(clf).set_params(**setting).fit(X, y)
     assert clf.module_ is module
