@@ -277,7 +277,8 @@ class _FineTuneBase(SubjectsInputMixin):
         _, kwargs = self.get_params_for_optimizer("optimizer", named)
         lr = kwargs.pop("lr")
         weight_decay = kwargs.pop("weight_decay", self.weight_decay)
-        groups = layer_decay_groups(self.module_, weight_decay, self.layer_decay)
+        module = getattr(self.module_, "_orig_mod", self.module_)  # compiled: the module inside
+        groups = layer_decay_groups(module, weight_decay, self.layer_decay)
         for group in groups:
             group["lr"] = lr * group["lr_scale"]
         self.optimizer_ = self.optimizer(groups, lr=lr, **kwargs)

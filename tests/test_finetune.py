@@ -436,3 +436,21 @@ def test_bf16_precision_runs_the_model_under_autocast():
     proba = clf.predict_proba(X)
     assert seen and set(seen) == {torch.bfloat16}
     assert proba.dtype == np.float32 and np.isfinite(proba).all()
+
+
+def test_skorchs_compile_option_compiles_the_module_and_predicts_as_eager():
+    import torch._dynamo
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    eager = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    torch._dynamo.reset()
+    # aot_eager traces and compiles like inductor, without code generation: fast on a CPU
+    compiled = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), compile=True,
+                                   compile__backend="aot_eager").fit(X, y)
+    assert isinstance(compiled.module_, torch._dynamo.eval_frame.OptimizedModule)
+    layered = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, layer_decay=0.5),
+                                  compile=True, compile__backend="aot_eager").fit(X, y)
+    scales = {group["lr_scale"] for group in layered.optimizer_.param_groups}
+    assert scales == {0.25, 0.5, 1.0}  # the layers are found inside the compiled module
+    np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-5)
+    torch._dynamo.reset()
