@@ -26,6 +26,7 @@ One JSON line per (task, target, method) with the fold scores::
 
     python benchmarks/finetune.py                      # both tasks, ~15 min on 2 CPU cores
     python benchmarks/finetune.py --task identification --ft-epochs 10
+    python benchmarks/finetune.py --pooling roi_std --no-final-norm   # the demo's best readout
 """
 
 import argparse
@@ -72,6 +73,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=92, help="pretraining epochs (the demo's)")
     p.add_argument("--ft-epochs", type=int, default=20, help="fine-tuning epochs")
     p.add_argument("--ft-lr", type=float, default=1e-3, help="fine-tuning peak learning rate")
+    p.add_argument("--pooling", default="mean",
+                   help="pooling of the fine-tuned and probed models (the research head: mean)")
+    p.add_argument("--no-final-norm", action="store_true",
+                   help="pool the fine-tuned models' tokens before the final LayerNorm")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args(argv)
@@ -81,7 +86,8 @@ def fine_tuner(kind, weights, args, **settings):
     """The fine-tuning estimator of ``kind`` ("classifier" or "regressor") from ``weights``."""
     estimator = BrainJEPAClassifier if kind == "classifier" else BrainJEPARegressor
     return estimator(weights, lr=args.ft_lr, max_epochs=args.ft_epochs, warmup_epochs=2,
-                     batch_size=16, verbose=0, random_state=args.seed, **settings)
+                     batch_size=16, pooling=args.pooling, final_norm=not args.no_final_norm,
+                     verbose=0, random_state=args.seed, **settings)
 
 
 def linear(kind, *steps):
@@ -114,7 +120,8 @@ def score(kind, model, X_test, y_test):
 
 def report(args, **fields):
     print(json.dumps({**fields, "seed": args.seed, "ft_epochs": args.ft_epochs,
-                      "ft_lr": args.ft_lr, "machine": platform.processor() or platform.machine(),
+                      "ft_lr": args.ft_lr, "ft_pooling": args.pooling,
+                      "ft_final_norm": not args.no_final_norm, "machine": platform.processor() or platform.machine(),
                       "threads": torch.get_num_threads(), "torch": torch.__version__}),
           flush=True)
 

@@ -67,3 +67,15 @@ except ImportError:
     html_theme = "alabaster"
 html_title = "brainjepa_sk"
 html_static_path = []
+
+
+def _skip_metadata_request_methods(app, what, name, obj, skip, options):
+    """Leave out scikit-learn's generated ``set_*_request`` methods (metadata routing): their
+    docstrings refer to scikit-learn's own documentation, which this offline build lacks."""
+    if name.startswith("set_") and name.endswith("_request"):
+        return True
+    return None
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_metadata_request_methods)
