@@ -37,6 +37,7 @@ from .train import (
     ProgressBar,
     ShuffleSampler,
     WindowDataset,
+    read_training_state,
     window_loader,
 )
 from .train.distributed import init_from_environment, world
@@ -146,7 +147,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Folder where each run's training state is saved after every epoch
         (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later
         ``fit`` of the same run resumes from it, so cross-validation folds can share the
-        folder. See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
+        folder. Raising ``n_epochs`` extends a saved run of fewer epochs (the schedules follow
+        the new ``n_epochs`` from the step it continues at) instead of starting again.
+        See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
         a run that will not be resumed. On SIGTERM (a scheduler's pre-emption) the current
         step finishes, the state is saved and ``fit`` raises
         :class:`~brainjepa_sk.train.TrainingInterrupted`.
@@ -323,12 +326,17 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             )
         return gradients
 
-    def _fingerprint(self, config, windows, preprocessor, gradients):
-        """Key of a training run: settings, data and seed. ``None`` when it cannot resume."""
+    def _fingerprint(self, config, windows, preprocessor, gradients, with_n_epochs=True):
+        """Key of a training run: settings, data and seed. ``None`` when it cannot resume.
+
+        ``with_n_epochs=False``: the key of the run's lineage, shared by the same run asked for
+        more or fewer epochs (a shorter one can be extended).
+        """
         if not isinstance(self.random_state, numbers.Integral):
             return None  # an unseeded (or shared RandomState) run is not reproducible
         ignored = ("verbose", "device", "compile", "checkpoint_dir", "checkpoint_every",
-                   "callbacks", "gradients", "pooling", "final_norm")
+                   "callbacks", "gradients", "pooling", "final_norm",
+                   *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         # the state format is part of the key: files of older layouts are not resumed
         text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
@@ -405,12 +413,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         if init_from_environment(device) and device.type == "cuda" and device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         fingerprint = self._fingerprint(config, windows, preprocessor, gradients)
+        lineage = self._fingerprint(config, windows, preprocessor, gradients,
+                                    with_n_epochs=False)
         # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
         # so that random_state decides them and the caller's state is left alone.
         with forked_rng(init_seed, device):
             model = BrainJEPA(gradients, **config).to(device).train()
             history = self._train(model, dataset, config, device, mask_seed, data_seed,
-                                  fingerprint, preprocessor)
+                                  (fingerprint, lineage), preprocessor)
 
         self.model_ = model.cpu().eval()
         self.gradients_ = gradients
@@ -419,9 +429,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.embedding_dim_ = config["embed_dim"]
         self.__dict__.pop("_device_cache", None)
 
-    def _train(self, model, dataset, config, device, mask_seed, data_seed, fingerprint,
-               preprocessor):
+    def _train(self, model, dataset, config, device, mask_seed, data_seed, keys, preprocessor):
         """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
+        fingerprint, lineage = keys
         mask_sampler = SpatiotemporalMaskSampler(
             self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
             **(self.masking or {}),
@@ -455,7 +465,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             # one file per run (settings, data, seed): folds of a cross-validation sharing a
             # checkpoint_dir each resume their own run
             name = _UNSEEDED_STATE_FILE if fingerprint is None else f"run-{fingerprint[:16]}.pt"
-            extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict())}
+            extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict()),
+                     "lineage": lineage, "n_epochs": int(self.n_epochs)}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
                                     every_steps=self.checkpoint_every)
             if rank == 0:  # every process resumes from the file; one writes it
@@ -465,9 +476,33 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                             callbacks=callbacks,
                             compile=self.compile is True or (
                                 self.compile == "auto" and device.type == "cuda"))
-        if checkpoint is not None:
-            checkpoint.restore(loop)
+        if checkpoint is not None and not checkpoint.restore(loop) and lineage is not None:
+            self._extend_shorter_run(loop, lineage)
         return loop.run()
+
+    def _extend_shorter_run(self, loop, lineage):
+        """Continue the furthest saved run that differs from this one only by fewer epochs."""
+        best = None
+        for path in sorted(Path(self.checkpoint_dir).glob("run-*.pt")):
+            try:
+                state = read_training_state(path)
+            except ValueError:
+                continue  # not ours to judge here: it is named when its own run resumes
+            extra = state.get("extra") or {}
+            if extra.get("lineage") != lineage or extra.get("n_epochs", 0) >= self.n_epochs:
+                continue
+            if best is None or state["loop"]["step"] > best[1]["loop"]["step"]:
+                best = (path, state)
+        if best is None:
+            return
+        path, state = best
+        loop.load_state_dict(state["loop"])
+        warnings.warn(
+            f"extending the run saved in {path} (n_epochs={state['extra']['n_epochs']}, "
+            f"{loop.step} steps done) to n_epochs={self.n_epochs}: the schedules follow "
+            f"n_epochs={self.n_epochs} from step {loop.step} on",
+            stacklevel=4,
+        )
 
     def save(self, path):
         """Save the pretrained model with its gradients and preprocessing.

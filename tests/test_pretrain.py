@@ -628,3 +628,26 @@ def test_fit_under_torchrun_trains_one_model_with_distributed_data_parallel(tmp_
     for key, value in first["state"].items():
         assert torch.equal(value, second["state"][key])  # one model, EMA target included
     assert len(_state_files(tmp_path / "run")) == 1  # written by one process
+
+
+def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path):
+    X = _data()
+    short = _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    with pytest.warns(UserWarning, match=r"extending the run .* \(n_epochs=2, 4 steps done\)"):
+        longer = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path,
+                             callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 2  # one more epoch of two steps, not three epochs
+    assert longer.history_[:2] == short.history_ and len(longer.history_) == 3
+    assert len(_state_files(tmp_path)) == 2  # the shorter run's state is kept
+    # the longest earlier run is taken; another setting (lr) is another run, never extended
+    _CountSteps.steps = 0
+    with pytest.warns(UserWarning, match="n_epochs=3, 6 steps done"):
+        _pretrainer(n_epochs=4, checkpoint_dir=tmp_path, callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 2
+    _CountSteps.steps = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(n_epochs=3, lr=1e-3, checkpoint_dir=tmp_path,
+                    callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 6
