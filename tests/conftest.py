@@ -34,14 +34,16 @@ def research_model(official_dir):
 
 
 def use_local_ukbiobank(monkeypatch, official_dir):
-    """Make ``weights="ukbiobank"`` fetch the test checkpoint and gradients from local files."""
+    """Make ``weights="ukbiobank"`` fetch the test checkpoint and gradients from local files
+    (the gradient file pinned to the test file's hash, as the real one is to its own)."""
     from brainjepa_sk.datasets import _weights
 
     files = {
         "checkpoint": dict(_weights.UKBIOBANK_FILES["checkpoint"],
                            url=(official_dir / "checkpoint.pth.tar").as_uri()),
         "gradients": dict(_weights.UKBIOBANK_FILES["gradients"],
-                          url=(official_dir / "gradient.csv").as_uri()),
+                          url=(official_dir / "gradient.csv").as_uri(),
+                          sha256=_weights.sha256_of(official_dir / "gradient.csv")),
     }
     monkeypatch.setattr(_weights, "UKBIOBANK_FILES", files)
 

@@ -257,6 +257,34 @@ def test_a_web_page_is_not_taken_for_the_weights(tmp_path, monkeypatch, official
         fetch_ukbiobank_weights(data_dir=tmp_path / "cache", verbose=0)
 
 
+def test_the_published_files_are_checked_against_their_hashes(tmp_path, monkeypatch,
+                                                             official_dir):
+    """The gradient file must match its pinned SHA-256 (else it is not kept); the checkpoint,
+    which has none published, is checked against the hash recorded at its first download."""
+    # the real gradient file comes from the commit that last changed it, not a moving branch
+    assert "/c476600dfb640bf85c0aa9b6b92e8bff257e3cd5/data/" in (
+        _weights.UKBIOBANK_FILES["gradients"]["url"])
+    use_local_ukbiobank(monkeypatch, official_dir)
+    pinned = _weights.UKBIOBANK_FILES["gradients"]["sha256"]
+    _weights.UKBIOBANK_FILES["gradients"]["sha256"] = "0" * 64  # another file is served
+    folder = tmp_path / "brainjepa_ukbiobank"
+    with pytest.raises(OSError, match="gradient_mapping_450.csv") as info:
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert pinned in str(info.value) and "0" * 64 in str(info.value)
+    assert not (folder / "gradient_mapping_450.csv").exists()
+    assert not list(folder.glob("*.part"))
+    _weights.UKBIOBANK_FILES["gradients"]["sha256"] = pinned
+    paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    record = folder / "jepa-ep300.pth.tar.sha256"
+    assert record.read_text().split()[0] == _weights.sha256_of(paths["checkpoint"])
+    with open(paths["checkpoint"], "r+b") as f:  # the cached checkpoint changes afterwards
+        f.seek(1000)
+        f.write(b"\x00\x01\x02")
+    with pytest.raises(OSError, match="first download") as info:
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert "jepa-ep300.pth.tar" in str(info.value) and "delete it" in str(info.value)
+
+
 @pytest.mark.gpu
 def test_cuda_transform_matches_cpu_and_pickles(research_model, reference):
     import pickle

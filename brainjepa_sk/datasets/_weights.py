@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import os
 import shutil
@@ -17,18 +18,27 @@ DATA_ENV = "BRAINJEPA_SK_DATA"
 
 _DRIVE_ID = "1LL3gM-i5SLDWCFyvj71M3peLeU6V2qMR"
 
+_GRADIENTS_COMMIT = "c476600dfb640bf85c0aa9b6b92e8bff257e3cd5"
+
 #: The research UK Biobank checkpoint (ViT-base, 450 regions x 160 frames, 300 epochs) and its
-#: gradient matrix: file name in the cache, where it comes from, and how to get it by hand.
+#: gradient matrix: file name in the cache, where it comes from, how to get it by hand, and its
+#: SHA-256 where one is known. The gradient file is pinned to the commit that last changed it;
+#: the checkpoint has no published hash, so the hash of the first good copy is recorded beside
+#: it (``<file>.sha256``) and later calls check the file against it.
 UKBIOBANK_FILES = {
     "checkpoint": {
         "filename": "jepa-ep300.pth.tar",
         "url": f"https://drive.usercontent.google.com/download?id={_DRIVE_ID}&export=download&confirm=t",
         "manual": f"the authors' Google Drive, file id {_DRIVE_ID}",
+        "sha256": None,
     },
     "gradients": {
         "filename": "gradient_mapping_450.csv",
-        "url": "https://raw.githubusercontent.com/Eric-LRL/Brain-JEPA/main/data/gradient_mapping_450.csv",
-        "manual": "data/gradient_mapping_450.csv in the authors' repository (Eric-LRL/Brain-JEPA)",
+        "url": ("https://raw.githubusercontent.com/Eric-LRL/Brain-JEPA/"
+                f"{_GRADIENTS_COMMIT}/data/gradient_mapping_450.csv"),
+        "manual": ("data/gradient_mapping_450.csv in the authors' repository (Eric-LRL/Brain-JEPA, "
+                   f"commit {_GRADIENTS_COMMIT})"),
+        "sha256": "c9bc667e49aae442e12607bee8be86c31c330f2844cf72e7c84b16de312ed007",
     },
 }
 
@@ -61,8 +71,48 @@ def _looks_like_html(path):
     return head.startswith(b"<!doctype html") or head.startswith(b"<html")
 
 
-def _download(url, destination, timeout=60):
-    """Download to ``destination`` through a temporary ``.part`` file (never a partial file)."""
+def sha256_of(path):
+    """SHA-256 of a file, in hexadecimal."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record_path(path):
+    return path.with_name(path.name + ".sha256")
+
+
+def _check_hash(path, spec, actual=None):
+    """Check ``path`` against its pinned hash, or the hash recorded at its first good copy.
+
+    Raises
+    ------
+    OSError
+        Naming the file, both hashes and what to do.
+    """
+    expected, source = spec.get("sha256"), "the pinned hash"
+    record = _record_path(path)
+    if expected is None and record.is_file():
+        expected = record.read_text().split()[0]
+        source = f"the hash recorded at its first download ({record})"
+    actual = actual or sha256_of(path)
+    if expected is None:
+        record.write_text(f"{actual}  {path.name}\n")  # the first good copy: remember it
+    elif actual != expected:
+        raise OSError(
+            f"{path} does not match {source}: SHA-256 {actual}, expected {expected}. The file "
+            f"is damaged or not the published one; delete it (and {record.name} if present) "
+            f"to download it again, or get it from {spec['manual']}."
+        )
+
+
+def _download(url, destination, timeout=60, sha256=None):
+    """Download to ``destination`` through a temporary ``.part`` file (never a partial file).
+
+    With ``sha256``, a download of other content is refused and not kept.
+    """
     # A unique temporary name: concurrent first fetches (parallel CV jobs) do not collide.
     fd, name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".part")
     part = Path(name)
@@ -71,6 +121,10 @@ def _download(url, destination, timeout=60):
             shutil.copyfileobj(response, out)
         if _looks_like_html(part):
             raise OSError(f"{url} returned a web page instead of the file")
+        received = None if sha256 is None else sha256_of(part)
+        if received != sha256:
+            raise OSError(f"{url} sent a file whose SHA-256 is {received}, not the pinned "
+                          f"{sha256}")
         os.replace(part, destination)
     except http.client.HTTPException as exc:  # e.g. IncompleteRead
         raise OSError(f"the download of {url} broke off ({exc})") from exc
@@ -83,7 +137,11 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
     """Paths of the research UK Biobank checkpoint and its gradient file, fetched once.
 
     The files are looked for in ``<data_dir>/brainjepa_ukbiobank/`` and downloaded there when
-    missing; afterwards everything works offline from that cache.
+    missing (through a temporary file: an interrupted download leaves nothing a later call
+    trusts); afterwards everything works offline from that cache. Every call checks the files'
+    SHA-256: the gradient file against its pinned hash (the authors' commit ``c476600``), the
+    checkpoint, which has no published hash, against the hash recorded beside it
+    (``jepa-ep300.pth.tar.sha256``) when it was first fetched or found.
 
     Parameters
     ----------
@@ -102,7 +160,8 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
     Raises
     ------
     OSError
-        When a file is missing and cannot be downloaded. The message says where to put it by hand.
+        When a file is missing and cannot be downloaded (the message says where to put it by
+        hand), or does not match its hash (the message says which file and what to do).
     """
     folder = get_data_dir(data_dir) / _SUBDIR
     paths = {}
@@ -115,7 +174,7 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
                 if verbose:
                     print(f"Downloading {spec['filename']} to {folder} ...")
                 try:
-                    _download(spec["url"], path)
+                    _download(spec["url"], path, sha256=spec.get("sha256"))
                 except (urllib.error.URLError, OSError, ValueError) as exc:
                     problem = f"the download failed ({exc})"
             if not path.is_file():
@@ -125,5 +184,6 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
                     f"{DATA_ENV} environment variable at a folder holding "
                     f"{_SUBDIR}/{spec['filename']})."
                 )
+        _check_hash(path, spec)
         paths[key] = path
     return paths
