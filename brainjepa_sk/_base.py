@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
+import os
 
 import numpy as np
 import torch
 from sklearn.base import TransformerMixin
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 from .nn.pooling import POOLINGS, TokenPooling
 from .train.runtime import resolve_autocast, resolve_device
 
-__all__ = ["restore_on_error", "embed_windows"]
+__all__ = ["check_parameters", "restore_on_error", "embed_windows"]
 
 #: Subjects preprocessed and embedded together by ``transform`` (bounds its memory).
 SUBJECTS_PER_CHUNK = 64
@@ -90,10 +97,44 @@ def average_by_subject(values, subject_index, n_subjects):
 ESTIMATOR_POOLINGS = (*POOLINGS, "tokens")
 
 
+# -- parameter checks ---------------------------------------------------------------------------
+# Each estimator declares its parameters' constraints once, in scikit-learn's style
+# (``_parameter_constraints``), and ``fit`` calls :func:`check_parameters` first. What depends on
+# the data or on other parameters (e.g. enough regions for the gradients) is checked in fit.
+
+class Range(Interval):
+    """scikit-learn's ``Interval`` constraint, without booleans (``True`` is no count or rate)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+#: Constraints shared by several estimators.
+POSITIVE_INT = [Range(numbers.Integral, 1, None, closed="left")]
+NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
+POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
+PRECISION = [StrOptions({"auto", "fp32", "bf16"})]
+DEVICE = [str, torch.device, None]  # resolved (and CUDA checked) by resolve_device
+OPTIONAL_PATH = [str, os.PathLike, None]
+
+
+def check_parameters(estimator):
+    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ``ValueError`` (and ``TypeError``) naming the parameter, the estimator, what is
+        allowed and what was given.
+    """
+    validate_parameter_constraints(
+        estimator._parameter_constraints, estimator.get_params(deep=False),
+        caller_name=type(estimator).__name__,
+    )
+
+
 def check_pooling(pooling, n_patches=None):
-    """Check a ``pooling`` name (and, once known, that ``"roi_std"`` has patches to spread)."""
-    if pooling not in ESTIMATOR_POOLINGS:
-        raise ValueError(f"pooling must be one of {ESTIMATOR_POOLINGS}, got {pooling!r}")
+    """Check that ``"roi_std"`` and ``"lagged"`` have at least two time patches to use."""
     if pooling in ("roi_std", "lagged") and n_patches is not None and n_patches < 2:
         raise ValueError(
             f'pooling="{pooling}" needs at least 2 time patches per window, got {n_patches} '
@@ -101,10 +142,28 @@ def check_pooling(pooling, n_patches=None):
         )
 
 
-def check_final_norm(final_norm):
-    """Check the ``final_norm`` switch (a bool, so that a string such as "no" is not truthy)."""
-    if not isinstance(final_norm, (bool, np.bool_)):
-        raise ValueError(f"final_norm must be True or False, got {final_norm!r}")
+#: Constraints of the parameters the embedding estimators share.
+EMBEDDING_CONSTRAINTS = {
+    "pooling": [StrOptions(set(ESTIMATOR_POOLINGS))],
+    "final_norm": ["boolean"],
+    "device": DEVICE,
+    "precision": PRECISION,
+}
+
+#: Constraints of the preprocessing settings of the estimators that load weights.
+WEIGHTS_CONSTRAINTS = {
+    "weights": [str, os.PathLike, torch.nn.Module],
+    "gradients": ["array-like", str, os.PathLike, None],
+    "num_heads": [*POSITIVE_INT, None],
+    "t_r": [*POSITIVE, None],
+    "model_t_r": [StrOptions({"auto"}), *POSITIVE, None],
+    "n_frames": [StrOptions({"auto"}), *POSITIVE_INT],
+    "window": [StrOptions({"auto", "center", "first", "sliding"})],
+    "stride": [*POSITIVE_INT, None],
+    "min_frames": [*POSITIVE_INT, None],
+    "normalization": [StrOptions({"auto", "global_zscore", "roi_zscore", "robust"}), None],
+    "data_dir": OPTIONAL_PATH,
+}
 
 
 class SubjectsInputMixin:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from sklearn.base import BaseEstimator
 
 from ._base import (
+    EMBEDDING_CONSTRAINTS,
+    POSITIVE_INT,
+    WEIGHTS_CONSTRAINTS,
     EmbeddingTransformMixin,
-    check_final_norm,
+    check_parameters,
     check_pooling,
-    resolve_autocast,
     resolve_device,
     restore_on_error,
 )
@@ -105,6 +107,12 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         Region names, when fitted on DataFrames with string columns.
     """
 
+    _parameter_constraints = {
+        **EMBEDDING_CONSTRAINTS,
+        **WEIGHTS_CONSTRAINTS,
+        "batch_size": POSITIVE_INT,
+    }
+
     def __init__(
         self,
         weights="ukbiobank",
@@ -164,11 +172,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         -------
         self
         """
-        check_pooling(self.pooling)
-        check_final_norm(self.final_norm)
-        if isinstance(self.batch_size, bool) or int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be a positive int, got {self.batch_size!r}")
-        resolve_autocast(self.precision, resolve_device(self.device))  # checks both
+        check_parameters(self)
+        resolve_device(self.device)  # a device that exists
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=True)
             resolved = self._load()

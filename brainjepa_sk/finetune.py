@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_array, column_or_1d
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -35,15 +36,19 @@ from skorch.dataset import Dataset, ValidSplit
 from torch.utils.data import Subset
 
 from ._base import (
+    EMBEDDING_CONSTRAINTS,
+    NON_NEGATIVE,
     SUBJECTS_PER_CHUNK,
+    WEIGHTS_CONSTRAINTS,
+    Range,
     SubjectsInputMixin,
     average_by_subject,
-    check_final_norm,
+    check_parameters,
     check_pooling,
     restore_on_error,
 )
 from .checkpoint import resolve_weights
-from .nn import EncoderWithHead
+from .nn import POOLINGS, EncoderWithHead
 from .preprocessing import preprocessor_for_weights
 from .train.optim import layer_decay_groups
 from .train.runtime import forked_rng, resolve_autocast
@@ -176,6 +181,20 @@ def _seed_of(random_state):
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
 
+    # skorch's own parameters are checked by skorch
+    _parameter_constraints = {
+        **EMBEDDING_CONSTRAINTS,
+        **WEIGHTS_CONSTRAINTS,
+        "pooling": [StrOptions(set(POOLINGS))],  # a vector for the head: not "tokens"
+        "freeze_encoder": ["boolean"],
+        "drop_path_rate": [Range(numbers.Real, 0, 1, closed="left")],
+        "layer_decay": [Range(numbers.Real, 0, 1, closed="right")],
+        "weight_decay": NON_NEGATIVE,
+        "warmup_epochs": NON_NEGATIVE,
+        "min_lr": NON_NEGATIVE,
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         weights="ukbiobank",
@@ -298,24 +317,6 @@ class _FineTuneBase(SubjectsInputMixin):
         return resolve_weights(self.weights, gradients=self.gradients,
                                num_heads=self.num_heads, data_dir=self.data_dir)
 
-    def _check_settings(self):
-        check_pooling(self.pooling)
-        if self.pooling == "tokens":
-            raise ValueError('pooling="tokens" gives no vector to train a head on; use another '
-                             "pooling")
-        check_final_norm(self.final_norm)
-        if not isinstance(self.freeze_encoder, (bool, np.bool_)):
-            raise ValueError(f"freeze_encoder must be True or False, got {self.freeze_encoder!r}")
-        for name in ("drop_path_rate", "layer_decay", "weight_decay", "warmup_epochs", "min_lr"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0:
-                raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-        if not 0.0 < self.layer_decay <= 1.0:
-            raise ValueError(f"layer_decay must be in (0, 1], got {self.layer_decay!r}")
-        if self.drop_path_rate >= 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {self.drop_path_rate!r}")
-        resolve_autocast(self.precision, torch.device(self.device))  # checks both
-
     def _encode_targets(self, y, n_subjects, continuing, classes=None):
         """Check ``y`` and return one training target per subject (set output sizes)."""
         raise NotImplementedError
@@ -371,7 +372,7 @@ class _FineTuneBase(SubjectsInputMixin):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
 
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
-        self._check_settings()
+        check_parameters(self)
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
@@ -503,6 +504,11 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         self.class_weight = class_weight
         super().__init__(weights, criterion=criterion, **kwargs)
 
+    _parameter_constraints = {
+        **_FineTuneBase._parameter_constraints,
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
     def _encode_targets(self, y, n_subjects, continuing, classes=None):
         self._check_y_given(y)
         y = column_or_1d(y, warn=True)
@@ -622,6 +628,11 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         self.standardize_targets = standardize_targets
         super().__init__(weights, criterion=criterion, **kwargs)
 
+    _parameter_constraints = {
+        **_FineTuneBase._parameter_constraints,
+        "standardize_targets": ["boolean"],
+    }
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True  # y may be (n_subjects, n_targets)
@@ -636,9 +647,6 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} targets")
         table = y.reshape(len(y), -1)
         if not continuing:
-            if not isinstance(self.standardize_targets, (bool, np.bool_)):
-                raise ValueError("standardize_targets must be True or False, got "
-                                 f"{self.standardize_targets!r}")
             self.target_ndim_ = y.ndim
             self.n_outputs_ = table.shape[1]
             if self.standardize_targets:

@@ -10,9 +10,10 @@ from types import SimpleNamespace
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import SubjectsInputMixin
+from ._base import OPTIONAL_PATH, POSITIVE_INT, Range, SubjectsInputMixin, check_parameters
 from .validation import check_n_regions, feature_names_of, validate_subjects
 
 __all__ = ["GradientPositioner", "load_gradients"]
@@ -241,6 +242,16 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
     are laid out region-major: column ``r * n_components + c`` is gradient ``c`` of region ``r``.
     """
 
+    _parameter_constraints = {
+        "n_components": POSITIVE_INT,
+        "approach": [StrOptions(set(_APPROACHES))],
+        "kernel": [StrOptions(set(_KERNELS)), callable, None],
+        "sparsity": [Range(numbers.Real, 0, 1, closed="left"), None],
+        "kind": [StrOptions(set(_KINDS))],
+        "reference": ["array-like", *OPTIONAL_PATH],
+        "random_state": ["random_state"],
+    }
+
     def __init__(
         self,
         n_components=30,
@@ -260,22 +271,9 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def _check_params(self, n_regions):
-        if not isinstance(self.kind, str) or self.kind not in _KINDS:
-            raise ValueError(f"kind must be one of {_KINDS}; got {self.kind!r}")
-        # BrainSpace treats any unknown approach string as "dm", so check it here.
-        if not isinstance(self.approach, str) or self.approach not in _APPROACHES:
-            raise ValueError(f"approach must be one of {_APPROACHES}; got {self.approach!r}")
-        known = isinstance(self.kernel, str) and self.kernel in _KERNELS
-        if not (self.kernel is None or callable(self.kernel) or known):
-            raise ValueError(
-                f"kernel must be one of {_KERNELS}, a callable or None; got {self.kernel!r}"
-            )
-        if (
-            isinstance(self.n_components, bool)
-            or not isinstance(self.n_components, numbers.Integral)
-            or self.n_components < 1
-        ):
-            raise ValueError(f"n_components must be a positive int; got {self.n_components!r}")
+        # the types and ranges first (BrainSpace would take an unknown approach for "dm"),
+        # then what depends on the number of regions
+        check_parameters(self)
         if self.n_components >= n_regions:
             raise ValueError(
                 f"n_components={self.n_components} must be smaller than the number of regions "
@@ -288,12 +286,6 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                 f"approach={self.approach!r}: at most n_regions - 2 = {n_regions - 2}"
             )
         if self.sparsity is not None:
-            if isinstance(self.sparsity, bool) or not isinstance(self.sparsity, numbers.Real):
-                raise ValueError(
-                    f"sparsity must be a float in [0, 1) or None; got {self.sparsity!r}"
-                )
-            if not 0 <= self.sparsity < 1:
-                raise ValueError(f"sparsity must be in [0, 1); got {self.sparsity!r}")
             if self.sparsity > 0:
                 # BrainSpace keeps int(n * (1 - sparsity)) entries per row; with one left, each row
                 # keeps only its diagonal and the affinity carries no structure.

@@ -13,18 +13,26 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, clone
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_random_state
 from torch.utils.data import DistributedSampler
 
 from ._base import (
+    EMBEDDING_CONSTRAINTS,
+    NON_NEGATIVE,
+    OPTIONAL_PATH,
+    POSITIVE,
+    POSITIVE_INT,
     EmbeddingTransformMixin,
-    check_final_norm,
+    Range,
+    check_parameters,
     check_pooling,
     restore_on_error,
 )
 from .checkpoint import _to_safe, save_checkpoint
 from .gradients import GradientPositioner, load_gradients
-from .nn import MODEL_PRESETS, BrainJEPA
+from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
+from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler
 from .preprocessing import Preprocessor
 from .train import (
@@ -188,6 +196,42 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Region names, when fitted on DataFrames with string columns.
     """
 
+    _parameter_constraints = {
+        **EMBEDDING_CONSTRAINTS,
+        "gradients": [HasMethods(["fit"]), "array-like", str, os.PathLike, None],
+        "model_size": [StrOptions(set(MODEL_PRESETS)), dict],
+        "patch_size": POSITIVE_INT,
+        "n_frames": POSITIVE_INT,
+        "predictor_embed_dim": [*POSITIVE_INT, None],
+        "predictor_depth": POSITIVE_INT,
+        "drop_path_rate": [Range(numbers.Real, 0, 1, closed="left")],
+        "loss": [StrOptions(set(LOSSES))],
+        "patch_embed_init": [StrOptions(set(PATCH_EMBED_INITS))],
+        "n_epochs": POSITIVE_INT,
+        "batch_size": POSITIVE_INT,
+        "lr": NON_NEGATIVE,
+        "start_lr": NON_NEGATIVE,
+        "final_lr": NON_NEGATIVE,
+        "warmup_epochs": [*NON_NEGATIVE, None],
+        "weight_decay": NON_NEGATIVE,
+        "final_weight_decay": NON_NEGATIVE,
+        "ema_momentum": [Range(numbers.Real, 0, 1, closed="both")],
+        "final_ema_momentum": [Range(numbers.Real, 0, 1, closed="both")],
+        "masking": [dict, None],
+        "t_r": [*POSITIVE, None],
+        "model_t_r": [*POSITIVE, None],
+        "window": [StrOptions({"center", "first", "sliding"})],
+        "stride": [*POSITIVE_INT, None],
+        "min_frames": [*POSITIVE_INT, None],
+        "normalization": [StrOptions({"global_zscore", "roi_zscore", "robust"}), None],
+        "compile": [StrOptions({"auto"}), "boolean"],
+        "random_state": ["random_state"],
+        "checkpoint_dir": OPTIONAL_PATH,
+        "checkpoint_every": [*POSITIVE_INT, None],
+        "callbacks": [list, tuple, None],
+        "verbose": ["verbose"],
+    }
+
     def __init__(
         self,
         gradients=None,
@@ -270,20 +314,13 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
     # -- pieces of fit -----------------------------------------------------------------------
     def _model_config(self):
-        if isinstance(self.model_size, str):
-            if self.model_size not in MODEL_PRESETS:
-                raise ValueError(
-                    f"model_size must be one of {sorted(MODEL_PRESETS)} or a dict, "
-                    f"got {self.model_size!r}"
-                )
+        if isinstance(self.model_size, str):  # a preset (checked by check_parameters)
             sizes = dict(MODEL_PRESETS[self.model_size])
-        elif isinstance(self.model_size, dict):
+        else:
             missing = {"embed_dim", "depth", "num_heads"} - set(self.model_size)
             if missing:
                 raise ValueError(f"model_size dict misses {sorted(missing)}")
             sizes = dict(self.model_size)
-        else:
-            raise ValueError(f"model_size must be a preset name or a dict, got {self.model_size!r}")
         if self.n_frames % self.patch_size:
             raise ValueError(
                 f"n_frames={self.n_frames} is not a multiple of patch_size={self.patch_size}"
@@ -361,19 +398,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         -------
         self
         """
-        check_pooling(self.pooling)
-        check_final_norm(self.final_norm)
-        if self.compile not in ("auto", True, False):
-            raise ValueError(f"compile must be 'auto', True or False, got {self.compile!r}")
-        if self.checkpoint_every is not None and (
-            not isinstance(self.checkpoint_every, numbers.Integral) or self.checkpoint_every < 1
-        ):
-            raise ValueError(
-                f"checkpoint_every must be a positive int or None, got {self.checkpoint_every!r}"
-            )
-        for name in ("n_epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_parameters(self)
         if self.checkpoint_dir:
             # before any work: a folder that cannot be written would fail only after an epoch
             check_writable_folder(self.checkpoint_dir, "checkpoint_dir")

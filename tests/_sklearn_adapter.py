@@ -89,6 +89,9 @@ class BrainJEPAEmbedderOnRows(_RowsAsSubjects, BrainJEPAEmbedder):
     has features (``weights`` is a placeholder). Everything else is the embedder's own code.
     """
 
+    # weights=None: a placeholder (the weights are built in fit)
+    _parameter_constraints = {**BrainJEPAEmbedder._parameter_constraints, "weights": [None]}
+
     def _load(self):
         return _tiny_weights(self.n_features_in_)
 
@@ -125,6 +128,8 @@ class _SupervisedRowsAsSubjects:
 class BrainJEPAClassifierOnRows(_SupervisedRowsAsSubjects, BrainJEPAClassifier):
     """``BrainJEPAClassifier`` on 2-D tables."""
 
+    _parameter_constraints = {**BrainJEPAClassifier._parameter_constraints, "weights": [None]}
+
     def predict_proba(self, X):
         return super().predict_proba(rows_to_subjects(X))
 
@@ -137,6 +142,8 @@ class BrainJEPARegressorOnRows(_SupervisedRowsAsSubjects, BrainJEPARegressor):
     R2 0.35-0.55 after 60-100 epochs, against the check's 0.5. That the regressor learns is
     tested on subjects in ``test_finetune``.
     """
+
+    _parameter_constraints = {**BrainJEPARegressor._parameter_constraints, "weights": [None]}
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -121,7 +121,7 @@ def test_final_norm_false_pools_the_tokens_before_the_last_layernorm(research_mo
         renormed = research_model.target_encoder.norm(torch.from_numpy(raw)).numpy()
     assert np.abs(renormed - normed).max() <= 1e-5
     assert np.abs(raw - normed).max() > 0.1  # not the same features
-    with pytest.raises(ValueError, match="final_norm must be True or False"):
+    with pytest.raises(ValueError, match="'final_norm' parameter of BrainJEPAEmbedder"):
         BrainJEPAEmbedder(weights=research_model, final_norm="no").fit(X)
 
 

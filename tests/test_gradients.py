@@ -207,7 +207,7 @@ def test_identical_regions_give_a_finite_group_connectivity(X):
         ({"kernel": "euclid"}, "kernel"),
         ({"kind": "matrix"}, "kind"),
         ({"sparsity": 1.0}, "sparsity"),
-        ({"sparsity": True}, "sparsity must be a float"),
+        ({"sparsity": True}, "'sparsity' parameter of GradientPositioner must be a float"),
         ({"approach": "le", "n_components": N_REGIONS - 1}, "at most n_regions - 2"),
         ({"n_components": 0}, "n_components"),
     ],
