@@ -6,7 +6,7 @@
 # the test files below need none of them. Results land under $OUT.
 #
 #   python benchmarks/demo_sweep.py make-data --out .sweep/data.npz     # here, optional
-#   run(command="bash benchmarks/device_check.sh", carry=[".sweep"], timeout_s=540)
+#   run(command="bash benchmarks/device_check.sh", carry=[".sweep", ".wheels"], timeout_s=540)
 set -uo pipefail
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
@@ -17,11 +17,21 @@ PY=${PY:-python3}
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
 } 2>&1 | tee "$OUT/device.txt"
 
+# skorch (for the fine-tuning estimators) and its pure-Python dependencies from wheels carried
+# in .wheels (the machine has no network):
+#   pip download skorch tabulate tqdm --no-deps -d .wheels             # here, before the call
+FINETUNE_TESTS=""
+if ls .wheels/*.whl > /dev/null 2>&1; then
+  $PY -m pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | tail -2
+  FINETUNE_TESTS=tests/test_finetune.py
+fi
+
 # 1. Correctness: every gpu-marked test (bf16 steps, CUDA masks without host syncs, embedder
-#    CPU/GPU agreement and pickling after a CUDA fit, pretrainer on CUDA).
+#    CPU/GPU agreement and pickling after a CUDA fit, pretrainer on CUDA, fine-tuning on CUDA
+#    when skorch could be installed).
 timeout "${TEST_S:-120}" $PY -m pytest -q -m gpu -p no:cacheprovider \
   tests/test_masking.py tests/test_training.py tests/test_embed.py tests/test_pretrain.py \
-  2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
+  $FINETUNE_TESTS 2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
 
 # 2. The demo's pretraining search, 12 jobs at a time on the one GPU.
 if [ -f .sweep/data.npz ]; then

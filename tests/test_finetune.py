@@ -454,3 +454,20 @@ def test_skorchs_compile_option_compiles_the_module_and_predicts_as_eager():
     assert scales == {0.25, 0.5, 1.0}  # the layers are found inside the compiled module
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-5)
     torch._dynamo.reset()
+
+
+@pytest.mark.gpu
+def test_fine_tuning_on_cuda_with_bf16_autocast_agrees_with_its_model_on_the_cpu():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3), device="cuda").fit(X, y)
+    assert next(clf.module_.parameters()).is_cuda
+    assert clf.history_[-1]["train_loss"] < clf.history_[0]["train_loss"]
+    proba = clf.predict_proba(X)  # bf16 autocast ("auto" on CUDA)
+    module = copy.deepcopy(clf.module_).cpu().eval()
+    for subject, row in zip(X, proba):
+        windows, _ = clf.preprocessor_.transform([subject])
+        with torch.no_grad():
+            expected = module(torch.from_numpy(windows)).softmax(-1).mean(0).numpy()
+        np.testing.assert_allclose(row, expected, atol=0.02)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(restored.predict_proba(X), proba, atol=1e-6)
