@@ -17,6 +17,7 @@ this module adds is what subjects' fMRI need:
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import numbers
 import warnings
@@ -89,14 +90,16 @@ class SubjectValidSplit:
     stratified : bool, default=False
         Keep the label proportions (classification).
     random_state : int, RandomState instance or None, default=None
-        Seed of the split.
+        Seed of the split (None: NumPy's global generator, so the split, and an early stop
+        that depends on it, change from run to run).
 
     Examples
     --------
     >>> from skorch.callbacks import EarlyStopping
     >>> from brainjepa_sk import BrainJEPAClassifier
     >>> from brainjepa_sk.finetune import SubjectValidSplit
-    >>> clf = BrainJEPAClassifier(train_split=SubjectValidSplit(0.2, stratified=True),
+    >>> clf = BrainJEPAClassifier(train_split=SubjectValidSplit(0.2, stratified=True,
+    ...                                                         random_state=0),
     ...                           callbacks=[EarlyStopping(patience=5, load_best=True)])
     """
 
@@ -129,10 +132,13 @@ class SubjectValidSplit:
 class WarmupCosineLR(Callback):
     """Learning rate per batch: linear warm-up from 0, then cosine decay to ``min_lr``.
 
-    Reads ``lr``, ``min_lr``, ``warmup_epochs`` and ``max_epochs`` from the net at every
-    ``fit`` (so ``set_params`` and grid search reach them), and multiplies each parameter
-    group's ``"lr_scale"`` (layer-wise decay) in. The rate of the epoch's last batch is
-    recorded in the history as ``"lr"``.
+    The peak is the optimizer's learning rate (``optimizer__lr`` if set, else ``lr``); the
+    callback reads it, ``min_lr``, ``warmup_epochs`` and ``max_epochs`` from the net at every
+    call of ``fit`` (so ``set_params`` and grid search reach them), reaches ``min_lr`` at the
+    last batch of ``max_epochs``, and multiplies each parameter group's ``"lr_scale"``
+    (layer-wise decay) in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over
+    its own ``max_epochs``. The rate of the epoch's last batch is recorded in the history as
+    ``"lr"``.
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -149,9 +155,11 @@ class WarmupCosineLR(Callback):
         if not training:
             return
         per_epoch = self.batches_per_epoch_
+        peak = net.get_params_for("optimizer").get("lr", net.lr)
+        # the last step's index as the schedule's length: min_lr is reached at the last batch
         self.lr_ = warmup_cosine(
-            self.epoch_ * per_epoch + self.batch_, net.max_epochs * per_epoch,
-            round(net.warmup_epochs * per_epoch), 0.0, net.lr, net.min_lr,
+            self.epoch_ * per_epoch + self.batch_, net.max_epochs * per_epoch - 1,
+            round(net.warmup_epochs * per_epoch), 0.0, peak, net.min_lr,
         )
         for group in net.optimizer_.param_groups:
             group["lr"] = self.lr_ * group.get("lr_scale", 1.0)
@@ -163,9 +171,10 @@ class WarmupCosineLR(Callback):
             net.history.record("lr", self.lr_)
 
 
-def _is_windows(X):
-    """Whether ``X`` is the training windows (skorch's own scoring passes them back)."""
-    return isinstance(X, SubjectWindows) or (
+def _is_windows(net, X):
+    """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
+    (as a dataset, or as an array when it does not cache the forward pass)."""
+    return net.__dict__.get("_training_", False) or isinstance(X, SubjectWindows) or (
         isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
 
 
@@ -186,6 +195,7 @@ class _FineTuneBase(SubjectsInputMixin):
         **EMBEDDING_CONSTRAINTS,
         **WEIGHTS_CONSTRAINTS,
         "pooling": [StrOptions(set(POOLINGS))],  # a vector for the head: not "tokens"
+        "device": [str, torch.device],  # skorch's device
         "freeze_encoder": ["boolean"],
         "drop_path_rate": [Range(numbers.Real, 0, 1, closed="left")],
         "layer_decay": [Range(numbers.Real, 0, 1, closed="right")],
@@ -260,6 +270,14 @@ class _FineTuneBase(SubjectsInputMixin):
         )
 
     # -- skorch hooks ----------------------------------------------------------------------
+
+    def __setattr__(self, name, value):
+        # A module given as ``weights`` is a parameter, not a component of the net: skorch
+        # would refuse it (set_params, grid search) once the net exists.
+        if name == "weights":
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
 
     def _get_param_names(self):
         # The module is built from weights, pooling and the head settings: not a parameter.
@@ -402,15 +420,34 @@ class _FineTuneBase(SubjectsInputMixin):
             seed = _seed_of(self.random_state)
             rng = (forked_rng(seed, torch.device(self.device)) if seed is not None
                    else contextlib.nullcontext())
-            with rng:
-                if not continuing:
-                    self.initialize()
-                super().partial_fit(dataset, dataset.y, _routing_method=routing, **fit_params)
+            self._set_class_weights(dataset.y)
+            # continuing trains module_ and optimizer_ in place: keep copies to undo a failure
+            saved = (copy.deepcopy(self.module_.state_dict()),
+                     copy.deepcopy(self.optimizer_.state_dict()),
+                     copy.deepcopy(self.history_)) if continuing else None
+            try:
+                self._training_ = True
+                with rng:
+                    if not continuing:
+                        self.initialize()
+                    super().partial_fit(dataset, dataset.y, _routing_method=routing,
+                                        **fit_params)
+            except BaseException:
+                if saved is not None:
+                    self.module_.load_state_dict(saved[0])
+                    self.optimizer_.load_state_dict(saved[1])
+                    self.history_[:] = saved[2]  # in place: the object the estimator keeps
+                raise
+            finally:
+                self.__dict__.pop("_training_", None)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
 
     def _after_fit(self):
+        pass
+
+    def _set_class_weights(self, window_targets):
         pass
 
     def _subject_outputs(self, X):
@@ -531,16 +568,28 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
                              f"{len(classes)} class: {classes.tolist()}")
         self.n_outputs_ = len(classes)
         self._fit_classes_ = classes
-        encoded = np.asarray([index[label] for label in y.tolist()], dtype=np.int64)
+        return np.asarray([index[label] for label in y.tolist()], dtype=np.int64)
+
+    def _set_class_weights(self, window_targets):
+        """The loss weights of the classes from ``class_weight`` and the training windows'
+        (encoded) labels; classes absent from them weigh 1."""
+        classes = self._fit_classes_
         if self.class_weight is None:
             self._class_weights_ = None
-        else:
-            present = np.unique(encoded)
-            weights = np.ones(len(classes))
-            weights[present] = compute_class_weight(
-                self.class_weight, classes=classes[present], y=y)
-            self._class_weights_ = weights
-        return encoded
+            return
+        weights = np.ones(len(classes))
+        if isinstance(self.class_weight, dict):
+            unknown = [c for c in self.class_weight if c not in set(classes.tolist())]
+            if unknown:
+                raise ValueError(f"class_weight names {unknown}, which are not among the "
+                                 f"classes {classes.tolist()}")
+            for k, label in enumerate(classes.tolist()):
+                weights[k] = float(self.class_weight.get(label, 1.0))
+        else:  # "balanced", over the windows the loss sees
+            present = np.unique(window_targets)
+            weights[present] = compute_class_weight("balanced", classes=present,
+                                                    y=window_targets)
+        self._class_weights_ = weights
 
     def get_params_for(self, prefix):
         """skorch's prefixed parameters; the criterion also gets ``class_weight``."""
@@ -566,7 +615,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         -------
         numpy.ndarray of shape (n_subjects, n_classes)
         """
-        if _is_windows(X):  # skorch's scoring during fit: one row per window
+        if _is_windows(self, X):  # skorch's scoring during fit: one row per window
             return super().predict_proba(X)
         return self._subject_outputs(X)
 
@@ -583,7 +632,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         numpy.ndarray of shape (n_subjects,)
         """
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
-        if _is_windows(X):  # skorch's scoring during fit: the windows' encoded labels
+        if _is_windows(self, X):  # skorch's scoring during fit: the windows' encoded labels
             return proba.argmax(axis=1)
         return self.classes_[proba.argmax(axis=1)]
 
@@ -601,7 +650,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         Takes logits; ``criterion__label_smoothing=0.1`` smooths the labels.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
-        proportional to the classes' window counts).
+        proportional to the classes' counts among the training windows; a dict: by label,
+        1 for the classes it does not name).
 
     Attributes
     ----------
@@ -678,7 +728,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
-        if _is_windows(X):  # skorch's scoring during fit: the windows' scaled targets
+        if _is_windows(self, X):  # skorch's scoring during fit: the windows' scaled targets
             return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out

@@ -22,6 +22,7 @@ from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.train import layer_decay_groups, warmup_cosine
 
 #: Settings under which the tiny model learns within seconds.
+FAST_MIN_LR = 1e-6  # the estimators' default
 FAST = dict(normalization=None, layer_decay=1.0, drop_path_rate=0.0, lr=3e-2, max_epochs=30,
             batch_size=8, verbose=0, random_state=0)
 
@@ -175,10 +176,11 @@ def test_the_learning_rate_warms_up_then_follows_a_cosine_per_batch_times_each_l
     steps = 4 * 3  # 12 windows, batches of 4
     assert len(recorder.lrs_) == steps
     for step, (lrs, scales) in enumerate(zip(recorder.lrs_, recorder.lr_scales_)):
-        expected = warmup_cosine(step, steps, 3, 0.0, 1e-3, 1e-5)
+        expected = warmup_cosine(step, steps - 1, 3, 0.0, 1e-3, 1e-5)
         np.testing.assert_allclose(lrs, np.multiply(expected, scales), rtol=1e-12)
     assert sorted(set(recorder.lr_scales_[0])) == [0.25, 0.5, 1.0]  # embeddings, block, head
-    assert clf.history_[-1]["lr"] == pytest.approx(warmup_cosine(11, 12, 3, 0.0, 1e-3, 1e-5))
+    assert recorder.lrs_[3][-1] == pytest.approx(1e-3)  # the end of the warm-up: the peak
+    assert clf.history_[-1]["lr"] == pytest.approx(1e-5)  # min_lr at the last batch
 
 
 def test_stochastic_depth_is_set_on_the_fine_tuned_encoder():
@@ -471,3 +473,81 @@ def test_fine_tuning_on_cuda_with_bf16_autocast_agrees_with_its_model_on_the_cpu
         np.testing.assert_allclose(row, expected, atol=0.02)
     restored = pickle.loads(pickle.dumps(clf))
     np.testing.assert_allclose(restored.predict_proba(X), proba, atol=1e-6)
+
+
+def test_the_probe_takes_a_last_batch_of_one_window():
+    """9 windows in batches of 8: the probe's BatchNorm head trains on a batch of one."""
+    X, y = offset_subjects(np.r_[np.tile([0.0, 1.0], 4), 0.0]), np.r_[np.tile([0, 1], 4), 0]
+    probe = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=8),
+                                freeze_encoder=True).fit(X, y)
+    assert np.isfinite(probe.predict_proba(X)).all()
+
+
+def test_optimizer_lr_sets_the_peak_learning_rate():
+    recorder = Recorder()
+    X, y = offset_subjects(np.zeros(8)), np.tile([0, 1], 4)
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=4, lr=0.0),
+                        optimizer__lr=1e-2, callbacks=[recorder]).fit(X, y)
+    head = [lrs[-1] for lrs in recorder.lrs_]  # the head's group: scale 1
+    assert head[0] == pytest.approx(1e-2)  # no warm-up: the peak at the first step
+    assert head[-1] == pytest.approx(FAST_MIN_LR)  # min_lr at the last batch
+
+
+class FailInSecondEpoch(Callback):
+    """Raises in the second epoch of a continued fit, once armed."""
+
+    armed = False
+
+    def on_epoch_begin(self, net, **kwargs):
+        if type(self).armed and len(net.history) == 4:
+            type(self).armed = False
+            raise RuntimeError("disk full")
+
+
+def test_a_failed_continued_fit_leaves_the_model_as_it_was():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                              callbacks=[FailInSecondEpoch()]).fit(X, y)
+    weights = copy.deepcopy(clf.module_.state_dict())
+    proba, n_epochs = clf.predict_proba(X), len(clf.history_)
+
+    FailInSecondEpoch.armed = True
+    with pytest.raises(RuntimeError, match="disk full"):
+        clf.partial_fit(X, y)
+    assert len(clf.history_) == n_epochs
+    for name, value in clf.module_.state_dict().items():
+        assert torch.equal(value, weights[name]), name
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_modules_as_weights_in_set_params_and_grid_search():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    first, second = tiny_module(seed=0), tiny_module(seed=1)
+    clf = BrainJEPAClassifier(first, **fast(max_epochs=1)).fit(X, y)
+    clf.set_params(weights=second)
+    assert clf.get_params()["weights"] is second
+    search = GridSearchCV(clf, {"weights": [first, second]}, cv=2).fit(X, y)
+    assert search.best_params_["weights"] in (first, second)
+
+
+def test_balanced_class_weights_count_windows_and_dicts_name_labels():
+    rng = np.random.default_rng(0)
+    # class "a": one subject of 3 windows; class "b": two subjects of 1 window each
+    X = [rng.standard_normal((n, N_REGIONS)) for n in (24, 8, 8)]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="sliding", stride=8,
+                              class_weight="balanced").fit(X, ["a", "b", "b"])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [5 / (2 * 3), 5 / (2 * 2)])
+    clf.set_params(class_weight={"b": 3.0}).fit(X, ["a", "b", "b"])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
+    with pytest.raises(ValueError, match="not among the classes"):
+        clf.set_params(class_weight={"c": 2.0}).fit(X, ["a", "b", "b"])
+
+
+def test_validation_scores_without_skorchs_cache():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 5)), np.tile(["a", "b"], 5)
+    clf = BrainJEPAClassifier(
+        tiny_module(), **fast(max_epochs=2), use_caching=False,
+        train_split=SubjectValidSplit(0.4, stratified=True, random_state=0),
+    ).fit(X, y)
+    assert 0.0 <= clf.history_[-1]["valid_acc"] <= 1.0
+    np.testing.assert_array_equal(clf.classes_, ["a", "b"])

@@ -54,6 +54,13 @@ class PooledHead(nn.Module):
 
     def forward(self, features):
         """Map ``(batch, n_features)`` to ``(batch, n_outputs)``."""
+        if self.kind == "batchnorm" and self.training and len(features) == 1:
+            # a batch of one window has no spread to standardise with: use (and leave) the
+            # running statistics, as in evaluation
+            norm = self.norm
+            normed = nn.functional.batch_norm(features, norm.running_mean, norm.running_var,
+                                              training=False, eps=norm.eps)
+            return self.linear(normed)
         return self.linear(self.norm(features))
 
 
