@@ -118,6 +118,11 @@ DEVICE = [str, torch.device, None]  # resolved (and CUDA checked) by resolve_dev
 OPTIONAL_PATH = [str, os.PathLike, None]
 
 
+def _is_default_weights(weights):
+    """Whether ``weights`` names the UK Biobank checkpoint (which needs the 450-region atlas)."""
+    return isinstance(weights, str) and weights == "ukbiobank"
+
+
 def check_parameters(estimator):
     """Check ``estimator``'s parameters against its ``_parameter_constraints``.
 

@@ -9,12 +9,14 @@ from ._base import (
     POSITIVE_INT,
     WEIGHTS_CONSTRAINTS,
     EmbeddingTransformMixin,
+    _is_default_weights,
     check_parameters,
     check_pooling,
     resolve_device,
     restore_on_error,
 )
 from .checkpoint import resolve_weights
+from .datasets._atlas import ATLAS_ADVICE
 from .preprocessing import preprocessor_for_weights
 from .validation import check_n_regions, validate_subjects
 
@@ -181,6 +183,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             check_n_regions(
                 self.n_features_in_, encoder.n_regions, what="built for",
                 n_timepoints=len(subjects[0]), name=type(self).__name__,
+                advice=ATLAS_ADVICE if _is_default_weights(self.weights) else "",
             )
             preprocessor = preprocessor_for_weights(
                 resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,

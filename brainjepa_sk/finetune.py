@@ -43,12 +43,14 @@ from ._base import (
     WEIGHTS_CONSTRAINTS,
     Range,
     SubjectsInputMixin,
+    _is_default_weights,
     average_by_subject,
     check_parameters,
     check_pooling,
     restore_on_error,
 )
 from .checkpoint import resolve_weights
+from .datasets._atlas import ATLAS_ADVICE
 from .nn import POOLINGS, EncoderWithHead
 from .preprocessing import preprocessor_for_weights
 from .train.optim import layer_decay_groups
@@ -400,7 +402,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 resolved = self._resolve()
                 encoder = resolved.encoder
                 check_n_regions(self.n_features_in_, encoder.n_regions, what="built for",
-                                n_timepoints=len(subjects[0]), name=type(self).__name__)
+                                n_timepoints=len(subjects[0]), name=type(self).__name__,
+                                advice=ATLAS_ADVICE if _is_default_weights(self.weights) else "")
                 self.preprocessor_ = preprocessor_for_weights(
                     resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
                     n_frames=self.n_frames, window=self.window, stride=self.stride,

@@ -193,7 +193,8 @@ def validate_subjects(
     return out
 
 
-def check_n_regions(n_regions, expected, what="built for", n_timepoints=None, name="the model"):
+def check_n_regions(n_regions, expected, what="built for", n_timepoints=None, name="the model",
+                    advice=""):
     """Raise a ``ValueError`` naming both counts when a region count is not the expected one.
 
     The message starts the way scikit-learn's own feature-count errors do ("X has 3 features,
@@ -212,6 +213,8 @@ def check_n_regions(n_regions, expected, what="built for", n_timepoints=None, na
         transposed.
     name : str, default="the model"
         What expects the regions (an estimator's class name), for the message.
+    advice : str, default=""
+        What to do, appended to the message.
     """
     if n_regions != expected:
         hint = " (it looks transposed)" if n_timepoints == expected else ""
@@ -219,4 +222,5 @@ def check_n_regions(n_regions, expected, what="built for", n_timepoints=None, na
             f"X has {n_regions} features, but {name} is expecting {expected} features as "
             f"input: the subjects have {n_regions} regions (last axis) and it was {what} "
             f"{expected} regions; each subject must be (n_timepoints, n_regions){hint}"
+            + (f". {advice}" if advice else "")
         )
