@@ -8,18 +8,26 @@ cut into non-overlapping 96-frame windows (6 time patches of 16 frames).
 * Time direction: each window forward or reversed in time, classified with subjects held out
   (5-fold ``GroupKFold``; chance 0.5).
 
+* Phenotypes (``--task phenotype``): the demo's data, pretraining and cross-validation
+  (``examples/demo.py``: 100 subjects x 200 frames x 100 regions; ``group`` ROC AUC and ``age``
+  R2, 5 folds, every linear model and tangent projection fitted inside the training folds).
+
 Readouts of a Brain-JEPA encoder (pretrained with the demo's settings, and random encoders of
 the same size with learning rate zero): ``mean``, ``roi_std``, ``connectivity``, ``lagged``,
 and ``tokens`` followed by nilearn's tangent-space connectivity. Baselines on the raw
-windows: tangent FC, Pearson FC and the lag-one covariance of the series. One JSON line per
+series: tangent FC, Pearson FC and the lag-one covariance of the series. One JSON line per
 (task, readout)::
 
     python benchmarks/readouts.py --subjects 20 --epochs 40
+    python benchmarks/readouts.py --task phenotype            # about 8 minutes on 2 cores
 """
 
 import argparse
 import json
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from nilearn.connectome import ConnectivityMeasure
@@ -28,7 +36,7 @@ from sklearn.model_selection import GroupKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from brainjepa_sk import BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.datasets import make_brain_dynamics
 
 N_FRAMES, PATCH, T_R = 96, 16, 2.0
@@ -43,6 +51,10 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=40, help="pretraining epochs")
     p.add_argument("--controls", type=int, default=2, help="random encoders")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--phenotype-epochs", type=int, default=92,
+                   help="pretraining epochs of the phenotype task (the demo's)")
+    p.add_argument("--task", choices=["windows", "phenotype", "both"], default="windows",
+                   help="windows: identification and direction; phenotype: the demo's")
     return p.parse_args(argv)
 
 
@@ -90,9 +102,52 @@ def tangent_features(series_train, series_test=None):
     return train if series_test is None else (train, measure.transform(series_test))
 
 
+def phenotype_task(a):
+    """The demo's phenotypes from every readout, against the raw-series baselines."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from demo import T_R as demo_t_r
+    from demo import evaluate, make_pretrainer, random_encoder, tangent_connectivity
+    from demo import parse_args as demo_args
+
+    X, y = make_brain_dynamics(n_subjects=100, n_timepoints=200, n_regions=100, t_r=demo_t_r,
+                               random_state=a.seed)
+
+    def report(readout, scores, **extra):
+        print(json.dumps({"task": "phenotype", "readout": readout,
+                          "group_auc": round(float(scores["group ROC AUC"].mean()), 3),
+                          "age_r2": round(float(scores["age R2"].mean()), 3),
+                          "seed": a.seed, **extra}), flush=True)
+
+    report("tangent FC", evaluate(X, y, lambda: [tangent_connectivity()], seed=a.seed))
+    pearson = ConnectivityMeasure(kind="correlation", vectorize=True, discard_diagonal=True)
+    report("Pearson FC", evaluate(pearson.fit_transform(X), y, seed=a.seed))
+    report("lag-one covariance", evaluate(lag_covariance(X), y, seed=a.seed))
+    demo = demo_args(["--seed", str(a.seed), "--n-epochs", str(a.phenotype_epochs)])
+    with tempfile.TemporaryDirectory() as folder:
+        encoders = {"pretrained": f"{folder}/pretrained.pt"}
+        pretrainer = make_pretrainer(demo).fit(X)
+        pretrainer.save(encoders["pretrained"])
+        for draw in range(a.controls):
+            encoders[f"random {draw}"] = f"{folder}/random{draw}.pt"
+            random_encoder(demo, pretrainer.gradients_, a.seed + draw).fit(X).save(
+                encoders[f"random {draw}"])
+        for name, path in encoders.items():
+            for pooling in POOLINGS:
+                features = BrainJEPAEmbedder(path, pooling=pooling).fit(X).transform(X)
+                steps = (lambda: [tangent_connectivity()]) if pooling == "tokens" else list
+                label = f"{name}: tokens + tangent" if pooling == "tokens" else (
+                    f"{name}: {pooling}")
+                report(label, evaluate(features, y, steps, seed=a.seed))
+
+
 def main(argv=None):
     a = parse_args(argv)
     start = time.perf_counter()
+    if a.task in ("phenotype", "both"):
+        phenotype_task(a)
+        if a.task == "phenotype":
+            print(json.dumps({"seconds": round(time.perf_counter() - start)}))
+            return
     X, _ = make_brain_dynamics(n_subjects=a.subjects, n_timepoints=a.timepoints,
                                n_regions=a.regions, t_r=T_R, random_state=a.seed)
     windows, subject, position = windows_of(X)
