@@ -8,6 +8,7 @@ ORDER = (
     "plot_pretraining.py",
     "plot_embeddings_2d.py",
     "plot_phenotype_prediction.py",
+    "plot_readouts.py",
     "plot_finetuning.py",
     "nonexec_published_weights.py",
 )

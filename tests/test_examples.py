@@ -8,7 +8,7 @@ import pytest
 # Examples that pretrain a model take tens of seconds each; the documentation build (make docs,
 # run by CI) executes them all, so the default test run keeps only the quick ones.
 _SLOW = {"plot_pretraining.py", "plot_phenotype_prediction.py", "plot_embeddings_2d.py",
-         "plot_finetuning.py"}
+         "plot_finetuning.py", "plot_readouts.py"}
 EXAMPLES = [
     pytest.param(path, id=path.name, marks=[pytest.mark.slow] if path.name in _SLOW else [])
     for path in sorted((Path(__file__).parents[1] / "examples").glob("plot_*.py"))
