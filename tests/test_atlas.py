@@ -96,3 +96,12 @@ def test_data_on_another_atlas_get_told_what_to_do(tmp_path, monkeypatch, offici
         with pytest.raises(ValueError, match="fetch_atlas_brainjepa450") as info:
             estimator.fit(X, [0, 1, 0])
         assert "10 regions" in str(info.value) and "NiftiLabelsMasker" in str(info.value)
+
+
+@pytest.mark.network
+def test_the_real_atlas_downloads_and_combines(tmp_path):
+    """The real files (Tian-S3 from GitHub, Schaefer-400 through nilearn): network only."""
+    atlas = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(atlas.labels) == 450 and atlas.labels[0] == "HIP-head-m-rh"
+    data = np.asarray(nib.load(atlas.maps).dataobj)
+    assert data.shape == (91, 109, 91) and set(np.unique(data)) == set(range(451))
