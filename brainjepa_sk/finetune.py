@@ -549,6 +549,10 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
+    # listed here so that the API reference shows them with the class
+    fit = _FineTuneBase.fit
+    partial_fit = _FineTuneBase.partial_fit
+
     def _encode_targets(self, y, n_subjects, continuing, classes=None):
         self._check_y_given(y)
         y = column_or_1d(y, warn=True)
@@ -685,6 +689,10 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         **_FineTuneBase._parameter_constraints,
         "standardize_targets": ["boolean"],
     }
+
+    # listed here so that the API reference shows them with the class
+    fit = _FineTuneBase.fit
+    partial_fit = _FineTuneBase.partial_fit
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
