@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import (
 )
 
 from .nn.pooling import POOLINGS, TokenPooling
+from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES
 from .train.runtime import resolve_autocast, resolve_device
 
 __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
@@ -83,6 +84,15 @@ def embed_windows(
                 tokens = encoder(x, final_norm=final_norm)
             out.append(pool(tokens.float()).cpu())
     return torch.cat(out).numpy()
+
+
+def window_chunks(subjects, preprocessor):
+    """Preprocess subjects a chunk at a time, so that their (overlapping) windows never all sit
+    in memory: yields ``(n_subjects_in_chunk, windows, subject_index)`` per chunk."""
+    for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
+        chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
+        windows, subject_index = preprocessor.transform(chunk)
+        yield len(chunk), windows, subject_index
 
 
 def average_by_subject(values, subject_index, n_subjects):
@@ -163,10 +173,10 @@ WEIGHTS_CONSTRAINTS = {
     "t_r": [*POSITIVE, None],
     "model_t_r": [StrOptions({"auto"}), *POSITIVE, None],
     "n_frames": [StrOptions({"auto"}), *POSITIVE_INT],
-    "window": [StrOptions({"auto", "center", "first", "sliding"})],
+    "window": [StrOptions({"auto", *WINDOW_STRATEGIES})],
     "stride": [*POSITIVE_INT, None],
     "min_frames": [*POSITIVE_INT, None],
-    "normalization": [StrOptions({"auto", "global_zscore", "roi_zscore", "robust"}), None],
+    "normalization": [StrOptions({"auto", *(n for n in NORMALIZATIONS if n)}), None],
     "data_dir": OPTIONAL_PATH,
 }
 
@@ -243,10 +253,7 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         device = resolve_device(self.device)
         encoder = self._encoder_on(device)
         out = []
-        # a chunk of subjects at a time: the windows (which overlap) never all sit in memory
-        for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
-            chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
-            windows, subject_index = self.preprocessor_.transform(chunk)
+        for n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
             embeddings = embed_windows(
                 encoder,
                 windows,
@@ -258,9 +265,9 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
             )
             if self.pooling == "tokens":
                 out.extend(np.concatenate(list(embeddings[subject_index == i]))
-                           for i in range(len(chunk)))
+                           for i in range(n_chunk))
             else:
-                out.append(average_by_subject(embeddings, subject_index, len(chunk)))
+                out.append(average_by_subject(embeddings, subject_index, n_chunk))
         return out if self.pooling == "tokens" else np.concatenate(out)
 
     def get_feature_names_out(self, input_features=None):

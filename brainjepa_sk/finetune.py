@@ -39,7 +39,6 @@ from torch.utils.data import Subset
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
-    SUBJECTS_PER_CHUNK,
     WEIGHTS_CONSTRAINTS,
     Range,
     SubjectsInputMixin,
@@ -48,6 +47,7 @@ from ._base import (
     check_parameters,
     check_pooling,
     restore_on_error,
+    window_chunks,
 )
 from .checkpoint import resolve_weights
 from .datasets._atlas import ATLAS_ADVICE
@@ -460,11 +460,9 @@ class _FineTuneBase(SubjectsInputMixin):
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         with torch.random.fork_rng(devices=[]):
-            for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
-                chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
-                windows, subject_index = self.preprocessor_.transform(chunk)
+            for n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
                 per_window = super().predict_proba(windows).astype(np.float64)
-                out.append(average_by_subject(per_window, subject_index, len(chunk)))
+                out.append(average_by_subject(per_window, subject_index, n_chunk))
         return np.concatenate(out)
 
 

@@ -34,7 +34,7 @@ from .gradients import GradientPositioner, load_gradients
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler
-from .preprocessing import Preprocessor
+from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, Preprocessor
 from .train import (
     Callback,
     Checkpoint,
@@ -220,10 +220,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         "masking": [dict, None],
         "t_r": [*POSITIVE, None],
         "model_t_r": [*POSITIVE, None],
-        "window": [StrOptions({"center", "first", "sliding"})],
+        "window": [StrOptions(set(WINDOW_STRATEGIES))],
         "stride": [*POSITIVE_INT, None],
         "min_frames": [*POSITIVE_INT, None],
-        "normalization": [StrOptions({"global_zscore", "roi_zscore", "robust"}), None],
+        "normalization": [StrOptions({n for n in NORMALIZATIONS if n}), None],
         "compile": [StrOptions({"auto"}), "boolean"],
         "random_state": ["random_state"],
         "checkpoint_dir": OPTIONAL_PATH,
