@@ -249,7 +249,7 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         from .validation import validate_subjects
 
         check_is_fitted(self)
-        subjects = validate_subjects(X, estimator=self, reset=False)
+        subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         device = resolve_device(self.device)
         encoder = self._encoder_on(device)
         out = []

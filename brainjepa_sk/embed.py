@@ -177,7 +177,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         check_parameters(self)
         resolve_device(self.device)  # a device that exists
         with restore_on_error(self):
-            subjects = validate_subjects(X, estimator=self, reset=True)
+            subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
             resolved = self._load()
             encoder = resolved.encoder
             check_n_regions(

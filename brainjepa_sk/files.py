@@ -14,13 +14,25 @@ from __future__ import annotations
 
 import glob
 import warnings
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePath
 
 import numpy as np
 
-__all__ = ["SUBJECT_FILE_SUFFIXES", "expand_subject_paths", "read_subject_file"]
+__all__ = [
+    "SUBJECT_FILE_SUFFIXES",
+    "SubjectFiles",
+    "expand_subject_paths",
+    "is_path",
+    "read_subject_file",
+]
 
 SUBJECT_FILE_SUFFIXES = (".npy", ".tsv", ".csv", ".1d", ".txt")
+
+
+def is_path(obj):
+    """Whether ``obj`` names a file (a string or a path object)."""
+    return isinstance(obj, (str, PurePath))
 
 
 def expand_subject_paths(pattern):
@@ -109,3 +121,56 @@ def read_subject_file(path):
         raise ValueError(
             f"{path} is not a numeric (n_timepoints, n_regions) table: {error}"
         ) from error
+
+
+class SubjectFiles(Sequence):
+    """Validated subjects that stay in their files: each is read when it is indexed.
+
+    :func:`~brainjepa_sk.validation.validate_subjects` returns one (with ``lazy=True``) after
+    reading every file once to check it, keeping only what the estimators need to plan their
+    work: each subject's length, the region count and names, and a digest of the contents.
+    Indexing reads the file again (``.npy`` files memory-mapped), so a corpus larger than memory
+    can be fitted and transformed: only the subjects in use are held.
+
+    Parameters
+    ----------
+    paths : list of pathlib.Path
+        One file per subject.
+    n_timepoints : numpy.ndarray of shape (n_subjects,)
+        Each subject's length.
+    n_regions : int
+        Regions of every subject (last axis).
+    feature_names : numpy.ndarray of str or None
+        Region names from the files' header lines, if any.
+    digest : str
+        SHA-256 of the subjects' float64 values and shapes, as
+        :func:`~brainjepa_sk.validation.subjects_digest` computes it for arrays.
+    dtype : numpy dtype, default=numpy.float64
+        dtype of the arrays indexing returns.
+    """
+
+    def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
+                 dtype=np.float64):
+        self.paths = list(paths)
+        self.n_timepoints = np.asarray(n_timepoints, dtype=np.int64)
+        self.n_regions = int(n_regions)
+        self.feature_names = feature_names
+        self.digest = digest
+        self.dtype = np.dtype(dtype)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return np.asarray(read_subject_file(self.paths[index]), dtype=self.dtype)
+
+    def frames(self, index, start, stop):
+        """Frames ``[start, stop)`` of subject ``index``; a ``.npy`` file reads only those."""
+        series = read_subject_file(self.paths[index])
+        return np.array(series[start:stop] if isinstance(series, np.ndarray)
+                        else np.asarray(series)[start:stop], dtype=self.dtype)
+
+    def __repr__(self):
+        return f"SubjectFiles({len(self)} subjects, {self.n_regions} regions)"

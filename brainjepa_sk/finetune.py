@@ -456,7 +456,7 @@ class _FineTuneBase(SubjectsInputMixin):
     def _subject_outputs(self, X):
         """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
         check_is_fitted(self, "preprocessor_")
-        subjects = validate_subjects(X, estimator=self, reset=False)
+        subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         with torch.random.fork_rng(devices=[]):

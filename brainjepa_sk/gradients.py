@@ -13,7 +13,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import OPTIONAL_PATH, POSITIVE_INT, Range, SubjectsInputMixin, check_parameters
+from ._base import SUBJECTS_PER_CHUNK, OPTIONAL_PATH, POSITIVE_INT, Range, SubjectsInputMixin, check_parameters
 from .validation import check_n_regions, feature_names_of, validate_subjects
 
 __all__ = ["GradientPositioner", "load_gradients"]
@@ -105,11 +105,23 @@ _KINDS = ("timeseries", "connectivity")
 _Z_EPS = 1e-7
 
 
-def _fisher_z_mean(matrices):
-    """Average correlation matrices in Fisher-z space; the diagonal is averaged plainly."""
-    clipped = np.clip(matrices, -1.0 + _Z_EPS, 1.0 - _Z_EPS)
-    mean = np.tanh(np.arctanh(clipped).mean(axis=0))
-    np.fill_diagonal(mean, np.diagonal(matrices, axis1=1, axis2=2).mean(axis=0))
+def _fisher_z_mean(chunks):
+    """Average correlation matrices in Fisher-z space; the diagonal is averaged plainly.
+
+    ``chunks`` yields ``(n, n_regions, n_regions)`` stacks, so that the subjects of a large
+    corpus never all sit in memory; one chunk gives exactly numpy's mean over it.
+    """
+    z_sum = diagonal_sum = None
+    count = 0
+    for matrices in chunks:
+        clipped = np.clip(matrices, -1.0 + _Z_EPS, 1.0 - _Z_EPS)
+        z = np.arctanh(clipped).sum(axis=0)
+        diagonal = np.diagonal(matrices, axis1=1, axis2=2).sum(axis=0)
+        z_sum = z if z_sum is None else z_sum + z
+        diagonal_sum = diagonal if diagonal_sum is None else diagonal_sum + diagonal
+        count += len(matrices)
+    mean = np.tanh(z_sum / count)
+    np.fill_diagonal(mean, diagonal_sum / count)
     return mean
 
 
@@ -170,7 +182,7 @@ def _regions_with_names(X, kind):
     # A scratch namespace receives n_features_in_ / feature_names_in_, so a failing fit cannot
     # leave half-set attributes on the estimator.
     scratch = SimpleNamespace()
-    subjects = validate_subjects(X, estimator=scratch, reset=True, min_timepoints=3)
+    subjects = validate_subjects(X, estimator=scratch, reset=True, min_timepoints=3, lazy=True)
     return subjects, scratch.n_features_in_, getattr(scratch, "feature_names_in_", None)
 
 
@@ -301,14 +313,19 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                         f"{suggestion:.2f} or less)."
                     )
 
-    def _connectivity(self, data):
-        """Per-subject connectivity matrices, ``(n_subjects, n_regions, n_regions)``."""
+    def _connectivity_chunks(self, data):
+        """Per-subject connectivity matrices, ``(n, n_regions, n_regions)`` stacks of up to
+        :data:`SUBJECTS_PER_CHUNK` subjects (files are read one chunk at a time)."""
         if self.kind == "connectivity":
-            return data
+            yield data
+            return
         from nilearn.connectome import ConnectivityMeasure
 
-        measure = ConnectivityMeasure(kind="correlation")
-        return np.asarray(measure.fit_transform(data), dtype=np.float64)
+        for start in range(0, len(data), SUBJECTS_PER_CHUNK):
+            # one subject's correlation does not depend on the others: chunks change nothing
+            measure = ConnectivityMeasure(kind="correlation")
+            yield np.asarray(measure.fit_transform(data[start : start + SUBJECTS_PER_CHUNK]),
+                             dtype=np.float64)
 
     def _embed(self, matrix, random_state):
         from brainspace.gradient import GradientMaps
@@ -367,13 +384,12 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                 )
             reference = reference[:, : self.n_components]
 
-        matrices = self._connectivity(data)
-        if len(matrices) == 1:
-            group = matrices[0].copy()
-        elif self.kind == "timeseries" or _off_diagonal_below_one(matrices):
-            group = _fisher_z_mean(matrices)
+        if len(data) == 1:
+            group = next(self._connectivity_chunks(data))[0].copy()
+        elif self.kind == "timeseries" or _off_diagonal_below_one(data):
+            group = _fisher_z_mean(self._connectivity_chunks(data))
         else:
-            group = matrices.mean(axis=0)
+            group = data.mean(axis=0)
         group = (group + group.T) / 2
 
         gradients, lambdas = self._embed(group, check_random_state(self.random_state))
@@ -421,14 +437,16 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                     "the region names (DataFrame columns) differ from those seen in fit"
                 )
         else:
-            data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3)
+            data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3,
+                                     lazy=True)
         self._check_params(self.n_features_in_)
         # One seed for every subject: a subject's features do not depend on the rest of the batch.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         features = []
-        for matrix in self._connectivity(data):
-            gradients, _ = self._embed(matrix, seed)
-            features.append(_align(gradients, self.gradients_).ravel())
+        for matrices in self._connectivity_chunks(data):
+            for matrix in matrices:
+                gradients, _ = self._embed(matrix, seed)
+                features.append(_align(gradients, self.gradients_).ravel())
         return np.asarray(features, dtype=np.float64)
 
     def get_feature_names_out(self, input_features=None):

@@ -40,6 +40,12 @@ WINDOW_STRATEGIES = ("center", "first", "sliding")
 #: Typical magnitudes outside this range get a warning when the series are not normalised.
 UNIT_SCALE_RANGE = (1e-2, 1e2)
 
+#: Most frames the robust statistics are learned from. Past it, every subject contributes the
+#: same number of evenly spaced frames, so a corpus larger than memory is never concatenated.
+ROBUST_SAMPLE_FRAMES = 100_000
+# Regions whose percentiles are computed together (bounds the copy np.percentile makes).
+_PERCENTILE_BLOCK = 64
+
 # Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
 # keeping the effective TR within a fraction of a percent of the requested one.
 _MAX_DENOMINATOR = 64
@@ -253,23 +259,29 @@ class Preprocessor:
         """Float64 copies-if-needed of the subjects, with the shape checks transform relies on."""
         if subjects is None or isinstance(subjects, (str, bytes)):
             raise ValueError("subjects must be a list of (n_timepoints, n_regions) arrays")
-        arrays = [np.asarray(x, dtype=np.float64) for x in subjects]
-        if not arrays:
+        if not len(subjects):
             raise ValueError("subjects is empty: expected at least one subject")
-        for i, x in enumerate(arrays):
-            if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-                raise ValueError(
-                    f"subject {i} must be a non-empty 2-D (n_timepoints, n_regions) array, "
-                    f"got shape {x.shape}"
-                )
-            if not np.isfinite(x).all():
-                raise ValueError(f"subject {i} contains NaN or infinite values")
-            if x.shape[1] != arrays[0].shape[1]:
-                raise ValueError(
-                    f"subject {i} has {x.shape[1]} regions (last axis) but subject 0 has "
-                    f"{arrays[0].shape[1]}; every subject must be (n_timepoints, n_regions)"
-                )
+        arrays = []
+        for i, x in enumerate(subjects):
+            arrays.append(Preprocessor._as_array(i, x, arrays[0].shape[1] if arrays else None))
         return arrays
+
+    @staticmethod
+    def _as_array(i, x, n_regions=None):
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+            raise ValueError(
+                f"subject {i} must be a non-empty 2-D (n_timepoints, n_regions) array, "
+                f"got shape {x.shape}"
+            )
+        if not np.isfinite(x).all():
+            raise ValueError(f"subject {i} contains NaN or infinite values")
+        if n_regions is not None and x.shape[1] != n_regions:
+            raise ValueError(
+                f"subject {i} has {x.shape[1]} regions (last axis) but subject 0 has "
+                f"{n_regions}; every subject must be (n_timepoints, n_regions)"
+            )
+        return x
 
     def _resample_all(self, arrays):
         return [resample(x, self.t_r, self.target_t_r) for x in arrays]
@@ -331,15 +343,41 @@ class Preprocessor:
             ``normalization="robust"`` (None otherwise).
         """
         self._validate_params()
-        arrays = self._as_arrays(subjects)
-        self._fit_resampled(self._resample_all(arrays))
+        if subjects is None or isinstance(subjects, (str, bytes)) or not len(subjects):
+            self._as_arrays(subjects)  # raises the error that applies
+        # One subject at a time: ``subjects`` may read each from its file when indexed.
+        n_regions = None
+
+        def resampled():
+            nonlocal n_regions
+            for i in range(len(subjects)):
+                x = self._as_array(i, subjects[i], n_regions)
+                n_regions = x.shape[1]
+                yield resample(x, self.t_r, self.target_t_r)
+
+        self._fit_resampled(resampled(), n_subjects=len(subjects))
         return self
 
-    def _fit_resampled(self, resampled):
-        self.n_regions_ = int(resampled[0].shape[1])
+    def _fit_resampled(self, resampled, n_subjects):
+        """Learn the statistics from an iterable of resampled series, taking from each at most
+        ``ceil(ROBUST_SAMPLE_FRAMES / n_subjects)`` evenly spaced frames."""
+        quota = max(1, math.ceil(ROBUST_SAMPLE_FRAMES / n_subjects))
+        sample, unit_check = [], []
+        for x in resampled:
+            if len(x) > quota:
+                x = x[np.linspace(0, len(x) - 1, quota).round().astype(np.int64)]
+            sample.append(np.array(x, dtype=np.float64))
+            if len(unit_check) < 50:
+                unit_check.append(sample[-1])
+        self.n_regions_ = int(sample[0].shape[1])
         if self.normalization == "robust":
-            frames = np.concatenate(resampled, axis=0)
-            q25, median, q75 = np.percentile(frames, [25, 50, 75], axis=0)
+            frames = np.concatenate(sample, axis=0)
+            del sample
+            q25, median, q75 = np.concatenate(
+                [np.percentile(frames[:, block : block + _PERCENTILE_BLOCK], [25, 50, 75], axis=0)
+                 for block in range(0, frames.shape[1], _PERCENTILE_BLOCK)],
+                axis=1,
+            )
             iqr = q75 - q25
             # Sparse, spiky or coarsely quantised regions can have a zero IQR without being
             # constant; dividing by eps would blow them up to ~1e8. Use the standard deviation
@@ -354,7 +392,7 @@ class Preprocessor:
             self.median_ = None
             self.iqr_ = None
         if self.normalization is None:
-            self._warn_if_not_unit_scale(resampled)
+            self._warn_if_not_unit_scale(unit_check)
 
     @staticmethod
     def _warn_if_not_unit_scale(resampled):
@@ -412,18 +450,89 @@ class Preprocessor:
                 n_regions, self.n_regions_, what="fitted with", n_timepoints=resampled[0].shape[0],
                 name=type(self).__name__,
             )
-        # Every window's frame offsets, added to its start to gather it in one indexing step.
-        offsets = np.arange(self.n_frames)
         windows, subject_index = [], []
         for i, (x, original) in enumerate(zip(resampled, arrays)):
-            if self.normalization == "robust":
-                x = self._robust_scale(x)
-            x = self._pad(x, i, original.shape[0])
-            starts = self._window_starts(x.shape[0])
-            w = self._normalize_windows(x[starts[:, None] + offsets])
-            windows.append(w.astype(np.float32))
-            subject_index.append(np.full(len(starts), i, dtype=np.int64))
+            w = self._subject_windows(x, i, original.shape[0])
+            windows.append(w)
+            subject_index.append(np.full(len(w), i, dtype=np.int64))
         return np.concatenate(windows, axis=0), np.concatenate(subject_index)
+
+    def _subject_windows(self, x, i, n_input, starts=None):
+        """One resampled subject's windows (all, or those at ``starts``), float32."""
+        if self.normalization == "robust":
+            x = self._robust_scale(x)
+        x = self._pad(x, i, n_input)
+        if starts is None:
+            starts = self._window_starts(x.shape[0])
+        # Every window's frame offsets, added to its start to gather it in one indexing step.
+        offsets = np.arange(self.n_frames)
+        return self._normalize_windows(x[np.asarray(starts)[:, None] + offsets]).astype(
+            np.float32)
+
+    # ------------------------------------------------------------------ windows read lazily
+
+    def resampled_length(self, n_timepoints):
+        """Frames of a series of ``n_timepoints`` after resampling (``resample_poly``'s)."""
+        ratio = _resampling_ratio(self.t_r, self.target_t_r)
+        if ratio is None:
+            return int(n_timepoints)
+        up, down = ratio
+        return -(-int(n_timepoints) * up // down)
+
+    def window_table(self, n_timepoints):
+        """Where every window of every subject starts, without reading the subjects.
+
+        Parameters
+        ----------
+        n_timepoints : array-like of int
+            Each subject's length, before resampling.
+
+        Returns
+        -------
+        subject_index : numpy.ndarray of shape (n_windows_total,), int64
+            The subject of each window, in :meth:`transform`'s order.
+        starts : numpy.ndarray of shape (n_windows_total,), int64
+            Its first frame in the resampled (and padded) series.
+        """
+        subject_index, starts = [], []
+        for i, n in enumerate(n_timepoints):
+            length = self.resampled_length(n)
+            if length < self._min_frames:
+                self._pad(np.zeros((length, 1)), i, int(n))  # raises the too-short error
+            window_starts = self._window_starts(max(length, self.n_frames))
+            starts.append(window_starts)
+            subject_index.append(np.full(len(window_starts), i, dtype=np.int64))
+        return np.concatenate(subject_index), np.concatenate(starts).astype(np.int64)
+
+    def read_window(self, subjects, subject, start):
+        """One window of ``subjects[subject]``, exactly as :meth:`transform` would cut it.
+
+        Without resampling or padding, only the window's frames are read (a memory-mapped
+        ``.npy`` file gives just those); otherwise the whole series.
+
+        Parameters
+        ----------
+        subjects : sequence of array-like
+            The subjects, e.g. a :class:`~brainjepa_sk.files.SubjectFiles`.
+        subject : int
+            Which subject.
+        start : int
+            The window's first frame, from :meth:`window_table`.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_frames, n_regions), float32
+        """
+        frames = getattr(subjects, "frames", None)
+        lengths = getattr(subjects, "n_timepoints", None)
+        direct = (frames is not None and _resampling_ratio(self.t_r, self.target_t_r) is None
+                  and lengths[subject] >= self.n_frames)
+        if direct:
+            x = self._as_array(subject, frames(subject, start, start + self.n_frames))
+            return self._subject_windows(x, subject, len(x), starts=[0])[0]
+        original = self._as_array(subject, subjects[subject])
+        x = resample(original, self.t_r, self.target_t_r)
+        return self._subject_windows(x, subject, len(original), starts=[start])[0]
 
     def fit_transform(self, subjects):
         """Fit on ``subjects`` and transform them (resampling them once).
@@ -443,7 +552,7 @@ class Preprocessor:
         self._validate_params()
         arrays = self._as_arrays(subjects)
         resampled = self._resample_all(arrays)
-        self._fit_resampled(resampled)
+        self._fit_resampled(resampled, n_subjects=len(resampled))
         return self._transform_resampled(resampled, arrays)
 
     def to_dict(self):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import numbers
@@ -39,6 +40,7 @@ from .train import (
     Callback,
     Checkpoint,
     CollapseMonitor,
+    LazyWindowDataset,
     NonFiniteLossGuard,
     PretrainLoop,
     PretrainSchedule,
@@ -55,12 +57,13 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import validate_subjects
+from .files import SubjectFiles
+from .validation import subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
 
 _UNSEEDED_STATE_FILE = "unseeded.pt"
-_STATE_FORMAT = 2
+_STATE_FORMAT = 3
 _MONITOR_WINDOWS = 64
 
 
@@ -78,6 +81,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     preprocesses the series into windows, and trains encoder and predictor with spatiotemporal
     masking and an EMA target encoder, following the research recipe (AdamW, lr warm-up then
     cosine, cosine weight decay, linear EMA momentum), scaled to ``n_epochs``.
+
+    ``X`` may also be files, one per subject (a glob or a list of paths; see
+    :mod:`brainjepa_sk.files`): they are checked one at a time, the robust statistics come from
+    a bounded sample of their frames, and the training windows are read when the loader needs
+    them, so a corpus larger than memory trains with the memory of a few batches.
 
     Parameters
     ----------
@@ -171,6 +179,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         progress bar and the checkpoint. They are copied at ``fit``; the copies that ran are in
         ``callbacks_``. They observe the run: they are not part of the resume key, so a callback
         that changes the training must not be combined with ``checkpoint_dir``.
+    num_workers : int, default=0
+        Processes that load the training windows (torch ``DataLoader`` workers). Worth it when
+        ``X`` is files: they are then read while the model trains (see the user guide on
+        scale).
     verbose : int, default=1
         0: silent; 1: a progress bar.
 
@@ -229,6 +241,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         "checkpoint_dir": OPTIONAL_PATH,
         "checkpoint_every": [*POSITIVE_INT, None],
         "callbacks": [list, tuple, None],
+        "num_workers": [Range(numbers.Integral, 0, None, closed="left")],
         "verbose": ["verbose"],
     }
 
@@ -270,6 +283,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         checkpoint_dir=None,
         checkpoint_every=None,
         callbacks=None,
+        num_workers=0,
         verbose=1,
     ):
         self.gradients = gradients
@@ -307,6 +321,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.callbacks = callbacks
+        self.num_workers = num_workers
         self.verbose = verbose
 
     def _fitted_encoder(self):
@@ -363,7 +378,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             )
         return gradients
 
-    def _fingerprint(self, config, windows, preprocessor, gradients, with_n_epochs=True):
+    def _fingerprint(self, config, subjects, preprocessor, gradients, with_n_epochs=True):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume.
 
         ``with_n_epochs=False``: the key of the run's lineage, shared by the same run asked for
@@ -372,13 +387,15 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         if not isinstance(self.random_state, numbers.Integral):
             return None  # an unseeded (or shared RandomState) run is not reproducible
         ignored = ("verbose", "device", "compile", "checkpoint_dir", "checkpoint_every",
-                   "callbacks", "gradients", "pooling", "final_norm",
+                   "callbacks", "gradients", "pooling", "final_norm", "num_workers",
                    *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         # the state format is part of the key: files of older layouts are not resumed
         text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode())
-        for array in (windows, gradients, preprocessor.median_, preprocessor.iqr_):
+        # the subjects (their digest), not the windows: files are never all read at once
+        digest.update(subjects_digest(subjects).encode())
+        for array in (gradients, preprocessor.median_, preprocessor.iqr_):
             if array is not None:
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
@@ -414,7 +431,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         return self
 
     def _fit(self, X):
-        subjects = validate_subjects(X, estimator=self, reset=True)
+        subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
         config = self._model_config()
         check_pooling(self.pooling, config["n_patches"])
         rng = check_random_state(self.random_state)
@@ -432,13 +449,17 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             min_frames=self.min_frames,
             normalization=self.normalization,
         )
-        windows, subject_index = preprocessor.fit_transform(subjects)
-        dataset = WindowDataset(windows, subject_index)
+        if isinstance(subjects, SubjectFiles):  # read by the loader, window by window
+            preprocessor.fit(subjects)
+            dataset = LazyWindowDataset(*preprocessor.window_table(subjects.n_timepoints),
+                                        functools.partial(preprocessor.read_window, subjects))
+        else:
+            dataset = WindowDataset(*preprocessor.fit_transform(subjects))
         device = resolve_device(self.device)
         if init_from_environment(device) and device.type == "cuda" and device.index is None:
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        fingerprint = self._fingerprint(config, windows, preprocessor, gradients)
-        lineage = self._fingerprint(config, windows, preprocessor, gradients,
+        fingerprint = self._fingerprint(config, subjects, preprocessor, gradients)
+        lineage = self._fingerprint(config, subjects, preprocessor, gradients,
                                     with_n_epochs=False)
         # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
         # so that random_state decides them and the caller's state is left alone.
@@ -475,14 +496,15 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         else:
             sampler = ShuffleSampler(len(dataset), data_seed)
         loader = window_loader(dataset, global_batch // world_size, sampler,
-                               pin_memory=device.type == "cuda")
+                               pin_memory=device.type == "cuda",
+                               num_workers=int(self.num_workers))
         schedule = PretrainSchedule.from_epochs(
             self.n_epochs, len(loader), warmup_epochs=self.warmup_epochs,
             start_lr=self.start_lr, lr=self.lr, final_lr=self.final_lr,
             weight_decay=self.weight_decay, final_weight_decay=self.final_weight_decay,
             ema_momentum=self.ema_momentum, final_ema_momentum=self.final_ema_momentum,
         )
-        monitor = dataset.windows[_monitor_indices(dataset.subject_index)].to(device)
+        monitor = dataset.__getitems__(_monitor_indices(dataset.subject_index).tolist()).to(device)
         callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_,
                      ProgressBar(disable=not self.verbose or rank != 0)]
         checkpoint = None

@@ -8,16 +8,17 @@ clear error.
 
 from __future__ import annotations
 
+import hashlib
 import numbers
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array
 
-from .files import expand_subject_paths, read_subject_file
+from .files import SubjectFiles, expand_subject_paths, is_path, read_subject_file
 
-__all__ = ["validate_subjects", "check_n_regions", "feature_names_of"]
+__all__ = ["validate_subjects", "check_n_regions", "feature_names_of", "subjects_digest"]
 
 _LAYOUT = (
     "X must be a 3-D array (n_subjects, n_timepoints, n_regions), a list of 2-D "
@@ -74,6 +75,111 @@ def _as_subject_list(X):
     return [read_subject_file(x) if isinstance(x, (str, PurePath)) else x for x in subjects]
 
 
+def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
+                   allow_constant):
+    """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
+    if _only_array_protocol(subject):
+        subject = np.asarray(subject)
+    if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
+        raise ValueError(
+            f"{_LAYOUT}; subject {i} has {np.ndim(subject)} dimension(s) "
+            f"(shape {np.shape(subject)})"
+        )
+    if feature_names_of(subject) is not None and names is not None:
+        if not np.array_equal(feature_names_of(subject), names):
+            raise ValueError(f"subject {i} has other region names (columns) than subject 0")
+    if expected is not None:
+        check_n_regions(np.shape(subject)[1], expected, what="fitted with",
+                        n_timepoints=np.shape(subject)[0], name=name)
+    try:
+        array = check_array(
+            subject,
+            dtype=dtype,
+            ensure_all_finite=True,
+            ensure_min_samples=1,
+            # connectivity, gradients and Cross-ROI masking all need two regions or more
+            ensure_min_features=2,
+            input_name=f"X[{i}]",
+        )
+    except ValueError as exc:
+        raise ValueError(f"subject {i}: {exc}") from None
+    except TypeError as exc:  # e.g. objects that are not numbers (scikit-learn's convention)
+        raise TypeError(f"subject {i} is not numeric: {exc}") from None
+    if array.shape[0] < min_timepoints:
+        raise ValueError(
+            f"subject {i} has {array.shape[0]} timepoint(s); at least {min_timepoints} are "
+            "needed (expected (n_timepoints, n_regions))"
+        )
+    if n_regions is not None and array.shape[1] != n_regions:
+        raise ValueError(
+            f"subject {i} has {array.shape[1]} regions (last axis) but subject 0 has "
+            f"{n_regions}; every subject must be (n_timepoints, n_regions) on one atlas"
+        )
+    if not allow_constant:
+        constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+        if constant.size:
+            raise ValueError(
+                f"subject {i}: {constant.size} region(s) have a constant signal "
+                f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
+                "remove them or fix the extraction"
+            )
+    return array
+
+
+def _names_files(X):
+    """Whether ``X`` is a glob, a path, or a non-empty list of paths only."""
+    if is_path(X):
+        return True
+    return isinstance(X, (list, tuple)) and len(X) > 0 and all(is_path(x) for x in X)
+
+
+def _validate_files(X, check):
+    """Check every file one at a time, keeping only what :class:`SubjectFiles` records."""
+    paths = expand_subject_paths(X) if is_path(X) else [Path(x) for x in X]
+    digest = hashlib.sha256()
+    lengths, n_regions, names = [], None, None
+    for i, path in enumerate(paths):
+        subject = read_subject_file(path)
+        if i == 0:
+            names = feature_names_of(subject)
+        try:
+            array = _check_subject(i, subject, names, n_regions, **check)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"{path}: {error}") from None
+        n_regions = array.shape[1]
+        lengths.append(array.shape[0])
+        _update_digest(digest, array)
+        del subject, array  # one subject in memory at a time
+    return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
+                        dtype=check["dtype"])
+
+
+def _update_digest(digest, array):
+    digest.update(np.asarray(array.shape, dtype=np.int64).tobytes())
+    digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+
+
+def subjects_digest(subjects):
+    """SHA-256 of validated subjects (their shapes and float64 values), without reading twice.
+
+    Parameters
+    ----------
+    subjects : list of numpy.ndarray or SubjectFiles
+        What :func:`validate_subjects` returned.
+
+    Returns
+    -------
+    str
+        The same hex digest for the same series, whether given as arrays or as files.
+    """
+    if isinstance(subjects, SubjectFiles):
+        return subjects.digest
+    digest = hashlib.sha256()
+    for array in subjects:
+        _update_digest(digest, array)
+    return digest.hexdigest()
+
+
 def validate_subjects(
     X,
     *,
@@ -82,6 +188,7 @@ def validate_subjects(
     min_timepoints=2,
     dtype=np.float64,
     allow_constant=False,
+    lazy=False,
 ):
     """Check subjects' time series and return them as a list of 2-D float arrays.
 
@@ -102,11 +209,16 @@ def validate_subjects(
     allow_constant : bool, default=False
         Accept regions whose signal is constant within a subject (they carry no information and
         break z-scoring, so they are an error by default).
+    lazy : bool, default=False
+        When ``X`` names files only (a glob, or a list of paths), check them one at a time and
+        return a :class:`~brainjepa_sk.files.SubjectFiles`, which reads each subject again when
+        it is indexed, instead of holding them all in memory.
 
     Returns
     -------
-    list of numpy.ndarray
-        One ``(n_timepoints, n_regions)`` array per subject.
+    list of numpy.ndarray or SubjectFiles
+        One ``(n_timepoints, n_regions)`` array per subject (a ``SubjectFiles`` with
+        ``lazy=True`` and files).
 
     Raises
     ------
@@ -118,63 +230,34 @@ def validate_subjects(
     TypeError
         Values that are not numbers at all (e.g. dicts in an object array), as in scikit-learn.
     """
-    subjects = _as_subject_list(X)
-    names = feature_names_of(subjects[0])
+    name = type(estimator).__name__ if estimator is not None else "the estimator"
     # A later call checks the region count first: a wrong count is the error to report, not the
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
-    name = type(estimator).__name__ if estimator is not None else "the estimator"
-    out = []
-    n_regions = None
-    for i, subject in enumerate(subjects):
-        if _only_array_protocol(subject):
-            subject = np.asarray(subject)
-        if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
-            raise ValueError(
-                f"{_LAYOUT}; subject {i} has {np.ndim(subject)} dimension(s) "
-                f"(shape {np.shape(subject)})"
-            )
-        if feature_names_of(subject) is not None and names is not None:
-            if not np.array_equal(feature_names_of(subject), names):
-                raise ValueError(f"subject {i} has other region names (columns) than subject 0")
+    check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
+                 allow_constant=allow_constant)
+    if isinstance(X, SubjectFiles):  # validated already (e.g. by the estimator holding this one)
+        out, n_regions, names = X, X.n_regions, X.feature_names
         if expected is not None:
-            check_n_regions(np.shape(subject)[1], expected, what="fitted with",
-                            n_timepoints=np.shape(subject)[0], name=name)
-        try:
-            array = check_array(
-                subject,
-                dtype=dtype,
-                ensure_all_finite=True,
-                ensure_min_samples=1,
-                # connectivity, gradients and Cross-ROI masking all need two regions or more
-                ensure_min_features=2,
-                input_name=f"X[{i}]",
-            )
-        except ValueError as exc:
-            raise ValueError(f"subject {i}: {exc}") from None
-        except TypeError as exc:  # e.g. objects that are not numbers (scikit-learn's convention)
-            raise TypeError(f"subject {i} is not numeric: {exc}") from None
-        if array.shape[0] < min_timepoints:
+            check_n_regions(n_regions, expected, what="fitted with", name=name)
+        short = np.flatnonzero(X.n_timepoints < min_timepoints)
+        if short.size:
             raise ValueError(
-                f"subject {i} has {array.shape[0]} timepoint(s); at least {min_timepoints} are "
-                "needed (expected (n_timepoints, n_regions))"
+                f"subject {short[0]} ({X.paths[short[0]]}) has {X.n_timepoints[short[0]]} "
+                f"timepoint(s); at least {min_timepoints} are needed"
             )
-        if n_regions is None:
+    elif lazy and _names_files(X):
+        out = _validate_files(X, check)
+        n_regions, names = out.n_regions, out.feature_names
+    else:
+        subjects = _as_subject_list(X)
+        names = feature_names_of(subjects[0])
+        out = []
+        n_regions = None
+        for i, subject in enumerate(subjects):
+            array = _check_subject(i, subject, names, n_regions, **check)
             n_regions = array.shape[1]
-        elif array.shape[1] != n_regions:
-            raise ValueError(
-                f"subject {i} has {array.shape[1]} regions (last axis) but subject 0 has "
-                f"{n_regions}; every subject must be (n_timepoints, n_regions) on one atlas"
-            )
-        if not allow_constant:
-            constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
-            if constant.size:
-                raise ValueError(
-                    f"subject {i}: {constant.size} region(s) have a constant signal "
-                    f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
-                    "remove them or fix the extraction"
-                )
-        out.append(array)
+            out.append(array)
 
     if estimator is not None:
         if reset:

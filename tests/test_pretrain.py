@@ -361,7 +361,8 @@ _RUN_CHANGES = {
 }
 # Parameters that do not change what is trained: how it is embedded, shown, stored or placed.
 _NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu",
-                       "callbacks": [Callback()], "compile": False, "checkpoint_every": 1}
+                       "callbacks": [Callback()], "compile": False, "checkpoint_every": 1,
+                       "num_workers": 1}
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from .callbacks import (
     collapse_metrics,
     read_training_state,
 )
-from .data import ShuffleSampler, WindowDataset, window_loader
+from .data import LazyWindowDataset, ShuffleSampler, WindowDataset, window_loader
 from .loop import PretrainLoop, TrainingInterrupted
 from .optim import layer_decay_groups, make_optimizer, parameter_groups, set_hyperparameters
 from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
@@ -31,6 +31,7 @@ __all__ = [
     "ProgressBar",
     "ShuffleSampler",
     "WindowDataset",
+    "LazyWindowDataset",
     "collapse_metrics",
     "read_training_state",
     "cosine_ramp",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["ShuffleSampler", "WindowDataset", "window_loader"]
+__all__ = ["LazyWindowDataset", "ShuffleSampler", "WindowDataset", "window_loader"]
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -39,6 +39,40 @@ class WindowDataset(torch.utils.data.Dataset):
     def __getitems__(self, indices):
         # One gather per batch instead of one indexing call per window (DataLoader uses it).
         return self.windows[torch.as_tensor(indices, dtype=torch.long)]
+
+
+class LazyWindowDataset(torch.utils.data.Dataset):
+    """Windows read when they are indexed (by the loader's workers), e.g. from files.
+
+    Only the table of where each window starts is held; a corpus larger than memory trains
+    with the memory of a few batches.
+
+    Parameters
+    ----------
+    subject_index : numpy.ndarray
+        ``(n_windows,)`` subject of each window.
+    starts : numpy.ndarray
+        ``(n_windows,)`` first frame of each window in its subject's series.
+    read_window : callable
+        ``read_window(subject, start)`` returns one ``(n_frames, n_regions)`` float32 window.
+        It must pickle, for loader workers started by ``spawn`` or ``forkserver``.
+    """
+
+    def __init__(self, subject_index, starts, read_window):
+        self.subject_index = torch.as_tensor(np.asarray(subject_index), dtype=torch.long)
+        self.starts = np.asarray(starts, dtype=np.int64)
+        self.read_window = read_window
+
+    def __len__(self):
+        return len(self.starts)
+
+    def __getitem__(self, index):
+        index = int(index)
+        window = self.read_window(int(self.subject_index[index]), int(self.starts[index]))
+        return torch.from_numpy(np.ascontiguousarray(window, dtype=np.float32))
+
+    def __getitems__(self, indices):
+        return torch.stack([self[index] for index in indices])
 
 
 class ShuffleSampler(torch.utils.data.Sampler):
@@ -104,7 +138,8 @@ def _stack(batch):
     return batch if isinstance(batch, torch.Tensor) else torch.stack(batch)
 
 
-def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers=0):
+def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers=0,
+                  prefetch_factor=None):
     """A loader of full batches in ``sampler``'s order (the last incomplete batch is dropped).
 
     Every step then has the same shape, which a compiled step needs.
@@ -120,7 +155,9 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     pin_memory : bool, default=False
         Page-lock batches (for fast copies to a GPU).
     num_workers : int, default=0
-        Loader worker processes.
+        Loader worker processes (kept alive between epochs).
+    prefetch_factor : int, optional
+        Batches each worker loads ahead (torch's default, 2, when None).
 
     Returns
     -------
@@ -135,6 +172,8 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
         collate_fn=_stack,
         pin_memory=pin_memory,
         num_workers=num_workers,
+        persistent_workers=num_workers > 0,
+        prefetch_factor=prefetch_factor if num_workers > 0 else None,
         # Its own generator: starting an epoch otherwise draws a worker seed from torch's
         # global generator, which stochastic depth uses, and a run resumed inside an epoch
         # would draw it at another point of the stream.

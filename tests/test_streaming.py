@@ -1,0 +1,170 @@
+"""Corpora that stay on disk: files checked one at a time, windows read by the loader, robust
+statistics from a bounded sample, connectivity accumulated a chunk of subjects at a time."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _estimators import N_REGIONS, make_subjects
+
+from brainjepa_sk import BrainJEPAPretrainer, GradientPositioner, files, preprocessing
+from brainjepa_sk.files import SubjectFiles
+from brainjepa_sk.preprocessing import Preprocessor
+from brainjepa_sk.validation import subjects_digest, validate_subjects
+
+
+def _series(lengths=(40, 52, 14, 37), seed=0):
+    """Subjects of different lengths, one shorter than a window (padded) and one not a
+    whole number of strides long."""
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal((n, N_REGIONS)).cumsum(axis=0) + 5 for n in lengths]
+
+
+def _save(folder, series, kind="npy"):
+    for i, x in enumerate(series):
+        path = folder / f"sub-{i:02d}.{kind}"
+        if kind == "npy":
+            np.save(path, x.astype(np.float32))
+        else:
+            pd.DataFrame(x, columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+                path, sep="\t", index=False)
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def _as_read(paths):
+    """The arrays the files hold (float32 .npy values come back as float64)."""
+    return [np.asarray(files.read_subject_file(p), dtype=np.float64) for p in paths]
+
+
+def test_lazy_validation_keeps_no_series_and_digests_like_the_arrays(tmp_path):
+    paths = _save(tmp_path, _series())
+    lazy = validate_subjects(str(tmp_path / "*.npy"), lazy=True)
+    assert isinstance(lazy, SubjectFiles) and len(lazy) == 4
+    assert lazy.n_timepoints.tolist() == [40, 52, 14, 37] and lazy.n_regions == N_REGIONS
+    assert not any(isinstance(v, np.ndarray) and v.ndim == 2 for v in vars(lazy).values())
+    arrays = validate_subjects(paths)
+    assert lazy.digest == subjects_digest(arrays)
+    for i, expected in enumerate(arrays):
+        np.testing.assert_array_equal(lazy[i], expected)
+        np.testing.assert_array_equal(lazy.frames(i, 3, 9), expected[3:9])
+    # headers give the region names, as with arrays
+    (tmp_path / "tsv").mkdir()
+    tsv = validate_subjects(_save(tmp_path / "tsv", _series(), "tsv"), lazy=True)
+    assert list(tsv.feature_names) == [f"roi{r}" for r in range(N_REGIONS)]
+
+
+def test_a_bad_file_is_named_before_any_training(tmp_path):
+    series = _series()
+    series[2][5, 1] = np.nan
+    paths = _save(tmp_path, series)
+    with pytest.raises(ValueError, match=r"sub-02\.npy.*NaN"):
+        validate_subjects(paths, lazy=True)
+    other = _series()
+    other[3] = other[3][:, :5]
+    paths = _save(tmp_path, other)
+    with pytest.raises(ValueError, match=r"sub-03\.npy: subject 3 has 5 regions"):
+        BrainJEPAPretrainer(n_epochs=1, verbose=0).fit(paths)
+
+
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+@pytest.mark.parametrize("resampled", [False, True])
+def test_read_window_cuts_exactly_the_windows_of_transform(tmp_path, kind, resampled):
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
+                        t_r=2.0 if resampled else None, target_t_r=1.5 if resampled else None)
+    windows, subject_index = prep.fit_transform(_as_read(paths))
+    table_subjects, starts = prep.window_table(subjects.n_timepoints)
+    np.testing.assert_array_equal(table_subjects, subject_index)
+    lazy = np.stack([prep.read_window(subjects, s, start)
+                     for s, start in zip(table_subjects, starts)])
+    np.testing.assert_array_equal(lazy, windows)
+
+
+def test_robust_statistics_come_from_a_bounded_sample_of_every_subject(monkeypatch):
+    series = _series(lengths=(40, 52, 30, 37))
+    exact = Preprocessor(16, normalization="robust").fit(series)
+    frames = np.concatenate(series)
+    np.testing.assert_array_equal(exact.median_, np.percentile(frames, 50, axis=0))
+
+    monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", 40)  # 10 frames per subject
+    bounded = Preprocessor(16, normalization="robust").fit(series)
+    sample = np.concatenate(
+        [x[np.linspace(0, len(x) - 1, 10).round().astype(int)] for x in series])
+    q25, median, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+    np.testing.assert_array_equal(bounded.median_, median)
+    np.testing.assert_array_equal(bounded.iqr_, q75 - q25)
+    assert not np.array_equal(bounded.median_, exact.median_)
+
+
+def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_path,
+                                                                          monkeypatch):
+    from brainjepa_sk import gradients
+
+    X = make_subjects(n_subjects=7, n_timepoints=30)
+    whole = GradientPositioner(n_components=2, sparsity=0.5, random_state=0).fit(X)
+    paths = _save(tmp_path, list(X))
+    monkeypatch.setattr(gradients, "SUBJECTS_PER_CHUNK", 3)
+    chunked = GradientPositioner(n_components=2, sparsity=0.5, random_state=0).fit(paths)
+    np.testing.assert_allclose(chunked.group_connectivity_, whole.group_connectivity_,
+                               rtol=1e-5, atol=1e-6)  # float32 files, float64 arrays
+    stacked = GradientPositioner(n_components=2, sparsity=0.5, random_state=0).fit(
+        _as_read(paths))
+    np.testing.assert_allclose(chunked.group_connectivity_, stacked.group_connectivity_,
+                               rtol=1e-12, atol=1e-12)
+
+
+def _pretrainer(**params):
+    settings = dict(gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+                    model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=4,
+                    n_frames=16, stride=8, predictor_depth=1, n_epochs=2, batch_size=4,
+                    device="cpu", verbose=0, random_state=0, drop_path_rate=0.1)
+    settings.update(params)
+    return BrainJEPAPretrainer(**settings)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_pretraining_on_files_trains_exactly_as_on_their_arrays(tmp_path, num_workers):
+    paths = _save(tmp_path, _series())
+    arrays = _as_read(paths)
+    from_arrays = _pretrainer().fit(arrays)
+    from_files = _pretrainer(num_workers=num_workers).fit(str(tmp_path / "*.npy"))
+    assert from_files.history_ == from_arrays.history_
+    for key, value in from_arrays.model_.state_dict().items():
+        assert torch.equal(from_files.model_.state_dict()[key], value), key
+    np.testing.assert_array_equal(from_files.preprocessor_.median_,
+                                  from_arrays.preprocessor_.median_)
+    np.testing.assert_array_equal(from_files.transform(paths), from_arrays.transform(arrays))
+
+
+def test_a_run_on_files_resumes_the_run_saved_on_their_arrays(tmp_path):
+    """The resume key hashes the subjects, not how they were given."""
+    data = tmp_path / "data"
+    data.mkdir()
+    paths = _save(data, _series())
+    state = tmp_path / "state"
+    _pretrainer(n_epochs=1, checkpoint_dir=state).fit(_as_read(paths))
+    resumed = _pretrainer(n_epochs=1, checkpoint_dir=state).fit(paths)
+    assert len(list(state.iterdir())) == 1 and len(resumed.history_) == 1
+
+
+def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
+    from brainjepa_sk import _base, validation
+
+    paths = _save(tmp_path, _series(lengths=(40, 52, 24, 37, 30)))
+    pretrainer = _pretrainer(n_epochs=1).fit(paths)
+    expected = pretrainer.transform(_as_read(paths))
+    reads = []
+    original = files.read_subject_file
+    for module in (files, validation):
+        monkeypatch.setattr(module, "read_subject_file",
+                            lambda path: reads.append(str(path)) or original(path))
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    chunks = []
+    real_transform = Preprocessor.transform
+    monkeypatch.setattr(Preprocessor, "transform",
+                        lambda self, subjects: chunks.append(len(subjects))
+                        or real_transform(self, subjects))
+    np.testing.assert_array_equal(pretrainer.transform(paths), expected)
+    assert chunks == [2, 2, 1]
+    assert reads == paths + paths  # checked once, then read once, chunk by chunk
