@@ -13,7 +13,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import SUBJECTS_PER_CHUNK, OPTIONAL_PATH, POSITIVE_INT, Range, SubjectsInputMixin, check_parameters
+from ._base import (
+    OPTIONAL_PATH,
+    POSITIVE_INT,
+    SUBJECTS_PER_CHUNK,
+    Range,
+    SubjectsInputMixin,
+    check_parameters,
+)
 from .validation import check_n_regions, feature_names_of, validate_subjects
 
 __all__ = ["GradientPositioner", "load_gradients"]

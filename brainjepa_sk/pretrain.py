@@ -31,6 +31,7 @@ from ._base import (
     restore_on_error,
 )
 from .checkpoint import _to_safe, save_checkpoint
+from .files import SubjectFiles
 from .gradients import GradientPositioner, load_gradients
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
@@ -57,7 +58,6 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .files import SubjectFiles
 from .validation import subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
