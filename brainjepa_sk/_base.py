@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import (
 
 from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES
+from .train.distributed import all_gather_objects, process_device, world
 from .train.runtime import resolve_autocast, resolve_device
 
 __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
@@ -86,13 +87,19 @@ def embed_windows(
     return torch.cat(out).numpy()
 
 
-def window_chunks(subjects, preprocessor):
+def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
     """Preprocess subjects a chunk at a time, so that their (overlapping) windows never all sit
-    in memory: yields ``(n_subjects_in_chunk, windows, subject_index)`` per chunk."""
-    for start in range(0, len(subjects), SUBJECTS_PER_CHUNK):
-        chunk = subjects[start : start + SUBJECTS_PER_CHUNK]
+    in memory: yields ``(start, n_subjects_in_chunk, windows, subject_index)`` per chunk.
+
+    ``shard=(rank, n_processes)`` keeps every ``n_processes``-th chunk from ``rank`` on (each
+    process of a torchrun group takes its share).
+    """
+    chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
+    rank, n_processes = shard
+    for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
+        chunk = subjects[start : start + chunk_size]
         windows, subject_index = preprocessor.transform(chunk)
-        yield len(chunk), windows, subject_index
+        yield start, len(chunk), windows, subject_index
 
 
 def average_by_subject(values, subject_index, n_subjects):
@@ -250,10 +257,14 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
 
         check_is_fitted(self)
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
-        device = resolve_device(self.device)
+        device = process_device(resolve_device(self.device))
         encoder = self._encoder_on(device)
+        # Under torchrun every process embeds its share of the chunks, and all get the result.
+        rank, n_processes = world()
+        chunk_size = min(SUBJECTS_PER_CHUNK, -(-len(subjects) // n_processes))
         out = []
-        for n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
+        for start, n_chunk, windows, subject_index in window_chunks(
+                subjects, self.preprocessor_, chunk_size, shard=(rank, n_processes)):
             embeddings = embed_windows(
                 encoder,
                 windows,
@@ -264,11 +275,14 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
                 final_norm=bool(self.final_norm),
             )
             if self.pooling == "tokens":
-                out.extend(np.concatenate(list(embeddings[subject_index == i]))
-                           for i in range(n_chunk))
+                out.append((start, [np.concatenate(list(embeddings[subject_index == i]))
+                                    for i in range(n_chunk)]))
             else:
-                out.append(average_by_subject(embeddings, subject_index, n_chunk))
-        return out if self.pooling == "tokens" else np.concatenate(out)
+                out.append((start, average_by_subject(embeddings, subject_index, n_chunk)))
+        chunks = [chunk for _, chunk in sorted(all_gather_objects(out), key=lambda c: c[0])]
+        if self.pooling == "tokens":
+            return [series for chunk in chunks for series in chunk]
+        return np.concatenate(chunks)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding dimensions.

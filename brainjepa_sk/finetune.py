@@ -460,7 +460,8 @@ class _FineTuneBase(SubjectsInputMixin):
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         with torch.random.fork_rng(devices=[]):
-            for n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
+            for _, n_chunk, windows, subject_index in window_chunks(subjects,
+                                                                    self.preprocessor_):
                 per_window = super().predict_proba(windows).astype(np.float64)
                 out.append(average_by_subject(per_window, subject_index, n_chunk))
         return np.concatenate(out)

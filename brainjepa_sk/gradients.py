@@ -110,6 +110,9 @@ _KINDS = ("timeseries", "connectivity")
 # Correlations are clipped this far inside (-1, 1) before arctanh so that perfect correlations
 # (the diagonal, duplicated regions) stay finite in Fisher-z space.
 _Z_EPS = 1e-7
+# Subjects whose connectivity is computed together: 16 x 450 x 450 float64 matrices are 26 MB,
+# and a corpus of any size is read 16 subjects at a time.
+CONNECTIVITY_CHUNK = 16
 
 
 def _fisher_z_mean(chunks):
@@ -322,16 +325,16 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
 
     def _connectivity_chunks(self, data):
         """Per-subject connectivity matrices, ``(n, n_regions, n_regions)`` stacks of up to
-        :data:`SUBJECTS_PER_CHUNK` subjects (files are read one chunk at a time)."""
+        ``CONNECTIVITY_CHUNK`` subjects (files are read one chunk at a time)."""
         if self.kind == "connectivity":
             yield data
             return
         from nilearn.connectome import ConnectivityMeasure
 
-        for start in range(0, len(data), SUBJECTS_PER_CHUNK):
+        for start in range(0, len(data), CONNECTIVITY_CHUNK):
             # one subject's correlation does not depend on the others: chunks change nothing
             measure = ConnectivityMeasure(kind="correlation")
-            yield np.asarray(measure.fit_transform(data[start : start + SUBJECTS_PER_CHUNK]),
+            yield np.asarray(measure.fit_transform(data[start : start + CONNECTIVITY_CHUNK]),
                              dtype=np.float64)
 
     def _embed(self, matrix, random_state):

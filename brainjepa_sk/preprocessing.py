@@ -362,17 +362,23 @@ class Preprocessor:
         """Learn the statistics from an iterable of resampled series, taking from each at most
         ``ceil(ROBUST_SAMPLE_FRAMES / n_subjects)`` evenly spaced frames."""
         quota = max(1, math.ceil(ROBUST_SAMPLE_FRAMES / n_subjects))
-        sample, unit_check = [], []
-        for x in resampled:
+        frames, filled, unit_rows = None, 0, 0
+        for i, x in enumerate(resampled):
             if len(x) > quota:
                 x = x[np.linspace(0, len(x) - 1, quota).round().astype(np.int64)]
-            sample.append(np.array(x, dtype=np.float64))
-            if len(unit_check) < 50:
-                unit_check.append(sample[-1])
-        self.n_regions_ = int(sample[0].shape[1])
+            if frames is None:  # grown by doubling: no list of pieces concatenated at the end
+                frames = np.empty((min(quota * n_subjects, 4 * len(x)), x.shape[1]))
+            elif filled + len(x) > len(frames):
+                frames = np.concatenate(
+                    [frames[:filled],
+                     np.empty((max(len(frames), len(x)), frames.shape[1]))])
+            frames[filled : filled + len(x)] = x
+            filled += len(x)
+            if i < 50:  # the scale warning looks at the first 50 subjects
+                unit_rows = filled
+        frames = frames[:filled]
+        self.n_regions_ = int(frames.shape[1])
         if self.normalization == "robust":
-            frames = np.concatenate(sample, axis=0)
-            del sample
             q25, median, q75 = np.concatenate(
                 [np.percentile(frames[:, block : block + _PERCENTILE_BLOCK], [25, 50, 75], axis=0)
                  for block in range(0, frames.shape[1], _PERCENTILE_BLOCK)],
@@ -392,7 +398,7 @@ class Preprocessor:
             self.median_ = None
             self.iqr_ = None
         if self.normalization is None:
-            self._warn_if_not_unit_scale(unit_check)
+            self._warn_if_not_unit_scale([frames[:unit_rows]])
 
     @staticmethod
     def _warn_if_not_unit_scale(resampled):

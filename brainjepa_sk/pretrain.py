@@ -12,7 +12,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_random_state
@@ -51,7 +50,7 @@ from .train import (
     read_training_state,
     window_loader,
 )
-from .train.distributed import init_from_environment, world
+from .train.distributed import process_device, world
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
@@ -455,9 +454,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                                         functools.partial(preprocessor.read_window, subjects))
         else:
             dataset = WindowDataset(*preprocessor.fit_transform(subjects))
-        device = resolve_device(self.device)
-        if init_from_environment(device) and device.type == "cuda" and device.index is None:
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        device = process_device(resolve_device(self.device))
         fingerprint = self._fingerprint(config, subjects, preprocessor, gradients)
         lineage = self._fingerprint(config, subjects, preprocessor, gradients,
                                     with_n_epochs=False)

@@ -594,6 +594,7 @@ def test_checkpoint_every_is_checked(every, tmp_path):
 
 
 _TORCHRUN_SCRIPT = """
+import os
 import sys
 import numpy as np
 import torch
@@ -608,9 +609,21 @@ model = BrainJEPAPretrainer(
     predictor_depth=1, n_epochs=2, batch_size=8, device="cpu", verbose=0, random_state=0,
     checkpoint_dir=sys.argv[1],
 ).fit(X)
-torch.save({"history": model.history_, "state": model.model_.state_dict(),
-            "world": dist.get_world_size()}, f"{sys.argv[2]}/rank{dist.get_rank()}.pt")
+# transform under torchrun: each process embeds its share of the subjects, all get the result
+from brainjepa_sk import _base
+
+embedded = []
+real_embed = _base.embed_windows
+_base.embed_windows = lambda encoder, windows, **kw: (embedded.append(len(windows))
+                                                      or real_embed(encoder, windows, **kw))
+shared = model.transform(X)
 dist.destroy_process_group()
+os.environ["WORLD_SIZE"] = "1"  # one process again: the reference
+alone = model.transform(X)
+torch.save({"history": model.history_, "state": model.model_.state_dict(),
+            "world": dist.get_world_size() if dist.is_initialized() else 2,
+            "shared": torch.from_numpy(shared), "alone": torch.from_numpy(alone), "embedded": sum(embedded[:-1]) if embedded else 0},
+           f"{sys.argv[2]}/rank{os.environ['RANK']}.pt")
 """
 
 
@@ -630,6 +643,11 @@ def test_fit_under_torchrun_trains_one_model_with_distributed_data_parallel(tmp_
     for key, value in first["state"].items():
         assert torch.equal(value, second["state"][key])  # one model, EMA target included
     assert len(_state_files(tmp_path / "run")) == 1  # written by one process
+    # transform: each process embedded half of the 8 subjects' windows (2 per subject: 48 frames,
+    # windows of 32 every 16), and both returned the one-process result
+    assert first["embedded"] == second["embedded"] == 4 * 2
+    for result in (first, second):
+        assert torch.equal(result["shared"], result["alone"])
 
 
 def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path):

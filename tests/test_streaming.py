@@ -104,7 +104,7 @@ def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_pa
     X = make_subjects(n_subjects=7, n_timepoints=30)
     whole = GradientPositioner(n_components=2, sparsity=0.5, random_state=0).fit(X)
     paths = _save(tmp_path, list(X))
-    monkeypatch.setattr(gradients, "SUBJECTS_PER_CHUNK", 3)
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 3)
     chunked = GradientPositioner(n_components=2, sparsity=0.5, random_state=0).fit(paths)
     np.testing.assert_allclose(chunked.group_connectivity_, whole.group_connectivity_,
                                rtol=1e-5, atol=1e-6)  # float32 files, float64 arrays

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import os
 
+import torch
 import torch.distributed as dist
 
-__all__ = ["world", "is_main_process", "init_from_environment", "all_reduce_mean"]
+__all__ = [
+    "world",
+    "is_main_process",
+    "init_from_environment",
+    "process_device",
+    "all_reduce_mean",
+    "all_gather_objects",
+]
 
 
 def world():
@@ -43,6 +51,37 @@ def init_from_environment(device):
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return dist.get_world_size() > 1
+
+
+def process_device(device):
+    """Join torchrun's process group if there is one, and return this process's device.
+
+    Under torchrun, ``"cuda"`` without an index means this process's GPU, ``cuda:LOCAL_RANK``
+    (made the current device, which NCCL's collectives use).
+
+    Parameters
+    ----------
+    device : torch.device
+        The device asked for.
+
+    Returns
+    -------
+    torch.device
+    """
+    if init_from_environment(device) and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device
+
+
+def all_gather_objects(items):
+    """Every process's list of picklable ``items``, concatenated in rank order."""
+    rank, world_size = world()
+    if world_size == 1:
+        return list(items)
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, list(items))
+    return [item for part in gathered for item in part]
 
 
 def all_reduce_mean(value):

@@ -1,0 +1,204 @@
+"""Peak resident memory of pretraining on a corpus of files larger than memory would allow.
+
+Writes a corpus of ``.npy`` subjects (float32, 450 regions x 490 frames: a UK Biobank scan) of
+the requested size, then runs ``BrainJEPAPretrainer.fit`` on its glob in a fresh process (the
+default ``GradientPositioner``, robust scaling, sliding windows, loader workers) for a fixed
+number of steps, sampling the resident memory of that process and of its loader workers ten
+times a second. Prints one JSON line per corpus size: the peak of the main process
+(``ru_maxrss``), the peak of the proportional set size summed over the process and its
+workers (pages they share counted once), the time spent before the first step
+(checking the files, gradients, robust statistics) and the training throughput.
+
+Examples
+--------
+python benchmarks/stream_memory.py --gigabytes 1 4 --steps 60
+python benchmarks/stream_memory.py --gigabytes 4 --folder /scratch/corpus --keep
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+N_REGIONS, N_TIMEPOINTS = 450, 490
+
+
+def write_corpus(folder, gigabytes, seed=0):
+    """Random-walk subjects, float32, until the folder holds ``gigabytes`` GB (10^9 bytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    size = N_REGIONS * N_TIMEPOINTS * 4 + 128
+    n_subjects = int(np.ceil(gigabytes * 1e9 / size))
+    rng = np.random.default_rng(seed)
+    existing = len(list(folder.glob("sub-*.npy")))
+    for i in range(existing, n_subjects):
+        steps = rng.standard_normal((N_TIMEPOINTS, N_REGIONS), dtype=np.float32)
+        np.save(folder / f"sub-{i:06d}.npy", np.cumsum(steps, axis=0, dtype=np.float32))
+    for stale in sorted(folder.glob("sub-*.npy"))[n_subjects:]:
+        stale.unlink()
+    return n_subjects
+
+
+def _pss_bytes(pid):
+    """Proportional set size: pages shared by n processes count 1/n in each, so the sum over
+    the processes is the memory they hold together."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as status:
+            for line in status:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _rss_now():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def _children(pid):
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as file:
+            return [int(c) for c in file.read().split()]
+    except OSError:
+        return []
+
+
+class TreeMemory(threading.Thread):
+    """Samples the summed proportional memory (PSS) of this process and its descendants."""
+
+    def __init__(self, interval=0.1):
+        super().__init__(daemon=True)
+        self.interval, self.peak, self.running = interval, 0, True
+
+    def run(self):
+        while self.running:
+            pids, total = [os.getpid()], 0
+            while pids:
+                pid = pids.pop()
+                total += _pss_bytes(pid)
+                pids.extend(_children(pid))
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+
+def child(args):
+    """One fit on the corpus, in this (fresh) process."""
+    import torch
+
+    import brainspace.gradient  # noqa: F401  (imported by fit anyway; counted as the baseline)
+    import nilearn.connectome  # noqa: F401
+
+    from brainjepa_sk import BrainJEPAPretrainer
+    from brainjepa_sk.train import Callback
+
+    torch.set_num_threads(args.threads)
+
+    class Stop(Exception):
+        pass
+
+    # fit copies its callbacks: this one writes its times into the module's _TIMES
+    class Timer(Callback):
+        def on_train_begin(self, loop):
+            _TIMES["seconds_before_first_step"] = round(time.perf_counter() - start, 1)
+            _TIMES["n_windows"] = len(loop.loader.dataset)
+            _TIMES["peak_rss_main_before_training_gib"] = round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+            self.steps = 0
+
+        def on_step_end(self, loop, loss):
+            self.steps += 1
+            if self.steps == args.warmup:
+                self.timed = time.perf_counter()
+            if self.steps == args.warmup + args.steps:
+                seconds = time.perf_counter() - self.timed
+                _TIMES["windows_per_s"] = round(args.steps * args.batch / seconds, 2)
+                _TIMES["final_loss"] = round(float(loss), 5)
+                raise Stop
+
+    _TIMES["rss_after_imports_gib"] = round(_rss_now() / 2**30, 3)
+    memory = TreeMemory()
+    memory.start()
+    start = time.perf_counter()
+    pretrainer = BrainJEPAPretrainer(
+        model_size=(json.loads(args.model_size) if args.model_size.startswith("{")
+                    else args.model_size),
+        predictor_depth=args.predictor_depth, n_epochs=1, batch_size=args.batch, num_workers=args.workers,
+        device="cpu", verbose=0, random_state=0, callbacks=[Timer()],
+    )
+    try:
+        pretrainer.fit(str(Path(args.folder) / "sub-*.npy"))
+    except Stop:
+        pass
+    memory.running = False
+    memory.join()
+    print(json.dumps({
+        "peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+        "peak_pss_tree_gib": round(memory.peak / 2**30, 3),
+        "seconds_total": round(time.perf_counter() - start, 1),
+        **_TIMES,
+    }), flush=True)
+
+
+_TIMES = {}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--gigabytes", type=float, nargs="+", default=[1.0, 4.0])
+    p.add_argument("--folder", help="corpus folder (default: a temporary one)")
+    p.add_argument("--keep", action="store_true", help="keep the corpus afterwards")
+    p.add_argument("--model-size", default='{"embed_dim": 96, "depth": 4, "num_heads": 3}',
+                   help="a preset name or a JSON dict (embed_dim, depth, num_heads)")
+    p.add_argument("--predictor-depth", type=int, default=2)
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--steps", type=int, default=40, help="timed steps")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.child:
+        return child(args)
+    folder = Path(args.folder or tempfile.mkdtemp(prefix="brainjepa-corpus-"))
+    try:
+        for gigabytes in sorted(args.gigabytes):
+            start = time.perf_counter()
+            n_subjects = write_corpus(folder, gigabytes)
+            written = time.perf_counter() - start
+            command = [sys.executable, __file__, "--child", "--folder", str(folder),
+                       "--model-size", args.model_size,
+                       "--predictor-depth", str(args.predictor_depth), "--batch", str(args.batch),
+                       "--workers", str(args.workers), "--threads", str(args.threads),
+                       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            record = json.loads(result.stdout.strip().splitlines()[-1])
+            corpus_bytes = sum(f.stat().st_size for f in folder.glob("sub-*.npy"))
+            print(json.dumps({
+                "benchmark": "stream_memory", "corpus_gb": round(corpus_bytes / 1e9, 2),
+                "n_subjects": n_subjects, "regions": N_REGIONS, "timepoints": N_TIMEPOINTS,
+                "model_size": args.model_size, "predictor_depth": args.predictor_depth,
+                "batch": args.batch, "workers": args.workers,
+                "threads": args.threads, "corpus_written_s": round(written, 1), **record,
+                "machine": platform.processor() or platform.machine(),
+                "command": " ".join(["python", *sys.argv]),
+            }), flush=True)
+    finally:
+        if not args.keep and not args.folder:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
