@@ -96,10 +96,9 @@ class TreeMemory(threading.Thread):
 
 def child(args):
     """One fit on the corpus, in this (fresh) process."""
-    import torch
-
     import brainspace.gradient  # noqa: F401  (imported by fit anyway; counted as the baseline)
     import nilearn.connectome  # noqa: F401
+    import torch
 
     from brainjepa_sk import BrainJEPAPretrainer
     from brainjepa_sk.train import Callback

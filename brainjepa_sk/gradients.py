@@ -16,7 +16,6 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._base import (
     OPTIONAL_PATH,
     POSITIVE_INT,
-    SUBJECTS_PER_CHUNK,
     Range,
     SubjectsInputMixin,
     check_parameters,
