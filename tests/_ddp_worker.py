@@ -3,6 +3,9 @@
 Importable by the processes that ``torch.multiprocessing.spawn`` starts.
 """
 
+import os
+import signal
+
 import torch
 import torch.distributed as dist
 from torch.utils.data import DistributedSampler
@@ -11,8 +14,10 @@ from brainjepa_sk.nn import BrainJEPA
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
 from brainjepa_sk.train import (
     Callback,
+    Checkpoint,
     PretrainLoop,
     PretrainSchedule,
+    TrainingInterrupted,
     WindowDataset,
     window_loader,
 )
@@ -28,7 +33,7 @@ class StepLosses(Callback):
         self.losses.append(float(loss))
 
 
-def run(global_batch, n_epochs=3):
+def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None):
     """Pretrain on fixed windows with this process's share of each global batch."""
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     with torch.random.fork_rng(devices=[]):
@@ -43,8 +48,14 @@ def run(global_batch, n_epochs=3):
     masks = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=2)
     schedule = PretrainSchedule.from_epochs(n_epochs, len(loader), lr=1e-3)
     steps = StepLosses()
-    loop = PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=[steps])
-    loop.run()
+    loop = PretrainLoop(model, loader, masks, schedule, n_epochs,
+                        callbacks=[steps, *callbacks])
+    if stop_agreement_every is not None:
+        loop.stop_agreement_every = stop_agreement_every
+    try:
+        loop.run()
+    except TrainingInterrupted:
+        pass
     return loop, steps.losses
 
 
@@ -61,5 +72,32 @@ def worker(rank, world_size, init_file, out_file, global_batch):
         if rank == 0:
             torch.save({"losses": gathered, "states": states, "history": loop.history},
                        out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+class SigtermAt(Callback):
+    """Sends this process a SIGTERM at the end of one step, as a scheduler would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def sigterm_worker(rank, world_size, init_file, out_file, state_file):
+    """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        callbacks = [Checkpoint(state_file, key="ddp")] if rank == 0 else [SigtermAt(3)]
+        loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
+        steps = [None] * world_size
+        dist.all_gather_object(steps, loop.step)
+        if rank == 0:
+            torch.save({"steps": steps}, out_file)
     finally:
         dist.destroy_process_group()

@@ -18,6 +18,7 @@ __all__ = [
     "process_device",
     "all_reduce_mean",
     "all_gather_objects",
+    "any_process",
 ]
 
 
@@ -82,6 +83,23 @@ def all_gather_objects(items):
     gathered = [None] * world_size
     dist.all_gather_object(gathered, list(items))
     return [item for part in gathered for item in part]
+
+
+def any_process(flag, device):
+    """Whether ``flag`` is true in any process (every process gets the same answer).
+
+    Parameters
+    ----------
+    flag : bool
+        This process's value.
+    device : torch.device
+        Where the collective runs (a CUDA device with NCCL).
+    """
+    if world()[1] == 1:
+        return bool(flag)
+    value = torch.tensor(float(flag), device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def all_reduce_mean(value):

@@ -7,7 +7,7 @@ import threading
 
 import torch
 
-from .distributed import all_reduce_mean, world
+from .distributed import all_reduce_mean, any_process, world
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import global_rng_state, set_global_rng_state
 from .step import train_step
@@ -104,6 +104,10 @@ class PretrainLoop:
         self._epoch_loss = None
         self._skip_batches = 0
         self._stop_requested = False
+        #: With several processes, how often (in steps) they agree on a SIGTERM: each may get
+        #: it between other steps, and all must stop after the same one. Agreeing costs one
+        #: small all-reduce and a host synchronisation, so it is not done at every step.
+        self.stop_agreement_every = 8
 
     @property
     def steps_per_epoch(self):
@@ -119,6 +123,8 @@ class PretrainLoop:
 
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
+        With several processes, they agree every :attr:`stop_agreement_every` steps on whether
+        any of them got the signal, and all stop after the same step.
 
         Returns
         -------
@@ -143,6 +149,14 @@ class PretrainLoop:
     def _request_stop(self, signum, frame):
         self._stop_requested = True
 
+    def _should_stop(self):
+        """Whether a SIGTERM stops the run after this step, in every process alike."""
+        if self.world_size == 1:
+            return self._stop_requested
+        if self.step % self.stop_agreement_every:
+            return False
+        return any_process(self._stop_requested, self.device)
+
     def run_epoch(self):
         """One pass over the loader (or the rest of one), then the epoch's record and hooks."""
         sampler = getattr(self.loader, "sampler", None)
@@ -163,7 +177,7 @@ class PretrainLoop:
             self.step += 1
             self.step_in_epoch += 1
             self._notify("on_step_end", loss)
-            if self._stop_requested:
+            if self._should_stop():
                 self._notify("on_interrupt")
                 raise TrainingInterrupted(
                     f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
