@@ -366,12 +366,9 @@ class Preprocessor:
         for i, x in enumerate(resampled):
             if len(x) > quota:
                 x = x[np.linspace(0, len(x) - 1, quota).round().astype(np.int64)]
-            if frames is None:  # grown by doubling: no list of pieces concatenated at the end
-                frames = np.empty((min(quota * n_subjects, 4 * len(x)), x.shape[1]))
-            elif filled + len(x) > len(frames):
-                frames = np.concatenate(
-                    [frames[:filled],
-                     np.empty((max(len(frames), len(x)), frames.shape[1]))])
+            if frames is None:
+                # room for the largest possible sample; the pages are only used as it fills
+                frames = np.empty((quota * n_subjects, x.shape[1]))
             frames[filled : filled + len(x)] = x
             filled += len(x)
             if i < 50:  # the scale warning looks at the first 50 subjects
