@@ -9,9 +9,13 @@ times a second. Prints one JSON line per corpus size: the peak of the main proce
 workers (pages they share counted once), the time spent before the first step
 (checking the files, gradients, robust statistics) and the training throughput.
 
+With ``--loader``, times only the reading: windows per second that the training loader
+delivers from the corpus (no model), for 0, 1 and 2 workers.
+
 Examples
 --------
 python benchmarks/stream_memory.py --gigabytes 1 4 --steps 60
+python benchmarks/stream_memory.py --gigabytes 0.25 --loader --keep --folder /tmp/corpus
 python benchmarks/stream_memory.py --gigabytes 4 --folder /scratch/corpus --keep
 """
 
@@ -154,6 +158,36 @@ def child(args):
 _TIMES = {}
 
 
+def loader_throughput(folder, args):
+    """Windows per second read by the training loader (files -> normalised windows)."""
+    import functools
+
+    import torch
+
+    from brainjepa_sk.preprocessing import Preprocessor
+    from brainjepa_sk.train import LazyWindowDataset, ShuffleSampler, window_loader
+    from brainjepa_sk.validation import validate_subjects
+
+    subjects = validate_subjects(str(Path(folder) / "sub-*.npy"), lazy=True)
+    prep = Preprocessor(160, window="sliding", stride=80, normalization="robust").fit(subjects)
+    dataset = LazyWindowDataset(*prep.window_table(subjects.n_timepoints),
+                                functools.partial(prep.read_window, subjects))
+    torch.set_num_threads(1)
+    for workers in (0, 1, 2):
+        loader = window_loader(dataset, args.batch, ShuffleSampler(len(dataset), 0),
+                               num_workers=workers)
+        batches = iter(loader)
+        next(batches)  # workers started
+        start, n = time.perf_counter(), 0
+        for _, batch in zip(range(args.steps), batches):
+            n += len(batch)
+        seconds = time.perf_counter() - start
+        print(json.dumps({"benchmark": "loader", "workers": workers, "batch": args.batch,
+                          "windows_per_s": round(n / seconds, 1), "n_subjects": len(subjects),
+                          "machine": platform.processor() or platform.machine(),
+                          "command": " ".join(["python", *sys.argv])}), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gigabytes", type=float, nargs="+", default=[1.0, 4.0])
@@ -167,12 +201,16 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=40, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--loader", action="store_true", help="time the loader only")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
         return child(args)
     folder = Path(args.folder or tempfile.mkdtemp(prefix="brainjepa-corpus-"))
     try:
+        if args.loader:
+            write_corpus(folder, max(args.gigabytes))
+            return loader_throughput(folder, args)
         for gigabytes in sorted(args.gigabytes):
             start = time.perf_counter()
             n_subjects = write_corpus(folder, gigabytes)

@@ -33,8 +33,9 @@ class StepLosses(Callback):
         self.losses.append(float(loss))
 
 
-def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None):
-    """Pretrain on fixed windows with this process's share of each global batch."""
+def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None, restore=None):
+    """Pretrain on fixed windows with this process's share of each global batch
+    (continuing from the state file ``restore`` when it exists)."""
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -52,11 +53,26 @@ def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None):
                         callbacks=[steps, *callbacks])
     if stop_agreement_every is not None:
         loop.stop_agreement_every = stop_agreement_every
+    if restore is not None and os.path.exists(restore):
+        Checkpoint(restore, key="ddp").restore(loop)
     try:
         loop.run()
-    except TrainingInterrupted:
+    except (TrainingInterrupted, Killed):
         pass
     return loop, steps.losses
+
+
+class Killed(Exception):
+    """Stands for SIGKILL: the process ends where it is, without saving anything."""
+
+
+class KillAt(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            raise Killed
 
 
 def worker(rank, world_size, init_file, out_file, global_batch):
@@ -99,5 +115,23 @@ def sigterm_worker(rank, world_size, init_file, out_file, state_file):
         dist.all_gather_object(steps, loop.step)
         if rank == 0:
             torch.save({"steps": steps}, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
+    """Save every step (rank 0), die after step ``kill_at`` (when given), or resume and finish."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        callbacks = [Checkpoint(state_file, key="ddp", every_steps=1)] if rank == 0 else []
+        if kill_at is not None:
+            callbacks.append(KillAt(kill_at))
+        loop, _ = run(global_batch=8, callbacks=callbacks, restore=state_file)
+        states = [None] * world_size
+        dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
+        if rank == 0:
+            torch.save({"states": states, "history": loop.history, "step": loop.step}, out_file)
     finally:
         dist.destroy_process_group()

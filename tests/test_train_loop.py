@@ -329,3 +329,28 @@ def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(tmp_pa
              nprocs=2, join=True)
     assert torch.load(out, weights_only=True)["steps"] == [4, 4]  # signal after 3, agreed at 4
     assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
+
+
+def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
+    """2 gloo processes, killed after step 4 (inside the second epoch of 3 steps), resumed from
+    rank 0's save: the same weights on both processes and the same history as a run never
+    killed (the epoch loss saved mid-epoch is the global one, the same in every process)."""
+    import _ddp_worker
+    import torch.multiprocessing as mp
+
+    def spawn(name, kill_at, state):
+        out = tmp_path / f"{name}.pt"
+        mp.spawn(_ddp_worker.resume_worker,
+                 args=(2, str(tmp_path / f"init-{name}"), str(out), str(state), kill_at),
+                 nprocs=2, join=True)
+        return torch.load(out, weights_only=True)
+
+    straight = spawn("straight", None, tmp_path / "straight-state.pt")
+    killed = spawn("killed", 4, tmp_path / "state.pt")
+    assert killed["step"] == 4
+    resumed = spawn("resumed", None, tmp_path / "state.pt")
+    assert resumed["step"] == straight["step"] == 9
+    assert resumed["history"] == straight["history"]
+    for key, value in straight["states"][0].items():
+        assert torch.equal(resumed["states"][0][key], value), key
+        assert torch.equal(resumed["states"][1][key], value), key

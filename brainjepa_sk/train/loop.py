@@ -173,7 +173,10 @@ class PretrainLoop:
             lr, weight_decay, momentum = self.schedule(self.step)
             set_hyperparameters(self.optimizer, lr, weight_decay)
             loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
-            self._epoch_loss += loss
+            # With several processes, the global batch's loss (a small all-reduce, no host
+            # synchronisation): every process then holds the same epoch sum, and the one rank
+            # 0 saves mid-epoch is right for all of them when they resume.
+            self._epoch_loss += all_reduce_mean(loss) if self.world_size > 1 else loss
             self.step += 1
             self.step_in_epoch += 1
             self._notify("on_step_end", loss)
@@ -183,10 +186,9 @@ class PretrainLoop:
                     f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
                     "they save (with a Checkpoint: call the same fit again to resume)"
                 )
-        # one host synchronisation per epoch (and one all-reduce with several processes)
-        epoch_loss = all_reduce_mean(self._epoch_loss)
+        # one host synchronisation per epoch
         self.history.append({"epoch": self.epoch,
-                             "loss": float(epoch_loss) / self.steps_per_epoch,
+                             "loss": float(self._epoch_loss) / self.steps_per_epoch,
                              "lr": self.schedule(self.step - 1)[0]})  # at the last step
         self.epoch += 1
         self.step_in_epoch = 0
