@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+from collections.abc import Sequence
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -18,7 +19,13 @@ from sklearn.utils.validation import check_array
 
 from .files import SubjectFiles, expand_subject_paths, is_path, read_subject_file
 
-__all__ = ["validate_subjects", "check_n_regions", "feature_names_of", "subjects_digest"]
+__all__ = [
+    "validate_subjects",
+    "check_n_regions",
+    "feature_names_of",
+    "subjects_digest",
+    "ConvertedSubjects",
+]
 
 _LAYOUT = (
     "X must be a 3-D array (n_subjects, n_timepoints, n_regions), a list of 2-D "
@@ -159,6 +166,37 @@ def _update_digest(digest, array):
     digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
 
 
+class ConvertedSubjects(Sequence):
+    """Validated in-memory subjects, converted to a 2-D float array each time one is indexed.
+
+    What :func:`validate_subjects` returns for arrays with ``lazy=True``: a float32 corpus
+    is then never copied to float64 all at once, only chunk by chunk where it is used.
+
+    Parameters
+    ----------
+    subjects : list
+        The subjects as given (arrays, DataFrames, nested lists), already checked.
+    dtype : numpy dtype
+        dtype of the arrays indexing returns.
+    """
+
+    def __init__(self, subjects, dtype=np.float64):
+        self.subjects = subjects
+        self.dtype = dtype
+
+    def __len__(self):
+        return len(self.subjects)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        subject = self.subjects[index]
+        if _only_array_protocol(subject):
+            subject = np.asarray(subject)
+        return check_array(subject, dtype=self.dtype, ensure_all_finite=False,
+                           ensure_min_features=1, input_name=f"X[{index}]")
+
+
 def subjects_digest(subjects):
     """SHA-256 of validated subjects (their shapes and float64 values), without reading twice.
 
@@ -212,13 +250,15 @@ def validate_subjects(
     lazy : bool, default=False
         When ``X`` names files only (a glob, or a list of paths), check them one at a time and
         return a :class:`~brainjepa_sk.files.SubjectFiles`, which reads each subject again when
-        it is indexed, instead of holding them all in memory.
+        it is indexed, instead of holding them all in memory. Other input is checked the same
+        way and returned as a :class:`ConvertedSubjects`, which converts each subject when it
+        is indexed (no converted copy of the whole input).
 
     Returns
     -------
-    list of numpy.ndarray or SubjectFiles
-        One ``(n_timepoints, n_regions)`` array per subject (a ``SubjectFiles`` with
-        ``lazy=True`` and files).
+    list of numpy.ndarray, SubjectFiles or ConvertedSubjects
+        One ``(n_timepoints, n_regions)`` array per subject (a sequence giving them one at a
+        time with ``lazy=True``).
 
     Raises
     ------
@@ -257,7 +297,10 @@ def validate_subjects(
         for i, subject in enumerate(subjects):
             array = _check_subject(i, subject, names, n_regions, **check)
             n_regions = array.shape[1]
-            out.append(array)
+            if not lazy:
+                out.append(array)
+        if lazy:  # converted again when used: never a converted copy of every subject at once
+            out = ConvertedSubjects(subjects, dtype)
 
     if estimator is not None:
         if reset:

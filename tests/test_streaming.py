@@ -168,3 +168,18 @@ def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
     np.testing.assert_array_equal(pretrainer.transform(paths), expected)
     assert chunks == [2, 2, 1]
     assert reads == paths + paths  # checked once, then read once, chunk by chunk
+
+
+def test_lazy_validation_of_arrays_converts_one_subject_at_a_time():
+    X = make_subjects(n_subjects=5).astype(np.float32)
+    lazy = validate_subjects(X, lazy=True)
+    eager = validate_subjects(X)
+    assert len(lazy) == 5 and all(np.shares_memory(s, X) for s in lazy.subjects)  # no copies
+    for i in range(5):
+        assert lazy[i].dtype == np.float64
+        np.testing.assert_array_equal(lazy[i], eager[i])
+    assert subjects_digest(lazy) == subjects_digest(eager)
+    bad = X.copy()
+    bad[3, 2, 1] = np.inf
+    with pytest.raises(ValueError, match="subject 3"):
+        validate_subjects(bad, lazy=True)  # checked up front, like the eager path
