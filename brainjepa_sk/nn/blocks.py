@@ -72,6 +72,9 @@ class Attention(nn.Module):
         batch, n_tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, n_tokens, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        if x.device.type == "cpu":
+            # PyTorch's CPU flash kernel is ~10% faster on contiguous (batch, heads, n, d) inputs
+            q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(batch, n_tokens, dim))
 
