@@ -1,0 +1,126 @@
+"""A fit killed for real (SIGKILL, in a child process) at any step or in the middle of writing a
+checkpoint resumes, in a new process, to the weights of a fit never killed, bitwise."""
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+# Each mode runs in its own process: a SIGKILL leaves no chance to clean up, so the test sees only
+# what a real kill leaves on disk. One torch thread everywhere, so that the processes compute alike.
+_SCRIPT = """
+import io
+import os
+import signal
+import sys
+
+import numpy as np
+import torch
+
+from brainjepa_sk import BrainJEPAPretrainer
+from brainjepa_sk.train import Callback
+
+mode, folder, out = sys.argv[1], sys.argv[2], sys.argv[3]
+X = np.load(sys.argv[4])
+
+
+class KillAfterStep(Callback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class CountSteps(Callback):
+    steps = 0
+
+    def on_step_end(self, loop, loss):
+        self.steps += 1
+
+
+callbacks = [CountSteps()]
+if mode.startswith("after-step-"):
+    callbacks = [*callbacks, KillAfterStep(int(mode.rsplit("-", 1)[1]))]
+elif mode.startswith("in-save-"):
+    # the write of step n's checkpoint stops half-way through its bytes: a truncated temporary
+    doomed, real_save = int(mode.rsplit("-", 1)[1]), torch.save
+
+    def save(obj, file, *args, **kwargs):
+        loop = obj.get("loop", {}) if isinstance(obj, dict) else {}
+        if loop.get("step") != doomed or not hasattr(file, "write"):
+            return real_save(obj, file, *args, **kwargs)
+        buffer = io.BytesIO()
+        real_save(obj, buffer, *args, **kwargs)
+        file.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+        file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    torch.save = save
+
+model = BrainJEPAPretrainer(
+    gradients=np.random.default_rng(1).standard_normal((X.shape[2], 4)),
+    model_size=dict(embed_dim=32, depth=2, num_heads=2), patch_size=4, n_frames=32,
+    predictor_depth=1, n_epochs=3, batch_size=8, lr=2e-3, drop_path_rate=0.2, device="cpu",
+    verbose=0, random_state=0, checkpoint_dir=folder, checkpoint_every=1, callbacks=callbacks,
+).fit(X)
+torch.save({"history": model.history_, "state": model.model_.state_dict(),
+            "steps_run": model.callbacks_[0].steps}, out)
+"""
+
+
+def _fit(tmp_path, mode, folder, expect_killed=False):
+    out = tmp_path / f"{mode}.pt"
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "fit.py"), mode, str(folder), str(out),
+         str(tmp_path / "X.npy")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300,
+    )
+    if expect_killed:
+        assert result.returncode == -signal.SIGKILL, result.stderr
+        assert not out.exists()
+        return None
+    assert result.returncode == 0, result.stderr
+    return torch.load(out, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """The fit never killed, in its own process (with its own checkpoint folder)."""
+    tmp_path = tmp_path_factory.mktemp("straight")
+    _prepare(tmp_path)
+    return _fit(tmp_path, "straight", tmp_path / "run")
+
+
+def _prepare(tmp_path):
+    rng = np.random.default_rng(0)
+    # 10 subjects of 48 frames: 20 windows of 32 frames, 2 steps of 8 an epoch, 6 in all
+    X = np.cumsum(rng.standard_normal((10, 48, 12)), axis=1) * 0.3 + rng.standard_normal((10, 48, 12))
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "fit.py").write_text(_SCRIPT)
+
+
+@pytest.mark.parametrize("mode", ["after-step-4", "in-save-4"])
+def test_a_sigkilled_fit_resumes_to_the_weights_of_a_fit_never_killed(tmp_path, straight, mode):
+    _prepare(tmp_path)
+    folder = tmp_path / "run"
+    _fit(tmp_path, mode, folder, expect_killed=True)
+    saved = sorted(folder.glob("run-*.pt"))
+    assert len(saved) == 1  # the last complete save; a half-written one never takes its place
+    loop = torch.load(saved[0], weights_only=True)["loop"]
+    # killed after step 4, before its save, or while writing it: step 3 (inside epoch 1) is kept
+    assert loop["step"] == 3 and loop["step_in_epoch"] == 1
+    if mode.startswith("in-save"):
+        assert list(folder.glob("*.tmp")), "the killed write leaves its temporary file"
+    resumed = _fit(tmp_path, "resume", folder)
+    assert (resumed["steps_run"], straight["steps_run"]) == (3, 6)  # resumed, not retrained
+    assert not list(folder.glob("*.tmp"))  # removed by the next save
+    assert resumed["history"] == straight["history"]
+    assert resumed["state"].keys() == straight["state"].keys()
+    for key, value in straight["state"].items():
+        assert torch.equal(resumed["state"][key], value), key
