@@ -18,11 +18,13 @@ python benchmarks/bench_model.py                                   # base, 450 x
 python benchmarks/bench_model.py --what embed --batch 1 --steps 2 --device cpu
 python benchmarks/bench_model.py --what train --compile --peak
 python benchmarks/bench_model.py --preset tiny --regions 100 --batch 4 --steps 3 --device cpu
+python benchmarks/bench_model.py --what train --sdpa-backend cudnn --profile train_profile.txt
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
@@ -30,6 +32,7 @@ import sys
 import time
 
 import torch
+import torch.nn.attention
 from torch.utils.flop_counter import FlopCounterMode
 
 import brainjepa_sk
@@ -44,6 +47,10 @@ from brainjepa_sk.train import (
     train_step,
     window_loader,
 )
+
+#: Names of --sdpa-backend, resolved lazily (``None``: PyTorch chooses).
+SDPA_BACKENDS = {"auto": None, "flash": "FLASH_ATTENTION", "cudnn": "CUDNN_ATTENTION",
+                 "efficient": "EFFICIENT_ATTENTION", "math": "MATH"}
 
 #: Largest relative error of bf16 embeddings against float32 that passes the check.
 BF16_TOLERANCE = 0.05
@@ -64,6 +71,12 @@ def parse_args(argv=None):
     p.add_argument("--what", default="both", choices=["train", "embed", "both"])
     p.add_argument("--peak", action="store_true", help="also measure the bf16 matmul rate")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compile-mode", default=None,
+                   help="torch.compile mode with --compile (e.g. reduce-overhead: CUDA graphs)")
+    p.add_argument("--sdpa-backend", default="auto", choices=sorted(SDPA_BACKENDS),
+                   help="restrict scaled_dot_product_attention to one kernel")
+    p.add_argument("--profile", default=None, metavar="FILE",
+                   help="also profile 3 more iterations; write the top kernels to FILE")
     return p.parse_args(argv)
 
 
@@ -98,6 +111,7 @@ def emit(args, device, **fields):
         "command": " ".join([sys.executable.rsplit("/", 1)[-1], *sys.argv]),
         "preset": args.preset, "regions": args.regions, "frames": args.frames,
         "patch_size": args.patch_size, "precision": args.precision, "compile": args.compile,
+        "compile_mode": args.compile_mode, "sdpa_backend": args.sdpa_backend,
         **fields,
     }
     print(json.dumps(record), flush=True)
@@ -116,6 +130,24 @@ def matmul_peak_tflops(device, size=8192, repeats=20):
         a @ b
     synchronize(device)
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e12
+
+
+def write_profile(args, device, what, run, n=3):
+    """Profile ``n`` calls of ``run`` and append the top ops by self time to ``args.profile``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for _ in range(n):
+            run()
+        synchronize(device)
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    with open(args.profile, "a") as f:
+        f.write(f"# {what}: {n} iterations, {' '.join(sys.argv)}\n")
+        f.write(prof.key_averages().table(sort_by=key, row_limit=40, max_name_column_width=60))
+        f.write("\n\n")
 
 
 class StepTimer(Callback):
@@ -147,8 +179,9 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
     schedule = PretrainSchedule.from_epochs(n_steps, 1, warmup_epochs=0, start_lr=1e-4,
                                             lr=1e-4, final_lr=1e-4)
     timer = StepTimer(args.warmup, device)
+    compile_option = args.compile and ({"mode": args.compile_mode} if args.compile_mode else True)
     loop = PretrainLoop(model, loader, masks, schedule, n_steps, autocast_dtype=autocast_dtype,
-                        callbacks=[timer], compile=args.compile)
+                        callbacks=[timer], compile=compile_option)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     loop.run()
@@ -160,6 +193,9 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
     with FlopCounterMode(display=False) as counter:  # eager: the counter sees every op
         train_step(model, loop.optimizer, x, sample, 0.996, autocast_dtype)
     flops = counter.get_total_flops()
+    if args.profile:
+        write_profile(args, device, "train step (eager)", lambda: train_step(
+            model, loop.optimizer, x, masks.sample(batch), 0.996, autocast_dtype))
     first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
     ok = all(math.isfinite(v) for v in losses) and last < first
     return emit(
@@ -175,7 +211,8 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
 def bench_embed(args, model, device, autocast_dtype, n_patches):
     batch = args.batch or 32
     encoder = model.target_encoder.eval()
-    runner = torch.compile(encoder, dynamic=False) if args.compile else encoder
+    options = {"mode": args.compile_mode} if args.compile_mode else {}
+    runner = torch.compile(encoder, dynamic=False, **options) if args.compile else encoder
     generator = torch.Generator().manual_seed(args.seed + 1)
     x_cpu = torch.randn(batch, args.frames, args.regions, generator=generator)
     x = x_cpu.to(device)
@@ -198,11 +235,15 @@ def bench_embed(args, model, device, autocast_dtype, n_patches):
     with FlopCounterMode(display=False) as counter, torch.inference_mode():
         encoder(x[:1])
     flops = counter.get_total_flops()
+    if args.profile:
+        write_profile(args, device, "embedding", embed)
     fields = {}
     if device.type == "cuda" or autocast_dtype is not None:
         # the reference: the same encoder in float32 on the CPU
         reference_encoder = model.target_encoder.to("cpu").float()
-        with torch.inference_mode():
+        every_backend = [getattr(torch.nn.attention.SDPBackend, name)  # for the CPU
+                         for name in SDPA_BACKENDS.values() if name]
+        with torch.inference_mode(), torch.nn.attention.sdpa_kernel(every_backend):
             reference = reference_encoder(x_cpu[:2])
         model.to(device)
         error = ((out[:2].float().cpu() - reference).norm() / reference.norm()).item()
@@ -234,10 +275,13 @@ def main(argv=None):
         n_patches=n_patches,
     ).to(device)
     records = []
-    if args.what in ("train", "both"):
-        records.append(bench_train(args, model, device, autocast_dtype, n_patches))
-    if args.what in ("embed", "both"):
-        records.append(bench_embed(args, model, device, autocast_dtype, n_patches))
+    backend = SDPA_BACKENDS[args.sdpa_backend]
+    with (torch.nn.attention.sdpa_kernel(getattr(torch.nn.attention.SDPBackend, backend))
+          if backend else contextlib.nullcontext()):
+        if args.what in ("train", "both"):
+            records.append(bench_train(args, model, device, autocast_dtype, n_patches))
+        if args.what in ("embed", "both"):
+            records.append(bench_embed(args, model, device, autocast_dtype, n_patches))
     if args.peak:
         peak = matmul_peak_tflops(device)
         emit(args, device, what="peak_bf16_matmul", tflops=round(peak, 1),

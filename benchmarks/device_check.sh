@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# One call on a lent GPU machine (the `device` tool): GPU correctness tests, then timings, then
-# (when .sweep/data.npz was carried) the demo's pretraining search (benchmarks/demo_sweep.py).
+# One call on a lent GPU machine (the `device` tool): GPU correctness tests, then timings and a
+# profile, then (only when .sweep/data.npz was carried) the demo's pretraining search
+# (benchmarks/demo_sweep.py). Without the search it fits in about 9 minutes at most.
 # The machine's image has torch, scikit-learn, scipy, pandas and pytest but not nilearn,
 # brainspace or skorch; the package imports without them (they are loaded only when used), and
 # the test files below need none of them. Results land under $OUT.
 #
-#   python benchmarks/demo_sweep.py make-data --out .sweep/data.npz     # here, optional
-#   run(command="bash benchmarks/device_check.sh", carry=[".sweep", ".wheels"], timeout_s=540)
+#   run(command="bash benchmarks/device_check.sh", carry=[".wheels"], timeout_s=590)
 set -uo pipefail
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
@@ -29,23 +29,30 @@ fi
 # 1. Correctness: every gpu-marked test (bf16 steps, CUDA masks without host syncs, embedder
 #    CPU/GPU agreement and pickling after a CUDA fit, pretrainer on CUDA, fine-tuning on CUDA
 #    when skorch could be installed).
-timeout "${TEST_S:-120}" $PY -m pytest -q -m gpu -p no:cacheprovider \
+timeout "${TEST_S:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider \
   tests/test_masking.py tests/test_training.py tests/test_embed.py tests/test_pretrain.py \
   $FINETUNE_TESTS 2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
 
-# 2. The demo's pretraining search, 12 jobs at a time on the one GPU.
+# 2. Timings with their correctness checks (research anchors in benchmarks/README.md), one JSON
+#    line each: base, 450 regions x 160 frames. Eager with the bf16 matmul peak and a profile of
+#    the top kernels, then compiled (static-shape masks: one graph, so a few warm-up steps cover
+#    the compilation), then the levers: each attention kernel, CUDA graphs.
+timeout "${BENCH_S:-100}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 --peak \
+  --profile "$OUT/profile_eager.txt" 2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
+timeout "${COMPILE_S:-150}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
+  --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
+for backend in cudnn flash; do
+  timeout "${BACKEND_S:-50}" $PY benchmarks/bench_model.py --what both --steps 10 --warmup 3 \
+    --sdpa-backend $backend 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
+done
+timeout "${GRAPHS_S:-120}" $PY benchmarks/bench_model.py --what train --steps 20 --warmup 5 \
+  --compile --compile-mode reduce-overhead 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+
+# 3. Optional, when .sweep/data.npz was carried: the demo's pretraining search, 12 jobs at a time.
 if [ -f .sweep/data.npz ]; then
   timeout "${SWEEP_S:-200}" $PY benchmarks/demo_sweep.py run --data .sweep/data.npz \
     --out "$OUT/sweep.jsonl" --workers 12 --device cuda > "$OUT/sweep.txt" 2>&1
-  pkill -f "demo_sweep.py run" ; sleep 2  # workers left by a timeout must not share the timings
+  pkill -f "demo_sweep.py run" ; sleep 2
   $PY benchmarks/demo_sweep.py run --data .sweep/data.npz --out "$OUT/sweep.jsonl" \
     --summary-only 2>&1 | tee -a "$OUT/sweep.txt"
 fi
-
-# 3. Timings with their correctness checks (research anchors in benchmarks/README.md), one JSON
-#    line each: base, 450 regions x 160 frames; eager with the bf16 matmul peak, then compiled
-#    (static-shape masks: one graph, so a few warm-up steps cover the compilation).
-timeout "${BENCH_S:-90}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 --peak \
-  2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
-timeout "${COMPILE_S:-150}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
-  --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
