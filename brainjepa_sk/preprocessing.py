@@ -33,6 +33,7 @@ __all__ = [
     "Preprocessor",
     "preprocessor_for_weights",
     "resample",
+    "subject_lengths",
 ]
 
 NORMALIZATIONS = ("global_zscore", "roi_zscore", "robust", None)
@@ -40,8 +41,8 @@ WINDOW_STRATEGIES = ("center", "first", "sliding")
 #: Typical magnitudes outside this range get a warning when the series are not normalised.
 UNIT_SCALE_RANGE = (1e-2, 1e2)
 
-#: Most frames the robust statistics are learned from. Past it, every subject contributes the
-#: same number of evenly spaced frames, so a corpus larger than memory is never concatenated.
+#: Most frames the robust statistics are learned from. Past it, subjects give evenly spaced
+#: frames (see ``_sample_quotas``), so a corpus larger than memory is never concatenated.
 ROBUST_SAMPLE_FRAMES = 100_000
 # Regions whose percentiles are computed together (bounds the copy np.percentile makes).
 _PERCENTILE_BLOCK = 64
@@ -133,6 +134,54 @@ def resample(x, t_r, target_t_r):
         return x
     up, down = ratio
     return resample_poly(np.asarray(x, dtype=np.float64), up, down, axis=0, padtype="mean")
+
+
+def _sample_quotas(lengths, budget):
+    """Frames each subject gives to the robust statistics' sample of at most ``budget`` frames.
+
+    Every frame when the subjects have ``budget`` frames or fewer in all. Otherwise every
+    subject gives ``min(length, q)`` frames, with ``q`` the largest share that keeps the total
+    within ``budget``: short subjects give all their frames, long ones the same number each
+    (at least one frame a subject, should there be more subjects than ``budget``).
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    if lengths.sum() <= budget:
+        return lengths
+    low, high = 1, int(lengths.max())
+    while low < high:  # the largest q with sum(min(lengths, q)) <= budget
+        middle = (low + high + 1) // 2
+        if np.minimum(lengths, middle).sum() <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return np.minimum(lengths, low)
+
+
+def subject_lengths(subjects):
+    """Each subject's number of frames, without reading files.
+
+    Parameters
+    ----------
+    subjects : sequence of array-like
+        Arrays, or a sequence with an ``n_timepoints`` attribute (e.g.
+        :class:`~brainjepa_sk.files.SubjectFiles`), which is used as it is.
+
+    Returns
+    -------
+    list of int
+        The number of rows of each subject; 0 for what is not an array (the checks name it).
+    """
+    counts = getattr(subjects, "n_timepoints", None)
+    if counts is not None:
+        return [int(n) for n in counts]
+    rows = []
+    for subject in subjects:
+        try:
+            shape = np.shape(subject)
+        except ValueError:  # ragged nested lists
+            shape = ()
+        rows.append(int(shape[0]) if shape else 0)
+    return rows
 
 
 class Preprocessor:
@@ -294,14 +343,37 @@ class Preprocessor:
         if n_timepoints >= self.n_frames:
             return x
         if n_timepoints < self._min_frames:
-            raise ValueError(
-                f"subject {i} is too short: {n_timepoints} frames after resampling "
-                f"({n_input} frames at t_r={self.t_r}, target_t_r={self.target_t_r}); at least "
-                f"min_frames={self._min_frames} are needed (windows have n_frames="
-                f"{self.n_frames} frames; series between the two are padded with region means)"
-            )
+            raise ValueError(self._too_short_message(f"subject {i}", n_timepoints, n_input))
         fill = np.broadcast_to(x.mean(axis=0), (self.n_frames - n_timepoints, x.shape[1]))
         return np.concatenate([x, fill], axis=0)
+
+    def _too_short_message(self, subject, n_resampled, n_input):
+        return (
+            f"{subject} is too short: {n_resampled} frames after resampling ({n_input} frames "
+            f"at t_r={self.t_r}, target_t_r={self.target_t_r}); at least "
+            f"min_frames={self._min_frames} are needed (windows have n_frames={self.n_frames} "
+            "frames; series between the two are padded with region means)"
+        )
+
+    def check_lengths(self, subjects):
+        """Check that every subject is long enough for a window, without reading any.
+
+        Parameters
+        ----------
+        subjects : sequence of array-like
+            E.g. a :class:`~brainjepa_sk.files.SubjectFiles` (lengths from the file headers).
+
+        Raises
+        ------
+        ValueError
+            Naming the first subject too short (and its file), with the lengths involved.
+        """
+        self._validate_params()
+        paths = getattr(subjects, "paths", None)
+        for i, n in enumerate(subject_lengths(subjects)):
+            if self.resampled_length(n) < self._min_frames:
+                name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
+                raise ValueError(self._too_short_message(name, self.resampled_length(n), n))
 
     def _window_starts(self, n_timepoints):
         last = n_timepoints - self.n_frames
@@ -355,20 +427,21 @@ class Preprocessor:
                 n_regions = x.shape[1]
                 yield resample(x, self.t_r, self.target_t_r)
 
-        self._fit_resampled(resampled(), n_subjects=len(subjects))
+        lengths = [self.resampled_length(n) for n in subject_lengths(subjects)]
+        self._fit_resampled(resampled(), lengths)
         return self
 
-    def _fit_resampled(self, resampled, n_subjects):
-        """Learn the statistics from an iterable of resampled series, taking from each at most
-        ``ceil(ROBUST_SAMPLE_FRAMES / n_subjects)`` evenly spaced frames."""
-        quota = max(1, math.ceil(ROBUST_SAMPLE_FRAMES / n_subjects))
+    def _fit_resampled(self, resampled, lengths):
+        """Learn the statistics from an iterable of resampled series of the given lengths,
+        taking evenly spaced frames from each (:func:`_sample_quotas`)."""
+        quotas = _sample_quotas(lengths, ROBUST_SAMPLE_FRAMES)
         frames, filled, unit_rows = None, 0, 0
         for i, x in enumerate(resampled):
-            if len(x) > quota:
-                x = x[np.linspace(0, len(x) - 1, quota).round().astype(np.int64)]
+            if len(x) > quotas[i]:
+                x = x[np.linspace(0, len(x) - 1, quotas[i]).round().astype(np.int64)]
             if frames is None:
-                # room for the largest possible sample; the pages are only used as it fills
-                frames = np.empty((quota * n_subjects, x.shape[1]))
+                # room for the whole sample; the pages are only used as it fills
+                frames = np.empty((int(quotas.sum()), x.shape[1]))
             frames[filled : filled + len(x)] = x
             filled += len(x)
             if i < 50:  # the scale warning looks at the first 50 subjects
@@ -555,7 +628,7 @@ class Preprocessor:
         self._validate_params()
         arrays = self._as_arrays(subjects)
         resampled = self._resample_all(arrays)
-        self._fit_resampled(resampled, n_subjects=len(resampled))
+        self._fit_resampled(resampled, [len(x) for x in resampled])
         return self._transform_resampled(resampled, arrays)
 
     def to_dict(self):

@@ -15,7 +15,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_random_state
-from torch.utils.data import DistributedSampler
 
 from ._base import (
     EMBEDDING_CONSTRAINTS,
@@ -437,7 +436,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
 
         self.callbacks_ = self._copy_callbacks()
-        gradients = self._fit_gradients(subjects, self.n_features_in_)
         preprocessor = Preprocessor(
             self.n_frames,
             t_r=self.t_r,
@@ -448,6 +446,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             min_frames=self.min_frames,
             normalization=self.normalization,
         )
+        preprocessor.check_lengths(subjects)  # before reading the corpus for the gradients
+        gradients = self._fit_gradients(subjects, self.n_features_in_)
         if isinstance(subjects, SubjectFiles):  # read by the loader, window by window
             preprocessor.fit(subjects)
             dataset = LazyWindowDataset(*preprocessor.window_table(subjects.n_timepoints),
@@ -481,17 +481,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         )
         rank, world_size = world()
         global_batch = min(int(self.batch_size), len(dataset))
-        if world_size > 1:
+        if global_batch % world_size:
             # torchrun: batch_size is the global batch, shared out among the processes
-            if global_batch % world_size:
-                raise ValueError(
-                    f"batch_size={global_batch} (the global batch) is not a multiple of the "
-                    f"{world_size} processes"
-                )
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
-                                         seed=data_seed, drop_last=True)
-        else:
-            sampler = ShuffleSampler(len(dataset), data_seed)
+            raise ValueError(
+                f"batch_size={global_batch} (the global batch) is not a multiple of the "
+                f"{world_size} processes"
+            )
+        # one sampler whatever the process count: the same windows in each global batch, and a
+        # state that resumes under another count
+        sampler = ShuffleSampler(len(dataset), data_seed, num_replicas=world_size, rank=rank,
+                                 batch_size=global_batch)
         loader = window_loader(dataset, global_batch // world_size, sampler,
                                pin_memory=device.type == "cuda",
                                num_workers=int(self.num_workers))

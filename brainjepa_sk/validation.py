@@ -187,6 +187,11 @@ class ConvertedSubjects(Sequence):
     def __len__(self):
         return len(self.subjects)
 
+    @property
+    def n_timepoints(self):
+        """Each subject's number of frames (rows), without converting it."""
+        return [int(np.shape(subject)[0]) for subject in self.subjects]
+
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]

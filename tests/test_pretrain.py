@@ -643,6 +643,33 @@ def test_fit_under_torchrun_trains_one_model_with_distributed_data_parallel(tmp_
     for key, value in first["state"].items():
         assert torch.equal(value, second["state"][key])  # one model, EMA target included
     assert len(_state_files(tmp_path / "run")) == 1  # written by one process
+    # 2 processes of 4 windows train like 1 process of batch 8: the same windows in every
+    # global batch of every epoch, the same masks and schedules
+    X, threads = np.random.default_rng(0).standard_normal((8, 48, 16)), torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the processes (OMP_NUM_THREADS=1)
+    settings = dict(
+        gradients=np.random.default_rng(1).standard_normal((16, 4)),
+        model_size=dict(embed_dim=32, depth=1, num_heads=2), patch_size=4, n_frames=32,
+        predictor_depth=1, batch_size=8, device="cpu", verbose=0, random_state=0)
+    try:
+        alone = BrainJEPAPretrainer(n_epochs=2, checkpoint_dir=tmp_path / "alone",
+                                    **settings).fit(X)
+        assert [h["loss"] for h in first["history"]] == pytest.approx(
+            [h["loss"] for h in alone.history_], rel=1e-4)
+        for key, value in alone.model_.state_dict().items():
+            torch.testing.assert_close(first["state"][key], value, rtol=1e-4, atol=1e-5)
+        # extended by one process to a third epoch, the 2-process run goes on as the 1-process
+        # run does: the saved state does not depend on the number of processes
+        extended = []
+        for folder in ("run", "alone"):
+            with pytest.warns(UserWarning, match="extending the run"):
+                extended.append(BrainJEPAPretrainer(n_epochs=3, checkpoint_dir=tmp_path / folder,
+                                                    **settings).fit(X).history_)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(extended[0]) == 3
+    assert [h["loss"] for h in extended[0]] == pytest.approx(
+        [h["loss"] for h in extended[1]], rel=1e-4)
     # transform: each process embedded half of the 8 subjects' windows (2 per subject: 48 frames,
     # windows of 32 every 16), and both returned the one-process result
     assert first["embedded"] == second["embedded"] == 4 * 2

@@ -1,5 +1,6 @@
-"""A fit killed for real (SIGKILL, in a child process) at any step or in the middle of writing a
-checkpoint resumes, in a new process, to the weights of a fit never killed, bitwise."""
+"""Processes killed for real. A fit SIGKILLed (in a child process) at any step or in the middle of
+writing a checkpoint resumes, in a new process, to the weights of a fit never killed, bitwise; a
+SIGTERM sent to the whole process group, loader workers included, saves and stops cleanly."""
 
 import os
 import signal
@@ -124,3 +125,56 @@ def test_a_sigkilled_fit_resumes_to_the_weights_of_a_fit_never_killed(tmp_path, 
     assert resumed["state"].keys() == straight["state"].keys()
     for key, value in straight["state"].items():
         assert torch.equal(resumed["state"][key], value), key
+
+
+_GROUP_SCRIPT = """
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+
+from brainjepa_sk import BrainJEPAPretrainer
+from brainjepa_sk.train import Callback, TrainingInterrupted
+
+
+class SignalGroupAt(Callback):
+    def on_step_end(self, loop, loss):
+        if loop.step == 3:  # inside the first epoch of 12 steps
+            # from another process, as torchrun and SLURM do: to the whole process group,
+            # loader workers included, while this process finishes a long step
+            subprocess.Popen(["kill", "-TERM", "--", f"-{os.getpgid(0)}"])
+            time.sleep(3.0)
+
+
+torch.set_num_threads(1)
+folder = sys.argv[1]
+model = BrainJEPAPretrainer(
+    gradients=np.random.default_rng(1).standard_normal((8, 3)),
+    model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=4, n_frames=16, stride=8,
+    predictor_depth=1, n_epochs=3, batch_size=2, device="cpu", verbose=0, random_state=0,
+    checkpoint_dir=folder + "/run", num_workers=2, callbacks=[SignalGroupAt()],
+)
+try:
+    model.fit(folder + "/sub-*.npy")
+except TrainingInterrupted as error:
+    print("interrupted:", error)
+"""
+
+
+def test_sigterm_to_the_process_group_with_loader_workers_saves_and_stops(tmp_path):
+    rng = np.random.default_rng(0)
+    for subject in range(6):  # 4 windows each: 24 windows, 12 steps an epoch
+        np.save(tmp_path / f"sub-{subject}.npy",
+                rng.standard_normal((40, 8)).cumsum(0).astype("float32"))
+    (tmp_path / "fit.py").write_text(_GROUP_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "fit.py"), str(tmp_path)], start_new_session=True,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "interrupted: " in result.stdout and "SIGTERM after step 3" in result.stdout
+    (saved,) = (tmp_path / "run").glob("run-*.pt")
+    assert torch.load(saved, weights_only=True)["loop"]["step"] == 3

@@ -66,6 +66,20 @@ def test_a_bad_file_is_named_before_any_training(tmp_path):
         BrainJEPAPretrainer(n_epochs=1, verbose=0).fit(paths)
 
 
+def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_path,
+                                                                         monkeypatch):
+    series = _series()
+    series[1] = series[1][:5]  # windows of 16 frames need at least 8
+    paths = _save(tmp_path, series)
+
+    def no_gradients(*args):
+        raise AssertionError("the gradients were computed first")
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
+    with pytest.raises(ValueError, match=r"subject 1 \(.*sub-01\.npy\) is too short: 5 frames"):
+        BrainJEPAPretrainer(n_frames=16, n_epochs=1, verbose=0).fit(paths)
+
+
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 @pytest.mark.parametrize("resampled", [False, True])
 def test_read_window_cuts_exactly_the_windows_of_transform(tmp_path, kind, resampled):
@@ -95,6 +109,30 @@ def test_robust_statistics_come_from_a_bounded_sample_of_every_subject(monkeypat
     np.testing.assert_array_equal(bounded.median_, median)
     np.testing.assert_array_equal(bounded.iqr_, q75 - q25)
     assert not np.array_equal(bounded.median_, exact.median_)
+
+
+def test_the_robust_sample_takes_short_subjects_whole_and_stays_within_its_budget(
+        monkeypatch, tmp_path):
+    series = [x.astype(np.float32).astype(np.float64)  # as the files will hold them
+              for x in _series(lengths=(5, 6, 60, 70))]  # 141 frames
+    frames = np.concatenate(series)
+    monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", 141)  # enough: every frame
+    exact = Preprocessor(16, normalization="robust").fit(series)
+    np.testing.assert_array_equal(exact.median_, np.percentile(frames, 50, axis=0))
+    # 40 frames: the short subjects give all theirs (11), the long ones 14 each (39 in all;
+    # 15 each would make 41)
+    monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", 40)
+    bounded = Preprocessor(16, normalization="robust").fit(series)
+    sample = np.concatenate([series[0], series[1]] + [
+        x[np.linspace(0, len(x) - 1, 14).round().astype(int)] for x in series[2:]])
+    q25, median, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+    np.testing.assert_array_equal(bounded.median_, median)
+    np.testing.assert_array_equal(bounded.iqr_, q75 - q25)
+    # the same sample whether the subjects are arrays, lazily converted arrays or files
+    for subjects in (validate_subjects(series, lazy=True),
+                     validate_subjects(_save(tmp_path, series), lazy=True)):
+        lazy = Preprocessor(16, normalization="robust").fit(subjects)
+        np.testing.assert_array_equal(lazy.median_, median)
 
 
 def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_path,

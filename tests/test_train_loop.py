@@ -164,6 +164,59 @@ def test_shuffle_sampler_draws_a_new_permutation_each_pass_and_resumes():
     assert list(other) == third
 
 
+def _shards(n_samples, seed, batch, n_processes):
+    return [ShuffleSampler(n_samples, seed, num_replicas=n_processes, rank=rank,
+                           batch_size=batch) for rank in range(n_processes)]
+
+
+@pytest.mark.parametrize("n_processes", [2, 4])
+def test_sharded_shuffle_sampler_splits_each_global_batch_among_the_processes(n_processes):
+    n_samples, batch = 22, 8  # 2 full global batches a pass, 6 windows dropped
+    single = ShuffleSampler(n_samples, seed=7)
+    shards = _shards(n_samples, 7, batch, n_processes)
+    share = batch // n_processes
+    for _ in range(3):  # every pass, not only the first
+        order = list(single)
+        parts = [list(shard) for shard in shards]
+        assert all(len(part) == len(shard) == 2 * share for part, shard in zip(parts, shards))
+        for step in range(2):  # rank r holds places r, r + P, ... of each global batch
+            global_batch = torch.stack([torch.tensor(part[step * share:(step + 1) * share])
+                                        for part in parts], 1).reshape(-1).tolist()
+            assert global_batch == order[step * batch:(step + 1) * batch]
+
+
+def test_a_pass_saved_under_one_process_count_resumes_under_another():
+    n_samples, batch = 40, 8
+    single, (first, second) = ShuffleSampler(n_samples, seed=2), _shards(n_samples, 2, batch, 2)
+    list(single), list(first), list(second)  # one pass done everywhere
+    # two processes stopped after 2 steps of the second pass; one process resumes
+    iter_first = iter(first)
+    [next(iter_first) for _ in range(2 * 4)]
+    saved = first.state_dict()
+    rest = list(single)[2 * batch:]
+    resumed = ShuffleSampler(n_samples, seed=99)
+    resumed.resume_pass(saved, 2 * batch)
+    assert list(resumed) == rest
+    # and the other way: saved by one process, resumed by two after 3 steps
+    alone = ShuffleSampler(n_samples, seed=2)
+    list(alone), list(alone)
+    iter_alone = iter(alone)
+    order = [next(iter_alone) for _ in range(n_samples)]
+    saved = alone.state_dict()
+    shards = _shards(n_samples, 99, batch, 2)
+    for shard in shards:
+        shard.resume_pass(saved, 3 * 4)
+    parts = torch.tensor([list(shard) for shard in shards])  # (2 processes, 2 steps x 4)
+    assert parts.view(2, 2, 4).permute(1, 2, 0).reshape(-1).tolist() == order[3 * batch:]
+
+
+def test_sharded_shuffle_sampler_checks_its_arguments():
+    with pytest.raises(ValueError, match="multiple of num_replicas=3"):
+        ShuffleSampler(10, 0, num_replicas=3, rank=0, batch_size=8)
+    with pytest.raises(ValueError, match=r"rank=2 is not in \[0, 2\)"):
+        ShuffleSampler(10, 0, num_replicas=2, rank=2, batch_size=8)
+
+
 def test_window_loader_yields_full_batches_in_the_sampler_order():
     windows = _windows()
     dataset = WindowDataset(windows)

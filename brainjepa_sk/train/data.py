@@ -7,6 +7,8 @@ when the loader is built.
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 
@@ -82,26 +84,56 @@ class ShuffleSampler(torch.utils.data.Sampler):
     ``k``. :meth:`state_dict` holds the generator state, which is all a run resumed between
     passes needs; :meth:`resume_pass` continues a pass that was cut off.
 
+    Under data parallelism every process draws the same permutation, cuts it into global
+    batches of ``batch_size`` (the last incomplete one dropped) and takes its share of each
+    (places ``rank, rank + num_replicas, ...``, where :class:`PretrainLoop` takes its masks), so ``num_replicas`` processes of batch ``batch_size / num_replicas`` see, step by step, the
+    windows that one process of batch ``batch_size`` sees. The state does not depend on the
+    number of processes: a run saved by one process count resumes under another.
+
     Parameters
     ----------
     n_samples : int
         Size of the dataset.
     seed : int
         Seed of the sampler's own CPU generator (the global generator is not used).
+    num_replicas : int, default=1
+        Number of processes sharing each global batch.
+    rank : int, default=0
+        This process's place among them.
+    batch_size : int, optional
+        The global batch, a multiple of ``num_replicas``; needed when ``num_replicas > 1``.
     """
 
-    def __init__(self, n_samples, seed):
+    def __init__(self, n_samples, seed, *, num_replicas=1, rank=0, batch_size=None):
         self.n_samples = int(n_samples)
+        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        if self.num_replicas > 1:
+            if batch_size is None or int(batch_size) % self.num_replicas:
+                raise ValueError(
+                    f"batch_size={batch_size} must be a multiple of num_replicas="
+                    f"{self.num_replicas}")
+            if not 0 <= self.rank < self.num_replicas:
+                raise ValueError(f"rank={rank} is not in [0, {self.num_replicas})")
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.generator = torch.Generator().manual_seed(int(seed))
         self._pass_start = None
         self._skip = 0
 
     def __len__(self):
-        return self.n_samples
+        if self.num_replicas == 1:
+            return self.n_samples
+        return self.n_samples // self.batch_size * (self.batch_size // self.num_replicas)
 
     def __iter__(self):
         self._pass_start = self.generator.get_state()
         order = torch.randperm(self.n_samples, generator=self.generator)
+        if self.num_replicas > 1:
+            share = self.batch_size // self.num_replicas
+            n_batches = self.n_samples // self.batch_size
+            # rank r takes places r, r + P, r + 2P, ... of each global batch, as the loop
+            # takes the masks of the global batch (and as DistributedSampler interleaves)
+            order = order[: n_batches * self.batch_size].view(n_batches, share, self.num_replicas)
+            order = order[:, :, self.rank].reshape(-1)
         skip, self._skip = self._skip, 0
         yield from order[skip:].tolist()
 
@@ -127,10 +159,17 @@ class ShuffleSampler(torch.utils.data.Sampler):
         state : dict
             What :meth:`state_dict` returned during that pass.
         position : int
-            How many indices of that pass were used.
+            How many indices of that pass this process used.
         """
         self.generator.set_state(state["pass_start"])
         self._skip = int(position)
+
+
+def _ignore_sigterm(worker_id):
+    # Launchers signal the whole process group (torchrun's killpg, SLURM's --signal): a worker
+    # killed by it would fail the step the main process is finishing before it saves. Workers
+    # end with the main process anyway.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def _stack(batch):
@@ -155,7 +194,8 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     pin_memory : bool, default=False
         Page-lock batches (for fast copies to a GPU).
     num_workers : int, default=0
-        Loader worker processes (kept alive between epochs).
+        Loader worker processes (kept alive between epochs). They ignore SIGTERM, which
+        launchers send to the whole process group: the main process handles it.
     prefetch_factor : int, optional
         Batches each worker loads ahead (torch's default, 2, when None).
 
@@ -173,6 +213,7 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
         pin_memory=pin_memory,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
+        worker_init_fn=_ignore_sigterm if num_workers > 0 else None,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         # Its own generator: starting an epoch otherwise draws a worker seed from torch's
         # global generator, which stochastic depth uses, and a run resumed inside an epoch
