@@ -94,6 +94,8 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
     ``shard=(rank, n_processes)`` keeps every ``n_processes``-th chunk from ``rank`` on (each
     process of a torchrun group takes its share).
     """
+    # a subject too short for a window is named (with its file) before any chunk is embedded
+    preprocessor.check_lengths(subjects)
     chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     rank, n_processes = shard
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):

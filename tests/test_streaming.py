@@ -80,6 +80,24 @@ def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_pa
         BrainJEPAPretrainer(n_frames=16, n_epochs=1, verbose=0).fit(paths)
 
 
+def test_transform_names_a_file_too_short_before_embedding_any_chunk(tmp_path, monkeypatch):
+    from brainjepa_sk import _base
+
+    model = _pretrainer(n_epochs=1).fit(_series())
+    series = _series(lengths=(40,) * 7)
+    series[5] = series[5][:5]
+    paths = _save(tmp_path, series)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    embedded = []
+    real_embed = _base.embed_windows
+    monkeypatch.setattr(_base, "embed_windows",
+                        lambda *args, **kwargs: embedded.append(1) or real_embed(*args, **kwargs))
+    # the sixth subject, in the third chunk: its own index and file, not its place in the chunk
+    with pytest.raises(ValueError, match=r"subject 5 \(.*sub-05\.npy\) is too short"):
+        model.transform(paths)
+    assert not embedded
+
+
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 @pytest.mark.parametrize("resampled", [False, True])
 def test_read_window_cuts_exactly_the_windows_of_transform(tmp_path, kind, resampled):
