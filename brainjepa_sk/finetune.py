@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
 import numbers
 import warnings
 
@@ -34,6 +33,8 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
 from skorch.dataset import Dataset, ValidSplit
+from skorch.setter import optimizer_setter
+from skorch.utils import to_device
 from torch.utils.data import Subset
 
 from ._base import (
@@ -77,6 +78,24 @@ class SubjectWindows(Dataset):
     def __init__(self, X, y, subject_index):
         super().__init__(X, y)
         self.subject_index = np.asarray(subject_index)
+
+
+def _targets_of(dataset):
+    """The targets of a :class:`SubjectWindows` or of a ``Subset`` of one."""
+    if isinstance(dataset, Subset):
+        return np.asarray(_targets_of(dataset.dataset))[np.asarray(dataset.indices)]
+    return np.asarray(dataset.y)
+
+
+def _optimizer_setter(net, param, value):
+    """skorch's ``optimizer__*`` setter, except that ``optimizer__weight_decay`` leaves the
+    groups without weight decay (biases and norms) alone."""
+    if param == "optimizer__weight_decay":
+        for group in net.optimizer_.param_groups:
+            if not group.get("no_weight_decay", False):
+                group["weight_decay"] = value
+        return
+    optimizer_setter(net, param, value, optimizer_attr="optimizer_", optimizer_name="optimizer")
 
 
 class SubjectValidSplit:
@@ -147,10 +166,8 @@ class WarmupCosineLR(Callback):
         self.epoch_ = 0
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        batch_size = net.get_params_for("iterator_train").get("batch_size", net.batch_size)
-        n_windows = len(dataset_train)
-        batch_size = n_windows if batch_size == -1 else batch_size
-        self.batches_per_epoch_ = max(1, math.ceil(n_windows / batch_size))
+        # the training loader's own count: drop_last, batch_size=-1 or a sampler included
+        self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
         self.batch_ = 0
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
@@ -300,6 +317,7 @@ class _FineTuneBase(SubjectsInputMixin):
         if not self.freeze_encoder:
             # a pretrained model's target encoder comes frozen (it was an EMA copy)
             encoder.requires_grad_(True).set_drop_path_rate(self.drop_path_rate)
+        self._built_with_ = self._build_settings()
         self.module_ = EncoderWithHead(
             encoder, self.n_outputs_, pooling=self.pooling,
             head="batchnorm" if self.freeze_encoder else "layernorm",
@@ -332,6 +350,43 @@ class _FineTuneBase(SubjectsInputMixin):
         return out.float()
 
     # -- subjects -> windows ---------------------------------------------------------------
+
+    #: What the module and its optimizer groups are built from: a continued fit
+    #: (``warm_start``, ``partial_fit``) keeps both, so these may not change in between.
+    _BUILD_PARAMETERS = ("freeze_encoder", "pooling", "final_norm", "drop_path_rate",
+                         "layer_decay", "weight_decay")
+
+    def _build_settings(self):
+        return {name: getattr(self, name) for name in self._BUILD_PARAMETERS}
+
+    def _check_build_settings(self):
+        built = getattr(self, "_built_with_", None)
+        changed = [f"{name}={value!r} (built with {built[name]!r})"
+                   for name, value in self._build_settings().items()
+                   if built is not None and built.get(name) != value]
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)}: a continued fit (warm_start=True or partial_fit) trains "
+                "the model and optimizer built by the first fit, so these settings cannot "
+                "change; set them back, or fit with warm_start=False to build a new model")
+
+    def _initialize_optimizer(self, reason=None):
+        super()._initialize_optimizer(reason)
+        # skorch's setter would write optimizer__weight_decay into every group, the groups
+        # of biases and norms included
+        self.virtual_params_["optimizer__*"] = _optimizer_setter
+        return self
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """skorch's split into training and validation windows; the class weights are then
+        counted over the training windows (the criterion is rebuilt with them)."""
+        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        if self.__dict__.get("_training_", False):
+            self._set_class_weights(_targets_of(dataset_train))
+            self.initialize_criterion()
+            self.criterion_ = self.torch_compile(to_device(self.criterion_, self.device),
+                                                 name="criterion")
+        return dataset_train, dataset_valid
 
     def _resolve(self):
         return resolve_weights(self.weights, gradients=self.gradients,
@@ -397,6 +452,7 @@ class _FineTuneBase(SubjectsInputMixin):
             subjects = validate_subjects(X, estimator=self, reset=not continuing)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             if continuing:
+                self._check_build_settings()
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
             else:
                 resolved = self._resolve()
@@ -423,7 +479,6 @@ class _FineTuneBase(SubjectsInputMixin):
             seed = _seed_of(self.random_state)
             rng = (forked_rng(seed, torch.device(self.device)) if seed is not None
                    else contextlib.nullcontext())
-            self._set_class_weights(dataset.y)
             # continuing trains module_ and optimizer_ in place: keep copies to undo a failure
             saved = (copy.deepcopy(self.module_.state_dict()),
                      copy.deepcopy(self.optimizer_.state_dict()),
@@ -585,10 +640,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             return
         weights = np.ones(len(classes))
         if isinstance(self.class_weight, dict):
-            unknown = [c for c in self.class_weight if c not in set(classes.tolist())]
-            if unknown:
-                raise ValueError(f"class_weight names {unknown}, which are not among the "
-                                 f"classes {classes.tolist()}")
+            # labels absent from this fit (e.g. from a cross-validation fold) are ignored, as
+            # scikit-learn's estimators do
             for k, label in enumerate(classes.tolist()):
                 weights[k] = float(self.class_weight.get(label, 1.0))
         else:  # "balanced", over the windows the loss sees

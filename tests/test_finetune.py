@@ -539,8 +539,70 @@ def test_balanced_class_weights_count_windows_and_dicts_name_labels():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [5 / (2 * 3), 5 / (2 * 2)])
     clf.set_params(class_weight={"b": 3.0}).fit(X, ["a", "b", "b"])
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
-    with pytest.raises(ValueError, match="not among the classes"):
-        clf.set_params(class_weight={"c": 2.0}).fit(X, ["a", "b", "b"])
+    # a label absent from this fit (a rare class missing from a fold) is ignored, as in
+    # scikit-learn
+    clf.set_params(class_weight={"b": 3.0, "c": 2.0}).fit(X, ["a", "b", "b"])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
+
+
+def test_balanced_class_weights_count_the_training_windows_only():
+    X, y = offset_subjects(np.zeros(10)), np.array([0] * 6 + [1] * 4)
+    split = SubjectValidSplit(0.3, random_state=0)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), train_split=split,
+                              class_weight="balanced").fit(X, y)
+    train, _ = split(SubjectWindows(X, y, np.arange(10)))
+    y_train = y[train.indices]
+    assert len(y_train) == 7
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(),
+                               compute_class_weight("balanced", classes=np.array([0, 1]),
+                                                    y=y_train))
+
+
+def test_a_continued_fit_uses_the_class_weights_it_is_given():
+    X = offset_subjects(np.zeros(8))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, [0] * 6 + [1] * 2)
+    assert clf.criterion_.weight is None
+    clf.set_params(class_weight="balanced").partial_fit(X, [0] * 2 + [1] * 6)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [2.0, 2 / 3])
+
+
+@pytest.mark.parametrize("change", [dict(freeze_encoder=True), dict(pooling="roi"),
+                                    dict(layer_decay=0.5), dict(weight_decay=0.0)])
+def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    weights = copy.deepcopy(clf.module_.state_dict())
+    name = next(iter(change))
+    with pytest.raises(ValueError, match=f"{name}=.*built with.*warm_start=False"):
+        clf.set_params(**change).partial_fit(X, y)
+    assert len(clf.history_) == 1
+    assert_same_module_weights(clf.module_, _loaded(clf.module_, weights))  # not trained
+    clf.set_params(warm_start=False).fit(X, y)  # a new fit builds a new model with them
+    assert len(clf.history_) == 1
+
+
+def _loaded(module, state):
+    reference = copy.deepcopy(module)
+    reference.load_state_dict(state)
+    return reference
+
+
+def test_setting_the_weight_decay_of_a_fitted_model_spares_biases_and_norms():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    clf.set_params(optimizer__weight_decay=0.3)
+    groups = clf.optimizer_.param_groups
+    assert {g["weight_decay"] for g in groups if g.get("no_weight_decay")} == {0.0}
+    assert {g["weight_decay"] for g in groups if not g.get("no_weight_decay")} == {0.3}
+
+
+def test_the_schedule_counts_the_batches_the_loader_gives():
+    recorder = Recorder()
+    X, y = offset_subjects(np.zeros(10)), np.tile([0, 1], 5)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3, batch_size=4, lr=1e-3),
+                              iterator_train__drop_last=True, callbacks=[recorder]).fit(X, y)
+    assert len(recorder.lrs_) == 3 * 2  # 10 windows, full batches of 4
+    assert clf.history_[-1]["lr"] == pytest.approx(FAST_MIN_LR)  # min_lr at the last batch
 
 
 def test_validation_scores_without_skorchs_cache():
