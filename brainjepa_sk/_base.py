@@ -157,6 +157,16 @@ def check_parameters(estimator):
     )
 
 
+def check_window_patches(n_frames, patch_size):
+    """Check that windows of ``n_frames`` frames cut into whole time patches; return how many."""
+    if n_frames % patch_size or n_frames == 0:
+        raise ValueError(
+            f"n_frames={n_frames} is not a positive multiple of the model's patch_size="
+            f"{patch_size}: windows must cut into whole time patches"
+        )
+    return n_frames // patch_size
+
+
 def check_pooling(pooling, n_patches=None):
     """Check that ``"roi_std"`` and ``"lagged"`` have at least two time patches to use."""
     if pooling in ("roi_std", "lagged") and n_patches is not None and n_patches < 2:
@@ -261,6 +271,8 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         device = process_device(resolve_device(self.device))
         encoder = self._encoder_on(device)
+        # pooling may have been changed by set_params since fit
+        check_pooling(self.pooling, self.preprocessor_.n_frames // encoder.patch_size)
         # Under torchrun every process embeds its share of the chunks, and all get the result.
         rank, n_processes = world()
         chunk_size = min(SUBJECTS_PER_CHUNK, -(-len(subjects) // n_processes))

@@ -12,6 +12,7 @@ from ._base import (
     _is_default_weights,
     check_parameters,
     check_pooling,
+    check_window_patches,
     resolve_device,
     restore_on_error,
 )
@@ -190,7 +191,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
                 n_frames=self.n_frames, window=self.window, stride=self.stride,
                 min_frames=self.min_frames, normalization=self.normalization,
             )
-            check_pooling(self.pooling, preprocessor.n_frames // encoder.patch_size)
+            check_pooling(self.pooling,
+                          check_window_patches(preprocessor.n_frames, encoder.patch_size))
             self.encoder_ = encoder.eval().requires_grad_(False)
             self.preprocessor_ = preprocessor
             self.embedding_dim_ = encoder.embed_dim

@@ -47,6 +47,7 @@ from ._base import (
     average_by_subject,
     check_parameters,
     check_pooling,
+    check_window_patches,
     restore_on_error,
     window_chunks,
 )
@@ -465,7 +466,8 @@ class _FineTuneBase(SubjectsInputMixin):
                     n_frames=self.n_frames, window=self.window, stride=self.stride,
                     min_frames=self.min_frames, normalization=self.normalization,
                 )
-                n_patches = self.preprocessor_.n_frames // encoder.patch_size
+                n_patches = check_window_patches(self.preprocessor_.n_frames,
+                                                 encoder.patch_size)
                 self._resolved_ = resolved
             check_pooling(self.pooling, n_patches)
             windows, subject_index = self.preprocessor_.transform(subjects)

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import (
@@ -456,7 +457,14 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
             for matrix in matrices:
                 gradients, _ = self._embed(matrix, seed)
                 features.append(_align(gradients, self.gradients_).ravel())
-        return np.asarray(features, dtype=np.float64)
+        features = np.asarray(features, dtype=np.float64)
+        if hasattr(X, "iloc") and _get_output_config("transform", self)["dense"] == "pandas":
+            # One labelled matrix gives one row: scikit-learn's pandas output would give it the
+            # matrix's index (one label per region), so the frame is built here.
+            import pandas as pd
+
+            return pd.DataFrame(features, columns=self.get_feature_names_out())
+        return features
 
     def get_feature_names_out(self, input_features=None):
         """Names of the transformed features: ``{region}_gradient{c}``, region-major.

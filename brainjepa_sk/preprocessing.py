@@ -202,7 +202,8 @@ class Preprocessor:
         from frame 0; when the stride does not land on the end of the series, one more window is
         aligned to its end, so every frame is in at least one window.
     stride : int, optional
-        Step between sliding windows; defaults to ``n_frames``. Ignored by the other strategies.
+        Step between sliding windows, at most ``n_frames``; defaults to ``n_frames``. Ignored by
+        the other strategies.
     min_frames : int, optional
         Shortest series (after resampling) accepted. A series shorter than ``n_frames`` but at
         least ``min_frames`` long is padded at its end with each region's mean; a shorter one is
@@ -271,6 +272,10 @@ class Preprocessor:
             raise ValueError(f"window must be one of {WINDOW_STRATEGIES}, got {self.window!r}")
         if self.stride is not None and (not _is_int(self.stride) or self.stride < 1):
             raise ValueError(f"stride must be an integer >= 1 or None, got {self.stride!r}")
+        if self.window == "sliding" and self.stride is not None and self.stride > self.n_frames:
+            raise ValueError(
+                f"stride={self.stride} is longer than a window (n_frames={self.n_frames}): the "
+                "frames between windows would never be seen; use stride <= n_frames")
         if self.min_frames is not None and (
             not _is_int(self.min_frames) or not 1 <= self.min_frames <= self.n_frames
         ):
@@ -767,7 +772,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         target_t_r=model_t_r,
         window=chosen_window,
         stride=stride if stride is not None else saved.get("stride"),
-        min_frames=min_frames if min_frames is not None else saved.get("min_frames"),
+        # the saved shortest length belongs to the saved window length
+        min_frames=min_frames if min_frames is not None else (
+            saved.get("min_frames") if int(n_frames) == saved.get("n_frames") else None),
     )
     if saved.get("normalization") == normalization and "n_frames" in saved:
         # our checkpoint's own scaling, with the statistics learned at pretraining

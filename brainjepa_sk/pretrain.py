@@ -434,6 +434,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         check_pooling(self.pooling, config["n_patches"])
         rng = check_random_state(self.random_state)
         init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
+        device = process_device(resolve_device(self.device))
+        # built first: bad masking options are reported before any data is read
+        mask_sampler = self._mask_sampler(config, mask_seed, device)
 
         self.callbacks_ = self._copy_callbacks()
         preprocessor = Preprocessor(
@@ -454,7 +457,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                                         functools.partial(preprocessor.read_window, subjects))
         else:
             dataset = WindowDataset(*preprocessor.fit_transform(subjects))
-        device = process_device(resolve_device(self.device))
         fingerprint = self._fingerprint(config, subjects, preprocessor, gradients)
         lineage = self._fingerprint(config, subjects, preprocessor, gradients,
                                     with_n_epochs=False)
@@ -462,7 +464,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # so that random_state decides them and the caller's state is left alone.
         with forked_rng(init_seed, device):
             model = BrainJEPA(gradients, **config).to(device).train()
-            history = self._train(model, dataset, config, device, mask_seed, data_seed,
+            history = self._train(model, dataset, config, device, mask_sampler, data_seed,
                                   (fingerprint, lineage), preprocessor)
 
         self.model_ = model.cpu().eval()
@@ -472,13 +474,21 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.embedding_dim_ = config["embed_dim"]
         self.__dict__.pop("_device_cache", None)
 
-    def _train(self, model, dataset, config, device, mask_seed, data_seed, keys, preprocessor):
+    def _mask_sampler(self, config, seed, device):
+        masking = dict(self.masking or {})
+        reserved = sorted({"n_regions", "n_patches", "seed", "device"} & set(masking))
+        if reserved:
+            raise ValueError(
+                f"masking may not set {reserved}: the pretrainer sets them (the regions and "
+                "patches from the data and n_frames, the seed from random_state, the device "
+                "from device)")
+        return SpatiotemporalMaskSampler(self.n_features_in_, config["n_patches"], seed=seed,
+                                         device=device, **masking)
+
+    def _train(self, model, dataset, config, device, mask_sampler, data_seed, keys,
+               preprocessor):
         """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
         fingerprint, lineage = keys
-        mask_sampler = SpatiotemporalMaskSampler(
-            self.n_features_in_, config["n_patches"], seed=mask_seed, device=device,
-            **(self.masking or {}),
-        )
         rank, world_size = world()
         global_batch = min(int(self.batch_size), len(dataset))
         if global_batch % world_size:
@@ -517,8 +527,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),
                             callbacks=callbacks,
-                            compile=self.compile is True or (
-                                self.compile == "auto" and device.type == "cuda"))
+                            compile=device.type == "cuda" if isinstance(self.compile, str)
+                            else bool(self.compile))
         if checkpoint is not None and not checkpoint.restore(loop) and lineage is not None:
             self._extend_shorter_run(loop, lineage)
         return loop.run()

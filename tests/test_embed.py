@@ -381,3 +381,30 @@ def test_token_series_feed_nilearns_tangent_connectivity():
                          LogisticRegression())
     scores = cross_val_score(pipe, subjects, y, cv=3)
     assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_a_pooling_set_after_fit_is_checked_at_transform():
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=2, device="cpu")
+    X = _subjects()
+    embedder.fit(X)  # windows of one patch: "mean" works
+    for pooling in ("roi_std", "lagged"):
+        with pytest.raises(ValueError, match=f'pooling="{pooling}" needs at least 2 time'):
+            embedder.set_params(pooling=pooling).transform(X)
+
+
+def test_windows_that_do_not_cut_into_patches_are_refused_at_fit():
+    with pytest.raises(ValueError, match="n_frames=7 is not a positive multiple of the model's "
+                                         "patch_size=2"):
+        BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=7, device="cpu").fit(
+            _subjects())
+
+
+def test_a_shorter_window_than_the_checkpoints_does_not_inherit_its_shortest_length(tmp_path):
+    module = tiny_module(N_REGIONS)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, module, preprocessing=Preprocessor(8, min_frames=8).fit(
+        _subjects()).to_dict())
+    embedder = BrainJEPAEmbedder(weights=path, n_frames=4, device="cpu").fit(_subjects())
+    assert embedder.preprocessor_.n_frames == 4 and embedder.preprocessor_.min_frames is None
+    kept = BrainJEPAEmbedder(weights=path, device="cpu").fit(_subjects())
+    assert kept.preprocessor_.min_frames == 8  # the same window: the saved setting holds

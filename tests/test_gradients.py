@@ -376,3 +376,17 @@ def test_reference_alignment(X, tmp_path):
     # Subjects are aligned to the reference-oriented group gradients.
     per_subject = aligned.transform(X).reshape(N_SUBJECTS, N_REGIONS, 3)
     assert min(np.corrcoef(g[:, 0], reference[:, 0])[0, 1] for g in per_subject) > 0.9
+
+
+def test_pandas_output_of_one_labelled_matrix_is_one_row(X):
+    from nilearn.connectome import ConnectivityMeasure
+
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    matrix = pd.DataFrame(corr[0], index=names, columns=names)
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(matrix)
+    out = est.set_output(transform="pandas").transform(matrix)
+    assert out.shape == (1, N_REGIONS * 3)
+    assert list(out.columns) == list(est.get_feature_names_out())
+    np.testing.assert_allclose(out.to_numpy(), est.set_output(transform="default")
+                               .transform(matrix))

@@ -236,3 +236,18 @@ def test_static_shapes_keep_the_same_token_counts_in_every_batch():
     assert more.n_context > sampler.n_context and more.n_target > sampler.n_target
     with pytest.raises(ValueError, match="count_quantile"):
         SpatiotemporalMaskSampler(20, 10, count_quantile=1.5)
+
+
+def test_a_state_saved_on_the_cpu_restores_a_separate_device_generator():
+    # On CUDA the sampler has its own device generator; a CPU state has none to restore.
+    # Simulated on the CPU with a separate generator standing for the device's.
+    saved = SpatiotemporalMaskSampler(12, 4, seed=3).state_dict()
+    assert set(saved) == {"host"}
+    draws = []
+    for _ in range(2):
+        sampler = SpatiotemporalMaskSampler(12, 4, seed=99)
+        sampler._device_gen = torch.Generator().manual_seed(7)
+        sampler.load_state_dict(saved)
+        assert torch.equal(sampler._host_gen.get_state(), saved["host"])
+        draws.append(torch.rand(4, generator=sampler._device_gen))
+    assert torch.equal(draws[0], draws[1])  # seeded from the saved state, the same each time

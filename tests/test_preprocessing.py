@@ -468,3 +468,9 @@ def test_unscaled_series_far_from_unit_scale_warn(scale):
         warnings.simplefilter("error")
         Preprocessor(16, normalization=None).fit(subjects)  # unit scale: fine
         Preprocessor(16, normalization="robust").fit([x * scale for x in subjects])
+
+
+def test_a_stride_longer_than_a_window_is_refused():
+    with pytest.raises(ValueError, match=r"stride=15 is longer than a window \(n_frames=10\)"):
+        Preprocessor(10, window="sliding", stride=15).fit([np.ones((40, 3))])
+    Preprocessor(10, window="center", stride=15).fit([np.random.default_rng(0).random((40, 3))])

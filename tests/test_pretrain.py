@@ -698,3 +698,32 @@ def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path
         _pretrainer(n_epochs=3, lr=1e-3, checkpoint_dir=tmp_path,
                     callbacks=[_CountSteps()]).fit(X)
     assert _CountSteps.steps == 6
+
+
+def test_compile_given_as_a_numpy_bool_turns_compilation_on(monkeypatch):
+    from brainjepa_sk import pretrain
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, compile=None, **kwargs):
+        seen["compile"] = compile
+        raise Stop
+
+    monkeypatch.setattr(pretrain, "PretrainLoop", spy)
+    for value, expected in ((np.True_, True), (np.False_, False), ("auto", False)):
+        with pytest.raises(Stop):
+            _pretrainer(compile=value).fit(_data(4))
+        assert seen["compile"] is expected  # "auto": on CUDA only
+
+
+@pytest.mark.parametrize("key", ["seed", "device", "n_regions", "n_patches"])
+def test_masking_options_the_pretrainer_sets_are_refused_before_any_work(key, monkeypatch):
+    def no_gradients(*args):
+        raise AssertionError("the gradients were computed first")
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
+    with pytest.raises(ValueError, match=rf"masking may not set \['{key}'\]"):
+        _pretrainer(masking={key: 1}).fit(_data(4))

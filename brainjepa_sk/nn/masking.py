@@ -26,6 +26,7 @@ device-to-host synchronisation is needed and nothing depends on region order.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import torch
@@ -210,7 +211,11 @@ class SpatiotemporalMaskSampler:
         """
         self._host_gen.set_state(state["host"])
         if self._device_gen is not self._host_gen:
-            self._device_gen.set_state(state["device"])
+            if "device" in state:
+                self._device_gen.set_state(state["device"])
+            else:  # saved on the CPU, resumed on a GPU: a seed drawn from the saved host state
+                digest = hashlib.sha256(state["host"].numpy().tobytes()).digest()
+                self._device_gen.manual_seed(int.from_bytes(digest[:8], "little") >> 1)
 
     # -- sizes (host) ------------------------------------------------------------------------
     @staticmethod
