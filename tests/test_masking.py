@@ -251,3 +251,15 @@ def test_a_state_saved_on_the_cpu_restores_a_separate_device_generator():
         assert torch.equal(sampler._host_gen.get_state(), saved["host"])
         draws.append(torch.rand(4, generator=sampler._device_gen))
     assert torch.equal(draws[0], draws[1])  # seeded from the saved state, the same each time
+
+
+def test_a_count_quantile_whose_counts_few_draws_reach_together_is_refused_up_front():
+    SpatiotemporalMaskSampler(450, 10, count_quantile=0.7)
+    with pytest.raises(ValueError, match=r"count_quantile=0.9 keeps \d+ context and \d+ target "
+                                         r"tokens on a 450 x 10 grid, which only"):
+        SpatiotemporalMaskSampler(450, 10, count_quantile=0.9)
+    # the redraw error names the quantile too
+    sampler = SpatiotemporalMaskSampler(12, 4)
+    sampler.n_context = 10**6
+    with pytest.raises(ValueError, match=r"count_quantile=0.1\).*lower count_quantile"):
+        sampler.draw_sizes()

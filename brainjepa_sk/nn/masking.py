@@ -139,6 +139,9 @@ class SpatiotemporalMaskSampler:
     _MAX_TRIES = 1000
     #: Size draws that decide the fixed token counts of ``static_shapes=True``.
     COUNT_DRAWS = 1000
+    #: Fewest of those draws that must keep both counts: at 2%, a batch fails its
+    #: ``_MAX_TRIES`` redraws with probability below 1e-8.
+    MIN_ACCEPTANCE = 0.02
 
     def __init__(
         self,
@@ -284,13 +287,29 @@ class SpatiotemporalMaskSampler:
             values = torch.tensor([d[key] for d in valid], dtype=torch.float64)
             return int(torch.quantile(values, self.count_quantile, interpolation="lower"))
 
-        return max(quantile("n_context"), self.min_keep), max(quantile("n_target"), 1)
+        n_context, n_target = max(quantile("n_context"), self.min_keep), max(quantile("n_target"), 1)
+        # Each count is a quantile of its own, but a draw must reach both, and larger contexts
+        # leave fewer tokens to targets: check that enough draws do.
+        accepted = sum(d["n_context"] >= n_context and d["n_target"] >= n_target for d in draws)
+        if accepted < self.MIN_ACCEPTANCE * len(draws):
+            raise ValueError(
+                f"count_quantile={self.count_quantile} keeps {n_context} context and {n_target} "
+                f"target tokens on a {self.n_regions} x {self.n_patches} grid, which only "
+                f"{accepted / len(draws):.2%} of mask size draws reach together (at least "
+                f"{self.MIN_ACCEPTANCE:.0%} are needed to draw every batch); lower count_quantile"
+            )
+        return n_context, n_target
 
     def _unsatisfiable(self):
-        return ValueError(
-            f"could not draw masks keeping min_keep={self.min_keep} context tokens and a target "
-            f"on a {self.n_regions} x {self.n_patches} grid; lower min_keep or widen the scales"
-        )
+        if self.static_shapes and getattr(self, "n_context", None) is not None:
+            need = (f"{self.n_context} context and {self.n_target} target tokens "
+                    f"(count_quantile={self.count_quantile})")
+            advice = "lower count_quantile or min_keep, or widen the scales"
+        else:
+            need = f"min_keep={self.min_keep} context tokens and a target"
+            advice = "lower min_keep or widen the scales"
+        return ValueError(f"could not draw masks keeping {need} on a {self.n_regions} x "
+                          f"{self.n_patches} grid; {advice}")
 
     def draw_sizes(self):
         """Draw one batch's sizes.
