@@ -77,7 +77,7 @@ def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_pa
 
     monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
     with pytest.raises(ValueError, match=r"subject 1 \(.*sub-01\.npy\) is too short: 5 frames"):
-        BrainJEPAPretrainer(n_frames=16, n_epochs=1, verbose=0).fit(paths)
+        BrainJEPAPretrainer(n_frames=16, patch_size=4, n_epochs=1, verbose=0).fit(paths)
 
 
 def test_transform_names_a_file_too_short_before_embedding_any_chunk(tmp_path, monkeypatch):

@@ -90,13 +90,18 @@ def test_optimizer_groups_exclude_biases_and_norms_from_weight_decay():
 def test_research_schedule_values():
     schedule = PretrainSchedule.from_epochs(300, steps_per_epoch=10)
     assert schedule.total_steps == 3000 and schedule.warmup_steps == 400
+    # as the research code counts: lr and weight decay advance before each update, the EMA
+    # momentum after it
     lr, wd, momentum = schedule(0)
-    assert (lr, wd, momentum) == pytest.approx((5e-5, 0.04, 0.996))
-    lr, _, _ = schedule(400)
+    assert lr == pytest.approx(5e-5 + (1e-3 - 5e-5) / 400)
+    assert wd == pytest.approx(0.4 + 0.5 * (0.04 - 0.4) * (1 + math.cos(math.pi / 3000)))
+    assert momentum == 0.996
+    lr, _, _ = schedule(399)  # the warm-up's last update reaches the peak
     assert lr == pytest.approx(1e-3)
-    lr, wd, momentum = schedule(3000)
-    assert (lr, wd, momentum) == pytest.approx((1e-6, 0.4, 1.0))
-    lrs = [schedule(s)[0] for s in range(0, 3001, 50)]
+    lr, wd, momentum = schedule(2999)  # the last update
+    assert (lr, wd) == (pytest.approx(1e-6), pytest.approx(0.4))
+    assert momentum == pytest.approx(0.996 + 0.004 * 2999 / 3000)
+    lrs = [schedule(s)[0] for s in range(0, 3000, 50)]
     peak = lrs.index(max(lrs))
     assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))

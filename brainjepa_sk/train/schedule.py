@@ -54,6 +54,13 @@ class PretrainSchedule:
     40 epochs then cosine to 1e-6; weight decay cosine 0.04 -> 0.4; EMA momentum linear
     0.996 -> 1.0 over all steps.
 
+    Steps are counted as the research code counts them. Its learning-rate and weight-decay
+    schedulers advance before each update, so update ``k`` (0-based) uses their values at
+    ``k + 1``: the first update is already one step into the warm-up, and the last one uses
+    ``final_lr`` and ``final_weight_decay``. Its EMA momentum is taken after each update
+    from a ramp starting at ``k = 0``: the first update uses ``ema_momentum``, and the last one
+    stops one step short of ``final_ema_momentum``.
+
     Parameters
     ----------
     total_steps : int
@@ -61,11 +68,12 @@ class PretrainSchedule:
     warmup_steps : int
         Steps of linear learning-rate warm-up.
     start_lr, lr, final_lr : float
-        Learning rate at step 0, at the end of warm-up and at the last step.
+        Learning rate where the warm-up starts, at its end, and at the last update.
     weight_decay, final_weight_decay : float
-        Weight decay at step 0 and at the last step (cosine in between).
+        Weight decay where the cosine starts and at the last update.
     ema_momentum, final_ema_momentum : float
-        Target-encoder EMA momentum at step 0 and at the last step (linear in between).
+        Target-encoder EMA momentum at the first update, and where its linear ramp would
+        reach one update after the last.
     """
 
     total_steps: int
@@ -116,12 +124,12 @@ class PretrainSchedule:
         Returns
         -------
         tuple of float
-            ``(lr, weight_decay, ema_momentum)``.
+            ``(lr, weight_decay, ema_momentum)`` of update ``step`` (see the class notes).
         """
+        advanced = step + 1  # the research schedulers step before the update
         return (
-            warmup_cosine(
-                step, self.total_steps, self.warmup_steps, self.start_lr, self.lr, self.final_lr
-            ),
-            cosine_ramp(step, self.total_steps, self.weight_decay, self.final_weight_decay),
+            warmup_cosine(advanced, self.total_steps, self.warmup_steps, self.start_lr, self.lr,
+                          self.final_lr),
+            cosine_ramp(advanced, self.total_steps, self.weight_decay, self.final_weight_decay),
             linear_ramp(step, self.total_steps, self.ema_momentum, self.final_ema_momentum),
         )
