@@ -30,9 +30,10 @@ penalty is chosen by ``RidgeCV`` inside each training fold, and the scores are p
 come out. The default run takes about four minutes on two CPU cores (248 s measured, 202 s of it
 pretraining).
 
-What to expect (seed 0; group ROC AUC / age R2, 5-fold CV): Brain-JEPA ``roi_std`` before the
-final norm 0.74 / 0.32 against 0.64 / 0.22 for the three random encoders; after it 0.74 / 0.24
-against 0.61 / 0.15; ``mean`` 0.54 / -0.01 against 0.50 / -0.01 (at chance for age). So
+What to expect (seed 0; group ROC AUC / age R2, 5-fold CV; re-run on 2026-12-03, 290 s, after the
+schedules started counting steps as the research code does): Brain-JEPA ``roi_std`` before the
+final norm 0.75 / 0.34 against 0.64 / 0.22 for the three random encoders; after it 0.77 / 0.25
+against 0.61 / 0.15; ``mean`` 0.60 / -0.01 against 0.50 / -0.01 (at chance for age). So
 pretraining beats the random encoders on both phenotypes with both ``roi_std`` readouts. Against
 the baselines: ahead of tangent connectivity (0.71 / 0.25) and of the gradient features
 (0.69 / 0.05), level with the regional power spectra on group (0.74) but behind them on age
@@ -42,7 +43,8 @@ What it took: about 2000 steps. With a two-block, four-head encoder the demo's b
 1300 steps, which ended level with the random encoders on data seeds 0, 1 and 2 (within 0.02
 AUC and 0.05 R2), after first falling below them; the one-block, two-head encoder's 2300 steps
 end ahead on all three (``benchmarks/README.md``; measured before the masks kept fixed token
-counts). This demo with ``--seed 1`` / ``--seed 2``, before the final norm: 0.68 / 0.14
+counts). This demo with ``--seed 1`` / ``--seed 2`` (before the schedule change), before the
+final norm: 0.68 / 0.14
 against 0.65 / 0.05 and 0.80 / 0.16 against 0.69 / 0.14; after it, seed 1 is nearly level on
 group (0.66 against 0.65) and ahead on age (0.16 against 0.04), seed 2 ahead on group (0.80
 against 0.68) and level on age (0.16 against 0.16). The synthetic data carry part of the age
