@@ -371,15 +371,30 @@ def test_two_processes_of_batch_b_train_like_one_of_batch_2b(tmp_path):
         torch.testing.assert_close(first[key], value, rtol=1e-4, atol=1e-5)
 
 
+def _spawn_within(function, args, seconds=120):
+    """``mp.spawn`` 2 processes; a test that would wait forever on a regression (processes
+    stuck in a collective) fails after ``seconds`` instead."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    context = mp.spawn(function, args=args, nprocs=2, join=False)
+    deadline = time.monotonic() + seconds
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"the processes did not end within {seconds} s")
+
+
 def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(tmp_path):
     """Processes agree on a SIGTERM every few steps: one stopping alone would leave the
     others waiting in their next all-reduce."""
     import _ddp_worker
-    import torch.multiprocessing as mp
 
     out, state = tmp_path / "steps.pt", tmp_path / "state.pt"
-    mp.spawn(_ddp_worker.sigterm_worker, args=(2, str(tmp_path / "init"), str(out), str(state)),
-             nprocs=2, join=True)
+    _spawn_within(_ddp_worker.sigterm_worker,
+                  (2, str(tmp_path / "init"), str(out), str(state)))
     assert torch.load(out, weights_only=True)["steps"] == [4, 4]  # signal after 3, agreed at 4
     assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
 
