@@ -53,6 +53,8 @@ def expand_subject_paths(pattern):
         When nothing matches.
     """
     pattern = str(pattern)
+    if Path(pattern).is_file():  # a plain path, even one with glob characters in its name
+        return [Path(pattern)]
     paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not paths:
         raise ValueError(
@@ -62,12 +64,33 @@ def expand_subject_paths(pattern):
     return paths
 
 
-def _has_header(first_line, separator):
+#: Cells that stand for a missing value (fMRIPrep writes ``n/a``): numbers, not names.
+_MISSING = {"n/a", "na", "nan", ""}
+
+
+def _cells(line, separator):
+    return [cell.strip().strip("\"'") for cell in line.strip().split(separator)]
+
+
+def _numbers(cells):
+    """The cells as floats (missing ones as NaN), or None when one is not a number."""
     try:
-        [float(cell) for cell in first_line.strip().split(separator) if cell.strip()]
+        return [float("nan") if cell.lower() in _MISSING else float(cell) for cell in cells]
     except ValueError:
+        return None
+
+
+def _has_header(first_line, second_line, separator):
+    """Whether the first line holds region names: a cell that is not a number, or only
+    integers (pandas' default column names, atlas labels) above a line with fractions."""
+    first = _numbers(_cells(first_line, separator))
+    if first is None:
         return True
-    return False
+    second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
+    integers = all(value == int(value) for value in first if value == value)
+    fractions = second is not None and any(
+        value == value and value != int(value) for value in second)
+    return integers and fractions
 
 
 def read_subject_file(path):
@@ -91,6 +114,8 @@ def read_subject_file(path):
         Naming the file: an unknown extension, or contents that are not a numeric table.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a subject file: give its files or a glob")
     if not path.is_file():
         raise FileNotFoundError(f"subject file not found: {path}")
     suffix = path.suffix.lower()
@@ -106,10 +131,17 @@ def read_subject_file(path):
             import pandas as pd
 
             separator = "\t" if suffix == ".tsv" else ","
-            with open(path) as file:
-                first_line = file.readline()
-            header = 0 if _has_header(first_line, separator) else None
-            table = pd.read_csv(path, sep=separator, header=header)
+            with open(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
+                first_line, second_line = file.readline(), file.readline()
+            header = 0 if _has_header(first_line, second_line, separator) else None
+            table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
+                                na_values=["n/a"])
+            if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
+                table = table.iloc[:, :-1]  # every line ends with the separator
+            if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):
+                raise ValueError(
+                    "its first column has no name: a table index (pandas' to_csv writes one "
+                    "unless index=False), not a region; remove it")
             values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
             if header is None:
                 return values

@@ -69,3 +69,61 @@ def test_file_errors_name_the_file(tmp_path):
         read_subject_file(tmp_path / "s.nii")
     with pytest.raises(FileNotFoundError, match="subject file not found"):
         validate_subjects([tmp_path / "absent.npy"])
+
+
+def _table(path, rows, first=None, end="", bom=False, quote=False):
+    """Write ``rows`` as a tab- or comma-separated table, as various tools do."""
+    separator = "\t" if path.suffix == ".tsv" else ","
+    cell = (lambda v: f'"{v!r}"') if quote else repr
+    lines = ([first] if first is not None else []) + [
+        separator.join(cell(float(v)) for v in row) + end for row in rows]
+    path.write_text(("\ufeff" if bom else "") + "\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("labels", [["0", "1", "2"], ["2001", "2002", "2003"]])
+def test_a_header_of_integer_labels_is_read_as_region_names(tmp_path, labels):
+    rows = np.random.default_rng(0).standard_normal((5, 3))
+    path = tmp_path / "sub.tsv"
+    pd.DataFrame(rows, columns=labels).to_csv(path, sep="\t", index=False)  # pandas' default
+    table = read_subject_file(path)
+    assert list(table.columns) == labels
+    np.testing.assert_array_equal(table.to_numpy(), rows)
+    # integer-valued series have no fractions to tell a header by: their first line is data
+    whole = np.arange(15).reshape(5, 3)
+    np.savetxt(tmp_path / "whole.tsv", whole, delimiter="\t", fmt="%d")
+    np.testing.assert_array_equal(read_subject_file(tmp_path / "whole.tsv"), whole)
+
+
+@pytest.mark.parametrize("style", ["bom", "quoted", "trailing separator"])
+def test_headerless_files_keep_their_first_timepoint(tmp_path, style):
+    rows = np.random.default_rng(1).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.csv", rows, bom=style == "bom", quote=style == "quoted",
+                  end="," if style == "trailing separator" else "")
+    np.testing.assert_array_equal(read_subject_file(path), rows)
+
+
+def test_missing_values_in_the_first_row_are_data_and_named_as_such(tmp_path):
+    rows = np.random.default_rng(2).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.tsv", rows, first="n/a\t1.5\t2.5")
+    assert read_subject_file(path).shape == (6, 3)
+    with pytest.raises(ValueError, match=r"sub\.tsv.*NaN"):
+        validate_subjects([path, path], lazy=True)
+
+
+def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_path):
+    rows = np.random.default_rng(3).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.tsv", rows, first="a\tb\tc\t", end="\t")
+    assert list(read_subject_file(path).columns) == ["a", "b", "c"]
+    indexed = tmp_path / "indexed.tsv"
+    pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(indexed, sep="\t")  # index=True
+    with pytest.raises(ValueError, match=r"indexed\.tsv.*first column has no name.*index=False"):
+        read_subject_file(indexed)
+
+
+def test_a_folder_and_a_path_with_glob_characters(tmp_path):
+    with pytest.raises(ValueError, match="is a folder, not a subject file"):
+        read_subject_file(tmp_path)
+    path = tmp_path / "sub[1].npy"
+    np.save(path, np.random.default_rng(4).standard_normal((6, 3)))
+    assert len(validate_subjects(str(path), lazy=True)) == 1
