@@ -13,6 +13,7 @@ can read.
 from __future__ import annotations
 
 import copy
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,17 +250,27 @@ class LoadedCheckpoint:
     metadata: dict = field(default_factory=dict)
 
 
-def _to_safe(obj):
-    """Turn NumPy values into what ``torch.load(weights_only=True)`` accepts."""
+def _to_safe(obj, where="metadata"):
+    """Turn NumPy values into what ``torch.load(weights_only=True)`` accepts, or raise
+    ``TypeError`` before anything is written (a file that could not be loaded back)."""
     if isinstance(obj, np.ndarray):
-        return torch.from_numpy(np.ascontiguousarray(obj))
+        if obj.dtype.kind in "USO":  # text or objects (e.g. region names): a list
+            return _to_safe(obj.tolist(), where)
+        # C order, native byte order, and the shape kept (0-d included)
+        return torch.from_numpy(np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C"))
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):
-        return {str(k): _to_safe(v) for k, v in obj.items()}
+        return {str(k): _to_safe(v, where) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_safe(v) for v in obj]
-    return obj
+        return [_to_safe(v, where) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    raise TypeError(
+        f"{where} holds a {type(obj).__name__}, which a checkpoint cannot store: use numbers, "
+        "strings, lists, dicts and NumPy arrays")
 
 
 def _from_safe(obj):
@@ -303,8 +314,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         "config": dict(model.config),
         "gradients": model.gradients.detach().cpu().clone(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "preprocessing": _to_safe(preprocessing or {}),
-        "metadata": _to_safe(metadata or {}),
+        "preprocessing": _to_safe(preprocessing or {}, "preprocessing"),
+        "metadata": _to_safe(metadata or {}, "metadata"),
     }
     payload["checksum"] = _weights_checksum(payload)
     atomic_save(payload, path)
@@ -335,6 +346,9 @@ def load_checkpoint(path, map_location="cpu"):
         raise ValueError(
             f"{path} was written by a newer brainjepa_sk (format {payload['format_version']})"
         )
+    missing = [key for key in ("config", "gradients", "state_dict") if key not in payload]
+    if missing:
+        raise ValueError(f"{path} is an incomplete checkpoint: it has no {missing}")
     stored = payload.get("checksum")  # files of format version 1 have none
     if stored is not None and stored != _weights_checksum(payload):
         raise ValueError(

@@ -122,3 +122,32 @@ def test_an_unseeded_run_with_checkpoint_dir_warns_up_front(tmp_path):
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
     with pytest.warns(UserWarning, match="random_state is not an int.*never be resumed"):
         _pretrainer(checkpoint_dir=tmp_path, random_state=None).fit(X)
+
+
+def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):
+    import numpy as np
+    import pytest
+    import torch
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), metadata={
+        "names": np.array(["a", "b"]), "source": tmp_path / "data", "scalar": np.array(2.5),
+        "big_endian": np.arange(3, dtype=">f8")})
+    metadata = load_checkpoint(path).metadata
+    assert metadata["names"] == ["a", "b"] and metadata["source"] == str(tmp_path / "data")
+    assert metadata["scalar"].shape == () and float(metadata["scalar"]) == 2.5
+    np.testing.assert_array_equal(metadata["big_endian"], [0.0, 1.0, 2.0])
+    other = tmp_path / "other.pt"
+    with pytest.raises(TypeError, match="metadata holds a set"):
+        save_checkpoint(other, tiny_module(), metadata={"regions": {1, 2}})
+    assert not other.exists()
+    # a file missing its weights names itself
+    payload = torch.load(path, weights_only=True)
+    del payload["gradients"]
+    torch.save(payload, other)
+    with pytest.raises(ValueError, match=r"other\.pt is an incomplete checkpoint: it has no "
+                                         r"\['gradients'\]"):
+        load_checkpoint(other)
