@@ -87,7 +87,9 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     p.add_argument("--compile", action="store_true", help="torch.compile the step / encoder")
     p.add_argument("--what", default="both", choices=["train", "embed", "both"])
-    p.add_argument("--peak", action="store_true", help="also measure the bf16 matmul rate")
+    p.add_argument("--peak", action="store_true",
+                   help="also measure the bf16 and float32 matmul rates")
+    p.add_argument("--peak-size", type=int, default=8192, help="matrix size for --peak")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile-mode", default=None,
                    help="torch.compile mode with --compile (e.g. reduce-overhead: CUDA graphs)")
@@ -136,10 +138,10 @@ def emit(args, device, **fields):
     return record
 
 
-def matmul_peak_tflops(device, size=8192, repeats=20):
-    """Measured bf16 matmul rate of the device (TFLOP/s)."""
-    a = torch.randn(size, size, device=device, dtype=torch.bfloat16)
-    b = torch.randn(size, size, device=device, dtype=torch.bfloat16)
+def matmul_peak_tflops(device, size=8192, repeats=20, dtype=torch.bfloat16):
+    """Measured matmul rate of the device (TFLOP/s) in ``dtype``."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     synchronize(device)
@@ -302,9 +304,13 @@ def main(argv=None):
         if args.what in ("embed", "both"):
             records.append(bench_embed(args, model, device, autocast_dtype, n_patches))
     if args.peak:
-        peak = matmul_peak_tflops(device)
-        emit(args, device, what="peak_bf16_matmul", tflops=round(peak, 1),
-             **{f"{r['what']}_fraction_of_peak": round(r["tflops"] / peak, 3) for r in records})
+        repeats = 20 if device.type == "cuda" else 3
+        for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+            peak = matmul_peak_tflops(device, args.peak_size, repeats, dtype)
+            fractions = {f"{r['what']}_fraction_of_peak": round(r["tflops"] / peak, 3)
+                         for r in records if r["precision"] == name}
+            emit(args, device, what=f"peak_{name}_matmul", tflops=round(peak, 3),
+                 matmul_size=args.peak_size, **fractions)
 
 
 if __name__ == "__main__":

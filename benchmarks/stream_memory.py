@@ -188,6 +188,42 @@ def loader_throughput(folder, args):
                           "command": " ".join(["python", *sys.argv])}), flush=True)
 
 
+def phase_times(folder, args):
+    """Seconds of the work before the first step, phase by phase: checking and hashing the
+    files, the default gradients, the robust statistics; and parsing one subject as .tsv."""
+    import pandas as pd
+    import torch
+
+    from brainjepa_sk import GradientPositioner
+    from brainjepa_sk.files import read_subject_file
+    from brainjepa_sk.preprocessing import Preprocessor
+    from brainjepa_sk.validation import validate_subjects
+
+    torch.set_num_threads(args.threads)
+    times = {}
+    start = time.perf_counter()
+    subjects = validate_subjects(str(Path(folder) / "sub-*.npy"), lazy=True)
+    times["checking_and_hashing_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    GradientPositioner(random_state=0).fit(subjects)
+    times["gradients_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    Preprocessor(160, normalization="robust").fit(subjects)
+    times["robust_statistics_s"] = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as scratch:
+        tsv = Path(scratch) / "sub.tsv"
+        pd.DataFrame(np.asarray(subjects[0]),
+                     columns=[f"roi{r}" for r in range(subjects.n_regions)]).to_csv(
+            tsv, sep="\t", index=False)
+        start = time.perf_counter()
+        read_subject_file(tsv)
+        times["one_tsv_parse_s"] = time.perf_counter() - start
+    print(json.dumps({"benchmark": "phases", "n_subjects": len(subjects),
+                      **{k: round(v, 3) for k, v in times.items()}, "threads": args.threads,
+                      "machine": platform.processor() or platform.machine(),
+                      "command": " ".join(["python", *sys.argv])}), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--gigabytes", type=float, nargs="+", default=[1.0, 4.0])
@@ -202,6 +238,8 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=40, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     p.add_argument("--loader", action="store_true", help="time the loader only")
+    p.add_argument("--phases", action="store_true",
+                   help="time checking, gradients and statistics only")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
@@ -211,6 +249,9 @@ def main(argv=None):
         if args.loader:
             write_corpus(folder, max(args.gigabytes))
             return loader_throughput(folder, args)
+        if args.phases:
+            write_corpus(folder, max(args.gigabytes))
+            return phase_times(folder, args)
         for gigabytes in sorted(args.gigabytes):
             start = time.perf_counter()
             n_subjects = write_corpus(folder, gigabytes)

@@ -212,8 +212,9 @@ class Preprocessor:
         ``"global_zscore"``: each window minus the mean of all its values, over their standard
         deviation. ``"roi_zscore"``: the same per region, over time, within each window.
         ``"robust"``: per region, ``(x - median) / IQR`` with the median and interquartile range
-        learned in :meth:`fit` over all frames of all training subjects (after resampling),
-        applied to the whole series before windowing. None: values are left as they are.
+        learned in :meth:`fit` from the training subjects' frames (after resampling: all of them
+        up to ``ROBUST_SAMPLE_FRAMES``, else an evenly spaced sample of that many), applied to
+        the whole series before windowing. None: values are left as they are.
     eps : float, default=1e-8
         Smallest scale divided by, so constant windows (or regions) give zeros rather than NaN.
 
