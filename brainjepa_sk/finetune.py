@@ -450,7 +450,7 @@ class _FineTuneBase(SubjectsInputMixin):
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         check_parameters(self)
         with restore_on_error(self):
-            subjects = validate_subjects(X, estimator=self, reset=not continuing)
+            subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             if continuing:
                 self._check_build_settings()

@@ -127,3 +127,14 @@ def test_a_folder_and_a_path_with_glob_characters(tmp_path):
     path = tmp_path / "sub[1].npy"
     np.save(path, np.random.default_rng(4).standard_normal((6, 3)))
     assert len(validate_subjects(str(path), lazy=True)) == 1
+
+
+def test_fine_tuning_on_files_names_a_bad_file(tmp_path, series):
+    from brainjepa_sk import BrainJEPAClassifier
+
+    series[2][3, 1] = np.nan
+    for i, x in enumerate(series):
+        np.save(tmp_path / f"sub-{i}.npy", x)
+    with pytest.raises(ValueError, match=r"sub-2\.npy.*NaN"):
+        BrainJEPAClassifier(tiny_module(), max_epochs=1, verbose=0).fit(
+            str(tmp_path / "sub-*.npy"), [0, 1, 0, 1])
