@@ -137,7 +137,6 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         If a section or key is missing, a shape does not fit, or the gradients do not match.
     """
     gradients = load_gradients(gradients)
-    n_regions, n_components = gradients.shape
     checkpoint = load_file(path, map_location=map_location, what="research checkpoint")
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} does not hold a dictionary of state dicts")
@@ -147,6 +146,15 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
             f"{path} is not a research Brain-JEPA checkpoint: missing section(s) {missing} "
             f"(found {sorted(checkpoint)})"
         )
+    try:
+        return _research_model(checkpoint, gradients, num_heads, loss)
+    except ValueError as error:  # name the file in every message about its contents
+        raise ValueError(f"{path}: {error}") from None
+
+
+def _research_model(checkpoint, gradients, num_heads, loss):
+    """The :class:`BrainJEPA` a research checkpoint's state dicts describe."""
+    n_regions, n_components = gradients.shape
     sections = {s: _strip_prefix(checkpoint[s], s) for s in _REQUIRED_SECTIONS}
     encoder = sections["target_encoder"]
     predictor = sections["predictor"]

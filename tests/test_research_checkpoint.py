@@ -141,8 +141,9 @@ def _corrupt(official_dir, tmp_path, edit):
 )
 def test_wrong_files_name_the_problem(official_dir, tmp_path, edit, message):
     path = _corrupt(official_dir, tmp_path, edit)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+    assert str(path) in str(error.value)  # the file is named too
 
 
 def test_gradients_with_wrong_rows_are_named(official_dir):
