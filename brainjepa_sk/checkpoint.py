@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -431,7 +432,16 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     -------
     ResolvedWeights
     """
+    def warn_ignored(what, names=("gradients", "num_heads")):
+        given = [name for name, value in (("gradients", gradients), ("num_heads", num_heads))
+                 if value is not None and name in names]
+        if given:
+            warnings.warn(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} ignored: "
+                          f"{what} carries its own (they apply to research checkpoints given "
+                          "by path)", UserWarning, stacklevel=3)
+
     if isinstance(weights, torch.nn.Module):
+        warn_ignored("a module")
         if isinstance(weights, BrainJEPA):
             encoder, frames = weights.target_encoder, _trained_frames(weights.config)
         elif isinstance(weights, BrainEncoder):
@@ -446,6 +456,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     if isinstance(weights, str) and weights == "ukbiobank":
         from .datasets import fetch_ukbiobank_weights
 
+        warn_ignored('weights="ukbiobank"', names=("gradients",))
         paths = fetch_ukbiobank_weights(data_dir=data_dir)
         weights, gradients, model_t_r = paths["checkpoint"], paths["gradients"], UKBIOBANK_T_R
     if not isinstance(weights, (str, Path)):
@@ -456,6 +467,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
     if is_our_checkpoint(weights):
+        warn_ignored("a brainjepa_sk checkpoint")
         loaded = load_checkpoint(weights)
         saved = loaded.preprocessing or None
         return ResolvedWeights(

@@ -118,3 +118,19 @@ def test_every_constructor_setting_survives_a_round_trip(tmp_path):
     assert loaded.config == model.config
     assert loaded.encoder.blocks[0].attn.qkv.bias is None
     assert loaded.encoder.blocks[0].mlp.fc1.out_features == 32
+
+
+def test_gradients_and_heads_given_with_weights_that_carry_their_own_are_reported(tmp_path):
+    import warnings
+
+    from _estimators import N_REGIONS, tiny_module
+
+    model = tiny_module()
+    with pytest.warns(UserWarning, match="gradients and num_heads are ignored: a module"):
+        resolve_weights(model, gradients=np.zeros((N_REGIONS, 3)), num_heads=2)
+    save_checkpoint(tmp_path / "m.pt", model)
+    with pytest.warns(UserWarning, match="num_heads is ignored: a brainjepa_sk checkpoint"):
+        resolve_weights(tmp_path / "m.pt", num_heads=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_weights(tmp_path / "m.pt")
