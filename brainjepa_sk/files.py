@@ -87,7 +87,8 @@ def _has_header(first_line, second_line, separator):
     if first is None:
         return True
     second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
-    integers = all(value == int(value) for value in first if value == value)
+    numbers = [value for value in first if value == value]  # NaN (missing) left out
+    integers = bool(numbers) and all(value == int(value) for value in numbers)
     fractions = second is not None and any(
         value == value and value != int(value) for value in second)
     return integers and fractions

@@ -580,7 +580,7 @@ class Preprocessor:
         for i, n in enumerate(n_timepoints):
             length = self.resampled_length(n)
             if length < self._min_frames:
-                self._pad(np.zeros((length, 1)), i, int(n))  # raises the too-short error
+                raise ValueError(self._too_short_message(f"subject {i}", length, int(n)))
             window_starts = self._window_starts(max(length, self.n_frames))
             starts.append(window_starts)
             subject_index.append(np.full(len(window_starts), i, dtype=np.int64))

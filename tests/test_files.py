@@ -138,3 +138,9 @@ def test_fine_tuning_on_files_names_a_bad_file(tmp_path, series):
     with pytest.raises(ValueError, match=r"sub-2\.npy.*NaN"):
         BrainJEPAClassifier(tiny_module(), max_epochs=1, verbose=0).fit(
             str(tmp_path / "sub-*.npy"), [0, 1, 0, 1])
+
+
+def test_a_first_row_of_missing_values_is_data(tmp_path):
+    rows = np.random.default_rng(5).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.tsv", rows, first="n/a\tn/a\tn/a")
+    assert read_subject_file(path).shape == (6, 3)
