@@ -9,12 +9,16 @@ times a second. Prints one JSON line per corpus size: the peak of the main proce
 workers (pages they share counted once), the time spent before the first step
 (checking the files, gradients, robust statistics) and the training throughput.
 
+With ``--estimator classifier``, the fit is ``BrainJEPAClassifier`` fine-tuning a random encoder
+of the same size (random labels, sliding windows, ``iterator_train__num_workers``) instead.
+
 With ``--loader``, times only the reading: windows per second that the training loader
 delivers from the corpus (no model), for 0, 1 and 2 workers.
 
 Examples
 --------
 python benchmarks/stream_memory.py --gigabytes 1 4 --steps 60
+python benchmarks/stream_memory.py --gigabytes 0.25 1 4 --estimator classifier
 python benchmarks/stream_memory.py --gigabytes 0.25 --loader --keep --folder /tmp/corpus
 python benchmarks/stream_memory.py --gigabytes 4 --folder /scratch/corpus --keep
 """
@@ -135,14 +139,18 @@ def child(args):
     memory = TreeMemory()
     memory.start()
     start = time.perf_counter()
-    pretrainer = BrainJEPAPretrainer(
-        model_size=(json.loads(args.model_size) if args.model_size.startswith("{")
-                    else args.model_size),
-        predictor_depth=args.predictor_depth, n_epochs=1, batch_size=args.batch, num_workers=args.workers,
-        device="cpu", verbose=0, random_state=0, callbacks=[Timer()],
-    )
+    model_size = (json.loads(args.model_size) if args.model_size.startswith("{")
+                  else args.model_size)
+    corpus = str(Path(args.folder) / "sub-*.npy")
     try:
-        pretrainer.fit(str(Path(args.folder) / "sub-*.npy"))
+        if args.estimator == "classifier":
+            _fine_tune(corpus, model_size, args, start, Stop)
+        else:
+            BrainJEPAPretrainer(
+                model_size=model_size, predictor_depth=args.predictor_depth, n_epochs=1,
+                batch_size=args.batch, num_workers=args.workers, device="cpu", verbose=0,
+                random_state=0, callbacks=[Timer()],
+            ).fit(corpus)
     except Stop:
         pass
     memory.running = False
@@ -156,6 +164,51 @@ def child(args):
 
 
 _TIMES = {}
+
+
+def _fine_tune(corpus, model_size, args, start, stop):
+    """``BrainJEPAClassifier`` on the corpus, from a random encoder of ``model_size``."""
+    import glob
+
+    import torch
+    from skorch.callbacks import Callback
+
+    from brainjepa_sk import BrainJEPAClassifier
+    from brainjepa_sk.nn import BrainJEPA
+
+    class Timer(Callback):
+        def on_train_begin(self, net, X=None, y=None, **kwargs):
+            _TIMES["seconds_before_first_step"] = round(time.perf_counter() - start, 1)
+            _TIMES["n_windows"] = len(X)
+            _TIMES["peak_rss_main_before_training_gib"] = round(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+            self.steps = 0
+
+        def on_batch_end(self, net, batch=None, training=False, **kwargs):
+            if not training:
+                return
+            self.steps += 1
+            if self.steps == args.warmup:
+                self.timed = time.perf_counter()
+            if self.steps == args.warmup + args.steps:
+                seconds = time.perf_counter() - self.timed
+                _TIMES["windows_per_s"] = round(args.steps * args.batch / seconds, 2)
+                _TIMES["final_loss"] = round(float(kwargs["loss"]), 5)
+                raise stop
+
+    if isinstance(model_size, str):
+        from brainjepa_sk.nn import MODEL_PRESETS
+        model_size = MODEL_PRESETS[model_size]
+    gradients = torch.randn(N_REGIONS, 30, generator=torch.Generator().manual_seed(0))
+    encoder = BrainJEPA(gradients, patch_size=16, n_patches=10, predictor_depth=1,
+                        **model_size)
+    n_subjects = len(glob.glob(corpus))
+    labels = np.random.default_rng(0).integers(0, 2, n_subjects)
+    BrainJEPAClassifier(
+        encoder, window="sliding", max_epochs=1, batch_size=args.batch,
+        iterator_train__num_workers=args.workers, verbose=0, random_state=0,
+        callbacks=[Timer()],
+    ).fit(corpus, labels)
 
 
 def loader_throughput(folder, args):
@@ -237,6 +290,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=40, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
+    p.add_argument("--estimator", choices=["pretrainer", "classifier"], default="pretrainer",
+                   help="what to fit: pretraining, or fine-tuning a random encoder")
     p.add_argument("--loader", action="store_true", help="time the loader only")
     p.add_argument("--phases", action="store_true",
                    help="time checking, gradients and statistics only")
@@ -260,12 +315,14 @@ def main(argv=None):
                        "--model-size", args.model_size,
                        "--predictor-depth", str(args.predictor_depth), "--batch", str(args.batch),
                        "--workers", str(args.workers), "--threads", str(args.threads),
-                       "--steps", str(args.steps), "--warmup", str(args.warmup)]
+                       "--steps", str(args.steps), "--warmup", str(args.warmup),
+                       "--estimator", args.estimator]
             result = subprocess.run(command, capture_output=True, text=True, check=True)
             record = json.loads(result.stdout.strip().splitlines()[-1])
             corpus_bytes = sum(f.stat().st_size for f in folder.glob("sub-*.npy"))
             print(json.dumps({
-                "benchmark": "stream_memory", "corpus_gb": round(corpus_bytes / 1e9, 2),
+                "benchmark": "stream_memory", "estimator": args.estimator,
+                "corpus_gb": round(corpus_bytes / 1e9, 2),
                 "n_subjects": n_subjects, "regions": N_REGIONS, "timepoints": N_TIMEPOINTS,
                 "model_size": args.model_size, "predictor_depth": args.predictor_depth,
                 "batch": args.batch, "workers": args.workers,

@@ -250,8 +250,9 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Subjects' ROI time series (nilearn orientation); lengths may differ.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
 
         Returns
         -------

@@ -166,8 +166,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Training subjects' ROI time series.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
         y : None
             Ignored.
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import numbers
 import warnings
 
@@ -53,8 +54,10 @@ from ._base import (
 )
 from .checkpoint import resolve_weights
 from .datasets._atlas import ATLAS_ADVICE
+from .files import SubjectFiles
 from .nn import POOLINGS, EncoderWithHead
 from .preprocessing import preprocessor_for_weights
+from .train.data import LazyWindowDataset
 from .train.optim import layer_decay_groups
 from .train.runtime import forked_rng, resolve_autocast
 from .train.schedule import warmup_cosine
@@ -63,13 +66,39 @@ from .validation import check_n_regions, validate_subjects
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
 
+class _WindowArray:
+    """Windows read on demand, indexed like an array along the first axis.
+
+    skorch takes the subsets of a dataset's ``X`` this way (scoring without its cache); an
+    integer gives one window, an index array or list the stacked windows, read when asked.
+    """
+
+    def __init__(self, windows, n_frames, n_regions):
+        self.windows = windows
+        self.shape = (len(windows), int(n_frames), int(n_regions))
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # array[key, ...]
+            key = key[0]
+        if isinstance(key, numbers.Integral):
+            return self.windows[int(key)].numpy()
+        indices = np.arange(len(self))[key].tolist()
+        if not indices:
+            return np.empty((0, *self.shape[1:]), dtype=np.float32)
+        return self.windows.__getitems__(indices).numpy()
+
+
 class SubjectWindows(Dataset):
     """skorch ``Dataset`` of windows that remembers which subject each window came from.
 
     Parameters
     ----------
-    X : numpy.ndarray
-        ``(n_windows, n_frames, n_regions)`` float32 windows.
+    X : numpy.ndarray or object indexed like one
+        ``(n_windows, n_frames, n_regions)`` float32 windows (files give windows read when
+        indexed).
     y : numpy.ndarray
         One target per window (its subject's).
     subject_index : numpy.ndarray
@@ -77,8 +106,11 @@ class SubjectWindows(Dataset):
     """
 
     def __init__(self, X, y, subject_index):
-        super().__init__(X, y)
+        super().__init__(X, y, length=len(y))
         self.subject_index = np.asarray(subject_index)
+        if not len(X) == len(y) == len(self.subject_index):
+            raise ValueError(f"{len(X)} windows, {len(y)} targets and "
+                             f"{len(self.subject_index)} subject indices")
 
 
 def _targets_of(dataset):
@@ -410,8 +442,9 @@ class _FineTuneBase(SubjectsInputMixin):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Subjects' ROI time series; lengths may differ.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
         y : array-like of shape (n_subjects,) (or (n_subjects, n_targets) for regression)
             One target per subject.
         **fit_params : dict
@@ -470,7 +503,7 @@ class _FineTuneBase(SubjectsInputMixin):
                                                  encoder.patch_size)
                 self._resolved_ = resolved
             check_pooling(self.pooling, n_patches)
-            windows, subject_index = self.preprocessor_.transform(subjects)
+            windows, subject_index = self._training_windows(subjects)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
             if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):
                 warnings.warn(
@@ -503,6 +536,23 @@ class _FineTuneBase(SubjectsInputMixin):
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
+
+    def _training_windows(self, subjects):
+        """The windows to train on, and each one's subject.
+
+        Subjects given as files are read window by window when the loader asks (in its
+        workers with ``iterator_train__num_workers``), so that a corpus larger than memory
+        fine-tunes; arrays already in memory are cut into windows at once.
+        """
+        if not isinstance(subjects, SubjectFiles):
+            return self.preprocessor_.transform(subjects)
+        # a subject too short for a window is named with its file
+        self.preprocessor_.check_lengths(subjects)
+        subject_index, starts = self.preprocessor_.window_table(subjects.n_timepoints)
+        reader = functools.partial(self.preprocessor_.read_window, subjects)
+        windows = _WindowArray(LazyWindowDataset(subject_index, starts, reader),
+                               self.preprocessor_.n_frames, subjects.n_regions)
+        return windows, subject_index
 
     def _after_fit(self):
         pass
@@ -669,8 +719,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Subjects' ROI time series.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
 
         Returns
         -------
@@ -685,8 +736,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Subjects' ROI time series.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
 
         Returns
         -------
@@ -785,8 +837,9 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Subjects' ROI time series.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
 
         Returns
         -------

@@ -5,9 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _estimators import N_REGIONS, make_subjects
+from _estimators import N_REGIONS, make_subjects, tiny_module
 
-from brainjepa_sk import BrainJEPAPretrainer, GradientPositioner, files, preprocessing
+from brainjepa_sk import (
+    BrainJEPAClassifier,
+    BrainJEPAPretrainer,
+    GradientPositioner,
+    files,
+    preprocessing,
+)
 from brainjepa_sk.files import SubjectFiles
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.validation import subjects_digest, validate_subjects
@@ -202,6 +208,52 @@ def test_a_run_on_files_resumes_the_run_saved_on_their_arrays(tmp_path):
     _pretrainer(n_epochs=1, checkpoint_dir=state).fit(_as_read(paths))
     resumed = _pretrainer(n_epochs=1, checkpoint_dir=state).fit(paths)
     assert len(list(state.iterdir())) == 1 and len(resumed.history_) == 1
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_fine_tuning_on_files_reads_windows_in_the_loader_and_trains_as_on_arrays(
+        tmp_path, monkeypatch, num_workers):
+    """Files are cut into windows by the loader (never all in memory), and the fine-tuned
+    model is bitwise the one trained on the arrays the files hold."""
+    paths = _save(tmp_path, _series(lengths=(40, 52, 14, 37, 30, 21)))
+    arrays = _as_read(paths)
+    labels = [0, 1, 0, 1, 1, 0]
+
+    def classifier(**params):
+        return BrainJEPAClassifier(tiny_module(), window="sliding", stride=4, max_epochs=2,
+                                   batch_size=4, lr=1e-2, verbose=0, random_state=0, **params)
+
+    from_arrays = classifier().fit(arrays, labels)
+    whole = []
+    real_transform = Preprocessor.transform
+    monkeypatch.setattr(Preprocessor, "transform",
+                        lambda self, subjects: whole.append(len(subjects))
+                        or real_transform(self, subjects))
+    from_files = classifier(iterator_train__num_workers=num_workers).fit(paths, labels)
+    assert whole == []  # no subject was cut into windows up front
+    np.testing.assert_array_equal(from_files.history_[:, "train_loss"],
+                                  from_arrays.history_[:, "train_loss"])
+    for key, value in from_arrays.module_.state_dict().items():
+        assert torch.equal(from_files.module_.state_dict()[key], value), key
+    np.testing.assert_array_equal(from_files.predict_proba(paths),
+                                  from_arrays.predict_proba(arrays))
+
+
+def test_fine_tuning_on_files_scores_a_subject_split_as_on_arrays(tmp_path):
+    """Validation scores (skorch's, with and without its cache) read the held-out windows."""
+    from brainjepa_sk.finetune import SubjectValidSplit
+
+    paths = _save(tmp_path, _series(lengths=(40, 52, 24, 37, 30, 21, 33, 45)))
+    arrays = _as_read(paths)
+    labels = [0, 1, 0, 1, 1, 0, 0, 1]
+    for use_caching in (True, False):
+        runs = [BrainJEPAClassifier(
+            tiny_module(), window="sliding", stride=4, max_epochs=2, batch_size=4, lr=1e-2,
+            verbose=0, random_state=0, use_caching=use_caching,
+            train_split=SubjectValidSplit(0.25, stratified=True, random_state=0),
+        ).fit(X, labels) for X in (arrays, paths)]
+        for key in ("train_loss", "valid_loss", "valid_acc"):
+            np.testing.assert_array_equal(runs[1].history_[:, key], runs[0].history_[:, key])
 
 
 def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
