@@ -49,7 +49,7 @@ from .train import (
     read_training_state,
     window_loader,
 )
-from .train.distributed import process_device, world
+from .train.distributed import on_main_process, process_device, world
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
@@ -114,7 +114,15 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     n_epochs : int, default=100
         Passes over the training windows.
     batch_size : int, default=16
-        Windows per optimizer step (capped at the number of windows).
+        Windows per optimizer step (capped at the number of windows); under ``torchrun``, the
+        global batch, shared out among the processes.
+    accumulation_steps : int, default=1
+        Gradient accumulation: each process runs its share of a step's batch in this many
+        micro-batches (forward and backward one at a time, gradients summed, one optimizer
+        step), so a batch that does not fit in the device's memory still trains as that batch.
+        ``batch_size`` must be a multiple of ``accumulation_steps`` times the number of
+        processes. The data, masks and schedules do not depend on it (nor does the resume
+        key): only the memory, the speed, float rounding and the stochastic depth draws do.
     lr, start_lr, final_lr : float, default=1e-3, 5e-5, 1e-6
         Peak, initial and final learning rate.
     warmup_epochs : float, optional
@@ -240,6 +248,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         "checkpoint_every": [*POSITIVE_INT, None],
         "callbacks": [list, tuple, None],
         "num_workers": [Range(numbers.Integral, 0, None, closed="left")],
+        "accumulation_steps": POSITIVE_INT,
         "verbose": ["verbose"],
     }
 
@@ -282,6 +291,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         checkpoint_every=None,
         callbacks=None,
         num_workers=0,
+        accumulation_steps=1,
         verbose=1,
     ):
         self.gradients = gradients
@@ -320,6 +330,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.checkpoint_every = checkpoint_every
         self.callbacks = callbacks
         self.num_workers = num_workers
+        self.accumulation_steps = accumulation_steps
         self.verbose = verbose
 
     def _fitted_encoder(self):
@@ -386,6 +397,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             return None  # an unseeded (or shared RandomState) run is not reproducible
         ignored = ("verbose", "device", "compile", "checkpoint_dir", "checkpoint_every",
                    "callbacks", "gradients", "pooling", "final_norm", "num_workers",
+                   "accumulation_steps",
                    *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         # the state format is part of the key: files of older layouts are not resumed
@@ -404,8 +416,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions) or list of 2-D arrays
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
             Training subjects' ROI time series (nilearn orientation).
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
         y : None
             Ignored (self-supervised).
 
@@ -450,9 +463,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             normalization=self.normalization,
         )
         preprocessor.check_lengths(subjects)  # before reading the corpus for the gradients
-        gradients = self._fit_gradients(subjects, self.n_features_in_)
+        # under torchrun, process 0 reads the corpus for the gradients and statistics and
+        # sends them on: every process would find the same
+        gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_)
         if isinstance(subjects, SubjectFiles):  # read by the loader, window by window
-            preprocessor.fit(subjects)
+            preprocessor = on_main_process(preprocessor.fit, subjects)
             dataset = LazyWindowDataset(*preprocessor.window_table(subjects.n_timepoints),
                                         functools.partial(preprocessor.read_window, subjects))
         else:
@@ -491,11 +506,15 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         fingerprint, lineage = keys
         rank, world_size = world()
         global_batch = min(int(self.batch_size), len(dataset))
-        if global_batch % world_size:
-            # torchrun: batch_size is the global batch, shared out among the processes
+        n_micro = int(self.accumulation_steps)
+        if global_batch % (world_size * n_micro):
+            # torchrun: batch_size is the global batch, shared out among the processes, each
+            # share run in accumulation_steps micro-batches
+            capped = (f" (capped at the {len(dataset)} training windows)"
+                      if global_batch < int(self.batch_size) else "")
             raise ValueError(
-                f"batch_size={global_batch} (the global batch) is not a multiple of the "
-                f"{world_size} processes"
+                f"batch_size={global_batch}{capped}, the global batch, is not a multiple of "
+                f"the {world_size} process(es) x accumulation_steps={n_micro}"
             )
         # one sampler whatever the process count: the same windows in each global batch, and a
         # state that resumes under another count
@@ -526,7 +545,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 callbacks.append(checkpoint)
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),
-                            callbacks=callbacks,
+                            callbacks=callbacks, accumulation_steps=n_micro,
                             compile=device.type == "cuda" if isinstance(self.compile, str)
                             else bool(self.compile))
         if checkpoint is not None and not checkpoint.restore(loop) and lineage is not None:

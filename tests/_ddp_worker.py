@@ -33,7 +33,8 @@ class StepLosses(Callback):
         self.losses.append(float(loss))
 
 
-def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None, restore=None):
+def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None, restore=None,
+        accumulation_steps=1):
     """Pretrain on fixed windows with this process's share of each global batch
     (continuing from the state file ``restore`` when it exists)."""
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
@@ -50,11 +51,19 @@ def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None, resto
     schedule = PretrainSchedule.from_epochs(n_epochs, len(loader), lr=1e-3)
     steps = StepLosses()
     loop = PretrainLoop(model, loader, masks, schedule, n_epochs,
-                        callbacks=[steps, *callbacks])
+                        callbacks=[steps, *callbacks], accumulation_steps=accumulation_steps)
     if stop_agreement_every is not None:
         loop.stop_agreement_every = stop_agreement_every
     if restore is not None and os.path.exists(restore):
         Checkpoint(restore, key="ddp").restore(loop)
+    if world_size > 1:  # count the gradient all-reduces (one bucket: the model is tiny)
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        def counting_allreduce(state, bucket):
+            loop.allreduces_ = getattr(loop, "allreduces_", 0) + 1
+            return default_hooks.allreduce_hook(state, bucket)
+
+        loop._forward.register_comm_hook(None, counting_allreduce)
     try:
         loop.run()
     except (TrainingInterrupted, Killed):
@@ -75,19 +84,19 @@ class KillAt(Callback):
             raise Killed
 
 
-def worker(rank, world_size, init_file, out_file, global_batch):
+def worker(rank, world_size, init_file, out_file, global_batch, accumulation_steps=1):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world_size)
     try:
         torch.set_num_threads(1)
-        loop, losses = run(global_batch)
+        loop, losses = run(global_batch, accumulation_steps=accumulation_steps)
         gathered = [None] * world_size
         dist.all_gather_object(gathered, losses)
         states = [None] * world_size
         dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
         if rank == 0:
-            torch.save({"losses": gathered, "states": states, "history": loop.history},
-                       out_file)
+            torch.save({"losses": gathered, "states": states, "history": loop.history,
+                        "steps": loop.step, "allreduces": loop.allreduces_}, out_file)
     finally:
         dist.destroy_process_group()
 
@@ -133,5 +142,43 @@ def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
         dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
         if rank == 0:
             torch.save({"states": states, "history": loop.history, "step": loop.step}, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("cannot pickle this exception")
+
+
+def main_process_worker(rank, world_size, init_file, out_file):
+    """``on_main_process``: process 0 computes, every process gets its result or its error."""
+    from brainjepa_sk.train.distributed import on_main_process
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    calls, results = [], {}
+    try:
+        def compute(offset):
+            calls.append(rank)
+            return {"rank": rank + offset, "array": torch.arange(3) * (rank + 1)}
+
+        results["value"] = on_main_process(compute, 10)
+
+        def fail(error):
+            raise error
+
+        for name, error in (("error", ValueError("the file x.npy is damaged")),
+                            ("unpicklable", _Unpicklable("no pickle"))):
+            try:
+                on_main_process(fail, error)
+            except Exception as raised:
+                results[name] = f"{type(raised).__name__}: {raised}"
+        results["after"] = on_main_process(lambda: rank)  # the group still works
+        results["calls"] = calls
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, results)
+        if rank == 0:
+            torch.save(gathered, out_file)
     finally:
         dist.destroy_process_group()

@@ -365,7 +365,7 @@ _RUN_CHANGES = {
 # Parameters that do not change what is trained: how it is embedded, shown, stored or placed.
 _NOT_RUN_PARAMETERS = {"pooling": "roi", "final_norm": False, "verbose": 1, "device": "cpu",
                        "callbacks": [Callback()], "compile": False, "checkpoint_every": 1,
-                       "num_workers": 1}
+                       "num_workers": 1, "accumulation_steps": 2}
 
 
 @pytest.fixture(scope="module")
@@ -404,6 +404,17 @@ def test_settings_that_do_not_shape_the_run_resume_it(saved_run, tmp_path):
             _data())
     assert model.history_ == saved["loop"]["history"]
     assert _state_files(tmp_path) == [tmp_path / saved_run.name]
+
+
+def test_accumulated_micro_batches_train_the_model_of_the_whole_batch():
+    X = _data()
+    whole = _pretrainer(n_epochs=2).fit(X)
+    accumulated = _pretrainer(n_epochs=2, accumulation_steps=4).fit(X)
+    assert [h["loss"] for h in accumulated.history_] == pytest.approx(
+        [h["loss"] for h in whole.history_], rel=1e-4)
+    for key, value in whole.model_.state_dict().items():
+        torch.testing.assert_close(accumulated.model_.state_dict()[key], value,
+                                   rtol=1e-3, atol=1e-5)
 
 
 def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path):
@@ -463,6 +474,7 @@ def test_a_failed_fit_keeps_the_previous_one():
         (dict(normalization="minmax"), "normalization"),
         (dict(patch_embed_init="he"), "patch_embed_init"),
         (dict(pooling="roi_std", n_frames=4), "at least 2 time patches"),
+        (dict(accumulation_steps=3), r"batch_size=4 \(capped at the 4 training windows\).* accumulation_steps=3"),
     ],
 )
 def test_bad_parameters_are_named(params, message):
@@ -607,6 +619,11 @@ from brainjepa_sk import BrainJEPAPretrainer
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((8, 48, 16))
+# the gradients are worked out by process 0 and sent to the other
+gradient_fits = []
+real_fit_gradients = BrainJEPAPretrainer._fit_gradients
+BrainJEPAPretrainer._fit_gradients = lambda self, *a: (gradient_fits.append(1)
+                                                      or real_fit_gradients(self, *a))
 model = BrainJEPAPretrainer(
     gradients=np.random.default_rng(1).standard_normal((16, 4)),
     model_size=dict(embed_dim=32, depth=1, num_heads=2), patch_size=4, n_frames=32,
@@ -626,7 +643,8 @@ os.environ["WORLD_SIZE"] = "1"  # one process again: the reference
 alone = model.transform(X)
 torch.save({"history": model.history_, "state": model.model_.state_dict(),
             "world": dist.get_world_size() if dist.is_initialized() else 2,
-            "shared": torch.from_numpy(shared), "alone": torch.from_numpy(alone), "embedded": sum(embedded[:-1]) if embedded else 0},
+            "shared": torch.from_numpy(shared), "alone": torch.from_numpy(alone), "embedded": sum(embedded[:-1]) if embedded else 0,
+            "gradient_fits": len(gradient_fits)},
            f"{sys.argv[2]}/rank{os.environ['RANK']}.pt")
 """
 
@@ -642,6 +660,7 @@ def test_fit_under_torchrun_trains_one_model_with_distributed_data_parallel(tmp_
     )
     first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert first["world"] == second["world"] == 2
+    assert (first["gradient_fits"], second["gradient_fits"]) == (1, 0)
     assert first["history"] == second["history"]  # epoch losses are averaged over processes
     assert len(first["history"]) == 2 and all(math.isfinite(h["loss"]) for h in first["history"])
     for key, value in first["state"].items():

@@ -132,6 +132,25 @@ def test_a_restored_state_continues_the_run_exactly():
     assert fresh.history != straight.history
 
 
+def test_accumulated_micro_batches_train_like_the_whole_batch():
+    """accumulation_steps=3 runs each batch of 6 as 3 forward/backward passes of 2 windows
+    and one optimizer step: the same losses and weights as the whole batch at once (up to
+    float rounding; without stochastic depth, whose draws differ)."""
+    whole = _loop(n_epochs=2, drop_path_rate=0.0)
+    micro = _loop(n_epochs=2, drop_path_rate=0.0, accumulation_steps=3)
+    seen = []
+    micro.model.register_forward_pre_hook(lambda module, args: seen.append(len(args[0])))
+    _run_seeded(whole)
+    _run_seeded(micro)
+    assert seen == [2, 2, 2] * micro.step and micro.step == whole.step == 6
+    assert [h["loss"] for h in micro.history] == pytest.approx(
+        [h["loss"] for h in whole.history], rel=1e-5)
+    for key, value in whole.model.state_dict().items():
+        torch.testing.assert_close(micro.model.state_dict()[key], value, rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="accumulation_steps=4 must be a positive divisor"):
+        _loop(accumulation_steps=4)
+
+
 def test_checkpoint_saves_each_epoch_and_restores_only_its_own_run(tmp_path):
     path = tmp_path / "state.pt"
     loop = _loop(n_epochs=2, callbacks=[Checkpoint(path, key="run-a")])
@@ -348,17 +367,22 @@ def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
     assert resumed.history == straight.history
 
 
-def test_two_processes_of_batch_b_train_like_one_of_batch_2b(tmp_path):
-    """DDP on the CPU (gloo): the loss trajectory and the weights of 2 x batch 4 match
-    1 x batch 8, and both processes end with the same weights (EMA target included)."""
+@pytest.mark.parametrize("accumulation_steps", [1, 2])
+def test_two_processes_of_batch_b_train_like_one_of_batch_2b(tmp_path, accumulation_steps):
+    """DDP on the CPU (gloo): the loss trajectory and the weights of 2 x batch 4 (also in 2
+    accumulated micro-batches of 2 each) match 1 x batch 8, and both processes end with the
+    same weights (EMA target included)."""
     import _ddp_worker
     import torch.multiprocessing as mp
 
     single, single_losses = _ddp_worker.run(global_batch=8)
     out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker.worker, args=(2, str(tmp_path / "init"), str(out), 8), nprocs=2,
+    mp.spawn(_ddp_worker.worker,
+             args=(2, str(tmp_path / "init"), str(out), 8, accumulation_steps), nprocs=2,
              join=True)
     result = torch.load(out, weights_only=True)
+    # the gradients are all-reduced once a step, accumulated or not (no_sync before the last)
+    assert result["allreduces"] == result["steps"] == 9
     rank_losses = torch.tensor(result["losses"])  # (2 processes, steps)
     assert rank_losses.shape[1] == len(single_losses) == 9
     torch.testing.assert_close(rank_losses.mean(0), torch.tensor(single_losses),
@@ -422,3 +446,19 @@ def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
     for key, value in straight["states"][0].items():
         assert torch.equal(resumed["states"][0][key], value), key
         assert torch.equal(resumed["states"][1][key], value), key
+
+
+def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path):
+    import _ddp_worker
+
+    out = tmp_path / "main.pt"
+    _spawn_within(_ddp_worker.main_process_worker, (2, str(tmp_path / "init"), str(out)))
+    first, second = torch.load(out, weights_only=False)
+    for result in (first, second):
+        assert result["value"]["rank"] == 10  # process 0's result
+        assert torch.equal(result["value"]["array"], torch.arange(3))
+        assert result["error"] == "ValueError: the file x.npy is damaged"
+        assert result["after"] == 0
+    assert first["calls"] == [0] and second["calls"] == []  # computed once, in process 0
+    assert first["unpicklable"].startswith("_Unpicklable")
+    assert second["unpicklable"] == "RuntimeError: _Unpicklable: no pickle"

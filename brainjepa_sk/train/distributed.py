@@ -7,6 +7,7 @@ functions answer as a single process would, so the same loop runs everywhere.
 from __future__ import annotations
 
 import os
+import pickle
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,7 @@ __all__ = [
     "all_reduce_mean",
     "all_gather_objects",
     "any_process",
+    "on_main_process",
 ]
 
 
@@ -110,3 +112,44 @@ def all_reduce_mean(value):
     value = value.clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / world_size
+
+
+def on_main_process(function, *args, **kwargs):
+    """Call ``function`` in process 0 only and return its result in every process.
+
+    For work whose result every process needs and which would give the same result in each
+    (e.g. the gradients of the whole corpus): the others wait instead of repeating it. An
+    exception raised in process 0 is raised in every process, so none waits forever.
+
+    Parameters
+    ----------
+    function : callable
+        Returns a picklable result.
+    *args, **kwargs
+        Its arguments.
+
+    Returns
+    -------
+    object
+        What ``function`` returned in process 0.
+    """
+    rank, world_size = world()
+    if world_size == 1:
+        return function(*args, **kwargs)
+    payload = [None]
+    if rank == 0:
+        try:
+            payload = [(True, function(*args, **kwargs))]
+        except Exception as error:  # sent on, then raised here too
+            try:
+                pickle.dumps(error)
+                payload = [(False, error)]
+            except Exception:  # an exception that does not pickle: its type and message
+                payload = [(False, RuntimeError(f"{type(error).__name__}: {error}"))]
+            dist.broadcast_object_list(payload, src=0)
+            raise
+    dist.broadcast_object_list(payload, src=0)
+    succeeded, value = payload[0]
+    if not succeeded:
+        raise value
+    return value

@@ -61,6 +61,11 @@ class PretrainLoop:
         (``dynamic=False``): with a mask sampler of ``static_shapes=True`` and full batches,
         every step reuses one compiled graph. The optimizer step and the EMA stay eager, so
         the schedule's values never cause a recompilation.
+    accumulation_steps : int, default=1
+        Micro-batches per step (gradient accumulation; see
+        :func:`~brainjepa_sk.train.train_step`): each step still takes one batch of the
+        loader, but runs it in ``accumulation_steps`` pieces, so that a batch too large for the
+        device's memory trains as if it fitted. The loader's batch size must be a multiple.
 
     Attributes
     ----------
@@ -74,7 +79,7 @@ class PretrainLoop:
     """
 
     def __init__(self, model, loader, mask_sampler, schedule, n_epochs, *, optimizer=None,
-                 autocast_dtype=None, callbacks=None, compile=False):
+                 autocast_dtype=None, callbacks=None, compile=False, accumulation_steps=1):
         self.model = model
         self.loader = loader
         self.mask_sampler = mask_sampler
@@ -89,11 +94,21 @@ class PretrainLoop:
         self.device = next(model.parameters()).device
         self.compile = compile
         self.rank, self.world_size = world()
+        self.accumulation_steps = int(accumulation_steps)
+        batch_size = getattr(loader, "batch_size", None)
+        if self.accumulation_steps < 1 or (batch_size is not None
+                                           and batch_size % self.accumulation_steps):
+            raise ValueError(
+                f"accumulation_steps={accumulation_steps} must be a positive divisor of the "
+                f"loader's batch size ({batch_size})")
         # wrappers share the model's parameters; state dicts and the EMA use the model itself
         self._forward = model
+        self._no_sync = None
         if self.world_size > 1:
             self._forward = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=None if self.device.type == "cpu" else [self.device])
+            # accumulated micro-batches all-reduce their gradients once, with the last one
+            self._no_sync = self._forward.no_sync
         if compile:
             options = {"dynamic": False, **(compile if isinstance(compile, dict) else {})}
             self._forward = torch.compile(self._forward, **options)
@@ -207,7 +222,8 @@ class PretrainLoop:
         if self.world_size > 1:
             masks = masks.take(slice(self.rank, None, self.world_size))
         return train_step(self.model, self.optimizer, x, masks, momentum, self.autocast_dtype,
-                          forward=self._forward)
+                          forward=self._forward, accumulation_steps=self.accumulation_steps,
+                          no_sync=self._no_sync)
 
     def state_dict(self):
         """Everything a resumed run needs to continue exactly, between epochs or inside one.

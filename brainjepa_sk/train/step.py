@@ -6,12 +6,15 @@ No global state and no randomness of its own: masks come from a
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 __all__ = ["train_step"]
 
 
-def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forward=None):
+def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forward=None,
+               accumulation_steps=1, no_sync=None):
     """One JEPA step: targets, context, prediction, loss, backward, optimizer step, EMA.
 
     Parameters
@@ -32,17 +35,39 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forwar
     forward : torch.nn.Module, optional
         What computes the loss, when it is a wrapper of ``model`` (``torch.compile``,
         ``DistributedDataParallel``); the EMA is always applied to ``model`` itself.
+    accumulation_steps : int, default=1
+        Split the batch into this many equal micro-batches, run forward and backward on each
+        in turn and sum their gradients (each loss divided by ``accumulation_steps``), then
+        take one optimizer step: the gradient of the whole batch's mean loss, with the
+        activations of one micro-batch in memory. ``len(x)`` must be a multiple of it.
+    no_sync : callable, optional
+        A context manager factory that skips the gradient all-reduce
+        (``DistributedDataParallel.no_sync``): the micro-batches before the last run under
+        it, so that the processes communicate once per step.
 
     Returns
     -------
     torch.Tensor
-        The loss, detached (not synchronised: call ``.item()`` only when you need the number).
+        The batch's loss (the mean of its micro-batches' losses), detached (not synchronised:
+        call ``.item()`` only when you need the number).
     """
+    forward = model if forward is None else forward
+    n_micro = int(accumulation_steps)
+    if n_micro < 1 or len(x) % n_micro:
+        raise ValueError(f"a batch of {len(x)} windows cannot be split into "
+                         f"accumulation_steps={accumulation_steps} equal micro-batches")
+    size = len(x) // n_micro
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
-        loss = (model if forward is None else forward)(x, masks.context_idx, masks.target_idx)
-        loss = loss["loss"]
-    loss.backward()
+    total = None
+    for k in range(n_micro):
+        part = slice(k * size, (k + 1) * size) if n_micro > 1 else slice(None)
+        last = k == n_micro - 1
+        with (no_sync() if no_sync is not None and not last else contextlib.nullcontext()):
+            with torch.autocast(x.device.type, dtype=autocast_dtype,
+                                enabled=autocast_dtype is not None):
+                loss = forward(x[part], masks.context_idx[part], masks.target_idx[part])["loss"]
+            (loss / n_micro if n_micro > 1 else loss).backward()
+        total = loss.detach() if total is None else total + loss.detach()
     optimizer.step()
     model.ema_update(momentum)
-    return loss.detach()
+    return total / n_micro if n_micro > 1 else total
