@@ -396,12 +396,16 @@ class ResolvedWeights:
         TR (seconds) the model expects, when known.
     n_frames : int or None
         Window length (frames) the model was trained on, when known.
+    region_names : list of str or None
+        Names of the regions the model was pretrained on, in order, when our checkpoint
+        recorded them (pretraining on DataFrames or files with a header).
     """
 
     encoder: BrainEncoder
     preprocessing: dict | None = None
     model_t_r: float | None = None
     n_frames: int | None = None
+    region_names: list | None = None
 
 
 def _trained_frames(config):
@@ -475,6 +479,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             preprocessing=saved,
             model_t_r=saved.get("target_t_r") if saved else None,
             n_frames=_trained_frames(loaded.model.config),
+            region_names=loaded.metadata.get("region_names"),
         )
     if gradients is None:
         raise ValueError(
@@ -530,6 +535,8 @@ def export_training_state(state_path, path):
         model.eval(),
         preprocessing=_from_safe(extra.get("preprocessing") or {}),
         metadata={"history": state["loop"]["history"], "exported_from": str(state_path),
-                  "epochs_completed": int(state["loop"]["epoch"])},
+                  "epochs_completed": int(state["loop"]["epoch"]),
+                  **({"region_names": extra["region_names"]}
+                     if extra.get("region_names") is not None else {})},
     )
     return Path(path)

@@ -19,7 +19,7 @@ from ._base import (
 from .checkpoint import resolve_weights
 from .datasets._atlas import ATLAS_ADVICE
 from .preprocessing import preprocessor_for_weights
-from .validation import check_n_regions, validate_subjects
+from .validation import check_n_regions, check_region_names, validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
 
@@ -187,6 +187,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
                 n_timepoints=len(subjects[0]), name=type(self).__name__,
                 advice=ATLAS_ADVICE if _is_default_weights(self.weights) else "",
             )
+            check_region_names(getattr(self, "feature_names_in_", None),
+                               resolved.region_names, name=type(self).__name__)
             preprocessor = preprocessor_for_weights(
                 resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
                 n_frames=self.n_frames, window=self.window, stride=self.stride,

@@ -61,7 +61,7 @@ from .train.data import LazyWindowDataset
 from .train.optim import layer_decay_groups
 from .train.runtime import forked_rng, resolve_autocast
 from .train.schedule import warmup_cosine
-from .validation import check_n_regions, validate_subjects
+from .validation import check_n_regions, check_region_names, validate_subjects
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
@@ -494,6 +494,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 check_n_regions(self.n_features_in_, encoder.n_regions, what="built for",
                                 n_timepoints=len(subjects[0]), name=type(self).__name__,
                                 advice=ATLAS_ADVICE if _is_default_weights(self.weights) else "")
+                check_region_names(getattr(self, "feature_names_in_", None),
+                                   resolved.region_names, name=type(self).__name__)
                 self.preprocessor_ = preprocessor_for_weights(
                     resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
                     n_frames=self.n_frames, window=self.window, stride=self.stride,

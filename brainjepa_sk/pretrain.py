@@ -538,7 +538,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             # checkpoint_dir each resume their own run
             name = _UNSEEDED_STATE_FILE if fingerprint is None else f"run-{fingerprint[:16]}.pt"
             extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict()),
-                     "lineage": lineage, "n_epochs": int(self.n_epochs)}
+                     "lineage": lineage, "n_epochs": int(self.n_epochs),
+                     **self._region_names()}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
                                     every_steps=self.checkpoint_every)
             if rank == 0:  # every process resumes from the file; one writes it
@@ -576,6 +577,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             stacklevel=4,
         )
 
+    def _region_names(self):
+        names = getattr(self, "feature_names_in_", None)
+        return {} if names is None else {"region_names": [str(n) for n in names]}
+
     def save(self, path):
         """Save the pretrained model with its gradients and preprocessing.
 
@@ -594,5 +599,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             path,
             self.model_,
             preprocessing=self.preprocessor_.to_dict(),
-            metadata={"history": self.history_},
+            # the regions' names, when fit saw them: embedding checks that X has them in order
+            metadata={"history": self.history_, **self._region_names()},
         )

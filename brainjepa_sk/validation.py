@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import warnings
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
@@ -23,6 +24,7 @@ __all__ = [
     "validate_subjects",
     "check_n_regions",
     "feature_names_of",
+    "check_region_names",
     "subjects_digest",
     "ConvertedSubjects",
 ]
@@ -322,6 +324,45 @@ def validate_subjects(
                         "the region names (DataFrame columns) differ from those seen in fit"
                     )
     return out
+
+
+def check_region_names(names, trained_names, name="the model"):
+    """Compare the input's region names with those the weights were pretrained on.
+
+    The same names in another order raise a ``ValueError`` (the model would read every region
+    as another one); other names warn (the same regions may be labelled differently). Nothing
+    is checked when either side has no names.
+
+    Parameters
+    ----------
+    names : array-like of str or None
+        The input's region names (``feature_names_in_``).
+    trained_names : array-like of str or None
+        The names the weights were pretrained on (saved in our checkpoints).
+    name : str, default="the model"
+        The estimator, for the messages.
+    """
+    if names is None or trained_names is None:
+        return
+    names = [str(n) for n in names]
+    trained_names = [str(n) for n in trained_names]
+    if names == trained_names or len(names) != len(trained_names):
+        return  # a different count is check_n_regions's error
+    moved = [i for i, (a, b) in enumerate(zip(names, trained_names)) if a != b]
+    examples = ", ".join(f"column {i} is {names[i]!r} but was {trained_names[i]!r}"
+                         for i in moved[:3])
+    if sorted(names) == sorted(trained_names):
+        raise ValueError(
+            f"X has the regions {name} was pretrained on, in another order ({examples}; "
+            f"{len(moved)} in all): the model would read each region as another one. Reorder "
+            "the columns as at pretraining (load_checkpoint(path).metadata['region_names'] "
+            "lists them)"
+        )
+    warnings.warn(
+        f"the region names of X differ from those {name} was pretrained on ({examples}; "
+        f"{len(moved)} in all): check that they are the same regions in the same order",
+        UserWarning, stacklevel=3,
+    )
 
 
 def check_n_regions(n_regions, expected, what="built for", n_timepoints=None, name="the model",

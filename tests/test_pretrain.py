@@ -218,6 +218,42 @@ def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     assert centre.preprocessor_.window == "center"
 
 
+def test_region_names_travel_with_the_model_and_their_order_is_checked(tmp_path):
+    """Fitted on labelled regions, the checkpoint (and an exported training state) keeps their
+    names; embedding or fine-tuning columns in another order is refused, other names warn."""
+    import pandas as pd
+
+    from brainjepa_sk import BrainJEPAClassifier
+    from brainjepa_sk.checkpoint import export_training_state
+
+    names = [f"7Networks_{i}" for i in range(N_REGIONS)]
+    X = [pd.DataFrame(x, columns=names) for x in _data(n_subjects=4)]
+    model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "run").fit(X)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    assert load_checkpoint(path).metadata["region_names"] == names
+    (state,) = _state_files(tmp_path / "run")
+    exported = export_training_state(state, tmp_path / "exported.pt")
+    assert load_checkpoint(exported).metadata["region_names"] == names
+
+    BrainJEPAEmbedder(weights=path).fit(X)  # the same order: fine
+    BrainJEPAEmbedder(weights=path).fit([x.to_numpy() for x in X])  # no names: not checked
+    swapped = [x[[names[1], names[0], *names[2:]]] for x in X]
+    for estimator in (BrainJEPAEmbedder(weights=path),
+                      BrainJEPAClassifier(path, max_epochs=1, verbose=0)):
+        with pytest.raises(ValueError, match=r"another order \(column 0 is '7Networks_1' but "
+                                             r"was '7Networks_0'.*2 in all\)"):
+            estimator.fit(swapped, [0, 1, 0, 1])
+    renamed = [x.set_axis([f"roi{i}" for i in range(N_REGIONS)], axis=1) for x in X]
+    with pytest.warns(UserWarning, match="region names of X differ.*16 in all"):
+        BrainJEPAEmbedder(weights=path).fit(renamed)
+    # arrays pretrained: no names saved, nothing to check
+    unnamed = tmp_path / "unnamed.pt"
+    _pretrainer(n_epochs=1).fit(_data(n_subjects=4)).save(unnamed)
+    assert "region_names" not in load_checkpoint(unnamed).metadata
+    BrainJEPAEmbedder(weights=unnamed).fit(swapped)
+
+
 class _InterruptAfterEpoch(Callback):
     """Stops the run after the steps of an epoch (1-based), before its checkpoint is saved."""
 
