@@ -102,6 +102,32 @@ class TreeMemory(threading.Thread):
             time.sleep(self.interval)
 
 
+class _StepTimer:
+    """What both estimators' timing callbacks record: the time to the first step, then the
+    throughput of ``args.steps`` steps after ``args.warmup``; raises ``stop`` after them."""
+
+    def __init__(self, args, start, stop):
+        self.args, self.start, self.stop = args, start, stop
+
+    def begin(self, n_windows):
+        _TIMES["seconds_before_first_step"] = round(time.perf_counter() - self.start, 1)
+        _TIMES["n_windows"] = n_windows
+        _TIMES["peak_rss_main_before_training_gib"] = round(
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+        self.steps = 0
+
+    def step(self, loss):
+        args = self.args
+        self.steps += 1
+        if self.steps == args.warmup:
+            self.timed = time.perf_counter()
+        if self.steps == args.warmup + args.steps:
+            seconds = time.perf_counter() - self.timed
+            _TIMES["windows_per_s"] = round(args.steps * args.batch / seconds, 2)
+            _TIMES["final_loss"] = round(float(loss), 5)
+            raise self.stop
+
+
 def child(args):
     """One fit on the corpus, in this (fresh) process."""
     import brainspace.gradient  # noqa: F401  (imported by fit anyway; counted as the baseline)
@@ -119,32 +145,22 @@ def child(args):
     # fit copies its callbacks: this one writes its times into the module's _TIMES
     class Timer(Callback):
         def on_train_begin(self, loop):
-            _TIMES["seconds_before_first_step"] = round(time.perf_counter() - start, 1)
-            _TIMES["n_windows"] = len(loop.loader.dataset)
-            _TIMES["peak_rss_main_before_training_gib"] = round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
-            self.steps = 0
+            timer.begin(len(loop.loader.dataset))
 
         def on_step_end(self, loop, loss):
-            self.steps += 1
-            if self.steps == args.warmup:
-                self.timed = time.perf_counter()
-            if self.steps == args.warmup + args.steps:
-                seconds = time.perf_counter() - self.timed
-                _TIMES["windows_per_s"] = round(args.steps * args.batch / seconds, 2)
-                _TIMES["final_loss"] = round(float(loss), 5)
-                raise Stop
+            timer.step(loss)
 
     _TIMES["rss_after_imports_gib"] = round(_rss_now() / 2**30, 3)
     memory = TreeMemory()
     memory.start()
     start = time.perf_counter()
+    timer = _StepTimer(args, start, Stop)
     model_size = (json.loads(args.model_size) if args.model_size.startswith("{")
                   else args.model_size)
     corpus = str(Path(args.folder) / "sub-*.npy")
     try:
         if args.estimator == "classifier":
-            _fine_tune(corpus, model_size, args, start, Stop)
+            _fine_tune(corpus, model_size, args, timer)
         else:
             BrainJEPAPretrainer(
                 model_size=model_size, predictor_depth=args.predictor_depth, n_epochs=1,
@@ -166,7 +182,7 @@ def child(args):
 _TIMES = {}
 
 
-def _fine_tune(corpus, model_size, args, start, stop):
+def _fine_tune(corpus, model_size, args, timer):
     """``BrainJEPAClassifier`` on the corpus, from a random encoder of ``model_size``."""
     import glob
 
@@ -178,23 +194,11 @@ def _fine_tune(corpus, model_size, args, start, stop):
 
     class Timer(Callback):
         def on_train_begin(self, net, X=None, y=None, **kwargs):
-            _TIMES["seconds_before_first_step"] = round(time.perf_counter() - start, 1)
-            _TIMES["n_windows"] = len(X)
-            _TIMES["peak_rss_main_before_training_gib"] = round(
-                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
-            self.steps = 0
+            timer.begin(len(X))
 
         def on_batch_end(self, net, batch=None, training=False, **kwargs):
-            if not training:
-                return
-            self.steps += 1
-            if self.steps == args.warmup:
-                self.timed = time.perf_counter()
-            if self.steps == args.warmup + args.steps:
-                seconds = time.perf_counter() - self.timed
-                _TIMES["windows_per_s"] = round(args.steps * args.batch / seconds, 2)
-                _TIMES["final_loss"] = round(float(kwargs["loss"]), 5)
-                raise stop
+            if training:
+                timer.step(kwargs["loss"])
 
     if isinstance(model_size, str):
         from brainjepa_sk.nn import MODEL_PRESETS
