@@ -90,6 +90,8 @@ def parse_args(argv=None):
     p.add_argument("--peak", action="store_true",
                    help="also measure the bf16 and float32 matmul rates")
     p.add_argument("--peak-size", type=int, default=8192, help="matrix size for --peak")
+    p.add_argument("--accumulation-steps", type=int, default=1,
+                   help="train: micro-batches per step (gradient accumulation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--compile-mode", default=None,
                    help="torch.compile mode with --compile (e.g. reduce-overhead: CUDA graphs)")
@@ -201,7 +203,8 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
     timer = StepTimer(args.warmup, device)
     compile_option = args.compile and ({"mode": args.compile_mode} if args.compile_mode else True)
     loop = PretrainLoop(model, loader, masks, schedule, n_steps, autocast_dtype=autocast_dtype,
-                        callbacks=[timer], compile=compile_option)
+                        callbacks=[timer], compile=compile_option,
+                        accumulation_steps=args.accumulation_steps)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     loop.run()
@@ -211,7 +214,8 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
     x = torch.from_numpy(windows).to(device)
     sample = masks.sample(batch)
     with FlopCounterMode(display=False) as counter:  # eager: the counter sees every op
-        train_step(model, loop.optimizer, x, sample, 0.996, autocast_dtype)
+        train_step(model, loop.optimizer, x, sample, 0.996, autocast_dtype,
+                   accumulation_steps=args.accumulation_steps)
     flops = counter.get_total_flops()
     if args.profile:
         write_profile(args, device, "train step (eager)", lambda: train_step(
@@ -220,6 +224,7 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
     ok = all(math.isfinite(v) for v in losses) and last < first
     return emit(
         args, device, what="train", batch=batch, steps=args.steps, warmup=args.warmup,
+        accumulation_steps=args.accumulation_steps,
         ms_per_step=round(seconds * 1e3, 2), samples_per_s=round(batch / seconds, 2),
         peak_memory_gib=peak_memory_gib(device), tokens=args.regions * n_patches,
         context_tokens=sample.context_idx.shape[1], target_tokens=sample.target_idx.shape[1],

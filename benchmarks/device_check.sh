@@ -39,12 +39,15 @@ timeout "${TEST_S:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider \
 #    the compilation), then the levers: each attention kernel, CUDA graphs.
 timeout "${BENCH_S:-100}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 --peak \
   --profile "$OUT/profile_eager.txt" 2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
-timeout "${COMPILE_S:-150}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
+timeout "${COMPILE_S:-140}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
   --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
 for backend in cudnn flash; do
-  timeout "${BACKEND_S:-50}" $PY benchmarks/bench_model.py --what both --steps 10 --warmup 3 \
+  timeout "${BACKEND_S:-40}" $PY benchmarks/bench_model.py --what both --steps 10 --warmup 3 \
     --sdpa-backend $backend 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
 done
+# gradient accumulation: batch 16 as 2 micro-batches of 8 (the activations of 8 in memory)
+timeout "${ACCUMULATION_S:-40}" $PY benchmarks/bench_model.py --what train --steps 10 --warmup 3 \
+  --accumulation-steps 2 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
 timeout "${GRAPHS_S:-120}" $PY benchmarks/bench_model.py --what train --steps 20 --warmup 5 \
   --compile --compile-mode reduce-overhead 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
 
