@@ -54,7 +54,6 @@ from ._base import (
 )
 from .checkpoint import resolve_weights
 from .datasets._atlas import ATLAS_ADVICE
-from .files import SubjectFiles
 from .nn import POOLINGS, EncoderWithHead
 from .preprocessing import preprocessor_for_weights
 from .train.data import LazyWindowDataset
@@ -69,13 +68,15 @@ __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "Wa
 class _WindowArray:
     """Windows read on demand, indexed like an array along the first axis.
 
-    skorch takes the subsets of a dataset's ``X`` this way (scoring without its cache); an
-    integer gives one window, an index array or list the stacked windows, read when asked.
+    An integer gives one window (read then); an index array, list or slice gives another
+    ``_WindowArray`` over those windows, still unread. skorch takes the subsets of a dataset's
+    ``X`` this way (scoring without its cache), then reads them batch by batch.
     """
 
-    def __init__(self, windows, n_frames, n_regions):
+    def __init__(self, windows, n_frames, n_regions, positions=None):
         self.windows = windows
-        self.shape = (len(windows), int(n_frames), int(n_regions))
+        self.positions = np.arange(len(windows)) if positions is None else positions
+        self.shape = (len(self.positions), int(n_frames), int(n_regions))
 
     def __len__(self):
         return self.shape[0]
@@ -83,12 +84,11 @@ class _WindowArray:
     def __getitem__(self, key):
         if isinstance(key, tuple):  # array[key, ...]
             key = key[0]
-        if isinstance(key, numbers.Integral):
-            return self.windows[int(key)].numpy()
-        indices = np.arange(len(self))[key].tolist()
-        if not indices:
-            return np.empty((0, *self.shape[1:]), dtype=np.float32)
-        return self.windows.__getitems__(indices).numpy()
+        if isinstance(key, torch.Tensor):
+            key = key.numpy()
+        if np.ndim(key) == 0 and not isinstance(key, slice):
+            return self.windows[int(self.positions[int(key)])].numpy()
+        return _WindowArray(self.windows, *self.shape[1:], positions=self.positions[key])
 
 
 class SubjectWindows(Dataset):
@@ -544,12 +544,14 @@ class _FineTuneBase(SubjectsInputMixin):
 
         Subjects given as files are read window by window when the loader asks (in its
         workers with ``iterator_train__num_workers``), so that a corpus larger than memory
-        fine-tunes; arrays already in memory are cut into windows at once.
+        fine-tunes, unless reading a window means parsing or resampling its whole file and
+        all the windows fit in memory (see ``Preprocessor.streams``); arrays already in
+        memory are cut into windows at once.
         """
-        if not isinstance(subjects, SubjectFiles):
-            return self.preprocessor_.transform(subjects)
-        # a subject too short for a window is named with its file
+        # a subject too short for a window is named (with its file) before any is read
         self.preprocessor_.check_lengths(subjects)
+        if not self.preprocessor_.streams(subjects):
+            return self.preprocessor_.transform(subjects)
         subject_index, starts = self.preprocessor_.window_table(subjects.n_timepoints)
         reader = functools.partial(self.preprocessor_.read_window, subjects)
         windows = _WindowArray(LazyWindowDataset(subject_index, starts, reader),

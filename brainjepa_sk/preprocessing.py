@@ -44,6 +44,11 @@ UNIT_SCALE_RANGE = (1e-2, 1e2)
 #: Most frames the robust statistics are learned from. Past it, subjects give evenly spaced
 #: frames (see ``_sample_quotas``), so a corpus larger than memory is never concatenated.
 ROBUST_SAMPLE_FRAMES = 100_000
+#: Training windows of files that cannot be read a window at a time (text files, resampled or
+#: padded series) are cut in memory at once when they take at most this many bytes (float32):
+#: reading them window by window would parse or resample the whole file for every window of
+#: every epoch. Past it they are read by the loader anyway, and memory stays bounded.
+IN_MEMORY_WINDOW_BYTES = 2 * 2**30
 # Regions whose percentiles are computed together (bounds the copy np.percentile makes).
 _PERCENTILE_BLOCK = 64
 
@@ -585,6 +590,38 @@ class Preprocessor:
             starts.append(window_starts)
             subject_index.append(np.full(len(window_starts), i, dtype=np.int64))
         return np.concatenate(subject_index), np.concatenate(starts).astype(np.int64)
+
+    def reads_window_only(self, subjects):
+        """Whether :meth:`read_window` reads only a window's frames for every subject:
+        memory-mapped ``.npy`` files, no resampling, no subject shorter than a window."""
+        paths = getattr(subjects, "paths", None)
+        return (paths is not None and _resampling_ratio(self.t_r, self.target_t_r) is None
+                and all(str(path).lower().endswith(".npy") for path in paths)
+                and bool(np.all(np.asarray(subjects.n_timepoints) >= self.n_frames)))
+
+    def streams(self, subjects):
+        """Whether training should read ``subjects``' windows one at a time (with
+        :meth:`window_table` and :meth:`read_window`) rather than cut them all at once.
+
+        Arrays are cut at once (they are in memory already). Files stream when a window reads
+        only its own frames, or when cutting them all would take more than
+        :data:`IN_MEMORY_WINDOW_BYTES`.
+
+        Parameters
+        ----------
+        subjects : sequence of array-like
+            Validated subjects, e.g. a :class:`~brainjepa_sk.files.SubjectFiles`.
+
+        Returns
+        -------
+        bool
+        """
+        if getattr(subjects, "paths", None) is None:
+            return False
+        if self.reads_window_only(subjects):
+            return True
+        n_windows = len(self.window_table(subjects.n_timepoints)[0])
+        return n_windows * self.n_frames * subjects.n_regions * 4 > IN_MEMORY_WINDOW_BYTES
 
     def read_window(self, subjects, subject, start):
         """One window of ``subjects[subject]``, exactly as :meth:`transform` would cut it.

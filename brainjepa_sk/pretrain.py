@@ -466,10 +466,13 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # under torchrun, process 0 reads the corpus for the gradients and statistics and
         # sends them on: every process would find the same
         gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_)
-        if isinstance(subjects, SubjectFiles):  # read by the loader, window by window
+        if isinstance(subjects, SubjectFiles):
             preprocessor = on_main_process(preprocessor.fit, subjects)
+        if preprocessor.streams(subjects):  # read by the loader, window by window
             dataset = LazyWindowDataset(*preprocessor.window_table(subjects.n_timepoints),
                                         functools.partial(preprocessor.read_window, subjects))
+        elif isinstance(subjects, SubjectFiles):  # small enough to cut at once
+            dataset = WindowDataset(*preprocessor.transform(subjects))
         else:
             dataset = WindowDataset(*preprocessor.fit_transform(subjects))
         fingerprint = self._fingerprint(config, subjects, preprocessor, gradients)

@@ -151,12 +151,23 @@ class _Unpicklable(Exception):
         raise TypeError("cannot pickle this exception")
 
 
+class _NoUnpickle(Exception):
+    """Pickles, but does not unpickle (``__init__`` takes two arguments)."""
+
+    def __init__(self, path, reason):
+        super().__init__(f"{path}: {reason}")
+
+
 def main_process_worker(rank, world_size, init_file, out_file):
     """``on_main_process``: process 0 computes, every process gets its result or its error."""
+    import datetime
+    import time
+
     from brainjepa_sk.train.distributed import on_main_process
 
+    # a short timeout for the group's own collectives: process 0's slow work below outlasts it
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
+                            world_size=world_size, timeout=datetime.timedelta(seconds=3))
     calls, results = [], {}
     try:
         def compute(offset):
@@ -169,11 +180,14 @@ def main_process_worker(rank, world_size, init_file, out_file):
             raise error
 
         for name, error in (("error", ValueError("the file x.npy is damaged")),
-                            ("unpicklable", _Unpicklable("no pickle"))):
+                            ("unpicklable", _Unpicklable("no pickle")),
+                            ("no_unpickle", _NoUnpickle("sub-01.npy", "damaged")),
+                            ("interrupt", KeyboardInterrupt("stop"))):
             try:
                 on_main_process(fail, error)
-            except Exception as raised:
+            except BaseException as raised:
                 results[name] = f"{type(raised).__name__}: {raised}"
+        results["slow"] = on_main_process(lambda: time.sleep(5) or "done")
         results["after"] = on_main_process(lambda: rank)  # the group still works
         results["calls"] = calls
         gathered = [None] * world_size

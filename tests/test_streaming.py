@@ -13,6 +13,7 @@ from brainjepa_sk import (
     GradientPositioner,
     files,
     preprocessing,
+    validation,
 )
 from brainjepa_sk.files import SubjectFiles
 from brainjepa_sk.preprocessing import Preprocessor
@@ -199,6 +200,29 @@ def test_pretraining_on_files_trains_exactly_as_on_their_arrays(tmp_path, num_wo
     np.testing.assert_array_equal(from_files.transform(paths), from_arrays.transform(arrays))
 
 
+def test_text_files_are_cut_in_memory_unless_their_windows_exceed_the_budget(tmp_path,
+                                                                             monkeypatch):
+    """A window of a text file costs a parse of the whole file: a corpus whose windows fit
+    the budget is parsed a fixed number of times per fit, however many epochs; past the
+    budget it streams (reads grow with the epochs), and both train the same model."""
+    paths = _save(tmp_path, _series(), kind="tsv")
+    reads = []
+    original = files.read_subject_file
+    for module in (files, validation):
+        monkeypatch.setattr(module, "read_subject_file",
+                            lambda path: reads.append(path) or original(path))
+    runs, in_memory, streamed = {}, preprocessing.IN_MEMORY_WINDOW_BYTES, 0
+    for budget in (in_memory, streamed):
+        monkeypatch.setattr(preprocessing, "IN_MEMORY_WINDOW_BYTES", budget)
+        for n_epochs in (1, 3):
+            reads.clear()
+            history = _pretrainer(n_epochs=n_epochs).fit(paths).history_
+            runs[budget, n_epochs] = (len(reads), history)
+    assert runs[in_memory, 1][0] == runs[in_memory, 3][0]
+    assert runs[streamed, 3][0] > runs[streamed, 1][0] > runs[in_memory, 1][0]
+    assert runs[in_memory, 3][1] == runs[streamed, 3][1]
+
+
 def test_a_run_on_files_resumes_the_run_saved_on_their_arrays(tmp_path):
     """The resume key hashes the subjects, not how they were given."""
     data = tmp_path / "data"
@@ -210,12 +234,13 @@ def test_a_run_on_files_resumes_the_run_saved_on_their_arrays(tmp_path):
     assert len(list(state.iterdir())) == 1 and len(resumed.history_) == 1
 
 
-@pytest.mark.parametrize("num_workers", [0, 2])
+@pytest.mark.parametrize("kind, num_workers", [("npy", 0), ("npy", 2), ("tsv", 0)])
 def test_fine_tuning_on_files_reads_windows_in_the_loader_and_trains_as_on_arrays(
-        tmp_path, monkeypatch, num_workers):
-    """Files are cut into windows by the loader (never all in memory), and the fine-tuned
-    model is bitwise the one trained on the arrays the files hold."""
-    paths = _save(tmp_path, _series(lengths=(40, 52, 14, 37, 30, 21)))
+        tmp_path, monkeypatch, kind, num_workers):
+    """.npy windows are read by the loader (never all in memory); text files, whose every
+    window would parse the whole file, are cut at once when they fit the memory budget. The
+    fine-tuned model is bitwise the one trained on the arrays the files hold."""
+    paths = _save(tmp_path, _series(lengths=(40, 52, 14, 37, 30, 21)), kind=kind)
     arrays = _as_read(paths)
     labels = [0, 1, 0, 1, 1, 0]
 
@@ -230,7 +255,8 @@ def test_fine_tuning_on_files_reads_windows_in_the_loader_and_trains_as_on_array
                         lambda self, subjects: whole.append(len(subjects))
                         or real_transform(self, subjects))
     from_files = classifier(iterator_train__num_workers=num_workers).fit(paths, labels)
-    assert whole == []  # no subject was cut into windows up front
+    # .npy: no subject was cut into windows up front; text: all at once
+    assert whole == ([] if kind == "npy" else [len(paths)])
     np.testing.assert_array_equal(from_files.history_[:, "train_loss"],
                                   from_arrays.history_[:, "train_loss"])
     for key, value in from_arrays.module_.state_dict().items():
@@ -239,10 +265,17 @@ def test_fine_tuning_on_files_reads_windows_in_the_loader_and_trains_as_on_array
                                   from_arrays.predict_proba(arrays))
 
 
-def test_fine_tuning_on_files_scores_a_subject_split_as_on_arrays(tmp_path):
-    """Validation scores (skorch's, with and without its cache) read the held-out windows."""
+def test_fine_tuning_on_files_scores_a_subject_split_as_on_arrays(tmp_path, monkeypatch):
+    """Validation scores (skorch's, with and without its cache) read the held-out windows,
+    a batch at a time: never a whole split at once."""
     from brainjepa_sk.finetune import SubjectValidSplit
+    from brainjepa_sk.train import LazyWindowDataset
 
+    stacked = []
+    real_getitems = LazyWindowDataset.__getitems__
+    monkeypatch.setattr(LazyWindowDataset, "__getitems__",
+                        lambda self, indices: stacked.append(len(indices))
+                        or real_getitems(self, indices))
     paths = _save(tmp_path, _series(lengths=(40, 52, 24, 37, 30, 21, 33, 45)))
     arrays = _as_read(paths)
     labels = [0, 1, 0, 1, 1, 0, 0, 1]
@@ -254,6 +287,7 @@ def test_fine_tuning_on_files_scores_a_subject_split_as_on_arrays(tmp_path):
         ).fit(X, labels) for X in (arrays, paths)]
         for key in ("train_loss", "valid_loss", "valid_acc"):
             np.testing.assert_array_equal(runs[1].history_[:, key], runs[0].history_[:, key])
+    assert max(stacked, default=0) <= 4
 
 
 def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):

@@ -461,4 +461,9 @@ def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path
         assert result["after"] == 0
     assert first["calls"] == [0] and second["calls"] == []  # computed once, in process 0
     assert first["unpicklable"].startswith("_Unpicklable")
-    assert second["unpicklable"] == "RuntimeError: _Unpicklable: no pickle"
+    assert second["unpicklable"] == "RuntimeError: process 0 failed: _Unpicklable: no pickle"
+    assert first["no_unpickle"] == "_NoUnpickle: sub-01.npy: damaged"
+    assert second["no_unpickle"] == "RuntimeError: process 0 failed: _NoUnpickle: sub-01.npy: damaged"
+    assert first["interrupt"] == second["interrupt"] == "KeyboardInterrupt: stop"
+    # 5 s of work in process 0, past the group's 3 s timeout: the others still wait for it
+    assert first["slow"] == second["slow"] == "done"

@@ -6,6 +6,7 @@ functions answer as a single process would, so the same loop runs everywhere.
 
 from __future__ import annotations
 
+import datetime
 import os
 import pickle
 
@@ -114,12 +115,29 @@ def all_reduce_mean(value):
     return value / world_size
 
 
+#: How long the other processes wait for the work of process 0 in :func:`on_main_process`.
+#: The process group's own timeout (10 minutes with NCCL) would end a longer wait with an
+#: error; torchrun stops every process when one fails, so a long wait does not hang a job.
+MAIN_PROCESS_TIMEOUT = datetime.timedelta(hours=24)
+
+
+def _sendable(error):
+    """``error`` if it survives pickling both ways, else a ``RuntimeError`` with its text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        return RuntimeError(f"process 0 failed: {type(error).__name__}: {error}")
+
+
 def on_main_process(function, *args, **kwargs):
     """Call ``function`` in process 0 only and return its result in every process.
 
     For work whose result every process needs and which would give the same result in each
-    (e.g. the gradients of the whole corpus): the others wait instead of repeating it. An
-    exception raised in process 0 is raised in every process, so none waits forever.
+    (e.g. the gradients of the whole corpus): the others wait instead of repeating it, for
+    up to :data:`MAIN_PROCESS_TIMEOUT` (the result travels through a gloo group of its own,
+    on the CPU). An exception raised in process 0 (``KeyboardInterrupt`` included) is raised
+    in every process, so none waits for a result that will not come.
 
     Parameters
     ----------
@@ -136,19 +154,18 @@ def on_main_process(function, *args, **kwargs):
     rank, world_size = world()
     if world_size == 1:
         return function(*args, **kwargs)
-    payload = [None]
-    if rank == 0:
-        try:
-            payload = [(True, function(*args, **kwargs))]
-        except Exception as error:  # sent on, then raised here too
+    group = dist.new_group(backend="gloo", timeout=MAIN_PROCESS_TIMEOUT)
+    try:
+        payload = [None]
+        if rank == 0:
             try:
-                pickle.dumps(error)
-                payload = [(False, error)]
-            except Exception:  # an exception that does not pickle: its type and message
-                payload = [(False, RuntimeError(f"{type(error).__name__}: {error}"))]
-            dist.broadcast_object_list(payload, src=0)
-            raise
-    dist.broadcast_object_list(payload, src=0)
+                payload = [(True, function(*args, **kwargs))]
+            except BaseException as error:  # sent on, then raised here too
+                dist.broadcast_object_list([(False, _sendable(error))], src=0, group=group)
+                raise
+        dist.broadcast_object_list(payload, src=0, group=group)
+    finally:
+        dist.destroy_process_group(group)
     succeeded, value = payload[0]
     if not succeeded:
         raise value
