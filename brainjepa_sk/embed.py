@@ -108,6 +108,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         Number of regions.
     feature_names_in_ : ndarray of str
         Region names, when fitted on DataFrames with string columns.
+    region_names_ : list of str or None
+        The regions the weights were pretrained on, when their checkpoint recorded them:
+        input with names (DataFrames, files with a header) must have them in this order.
     """
 
     _parameter_constraints = {
@@ -197,6 +200,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             check_pooling(self.pooling,
                           check_window_patches(preprocessor.n_frames, encoder.patch_size))
             self.encoder_ = encoder.eval().requires_grad_(False)
+            self.region_names_ = resolved.region_names
             self.preprocessor_ = preprocessor
             self.embedding_dim_ = encoder.embed_dim
             self.__dict__.pop("_device_cache", None)

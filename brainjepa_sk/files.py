@@ -146,7 +146,8 @@ def read_subject_file(path):
             values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
             if header is None:
                 return values
-            return pd.DataFrame(values, columns=[str(column) for column in table.columns])
+            # names as written, without the spaces that often follow a comma
+            return pd.DataFrame(values, columns=[str(column).strip() for column in table.columns])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             return np.loadtxt(path, comments="#", ndmin=2)

@@ -504,6 +504,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 n_patches = check_window_patches(self.preprocessor_.n_frames,
                                                  encoder.patch_size)
                 self._resolved_ = resolved
+                self.region_names_ = resolved.region_names
             check_pooling(self.pooling, n_patches)
             windows, subject_index = self._training_windows(subjects)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
@@ -780,6 +781,9 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         The labels.
     n_features_in_ : int
         Number of regions.
+    region_names_ : list of str or None
+        The regions the weights were pretrained on, when their checkpoint recorded them:
+        input with names (DataFrames, files with a header) must have them in this order.
     history_ : skorch.History
         Losses per epoch (and ``"lr"``).
 
@@ -882,6 +886,9 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
         The targets' scaling.
     n_features_in_ : int
         Number of regions.
+    region_names_ : list of str or None
+        The regions the weights were pretrained on, when their checkpoint recorded them:
+        input with names (DataFrames, files with a header) must have them in this order.
     history_ : skorch.History
         Losses per epoch (and ``"lr"``).
 

@@ -44,10 +44,10 @@ UNIT_SCALE_RANGE = (1e-2, 1e2)
 #: Most frames the robust statistics are learned from. Past it, subjects give evenly spaced
 #: frames (see ``_sample_quotas``), so a corpus larger than memory is never concatenated.
 ROBUST_SAMPLE_FRAMES = 100_000
-#: Training windows of files that cannot be read a window at a time (text files, resampled or
-#: padded series) are cut in memory at once when they take at most this many bytes (float32):
-#: reading them window by window would parse or resample the whole file for every window of
-#: every epoch. Past it they are read by the loader anyway, and memory stays bounded.
+#: Training windows of files that cannot be read a window at a time (text files, resampled
+#: series) are cut in memory at once, one subject after another into one array, when they take
+#: at most this many bytes (float32): reading them window by window would parse or resample
+#: the whole file for every window of every epoch. Past it they are read by the loader anyway.
 IN_MEMORY_WINDOW_BYTES = 2 * 2**30
 # Regions whose percentiles are computed together (bounds the copy np.percentile makes).
 _PERCENTILE_BLOCK = 64
@@ -522,21 +522,46 @@ class Preprocessor:
             shorter than ``min_frames`` after resampling.
         """
         self._validate_params()
+        if getattr(subjects, "n_timepoints", None) is not None:
+            # validated subjects (files, or arrays converted when indexed): one at a time
+            return self._transform_one_at_a_time(subjects)
         arrays = self._as_arrays(subjects)
         return self._transform_resampled(self._resample_all(arrays), arrays)
 
-    def _transform_resampled(self, resampled, arrays):
+    def _check_transformable(self, first):
+        """Fitted where it must be, and ``first`` (a subject) with the regions of fit."""
         if self.normalization == "robust" and getattr(self, "median_", None) is None:
             raise NotFittedError(
                 "this Preprocessor uses normalization='robust', whose per-region median and IQR "
                 "are learned in fit; call fit (or fit_transform) on training data first"
             )
-        n_regions = resampled[0].shape[1]
         if getattr(self, "n_regions_", None) is not None:
             check_n_regions(
-                n_regions, self.n_regions_, what="fitted with", n_timepoints=resampled[0].shape[0],
+                first.shape[1], self.n_regions_, what="fitted with", n_timepoints=first.shape[0],
                 name=type(self).__name__,
             )
+
+    def _transform_one_at_a_time(self, subjects):
+        """:meth:`transform` of subjects that know their lengths, read and resampled one at a
+        time into one float32 array: the memory of the windows plus one subject."""
+        if not len(subjects):
+            self._as_arrays(subjects)  # raises the error that applies
+        subject_index, _ = self.window_table(subjects.n_timepoints)
+        windows, n_regions, position = None, None, 0
+        for i in range(len(subjects)):
+            original = self._as_array(i, subjects[i], n_regions)
+            if windows is None:
+                self._check_transformable(original)
+                n_regions = original.shape[1]
+                windows = np.empty((len(subject_index), self.n_frames, n_regions), np.float32)
+            x = self._subject_windows(resample(original, self.t_r, self.target_t_r), i,
+                                      len(original))
+            windows[position : position + len(x)] = x
+            position += len(x)
+        return windows, subject_index
+
+    def _transform_resampled(self, resampled, arrays):
+        self._check_transformable(resampled[0])
         windows, subject_index = [], []
         for i, (x, original) in enumerate(zip(resampled, arrays)):
             w = self._subject_windows(x, i, original.shape[0])
@@ -592,12 +617,12 @@ class Preprocessor:
         return np.concatenate(subject_index), np.concatenate(starts).astype(np.int64)
 
     def reads_window_only(self, subjects):
-        """Whether :meth:`read_window` reads only a window's frames for every subject:
-        memory-mapped ``.npy`` files, no resampling, no subject shorter than a window."""
+        """Whether :meth:`read_window` reads at most a window's frames of every subject:
+        memory-mapped ``.npy`` files, no resampling."""
         paths = getattr(subjects, "paths", None)
+        # a subject shorter than a window (padded) is read whole: less than a window's frames
         return (paths is not None and _resampling_ratio(self.t_r, self.target_t_r) is None
-                and all(str(path).lower().endswith(".npy") for path in paths)
-                and bool(np.all(np.asarray(subjects.n_timepoints) >= self.n_frames)))
+                and all(str(path).lower().endswith(".npy") for path in paths))
 
     def streams(self, subjects):
         """Whether training should read ``subjects``' windows one at a time (with

@@ -323,6 +323,9 @@ def validate_subjects(
                     raise ValueError(
                         "the region names (DataFrame columns) differ from those seen in fit"
                     )
+            # the names the weights were pretrained on, when fit took them from a checkpoint
+            check_region_names(names, getattr(estimator, "region_names_", None),
+                               name=type(estimator).__name__)
     return out
 
 

@@ -244,6 +244,15 @@ def test_region_names_travel_with_the_model_and_their_order_is_checked(tmp_path)
         with pytest.raises(ValueError, match=r"another order \(column 0 is '7Networks_1' but "
                                              r"was '7Networks_0'.*2 in all\)"):
             estimator.fit(swapped, [0, 1, 0, 1])
+    # fitted on arrays, the estimators still check named input against the weights' names
+    arrays = [x.to_numpy() for x in X]
+    embedder = BrainJEPAEmbedder(weights=path).fit(arrays)
+    assert embedder.region_names_ == names
+    classifier = BrainJEPAClassifier(path, max_epochs=1, verbose=0).fit(arrays, [0, 1, 0, 1])
+    for call in (embedder.transform, classifier.predict,
+                 lambda Z: classifier.partial_fit(Z, [0, 1, 0, 1])):
+        with pytest.raises(ValueError, match="another order"):
+            call(swapped)
     renamed = [x.set_axis([f"roi{i}" for i in range(N_REGIONS)], axis=1) for x in X]
     with pytest.warns(UserWarning, match="region names of X differ.*16 in all"):
         BrainJEPAEmbedder(weights=path).fit(renamed)

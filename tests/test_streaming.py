@@ -223,6 +223,33 @@ def test_text_files_are_cut_in_memory_unless_their_windows_exceed_the_budget(tmp
     assert runs[in_memory, 3][1] == runs[streamed, 3][1]
 
 
+def test_files_cut_in_memory_hold_the_windows_and_one_subject_at_a_time(tmp_path):
+    """Long text files, one centred window each: transform holds the windows and one
+    subject, not every subject's series (40 x 3000 x 8 float64 = 7.7 MB)."""
+    import tracemalloc
+
+    paths = _save(tmp_path, _series(lengths=[3000] * 40), kind="tsv")
+    subjects = validate_subjects(paths, lazy=True)
+    preprocessor = Preprocessor(32, window="center").fit(subjects)
+    tracemalloc.start()
+    try:
+        windows, subject_index = preprocessor.transform(subjects)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert windows.shape == (40, 32, N_REGIONS) and subject_index.tolist() == list(range(40))
+    assert peak < 2e6, peak
+    np.testing.assert_array_equal(windows, preprocessor.transform(_as_read(paths))[0])
+
+
+def test_header_names_lose_the_spaces_around_them(tmp_path):
+    path = tmp_path / "sub-01.csv"
+    path.write_text("roi_a, roi_b , roi_c\n1, 2, 3\n4, 5, 6\n")
+    table = files.read_subject_file(path)
+    assert list(table.columns) == ["roi_a", "roi_b", "roi_c"]
+    np.testing.assert_array_equal(table.to_numpy(), [[1, 2, 3], [4, 5, 6]])
+
+
 def test_a_run_on_files_resumes_the_run_saved_on_their_arrays(tmp_path):
     """The resume key hashes the subjects, not how they were given."""
     data = tmp_path / "data"
