@@ -96,7 +96,8 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
         )
     if feature_names_of(subject) is not None and names is not None:
         if not np.array_equal(feature_names_of(subject), names):
-            raise ValueError(f"subject {i} has other region names (columns) than subject 0")
+            raise ValueError(f"subject {i} has other region names (columns) than the subjects "
+                             "before it")
     if expected is not None:
         check_n_regions(np.shape(subject)[1], expected, what="fitted with",
                         n_timepoints=np.shape(subject)[0], name=name)
@@ -149,7 +150,7 @@ def _validate_files(X, check):
     lengths, n_regions, names = [], None, None
     for i, path in enumerate(paths):
         subject = read_subject_file(path)
-        if i == 0:
+        if names is None:  # the first header met (files without one have no names)
             names = feature_names_of(subject)
         try:
             array = _check_subject(i, subject, names, n_regions, **check)

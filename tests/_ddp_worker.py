@@ -188,6 +188,10 @@ def main_process_worker(rank, world_size, init_file, out_file):
             except BaseException as raised:
                 results[name] = f"{type(raised).__name__}: {raised}"
         results["slow"] = on_main_process(lambda: time.sleep(5) or "done")
+        try:  # a result that cannot be sent (a lambda does not pickle)
+            on_main_process(lambda: (lambda: None))
+        except BaseException as raised:
+            results["unsendable"] = type(raised).__name__
         results["after"] = on_main_process(lambda: rank)  # the group still works
         results["calls"] = calls
         gathered = [None] * world_size

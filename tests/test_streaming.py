@@ -242,6 +242,20 @@ def test_files_cut_in_memory_hold_the_windows_and_one_subject_at_a_time(tmp_path
     np.testing.assert_array_equal(windows, preprocessor.transform(_as_read(paths))[0])
 
 
+def test_files_with_headers_are_checked_against_the_first_header_met(tmp_path):
+    """A file without a header first: the headers after it must still agree."""
+    x = _series(lengths=(20, 20, 20))
+    np.save(tmp_path / "sub-00.npy", x[0])
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    pd.DataFrame(x[1], columns=names).to_csv(tmp_path / "sub-01.tsv", sep="\t", index=False)
+    pd.DataFrame(x[2], columns=names[::-1]).to_csv(tmp_path / "sub-02.tsv", sep="\t",
+                                                   index=False)
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    with pytest.raises(ValueError, match="sub-02.tsv: subject 2 has other region names"):
+        validate_subjects(paths, lazy=True)
+    assert list(validate_subjects(paths[:2], lazy=True).feature_names) == names
+
+
 def test_header_names_lose_the_spaces_around_them(tmp_path):
     path = tmp_path / "sub-01.csv"
     path.write_text("roi_a, roi_b , roi_c\n1, 2, 3\n4, 5, 6\n")

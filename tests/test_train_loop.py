@@ -467,3 +467,6 @@ def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path
     assert first["interrupt"] == second["interrupt"] == "KeyboardInterrupt: stop"
     # 5 s of work in process 0, past the group's 3 s timeout: the others still wait for it
     assert first["slow"] == second["slow"] == "done"
+    # the pickling error is raised in both, instead of process 1 waiting for a result
+    assert first["unsendable"] == second["unsendable"]
+    assert first["unsendable"] in ("PicklingError", "AttributeError", "TypeError")

@@ -160,6 +160,7 @@ def on_main_process(function, *args, **kwargs):
         if rank == 0:
             try:
                 payload = [(True, function(*args, **kwargs))]
+                pickle.dumps(payload)  # a result that cannot be sent fails here, in the try
             except BaseException as error:  # sent on, then raised here too
                 dist.broadcast_object_list([(False, _sendable(error))], src=0, group=group)
                 raise
