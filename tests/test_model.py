@@ -271,6 +271,11 @@ def test_token_pooling_checks_its_settings():
         TokenPooling("max")
     with pytest.raises(ValueError, match="needs n_regions"):
         TokenPooling("roi")
+    one_patch = torch.randn(2, 3, 4)  # 3 regions x 1 time patch
+    for mode in ("roi_std", "lagged"):
+        with pytest.raises(ValueError, match="at least 2 time patches per region, got 1"):
+            TokenPooling(mode, n_regions=3)(one_patch)
+    assert TokenPooling("roi", n_regions=3)(one_patch).shape == (2, 12)
 
 
 def test_time_tables_are_cached_per_patch_count_and_not_copied():

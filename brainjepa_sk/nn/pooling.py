@@ -60,6 +60,10 @@ class TokenPooling(nn.Module):
         if self.mode == "mean":
             return tokens.mean(dim=1)
         grid = tokens.reshape(tokens.shape[0], self.n_regions, -1, tokens.shape[-1])
+        if self.mode in ("roi_std", "lagged") and grid.shape[2] < 2:
+            # a spread, or a lag, over one time patch is no signal (the lag would be 0 / 0)
+            raise ValueError(f"pooling={self.mode!r} needs at least 2 time patches per "
+                             f"region, got {grid.shape[2]}")
         if self.mode == "roi":
             return grid.mean(2).flatten(1)
         if self.mode == "roi_std":
