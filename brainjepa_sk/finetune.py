@@ -33,7 +33,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
-from skorch.dataset import Dataset, ValidSplit
+from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.setter import optimizer_setter
 from skorch.utils import to_device
 from torch.utils.data import Subset
@@ -254,6 +254,7 @@ class _FineTuneBase(SubjectsInputMixin):
         "weight_decay": NON_NEGATIVE,
         "warmup_epochs": NON_NEGATIVE,
         "min_lr": NON_NEGATIVE,
+        "accumulation_steps": [Range(numbers.Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
 
@@ -280,6 +281,7 @@ class _FineTuneBase(SubjectsInputMixin):
         min_frames=None,
         normalization="auto",
         precision="auto",
+        accumulation_steps=1,
         random_state=None,
         data_dir=None,
         optimizer=torch.optim.AdamW,
@@ -311,6 +313,7 @@ class _FineTuneBase(SubjectsInputMixin):
         self.min_frames = min_frames
         self.normalization = normalization
         self.precision = precision
+        self.accumulation_steps = accumulation_steps
         self.random_state = random_state
         self.data_dir = data_dir
         # set before skorch's __init__: afterwards skorch refuses torch modules as attributes
@@ -373,6 +376,33 @@ class _FineTuneBase(SubjectsInputMixin):
             group["lr"] = lr * group["lr_scale"]
         self.optimizer_ = self.optimizer(groups, lr=lr, **kwargs)
         return self
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's forward and backward of one training batch, in ``accumulation_steps``
+        micro-batches whose gradients add up (each loss weighted by its share of the batch);
+        skorch's ``train_step`` then takes one optimizer step."""
+        n_micro = int(self.accumulation_steps)
+        if n_micro == 1:
+            return super().train_step_single(batch, **fit_params)
+        Xi, yi = unpack_data(batch)
+        total, predictions = None, []
+        parts = zip(torch.tensor_split(Xi, n_micro), torch.tensor_split(yi, n_micro))
+        try:
+            for X_part, y_part in parts:
+                if not len(X_part):  # a batch smaller than accumulation_steps
+                    continue
+                self._loss_scale_ = len(X_part) / len(Xi)  # read by get_loss
+                step = super().train_step_single((X_part, y_part), **fit_params)
+                total = step["loss"] if total is None else total + step["loss"]
+                predictions.append(step["y_pred"])
+        finally:
+            self.__dict__.pop("_loss_scale_", None)
+        return {"loss": total, "y_pred": torch.cat(predictions)}
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        """skorch's loss, weighted by the micro-batch's share of its batch when accumulating."""
+        loss = super().get_loss(y_pred, y_true, *args, **kwargs)
+        return loss * self.__dict__.get("_loss_scale_", 1.0)
 
     def infer(self, x, **fit_params):
         """Forward a batch of windows, under bf16 autocast where ``precision`` asks for it."""
@@ -615,6 +645,12 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         what the weights were pretrained with.
     precision : {"auto", "fp32", "bf16"}, default="auto"
         ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
+    accumulation_steps : int, default=1
+        Gradient accumulation: each training batch of ``batch_size`` windows runs forward and
+        backward in this many micro-batches (the activations of one in memory), their losses
+        weighted by their share of the batch, then one optimizer step: the whole batch's
+        gradient, exactly for an unweighted mean loss. The linear probe's BatchNorm sees
+        micro-batches, and with ``class_weight`` the weighted mean is taken per micro-batch.
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, the shuffling and the stochastic depth (in a fork of
         torch's global generator, which is left as it was). The same seed on CPU gives the

@@ -613,3 +613,32 @@ def test_validation_scores_without_skorchs_cache():
     ).fit(X, y)
     assert 0.0 <= clf.history_[-1]["valid_acc"] <= 1.0
     np.testing.assert_array_equal(clf.classes_, ["a", "b"])
+
+
+def test_accumulated_micro_batches_train_like_the_whole_batch():
+    """accumulation_steps=2: each batch of 8 windows runs as 2 forward/backward passes of 4
+    and one optimizer step, with the losses and the model of the whole batch (up to float
+    rounding); a batch smaller than accumulation_steps still trains."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    whole = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3)).fit(X, y)
+    seen = []
+
+    class BatchSizes(Callback):
+        def on_train_begin(self, net, X=None, y=None, **kwargs):
+            net.module_.register_forward_pre_hook(lambda module, args: seen.append(len(args[0])))
+
+    accumulated = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3), accumulation_steps=2,
+                                      callbacks=[BatchSizes()]).fit(X, y)
+    assert seen[:4] == [4, 4, 4, 4]  # two training batches of 8, as micro-batches of 4
+    np.testing.assert_allclose(accumulated.history_[:, "train_loss"],
+                               whole.history_[:, "train_loss"], rtol=1e-5)
+    for key, value in whole.module_.state_dict().items():
+        torch.testing.assert_close(accumulated.module_.state_dict()[key], value,
+                                   rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(accumulated.predict_proba(X), whole.predict_proba(X),
+                               rtol=1e-4, atol=1e-6)
+    # more micro-batches than windows in a batch: the empty ones are skipped
+    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1, batch_size=3),
+                       accumulation_steps=4).fit(X, np.arange(16.0))
+    with pytest.raises(ValueError, match="accumulation_steps"):
+        BrainJEPAClassifier(tiny_module(), **fast(), accumulation_steps=0).fit(X, y)
