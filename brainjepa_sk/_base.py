@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import numbers
 import os
 
@@ -17,6 +18,7 @@ from sklearn.utils._param_validation import (
 
 from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES
+from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
 from .train.runtime import resolve_autocast, resolve_device
 
@@ -102,6 +104,22 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
         chunk = subjects[start : start + chunk_size]
         windows, subject_index = preprocessor.transform(chunk)
         yield start, len(chunk), windows, subject_index
+
+
+def training_windows(preprocessor, subjects):
+    """The windows to train on and each one's subject, from a fitted ``preprocessor``.
+
+    A :class:`~brainjepa_sk.train.LazyWindowDataset` that reads each window when the loader
+    asks, when ``preprocessor.streams(subjects)`` (files read a window at a time, or too many
+    windows to hold); otherwise every window cut at once into one array. A subject too short
+    for a window is named (with its file) before any is read.
+    """
+    preprocessor.check_lengths(subjects)
+    if not preprocessor.streams(subjects):
+        return preprocessor.transform(subjects)
+    subject_index, starts = preprocessor.window_table(subjects.n_timepoints)
+    reader = functools.partial(preprocessor.read_window, subjects)
+    return LazyWindowDataset(subject_index, starts, reader), subject_index
 
 
 def average_by_subject(values, subject_index, n_subjects):

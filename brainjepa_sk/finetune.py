@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import numbers
 import warnings
 
@@ -50,13 +49,13 @@ from ._base import (
     check_pooling,
     check_window_patches,
     restore_on_error,
+    training_windows,
     window_chunks,
 )
 from .checkpoint import resolve_weights
 from .datasets._atlas import ATLAS_ADVICE
 from .nn import POOLINGS, EncoderWithHead
 from .preprocessing import preprocessor_for_weights
-from .train.data import LazyWindowDataset
 from .train.optim import layer_decay_groups
 from .train.runtime import forked_rng, resolve_autocast
 from .train.schedule import warmup_cosine
@@ -536,7 +535,12 @@ class _FineTuneBase(SubjectsInputMixin):
                 self._resolved_ = resolved
                 self.region_names_ = resolved.region_names
             check_pooling(self.pooling, n_patches)
-            windows, subject_index = self._training_windows(subjects)
+            # files are read a window at a time by skorch's loader (in its workers with
+            # iterator_train__num_workers) unless they are cheaper to cut at once
+            windows, subject_index = training_windows(self.preprocessor_, subjects)
+            if not isinstance(windows, np.ndarray):
+                windows = _WindowArray(windows, self.preprocessor_.n_frames,
+                                       self.n_features_in_)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
             if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):
                 warnings.warn(
@@ -569,25 +573,6 @@ class _FineTuneBase(SubjectsInputMixin):
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
-
-    def _training_windows(self, subjects):
-        """The windows to train on, and each one's subject.
-
-        Subjects given as files are read window by window when the loader asks (in its
-        workers with ``iterator_train__num_workers``), so that a corpus larger than memory
-        fine-tunes, unless reading a window means parsing or resampling its whole file and
-        all the windows fit in memory (see ``Preprocessor.streams``); arrays already in
-        memory are cut into windows at once.
-        """
-        # a subject too short for a window is named (with its file) before any is read
-        self.preprocessor_.check_lengths(subjects)
-        if not self.preprocessor_.streams(subjects):
-            return self.preprocessor_.transform(subjects)
-        subject_index, starts = self.preprocessor_.window_table(subjects.n_timepoints)
-        reader = functools.partial(self.preprocessor_.read_window, subjects)
-        windows = _WindowArray(LazyWindowDataset(subject_index, starts, reader),
-                               self.preprocessor_.n_frames, subjects.n_regions)
-        return windows, subject_index
 
     def _after_fit(self):
         pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import json
 import numbers
@@ -27,9 +26,9 @@ from ._base import (
     check_parameters,
     check_pooling,
     restore_on_error,
+    training_windows,
 )
 from .checkpoint import _to_safe, save_checkpoint
-from .files import SubjectFiles
 from .gradients import GradientPositioner, load_gradients
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
@@ -39,7 +38,6 @@ from .train import (
     Callback,
     Checkpoint,
     CollapseMonitor,
-    LazyWindowDataset,
     NonFiniteLossGuard,
     PretrainLoop,
     PretrainSchedule,
@@ -466,15 +464,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # under torchrun, process 0 reads the corpus for the gradients and statistics and
         # sends them on: every process would find the same
         gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_)
-        if isinstance(subjects, SubjectFiles):
-            preprocessor = on_main_process(preprocessor.fit, subjects)
-        if preprocessor.streams(subjects):  # read by the loader, window by window
-            dataset = LazyWindowDataset(*preprocessor.window_table(subjects.n_timepoints),
-                                        functools.partial(preprocessor.read_window, subjects))
-        elif isinstance(subjects, SubjectFiles):  # small enough to cut at once
-            dataset = WindowDataset(*preprocessor.transform(subjects))
-        else:
-            dataset = WindowDataset(*preprocessor.fit_transform(subjects))
+        preprocessor = on_main_process(preprocessor.fit, subjects)
+        windows, subject_index = training_windows(preprocessor, subjects)
+        dataset = (WindowDataset(windows, subject_index) if isinstance(windows, np.ndarray)
+                   else windows)  # a LazyWindowDataset: read by the loader's workers
         fingerprint = self._fingerprint(config, subjects, preprocessor, gradients)
         lineage = self._fingerprint(config, subjects, preprocessor, gradients,
                                     with_n_epochs=False)
