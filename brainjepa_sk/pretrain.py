@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 import numbers
 import os
@@ -69,6 +70,11 @@ def _monitor_indices(subject_index, n=_MONITOR_WINDOWS):
                      ).astype(np.int64)
 
 
+#: Options of :class:`~brainjepa_sk.nn.masking.SpatiotemporalMaskSampler` that the pretrainer
+#: sets itself (from the data, ``n_frames``, ``random_state`` and ``device``), not ``masking``.
+MASKING_SET_BY_PRETRAINER = ("n_regions", "n_patches", "seed", "device")
+
+
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     """Pretrain Brain-JEPA on subjects' ROI time series; ``transform`` gives their embeddings.
 
@@ -131,7 +137,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Target-encoder momentum at the start and at the end (linear).
     masking : dict, optional
         Keyword arguments of :class:`~brainjepa_sk.nn.masking.SpatiotemporalMaskSampler`
-        (``alpha_region_scale``, ``min_keep``, ...).
+        (``alpha_region_scale``, ``min_keep``, ...). ``set_params`` and grid searches reach
+        each option as ``masking__<option>``.
     t_r : float, optional
         TR of the input in seconds; with ``model_t_r``, series are resampled to ``model_t_r``.
     model_t_r : float, optional
@@ -331,6 +338,40 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.accumulation_steps = accumulation_steps
         self.verbose = verbose
 
+    def set_params(self, **params):
+        """Set the parameters of this estimator, ``masking__<option>`` included.
+
+        ``masking__<option>=value`` sets one option of the ``masking`` dict, so that a grid
+        search can vary one option at a time (``masking__alpha_region_scale``,
+        ``masking__count_quantile``, ...). It makes a new dict: the one passed as ``masking``
+        is not modified. ``masking=`` given in the same call is applied first.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : BrainJEPAPretrainer
+        """
+        options = {key.partition("__")[2]: params.pop(key) for key in list(params)
+                   if key.startswith("masking__")}
+        valid = sorted(set(inspect.signature(SpatiotemporalMaskSampler).parameters)
+                       - set(MASKING_SET_BY_PRETRAINER))
+        unknown = sorted(set(options) - set(valid))
+        if unknown:
+            raise ValueError(f"Invalid masking option(s) {unknown} for {type(self).__name__}: "
+                             f"the options are {valid}")
+        masking = params.get("masking", self.masking)
+        if options and not isinstance(masking, (dict, type(None))):
+            raise TypeError(f"masking__<option> needs masking to be a dict or None, got "
+                            f"{type(masking).__name__}")
+        super().set_params(**params)
+        if options:
+            self.masking = {**(self.masking or {}), **options}
+        return self
+
     def _fitted_encoder(self):
         return self.model_.target_encoder
 
@@ -487,7 +528,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
     def _mask_sampler(self, config, seed, device):
         masking = dict(self.masking or {})
-        reserved = sorted({"n_regions", "n_patches", "seed", "device"} & set(masking))
+        reserved = sorted(set(MASKING_SET_BY_PRETRAINER) & set(masking))
         if reserved:
             raise ValueError(
                 f"masking may not set {reserved}: the pretrainer sets them (the regions and "

@@ -795,3 +795,46 @@ def test_masking_options_the_pretrainer_sets_are_refused_before_any_work(key, mo
     monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
     with pytest.raises(ValueError, match=rf"masking may not set \['{key}'\]"):
         _pretrainer(masking={key: 1}).fit(_data(4))
+
+
+def test_set_params_reaches_each_masking_option_without_touching_the_given_dict(monkeypatch):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from brainjepa_sk import pretrain
+
+    given = {"min_keep": 2, "count_quantile": 0.2}
+    pipe = make_pipeline(_pretrainer(masking=given), StandardScaler())
+    pipe.set_params(brainjepapretrainer__masking__alpha_region_scale=(0.3, 0.45),
+                    brainjepapretrainer__masking__min_keep=3)
+    pretrainer = pipe.named_steps["brainjepapretrainer"]
+    assert pretrainer.masking == {"min_keep": 3, "count_quantile": 0.2,
+                                  "alpha_region_scale": (0.3, 0.45)}
+    assert given == {"min_keep": 2, "count_quantile": 0.2}  # a new dict
+    assert clone(pretrainer).masking == pretrainer.masking
+    # masking= in the same call comes first, then the options
+    pretrainer.set_params(masking__min_keep=5, masking=None)
+    assert pretrainer.masking == {"min_keep": 5}
+    assert BrainJEPAPretrainer().set_params(masking__min_keep=7).masking == {"min_keep": 7}
+    # and fit builds its sampler with them
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    seen = {}
+    monkeypatch.setattr(pretrain, "SpatiotemporalMaskSampler", spy)
+    with pytest.raises(Stop):
+        pretrainer.fit(_data(4))
+    assert seen["min_keep"] == 5 and "alpha_region_scale" not in seen
+
+
+@pytest.mark.parametrize("key", ["seed", "not_an_option"])
+def test_set_params_refuses_masking_options_that_do_not_exist_or_are_set_by_the_pretrainer(key):
+    pretrainer = _pretrainer(masking={"min_keep": 2})
+    with pytest.raises(ValueError, match=rf"Invalid masking option\(s\) \['{key}'\]"):
+        pretrainer.set_params(**{f"masking__{key}": 1, "lr": 1.0})
+    assert pretrainer.masking == {"min_keep": 2} and pretrainer.lr == 2e-3  # nothing set
