@@ -62,6 +62,14 @@ _ENCODER_TABLE = "pos_embed_proj.emb_h"
 _PREDICTOR_TABLE = "predictor_2dpe_proj.emb_h"
 
 
+def _built_for_loading(gradients, config):
+    """A ``BrainJEPA`` whose weights are about to be loaded: its random initialisation draws
+    from a fork of torch's global generator, so loading weights leaves the caller's random
+    state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        return BrainJEPA(gradients, **config)
+
+
 def _strip_prefix(state, section):
     if not isinstance(state, dict) or not state:
         raise ValueError(f"checkpoint section {section!r} is not a non-empty state dict")
@@ -199,7 +207,7 @@ def _research_model(checkpoint, gradients, num_heads, loss):
         loss=loss,
         n_patches=n_patches,
     )
-    model = BrainJEPA(gradients, **config)
+    model = _built_for_loading(gradients, config)
 
     def convert_encoder(state, section):
         state = _rename(state, _ENCODER_RENAMES)
@@ -364,7 +372,7 @@ def load_checkpoint(path, map_location="cpu"):
             f"{path} is damaged: its weights do not match the checksum stored with them"
         )
     try:
-        model = BrainJEPA(payload["gradients"], **payload["config"])
+        model = _built_for_loading(payload["gradients"], payload["config"])
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
@@ -528,7 +536,7 @@ def export_training_state(state_path, path):
             "BrainJEPAPretrainer), so the model cannot be rebuilt from it"
         )
     weights = state["loop"]["model"]
-    model = BrainJEPA(weights["encoder.pos_embed.gradients"], **extra["config"])
+    model = _built_for_loading(weights["encoder.pos_embed.gradients"], extra["config"])
     model.load_state_dict(weights)
     save_checkpoint(
         path,

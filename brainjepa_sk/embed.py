@@ -79,7 +79,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else
         ``"center"``.
     stride : int, optional
-        Step of the sliding windows. Default: our checkpoint's, else ``n_frames``.
+        Step of the sliding windows. Default: our checkpoint's (when ``n_frames`` is its window
+        length), else ``n_frames``.
     min_frames : int, optional
         Shortest series accepted (after resampling); shorter than a window but at least this
         long is padded with each region's mean. Default: our checkpoint's, else half a window.

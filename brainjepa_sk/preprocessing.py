@@ -834,8 +834,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         t_r=t_r,
         target_t_r=model_t_r,
         window=chosen_window,
-        stride=stride if stride is not None else saved.get("stride"),
-        # the saved shortest length belongs to the saved window length
+        # the saved stride and shortest length belong to the saved window length
+        stride=stride if stride is not None else (
+            saved.get("stride") if int(n_frames) == saved.get("n_frames") else None),
         min_frames=min_frames if min_frames is not None else (
             saved.get("min_frames") if int(n_frames) == saved.get("n_frames") else None),
     )

@@ -134,3 +134,19 @@ def test_gradients_and_heads_given_with_weights_that_carry_their_own_are_reporte
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         resolve_weights(tmp_path / "m.pt")
+
+
+def test_loading_weights_leaves_torchs_global_generator_alone(tmp_path, official_dir):
+    from brainjepa_sk import BrainJEPAEmbedder
+    from brainjepa_sk.checkpoint import load_research_checkpoint
+
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, _model(), preprocessing={"normalization": "global_zscore",
+                                                   "n_frames": 12, "window": "center"})
+    X = np.random.default_rng(0).standard_normal((2, 20, 10))
+    before = torch.get_rng_state()
+    load_checkpoint(path)
+    load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                             official_dir / "gradient.csv")
+    BrainJEPAEmbedder(path, device="cpu").fit(X).transform(X)
+    assert torch.equal(torch.get_rng_state(), before)

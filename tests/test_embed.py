@@ -399,12 +399,17 @@ def test_windows_that_do_not_cut_into_patches_are_refused_at_fit():
             _subjects())
 
 
-def test_a_shorter_window_than_the_checkpoints_does_not_inherit_its_shortest_length(tmp_path):
+def test_another_window_than_the_checkpoints_does_not_inherit_its_stride_or_shortest_length(
+        tmp_path):
     module = tiny_module(N_REGIONS)
     path = tmp_path / "model.pt"
-    save_checkpoint(path, module, preprocessing=Preprocessor(8, min_frames=8).fit(
-        _subjects()).to_dict())
+    save_checkpoint(path, module, preprocessing=Preprocessor(
+        8, window="sliding", stride=6, min_frames=8).fit(_subjects()).to_dict())
     embedder = BrainJEPAEmbedder(weights=path, n_frames=4, device="cpu").fit(_subjects())
-    assert embedder.preprocessor_.n_frames == 4 and embedder.preprocessor_.min_frames is None
+    prep = embedder.preprocessor_
+    assert (prep.n_frames, prep.min_frames, prep.stride) == (4, None, None)  # stride: a window
+    longer = BrainJEPAEmbedder(weights=path, n_frames=12, device="cpu").fit(_subjects())
+    assert longer.preprocessor_.stride is None
     kept = BrainJEPAEmbedder(weights=path, device="cpu").fit(_subjects())
-    assert kept.preprocessor_.min_frames == 8  # the same window: the saved setting holds
+    # the same window: the saved settings hold
+    assert (kept.preprocessor_.min_frames, kept.preprocessor_.stride) == (8, 6)
