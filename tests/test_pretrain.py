@@ -508,6 +508,13 @@ def test_a_failed_fit_keeps_the_previous_one():
     np.testing.assert_array_equal(model.transform(X), before)
 
 
+def test_a_run_whose_features_diverge_first_gets_the_loss_guards_error():
+    # at this rate the monitored features overflow an epoch before the loss does: the collapse
+    # monitor used to fail inside torch.linalg.svd
+    with pytest.raises(FloatingPointError, match="lower lr"):
+        _pretrainer(n_epochs=2, lr=1e5, start_lr=1e5, final_lr=1e5).fit(_data())
+
+
 @pytest.mark.parametrize(
     "params, message",
     [

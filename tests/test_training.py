@@ -119,6 +119,10 @@ def test_collapse_metrics():
     assert rank_one["effective_rank"] == pytest.approx(1.0, abs=0.05)
     single = collapse_metrics(torch.randn(1, 16))  # one sample: unknown, not "collapsed"
     assert math.isnan(single["std"]) and math.isnan(single["effective_rank"])
+    diverged = torch.randn(8, 16)
+    diverged[3, 2] = float("inf")  # a diverged run: no SVD error, NaN (the loss guard reports)
+    metrics = collapse_metrics(diverged)
+    assert math.isnan(metrics["std"]) and math.isnan(metrics["effective_rank"])
 
 
 @pytest.mark.gpu

@@ -98,10 +98,12 @@ def collapse_metrics(features):
         ``std``: mean over features of the standard deviation across samples (0 when collapsed);
         ``effective_rank``: exp of the entropy of the normalised singular values of the centred
         features (Roy & Vetterli, 2007), between 1 and ``min(n_samples, dim)``. Both are NaN
-        for fewer than two samples.
+        for fewer than two samples or non-finite features.
     """
     features = features.float().reshape(-1, features.shape[-1])
-    if features.shape[0] < 2:  # no spread to measure: not "collapsed", unknown
+    # fewer than two samples: no spread to measure (not "collapsed", unknown); non-finite
+    # features (a diverged run, which the loss guard reports): none to measure either
+    if features.shape[0] < 2 or not bool(torch.isfinite(features).all()):
         return {"std": float("nan"), "effective_rank": float("nan")}
     centred = features - features.mean(0, keepdim=True)
     std = features.std(0).mean()
