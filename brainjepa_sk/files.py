@@ -94,6 +94,47 @@ def _has_header(first_line, second_line, separator):
     return integers and fractions
 
 
+def _read_csv_table(path, column="region"):
+    """A numeric ``.csv`` or ``.tsv`` table, with or without a header line of names.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (tab-separated when it ends in ``.tsv``, else comma-separated).
+    column : str, default="region"
+        What a column is, for the error about an index column.
+
+    Returns
+    -------
+    numpy.ndarray or pandas.DataFrame
+        A DataFrame when the file has a header line of names.
+
+    Raises
+    ------
+    ValueError
+        When a cell is not a number, or the first column is an unnamed index.
+    """
+    import pandas as pd
+
+    separator = "\t" if Path(path).suffix.lower() == ".tsv" else ","
+    with open(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
+        first_line, second_line = file.readline(), file.readline()
+    header = 0 if _has_header(first_line, second_line, separator) else None
+    table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
+                        na_values=["n/a"])
+    if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
+        table = table.iloc[:, :-1]  # every line ends with the separator
+    if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):
+        raise ValueError(
+            "its first column has no name: a table index (pandas' to_csv writes one "
+            f"unless index=False), not a {column}; remove it")
+    values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
+    if header is None:
+        return values
+    # names as written, without the spaces that often follow a comma
+    return pd.DataFrame(values, columns=[str(name).strip() for name in table.columns])
+
+
 def read_subject_file(path):
     """One subject's ``(n_timepoints, n_regions)`` series from a file.
 
@@ -129,25 +170,7 @@ def read_subject_file(path):
         if suffix == ".npy":
             return np.load(path, mmap_mode="r", allow_pickle=False)
         if suffix in (".tsv", ".csv"):
-            import pandas as pd
-
-            separator = "\t" if suffix == ".tsv" else ","
-            with open(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
-                first_line, second_line = file.readline(), file.readline()
-            header = 0 if _has_header(first_line, second_line, separator) else None
-            table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
-                                na_values=["n/a"])
-            if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
-                table = table.iloc[:, :-1]  # every line ends with the separator
-            if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):
-                raise ValueError(
-                    "its first column has no name: a table index (pandas' to_csv writes one "
-                    "unless index=False), not a region; remove it")
-            values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
-            if header is None:
-                return values
-            # names as written, without the spaces that often follow a comma
-            return pd.DataFrame(values, columns=[str(column).strip() for column in table.columns])
+            return _read_csv_table(path, column="region")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             return np.loadtxt(path, comments="#", ndmin=2)

@@ -21,6 +21,7 @@ from ._base import (
     SubjectsInputMixin,
     check_parameters,
 )
+from .files import _read_csv_table
 from .validation import check_n_regions, feature_names_of, validate_subjects
 
 __all__ = ["GradientPositioner", "load_gradients"]
@@ -42,8 +43,9 @@ def load_gradients(source):
     Parameters
     ----------
     source : str, path-like or array-like
-        A ``.npy`` file, a text file (``.csv`` comma-separated, anything else whitespace- or
-        tab-separated; an optional header line is skipped), or an array of shape
+        A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
+        anything else whitespace-separated; an optional header line of names is skipped, and
+        an unnamed first column, a table index, is refused), or an array of shape
         ``(n_regions, n_components)``. The research atlas file ``gradient_mapping_450.csv``
         (450 rows, 30 columns, no header) loads as it is.
 
@@ -69,17 +71,23 @@ def load_gradients(source):
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
                     f"holding Python objects): {error}"
                 ) from error
+        elif path.suffix.lower() in (".csv", ".tsv"):  # names and index columns as for subjects
+            try:
+                array = np.asarray(_read_csv_table(path, column="gradient"))
+            except (ValueError, UnicodeDecodeError) as error:
+                raise ValueError(f"{path} is not a numeric gradient table (one row per region, "
+                                 f"one column per gradient; an optional header line): {error}"
+                                 ) from error
         else:
-            delimiter = "," if path.suffix == ".csv" else None
             try:
                 with open(path) as file:
                     first_line = file.readline()
                 try:  # a first line that is not numbers is a header
-                    [float(cell) for cell in first_line.split(delimiter)]
+                    [float(cell) for cell in first_line.split()]
                     header = 0
                 except ValueError:
                     header = 1
-                array = np.loadtxt(path, delimiter=delimiter, ndmin=2, skiprows=header)
+                array = np.loadtxt(path, ndmin=2, skiprows=header)
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(
                     f"{path} is not a numeric gradient table (one row per region, one column "

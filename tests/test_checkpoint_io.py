@@ -67,6 +67,21 @@ def test_load_gradients_formats(tmp_path, official_dir):
         load_gradients(tmp_path / "missing.csv")
 
 
+@pytest.mark.parametrize("separator, suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_gradient_tables_written_by_pandas(tmp_path, separator, suffix):
+    import pandas as pd
+
+    gradients = np.random.default_rng(0).standard_normal((12, 3))
+    path = tmp_path / f"g{suffix}"
+    # pandas' default: integer column names (a header line), and no index written
+    pd.DataFrame(gradients).to_csv(path, sep=separator, index=False)
+    np.testing.assert_allclose(load_gradients(path), gradients)
+    # with its index: refused, rather than read as a first gradient counting the rows
+    pd.DataFrame(gradients).to_csv(path, sep=separator)
+    with pytest.raises(ValueError, match=rf"{path.name}.*first column has no name.*index"):
+        load_gradients(path)
+
+
 def _same_weights(a, b):
     return all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
 
