@@ -376,11 +376,15 @@ def load_checkpoint(path, map_location="cpu"):
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
-    return LoadedCheckpoint(
+    loaded = LoadedCheckpoint(
         model=model.eval(),
         preprocessing=_from_safe(payload.get("preprocessing", {})),
         metadata=_from_safe(payload.get("metadata", {})),
     )
+    # the module carries them too, so that it can be passed as weights on its own
+    model.preprocessing = copy.deepcopy(loaded.preprocessing) or None
+    model.region_names = loaded.metadata.get("region_names")
+    return loaded
 
 
 def is_our_checkpoint(path):
@@ -431,7 +435,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         ``"ukbiobank"``: the research checkpoint pretrained on UK Biobank with its gradient
         file, fetched once into ``data_dir`` (TR 2.205 s). A path: a checkpoint saved by this
         package (it carries its gradients and preprocessing) or a research checkpoint (then
-        ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder) or a
+        ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder, with the
+        preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
         ``BrainEncoder``, copied.
     gradients : str, path-like or array-like, optional
         Gradient matrix of a research checkpoint given by path.
@@ -462,8 +467,13 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             raise TypeError(
                 f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"
             )
+        # what a pretrainer's model_ or a loaded checkpoint's model carries (older pickles lack it)
+        saved = copy.deepcopy(getattr(weights, "preprocessing", None)) or None
         # a private copy: the caller's module is never frozen, moved or changed
-        return ResolvedWeights(copy.deepcopy(encoder).cpu(), n_frames=frames)
+        return ResolvedWeights(copy.deepcopy(encoder).cpu(), preprocessing=saved,
+                               model_t_r=saved.get("target_t_r") if saved else None,
+                               n_frames=frames,
+                               region_names=getattr(weights, "region_names", None))
     model_t_r = None
     if isinstance(weights, str) and weights == "ukbiobank":
         from .datasets import fetch_ukbiobank_weights

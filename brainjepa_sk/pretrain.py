@@ -520,6 +520,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                                   (fingerprint, lineage), preprocessor)
 
         self.model_ = model.cpu().eval()
+        # so that weights=model_ preprocesses as the saved file does
+        self.model_.preprocessing = preprocessor.to_dict()
+        self.model_.region_names = self._region_names().get("region_names")
         self.gradients_ = gradients
         self.preprocessor_ = preprocessor
         self.history_ = history

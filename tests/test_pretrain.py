@@ -218,6 +218,30 @@ def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     assert centre.preprocessor_.window == "center"
 
 
+def test_the_fitted_module_as_weights_preprocesses_as_the_saved_file(tmp_path):
+    import pandas as pd
+
+    from brainjepa_sk import BrainJEPAClassifier
+
+    X = _data() * 100 + 500
+    frames = [pd.DataFrame(x, columns=[f"roi{i}" for i in range(N_REGIONS)]) for x in X]
+    model = _pretrainer(n_epochs=1, t_r=2.0).fit(frames)
+    path = tmp_path / "model.pt"
+    model.save(path)
+    expected = model.transform(X)
+    for weights in (model.model_, load_checkpoint(path).model):
+        embedder = BrainJEPAEmbedder(weights=weights).fit(X[:2])
+        assert embedder.preprocessor_.to_dict().keys() == model.preprocessor_.to_dict().keys()
+        assert (embedder.preprocessor_.window, embedder.preprocessor_.target_t_r) == ("sliding", 2.0)
+        np.testing.assert_allclose(embedder.preprocessor_.median_, model.preprocessor_.median_)
+        np.testing.assert_allclose(embedder.transform(X), expected, atol=1e-6)
+        assert embedder.region_names_ == [f"roi{i}" for i in range(N_REGIONS)]
+    classifier = BrainJEPAClassifier(model.model_, max_epochs=1, batch_size=8, verbose=0,
+                                     random_state=0).fit(X, np.arange(len(X)) % 2)
+    assert classifier.preprocessor_.normalization == "robust"
+    np.testing.assert_allclose(classifier.preprocessor_.iqr_, model.preprocessor_.iqr_)
+
+
 def test_region_names_travel_with_the_model_and_their_order_is_checked(tmp_path):
     """Fitted on labelled regions, the checkpoint (and an exported training state) keeps their
     names; embedding or fine-tuning columns in another order is refused, other names warn."""

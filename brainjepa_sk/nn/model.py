@@ -88,6 +88,13 @@ class BrainJEPA(nn.Module):
         Exponential moving average of ``encoder``; never receives gradients.
     config : dict
         The constructor arguments, enough to rebuild the module with ``BrainJEPA(gradients, **config)``.
+    preprocessing : dict or None
+        How its input was preprocessed (``Preprocessor.to_dict()``: window, scaling with its
+        statistics, TR), when known: set by :class:`~brainjepa_sk.BrainJEPAPretrainer` and
+        :func:`~brainjepa_sk.checkpoint.load_checkpoint`. The estimators given this module as
+        ``weights`` apply it, as they do for a saved file. None for a module built here.
+    region_names : list of str or None
+        Names of the regions it was pretrained on, in order, when known (as ``preprocessing``).
     """
 
     def __init__(
@@ -152,6 +159,9 @@ class BrainJEPA(nn.Module):
             if isinstance(module, DropPath):
                 module.p = 0.0
         self.target_encoder.requires_grad_(False)
+        # plain data (not tensors, not in the state dict): what the estimators need to feed it
+        self.preprocessing = None
+        self.region_names = None
 
     @classmethod
     def from_preset(cls, preset, gradients, **overrides):
