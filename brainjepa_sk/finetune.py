@@ -113,7 +113,7 @@ class SubjectWindows(Dataset):
 
 
 def _targets_of(dataset):
-    """The targets of a :class:`SubjectWindows` or of a ``Subset`` of one."""
+    """The targets of a ``SubjectWindows`` or of a ``Subset`` of one."""
     if isinstance(dataset, Subset):
         return np.asarray(_targets_of(dataset.dataset))[np.asarray(dataset.indices)]
     return np.asarray(dataset.y)
@@ -166,7 +166,7 @@ class SubjectValidSplit:
                 f"random_state={self.random_state!r})")
 
     def __call__(self, dataset, y=None, groups=None):
-        """Split a :class:`SubjectWindows` into training and validation ``Subset``\\ s."""
+        """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s."""
         if not isinstance(dataset, SubjectWindows):
             raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
         if not 0.0 < float(self.fraction) < 1.0:

@@ -238,7 +238,8 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
     reference : array-like of shape (n_regions, k) or path, default=None
         Gradients to align the group gradients to, with ``k >= n_components`` (only the first
         ``n_components`` columns are used), e.g. a published gradient file; loaded with
-        :func:`load_gradients`. ``None`` keeps the group gradients as computed.
+        :func:`~brainjepa_sk.gradients.load_gradients`. ``None`` keeps the group gradients as
+        computed.
     random_state : int, RandomState instance or None, default=0
         Seeds the starting vector of the eigen-solver (the result does not otherwise depend on
         it). Pass an int for identical output across calls.
@@ -262,7 +263,7 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
 
     See Also
     --------
-    load_gradients : Read a gradient matrix from a file.
+    brainjepa_sk.gradients.load_gradients : Read a gradient matrix from a file.
     brainspace.gradient.GradientMaps : The embedding used underneath.
 
     Notes

@@ -630,7 +630,7 @@ class Preprocessor:
 
         Arrays are cut at once (they are in memory already). Files stream when a window reads
         only its own frames, or when cutting them all would take more than
-        :data:`IN_MEMORY_WINDOW_BYTES`.
+        ``IN_MEMORY_WINDOW_BYTES``.
 
         Parameters
         ----------

@@ -108,8 +108,8 @@ class SpatiotemporalMaskSampler:
     min_keep : int, default=4
         Fewest context tokens a sample may keep; sizes are redrawn until it holds.
     static_shapes : bool, default=True
-        Keep the same numbers of context and target tokens in every batch (:attr:`n_context`,
-        :attr:`n_target`), so that every training step has the same tensor shapes (what
+        Keep the same numbers of context and target tokens in every batch (``n_context``,
+        ``n_target``), so that every training step has the same tensor shapes (what
         ``torch.compile`` and CUDA graphs need). They are quantiles (``count_quantile``) of the
         per-batch counts of the configuration; sizes whose batch cannot keep them are redrawn
         (about one draw in five at the default quantile). ``False``: the research code's way,
@@ -320,7 +320,7 @@ class SpatiotemporalMaskSampler:
         Returns
         -------
         dict
-            The sizes, as in :attr:`MaskBatch.sizes`.
+            The sizes, as in ``MaskBatch.sizes``.
         """
         need_context = self.n_context if self.static_shapes else self.min_keep
         need_target = self.n_target if self.static_shapes else 1

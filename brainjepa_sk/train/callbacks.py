@@ -159,10 +159,10 @@ class NonFiniteLossGuard(Callback):
 
 class Checkpoint(Callback):
     """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on
-    SIGTERM); :meth:`restore` resumes from it, between epochs or inside one.
+    SIGTERM); :meth:`~brainjepa_sk.train.Checkpoint.restore` resumes from it, between epochs or inside one.
 
     Put it last in the loop's callbacks, so that the saved history holds what the other
-    callbacks added to the epoch's record, and call :meth:`restore` before
+    callbacks added to the epoch's record, and call :meth:`~brainjepa_sk.train.Checkpoint.restore` before
     :meth:`PretrainLoop.run`::
 
         checkpoint = Checkpoint("run/last.pt", key="my-run")

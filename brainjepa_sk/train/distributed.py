@@ -135,7 +135,7 @@ def on_main_process(function, *args, **kwargs):
 
     For work whose result every process needs and which would give the same result in each
     (e.g. the gradients of the whole corpus): the others wait instead of repeating it, for
-    up to :data:`MAIN_PROCESS_TIMEOUT` (the result travels through a gloo group of its own,
+    up to ``MAIN_PROCESS_TIMEOUT`` (the result travels through a gloo group of its own,
     on the CPU). An exception raised in process 0 (``KeyboardInterrupt`` included) is raised
     in every process, so none waits for a result that will not come.
 

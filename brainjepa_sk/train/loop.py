@@ -29,7 +29,7 @@ class PretrainLoop:
 
     Each step takes the schedule's values for the step number, draws masks, and runs
     :func:`~brainjepa_sk.train.train_step` (forward, backward, optimizer step, EMA of the target
-    encoder). Each epoch appends a record to :attr:`history` and calls the callbacks. The loop
+    encoder). Each epoch appends a record to ``history`` and calls the callbacks. The loop
     reads no global state except torch's global generator, which stochastic depth draws from
     and which :meth:`state_dict` records.
 
@@ -54,7 +54,7 @@ class PretrainLoop:
     autocast_dtype : torch.dtype, optional
         Autocast dtype of the forward passes (``torch.bfloat16`` on GPU); ``None``: float32.
     callbacks : list of Callback, optional
-        Called in order at each hook (see :mod:`brainjepa_sk.train.callbacks`).
+        Called in order at each hook (see :class:`~brainjepa_sk.train.Callback`).
     compile : bool or dict, default=False
         Run the forward pass (targets, context, prediction, loss) through ``torch.compile``
         (a dict: its keyword arguments, e.g. ``{"backend": "aot_eager"}``). Shapes are static
@@ -144,7 +144,7 @@ class PretrainLoop:
         Returns
         -------
         list of dict
-            :attr:`history`.
+            ``history``.
         """
         self.model.train()
         self._stop_requested = False

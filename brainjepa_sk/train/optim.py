@@ -87,7 +87,7 @@ def layer_decay_groups(model, weight_decay, layer_decay):
 
 
 def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=None):
-    """AdamW over the context encoder and predictor of a :class:`BrainJEPA`.
+    """AdamW over the context encoder and predictor of a :class:`~brainjepa_sk.nn.BrainJEPA`.
 
     Parameters
     ----------
