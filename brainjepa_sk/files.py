@@ -94,6 +94,17 @@ def _has_header(first_line, second_line, separator):
     return integers and fractions
 
 
+def _check_line_lengths(path, separator):
+    """Raise when a line has another number of cells than the first (a truncated line)."""
+    with open(path, encoding="utf-8-sig") as file:
+        lengths = [len(line.rstrip("\r\n").split(separator))
+                   for line in file if line.strip()]
+    short = [number for number, length in enumerate(lengths, 1) if length != lengths[0]]
+    if short:
+        raise ValueError(f"line {short[0]} has {lengths[short[0] - 1]} cells but line 1 has "
+                         f"{lengths[0]} (a truncated or damaged line)")
+
+
 def _read_csv_table(path, column="region"):
     """A numeric ``.csv`` or ``.tsv`` table, with or without a header line of names.
 
@@ -129,6 +140,8 @@ def _read_csv_table(path, column="region"):
             "its first column has no name: a table index (pandas' to_csv writes one "
             f"unless index=False), not a {column}; remove it")
     values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
+    if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
+        _check_line_lengths(path, separator)
     if header is None:
         return values
     # names as written, without the spaces that often follow a comma

@@ -70,7 +70,9 @@ def _as_subject_list(X):
             f"{_LAYOUT}; got one 2-D table of shape {getattr(X, 'shape', None)}. "
             "For a single subject, pass [x]."
         )
-    if hasattr(X, "ndim") and X.ndim != 3:
+    if getattr(X, "ndim", None) == 1 and getattr(getattr(X, "dtype", None), "kind", None) == "O":
+        X = list(X)  # subjects of different lengths, as np.load(..., allow_pickle=True) gives
+    elif hasattr(X, "ndim") and X.ndim != 3:
         raise ValueError(
             f"{_LAYOUT}; got a {X.ndim}-D array of shape {X.shape}. Reshape your data to "
             "(n_subjects, n_timepoints, n_regions)"
@@ -90,9 +92,11 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
     if _only_array_protocol(subject):
         subject = np.asarray(subject)
     if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
+        several = (" (a 3-D array holds several subjects: pass it as X itself, or its subjects "
+                   "in the list)") if np.ndim(subject) == 3 else ""
         raise ValueError(
-            f"{_LAYOUT}; subject {i} has {np.ndim(subject)} dimension(s) "
-            f"(shape {np.shape(subject)})"
+            f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
+            f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. {_LAYOUT}"
         )
     if feature_names_of(subject) is not None and names is not None:
         if not np.array_equal(feature_names_of(subject), names):

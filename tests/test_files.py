@@ -64,6 +64,16 @@ def test_file_errors_name_the_file(tmp_path):
     (tmp_path / "bad.csv").write_text("1,2,3\n4,x,6\n")
     with pytest.raises(ValueError, match=r"bad\.csv is not a numeric"):
         validate_subjects([tmp_path / "bad.csv"])
+    (tmp_path / "short.csv").write_text("1,2,3\n4,5\n6,7,8\n")  # pandas fills NaN in
+    with pytest.raises(ValueError, match=r"short\.csv .*line 2 has 2 cells but line 1 has 3"):
+        validate_subjects([tmp_path / "short.csv"])
+    (tmp_path / "missing.csv").write_text("1,2,3\n4,5,\n6,7,8\n")  # a missing value
+    with pytest.raises(ValueError, match=r"missing\.csv.*NaN"):
+        validate_subjects([tmp_path / "missing.csv"], lazy=True)
+    np.save(tmp_path / "several.npy", np.zeros((2, 30, 5)))
+    with pytest.raises(ValueError, match=r"several\.npy: subject 0 has 3 dimension\(s\).*a "
+                                         r"3-D array holds several subjects"):
+        validate_subjects([tmp_path / "several.npy"], lazy=True)
     (tmp_path / "s.nii").write_text("")
     with pytest.raises(ValueError, match=r"s\.nii: unknown subject file type"):
         read_subject_file(tmp_path / "s.nii")

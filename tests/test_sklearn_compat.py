@@ -191,6 +191,10 @@ def test_objects_converting_to_arrays_and_region_count_first(estimator, X):
     fitted = clone(estimator).fit(_OnlyArrayProtocol(X))
     np.testing.assert_allclose(fitted.transform([_OnlyArrayProtocol(x) for x in X]),
                                clone(estimator).fit(X).transform(X), rtol=1e-6, atol=1e-6)
+    # subjects of different lengths in an object array (np.load(..., allow_pickle=True))
+    ragged = np.empty(len(X), dtype=object)
+    ragged[:] = [x[: len(x) - i % 3] for i, x in enumerate(X)]
+    np.testing.assert_array_equal(fitted.transform(ragged), fitted.transform(list(ragged)))
     # a wrong region count is reported as such, even where the data have other faults too
     with pytest.raises(ValueError, match=f"X has 1 features, but {type(estimator).__name__} is "
                                          f"expecting {N_REGIONS} features as input"):
