@@ -305,32 +305,32 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         # the types and ranges first (BrainSpace would take an unknown approach for "dm"),
         # then what depends on the number of regions
         check_parameters(self)
-        if self.n_components >= n_regions:
-            raise ValueError(
-                f"n_components={self.n_components} must be smaller than the number of regions "
-                f"({n_regions})"
-            )
-        # The eigen-solver of "dm"/"le" also computes the trivial first eigenvector.
-        if self.approach in ("dm", "le") and self.n_components > n_regions - 2:
-            raise ValueError(
-                f"n_components={self.n_components} is too large for {n_regions} regions with "
-                f"approach={self.approach!r}: at most n_regions - 2 = {n_regions - 2}"
-            )
-        if self.sparsity is not None:
-            if self.sparsity > 0:
-                # BrainSpace keeps int(n * (1 - sparsity)) entries per row; with one left, each row
-                # keeps only its diagonal and the affinity carries no structure.
-                kept = int(n_regions * (1 - self.sparsity))
-                if kept < 2:
-                    # largest two-decimal sparsity that keeps 2 (float rounding checked)
-                    suggestion = math.floor((1 - 2 / n_regions) * 100) / 100
-                    while suggestion > 0 and int(n_regions * (1 - suggestion)) < 2:
-                        suggestion = round(suggestion - 0.01, 2)
-                    raise ValueError(
-                        f"sparsity={self.sparsity} keeps {kept} connection(s) per region out of "
-                        f"{n_regions} regions; at least 2 are needed. Lower sparsity (e.g. "
-                        f"{suggestion:.2f} or less)."
-                    )
+        # every limit that depends on the atlas at once: a small atlas often breaks several
+        problems = []
+        # the eigen-solver of "dm"/"le" also computes the trivial first eigenvector
+        trivial = self.approach in ("dm", "le")
+        largest = n_regions - 2 if trivial else n_regions - 1
+        if self.n_components > largest:
+            rule = (f"at most n_regions - 2 = {largest} with approach={self.approach!r}"
+                    if trivial else f"smaller than the number of regions ({n_regions})")
+            problems.append(f"n_components={self.n_components} is too large for {n_regions} "
+                            f"regions: {rule}")
+        if self.sparsity is not None and self.sparsity > 0:
+            # BrainSpace keeps int(n * (1 - sparsity)) entries per row; with one left, each row
+            # keeps only its diagonal and the affinity carries no structure.
+            kept = int(n_regions * (1 - self.sparsity))
+            if kept < 2:
+                # largest two-decimal sparsity that keeps 2 (float rounding checked)
+                suggestion = math.floor((1 - 2 / n_regions) * 100) / 100
+                while suggestion > 0 and int(n_regions * (1 - suggestion)) < 2:
+                    suggestion = round(suggestion - 0.01, 2)
+                problems.append(
+                    f"sparsity={self.sparsity} keeps {kept} connection(s) per region out of "
+                    f"{n_regions} regions; at least 2 are needed. Lower sparsity (e.g. "
+                    f"{suggestion:.2f} or less)"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
 
     def _connectivity_chunks(self, data):
         """Per-subject connectivity matrices, ``(n, n_regions, n_regions)`` stacks of up to

@@ -416,7 +416,17 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     def _fit_gradients(self, subjects, n_regions):
         source = GradientPositioner() if self.gradients is None else self.gradients
         if isinstance(source, GradientPositioner):
-            gradients = clone(source).fit(subjects).gradients_
+            positioner = clone(source)
+            try:  # the settings that depend on the atlas, named as the pretrainer's
+                positioner._check_params(n_regions)
+            except ValueError as error:
+                what = ("the default gradients=GradientPositioner()" if self.gradients is None
+                        else f"gradients={source!r}")
+                raise ValueError(
+                    f"{what} cannot be fitted on X's {n_regions} regions: {error}. Pass "
+                    "gradients=GradientPositioner(...) with settings for this atlas, or a "
+                    "gradient matrix") from None
+            gradients = positioner.fit(subjects).gradients_
         else:
             gradients = load_gradients(source)
         if gradients.shape[0] != n_regions:

@@ -174,7 +174,7 @@ def test_wrong_region_count_in_transform(X, fitted):
 
 def test_too_many_components(X):
     with pytest.raises(ValueError, match=rf"n_components={N_REGIONS}.*\({N_REGIONS}\)"):
-        GradientPositioner(n_components=N_REGIONS, sparsity=0.5).fit(X)
+        GradientPositioner(n_components=N_REGIONS, sparsity=0.5, approach="pca").fit(X)
     # The diffusion map also needs room for its trivial eigenvector.
     with pytest.raises(ValueError, match=rf"n_components={N_REGIONS - 1}.*{N_REGIONS - 2}"):
         GradientPositioner(n_components=N_REGIONS - 1, sparsity=0.5).fit(X)
@@ -188,6 +188,19 @@ def test_sparsity_too_high_for_few_regions(X):
     assert GradientPositioner(n_components=3, sparsity=0.89).fit(X).gradients_.shape == (20, 3)
     with pytest.raises(ValueError, match=r"keeps 1 connection.*e\.g\. 0\.66 or less"):
         GradientPositioner(n_components=1, sparsity=0.7).fit(X[:, :, :6])
+    # both limits at once, as the pretrainer's default positioner meets them on a small atlas
+    with pytest.raises(ValueError, match=r"n_components=19 is too large.*at most n_regions - 2 "
+                                         r"= 18.*; sparsity=0\.9 keeps 1 connection"):
+        GradientPositioner(n_components=19).fit(X)
+
+
+def test_the_pretrainers_default_gradients_on_a_small_atlas_say_what_to_change(X):
+    from brainjepa_sk import BrainJEPAPretrainer
+
+    with pytest.raises(ValueError, match=r"the default gradients=GradientPositioner\(\) cannot "
+                                         r"be fitted on X's 20 regions: n_components=30.*= 18.*"
+                                         r"sparsity=0\.9.*Pass gradients=GradientPositioner"):
+        BrainJEPAPretrainer(n_frames=8, patch_size=4, device="cpu").fit(X)
 
 
 def test_identical_regions_give_a_finite_group_connectivity(X):
