@@ -436,7 +436,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             )
         return gradients
 
-    def _fingerprint(self, config, subjects, preprocessor, gradients, with_n_epochs=True):
+    def _fingerprint(self, config, subjects, preprocessor, gradients, device,
+                     with_n_epochs=True):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume.
 
         ``with_n_epochs=False``: the key of the run's lineage, shared by the same run asked for
@@ -449,6 +450,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                    "accumulation_steps",
                    *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
+        params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
         # the state format is part of the key: files of older layouts are not resumed
         text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
         digest = hashlib.sha256(text.encode())
@@ -519,8 +522,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         windows, subject_index = training_windows(preprocessor, subjects)
         dataset = (WindowDataset(windows, subject_index) if isinstance(windows, np.ndarray)
                    else windows)  # a LazyWindowDataset: read by the loader's workers
-        fingerprint = self._fingerprint(config, subjects, preprocessor, gradients)
-        lineage = self._fingerprint(config, subjects, preprocessor, gradients,
+        fingerprint = self._fingerprint(config, subjects, preprocessor, gradients, device)
+        lineage = self._fingerprint(config, subjects, preprocessor, gradients, device,
                                     with_n_epochs=False)
         # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
         # so that random_state decides them and the caller's state is left alone.

@@ -475,6 +475,16 @@ def test_settings_that_do_not_shape_the_run_resume_it(saved_run, tmp_path):
     assert _state_files(tmp_path) == [tmp_path / saved_run.name]
 
 
+def test_precision_auto_resumes_as_the_arithmetic_it_chose(saved_run, tmp_path):
+    # "auto" trains in float32 on a CPU: the same run as precision="fp32"
+    assert _pretrainer().precision == "auto"
+    shutil.copy(saved_run, tmp_path / saved_run.name)
+    saved = torch.load(saved_run, weights_only=True)
+    model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, precision="fp32").fit(_data())
+    assert model.history_ == saved["loop"]["history"]
+    assert _state_files(tmp_path) == [tmp_path / saved_run.name]
+
+
 def test_accumulated_micro_batches_train_the_model_of_the_whole_batch():
     X = _data()
     whole = _pretrainer(n_epochs=2).fit(X)
