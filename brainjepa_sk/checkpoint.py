@@ -15,13 +15,13 @@ from __future__ import annotations
 import copy
 import os
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ._warnings import warn_user
 from .gradients import load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
@@ -453,9 +453,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         given = [name for name, value in (("gradients", gradients), ("num_heads", num_heads))
                  if value is not None and name in names]
         if given:
-            warnings.warn(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} ignored: "
+            warn_user(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} ignored: "
                           f"{what} carries its own (they apply to research checkpoints given "
-                          "by path)", UserWarning, stacklevel=3)
+                          "by path)", UserWarning)
 
     if isinstance(weights, torch.nn.Module):
         warn_ignored("a module")

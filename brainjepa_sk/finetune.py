@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -52,6 +51,7 @@ from ._base import (
     training_windows,
     window_chunks,
 )
+from ._warnings import warn_user
 from .checkpoint import resolve_weights
 from .datasets._atlas import ATLAS_ADVICE
 from .nn import POOLINGS, EncoderWithHead
@@ -543,10 +543,10 @@ class _FineTuneBase(SubjectsInputMixin):
                                        self.n_features_in_)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
             if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):
-                warnings.warn(
+                warn_user(
                     "train_split is skorch's ValidSplit, which splits windows: windows of one "
                     "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
-                    UserWarning, stacklevel=3,
+                    UserWarning
                 )
             seed = _seed_of(self.random_state)
             rng = (forked_rng(seed, torch.device(self.device)) if seed is not None

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from fractions import Fraction
 
 import numpy as np
 from scipy.signal import resample_poly
 from sklearn.exceptions import NotFittedError
 
+from ._warnings import warn_user
 from .validation import check_n_regions
 
 __all__ = [
@@ -488,13 +488,12 @@ class Preprocessor:
         spread = float(np.median(np.abs(sample - np.median(sample))))
         level = float(np.median(np.abs(sample)))
         if max(spread, level) > UNIT_SCALE_RANGE[1] or max(spread, level) < UNIT_SCALE_RANGE[0]:
-            warnings.warn(
+            warn_user(
                 f"normalization=None passes the series to the model unscaled, but they are far "
                 f"from unit scale (median |value| {level:.3g}, median absolute deviation "
                 f"{spread:.3g}): the embeddings of different subjects become nearly identical "
                 "and bf16 rounding dominates their differences. Use normalization='robust' or "
-                "'global_zscore', or scale the series yourself.",
-                stacklevel=4,
+                "'global_zscore', or scale the series yourself."
             )
 
     def transform(self, subjects):
@@ -818,10 +817,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         raise ValueError("the model does not say its window length: set n_frames")
     model_t_r = weights.model_t_r if model_t_r == "auto" else model_t_r
     if t_r is not None and model_t_r is None:
-        warnings.warn(
+        warn_user(
             f"t_r={t_r} is ignored: the model's TR is unknown, so the series are not "
-            "resampled; set model_t_r to the TR the model was trained at",
-            stacklevel=3,
+            "resampled; set model_t_r to the TR the model was trained at"
         )
     saved = weights.preprocessing or {}
     if normalization == "auto":

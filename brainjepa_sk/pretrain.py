@@ -8,7 +8,6 @@ import inspect
 import json
 import numbers
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,7 @@ from ._base import (
     restore_on_error,
     training_windows,
 )
+from ._warnings import warn_user
 from .checkpoint import _to_safe, save_checkpoint
 from .gradients import GradientPositioner, load_gradients
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
@@ -483,11 +483,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             # before any work: a folder that cannot be written would fail only after an epoch
             check_writable_folder(self.checkpoint_dir, "checkpoint_dir")
             if not isinstance(self.random_state, numbers.Integral):
-                warnings.warn(
+                warn_user(
                     "checkpoint_dir is set but random_state is not an int: the run cannot be "
                     "reproduced, so its saved state will never be resumed; pass an int "
-                    "random_state to make it resumable",
-                    stacklevel=2,
+                    "random_state to make it resumable"
                 )
         with restore_on_error(self):
             self._fit(X)
@@ -623,11 +622,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             return
         path, state = best
         loop.load_state_dict(state["loop"])
-        warnings.warn(
+        warn_user(
             f"extending the run saved in {path} (n_epochs={state['extra']['n_epochs']}, "
             f"{loop.step} steps done) to n_epochs={self.n_epochs}: the schedules follow "
-            f"n_epochs={self.n_epochs} from step {loop.step} on",
-            stacklevel=4,
+            f"n_epochs={self.n_epochs} from step {loop.step} on"
         )
 
     def _region_names(self):

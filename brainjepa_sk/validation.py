@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-import warnings
 from collections.abc import Sequence
 from pathlib import Path, PurePath
 
@@ -18,6 +17,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.utils.validation import check_array
 
+from ._warnings import warn_user
 from .files import SubjectFiles, expand_subject_paths, is_path, read_subject_file
 
 __all__ = [
@@ -366,10 +366,10 @@ def check_region_names(names, trained_names, name="the model"):
             "the columns as at pretraining (load_checkpoint(path).metadata['region_names'] "
             "lists them)"
         )
-    warnings.warn(
+    warn_user(
         f"the region names of X differ from those {name} was pretrained on ({examples}; "
         f"{len(moved)} in all): check that they are the same regions in the same order",
-        UserWarning, stacklevel=3,
+        UserWarning
     )
 
 

@@ -879,3 +879,15 @@ def test_set_params_refuses_masking_options_that_do_not_exist_or_are_set_by_the_
     with pytest.raises(ValueError, match=rf"Invalid masking option\(s\) \['{key}'\]"):
         pretrainer.set_params(**{f"masking__{key}": 1, "lr": 1.0})
     assert pretrainer.masking == {"min_keep": 2} and pretrainer.lr == 2e-3  # nothing set
+
+
+def test_warnings_name_the_users_line_not_the_package():
+    """However deep inside the package (through process 0's helper, the preprocessing, the
+    weights), a warning is attributed to the line that called the estimator."""
+    X = _data(4) * 1000
+    with pytest.warns(UserWarning, match="far from unit scale") as record:
+        model = _pretrainer(n_epochs=1, normalization=None).fit(X)
+    assert {Path(w.filename).name for w in record} == {Path(__file__).name}
+    with pytest.warns(UserWarning, match="is ignored") as record:
+        BrainJEPAEmbedder(model.model_, gradients=np.ones((N_REGIONS, 2))).fit(X)
+    assert {Path(w.filename).name for w in record} == {Path(__file__).name}

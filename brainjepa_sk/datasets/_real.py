@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._warnings import warn_user
+
 __all__ = ["load_abide", "load_development_fmri"]
 
 _SCHAEFER_N_ROIS = tuple(range(100, 1001, 100))
@@ -549,12 +551,11 @@ def load_abide(
         series.append(np.ascontiguousarray(x))
         keep.append(i)
     if unusable:
-        warnings.warn(
+        warn_user(
             f"left out {len(unusable)} subject(s) whose {derivative} series is empty, has fewer "
             f"than two timepoints or non-finite values (SUB_ID {unusable[:10]}"
             f"{'...' if len(unusable) > 10 else ''})",
-            UserWarning,
-            stacklevel=2,
+            UserWarning
         )
     if not series:
         raise ValueError(f"no subject has a usable {derivative} time series")
@@ -563,21 +564,19 @@ def load_abide(
     with_constant = [k for k, flags in enumerate(constant) if flags.any()]
     regions = np.arange(n_regions)
     if with_constant and constant_regions == "keep":
-        warnings.warn(
+        warn_user(
             f"{len(with_constant)} of {len(series)} subjects have constant regions (e.g. "
             f"SUB_ID {int(labels['subject_id'].iloc[keep[with_constant[0]]])}); the estimators "
             "of this package reject them: pass constant_regions='drop_subjects' or "
             "'drop_regions'",
-            UserWarning,
-            stacklevel=2,
+            UserWarning
         )
     elif with_constant and constant_regions == "drop_subjects":
         dropped = [int(labels["subject_id"].iloc[keep[k]]) for k in with_constant]
-        warnings.warn(
+        warn_user(
             f"left out {len(dropped)} subject(s) with constant regions (SUB_ID {dropped[:10]}"
             f"{'...' if len(dropped) > 10 else ''})",
-            UserWarning,
-            stacklevel=2,
+            UserWarning
         )
         drop = set(with_constant)
         series = [x for k, x in enumerate(series) if k not in drop]
@@ -589,12 +588,11 @@ def load_abide(
         regions = np.flatnonzero(~bad)
         if regions.size == 0:
             raise ValueError("every region is constant in some subject; nothing is left")
-        warnings.warn(
+        warn_user(
             f"left out {int(bad.sum())} of {n_regions} regions, constant in at least one "
             f"subject (indices {np.flatnonzero(bad)[:10].tolist()}"
             f"{'...' if bad.sum() > 10 else ''})",
-            UserWarning,
-            stacklevel=2,
+            UserWarning
         )
         series = [np.ascontiguousarray(x[:, regions]) for x in series]
 

@@ -8,11 +8,11 @@ in the order of the loop's ``callbacks`` list.
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import torch
 
+from .._warnings import warn_user
 from .runtime import atomic_save, load_file, tensor_checksum
 
 __all__ = [
@@ -229,9 +229,8 @@ class Checkpoint(Callback):
             return True
         why = "random_state is not an int" if self.key is None else (
             "it was written with other settings or data")
-        warnings.warn(
-            f"not resuming from {self.path}: {why}; starting afresh and overwriting it",
-            stacklevel=2,
+        warn_user(
+            f"not resuming from {self.path}: {why}; starting afresh and overwriting it"
         )
         return False
 
