@@ -488,6 +488,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                     "reproduced, so its saved state will never be resumed; pass an int "
                     "random_state to make it resumable"
                 )
+        elif self.checkpoint_every is not None:
+            warn_user(f"checkpoint_every={self.checkpoint_every} does nothing without "
+                      "checkpoint_dir: nothing is saved; set checkpoint_dir to save the run")
         with restore_on_error(self):
             self._fit(X)
         return self

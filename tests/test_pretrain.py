@@ -891,3 +891,8 @@ def test_warnings_name_the_users_line_not_the_package():
     with pytest.warns(UserWarning, match="is ignored") as record:
         BrainJEPAEmbedder(model.model_, gradients=np.ones((N_REGIONS, 2))).fit(X)
     assert {Path(w.filename).name for w in record} == {Path(__file__).name}
+
+
+def test_checkpoint_every_without_a_folder_is_warned_about():
+    with pytest.warns(UserWarning, match="checkpoint_every=2 does nothing without checkpoint_dir"):
+        _pretrainer(n_epochs=1, checkpoint_every=2).fit(_data(4))
