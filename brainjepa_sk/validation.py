@@ -323,14 +323,25 @@ def validate_subjects(
                 del estimator.feature_names_in_
         else:
             fitted_names = getattr(estimator, "feature_names_in_", None)
+            estimator_name = type(estimator).__name__
             if fitted_names is not None and names is not None:
                 if not np.array_equal(fitted_names, names):
+                    moved = [i for i, (a, b) in enumerate(zip(names, fitted_names)) if a != b]
                     raise ValueError(
-                        "the region names (DataFrame columns) differ from those seen in fit"
-                    )
+                        "the region names (DataFrame columns or file headers) differ from "
+                        "those seen in fit: " + ", ".join(
+                            f"column {i} is {names[i]!r} but was {fitted_names[i]!r}"
+                            for i in moved[:3]) + f" ({len(moved)} in all)")
             # the names the weights were pretrained on, when fit took them from a checkpoint
             check_region_names(names, getattr(estimator, "region_names_", None),
-                               name=type(estimator).__name__)
+                               name=estimator_name)
+            # as scikit-learn's own estimators warn
+            if fitted_names is not None and names is None:
+                warn_user(f"X does not have valid feature names, but {estimator_name} was "
+                          "fitted with feature names (region names)")
+            elif fitted_names is None and names is not None:
+                warn_user(f"X has feature names, but {estimator_name} was fitted without "
+                          "feature names (region names)")
     return out
 
 

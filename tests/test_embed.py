@@ -413,3 +413,25 @@ def test_another_window_than_the_checkpoints_does_not_inherit_its_stride_or_shor
     kept = BrainJEPAEmbedder(weights=path, device="cpu").fit(_subjects())
     # the same window: the saved settings hold
     assert (kept.preprocessor_.min_frames, kept.preprocessor_.stride) == (8, 6)
+
+
+def test_region_names_at_transform_follow_scikit_learns_rules():
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    arrays = _subjects()
+    frames = [pd.DataFrame(x, columns=names) for x in arrays]
+    named = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(frames)
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but "
+                                         "BrainJEPAEmbedder was fitted with feature names"):
+        named.transform(arrays)
+    swapped = [x[[names[1], names[0], *names[2:]]] for x in frames]
+    with pytest.raises(ValueError, match=r"differ from those seen in fit: column 0 is 'roi1' but "
+                                         r"was 'roi0', column 1 is 'roi0' but was 'roi1' \(2 in"):
+        named.transform(swapped)
+    unnamed = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(arrays)
+    with pytest.warns(UserWarning, match="X has feature names, but BrainJEPAEmbedder was "
+                                         "fitted without feature names"):
+        unnamed.transform(frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        named.transform(frames)
+        unnamed.transform(arrays)
