@@ -463,7 +463,7 @@ class _FineTuneBase(SubjectsInputMixin):
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
 
-    def fit(self, X, y, **fit_params):
+    def fit(self, X, y=None, **fit_params):
         """Fine-tune on subjects: every window of a subject is a sample with its target.
 
         Builds the model from ``weights`` and fits the preprocessing, unless ``warm_start``

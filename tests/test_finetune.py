@@ -388,6 +388,8 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
         clf.fit(X, y[:5])
     with pytest.raises(ValueError, match="at least 2 classes"):
         clf.fit(X, np.zeros(6))
+    with pytest.raises(ValueError, match="BrainJEPAClassifier requires y to be passed"):
+        clf.fit(X)
     bad = X.copy()
     bad[2, 3, 1] = np.nan
     embedder_error = pytest.raises(ValueError)
