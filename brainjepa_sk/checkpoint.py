@@ -105,13 +105,22 @@ def _check_time_table(table, n_regions, section, key):
             f"positions, which is not a multiple of {n_regions}: the gradients do not belong to "
             "this checkpoint (wrong number of regions)"
         )
+    def error(regions):
+        patches = n_rows // regions
+        rebuilt = sincos_time_embedding(patches, half).repeat(regions, 1)
+        return (table.float() - rebuilt).abs().max().item()
+
     n_patches = n_rows // n_regions
-    rebuilt = sincos_time_embedding(n_patches, half).repeat(n_regions, 1)
-    err = (table.float() - rebuilt).abs().max().item()
+    err = error(n_regions)
     if err > 1e-4:
+        # which region count the table was built for, if any: the likely mistake
+        trained = [r for r in range(1, n_rows + 1) if n_rows % r == 0 and error(r) <= 1e-4]
+        hint = (f"it was trained on {trained[0]} regions x {n_rows // trained[0]} patches, but "
+                f"the gradients have {n_regions} rows: they do not belong to this checkpoint"
+                if trained else "check the gradients' row count")
         raise ValueError(
             f"{section!r}/{key} does not match the sine-cosine time code for {n_regions} regions x "
-            f"{n_patches} patches (max abs difference {err:.3g}); check the gradients' row count"
+            f"{n_patches} patches (max abs difference {err:.3g}); {hint}"
         )
     return n_patches
 

@@ -151,8 +151,13 @@ def test_gradients_with_wrong_rows_are_named(official_dir):
     with pytest.raises(ValueError, match="23 rows"):
         load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients[:23], num_heads=4)
     # 12 rows divide the 240 stored positions, but the time table then does not match.
-    with pytest.raises(ValueError, match="12 regions x 20 patches"):
+    with pytest.raises(ValueError, match="12 regions x 20 patches.*it was trained on 24 regions "
+                                         "x 10 patches, but the gradients have 12 rows"):
         load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients[:12], num_heads=4)
+    with pytest.raises(ValueError, match="trained on 24 regions x 10 patches, but the gradients "
+                                         "have 30 rows"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                 np.vstack([gradients, gradients[:6]]), num_heads=4)
 
 
 def test_gradients_with_wrong_columns_are_named(official_dir):
