@@ -176,7 +176,12 @@ class SubjectValidSplit:
         labels = np.asarray(dataset.y)[first_window]
         splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
         cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
-        train, valid = next(cv.split(np.zeros(len(first_window)), labels))
+        try:
+            train, valid = next(cv.split(np.zeros(len(first_window)), labels))
+        except ValueError as error:  # e.g. fewer validation subjects than classes
+            raise ValueError(f"{self!r} cannot split {len(first_window)} subjects: {error}. "
+                             "Hold out a larger fraction of the subjects, or give more subjects"
+                             ) from error
         in_valid = np.isin(subjects, valid)
         return (Subset(dataset, np.flatnonzero(~in_valid)),
                 Subset(dataset, np.flatnonzero(in_valid)))

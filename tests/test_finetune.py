@@ -295,6 +295,14 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
 
 # -- validation split and early stopping -------------------------------------------------------
 
+def test_a_split_that_cannot_be_made_names_the_split_and_the_subjects():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    split = SubjectValidSplit(0.1, stratified=True, random_state=0)
+    with pytest.raises(ValueError, match=r"SubjectValidSplit\(fraction=0.1, stratified=True, "
+                                         r"random_state=0\) cannot split 8 subjects: .*classes"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, train_split=split)).fit(X, y)
+
+
 def test_the_subject_split_keeps_each_subjects_windows_together():
     subject_index = np.repeat(np.arange(10), [1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
     labels = np.array([0, 1] * 5)
