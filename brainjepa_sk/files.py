@@ -139,6 +139,11 @@ def _read_csv_table(path, column="region"):
         raise ValueError(
             "its first column has no name: a table index (pandas' to_csv writes one "
             f"unless index=False), not a {column}; remove it")
+    other = "," if separator == "\t" else "\t"
+    if table.shape[1] == 1 and other in first_line:
+        raise ValueError(
+            f"it reads as one column: its cells are separated by {other!r}, not {separator!r} "
+            "(a .tsv file is tab-separated, a .csv file comma-separated); rename it")
     values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
         _check_line_lengths(path, separator)

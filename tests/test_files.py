@@ -74,6 +74,9 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"several\.npy: subject 0 has 3 dimension\(s\).*a "
                                          r"3-D array holds several subjects"):
         validate_subjects([tmp_path / "several.npy"], lazy=True)
+    (tmp_path / "commas.tsv").write_text("1.5,2.5,3.5\n4.5,5.5,6.5\n")
+    with pytest.raises(ValueError, match=r"commas\.tsv .*separated by ',', not '\\t'"):
+        validate_subjects([tmp_path / "commas.tsv"])
     (tmp_path / "s.nii").write_text("")
     with pytest.raises(ValueError, match=r"s\.nii: unknown subject file type"):
         read_subject_file(tmp_path / "s.nii")
