@@ -320,6 +320,20 @@ def test_region_feature_names_for_an_embedder_fitted_on_arrays():
         embedder.get_feature_names_out(names[:-1])
 
 
+def test_a_refit_on_arrays_forgets_the_region_names_of_dataframes():
+    subjects = _subjects()
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling="roi", device="cpu")
+    embedder.fit([pd.DataFrame(x, columns=names) for x in subjects])
+    assert list(embedder.feature_names_in_) == names
+    embedder.fit(subjects)
+    assert not hasattr(embedder, "feature_names_in_")
+    assert embedder.get_feature_names_out()[0] == "region0_embedding0"
+    # fitted without names: other names are not compared with those of the first fit
+    other = [pd.DataFrame(x, columns=[f"area{r}" for r in range(N_REGIONS)]) for x in subjects]
+    np.testing.assert_array_equal(embedder.transform(other), embedder.transform(subjects))
+
+
 def _subjects(n_subjects=3, n_timepoints=20):
     rng = np.random.default_rng(0)
     return [rng.standard_normal((n_timepoints, N_REGIONS)) for _ in range(n_subjects)]

@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -577,7 +578,8 @@ def test_a_continued_fit_uses_the_class_weights_it_is_given():
 
 
 @pytest.mark.parametrize("change", [dict(freeze_encoder=True), dict(pooling="roi"),
-                                    dict(layer_decay=0.5), dict(weight_decay=0.0)])
+                                    dict(layer_decay=0.5), dict(weight_decay=0.0),
+                                    dict(final_norm=False), dict(drop_path_rate=0.3)])
 def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
@@ -652,3 +654,167 @@ def test_accumulated_micro_batches_train_like_the_whole_batch():
                        accumulation_steps=4).fit(X, np.arange(16.0))
     with pytest.raises(ValueError, match="accumulation_steps"):
         BrainJEPAClassifier(tiny_module(), **fast(), accumulation_steps=0).fit(X, y)
+
+
+# -- found by mutation testing -----------------------------------------------------------------
+
+def test_every_partial_fit_runs_the_whole_learning_rate_schedule_again():
+    recorder = Recorder()
+    X, y = offset_subjects(np.zeros(8)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=4, lr=1e-3),
+                              warmup_epochs=1, callbacks=[recorder])
+    clf.partial_fit(X, y)
+    first = recorder.lrs_
+    assert first[0][-1] == 0.0 and first[2][-1] == pytest.approx(1e-3)  # warm-up, peak
+    clf.partial_fit(X, y)
+    assert recorder.lrs_ == first  # warm-up and cosine again, not min_lr throughout
+    assert clf.history_[-1]["lr"] == pytest.approx(FAST_MIN_LR)
+
+
+def test_micro_batches_of_unequal_sizes_are_weighted_by_their_share_of_the_batch():
+    """Batches of 9 windows in 2 micro-batches of 5 and 4: still the whole batch's mean."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 9)), np.tile([0, 1], 9)
+    whole = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=9)).fit(X, y)
+    accumulated = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=9),
+                                      accumulation_steps=2).fit(X, y)
+    np.testing.assert_allclose(accumulated.history_[:, "train_loss"],
+                               whole.history_[:, "train_loss"], rtol=1e-5)
+    for key, value in whole.module_.state_dict().items():
+        torch.testing.assert_close(accumulated.module_.state_dict()[key], value,
+                                   rtol=1e-4, atol=1e-5)
+
+
+def test_accumulation_leaves_the_validation_loss_unweighted():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    split = SubjectValidSplit(0.25, stratified=True, random_state=0)
+    whole = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), train_split=split).fit(X, y)
+    accumulated = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), train_split=split,
+                                      accumulation_steps=3).fit(X, y)
+    np.testing.assert_allclose(accumulated.history_[:, "valid_loss"],
+                               whole.history_[:, "valid_loss"], rtol=1e-4)
+
+
+def test_validation_scores_of_the_regressor_are_on_windows_with_or_without_skorchs_cache():
+    """skorch's scoring without its cache passes the held-out windows as an array: they are
+    still scored as windows, against their scaled targets, not as subjects in years."""
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 12)
+    reg = BrainJEPARegressor(
+        tiny_module(), **fast(max_epochs=2), train_split=SubjectValidSplit(0.25, random_state=0),
+        callbacks=[EpochScoring("r2", lower_is_better=False, name="r2_cached"),
+                   EpochScoring("r2", lower_is_better=False, name="r2", use_caching=False)],
+    ).fit(offset_subjects(levels), 60 + 10 * levels)
+    np.testing.assert_allclose(reg.history_[:, "r2"], reg.history_[:, "r2_cached"], rtol=1e-5)
+
+
+def test_a_random_state_instance_seeds_the_fit_too():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    settings = fast(max_epochs=1, drop_path_rate=0.3)
+    first, again = (BrainJEPAClassifier(tiny_module(), **dict(
+        settings, random_state=np.random.RandomState(0))).fit(X, y) for _ in range(2))
+    np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
+    for key, value in first.module_.state_dict().items():
+        assert torch.equal(again.module_.state_dict()[key], value), key
+
+
+def test_a_failed_continued_fit_leaves_the_optimizer_as_it_was():
+    """The optimizer's moments are part of the model a continued fit trains: a continued fit
+    after a failed one trains as if the failed one had not happened."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                              callbacks=[FailInSecondEpoch()]).fit(X, y)
+    before = copy.deepcopy(clf.optimizer_.state_dict())
+    FailInSecondEpoch.armed = True
+    with pytest.raises(RuntimeError, match="disk full"):
+        clf.partial_fit(X, y)
+    after = clf.optimizer_.state_dict()
+    assert after["state"].keys() == before["state"].keys()
+    for index, state in before["state"].items():
+        for name, value in state.items():
+            assert torch.equal(torch.as_tensor(after["state"][index][name]),
+                               torch.as_tensor(value)), (index, name)
+
+
+def test_predictions_made_a_chunk_of_subjects_at_a_time_are_each_subjects_own(monkeypatch):
+    from brainjepa_sk import _base
+
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((n, N_REGIONS)) for n in (24, 8, 16, 8, 16)]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="sliding",
+                              stride=8).fit(X, [0, 1, 0, 1, 0])
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(5.0))
+    proba, prediction = clf.predict_proba(X), reg.predict(X)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    np.testing.assert_allclose(clf.predict_proba(X), proba, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(reg.predict(X), prediction, rtol=1e-6, atol=1e-6)
+
+
+def test_a_constant_target_is_predicted_rather_than_divided_by_zero():
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 8)
+    y = np.stack([levels, np.full(8, 7.0)], axis=1)  # e.g. a site every subject shares
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=2)).fit(offset_subjects(levels), y)
+    np.testing.assert_allclose(reg.target_scale_, [levels.std(), 1.0])
+    prediction = reg.predict(offset_subjects(levels))
+    assert np.isfinite(prediction).all()
+    np.testing.assert_allclose(prediction[:, 1], 7.0, atol=1.0)
+
+
+def test_a_continued_fit_keeps_the_target_scaling_of_the_first_fit():
+    """The model's outputs are in the first fit's scaled units: a continued fit on subjects
+    with other targets (here without learning anything) predicts what it predicted."""
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 8)
+    X, y = offset_subjects(levels), 60 + 10 * levels
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    mean, scale, prediction = reg.target_mean_, reg.target_scale_, reg.predict(X)
+    reg.set_params(lr=0.0, min_lr=0.0).partial_fit(X[:4], y[:4] + 20)
+    np.testing.assert_array_equal(reg.target_mean_, mean)
+    np.testing.assert_array_equal(reg.target_scale_, scale)
+    np.testing.assert_allclose(reg.predict(X), prediction, rtol=1e-6)
+
+
+def test_skorchs_split_is_not_warned_about_with_one_window_per_subject():
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((16, N_REGIONS)) for _ in range(10)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="center",
+                            train_split=ValidSplit(2)).fit(X, np.tile([0, 1], 5))
+
+
+def test_an_interrupted_fit_leaves_the_fitted_estimator_as_it_was(monkeypatch):
+    """Ctrl-C (KeyboardInterrupt) while a new fit cuts the windows undoes it like any error:
+    the fitted model keeps its own preprocessing (skorch itself ends its training loop
+    early on Ctrl-C, without raising)."""
+    from brainjepa_sk import finetune
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    module, preprocessor, proba = clf.module_, clf.preprocessor_, clf.predict_proba(X)
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(finetune, "training_windows", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        clf.fit(X * 10, y)
+    assert clf.module_ is module and clf.preprocessor_ is preprocessor
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_a_failed_first_fit_leaves_the_estimator_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    class Fail(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            raise RuntimeError("disk full")
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[Fail()])
+    with pytest.raises(RuntimeError, match="disk full"):
+        clf.fit(X, y)
+    assert not [name for name in vars(clf) if name.endswith("_") and not name.startswith("_")
+                and name not in vars(clone(clf))]
+    with pytest.raises(NotFittedError):
+        clf.predict(X)

@@ -366,3 +366,56 @@ def test_lazy_validation_of_arrays_converts_one_subject_at_a_time():
     bad[3, 2, 1] = np.inf
     with pytest.raises(ValueError, match="subject 3"):
         validate_subjects(bad, lazy=True)  # checked up front, like the eager path
+
+
+def test_scores_without_skorchs_cache_predict_the_held_out_windows_of_files(tmp_path):
+    """skorch's scoring without its cache takes the held-out windows out of the windows read
+    on demand and predicts each of them: exactly the windows, and outputs, of the arrays."""
+    from skorch.callbacks import EpochScoring
+
+    from brainjepa_sk.finetune import SubjectValidSplit
+
+    paths = _save(tmp_path, _series(lengths=(20, 26, 14, 23, 17, 21)))
+    labels = [0, 1, 0, 1, 1, 0]
+    seen = {}
+
+    def recorder(key):
+        def scoring(net, X, y):
+            seen[key] = net.predict_proba(X)
+            return 0.0
+        return scoring
+
+    for key, X in (("arrays", _as_read(paths)), ("files", paths)):
+        BrainJEPAClassifier(
+            tiny_module(), window="sliding", stride=4, max_epochs=1, batch_size=4, lr=1e-2,
+            verbose=0, random_state=0,
+            train_split=SubjectValidSplit(0.34, stratified=True, random_state=0),
+            callbacks=[EpochScoring(recorder(key), use_caching=False, name="recorded")],
+        ).fit(X, labels)
+    assert len(seen["files"]) == len(seen["arrays"]) > 0
+    np.testing.assert_array_equal(seen["files"], seen["arrays"])
+
+
+def test_files_stream_exactly_when_their_windows_exceed_the_memory_budget(tmp_path,
+                                                                          monkeypatch):
+    paths = _save(tmp_path, _series(), kind="tsv")
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    size = prep.transform(_as_read(paths))[0].nbytes  # every window, float32
+    monkeypatch.setattr(preprocessing, "IN_MEMORY_WINDOW_BYTES", size)
+    assert not prep.streams(subjects)
+    monkeypatch.setattr(preprocessing, "IN_MEMORY_WINDOW_BYTES", size - 1)
+    assert prep.streams(subjects)
+    assert not prep.streams(_as_read(paths))  # arrays are in memory already
+
+
+def test_resampled_npy_files_are_cut_in_memory_rather_than_resampled_for_every_window(
+        tmp_path):
+    """A window of a resampled series needs the whole series resampled: such files, like text
+    files, are read a window at a time only past the memory budget."""
+    subjects = validate_subjects(_save(tmp_path, _series()), lazy=True)
+    as_is = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    assert as_is.reads_window_only(subjects) and as_is.streams(subjects)
+    resampled = Preprocessor(16, window="sliding", stride=6, t_r=2.0,
+                             target_t_r=1.5).fit(subjects)
+    assert not resampled.reads_window_only(subjects) and not resampled.streams(subjects)
