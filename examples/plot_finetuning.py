@@ -19,9 +19,10 @@ the same cross-validation folds, for a binary ``group``:
 * the **same architecture trained from scratch** (a random encoder, fine-tuned the same way):
   the control that says whether the pretraining helped.
 
-Everything is small so that it runs in about a minute on a laptop CPU, and the scores move
-from seed to seed; ``benchmarks/finetune.py`` runs the same comparison at the demo's size, and
-the user guide's fine-tuning page lists what it measured.
+Everything is small so that it runs in about a minute and a half on two CPU cores (84 s when
+the documentation was built on 2026-12-03), and the scores move from seed to seed;
+``benchmarks/finetune.py`` runs the same comparison at the demo's size, and the user guide's
+fine-tuning page lists what it measured.
 """
 
 # %%
