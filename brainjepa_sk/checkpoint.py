@@ -433,6 +433,16 @@ def _trained_frames(config):
     return None if config["n_patches"] is None else config["n_patches"] * config["patch_size"]
 
 
+def _resolved(module, encoder, n_frames):
+    """``encoder`` with the preprocessing and region names that ``module`` carries (a
+    pretrainer's ``model_`` or a loaded checkpoint's model; older pickles, research models and
+    bare encoders carry none)."""
+    saved = copy.deepcopy(getattr(module, "preprocessing", None)) or None
+    return ResolvedWeights(encoder, preprocessing=saved,
+                           model_t_r=saved.get("target_t_r") if saved else None,
+                           n_frames=n_frames, region_names=getattr(module, "region_names", None))
+
+
 def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data_dir=None):
     """Turn any accepted ``weights`` into an encoder plus what its input must look like.
 
@@ -463,8 +473,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
                  if value is not None and name in names]
         if given:
             warn_user(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} ignored: "
-                          f"{what} carries its own (they apply to research checkpoints given "
-                          "by path)", UserWarning)
+                      f"{what} carries its own (they apply to research checkpoints given "
+                      "by path)")
 
     if isinstance(weights, torch.nn.Module):
         warn_ignored("a module")
@@ -476,13 +486,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             raise TypeError(
                 f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"
             )
-        # what a pretrainer's model_ or a loaded checkpoint's model carries (older pickles lack it)
-        saved = copy.deepcopy(getattr(weights, "preprocessing", None)) or None
         # a private copy: the caller's module is never frozen, moved or changed
-        return ResolvedWeights(copy.deepcopy(encoder).cpu(), preprocessing=saved,
-                               model_t_r=saved.get("target_t_r") if saved else None,
-                               n_frames=frames,
-                               region_names=getattr(weights, "region_names", None))
+        return _resolved(weights, copy.deepcopy(encoder).cpu(), frames)
     model_t_r = None
     if isinstance(weights, str) and weights == "ukbiobank":
         from .datasets import fetch_ukbiobank_weights
@@ -499,15 +504,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         raise FileNotFoundError(f"weights file not found: {weights}")
     if is_our_checkpoint(weights):
         warn_ignored("a brainjepa_sk checkpoint")
-        loaded = load_checkpoint(weights)
-        saved = loaded.preprocessing or None
-        return ResolvedWeights(
-            loaded.model.target_encoder,
-            preprocessing=saved,
-            model_t_r=saved.get("target_t_r") if saved else None,
-            n_frames=_trained_frames(loaded.model.config),
-            region_names=loaded.metadata.get("region_names"),
-        )
+        model = load_checkpoint(weights).model
+        return _resolved(model, model.target_encoder, _trained_frames(model.config))
     if gradients is None:
         raise ValueError(
             f"{weights} is a research checkpoint: pass the gradient matrix it was trained "

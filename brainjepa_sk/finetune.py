@@ -551,7 +551,6 @@ class _FineTuneBase(SubjectsInputMixin):
                 warn_user(
                     "train_split is skorch's ValidSplit, which splits windows: windows of one "
                     "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
-                    UserWarning
                 )
             seed = _seed_of(self.random_state)
             rng = (forked_rng(seed, torch.device(self.device)) if seed is not None

@@ -493,7 +493,7 @@ class Preprocessor:
                 f"from unit scale (median |value| {level:.3g}, median absolute deviation "
                 f"{spread:.3g}): the embeddings of different subjects become nearly identical "
                 "and bf16 rounding dominates their differences. Use normalization='robust' or "
-                "'global_zscore', or scale the series yourself."
+                "'global_zscore', or scale the series yourself.",
             )
 
     def transform(self, subjects):
@@ -819,7 +819,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     if t_r is not None and model_t_r is None:
         warn_user(
             f"t_r={t_r} is ignored: the model's TR is unknown, so the series are not "
-            "resampled; set model_t_r to the TR the model was trained at"
+            "resampled; set model_t_r to the TR the model was trained at",
         )
     saved = weights.preprocessing or {}
     if normalization == "auto":

@@ -486,7 +486,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 warn_user(
                     "checkpoint_dir is set but random_state is not an int: the run cannot be "
                     "reproduced, so its saved state will never be resumed; pass an int "
-                    "random_state to make it resumable"
+                    "random_state to make it resumable",
                 )
         elif self.checkpoint_every is not None:
             warn_user(f"checkpoint_every={self.checkpoint_every} does nothing without "
@@ -628,7 +628,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         warn_user(
             f"extending the run saved in {path} (n_epochs={state['extra']['n_epochs']}, "
             f"{loop.step} steps done) to n_epochs={self.n_epochs}: the schedules follow "
-            f"n_epochs={self.n_epochs} from step {loop.step} on"
+            f"n_epochs={self.n_epochs} from step {loop.step} on",
         )
 
     def _region_names(self):

@@ -380,7 +380,6 @@ def check_region_names(names, trained_names, name="the model"):
     warn_user(
         f"the region names of X differ from those {name} was pretrained on ({examples}; "
         f"{len(moved)} in all): check that they are the same regions in the same order",
-        UserWarning
     )
 
 

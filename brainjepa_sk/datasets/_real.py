@@ -555,7 +555,6 @@ def load_abide(
             f"left out {len(unusable)} subject(s) whose {derivative} series is empty, has fewer "
             f"than two timepoints or non-finite values (SUB_ID {unusable[:10]}"
             f"{'...' if len(unusable) > 10 else ''})",
-            UserWarning
         )
     if not series:
         raise ValueError(f"no subject has a usable {derivative} time series")
@@ -569,14 +568,12 @@ def load_abide(
             f"SUB_ID {int(labels['subject_id'].iloc[keep[with_constant[0]]])}); the estimators "
             "of this package reject them: pass constant_regions='drop_subjects' or "
             "'drop_regions'",
-            UserWarning
         )
     elif with_constant and constant_regions == "drop_subjects":
         dropped = [int(labels["subject_id"].iloc[keep[k]]) for k in with_constant]
         warn_user(
             f"left out {len(dropped)} subject(s) with constant regions (SUB_ID {dropped[:10]}"
             f"{'...' if len(dropped) > 10 else ''})",
-            UserWarning
         )
         drop = set(with_constant)
         series = [x for k, x in enumerate(series) if k not in drop]
@@ -592,7 +589,6 @@ def load_abide(
             f"left out {int(bad.sum())} of {n_regions} regions, constant in at least one "
             f"subject (indices {np.flatnonzero(bad)[:10].tolist()}"
             f"{'...' if bad.sum() > 10 else ''})",
-            UserWarning
         )
         series = [np.ascontiguousarray(x[:, regions]) for x in series]
 

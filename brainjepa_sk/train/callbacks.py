@@ -159,11 +159,12 @@ class NonFiniteLossGuard(Callback):
 
 class Checkpoint(Callback):
     """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on
-    SIGTERM); :meth:`~brainjepa_sk.train.Checkpoint.restore` resumes from it, between epochs or inside one.
+    SIGTERM); :meth:`~brainjepa_sk.train.Checkpoint.restore` resumes from it, between epochs
+    or inside one.
 
     Put it last in the loop's callbacks, so that the saved history holds what the other
-    callbacks added to the epoch's record, and call :meth:`~brainjepa_sk.train.Checkpoint.restore` before
-    :meth:`PretrainLoop.run`::
+    callbacks added to the epoch's record, and call
+    :meth:`~brainjepa_sk.train.Checkpoint.restore` before :meth:`PretrainLoop.run`::
 
         checkpoint = Checkpoint("run/last.pt", key="my-run")
         loop = PretrainLoop(model, loader, masks, schedule, n_epochs, callbacks=[checkpoint])
@@ -230,7 +231,7 @@ class Checkpoint(Callback):
         why = "random_state is not an int" if self.key is None else (
             "it was written with other settings or data")
         warn_user(
-            f"not resuming from {self.path}: {why}; starting afresh and overwriting it"
+            f"not resuming from {self.path}: {why}; starting afresh and overwriting it",
         )
         return False
 
