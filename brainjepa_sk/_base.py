@@ -122,12 +122,13 @@ def training_windows(preprocessor, subjects):
     return LazyWindowDataset(subject_index, starts, reader), subject_index
 
 
-def average_by_subject(values, subject_index, n_subjects):
-    """Mean of the rows of ``values`` that belong to each subject (windows -> subjects)."""
+def average_by_subject(values, subject_index, n_subjects, dtype=np.float32):
+    """Mean of the rows of ``values`` that belong to each subject (windows -> subjects),
+    summed in float64 and returned as ``dtype``."""
     sums = np.zeros((n_subjects, values.shape[1]), dtype=np.float64)
     np.add.at(sums, subject_index, values)
     counts = np.bincount(subject_index, minlength=n_subjects)[:, None]
-    return (sums / counts).astype(np.float32)
+    return (sums / counts).astype(dtype, copy=False)
 
 
 #: What ``transform`` can return: a ``TokenPooling`` mode, or each subject's token series.

@@ -27,11 +27,12 @@ from sklearn.utils import check_array, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
 from skorch.dataset import Dataset, ValidSplit, unpack_data
+from skorch.exceptions import NotInitializedError
 from skorch.setter import optimizer_setter
 from skorch.utils import to_device
 from torch.utils.data import Subset
@@ -57,7 +58,7 @@ from .datasets._atlas import ATLAS_ADVICE
 from .nn import POOLINGS, EncoderWithHead
 from .preprocessing import preprocessor_for_weights
 from .train.optim import layer_decay_groups
-from .train.runtime import forked_rng, resolve_autocast
+from .train.runtime import forked_rng, resolve_autocast, resolve_device
 from .train.schedule import warmup_cosine
 from .validation import check_n_regions, check_region_names, validate_subjects
 
@@ -65,11 +66,22 @@ __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "Wa
 
 
 class _WindowArray:
-    """Windows read on demand, indexed like an array along the first axis.
+    """Training windows, indexed like an array along the first axis.
 
-    An integer gives one window (read then); an index array, list or slice gives another
-    ``_WindowArray`` over those windows, still unread. skorch takes the subsets of a dataset's
-    ``X`` this way (scoring without its cache), then reads them batch by batch.
+    An integer gives one window as an array (read then, for windows read from files); an
+    index array, list or slice gives another ``_WindowArray`` over those windows. skorch takes
+    the subsets of a dataset's ``X`` this way (scoring without its cache). Being of this type
+    is what tells ``predict`` that it is given windows (skorch's scoring during ``fit``)
+    rather than subjects.
+
+    Parameters
+    ----------
+    windows : numpy.ndarray or sequence of torch.Tensor
+        ``(n_windows, n_frames, n_regions)`` windows, in memory or read when indexed.
+    n_frames, n_regions : int
+        The shape of one window.
+    positions : numpy.ndarray, optional
+        Which of ``windows`` this array holds, in order (all of them by default).
     """
 
     def __init__(self, windows, n_frames, n_regions, positions=None):
@@ -86,7 +98,8 @@ class _WindowArray:
         if isinstance(key, torch.Tensor):
             key = key.numpy()
         if np.ndim(key) == 0 and not isinstance(key, slice):
-            return self.windows[int(self.positions[int(key)])].numpy()
+            window = self.windows[int(self.positions[int(key)])]
+            return window.numpy() if isinstance(window, torch.Tensor) else window
         return _WindowArray(self.windows, *self.shape[1:], positions=self.positions[key])
 
 
@@ -120,8 +133,18 @@ def _targets_of(dataset):
 
 
 def _optimizer_setter(net, param, value):
-    """skorch's ``optimizer__*`` setter, except that ``optimizer__weight_decay`` leaves the
-    groups without weight decay (biases and norms) alone."""
+    """skorch's ``optimizer__*`` setter, except that the parameter groups keep their layer-wise
+    learning rates (``optimizer__lr`` and ``lr`` are scaled by each group's ``"lr_scale"``)
+    and ``optimizer__weight_decay`` leaves the groups without weight decay (biases and norms)
+    alone."""
+    if param in ("lr", "optimizer__lr"):
+        # stored, so that the schedule's peak and get_params (clone) see the new rate
+        setattr(net, param, value)
+        if param != "lr":
+            net._params_to_validate.add(param)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = value * group.get("lr_scale", 1.0)
+        return
     if param == "optimizer__weight_decay":
         for group in net.optimizer_.param_groups:
             if not group.get("no_weight_decay", False):
@@ -174,6 +197,9 @@ class SubjectValidSplit:
         subjects = dataset.subject_index
         first_window = np.unique(subjects, return_index=True)[1]
         labels = np.asarray(dataset.y)[first_window]
+        if self.stratified and type_of_target(labels).startswith("continuous"):
+            raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
+                             "are continuous (a regressor); use stratified=False")
         splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
         cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
         try:
@@ -193,10 +219,13 @@ class WarmupCosineLR(Callback):
     The peak is the optimizer's learning rate (``optimizer__lr`` if set, else ``lr``); the
     callback reads it, ``min_lr``, ``warmup_epochs`` and ``max_epochs`` from the net at every
     call of ``fit`` (so ``set_params`` and grid search reach them), reaches ``min_lr`` at the
-    last batch of ``max_epochs``, and multiplies each parameter group's ``"lr_scale"``
-    (layer-wise decay) in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over
-    its own ``max_epochs``. The rate of the epoch's last batch is recorded in the history as
-    ``"lr"``.
+    last batch of ``max_epochs`` (of ``epochs`` when it is passed to ``fit`` or
+    ``partial_fit``), and multiplies each parameter group's ``"lr_scale"`` (layer-wise decay)
+    in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over its own epochs. The
+    rate of the epoch's last batch is recorded in the history as ``"lr"``.
+
+    The fine-tuning estimators add it to skorch's callbacks as ``"lr_schedule"``:
+    ``callbacks__lr_schedule=None`` turns it off (e.g. for a skorch ``LRScheduler``).
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -214,7 +243,8 @@ class WarmupCosineLR(Callback):
         peak = net.get_params_for("optimizer").get("lr", net.lr)
         # the last step's index as the schedule's length: min_lr is reached at the last batch
         self.lr_ = warmup_cosine(
-            self.epoch_ * per_epoch + self.batch_, net.max_epochs * per_epoch - 1,
+            self.epoch_ * per_epoch + self.batch_,
+            net.__dict__.get("_epochs_run_", net.max_epochs) * per_epoch - 1,
             round(net.warmup_epochs * per_epoch), 0.0, peak, net.min_lr,
         )
         for group in net.optimizer_.param_groups:
@@ -227,11 +257,19 @@ class WarmupCosineLR(Callback):
             net.history.record("lr", self.lr_)
 
 
-def _is_windows(net, X):
+def _is_windows(X):
     """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
-    (as a dataset, or as an array when it does not cache the forward pass)."""
-    return net.__dict__.get("_training_", False) or isinstance(X, SubjectWindows) or (
+    (as a dataset, or as its ``_WindowArray`` when it does not cache the forward pass).
+    Anything else, even during ``fit`` (e.g. from a callback), is subjects."""
+    return isinstance(X, (_WindowArray, SubjectWindows)) or (
         isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
+
+
+#: How to restore a fine-tuned net, since ``initialize()`` cannot build one before ``fit``.
+_BUILT_IN_FIT = (
+    "call fit (its size comes from the weights and from y). To restore saved parameters, "
+    "fit with skorch's LoadInitState callback, or fit with max_epochs=0 and then call "
+    "load_params, or pickle the fitted estimator")
 
 
 def _seed_of(random_state):
@@ -348,10 +386,42 @@ class _FineTuneBase(SubjectsInputMixin):
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("lr_schedule", WarmupCosineLR())]
 
+    def initialize_callbacks(self):
+        """skorch's callbacks; warns when a learning-rate scheduler of the user's would be
+        overridden by the built-in ``lr_schedule``."""
+        super().initialize_callbacks()
+        names = dict(self.callbacks_)
+        if isinstance(names.get("lr_schedule"), WarmupCosineLR):
+            others = [name for name, callback in self.callbacks_
+                      if isinstance(callback, LRScheduler)]
+            if others:
+                warn_user(
+                    f"the callback {others[0]!r} sets learning rates that the built-in warm-up "
+                    "and cosine schedule overrides at every batch; pass "
+                    "callbacks__lr_schedule=None to use your scheduler instead")
+        return self
+
+    def check_is_fitted(self, attributes=None, *args, **kwargs):
+        """skorch's check (``NotInitializedError``), with how to restore a saved net."""
+        try:
+            super().check_is_fitted(attributes, *args, **kwargs)
+        except NotInitializedError:
+            raise NotInitializedError(
+                f"This {type(self).__name__} is not fitted yet: {_BUILT_IN_FIT}") from None
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given."""
+        self._epochs_run_ = self.max_epochs if epochs is None else epochs
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        finally:
+            self.__dict__.pop("_epochs_run_", None)
+
     def initialize_module(self):
         """Build the encoder (from ``weights``) with its pooled head."""
         if not hasattr(self, "n_outputs_"):
-            raise AttributeError(f"{type(self).__name__} builds its module in fit: call fit")
+            raise AttributeError(f"{type(self).__name__} builds its module in fit: "
+                                 f"{_BUILT_IN_FIT}")
         resolved = self.__dict__.pop("_resolved_", None) or self._resolve()
         encoder = resolved.encoder
         if not self.freeze_encoder:
@@ -442,12 +512,20 @@ class _FineTuneBase(SubjectsInputMixin):
         # skorch's setter would write optimizer__weight_decay into every group, the groups
         # of biases and norms included
         self.virtual_params_["optimizer__*"] = _optimizer_setter
+        self.virtual_params_["lr"] = _optimizer_setter
         return self
 
     def get_split_datasets(self, X, y=None, **fit_params):
         """skorch's split into training and validation windows; the class weights are then
         counted over the training windows (the criterion is rebuilt with them)."""
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        if dataset_valid is not None and not _is_windows(dataset_valid):
+            raise ValueError(
+                f"train_split={self.train_split!r} gave a validation set that is not windows of "
+                "the subjects passed to fit (e.g. skorch's predefined_split): validation data "
+                "must be preprocessed and cut into windows like the training data. Use "
+                "train_split=SubjectValidSplit(...) to hold out subjects of X, or score held-out "
+                "subjects from a callback with net.predict / net.score")
         if self.__dict__.get("_training_", False):
             self._set_class_weights(_targets_of(dataset_train))
             self.initialize_criterion()
@@ -514,8 +592,22 @@ class _FineTuneBase(SubjectsInputMixin):
     def _is_fitted(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
 
+    def _torch_device(self):
+        """``device`` as a ``torch.device``, or a clear error before any work is done."""
+        if isinstance(self.device, str) and self.device == "auto":
+            raise ValueError(
+                f"{type(self).__name__} takes skorch's device, which has no 'auto': pass "
+                "device='cuda' for a GPU or device='cpu'")
+        return resolve_device(self.device)
+
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         check_parameters(self)
+        device = self._torch_device()
+        if "sample_weight" in fit_params:
+            hint = "weigh the classes with class_weight" if hasattr(self, "class_weight") else (
+                "repeat subjects to weigh them")
+            raise ValueError(f"{type(self).__name__} does not take sample_weight (skorch would "
+                             f"pass it to the module): {hint}")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
@@ -543,9 +635,7 @@ class _FineTuneBase(SubjectsInputMixin):
             # files are read a window at a time by skorch's loader (in its workers with
             # iterator_train__num_workers) unless they are cheaper to cut at once
             windows, subject_index = training_windows(self.preprocessor_, subjects)
-            if not isinstance(windows, np.ndarray):
-                windows = _WindowArray(windows, self.preprocessor_.n_frames,
-                                       self.n_features_in_)
+            windows = _WindowArray(windows, self.preprocessor_.n_frames, self.n_features_in_)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
             if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):
                 warn_user(
@@ -553,7 +643,7 @@ class _FineTuneBase(SubjectsInputMixin):
                     "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
                 )
             seed = _seed_of(self.random_state)
-            rng = (forked_rng(seed, torch.device(self.device)) if seed is not None
+            rng = (forked_rng(seed, device) if seed is not None
                    else contextlib.nullcontext())
             # continuing trains module_ and optimizer_ in place: keep copies to undo a failure
             saved = (copy.deepcopy(self.module_.state_dict()),
@@ -587,14 +677,16 @@ class _FineTuneBase(SubjectsInputMixin):
     def _subject_outputs(self, X):
         """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
         check_is_fitted(self, "preprocessor_")
+        self._torch_device()
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         with torch.random.fork_rng(devices=[]):
             for _, n_chunk, windows, subject_index in window_chunks(subjects,
                                                                     self.preprocessor_):
-                per_window = super().predict_proba(windows).astype(np.float64)
-                out.append(average_by_subject(per_window, subject_index, n_chunk))
+                per_window = super().predict_proba(windows)
+                out.append(average_by_subject(per_window, subject_index, n_chunk,
+                                              dtype=np.float64))
         return np.concatenate(out)
 
 
@@ -757,7 +849,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         -------
         numpy.ndarray of shape (n_subjects, n_classes)
         """
-        if _is_windows(self, X):  # skorch's scoring during fit: one row per window
+        if _is_windows(X):  # skorch's scoring during fit: one row per window
             return super().predict_proba(X)
         return self._subject_outputs(X)
 
@@ -775,9 +867,11 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         numpy.ndarray of shape (n_subjects,)
         """
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
-        if _is_windows(self, X):  # skorch's scoring during fit: the windows' encoded labels
+        if _is_windows(X):  # skorch's scoring during fit: the windows' encoded labels
             return proba.argmax(axis=1)
-        return self.classes_[proba.argmax(axis=1)]
+        # during fit (e.g. from a callback) skorch's classes_ are still the encoded labels
+        classes = self.__dict__.get("_fit_classes_", self.classes_)
+        return np.asarray(classes)[proba.argmax(axis=1)]
 
 
 BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to classify subjects.
@@ -879,7 +973,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
-        if _is_windows(self, X):  # skorch's scoring during fit: the windows' scaled targets
+        if _is_windows(X):  # skorch's scoring during fit: the windows' scaled targets
             return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out

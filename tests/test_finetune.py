@@ -448,7 +448,7 @@ def test_bf16_precision_runs_the_model_under_autocast():
     clf.module_.head.linear.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
     proba = clf.predict_proba(X)
     assert seen and set(seen) == {torch.bfloat16}
-    assert proba.dtype == np.float32 and np.isfinite(proba).all()
+    assert proba.dtype == np.float64 and np.isfinite(proba).all()
 
 
 def test_skorchs_compile_option_compiles_the_module_and_predicts_as_eager():
@@ -818,3 +818,118 @@ def test_a_failed_first_fit_leaves_the_estimator_unfitted():
                 and name not in vars(clone(clf))]
     with pytest.raises(NotFittedError):
         clf.predict(X)
+
+
+# -- what a skorch user does (from a walkthrough) ---------------------------------------------
+
+class PredictsSubjects(Callback):
+    """Predicts held-out subjects at the end of each epoch, as a monitoring callback would."""
+
+    def __init__(self, X):
+        self.X = X
+
+    def on_epoch_end(self, net, **kwargs):
+        self.predictions_ = net.predict(self.X)
+        self.proba_ = net.predict_proba(self.X)
+
+
+def test_predict_from_a_callback_during_fit_treats_its_input_as_subjects():
+    """Subjects given to predict during fit are preprocessed, windowed and averaged as after
+    fit (not taken for the training windows that skorch's own scoring passes)."""
+    labels = np.array(["a", "b"] * 4)
+    X = offset_subjects(np.where(labels == "b", 1.0, 0.0), n_timepoints=24)
+    held_out = [X[0], X[1][:20], X[2]]  # subjects of different lengths
+    monitor = PredictsSubjects(held_out)
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=[monitor], window="sliding", stride=4,
+                              **fast(max_epochs=1)).fit(X, labels)
+    assert set(monitor.predictions_) <= {"a", "b"}
+    np.testing.assert_allclose(monitor.proba_, clf.predict_proba(held_out), rtol=1e-6)
+
+
+def test_a_validation_set_that_is_not_windows_of_the_fit_is_refused():
+    from skorch.dataset import Dataset
+    from skorch.helper import predefined_split
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    raw = Dataset(X.astype(np.float32), y)
+    clf = BrainJEPAClassifier(tiny_module(), train_split=predefined_split(raw), **fast())
+    with pytest.raises(ValueError, match="not windows of the subjects passed to fit"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "preprocessor_")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
+@pytest.mark.parametrize(("device", "message"), [("cuda", "CUDA is not available"),
+                                                 ("auto", "has no 'auto'")])
+def test_an_unavailable_device_is_named_before_any_work(device, message):
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAClassifier(tiny_module(), device=device, **fast()).fit(X, y)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        clf.set_params(device=device).predict(X)
+
+
+def test_the_schedule_spans_the_epochs_passed_to_fit():
+    recorder = Recorder()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=[recorder],
+                              **fast(max_epochs=10, batch_size=4))
+    clf.fit(X, y, epochs=2)
+    lrs = [rates[0] for rates in recorder.lrs_]
+    assert len(lrs) == 4 and lrs[0] == pytest.approx(FAST["lr"])
+    assert lrs[-1] == pytest.approx(FAST_MIN_LR)  # reached at the last batch of 2 epochs
+    clf.partial_fit(X, y, epochs=3)
+    lrs = [rates[0] for rates in recorder.lrs_]
+    assert len(lrs) == 6 and lrs[-1] == pytest.approx(FAST_MIN_LR)
+    assert lrs[2] > 10 * FAST_MIN_LR  # not run out after the first two of three epochs
+
+
+@pytest.mark.parametrize("name", ["lr", "optimizer__lr"])
+def test_setting_the_learning_rate_after_fit_keeps_the_layer_wise_decay(name):
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), callbacks__lr_schedule=None,
+                              **fast(max_epochs=1, layer_decay=0.5)).fit(X, y)
+    scales = [group["lr_scale"] for group in clf.optimizer_.param_groups]
+    assert len(set(scales)) > 1
+    clf.set_params(**{name: 1e-3})
+    np.testing.assert_allclose([group["lr"] for group in clf.optimizer_.param_groups],
+                               1e-3 * np.array(scales))
+    assert clone(clf).get_params()[name] == 1e-3  # and the schedule's peak reads it
+
+
+def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():
+    from skorch.callbacks import LRScheduler
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    step = LRScheduler("StepLR", step_size=1)
+    with pytest.warns(UserWarning, match="callbacks__lr_schedule=None"):
+        BrainJEPAClassifier(tiny_module(), callbacks=[step], **fast(max_epochs=1)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BrainJEPAClassifier(tiny_module(), callbacks=[step], callbacks__lr_schedule=None,
+                            **fast(max_epochs=1)).fit(X, y)
+
+
+def test_restoring_before_fit_says_how():
+    from skorch.exceptions import NotInitializedError
+
+    clf = BrainJEPAClassifier(tiny_module(), **fast())
+    with pytest.raises(NotInitializedError, match="LoadInitState"):
+        clf.load_params(f_params="never_read.pt")
+    with pytest.raises(AttributeError, match="max_epochs=0 and then call load_params"):
+        clf.initialize()
+
+
+def test_stratified_subject_split_of_a_regressor_says_the_targets_are_continuous():
+    X, y = offset_subjects(np.linspace(0, 1, 12)), np.linspace(0, 1, 12)
+    reg = BrainJEPARegressor(tiny_module(), train_split=SubjectValidSplit(0.25, stratified=True),
+                             **fast(max_epochs=1))
+    with pytest.raises(ValueError, match="stratified=True needs class labels"):
+        reg.fit(X, y)
+
+
+def test_sample_weight_is_refused_with_what_to_use():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    with pytest.raises(ValueError, match="class_weight"):
+        BrainJEPAClassifier(tiny_module(), **fast()).fit(X, y, sample_weight=np.ones(4))
