@@ -1,6 +1,8 @@
-"""Pure-torch Brain-JEPA: patch embedding, gradient positioning, blocks, encoder, predictor,
-spatiotemporal masking, token pooling and supervised heads. Nothing here imports scikit-learn; training lives in
-:mod:`brainjepa_sk.train`."""
+"""Pure-torch Brain-JEPA: patch embedding, gradient positioning, blocks, encoder, predictor.
+
+Also spatiotemporal masking, token pooling and supervised heads. Nothing here imports
+scikit-learn; training lives in :mod:`brainjepa_sk.train`.
+"""
 
 from .blocks import Attention, Block, DropPath, Mlp, init_patch_embedding, init_weights
 from .encoder import BrainEncoder, PatchEmbed, gather_tokens

@@ -35,7 +35,18 @@ class DropPath(nn.Module):
         self.p = float(p)
 
     def forward(self, x):
-        """Scale kept samples by ``1 / (1 - p)`` and zero dropped ones (training only)."""
+        """Scale kept samples by ``1 / (1 - p)`` and zero dropped ones (training only).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, ...)`` residual branch; one draw per sample (first axis).
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape as ``x``; ``x`` itself in eval mode or when ``p`` is 0.
+        """
         if self.p == 0.0 or not self.training:
             return x
         keep = 1.0 - self.p
@@ -43,6 +54,13 @@ class DropPath(nn.Module):
         return x * mask / keep
 
     def extra_repr(self):
+        """Describe the module in its ``repr``.
+
+        Returns
+        -------
+        str
+            ``"p=<drop probability>"``.
+        """
         return f"p={self.p}"
 
 
@@ -68,7 +86,18 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
-        """Attend over all tokens of ``x`` of shape ``(batch, n_tokens, dim)``."""
+        """Attend over all tokens of ``x`` of shape ``(batch, n_tokens, dim)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_tokens, dim)`` tokens.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_tokens, dim)`` attention output, after the output projection.
+        """
         batch, n_tokens, dim = x.shape
         qkv = self.qkv(x).reshape(batch, n_tokens, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
@@ -97,7 +126,18 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x):
-        """Apply ``fc2(gelu(fc1(x)))``."""
+        """Apply ``fc2(gelu(fc1(x)))``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(..., dim)``, e.g. ``(batch, n_tokens, dim)`` tokens.
+
+        Returns
+        -------
+        torch.Tensor
+            Same shape as ``x``.
+        """
         return self.fc2(self.act(self.fc1(x)))
 
 
@@ -127,7 +167,18 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x):
-        """Run the block on ``(batch, n_tokens, dim)`` tokens."""
+        """Run the block on ``(batch, n_tokens, dim)`` tokens.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_tokens, dim)`` tokens.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_tokens, dim)`` tokens after both residual branches.
+        """
         x = x + self.drop_path(self.attn(self.norm1(x)))
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
@@ -136,6 +187,12 @@ def init_weights(module):
     """Initialise a module the Brain-JEPA way (use with ``Module.apply``).
 
     Linear weights: truncated normal, std 0.02, cut at +-2; biases 0; LayerNorm weight 1, bias 0.
+    Other modules are left as they are.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The module to initialise in place (not its children: ``Module.apply`` visits them).
     """
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)
@@ -175,5 +232,18 @@ def init_patch_embedding(linear, scheme="trunc_normal"):
 
 
 def stochastic_depth_rates(drop_path_rate, depth):
-    """Linearly increasing stochastic-depth probabilities, 0 for the first block."""
+    """Linearly increasing stochastic-depth probabilities, 0 for the first block.
+
+    Parameters
+    ----------
+    drop_path_rate : float
+        Probability of the last block.
+    depth : int
+        Number of blocks.
+
+    Returns
+    -------
+    list of float
+        ``depth`` probabilities from 0 to ``drop_path_rate``; empty when ``depth`` is 0.
+    """
     return torch.linspace(0, drop_path_rate, depth).tolist() if depth else []

@@ -39,6 +39,26 @@ def check_time_series(x, n_regions, patch_size):
     """Check a batch in nilearn orientation; return the number of time patches.
 
     Raises a ``ValueError`` that names the expected layout when the shape is wrong.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        ``(batch, n_frames, n_regions)`` batch.
+    n_regions : int
+        Regions the model expects on the last axis.
+    patch_size : int
+        Frames per time patch; ``n_frames`` must be a positive multiple of it.
+
+    Returns
+    -------
+    int
+        ``n_frames // patch_size``.
+
+    Raises
+    ------
+    ValueError
+        When ``x`` is not 3-D, has another number of regions, or ``n_frames`` is not a positive
+        multiple of ``patch_size``.
     """
     if x.ndim != 3:
         raise ValueError(
@@ -78,7 +98,20 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Linear(self.patch_size, embed_dim)
 
     def forward(self, x):
-        """Map ``(batch, n_frames, n_regions)`` to region-major tokens ``(batch, R * P, D)``."""
+        """Map ``(batch, n_frames, n_regions)`` to region-major tokens ``(batch, R * P, D)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)``; ``n_frames`` a multiple of ``patch_size`` (not
+            checked here).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_regions * n_patches, embed_dim)`` tokens, ``n_patches = n_frames //
+            patch_size``, token ``r * n_patches + p`` for region ``r`` and time patch ``p``.
+        """
         batch, n_frames, n_regions = x.shape
         patches = x.transpose(1, 2).reshape(batch, n_regions * (n_frames // self.patch_size), -1)
         return self.proj(patches)
@@ -145,8 +178,26 @@ class BrainEncoder(nn.Module):
         return self.patch_embed.patch_size
 
     def set_drop_path_rate(self, drop_path_rate):
-        """Set stochastic depth on existing blocks: 0 for the first, ``drop_path_rate`` for the
-        last, linear in between (as at construction). Used to fine-tune pretrained weights."""
+        """Set stochastic depth on existing blocks.
+
+        0 for the first, ``drop_path_rate`` for the last, linear in between (as at
+        construction). Used to fine-tune pretrained weights.
+
+        Parameters
+        ----------
+        drop_path_rate : float
+            Stochastic-depth probability of the last block, in ``[0, 1)``.
+
+        Returns
+        -------
+        BrainEncoder
+            The encoder itself, changed in place.
+
+        Raises
+        ------
+        ValueError
+            When ``drop_path_rate`` is not in ``[0, 1)``.
+        """
         if not 0.0 <= float(drop_path_rate) < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
         for block, rate in zip(self.blocks, stochastic_depth_rates(drop_path_rate,

@@ -53,7 +53,21 @@ class PooledHead(nn.Module):
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, features):
-        """Map ``(batch, n_features)`` to ``(batch, n_outputs)``."""
+        """Map ``(batch, n_features)`` to ``(batch, n_outputs)``.
+
+        In training mode, a ``"batchnorm"`` head given a batch of one uses (and does not
+        update) its running statistics, as in evaluation.
+
+        Parameters
+        ----------
+        features : torch.Tensor
+            ``(batch, n_features)`` pooled features.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_outputs)`` logits or regression outputs.
+        """
         if self.kind == "batchnorm" and self.training and len(features) == 1:
             # a batch of one window has no spread to standardise with: use (and leave) the
             # running statistics, as in evaluation
@@ -96,18 +110,52 @@ class EncoderWithHead(nn.Module):
             self.encoder.requires_grad_(False).eval()
 
     def train(self, mode=True):
-        """Set training mode; a frozen encoder stays in eval mode."""
+        """Set training mode; a frozen encoder stays in eval mode.
+
+        Parameters
+        ----------
+        mode : bool, default=True
+            Training (``True``) or evaluation (``False``) mode.
+
+        Returns
+        -------
+        EncoderWithHead
+            The module itself.
+        """
         super().train(mode)
         if self.freeze_encoder:
             self.encoder.eval()
         return self
 
     def forward_features(self, x):
-        """Pooled features of windows ``(batch, n_frames, n_regions)``."""
+        """Pooled features of windows ``(batch, n_frames, n_regions)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)`` windows; ``n_frames`` a multiple of the patch size.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_features)`` float32 features, ``n_features`` being
+            ``pooling.n_features(encoder.embed_dim)``; no gradient reaches a frozen encoder.
+        """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             tokens = self.encoder(x, final_norm=self.final_norm)
         return self.pooling(tokens.float())
 
     def forward(self, x):
-        """Outputs ``(batch, n_outputs)`` for windows ``(batch, n_frames, n_regions)``."""
+        """Outputs ``(batch, n_outputs)`` for windows ``(batch, n_frames, n_regions)``.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)`` windows.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_outputs)`` head outputs.
+        """
         return self.head(self.forward_features(x))

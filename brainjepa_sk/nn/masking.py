@@ -41,7 +41,7 @@ CONTEXT, ALPHA, BETA, GAMMA = 1, 2, 3, 4
 class MaskBatch:
     """Masks of one batch.
 
-    Attributes
+    Parameters
     ----------
     context_idx : torch.Tensor
         ``(batch, n_context)`` int64 token indices, sorted per sample.
@@ -66,7 +66,19 @@ class MaskBatch:
     grid: torch.Tensor | None = None
 
     def take(self, samples):
-        """The masks of some samples of the batch (an index, slice or index tensor)."""
+        """The masks of some samples of the batch (an index, slice or index tensor).
+
+        Parameters
+        ----------
+        samples : int, slice or torch.Tensor
+            Which samples, as a tensor index along the batch axis (an ``int`` drops that axis).
+
+        Returns
+        -------
+        MaskBatch
+            ``context_idx``, ``target_idx``, ``target_kind`` and ``grid`` (when present) of
+            those samples; ``sizes`` is the same dict.
+        """
         return MaskBatch(
             context_idx=self.context_idx[samples],
             target_idx=self.target_idx[samples],
@@ -373,6 +385,7 @@ class SpatiotemporalMaskSampler:
         Returns
         -------
         MaskBatch
+            Context and target token indices of each sample (and the grid, when asked for).
         """
         B, R, P = int(batch_size), self.n_regions, self.n_patches
         s = self.draw_sizes()

@@ -87,7 +87,8 @@ class BrainJEPA(nn.Module):
     target_encoder : BrainEncoder
         Exponential moving average of ``encoder``; never receives gradients.
     config : dict
-        The constructor arguments, enough to rebuild the module with ``BrainJEPA(gradients, **config)``.
+        The constructor arguments, enough to rebuild the module with
+        ``BrainJEPA(gradients, **config)``.
     preprocessing : dict or None
         How its input was preprocessed (``Preprocessor.to_dict()``: window, scaling with its
         statistics, TR), when known: set by :class:`~brainjepa_sk.BrainJEPAPretrainer` and

@@ -42,10 +42,30 @@ class TokenPooling(nn.Module):
         self.n_regions = n_regions
 
     def extra_repr(self):
+        """Describe the module in its ``repr``.
+
+        Returns
+        -------
+        str
+            The pooling mode and number of regions.
+        """
         return f"mode={self.mode!r}, n_regions={self.n_regions}"
 
     def n_features(self, dim):
-        """Width of the pooled vector for tokens ``dim`` wide."""
+        """Width of the pooled vector for tokens ``dim`` wide.
+
+        Parameters
+        ----------
+        dim : int
+            Token width.
+
+        Returns
+        -------
+        int
+            ``dim`` (``"mean"``), ``n_regions * dim`` (``"roi"``, ``"roi_std"``),
+            ``n_regions * (n_regions - 1) // 2`` (``"connectivity"``) or ``n_regions ** 2``
+            (``"lagged"``).
+        """
         n_regions = self.n_regions
         if self.mode == "mean":
             return dim
@@ -56,7 +76,23 @@ class TokenPooling(nn.Module):
         return n_regions**2
 
     def forward(self, tokens):
-        """Pool ``tokens`` of shape ``(batch, n_tokens, dim)``."""
+        """Pool ``tokens`` of shape ``(batch, n_tokens, dim)``.
+
+        Parameters
+        ----------
+        tokens : torch.Tensor
+            ``(batch, n_regions * n_patches, dim)`` tokens in region-major order.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_features)`` with ``n_features = self.n_features(dim)``.
+
+        Raises
+        ------
+        ValueError
+            For ``"roi_std"`` and ``"lagged"`` with fewer than 2 time patches per region.
+        """
         if self.mode == "mean":
             return tokens.mean(dim=1)
         grid = tokens.reshape(tokens.shape[0], self.n_regions, -1, tokens.shape[-1])

@@ -84,7 +84,22 @@ class GradientPositionalEmbedding(nn.Module):
         return state
 
     def time_table(self, n_patches, device):
-        """The cached ``(n_patches, embed_dim / 2)`` sine-cosine half on ``device``."""
+        """The cached ``(n_patches, embed_dim / 2)`` sine-cosine half on ``device``.
+
+        Parameters
+        ----------
+        n_patches : int
+            Number of time patches ``P``.
+        device : str or torch.device
+            Where the table lives; one table is cached per ``(n_patches, device)`` (none
+            while ``torch.compile`` traces).
+
+        Returns
+        -------
+        torch.Tensor
+            ``(n_patches, embed_dim // 2)`` float32 table (the cached tensor itself: do not
+            modify it in place).
+        """
         if torch.compiler.is_compiling():
             # a compiled graph folds the table into a constant; filling the cache there would
             # change what the graph guards on and force a recompilation

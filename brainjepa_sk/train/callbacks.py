@@ -30,23 +30,63 @@ class Callback:
     """Base class: every hook is a no-op."""
 
     def on_train_begin(self, loop):
-        """Before the first step of :meth:`PretrainLoop.run` (after a resume, if any)."""
+        """Before the first step of :meth:`PretrainLoop.run` (after a resume, if any).
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
 
     def on_epoch_begin(self, loop):
-        """Before the first step of an epoch."""
+        """Before the first step of an epoch.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
 
     def on_step_end(self, loop, loss):
-        """After an optimizer step and the EMA update; ``loss`` is a detached, unsynchronised
-        tensor (calling ``.item()`` on it waits for the device)."""
+        """After an optimizer step and the EMA update.
+
+        ``loss`` is a detached, unsynchronised tensor (calling ``.item()`` on it waits for the
+        device).
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        loss : torch.Tensor
+            The step's scalar loss.
+        """
 
     def on_epoch_end(self, loop):
-        """After an epoch; ``loop.history[-1]`` is its record, which callbacks may extend."""
+        """After an epoch; ``loop.history[-1]`` is its record, which callbacks may extend.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
 
     def on_interrupt(self, loop):
-        """After the step during which SIGTERM arrived, before the loop stops."""
+        """After the step during which SIGTERM arrived, before the loop stops.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
 
     def on_train_end(self, loop):
-        """When :meth:`PretrainLoop.run` returns or raises."""
+        """When :meth:`PretrainLoop.run` returns or raises.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
 
 
 class ProgressBar(Callback):
@@ -66,18 +106,48 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_train_begin(self, loop):
+        """Open a bar of ``n_epochs * steps_per_epoch`` steps, starting at the loop's step.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
         from tqdm.auto import tqdm
 
         self.bar = tqdm(total=loop.n_epochs * loop.steps_per_epoch, initial=loop.step,
                         disable=self.disable, desc=self.desc, unit="step")
 
     def on_step_end(self, loop, loss):
+        """Advance the bar by one step (without reading ``loss``).
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        loss : torch.Tensor
+            The step's scalar loss, detached and not synchronised.
+        """
         self.bar.update()
 
     def on_epoch_end(self, loop):
+        """Show the epoch's mean loss next to the bar.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
         self.bar.set_postfix(loss=f"{loop.history[-1]['loss']:.4f}")
 
     def on_train_end(self, loop):
+        """Close the bar, if open.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -129,6 +199,15 @@ class CollapseMonitor(Callback):
         self.windows = windows
 
     def on_epoch_end(self, loop):
+        """Add ``target_std`` and ``effective_rank`` of the fixed windows to the epoch's record.
+
+        The model is put back in the training mode it was in.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
         model = loop.model
         was_training = model.training
         model.eval()
@@ -149,6 +228,18 @@ class NonFiniteLossGuard(Callback):
     """
 
     def on_epoch_end(self, loop):
+        """Raise ``FloatingPointError`` if the epoch's mean loss is NaN or infinite.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+
+        Raises
+        ------
+        FloatingPointError
+            When ``loop.history[-1]["loss"]`` is not finite.
+        """
         record = loop.history[-1]
         if not math.isfinite(record["loss"]):
             raise FloatingPointError(
@@ -158,9 +249,9 @@ class NonFiniteLossGuard(Callback):
 
 
 class Checkpoint(Callback):
-    """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on
-    SIGTERM); :meth:`~brainjepa_sk.train.Checkpoint.restore` resumes from it, between epochs
-    or inside one.
+    """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on SIGTERM).
+
+    :meth:`~brainjepa_sk.train.Checkpoint.restore` resumes from it, between epochs or inside one.
 
     Put it last in the loop's callbacks, so that the saved history holds what the other
     callbacks added to the epoch's record, and call
@@ -194,10 +285,26 @@ class Checkpoint(Callback):
         self.every_steps = every_steps
 
     def on_step_end(self, loop, loss):
+        """Save when ``every_steps`` is set and the loop's step count is a multiple of it.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        loss : torch.Tensor
+            The step's scalar loss, detached and not synchronised.
+        """
         if self.every_steps and loop.step % self.every_steps == 0:
             self.save(loop)
 
     def on_interrupt(self, loop):
+        """Save before the loop stops on SIGTERM.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
         self.save(loop)
 
     def restore(self, loop):
@@ -236,10 +343,26 @@ class Checkpoint(Callback):
         return False
 
     def on_epoch_end(self, loop):
+        """Save after every epoch.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The running loop.
+        """
         self.save(loop)
 
     def save(self, loop):
-        """Write the loop's state now (atomically)."""
+        """Write the loop's state now (atomically).
+
+        The file holds ``loop`` (:meth:`PretrainLoop.state_dict`), ``key``, ``checksum`` and
+        ``extra``.
+
+        Parameters
+        ----------
+        loop : PretrainLoop
+            The loop whose state is saved.
+        """
         state = loop.state_dict()
         atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state),
                      "extra": self.extra}, self.path)

@@ -86,7 +86,8 @@ class ShuffleSampler(torch.utils.data.Sampler):
 
     Under data parallelism every process draws the same permutation, cuts it into global
     batches of ``batch_size`` (the last incomplete one dropped) and takes its share of each
-    (places ``rank, rank + num_replicas, ...``, where :class:`PretrainLoop` takes its masks), so ``num_replicas`` processes of batch ``batch_size / num_replicas`` see, step by step, the
+    (places ``rank, rank + num_replicas, ...``, where :class:`PretrainLoop` takes its masks),
+    so ``num_replicas`` processes of batch ``batch_size / num_replicas`` see, step by step, the
     windows that one process of batch ``batch_size`` sees. The state does not depend on the
     number of processes: a run saved by one process count resumes under another.
 
@@ -141,14 +142,32 @@ class ShuffleSampler(torch.utils.data.Sampler):
         """No-op, for the interface of :class:`torch.utils.data.DistributedSampler`.
 
         The order already changes at every pass; the generator state carries it across a resume.
+
+        Parameters
+        ----------
+        epoch : int
+            Ignored.
         """
 
     def state_dict(self):
-        """The generator state now, and at the start of the last pass."""
+        """The generator state now, and at the start of the last pass.
+
+        Returns
+        -------
+        dict
+            ``generator`` (a ``ByteTensor``) and ``pass_start`` (the state before the last
+            pass's permutation; ``None`` before the first pass).
+        """
         return {"generator": self.generator.get_state(), "pass_start": self._pass_start}
 
     def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned (the next pass is a new one)."""
+        """Restore what :meth:`state_dict` returned (the next pass is a new one).
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned; only its ``generator`` is used.
+        """
         self.generator.set_state(state["generator"])
 
     def resume_pass(self, state, position):

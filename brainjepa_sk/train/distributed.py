@@ -26,14 +26,26 @@ __all__ = [
 
 
 def world():
-    """``(rank, world_size)`` of this process; ``(0, 1)`` without a process group."""
+    """``(rank, world_size)`` of this process; ``(0, 1)`` without a process group.
+
+    Returns
+    -------
+    tuple of int
+        ``(rank, world_size)``.
+    """
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
 
 
 def is_main_process():
-    """Whether this process writes files, logs and progress bars (rank 0)."""
+    """Whether this process writes files, logs and progress bars (rank 0).
+
+    Returns
+    -------
+    bool
+        ``True`` in process 0 (and without a process group).
+    """
     return world()[0] == 0
 
 
@@ -71,6 +83,7 @@ def process_device(device):
     Returns
     -------
     torch.device
+        This process's device.
     """
     if init_from_environment(device) and device.type == "cuda" and device.index is None:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -79,7 +92,20 @@ def process_device(device):
 
 
 def all_gather_objects(items):
-    """Every process's list of picklable ``items``, concatenated in rank order."""
+    """Every process's list of picklable ``items``, concatenated in rank order.
+
+    A collective operation: every process must call it.
+
+    Parameters
+    ----------
+    items : iterable
+        This process's picklable items.
+
+    Returns
+    -------
+    list
+        The items of process 0, then of process 1, ...; ``list(items)`` with one process.
+    """
     rank, world_size = world()
     if world_size == 1:
         return list(items)
@@ -97,6 +123,11 @@ def any_process(flag, device):
         This process's value.
     device : torch.device
         Where the collective runs (a CUDA device with NCCL).
+
+    Returns
+    -------
+    bool
+        Whether any process passed a true ``flag``.
     """
     if world()[1] == 1:
         return bool(flag)
@@ -106,7 +137,21 @@ def any_process(flag, device):
 
 
 def all_reduce_mean(value):
-    """Mean of a tensor over the processes (the tensor itself with one process)."""
+    """Mean of a tensor over the processes (the tensor itself with one process).
+
+    A collective operation: every process must call it.
+
+    Parameters
+    ----------
+    value : torch.Tensor
+        This process's value, on a device the process group's backend supports.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean over the processes, a new tensor (``value`` is not modified); ``value``
+        itself with one process.
+    """
     rank, world_size = world()
     if world_size == 1:
         return value

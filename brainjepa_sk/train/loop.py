@@ -16,8 +16,10 @@ __all__ = ["PretrainLoop", "TrainingInterrupted"]
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by :meth:`PretrainLoop.run` after SIGTERM, once the current step has finished
-    and the callbacks' ``on_interrupt`` hooks (e.g. :class:`Checkpoint`) have run.
+    """Raised by :meth:`PretrainLoop.run` after SIGTERM.
+
+    Raised once the current step has finished and the callbacks' ``on_interrupt`` hooks (e.g.
+    :class:`Checkpoint`) have run.
 
     A ``KeyboardInterrupt``, so that scikit-learn's cross-validation does not take it for a
     failed fit and go on with the next fold.
@@ -217,6 +219,18 @@ class PretrainLoop:
         those of its samples, so that a run does not depend on the number of processes.
         Override to change what a step does; the optimizer already holds this step's learning
         rate and weight decay.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)`` windows on the loop's device.
+        momentum : float
+            EMA momentum of the target encoder for this step.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss, detached (not synchronised).
         """
         masks = self.mask_sampler.sample(len(x) * self.world_size)
         if self.world_size > 1:
@@ -252,7 +266,15 @@ class PretrainLoop:
         }
 
     def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned (tensors may be on the CPU)."""
+        """Restore what :meth:`state_dict` returned (tensors may be on the CPU).
+
+        A state saved inside an epoch makes the next :meth:`run_epoch` finish that epoch.
+
+        Parameters
+        ----------
+        state : dict
+            What :meth:`state_dict` returned.
+        """
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.mask_sampler.load_state_dict(state["mask_sampler"])

@@ -103,6 +103,7 @@ def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=
     Returns
     -------
     torch.optim.AdamW
+        Over the two groups of :func:`parameter_groups` (decayed, and without weight decay).
     """
     if fused is None:
         fused = next(model.parameters()).device.type == "cuda"
@@ -111,7 +112,20 @@ def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=
 
 
 def set_hyperparameters(optimizer, lr, weight_decay):
-    """Set the learning rate of every group and the weight decay of the decayed groups."""
+    """Set the learning rate of every group and the weight decay of the decayed groups.
+
+    Groups marked ``"no_weight_decay"`` keep theirs. Every group gets ``lr`` as it is: an
+    ``"lr_scale"`` (:func:`layer_decay_groups`) is not applied here.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        The optimizer, changed in place.
+    lr : float
+        Learning rate.
+    weight_decay : float
+        Weight decay of the decayed groups.
+    """
     for group in optimizer.param_groups:
         group["lr"] = lr
         if not group.get("no_weight_decay", False):

@@ -32,7 +32,23 @@ PRECISIONS = ("auto", "fp32", "bf16")
 
 
 def resolve_device(device):
-    """``"auto"`` -> CUDA if available, else CPU; anything else through ``torch.device``."""
+    """``"auto"`` -> CUDA if available, else CPU; anything else through ``torch.device``.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``"auto"`` or ``None`` for the default, or any ``torch.device`` specification.
+
+    Returns
+    -------
+    torch.device
+        The device.
+
+    Raises
+    ------
+    ValueError
+        When a CUDA device is asked for and CUDA is not available.
+    """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(device)
@@ -42,7 +58,25 @@ def resolve_device(device):
 
 
 def resolve_autocast(precision, device):
-    """Autocast dtype for a precision setting: ``"auto"`` is bf16 on CUDA, fp32 (None) on CPU."""
+    """Autocast dtype for a precision setting: ``"auto"`` is bf16 on CUDA, fp32 (None) on CPU.
+
+    Parameters
+    ----------
+    precision : {"auto", "fp32", "bf16"}
+        The precision setting.
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    torch.dtype or None
+        ``torch.bfloat16``, or ``None`` for float32 (no autocast).
+
+    Raises
+    ------
+    ValueError
+        When ``precision`` is not one of ``PRECISIONS``.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
@@ -57,6 +91,19 @@ def forked_rng(seed, device):
     Model initialisation and stochastic depth draw from the global generator; seeding a fork of
     it makes them follow ``random_state`` while the caller's random state (CPU, and the CUDA
     device used) is restored afterwards. Other CUDA devices are not touched.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the CPU generator, and of the CUDA generator of ``device`` when on CUDA.
+    device : torch.device
+        The device whose generator is seeded (a CUDA device without an index means the current
+        one, which is also made current inside the block).
+
+    Yields
+    ------
+    None
+        Inside the block, the global generators are seeded with ``seed``.
     """
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
@@ -71,7 +118,18 @@ def forked_rng(seed, device):
 
 
 def global_rng_state(device):
-    """States of the global generators used on ``device`` (for exact resume)."""
+    """States of the global generators used on ``device`` (for exact resume).
+
+    Parameters
+    ----------
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    dict
+        ``"cpu"``: the CPU generator state; ``"cuda"``: that of ``device``, when on CUDA.
+    """
     state = {"cpu": torch.get_rng_state()}
     if device.type == "cuda":
         state["cuda"] = torch.cuda.get_rng_state(device)
@@ -79,7 +137,16 @@ def global_rng_state(device):
 
 
 def set_global_rng_state(state, device):
-    """Restore what :func:`global_rng_state` returned."""
+    """Restore what :func:`global_rng_state` returned.
+
+    Parameters
+    ----------
+    state : dict
+        What :func:`global_rng_state` returned; its ``"cuda"`` state, if any, is restored
+        only when ``device`` is a CUDA device.
+    device : torch.device
+        The training device.
+    """
     torch.set_rng_state(state["cpu"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)

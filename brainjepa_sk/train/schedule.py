@@ -26,6 +26,7 @@ def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final
     Returns
     -------
     float
+        The value at ``step``.
     """
     if step < warmup_steps:
         return start_value + (ref_value - start_value) * step / max(warmup_steps, 1)
@@ -35,13 +36,43 @@ def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final
 
 
 def cosine_ramp(step, total_steps, start_value, final_value):
-    """Cosine interpolation from ``start_value`` (step 0) to ``final_value`` (last step)."""
+    """Cosine interpolation from ``start_value`` (step 0) to ``final_value`` (last step).
+
+    Parameters
+    ----------
+    step : int
+        Current step (0-based).
+    total_steps : int
+        Step at which ``final_value`` is reached (and kept after it).
+    start_value, final_value : float
+        Values at step 0 and from step ``total_steps`` on.
+
+    Returns
+    -------
+    float
+        The value at ``step``.
+    """
     progress = min(step / max(total_steps, 1), 1.0)
     return final_value + 0.5 * (start_value - final_value) * (1.0 + math.cos(math.pi * progress))
 
 
 def linear_ramp(step, total_steps, start_value, final_value):
-    """Linear interpolation from ``start_value`` (step 0) to ``final_value`` (last step)."""
+    """Linear interpolation from ``start_value`` (step 0) to ``final_value`` (last step).
+
+    Parameters
+    ----------
+    step : int
+        Current step (0-based).
+    total_steps : int
+        Step at which ``final_value`` is reached (and kept after it).
+    start_value, final_value : float
+        Values at step 0 and from step ``total_steps`` on.
+
+    Returns
+    -------
+    float
+        The value at ``step``.
+    """
     progress = min(step / max(total_steps, 1), 1.0)
     return start_value + (final_value - start_value) * progress
 
