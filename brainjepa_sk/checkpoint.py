@@ -495,7 +495,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         warn_ignored('weights="ukbiobank"', names=("gradients",))
         paths = fetch_ukbiobank_weights(data_dir=data_dir)
         weights, gradients, model_t_r = paths["checkpoint"], paths["gradients"], UKBIOBANK_T_R
-    if not isinstance(weights, (str, Path)):
+    if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(
             "weights must be 'ukbiobank', a checkpoint path or a torch module, "
             f"got {type(weights).__name__}"

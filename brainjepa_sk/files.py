@@ -13,9 +13,10 @@ Formats, by extension:
 from __future__ import annotations
 
 import glob
+import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 
@@ -31,8 +32,8 @@ SUBJECT_FILE_SUFFIXES = (".npy", ".tsv", ".csv", ".1d", ".txt")
 
 
 def is_path(obj):
-    """Whether ``obj`` names a file (a string or a path object)."""
-    return isinstance(obj, (str, PurePath))
+    """Whether ``obj`` names a file (a string or a path-like object)."""
+    return isinstance(obj, (str, os.PathLike))
 
 
 def expand_subject_paths(pattern):
@@ -52,7 +53,7 @@ def expand_subject_paths(pattern):
     ValueError
         When nothing matches.
     """
-    pattern = str(pattern)
+    pattern = os.fspath(pattern)
     if Path(pattern).is_file():  # a plain path, even one with glob characters in its name
         return [Path(pattern)]
     paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())

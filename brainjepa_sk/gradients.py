@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -59,11 +60,11 @@ def load_gradients(source):
     ValueError
         If the matrix is not 2-D, is empty, or holds NaN or infinite values.
     """
-    if isinstance(source, (str, Path)):
+    if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"gradient file not found: {path}")
-        if path.suffix == ".npy":
+        if path.suffix.lower() == ".npy":
             try:
                 array = np.load(path, allow_pickle=False)
             except (ValueError, OSError, EOFError) as error:

@@ -823,7 +823,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         )
     saved = weights.preprocessing or {}
     if normalization == "auto":
-        normalization = saved["normalization"] if saved else "global_zscore"
+        normalization = saved.get("normalization", "global_zscore")
     chosen_window = window if window != "auto" else saved.get("window", "center")
     if chosen_window not in WINDOW_STRATEGIES:
         raise ValueError(f"window must be 'auto' or one of {WINDOW_STRATEGIES}, got {window!r}")

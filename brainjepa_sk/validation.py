@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import numbers
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -56,7 +56,7 @@ def _as_subject_list(X):
         raise ValueError(f"{_LAYOUT}; got None")
     if isinstance(X, bytes):
         raise ValueError(f"{_LAYOUT}; got bytes")
-    if isinstance(X, (str, PurePath)):  # a glob or a path: one file per subject
+    if is_path(X):  # a glob or a path: one file per subject
         return [read_subject_file(path) for path in expand_subject_paths(X)]
     if sparse.issparse(X):
         raise ValueError(
@@ -83,7 +83,7 @@ def _as_subject_list(X):
         raise ValueError(f"{_LAYOUT}; got {type(X).__name__}") from None
     if not subjects:
         raise ValueError("X is empty: expected at least one subject")
-    return [read_subject_file(x) if isinstance(x, (str, PurePath)) else x for x in subjects]
+    return [read_subject_file(x) if is_path(x) else x for x in subjects]
 
 
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
@@ -185,11 +185,14 @@ class ConvertedSubjects(Sequence):
         The subjects as given (arrays, DataFrames, nested lists), already checked.
     dtype : numpy dtype
         dtype of the arrays indexing returns.
+    allow_constant : bool, default=False
+        Whether the check accepted constant regions (a stricter check later checks again).
     """
 
-    def __init__(self, subjects, dtype=np.float64):
+    def __init__(self, subjects, dtype=np.float64, allow_constant=False):
         self.subjects = subjects
         self.dtype = dtype
+        self.allow_constant = allow_constant
 
     def __len__(self):
         return len(self.subjects)
@@ -198,6 +201,11 @@ class ConvertedSubjects(Sequence):
     def n_timepoints(self):
         """Each subject's number of frames (rows), without converting it."""
         return [int(np.shape(subject)[0]) for subject in self.subjects]
+
+    @property
+    def n_regions(self):
+        """The number of regions (columns), the same in every subject (checked)."""
+        return int(np.shape(self.subjects[0])[1])
 
     def __getitem__(self, index):
         if isinstance(index, slice):
@@ -288,14 +296,25 @@ def validate_subjects(
     expected = None if reset or estimator is None else estimator.n_features_in_
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant)
-    if isinstance(X, SubjectFiles):  # validated already (e.g. by the estimator holding this one)
-        out, n_regions, names = X, X.n_regions, X.feature_names
+    checked_arrays = (lazy and isinstance(X, ConvertedSubjects)
+                      and (allow_constant or not X.allow_constant))
+    if isinstance(X, SubjectFiles) or checked_arrays:
+        # validated already (e.g. by the estimator holding this one): only what may differ
+        # between the two checks, without reading or converting the subjects again
+        if isinstance(X, SubjectFiles):
+            out, n_regions, names = X, X.n_regions, X.feature_names
+        else:
+            out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,
+                                                                X.allow_constant)
+            n_regions, names = X.n_regions, feature_names_of(X.subjects[0])
         if expected is not None:
             check_n_regions(n_regions, expected, what="fitted with", name=name)
-        short = np.flatnonzero(X.n_timepoints < min_timepoints)
+        lengths = np.asarray(X.n_timepoints)
+        short = np.flatnonzero(lengths < min_timepoints)
         if short.size:
+            where = f" ({X.paths[short[0]]})" if isinstance(X, SubjectFiles) else ""
             raise ValueError(
-                f"subject {short[0]} ({X.paths[short[0]]}) has {X.n_timepoints[short[0]]} "
+                f"subject {short[0]}{where} has {lengths[short[0]]} "
                 f"timepoint(s); at least {min_timepoints} are needed"
             )
     elif lazy and _names_files(X):
@@ -312,7 +331,7 @@ def validate_subjects(
             if not lazy:
                 out.append(array)
         if lazy:  # converted again when used: never a converted copy of every subject at once
-            out = ConvertedSubjects(subjects, dtype)
+            out = ConvertedSubjects(subjects, dtype, allow_constant)
 
     if estimator is not None:
         if reset:

@@ -157,3 +157,31 @@ def test_a_first_row_of_missing_values_is_data(tmp_path):
     rows = np.random.default_rng(5).standard_normal((5, 3))
     path = _table(tmp_path / "sub.tsv", rows, first="n/a\tn/a\tn/a")
     assert read_subject_file(path).shape == (6, 3)
+
+
+class _PathLike:
+    """A path object that is not a pathlib path (e.g. from another file-system library)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __fspath__(self):
+        return self.path
+
+
+def test_any_path_like_names_subject_and_gradient_files(tmp_path):
+    import os
+
+    from brainjepa_sk.gradients import load_gradients
+
+    assert isinstance(_PathLike(tmp_path), os.PathLike)
+    series = np.random.default_rng(0).standard_normal((20, N_REGIONS))
+    np.save(tmp_path / "sub-01.npy", series)
+    for X in ([_PathLike(tmp_path / "sub-01.npy")], _PathLike(tmp_path / "sub-*.npy")):
+        for lazy in (False, True):
+            np.testing.assert_array_equal(validate_subjects(X, lazy=lazy)[0], series)
+    gradients = np.random.default_rng(1).standard_normal((N_REGIONS, 3))
+    with open(tmp_path / "gradients.NPY", "wb") as file:  # an upper-case suffix
+        np.save(file, gradients)
+    np.testing.assert_array_equal(load_gradients(_PathLike(tmp_path / "gradients.NPY")),
+                                  gradients)

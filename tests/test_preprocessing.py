@@ -474,3 +474,18 @@ def test_a_stride_longer_than_a_window_is_refused():
     with pytest.raises(ValueError, match=r"stride=15 is longer than a window \(n_frames=10\)"):
         Preprocessor(10, window="sliding", stride=15).fit([np.ones((40, 3))])
     Preprocessor(10, window="center", stride=15).fit([np.random.default_rng(0).random((40, 3))])
+
+
+def test_saved_preprocessing_without_a_normalization_defaults_to_global_zscore():
+    """A checkpoint's preprocessing dict written by hand (save_checkpoint takes any dict) may
+    lack keys: the defaults apply instead of a KeyError."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import ResolvedWeights
+    from brainjepa_sk.preprocessing import preprocessor_for_weights
+
+    encoder = tiny_module().target_encoder
+    subjects = [np.random.default_rng(0).standard_normal((32, encoder.n_regions))]
+    resolved = ResolvedWeights(encoder, preprocessing={"n_frames": 16}, n_frames=16)
+    preprocessor = preprocessor_for_weights(resolved, subjects)
+    assert preprocessor.normalization == "global_zscore" and preprocessor.n_frames == 16

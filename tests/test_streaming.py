@@ -368,6 +368,30 @@ def test_lazy_validation_of_arrays_converts_one_subject_at_a_time():
         validate_subjects(bad, lazy=True)  # checked up front, like the eager path
 
 
+def test_subjects_checked_already_are_not_converted_again(monkeypatch):
+    """The pretrainer hands its checked subjects to the GradientPositioner: checking them
+    again converts nothing (a float32 corpus is never held again in float64)."""
+    from brainjepa_sk import validation
+
+    X = make_subjects(n_subjects=4).astype(np.float32)
+    checked = validate_subjects(X, lazy=True)
+
+    def no_conversion(self, index):
+        raise AssertionError(f"subject {index} converted again")
+
+    monkeypatch.setattr(validation.ConvertedSubjects, "__getitem__", no_conversion)
+    assert validate_subjects(checked, lazy=True, min_timepoints=3) is checked
+    with pytest.raises(ValueError, match="subject 0 has 12 timepoint"):
+        validate_subjects(checked, lazy=True, min_timepoints=13)
+    monkeypatch.undo()
+    constant = list(X)
+    constant[2] = constant[2].copy()
+    constant[2][:, 1] = 1.0
+    lenient = validate_subjects(constant, lazy=True, allow_constant=True)
+    with pytest.raises(ValueError, match="subject 2"):  # a stricter check checks again
+        validate_subjects(lenient, lazy=True)
+
+
 def test_scores_without_skorchs_cache_predict_the_held_out_windows_of_files(tmp_path):
     """skorch's scoring without its cache takes the held-out windows out of the windows read
     on demand and predicts each of them: exactly the windows, and outputs, of the arrays."""

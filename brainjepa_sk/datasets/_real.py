@@ -15,6 +15,7 @@ fetched at import time. The fetchers are looked up on :mod:`nilearn.datasets` at
 from __future__ import annotations
 
 import numbers
+import os
 import re
 import warnings
 from pathlib import Path
@@ -370,7 +371,7 @@ def load_development_fmri(
 
 def _as_series(entry, i):
     """One subject's ROI series from the fetcher: an array, or the path of a ``.1D`` file."""
-    if isinstance(entry, (str, Path)):
+    if isinstance(entry, (str, os.PathLike)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             entry = np.loadtxt(entry, ndmin=2)
