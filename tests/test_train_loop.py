@@ -94,6 +94,37 @@ def test_train_end_is_called_when_a_callback_stops_the_run():
     assert ("epoch_end", 1, 3) not in recorder.calls  # the guard ran first and stopped the run
 
 
+def test_a_failed_run_stops_its_loader_workers():
+    """A notebook keeps the traceback of an error, and with it the loop: its loader's
+    persistent workers must not live on with it."""
+    import multiprocessing
+
+    dataset = WindowDataset(_windows())
+    loop = _loop()
+    loop.loader = window_loader(dataset, BATCH, ShuffleSampler(len(dataset), seed=1),
+                                num_workers=1)
+
+    class Fails(Callback):
+        def on_step_end(self, loop, loss):
+            assert multiprocessing.active_children()  # the worker runs
+            raise RuntimeError("stop")
+
+    loop.callbacks = [Fails()]
+    with pytest.raises(RuntimeError, match="stop"):
+        loop.run()
+    assert loop.loader._iterator is None
+    assert not multiprocessing.active_children()
+
+
+def test_moving_the_model_drops_the_time_tables_cached_on_the_old_device():
+    model = _loop().model
+    embedding = model.encoder.pos_embed
+    embedding.time_table(N_FRAMES // PATCH, "cpu")
+    assert embedding._time_tables
+    model.to(torch.float64)  # the same path as .cpu() after a GPU run
+    assert embedding._time_tables == {}
+
+
 def _run_seeded(loop, state=None):
     """Run with torch's global generator (stochastic depth) seeded, leaving the caller's alone.
 

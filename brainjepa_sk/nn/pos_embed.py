@@ -83,6 +83,11 @@ class GradientPositionalEmbedding(nn.Module):
         state["_time_tables"] = {}
         return state
 
+    def _apply(self, fn, *args, **kwargs):
+        # .to(), .cpu(), .cuda(), .float()...: drop the tables cached on the old device
+        self._time_tables = {}
+        return super()._apply(fn, *args, **kwargs)
+
     def time_table(self, n_patches, device):
         """The cached ``(n_patches, embed_dim / 2)`` sine-cosine half on ``device``.
 

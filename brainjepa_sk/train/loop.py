@@ -160,8 +160,17 @@ class PretrainLoop:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            self._shutdown_workers()
             self._notify("on_train_end")
         return self.history
+
+    def _shutdown_workers(self):
+        """Stop the loader's persistent workers now: after an error, the traceback (kept by a
+        notebook) would otherwise keep them alive. A later ``run`` starts new ones."""
+        iterator = getattr(self.loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+            self.loader._iterator = None
 
     def _request_stop(self, signum, frame):
         self._stop_requested = True
