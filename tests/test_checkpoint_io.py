@@ -67,6 +67,14 @@ def test_load_gradients_formats(tmp_path, official_dir):
         load_gradients(tmp_path / "missing.csv")
 
 
+@pytest.mark.parametrize("header", ["", "g0 g1 g2"])
+def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_path, header):
+    gradients = np.random.default_rng(0).standard_normal((5, 3))
+    path = tmp_path / "g.txt"
+    np.savetxt(path, gradients, header=header, comments="")
+    np.testing.assert_allclose(load_gradients(path), gradients)
+
+
 @pytest.mark.parametrize("separator, suffix", [(",", ".csv"), ("\t", ".tsv")])
 def test_gradient_tables_written_by_pandas(tmp_path, separator, suffix):
     import pandas as pd

@@ -316,3 +316,41 @@ def test_lagged_pooling_tells_the_direction_of_time():
     backward = TokenPooling("lagged", n_regions=3)(grid.flip(2).reshape(1, 18, 4)).reshape(3, 3)
     assert forward[1, 0] > forward[0, 1]  # 1 after 0: the later-earlier pair is the stronger
     assert backward[0, 1] > backward[1, 0]  # time reversed: the order flips
+
+
+def test_drop_path_drops_whole_samples_and_rescales_the_kept_ones_in_training_only():
+    from brainjepa_sk.nn.blocks import DropPath
+
+    x = torch.ones(20000, 2, 3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        out = DropPath(0.5).train()(x)
+    per_sample = out.flatten(1)
+    assert ((per_sample == 0).all(1) | (per_sample == 2).all(1)).all()  # 0 or 1 / (1 - p)
+    assert abs(out.mean().item() - 1.0) < 0.03  # unbiased
+    assert DropPath(0.5).eval()(x) is x
+
+
+def test_stochastic_depth_is_off_in_eval_mode():
+    from brainjepa_sk.nn import BrainEncoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        encoder = BrainEncoder(torch.randn(6, 3), patch_size=4, embed_dim=16, depth=2,
+                               num_heads=2, drop_path_rate=0.5).eval()
+    x = torch.randn(3, 8, 6)
+    first, second = encoder(x), encoder(x)
+    torch.testing.assert_close(first, second, rtol=0, atol=0)
+    torch.testing.assert_close(encoder.set_drop_path_rate(0.0)(x), first, rtol=0, atol=0)
+
+
+def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statistics():
+    from brainjepa_sk.nn.heads import PooledHead
+
+    head = PooledHead(4, 2, kind="batchnorm").train()
+    head.norm.running_mean.fill_(2.0)
+    head.norm.running_var.fill_(4.0)
+    x = torch.randn(4)
+    expected = head.linear((x - 2.0) / math.sqrt(4.0 + head.norm.eps))
+    torch.testing.assert_close(head(x[None])[0], expected)
+    assert (head.norm.running_mean == 2.0).all() and (head.norm.running_var == 4.0).all()

@@ -896,3 +896,11 @@ def test_warnings_name_the_users_line_not_the_package():
 def test_checkpoint_every_without_a_folder_is_warned_about():
     with pytest.warns(UserWarning, match="checkpoint_every=2 does nothing without checkpoint_dir"):
         _pretrainer(n_epochs=1, checkpoint_every=2).fit(_data(4))
+
+
+def test_the_default_stride_is_half_a_window():
+    """stride=None slides windows by half their length (48 frames: 5 windows of 16)."""
+    model = _pretrainer(n_frames=16, n_epochs=1).fit(_data(n_subjects=4))
+    assert model.preprocessor_.to_dict()["stride"] == 8
+    subject_index, _ = model.preprocessor_.window_table([48])
+    assert len(subject_index) == 5

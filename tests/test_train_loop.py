@@ -81,6 +81,7 @@ def test_hooks_are_called_in_order_with_the_loop_state():
     assert [record["epoch"] for record in history] == [0, 1]
     assert history is loop.history and loop.epoch == 2 and loop.step == 6
     # the record's lr is the schedule's value at the epoch's last step
+    assert history[0]["lr"] == loop.schedule(2)[0] != loop.schedule(3)[0]
     assert history[1]["lr"] == loop.schedule(5)[0]
 
 
@@ -123,6 +124,13 @@ def test_moving_the_model_drops_the_time_tables_cached_on_the_old_device():
     assert embedding._time_tables
     model.to(torch.float64)  # the same path as .cpu() after a GPU run
     assert embedding._time_tables == {}
+
+
+def test_the_loss_guard_stops_an_infinite_loss_too():
+    loop = _loop(callbacks=[NonFiniteLossGuard()])
+    loop.train_step = lambda x, momentum: torch.tensor(float("inf"))
+    with pytest.raises(FloatingPointError, match="loss became inf in epoch 0"):
+        loop.run()
 
 
 def _run_seeded(loop, state=None):

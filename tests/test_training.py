@@ -106,6 +106,11 @@ def test_research_schedule_values():
     assert all(a <= b for a, b in zip(lrs[:peak], lrs[1 : peak + 1]))
     assert all(a >= b for a, b in zip(lrs[peak:], lrs[peak + 1 :]))
     assert warmup_cosine(5, 10, 0, 0.0, 1.0, 0.0) == pytest.approx(0.5)
+    # past the end the final value holds (a run extended without a new schedule)
+    assert warmup_cosine(12, 10, 2, 0.0, 1.0, 0.1) == pytest.approx(0.1)
+    assert schedule(3500)[0] == pytest.approx(1e-6)
+    # the warm-up is rounded to whole steps, not truncated: 10 epochs x 5 steps x 40/300
+    assert PretrainSchedule.from_epochs(10, steps_per_epoch=5).warmup_steps == 7
 
 
 def test_collapse_metrics():
@@ -113,6 +118,8 @@ def test_collapse_metrics():
     healthy = collapse_metrics(torch.randn(256, 16))
     assert healthy["std"] == pytest.approx(1.0, abs=0.1)
     assert 12 < healthy["effective_rank"] <= 16
+    offset = collapse_metrics(torch.randn(256, 16) + 100.0)  # a mean is no collapse
+    assert 12 < offset["effective_rank"] <= 16
     collapsed = collapse_metrics(torch.ones(256, 16) + 1e-7 * torch.randn(256, 16))
     assert collapsed["std"] < 1e-5
     rank_one = collapse_metrics(torch.randn(256, 1) * torch.randn(1, 16))
@@ -135,3 +142,13 @@ def test_bf16_step_on_cuda():
     losses = [train_step(model, optimizer, data[:8].cuda(), sampler.sample(8), 0.99,
                          autocast_dtype=torch.bfloat16).item() for _ in range(20)]
     assert losses[-1] < losses[0]
+
+
+def test_tensor_checksum_depends_on_where_each_tensor_is():
+    """Two same-shape weights swapped (a damaged or mixed-up file) change the checksum."""
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    first, second = torch.zeros(2, 3), torch.ones(2, 3)
+    assert tensor_checksum({"a": first, "b": second}) != tensor_checksum({"a": second, "b": first})
+    assert tensor_checksum([first, second]) != tensor_checksum([second, first])
+    assert tensor_checksum({"a": first, "b": second}) == tensor_checksum({"b": second, "a": first})
