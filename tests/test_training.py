@@ -151,4 +151,6 @@ def test_tensor_checksum_depends_on_where_each_tensor_is():
     first, second = torch.zeros(2, 3), torch.ones(2, 3)
     assert tensor_checksum({"a": first, "b": second}) != tensor_checksum({"a": second, "b": first})
     assert tensor_checksum([first, second]) != tensor_checksum([second, first])
+    # the same tensors in the same order, under other keys
+    assert tensor_checksum({"a": first, "b": {}}) != tensor_checksum({"a": {}, "b": first})
     assert tensor_checksum({"a": first, "b": second}) == tensor_checksum({"b": second, "a": first})
