@@ -9,10 +9,6 @@ Estimators: :class:`GradientPositioner` (region positions on connectivity gradie
 
 __version__ = "0.1.0.dev0"
 
-from .embed import BrainJEPAEmbedder
-from .gradients import GradientPositioner, load_gradients
-from .pretrain import BrainJEPAPretrainer
-
 __all__ = [
     "BrainJEPAClassifier",
     "BrainJEPARegressor",
@@ -23,11 +19,26 @@ __all__ = [
     "__version__",
 ]
 
+#: Where each public name lives. They are imported when first asked for (PEP 562), so that
+#: ``import brainjepa_sk.nn`` (pure torch) loads neither scikit-learn nor pandas, and the
+#: fine-tuning estimators' skorch only where they are used.
+_LOCATIONS = {
+    "BrainJEPAClassifier": "finetune",
+    "BrainJEPARegressor": "finetune",
+    "BrainJEPAEmbedder": "embed",
+    "BrainJEPAPretrainer": "pretrain",
+    "GradientPositioner": "gradients",
+    "load_gradients": "gradients",
+}
+
 
 def __getattr__(name):
-    # The fine-tuning estimators import skorch: only when asked for (PEP 562).
-    if name in ("BrainJEPAClassifier", "BrainJEPARegressor"):
-        from . import finetune
+    if name in _LOCATIONS:
+        import importlib
 
-        return getattr(finetune, name)
+        return getattr(importlib.import_module(f".{_LOCATIONS[name]}", __name__), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -31,3 +31,16 @@ def test_package_imports_without_brainspace_nilearn_and_skorch():
         "assert torch.equal(state, torch.random.get_rng_state())  # no seeding at import\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_the_model_layers_import_without_scikit_learn_or_pandas():
+    """nn/ and train/ are pure torch at run time too: importing them (through the package)
+    loads neither scikit-learn nor pandas; the estimators load them when first used."""
+    code = (
+        "import sys\n"
+        "import brainjepa_sk.nn, brainjepa_sk.train\n"
+        "assert not {'sklearn', 'pandas'} & set(sys.modules), sorted(sys.modules)\n"
+        "from brainjepa_sk import BrainJEPAEmbedder\n"
+        "assert 'sklearn' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

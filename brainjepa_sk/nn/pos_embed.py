@@ -84,7 +84,7 @@ class GradientPositionalEmbedding(nn.Module):
         return state
 
     def _apply(self, fn, *args, **kwargs):
-        # .to(), .cpu(), .cuda(), .float()...: drop the tables cached on the old device
+        # moved to another device or dtype (.to, .cpu, .float...): drop the cached tables
         self._time_tables = {}
         return super()._apply(fn, *args, **kwargs)
 
