@@ -20,7 +20,7 @@ from brainjepa_sk.checkpoint import save_checkpoint
 from brainjepa_sk.finetune import SubjectValidSplit, SubjectWindows
 from brainjepa_sk.nn import EncoderWithHead
 from brainjepa_sk.preprocessing import Preprocessor
-from brainjepa_sk.train import layer_decay_groups, warmup_cosine
+from brainjepa_sk.train import layer_decay_groups, set_hyperparameters, warmup_cosine
 
 #: Settings under which the tiny model learns within seconds.
 FAST_MIN_LR = 1e-6  # the estimators' default
@@ -161,6 +161,12 @@ def test_layer_decay_groups_scale_each_layer_and_spare_biases_and_norms_from_dec
         assert scale_of[id(param)] == expected, name
         assert decay_of[id(param)] == (0.0 if param.ndim == 1 else 0.05), name
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    # a loop that sets its schedule's values keeps each group's scale and decay
+    optimizer = torch.optim.AdamW(groups)
+    set_hyperparameters(optimizer, lr=1e-3, weight_decay=0.3)
+    for group in optimizer.param_groups:
+        assert group["lr"] == pytest.approx(1e-3 * group["lr_scale"])
+        assert group["weight_decay"] == (0.0 if group.get("no_weight_decay") else 0.3)
     model.encoder.requires_grad_(False)
     frozen = layer_decay_groups(model, weight_decay=0.05, layer_decay=0.5)
     assert {id(p) for g in frozen for p in g["params"]} == {id(p)

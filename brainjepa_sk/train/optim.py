@@ -114,8 +114,8 @@ def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=
 def set_hyperparameters(optimizer, lr, weight_decay):
     """Set the learning rate of every group and the weight decay of the decayed groups.
 
-    Groups marked ``"no_weight_decay"`` keep theirs. Every group gets ``lr`` as it is: an
-    ``"lr_scale"`` (:func:`layer_decay_groups`) is not applied here.
+    Groups marked ``"no_weight_decay"`` keep theirs. A group with an ``"lr_scale"``
+    (:func:`layer_decay_groups`) gets ``lr`` times its scale; the others get ``lr``.
 
     Parameters
     ----------
@@ -127,6 +127,6 @@ def set_hyperparameters(optimizer, lr, weight_decay):
         Weight decay of the decayed groups.
     """
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
         if not group.get("no_weight_decay", False):
             group["weight_decay"] = weight_decay
