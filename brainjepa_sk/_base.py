@@ -17,10 +17,11 @@ from sklearn.utils._param_validation import (
 )
 
 from .nn.pooling import POOLINGS, TokenPooling
-from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES
+from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, preprocessor_for_weights
 from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
 from .train.runtime import resolve_autocast, resolve_device
+from .validation import check_n_regions, check_region_names
 
 __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
 
@@ -180,10 +181,52 @@ def check_window_patches(n_frames, patch_size):
     """Check that windows of ``n_frames`` frames cut into whole time patches; return how many."""
     if n_frames % patch_size or n_frames == 0:
         raise ValueError(
-            f"n_frames={n_frames} is not a positive multiple of the model's patch_size="
-            f"{patch_size}: windows must cut into whole time patches"
+            f"n_frames={n_frames} is not a positive multiple of patch_size={patch_size} (the "
+            "model's patch length): windows must cut into whole time patches"
         )
     return n_frames // patch_size
+
+
+def preprocessor_for_subjects(estimator, resolved, subjects):
+    """Check resolved weights against the subjects of a ``fit``; build their preprocessing.
+
+    The region count (with the atlas advice for the default weights) and the region names
+    the weights were pretrained on must match ``X``; the preprocessing is then built from
+    the weights and the estimator's ``t_r``, ``model_t_r``, ``n_frames``, ``window``,
+    ``stride``, ``min_frames`` and ``normalization``, and its windows must cut into whole
+    time patches.
+
+    Parameters
+    ----------
+    estimator : BrainJEPAEmbedder, BrainJEPAClassifier or BrainJEPARegressor
+        The estimator being fitted (its ``n_features_in_`` set by the input check).
+    resolved : ResolvedWeights
+        What :func:`~brainjepa_sk.checkpoint.resolve_weights` returned.
+    subjects : SubjectFiles or ConvertedSubjects
+        The checked subjects.
+
+    Returns
+    -------
+    preprocessor : Preprocessor
+        Fitted.
+    n_patches : int
+        Time patches per window.
+    """
+    from .datasets._atlas import ATLAS_ADVICE  # the datasets package only where used
+
+    name = type(estimator).__name__
+    encoder = resolved.encoder
+    check_n_regions(estimator.n_features_in_, encoder.n_regions, what="built for",
+                    n_timepoints=subjects.n_timepoints[0], name=name,
+                    advice=ATLAS_ADVICE if _is_default_weights(estimator.weights) else "")
+    check_region_names(getattr(estimator, "feature_names_in_", None), resolved.region_names,
+                       name=name)
+    preprocessor = preprocessor_for_weights(
+        resolved, subjects, t_r=estimator.t_r, model_t_r=estimator.model_t_r,
+        n_frames=estimator.n_frames, window=estimator.window, stride=estimator.stride,
+        min_frames=estimator.min_frames, normalization=estimator.normalization,
+    )
+    return preprocessor, check_window_patches(preprocessor.n_frames, encoder.patch_size)
 
 
 def check_pooling(pooling, n_patches=None):
@@ -331,8 +374,9 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         numpy.ndarray of str
             ``embedding{k}`` with ``pooling="mean"``; ``{region}_embedding{k}`` with
             ``pooling="roi"``, ``{region}_embedding{k}_std`` with ``pooling="roi_std"`` and
-            ``{region_a}_{region_b}_connectivity`` with ``pooling="connectivity"`` (region names
-            from DataFrame columns when fitted on them).
+            ``{region_a}_{region_b}_connectivity`` with ``pooling="connectivity"``,
+            ``{region_a}_{region_b}_lag1`` with ``pooling="lagged"`` (region names from
+            DataFrame columns or file headers when fitted on them, else ``region{r}``).
 
         Raises
         ------

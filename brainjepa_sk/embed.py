@@ -9,17 +9,14 @@ from ._base import (
     POSITIVE_INT,
     WEIGHTS_CONSTRAINTS,
     EmbeddingTransformMixin,
-    _is_default_weights,
     check_parameters,
     check_pooling,
-    check_window_patches,
+    preprocessor_for_subjects,
     resolve_device,
     restore_on_error,
 )
 from .checkpoint import resolve_weights
-from .datasets._atlas import ATLAS_ADVICE
-from .preprocessing import preprocessor_for_weights
-from .validation import check_n_regions, check_region_names, validate_subjects
+from .validation import validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
 
@@ -186,20 +183,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
             resolved = self._load()
             encoder = resolved.encoder
-            check_n_regions(
-                self.n_features_in_, encoder.n_regions, what="built for",
-                n_timepoints=len(subjects[0]), name=type(self).__name__,
-                advice=ATLAS_ADVICE if _is_default_weights(self.weights) else "",
-            )
-            check_region_names(getattr(self, "feature_names_in_", None),
-                               resolved.region_names, name=type(self).__name__)
-            preprocessor = preprocessor_for_weights(
-                resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
-                n_frames=self.n_frames, window=self.window, stride=self.stride,
-                min_frames=self.min_frames, normalization=self.normalization,
-            )
-            check_pooling(self.pooling,
-                          check_window_patches(preprocessor.n_frames, encoder.patch_size))
+            preprocessor, n_patches = preprocessor_for_subjects(self, resolved, subjects)
+            check_pooling(self.pooling, n_patches)
             self.encoder_ = encoder.eval().requires_grad_(False)
             self.region_names_ = resolved.region_names
             self.preprocessor_ = preprocessor

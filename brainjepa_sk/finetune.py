@@ -43,24 +43,21 @@ from ._base import (
     WEIGHTS_CONSTRAINTS,
     Range,
     SubjectsInputMixin,
-    _is_default_weights,
     average_by_subject,
     check_parameters,
     check_pooling,
-    check_window_patches,
+    preprocessor_for_subjects,
     restore_on_error,
     training_windows,
     window_chunks,
 )
 from ._warnings import warn_user
 from .checkpoint import resolve_weights
-from .datasets._atlas import ATLAS_ADVICE
 from .nn import POOLINGS, EncoderWithHead
-from .preprocessing import preprocessor_for_weights
 from .train.optim import layer_decay_groups
 from .train.runtime import forked_rng, resolve_autocast, resolve_device
 from .train.schedule import warmup_cosine
-from .validation import check_n_regions, check_region_names, validate_subjects
+from .validation import validate_subjects
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
@@ -616,19 +613,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
             else:
                 resolved = self._resolve()
-                encoder = resolved.encoder
-                check_n_regions(self.n_features_in_, encoder.n_regions, what="built for",
-                                n_timepoints=len(subjects[0]), name=type(self).__name__,
-                                advice=ATLAS_ADVICE if _is_default_weights(self.weights) else "")
-                check_region_names(getattr(self, "feature_names_in_", None),
-                                   resolved.region_names, name=type(self).__name__)
-                self.preprocessor_ = preprocessor_for_weights(
-                    resolved, subjects, t_r=self.t_r, model_t_r=self.model_t_r,
-                    n_frames=self.n_frames, window=self.window, stride=self.stride,
-                    min_frames=self.min_frames, normalization=self.normalization,
-                )
-                n_patches = check_window_patches(self.preprocessor_.n_frames,
-                                                 encoder.patch_size)
+                self.preprocessor_, n_patches = preprocessor_for_subjects(self, resolved,
+                                                                         subjects)
                 self._resolved_ = resolved
                 self.region_names_ = resolved.region_names
             check_pooling(self.pooling, n_patches)

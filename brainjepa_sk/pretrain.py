@@ -25,6 +25,7 @@ from ._base import (
     Range,
     check_parameters,
     check_pooling,
+    check_window_patches,
     restore_on_error,
     training_windows,
 )
@@ -384,10 +385,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             if missing:
                 raise ValueError(f"model_size dict misses {sorted(missing)}")
             sizes = dict(self.model_size)
-        if self.n_frames % self.patch_size:
-            raise ValueError(
-                f"n_frames={self.n_frames} is not a multiple of patch_size={self.patch_size}"
-            )
+        check_window_patches(self.n_frames, self.patch_size)
         predictor_dim = self.predictor_embed_dim
         if predictor_dim is None:
             predictor_dim = min(384, sizes["embed_dim"])

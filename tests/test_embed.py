@@ -407,7 +407,7 @@ def test_a_pooling_set_after_fit_is_checked_at_transform():
 
 
 def test_windows_that_do_not_cut_into_patches_are_refused_at_fit():
-    with pytest.raises(ValueError, match="n_frames=7 is not a positive multiple of the model's "
+    with pytest.raises(ValueError, match="n_frames=7 is not a positive multiple of "
                                          "patch_size=2"):
         BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=7, device="cpu").fit(
             _subjects())
@@ -449,3 +449,27 @@ def test_region_names_at_transform_follow_scikit_learns_rules():
         warnings.simplefilter("error")
         named.transform(frames)
         unnamed.transform(arrays)
+
+
+def test_the_default_weights_are_hashed_once_per_process_unless_they_change(
+        tmp_path, monkeypatch):
+    """Every fit with weights="ukbiobank" (each cross-validation fold) checks the files: a
+    settled file is read for its hash once; a file changed since is read again."""
+    import os
+
+    from brainjepa_sk.datasets import _weights
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x00" * 4096)
+    old = 1_000_000_000
+    os.utime(path, (old, old))
+    reads = []
+    monkeypatch.setattr(_weights, "_DIGESTS", {})
+    real = _weights.sha256_of
+    monkeypatch.setattr(_weights, "sha256_of", lambda p: reads.append(p) or real(p))
+    first = _weights._sha256_once(path)
+    assert _weights._sha256_once(path) == first and len(reads) == 1
+    path.write_bytes(b"\x01" * 4096)  # same size, new contents, new time
+    assert _weights._sha256_once(path) != first and len(reads) == 2
+    # written just now: hashed again at every call, in case it changes within one timestamp
+    assert _weights._sha256_once(path) and len(reads) == 3

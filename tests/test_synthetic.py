@@ -165,3 +165,12 @@ def test_default_size():
     # its speed is measured by benchmarks/bench_synthetic.py, not here
     X, y = make_brain_dynamics(random_state=0)
     assert len(X) == 120 and X[0].shape == (200, 100) and len(y) == 120
+
+
+@pytest.mark.parametrize("n_regions", [100, 150])
+def test_the_group_connectivity_is_brainspaces_schaefer_matrix(n_regions):
+    from brainspace.datasets import load_group_fc
+
+    scale = 100 if n_regions <= 100 else 200
+    matrix = load_group_fc("schaefer", scale=scale)[:n_regions, :n_regions]
+    np.testing.assert_array_equal(load_group_connectivity(n_regions), (matrix + matrix.T) / 2)

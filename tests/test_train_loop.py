@@ -301,6 +301,20 @@ def test_a_distributed_sampler_plugs_in_and_is_told_the_epoch():
     assert state["data_sampler"] is None  # its order is a function of (seed, epoch)
 
 
+def test_a_state_whose_data_sampler_this_loop_cannot_take_is_refused_before_any_change():
+    saved = _loop(n_epochs=1)
+    saved.run()
+    state = saved.state_dict()  # a ShuffleSampler's state
+    sampler = DistributedSampler(range(N_WINDOWS), num_replicas=2, rank=1, seed=3)
+    loop = _loop(sampler=sampler)
+    before = {name: value.clone() for name, value in loop.model.state_dict().items()}
+    with pytest.raises(ValueError, match="DistributedSampler cannot restore it"):
+        loop.load_state_dict(state)
+    for name, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert loop.step == 0
+
+
 def test_the_loop_state_holds_no_reference_to_the_live_history():
     loop = _loop(n_epochs=1)
     loop.run()

@@ -72,7 +72,9 @@ def load_group_connectivity(n_regions=100):
     Reads BrainSpace's bundled matrix (``schaefer_{n}_mean_connectivity_matrix.csv``, the mean
     functional connectivity of Human Connectome Project subjects) of the smallest Schaefer atlas
     (100, 200, 300 or 400 regions) with at least ``n_regions`` regions, and keeps its first
-    ``n_regions`` rows and columns.
+    ``n_regions`` rows and columns: the matrix of
+    ``brainspace.datasets.load_group_fc("schaefer", scale)``, read from BrainSpace's files
+    directly because importing ``brainspace.datasets`` loads VTK (seconds, for a CSV file).
 
     Parameters
     ----------

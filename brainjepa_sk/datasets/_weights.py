@@ -7,6 +7,7 @@ import http.client
 import os
 import shutil
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -80,6 +81,25 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+#: Digests already computed in this process, by (path, size, modification time): every fit
+#: with the default weights (each fold of a cross-validation) checks the ~1 GB checkpoint,
+#: and reading it again each time would cost seconds. A changed file is hashed again.
+_DIGESTS = {}
+
+
+def _sha256_once(path):
+    stat = os.stat(path)
+    key = (os.path.realpath(path), stat.st_size, stat.st_mtime_ns)
+    digest = _DIGESTS.get(key)
+    if digest is None:
+        digest = sha256_of(path)
+        # a file written moments ago may be written again within the same timestamp: only
+        # a settled file is remembered (git's "racily clean" rule)
+        if time.time() - stat.st_mtime > 2.0:
+            _DIGESTS[key] = digest
+    return digest
+
+
 def _record_path(path):
     return path.with_name(path.name + ".sha256")
 
@@ -97,7 +117,7 @@ def _check_hash(path, spec, actual=None):
     if expected is None and record.is_file():
         expected = record.read_text().split()[0]
         source = f"the hash recorded at its first download ({record})"
-    actual = actual or sha256_of(path)
+    actual = actual or _sha256_once(path)
     if expected is None:
         record.write_text(f"{actual}  {path.name}\n")  # the first good copy: remember it
     elif actual != expected:

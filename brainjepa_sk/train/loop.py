@@ -283,11 +283,22 @@ class PretrainLoop:
         ----------
         state : dict
             What :meth:`state_dict` returned.
+
+        Raises
+        ------
+        ValueError
+            When the state holds a data sampler's state that this loop's sampler cannot take
+            (checked before anything is restored).
         """
+        sampler = getattr(self.loader, "sampler", None)
+        if state["data_sampler"] is not None and not hasattr(sampler, "load_state_dict"):
+            raise ValueError(
+                f"the state was saved with a data sampler that has a state, but this loop's "
+                f"{type(sampler).__name__} cannot restore it: resume with the same kind of "
+                "sampler (e.g. ShuffleSampler)")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.mask_sampler.load_state_dict(state["mask_sampler"])
-        sampler = getattr(self.loader, "sampler", None)
         self.step_in_epoch = int(state.get("step_in_epoch", 0))
         if state["data_sampler"] is not None:
             if self.step_in_epoch and hasattr(sampler, "resume_pass"):
