@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import numbers
 import os
 
 import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import (
-    Interval,
     StrOptions,
-    validate_parameter_constraints,
 )
 
 from .nn.pooling import POOLINGS, TokenPooling
@@ -21,7 +18,15 @@ from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, preprocessor_for_w
 from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
 from .train.runtime import resolve_autocast, resolve_device
-from .validation import check_n_regions, check_region_names
+from .validation import (  # noqa: F401  (the estimators import the constraints from here)
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    Range,
+    check_n_regions,
+    check_parameters,
+    check_region_names,
+)
 
 __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
 
@@ -137,21 +142,8 @@ ESTIMATOR_POOLINGS = (*POOLINGS, "tokens")
 
 
 # -- parameter checks ---------------------------------------------------------------------------
-# Each estimator declares its parameters' constraints once, in scikit-learn's style
-# (``_parameter_constraints``), and ``fit`` calls :func:`check_parameters` first. What depends on
-# the data or on other parameters (e.g. enough regions for the gradients) is checked in fit.
-
-class Range(Interval):
-    """scikit-learn's ``Interval`` constraint, without booleans (``True`` is no count or rate)."""
-
-    def is_satisfied_by(self, val):
-        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
-
-
-#: Constraints shared by several estimators.
-POSITIVE_INT = [Range(numbers.Integral, 1, None, closed="left")]
-NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
-POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
+# The constraints and check_parameters live in validation.py (with the Preprocessor's
+# users); these are the estimators' own.
 PRECISION = [StrOptions({"auto", "fp32", "bf16"})]
 DEVICE = [str, torch.device, None]  # resolved (and CUDA checked) by resolve_device
 OPTIONAL_PATH = [str, os.PathLike, None]
@@ -160,21 +152,6 @@ OPTIONAL_PATH = [str, os.PathLike, None]
 def _is_default_weights(weights):
     """Whether ``weights`` names the UK Biobank checkpoint (which needs the 450-region atlas)."""
     return isinstance(weights, str) and weights == "ukbiobank"
-
-
-def check_parameters(estimator):
-    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
-
-    Raises
-    ------
-    sklearn.utils._param_validation.InvalidParameterError
-        A ``ValueError`` (and ``TypeError``) naming the parameter, the estimator, what is
-        allowed and what was given.
-    """
-    validate_parameter_constraints(
-        estimator._parameter_constraints, estimator.get_params(deep=False),
-        caller_name=type(estimator).__name__,
-    )
 
 
 def check_window_patches(n_frames, patch_size):

@@ -38,6 +38,7 @@ def _align(source, target):
 
     return procrustes(source, target)
 
+
 def load_gradients(source):
     """Load a region x component gradient matrix.
 

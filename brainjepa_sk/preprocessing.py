@@ -23,9 +23,10 @@ from fractions import Fraction
 import numpy as np
 from scipy.signal import resample_poly
 from sklearn.exceptions import NotFittedError
+from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
-from .validation import check_n_regions
+from .validation import POSITIVE_FINITE, POSITIVE_INT, check_n_regions, check_parameters
 
 __all__ = [
     "NORMALIZATIONS",
@@ -268,40 +269,29 @@ class Preprocessor:
 
     # ------------------------------------------------------------------ parameters
 
+    _parameter_constraints = {
+        "n_frames": POSITIVE_INT,
+        "t_r": [*POSITIVE_FINITE, None],
+        "target_t_r": [*POSITIVE_FINITE, None],
+        "window": [StrOptions(set(WINDOW_STRATEGIES))],
+        "stride": [*POSITIVE_INT, None],
+        "min_frames": [*POSITIVE_INT, None],
+        "normalization": [StrOptions({name for name in NORMALIZATIONS if name}), None],
+        "eps": POSITIVE_FINITE,
+    }
+
     def _validate_params(self):
-        if not _is_int(self.n_frames) or self.n_frames < 1:
-            raise ValueError(f"n_frames must be an integer >= 1, got {self.n_frames!r}")
-        _check_t_r(self.t_r, "t_r")
-        _check_t_r(self.target_t_r, "target_t_r")
+        check_parameters(self)
         _resampling_ratio(self.t_r, self.target_t_r)
-        if not isinstance(self.window, str) or self.window not in WINDOW_STRATEGIES:
-            raise ValueError(f"window must be one of {WINDOW_STRATEGIES}, got {self.window!r}")
-        if self.stride is not None and (not _is_int(self.stride) or self.stride < 1):
-            raise ValueError(f"stride must be an integer >= 1 or None, got {self.stride!r}")
         if self.window == "sliding" and self.stride is not None and self.stride > self.n_frames:
             raise ValueError(
                 f"stride={self.stride} is longer than a window (n_frames={self.n_frames}): the "
                 "frames between windows would never be seen; use stride <= n_frames")
-        if self.min_frames is not None and (
-            not _is_int(self.min_frames) or not 1 <= self.min_frames <= self.n_frames
-        ):
+        if self.min_frames is not None and self.min_frames > self.n_frames:
             raise ValueError(
-                f"min_frames must be an integer between 1 and n_frames={self.n_frames} or None, "
-                f"got {self.min_frames!r}"
+                f"min_frames={self.min_frames} is longer than a window (n_frames="
+                f"{self.n_frames}): use min_frames <= n_frames, or None"
             )
-        if (
-            self.normalization is not None and not isinstance(self.normalization, str)
-        ) or self.normalization not in NORMALIZATIONS:
-            raise ValueError(
-                f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}"
-            )
-        if (
-            isinstance(self.eps, bool)
-            or not isinstance(self.eps, numbers.Real)
-            or not math.isfinite(self.eps)
-            or self.eps <= 0
-        ):
-            raise ValueError(f"eps must be a positive finite number, got {self.eps!r}")
 
     @property
     def _min_frames(self):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse
+from sklearn.utils._param_validation import Interval, validate_parameter_constraints
 from sklearn.utils.validation import check_array
 
 from ._warnings import warn_user
@@ -33,6 +34,48 @@ _LAYOUT = (
     "X must be a 3-D array (n_subjects, n_timepoints, n_regions), a list of 2-D "
     "(n_timepoints, n_regions) arrays, DataFrames or files, or a glob of files"
 )
+
+
+# -- parameters ----------------------------------------------------------------------------------
+# Each estimator (and the Preprocessor) declares its parameters' constraints once, in
+# scikit-learn's style (``_parameter_constraints``), and checks them with
+# :func:`check_parameters` before any work. What depends on the data or on other parameters
+# (e.g. enough regions for the gradients, a stride within a window) is checked after it.
+
+class Range(Interval):
+    """scikit-learn's ``Interval`` constraint, without booleans (``True`` is no count or rate)."""
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+
+
+#: Constraints shared by several estimators.
+POSITIVE_INT = [Range(numbers.Integral, 1, None, closed="left")]
+NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
+POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
+POSITIVE_FINITE = [Range(numbers.Real, 0, np.inf, closed="neither")]
+
+
+def check_parameters(estimator):
+    """Check ``estimator``'s parameters against its ``_parameter_constraints``.
+
+    Parameters
+    ----------
+    estimator : object
+        An estimator (or the :class:`~brainjepa_sk.preprocessing.Preprocessor`) whose
+        ``_parameter_constraints`` name its parameters.
+
+    Raises
+    ------
+    sklearn.utils._param_validation.InvalidParameterError
+        A ``ValueError`` (and ``TypeError``) naming the parameter, the estimator, what is
+        allowed and what was given.
+    """
+    constraints = estimator._parameter_constraints
+    validate_parameter_constraints(
+        constraints, {name: getattr(estimator, name) for name in constraints},
+        caller_name=type(estimator).__name__,
+    )
 
 
 def feature_names_of(subject):

@@ -414,6 +414,9 @@ def test_subjects_with_different_region_counts():
         ({"n_frames": 10, "eps": 0.0}, "eps"),
         ({"n_frames": 10, "t_r": -2.0, "target_t_r": 2.0}, "t_r"),
         ({"n_frames": 10, "target_t_r": 0.0}, "target_t_r"),
+        ({"n_frames": True}, "n_frames"),  # a bool is no count
+        ({"n_frames": 10, "t_r": float("inf")}, "t_r"),
+        ({"n_frames": 10, "eps": float("nan")}, "eps"),
     ],
 )
 def test_bad_parameters(params, match):
