@@ -25,7 +25,7 @@ from ._warnings import warn_user
 from .gradients import load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
-from .nn.pos_embed import sincos_time_embedding
+from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
 from .train.runtime import atomic_save, load_file, tensor_checksum
 
 __all__ = [
@@ -63,11 +63,22 @@ _PREDICTOR_TABLE = "predictor_2dpe_proj.emb_h"
 
 
 def _built_for_loading(gradients, config):
-    """A ``BrainJEPA`` whose weights are about to be loaded: its random initialisation draws
-    from a fork of torch's global generator, so loading weights leaves the caller's random
-    state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        return BrainJEPA(gradients, **config)
+    """A ``BrainJEPA`` whose weights are about to be loaded, all of them (the loaders refuse a
+    state with missing keys).
+
+    It is built on the meta device and then given uninitialised CPU memory: no random
+    initialisation, which the loaded weights would replace (seconds for the base model) and
+    which would draw from torch's global generator. Only the gradients, a buffer the research
+    checkpoints do not hold, are filled in.
+    """
+    gradients = torch.as_tensor(gradients, dtype=torch.float32)
+    with torch.device("meta"):
+        model = BrainJEPA(gradients, **config)
+    model.to_empty(device="cpu")
+    for module in model.modules():
+        if isinstance(module, GradientPositionalEmbedding):
+            module.gradients.copy_(gradients)
+    return model
 
 
 def _strip_prefix(state, section):

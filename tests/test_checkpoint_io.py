@@ -173,3 +173,37 @@ def test_loading_weights_leaves_torchs_global_generator_alone(tmp_path, official
                              official_dir / "gradient.csv")
     BrainJEPAEmbedder(path, device="cpu").fit(X).transform(X)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_loading_weights_does_not_initialise_what_it_loads(tmp_path, official_dir,
+                                                           monkeypatch):
+    """The random initialisation that loaded weights replace is skipped (seconds for the
+    base model: it runs on the meta device, where it costs nothing); the loaded models equal
+    the saved ones."""
+    from brainjepa_sk.checkpoint import load_research_checkpoint
+
+    model = _model()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, model)
+    reference = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                         official_dir / "gradient.csv")
+
+    initialised = []
+
+    def recording(initialiser):
+        def initialise(tensor, *args, **kwargs):
+            initialised.append(tensor.device.type)
+            return initialiser(tensor, *args, **kwargs)
+        return initialise
+
+    for name in ("trunc_normal_", "xavier_uniform_", "kaiming_uniform_", "zeros_", "ones_",
+                 "constant_", "normal_", "uniform_"):
+        monkeypatch.setattr(torch.nn.init, name, recording(getattr(torch.nn.init, name)))
+    research = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                        official_dir / "gradient.csv")
+    for loaded, expected in [(load_checkpoint(path).model, model), (research, reference)]:
+        state, expected_state = loaded.state_dict(), expected.state_dict()
+        assert state.keys() == expected_state.keys()
+        for name, value in state.items():
+            assert torch.equal(value, expected_state[name]), name
+    assert initialised and set(initialised) == {"meta"}

@@ -246,4 +246,5 @@ def stochastic_depth_rates(drop_path_rate, depth):
     list of float
         ``depth`` probabilities from 0 to ``drop_path_rate``; empty when ``depth`` is 0.
     """
-    return torch.linspace(0, drop_path_rate, depth).tolist() if depth else []
+    # on the CPU even where a model is built on the meta device (to load weights into)
+    return torch.linspace(0, drop_path_rate, depth, device="cpu").tolist() if depth else []
