@@ -38,6 +38,18 @@ def restore_on_error(estimator):
     """Undo every attribute change made to ``estimator`` inside the block if it raises.
 
     A failed ``fit`` then leaves a previously fitted estimator exactly as it was.
+
+    Parameters
+    ----------
+    estimator : object
+        The estimator whose ``__dict__`` is saved (a shallow copy: objects changed in place
+        are not restored).
+
+    Yields
+    ------
+    None
+        Inside the block; on an exception (``KeyboardInterrupt`` included) the attributes
+        are restored and the exception propagates.
     """
     saved = dict(estimator.__dict__)
     try:
@@ -65,7 +77,7 @@ def embed_windows(
         Where to compute.
     autocast_dtype : torch.dtype or None
         Autocast dtype (``None``: full precision).
-    pooling : str
+    pooling : str, default="mean"
         A :class:`~brainjepa_sk.nn.TokenPooling` mode (one vector per window), or
         ``"tokens"``: each window's token features as a ``(n_patches * dim, n_regions)``
         series, ``(n_windows, n_patches * dim, n_regions)``.
@@ -76,7 +88,8 @@ def embed_windows(
     Returns
     -------
     numpy.ndarray
-        float32 pooled embeddings.
+        Float32 pooled embeddings: ``(n_windows, n_features)``, or with ``"tokens"``
+        ``(n_windows, n_patches * dim, n_regions)``.
     """
     n_regions = windows.shape[2]
     if pooling == "tokens":
@@ -96,11 +109,40 @@ def embed_windows(
 
 
 def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
-    """Preprocess subjects a chunk at a time, so that their (overlapping) windows never all sit
-    in memory: yields ``(start, n_subjects_in_chunk, windows, subject_index)`` per chunk.
+    """Preprocess subjects a chunk at a time, so that their windows never all sit in memory.
+
+    Yields ``(start, n_subjects_in_chunk, windows, subject_index)`` per chunk (windows
+    overlap, so all of them could take much more memory than the subjects).
 
     ``shard=(rank, n_processes)`` keeps every ``n_processes``-th chunk from ``rank`` on (each
     process of a torchrun group takes its share).
+
+    Parameters
+    ----------
+    subjects : sequence of array-like
+        Validated subjects (arrays or a :class:`~brainjepa_sk.files.SubjectFiles`).
+    preprocessor : Preprocessor
+        Fitted.
+    chunk_size : int, optional
+        Subjects per chunk (at least 1); ``SUBJECTS_PER_CHUNK`` by default.
+    shard : tuple of int, default=(0, 1)
+        ``(rank, n_processes)``.
+
+    Yields
+    ------
+    start : int
+        Index of the chunk's first subject in ``subjects``.
+    n_subjects_in_chunk : int
+        Subjects in the chunk.
+    windows : numpy.ndarray of shape (n_windows, n_frames, n_regions)
+        The chunk's windows, from ``preprocessor.transform``.
+    subject_index : numpy.ndarray of shape (n_windows,)
+        Each window's subject, counted from the chunk's first.
+
+    Raises
+    ------
+    ValueError
+        Before any chunk, when a subject is too short for a window.
     """
     # a subject too short for a window is named (with its file) before any chunk is embedded
     preprocessor.check_lengths(subjects)
@@ -119,6 +161,25 @@ def training_windows(preprocessor, subjects):
     asks, when ``preprocessor.streams(subjects)`` (files read a window at a time, or too many
     windows to hold); otherwise every window cut at once into one array. A subject too short
     for a window is named (with its file) before any is read.
+
+    Parameters
+    ----------
+    preprocessor : Preprocessor
+        Fitted.
+    subjects : sequence of array-like
+        Validated subjects (arrays or a :class:`~brainjepa_sk.files.SubjectFiles`).
+
+    Returns
+    -------
+    windows : numpy.ndarray or LazyWindowDataset
+        ``(n_windows, n_frames, n_regions)`` float32 windows, in memory or read when indexed.
+    subject_index : numpy.ndarray of shape (n_windows,)
+        Each window's subject.
+
+    Raises
+    ------
+    ValueError
+        When a subject is too short for a window.
     """
     preprocessor.check_lengths(subjects)
     if not preprocessor.streams(subjects):
@@ -129,8 +190,26 @@ def training_windows(preprocessor, subjects):
 
 
 def average_by_subject(values, subject_index, n_subjects, dtype=np.float32):
-    """Mean of the rows of ``values`` that belong to each subject (windows -> subjects),
-    summed in float64 and returned as ``dtype``."""
+    """Mean of the rows of ``values`` that belong to each subject (windows -> subjects).
+
+    The rows are summed in float64 and the means returned as ``dtype``.
+
+    Parameters
+    ----------
+    values : numpy.ndarray of shape (n_windows, n_features)
+        One row per window.
+    subject_index : numpy.ndarray of shape (n_windows,)
+        Each row's subject, in ``range(n_subjects)``.
+    n_subjects : int
+        Number of subjects (rows of the result).
+    dtype : numpy dtype, default=numpy.float32
+        dtype of the result.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_subjects, n_features)
+        Each subject's mean row (NaN for a subject without rows).
+    """
     sums = np.zeros((n_subjects, values.shape[1]), dtype=np.float64)
     np.add.at(sums, subject_index, values)
     counts = np.bincount(subject_index, minlength=n_subjects)[:, None]
@@ -155,7 +234,25 @@ def _is_default_weights(weights):
 
 
 def check_window_patches(n_frames, patch_size):
-    """Check that windows of ``n_frames`` frames cut into whole time patches; return how many."""
+    """Check that windows of ``n_frames`` frames cut into whole time patches; return how many.
+
+    Parameters
+    ----------
+    n_frames : int
+        Window length (frames).
+    patch_size : int
+        Frames per time patch of the model.
+
+    Returns
+    -------
+    int
+        Time patches per window, ``n_frames // patch_size``.
+
+    Raises
+    ------
+    ValueError
+        When ``n_frames`` is 0 or not a multiple of ``patch_size``.
+    """
     if n_frames % patch_size or n_frames == 0:
         raise ValueError(
             f"n_frames={n_frames} is not a positive multiple of patch_size={patch_size} (the "
@@ -207,7 +304,20 @@ def preprocessor_for_subjects(estimator, resolved, subjects):
 
 
 def check_pooling(pooling, n_patches=None):
-    """Check that ``"roi_std"`` and ``"lagged"`` have at least two time patches to use."""
+    """Check that ``"roi_std"`` and ``"lagged"`` have at least two time patches to use.
+
+    Parameters
+    ----------
+    pooling : str
+        The pooling mode.
+    n_patches : int, optional
+        Time patches per window; ``None`` skips the check.
+
+    Raises
+    ------
+    ValueError
+        When ``pooling`` is ``"roi_std"`` or ``"lagged"`` and ``n_patches`` is below 2.
+    """
     if pooling in ("roi_std", "lagged") and n_patches is not None and n_patches < 2:
         raise ValueError(
             f'pooling="{pooling}" needs at least 2 time patches per window, got {n_patches} '

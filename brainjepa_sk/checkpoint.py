@@ -408,7 +408,27 @@ def load_checkpoint(path, map_location="cpu"):
 
 
 def is_our_checkpoint(path):
-    """Whether ``path`` is a file written by :func:`save_checkpoint`."""
+    """Whether ``path`` is a file written by :func:`save_checkpoint`.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    bool
+        ``True`` when the file holds a dict whose ``"format"`` is this package's
+        (``FORMAT_NAME``); ``False`` for other torch files, such as research checkpoints.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no file.
+    ValueError
+        Naming the file, when it is empty, damaged or not a torch file (it is loaded safely,
+        on the meta device).
+    """
     payload = load_file(path, map_location="meta", what="checkpoint")  # damaged: named error
     return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
 
@@ -457,7 +477,8 @@ def _resolved(module, encoder, n_frames):
 def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data_dir=None):
     """Turn any accepted ``weights`` into an encoder plus what its input must look like.
 
-    The one place that reads weights for the estimators (the embedder now, fine-tuning next).
+    The one place that reads weights for the estimators (the embedder and the fine-tuning
+    estimators).
 
     Parameters
     ----------
@@ -478,6 +499,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     Returns
     -------
     ResolvedWeights
+        The encoder (on the CPU, a copy when a module was given), with the preprocessing,
+        TR, window length and region names the weights carry.
     """
     def warn_ignored(what, names=("gradients", "num_heads")):
         given = [name for name, value in (("gradients", gradients), ("num_heads", num_heads))

@@ -175,7 +175,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
 
         Returns
         -------
-        self
+        self : BrainJEPAEmbedder
+            The fitted estimator.
         """
         check_parameters(self)
         resolve_device(self.device)  # a device that exists

@@ -32,7 +32,18 @@ SUBJECT_FILE_SUFFIXES = (".npy", ".tsv", ".csv", ".1d", ".txt")
 
 
 def is_path(obj):
-    """Whether ``obj`` names a file (a string or a path-like object)."""
+    """Whether ``obj`` names a file (a string or a path-like object).
+
+    Parameters
+    ----------
+    obj : object
+        Anything.
+
+    Returns
+    -------
+    bool
+        ``True`` for a ``str`` or an ``os.PathLike`` (whether or not the file exists).
+    """
     return isinstance(obj, (str, os.PathLike))
 
 
@@ -47,6 +58,7 @@ def expand_subject_paths(pattern):
     Returns
     -------
     list of pathlib.Path
+        The matching files (folders left out), sorted; ``[pattern]`` when it names a file.
 
     Raises
     ------
@@ -243,7 +255,22 @@ class SubjectFiles(Sequence):
         return np.asarray(read_subject_file(self.paths[index]), dtype=self.dtype)
 
     def frames(self, index, start, stop):
-        """Frames ``[start, stop)`` of subject ``index``; a ``.npy`` file reads only those."""
+        """Frames ``[start, stop)`` of subject ``index``; a ``.npy`` file reads only those.
+
+        Other files are read whole, then sliced.
+
+        Parameters
+        ----------
+        index : int
+            Which subject.
+        start, stop : int
+            The frames, as a slice of the first axis.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_selected, n_regions)
+            A copy of the frames, of the ``dtype`` given at construction.
+        """
         series = read_subject_file(self.paths[index])
         return np.array(series[start:stop] if isinstance(series, np.ndarray)
                         else np.asarray(series)[start:stop], dtype=self.dtype)

@@ -226,14 +226,54 @@ class WarmupCosineLR(Callback):
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Start the schedule at epoch 0 (every ``fit`` or ``partial_fit`` call).
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        X, y : object, optional
+            The training data (unused).
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
         self.epoch_ = 0
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Count the epoch's training batches (from the net's training loader).
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        dataset_train : torch.utils.data.Dataset
+            The training windows of this epoch.
+        dataset_valid : torch.utils.data.Dataset, optional
+            The validation windows (unused).
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
         # the training loader's own count: drop_last, batch_size=-1 or a sampler included
         self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
         self.batch_ = 0
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        """Set every parameter group's learning rate for this training batch.
+
+        The rate is the schedule's, times the group's ``"lr_scale"`` (1 if it has none).
+        Validation batches are left alone.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        batch : object, optional
+            The batch (unused).
+        training : bool, default=False
+            Whether the batch is a training batch.
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
         if not training:
             return
         per_epoch = self.batches_per_epoch_
@@ -249,6 +289,15 @@ class WarmupCosineLR(Callback):
         self.batch_ += 1
 
     def on_epoch_end(self, net, **kwargs):
+        """Move to the next epoch; record the last batch's rate as ``"lr"`` in the history.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
         self.epoch_ += 1
         if hasattr(self, "lr_"):
             net.history.record("lr", self.lr_)
@@ -381,11 +430,26 @@ class _FineTuneBase(SubjectsInputMixin):
                 if name not in ("module", "_params_to_validate")]
 
     def get_default_callbacks(self):
+        """skorch's default callbacks, then the learning-rate schedule.
+
+        Returns
+        -------
+        list of tuple
+            skorch's ``(name, callback)`` pairs, then ``("lr_schedule", WarmupCosineLR())``.
+        """
         return [*super().get_default_callbacks(), ("lr_schedule", WarmupCosineLR())]
 
     def initialize_callbacks(self):
-        """skorch's callbacks; warns when a learning-rate scheduler of the user's would be
-        overridden by the built-in ``lr_schedule``."""
+        """skorch's callbacks; warns when a user's scheduler would be overridden.
+
+        A warning is given when the built-in ``lr_schedule`` is on and a skorch
+        ``LRScheduler`` is among the callbacks: the built-in schedule would override its rates.
+
+        Returns
+        -------
+        self
+            The net, its ``callbacks_`` set.
+        """
         super().initialize_callbacks()
         names = dict(self.callbacks_)
         if isinstance(names.get("lr_schedule"), WarmupCosineLR):
@@ -399,7 +463,20 @@ class _FineTuneBase(SubjectsInputMixin):
         return self
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
-        """skorch's check (``NotInitializedError``), with how to restore a saved net."""
+        """skorch's check (``NotInitializedError``), with how to restore a saved net.
+
+        Parameters
+        ----------
+        attributes : iterable of str, optional
+            The attributes a fitted net has (skorch's default: ``module_``).
+        *args, **kwargs
+            As in skorch's ``check_is_fitted``.
+
+        Raises
+        ------
+        skorch.exceptions.NotInitializedError
+            When the net is not fitted; the message says how to restore saved parameters.
+        """
         try:
             super().check_is_fitted(attributes, *args, **kwargs)
         except NotInitializedError:
@@ -407,7 +484,24 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"This {type(self).__name__} is not fitted yet: {_BUILT_IN_FIT}") from None
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given."""
+        """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given.
+
+        Parameters
+        ----------
+        X : SubjectWindows
+            The training windows.
+        y : array-like, optional
+            Their targets.
+        epochs : int, optional
+            Epochs to train; ``max_epochs`` by default.
+        **fit_params : dict
+            Passed to skorch's ``fit_loop``.
+
+        Returns
+        -------
+        self
+            The net, as skorch's ``fit_loop`` returns it.
+        """
         self._epochs_run_ = self.max_epochs if epochs is None else epochs
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
@@ -415,7 +509,21 @@ class _FineTuneBase(SubjectsInputMixin):
             self.__dict__.pop("_epochs_run_", None)
 
     def initialize_module(self):
-        """Build the encoder (from ``weights``) with its pooled head."""
+        """Build the encoder (from ``weights``) with its pooled head.
+
+        Unless ``freeze_encoder``, the encoder is made trainable and given ``drop_path_rate``.
+        The head is ``"batchnorm"`` for a frozen encoder (linear probe), else ``"layernorm"``.
+
+        Returns
+        -------
+        self
+            The net, its ``module_`` set.
+
+        Raises
+        ------
+        AttributeError
+            Before ``fit`` has set the output size (``n_outputs_``).
+        """
         if not hasattr(self, "n_outputs_"):
             raise AttributeError(f"{type(self).__name__} builds its module in fit: "
                                  f"{_BUILT_IN_FIT}")
@@ -433,7 +541,26 @@ class _FineTuneBase(SubjectsInputMixin):
         return self
 
     def initialize_optimizer(self, triggered_directly=None):
-        """The optimizer over layer-wise learning-rate groups (see ``layer_decay``)."""
+        """The optimizer over layer-wise learning-rate groups (see ``layer_decay``).
+
+        Each group learns at the optimizer's ``lr`` times its ``"lr_scale"``; the decayed
+        groups get ``optimizer__weight_decay`` if set, else ``weight_decay``.
+
+        Parameters
+        ----------
+        triggered_directly : object, optional
+            skorch's deprecated argument (unused).
+
+        Returns
+        -------
+        self
+            The net, its ``optimizer_`` set.
+
+        Raises
+        ------
+        ValueError
+            When ``optimizer__param_groups`` is set.
+        """
         if "param_groups" in self.get_params_for("optimizer"):
             raise ValueError("optimizer__param_groups is not supported: the parameter groups "
                              "come from layer_decay (set layer_decay=1 to turn it off)")
@@ -449,9 +576,25 @@ class _FineTuneBase(SubjectsInputMixin):
         return self
 
     def train_step_single(self, batch, **fit_params):
-        """skorch's forward and backward of one training batch, in ``accumulation_steps``
-        micro-batches whose gradients add up (each loss weighted by its share of the batch);
-        skorch's ``train_step`` then takes one optimizer step."""
+        """skorch's forward and backward of one training batch, in micro-batches.
+
+        The batch is split into ``accumulation_steps`` micro-batches whose gradients add up
+        (each loss weighted by its share of the batch); skorch's ``train_step`` then takes one
+        optimizer step.
+
+        Parameters
+        ----------
+        batch : tuple
+            ``(X, y)`` tensors of the batch, from the training loader.
+        **fit_params : dict
+            Passed to skorch's ``train_step_single``.
+
+        Returns
+        -------
+        dict
+            ``"loss"``: the batch's loss (the sum of the weighted micro-batch losses);
+            ``"y_pred"``: the module's outputs for the whole batch.
+        """
         n_micro = int(self.accumulation_steps)
         if n_micro == 1:
             return super().train_step_single(batch, **fit_params)
@@ -471,12 +614,40 @@ class _FineTuneBase(SubjectsInputMixin):
         return {"loss": total, "y_pred": torch.cat(predictions)}
 
     def get_loss(self, y_pred, y_true, *args, **kwargs):
-        """skorch's loss, weighted by the micro-batch's share of its batch when accumulating."""
+        """skorch's loss, weighted by the micro-batch's share of its batch when accumulating.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            The module's outputs.
+        y_true : torch.Tensor
+            The targets.
+        *args, **kwargs
+            Passed to skorch's ``get_loss``.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss (skorch's, times the share when accumulating).
+        """
         loss = super().get_loss(y_pred, y_true, *args, **kwargs)
         return loss * self.__dict__.get("_loss_scale_", 1.0)
 
     def infer(self, x, **fit_params):
-        """Forward a batch of windows, under bf16 autocast where ``precision`` asks for it."""
+        """Forward a batch of windows, under bf16 autocast where ``precision`` asks for it.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(batch, n_frames, n_regions)`` windows.
+        **fit_params : dict
+            Passed to skorch's ``infer``.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, n_outputs)`` outputs, as float32.
+        """
         device = torch.device(self.device)
         dtype = resolve_autocast(self.precision, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
@@ -513,8 +684,33 @@ class _FineTuneBase(SubjectsInputMixin):
         return self
 
     def get_split_datasets(self, X, y=None, **fit_params):
-        """skorch's split into training and validation windows; the class weights are then
-        counted over the training windows (the criterion is rebuilt with them)."""
+        """skorch's split into training and validation windows, then the class weights.
+
+        During ``fit``, the class weights are counted over the training windows and the
+        criterion is rebuilt with them.
+
+        Parameters
+        ----------
+        X : SubjectWindows
+            The windows passed to skorch's loop.
+        y : array-like, optional
+            Their targets.
+        **fit_params : dict
+            Passed to skorch's ``get_split_datasets`` (and its ``train_split``).
+
+        Returns
+        -------
+        dataset_train : SubjectWindows or torch.utils.data.Subset
+            The training windows.
+        dataset_valid : torch.utils.data.Subset or None
+            The validation windows; None without ``train_split``.
+
+        Raises
+        ------
+        ValueError
+            When ``train_split`` gives a validation set that is not windows of the subjects
+            passed to ``fit``.
+        """
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
         if dataset_valid is not None and not _is_windows(dataset_valid):
             raise ValueError(
@@ -561,7 +757,8 @@ class _FineTuneBase(SubjectsInputMixin):
 
         Returns
         -------
-        self
+        self : BrainJEPAClassifier or BrainJEPARegressor
+            The fitted estimator.
         """
         continuing = bool(self.warm_start) and self._is_fitted()
         return self._fit_subjects(X, y, continuing, fit_params, routing="fit")
@@ -580,7 +777,8 @@ class _FineTuneBase(SubjectsInputMixin):
 
         Returns
         -------
-        self
+        self : BrainJEPAClassifier or BrainJEPARegressor
+            The fitted estimator.
         """
         fit_params.pop("_routing_method", None)
         return self._fit_subjects(X, y, self._is_fitted(), fit_params, classes=classes,
@@ -811,7 +1009,20 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         self._class_weights_ = weights
 
     def get_params_for(self, prefix):
-        """skorch's prefixed parameters; the criterion also gets ``class_weight``."""
+        """skorch's prefixed parameters; the criterion also gets ``class_weight``.
+
+        Parameters
+        ----------
+        prefix : str
+            The component, e.g. ``"criterion"`` or ``"iterator_train"``.
+
+        Returns
+        -------
+        dict
+            skorch's keyword arguments for it; for ``"criterion"``, with ``class_weight`` set
+            and no ``criterion__weight`` given, also ``weight``: a float32 tensor of the class
+            weights.
+        """
         params = super().get_params_for(prefix)
         weights = getattr(self, "_class_weights_", None)
         if prefix == "criterion" and weights is not None and "weight" not in params:
@@ -834,6 +1045,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         Returns
         -------
         numpy.ndarray of shape (n_subjects, n_classes)
+            Each subject's mean of its windows' probabilities.
         """
         if _is_windows(X):  # skorch's scoring during fit: one row per window
             return super().predict_proba(X)
@@ -851,6 +1063,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         Returns
         -------
         numpy.ndarray of shape (n_subjects,)
+            The predicted labels (of ``classes_``).
         """
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
         if _is_windows(X):  # skorch's scoring during fit: the windows' encoded labels

@@ -573,7 +573,19 @@ class Preprocessor:
     # ------------------------------------------------------------------ windows read lazily
 
     def resampled_length(self, n_timepoints):
-        """Frames of a series of ``n_timepoints`` after resampling (``resample_poly``'s)."""
+        """Frames of a series of ``n_timepoints`` after resampling (``resample_poly``'s).
+
+        Parameters
+        ----------
+        n_timepoints : int
+            Length of the series at ``t_r``.
+
+        Returns
+        -------
+        int
+            Its length at ``target_t_r``: ``ceil(n_timepoints * up / down)``, or
+            ``n_timepoints`` when nothing is resampled.
+        """
         ratio = _resampling_ratio(self.t_r, self.target_t_r)
         if ratio is None:
             return int(n_timepoints)
@@ -606,16 +618,31 @@ class Preprocessor:
         return np.concatenate(subject_index), np.concatenate(starts).astype(np.int64)
 
     def reads_window_only(self, subjects):
-        """Whether :meth:`read_window` reads at most a window's frames of every subject:
-        memory-mapped ``.npy`` files, no resampling."""
+        """Whether :meth:`read_window` reads at most a window's frames of every subject.
+
+        That is the case for memory-mapped ``.npy`` files, without resampling.
+
+        Parameters
+        ----------
+        subjects : sequence of array-like
+            Validated subjects, e.g. a :class:`~brainjepa_sk.files.SubjectFiles`.
+
+        Returns
+        -------
+        bool
+            ``True`` when ``subjects`` are files (they have ``paths``), all ``.npy``, and no
+            resampling is done; ``False`` otherwise (arrays included).
+        """
         paths = getattr(subjects, "paths", None)
         # a subject shorter than a window (padded) is read whole: less than a window's frames
         return (paths is not None and _resampling_ratio(self.t_r, self.target_t_r) is None
                 and all(str(path).lower().endswith(".npy") for path in paths))
 
     def streams(self, subjects):
-        """Whether training should read ``subjects``' windows one at a time (with
-        :meth:`window_table` and :meth:`read_window`) rather than cut them all at once.
+        """Whether training should read ``subjects``' windows one at a time.
+
+        One at a time means with :meth:`window_table` and :meth:`read_window`, rather than
+        cutting them all at once.
 
         Arrays are cut at once (they are in memory already). Files stream when a window reads
         only its own frames, or when cutting them all would take more than
@@ -629,6 +656,7 @@ class Preprocessor:
         Returns
         -------
         bool
+            ``True`` when the windows should be read one at a time.
         """
         if getattr(subjects, "paths", None) is None:
             return False
@@ -655,6 +683,7 @@ class Preprocessor:
         Returns
         -------
         numpy.ndarray of shape (n_frames, n_regions), float32
+            The window, preprocessed as :meth:`transform` would.
         """
         frames = getattr(subjects, "frames", None)
         lengths = getattr(subjects, "n_timepoints", None)

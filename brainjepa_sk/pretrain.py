@@ -355,6 +355,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Returns
         -------
         self : BrainJEPAPretrainer
+            The estimator, its parameters set.
         """
         options = {key.partition("__")[2]: params.pop(key) for key in list(params)
                    if key.startswith("masking__")}
@@ -474,7 +475,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
         Returns
         -------
-        self
+        self : BrainJEPAPretrainer
+            The fitted estimator.
         """
         check_parameters(self)
         if self.checkpoint_dir:

@@ -43,9 +43,31 @@ _LAYOUT = (
 # (e.g. enough regions for the gradients, a stride within a window) is checked after it.
 
 class Range(Interval):
-    """scikit-learn's ``Interval`` constraint, without booleans (``True`` is no count or rate)."""
+    """scikit-learn's ``Interval`` constraint, without booleans (``True`` is no count or rate).
+
+    Parameters
+    ----------
+    type : {numbers.Integral, numbers.Real, RealNotInt}
+        The set of numbers the interval is taken in.
+    left, right : float, int or None
+        The bounds; None means unbounded on that side.
+    closed : {"left", "right", "both", "neither"}
+        Which bounds belong to the interval.
+    """
 
     def is_satisfied_by(self, val):
+        """Whether ``val`` is in the interval and is not a boolean.
+
+        Parameters
+        ----------
+        val : object
+            The value to check.
+
+        Returns
+        -------
+        bool
+            ``False`` for ``bool`` and ``numpy.bool_``, else ``Interval``'s answer.
+        """
         return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
 
 
@@ -79,7 +101,19 @@ def check_parameters(estimator):
 
 
 def feature_names_of(subject):
-    """String column names of a DataFrame as an object array; ``None`` for anything else."""
+    """String column names of a DataFrame as an object array; ``None`` for anything else.
+
+    Parameters
+    ----------
+    subject : object
+        A subject's series, e.g. a DataFrame or an array.
+
+    Returns
+    -------
+    numpy.ndarray of str or None
+        The column names (dtype object), or ``None`` when ``subject`` has no ``columns``, has
+        none, or any of them is not a string.
+    """
     columns = getattr(subject, "columns", None)
     if columns is None:
         return None

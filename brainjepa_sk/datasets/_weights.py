@@ -58,6 +58,7 @@ def get_data_dir(data_dir=None):
     Returns
     -------
     pathlib.Path
+        The folder (``~`` expanded); not created here.
     """
     if data_dir is not None:
         return Path(data_dir).expanduser()
@@ -73,7 +74,18 @@ def _looks_like_html(path):
 
 
 def sha256_of(path):
-    """SHA-256 of a file, in hexadecimal."""
+    """SHA-256 of a file, in hexadecimal.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file, read in blocks of 1 MiB.
+
+    Returns
+    -------
+    str
+        The 64-character hexadecimal digest.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
