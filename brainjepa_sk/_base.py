@@ -1,4 +1,5 @@
-"""Helpers shared by the estimators: devices, precision, fit atomicity, embedding loops."""
+"""Helpers shared by the estimators: shared constraints, fit atomicity, weights against subjects,
+windows, embedding loops and the transformer mixin."""
 
 from __future__ import annotations
 
@@ -253,7 +254,7 @@ def check_window_patches(n_frames, patch_size):
     ValueError
         When ``n_frames`` is 0 or not a multiple of ``patch_size``.
     """
-    if n_frames % patch_size or n_frames == 0:
+    if n_frames % patch_size or n_frames <= 0:
         raise ValueError(
             f"n_frames={n_frames} is not a positive multiple of patch_size={patch_size} (the "
             "model's patch length): windows must cut into whole time patches"
