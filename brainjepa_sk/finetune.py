@@ -998,8 +998,13 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             return
         weights = np.ones(len(classes))
         if isinstance(self.class_weight, dict):
-            # labels absent from this fit (e.g. from a cross-validation fold) are ignored, as
-            # scikit-learn's estimators do
+            # labels absent from this fit (e.g. from a cross-validation fold) are ignored,
+            # with a warning, since a misspelt label is ignored the same way
+            unknown = [label for label in self.class_weight if label not in set(classes.tolist())]
+            if unknown:
+                warn_user(f"class_weight names {unknown}, which are not among the classes of "
+                          f"this fit {classes.tolist()}: ignored (labels absent from this "
+                          "fit, or misspelt?)")
             for k, label in enumerate(classes.tolist()):
                 weights[k] = float(self.class_weight.get(label, 1.0))
         else:  # "balanced", over the windows the loss sees
@@ -1087,7 +1092,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
         proportional to the classes' counts among the training windows; a dict: by label,
-        1 for the classes it does not name).
+        1 for the classes it does not name; labels that are not classes of the fit are
+        ignored, with a warning).
 
     Attributes
     ----------

@@ -554,11 +554,14 @@ def test_balanced_class_weights_count_windows_and_dicts_name_labels():
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="sliding", stride=8,
                               class_weight="balanced").fit(X, ["a", "b", "b"])
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [5 / (2 * 3), 5 / (2 * 2)])
-    clf.set_params(class_weight={"b": 3.0}).fit(X, ["a", "b", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.set_params(class_weight={"b": 3.0}).fit(X, ["a", "b", "b"])
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
-    # a label absent from this fit (a rare class missing from a fold) is ignored, as in
-    # scikit-learn
-    clf.set_params(class_weight={"b": 3.0, "c": 2.0}).fit(X, ["a", "b", "b"])
+    # a label absent from this fit (a rare class missing from a fold, or a misspelt one) is
+    # ignored, with a warning that names it
+    with pytest.warns(UserWarning, match=r"class_weight names \['c'\].*misspelt"):
+        clf.set_params(class_weight={"b": 3.0, "c": 2.0}).fit(X, ["a", "b", "b"])
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
 
 
