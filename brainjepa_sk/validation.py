@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 from sklearn.utils._param_validation import Interval, validate_parameter_constraints
-from sklearn.utils.validation import check_array
+from sklearn.utils.validation import _get_feature_names, check_array
 
 from ._warnings import warn_user
 from .files import SubjectFiles, expand_subject_paths, is_path, read_subject_file
@@ -112,15 +112,16 @@ def feature_names_of(subject):
     -------
     numpy.ndarray of str or None
         The column names (dtype object), or ``None`` when ``subject`` has no ``columns``, has
-        none, or any of them is not a string.
+        none, or none of them is a string.
+
+    Raises
+    ------
+    TypeError
+        Column names of mixed types (some strings), as scikit-learn's estimators raise.
     """
-    columns = getattr(subject, "columns", None)
-    if columns is None:
+    if getattr(subject, "columns", None) is None:
         return None
-    names = list(columns)
-    if not names or not all(isinstance(name, str) for name in names):
-        return None
-    return np.asarray(names, dtype=object)
+    return _get_feature_names(subject)  # scikit-learn's rule for feature names
 
 
 def _only_array_protocol(obj):

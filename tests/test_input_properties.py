@@ -129,3 +129,9 @@ def test_transform_works_or_explains(embedder, subjects):
         return
     event("accepted")
     assert out.shape == (len(subjects), embedder.embedding_dim_) and np.isfinite(out).all()
+
+
+def test_column_names_of_mixed_types_are_refused_as_in_scikit_learn():
+    frame = pd.DataFrame(np.random.default_rng(0).standard_normal((10, 2)), columns=[0, "a"])
+    with pytest.raises(TypeError, match="only supported if all input features have string"):
+        validate_subjects([frame])
