@@ -15,26 +15,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from bench_model import device_name  # the sibling script's machine description
 
 import brainjepa_sk
 from brainjepa_sk.checkpoint import load_checkpoint, save_checkpoint
 from brainjepa_sk.nn import BrainJEPA
-
-
-def _machine():
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        model = platform.processor() or "cpu"
-    return f"{model}, {torch.get_num_threads()} threads"
 
 
 def main(argv=None):
@@ -53,7 +44,7 @@ def main(argv=None):
             load_checkpoint(path)
             seconds = time.perf_counter() - start
             print(json.dumps({
-                "machine": _machine(), "torch": torch.__version__,
+                "machine": device_name(torch.device("cpu")), "torch": torch.__version__,
                 "brainjepa_sk": brainjepa_sk.__version__,
                 "command": " ".join(["python", *sys.argv]), "preset": args.preset,
                 "regions": args.regions, "file_mib": round(path.stat().st_size / 2**20, 1),
