@@ -32,11 +32,18 @@ _LOCATIONS = {
 }
 
 
-def __getattr__(name):
-    if name in _LOCATIONS:
-        import importlib
+#: The submodules, reachable as attributes (``brainjepa_sk.checkpoint``) once asked for.
+_SUBMODULES = ("checkpoint", "datasets", "embed", "files", "finetune", "gradients", "nn",
+               "preprocessing", "pretrain", "train", "validation")
 
+
+def __getattr__(name):
+    import importlib
+
+    if name in _LOCATIONS:
         return getattr(importlib.import_module(f".{_LOCATIONS[name]}", __name__), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

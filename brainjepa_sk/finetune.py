@@ -303,10 +303,13 @@ class WarmupCosineLR(Callback):
             net.history.record("lr", self.lr_)
 
 
-def _is_windows(X):
+def _is_windows(X, net):
     """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
-    (as a dataset, or as its ``_WindowArray`` when it does not cache the forward pass).
-    Anything else, even during ``fit`` (e.g. from a callback), is subjects."""
+    (as a dataset, or as its ``_WindowArray`` when it does not cache the forward pass, or, in
+    ``BatchScoring``, as the batch's tensor). Anything else, even during ``fit`` (e.g. from a
+    callback), is subjects."""
+    if isinstance(X, torch.Tensor) and net.__dict__.get("_training_", False):
+        return True
     return isinstance(X, (_WindowArray, SubjectWindows)) or (
         isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
 
@@ -712,7 +715,7 @@ class _FineTuneBase(SubjectsInputMixin):
             passed to ``fit``.
         """
         dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
-        if dataset_valid is not None and not _is_windows(dataset_valid):
+        if dataset_valid is not None and not _is_windows(dataset_valid, self):
             raise ValueError(
                 f"train_split={self.train_split!r} gave a validation set that is not windows of "
                 "the subjects passed to fit (e.g. skorch's predefined_split): validation data "
@@ -1052,7 +1055,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         numpy.ndarray of shape (n_subjects, n_classes)
             Each subject's mean of its windows' probabilities.
         """
-        if _is_windows(X):  # skorch's scoring during fit: one row per window
+        if _is_windows(X, self):  # skorch's scoring during fit: one row per window
             return super().predict_proba(X)
         return self._subject_outputs(X)
 
@@ -1071,7 +1074,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             The predicted labels (of ``classes_``).
         """
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
-        if _is_windows(X):  # skorch's scoring during fit: the windows' encoded labels
+        if _is_windows(X, self):  # skorch's scoring during fit: the windows' encoded labels
             return proba.argmax(axis=1)
         # during fit (e.g. from a callback) skorch's classes_ are still the encoded labels
         classes = self.__dict__.get("_fit_classes_", self.classes_)
@@ -1178,7 +1181,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
-        if _is_windows(X):  # skorch's scoring during fit: the windows' scaled targets
+        if _is_windows(X, self):  # skorch's scoring during fit: the windows' scaled targets
             return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out

@@ -100,13 +100,15 @@ def check_parameters(estimator):
     )
 
 
-def feature_names_of(subject):
+def feature_names_of(subject, index=None):
     """String column names of a DataFrame as an object array; ``None`` for anything else.
 
     Parameters
     ----------
     subject : object
         A subject's series, e.g. a DataFrame or an array.
+    index : int, optional
+        The subject's position in ``X``, named in the error.
 
     Returns
     -------
@@ -121,7 +123,12 @@ def feature_names_of(subject):
     """
     if getattr(subject, "columns", None) is None:
         return None
-    return _get_feature_names(subject)  # scikit-learn's rule for feature names
+    try:
+        return _get_feature_names(subject)  # scikit-learn's rule for feature names
+    except TypeError as error:
+        if index is None:
+            raise
+        raise TypeError(f"subject {index}: {error}") from None
 
 
 def _only_array_protocol(obj):
@@ -176,8 +183,9 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
             f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
             f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. {_LAYOUT}"
         )
-    if feature_names_of(subject) is not None and names is not None:
-        if not np.array_equal(feature_names_of(subject), names):
+    subject_names = feature_names_of(subject, i)
+    if subject_names is not None and names is not None:
+        if not np.array_equal(subject_names, names):
             raise ValueError(f"subject {i} has other region names (columns) than the subjects "
                              "before it")
     if expected is not None:
@@ -384,7 +392,7 @@ def validate_subjects(
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,
                                                                 X.allow_constant)
-            n_regions, names = X.n_regions, feature_names_of(X.subjects[0])
+            n_regions, names = X.n_regions, feature_names_of(X.subjects[0], 0)
         if expected is not None:
             check_n_regions(n_regions, expected, what="fitted with", name=name)
         lengths = np.asarray(X.n_timepoints)
@@ -400,7 +408,7 @@ def validate_subjects(
         n_regions, names = out.n_regions, out.feature_names
     else:
         subjects = _as_subject_list(X)
-        names = feature_names_of(subjects[0])
+        names = feature_names_of(subjects[0], 0)
         out = []
         n_regions = None
         for i, subject in enumerate(subjects):

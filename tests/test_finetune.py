@@ -897,14 +897,17 @@ def test_the_schedule_spans_the_epochs_passed_to_fit():
 @pytest.mark.parametrize("name", ["lr", "optimizer__lr"])
 def test_setting_the_learning_rate_after_fit_keeps_the_layer_wise_decay(name):
     X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
-    clf = BrainJEPAClassifier(tiny_module(), callbacks__lr_schedule=None,
-                              **fast(max_epochs=1, layer_decay=0.5)).fit(X, y)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, layer_decay=0.5)).fit(X, y)
     scales = [group["lr_scale"] for group in clf.optimizer_.param_groups]
     assert len(set(scales)) > 1
     clf.set_params(**{name: 1e-3})
     np.testing.assert_allclose([group["lr"] for group in clf.optimizer_.param_groups],
                                1e-3 * np.array(scales))
-    assert clone(clf).get_params()[name] == 1e-3  # and the schedule's peak reads it
+    assert clone(clf).get_params()[name] == 1e-3
+    # the built-in schedule's peak is the new rate: the first epoch (4 batches of one
+    # subject) warms up to 3/4 of it at its last batch
+    clf.set_params(warmup_epochs=1, max_epochs=2, batch_size=1).partial_fit(X, y)
+    assert clf.history_[-2]["lr"] == pytest.approx(0.75e-3)
 
 
 def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():
@@ -942,3 +945,23 @@ def test_sample_weight_is_refused_with_what_to_use():
     X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
     with pytest.raises(ValueError, match="class_weight"):
         BrainJEPAClassifier(tiny_module(), **fast()).fit(X, y, sample_weight=np.ones(4))
+
+
+def test_skorchs_batch_scoring_scores_the_training_windows():
+    """skorch's BatchScoring passes each batch's tensor of windows to predict during fit."""
+    from skorch.callbacks import BatchScoring
+
+    labels = np.array(["a", "b"] * 4)
+    X = offset_subjects(np.where(labels == "b", 1.0, 0.0))
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=[
+        BatchScoring("accuracy", on_train=True, name="batch_acc")], **fast(max_epochs=2))
+    scores = clf.fit(X, labels).history_[:, "batch_acc"]
+    assert len(scores) == 2 and all(0.0 <= score <= 1.0 for score in scores)
+    levels = np.linspace(-1, 1, 8)
+    reg = BrainJEPARegressor(tiny_module(), callbacks=[
+        BatchScoring("neg_mean_squared_error", on_train=True, name="batch_mse")],
+        **fast(max_epochs=2))
+    history = reg.fit(offset_subjects(levels), 60 + 10 * levels).history_
+    # on the scaled targets, like the loss (an MSE over the same batches)
+    np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
+                               rtol=1e-4)

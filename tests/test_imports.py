@@ -42,5 +42,9 @@ def test_the_model_layers_import_without_scikit_learn_or_pandas():
         "assert not {'sklearn', 'pandas'} & set(sys.modules), sorted(sys.modules)\n"
         "from brainjepa_sk import BrainJEPAEmbedder\n"
         "assert 'sklearn' in sys.modules\n"
+        "import brainjepa_sk\n"  # the submodules stay reachable as attributes
+        "for name in ('checkpoint', 'datasets', 'files', 'finetune', 'preprocessing',\n"
+        "             'validation'):\n"
+        "    assert getattr(brainjepa_sk, name).__name__ == 'brainjepa_sk.' + name\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)

@@ -132,6 +132,10 @@ def test_transform_works_or_explains(embedder, subjects):
 
 
 def test_column_names_of_mixed_types_are_refused_as_in_scikit_learn():
-    frame = pd.DataFrame(np.random.default_rng(0).standard_normal((10, 2)), columns=[0, "a"])
-    with pytest.raises(TypeError, match="only supported if all input features have string"):
-        validate_subjects([frame])
+    rng = np.random.default_rng(0)
+    good = pd.DataFrame(rng.standard_normal((10, 2)), columns=["b", "a"])
+    mixed = pd.DataFrame(rng.standard_normal((10, 2)), columns=[0, "a"])
+    with pytest.raises(TypeError, match="subject 0: Feature names are only supported if all"):
+        validate_subjects([mixed, good])
+    with pytest.raises(TypeError, match="subject 1: Feature names are only supported if all"):
+        validate_subjects([good, mixed], lazy=True)
