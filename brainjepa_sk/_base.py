@@ -381,6 +381,8 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
     def _encoder_on(self, device):
         encoder = self._fitted_encoder()
         if device.type == "cpu":
+            # a copy kept on a GPU by an earlier transform is released
+            self.__dict__.pop("_device_cache", None)
             return encoder
         cached = getattr(self, "_device_cache", None)
         if cached is None or cached[0] != device or cached[1] is not encoder:

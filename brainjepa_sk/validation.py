@@ -66,9 +66,15 @@ class Range(Interval):
         Returns
         -------
         bool
-            ``False`` for ``bool`` and ``numpy.bool_``, else ``Interval``'s answer.
+            ``False`` for ``bool`` and ``numpy.bool_``, else ``Interval``'s answer (for a
+            real number of another type, such as a ``Fraction``, on its float value).
         """
-        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
+        if isinstance(val, (bool, np.bool_)):
+            return False
+        if isinstance(val, numbers.Real) and not isinstance(
+                val, (numbers.Integral, float, np.floating)):
+            val = float(val)  # e.g. a Fraction, on which scikit-learn's check calls np.isnan
+        return super().is_satisfied_by(val)
 
 
 #: Constraints shared by several estimators.

@@ -473,3 +473,14 @@ def test_the_default_weights_are_hashed_once_per_process_unless_they_change(
     assert _weights._sha256_once(path) != first and len(reads) == 2
     # written just now: hashed again at every call, in case it changes within one timestamp
     assert _weights._sha256_once(path) and len(reads) == 3
+
+
+def test_the_encoder_copy_kept_on_another_device_is_released_by_a_cpu_transform():
+    """transform keeps a copy of the encoder on its GPU between calls (the meta device stands
+    in for one here); a later transform on the CPU lets it go."""
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(_subjects())
+    copy_on_device = embedder._encoder_on(torch.device("meta"))
+    assert copy_on_device is embedder._encoder_on(torch.device("meta"))  # kept between calls
+    assert next(copy_on_device.parameters()).device.type == "meta"
+    assert embedder._encoder_on(torch.device("cpu")) is embedder.encoder_
+    assert "_device_cache" not in embedder.__dict__

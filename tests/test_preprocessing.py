@@ -492,3 +492,16 @@ def test_saved_preprocessing_without_a_normalization_defaults_to_global_zscore()
     resolved = ResolvedWeights(encoder, preprocessing={"n_frames": 16}, n_frames=16)
     preprocessor = preprocessor_for_weights(resolved, subjects)
     assert preprocessor.normalization == "global_zscore" and preprocessor.n_frames == 16
+
+
+def test_real_numbers_of_any_type_are_accepted_as_before():
+    """NumPy numbers and fractions are real numbers: the parameter checks take their value."""
+    from fractions import Fraction
+
+    x = [np.random.default_rng(0).standard_normal((40, 3))]
+    windows, _ = Preprocessor(np.int64(10), t_r=Fraction(1, 2), target_t_r=np.float32(1.0),
+                              eps=Fraction(1, 10**8)).fit_transform(x)
+    expected, _ = Preprocessor(10, t_r=0.5, target_t_r=1.0).fit_transform(x)
+    np.testing.assert_allclose(windows, expected)
+    with pytest.raises(ValueError, match="n_frames"):
+        Preprocessor(Fraction(10, 1)).fit(x)  # not an integer type
