@@ -27,6 +27,7 @@ from .validation import (  # noqa: F401  (the estimators import the constraints 
     check_n_regions,
     check_parameters,
     check_region_names,
+    subject_rows,
 )
 
 __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
@@ -262,7 +263,7 @@ def check_window_patches(n_frames, patch_size):
     return n_frames // patch_size
 
 
-def preprocessor_for_subjects(estimator, resolved, subjects):
+def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     """Check resolved weights against the subjects of a ``fit``; build their preprocessing.
 
     The region count (with the atlas advice for the default weights) and the region names
@@ -279,6 +280,9 @@ def preprocessor_for_subjects(estimator, resolved, subjects):
         What :func:`~brainjepa_sk.checkpoint.resolve_weights` returned.
     subjects : SubjectFiles or ConvertedSubjects
         The checked subjects.
+    fit_rows : array-like of int, optional
+        The subjects whose statistics the preprocessing learns (all when None), e.g. without
+        those held out for validation.
 
     Returns
     -------
@@ -297,7 +301,7 @@ def preprocessor_for_subjects(estimator, resolved, subjects):
     check_region_names(getattr(estimator, "feature_names_in_", None), resolved.region_names,
                        name=name)
     preprocessor = preprocessor_for_weights(
-        resolved, subjects, t_r=estimator.t_r, model_t_r=estimator.model_t_r,
+        resolved, subjects if fit_rows is None else subject_rows(subjects, fit_rows), t_r=estimator.t_r, model_t_r=estimator.model_t_r,
         n_frames=estimator.n_frames, window=estimator.window, stride=estimator.stride,
         min_frames=estimator.min_frames, normalization=estimator.normalization,
     )

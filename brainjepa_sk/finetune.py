@@ -185,29 +185,61 @@ class SubjectValidSplit:
         return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
                 f"random_state={self.random_state!r})")
 
-    def __call__(self, dataset, y=None, groups=None):
-        """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s."""
-        if not isinstance(dataset, SubjectWindows):
-            raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
+    def split_subjects(self, labels):
+        """Draw the held-out subjects.
+
+        Parameters
+        ----------
+        labels : numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
+            One target per subject (used only with ``stratified=True``).
+
+        Returns
+        -------
+        train, valid : numpy.ndarray
+            Indices of the training and validation subjects.
+        """
         if not 0.0 < float(self.fraction) < 1.0:
             raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
-        subjects = dataset.subject_index
-        first_window = np.unique(subjects, return_index=True)[1]
-        labels = np.asarray(dataset.y)[first_window]
+        labels = np.asarray(labels)
         if self.stratified and type_of_target(labels).startswith("continuous"):
             raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
                              "are continuous (a regressor); use stratified=False")
         splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
         cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
         try:
-            train, valid = next(cv.split(np.zeros(len(first_window)), labels))
+            return next(cv.split(np.zeros(len(labels)), labels))
         except ValueError as error:  # e.g. fewer validation subjects than classes
-            raise ValueError(f"{self!r} cannot split {len(first_window)} subjects: {error}. "
+            raise ValueError(f"{self!r} cannot split {len(labels)} subjects: {error}. "
                              "Hold out a larger fraction of the subjects, or give more subjects"
                              ) from error
-        in_valid = np.isin(subjects, valid)
-        return (Subset(dataset, np.flatnonzero(~in_valid)),
-                Subset(dataset, np.flatnonzero(in_valid)))
+
+    def __call__(self, dataset, y=None, groups=None):
+        """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s.
+
+        Parameters
+        ----------
+        dataset : SubjectWindows
+            The windows of the subjects passed to ``fit``.
+        y, groups
+            Ignored (skorch passes them); the targets are the dataset's.
+
+        Returns
+        -------
+        train, valid : torch.utils.data.Subset
+            The windows of the training and of the held-out subjects.
+        """
+        if not isinstance(dataset, SubjectWindows):
+            raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
+        subjects, first_window = np.unique(dataset.subject_index, return_index=True)
+        _, valid = self.split_subjects(np.asarray(dataset.y)[first_window])
+        return _split_windows(dataset, subjects[valid])
+
+
+def _split_windows(dataset, valid_subjects):
+    """The training and validation ``Subset``\\ s of ``dataset`` (a ``SubjectWindows``)."""
+    in_valid = np.isin(dataset.subject_index, valid_subjects)
+    return (Subset(dataset, np.flatnonzero(~in_valid)),
+            Subset(dataset, np.flatnonzero(in_valid)))
 
 
 class WarmupCosineLR(Callback):
@@ -714,7 +746,11 @@ class _FineTuneBase(SubjectsInputMixin):
             When ``train_split`` gives a validation set that is not windows of the subjects
             passed to ``fit``.
         """
-        dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+        held_out = self.__dict__.get("_held_out_")
+        if held_out is not None:  # SubjectValidSplit's draw of this fit
+            dataset_train, dataset_valid = _split_windows(self.get_dataset(X, y), held_out)
+        else:
+            dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
         if dataset_valid is not None and not _is_windows(dataset_valid, self):
             raise ValueError(
                 f"train_split={self.train_split!r} gave a validation set that is not windows of "
@@ -733,8 +769,11 @@ class _FineTuneBase(SubjectsInputMixin):
         return resolve_weights(self.weights, gradients=self.gradients,
                                num_heads=self.num_heads, data_dir=self.data_dir)
 
-    def _encode_targets(self, y, n_subjects, continuing, classes=None):
-        """Check ``y`` and return one training target per subject (set output sizes)."""
+    def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
+        """Check ``y`` and return one training target per subject (set output sizes).
+
+        Statistics of the targets (a regressor's scaling) come from the subjects
+        ``fit_rows`` (all when None)."""
         raise NotImplementedError
 
     def _check_y_given(self, y):
@@ -809,13 +848,21 @@ class _FineTuneBase(SubjectsInputMixin):
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
+            fit_rows = held_out = None
+            if isinstance(self.train_split, SubjectValidSplit):
+                # drawn once, before anything is learned from the subjects: the statistics
+                # (robust scaling, target scaling) come from the training subjects only
+                fit_rows, held_out = self.train_split.split_subjects(targets)
+                if not continuing:
+                    targets = self._encode_targets(y, len(subjects), continuing, classes,
+                                                   fit_rows=fit_rows)
             if continuing:
                 self._check_build_settings()
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
             else:
                 resolved = self._resolve()
-                self.preprocessor_, n_patches = preprocessor_for_subjects(self, resolved,
-                                                                         subjects)
+                self.preprocessor_, n_patches = preprocessor_for_subjects(
+                    self, resolved, subjects, fit_rows=fit_rows)
                 self._resolved_ = resolved
                 self.region_names_ = resolved.region_names
             check_pooling(self.pooling, n_patches)
@@ -838,6 +885,7 @@ class _FineTuneBase(SubjectsInputMixin):
                      copy.deepcopy(self.history_)) if continuing else None
             try:
                 self._training_ = True
+                self._held_out_ = held_out
                 with rng:
                     if not continuing:
                         self.initialize()
@@ -851,6 +899,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 raise
             finally:
                 self.__dict__.pop("_training_", None)
+                self.__dict__.pop("_held_out_", None)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
@@ -968,7 +1017,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
 
-    def _encode_targets(self, y, n_subjects, continuing, classes=None):
+    def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
         y = column_or_1d(y, warn=True)
         if len(y) != n_subjects:
@@ -1140,7 +1189,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         tags.target_tags.multi_output = True  # y may be (n_subjects, n_targets)
         return tags
 
-    def _encode_targets(self, y, n_subjects, continuing, classes=None):
+    def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
         y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         if y.ndim not in (1, 2):
@@ -1152,8 +1201,9 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
             self.target_ndim_ = y.ndim
             self.n_outputs_ = table.shape[1]
             if self.standardize_targets:
-                scale = table.std(axis=0)
-                self.target_mean_ = table.mean(axis=0)
+                fitted = table if fit_rows is None else table[fit_rows]
+                scale = fitted.std(axis=0)
+                self.target_mean_ = fitted.mean(axis=0)
                 self.target_scale_ = np.where(scale > 0, scale, 1.0)
             else:
                 self.target_mean_ = np.zeros(table.shape[1])

@@ -309,6 +309,48 @@ class ConvertedSubjects(Sequence):
                            ensure_min_features=1, input_name=f"X[{index}]")
 
 
+class _SubjectRows(Sequence):
+    """Some of the checked subjects, read when indexed (see :func:`subject_rows`)."""
+
+    def __init__(self, subjects, rows):
+        self.subjects = subjects
+        self.rows = [int(row) for row in rows]
+
+    def __len__(self):
+        return len(self.rows)
+
+    @property
+    def n_timepoints(self):
+        """Each of these subjects' number of frames, without reading them."""
+        lengths = getattr(self.subjects, "n_timepoints", None)
+        if lengths is None:  # arrays
+            return [int(np.shape(self.subjects[row])[0]) for row in self.rows]
+        return [int(lengths[row]) for row in self.rows]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return self.subjects[self.rows[index]]
+
+
+def subject_rows(subjects, rows):
+    """The subjects ``rows`` of checked subjects, still read one at a time when indexed.
+
+    Parameters
+    ----------
+    subjects : SubjectFiles, ConvertedSubjects or list of numpy.ndarray
+        What :func:`validate_subjects` returned.
+    rows : array-like of int
+        The subjects to keep, in this order.
+
+    Returns
+    -------
+    Sequence
+        A view with ``n_timepoints``, as the preprocessing expects.
+    """
+    return _SubjectRows(subjects, rows)
+
+
 def subjects_digest(subjects):
     """SHA-256 of validated subjects (their shapes and float64 values), without reading twice.
 

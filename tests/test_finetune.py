@@ -340,6 +340,42 @@ def test_early_stopping_on_a_subject_split():
     assert {"valid_loss", "r2"} <= set(reg.history_[-1])
 
 
+def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(tmp_path):
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((16, N_REGIONS)) * (1 + k) + 10 * k for k in range(10)]
+    y = 40 + 5 * np.arange(10.0)
+    split = SubjectValidSplit(0.3, random_state=0)
+    train, valid = split.split_subjects(y)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1, normalization="robust"),
+                             train_split=split).fit(X, y)
+    # the held-out subjects' series and targets take no part in the scaling
+    expected = Preprocessor(n_frames=reg.preprocessor_.n_frames, normalization="robust").fit(
+        [X[k] for k in train])
+    np.testing.assert_allclose(reg.preprocessor_.median_, expected.median_)
+    np.testing.assert_allclose(reg.preprocessor_.iqr_, expected.iqr_)
+    np.testing.assert_allclose(reg.target_mean_, [y[train].mean()])
+    np.testing.assert_allclose(reg.target_scale_, [y[train].std()])
+    assert not np.isclose(reg.target_mean_[0], y.mean())
+    # the same from files
+    paths = [tmp_path / f"sub-{k:02d}.npy" for k in range(10)]
+    for path, series in zip(paths, X):
+        np.save(path, series)
+    from_files = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1, normalization="robust"),
+                                    train_split=split).fit(paths, y)
+    np.testing.assert_allclose(from_files.preprocessor_.median_, expected.median_)
+    # the validation windows are the held-out subjects' (one window per subject here)
+    datasets = {}
+
+    class Splits(Callback):
+        def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+            datasets.update(train=dataset_train, valid=dataset_valid)
+
+    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), train_split=split,
+                       callbacks=[Splits()]).fit(X, y)
+    assert sorted(datasets["valid"].indices) == sorted(valid)
+    assert sorted(datasets["train"].indices) == sorted(train)
+
+
 def test_skorchs_window_split_is_warned_about():
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((16, N_REGIONS)) for _ in range(10)]
