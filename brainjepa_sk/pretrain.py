@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
-import json
 import numbers
 import os
 from pathlib import Path
@@ -46,10 +44,10 @@ from .train import (
     ProgressBar,
     ShuffleSampler,
     WindowDataset,
-    read_training_state,
     window_loader,
 )
 from .train.distributed import on_main_process, process_device, world
+from .train.runs import find_shorter_run, run_key
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
@@ -452,14 +450,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
         # the state format is part of the key: files of older layouts are not resumed
-        text = json.dumps([params, config, _STATE_FORMAT], sort_keys=True, default=repr)
-        digest = hashlib.sha256(text.encode())
         # the subjects (their digest), not the windows: files are never all read at once
-        digest.update(subjects_digest(subjects).encode())
-        for array in (gradients, preprocessor.median_, preprocessor.iqr_):
-            if array is not None:
-                digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
+        return run_key([params, config, _STATE_FORMAT], digests=[subjects_digest(subjects)],
+                       arrays=(gradients, preprocessor.median_, preprocessor.iqr_))
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -610,17 +603,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
     def _extend_shorter_run(self, loop, lineage):
         """Continue the furthest saved run that differs from this one only by fewer epochs."""
-        best = None
-        for path in sorted(Path(self.checkpoint_dir).glob("run-*.pt")):
-            try:
-                state = read_training_state(path)
-            except ValueError:
-                continue  # not ours to judge here: it is named when its own run resumes
-            extra = state.get("extra") or {}
-            if extra.get("lineage") != lineage or extra.get("n_epochs", 0) >= self.n_epochs:
-                continue
-            if best is None or state["loop"]["step"] > best[1]["loop"]["step"]:
-                best = (path, state)
+        best = find_shorter_run(self.checkpoint_dir, lineage, self.n_epochs)
         if best is None:
             return
         path, state = best

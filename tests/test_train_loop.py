@@ -523,3 +523,17 @@ def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path
     # the pickling error is raised in both, instead of process 1 waiting for a result
     assert first["unsendable"] == second["unsendable"]
     assert first["unsendable"] in ("PicklingError", "AttributeError", "TypeError")
+
+
+def test_run_key_names_settings_data_and_learned_arrays():
+    import numpy as np
+
+    from brainjepa_sk.train import run_key
+
+    base = run_key({"lr": 1e-3, "depth": 2}, digests=["abc"], arrays=[np.ones(3), None])
+    assert len(base) == 64
+    # the order of dict keys does not matter; every input does
+    assert run_key({"depth": 2, "lr": 1e-3}, digests=["abc"], arrays=[np.ones(3)]) == base
+    assert run_key({"lr": 2e-3, "depth": 2}, digests=["abc"], arrays=[np.ones(3)]) != base
+    assert run_key({"lr": 1e-3, "depth": 2}, digests=["abd"], arrays=[np.ones(3)]) != base
+    assert run_key({"lr": 1e-3, "depth": 2}, digests=["abc"], arrays=[np.zeros(3)]) != base

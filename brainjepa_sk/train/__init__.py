@@ -17,6 +17,7 @@ from .callbacks import (
 from .data import LazyWindowDataset, ShuffleSampler, WindowDataset, window_loader
 from .loop import PretrainLoop, TrainingInterrupted
 from .optim import layer_decay_groups, make_optimizer, parameter_groups, set_hyperparameters
+from .runs import find_shorter_run, run_key
 from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
 from .step import train_step
 
@@ -33,12 +34,14 @@ __all__ = [
     "WindowDataset",
     "LazyWindowDataset",
     "collapse_metrics",
+    "find_shorter_run",
     "read_training_state",
     "cosine_ramp",
     "linear_ramp",
     "layer_decay_groups",
     "make_optimizer",
     "parameter_groups",
+    "run_key",
     "set_hyperparameters",
     "train_step",
     "warmup_cosine",

@@ -1,0 +1,84 @@
+"""Naming training runs, so that a saved run is resumed only by the same run.
+
+A run's key is a digest of everything that decides its result: the settings, the data and
+the seeds. :class:`~brainjepa_sk.train.Checkpoint` stores it with the state and resumes only a
+state saved under the same key. A run's *lineage* is the key without the number of epochs:
+the same run asked for more epochs can continue from a shorter one (:func:`find_shorter_run`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .callbacks import read_training_state
+
+__all__ = ["find_shorter_run", "run_key"]
+
+
+def run_key(settings, digests=(), arrays=()):
+    """SHA-256 hex digest naming a training run.
+
+    Parameters
+    ----------
+    settings : object
+        Settings as JSON-serialisable values (others enter through their ``repr``), e.g.
+        the estimator's parameters, the model configuration and a state-format version.
+        Dict keys are sorted, so their order does not matter.
+    digests : iterable of str
+        Digests of the data (e.g. of the training subjects), which are not hashed again.
+    arrays : iterable of numpy.ndarray or None
+        Arrays learned from the data (e.g. gradients, normalisation statistics); None entries
+        are skipped.
+
+    Returns
+    -------
+    str
+        64 hexadecimal characters.
+    """
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=repr).encode())
+    for text in digests:
+        digest.update(str(text).encode())
+    for array in arrays:
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
+    """The furthest saved run of a lineage that was asked for fewer epochs.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where :class:`~brainjepa_sk.train.Checkpoint` files are saved.
+    lineage : str
+        The run's key without its number of epochs, stored in each state's ``extra`` under
+        ``"lineage"`` (with ``"n_epochs"``).
+    n_epochs : int
+        The epochs the run is asked for now.
+    pattern : str, default="run-*.pt"
+        Glob of the state files in ``folder``.
+
+    Returns
+    -------
+    (pathlib.Path, dict) or None
+        The file and its state (:func:`~brainjepa_sk.train.read_training_state`) with the most
+        steps done, or None. Damaged files are skipped: they are named when their own run
+        resumes.
+    """
+    best = None
+    for path in sorted(Path(folder).glob(pattern)):
+        try:
+            state = read_training_state(path)
+        except ValueError:
+            continue
+        extra = state.get("extra") or {}
+        if extra.get("lineage") != lineage or extra.get("n_epochs", 0) >= n_epochs:
+            continue
+        if best is None or state["loop"]["step"] > best[1]["loop"]["step"]:
+            best = (path, state)
+    return best
