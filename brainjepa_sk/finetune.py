@@ -353,6 +353,10 @@ _BUILT_IN_FIT = (
     "load_params, or pickle the fitted estimator")
 
 
+class _Interrupted(Exception):
+    """Carries a ``KeyboardInterrupt`` through skorch's ``partial_fit``, which swallows it."""
+
+
 def _seed_of(random_state):
     """An int seed for torch from ``random_state`` (None: unseeded)."""
     if random_state is None:
@@ -540,6 +544,10 @@ class _FineTuneBase(SubjectsInputMixin):
         self._epochs_run_ = self.max_epochs if epochs is None else epochs
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt as interrupt:
+            # skorch's partial_fit swallows Ctrl-C and keeps the half-trained model; here it
+            # stops the fit like any error, which leaves the estimator as it was before
+            raise _Interrupted from interrupt
         finally:
             self.__dict__.pop("_epochs_run_", None)
 
@@ -879,10 +887,9 @@ class _FineTuneBase(SubjectsInputMixin):
             seed = _seed_of(self.random_state)
             rng = (forked_rng(seed, device) if seed is not None
                    else contextlib.nullcontext())
-            # continuing trains module_ and optimizer_ in place: keep copies to undo a failure
-            saved = (copy.deepcopy(self.module_.state_dict()),
-                     copy.deepcopy(self.optimizer_.state_dict()),
-                     copy.deepcopy(self.history_)) if continuing else None
+            # what a fit changes in place on a fitted net, copied to undo a failure (the
+            # attributes it rebinds are restored by restore_on_error)
+            saved = self._in_place_state(continuing) if self._is_fitted() else None
             try:
                 self._training_ = True
                 self._held_out_ = held_out
@@ -891,11 +898,13 @@ class _FineTuneBase(SubjectsInputMixin):
                         self.initialize()
                     super().partial_fit(dataset, dataset.y, _routing_method=routing,
                                         **fit_params)
+            except _Interrupted as interrupted:  # Ctrl-C, which skorch's loop would swallow
+                if saved is not None:
+                    self._restore_in_place_state(saved)
+                raise interrupted.__cause__ from None
             except BaseException:
                 if saved is not None:
-                    self.module_.load_state_dict(saved[0])
-                    self.optimizer_.load_state_dict(saved[1])
-                    self.history_[:] = saved[2]  # in place: the object the estimator keeps
+                    self._restore_in_place_state(saved)
                 raise
             finally:
                 self.__dict__.pop("_training_", None)
@@ -903,6 +912,58 @@ class _FineTuneBase(SubjectsInputMixin):
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
+
+    def _in_place_state(self, continuing):
+        """Copies of what a fit changes in place: skorch clears ``history_`` and resets the
+        callbacks; a continued fit also trains ``module_`` and ``optimizer_``."""
+        state = {"history": (self.history_, copy.deepcopy(list(self.history_))),
+                 # callbacks rebind their attributes when reset: shallow copies suffice
+                 "callbacks": [(callback, dict(vars(callback)))
+                               for _, callback in getattr(self, "callbacks_", [])]}
+        if continuing:
+            state["module"] = (self.module_, copy.deepcopy(self.module_.state_dict()))
+            state["optimizer"] = (self.optimizer_, copy.deepcopy(self.optimizer_.state_dict()))
+        return state
+
+    @staticmethod
+    def _restore_in_place_state(state):
+        history, records = state["history"]
+        history[:] = records
+        for callback, attributes in state["callbacks"]:
+            vars(callback).clear()
+            vars(callback).update(attributes)
+        for name in ("module", "optimizer"):
+            if name in state:
+                owner, saved = state[name]
+                owner.load_state_dict(saved)
+
+    def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Stop the fit with ``FloatingPointError`` when the epoch's training loss is NaN or
+        infinite (the estimator is then left as it was before the fit).
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            This net (skorch calls the net's own hooks before its callbacks').
+        dataset_train, dataset_valid, **kwargs
+            As skorch passes them.
+
+        Raises
+        ------
+        FloatingPointError
+            When a training batch's loss in ``history_[-1]`` is not finite.
+        """
+        super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                             **kwargs)
+        record = self.history_[-1]
+        # the batches' losses: the epoch's mean is recorded by a callback that runs later
+        bad = [batch["train_loss"] for batch in record.get("batches", [])
+               if "train_loss" in batch and not np.isfinite(batch["train_loss"])]
+        if bad:
+            raise FloatingPointError(
+                f"the fine-tuning loss became {bad[0]} in epoch {record['epoch']}: lower lr, "
+                "or check the scaling of the input and of y; the estimator is left as it was "
+                "before this fit")
 
     def _after_fit(self):
         pass
@@ -1210,7 +1271,13 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
                 self.target_scale_ = np.ones(table.shape[1])
         elif table.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {table.shape[1]} targets, the model {self.n_outputs_}")
-        return ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
+        with np.errstate(over="ignore"):
+            scaled = ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
+        if not np.isfinite(scaled).all():
+            raise ValueError(
+                "y is too large for float32 training once scaled (by target_mean_ and "
+                "target_scale_ of the first fit when continuing): rescale y, or fit anew")
+        return scaled
 
     @available_if(lambda self: False)
     def predict_proba(self, X):

@@ -848,6 +848,75 @@ def test_an_interrupted_fit_leaves_the_fitted_estimator_as_it_was(monkeypatch):
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+class FailOnce(Callback):
+    """Raises ``error`` (when set) at the end of the next training batch, once."""
+
+    def __init__(self, error=None):
+        self.error = error
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training and self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()],
+                         ids=["error", "ctrl-c"])
+@pytest.mark.parametrize("how", ["fit", "partial_fit"])
+def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was(error, how):
+    """An error or Ctrl-C in the middle of training (where skorch itself would swallow
+    Ctrl-C and keep the half-trained model) restores the model, the optimizer, the history
+    and the callbacks' state, and propagates."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    fail, stop = FailOnce(), EarlyStopping(patience=5, monitor="train_loss")
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=4),
+                              callbacks=[fail, stop]).fit(X, y)
+    module, history = clf.module_, clf.history_
+    weights = copy.deepcopy(module.state_dict())
+    optimizer = copy.deepcopy(clf.optimizer_.state_dict())
+    records, proba = copy.deepcopy(clf.history_.to_list()), clf.predict_proba(X)
+    stop_state = {key: getattr(stop, key) for key in ("misses_", "best_epoch_")}
+    fail.error = error
+    with pytest.raises(type(error)):
+        getattr(clf, how)(X * 3, y)
+    assert clf.module_ is module and clf.history_ is history
+    for name, tensor in clf.module_.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    after = clf.optimizer_.state_dict()
+    for key, value in optimizer["state"].items():
+        for name, tensor in value.items():
+            np.testing.assert_array_equal(after["state"][key][name], tensor)
+    assert clf.history_.to_list() == records
+    assert {key: getattr(stop, key) for key in stop_state} == stop_state
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_a_non_finite_loss_stops_the_fit_and_keeps_the_fitted_model():
+    class Poison(Callback):  # a loss gone NaN, as a far too large learning rate gives
+        active = False
+
+        def on_batch_end(self, net, batch=None, training=False, **kwargs):
+            if training and self.active:
+                net.history_.record_batch("train_loss", float("nan"))
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    poison = Poison()
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[poison]).fit(X, y)
+    proba = clf.predict_proba(X)
+    poison.active = True
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 2.*lower lr"):
+        clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert len(clf.history_) == 1
+
+
+def test_targets_too_large_for_float32_are_refused():
+    X = offset_subjects(np.zeros(4))
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match="y is too large for float32"):
+        reg.partial_fit(X, [1e300, 2.0, 3.0, 4.0])
+
+
 def test_a_failed_first_fit_leaves_the_estimator_unfitted():
     from sklearn.exceptions import NotFittedError
 
