@@ -891,6 +891,31 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path):
+    """Ctrl-C propagates, what skorch's Checkpoint saved stays, and LoadInitState continues
+    from it: the next epoch starts where the interrupted run's would have."""
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    class CtrlC(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history_) == 2:
+                raise KeyboardInterrupt
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    reference = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4)).fit(X, y)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    with pytest.raises(KeyboardInterrupt):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4),
+                            callbacks=[saved, CtrlC()]).fit(X, y)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                                  callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    losses = [record["train_loss"] for record in resumed.history_]
+    assert len(losses) == 4
+    np.testing.assert_allclose(losses[:3], [r["train_loss"] for r in reference.history_[:3]],
+                               rtol=1e-6)
+
+
 def test_a_non_finite_loss_stops_the_fit_and_keeps_the_fitted_model():
     class Poison(Callback):  # a loss gone NaN, as a far too large learning rate gives
         active = False
