@@ -26,6 +26,7 @@ from .gradients import load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
+from .preprocessing import Preprocessor
 from .train.runtime import atomic_save, load_file, tensor_checksum
 
 __all__ = [
@@ -44,7 +45,8 @@ UKBIOBANK_T_R = 3 * 0.735
 
 FORMAT_NAME = "brainjepa_sk"
 #: 2: adds a SHA-256 ``checksum`` of the gradients and weights, verified on loading.
-FORMAT_VERSION = 2
+#: 3: the checksum covers the whole file (configuration, preprocessing and metadata too).
+FORMAT_VERSION = 3
 
 _REQUIRED_SECTIONS = ("encoder", "predictor", "target_encoder")
 
@@ -320,7 +322,12 @@ def _from_safe(obj):
     return obj
 
 
-def _weights_checksum(payload):
+def _checksum(payload):
+    """The file's checksum: of everything in it (format 3), or of the gradients and
+    weights only (format 2)."""
+    if payload.get("format_version", 0) >= 3:
+        return tensor_checksum({key: value for key, value in payload.items()
+                                if key != "checksum"}, values=True)
     return tensor_checksum({"gradients": payload["gradients"],
                             "state_dict": payload["state_dict"]})
 
@@ -354,7 +361,7 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         "preprocessing": _to_safe(preprocessing or {}, "preprocessing"),
         "metadata": _to_safe(metadata or {}, "metadata"),
     }
-    payload["checksum"] = _weights_checksum(payload)
+    payload["checksum"] = _checksum(payload)
     atomic_save(payload, path)
 
 
@@ -387,10 +394,15 @@ def load_checkpoint(path, map_location="cpu"):
     if missing:
         raise ValueError(f"{path} is an incomplete checkpoint: it has no {missing}")
     stored = payload.get("checksum")  # files of format version 1 have none
-    if stored is not None and stored != _weights_checksum(payload):
+    if stored is not None and stored != _checksum(payload):
+        what = "contents" if payload.get("format_version", 0) >= 3 else "weights"
         raise ValueError(
-            f"{path} is damaged: its weights do not match the checksum stored with them"
+            f"{path} is damaged: its {what} do not match the checksum stored with them"
         )
+    preprocessing = _from_safe(payload.get("preprocessing") or {})
+    if not isinstance(preprocessing, dict):
+        raise ValueError(f"{path} is an inconsistent checkpoint: its preprocessing is a "
+                         f"{type(preprocessing).__name__}, not a dict")
     try:
         model = _built_for_loading(payload["gradients"], payload["config"])
         model.load_state_dict(payload["state_dict"])
@@ -398,7 +410,7 @@ def load_checkpoint(path, map_location="cpu"):
         raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
     loaded = LoadedCheckpoint(
         model=model.eval(),
-        preprocessing=_from_safe(payload.get("preprocessing", {})),
+        preprocessing=preprocessing,
         metadata=_from_safe(payload.get("metadata", {})),
     )
     # the module carries them too, so that it can be passed as weights on its own
@@ -539,6 +551,11 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     if is_our_checkpoint(weights):
         warn_ignored("a brainjepa_sk checkpoint")
         model = load_checkpoint(weights).model
+        if model.preprocessing and "n_frames" in model.preprocessing:
+            try:  # what the estimators will rebuild: checked here, where the file is known
+                Preprocessor.from_dict(model.preprocessing)
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"{weights} holds an invalid preprocessing: {error}") from error
         return _resolved(model, model.target_encoder, _trained_frames(model.config))
     if gradients is None:
         raise ValueError(

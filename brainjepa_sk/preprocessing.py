@@ -788,6 +788,8 @@ class Preprocessor:
                     raise ValueError(
                         f"{name} has shape {value.shape}, expected ({prep.n_regions_},)"
                     )
+                if not np.isfinite(value).all():
+                    raise ValueError(f"{name} holds NaN or infinite values")
             setattr(prep, name, value)
         if prep.normalization == "robust" and (prep.median_ is None or prep.iqr_ is None):
             raise ValueError("normalization='robust' but the dict has no 'median_'/'iqr_'")

@@ -46,7 +46,7 @@ DAMAGES = {
     "empty": "is empty",
     "text": "not written by torch.save, or it is damaged",
     "pickle": "holds Python objects",
-    "flipped": "damaged: its weights do not match the checksum",
+    "flipped": "damaged: its contents do not match the checksum",
 }
 
 
@@ -75,7 +75,67 @@ def test_a_good_checkpoint_still_loads(files):
     assert loaded.preprocessing["n_frames"] == 16
 
 
-@pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state"])
+def _robust_checkpoint(path):
+    median, iqr = np.linspace(-1, 1, 8), np.linspace(1, 2, 8)
+    save_checkpoint(path, _model(), preprocessing={
+        "normalization": "robust", "n_frames": 16, "n_regions_": 8, "median_": median,
+        "iqr_": iqr}, metadata={"region_names": [f"r{k}" for k in range(8)]})
+    return torch.load(path, weights_only=True)
+
+
+@pytest.mark.parametrize("damage", ["median", "n_frames", "region_name"])
+def test_damage_outside_the_weights_is_caught_too(tmp_path, damage):
+    """The checksum covers the preprocessing and metadata, not only the weights: one changed
+    statistic used to go through and shift every embedding."""
+    payload = _robust_checkpoint(tmp_path / "good.pt")
+    if damage == "median":
+        payload["preprocessing"]["median_"][3] += 1e-3
+    elif damage == "n_frames":
+        payload["preprocessing"]["n_frames"] = 20
+    else:
+        payload["metadata"]["region_names"][2] = "r9"
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt is damaged: its contents do not match"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda p: p.__setitem__("iqr_", torch.full((8,), float("nan"))), "iqr_ holds NaN"),
+    (lambda p: p.__setitem__("median_", torch.zeros(7)), r"median_ has shape \(7,\)"),
+    (lambda p: p.pop("median_"), "normalization='robust' but the dict has no 'median_'"),
+])
+def test_an_invalid_preprocessing_is_named_with_its_file(tmp_path, change, problem):
+    """A file written with bad statistics (its checksum matching them) is refused, with the
+    file's name, when an estimator resolves it as weights."""
+    from brainjepa_sk.checkpoint import _checksum
+
+    payload = _robust_checkpoint(tmp_path / "good.pt")
+    change(payload["preprocessing"])
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "bad.pt")
+    X = np.random.default_rng(0).standard_normal((2, 16, 8))
+    with pytest.raises(ValueError, match=rf"bad\.pt holds an invalid preprocessing: {problem}"):
+        BrainJEPAEmbedder(weights=tmp_path / "bad.pt", device="cpu").fit(X)
+
+
+def test_a_format_2_checkpoint_still_loads_and_is_checked(tmp_path):
+    """Files of format 2 carry a checksum of the gradients and weights only."""
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    payload = _robust_checkpoint(tmp_path / "good.pt")
+    payload["format_version"] = 2
+    payload["checksum"] = tensor_checksum({"gradients": payload["gradients"],
+                                           "state_dict": payload["state_dict"]})
+    torch.save(payload, tmp_path / "v2.pt")
+    assert load_checkpoint(tmp_path / "v2.pt").preprocessing["n_regions_"] == 8
+    payload["state_dict"]["encoder.patch_embed.proj.weight"][0, 0] += 1.0
+    torch.save(payload, tmp_path / "v2.pt")
+    with pytest.raises(ValueError, match="damaged: its weights do not match"):
+        load_checkpoint(tmp_path / "v2.pt")
+
+
+@pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state",
+                                    "flipped_extra"])
 def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
     params = dict(gradients=np.random.default_rng(1).standard_normal((8, 3)), patch_size=4,
@@ -89,6 +149,11 @@ def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
         next(iter(state["loop"]["model"].values())).view(-1)[0] += 1.0
         torch.save(state, state_path)
         expected = "damaged: its tensors do not match the checksum"
+    elif damage == "flipped_extra":  # e.g. the preprocessing export_training_state writes
+        state = torch.load(state_path, weights_only=True)
+        state["extra"]["preprocessing"]["n_frames"] = 20
+        torch.save(state, state_path)
+        expected = "damaged: its run key and settings do not match the checksum"
     else:
         state_path.write_bytes(files[damage].read_bytes())
         expected = DAMAGES[damage].replace("checkpoint", "training state")

@@ -154,3 +154,15 @@ def test_tensor_checksum_depends_on_where_each_tensor_is():
     # the same tensors in the same order, under other keys
     assert tensor_checksum({"a": first, "b": {}}) != tensor_checksum({"a": {}, "b": first})
     assert tensor_checksum({"a": first, "b": second}) == tensor_checksum({"b": second, "a": first})
+
+
+def test_tensor_checksum_counts_other_values_when_asked():
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    weights = torch.ones(2)
+    first = {"w": weights, "n_frames": 16, "names": ["a", "b"], "t_r": 0.72}
+    for change in ({"n_frames": 20}, {"names": ["a", "c"]}, {"t_r": 0.7200001},
+                   {"n_frames": "16"}):
+        other = {**first, **change}
+        assert tensor_checksum(other) == tensor_checksum(first)  # tensors only by default
+        assert tensor_checksum(other, values=True) != tensor_checksum(first, values=True)

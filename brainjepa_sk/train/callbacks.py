@@ -355,8 +355,8 @@ class Checkpoint(Callback):
     def save(self, loop):
         """Write the loop's state now (atomically).
 
-        The file holds ``loop`` (:meth:`PretrainLoop.state_dict`), ``key``, ``checksum`` and
-        ``extra``.
+        The file holds ``loop`` (:meth:`PretrainLoop.state_dict`), ``key``, ``checksum`` (of
+        the loop's tensors), ``extra`` and ``extra_checksum`` (of the key and ``extra``).
 
         Parameters
         ----------
@@ -365,7 +365,12 @@ class Checkpoint(Callback):
         """
         state = loop.state_dict()
         atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state),
-                     "extra": self.extra}, self.path)
+                     "extra": self.extra, "extra_checksum": _extra_checksum(self.key, self.extra)},
+                    self.path)
+
+
+def _extra_checksum(key, extra):
+    return tensor_checksum({"key": key, "extra": extra}, values=True)
 
 
 def read_training_state(path):
@@ -395,5 +400,12 @@ def read_training_state(path):
     if "checksum" in state and state["checksum"] != tensor_checksum(state["loop"]):
         raise ValueError(
             f"{path} is damaged: its tensors do not match the checksum stored with them"
+        )
+    # states saved before extra_checksum existed have none
+    if "extra_checksum" in state and state["extra_checksum"] != _extra_checksum(
+            state.get("key"), state.get("extra")):
+        raise ValueError(
+            f"{path} is damaged: its run key and settings do not match the checksum stored "
+            "with them"
         )
     return state

@@ -215,7 +215,7 @@ def load_file(path, map_location="cpu", what="torch file"):
         ) from error
 
 
-def tensor_checksum(obj):
+def tensor_checksum(obj, values=False):
     """SHA-256 of every tensor in a nested structure of dicts, lists and tuples.
 
     Keys are visited in sorted order and each tensor contributes its place, dtype, shape and
@@ -224,7 +224,10 @@ def tensor_checksum(obj):
     Parameters
     ----------
     obj : object
-        Tensors, or dicts / lists / tuples of them (other values are ignored).
+        Tensors, or dicts / lists / tuples of them.
+    values : bool, default=False
+        Whether the other values (numbers, strings, None...) count too, each by its place,
+        type and ``repr``; by default they are ignored.
 
     Returns
     -------
@@ -244,6 +247,8 @@ def tensor_checksum(obj):
         elif isinstance(value, (list, tuple)):
             for index, item in enumerate(value):
                 visit(item, f"{place}/{index}")
+        elif values:
+            digest.update(f"{place}|{type(value).__name__}|{value!r}|".encode())
 
     visit(obj, "")
     return digest.hexdigest()
