@@ -441,8 +441,22 @@ def is_our_checkpoint(path):
         Naming the file, when it is empty, damaged or not a torch file (it is loaded safely,
         on the meta device).
     """
+    return _checkpoint_kind(path) == "ours"
+
+
+def _checkpoint_kind(path):
+    """``"ours"``, ``"training_state"`` (a pretraining run's state), ``"research"`` (the
+    research code's sections) or ``"other"``; the file is loaded safely, on the meta device."""
     payload = load_file(path, map_location="meta", what="checkpoint")  # damaged: named error
-    return isinstance(payload, dict) and payload.get("format") == FORMAT_NAME
+    if not isinstance(payload, dict):
+        return "other"
+    if payload.get("format") == FORMAT_NAME:
+        return "ours"
+    if "loop" in payload and "key" in payload:
+        return "training_state"
+    if any(section in payload for section in _REQUIRED_SECTIONS):
+        return "research"
+    return "other"
 
 
 @dataclass
@@ -546,9 +560,22 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             "weights must be 'ukbiobank', a checkpoint path or a torch module, "
             f"got {type(weights).__name__}"
         )
+    if Path(weights).is_dir():
+        raise ValueError(f"weights={os.fspath(weights)!r} is a folder: pass the checkpoint file")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
-    if is_our_checkpoint(weights):
+    kind = _checkpoint_kind(weights)
+    if kind == "training_state":
+        raise ValueError(
+            f"{weights} is the saved state of a pretraining run (BrainJEPAPretrainer's "
+            "checkpoint_dir), not a model: write its model with brainjepa_sk.checkpoint."
+            "export_training_state(state_path, 'model.pt') and pass that file")
+    if kind == "other":
+        raise ValueError(
+            f"{weights} is neither a brainjepa_sk checkpoint nor a research checkpoint (which "
+            f"has the sections {list(_REQUIRED_SECTIONS)}); pass a file saved by "
+            "BrainJEPAPretrainer.save or save_checkpoint, or a research checkpoint")
+    if kind == "ours":
         warn_ignored("a brainjepa_sk checkpoint")
         model = load_checkpoint(weights).model
         if model.preprocessing and "n_frames" in model.preprocessing:

@@ -189,3 +189,23 @@ def test_wrong_gradient_rows_are_named(tmp_path):
     with pytest.raises(ValueError, match="gradients have 5 rows .* 8 regions"):
         BrainJEPAPretrainer(gradients=tmp_path / "g.csv", n_frames=16, patch_size=4,
                             device="cpu", verbose=0).fit(X)
+
+
+def test_weights_that_are_not_a_model_say_what_they_are(tmp_path):
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    BrainJEPAPretrainer(gradients=np.random.default_rng(1).standard_normal((8, 3)),
+                        patch_size=4, n_frames=16, predictor_depth=1, n_epochs=1, batch_size=4,
+                        model_size=dict(embed_dim=16, depth=1, num_heads=2), device="cpu",
+                        verbose=0, random_state=0, checkpoint_dir=tmp_path / "run").fit(X)
+    (state,) = (tmp_path / "run").glob("run-*.pt")
+    with pytest.raises(ValueError, match=r"run-\w+\.pt is the saved state of a pretraining "
+                                         r"run.*export_training_state"):
+        BrainJEPAEmbedder(weights=state).fit(X)
+    torch.save(_model().state_dict(), tmp_path / "bare.pt")  # a bare state dict
+    torch.save(torch.zeros(3), tmp_path / "tensor.pt")
+    for name in ("bare", "tensor"):
+        with pytest.raises(ValueError, match=rf"{name}\.pt is neither a brainjepa_sk checkpoint "
+                                             "nor a research checkpoint"):
+            BrainJEPAEmbedder(weights=tmp_path / f"{name}.pt").fit(X)
+    with pytest.raises(ValueError, match="is a folder: pass the checkpoint file"):
+        BrainJEPAEmbedder(weights=tmp_path / "run").fit(X)
