@@ -685,16 +685,44 @@ class Preprocessor:
         numpy.ndarray of shape (n_frames, n_regions), float32
             The window, preprocessed as :meth:`transform` would.
         """
+        try:
+            return self._read_window(subjects, subject, start)
+        except ValueError as error:
+            paths = getattr(subjects, "paths", None)
+            if paths is None:
+                raise
+            # the file was checked when fit began: it changed since
+            raise ValueError(f"{paths[subject]}: {error}; the file changed after fit checked "
+                             "it (rewritten while training?)") from error
+
+    def _read_window(self, subjects, subject, start):
         frames = getattr(subjects, "frames", None)
         lengths = getattr(subjects, "n_timepoints", None)
         direct = (frames is not None and _resampling_ratio(self.t_r, self.target_t_r) is None
                   and lengths[subject] >= self.n_frames)
         if direct:
-            x = self._as_array(subject, frames(subject, start, start + self.n_frames))
+            x = frames(subject, start, start + self.n_frames)
+            if np.shape(x)[0] < self.n_frames:
+                raise ValueError(f"subject {subject} is shorter than the {lengths[subject]} "
+                                 f"frames it had: frames {start} to "
+                                 f"{start + self.n_frames - 1} are not all there")
+            x = self._checked_window(subject, x)
             return self._subject_windows(x, subject, len(x), starts=[0])[0]
-        original = self._as_array(subject, subjects[subject])
+        original = subjects[subject]
+        if lengths is not None and np.shape(original)[0] != lengths[subject]:
+            raise ValueError(f"subject {subject} has {np.shape(original)[0]} frames, not the "
+                             f"{lengths[subject]} it had")
+        original = self._checked_window(subject, original)
         x = resample(original, self.t_r, self.target_t_r)
         return self._subject_windows(x, subject, len(original), starts=[start])[0]
+
+    def _checked_window(self, subject, x):
+        x = self._as_array(subject, x)
+        n_regions = getattr(self, "n_regions_", None)
+        if n_regions is not None and x.shape[1] != n_regions:
+            raise ValueError(f"subject {subject} has {x.shape[1]} regions, not the {n_regions} "
+                             "of the fit")
+        return x
 
     def fit_transform(self, subjects):
         """Fit on ``subjects`` and transform them (resampling them once).

@@ -177,6 +177,31 @@ def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_pa
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+@pytest.mark.parametrize("change, problem", [
+    (lambda x: np.where(np.arange(len(x))[:, None] == 35, np.nan, x), "NaN or infinite"),
+    (lambda x: x[:20], "shorter than the 52 frames|has 20 frames, not the 52"),
+    (lambda x: x[:, :-1], f"has {N_REGIONS - 1} regions, not the {N_REGIONS} of the fit"),
+])
+def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change, problem):
+    """Streamed windows are read long after fit checked the files: one rewritten since then
+    gets an error that names it (it used to name only a subject number, or give numpy's
+    broadcasting error)."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust").fit(subjects)
+    prep.read_window(subjects, 1, 30)
+    changed = change(_series()[1])
+    if kind == "npy":
+        np.save(paths[1], changed.astype(np.float32))
+    else:
+        pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
+            paths[1], sep="\t", index=False)
+    with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1 .*({problem}).*the file "
+                                         "changed after fit checked it"):
+        prep.read_window(subjects, 1, 30)
+
+
 def _pretrainer(**params):
     settings = dict(gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
                     model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=4,
