@@ -809,6 +809,18 @@ def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path
     assert _CountSteps.steps == 6
 
 
+def test_a_damaged_state_met_while_looking_for_a_shorter_run_is_named(tmp_path):
+    X = _data()
+    _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
+    (state,) = _state_files(tmp_path)
+    state.write_bytes(state.read_bytes()[:100])
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    with pytest.warns(UserWarning, match=rf"skipped while looking for a shorter run to "
+                                         rf"continue: .*{state.name}.*truncated"):
+        _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 6  # started afresh, and said why it could not continue
+
+
 def test_compile_given_as_a_numpy_bool_turns_compilation_on(monkeypatch):
     from brainjepa_sk import pretrain
 

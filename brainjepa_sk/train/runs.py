@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._warnings import warn_user
 from .callbacks import read_training_state
 
 __all__ = ["find_shorter_run", "run_key"]
@@ -67,14 +68,15 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
     -------
     (pathlib.Path, dict) or None
         The file and its state (:func:`~brainjepa_sk.train.read_training_state`) with the most
-        steps done, or None. Damaged files are skipped: they are named when their own run
-        resumes.
+        steps done, or None. Damaged files are skipped with a warning that names them (their
+        lineage cannot be read, so one of them may have been the run to continue).
     """
     best = None
     for path in sorted(Path(folder).glob(pattern)):
         try:
             state = read_training_state(path)
-        except ValueError:
+        except ValueError as error:
+            warn_user(f"skipped while looking for a shorter run to continue: {error}")
             continue
         extra = state.get("extra") or {}
         if extra.get("lineage") != lineage or extra.get("n_epochs", 0) >= n_epochs:
