@@ -70,7 +70,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         TR the model expects. ``"auto"``: from our checkpoints; 2.205 s for ``"ukbiobank"``;
         unknown (no resampling) otherwise.
     n_frames : "auto" or int, default="auto"
-        Frames per window. ``"auto"``: the length the model was trained on.
+        Frames per window. ``"auto"``: the length the model was trained on (a module built
+        without ``n_patches`` does not say it: give ``n_frames`` then).
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
         ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else

@@ -16,7 +16,6 @@ this module adds is what subjects' fMRI need:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import numbers
 
@@ -358,9 +357,8 @@ class _Interrupted(Exception):
 
 
 def _seed_of(random_state):
-    """An int seed for torch from ``random_state`` (None: unseeded)."""
-    if random_state is None:
-        return None
+    """An int seed for torch from ``random_state`` (None: drawn from NumPy's global generator,
+    as scikit-learn does, so that torch's global generator is never used)."""
     if isinstance(random_state, numbers.Integral):
         return int(random_state)
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
@@ -884,9 +882,7 @@ class _FineTuneBase(SubjectsInputMixin):
                     "train_split is skorch's ValidSplit, which splits windows: windows of one "
                     "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
                 )
-            seed = _seed_of(self.random_state)
-            rng = (forked_rng(seed, device) if seed is not None
-                   else contextlib.nullcontext())
+            rng = forked_rng(_seed_of(self.random_state), device)
             # what a fit changes in place on a fitted net, copied to undo a failure (the
             # attributes it rebinds are restored by restore_on_error)
             saved = self._in_place_state(continuing) if self._is_fitted() else None
@@ -1032,7 +1028,7 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, the shuffling and the stochastic depth (in a fork of
         torch's global generator, which is left as it was). The same seed on CPU gives the
-        same predictions.
+        same predictions; None draws the seed from NumPy's global generator.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Built over the layer-decay parameter groups; ``optimizer__<name>`` sets its other
         arguments (e.g. ``optimizer__betas``).

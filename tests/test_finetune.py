@@ -262,6 +262,12 @@ def test_the_same_seed_gives_the_same_predictions_and_leaves_the_global_generato
     np.testing.assert_array_equal(first, again)
     other = BrainJEPAClassifier(tiny_module(), **dict(settings, random_state=1)).fit(X, y)
     assert not np.array_equal(other.predict_proba(X), first)
+    # unseeded: torch's global generator is left alone too, and each fit differs
+    unseeded = dict(settings, random_state=None)
+    one = BrainJEPAClassifier(tiny_module(), **unseeded).fit(X, y).predict_proba(X)
+    two = BrainJEPAClassifier(tiny_module(), **unseeded).fit(X, y).predict_proba(X)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert not np.array_equal(one, two)
 
 
 def test_pickling_and_cloning():
