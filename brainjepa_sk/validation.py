@@ -143,12 +143,14 @@ def _only_array_protocol(obj):
 
 
 def _as_subject_list(X):
+    """The subjects of ``X`` as a list, files read, and the path each came from (or None)."""
     if X is None:
         raise ValueError(f"{_LAYOUT}; got None")
     if isinstance(X, bytes):
         raise ValueError(f"{_LAYOUT}; got bytes")
     if is_path(X):  # a glob or a path: one file per subject
-        return [read_subject_file(path) for path in expand_subject_paths(X)]
+        paths = expand_subject_paths(X)
+        return [read_subject_file(path) for path in paths], paths
     if sparse.issparse(X):
         raise ValueError(
             f"sparse input is not supported: {_LAYOUT} of dense values; got a sparse "
@@ -174,7 +176,8 @@ def _as_subject_list(X):
         raise ValueError(f"{_LAYOUT}; got {type(X).__name__}") from None
     if not subjects:
         raise ValueError("X is empty: expected at least one subject")
-    return [read_subject_file(x) if is_path(x) else x for x in subjects]
+    sources = [x if is_path(x) else None for x in subjects]
+    return [read_subject_file(x) if is_path(x) else x for x in subjects], sources
 
 
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
@@ -455,12 +458,17 @@ def validate_subjects(
         out = _validate_files(X, check)
         n_regions, names = out.n_regions, out.feature_names
     else:
-        subjects = _as_subject_list(X)
+        subjects, sources = _as_subject_list(X)
         names = feature_names_of(subjects[0], 0)
         out = []
         n_regions = None
         for i, subject in enumerate(subjects):
-            array = _check_subject(i, subject, names, n_regions, **check)
+            try:
+                array = _check_subject(i, subject, names, n_regions, **check)
+            except (ValueError, TypeError) as error:
+                if sources[i] is None:
+                    raise
+                raise type(error)(f"{sources[i]}: {error}") from None
             n_regions = array.shape[1]
             if not lazy:
                 out.append(array)

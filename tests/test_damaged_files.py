@@ -209,3 +209,17 @@ def test_weights_that_are_not_a_model_say_what_they_are(tmp_path):
             BrainJEPAEmbedder(weights=tmp_path / f"{name}.pt").fit(X)
     with pytest.raises(ValueError, match="is a folder: pass the checkpoint file"):
         BrainJEPAEmbedder(weights=tmp_path / "run").fit(X)
+
+
+def test_a_file_in_a_list_mixing_arrays_and_paths_is_named(tmp_path):
+    from brainjepa_sk import GradientPositioner
+
+    rng = np.random.default_rng(0)
+    X = [rng.standard_normal((40, 8)) for _ in range(2)]
+    bad = rng.standard_normal((40, 8))
+    bad[3, 2] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    np.save(tmp_path / "narrow.npy", rng.standard_normal((40, 7)))
+    for name, problem in (("nan", "contains NaN"), ("narrow", "7 regions|7 features")):
+        with pytest.raises(ValueError, match=rf"{name}\.npy: subject 2.*({problem})"):
+            GradientPositioner(n_components=2).fit([*X, tmp_path / f"{name}.npy"])
