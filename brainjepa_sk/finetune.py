@@ -16,8 +16,11 @@ this module adds is what subjects' fMRI need:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import numbers
+import signal
+import threading
 
 import numpy as np
 import torch
@@ -356,6 +359,33 @@ class _Interrupted(Exception):
     """Carries a ``KeyboardInterrupt`` through skorch's ``partial_fit``, which swallows it."""
 
 
+@contextlib.contextmanager
+def _noting_ctrl_c(pressed):
+    """Mark ``pressed["ctrl_c"]`` when SIGINT arrives, then let its handler act as before.
+
+    skorch callbacks end training by raising ``KeyboardInterrupt`` (``EarlyStopping`` does),
+    so the exception alone does not tell Ctrl-C from them. Only in the main thread, and only
+    where SIGINT has a Python handler (the default one raises ``KeyboardInterrupt``).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+
+    def note(signum, frame):
+        pressed["ctrl_c"] = True
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _seed_of(random_state):
     """An int seed for torch from ``random_state`` (None: drawn from NumPy's global generator,
     as scikit-learn does, so that torch's global generator is never used)."""
@@ -540,11 +570,15 @@ class _FineTuneBase(SubjectsInputMixin):
             The net, as skorch's ``fit_loop`` returns it.
         """
         self._epochs_run_ = self.max_epochs if epochs is None else epochs
+        pressed = {}
         try:
-            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+            with _noting_ctrl_c(pressed):
+                return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as interrupt:
-            # skorch's partial_fit swallows Ctrl-C and keeps the half-trained model; here it
-            # stops the fit like any error, which leaves the estimator as it was before
+            if not pressed:  # a callback's way to end training (skorch's EarlyStopping)
+                raise
+            # skorch's partial_fit would swallow Ctrl-C too and keep the half-trained model;
+            # here it stops the fit like any error, which leaves the estimator as it was
             raise _Interrupted from interrupt
         finally:
             self.__dict__.pop("_epochs_run_", None)

@@ -2,6 +2,7 @@
 
 import copy
 import pickle
+import signal
 import warnings
 
 import numpy as np
@@ -854,8 +855,15 @@ def test_an_interrupted_fit_leaves_the_fitted_estimator_as_it_was(monkeypatch):
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+def press_ctrl_c():
+    """What pressing Ctrl-C does: SIGINT to this process (its handler raises
+    KeyboardInterrupt)."""
+    signal.raise_signal(signal.SIGINT)
+
+
 class FailOnce(Callback):
-    """Raises ``error`` (when set) at the end of the next training batch, once."""
+    """Raises ``error`` (when set; "ctrl-c": presses it) at the end of the next training
+    batch, once."""
 
     def __init__(self, error=None):
         self.error = error
@@ -863,10 +871,12 @@ class FailOnce(Callback):
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         if training and self.error is not None:
             error, self.error = self.error, None
+            if error == "ctrl-c":
+                press_ctrl_c()
             raise error
 
 
-@pytest.mark.parametrize("error", [RuntimeError("disk full"), KeyboardInterrupt()],
+@pytest.mark.parametrize("error", [RuntimeError("disk full"), "ctrl-c"],
                          ids=["error", "ctrl-c"])
 @pytest.mark.parametrize("how", ["fit", "partial_fit"])
 def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was(error, how):
@@ -883,7 +893,7 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     records, proba = copy.deepcopy(clf.history_.to_list()), clf.predict_proba(X)
     stop_state = {key: getattr(stop, key) for key in ("misses_", "best_epoch_")}
     fail.error = error
-    with pytest.raises(type(error)):
+    with pytest.raises(KeyboardInterrupt if error == "ctrl-c" else RuntimeError):
         getattr(clf, how)(X * 3, y)
     assert clf.module_ is module and clf.history_ is history
     for name, tensor in clf.module_.state_dict().items():
@@ -905,7 +915,7 @@ def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path):
     class CtrlC(Callback):
         def on_epoch_end(self, net, **kwargs):
             if len(net.history_) == 2:
-                raise KeyboardInterrupt
+                press_ctrl_c()
 
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     reference = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4)).fit(X, y)
@@ -920,6 +930,20 @@ def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path):
     assert len(losses) == 4
     np.testing.assert_allclose(losses[:3], [r["train_loss"] for r in reference.history_[:3]],
                                rtol=1e-6)
+
+
+def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained():
+    """skorch's callbacks (EarlyStopping among them) end training by raising
+    KeyboardInterrupt: that is not Ctrl-C, and the fit ends normally."""
+    class Stop(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            if len(net.history_) == 2:
+                raise KeyboardInterrupt
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=5), callbacks=[Stop()]).fit(X, y)
+    assert len(clf.history_) == 2 and clf.predict(X).shape == (8,)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_a_non_finite_loss_stops_the_fit_and_keeps_the_fitted_model():
