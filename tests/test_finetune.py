@@ -857,8 +857,17 @@ def test_an_interrupted_fit_leaves_the_fitted_estimator_as_it_was(monkeypatch):
 
 def press_ctrl_c():
     """What pressing Ctrl-C does: SIGINT to this process (its handler raises
-    KeyboardInterrupt)."""
+    KeyboardInterrupt; see ``ctrl_c_raises``)."""
     signal.raise_signal(signal.SIGINT)
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler, as in an interactive session (a process started in the
+    background, as CI may start the tests, ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 class FailOnce(Callback):
@@ -879,7 +888,8 @@ class FailOnce(Callback):
 @pytest.mark.parametrize("error", [RuntimeError("disk full"), "ctrl-c"],
                          ids=["error", "ctrl-c"])
 @pytest.mark.parametrize("how", ["fit", "partial_fit"])
-def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was(error, how):
+def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was(
+        error, how, ctrl_c_raises):
     """An error or Ctrl-C in the middle of training (where skorch itself would swallow
     Ctrl-C and keep the half-trained model) restores the model, the optimizer, the history
     and the callbacks' state, and propagates."""
@@ -907,7 +917,7 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
-def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path):
+def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, ctrl_c_raises):
     """Ctrl-C propagates, what skorch's Checkpoint saved stays, and LoadInitState continues
     from it: the next epoch starts where the interrupted run's would have."""
     from skorch.callbacks import Checkpoint, LoadInitState
@@ -932,7 +942,8 @@ def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path):
                                rtol=1e-6)
 
 
-def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained():
+def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained(
+        ctrl_c_raises):
     """skorch's callbacks (EarlyStopping among them) end training by raising
     KeyboardInterrupt: that is not Ctrl-C, and the fit ends normally."""
     class Stop(Callback):
