@@ -26,7 +26,6 @@ from .gradients import load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
-from .preprocessing import Preprocessor
 from .train.runtime import atomic_save, load_file, tensor_checksum
 
 __all__ = [
@@ -477,6 +476,8 @@ class ResolvedWeights:
     region_names : list of str or None
         Names of the regions the model was pretrained on, in order, when our checkpoint
         recorded them (pretraining on DataFrames or files with a header).
+    source : str or None
+        The file the weights came from (our checkpoints), for error messages.
     """
 
     encoder: BrainEncoder
@@ -484,6 +485,7 @@ class ResolvedWeights:
     model_t_r: float | None = None
     n_frames: int | None = None
     region_names: list | None = None
+    source: str | None = None
 
 
 def _trained_frames(config):
@@ -578,12 +580,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     if kind == "ours":
         warn_ignored("a brainjepa_sk checkpoint")
         model = load_checkpoint(weights).model
-        if model.preprocessing and "n_frames" in model.preprocessing:
-            try:  # what the estimators will rebuild: checked here, where the file is known
-                Preprocessor.from_dict(model.preprocessing)
-            except (ValueError, TypeError) as error:
-                raise ValueError(f"{weights} holds an invalid preprocessing: {error}") from error
-        return _resolved(model, model.target_encoder, _trained_frames(model.config))
+        resolved = _resolved(model, model.target_encoder, _trained_frames(model.config))
+        resolved.source = os.fspath(weights)
+        return resolved
     if gradients is None:
         raise ValueError(
             f"{weights} is a research checkpoint: pass the gradient matrix it was trained "

@@ -237,6 +237,13 @@ class SubjectValidSplit:
         return _split_windows(dataset, subjects[valid])
 
 
+def _draws_subjects(train_split):
+    """Whether ``train_split`` is a ``SubjectValidSplit`` that splits by ``split_subjects``
+    (a subclass may split otherwise in its own ``__call__``)."""
+    return (isinstance(train_split, SubjectValidSplit)
+            and type(train_split).__call__ is SubjectValidSplit.__call__)
+
+
 def _split_windows(dataset, valid_subjects):
     """The training and validation ``Subset``\\ s of ``dataset`` (a ``SubjectWindows``)."""
     in_valid = np.isin(dataset.subject_index, valid_subjects)
@@ -816,6 +823,11 @@ class _FineTuneBase(SubjectsInputMixin):
         ``fit_rows`` (all when None)."""
         raise NotImplementedError
 
+    def _split_labels(self, targets):
+        """What ``SubjectValidSplit`` stratifies on: the labels themselves (their codes follow
+        ``classes``, whose order would change the draw)."""
+        return targets
+
     def _check_y_given(self, y):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
@@ -889,10 +901,11 @@ class _FineTuneBase(SubjectsInputMixin):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
-            if isinstance(self.train_split, SubjectValidSplit):
+            if _draws_subjects(self.train_split):
                 # drawn once, before anything is learned from the subjects: the statistics
                 # (robust scaling, target scaling) come from the training subjects only
-                fit_rows, held_out = self.train_split.split_subjects(targets)
+                fit_rows, held_out = self.train_split.split_subjects(
+                    self._split_labels(targets))
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
@@ -946,7 +959,8 @@ class _FineTuneBase(SubjectsInputMixin):
     def _in_place_state(self, continuing):
         """Copies of what a fit changes in place: skorch clears ``history_`` and resets the
         callbacks; a continued fit also trains ``module_`` and ``optimizer_``."""
-        state = {"history": (self.history_, copy.deepcopy(list(self.history_))),
+        # earlier epochs' records are never changed again: a list of them suffices
+        state = {"history": (self.history_, list(self.history_)),
                  # callbacks rebind their attributes when reset: shallow copies suffice
                  "callbacks": [(callback, dict(vars(callback)))
                                for _, callback in getattr(self, "callbacks_", [])]}
@@ -1131,6 +1145,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         self.n_outputs_ = len(classes)
         self._fit_classes_ = classes
         return np.asarray([index[label] for label in y.tolist()], dtype=np.int64)
+
+    def _split_labels(self, targets):
+        return np.asarray(self._fit_classes_)[targets]
 
     def _set_class_weights(self, window_targets):
         """The loss weights of the classes from ``class_weight`` and the training windows'

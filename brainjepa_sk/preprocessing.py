@@ -889,5 +889,10 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     )
     if saved.get("normalization") == normalization and "n_frames" in saved:
         # our checkpoint's own scaling, with the statistics learned at pretraining
-        return Preprocessor.from_dict({**saved, **options})
+        try:
+            return Preprocessor.from_dict({**saved, **options})
+        except (ValueError, TypeError) as error:
+            source = getattr(weights, "source", None)
+            where = f"{source} holds" if source else "the weights hold"
+            raise ValueError(f"{where} an invalid preprocessing: {error}") from error
     return Preprocessor(normalization=normalization, **options).fit(subjects)

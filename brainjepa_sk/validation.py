@@ -325,10 +325,10 @@ class _SubjectRows(Sequence):
     @property
     def n_timepoints(self):
         """Each of these subjects' number of frames, without reading them."""
-        lengths = getattr(self.subjects, "n_timepoints", None)
-        if lengths is None:  # arrays
-            return [int(np.shape(self.subjects[row])[0]) for row in self.rows]
-        return [int(lengths[row]) for row in self.rows]
+        from .preprocessing import subject_lengths  # it imports this module
+
+        lengths = subject_lengths(self.subjects)
+        return [lengths[row] for row in self.rows]
 
     def __getitem__(self, index):
         if isinstance(index, slice):

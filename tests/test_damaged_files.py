@@ -106,7 +106,7 @@ def test_damage_outside_the_weights_is_caught_too(tmp_path, damage):
 ])
 def test_an_invalid_preprocessing_is_named_with_its_file(tmp_path, change, problem):
     """A file written with bad statistics (its checksum matching them) is refused, with the
-    file's name, when an estimator resolves it as weights."""
+    file's name, when an estimator applies its preprocessing (and only then)."""
     from brainjepa_sk.checkpoint import _checksum
 
     payload = _robust_checkpoint(tmp_path / "good.pt")
@@ -116,6 +116,8 @@ def test_an_invalid_preprocessing_is_named_with_its_file(tmp_path, change, probl
     X = np.random.default_rng(0).standard_normal((2, 16, 8))
     with pytest.raises(ValueError, match=rf"bad\.pt holds an invalid preprocessing: {problem}"):
         BrainJEPAEmbedder(weights=tmp_path / "bad.pt", device="cpu").fit(X)
+    # another normalization does not use the saved statistics: the weights still serve
+    BrainJEPAEmbedder(weights=tmp_path / "bad.pt", normalization="global_zscore").fit(X)
 
 
 def test_a_format_2_checkpoint_still_loads_and_is_checked(tmp_path):

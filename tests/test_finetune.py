@@ -383,6 +383,42 @@ def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(t
     assert sorted(datasets["train"].indices) == sorted(train)
 
 
+def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
+    X, y = offset_subjects(np.zeros(12)), np.array([0, 1, 2] * 4)
+    split = SubjectValidSplit(0.34, stratified=True, random_state=3)
+    _, valid = split.split_subjects(y)
+    held_out = {}
+
+    class Splits(Callback):
+        def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+            held_out[tuple(net.classes)] = sorted(dataset_valid.indices)
+
+    for classes in ([0, 1, 2], [2, 1, 0]):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=classes,
+                            train_split=split, callbacks=[Splits()]).fit(X, y)
+    assert held_out[(0, 1, 2)] == held_out[(2, 1, 0)] == sorted(valid)
+
+
+def test_a_subject_split_of_ones_own_is_used_as_it_is():
+    class FirstSubjectsOut(SubjectValidSplit):  # e.g. a site held out
+        def __call__(self, dataset, y=None, groups=None):
+            in_valid = dataset.subject_index < 3
+            return (torch.utils.data.Subset(dataset, np.flatnonzero(~in_valid)),
+                    torch.utils.data.Subset(dataset, np.flatnonzero(in_valid)))
+
+    held_out = []
+
+    class Splits(Callback):
+        def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+            held_out.append(sorted(dataset_valid.indices))
+
+    X, y = offset_subjects(np.zeros(8)), np.arange(8.0)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), train_split=FirstSubjectsOut(),
+                             callbacks=[Splits()]).fit(X, y)
+    assert held_out == [[0, 1, 2]]
+    np.testing.assert_allclose(reg.target_mean_, [y.mean()])  # its own split: all subjects
+
+
 def test_skorchs_window_split_is_warned_about():
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((16, N_REGIONS)) for _ in range(10)]
@@ -940,6 +976,9 @@ def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, 
     assert len(losses) == 4
     np.testing.assert_allclose(losses[:3], [r["train_loss"] for r in reference.history_[:3]],
                                rtol=1e-6)
+    # the optimizer went on from its saved state: two steps before, two after (one per epoch)
+    steps = {int(value["step"]) for value in resumed.optimizer_.state_dict()["state"].values()}
+    assert steps == {4}
 
 
 def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained(
