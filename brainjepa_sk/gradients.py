@@ -13,7 +13,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._set_output import _get_output_config
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from ._base import (
     OPTIONAL_PATH,
@@ -23,7 +23,12 @@ from ._base import (
     check_parameters,
 )
 from .files import _read_csv_table
-from .validation import check_n_regions, feature_names_of, validate_subjects
+from .validation import (
+    check_n_regions,
+    feature_names_of,
+    validate_connectivity,
+    validate_subjects,
+)
 
 __all__ = ["GradientPositioner", "load_gradients"]
 
@@ -150,54 +155,10 @@ def _off_diagonal_below_one(matrices):
     return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
 
 
-def _validate_connectivity(X):
-    """Check connectivity matrices; return a float64 ``(n_subjects, n, n)`` array and names."""
-    names = feature_names_of(X)
-    if X is None or isinstance(X, (str, bytes)):
-        raise ValueError(
-            "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
-            f"one (n_regions, n_regions) matrix; got {type(X).__name__}"
-        )
-    try:
-        array = check_array(
-            X,
-            dtype=np.float64,
-            ensure_2d=False,
-            allow_nd=True,
-            ensure_all_finite=True,
-            input_name="X",
-        )
-    except TypeError as exc:
-        raise ValueError(f"X is not numeric: {exc}") from None
-    if array.ndim == 2:
-        array = array[np.newaxis]
-    if array.ndim != 3 or array.shape[0] == 0:
-        raise ValueError(
-            "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
-            f"one (n_regions, n_regions) matrix; got shape {np.shape(X)}"
-        )
-    n_rows, n_cols = array.shape[1:]
-    if n_rows != n_cols:
-        raise ValueError(
-            f"connectivity matrices must be square (n_regions, n_regions); got {n_rows} rows and "
-            f"{n_cols} columns. For time series use kind='timeseries'."
-        )
-    # Tolerance relative to the largest magnitude, so rounding in saved files passes.
-    tolerance = 1e-6 * max(1.0, float(np.abs(array).max()))
-    asymmetry = np.abs(array - array.transpose(0, 2, 1)).max(axis=(1, 2))
-    bad = np.flatnonzero(asymmetry > tolerance)
-    if bad.size:
-        raise ValueError(
-            f"connectivity matrix {bad[0]} is not symmetric (largest |C - C.T| = "
-            f"{asymmetry[bad[0]]:.3g} > {tolerance:.3g})"
-        )
-    return array, names
-
-
 def _regions_with_names(X, kind):
     """Validate ``X`` for fit without touching any estimator; return matrices and region info."""
     if kind == "connectivity":
-        matrices, names = _validate_connectivity(X)
+        matrices, names = validate_connectivity(X)
         return matrices, matrices.shape[1], names
     # A scratch namespace receives n_features_in_ / feature_names_in_, so a failing fit cannot
     # leave half-set attributes on the estimator.
@@ -448,7 +409,7 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "gradients_")
         if self.kind == "connectivity":
-            data, _ = _validate_connectivity(X)
+            data, _ = validate_connectivity(X)
             check_n_regions(data.shape[1], self.n_features_in_, what="fitted with",
                             name=type(self).__name__)
             names = feature_names_of(X)

@@ -27,6 +27,8 @@ __all__ = [
     "feature_names_of",
     "check_region_names",
     "subjects_digest",
+    "subject_rows",
+    "validate_connectivity",
     "ConvertedSubjects",
 ]
 
@@ -310,6 +312,69 @@ class ConvertedSubjects(Sequence):
             subject = np.asarray(subject)
         return check_array(subject, dtype=self.dtype, ensure_all_finite=False,
                            ensure_min_features=1, input_name=f"X[{index}]")
+
+
+def validate_connectivity(X):
+    """Check connectivity matrices (``GradientPositioner(kind="connectivity")``'s input).
+
+    Parameters
+    ----------
+    X : array-like of shape (n_subjects, n_regions, n_regions) or (n_regions, n_regions)
+        Symmetric matrices (up to a rounding tolerance relative to the largest value).
+
+    Returns
+    -------
+    matrices : numpy.ndarray of shape (n_subjects, n_regions, n_regions)
+        Float64.
+    names : numpy.ndarray or None
+        Region names from DataFrame columns, as scikit-learn reads them.
+
+    Raises
+    ------
+    ValueError
+        Naming the problem: not numeric, not finite, wrong shape, not square or not symmetric.
+    """
+    names = feature_names_of(X)
+    if X is None or isinstance(X, (str, bytes)):
+        raise ValueError(
+            "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
+            f"one (n_regions, n_regions) matrix; got {type(X).__name__}"
+        )
+    try:
+        array = check_array(
+            X,
+            dtype=np.float64,
+            ensure_2d=False,
+            allow_nd=True,
+            ensure_all_finite=True,
+            input_name="X",
+        )
+    except TypeError as exc:
+        raise ValueError(f"X is not numeric: {exc}") from None
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3 or array.shape[0] == 0:
+        raise ValueError(
+            "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
+            f"one (n_regions, n_regions) matrix; got shape {np.shape(X)}"
+        )
+    n_rows, n_cols = array.shape[1:]
+    if n_rows != n_cols:
+        raise ValueError(
+            f"connectivity matrices must be square (n_regions, n_regions); got {n_rows} rows and "
+            f"{n_cols} columns. For time series use kind='timeseries'."
+        )
+    # Tolerance relative to the largest magnitude, so rounding in saved files passes.
+    tolerance = 1e-6 * max(1.0, float(np.abs(array).max()))
+    asymmetry = np.abs(array - array.transpose(0, 2, 1)).max(axis=(1, 2))
+    bad = np.flatnonzero(asymmetry > tolerance)
+    if bad.size:
+        raise ValueError(
+            f"connectivity matrix {bad[0]} is not symmetric (largest |C - C.T| = "
+            f"{asymmetry[bad[0]]:.3g} > {tolerance:.3g})"
+        )
+    return array, names
+
 
 
 class _SubjectRows(Sequence):
