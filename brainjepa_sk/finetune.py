@@ -362,6 +362,17 @@ _BUILT_IN_FIT = (
     "load_params, or pickle the fitted estimator")
 
 
+def _cpu_copy(state):
+    """A copy of a (nested) state dict whose tensors are on the CPU."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: _cpu_copy(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(_cpu_copy(value) for value in state)
+    return copy.deepcopy(state)
+
+
 class _Interrupted(Exception):
     """Carries a ``KeyboardInterrupt`` through skorch's ``partial_fit``, which swallows it."""
 
@@ -964,9 +975,9 @@ class _FineTuneBase(SubjectsInputMixin):
                  # callbacks rebind their attributes when reset: shallow copies suffice
                  "callbacks": [(callback, dict(vars(callback)))
                                for _, callback in getattr(self, "callbacks_", [])]}
-        if continuing:
-            state["module"] = (self.module_, copy.deepcopy(self.module_.state_dict()))
-            state["optimizer"] = (self.optimizer_, copy.deepcopy(self.optimizer_.state_dict()))
+        if continuing:  # copied to the CPU: a GPU would hold the model and its moments twice
+            state["module"] = (self.module_, _cpu_copy(self.module_.state_dict()))
+            state["optimizer"] = (self.optimizer_, _cpu_copy(self.optimizer_.state_dict()))
         return state
 
     @staticmethod
