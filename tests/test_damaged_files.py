@@ -225,3 +225,27 @@ def test_a_file_in_a_list_mixing_arrays_and_paths_is_named(tmp_path):
     for name, problem in (("nan", "contains NaN"), ("narrow", "7 regions|7 features")):
         with pytest.raises(ValueError, match=rf"{name}\.npy: subject 2.*({problem})"):
             GradientPositioner(n_components=2).fit([*X, tmp_path / f"{name}.npy"])
+
+
+def test_a_checkpoint_whose_preprocessing_is_not_a_dict_is_refused(tmp_path):
+    from brainjepa_sk.checkpoint import _checksum
+
+    payload = _robust_checkpoint(tmp_path / "good.pt")
+    payload["preprocessing"] = [1, 2]
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "bad.pt")
+    with pytest.raises(ValueError, match=r"bad\.pt is an inconsistent checkpoint: its "
+                                         "preprocessing is a list"):
+        load_checkpoint(tmp_path / "bad.pt")
+
+
+def test_a_bad_file_of_a_glob_is_named_when_read_at_once(tmp_path):
+    from brainjepa_sk.validation import validate_subjects
+
+    rng = np.random.default_rng(0)
+    bad = rng.standard_normal((20, 8))
+    bad[4, 1] = np.nan
+    np.save(tmp_path / "sub-00.npy", rng.standard_normal((20, 8)))
+    np.save(tmp_path / "sub-01.npy", bad)
+    with pytest.raises(ValueError, match=r"sub-01\.npy: subject 1\b.*NaN"):
+        validate_subjects(str(tmp_path / "sub-*.npy"))  # lazy=False: every file read

@@ -381,6 +381,7 @@ def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(t
                        callbacks=[Splits()]).fit(X, y)
     assert sorted(datasets["valid"].indices) == sorted(valid)
     assert sorted(datasets["train"].indices) == sorted(train)
+    assert "_held_out_" not in vars(reg)  # this fit's draw is not kept (nor pickled)
 
 
 def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
@@ -930,9 +931,14 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     Ctrl-C and keep the half-trained model) restores the model, the optimizer, the history
     and the callbacks' state, and propagates."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
-    fail, stop = FailOnce(), EarlyStopping(patience=5, monitor="train_loss")
+    class Marks(Callback):  # a callback of one's own, which adds an attribute while training
+        def on_batch_begin(self, net, **kwargs):
+            self.seen_ = len(net.history_)
+
+    fail, stop, marks = FailOnce(), EarlyStopping(patience=5, monitor="train_loss"), Marks()
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=4),
                               callbacks=[fail, stop]).fit(X, y)
+    clf.callbacks_.append(("marks", marks))  # added after the fit: it had no attributes then
     module, history = clf.module_, clf.history_
     weights = copy.deepcopy(module.state_dict())
     optimizer = copy.deepcopy(clf.optimizer_.state_dict())
@@ -950,6 +956,7 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
             np.testing.assert_array_equal(after["state"][key][name], tensor)
     assert clf.history_.to_list() == records
     assert {key: getattr(stop, key) for key in stop_state} == stop_state
+    assert not hasattr(marks, "seen_")
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 

@@ -403,3 +403,21 @@ def test_pandas_output_of_one_labelled_matrix_is_one_row(X):
     assert list(out.columns) == list(est.get_feature_names_out())
     np.testing.assert_allclose(out.to_numpy(), est.set_output(transform="default")
                                .transform(matrix))
+
+
+def test_connectivity_symmetry_is_checked_relative_to_the_largest_value():
+    from brainjepa_sk.validation import validate_connectivity
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(-1, 1, (6, 6))
+    matrix = (a + a.T) / 2
+    nudged = matrix.copy()
+    nudged[0, 1] += 1e-4  # saved with a typo, not rounding
+    with pytest.raises(ValueError, match="connectivity matrix 0 is not symmetric"):
+        validate_connectivity(nudged)
+    rounded = matrix.copy()
+    rounded[0, 1] += 1e-8  # rounding in a saved file
+    validate_connectivity(rounded)
+    scaled = matrix * 1e6
+    scaled[0, 1] += 1e-1  # the same relative rounding at another scale
+    validate_connectivity(scaled)

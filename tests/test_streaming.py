@@ -177,20 +177,24 @@ def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_pa
                                rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("resampled", [False, True])
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 @pytest.mark.parametrize("change, problem", [
-    (lambda x: np.where(np.arange(len(x))[:, None] == 35, np.nan, x), "NaN or infinite"),
+    (lambda x: np.where(np.arange(len(x))[:, None] == 20, np.nan, x), "NaN or infinite"),
     (lambda x: x[:20], "shorter than the 52 frames|has 20 frames, not the 52"),
     (lambda x: x[:, :-1], f"has {N_REGIONS - 1} regions, not the {N_REGIONS} of the fit"),
 ])
-def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change, problem):
+def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change, problem,
+                                                          resampled):
     """Streamed windows are read long after fit checked the files: one rewritten since then
     gets an error that names it (it used to name only a subject number, or give numpy's
     broadcasting error)."""
     paths = _save(tmp_path, _series(), kind)
     subjects = validate_subjects(paths, lazy=True)
-    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust").fit(subjects)
-    prep.read_window(subjects, 1, 30)
+    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
+                        t_r=1.0 if resampled else None,  # resampled: the whole series is read
+                        target_t_r=1.5 if resampled else None).fit(subjects)
+    prep.read_window(subjects, 1, 16)
     changed = change(_series()[1])
     if kind == "npy":
         np.save(paths[1], changed.astype(np.float32))
@@ -199,7 +203,7 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
             paths[1], sep="\t", index=False)
     with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1 .*({problem}).*the file "
                                          "changed after fit checked it"):
-        prep.read_window(subjects, 1, 30)
+        prep.read_window(subjects, 1, 16)
 
 
 def _pretrainer(**params):
@@ -468,3 +472,22 @@ def test_resampled_npy_files_are_cut_in_memory_rather_than_resampled_for_every_w
     resampled = Preprocessor(16, window="sliding", stride=6, t_r=2.0,
                              target_t_r=1.5).fit(subjects)
     assert not resampled.reads_window_only(subjects) and not resampled.streams(subjects)
+
+
+@pytest.mark.parametrize("given", ["arrays", "files"])
+def test_statistics_of_some_subjects_read_only_those(tmp_path, given):
+    """subject_rows, the view fine-tuning fits its statistics on (without held-out subjects),
+    gives those subjects with their own lengths."""
+    from brainjepa_sk.validation import subject_rows
+
+    series = _series(lengths=(16, 24, 32, 40, 48, 56), seed=3)
+    X = _save(tmp_path, series) if given == "files" else series
+    subjects = validate_subjects(X, lazy=True)
+    rows = [4, 1, 5]
+    view = subject_rows(subjects, rows)
+    assert len(view) == 3 and view.n_timepoints == [48, 24, 56]
+    chosen = [np.asarray(subjects[k]) for k in rows]
+    expected = Preprocessor(16, normalization="robust").fit(chosen)
+    fitted = Preprocessor(16, normalization="robust").fit(view)
+    np.testing.assert_array_equal(fitted.median_, expected.median_)
+    np.testing.assert_array_equal(fitted.iqr_, expected.iqr_)

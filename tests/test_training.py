@@ -166,3 +166,7 @@ def test_tensor_checksum_counts_other_values_when_asked():
         other = {**first, **change}
         assert tensor_checksum(other) == tensor_checksum(first)  # tensors only by default
         assert tensor_checksum(other, values=True) != tensor_checksum(first, values=True)
+    # a value counts by its place too: a renamed key, or a value moved to another list
+    assert tensor_checksum({"a": 1}, values=True) != tensor_checksum({"b": 1}, values=True)
+    assert (tensor_checksum({"x": [1, 2], "y": []}, values=True)
+            != tensor_checksum({"x": [1], "y": [2]}, values=True))
