@@ -218,6 +218,9 @@ class SubjectValidSplit:
     def __call__(self, dataset, y=None, groups=None):
         """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s.
 
+        The fine-tuning estimators do not call this: their ``fit`` draws once with
+        :meth:`split_subjects` on the subjects' labels, before learning any statistics.
+
         Parameters
         ----------
         dataset : SubjectWindows

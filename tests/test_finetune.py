@@ -973,9 +973,9 @@ def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, 
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     reference = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4)).fit(X, y)
     saved = Checkpoint(dirname=tmp_path, monitor=None)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt):  # as the user guide shows: nothing to load yet
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4),
-                            callbacks=[saved, CtrlC()]).fit(X, y)
+                            callbacks=[saved, LoadInitState(saved), CtrlC()]).fit(X, y)
     saved = Checkpoint(dirname=tmp_path, monitor=None)
     resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
