@@ -157,6 +157,9 @@ class SubjectValidSplit:
 
     skorch's own ``ValidSplit`` splits windows, so windows of one subject would land on both
     sides and the validation score would be optimistic. Use this one with early stopping.
+    The held-out subjects are drawn before ``fit`` learns anything from the data: the
+    regressor's target scaling and robust-scaling statistics come from the training subjects
+    only.
 
     Parameters
     ----------
