@@ -1039,7 +1039,8 @@ class _FineTuneBase(SubjectsInputMixin):
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
-        with torch.random.fork_rng(devices=[]):
+        # (and a fit's in another thread)
+        with forked_rng(None, torch.device("cpu")):
             for _, n_chunk, windows, subject_index in window_chunks(subjects,
                                                                     self.preprocessor_):
                 per_window = super().predict_proba(windows)

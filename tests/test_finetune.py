@@ -271,6 +271,24 @@ def test_the_same_seed_gives_the_same_predictions_and_leaves_the_global_generato
     assert not np.array_equal(one, two)
 
 
+def test_seeded_fits_in_parallel_threads_are_those_of_sequential_fits():
+    """Threads share torch's global generator (the head's initialisation, stochastic depth,
+    batch order): seeded fits in joblib's threading backend take turns for it."""
+    from joblib import Parallel, delayed
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    module = tiny_module()  # built here: its own seeding would race with the fits
+
+    def fit(seed):
+        return BrainJEPAClassifier(module, **fast(max_epochs=4, drop_path_rate=0.3, batch_size=4,
+                                                  random_state=seed)).fit(X, y).predict_proba(X)
+
+    sequential = [fit(seed) for seed in range(4)]
+    threaded = Parallel(n_jobs=4, backend="threading")(delayed(fit)(seed) for seed in range(4))
+    for one, other in zip(threaded, sequential):
+        np.testing.assert_array_equal(one, other)
+
+
 def test_pickling_and_cloning():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.array(["a", "b"] * 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)

@@ -916,3 +916,19 @@ def test_the_default_stride_is_half_a_window():
     assert model.preprocessor_.to_dict()["stride"] == 8
     subject_index, _ = model.preprocessor_.window_table([48])
     assert len(subject_index) == 5
+
+
+def test_seeded_fits_in_parallel_threads_are_those_of_sequential_fits():
+    """Threads share torch's global generator (initialisation, stochastic depth): seeded fits
+    in joblib's threading backend take turns for it, and give the sequential results."""
+    from joblib import Parallel, delayed
+
+    X = _data(n_subjects=6)
+
+    def fit(seed):
+        return _pretrainer(n_epochs=2, drop_path_rate=0.3, random_state=seed).fit(X).transform(X)
+
+    sequential = [fit(seed) for seed in range(3)]
+    threaded = Parallel(n_jobs=3, backend="threading")(delayed(fit)(seed) for seed in range(3))
+    for one, other in zip(threaded, sequential):
+        np.testing.assert_array_equal(one, other)

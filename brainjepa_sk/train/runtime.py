@@ -10,6 +10,7 @@ import os
 import pickle
 import socket
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 
@@ -84,18 +85,27 @@ def resolve_autocast(precision, device):
     return None
 
 
+#: Held by :func:`forked_rng` blocks: threads of one process share torch's global generators,
+#: so two seeded blocks running at once would draw from each other's streams.
+_GLOBAL_RNG_LOCK = threading.RLock()
+
+
 @contextlib.contextmanager
 def forked_rng(seed, device):
     """Seed torch's global generators for ``device`` inside the block only.
 
     Model initialisation and stochastic depth draw from the global generator; seeding a fork of
     it makes them follow ``random_state`` while the caller's random state (CPU, and the CUDA
-    device used) is restored afterwards. Other CUDA devices are not touched.
+    device used) is restored afterwards. Other CUDA devices are not touched. Such blocks run
+    one at a time in a process (a lock; the same thread may nest them): threads share the
+    global generators, so fits in parallel threads (joblib's threading backend) would
+    otherwise not be reproducible.
 
     Parameters
     ----------
-    seed : int
-        Seed of the CPU generator, and of the CUDA generator of ``device`` when on CUDA.
+    seed : int or None
+        Seed of the CPU generator, and of the CUDA generator of ``device`` when on CUDA; None
+        forks without seeding (the block's draws leave the caller's state alone).
     device : torch.device
         The device whose generator is seeded (a CUDA device without an index means the current
         one, which is also made current inside the block).
@@ -105,16 +115,19 @@ def forked_rng(seed, device):
     None
         Inside the block, the global generators are seeded with ``seed``.
     """
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        with torch.random.fork_rng(devices=[index]), torch.cuda.device(index):
-            torch.default_generator.manual_seed(seed)
-            torch.cuda.manual_seed(seed)
-            yield
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
-            yield
+    with _GLOBAL_RNG_LOCK:
+        if device.type == "cuda":
+            index = device.index if device.index is not None else torch.cuda.current_device()
+            with torch.random.fork_rng(devices=[index]), torch.cuda.device(index):
+                if seed is not None:
+                    torch.default_generator.manual_seed(seed)
+                    torch.cuda.manual_seed(seed)
+                yield
+        else:
+            with torch.random.fork_rng(devices=[]):
+                if seed is not None:
+                    torch.default_generator.manual_seed(seed)
+                yield
 
 
 def global_rng_state(device):
