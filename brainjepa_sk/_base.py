@@ -300,8 +300,9 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
                     advice=ATLAS_ADVICE if _is_default_weights(estimator.weights) else "")
     check_region_names(getattr(estimator, "feature_names_in_", None), resolved.region_names,
                        name=name)
+    fitted_on = subjects if fit_rows is None else subject_rows(subjects, fit_rows)
     preprocessor = preprocessor_for_weights(
-        resolved, subjects if fit_rows is None else subject_rows(subjects, fit_rows), t_r=estimator.t_r, model_t_r=estimator.model_t_r,
+        resolved, fitted_on, t_r=estimator.t_r, model_t_r=estimator.model_t_r,
         n_frames=estimator.n_frames, window=estimator.window, stride=estimator.stride,
         min_frames=estimator.min_frames, normalization=estimator.normalization,
     )
