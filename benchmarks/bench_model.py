@@ -7,7 +7,11 @@ so that a line can be quoted on its own. Each measurement also checks correctnes
   must be finite and fall over the run on a fixed set of windows;
 * ``embed``: the target encoder over all tokens; on a GPU (or with bf16 on the CPU) its output
   is compared with the same encoder in float32 on the CPU (relative error reported and
-  checked against a bf16 tolerance).
+  checked against a bf16 tolerance);
+* ``finetune``: ``BrainJEPAClassifier`` (skorch) fine-tuning the whole encoder on windows of
+  all tokens (``compile`` is skorch's ``compile=True``); the loss must be finite and fall over
+  the epochs (labels that the windows carry), and on a GPU (or with bf16) the fine-tuned
+  module's outputs are compared with the same module in float32 on the CPU.
 
 FLOPs come from ``torch.utils.flop_counter`` (one forward, or one training step); with
 ``--peak`` the device's measured bf16 matmul rate is reported too, and the achieved fraction.
@@ -19,12 +23,14 @@ python benchmarks/bench_model.py --what embed --batch 1 --steps 2 --device cpu
 python benchmarks/bench_model.py --what train --compile --peak
 python benchmarks/bench_model.py --preset tiny --regions 100 --batch 4 --steps 3 --device cpu
 python benchmarks/bench_model.py --what train --sdpa-backend cudnn --profile train_profile.txt
+python benchmarks/bench_model.py --what finetune --compile        # needs skorch
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import json
 import math
 import platform
@@ -80,13 +86,15 @@ def parse_args(argv=None):
     p.add_argument("--regions", type=int, default=450)
     p.add_argument("--frames", type=int, default=160)
     p.add_argument("--patch-size", type=int, default=16)
-    p.add_argument("--batch", type=int, default=None, help="default: 16 (train), 32 (embed)")
+    p.add_argument("--batch", type=int, default=None,
+                   help="default: 16 (train, finetune), 32 (embed)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     p.add_argument("--steps", type=int, default=10, help="timed iterations")
     p.add_argument("--warmup", type=int, default=3, help="untimed iterations first")
     p.add_argument("--compile", action="store_true", help="torch.compile the step / encoder")
-    p.add_argument("--what", default="both", choices=["train", "embed", "both"])
+    p.add_argument("--what", default="both", choices=["train", "embed", "both", "finetune"],
+                   help="both: train and embed")
     p.add_argument("--peak", action="store_true",
                    help="also measure the bf16 and float32 matmul rates")
     p.add_argument("--peak-size", type=int, default=8192, help="matrix size for --peak")
@@ -283,6 +291,81 @@ def bench_embed(args, model, device, autocast_dtype, n_patches):
     )
 
 
+def bench_finetune(args, model, device, autocast_dtype, n_patches):
+    """``BrainJEPAClassifier.fit`` timed per training batch (skorch's loop, whole encoder)."""
+    from skorch.callbacks import Callback as SkorchCallback
+
+    from brainjepa_sk import BrainJEPAClassifier
+
+    batch = args.batch or 16
+    batches_per_epoch = 4
+    n_epochs = max(2, math.ceil((args.warmup + args.steps) / batches_per_epoch))
+    generator = torch.Generator().manual_seed(args.seed + 2)
+    n_subjects = batch * batches_per_epoch
+    labels = torch.arange(n_subjects) % 2
+    # one window per subject; the label shifts every region, so the loss falls within a few
+    # epochs (a shift of a third of the regions took the tiny preset 30 epochs to learn)
+    X = torch.randn(n_subjects, args.frames, args.regions, generator=generator)
+    X += 2.0 * labels[:, None, None]
+
+    class BatchTimer(SkorchCallback):
+        def initialize(self):
+            self.ends = []
+            return self
+
+        def on_batch_end(self, net, batch=None, training=False, **kwargs):
+            if training:
+                synchronize(device)
+                self.ends.append(time.perf_counter())
+
+    timer = BatchTimer()
+    compile_kwargs = {"compile": True} if args.compile else {}
+    if args.compile and args.compile_mode:
+        compile_kwargs["compile__mode"] = args.compile_mode
+    clf = BrainJEPAClassifier(
+        model, n_frames=args.frames, t_r=None, normalization="robust",
+        precision=args.precision, device=str(device), batch_size=batch, max_epochs=n_epochs,
+        lr=5e-4, drop_path_rate=0.1, verbose=0, random_state=args.seed,
+        callbacks=[("timer", timer)], **compile_kwargs,
+    )
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    clf.fit(X.numpy(), labels.numpy())
+    # the ends of the warm-up's last batch and of the timed ones
+    first = max(args.warmup, 1) - 1
+    steps = timer.ends[first:first + args.steps + 1]
+    seconds = (steps[-1] - steps[0]) / (len(steps) - 1)
+    losses = [float(epoch["train_loss"]) for epoch in clf.history_]
+    ok = all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    module = getattr(clf.module_, "_orig_mod", clf.module_)
+    x = torch.randn(batch, args.frames, args.regions, generator=generator).to(device)
+    with FlopCounterMode(display=False) as counter, torch.autocast(
+            device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        module.train()
+        module(x).float().sum().backward()
+    module.zero_grad(set_to_none=True)
+    flops = counter.get_total_flops()
+    fields = {}
+    if device.type == "cuda" or autocast_dtype is not None:
+        module.eval()
+        with torch.inference_mode():
+            with torch.autocast(device.type, dtype=autocast_dtype,
+                                enabled=autocast_dtype is not None):
+                out = module(x[:2]).float().cpu()  # eager: no graph for a batch of 2
+            reference = copy.deepcopy(module).to("cpu").float()(x[:2].cpu())
+        error = ((out - reference).norm() / reference.norm()).item()
+        fields = {"relative_error_vs_cpu_fp32": round(error, 5),
+                  "check_within_bf16_tolerance": error <= BF16_TOLERANCE}
+    return emit(
+        args, device, what="finetune", batch=batch, steps=len(steps) - 1, warmup=args.warmup,
+        epochs=n_epochs, ms_per_step=round(seconds * 1e3, 2),
+        samples_per_s=round(batch / seconds, 2), peak_memory_gib=peak_memory_gib(device),
+        tokens=args.regions * n_patches, tflop_per_step=round(flops / 1e12, 3),
+        tflops=round(flops / seconds / 1e12, 2), loss_first=round(losses[0], 4),
+        loss_last=round(losses[-1], 4), check_loss_finite_and_falling=ok, **fields,
+    )
+
+
 def main(argv=None):
     args = parse_args(argv)
     count_cpu_attention_flops()
@@ -308,6 +391,8 @@ def main(argv=None):
             records.append(bench_train(args, model, device, autocast_dtype, n_patches))
         if args.what in ("embed", "both"):
             records.append(bench_embed(args, model, device, autocast_dtype, n_patches))
+        if args.what == "finetune":
+            records.append(bench_finetune(args, model, device, autocast_dtype, n_patches))
     if args.peak:
         repeats = 20 if device.type == "cuda" else 3
         for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a lent GPU machine (the `device` tool): GPU correctness tests, then timings and a
 # profile, then (only when .sweep/data.npz was carried) the demo's pretraining search
-# (benchmarks/demo_sweep.py). Without the search it fits in about 9 minutes at most.
+# (benchmarks/demo_sweep.py). The steps are in order of importance: should the call's limit cut
+# the last ones (CUDA graphs, the search), what ran before is already under $OUT.
 # The machine's image has torch, scikit-learn, scipy, pandas and pytest but not nilearn,
 # brainspace or skorch; the package imports without them (they are loaded only when used), and
 # the test files below need none of them. Results land under $OUT.
@@ -36,11 +37,20 @@ timeout "${TEST_S:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider \
 # 2. Timings with their correctness checks (research anchors in benchmarks/README.md), one JSON
 #    line each: base, 450 regions x 160 frames. Eager with the bf16 matmul peak and a profile of
 #    the top kernels, then compiled (static-shape masks: one graph, so a few warm-up steps cover
-#    the compilation), then the levers: each attention kernel, CUDA graphs.
+#    the compilation), then fine-tuning eager and compiled, then the levers: each attention
+#    kernel, CUDA graphs.
 timeout "${BENCH_S:-100}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 --peak \
   --profile "$OUT/profile_eager.txt" 2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
 timeout "${COMPILE_S:-140}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
   --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
+# fine-tuning (BrainJEPAClassifier on skorch, the whole encoder over all 4500 tokens, batch 16),
+# eager then with skorch's compile=True, when skorch could be installed
+if [ -n "$FINETUNE_TESTS" ]; then
+  timeout "${FINETUNE_S:-60}" $PY benchmarks/bench_model.py --what finetune --steps 10 \
+    --warmup 3 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+  timeout "${FINETUNE_COMPILE_S:-100}" $PY benchmarks/bench_model.py --what finetune --steps 10 \
+    --warmup 3 --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+fi
 for backend in cudnn flash; do
   timeout "${BACKEND_S:-40}" $PY benchmarks/bench_model.py --what both --steps 10 --warmup 3 \
     --sdpa-backend $backend 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
