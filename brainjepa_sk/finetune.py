@@ -16,28 +16,21 @@ this module adds is what subjects' fMRI need:
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import numbers
-import signal
-import threading
 
 import numpy as np
 import torch
-from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback, LRScheduler
-from skorch.dataset import Dataset, ValidSplit, unpack_data
+from skorch.callbacks import LRScheduler
+from skorch.dataset import ValidSplit, unpack_data
 from skorch.exceptions import NotInitializedError
-from skorch.setter import optimizer_setter
 from skorch.utils import to_device
-from torch.utils.data import Subset
 
 from ._base import (
     EMBEDDING_CONSTRAINTS,
@@ -53,312 +46,31 @@ from ._base import (
     training_windows,
     window_chunks,
 )
+from ._skorch import (
+    SubjectValidSplit,
+    SubjectWindows,
+    WarmupCosineLR,
+    WindowArray,
+    draws_subjects,
+    is_windows,
+    layer_groups_setter,
+    split_windows,
+    targets_of,
+)
 from ._warnings import warn_user
 from .checkpoint import resolve_weights
 from .nn import POOLINGS, EncoderWithHead
 from .train.optim import layer_decay_groups
-from .train.runtime import forked_rng, resolve_autocast, resolve_device
-from .train.schedule import warmup_cosine
+from .train.runtime import (
+    cpu_copy,
+    forked_rng,
+    noting_ctrl_c,
+    resolve_autocast,
+    resolve_device,
+)
 from .validation import validate_subjects
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
-
-
-class _WindowArray:
-    """Training windows, indexed like an array along the first axis.
-
-    An integer gives one window as an array (read then, for windows read from files); an
-    index array, list or slice gives another ``_WindowArray`` over those windows. skorch takes
-    the subsets of a dataset's ``X`` this way (scoring without its cache). Being of this type
-    is what tells ``predict`` that it is given windows (skorch's scoring during ``fit``)
-    rather than subjects.
-
-    Parameters
-    ----------
-    windows : numpy.ndarray or sequence of torch.Tensor
-        ``(n_windows, n_frames, n_regions)`` windows, in memory or read when indexed.
-    n_frames, n_regions : int
-        The shape of one window.
-    positions : numpy.ndarray, optional
-        Which of ``windows`` this array holds, in order (all of them by default).
-    """
-
-    def __init__(self, windows, n_frames, n_regions, positions=None):
-        self.windows = windows
-        self.positions = np.arange(len(windows)) if positions is None else positions
-        self.shape = (len(self.positions), int(n_frames), int(n_regions))
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):  # array[key, ...]
-            key = key[0]
-        if isinstance(key, torch.Tensor):
-            key = key.numpy()
-        if np.ndim(key) == 0 and not isinstance(key, slice):
-            window = self.windows[int(self.positions[int(key)])]
-            return window.numpy() if isinstance(window, torch.Tensor) else window
-        return _WindowArray(self.windows, *self.shape[1:], positions=self.positions[key])
-
-
-class SubjectWindows(Dataset):
-    """skorch ``Dataset`` of windows that remembers which subject each window came from.
-
-    Parameters
-    ----------
-    X : numpy.ndarray or object indexed like one
-        ``(n_windows, n_frames, n_regions)`` float32 windows (files give windows read when
-        indexed).
-    y : numpy.ndarray
-        One target per window (its subject's).
-    subject_index : numpy.ndarray
-        ``(n_windows,)`` index of each window's subject.
-    """
-
-    def __init__(self, X, y, subject_index):
-        super().__init__(X, y, length=len(y))
-        self.subject_index = np.asarray(subject_index)
-        if not len(X) == len(y) == len(self.subject_index):
-            raise ValueError(f"{len(X)} windows, {len(y)} targets and "
-                             f"{len(self.subject_index)} subject indices")
-
-
-def _targets_of(dataset):
-    """The targets of a ``SubjectWindows`` or of a ``Subset`` of one."""
-    if isinstance(dataset, Subset):
-        return np.asarray(_targets_of(dataset.dataset))[np.asarray(dataset.indices)]
-    return np.asarray(dataset.y)
-
-
-def _optimizer_setter(net, param, value):
-    """skorch's ``optimizer__*`` setter, except that the parameter groups keep their layer-wise
-    learning rates (``optimizer__lr`` and ``lr`` are scaled by each group's ``"lr_scale"``)
-    and ``optimizer__weight_decay`` leaves the groups without weight decay (biases and norms)
-    alone."""
-    if param in ("lr", "optimizer__lr"):
-        # stored, so that the schedule's peak and get_params (clone) see the new rate
-        setattr(net, param, value)
-        if param != "lr":
-            net._params_to_validate.add(param)
-        for group in net.optimizer_.param_groups:
-            group["lr"] = value * group.get("lr_scale", 1.0)
-        return
-    if param == "optimizer__weight_decay":
-        for group in net.optimizer_.param_groups:
-            if not group.get("no_weight_decay", False):
-                group["weight_decay"] = value
-        return
-    optimizer_setter(net, param, value, optimizer_attr="optimizer_", optimizer_name="optimizer")
-
-
-class SubjectValidSplit:
-    """skorch ``train_split`` that holds out whole subjects, with all their windows.
-
-    skorch's own ``ValidSplit`` splits windows, so windows of one subject would land on both
-    sides and the validation score would be optimistic. Use this one with early stopping.
-    The held-out subjects are drawn before ``fit`` learns anything from the data: the
-    regressor's target scaling and robust-scaling statistics come from the training subjects
-    only.
-
-    Parameters
-    ----------
-    fraction : float, default=0.2
-        Fraction of the subjects held out for validation.
-    stratified : bool, default=False
-        Keep the label proportions (classification).
-    random_state : int, RandomState instance or None, default=None
-        Seed of the split (None: NumPy's global generator, so the split, and an early stop
-        that depends on it, change from run to run).
-
-    Examples
-    --------
-    >>> from skorch.callbacks import EarlyStopping
-    >>> from brainjepa_sk import BrainJEPAClassifier
-    >>> from brainjepa_sk.finetune import SubjectValidSplit
-    >>> clf = BrainJEPAClassifier(train_split=SubjectValidSplit(0.2, stratified=True,
-    ...                                                         random_state=0),
-    ...                           callbacks=[EarlyStopping(patience=5, load_best=True)])
-    """
-
-    def __init__(self, fraction=0.2, stratified=False, random_state=None):
-        self.fraction = fraction
-        self.stratified = stratified
-        self.random_state = random_state
-
-    def __repr__(self):
-        return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
-                f"random_state={self.random_state!r})")
-
-    def split_subjects(self, labels):
-        """Draw the held-out subjects.
-
-        Parameters
-        ----------
-        labels : numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
-            One target per subject (used only with ``stratified=True``).
-
-        Returns
-        -------
-        train, valid : numpy.ndarray
-            Indices of the training and validation subjects.
-        """
-        if not 0.0 < float(self.fraction) < 1.0:
-            raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
-        labels = np.asarray(labels)
-        if self.stratified and type_of_target(labels).startswith("continuous"):
-            raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
-                             "are continuous (a regressor); use stratified=False")
-        splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
-        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
-        try:
-            return next(cv.split(np.zeros(len(labels)), labels))
-        except ValueError as error:  # e.g. fewer validation subjects than classes
-            raise ValueError(f"{self!r} cannot split {len(labels)} subjects: {error}. "
-                             "Hold out a larger fraction of the subjects, or give more subjects"
-                             ) from error
-
-    def __call__(self, dataset, y=None, groups=None):
-        """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s.
-
-        The fine-tuning estimators do not call this: their ``fit`` draws once with
-        :meth:`split_subjects` on the subjects' labels, before learning any statistics.
-
-        Parameters
-        ----------
-        dataset : SubjectWindows
-            The windows of the subjects passed to ``fit``.
-        y, groups
-            Ignored (skorch passes them); the targets are the dataset's.
-
-        Returns
-        -------
-        train, valid : torch.utils.data.Subset
-            The windows of the training and of the held-out subjects.
-        """
-        if not isinstance(dataset, SubjectWindows):
-            raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
-        subjects, first_window = np.unique(dataset.subject_index, return_index=True)
-        _, valid = self.split_subjects(np.asarray(dataset.y)[first_window])
-        return _split_windows(dataset, subjects[valid])
-
-
-def _draws_subjects(train_split):
-    """Whether ``train_split`` is a ``SubjectValidSplit`` that splits by ``split_subjects``
-    (a subclass may split otherwise in its own ``__call__``)."""
-    return (isinstance(train_split, SubjectValidSplit)
-            and type(train_split).__call__ is SubjectValidSplit.__call__)
-
-
-def _split_windows(dataset, valid_subjects):
-    """The training and validation ``Subset``\\ s of ``dataset`` (a ``SubjectWindows``)."""
-    in_valid = np.isin(dataset.subject_index, valid_subjects)
-    return (Subset(dataset, np.flatnonzero(~in_valid)),
-            Subset(dataset, np.flatnonzero(in_valid)))
-
-
-class WarmupCosineLR(Callback):
-    """Learning rate per batch: linear warm-up from 0, then cosine decay to ``min_lr``.
-
-    The peak is the optimizer's learning rate (``optimizer__lr`` if set, else ``lr``); the
-    callback reads it, ``min_lr``, ``warmup_epochs`` and ``max_epochs`` from the net at every
-    call of ``fit`` (so ``set_params`` and grid search reach them), reaches ``min_lr`` at the
-    last batch of ``max_epochs`` (of ``epochs`` when it is passed to ``fit`` or
-    ``partial_fit``), and multiplies each parameter group's ``"lr_scale"`` (layer-wise decay)
-    in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over its own epochs. The
-    rate of the epoch's last batch is recorded in the history as ``"lr"``.
-
-    The fine-tuning estimators add it to skorch's callbacks as ``"lr_schedule"``:
-    ``callbacks__lr_schedule=None`` turns it off (e.g. for a skorch ``LRScheduler``).
-    """
-
-    def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Start the schedule at epoch 0 (every ``fit`` or ``partial_fit`` call).
-
-        Parameters
-        ----------
-        net : BrainJEPAClassifier or BrainJEPARegressor
-            The net being trained.
-        X, y : object, optional
-            The training data (unused).
-        **kwargs : dict
-            Other arguments of skorch's hook (unused).
-        """
-        self.epoch_ = 0
-
-    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
-        """Count the epoch's training batches (from the net's training loader).
-
-        Parameters
-        ----------
-        net : BrainJEPAClassifier or BrainJEPARegressor
-            The net being trained.
-        dataset_train : torch.utils.data.Dataset
-            The training windows of this epoch.
-        dataset_valid : torch.utils.data.Dataset, optional
-            The validation windows (unused).
-        **kwargs : dict
-            Other arguments of skorch's hook (unused).
-        """
-        # the training loader's own count: drop_last, batch_size=-1 or a sampler included
-        self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
-        self.batch_ = 0
-
-    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
-        """Set every parameter group's learning rate for this training batch.
-
-        The rate is the schedule's, times the group's ``"lr_scale"`` (1 if it has none).
-        Validation batches are left alone.
-
-        Parameters
-        ----------
-        net : BrainJEPAClassifier or BrainJEPARegressor
-            The net being trained.
-        batch : object, optional
-            The batch (unused).
-        training : bool, default=False
-            Whether the batch is a training batch.
-        **kwargs : dict
-            Other arguments of skorch's hook (unused).
-        """
-        if not training:
-            return
-        per_epoch = self.batches_per_epoch_
-        peak = net.get_params_for("optimizer").get("lr", net.lr)
-        # the last step's index as the schedule's length: min_lr is reached at the last batch
-        self.lr_ = warmup_cosine(
-            self.epoch_ * per_epoch + self.batch_,
-            net.__dict__.get("_epochs_run_", net.max_epochs) * per_epoch - 1,
-            round(net.warmup_epochs * per_epoch), 0.0, peak, net.min_lr,
-        )
-        for group in net.optimizer_.param_groups:
-            group["lr"] = self.lr_ * group.get("lr_scale", 1.0)
-        self.batch_ += 1
-
-    def on_epoch_end(self, net, **kwargs):
-        """Move to the next epoch; record the last batch's rate as ``"lr"`` in the history.
-
-        Parameters
-        ----------
-        net : BrainJEPAClassifier or BrainJEPARegressor
-            The net being trained.
-        **kwargs : dict
-            Other arguments of skorch's hook (unused).
-        """
-        self.epoch_ += 1
-        if hasattr(self, "lr_"):
-            net.history.record("lr", self.lr_)
-
-
-def _is_windows(X, net):
-    """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
-    (as a dataset, or as its ``_WindowArray`` when it does not cache the forward pass, or, in
-    ``BatchScoring``, as the batch's tensor). Anything else, even during ``fit`` (e.g. from a
-    callback), is subjects."""
-    if isinstance(X, torch.Tensor) and net.__dict__.get("_training_", False):
-        return True
-    return isinstance(X, (_WindowArray, SubjectWindows)) or (
-        isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
 
 
 #: How to restore a fine-tuned net, since ``initialize()`` cannot build one before ``fit``.
@@ -368,46 +80,8 @@ _BUILT_IN_FIT = (
     "load_params, or pickle the fitted estimator")
 
 
-def _cpu_copy(state):
-    """A copy of a (nested) state dict whose tensors are on the CPU."""
-    if isinstance(state, torch.Tensor):
-        return state.detach().to("cpu", copy=True)
-    if isinstance(state, dict):
-        return {key: _cpu_copy(value) for key, value in state.items()}
-    if isinstance(state, (list, tuple)):
-        return type(state)(_cpu_copy(value) for value in state)
-    return copy.deepcopy(state)
-
-
 class _Interrupted(Exception):
     """Carries a ``KeyboardInterrupt`` through skorch's ``partial_fit``, which swallows it."""
-
-
-@contextlib.contextmanager
-def _noting_ctrl_c(pressed):
-    """Mark ``pressed["ctrl_c"]`` when SIGINT arrives, then let its handler act as before.
-
-    skorch callbacks end training by raising ``KeyboardInterrupt`` (``EarlyStopping`` does),
-    so the exception alone does not tell Ctrl-C from them. Only in the main thread, and only
-    where SIGINT has a Python handler (the default one raises ``KeyboardInterrupt``).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous):
-        yield
-        return
-
-    def note(signum, frame):
-        pressed["ctrl_c"] = True
-        previous(signum, frame)
-
-    signal.signal(signal.SIGINT, note)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 def _seed_of(random_state):
@@ -596,7 +270,7 @@ class _FineTuneBase(SubjectsInputMixin):
         self._epochs_run_ = self.max_epochs if epochs is None else epochs
         pressed = {}
         try:
-            with _noting_ctrl_c(pressed):
+            with noting_ctrl_c(pressed):
                 return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt as interrupt:
             if not pressed:  # a callback's way to end training (skorch's EarlyStopping)
@@ -778,8 +452,8 @@ class _FineTuneBase(SubjectsInputMixin):
         super()._initialize_optimizer(reason)
         # skorch's setter would write optimizer__weight_decay into every group, the groups
         # of biases and norms included
-        self.virtual_params_["optimizer__*"] = _optimizer_setter
-        self.virtual_params_["lr"] = _optimizer_setter
+        self.virtual_params_["optimizer__*"] = layer_groups_setter
+        self.virtual_params_["lr"] = layer_groups_setter
         return self
 
     def get_split_datasets(self, X, y=None, **fit_params):
@@ -812,10 +486,10 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         held_out = self.__dict__.get("_held_out_")
         if held_out is not None:  # SubjectValidSplit's draw of this fit
-            dataset_train, dataset_valid = _split_windows(self.get_dataset(X, y), held_out)
+            dataset_train, dataset_valid = split_windows(self.get_dataset(X, y), held_out)
         else:
             dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
-        if dataset_valid is not None and not _is_windows(dataset_valid, self):
+        if dataset_valid is not None and not is_windows(dataset_valid, self):
             raise ValueError(
                 f"train_split={self.train_split!r} gave a validation set that is not windows of "
                 "the subjects passed to fit (e.g. skorch's predefined_split): validation data "
@@ -823,7 +497,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 "train_split=SubjectValidSplit(...) to hold out subjects of X, or score held-out "
                 "subjects from a callback with net.predict / net.score")
         if self.__dict__.get("_training_", False):
-            self._set_class_weights(_targets_of(dataset_train))
+            self._set_class_weights(targets_of(dataset_train))
             self.initialize_criterion()
             self.criterion_ = self.torch_compile(to_device(self.criterion_, self.device),
                                                  name="criterion")
@@ -918,7 +592,7 @@ class _FineTuneBase(SubjectsInputMixin):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
-            if _draws_subjects(self.train_split):
+            if draws_subjects(self.train_split):
                 # drawn once, before anything is learned from the subjects: the statistics
                 # (robust scaling, target scaling) come from the training subjects only
                 fit_rows, held_out = self.train_split.split_subjects(
@@ -939,7 +613,7 @@ class _FineTuneBase(SubjectsInputMixin):
             # files are read a window at a time by skorch's loader (in its workers with
             # iterator_train__num_workers) unless they are cheaper to cut at once
             windows, subject_index = training_windows(self.preprocessor_, subjects)
-            windows = _WindowArray(windows, self.preprocessor_.n_frames, self.n_features_in_)
+            windows = WindowArray(windows, self.preprocessor_.n_frames, self.n_features_in_)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
             if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):
                 warn_user(
@@ -982,8 +656,8 @@ class _FineTuneBase(SubjectsInputMixin):
                  "callbacks": [(callback, dict(vars(callback)))
                                for _, callback in getattr(self, "callbacks_", [])]}
         if continuing:  # copied to the CPU: a GPU would hold the model and its moments twice
-            state["module"] = (self.module_, _cpu_copy(self.module_.state_dict()))
-            state["optimizer"] = (self.optimizer_, _cpu_copy(self.optimizer_.state_dict()))
+            state["module"] = (self.module_, cpu_copy(self.module_.state_dict()))
+            state["optimizer"] = (self.optimizer_, cpu_copy(self.optimizer_.state_dict()))
         return state
 
     @staticmethod
@@ -1230,7 +904,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         numpy.ndarray of shape (n_subjects, n_classes)
             Each subject's mean of its windows' probabilities.
         """
-        if _is_windows(X, self):  # skorch's scoring during fit: one row per window
+        if is_windows(X, self):  # skorch's scoring during fit: one row per window
             return super().predict_proba(X)
         return self._subject_outputs(X)
 
@@ -1249,7 +923,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             The predicted labels (of ``classes_``).
         """
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
-        if _is_windows(X, self):  # skorch's scoring during fit: the windows' encoded labels
+        if is_windows(X, self):  # skorch's scoring during fit: the windows' encoded labels
             return proba.argmax(axis=1)
         # during fit (e.g. from a callback) skorch's classes_ are still the encoded labels
         classes = self.__dict__.get("_fit_classes_", self.classes_)
@@ -1363,7 +1037,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
-        if _is_windows(X, self):  # skorch's scoring during fit: the windows' scaled targets
+        if is_windows(X, self):  # skorch's scoring during fit: the windows' scaled targets
             return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import glob
 import hashlib
 import os
 import pickle
+import signal
 import socket
 import tempfile
 import threading
@@ -20,7 +22,9 @@ __all__ = [
     "PRECISIONS",
     "atomic_save",
     "check_writable_folder",
+    "cpu_copy",
     "load_file",
+    "noting_ctrl_c",
     "tensor_checksum",
     "forked_rng",
     "global_rng_state",
@@ -397,3 +401,64 @@ def atomic_save(obj, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def cpu_copy(state):
+    """A copy of a (nested) state dict whose tensors are on the CPU.
+
+    Parameters
+    ----------
+    state : torch.Tensor, dict, list, tuple or object
+        E.g. a module's or an optimizer's ``state_dict()``.
+
+    Returns
+    -------
+    object
+        The same structure, tensors detached and copied to the CPU, other values deep-copied
+        (a copy that a GPU does not hold twice).
+    """
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {key: cpu_copy(value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(cpu_copy(value) for value in state)
+    return copy.deepcopy(state)
+
+
+@contextlib.contextmanager
+def noting_ctrl_c(pressed):
+    """Mark ``pressed["ctrl_c"]`` when SIGINT arrives, then let its handler act as before.
+
+    Training loops that end by raising ``KeyboardInterrupt`` themselves (skorch's
+    ``EarlyStopping`` does) cannot tell Ctrl-C from it by the exception alone. Only in the main
+    thread, and only where SIGINT has a Python handler (the default one raises
+    ``KeyboardInterrupt``); elsewhere nothing is marked.
+
+    Parameters
+    ----------
+    pressed : dict
+        Gets the key ``"ctrl_c"`` (True) when SIGINT arrives inside the block.
+
+    Yields
+    ------
+    None
+        The previous SIGINT handler is put back when the block ends.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):
+        yield
+        return
+
+    def note(signum, frame):
+        pressed["ctrl_c"] = True
+        previous(signum, frame)
+
+    signal.signal(signal.SIGINT, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -1,0 +1,323 @@
+"""The skorch pieces of the fine-tuning estimators: subjects' windows as skorch sees them.
+
+- :class:`SubjectWindows`, the skorch ``Dataset`` of training windows that remembers each
+  window's subject, and ``WindowArray``, its ``X`` (windows read from files when indexed);
+- :class:`SubjectValidSplit`, a ``train_split`` that holds out whole subjects;
+- :class:`WarmupCosineLR`, the per-batch learning-rate schedule as a skorch callback;
+- ``layer_groups_setter``, skorch's ``optimizer__*`` setter that keeps the layer-wise groups.
+
+:mod:`brainjepa_sk.finetune` builds the estimators from them; the public names are reachable
+from there.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils.multiclass import type_of_target
+from skorch.callbacks import Callback
+from skorch.dataset import Dataset
+from skorch.setter import optimizer_setter
+from torch.utils.data import Subset
+
+from .train.schedule import warmup_cosine
+
+__all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
+
+
+class WindowArray:
+    """Training windows, indexed like an array along the first axis.
+
+    An integer gives one window as an array (read then, for windows read from files); an
+    index array, list or slice gives another ``WindowArray`` over those windows. skorch takes
+    the subsets of a dataset's ``X`` this way (scoring without its cache). Being of this type
+    is what tells ``predict`` that it is given windows (skorch's scoring during ``fit``)
+    rather than subjects.
+
+    Parameters
+    ----------
+    windows : numpy.ndarray or sequence of torch.Tensor
+        ``(n_windows, n_frames, n_regions)`` windows, in memory or read when indexed.
+    n_frames, n_regions : int
+        The shape of one window.
+    positions : numpy.ndarray, optional
+        Which of ``windows`` this array holds, in order (all of them by default).
+    """
+
+    def __init__(self, windows, n_frames, n_regions, positions=None):
+        self.windows = windows
+        self.positions = np.arange(len(windows)) if positions is None else positions
+        self.shape = (len(self.positions), int(n_frames), int(n_regions))
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):  # array[key, ...]
+            key = key[0]
+        if isinstance(key, torch.Tensor):
+            key = key.numpy()
+        if np.ndim(key) == 0 and not isinstance(key, slice):
+            window = self.windows[int(self.positions[int(key)])]
+            return window.numpy() if isinstance(window, torch.Tensor) else window
+        return WindowArray(self.windows, *self.shape[1:], positions=self.positions[key])
+
+
+class SubjectWindows(Dataset):
+    """skorch ``Dataset`` of windows that remembers which subject each window came from.
+
+    Parameters
+    ----------
+    X : numpy.ndarray or object indexed like one
+        ``(n_windows, n_frames, n_regions)`` float32 windows (files give windows read when
+        indexed).
+    y : numpy.ndarray
+        One target per window (its subject's).
+    subject_index : numpy.ndarray
+        ``(n_windows,)`` index of each window's subject.
+    """
+
+    def __init__(self, X, y, subject_index):
+        super().__init__(X, y, length=len(y))
+        self.subject_index = np.asarray(subject_index)
+        if not len(X) == len(y) == len(self.subject_index):
+            raise ValueError(f"{len(X)} windows, {len(y)} targets and "
+                             f"{len(self.subject_index)} subject indices")
+
+
+def targets_of(dataset):
+    """The targets of a ``SubjectWindows`` or of a ``Subset`` of one."""
+    if isinstance(dataset, Subset):
+        return np.asarray(targets_of(dataset.dataset))[np.asarray(dataset.indices)]
+    return np.asarray(dataset.y)
+
+
+def layer_groups_setter(net, param, value):
+    """skorch's ``optimizer__*`` setter, except that the parameter groups keep their layer-wise
+    learning rates (``optimizer__lr`` and ``lr`` are scaled by each group's ``"lr_scale"``)
+    and ``optimizer__weight_decay`` leaves the groups without weight decay (biases and norms)
+    alone."""
+    if param in ("lr", "optimizer__lr"):
+        # stored, so that the schedule's peak and get_params (clone) see the new rate
+        setattr(net, param, value)
+        if param != "lr":
+            net._params_to_validate.add(param)
+        for group in net.optimizer_.param_groups:
+            group["lr"] = value * group.get("lr_scale", 1.0)
+        return
+    if param == "optimizer__weight_decay":
+        for group in net.optimizer_.param_groups:
+            if not group.get("no_weight_decay", False):
+                group["weight_decay"] = value
+        return
+    optimizer_setter(net, param, value, optimizer_attr="optimizer_", optimizer_name="optimizer")
+
+
+class SubjectValidSplit:
+    """skorch ``train_split`` that holds out whole subjects, with all their windows.
+
+    skorch's own ``ValidSplit`` splits windows, so windows of one subject would land on both
+    sides and the validation score would be optimistic. Use this one with early stopping.
+    The held-out subjects are drawn before ``fit`` learns anything from the data: the
+    regressor's target scaling and robust-scaling statistics come from the training subjects
+    only.
+
+    Parameters
+    ----------
+    fraction : float, default=0.2
+        Fraction of the subjects held out for validation.
+    stratified : bool, default=False
+        Keep the label proportions (classification).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the split (None: NumPy's global generator, so the split, and an early stop
+        that depends on it, change from run to run).
+
+    Examples
+    --------
+    >>> from skorch.callbacks import EarlyStopping
+    >>> from brainjepa_sk import BrainJEPAClassifier
+    >>> from brainjepa_sk.finetune import SubjectValidSplit
+    >>> clf = BrainJEPAClassifier(train_split=SubjectValidSplit(0.2, stratified=True,
+    ...                                                         random_state=0),
+    ...                           callbacks=[EarlyStopping(patience=5, load_best=True)])
+    """
+
+    def __init__(self, fraction=0.2, stratified=False, random_state=None):
+        self.fraction = fraction
+        self.stratified = stratified
+        self.random_state = random_state
+
+    def __repr__(self):
+        return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
+                f"random_state={self.random_state!r})")
+
+    def split_subjects(self, labels):
+        """Draw the held-out subjects.
+
+        Parameters
+        ----------
+        labels : numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
+            One target per subject (used only with ``stratified=True``).
+
+        Returns
+        -------
+        train, valid : numpy.ndarray
+            Indices of the training and validation subjects.
+        """
+        if not 0.0 < float(self.fraction) < 1.0:
+            raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
+        labels = np.asarray(labels)
+        if self.stratified and type_of_target(labels).startswith("continuous"):
+            raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
+                             "are continuous (a regressor); use stratified=False")
+        splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
+        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
+        try:
+            return next(cv.split(np.zeros(len(labels)), labels))
+        except ValueError as error:  # e.g. fewer validation subjects than classes
+            raise ValueError(f"{self!r} cannot split {len(labels)} subjects: {error}. "
+                             "Hold out a larger fraction of the subjects, or give more subjects"
+                             ) from error
+
+    def __call__(self, dataset, y=None, groups=None):
+        """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s.
+
+        The fine-tuning estimators do not call this: their ``fit`` draws once with
+        :meth:`split_subjects` on the subjects' labels, before learning any statistics.
+
+        Parameters
+        ----------
+        dataset : SubjectWindows
+            The windows of the subjects passed to ``fit``.
+        y, groups
+            Ignored (skorch passes them); the targets are the dataset's.
+
+        Returns
+        -------
+        train, valid : torch.utils.data.Subset
+            The windows of the training and of the held-out subjects.
+        """
+        if not isinstance(dataset, SubjectWindows):
+            raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
+        subjects, first_window = np.unique(dataset.subject_index, return_index=True)
+        _, valid = self.split_subjects(np.asarray(dataset.y)[first_window])
+        return split_windows(dataset, subjects[valid])
+
+
+def draws_subjects(train_split):
+    """Whether ``train_split`` is a ``SubjectValidSplit`` that splits by ``split_subjects``
+    (a subclass may split otherwise in its own ``__call__``)."""
+    return (isinstance(train_split, SubjectValidSplit)
+            and type(train_split).__call__ is SubjectValidSplit.__call__)
+
+
+def split_windows(dataset, valid_subjects):
+    """The training and validation ``Subset``\\ s of ``dataset`` (a ``SubjectWindows``)."""
+    in_valid = np.isin(dataset.subject_index, valid_subjects)
+    return (Subset(dataset, np.flatnonzero(~in_valid)),
+            Subset(dataset, np.flatnonzero(in_valid)))
+
+
+class WarmupCosineLR(Callback):
+    """Learning rate per batch: linear warm-up from 0, then cosine decay to ``min_lr``.
+
+    The peak is the optimizer's learning rate (``optimizer__lr`` if set, else ``lr``); the
+    callback reads it, ``min_lr``, ``warmup_epochs`` and ``max_epochs`` from the net at every
+    call of ``fit`` (so ``set_params`` and grid search reach them), reaches ``min_lr`` at the
+    last batch of ``max_epochs`` (of ``epochs`` when it is passed to ``fit`` or
+    ``partial_fit``), and multiplies each parameter group's ``"lr_scale"`` (layer-wise decay)
+    in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over its own epochs. The
+    rate of the epoch's last batch is recorded in the history as ``"lr"``.
+
+    The fine-tuning estimators add it to skorch's callbacks as ``"lr_schedule"``:
+    ``callbacks__lr_schedule=None`` turns it off (e.g. for a skorch ``LRScheduler``).
+    """
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Start the schedule at epoch 0 (every ``fit`` or ``partial_fit`` call).
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        X, y : object, optional
+            The training data (unused).
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
+        self.epoch_ = 0
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Count the epoch's training batches (from the net's training loader).
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        dataset_train : torch.utils.data.Dataset
+            The training windows of this epoch.
+        dataset_valid : torch.utils.data.Dataset, optional
+            The validation windows (unused).
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
+        # the training loader's own count: drop_last, batch_size=-1 or a sampler included
+        self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
+        self.batch_ = 0
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        """Set every parameter group's learning rate for this training batch.
+
+        The rate is the schedule's, times the group's ``"lr_scale"`` (1 if it has none).
+        Validation batches are left alone.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        batch : object, optional
+            The batch (unused).
+        training : bool, default=False
+            Whether the batch is a training batch.
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
+        if not training:
+            return
+        per_epoch = self.batches_per_epoch_
+        peak = net.get_params_for("optimizer").get("lr", net.lr)
+        # the last step's index as the schedule's length: min_lr is reached at the last batch
+        self.lr_ = warmup_cosine(
+            self.epoch_ * per_epoch + self.batch_,
+            net.__dict__.get("_epochs_run_", net.max_epochs) * per_epoch - 1,
+            round(net.warmup_epochs * per_epoch), 0.0, peak, net.min_lr,
+        )
+        for group in net.optimizer_.param_groups:
+            group["lr"] = self.lr_ * group.get("lr_scale", 1.0)
+        self.batch_ += 1
+
+    def on_epoch_end(self, net, **kwargs):
+        """Move to the next epoch; record the last batch's rate as ``"lr"`` in the history.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            The net being trained.
+        **kwargs : dict
+            Other arguments of skorch's hook (unused).
+        """
+        self.epoch_ += 1
+        if hasattr(self, "lr_"):
+            net.history.record("lr", self.lr_)
+
+
+def is_windows(X, net):
+    """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
+    (as a dataset, or as its ``WindowArray`` when it does not cache the forward pass, or, in
+    ``BatchScoring``, as the batch's tensor). Anything else, even during ``fit`` (e.g. from a
+    callback), is subjects."""
+    if isinstance(X, torch.Tensor) and net.__dict__.get("_training_", False):
+        return True
+    return isinstance(X, (WindowArray, SubjectWindows)) or (
+        isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
