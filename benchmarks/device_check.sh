@@ -8,11 +8,17 @@
 # the test files below need none of them. Results land under $OUT.
 #
 #   run(command="bash benchmarks/device_check.sh", carry=[".wheels"], timeout_s=590)
+#
+# BENCH_ARGS is added to every bench_model.py call: a smoke run of the whole script on a CPU,
+# before spending device time (the forced attention kernels fail there, nothing else should):
+#   BENCH_ARGS="--preset tiny --regions 60 --frames 64 --batch 4 --device cpu --peak-size 1024" \
+#     bash benchmarks/device_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/device_out}
 mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PY:-python3}
+BENCH="$PY benchmarks/bench_model.py ${BENCH_ARGS:-}"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
@@ -39,26 +45,26 @@ timeout "${TEST_S:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider \
 #    the top kernels, then compiled (static-shape masks: one graph, so a few warm-up steps cover
 #    the compilation), then fine-tuning eager and compiled, then the levers: each attention
 #    kernel, CUDA graphs.
-timeout "${BENCH_S:-100}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 --peak \
+timeout "${BENCH_S:-100}" $BENCH --what both --steps 20 --warmup 5 --peak \
   --profile "$OUT/profile_eager.txt" 2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
-timeout "${COMPILE_S:-140}" $PY benchmarks/bench_model.py --what both --steps 20 --warmup 5 \
+timeout "${COMPILE_S:-140}" $BENCH --what both --steps 20 --warmup 5 \
   --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
 # fine-tuning (BrainJEPAClassifier on skorch, the whole encoder over all 4500 tokens, batch 16),
 # eager then with skorch's compile=True, when skorch could be installed
 if [ -n "$FINETUNE_TESTS" ]; then
-  timeout "${FINETUNE_S:-60}" $PY benchmarks/bench_model.py --what finetune --steps 10 \
+  timeout "${FINETUNE_S:-60}" $BENCH --what finetune --steps 10 \
     --warmup 3 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
-  timeout "${FINETUNE_COMPILE_S:-100}" $PY benchmarks/bench_model.py --what finetune --steps 10 \
-    --warmup 3 --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+  timeout "${FINETUNE_COMPILE_S:-100}" $BENCH --what finetune \
+    --steps 10 --warmup 3 --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
 fi
 for backend in cudnn flash; do
-  timeout "${BACKEND_S:-40}" $PY benchmarks/bench_model.py --what both --steps 10 --warmup 3 \
+  timeout "${BACKEND_S:-40}" $BENCH --what both --steps 10 --warmup 3 \
     --sdpa-backend $backend 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
 done
 # gradient accumulation: batch 16 as 2 micro-batches of 8 (the activations of 8 in memory)
-timeout "${ACCUMULATION_S:-40}" $PY benchmarks/bench_model.py --what train --steps 10 --warmup 3 \
-  --accumulation-steps 2 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
-timeout "${GRAPHS_S:-120}" $PY benchmarks/bench_model.py --what train --steps 20 --warmup 5 \
+timeout "${ACCUMULATION_S:-40}" $BENCH --what train --steps 10 \
+  --warmup 3 --accumulation-steps 2 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+timeout "${GRAPHS_S:-120}" $BENCH --what train --steps 20 --warmup 5 \
   --compile --compile-mode reduce-overhead 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
 
 # 3. Optional, when .sweep/data.npz was carried: the demo's pretraining search, 12 jobs at a time.
