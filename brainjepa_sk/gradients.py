@@ -318,7 +318,9 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
             kernel=self.kernel,
             random_state=random_state,
         )
-        maps.fit(matrix, sparsity=self.sparsity)
+        # BrainSpace takes a Python float only (a NumPy float or a Fraction fails in it)
+        sparsity = None if self.sparsity is None else float(self.sparsity)
+        maps.fit(matrix, sparsity=sparsity)
         # BrainSpace returns reversed views; C-contiguous copies make later BLAS products (and
         # so transform) bit-identical before and after pickling.
         gradients = np.ascontiguousarray(maps.gradients_, dtype=np.float64)

@@ -1,6 +1,7 @@
 """GradientPositioner: group gradients with BrainSpace, per-subject aligned gradients."""
 
 import pickle
+from fractions import Fraction
 from pathlib import Path
 
 import brainspace
@@ -421,3 +422,10 @@ def test_connectivity_symmetry_is_checked_relative_to_the_largest_value():
     scaled = matrix * 1e6
     scaled[0, 1] += 1e-1  # the same relative rounding at another scale
     validate_connectivity(scaled)
+
+
+@pytest.mark.parametrize("sparsity", [np.float32(0.5), Fraction(1, 2)])
+def test_sparsity_of_any_real_type_fits_as_the_float(X, fitted, sparsity):
+    # the parameter check accepts any real; BrainSpace itself takes a Python float only
+    other = GradientPositioner(**{**SMALL, "sparsity": sparsity}).fit(X)
+    np.testing.assert_allclose(other.gradients_, fitted.gradients_)
