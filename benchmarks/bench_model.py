@@ -331,6 +331,7 @@ def bench_finetune(args, model, device, autocast_dtype, n_patches):
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     clf.fit(X.numpy(), labels.numpy())
+    peak_memory = peak_memory_gib(device)  # of the fit, before the FLOP count's pass
     # the ends of the warm-up's last batch and of the timed ones
     first = max(args.warmup, 1) - 1
     steps = timer.ends[first:first + args.steps + 1]
@@ -359,7 +360,7 @@ def bench_finetune(args, model, device, autocast_dtype, n_patches):
     return emit(
         args, device, what="finetune", batch=batch, steps=len(steps) - 1, warmup=args.warmup,
         epochs=n_epochs, ms_per_step=round(seconds * 1e3, 2),
-        samples_per_s=round(batch / seconds, 2), peak_memory_gib=peak_memory_gib(device),
+        samples_per_s=round(batch / seconds, 2), peak_memory_gib=peak_memory,
         tokens=args.regions * n_patches, tflop_per_step=round(flops / 1e12, 3),
         tflops=round(flops / seconds / 1e12, 2), loss_first=round(losses[0], 4),
         loss_last=round(losses[-1], 4), check_loss_finite_and_falling=ok, **fields,
