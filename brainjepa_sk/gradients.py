@@ -432,9 +432,11 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                 gradients, _ = self._embed(matrix, seed)
                 features.append(_align(gradients, self.gradients_).ravel())
         features = np.asarray(features, dtype=np.float64)
-        if hasattr(X, "iloc") and _get_output_config("transform", self)["dense"] == "pandas":
-            # One labelled matrix gives one row: scikit-learn's pandas output would give it the
-            # matrix's index (one label per region), so the frame is built here.
+        one_frame = hasattr(X, "iloc") and getattr(X, "ndim", None) == 2
+        if one_frame and _get_output_config("transform", self)["dense"] == "pandas":
+            # One labelled matrix (or one subject's DataFrame) gives one row: scikit-learn's
+            # pandas output would give it the frame's index (one label per region or timepoint),
+            # so the frame is built here. A pandas Series of subjects keeps its index.
             import pandas as pd
 
             return pd.DataFrame(features, columns=self.get_feature_names_out())

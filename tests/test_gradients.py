@@ -406,6 +406,19 @@ def test_pandas_output_of_one_labelled_matrix_is_one_row(X):
                                .transform(matrix))
 
 
+def test_pandas_output_keeps_the_index_of_a_series_of_subjects(X):
+    """A Series of subjects gives one row per subject under the Series' labels, as the embedder
+    does, so that a FeatureUnion of the two aligns rows and yields no NaN."""
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    labels = [f"sub-{i:02d}" for i in range(N_SUBJECTS)]
+    subjects = pd.Series([pd.DataFrame(x, columns=names) for x in X], index=labels)
+    est = GradientPositioner(**SMALL).set_output(transform="pandas").fit(subjects)
+    out = est.transform(subjects)
+    assert list(out.index) == labels
+    assert not out.isna().any().any()
+    np.testing.assert_allclose(out.to_numpy(), GradientPositioner(**SMALL).fit(X).transform(X))
+
+
 def test_connectivity_symmetry_is_checked_relative_to_the_largest_value():
     from brainjepa_sk.validation import validate_connectivity
 
