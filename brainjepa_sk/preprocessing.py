@@ -871,6 +871,17 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             "resampled; set model_t_r to the TR the model was trained at",
         )
     saved = weights.preprocessing or {}
+    saved_t_r = saved.get("t_r")
+    if (t_r is None and saved_t_r is not None and model_t_r is not None
+            and not np.isclose(saved_t_r, model_t_r)):
+        # The input TR is the data's, not the model's, so it is not taken from the checkpoint;
+        # but silently skipping the resampling the pretraining did would shift every feature.
+        warn_user(
+            f"the model was pretrained on series at TR {saved_t_r:g} s resampled to "
+            f"{model_t_r:g} s, but t_r is not set, so these series are used as if sampled at "
+            f"{model_t_r:g} s; set t_r to their TR (t_r={saved_t_r:g} for data acquired like "
+            f"the pretraining data, t_r={model_t_r:g} to keep them as they are)",
+        )
     if normalization == "auto":
         normalization = saved.get("normalization", "global_zscore")
     chosen_window = window if window != "auto" else saved.get("window", "center")

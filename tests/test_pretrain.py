@@ -520,6 +520,26 @@ def test_input_tr_is_recorded_as_the_model_tr(tmp_path):
     assert embedder.preprocessor_.target_t_r == 0.8 and embedder.preprocessor_.t_r == 0.4
 
 
+def test_weights_pretrained_on_resampled_series_warn_when_the_input_tr_is_not_set(tmp_path):
+    """The input TR belongs to the data, so it is not taken from the checkpoint; leaving it
+    unset for a model whose pretraining resampled would skip that resampling silently."""
+    X = _data(n_timepoints=64)
+    _pretrainer(n_epochs=1, t_r=1.0, model_t_r=2.0).fit(X).save(tmp_path / "m.pt")
+    with pytest.warns(UserWarning, match=r"TR 1 s resampled to 2 s, but t_r is not set"):
+        unset = BrainJEPAEmbedder(weights=tmp_path / "m.pt").fit(X)
+    assert unset.preprocessor_.t_r is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        given = BrainJEPAEmbedder(weights=tmp_path / "m.pt", t_r=1.0).fit(X)
+        BrainJEPAEmbedder(weights=tmp_path / "m.pt", t_r=2.0).fit(X)
+    assert given.preprocessor_.t_r == 1.0 and given.preprocessor_.target_t_r == 2.0
+    # a model whose pretraining did not resample has nothing to warn about
+    _pretrainer(n_epochs=1, t_r=2.0).fit(X).save(tmp_path / "same.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BrainJEPAEmbedder(weights=tmp_path / "same.pt").fit(X)
+
+
 def test_robust_statistics_are_learned_on_the_series_resampled_to_the_model_tr():
     rng = np.random.default_rng(4)
     t = np.arange(120)[:, None]
