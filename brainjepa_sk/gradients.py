@@ -6,7 +6,6 @@ import math
 import numbers
 import os
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -21,6 +20,7 @@ from ._base import (
     Range,
     SubjectsInputMixin,
     check_parameters,
+    restore_on_error,
 )
 from .files import _read_csv_table
 from .validation import (
@@ -155,18 +155,6 @@ def _off_diagonal_below_one(matrices):
     return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
 
 
-def _regions_with_names(X, kind):
-    """Validate ``X`` for fit without touching any estimator; return matrices and region info."""
-    if kind == "connectivity":
-        matrices, names = validate_connectivity(X)
-        return matrices, matrices.shape[1], names
-    # A scratch namespace receives n_features_in_ / feature_names_in_, so a failing fit cannot
-    # leave half-set attributes on the estimator.
-    scratch = SimpleNamespace()
-    subjects = validate_subjects(X, estimator=scratch, reset=True, min_timepoints=3, lazy=True)
-    return subjects, scratch.n_features_in_, getattr(scratch, "feature_names_in_", None)
-
-
 class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
     """Connectivity gradients of brain regions, for the group and for each subject.
 
@@ -197,7 +185,8 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         ``(n_timepoints, n_regions)`` arrays or DataFrames or a 3-D array; each subject's
         connectivity is nilearn's ``ConnectivityMeasure(kind="correlation")`` (Ledoit-Wolf
         shrunk). ``"connectivity"``: connectivity matrices, ``(n_subjects, n_regions, n_regions)``
-        or a single ``(n_regions, n_regions)`` matrix (array or DataFrame).
+        or a single ``(n_regions, n_regions)`` matrix (array or DataFrame). Matrices given with
+        ``"timeseries"`` (every subject square and symmetric with a unit diagonal) warn.
     reference : array-like of shape (n_regions, k) or path, default=None
         Gradients to align the group gradients to, with ``k >= n_components`` (only the first
         ``n_components`` columns are used), e.g. a published gradient file; loaded with
@@ -350,8 +339,20 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
             Invalid input or parameters, ``n_components`` too large for the number of regions, or
             a ``reference`` whose shape does not fit. A failed fit leaves the estimator as it was.
         """
-        # Everything goes into locals; attributes are set only once all of it succeeded.
-        data, n_regions, names = _regions_with_names(X, self.kind)
+        # A failed fit leaves the estimator as it was (validate_subjects records the regions
+        # on it first).
+        with restore_on_error(self):
+            self._fit(X)
+        return self
+
+    def _fit(self, X):
+        if self.kind == "connectivity":
+            data, names = validate_connectivity(X)
+            n_regions = data.shape[1]
+        else:
+            data = validate_subjects(X, estimator=self, reset=True, min_timepoints=3, lazy=True)
+            n_regions = self.n_features_in_
+            names = getattr(self, "feature_names_in_", None)
         self._check_params(n_regions)
         reference = None
         if self.reference is not None:
@@ -388,7 +389,6 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
-        return self
 
     def transform(self, X):
         """Each subject's gradients, aligned to the group gradients and flattened.

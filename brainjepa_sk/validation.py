@@ -440,6 +440,16 @@ def subjects_digest(subjects):
     return digest.hexdigest()
 
 
+def _looks_like_connectivity(array):
+    """Whether a checked subject is square and symmetric with a unit diagonal, as a correlation
+    matrix is and a time series practically never is."""
+    if array.shape[0] != array.shape[1]:
+        return False
+    scale = max(float(np.abs(array).max()), 1.0)
+    return bool(np.allclose(np.diagonal(array), 1.0, rtol=0, atol=1e-6)
+                and np.allclose(array, array.T, rtol=0, atol=1e-6 * scale))
+
+
 def validate_subjects(
     X,
     *,
@@ -527,6 +537,7 @@ def validate_subjects(
         names = feature_names_of(subjects[0], 0)
         out = []
         n_regions = None
+        all_connectivity = True
         for i, subject in enumerate(subjects):
             try:
                 array = _check_subject(i, subject, names, n_regions, **check)
@@ -535,8 +546,16 @@ def validate_subjects(
                     raise
                 raise type(error)(f"{sources[i]}: {error}") from None
             n_regions = array.shape[1]
+            all_connectivity = all_connectivity and _looks_like_connectivity(array)
             if not lazy:
                 out.append(array)
+        if all_connectivity:
+            warn_user(
+                f"X looks like connectivity matrices (every subject is square and symmetric "
+                f"with a unit diagonal), but {name} takes ROI time series of shape "
+                "(n_timepoints, n_regions); give the time series (GradientPositioner takes "
+                "connectivity matrices with kind='connectivity')"
+            )
         if lazy:  # converted again when used: never a converted copy of every subject at once
             out = ConvertedSubjects(subjects, dtype, allow_constant)
 

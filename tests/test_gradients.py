@@ -1,6 +1,7 @@
 """GradientPositioner: group gradients with BrainSpace, per-subject aligned gradients."""
 
 import pickle
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -417,6 +418,22 @@ def test_pandas_output_keeps_the_index_of_a_series_of_subjects(X):
     assert list(out.index) == labels
     assert not out.isna().any().any()
     np.testing.assert_allclose(out.to_numpy(), GradientPositioner(**SMALL).fit(X).transform(X))
+
+
+def test_connectivity_matrices_given_as_time_series_warn(X):
+    """Correlation matrices are valid (n_regions x n_regions) 'time series', so they would be
+    used silently; every subject square, symmetric and unit-diagonal is the sign."""
+    from nilearn.connectome import ConnectivityMeasure
+
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    with pytest.warns(UserWarning, match="looks like connectivity matrices.*kind='connectivity'"):
+        GradientPositioner(**SMALL).fit(corr)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GradientPositioner(kind="connectivity", **SMALL).fit(corr)
+        GradientPositioner(**SMALL).fit(X)
+        # square time series (as many timepoints as regions) are not matrices
+        GradientPositioner(**SMALL).fit(X[:, :N_REGIONS])
 
 
 def test_connectivity_symmetry_is_checked_relative_to_the_largest_value():
