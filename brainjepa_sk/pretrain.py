@@ -72,6 +72,9 @@ def _monitor_indices(subject_index, n=_MONITOR_WINDOWS):
 #: Options of :class:`~brainjepa_sk.nn.masking.SpatiotemporalMaskSampler` that the pretrainer
 #: sets itself (from the data, ``n_frames``, ``random_state`` and ``device``), not ``masking``.
 MASKING_SET_BY_PRETRAINER = ("n_regions", "n_patches", "seed", "device")
+# What ``masking`` may set: the sampler's other keyword arguments.
+_MASKING_OPTIONS = tuple(sorted(set(inspect.signature(SpatiotemporalMaskSampler).parameters)
+                                - set(MASKING_SET_BY_PRETRAINER)))
 
 
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
@@ -357,12 +360,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """
         options = {key.partition("__")[2]: params.pop(key) for key in list(params)
                    if key.startswith("masking__")}
-        valid = sorted(set(inspect.signature(SpatiotemporalMaskSampler).parameters)
-                       - set(MASKING_SET_BY_PRETRAINER))
-        unknown = sorted(set(options) - set(valid))
-        if unknown:
-            raise ValueError(f"Invalid masking option(s) {unknown} for {type(self).__name__}: "
-                             f"the options are {valid}")
+        self._check_masking_options(options)
         masking = params.get("masking", self.masking)
         if options and not isinstance(masking, (dict, type(None))):
             raise TypeError(f"masking__<option> needs masking to be a dict or None, got "
@@ -495,7 +493,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
         device = process_device(resolve_device(self.device))
-        # built first: bad masking options are reported before any data is read
+        # built before the model: bad masking options are reported before any real work
         mask_sampler = self._mask_sampler(config, mask_seed, device)
 
         self.callbacks_ = self._copy_callbacks()
@@ -537,6 +535,13 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.embedding_dim_ = config["embed_dim"]
         self.__dict__.pop("_device_cache", None)
 
+    def _check_masking_options(self, options):
+        """Raise a ``ValueError`` naming the keys of ``options`` that are no masking option."""
+        unknown = sorted(set(options) - set(_MASKING_OPTIONS))
+        if unknown:
+            raise ValueError(f"Invalid masking option(s) {unknown} for {type(self).__name__}: "
+                             f"the options are {list(_MASKING_OPTIONS)}")
+
     def _mask_sampler(self, config, seed, device):
         masking = dict(self.masking or {})
         reserved = sorted(set(MASKING_SET_BY_PRETRAINER) & set(masking))
@@ -545,6 +550,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 f"masking may not set {reserved}: the pretrainer sets them (the regions and "
                 "patches from the data and n_frames, the seed from random_state, the device "
                 "from device)")
+        self._check_masking_options(masking)
         return SpatiotemporalMaskSampler(self.n_features_in_, config["n_patches"], seed=seed,
                                          device=device, **masking)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -150,6 +150,11 @@ def _as_subject_list(X):
         raise ValueError(f"{_LAYOUT}; got None")
     if isinstance(X, bytes):
         raise ValueError(f"{_LAYOUT}; got bytes")
+    if isinstance(X, Mapping):  # list(X) would give its keys, read as file names
+        raise ValueError(
+            f"{_LAYOUT}; got a {type(X).__name__}, whose keys would be taken for the subjects. "
+            "Pass list(X.values()), or pandas.Series(X) to keep the keys as the subjects' labels"
+        )
     if is_path(X):  # a glob or a path: one file per subject
         paths = expand_subject_paths(X)
         return [read_subject_file(path) for path in paths], paths
@@ -182,11 +187,38 @@ def _as_subject_list(X):
     return [read_subject_file(x) if is_path(x) else x for x in subjects], sources
 
 
+def _where_not_finite(subject, names):
+    """Where a subject's first NaN or infinite value is, for an error message ("" if none)."""
+    try:
+        bad = ~np.isfinite(np.asarray(subject, dtype=np.float64))
+    except (ValueError, TypeError):
+        return ""  # not numbers: another message says so
+    if bad.ndim != 2 or not bad.any():
+        return ""
+    regions = np.flatnonzero(bad.any(axis=0))
+    first = int(regions[0])
+    region = f"region {names[first]!r} (column {first})" if names is not None else (
+        f"region {first} (column {first})")
+    timepoint = int(np.flatnonzero(bad[:, first])[0])
+    return (f" First at {region}, timepoint {timepoint}; {regions.size} region(s) and "
+            f"{int(bad.sum())} value(s) in all")
+
+
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
     if _only_array_protocol(subject):
         subject = np.asarray(subject)
+    try:
+        np.ndim(subject)
+    except ValueError:  # numpy's "inhomogeneous shape": e.g. runs of different lengths
+        shapes = [np.shape(part) for part in subject][:4]
+        raise ValueError(
+            f"subject {i} is a sequence of parts of different shapes ({shapes}"
+            f"{', ...' if len(subject) > 4 else ''}), but each subject is one 2-D "
+            "(n_timepoints, n_regions) table. To use a subject's runs together, concatenate "
+            "them along time (numpy.concatenate(runs)); or give each run as its own subject"
+        ) from None
     if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
         several = (" (a 3-D array holds several subjects: pass it as X itself, or its subjects "
                    "in the list)") if np.ndim(subject) == 3 else ""
@@ -213,7 +245,7 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
             input_name=f"X[{i}]",
         )
     except ValueError as exc:
-        raise ValueError(f"subject {i}: {exc}") from None
+        raise ValueError(f"subject {i}: {exc}{_where_not_finite(subject, subject_names)}") from None
     except TypeError as exc:  # e.g. objects that are not numbers (scikit-learn's convention)
         raise TypeError(f"subject {i} is not numeric: {exc}") from None
     if array.shape[0] < min_timepoints:

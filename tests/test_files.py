@@ -68,8 +68,13 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"short\.csv .*line 2 has 2 cells but line 1 has 3"):
         validate_subjects([tmp_path / "short.csv"])
     (tmp_path / "missing.csv").write_text("1,2,3\n4,5,\n6,7,8\n")  # a missing value
-    with pytest.raises(ValueError, match=r"missing\.csv.*NaN"):
+    with pytest.raises(ValueError, match=r"missing\.csv.*NaN. First at region 2 \(column 2\), "
+                                         r"timepoint 1; 1 region\(s\) and 1 value\(s\)"):
         validate_subjects([tmp_path / "missing.csv"], lazy=True)
+    (tmp_path / "named.csv").write_text("a,b,c\n1,2,3\n4,n/a,6\n6,n/a,8\n")
+    with pytest.raises(ValueError, match=r"named\.csv.*NaN. First at region 'b' \(column 1\), "
+                                         r"timepoint 1; 1 region\(s\) and 2 value\(s\)"):
+        validate_subjects([tmp_path / "named.csv"], lazy=True)
     np.save(tmp_path / "several.npy", np.zeros((2, 30, 5)))
     with pytest.raises(ValueError, match=r"several\.npy: subject 0 has 3 dimension\(s\).*a "
                                          r"3-D array holds several subjects"):

@@ -870,6 +870,15 @@ def test_masking_options_the_pretrainer_sets_are_refused_before_any_work(key, mo
         _pretrainer(masking={key: 1}).fit(_data(4))
 
 
+def test_an_unknown_masking_option_given_at_construction_is_named_before_any_work(monkeypatch):
+    def no_gradients(*args):
+        raise AssertionError("the gradients were computed first")
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
+    with pytest.raises(ValueError, match=r"Invalid masking option\(s\) \['min_kep'\].*min_keep"):
+        _pretrainer(masking={"min_kep": 2}).fit(_data(4))
+
+
 def test_set_params_reaches_each_masking_option_without_touching_the_given_dict(monkeypatch):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler

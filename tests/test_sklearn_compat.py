@@ -159,6 +159,10 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         (lambda X: X[0, :, 0], "1-D array.*Reshape your data"),
         (lambda X: sparse.csr_matrix(X[0]), "sparse input is not supported"),
         (lambda X: _object_array(X, {"a": 1}), "not numeric"),
+        # a subject given as its runs of different lengths
+        (lambda X: [[X[0], X[0][:-2]], *X[1:]], r"subject 0 is a sequence.*numpy.concatenate"),
+        # a dict's keys would be read as file names
+        (lambda X: {f"sub-{i}": x for i, x in enumerate(X)}, r"got a dict.*pandas.Series\(X\)"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_keeps_the_fit(estimator, X, bad, message):
