@@ -263,6 +263,38 @@ def check_window_patches(n_frames, patch_size):
     return n_frames // patch_size
 
 
+def resolve_estimator_weights(estimator, subjects=None):
+    """An estimator's ``weights``, ``gradients``, ``num_heads`` and ``data_dir`` resolved.
+
+    With the default UK Biobank weights and the subjects of a ``fit``, the subjects' region
+    count is checked first: a wrong atlas is reported before the checkpoint is downloaded.
+
+    Parameters
+    ----------
+    estimator : BrainJEPAEmbedder, BrainJEPAClassifier or BrainJEPARegressor
+        The estimator (its ``n_features_in_`` set by the input check when ``subjects`` is
+        given).
+    subjects : SubjectFiles or ConvertedSubjects, optional
+        The checked subjects of a ``fit``.
+
+    Returns
+    -------
+    ResolvedWeights
+        What :func:`~brainjepa_sk.checkpoint.resolve_weights` returns.
+    """
+    # imported here: the checkpoint module imports the gradients module, which imports this one
+    from .checkpoint import resolve_weights
+    from .datasets import _weights
+    from .datasets._atlas import ATLAS_ADVICE
+
+    if subjects is not None and _is_default_weights(estimator.weights):
+        check_n_regions(estimator.n_features_in_, _weights.UKBIOBANK_N_REGIONS,
+                        what="built for", n_timepoints=subjects.n_timepoints[0],
+                        name=type(estimator).__name__, advice=ATLAS_ADVICE)
+    return resolve_weights(estimator.weights, gradients=estimator.gradients,
+                           num_heads=estimator.num_heads, data_dir=estimator.data_dir)
+
+
 def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     """Check resolved weights against the subjects of a ``fit``; build their preprocessing.
 
@@ -270,7 +302,7 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     the weights were pretrained on must match ``X``; the preprocessing is then built from
     the weights and the estimator's ``t_r``, ``model_t_r``, ``n_frames``, ``window``,
     ``stride``, ``min_frames`` and ``normalization``, and its windows must cut into whole
-    time patches.
+    time patches, and every subject must be long enough for a window.
 
     Parameters
     ----------
@@ -306,6 +338,8 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
         n_frames=estimator.n_frames, window=estimator.window, stride=estimator.stride,
         min_frames=estimator.min_frames, normalization=estimator.normalization,
     )
+    # in fit, as the pretrainer does, rather than at the first transform
+    preprocessor.check_lengths(subjects)
     return preprocessor, check_window_patches(preprocessor.n_frames, encoder.patch_size)
 
 

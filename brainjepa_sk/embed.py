@@ -13,9 +13,9 @@ from ._base import (
     check_pooling,
     preprocessor_for_subjects,
     resolve_device,
+    resolve_estimator_weights,
     restore_on_error,
 )
-from .checkpoint import resolve_weights
 from .validation import validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
@@ -160,11 +160,6 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     def _fitted_encoder(self):
         return self.encoder_
 
-    def _load(self):
-        """The weights as a :class:`~brainjepa_sk.checkpoint.ResolvedWeights`."""
-        return resolve_weights(self.weights, gradients=self.gradients, num_heads=self.num_heads,
-                               data_dir=self.data_dir)
-
     def fit(self, X, y=None):
         """Load the weights and fit the preprocessing on the training subjects.
 
@@ -185,7 +180,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         resolve_device(self.device)  # a device that exists
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
-            resolved = self._load()
+            resolved = resolve_estimator_weights(self, subjects)
             encoder = resolved.encoder
             preprocessor, n_patches = preprocessor_for_subjects(self, resolved, subjects)
             check_pooling(self.pooling, n_patches)

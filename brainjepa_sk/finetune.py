@@ -42,6 +42,7 @@ from ._base import (
     check_parameters,
     check_pooling,
     preprocessor_for_subjects,
+    resolve_estimator_weights,
     restore_on_error,
     training_windows,
     window_chunks,
@@ -58,7 +59,6 @@ from ._skorch import (
     targets_of,
 )
 from ._warnings import warn_user
-from .checkpoint import resolve_weights
 from .nn import POOLINGS, EncoderWithHead
 from .train.optim import layer_decay_groups
 from .train.runtime import (
@@ -503,9 +503,8 @@ class _FineTuneBase(SubjectsInputMixin):
                                                  name="criterion")
         return dataset_train, dataset_valid
 
-    def _resolve(self):
-        return resolve_weights(self.weights, gradients=self.gradients,
-                               num_heads=self.num_heads, data_dir=self.data_dir)
+    def _resolve(self, subjects=None):
+        return resolve_estimator_weights(self, subjects)
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         """Check ``y`` and return one training target per subject (set output sizes).
@@ -604,7 +603,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 self._check_build_settings()
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
             else:
-                resolved = self._resolve()
+                resolved = self._resolve(subjects)
                 self.preprocessor_, n_patches = preprocessor_for_subjects(
                     self, resolved, subjects, fit_rows=fit_rows)
                 self._resolved_ = resolved

@@ -121,7 +121,7 @@ class _SupervisedRowsAsSubjects:
     def predict(self, X):
         return super().predict(rows_to_subjects(X))
 
-    def _resolve(self):
+    def _resolve(self, subjects=None):
         return _tiny_weights(self.n_features_in_)
 
 

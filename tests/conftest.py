@@ -46,6 +46,9 @@ def use_local_ukbiobank(monkeypatch, official_dir):
                           sha256=_weights.sha256_of(official_dir / "gradient.csv")),
     }
     monkeypatch.setattr(_weights, "UKBIOBANK_FILES", files)
+    # the test checkpoint stands in for the 450-region model with its own region count
+    monkeypatch.setattr(_weights, "UKBIOBANK_N_REGIONS", len(np.loadtxt(
+        official_dir / "gradient.csv", delimiter=",", ndmin=2)))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -236,6 +236,22 @@ def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_di
     assert fetch_ukbiobank_weights(verbose=0)["checkpoint"].parent.parent == tmp_path
 
 
+@pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
+def test_the_default_weights_check_the_atlas_before_downloading(monkeypatch, estimator):
+    """Data on another atlas than the UK Biobank model's 450 regions are refused before the
+    checkpoint is fetched, with the atlas advice, and nothing is fetched."""
+    import brainjepa_sk
+    from brainjepa_sk import datasets
+
+    def fetch(**kwargs):
+        raise AssertionError("the weights were fetched before the region count was checked")
+
+    monkeypatch.setattr(datasets, "fetch_ukbiobank_weights", fetch)
+    X = np.random.default_rng(0).standard_normal((2, 200, 100))
+    with pytest.raises(ValueError, match="expecting 450 features.*fetch_atlas_brainjepa450"):
+        getattr(brainjepa_sk, estimator)(device="cpu").fit(X, [0, 1])
+
+
 def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch, official_dir):
     use_local_ukbiobank(monkeypatch, official_dir)
     for spec in _weights.UKBIOBANK_FILES.values():

@@ -87,6 +87,23 @@ def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_pa
         BrainJEPAPretrainer(n_frames=16, patch_size=4, n_epochs=1, verbose=0).fit(paths)
 
 
+@pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
+def test_fit_names_a_file_too_short_for_a_window_and_keeps_the_fit(tmp_path, estimator):
+    """The embedder and the fine-tuners refuse in fit, as the pretrainer does, what transform
+    would refuse; the previous fit stays."""
+    import brainjepa_sk
+
+    params = {} if estimator == "BrainJEPAEmbedder" else dict(max_epochs=1, verbose=0)
+    fitted = getattr(brainjepa_sk, estimator)(tiny_module(), device="cpu", **params)
+    series, y = _series(lengths=(40,) * 4), [0, 1, 0, 1]
+    output = fitted.transform if estimator == "BrainJEPAEmbedder" else fitted.predict_proba
+    before = output(fitted.fit(series, y) and series)
+    short = [*series[:2], series[2][:3], series[3]]  # windows of 8 frames need at least 4
+    with pytest.raises(ValueError, match=r"subject 2 \(.*sub-02\.npy\) is too short: 3 frames"):
+        fitted.fit(_save(tmp_path, short), y)
+    np.testing.assert_array_equal(output(series), before)
+
+
 def test_transform_names_a_file_too_short_before_embedding_any_chunk(tmp_path, monkeypatch):
     from brainjepa_sk import _base
 

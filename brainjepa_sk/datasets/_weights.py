@@ -43,6 +43,9 @@ UKBIOBANK_FILES = {
     },
 }
 
+#: Regions the UK Biobank model takes (checked before the checkpoint is downloaded).
+UKBIOBANK_N_REGIONS = 450
+
 _SUBDIR = "brainjepa_ukbiobank"
 
 
