@@ -5,8 +5,8 @@ Embeddings from the published UK Biobank weights (not run here)
 .. note::
 
    This example is shown but **not executed** when the documentation is built: it downloads
-   the research checkpoint and needs fMRI data parcellated with the 450-region atlas the model
-   was trained on. Run it on your own machine; a GPU helps but is not required.
+   the research checkpoint and the model's 450-region atlas, and needs your own fMRI data.
+   Run it on your own machine; a GPU helps but is not required.
 
 :class:`~brainjepa_sk.BrainJEPAEmbedder` with its default ``weights="ukbiobank"`` uses the
 Brain-JEPA checkpoint the authors pretrained on UK Biobank (ViT-base, ``jepa-ep300.pth.tar``)
@@ -31,19 +31,21 @@ print(paths)  # {"checkpoint": ..., "gradients": ...}
 # Your data on the model's atlas
 # ------------------------------
 # The model knows 450 regions, in this order: the 50 regions of the Tian-S3 subcortical atlas,
-# then the 400 regions of the Schaefer-400 atlas in its 17-network order. Extract your ROI time
-# series with the same atlas in the same order, for example with nilearn's
-# ``NiftiLabelsMasker`` on a label image that combines the two atlases (building that image is
-# up to you; file names below are placeholders). Pass your confounds to ``fit_transform`` as
-# usual. Each subject is one ``(n_timepoints, 450)`` array.
+# then the 400 regions of the Schaefer-400 atlas in its 17-network order.
+# :func:`~brainjepa_sk.datasets.fetch_atlas_brainjepa450` builds that labels image once (it
+# downloads Schaefer-400 through nilearn and Tian-S3 from its authors' release); nilearn's
+# ``NiftiLabelsMasker`` then extracts the time series with the columns in the model's order.
+# Pass your confounds to ``fit_transform`` as usual (the file names below are placeholders).
+# Each subject is one ``(n_timepoints, 450)`` array.
 from pathlib import Path
 
 import numpy as np
 from nilearn.maskers import NiftiLabelsMasker
 
-masker = NiftiLabelsMasker(
-    "tian_s3_then_schaefer400_17networks.nii.gz", standardize=False
-)
+from brainjepa_sk.datasets import fetch_atlas_brainjepa450
+
+atlas = fetch_atlas_brainjepa450()
+masker = NiftiLabelsMasker(labels_img=atlas.maps, standardize=False)
 func_imgs = sorted(
     Path("derivatives").glob("sub-*/func/*task-rest*_desc-preproc_bold.nii.gz")
 )
