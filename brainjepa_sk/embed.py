@@ -160,6 +160,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     def _fitted_encoder(self):
         return self.encoder_
 
+    def _resolve(self, subjects=None):
+        return resolve_estimator_weights(self, subjects)
+
     def fit(self, X, y=None):
         """Load the weights and fit the preprocessing on the training subjects.
 
@@ -180,7 +183,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         resolve_device(self.device)  # a device that exists
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
-            resolved = resolve_estimator_weights(self, subjects)
+            resolved = self._resolve(subjects)
             encoder = resolved.encoder
             preprocessor, n_patches = preprocessor_for_subjects(self, resolved, subjects)
             check_pooling(self.pooling, n_patches)

@@ -150,11 +150,6 @@ def _as_subject_list(X):
         raise ValueError(f"{_LAYOUT}; got None")
     if isinstance(X, bytes):
         raise ValueError(f"{_LAYOUT}; got bytes")
-    if isinstance(X, Mapping):  # list(X) would give its keys, read as file names
-        raise ValueError(
-            f"{_LAYOUT}; got a {type(X).__name__}, whose keys would be taken for the subjects. "
-            "Pass list(X.values()), or pandas.Series(X) to keep the keys as the subjects' labels"
-        )
     if is_path(X):  # a glob or a path: one file per subject
         paths = expand_subject_paths(X)
         return [read_subject_file(path) for path in paths], paths
@@ -162,6 +157,11 @@ def _as_subject_list(X):
         raise ValueError(
             f"sparse input is not supported: {_LAYOUT} of dense values; got a sparse "
             f"{type(X).__name__} of shape {X.shape}"
+        )
+    if isinstance(X, Mapping):  # list(X) would give its keys, read as file names
+        raise ValueError(
+            f"{_LAYOUT}; got a {type(X).__name__}, whose keys would be taken for the subjects. "
+            "Pass list(X.values()), or pandas.Series(X) to keep the keys as the subjects' labels"
         )
     if _only_array_protocol(X):
         X = np.asarray(X)

@@ -92,7 +92,7 @@ class BrainJEPAEmbedderOnRows(_RowsAsSubjects, BrainJEPAEmbedder):
     # weights=None: a placeholder (the weights are built in fit)
     _parameter_constraints = {**BrainJEPAEmbedder._parameter_constraints, "weights": [None]}
 
-    def _load(self):
+    def _resolve(self, subjects=None):
         return _tiny_weights(self.n_features_in_)
 
 
