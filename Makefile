@@ -1,9 +1,12 @@
-# Each target bootstraps a local virtual environment on first use: the CPU build of torch first
-# (so pip never pulls a multi-GB CUDA build), then this package with its extras.
+# Each target bootstraps a local virtual environment on first use: torch first (pinned), then
+# this package with its extras. On Linux, PyPI's torch is the CUDA build (several GB); for the
+# CPU build, point TORCH_INDEX at PyTorch's CPU index:
+#   make test TORCH_INDEX=https://download.pytorch.org/whl/cpu
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: test test-all venv clean demo docs mutation lint
 
@@ -12,7 +15,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
