@@ -97,12 +97,15 @@ def layer_groups_setter(net, param, value):
     """skorch's ``optimizer__*`` setter, except that the parameter groups keep their layer-wise
     learning rates (``optimizer__lr`` and ``lr`` are scaled by each group's ``"lr_scale"``)
     and ``optimizer__weight_decay`` leaves the groups without weight decay (biases and norms)
-    alone."""
+    alone.
+
+    Unlike skorch's own setter, every value is also stored on the net, so that ``get_params``
+    (hence ``clone``, a grid search, a refit) and the schedule's peak see it, as they see one
+    given to the constructor."""
+    setattr(net, param, value)
+    if param != "lr":
+        net._params_to_validate.add(param)
     if param in ("lr", "optimizer__lr"):
-        # stored, so that the schedule's peak and get_params (clone) see the new rate
-        setattr(net, param, value)
-        if param != "lr":
-            net._params_to_validate.add(param)
         for group in net.optimizer_.param_groups:
             group["lr"] = value * group.get("lr_scale", 1.0)
         return

@@ -713,6 +713,13 @@ def test_setting_the_weight_decay_of_a_fitted_model_spares_biases_and_norms():
     groups = clf.optimizer_.param_groups
     assert {g["weight_decay"] for g in groups if g.get("no_weight_decay")} == {0.0}
     assert {g["weight_decay"] for g in groups if not g.get("no_weight_decay")} == {0.3}
+    # kept as a parameter, as if given to the constructor: a refit and a clone use it too
+    clf.set_params(optimizer__betas=(0.8, 0.9))
+    assert clf.get_params()["optimizer__weight_decay"] == 0.3
+    for refit in (clf.fit(X, y), clone(clf).fit(X, y)):
+        groups = refit.optimizer_.param_groups
+        assert {g["weight_decay"] for g in groups if not g.get("no_weight_decay")} == {0.3}
+        assert {g["betas"] for g in groups} == {(0.8, 0.9)}
 
 
 def test_the_schedule_counts_the_batches_the_loader_gives():
