@@ -80,6 +80,24 @@ _BUILT_IN_FIT = (
     "load_params, or pickle the fitted estimator")
 
 
+def _same_setting(a, b):
+    """Whether two parameter values are the same setting (arrays by value, modules by
+    identity)."""
+    if a is b:
+        return True
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):  # e.g. tensors of several values
+        return False
+
+
+def _short_repr(value):
+    text = repr(value)
+    return text if len(text) <= 60 else f"<{type(value).__name__}>"
+
+
 class _Interrupted(Exception):
     """Carries a ``KeyboardInterrupt`` through skorch's ``partial_fit``, which swallows it."""
 
@@ -429,24 +447,29 @@ class _FineTuneBase(SubjectsInputMixin):
 
     # -- subjects -> windows ---------------------------------------------------------------
 
-    #: What the module and its optimizer groups are built from: a continued fit
-    #: (``warm_start``, ``partial_fit``) keeps both, so these may not change in between.
-    _BUILD_PARAMETERS = ("freeze_encoder", "pooling", "final_norm", "drop_path_rate",
-                         "layer_decay", "weight_decay")
+    #: What the module, its optimizer groups and the fitted preprocessing are built from: a
+    #: continued fit (``warm_start``, ``partial_fit``) keeps all three, so these may not
+    #: change in between.
+    _BUILD_PARAMETERS = ("weights", "gradients", "num_heads", "freeze_encoder", "pooling",
+                         "final_norm", "drop_path_rate", "layer_decay", "weight_decay", "t_r",
+                         "model_t_r", "n_frames", "window", "stride", "min_frames",
+                         "normalization")
 
     def _build_settings(self):
         return {name: getattr(self, name) for name in self._BUILD_PARAMETERS}
 
     def _check_build_settings(self):
         built = getattr(self, "_built_with_", None)
-        changed = [f"{name}={value!r} (built with {built[name]!r})"
+        changed = [f"{name}={_short_repr(value)} (built with {_short_repr(built[name])})"
                    for name, value in self._build_settings().items()
-                   if built is not None and built.get(name) != value]
+                   if built is not None and name in built
+                   and not _same_setting(built[name], value)]
         if changed:
             raise ValueError(
                 f"{', '.join(changed)}: a continued fit (warm_start=True or partial_fit) trains "
-                "the model and optimizer built by the first fit, so these settings cannot "
-                "change; set them back, or fit with warm_start=False to build a new model")
+                "the model and optimizer built by the first fit, on series preprocessed as in "
+                "that fit, so these settings cannot change; set them back, or fit with "
+                "warm_start=False to build a new model")
 
     def _initialize_optimizer(self, reason=None):
         super()._initialize_optimizer(reason)

@@ -686,7 +686,11 @@ def test_a_continued_fit_uses_the_class_weights_it_is_given():
 
 @pytest.mark.parametrize("change", [dict(freeze_encoder=True), dict(pooling="roi"),
                                     dict(layer_decay=0.5), dict(weight_decay=0.0),
-                                    dict(final_norm=False), dict(drop_path_rate=0.3)])
+                                    dict(final_norm=False), dict(drop_path_rate=0.3),
+                                    # the preprocessing fitted with the model
+                                    dict(t_r=2.0), dict(model_t_r=1.0), dict(n_frames=4),
+                                    dict(window="first"), dict(normalization="robust"),
+                                    dict(weights=tiny_module(seed=1))])
 def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
