@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -276,6 +277,14 @@ def _names_files(X):
     return isinstance(X, (list, tuple)) and len(X) > 0 and all(is_path(x) for x in X)
 
 
+def _paths_as_list(X):
+    """A 1-D NumPy array of strings (``np.array(sorted(glob(...)))``) as a list of paths;
+    anything else unchanged."""
+    if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "US":
+        return [os.fsdecode(path) for path in X.tolist()]
+    return X
+
+
 def _validate_files(X, check):
     """Check every file one at a time, keeping only what :class:`SubjectFiles` records."""
     paths = expand_subject_paths(X) if is_path(X) else [Path(x) for x in X]
@@ -538,6 +547,7 @@ def validate_subjects(
     # A later call checks the region count first: a wrong count is the error to report, not the
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
+    X = _paths_as_list(X)
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant)
     checked_arrays = (lazy and isinstance(X, ConvertedSubjects)

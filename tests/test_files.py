@@ -48,6 +48,11 @@ def test_x_may_be_a_list_of_files_or_a_glob(tmp_path, series):
     # mixed with arrays, and path objects
     mixed = validate_subjects([paths[0], series[1]])
     np.testing.assert_array_equal(mixed[1], series[1])
+    # a NumPy array of paths, as np.array(sorted(glob(...))) gives, read or streamed
+    for lazy in (False, True):
+        from_array = validate_subjects(np.array([str(p) for p in paths]), lazy=lazy)
+        for a, b in zip(from_array, from_list):
+            np.testing.assert_array_equal(a, b)
 
 
 def test_an_embedder_fits_and_transforms_files(tmp_path, series):
