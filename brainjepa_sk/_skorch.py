@@ -21,6 +21,7 @@ from skorch.dataset import Dataset
 from skorch.setter import optimizer_setter
 from torch.utils.data import Subset
 
+from ._warnings import warn_user
 from .train.schedule import warmup_cosine
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
@@ -248,11 +249,24 @@ class WarmupCosineLR(Callback):
             The training data (unused).
         **kwargs : dict
             Other arguments of skorch's hook (unused).
+
+        Notes
+        -----
+        A ``min_lr`` above the peak rate warns: the cosine decay would raise the rate.
         """
+        peak = net.get_params_for("optimizer").get("lr", net.lr)
+        if net.min_lr > peak:
+            warn_user(
+                f"min_lr={net.min_lr} is above the peak learning rate {peak} (lr or "
+                "optimizer__lr): the cosine decay raises the rate to min_lr instead of "
+                "lowering it; set min_lr to at most the peak")
         self.epoch_ = 0
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Count the epoch's training batches (from the net's training loader).
+
+        At the first epoch, a ``warmup_epochs`` longer than the fit's epochs warns: the rate
+        would never reach its peak.
 
         Parameters
         ----------
@@ -268,6 +282,12 @@ class WarmupCosineLR(Callback):
         # the training loader's own count: drop_last, batch_size=-1 or a sampler included
         self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
         self.batch_ = 0
+        epochs = net.__dict__.get("_epochs_run_", net.max_epochs)  # known once the loop runs
+        if self.epoch_ == 0 and net.warmup_epochs > epochs:
+            warn_user(
+                f"warmup_epochs={net.warmup_epochs} is more than the {epochs} epoch(s) of this "
+                "fit: the rate rises for the whole fit and never reaches its peak "
+                f"{net.get_params_for('optimizer').get('lr', net.lr)}")
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         """Set every parameter group's learning rate for this training batch.

@@ -352,7 +352,7 @@ def test_the_subject_split_keeps_each_subjects_windows_together():
 def test_early_stopping_on_a_subject_split():
     X, y = offset_subjects(np.tile([0.0, 1.0], 5)), np.tile([0, 1], 5)
     clf = BrainJEPAClassifier(
-        tiny_module(), **fast(max_epochs=20, lr=0.0),  # nothing learns: no improvement
+        tiny_module(), **fast(max_epochs=20, lr=0.0, min_lr=0.0),  # nothing learns: no improvement
         train_split=SubjectValidSplit(0.4, stratified=True, random_state=0),
         callbacks=[EarlyStopping(patience=2)],
     ).fit(X, y)
@@ -1154,6 +1154,24 @@ def test_setting_the_learning_rate_after_fit_keeps_the_layer_wise_decay(name):
     # subject) warms up to 3/4 of it at its last batch
     clf.set_params(warmup_epochs=1, max_epochs=2, batch_size=1).partial_fit(X, y)
     assert clf.history_[-2]["lr"] == pytest.approx(0.75e-3)
+
+
+def test_schedule_settings_that_contradict_each_other_are_caught():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    # a floor above the peak makes the cosine decay climb
+    with pytest.warns(UserWarning, match=r"min_lr=0.1 is above the peak learning rate 0.001"):
+        clf.set_params(lr=1e-3, min_lr=0.1).fit(X, y)
+    with pytest.warns(UserWarning, match="min_lr=0.1 is above the peak learning rate 0.002"):
+        clf.set_params(optimizer__lr=2e-3).fit(X, y)
+    # a warm-up longer than the fit never reaches the peak
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.set_params(min_lr=1e-6).fit(X, y)
+    with pytest.warns(UserWarning, match=r"warmup_epochs=5 is more than the 2 epoch\(s\)"):
+        clf.set_params(warmup_epochs=5, max_epochs=2).fit(X, y)
+    with pytest.warns(UserWarning, match=r"warmup_epochs=5 is more than the 3 epoch\(s\)"):
+        clf.partial_fit(X, y, epochs=3)
 
 
 def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():
