@@ -578,7 +578,8 @@ class _FineTuneBase(SubjectsInputMixin):
         X, y
             As in ``fit``.
         classes : array-like, optional
-            All the labels (classification, first call only), as in scikit-learn.
+            All the labels (classification), as in scikit-learn: needed only at the first
+            call; a later call may repeat them but not change them (a ``ValueError``).
         **fit_params : dict
             Passed to skorch's training loop.
 
@@ -845,6 +846,11 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
         check_classification_targets(y)
         if continuing:
+            # as scikit-learn's partial_fit: later calls may repeat the classes, not change them
+            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+                raise ValueError(f"classes={np.asarray(classes).tolist()} is not the same as "
+                                 f"in the first fit, {self.classes_.tolist()}; fit with "
+                                 "warm_start=False to learn other classes")
             classes = self.classes_
         elif classes is None:
             classes = np.unique(y) if self.classes is None else np.asarray(self.classes)

@@ -323,6 +323,12 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
     assert clf.module_ is not module and len(clf.history_) == 2
     with pytest.raises(ValueError, match="not among the classes"):
         clf.partial_fit(X, np.tile([0, 2], 4))
+    # later calls may repeat the classes, not change them (as scikit-learn's partial_fit)
+    clf.partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"classes=\[0, 1, 2\] is not the same as in the first "
+                                         r"fit, \[0, 1\]"):
+        clf.partial_fit(X, y, classes=[0, 1, 2])
+    assert clf.classes_.tolist() == [0, 1] and len(clf.history_) == 4
 
 
 # -- validation split and early stopping -------------------------------------------------------
