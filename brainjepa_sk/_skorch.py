@@ -102,10 +102,12 @@ def layer_groups_setter(net, param, value):
 
     Unlike skorch's own setter, every value is also stored on the net, so that ``get_params``
     (hence ``clone``, a grid search, a refit) and the schedule's peak see it, as they see one
-    given to the constructor."""
-    setattr(net, param, value)
-    if param != "lr":
-        net._params_to_validate.add(param)
+    given to the constructor (except skorch's ``optimizer__param_groups__*``, which only
+    change the live optimizer's groups)."""
+    if not param.startswith("optimizer__param_groups__"):
+        setattr(net, param, value)
+        if param != "lr":
+            net._params_to_validate.add(param)
     if param in ("lr", "optimizer__lr"):
         for group in net.optimizer_.param_groups:
             group["lr"] = value * group.get("lr_scale", 1.0)
@@ -265,8 +267,8 @@ class WarmupCosineLR(Callback):
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Count the epoch's training batches (from the net's training loader).
 
-        At the first epoch, a ``warmup_epochs`` longer than the fit's epochs warns: the rate
-        would never reach its peak.
+        At the first epoch, a ``warmup_epochs`` as long as the fit's epochs or longer warns:
+        the rate would never reach its peak.
 
         Parameters
         ----------
@@ -283,10 +285,10 @@ class WarmupCosineLR(Callback):
         self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
         self.batch_ = 0
         epochs = net.__dict__.get("_epochs_run_", net.max_epochs)  # known once the loop runs
-        if self.epoch_ == 0 and net.warmup_epochs > epochs:
+        if self.epoch_ == 0 and net.warmup_epochs > 0 and net.warmup_epochs >= epochs:
             warn_user(
-                f"warmup_epochs={net.warmup_epochs} is more than the {epochs} epoch(s) of this "
-                "fit: the rate rises for the whole fit and never reaches its peak "
+                f"warmup_epochs={net.warmup_epochs} is not less than the {epochs} epoch(s) of "
+                "this fit: the rate rises for the whole fit and never reaches its peak "
                 f"{net.get_params_for('optimizer').get('lr', net.lr)}")
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):

@@ -17,6 +17,7 @@ this module adds is what subjects' fMRI need:
 from __future__ import annotations
 
 import numbers
+import os
 
 import numpy as np
 import torch
@@ -59,6 +60,7 @@ from ._skorch import (
     targets_of,
 )
 from ._warnings import warn_user
+from .files import is_path
 from .nn import POOLINGS, EncoderWithHead
 from .train.optim import layer_decay_groups
 from .train.runtime import (
@@ -81,15 +83,22 @@ _BUILT_IN_FIT = (
 
 
 def _same_setting(a, b):
-    """Whether two parameter values are the same setting (arrays by value, modules by
-    identity)."""
+    """Whether two parameter values are the same setting: paths by their text, array-likes
+    (arrays, DataFrames, tensors) by value, modules by identity."""
     if a is b:
         return True
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
+    if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
+        return False
+    if is_path(a) and is_path(b):
+        return os.fspath(a) == os.fspath(b)
+    if any(hasattr(v, "__array__") for v in (a, b)):
+        try:
+            return np.array_equal(np.asarray(a), np.asarray(b))
+        except (TypeError, ValueError, RuntimeError):
+            return False
     try:
         return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):  # e.g. tensors of several values
+    except (TypeError, ValueError, RuntimeError):
         return False
 
 

@@ -191,9 +191,14 @@ def _as_subject_list(X):
 def _where_not_finite(subject, names):
     """Where a subject's first NaN or infinite value is, for an error message ("" if none)."""
     try:
-        bad = ~np.isfinite(np.asarray(subject, dtype=np.float64))
+        values = np.asarray(subject)
+        if values.dtype.kind == "c":
+            return ""  # complex: another message says so
+        if values.dtype.kind not in "fiub":
+            values = values.astype(np.float64)  # e.g. numbers as objects
+        bad = ~np.isfinite(values)
     except (ValueError, TypeError):
-        return ""  # not numbers: another message says so
+        return ""  # not (real) numbers: another message says so
     if bad.ndim != 2 or not bad.any():
         return ""
     regions = np.flatnonzero(bad.any(axis=0))
@@ -205,6 +210,27 @@ def _where_not_finite(subject, names):
             f"{int(bad.sum())} value(s) in all")
 
 
+def _ragged_message(i, subject):
+    """Why subject ``i``, a sequence whose parts differ in shape, is not one table."""
+    try:
+        shapes = [np.shape(part) for part in subject]
+    except ValueError:  # ragged deeper down
+        shapes = []
+    odd = next((k for k, shape in enumerate(shapes) if shape != shapes[0]), None)
+    if odd is None:
+        return (f"subject {i} holds nested sequences of different lengths, but each subject "
+                "is one 2-D (n_timepoints, n_regions) table")
+    if all(len(shape) <= 1 for shape in shapes):  # rows of a table, one of another length
+        return (f"subject {i} is a table whose rows differ in length: row {odd} has "
+                f"{shapes[odd][0] if shapes[odd] else 1} value(s) but row 0 has "
+                f"{shapes[0][0] if shapes[0] else 1}; each subject is one 2-D "
+                "(n_timepoints, n_regions) table")
+    return (f"subject {i} is a sequence of parts of different shapes (part 0 {shapes[0]}, "
+            f"part {odd} {shapes[odd]}), but each subject is one 2-D (n_timepoints, n_regions) "
+            "table. To use a subject's runs together, concatenate them along time "
+            "(numpy.concatenate(runs)); or give each run as its own subject")
+
+
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
@@ -212,14 +238,8 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
         subject = np.asarray(subject)
     try:
         np.ndim(subject)
-    except ValueError:  # numpy's "inhomogeneous shape": e.g. runs of different lengths
-        shapes = [np.shape(part) for part in subject][:4]
-        raise ValueError(
-            f"subject {i} is a sequence of parts of different shapes ({shapes}"
-            f"{', ...' if len(subject) > 4 else ''}), but each subject is one 2-D "
-            "(n_timepoints, n_regions) table. To use a subject's runs together, concatenate "
-            "them along time (numpy.concatenate(runs)); or give each run as its own subject"
-        ) from None
+    except ValueError:  # numpy's "inhomogeneous shape": runs or rows of different lengths
+        raise ValueError(_ragged_message(i, subject)) from None
     if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
         several = (" (a 3-D array holds several subjects: pass it as X itself, or its subjects "
                    "in the list)") if np.ndim(subject) == 3 else ""
@@ -278,11 +298,15 @@ def _names_files(X):
 
 
 def _paths_as_list(X):
-    """A 1-D NumPy array of strings (``np.array(sorted(glob(...)))``) as a list of paths;
-    anything else unchanged."""
-    if isinstance(X, np.ndarray) and X.ndim == 1 and X.dtype.kind in "US":
-        return [os.fsdecode(path) for path in X.tolist()]
-    return X
+    """A 1-D NumPy array or pandas Series of paths (``np.array(sorted(glob(...)))``, a
+    DataFrame's column of file names) as a list of paths, so that the files are streamed as a
+    list's are; anything else unchanged."""
+    if getattr(X, "ndim", None) != 1 or not isinstance(X, np.ndarray) and not hasattr(X, "iloc"):
+        return X
+    values = X.tolist()
+    if isinstance(X, np.ndarray) and X.dtype.kind == "S":
+        values = [os.fsdecode(value) for value in values]
+    return values if values and all(is_path(value) for value in values) else X
 
 
 def _validate_files(X, check):
@@ -290,6 +314,7 @@ def _validate_files(X, check):
     paths = expand_subject_paths(X) if is_path(X) else [Path(x) for x in X]
     digest = hashlib.sha256()
     lengths, n_regions, names = [], None, None
+    all_connectivity = True
     for i, path in enumerate(paths):
         subject = read_subject_file(path)
         if names is None:  # the first header met (files without one have no names)
@@ -300,8 +325,11 @@ def _validate_files(X, check):
             raise type(error)(f"{path}: {error}") from None
         n_regions = array.shape[1]
         lengths.append(array.shape[0])
+        all_connectivity = all_connectivity and _looks_like_connectivity(array)
         _update_digest(digest, array)
         del subject, array  # one subject in memory at a time
+    if all_connectivity:
+        _warn_connectivity(check["name"])
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
                         dtype=check["dtype"])
 
@@ -481,6 +509,15 @@ def subjects_digest(subjects):
     return digest.hexdigest()
 
 
+def _warn_connectivity(name):
+    warn_user(
+        f"X looks like connectivity matrices (every subject is square and symmetric with a "
+        f"unit diagonal), but {name} takes ROI time series of shape (n_timepoints, "
+        "n_regions); give the time series (GradientPositioner takes connectivity matrices "
+        "with kind='connectivity')"
+    )
+
+
 def _looks_like_connectivity(array):
     """Whether a checked subject is square and symmetric with a unit diagonal, as a correlation
     matrix is and a time series practically never is."""
@@ -592,12 +629,7 @@ def validate_subjects(
             if not lazy:
                 out.append(array)
         if all_connectivity:
-            warn_user(
-                f"X looks like connectivity matrices (every subject is square and symmetric "
-                f"with a unit diagonal), but {name} takes ROI time series of shape "
-                "(n_timepoints, n_regions); give the time series (GradientPositioner takes "
-                "connectivity matrices with kind='connectivity')"
-            )
+            _warn_connectivity(name)
         if lazy:  # converted again when used: never a converted copy of every subject at once
             out = ConvertedSubjects(subjects, dtype, allow_constant)
 

@@ -6,7 +6,7 @@ import pytest
 from _estimators import N_REGIONS, tiny_module
 
 from brainjepa_sk import BrainJEPAEmbedder
-from brainjepa_sk.files import read_subject_file
+from brainjepa_sk.files import SubjectFiles, read_subject_file
 from brainjepa_sk.validation import validate_subjects
 
 
@@ -48,9 +48,13 @@ def test_x_may_be_a_list_of_files_or_a_glob(tmp_path, series):
     # mixed with arrays, and path objects
     mixed = validate_subjects([paths[0], series[1]])
     np.testing.assert_array_equal(mixed[1], series[1])
-    # a NumPy array of paths, as np.array(sorted(glob(...))) gives, read or streamed
-    for lazy in (False, True):
-        from_array = validate_subjects(np.array([str(p) for p in paths]), lazy=lazy)
+    # a NumPy array (np.array(sorted(glob(...)))) or a pandas Series of paths: streamed as a
+    # list of paths is
+    names = [str(p) for p in paths]
+    for given in (np.array(names), np.array(names, dtype=object), pd.Series(names)):
+        assert isinstance(validate_subjects(given, lazy=True), SubjectFiles)
+        from_array = validate_subjects(given)
+        assert len(from_array) == len(from_list)
         for a, b in zip(from_array, from_list):
             np.testing.assert_array_equal(a, b)
 

@@ -710,6 +710,24 @@ def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     assert len(clf.history_) == 1
 
 
+def test_a_continued_fit_takes_equal_settings_given_anew_as_unchanged(tmp_path):
+    """The same file as a str or a Path, the same gradients re-read as another DataFrame."""
+    import pandas as pd
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    save_checkpoint(tmp_path / "m.pt", tiny_module())
+    clf = BrainJEPAClassifier(str(tmp_path / "m.pt"), **fast(max_epochs=1)).fit(X, y)
+    clf.set_params(weights=tmp_path / "m.pt").partial_fit(X, y)
+    gradients = pd.DataFrame(np.random.default_rng(0).standard_normal((N_REGIONS, 3)))
+    module = tiny_module()
+    probe = BrainJEPAClassifier(module.target_encoder, gradients=gradients, n_frames=8,
+                                **fast(max_epochs=1))
+    with pytest.warns(UserWarning, match="gradients"):  # ignored with a module, kept as set
+        probe.fit(X, y)
+        probe.set_params(gradients=gradients.copy()).partial_fit(X, y)
+    assert len(clf.history_) == len(probe.history_) == 2
+
+
 def _loaded(module, state):
     reference = copy.deepcopy(module)
     reference.load_state_dict(state)
@@ -730,6 +748,11 @@ def test_setting_the_weight_decay_of_a_fitted_model_spares_biases_and_norms():
         groups = refit.optimizer_.param_groups
         assert {g["weight_decay"] for g in groups if not g.get("no_weight_decay")} == {0.3}
         assert {g["betas"] for g in groups} == {(0.8, 0.9)}
+    # skorch's per-group settings change the live groups only: a refit builds them anew
+    clf.set_params(optimizer__param_groups__0__lr=0.1)
+    assert clf.optimizer_.param_groups[0]["lr"] == 0.1
+    assert not any(k.startswith("optimizer__param_groups") for k in clf.get_params())
+    clf.fit(X, y)
 
 
 def test_the_schedule_counts_the_batches_the_loader_gives():
@@ -1174,10 +1197,15 @@ def test_schedule_settings_that_contradict_each_other_are_caught():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf.set_params(min_lr=1e-6).fit(X, y)
-    with pytest.warns(UserWarning, match=r"warmup_epochs=5 is more than the 2 epoch\(s\)"):
+    with pytest.warns(UserWarning, match=r"warmup_epochs=5 is not less than the 2 epoch\(s\)"):
         clf.set_params(warmup_epochs=5, max_epochs=2).fit(X, y)
-    with pytest.warns(UserWarning, match=r"warmup_epochs=5 is more than the 3 epoch\(s\)"):
+    with pytest.warns(UserWarning, match=r"warmup_epochs=5 is not less than the 3 epoch\(s\)"):
         clf.partial_fit(X, y, epochs=3)
+    with pytest.warns(UserWarning, match=r"warmup_epochs=2 is not less than the 2 epoch\(s\)"):
+        clf.set_params(warmup_epochs=2).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.set_params(warmup_epochs=1.5).fit(X, y)
 
 
 def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():

@@ -420,7 +420,7 @@ def test_pandas_output_keeps_the_index_of_a_series_of_subjects(X):
     np.testing.assert_allclose(out.to_numpy(), GradientPositioner(**SMALL).fit(X).transform(X))
 
 
-def test_connectivity_matrices_given_as_time_series_warn(X):
+def test_connectivity_matrices_given_as_time_series_warn(X, tmp_path):
     """Correlation matrices are valid (n_regions x n_regions) 'time series', so they would be
     used silently; every subject square, symmetric and unit-diagonal is the sign."""
     from nilearn.connectome import ConnectivityMeasure
@@ -428,6 +428,11 @@ def test_connectivity_matrices_given_as_time_series_warn(X):
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
     with pytest.warns(UserWarning, match="looks like connectivity matrices.*kind='connectivity'"):
         GradientPositioner(**SMALL).fit(corr)
+    # files are checked one at a time, the same way
+    for k, matrix in enumerate(corr):
+        np.save(tmp_path / f"sub-{k}.npy", matrix)
+    with pytest.warns(UserWarning, match="looks like connectivity matrices"):
+        GradientPositioner(**SMALL).fit(str(tmp_path / "sub-*.npy"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GradientPositioner(kind="connectivity", **SMALL).fit(corr)

@@ -161,6 +161,9 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         (lambda X: _object_array(X, {"a": 1}), "not numeric"),
         # a subject given as its runs of different lengths
         (lambda X: [[X[0], X[0][:-2]], *X[1:]], r"subject 0 is a sequence.*numpy.concatenate"),
+        # nested lists with one row short
+        (lambda X: [[*X[0][:3].tolist(), X[0][3][:-1].tolist(), *X[0][4:].tolist()], *X[1:]],
+         r"subject 0 is a table whose rows differ in length: row 3 has"),
         # a dict's keys would be read as file names
         (lambda X: {f"sub-{i}": x for i, x in enumerate(X)}, r"got a dict.*pandas.Series\(X\)"),
     ],
