@@ -364,6 +364,12 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     atomic_save(payload, path)
 
 
+_TRAINING_STATE_ADVICE = (
+    "{path} is the saved state of a pretraining run (BrainJEPAPretrainer's checkpoint_dir), "
+    "not a model: write its model with brainjepa_sk.checkpoint.export_training_state("
+    "state_path, 'model.pt') and pass that file")
+
+
 def load_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by :func:`save_checkpoint`.
 
@@ -380,6 +386,8 @@ def load_checkpoint(path, map_location="cpu"):
         ``model`` (eval mode), ``preprocessing`` and ``metadata``.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
+    if isinstance(payload, dict) and "loop" in payload and "key" in payload:
+        raise ValueError(_TRAINING_STATE_ADVICE.format(path=path))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
         raise ValueError(
             f"{path} is not a brainjepa_sk checkpoint; for the research code's files use "
@@ -568,10 +576,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         raise FileNotFoundError(f"weights file not found: {weights}")
     kind = _checkpoint_kind(weights)
     if kind == "training_state":
-        raise ValueError(
-            f"{weights} is the saved state of a pretraining run (BrainJEPAPretrainer's "
-            "checkpoint_dir), not a model: write its model with brainjepa_sk.checkpoint."
-            "export_training_state(state_path, 'model.pt') and pass that file")
+        raise ValueError(_TRAINING_STATE_ADVICE.format(path=weights))
     if kind == "other":
         raise ValueError(
             f"{weights} is neither a brainjepa_sk checkpoint nor a research checkpoint (which "

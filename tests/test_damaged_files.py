@@ -137,6 +137,7 @@ def test_a_format_2_checkpoint_still_loads_and_is_checked(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state",
+                                    "flipped_optimizer_setting", "flipped_counter",
                                     "flipped_extra"])
 def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
@@ -150,7 +151,17 @@ def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
         state = torch.load(state_path, weights_only=True)
         next(iter(state["loop"]["model"].values())).view(-1)[0] += 1.0
         torch.save(state, state_path)
-        expected = "damaged: its tensors do not match the checksum"
+        expected = "damaged: its contents do not match the checksum"
+    elif damage in ("flipped_optimizer_setting", "flipped_counter"):
+        # values that are not tensors change the resumed run as much
+        state = torch.load(state_path, weights_only=True)
+        if damage == "flipped_optimizer_setting":
+            group = state["loop"]["optimizer"]["param_groups"][0]
+            group["betas"] = (group["betas"][0], 0.997)
+        else:
+            state["loop"]["step"] += 1
+        torch.save(state, state_path)
+        expected = "damaged: its contents do not match the checksum"
     elif damage == "flipped_extra":  # e.g. the preprocessing export_training_state writes
         state = torch.load(state_path, weights_only=True)
         state["extra"]["preprocessing"]["n_frames"] = 20
@@ -203,6 +214,9 @@ def test_weights_that_are_not_a_model_say_what_they_are(tmp_path):
     with pytest.raises(ValueError, match=r"run-\w+\.pt is the saved state of a pretraining "
                                          r"run.*export_training_state"):
         BrainJEPAEmbedder(weights=state).fit(X)
+    with pytest.raises(ValueError, match=r"run-\w+\.pt is the saved state of a pretraining "
+                                         r"run.*export_training_state"):
+        load_checkpoint(state)
     torch.save(_model().state_dict(), tmp_path / "bare.pt")  # a bare state dict
     torch.save(torch.zeros(3), tmp_path / "tensor.pt")
     for name in ("bare", "tensor"):

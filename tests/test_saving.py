@@ -122,6 +122,12 @@ def test_an_unseeded_run_with_checkpoint_dir_warns_up_front(tmp_path):
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
     with pytest.warns(UserWarning, match="random_state is not an int.*never be resumed"):
         _pretrainer(checkpoint_dir=tmp_path, random_state=None).fit(X)
+    # its state file is never resumed, so a damaged one is overwritten, not read
+    (state,) = tmp_path.glob("*.pt")
+    state.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="not resuming from .*random_state is not an int"):
+        _pretrainer(checkpoint_dir=tmp_path, random_state=None).fit(X)
+    assert state.stat().st_size > 1000
 
 
 def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):

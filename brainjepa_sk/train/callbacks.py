@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .._warnings import warn_user
-from .runtime import atomic_save, load_file, tensor_checksum
+from .runtime import all_finite, atomic_save, load_file, tensor_checksum
 
 __all__ = [
     "Callback",
@@ -172,7 +172,7 @@ def collapse_metrics(features):
     """
     features = features.float().reshape(-1, features.shape[-1])
     # fewer than two samples: no spread to measure (not "collapsed", unknown); non-finite
-    # features (a diverged run, which the loss guard reports): none to measure either
+    # features (a diverged run, which CollapseMonitor reports): none to measure either
     if features.shape[0] < 2 or not bool(torch.isfinite(features).all()):
         return {"std": float("nan"), "effective_rank": float("nan")}
     centred = features - features.mean(0, keepdim=True)
@@ -188,6 +188,7 @@ class CollapseMonitor(Callback):
 
     Both are :func:`collapse_metrics` of the target encoder's mean-pooled features of fixed
     windows, computed in eval mode (no stochastic depth) and under the loop's autocast.
+    Features that are NaN or infinite stop the run with ``FloatingPointError``.
 
     Parameters
     ----------
@@ -207,6 +208,11 @@ class CollapseMonitor(Callback):
         ----------
         loop : PretrainLoop
             The running loop.
+
+        Raises
+        ------
+        FloatingPointError
+            When the features are NaN or infinite (a diverged run).
         """
         model = loop.model
         was_training = model.training
@@ -217,18 +223,28 @@ class CollapseMonitor(Callback):
         ):
             features = model.target_encoder(self.windows).float().mean(1)
         model.train(was_training)
+        if not bool(torch.isfinite(features).all()):
+            # the losses come before each update: a run whose last updates diverged shows here
+            raise FloatingPointError(
+                f"the target encoder's features became NaN or infinite in epoch "
+                f"{loop.history[-1]['epoch']} (its last updates diverged); lower lr or check "
+                "the input scaling"
+            )
         metrics = collapse_metrics(features)
         loop.history[-1].update(target_std=metrics["std"], effective_rank=metrics["effective_rank"])
 
 
 class NonFiniteLossGuard(Callback):
-    """Stops the run with ``FloatingPointError`` when an epoch's mean loss is NaN or infinite.
+    """Stops the run with ``FloatingPointError`` when an epoch's mean loss, or the model's
+    weights at its end, are NaN or infinite.
 
-    Checked once per epoch, so that steps never wait for the device.
+    Checked once per epoch, so that steps never wait for the device. The weights are checked
+    too because the losses are computed before each update: a run that diverges at its last
+    step has finite losses and NaN weights.
     """
 
     def on_epoch_end(self, loop):
-        """Raise ``FloatingPointError`` if the epoch's mean loss is NaN or infinite.
+        """Raise ``FloatingPointError`` if the epoch's mean loss or the weights are not finite.
 
         Parameters
         ----------
@@ -238,13 +254,18 @@ class NonFiniteLossGuard(Callback):
         Raises
         ------
         FloatingPointError
-            When ``loop.history[-1]["loss"]`` is not finite.
+            When ``loop.history[-1]["loss"]`` or a parameter of ``loop.model`` is not finite.
         """
         record = loop.history[-1]
         if not math.isfinite(record["loss"]):
             raise FloatingPointError(
                 f"the pretraining loss became {record['loss']} in epoch {record['epoch']}; "
                 "lower lr or check the input scaling"
+            )
+        if not all_finite(loop.model.parameters()):
+            raise FloatingPointError(
+                f"the model's weights became NaN or infinite in epoch {record['epoch']} (its "
+                "last updates diverged); lower lr or check the input scaling"
             )
 
 
@@ -328,15 +349,17 @@ class Checkpoint(Callback):
         """
         if not self.path.is_file():
             return False
-        try:
-            state = read_training_state(self.path)
-        except ValueError as error:
-            raise ValueError(f"{error}; delete it to start the run afresh") from error
-        if self.key is not None and state.get("key") == self.key:
-            loop.load_state_dict(state["loop"])
-            return True
-        why = "random_state is not an int" if self.key is None else (
-            "it was written with other settings or data")
+        if self.key is None:  # never resumed: not read (it may be large, or damaged)
+            why = "random_state is not an int"
+        else:
+            try:
+                state = read_training_state(self.path)
+            except ValueError as error:
+                raise ValueError(f"{error}; delete it to start the run afresh") from error
+            if state.get("key") == self.key:
+                loop.load_state_dict(state["loop"])
+                return True
+            why = "it was written with other settings or data"
         warn_user(
             f"not resuming from {self.path}: {why}; starting afresh and overwriting it",
         )
@@ -356,7 +379,8 @@ class Checkpoint(Callback):
         """Write the loop's state now (atomically).
 
         The file holds ``loop`` (:meth:`PretrainLoop.state_dict`), ``key``, ``checksum`` (of
-        the loop's tensors), ``extra`` and ``extra_checksum`` (of the key and ``extra``).
+        the loop's tensors and values: the optimizer's settings, the step and epoch counters,
+        the history), ``extra`` and ``extra_checksum`` (of the key and ``extra``).
 
         Parameters
         ----------
@@ -364,7 +388,8 @@ class Checkpoint(Callback):
             The loop whose state is saved.
         """
         state = loop.state_dict()
-        atomic_save({"loop": state, "key": self.key, "checksum": tensor_checksum(state),
+        atomic_save({"loop": state, "key": self.key,
+                     "checksum": tensor_checksum(state, values=True), "checksum_values": True,
                      "extra": self.extra, "extra_checksum": _extra_checksum(self.key, self.extra)},
                     self.path)
 
@@ -397,9 +422,11 @@ def read_training_state(path):
     state = load_file(path, map_location="cpu", what="training state")
     if not isinstance(state, dict) or "loop" not in state:
         raise ValueError(f"{path} is not a training state")
-    if "checksum" in state and state["checksum"] != tensor_checksum(state["loop"]):
+    # states saved before the values were counted have a checksum of their tensors only
+    if "checksum" in state and state["checksum"] != tensor_checksum(
+            state["loop"], values=state.get("checksum_values") is True):
         raise ValueError(
-            f"{path} is damaged: its tensors do not match the checksum stored with them"
+            f"{path} is damaged: its contents do not match the checksum stored with them"
         )
     # states saved before extra_checksum existed have none
     if "extra_checksum" in state and state["extra_checksum"] != _extra_checksum(
