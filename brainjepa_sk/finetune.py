@@ -64,6 +64,7 @@ from .files import is_path
 from .nn import POOLINGS, EncoderWithHead
 from .train.optim import layer_decay_groups
 from .train.runtime import (
+    all_finite,
     cpu_copy,
     forked_rng,
     noting_ctrl_c,
@@ -731,6 +732,12 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"the fine-tuning loss became {bad[0]} in epoch {record['epoch']}: lower lr, "
                 "or check the scaling of the input and of y; the estimator is left as it was "
                 "before this fit")
+        # the losses come before each update: a last update that diverged shows only here
+        if not all_finite(self.module_.parameters()):
+            raise FloatingPointError(
+                f"the fine-tuned weights became NaN or infinite in epoch {record['epoch']}: "
+                "lower lr, or check the scaling of the input and of y; the estimator is left "
+                "as it was before this fit")
 
     def _after_fit(self):
         pass

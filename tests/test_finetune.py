@@ -1080,6 +1080,26 @@ def test_a_non_finite_loss_stops_the_fit_and_keeps_the_fitted_model():
     assert len(clf.history_) == 1
 
 
+def test_weights_broken_by_the_last_update_stop_the_fit_and_keep_the_fitted_model():
+    class Break(Callback):  # the last update diverges: its loss, computed before it, is finite
+        active = False
+
+        def on_batch_end(self, net, batch=None, training=False, **kwargs):
+            if training and self.active:
+                with torch.no_grad():
+                    next(net.module_.parameters()).view(-1)[0] = float("nan")
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    breaker = Break()
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[breaker]).fit(X, y)
+    proba = clf.predict_proba(X)
+    breaker.active = True
+    with pytest.raises(FloatingPointError, match="weights became NaN or infinite in epoch 2"):
+        clf.partial_fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert len(clf.history_) == 1
+
+
 def test_targets_too_large_for_float32_are_refused():
     X = offset_subjects(np.zeros(4))
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, [1.0, 2.0, 3.0, 4.0])

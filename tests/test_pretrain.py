@@ -562,6 +562,17 @@ def test_a_failed_fit_keeps_the_previous_one():
     np.testing.assert_array_equal(model.transform(X), before)
 
 
+def test_a_run_that_diverges_at_its_last_step_is_an_error_not_nan_embeddings():
+    # one step: its loss is computed before the update that breaks the weights
+    X = np.random.default_rng(0).standard_normal((6, 24, N_REGIONS)).cumsum(1)
+    model = _pretrainer(n_epochs=1).fit(X)
+    before = model.transform(X)
+    with pytest.raises(FloatingPointError, match="features became NaN or infinite in epoch 0"):
+        model.set_params(n_frames=16, batch_size=64, lr=1e20, start_lr=1e20, final_lr=1e20,
+                         warmup_epochs=0).fit(X)
+    np.testing.assert_array_equal(model.set_params(n_frames=32).transform(X), before)
+
+
 def test_a_run_whose_features_diverge_first_gets_the_loss_guards_error():
     # at this rate the monitored features overflow an epoch before the loss does: the collapse
     # monitor used to fail inside torch.linalg.svd

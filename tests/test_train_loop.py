@@ -133,6 +133,22 @@ def test_the_loss_guard_stops_an_infinite_loss_too():
         loop.run()
 
 
+def test_the_loss_guard_stops_weights_broken_by_the_last_update():
+    """The losses are computed before each update: finite losses, then NaN weights."""
+    loop = _loop(callbacks=[NonFiniteLossGuard()])
+    train_step = loop.train_step
+
+    def breaking_step(x, momentum):
+        train_step(x, momentum)
+        with torch.no_grad():
+            next(loop.model.encoder.parameters()).view(-1)[0] = float("nan")
+        return torch.tensor(1.0)  # the loss before the update, finite
+
+    loop.train_step = breaking_step
+    with pytest.raises(FloatingPointError, match="weights became NaN or infinite in epoch 0"):
+        loop.run()
+
+
 def _run_seeded(loop, state=None):
     """Run with torch's global generator (stochastic depth) seeded, leaving the caller's alone.
 
@@ -418,6 +434,23 @@ def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
         Checkpoint(path, key="k").restore(resumed)
         resumed.run()
     assert resumed.history == straight.history
+
+
+def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):
+    """Landing in the last epoch's hooks, it would be dropped with the handler, and a
+    cross-validation would carry on past the pre-emption."""
+
+    class TermAtLastEpochEnd(Callback):
+        def on_epoch_end(self, loop):
+            if loop.epoch == loop.n_epochs:
+                signal.raise_signal(signal.SIGTERM)
+
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=2, callbacks=[TermAtLastEpochEnd(), Checkpoint(path, "k")])
+    with pytest.raises(TrainingInterrupted, match="after the run's last step.*complete"):
+        _run_seeded(loop)
+    assert loop.epoch == 2 and len(loop.history) == 2
+    assert torch.load(path, weights_only=True)["loop"]["epoch"] == 2  # the whole run saved
 
 
 @pytest.mark.parametrize("accumulation_steps", [1, 2])

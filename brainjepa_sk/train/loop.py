@@ -157,6 +157,16 @@ class PretrainLoop:
             self._notify("on_train_begin")
             while self.epoch < self.n_epochs:
                 self.run_epoch()
+            # a SIGTERM that came after the last step (during the last epoch's hooks, or with
+            # no step left to run) still stops the caller, as the pre-emption asked
+            stop = (self._stop_requested if self.world_size == 1
+                    else any_process(self._stop_requested, self.device))
+            if stop:
+                self._notify("on_interrupt")
+                raise TrainingInterrupted(
+                    f"stopped by SIGTERM after the run's last step ({self.step}); the run is "
+                    "complete (with a Checkpoint, saved: the same fit again returns it)"
+                )
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)

@@ -20,6 +20,7 @@ import torch
 
 __all__ = [
     "PRECISIONS",
+    "all_finite",
     "atomic_save",
     "check_writable_folder",
     "cpu_copy",
@@ -230,6 +231,23 @@ def load_file(path, map_location="cpu", what="torch file"):
             f"{path} is not a {what}: it was not written by torch.save, or it is damaged "
             f"({type(error).__name__}: {error})"
         ) from error
+
+
+def all_finite(tensors):
+    """Whether every value of every tensor is finite, with one wait for the device.
+
+    Parameters
+    ----------
+    tensors : iterable of torch.Tensor
+        E.g. a module's ``parameters()``.
+
+    Returns
+    -------
+    bool
+        ``False`` when any value is NaN or infinite.
+    """
+    flags = [torch.isfinite(tensor).all() for tensor in tensors]
+    return bool(torch.stack(flags).all()) if flags else True
 
 
 def tensor_checksum(obj, values=False):
