@@ -12,6 +12,11 @@ from there.
 
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
@@ -22,6 +27,7 @@ from skorch.setter import optimizer_setter
 from torch.utils.data import Subset
 
 from ._warnings import warn_user
+from .files import is_path
 from .train.schedule import warmup_cosine
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
@@ -346,3 +352,78 @@ def is_windows(X, net):
         return True
     return isinstance(X, (WindowArray, SubjectWindows)) or (
         isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
+
+
+def save_params_atomically(save_params, files, **options):
+    """Call skorch's ``save_params`` with every path in ``files`` swapped for a temporary file
+    beside it, then rename each over its target.
+
+    skorch writes in place: a kill during a save (e.g. by its ``Checkpoint`` at the end of an
+    epoch) would leave the only copy cut short. Here the previous file stays until the new one
+    is whole and flushed to the disk.
+
+    Parameters
+    ----------
+    save_params : callable
+        The net's own (skorch's) ``save_params``.
+    files : dict
+        skorch's ``f_*`` arguments: paths, file objects (written as given) or None.
+    **options
+        Other arguments of ``save_params`` (``use_safetensors``).
+    """
+    swapped, renames = {}, []
+    try:
+        for key, target in files.items():
+            if not is_path(target):
+                swapped[key] = target
+                continue
+            target = Path(target)
+            handle, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
+                                            suffix=".part")
+            os.close(handle)
+            swapped[key] = part
+            renames.append((part, target))
+        save_params(**swapped, **options)
+        for part, target in renames:
+            with open(part, "rb+") as file:
+                os.fsync(file.fileno())
+            os.replace(part, target)
+    finally:
+        for part, _ in renames:
+            if os.path.exists(part):
+                os.remove(part)
+
+
+def load_params_naming_files(load_params, files, **options):
+    """Call skorch's ``load_params`` one file at a time, so that a failure names its file.
+
+    Parameters
+    ----------
+    load_params : callable
+        The net's own (skorch's) ``load_params``.
+    files : dict
+        skorch's ``f_*`` arguments: paths, file objects or None (skipped).
+    **options
+        Other arguments of ``load_params`` (``use_safetensors``).
+
+    Raises
+    ------
+    FileNotFoundError
+        As skorch raises it (skorch's ``LoadInitState`` starts afresh on it).
+    ValueError
+        Naming the file, when it is damaged or holds the state of another model.
+    """
+    for key, path in files.items():
+        if path is None:
+            continue
+        try:
+            load_params(**{key: path}, **options)
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, RuntimeError, ValueError, KeyError,
+                pickle.UnpicklingError) as error:
+            name = os.fspath(path) if is_path(path) else f"the {key} file object"
+            raise ValueError(
+                f"could not load {name} ({key}): {type(error).__name__}: {error}; the file is "
+                "damaged (cut short, say) or holds the state of another model: delete it to "
+                "start afresh") from error

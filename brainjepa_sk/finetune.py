@@ -56,6 +56,8 @@ from ._skorch import (
     draws_subjects,
     is_windows,
     layer_groups_setter,
+    load_params_naming_files,
+    save_params_atomically,
     split_windows,
     targets_of,
 )
@@ -275,6 +277,67 @@ class _FineTuneBase(SubjectsInputMixin):
         except NotInitializedError:
             raise NotInitializedError(
                 f"This {type(self).__name__} is not fitted yet: {_BUILT_IN_FIT}") from None
+
+    def save_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
+                    use_safetensors=False, **kwargs):
+        """skorch's ``save_params``, each file written beside its target and renamed into place.
+
+        A kill during a save (skorch's ``Checkpoint`` saves through this method) keeps the
+        previous file whole instead of leaving it cut short.
+
+        Parameters
+        ----------
+        f_params, f_optimizer, f_criterion, f_history : str, path-like or file, optional
+            As in skorch.
+        use_safetensors : bool, default=False
+            As in skorch.
+        **kwargs : dict
+            Other ``f_*`` files, as in skorch.
+        """
+        files = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
+                     f_history=f_history, **kwargs)
+        save_params_atomically(super().save_params, files, use_safetensors=use_safetensors)
+
+    def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
+                    checkpoint=None, use_safetensors=False, **kwargs):
+        """skorch's ``load_params``, one file at a time, so that a damaged file is named.
+
+        Parameters
+        ----------
+        f_params, f_optimizer, f_criterion, f_history : str, path-like or file, optional
+            As in skorch.
+        checkpoint : skorch.callbacks.Checkpoint, optional
+            As in skorch: its files, formatted for this net (explicit ``f_*`` override them).
+        use_safetensors : bool, default=False
+            As in skorch.
+        **kwargs : dict
+            Other ``f_*`` files, as in skorch.
+
+        Raises
+        ------
+        ValueError
+            Naming the file, when it is damaged or holds the state of another model.
+        """
+        if not self.initialized_:  # skorch's own error (this estimator builds its model in fit)
+            return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
+                                       f_criterion=f_criterion, f_history=f_history,
+                                       checkpoint=checkpoint, use_safetensors=use_safetensors,
+                                       **kwargs)
+        load = super().load_params
+        files = {}
+        if checkpoint is not None:
+            # the history first: the other files' names may be formatted from it
+            if f_history is None and checkpoint.f_history is not None:
+                load_params_naming_files(load, {"f_history": checkpoint.f_history_},
+                                         use_safetensors=use_safetensors)
+            files.update(checkpoint.get_formatted_files(self))
+            if f_history is None:
+                files.pop("f_history", None)
+        files.update(kwargs)
+        explicit = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
+                        f_history=f_history)
+        files.update({key: value for key, value in explicit.items() if value})
+        load_params_naming_files(load, files, use_safetensors=use_safetensors)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given.

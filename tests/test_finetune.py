@@ -1018,6 +1018,44 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypatch):
+    """A kill during skorch's in-place torch.save would leave the only copy cut short."""
+    import skorch.net
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    params = tmp_path / "params.pt"
+    good = params.read_bytes()
+    real_save = torch.save
+
+    def killed_save(obj, f, *args, **kwargs):
+        with open(f, "wb") as file:
+            file.write(b"half a file")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(skorch.net.torch, "save", killed_save)
+    with pytest.raises(KeyboardInterrupt):
+        clf.save_params(f_params=params)
+    monkeypatch.setattr(skorch.net.torch, "save", real_save)
+    assert params.read_bytes() == good  # the previous file, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["params.pt", "optimizer.pt", "criterion.pt", "history.json"])  # no leftovers
+    # a damaged file (as an older version's kill left it) is named, and the fit kept
+    proba = clf.predict_proba(X)
+    for damaged in (params, tmp_path / "history.json"):
+        original = damaged.read_bytes()
+        damaged.write_bytes(original[: len(original) // 2])
+        again = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                                    callbacks=[saved, LoadInitState(saved)])
+        with pytest.raises(ValueError, match=rf"could not load .*{damaged.name}.*damaged"):
+            again.fit(X, y)
+        damaged.write_bytes(original)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
 def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, ctrl_c_raises):
     """Ctrl-C propagates, what skorch's Checkpoint saved stays, and LoadInitState continues
     from it: the next epoch starts where the interrupted run's would have."""
