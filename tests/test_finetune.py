@@ -1099,40 +1099,33 @@ def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_traine
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_a_non_finite_loss_stops_the_fit_and_keeps_the_fitted_model():
-    class Poison(Callback):  # a loss gone NaN, as a far too large learning rate gives
+def _poison_loss(net):  # a loss gone NaN, as a far too large learning rate gives
+    net.history_.record_batch("train_loss", float("nan"))
+
+
+def _break_weights(net):  # the last update diverges: its loss, computed before it, is finite
+    with torch.no_grad():
+        next(net.module_.parameters()).view(-1)[0] = float("nan")
+
+
+@pytest.mark.parametrize("damage, message", [
+    (_poison_loss, "loss became nan in epoch 2.*lower lr"),
+    (_break_weights, "weights became NaN or infinite in epoch 2"),
+])
+def test_a_non_finite_loss_or_weights_stop_the_fit_and_keep_the_fitted_model(damage, message):
+    class Damage(Callback):
         active = False
 
         def on_batch_end(self, net, batch=None, training=False, **kwargs):
             if training and self.active:
-                net.history_.record_batch("train_loss", float("nan"))
+                damage(net)
 
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
-    poison = Poison()
-    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[poison]).fit(X, y)
-    proba = clf.predict_proba(X)
-    poison.active = True
-    with pytest.raises(FloatingPointError, match="loss became nan in epoch 2.*lower lr"):
-        clf.partial_fit(X, y)
-    np.testing.assert_array_equal(clf.predict_proba(X), proba)
-    assert len(clf.history_) == 1
-
-
-def test_weights_broken_by_the_last_update_stop_the_fit_and_keep_the_fitted_model():
-    class Break(Callback):  # the last update diverges: its loss, computed before it, is finite
-        active = False
-
-        def on_batch_end(self, net, batch=None, training=False, **kwargs):
-            if training and self.active:
-                with torch.no_grad():
-                    next(net.module_.parameters()).view(-1)[0] = float("nan")
-
-    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
-    breaker = Break()
-    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[breaker]).fit(X, y)
-    proba = clf.predict_proba(X)
-    breaker.active = True
-    with pytest.raises(FloatingPointError, match="weights became NaN or infinite in epoch 2"):
+    damaging = Damage()
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[damaging])
+    proba = clf.fit(X, y).predict_proba(X)
+    damaging.active = True
+    with pytest.raises(FloatingPointError, match=message):
         clf.partial_fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     assert len(clf.history_) == 1
