@@ -840,6 +840,25 @@ def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path
     assert _CountSteps.steps == 6
 
 
+def test_looking_for_a_shorter_run_reads_only_the_states_of_its_own_lineage(tmp_path,
+                                                                          monkeypatch):
+    """In a folder shared by a grid search, another run's state (model and optimizer) is told
+    apart without being read."""
+    from brainjepa_sk.train import runs
+
+    X = _data()
+    _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
+    _pretrainer(n_epochs=2, lr=1e-3, checkpoint_dir=tmp_path).fit(X)
+    read = []
+    real_read = runs.read_training_state
+    monkeypatch.setattr(runs, "read_training_state",
+                        lambda path: read.append(path) or real_read(path))
+    with pytest.warns(UserWarning, match="extending the run"):
+        _pretrainer(n_epochs=3, checkpoint_dir=tmp_path).fit(X)
+    (own,) = read  # the lr=2e-3 run's file only
+    assert runs.peek_training_state(own)["extra"]["n_epochs"] == 2
+
+
 def test_a_damaged_state_met_while_looking_for_a_shorter_run_is_named(tmp_path):
     X = _data()
     _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)

@@ -8,6 +8,7 @@ in the order of the loop's ``callbacks`` list.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import torch
@@ -396,6 +397,38 @@ class Checkpoint(Callback):
 
 def _extra_checksum(key, extra):
     return tensor_checksum({"key": key, "extra": extra}, values=True)
+
+
+def peek_training_state(path):
+    """A state file's ``key``, ``extra`` and counters, without reading its tensors.
+
+    The file is memory-mapped, so that the model and optimizer tensors stay on the disk:
+    enough to tell which run a file holds (``extra`` is checked against its own checksum).
+    Use :func:`read_training_state` to load and verify the whole state.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    dict or None
+        The state, its tensors not read; None when the file cannot be read this way or its
+        ``extra`` is damaged (:func:`read_training_state` then says why).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 -- any failure: the full read reports it
+        return None
+    if not isinstance(state, dict) or "loop" not in state:
+        return None
+    if "extra_checksum" in state and state["extra_checksum"] != _extra_checksum(
+            state.get("key"), state.get("extra")):
+        return None
+    return state
 
 
 def read_training_state(path):

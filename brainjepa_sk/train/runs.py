@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .._warnings import warn_user
-from .callbacks import read_training_state
+from .callbacks import peek_training_state, read_training_state
 
 __all__ = ["find_shorter_run", "run_key"]
 
@@ -69,10 +69,17 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
     (pathlib.Path, dict) or None
         The file and its state (:func:`~brainjepa_sk.train.read_training_state`) with the most
         steps done, or None. Damaged files are skipped with a warning that names them (their
-        lineage cannot be read, so one of them may have been the run to continue).
+        lineage cannot be read, so one of them may have been the run to continue). The
+        files of other runs are told apart without reading their tensors
+        (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
     """
     best = None
     for path in sorted(Path(folder).glob(pattern)):
+        peeked = peek_training_state(path)
+        if peeked is not None:
+            extra = peeked.get("extra") or {}
+            if extra.get("lineage") != lineage or extra.get("n_epochs", 0) >= n_epochs:
+                continue  # another run: its tensors are never read
         try:
             state = read_training_state(path)
         except ValueError as error:
