@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from torch.utils.data import Subset
 
 from ._warnings import warn_user
 from .files import is_path
+from .train.runtime import temporary_file_beside
 from .train.schedule import warmup_cosine
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
@@ -360,7 +360,8 @@ def save_params_atomically(save_params, files, **options):
 
     skorch writes in place: a kill during a save (e.g. by its ``Checkpoint`` at the end of an
     epoch) would leave the only copy cut short. Here the previous file stays until the new one
-    is whole and flushed to the disk.
+    is whole and flushed to the disk; temporary files left by earlier saves that were killed
+    are removed (as :func:`~brainjepa_sk.train.runtime.atomic_save` does).
 
     Parameters
     ----------
@@ -378,9 +379,7 @@ def save_params_atomically(save_params, files, **options):
                 swapped[key] = target
                 continue
             target = Path(target)
-            handle, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                            suffix=".part")
-            os.close(handle)
+            part = temporary_file_beside(target)
             swapped[key] = part
             renames.append((part, target))
         save_params(**swapped, **options)

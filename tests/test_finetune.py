@@ -3,6 +3,9 @@
 import copy
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -1043,6 +1046,16 @@ def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypat
     assert params.read_bytes() == good  # the previous file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["params.pt", "optimizer.pt", "criterion.pt", "history.json"])  # no leftovers
+    # what a kill -9 mid-save leaves (another process's temporary file) goes at the next save
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"params.pt.{socket.gethostname()}.{dead.pid}.abc.tmp"
+    stale.write_bytes(b"half a file")
+    clf.save_params(f_params=params)
+    assert not stale.exists()
+    saved_weights = torch.load(params, weights_only=True)
+    for name, value in clf.module_.state_dict().items():
+        assert torch.equal(saved_weights[name], value)
     # a damaged file (as an older version's kill left it) is named, and the fit kept
     proba = clf.predict_proba(X)
     for damaged in (params, tmp_path / "history.json"):

@@ -32,6 +32,7 @@ __all__ = [
     "resolve_autocast",
     "resolve_device",
     "set_global_rng_state",
+    "temporary_file_beside",
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -369,6 +370,30 @@ def check_writable_folder(folder, what="folder"):
         raise OSError(
             error.errno, f"{what} {str(folder)!r} is not a writable folder: {error.strerror}"
         ) from error
+
+
+def temporary_file_beside(path):
+    """A new empty temporary file in ``path``'s folder, for a write then renamed over ``path``.
+
+    It is named after ``path``, the host and this process, as :func:`atomic_save`'s are, and
+    the temporary files of earlier writes of ``path`` whose process no longer runs here
+    (killed mid-write) are removed first.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file the write will replace; its folder must exist.
+
+    Returns
+    -------
+    pathlib.Path
+        The temporary file (the caller renames or removes it).
+    """
+    path = Path(path)
+    _remove_stale_temporaries(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
+    os.close(handle)
+    return Path(tmp)
 
 
 def atomic_save(obj, path):
