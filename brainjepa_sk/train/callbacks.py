@@ -409,7 +409,7 @@ def peek_training_state(path):
     Parameters
     ----------
     path : str or path-like
-        The file.
+        A state file written by :class:`Checkpoint`.
 
     Returns
     -------
