@@ -27,7 +27,7 @@ from torch.utils.data import Subset
 
 from ._warnings import warn_user
 from .files import is_path
-from .train.runtime import temporary_file_beside
+from .train.runtime import move_into_place, temporary_file_beside
 from .train.schedule import warmup_cosine
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
@@ -231,6 +231,11 @@ def split_windows(dataset, valid_subjects):
             Subset(dataset, np.flatnonzero(in_valid)))
 
 
+def _peak_lr(net):
+    """The schedule's peak: ``optimizer__lr`` if set, else ``lr``."""
+    return net.get_params_for("optimizer").get("lr", net.lr)
+
+
 class WarmupCosineLR(Callback):
     """Learning rate per batch: linear warm-up from 0, then cosine decay to ``min_lr``.
 
@@ -262,7 +267,7 @@ class WarmupCosineLR(Callback):
         -----
         A ``min_lr`` above the peak rate warns: the cosine decay would raise the rate.
         """
-        peak = net.get_params_for("optimizer").get("lr", net.lr)
+        peak = _peak_lr(net)
         if net.min_lr > peak:
             warn_user(
                 f"min_lr={net.min_lr} is above the peak learning rate {peak} (lr or "
@@ -294,8 +299,8 @@ class WarmupCosineLR(Callback):
         if self.epoch_ == 0 and net.warmup_epochs > 0 and net.warmup_epochs >= epochs:
             warn_user(
                 f"warmup_epochs={net.warmup_epochs} is not less than the {epochs} epoch(s) of "
-                "this fit: the rate rises for the whole fit and never reaches its peak "
-                f"{net.get_params_for('optimizer').get('lr', net.lr)}")
+                f"this fit: the rate rises for the whole fit and never reaches its peak "
+                f"{_peak_lr(net)}")
 
     def on_batch_begin(self, net, batch=None, training=False, **kwargs):
         """Set every parameter group's learning rate for this training batch.
@@ -317,7 +322,7 @@ class WarmupCosineLR(Callback):
         if not training:
             return
         per_epoch = self.batches_per_epoch_
-        peak = net.get_params_for("optimizer").get("lr", net.lr)
+        peak = _peak_lr(net)
         # the last step's index as the schedule's length: min_lr is reached at the last batch
         self.lr_ = warmup_cosine(
             self.epoch_ * per_epoch + self.batch_,
@@ -359,9 +364,10 @@ def save_params_atomically(save_params, files, **options):
     beside it, then rename each over its target.
 
     skorch writes in place: a kill during a save (e.g. by its ``Checkpoint`` at the end of an
-    epoch) would leave the only copy cut short. Here the previous file stays until the new one
-    is whole and flushed to the disk; temporary files left by earlier saves that were killed
-    are removed (as :func:`~brainjepa_sk.train.runtime.atomic_save` does).
+    epoch) would leave the only copy cut short. Here each file is written and moved into
+    place as :func:`~brainjepa_sk.train.runtime.atomic_save` does (the previous file stays
+    until the new one is whole and on the disk; it gets the umask's permissions; temporary
+    files left by killed saves are removed).
 
     Parameters
     ----------
@@ -384,9 +390,7 @@ def save_params_atomically(save_params, files, **options):
             renames.append((part, target))
         save_params(**swapped, **options)
         for part, target in renames:
-            with open(part, "rb+") as file:
-                os.fsync(file.fileno())
-            os.replace(part, target)
+            move_into_place(part, target)
     finally:
         for part, _ in renames:
             if os.path.exists(part):

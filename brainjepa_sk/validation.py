@@ -301,7 +301,7 @@ def _paths_as_list(X):
     """A 1-D NumPy array or pandas Series of paths (``np.array(sorted(glob(...)))``, a
     DataFrame's column of file names) as a list of paths, so that the files are streamed as a
     list's are; anything else unchanged."""
-    if getattr(X, "ndim", None) != 1 or not isinstance(X, np.ndarray) and not hasattr(X, "iloc"):
+    if getattr(X, "ndim", None) != 1 or not (isinstance(X, np.ndarray) or hasattr(X, "iloc")):
         return X
     values = X.tolist()
     if isinstance(X, np.ndarray) and X.dtype.kind == "S":

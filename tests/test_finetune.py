@@ -1,6 +1,7 @@
 """Fine-tuning and linear probing: BrainJEPAClassifier and BrainJEPARegressor (skorch nets)."""
 
 import copy
+import os
 import pickle
 import signal
 import socket
@@ -1053,6 +1054,9 @@ def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypat
     stale.write_bytes(b"half a file")
     clf.save_params(f_params=params)
     assert not stale.exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert params.stat().st_mode & 0o777 == 0o666 & ~umask  # as open() gives, not mkstemp's
     saved_weights = torch.load(params, weights_only=True)
     for name, value in clf.module_.state_dict().items():
         assert torch.equal(saved_weights[name], value)

@@ -25,6 +25,7 @@ __all__ = [
     "check_writable_folder",
     "cpu_copy",
     "load_file",
+    "move_into_place",
     "noting_ctrl_c",
     "tensor_checksum",
     "forked_rng",
@@ -396,6 +397,28 @@ def temporary_file_beside(path):
     return Path(tmp)
 
 
+def move_into_place(tmp, path):
+    """Make the written temporary file ``tmp`` the file ``path``, durably.
+
+    ``tmp`` is flushed to the disk (``fsync``), given the permissions of the umask (as
+    ``open`` would give a new file), renamed over ``path`` (atomically: a reader sees the old
+    file or the new one, never a part), and the folder is synced so that the rename survives
+    a crash.
+
+    Parameters
+    ----------
+    tmp : str or path-like
+        The temporary file, in ``path``'s folder (e.g. from :func:`temporary_file_beside`).
+    path : str or path-like
+        The file it replaces.
+    """
+    with open(tmp, "rb+") as file:
+        os.fsync(file.fileno())
+    os.chmod(tmp, 0o666 & ~_umask())
+    os.replace(tmp, path)
+    _fsync_folder(Path(path).parent)
+
+
 def atomic_save(obj, path):
     """``torch.save`` to a temporary file in the same folder, then rename it into place.
 
@@ -420,16 +443,11 @@ def atomic_save(obj, path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
+    tmp = temporary_file_beside(path)
     try:
-        with os.fdopen(fd, "wb") as file:
+        with open(tmp, "wb") as file:
             torch.save(obj, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-        _fsync_folder(path.parent)
+        move_into_place(tmp, path)
     except (OSError, RuntimeError) as error:
         if _is_disk_full(error):
             raise OSError(
