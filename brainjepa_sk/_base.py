@@ -14,6 +14,8 @@ from sklearn.utils._param_validation import (
     StrOptions,
 )
 
+from ._warnings import warn_user
+from .files import is_path
 from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, preprocessor_for_weights
 from .train.data import LazyWindowDataset
@@ -295,6 +297,86 @@ def resolve_estimator_weights(estimator, subjects=None):
                            num_heads=estimator.num_heads, data_dir=estimator.data_dir)
 
 
+#: The parameters a ``fit`` freezes into ``preprocessor_``.
+PREPROCESSING_PARAMETERS = ("t_r", "model_t_r", "n_frames", "window", "stride", "min_frames",
+                            "normalization")
+
+
+def same_setting(a, b):
+    """Whether two parameter values are the same setting: paths by their text, array-likes
+    (arrays, DataFrames, tensors) by value, modules by identity."""
+    if a is b:
+        return True
+    if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
+        return False
+    if is_path(a) and is_path(b):
+        return os.fspath(a) == os.fspath(b)
+    if any(hasattr(v, "__array__") for v in (a, b)):
+        try:
+            return np.array_equal(np.asarray(a), np.asarray(b))
+        except (TypeError, ValueError, RuntimeError):
+            return False
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+
+
+def _short_repr(value):
+    text = repr(value)
+    return text if len(text) <= 60 else f"<{type(value).__name__}>"
+
+
+def changed_settings(estimator, recorded, names=None):
+    """The parameters of ``estimator`` that differ from the values ``recorded`` at ``fit``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The fitted estimator, its parameters perhaps changed by ``set_params`` since.
+    recorded : dict or None
+        Parameter values saved by ``fit`` (None: nothing recorded, nothing changed).
+    names : iterable of str, optional
+        The parameters to compare (default: all of ``recorded``).
+
+    Returns
+    -------
+    list of str
+        ``"name=new (fitted with old)"`` for each changed parameter.
+    """
+    if recorded is None:
+        return []
+    names = recorded if names is None else [name for name in names if name in recorded]
+    return [f"{name}={_short_repr(getattr(estimator, name))} "
+            f"(fitted with {_short_repr(recorded[name])})"
+            for name in names if not same_setting(recorded[name], getattr(estimator, name))]
+
+
+def warn_changed_preprocessing(estimator, recorded, names=PREPROCESSING_PARAMETERS):
+    """Warn when ``set_params`` changed a setting that ``fit`` froze.
+
+    ``transform`` and ``predict`` preprocess new series with ``preprocessor_``, as in ``fit``
+    (and the fine-tuners predict with the model that ``fit`` built): a changed ``t_r``,
+    ``n_frames``, ``window``, ... takes effect only at the next ``fit``.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The fitted estimator.
+    recorded : dict or None
+        Its parameter values at ``fit``.
+    names : iterable of str, default=PREPROCESSING_PARAMETERS
+        The parameters to compare.
+    """
+    changed = changed_settings(estimator, recorded, names)
+    if changed:
+        warn_user(
+            f"{', '.join(changed)}: changed since fit, but {type(estimator).__name__} "
+            "preprocesses new series as in fit (preprocessor_) and uses the model fit built; "
+            "fit again to apply the new setting"
+        )
+
+
 def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     """Check resolved weights against the subjects of a ``fit``; build their preprocessing.
 
@@ -417,6 +499,12 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
+    def _set_preprocessor(self, preprocessor):
+        """Keep a fit's preprocessing, and the parameters it was built from (``transform``
+        warns when ``set_params`` changed them since)."""
+        self.preprocessor_ = preprocessor
+        self._preprocessed_with_ = {name: getattr(self, name) for name in PREPROCESSING_PARAMETERS}
+
     def _encoder_on(self, device):
         encoder = self._fitted_encoder()
         if device.type == "cpu":
@@ -461,6 +549,7 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
 
         check_is_fitted(self)
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
+        warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit

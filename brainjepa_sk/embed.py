@@ -189,7 +189,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             check_pooling(self.pooling, n_patches)
             self.encoder_ = encoder.eval().requires_grad_(False)
             self.region_names_ = resolved.region_names
-            self.preprocessor_ = preprocessor
+            self._set_preprocessor(preprocessor)
             self.embedding_dim_ = encoder.embed_dim
             self.__dict__.pop("_device_cache", None)
         return self

@@ -17,7 +17,6 @@ this module adds is what subjects' fMRI need:
 from __future__ import annotations
 
 import numbers
-import os
 
 import numpy as np
 import torch
@@ -36,16 +35,19 @@ from skorch.utils import to_device
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
+    PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
     Range,
     SubjectsInputMixin,
     average_by_subject,
+    changed_settings,
     check_parameters,
     check_pooling,
     preprocessor_for_subjects,
     resolve_estimator_weights,
     restore_on_error,
     training_windows,
+    warn_changed_preprocessing,
     window_chunks,
 )
 from ._skorch import (
@@ -62,7 +64,6 @@ from ._skorch import (
     targets_of,
 )
 from ._warnings import warn_user
-from .files import is_path
 from .nn import POOLINGS, EncoderWithHead
 from .train.optim import layer_decay_groups
 from .train.runtime import (
@@ -83,31 +84,6 @@ _BUILT_IN_FIT = (
     "call fit (its size comes from the weights and from y). To restore saved parameters, "
     "fit with skorch's LoadInitState callback, or fit with max_epochs=0 and then call "
     "load_params, or pickle the fitted estimator")
-
-
-def _same_setting(a, b):
-    """Whether two parameter values are the same setting: paths by their text, array-likes
-    (arrays, DataFrames, tensors) by value, modules by identity."""
-    if a is b:
-        return True
-    if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
-        return False
-    if is_path(a) and is_path(b):
-        return os.fspath(a) == os.fspath(b)
-    if any(hasattr(v, "__array__") for v in (a, b)):
-        try:
-            return np.array_equal(np.asarray(a), np.asarray(b))
-        except (TypeError, ValueError, RuntimeError):
-            return False
-    try:
-        return bool(a == b)
-    except (TypeError, ValueError, RuntimeError):
-        return False
-
-
-def _short_repr(value):
-    text = repr(value)
-    return text if len(text) <= 60 else f"<{type(value).__name__}>"
 
 
 class _Interrupted(Exception):
@@ -524,19 +500,19 @@ class _FineTuneBase(SubjectsInputMixin):
     #: continued fit (``warm_start``, ``partial_fit``) keeps all three, so these may not
     #: change in between.
     _BUILD_PARAMETERS = ("weights", "gradients", "num_heads", "freeze_encoder", "pooling",
-                         "final_norm", "drop_path_rate", "layer_decay", "weight_decay", "t_r",
-                         "model_t_r", "n_frames", "window", "stride", "min_frames",
-                         "normalization")
+                         "final_norm", "drop_path_rate", "layer_decay", "weight_decay",
+                         *PREPROCESSING_PARAMETERS)
+
+    #: What a prediction depends on among them (the others shape training only).
+    _PREDICTION_PARAMETERS = ("weights", "gradients", "num_heads", "freeze_encoder", "pooling",
+                              "final_norm", *PREPROCESSING_PARAMETERS)
 
     def _build_settings(self):
         return {name: getattr(self, name) for name in self._BUILD_PARAMETERS}
 
     def _check_build_settings(self):
-        built = getattr(self, "_built_with_", None)
-        changed = [f"{name}={_short_repr(value)} (built with {_short_repr(built[name])})"
-                   for name, value in self._build_settings().items()
-                   if built is not None and name in built
-                   and not _same_setting(built[name], value)]
+        changed = changed_settings(self, getattr(self, "_built_with_", None),
+                                   self._BUILD_PARAMETERS)
         if changed:
             raise ValueError(
                 f"{', '.join(changed)}: a continued fit (warm_start=True or partial_fit) trains "
@@ -813,6 +789,8 @@ class _FineTuneBase(SubjectsInputMixin):
         check_is_fitted(self, "preprocessor_")
         self._torch_device()
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
+        warn_changed_preprocessing(self, getattr(self, "_built_with_", None),
+                                   self._PREDICTION_PARAMETERS)
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         # (and a fit's in another thread)

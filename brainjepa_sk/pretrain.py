@@ -530,7 +530,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         self.model_.preprocessing = preprocessor.to_dict()
         self.model_.region_names = self._region_names().get("region_names")
         self.gradients_ = gradients
-        self.preprocessor_ = preprocessor
+        self._set_preprocessor(preprocessor)
         self.history_ = history
         self.embedding_dim_ = config["embed_dim"]
         self.__dict__.pop("_device_cache", None)

@@ -706,7 +706,7 @@ def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
     weights = copy.deepcopy(clf.module_.state_dict())
     name = next(iter(change))
-    with pytest.raises(ValueError, match=f"{name}=.*built with.*warm_start=False"):
+    with pytest.raises(ValueError, match=f"{name}=.*fitted with.*warm_start=False"):
         clf.set_params(**change).partial_fit(X, y)
     assert len(clf.history_) == 1
     assert_same_module_weights(clf.module_, _loaded(clf.module_, weights))  # not trained

@@ -120,3 +120,35 @@ def test_gradient_features_in_a_pipeline(labelled):
     pipe = make_pipeline(GradientPositioner(n_components=2, sparsity=0.5), StandardScaler(),
                          LogisticRegression(max_iter=1000))
     assert cross_val_score(pipe, X, y, cv=3).shape == (3,)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_transform_and_predict_warn_that_preprocessing_changed_since_fit_needs_a_refit(index):
+    """set_params after fit: the fitted preprocessing stays (scikit-learn's rule), but a silent
+    mismatch between the parameters and what transform does would mislead, so it warns."""
+    import warnings
+
+    from _estimators import make_subjects, tiny_estimators, tiny_supervised_estimators
+
+    estimator = (tiny_estimators()[1:] + tiny_supervised_estimators())[index]
+    X, y = make_subjects(n_timepoints=16), np.tile([0, 1], 4)
+    estimator.fit(X, y)
+    use = estimator.transform if hasattr(estimator, "transform") else estimator.predict
+    before = use(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        estimator.set_params(batch_size=2)  # settings read live do not warn
+        use(X)
+    estimator.set_params(window="first", normalization="roi_zscore")
+    with pytest.warns(UserWarning, match=r"window='first' \(fitted with .*normalization="
+                                         r"'roi_zscore' \(fitted with .*fit again"):
+        after = use(X)
+    np.testing.assert_allclose(after, before, rtol=1e-5)  # still the fitted preprocessing
+    estimator.fit(X, y)  # a new fit takes the settings, and the warning goes
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        use(X)
+    assert estimator.preprocessor_.normalization == "roi_zscore"
+    if not hasattr(estimator, "transform"):  # a fine-tuner's head is built for its pooling
+        with pytest.warns(UserWarning, match=r"pooling='roi' \(fitted with 'mean'\)"):
+            estimator.set_params(pooling="roi").predict(X)
