@@ -111,7 +111,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     drop_path_rate : float, default=0.0
         Stochastic depth of encoder and predictor.
     loss : {"l2", "smooth_l1"}, default="l2"
-        Objective (the paper's squared L2, or the research code's smooth L1).
+        Objective: the paper's squared L2 distance (summed over features, averaged over
+        target tokens), or the research code's smooth L1 (averaged over both); see
+        :func:`~brainjepa_sk.nn.jepa_loss`.
     patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
         Initialisation of the patch embedding: the research code's (std 0.02, like every linear
         layer) or Xavier scaling (as MAE and timm), which makes the signal in a token as large

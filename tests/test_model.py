@@ -211,8 +211,10 @@ def test_ema_update_formula():
 def test_losses():
     torch.manual_seed(0)
     pred, target = torch.randn(2, 5, 8), torch.randn(2, 5, 8)
-    sq = ((pred - target) ** 2).sum(-1).mean() / 8
-    assert jepa_loss(pred, target).item() == pytest.approx(sq.item(), rel=1e-6)
+    # The paper's objective: squared L2 distance over the features, mean over target tokens.
+    per_token = [torch.dot(p - t, p - t) for p, t in zip(pred.reshape(-1, 8), target.reshape(-1, 8))]
+    assert jepa_loss(pred, target).item() == pytest.approx(torch.stack(per_token).mean().item(),
+                                                           rel=1e-6)
     assert jepa_loss(pred, target, "smooth_l1").item() == pytest.approx(
         F.smooth_l1_loss(pred, target).item()
     )

@@ -27,15 +27,17 @@ LOSSES = ("l2", "smooth_l1")
 
 
 def jepa_loss(predictions, targets, loss="l2"):
-    """Latent prediction loss, averaged over target tokens and features.
+    """Latent prediction loss, averaged over target tokens.
 
     Parameters
     ----------
     predictions, targets : torch.Tensor
         ``(batch, n_target, dim)``; targets carry no gradient.
     loss : {"l2", "smooth_l1"}
-        ``"l2"``: mean squared error (the paper's squared L2 distance, divided by ``dim``).
-        ``"smooth_l1"``: Huber loss with ``beta=1`` (the research code's choice).
+        ``"l2"``: the paper's objective, the squared L2 distance between prediction and target
+        summed over the ``dim`` features and averaged over target tokens (``dim`` times the
+        mean squared error). ``"smooth_l1"``: Huber loss with ``beta=1`` averaged over tokens
+        and features (the research code's choice).
 
     Returns
     -------
@@ -44,7 +46,9 @@ def jepa_loss(predictions, targets, loss="l2"):
     """
     predictions, targets = predictions.float(), targets.float()
     if loss == "l2":
-        return F.mse_loss(predictions, targets)
+        # Summed over features, not averaged: with a per-element mean the gradients of a wide
+        # model fall below Adam's eps and the effective step size shrinks.
+        return (predictions - targets).square().sum(-1).mean()
     if loss == "smooth_l1":
         return F.smooth_l1_loss(predictions, targets)
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
