@@ -585,7 +585,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             weight_decay=self.weight_decay, final_weight_decay=self.final_weight_decay,
             ema_momentum=self.ema_momentum, final_ema_momentum=self.final_ema_momentum,
         )
+        if 0 < schedule.total_steps <= schedule.warmup_steps:
+            warn_user(
+                f"warmup_epochs={self.warmup_epochs} is not less than n_epochs={self.n_epochs}: "
+                f"the rate rises for the whole fit and never reaches its peak lr={self.lr}")
         monitor = dataset.__getitems__(_monitor_indices(dataset.subject_index).tolist()).to(device)
+        if len(monitor) < 2:
+            warn_user("a single training window: the collapse monitors of history_ "
+                      "(target_std, effective_rank) measure a spread across windows and are NaN")
         callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_,
                      ProgressBar(disable=not self.verbose or rank != 0)]
         checkpoint = None

@@ -991,3 +991,19 @@ def test_seeded_fits_in_parallel_threads_are_those_of_sequential_fits():
     threaded = Parallel(n_jobs=3, backend="threading")(delayed(fit)(seed) for seed in range(3))
     for one, other in zip(threaded, sequential):
         np.testing.assert_array_equal(one, other)
+
+
+def test_short_warmups_and_single_windows_are_warned_about():
+    """Two settings that leave a run less informative than it looks (found by a new-user
+    review): a warm-up as long as the run, and collapse monitors with one window to measure."""
+    X = _data(n_subjects=8)
+    with pytest.warns(UserWarning, match=r"warmup_epochs=2 is not less than n_epochs=2: .*"
+                                         r"never reaches its peak lr=0.002"):
+        _pretrainer(n_epochs=2, warmup_epochs=2).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(n_epochs=2, warmup_epochs=1).fit(X)
+        _pretrainer(n_epochs=2).fit(X)  # the default warm-up: 40/300 of the epochs
+    with pytest.warns(UserWarning, match="a single training window: .* are NaN"):
+        model = _pretrainer(n_epochs=1, batch_size=1).fit(X[:1, :32])
+    assert np.isnan(model.history_[0]["target_std"])
