@@ -170,3 +170,21 @@ def test_tensor_checksum_counts_other_values_when_asked():
     assert tensor_checksum({"a": 1}, values=True) != tensor_checksum({"b": 1}, values=True)
     assert (tensor_checksum({"x": [1, 2], "y": []}, values=True)
             != tensor_checksum({"x": [1], "y": [2]}, values=True))
+
+
+@pytest.mark.skipif(torch.cuda.is_available() or torch.backends.mps.is_available(),
+                    reason="checks the messages on a machine with neither")
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "device='gpu' is not a device torch knows: use 'auto', 'cpu', 'cuda'"),
+    ("cuda:x", "device='cuda:x' is not a device torch knows"),
+    ("mps", "device='mps' was asked for but MPS is not available"),
+    ("cuda:1", "device='cuda:1' was asked for but CUDA is not available"),
+])
+def test_devices_that_do_not_exist_here_are_named_in_a_value_error(device, message):
+    """Not torch's RuntimeError from deep inside a fit (found by a new-user review)."""
+    from brainjepa_sk.train.runtime import resolve_device
+
+    with pytest.raises(ValueError, match=message):
+        resolve_device(device)
+    assert resolve_device("cpu:0") == torch.device("cpu:0")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")

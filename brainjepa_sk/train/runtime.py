@@ -55,14 +55,27 @@ def resolve_device(device):
     Raises
     ------
     ValueError
-        When a CUDA device is asked for and CUDA is not available.
+        When ``device`` names no device torch knows (``"gpu"``), or a device this machine
+        does not have (CUDA or MPS not available, a CUDA index past the last GPU).
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={str(device)!r} was asked for but CUDA is not available")
-    return device
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"device={device!r} is not a device torch knows: use 'auto', 'cpu', "
+                         "'cuda' or 'cuda:<index>'") from None
+    if resolved.type == "cpu":
+        return resolved
+    # torch.cuda, torch.mps, torch.xpu, ...: is_available says whether this machine has one
+    is_available = getattr(getattr(torch, resolved.type, None), "is_available", None)
+    if is_available is None or not is_available():
+        name = resolved.type.upper() if len(resolved.type) <= 4 else resolved.type
+        raise ValueError(f"device={str(resolved)!r} was asked for but {name} is not available")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={str(resolved)!r} was asked for but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s)")
+    return resolved
 
 
 def resolve_autocast(precision, device):
