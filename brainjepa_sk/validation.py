@@ -231,9 +231,31 @@ def _ragged_message(i, subject):
             "(numpy.concatenate(runs)); or give each run as its own subject")
 
 
+def _not_signal_values(subject):
+    """Why a subject's values are not a signal ("" when they may be): booleans, text, or a
+    numpy masked array with masked values (which a conversion to float would keep)."""
+    mask = np.ma.getmask(subject) if isinstance(subject, np.ma.MaskedArray) else np.ma.nomask
+    if mask is not np.ma.nomask and mask.any():
+        return (f"is a masked array with {int(mask.sum())} masked value(s), which the model "
+                "would read as signal: fill or interpolate them, or drop those timepoints, and "
+                "pass a plain array")
+    dtypes = getattr(subject, "dtypes", None)  # a DataFrame: one dtype per column
+    dtypes = list(dtypes) if dtypes is not None else [getattr(subject, "dtype", None)]
+    kinds = {getattr(dtype, "kind", None) for dtype in dtypes}
+    if "b" in kinds:
+        return "holds booleans, not signal values"
+    if kinds & {"U", "S"} or ("O" in kinds and any(
+            isinstance(value, (str, bytes)) for value in np.asarray(subject, dtype=object).flat)):
+        return "holds text, not numbers (convert numbers read as text with astype(float))"
+    return ""
+
+
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
+    problem = _not_signal_values(subject)
+    if problem:
+        raise TypeError(f"subject {i} {problem}")
     if _only_array_protocol(subject):
         subject = np.asarray(subject)
     try:

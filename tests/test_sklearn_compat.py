@@ -151,7 +151,12 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X), "NaN"),
         (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.inf, X), "infinity"),
         (lambda X: X.astype(complex), "[Cc]omplex"),
-        (lambda X: np.full(X.shape, "a", dtype=object), "numeric|convert"),
+        (lambda X: np.full(X.shape, "a", dtype=object), "subject 0 holds text"),
+        # numbers as text, booleans and masked values are not silently converted
+        (lambda X: X.astype(str), r"subject 0 holds text, not numbers \(convert"),
+        (lambda X: X > X.mean(), "subject 0 holds booleans"),
+        (lambda X: np.ma.masked_array(X, mask=np.arange(X.size).reshape(X.shape) == 7),
+         "subject 0 is a masked array with 1 masked value"),
         (lambda X: X[:, :1], "timepoint"),
         (lambda X: X * 0 + 1.0, "constant"),
         (lambda X: X[..., None], "3-D array|dimension"),
@@ -172,7 +177,9 @@ def test_bad_input_gets_a_clear_error_and_keeps_the_fit(estimator, X, bad, messa
     fitted = clone(estimator).fit(X)
     before = fitted.transform(X)
     # non-numbers are a TypeError, as in scikit-learn; everything else a ValueError
-    with pytest.raises(TypeError if message == "not numeric" else ValueError, match=message):
+    not_numbers = ("not numeric", "holds", "masked")
+    with pytest.raises(TypeError if any(word in message for word in not_numbers) else ValueError,
+                       match=message):
         fitted.fit(bad(X))
     np.testing.assert_array_equal(fitted.transform(X), before)  # still the first fit
 
