@@ -148,8 +148,10 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         The region gradient matrix the checkpoint was trained with (``gradient_mapping_450.csv``
         for the published weights), as a file path or an array.
     num_heads : int, optional
-        Attention heads. Head counts cannot be read from weight shapes; ``None`` assumes the
-        research presets' head width of 64 (``embed_dim // 64`` heads).
+        Attention heads. Head counts cannot be read from weight shapes; ``None`` takes the
+        count of the ViT size of that width (tiny 192: 3, small 384: 6, base 768: 12,
+        large 1024: 16, huge 1280: 16, giant 1408: 16), and for other widths assumes heads 64
+        wide (``embed_dim // 64``), with a warning.
     map_location : str or torch.device, default="cpu"
         Passed to ``torch.load``.
     loss : {"l2", "smooth_l1"}, default="l2"
@@ -182,6 +184,27 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         raise ValueError(f"{path}: {error}") from None
 
 
+#: Heads of the ViT sizes by width (tiny, small, base, large, huge, giant): the head count is
+#: not in the weights, so a checkpoint of another width needs ``num_heads``.
+_RESEARCH_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16, 1280: 16, 1408: 16}
+
+
+def _research_heads(embed_dim):
+    """The head count of a research checkpoint of width ``embed_dim`` (``num_heads=None``)."""
+    if embed_dim in _RESEARCH_HEADS:
+        return _RESEARCH_HEADS[embed_dim]
+    if embed_dim % 64:
+        raise ValueError(
+            f"embed_dim={embed_dim} is not a multiple of 64; pass num_heads explicitly"
+        )
+    warn_user(
+        f"embed_dim={embed_dim} is not the width of a ViT size; assuming heads 64 wide "
+        f"({embed_dim // 64}). The count is not stored in the checkpoint and a wrong one gives "
+        "other outputs without an error: pass num_heads if the model was trained with others"
+    )
+    return embed_dim // 64
+
+
 def _research_model(checkpoint, gradients, num_heads, loss):
     """The :class:`BrainJEPA` a research checkpoint's state dicts describe."""
     n_regions, n_components = gradients.shape
@@ -211,11 +234,7 @@ def _research_model(checkpoint, gradients, num_heads, loss):
     predictor_weight = _need(predictor, "predictor_embed.weight", "predictor")
     fc1 = _need(encoder, "blocks.0.mlp.fc1.weight", "target_encoder")
     if num_heads is None:
-        if embed_dim % 64:
-            raise ValueError(
-                f"embed_dim={embed_dim} is not a multiple of 64; pass num_heads explicitly"
-            )
-        num_heads = embed_dim // 64
+        num_heads = _research_heads(int(embed_dim))
     config = dict(
         patch_size=int(patch_size),
         embed_dim=int(embed_dim),
@@ -528,7 +547,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     gradients : str, path-like or array-like, optional
         Gradient matrix of a research checkpoint given by path.
     num_heads : int, optional
-        Attention heads of a research checkpoint (default: 64-wide heads).
+        Attention heads of a research checkpoint (default: those of the ViT size of its
+        width, see :func:`load_research_checkpoint`).
     data_dir : str or path-like, optional
         Cache folder for ``"ukbiobank"``.
 

@@ -40,7 +40,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     gradients : str, path-like or array-like of shape (n_regions, n_components), optional
         Gradient matrix of a research checkpoint given by path.
     num_heads : int, optional
-        Attention heads of a research checkpoint (default: 64-wide heads).
+        Attention heads of a research checkpoint (default: those of the ViT size of its
+        width, see :func:`~brainjepa_sk.checkpoint.load_research_checkpoint`).
     pooling : {"mean", "roi", "roi_std", "connectivity", "lagged", "tokens"}, default="mean"
         ``"mean"``: mean over all tokens (``embedding_dim`` features); ``"roi"``: each region's
         mean over time patches, flattened (``n_regions * embedding_dim`` features);

@@ -170,7 +170,7 @@ def test_loading_weights_leaves_torchs_global_generator_alone(tmp_path, official
     before = torch.get_rng_state()
     load_checkpoint(path)
     load_research_checkpoint(official_dir / "checkpoint.pth.tar",
-                             official_dir / "gradient.csv")
+                             official_dir / "gradient.csv", num_heads=4)
     BrainJEPAEmbedder(path, device="cpu").fit(X).transform(X)
     assert torch.equal(torch.get_rng_state(), before)
 
@@ -186,7 +186,7 @@ def test_loading_weights_does_not_initialise_what_it_loads(tmp_path, official_di
     path = tmp_path / "model.pt"
     save_checkpoint(path, model)
     reference = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
-                                         official_dir / "gradient.csv")
+                                         official_dir / "gradient.csv", num_heads=4)
 
     initialised = []
 
@@ -200,7 +200,7 @@ def test_loading_weights_does_not_initialise_what_it_loads(tmp_path, official_di
                  "constant_", "normal_", "uniform_"):
         monkeypatch.setattr(torch.nn.init, name, recording(getattr(torch.nn.init, name)))
     research = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
-                                        official_dir / "gradient.csv")
+                                        official_dir / "gradient.csv", num_heads=4)
     for loaded, expected in [(load_checkpoint(path).model, model), (research, reference)]:
         state, expected_state = loaded.state_dict(), expected.state_dict()
         assert state.keys() == expected_state.keys()

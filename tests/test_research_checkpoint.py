@@ -76,13 +76,16 @@ def test_gradients_as_array_equal_gradients_as_path(official_dir, reference, res
         assert torch.equal(model.target_encoder(x), research_model.target_encoder(x))
 
 
-def test_default_heads_are_64_wide(official_dir, reference):
-    # num_heads=None means head width 64: one head for this 64-wide test model, which then
-    # computes something else than the 4-head research model (random weights make attention
-    # nearly uniform, so the difference is small, but far above the tolerance).
-    model = load_research_checkpoint(
-        official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv"
-    )
+def test_default_heads_are_64_wide_with_a_warning_off_the_vit_sizes(official_dir, reference):
+    # num_heads=None means head width 64 for a width that is no ViT size: one head for this
+    # 64-wide test model, which then computes something else than the 4-head research model
+    # (random weights make attention nearly uniform, so the difference is small, but far above
+    # the tolerance). Hence the warning.
+    with pytest.warns(UserWarning, match=r"embed_dim=64 is not the width of a ViT size; "
+                                         r"assuming heads 64 wide \(1\).*pass num_heads"):
+        model = load_research_checkpoint(
+            official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv"
+        )
     assert model.config["num_heads"] == 1
     x = torch.from_numpy(reference["x_nilearn"])
     with torch.no_grad():
@@ -184,3 +187,18 @@ def test_not_a_checkpoint(tmp_path, official_dir):
         load_research_checkpoint(path, official_dir / "gradient.csv")
     with pytest.raises(FileNotFoundError):
         load_research_checkpoint(tmp_path / "absent.pth.tar", official_dir / "gradient.csv")
+
+
+def test_default_heads_of_the_vit_sizes_are_theirs_not_width_over_64():
+    """ViT-huge and giant are 1280 and 1408 wide with 16 heads (80 and 88 wide), where width
+    // 64 would give 20 and 22 (found by a design-faithfulness review); no warning for them."""
+    import warnings
+
+    from brainjepa_sk.checkpoint import _research_heads
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert [_research_heads(w) for w in (192, 384, 768, 1024, 1280, 1408)] == [
+            3, 6, 12, 16, 16, 16]
+    with pytest.raises(ValueError, match="embed_dim=100 is not a multiple of 64"):
+        _research_heads(100)
