@@ -46,8 +46,7 @@ def jepa_loss(predictions, targets, loss="l2"):
     """
     predictions, targets = predictions.float(), targets.float()
     if loss == "l2":
-        # Summed over features, not averaged: with a per-element mean the gradients of a wide
-        # model fall below Adam's eps and the effective step size shrinks.
+        # summed over the features (the paper's distance), averaged over the target tokens
         return (predictions - targets).square().sum(-1).mean()
     if loss == "smooth_l1":
         return F.smooth_l1_loss(predictions, targets)
