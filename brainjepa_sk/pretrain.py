@@ -585,7 +585,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             weight_decay=self.weight_decay, final_weight_decay=self.final_weight_decay,
             ema_momentum=self.ema_momentum, final_ema_momentum=self.final_ema_momentum,
         )
-        if 0 < schedule.total_steps <= schedule.warmup_steps:
+        # (a flat warm-up, start_lr == lr, as in a random-encoder control with both 0, is moot)
+        if 0 < schedule.total_steps <= schedule.warmup_steps and self.start_lr != self.lr:
             warn_user(
                 f"warmup_epochs={self.warmup_epochs} is not less than n_epochs={self.n_epochs}: "
                 f"the rate rises for the whole fit and never reaches its peak lr={self.lr}")

@@ -1004,6 +1004,7 @@ def test_short_warmups_and_single_windows_are_warned_about():
         warnings.simplefilter("error")
         _pretrainer(n_epochs=2, warmup_epochs=1).fit(X)
         _pretrainer(n_epochs=2).fit(X)  # the default warm-up: 40/300 of the epochs
+        _pretrainer(n_epochs=1, warmup_epochs=2, lr=0.0, start_lr=0.0).fit(X)  # nothing rises
     with pytest.warns(UserWarning, match="a single training window: .* are NaN"):
         model = _pretrainer(n_epochs=1, batch_size=1).fit(X[:1, :32])
     assert np.isnan(model.history_[0]["target_std"])
