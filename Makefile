@@ -32,7 +32,7 @@ lint: venv
 test-all: venv
 	$(PY) -m pytest -m "not network"
 
-## Run the end-to-end demo: pretraining on synthetic data vs random encoders and tangent FC (~4 min, 2 cores).
+## Run the end-to-end demo: pretraining on synthetic data vs random encoders and tangent FC (~5 min, 2 cores).
 demo: venv
 	$(PY) examples/demo.py
 

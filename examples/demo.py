@@ -27,17 +27,19 @@ three minutes; see "Small models, short runs: positions first"). They were chose
 at this data generator with this seed and others (``benchmarks/demo_sweep.py``,
 ``benchmarks/pretraining_probe.py``), so they are not blind to the demo's data. The ridge
 penalty is chosen by ``RidgeCV`` inside each training fold, and the scores are printed as they
-come out. The default run takes about four minutes on two CPU cores (248 s measured, 202 s of it
+come out. The default run takes about five minutes on two CPU cores (301 s measured, 163 s of it
 pretraining).
 
-What to expect (seed 0; group ROC AUC / age R2, 5-fold CV; re-run on 2026-12-03, 290 s, after the
-schedules started counting steps as the research code does): Brain-JEPA ``roi_std`` before the
-final norm 0.75 / 0.34 against 0.64 / 0.22 for the three random encoders; after it 0.77 / 0.25
-against 0.61 / 0.15; ``mean`` 0.60 / -0.01 against 0.50 / -0.01 (at chance for age). So
-pretraining beats the random encoders on both phenotypes with both ``roi_std`` readouts. Against
-the baselines: ahead of tangent connectivity (0.71 / 0.25) and of the gradient features
-(0.69 / 0.05), level with the regional power spectra on group (0.74) but behind them on age
-(0.47).
+What to expect (seed 0; group ROC AUC / age R2, 5-fold CV; re-run on 2026-12-04 after
+``loss="l2"`` became the paper's squared distance summed over the features): Brain-JEPA
+``roi_std`` before the final norm 0.74 / 0.26 against 0.64 / 0.22 for the three random encoders;
+after it 0.74 / 0.18 against 0.61 / 0.15; ``mean`` 0.55 / 0.00 against 0.50 / -0.01 (at chance
+for age). So pretraining beats the random encoders on both phenotypes with both ``roi_std``
+readouts, by less on age than with the earlier per-feature mean loss (0.75 / 0.34 before the
+final norm on 2026-12-03; a learning rate of 3e-4 instead of 1e-3 did not bring it back:
+0.76 / 0.24). Against the baselines: ahead of tangent connectivity on group and level with it on
+age (0.71 / 0.25), ahead of the gradient features (0.69 / 0.05), level with the regional power
+spectra on group (0.74) but behind them on age (0.47).
 
 What it took: about 2000 steps. With a two-block, four-head encoder the demo's budget held
 1300 steps, which ended level with the random encoders on data seeds 0, 1 and 2 (within 0.02
