@@ -148,10 +148,11 @@ fig.tight_layout()
 # ------------------
 # With 60 subjects, one encoder block and 30 pretraining epochs, the folds scatter widely and
 # one seed decides little: compare the methods on the same folds, and against the random
-# control, before drawing conclusions. When this page was written (2 CPU cores, seed 0),
-# tangent connectivity came out clearly ahead (ROC AUC 0.75); fine-tuning (0.56) was level with
-# the same architecture trained from scratch (0.53), so at this size the pretraining did not
-# help the fine-tuned model, and the frozen ``mean`` embedding was at chance (0.42). The scores
+# control, before drawing conclusions. When this page was last checked (2 CPU cores, seed 0,
+# 2026-12-04), tangent connectivity came out clearly ahead (ROC AUC 0.75); fine-tuning (0.53)
+# was level with the same architecture trained from scratch (0.53), so at this size the
+# pretraining did not help the fine-tuned model, and the frozen ``mean`` embedding and the
+# linear probe were at chance (0.43). The scores
 # printed above are this build's own. ``benchmarks/finetune.py`` runs the comparison at the
 # demo's size and on a subject-identification task; the user guide's fine-tuning page has its
 # numbers.
