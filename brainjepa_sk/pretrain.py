@@ -59,7 +59,9 @@ from .validation import subjects_digest, validate_subjects
 __all__ = ["BrainJEPAPretrainer"]
 
 _UNSEEDED_STATE_FILE = "unseeded.pt"
-_STATE_FORMAT = 3
+# 4: loss="l2" sums the squared distance over the features (it was their mean), so a run
+# saved before is not continued under the other objective
+_STATE_FORMAT = 4
 _MONITOR_WINDOWS = 64
 
 
@@ -588,8 +590,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # (a flat warm-up, start_lr == lr, as in a random-encoder control with both 0, is moot)
         if 0 < schedule.total_steps <= schedule.warmup_steps and self.start_lr != self.lr:
             warn_user(
-                f"warmup_epochs={self.warmup_epochs} is not less than n_epochs={self.n_epochs}: "
-                f"the rate rises for the whole fit and never reaches its peak lr={self.lr}")
+                f"warmup_epochs={self.warmup_epochs} ({schedule.warmup_steps} steps) lasts the "
+                f"whole run (n_epochs={self.n_epochs}, {schedule.total_steps} steps): the rate "
+                f"rises for the whole fit and never reaches its peak lr={self.lr}")
         monitor = dataset.__getitems__(_monitor_indices(dataset.subject_index).tolist()).to(device)
         if len(monitor) < 2:
             warn_user("a single training window: the collapse monitors of history_ "

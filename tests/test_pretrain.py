@@ -352,6 +352,24 @@ def test_each_run_keeps_its_own_state(tmp_path):
         _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", random_state=None).fit(X)
 
 
+def test_a_run_saved_under_another_state_format_is_not_continued(tmp_path, monkeypatch):
+    """The format is bumped when a saved run must not go on under the new code (format 4:
+    loss="l2" became a sum over the features); a shorter run of the old format is not
+    extended either (found by a review: it was, and its losses jumped dim-fold)."""
+    from brainjepa_sk import pretrain
+
+    X = _data()
+    monkeypatch.setattr(pretrain, "_STATE_FORMAT", pretrain._STATE_FORMAT - 1)
+    _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
+    monkeypatch.undo()
+    _CountSteps.steps = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "extending the run saved in ..."
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 2 * 2  # both epochs trained (two steps each)
+    assert len(_state_files(tmp_path)) == 2
+
+
 def test_an_interrupted_cross_validation_resumes_fold_by_fold(tmp_path):
     from sklearn.linear_model import Ridge
     from sklearn.model_selection import KFold, cross_validate
@@ -997,9 +1015,13 @@ def test_short_warmups_and_single_windows_are_warned_about():
     """Two settings that leave a run less informative than it looks (found by a new-user
     review): a warm-up as long as the run, and collapse monitors with one window to measure."""
     X = _data(n_subjects=8)
-    with pytest.warns(UserWarning, match=r"warmup_epochs=2 is not less than n_epochs=2: .*"
-                                         r"never reaches its peak lr=0.002"):
+    with pytest.warns(UserWarning, match=r"warmup_epochs=2 \(4 steps\) lasts the whole run "
+                                         r"\(n_epochs=2, 4 steps\): .*never reaches its peak "
+                                         r"lr=0.002"):
         _pretrainer(n_epochs=2, warmup_epochs=2).fit(X)
+    with pytest.warns(UserWarning, match=r"warmup_epochs=0.9 \(4 steps\) lasts the whole run "
+                                         r"\(n_epochs=1, 4 steps\)"):
+        _pretrainer(n_epochs=1, warmup_epochs=0.9, batch_size=4).fit(X)  # rounded to the steps
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _pretrainer(n_epochs=2, warmup_epochs=1).fit(X)
