@@ -327,8 +327,18 @@ def _short_repr(value):
     return text if len(text) <= 60 else f"<{type(value).__name__}>"
 
 
+#: Where a fitted :class:`~brainjepa_sk.preprocessing.Preprocessor` keeps what each
+#: preprocessing parameter resolved to.
+_RESOLVED_AS = {"t_r": "t_r", "model_t_r": "target_t_r", "n_frames": "n_frames",
+                "window": "window", "stride": "stride", "min_frames": "min_frames",
+                "normalization": "normalization"}
+
+
 def changed_settings(estimator, recorded, names=None):
     """The parameters of ``estimator`` that differ from the values ``recorded`` at ``fit``.
+
+    A preprocessing parameter left to ``fit`` to resolve (``"auto"`` or None) and since set to
+    what it resolved to (``preprocessor_``'s value) is not a change.
 
     Parameters
     ----------
@@ -347,17 +357,27 @@ def changed_settings(estimator, recorded, names=None):
     if recorded is None:
         return []
     names = recorded if names is None else [name for name in names if name in recorded]
+    preprocessor = getattr(estimator, "preprocessor_", None)
+
+    def unchanged(name):
+        old, new = recorded[name], getattr(estimator, name)
+        if same_setting(old, new):
+            return True
+        resolved_by_fit = old is None or (isinstance(old, str) and old == "auto")
+        return (resolved_by_fit and preprocessor is not None and name in _RESOLVED_AS
+                and same_setting(getattr(preprocessor, _RESOLVED_AS[name], None), new))
+
     return [f"{name}={_short_repr(getattr(estimator, name))} "
             f"(fitted with {_short_repr(recorded[name])})"
-            for name in names if not same_setting(recorded[name], getattr(estimator, name))]
+            for name in names if not unchanged(name)]
 
 
-def warn_changed_preprocessing(estimator, recorded, names=PREPROCESSING_PARAMETERS):
+def warn_changed_preprocessing(estimator, recorded, names=None):
     """Warn when ``set_params`` changed a setting that ``fit`` froze.
 
-    ``transform`` and ``predict`` preprocess new series with ``preprocessor_``, as in ``fit``
-    (and the fine-tuners predict with the model that ``fit`` built): a changed ``t_r``,
-    ``n_frames``, ``window``, ... takes effect only at the next ``fit``.
+    ``transform`` and ``predict`` preprocess new series with ``preprocessor_``, as in ``fit``,
+    with the model that ``fit`` built or loaded: a changed ``t_r``, ``n_frames``, ``window``,
+    ``weights``, ... takes effect only at the next ``fit``.
 
     Parameters
     ----------
@@ -365,15 +385,15 @@ def warn_changed_preprocessing(estimator, recorded, names=PREPROCESSING_PARAMETE
         The fitted estimator.
     recorded : dict or None
         Its parameter values at ``fit``.
-    names : iterable of str, default=PREPROCESSING_PARAMETERS
-        The parameters to compare.
+    names : iterable of str, optional
+        The parameters to compare (default: all of ``recorded``).
     """
     changed = changed_settings(estimator, recorded, names)
     if changed:
         warn_user(
             f"{', '.join(changed)}: changed since fit, but {type(estimator).__name__} "
-            "preprocesses new series as in fit (preprocessor_) and uses the model fit built; "
-            "fit again to apply the new setting"
+            "preprocesses new series as in fit (preprocessor_) and uses the model fit built "
+            "or loaded; fit again to apply the new setting"
         )
 
 
@@ -499,11 +519,15 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         tags.transformer_tags.preserves_dtype = ["float32"]
         return tags
 
+    #: The parameters whose value at ``fit`` decides what ``transform`` computes, beyond the
+    #: live readout settings; ``transform`` warns when ``set_params`` changed one since.
+    _FROZEN_AT_FIT = PREPROCESSING_PARAMETERS
+
     def _set_preprocessor(self, preprocessor):
-        """Keep a fit's preprocessing, and the parameters it was built from (``transform``
-        warns when ``set_params`` changed them since)."""
+        """Keep a fit's preprocessing, and the values of ``_FROZEN_AT_FIT`` it was built
+        with."""
         self.preprocessor_ = preprocessor
-        self._preprocessed_with_ = {name: getattr(self, name) for name in PREPROCESSING_PARAMETERS}
+        self._preprocessed_with_ = {name: getattr(self, name) for name in self._FROZEN_AT_FIT}
 
     def _encoder_on(self, device):
         encoder = self._fitted_encoder()

@@ -7,6 +7,7 @@ from sklearn.base import BaseEstimator
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     POSITIVE_INT,
+    PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
     EmbeddingTransformMixin,
     check_parameters,
@@ -114,6 +115,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         The regions the weights were pretrained on, when their checkpoint recorded them:
         input with names (DataFrames, files with a header) must have them in this order.
     """
+
+    # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit
+    _FROZEN_AT_FIT = ("weights", "gradients", "num_heads", *PREPROCESSING_PARAMETERS)
 
     _parameter_constraints = {
         **EMBEDDING_CONSTRAINTS,

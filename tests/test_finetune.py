@@ -714,6 +714,17 @@ def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     assert len(clf.history_) == 1
 
 
+def test_a_continued_fit_takes_settings_set_to_what_auto_resolved_to():
+    """n_frames, window and normalization left at "auto" and then set to the values fit chose
+    change nothing: no refusal (found by a review)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    resolved = clf.preprocessor_
+    clf.set_params(n_frames=resolved.n_frames, window=resolved.window,
+                   normalization=resolved.normalization).partial_fit(X, y)
+    assert len(clf.history_) == 2
+
+
 def test_a_continued_fit_takes_equal_settings_given_anew_as_unchanged(tmp_path):
     """The same file as a str or a Path, the same gradients re-read as another DataFrame."""
     import pandas as pd

@@ -152,3 +152,24 @@ def test_transform_and_predict_warn_that_preprocessing_changed_since_fit_needs_a
     if not hasattr(estimator, "transform"):  # a fine-tuner's head is built for its pooling
         with pytest.warns(UserWarning, match=r"pooling='roi' \(fitted with 'mean'\)"):
             estimator.set_params(pooling="roi").predict(X)
+
+
+def test_the_embedder_warns_for_weights_changed_since_fit_but_not_for_auto_values_set():
+    """Found by a review: a new weights was silently ignored by transform; and setting a
+    parameter to what "auto" resolved to changes nothing, so it must not warn."""
+    import warnings
+
+    from _estimators import make_subjects
+
+    X = make_subjects(n_timepoints=16)
+    embedder = _embedder().fit(X)
+    resolved = embedder.preprocessor_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(n_frames=resolved.n_frames, window=resolved.window,
+                            normalization=resolved.normalization).transform(X)
+    before = embedder.transform(X)
+    embedder.set_params(weights=tiny_module(N_REGIONS, seed=1))
+    with pytest.warns(UserWarning, match=r"weights=.*\(fitted with .*fit again"):
+        np.testing.assert_array_equal(embedder.transform(X), before)
+    assert not np.allclose(embedder.fit(X).transform(X), before)  # a refit takes them
