@@ -26,7 +26,13 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
-from .validation import POSITIVE_FINITE, POSITIVE_INT, check_n_regions, check_parameters
+from .validation import (
+    POSITIVE_FINITE,
+    POSITIVE_INT,
+    check_n_regions,
+    check_parameters,
+    not_signal_values,
+)
 
 __all__ = [
     "NORMALIZATIONS",
@@ -318,6 +324,9 @@ class Preprocessor:
 
     @staticmethod
     def _as_array(i, x, n_regions=None):
+        problem = not_signal_values(x)
+        if problem:
+            raise TypeError(f"subject {i} {problem}")
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(

@@ -231,16 +231,38 @@ def _ragged_message(i, subject):
             "(numpy.concatenate(runs)); or give each run as its own subject")
 
 
-def _not_signal_values(subject):
-    """Why a subject's values are not a signal ("" when they may be): booleans, text, or a
-    numpy masked array with masked values (which a conversion to float would keep)."""
+def not_signal_values(subject):
+    """Why a subject's values are not a signal, for an error message.
+
+    Booleans, text (numbers as strings included) and numpy masked arrays with masked values
+    would all convert to float silently (the mask lost).
+
+    Parameters
+    ----------
+    subject : array-like
+        One subject's table: an array, a DataFrame, nested lists, a tensor, ...
+
+    Returns
+    -------
+    str
+        The reason, to follow ``"subject {i} "``; empty when the values may be a signal (other
+        checks still apply).
+    """
     mask = np.ma.getmask(subject) if isinstance(subject, np.ma.MaskedArray) else np.ma.nomask
     if mask is not np.ma.nomask and mask.any():
         return (f"is a masked array with {int(mask.sum())} masked value(s), which the model "
                 "would read as signal: fill or interpolate them, or drop those timepoints, and "
                 "pass a plain array")
     dtypes = getattr(subject, "dtypes", None)  # a DataFrame: one dtype per column
-    dtypes = list(dtypes) if dtypes is not None else [getattr(subject, "dtype", None)]
+    if dtypes is not None:
+        dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]  # a Series: one
+    elif isinstance(getattr(subject, "dtype", None), np.dtype):
+        dtypes = [subject.dtype]
+    else:  # nested lists, tensors, ...: what numpy makes of them
+        try:
+            dtypes = [np.asarray(subject).dtype]
+        except (TypeError, ValueError, RuntimeError):  # ragged or on a GPU: checked later
+            dtypes = []
     kinds = {getattr(dtype, "kind", None) for dtype in dtypes}
     if "b" in kinds:
         return "holds booleans, not signal values"
@@ -253,7 +275,7 @@ def _not_signal_values(subject):
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
-    problem = _not_signal_values(subject)
+    problem = not_signal_values(subject)
     if problem:
         raise TypeError(f"subject {i} {problem}")
     if _only_array_protocol(subject):

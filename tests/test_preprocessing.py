@@ -479,6 +479,17 @@ def test_a_stride_longer_than_a_window_is_refused():
     Preprocessor(10, window="center", stride=15).fit([np.random.default_rng(0).random((40, 3))])
 
 
+def test_the_preprocessor_refuses_booleans_and_masked_values_as_the_estimators_do():
+    x = np.random.default_rng(0).random((40, 3))
+    prep = Preprocessor(10, normalization=None).fit([x])
+    with pytest.raises(TypeError, match="subject 1 holds booleans"):
+        prep.transform([x, x > 0.5])
+    with pytest.raises(TypeError, match="subject 0 is a masked array with 1 masked value"):
+        prep.transform([np.ma.masked_array(x, mask=x == x.max())])
+    np.testing.assert_array_equal(prep.transform([np.ma.masked_array(x)])[0],
+                                  prep.transform([x])[0])  # nothing masked: a plain array
+
+
 def test_saved_preprocessing_without_a_normalization_defaults_to_global_zscore():
     """A checkpoint's preprocessing dict written by hand (save_checkpoint takes any dict) may
     lack keys: the defaults apply instead of a KeyError."""

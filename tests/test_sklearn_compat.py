@@ -155,6 +155,9 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         # numbers as text, booleans and masked values are not silently converted
         (lambda X: X.astype(str), r"subject 0 holds text, not numbers \(convert"),
         (lambda X: X > X.mean(), "subject 0 holds booleans"),
+        (lambda X: [(x > x.mean()).tolist() for x in X], "subject 0 holds booleans"),
+        (lambda X: [torch.from_numpy(x > x.mean()) for x in X], "subject 0 holds booleans"),
+        (lambda X: [x.astype(str).tolist() for x in X], "subject 0 holds text"),
         (lambda X: np.ma.masked_array(X, mask=np.arange(X.size).reshape(X.shape) == 7),
          "subject 0 is a masked array with 1 masked value"),
         (lambda X: X[:, :1], "timepoint"),
