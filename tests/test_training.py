@@ -188,3 +188,18 @@ def test_devices_that_do_not_exist_here_are_named_in_a_value_error(device, messa
         resolve_device(device)
     assert resolve_device("cpu:0") == torch.device("cpu:0")
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+
+
+def test_cuda_indices_past_the_last_gpu_are_named_and_unknown_backends_left_to_torch(
+        monkeypatch):
+    """Runs anywhere: the machine is made to look like one with a single GPU."""
+    from brainjepa_sk.train.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(ValueError, match=r"device='cuda:1' was asked for but this machine has "
+                                         r"1 CUDA device\(s\)"):
+        resolve_device("cuda:1")
+    assert resolve_device(torch.device("cuda", 0)) == torch.device("cuda:0")
+    assert resolve_device("cuda") == torch.device("cuda")
+    assert resolve_device("meta") == torch.device("meta")  # no torch.meta module to ask

@@ -56,7 +56,7 @@ def resolve_device(device):
     ------
     ValueError
         When ``device`` names no device torch knows (``"gpu"``), or a device this machine
-        does not have (CUDA or MPS not available, a CUDA index past the last GPU).
+        does not have (CUDA, MPS or XPU not available, a CUDA index past the last GPU).
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -68,8 +68,9 @@ def resolve_device(device):
     if resolved.type == "cpu":
         return resolved
     # torch.cuda, torch.mps, torch.xpu, ...: is_available says whether this machine has one
+    # (types without such a module, "meta" or an out-of-tree backend, are left to torch)
     is_available = getattr(getattr(torch, resolved.type, None), "is_available", None)
-    if is_available is None or not is_available():
+    if is_available is not None and not is_available():
         name = resolved.type.upper() if len(resolved.type) <= 4 else resolved.type
         raise ValueError(f"device={str(resolved)!r} was asked for but {name} is not available")
     if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
