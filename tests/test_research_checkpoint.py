@@ -189,6 +189,24 @@ def test_not_a_checkpoint(tmp_path, official_dir):
         load_research_checkpoint(tmp_path / "absent.pth.tar", official_dir / "gradient.csv")
 
 
+def test_a_width_in_the_table_loads_with_its_head_count(official_dir, reference, monkeypatch):
+    """The loader takes the table's count, not width // 64: with the fixture's width entered
+    as 4 heads, num_heads=None reproduces the 4-head research outputs."""
+    import warnings
+
+    from brainjepa_sk import checkpoint
+
+    monkeypatch.setitem(checkpoint._RESEARCH_HEADS, 64, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                         gradients=official_dir / "gradient.csv")
+    assert model.config["num_heads"] == 4
+    with torch.no_grad():
+        tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
+    assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+
+
 def test_default_heads_of_the_vit_sizes_are_theirs_not_width_over_64():
     """ViT-huge and giant are 1280 and 1408 wide with 16 heads (80 and 88 wide), where width
     // 64 would give 20 and 22 (found by a design-faithfulness review); no warning for them."""
