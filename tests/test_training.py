@@ -203,3 +203,15 @@ def test_cuda_indices_past_the_last_gpu_are_named_and_unknown_backends_left_to_t
     assert resolve_device(torch.device("cuda", 0)) == torch.device("cuda:0")
     assert resolve_device("cuda") == torch.device("cuda")
     assert resolve_device("meta") == torch.device("meta")  # no torch.meta module to ask
+
+
+def test_more_torchrun_processes_than_gpus_is_named_before_joining_the_group(monkeypatch):
+    from brainjepa_sk.train.distributed import process_device
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining would fail otherwise
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"LOCAL_RANK=3 but this machine has 2 CUDA device\(s\)"
+                                         r".*--nproc-per-node"):
+        process_device(torch.device("cuda"))

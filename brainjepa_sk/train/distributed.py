@@ -84,9 +84,23 @@ def process_device(device):
     -------
     torch.device
         This process's device.
+
+    Raises
+    ------
+    ValueError
+        When torchrun started more processes on this machine than it has GPUs.
     """
-    if init_from_environment(device) and device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    per_process_gpu = device.type == "cuda" and device.index is None
+    if (per_process_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1
+            and local_rank >= torch.cuda.device_count()):
+        # before joining the group: torchrun then stops the other processes
+        raise ValueError(
+            f"torchrun started process LOCAL_RANK={local_rank} but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s): start at most one process per GPU "
+            "(--nproc-per-node)")
+    if init_from_environment(device) and per_process_gpu:
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     return device
 
