@@ -49,7 +49,9 @@ counts). This demo with ``--seed 1`` / ``--seed 2`` (before the schedule change)
 final norm: 0.68 / 0.14
 against 0.65 / 0.05 and 0.80 / 0.16 against 0.69 / 0.14; after it, seed 1 is nearly level on
 group (0.66 against 0.65) and ahead on age (0.16 against 0.04), seed 2 ahead on group (0.80
-against 0.68) and level on age (0.16 against 0.16). The synthetic data carry part of the age
+against 0.68) and level on age (0.16 against 0.16). Re-run with the summed ``"l2"`` loss
+(2026-12-04), before the final norm: seed 1 0.67 / 0.12 against 0.65 / 0.05, seed 2
+0.77 / 0.13 against 0.69 / 0.14, the same picture. The synthetic data carry part of the age
 and group signal in regional timescales, which static connectivity sees only weakly: the power
 spectra show how much room a model of the dynamics still has.
 
