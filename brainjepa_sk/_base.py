@@ -327,11 +327,12 @@ def _short_repr(value):
     return text if len(text) <= 60 else f"<{type(value).__name__}>"
 
 
-#: Where a fitted :class:`~brainjepa_sk.preprocessing.Preprocessor` keeps what each
-#: preprocessing parameter resolved to.
-_RESOLVED_AS = {"t_r": "t_r", "model_t_r": "target_t_r", "n_frames": "n_frames",
-                "window": "window", "stride": "stride", "min_frames": "min_frames",
-                "normalization": "normalization"}
+#: The parameters that pick the weights an estimator loads at ``fit``.
+WEIGHTS_PARAMETERS = ("weights", "gradients", "num_heads")
+
+#: A fitted :class:`~brainjepa_sk.preprocessing.Preprocessor`'s attribute names where they
+#: differ from those of the parameters they resolve.
+_RESOLVED_AS = {"model_t_r": "target_t_r"}
 
 
 def changed_settings(estimator, recorded, names=None):
@@ -364,8 +365,8 @@ def changed_settings(estimator, recorded, names=None):
         if same_setting(old, new):
             return True
         resolved_by_fit = old is None or (isinstance(old, str) and old == "auto")
-        return (resolved_by_fit and preprocessor is not None and name in _RESOLVED_AS
-                and same_setting(getattr(preprocessor, _RESOLVED_AS[name], None), new))
+        return (resolved_by_fit and preprocessor is not None and name in PREPROCESSING_PARAMETERS
+                and same_setting(getattr(preprocessor, _RESOLVED_AS.get(name, name)), new))
 
     return [f"{name}={_short_repr(getattr(estimator, name))} "
             f"(fitted with {_short_repr(recorded[name])})"

@@ -9,6 +9,7 @@ from ._base import (
     POSITIVE_INT,
     PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
+    WEIGHTS_PARAMETERS,
     EmbeddingTransformMixin,
     check_parameters,
     check_pooling,
@@ -117,7 +118,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     """
 
     # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit
-    _FROZEN_AT_FIT = ("weights", "gradients", "num_heads", *PREPROCESSING_PARAMETERS)
+    _FROZEN_AT_FIT = (*WEIGHTS_PARAMETERS, *PREPROCESSING_PARAMETERS)
 
     _parameter_constraints = {
         **EMBEDDING_CONSTRAINTS,

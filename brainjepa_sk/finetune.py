@@ -37,6 +37,7 @@ from ._base import (
     NON_NEGATIVE,
     PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
+    WEIGHTS_PARAMETERS,
     Range,
     SubjectsInputMixin,
     average_by_subject,
@@ -499,13 +500,11 @@ class _FineTuneBase(SubjectsInputMixin):
     #: What the module, its optimizer groups and the fitted preprocessing are built from: a
     #: continued fit (``warm_start``, ``partial_fit``) keeps all three, so these may not
     #: change in between.
-    _BUILD_PARAMETERS = ("weights", "gradients", "num_heads", "freeze_encoder", "pooling",
-                         "final_norm", "drop_path_rate", "layer_decay", "weight_decay",
-                         *PREPROCESSING_PARAMETERS)
-
     #: What a prediction depends on among them (the others shape training only).
-    _PREDICTION_PARAMETERS = ("weights", "gradients", "num_heads", "freeze_encoder", "pooling",
-                              "final_norm", *PREPROCESSING_PARAMETERS)
+    _PREDICTION_PARAMETERS = (*WEIGHTS_PARAMETERS, "freeze_encoder", "pooling", "final_norm",
+                              *PREPROCESSING_PARAMETERS)
+    _BUILD_PARAMETERS = (*_PREDICTION_PARAMETERS, "drop_path_rate", "layer_decay",
+                         "weight_decay")
 
     def _build_settings(self):
         return {name: getattr(self, name) for name in self._BUILD_PARAMETERS}

@@ -31,7 +31,7 @@ from .validation import (
     POSITIVE_INT,
     check_n_regions,
     check_parameters,
-    not_signal_values,
+    check_signal_values,
 )
 
 __all__ = [
@@ -324,9 +324,7 @@ class Preprocessor:
 
     @staticmethod
     def _as_array(i, x, n_regions=None):
-        problem = not_signal_values(x)
-        if problem:
-            raise TypeError(f"subject {i} {problem}")
+        check_signal_values(i, x)
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(

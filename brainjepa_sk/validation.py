@@ -231,23 +231,30 @@ def _ragged_message(i, subject):
             "(numpy.concatenate(runs)); or give each run as its own subject")
 
 
-def not_signal_values(subject):
-    """Why a subject's values are not a signal, for an error message.
-
-    Booleans, text (numbers as strings included) and numpy masked arrays with masked values
-    would all convert to float silently (the mask lost).
+def check_signal_values(i, subject):
+    """Refuse values that are not a signal: booleans, text (numbers as strings included) and
+    numpy masked arrays with masked values, which would all convert to float silently (the
+    mask lost).
 
     Parameters
     ----------
+    i : int
+        The subject's position, for the message.
     subject : array-like
         One subject's table: an array, a DataFrame, nested lists, a tensor, ...
 
-    Returns
-    -------
-    str
-        The reason, to follow ``"subject {i} "``; empty when the values may be a signal (other
-        checks still apply).
+    Raises
+    ------
+    TypeError
+        Naming the subject and what its values are.
     """
+    problem = _not_signal_values(subject)
+    if problem:
+        raise TypeError(f"subject {i} {problem}")
+
+
+def _not_signal_values(subject):
+    """Why a subject's values are not a signal ("" when they may be one)."""
     mask = np.ma.getmask(subject) if isinstance(subject, np.ma.MaskedArray) else np.ma.nomask
     if mask is not np.ma.nomask and mask.any():
         return (f"is a masked array with {int(mask.sum())} masked value(s), which the model "
@@ -275,9 +282,7 @@ def not_signal_values(subject):
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
-    problem = not_signal_values(subject)
-    if problem:
-        raise TypeError(f"subject {i} {problem}")
+    check_signal_values(i, subject)
     if _only_array_protocol(subject):
         subject = np.asarray(subject)
     try:
