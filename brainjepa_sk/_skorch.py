@@ -100,6 +100,30 @@ def targets_of(dataset):
     return np.asarray(dataset.y)
 
 
+def python_values(value):
+    """``value`` with numpy scalars (in tuples and lists too) as Python numbers.
+
+    An optimizer's groups are saved with its state, and ``torch.load(weights_only=True)``
+    refuses numpy scalars there, so a net given ``lr=np.float64(...)`` (as from
+    ``np.logspace``) could not load its own checkpoint.
+
+    Parameters
+    ----------
+    value : object
+        An optimizer setting.
+
+    Returns
+    -------
+    object
+        The same setting, numpy scalars replaced.
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(python_values(item) for item in value)
+    return value
+
+
 def layer_groups_setter(net, param, value):
     """skorch's ``optimizer__*`` setter, except that the parameter groups keep their layer-wise
     learning rates (``optimizer__lr`` and ``lr`` are scaled by each group's ``"lr_scale"``)
@@ -114,6 +138,7 @@ def layer_groups_setter(net, param, value):
         setattr(net, param, value)
         if param != "lr":
             net._params_to_validate.add(param)
+    value = python_values(value)
     if param in ("lr", "optimizer__lr"):
         for group in net.optimizer_.param_groups:
             group["lr"] = value * group.get("lr_scale", 1.0)

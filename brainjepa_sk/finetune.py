@@ -60,6 +60,7 @@ from ._skorch import (
     is_windows,
     layer_groups_setter,
     load_params_naming_files,
+    python_values,
     save_params_atomically,
     split_windows,
     targets_of,
@@ -279,6 +280,9 @@ class _FineTuneBase(SubjectsInputMixin):
                     checkpoint=None, use_safetensors=False, **kwargs):
         """skorch's ``load_params``, one file at a time, so that a damaged file is named.
 
+        When a file cannot be loaded, the net is left as it was: the files loaded before it
+        are undone.
+
         Parameters
         ----------
         f_params, f_optimizer, f_criterion, f_history : str, path-like or file, optional
@@ -301,20 +305,28 @@ class _FineTuneBase(SubjectsInputMixin):
                                        checkpoint=checkpoint, use_safetensors=use_safetensors,
                                        **kwargs)
         load = super().load_params
-        files = {}
-        if checkpoint is not None:
-            # the history first: the other files' names may be formatted from it
-            if f_history is None and checkpoint.f_history is not None:
-                load_params_naming_files(load, {"f_history": checkpoint.f_history_},
-                                         use_safetensors=use_safetensors)
-            files.update(checkpoint.get_formatted_files(self))
-            if f_history is None:
-                files.pop("f_history", None)
-        files.update(kwargs)
-        explicit = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
-                        f_history=f_history)
-        files.update({key: value for key, value in explicit.items() if value})
-        load_params_naming_files(load, files, use_safetensors=use_safetensors)
+        # the files are loaded one by one (and torch copies the tensors that fit before it
+        # refuses a state dict): a failure puts back what the earlier ones changed
+        history, saved = self.history_, self._in_place_state(continuing=True)
+        try:
+            files = {}
+            if checkpoint is not None:
+                # the history first: the other files' names may be formatted from it
+                if f_history is None and checkpoint.f_history is not None:
+                    load_params_naming_files(load, {"f_history": checkpoint.f_history_},
+                                             use_safetensors=use_safetensors)
+                files.update(checkpoint.get_formatted_files(self))
+                if f_history is None:
+                    files.pop("f_history", None)
+            files.update(kwargs)
+            explicit = dict(f_params=f_params, f_optimizer=f_optimizer,
+                            f_criterion=f_criterion, f_history=f_history)
+            files.update({key: value for key, value in explicit.items() if value})
+            load_params_naming_files(load, files, use_safetensors=use_safetensors)
+        except BaseException:
+            self.history_ = history
+            self._restore_in_place_state(saved)
+            raise
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given.
@@ -407,8 +419,9 @@ class _FineTuneBase(SubjectsInputMixin):
                              "come from layer_decay (set layer_decay=1 to turn it off)")
         named = self.get_all_learnable_params()
         _, kwargs = self.get_params_for_optimizer("optimizer", named)
+        kwargs = {name: python_values(value) for name, value in kwargs.items()}
         lr = kwargs.pop("lr")
-        weight_decay = kwargs.pop("weight_decay", self.weight_decay)
+        weight_decay = python_values(kwargs.pop("weight_decay", self.weight_decay))
         module = getattr(self.module_, "_orig_mod", self.module_)  # compiled: the module inside
         groups = layer_decay_groups(module, weight_decay, self.layer_decay)
         for group in groups:
@@ -727,8 +740,13 @@ class _FineTuneBase(SubjectsInputMixin):
                  "callbacks": [(callback, dict(vars(callback)))
                                for _, callback in getattr(self, "callbacks_", [])]}
         if continuing:  # copied to the CPU: a GPU would hold the model and its moments twice
-            state["module"] = (self.module_, cpu_copy(self.module_.state_dict()))
-            state["optimizer"] = (self.optimizer_, cpu_copy(self.optimizer_.state_dict()))
+            owners = [getattr(self, f"{name}_")
+                      for name in (*self._modules, *self._criteria, *self._optimizers)]
+            state["trained"] = [
+                (owner, cpu_copy(owner.state_dict()),
+                 [m.training for m in owner.modules()] if isinstance(owner, torch.nn.Module)
+                 else None)
+                for owner in owners]
         return state
 
     @staticmethod
@@ -738,10 +756,11 @@ class _FineTuneBase(SubjectsInputMixin):
         for callback, attributes in state["callbacks"]:
             vars(callback).clear()
             vars(callback).update(attributes)
-        for name in ("module", "optimizer"):
-            if name in state:
-                owner, saved = state[name]
-                owner.load_state_dict(saved)
+        for owner, saved, modes in state.get("trained", []):
+            owner.load_state_dict(saved)
+            if modes is not None:  # a fit leaves the model in training mode
+                for module, mode in zip(owner.modules(), modes):
+                    module.training = mode
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Stop the fit with ``FloatingPointError`` when the epoch's training loss is NaN or

@@ -633,16 +633,57 @@ def test_a_failed_continued_fit_leaves_the_model_as_it_was():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
                               callbacks=[FailInSecondEpoch()]).fit(X, y)
-    weights = copy.deepcopy(clf.module_.state_dict())
     proba, n_epochs = clf.predict_proba(X), len(clf.history_)
+    before = copy.deepcopy(clf.module_)  # in evaluation mode, as predict left it
 
     FailInSecondEpoch.armed = True
     with pytest.raises(RuntimeError, match="disk full"):
         clf.partial_fit(X, y)
     assert len(clf.history_) == n_epochs
-    for name, value in clf.module_.state_dict().items():
-        assert torch.equal(value, weights[name]), name
+    assert_same_module(clf.module_, before)  # weights, and the modes the fit had changed
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_numpy_settings_leave_a_loadable_optimizer_state(tmp_path):
+    # as a grid from np.logspace gives them: torch.load(weights_only=True) refuses numpy
+    # scalars, so they must not reach the optimizer's groups
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, lr=np.float64(1e-2)),
+                              weight_decay=np.float64(0.05),
+                              optimizer__betas=(np.float64(0.9), np.float32(0.99))).fit(X, y)
+    clf.set_params(lr=np.float32(1e-3))
+    clf.save_params(f_optimizer=tmp_path / "optimizer.pt")
+    clf.load_params(f_optimizer=tmp_path / "optimizer.pt")
+    groups = clf.optimizer_.state_dict()["param_groups"]
+    assert {type(group["lr"]) for group in groups} == {float}
+    assert {tuple(map(type, group["betas"])) for group in groups} == {(float, float)}
+
+
+def test_a_failed_load_params_leaves_the_net_as_it_was(tmp_path):
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=3)).fit(X, y)
+    other.save_params(f_params=tmp_path / "params.pt", f_optimizer=tmp_path / "optimizer.pt",
+                      f_history=tmp_path / "history.json")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes((tmp_path / "optimizer.pt").read_bytes()[:100])
+    # a deeper model's weights: torch copies the tensors that fit before refusing the rest
+    BrainJEPAClassifier(tiny_module(depth=2), **fast(max_epochs=1)).fit(X, y).save_params(
+        f_params=tmp_path / "deeper.pt")
+    proba, history = clf.predict_proba(X), clf.history_
+    records = copy.deepcopy(list(history))
+    module, optimizer = copy.deepcopy(clf.module_), copy.deepcopy(clf.optimizer_.state_dict())
+    for files, damaged in [
+        (dict(f_history=tmp_path / "history.json", f_params=tmp_path / "params.pt",
+              f_optimizer=cut), cut),
+        (dict(f_params=tmp_path / "deeper.pt"), tmp_path / "deeper.pt"),
+    ]:
+        with pytest.raises(ValueError, match=f"could not load {damaged}"):
+            clf.load_params(**files)
+        assert clf.history_ is history and list(history) == records
+        assert_same_module(clf.module_, module)
+        torch.testing.assert_close(clf.optimizer_.state_dict(), optimizer, rtol=0, atol=0)
+        np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
 def test_modules_as_weights_in_set_params_and_grid_search():

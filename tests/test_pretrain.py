@@ -503,6 +503,25 @@ def test_precision_auto_resumes_as_the_arithmetic_it_chose(saved_run, tmp_path):
     assert _state_files(tmp_path) == [tmp_path / saved_run.name]
 
 
+def test_numpy_settings_resume_as_the_python_numbers_they_equal(tmp_path):
+    # np.logspace grids give numpy floats, np.arange numpy integers: a run saved with them is
+    # the run of the same Python numbers, and loads (no numpy scalars in the saved state)
+    numpy_settings = dict(lr=np.float64(1e-3), weight_decay=np.float64(0.04),
+                          n_epochs=np.int64(1), batch_size=np.int64(4),
+                          random_state=np.int64(0))
+    first = _pretrainer(checkpoint_dir=tmp_path, **numpy_settings).fit(_data())
+    (state_file,) = _state_files(tmp_path)
+    torch.load(state_file, weights_only=True)
+    plain = {name: value.item() for name, value in numpy_settings.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = _pretrainer(checkpoint_dir=tmp_path, **plain).fit(_data())
+    assert _state_files(tmp_path) == [state_file]
+    assert again.history_ == first.history_
+    for key, value in first.model_.state_dict().items():
+        assert torch.equal(again.model_.state_dict()[key], value)
+
+
 def test_accumulated_micro_batches_train_the_model_of_the_whole_batch():
     X = _data()
     whole = _pretrainer(n_epochs=2).fit(X)

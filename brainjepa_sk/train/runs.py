@@ -40,13 +40,19 @@ def run_key(settings, digests=(), arrays=()):
     str
         64 hexadecimal characters.
     """
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=repr).encode())
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=_plain).encode())
     for text in digests:
         digest.update(str(text).encode())
     for array in arrays:
         if array is not None:
             digest.update(np.ascontiguousarray(array).tobytes())
     return digest.hexdigest()
+
+
+def _plain(value):
+    # numpy integers and booleans as their Python values, so that n_epochs=np.int64(4) finds
+    # the run of n_epochs=4 (numpy floats are floats already)
+    return value.item() if isinstance(value, np.generic) else repr(value)
 
 
 def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):

@@ -28,11 +28,14 @@ def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final
     float
         The value at ``step``.
     """
+    # float(): numpy scalars given as settings would otherwise reach the optimizer's state,
+    # which torch.load(weights_only=True) refuses, and a saved run could not be resumed
     if step < warmup_steps:
-        return start_value + (ref_value - start_value) * step / max(warmup_steps, 1)
+        return float(start_value + (ref_value - start_value) * step / max(warmup_steps, 1))
     progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
     progress = min(progress, 1.0)
-    return final_value + 0.5 * (ref_value - final_value) * (1.0 + math.cos(math.pi * progress))
+    return float(final_value
+                 + 0.5 * (ref_value - final_value) * (1.0 + math.cos(math.pi * progress)))
 
 
 def cosine_ramp(step, total_steps, start_value, final_value):
@@ -53,7 +56,8 @@ def cosine_ramp(step, total_steps, start_value, final_value):
         The value at ``step``.
     """
     progress = min(step / max(total_steps, 1), 1.0)
-    return final_value + 0.5 * (start_value - final_value) * (1.0 + math.cos(math.pi * progress))
+    return float(final_value
+                 + 0.5 * (start_value - final_value) * (1.0 + math.cos(math.pi * progress)))
 
 
 def linear_ramp(step, total_steps, start_value, final_value):
@@ -74,7 +78,7 @@ def linear_ramp(step, total_steps, start_value, final_value):
         The value at ``step``.
     """
     progress = min(step / max(total_steps, 1), 1.0)
-    return start_value + (final_value - start_value) * progress
+    return float(start_value + (final_value - start_value) * progress)
 
 
 @dataclass
