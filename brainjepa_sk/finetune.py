@@ -202,6 +202,37 @@ class _FineTuneBase(SubjectsInputMixin):
         return [name for name in super()._get_param_names()
                 if name not in ("module", "_params_to_validate")]
 
+    def set_params(self, **params):
+        """Set parameters, as skorch does (prefixed ones included), but no ``module__*``.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameters and their values (``lr``, ``optimizer__betas``, ``callbacks__...``).
+
+        Returns
+        -------
+        self
+            The estimator.
+
+        Raises
+        ------
+        ValueError
+            For ``module__*``: the module is built from ``weights`` and the head settings.
+        """
+        self._refuse_module_settings(params)
+        return super().set_params(**params)
+
+    def _refuse_module_settings(self, names):
+        # skorch would rebuild a fitted net's module at once, from weights: the fine-tuning
+        # would be lost for a setting the module does not take
+        given = sorted(name for name in names if name.startswith("module__"))
+        if given:
+            raise ValueError(
+                f"{', '.join(given)}: {type(self).__name__} builds its module from weights and "
+                "the head settings (pooling, final_norm, freeze_encoder, drop_path_rate), and "
+                "takes no module__ settings; set those parameters instead")
+
     def get_default_callbacks(self):
         """skorch's default callbacks, then the learning-rate schedule.
 
@@ -666,6 +697,7 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         check_parameters(self)
+        self._refuse_module_settings(self.get_params(deep=False))
         device = self._torch_device()
         if "sample_weight" in fit_params:
             hint = "weigh the classes with class_weight" if hasattr(self, "class_weight") else (

@@ -530,6 +530,12 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
                               "param_groups")]:
         with pytest.raises(ValueError, match=message):
             clone(clf).set_params(**setting).fit(X, y)
+    # the module is built from weights: skorch would rebuild a fitted one for module__*
+    with pytest.raises(ValueError, match="module__depth: .* takes no module__ settings"):
+        clf.set_params(module__depth=2)
+    with pytest.raises(ValueError, match="module__depth"):
+        BrainJEPAClassifier(tiny_module(), module__depth=2).fit(X, y)
+    assert "module__depth" not in clf.get_params()
     assert clf.module_ is module
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     with pytest.raises(ValueError, match="requires y"):
