@@ -13,6 +13,7 @@ Formats, by extension:
 from __future__ import annotations
 
 import glob
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -101,9 +102,11 @@ def _has_header(first_line, second_line, separator):
         return True
     second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
     numbers = [value for value in first if value == value]  # NaN (missing) left out
-    integers = bool(numbers) and all(value == int(value) for value in numbers)
+    # infinities are neither (int() refuses them; the reader names them afterwards)
+    integers = bool(numbers) and all(
+        math.isfinite(value) and value == int(value) for value in numbers)
     fractions = second is not None and any(
-        value == value and value != int(value) for value in second)
+        math.isfinite(value) and value != int(value) for value in second)
     return integers and fractions
 
 

@@ -7,6 +7,7 @@ from _estimators import N_REGIONS, tiny_module
 
 from brainjepa_sk import BrainJEPAEmbedder
 from brainjepa_sk.files import SubjectFiles, read_subject_file
+from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.validation import validate_subjects
 
 
@@ -136,6 +137,21 @@ def test_missing_values_in_the_first_row_are_data_and_named_as_such(tmp_path):
     assert read_subject_file(path).shape == (6, 3)
     with pytest.raises(ValueError, match=r"sub\.tsv.*NaN"):
         validate_subjects([path, path], lazy=True)
+
+
+@pytest.mark.parametrize("line", [0, 1])
+@pytest.mark.parametrize("value", ["inf", "-inf", "1e400"])
+def test_infinities_in_the_first_rows_are_named_with_the_file(tmp_path, value, line):
+    # the header sniffing looks at the first two lines, where int() would refuse infinities
+    # (integer-valued rows: a first line of integers may be region labels)
+    rows = np.random.default_rng(4).integers(-9, 9, (5, 3)).astype(str)
+    rows[line, 0] = value
+    path = tmp_path / "sub.csv"
+    path.write_text("\n".join(",".join(row) for row in rows) + "\n")
+    with pytest.raises(ValueError, match=r"sub\.csv.*infinit"):
+        validate_subjects([path, path], lazy=True)
+    with pytest.raises(ValueError, match=r"sub\.csv.*infinit"):
+        load_gradients(path)
 
 
 def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_path):
