@@ -58,6 +58,7 @@ ROBUST_SAMPLE_FRAMES = 100_000
 IN_MEMORY_WINDOW_BYTES = 2 * 2**30
 # Regions whose percentiles are computed together (bounds the copy np.percentile makes).
 _PERCENTILE_BLOCK = 64
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 # Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
 # keeping the effective TR within a fraction of a percent of the requested one.
@@ -574,8 +575,14 @@ class Preprocessor:
             starts = self._window_starts(x.shape[0])
         # Every window's frame offsets, added to its start to gather it in one indexing step.
         offsets = np.arange(self.n_frames)
-        return self._normalize_windows(x[np.asarray(starts)[:, None] + offsets]).astype(
-            np.float32)
+        windows = self._normalize_windows(x[np.asarray(starts)[:, None] + offsets])
+        largest = float(np.abs(windows).max()) if windows.size else 0.0
+        if largest > _FLOAT32_MAX:  # would become infinite, then NaN in the model
+            raise ValueError(
+                f"subject {i} reaches {largest:.3g} after preprocessing (normalization="
+                f"{self.normalization!r}), beyond the float32 range ({_FLOAT32_MAX:.3g}) the "
+                "model computes in: rescale the series or normalize them")
+        return windows.astype(np.float32)
 
     # ------------------------------------------------------------------ windows read lazily
 

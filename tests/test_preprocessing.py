@@ -516,3 +516,19 @@ def test_real_numbers_of_any_type_are_accepted_as_before():
     np.testing.assert_allclose(windows, expected)
     with pytest.raises(ValueError, match="n_frames"):
         Preprocessor(Fraction(10, 1)).fit(x)  # not an integer type
+
+
+def test_values_beyond_float32_after_preprocessing_are_refused_not_turned_into_nan():
+    rng = np.random.default_rng(0)
+    huge = [rng.standard_normal((40, 5)) * 1e39 for _ in range(3)]
+    with pytest.warns(UserWarning, match="far from unit scale"), pytest.raises(
+            ValueError, match=r"subject 0 reaches .*e\+39 .*normalization=None.*float32 range"):
+        Preprocessor(8, window="first", normalization=None).fit_transform(huge)
+    # normalized first, the same series fit in float32
+    windows, _ = Preprocessor(8, window="first", normalization="roi_zscore").fit_transform(huge)
+    assert windows.dtype == np.float32 and np.isfinite(windows).all()
+    # robust statistics learned on ordinary series leave these far too large
+    robust = Preprocessor(8, window="first", normalization="robust").fit(
+        [x / 1e39 for x in huge])
+    with pytest.raises(ValueError, match="normalization='robust'"):
+        robust.transform(huge)
