@@ -209,6 +209,15 @@ def _research_model(checkpoint, gradients, num_heads, loss):
     """The :class:`BrainJEPA` a research checkpoint's state dicts describe."""
     n_regions, n_components = gradients.shape
     sections = {s: _strip_prefix(checkpoint[s], s) for s in _REQUIRED_SECTIONS}
+    for section, state in sections.items():
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"checkpoint section {section!r}: {key} is a "
+                                 f"{type(value).__name__}, not a tensor")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(
+                    f"checkpoint section {section!r}: {key} holds NaN or infinite values "
+                    "(saved from a diverged run, or damaged)")
     encoder = sections["target_encoder"]
     predictor = sections["predictor"]
 
@@ -426,18 +435,20 @@ def load_checkpoint(path, map_location="cpu"):
             f"{path} is damaged: its {what} do not match the checksum stored with them"
         )
     preprocessing = _from_safe(payload.get("preprocessing") or {})
-    if not isinstance(preprocessing, dict):
-        raise ValueError(f"{path} is an inconsistent checkpoint: its preprocessing is a "
-                         f"{type(preprocessing).__name__}, not a dict")
+    metadata = _from_safe(payload.get("metadata") or {})
+    for name, value in [("preprocessing", preprocessing), ("metadata", metadata)]:
+        if not isinstance(value, dict):
+            raise ValueError(f"{path} is an inconsistent checkpoint: its {name} is a "
+                             f"{type(value).__name__}, not a dict")
     try:
         model = _built_for_loading(payload["gradients"], payload["config"])
         model.load_state_dict(payload["state_dict"])
-    except (KeyError, TypeError, RuntimeError) as error:
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
     loaded = LoadedCheckpoint(
         model=model.eval(),
         preprocessing=preprocessing,
-        metadata=_from_safe(payload.get("metadata", {})),
+        metadata=metadata,
     )
     # the module carries them too, so that it can be passed as weights on its own
     model.preprocessing = copy.deepcopy(loaded.preprocessing) or None

@@ -241,15 +241,23 @@ def test_a_file_in_a_list_mixing_arrays_and_paths_is_named(tmp_path):
             GradientPositioner(n_components=2).fit([*X, tmp_path / f"{name}.npy"])
 
 
-def test_a_checkpoint_whose_preprocessing_is_not_a_dict_is_refused(tmp_path):
+@pytest.mark.parametrize("edit, problem", [
+    (lambda payload: payload.__setitem__("preprocessing", [1, 2]),
+     "is an inconsistent checkpoint: its preprocessing is a list"),
+    (lambda payload: payload.__setitem__("metadata", [1]),
+     "is an inconsistent checkpoint: its metadata is a list"),
+    (lambda payload: payload["config"].__setitem__("num_heads", 3),
+     "is an incomplete or inconsistent checkpoint: num_heads=3 does not divide"),
+])
+def test_consistent_checksums_over_inconsistent_contents_name_the_file(tmp_path, edit, problem):
+    # as a file of another program, or of format 1 (no checksum), could hold them
     from brainjepa_sk.checkpoint import _checksum
 
     payload = _robust_checkpoint(tmp_path / "good.pt")
-    payload["preprocessing"] = [1, 2]
+    edit(payload)
     payload["checksum"] = _checksum(payload)
     torch.save(payload, tmp_path / "bad.pt")
-    with pytest.raises(ValueError, match=r"bad\.pt is an inconsistent checkpoint: its "
-                                         "preprocessing is a list"):
+    with pytest.raises(ValueError, match=rf"bad\.pt {problem}"):
         load_checkpoint(tmp_path / "bad.pt")
 
 
