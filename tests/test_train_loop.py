@@ -29,12 +29,12 @@ def _windows(seed=0):
                        generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2, **options):
+def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2, depth=2, **options):
     """A tiny run, built the same way every time (the global generator only for the init)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = BrainJEPA(torch.randn(N_REGIONS, 3), patch_size=PATCH, n_patches=N_FRAMES // PATCH,
-                          embed_dim=16, depth=2, num_heads=2, predictor_embed_dim=8,
+                          embed_dim=16, depth=depth, num_heads=2, predictor_embed_dim=8,
                           predictor_depth=1, drop_path_rate=drop_path_rate)
     dataset = WindowDataset(_windows())
     loader = window_loader(dataset, BATCH, sampler or ShuffleSampler(len(dataset), seed=1))
@@ -329,6 +329,20 @@ def test_a_state_whose_data_sampler_this_loop_cannot_take_is_refused_before_any_
     for name, value in loop.model.state_dict().items():
         assert torch.equal(value, before[name]), name
     assert loop.step == 0
+
+
+def test_a_state_of_another_model_is_refused_naming_its_file_before_any_change(tmp_path):
+    # the same key (a caller's own) over a deeper model: torch would copy the blocks that fit
+    path = tmp_path / "state.pt"
+    _loop(n_epochs=1, callbacks=[Checkpoint(path, key="run-a")]).run()
+    loop = _loop(depth=3)
+    before = {name: value.clone() for name, value in loop.model.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"{path.name}: the state is of another model .*"
+                                         r"blocks\.2\."):
+        Checkpoint(path, key="run-a").restore(loop)
+    for name, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert loop.step == 0 and loop.history == []
 
 
 def test_the_loop_state_holds_no_reference_to_the_live_history():

@@ -345,8 +345,8 @@ class Checkpoint(Callback):
         Raises
         ------
         ValueError
-            Naming the file, when it is truncated, damaged (its checksum does not match) or not
-            a training state.
+            Naming the file, when it is truncated, damaged (its checksum does not match), not
+            a training state, or the state of another model under the same key.
         """
         if not self.path.is_file():
             return False
@@ -358,7 +358,10 @@ class Checkpoint(Callback):
             except ValueError as error:
                 raise ValueError(f"{error}; delete it to start the run afresh") from error
             if state.get("key") == self.key:
-                loop.load_state_dict(state["loop"])
+                try:
+                    loop.load_state_dict(state["loop"])
+                except ValueError as error:
+                    raise ValueError(f"{self.path}: {error}") from error
                 return True
             why = "it was written with other settings or data"
         warn_user(

@@ -297,9 +297,11 @@ class PretrainLoop:
         Raises
         ------
         ValueError
-            When the state holds a data sampler's state that this loop's sampler cannot take
-            (checked before anything is restored).
+            When the state's model or optimizer does not fit this loop's, or it holds a data
+            sampler's state that this loop's sampler cannot take (checked before anything is
+            restored).
         """
+        self._check_fits(state)
         sampler = getattr(self.loader, "sampler", None)
         if state["data_sampler"] is not None and not hasattr(sampler, "load_state_dict"):
             raise ValueError(
@@ -324,3 +326,21 @@ class PretrainLoop:
         self.epoch = int(state["epoch"])
         self.step = int(state["step"])
         self.history = [dict(record) for record in state["history"]]
+
+    def _check_fits(self, state):
+        """Refuse a state of another model before any of it is loaded (torch would copy the
+        tensors that fit, then raise)."""
+        own = self.model.state_dict()
+        saved = state["model"]
+        wrong = sorted(set(own) ^ set(saved)) + sorted(
+            key for key in set(own) & set(saved)
+            if tuple(own[key].shape) != tuple(saved[key].shape))
+        if wrong:
+            raise ValueError(
+                f"the state is of another model than this loop's: {len(wrong)} tensor(s) "
+                f"missing, unexpected or of other shapes ({', '.join(wrong[:4])}"
+                f"{', ...' if len(wrong) > 4 else ''})")
+        groups = [len(group["params"]) for group in state["optimizer"]["param_groups"]]
+        if groups != [len(group["params"]) for group in self.optimizer.param_groups]:
+            raise ValueError("the state's optimizer has other parameter groups than this "
+                             f"loop's (sizes {groups})")
