@@ -1,6 +1,7 @@
 """BrainJEPAPretrainer: self-supervised fit, history, gradients inside fit, resume, save."""
 
 import contextlib
+import copy
 import math
 import os
 import shutil
@@ -176,6 +177,26 @@ def test_random_state_makes_fit_reproducible_and_leaves_global_rng_alone():
         assert torch.equal(p, q)
     c = _pretrainer(n_epochs=2, random_state=1).fit(X)
     assert not torch.equal(next(a.model_.parameters()), next(c.model_.parameters()))
+
+
+class _FirstDraws(Callback):
+    """The run's first masks and data order, drawn from copies of its generators."""
+
+    def on_train_begin(self, loop):
+        self.masks = copy.deepcopy(loop.mask_sampler).sample(8).context_idx
+        self.order = list(copy.deepcopy(loop.loader.sampler))
+
+
+def test_random_state_seeds_the_masks_and_the_data_order_too():
+    # the weights alone would differ through the initialisation's seed
+    def draws(seed):
+        return _pretrainer(n_epochs=1, random_state=seed,
+                           callbacks=[_FirstDraws()]).fit(_data()).callbacks_[0]
+
+    first, again, other = draws(0), draws(0), draws(1)
+    assert torch.equal(first.masks, again.masks) and first.order == again.order
+    assert not torch.equal(first.masks, other.masks)
+    assert first.order != other.order and sorted(first.order) == sorted(other.order)
 
 
 def test_gradient_positioner_is_fitted_inside_fit():
