@@ -560,6 +560,21 @@ def test_the_head_takes_every_pooling_and_a_frozen_encoder_gets_no_gradient(pool
     assert model.encoder.training is not freeze_encoder
 
 
+@pytest.mark.parametrize("final_norm", [True, False])
+def test_a_frozen_encoder_gives_the_embedders_features(final_norm):
+    # the linear probe reads what BrainJEPAEmbedder returns, final norm or not
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2), n_timepoints=8), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), freeze_encoder=True,
+                              pooling="roi_std", final_norm=final_norm).fit(X, y)
+    with torch.no_grad():
+        features = clf.module_.forward_features(torch.from_numpy(X).float()).numpy()
+    embedder = BrainJEPAEmbedder(tiny_module(), pooling="roi_std", final_norm=final_norm,
+                                 normalization=None).fit(X)
+    np.testing.assert_allclose(features, embedder.transform(X), rtol=1e-5, atol=1e-6)
+    other = embedder.set_params(final_norm=not final_norm).transform(X)
+    assert np.abs(features - other).max() > 0.1
+
+
 def test_bf16_precision_runs_the_model_under_autocast():
     seen = []
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")
