@@ -58,6 +58,9 @@ def test_invariants_hold_on_every_draw(n_regions, n_patches, static_shapes):
             assert not (alpha_regions & ctx_regions).any()  # Cross-ROI: other regions
             assert int(alpha_regions.sum()) == sizes["n_alpha"]
             assert _runs(alpha_times) == 1  # one contiguous span
+            # a sub-span of the observation span, which also holds the context's times
+            used = (alpha_times | ctx_times).nonzero().flatten()
+            assert int(used.max() - used.min()) + 1 <= sizes["n_time"]
 
             assert _runs(ctx_times) == 1  # the context is one contiguous time span
             first, last = ctx_times.nonzero().min(), ctx_times.nonzero().max()
@@ -74,6 +77,18 @@ def test_invariants_hold_on_every_draw(n_regions, n_patches, static_shapes):
             for zone in (slice(0, edge), slice(n_patches - edge, n_patches)):
                 assert int(beta[:, zone].any(1).sum()) <= sizes["n_beta"]
                 assert int(gamma[:, zone].any(1).sum()) <= sizes["n_gamma"]
+
+
+def test_each_temporal_edge_draws_its_own_target_regions():
+    # one Cross-Time / Double-Cross pair per edge: the regions at the left edge and at the
+    # right edge are separate draws, equal only by chance
+    _, batches = _draws(100, 10, n_batches=60)
+    pairs = [(kind, (grid[:, :2] == kind).any(1), (grid[:, -2:] == kind).any(1))
+             for masks in batches for grid in masks.grid for kind in (BETA, GAMMA)]
+    both = [(kind, left, right) for kind, left, right in pairs if left.any() and right.any()]
+    assert len({kind for kind, _, _ in both}) == 2 and len(both) > 100
+    same = sum(torch.equal(left, right) for _, left, right in both)
+    assert same < 0.1 * len(both)
 
 
 @pytest.mark.parametrize("n_regions, n_patches", [(24, 10), (100, 10), (450, 10)])
