@@ -356,3 +356,19 @@ def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statisti
     expected = head.linear((x - 2.0) / math.sqrt(4.0 + head.norm.eps))
     torch.testing.assert_close(head(x[None])[0], expected)
     assert (head.norm.running_mean == 2.0).all() and (head.norm.running_var == 4.0).all()
+
+
+def test_the_predictor_queries_each_target_at_its_own_position():
+    model = tiny_model().eval()
+    n_patches, n_context = 5, 20
+    context_idx = torch.arange(n_context)[None]
+    context = torch.randn(1, n_context, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        out = model.predictor(context, context_idx, torch.tensor([[30, 41, 30]]), n_patches)
+        reordered = model.predictor(context, context_idx, torch.tensor([[41, 30, 30]]),
+                                    n_patches)
+    # the same position twice: the same prediction; another position: another one
+    torch.testing.assert_close(out[0, 0], out[0, 2])
+    assert (out[0, 0] - out[0, 1]).abs().max() > 1e-3
+    # the queries' order does not matter: each follows its position
+    torch.testing.assert_close(reordered[0], out[0, [1, 0, 2]])
