@@ -64,10 +64,13 @@ def load_gradients(source):
     Raises
     ------
     ValueError
-        If the matrix is not 2-D, is empty, or holds NaN or infinite values.
+        If the matrix is not 2-D, is empty, or holds NaN or infinite values, or the path is
+        a folder.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise ValueError(f"{path} is a folder, not a gradient file")
         if not path.is_file():
             raise FileNotFoundError(f"gradient file not found: {path}")
         if path.suffix.lower() == ".npy":

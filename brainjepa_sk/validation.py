@@ -232,9 +232,9 @@ def _ragged_message(i, subject):
 
 
 def check_signal_values(i, subject):
-    """Refuse values that are not a signal: booleans, text (numbers as strings included) and
-    numpy masked arrays with masked values, which would all convert to float silently (the
-    mask lost).
+    """Refuse values that are not a signal: booleans, text (numbers as strings included),
+    numpy masked arrays with masked values and complex numbers, which would otherwise convert
+    to float silently (the mask or the imaginary part lost).
 
     Parameters
     ----------
@@ -247,19 +247,35 @@ def check_signal_values(i, subject):
     ------
     TypeError
         Naming the subject and what its values are.
+    ValueError
+        For complex numbers (scikit-learn's error for them).
     """
-    problem = _not_signal_values(subject)
+    kinds = _value_kinds(subject)
+    problem = _not_signal_values(subject, kinds)
     if problem:
         raise TypeError(f"subject {i} {problem}")
+    if "c" in kinds:  # a ValueError, as scikit-learn raises it (without the whole table)
+        raise ValueError(f"subject {i}: Complex data not supported; pass the real part or the "
+                         "magnitude (x.real or np.abs(x))")
 
 
-def _not_signal_values(subject):
+def _not_signal_values(subject, kinds):
     """Why a subject's values are not a signal ("" when they may be one)."""
     mask = np.ma.getmask(subject) if isinstance(subject, np.ma.MaskedArray) else np.ma.nomask
     if mask is not np.ma.nomask and mask.any():
         return (f"is a masked array with {int(mask.sum())} masked value(s), which the model "
                 "would read as signal: fill or interpolate them, or drop those timepoints, and "
                 "pass a plain array")
+    if "b" in kinds:
+        return "holds booleans, not signal values"
+    if kinds & {"U", "S"} or ("O" in kinds and any(
+            isinstance(value, (str, bytes)) for value in np.asarray(subject, dtype=object).flat)):
+        return "holds text, not numbers (convert numbers read as text with astype(float))"
+    return ""
+
+
+def _value_kinds(subject):
+    """The numpy dtype kinds of a subject's values (one per DataFrame column)."""
     dtypes = getattr(subject, "dtypes", None)  # a DataFrame: one dtype per column
     if dtypes is not None:
         dtypes = list(dtypes) if hasattr(dtypes, "__iter__") else [dtypes]  # a Series: one
@@ -270,13 +286,7 @@ def _not_signal_values(subject):
             dtypes = [np.asarray(subject).dtype]
         except (TypeError, ValueError, RuntimeError):  # ragged or on a GPU: checked later
             dtypes = []
-    kinds = {getattr(dtype, "kind", None) for dtype in dtypes}
-    if "b" in kinds:
-        return "holds booleans, not signal values"
-    if kinds & {"U", "S"} or ("O" in kinds and any(
-            isinstance(value, (str, bytes)) for value in np.asarray(subject, dtype=object).flat)):
-        return "holds text, not numbers (convert numbers read as text with astype(float))"
-    return ""
+    return {getattr(dtype, "kind", None) for dtype in dtypes}
 
 
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,

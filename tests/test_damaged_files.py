@@ -185,6 +185,21 @@ def test_load_gradients_names_the_text_file(tmp_path, content, problem):
         load_gradients(path)
 
 
+def test_a_folder_or_a_file_in_the_way_is_named(tmp_path):
+    (tmp_path / "g.csv").mkdir()
+    with pytest.raises(ValueError, match=r"g\.csv is a folder, not a gradient file"):
+        load_gradients(tmp_path / "g.csv")
+    (tmp_path / "notes.txt").write_text("a file where a folder is asked for")
+    model = BrainJEPAPretrainer(
+        gradients=np.random.default_rng(0).standard_normal((8, 3)),
+        model_size=dict(embed_dim=8, depth=1, num_heads=2), patch_size=2, n_frames=8,
+        predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0, random_state=0,
+    ).fit(np.random.default_rng(0).standard_normal((4, 16, 8)))
+    with pytest.raises(OSError, match=r"could not save .*notes\.txt.model\.pt: cannot create "
+                                      r"its folder"):
+        model.save(tmp_path / "notes.txt" / "model.pt")
+
+
 def test_load_gradients_names_a_damaged_npy(tmp_path):
     np.save(tmp_path / "g.npy", np.ones((8, 3)))
     raw = (tmp_path / "g.npy").read_bytes()

@@ -486,6 +486,8 @@ def test_the_preprocessor_refuses_booleans_and_masked_values_as_the_estimators_d
         prep.transform([x, x > 0.5])
     with pytest.raises(TypeError, match="subject 0 is a masked array with 1 masked value"):
         prep.transform([np.ma.masked_array(x, mask=x == x.max())])
+    with pytest.raises(ValueError, match="subject 1: Complex data not supported"):
+        prep.transform([x, x * (1 + 1j)])  # numpy would drop the imaginary part with a warning
     np.testing.assert_array_equal(prep.transform([np.ma.masked_array(x)])[0],
                                   prep.transform([x])[0])  # nothing masked: a plain array
 

@@ -150,7 +150,9 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         (lambda X: X[0], "single subject"),
         (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.nan, X), "NaN"),
         (lambda X: np.where(np.arange(X.size).reshape(X.shape) == 7, np.inf, X), "infinity"),
-        (lambda X: X.astype(complex), "[Cc]omplex"),
+        (lambda X: X.astype(complex), r"^subject 0: Complex data not supported; pass the "
+                                      r"real part or the magnitude \(x.real or np.abs\(x\)\)$"),
+        (lambda X: [torch.from_numpy(x.astype(complex)) for x in X], "Complex data"),
         (lambda X: np.full(X.shape, "a", dtype=object), "subject 0 holds text"),
         # numbers as text, booleans and masked values are not silently converted
         (lambda X: X.astype(str), r"subject 0 holds text, not numbers \(convert"),

@@ -456,7 +456,11 @@ def atomic_save(obj, path):
         ``path``, if any, is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # e.g. a file where a folder of the path should be
+        raise OSError(error.errno, f"could not save {path}: cannot create its folder "
+                                   f"{path.parent}: {error.strerror or error}") from error
     tmp = temporary_file_beside(path)
     try:
         with open(tmp, "wb") as file:
