@@ -335,7 +335,14 @@ class _FineTuneBase(SubjectsInputMixin):
                                        f_criterion=f_criterion, f_history=f_history,
                                        checkpoint=checkpoint, use_safetensors=use_safetensors,
                                        **kwargs)
-        load = super().load_params
+        def load(**files_and_options):
+            super(_FineTuneBase, self).load_params(**files_and_options)
+            # skorch takes any JSON list (or a dict's keys) as the history
+            if "f_history" in files_and_options and not all(
+                    isinstance(record, dict) and "epoch" in record for record in self.history_):
+                raise ValueError("it is not a history of epochs (a JSON list of records, "
+                                 "as save_params writes it)")
+
         # the files are loaded one by one (and torch copies the tensors that fit before it
         # refuses a state dict): a failure puts back what the earlier ones changed
         history, saved = self.history_, self._in_place_state(continuing=True)

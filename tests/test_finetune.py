@@ -694,10 +694,14 @@ def test_a_failed_load_params_leaves_the_net_as_it_was(tmp_path):
     proba, history = clf.predict_proba(X), clf.history_
     records = copy.deepcopy(list(history))
     module, optimizer = copy.deepcopy(clf.module_), copy.deepcopy(clf.optimizer_.state_dict())
+    (tmp_path / "list.json").write_text("[1, 2]")  # JSON, but not a history
+    (tmp_path / "dict.json").write_text('{"epoch": 1}')
     for files, damaged in [
         (dict(f_history=tmp_path / "history.json", f_params=tmp_path / "params.pt",
               f_optimizer=cut), cut),
         (dict(f_params=tmp_path / "deeper.pt"), tmp_path / "deeper.pt"),
+        (dict(f_history=tmp_path / "list.json"), tmp_path / "list.json"),
+        (dict(f_history=tmp_path / "dict.json"), tmp_path / "dict.json"),
     ]:
         with pytest.raises(ValueError, match=f"could not load {damaged}"):
             clf.load_params(**files)
