@@ -221,7 +221,12 @@ class _FineTuneBase(SubjectsInputMixin):
             For ``module__*``: the module is built from ``weights`` and the head settings.
         """
         self._refuse_module_settings(params)
-        return super().set_params(**params)
+        super().set_params(**params)
+        if "callbacks" in params and getattr(self, "initialized_", False):
+            # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
+            # would be missing from a continued fit (warm_start, partial_fit)
+            self._initialize_callbacks()
+        return self
 
     def _refuse_module_settings(self, names):
         # skorch would rebuild a fitted net's module at once, from weights: the fine-tuning

@@ -1262,6 +1262,22 @@ class PredictsSubjects(Callback):
         self.proba_ = net.predict_proba(self.X)
 
 
+def test_callbacks_set_on_a_fitted_net_run_in_the_continued_fit():
+    class Count(Callback):
+        def initialize(self):
+            self.epochs = 0
+            return self
+
+        def on_epoch_end(self, net, **kwargs):
+            self.epochs += 1
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    clf.set_params(callbacks=[("count", Count())])
+    clf.partial_fit(X, y)
+    assert dict(clf.callbacks_)["count"].epochs == 2
+
+
 def test_predict_from_a_callback_during_fit_treats_its_input_as_subjects():
     """Subjects given to predict during fit are preprocessed, windowed and averaged as after
     fit (not taken for the training windows that skorch's own scoring passes)."""
