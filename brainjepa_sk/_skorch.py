@@ -27,7 +27,7 @@ from torch.utils.data import Subset
 
 from ._warnings import warn_user
 from .files import is_path
-from .train.runtime import move_into_place, temporary_file_beside
+from .train.runtime import move_into_place, python_values, temporary_file_beside
 from .train.schedule import warmup_cosine
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
@@ -98,30 +98,6 @@ def targets_of(dataset):
     if isinstance(dataset, Subset):
         return np.asarray(targets_of(dataset.dataset))[np.asarray(dataset.indices)]
     return np.asarray(dataset.y)
-
-
-def python_values(value):
-    """``value`` with numpy scalars (in tuples and lists too) as Python numbers.
-
-    An optimizer's groups are saved with its state, and ``torch.load(weights_only=True)``
-    refuses numpy scalars there, so a net given ``lr=np.float64(...)`` (as from
-    ``np.logspace``) could not load its own checkpoint.
-
-    Parameters
-    ----------
-    value : object
-        An optimizer setting.
-
-    Returns
-    -------
-    object
-        The same setting, numpy scalars replaced.
-    """
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, (tuple, list)):
-        return type(value)(python_values(item) for item in value)
-    return value
 
 
 def layer_groups_setter(net, param, value):

@@ -60,7 +60,6 @@ from ._skorch import (
     is_windows,
     layer_groups_setter,
     load_params_naming_files,
-    python_values,
     save_params_atomically,
     split_windows,
     targets_of,
@@ -73,6 +72,7 @@ from .train.runtime import (
     cpu_copy,
     forked_rng,
     noting_ctrl_c,
+    python_values,
     resolve_autocast,
     resolve_device,
 )

@@ -51,6 +51,7 @@ from .train.runs import find_shorter_run, run_key
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
+    python_values,
     resolve_autocast,
     resolve_device,
 )
@@ -385,7 +386,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             missing = {"embed_dim", "depth", "num_heads"} - set(self.model_size)
             if missing:
                 raise ValueError(f"model_size dict misses {sorted(missing)}")
-            sizes = dict(self.model_size)
+            sizes = python_values(dict(self.model_size))  # saved with the run's state
         check_window_patches(self.n_frames, self.patch_size)
         predictor_dim = self.predictor_embed_dim
         if predictor_dim is None:

@@ -530,10 +530,13 @@ def test_numpy_settings_resume_as_the_python_numbers_they_equal(tmp_path):
     numpy_settings = dict(lr=np.float64(1e-3), weight_decay=np.float64(0.04),
                           n_epochs=np.int64(1), batch_size=np.int64(4),
                           random_state=np.int64(0))
-    first = _pretrainer(checkpoint_dir=tmp_path, **numpy_settings).fit(_data())
+    sizes = dict(embed_dim=np.int64(32), depth=np.int64(2), num_heads=np.int64(2))
+    first = _pretrainer(checkpoint_dir=tmp_path, model_size=sizes,
+                        **numpy_settings).fit(_data())
     (state_file,) = _state_files(tmp_path)
     torch.load(state_file, weights_only=True)
     plain = {name: value.item() for name, value in numpy_settings.items()}
+    plain["model_size"] = {name: value.item() for name, value in sizes.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         again = _pretrainer(checkpoint_dir=tmp_path, **plain).fit(_data())

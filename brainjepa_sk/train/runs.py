@@ -16,6 +16,7 @@ import numpy as np
 
 from .._warnings import warn_user
 from .callbacks import peek_training_state, read_training_state
+from .runtime import python_values
 
 __all__ = ["find_shorter_run", "run_key"]
 
@@ -51,8 +52,8 @@ def run_key(settings, digests=(), arrays=()):
 
 def _plain(value):
     # numpy integers and booleans as their Python values, so that n_epochs=np.int64(4) finds
-    # the run of n_epochs=4 (numpy floats are floats already)
-    return value.item() if isinstance(value, np.generic) else repr(value)
+    # the run of n_epochs=4 (np.float64 is a float already; np.float32(1e-3) is another number)
+    return python_values(value) if isinstance(value, np.generic) else repr(value)
 
 
 def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):

@@ -16,6 +16,7 @@ import threading
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "load_file",
     "move_into_place",
     "noting_ctrl_c",
+    "python_values",
     "tensor_checksum",
     "forked_rng",
     "global_rng_state",
@@ -480,6 +482,32 @@ def atomic_save(obj, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def python_values(value):
+    """``value`` with numpy scalars as Python numbers, inside tuples, lists and dicts too.
+
+    Settings end up in saved states (an optimizer's groups, a model's configuration), and
+    ``torch.load(weights_only=True)`` refuses numpy scalars there: a run given
+    ``lr=np.float64(...)`` (as ``np.logspace`` gives) could not load its own state.
+
+    Parameters
+    ----------
+    value : object
+        A setting.
+
+    Returns
+    -------
+    object
+        The same setting, numpy scalars replaced (containers rebuilt as their own type).
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        return type(value)(python_values(item) for item in value)
+    if isinstance(value, dict):
+        return {key: python_values(item) for key, item in value.items()}
+    return value
 
 
 def cpu_copy(state):
