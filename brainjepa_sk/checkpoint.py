@@ -212,7 +212,7 @@ def _research_model(checkpoint, gradients, num_heads, loss):
     for section, state in sections.items():
         for key, value in state.items():
             if not isinstance(value, torch.Tensor):
-                raise ValueError(f"checkpoint section {section!r}: {key} is a "
+                raise ValueError(f"checkpoint section {section!r}: {key} is of type "
                                  f"{type(value).__name__}, not a tensor")
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                 raise ValueError(
@@ -376,9 +376,20 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         NumPy arrays, nested dicts).
     metadata : dict, optional
         Anything else of the same kinds (training history, ...).
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a :class:`BrainJEPA`, ``preprocessing`` or ``metadata`` is not
+        a dict, or they hold values a checkpoint cannot store (nothing is written then).
+    OSError
+        Naming ``path``, when it cannot be written.
     """
     if not isinstance(model, BrainJEPA):
         raise TypeError(f"model must be a BrainJEPA module, got {type(model).__name__}")
+    for name, value in [("preprocessing", preprocessing), ("metadata", metadata)]:
+        if value is not None and not isinstance(value, dict):  # load_checkpoint refuses them
+            raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

@@ -192,8 +192,6 @@ def _where_not_finite(subject, names):
     """Where a subject's first NaN or infinite value is, for an error message ("" if none)."""
     try:
         values = np.asarray(subject)
-        if values.dtype.kind == "c":
-            return ""  # complex: another message says so
         if values.dtype.kind not in "fiub":
             values = values.astype(np.float64)  # e.g. numbers as objects
         bad = ~np.isfinite(values)

@@ -143,7 +143,7 @@ def _corrupt(official_dir, tmp_path, edit):
         ),
         (lambda c: c["encoder"].__setitem__("module.extra.weight", torch.zeros(1)), "unexpected"),
         (lambda c: c["encoder"].__setitem__("module.blocks.0.attn.qkv.weight", 3),
-         "'encoder': blocks.0.attn.qkv.weight is a int, not a tensor"),
+         "'encoder': blocks.0.attn.qkv.weight is of type int, not a tensor"),
         (lambda c: c["target_encoder"]["module.blocks.0.mlp.fc1.weight"].view(-1).__setitem__(
             5, float("nan")), "'target_encoder': blocks.0.mlp.fc1.weight holds NaN or infinite"),
     ],

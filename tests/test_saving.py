@@ -149,6 +149,9 @@ def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):
     other = tmp_path / "other.pt"
     with pytest.raises(TypeError, match="metadata holds a set"):
         save_checkpoint(other, tiny_module(), metadata={"regions": {1, 2}})
+    for name in ("metadata", "preprocessing"):  # load_checkpoint would refuse the file
+        with pytest.raises(TypeError, match=f"{name} must be a dict, got list"):
+            save_checkpoint(other, tiny_module(), **{name: ["a note"]})
     assert not other.exists()
     # a file missing its weights names itself
     payload = torch.load(path, weights_only=True)
