@@ -60,6 +60,11 @@ IN_MEMORY_WINDOW_BYTES = 2 * 2**30
 _PERCENTILE_BLOCK = 64
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+
+class _BeyondFloat32Error(ValueError):
+    """Preprocessed values too large for float32, the model's arithmetic (rescale the series,
+    or normalize them)."""
+
 # Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
 # keeping the effective TR within a fraction of a percent of the requested one.
 _MAX_DENOMINATOR = 64
@@ -515,8 +520,11 @@ class Preprocessor:
         sklearn.exceptions.NotFittedError
             ``normalization="robust"`` and the statistics have not been learned by :meth:`fit`.
         ValueError
-            Bad parameters, region count other than the one seen in :meth:`fit`, or a series
-            shorter than ``min_frames`` after resampling.
+            Bad parameters, region count other than the one seen in :meth:`fit`, a series
+            shorter than ``min_frames`` after resampling, complex values, or values beyond
+            the float32 range after normalization.
+        TypeError
+            Values that are not a signal: booleans, text or masked values.
         """
         self._validate_params()
         if getattr(subjects, "n_timepoints", None) is not None:
@@ -576,13 +584,17 @@ class Preprocessor:
         # Every window's frame offsets, added to its start to gather it in one indexing step.
         offsets = np.arange(self.n_frames)
         windows = self._normalize_windows(x[np.asarray(starts)[:, None] + offsets])
-        largest = float(np.abs(windows).max()) if windows.size else 0.0
-        if largest > _FLOAT32_MAX:  # would become infinite, then NaN in the model
-            raise ValueError(
-                f"subject {i} reaches {largest:.3g} after preprocessing (normalization="
-                f"{self.normalization!r}), beyond the float32 range ({_FLOAT32_MAX:.3g}) the "
-                "model computes in: rescale the series or normalize them")
-        return windows.astype(np.float32)
+        with np.errstate(over="ignore"):  # an overflow is refused below, with its subject
+            single = windows.astype(np.float32)
+        # finite values beyond float32's range become infinite (then NaN in the model); the
+        # extremes are checked without another copy of the windows
+        if single.size and not (np.isfinite(single.max()) and np.isfinite(single.min())):
+            raise _BeyondFloat32Error(
+                f"subject {i} reaches {float(np.abs(windows).max()):.3g} after preprocessing "
+                f"(normalization={self.normalization!r}), beyond the float32 range "
+                f"({_FLOAT32_MAX:.3g}) the model computes in: rescale the series or normalize "
+                "them")
+        return single
 
     # ------------------------------------------------------------------ windows read lazily
 
@@ -705,6 +717,8 @@ class Preprocessor:
             paths = getattr(subjects, "paths", None)
             if paths is None:
                 raise
+            if isinstance(error, _BeyondFloat32Error):  # the values themselves, not a change
+                raise _BeyondFloat32Error(f"{paths[subject]}: {error}") from error
             # the file was checked when fit began: it changed since
             raise ValueError(f"{paths[subject]}: {error}; the file changed after fit checked "
                              "it (rewritten while training?)") from error

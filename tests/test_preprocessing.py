@@ -520,7 +520,7 @@ def test_real_numbers_of_any_type_are_accepted_as_before():
         Preprocessor(Fraction(10, 1)).fit(x)  # not an integer type
 
 
-def test_values_beyond_float32_after_preprocessing_are_refused_not_turned_into_nan():
+def test_values_beyond_float32_after_preprocessing_are_refused_not_turned_into_nan(tmp_path):
     rng = np.random.default_rng(0)
     huge = [rng.standard_normal((40, 5)) * 1e39 for _ in range(3)]
     with pytest.warns(UserWarning, match="far from unit scale"), pytest.raises(
@@ -534,3 +534,12 @@ def test_values_beyond_float32_after_preprocessing_are_refused_not_turned_into_n
         [x / 1e39 for x in huge])
     with pytest.raises(ValueError, match="normalization='robust'"):
         robust.transform(huge)
+    # read lazily from its file (as fit on files does): named, and not taken for a changed file
+    from brainjepa_sk.validation import validate_subjects
+
+    for k, x in enumerate(huge):
+        np.save(tmp_path / f"s{k}.npy", x)
+    files = validate_subjects(sorted(tmp_path.glob("s*.npy")), lazy=True)
+    with pytest.raises(ValueError, match=r"s0\.npy: subject 0 reaches .*float32") as error:
+        robust.read_window(files, 0, 0)
+    assert "changed" not in str(error.value)
