@@ -100,6 +100,24 @@ def _seed_of(random_state):
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+def _copy_of(owner):
+    """A module's or an optimizer's state (and a module's train/eval modes), to put back.
+
+    Copied to the CPU: a GPU would hold the model and its moments twice."""
+    modes = ([module.training for module in owner.modules()]
+             if isinstance(owner, torch.nn.Module) else None)
+    return owner, cpu_copy(owner.state_dict()), modes
+
+
+def _put_back(copies):
+    """Restore what :func:`_copy_of` copied."""
+    for owner, saved, modes in copies:
+        owner.load_state_dict(saved)
+        if modes is not None:  # a fit leaves the model in training mode
+            for module, mode in zip(owner.modules(), modes):
+                module.training = mode
+
+
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
 
@@ -340,7 +358,17 @@ class _FineTuneBase(SubjectsInputMixin):
                                        f_criterion=f_criterion, f_history=f_history,
                                        checkpoint=checkpoint, use_safetensors=use_safetensors,
                                        **kwargs)
+        # the files are loaded one by one (and torch copies the tensors that fit before it
+        # refuses a state dict): a failure puts back what the earlier ones changed, copied
+        # just before each file is loaded into it
+        history, device, copies = self.history_, self.device, []
+
         def load(**files_and_options):
+            for key in files_and_options:
+                owner = getattr(self, "module_" if key == "f_params" else f"{key[2:]}_", None)
+                if (key.startswith("f_") and key != "f_history" and owner is not None
+                        and all(owner is not copied for copied, _, _ in copies)):
+                    copies.append(_copy_of(owner))
             super(_FineTuneBase, self).load_params(**files_and_options)
             # skorch takes any JSON list (or a dict's keys) as the history
             if "f_history" in files_and_options and not all(
@@ -348,9 +376,6 @@ class _FineTuneBase(SubjectsInputMixin):
                 raise ValueError("it is not a history of epochs (a JSON list of records, "
                                  "as save_params writes it)")
 
-        # the files are loaded one by one (and torch copies the tensors that fit before it
-        # refuses a state dict): a failure puts back what the earlier ones changed
-        history, saved = self.history_, self._in_place_state(continuing=True)
         try:
             files = {}
             if checkpoint is not None:
@@ -367,8 +392,8 @@ class _FineTuneBase(SubjectsInputMixin):
             files.update({key: value for key, value in explicit.items() if value})
             load_params_naming_files(load, files, use_safetensors=use_safetensors)
         except BaseException:
-            self.history_ = history
-            self._restore_in_place_state(saved)
+            self.history_, self.device = history, device  # skorch may fall back to the CPU
+            _put_back(copies)
             raise
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
@@ -783,14 +808,9 @@ class _FineTuneBase(SubjectsInputMixin):
                  # callbacks rebind their attributes when reset: shallow copies suffice
                  "callbacks": [(callback, dict(vars(callback)))
                                for _, callback in getattr(self, "callbacks_", [])]}
-        if continuing:  # copied to the CPU: a GPU would hold the model and its moments twice
-            owners = [getattr(self, f"{name}_")
-                      for name in (*self._modules, *self._criteria, *self._optimizers)]
-            state["trained"] = [
-                (owner, cpu_copy(owner.state_dict()),
-                 [m.training for m in owner.modules()] if isinstance(owner, torch.nn.Module)
-                 else None)
-                for owner in owners]
+        if continuing:
+            state["trained"] = [_copy_of(getattr(self, f"{name}_"))
+                                for name in (*self._modules, *self._criteria, *self._optimizers)]
         return state
 
     @staticmethod
@@ -800,11 +820,7 @@ class _FineTuneBase(SubjectsInputMixin):
         for callback, attributes in state["callbacks"]:
             vars(callback).clear()
             vars(callback).update(attributes)
-        for owner, saved, modes in state.get("trained", []):
-            owner.load_state_dict(saved)
-            if modes is not None:  # a fit leaves the model in training mode
-                for module, mode in zip(owner.modules(), modes):
-                    module.training = mode
+        _put_back(state.get("trained", []))
 
     def on_epoch_end(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Stop the fit with ``FloatingPointError`` when the epoch's training loss is NaN or
