@@ -252,9 +252,10 @@ class _FineTuneBase(SubjectsInputMixin):
         given = sorted(name for name in names if name.startswith("module__"))
         if given:
             raise ValueError(
-                f"{', '.join(given)}: {type(self).__name__} builds its module from weights and "
-                "the head settings (pooling, final_norm, freeze_encoder, drop_path_rate), and "
-                "takes no module__ settings; set those parameters instead")
+                f"{', '.join(given)}: {type(self).__name__} builds its module from weights "
+                "(with gradients and num_heads) and the head settings (pooling, final_norm, "
+                "freeze_encoder, drop_path_rate), and takes no module__ settings; set those "
+                "parameters instead")
 
     def get_default_callbacks(self):
         """skorch's default callbacks, then the learning-rate schedule.

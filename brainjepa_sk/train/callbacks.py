@@ -361,7 +361,8 @@ class Checkpoint(Callback):
                 try:
                     loop.load_state_dict(state["loop"])
                 except ValueError as error:
-                    raise ValueError(f"{self.path}: {error}") from error
+                    raise ValueError(f"{self.path}: {error}; delete it to start the run afresh"
+                                     ) from error
                 return True
             why = "it was written with other settings or data"
         warn_user(
