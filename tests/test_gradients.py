@@ -77,6 +77,22 @@ def test_matches_brainspace_on_hcp_schaefer400():
     np.testing.assert_allclose(ours.group_connectivity_, matrix)
 
 
+@pytest.mark.parametrize("approach, kernel", [("dm", "cosine"), ("le", "normalized_angle"),
+                                              ("pca", "gaussian")])
+def test_approach_and_kernel_reach_brainspace(fitted, approach, kernel):
+    # each setting gives BrainSpace's own result for it (the defaults would differ)
+    matrix = fitted.group_connectivity_
+    ours = GradientPositioner(kind="connectivity", approach=approach, kernel=kernel,
+                              **SMALL).fit(matrix)
+    theirs = GradientMaps(n_components=3, approach=approach, kernel=kernel,
+                          random_state=0).fit(matrix, sparsity=0.5)
+    np.testing.assert_allclose(ours.lambdas_, theirs.lambdas_, rtol=1e-6)
+    for c in range(3):
+        assert _abs_r(ours.gradients_[:, c], theirs.gradients_[:, c]) >= 0.999
+    default = GradientPositioner(kind="connectivity", **SMALL).fit(matrix)
+    assert not np.allclose(ours.lambdas_, default.lambdas_)
+
+
 # --- time-series path -----------------------------------------------------------------------------
 
 
