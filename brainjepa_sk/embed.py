@@ -56,7 +56,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         (``n_regions * (n_regions - 1) / 2`` features); ``"lagged"``: the lag-one (one time
         patch) cross-correlation of those standardised signals for every ordered pair of
         regions, averaged over windows (``n_regions ** 2`` features; asymmetric, so it keeps
-        the direction of time); ``"tokens"``: no pooling, ``transform``
+        the direction of time: ``{a}_{b}_lag1`` pairs region ``a`` with region ``b`` one patch
+        earlier, and is large when ``b`` leads ``a``); ``"tokens"``: no pooling, ``transform``
         returns one ``(n_samples, n_regions)`` array per subject (those signals, window after
         window), for nilearn's ``ConnectivityMeasure`` (e.g. ``kind="tangent"``).
     final_norm : bool, default=True

@@ -500,3 +500,22 @@ def test_the_encoder_copy_kept_on_another_device_is_released_by_a_cpu_transform(
     assert next(copy_on_device.parameters()).device.type == "meta"
     assert embedder._encoder_on(torch.device("cpu")) is embedder.encoder_
     assert "_device_cache" not in embedder.__dict__
+
+
+def test_lagged_feature_names_say_which_region_leads():
+    # tokens where region b leads region a by one patch: a's patch t + 1 is b's patch t
+    from brainjepa_sk.nn import TokenPooling
+
+    n_patches, dim = 6, 8
+    rng = torch.Generator().manual_seed(0)
+    b = torch.randn(n_patches, dim, generator=rng)
+    a = torch.cat([torch.randn(1, dim, generator=rng), b[:-1]])
+    c = torch.randn(n_patches, dim, generator=rng)
+    tokens = torch.cat([a, b, c])[None]  # region-major (1, 3 * n_patches, dim)
+    pooled = TokenPooling("lagged", n_regions=3)(tokens)[0].numpy()
+    X = [pd.DataFrame(np.random.default_rng(k).standard_normal((8, 3)), columns=["a", "b", "c"])
+         for k in range(2)]
+    embedder = BrainJEPAEmbedder(tiny_module(n_regions=3), pooling="lagged",
+                                 normalization=None).fit(X)
+    lagged = dict(zip(embedder.get_feature_names_out(), pooled))
+    assert lagged["a_b_lag1"] > 0.7 > abs(lagged["b_a_lag1"])

@@ -122,6 +122,12 @@ def test_collapse_metrics():
     assert 12 < offset["effective_rank"] <= 16
     collapsed = collapse_metrics(torch.ones(256, 16) + 1e-7 * torch.randn(256, 16))
     assert collapsed["std"] < 1e-5
+    # the spread is across samples, feature by feature: every sample alike is collapse even
+    # when the features differ from one another
+    alike = collapse_metrics(torch.arange(16.0).repeat(256, 1))
+    assert alike["std"] == pytest.approx(0.0, abs=1e-6)
+    scaled = torch.randn(256, 16) * torch.arange(1.0, 17.0)
+    assert collapse_metrics(scaled)["std"] == pytest.approx(float(scaled.std(0).mean()), rel=1e-5)
     rank_one = collapse_metrics(torch.randn(256, 1) * torch.randn(1, 16))
     assert rank_one["effective_rank"] == pytest.approx(1.0, abs=0.05)
     single = collapse_metrics(torch.randn(1, 16))  # one sample: unknown, not "collapsed"
