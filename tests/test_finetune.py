@@ -359,6 +359,18 @@ def test_the_subject_split_keeps_each_subjects_windows_together():
     assert len(train.indices) + len(valid.indices) == len(subject_index)
 
 
+def test_a_stratified_subject_split_keeps_the_class_proportions():
+    labels = np.array([0] * 12 + [1] * 4)
+    for seed in range(20):
+        _, valid = SubjectValidSplit(0.25, stratified=True, random_state=seed).split_subjects(
+            labels)
+        assert sorted(labels[valid]) == [0, 0, 0, 1]
+    # drawn without stratifying, some of the same draws are not
+    plain = [sorted(labels[SubjectValidSplit(0.25, random_state=seed).split_subjects(labels)[1]])
+             for seed in range(20)]
+    assert any(draw != [0, 0, 0, 1] for draw in plain)
+
+
 def test_early_stopping_on_a_subject_split():
     X, y = offset_subjects(np.tile([0.0, 1.0], 5)), np.tile([0, 1], 5)
     clf = BrainJEPAClassifier(
