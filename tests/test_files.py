@@ -60,6 +60,18 @@ def test_x_may_be_a_list_of_files_or_a_glob(tmp_path, series):
             np.testing.assert_array_equal(a, b)
 
 
+def test_a_glob_gives_its_files_sorted_whatever_order_the_folder_lists(tmp_path, series,
+                                                                         monkeypatch):
+    import glob
+
+    from brainjepa_sk.files import expand_subject_paths
+
+    paths = _write(tmp_path, series)
+    real_glob = glob.glob
+    monkeypatch.setattr(glob, "glob", lambda *args, **kwargs: real_glob(*args, **kwargs)[::-1])
+    assert expand_subject_paths(str(tmp_path / "sub-*")) == sorted(paths)
+
+
 def test_an_embedder_fits_and_transforms_files(tmp_path, series):
     for i, x in enumerate(series):
         np.save(tmp_path / f"sub-{i}.npy", x)
