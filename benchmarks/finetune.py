@@ -24,7 +24,7 @@ Methods, all from the same pretrained checkpoint unless said otherwise:
 
 One JSON line per (task, target, method) with the fold scores::
 
-    python benchmarks/finetune.py                      # both tasks, ~15 min on 2 CPU cores
+    python benchmarks/finetune.py                      # both tasks, 18 min on 2 CPU cores
     python benchmarks/finetune.py --task identification --ft-epochs 10
     python benchmarks/finetune.py --pooling roi_std --no-final-norm   # the demo's best readout
 """

@@ -19,7 +19,7 @@ series: tangent FC, Pearson FC and the lag-one covariance of the series. One JSO
 (task, readout)::
 
     python benchmarks/readouts.py --subjects 20 --epochs 40
-    python benchmarks/readouts.py --task phenotype            # about 8 minutes on 2 cores
+    python benchmarks/readouts.py --task phenotype            # 38 min on 2 shared cores
 """
 
 import argparse
