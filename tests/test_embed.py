@@ -519,3 +519,27 @@ def test_lagged_feature_names_say_which_region_leads():
                                  normalization=None).fit(X)
     lagged = dict(zip(embedder.get_feature_names_out(), pooled))
     assert lagged["a_b_lag1"] > 0.7 > abs(lagged["b_a_lag1"])
+
+
+def test_connectivity_names_follow_the_pairs_and_input_features_must_be_the_regions():
+    rng = np.random.default_rng(0)
+    regions = ["a", "b", "c", "d", "e"]
+    X = [pd.DataFrame(rng.standard_normal((16, 5)), columns=regions) for _ in range(3)]
+    module = tiny_module(n_regions=5)
+    embedder = BrainJEPAEmbedder(module, pooling="connectivity", normalization=None).fit(X)
+    names = embedder.get_feature_names_out()
+    rows, cols = np.triu_indices(5, 1)  # the order of TokenPooling's upper triangle
+    assert list(names) == [f"{regions[i]}_{regions[j]}_connectivity"
+                           for i, j in zip(rows, cols)]
+    # each named value is that pair's correlation of the regions' token signals
+    tokens = embedder.set_params(pooling="tokens").transform(X[:1])[0]
+    features = embedder.set_params(pooling="connectivity").transform(X[:1])[0]
+    correlation = np.corrcoef(tokens.T)
+    for name, value in zip(names, features):
+        a, b = name.split("_")[:2]
+        assert value == pytest.approx(correlation[regions.index(a), regions.index(b)], abs=1e-4)
+    with pytest.raises(ValueError, match="do not match the regions"):
+        embedder.get_feature_names_out(["v", "w", "x", "y", "z"])
+    with pytest.raises(ValueError, match="do not match the regions"):
+        embedder.get_feature_names_out(regions[::-1])
+    assert list(embedder.get_feature_names_out(regions)) == list(names)

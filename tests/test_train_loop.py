@@ -133,15 +133,20 @@ def test_the_loss_guard_stops_an_infinite_loss_too():
         loop.run()
 
 
-def test_the_loss_guard_stops_weights_broken_by_the_last_update():
-    """The losses are computed before each update: finite losses, then NaN weights."""
+@pytest.mark.parametrize("part", ["encoder", "predictor"])
+def test_the_loss_guard_stops_weights_broken_by_the_last_update(part):
+    """The losses are computed before each update: finite losses, then NaN weights, in the
+    encoder or in the predictor alike."""
     loop = _loop(callbacks=[NonFiniteLossGuard()])
     train_step = loop.train_step
+    calls = []
 
     def breaking_step(x, momentum):
         train_step(x, momentum)
-        with torch.no_grad():
-            next(loop.model.encoder.parameters()).view(-1)[0] = float("nan")
+        calls.append(1)
+        if len(calls) == len(loop.loader):  # the epoch's last update: nothing spreads it
+            with torch.no_grad():
+                next(getattr(loop.model, part).parameters()).view(-1)[0] = float("nan")
         return torch.tensor(1.0)  # the loss before the update, finite
 
     loop.train_step = breaking_step
