@@ -333,6 +333,11 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
                                          r"fit, \[0, 1\]"):
         clf.partial_fit(X, y, classes=[0, 1, 2])
     assert clf.classes_.tolist() == [0, 1] and len(clf.history_) == 4
+    # classes given at the first call may include labels the first batch lacks
+    fresh = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    fresh.partial_fit(X, y, classes=[0, 1, 2])
+    assert fresh.classes_.tolist() == [0, 1, 2] and fresh.predict_proba(X).shape == (8, 3)
+    fresh.partial_fit(X, np.tile([0, 2], 4))
 
 
 # -- validation split and early stopping -------------------------------------------------------
@@ -536,6 +541,7 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
         "BrainJEPAEmbedder", "BrainJEPAClassifier")
     for setting, message in [(dict(pooling="tokens"), "tokens"),
                              (dict(layer_decay=0.0), "layer_decay"),
+                             (dict(drop_path_rate=1.0), "drop_path_rate"),  # every block off
                              (dict(freeze_encoder="yes"), "freeze_encoder"),
                              (dict(precision="fp16"), "precision"),
                              (dict(optimizer__param_groups=[("head*", {"lr": 1.0})]),

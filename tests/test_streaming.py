@@ -51,6 +51,12 @@ def test_lazy_validation_keeps_no_series_and_digests_like_the_arrays(tmp_path):
     assert not any(isinstance(v, np.ndarray) and v.ndim == 2 for v in vars(lazy).values())
     arrays = validate_subjects(paths)
     assert lazy.digest == subjects_digest(arrays)
+    # the same values cut into other subjects are other data (another run to resume)
+    whole = np.concatenate(arrays[:2])
+    assert subjects_digest([whole, *arrays[2:]]) != subjects_digest(arrays)
+    (tmp_path / "joined").mkdir()
+    joined = validate_subjects(_save(tmp_path / "joined", [whole, *arrays[2:]]), lazy=True)
+    assert joined.digest == subjects_digest([whole, *arrays[2:]]) != lazy.digest
     for i, expected in enumerate(arrays):
         np.testing.assert_array_equal(lazy[i], expected)
         np.testing.assert_array_equal(lazy.frames(i, 3, 9), expected[3:9])

@@ -161,6 +161,17 @@ def test_other_tr():
     assert lag1 > lag1_slow
 
 
+def test_the_haemodynamic_response_is_the_same_in_seconds_at_any_tr():
+    peaks = {}
+    for t_r in (0.72, 2.0):
+        *_, params = make_brain_dynamics(n_subjects=2, n_timepoints=40, t_r=t_r, random_state=0,
+                                         return_params=True)
+        hrf = params["hrf"]
+        assert len(hrf) == pytest.approx(32.0 / t_r, abs=1)  # sampled every t_r seconds
+        peaks[t_r] = np.argmax(hrf) * t_r
+    assert peaks[0.72] == pytest.approx(5.0, abs=0.8) and peaks[2.0] == pytest.approx(5.0, abs=1.1)
+
+
 def test_default_size():
     # its speed is measured by benchmarks/bench_synthetic.py, not here
     X, y = make_brain_dynamics(random_state=0)
