@@ -52,6 +52,13 @@ def _pretrainer(**kwargs):
     return BrainJEPAPretrainer(**params)
 
 
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_verbose_decides_whether_progress_is_shown(verbose, capfd):
+    _pretrainer(n_epochs=1, verbose=verbose).fit(_data())
+    out, err = capfd.readouterr()
+    assert bool(out + err) is bool(verbose)
+
+
 def test_fit_trains_and_records_history():
     X = _data()
     model = _pretrainer().fit(X)
