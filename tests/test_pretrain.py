@@ -823,12 +823,17 @@ real_embed = _base.embed_windows
 _base.embed_windows = lambda encoder, windows, **kw: (embedded.append(len(windows))
                                                       or real_embed(encoder, windows, **kw))
 shared = model.transform(X)
+n_embedded = sum(embedded)
+# one subject a chunk: each process gathers 4 chunks, which must come back in subject order
+_base.SUBJECTS_PER_CHUNK = 1
+shared_in_chunks = model.transform(X)
 dist.destroy_process_group()
 os.environ["WORLD_SIZE"] = "1"  # one process again: the reference
 alone = model.transform(X)
 torch.save({"history": model.history_, "state": model.model_.state_dict(),
             "world": dist.get_world_size() if dist.is_initialized() else 2,
-            "shared": torch.from_numpy(shared), "alone": torch.from_numpy(alone), "embedded": sum(embedded[:-1]) if embedded else 0,
+            "shared": torch.from_numpy(shared), "alone": torch.from_numpy(alone),
+            "shared_in_chunks": torch.from_numpy(shared_in_chunks), "embedded": n_embedded,
             "gradient_fits": len(gradient_fits)},
            f"{sys.argv[2]}/rank{os.environ['RANK']}.pt")
 """
@@ -883,6 +888,7 @@ def test_fit_under_torchrun_trains_one_model_with_distributed_data_parallel(tmp_
     assert first["embedded"] == second["embedded"] == 4 * 2
     for result in (first, second):
         assert torch.equal(result["shared"], result["alone"])
+        assert torch.equal(result["shared_in_chunks"], result["alone"])
 
 
 def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path):
