@@ -366,9 +366,10 @@ class _FineTuneBase(SubjectsInputMixin):
 
         def load(**files_and_options):
             for key in files_and_options:
+                if not key.startswith("f_") or key == "f_history":  # the history is rebound
+                    continue
                 owner = getattr(self, "module_" if key == "f_params" else f"{key[2:]}_", None)
-                if (key.startswith("f_") and key != "f_history" and owner is not None
-                        and all(owner is not copied for copied, _, _ in copies)):
+                if owner is not None and all(owner is not copied for copied, _, _ in copies):
                     copies.append(_copy_of(owner))
             super(_FineTuneBase, self).load_params(**files_and_options)
             # skorch takes any JSON list (or a dict's keys) as the history
@@ -488,7 +489,7 @@ class _FineTuneBase(SubjectsInputMixin):
                              "come from layer_decay (set layer_decay=1 to turn it off)")
         named = self.get_all_learnable_params()
         _, kwargs = self.get_params_for_optimizer("optimizer", named)
-        kwargs = {name: python_values(value) for name, value in kwargs.items()}
+        kwargs = python_values(kwargs)
         lr = kwargs.pop("lr")
         weight_decay = python_values(kwargs.pop("weight_decay", self.weight_decay))
         module = getattr(self.module_, "_orig_mod", self.module_)  # compiled: the module inside

@@ -60,14 +60,15 @@ IN_MEMORY_WINDOW_BYTES = 2 * 2**30
 _PERCENTILE_BLOCK = 64
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
+# Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
+# keeping the effective TR within a fraction of a percent of the requested one.
+_MAX_DENOMINATOR = 64
+
 
 class _BeyondFloat32Error(ValueError):
     """Preprocessed values too large for float32, the model's arithmetic (rescale the series,
     or normalize them)."""
 
-# Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
-# keeping the effective TR within a fraction of a percent of the requested one.
-_MAX_DENOMINATOR = 64
 
 _PARAM_NAMES = (
     "n_frames",
