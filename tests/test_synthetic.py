@@ -172,6 +172,18 @@ def test_the_haemodynamic_response_is_the_same_in_seconds_at_any_tr():
     assert peaks[0.72] == pytest.approx(5.0, abs=0.8) and peaks[2.0] == pytest.approx(5.0, abs=1.1)
 
 
+@pytest.mark.parametrize("t_r", [0.5, 2.0])
+def test_the_site_drift_decorrelates_in_seconds_at_any_tr(t_r):
+    # Lag-one correlation 0.95 per second: 0.95 ** t_r per frame, with unit variance.
+    *_, params = make_brain_dynamics(n_subjects=4, n_timepoints=2000, n_regions=8, t_r=t_r,
+                                     random_state=0, return_params=True)
+    drift = params["drift"]
+    assert drift.shape == (4, 2000)
+    lag1 = _autocorrelation(drift.T, 1).mean()
+    assert lag1 == pytest.approx(0.95**t_r, abs=0.015)
+    assert drift.var() == pytest.approx(1.0, abs=0.35)
+
+
 def test_default_size():
     # its speed is measured by benchmarks/bench_synthetic.py, not here
     X, y = make_brain_dynamics(random_state=0)

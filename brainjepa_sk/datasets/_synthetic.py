@@ -235,7 +235,8 @@ def make_brain_dynamics(
         ``(n_subjects, n_regions)``), ``phi`` (the AR(1) coefficients), ``networks`` (community
         of each region), ``age_networks`` / ``group_networks`` (the communities whose coupling
         carries age / group), ``age_regions`` / ``group_regions`` (the regions whose timescales
-        carry age / group), ``principal_axis``, ``hrf``.
+        carry age / group), ``principal_axis``, ``hrf``, ``drift`` (each subject's site drift
+        before its spatial map and site scale, unit variance, ``(n_subjects, n_timepoints)``).
 
     Raises
     ------
@@ -409,6 +410,7 @@ def make_brain_dynamics(
         "phi": phi,
         "hrf": hrf,
         "site_gain": site_gain,
+        "drift": drift,
         **structure,
     }
     return X, y, params
