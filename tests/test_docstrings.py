@@ -1,0 +1,102 @@
+"""The public API's docstrings: present, numpydoc parameters that match the signatures, and
+examples that run."""
+
+import dataclasses
+import doctest
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+from numpydoc import docscrape
+from numpydoc import validate as numpydoc_validate
+
+import brainjepa_sk
+
+# skorch's own NeuralNet parameters, which the fine-tuners document as skorch's **kwargs
+_SKORCH_PARAMETERS = {
+    "callbacks", "classes", "compile", "dataset", "iterator_train", "iterator_valid",
+    "predict_nonlinearity", "torch_load_kwargs", "use_caching", "warm_start",
+}
+
+
+def _modules(public_only=True):
+    for info in pkgutil.walk_packages(brainjepa_sk.__path__, "brainjepa_sk."):
+        if not (public_only and any(part.startswith("_") for part in info.name.split("."))):
+            yield importlib.import_module(info.name)
+
+
+def _public_objects():
+    """(dotted name, object) of every name in a public module's ``__all__`` and of the public
+    methods and properties that its classes define, each object once."""
+    seen = set()
+    for module in [brainjepa_sk, *_modules()]:
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if inspect.ismodule(obj) or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            yield f"{module.__name__}.{name}", obj
+            if inspect.isclass(obj):
+                for attribute, member in vars(obj).items():
+                    if attribute.startswith("_") or id(member) in seen:
+                        continue
+                    if callable(member) or isinstance(member, property):
+                        seen.add(id(member))
+                        yield f"{module.__name__}.{name}.{attribute}", member
+
+
+PUBLIC = dict(_public_objects())
+
+
+def _documented(obj, section):
+    """Names in a numpydoc section; ``a, b, c`` documents three, ``**kwargs`` none."""
+    entries = docscrape.ClassDoc(obj) if inspect.isclass(obj) else docscrape.FunctionDoc(obj)
+    return {name.strip() for entry in entries[section] for name in entry.name.split(",")
+            if not name.strip().startswith("*")}
+
+
+def test_the_public_api_is_found():
+    names = set(PUBLIC)
+    assert len(names) > 150
+    assert {"brainjepa_sk.BrainJEPAEmbedder", "brainjepa_sk.BrainJEPAEmbedder.fit",
+            "brainjepa_sk.nn.BrainJEPA", "brainjepa_sk.train.PretrainLoop"} <= names
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_docstring_and_parameters(name):
+    errors = {code: message for code, message in numpydoc_validate.validate(name)["errors"]}
+    assert "GL08" not in errors, f"{name} has no docstring"
+    obj = PUBLIC[name]
+    if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
+        # one entry a field, as Parameters or as Attributes
+        fields = {field.name for field in dataclasses.fields(obj)}
+        assert _documented(obj, "Parameters") | _documented(obj, "Attributes") == fields
+    elif inspect.isclass(obj) and "get_params_for" in dir(obj):
+        # the fine-tuners take skorch's parameters through **kwargs: every parameter of
+        # ours is documented, and nothing documented is unknown
+        ours = set(obj().get_params(deep=False)) - _SKORCH_PARAMETERS
+        documented = _documented(obj, "Parameters")
+        assert ours - documented == set(), "undocumented"
+        assert documented - ours == set(), "documented but not a parameter"
+    else:
+        for code in ("PR01", "PR02"):  # parameters not documented / documented, not there
+            assert code not in errors, errors[code]
+
+
+# the public functions defined in private modules too (doctest finds an object in the module
+# that defines it)
+@pytest.mark.parametrize("module", sorted(m.__name__ for m in _modules(public_only=False)))
+def test_docstring_examples_run(module):
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for test in finder.find(importlib.import_module(module)):
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_the_examples_are_found():
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    examples = sum(len(test.examples) for module in _modules(public_only=False)
+                   for test in finder.find(module))
+    assert examples >= 15
