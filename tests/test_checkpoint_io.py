@@ -39,6 +39,14 @@ def test_round_trip(tmp_path):
         torch.testing.assert_close(loaded.model.target_encoder(x), model.target_encoder(x))
 
 
+def test_the_loaded_model_carries_its_own_copy_of_the_preprocessing(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", _model(), preprocessing={"window": {"n_frames": 12}})
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.model.preprocessing == loaded.preprocessing
+    loaded.preprocessing["window"]["n_frames"] = 99
+    assert loaded.model.preprocessing == {"window": {"n_frames": 12}}
+
+
 def test_wrong_files(tmp_path, official_dir):
     with pytest.raises(ValueError, match="load_research_checkpoint"):
         load_checkpoint(official_dir / "checkpoint.pth.tar")

@@ -263,6 +263,9 @@ def test_a_file_in_a_list_mixing_arrays_and_paths_is_named(tmp_path):
      "is an inconsistent checkpoint: its metadata is a list"),
     (lambda payload: payload["config"].__setitem__("num_heads", 3),
      "is an incomplete or inconsistent checkpoint: num_heads=3 does not divide"),
+    # a weight left out would stay uninitialised memory: refused, not loaded partly
+    (lambda payload: payload["state_dict"].pop("target_encoder.blocks.0.mlp.fc1.weight"),
+     r"is an incomplete or inconsistent checkpoint: [\s\S]*target_encoder.blocks.0.mlp.fc1.weight"),
 ])
 def test_consistent_checksums_over_inconsistent_contents_name_the_file(tmp_path, edit, problem):
     # as a file of another program, or of format 1 (no checksum), could hold them

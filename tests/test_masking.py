@@ -128,6 +128,15 @@ def test_alpha_regions_inside_the_observation_block_follow_the_hypergeometric_la
     assert got == pytest.approx(expected, abs=0.02)
 
 
+def test_cross_roi_targets_reach_every_time_patch_the_first_and_last_included():
+    # the observation block may end at the last patch and the alpha span at the end of the
+    # observation block (an off-by-one in either start leaves the last patch never a target)
+    _, batches = _draws(24, 10, n_batches=50)
+    grids = torch.cat([masks.grid for masks in batches])
+    covered = (grids == ALPHA).any(1).float().mean(0)
+    assert (covered > 0.05).all(), covered
+
+
 def test_kept_tokens_are_not_biased_towards_low_region_indices():
     # The research code truncates sorted index lists, which drops high regions preferentially.
     # Random subsampling keeps every region equally often.

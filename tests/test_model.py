@@ -15,6 +15,8 @@ from brainjepa_sk.nn import (
     jepa_loss,
     sincos_time_embedding,
 )
+from brainjepa_sk.nn.blocks import Block, DropPath
+from brainjepa_sk.nn.heads import EncoderWithHead, PooledHead
 
 
 def tiny_model(n_regions=12, n_components=5, seed=0, **kwargs):
@@ -33,6 +35,16 @@ def test_time_code_frequencies_and_layout():
             omega = 1.0 / 10000 ** (k / 8)
             assert table[p, k].item() == pytest.approx(math.sin(p * omega), abs=1e-6)
             assert table[p, 8 + k].item() == pytest.approx(math.cos(p * omega), abs=1e-6)
+
+
+def test_time_code_of_long_scans_is_exact_to_float32_rounding():
+    # angles as large as the patch index lose their low bits in float32 arithmetic
+    table = sincos_time_embedding(2000, 16)
+    p = torch.arange(2000, dtype=torch.float64)[:, None]
+    omega = 1.0 / 10000 ** (torch.arange(8, dtype=torch.float64) / 8)
+    expected = torch.cat([torch.sin(p * omega), torch.cos(p * omega)], 1)
+    assert table.dtype == torch.float32
+    assert (table.double() - expected).abs().max().item() < 1e-7
 
 
 @pytest.mark.parametrize("n_patches", [1, 4, 10, 37])
@@ -321,8 +333,6 @@ def test_lagged_pooling_tells_the_direction_of_time():
 
 
 def test_drop_path_drops_whole_samples_and_rescales_the_kept_ones_in_training_only():
-    from brainjepa_sk.nn.blocks import DropPath
-
     x = torch.ones(20000, 2, 3)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -347,8 +357,6 @@ def test_stochastic_depth_is_off_in_eval_mode():
 
 
 def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statistics():
-    from brainjepa_sk.nn.heads import PooledHead
-
     head = PooledHead(4, 2, kind="batchnorm").train()
     head.norm.running_mean.fill_(2.0)
     head.norm.running_var.fill_(4.0)
@@ -372,3 +380,90 @@ def test_the_predictor_queries_each_target_at_its_own_position():
     assert (out[0, 0] - out[0, 1]).abs().max() > 1e-3
     # the queries' order does not matter: each follows its position
     torch.testing.assert_close(reordered[0], out[0, [1, 0, 2]])
+
+
+def test_drop_path_keeps_a_sample_with_probability_one_minus_p():
+    # at p=0.5 keeping with probability p or 1 - p cannot be told apart; at 0.25 it can
+    x = torch.ones(20000, 3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        out = DropPath(0.25).train()(x)
+    kept = (out != 0).all(1)
+    assert kept.float().mean().item() == pytest.approx(0.75, abs=0.02)
+    torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.75))
+
+
+def test_a_block_drops_its_attention_and_mlp_branches_independently():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        block = Block(8, 2, drop_path=0.5).train()
+        x = torch.randn(2000, 3, 8)
+        with torch.no_grad():
+            out = block(x)
+    # a sample passes unchanged only when both branches are dropped: one time in four
+    unchanged = (out == x).flatten(1).all(1).float().mean().item()
+    assert unchanged == pytest.approx(0.25, abs=0.04)
+
+
+def test_time_tables_are_cached_per_device():
+    pos = tiny_model().encoder.pos_embed
+    assert pos.time_table(5, "meta").device.type == "meta"
+    table = pos.time_table(5, "cpu")
+    assert table.device.type == "cpu"
+    torch.testing.assert_close(table, sincos_time_embedding(5, pos.embed_dim // 2))
+
+
+def test_the_predictor_decodes_indices_with_the_patch_count_it_is_given():
+    # built with a default of 10 patches, the predictor told 5 decodes index r * 5 + p
+    model = tiny_model(n_patches=10).eval()
+    context = torch.randn(1, 8, 32, generator=torch.Generator().manual_seed(0))
+    context_idx, target_idx = torch.arange(0, 40, 5)[None], torch.tensor([[12, 33, 57]])
+    with torch.no_grad():
+        told = model.predictor(context, context_idx, target_idx, n_patches=5)
+        model.predictor.n_patches = 5
+        default = model.predictor(context, context_idx, target_idx)
+        model.predictor.n_patches = 10
+        other = model.predictor(context, context_idx, target_idx)
+    torch.testing.assert_close(told, default)
+    assert (told - other).abs().max() > 1e-3
+
+
+def test_the_heads_start_from_their_recipes_initial_weights():
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        tuned, probe = PooledHead(400, 50, "layernorm"), PooledHead(400, 50, "batchnorm")
+    assert tuned.linear.weight.std().item() == pytest.approx(2e-5, rel=0.05)
+    assert probe.linear.weight.std().item() == pytest.approx(0.01, rel=0.05)
+    assert torch.count_nonzero(tuned.linear.bias) == torch.count_nonzero(probe.linear.bias) == 0
+
+
+def test_xavier_patch_embedding_weights_are_normal_not_uniform():
+    # the same std as Xavier-uniform, but unbounded: some weights lie beyond sqrt(3) std
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = tiny_model(embed_dim=64, patch_size=16, patch_embed_init="xavier")
+    weight = model.encoder.patch_embed.proj.weight
+    std = (2 / (16 + 64)) ** 0.5
+    assert weight.abs().max().item() > 2.5 * std
+
+
+def test_float64_input_is_encoded_like_float32_input():
+    model = tiny_model().eval()
+    x = torch.randn(2, 20, 12)
+    with torch.no_grad():
+        tokens = model.target_encoder(x.double())
+        reference = model.target_encoder(x)
+    assert tokens.dtype == torch.float32
+    torch.testing.assert_close(tokens, reference)
+
+
+def test_a_trainable_encoder_with_head_builds_no_graph_under_no_grad():
+    model = EncoderWithHead(tiny_model().encoder, 2)
+    # the encoder's output, seen from inside: a graph there keeps every block's activations
+    graphs = []
+    model.encoder.register_forward_hook(lambda module, args, out: graphs.append(out.requires_grad))
+    x = torch.randn(2, 20, 12)
+    with torch.no_grad():
+        out = model(x)
+    assert graphs == [False] and not out.requires_grad
+    assert model(x).requires_grad and graphs == [False, True]  # with gradients on, it trains

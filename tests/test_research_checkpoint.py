@@ -131,6 +131,9 @@ def _corrupt(official_dir, tmp_path, edit):
         (lambda c: c.pop("target_encoder"), "missing section"),
         (lambda c: c["encoder"].pop("module.blocks.1.mlp.fc2.weight"), "missing"),
         (lambda c: c["target_encoder"].pop("module.pos_embed_proj.emb_h"), "emb_h"),
+        (lambda c: c["predictor"]["module.predictor_2dpe_proj.emb_h"].copy_(
+            c["predictor"]["module.predictor_2dpe_proj.emb_h"].flip(0)),
+         "'predictor'/predictor_2dpe_proj.emb_h does not match the sine-cosine time code"),
         (
             lambda c: c["predictor"].__setitem__(
                 "module.predictor_proj.weight", torch.zeros(64, 31)
@@ -224,3 +227,35 @@ def test_default_heads_of_the_vit_sizes_are_theirs_not_width_over_64():
             3, 6, 12, 16, 16, 16]
     with pytest.raises(ValueError, match="embed_dim=100 is not a multiple of 64"):
         _research_heads(100)
+
+
+def test_a_checkpoint_without_qkv_biases_loads_as_a_model_without_them(official_dir, reference,
+                                                                          tmp_path):
+    # the same weights with zero qkv biases stored, and with none stored at all
+    def without_biases(keep_zeros):
+        def edit(checkpoint):
+            for section in ("encoder", "predictor", "target_encoder"):
+                for key in [k for k in checkpoint[section] if k.endswith("attn.qkv.bias")]:
+                    bias = checkpoint[section].pop(key)
+                    if keep_zeros:
+                        checkpoint[section][key] = torch.zeros_like(bias)
+        return edit
+
+    def load(keep_zeros):
+        folder = tmp_path / str(keep_zeros)
+        folder.mkdir()
+        path = _corrupt(official_dir, folder, without_biases(keep_zeros))
+        return load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+
+    zeros, none = load(True), load(False)
+    assert zeros.config["qkv_bias"] and not none.config["qkv_bias"]
+    assert none.encoder.blocks[0].attn.qkv.bias is None
+    x = torch.from_numpy(reference["x_nilearn"])
+    context_idx = torch.from_numpy(reference["masks_enc"])
+    target_idx = torch.from_numpy(reference["masks_pred"])
+    with torch.no_grad():
+        for model in (zeros, none):
+            model.loss = "smooth_l1"
+        torch.testing.assert_close(none(x, context_idx, target_idx)["loss"],
+                                   zeros(x, context_idx, target_idx)["loss"])
+        torch.testing.assert_close(none.target_encoder(x), zeros.target_encoder(x))
