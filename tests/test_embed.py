@@ -543,3 +543,49 @@ def test_connectivity_names_follow_the_pairs_and_input_features_must_be_the_regi
     with pytest.raises(ValueError, match="do not match the regions"):
         embedder.get_feature_names_out(regions[::-1])
     assert list(embedder.get_feature_names_out(regions)) == list(names)
+
+
+def test_the_embedder_runs_the_encoder_in_eval_mode_without_stochastic_depth():
+    """A module given in training mode (as built), with stochastic depth: the embeddings are
+    the eval-mode encoder's, the same at every call."""
+    module = tiny_module(N_REGIONS, depth=2)
+    module.target_encoder.set_drop_path_rate(0.5)  # the second block's
+    assert module.training
+    X = _subjects()  # 20 frames: one centred window of 8 a subject
+    embedder = BrainJEPAEmbedder(weights=module, normalization=None, device="cpu").fit(X)
+    assert not any(m.training for m in embedder.encoder_.modules())
+    out = embedder.transform(X)
+    windows, _ = embedder.preprocessor_.transform(X)
+    with torch.no_grad():
+        tokens = copy.deepcopy(module.target_encoder).eval()(torch.from_numpy(windows))
+    np.testing.assert_allclose(out, tokens.mean(1).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(embedder.transform(X), out)
+
+
+@pytest.mark.parametrize("precision, dtype", [("bf16", torch.bfloat16), ("fp32", torch.float32)])
+def test_the_precision_setting_reaches_the_encoder_on_the_cpu(precision, dtype):
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), normalization=None,
+                                 device="cpu", precision=precision).fit(X)
+    seen = []
+    embedder.encoder_.blocks[0].attn.qkv.register_forward_hook(
+        lambda module, inputs, out: seen.append(out.dtype))
+    out = embedder.transform(X)
+    assert seen and set(seen) == {dtype}
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+
+
+def test_a_failed_refit_leaves_the_fitted_embedder_as_it_was():
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    X = [pd.DataFrame(x, columns=names) for x in _subjects()]
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling="roi",
+                                 device="cpu").fit(X)
+    before, state = embedder.transform(X), dict(vars(embedder))
+    with pytest.raises(ValueError, match="X has 6 features"):  # the weights' 8 regions
+        embedder.fit([x.iloc[:, :6].to_numpy() for x in X])
+    assert vars(embedder).keys() == state.keys()
+    assert all(vars(embedder)[name] is value for name, value in state.items())
+    assert embedder.n_features_in_ == N_REGIONS and list(embedder.feature_names_in_) == names
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.transform(X), before)

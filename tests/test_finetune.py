@@ -1442,3 +1442,90 @@ def test_skorchs_batch_scoring_scores_the_training_windows():
     # on the scaled targets, like the loss (an MSE over the same batches)
     np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
                                rtol=1e-4)
+
+
+# -- the schedule, the weight decay, window averaging and target scaling ----------------------
+
+def test_validation_batches_leave_the_learning_rate_schedule_alone():
+    """With a validation split, each epoch's recorded rate is that of its last training batch:
+    the validation batches do not step the schedule."""
+    recorder = Recorder()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(
+        tiny_module(), **fast(max_epochs=3, batch_size=4, lr=1e-3, layer_decay=0.5),
+        train_split=SubjectValidSplit(1 / 3, stratified=True, random_state=0),
+        callbacks=[recorder]).fit(X, y)
+    assert len(recorder.lrs_) == 3 * 2  # 8 training windows, batches of 4
+    last_of_each_epoch = [recorder.lrs_[2 * epoch + 1][-1] for epoch in range(3)]
+    np.testing.assert_allclose(clf.history_[:, "lr"], last_of_each_epoch, rtol=1e-12)
+    np.testing.assert_allclose([group["lr"] for group in clf.optimizer_.param_groups],
+                               recorder.lrs_[-1], rtol=1e-12)
+
+
+def test_without_the_built_in_schedule_each_group_learns_at_lr_times_its_scale():
+    recorder = Recorder()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=4, lr=1e-2,
+                                              layer_decay=0.5),
+                        callbacks=[recorder], callbacks__lr_schedule=None).fit(X, y)
+    assert sorted(set(recorder.lr_scales_[0])) == [0.25, 0.5, 1.0]
+    for lrs, scales in zip(recorder.lrs_, recorder.lr_scales_):
+        np.testing.assert_allclose(lrs, 1e-2 * np.asarray(scales), rtol=1e-12)
+
+
+def test_weight_decay_reaches_the_decayed_groups_only():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), weight_decay=0.2).fit(X, y)
+    groups = clf.optimizer_.param_groups
+    assert {g["weight_decay"] for g in groups if g.get("no_weight_decay")} == {0.0}
+    assert {g["weight_decay"] for g in groups if not g.get("no_weight_decay")} == {0.2}
+    groups = clf.set_params(weight_decay=0.0).fit(X, y).optimizer_.param_groups
+    assert {g["weight_decay"] for g in groups} == {0.0}
+
+
+def test_a_fractional_warm_up_lasts_its_share_of_the_batches():
+    """warmup_epochs=1.5 with 4 batches an epoch: 6 batches of warm-up, not 4."""
+    recorder = Recorder()
+    X, y = offset_subjects(np.zeros(8)), np.tile([0, 1], 4)
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3, batch_size=2, lr=1e-3),
+                        warmup_epochs=1.5, callbacks=[recorder]).fit(X, y)
+    head = [lrs[-1] for lrs in recorder.lrs_]  # the head's group: scale 1
+    steps = 3 * 4
+    expected = [warmup_cosine(step, steps - 1, 6, 0.0, 1e-3, FAST_MIN_LR) for step in range(steps)]
+    np.testing.assert_allclose(head, expected, rtol=1e-12)
+    assert head[5] < head[6] == pytest.approx(1e-3)  # the peak after 1.5 epochs
+
+
+def test_a_subjects_probabilities_are_the_mean_of_its_windows_not_of_their_logits():
+    """A subject whose windows the model tells apart confidently (two of one class, one of the
+    other): the mean of the probabilities, which a softmax of the mean logits is far from."""
+    levels = np.tile([0.0, 1.0], 8)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=15), window="sliding",
+                              stride=8).fit(offset_subjects(levels, n_timepoints=8),
+                                            levels.astype(int))
+    mixed = np.concatenate(offset_subjects([1.0, 1.0, 0.0], n_timepoints=8, seed=1))[None]
+    windows, _ = clf.preprocessor_.transform(list(mixed))
+    with torch.no_grad():
+        logits = clf.module_.eval()(torch.from_numpy(windows))
+    assert (logits.argmax(-1) == torch.tensor([1, 1, 0])).all()
+    expected = logits.softmax(-1).mean(0).numpy()
+    assert np.abs(expected - logits.mean(0).softmax(-1).numpy()).max() > 0.05
+    np.testing.assert_allclose(clf.predict_proba(mixed)[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_standardize_targets_false_trains_on_the_targets_as_given():
+    recorder = Recorder()
+    levels = np.linspace(-1, 1, 8)
+    X, y = offset_subjects(levels), 60 + 10 * levels
+    raw = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), standardize_targets=False,
+                             callbacks=[recorder]).fit(X, y)
+    np.testing.assert_array_equal(raw.target_mean_, [0.0])
+    np.testing.assert_array_equal(raw.target_scale_, [1.0])
+    np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), y, rtol=1e-6)
+    windows, _ = raw.preprocessor_.transform(list(X))  # one window a subject
+    with torch.no_grad():
+        outputs = raw.module_.eval()(torch.from_numpy(windows)).numpy().ravel()
+    np.testing.assert_allclose(raw.predict(X), outputs, rtol=1e-5)
+    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), callbacks=[recorder]).fit(X, y)
+    np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), (y - y.mean()) / y.std(),
+                               rtol=1e-5)

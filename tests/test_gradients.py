@@ -140,6 +140,15 @@ def test_transform_does_not_depend_on_batch(X, fitted):
     np.testing.assert_array_equal(ragged[0], features[0])
 
 
+def test_every_subject_of_a_call_gets_the_same_seed_from_a_random_state_instance(X):
+    # a RandomState instance gives one seed a call, not one draw a subject: a subject's
+    # features do not depend on its place in the batch
+    est = GradientPositioner(**SMALL, random_state=np.random.RandomState(0)).fit(X)
+    features = est.transform([X[2], X[2], X[2]])
+    np.testing.assert_array_equal(features[1], features[0])
+    np.testing.assert_array_equal(features[2], features[0])
+
+
 def test_deterministic(X, fitted):
     again = GradientPositioner(**SMALL).fit(X)
     np.testing.assert_array_equal(again.gradients_, fitted.gradients_)
