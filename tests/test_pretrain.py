@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import math
+import multiprocessing
 import os
 import shutil
 import signal
@@ -23,7 +24,12 @@ from torch.optim.optimizer import (
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.checkpoint import export_training_state, load_checkpoint
 from brainjepa_sk.preprocessing import resample
-from brainjepa_sk.train import Callback, TrainingInterrupted, collapse_metrics
+from brainjepa_sk.train import (
+    Callback,
+    CollapseMonitor,
+    TrainingInterrupted,
+    collapse_metrics,
+)
 
 N_REGIONS = 16
 
@@ -562,6 +568,51 @@ def test_accumulated_micro_batches_train_the_model_of_the_whole_batch():
     for key, value in whole.model_.state_dict().items():
         torch.testing.assert_close(accumulated.model_.state_dict()[key], value,
                                    rtol=1e-3, atol=1e-5)
+
+
+class _SeesTheLoop(Callback):
+    """Records what the pretrainer's loop runs: the windows each forward pass gets, whether
+    loader workers are alive during the steps, and the collapse monitor's windows."""
+
+    def on_train_begin(self, loop):
+        self.batch_sizes, self.workers_alive = [], []
+        self.monitored = next(c.windows for c in loop.callbacks
+                              if isinstance(c, CollapseMonitor)).cpu()
+        self._hook = loop.model.register_forward_pre_hook(
+            lambda module, args: self.batch_sizes.append(len(args[0])))
+
+    def on_step_end(self, loop, loss):
+        self.workers_alive.append(bool(multiprocessing.active_children()))
+
+    def on_train_end(self, loop):
+        self._hook.remove()
+
+
+def test_accumulation_steps_splits_each_step_into_micro_batches():
+    """Not only the same model: each step of 8 windows really runs as 4 forward passes of 2
+    (the memory of a micro-batch)."""
+    fit = _pretrainer(n_epochs=1, accumulation_steps=4, callbacks=[_SeesTheLoop()]).fit(_data())
+    assert fit.callbacks_[0].batch_sizes == [2] * 4 * (20 // 8)
+
+
+def test_num_workers_loads_the_windows_in_worker_processes():
+    seen = _pretrainer(n_epochs=1, num_workers=1, callbacks=[_SeesTheLoop()]).fit(
+        _data()).callbacks_[0]
+    assert seen.workers_alive == [True] * (20 // 8)
+
+
+def test_the_collapse_monitors_watch_windows_of_every_subject():
+    """More training windows than the 64 monitored: these are spread over all the subjects,
+    not the first windows (of the first few subjects)."""
+    X = _data()
+    fit = _pretrainer(n_epochs=1, stride=1, callbacks=[_SeesTheLoop()]).fit(X)
+    windows, subject_index = fit.preprocessor_.transform(list(X))
+    assert len(windows) == 10 * (48 - 32 + 1)  # 170 windows, 17 a subject
+    monitored = fit.callbacks_[0].monitored.numpy()
+    assert len(monitored) == 64
+    matches = (monitored[:, None] == windows[None]).all(axis=(2, 3))  # (64, 170)
+    assert (matches.sum(1) >= 1).all()
+    assert set(subject_index[matches.argmax(1)]) == set(range(10))
 
 
 def test_stochastic_depth_follows_random_state_and_resumes_exactly(tmp_path):

@@ -12,12 +12,15 @@ from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
 from brainjepa_sk.train import (
     Callback,
     Checkpoint,
+    CollapseMonitor,
     NonFiniteLossGuard,
     PretrainLoop,
     PretrainSchedule,
+    ProgressBar,
     ShuffleSampler,
     TrainingInterrupted,
     WindowDataset,
+    collapse_metrics,
     window_loader,
 )
 
@@ -83,6 +86,46 @@ def test_hooks_are_called_in_order_with_the_loop_state():
     # the record's lr is the schedule's value at the epoch's last step
     assert history[0]["lr"] == loop.schedule(2)[0] != loop.schedule(3)[0]
     assert history[1]["lr"] == loop.schedule(5)[0]
+
+
+def test_run_trains_a_model_left_in_eval_mode():
+    """A model evaluated before (or between) runs still trains with stochastic depth: the run
+    is the one of a model in training mode."""
+    modes = []
+
+    class Modes(Callback):
+        def on_step_end(self, loop, loss):
+            modes.append(loop.model.training)
+
+    trained, evaluated = _loop(n_epochs=1), _loop(n_epochs=1, callbacks=[Modes()])
+    evaluated.model.eval()
+    _run_seeded(trained)
+    _run_seeded(evaluated)
+    assert modes == [True] * 3
+    assert evaluated.history == trained.history
+
+
+def test_a_resumed_runs_progress_bar_starts_at_the_steps_done(tmp_path):
+    """The bar counts the whole run: resumed after epoch 1 of 3, it starts at step 3 and ends
+    full at step 9."""
+    path = tmp_path / "state.pt"
+    first = _loop(n_epochs=3, callbacks=[Checkpoint(path, key="k")])
+    first.n_epochs = 1
+    first.run()
+    counts = []
+
+    class BarCount(Callback):
+        def on_train_begin(self, loop):
+            counts.append((bar.bar.n, bar.bar.total))
+
+        def on_epoch_end(self, loop):
+            counts.append((bar.bar.n, bar.bar.total))
+
+    bar = ProgressBar()
+    resumed = _loop(n_epochs=3, callbacks=[bar, BarCount()])
+    assert Checkpoint(path, key="k").restore(resumed) and resumed.step == 3
+    resumed.run()
+    assert counts == [(3, 9), (6, 9), (9, 9)]
 
 
 def test_train_end_is_called_when_a_callback_stops_the_run():
@@ -152,6 +195,28 @@ def test_the_loss_guard_stops_weights_broken_by_the_last_update(part):
     loop.train_step = breaking_step
     with pytest.raises(FloatingPointError, match="weights became NaN or infinite in epoch 0"):
         loop.run()
+
+
+def test_the_collapse_monitor_runs_under_the_loops_autocast():
+    """With bf16 autocast, the monitors describe the target encoder's features as the run
+    computes them (bf16 matmuls), not a float32 pass."""
+    windows = torch.from_numpy(_windows(seed=3)[:8])
+    loop = _loop(n_epochs=1, drop_path_rate=0.0, autocast_dtype=torch.bfloat16,
+                 callbacks=[CollapseMonitor(windows)])
+    loop.run()
+    assert loop.model.training  # put back in training mode
+
+    def metrics(dtype):
+        loop.model.eval()
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+            features = loop.model.target_encoder(windows).float().mean(1)
+        return collapse_metrics(features)
+
+    bf16, fp32 = metrics(torch.bfloat16), metrics(None)
+    record = loop.history[-1]
+    assert record["target_std"] == pytest.approx(bf16["std"], rel=1e-6)
+    assert record["effective_rank"] == pytest.approx(bf16["effective_rank"], rel=1e-6)
+    assert record["target_std"] != pytest.approx(fp32["std"], rel=1e-6)
 
 
 def _run_seeded(loop, state=None):
@@ -418,6 +483,24 @@ def test_a_run_killed_at_any_step_resumes_exactly(tmp_path, kill_after):
     assert resumed.history == straight.history
     for p, q in zip(resumed.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def test_checkpoint_every_steps_counts_the_steps_of_the_run_not_of_the_epoch(tmp_path):
+    """every_steps=2 over epochs of 3 steps saves after steps 2, 4, 6, ...: a run killed after
+    step 5 keeps step 4 (counted within each epoch, it would keep the end of epoch 0)."""
+    path = tmp_path / "state.pt"
+    saved = []
+
+    class Saves(Checkpoint):
+        def save(self, loop):
+            saved.append(loop.step)
+            super().save(loop)
+
+    killed = _loop(n_epochs=3, callbacks=[_KillAt(5), Saves(path, key="k", every_steps=2)])
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(killed)
+    assert saved == [2, 3, 4]  # steps 2 and 4, and the end of epoch 0
+    assert torch.load(path, weights_only=True)["loop"]["step"] == 4
 
 
 def test_a_distributed_sampler_resumes_inside_an_epoch_too(tmp_path):

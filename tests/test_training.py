@@ -10,6 +10,8 @@ from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
 from brainjepa_sk.train import (
     PretrainSchedule,
     collapse_metrics,
+    cosine_ramp,
+    linear_ramp,
     make_optimizer,
     parameter_groups,
     set_hyperparameters,
@@ -111,6 +113,29 @@ def test_research_schedule_values():
     assert schedule(3500)[0] == pytest.approx(1e-6)
     # the warm-up is rounded to whole steps, not truncated: 10 epochs x 5 steps x 40/300
     assert PretrainSchedule.from_epochs(10, steps_per_epoch=5).warmup_steps == 7
+
+
+def test_the_schedules_hold_their_final_values_past_the_last_step():
+    """A run extended without a new schedule keeps every final value: the weight decay and
+    the EMA momentum do not swing back (a cosine past its end) or overshoot 1 (a line)."""
+    schedule = PretrainSchedule(total_steps=10, warmup_steps=2)
+    for step in (10, 15, 19, 40):
+        lr, weight_decay, momentum = schedule(step)
+        assert lr == pytest.approx(1e-6)
+        assert weight_decay == pytest.approx(0.4)
+        assert momentum == pytest.approx(1.0)
+    assert cosine_ramp(25, 10, 0.04, 0.4) == pytest.approx(0.4)
+    assert linear_ramp(25, 10, 0.996, 1.0) == pytest.approx(1.0)
+    # before the end they still move (the test can fail)
+    assert cosine_ramp(5, 10, 0.04, 0.4) == pytest.approx(0.22)
+    assert linear_ramp(5, 10, 0.996, 1.0) == pytest.approx(0.998)
+
+
+def test_make_optimizer_takes_the_given_betas():
+    model, _, _, _ = _setup()
+    optimizer = make_optimizer(model, betas=(0.8, 0.95))
+    assert [group["betas"] for group in optimizer.param_groups] == [(0.8, 0.95)] * 2
+    assert make_optimizer(model).defaults["betas"] == (0.9, 0.999)
 
 
 def test_collapse_metrics():
