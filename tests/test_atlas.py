@@ -62,12 +62,36 @@ def test_the_atlas_puts_the_subcortex_first_then_the_cortex(tmp_path, local_atla
     assert not list((tmp_path / "cache" / "brainjepa_atlas").glob("*.part*"))
 
 
+@pytest.mark.parametrize("missing", ["brainjepa450_labels.txt", "brainjepa450_2mm.nii.gz"])
+def test_a_cache_with_one_of_its_two_files_is_built_again(tmp_path, local_atlases, missing):
+    # an interrupted call may leave the image without its labels (or a file may be deleted)
+    first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    (tmp_path / "brainjepa_atlas" / missing).unlink()
+    again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2  # built again, from the cached Tian files
+    assert again.labels == first.labels and again.n_overlap == 1
+    data = np.asarray(nib.load(again.maps).dataobj)
+    assert set(np.unique(data)) == set(range(451))
+
+
 def test_a_tian_file_with_another_hash_is_refused(tmp_path, local_atlases):
     _atlas.TIAN_S3_FILES["image"]["sha256"] = "0" * 64
     with pytest.raises(OSError, match="Tian_Subcortex_S3_3T.nii") as info:
         fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
     assert "yetianmed/subcortex" in str(info.value)
     assert not (tmp_path / "brainjepa_atlas" / "Tian_Subcortex_S3_3T.nii").exists()
+
+
+def test_a_cached_tian_file_changed_since_its_download_is_refused(tmp_path, local_atlases):
+    fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    folder = tmp_path / "brainjepa_atlas"
+    labels = folder / "Tian_Subcortex_S3_3T_label.txt"
+    labels.write_text(labels.read_text().replace("TIAN-2\n", "TIAN-X\n"))
+    for name in ("brainjepa450_2mm.nii.gz", "brainjepa450_labels.txt"):
+        (folder / name).unlink()  # the combined atlas is built again from the cached files
+    with pytest.raises(OSError, match="Tian_Subcortex_S3_3T_label.txt does not match"):
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert not (folder / "brainjepa450_labels.txt").exists()
 
 
 def test_the_pipeline_from_nifti_files_to_the_region_order(tmp_path, local_atlases):

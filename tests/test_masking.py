@@ -185,6 +185,25 @@ def test_positions_differ_between_samples_of_a_batch():
     assert len(rows) == 8
 
 
+def test_each_sample_of_a_batch_draws_its_own_regions():
+    # sizes are drawn once per batch, but which regions are observed, visible or Cross-ROI
+    # targets is drawn per sample
+    masks = SpatiotemporalMaskSampler(100, 10, seed=0).sample(8, return_grid=True)
+    for label in (CONTEXT, ALPHA):
+        regions = {tuple((grid == label).any(1).tolist()) for grid in masks.grid}
+        assert len(regions) == 8, label
+
+
+def test_research_style_counts_redraw_sizes_below_min_keep():
+    # without static shapes each batch keeps its own count, never fewer than min_keep (60 is
+    # about the median context of this grid, so half the size draws are redrawn)
+    sampler = SpatiotemporalMaskSampler(24, 10, min_keep=60, static_shapes=False)
+    counts = [sampler.sample(2).context_idx.shape[1] for _ in range(100)]
+    assert min(counts) >= 60 and len(set(counts)) > 1
+    with pytest.raises(ValueError, match="min_keep=1000"):
+        SpatiotemporalMaskSampler(8, 4, min_keep=1000, static_shapes=False).sample(2)
+
+
 def test_impossible_min_keep_is_refused():
     with pytest.raises(ValueError, match="min_keep"):
         SpatiotemporalMaskSampler(8, 4, min_keep=1000).sample(2)
@@ -287,3 +306,23 @@ def test_a_count_quantile_whose_counts_few_draws_reach_together_is_refused_up_fr
     sampler.n_context = 10**6
     with pytest.raises(ValueError, match=r"count_quantile=0.1\).*lower count_quantile"):
         sampler.draw_sizes()
+
+
+def test_a_min_keep_that_few_size_draws_reach_is_refused_up_front():
+    # the share of size draws that keep both counts is counted over all draws: about 1% of
+    # this grid's draws keep 100 context tokens, too few to draw every batch by redrawing
+    with pytest.raises(ValueError, match=r"which only 1\.\d+% of mask size draws"):
+        SpatiotemporalMaskSampler(24, 10, min_keep=100)
+    sampler = SpatiotemporalMaskSampler(24, 10, min_keep=90)  # about 5% of the draws
+    assert sampler.n_context >= 90
+    assert sampler.sample(2).context_idx.shape == (2, sampler.n_context)
+
+
+def test_a_share_of_a_batch_keeps_every_field_of_its_samples():
+    # how each process takes its samples of the global batch's masks
+    masks = SpatiotemporalMaskSampler(24, 10, seed=0).sample(6, return_grid=True)
+    share = masks.take(slice(1, None, 2))
+    for name in ("context_idx", "target_idx", "target_kind", "grid"):
+        assert torch.equal(getattr(share, name), getattr(masks, name)[1::2]), name
+    one = masks.take(4)
+    assert torch.equal(one.target_kind, masks.target_kind[4]) and one.sizes is masks.sizes

@@ -120,6 +120,22 @@ def test_context_encoding_sees_only_context_tokens():
         assert not torch.allclose(model.encoder(x2, ctx)[0], base[0])
 
 
+def test_the_forward_predicts_from_the_context_tokens_only():
+    # the context encoder attends among the context tokens: input elsewhere (here at the
+    # targets) changes the targets but not the predictions
+    model = tiny_model().eval()
+    x = torch.randn(2, 20, 12)
+    ctx = torch.tensor([[0, 5, 17, 40], [2, 3, 4, 59]])
+    tgt = torch.tensor([[1, 6, 11], [16, 21, 26]])  # time patch 1
+    x2 = x.clone()
+    x2[:, 4:8, :] += 10.0
+    with torch.no_grad():
+        base, moved = model(x, ctx, tgt), model(x2, ctx, tgt)
+    # compared exactly: a freshly initialised predictor responds only faintly to its context
+    assert torch.equal(moved["predictions"], base["predictions"])
+    assert not torch.allclose(moved["targets"], base["targets"])
+
+
 def test_bad_input_shapes_are_named():
     model = tiny_model()
     with pytest.raises(ValueError, match="transposed"):
@@ -236,6 +252,15 @@ def test_losses():
         tiny_model(loss="cosine")
 
 
+@pytest.mark.parametrize("loss", ["l2", "smooth_l1"])
+def test_losses_of_half_precision_tensors_are_computed_in_float32(loss):
+    torch.manual_seed(0)
+    pred, target = torch.randn(2, 5, 64).bfloat16(), torch.randn(2, 5, 64).bfloat16()
+    value = jepa_loss(pred, target, loss)
+    assert value.dtype == torch.float32
+    assert torch.equal(value, jepa_loss(pred.float(), target.float(), loss))
+
+
 def test_targets_are_layer_normed_and_detached():
     model = tiny_model()
     x = torch.randn(2, 20, 12)
@@ -244,6 +269,19 @@ def test_targets_are_layer_normed_and_detached():
     assert not targets.requires_grad
     torch.testing.assert_close(targets.mean(-1), torch.zeros(2, 3), atol=1e-5, rtol=0)
     torch.testing.assert_close(targets.var(-1, unbiased=False), torch.ones(2, 3), atol=1e-3, rtol=0)
+
+
+def test_no_gradient_flows_through_the_targets_even_from_trainable_weights():
+    # the targets are a stop-gradient, not merely the output of frozen weights
+    model = tiny_model()
+    model.target_encoder.requires_grad_(True)  # e.g. unfrozen by a generic training helper
+    x = torch.randn(2, 20, 12, requires_grad=True)
+    ctx, tgt = torch.tensor([[0, 5, 17, 40], [2, 3, 4, 59]]), torch.tensor([[1, 6], [16, 21]])
+    out = model(x, ctx, tgt)
+    assert not out["targets"].requires_grad
+    out["loss"].backward()
+    assert all(p.grad is None for p in model.target_encoder.parameters())
+    assert model.encoder.patch_embed.proj.weight.grad is not None
 
 
 def test_bf16_autocast_forward_on_cpu():

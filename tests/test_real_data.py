@@ -12,9 +12,11 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from nilearn import datasets as nilearn_datasets
 from sklearn.utils import Bunch
 
 from brainjepa_sk.datasets import load_abide, load_development_fmri
+from brainjepa_sk.datasets._real import _read_confounds
 from brainjepa_sk.validation import validate_subjects
 
 # --- development fMRI: a 4-region atlas on a 6x6x6 grid, three subjects ----------------------
@@ -294,6 +296,33 @@ def test_development_bad_fetcher_results(fake_development, development, monkeypa
     monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", bad_group)
     with pytest.raises(ValueError, match="Child_Adult"):
         load_development_fmri()
+
+
+def test_development_images_that_name_one_participant_twice_are_refused(fake_development,
+                                                                         monkeypatch):
+    # each phenotypic row goes with one image: two images of one participant (and none of
+    # another) cannot be matched, even though every image names exactly one participant
+    original = nilearn_datasets.fetch_development_fmri
+
+    def one_participant_twice(**kwargs):
+        data = original(**kwargs)
+        data.func = [data.func[0], *data.func[:-1]]
+        data.confounds = [data.confounds[0], *data.confounds[:-1]]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_participant_twice)
+    with pytest.raises(ValueError, match="cannot match the functional images"):
+        load_development_fmri()
+
+
+def test_missing_confound_values_take_the_next_frames_value_then_the_previous(tmp_path):
+    tsv = tmp_path / "confounds.tsv"
+    tsv.write_text("a\tb\tempty\n"
+                   "n/a\t1\tn/a\n"
+                   "2\tn/a\tn/a\n"
+                   "3\t5\tn/a\n"
+                   "4\tn/a\tn/a\n")
+    np.testing.assert_array_equal(_read_confounds(tsv), [[2, 1], [2, 5], [3, 5], [4, 5]])
 
 
 # --- ABIDE: PCP-like .1D text files ----------------------------------------------------------

@@ -573,6 +573,8 @@ def test_two_processes_of_batch_b_train_like_one_of_batch_2b(tmp_path, accumulat
     assert result["allreduces"] == result["steps"] == 9
     rank_losses = torch.tensor(result["losses"])  # (2 processes, steps)
     assert rank_losses.shape[1] == len(single_losses) == 9
+    # the callbacks get each process's own loss (the epoch's mean is reduced on a copy)
+    assert not torch.isclose(rank_losses[0], rank_losses[1]).any()
     torch.testing.assert_close(rank_losses.mean(0), torch.tensor(single_losses),
                                rtol=1e-4, atol=1e-5)
     assert [h["loss"] for h in result["history"]] == pytest.approx(

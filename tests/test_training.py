@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from brainjepa_sk.nn import BrainJEPA
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
@@ -11,6 +12,7 @@ from brainjepa_sk.train import (
     PretrainSchedule,
     collapse_metrics,
     cosine_ramp,
+    distributed,
     linear_ramp,
     make_optimizer,
     parameter_groups,
@@ -246,3 +248,22 @@ def test_more_torchrun_processes_than_gpus_is_named_before_joining_the_group(mon
     with pytest.raises(ValueError, match=r"LOCAL_RANK=3 but this machine has 2 CUDA device\(s\)"
                                          r".*--nproc-per-node"):
         process_device(torch.device("cuda"))
+
+
+def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    """Runs anywhere: the second of two 2-GPU machines, where global rank 3 is local rank 1."""
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(distributed, "init_from_environment", lambda device: True)  # joined
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: 3)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 4)
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert distributed.process_device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert chosen == [torch.device("cuda", 1)]  # made current, for NCCL's collectives
+    # a device with an index is the one asked for
+    assert distributed.process_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
+    assert len(chosen) == 1
