@@ -298,8 +298,9 @@ def test_a_state_saved_on_the_cpu_restores_a_separate_device_generator():
 
 def test_a_count_quantile_whose_counts_few_draws_reach_together_is_refused_up_front():
     SpatiotemporalMaskSampler(450, 10, count_quantile=0.7)
-    with pytest.raises(ValueError, match=r"count_quantile=0.9 keeps \d+ context and \d+ target "
-                                         r"tokens on a 450 x 10 grid, which only"):
+    with pytest.raises(ValueError, match=r"count_quantile=0.9 and min_keep=4 keep \d+ context "
+                                         r"and \d+ target tokens on a 450 x 10 grid, which only"
+                                         r".*; lower count_quantile$"):
         SpatiotemporalMaskSampler(450, 10, count_quantile=0.9)
     # the redraw error names the quantile too
     sampler = SpatiotemporalMaskSampler(12, 4)
@@ -311,8 +312,12 @@ def test_a_count_quantile_whose_counts_few_draws_reach_together_is_refused_up_fr
 def test_a_min_keep_that_few_size_draws_reach_is_refused_up_front():
     # the share of size draws that keep both counts is counted over all draws: about 1% of
     # this grid's draws keep 100 context tokens, too few to draw every batch by redrawing
-    with pytest.raises(ValueError, match=r"which only 1\.\d+% of mask size draws"):
+    with pytest.raises(ValueError, match=r"which only 1\.\d+% of mask size draws.*; lower "
+                                         r"count_quantile or min_keep$"):
         SpatiotemporalMaskSampler(24, 10, min_keep=100)
+    # the advice names only what can help: with the lowest quantile, min_keep
+    with pytest.raises(ValueError, match=r"; lower min_keep$"):
+        SpatiotemporalMaskSampler(24, 10, min_keep=100, count_quantile=0.0)
     sampler = SpatiotemporalMaskSampler(24, 10, min_keep=90)  # about 5% of the draws
     assert sampler.n_context >= 90
     assert sampler.sample(2).context_idx.shape == (2, sampler.n_context)

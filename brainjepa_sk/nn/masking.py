@@ -304,11 +304,18 @@ class SpatiotemporalMaskSampler:
         # leave fewer tokens to targets: check that enough draws do.
         accepted = sum(d["n_context"] >= n_context and d["n_target"] >= n_target for d in draws)
         if accepted < self.MIN_ACCEPTANCE * len(draws):
+            # the settings that raise the counts: the quantile, and min_keep where it leaves
+            # out draws (the quantiles are taken over the draws that keep min_keep)
+            binds = any(d["n_context"] < self.min_keep for d in draws)
+            lower = [name for name, raises in (("count_quantile", self.count_quantile > 0),
+                                               ("min_keep", binds)) if raises]
+            advice = f"lower {' or '.join(lower)}" if lower else "widen the scales"
             raise ValueError(
-                f"count_quantile={self.count_quantile} keeps {n_context} context and {n_target} "
-                f"target tokens on a {self.n_regions} x {self.n_patches} grid, which only "
-                f"{accepted / len(draws):.2%} of mask size draws reach together (at least "
-                f"{self.MIN_ACCEPTANCE:.0%} are needed to draw every batch); lower count_quantile"
+                f"count_quantile={self.count_quantile} and min_keep={self.min_keep} keep "
+                f"{n_context} context and {n_target} target tokens on a {self.n_regions} x "
+                f"{self.n_patches} grid, which only {accepted / len(draws):.2%} of mask size "
+                f"draws reach together (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
+                f"every batch); {advice}"
             )
         return n_context, n_target
 
