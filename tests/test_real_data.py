@@ -311,8 +311,11 @@ def test_development_images_that_name_one_participant_twice_are_refused(fake_dev
         return data
 
     monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_participant_twice)
-    with pytest.raises(ValueError, match="cannot match the functional images"):
+    with pytest.raises(ValueError, match="cannot match the functional images") as info:
         load_development_fmri()
+    # the two images of one participant are named
+    twice = str(original().func[0])
+    assert f"one id for several images: [{twice!r}, {twice!r}]" in str(info.value)
 
 
 def test_missing_confound_values_take_the_next_frames_value_then_the_previous(tmp_path):

@@ -18,6 +18,7 @@ import numbers
 import os
 import re
 import warnings
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -176,10 +177,15 @@ def _align_to_files(phenotypes, ids, paths):
         return phenotypes
     if all(len(match) == 1 for match in matches) and len({m[0] for m in matches}) == len(paths):
         return phenotypes.iloc[[match[0] for match in matches]].reset_index(drop=True)
-    bad = [str(paths[i]) for i, match in enumerate(matches) if len(match) != 1]
+    unmatched = [str(paths[i]) for i, match in enumerate(matches) if len(match) != 1]
+    counts = Counter(match[0] for match in matches if len(match) == 1)
+    shared = [str(paths[i]) for i, match in enumerate(matches)
+              if len(match) == 1 and counts[match[0]] > 1]
+    problems = [f"no or several ids for {unmatched[:3]}"] if unmatched else []
+    problems += [f"one id for several images: {shared[:3]}"] if shared else []
     raise ValueError(
         "cannot match the functional images to the phenotypic table by participant id "
-        f"(no or several ids for {bad[:3]})"
+        f"({'; '.join(problems)})"
     )
 
 
