@@ -301,6 +301,19 @@ def test_the_published_files_are_checked_against_their_hashes(tmp_path, monkeypa
     assert "jepa-ep300.pth.tar" in str(info.value) and "delete it" in str(info.value)
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
+def test_an_unavailable_device_is_refused_at_fit_and_leaves_the_embedder_as_it_was():
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        embedder.fit(X)
+    assert not hasattr(embedder, "encoder_")
+    before = embedder.set_params(device="cpu").fit(X).transform(X)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        embedder.set_params(device="cuda").fit(X[:2])
+    np.testing.assert_array_equal(embedder.set_params(device="cpu").transform(X), before)
+
+
 @pytest.mark.gpu
 def test_cuda_transform_matches_cpu_and_pickles(research_model, reference):
     import pickle

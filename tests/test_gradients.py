@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from brainspace.gradient import GradientMaps
+from nilearn.connectome import ConnectivityMeasure
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -170,6 +171,16 @@ def test_feature_names(X, fitted):
     frame = clone(fitted).set_output(transform="pandas").fit(X).transform(X)
     np.testing.assert_array_equal(frame.columns, names)
     np.testing.assert_array_equal(frame.to_numpy(), fitted.transform(X))
+
+
+def test_input_features_of_a_fit_on_arrays_must_name_every_region(fitted):
+    names = [f"roi_{i}" for i in range(N_REGIONS)]
+    out = fitted.get_feature_names_out(names)
+    assert len(out) == N_REGIONS * 3 and out[0] == "roi_0_gradient0"
+    assert out[-1] == f"roi_{N_REGIONS - 1}_gradient2"
+    with pytest.raises(ValueError, match=rf"input_features has {N_REGIONS - 1} names but "
+                                         rf"{N_REGIONS} regions were seen in fit"):
+        fitted.get_feature_names_out(names[:-1])
 
 
 def test_feature_names_from_dataframes(X, fitted):
@@ -391,6 +402,20 @@ def test_connectivity_kind(X, fitted):
     renamed = frame.rename(columns={"r0": "other"})
     with pytest.raises(ValueError, match="region names .* differ"):
         est.transform(renamed)
+
+
+def test_a_connectivity_refit_on_plain_matrices_forgets_the_region_names(X):
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    names = [f"r{i}" for i in range(N_REGIONS)]
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(
+        pd.DataFrame(corr[0], index=names, columns=names))
+    assert est.get_feature_names_out()[0] == "r0_gradient0"
+    est.fit(corr)
+    assert not hasattr(est, "feature_names_in_")
+    assert est.get_feature_names_out()[0] == "region0_gradient0"
+    # matrices labelled otherwise are not compared with the names of the earlier fit
+    other = pd.DataFrame(corr[1], index=names[::-1], columns=names[::-1])
+    np.testing.assert_allclose(est.transform(other), est.transform(corr[1]))
 
 
 # --- reference alignment --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The estimators inside scikit-learn tooling: Pipeline, FeatureUnion, CV by group, grid search."""
 
+import warnings
+
 import numpy as np
 import pytest
-from _estimators import tiny_module
+from _estimators import make_subjects, tiny_module
 from nilearn.connectome import ConnectivityMeasure
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
@@ -10,6 +12,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk.preprocessing import Preprocessor
 
 N_REGIONS = 8
 
@@ -173,3 +176,21 @@ def test_the_embedder_warns_for_weights_changed_since_fit_but_not_for_auto_value
     with pytest.warns(UserWarning, match=r"weights=.*\(fitted with .*fit again"):
         np.testing.assert_array_equal(embedder.transform(X), before)
     assert not np.allclose(embedder.fit(X).transform(X), before)  # a refit takes them
+
+
+def test_settings_left_to_the_weights_and_set_to_what_they_resolved_to_do_not_warn():
+    """stride and min_frames left at None take the values the weights carry: setting them to
+    those values afterwards changes nothing, so transform does not warn; another value does."""
+    module = tiny_module(N_REGIONS)
+    module.preprocessing = Preprocessor(8, window="sliding", stride=2, min_frames=6,
+                                        normalization=None).to_dict()
+    X = make_subjects(n_timepoints=16)
+    embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
+    assert (embedder.preprocessor_.stride, embedder.preprocessor_.min_frames) == (2, 6)
+    before = embedder.transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.set_params(stride=2, min_frames=6).transform(X),
+                                      before)
+    with pytest.warns(UserWarning, match=r"stride=4 \(fitted with None\)"):
+        embedder.set_params(stride=4).transform(X)

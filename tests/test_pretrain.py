@@ -984,6 +984,25 @@ def test_looking_for_a_shorter_run_reads_only_the_states_of_its_own_lineage(tmp_
     assert runs.peek_training_state(own)["extra"]["n_epochs"] == 2
 
 
+def test_looking_for_a_shorter_run_does_not_read_the_longer_runs_of_its_lineage(tmp_path,
+                                                                            monkeypatch):
+    """A search over n_epochs leaves longer runs of the same settings in the folder: they cannot
+    be continued to fewer epochs, so their states are passed over without being read."""
+    from brainjepa_sk.train import runs
+
+    X = _data()
+    _pretrainer(n_epochs=3, checkpoint_dir=tmp_path).fit(X)
+    _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
+    read = []
+    real_read = runs.read_training_state
+    monkeypatch.setattr(runs, "read_training_state",
+                        lambda path: read.append(path) or real_read(path))
+    with pytest.warns(UserWarning, match=r"extending the run .* \(n_epochs=1, 2 steps done\)"):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
+    (own,) = read  # the one-epoch run's file only
+    assert runs.peek_training_state(own)["extra"]["n_epochs"] == 1
+
+
 def test_a_damaged_state_met_while_looking_for_a_shorter_run_is_named(tmp_path):
     X = _data()
     _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)

@@ -9,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from _estimators import tiny_module
 
 from brainjepa_sk import BrainJEPAPretrainer
+from brainjepa_sk.checkpoint import load_checkpoint, save_checkpoint
 from brainjepa_sk.train import runtime
 from brainjepa_sk.train.runtime import atomic_save, check_writable_folder
 
@@ -130,6 +132,15 @@ def test_an_unseeded_run_with_checkpoint_dir_warns_up_front(tmp_path):
     assert state.stat().st_size > 1000
 
 
+def test_a_random_state_instance_with_checkpoint_dir_is_an_unseeded_run(tmp_path):
+    """A RandomState instance gives other seeds at every fit: as with None the run cannot be
+    reproduced, so it is warned about up front and its state is not saved under a run key."""
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    with pytest.warns(UserWarning, match="random_state is not an int.*never be resumed"):
+        _pretrainer(checkpoint_dir=tmp_path, random_state=np.random.RandomState(0)).fit(X)
+    assert [path.name for path in tmp_path.glob("*.pt")] == ["unseeded.pt"]
+
+
 def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):
     import numpy as np
     import pytest
@@ -160,3 +171,25 @@ def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):
     with pytest.raises(ValueError, match=r"other\.pt is an incomplete checkpoint: it has no "
                                          r"\['gradients'\]"):
         load_checkpoint(other)
+
+
+def test_numpy_scalars_in_metadata_are_saved_as_the_python_values_they_equal(tmp_path):
+    """A score's argmax or a float32 metric, as NumPy hands them out, saves (as the number)."""
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), metadata={
+        "best_epoch": np.int64(3), "improved": np.bool_(True), "score": np.float32(0.5)})
+    metadata = load_checkpoint(path).metadata
+    assert metadata == {"best_epoch": 3, "improved": True, "score": 0.5}
+    assert [type(metadata[key]) for key in ("best_epoch", "improved", "score")] == [
+        int, bool, float]
+
+
+def test_names_in_an_object_array_are_saved_as_a_list_of_strings(tmp_path):
+    """Region names as a DataFrame's columns hand them out (an object array) save as a list."""
+    path = tmp_path / "model.pt"
+    names = np.array(["roi0", "roi1"], dtype=object)
+    save_checkpoint(path, tiny_module(), metadata={"region_names": names},
+                    preprocessing={"columns": names})
+    loaded = load_checkpoint(path)
+    assert loaded.metadata["region_names"] == loaded.preprocessing["columns"] == ["roi0", "roi1"]
+    assert loaded.model.region_names == ["roi0", "roi1"]
