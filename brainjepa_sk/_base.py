@@ -635,15 +635,15 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
                 'pooling="tokens" gives one (n_samples, n_regions) series per subject, not a '
                 "table with named features"
             )
-        if self.pooling == "mean":
-            return np.asarray([f"embedding{k}" for k in range(dim)], dtype=object)
         regions = getattr(self, "feature_names_in_", None)
-        if input_features is not None:
+        if input_features is not None:  # checked whatever the pooling, as documented
             if len(input_features) != self.n_features_in_ or (
                 regions is not None and list(input_features) != list(regions)
             ):
                 raise ValueError("input_features do not match the regions seen in fit")
             regions = input_features
+        if self.pooling == "mean":
+            return np.asarray([f"embedding{k}" for k in range(dim)], dtype=object)
         if regions is None:
             regions = [f"region{r}" for r in range(self.n_features_in_)]
         if self.pooling == "lagged":

@@ -558,6 +558,19 @@ def test_connectivity_names_follow_the_pairs_and_input_features_must_be_the_regi
     assert list(embedder.get_feature_names_out(regions)) == list(names)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
+def test_input_features_are_checked_against_the_regions_whatever_the_pooling(pooling):
+    regions = [f"roi{r}" for r in range(N_REGIONS)]
+    X = [pd.DataFrame(x, columns=regions) for x in _subjects()]
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling=pooling,
+                                 device="cpu").fit(X)
+    names = embedder.get_feature_names_out()
+    assert list(embedder.get_feature_names_out(regions)) == list(names)
+    for wrong in (regions[:1], regions[::-1]):
+        with pytest.raises(ValueError, match="do not match the regions seen in fit"):
+            embedder.get_feature_names_out(wrong)
+
+
 def test_the_embedder_runs_the_encoder_in_eval_mode_without_stochastic_depth():
     """A module given in training mode (as built), with stochastic depth: the embeddings are
     the eval-mode encoder's, the same at every call."""
