@@ -39,6 +39,35 @@ def test_every_format_reads_back_its_series(tmp_path, series):
     assert list(read[1].columns) == [f"roi{r}" for r in range(N_REGIONS)]  # header -> names
 
 
+def test_upper_case_suffixes_are_read_as_their_formats(tmp_path, series):
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    pd.DataFrame(series[0], columns=names).to_csv(tmp_path / "sub-01.TSV", sep="\t",
+                                                  index=False)  # tab-separated, as .tsv
+    np.savetxt(tmp_path / "sub-02.CSV", series[1], delimiter=",")
+    with open(tmp_path / "sub-03.NPY", "wb") as file:
+        np.save(file, series[2])
+    table = read_subject_file(tmp_path / "sub-01.TSV")
+    assert list(table.columns) == names
+    read = validate_subjects(str(tmp_path / "sub-*"))
+    assert len(read) == 3
+    for got, expected in zip(read, series):
+        np.testing.assert_allclose(got, expected, rtol=1e-7)
+
+
+def test_npy_files_are_mapped_read_only_so_the_data_cannot_be_overwritten(tmp_path, series):
+    path = tmp_path / "sub-01.npy"
+    np.save(path, series[0])
+    mapped = read_subject_file(path)
+    assert isinstance(mapped, np.memmap) and not mapped.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        mapped[0, 0] = 1e6
+    subjects = validate_subjects([path], lazy=True)
+    with pytest.raises(ValueError, match="read-only"):
+        subjects[0][0, 0] = 1e6  # float64 in the file: a view of the map, not a copy
+    del mapped, subjects
+    np.testing.assert_array_equal(np.load(path), series[0])
+
+
 def test_x_may_be_a_list_of_files_or_a_glob(tmp_path, series):
     paths = _write(tmp_path, series)
     from_list = validate_subjects([str(p) for p in paths])
@@ -58,6 +87,17 @@ def test_x_may_be_a_list_of_files_or_a_glob(tmp_path, series):
         assert len(from_array) == len(from_list)
         for a, b in zip(from_array, from_list):
             np.testing.assert_array_equal(a, b)
+
+
+def test_an_array_of_paths_as_bytes_names_the_files(tmp_path, series):
+    """As HDF5 files and np.char.encode give them."""
+    paths = _write(tmp_path, series)
+    encoded = np.array([str(path).encode() for path in paths])
+    assert encoded.dtype.kind == "S"
+    lazy = validate_subjects(encoded, lazy=True)
+    assert isinstance(lazy, SubjectFiles) and lazy.paths == paths
+    for got, expected in zip(validate_subjects(encoded), series):
+        np.testing.assert_allclose(got, expected, rtol=1e-7)
 
 
 def test_a_glob_gives_its_files_sorted_whatever_order_the_folder_lists(tmp_path, series,
@@ -135,6 +175,16 @@ def test_a_header_of_integer_labels_is_read_as_region_names(tmp_path, labels):
     np.testing.assert_array_equal(read_subject_file(tmp_path / "whole.tsv"), whole)
 
 
+def test_integer_labels_are_a_header_above_a_first_row_with_some_whole_values(tmp_path):
+    rows = np.random.default_rng(6).standard_normal((5, 3))
+    rows[0, 1] = 0.0  # e.g. a zeroed (censored) value among the fractions
+    path = tmp_path / "sub.tsv"
+    pd.DataFrame(rows, columns=["2001", "2002", "2003"]).to_csv(path, sep="\t", index=False)
+    table = read_subject_file(path)
+    assert list(table.columns) == ["2001", "2002", "2003"]
+    np.testing.assert_array_equal(table.to_numpy(), rows)
+
+
 @pytest.mark.parametrize("style", ["bom", "quoted", "trailing separator"])
 def test_headerless_files_keep_their_first_timepoint(tmp_path, style):
     rows = np.random.default_rng(1).standard_normal((5, 3))
@@ -174,6 +224,15 @@ def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_
     pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(indexed, sep="\t")  # index=True
     with pytest.raises(ValueError, match=r"indexed\.tsv.*first column has no name.*index=False"):
         read_subject_file(indexed)
+
+
+def test_a_missing_last_value_in_the_first_row_is_no_trailing_separator(tmp_path):
+    path = tmp_path / "sub.csv"
+    path.write_text("1.5,2.5,\n4.5,5.5,6.5\n7.5,8.5,9.5\n")  # the region is kept
+    assert read_subject_file(path).shape == (3, 3)
+    with pytest.raises(ValueError, match=r"sub\.csv.*NaN. First at region 2 \(column 2\), "
+                                         r"timepoint 0; 1 region\(s\) and 1 value\(s\)"):
+        validate_subjects([path])
 
 
 def test_a_folder_and_a_path_with_glob_characters(tmp_path):

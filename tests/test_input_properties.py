@@ -139,3 +139,32 @@ def test_column_names_of_mixed_types_are_refused_as_in_scikit_learn():
         validate_subjects([mixed, good])
     with pytest.raises(TypeError, match="subject 1: Feature names are only supported if all"):
         validate_subjects([good, mixed], lazy=True)
+
+
+def test_the_first_bad_value_is_located_by_region_then_by_timepoint_in_that_region():
+    rng = np.random.default_rng(1)
+    good = rng.standard_normal((10, 5))
+    x = rng.standard_normal((10, 5))
+    x[1, 4] = np.nan  # earlier in time, in a later region
+    x[6, 2] = np.inf
+    with pytest.raises(ValueError, match=r"subject 1: .*First at region 2 \(column 2\), "
+                                         r"timepoint 6; 2 region\(s\) and 2 value\(s\) in all"):
+        validate_subjects([good, x])
+    names = list("abcde")
+    with pytest.raises(ValueError, match=r"subject 1: .*First at region 'c' \(column 2\), "
+                                         r"timepoint 6"):
+        validate_subjects([pd.DataFrame(good, columns=names), pd.DataFrame(x, columns=names)])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_subject_of_exactly_min_timepoints_is_accepted_and_one_fewer_refused(lazy):
+    rng = np.random.default_rng(2)
+    subjects = [rng.standard_normal((5, 3)), rng.standard_normal((3, 3))]
+    checked = validate_subjects(subjects, min_timepoints=3, lazy=lazy)
+    assert [np.shape(checked[i]) for i in range(2)] == [(5, 3), (3, 3)]
+    with pytest.raises(ValueError, match=r"subject 1 has 3 timepoint\(s\); at least 4 are"):
+        validate_subjects(subjects, min_timepoints=4, lazy=lazy)
+    if lazy:  # checked already: only the lengths are checked again
+        assert validate_subjects(checked, min_timepoints=3, lazy=True) is checked
+        with pytest.raises(ValueError, match=r"subject 1 has 3 timepoint\(s\); at least 4"):
+            validate_subjects(checked, min_timepoints=4, lazy=True)

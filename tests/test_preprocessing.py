@@ -206,6 +206,24 @@ def test_too_short_error_names_subject_lengths_and_trs():
     assert "min_frames=30" in message
 
 
+def test_check_lengths_counts_the_frames_left_after_resampling():
+    prep = Preprocessor(16, t_r=0.5, target_t_r=2.0, min_frames=8)
+    prep.check_lengths([np.zeros((32, 3))])  # 8 frames at TR 2 s: enough
+    with pytest.raises(ValueError,
+                       match=r"subject 1 is too short: 7 frames after resampling \(28 frames"):
+        prep.check_lengths([np.zeros((32, 3)), np.zeros((28, 3))])
+
+
+def test_the_window_table_takes_a_series_of_exactly_min_frames_as_transform_does():
+    prep = Preprocessor(10, window="sliding", stride=8, min_frames=6, normalization=None)
+    windows, index = prep.fit_transform([_arange_series(6), _arange_series(12)])
+    subject_index, starts = prep.window_table([6, 12])
+    assert subject_index.tolist() == index.tolist() == [0, 1, 1]
+    assert starts.tolist() == [_frames(w)[0] for w in windows] == [0, 0, 2]
+    with pytest.raises(ValueError, match="subject 1 is too short: 5 frames"):
+        prep.window_table([6, 5])
+
+
 # ---------------------------------------------------------------------- normalization
 
 
@@ -287,6 +305,18 @@ def test_robust_statistics_are_computed_after_resampling(entry):
     assert (_iqr(np.concatenate(train), axis=0) > 2 * prep.iqr_).all()
 
 
+@pytest.mark.parametrize("entry", ["fit", "fit_transform"])
+def test_robust_statistics_take_every_frame_of_upsampled_series(entry):
+    rng = np.random.default_rng(13)
+    train = [_series(rng, 40), _series(rng, 30)]
+    prep = Preprocessor(20, t_r=2.0, target_t_r=1.0, normalization="robust")
+    getattr(prep, entry)(train)
+    resampled = np.concatenate([resample(x, 2.0, 1.0) for x in train])
+    assert len(resampled) == 140  # twice the frames, all within the sample's budget
+    np.testing.assert_allclose(prep.median_, np.median(resampled, axis=0))
+    np.testing.assert_allclose(prep.iqr_, _iqr(resampled, axis=0))
+
+
 def test_robust_transform_before_fit():
     with pytest.raises(NotFittedError, match="fit"):
         Preprocessor(10, normalization="robust").transform([np.ones((20, 3))])
@@ -314,6 +344,35 @@ def test_constant_region_with_roi_zscore_gives_zeros_there_only():
     assert np.isfinite(windows).all()
     np.testing.assert_allclose(windows[0, :, 1], 0, atol=1e-6)
     np.testing.assert_allclose(windows[0, :, [0, 2]].std(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore"])
+def test_eps_is_the_smallest_scale_divided_by_not_added_to_the_scale(normalization):
+    x = np.random.default_rng(11).standard_normal((20, 3))
+    axis = None if normalization == "global_zscore" else 0
+    prep = Preprocessor(20, normalization=normalization, eps=0.5)
+    # a spread well above eps: divided by the standard deviation itself
+    wide, _ = prep.fit_transform([4 * x])
+    np.testing.assert_allclose(wide[0].std(axis=axis), 1, atol=1e-5)
+    # a spread below eps: centred, then divided by eps
+    narrow = 0.01 * x
+    windows, _ = prep.transform([narrow])
+    expected = (narrow - narrow.mean(axis=axis, keepdims=True)) / 0.5
+    np.testing.assert_allclose(windows[0], expected, rtol=1e-5, atol=1e-8)
+
+
+def test_robust_scaling_divides_by_the_iqr_and_by_eps_only_where_the_iqr_is_smaller():
+    x = 4 * np.random.default_rng(12).standard_normal((40, 3)) + 2
+    prep = Preprocessor(20, window="first", normalization="robust", eps=0.5).fit([x])
+    assert (prep.iqr_ > 0.5).all()
+    windows, _ = prep.transform([x])
+    np.testing.assert_allclose(windows[0], (x[:20] - prep.median_) / prep.iqr_, rtol=1e-5,
+                               atol=1e-6)
+    # a saved IQR below eps (e.g. learned with a smaller eps) is raised to eps
+    saved = Preprocessor.from_dict({**prep.to_dict(), "iqr_": np.array([0.1, 1.0, 2.0])})
+    windows, _ = saved.transform([x])
+    np.testing.assert_allclose(windows[0], (x[:20] - prep.median_) / [0.5, 1.0, 2.0],
+                               rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------------- serialization

@@ -444,6 +444,17 @@ def test_subjects_checked_already_are_not_converted_again(monkeypatch):
         validate_subjects(lenient, lazy=True)
 
 
+def test_subjects_checked_already_come_back_in_the_dtype_asked_for():
+    X = make_subjects(n_subjects=3)
+    checked = validate_subjects(X, lazy=True)
+    single = validate_subjects(checked, lazy=True, dtype=np.float32)
+    assert len(single) == 3
+    for i in range(3):
+        assert single[i].dtype == np.float32
+        np.testing.assert_array_equal(single[i], X[i].astype(np.float32))
+    assert validate_subjects(checked, lazy=True, dtype=np.float64) is checked
+
+
 def test_scores_without_skorchs_cache_predict_the_held_out_windows_of_files(tmp_path):
     """skorch's scoring without its cache takes the held-out windows out of the windows read
     on demand and predicts each of them: exactly the windows, and outputs, of the arrays."""
