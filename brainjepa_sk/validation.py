@@ -650,7 +650,9 @@ def validate_subjects(
         # validated already (e.g. by the estimator holding this one): only what may differ
         # between the two checks, without reading or converting the subjects again
         if isinstance(X, SubjectFiles):
-            out, n_regions, names = X, X.n_regions, X.feature_names
+            out = X if X.dtype == dtype else SubjectFiles(
+                X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype)
+            n_regions, names = X.n_regions, X.feature_names
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,
                                                                 X.allow_constant)

@@ -455,6 +455,20 @@ def test_subjects_checked_already_come_back_in_the_dtype_asked_for():
     assert validate_subjects(checked, lazy=True, dtype=np.float64) is checked
 
 
+def test_files_checked_already_come_back_in_the_dtype_asked_for(tmp_path):
+    X = make_subjects(n_subjects=3)
+    for i, x in enumerate(X):
+        np.save(tmp_path / f"sub-{i}.npy", x)
+    checked = validate_subjects(str(tmp_path / "sub-*.npy"), lazy=True)
+    single = validate_subjects(checked, lazy=True, dtype=np.float32)
+    assert single.paths == checked.paths and single.digest == checked.digest
+    for i in range(3):
+        assert single[i].dtype == single.frames(i, 0, 4).dtype == np.float32
+        np.testing.assert_array_equal(single[i], X[i].astype(np.float32))
+    assert checked.dtype == np.float64  # the caller's is left as it was
+    assert validate_subjects(checked, lazy=True, dtype=np.float64) is checked
+
+
 def test_scores_without_skorchs_cache_predict_the_held_out_windows_of_files(tmp_path):
     """skorch's scoring without its cache takes the held-out windows out of the windows read
     on demand and predicts each of them: exactly the windows, and outputs, of the arrays."""
