@@ -1,6 +1,7 @@
 """BrainJEPAEmbedder: frozen features, exact against the research outputs, weights from anywhere."""
 
 import copy
+import pickle
 import warnings
 
 import numpy as np
@@ -615,3 +616,72 @@ def test_a_failed_refit_leaves_the_fitted_embedder_as_it_was():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(embedder.transform(X), before)
+
+
+def test_a_normalization_given_explicitly_replaces_the_checkpoints(tmp_path):
+    """The checkpoint's scaling (robust, with statistics of other data) is the default; a
+    normalization given explicitly is used instead, learned from the fit's subjects."""
+    module = tiny_module(N_REGIONS)
+    X = _subjects()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, module, preprocessing=Preprocessor(8, normalization="robust").fit(
+        [x * 40 + 500 for x in X]).to_dict())
+    assert BrainJEPAEmbedder(weights=path, device="cpu").fit(X).preprocessor_.normalization == (
+        "robust")
+    for normalization in ("global_zscore", None):
+        embedder = BrainJEPAEmbedder(weights=path, normalization=normalization,
+                                     device="cpu").fit(X)
+        assert embedder.preprocessor_.normalization == normalization
+        windows, _ = Preprocessor(8, normalization=normalization).fit(X).transform(X)
+        with torch.no_grad():
+            expected = module.target_encoder(torch.from_numpy(windows)).mean(1).numpy()
+        np.testing.assert_allclose(embedder.transform(X), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
+                                                                     official_dir, reference):
+    """num_heads applies to the UK Biobank research checkpoint (it is not reported as ignored);
+    gradients, which the fetched files carry, is."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    X = reference["x_nilearn"]
+    settings = dict(data_dir=tmp_path, num_heads=4, normalization=None, model_t_r=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder = BrainJEPAEmbedder(**settings).fit(X)
+    expected = reference["target_encoder_tokens"].mean(axis=1)
+    assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
+    with pytest.warns(UserWarning, match=r'^gradients is ignored: weights="ukbiobank" carries'):
+        BrainJEPAEmbedder(**settings, gradients=official_dir / "gradient.csv").fit(X)
+
+
+def test_pickles_leave_out_the_encoder_copy_kept_on_another_device():
+    """The copy of the encoder that transform keeps on a GPU (the meta device stands in for
+    one) is not pickled: the restored embedder holds only the CPU encoder, and embeds alike."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    embedder._encoder_on(torch.device("meta"))
+    assert "_device_cache" in vars(embedder)
+    restored = pickle.loads(pickle.dumps(embedder))
+    assert "_device_cache" not in vars(restored)
+    assert "_device_cache" in vars(embedder)  # pickling leaves the live embedder's copy alone
+    np.testing.assert_array_equal(restored.transform(X), embedder.transform(X))
+
+
+def test_model_t_r_none_embeds_the_series_at_their_own_tr():
+    """model_t_r=None says the model's TR is unknown: the series are not resampled, even to
+    the TR the weights carry (what model_t_r="auto" takes), and t_r is reported as ignored."""
+    module = tiny_module(N_REGIONS)
+    X = _subjects(n_timepoints=40)
+    module.preprocessing = Preprocessor(8, t_r=1.0, target_t_r=2.0, normalization=None).fit(
+        X).to_dict()
+    resampled = BrainJEPAEmbedder(weights=module, t_r=1.0, device="cpu").fit(X)
+    assert resampled.preprocessor_.target_t_r == 2.0
+    with pytest.warns(UserWarning, match="t_r=1.0 is ignored"):
+        kept = BrainJEPAEmbedder(weights=module, t_r=1.0, model_t_r=None, device="cpu").fit(X)
+    assert kept.preprocessor_.target_t_r is None
+    windows = np.stack([x[16:24] for x in X]).astype(np.float32)  # the centre, not resampled
+    with torch.no_grad():
+        expected = module.target_encoder(torch.from_numpy(windows)).mean(1).numpy()
+    np.testing.assert_allclose(kept.transform(X), expected, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(resampled.transform(X), expected, atol=1e-3)
