@@ -545,7 +545,8 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         return cached[2]
 
     def __getstate__(self):
-        state = super().__getstate__()
+        # a copy: object.__getstate__ returns the instance's own __dict__ (Python >= 3.11)
+        state = dict(super().__getstate__())
         state.pop("_device_cache", None)
         return state
 
