@@ -5,6 +5,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +48,27 @@ def test_the_file_and_its_folder_are_synced(tmp_path, monkeypatch):
     assert synced[0].endswith(".tmp")  # the data, before the rename
     assert synced[1] == str(tmp_path.resolve())  # the folder, after it
     assert torch.load(tmp_path / "x.pt", weights_only=True)["a"].sum() == 2
+
+
+def test_the_data_are_written_beside_the_file_wherever_the_system_temporary_folder_is(
+        tmp_path, monkeypatch):
+    """A rename is atomic only within one file system (across two it fails): the temporary
+    file is in the destination's folder, not in TMPDIR."""
+    elsewhere = tmp_path / "system-tmp"
+    elsewhere.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    folders = []
+    real_save = torch.save
+
+    def recording_save(obj, file):
+        folders.append(Path(file.name).parent)
+        real_save(obj, file)
+
+    monkeypatch.setattr(runtime.torch, "save", recording_save)
+    atomic_save({"a": 1}, tmp_path / "run" / "x.pt")
+    assert folders == [tmp_path / "run"]
+    assert list(elsewhere.iterdir()) == []
+    assert torch.load(tmp_path / "run" / "x.pt", weights_only=True) == {"a": 1}
 
 
 def _dead_pid():

@@ -21,6 +21,7 @@ from brainjepa_sk.train import (
     TrainingInterrupted,
     WindowDataset,
     collapse_metrics,
+    parameter_groups,
     window_loader,
 )
 
@@ -88,6 +89,21 @@ def test_hooks_are_called_in_order_with_the_loop_state():
     assert history[1]["lr"] == loop.schedule(5)[0]
 
 
+def test_each_epochs_record_holds_the_mean_of_its_own_step_losses():
+    losses = []
+
+    class Losses(Callback):
+        def on_step_end(self, loop, loss):
+            losses.append(float(loss))
+
+    loop = _loop(n_epochs=3, callbacks=[Losses()])
+    loop.run()
+    assert len(losses) == 9
+    for epoch, record in enumerate(loop.history):
+        own = losses[3 * epoch:3 * epoch + 3]
+        assert record["loss"] == pytest.approx(sum(own) / 3, rel=1e-6)
+
+
 def test_run_trains_a_model_left_in_eval_mode():
     """A model evaluated before (or between) runs still trains with stochastic depth: the run
     is the one of a model in training mode."""
@@ -126,6 +142,20 @@ def test_a_resumed_runs_progress_bar_starts_at_the_steps_done(tmp_path):
     assert Checkpoint(path, key="k").restore(resumed) and resumed.step == 3
     resumed.run()
     assert counts == [(3, 9), (6, 9), (9, 9)]
+
+
+def test_the_progress_bar_shows_the_loss_of_the_epoch_just_ended():
+    shown = []
+
+    class Postfix(Callback):
+        def on_epoch_end(self, loop):
+            shown.append((bar.bar.postfix, f"loss={loop.history[-1]['loss']:.4f}"))
+
+    bar = ProgressBar()
+    loop = _loop(n_epochs=3, callbacks=[bar, Postfix()])
+    loop.run()
+    assert [postfix for postfix, _ in shown] == [expected for _, expected in shown]
+    assert len({expected for _, expected in shown}) == 3  # the losses differ: the test can fail
 
 
 def test_train_end_is_called_when_a_callback_stops_the_run():
@@ -415,12 +445,43 @@ def test_a_state_of_another_model_is_refused_naming_its_file_before_any_change(t
     assert loop.step == 0 and loop.history == []
 
 
+def test_a_state_of_an_optimizer_over_other_parameters_is_refused_before_any_change():
+    """The same model, but an optimizer over the encoder alone: two groups as in the saved
+    state, of other sizes (torch would raise only after the model was loaded)."""
+    saved = _loop(n_epochs=1)
+    saved.run()
+    loop = _loop()
+    loop.optimizer = torch.optim.AdamW(parameter_groups([loop.model.encoder], 0.04))
+    before = {name: value.clone() for name, value in loop.model.state_dict().items()}
+    with pytest.raises(ValueError, match="other parameter groups than this loop's"):
+        loop.load_state_dict(saved.state_dict())
+    for name, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert loop.step == 0
+
+
 def test_the_loop_state_holds_no_reference_to_the_live_history():
     loop = _loop(n_epochs=1)
     loop.run()
     state = loop.state_dict()
     loop.history[0]["loss"] = -1.0
     assert state["history"][0]["loss"] != -1.0
+
+
+def test_a_loaded_state_is_not_changed_by_the_run_that_continues_it():
+    """One state can start several continuations: each loop holds its own history."""
+    first = _loop(n_epochs=2)
+    first.n_epochs = 1
+    first.run()
+    state = first.state_dict()
+    continued, other = _loop(n_epochs=2), _loop(n_epochs=2)
+    continued.load_state_dict(state)
+    other.load_state_dict(state)
+    continued.run()
+    continued.history[0]["loss"] = -1.0
+    assert len(state["history"]) == len(other.history) == 1
+    assert state["history"] == other.history == first.history
+    assert len(continued.history) == 2
 
 
 def test_a_compiled_loop_reuses_its_graphs_after_warm_up():
@@ -553,6 +614,27 @@ def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):
         _run_seeded(loop)
     assert loop.epoch == 2 and len(loop.history) == 2
     assert torch.load(path, weights_only=True)["loop"]["epoch"] == 2  # the whole run saved
+
+
+def test_a_sigterm_stops_only_the_run_it_came_in():
+    """A run stopped by SIGTERM after its last step, extended by an epoch and run again in
+    the same process, trains that epoch to its end."""
+
+    class TermAtLastEpochEnd(Callback):
+        def on_epoch_end(self, loop):
+            if loop.epoch == 1:
+                signal.raise_signal(signal.SIGTERM)
+
+    loop = _loop(n_epochs=2, callbacks=[TermAtLastEpochEnd()])
+    loop.n_epochs = 1
+    with pytest.raises(TrainingInterrupted, match="after the run's last step"):
+        loop.run()
+    loop.n_epochs = 2
+    try:
+        loop.run()
+    except TrainingInterrupted as error:  # a KeyboardInterrupt: pytest would stop the session
+        pytest.fail(f"the earlier signal stopped the new run: {error}")
+    assert loop.step == 6 and loop.epoch == 2 and len(loop.history) == 2
 
 
 @pytest.mark.parametrize("accumulation_steps", [1, 2])

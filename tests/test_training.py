@@ -20,6 +20,7 @@ from brainjepa_sk.train import (
     train_step,
     warmup_cosine,
 )
+from brainjepa_sk.train.runtime import global_rng_state, set_global_rng_state
 
 N_REGIONS, N_FRAMES, PATCH = 16, 32, 4
 
@@ -267,3 +268,30 @@ def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     # a device with an index is the one asked for
     assert distributed.process_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
     assert len(chosen) == 1
+
+
+def test_the_saved_generator_state_is_that_of_the_training_gpu(monkeypatch):
+    """Runs anywhere: two fake CUDA generators. A run on cuda:1 saves and restores cuda:1's
+    state, whichever device is current; a CPU run leaves the CUDA generators alone."""
+    generators = {k: torch.tensor([10 + k], dtype=torch.uint8) for k in (0, 1)}
+
+    def index(device):
+        return torch.device(device).index or 0  # "cuda": the current device, 0 here
+
+    def get_rng_state(device="cuda"):
+        return generators[index(device)].clone()
+
+    def set_rng_state(new_state, device="cuda"):
+        generators[index(device)] = new_state.clone()
+
+    monkeypatch.setattr(torch.cuda, "get_rng_state", get_rng_state)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", set_rng_state)
+    device = torch.device("cuda", 1)
+    state = global_rng_state(device)
+    assert state["cuda"].tolist() == [11] and torch.equal(state["cpu"], torch.get_rng_state())
+    generators[1] = torch.tensor([99], dtype=torch.uint8)  # the run drew from it
+    set_global_rng_state(state, device)
+    assert {k: v.tolist() for k, v in generators.items()} == {0: [10], 1: [11]}
+    gpu_state = {"cpu": torch.get_rng_state(), "cuda": torch.tensor([5], dtype=torch.uint8)}
+    set_global_rng_state(gpu_state, torch.device("cpu"))
+    assert {k: v.tolist() for k, v in generators.items()} == {0: [10], 1: [11]}
