@@ -546,6 +546,32 @@ def test_a_run_killed_at_any_step_resumes_exactly(tmp_path, kill_after):
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("sampler", ["shuffle", "distributed"])
+def test_a_loop_stopped_inside_an_epoch_and_run_again_finishes_that_epoch(sampler):
+    """Stopped after step 4 (the first of epoch 1) and run again in the same process, the loop
+    trains the rest of that epoch (not a new pass), as a resume from a saved state would."""
+    def make(callbacks=None):
+        if sampler == "shuffle":
+            return _loop(n_epochs=3, callbacks=callbacks)
+        return _loop(n_epochs=3, callbacks=callbacks, sampler=DistributedSampler(
+            range(N_WINDOWS), num_replicas=1, rank=0, seed=3))
+
+    straight = make()
+    _run_seeded(straight)
+    stopped = make(callbacks=[_KillAt(4)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        assert (stopped.epoch, stopped.step_in_epoch) == (1, 1)
+        stopped.callbacks = []
+        stopped.run()
+    assert stopped.step == 9
+    assert stopped.history == straight.history
+    for p, q in zip(stopped.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
 def test_checkpoint_every_steps_counts_the_steps_of_the_run_not_of_the_epoch(tmp_path):
     """every_steps=2 over epochs of 3 steps saves after steps 2, 4, 6, ...: a run killed after
     step 5 keeps step 4 (counted within each epoch, it would keep the end of epoch 0)."""

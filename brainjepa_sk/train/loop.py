@@ -138,6 +138,9 @@ class PretrainLoop:
     def run(self):
         """Train from the current state up to ``n_epochs``.
 
+        A loop stopped inside an epoch (an exception, a SIGTERM) and run again finishes that
+        epoch first, with the rest of its data, as a resume from its saved state would.
+
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
         With several processes, they agree every :attr:`stop_agreement_every` steps on whether
@@ -205,6 +208,21 @@ class PretrainLoop:
         for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
             next(batches)
         self._skip_batches = 0
+        try:
+            self._run_batches(batches)
+        except BaseException:
+            if self.step_in_epoch:  # run again, this loop finishes the epoch it stopped in
+                self._finish_epoch_on_next_run()
+            raise
+        # one host synchronisation per epoch
+        self.history.append({"epoch": self.epoch,
+                             "loss": float(self._epoch_loss) / self.steps_per_epoch,
+                             "lr": self.schedule(self.step - 1)[0]})  # at the last step
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self._notify("on_epoch_end")
+
+    def _run_batches(self, batches):
         for x in batches:
             lr, weight_decay, momentum = self.schedule(self.step)
             set_hyperparameters(self.optimizer, lr, weight_decay)
@@ -222,13 +240,15 @@ class PretrainLoop:
                     f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
                     "they save (with a Checkpoint: call the same fit again to resume)"
                 )
-        # one host synchronisation per epoch
-        self.history.append({"epoch": self.epoch,
-                             "loss": float(self._epoch_loss) / self.steps_per_epoch,
-                             "lr": self.schedule(self.step - 1)[0]})  # at the last step
-        self.epoch += 1
-        self.step_in_epoch = 0
-        self._notify("on_epoch_end")
+
+    def _finish_epoch_on_next_run(self):
+        """Make the next pass over the loader the rest of the pass this loop stopped in, after
+        its first ``step_in_epoch`` batches (as :meth:`load_state_dict` does from a state)."""
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "resume_pass"):
+            sampler.resume_pass(sampler.state_dict(), self.step_in_epoch * self.loader.batch_size)
+        else:  # samplers that cannot resume a pass themselves: skip the batches done
+            self._skip_batches = self.step_in_epoch
 
     def train_step(self, x, momentum):
         """One step on batch ``x`` with fresh masks; returns the detached loss.
