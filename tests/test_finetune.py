@@ -100,6 +100,28 @@ def test_several_targets_are_predicted_together():
     assert reg.module_.head.linear.out_features == 2
 
 
+def test_classes_given_in_any_order_name_the_outputs_the_model_learns():
+    """With classes=["patient", "control"], output 0 (the first column of predict_proba) is
+    trained on the patients' windows."""
+    recorder = Recorder()
+    labels = np.array(["control", "patient", "patient"] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["patient", "control"],
+                              callbacks=[recorder]).fit(offset_subjects(np.zeros(6)), labels)
+    np.testing.assert_array_equal(clf.classes_, ["patient", "control"])
+    np.testing.assert_array_equal(clf.classes_[recorder.dataset_.y], labels)
+
+
+def test_predictions_have_the_shape_of_the_fitted_targets():
+    """A single target given as a column is predicted as a column, as given as a vector."""
+    levels = np.linspace(-1, 1, 8)
+    X, y = offset_subjects(levels), 60 + 10 * levels
+    column = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y[:, None])
+    assert column.predict(X).shape == (8, 1)
+    vector = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    assert vector.predict(X).shape == (8,)
+    np.testing.assert_allclose(column.predict(X)[:, 0], vector.predict(X), rtol=1e-6)
+
+
 # -- windows and subjects ----------------------------------------------------------------------
 
 def test_every_window_is_a_training_sample_with_its_subjects_label():
@@ -145,6 +167,20 @@ def test_a_subjects_prediction_does_not_depend_on_the_other_subjects(freeze_enco
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=2),
                              freeze_encoder=freeze_encoder).fit(X, y.astype(float))
     np.testing.assert_allclose(reg.predict(X[3:4]), reg.predict(X)[3:4], atol=1e-6)
+
+
+def test_a_torch_tensor_of_subjects_is_predicted_as_subjects():
+    """After fit, a tensor is subjects to preprocess, cut and average like an array (only
+    skorch's batch scoring passes tensors of windows, during fit)."""
+    X, labels = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile(["a", "b"], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), window="sliding",
+                              stride=8).fit(X, labels)  # two windows a subject
+    tensor = torch.from_numpy(X)
+    np.testing.assert_allclose(clf.predict_proba(tensor), clf.predict_proba(X), rtol=1e-6)
+    np.testing.assert_array_equal(clf.predict(tensor), clf.predict(X))
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), window="sliding",
+                             stride=8).fit(X, np.arange(6.0))
+    np.testing.assert_allclose(reg.predict(tensor), reg.predict(X), rtol=1e-6)
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -236,6 +272,45 @@ def test_class_weights_and_label_smoothing_reach_the_loss():
     clf.set_params(class_weight={1: 5.0}).fit(X, y)
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 5.0])
     assert clf.get_params()["criterion__label_smoothing"] == 0.1
+
+
+def test_the_linear_probe_of_a_trainable_encoder_optimizes_the_head_only():
+    """An encoder given trainable (a context encoder) is frozen by the probe: its parameters
+    get no gradient and are not in the optimizer's groups (nor their weight decay)."""
+    module = tiny_module()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    probe = BrainJEPAClassifier(module.encoder, n_frames=8, **fast(max_epochs=1),
+                                freeze_encoder=True).fit(X, y)
+    assert not any(p.requires_grad for p in probe.module_.encoder.parameters())
+    optimized = {id(p) for group in probe.optimizer_.param_groups for p in group["params"]}
+    assert optimized == {id(p) for p in probe.module_.head.parameters()}
+    assert all(p.requires_grad for p in module.encoder.parameters())  # the caller's, as it was
+
+
+def test_class_weights_follow_the_order_of_the_classes():
+    X, y = offset_subjects(np.zeros(6)), np.array(["a", "b", "b", "b", "a", "b"])
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["b", "a"],
+                              class_weight={"b": 3.0}).fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [3.0, 1.0])
+    clf.set_params(class_weight="balanced").fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [6 / (2 * 4), 6 / (2 * 2)])
+
+
+def test_balanced_class_weights_leave_classes_absent_from_the_fit_at_one():
+    """A class named in classes but without windows in this fit weighs 1 (its weight still
+    enters the label-smoothing term of the loss)."""
+    X = offset_subjects(np.zeros(8))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced",
+                              criterion__label_smoothing=0.1)
+    clf.partial_fit(X, [0] * 6 + [1] * 2, classes=[0, 1, 2])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [8 / (2 * 6), 8 / (2 * 2), 1.0])
+
+
+def test_a_criterion_weight_given_is_kept_over_class_weight():
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced",
+                              criterion__weight=torch.tensor([1.0, 4.0])).fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 4.0])
 
 
 # -- skorch and scikit-learn -------------------------------------------------------------------
@@ -338,6 +413,42 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
     fresh.partial_fit(X, y, classes=[0, 1, 2])
     assert fresh.classes_.tolist() == [0, 1, 2] and fresh.predict_proba(X).shape == (8, 3)
     fresh.partial_fit(X, np.tile([0, 2], 4))
+
+
+def test_the_training_windows_are_shuffled_every_epoch_unless_asked_not_to():
+    seen = []
+
+    class Targets(Callback):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                seen.append(np.asarray(batch[1]).ravel().argsort().tolist())
+
+    X, y = offset_subjects(np.zeros(16)), np.arange(16.0)
+    settings = fast(max_epochs=3, batch_size=16, callbacks=[Targets()])
+    reg = BrainJEPARegressor(tiny_module(), **settings)
+    assert reg.get_params()["iterator_train__shuffle"] is True
+    reg.fit(X, y)  # one batch an epoch: the argsort of its targets is its order
+    in_order = list(range(16))
+    assert all(order != in_order for order in seen) and seen[0] != seen[1]
+    seen.clear()
+    BrainJEPARegressor(tiny_module(), **settings, iterator_train__shuffle=False).fit(X, y)
+    assert seen == [in_order] * 3
+
+
+def test_predict_warns_that_model_settings_changed_since_fit_need_a_refit():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    proba = clf.predict_proba(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # settings of training only change no prediction
+        clf.set_params(lr=1e-3, drop_path_rate=0.3, layer_decay=0.5, weight_decay=0.0)
+        clf.predict(X)
+    for name, value in [("final_norm", False), ("freeze_encoder", True)]:
+        fitted_with = clf.get_params()[name]
+        clf.set_params(**{name: value})
+        with pytest.warns(UserWarning, match=rf"{name}={value} \(fitted with {fitted_with}\)"):
+            np.testing.assert_array_equal(clf.predict_proba(X), proba)  # the fitted model
+        clf.set_params(**{name: fitted_with})
 
 
 # -- validation split and early stopping -------------------------------------------------------
@@ -558,6 +669,16 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     with pytest.raises(ValueError, match="requires y"):
         BrainJEPARegressor(tiny_module()).fit(X, None)
+
+
+def test_a_continued_fit_refuses_another_number_of_targets():
+    X = offset_subjects(np.linspace(-1, 1, 8))
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(8.0))
+    prediction = reg.predict(X)
+    with pytest.raises(ValueError, match="y has 2 targets, the model 1"):
+        reg.partial_fit(X, np.ones((8, 2)))
+    assert len(reg.history_) == 1
+    np.testing.assert_array_equal(reg.predict(X), prediction)
 
 
 # -- the torch module --------------------------------------------------------------------------
