@@ -292,15 +292,22 @@ def _with_fast_noise(rng, n_timepoints, n_regions=4):
     return slow + 4.0 * (-1.0) ** np.arange(n_timepoints)[:, None] + 2
 
 
+def _check_robust_statistics_of_resampled(entry, train, n_frames, t_r, target_t_r):
+    """Fit (through ``entry``) and check the statistics against those of every resampled
+    frame; returns the preprocessor and those frames."""
+    prep = Preprocessor(n_frames, t_r=t_r, target_t_r=target_t_r, normalization="robust")
+    getattr(prep, entry)(train)
+    resampled = np.concatenate([resample(x, t_r, target_t_r) for x in train])
+    np.testing.assert_allclose(prep.median_, np.median(resampled, axis=0))
+    np.testing.assert_allclose(prep.iqr_, _iqr(resampled, axis=0))
+    return prep, resampled
+
+
 @pytest.mark.parametrize("entry", ["fit", "fit_transform"])
 def test_robust_statistics_are_computed_after_resampling(entry):
     rng = np.random.default_rng(6)
     train = [_with_fast_noise(rng, 300), _with_fast_noise(rng, 240)]
-    prep = Preprocessor(50, t_r=0.735, target_t_r=2.205, normalization="robust")
-    getattr(prep, entry)(train)
-    resampled = np.concatenate([resample(x, 0.735, 2.205) for x in train])
-    np.testing.assert_allclose(prep.median_, np.median(resampled, axis=0))
-    np.testing.assert_allclose(prep.iqr_, _iqr(resampled, axis=0))
+    prep, _ = _check_robust_statistics_of_resampled(entry, train, 50, 0.735, 2.205)
     # the raw series' spread is far larger (the alternation): the order is visible
     assert (_iqr(np.concatenate(train), axis=0) > 2 * prep.iqr_).all()
 
@@ -309,12 +316,8 @@ def test_robust_statistics_are_computed_after_resampling(entry):
 def test_robust_statistics_take_every_frame_of_upsampled_series(entry):
     rng = np.random.default_rng(13)
     train = [_series(rng, 40), _series(rng, 30)]
-    prep = Preprocessor(20, t_r=2.0, target_t_r=1.0, normalization="robust")
-    getattr(prep, entry)(train)
-    resampled = np.concatenate([resample(x, 2.0, 1.0) for x in train])
+    _, resampled = _check_robust_statistics_of_resampled(entry, train, 20, 2.0, 1.0)
     assert len(resampled) == 140  # twice the frames, all within the sample's budget
-    np.testing.assert_allclose(prep.median_, np.median(resampled, axis=0))
-    np.testing.assert_allclose(prep.iqr_, _iqr(resampled, axis=0))
 
 
 def test_robust_transform_before_fit():
