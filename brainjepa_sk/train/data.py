@@ -207,7 +207,7 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     dataset : torch.utils.data.Dataset
         Windows, one ``(n_frames, n_regions)`` tensor per index.
     batch_size : int
-        Windows per batch (capped at the dataset size).
+        Windows per batch (capped at the number of windows the sampler gives this process).
     sampler : torch.utils.data.Sampler
         Order of the windows, e.g. a :class:`ShuffleSampler` or a ``DistributedSampler``.
     pin_memory : bool, default=False
