@@ -11,7 +11,7 @@ import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
 
-from brainjepa_sk import BrainJEPAEmbedder
+from brainjepa_sk import BrainJEPAEmbedder, _base
 from brainjepa_sk.checkpoint import save_checkpoint
 from brainjepa_sk.datasets import _weights, fetch_ukbiobank_weights
 from brainjepa_sk.preprocessing import Preprocessor, resample
@@ -379,6 +379,25 @@ def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
     together = embedder.transform(subjects)
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
     np.testing.assert_allclose(embedder.transform(subjects), together, rtol=1e-5, atol=1e-6)
+
+
+def test_processes_under_torchrun_share_the_subjects_each_embedding_each_subject_once(
+        monkeypatch):
+    rng = np.random.default_rng(4)
+    subjects = [rng.standard_normal((n, N_REGIONS)) for n in (20, 9, 33, 16, 12)]
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
+                                 device="cpu").fit(subjects)
+    together = embedder.transform(subjects)
+    shares = []  # what each of 3 processes hands to the gather: (first subject, embeddings)
+    monkeypatch.setattr(_base, "all_gather_objects", lambda out: shares.extend(out) or out)
+    for rank in range(3):
+        monkeypatch.setattr(_base, "world", lambda rank=rank: (rank, 3))
+        embedder.transform(subjects)
+    embedded = [start + i for start, chunk in shares for i in range(len(chunk))]
+    assert sorted(embedded) == list(range(len(subjects)))  # each subject once, none left out
+    for start, chunk in shares:
+        np.testing.assert_allclose(chunk, together[start:start + len(chunk)], rtol=1e-5,
+                                   atol=1e-6)
 
 
 def test_connectivity_pooling_is_the_correlation_of_the_regions_token_features():

@@ -22,7 +22,7 @@ from skorch.dataset import ValidSplit
 
 from brainjepa_sk import BrainJEPAClassifier, BrainJEPAEmbedder, BrainJEPARegressor
 from brainjepa_sk.checkpoint import save_checkpoint
-from brainjepa_sk.finetune import SubjectValidSplit, SubjectWindows
+from brainjepa_sk.finetune import SubjectValidSplit, SubjectWindows, WindowArray
 from brainjepa_sk.nn import EncoderWithHead
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.train import layer_decay_groups, set_hyperparameters, warmup_cosine
@@ -473,6 +473,18 @@ def test_the_subject_split_keeps_each_subjects_windows_together():
     assert train_subjects | valid_subjects == set(range(10)) and len(valid_subjects) == 4
     assert sorted(labels[sorted(valid_subjects)]) == [0, 0, 1, 1]
     assert len(train.indices) + len(valid.indices) == len(subject_index)
+
+
+def test_the_subject_split_holds_out_subjects_by_their_own_ids():
+    # subject ids need not be 0 ... n - 1 (e.g. a subset of a study, or ids of one's own)
+    ids = np.array([7, 7, 12, 30, 30, 30, 41, 55, 55, 63])
+    dataset = SubjectWindows(np.zeros((len(ids), 4, 2), np.float32), np.zeros(len(ids)), ids)
+    train, valid = SubjectValidSplit(0.5, random_state=0)(dataset)
+    valid_subjects = set(ids[valid.indices])
+    assert len(valid_subjects) == 3 and valid_subjects.isdisjoint(ids[train.indices])
+    assert sorted(np.concatenate([train.indices, valid.indices])) == list(range(len(ids)))
+    # all the windows of each held-out subject
+    assert sorted(valid.indices) == sorted(np.flatnonzero(np.isin(ids, list(valid_subjects))))
 
 
 def test_a_stratified_subject_split_keeps_the_class_proportions():
@@ -1537,6 +1549,22 @@ def test_stratified_subject_split_of_a_regressor_says_the_targets_are_continuous
                              **fast(max_epochs=1))
     with pytest.raises(ValueError, match="stratified=True needs class labels"):
         reg.fit(X, y)
+
+
+def test_stratified_subject_split_refuses_several_continuous_targets_too():
+    targets = np.column_stack([np.linspace(0, 1, 12), np.linspace(2, 5, 12)])
+    with pytest.raises(ValueError, match="stratified=True needs class labels"):
+        SubjectValidSplit(0.25, stratified=True).split_subjects(targets)
+
+
+def test_a_subset_of_a_window_array_holds_the_windows_its_indices_name():
+    windows = np.arange(10 * 4 * 2, dtype=np.float32).reshape(10, 4, 2)
+    subset = WindowArray(windows, 4, 2)[[9, 3, 5, 1, 7]]
+    nested = subset[np.array([4, 0, 2])]  # positions within the subset: windows 7, 9, 5
+    assert isinstance(nested, WindowArray) and nested.shape == (3, 4, 2)
+    for i, window in enumerate([7, 9, 5]):
+        np.testing.assert_array_equal(nested[i], windows[window])
+    np.testing.assert_array_equal(subset[1:4][-1], windows[1])  # a slice of the subset
 
 
 def test_sample_weight_is_refused_with_what_to_use():
