@@ -71,6 +71,12 @@ def test_load_gradients_formats(tmp_path, official_dir):
         load_gradients(np.full((3, 2), np.nan))
     with pytest.raises(ValueError, match="2-D"):
         load_gradients(np.zeros(3))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        load_gradients(np.array([[0.5, np.inf], [0.1, 0.2]]))
+    overflowed = tmp_path / "overflowed.csv"
+    overflowed.write_text("0.5,1e400\n0.1,0.2\n")
+    with pytest.raises(ValueError, match="overflowed.csv holds NaN or infinite"):
+        load_gradients(overflowed)
     with pytest.raises(FileNotFoundError):
         load_gradients(tmp_path / "missing.csv")
 

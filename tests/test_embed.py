@@ -302,6 +302,16 @@ def test_the_published_files_are_checked_against_their_hashes(tmp_path, monkeypa
     assert "jepa-ep300.pth.tar" in str(info.value) and "delete it" in str(info.value)
 
 
+def test_a_cached_gradient_file_is_checked_against_its_pinned_hash_at_every_call(
+        tmp_path, monkeypatch, official_dir):
+    use_local_ukbiobank(monkeypatch, official_dir)
+    paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    cached = paths["gradients"]
+    cached.write_text(cached.read_text().replace("1", "2", 1))  # edited in the cache
+    with pytest.raises(OSError, match="gradient_mapping_450.csv does not match the pinned hash"):
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_an_unavailable_device_is_refused_at_fit_and_leaves_the_embedder_as_it_was():
     X = _subjects()

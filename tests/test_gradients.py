@@ -418,6 +418,28 @@ def test_a_connectivity_refit_on_plain_matrices_forgets_the_region_names(X):
     np.testing.assert_allclose(est.transform(other), est.transform(corr[1]))
 
 
+def test_the_group_diagonal_is_the_plain_mean_of_the_subjects_diagonals(X):
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(corr)
+    np.testing.assert_array_equal(np.diag(est.group_connectivity_), 1.0)
+    # half the subjects saved with a zeroed diagonal: their diagonals are averaged as they are
+    zeroed = corr.copy()
+    zeroed[::2, np.arange(N_REGIONS), np.arange(N_REGIONS)] = 0.0
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(zeroed)
+    np.testing.assert_allclose(np.diag(est.group_connectivity_), 0.5)
+    off = ~np.eye(N_REGIONS, dtype=bool)
+    np.testing.assert_allclose(est.group_connectivity_[off],
+                               np.tanh(np.arctanh(corr[:, off]).mean(axis=0)), atol=1e-12)
+
+
+def test_an_off_diagonal_correlation_of_one_gives_the_plain_mean(X):
+    # a value of exactly 1 between two regions has no Fisher z: the matrices are averaged plainly
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    corr[-1, 0, 1] = corr[-1, 1, 0] = 1.0  # in the last subject only
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(corr)
+    np.testing.assert_allclose(est.group_connectivity_, corr.mean(axis=0), atol=1e-12)
+
+
 # --- reference alignment --------------------------------------------------------------------------
 
 
