@@ -489,9 +489,9 @@ class _FineTuneBase(SubjectsInputMixin):
                              "come from layer_decay (set layer_decay=1 to turn it off)")
         named = self.get_all_learnable_params()
         _, kwargs = self.get_params_for_optimizer("optimizer", named)
-        kwargs = python_values(kwargs)
-        lr = kwargs.pop("lr")
-        weight_decay = python_values(kwargs.pop("weight_decay", self.weight_decay))
+        # optimizer__weight_decay, if given, overrides the weight_decay parameter
+        kwargs = python_values({"weight_decay": self.weight_decay, **kwargs})
+        lr, weight_decay = kwargs.pop("lr"), kwargs.pop("weight_decay")
         module = getattr(self.module_, "_orig_mod", self.module_)  # compiled: the module inside
         groups = layer_decay_groups(module, weight_decay, self.layer_decay)
         for group in groups:
