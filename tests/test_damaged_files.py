@@ -138,7 +138,7 @@ def test_a_format_2_checkpoint_still_loads_and_is_checked(tmp_path):
 
 @pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state",
                                     "flipped_optimizer_setting", "flipped_counter",
-                                    "flipped_extra"])
+                                    "flipped_extra", "flipped_key"])
 def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
     params = dict(gradients=np.random.default_rng(1).standard_normal((8, 3)), patch_size=4,
@@ -165,6 +165,11 @@ def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
     elif damage == "flipped_extra":  # e.g. the preprocessing export_training_state writes
         state = torch.load(state_path, weights_only=True)
         state["extra"]["preprocessing"]["n_frames"] = 20
+        torch.save(state, state_path)
+        expected = "damaged: its run key and settings do not match the checksum"
+    elif damage == "flipped_key":  # damaged, not another run's state to overwrite
+        state = torch.load(state_path, weights_only=True)
+        state["key"] = "0" * len(state["key"])
         torch.save(state, state_path)
         expected = "damaged: its run key and settings do not match the checksum"
     else:

@@ -440,6 +440,7 @@ def test_a_training_state_exports_a_model(tmp_path):
     export_training_state(state_file, tmp_path / "model.pt")
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert loaded.metadata["epochs_completed"] == 1 and len(loaded.metadata["history"]) == 1
+    assert loaded.metadata["exported_from"] == str(state_file)
     state = torch.load(state_file, weights_only=True)["loop"]["model"]
     for key, value in loaded.model.state_dict().items():
         assert torch.equal(value, state[key])
@@ -1013,6 +1014,19 @@ def test_a_damaged_state_met_while_looking_for_a_shorter_run_is_named(tmp_path):
                                          rf"continue: .*{state.name}.*truncated"):
         _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_CountSteps()]).fit(X)
     assert _CountSteps.steps == 6  # started afresh, and said why it could not continue
+
+
+def test_a_state_whose_lineage_is_damaged_is_named_not_passed_over(tmp_path):
+    """A damaged lineage cannot tell another run's state from the one to continue."""
+    X = _data()
+    _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
+    (path,) = _state_files(tmp_path)
+    state = torch.load(path, weights_only=True)
+    state["extra"]["lineage"] = "0" * 64
+    torch.save(state, path)
+    with pytest.warns(UserWarning, match=rf"skipped while looking for a shorter run to "
+                                         rf"continue: .*{path.name}.*run key and settings"):
+        _pretrainer(n_epochs=3, checkpoint_dir=tmp_path).fit(X)
 
 
 def test_compile_given_as_a_numpy_bool_turns_compilation_on(monkeypatch):

@@ -324,6 +324,23 @@ def test_checkpoint_saves_each_epoch_and_restores_only_its_own_run(tmp_path):
     assert not Checkpoint(tmp_path / "missing.pt", key="run-a").restore(_loop(n_epochs=2))
 
 
+def test_a_state_saved_before_its_values_were_checksummed_is_still_read(tmp_path):
+    """Older states hold a checksum of their tensors only, and no ``checksum_values``."""
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=1)
+    loop.run()
+    Checkpoint(path, key="run-a").save(loop)
+    state = torch.load(path, weights_only=True)
+    del state["checksum_values"]
+    state["checksum"] = tensor_checksum(state["loop"])
+    torch.save(state, path)
+    resumed = _loop(n_epochs=1)
+    assert Checkpoint(path, key="run-a").restore(resumed)
+    assert resumed.step == loop.step == 3 and resumed.history == loop.history
+
+
 def test_shuffle_sampler_draws_a_new_permutation_each_pass_and_resumes():
     sampler = ShuffleSampler(10, seed=4)
     generator = torch.Generator().manual_seed(4)
@@ -782,3 +799,26 @@ def test_run_key_names_settings_data_and_learned_arrays():
     assert run_key({"lr": 2e-3, "depth": 2}, digests=["abc"], arrays=[np.ones(3)]) != base
     assert run_key({"lr": 1e-3, "depth": 2}, digests=["abd"], arrays=[np.ones(3)]) != base
     assert run_key({"lr": 1e-3, "depth": 2}, digests=["abc"], arrays=[np.zeros(3)]) != base
+
+
+def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_epochs(
+        tmp_path):
+    from brainjepa_sk.train import find_shorter_run
+
+    fresh, one, two = _loop(n_epochs=1), _loop(n_epochs=1), _loop(n_epochs=2)
+    one.run()
+    two.run()
+
+    def save(name, loop, lineage, n_epochs):
+        Checkpoint(tmp_path / f"run-{name}.pt", key=name,
+                   extra={"lineage": lineage, "n_epochs": n_epochs}).save(loop)
+
+    save("started", fresh, "a", 1)
+    save("short", one, "a", 1)
+    save("as-long", two, "a", 2)  # asked for as many epochs: not shorter, though further
+    save("longer", two, "a", 3)
+    save("other", two, "b", 1)  # another lineage
+    path, state = find_shorter_run(tmp_path, "a", 2)
+    assert path.name == "run-short.pt" and state["loop"]["step"] == one.step > 0
+    assert find_shorter_run(tmp_path, "a", 1) is None
+    assert find_shorter_run(tmp_path, "c", 5) is None

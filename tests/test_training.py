@@ -92,6 +92,29 @@ def test_optimizer_groups_exclude_biases_and_norms_from_weight_decay():
     assert len(parameter_groups([model.encoder], 0.1)[0]["params"]) > 0
 
 
+def test_set_hyperparameters_decays_a_group_whose_weight_decay_was_zero():
+    """A decayed group is told apart by its mark, not by its current value: one that starts
+    at a weight decay of 0 still follows the schedule."""
+    model, _, _, _ = _setup()
+    optimizer = make_optimizer(model, weight_decay=0.0)
+    decayed, plain = optimizer.param_groups
+    assert decayed["weight_decay"] == plain["weight_decay"] == 0.0
+    set_hyperparameters(optimizer, lr=0.1, weight_decay=0.3)
+    assert decayed["weight_decay"] == 0.3 and plain["weight_decay"] == 0.0
+
+
+def test_parameter_groups_leave_frozen_parameters_out():
+    model, _, _, _ = _setup()
+    model.encoder.patch_embed.requires_grad_(False)
+    frozen = {id(p) for p in model.encoder.patch_embed.parameters()}
+    groups = parameter_groups([model.encoder, model.predictor], 0.1)
+    optimised = [id(p) for group in groups for p in group["params"]]
+    assert frozen and not frozen & set(optimised)
+    n_trainable = sum(p.requires_grad for m in (model.encoder, model.predictor)
+                      for p in m.parameters())
+    assert len(optimised) == n_trainable
+
+
 def test_research_schedule_values():
     schedule = PretrainSchedule.from_epochs(300, steps_per_epoch=10)
     assert schedule.total_steps == 3000 and schedule.warmup_steps == 400
@@ -160,6 +183,10 @@ def test_collapse_metrics():
     assert rank_one["effective_rank"] == pytest.approx(1.0, abs=0.05)
     single = collapse_metrics(torch.randn(1, 16))  # one sample: unknown, not "collapsed"
     assert math.isnan(single["std"]) and math.isnan(single["effective_rank"])
+    # two samples are the fewest with a spread: measured, not NaN
+    pair = collapse_metrics(torch.tensor([[0.0, 1.0], [2.0, 1.0]]))
+    assert pair["std"] == pytest.approx(math.sqrt(2.0) / 2)
+    assert pair["effective_rank"] == pytest.approx(1.0)
     diverged = torch.randn(8, 16)
     diverged[3, 2] = float("inf")  # a diverged run: no SVD error, NaN (the loss guard reports)
     metrics = collapse_metrics(diverged)
