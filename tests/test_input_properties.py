@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from brainjepa_sk import BrainJEPAEmbedder
 from brainjepa_sk.preprocessing import Preprocessor
-from brainjepa_sk.validation import validate_subjects
+from brainjepa_sk.validation import check_region_names, validate_subjects
 
 N_REGIONS = 6
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -168,3 +168,29 @@ def test_a_subject_of_exactly_min_timepoints_is_accepted_and_one_fewer_refused(l
         assert validate_subjects(checked, min_timepoints=3, lazy=True) is checked
         with pytest.raises(ValueError, match=r"subject 1 has 3 timepoint\(s\); at least 4"):
             validate_subjects(checked, min_timepoints=4, lazy=True)
+
+
+def test_a_table_with_a_short_row_names_that_row_and_the_first_rows_length():
+    rows = [[0.0, 1.0, 2.0], [1.0, 0.0, 2.0], [2.0, 1.0], [0.5, 0.1, 0.3]]
+    with pytest.raises(ValueError, match=r"subject 0 is a table whose rows differ in length: "
+                                         r"row 2 has 2 value\(s\) but row 0 has 3"):
+        validate_subjects([rows])
+
+
+def test_region_names_of_another_count_are_left_to_the_region_count_check():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_region_names(["a", "b"], ["a", "b", "c"], name="BrainJEPAEmbedder")
+        check_region_names(["b", "c", "a"], ["a", "b"], name="BrainJEPAEmbedder")
+    with pytest.warns(UserWarning, match=r"column 2 is 'd' but was 'c'; 1 in all"):
+        check_region_names(["a", "b", "d"], ["a", "b", "c"])
+
+
+def test_a_subject_given_transposed_at_transform_is_said_to_look_transposed(embedder):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((20, N_REGIONS))
+    with pytest.raises(ValueError, match=rf"^X has 20 features, but BrainJEPAEmbedder "
+                                         rf"is expecting {N_REGIONS}.*\(it looks transposed\)"):
+        embedder.transform([x.T])
+    with pytest.raises(ValueError, match=r"\(n_timepoints, n_regions\)$"):  # no hint: 5 rows
+        embedder.transform([x[:5, :5]])

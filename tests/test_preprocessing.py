@@ -192,6 +192,15 @@ def test_default_min_frames_is_half_of_n_frames():
         prep.transform([_arange_series(4)])
 
 
+def test_default_min_frames_rounds_half_of_an_odd_n_frames_down():
+    prep = Preprocessor(7, normalization=None)  # min_frames = 7 // 2 = 3
+    windows, _ = prep.fit_transform([_arange_series(3)])  # padded with the region means
+    assert windows.shape == (1, 7, 3)
+    np.testing.assert_array_equal(windows[0, 3:], np.broadcast_to([100.0, 101.0, 102.0], (4, 3)))
+    with pytest.raises(ValueError, match="2 frames after resampling.*min_frames=3"):
+        prep.transform([_arange_series(2)])
+
+
 def test_too_short_error_names_subject_lengths_and_trs():
     prep = Preprocessor(40, t_r=0.735, target_t_r=2.205, min_frames=30, normalization=None).fit(
         [np.random.default_rng(0).standard_normal((200, 3))]
@@ -443,6 +452,10 @@ def test_from_dict_rejects_bad_dicts():
     )
     with pytest.raises(ValueError, match="shape"):
         Preprocessor.from_dict({**fitted.to_dict(), "iqr_": np.ones(3)})
+    # a window length that is not a whole number is refused, not truncated
+    with pytest.raises(ValueError, match=r"'n_frames' parameter of Preprocessor must be"):
+        Preprocessor.from_dict({**d, "n_frames": 10.5})
+    assert Preprocessor.from_dict({**d, "n_frames": np.int64(10)}).n_frames == 10
 
 
 # ---------------------------------------------------------------------- errors

@@ -9,6 +9,7 @@ from _estimators import N_REGIONS, make_subjects, tiny_module
 
 from brainjepa_sk import (
     BrainJEPAClassifier,
+    BrainJEPAEmbedder,
     BrainJEPAPretrainer,
     GradientPositioner,
     files,
@@ -183,6 +184,17 @@ def test_the_robust_sample_takes_short_subjects_whole_and_stays_within_its_budge
         np.testing.assert_array_equal(lazy.median_, median)
 
 
+def test_more_subjects_than_the_robust_budget_give_a_frame_each(monkeypatch):
+    """Past one frame a subject the budget is exceeded rather than a subject left out."""
+    series = _series()
+    monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", 3)  # 4 subjects
+    bounded = Preprocessor(16, normalization="robust").fit(series)
+    sample = np.stack([x[0] for x in series])  # one evenly spaced frame: the first
+    q25, median, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+    np.testing.assert_array_equal(bounded.median_, median)
+    np.testing.assert_array_equal(bounded.iqr_, q75 - q25)
+
+
 def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_path,
                                                                           monkeypatch):
     from brainjepa_sk import gradients
@@ -227,6 +239,56 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
     with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1 .*({problem}).*the file "
                                          "changed after fit checked it"):
         prep.read_window(subjects, 1, 16)
+
+
+def test_a_file_given_other_regions_before_transform_is_refused_by_its_subject(tmp_path):
+    """transform reads files one at a time into one array: a file rewritten with other
+    regions since it was checked gets the region error, not numpy's broadcasting error."""
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16).fit(subjects)
+    np.save(paths[1], _series()[1][:, :-1].astype(np.float32))
+    with pytest.raises(ValueError, match=rf"subject 1 has {N_REGIONS - 1} regions \(last axis\) "
+                                         rf"but subject 0 has {N_REGIONS}"):
+        prep.transform(subjects)
+
+
+def test_files_checked_already_and_too_short_for_a_later_check_are_named(tmp_path):
+    paths = _save(tmp_path, _series())  # subject 2 has 14 frames
+    checked = validate_subjects(paths, lazy=True)
+    assert validate_subjects(checked, min_timepoints=14, lazy=True) is checked
+    with pytest.raises(ValueError, match=r"subject 2 \(.*sub-02\.npy\) has 14 timepoint\(s\); "
+                                         r"at least 15 are needed"):
+        validate_subjects(checked, min_timepoints=15, lazy=True)
+
+
+def test_subjects_checked_already_with_other_regions_are_refused_at_transform(tmp_path):
+    """Validated subjects (files or converted arrays) are not checked again, but their
+    region count is still compared with the fitted one."""
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(
+        _series(lengths=(40, 52, 30, 37)))
+    fewer = [x[:, :-1] for x in _series(lengths=(40, 52, 30, 37))]
+    for checked in (validate_subjects(_save(tmp_path, fewer), lazy=True),
+                    validate_subjects(fewer, lazy=True)):
+        with pytest.raises(ValueError, match=rf"X has {N_REGIONS - 1} features, but "
+                                             rf"BrainJEPAEmbedder is expecting {N_REGIONS}"):
+            embedder.transform(checked)
+
+
+def test_upper_case_npy_files_are_read_a_window_at_a_time(tmp_path):
+    """``.NPY`` files are .npy files (memory-mapped): a window reads only its frames."""
+    series = _series()
+    for i, x in enumerate(series):
+        with open(tmp_path / f"sub-{i:02d}.NPY", "wb") as file:
+            np.save(file, x.astype(np.float32))
+    subjects = validate_subjects(str(tmp_path / "sub-*"), lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    assert prep.reads_window_only(subjects) and prep.streams(subjects)
+    windows, _ = prep.transform(subjects)
+    index, starts = prep.window_table(subjects.n_timepoints)
+    for k in (0, len(index) - 1):
+        np.testing.assert_array_equal(prep.read_window(subjects, index[k], starts[k]),
+                                      windows[k])
 
 
 def _pretrainer(**params):
