@@ -45,7 +45,8 @@ __all__ = [
 
 NORMALIZATIONS = ("global_zscore", "roi_zscore", "robust", None)
 WINDOW_STRATEGIES = ("center", "first", "sliding")
-#: Typical magnitudes outside this range get a warning when the series are not normalised.
+#: Unnormalised series whose typical magnitude exceeds this range, or whose spread falls
+#: below it, get a warning.
 UNIT_SCALE_RANGE = (1e-2, 1e2)
 
 #: Most frames the robust statistics are learned from. Past it, subjects give evenly spaced
@@ -491,7 +492,8 @@ class Preprocessor:
         sample = np.concatenate([x.ravel() for x in resampled[:50]])
         spread = float(np.median(np.abs(sample - np.median(sample))))
         level = float(np.median(np.abs(sample)))
-        if max(spread, level) > UNIT_SCALE_RANGE[1] or max(spread, level) < UNIT_SCALE_RANGE[0]:
+        # A tiny spread loses the signal whatever the offset (e.g. 1 + 1e-4 * noise).
+        if max(spread, level) > UNIT_SCALE_RANGE[1] or spread < UNIT_SCALE_RANGE[0]:
             warn_user(
                 f"normalization=None passes the series to the model unscaled, but they are far "
                 f"from unit scale (median |value| {level:.3g}, median absolute deviation "

@@ -536,12 +536,13 @@ def test_robust_scaling_of_a_region_with_zero_iqr_but_some_spread():
     assert np.abs(windows).max() < 50
 
 
-@pytest.mark.parametrize("scale", [1e4, 1e-4])
-def test_unscaled_series_far_from_unit_scale_warn(scale):
+@pytest.mark.parametrize(("scale", "offset"), [(1e4, 1e4), (1e-4, 1e-4), (1e-4, 1.0)])
+def test_unscaled_series_far_from_unit_scale_warn(scale, offset):
+    # the last case: a unit offset does not hide a signal too small to survive
     rng = np.random.default_rng(0)
     subjects = [rng.standard_normal((40, 6)) for _ in range(3)]
     with pytest.warns(UserWarning, match="normalization=None .* far from unit scale.*'robust'"):
-        Preprocessor(16, normalization=None).fit([x * scale + scale for x in subjects])
+        Preprocessor(16, normalization=None).fit([x * scale + offset for x in subjects])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Preprocessor(16, normalization=None).fit(subjects)  # unit scale: fine
