@@ -1,6 +1,7 @@
 """Fine-tuning and linear probing: BrainJEPAClassifier and BrainJEPARegressor (skorch nets)."""
 
 import copy
+import io
 import os
 import pickle
 import signal
@@ -853,6 +854,9 @@ def test_a_failed_load_params_leaves_the_net_as_it_was(tmp_path):
         (dict(f_params=tmp_path / "deeper.pt"), tmp_path / "deeper.pt"),
         (dict(f_history=tmp_path / "list.json"), tmp_path / "list.json"),
         (dict(f_history=tmp_path / "dict.json"), tmp_path / "dict.json"),
+        # the optimizer's state loads, then the history (loaded last) fails
+        (dict(f_optimizer=tmp_path / "optimizer.pt", f_history=tmp_path / "list.json"),
+         tmp_path / "list.json"),
     ]:
         with pytest.raises(ValueError, match=f"could not load {damaged}"):
             clf.load_params(**files)
@@ -860,6 +864,76 @@ def test_a_failed_load_params_leaves_the_net_as_it_was(tmp_path):
         assert_same_module(clf.module_, module)
         torch.testing.assert_close(clf.optimizer_.state_dict(), optimizer, rtol=0, atol=0)
         np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_save_params_writes_file_objects_as_given():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=1)).fit(X, y)
+    buffer = io.BytesIO()
+    clf.save_params(f_params=buffer)
+    buffer.seek(0)
+    other.load_params(f_params=buffer)
+    np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+
+
+def test_explicit_files_override_the_checkpoints_in_load_params(tmp_path):
+    from skorch.callbacks import Checkpoint
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=2)).fit(X, y)
+    other.save_params(f_params=tmp_path / "other.pt")
+    clf.load_params(checkpoint=saved, f_params=tmp_path / "other.pt")
+    np.testing.assert_array_equal(clf.predict_proba(X), other.predict_proba(X))
+    assert len(clf.history_) == 1  # the checkpoint's history
+
+
+def test_resuming_from_skorchs_checkpoint_prints_no_nothing_to_load(tmp_path, capsys):
+    """skorch's Checkpoint names no file for some states (f_pickle): they are skipped, not
+    loaded as nothing (skorch prints "Nothing to load" for those)."""
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
+    capsys.readouterr()
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1),
+                                  callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    assert len(resumed.history_) == 2
+    assert "Nothing to load" not in capsys.readouterr().out
+
+
+def test_use_safetensors_saves_and_loads_safetensors_files(tmp_path):
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    clf.save_params(f_params=tmp_path / "params.safetensors", use_safetensors=True)
+    saved = safetensors_torch.load_file(tmp_path / "params.safetensors")
+    for name, value in clf.module_.state_dict().items():
+        assert torch.equal(saved[name], value), name
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=1)).fit(X, y)
+    other.load_params(f_params=tmp_path / "params.safetensors", use_safetensors=True)
+    np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+
+
+def test_use_safetensors_without_the_library_is_refused_rather_than_ignored(tmp_path):
+    """skorch's ImportError, not a pickle written (or read) in its place."""
+    try:
+        import safetensors  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("safetensors is installed")
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ImportError):
+        clf.save_params(f_params=tmp_path / "params.pt", use_safetensors=True)
+    assert not (tmp_path / "params.pt").exists()
+    clf.save_params(f_params=tmp_path / "params.pt")
+    with pytest.raises(ImportError):
+        clf.load_params(f_params=tmp_path / "params.pt", use_safetensors=True)
 
 
 def test_modules_as_weights_in_set_params_and_grid_search():
@@ -1567,6 +1641,20 @@ def test_a_subset_of_a_window_array_holds_the_windows_its_indices_name():
     np.testing.assert_array_equal(subset[1:4][-1], windows[1])  # a slice of the subset
 
 
+def test_a_window_read_as_a_tensor_is_given_as_an_array():
+    """Windows read from files are tensors; one window taken from the array is an array."""
+    windows = [torch.full((4, 2), float(k)) for k in range(3)]
+    window = WindowArray(windows, 4, 2)[[2, 0]][0]
+    assert isinstance(window, np.ndarray)
+    np.testing.assert_array_equal(window, np.full((4, 2), 2.0, dtype=np.float32))
+
+
+def test_windows_targets_and_subject_indices_of_other_lengths_are_refused():
+    windows = np.zeros((3, 4, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="3 windows, 3 targets and 2 subject indices"):
+        SubjectWindows(windows, np.zeros(3), [0, 1])
+
+
 def test_sample_weight_is_refused_with_what_to_use():
     X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
     with pytest.raises(ValueError, match="class_weight"):
@@ -1591,6 +1679,25 @@ def test_skorchs_batch_scoring_scores_the_training_windows():
     # on the scaled targets, like the loss (an MSE over the same batches)
     np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
                                rtol=1e-4)
+
+
+@pytest.mark.parametrize("use_caching", [True, False])
+def test_skorchs_epoch_scoring_on_train_scores_the_training_windows(use_caching):
+    """Without a split, skorch scores the whole training dataset: its windows, one prediction
+    each (without the cache, by the model as the last epoch left it)."""
+    levels = np.tile([0.0, 1.0], 4)
+    X, labels = offset_subjects(levels), np.where(levels == 1.0, "b", "a")
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), window="sliding", stride=8,
+                              callbacks=[EpochScoring("accuracy", on_train=True, name="train_acc",
+                                                      use_caching=use_caching)]).fit(X, labels)
+    accuracy = clf.history_[-1, "train_acc"]
+    windows, subject_index = clf.preprocessor_.transform(list(X))  # two windows a subject
+    assert len(windows) == 16
+    with torch.no_grad():
+        predicted = clf.module_.eval()(torch.from_numpy(windows)).argmax(-1).numpy()
+    if not use_caching:
+        assert accuracy == np.mean(predicted == (levels[subject_index] == 1.0))
+    assert 0.0 <= accuracy <= 1.0
 
 
 # -- the schedule, the weight decay, window averaging and target scaling ----------------------
