@@ -175,9 +175,10 @@ def test_a_header_of_integer_labels_is_read_as_region_names(tmp_path, labels):
     np.testing.assert_array_equal(read_subject_file(tmp_path / "whole.tsv"), whole)
 
 
-def test_integer_labels_are_a_header_above_a_first_row_with_some_whole_values(tmp_path):
+@pytest.mark.parametrize("zeroed", [[1], [1, 2]])
+def test_integer_labels_are_a_header_above_a_first_row_with_some_whole_values(tmp_path, zeroed):
     rows = np.random.default_rng(6).standard_normal((5, 3))
-    rows[0, 1] = 0.0  # e.g. a zeroed (censored) value among the fractions
+    rows[0, zeroed] = 0.0  # e.g. zeroed (censored) values among the fractions, the first kept
     path = tmp_path / "sub.tsv"
     pd.DataFrame(rows, columns=["2001", "2002", "2003"]).to_csv(path, sep="\t", index=False)
     table = read_subject_file(path)
@@ -286,3 +287,43 @@ def test_any_path_like_names_subject_and_gradient_files(tmp_path):
         np.save(file, gradients)
     np.testing.assert_array_equal(load_gradients(_PathLike(tmp_path / "gradients.NPY")),
                                   gradients)
+
+
+def test_frames_of_every_format_are_the_frames_of_its_series(tmp_path, series):
+    lazy = validate_subjects(_write(tmp_path, series), lazy=True)
+    for i, expected in enumerate(series):
+        frames = lazy.frames(i, 3, 9)
+        assert frames.shape == (6, N_REGIONS) and frames.dtype == np.float64
+        np.testing.assert_allclose(frames, expected[3:9], rtol=1e-15)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".1D"])
+@pytest.mark.parametrize("header", [False, True])
+def test_a_single_region_is_one_column(tmp_path, suffix, header):
+    values = np.random.default_rng(7).standard_normal(6)
+    path = tmp_path / f"sub{suffix}"
+    path.write_text(("# roi1\n" if suffix == ".1D" else "roi1\n") * header
+                    + "\n".join(repr(float(v)) for v in values) + "\n")
+    table = read_subject_file(path)
+    assert table.shape == (6, 1)
+    np.testing.assert_array_equal(np.asarray(table)[:, 0], values)
+
+
+def test_blank_lines_are_no_damaged_lines(tmp_path):
+    rows = np.random.default_rng(8).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.tsv", rows, first="n/a\t1.5\t2.5")
+    path.write_text(path.read_text() + "\n\n")  # blank lines at the end, as some editors leave
+    table = read_subject_file(path)
+    assert table.shape == (6, 3) and np.isnan(table[0, 0])
+    np.testing.assert_array_equal(table[1:], rows)
+
+
+def test_a_glob_leaves_folders_out_and_reaches_any_depth(tmp_path):
+    from brainjepa_sk.files import expand_subject_paths
+
+    np.save(tmp_path / "sub-01.npy", np.zeros((4, 2)))
+    (tmp_path / "sub-02" / "func").mkdir(parents=True)  # a folder the glob matches too
+    np.save(tmp_path / "sub-02" / "func" / "sub-02.npy", np.zeros((4, 2)))
+    assert expand_subject_paths(tmp_path / "sub-*") == [tmp_path / "sub-01.npy"]
+    assert expand_subject_paths(str(tmp_path / "**" / "*.npy")) == [
+        tmp_path / "sub-01.npy", tmp_path / "sub-02" / "func" / "sub-02.npy"]

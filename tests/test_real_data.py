@@ -298,6 +298,29 @@ def test_development_bad_fetcher_results(fake_development, development, monkeypa
         load_development_fmri()
 
 
+def test_development_images_named_by_the_participant_id_alone(fake_development, tmp_path,
+                                                              monkeypatch):
+    # "sub-pixar001.nii.gz": the id ends at a dot, not at an underscore
+    import shutil
+    from pathlib import Path
+
+    _, state = fake_development
+    state["shuffle_phenotypic"] = True
+    original = nilearn_datasets.fetch_development_fmri
+
+    def bare_names(**kwargs):
+        data = original(**kwargs)
+        data.func = [shutil.copy(func, tmp_path / (Path(func).name.split("_")[0] + ".nii.gz"))
+                     for func in data.func]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", bare_names)
+    X, y = load_development_fmri()
+    lengths = {s[0]: s[5] for s in SUBJECTS}
+    assert sorted(y["participant_id"]) == sorted(lengths)
+    assert [len(x) for x in X] == [lengths[pid] for pid in y["participant_id"]]
+
+
 def test_development_images_that_name_one_participant_twice_are_refused(fake_development,
                                                                          monkeypatch):
     # each phenotypic row goes with one image: two images of one participant (and none of
@@ -517,6 +540,23 @@ def test_abide_bad_parameters_fail_before_fetching(fake_abide, kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_abide(**kwargs)
     assert calls == []
+
+
+def test_abide_single_frame_and_non_finite_series_are_left_out(fake_abide):
+    _, state = fake_abide
+    rng = np.random.default_rng(1)
+    arrays = [rng.standard_normal((6, N_ABIDE_REGIONS)) for _ in ABIDE_SUBJECTS]
+    arrays[1] = arrays[1][:1]  # a single frame
+    arrays[2][3, 4] = np.inf
+    state["series"] = arrays
+    with pytest.warns(UserWarning) as record:
+        X, y = load_abide()
+    messages = _messages(record)
+    assert len(messages) == 1
+    assert "left out 2 subject(s)" in messages[0] and "SUB_ID [50002, 50003]" in messages[0]
+    assert y["subject_id"].tolist() == [50001, 50004, 50005]
+    for x, expected in zip(X, [arrays[0], arrays[3], arrays[4]], strict=True):
+        np.testing.assert_array_equal(x, expected)
 
 
 def test_abide_bad_fetcher_results(fake_abide, abide_files, monkeypatch):

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import gamma
 
 from brainjepa_sk.datasets import load_group_connectivity, make_brain_dynamics
 
@@ -153,12 +154,20 @@ def test_bad_parameters(kwargs, match):
 
 
 def test_other_tr():
-    X, _ = make_brain_dynamics(n_subjects=3, n_timepoints=100, t_r=0.72, random_state=0)
-    X2, _ = make_brain_dynamics(n_subjects=3, n_timepoints=100, t_r=2.0, random_state=0)
-    # Shorter TR, smoother series frame to frame.
-    lag1 = np.mean([_autocorrelation(x, 1).mean() for x in X])
-    lag1_slow = np.mean([_autocorrelation(x, 1).mean() for x in X2])
-    assert lag1 > lag1_slow
+    # The same 600 s of the same subjects sampled every 0.5 s and every 2 s.
+    acf = {}
+    for t_r in (0.5, 2.0):
+        X, _ = make_brain_dynamics(n_subjects=10, n_timepoints=int(600 / t_r), t_r=t_r,
+                                   random_state=0)
+        acf[t_r] = {lag: np.mean([_autocorrelation(x, round(lag / t_r)).mean() for x in X])
+                    for lag in (0.5, 2.0, 6.0, 10.0) if lag >= t_r}
+    # Shorter TR, smoother series frame to frame (measured over seeds 0-5: 0.036-0.054 higher;
+    # the white measurement noise dominates the lag-one correlation at either TR).
+    assert acf[0.5][0.5] > acf[2.0][2.0] + 0.02
+    # Timescales are in seconds: the same correlation at the same lag in seconds. Measured
+    # over seeds 0-3: within 0.006 (0.1 apart at 6 s when the AR(1) ignores the TR).
+    for lag in (2.0, 6.0, 10.0):
+        assert acf[0.5][lag] == pytest.approx(acf[2.0][lag], abs=0.03)
 
 
 def test_the_haemodynamic_response_is_the_same_in_seconds_at_any_tr():
@@ -168,6 +177,10 @@ def test_the_haemodynamic_response_is_the_same_in_seconds_at_any_tr():
                                          return_params=True)
         hrf = params["hrf"]
         assert len(hrf) == pytest.approx(32.0 / t_r, abs=1)  # sampled every t_r seconds
+        # The documented double gamma (shapes 6 and 16, ratio 1/6), with unit energy.
+        times = np.arange(len(hrf)) * t_r
+        expected = gamma.pdf(times, 6.0) - gamma.pdf(times, 16.0) / 6.0
+        np.testing.assert_allclose(hrf, expected / np.linalg.norm(expected), atol=1e-12)
         peaks[t_r] = np.argmax(hrf) * t_r
     assert peaks[0.72] == pytest.approx(5.0, abs=0.8) and peaks[2.0] == pytest.approx(5.0, abs=1.1)
 
@@ -197,3 +210,112 @@ def test_the_group_connectivity_is_brainspaces_schaefer_matrix(n_regions):
     scale = 100 if n_regions <= 100 else 200
     matrix = load_group_fc("schaefer", scale=scale)[:n_regions, :n_regions]
     np.testing.assert_array_equal(load_group_connectivity(n_regions), (matrix + matrix.T) / 2)
+
+
+@pytest.mark.parametrize("n_regions", [24, 40, 100])
+def test_communities_and_principal_axis_are_as_documented(n_regions):
+    *_, params = make_brain_dynamics(n_subjects=2, n_timepoints=10, n_regions=n_regions,
+                                     random_state=0, return_params=True)
+    group = params["group_connectivity"]
+    # n_regions // 8 communities (2 to 7), numbered by size: A = 0 is the largest.
+    n_networks = min(max(n_regions // 8, 2), 7)
+    assert params["n_networks"] == n_networks
+    sizes = np.bincount(params["networks"], minlength=n_networks)
+    assert len(sizes) == n_networks and (np.diff(sizes) <= 0).all()
+    assert params["age_networks"] == (0, 1)
+    assert params["group_networks"] == (2 % n_networks, 3 % n_networks)
+    # The principal axis is the second eigenvector, the first (visual) region at its negative end.
+    axis = params["principal_axis"]
+    values = np.linalg.eigvalsh(group)
+    np.testing.assert_allclose(group @ axis, values[-2] * axis, atol=1e-8)
+    assert axis[0] < 0
+    # The timescale regions: a quarter at each end of the axis.
+    n_quarter = round(n_regions / 4)
+    order = np.argsort(axis)
+    np.testing.assert_array_equal(params["age_regions"], np.sort(order[-n_quarter:]))
+    np.testing.assert_array_equal(params["group_regions"], np.sort(order[:n_quarter]))
+
+
+def test_age_and_group_shift_the_documented_couplings(cohort):
+    _, y, params = cohort
+    networks = params["networks"]
+    a, b = params["age_networks"]
+    c, d = params["group_networks"]
+    z = np.arctanh(np.clip(params["connectivity"], -0.999999, 0.999999))
+    design = np.column_stack([np.ones(len(y)), (y["age"] - 8) / 72, y["group"]])
+
+    def effects(k, m):
+        """Slopes of the subjects' mean Fisher z between communities k and m on age and group."""
+        pairs = np.outer(networks == k, networks == m)
+        pairs = pairs | pairs.T
+        np.fill_diagonal(pairs, False)
+        return np.linalg.lstsq(design, z[:, pairs].mean(1), rcond=None)[0][1:]
+
+    # The patterns are -0.25 within A, +0.25 between A and B (age), +0.15 between C and D and
+    # -0.1 within D (group), but making each subject's matrix a valid correlation matrix (eigen-
+    # clipping) takes part of them back: measured over seeds 0-3 (60 subjects), -0.17 to -0.2
+    # within A, +0.01 to +0.05 between A and B, +0.07 to +0.1 between C and D, -0.05 to -0.08
+    # within D, and no effect of the other phenotype (|slope| < 0.035).
+    age_aa, group_aa = effects(a, a)
+    age_ab, group_ab = effects(a, b)
+    age_cd, group_cd = effects(c, d)
+    age_dd, group_dd = effects(d, d)
+    assert -0.25 <= age_aa < -0.12
+    assert 0 < age_ab < 0.25
+    assert 0.05 < group_cd <= 0.15
+    assert -0.1 <= group_dd < -0.03
+    for other in (group_aa, group_ab, age_cd, age_dd):
+        assert abs(other) < 0.05
+    # Within B, age acts only through the clipping: much less than within A.
+    assert abs(effects(b, b)[0]) < abs(age_aa) / 2
+
+
+def test_timescale_effects_have_the_documented_sizes(cohort):
+    _, y, params = cohort
+    # Baseline 2 s to 6 s along the principal axis, then log-normal jitter and the phenotypes.
+    baseline = np.log(2.0) + params["axis_rank"] * np.log(3.0)
+    residual = np.log(params["timescales"]) - baseline
+    design = np.column_stack([np.ones(len(y)), (y["age"] - 8) / 72, y["group"]])
+    age_regions, group_regions = params["age_regions"], params["group_regions"]
+    others = np.setdiff1d(np.arange(residual.shape[1]), np.union1d(age_regions, group_regions))
+
+    def effects(regions):
+        return np.linalg.lstsq(design, residual[:, regions].mean(1), rcond=None)[0]
+
+    # log tau += 0.9 from age 8 to 80 and += 0.55 in group 1; measured over seeds 0-3:
+    # within 0.02 of them, and within 0.015 of 0 for the intercepts and the other regions.
+    np.testing.assert_allclose(effects(age_regions), [0, 0.9, 0], atol=0.05)
+    np.testing.assert_allclose(effects(group_regions), [0, 0, 0.55], atol=0.05)
+    np.testing.assert_allclose(effects(others), [0, 0, 0], atol=0.05)
+    assert residual[:, others].std() == pytest.approx(0.15, abs=0.015)  # the jitter
+
+
+def test_each_region_signal_has_unit_variance_at_every_site(cohort):
+    # X = gain * signal + sd_drift * drift * map + sd_noise * noise, the signal of unit variance
+    # and the site map of unit mean square: take the drift and the noise out of each subject's
+    # mean variance, and divide by the mean squared gain of its site.
+    X, y, params = cohort
+    sites = y["site"].to_numpy().astype(int)
+    for k, (drift_sd, noise_sd) in enumerate(zip((0.4, 0.6, 0.5), (1.0, 1.2, 0.9))):
+        subjects = np.flatnonzero(sites == k)
+        assert len(subjects) >= 10
+        variance = np.array([X[s].var(0, ddof=1).mean() for s in subjects])
+        drift = drift_sd**2 * params["drift"][subjects].var(1, ddof=1)
+        signal = (variance - drift - noise_sd**2) / (params["site_gain"][k] ** 2).mean()
+        # Measured over seeds 0-3: 0.95-1.01 (a slow series' sample variance runs a little low).
+        assert signal.mean() == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_site_drift_has_the_documented_size_at_each_site():
+    # The drift enters each region through the site's spatial map (unit mean square) times the
+    # site's standard deviation: regress the regions on the known drift, pooled over the site.
+    X, y, params = make_brain_dynamics(n_subjects=60, n_timepoints=1000, n_regions=8,
+                                       random_state=0, return_params=True)
+    sites = y["site"].to_numpy().astype(int)
+    drift = params["drift"] - params["drift"].mean(1, keepdims=True)
+    for k, drift_sd in enumerate((0.4, 0.6, 0.5)):
+        subjects = np.flatnonzero(sites == k)
+        slopes = sum(X[s].T @ drift[s] for s in subjects) / (drift[subjects] ** 2).sum()
+        # Measured over seeds 0-5: within 0.012 (0.05 or more off somewhere when the maps are
+        # scaled over the sites instead of over the regions).
+        assert np.sqrt((slopes**2).mean()) == pytest.approx(drift_sd, abs=0.03)
