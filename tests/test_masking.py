@@ -331,3 +331,46 @@ def test_a_share_of_a_batch_keeps_every_field_of_its_samples():
         assert torch.equal(getattr(share, name), getattr(masks, name)[1::2]), name
     one = masks.take(4)
     assert torch.equal(one.target_kind, masks.target_kind[4]) and one.sizes is masks.sizes
+
+
+def test_static_counts_are_quantiles_of_the_counts_kept_above_min_keep():
+    # draws below min_keep are redrawn, so the per-batch counts a fixed count is a quantile of
+    # are those that keep min_keep (here about one draw in five is below it)
+    sampler = SpatiotemporalMaskSampler(24, 10, min_keep=50, seed=3)
+    assert sampler.n_context > 50
+    research = SpatiotemporalMaskSampler(24, 10, min_keep=50, seed=3, static_shapes=False)
+    context = torch.tensor([research.sample(2).context_idx.shape[1] for _ in range(300)],
+                           dtype=torch.float64)
+    assert context.min() >= 50
+    assert 0.02 < (context < sampler.n_context).double().mean() < 0.25
+
+
+def test_fixed_scales_give_fixed_sizes():
+    # a range whose low and high are equal fixes that size: the same in every batch
+    sampler = SpatiotemporalMaskSampler(
+        24, 10, observation_scale=(0.75, 0.75), alpha_region_scale=(0.5, 0.5),
+        alpha_time_scale=(0.4, 0.4), edge_time_scale=(0.2, 0.2), edge_region_scale=(0.25, 0.25))
+    for _ in range(5):
+        s = sampler.sample(2).sizes
+        assert (s["n_obs"], s["n_time"], s["n_alpha"], s["n_alpha_time"]) == (18, 8, 12, 4)
+        assert (s["n_left"], s["n_right"]) == (2, 2)
+
+
+def test_a_cross_roi_span_wider_than_the_observation_block_is_cut_to_it():
+    # alpha_time_scale asks for 90-100% of the patches, the observation block has 50%: the
+    # Cross-ROI target covers the observation span, never patches outside it
+    _, batches = _draws(24, 10, n_batches=20, observation_scale=(0.5, 0.5),
+                        alpha_time_scale=(0.9, 1.0), min_keep=1)
+    for masks in batches:
+        assert masks.sizes["n_alpha_time"] == masks.sizes["n_time"] == 5
+        for grid in masks.grid:
+            alpha_times = (grid == ALPHA).any(0)
+            used = (alpha_times | (grid == CONTEXT).any(0)).nonzero().flatten()
+            assert int(alpha_times.sum()) == 5 and _runs(alpha_times) == 1
+            assert int(used.max() - used.min()) + 1 <= 5
+
+
+@pytest.mark.parametrize("edge_fraction", [0.0, -0.1, 0.6])
+def test_edge_fractions_outside_the_half_open_range_are_refused(edge_fraction):
+    with pytest.raises(ValueError, match=r"edge_fraction must be in \(0, 0.5\]"):
+        SpatiotemporalMaskSampler(24, 10, edge_fraction=edge_fraction)

@@ -505,3 +505,78 @@ def test_a_trainable_encoder_with_head_builds_no_graph_under_no_grad():
         out = model(x)
     assert graphs == [False] and not out.requires_grad
     assert model(x).requires_grad and graphs == [False, True]  # with gradients on, it trains
+
+
+def test_the_predictor_places_each_context_token_at_its_own_position():
+    # the context tokens come with their indices: shuffling both together changes nothing,
+    # shuffling the indices alone moves the tokens (weights made large, as after training, so
+    # that the predictor responds clearly to its context)
+    from brainjepa_sk.nn import BrainPredictor
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        predictor = BrainPredictor(torch.randn(12, 5), embed_dim=32, predictor_embed_dim=16,
+                                   depth=1, num_heads=2).eval()
+        with torch.no_grad():
+            for parameter in predictor.parameters():
+                parameter.normal_(0.0, 0.3)
+    context = torch.randn(1, 6, 32, generator=torch.Generator().manual_seed(0))
+    context_idx, target_idx = torch.tensor([[0, 7, 13, 22, 38, 51]]), torch.tensor([[3, 25, 44]])
+    perm = torch.tensor([4, 0, 5, 2, 1, 3])
+    with torch.no_grad():
+        out = predictor(context, context_idx, target_idx, 5)
+        shuffled = predictor(context[:, perm], context_idx[:, perm], target_idx, 5)
+        moved = predictor(context, context_idx[:, perm], target_idx, 5)
+    torch.testing.assert_close(shuffled, out)
+    assert (moved - out).abs().max() > 1e-3
+
+
+def test_the_predictors_mask_token_is_learned():
+    model = tiny_model()
+    context = torch.randn(2, 4, 32)
+    out = model.predictor(context, torch.tensor([[0, 5, 17, 40]] * 2), torch.tensor([[1, 6]] * 2),
+                          5)
+    out.square().sum().backward()
+    assert model.predictor.mask_token.grad is not None
+    assert model.predictor.mask_token.grad.abs().sum() > 0
+
+
+def test_the_predictor_is_initialised_like_the_encoder():
+    from brainjepa_sk.nn import BrainPredictor
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        predictor = BrainPredictor(torch.randn(8, 3), embed_dim=256, predictor_embed_dim=128,
+                                   depth=1, num_heads=4)
+    for linear in (predictor.predictor_embed, predictor.blocks[0].mlp.fc1, predictor.proj):
+        assert linear.weight.std().item() == pytest.approx(0.02, rel=0.05)
+        assert linear.weight.abs().max().item() <= 2.0
+        assert torch.count_nonzero(linear.bias) == 0
+
+
+@pytest.mark.parametrize("kind", ["layernorm", "batchnorm"])
+def test_the_heads_normalise_with_the_models_layernorm_epsilon(kind):
+    # features with a spread of 1e-3 (variance 1e-6): an epsilon of 1e-5 would flatten them
+    head = PooledHead(8, 2, kind=kind).train()
+    x = 1e-3 * torch.randn(6, 8, generator=torch.Generator().manual_seed(0))
+    dims = (1,) if kind == "layernorm" else (0,)
+    mean, var = x.mean(dims, keepdim=True), x.var(dims, correction=0, keepdim=True)
+    expected = head.linear((x - mean) / torch.sqrt(var + 1e-6))
+    torch.testing.assert_close(head(x), expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_correlation_poolings_do_not_depend_on_the_tokens_scale(mode):
+    tokens = torch.randn(2, 12, 5, generator=torch.Generator().manual_seed(0))
+    pooling = TokenPooling(mode, n_regions=3)
+    torch.testing.assert_close(pooling(1e-4 * tokens), pooling(tokens))
+
+
+def test_moving_a_positional_embedding_drops_its_cached_time_tables():
+    pos = GradientPositionalEmbedding(torch.randn(5, 3), 8)
+    pos.time_table(5, "meta")
+    pos.time_table(5, "cpu")
+    assert len(pos._time_tables) == 2
+    pos.cpu()  # a table kept for another device would hold its memory
+    assert pos._time_tables == {}
+    torch.testing.assert_close(pos(5).reshape(5, 5, 8)[0, :, :4], sincos_time_embedding(5, 4))
