@@ -325,7 +325,10 @@ def _to_safe(obj, where="metadata"):
         # C order, native byte order, and the shape kept (0-d included)
         return torch.from_numpy(np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C"))
     if isinstance(obj, np.generic):
-        return obj.item()
+        value = obj.item()  # dates and long doubles have no plain value: refused below
+        if isinstance(value, (bool, int, float, complex, str, bytes)) and not isinstance(
+                value, np.generic):
+            return value
     if isinstance(obj, dict):
         return {str(k): _to_safe(v, where) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -183,6 +183,8 @@ def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):
     other = tmp_path / "other.pt"
     with pytest.raises(TypeError, match="metadata holds a set"):
         save_checkpoint(other, tiny_module(), metadata={"regions": {1, 2}})
+    with pytest.raises(TypeError, match="preprocessing holds a set"):
+        save_checkpoint(other, tiny_module(), preprocessing={"regions": {1, 2}})
     for name in ("metadata", "preprocessing"):  # load_checkpoint would refuse the file
         with pytest.raises(TypeError, match=f"{name} must be a dict, got list"):
             save_checkpoint(other, tiny_module(), **{name: ["a note"]})
@@ -205,6 +207,19 @@ def test_numpy_scalars_in_metadata_are_saved_as_the_python_values_they_equal(tmp
     assert metadata == {"best_epoch": 3, "improved": True, "score": 0.5}
     assert [type(metadata[key]) for key in ("best_epoch", "improved", "score")] == [
         int, bool, float]
+
+
+@pytest.mark.parametrize("value", [np.datetime64("2020-01-01"), np.timedelta64(3, "D"),
+                                   np.longdouble(2)])
+def test_numpy_scalars_without_a_plain_python_value_are_refused_before_writing(tmp_path, value):
+    """A date or a duration in days (``item()`` gives a ``datetime`` object) or a long double
+    (``item()`` gives itself) used to be written, and the file then refused on loading as
+    holding Python objects."""
+    path = tmp_path / "model.pt"
+    with pytest.raises(TypeError, match=f"metadata holds a {type(value).__name__}, which a "
+                                        "checkpoint cannot store"):
+        save_checkpoint(path, tiny_module(), metadata={"value": value})
+    assert not path.exists()
 
 
 def test_names_in_an_object_array_are_saved_as_a_list_of_strings(tmp_path):
