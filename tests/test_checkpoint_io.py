@@ -31,6 +31,7 @@ def test_round_trip(tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value)
     np.testing.assert_array_equal(loaded.preprocessing["median"], np.arange(10.0))
+    assert isinstance(loaded.preprocessing["median"], np.ndarray)  # arrays come back as NumPy's
     assert loaded.preprocessing["window"] == {"n_frames": 12, "strategy": "center"}
     assert loaded.preprocessing["t_r"] == 0.735
     assert loaded.metadata == {"history": [1.0, 0.5]}
@@ -221,3 +222,75 @@ def test_loading_weights_does_not_initialise_what_it_loads(tmp_path, official_di
         for name, value in state.items():
             assert torch.equal(value, expected_state[name]), name
     assert initialised and set(initialised) == {"meta"}
+
+
+def test_arrays_come_back_as_numpy_arrays_inside_lists_too(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", _model(), metadata={"folds": [np.arange(3), [np.ones(2)]]})
+    folds = load_checkpoint(tmp_path / "m.pt").metadata["folds"]
+    assert isinstance(folds[0], np.ndarray) and isinstance(folds[1][0], np.ndarray)
+    np.testing.assert_array_equal(folds[0], np.arange(3))
+
+
+def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
+    from brainjepa_sk.checkpoint import FORMAT_VERSION, _checksum
+
+    save_checkpoint(tmp_path / "m.pt", _model())
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["format_version"] = FORMAT_VERSION + 1
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "newer.pt")
+    with pytest.raises(ValueError, match=rf"newer\.pt was written by a newer brainjepa_sk "
+                                         rf"\(format {FORMAT_VERSION + 1}\)"):
+        load_checkpoint(tmp_path / "newer.pt")
+
+
+def test_map_location_is_passed_to_torch_load(tmp_path):
+    model = _model()
+    save_checkpoint(tmp_path / "m.pt", model)
+    locations = []
+
+    def where(storage, location):  # torch.load's callable form
+        locations.append(location)
+        return storage
+
+    loaded = load_checkpoint(tmp_path / "m.pt", map_location=where)
+    assert locations and set(locations) == {"cpu"}
+    assert _same_weights(loaded.model, model)
+
+
+def test_resolve_weights_gives_a_copy_of_a_modules_preprocessing():
+    """Like the encoder, the preprocessing a module carries is copied: changing the resolved
+    one leaves the caller's module as it was."""
+    model = _model()
+    model.preprocessing = {"target_t_r": 0.8, "window": {"n_frames": 12}}
+    resolved = resolve_weights(model)
+    assert resolved.preprocessing == model.preprocessing and resolved.model_t_r == 0.8
+    resolved.preprocessing["window"]["n_frames"] = 99
+    assert model.preprocessing == {"target_t_r": 0.8, "window": {"n_frames": 12}}
+
+
+def test_resolve_weights_names_the_section_a_research_checkpoint_lacks(official_dir, tmp_path):
+    """A file with some of the research sections is read as a damaged research checkpoint,
+    not as a file of unknown kind."""
+    checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
+    del checkpoint["predictor"]
+    torch.save(checkpoint, tmp_path / "partial.pth.tar")
+    with pytest.raises(ValueError, match=r"partial\.pth\.tar is not a research Brain-JEPA "
+                                         r"checkpoint: missing section\(s\) \['predictor'\]"):
+        resolve_weights(tmp_path / "partial.pth.tar", gradients=official_dir / "gradient.csv",
+                        num_heads=4)
+
+
+def test_is_our_checkpoint_tells_our_files_from_other_torch_files(tmp_path, official_dir):
+    from brainjepa_sk.checkpoint import is_our_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", _model())
+    torch.save(_model().state_dict(), tmp_path / "bare.pt")
+    assert is_our_checkpoint(tmp_path / "m.pt")
+    assert not is_our_checkpoint(official_dir / "checkpoint.pth.tar")
+    assert not is_our_checkpoint(tmp_path / "bare.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty\.pt is empty"):
+        is_our_checkpoint(tmp_path / "empty.pt")
+    with pytest.raises(FileNotFoundError):
+        is_our_checkpoint(tmp_path / "absent.pt")

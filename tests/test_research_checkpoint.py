@@ -149,6 +149,9 @@ def _corrupt(official_dir, tmp_path, edit):
          "'encoder': blocks.0.attn.qkv.weight is of type int, not a tensor"),
         (lambda c: c["target_encoder"]["module.blocks.0.mlp.fc1.weight"].view(-1).__setitem__(
             5, float("nan")), "'target_encoder': blocks.0.mlp.fc1.weight holds NaN or infinite"),
+        # an empty section is named as such, not by the first key looked up in it
+        (lambda c: c.__setitem__("predictor", {}),
+         "section 'predictor' is not a non-empty state dict"),
     ],
 )
 def test_wrong_files_name_the_problem(official_dir, tmp_path, edit, message):
@@ -227,6 +230,11 @@ def test_default_heads_of_the_vit_sizes_are_theirs_not_width_over_64():
             3, 6, 12, 16, 16, 16]
     with pytest.raises(ValueError, match="embed_dim=100 is not a multiple of 64"):
         _research_heads(100)
+    # heads 64 wide need a width that 64 divides: 96 would be one head 96 wide
+    with pytest.raises(ValueError, match="embed_dim=96 is not a multiple of 64"):
+        _research_heads(96)
+    with pytest.warns(UserWarning, match=r"embed_dim=128 .*assuming heads 64 wide \(2\)"):
+        assert _research_heads(128) == 2
 
 
 def test_a_checkpoint_without_qkv_biases_loads_as_a_model_without_them(official_dir, reference,
@@ -259,3 +267,54 @@ def test_a_checkpoint_without_qkv_biases_loads_as_a_model_without_them(official_
         torch.testing.assert_close(none(x, context_idx, target_idx)["loss"],
                                    zeros(x, context_idx, target_idx)["loss"])
         torch.testing.assert_close(none.target_encoder(x), zeros.target_encoder(x))
+
+
+def test_a_one_patch_checkpoint_given_wrong_gradients_names_the_regions_it_was_trained_on(
+        official_dir, tmp_path):
+    """A time table of one patch per region (24 regions x 1 patch) read with 12 gradient rows:
+    the hint counts a single patch as a candidate too."""
+    from brainjepa_sk.nn.pos_embed import sincos_time_embedding
+
+    def one_patch(checkpoint):
+        for section, key in [("target_encoder", "module.pos_embed_proj.emb_h"),
+                             ("predictor", "module.predictor_2dpe_proj.emb_h")]:
+            half = checkpoint[section][key].shape[1]
+            checkpoint[section][key] = sincos_time_embedding(1, half).repeat(24, 1)
+
+    path = _corrupt(official_dir, tmp_path, one_patch)
+    gradients = load_gradients(official_dir / "gradient.csv")
+    with pytest.raises(ValueError, match="12 regions x 2 patches.*it was trained on 24 regions "
+                                         "x 1 patches, but the gradients have 12 rows"):
+        load_research_checkpoint(path, gradients[:12], num_heads=4)
+
+
+def test_the_loss_argument_is_the_returned_modules_objective(official_dir, reference,
+                                                             research_model):
+    """``loss`` (default "l2") sets the objective of the returned module: with "smooth_l1",
+    its own forward computes the research code's loss."""
+    assert research_model.config["loss"] == "l2"
+    model = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                     official_dir / "gradient.csv", num_heads=4,
+                                     loss="smooth_l1")
+    assert model.config["loss"] == "smooth_l1"
+    x = torch.from_numpy(reference["x_nilearn"])
+    with torch.no_grad():
+        out = model(x, torch.from_numpy(reference["masks_enc"]),
+                    torch.from_numpy(reference["masks_pred"]))
+    assert abs(out["loss"].item() - reference["loss_smooth_l1"]) <= TOL
+
+
+def test_map_location_is_passed_to_torch_load(official_dir, reference):
+    locations = []
+
+    def where(storage, location):  # torch.load's callable form
+        locations.append(location)
+        return storage
+
+    model = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                     official_dir / "gradient.csv", num_heads=4,
+                                     map_location=where)
+    assert locations and set(locations) == {"cpu"}
+    with torch.no_grad():
+        tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
+    assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
