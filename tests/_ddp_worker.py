@@ -163,7 +163,7 @@ def main_process_worker(rank, world_size, init_file, out_file):
     import datetime
     import time
 
-    from brainjepa_sk.train.distributed import on_main_process
+    from brainjepa_sk.train.distributed import all_gather_objects, on_main_process
 
     # a short timeout for the group's own collectives: process 0's slow work below outlasts it
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
@@ -193,6 +193,7 @@ def main_process_worker(rank, world_size, init_file, out_file):
         except BaseException as raised:
             results["unsendable"] = type(raised).__name__
         results["after"] = on_main_process(lambda: rank)  # the group still works
+        results["gathered"] = all_gather_objects(rank for _ in range(rank + 1))  # a generator
         results["calls"] = calls
         gathered = [None] * world_size
         dist.all_gather_object(gathered, results)

@@ -75,6 +75,20 @@ def test_a_good_checkpoint_still_loads(files):
     assert loaded.preprocessing["n_frames"] == 16
 
 
+def test_a_file_that_cannot_be_read_is_not_called_damaged(files, monkeypatch):
+    """No read permission (simulated: root reads every file) is an OSError naming the file,
+    not a damaged checkpoint."""
+    import errno
+
+    def denied(path, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(torch, "load", denied)
+    with pytest.raises(OSError, match=r"could not read .*good\.pt: Permission denied") as info:
+        load_checkpoint(files["good"])
+    assert info.value.errno == errno.EACCES
+
+
 def _robust_checkpoint(path):
     median, iqr = np.linspace(-1, 1, 8), np.linspace(1, 2, 8)
     save_checkpoint(path, _model(), preprocessing={

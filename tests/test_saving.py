@@ -118,6 +118,93 @@ def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
         atomic_save({}, tmp_path / "x.pt")
 
 
+def test_the_umask_is_read_and_left_as_it_was_where_proc_cannot_be_read(
+        tmp_path, monkeypatch, umask_027):
+    """Elsewhere than Linux the umask is read by setting it: it is put back at once."""
+    real_open = open
+
+    def no_proc(file, *args, **kwargs):
+        if str(file).startswith("/proc"):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(runtime, "open", no_proc, raising=False)  # found before the builtin
+    atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
+    assert (tmp_path / "x.pt").stat().st_mode & 0o777 == 0o640
+    assert os.umask(0o027) == 0o027  # the process's umask is still the caller's
+
+
+def test_temporary_files_of_another_users_running_process_are_left_alone(tmp_path, monkeypatch):
+    """``kill(pid, 0)`` refused (the process runs, under another user): its save may be in
+    flight. Names that only look like ours (no process id in them) are left alone too."""
+    host = socket.gethostname()
+    theirs = tmp_path / f"last.pt.{host}.1.abc123.tmp"  # init's: root's process
+    not_a_save = tmp_path / f"last.pt.{host}.backup.abc123.tmp"
+    for path in (theirs, not_a_save):
+        path.write_bytes(b"partial")
+
+    def refused(pid, signal):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(runtime.os, "kill", refused)
+    atomic_save({"a": 1}, tmp_path / "last.pt")
+    assert theirs.exists() and not_a_save.exists()
+    assert torch.load(tmp_path / "last.pt", weights_only=True) == {"a": 1}
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+def test_a_full_disk_or_quota_reported_by_the_system_says_so(tmp_path, monkeypatch, code):
+    path = tmp_path / "last.pt"
+    atomic_save({"epoch": 1}, path)
+
+    def full(obj, file):
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(runtime.torch, "save", full)
+    with pytest.raises(OSError, match=r"could not save .*last\.pt: the disk is full") as info:
+        atomic_save({"epoch": 2}, path)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_other_errors_of_torch_save_are_raised_as_they_are(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"epoch": 1}, path)
+
+    def failing(obj, file):
+        raise RuntimeError("cannot serialize this object")
+
+    monkeypatch.setattr(runtime.torch, "save", failing)
+    with pytest.raises(RuntimeError, match="^cannot serialize this object$"):
+        atomic_save({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_a_folder_that_exists_but_takes_no_files_is_named(tmp_path, monkeypatch):
+    """A read-only folder (a read-only mount: root is refused too), simulated."""
+    def read_only(dir=None):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(runtime.tempfile, "TemporaryFile", read_only)
+    with pytest.raises(OSError, match=r"checkpoint_dir '.*' is not a writable folder: "
+                                      r"Read-only file system") as info:
+        check_writable_folder(tmp_path, "checkpoint_dir")
+    assert info.value.errno == errno.EROFS
+
+
+def test_python_values_keeps_each_containers_type():
+    from brainjepa_sk.train.runtime import python_values
+
+    value = python_values({"betas": (np.float64(0.9), np.float32(0.5)), "steps": [np.int64(3)]})
+    assert value == {"betas": (0.9, 0.5), "steps": [3]}
+    assert type(value["betas"]) is tuple and type(value["steps"]) is list
+    assert type(value["betas"][0]) is float and type(value["steps"][0]) is int
+
+
 def test_unwritable_folders_are_named(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")

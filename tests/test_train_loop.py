@@ -3,6 +3,7 @@
 import os
 import signal
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DistributedSampler
@@ -13,6 +14,7 @@ from brainjepa_sk.train import (
     Callback,
     Checkpoint,
     CollapseMonitor,
+    LazyWindowDataset,
     NonFiniteLossGuard,
     PretrainLoop,
     PretrainSchedule,
@@ -420,6 +422,28 @@ def test_window_loader_yields_full_batches_in_the_sampler_order():
         assert torch.equal(batch, torch.from_numpy(windows)[order[k * BATCH:(k + 1) * BATCH]])
     # a batch larger than the data is capped to one full batch
     assert [len(b) for b in window_loader(dataset, 1000, sampler)] == [N_WINDOWS]
+    # float64 windows are taken as float32, the model's dtype
+    as_float64 = window_loader(WindowDataset(windows.astype("float64")), BATCH, sampler)
+    assert next(iter(as_float64)).dtype == torch.float32
+
+
+def _window_of_the_worker(subject, start):
+    """A window that says which process read it, and whether that process ignores SIGTERM."""
+    window = np.zeros((N_FRAMES, N_REGIONS), dtype=np.float32)
+    window[0, 0] = os.getpid()  # exact in float32 (below 2**24)
+    window[0, 1] = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    return window
+
+
+def test_loader_workers_are_kept_between_epochs_and_ignore_sigterm():
+    dataset = LazyWindowDataset(np.zeros(4), np.arange(4), _window_of_the_worker)
+    loader = window_loader(dataset, 2, ShuffleSampler(4, seed=0), num_workers=1,
+                           prefetch_factor=3)
+    assert loader.prefetch_factor == 3
+    epochs = [torch.cat(list(loader))[:, 0] for _ in range(2)]
+    workers = [set(epoch[:, 0].long().tolist()) for epoch in epochs]
+    assert workers[0] == workers[1] and os.getpid() not in workers[0]  # the same worker
+    assert all(bool(epoch[:, 1].all()) for epoch in epochs)
 
 
 def test_a_distributed_sampler_plugs_in_and_is_told_the_epoch():
@@ -774,6 +798,7 @@ def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path
         assert torch.equal(result["value"]["array"], torch.arange(3))
         assert result["error"] == "ValueError: the file x.npy is damaged"
         assert result["after"] == 0
+        assert result["gathered"] == [0, 1, 1]  # every process's items, in rank order
     assert first["calls"] == [0] and second["calls"] == []  # computed once, in process 0
     assert first["unpicklable"].startswith("_Unpicklable")
     assert second["unpicklable"] == "RuntimeError: process 0 failed: _Unpicklable: no pickle"

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -217,6 +218,40 @@ def test_tensor_checksum_depends_on_where_each_tensor_is():
     assert tensor_checksum({"a": first, "b": second}) == tensor_checksum({"b": second, "a": first})
 
 
+def test_tensor_checksum_depends_on_the_dtype_of_same_bytes():
+    """Zeros are zero bytes in every dtype: a weight stored in another dtype still differs."""
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    assert (tensor_checksum({"w": torch.zeros(4, dtype=torch.float32)})
+            != tensor_checksum({"w": torch.zeros(4, dtype=torch.int32)}))
+
+
+def test_all_finite_is_false_for_nan_or_infinite_values_anywhere():
+    from brainjepa_sk.train.runtime import all_finite
+
+    assert all_finite([torch.ones(3), torch.zeros(2, 2)])
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        assert not all_finite([torch.ones(3), torch.tensor([[0.0, bad]])])
+    assert all_finite([])  # nothing to check: nothing is broken
+
+
+def test_cpu_copy_shares_nothing_with_the_state_it_copies():
+    from brainjepa_sk.train.runtime import cpu_copy
+
+    weights = torch.nn.Parameter(torch.ones(3))
+    state = {"w": weights, "groups": [{"lr": 0.1, "params": [0]}], "extra": np.array([1.0]),
+             "pair": (torch.zeros(1), 2)}
+    copied = cpu_copy(state)
+    with torch.no_grad():
+        weights += 1
+    state["extra"][0] = 5.0
+    state["groups"][0]["params"].append(1)
+    assert torch.equal(copied["w"], torch.ones(3)) and not copied["w"].requires_grad
+    assert copied["extra"].tolist() == [1.0]
+    assert copied["groups"] == [{"lr": 0.1, "params": [0]}]
+    assert type(copied["pair"]) is tuple and torch.equal(copied["pair"][0], torch.zeros(1))
+
+
 def test_tensor_checksum_counts_other_values_when_asked():
     from brainjepa_sk.train.runtime import tensor_checksum
 
@@ -266,15 +301,27 @@ def test_cuda_indices_past_the_last_gpu_are_named_and_unknown_backends_left_to_t
     assert resolve_device("meta") == torch.device("meta")  # no torch.meta module to ask
 
 
-def test_more_torchrun_processes_than_gpus_is_named_before_joining_the_group(monkeypatch):
+def test_auto_and_none_take_cuda_where_there_is_one_else_the_cpu(monkeypatch):
+    """Runs anywhere: the machine is made to look like one with a GPU, then one without."""
+    from brainjepa_sk.train.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
+
+
+@pytest.mark.parametrize("local_rank", [2, 3])
+def test_more_torchrun_processes_than_gpus_is_named_before_joining_the_group(
+        monkeypatch, local_rank):
     from brainjepa_sk.train.distributed import process_device
 
     monkeypatch.setenv("WORLD_SIZE", "4")
-    monkeypatch.setenv("LOCAL_RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))  # 2: the first past the last GPU
     monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining would fail otherwise
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(ValueError, match=r"LOCAL_RANK=3 but this machine has 2 CUDA device\(s\)"
-                                         r".*--nproc-per-node"):
+    with pytest.raises(ValueError, match=rf"LOCAL_RANK={local_rank} but this machine has 2 "
+                                         r"CUDA device\(s\).*--nproc-per-node"):
         process_device(torch.device("cuda"))
 
 
@@ -295,6 +342,71 @@ def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     # a device with an index is the one asked for
     assert distributed.process_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
     assert len(chosen) == 1
+
+
+@pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda", "nccl")])
+def test_torchruns_group_is_joined_once_with_the_backend_of_the_device(
+        monkeypatch, device, backend):
+    """Runs anywhere: joining is recorded, not done."""
+    joined = []
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: joined.append(backend))
+    monkeypatch.setattr(dist, "is_initialized", lambda: bool(joined))
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert distributed.init_from_environment(torch.device(device))
+    assert distributed.init_from_environment(torch.device(device))  # already a member
+    assert joined == [backend]
+    # a group joined without torchrun's variables (mp.spawn) counts too
+    monkeypatch.delenv("WORLD_SIZE")
+    assert distributed.init_from_environment(torch.device(device)) and joined == [backend]
+
+
+def test_only_process_0_is_the_main_process(monkeypatch):
+    assert distributed.world() == (0, 1) and distributed.is_main_process()  # no group
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 3)
+    for rank in range(3):
+        monkeypatch.setattr(dist, "get_rank", lambda group=None, rank=rank: rank)
+        assert distributed.world() == (rank, 3)
+        assert distributed.is_main_process() == (rank == 0)
+
+
+def test_without_a_process_group_the_collectives_answer_as_one_process():
+    assert distributed.all_gather_objects(k for k in range(3)) == [0, 1, 2]
+    assert distributed.any_process(1, torch.device("cpu")) is True
+    assert distributed.any_process(0, torch.device("cpu")) is False
+    value = torch.ones(2)
+    assert distributed.all_reduce_mean(value) is value
+    assert distributed.on_main_process(lambda a, b=0: a + b, 1, b=2) == 3
+
+
+def test_forked_rng_blocks_nest_and_leave_the_callers_stream_alone():
+    """The same thread may nest seeded blocks (a prediction inside a fit); each block draws
+    from its own seed and hands the stream back as it found it."""
+    import threading
+
+    from brainjepa_sk.train.runtime import forked_rng
+
+    cpu, draws = torch.device("cpu"), {}
+
+    def nested():
+        with forked_rng(0, cpu):
+            draws["outer"] = torch.rand(2)
+            with forked_rng(1, cpu):
+                draws["inner"] = torch.rand(2)
+            with forked_rng(None, cpu):
+                torch.rand(5)  # an unseeded block's draws are undone too
+            draws["outer"] = torch.cat([draws["outer"], torch.rand(2)])
+
+    before = torch.get_rng_state()
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "a nested block waited for its own lock"
+    assert torch.equal(torch.get_rng_state(), before)
+    assert torch.equal(draws["outer"], torch.rand(4, generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(draws["inner"], torch.rand(2, generator=torch.Generator().manual_seed(1)))
 
 
 def test_the_saved_generator_state_is_that_of_the_training_gpu(monkeypatch):
