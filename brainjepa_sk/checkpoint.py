@@ -470,31 +470,6 @@ def load_checkpoint(path, map_location="cpu"):
     return loaded
 
 
-def is_our_checkpoint(path):
-    """Whether ``path`` is a file written by :func:`save_checkpoint`.
-
-    Parameters
-    ----------
-    path : str or path-like
-        The file.
-
-    Returns
-    -------
-    bool
-        ``True`` when the file holds a dict whose ``"format"`` is this package's
-        (``FORMAT_NAME``); ``False`` for other torch files, such as research checkpoints.
-
-    Raises
-    ------
-    FileNotFoundError
-        When there is no file.
-    ValueError
-        Naming the file, when it is empty, damaged or not a torch file (it is loaded safely,
-        on the meta device).
-    """
-    return _checkpoint_kind(path) == "ours"
-
-
 def _checkpoint_kind(path):
     """``"ours"``, ``"training_state"`` (a pretraining run's state), ``"research"`` (the
     research code's sections) or ``"other"``; the file is loaded safely, on the meta device."""

@@ -279,18 +279,3 @@ def test_resolve_weights_names_the_section_a_research_checkpoint_lacks(official_
                                          r"checkpoint: missing section\(s\) \['predictor'\]"):
         resolve_weights(tmp_path / "partial.pth.tar", gradients=official_dir / "gradient.csv",
                         num_heads=4)
-
-
-def test_is_our_checkpoint_tells_our_files_from_other_torch_files(tmp_path, official_dir):
-    from brainjepa_sk.checkpoint import is_our_checkpoint
-
-    save_checkpoint(tmp_path / "m.pt", _model())
-    torch.save(_model().state_dict(), tmp_path / "bare.pt")
-    assert is_our_checkpoint(tmp_path / "m.pt")
-    assert not is_our_checkpoint(official_dir / "checkpoint.pth.tar")
-    assert not is_our_checkpoint(tmp_path / "bare.pt")
-    (tmp_path / "empty.pt").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"empty\.pt is empty"):
-        is_our_checkpoint(tmp_path / "empty.pt")
-    with pytest.raises(FileNotFoundError):
-        is_our_checkpoint(tmp_path / "absent.pt")
