@@ -714,3 +714,21 @@ def test_model_t_r_none_embeds_the_series_at_their_own_tr():
         expected = module.target_encoder(torch.from_numpy(windows)).mean(1).numpy()
     np.testing.assert_allclose(kept.transform(X), expected, rtol=1e-5, atol=1e-6)
     assert not np.allclose(resampled.transform(X), expected, atol=1e-3)
+
+
+def test_subjects_are_averaged_over_their_own_rows_and_one_without_rows_is_nan():
+    """The helper behind transform and predict: each subject's mean row, and NaN for a subject
+    that has no rows, even the last one."""
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 1.0], [1.0, 1.0]], dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        out = _base.average_by_subject(values, np.array([0, 0, 1, 1]), 3)
+    assert out.dtype == np.float32 and out.shape == (3, 2)
+    np.testing.assert_array_equal(out[:2], [[2.0, 3.0], [3.0, 1.0]])
+    assert np.isnan(out[2]).all()
+
+
+def test_a_window_of_no_frames_is_refused_as_not_cutting_into_patches():
+    assert _base.check_window_patches(8, 4) == 2
+    for n_frames in (0, 6):
+        with pytest.raises(ValueError, match="not a positive multiple of patch_size=4"):
+            _base.check_window_patches(n_frames, 4)

@@ -314,6 +314,17 @@ def test_a_criterion_weight_given_is_kept_over_class_weight():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 4.0])
 
 
+
+def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
+    """class_weight=None set after a weighted fit: the next fit's loss is unweighted, as a new
+    estimator's would be."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced")
+    assert clf.fit(X, y).criterion_.weight is not None
+    assert clf.set_params(class_weight=None).fit(X, y).criterion_.weight is None
+    new = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), new.predict_proba(X))
+
 # -- skorch and scikit-learn -------------------------------------------------------------------
 
 def test_skorch_prefixed_parameters_work_in_get_params_set_params_and_grid_search():
@@ -693,6 +704,20 @@ def test_a_continued_fit_refuses_another_number_of_targets():
     assert len(reg.history_) == 1
     np.testing.assert_array_equal(reg.predict(X), prediction)
 
+
+
+@pytest.mark.parametrize("pooling", ["roi_std", "lagged"])
+def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(pooling):
+    """As for the embedder: with one time patch per window there is no spread nor lag to
+    pool, and fit says so, with what to change, before training (not the pooling's bare error
+    from the first batch), leaving the fitted model as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), pooling=pooling).fit(X, y)
+    module, proba = clf.module_, clf.predict_proba(X)
+    with pytest.raises(ValueError, match=r"got 1 \(use longer windows, n_frames >= 2 \* patch_size"):
+        clf.set_params(n_frames=2).fit(X, y)  # one patch of 2 frames per window
+    assert clf.module_ is module and len(clf.history_) == 1
+    np.testing.assert_array_equal(clf.set_params(n_frames="auto").predict_proba(X), proba)
 
 # -- the torch module --------------------------------------------------------------------------
 

@@ -194,3 +194,47 @@ def test_settings_left_to_the_weights_and_set_to_what_they_resolved_to_do_not_wa
                                       before)
     with pytest.warns(UserWarning, match=r"stride=4 \(fitted with None\)"):
         embedder.set_params(stride=4).transform(X)
+
+
+def test_model_t_r_left_to_the_weights_and_set_to_their_tr_does_not_warn():
+    """model_t_r="auto" takes the TR the weights carry (the fitted preprocessing's target_t_r):
+    setting it to that TR afterwards changes nothing, so transform does not warn; another does."""
+    module = tiny_module(N_REGIONS)
+    module.preprocessing = Preprocessor(8, target_t_r=2.0, normalization=None).to_dict()
+    X = make_subjects(n_timepoints=16)
+    embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
+    assert embedder.preprocessor_.target_t_r == 2.0
+    before = embedder.transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.set_params(model_t_r=2.0).transform(X), before)
+    with pytest.warns(UserWarning, match=r"model_t_r=1.0 \(fitted with 'auto'\)"):
+        embedder.set_params(model_t_r=1.0).transform(X)
+
+
+def test_the_same_gradients_given_as_a_list_are_not_a_change():
+    """Array-likes are compared by value, whatever their type: the gradients fitted with, given
+    again as nested lists, do not warn; other values do."""
+    X = make_subjects(n_timepoints=16)
+    gradients = np.random.default_rng(0).standard_normal((N_REGIONS, 3))
+    with pytest.warns(UserWarning, match="gradients"):  # ignored with a module, kept as set
+        embedder = _embedder(gradients=gradients).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(gradients=gradients.tolist()).transform(X)
+    with pytest.warns(UserWarning, match=r"gradients=.* \(fitted with"):
+        embedder.set_params(gradients=(gradients + 1).tolist()).transform(X)
+
+
+def test_weights_settings_left_to_none_and_set_after_fit_warn():
+    """num_heads and gradients left at None are not preprocessing that fit resolved: giving
+    them after fit warns that transform keeps the fitted model (rather than failing)."""
+    X = make_subjects(n_timepoints=16)
+    embedder = _embedder().fit(X)
+    before = embedder.transform(X)
+    gradients = np.random.default_rng(0).standard_normal((N_REGIONS, 3))
+    for name, value in [("num_heads", 4), ("gradients", gradients)]:
+        with pytest.warns(UserWarning, match=rf"{name}=.* \(fitted with None\)"):
+            np.testing.assert_array_equal(embedder.set_params(**{name: value}).transform(X),
+                                          before)
+        embedder.set_params(**{name: None})

@@ -111,6 +111,18 @@ def test_fit_names_a_file_too_short_for_a_window_and_keeps_the_fit(tmp_path, est
     np.testing.assert_array_equal(output(series), before)
 
 
+def test_a_continued_fine_tuning_names_a_file_too_short_for_a_window(tmp_path):
+    """partial_fit keeps the fitted preprocessing, and checks the lengths against it all the
+    same: the short file is named before any window is read, and the fit stays."""
+    clf = BrainJEPAClassifier(tiny_module(), device="cpu", max_epochs=1, verbose=0)
+    series, y = _series(lengths=(40,) * 4), [0, 1, 0, 1]
+    before = clf.fit(series, y).predict_proba(series)
+    short = [*series[:2], series[2][:3], series[3]]  # windows of 8 frames need at least 4
+    with pytest.raises(ValueError, match=r"subject 2 \(.*sub-02\.npy\) is too short: 3 frames"):
+        clf.partial_fit(_save(tmp_path, short), y)
+    assert len(clf.history_) == 1
+    np.testing.assert_array_equal(clf.predict_proba(series), before)
+
 def test_transform_names_a_file_too_short_before_embedding_any_chunk(tmp_path, monkeypatch):
     from brainjepa_sk import _base
 
