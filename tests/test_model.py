@@ -144,6 +144,8 @@ def test_bad_input_shapes_are_named():
         model.target_encoder(torch.randn(2, 18, 12))
     with pytest.raises(ValueError, match="3-D|batch, n_frames, n_regions"):
         model.target_encoder(torch.randn(20, 12))
+    with pytest.raises(ValueError, match="n_frames=0 is not a positive multiple"):
+        model.target_encoder(torch.randn(2, 0, 12))
 
 
 def test_attention_equals_explicit_softmax_attention():
@@ -167,6 +169,11 @@ def test_presets_have_the_published_sizes():
     assert model.predictor.blocks[0].attn.num_heads == 3
     with pytest.raises(ValueError, match="preset"):
         BrainJEPA.from_preset("huge", torch.randn(8, 30))
+    # the overrides win over the preset's own sizes
+    model = BrainJEPA.from_preset("tiny", torch.randn(8, 30), depth=2, num_heads=6,
+                                  predictor_depth=1)
+    assert model.embed_dim == 192 and len(model.encoder.blocks) == 2
+    assert model.encoder.blocks[0].attn.num_heads == 6
 
 
 def test_base_encoder_parameter_count():
@@ -232,8 +239,9 @@ def test_ema_update_formula():
     frozen = [p.clone() for p in model.target_encoder.parameters()]
     model.ema_update(1.0)
     assert all(torch.equal(a, b) for a, b in zip(frozen, model.target_encoder.parameters()))
-    with pytest.raises(ValueError, match="momentum"):
-        model.ema_update(1.5)
+    for momentum in (1.5, -0.1):
+        with pytest.raises(ValueError, match="momentum"):
+            model.ema_update(momentum)
 
 
 def test_losses():
@@ -394,6 +402,13 @@ def test_stochastic_depth_is_off_in_eval_mode():
     torch.testing.assert_close(encoder.set_drop_path_rate(0.0)(x), first, rtol=0, atol=0)
 
 
+def test_stochastic_depth_rises_from_zero_in_the_encoder_and_the_predictor_not_the_target():
+    model = tiny_model(depth=4, predictor_depth=3, drop_path_rate=0.3)
+    assert [b.drop_path.p for b in model.encoder.blocks] == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert [b.drop_path.p for b in model.predictor.blocks] == pytest.approx([0.0, 0.15, 0.3])
+    assert [b.drop_path.p for b in model.target_encoder.blocks] == [0.0] * 4
+
+
 def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statistics():
     head = PooledHead(4, 2, kind="batchnorm").train()
     head.norm.running_mean.fill_(2.0)
@@ -473,6 +488,28 @@ def test_the_heads_start_from_their_recipes_initial_weights():
     assert tuned.linear.weight.std().item() == pytest.approx(2e-5, rel=0.05)
     assert probe.linear.weight.std().item() == pytest.approx(0.01, rel=0.05)
     assert torch.count_nonzero(tuned.linear.bias) == torch.count_nonzero(probe.linear.bias) == 0
+
+
+@pytest.mark.parametrize("scheme", ["trunc_normal", "xavier"])
+def test_init_patch_embedding_zeroes_the_bias_of_any_linear_layer(scheme):
+    from brainjepa_sk.nn import init_patch_embedding
+
+    linear = torch.nn.Linear(8, 32)  # PyTorch's default bias is uniform, not 0
+    init_patch_embedding(linear, scheme)
+    assert torch.count_nonzero(linear.bias) == 0
+
+
+def test_every_layernorm_of_the_model_uses_epsilon_1e_6():
+    # the epsilon shows on tokens of small variance: 1e-5 would shrink these to ~40 %
+    model = tiny_model()
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 2 * (2 * 2 + 1) + (1 * 2 + 1)  # both encoders, the predictor
+    x = 1e-3 * torch.randn(3, 32)
+    for norm in norms:
+        x_norm = x[:, : norm.normalized_shape[0]]
+        with torch.no_grad():
+            expected = F.layer_norm(x_norm, norm.normalized_shape, norm.weight, norm.bias, 1e-6)
+            torch.testing.assert_close(norm(x_norm), expected)
 
 
 def test_xavier_patch_embedding_weights_are_normal_not_uniform():
