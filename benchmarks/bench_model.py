@@ -107,7 +107,12 @@ def parse_args(argv=None):
                    help="restrict scaled_dot_product_attention to one kernel")
     p.add_argument("--profile", default=None, metavar="FILE",
                    help="also profile 3 more iterations; write the top kernels to FILE")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.accumulation_steps < 1:
+        p.error("--steps and --accumulation-steps must be at least 1, --warmup at least 0")
+    if args.compile_mode and not args.compile:
+        p.error("--compile-mode has no effect without --compile")
+    return args
 
 
 def device_name(device):
@@ -187,6 +192,11 @@ class StepTimer(Callback):
         self.warmup, self.device, self.losses = warmup, device, []
         self.start = self.stop = None
 
+    def on_train_begin(self, loop):
+        if self.warmup == 0:
+            synchronize(self.device)
+            self.start = time.perf_counter()
+
     def on_step_end(self, loop, loss):
         self.losses.append(loss)
         if loop.step == self.warmup:
@@ -227,8 +237,11 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
     flops = counter.get_total_flops()
     if args.profile:
         write_profile(args, device, "train step (eager)", lambda: train_step(
-            model, loop.optimizer, x, masks.sample(batch), 0.996, autocast_dtype))
-    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+            model, loop.optimizer, x, masks.sample(batch), 0.996, autocast_dtype,
+            accumulation_steps=args.accumulation_steps))
+    # the means of the first and last (up to) three steps, never overlapping
+    n = max(1, min(3, len(losses) // 2))
+    first, last = sum(losses[:n]) / n, sum(losses[-n:]) / n
     ok = all(math.isfinite(v) for v in losses) and last < first
     return emit(
         args, device, what="train", batch=batch, steps=args.steps, warmup=args.warmup,
@@ -373,6 +386,9 @@ def main(argv=None):
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(args.device)
+    if device.type == "cpu" and args.sdpa_backend in ("cudnn", "efficient"):
+        raise SystemExit(f"--sdpa-backend {args.sdpa_backend} needs a CUDA device "
+                         "(the CPU has only the flash and math kernels)")
     if args.precision == "auto":
         args.precision = "bf16" if device.type == "cuda" else "fp32"
     autocast_dtype = torch.bfloat16 if args.precision == "bf16" else None

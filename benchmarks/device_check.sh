@@ -10,7 +10,8 @@
 #   run(command="bash benchmarks/device_check.sh", carry=[".wheels"], timeout_s=590)
 #
 # BENCH_ARGS is added to every bench_model.py call: a smoke run of the whole script on a CPU,
-# before spending device time (the forced attention kernels fail there, nothing else should):
+# before spending device time (the forced cuDNN kernel stops at once there: it needs CUDA;
+# nothing else should fail):
 #   BENCH_ARGS="--preset tiny --regions 60 --frames 64 --batch 4 --device cpu --peak-size 1024" \
 #     bash benchmarks/device_check.sh
 set -uo pipefail

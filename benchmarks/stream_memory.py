@@ -115,6 +115,8 @@ class _StepTimer:
         _TIMES["peak_rss_main_before_training_gib"] = round(
             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
         self.steps = 0
+        if self.args.warmup == 0:
+            self.timed = time.perf_counter()
 
     def step(self, loss):
         args = self.args
@@ -171,6 +173,10 @@ def child(args):
         pass
     memory.running = False
     memory.join()
+    if "windows_per_s" not in _TIMES:
+        raise SystemExit(f"one epoch of the corpus ({_TIMES.get('n_windows')} windows) ran out "
+                         f"before --warmup {args.warmup} + --steps {args.steps} batches of "
+                         f"{args.batch}: write a larger corpus or time fewer steps")
     print(json.dumps({
         "peak_rss_main_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
         "peak_pss_tree_gib": round(memory.peak / 2**30, 3),
@@ -321,7 +327,8 @@ def main(argv=None):
                        "--workers", str(args.workers), "--threads", str(args.threads),
                        "--steps", str(args.steps), "--warmup", str(args.warmup),
                        "--estimator", args.estimator]
-            result = subprocess.run(command, capture_output=True, text=True, check=True)
+            # the child's stderr (its traceback, should it fail) passes through
+            result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
             record = json.loads(result.stdout.strip().splitlines()[-1])
             corpus_bytes = sum(f.stat().st_size for f in folder.glob("sub-*.npy"))
             print(json.dumps({
