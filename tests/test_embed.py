@@ -237,6 +237,37 @@ def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_di
     assert fetch_ukbiobank_weights(verbose=0)["checkpoint"].parent.parent == tmp_path
 
 
+def test_the_cache_folder_expands_the_home_folder_and_passes_over_an_empty_variable(
+        tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert _weights.get_data_dir("~/cache") == tmp_path / "cache"
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", "~/from_env")
+    assert _weights.get_data_dir() == tmp_path / "from_env"
+    assert _weights.get_data_dir("~/cache") == tmp_path / "cache"  # the argument comes first
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", "")  # set but empty: not the current folder
+    assert _weights.get_data_dir() == tmp_path / "brainjepa_sk_data"
+
+
+def test_fetching_again_hashes_the_settled_cached_files_once_per_process(
+        tmp_path, monkeypatch, official_dir):
+    """Each fit with weights="ukbiobank" fetches: the cached files are hashed again only when
+    they changed."""
+    import os
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+    paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    for path in paths.values():  # settled long ago
+        os.utime(path, (1_000_000_000, 1_000_000_000))
+    reads = []
+    monkeypatch.setattr(_weights, "_DIGESTS", {})
+    real = _weights.sha256_of
+    monkeypatch.setattr(_weights, "sha256_of", lambda p: reads.append(p) or real(p))
+    assert fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False) == paths
+    assert sorted(reads) == sorted(paths.values())
+    assert fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False) == paths
+    assert len(reads) == 2
+
+
 @pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
 def test_the_default_weights_check_the_atlas_before_downloading(monkeypatch, estimator):
     """Data on another atlas than the UK Biobank model's 450 regions are refused before the
@@ -265,9 +296,14 @@ def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch
         fetch_ukbiobank_weights(data_dir=tmp_path / "other", download=False)
 
 
-def test_a_web_page_is_not_taken_for_the_weights(tmp_path, monkeypatch, official_dir):
+@pytest.mark.parametrize("content", [
+    "<!DOCTYPE html><html>virus scan warning</html>",
+    "\n  <!doctype html>\n<html>virus scan warning</html>",  # after blank space, in lower case
+    "<html><head><title>Google Drive</title></head></html>",  # no doctype
+])
+def test_a_web_page_is_not_taken_for_the_weights(tmp_path, monkeypatch, official_dir, content):
     page = tmp_path / "page.html"
-    page.write_text("<!DOCTYPE html><html>virus scan warning</html>")
+    page.write_text(content)
     use_local_ukbiobank(monkeypatch, official_dir)
     _weights.UKBIOBANK_FILES["checkpoint"]["url"] = page.as_uri()
     with pytest.raises(OSError, match="web page"):

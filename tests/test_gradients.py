@@ -171,6 +171,9 @@ def test_feature_names(X, fitted):
     frame = clone(fitted).set_output(transform="pandas").fit(X).transform(X)
     np.testing.assert_array_equal(frame.columns, names)
     np.testing.assert_array_equal(frame.to_numpy(), fitted.transform(X))
+    # the names describe the fitted gradients, not an n_components set since
+    np.testing.assert_array_equal(clone(fitted).fit(X).set_params(n_components=2)
+                                  .get_feature_names_out(), names)
 
 
 def test_input_features_of_a_fit_on_arrays_must_name_every_region(fitted):
@@ -208,6 +211,22 @@ def test_feature_names_from_dataframes(X, fitted):
 def test_wrong_region_count_in_transform(X, fitted):
     with pytest.raises(ValueError, match=rf"{N_REGIONS - 2} regions.*{N_REGIONS} regions"):
         fitted.transform(X[:, :, :-2])
+
+
+def test_series_of_two_timepoints_are_refused_at_fit_and_transform(X, fitted):
+    """Two frames correlate every pair of regions at +-1: no connectivity to embed."""
+    with pytest.raises(ValueError, match="subject 0 has 2 timepoint.*at least 3"):
+        GradientPositioner(**SMALL).fit(X[:, :2])
+    with pytest.raises(ValueError, match="subject 0 has 2 timepoint.*at least 3"):
+        fitted.transform(X[:, :2])
+
+
+def test_parameters_set_after_fit_are_checked_at_transform(X, fitted):
+    # BrainSpace itself would embed an unknown approach as "dm", and 0.99 keeps no connection
+    with pytest.raises(ValueError, match="'approach' parameter of GradientPositioner"):
+        clone(fitted).fit(X).set_params(approach="diffusion").transform(X[:1])
+    with pytest.raises(ValueError, match=r"sparsity=0.99 keeps 0 connection"):
+        clone(fitted).fit(X).set_params(sparsity=0.99).transform(X[:1])
 
 
 def test_too_many_components(X):

@@ -386,6 +386,21 @@ def test_each_run_keeps_its_own_state(tmp_path):
         _pretrainer(n_epochs=1, checkpoint_dir=tmp_path / "p", random_state=None).fit(X)
 
 
+@pytest.mark.parametrize("normalization", [None, "global_zscore"])
+def test_other_subjects_are_a_run_of_their_own_without_robust_statistics_too(normalization,
+                                                                             tmp_path):
+    """The subjects themselves are in the run's key, not only the statistics learned from
+    them: without robust statistics another fold is still another run."""
+    _pretrainer(n_epochs=1, normalization=normalization, checkpoint_dir=tmp_path).fit(_data())
+    _CountSteps.steps = 0
+    other = _pretrainer(n_epochs=1, normalization=normalization, checkpoint_dir=tmp_path,
+                        callbacks=[_CountSteps()]).fit(_data(seed=5))
+    assert _CountSteps.steps == 2  # trained, not the first fold's run resumed
+    assert other.history_ == _pretrainer(n_epochs=1, normalization=normalization).fit(
+        _data(seed=5)).history_
+    assert len(_state_files(tmp_path)) == 2
+
+
 def test_a_run_saved_under_another_state_format_is_not_continued(tmp_path, monkeypatch):
     """The format is bumped when a saved run must not go on under the new code (format 4:
     loss="l2" became a sum over the features); a shorter run of the old format is not
@@ -705,6 +720,8 @@ def test_a_run_whose_features_diverge_first_gets_the_loss_guards_error():
     [
         (dict(model_size="huge"), "model_size"),
         (dict(model_size=dict(embed_dim=32)), "misses"),
+        # without num_heads the model's own default (12 heads) would be taken silently
+        (dict(model_size=dict(embed_dim=24, depth=1)), r"misses \['num_heads'\]"),
         (dict(n_frames=30), "multiple of patch_size"),
         (dict(n_epochs=0), "n_epochs"),
         (dict(pooling="max"), "pooling"),
@@ -806,6 +823,16 @@ def test_precision_reaches_the_training_step():
     assert math.isfinite(bf16.history_[0]["loss"])
     assert bf16.history_[0]["loss"] != fp32.history_[0]["loss"]
     assert bf16.history_[0]["loss"] == pytest.approx(fp32.history_[0]["loss"], rel=0.05)
+
+
+def test_loss_is_the_objective_trained():
+    """"l2" sums the squared distance over the 32 features; "smooth_l1" averages over them
+    (and is linear beyond 1): its losses are dozens of times smaller."""
+    X = _data()
+    l2 = _pretrainer(n_epochs=1).fit(X)
+    smooth_l1 = _pretrainer(n_epochs=1, loss="smooth_l1").fit(X)
+    assert smooth_l1.model_.loss == "smooth_l1" and l2.model_.loss == "l2"
+    assert 0 < smooth_l1.history_[0]["loss"] < l2.history_[0]["loss"] / 8
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
@@ -947,7 +974,9 @@ def test_a_finished_run_is_extended_to_more_epochs_instead_of_restarted(tmp_path
     X = _data()
     short = _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
     _CountSteps.steps, _CountSteps.stop_at = 0, None
-    with pytest.warns(UserWarning, match=r"extending the run .* \(n_epochs=2, 4 steps done\)"):
+    with pytest.warns(UserWarning, match=r"extending the run .* \(n_epochs=2, 4 steps done\) "
+                                         r"to n_epochs=3: the schedules follow n_epochs=3 "
+                                         r"from step 4 on"):
         longer = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path,
                              callbacks=[_CountSteps()]).fit(X)
     assert _CountSteps.steps == 2  # one more epoch of two steps, not three epochs
@@ -1100,6 +1129,18 @@ def test_set_params_reaches_each_masking_option_without_touching_the_given_dict(
     with pytest.raises(Stop):
         pretrainer.fit(_data(4))
     assert seen["min_keep"] == 5 and "alpha_region_scale" not in seen
+
+
+def test_set_params_checks_the_masking_given_in_the_same_call_before_its_options():
+    pretrainer = _pretrainer(masking={"min_keep": 2})
+    with pytest.raises(TypeError, match="masking__<option> needs masking to be a dict or None, "
+                                        "got str"):
+        pretrainer.set_params(masking="min_keep=3", masking__count_quantile=0.2, lr=1.0)
+    assert pretrainer.masking == {"min_keep": 2} and pretrainer.lr == 2e-3  # nothing set
+    # a masking that is no dict is replaced by the one given in the same call, then the options
+    pretrainer.masking = "min_keep=3"
+    pretrainer.set_params(masking={"min_keep": 3}, masking__count_quantile=0.2)
+    assert pretrainer.masking == {"min_keep": 3, "count_quantile": 0.2}
 
 
 @pytest.mark.parametrize("key", ["seed", "not_an_option"])
