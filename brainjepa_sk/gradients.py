@@ -410,7 +410,8 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            Invalid input, or a region count or region names that differ from ``fit``.
+            Invalid input, a region count or region names that differ from ``fit``, or
+            ``n_components`` changed since ``fit``.
         """
         check_is_fitted(self, "gradients_")
         if self.kind == "connectivity":
@@ -427,6 +428,13 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
             data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3,
                                      lazy=True)
         self._check_params(self.n_features_in_)
+        n_fitted = self.gradients_.shape[1]
+        if self.n_components != n_fitted:
+            # each subject's gradients are aligned to the group's: they need as many columns
+            raise ValueError(
+                f"n_components={self.n_components} was set after fit, which computed {n_fitted} "
+                "group gradients: fit again to use it"
+            )
         # One seed for every subject: a subject's features do not depend on the rest of the batch.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         features = []

@@ -227,6 +227,11 @@ def test_parameters_set_after_fit_are_checked_at_transform(X, fitted):
         clone(fitted).fit(X).set_params(approach="diffusion").transform(X[:1])
     with pytest.raises(ValueError, match=r"sparsity=0.99 keeps 0 connection"):
         clone(fitted).fit(X).set_params(sparsity=0.99).transform(X[:1])
+    # other gradient counts than fitted: named, not BrainSpace's misaligned shapes
+    for n_components in (fitted.n_components - 1, fitted.n_components + 1):
+        with pytest.raises(ValueError, match=rf"n_components={n_components} was set after fit, "
+                                             rf"which computed {fitted.n_components} group"):
+            clone(fitted).fit(X).set_params(n_components=n_components).transform(X[:1])
 
 
 def test_too_many_components(X):
