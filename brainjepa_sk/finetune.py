@@ -905,7 +905,7 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         Stochastic depth of the last encoder block (0 for the first, linear in between), in
         training only.
     layer_decay : float, default=0.75
-        Layer-wise learning-rate decay: block ``i`` of ``L`` learns at
+        Layer-wise learning-rate decay: block ``i`` of ``L`` (from 0) learns at
         ``layer_decay ** (L - i)`` times ``lr`` and the embeddings at ``layer_decay ** (L + 1)``
         times; the final norm and the head at ``lr``. 1 turns it off.
     weight_decay : float, default=0.05

@@ -126,7 +126,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Passes over the training windows.
     batch_size : int, default=16
         Windows per optimizer step (capped at the number of windows); under ``torchrun``, the
-        global batch, shared out among the processes.
+        global batch, shared out among the processes. Also the windows per forward pass in
+        :meth:`transform`.
     accumulation_steps : int, default=1
         Gradient accumulation: each process runs its share of a step's batch in this many
         micro-batches (forward and backward one at a time, gradients summed, one optimizer

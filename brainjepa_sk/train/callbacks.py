@@ -168,7 +168,8 @@ def collapse_metrics(features):
     dict
         ``std``: mean over features of the standard deviation across samples (0 when collapsed);
         ``effective_rank``: exp of the entropy of the normalised singular values of the centred
-        features (Roy & Vetterli, 2007), between 1 and ``min(n_samples, dim)``. Both are NaN
+        features (Roy & Vetterli, 2007), between 1 and ``min(n_samples - 1, dim)`` (centring
+        takes one dimension: 1 for two samples). Both are NaN
         for fewer than two samples or non-finite features.
     """
     features = features.float().reshape(-1, features.shape[-1])
