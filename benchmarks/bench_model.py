@@ -115,6 +115,11 @@ def parse_args(argv=None):
     return args
 
 
+def significant(value, digits=4):
+    """``value`` to ``digits`` significant digits: a tiny model's rates on a CPU stay visible."""
+    return float(f"{value:.{digits}g}")
+
+
 def device_name(device):
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -249,7 +254,7 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
         ms_per_step=round(seconds * 1e3, 2), samples_per_s=round(batch / seconds, 2),
         peak_memory_gib=peak_memory_gib(device), tokens=args.regions * n_patches,
         context_tokens=sample.context_idx.shape[1], target_tokens=sample.target_idx.shape[1],
-        tflop_per_step=round(flops / 1e12, 3), tflops=round(flops / seconds / 1e12, 2),
+        tflop_per_step=round(flops / 1e12, 3), tflops=significant(flops / seconds / 1e12),
         loss_first=round(first, 4), loss_last=round(last, 4), check_loss_finite_and_falling=ok,
     )
 
@@ -300,7 +305,7 @@ def bench_embed(args, model, device, autocast_dtype, n_patches):
         ms_per_batch=round(seconds * 1e3, 2), subjects_per_s=round(batch / seconds, 2),
         s_per_subject=round(seconds / batch, 4), peak_memory_gib=peak_memory_gib(device),
         tokens=args.regions * n_patches, tflop_per_subject=round(flops / 1e12, 4),
-        tflops=round(flops * batch / seconds / 1e12, 2), **fields,
+        tflops=significant(flops * batch / seconds / 1e12), **fields,
     )
 
 
@@ -375,7 +380,7 @@ def bench_finetune(args, model, device, autocast_dtype, n_patches):
         epochs=n_epochs, ms_per_step=round(seconds * 1e3, 2),
         samples_per_s=round(batch / seconds, 2), peak_memory_gib=peak_memory,
         tokens=args.regions * n_patches, tflop_per_step=round(flops / 1e12, 3),
-        tflops=round(flops / seconds / 1e12, 2), loss_first=round(losses[0], 4),
+        tflops=significant(flops / seconds / 1e12), loss_first=round(losses[0], 4),
         loss_last=round(losses[-1], 4), check_loss_finite_and_falling=ok, **fields,
     )
 
@@ -414,9 +419,9 @@ def main(argv=None):
         repeats = 20 if device.type == "cuda" else 3
         for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
             peak = matmul_peak_tflops(device, args.peak_size, repeats, dtype)
-            fractions = {f"{r['what']}_fraction_of_peak": round(r["tflops"] / peak, 3)
+            fractions = {f"{r['what']}_fraction_of_peak": significant(r["tflops"] / peak, 3)
                          for r in records if r["precision"] == name}
-            emit(args, device, what=f"peak_{name}_matmul", tflops=round(peak, 3),
+            emit(args, device, what=f"peak_{name}_matmul", tflops=significant(peak),
                  matmul_size=args.peak_size, **fractions)
 
 
