@@ -35,12 +35,13 @@ def _windows(seed=0):
                        generator=torch.Generator().manual_seed(seed)).numpy()
 
 
-def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2, depth=2, **options):
+def _loop(n_epochs=3, callbacks=None, sampler=None, drop_path_rate=0.2, depth=2, embed_dim=16,
+          **options):
     """A tiny run, built the same way every time (the global generator only for the init)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = BrainJEPA(torch.randn(N_REGIONS, 3), patch_size=PATCH, n_patches=N_FRAMES // PATCH,
-                          embed_dim=16, depth=depth, num_heads=2, predictor_embed_dim=8,
+                          embed_dim=embed_dim, depth=depth, num_heads=2, predictor_embed_dim=8,
                           predictor_depth=1, drop_path_rate=drop_path_rate)
     dataset = WindowDataset(_windows())
     loader = window_loader(dataset, BATCH, sampler or ShuffleSampler(len(dataset), seed=1))
@@ -308,6 +309,13 @@ def test_accumulated_micro_batches_train_like_the_whole_batch():
         _loop(accumulation_steps=4)
 
 
+@pytest.mark.parametrize("accumulation_steps", [0, -2])
+def test_accumulation_steps_below_one_is_refused_with_the_divisor_message(accumulation_steps):
+    with pytest.raises(ValueError, match=rf"accumulation_steps={accumulation_steps} must be a "
+                                         "positive divisor of the loader's batch size \\(6\\)"):
+        _loop(accumulation_steps=accumulation_steps)
+
+
 def test_checkpoint_saves_each_epoch_and_restores_only_its_own_run(tmp_path):
     path = tmp_path / "state.pt"
     loop = _loop(n_epochs=2, callbacks=[Checkpoint(path, key="run-a")])
@@ -486,6 +494,22 @@ def test_a_state_of_another_model_is_refused_naming_its_file_before_any_change(t
     assert loop.step == 0 and loop.history == []
 
 
+@pytest.mark.parametrize("other, missing", [
+    (dict(depth=3), r"blocks\.2\."),  # the state holds tensors this loop's model lacks
+    (dict(embed_dim=24), r"encoder\."),  # the same tensors, of other shapes
+], ids=["deeper", "wider"])
+def test_a_state_of_a_deeper_or_wider_model_is_refused_before_any_change(other, missing):
+    saved = _loop(n_epochs=1, **other)
+    saved.run()
+    loop = _loop()
+    before = {name: value.clone() for name, value in loop.model.state_dict().items()}
+    with pytest.raises(ValueError, match=rf"the state is of another model .*{missing}"):
+        loop.load_state_dict(saved.state_dict())
+    for name, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert loop.step == 0 and loop.history == []
+
+
 def test_a_state_of_an_optimizer_over_other_parameters_is_refused_before_any_change():
     """The same model, but an optimizer over the encoder alone: two groups as in the saved
     state, of other sizes (torch would raise only after the model was loaded)."""
@@ -613,6 +637,67 @@ def test_a_loop_stopped_inside_an_epoch_and_run_again_finishes_that_epoch(sample
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("sampler", ["shuffle", "distributed"])
+def test_a_state_loaded_into_a_loop_stopped_inside_an_epoch_replaces_that_epochs_rest(sampler):
+    """Stopped after step 4 (inside epoch 1), then given the state of the end of epoch 0 (a
+    checkpoint saved each epoch), the loop trains epoch 1 whole: not without the batch the
+    stopped pass had done."""
+    def make(callbacks=None):
+        if sampler == "shuffle":
+            return _loop(n_epochs=2, callbacks=callbacks)
+        return _loop(n_epochs=2, callbacks=callbacks, sampler=DistributedSampler(
+            range(N_WINDOWS), num_replicas=1, rank=0, seed=3))
+
+    straight = make()
+    _run_seeded(straight)
+    first = make()
+    first.n_epochs = 1
+    state = _run_seeded(first)
+    stopped = make(callbacks=[_KillAt(4)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        stopped.callbacks = []
+        stopped.load_state_dict(state)
+        stopped.run()
+    assert stopped.step == straight.step == 6
+    assert stopped.history == straight.history
+
+
+class _FailsOnce(WindowDataset):
+    """Fails to read its ``fail_at``-th batch, once (a read error, a Ctrl-C while loading)."""
+
+    def __init__(self, windows, fail_at):
+        super().__init__(windows)
+        self.fail_at, self.reads = fail_at, 0
+
+    def __getitems__(self, indices):
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise KeyboardInterrupt
+        return super().__getitems__(indices)
+
+
+def test_a_loop_stopped_loading_an_epochs_first_batch_runs_that_epoch_on_its_own_data():
+    """Stopped before any step of epoch 1 and run again, the loop trains epoch 1 on the order
+    of the straight run (as a resume from the state saved at the end of epoch 0 would), not
+    on a new pass."""
+    straight = _loop(n_epochs=2)
+    _run_seeded(straight)
+    stopped = _loop(n_epochs=2)
+    dataset = _FailsOnce(_windows(), fail_at=4)  # 3 batches an epoch
+    stopped.loader = window_loader(dataset, BATCH, ShuffleSampler(len(dataset), seed=1))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        assert (stopped.epoch, stopped.step) == (1, 3)
+        stopped.run()
+    assert stopped.step == 6
+    assert stopped.history == straight.history
+
+
 def test_checkpoint_every_steps_counts_the_steps_of_the_run_not_of_the_epoch(tmp_path):
     """every_steps=2 over epochs of 3 steps saves after steps 2, 4, 6, ...: a run killed after
     step 5 keeps step 4 (counted within each epoch, it would keep the end of epoch 0)."""
@@ -664,6 +749,18 @@ def test_sigterm_finishes_the_step_saves_and_stops(tmp_path):
         Checkpoint(path, key="k").restore(resumed)
         resumed.run()
     assert resumed.history == straight.history
+
+
+def test_a_run_puts_back_the_default_action_of_sigterm():
+    """Under a job scheduler SIGTERM's action is the default one (end the process): after a run
+    it must be again, not the finished loop's handler, which would swallow the signal."""
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        _loop(n_epochs=1).run()
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGTERM, before)
 
 
 def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):

@@ -169,6 +169,7 @@ class ShuffleSampler(torch.utils.data.Sampler):
             What :meth:`state_dict` returned; only its ``generator`` is used.
         """
         self.generator.set_state(state["generator"])
+        self._skip = 0  # the rest of a pass that resume_pass had set up is not this new pass
 
     def resume_pass(self, state, position):
         """Make the next pass the rest of the pass that ``state`` was taken in.

@@ -204,6 +204,11 @@ class PretrainLoop:
         if self.step_in_epoch == 0:
             self._notify("on_epoch_begin")
             self._epoch_loss = torch.zeros((), device=self.device)
+        # a pass stopped before its first step is drawn again by the next run, as a resume
+        # from the state saved before it would draw it
+        pass_start = (sampler.state_dict() if self.step_in_epoch == 0
+                      and hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict")
+                      else None)
         batches = iter(self.loader)
         for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
             next(batches)
@@ -213,6 +218,8 @@ class PretrainLoop:
         except BaseException:
             if self.step_in_epoch:  # run again, this loop finishes the epoch it stopped in
                 self._finish_epoch_on_next_run()
+            elif pass_start is not None:
+                sampler.load_state_dict(pass_start)
             raise
         # one host synchronisation per epoch
         self.history.append({"epoch": self.epoch,
@@ -338,8 +345,9 @@ class PretrainLoop:
                                     self.step_in_epoch * self.loader.batch_size)
             else:
                 sampler.load_state_dict(state["data_sampler"])
-        if self.step_in_epoch and not hasattr(sampler, "resume_pass"):
-            self._skip_batches = self.step_in_epoch
+        # (what a run stopped inside an epoch left to skip belongs to that epoch, not this one)
+        self._skip_batches = (self.step_in_epoch
+                              if self.step_in_epoch and not hasattr(sampler, "resume_pass") else 0)
         self._epoch_loss = torch.tensor(float(state.get("epoch_loss", 0.0)),
                                         device=self.device)
         set_global_rng_state(state["global_rng"], self.device)
