@@ -186,6 +186,14 @@ def test_region_names_of_another_count_are_left_to_the_region_count_check():
         check_region_names(["a", "b", "d"], ["a", "b", "c"])
 
 
+def test_names_of_the_same_set_but_other_counts_are_other_names_not_another_order():
+    """Only the same names reordered are an error; "a" twice for "b" twice is other names."""
+    with pytest.warns(UserWarning, match=r"column 1 is 'a' but was 'b'; 1 in all"):
+        check_region_names(["a", "a", "b"], ["a", "b", "b"])
+    with pytest.raises(ValueError, match="in another order"):
+        check_region_names(["b", "a", "a"], ["a", "b", "a"])
+
+
 def test_a_subject_given_transposed_at_transform_is_said_to_look_transposed(embedder):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((20, N_REGIONS))
@@ -194,3 +202,27 @@ def test_a_subject_given_transposed_at_transform_is_said_to_look_transposed(embe
         embedder.transform([x.T])
     with pytest.raises(ValueError, match=r"\(n_timepoints, n_regions\)$"):  # no hint: 5 rows
         embedder.transform([x[:5, :5]])
+
+
+@pytest.mark.parametrize("as_bytes", [lambda x: x.astype("S"),
+                                      lambda x: x.astype("S").astype(object)],
+                         ids=["bytes", "bytes_as_objects"])
+def test_numbers_as_bytes_are_refused_as_text_not_converted(as_bytes):
+    """float(b"1.5") works: without the check, numbers read as bytes would pass as a signal."""
+    x = np.random.default_rng(4).standard_normal((10, 3))
+    with pytest.raises(TypeError, match=r"subject 1 holds text, not numbers"):
+        validate_subjects([x, as_bytes(x)])
+
+
+def test_a_masked_array_with_nothing_masked_is_taken_as_its_values():
+    """np.ma.masked_invalid of finite values has a mask array, all False: nothing is lost."""
+    x = np.random.default_rng(5).standard_normal((10, 3))
+    masked = np.ma.masked_invalid(x)
+    assert masked.mask.shape == x.shape and not masked.mask.any()
+    np.testing.assert_array_equal(validate_subjects([masked])[0], x)
+
+
+def test_a_series_given_as_a_subject_is_said_to_be_one_dimensional():
+    x = np.random.default_rng(6).standard_normal((10, 3))
+    with pytest.raises(ValueError, match=r"subject 1 has 1 dimension\(s\) \(shape \(10,\)\)"):
+        validate_subjects([x, pd.Series(x[:, 0])])

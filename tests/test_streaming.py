@@ -518,6 +518,21 @@ def test_subjects_checked_already_are_not_converted_again(monkeypatch):
         validate_subjects(lenient, lazy=True)
 
 
+def test_dataframes_checked_already_keep_their_region_names():
+    """An estimator handed checked DataFrames (as the pretrainer hands them to its
+    GradientPositioner) records their columns as it records those of the DataFrames."""
+    from types import SimpleNamespace
+
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in make_subjects(n_subjects=3)]
+    checked = validate_subjects(frames, lazy=True)
+    for X in (frames, checked):
+        estimator = SimpleNamespace()
+        validate_subjects(X, estimator=estimator, lazy=True)
+        assert estimator.n_features_in_ == N_REGIONS
+        assert list(estimator.feature_names_in_) == names
+
+
 def test_subjects_checked_already_come_back_in_the_dtype_asked_for():
     X = make_subjects(n_subjects=3)
     checked = validate_subjects(X, lazy=True)
