@@ -92,15 +92,25 @@ def test_temporary_files_of_killed_saves_are_removed(tmp_path):
         ["last.pt", running.name, elsewhere.name])
 
 
-def test_a_full_disk_says_so_and_keeps_the_previous_file(tmp_path, monkeypatch):
+def _short_write(obj, file):
+    """What torch's zip writer reports when the disk fills up."""
+    file.write(b"PK\x03\x04 half an archive")
+    raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+
+def _system_error(code):
+    def failing(obj, file):
+        raise OSError(code, os.strerror(code))
+    return failing
+
+
+@pytest.mark.parametrize("save", [_short_write, _system_error(errno.ENOSPC),
+                                  _system_error(errno.EDQUOT)],
+                         ids=["short-write", "ENOSPC", "EDQUOT"])
+def test_a_full_disk_says_so_and_keeps_the_previous_file(tmp_path, monkeypatch, save):
     path = tmp_path / "last.pt"
     atomic_save({"epoch": 1}, path)
-
-    def short_write(obj, file):  # what torch's zip writer reports when the disk fills up
-        file.write(b"PK\x03\x04 half an archive")
-        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
-
-    monkeypatch.setattr(runtime.torch, "save", short_write)
+    monkeypatch.setattr(runtime.torch, "save", save)
     with pytest.raises(OSError, match=r"could not save .*last\.pt: the disk is full") as info:
         atomic_save({"epoch": 2}, path)
     assert info.value.errno == errno.ENOSPC
@@ -150,23 +160,6 @@ def test_temporary_files_of_another_users_running_process_are_left_alone(tmp_pat
     atomic_save({"a": 1}, tmp_path / "last.pt")
     assert theirs.exists() and not_a_save.exists()
     assert torch.load(tmp_path / "last.pt", weights_only=True) == {"a": 1}
-
-
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
-def test_a_full_disk_or_quota_reported_by_the_system_says_so(tmp_path, monkeypatch, code):
-    path = tmp_path / "last.pt"
-    atomic_save({"epoch": 1}, path)
-
-    def full(obj, file):
-        raise OSError(code, os.strerror(code))
-
-    monkeypatch.setattr(runtime.torch, "save", full)
-    with pytest.raises(OSError, match=r"could not save .*last\.pt: the disk is full") as info:
-        atomic_save({"epoch": 2}, path)
-    assert info.value.errno == errno.ENOSPC
-    monkeypatch.undo()
-    assert torch.load(path, weights_only=True) == {"epoch": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
 def test_other_errors_of_torch_save_are_raised_as_they_are(tmp_path, monkeypatch):

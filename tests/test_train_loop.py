@@ -611,15 +611,20 @@ def test_a_run_killed_at_any_step_resumes_exactly(tmp_path, kill_after):
         assert torch.equal(p, q)
 
 
+def _loop_with(sampler, **options):
+    """``_loop`` with its ShuffleSampler ("shuffle") or a one-process DistributedSampler."""
+    if sampler == "shuffle":
+        return _loop(**options)
+    return _loop(sampler=DistributedSampler(range(N_WINDOWS), num_replicas=1, rank=0, seed=3),
+                 **options)
+
+
 @pytest.mark.parametrize("sampler", ["shuffle", "distributed"])
 def test_a_loop_stopped_inside_an_epoch_and_run_again_finishes_that_epoch(sampler):
     """Stopped after step 4 (the first of epoch 1) and run again in the same process, the loop
     trains the rest of that epoch (not a new pass), as a resume from a saved state would."""
     def make(callbacks=None):
-        if sampler == "shuffle":
-            return _loop(n_epochs=3, callbacks=callbacks)
-        return _loop(n_epochs=3, callbacks=callbacks, sampler=DistributedSampler(
-            range(N_WINDOWS), num_replicas=1, rank=0, seed=3))
+        return _loop_with(sampler, n_epochs=3, callbacks=callbacks)
 
     straight = make()
     _run_seeded(straight)
@@ -643,10 +648,7 @@ def test_a_state_loaded_into_a_loop_stopped_inside_an_epoch_replaces_that_epochs
     checkpoint saved each epoch), the loop trains epoch 1 whole: not without the batch the
     stopped pass had done."""
     def make(callbacks=None):
-        if sampler == "shuffle":
-            return _loop(n_epochs=2, callbacks=callbacks)
-        return _loop(n_epochs=2, callbacks=callbacks, sampler=DistributedSampler(
-            range(N_WINDOWS), num_replicas=1, rank=0, seed=3))
+        return _loop_with(sampler, n_epochs=2, callbacks=callbacks)
 
     straight = make()
     _run_seeded(straight)
