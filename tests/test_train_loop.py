@@ -681,15 +681,34 @@ class _FailsOnce(WindowDataset):
         return super().__getitems__(indices)
 
 
-def test_a_loop_stopped_loading_an_epochs_first_batch_runs_that_epoch_on_its_own_data():
+@pytest.mark.parametrize("where", ["reading", "starting-workers"])
+def test_a_loop_stopped_loading_an_epochs_first_batch_runs_that_epoch_on_its_own_data(
+        where, monkeypatch):
     """Stopped before any step of epoch 1 and run again, the loop trains epoch 1 on the order
     of the straight run (as a resume from the state saved at the end of epoch 0 would), not
-    on a new pass."""
+    on a new pass: stopped reading the batch, or as the loader's iterator starts (with
+    workers, starting it already draws the pass's order)."""
     straight = _loop(n_epochs=2)
     _run_seeded(straight)
     stopped = _loop(n_epochs=2)
-    dataset = _FailsOnce(_windows(), fail_at=4)  # 3 batches an epoch
-    stopped.loader = window_loader(dataset, BATCH, ShuffleSampler(len(dataset), seed=1))
+    if where == "reading":
+        dataset = _FailsOnce(_windows(), fail_at=4)  # 3 batches an epoch
+        stopped.loader = window_loader(dataset, BATCH, ShuffleSampler(len(dataset), seed=1))
+    else:
+        dataset = WindowDataset(_windows())
+        stopped.loader = window_loader(dataset, BATCH, ShuffleSampler(len(dataset), seed=1),
+                                       num_workers=1)
+        started = []
+        start = torch.utils.data.DataLoader.__iter__
+
+        def interrupted_once(loader):
+            batches = start(loader)
+            started.append(loader)
+            if len(started) == 2:  # epoch 1's iterator, its order drawn
+                raise KeyboardInterrupt
+            return batches
+
+        monkeypatch.setattr(torch.utils.data.DataLoader, "__iter__", interrupted_once)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)
         with pytest.raises(KeyboardInterrupt):

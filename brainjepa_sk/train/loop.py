@@ -209,11 +209,11 @@ class PretrainLoop:
         pass_start = (sampler.state_dict() if self.step_in_epoch == 0
                       and hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict")
                       else None)
-        batches = iter(self.loader)
-        for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
-            next(batches)
-        self._skip_batches = 0
         try:
+            batches = iter(self.loader)  # with workers, this already draws the pass's order
+            for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
+                next(batches)
+            self._skip_batches = 0
             self._run_batches(batches)
         except BaseException:
             if self.step_in_epoch:  # run again, this loop finishes the epoch it stopped in
