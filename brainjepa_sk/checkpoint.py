@@ -316,6 +316,10 @@ class LoadedCheckpoint:
     metadata: dict = field(default_factory=dict)
 
 
+#: The plain Python values a checkpoint stores as they are (NumPy scalars become these).
+_PLAIN_VALUES = (bool, int, float, str)
+
+
 def _to_safe(obj, where="metadata"):
     """Turn NumPy values into what ``torch.load(weights_only=True)`` accepts, or raise
     ``TypeError`` before anything is written (a file that could not be loaded back)."""
@@ -324,10 +328,11 @@ def _to_safe(obj, where="metadata"):
             return _to_safe(obj.tolist(), where)
         # C order, native byte order, and the shape kept (0-d included)
         return torch.from_numpy(np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C"))
-    if isinstance(obj, np.generic):
-        value = obj.item()  # dates and long doubles have no plain value: refused below
-        if isinstance(value, (bool, int, float, complex, str, bytes)) and not isinstance(
-                value, np.generic):
+    if isinstance(obj, np.generic) and obj.dtype.kind not in "mM":
+        # dates and durations (an int in some units: the unit would be lost) and long doubles
+        # (no plain value) are refused below, as are the values refused from plain Python
+        value = obj.item()
+        if isinstance(value, _PLAIN_VALUES) and not isinstance(value, np.generic):
             return value
     if isinstance(obj, dict):
         return {str(k): _to_safe(v, where) for k, v in obj.items()}
@@ -335,7 +340,7 @@ def _to_safe(obj, where="metadata"):
         return [_to_safe(v, where) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+    if obj is None or isinstance(obj, (*_PLAIN_VALUES, torch.Tensor)):
         return obj
     raise TypeError(
         f"{where} holds a {type(obj).__name__}, which a checkpoint cannot store: use numbers, "

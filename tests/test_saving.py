@@ -290,11 +290,14 @@ def test_numpy_scalars_in_metadata_are_saved_as_the_python_values_they_equal(tmp
 
 
 @pytest.mark.parametrize("value", [np.datetime64("2020-01-01"), np.timedelta64(3, "D"),
-                                   np.longdouble(2)])
+                                   np.datetime64("2020-01-01T00:00:00.000000001"),
+                                   np.timedelta64(5, "ns"), np.longdouble(2),
+                                   np.complex128(1j), np.bytes_(b"a")])
 def test_numpy_scalars_without_a_plain_python_value_are_refused_before_writing(tmp_path, value):
     """A date or a duration in days (``item()`` gives a ``datetime`` object) or a long double
     (``item()`` gives itself) used to be written, and the file then refused on loading as
-    holding Python objects."""
+    holding Python objects; one in nanoseconds came back as a bare int. Complex numbers and
+    bytes are refused as their plain Python counterparts are."""
     path = tmp_path / "model.pt"
     with pytest.raises(TypeError, match=f"metadata holds a {type(value).__name__}, which a "
                                         "checkpoint cannot store"):
