@@ -331,6 +331,10 @@ def bench_finetune(args, model, device, autocast_dtype, n_patches):
             self.ends = []
             return self
 
+        def on_train_begin(self, net, X=None, y=None, **kwargs):
+            synchronize(device)
+            self.ends.append(time.perf_counter())  # the start of the first batch's time
+
         def on_batch_end(self, net, batch=None, training=False, **kwargs):
             if training:
                 synchronize(device)
@@ -350,9 +354,10 @@ def bench_finetune(args, model, device, autocast_dtype, n_patches):
         torch.cuda.reset_peak_memory_stats(device)
     clf.fit(X.numpy(), labels.numpy())
     peak_memory = peak_memory_gib(device)  # of the fit, before the FLOP count's pass
-    # the ends of the warm-up's last batch and of the timed ones
-    first = max(args.warmup, 1) - 1
+    # the end of the warm-up (the fit's start without one) and the ends of the timed batches
+    first = args.warmup
     steps = timer.ends[first:first + args.steps + 1]
+    assert len(steps) == args.steps + 1, (len(timer.ends), args.warmup, args.steps)
     seconds = (steps[-1] - steps[0]) / (len(steps) - 1)
     losses = [float(epoch["train_loss"]) for epoch in clf.history_]
     ok = all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]

@@ -3,8 +3,8 @@
 Nothing else runs them: a broken flag would otherwise first show up on a lent GPU, where
 ``benchmarks/device_check.sh`` calls ``bench_model.py`` many times. Each script runs as a
 subprocess from the repository root, as the README tells; the slow ones (a pretraining, a
-cross-validation, a pool of workers) are marked ``slow``. Not run anywhere: ``--compile``
-(minutes on a CPU), CUDA-only settings (``--sdpa-backend cudnn`` / ``efficient``, CUDA graphs,
+cross-validation, a pool of workers, ``--compile``: minutes on a CPU) are marked ``slow``.
+Not run anywhere: CUDA-only settings (``--sdpa-backend cudnn`` / ``efficient``, CUDA graphs,
 ``--device cuda``), ``readouts.py --task phenotype`` (the demo's full size, fixed).
 """
 

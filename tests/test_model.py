@@ -587,7 +587,6 @@ def test_the_predictor_is_initialised_like_the_encoder():
                                    depth=1, num_heads=4)
     for linear in (predictor.predictor_embed, predictor.blocks[0].mlp.fc1, predictor.proj):
         assert linear.weight.std().item() == pytest.approx(0.02, rel=0.05)
-        assert linear.weight.abs().max().item() <= 2.0
         assert torch.count_nonzero(linear.bias) == 0
 
 
@@ -607,13 +606,3 @@ def test_correlation_poolings_do_not_depend_on_the_tokens_scale(mode):
     tokens = torch.randn(2, 12, 5, generator=torch.Generator().manual_seed(0))
     pooling = TokenPooling(mode, n_regions=3)
     torch.testing.assert_close(pooling(1e-4 * tokens), pooling(tokens))
-
-
-def test_moving_a_positional_embedding_drops_its_cached_time_tables():
-    pos = GradientPositionalEmbedding(torch.randn(5, 3), 8)
-    pos.time_table(5, "meta")
-    pos.time_table(5, "cpu")
-    assert len(pos._time_tables) == 2
-    pos.cpu()  # a table kept for another device would hold its memory
-    assert pos._time_tables == {}
-    torch.testing.assert_close(pos(5).reshape(5, 5, 8)[0, :, :4], sincos_time_embedding(5, 4))

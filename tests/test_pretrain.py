@@ -392,7 +392,7 @@ def test_other_subjects_are_a_run_of_their_own_without_robust_statistics_too(nor
     """The subjects themselves are in the run's key, not only the statistics learned from
     them: without robust statistics another fold is still another run."""
     _pretrainer(n_epochs=1, normalization=normalization, checkpoint_dir=tmp_path).fit(_data())
-    _CountSteps.steps = 0
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
     other = _pretrainer(n_epochs=1, normalization=normalization, checkpoint_dir=tmp_path,
                         callbacks=[_CountSteps()]).fit(_data(seed=5))
     assert _CountSteps.steps == 2  # trained, not the first fold's run resumed
