@@ -362,9 +362,9 @@ def test_stream_memory_every_mode():
         (record,), _ = run_script("stream_memory.py", *small, "--warmup", warmup,
                                   "--estimator", estimator)
         assert record["estimator"] == estimator and record["n_subjects"] == 4
-        for key in ("peak_rss_main_gib", "peak_pss_tree_gib", "windows_per_s",
-                    "seconds_before_first_step", "n_windows"):
+        for key in ("peak_rss_main_gib", "peak_pss_tree_gib", "windows_per_s", "n_windows"):
             assert record[key] > 0, key
+        assert record["seconds_before_first_step"] >= 0  # to 0.1 s: 0 on a fast machine
         assert math.isfinite(record["final_loss"])
     records, _ = run_script("stream_memory.py", *small, "--loader")
     assert [r["workers"] for r in records] == [0, 1, 2]
