@@ -332,7 +332,7 @@ def _to_safe(obj, where="metadata"):
         # dates and durations (an int in some units: the unit would be lost) and long doubles
         # (no plain value) are refused below, as are the values refused from plain Python
         value = obj.item()
-        if isinstance(value, _PLAIN_VALUES) and not isinstance(value, np.generic):
+        if isinstance(value, _PLAIN_VALUES):
             return value
     if isinstance(obj, dict):
         return {str(k): _to_safe(v, where) for k, v in obj.items()}

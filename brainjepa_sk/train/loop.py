@@ -346,8 +346,7 @@ class PretrainLoop:
             else:
                 sampler.load_state_dict(state["data_sampler"])
         # (what a run stopped inside an epoch left to skip belongs to that epoch, not this one)
-        self._skip_batches = (self.step_in_epoch
-                              if self.step_in_epoch and not hasattr(sampler, "resume_pass") else 0)
+        self._skip_batches = 0 if hasattr(sampler, "resume_pass") else self.step_in_epoch
         self._epoch_loss = torch.tensor(float(state.get("epoch_loss", 0.0)),
                                         device=self.device)
         set_global_rng_state(state["global_rng"], self.device)
