@@ -548,7 +548,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         package (it carries its gradients and preprocessing) or a research checkpoint (then
         ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder, with the
         preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
-        ``BrainEncoder``, copied.
+        ``BrainEncoder``, copied in float32 (a bf16 or float64 module too).
     gradients : str, path-like or array-like, optional
         Gradient matrix of a research checkpoint given by path.
     num_heads : int, optional
@@ -560,8 +560,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     Returns
     -------
     ResolvedWeights
-        The encoder (on the CPU, a copy when a module was given), with the preprocessing,
-        TR, window length and region names the weights carry.
+        The encoder (on the CPU, in float32, a copy when a module was given), with the
+        preprocessing, TR, window length and region names the weights carry.
     """
     def warn_ignored(what, names=("gradients", "num_heads")):
         given = [name for name, value in (("gradients", gradients), ("num_heads", num_heads))
@@ -581,8 +581,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             raise TypeError(
                 f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"
             )
-        # a private copy: the caller's module is never frozen, moved or changed
-        return _resolved(weights, copy.deepcopy(encoder).cpu(), frames)
+        # a private copy: the caller's module is never frozen, moved or changed; in float32
+        # whatever the module's dtype, as the estimators' ``precision`` sets the compute
+        return _resolved(weights, copy.deepcopy(encoder).cpu().float(), frames)
     model_t_r = None
     if isinstance(weights, str) and weights == "ukbiobank":
         from .datasets import fetch_ukbiobank_weights

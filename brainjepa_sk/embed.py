@@ -38,7 +38,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         subcortex then Schaefer-400, 17-network order), fetched once into ``data_dir`` with its
         gradient file. A path: a checkpoint saved by this package (it carries its gradients and
         preprocessing) or a research checkpoint (then ``gradients`` is required). A module: a
-        ``BrainJEPA`` (its target encoder is used) or a ``BrainEncoder``.
+        ``BrainJEPA`` (its target encoder is used) or a ``BrainEncoder``, copied in float32
+        whatever its dtype (``precision`` sets the compute).
     gradients : str, path-like or array-like of shape (n_regions, n_components), optional
         Gradient matrix of a research checkpoint given by path.
     num_heads : int, optional

@@ -887,7 +887,8 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         Where the encoder starts from, as in :class:`~brainjepa_sk.BrainJEPAEmbedder`: the UK
         Biobank research checkpoint (450 regions), a checkpoint of ours (it carries its
         gradients and preprocessing), a research checkpoint (with ``gradients``), or a
-        ``BrainJEPA`` / ``BrainEncoder`` module (copied; the module given is never changed).
+        ``BrainJEPA`` / ``BrainEncoder`` module (copied in float32; the module given is never
+        changed).
         The target encoder of a pretrained model is the one fine-tuned.
     gradients, num_heads, data_dir
         As in :class:`~brainjepa_sk.BrainJEPAEmbedder`.

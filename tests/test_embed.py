@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _estimators import N_REGIONS, assert_same_module, tiny_module
+from _estimators import N_REGIONS, assert_same_module, make_subjects, tiny_module
 from conftest import use_local_ukbiobank
 
 from brainjepa_sk import BrainJEPAEmbedder, _base
@@ -44,6 +44,23 @@ def test_the_callers_module_is_left_untouched(research_model, reference, part):
             param.mul_(0.5)
     np.testing.assert_array_equal(embedder.transform(X), out)
     assert embedder.get_params()["weights"] is module  # the parameter itself is kept as given
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64])
+def test_a_module_in_another_dtype_embeds_as_its_float32_copy(dtype):
+    """A module cast to bf16 or float64 is copied in float32 (``precision`` sets the compute),
+    so it embeds as the same weights in float32 do, and the caller's module keeps its dtype."""
+    X = make_subjects()
+    module = tiny_module().to(dtype)
+    as_float32 = copy.deepcopy(module).float()
+    for precision in ("fp32", "bf16"):
+        out = BrainJEPAEmbedder(weights=module, normalization=None, device="cpu",
+                                precision=precision).fit(X).transform(X)
+        expected = BrainJEPAEmbedder(weights=as_float32, normalization=None, device="cpu",
+                                     precision=precision).fit(X).transform(X)
+        assert out.dtype == np.float32
+        np.testing.assert_array_equal(out, expected)
+    assert {p.dtype for p in module.parameters()} == {dtype}
 
 
 def test_subjects_of_different_lengths_are_averaged_over_their_own_windows(research_model):

@@ -651,6 +651,15 @@ def test_the_callers_module_is_left_untouched():
     assert clf.get_params()["weights"] is module
 
 
+def test_a_bf16_module_is_fine_tuned_as_its_float32_copy():
+    X, y = offset_subjects(np.zeros(4)), [0, 1, 0, 1]
+    module = tiny_module().to(torch.bfloat16)
+    clf = BrainJEPAClassifier(module, **FAST).fit(X, y)
+    reference = BrainJEPAClassifier(copy.deepcopy(module).float(), **FAST).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), reference.predict_proba(X))
+    assert {p.dtype for p in module.parameters()} == {torch.bfloat16}
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
