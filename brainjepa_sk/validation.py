@@ -191,7 +191,10 @@ def _as_subject_list(X):
 def _where_not_finite(subject, names):
     """Where a subject's first NaN or infinite value is, for an error message ("" if none)."""
     try:
-        values = np.asarray(subject)
+        if hasattr(subject, "to_numpy"):  # pandas: its missing values (pd.NA) count as NaN
+            values = subject.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            values = np.asarray(subject)
         if values.dtype.kind not in "fiub":
             values = values.astype(np.float64)  # e.g. numbers as objects
         bad = ~np.isfinite(values)

@@ -154,6 +154,12 @@ def test_the_first_bad_value_is_located_by_region_then_by_timepoint_in_that_regi
     with pytest.raises(ValueError, match=r"subject 1: .*First at region 'c' \(column 2\), "
                                          r"timepoint 6"):
         validate_subjects([pd.DataFrame(good, columns=names), pd.DataFrame(x, columns=names)])
+    # pandas' nullable floats: pd.NA is a missing value too (x's NaN becomes NA)
+    nullable = pd.DataFrame(x, columns=names).astype("Float64")
+    assert nullable.isna().to_numpy().sum() == 1
+    with pytest.raises(ValueError, match=r"subject 1: .*First at region 'c' \(column 2\), "
+                                         r"timepoint 6; 2 region\(s\) and 2 value\(s\)"):
+        validate_subjects([pd.DataFrame(good, columns=names), nullable])
 
 
 @pytest.mark.parametrize("lazy", [False, True])
