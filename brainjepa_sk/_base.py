@@ -611,7 +611,9 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         Parameters
         ----------
         input_features : array-like of str, optional
-            Ignored except for checking against the region names seen in ``fit``.
+            Region names to use in the feature names (not used by ``pooling="mean"``). They
+            must have ``n_features_in_`` entries and equal the region names seen in ``fit``
+            when there were any.
 
         Returns
         -------
@@ -625,7 +627,8 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         Raises
         ------
         ValueError
-            With ``pooling="tokens"`` (its output is not a table).
+            With ``pooling="tokens"`` (its output is not a table), or ``input_features`` that
+            do not match the regions seen in ``fit``.
         """
         from sklearn.utils.validation import check_is_fitted
 

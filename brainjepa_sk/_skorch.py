@@ -177,6 +177,13 @@ class SubjectValidSplit:
         -------
         train, valid : numpy.ndarray
             Indices of the training and validation subjects.
+
+        Raises
+        ------
+        ValueError
+            When ``fraction`` is not in (0, 1), ``stratified=True`` is given continuous
+            targets, or the subjects cannot be split so (e.g. fewer validation subjects than
+            classes).
         """
         if not 0.0 < float(self.fraction) < 1.0:
             raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")

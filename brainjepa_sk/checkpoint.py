@@ -431,6 +431,15 @@ def load_checkpoint(path, map_location="cpu"):
     -------
     LoadedCheckpoint
         ``model`` (eval mode), ``preprocessing`` and ``metadata``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When there is no such file.
+    ValueError
+        Naming the file, when it is empty, damaged (its checksum does not match), not a
+        checkpoint of this package (a research checkpoint, a pretraining run's state), written
+        by a newer version, or incomplete.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:
@@ -562,6 +571,20 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     ResolvedWeights
         The encoder (on the CPU, in float32, a copy when a module was given), with the
         preprocessing, TR, window length and region names the weights carry.
+
+    Raises
+    ------
+    TypeError
+        When ``weights`` is none of the accepted kinds (e.g. a module other than a
+        ``BrainJEPA`` or ``BrainEncoder``).
+    FileNotFoundError
+        When the path names no file.
+    ValueError
+        When the path is a folder, a file that is neither kind of checkpoint (or a pretraining
+        run's state), or a research checkpoint given without ``gradients``, or when the file
+        cannot be loaded.
+    OSError
+        With ``"ukbiobank"``, when the files cannot be fetched or do not match their hashes.
     """
     def warn_ignored(what, names=("gradients", "num_heads")):
         given = [name for name, value in (("gradients", gradients), ("num_heads", num_heads))

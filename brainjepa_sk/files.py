@@ -187,7 +187,8 @@ def read_subject_file(path):
     FileNotFoundError
         When there is no such file.
     ValueError
-        Naming the file: an unknown extension, or contents that are not a numeric table.
+        Naming the file: a folder, an unknown extension, or contents that are not a numeric
+        table.
     """
     path = Path(path)
     if path.is_dir():

@@ -1125,6 +1125,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         The labels.
     n_features_in_ : int
         Number of regions.
+    feature_names_in_ : ndarray of str
+        Region names, when fitted on DataFrames with string columns (or files with a header).
     region_names_ : list of str or None
         The regions the weights were pretrained on, when their checkpoint recorded them:
         input with names (DataFrames, files with a header) must have them in this order.
@@ -1237,6 +1239,8 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
         The targets' scaling.
     n_features_in_ : int
         Number of regions.
+    feature_names_in_ : ndarray of str
+        Region names, when fitted on DataFrames with string columns (or files with a header).
     region_names_ : list of str or None
         The regions the weights were pretrained on, when their checkpoint recorded them:
         input with names (DataFrames, files with a header) must have them in this order.

@@ -64,8 +64,10 @@ def load_gradients(source):
     Raises
     ------
     ValueError
-        If the matrix is not 2-D, is empty, or holds NaN or infinite values, or the path is
-        a folder.
+        If the matrix is not numeric, is not 2-D, is empty, or holds NaN or infinite values,
+        if the file cannot be read as a numeric table, or if the path is a folder.
+    FileNotFoundError
+        If the path names no file.
     """
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)

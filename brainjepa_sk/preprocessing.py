@@ -890,6 +890,12 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     -------
     Preprocessor
         Fitted.
+
+    Raises
+    ------
+    ValueError
+        When ``n_frames="auto"`` and the weights do not say their window length, when a
+        setting is invalid, or when the preprocessing our checkpoint carries is invalid.
     """
 
     n_frames = weights.n_frames if n_frames == "auto" else n_frames

@@ -409,7 +409,7 @@ class ConvertedSubjects(Sequence):
     ----------
     subjects : list
         The subjects as given (arrays, DataFrames, nested lists), already checked.
-    dtype : numpy dtype
+    dtype : numpy dtype, default=numpy.float64
         dtype of the arrays indexing returns.
     allow_constant : bool, default=False
         Whether the check accepted constant regions (a stricter check later checks again).
@@ -633,12 +633,16 @@ def validate_subjects(
     Raises
     ------
     ValueError
-        Empty or sparse ``X``, wrong dimensions, values that cannot be converted to numbers,
-        NaN or infinity, too few timepoints, fewer than two regions, constant regions, or
-        regions that differ between subjects or from the fitted ones. The message names the
-        subject and what was expected.
+        Empty or sparse ``X``, wrong dimensions, complex values, NaN or infinity, too few
+        timepoints, fewer than two regions, constant regions, regions that differ between
+        subjects or from the fitted ones, or a glob that matches no file. The message names
+        the subject and what was expected.
     TypeError
-        Values that are not numbers at all (e.g. dicts in an object array), as in scikit-learn.
+        Values that are not a signal: booleans, text (numbers written as strings included),
+        a masked array with masked values, or objects that are not numbers (e.g. dicts in an
+        object array), as in scikit-learn; also DataFrame columns of mixed types.
+    FileNotFoundError
+        A listed subject file that does not exist.
     """
     name = type(estimator).__name__ if estimator is not None else "the estimator"
     # A later call checks the region count first: a wrong count is the error to report, not the

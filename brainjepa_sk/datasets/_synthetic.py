@@ -233,10 +233,13 @@ def make_brain_dynamics(
         ``connectivity`` (each subject's true correlation matrix of the innovations,
         ``(n_subjects, n_regions, n_regions)``), ``timescales`` (seconds,
         ``(n_subjects, n_regions)``), ``phi`` (the AR(1) coefficients), ``networks`` (community
-        of each region), ``age_networks`` / ``group_networks`` (the communities whose coupling
-        carries age / group), ``age_regions`` / ``group_regions`` (the regions whose timescales
-        carry age / group), ``principal_axis``, ``hrf``, ``drift`` (each subject's site drift
-        before its spatial map and site scale, unit variance, ``(n_subjects, n_timepoints)``).
+        of each region) and ``n_networks`` (their number), ``age_networks`` /
+        ``group_networks`` (the communities whose coupling carries age / group),
+        ``age_regions`` / ``group_regions`` (the regions whose timescales carry age / group),
+        ``principal_axis`` and ``axis_rank`` (each region's rank along it, from 0 to 1),
+        ``hrf``, ``site_gain`` (the gain of each site and region, ``(3, n_regions)``),
+        ``drift`` (each subject's site drift before its spatial map and site scale, unit
+        variance, ``(n_subjects, n_timepoints)``).
 
     Raises
     ------

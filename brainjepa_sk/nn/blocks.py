@@ -26,7 +26,7 @@ class DropPath(nn.Module):
 
     Parameters
     ----------
-    p : float
+    p : float, default=0.0
         Drop probability; 0 makes the module the identity.
     """
 
@@ -73,7 +73,7 @@ class Attention(nn.Module):
         Token width.
     num_heads : int
         Number of heads; must divide ``dim``.
-    qkv_bias : bool
+    qkv_bias : bool, default=True
         Whether the qkv projection has a bias.
     """
 
@@ -150,11 +150,11 @@ class Block(nn.Module):
         Token width.
     num_heads : int
         Attention heads.
-    mlp_ratio : float
+    mlp_ratio : float, default=4.0
         Hidden width of the MLP relative to ``dim``.
-    qkv_bias : bool
+    qkv_bias : bool, default=True
         Bias on the qkv projection.
-    drop_path : float
+    drop_path : float, default=0.0
         Stochastic-depth probability of both residual branches.
     """
 

@@ -33,7 +33,7 @@ def jepa_loss(predictions, targets, loss="l2"):
     ----------
     predictions, targets : torch.Tensor
         ``(batch, n_target, dim)``; targets carry no gradient.
-    loss : {"l2", "smooth_l1"}
+    loss : {"l2", "smooth_l1"}, default="l2"
         ``"l2"``: the paper's objective, the squared L2 distance between prediction and target
         summed over the ``dim`` features and averaged over target tokens (``dim`` times the
         mean squared error). ``"smooth_l1"``: Huber loss with ``beta=1`` averaged over tokens

@@ -27,8 +27,10 @@ def sincos_time_embedding(n_patches, dim, *, device=None, dtype=torch.float32):
     dim : int
         Width of the code; must be even. Frequencies are ``1 / 10000 ** (k / (dim / 2))`` for
         ``k = 0 .. dim/2 - 1``; the sines come first, then the cosines.
-    device, dtype : optional
-        Where and how to build the table.
+    device : str or torch.device, optional
+        Where to build the table (torch's default device when None).
+    dtype : torch.dtype, default=torch.float32
+        dtype of the table (computed in float64, then cast).
 
     Returns
     -------

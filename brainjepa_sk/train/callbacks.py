@@ -448,7 +448,8 @@ def read_training_state(path):
     -------
     dict
         ``loop`` (what :meth:`PretrainLoop.state_dict` returned, on the CPU), ``key``,
-        ``checksum`` and ``extra``.
+        ``extra`` and the checksums :meth:`Checkpoint.save` wrote (``checksum``,
+        ``checksum_values``, ``extra_checksum``; older files may lack the last two).
 
     Raises
     ------

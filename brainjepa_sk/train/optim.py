@@ -93,9 +93,11 @@ def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=
     ----------
     model : :class:`~brainjepa_sk.nn.BrainJEPA`
         The module; its target encoder is not optimised.
-    lr, weight_decay : float
-        Initial values (schedules overwrite them each step).
-    betas : (float, float)
+    lr : float, default=1e-3
+        Initial learning rate (schedules overwrite it each step).
+    weight_decay : float, default=0.04
+        Initial weight decay (schedules overwrite it each step).
+    betas : (float, float), default=(0.9, 0.999)
         Adam betas.
     fused : bool, optional
         Use the fused CUDA kernel; ``None`` picks it when the model is on a CUDA device.

@@ -30,9 +30,9 @@ def run_key(settings, digests=(), arrays=()):
         Settings as JSON-serialisable values (others enter through their ``repr``), e.g.
         the estimator's parameters, the model configuration and a state-format version.
         Dict keys are sorted, so their order does not matter.
-    digests : iterable of str
+    digests : iterable of str, default=()
         Digests of the data (e.g. of the training subjects), which are not hashed again.
-    arrays : iterable of numpy.ndarray or None
+    arrays : iterable of numpy.ndarray or None, default=()
         Arrays learned from the data (e.g. gradients, normalisation statistics); None entries
         are skipped.
 

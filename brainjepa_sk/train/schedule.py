@@ -19,9 +19,11 @@ def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final
     step : int
         Current step (0-based).
     total_steps, warmup_steps : int
-        Length of the schedule and of its warm-up.
+        Step at which ``final_value`` is reached (and kept after it), and length of the
+        warm-up (``ref_value`` is reached at step ``warmup_steps``).
     start_value, ref_value, final_value : float
-        Values at step 0, at the end of warm-up and at the last step.
+        Values at step 0 (``ref_value`` there when ``warmup_steps`` is 0), at step
+        ``warmup_steps`` and from step ``total_steps`` on.
 
     Returns
     -------
