@@ -437,9 +437,9 @@ def load_checkpoint(path, map_location="cpu"):
     FileNotFoundError
         When there is no such file.
     ValueError
-        Naming the file, when it is empty, damaged (its checksum does not match), not a
-        checkpoint of this package (a research checkpoint, a pretraining run's state), written
-        by a newer version, or incomplete.
+        Naming the file, when it is a folder, empty, damaged (its checksum does not match),
+        not a checkpoint of this package (a research checkpoint, a pretraining run's state),
+        written by a newer version, or incomplete.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:

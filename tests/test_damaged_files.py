@@ -208,6 +208,11 @@ def test_a_folder_or_a_file_in_the_way_is_named(tmp_path):
     (tmp_path / "g.csv").mkdir()
     with pytest.raises(ValueError, match=r"g\.csv is a folder, not a gradient file"):
         load_gradients(tmp_path / "g.csv")
+    (tmp_path / "m.pt").mkdir()
+    with pytest.raises(ValueError, match=r"m\.pt is a folder, not a brainjepa_sk checkpoint"):
+        load_checkpoint(tmp_path / "m.pt")
+    with pytest.raises(ValueError, match=r"m\.pt is a folder, not a research checkpoint"):
+        load_research_checkpoint(tmp_path / "m.pt", gradients=np.zeros((8, 3)))
     (tmp_path / "notes.txt").write_text("a file where a folder is asked for")
     model = BrainJEPAPretrainer(
         gradients=np.random.default_rng(0).standard_normal((8, 3)),

@@ -210,10 +210,12 @@ def load_file(path, map_location="cpu", what="torch file"):
     FileNotFoundError
         When there is no file.
     ValueError
-        Naming the file, when it is empty, truncated or damaged, not a torch file, or holds
-        Python objects that a safe load refuses (it is never unpickled unsafely).
+        Naming the file, when it is a folder, empty, truncated or damaged, not a torch file,
+        or holds Python objects that a safe load refuses (it is never unpickled unsafely).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a {what}")
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
     if path.stat().st_size == 0:
