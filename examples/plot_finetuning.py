@@ -19,8 +19,8 @@ the same cross-validation folds, for a binary ``group``:
 * the **same architecture trained from scratch** (a random encoder, fine-tuned the same way):
   the control that says whether the pretraining helped.
 
-Everything is small so that it runs in about a minute and a half on two CPU cores (84 s when
-the documentation was built on 2026-12-03), and the scores move from seed to seed;
+Everything is small so that it runs in about a minute on two CPU cores (62 s when the
+documentation was built on 2026-12-04), and the scores move from seed to seed;
 ``benchmarks/finetune.py`` runs the same comparison at the demo's size, and the user guide's
 fine-tuning page lists what it measured.
 """
@@ -160,8 +160,8 @@ fig.tight_layout()
 # Going further:
 #
 # * a validation split that keeps each subject's windows together, and early stopping:
-#   ``BrainJEPAClassifier(..., train_split=SubjectValidSplit(0.2, stratified=True),
-#   callbacks=[EarlyStopping(patience=5, load_best=True)])`` (from
+#   ``BrainJEPAClassifier(..., train_split=SubjectValidSplit(0.2, stratified=True,
+#   random_state=0), callbacks=[EarlyStopping(patience=5, load_best=True)])`` (from
 #   ``brainjepa_sk.finetune`` and ``skorch.callbacks``);
 # * grid search over skorch's parameters: ``GridSearchCV(clf, {"lr": [1e-4, 1e-3],
 #   "max_epochs": [10, 20]})``;

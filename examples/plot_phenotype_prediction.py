@@ -131,10 +131,11 @@ for name, result in results.items():
 # Bars are the means over the five folds, dots the single folds; the dashed line is chance
 # (ROC AUC 0.5, R² 0). The bars are what came out, nothing was selected: in this build the
 # tangent-connectivity baseline is above both Brain-JEPA variants for both phenotypes; the
-# per-region (``roi``) pooling does better than the mean for group, and for age neither
-# embedding does better than predicting the mean age (R² at or below 0). Closing that gap
-# would take real pretraining (more data, a larger encoder, many more epochs, or the published
-# weights for data on their atlas), and the claim would have to be tested on real phenotypes.
+# per-region (``roi``) pooling scores higher than the mean for group (by less than the spread
+# of the folds), and for age neither embedding does better than predicting the mean age (R² at
+# or below 0). Closing that gap would take real pretraining (more data, a larger encoder, many
+# more epochs, or the published weights for data on their atlas), and the claim would have to
+# be tested on real phenotypes.
 # With five folds of 20 subjects, differences of a few hundredths are within the noise.
 tasks = ["group (ROC AUC)", "age (R²)"]
 chance = {"group (ROC AUC)": 0.5, "age (R²)": 0.0}

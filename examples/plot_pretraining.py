@@ -41,7 +41,8 @@ print(f"{len(X)} subjects of shape {X[0].shape} (n_timepoints, n_regions)")
 # The presets (``model_size="tiny"`` to ``"base"``) have 12 blocks or more; here a dict gives a
 # 2-block encoder of width 64 and a 2-block predictor, so that the example runs in seconds.
 # Windows are 96 frames (6 time patches of 16 frames); ``window="sliding"`` cuts one every 48
-# frames, so each subject gives 4 training windows. ``t_r`` is recorded as the model's TR.
+# frames and a last one ending at the last frame, so each subject gives 4 training windows
+# (starting at frames 0, 48, 96 and 104). ``t_r`` is recorded as the model's TR.
 # All randomness (initialisation, masks, batch order) follows ``random_state``.
 # ``checkpoint_dir`` keeps the training state on disk (see the end of this example).
 checkpoint_dir = tempfile.mkdtemp()
@@ -73,7 +74,8 @@ print(
 # the epoch's last step), and, computed with the target encoder on up to 64 training windows
 # spread over the subjects, ``target_std`` (the standard deviation across windows of the
 # mean-pooled features, averaged over features) and ``effective_rank`` (how many dimensions
-# the features really use, between 1 and the width, here 64).
+# the features really use, between 1 and the width or the number of windows minus one,
+# whichever is smaller: here 63).
 #
 # The learning rate follows the research recipe scaled to ``n_epochs``: a linear warm-up over
 # 40/300 of the epochs, then a cosine decay. Collapse would show as ``target_std`` falling

@@ -56,7 +56,9 @@ print(f"{len(windows)} windows of {WINDOW} frames x 50 regions from {len(X)} sub
 # %%
 # A small pretrained encoder
 # --------------------------
-# The settings of the user guide for small models and short runs, one window per 96 frames.
+# The settings of the user guide for small models and short runs. With ``window="first"``
+# the model is pretrained on the first 96 frames of each scan only (20 windows, as in
+# ``benchmarks/readouts.py``), and ``transform`` embeds each 96-frame window whole.
 model = BrainJEPAPretrainer(
     gradients=GradientPositioner(n_components=10, random_state=0),
     model_size={"embed_dim": 64, "depth": 1, "num_heads": 2}, patch_size=16, n_frames=WINDOW,

@@ -10,8 +10,8 @@ representation of *target* tokens it was not shown.
 :class:`~brainjepa_sk.nn.masking.SpatiotemporalMaskSampler` draws the targets in three kinds:
 
 * **Cross-ROI (alpha)**: *other regions at the context's times*. Regions outside the context,
-  over a time span inside the context's span: the model must infer a region from the other
-  regions at the same moment.
+  over a time span inside the observed block's span, which may reach into an edge span (sample
+  1 below): the model must infer a region from the other regions at the same moment.
 * **Cross-Time (beta)**: *context regions at other times*. Regions that are in the context,
   over spans at the temporal edges of the scan, which the context does not cover: the model
   must extrapolate the regions it sees forwards and backwards in time.
@@ -47,7 +47,9 @@ print(grid.shape)
 # regions at random, so the context regions are scattered over the rows, while the context's
 # time span is contiguous. The beta and gamma targets sit in the edge zones (the first and
 # last patches). The *sizes* of the blocks are drawn once per batch, their *positions* per
-# sample, so the three panels hold the same numbers of tokens in different places.
+# sample, so the three panels here hold the same numbers of context, alpha and beta tokens in
+# different places (counts below). The gamma count can differ: where an alpha span reaches
+# into an edge span (sample 1's patch 1), alpha takes the cells its regions share with gamma.
 labels = ["hidden", "context", "Cross-ROI (alpha)", "Cross-Time (beta)", "Double-Cross (gamma)"]
 colors = ["#e6e6e6", "#4c72b0", "#dd8452", "#55a868", "#c44e52"]
 cmap = ListedColormap(colors)
