@@ -359,12 +359,14 @@ class WarmupCosineLR(Callback):
 def is_windows(X, net):
     """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
     (as a dataset, or as its ``WindowArray`` when it does not cache the forward pass, or, in
-    ``BatchScoring``, as the batch's tensor). Anything else, even during ``fit`` (e.g. from a
+    ``BatchScoring``, as the batch's tensor), or a ``Subset`` of them, however nested (a split
+    of one's own may subset skorch's). Anything else, even during ``fit`` (e.g. from a
     callback), is subjects."""
     if isinstance(X, torch.Tensor) and net.__dict__.get("_training_", False):
         return True
-    return isinstance(X, (WindowArray, SubjectWindows)) or (
-        isinstance(X, Subset) and isinstance(X.dataset, SubjectWindows))
+    while isinstance(X, Subset):  # a split of one's own may take a subset of a subset
+        X = X.dataset
+    return isinstance(X, (WindowArray, SubjectWindows))
 
 
 def save_params_atomically(save_params, files, **options):

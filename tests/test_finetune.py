@@ -600,6 +600,43 @@ def test_a_subject_split_of_ones_own_is_used_as_it_is():
     np.testing.assert_allclose(reg.target_mean_, [y.mean()])  # its own split: all subjects
 
 
+def test_a_split_of_ones_own_may_give_subsets_of_subsets_of_the_windows():
+    """A subclass that subsets the subject split further (here: the first subjects' windows on
+    each side) gives windows of the fit: accepted, and the balanced class weights are counted
+    over the training windows it gives."""
+    class FirstOfEachSide(SubjectValidSplit):
+        def __call__(self, dataset, y=None, groups=None):
+            train, valid = super().__call__(dataset)
+            return (torch.utils.data.Subset(train, np.arange(5)),
+                    torch.utils.data.Subset(valid, np.arange(2)))
+
+    X, y = offset_subjects(np.zeros(10)), np.array([0, 1] * 5)
+    split = FirstOfEachSide(0.3, random_state=0)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), train_split=split,
+                              class_weight="balanced").fit(X, y)
+    assert "valid_loss" in clf.history_[-1]
+    train, _ = SubjectValidSplit(0.3, random_state=0)(SubjectWindows(X, y, np.arange(10)))
+    y_train = y[train.indices[:5]]
+    assert sorted(set(y_train)) == [0, 1] and np.mean(y_train) != 0.5  # unbalanced: 5 windows
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(),
+                               compute_class_weight("balanced", classes=np.array([0, 1]),
+                                                    y=y_train))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5, -0.2])
+def test_a_fraction_of_subjects_outside_zero_one_is_refused(fraction):
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
+        SubjectValidSplit(fraction, random_state=0).split_subjects(np.zeros(10))
+
+
+def test_the_subject_split_splits_the_windows_of_brainjepa_estimators_only():
+    from skorch.dataset import Dataset
+
+    windows = Dataset(np.zeros((4, 4, 2), np.float32), np.zeros(4))
+    with pytest.raises(TypeError, match="windows of BrainJEPA estimators only"):
+        SubjectValidSplit(0.5, random_state=0)(windows)
+
+
 def test_skorchs_window_split_is_warned_about():
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((16, N_REGIONS)) for _ in range(10)]
@@ -1095,6 +1132,19 @@ def test_setting_the_weight_decay_of_a_fitted_model_spares_biases_and_norms():
     clf.fit(X, y)
 
 
+def test_setting_the_weight_decay_of_a_model_fitted_without_any_reaches_its_decayed_groups():
+    """The groups that take weight decay are the weights (not biases and norms), whatever
+    their decay was: 0 at fit here."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), weight_decay=0.0).fit(X, y)
+    assert {g["weight_decay"] for g in clf.optimizer_.param_groups} == {0.0}
+    clf.set_params(optimizer__weight_decay=0.3)
+    for group in clf.optimizer_.param_groups:
+        is_weight = all(param.ndim > 1 for param in group["params"])
+        assert group["weight_decay"] == (0.3 if is_weight else 0.0)
+    assert any(g["weight_decay"] == 0.3 for g in clf.optimizer_.param_groups)
+
+
 def test_the_schedule_counts_the_batches_the_loader_gives():
     recorder = Recorder()
     X, y = offset_subjects(np.zeros(10)), np.tile([0, 1], 5)
@@ -1556,10 +1606,11 @@ def test_a_validation_set_that_is_not_windows_of_the_fit_is_refused():
 
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     raw = Dataset(X.astype(np.float32), y)
-    clf = BrainJEPAClassifier(tiny_module(), train_split=predefined_split(raw), **fast())
-    with pytest.raises(ValueError, match="not windows of the subjects passed to fit"):
-        clf.fit(X, y)
-    assert not hasattr(clf, "preprocessor_")
+    for valid in (raw, torch.utils.data.Subset(raw, np.arange(4))):  # nor a subset of them
+        clf = BrainJEPAClassifier(tiny_module(), train_split=predefined_split(valid), **fast())
+        with pytest.raises(ValueError, match="not windows of the subjects passed to fit"):
+            clf.fit(X, y)
+        assert not hasattr(clf, "preprocessor_")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message without CUDA")
@@ -1626,6 +1677,27 @@ def test_schedule_settings_that_contradict_each_other_are_caught():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clf.set_params(warmup_epochs=1.5).fit(X, y)
+
+
+def test_min_lr_equal_to_the_peak_is_a_constant_rate_without_a_warning():
+    recorder = Recorder()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=4, lr=1e-3),
+                            min_lr=1e-3, callbacks=[recorder]).fit(X, y)
+    np.testing.assert_allclose([lrs[-1] for lrs in recorder.lrs_], [1e-3] * 4, rtol=1e-12)
+
+
+def test_a_warm_up_as_long_as_the_fit_warns_once_per_fit():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3), warmup_epochs=3)
+    for call in (clf.fit, clf.partial_fit):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call(X, y)
+        messages = [str(w.message) for w in caught if "warmup_epochs" in str(w.message)]
+        assert len(messages) == 1, messages
 
 
 def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():
