@@ -1,5 +1,9 @@
 """The research atlas helper, on generated files (never the network)."""
 
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
 import nibabel as nib
 import numpy as np
 import pytest
@@ -129,3 +133,124 @@ def test_the_real_atlas_downloads_and_combines(tmp_path):
     assert len(atlas.labels) == 450 and atlas.labels[0] == "HIP-head-m-rh"
     data = np.asarray(nib.load(atlas.maps).dataobj)
     assert data.shape == (91, 109, 91) and set(np.unique(data)) == set(range(451))
+
+
+def _replace_source(name, data, affine=AFFINE):
+    """Overwrite a stand-in file of ``local_atlases`` (the Tian pins follow its new hash)."""
+    tian_url = urlparse(_atlas.TIAN_S3_FILES["image"]["url"])
+    path = Path(url2pathname(tian_url.path)).parent / name
+    if name.endswith(".txt"):
+        path.write_text(data)
+    else:
+        nib.save(nib.Nifti1Image(data, affine), path)
+    for spec in _atlas.TIAN_S3_FILES.values():
+        if spec["url"] == path.as_uri():
+            spec["sha256"] = _weights.sha256_of(path)
+    return path
+
+
+def _tian(labels=range(1, 51)):
+    data = np.zeros(1000, np.float32)
+    data[:len(labels)] = list(labels)
+    return data.reshape(SHAPE)
+
+
+def _schaefer(labels=range(1, 401)):
+    data = np.zeros(1000, np.int32)
+    data[49:49 + len(labels)] = list(labels)
+    data[449] = 1  # as in local_atlases: voxel 49 goes to Tian
+    return data.reshape(SHAPE)
+
+
+@pytest.mark.parametrize("name, data, atlas", [
+    ("tian.nii", _tian(range(1, 50)), "Tian-S3"),  # a region missing
+    ("tian.nii", _tian([*range(1, 50), 51]), "Tian-S3"),  # a label past 50
+    ("schaefer.nii.gz", _schaefer(range(1, 400)), "Schaefer-400"),
+    ("schaefer.nii.gz", _schaefer([*range(1, 400), 401]), "Schaefer-400"),
+])
+def test_an_atlas_without_exactly_its_labels_is_refused(tmp_path, local_atlases, name, data,
+                                                        atlas):
+    _replace_source(name, data)
+    with pytest.raises(ValueError, match=rf"the {atlas} atlas does not hold the labels 1\.\."):
+        fetch_atlas_brainjepa450(data_dir=tmp_path / "cache", verbose=0)
+    assert not (tmp_path / "cache" / "brainjepa_atlas" / "brainjepa450_labels.txt").exists()
+
+
+def test_a_tian_label_list_of_another_length_is_refused(tmp_path, local_atlases):
+    _replace_source("tian.txt", "\n".join(f"TIAN-{k}" for k in range(1, 50)) + "\n")
+    with pytest.raises(ValueError, match="lists 49 regions, not 50"):
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+
+
+@pytest.mark.parametrize("n_names, background", [(400, False), (400, True), (399, False),
+                                                 (401, False)])
+def test_nilearns_schaefer_labels_with_or_without_the_background(
+        tmp_path, local_atlases, monkeypatch, n_names, background):
+    """Recent nilearn lists the background first, older releases do not: both give the 400
+    region names; a list of another length is refused."""
+    from nilearn import datasets
+
+    fake = datasets.fetch_atlas_schaefer_2018
+    names = [f"17Networks_{k}" for k in range(1, n_names + 1)]
+
+    def schaefer(**kwargs):
+        labels = (["Background"] if background else []) + names
+        return Bunch(maps=fake(**kwargs).maps, labels=labels)
+
+    monkeypatch.setattr(datasets, "fetch_atlas_schaefer_2018", schaefer)
+    if n_names != 400:
+        with pytest.raises(ValueError, match=f"came with {n_names} labels, not 400"):
+            fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+        return
+    atlas = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert atlas.labels[50:] == names
+
+
+def test_data_dir_reaches_nilearn_and_verbose_tells_the_downloads(tmp_path, local_atlases,
+                                                                  monkeypatch, capsys):
+    from nilearn import datasets
+
+    fake, data_dirs = datasets.fetch_atlas_schaefer_2018, []
+
+    def schaefer(**kwargs):
+        data_dirs.append(kwargs["data_dir"])
+        return fake(**kwargs)
+
+    monkeypatch.setattr(datasets, "fetch_atlas_schaefer_2018", schaefer)
+    fetch_atlas_brainjepa450(data_dir=tmp_path / "cache", verbose=1)
+    assert data_dirs == [str(tmp_path / "cache")]
+    out = capsys.readouterr().out
+    assert "Downloading Tian_Subcortex_S3_3T.nii" in out
+    assert "Downloading Tian_Subcortex_S3_3T_label.txt" in out
+
+
+def test_a_tian_url_that_cannot_be_opened_says_where_to_get_the_file(tmp_path, local_atlases):
+    _atlas.TIAN_S3_FILES["labels"]["url"] = "no-scheme-Tian_Subcortex_S3_3T_label.txt"
+    with pytest.raises(OSError, match="Get it from .*yetianmed/subcortex"):
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+
+
+def test_a_tian_image_on_another_grid_is_resampled_to_nearest_labels(tmp_path, local_atlases):
+    """Tian on a 1 mm grid shifted by 0.3 mm, each label in one voxel: nearest-neighbour
+    resampling onto Schaefer's 2 mm grid keeps the labels whole (an interpolation would blend
+    them with the zeros around); the combined image is on Schaefer's grid. Schaefer stored as
+    floats a little off its integer labels is rounded to them."""
+    fine = np.zeros((20, 20, 20), np.float32)
+    coarse = _tian().reshape(-1)
+    for flat in range(50):
+        i, j, k = np.unravel_index(flat, SHAPE)
+        fine[2 * i, 2 * j, 2 * k] = coarse[flat]
+    affine = np.diag([-1.0, 1.0, 1.0, 1.0])
+    affine[:3, 3] = [0.3, -0.3, -0.3]  # 2 mm voxel (i, j, k) falls on 1 mm voxel 2 * (i, j, k)
+    _replace_source("tian.nii", fine, affine)
+    schaefer = _schaefer().astype(np.float32)
+    schaefer[schaefer > 0] -= 0.01  # e.g. scaled storage
+    _replace_source("schaefer.nii.gz", schaefer)
+    atlas = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    image = nib.load(atlas.maps)
+    np.testing.assert_allclose(image.affine, AFFINE)
+    assert image.shape == SHAPE
+    data = np.asarray(image.dataobj).ravel()
+    np.testing.assert_array_equal(data[:50], np.arange(1, 51))
+    np.testing.assert_array_equal(data[50:449], np.arange(2, 401) + 50)
+    assert atlas.n_overlap == 1
