@@ -116,6 +116,15 @@ def _resampling_ratio(t_r, target_t_r):
     return ratio.numerator, ratio.denominator
 
 
+def _same_sampling(t_r, target_t_r):
+    """Whether :func:`resample` leaves series at ``t_r`` as they are at ``target_t_r`` (the
+    ratio of the two TRs is 1 within its denominators); False for TRs it refuses."""
+    try:
+        return _resampling_ratio(t_r, target_t_r) is None
+    except ValueError:
+        return False
+
+
 def resample(x, t_r, target_t_r):
     """Resample time series from one repetition time (TR) to another.
 
@@ -910,7 +919,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     saved = weights.preprocessing or {}
     saved_t_r = saved.get("t_r")
     if (t_r is None and saved_t_r is not None and model_t_r is not None
-            and not np.isclose(saved_t_r, model_t_r)):
+            and not _same_sampling(saved_t_r, model_t_r)):
         # The input TR is the data's, not the model's, so it is not taken from the checkpoint;
         # but silently skipping the resampling the pretraining did would shift every feature.
         warn_user(
@@ -921,8 +930,13 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         )
     if normalization == "auto":
         normalization = saved.get("normalization", "global_zscore")
+    source = getattr(weights, "source", None)
+    where = f"{source} holds" if source else "the weights hold"
     chosen_window = window if window != "auto" else saved.get("window", "center")
     if chosen_window not in WINDOW_STRATEGIES:
+        if window == "auto":  # the saved one
+            raise ValueError(f"{where} an invalid preprocessing: window {chosen_window!r} is "
+                             f"not one of {WINDOW_STRATEGIES}")
         raise ValueError(f"window must be 'auto' or one of {WINDOW_STRATEGIES}, got {window!r}")
     options = dict(
         n_frames=int(n_frames),
@@ -940,7 +954,5 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         try:
             return Preprocessor.from_dict({**saved, **options})
         except (ValueError, TypeError) as error:
-            source = getattr(weights, "source", None)
-            where = f"{source} holds" if source else "the weights hold"
             raise ValueError(f"{where} an invalid preprocessing: {error}") from error
     return Preprocessor(normalization=normalization, **options).fit(subjects)

@@ -113,10 +113,31 @@ def test_damage_outside_the_weights_is_caught_too(tmp_path, damage):
         load_checkpoint(tmp_path / "bad.pt")
 
 
+def test_an_invalid_saved_window_is_named_with_its_file(tmp_path):
+    """A window strategy this version does not know, read from a file, names the file and the
+    strategy: not the "auto" that asked for it."""
+    from brainjepa_sk.checkpoint import _checksum
+
+    payload = _robust_checkpoint(tmp_path / "good.pt")
+    payload["preprocessing"]["window"] = "middle"
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "bad.pt")
+    X = np.random.default_rng(0).standard_normal((2, 16, 8))
+    for normalization in ("auto", "global_zscore"):  # with the saved statistics or not
+        with pytest.raises(ValueError, match=r"bad\.pt holds an invalid preprocessing: window "
+                                             r"'middle' is not one of \('center', 'first', "
+                                             r"'sliding'\)"):
+            BrainJEPAEmbedder(weights=tmp_path / "bad.pt", normalization=normalization).fit(X)
+    # a window given explicitly does not take the saved one
+    BrainJEPAEmbedder(weights=tmp_path / "bad.pt", window="first").fit(X)
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda p: p.__setitem__("iqr_", torch.full((8,), float("nan"))), "iqr_ holds NaN"),
     (lambda p: p.__setitem__("median_", torch.zeros(7)), r"median_ has shape \(7,\)"),
     (lambda p: p.pop("median_"), "normalization='robust' but the dict has no 'median_'"),
+    # a TypeError rather than a ValueError
+    (lambda p: p.__setitem__("n_regions_", [8]), r"int\(\) argument must be .*not .list."),
 ])
 def test_an_invalid_preprocessing_is_named_with_its_file(tmp_path, change, problem):
     """A file written with bad statistics (its checksum matching them) is refused, with the

@@ -668,11 +668,14 @@ def test_weights_pretrained_on_resampled_series_warn_when_the_input_tr_is_not_se
         given = BrainJEPAEmbedder(weights=tmp_path / "m.pt", t_r=1.0).fit(X)
         BrainJEPAEmbedder(weights=tmp_path / "m.pt", t_r=2.0).fit(X)
     assert given.preprocessor_.t_r == 1.0 and given.preprocessor_.target_t_r == 2.0
-    # a model whose pretraining did not resample has nothing to warn about
+    # a model whose pretraining did not resample has nothing to warn about: the same TR, or
+    # TRs whose ratio is 1 within resample's denominators of at most 64
     _pretrainer(n_epochs=1, t_r=2.0).fit(X).save(tmp_path / "same.pt")
+    _pretrainer(n_epochs=1, t_r=2.0, model_t_r=2.0002).fit(X).save(tmp_path / "near.pt")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         BrainJEPAEmbedder(weights=tmp_path / "same.pt").fit(X)
+        BrainJEPAEmbedder(weights=tmp_path / "near.pt").fit(X)
 
 
 def test_robust_statistics_are_learned_on_the_series_resampled_to_the_model_tr():
