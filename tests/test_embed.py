@@ -525,6 +525,19 @@ def test_windows_that_do_not_cut_into_patches_are_refused_at_fit():
             _subjects())
 
 
+def test_a_model_that_does_not_say_its_window_length_needs_n_frames():
+    from brainjepa_sk.nn.model import BrainJEPA
+
+    module = BrainJEPA(torch.randn(N_REGIONS, 3, generator=torch.Generator().manual_seed(0)),
+                       patch_size=2, embed_dim=8, depth=1, num_heads=2, predictor_embed_dim=8,
+                       predictor_depth=1)  # no n_patches: any window length
+    with pytest.raises(ValueError, match="the model does not say its window length: set "
+                                         "n_frames"):
+        BrainJEPAEmbedder(weights=module, device="cpu").fit(_subjects())
+    embedder = BrainJEPAEmbedder(weights=module, n_frames=8, device="cpu").fit(_subjects())
+    assert embedder.preprocessor_.n_frames == 8
+
+
 def test_another_window_than_the_checkpoints_does_not_inherit_its_stride_or_shortest_length(
         tmp_path):
     module = tiny_module(N_REGIONS)

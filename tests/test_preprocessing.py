@@ -11,6 +11,7 @@ from brainjepa_sk.preprocessing import (
     WINDOW_STRATEGIES,
     Preprocessor,
     resample,
+    subject_lengths,
 )
 
 
@@ -77,10 +78,25 @@ def test_resample_removes_aliasing():
     assert np.abs(x[::3][10:-10]).max() > 0.5
 
 
-@pytest.mark.parametrize("t_r, target_t_r", [(None, 2.0), (2.0, None), (None, None), (2.0, 2.0)])
+@pytest.mark.parametrize("t_r, target_t_r", [(None, 2.0), (2.0, None), (None, None), (2.0, 2.0),
+                                            (2.0, 2.0002)])  # a ratio of 1 within 1/64
 def test_resample_identity(t_r, target_t_r):
     x = np.random.default_rng(0).standard_normal((40, 3))
     assert resample(x, t_r, target_t_r) is x
+    # x itself, whatever its type: not a float64 copy
+    single = x.astype(np.float32)
+    assert resample(single, t_r, target_t_r) is single
+
+
+@pytest.mark.parametrize("t_r, up, down", [(0.72, 16, 49), (0.735, 1, 3), (0.8, 21, 58),
+                                           (1.0, 29, 64), (0.74, 1, 3), (1.11, 1, 2)])
+def test_resample_ratios_are_the_fractions_the_user_guide_gives(t_r, up, down):
+    """To the UK Biobank model's 2.205 s, each TR becomes the fraction the user guide lists
+    (a denominator of at most 64): a series of n frames comes out ceil(n * up / down) long."""
+    n = 1000
+    expected = -(-n * up // down)
+    assert resample(np.zeros((n, 2)), t_r, 2.205).shape == (expected, 2)
+    assert Preprocessor(16, t_r=t_r, target_t_r=2.205).resampled_length(n) == expected
 
 
 @pytest.mark.parametrize("t_r, target_t_r", [(0.0, 2.0), (-1.0, 2.0), (2.0, 0), (2.0, -0.5)])
@@ -221,6 +237,30 @@ def test_check_lengths_counts_the_frames_left_after_resampling():
     with pytest.raises(ValueError,
                        match=r"subject 1 is too short: 7 frames after resampling \(28 frames"):
         prep.check_lengths([np.zeros((32, 3)), np.zeros((28, 3))])
+
+
+def test_the_window_table_and_read_window_name_both_lengths_of_a_short_series_as_transform():
+    prep = Preprocessor(16, t_r=0.5, target_t_r=2.0, min_frames=8, normalization=None)
+    message = r"subject 0 is too short: 7 frames after resampling \(28 frames at t_r=0.5"
+    with pytest.raises(ValueError, match=message):
+        prep.transform([np.zeros((28, 3))])
+    with pytest.raises(ValueError, match=message):
+        prep.window_table([28])
+    with pytest.raises(ValueError, match=message):
+        prep.read_window([np.zeros((28, 3))], 0, 0)
+
+
+def test_check_lengths_refuses_bad_parameters_before_looking_at_the_lengths():
+    # min_frames above n_frames is the error, not a subject "too short" for it
+    with pytest.raises(ValueError, match=r"min_frames=10 is longer than a window"):
+        Preprocessor(8, min_frames=10).check_lengths([np.zeros((9, 3))])
+    with pytest.raises(ValueError, match=r"stride=9 is longer than a window"):
+        Preprocessor(8, window="sliding", stride=9).check_lengths([np.zeros((20, 3))])
+
+
+def test_subject_lengths_counts_rows_and_gives_zero_for_what_is_not_an_array():
+    subjects = [np.zeros((7, 3)), [[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0]], "text", None]
+    assert subject_lengths(subjects) == [7, 2, 0, 0, 0]
 
 
 def test_the_window_table_takes_a_series_of_exactly_min_frames_as_transform_does():
@@ -420,10 +460,36 @@ def test_to_dict_from_dict_round_trip(normalization):
     got = again.transform(new)
     np.testing.assert_array_equal(got[0], expected[0])
     np.testing.assert_array_equal(got[1], expected[1])
-    # The stored statistics are copies: changing the dict later does not change the model.
+    # The stored statistics are copies: changing the dict later changes neither the model
+    # rebuilt from it nor the one it came from.
     if normalization == "robust":
         d["median_"][:] = 1e6
         np.testing.assert_array_equal(again.transform(new)[0], expected[0])
+        np.testing.assert_array_equal(prep.transform(new)[0], expected[0])
+
+
+def test_repr_shows_the_parameters_set_and_rebuilds_the_preprocessor():
+    assert repr(Preprocessor(16)) == "Preprocessor(16)"
+    # values equal to the defaults are not shown, whichever objects hold them
+    assert repr(Preprocessor(16, window="".join("center"), eps=float("1e-8"))) == (
+        "Preprocessor(16)")
+    prep = Preprocessor(16, t_r=0.72, target_t_r=2.205, window="sliding", stride=8,
+                        min_frames=12, normalization=None, eps=1e-6)
+    assert repr(prep) == ("Preprocessor(16, t_r=0.72, target_t_r=2.205, window='sliding', "
+                          "stride=8, min_frames=12, normalization=None, eps=1e-06)")
+    assert eval(repr(prep), {"Preprocessor": Preprocessor}).to_dict() == prep.to_dict()
+
+
+def test_to_dict_gives_plain_numbers_for_parameters_of_numpy_types():
+    """A checkpoint holds plain ints and floats (torch.load with weights_only refuses NumPy
+    scalars), whatever types the parameters were given as."""
+    prep = Preprocessor(np.int64(16), t_r=np.float32(0.75), target_t_r=np.float64(1.5),
+                        window="sliding", stride=np.int64(8), min_frames=np.int32(12),
+                        eps=np.float32(1e-6))
+    d = prep.to_dict()
+    assert [type(d[name]) for name in ("n_frames", "stride", "min_frames")] == [int] * 3
+    assert [type(d[name]) for name in ("t_r", "target_t_r", "eps")] == [float] * 3
+    assert (d["n_frames"], d["stride"], d["min_frames"], d["t_r"]) == (16, 8, 12, 0.75)
 
 
 def test_from_dict_accepts_lists_as_saved_by_a_checkpoint():
@@ -452,6 +518,9 @@ def test_from_dict_rejects_bad_dicts():
     )
     with pytest.raises(ValueError, match="shape"):
         Preprocessor.from_dict({**fitted.to_dict(), "iqr_": np.ones(3)})
+    # statistics are not dropped silently for want of their region count
+    with pytest.raises(ValueError, match="statistics but no 'n_regions_'"):
+        Preprocessor.from_dict({**fitted.to_dict(), "n_regions_": None})
     # a window length that is not a whole number is refused, not truncated
     with pytest.raises(ValueError, match=r"'n_frames' parameter of Preprocessor must be"):
         Preprocessor.from_dict({**d, "n_frames": 10.5})

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 import torch
 from _estimators import N_REGIONS, make_subjects, tiny_module
+from sklearn.exceptions import NotFittedError
 
 from brainjepa_sk import (
     BrainJEPAClassifier,
@@ -230,6 +231,8 @@ def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_pa
     (lambda x: np.where(np.arange(len(x))[:, None] == 20, np.nan, x), "NaN or infinite"),
     (lambda x: x[:20], "shorter than the 52 frames|has 20 frames, not the 52"),
     (lambda x: x[:, :-1], f"has {N_REGIONS - 1} regions, not the {N_REGIONS} of the fit"),
+    (lambda x: np.concatenate([x, x[:, :1]], axis=1),
+     f"has {N_REGIONS + 1} regions, not the {N_REGIONS} of the fit"),
 ])
 def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change, problem,
                                                           resampled):
@@ -251,6 +254,20 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
     with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1 .*({problem}).*the file "
                                          "changed after fit checked it"):
         prep.read_window(subjects, 1, 16)
+
+
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+def test_a_file_grown_while_its_resampled_windows_stream_is_named(tmp_path, kind):
+    """A resampled series is read whole and checked against the length fit saw: one with
+    frames appended since then no longer matches the window table, and is named."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6, t_r=1.0, target_t_r=1.5).fit(subjects)
+    longer = np.concatenate([_series()[1], _series()[0]])
+    _save(tmp_path, [_series()[0], longer], kind)  # sub-01 rewritten 40 frames longer
+    with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1 has 92 frames, not the "
+                                         "52 it had; the file changed after fit checked it"):
+        prep.read_window(subjects, 1, 0)
 
 
 def test_a_file_given_other_regions_before_transform_is_refused_by_its_subject(tmp_path):
@@ -364,6 +381,7 @@ def test_files_cut_in_memory_hold_the_windows_and_one_subject_at_a_time(tmp_path
     finally:
         tracemalloc.stop()
     assert windows.shape == (40, 32, N_REGIONS) and subject_index.tolist() == list(range(40))
+    assert windows.dtype == np.float32 and subject_index.dtype == np.int64  # as for arrays
     assert peak < 2e6, peak
     np.testing.assert_array_equal(windows, preprocessor.transform(_as_read(paths))[0])
 
@@ -477,6 +495,33 @@ def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
     np.testing.assert_array_equal(pretrainer.transform(paths), expected)
     assert chunks == [2, 2, 1]
     assert reads == paths + paths  # checked once, then read once, chunk by chunk
+
+
+@pytest.mark.parametrize("given", ["arrays", "files"])
+def test_no_subjects_of_checked_ones_are_refused_as_empty(tmp_path, given):
+    """An empty selection of checked subjects gets the error of an empty list, not numpy's."""
+    from brainjepa_sk.validation import subject_rows
+
+    X = _save(tmp_path, _series()) if given == "files" else _series()
+    prep = Preprocessor(16).fit(_series())
+    with pytest.raises(ValueError, match="subjects is empty: expected at least one subject"):
+        prep.transform(subject_rows(validate_subjects(X, lazy=True), []))
+
+
+@pytest.mark.parametrize("given", ["arrays", "files"])
+def test_checked_subjects_are_refused_before_fit_or_with_other_regions_as_arrays_are(
+        tmp_path, given):
+    """Checked subjects, transformed one at a time, get the errors of a list of arrays."""
+    series = _series()
+    subjects = validate_subjects(_save(tmp_path, series) if given == "files" else series,
+                                 lazy=True)
+    with pytest.raises(NotFittedError, match="normalization='robust'.*call fit"):
+        Preprocessor(16, normalization="robust").transform(subjects)
+    fewer = Preprocessor(16).fit([x[:, :-1] for x in series])
+    for X in (subjects, series):
+        with pytest.raises(ValueError, match=rf"X has {N_REGIONS} features, but Preprocessor "
+                                             rf"is expecting {N_REGIONS - 1} features"):
+            fewer.transform(X)
 
 
 def test_lazy_validation_of_arrays_converts_one_subject_at_a_time():
@@ -597,6 +642,21 @@ def test_files_stream_exactly_when_their_windows_exceed_the_memory_budget(tmp_pa
     monkeypatch.setattr(preprocessing, "IN_MEMORY_WINDOW_BYTES", size - 1)
     assert prep.streams(subjects)
     assert not prep.streams(_as_read(paths))  # arrays are in memory already
+
+
+def test_npy_files_mixed_with_text_files_are_cut_in_memory(tmp_path):
+    """A window reads only its frames only when every file is a .npy file: one text file among
+    them makes the corpus cut in memory (within the budget), with the windows of the arrays."""
+    series = _series()
+    paths = _save(tmp_path, series[:2]) + [str(tmp_path / "sub-02.tsv")]
+    pd.DataFrame(series[2], columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+        paths[-1], sep="\t", index=False)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    assert not prep.reads_window_only(subjects) and not prep.streams(subjects)
+    assert prep.reads_window_only(validate_subjects(paths[:2], lazy=True))
+    windows, _ = prep.transform(subjects)
+    np.testing.assert_array_equal(windows, prep.transform(_as_read(paths))[0])
 
 
 def test_resampled_npy_files_are_cut_in_memory_rather_than_resampled_for_every_window(
