@@ -1,5 +1,7 @@
 """Subjects from files: .npy, .tsv/.csv with or without a header, ABIDE .1D, lists and globs."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -227,6 +229,23 @@ def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_
         read_subject_file(indexed)
 
 
+def test_a_header_of_integer_labels_may_end_with_a_separator_too(tmp_path):
+    rows = np.random.default_rng(10).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.csv", rows, first="2001,2002,2003,", end=",")
+    table = read_subject_file(path)
+    assert list(table.columns) == ["2001", "2002", "2003"]
+    np.testing.assert_array_equal(table.to_numpy(), rows)
+
+
+def test_frames_are_a_copy_that_leaves_the_file_alone(tmp_path, series):
+    path = tmp_path / "sub-0.npy"
+    np.save(path, series[0])
+    files = validate_subjects([path], lazy=True)
+    frames = files.frames(0, 2, 5)
+    frames[:] = 0.0  # a copy: writeable, and the file keeps its values
+    np.testing.assert_array_equal(np.load(path), series[0])
+
+
 def test_a_missing_last_value_in_the_first_row_is_no_trailing_separator(tmp_path):
     path = tmp_path / "sub.csv"
     path.write_text("1.5,2.5,\n4.5,5.5,6.5\n7.5,8.5,9.5\n")  # the region is kept
@@ -253,6 +272,37 @@ def test_fine_tuning_on_files_names_a_bad_file(tmp_path, series):
     with pytest.raises(ValueError, match=r"sub-2\.npy.*NaN"):
         BrainJEPAClassifier(tiny_module(), max_epochs=1, verbose=0).fit(
             str(tmp_path / "sub-*.npy"), [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("missing", ["NA", "N/A", "NaN"])
+def test_missing_values_in_any_spelling_in_the_first_row_are_data(tmp_path, missing):
+    """pandas reads NA, N/A and NaN as missing too: a first row holding one is a timepoint,
+    not a header of region names."""
+    rows = np.random.default_rng(7).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.tsv", rows, first=f"{missing}\t1.5\t2.5")
+    table = read_subject_file(path)
+    assert isinstance(table, np.ndarray) and table.shape == (6, 3)
+    np.testing.assert_array_equal(table[1:], rows)
+    assert np.isnan(table[0, 0]) and list(table[0, 1:]) == [1.5, 2.5]
+
+
+def test_an_empty_text_file_is_named_without_a_warning_from_numpy(tmp_path):
+    np.savetxt(tmp_path / "sub-1.1D", np.random.default_rng(8).standard_normal((20, 3)))
+    (tmp_path / "sub-2.1D").write_text("")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"sub-2\.1D.*0 sample"):
+            validate_subjects(str(tmp_path / "sub-*.1D"), lazy=True)
+
+
+@pytest.mark.parametrize("damage", ["empty", "half"])
+def test_a_damaged_npy_subject_file_is_named(tmp_path, damage):
+    path = tmp_path / "sub-1.npy"
+    np.save(path, np.random.default_rng(9).standard_normal((20, 3)))
+    raw = path.read_bytes()
+    path.write_bytes(b"" if damage == "empty" else raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a numeric"):
+        read_subject_file(path)
 
 
 def test_a_first_row_of_missing_values_is_data(tmp_path):

@@ -2,6 +2,7 @@
 
 import os
 import signal
+import warnings
 
 import numpy as np
 import pytest
@@ -209,6 +210,14 @@ def test_the_loss_guard_stops_an_infinite_loss_too():
         loop.run()
 
 
+def test_the_loss_guard_checks_the_epoch_just_ended():
+    """A run that diverges in its second epoch stops there, naming that epoch."""
+    loop = _loop(callbacks=[NonFiniteLossGuard()])
+    loop.train_step = lambda x, momentum: torch.tensor(1.0 if loop.epoch == 0 else float("nan"))
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 1"):
+        loop.run()
+
+
 @pytest.mark.parametrize("part", ["encoder", "predictor"])
 def test_the_loss_guard_stops_weights_broken_by_the_last_update(part):
     """The losses are computed before each update: finite losses, then NaN weights, in the
@@ -250,6 +259,18 @@ def test_the_collapse_monitor_runs_under_the_loops_autocast():
     assert record["target_std"] == pytest.approx(bf16["std"], rel=1e-6)
     assert record["effective_rank"] == pytest.approx(bf16["effective_rank"], rel=1e-6)
     assert record["target_std"] != pytest.approx(fp32["std"], rel=1e-6)
+
+
+def test_the_collapse_monitor_puts_the_model_back_in_the_mode_it_was_in():
+    windows = torch.from_numpy(_windows(seed=3)[:8])
+    loop = _loop(n_epochs=1)
+    loop.history.append({"epoch": 0, "loss": 1.0})
+    monitor = CollapseMonitor(windows)
+    for training in (True, False):
+        loop.model.train(training)
+        monitor.on_epoch_end(loop)
+        assert loop.model.training is training
+        assert loop.model.encoder.training is training
 
 
 def _run_seeded(loop, state=None):
@@ -942,6 +963,8 @@ def test_run_key_names_settings_data_and_learned_arrays():
     assert run_key({"lr": 2e-3, "depth": 2}, digests=["abc"], arrays=[np.ones(3)]) != base
     assert run_key({"lr": 1e-3, "depth": 2}, digests=["abd"], arrays=[np.ones(3)]) != base
     assert run_key({"lr": 1e-3, "depth": 2}, digests=["abc"], arrays=[np.zeros(3)]) != base
+    # numpy integers and booleans (from np.arange, comparisons) name the run of the Python values
+    assert run_key({"n": np.int64(2), "flag": np.True_}) == run_key({"n": 2, "flag": True})
 
 
 def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_epochs(
@@ -965,3 +988,76 @@ def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_
     assert path.name == "run-short.pt" and state["loop"]["step"] == one.step > 0
     assert find_shorter_run(tmp_path, "a", 1) is None
     assert find_shorter_run(tmp_path, "c", 5) is None
+
+
+def test_a_file_that_is_no_training_state_is_named_not_passed_over(tmp_path):
+    """A torch file of another kind where a state is expected (e.g. exported weights under the
+    state's name): resuming names it, and looking for a shorter run warns about it."""
+    from brainjepa_sk.train import find_shorter_run
+
+    path = tmp_path / "run-a.pt"
+    torch.save({"weights": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match=r"run-a\.pt is not a training state.*delete it"):
+        Checkpoint(path, key="k").restore(_loop(n_epochs=1))
+    with pytest.warns(UserWarning, match=r"skipped while looking for a shorter run to "
+                                         r"continue: .*run-a\.pt is not a training state"):
+        assert find_shorter_run(tmp_path, "a", 2) is None
+
+
+def test_every_steps_saves_the_last_step_of_an_epoch_too(tmp_path):
+    """Step 3 is a multiple of every_steps=3 and the end of epoch 0: killed right after it,
+    before the epoch's end, the run keeps it."""
+    path = tmp_path / "state.pt"
+    killed = _loop(n_epochs=2, callbacks=[Checkpoint(path, key="k", every_steps=3), _KillAt(3)])
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(killed)
+    assert torch.load(path, weights_only=True)["loop"]["step"] == 3
+
+
+def test_a_state_saved_without_a_key_is_not_resumed_under_one(tmp_path):
+    """A state written with key=None (a run that cannot be reproduced) is another run's."""
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=1)
+    loop.run()
+    Checkpoint(path, key=None).save(loop)
+    with pytest.warns(UserWarning, match="other settings or data"):
+        assert not Checkpoint(path, key="k").restore(_loop(n_epochs=1))
+
+
+def test_find_shorter_run_checks_the_lineage_of_a_state_it_could_not_peek_into(tmp_path):
+    """A state in torch's older (not zip) format cannot be memory-mapped: it is read whole,
+    and its lineage and epochs are still checked."""
+    from brainjepa_sk.train import find_shorter_run
+
+    loop = _loop(n_epochs=1)
+    loop.run()
+    for name, lineage, n_epochs in (("other", "b", 1), ("longer", "a", 3)):
+        path = tmp_path / f"run-{name}.pt"
+        Checkpoint(path, key=name, extra={"lineage": lineage, "n_epochs": n_epochs}).save(loop)
+        torch.save(torch.load(path, weights_only=True), path,
+                   _use_new_zipfile_serialization=False)
+    assert find_shorter_run(tmp_path, "a", 2) is None
+    path = tmp_path / "run-short.pt"
+    Checkpoint(path, key="short", extra={"lineage": "a", "n_epochs": 1}).save(loop)
+    torch.save(torch.load(path, weights_only=True), path, _use_new_zipfile_serialization=False)
+    assert find_shorter_run(tmp_path, "a", 2)[0] == path
+
+
+def test_find_shorter_run_counts_steps_not_epochs(tmp_path):
+    """Two states of the lineage at the same epoch: the one further inside that epoch is
+    continued; other torch files in the folder (e.g. exported models) are not state files."""
+    from brainjepa_sk.train import find_shorter_run
+
+    extra = {"lineage": "a", "n_epochs": 2}
+    one = _loop(n_epochs=2, callbacks=[Checkpoint(tmp_path / "run-a.pt", key="a", extra=extra)])
+    one.n_epochs = 1
+    one.run()
+    killed = _loop(n_epochs=2, callbacks=[
+        _KillAt(5), Checkpoint(tmp_path / "run-b.pt", key="b", extra=extra, every_steps=1)])
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(killed)
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "exported.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path, state = find_shorter_run(tmp_path, "a", 3)
+    assert path.name == "run-b.pt" and (state["loop"]["epoch"], state["loop"]["step"]) == (1, 4)

@@ -194,6 +194,21 @@ def test_collapse_metrics():
     assert math.isnan(metrics["std"]) and math.isnan(metrics["effective_rank"])
 
 
+def test_features_that_are_all_alike_are_collapsed_not_unknown():
+    """Every sample the same: no spread at all, std 0 and effective rank 1 (not NaN)."""
+    metrics = collapse_metrics(torch.ones(8, 4))
+    assert metrics["std"] == 0.0 and metrics["effective_rank"] == pytest.approx(1.0)
+
+
+def test_the_effective_rank_is_the_entropy_of_the_singular_values_not_of_their_squares():
+    """Roy & Vetterli: the singular values themselves, normalised to sum to 1."""
+    # centred features with orthogonal columns: singular values 2 * sqrt(2) and sqrt(2)
+    features = torch.tensor([[2.0, 1.0], [-2.0, 1.0], [2.0, -1.0], [-2.0, -1.0]])
+    p = torch.tensor([2.0, 1.0]) / 3.0
+    expected = math.exp(float(-(p * p.log()).sum()))  # 1.89; of the squares: 1.65
+    assert collapse_metrics(features)["effective_rank"] == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.gpu
 def test_bf16_step_on_cuda():
     model, _, _, data = _setup()
