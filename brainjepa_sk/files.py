@@ -145,7 +145,8 @@ def _read_csv_table(path, column="region"):
 
     separator = "\t" if Path(path).suffix.lower() == ".tsv" else ","
     with open(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
-        first_line, second_line = file.readline(), file.readline()
+        lines = (line for line in file if line.strip())  # pandas skips blank lines too
+        first_line, second_line = next(lines, ""), next(lines, "")
     header = 0 if _has_header(first_line, second_line, separator) else None
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
                         na_values=["n/a"])

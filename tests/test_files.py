@@ -237,6 +237,20 @@ def test_a_header_of_integer_labels_may_end_with_a_separator_too(tmp_path):
     np.testing.assert_array_equal(table.to_numpy(), rows)
 
 
+@pytest.mark.parametrize("first", ["a,b,c", "2001,2002,2003", None])
+def test_blank_lines_before_the_table_are_skipped_as_pandas_does(tmp_path, first):
+    """The header (or first timepoint) is the first line that is not blank."""
+    rows = np.random.default_rng(11).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.csv", rows, first=first)
+    path.write_text("\n \n" + path.read_text())
+    table = read_subject_file(path)
+    if first is None:
+        assert isinstance(table, np.ndarray)
+    else:
+        assert list(table.columns) == first.split(",")
+    np.testing.assert_array_equal(np.asarray(table), rows)
+
+
 def test_frames_are_a_copy_that_leaves_the_file_alone(tmp_path, series):
     path = tmp_path / "sub-0.npy"
     np.save(path, series[0])
