@@ -198,8 +198,11 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         :func:`~brainjepa_sk.gradients.load_gradients`. ``None`` keeps the group gradients as
         computed.
     random_state : int, RandomState instance or None, default=0
-        Seeds the starting vector of the eigen-solver (the result does not otherwise depend on
-        it). Pass an int for identical output across calls.
+        Seeds the starting vector of the eigen-solver. With ``"le"`` and ``"pca"`` the result
+        does not otherwise depend on it; with ``"dm"`` it does, a little, because BrainSpace runs
+        a symmetric eigen-solver on the non-symmetric diffusion operator (another seed moves the
+        eigenvalues by up to about 1% on a 20-region atlas, 0.2% on Schaefer 400). Pass an int
+        for identical output across calls.
 
     Attributes
     ----------
