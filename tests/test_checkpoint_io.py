@@ -90,6 +90,25 @@ def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_p
     np.testing.assert_allclose(load_gradients(path), gradients)
 
 
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".npy"])
+def test_a_single_gradient_is_one_column(tmp_path, suffix):
+    gradient = np.random.default_rng(0).standard_normal((5, 1))
+    path = tmp_path / f"g{suffix}"
+    if suffix == ".npy":
+        np.save(path, gradient)
+    else:
+        np.savetxt(path, gradient)
+    np.testing.assert_allclose(load_gradients(path), gradient)
+
+
+def test_gradient_arrays_load_as_float64_and_must_not_be_empty():
+    loaded = load_gradients(np.arange(6).reshape(3, 2))
+    assert loaded.dtype == np.float64
+    np.testing.assert_array_equal(loaded, np.arange(6).reshape(3, 2))
+    with pytest.raises(ValueError, match=r"non-empty 2-D.*\(0, 3\)"):
+        load_gradients(np.zeros((0, 3)))
+
+
 @pytest.mark.parametrize("separator, suffix", [(",", ".csv"), ("\t", ".tsv")])
 def test_gradient_tables_written_by_pandas(tmp_path, separator, suffix):
     import pandas as pd

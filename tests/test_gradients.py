@@ -79,7 +79,7 @@ def test_matches_brainspace_on_hcp_schaefer400():
 
 
 @pytest.mark.parametrize("approach, kernel", [("dm", "cosine"), ("le", "normalized_angle"),
-                                              ("pca", "gaussian")])
+                                              ("pca", "gaussian"), ("pca", None)])
 def test_approach_and_kernel_reach_brainspace(fitted, approach, kernel):
     # each setting gives BrainSpace's own result for it (the defaults would differ)
     matrix = fitted.group_connectivity_
@@ -133,6 +133,21 @@ def test_transform_aligned_to_group(X, fitted):
         assert np.corrcoef(g[:, 0], fitted.gradients_[:, 0])[0, 1] > 0
 
 
+def test_each_subjects_gradients_are_rotated_onto_the_group_gradients(X, fitted):
+    # BrainSpace's Procrustes: the subject's own gradients times the orthogonal matrix closest
+    # to the group gradients, with no centering or scaling
+    from scipy.linalg import orthogonal_procrustes
+
+    features = fitted.transform(X[:2]).reshape(2, N_REGIONS, 3)
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:2]))
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)  # one seed per call
+    for matrix, aligned in zip(corr, features):
+        own = GradientMaps(n_components=3, random_state=seed).fit(matrix, sparsity=0.5)
+        own = own.gradients_
+        rotation, _ = orthogonal_procrustes(own, fitted.gradients_)
+        np.testing.assert_allclose(aligned, own @ rotation, atol=1e-6)
+
+
 def test_transform_does_not_depend_on_batch(X, fitted):
     features = fitted.transform(X)
     np.testing.assert_array_equal(fitted.transform([X[2]])[0], features[2])
@@ -154,6 +169,21 @@ def test_deterministic(X, fitted):
     again = GradientPositioner(**SMALL).fit(X)
     np.testing.assert_array_equal(again.gradients_, fitted.gradients_)
     np.testing.assert_array_equal(again.transform(X), fitted.transform(X))
+
+
+def test_the_seed_moves_only_the_diffusion_map_and_only_a_little(X):
+    # BrainSpace solves the non-symmetric diffusion operator with a symmetric eigen-solver, so
+    # with "dm" the starting vector matters slightly (as documented); "le" and "pca" not at all
+    def fit(approach, seed):
+        return GradientPositioner(**SMALL, approach=approach, random_state=seed).fit(X)
+
+    for approach in ("le", "pca"):
+        np.testing.assert_allclose(fit(approach, 1).lambdas_, fit(approach, 0).lambdas_,
+                                   rtol=1e-10)
+    one, other = fit("dm", 0), fit("dm", 1)
+    np.testing.assert_allclose(one.lambdas_, other.lambdas_, rtol=0.05)
+    for c in range(3):
+        assert _abs_r(one.gradients_[:, c], other.gradients_[:, c]) > 0.99
 
 
 def test_feature_names(X, fitted):
@@ -457,12 +487,23 @@ def test_the_group_diagonal_is_the_plain_mean_of_the_subjects_diagonals(X):
                                np.tanh(np.arctanh(corr[:, off]).mean(axis=0)), atol=1e-12)
 
 
-def test_an_off_diagonal_correlation_of_one_gives_the_plain_mean(X):
-    # a value of exactly 1 between two regions has no Fisher z: the matrices are averaged plainly
+@pytest.mark.parametrize("value", [1.0, -1.0])
+def test_an_off_diagonal_correlation_of_one_gives_the_plain_mean(X, value):
+    # a value of exactly +-1 between two regions has no Fisher z: the matrices are averaged
+    # plainly
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
-    corr[-1, 0, 1] = corr[-1, 1, 0] = 1.0  # in the last subject only
+    corr[-1, 0, 1] = corr[-1, 1, 0] = value  # in the last subject only
     est = GradientPositioner(kind="connectivity", **SMALL).fit(corr)
     np.testing.assert_allclose(est.group_connectivity_, corr.mean(axis=0), atol=1e-12)
+
+
+def test_correlations_just_below_one_keep_their_fisher_z(X):
+    # only values within 1e-7 of +-1 are clipped before arctanh: 0.9999 is averaged as it is
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    corr[:, 0, 1] = corr[:, 1, 0] = [0.9999, 0.5, 0.5, 0.5, 0.5, 0.5]
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(corr)
+    expected = np.tanh((np.arctanh(0.9999) + 5 * np.arctanh(0.5)) / 6)
+    assert est.group_connectivity_[0, 1] == pytest.approx(expected, abs=1e-9)
 
 
 # --- reference alignment --------------------------------------------------------------------------

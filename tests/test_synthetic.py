@@ -75,10 +75,16 @@ def test_random_state_types():
         n_subjects=2, n_timepoints=20, random_state=np.random.RandomState(5)
     )
     np.testing.assert_array_equal(X_rs1[0], X_rs2[0])
+    X_rs3, _ = make_brain_dynamics(  # the RandomState's own state seeds the data
+        n_subjects=2, n_timepoints=20, random_state=np.random.RandomState(6)
+    )
+    assert not np.allclose(X_rs1[0], X_rs3[0])
     X_none, _ = make_brain_dynamics(n_subjects=2, n_timepoints=20, random_state=None)
     assert X_none[0].shape == (20, 100)
     with pytest.raises(ValueError, match="random_state"):
         make_brain_dynamics(n_subjects=2, n_timepoints=20, random_state="seed")
+    with pytest.raises(ValueError, match="random_state"):  # a bool is no seed
+        make_brain_dynamics(n_subjects=2, n_timepoints=20, random_state=True)
 
 
 def test_connectivity_follows_the_hcp_group_matrix(cohort):
@@ -131,6 +137,10 @@ def test_sites_and_phenotypes_vary(cohort):
     _, y, _ = cohort
     assert y["site"].nunique() == 3
     assert y["age"].std() > 10
+    assert (y["age"] % 1 != 0).all()  # uniform on [8, 80], not whole years
+    # sites are drawn one subject at a time, not dealt out evenly as the groups are (20 each
+    # of 60 has a chance of 1% under uniform draws)
+    assert y["site"].value_counts().nunique() > 1
 
 
 @pytest.mark.parametrize("n_regions", [0, 7, 401, 1000, 100.0, True, "100"])
@@ -182,6 +192,8 @@ def test_the_haemodynamic_response_is_the_same_in_seconds_at_any_tr():
         expected = gamma.pdf(times, 6.0) - gamma.pdf(times, 16.0) / 6.0
         np.testing.assert_allclose(hrf, expected / np.linalg.norm(expected), atol=1e-12)
         peaks[t_r] = np.argmax(hrf) * t_r
+        # the AR(1) coefficients are those of the timescales at this TR
+        np.testing.assert_allclose(params["phi"], np.exp(-t_r / params["timescales"]))
     assert peaks[0.72] == pytest.approx(5.0, abs=0.8) and peaks[2.0] == pytest.approx(5.0, abs=1.1)
 
 
@@ -212,7 +224,7 @@ def test_the_group_connectivity_is_brainspaces_schaefer_matrix(n_regions):
     np.testing.assert_array_equal(load_group_connectivity(n_regions), (matrix + matrix.T) / 2)
 
 
-@pytest.mark.parametrize("n_regions", [24, 40, 100])
+@pytest.mark.parametrize("n_regions", [24, 39, 40, 100])
 def test_communities_and_principal_axis_are_as_documented(n_regions):
     *_, params = make_brain_dynamics(n_subjects=2, n_timepoints=10, n_regions=n_regions,
                                      random_state=0, return_params=True)
@@ -229,7 +241,10 @@ def test_communities_and_principal_axis_are_as_documented(n_regions):
     values = np.linalg.eigvalsh(group)
     np.testing.assert_allclose(group @ axis, values[-2] * axis, atol=1e-8)
     assert axis[0] < 0
-    # The timescale regions: a quarter at each end of the axis.
+    # Each region's rank along the axis, from 0 (unimodal end) to 1 (transmodal end).
+    np.testing.assert_allclose(params["axis_rank"],
+                               np.argsort(np.argsort(axis)) / (n_regions - 1))
+    # The timescale regions: a quarter at each end of the axis (rounded: 10 of 39).
     n_quarter = round(n_regions / 4)
     order = np.argsort(axis)
     np.testing.assert_array_equal(params["age_regions"], np.sort(order[-n_quarter:]))
@@ -288,6 +303,8 @@ def test_timescale_effects_have_the_documented_sizes(cohort):
     np.testing.assert_allclose(effects(group_regions), [0, 0, 0.55], atol=0.05)
     np.testing.assert_allclose(effects(others), [0, 0, 0], atol=0.05)
     assert residual[:, others].std() == pytest.approx(0.15, abs=0.015)  # the jitter
+    # ... drawn per subject, not once per region (over subjects, seeds 0-3: 0.146-0.150)
+    assert residual[:, others].std(0).mean() == pytest.approx(0.15, abs=0.015)
 
 
 def test_each_region_signal_has_unit_variance_at_every_site(cohort):
@@ -319,3 +336,84 @@ def test_the_site_drift_has_the_documented_size_at_each_site():
         # Measured over seeds 0-5: within 0.012 (0.05 or more off somewhere when the maps are
         # scaled over the sites instead of over the regions).
         assert np.sqrt((slopes**2).mean()) == pytest.approx(drift_sd, abs=0.03)
+
+
+def test_each_subjects_connectivity_is_a_wishart_draw_around_the_documented_mean(cohort):
+    # An independent reconstruction of the documented model: the group matrix shifted in
+    # Fisher z by the age and group patterns, eigenvalues clipped at 0.01, unit diagonal.
+    _, y, params = cohort
+    networks = params["networks"]
+    (a, b), (c, d) = params["age_networks"], params["group_networks"]
+
+    def block(k, m):
+        pairs = np.outer(networks == k, networks == m)
+        pairs = (pairs | pairs.T).astype(float)
+        np.fill_diagonal(pairs, 0.0)
+        return pairs
+
+    p_age = -0.25 * block(a, a) + 0.25 * block(a, b)
+    p_group = 0.15 * block(c, d) - 0.1 * block(d, d)
+    z0 = np.arctanh(np.clip(params["group_connectivity"], -0.999, 0.999))
+    np.fill_diagonal(z0, 0.0)
+    means = []
+    for age01, group in zip((y["age"] - 8) / 72, y["group"]):
+        mean = np.tanh(z0 + age01 * p_age + group * p_group)
+        np.fill_diagonal(mean, 1.0)
+        values, vectors = np.linalg.eigh(mean)
+        mean = (vectors * np.maximum(values, 0.01)) @ vectors.T
+        scale = 1 / np.sqrt(np.diagonal(mean))
+        means.append(mean * scale[:, None] * scale[None, :])
+    means = np.array(means)
+    off = ~np.eye(len(networks), dtype=bool)
+    residual = params["connectivity"][:, off] - means[:, off]
+    # Unbiased around the mean: the residual averaged over subjects is noise only (root mean
+    # square over the pairs, seeds 0-5: 0.007-0.009; 0.03 without the Fisher z of the group).
+    assert np.sqrt((residual.mean(0) ** 2).mean()) < 0.015
+    # Wishart with nu = max(200, R + 50) degrees of freedom: a sample correlation's standard
+    # deviation is (1 - rho^2) / sqrt(nu) (standardized, seeds 0-5: 0.986-1.009).
+    standardized = residual / (1 - means[:, off] ** 2) * np.sqrt(200)
+    assert standardized.std() == pytest.approx(1.0, abs=0.06)
+
+
+def test_the_eigenvalue_clipping_floor_is_a_hundredth():
+    from brainjepa_sk.datasets._synthetic import _nearest_correlation
+
+    rng = np.random.default_rng(0)
+    vectors = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    matrix = (vectors * [-0.5, 0.2, 0.5, 1.0, 1.8, 3.0]) @ vectors.T
+    expected = (vectors * [0.01, 0.2, 0.5, 1.0, 1.8, 3.0]) @ vectors.T
+    scale = 1 / np.sqrt(np.diagonal(expected))
+    np.testing.assert_allclose(_nearest_correlation(matrix),
+                               expected * scale[:, None] * scale[None, :], atol=1e-12)
+
+
+def test_site_gains_have_the_documented_levels_and_jitter(cohort):
+    # gain (1.0, 0.85, 1.2) by site times a log-normal gain per site and region (sd 0.15);
+    # measured over seeds 0-3: means within 0.025 and standard deviations within 0.02
+    log_gain = np.log(cohort[2]["site_gain"])
+    assert log_gain.shape == (3, 100)
+    np.testing.assert_allclose(log_gain.mean(1), np.log([1.0, 0.85, 1.2]), atol=0.05)
+    np.testing.assert_allclose(log_gain.std(1), 0.15, atol=0.03)
+
+
+def test_subjects_have_their_own_noise_and_each_site_its_own_drift_map(cohort):
+    X, y, params = cohort
+    # independent subjects: no two consecutive subjects' series correlate (seeds 0-3: at most
+    # 0.08; a shared measurement noise gives about 0.4)
+    flat = [x.ravel() for x in X]
+    assert max(abs(np.corrcoef(u, v)[0, 1]) for u, v in zip(flat, flat[1:])) < 0.2
+    # each site's drift enters the regions through its own random map: the regions' slopes on
+    # the drift do not correlate between sites (seeds 0-3: |r| <= 0.16 over 100 regions)
+    sites = y["site"].to_numpy().astype(int)
+    drift = params["drift"] - params["drift"].mean(1, keepdims=True)
+    slopes = [sum(X[s].T @ drift[s] for s in np.flatnonzero(sites == k))
+              / (drift[sites == k] ** 2).sum() for k in range(3)]
+    assert np.abs(np.corrcoef(slopes)[np.triu_indices(3, 1)]).max() < 0.5
+
+
+def test_the_site_drift_starts_at_its_steady_state():
+    # unit variance from the first frame on, not an AR(1) started at zero (over 300 subjects
+    # at frames 0-2, seeds 0-5: 0.89-1.05; 0.33 when the drift's burn-in is dropped)
+    *_, params = make_brain_dynamics(n_subjects=300, n_timepoints=10, n_regions=8,
+                                     random_state=0, return_params=True)
+    assert params["drift"][:, :3].var(0).mean() > 0.7
