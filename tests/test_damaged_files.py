@@ -1,5 +1,7 @@
 """Damaged or foreign files, through every entry point: a clear error that names the file."""
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -87,6 +89,54 @@ def test_a_file_that_cannot_be_read_is_not_called_damaged(files, monkeypatch):
     with pytest.raises(OSError, match=r"could not read .*good\.pt: Permission denied") as info:
         load_checkpoint(files["good"])
     assert info.value.errno == errno.EACCES
+
+
+def _damaged_header(good):
+    """A byte of the second stored file's header changed: the archive itself still opens."""
+    raw = bytearray(good.read_bytes())
+    second = raw.find(b"PK\x03\x04", 10)
+    raw[second + 1] ^= 0xFF
+    return bytes(raw)
+
+
+def _short_legacy_file(good):
+    """The start of a file in torch's legacy (pre-1.6, not zip) format."""
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buffer, _use_new_zipfile_serialization=False)
+    return buffer.getvalue()[:10]
+
+
+@pytest.mark.parametrize(("make", "problem"), [
+    (_damaged_header, r"is truncated or damaged: not a complete training state \(Pytorch"),
+    (_short_legacy_file, r"is not a training state: it was not written by torch.save, or it "
+                         r"is damaged \(EOFError"),
+], ids=["damaged-header", "short-legacy-file"])
+def test_load_file_names_damage_that_torch_reports_in_other_ways(files, tmp_path, make, problem):
+    from brainjepa_sk.train.runtime import load_file
+
+    path = tmp_path / "state.pt"
+    path.write_bytes(make(files["good"]))
+    with pytest.raises(ValueError, match=rf"state\.pt {problem}"):
+        load_file(path, what="training state")
+
+
+def test_a_missing_file_is_named_with_what_it_should_be(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"brainjepa_sk checkpoint not found: .*nope\.pt"):
+        load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_a_plain_pickle_is_refused_without_torchs_pickle_protocol_warning(tmp_path):
+    import pickle
+    import warnings
+
+    from brainjepa_sk.train.runtime import load_file
+
+    path = tmp_path / "plain.pt"
+    path.write_bytes(pickle.dumps({"a": 1}, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"plain\.pt is not a torch file"):
+            load_file(path)
 
 
 def _robust_checkpoint(path):

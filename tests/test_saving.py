@@ -124,8 +124,9 @@ def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
         raise PermissionError(errno.EACCES, "Permission denied")
 
     monkeypatch.setattr(runtime.torch, "save", denied)
-    with pytest.raises(OSError, match=r"could not save .*x\.pt: Permission denied"):
+    with pytest.raises(OSError, match=r"could not save .*x\.pt: Permission denied") as info:
         atomic_save({}, tmp_path / "x.pt")
+    assert info.value.errno == errno.EACCES  # the system's code, for callers that test it
 
 
 def test_the_umask_is_read_and_left_as_it_was_where_proc_cannot_be_read(
@@ -314,3 +315,37 @@ def test_names_in_an_object_array_are_saved_as_a_list_of_strings(tmp_path):
     loaded = load_checkpoint(path)
     assert loaded.metadata["region_names"] == loaded.preprocessing["columns"] == ["roi0", "roi1"]
     assert loaded.model.region_names == ["roi0", "roi1"]
+
+
+def test_temporary_files_of_killed_saves_of_a_name_with_glob_characters_are_removed(tmp_path):
+    host = socket.gethostname()
+    stale = tmp_path / f"run[1].pt.{host}.{_dead_pid()}.abc123.tmp"
+    stale.write_bytes(b"partial")
+    atomic_save({"a": 1}, tmp_path / "run[1].pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run[1].pt"]
+
+
+def test_the_temporary_file_of_a_killed_write_is_removed_by_the_next_save(tmp_path, monkeypatch):
+    """The names this module gives its own temporary files are those it recognises later."""
+    dead = _dead_pid()
+    monkeypatch.setattr(runtime.os, "getpid", lambda: dead)
+    left = runtime.temporary_file_beside(tmp_path / "last.pt")  # then the process was killed
+    monkeypatch.undo()
+    assert left.exists() and left.parent == tmp_path
+    atomic_save({"a": 1}, tmp_path / "last.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_saving_leaves_no_file_open(tmp_path):
+    atomic_save({"a": 1}, tmp_path / "x.pt")  # anything opened once, at the first save
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        atomic_save({"a": torch.ones(2)}, tmp_path / "x.pt")
+        runtime.temporary_file_beside(tmp_path / "y.pt").unlink()
+    assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_the_folders_of_a_new_path_are_created(tmp_path):
+    atomic_save({"a": 1}, tmp_path / "runs" / "first" / "last.pt")
+    assert torch.load(tmp_path / "runs" / "first" / "last.pt", weights_only=True) == {"a": 1}

@@ -454,6 +454,12 @@ def test_window_loader_yields_full_batches_in_the_sampler_order():
     # float64 windows are taken as float32, the model's dtype
     as_float64 = window_loader(WindowDataset(windows.astype("float64")), BATCH, sampler)
     assert next(iter(as_float64)).dtype == torch.float32
+    # a dataset of single windows (no __getitems__) is stacked into batches too
+    plain = list(torch.from_numpy(windows))
+    first = next(iter(window_loader(plain, BATCH, ShuffleSampler(len(plain), seed=5))))
+    assert torch.equal(first, torch.from_numpy(windows)[order[:BATCH]])
+    assert window_loader(dataset, BATCH, sampler, pin_memory=True).pin_memory
+    assert not window_loader(dataset, BATCH, sampler).pin_memory
 
 
 def _window_of_the_worker(subject, start):

@@ -1,6 +1,8 @@
 """One training step: the loss goes down, the target encoder moves only through EMA."""
 
+import contextlib
 import math
+import signal
 
 import numpy as np
 import pytest
@@ -255,7 +257,7 @@ def test_cpu_copy_shares_nothing_with_the_state_it_copies():
 
     weights = torch.nn.Parameter(torch.ones(3))
     state = {"w": weights, "groups": [{"lr": 0.1, "params": [0]}], "extra": np.array([1.0]),
-             "pair": (torch.zeros(1), 2)}
+             "pair": (torch.zeros(1), 2), "listed": [weights]}
     copied = cpu_copy(state)
     with torch.no_grad():
         weights += 1
@@ -265,6 +267,8 @@ def test_cpu_copy_shares_nothing_with_the_state_it_copies():
     assert copied["extra"].tolist() == [1.0]
     assert copied["groups"] == [{"lr": 0.1, "params": [0]}]
     assert type(copied["pair"]) is tuple and torch.equal(copied["pair"][0], torch.zeros(1))
+    assert torch.equal(copied["listed"][0], torch.ones(3))  # tensors in lists: detached too
+    assert not copied["listed"][0].requires_grad
 
 
 def test_tensor_checksum_counts_other_values_when_asked():
@@ -326,17 +330,17 @@ def test_auto_and_none_take_cuda_where_there_is_one_else_the_cpu(monkeypatch):
     assert resolve_device("auto") == resolve_device(None) == torch.device("cpu")
 
 
-@pytest.mark.parametrize("local_rank", [2, 3])
+@pytest.mark.parametrize(("world_size", "local_rank", "n_gpus"), [(4, 2, 2), (4, 3, 2), (2, 1, 1)])
 def test_more_torchrun_processes_than_gpus_is_named_before_joining_the_group(
-        monkeypatch, local_rank):
+        monkeypatch, world_size, local_rank, n_gpus):
     from brainjepa_sk.train.distributed import process_device
 
-    monkeypatch.setenv("WORLD_SIZE", "4")
-    monkeypatch.setenv("LOCAL_RANK", str(local_rank))  # 2: the first past the last GPU
+    monkeypatch.setenv("WORLD_SIZE", str(world_size))
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))  # 2 of 2: the first past the last GPU
     monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining would fail otherwise
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(ValueError, match=rf"LOCAL_RANK={local_rank} but this machine has 2 "
-                                         r"CUDA device\(s\).*--nproc-per-node"):
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: n_gpus)
+    with pytest.raises(ValueError, match=rf"LOCAL_RANK={local_rank} but this machine has "
+                                         rf"{n_gpus} CUDA device\(s\).*--nproc-per-node"):
         process_device(torch.device("cuda"))
 
 
@@ -357,6 +361,17 @@ def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     # a device with an index is the one asked for
     assert distributed.process_device(torch.device("cuda", 0)) == torch.device("cuda", 0)
     assert len(chosen) == 1
+
+
+def test_without_torchrun_a_cuda_device_is_left_as_asked(monkeypatch):
+    """Runs anywhere: one process, no group. "cuda" stays the current device, whichever the
+    user made current; LOCAL_RANK is torchrun's only."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert distributed.process_device(torch.device("cuda")) == torch.device("cuda")
+    assert chosen == []
 
 
 @pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda", "nccl")])
@@ -449,3 +464,159 @@ def test_the_saved_generator_state_is_that_of_the_training_gpu(monkeypatch):
     gpu_state = {"cpu": torch.get_rng_state(), "cuda": torch.tensor([5], dtype=torch.uint8)}
     set_global_rng_state(gpu_state, torch.device("cpu"))
     assert {k: v.tolist() for k, v in generators.items()} == {0: [10], 1: [11]}
+    # a state saved by a CPU run, resumed on a GPU: its CPU state only
+    cpu_state = global_rng_state(torch.device("cpu"))
+    assert list(cpu_state) == ["cpu"]
+    set_global_rng_state(cpu_state, device)
+    assert {k: v.tolist() for k, v in generators.items()} == {0: [10], 1: [11]}
+
+
+def test_tensor_checksum_depends_on_the_shape_of_same_bytes():
+    """The same values in another shape (a transposed or flattened weight) differ."""
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    digests = {tensor_checksum({"w": torch.zeros(shape)}) for shape in ((2, 3), (3, 2), (6,))}
+    assert len(digests) == 3
+
+
+def test_tensor_checksum_counts_the_place_of_tensors_in_nested_lists():
+    """The same tensors, in the same order, in other places of nested lists."""
+    from brainjepa_sk.train.runtime import tensor_checksum
+
+    first, second = torch.zeros(2), torch.ones(2)
+    assert tensor_checksum([[first], [second]]) != tensor_checksum([[first, second]])
+    assert tensor_checksum([[first], [second]]) != tensor_checksum([[first], [], [second]])
+
+
+def test_devices_of_a_type_torch_does_not_take_are_a_value_error_too():
+    from brainjepa_sk.train.runtime import resolve_device
+
+    for device in (1.5, ["cpu"]):
+        with pytest.raises(ValueError, match="is not a device torch knows"):
+            resolve_device(device)
+
+
+def test_resolve_autocast_takes_bf16_where_asked_or_auto_on_cuda_and_refuses_others():
+    from brainjepa_sk.train.runtime import resolve_autocast
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert resolve_autocast("auto", cpu) is None and resolve_autocast("fp32", cuda) is None
+    assert resolve_autocast("auto", cuda) is resolve_autocast("bf16", cpu) is torch.bfloat16
+    for precision in ("fp16", "float32", None):
+        with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32'"):
+            resolve_autocast(precision, cpu)
+
+
+def test_forked_rng_on_cuda_forks_seeds_and_makes_current_only_the_training_gpu(monkeypatch):
+    """Runs anywhere: torch's CUDA calls are recorded, not made. A CUDA device without an
+    index is the current one (1 here); only its generator is forked and seeded, and it is the
+    current device inside the block."""
+    from brainjepa_sk.train.runtime import forked_rng
+
+    calls = []
+
+    @contextlib.contextmanager
+    def fork_rng(devices=None, **kwargs):
+        calls.append(("fork", list(devices)))
+        cpu_state = torch.get_rng_state()  # the CPU part of the fork, done for real
+        try:
+            yield
+        finally:
+            torch.set_rng_state(cpu_state)
+            calls.append("join")
+
+    @contextlib.contextmanager
+    def current(index):
+        calls.append(("current", index))
+        yield
+        calls.append("current back")
+
+    monkeypatch.setattr(torch.random, "fork_rng", fork_rng)
+    monkeypatch.setattr(torch.cuda, "device", current)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "manual_seed", lambda seed: calls.append(("seed", seed)))
+    monkeypatch.setattr(torch.cuda, "manual_seed_all",
+                        lambda seed: calls.append(("seed all", seed)))
+    before = torch.get_rng_state()
+    with forked_rng(5, torch.device("cuda")):
+        calls.append("block")
+        drawn = torch.rand(2)
+    assert calls == [("fork", [1]), ("current", 1), ("seed", 5), "block", "current back",
+                     "join"]
+    assert torch.equal(drawn, torch.rand(2, generator=torch.Generator().manual_seed(5)))
+    assert torch.equal(torch.get_rng_state(), before)
+    calls.clear()
+    with forked_rng(None, torch.device("cuda", 0)):
+        calls.append("block")
+    assert calls == [("fork", [0]), ("current", 0), "block", "current back", "join"]
+
+
+def test_work_on_the_main_process_waits_in_a_gloo_group_of_its_own_then_leaves_it(
+        monkeypatch):
+    """Runs anywhere: a group of two is simulated, process 0 then process 1. The group has the
+    long timeout and is destroyed, after a result and after an error alike."""
+    made, destroyed, sent = [], [], []
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: made.append(kwargs) or "group")
+    monkeypatch.setattr(dist, "destroy_process_group", destroyed.append)
+
+    def broadcast(objects, src, group):
+        sent.append((objects[0], src, group))
+        objects[0] = sent[0][0]  # process 1 receives what process 0 sent first
+
+    monkeypatch.setattr(dist, "broadcast_object_list", broadcast)
+    calls = []
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
+    assert distributed.on_main_process(lambda a, b: calls.append(a) or a + b, 1, b=2) == 3
+    monkeypatch.setattr(distributed, "world", lambda: (1, 2))
+    assert distributed.on_main_process(lambda a, b: calls.append(a) or a + b, 1, b=2) == 3
+    assert calls == [1]  # process 1 did not do the work
+    assert sent == [((True, 3), 0, "group"), (None, 0, "group")]
+    assert made == 2 * [{"backend": "gloo", "timeout": distributed.MAIN_PROCESS_TIMEOUT}]
+    assert distributed.MAIN_PROCESS_TIMEOUT.total_seconds() >= 3600
+    assert destroyed == ["group", "group"]
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C in process 0 is sent on to the others
+        distributed.on_main_process(interrupted)
+    assert sent[-1][0][0] is False and isinstance(sent[-1][0][1], KeyboardInterrupt)
+    assert destroyed == 3 * ["group"]
+
+
+def test_noting_ctrl_c_outside_the_main_thread_changes_nothing():
+    """Signal handlers can only be set in the main thread: a fit in another thread (joblib's
+    threading backend) runs, and Ctrl-C is left to the main thread's handler."""
+    import threading
+
+    from brainjepa_sk.train.runtime import noting_ctrl_c
+
+    handler, outcome = signal.getsignal(signal.SIGINT), []
+
+    def in_a_thread():
+        try:
+            with noting_ctrl_c({}):
+                outcome.append(signal.getsignal(signal.SIGINT))
+        except BaseException as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=in_a_thread)
+    thread.start()
+    thread.join()
+    assert outcome == [handler] and signal.getsignal(signal.SIGINT) is handler
+
+
+def test_noting_ctrl_c_leaves_an_ignored_sigint_ignored():
+    """A process started in the background ignores SIGINT: nothing is marked, nothing raised."""
+    from brainjepa_sk.train.runtime import noting_ctrl_c
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        pressed = {}
+        with noting_ctrl_c(pressed):
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)
+        assert pressed == {} and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
