@@ -323,6 +323,16 @@ _PLAIN_VALUES = (bool, int, float, str)
 def _to_safe(obj, where="metadata"):
     """Turn NumPy values into what ``torch.load(weights_only=True)`` accepts, or raise
     ``TypeError`` before anything is written (a file that could not be loaded back)."""
+    if isinstance(obj, torch.Tensor):
+        # stored as the NumPy array load_checkpoint gives back: a tensor that requires grad (a
+        # loss, a parameter), or one NumPy cannot hold (bfloat16, sparse), would be written and
+        # then fail on loading
+        try:
+            obj = obj.detach().cpu().resolve_conj().resolve_neg().numpy()
+        except (TypeError, RuntimeError, NotImplementedError):
+            raise TypeError(
+                f"{where} holds a {obj.dtype} tensor ({obj.layout}), which a checkpoint cannot "
+                "store: convert it to a NumPy array") from None
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind in "USO":  # text or objects (e.g. region names): a list
             return _to_safe(obj.tolist(), where)
@@ -340,7 +350,7 @@ def _to_safe(obj, where="metadata"):
         return [_to_safe(v, where) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if obj is None or isinstance(obj, (*_PLAIN_VALUES, torch.Tensor)):
+    if obj is None or isinstance(obj, _PLAIN_VALUES):
         return obj
     raise TypeError(
         f"{where} holds a {type(obj).__name__}, which a checkpoint cannot store: use numbers, "
@@ -349,7 +359,7 @@ def _to_safe(obj, where="metadata"):
 
 def _from_safe(obj):
     if isinstance(obj, torch.Tensor):
-        return obj.numpy()
+        return obj.detach().numpy()  # files written before tensors were detached
     if isinstance(obj, dict):
         return {k: _from_safe(v) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -381,7 +391,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         The module to save.
     preprocessing : dict, optional
         Preprocessing to apply identically at embedding time (values: numbers, strings, lists,
-        NumPy arrays, nested dicts).
+        NumPy arrays, nested dicts). Torch tensors are stored as their values and come back as
+        NumPy arrays; bfloat16 and sparse tensors are refused.
     metadata : dict, optional
         Anything else of the same kinds (training history, ...).
 

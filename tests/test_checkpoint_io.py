@@ -53,6 +53,13 @@ def test_wrong_files(tmp_path, official_dir):
         load_checkpoint(official_dir / "checkpoint.pth.tar")
     with pytest.raises(TypeError, match="BrainJEPA"):
         save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2))
+    # a dictionary of another format, even with our sections, is not ours
+    save_checkpoint(tmp_path / "m.pt", _model())
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["format"] = "another_library"
+    torch.save(payload, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match=r"other\.pt is not a brainjepa_sk checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
 
 
 def test_load_gradients_formats(tmp_path, official_dir):
@@ -298,3 +305,37 @@ def test_resolve_weights_names_the_section_a_research_checkpoint_lacks(official_
                                          r"checkpoint: missing section\(s\) \['predictor'\]"):
         resolve_weights(tmp_path / "partial.pth.tar", gradients=official_dir / "gradient.csv",
                         num_heads=4)
+
+
+def test_keys_tuples_and_tensors_in_metadata_come_back_as_plain_values(tmp_path):
+    """Keys become strings (NumPy's too, which a safe load would refuse), tuples lists and
+    tensors NumPy arrays: the file loads back."""
+    save_checkpoint(tmp_path / "m.pt", _model(), metadata={
+        "scores": {np.str_("roi0"): 1.0, np.int64(3): "x"}, "shape": (3, 4),
+        "weights": torch.arange(3.0)})
+    metadata = load_checkpoint(tmp_path / "m.pt").metadata
+    assert metadata["scores"] == {"roi0": 1.0, "3": "x"}
+    assert {type(key) for key in metadata["scores"]} == {str}
+    assert metadata["shape"] == [3, 4]
+    assert isinstance(metadata["weights"], np.ndarray)
+    np.testing.assert_array_equal(metadata["weights"], [0.0, 1.0, 2.0])
+
+
+def test_a_format_1_checkpoint_without_a_checksum_still_loads(tmp_path):
+    model = _model()
+    save_checkpoint(tmp_path / "m.pt", model, preprocessing={"t_r": 0.8})
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    del payload["checksum"]
+    payload["format_version"] = 1
+    torch.save(payload, tmp_path / "v1.pt")
+    loaded = load_checkpoint(tmp_path / "v1.pt")
+    assert loaded.preprocessing == {"t_r": 0.8}
+    assert _same_weights(loaded.model, model)
+
+
+def test_a_model_saved_without_preprocessing_carries_none(tmp_path):
+    """As a module built directly: ``preprocessing`` is None when there is none to apply."""
+    save_checkpoint(tmp_path / "m.pt", _model())
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.preprocessing == {} and loaded.model.preprocessing is None
+    assert loaded.model.region_names is None

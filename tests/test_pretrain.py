@@ -452,7 +452,8 @@ def test_a_training_state_exports_a_model(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(X)
     (state_file,) = _state_files(tmp_path)  # holds the first epoch
-    export_training_state(state_file, tmp_path / "model.pt")
+    # the path is returned as a pathlib.Path, also when given as a string
+    assert export_training_state(state_file, str(tmp_path / "model.pt")) == tmp_path / "model.pt"
     loaded = load_checkpoint(tmp_path / "model.pt")
     assert loaded.metadata["epochs_completed"] == 1 and len(loaded.metadata["history"]) == 1
     assert loaded.metadata["exported_from"] == str(state_file)

@@ -152,6 +152,15 @@ def _corrupt(official_dir, tmp_path, edit):
         # an empty section is named as such, not by the first key looked up in it
         (lambda c: c.__setitem__("predictor", {}),
          "section 'predictor' is not a non-empty state dict"),
+        # a time table a little off (not only one of another size) is refused
+        (lambda c: c["target_encoder"]["module.pos_embed_proj.emb_h"].add_(0.01),
+         "'target_encoder'/pos_embed_proj.emb_h does not match the sine-cosine time code"),
+        # NaN in the predictor, and in a half-precision tensor, are found too
+        (lambda c: c["predictor"]["module.predictor_norm.weight"].__setitem__(0, float("nan")),
+         "'predictor': predictor_norm.weight holds NaN or infinite"),
+        (lambda c: c["target_encoder"].__setitem__(
+            "module.norm.weight", torch.full((64,), float("inf"), dtype=torch.bfloat16)),
+         "'target_encoder': norm.weight holds NaN or infinite"),
     ],
 )
 def test_wrong_files_name_the_problem(official_dir, tmp_path, edit, message):
@@ -181,6 +190,10 @@ def test_gradients_with_wrong_columns_are_named(official_dir):
         load_research_checkpoint(
             official_dir / "checkpoint.pth.tar", gradients[:, :29], num_heads=4
         )
+    # more columns than the checkpoint's gradient map takes: named the same way
+    with pytest.raises(ValueError, match="31 components"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                 np.hstack([gradients, gradients[:, :1]]), num_heads=4)
 
 
 def test_heads_that_do_not_divide_the_width_are_refused(official_dir):
@@ -197,6 +210,12 @@ def test_not_a_checkpoint(tmp_path, official_dir):
         load_research_checkpoint(path, official_dir / "gradient.csv")
     with pytest.raises(FileNotFoundError):
         load_research_checkpoint(tmp_path / "absent.pth.tar", official_dir / "gradient.csv")
+    # a torch file that holds something other than a dictionary of sections
+    for content in (torch.zeros(3), ["encoder", "predictor", "target_encoder"]):
+        torch.save(content, path)
+        with pytest.raises(ValueError, match="junk.pth.tar does not hold a dictionary of state "
+                                             "dicts"):
+            load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
 
 
 def test_a_width_in_the_table_loads_with_its_head_count(official_dir, reference, monkeypatch):
@@ -318,3 +337,37 @@ def test_map_location_is_passed_to_torch_load(official_dir, reference):
     with torch.no_grad():
         tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
     assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+
+
+def test_depths_of_ten_blocks_or_more_and_fractional_mlp_ratios_are_read(official_dir, reference,
+                                                                          tmp_path):
+    """The base model has 12 blocks: block numbers of two digits count. The hidden width of
+    the MLPs need not be a whole multiple of the width (here 2.5 x 64 = 160, 2.5 x 32 = 80)."""
+    def deeper_and_narrower(checkpoint):
+        for section, prefix, depth in [("encoder", "module.blocks", 12),
+                                       ("target_encoder", "module.blocks", 12),
+                                       ("predictor", "module.predictor_blocks", 10)]:
+            state = checkpoint[section]
+            for block in range(2, depth):  # copies of block 1, each a little changed
+                for key in [k for k in state if k.startswith(f"{prefix}.1.")]:
+                    new_key = key.replace(f"{prefix}.1.", f"{prefix}.{block}.")
+                    state[new_key] = state[key] + 0.001 * block
+            for key in [k for k in state if ".mlp.fc1." in k]:
+                state[key] = state[key][: state[key].shape[0] * 5 // 8].clone()
+            for key in [k for k in state if k.endswith(".mlp.fc2.weight")]:
+                state[key] = state[key][:, : state[key].shape[1] * 5 // 8].clone()
+
+    path = _corrupt(official_dir, tmp_path, deeper_and_narrower)
+    model = load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+    assert model.config["depth"] == 12 and model.config["predictor_depth"] == 10
+    assert model.config["mlp_ratio"] == 2.5
+    stored = torch.load(path, weights_only=True)
+    torch.testing.assert_close(model.target_encoder.blocks[11].mlp.fc2.weight,
+                               stored["target_encoder"]["module.blocks.11.mlp.fc2.weight"],
+                               rtol=0, atol=0)
+    torch.testing.assert_close(model.predictor.blocks[9].mlp.fc1.weight,
+                               stored["predictor"]["module.predictor_blocks.9.mlp.fc1.weight"],
+                               rtol=0, atol=0)
+    with torch.no_grad():
+        tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
+    assert tokens.shape == (3, 24 * 10, 64) and torch.isfinite(tokens).all()

@@ -349,3 +349,36 @@ def test_saving_leaves_no_file_open(tmp_path):
 def test_the_folders_of_a_new_path_are_created(tmp_path):
     atomic_save({"a": 1}, tmp_path / "runs" / "first" / "last.pt")
     assert torch.load(tmp_path / "runs" / "first" / "last.pt", weights_only=True) == {"a": 1}
+
+
+def test_tensors_in_metadata_that_need_grad_are_saved_as_their_values(tmp_path):
+    """A loss or a parameter from training (they require grad) used to be written as it was,
+    and load_checkpoint then failed on the file (NumPy cannot take a tensor that needs grad)."""
+    path = tmp_path / "model.pt"
+    loss = (torch.ones(2, requires_grad=True) * 2).sum()
+    save_checkpoint(path, tiny_module(), metadata={"final_loss": loss},
+                    preprocessing={"scale": torch.nn.Parameter(torch.ones(2))})
+    loaded = load_checkpoint(path)
+    assert isinstance(loaded.metadata["final_loss"], np.ndarray)
+    assert float(loaded.metadata["final_loss"]) == 4.0
+    np.testing.assert_array_equal(loaded.preprocessing["scale"], [1.0, 1.0])
+    # a file written that way before still loads
+    from brainjepa_sk.checkpoint import _checksum
+
+    payload = torch.load(path, weights_only=True)
+    payload["metadata"]["final_loss"] = loss
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, path)
+    assert float(load_checkpoint(path).metadata["final_loss"]) == 4.0
+
+
+@pytest.mark.parametrize("value", [torch.ones(2, dtype=torch.bfloat16),
+                                   torch.eye(2).to_sparse()], ids=["bfloat16", "sparse"])
+def test_tensors_numpy_cannot_hold_are_refused_before_writing(tmp_path, value):
+    """load_checkpoint gives tensors back as NumPy arrays: a bfloat16 or a sparse tensor was
+    written (or failed with a RuntimeError), and the file then could not be loaded."""
+    path = tmp_path / "model.pt"
+    with pytest.raises(TypeError, match="metadata holds a .*tensor.*which a checkpoint cannot "
+                                        "store"):
+        save_checkpoint(path, tiny_module(), metadata={"value": value})
+    assert not path.exists()
