@@ -209,6 +209,8 @@ def test_impossible_min_keep_is_refused():
         SpatiotemporalMaskSampler(8, 4, min_keep=1000).sample(2)
     with pytest.raises(ValueError, match="at least 2"):
         SpatiotemporalMaskSampler(1, 10)
+    with pytest.raises(ValueError, match="at least 2 regions and 2 time patches"):
+        SpatiotemporalMaskSampler(10, 1)  # one patch: no span shorter than the scan
     with pytest.raises(ValueError, match="alpha_region_scale"):
         SpatiotemporalMaskSampler(10, 10, alpha_region_scale=(0.6, 0.4))
     with pytest.raises(ValueError, match="observation_scale"):
@@ -374,3 +376,76 @@ def test_a_cross_roi_span_wider_than_the_observation_block_is_cut_to_it():
 def test_edge_fractions_outside_the_half_open_range_are_refused(edge_fraction):
     with pytest.raises(ValueError, match=r"edge_fraction must be in \(0, 0.5\]"):
         SpatiotemporalMaskSampler(24, 10, edge_fraction=edge_fraction)
+
+
+def test_kept_target_tokens_are_not_biased_towards_low_token_indices():
+    # targets are thinned at random too, not by truncating their sorted index lists (which
+    # would keep low regions and drop the last ones)
+    n_regions, n_patches = 24, 10
+    _, batches = _draws(n_regions, n_patches, n_batches=300, batch=8)
+    kept = torch.zeros(n_regions)
+    available = torch.zeros(n_regions)
+    for masks in batches:
+        kept += torch.bincount(masks.target_idx.flatten() // n_patches, minlength=n_regions)
+        available += (masks.grid >= ALPHA).sum((0, 2)).float()
+    ratio = kept / available
+    low, high = ratio[: n_regions // 2].mean(), ratio[n_regions // 2 :].mean()
+    assert abs(low - high) / ratio.mean() < 0.03, ratio
+    assert ratio.std() / ratio.mean() < 0.05, ratio
+
+
+def test_double_cross_targets_are_drawn_among_all_regions_hidden_from_the_context():
+    # gamma picks its regions among every region that is not visible in the context: the
+    # alpha regions and the regions outside the observation block alike (a small block, so
+    # that many hidden regions are not alpha regions)
+    _, batches = _draws(100, 10, n_batches=40, observation_scale=(0.5, 0.6))
+    n_gamma = n_other = expected = 0
+    for masks in batches:
+        for grid in masks.grid:
+            hidden = ~(grid == CONTEXT).any(1)
+            alpha, gamma = (grid == ALPHA).any(1), (grid == GAMMA).any(1)
+            n_gamma += int(gamma.sum())
+            n_other += int((gamma & ~alpha).sum())
+            expected += int(gamma.sum()) * float((hidden & ~alpha).sum() / hidden.sum())
+    assert n_gamma > 1000
+    # (an alpha region drawn for gamma may show no GAMMA cell where the alpha span covers its
+    # edge span, hence a margin above the expected share)
+    assert expected / n_gamma - 0.03 < n_other / n_gamma < expected / n_gamma + 0.06
+
+
+@pytest.mark.parametrize("n_patches, edge_fraction, width", [
+    (10, 0.3, 3), (4, 0.3, 1), (5, 0.3, 2), (12, 0.3, 4), (2, 0.2, 1), (7, 0.5, 3)])
+def test_edge_zones_are_the_rounded_fraction_of_the_patches(n_patches, edge_fraction, width):
+    # round(P * edge_fraction), at least 1 and at most P // 2 (the user guide)
+    sampler = SpatiotemporalMaskSampler(24, n_patches, edge_fraction=edge_fraction, min_keep=1)
+    assert sampler.edge_width == width
+
+
+def test_a_state_saved_on_the_cpu_seeds_the_device_generator_from_that_state():
+    # two saved states resume two different device streams, whatever the sampler's own seed
+    draws = []
+    for seed in (3, 4):
+        saved = SpatiotemporalMaskSampler(12, 4, seed=seed).state_dict()
+        sampler = SpatiotemporalMaskSampler(12, 4, seed=99)
+        sampler._device_gen = torch.Generator().manual_seed(7)
+        sampler.load_state_dict(saved)
+        draws.append(torch.rand(4, generator=sampler._device_gen))
+    assert not torch.equal(draws[0], draws[1])
+
+
+def test_a_full_observation_scale_observes_every_region():
+    # every region may be observed; the observation span stays one patch shorter than the scan
+    sampler = SpatiotemporalMaskSampler(24, 10, observation_scale=(1.0, 1.0))
+    for _ in range(5):
+        s = sampler.sample(2).sizes
+        assert (s["n_obs"], s["n_time"]) == (24, 9)
+
+
+def test_the_advice_names_min_keep_only_where_it_leaves_size_draws_out():
+    # min_keep equal to the smallest context of the calibration draws leaves none out (a draw
+    # that keeps exactly min_keep is kept): lowering it cannot help, the advice is the quantile
+    probe = SpatiotemporalMaskSampler(450, 10, static_shapes=False)
+    generator = torch.Generator().manual_seed(0)  # the calibration's fixed-seed draws
+    smallest = min(probe._draw_sizes(generator)["n_context"] for _ in range(probe.COUNT_DRAWS))
+    with pytest.raises(ValueError, match=rf"min_keep={smallest} keep .*; lower count_quantile$"):
+        SpatiotemporalMaskSampler(450, 10, min_keep=smallest, count_quantile=0.9)

@@ -606,3 +606,132 @@ def test_correlation_poolings_do_not_depend_on_the_tokens_scale(mode):
     tokens = torch.randn(2, 12, 5, generator=torch.Generator().manual_seed(0))
     pooling = TokenPooling(mode, n_regions=3)
     torch.testing.assert_close(pooling(1e-4 * tokens), pooling(tokens))
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_the_head_pools_in_float32_under_bf16_autocast(mode):
+    # the correlations are computed in float32, as the embedders compute them, not rounded by
+    # a bf16 matmul
+    model = EncoderWithHead(tiny_model().encoder, 2, pooling=mode).eval()
+    tokens = []
+    model.encoder.register_forward_hook(lambda module, args, out: tokens.append(out))
+    x = torch.randn(2, 20, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        features = model.forward_features(x)
+    assert features.dtype == torch.float32
+    expected = TokenPooling(mode, n_regions=12)(tokens[0].float())
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_traced_positional_embedding_builds_its_time_table_without_caching_it(monkeypatch):
+    # while torch.compile traces, the table is built in the graph and the cache left alone
+    pos = tiny_model().encoder.pos_embed
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    table = pos.time_table(5, "cpu")
+    torch.testing.assert_close(table, sincos_time_embedding(5, pos.embed_dim // 2))
+    assert pos._time_tables == {}
+
+
+def test_the_gradient_map_learns_through_its_min_max_scaling_too():
+    # the gradient reaches the map through the scaled values and through their min and max
+    torch.manual_seed(0)
+    gradients, weights = torch.randn(9, 6), torch.randn(9, 4, 12)
+    pos = GradientPositionalEmbedding(gradients, 24)
+    (pos(4).reshape(9, 4, 24)[:, :, 12:] * weights).sum().backward()
+    import copy
+
+    linear = copy.deepcopy(pos.gradient_proj)
+    linear.zero_grad()
+    space = linear(gradients)
+    scaled = 2 * (space - space.min()) / (space.max() - space.min()) - 1
+    (scaled[:, None] * weights).sum().backward()
+    torch.testing.assert_close(pos.gradient_proj.weight.grad, linear.weight.grad)
+    torch.testing.assert_close(pos.gradient_proj.bias.grad, linear.bias.grad)
+
+
+def test_the_positional_embedding_keeps_its_own_copy_of_the_gradients():
+    import numpy as np
+
+    for gradients in (np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32),
+                      torch.randn(6, 3)):
+        pos = GradientPositionalEmbedding(gradients, 8)
+        before = pos(2).detach().clone()
+        gradients[:] = 0  # the caller reuses its array
+        torch.testing.assert_close(pos(2).detach(), before)
+
+
+def test_a_move_drops_the_time_tables_cached_on_every_device():
+    pos = tiny_model().encoder.pos_embed
+    pos.time_table(5, "meta")
+    pos.time_table(5, "cpu")
+    pos.double()  # the same path as .cpu() after a GPU run
+    assert pos._time_tables == {}
+
+
+def test_a_frozen_encoder_is_in_eval_mode_from_the_start():
+    # no stochastic depth in a frozen encoder, even before the first train() / eval() call
+    encoder = tiny_model(drop_path_rate=0.5).encoder.train()
+    model = EncoderWithHead(encoder, 2, freeze_encoder=True)
+    assert model.training and not model.encoder.training
+    x = torch.randn(2, 20, 12)
+    torch.testing.assert_close(model.forward_features(x), model.forward_features(x))
+
+
+def test_the_linear_probe_updates_its_running_statistics_with_the_default_momentum():
+    # BatchNorm1d's momentum 0.1, as the research code's linear probe
+    head = PooledHead(4, 2, kind="batchnorm").train()
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    head(x)
+    torch.testing.assert_close(head.norm.running_mean, 0.1 * x.mean(0))
+    torch.testing.assert_close(head.norm.running_var, 0.9 + 0.1 * x.var(0))
+
+
+def test_the_predictor_takes_the_models_mlp_ratio():
+    model = tiny_model(mlp_ratio=2.0)
+    assert model.encoder.blocks[0].mlp.fc1.out_features == 2 * 32
+    assert model.predictor.blocks[0].mlp.fc1.out_features == 2 * 16
+
+
+def test_a_predictor_without_a_patch_count_asks_for_one():
+    from brainjepa_sk.nn import BrainPredictor
+
+    predictor = BrainPredictor(torch.randn(6, 3), embed_dim=16, predictor_embed_dim=8, depth=1,
+                               num_heads=2)
+    with pytest.raises(ValueError, match="n_patches is needed"):
+        predictor(torch.randn(1, 2, 16), torch.tensor([[0, 1]]), torch.tensor([[2]]))
+
+
+def test_a_batchnorm_head_given_one_window_standardises_with_epsilon_1e_6():
+    head = PooledHead(4, 2, kind="batchnorm").train()
+    head.norm.running_var.fill_(1e-6)  # a feature of tiny spread: the epsilon shows
+    x = 1e-3 * torch.randn(4, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(head(x[None])[0], head.linear(x / math.sqrt(2e-6)))
+
+
+def test_an_all_zero_gradient_table_gives_finite_positions():
+    # zero gradients and the map's zero initial bias leave no spread to min-max scale by
+    model = BrainJEPA(torch.zeros(12, 5), patch_size=4, embed_dim=32, depth=1, num_heads=2,
+                      predictor_embed_dim=16, predictor_depth=1)
+    table = model.encoder.pos_embed(5)
+    assert torch.isfinite(table).all()
+    assert torch.isfinite(model.target_encoder(torch.randn(2, 20, 12))).all()
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_correlation_poolings_pass_the_gradients_of_their_definition(mode):
+    # the standardisation is differentiated too, not only the product of the standardised
+    # signals (a fine-tuned encoder learns through it)
+    n_regions, n_patches, dim = 3, 4, 5
+    tokens = torch.randn(1, n_regions * n_patches, dim, generator=torch.Generator().manual_seed(0))
+    weights = torch.randn(TokenPooling(mode, n_regions=n_regions).n_features(dim),
+                          generator=torch.Generator().manual_seed(1))
+    got = tokens.clone().requires_grad_(True)
+    (TokenPooling(mode, n_regions=n_regions)(got)[0] * weights).sum().backward()
+    ref = tokens[0].clone().requires_grad_(True)
+    grid = ref.reshape(n_regions, n_patches, dim)
+    if mode == "connectivity":
+        expected = torch.corrcoef(grid.flatten(1))[tuple(torch.triu_indices(n_regions, n_regions, 1))]
+    else:
+        expected = _lagged(grid, n_patches)
+    (expected * weights).sum().backward()
+    torch.testing.assert_close(got.grad[0], ref.grad)

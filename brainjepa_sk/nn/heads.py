@@ -143,7 +143,10 @@ class EncoderWithHead(nn.Module):
         """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             tokens = self.encoder(x, final_norm=self.final_norm)
-        return self.pooling(tokens.float())
+        # pooled in float32 even under autocast (as the embedders pool): a bf16 matmul would
+        # round the correlations of "connectivity" and "lagged" to about 3 digits
+        with torch.autocast(tokens.device.type, enabled=False):
+            return self.pooling(tokens.float())
 
     def forward(self, x):
         """Outputs ``(batch, n_outputs)`` for windows ``(batch, n_frames, n_regions)``.

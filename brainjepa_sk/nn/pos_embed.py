@@ -142,7 +142,9 @@ class GradientPositionalEmbedding(nn.Module):
         with torch.autocast(self.gradients.device.type, enabled=False):
             space = self.gradient_proj(self.gradients.float())
             lo, hi = space.min(), space.max()
-            space = 2.0 * (space - lo) / (hi - lo) - 1.0
+            # an all-zero gradient table maps every region to one value (the map's bias, zero
+            # at initialisation): no spread to scale by, and 0 / 0 would make every position NaN
+            space = 2.0 * (space - lo) / (hi - lo).clamp_min(torch.finfo(space.dtype).tiny) - 1.0
         time = self.time_table(n_patches, space.device)
         n_regions = self.n_regions
         table = torch.cat(
