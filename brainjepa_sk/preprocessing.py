@@ -32,6 +32,7 @@ from .validation import (
     check_n_regions,
     check_parameters,
     check_signal_values,
+    ragged_message,
 )
 
 __all__ = [
@@ -342,7 +343,10 @@ class Preprocessor:
     @staticmethod
     def _as_array(i, x, n_regions=None):
         check_signal_values(i, x)
-        x = np.asarray(x, dtype=np.float64)
+        try:
+            x = np.asarray(x, dtype=np.float64)
+        except ValueError:  # numpy's "inhomogeneous shape": rows or runs of different lengths
+            raise ValueError(ragged_message(i, x)) from None
         if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
             raise ValueError(
                 f"subject {i} must be a non-empty 2-D (n_timepoints, n_regions) array, "

@@ -211,8 +211,21 @@ def _where_not_finite(subject, names):
             f"{int(bad.sum())} value(s) in all")
 
 
-def _ragged_message(i, subject):
-    """Why subject ``i``, a sequence whose parts differ in shape, is not one table."""
+def ragged_message(i, subject):
+    """Why subject ``i``, a sequence whose parts differ in shape, is not one table.
+
+    Parameters
+    ----------
+    i : int
+        The subject's position, for the message.
+    subject : sequence
+        Nested sequences that NumPy could not make into one array.
+
+    Returns
+    -------
+    str
+        The message, naming the first part whose shape differs from the first part's.
+    """
     try:
         shapes = [np.shape(part) for part in subject]
     except ValueError:  # ragged deeper down
@@ -299,7 +312,7 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
     try:
         np.ndim(subject)
     except ValueError:  # numpy's "inhomogeneous shape": runs or rows of different lengths
-        raise ValueError(_ragged_message(i, subject)) from None
+        raise ValueError(ragged_message(i, subject)) from None
     if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
         several = (" (a 3-D array holds several subjects: pass it as X itself, or its subjects "
                    "in the list)") if np.ndim(subject) == 3 else ""

@@ -585,6 +585,19 @@ def test_bad_subjects(subjects, match):
         Preprocessor(10).fit(subjects)
 
 
+def test_a_ragged_nested_list_is_named_as_the_estimators_name_it():
+    """Not NumPy's "inhomogeneous shape": the subject and the row that differs."""
+    table = np.ones((20, 3)).tolist()
+    table[4] = table[4][:2]
+    for method in ("fit", "fit_transform"):
+        with pytest.raises(ValueError, match=r"subject 1 is a table whose rows differ in "
+                                             r"length: row 4 has 2 value\(s\) but row 0 has 3"):
+            getattr(Preprocessor(10), method)([np.ones((20, 3)), table])
+    fitted = Preprocessor(10).fit([np.ones((20, 3))])
+    with pytest.raises(ValueError, match="subject 0 is a table whose rows differ"):
+        fitted.transform([table])
+
+
 def test_input_is_not_modified():
     x = _series(np.random.default_rng(10), 30)
     before = x.copy()
