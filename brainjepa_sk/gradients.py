@@ -92,14 +92,15 @@ def load_gradients(source):
                                  ) from error
         else:
             try:
-                with open(path) as file:
-                    first_line = file.readline()
-                try:  # a first line that is not numbers is a header
-                    [float(cell) for cell in first_line.split()]
-                    header = 0
+                with open(path) as file:  # blank lines count in skiprows, not as the header
+                    first = next(((n, line) for n, line in enumerate(file) if line.strip()),
+                                 (0, ""))
+                try:  # a first non-blank line that is not numbers is a header
+                    [float(cell) for cell in first[1].split()]
+                    skipped = 0
                 except ValueError:
-                    header = 1
-                array = np.loadtxt(path, ndmin=2, skiprows=header)
+                    skipped = first[0] + 1
+                array = np.loadtxt(path, ndmin=2, skiprows=skipped)
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(
                     f"{path} is not a numeric gradient table (one row per region, one column "

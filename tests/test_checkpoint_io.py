@@ -89,7 +89,8 @@ def test_load_gradients_formats(tmp_path, official_dir):
         load_gradients(tmp_path / "missing.csv")
 
 
-@pytest.mark.parametrize("header", ["", "g0 g1 g2"])
+@pytest.mark.parametrize("header", ["", "g0 g1 g2", "\n\ng0 g1 g2", "\n"],
+                         ids=["none", "names", "names after blank lines", "blank lines"])
 def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_path, header):
     gradients = np.random.default_rng(0).standard_normal((5, 3))
     path = tmp_path / "g.txt"
