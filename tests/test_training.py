@@ -1,5 +1,6 @@
 """One training step: the loss goes down, the target encoder moves only through EMA."""
 
+import collections
 import contextlib
 import math
 import signal
@@ -269,6 +270,11 @@ def test_cpu_copy_shares_nothing_with_the_state_it_copies():
     assert type(copied["pair"]) is tuple and torch.equal(copied["pair"][0], torch.zeros(1))
     assert torch.equal(copied["listed"][0], torch.ones(3))  # tensors in lists: detached too
     assert not copied["listed"][0].requires_grad
+    # a namedtuple (e.g. a sampler's or a scheduler's state) keeps its type and fields
+    Pair = collections.namedtuple("Pair", ["tensor", "count"])
+    copied = cpu_copy({"pair": Pair(weights, 3)})["pair"]
+    assert type(copied) is Pair and copied.count == 3
+    assert torch.equal(copied.tensor, weights.detach()) and copied.tensor is not weights
 
 
 def test_tensor_checksum_counts_other_values_when_asked():

@@ -531,7 +531,10 @@ def cpu_copy(state):
     if isinstance(state, dict):
         return {key: cpu_copy(value) for key, value in state.items()}
     if isinstance(state, (list, tuple)):
-        return type(state)(cpu_copy(value) for value in state)
+        values = [cpu_copy(value) for value in state]
+        if hasattr(state, "_fields"):  # a namedtuple takes its fields one by one
+            return type(state)(*values)
+        return type(state)(values)
     return copy.deepcopy(state)
 
 
