@@ -694,6 +694,29 @@ def test_a_state_loaded_into_a_loop_stopped_inside_an_epoch_replaces_that_epochs
     assert stopped.history == straight.history
 
 
+def test_a_state_of_a_stateless_sampler_keeps_the_epoch_length_where_a_pass_was_pending():
+    """A state saved one step into epoch 1 by a loop whose sampler has no state (sequential)
+    is loaded into a ShuffleSampler loop stopped inside epoch 0 (the rest of its pass pending):
+    epoch 1 then has its other two steps, not what the stopped pass had left."""
+    from torch.utils.data import SequentialSampler
+
+    sequential = _loop(n_epochs=2, sampler=SequentialSampler(range(N_WINDOWS)),
+                       callbacks=[_KillAt(4)])
+    shuffled = _loop(n_epochs=2, callbacks=[_KillAt(2)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        for loop in (sequential, shuffled):
+            with pytest.raises(KeyboardInterrupt):
+                loop.run()
+        state = sequential.state_dict()
+        assert state["data_sampler"] is None and state["step_in_epoch"] == 1
+        shuffled.callbacks = []
+        shuffled.load_state_dict(state)
+        shuffled.run()
+    assert (shuffled.epoch, shuffled.step) == (2, 6)
+    assert len(shuffled.history) == 2
+
+
 class _FailsOnce(WindowDataset):
     """Fails to read its ``fail_at``-th batch, once (a read error, a Ctrl-C while loading)."""
 

@@ -345,8 +345,11 @@ class PretrainLoop:
                                     self.step_in_epoch * self.loader.batch_size)
             else:
                 sampler.load_state_dict(state["data_sampler"])
+        elif hasattr(sampler, "load_state_dict"):  # a state saved with a stateless sampler:
+            sampler.load_state_dict(sampler.state_dict())  # drop a pass a stopped run set up
         # (what a run stopped inside an epoch left to skip belongs to that epoch, not this one)
-        self._skip_batches = 0 if hasattr(sampler, "resume_pass") else self.step_in_epoch
+        resumes_itself = state["data_sampler"] is not None and hasattr(sampler, "resume_pass")
+        self._skip_batches = 0 if resumes_itself else self.step_in_epoch
         self._epoch_loss = torch.tensor(float(state.get("epoch_loss", 0.0)),
                                         device=self.device)
         set_global_rng_state(state["global_rng"], self.device)
