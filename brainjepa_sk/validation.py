@@ -676,7 +676,11 @@ def validate_subjects(
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,
                                                                 X.allow_constant)
-            n_regions, names = X.n_regions, feature_names_of(X.subjects[0], 0)
+            n_regions, names = X.n_regions, None
+            for i, subject in enumerate(X.subjects):  # the first names met, as checked
+                names = feature_names_of(subject, i)
+                if names is not None:
+                    break
         if expected is not None:
             check_n_regions(n_regions, expected, what="fitted with", name=name)
         lengths = np.asarray(X.n_timepoints)
@@ -692,12 +696,14 @@ def validate_subjects(
         n_regions, names = out.n_regions, out.feature_names
     else:
         subjects, sources = _as_subject_list(X)
-        names = feature_names_of(subjects[0], 0)
+        names = None
         out = []
         n_regions = None
         all_connectivity = True
         for i, subject in enumerate(subjects):
             try:
+                if names is None:  # the first names met, as when files are checked one by one
+                    names = feature_names_of(subject, i)
                 array = _check_subject(i, subject, names, n_regions, **check)
             except (ValueError, TypeError) as error:
                 if sources[i] is None:

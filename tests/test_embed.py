@@ -798,3 +798,62 @@ def test_a_window_of_no_frames_is_refused_as_not_cutting_into_patches():
     for n_frames in (0, 6):
         with pytest.raises(ValueError, match="not a positive multiple of patch_size=4"):
             _base.check_window_patches(n_frames, 4)
+
+
+# -- round 13: what planted bugs in datasets/_weights.py showed the tests above let through ---
+
+
+def test_the_hash_of_a_file_covers_every_block_not_only_the_first(tmp_path):
+    """Files are hashed in 1 MiB blocks: damage past the first block changes the hash too."""
+    import hashlib
+
+    data = np.random.default_rng(0).integers(0, 256, 3 * (1 << 20) + 5, dtype=np.uint8)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data.tobytes())
+    assert _weights.sha256_of(path) == hashlib.sha256(data.tobytes()).hexdigest()
+    data[-1] ^= 1
+    path.write_bytes(data.tobytes())
+    assert _weights.sha256_of(path) == hashlib.sha256(data.tobytes()).hexdigest()
+
+
+def test_a_download_that_breaks_off_is_an_oserror_naming_the_file_and_leaves_nothing(
+        tmp_path, monkeypatch, official_dir):
+    """http.client.IncompleteRead is no OSError: it is turned into the usual missing-file error
+    (where to put the file by hand), and no partial file is left in the cache."""
+    import http.client
+    import urllib.request
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+
+    class _Broken:
+        def read(self, *args):
+            raise http.client.IncompleteRead(b"partial", 100)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: _Broken())
+    with pytest.raises(OSError, match=r"jepa-ep300.pth.tar is not in .* the download failed "
+                                      r"\(the download of .* broke off") as info:
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert "Get it from" in str(info.value)
+    assert list((tmp_path / "brainjepa_ukbiobank").iterdir()) == []
+
+
+@pytest.mark.parametrize("verbose", [0, 1])
+def test_verbose_tells_each_download_and_quiet_says_nothing(tmp_path, monkeypatch, official_dir,
+                                                           capsys, verbose):
+    """A download of about 1 GB says so when it starts; verbose=0 prints nothing."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    fetch_ukbiobank_weights(data_dir=tmp_path, verbose=verbose)
+    fetch_ukbiobank_weights(data_dir=tmp_path, verbose=verbose)  # cached: nothing to tell
+    out = capsys.readouterr().out
+    if verbose:
+        folder = tmp_path / "brainjepa_ukbiobank"
+        assert out.splitlines() == [f"Downloading jepa-ep300.pth.tar to {folder} ...",
+                                    f"Downloading gradient_mapping_450.csv to {folder} ..."]
+    else:
+        assert out == ""

@@ -17,7 +17,11 @@ from hypothesis import strategies as st
 
 from brainjepa_sk import BrainJEPAEmbedder
 from brainjepa_sk.preprocessing import Preprocessor
-from brainjepa_sk.validation import check_region_names, validate_subjects
+from brainjepa_sk.validation import (
+    check_region_names,
+    validate_connectivity,
+    validate_subjects,
+)
 
 N_REGIONS = 6
 SETTINGS = settings(max_examples=100, deadline=None,
@@ -211,10 +215,12 @@ def test_a_subject_given_transposed_at_transform_is_said_to_look_transposed(embe
 
 
 @pytest.mark.parametrize("as_bytes", [lambda x: x.astype("S"),
-                                      lambda x: x.astype("S").astype(object)],
-                         ids=["bytes", "bytes_as_objects"])
+                                      lambda x: x.astype("S").astype(object),
+                                      lambda x: x.astype(str).astype(object)],
+                         ids=["bytes", "bytes_as_objects", "text_as_objects"])
 def test_numbers_as_bytes_are_refused_as_text_not_converted(as_bytes):
-    """float(b"1.5") works: without the check, numbers read as bytes would pass as a signal."""
+    """float(b"1.5") and float("1.5") work: without the check, numbers read as bytes or as
+    text (in an object array, as pandas reads them) would pass as a signal."""
     x = np.random.default_rng(4).standard_normal((10, 3))
     with pytest.raises(TypeError, match=r"subject 1 holds text, not numbers"):
         validate_subjects([x, as_bytes(x)])
@@ -232,3 +238,135 @@ def test_a_series_given_as_a_subject_is_said_to_be_one_dimensional():
     x = np.random.default_rng(6).standard_normal((10, 3))
     with pytest.raises(ValueError, match=r"subject 1 has 1 dimension\(s\) \(shape \(10,\)\)"):
         validate_subjects([x, pd.Series(x[:, 0])])
+
+
+# -- round 13: what planted bugs in validation.py showed the tests above let through ---------
+
+
+def test_raw_bytes_are_refused_as_bytes_not_read_one_byte_per_subject():
+    """``x.tobytes()`` is a sequence of ints: without the check each byte became a subject."""
+    x = np.random.default_rng(7).standard_normal((2, 10, 3))
+    with pytest.raises(ValueError, match=r"or a glob of files; got bytes$"):
+        validate_subjects(x.tobytes())
+
+
+class _ColumnTable:
+    """A table with ``columns`` but no ``ndim`` (as a polars DataFrame), iterating over its
+    columns."""
+
+    def __init__(self, values):
+        self.values = values
+        self.columns = [f"r{j}" for j in range(values.shape[1])]
+        self.shape = values.shape
+
+    def __iter__(self):
+        return iter(self.values.T)
+
+
+def test_one_table_given_as_x_is_refused_with_the_advice_to_wrap_it():
+    """One subject's table as X would otherwise be read as one subject per column."""
+    x = np.random.default_rng(8).standard_normal((10, 3))
+    for table in (pd.DataFrame(x, columns=list("abc")), _ColumnTable(x), x):
+        with pytest.raises(ValueError, match=r"got one 2-D table of shape \(10, 3\)\. For a "
+                                             r"single subject, pass \[x\]"):
+            validate_subjects(table)
+
+
+def test_an_array_of_more_than_three_dimensions_is_refused_as_a_whole():
+    """A 4-D array is named as such, not taken apart into 3-D subjects."""
+    x = np.random.default_rng(9).standard_normal((2, 10, 3, 1))
+    with pytest.raises(ValueError, match=r"got a 4-D array of shape \(2, 10, 3, 1\)\. Reshape"):
+        validate_subjects(x)
+
+
+@pytest.mark.parametrize("empty", [[], (), np.empty((0, 10, 3))], ids=["list", "tuple", "array"])
+def test_no_subjects_at_all_is_said_to_be_empty(empty):
+    """Said so, not an IndexError from looking at the first subject."""
+    with pytest.raises(ValueError, match=r"^X is empty: expected at least one subject$"):
+        validate_subjects(empty)
+
+
+def test_a_dataframe_with_one_boolean_column_among_numbers_is_refused():
+    """Each column's dtype counts: a boolean column after float ones is no signal either."""
+    x = np.random.default_rng(10).standard_normal((10, 3))
+    frame = pd.DataFrame({"a": x[:, 0], "b": x[:, 1] > 0, "c": x[:, 2]})
+    with pytest.raises(TypeError, match=r"^subject 1 holds booleans"):
+        validate_subjects([pd.DataFrame(x, columns=list("abc")), frame])
+
+
+def test_a_region_constant_over_time_is_named_by_its_index():
+    """Constant means constant in time (a region's column), not across regions at one time."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((10, 4))
+    x[:, 2] = 5.0
+    with pytest.raises(ValueError, match=r"^subject 1: 1 region\(s\) have a constant signal "
+                                         r"\(indices \[2\]\)"):
+        validate_subjects([rng.standard_normal((10, 4)), x])
+    same_time = rng.standard_normal((10, 4))
+    same_time[3] = 1.0  # every region equal at one timepoint: a signal all the same
+    assert validate_subjects([same_time])[0].shape == (10, 4)
+    assert validate_subjects([x], allow_constant=True)[0][0, 2] == 5.0
+
+
+class _Fitted:
+    """A bare estimator for validate_subjects(estimator=...)."""
+
+
+def test_the_first_asymmetric_connectivity_matrix_is_named_and_one_matrix_is_one_subject():
+    """The message points at the first bad matrix; one 2-D matrix (a DataFrame keeps its
+    names) is one subject's."""
+    matrices = np.stack([np.eye(3)] * 3)
+    matrices[1, 0, 1] = matrices[2, 0, 1] = 0.5
+    with pytest.raises(ValueError, match=r"^connectivity matrix 1 is not symmetric"):
+        validate_connectivity(matrices)
+    frame = pd.DataFrame(np.eye(3), columns=list("abc"))
+    array, names = validate_connectivity(frame)  # one matrix, with its region names
+    assert array.shape == (1, 3, 3) and names.tolist() == ["a", "b", "c"]
+    np.testing.assert_array_equal(array[0], np.eye(3))
+
+
+def test_a_later_subject_with_fewer_regions_is_refused_as_with_more():
+    """Every subject must be on the first one's atlas, whichever way the count differs."""
+    rng = np.random.default_rng(17)
+    for n_regions in (3, 5):
+        with pytest.raises(ValueError, match=rf"^subject 1 has {n_regions} regions \(last axis\) "
+                                             r"but subject 0 has 4; every subject"):
+            validate_subjects([rng.standard_normal((10, 4)), rng.standard_normal((10, n_regions))])
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize("as_files", [False, True], ids=["in_memory", "files"])
+def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path, lazy,
+                                                                       as_files):
+    """The first names met are the reference for the subjects after them, whether the subjects
+    are in memory or files, checked at once or one at a time: a table whose columns are in
+    another order is refused, and the names are those the estimator records. (Before round 13
+    only files checked lazily compared with the first names met: the other forms compared
+    with subject 0's names only, and accepted these reordered columns.)"""
+    rng = np.random.default_rng(18)
+    x = [rng.standard_normal((20, 3)) for _ in range(3)]
+    names = ["roi0", "roi1", "roi2"]
+    subjects = [x[0], pd.DataFrame(x[1], columns=names),
+                pd.DataFrame(x[2], columns=names[::-1])]
+    if as_files:
+        np.save(tmp_path / "sub-00.npy", x[0])
+        for i in (1, 2):
+            subjects[i].to_csv(tmp_path / f"sub-0{i}.tsv", sep="\t", index=False)
+        subjects = sorted(str(p) for p in tmp_path.iterdir())
+    with pytest.raises(ValueError, match="subject 2 has other region names"):
+        validate_subjects(subjects, lazy=lazy)
+    estimator = _Fitted()
+    validate_subjects(subjects[:2], estimator=estimator, lazy=lazy)
+    assert list(estimator.feature_names_in_) == names
+
+
+def test_checked_subjects_given_again_keep_the_first_names_met():
+    """Subjects checked lazily, then given to an estimator, record the same names as when
+    given directly, the first subject having none."""
+    rng = np.random.default_rng(19)
+    subjects = [rng.standard_normal((20, 3)),
+                pd.DataFrame(rng.standard_normal((20, 3)), columns=["a", "b", "c"])]
+    direct, again = _Fitted(), _Fitted()
+    validate_subjects(subjects, estimator=direct)
+    validate_subjects(validate_subjects(subjects, lazy=True), estimator=again, lazy=True)
+    assert list(direct.feature_names_in_) == list(again.feature_names_in_) == ["a", "b", "c"]

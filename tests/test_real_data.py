@@ -263,6 +263,7 @@ def test_development_n_subjects_and_alignment(fake_development):
         ({"resolution_mm": 4}, "resolution_mm"),
         ({"confounds": "yes"}, "confounds"),
         ({"as_frames": 1}, "as_frames"),
+        ({"resolution_mm": True}, "resolution_mm"),  # True == 1, but no resolution
     ],
 )
 def test_development_bad_parameters_fail_before_fetching(fake_development, kwargs, match):
@@ -580,6 +581,143 @@ def test_abide_bad_fetcher_results(fake_abide, abide_files, monkeypatch):
     monkeypatch.setitem(abide_files, "phenotypic", bad)
     with pytest.raises(ValueError, match="DX_GROUP"):
         load_abide()
+
+
+
+# -- round 13: what planted bugs in datasets/_real.py showed the tests above let through -----
+
+
+def test_development_atlas_labels_starting_with_background_without_a_table(fake_development,
+                                                                           monkeypatch,
+                                                                           development):
+    """Labels that start with "Background" (and no look-up table): label value i is the i-th
+    name, the background being 0."""
+    names = ["Background", *ATLAS_NAMES]
+    monkeypatch.setattr("nilearn.datasets.fetch_atlas_schaefer_2018",
+                        lambda **kwargs: Bunch(maps=development["atlas"], labels=names))
+    X, _ = load_development_fmri(n_subjects=1, as_frames=True)
+    assert list(X[0].columns) == EXPECTED_COLUMNS
+
+
+def test_development_images_without_participant_ids_keep_the_fetchers_order(fake_development,
+                                                                             tmp_path,
+                                                                             monkeypatch):
+    """When no file name holds an id, row i of the table describes image i, as fetched."""
+    import shutil
+
+    original = nilearn_datasets.fetch_development_fmri
+
+    def anonymous(**kwargs):
+        data = original(**kwargs)
+        data.func = [shutil.copy(func, tmp_path / f"run{i}.nii.gz")
+                     for i, func in enumerate(data.func)]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", anonymous)
+    X, y = load_development_fmri()
+    order = _expected_order()
+    assert y["participant_id"].tolist() == [s[0] for s in order]
+    assert [len(x) for x in X] == [s[5] for s in order]
+
+
+def test_development_more_phenotypic_rows_than_images_are_refused(fake_development,
+                                                                 monkeypatch):
+    original = nilearn_datasets.fetch_development_fmri
+
+    def one_image_less(**kwargs):
+        data = original(**kwargs)
+        data.func, data.confounds = data.func[:-1], data.confounds[:-1]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_image_less)
+    with pytest.raises(ValueError, match="returned 2 functional images but 3 phenotypic rows"):
+        load_development_fmri()
+
+
+def test_development_missing_sex_stays_missing(fake_development, monkeypatch):
+    """A participant without Gender gets a missing value, not the text "NAN"."""
+    original = nilearn_datasets.fetch_development_fmri
+
+    def no_gender(**kwargs):
+        data = original(**kwargs)
+        data.phenotypic = data.phenotypic.assign(Gender=[" f", None, "m"])
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", no_gender)
+    _, y = load_development_fmri()
+    assert y["sex"].iloc[0] == "F" and pd.isna(y["sex"].iloc[1]) and y["sex"].iloc[2] == "M"
+
+
+def test_abide_more_phenotypic_rows_than_series_are_refused(fake_abide, abide_files):
+    _, state = fake_abide
+    state["series"] = [np.ones((5, N_ABIDE_REGIONS)) + np.arange(5)[:, None]] * (
+        len(ABIDE_SUBJECTS) - 1)
+    with pytest.raises(ValueError, match="returned 4 time series but 5 phenotypic rows"):
+        load_abide()
+
+
+def test_abide_drop_regions_when_every_region_is_constant_somewhere(fake_abide):
+    _, state = fake_abide
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal((6, N_ABIDE_REGIONS)) for _ in ABIDE_SUBJECTS]
+    for i, x in enumerate(arrays):  # subject i has regions 2i and 2i + 1 constant
+        x[:, 2 * i: 2 * i + 2] = 0.0
+    state["series"] = arrays
+    with pytest.raises(ValueError, match="every region is constant in some subject"):
+        load_abide(constant_regions="drop_regions")
+
+
+def test_abide_files_of_a_single_region_are_one_column(fake_abide, tmp_path):
+    """A ``.1D`` file with one column is a series of one region, not a row of frames."""
+    _, state = fake_abide
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((8, 1)) for _ in ABIDE_SUBJECTS]
+    paths = []
+    for i, x in enumerate(arrays):
+        paths.append(str(tmp_path / f"sub{i}.1D"))
+        np.savetxt(paths[-1], x, header="#2001", comments="")
+    state["series"] = paths
+    X, y = load_abide(constant_regions="drop_subjects")
+    assert len(X) == len(y) == len(ABIDE_SUBJECTS)
+    for x, expected in zip(X, arrays, strict=True):
+        assert x.shape == (8, 1)
+        np.testing.assert_allclose(x, expected, rtol=1e-6)
+
+
+def test_abide_series_that_are_not_numbers_name_the_subject(fake_abide):
+    _, state = fake_abide
+    arrays = [np.ones((5, N_ABIDE_REGIONS)) + np.arange(5)[:, None]] * len(ABIDE_SUBJECTS)
+    arrays = [*arrays[:2], np.full((5, N_ABIDE_REGIONS), "n/a"), *arrays[3:]]
+    state["series"] = arrays
+    with pytest.raises(ValueError, match=r"^subject 2: the ROI time series is not numeric"):
+        load_abide()
+
+
+def test_development_subjects_with_other_regions_on_their_grid_are_refused(fake_development,
+                                                                          monkeypatch):
+    """The same number of regions is not enough: columns must be the same atlas labels in every
+    subject (here the second subject's grid loses label 4 and has label 3)."""
+    from brainjepa_sk.datasets import _real
+
+    labels = iter([[1, 2, 4, 5], [1, 2, 3, 5], [1, 2, 4, 5]])
+    monkeypatch.setattr(_real, "_region_ids", lambda masker, labels_img: next(labels))
+    with pytest.raises(ValueError, match=r"subject 1 \(.*\) has other atlas regions on its grid "
+                                         r"than subject 0 \(4 vs 4 regions\)"):
+        load_development_fmri()
+
+
+def test_development_region_names_follow_the_look_up_tables_label_values(fake_development,
+                                                                         monkeypatch,
+                                                                         development):
+    """With a look-up table, names go by its label values, not by their position in the list
+    of labels (here the table has no row for the absent label 3)."""
+    values = [0, *REGION_VALUES]
+    names = ["Background", *EXPECTED_COLUMNS]
+    lut = pd.DataFrame({"index": values, "name": names, "color": "#000000"})
+    monkeypatch.setattr("nilearn.datasets.fetch_atlas_schaefer_2018",
+                        lambda **kwargs: Bunch(maps=development["atlas"], labels=names, lut=lut))
+    X, _ = load_development_fmri(n_subjects=1, as_frames=True)
+    assert list(X[0].columns) == EXPECTED_COLUMNS
 
 
 # --- the real data (downloads; not part of the default run) ----------------------------------
