@@ -303,6 +303,14 @@ def _value_kinds(subject):
     return {getattr(dtype, "kind", None) for dtype in dtypes}
 
 
+def _first_name_difference(subject_names, names):
+    """Where a subject's column names first differ from those of the subjects before it."""
+    for column, (own, before) in enumerate(zip(subject_names, names)):
+        if own != before:
+            return f"column {column} is {own!r} where they have {before!r}"
+    return f"{len(subject_names)} names where they have {len(names)}"
+
+
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
@@ -324,7 +332,7 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
     if subject_names is not None and names is not None:
         if not np.array_equal(subject_names, names):
             raise ValueError(f"subject {i} has other region names (columns) than the subjects "
-                             "before it")
+                             f"before it: {_first_name_difference(subject_names, names)}")
     if expected is not None:
         check_n_regions(np.shape(subject)[1], expected, what="fitted with",
                         n_timepoints=np.shape(subject)[0], name=name)

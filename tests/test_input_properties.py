@@ -340,9 +340,8 @@ def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path,
                                                                        as_files):
     """The first names met are the reference for the subjects after them, whether the subjects
     are in memory or files, checked at once or one at a time: a table whose columns are in
-    another order is refused, and the names are those the estimator records. (Before round 13
-    only files checked lazily compared with the first names met: the other forms compared
-    with subject 0's names only, and accepted these reordered columns.)"""
+    another order is refused, naming the first column that differs, and the names are those
+    the estimator records."""
     rng = np.random.default_rng(18)
     x = [rng.standard_normal((20, 3)) for _ in range(3)]
     names = ["roi0", "roi1", "roi2"]
@@ -353,7 +352,8 @@ def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path,
         for i in (1, 2):
             subjects[i].to_csv(tmp_path / f"sub-0{i}.tsv", sep="\t", index=False)
         subjects = sorted(str(p) for p in tmp_path.iterdir())
-    with pytest.raises(ValueError, match="subject 2 has other region names"):
+    with pytest.raises(ValueError, match="subject 2 has other region names .* column 0 is "
+                                         "'roi2' where they have 'roi0'"):
         validate_subjects(subjects, lazy=lazy)
     estimator = _Fitted()
     validate_subjects(subjects[:2], estimator=estimator, lazy=lazy)
