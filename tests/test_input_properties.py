@@ -370,3 +370,12 @@ def test_checked_subjects_given_again_keep_the_first_names_met():
     validate_subjects(subjects, estimator=direct)
     validate_subjects(validate_subjects(subjects, lazy=True), estimator=again, lazy=True)
     assert list(direct.feature_names_in_) == list(again.feature_names_in_) == ["a", "b", "c"]
+
+
+def test_a_subject_with_more_named_columns_is_named_by_its_name_count():
+    names = ["roi0", "roi1", "roi2"]
+    subjects = [pd.DataFrame(np.eye(20, 3), columns=names),
+                pd.DataFrame(np.eye(20, 4), columns=[*names, "roi3"])]
+    with pytest.raises(ValueError, match="subject 1 has other region names .*: 4 names where "
+                                         "they have 3"):
+        validate_subjects(subjects)
