@@ -735,3 +735,17 @@ def test_correlation_poolings_pass_the_gradients_of_their_definition(mode):
         expected = _lagged(grid, n_patches)
     (expected * weights).sum().backward()
     torch.testing.assert_close(got.grad[0], ref.grad)
+
+
+def test_drop_path_of_zero_is_the_identity_in_training_and_draws_nothing():
+    """``p=0`` (the first block's rate) returns ``x`` itself in training mode too, without a
+    draw from the global generator: blocks without stochastic depth do not shift the draws of
+    those with it (a run's draws are those of the blocks that drop)."""
+    x = torch.randn(4, 3, 2)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        assert DropPath(0.0).train()(x) is x
+        after = torch.rand(3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        assert torch.equal(torch.rand(3), after)

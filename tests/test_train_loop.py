@@ -1090,3 +1090,28 @@ def test_find_shorter_run_counts_steps_not_epochs(tmp_path):
         warnings.simplefilter("error")
         path, state = find_shorter_run(tmp_path, "a", 3)
     assert path.name == "run-b.pt" and (state["loop"]["epoch"], state["loop"]["step"]) == (1, 4)
+
+
+def test_each_step_trains_with_the_schedules_values_at_that_step():
+    """Step ``k`` runs with the schedule's learning rate and weight decay at ``k`` (in every
+    group; the group without weight decay keeps 0) and its EMA momentum at ``k``: the loop
+    neither keeps the optimizer's initial values nor reads the schedule one step off."""
+    loop = _loop(n_epochs=2)
+    seen = []
+    step_of = loop.train_step
+
+    def recording_step(x, momentum):
+        decayed, plain = loop.optimizer.param_groups
+        seen.append((decayed["lr"], plain["lr"], decayed["weight_decay"],
+                     plain["weight_decay"], momentum))
+        return step_of(x, momentum)
+
+    loop.train_step = recording_step
+    _run_seeded(loop)
+    expected = []
+    for step in range(loop.step):
+        lr, weight_decay, momentum = loop.schedule(step)
+        expected.append((lr, lr, weight_decay, 0.0, momentum))
+    assert loop.step == 6 and seen == expected
+    # the values change from step to step (the test can fail)
+    assert len({record[0] for record in seen}) == 6 and len({record[2] for record in seen}) == 6

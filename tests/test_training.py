@@ -626,3 +626,124 @@ def test_noting_ctrl_c_leaves_an_ignored_sigint_ignored():
         assert pressed == {} and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_accumulated_micro_batches_skip_the_gradient_sync_except_the_last():
+    """With ``no_sync`` (``DistributedDataParallel.no_sync``), the forward and backward of every
+    micro-batch but the last run under it and the last one outside it: the processes all-reduce
+    the summed gradients once per step, after the last backward."""
+    model, optimizer, sampler, data = _setup()
+    inside = {"now": False}
+    forwards, backwards = [], []
+
+    @contextlib.contextmanager
+    def no_sync():
+        inside["now"] = True
+        try:
+            yield
+        finally:
+            inside["now"] = False
+
+    model.register_forward_pre_hook(lambda module, args: forwards.append(inside["now"]))
+    model.encoder.patch_embed.proj.weight.register_hook(
+        lambda grad: backwards.append(inside["now"]))
+    train_step(model, optimizer, data[:6], sampler.sample(6), 0.99, accumulation_steps=3,
+               no_sync=no_sync)
+    assert forwards == backwards == [True, True, False]
+
+
+def test_the_step_computes_its_loss_with_the_given_forward_and_the_ema_on_the_model():
+    """``forward`` (a compiled or DDP wrapper) computes every micro-batch's loss; the optimizer
+    step and the EMA act on ``model`` itself, and the result is that of the plain model."""
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self, module):
+            super().__init__()
+            self.module, self.calls = module, 0
+
+        def forward(self, *args):
+            self.calls += 1
+            return self.module(*args)
+
+    model, optimizer, sampler, data = _setup()
+    plain, plain_optimizer, _, _ = _setup()
+    masks = sampler.sample(8)
+    wrapper = Wrapper(model)
+    loss = train_step(model, optimizer, data[:8], masks, 0.9, forward=wrapper,
+                      accumulation_steps=2)
+    expected = train_step(plain, plain_optimizer, data[:8], masks, 0.9, accumulation_steps=2)
+    assert wrapper.calls == 2
+    assert torch.equal(loss, expected)
+    for p, q in zip(model.state_dict().values(), plain.state_dict().values()):
+        assert torch.equal(p, q)
+
+
+def test_the_step_runs_its_forward_under_the_autocast_it_is_given():
+    """``autocast_dtype=torch.bfloat16`` runs the forward under CPU autocast: the step's loss is
+    the autocast forward's, not the float32 one."""
+    model, optimizer, sampler, data = _setup()
+    masks = sampler.sample(8)
+    x = data[:8]
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            in_bf16 = model(x, masks.context_idx, masks.target_idx)["loss"]
+        in_fp32 = model(x, masks.context_idx, masks.target_idx)["loss"]
+    assert not torch.equal(in_bf16, in_fp32)  # (the test can fail)
+    loss = train_step(model, optimizer, x, masks, 0.99, autocast_dtype=torch.bfloat16)
+    assert torch.equal(loss, in_bf16)
+
+
+def test_make_optimizer_starts_from_the_given_learning_rate_and_weight_decay():
+    """The decayed group starts at the given weight decay and the other at 0, both at the given
+    learning rate: an optimizer stepped before any schedule sets its values uses these."""
+    model, _, _, _ = _setup()
+    decayed, plain = make_optimizer(model, lr=0.02, weight_decay=0.07).param_groups
+    assert (decayed["lr"], decayed["weight_decay"]) == (0.02, 0.07)
+    assert (plain["lr"], plain["weight_decay"]) == (0.02, 0.0)
+    groups = parameter_groups([model.encoder], 0.3)
+    assert [group["weight_decay"] for group in groups] == [0.3, 0.0]
+
+
+def test_a_warm_up_of_zero_steps_starts_at_the_peak_value():
+    """With no warm-up, step 0 already has ``ref_value`` (the cosine's start), not
+    ``start_value``; one step of warm-up starts at ``start_value`` and peaks at step 1."""
+    assert warmup_cosine(0, 10, 0, 0.0, 1.0, 0.1) == pytest.approx(1.0)
+    assert warmup_cosine(0, 10, 1, 0.0, 1.0, 0.1) == pytest.approx(0.0)
+    assert warmup_cosine(1, 10, 1, 0.0, 1.0, 0.1) == pytest.approx(1.0)
+    # the cosine is at its midpoint halfway between the warm-up's end and the last step
+    assert warmup_cosine(6, 10, 2, 0.0, 1.0, 0.1) == pytest.approx(0.55)
+    assert warmup_cosine(10, 10, 2, 0.0, 1.0, 0.1) == pytest.approx(0.1)
+
+
+def test_parameter_groups_spare_biases_by_name_whatever_their_shape():
+    """A bias is kept out of weight decay by its name, not only by being 1-D: a 2-D bias (a
+    per-token offset, say) is not decayed, while a 2-D weight is; also a bias of the module
+    given itself, whose name has no dot before it."""
+
+    class TokenBias(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(3, 4))
+            self.bias = torch.nn.Parameter(torch.zeros(3, 4))
+
+    inner = TokenBias()
+    for given in (torch.nn.Sequential(inner), inner):  # names "0.bias", then "bias"
+        decayed, plain = parameter_groups([given], 0.1)
+        assert [id(p) for p in decayed["params"]] == [id(inner.weight)]
+        assert [id(p) for p in plain["params"]] == [id(inner.bias)]
+
+
+def test_a_parameter_frozen_between_steps_stays_where_it_is():
+    """Each step clears the gradients to None, not to zeros: a parameter frozen after some
+    steps (``requires_grad_(False)``) then has no gradient, and AdamW leaves it alone instead
+    of moving it on with its momentum and weight decay."""
+    model, optimizer, sampler, data = _setup()
+    train_step(model, optimizer, data[:8], sampler.sample(8), 0.99)
+    model.encoder.patch_embed.requires_grad_(False)
+    frozen = [p.detach().clone() for p in model.encoder.patch_embed.parameters()]
+    trained = [p.detach().clone() for p in model.encoder.blocks.parameters()]
+    for _ in range(2):
+        train_step(model, optimizer, data[:8], sampler.sample(8), 0.99)
+    assert all(p.grad is None for p in model.encoder.patch_embed.parameters())
+    assert all(torch.equal(a, b) for a, b in zip(frozen, model.encoder.patch_embed.parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(trained, model.encoder.blocks.parameters()))

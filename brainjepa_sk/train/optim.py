@@ -7,6 +7,12 @@ import torch
 __all__ = ["layer_decay_groups", "make_optimizer", "parameter_groups", "set_hyperparameters"]
 
 
+def _spared_from_decay(name, param):
+    """Whether a parameter gets no weight decay: a bias (by name, whatever its shape, also a
+    module's own ``bias``) or any parameter of at most one dimension (LayerNorm)."""
+    return param.ndim <= 1 or name.rsplit(".", 1)[-1] == "bias"
+
+
 def parameter_groups(modules, weight_decay):
     """Split trainable parameters into a decayed group and a group without weight decay.
 
@@ -29,7 +35,7 @@ def parameter_groups(modules, weight_decay):
         for name, param in module.named_parameters():
             if not param.requires_grad:
                 continue
-            (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+            (no_decay if _spared_from_decay(name, param) else decay).append(param)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0, "no_weight_decay": True},
@@ -75,7 +81,7 @@ def layer_decay_groups(model, weight_decay, layer_decay):
         if not param.requires_grad:
             continue
         layer = _encoder_layer(name, depth)
-        no_decay = param.ndim <= 1 or name.endswith(".bias")
+        no_decay = _spared_from_decay(name, param)
         group = groups.setdefault((layer, no_decay), {
             "params": [],
             "weight_decay": 0.0 if no_decay else weight_decay,
