@@ -717,6 +717,18 @@ def test_a_state_of_a_stateless_sampler_keeps_the_epoch_length_where_a_pass_was_
     assert len(shuffled.history) == 2
 
 
+def test_a_loader_without_a_batch_is_refused_when_the_loop_is_built():
+    """Fewer windows than one batch, incomplete batches dropped (a loader of one's own;
+    window_loader shrinks its batch to the windows there are): an epoch of no steps."""
+    model = _loop().model
+    loader = torch.utils.data.DataLoader(WindowDataset(_windows()[:BATCH - 1]), BATCH,
+                                         drop_last=True)
+    schedule = PretrainSchedule.from_epochs(1, 1, lr=1e-3)
+    with pytest.raises(ValueError, match=rf"the loader yields no batch: .* \({BATCH}\)"):
+        PretrainLoop(model, loader, SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH),
+                     schedule, 1)
+
+
 class _FailsOnce(WindowDataset):
     """Fails to read its ``fail_at``-th batch, once (a read error, a Ctrl-C while loading)."""
 

@@ -69,6 +69,13 @@ class PretrainLoop:
         loader, but runs it in ``accumulation_steps`` pieces, so that a batch too large for the
         device's memory trains as if it fitted. The loader's batch size must be a multiple.
 
+    Raises
+    ------
+    ValueError
+        When ``accumulation_steps`` does not divide the loader's batch size, or the loader
+        yields no batch (``len(loader) == 0``: fewer windows than one batch, with incomplete
+        batches dropped).
+
     Attributes
     ----------
     epoch : int
@@ -103,6 +110,11 @@ class PretrainLoop:
             raise ValueError(
                 f"accumulation_steps={accumulation_steps} must be a positive divisor of the "
                 f"loader's batch size ({batch_size})")
+        if not len(loader):  # an epoch without steps: no loss to average, nothing trained
+            raise ValueError(
+                f"the loader yields no batch: it has fewer windows than one batch "
+                f"({batch_size}) and drops incomplete batches; use a smaller batch size or "
+                "more windows")
         # wrappers share the model's parameters; state dicts and the EMA use the model itself
         self._forward = model
         self._no_sync = None
