@@ -1,13 +1,16 @@
 """The public API's docstrings: present, numpydoc parameters that match the signatures, and
 examples that run."""
 
+import ast
 import dataclasses
 import doctest
+import functools
 import importlib
 import inspect
 import pkgutil
 
 import pytest
+import torch
 from numpydoc import docscrape
 from numpydoc import validate as numpydoc_validate
 
@@ -100,3 +103,33 @@ def test_the_examples_are_found():
     examples = sum(len(test.examples) for module in _modules(public_only=False)
                    for test in finder.find(module))
     assert examples >= 15
+
+
+@pytest.mark.parametrize("name", ["BrainJEPAEmbedder", "BrainJEPAPretrainer", "GradientPositioner",
+                                  "BrainJEPAClassifier", "BrainJEPARegressor"])
+def test_the_documented_defaults_are_the_constructors(name):
+    """Every ``default=...`` in an estimator's Parameters section is the value its constructor
+    takes (``lr, start_lr : float, default=1e-3, 5e-5`` documents one a name): a default changed
+    in one place only would mislead."""
+    estimator = getattr(brainjepa_sk, name)
+    constructor = {}  # the fine-tuning estimators pass most parameters on to their base class
+    for klass in reversed(estimator.__mro__):
+        if "__init__" in vars(klass):
+            constructor.update((key, parameter.default) for key, parameter
+                               in inspect.signature(klass.__init__).parameters.items()
+                               if parameter.default is not parameter.empty)
+    checked = 0
+    for entry in docscrape.ClassDoc(estimator)["Parameters"]:
+        if "default=" not in entry.type:
+            continue
+        names = [n.strip() for n in entry.name.split(",")]
+        defaults = entry.type.split("default=", 1)[1].split(", ")
+        assert len(defaults) == len(names), entry.name
+        for parameter, text in zip(names, defaults):
+            if text.startswith("torch."):  # a class, e.g. torch.optim.AdamW
+                documented = functools.reduce(getattr, text.split(".")[1:], torch)
+            else:
+                documented = ast.literal_eval(text)
+            assert constructor[parameter] == documented, parameter
+            checked += 1
+    assert checked >= 5

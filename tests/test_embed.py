@@ -857,3 +857,123 @@ def test_verbose_tells_each_download_and_quiet_says_nothing(tmp_path, monkeypatc
                                     f"Downloading gradient_mapping_450.csv to {folder} ..."]
     else:
         assert out == ""
+
+
+@pytest.mark.parametrize("part", ["model", "online encoder"])
+def test_the_fitted_encoder_is_frozen_in_eval_mode(part):
+    """encoder_ is a frozen feature extractor: no parameter asks for gradients (so using it
+    in a larger model does not train it by accident), and it is in eval mode, even when the
+    module given is a trainable encoder in train mode (which is left as it was)."""
+    module = tiny_module(N_REGIONS)
+    weights = module if part == "model" else module.encoder.train()
+    embedder = BrainJEPAEmbedder(weights=weights, n_frames=8, device="cpu").fit(_subjects())
+    assert all(p.requires_grad for p in module.encoder.parameters()) and module.encoder.training
+    assert not any(p.requires_grad for p in embedder.encoder_.parameters())
+    assert not any(m.training for m in embedder.encoder_.modules())
+
+
+def test_transform_runs_the_encoder_batch_size_windows_at_a_time():
+    """batch_size is the number of windows per forward pass (it bounds transform's memory):
+    3 subjects x 4 sliding windows in passes of 5, 5 and 2; the embeddings do not depend on it."""
+    X = _subjects(n_timepoints=20)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
+                                 batch_size=5, device="cpu").fit(X)
+    seen = []
+    embedder.encoder_.register_forward_hook(lambda module, args, kwargs, out: seen.append(
+        len(args[0])), with_kwargs=True)
+    out = embedder.transform(X)
+    assert seen == [5, 5, 2]
+    np.testing.assert_allclose(embedder.set_params(batch_size=12).transform(X), out, rtol=1e-5,
+                               atol=1e-6)
+    assert seen[3:] == [12]
+
+
+def test_lagged_pooling_needs_two_time_patches_like_roi_std():
+    """The lag-one correlation pairs each patch with the one before: windows of one time patch
+    have no pair, so fit refuses them as it does for roi_std."""
+    for pooling in ("lagged", "roi_std"):
+        with pytest.raises(ValueError, match=f'pooling="{pooling}" needs at least 2 time patches'):
+            BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling=pooling, n_frames=2,
+                              device="cpu").fit(_subjects())
+
+
+def test_a_subject_too_short_for_transform_is_named_before_any_chunk_is_embedded(monkeypatch):
+    """transform checks every subject's length first: the error names the subject by its place
+    in X (not in its chunk), and no chunk is embedded for nothing before it."""
+    X = _subjects(n_timepoints=20)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 1)
+    calls = []
+    embedder.encoder_.register_forward_hook(lambda *args: calls.append(1))
+    with pytest.raises(ValueError, match="^subject 2 is too short: 2 frames"):
+        embedder.transform([X[0], X[1], X[2][:2]])
+    assert calls == []
+
+
+def test_subject_means_are_summed_in_double_precision():
+    """Many windows of large features: a float32 running sum drops the small ones (2**24 + 1
+    is 2**24 in float32), so the windows are summed in float64 before the float32 mean."""
+    values = np.array([[2.0 ** 24], [1.0], [1.0], [1.0]], dtype=np.float32)
+    out = _base.average_by_subject(values, np.zeros(4, dtype=np.int64), 1)
+    assert out.dtype == np.float32
+    assert out[0, 0] == np.float32((2.0 ** 24 + 3) / 4) != np.float32(2.0 ** 22)
+
+
+def test_the_same_weights_file_given_as_a_path_object_is_not_a_change(tmp_path):
+    """Paths are compared by their text: the file fitted with, given again as a Path (or a
+    Path as a str), does not warn at transform; another file does."""
+    X = _subjects()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS))
+    embedder = BrainJEPAEmbedder(weights=str(path), device="cpu").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(weights=path).transform(X)
+        embedder.fit(X).set_params(weights=str(path)).transform(X)
+    with pytest.warns(UserWarning, match=r"^weights=.* \(fitted with .*fit again"):
+        embedder.set_params(weights=tmp_path / "other.pt").transform(X)
+
+
+@pytest.mark.parametrize("normalization", [None, "robust"])
+def test_a_subject_too_short_for_a_window_is_refused_at_fit(normalization):
+    """A training subject shorter than min_frames is named by fit (as the pretrainer does), not
+    left to fail at the first transform, and a fitted embedder is left as it was."""
+    X = _subjects(n_timepoints=20)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), normalization=normalization,
+                                 device="cpu")
+    with pytest.raises(ValueError, match="^subject 1 is too short: 3 frames"):
+        embedder.fit([X[0], X[1][:3], X[2]])
+    assert not hasattr(embedder, "preprocessor_")
+
+
+def test_chunks_gathered_from_processes_in_rank_order_come_back_in_subject_order(monkeypatch):
+    """Under torchrun the gathered chunks arrive process after process (chunks 0, 2, 4 of
+    process 0, then 1, 3 of process 1): transform puts them back in the subjects' order.
+    Two processes are simulated: process 1's share is computed first, then handed to process 0's
+    gather as torch.distributed would."""
+    rng = np.random.default_rng(4)
+    subjects = [rng.standard_normal((n, N_REGIONS)) for n in (20, 9, 33, 16, 12)]
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
+                                 device="cpu").fit(subjects)
+    together = embedder.transform(subjects)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 1)
+    shares = {}
+    for rank in (1, 0):
+        monkeypatch.setattr(_base, "world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(_base, "all_gather_objects", lambda out, rank=rank: (
+            shares.__setitem__(rank, list(out)) or [*shares.get(0, []), *shares.get(1, [])]))
+        out = embedder.transform(subjects)
+    assert [start for start, _ in shares[0] + shares[1]] == [0, 2, 4, 1, 3]
+    np.testing.assert_allclose(out, together, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
+def test_there_is_one_feature_name_a_column_as_scikit_learn_gives_them(pooling):
+    """get_feature_names_out names every column of transform's output, as an object array of
+    str (scikit-learn's convention, which ColumnTransformer and set_output rely on)."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling=pooling,
+                                 device="cpu").fit(X)
+    names = embedder.get_feature_names_out()
+    assert names.dtype == object and all(isinstance(name, str) for name in names)
+    assert len(set(names)) == len(names) == embedder.transform(X).shape[1]

@@ -731,6 +731,8 @@ def test_a_run_whose_features_diverge_first_gets_the_loss_guards_error():
         (dict(pooling="max"), "pooling"),
         (dict(normalization="minmax"), "normalization"),
         (dict(patch_embed_init="he"), "patch_embed_init"),
+        # a rate of 1 would drop every residual branch: nothing would be learned
+        (dict(drop_path_rate=1.0), "'drop_path_rate' parameter"),
         (dict(pooling="roi_std", n_frames=4), "at least 2 time patches"),
         (dict(accumulation_steps=3), r"batch_size=4 \(capped at the 4 training windows\).* accumulation_steps=3"),
     ],
@@ -1215,3 +1217,160 @@ def test_short_warmups_and_single_windows_are_warned_about():
     with pytest.warns(UserWarning, match="a single training window: .* are NaN"):
         model = _pretrainer(n_epochs=1, batch_size=1).fit(X[:1, :32])
     assert np.isnan(model.history_[0]["target_std"])
+
+
+def test_the_model_is_built_with_the_architecture_parameters_given():
+    """The architecture settings reach the module that is trained (its config says what was
+    built): predictor width and depth, stochastic depth, and the encoder width as
+    embedding_dim_ (found by planting bugs: drop_path_rate was not checked anywhere)."""
+    X = _data(n_subjects=4)
+    model = _pretrainer(n_epochs=1, model_size=dict(embed_dim=16, depth=1, num_heads=2),
+                        predictor_embed_dim=24, predictor_depth=2, drop_path_rate=0.3).fit(X)
+    config = model.model_.config
+    assert (config["embed_dim"], config["predictor_embed_dim"]) == (16, 24)
+    assert config["predictor_depth"] == 2 and len(model.model_.predictor.blocks) == 2
+    assert config["drop_path_rate"] == 0.3
+    assert model.embedding_dim_ == 16 and model.transform(X).shape == (4, 16)
+    # the default predictor is as wide as a narrow encoder (384 only for wider ones)
+    assert _pretrainer(n_epochs=1).fit(X).model_.config["predictor_embed_dim"] == 32
+
+
+def test_stochastic_depth_changes_the_training():
+    """drop_path_rate drops residual branches while training: the same seeded run without it
+    has other losses."""
+    X = _data(n_subjects=4)
+    with_depth = _pretrainer(n_epochs=1, drop_path_rate=0.5).fit(X)
+    without = _pretrainer(n_epochs=1).fit(X)
+    assert with_depth.history_[0]["loss"] != without.history_[0]["loss"]
+
+
+def test_saving_an_unfitted_pretrainer_is_a_not_fitted_error(tmp_path):
+    """save before fit says so (scikit-learn's NotFittedError), and writes no file."""
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        _pretrainer().save(tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_refit_stopped_by_ctrl_c_keeps_the_previous_fit():
+    """Ctrl-C (KeyboardInterrupt, not an Exception) in the middle of a refit undoes it like any
+    error: the fitted attributes are the previous fit's objects, and transform gives the same."""
+    X = _data(n_subjects=4)
+    model = _pretrainer(n_epochs=1).fit(X)
+    before, state = model.transform(X), dict(vars(model))
+    model.set_params(n_epochs=2, callbacks=[_InterruptAfterEpoch(1)])
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X[:3])
+    fitted = {name: value for name, value in state.items() if name.endswith("_")}
+    assert fitted and all(vars(model)[name] is value for name, value in fitted.items())
+    np.testing.assert_array_equal(model.transform(X), before)
+
+
+def test_a_failed_first_fit_leaves_the_pretrainer_unfitted():
+    """A first fit that fails part-way (here in a callback, after an epoch) leaves none of what
+    it had set (n_features_in_ at the input check, callbacks_ before training): the estimator
+    is as it was built."""
+    from sklearn.exceptions import NotFittedError
+
+    class Fail(Callback):
+        def on_epoch_end(self, loop):
+            raise RuntimeError("stop")
+
+    model = _pretrainer(n_epochs=1, callbacks=[Fail()])
+    params = dict(vars(model))
+    with pytest.raises(RuntimeError, match="stop"):
+        model.fit(_data(n_subjects=4))
+    assert vars(model) == params
+    with pytest.raises(NotFittedError):
+        model.transform(_data(n_subjects=4))
+
+
+def test_a_subject_too_short_for_a_window_is_named_before_the_gradients_are_fitted(monkeypatch):
+    """The lengths are checked before the corpus is read for the gradients (with the default
+    GradientPositioner, a pass over every subject): a short subject fails fast."""
+    def no_gradients(*args):
+        raise AssertionError("the gradients were computed first")
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
+    X = list(_data(n_subjects=3))
+    X[2] = X[2][:5]
+    with pytest.raises(ValueError, match="^subject 2 is too short: 5 frames"):
+        _pretrainer(gradients=None).fit(X)
+
+
+class _InterruptAtStep(Callback):
+    """Ctrl-C after an optimizer step (1-based), before that step's checkpoint."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_checkpoint_every_saves_the_run_inside_an_epoch(tmp_path):
+    """checkpoint_every=1 saves after every optimizer step, so a run killed inside an epoch
+    (2 steps an epoch here; stopped before step 4 is saved) loses one step, not the epoch;
+    without it, the last state saved is that of the last finished epoch."""
+    X = _data()
+    for every, saved_step in ((1, 3), (None, 2)):
+        folder = tmp_path / str(every)
+        run = _pretrainer(n_epochs=3, checkpoint_dir=folder, checkpoint_every=every,
+                          callbacks=[_InterruptAtStep(4)])
+        with pytest.raises(KeyboardInterrupt):
+            run.fit(X)
+        (state_file,) = _state_files(folder)
+        assert torch.load(state_file, weights_only=True)["loop"]["step"] == saved_step
+
+
+class _DatasetSize(Callback):
+    def on_train_begin(self, loop):
+        self.n_windows = len(loop.loader.dataset)
+
+
+@pytest.mark.parametrize("window, n_windows", [("sliding", 20), ("center", 10), ("first", 10)])
+def test_window_decides_the_training_windows_and_those_of_transform(window, n_windows):
+    """window picks the windows cut from each subject for training (48 frames: 2 sliding
+    windows of 32 at the default stride of 16, one otherwise) and is kept for transform."""
+    model = _pretrainer(n_epochs=1, window=window, callbacks=[_DatasetSize()]).fit(_data())
+    assert model.callbacks_[0].n_windows == n_windows
+    assert model.preprocessor_.window == window
+
+
+def test_min_frames_sets_the_shortest_subject_accepted():
+    """Subjects shorter than a window (32 frames) are padded down to min_frames: 18 frames
+    train at the default (half a window) but are refused with min_frames=20."""
+    X = list(_data(n_subjects=3))
+    X[2] = X[2][:18]
+    assert len(_pretrainer(n_epochs=1).fit(X).history_) == 1
+    with pytest.raises(ValueError, match=r"^subject 2 is too short: .*min_frames=20"):
+        _pretrainer(n_epochs=1, min_frames=20).fit(X)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_under_torchrun_only_process_0_shows_progress_and_writes_the_checkpoint(rank, tmp_path,
+                                                                                  monkeypatch):
+    """With verbose=1 and a checkpoint_dir, process 0 alone draws the progress bar and saves
+    the run (every process resumes from the file); the other processes stay silent. Two
+    processes are simulated and the callbacks the loop would get are inspected."""
+    from brainjepa_sk import pretrain
+    from brainjepa_sk.train import Checkpoint, ProgressBar
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def spy(*args, callbacks=(), **kwargs):
+        seen["callbacks"] = callbacks
+        raise Stop
+
+    monkeypatch.setattr(pretrain, "world", lambda: (rank, 2))
+    monkeypatch.setattr(pretrain, "PretrainLoop", spy)
+    with pytest.raises(Stop):
+        _pretrainer(verbose=1, checkpoint_dir=tmp_path).fit(_data(4))
+    (bar,) = [c for c in seen["callbacks"] if isinstance(c, ProgressBar)]
+    assert bar.disable is (rank != 0)
+    assert sum(isinstance(c, Checkpoint) for c in seen["callbacks"]) == (rank == 0)
