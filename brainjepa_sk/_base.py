@@ -323,6 +323,8 @@ def same_setting(a, b):
 
 
 def _short_repr(value):
+    if is_path(value):  # in full: the file is what tells two settings apart
+        return repr(os.fspath(value))
     text = repr(value)
     return text if len(text) <= 60 else f"<{type(value).__name__}>"
 

@@ -930,8 +930,11 @@ def test_the_same_weights_file_given_as_a_path_object_is_not_a_change(tmp_path):
         warnings.simplefilter("error")
         embedder.set_params(weights=path).transform(X)
         embedder.fit(X).set_params(weights=str(path)).transform(X)
-    with pytest.warns(UserWarning, match=r"^weights=.* \(fitted with .*fit again"):
+    with pytest.warns(UserWarning, match=r"^weights=.* \(fitted with .*fit again") as caught:
         embedder.set_params(weights=tmp_path / "other.pt").transform(X)
+    # both files named in full, however long their paths
+    message = str(caught[0].message)
+    assert f"weights={str(tmp_path / 'other.pt')!r} (fitted with {str(path)!r})" in message
 
 
 @pytest.mark.parametrize("normalization", [None, "robust"])
