@@ -702,7 +702,12 @@ def test_development_subjects_with_other_regions_on_their_grid_are_refused(fake_
     labels = iter([[1, 2, 4, 5], [1, 2, 3, 5], [1, 2, 4, 5]])
     monkeypatch.setattr(_real, "_region_ids", lambda masker, labels_img: next(labels))
     with pytest.raises(ValueError, match=r"subject 1 \(.*\) has other atlas regions on its grid "
-                                         r"than subject 0 \(4 vs 4 regions\)"):
+                                         r"than subject 0 \(4 vs 4 regions; labels only in "
+                                         r"subject 1: \[3\], only in subject 0: \[4\]\)"):
+        load_development_fmri()
+    labels = iter([[1, 2, 4, 5], [1, 2, 5, 4]])
+    monkeypatch.setattr(_real, "_region_ids", lambda masker, labels_img: next(labels))
+    with pytest.raises(ValueError, match=r"\(4 vs 4 regions; the same labels in another order"):
         load_development_fmri()
 
 

@@ -343,9 +343,12 @@ def load_development_fmri(
         if columns is None:
             columns = region_ids
         elif region_ids != columns:
+            own, first = set(region_ids) - set(columns), set(columns) - set(region_ids)
+            how = (f"labels only in subject {i}: {sorted(own)}, only in subject 0: "
+                   f"{sorted(first)}" if own or first else "the same labels in another order")
             raise ValueError(
                 f"subject {i} ({func}) has other atlas regions on its grid than subject 0 "
-                f"({len(region_ids)} vs {len(columns)} regions)"
+                f"({len(region_ids)} vs {len(columns)} regions; {how})"
             )
         X.append(np.ascontiguousarray(signals))
 
