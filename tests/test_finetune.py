@@ -1892,3 +1892,126 @@ def test_standardize_targets_false_trains_on_the_targets_as_given():
     BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), callbacks=[recorder]).fit(X, y)
     np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), (y - y.mean()) / y.std(),
                                rtol=1e-5)
+
+
+# -- round 13: planted bugs that the tests above let through -----------------------------------
+
+def test_a_history_of_records_without_epochs_is_refused_and_the_net_kept(tmp_path):
+    """A JSON list of dicts that are not epoch records (another tool's log) is not a history:
+    skorch would take it, and a Checkpoint or a continued fit would then fail on it."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    history, records = clf.history_, copy.deepcopy(list(clf.history_))
+    log = tmp_path / "log.json"
+    log.write_text('[{"train_loss": 0.5}, {"train_loss": 0.4}]')
+    with pytest.raises(ValueError, match=f"could not load {log}"):
+        clf.load_params(f_history=log)
+    assert clf.history_ is history and list(history) == records
+
+
+def test_a_failed_load_params_puts_back_the_device_skorch_fell_back_from(tmp_path, monkeypatch):
+    """skorch sets device="cpu" when it loads a file for a net on a missing CUDA device: when
+    the file then fails to load, the net keeps the device it was given."""
+    from skorch.exceptions import DeviceWarning
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    damaged = tmp_path / "params.pt"
+    damaged.write_bytes(b"half a file")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    clf.device = "cuda"  # e.g. a net unpickled on a machine without a GPU
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeviceWarning)
+        with pytest.raises(ValueError, match=f"could not load {damaged}"):
+            clf.load_params(f_params=damaged)
+    assert clf.device == "cuda"
+
+
+def test_get_params_lists_public_parameters_only_before_and_after_fit():
+    """skorch's bookkeeping of its prefixed arguments is not a parameter: it would show in
+    get_params (and so in GridSearchCV's and clone's view of the estimator)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), optimizer__eps=1e-6)
+    for estimator in (clf, clf.set_params(optimizer__betas=(0.8, 0.9)), clone(clf),
+                      clf.fit(X, y)):
+        private = [name for name in estimator.get_params(deep=False) if name.startswith("_")]
+        assert private == []
+    assert clone(clf).get_params()["optimizer__betas"] == (0.8, 0.9)
+
+
+class _SGDWithoutDefaultRate(torch.optim.SGD):
+    """An optimizer whose learning rate has no default (as many third-party ones)."""
+
+    def __init__(self, params, lr, momentum=0.0):
+        super().__init__(params, lr=lr, momentum=momentum)
+
+
+def test_an_optimizer_without_a_default_rate_gets_lr_and_the_groups_their_scales():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, layer_decay=0.5, lr=1e-2),
+                              optimizer=_SGDWithoutDefaultRate, optimizer__momentum=0.9,
+                              callbacks__lr_schedule=None).fit(X, y)
+    assert clf.optimizer_.defaults["lr"] == 1e-2
+    assert clf.optimizer_.defaults["momentum"] == 0.9
+    for group in clf.optimizer_.param_groups:
+        assert group["lr"] == pytest.approx(1e-2 * group["lr_scale"])
+
+
+def test_a_numpy_integer_seed_is_the_same_seed_as_the_python_integer():
+    """Seeds from np.arange (a grid, a loop over folds) are np.int64: the fit is the one that
+    int seed gives, not one drawn from a generator seeded with it."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    settings = fast(max_epochs=2, drop_path_rate=0.3, batch_size=4)
+    as_int = BrainJEPAClassifier(tiny_module(), **dict(settings, random_state=3)).fit(X, y)
+    (seed,) = np.arange(3, 4)
+    as_numpy = BrainJEPAClassifier(tiny_module(), **dict(settings, random_state=seed)).fit(X, y)
+    np.testing.assert_array_equal(as_numpy.predict_proba(X), as_int.predict_proba(X))
+
+
+@pytest.mark.parametrize("head", ["groupnorm", "LayerNorm", None])
+def test_a_head_kind_that_does_not_exist_is_refused_with_the_kinds_there_are(head):
+    """A clear ValueError, not a bare KeyError from the table of initial weights (after a
+    BatchNorm was built for it)."""
+    with pytest.raises(ValueError, match=r"kind must be one of \('layernorm', 'batchnorm'\)"):
+        EncoderWithHead(tiny_module().target_encoder, 2, head=head)
+
+
+def test_accumulated_micro_batches_give_skorch_the_predictions_of_the_whole_batch():
+    """skorch's scoring callbacks read each training batch's predictions from train_step:
+    with accumulation_steps, those of every micro-batch, in order, not of the last one."""
+    from skorch.callbacks import BatchScoring
+
+    rows = []
+
+    class Rows(Callback):
+        def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+            if training:
+                rows.append((len(y_pred), len(batch[0])))
+
+    levels = np.linspace(-1, 1, 16)
+    reg = BrainJEPARegressor(tiny_module(), callbacks=[
+        Rows(), BatchScoring("neg_mean_squared_error", on_train=True, name="batch_mse")],
+        **fast(max_epochs=2), accumulation_steps=2)
+    history = reg.fit(offset_subjects(levels), 60 + 10 * levels).history_
+    assert rows == [(8, 8)] * 4
+    # the loss is the mean over the whole batch, and so is the MSE of its predictions
+    np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
+                               rtol=1e-4)
+
+
+def test_predict_checks_region_names_against_fit_and_changes_nothing():
+    """Subjects given as DataFrames: predict refuses columns in another order and warns on
+    arrays, as scikit-learn's estimators do, leaving what fit learned (feature_names_in_)."""
+    import pandas as pd
+
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(frames, y)
+    swapped = [frame[[names[1], names[0], *names[2:]]] for frame in frames]
+    with pytest.raises(ValueError, match="differ from those seen in fit: column 0 is 'roi1'"):
+        clf.predict(swapped)
+    with pytest.warns(UserWarning, match="X does not have valid feature names"):
+        clf.predict(X)
+    np.testing.assert_array_equal(clf.feature_names_in_, names)
+    assert clf.n_features_in_ == N_REGIONS
