@@ -432,25 +432,27 @@ def _subjects(n_subjects=3, n_timepoints=20):
     return [rng.standard_normal((n_timepoints, N_REGIONS)) for _ in range(n_subjects)]
 
 
-def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
-    from brainjepa_sk import _base
-
+def _sliding_embedder_and_embeddings():
+    """Five subjects of different lengths, an embedder fitted with sliding windows on them,
+    and their embeddings in one transform."""
     rng = np.random.default_rng(4)
     subjects = [rng.standard_normal((n, N_REGIONS)) for n in (20, 9, 33, 16, 12)]
     embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
                                  device="cpu").fit(subjects)
-    together = embedder.transform(subjects)
+    return subjects, embedder, embedder.transform(subjects)
+
+
+def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
+    from brainjepa_sk import _base
+
+    subjects, embedder, together = _sliding_embedder_and_embeddings()
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
     np.testing.assert_allclose(embedder.transform(subjects), together, rtol=1e-5, atol=1e-6)
 
 
 def test_processes_under_torchrun_share_the_subjects_each_embedding_each_subject_once(
         monkeypatch):
-    rng = np.random.default_rng(4)
-    subjects = [rng.standard_normal((n, N_REGIONS)) for n in (20, 9, 33, 16, 12)]
-    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
-                                 device="cpu").fit(subjects)
-    together = embedder.transform(subjects)
+    subjects, embedder, together = _sliding_embedder_and_embeddings()
     shares = []  # what each of 3 processes hands to the gather: (first subject, embeddings)
     monkeypatch.setattr(_base, "all_gather_objects", lambda out: shares.extend(out) or out)
     for rank in range(3):
@@ -954,11 +956,7 @@ def test_chunks_gathered_from_processes_in_rank_order_come_back_in_subject_order
     process 0, then 1, 3 of process 1): transform puts them back in the subjects' order.
     Two processes are simulated: process 1's share is computed first, then handed to process 0's
     gather as torch.distributed would."""
-    rng = np.random.default_rng(4)
-    subjects = [rng.standard_normal((n, N_REGIONS)) for n in (20, 9, 33, 16, 12)]
-    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window="sliding", stride=4,
-                                 device="cpu").fit(subjects)
-    together = embedder.transform(subjects)
+    subjects, embedder, together = _sliding_embedder_and_embeddings()
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 1)
     shares = {}
     for rank in (1, 0):
