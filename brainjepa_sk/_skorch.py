@@ -27,7 +27,12 @@ from torch.utils.data import Subset
 
 from ._warnings import warn_user
 from .files import is_path
-from .train.runtime import move_into_place, python_values, temporary_file_beside
+from .train.runtime import (
+    move_into_place,
+    naming_save_errors,
+    python_values,
+    temporary_file_beside,
+)
 from .train.schedule import warmup_cosine
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
@@ -388,19 +393,23 @@ def save_params_atomically(save_params, files, **options):
     **options
         Other arguments of ``save_params`` (``use_safetensors``).
     """
-    swapped, renames = {}, []
+    renames = []
     try:
+        # one file at a time, so that an error names the file it was writing
         for key, target in files.items():
+            if target is None:
+                continue
             if not is_path(target):
-                swapped[key] = target
+                save_params(**{key: target}, **options)
                 continue
             target = Path(target)
-            part = temporary_file_beside(target)
-            swapped[key] = part
-            renames.append((part, target))
-        save_params(**swapped, **options)
+            with naming_save_errors(target):
+                part = temporary_file_beside(target)
+                renames.append((part, target))
+                save_params(**{key: part}, **options)
         for part, target in renames:
-            move_into_place(part, target)
+            with naming_save_errors(target):
+                move_into_place(part, target)
     finally:
         for part, _ in renames:
             if os.path.exists(part):

@@ -484,6 +484,12 @@ class _FineTuneBase(SubjectsInputMixin):
         ValueError
             When ``optimizer__param_groups`` is set.
         """
+        self.optimizer_ = self._build_optimizer()
+        return self
+
+    def _build_optimizer(self):
+        """A new optimizer over the layer-wise groups, from the current settings (which the
+        optimizer's constructor checks)."""
         if "param_groups" in self.get_params_for("optimizer"):
             raise ValueError("optimizer__param_groups is not supported: the parameter groups "
                              "come from layer_decay (set layer_decay=1 to turn it off)")
@@ -492,12 +498,15 @@ class _FineTuneBase(SubjectsInputMixin):
         # optimizer__weight_decay, if given, overrides the weight_decay parameter
         kwargs = python_values({"weight_decay": self.weight_decay, **kwargs})
         lr, weight_decay = kwargs.pop("lr"), kwargs.pop("weight_decay")
+        # the decay goes into the groups, where torch's constructors do not check it
+        if isinstance(weight_decay, numbers.Real) and not weight_decay >= 0:
+            raise ValueError(f"optimizer__weight_decay={weight_decay!r} must be a non-negative "
+                             "number (a negative decay would grow the weights)")
         module = getattr(self.module_, "_orig_mod", self.module_)  # compiled: the module inside
         groups = layer_decay_groups(module, weight_decay, self.layer_decay)
         for group in groups:
             group["lr"] = lr * group["lr_scale"]
-        self.optimizer_ = self.optimizer(groups, lr=lr, **kwargs)
-        return self
+        return self.optimizer(groups, lr=lr, **kwargs)
 
     def train_step_single(self, batch, **fit_params):
         """skorch's forward and backward of one training batch, in micro-batches.
@@ -757,6 +766,9 @@ class _FineTuneBase(SubjectsInputMixin):
                                                    fit_rows=fit_rows)
             if continuing:
                 self._check_build_settings()
+                # the kept optimizer never saw the settings changed since (set_params only
+                # writes them into its groups): a new one, thrown away, has torch check them
+                self._build_optimizer()
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
             else:
                 resolved = self._resolve(subjects)

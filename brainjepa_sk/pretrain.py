@@ -437,6 +437,12 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             )
         return gradients
 
+    def _unseeded_gradients(self):
+        """Whether the gradients come from a GradientPositioner that is not seeded with an
+        int: they differ from one fit to the next, and so does the run's key."""
+        return (isinstance(self.gradients, GradientPositioner)
+                and not isinstance(self.gradients.random_state, numbers.Integral))
+
     def _fingerprint(self, config, subjects, preprocessor, gradients, device,
                      with_n_epochs=True):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume.
@@ -444,7 +450,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         ``with_n_epochs=False``: the key of the run's lineage, shared by the same run asked for
         more or fewer epochs (a shorter one can be extended).
         """
-        if not isinstance(self.random_state, numbers.Integral):
+        if not isinstance(self.random_state, numbers.Integral) or self._unseeded_gradients():
             return None  # an unseeded (or shared RandomState) run is not reproducible
         ignored = ("verbose", "device", "compile", "checkpoint_dir", "checkpoint_every",
                    "callbacks", "gradients", "pooling", "final_norm", "num_workers",
@@ -484,6 +490,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                     "checkpoint_dir is set but random_state is not an int: the run cannot be "
                     "reproduced, so its saved state will never be resumed; pass an int "
                     "random_state to make it resumable",
+                )
+            elif self._unseeded_gradients():
+                warn_user(
+                    f"checkpoint_dir is set but gradients={self.gradients!r} has a "
+                    "random_state that is not an int: it draws other gradients at every fit, "
+                    "so the run cannot be reproduced and its saved state will never be "
+                    "resumed; give the GradientPositioner an int random_state to make it "
+                    "resumable",
                 )
         elif self.checkpoint_every is not None:
             warn_user(f"checkpoint_every={self.checkpoint_every} does nothing without "

@@ -1,6 +1,7 @@
 """Fine-tuning and linear probing: BrainJEPAClassifier and BrainJEPARegressor (skorch nets)."""
 
 import copy
+import errno
 import io
 import os
 import pickle
@@ -1076,6 +1077,40 @@ def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     assert len(clf.history_) == 1
 
 
+@pytest.mark.parametrize("setting", [dict(lr=-0.1), dict(optimizer__lr=-0.1),
+                                     dict(optimizer__betas=(2.0, 0.9)),
+                                     dict(optimizer__eps=-1.0)])
+def test_a_continued_fit_refuses_optimizer_settings_a_new_fit_refuses(setting):
+    """warm_start and partial_fit keep the optimizer the first fit built, whose constructor
+    alone checks its settings: a negative rate set since trained by gradient ascent, and
+    betas or eps out of range trained too, all without a word."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    weights = copy.deepcopy(clf.module_.state_dict())
+    with pytest.raises(ValueError, match="Invalid"):
+        clf.set_params(**setting).partial_fit(X, y)
+    with pytest.raises(ValueError, match="Invalid"):
+        clf.set_params(warm_start=True).fit(X, y)
+    assert len(clf.history_) == 1
+    assert_same_module_weights(clf.module_, _loaded(clf.module_, weights))  # not trained
+
+
+def test_a_negative_optimizer_weight_decay_is_refused():
+    """optimizer__weight_decay overrides weight_decay (checked non-negative) and goes into the
+    parameter groups, where torch's constructors do not check it: a negative decay, which
+    ``torch.optim.AdamW(weight_decay=-1)`` refuses, grew the weights silently."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    with pytest.raises(ValueError, match=r"optimizer__weight_decay=-1\.0 must be a non-negative"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                            optimizer__weight_decay=-1.0).fit(X, y)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    weights = copy.deepcopy(clf.module_.state_dict())
+    with pytest.raises(ValueError, match="optimizer__weight_decay=-1.0 must be"):
+        clf.set_params(optimizer__weight_decay=-1.0).partial_fit(X, y)
+    assert len(clf.history_) == 1
+    assert_same_module_weights(clf.module_, _loaded(clf.module_, weights))
+
+
 def test_a_continued_fit_takes_settings_set_to_what_auto_resolved_to():
     """n_frames, window and normalization left at "auto" and then set to the values fit chose
     change nothing: no refusal (found by a review)."""
@@ -1406,6 +1441,48 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     assert {key: getattr(stop, key) for key in stop_state} == stop_state
     assert not hasattr(marks, "seen_")
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("failing", ["save", "rename"])
+def test_a_full_disk_during_save_params_names_the_file_and_keeps_the_previous_one(
+        tmp_path, monkeypatch, failing):
+    """skorch's save_params wrote every file in one call: a full disk surfaced as a bare
+    "[Errno 28] No space left on device" that named no file (the pretrainer's saves name it
+    and say the disk is full)."""
+    import skorch.net
+
+    from brainjepa_sk.train import runtime
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    files = dict(f_params=tmp_path / "params.pt", f_optimizer=tmp_path / "optimizer.pt")
+    clf.save_params(**files)
+    before = {name: path.read_bytes() for name, path in files.items()}
+    full = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    if failing == "save":
+        real_save = torch.save
+
+        def save(obj, f, *args, **kwargs):
+            if "optimizer.pt" in str(f):
+                raise full
+            return real_save(obj, f, *args, **kwargs)
+
+        monkeypatch.setattr(skorch.net.torch, "save", save)
+    else:
+        def fsync(fd):
+            raise full
+
+        monkeypatch.setattr(runtime.os, "fsync", fsync)
+    with torch.no_grad():
+        clf.module_.head.linear.weight.add_(1.0)
+    with pytest.raises(OSError, match=r"could not save .*(params|optimizer)\.pt: the disk is "
+                                      r"full") as info:
+        clf.save_params(**files)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    if failing == "save":  # nothing was renamed yet: every previous file is kept
+        assert {name: path.read_bytes() for name, path in files.items()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["optimizer.pt", "params.pt"]
 
 
 def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypatch):

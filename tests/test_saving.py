@@ -236,6 +236,21 @@ def test_an_unseeded_run_with_checkpoint_dir_warns_up_front(tmp_path):
     assert state.stat().st_size > 1000
 
 
+def test_gradients_of_an_unseeded_positioner_make_an_unseeded_run(tmp_path):
+    """The gradients are part of the run key, and a GradientPositioner whose random_state is
+    not an int draws slightly other ones at every fit: each fit started afresh under a new
+    key, silently, leaving a run-*.pt file that no fit would ever resume."""
+    from brainjepa_sk import GradientPositioner
+
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    for _ in range(2):
+        with pytest.warns(UserWarning, match=r"GradientPositioner.*random_state that is not an "
+                                             r"int.*never be resumed"):
+            _pretrainer(checkpoint_dir=tmp_path, gradients=GradientPositioner(
+                n_components=2, sparsity=0.5, random_state=None)).fit(X)
+    assert [path.name for path in tmp_path.glob("*.pt")] == ["unseeded.pt"]
+
+
 def test_a_random_state_instance_with_checkpoint_dir_is_an_unseeded_run(tmp_path):
     """A RandomState instance gives other seeds at every fit: as with None the run cannot be
     reproduced, so it is warned about up front and its state is not saved under a run key."""

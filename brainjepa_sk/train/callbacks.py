@@ -352,7 +352,7 @@ class Checkpoint(Callback):
         if not self.path.is_file():
             return False
         if self.key is None:  # never resumed: not read (it may be large, or damaged)
-            why = "random_state is not an int"
+            why = "the run cannot be reproduced (a random_state is not an int)"
         else:
             try:
                 state = read_training_state(self.path)

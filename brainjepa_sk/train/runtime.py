@@ -27,6 +27,7 @@ __all__ = [
     "cpu_copy",
     "load_file",
     "move_into_place",
+    "naming_save_errors",
     "noting_ctrl_c",
     "python_values",
     "tensor_checksum",
@@ -467,9 +468,39 @@ def atomic_save(obj, path):
                                    f"{path.parent}: {error.strerror or error}") from error
     tmp = temporary_file_beside(path)
     try:
-        with open(tmp, "wb") as file:
-            torch.save(obj, file)
-        move_into_place(tmp, path)
+        with naming_save_errors(path):
+            with open(tmp, "wb") as file:
+                torch.save(obj, file)
+            move_into_place(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def naming_save_errors(path):
+    """Raise the errors of a save of ``path`` (to a temporary file beside it) as an
+    ``OSError`` that names ``path``, and says when the disk is full.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file being saved.
+
+    Yields
+    ------
+    None
+        Inside the block, the save.
+
+    Raises
+    ------
+    OSError
+        Naming ``path``: ``ENOSPC`` for a full disk (an ``OSError`` of ``ENOSPC`` or
+        ``EDQUOT``, or torch's short write), the system's code for other ``OSError`` errors.
+        Other errors propagate as they are.
+    """
+    try:
+        yield
     except (OSError, RuntimeError) as error:
         if _is_disk_full(error):
             raise OSError(
@@ -481,9 +512,6 @@ def atomic_save(obj, path):
             raise OSError(error.errno, f"could not save {path}: {error.strerror or error}"
                           ) from error
         raise
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def python_values(value):
