@@ -719,7 +719,9 @@ class _FineTuneBase(SubjectsInputMixin):
             As in ``fit``.
         classes : array-like, optional
             All the labels (classification), as in scikit-learn: needed only at the first
-            call; a later call may repeat them but not change them (a ``ValueError``).
+            call (``classes_`` is them sorted, or the ``classes`` parameter, in its order, when
+            that is set: they must then be the same labels); a later call may repeat them, in
+            any order, but not change them (a ``ValueError``).
         **fit_params : dict
             Passed to skorch's training loop.
 
@@ -995,17 +997,35 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
         check_classification_targets(y)
+        given = None if continuing or self.classes is None else np.asarray(self.classes)
+        if given is not None and not np.array_equal(given, np.unique(given)):
+            warn_user(f"classes={given.tolist()} is not sorted: classes_ keeps this order (as "
+                      "in skorch), while scikit-learn's scorers of binary problems (roc_auc, "
+                      "average_precision, ...) take classes_[1] as the positive class; pass "
+                      f"classes={np.unique(given).tolist()} to score with them")
         if continuing:
-            # as scikit-learn's partial_fit: later calls may repeat the classes, not change them
-            if classes is not None and not np.array_equal(np.asarray(classes), self.classes_):
+            # as scikit-learn's partial_fit: later calls may repeat the classes (in any
+            # order), not change them
+            if classes is not None and not np.array_equal(np.unique(classes),
+                                                          np.unique(self.classes_)):
                 raise ValueError(f"classes={np.asarray(classes).tolist()} is not the same as "
                                  f"in the first fit, {self.classes_.tolist()}; fit with "
                                  "warm_start=False to learn other classes")
             classes = self.classes_
         elif classes is None:
             classes = np.unique(y) if self.classes is None else np.asarray(self.classes)
+        elif self.classes is not None:
+            # skorch's classes_ is then the classes parameter, in its order: the outputs must
+            # follow it, or every prediction would be named by another class
+            if not np.array_equal(np.unique(classes), np.unique(self.classes)):
+                raise ValueError(f"classes={np.asarray(classes).tolist()} given to partial_fit "
+                                 f"differs from the classes parameter "
+                                 f"{np.asarray(self.classes).tolist()}")
+            classes = np.asarray(self.classes)
         else:
-            classes = np.asarray(classes)
+            # sorted and unique, as scikit-learn's partial_fit (its scorers take classes_[1]
+            # as the positive class of a binary problem)
+            classes = np.unique(classes)
         index = {label: k for k, label in enumerate(classes.tolist())}
         unknown = sorted({label for label in y.tolist() if label not in index}, key=str)
         if unknown:

@@ -104,11 +104,16 @@ def test_several_targets_are_predicted_together():
 
 def test_classes_given_in_any_order_name_the_outputs_the_model_learns():
     """With classes=["patient", "control"], output 0 (the first column of predict_proba) is
-    trained on the patients' windows."""
+    trained on the patients' windows; a warning says that scikit-learn's binary scorers would
+    take "control" as the positive class."""
     recorder = Recorder()
     labels = np.array(["control", "patient", "patient"] * 2)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["patient", "control"],
-                              callbacks=[recorder]).fit(offset_subjects(np.zeros(6)), labels)
+                              callbacks=[recorder])
+    with pytest.warns(UserWarning, match=r"classes=\['patient', 'control'\] is not sorted.*"
+                                         r"classes_\[1\] as the positive class; pass "
+                                         r"classes=\['control', 'patient'\]"):
+        clf.fit(offset_subjects(np.zeros(6)), labels)
     np.testing.assert_array_equal(clf.classes_, ["patient", "control"])
     np.testing.assert_array_equal(clf.classes_[recorder.dataset_.y], labels)
 
@@ -292,9 +297,12 @@ def test_the_linear_probe_of_a_trainable_encoder_optimizes_the_head_only():
 def test_class_weights_follow_the_order_of_the_classes():
     X, y = offset_subjects(np.zeros(6)), np.array(["a", "b", "b", "b", "a", "b"])
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["b", "a"],
-                              class_weight={"b": 3.0}).fit(X, y)
+                              class_weight={"b": 3.0})
+    with pytest.warns(UserWarning, match="is not sorted"):
+        clf.fit(X, y)
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [3.0, 1.0])
-    clf.set_params(class_weight="balanced").fit(X, y)
+    with pytest.warns(UserWarning, match="is not sorted"):
+        clf.set_params(class_weight="balanced").fit(X, y)
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [6 / (2 * 4), 6 / (2 * 2)])
 
 
@@ -426,6 +434,34 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
     fresh.partial_fit(X, y, classes=[0, 1, 2])
     assert fresh.classes_.tolist() == [0, 1, 2] and fresh.predict_proba(X).shape == (8, 3)
     fresh.partial_fit(X, np.tile([0, 2], 4))
+
+
+def test_classes_given_to_partial_fit_are_sorted_as_in_scikit_learn():
+    """partial_fit(classes=[1, 0]) kept that order as classes_, so scikit-learn's scorers, which
+    take classes_[1] as the positive class, scored the probability of class 0 as the positives'
+    (roc_auc came out as 1 - AUC); a repeated class gave a dead output. And with the classes
+    parameter set, classes_ is that parameter (skorch), but the outputs followed the order given
+    to partial_fit: every prediction was named by the other class."""
+    from sklearn.metrics import get_scorer, roc_auc_score
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    clf.partial_fit(X, y, classes=[1, 0, 1])
+    assert clf.classes_.tolist() == [0, 1] and clf.predict_proba(X).shape == (8, 2)
+    assert get_scorer("roc_auc")(clf, X, y) == roc_auc_score(y, clf.predict_proba(X)[:, 1])
+    clf.partial_fit(X, y, classes=[1, 0])  # a repeat, in another order
+    assert clf.classes_.tolist() == [0, 1]
+    labels = np.array(["control", "patient"] * 4)
+    recorder = Recorder()
+    named = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[recorder],
+                                classes=["patient", "control"])
+    with pytest.warns(UserWarning, match="is not sorted"):
+        named.partial_fit(X, labels, classes=["control", "patient"])
+    np.testing.assert_array_equal(named.classes_, ["patient", "control"])
+    np.testing.assert_array_equal(named.classes_[recorder.dataset_.y], labels)
+    with (pytest.warns(UserWarning, match="is not sorted"),
+          pytest.raises(ValueError, match="differs from the classes parameter")):
+        clone(named).partial_fit(X, labels, classes=["control", "patient", "other"])
 
 
 def test_the_training_windows_are_shuffled_every_epoch_unless_asked_not_to():
@@ -575,8 +611,10 @@ def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
         def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
             held_out[tuple(net.classes)] = sorted(dataset_valid.indices)
 
-    for classes in ([0, 1, 2], [2, 1, 0]):
-        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=classes,
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=[0, 1, 2],
+                        train_split=split, callbacks=[Splits()]).fit(X, y)
+    with pytest.warns(UserWarning, match="is not sorted"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=[2, 1, 0],
                             train_split=split, callbacks=[Splits()]).fit(X, y)
     assert held_out[(0, 1, 2)] == held_out[(2, 1, 0)] == sorted(valid)
 

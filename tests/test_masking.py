@@ -201,6 +201,15 @@ def test_impossible_min_keep_is_refused():
         SpatiotemporalMaskSampler(10, 10, observation_scale=(0.5, 1.5))
 
 
+@pytest.mark.parametrize("value", [0.5, (0.1, 0.2, 0.3), "0.5", ("low", "high")])
+def test_a_range_that_is_not_a_pair_is_refused_naming_the_option(value):
+    """A single fraction where a (low, high) range is expected (natural in a grid over
+    masking__alpha_region_scale) failed with Python's bare unpacking TypeError ("'float'
+    object is not iterable"), naming no option."""
+    with pytest.raises(ValueError, match=r"alpha_region_scale must be a \(low, high\) pair"):
+        SpatiotemporalMaskSampler(10, 10, alpha_region_scale=value)
+
+
 @pytest.mark.parametrize("static_shapes", [True, False])
 def test_the_smallest_grids_work(static_shapes):
     # two time patches (e.g. 32 frames in patches of 16): one edge patch, a one-patch context

@@ -89,7 +89,13 @@ class MaskBatch:
 
 
 def _check_range(name, value):
-    low, high = (float(v) for v in value)
+    # a single number (e.g. masking__alpha_region_scale=0.5 in a grid) or a triple would
+    # otherwise fail with Python's unpacking TypeError, which names no option
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair of fractions, with 0 <= low <= "
+                         f"high <= 1, got {value!r}") from None
     if not 0.0 <= low <= high <= 1.0:
         raise ValueError(f"{name} must be (low, high) with 0 <= low <= high <= 1, got {value}")
     return low, high
