@@ -987,6 +987,18 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
 
+    # skorch's classes parameter names the outputs: changed after fit, it would rename them
+    _PREDICTION_PARAMETERS = (*_FineTuneBase._PREDICTION_PARAMETERS, "classes")
+    _BUILD_PARAMETERS = (*_FineTuneBase._BUILD_PARAMETERS, "classes")
+
+    @property
+    def classes_(self):
+        """The labels of the outputs, in their order, as fit learned them (skorch's reads the
+        ``classes`` parameter as it is now)."""
+        if "classes_inferred_" in self.__dict__:
+            return self.classes_inferred_
+        return NeuralNetClassifier.classes_.fget(self)
+
     # listed here so that the API reference shows them with the class
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit

@@ -464,6 +464,23 @@ def test_classes_given_to_partial_fit_are_sorted_as_in_scikit_learn():
         clone(named).partial_fit(X, labels, classes=["control", "patient", "other"])
 
 
+def test_classes_set_after_fit_do_not_rename_the_outputs():
+    """skorch's classes_ reads the classes parameter as it is now: set_params(classes=...)
+    after fit renamed every prediction. classes_ stays what fit learned; predict warns, and a
+    continued fit refuses the change."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.array(["a", "b"] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    predicted = clf.predict(X)
+    clf.set_params(classes=["b", "a"])
+    with pytest.warns(UserWarning, match=r"classes=\['b', 'a'\] \(fitted with None\): changed "
+                                         "since fit"):
+        np.testing.assert_array_equal(clf.predict(X), predicted)
+    assert clf.classes_.tolist() == ["a", "b"]
+    with pytest.raises(ValueError, match="classes=.*a continued fit"):
+        clf.partial_fit(X, y)
+    assert clf.classes_.tolist() == ["a", "b"]
+
+
 def test_the_training_windows_are_shuffled_every_epoch_unless_asked_not_to():
     seen = []
 
