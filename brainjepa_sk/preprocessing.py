@@ -953,6 +953,18 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         min_frames=min_frames if min_frames is not None else (
             saved.get("min_frames") if int(n_frames) == saved.get("n_frames") else None),
     )
+    # The caller's own settings are checked as such first: joined with the saved
+    # preprocessing, their errors would name the file as holding an invalid one.
+    if stride is not None or min_frames is not None:
+        Preprocessor(int(n_frames), window=chosen_window, stride=stride, min_frames=min_frames,
+                     normalization=None)._validate_params()
+    if t_r is not None and model_t_r is not None:
+        try:
+            _check_t_r(model_t_r, "target_t_r")
+        except ValueError:
+            pass  # a saved model TR that is invalid is the file's: named below
+        else:
+            _resampling_ratio(t_r, model_t_r)  # the input's TR too far from the model's
     if saved.get("normalization") == normalization and "n_frames" in saved:
         # our checkpoint's own scaling, with the statistics learned at pretraining
         try:

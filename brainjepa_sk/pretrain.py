@@ -417,6 +417,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     def _fit_gradients(self, subjects, n_regions):
         source = GradientPositioner() if self.gradients is None else self.gradients
         if isinstance(source, GradientPositioner):
+            if source.kind == "connectivity":
+                # the positioner is fitted on the pretrainer's X, which is time series: read as
+                # matrices they fail with numpy's 'inhomogeneous shape' or 'not symmetric'
+                raise ValueError(
+                    f"gradients={source!r} has kind='connectivity', but the pretrainer fits it "
+                    "on X, the subjects' ROI time series: use kind='timeseries', or fit the "
+                    "positioner on your connectivity matrices first and pass its gradients_ "
+                    "(gradients=positioner.gradients_)")
             positioner = clone(source)
             try:  # the settings that depend on the atlas, named as the pretrainer's
                 positioner._check_params(n_regions)
@@ -428,6 +436,13 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                     "gradients=GradientPositioner(...) with settings for this atlas, or a "
                     "gradient matrix") from None
             gradients = positioner.fit(subjects).gradients_
+        elif hasattr(source, "fit"):
+            # the constraints accept any estimator; only a GradientPositioner gives positions
+            # (load_gradients would call it "not numeric (dtype object)")
+            raise ValueError(
+                f"gradients={source!r} is an estimator but not a GradientPositioner: gradients "
+                "must be a GradientPositioner (fitted on X inside fit), a gradient matrix "
+                "(n_regions, n_components) or the path of one")
         else:
             gradients = load_gradients(source)
         if gradients.shape[0] != n_regions:

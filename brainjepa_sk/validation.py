@@ -501,6 +501,25 @@ def validate_connectivity(X):
         )
     except TypeError as exc:
         raise ValueError(f"X is not numeric: {exc}") from None
+    except ValueError as exc:
+        # matrices of several sizes (or subjects' time series of different lengths): numpy's
+        # "inhomogeneous shape" says neither which nor what was expected
+        if "setting an array element with a sequence" not in str(exc):
+            raise
+        shapes = []
+        for matrix in X:
+            try:
+                shapes.append(np.shape(matrix))
+            except ValueError:  # rows of different lengths
+                shapes.append("not a table: rows of different lengths")
+        odd = next((k for k, shape in enumerate(shapes) if shape != shapes[0]), None)
+        which = "" if odd is None else (
+            f" (matrix 0 is {shapes[0]}, matrix {odd} is {shapes[odd]})")
+        raise ValueError(
+            "with kind='connectivity', X must be connectivity matrices of one size, "
+            f"(n_subjects, n_regions, n_regions); got matrices of different shapes{which}. "
+            "For subjects' time series (of any lengths) use kind='timeseries'."
+        ) from None
     if array.ndim == 2:
         array = array[np.newaxis]
     if array.ndim != 3 or array.shape[0] == 0:

@@ -556,6 +556,27 @@ def test_another_window_than_the_checkpoints_does_not_inherit_its_stride_or_shor
     assert (kept.preprocessor_.min_frames, kept.preprocessor_.stride) == (8, 6)
 
 
+def test_invalid_settings_given_are_not_blamed_on_the_checkpoint(tmp_path):
+    """A stride longer than the window, min_frames longer than it, or a t_r too far from the
+    model's TR to resample, set on the embedder, were reported as '<file> holds an invalid
+    preprocessing: ...': the file was blamed for the caller's own setting (it looked
+    damaged)."""
+    module = tiny_module(N_REGIONS)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, module, preprocessing=Preprocessor(
+        8, window="sliding", stride=4, normalization="robust").fit(_subjects()).to_dict())
+    for params, problem in ((dict(stride=16), "stride=16 is longer than a window"),
+                            (dict(min_frames=20), "min_frames=20 is longer than a window"),
+                            (dict(t_r=0.01, model_t_r=2.0), "cannot resample from TR 0.01 s")):
+        with pytest.raises(ValueError, match=problem) as caught:
+            BrainJEPAEmbedder(weights=path, device="cpu", **params).fit(_subjects())
+        assert "holds an invalid preprocessing" not in str(caught.value)
+    # valid settings given explicitly still join the saved preprocessing
+    prep = BrainJEPAEmbedder(weights=path, stride=2, min_frames=6, device="cpu").fit(
+        _subjects()).preprocessor_
+    assert (prep.stride, prep.min_frames, prep.normalization) == (2, 6, "robust")
+
+
 def test_region_names_at_transform_follow_scikit_learns_rules():
     names = [f"roi{i}" for i in range(N_REGIONS)]
     arrays = _subjects()

@@ -337,6 +337,24 @@ def test_bad_connectivity():
         GradientPositioner(kind="connectivity", **SMALL).fit(np.ones((2, 2, 4, 4)))
 
 
+def test_connectivity_matrices_of_different_sizes_are_named():
+    """Matrices of several sizes (or time series of different lengths given with
+    kind='connectivity') raised numpy's 'setting an array element with a sequence ...
+    inhomogeneous shape', which names neither the matrices nor what was expected."""
+    rng = np.random.default_rng(0)
+    matrices = [np.eye(6), np.eye(6), np.eye(5)]
+    with pytest.raises(ValueError, match=r"different shapes \(matrix 0 is \(6, 6\), matrix 2 "
+                       r"is \(5, 5\)\).*kind='timeseries'"):
+        GradientPositioner(kind="connectivity", **SMALL).fit(matrices)
+    as_objects = np.empty(3, dtype=object)  # as np.load(..., allow_pickle=True) gives them
+    as_objects[:] = matrices
+    with pytest.raises(ValueError, match="different shapes.*matrix 2 is"):
+        GradientPositioner(kind="connectivity", **SMALL).fit(as_objects)
+    series = [rng.standard_normal((20, 6)), rng.standard_normal((24, 6))]
+    with pytest.raises(ValueError, match="different shapes.*use kind='timeseries'"):
+        GradientPositioner(kind="connectivity", **SMALL).fit(series)
+
+
 def test_reference_with_wrong_rows(X, fitted):
     reference = np.vstack([fitted.gradients_, fitted.gradients_[:1]])
     with pytest.raises(ValueError, match=rf"{N_REGIONS + 1} rows.*{N_REGIONS} regions"):

@@ -222,6 +222,33 @@ def test_gradient_positioner_is_fitted_inside_fit():
     torch.testing.assert_close(model.model_.gradients.double(), torch.from_numpy(expected))
 
 
+def test_a_connectivity_positioner_is_refused_naming_the_time_series():
+    """The pretrainer fits its positioner on X, which is time series: kind='connectivity'
+    read them as matrices and failed with numpy's 'inhomogeneous shape' (scans of different
+    lengths) or, for square scans (as many frames as regions), 'connectivity matrix 0 is not
+    symmetric': neither says that the positioner's kind is the problem."""
+    X = _data()
+    positioner = GradientPositioner(kind="connectivity", n_components=3, sparsity=0.5)
+    ragged = [X[0], X[1][:40]]
+    square = [x[:N_REGIONS] for x in X]  # 16 frames of 16 regions: square "matrices"
+    for data in (ragged, square):
+        with pytest.raises(ValueError, match="kind='connectivity'.*ROI time series.*gradients_"):
+            _pretrainer(gradients=positioner, n_frames=16, n_epochs=1).fit(data)
+
+
+def test_an_estimator_other_than_a_positioner_is_refused_by_name():
+    """``gradients`` accepts any estimator (anything with ``fit``), but only a
+    GradientPositioner is fitted: another (a Pipeline around a positioner, a PCA) was read as
+    a gradient matrix and refused as 'the gradient array is not numeric (dtype object)'."""
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+
+    X = _data()
+    for estimator in (PCA(3), make_pipeline(GradientPositioner(n_components=3, sparsity=0.5))):
+        with pytest.raises(ValueError, match="not a GradientPositioner"):
+            _pretrainer(gradients=estimator, n_epochs=1).fit(X)
+
+
 def test_gradients_from_a_file(tmp_path):
     X = _data()
     gradients = np.random.default_rng(2).standard_normal((N_REGIONS, 5))
