@@ -19,6 +19,7 @@ from ._base import (
     POSITIVE_INT,
     Range,
     SubjectsInputMixin,
+    changed_settings,
     check_parameters,
     restore_on_error,
 )
@@ -134,6 +135,9 @@ _Z_EPS = 1e-7
 # Subjects whose connectivity is computed together: 16 x 450 x 450 float64 matrices are 26 MB,
 # and a corpus of any size is read 16 subjects at a time.
 CONNECTIVITY_CHUNK = 16
+
+#: The settings of how gradients are computed: a subject's at transform as the group's at fit.
+_METHOD_PARAMETERS = ("approach", "kernel", "sparsity", "kind")
 
 
 def _fisher_z_mean(chunks):
@@ -393,6 +397,7 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         self.gradients_ = gradients
         self.lambdas_ = lambdas
         self.group_connectivity_ = group
+        self._fitted_with_ = {name: getattr(self, name) for name in _METHOD_PARAMETERS}
         self.n_features_in_ = n_regions
         if names is not None:
             self.feature_names_in_ = names
@@ -417,9 +422,17 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         ------
         ValueError
             Invalid input, a region count or region names that differ from ``fit``, or
-            ``n_components`` changed since ``fit``.
+            ``n_components``, ``approach``, ``kernel``, ``sparsity`` or ``kind`` changed since
+            ``fit`` (a subject's gradients are computed as the group's and aligned to them).
         """
         check_is_fitted(self, "gradients_")
+        self._check_params(self.n_features_in_)  # invalid values named as such first
+        changed = changed_settings(self, getattr(self, "_fitted_with_", None))
+        if changed:
+            # each subject's gradients are aligned to the group's: by the same method
+            raise ValueError(
+                f"{', '.join(changed)}: set after fit, which computed the group gradients "
+                "with the other setting: fit again to use it")
         if self.kind == "connectivity":
             data, _ = validate_connectivity(X)
             check_n_regions(data.shape[1], self.n_features_in_, what="fitted with",
@@ -433,7 +446,6 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         else:
             data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3,
                                      lazy=True)
-        self._check_params(self.n_features_in_)
         n_fitted = self.gradients_.shape[1]
         if self.n_components != n_fitted:
             # each subject's gradients are aligned to the group's: they need as many columns

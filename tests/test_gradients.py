@@ -262,6 +262,15 @@ def test_parameters_set_after_fit_are_checked_at_transform(X, fitted):
         with pytest.raises(ValueError, match=rf"n_components={n_components} was set after fit, "
                                              rf"which computed {fitted.n_components} group"):
             clone(fitted).fit(X).set_params(n_components=n_components).transform(X[:1])
+    # another method than the group's: each subject's gradients would be computed otherwise
+    for name, value in [("approach", "pca"), ("kernel", "cosine"), ("sparsity", 0.25),
+                        ("kind", "connectivity")]:
+        changed = clone(fitted).fit(X).set_params(**{name: value})
+        with pytest.raises(ValueError, match=rf"^{name}={value!r} \(fitted with "
+                                             rf"{getattr(fitted, name)!r}\): set after fit"):
+            changed.transform(X[:1])
+        np.testing.assert_array_equal(changed.set_params(**{name: getattr(fitted, name)})
+                                      .transform(X[:1]), fitted.transform(X[:1]))
 
 
 def test_too_many_components(X):
