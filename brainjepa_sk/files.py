@@ -113,10 +113,14 @@ def _has_header(first_line, second_line, separator):
 def _check_line_lengths(path, separator):
     """Raise when a line has another number of cells than the first (a truncated line)."""
     with open(path, encoding="utf-8-sig") as file:
-        lengths = [len(line.rstrip("\r\n").split(separator))
-                   for line in file if line.strip()]
+        lines = [line.rstrip("\r\n") for line in file if line.strip()]
+    lengths = [len(line.split(separator)) for line in lines]
     short = [number for number, length in enumerate(lengths, 1) if length != lengths[0]]
     if short:
+        line = lines[short[0] - 1]
+        if lengths[short[0] - 1] == lengths[0] + 1 and line.endswith(separator):
+            raise ValueError(f"line {short[0]} ends with the separator {separator!r} (an empty "
+                             "last cell) but line 1 does not: remove the trailing separators")
         raise ValueError(f"line {short[0]} has {lengths[short[0] - 1]} cells but line 1 has "
                          f"{lengths[0]} (a truncated or damaged line)")
 

@@ -131,6 +131,11 @@ def test_file_errors_name_the_file(tmp_path):
     (tmp_path / "short.csv").write_text("1,2,3\n4,5\n6,7,8\n")  # pandas fills NaN in
     with pytest.raises(ValueError, match=r"short\.csv .*line 2 has 2 cells but line 1 has 3"):
         validate_subjects([tmp_path / "short.csv"])
+    # data lines that end with a tab, under a header that does not: not "damaged"
+    (tmp_path / "trailing.tsv").write_text("a\tb\tc\n1.5\t2.5\t3.5\t\n4.5\t5.5\t6.5\t\n")
+    with pytest.raises(ValueError, match=r"trailing\.tsv .*line 2 ends with the separator "
+                                         r"'\\t' \(an empty last cell\) but line 1 does not"):
+        validate_subjects([tmp_path / "trailing.tsv"])
     (tmp_path / "missing.csv").write_text("1,2,3\n4,5,\n6,7,8\n")  # a missing value
     with pytest.raises(ValueError, match=r"missing\.csv.*NaN. First at region 2 \(column 2\), "
                                          r"timepoint 1; 1 region\(s\) and 1 value\(s\)"):
