@@ -26,7 +26,6 @@ from ._base import (
 from .files import _read_csv_table
 from .validation import (
     check_n_regions,
-    feature_names_of,
     validate_connectivity,
     validate_subjects,
 )
@@ -434,10 +433,9 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                 f"{', '.join(changed)}: set after fit, which computed the group gradients "
                 "with the other setting: fit again to use it")
         if self.kind == "connectivity":
-            data, _ = validate_connectivity(X)
+            data, names = validate_connectivity(X)
             check_n_regions(data.shape[1], self.n_features_in_, what="fitted with",
                             name=type(self).__name__)
-            names = feature_names_of(X)
             fitted = getattr(self, "feature_names_in_", None)
             if names is not None and fitted is not None and not np.array_equal(names, fitted):
                 raise ValueError(

@@ -485,6 +485,13 @@ def validate_connectivity(X):
         Naming the problem: not numeric, not finite, wrong shape, not square or not symmetric.
     """
     names = feature_names_of(X)
+    if names is None and isinstance(X, (list, tuple)):  # one DataFrame per subject
+        for i, matrix in enumerate(X):
+            own = feature_names_of(matrix, i)
+            if own is not None and names is not None and not np.array_equal(own, names):
+                raise ValueError(f"matrix {i} has other region names (columns) than the "
+                                 f"matrices before it: {_first_name_difference(own, names)}")
+            names = own if names is None else names
     if X is None or isinstance(X, (str, bytes)):
         raise ValueError(
             "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "

@@ -629,3 +629,24 @@ def test_sparsity_of_any_real_type_fits_as_the_float(X, fitted, sparsity):
     # the parameter check accepts any real; BrainSpace itself takes a Python float only
     other = GradientPositioner(**{**SMALL, "sparsity": sparsity}).fit(X)
     np.testing.assert_allclose(other.gradients_, fitted.gradients_)
+
+
+def test_a_list_of_connectivity_frames_keeps_and_checks_their_region_names():
+    """One labelled matrix per subject: the names are kept as for one frame, a matrix with
+    other names is refused, at fit and at transform."""
+    rng = np.random.default_rng(0)
+    names = [f"roi{i}" for i in range(8)]
+    frames = [pd.DataFrame(np.corrcoef(rng.standard_normal((8, 40))), index=names,
+                           columns=names) for _ in range(3)]
+    positioner = GradientPositioner(kind="connectivity", **SMALL).fit(frames)
+    assert positioner.feature_names_in_.tolist() == names
+    assert positioner.get_feature_names_out()[0] == "roi0_gradient0"
+    renamed = [*frames[:2], frames[2].set_axis([f"r{i}" for i in range(8)], axis=1)]
+    with pytest.raises(ValueError, match="matrix 2 has other region names .* column 0 is 'r0' "
+                                         "where they have 'roi0'"):
+        clone(positioner).fit(renamed)
+    with pytest.raises(ValueError, match="matrix 2 has other region names"):
+        positioner.transform(renamed)
+    other = [frame.set_axis([f"r{i}" for i in range(8)], axis=1) for frame in frames]
+    with pytest.raises(ValueError, match="differ from those seen in fit"):
+        positioner.transform(other)
