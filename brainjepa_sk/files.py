@@ -117,8 +117,8 @@ def _check_line_lengths(path, separator):
     lengths = [len(line.split(separator)) for line in lines]
     short = [number for number, length in enumerate(lengths, 1) if length != lengths[0]]
     if short:
-        line = lines[short[0] - 1]
-        if lengths[short[0] - 1] == lengths[0] + 1 and line.endswith(separator):
+        line, length = lines[short[0] - 1], lengths[short[0] - 1]
+        if length == lengths[0] + 1 and line.endswith(separator):
             raise ValueError(f"line {short[0]} ends with the separator {separator!r} (an empty "
                              "last cell) but line 1 does not: remove the trailing separators")
         raise ValueError(f"line {short[0]} has {lengths[short[0] - 1]} cells but line 1 has "

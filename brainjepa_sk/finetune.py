@@ -482,7 +482,8 @@ class _FineTuneBase(SubjectsInputMixin):
         Raises
         ------
         ValueError
-            When ``optimizer__param_groups`` is set.
+            When ``optimizer__param_groups`` is set, ``optimizer__weight_decay`` is negative,
+            or the optimizer's constructor refuses a setting (e.g. a negative ``lr``).
         """
         self.optimizer_ = self._build_optimizer()
         return self
@@ -1009,7 +1010,12 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
         check_classification_targets(y)
-        given = None if continuing or self.classes is None else np.asarray(self.classes)
+        # (fit_rows: the second call of a fit whose split drew subjects; checked at the first)
+        given = (None if continuing or fit_rows is not None or self.classes is None
+                 else np.asarray(self.classes))
+        if given is not None and len(np.unique(given)) < len(given):
+            raise ValueError(f"classes={given.tolist()} repeats a label: each output is one "
+                             "class, and a repeat's output would never train")
         if given is not None and not np.array_equal(given, np.unique(given)):
             warn_user(f"classes={given.tolist()} is not sorted: classes_ keeps this order (as "
                       "in skorch), while scikit-learn's scorers of binary problems (roc_auc, "

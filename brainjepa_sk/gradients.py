@@ -26,6 +26,7 @@ from ._base import (
 from .files import _read_csv_table
 from .validation import (
     check_n_regions,
+    first_name_difference,
     validate_connectivity,
     validate_subjects,
 )
@@ -426,6 +427,13 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "gradients_")
         self._check_params(self.n_features_in_)  # invalid values named as such first
+        n_fitted = self.gradients_.shape[1]
+        if self.n_components != n_fitted:
+            # each subject's gradients are aligned to the group's: they need as many columns
+            raise ValueError(
+                f"n_components={self.n_components} was set after fit, which computed {n_fitted} "
+                "group gradients: fit again to use it"
+            )
         changed = changed_settings(self, getattr(self, "_fitted_with_", None))
         if changed:
             # each subject's gradients are aligned to the group's: by the same method
@@ -439,18 +447,12 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
             fitted = getattr(self, "feature_names_in_", None)
             if names is not None and fitted is not None and not np.array_equal(names, fitted):
                 raise ValueError(
-                    "the region names (DataFrame columns) differ from those seen in fit"
+                    "the region names (DataFrame columns) differ from those seen in fit: "
+                    f"{first_name_difference(names, fitted)}"
                 )
         else:
             data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3,
                                      lazy=True)
-        n_fitted = self.gradients_.shape[1]
-        if self.n_components != n_fitted:
-            # each subject's gradients are aligned to the group's: they need as many columns
-            raise ValueError(
-                f"n_components={self.n_components} was set after fit, which computed {n_fitted} "
-                "group gradients: fit again to use it"
-            )
         # One seed for every subject: a subject's features do not depend on the rest of the batch.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         features = []

@@ -509,10 +509,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             elif self._unseeded_gradients():
                 warn_user(
                     f"checkpoint_dir is set but gradients={self.gradients!r} has a "
-                    "random_state that is not an int: it draws other gradients at every fit, "
-                    "so the run cannot be reproduced and its saved state will never be "
-                    "resumed; give the GradientPositioner an int random_state to make it "
-                    "resumable",
+                    "random_state that is not an int: its gradients may differ (bit for bit) "
+                    "at every fit, so the run cannot be reproduced and its saved state will "
+                    "never be resumed; give the GradientPositioner an int random_state to make "
+                    "it resumable",
                 )
         elif self.checkpoint_every is not None:
             warn_user(f"checkpoint_every={self.checkpoint_every} does nothing without "

@@ -303,8 +303,21 @@ def _value_kinds(subject):
     return {getattr(dtype, "kind", None) for dtype in dtypes}
 
 
-def _first_name_difference(subject_names, names):
-    """Where a subject's column names first differ from those of the subjects before it."""
+def first_name_difference(subject_names, names):
+    """Where a subject's column names first differ from those of the subjects before it.
+
+    Parameters
+    ----------
+    subject_names : sequence of str
+        The subject's column names.
+    names : sequence of str
+        The names they are compared with.
+
+    Returns
+    -------
+    str
+        E.g. ``"column 0 is 'roi2' where they have 'roi0'"``, or the two name counts.
+    """
     for column, (own, before) in enumerate(zip(subject_names, names)):
         if own != before:
             return f"column {column} is {own!r} where they have {before!r}"
@@ -332,7 +345,7 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
     if subject_names is not None and names is not None:
         if not np.array_equal(subject_names, names):
             raise ValueError(f"subject {i} has other region names (columns) than the subjects "
-                             f"before it: {_first_name_difference(subject_names, names)}")
+                             f"before it: {first_name_difference(subject_names, names)}")
     if expected is not None:
         check_n_regions(np.shape(subject)[1], expected, what="fitted with",
                         n_timepoints=np.shape(subject)[0], name=name)
@@ -482,15 +495,22 @@ def validate_connectivity(X):
     Raises
     ------
     ValueError
-        Naming the problem: not numeric, not finite, wrong shape, not square or not symmetric.
+        Naming the problem: not numeric, not finite, wrong shape, matrices of different sizes,
+        not square, not symmetric, or (a list of DataFrames) a matrix whose region names
+        differ from those of the matrices before it.
+    TypeError
+        Column names of mixed types (some strings), as scikit-learn's estimators raise.
     """
     names = feature_names_of(X)
     if names is None and isinstance(X, (list, tuple)):  # one DataFrame per subject
         for i, matrix in enumerate(X):
-            own = feature_names_of(matrix, i)
+            try:
+                own = feature_names_of(matrix)
+            except TypeError as error:  # column names of mixed types
+                raise TypeError(f"matrix {i}: {error}") from None
             if own is not None and names is not None and not np.array_equal(own, names):
                 raise ValueError(f"matrix {i} has other region names (columns) than the "
-                                 f"matrices before it: {_first_name_difference(own, names)}")
+                                 f"matrices before it: {first_name_difference(own, names)}")
             names = own if names is None else names
     if X is None or isinstance(X, (str, bytes)):
         raise ValueError(

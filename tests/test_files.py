@@ -136,6 +136,10 @@ def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"trailing\.tsv .*line 2 ends with the separator "
                                          r"'\\t' \(an empty last cell\) but line 1 does not"):
         validate_subjects([tmp_path / "trailing.tsv"])
+    # the other way round pandas reads as it is: the empty last header cell is dropped
+    (tmp_path / "header.csv").write_text("a,b,c,\n1.5,2.5,3.5\n4.5,5.5,6.5\n")
+    np.testing.assert_array_equal(read_subject_file(tmp_path / "header.csv"),
+                                  [[1.5, 2.5, 3.5], [4.5, 5.5, 6.5]])
     (tmp_path / "missing.csv").write_text("1,2,3\n4,5,\n6,7,8\n")  # a missing value
     with pytest.raises(ValueError, match=r"missing\.csv.*NaN. First at region 2 \(column 2\), "
                                          r"timepoint 1; 1 region\(s\) and 1 value\(s\)"):

@@ -462,6 +462,10 @@ def test_classes_given_to_partial_fit_are_sorted_as_in_scikit_learn():
     with (pytest.warns(UserWarning, match="is not sorted"),
           pytest.raises(ValueError, match="differs from the classes parameter")):
         clone(named).partial_fit(X, labels, classes=["control", "patient", "other"])
+    with pytest.raises(ValueError, match=r"classes=\['control', 'patient', 'patient'\] repeats "
+                                         "a label"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                            classes=["control", "patient", "patient"]).fit(X, labels)
 
 
 def test_classes_set_after_fit_do_not_rename_the_outputs():
@@ -630,9 +634,10 @@ def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
 
     BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=[0, 1, 2],
                         train_split=split, callbacks=[Splits()]).fit(X, y)
-    with pytest.warns(UserWarning, match="is not sorted"):
+    with pytest.warns(UserWarning, match="is not sorted") as caught:
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=[2, 1, 0],
                             train_split=split, callbacks=[Splits()]).fit(X, y)
+    assert sum("is not sorted" in str(w.message) for w in caught) == 1  # once per fit
     assert held_out[(0, 1, 2)] == held_out[(2, 1, 0)] == sorted(valid)
 
 

@@ -648,5 +648,9 @@ def test_a_list_of_connectivity_frames_keeps_and_checks_their_region_names():
     with pytest.raises(ValueError, match="matrix 2 has other region names"):
         positioner.transform(renamed)
     other = [frame.set_axis([f"r{i}" for i in range(8)], axis=1) for frame in frames]
-    with pytest.raises(ValueError, match="differ from those seen in fit"):
+    with pytest.raises(ValueError, match="differ from those seen in fit: column 0 is 'r0' "
+                                         "where they have 'roi0'"):
         positioner.transform(other)
+    mixed = [frames[0], frames[1].set_axis([0, *names[1:]], axis=1)]
+    with pytest.raises(TypeError, match="^matrix 1: "):
+        clone(positioner).fit(mixed)
