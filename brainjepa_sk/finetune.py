@@ -909,7 +909,8 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         As in :class:`~brainjepa_sk.BrainJEPAEmbedder`.
     pooling : {"mean", "roi", "roi_std", "connectivity", "lagged"}, default="mean"
         How the encoder's tokens become the head's input, as in the embedder (``"mean"`` is
-        the research model's global average pooling).
+        the research model's global average pooling). ``"connectivity"`` on 2 regions (one
+        feature) needs ``freeze_encoder=True``: a LayerNorm would make it a constant.
     final_norm : bool, default=True
         Pool the encoder's output after its final LayerNorm (as the research model does).
     freeze_encoder : bool, default=False

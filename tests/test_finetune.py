@@ -826,6 +826,20 @@ def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(
     assert clf.module_ is module and len(clf.history_) == 1
     np.testing.assert_array_equal(clf.set_params(n_frames="auto").predict_proba(X), proba)
 
+def test_a_one_feature_pooling_under_the_layernorm_head_is_refused():
+    """"connectivity" on 2 regions pools one feature per window, which a LayerNorm maps to its
+    bias: the fine-tuned model predicted the same value for every subject. fit says so; the
+    linear probe (a BatchNorm head) keeps the feature's spread and fits."""
+    X = np.random.default_rng(0).standard_normal((4, 12, 2)).cumsum(axis=1)
+    y = np.arange(4.0)
+    reg = BrainJEPARegressor(tiny_module(2), **fast(max_epochs=1), pooling="connectivity")
+    with pytest.raises(ValueError, match=r'pooling="connectivity" gives 1 feature per window '
+                                         r"on 2 regions.*freeze_encoder=True"):
+        reg.fit(X, y)
+    probe = reg.set_params(freeze_encoder=True).fit(X, y).predict(X)
+    assert np.ptp(probe) > 0
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])

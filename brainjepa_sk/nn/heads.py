@@ -96,6 +96,12 @@ class EncoderWithHead(nn.Module):
     freeze_encoder : bool, default=False
         Keep the encoder fixed: no gradients, always in eval mode (no stochastic depth), so
         that only the head learns (the linear probe).
+
+    Raises
+    ------
+    ValueError
+        For a ``"layernorm"`` head over a pooling of one feature (``"connectivity"`` on 2
+        regions): the LayerNorm would make the outputs constant.
     """
 
     def __init__(self, encoder, n_outputs, pooling="mean", head="layernorm", final_norm=True,
@@ -103,7 +109,16 @@ class EncoderWithHead(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.pooling = TokenPooling(pooling, n_regions=encoder.n_regions)
-        self.head = PooledHead(self.pooling.n_features(encoder.embed_dim), n_outputs, kind=head)
+        n_features = self.pooling.n_features(encoder.embed_dim)
+        if head == "layernorm" and n_features == 1:
+            # a LayerNorm over one feature outputs its bias whatever the input
+            raise ValueError(
+                f'pooling="{pooling}" gives 1 feature per window on {encoder.n_regions} '
+                "regions, which the fine-tuning head's LayerNorm turns into a constant (the "
+                "predictions would not depend on the input): use another pooling, more "
+                "regions, or freeze_encoder=True (the linear probe)"
+            )
+        self.head = PooledHead(n_features, n_outputs, kind=head)
         self.final_norm = bool(final_norm)
         self.freeze_encoder = bool(freeze_encoder)
         if self.freeze_encoder:
