@@ -121,7 +121,7 @@ def _check_line_lengths(path, separator):
         if length == lengths[0] + 1 and line.endswith(separator):
             raise ValueError(f"line {short[0]} ends with the separator {separator!r} (an empty "
                              "last cell) but line 1 does not: remove the trailing separators")
-        raise ValueError(f"line {short[0]} has {lengths[short[0] - 1]} cells but line 1 has "
+        raise ValueError(f"line {short[0]} has {length} cells but line 1 has "
                          f"{lengths[0]} (a truncated or damaged line)")
 
 

@@ -94,13 +94,13 @@ def load_gradients(source):
         else:
             try:
                 with open(path) as file:  # blank lines count in skiprows, not as the header
-                    first = next(((n, line) for n, line in enumerate(file) if line.strip()),
-                                 (0, ""))
+                    number, first_line = next(
+                        ((n, line) for n, line in enumerate(file) if line.strip()), (0, ""))
                 try:  # a first non-blank line that is not numbers is a header
-                    [float(cell) for cell in first[1].split()]
+                    [float(cell) for cell in first_line.split()]
                     skipped = 0
                 except ValueError:
-                    skipped = first[0] + 1
+                    skipped = number + 1
                 array = np.loadtxt(path, ndmin=2, skiprows=skipped)
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(

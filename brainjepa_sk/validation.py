@@ -324,6 +324,14 @@ def first_name_difference(subject_names, names):
     return f"{len(subject_names)} names where they have {len(names)}"
 
 
+def _refuse_other_names(i, own, names, item="subject", items="subjects"):
+    """Refuse item ``i``'s column names where they differ from ``names``, those of the items
+    before it (nothing to compare when either is None)."""
+    if own is not None and names is not None and not np.array_equal(own, names):
+        raise ValueError(f"{item} {i} has other region names (columns) than the {items} "
+                         f"before it: {first_name_difference(own, names)}")
+
+
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                    allow_constant):
     """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
@@ -342,10 +350,7 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
             f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. {_LAYOUT}"
         )
     subject_names = feature_names_of(subject, i)
-    if subject_names is not None and names is not None:
-        if not np.array_equal(subject_names, names):
-            raise ValueError(f"subject {i} has other region names (columns) than the subjects "
-                             f"before it: {first_name_difference(subject_names, names)}")
+    _refuse_other_names(i, subject_names, names)
     if expected is not None:
         check_n_regions(np.shape(subject)[1], expected, what="fitted with",
                         n_timepoints=np.shape(subject)[0], name=name)
@@ -508,9 +513,7 @@ def validate_connectivity(X):
                 own = feature_names_of(matrix)
             except TypeError as error:  # column names of mixed types
                 raise TypeError(f"matrix {i}: {error}") from None
-            if own is not None and names is not None and not np.array_equal(own, names):
-                raise ValueError(f"matrix {i} has other region names (columns) than the "
-                                 f"matrices before it: {first_name_difference(own, names)}")
+            _refuse_other_names(i, own, names, item="matrix", items="matrices")
             names = own if names is None else names
     if X is None or isinstance(X, (str, bytes)):
         raise ValueError(
