@@ -281,6 +281,23 @@ def test_load_weights(tmp_path):
         assert record["file_mib"] > 0 and record["load_s"] > 0
 
 
+def test_cpu_attention():
+    records, _ = run_script("cpu_attention.py", "--tokens", "40", "--heads", "2",
+                            "--head-dim", "8", "--chunk", "16", "--repeats", "1")
+    assert [(r["kernel"], r["dtype"]) for r in records] == [
+        (kernel, dtype) for dtype in ("float32", "bfloat16")
+        for kernel in ("sdpa", "math", "chunked")]
+    for record in records:
+        assert record["machine"] and record["torch"] == torch.__version__
+        assert "cpu_attention.py" in record["command"]
+        assert record["ms_per_call"] > 0 and record["tflops"] > 0
+        assert (record["chunk"] == 16) == (record["kernel"] == "chunked")
+        # Every kernel computes the same attention: float32 ones agree with the reference
+        # closely, bfloat16 ones within its precision.
+        tolerance = 1e-5 if record["dtype"] == "float32" else 0.02
+        assert record["relative_error_vs_sdpa_fp32"] < tolerance, record
+
+
 @pytest.mark.slow
 def test_demo_sweep_makes_data_runs_a_job_and_summarizes(tmp_path):
     """The two steps of the search, as device_check.sh runs the second: one job, one worker."""
