@@ -341,7 +341,9 @@ def changed_settings(estimator, recorded, names=None):
     """The parameters of ``estimator`` that differ from the values ``recorded`` at ``fit``.
 
     A preprocessing parameter left to ``fit`` to resolve (``"auto"`` or None) and since set to
-    what it resolved to (``preprocessor_``'s value) is not a change.
+    what it resolved to (``preprocessor_``'s value) is not a change, nor is another parameter
+    left to ``fit`` and since set to what the estimator's ``_settings_resolved_by_fit()``
+    says ``fit`` found (the classifier's ``classes``: the labels, in the outputs' order).
 
     Parameters
     ----------
@@ -361,13 +363,17 @@ def changed_settings(estimator, recorded, names=None):
         return []
     names = recorded if names is None else [name for name in names if name in recorded]
     preprocessor = getattr(estimator, "preprocessor_", None)
+    found = getattr(estimator, "_settings_resolved_by_fit", dict)()
 
     def unchanged(name):
         old, new = recorded[name], getattr(estimator, name)
         if same_setting(old, new):
             return True
-        resolved_by_fit = old is None or (isinstance(old, str) and old == "auto")
-        return (resolved_by_fit and preprocessor is not None and name in PREPROCESSING_PARAMETERS
+        if not (old is None or (isinstance(old, str) and old == "auto")):  # not left to fit
+            return False
+        if name in found:
+            return same_setting(found[name], new)
+        return (preprocessor is not None and name in PREPROCESSING_PARAMETERS
                 and same_setting(getattr(preprocessor, _RESOLVED_AS.get(name, name)), new))
 
     return [f"{name}={_short_repr(getattr(estimator, name))} "

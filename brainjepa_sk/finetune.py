@@ -221,7 +221,13 @@ class _FineTuneBase(SubjectsInputMixin):
                 if name not in ("module", "_params_to_validate")]
 
     def set_params(self, **params):
-        """Set parameters, as skorch does (prefixed ones included), but no ``module__*``.
+        """Set parameters, as skorch does (prefixed ones included), except the module's.
+
+        On a fitted net, another ``optimizer`` class builds the new optimizer at once (over
+        the layer-wise groups, without the old one's moments), ``compile`` and
+        ``compile__*`` compile the fine-tuned module anew (skorch would rebuild it from
+        ``weights``), and ``iterator_train__*``, ``iterator_valid__*`` and ``dataset__*`` are
+        kept for the next fit.
 
         Parameters
         ----------
@@ -236,26 +242,64 @@ class _FineTuneBase(SubjectsInputMixin):
         Raises
         ------
         ValueError
-            For ``module__*``: the module is built from ``weights`` and the head settings.
+            For ``module`` and ``module__*``: the module is built from ``weights`` and the
+            head settings.
+        TypeError
+            When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
+            (the net is then left as it was).
         """
         self._refuse_module_settings(params)
+        initialized = getattr(self, "initialized_", False)
+        # on a fitted net, skorch's set_params fails ("Something went wrong, please open an
+        # issue") when its only prefixed settings are of the optimizer class, the loaders or
+        # the dataset, and rebuilds the module from weights for compile settings (the
+        # fine-tuning lost): those are set here
+        own = {key: params.pop(key) for key in list(params)
+               if initialized and self._set_outside_skorch(key)}
         super().set_params(**params)
-        if "callbacks" in params and getattr(self, "initialized_", False):
+        if "callbacks" in params and initialized:
             # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
             # would be missing from a continued fit (warm_start, partial_fit)
             self._initialize_callbacks()
+        if own:
+            with restore_on_error(self):
+                for key, value in own.items():
+                    setattr(self, key, value)
+                # a new set (restored on error), for skorch's check of the prefixed names
+                self._params_to_validate = self._params_to_validate | {
+                    key for key in own if "__" in key}
+                self._validate_params()
+                if any(key.split("__", 1)[0] == "compile" for key in own):
+                    # the trained module and criterion, compiled (or not) anew
+                    for name in ("module", "criterion"):
+                        current = getattr(self, f"{name}_")
+                        setattr(self, f"{name}_", self.torch_compile(
+                            getattr(current, "_orig_mod", current), name=name))
+                optimizers = {key: own[key] for key in own if key in self._optimizers}
+                if optimizers:
+                    # a continued fit trains with the optimizer it is given (from a fresh state)
+                    self._initialize_optimizer(reason=self._format_reinit_msg(
+                        "optimizer", optimizers, triggered_directly=True))
         return self
+
+    def _set_outside_skorch(self, key):
+        """Whether ``set_params`` on a fitted net sets ``key`` itself (see ``set_params``)."""
+        component = key.split("__", 1)[0]
+        return not self._is_virtual_param(key) and (
+            key in self._optimizers
+            or component in ("iterator_train", "iterator_valid", "dataset", "compile"))
 
     def _refuse_module_settings(self, names):
         # skorch would rebuild a fitted net's module at once, from weights: the fine-tuning
         # would be lost for a setting the module does not take
-        given = sorted(name for name in names if name.startswith("module__"))
+        given = sorted(name for name in names
+                       if name == "module" or name.startswith("module__"))
         if given:
             raise ValueError(
                 f"{', '.join(given)}: {type(self).__name__} builds its module from weights "
                 "(with gradients and num_heads) and the head settings (pooling, final_norm, "
-                "freeze_encoder, drop_path_rate), and takes no module__ settings; set those "
-                "parameters instead")
+                "freeze_encoder, drop_path_rate), and takes no module__ settings (nor another "
+                "module); set those parameters instead")
 
     def get_default_callbacks(self):
         """skorch's default callbacks, then the learning-rate schedule.
@@ -1005,6 +1049,12 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
 
+    def _settings_resolved_by_fit(self):
+        # classes=None: the labels fit found, in the order of the outputs (classes set to
+        # them since changes nothing)
+        return ({"classes": self.classes_inferred_} if "classes_inferred_" in self.__dict__
+                else {})
+
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
         y = column_or_1d(y, warn=True)
@@ -1200,6 +1250,9 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         **_FineTuneBase._parameter_constraints,
         "standardize_targets": ["boolean"],
     }
+
+    # the outputs the model learns are the targets scaled as in the first fit
+    _BUILD_PARAMETERS = (*_FineTuneBase._BUILD_PARAMETERS, "standardize_targets")
 
     # listed here so that the API reference shows them with the class
     fit = _FineTuneBase.fit

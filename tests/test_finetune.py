@@ -483,6 +483,13 @@ def test_classes_set_after_fit_do_not_rename_the_outputs():
     with pytest.raises(ValueError, match="classes=.*a continued fit"):
         clf.partial_fit(X, y)
     assert clf.classes_.tolist() == ["a", "b"]
+    # the classes fit found, in their order, change nothing: neither warned about nor refused
+    clf.set_params(classes=["a", "b"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(clf.predict(X), predicted)
+        clf.partial_fit(X, y)
+    assert clf.classes_.tolist() == ["a", "b"] and len(clf.history_) == 2
 
 
 def test_the_training_windows_are_shuffled_every_epoch_unless_asked_not_to():
@@ -503,6 +510,32 @@ def test_the_training_windows_are_shuffled_every_epoch_unless_asked_not_to():
     seen.clear()
     BrainJEPARegressor(tiny_module(), **settings, iterator_train__shuffle=False).fit(X, y)
     assert seen == [in_order] * 3
+    # set on the fitted net, for a continued fit (skorch's set_params failed there with
+    # "Something went wrong, please open an issue")
+    seen.clear()
+    reg.set_params(iterator_train__shuffle=False).partial_fit(X, y)
+    assert seen == [in_order] * 3 and reg.get_params()["iterator_train__shuffle"] is False
+
+
+def test_the_optimizer_of_a_fitted_net_may_be_changed_and_is_checked_at_once():
+    """skorch's set_params failed on a fitted net with "Something went wrong, please open an
+    issue" for another optimizer class; a continued fit now trains with the new one (its
+    layer-wise groups), and a setting the new class refuses leaves the net as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    n_groups = len(clf.optimizer_.param_groups)
+    clf.set_params(optimizer=torch.optim.SGD, optimizer__momentum=0.5)
+    assert isinstance(clf.optimizer_, torch.optim.SGD) and clf.optimizer is torch.optim.SGD
+    assert len(clf.optimizer_.param_groups) == n_groups
+    assert clf.optimizer_.defaults["momentum"] == 0.5
+    clf.set_params(warm_start=True).fit(X, y)
+    assert isinstance(clf.optimizer_, torch.optim.SGD) and len(clf.history_) == 2
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                                 optimizer__betas=(0.8, 0.9)).fit(X, y)
+    adamw = fitted.optimizer_
+    with pytest.raises(TypeError, match="betas"):  # SGD takes no betas
+        fitted.set_params(optimizer=torch.optim.SGD)
+    assert fitted.optimizer is torch.optim.AdamW and fitted.optimizer_ is adamw
 
 
 def test_predict_warns_that_model_settings_changed_since_fit_need_a_refit():
@@ -796,6 +829,9 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
     with pytest.raises(ValueError, match="module__depth"):
         BrainJEPAClassifier(tiny_module(), module__depth=2).fit(X, y)
     assert "module__depth" not in clf.get_params()
+    # nor another module (refused before fit, but a fitted net was rebuilt from weights)
+    with pytest.raises(ValueError, match=r"module: .*\(nor another module\)"):
+        clf.set_params(module=torch.nn.Linear)
     assert clf.module_ is module
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
     with pytest.raises(ValueError, match="requires y"):
@@ -899,6 +935,27 @@ def test_skorchs_compile_option_compiles_the_module_and_predicts_as_eager():
     scales = {group["lr_scale"] for group in layered.optimizer_.param_groups}
     assert scales == {0.25, 0.5, 1.0}  # the layers are found inside the compiled module
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-5)
+    torch._dynamo.reset()
+
+
+def test_compile_settings_set_on_a_fitted_net_keep_the_fine_tuned_model():
+    """skorch rebuilt the module from weights for compile settings set on a fitted net: the
+    fine-tuning was lost without a word, even by compile=False as it already was."""
+    import torch._dynamo
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    module, proba = clf.module_, clf.predict_proba(X)
+    clf.set_params(compile=False)
+    assert clf.module_ is module
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    torch._dynamo.reset()
+    clf.set_params(compile=True, compile__backend="aot_eager")
+    assert isinstance(clf.module_, torch._dynamo.eval_frame.OptimizedModule)
+    assert clf.module_._orig_mod is module
+    np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-5)
+    clf.set_params(compile=False)
+    assert clf.module_ is module
     torch._dynamo.reset()
 
 
@@ -1418,6 +1475,20 @@ def test_a_continued_fit_keeps_the_target_scaling_of_the_first_fit():
     np.testing.assert_array_equal(reg.target_mean_, mean)
     np.testing.assert_array_equal(reg.target_scale_, scale)
     np.testing.assert_allclose(reg.predict(X), prediction, rtol=1e-6)
+
+
+def test_a_continued_fit_refuses_another_standardize_targets():
+    """The model's outputs are the targets scaled as in the first fit: standardize_targets
+    changed since was ignored by a continued fit without a word."""
+    levels = np.random.default_rng(0).uniform(-1, 1, 8)
+    X, y = offset_subjects(levels), 60 + 10 * levels
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=r"standardize_targets=False \(fitted with True\): a "
+                                         r"continued fit.*warm_start=False"):
+        reg.set_params(standardize_targets=False).partial_fit(X, y)
+    assert len(reg.history_) == 1
+    reg.set_params(warm_start=False).fit(X, y)  # a new fit takes it
+    np.testing.assert_array_equal(reg.target_scale_, [1.0])
 
 
 def test_skorchs_split_is_not_warned_about_with_one_window_per_subject():
