@@ -74,7 +74,8 @@ def _built_for_loading(gradients, config):
     """
     gradients = torch.as_tensor(gradients, dtype=torch.float32)
     with torch.device("meta"):
-        model = BrainJEPA(gradients, **config)
+        # float32 whatever torch's default dtype (the model computes in float32)
+        model = BrainJEPA(gradients, **config).float()
     model.to_empty(device="cpu")
     for module in model.modules():
         if isinstance(module, GradientPositionalEmbedding):

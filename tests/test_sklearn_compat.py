@@ -218,3 +218,29 @@ def test_objects_converting_to_arrays_and_region_count_first(estimator, X):
     with pytest.raises(ValueError, match=f"X has 1 features, but {type(estimator).__name__} is "
                                          f"expecting {N_REGIONS} features as input"):
         fitted.transform(X[:, :, :1] * 0)
+
+
+def test_float64_default_dtype_builds_float32_models_and_is_kept(X, tmp_path):
+    """A caller's ``torch.set_default_dtype(torch.float64)`` changes neither what the estimators
+    compute (float32 models, the same initial weights from a seed) nor is it changed by them;
+    it used to build float64 layers that refused the float32 windows."""
+    def outputs():
+        pretrainer = clone(ESTIMATORS[2]).fit(X)
+        pretrainer.save(tmp_path / "model.pt")
+        embedder = clone(ESTIMATORS[1]).set_params(weights=tmp_path / "model.pt").fit(X)
+        classifier, regressor = supervised  # their weights are modules built beforehand
+        return [pretrainer.transform(X), embedder.transform(X),
+                clone(classifier).fit(X, y).predict_proba(X),
+                clone(regressor).fit(X, y.astype(float)).predict(X)]
+
+    supervised, y = tiny_supervised_estimators(), np.arange(len(X)) % 2
+    reference = outputs()
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        in_float64 = outputs()
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(before)
+    for got, expected in zip(in_float64, reference):
+        np.testing.assert_array_equal(got, expected)

@@ -125,6 +125,11 @@ def forked_rng(seed, device):
     global generators, so fits in parallel threads (joblib's threading backend) would
     otherwise not be reproducible.
 
+    Inside the block torch's default dtype is also float32 (restored afterwards): the
+    estimators compute in float32, and a caller's ``torch.set_default_dtype(torch.float64)``
+    would otherwise build float64 layers that refuse float32 windows (and draw other initial
+    weights from the same seed).
+
     Parameters
     ----------
     seed : int or None
@@ -137,9 +142,10 @@ def forked_rng(seed, device):
     Yields
     ------
     None
-        Inside the block, the global generators are seeded with ``seed``.
+        Inside the block, the global generators are seeded with ``seed`` and the default
+        dtype is float32.
     """
-    with _GLOBAL_RNG_LOCK:
+    with _GLOBAL_RNG_LOCK, _float32_default():
         if device.type == "cuda":
             index = device.index if device.index is not None else torch.cuda.current_device()
             with torch.random.fork_rng(devices=[index]), torch.cuda.device(index):
@@ -152,6 +158,17 @@ def forked_rng(seed, device):
                 if seed is not None:
                     torch.default_generator.manual_seed(seed)
                 yield
+
+
+@contextlib.contextmanager
+def _float32_default():
+    """torch's default dtype float32 inside the block, restored after (hold the lock)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(before)
 
 
 def global_rng_state(device):
