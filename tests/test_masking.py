@@ -445,3 +445,29 @@ def test_the_advice_names_min_keep_only_where_it_leaves_size_draws_out():
     smallest = min(probe._draw_sizes(generator)["n_context"] for _ in range(probe.COUNT_DRAWS))
     with pytest.raises(ValueError, match=rf"min_keep={smallest} keep .*; lower count_quantile$"):
         SpatiotemporalMaskSampler(450, 10, min_keep=smallest, count_quantile=0.9)
+
+
+def test_static_counts_are_lower_quantiles_that_most_calibration_draws_reach():
+    # the lower count_quantile quantile: a count the draws reach, with fewer than that share
+    # of the draws below it (the next one up would leave exactly that share out here)
+    sampler = SpatiotemporalMaskSampler(100, 10)
+    generator = torch.Generator().manual_seed(0)  # the calibration's fixed-seed draws
+    draws = [sampler._draw_sizes(generator) for _ in range(sampler.COUNT_DRAWS)]
+    assert all(d["n_context"] >= sampler.min_keep and d["n_target"] >= 1 for d in draws)
+    for key, fixed in (("n_context", sampler.n_context), ("n_target", sampler.n_target)):
+        counts = torch.tensor([d[key] for d in draws])
+        assert (counts == fixed).any()
+        assert (counts < fixed).double().mean() < sampler.count_quantile
+
+
+def test_beta_and_gamma_cover_one_fraction_of_the_visible_and_hidden_regions():
+    # one U(edge_region_scale) fraction per batch for both: the rounded counts of visible
+    # (beta) and hidden (gamma) regions must come from a common fraction
+    sampler = SpatiotemporalMaskSampler(450, 10, static_shapes=False)
+    for _ in range(30):
+        s = sampler.draw_sizes()
+        n_visible = s["n_obs"] - s["n_alpha_in"]
+        n_hidden = 450 - n_visible
+        low = max((s["n_beta"] - 0.5) / n_visible, (s["n_gamma"] - 0.5) / n_hidden)
+        high = min((s["n_beta"] + 0.5) / n_visible, (s["n_gamma"] + 0.5) / n_hidden)
+        assert low <= high + 1e-12, s

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,15 @@ def test_time_code_of_long_scans_is_exact_to_float32_rounding():
     expected = torch.cat([torch.sin(p * omega), torch.cos(p * omega)], 1)
     assert table.dtype == torch.float32
     assert (table.double() - expected).abs().max().item() < 1e-7
+
+
+def test_time_code_comes_in_the_dtype_asked_for_and_refuses_an_odd_width():
+    # float64 keeps the float64 computation's bits: it is no float32 table cast up
+    table = sincos_time_embedding(2000, 16, dtype=torch.float64)
+    assert table.dtype == torch.float64
+    assert (table - table.float().double()).abs().max().item() > 1e-9
+    with pytest.raises(ValueError, match="even width, got 7"):
+        sincos_time_embedding(5, 7)
 
 
 @pytest.mark.parametrize("n_patches", [1, 4, 10, 37])
@@ -608,6 +618,44 @@ def test_correlation_poolings_do_not_depend_on_the_tokens_scale(mode):
     torch.testing.assert_close(pooling(1e-4 * tokens), pooling(tokens))
 
 
+@pytest.mark.parametrize("value", [0.0, 0.5, 0.7])
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_a_constant_region_correlates_zero_with_every_region(mode, value):
+    # no spread, no signal: 0 / 0 where the mean is exact (0, 0.5); where it is not (0.7),
+    # the rounding left by the centring, scaled to unit spread, gave lagged values up to 1e9
+    tokens = torch.randn(2, 12, 5, generator=torch.Generator().manual_seed(0))
+    tokens[:, 4:8] = value  # region 1 of 3, four time patches each
+    tokens.requires_grad_(True)
+    pooled = TokenPooling(mode, n_regions=3)(tokens)
+    others = TokenPooling(mode, n_regions=2)(torch.cat([tokens[:, :4], tokens[:, 8:]], 1))
+    if mode == "connectivity":  # pairs (0, 1), (0, 2), (1, 2)
+        assert (pooled[:, [0, 2]] == 0).all()
+        torch.testing.assert_close(pooled[:, [1]], others)
+    else:
+        matrix = pooled.reshape(2, 3, 3)
+        assert (matrix[:, 1] == 0).all() and (matrix[:, :, 1] == 0).all()
+        torch.testing.assert_close(matrix[:, [0, 2]][:, :, [0, 2]].flatten(1), others)
+    pooled.sum().backward()
+    assert torch.isfinite(tokens.grad).all()
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_a_constant_region_of_a_base_size_window_correlates_zero(mode):
+    # 10 patches of 768 features: the mean of this constant is off by over 4 float32 epsilons
+    tokens = torch.randn(1, 30, 768, generator=torch.Generator().manual_seed(0))
+    tokens[:, 10:20] = -3.591562509536743
+    pooled = TokenPooling(mode, n_regions=3)(tokens)
+    region = [0, 2] if mode == "connectivity" else [1, 3, 4, 5, 7]
+    assert (pooled[:, region] == 0).all()
+
+
+@pytest.mark.parametrize("mode", ["roi", "roi_std", "connectivity", "lagged"])
+def test_every_pooling_over_regions_needs_the_number_of_regions(mode):
+    with pytest.raises(ValueError, match=f"pooling='{mode}' needs n_regions"):
+        TokenPooling(mode)
+    assert TokenPooling("mean").n_regions is None
+
+
 @pytest.mark.parametrize("mode", ["connectivity", "lagged"])
 def test_the_head_pools_in_float32_under_bf16_autocast(mode):
     # the correlations are computed in float32, as the embedders compute them, not rounded by
@@ -699,6 +747,24 @@ def test_a_predictor_without_a_patch_count_asks_for_one():
                                num_heads=2)
     with pytest.raises(ValueError, match="n_patches is needed"):
         predictor(torch.randn(1, 2, 16), torch.tensor([[0, 1]]), torch.tensor([[2]]))
+
+
+def test_a_predictor_keeps_its_patch_count_as_an_int():
+    # a count from a computation (3.0, numpy.int64(3)) decodes indices like the int 3
+    from brainjepa_sk.nn import BrainPredictor
+
+    context, context_idx = torch.randn(1, 2, 16), torch.tensor([[0, 4]])
+    target_idx = torch.tensor([[2]])
+    outputs = []
+    for n_patches in (3, 3.0, np.int64(3)):
+        torch.manual_seed(0)
+        predictor = BrainPredictor(torch.randn(6, 3), embed_dim=16, predictor_embed_dim=8,
+                                   depth=1, num_heads=2, n_patches=n_patches)
+        assert type(predictor.n_patches) is int
+        with torch.no_grad():
+            outputs.append(predictor(context, context_idx, target_idx))
+    torch.testing.assert_close(outputs[1], outputs[0], rtol=0, atol=0)
+    torch.testing.assert_close(outputs[2], outputs[0], rtol=0, atol=0)
 
 
 def test_a_batchnorm_head_given_one_window_standardises_with_epsilon_1e_6():

@@ -13,6 +13,22 @@ __all__ = ["POOLINGS", "TokenPooling"]
 POOLINGS = ("mean", "roi", "roi_std", "connectivity", "lagged")
 
 
+def _standardise(values, dims):
+    """Centre ``values`` over ``dims`` and scale them to unit population standard deviation.
+
+    A region without spread gives zeros: centring a constant leaves only the rounding of its
+    mean, which scaled to unit spread would be noise as large as a signal (and 0 / 0 where the
+    mean is exact).
+    """
+    centred = values - values.mean(dims, keepdim=True)
+    variance = centred.square().mean(dims, keepdim=True)
+    floor = 16 * torch.finfo(values.dtype).eps * values.detach().abs().amax(dims, keepdim=True)
+    flat = centred.detach().abs().amax(dims, keepdim=True) <= floor
+    # the square root of a flat region's variance is never taken: its gradient there is infinite
+    spread = torch.where(flat, torch.ones_like(variance), variance).sqrt()
+    return torch.where(flat, torch.zeros_like(centred), centred / spread)
+
+
 class TokenPooling(nn.Module):
     """Pool ``(batch, n_regions * n_patches, dim)`` tokens into per-window features.
 
@@ -27,7 +43,8 @@ class TokenPooling(nn.Module):
         same layout. ``"connectivity"``: correlation between every two regions of their
         token features (upper triangle, ``(batch, n_regions * (n_regions - 1) / 2)``).
         ``"lagged"``: lag-one (one time patch) cross-correlation of the standardised token
-        features for every ordered pair of regions, ``(batch, n_regions ** 2)``.
+        features for every ordered pair of regions, ``(batch, n_regions ** 2)``. In both, a
+        region whose tokens do not vary (a constant) correlates 0 with every region.
     n_regions : int, optional
         Regions per window; required by every mode but ``"mean"``.
     """
@@ -105,14 +122,12 @@ class TokenPooling(nn.Module):
         if self.mode == "roi_std":
             return grid.std(2, correction=0).flatten(1)
         if self.mode == "lagged":
-            centred = grid - grid.mean((2, 3), keepdim=True)
-            unit = centred / centred.std((2, 3), correction=0, keepdim=True).clamp_min(1e-12)
+            unit = _standardise(grid, (2, 3))
             later, earlier = unit[:, :, 1:].flatten(2), unit[:, :, :-1].flatten(2)
             return (later @ earlier.transpose(1, 2) / later.shape[2]).flatten(1)
         signals = grid.flatten(2)  # (batch, n_regions, n_patches * dim)
-        centred = signals - signals.mean(2, keepdim=True)
-        unit = centred / centred.norm(dim=2, keepdim=True).clamp_min(1e-12)
-        correlation = unit @ unit.transpose(1, 2)
+        unit = _standardise(signals, 2)
+        correlation = unit @ unit.transpose(1, 2) / signals.shape[2]
         rows, cols = torch.triu_indices(self.n_regions, self.n_regions, offset=1,
                                         device=tokens.device)
         return correlation[:, rows, cols]
