@@ -338,7 +338,13 @@ def _to_safe(obj, where="metadata"):
         if obj.dtype.kind in "USO":  # text or objects (e.g. region names): a list
             return _to_safe(obj.tolist(), where)
         # C order, native byte order, and the shape kept (0-d included)
-        return torch.from_numpy(np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C"))
+        array = np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C")
+        try:
+            return torch.from_numpy(array)
+        except TypeError:  # dates, durations, records, long doubles: no tensor dtype
+            raise TypeError(
+                f"{where} holds a NumPy array of {obj.dtype}, which a checkpoint cannot store: "
+                "use numbers, strings, lists, dicts and NumPy arrays of numbers") from None
     if isinstance(obj, np.generic) and obj.dtype.kind not in "mM":
         # dates and durations (an int in some units: the unit would be lost) and long doubles
         # (no plain value) are refused below, as are the values refused from plain Python

@@ -851,6 +851,9 @@ class Preprocessor:
             if d.get("median_") is not None or d.get("iqr_") is not None:
                 raise ValueError("the Preprocessor dict has statistics but no 'n_regions_'")
             return prep
+        # a region count that is not a whole number is refused, not truncated (as n_frames)
+        if not (_is_int(n_regions) and n_regions >= 1):
+            raise ValueError(f"n_regions_ must be a positive whole number, got {n_regions!r}")
         prep.n_regions_ = int(n_regions)
         for name in ("median_", "iqr_"):
             value = d.get(name)

@@ -164,6 +164,8 @@ def test_resolve_weights_needs_gradients_for_a_research_checkpoint(official_dir,
         resolve_weights(path)
     resolved = resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
     assert _same_weights(resolved.encoder, research_model.target_encoder)
+    # the head count given is the one used (it is not in the weights)
+    assert {block.attn.num_heads for block in resolved.encoder.blocks} == {4}
     config = research_model.config
     assert resolved.n_frames == config["n_patches"] * config["patch_size"]
     assert resolved.model_t_r is None and resolved.preprocessing is None

@@ -186,8 +186,10 @@ def test_an_invalid_saved_window_is_named_with_its_file(tmp_path):
     (lambda p: p.__setitem__("iqr_", torch.full((8,), float("nan"))), "iqr_ holds NaN"),
     (lambda p: p.__setitem__("median_", torch.zeros(7)), r"median_ has shape \(7,\)"),
     (lambda p: p.pop("median_"), "normalization='robust' but the dict has no 'median_'"),
+    (lambda p: p.__setitem__("n_regions_", [8]),
+     r"n_regions_ must be a positive whole number, got \[8\]"),
     # a TypeError rather than a ValueError
-    (lambda p: p.__setitem__("n_regions_", [8]), r"int\(\) argument must be .*not .list."),
+    (lambda p: p.__setitem__("median_", {"a": 1}), r"float\(\) argument must be .*not .dict."),
 ])
 def test_an_invalid_preprocessing_is_named_with_its_file(tmp_path, change, problem):
     """A file written with bad statistics (its checksum matching them) is refused, with the
@@ -356,6 +358,8 @@ def test_a_file_in_a_list_mixing_arrays_and_paths_is_named(tmp_path):
      "is an inconsistent checkpoint: its preprocessing is a list"),
     (lambda payload: payload.__setitem__("metadata", [1]),
      "is an inconsistent checkpoint: its metadata is a list"),
+    (lambda payload: payload.pop("state_dict"),
+     r"is an incomplete checkpoint: it has no \['state_dict'\]"),
     (lambda payload: payload["config"].__setitem__("num_heads", 3),
      "is an incomplete or inconsistent checkpoint: num_heads=3 does not divide"),
     # a weight left out would stay uninitialised memory: refused, not loaded partly

@@ -1,5 +1,6 @@
 """Resampling, windowing, padding and scaling of ROI time series (brainjepa_sk.preprocessing)."""
 
+import re
 import warnings
 
 import numpy as np
@@ -99,7 +100,8 @@ def test_resample_ratios_are_the_fractions_the_user_guide_gives(t_r, up, down):
     assert Preprocessor(16, t_r=t_r, target_t_r=2.205).resampled_length(n) == expected
 
 
-@pytest.mark.parametrize("t_r, target_t_r", [(0.0, 2.0), (-1.0, 2.0), (2.0, 0), (2.0, -0.5)])
+@pytest.mark.parametrize("t_r, target_t_r", [(0.0, 2.0), (-1.0, 2.0), (2.0, 0), (2.0, -0.5),
+                                             (np.inf, 2.0), (2.0, np.inf)])
 def test_resample_rejects_non_positive_tr(t_r, target_t_r):
     with pytest.raises(ValueError, match="positive"):
         resample(np.zeros((10, 2)), t_r, target_t_r)
@@ -312,6 +314,17 @@ def test_no_normalization_keeps_values():
     np.testing.assert_allclose(windows[0], x, rtol=1e-6)
 
 
+def test_robust_statistics_of_regions_in_several_percentile_blocks(monkeypatch):
+    """The percentiles are computed a block of regions at a time: every region is in one."""
+    from brainjepa_sk import preprocessing
+
+    monkeypatch.setattr(preprocessing, "_PERCENTILE_BLOCK", 2)
+    frames = _series(np.random.default_rng(5), 40)  # 6 regions: 3 blocks
+    prep = Preprocessor(20, normalization="robust").fit([frames])
+    np.testing.assert_allclose(prep.median_, np.median(frames, axis=0))
+    np.testing.assert_allclose(prep.iqr_, _iqr(frames, axis=0))
+
+
 def test_robust_learns_median_and_iqr_on_fit_data():
     rng = np.random.default_rng(5)
     train = [_series(rng, 40), _series(rng, 80)]
@@ -518,6 +531,19 @@ def test_from_dict_rejects_bad_dicts():
     )
     with pytest.raises(ValueError, match="shape"):
         Preprocessor.from_dict({**fitted.to_dict(), "iqr_": np.ones(3)})
+    for n_regions in (0, -4, 4.7, True, "4", [4]):
+        with pytest.raises(ValueError, match=r"n_regions_ must be a positive whole number, "
+                                             rf"got {re.escape(repr(n_regions))}"):
+            Preprocessor.from_dict({**fitted.to_dict(), "n_regions_": n_regions})
+    assert Preprocessor.from_dict({**fitted.to_dict(), "n_regions_": np.int64(4)}).n_regions_ == 4
+    # robust scaling needs both statistics; neither is dropped for want of the region count
+    with pytest.raises(ValueError, match=r"normalization='robust' but the dict has no "
+                                         r"'median_'/'iqr_'"):
+        Preprocessor.from_dict({**fitted.to_dict(), "iqr_": None})
+    with pytest.raises(ValueError, match="statistics but no 'n_regions_'"):
+        Preprocessor.from_dict({**fitted.to_dict(), "n_regions_": None, "median_": None})
+    with pytest.raises(ValueError, match="median_ holds NaN or infinite values"):
+        Preprocessor.from_dict({**fitted.to_dict(), "median_": [0.0, np.inf, 0.0, 0.0]})
     # statistics are not dropped silently for want of their region count
     with pytest.raises(ValueError, match="statistics but no 'n_regions_'"):
         Preprocessor.from_dict({**fitted.to_dict(), "n_regions_": None})
@@ -540,8 +566,14 @@ def test_region_count_mismatch(normalization):
 
 
 def test_subjects_with_different_region_counts():
+    subjects = [np.ones((20, 4)), np.ones((20, 5))]
     with pytest.raises(ValueError, match="subject 1 has 5 regions"):
-        Preprocessor(10).fit([np.ones((20, 4)), np.ones((20, 5))])
+        Preprocessor(10).fit(subjects)
+    # fit_transform and transform check every subject too, not only the first one
+    with pytest.raises(ValueError, match="subject 1 has 5 regions"):
+        Preprocessor(10).fit_transform(subjects)
+    with pytest.raises(ValueError, match="subject 1 has 5 regions"):
+        Preprocessor(10).fit(subjects[:1]).transform(subjects)
 
 
 @pytest.mark.parametrize(
@@ -578,6 +610,7 @@ def test_bad_parameters(params, match):
         ([], "empty"),
         ([np.ones(10)], "2-D"),
         ([np.full((20, 3), np.nan)], "NaN"),
+        ([np.ones((20, 3)), np.ones((0, 3))], r"subject 1 must be a non-empty 2-D"),
     ],
 )
 def test_bad_subjects(subjects, match):
@@ -612,15 +645,22 @@ def test_robust_scaling_of_a_region_with_zero_iqr_but_some_spread():
     x = rng.standard_normal((200, 3))
     x[:, 0] = 0.0
     x[::40, 0] = 5.0
+    x[:, 1] = 3.0  # constant: its scale is 1, so new values keep their distance to it
     pre = Preprocessor(n_frames=200, normalization="robust").fit([x])
     assert pre.iqr_[0] == pytest.approx(1.349 * x[:, 0].std())
+    assert pre.iqr_[1] == 1.0 and pre.median_[1] == 3.0
     windows, _ = pre.transform([x])
     assert np.abs(windows).max() < 50
+    shifted = x.copy()
+    shifted[:, 1] = 5.0
+    np.testing.assert_allclose(pre.transform([shifted])[0][0, :, 1], 2.0)
 
 
-@pytest.mark.parametrize(("scale", "offset"), [(1e4, 1e4), (1e-4, 1e-4), (1e-4, 1.0)])
+@pytest.mark.parametrize(("scale", "offset"), [(1e4, 1e4), (1e-4, 1e-4), (1e-4, 1.0),
+                                               (1.0, 1e4)])
 def test_unscaled_series_far_from_unit_scale_warn(scale, offset):
-    # the last case: a unit offset does not hide a signal too small to survive
+    # the third case: a unit offset does not hide a signal too small to survive; the last:
+    # a unit spread does not make a large offset fine
     rng = np.random.default_rng(0)
     subjects = [rng.standard_normal((40, 6)) for _ in range(3)]
     with pytest.warns(UserWarning, match="normalization=None .* far from unit scale.*'robust'"):
@@ -629,6 +669,14 @@ def test_unscaled_series_far_from_unit_scale_warn(scale, offset):
         warnings.simplefilter("error")
         Preprocessor(16, normalization=None).fit(subjects)  # unit scale: fine
         Preprocessor(16, normalization="robust").fit([x * scale for x in subjects])
+
+
+def test_the_scale_warning_looks_past_the_first_subject():
+    """The first 50 subjects are looked at, not the first one only."""
+    rng = np.random.default_rng(0)
+    subjects = [rng.standard_normal((40, 6)) * (1 if k == 0 else 1e4) for k in range(3)]
+    with pytest.warns(UserWarning, match="far from unit scale"):
+        Preprocessor(16, normalization=None).fit(subjects)
 
 
 def test_a_stride_longer_than_a_window_is_refused():
@@ -663,6 +711,33 @@ def test_saved_preprocessing_without_a_normalization_defaults_to_global_zscore()
     resolved = ResolvedWeights(encoder, preprocessing={"n_frames": 16}, n_frames=16)
     preprocessor = preprocessor_for_weights(resolved, subjects)
     assert preprocessor.normalization == "global_zscore" and preprocessor.n_frames == 16
+    # nor its window length: the saved window strategy is kept, the scaling is the default
+    resolved = ResolvedWeights(encoder, preprocessing={"window": "first"}, n_frames=16)
+    preprocessor = preprocessor_for_weights(resolved, subjects)
+    assert (preprocessor.normalization, preprocessor.window) == ("global_zscore", "first")
+
+
+def test_a_model_pretrained_on_resampled_series_warns_only_when_t_r_would_resample():
+    """Without t_r, series are taken at the model's TR: said when the pretraining resampled
+    its series, not when its input TR gives the same sampling as the model's."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import ResolvedWeights
+    from brainjepa_sk.preprocessing import preprocessor_for_weights
+
+    encoder = tiny_module().target_encoder
+    subjects = [np.random.default_rng(0).standard_normal((32, encoder.n_regions))]
+
+    def weights(saved_t_r):
+        return ResolvedWeights(encoder, preprocessing={"t_r": saved_t_r, "target_t_r": 2.0},
+                               model_t_r=2.0, n_frames=16)
+
+    with pytest.warns(UserWarning, match=r"pretrained on series at TR 1 s resampled to 2 s"):
+        preprocessor_for_weights(weights(1.0), subjects)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for saved_t_r in (2.0, 2.0002):  # the ratio 1 within the resampling's denominators
+            preprocessor_for_weights(weights(saved_t_r), subjects)
 
 
 def test_real_numbers_of_any_type_are_accepted_as_before():
@@ -684,6 +759,11 @@ def test_values_beyond_float32_after_preprocessing_are_refused_not_turned_into_n
     with pytest.warns(UserWarning, match="far from unit scale"), pytest.raises(
             ValueError, match=r"subject 0 reaches .*e\+39 .*normalization=None.*float32 range"):
         Preprocessor(8, window="first", normalization=None).fit_transform(huge)
+    # beyond the range on the negative side only: refused too
+    with pytest.warns(UserWarning, match="far from unit scale"), pytest.raises(
+            ValueError, match=r"subject 0 reaches .*e\+39 .*float32 range"):
+        Preprocessor(8, window="first", normalization=None).fit_transform(
+            [-np.abs(x) for x in huge])
     # normalized first, the same series fit in float32
     windows, _ = Preprocessor(8, window="first", normalization="roi_zscore").fit_transform(huge)
     assert windows.dtype == np.float32 and np.isfinite(windows).all()

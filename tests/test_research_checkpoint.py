@@ -161,6 +161,11 @@ def _corrupt(official_dir, tmp_path, edit):
         (lambda c: c["target_encoder"].__setitem__(
             "module.norm.weight", torch.full((64,), float("inf"), dtype=torch.bfloat16)),
          "'target_encoder': norm.weight holds NaN or infinite"),
+        # a patch embedding over more than one row of the (regions x frames) image is named
+        # as such, not as a shape the inferred model does not take
+        (lambda c: c["target_encoder"].__setitem__(
+            "module.patch_embed.proj.weight", torch.zeros(64, 1, 2, 2)),
+         r"patch_embed.proj.weight should be \(embed_dim, 1, 1, patch_size\), got \(64, 1, 2, 2\)"),
     ],
 )
 def test_wrong_files_name_the_problem(official_dir, tmp_path, edit, message):

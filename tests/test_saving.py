@@ -2,6 +2,7 @@
 
 import errno
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -321,6 +322,22 @@ def test_numpy_scalars_without_a_plain_python_value_are_refused_before_writing(t
     assert not path.exists()
 
 
+@pytest.mark.parametrize("value", [np.array(["2020-01-01"], dtype="datetime64[D]"),
+                                   np.arange(2).astype("timedelta64[s]"),
+                                   np.zeros(2, dtype=[("a", "f4")]), np.ones(2, np.longdouble)])
+def test_numpy_arrays_without_a_tensor_dtype_are_refused_as_such_before_writing(tmp_path,
+                                                                                 value):
+    """As the scalars of those types: named with the section that holds them, not with
+    torch's message about the NumPy types it converts."""
+    path = tmp_path / "model.pt"
+    for section in ("metadata", "preprocessing"):
+        with pytest.raises(TypeError, match=rf"{section} holds a NumPy array of "
+                                            rf"{re.escape(str(value.dtype))}, which a "
+                                            "checkpoint cannot store"):
+            save_checkpoint(path, tiny_module(), **{section: {"value": [value]}})
+    assert not path.exists()
+
+
 def test_names_in_an_object_array_are_saved_as_a_list_of_strings(tmp_path):
     """Region names as a DataFrame's columns hand them out (an object array) save as a list."""
     path = tmp_path / "model.pt"
@@ -385,6 +402,17 @@ def test_tensors_in_metadata_that_need_grad_are_saved_as_their_values(tmp_path):
     payload["checksum"] = _checksum(payload)
     torch.save(payload, path)
     assert float(load_checkpoint(path).metadata["final_loss"]) == 4.0
+
+
+def test_conjugated_and_negated_tensor_views_are_saved_as_their_values(tmp_path):
+    """``conj()`` and ``imag`` of it are lazy views (a bit on the tensor, which NumPy
+    refuses): they are saved as the values they stand for."""
+    path = tmp_path / "model.pt"
+    z = torch.tensor([1 + 2j, 3 - 1j])
+    save_checkpoint(path, tiny_module(), metadata={"conj": z.conj(), "neg": z.conj().imag})
+    metadata = load_checkpoint(path).metadata
+    np.testing.assert_array_equal(metadata["conj"], [1 - 2j, 3 + 1j])
+    np.testing.assert_array_equal(metadata["neg"], [-2.0, 1.0])
 
 
 @pytest.mark.parametrize("value", [torch.ones(2, dtype=torch.bfloat16),

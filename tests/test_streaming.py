@@ -155,6 +155,10 @@ def test_read_window_cuts_exactly_the_windows_of_transform(tmp_path, kind, resam
     lazy = np.stack([prep.read_window(subjects, s, start)
                      for s, start in zip(table_subjects, starts)])
     np.testing.assert_array_equal(lazy, windows)
+    # transform of the checked files (one subject at a time) resamples them as well
+    streamed, streamed_index = prep.transform(subjects)
+    np.testing.assert_array_equal(streamed, windows)
+    np.testing.assert_array_equal(streamed_index, subject_index)
 
 
 def test_robust_statistics_come_from_a_bounded_sample_of_every_subject(monkeypatch):
