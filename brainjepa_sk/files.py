@@ -12,6 +12,7 @@ Formats, by extension:
 
 from __future__ import annotations
 
+import csv
 import glob
 import math
 import os
@@ -64,18 +65,32 @@ def expand_subject_paths(pattern):
     Raises
     ------
     ValueError
-        When nothing matches.
+        When nothing matches, or ``pattern`` names a folder.
     """
     pattern = os.fspath(pattern)
     if Path(pattern).is_file():  # a plain path, even one with glob characters in its name
         return [Path(pattern)]
+    if Path(pattern).is_dir():
+        raise ValueError(
+            f"{pattern} is a folder, not a subject file: give its files or a glob such as "
+            f"{os.path.join(pattern, '*.npy')!r}")
     paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
     if not paths:
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
-            f"subject; {', '.join(SUBJECT_FILE_SUFFIXES)}), or arrays"
+            f"subject; {', '.join(SUBJECT_FILE_SUFFIXES)}), or arrays{_stray_spaces(pattern)}"
         )
     return paths
+
+
+def _stray_spaces(path):
+    """Advice for a missing path whose name without its surrounding spaces and line ends names
+    a file or a folder (names read with ``readlines()`` keep their line ends); else ""."""
+    name = os.fspath(path)
+    if name == name.strip() or not os.path.exists(name.strip()):
+        return ""
+    return (f" (the name has spaces or a line end around it, {name!r}; without them it names "
+            f"{name.strip()}: strip the names read from a file)")
 
 
 #: Cells that stand for a missing value (fMRIPrep writes ``n/a``): numbers, not names.
@@ -96,31 +111,57 @@ def _numbers(cells):
 
 def _has_header(first_line, second_line, separator):
     """Whether the first line holds region names: a cell that is not a number, or only
-    integers (pandas' default column names, atlas labels) above a line with fractions."""
+    distinct integers (pandas' default column names, atlas labels) above a line with fractions;
+    a repeated integer is data (a first frame of zeros, censored and zero-filled)."""
     first = _numbers(_cells(first_line, separator))
     if first is None:
         return True
     second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
     numbers = [value for value in first if value == value]  # NaN (missing) left out
     # infinities are neither (int() refuses them; the reader names them afterwards)
-    integers = bool(numbers) and all(
+    integers = bool(numbers) and len(set(numbers)) == len(numbers) and all(
         math.isfinite(value) and value == int(value) for value in numbers)
     fractions = second is not None and any(
         math.isfinite(value) and value != int(value) for value in second)
     return integers and fractions
 
 
-def _check_line_lengths(path, separator):
-    """Raise when a line has another number of cells than the first (a truncated line)."""
-    with open(path, encoding="utf-8-sig") as file:
+def _counts_rows(column):
+    """Whether a column rises by the same step on every row (frame numbers, times in seconds):
+    an index when no other column does, as no measured signal is an exact ramp (a toy table
+    such as 1,2 / 3,4 / 5,6 is all ramps). Three rows at least (two values are always one)."""
+    if column.size < 3 or not np.isfinite(column).all():
+        return False
+    steps = np.diff(column)
+    return bool(steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0))
+
+
+def _n_cells(line, separator):
+    """Cells of a line as pandas counts them (a quoted cell may hold the separator)."""
+    return len(next(csv.reader([line.rstrip("\r\n")], delimiter=separator), []))
+
+
+def _check_line_lengths(path, separator, column="region"):
+    """Raise when a line has another number of cells than the first (a truncated line, or a
+    header line short of names)."""
+    with open(path, encoding="utf-8-sig", newline="") as file:
         lines = [line.rstrip("\r\n") for line in file if line.strip()]
-    lengths = [len(line.split(separator)) for line in lines]
+    # cells as pandas reads them: a quoted name may hold the separator ("Cingulate Gyrus,
+    # anterior division" in the Harvard-Oxford atlas)
+    lengths = [_n_cells(line, separator) for line in lines]
     short = [number for number, length in enumerate(lengths, 1) if length != lengths[0]]
     if short:
         line, length = lines[short[0] - 1], lengths[short[0] - 1]
         if length == lengths[0] + 1 and line.endswith(separator):
             raise ValueError(f"line {short[0]} ends with the separator {separator!r} (an empty "
                              "last cell) but line 1 does not: remove the trailing separators")
+        if short == list(range(2, len(lengths) + 1)) and lengths[0] < min(lengths[1:]) == max(
+                lengths[1:]):
+            raise ValueError(
+                f"line 1 has {lengths[0]} cells but every line below has {lengths[1]}: pandas "
+                "would take the columns it does not name for a table index (as R's write.table "
+                f"writes row names) and drop them; name every {column} in line 1, or remove "
+                "the index")
         raise ValueError(f"line {short[0]} has {length} cells but line 1 has "
                          f"{lengths[0]} (a truncated or damaged line)")
 
@@ -160,14 +201,26 @@ def _read_csv_table(path, column="region"):
         raise ValueError(
             "its first column has no name: a table index (pandas' to_csv writes one "
             f"unless index=False), not a {column}; remove it")
-    other = "," if separator == "\t" else "\t"
-    if table.shape[1] == 1 and other in first_line:
+    # ';' is the separator of spreadsheets saved where the decimal mark is a comma
+    other = next((mark for mark in ("\t", ",", ";") if mark != separator and mark in first_line
+                  and separator not in first_line), None)
+    if table.shape[1] == 1 and other is not None:
         raise ValueError(
             f"it reads as one column: its cells are separated by {other!r}, not {separator!r} "
-            "(a .tsv file is tab-separated, a .csv file comma-separated); rename it")
+            "(a .tsv file is tab-separated, a .csv file comma-separated, with '.' as the decimal "
+            "mark); rename it or save it so")
+    if header is not None and _n_cells(second_line, separator) > _n_cells(first_line, separator):
+        # pandas made the cells the header does not name an index, and dropped them
+        _check_line_lengths(path, separator, column)
     values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
-        _check_line_lengths(path, separator)
+        _check_line_lengths(path, separator, column)
+    if _counts_rows(values[:, 0]) and not any(map(_counts_rows, values[:, 1:].T)):
+        name = f" {str(table.columns[0]).strip()!r}" if header is not None else ""
+        raise ValueError(
+            f"its first column{name} counts the rows ({', '.join(f'{v:g}' for v in values[:3, 0])}"
+            f", ...): a table index or time column (pandas' to_csv writes the index unless "
+            f"index=False), not a {column}; remove it")
     if header is None:
         return values
     # names as written, without the spaces that often follow a comma
@@ -191,6 +244,8 @@ def read_subject_file(path):
     ------
     FileNotFoundError
         When there is no such file.
+    OSError
+        Naming the file, when it cannot be read (no permission, an I/O error).
     ValueError
         Naming the file: a folder, an unknown extension, or contents that are not a numeric
         table.
@@ -199,7 +254,7 @@ def read_subject_file(path):
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a subject file: give its files or a glob")
     if not path.is_file():
-        raise FileNotFoundError(f"subject file not found: {path}")
+        raise FileNotFoundError(f"subject file not found: {path}{_stray_spaces(path)}")
     suffix = path.suffix.lower()
     if suffix not in SUBJECT_FILE_SUFFIXES:
         raise ValueError(
@@ -208,13 +263,23 @@ def read_subject_file(path):
         )
     try:
         if suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
+            series = np.load(path, mmap_mode="r", allow_pickle=False)
+            if not isinstance(series, np.ndarray):  # np.load reads an .npz whatever its name
+                series.close()
+                raise ValueError("it is an .npz archive of arrays, not one .npy array: save "
+                                 "each subject with numpy.save")
+            return series
         if suffix in (".tsv", ".csv"):
             return _read_csv_table(path, column="region")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
-            return np.loadtxt(path, comments="#", ndmin=2)
+            # a byte-order mark (Windows editors write one) is no number
+            return np.loadtxt(path, comments="#", ndmin=2, encoding="utf-8-sig")
     except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
+        if isinstance(error, OSError) and error.errno is not None:
+            # no permission, an I/O error: the file could not be read, whatever it holds
+            raise type(error)(error.errno, f"could not read subject file {path}: "
+                                           f"{error.strerror}") from error
         raise ValueError(
             f"{path} is not a numeric (n_timepoints, n_regions) table: {error}"
         ) from error

@@ -79,6 +79,9 @@ def load_gradients(source):
         if path.suffix.lower() == ".npy":
             try:
                 array = np.load(path, allow_pickle=False)
+                if not isinstance(array, np.ndarray):  # np.load reads an .npz whatever its name
+                    array.close()
+                    raise ValueError("it is an .npz archive of arrays, not one array")
             except (ValueError, OSError, EOFError) as error:
                 raise ValueError(
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
@@ -93,7 +96,9 @@ def load_gradients(source):
                                  ) from error
         else:
             try:
-                with open(path) as file:  # blank lines count in skiprows, not as the header
+                # blank lines count in skiprows, not as the header; a byte-order mark is no
+                # header (it made the first region's row one)
+                with open(path, encoding="utf-8-sig") as file:
                     number, first_line = next(
                         ((n, line) for n, line in enumerate(file) if line.strip()), (0, ""))
                 try:  # a first non-blank line that is not numbers is a header
@@ -101,7 +106,7 @@ def load_gradients(source):
                     skipped = 0
                 except ValueError:
                     skipped = number + 1
-                array = np.loadtxt(path, ndmin=2, skiprows=skipped)
+                array = np.loadtxt(path, ndmin=2, skiprows=skipped, encoding="utf-8-sig")
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(
                     f"{path} is not a numeric gradient table (one row per region, one column "

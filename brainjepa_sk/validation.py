@@ -333,8 +333,10 @@ def _refuse_other_names(i, own, names, item="subject", items="subjects"):
 
 
 def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
-                   allow_constant):
-    """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array."""
+                   allow_constant, first_length=None, first_source=None):
+    """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array;
+    ``first_length`` and ``first_source`` (its file, if any) describe subject 0, for the
+    message about another region count."""
     check_signal_values(i, subject)
     if _only_array_protocol(subject):
         subject = np.asarray(subject)
@@ -374,9 +376,14 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
             "needed (expected (n_timepoints, n_regions))"
         )
     if n_regions is not None and array.shape[1] != n_regions:
+        first = f" ({first_source})" if first_source is not None else ""
+        # either may be the transposed one: the first subject set the count
+        looks = [f"subject {j}" for j, transposed in (
+            (0, array.shape[1] == first_length), (i, array.shape[0] == n_regions)) if transposed]
+        hint = f" ({' or '.join(looks)} looks transposed)" if looks else ""
         raise ValueError(
-            f"subject {i} has {array.shape[1]} regions (last axis) but subject 0 has "
-            f"{n_regions}; every subject must be (n_timepoints, n_regions) on one atlas"
+            f"subject {i} has {array.shape[1]} regions (last axis) but subject 0{first} has "
+            f"{n_regions}; every subject must be (n_timepoints, n_regions) on one atlas{hint}"
         )
     if not allow_constant:
         constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
@@ -419,7 +426,9 @@ def _validate_files(X, check):
         if names is None:  # the first header met (files without one have no names)
             names = feature_names_of(subject)
         try:
-            array = _check_subject(i, subject, names, n_regions, **check)
+            array = _check_subject(i, subject, names, n_regions, **check,
+                                   first_length=lengths[0] if lengths else None,
+                                   first_source=paths[0])
         except (ValueError, TypeError) as error:
             raise type(error)(f"{path}: {error}") from None
         n_regions = array.shape[1]
@@ -755,18 +764,20 @@ def validate_subjects(
         subjects, sources = _as_subject_list(X)
         names = None
         out = []
-        n_regions = None
+        n_regions = first_length = None
         all_connectivity = True
         for i, subject in enumerate(subjects):
             try:
                 if names is None:  # the first names met, as when files are checked one by one
                     names = feature_names_of(subject, i)
-                array = _check_subject(i, subject, names, n_regions, **check)
+                array = _check_subject(i, subject, names, n_regions, **check,
+                                       first_length=first_length, first_source=sources[0])
             except (ValueError, TypeError) as error:
                 if sources[i] is None:
                     raise
                 raise type(error)(f"{sources[i]}: {error}") from None
             n_regions = array.shape[1]
+            first_length = array.shape[0] if first_length is None else first_length
             all_connectivity = all_connectivity and _looks_like_connectivity(array)
             if not lazy:
                 out.append(array)

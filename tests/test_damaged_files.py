@@ -10,6 +10,7 @@ from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer
 from brainjepa_sk.checkpoint import load_checkpoint, load_research_checkpoint, save_checkpoint
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.validation import validate_subjects
 
 
 class _Foreign:
@@ -88,6 +89,27 @@ def test_a_file_that_cannot_be_read_is_not_called_damaged(files, monkeypatch):
     monkeypatch.setattr(torch, "load", denied)
     with pytest.raises(OSError, match=r"could not read .*good\.pt: Permission denied") as info:
         load_checkpoint(files["good"])
+    assert info.value.errno == errno.EACCES
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".txt"])
+def test_a_subject_file_that_cannot_be_read_is_not_called_non_numeric(tmp_path, monkeypatch,
+                                                                        suffix):
+    """No read permission (simulated) was a ValueError calling the file not a numeric table."""
+    import builtins
+    import errno
+
+    path = tmp_path / f"sub-1{suffix}"
+    path.write_text("")
+
+    def denied(file, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(file))
+
+    for module, name in ((np, "load"), (np, "loadtxt"), (builtins, "open")):
+        monkeypatch.setattr(module, name, denied)
+    with pytest.raises(PermissionError, match=r"could not read subject file .*sub-1\.\w+: "
+                                              r"Permission denied") as info:
+        validate_subjects([path], lazy=True)
     assert info.value.errno == errno.EACCES
 
 
@@ -306,6 +328,17 @@ def test_load_gradients_names_a_damaged_npy(tmp_path):
     np.save(tmp_path / "o.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match=r"o\.npy is not a readable \.npy"):
         load_gradients(tmp_path / "o.npy")
+    with open(tmp_path / "z.npy", "wb") as file:  # np.load reads it whatever its name
+        np.savez(file, gradients=np.ones((8, 3)))
+    with pytest.raises(ValueError, match=r"z\.npy is not a readable \.npy.*an \.npz archive"):
+        load_gradients(tmp_path / "z.npy")
+
+
+def test_a_gradient_text_file_with_a_byte_order_mark_keeps_its_first_region(tmp_path):
+    """The mark made the first row a header, skipped: one region short, with no word why."""
+    gradients = np.random.default_rng(2).standard_normal((8, 3))
+    np.savetxt(tmp_path / "g.txt", gradients, encoding="utf-8-sig")
+    np.testing.assert_allclose(load_gradients(tmp_path / "g.txt"), gradients, rtol=1e-15)
 
 
 def test_wrong_gradient_rows_are_named(tmp_path):

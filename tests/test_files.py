@@ -197,6 +197,18 @@ def test_integer_labels_are_a_header_above_a_first_row_with_some_whole_values(tm
     np.testing.assert_array_equal(table.to_numpy(), rows)
 
 
+@pytest.mark.parametrize("fmt", ["%g", "%.18e"])  # numpy.savetxt's default writes 0 as 0.0e+00
+def test_a_first_frame_of_zeros_is_data_not_a_header_of_integer_labels(tmp_path, fmt):
+    """A censored, zero-filled first frame was read as a header of integer labels: the frame
+    was lost and the regions named '0', '0.1', '0.2' (labels are distinct)."""
+    rows = np.random.default_rng(14).standard_normal((6, 3))
+    rows[0] = 0.0
+    np.savetxt(tmp_path / "sub.csv", rows, delimiter=",", fmt=fmt)
+    read = read_subject_file(tmp_path / "sub.csv")
+    assert isinstance(read, np.ndarray)
+    np.testing.assert_allclose(read, rows, atol=1e-5)
+
+
 @pytest.mark.parametrize("style", ["bom", "quoted", "trailing separator"])
 def test_headerless_files_keep_their_first_timepoint(tmp_path, style):
     rows = np.random.default_rng(1).standard_normal((5, 3))
@@ -238,6 +250,46 @@ def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_
         read_subject_file(indexed)
 
 
+@pytest.mark.parametrize("index", [np.arange(5), 2.0 * np.arange(1, 6)])  # frames, seconds
+@pytest.mark.parametrize("named", [True, False])
+def test_a_first_column_that_counts_the_rows_is_refused_as_an_index(tmp_path, index, named):
+    """A named index (to_csv of a frame whose index has a name) or a time column, with or
+    without a header, was read as one more region."""
+    rows = np.random.default_rng(3).standard_normal((5, 3))
+    table = pd.DataFrame(rows, columns=["a", "b", "c"], index=pd.Index(index, name="frame"))
+    path = tmp_path / "sub.csv"
+    table.to_csv(path, header=named)
+    name = "'frame' " if named else ""
+    with pytest.raises(ValueError, match=rf"sub\.csv.*first column {name}counts the rows "
+                                         r"\(\d+, \d+, \d+, \.\.\.\).*index=False"):
+        validate_subjects([path], lazy=True)
+    table.to_csv(path, header=named, index=False)  # the series alone are read
+    np.testing.assert_array_equal(np.asarray(read_subject_file(path)), rows)
+
+
+@pytest.mark.parametrize("first", ["b,c", "# written by a tool", '"b","c"'])
+def test_a_header_line_short_of_names_is_refused_not_read_as_an_index(tmp_path, first):
+    """pandas takes the cells a header does not name for an index: a header missing a name
+    (or R's write.table row names, or a comment line) silently lost the first region."""
+    rows = np.random.default_rng(3).standard_normal((5, 3))
+    path = _table(tmp_path / "sub.csv", rows, first=first)
+    with pytest.raises(ValueError, match=rf"sub\.csv.*line 1 has {len(first.split(','))} cells "
+                                         r"but every line below has 3: .*name every region"):
+        validate_subjects([path], lazy=True)
+
+
+@pytest.mark.parametrize("decimal", [".", ","])
+def test_a_csv_separated_by_semicolons_is_named_as_such(tmp_path, decimal):
+    """Spreadsheets where the decimal mark is a comma save ';'-separated .csv files: the
+    error was a cell that is not a number, or pandas' index made of the decimal parts."""
+    rows = np.random.default_rng(3).standard_normal((5, 3))
+    lines = ["a;b;c"] + [";".join(f"{v:.4f}".replace(".", decimal) for v in row) for row in rows]
+    (tmp_path / "sub.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"sub\.csv.*reads as one column: its cells are "
+                                         r"separated by ';', not ','"):
+        validate_subjects([tmp_path / "sub.csv"], lazy=True)
+
+
 def test_a_header_of_integer_labels_may_end_with_a_separator_too(tmp_path):
     rows = np.random.default_rng(10).standard_normal((5, 3))
     path = _table(tmp_path / "sub.csv", rows, first="2001,2002,2003,", end=",")
@@ -269,6 +321,28 @@ def test_frames_are_a_copy_that_leaves_the_file_alone(tmp_path, series):
     np.testing.assert_array_equal(np.load(path), series[0])
 
 
+def test_quoted_names_holding_the_separator_do_not_make_a_missing_value_a_damaged_line(
+        tmp_path):
+    """Harvard-Oxford labels hold commas: pandas quotes them, and the line lengths counted
+    them as several cells, calling a NaN a truncated line."""
+    rows = np.random.default_rng(12).standard_normal((5, 3))
+    rows[2, 1] = np.nan
+    names = ["Cingulate Gyrus, anterior division", "Frontal Pole", "Insular Cortex"]
+    pd.DataFrame(rows, columns=names).to_csv(tmp_path / "sub.csv", index=False)
+    with pytest.raises(ValueError, match=r"sub\.csv.*NaN. First at region 'Frontal Pole' "
+                                         r"\(column 1\), timepoint 2"):
+        validate_subjects([tmp_path / "sub.csv"], lazy=True)
+
+
+def test_a_path_with_a_line_end_says_so(tmp_path):
+    """Names read with readlines() keep their line end, invisible in the message."""
+    np.save(tmp_path / "sub-1.npy", np.random.default_rng(13).standard_normal((6, 3)))
+    listed = str(tmp_path / "sub-1.npy") + "\n"
+    with pytest.raises(FileNotFoundError, match=r"(?s)subject file not found: .*line end around "
+                                                r"it, '.*sub-1\.npy\\n'.*strip the names"):
+        validate_subjects([listed], lazy=True)
+
+
 def test_a_missing_last_value_in_the_first_row_is_no_trailing_separator(tmp_path):
     path = tmp_path / "sub.csv"
     path.write_text("1.5,2.5,\n4.5,5.5,6.5\n7.5,8.5,9.5\n")  # the region is kept
@@ -281,6 +355,11 @@ def test_a_missing_last_value_in_the_first_row_is_no_trailing_separator(tmp_path
 def test_a_folder_and_a_path_with_glob_characters(tmp_path):
     with pytest.raises(ValueError, match="is a folder, not a subject file"):
         read_subject_file(tmp_path)
+    np.save(tmp_path / "sub-1.npy", np.random.default_rng(4).standard_normal((6, 3)))
+    # X naming a folder of subject files was said to match no file
+    with pytest.raises(ValueError, match=r"is a folder, not a subject file.*glob such as "
+                                         r"'.*\*\.npy'"):
+        validate_subjects(tmp_path, lazy=True)
     path = tmp_path / "sub[1].npy"
     np.save(path, np.random.default_rng(4).standard_normal((6, 3)))
     assert len(validate_subjects(str(path), lazy=True)) == 1
@@ -316,6 +395,25 @@ def test_an_empty_text_file_is_named_without_a_warning_from_numpy(tmp_path):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"sub-2\.1D.*0 sample"):
             validate_subjects(str(tmp_path / "sub-*.1D"), lazy=True)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".1D"])
+def test_text_files_may_start_with_a_byte_order_mark(tmp_path, suffix):
+    """As .csv / .tsv files may (Windows editors write one): the mark was read as a cell."""
+    rows = np.random.default_rng(8).standard_normal((6, 3))
+    path = tmp_path / f"sub-1{suffix}"
+    np.savetxt(path, rows, header="2001 2002 2003", encoding="utf-8-sig")
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf")
+    np.testing.assert_allclose(validate_subjects([path], lazy=True)[0], rows, rtol=1e-15)
+
+
+def test_an_npz_archive_named_npy_is_named_as_such(tmp_path):
+    """np.load reads an archive whatever its name: it was called 'text, not numbers'."""
+    path = tmp_path / "sub-1.npy"
+    with open(path, "wb") as file:
+        np.savez(file, x=np.random.default_rng(9).standard_normal((20, 3)))
+    with pytest.raises(ValueError, match=r"sub-1\.npy .*an \.npz archive.*numpy\.save"):
+        validate_subjects([path], lazy=True)
 
 
 @pytest.mark.parametrize("damage", ["empty", "half"])

@@ -335,6 +335,26 @@ def test_a_later_subject_with_fewer_regions_is_refused_as_with_more():
 
 
 @pytest.mark.parametrize("lazy", [False, True])
+@pytest.mark.parametrize(("shapes", "looks"), [
+    (((4, 12), (15, 4)), "subject 0"), (((12, 4), (4, 15)), "subject 1"),
+    (((4, 12), (12, 4)), "subject 0 or subject 1")])
+def test_a_transposed_subject_is_said_to_look_transposed_and_the_first_file_named(
+        tmp_path, lazy, shapes, looks):
+    """Subject 0 sets the region count: a transposed first file was not named, the error
+    naming only the good file after it."""
+    rng = np.random.default_rng(18)
+    paths = [tmp_path / f"sub-{i}.npy" for i in range(2)]
+    for path, shape in zip(paths, shapes):
+        np.save(path, rng.standard_normal(shape))
+    with pytest.raises(ValueError, match=r"sub-1\.npy: subject 1 has \d+ regions \(last axis\) "
+                                         r"but subject 0 \(.*sub-0\.npy\) has \d+; .*atlas "
+                                         rf"\({looks} looks transposed\)$"):
+        validate_subjects(paths, lazy=lazy)
+    with pytest.raises(ValueError, match=rf"^subject 1 .* but subject 0 has .*\({looks} looks"):
+        validate_subjects([np.load(path) for path in paths], lazy=lazy)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
 @pytest.mark.parametrize("as_files", [False, True], ids=["in_memory", "files"])
 def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path, lazy,
                                                                        as_files):
