@@ -399,9 +399,12 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     preprocessing : dict, optional
         Preprocessing to apply identically at embedding time (values: numbers, strings, lists,
         NumPy arrays, nested dicts). Torch tensors are stored as their values and come back as
-        NumPy arrays; bfloat16 and sparse tensors are refused.
+        NumPy arrays; bfloat16 and sparse tensors are refused. By default the model's own
+        ``preprocessing`` (set by :func:`load_checkpoint` and the pretrainer), so that a
+        loaded model saved again keeps it.
     metadata : dict, optional
-        Anything else of the same kinds (training history, ...).
+        Anything else of the same kinds (training history, ...). The model's
+        ``region_names``, when it has them, are added as ``"region_names"`` unless given.
 
     Raises
     ------
@@ -416,6 +419,12 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     for name, value in [("preprocessing", preprocessing), ("metadata", metadata)]:
         if value is not None and not isinstance(value, dict):  # load_checkpoint refuses them
             raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    # a loaded model saved again keeps what the estimators need to feed it
+    if preprocessing is None:
+        preprocessing = getattr(model, "preprocessing", None)
+    region_names = getattr(model, "region_names", None)
+    if region_names is not None and "region_names" not in (metadata or {}):
+        metadata = {**(metadata or {}), "region_names": list(region_names)}
     payload = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,

@@ -342,3 +342,21 @@ def test_a_model_saved_without_preprocessing_carries_none(tmp_path):
     loaded = load_checkpoint(tmp_path / "m.pt")
     assert loaded.preprocessing == {} and loaded.model.preprocessing is None
     assert loaded.model.region_names is None
+
+
+def test_a_loaded_model_saved_again_keeps_its_preprocessing_and_region_names(tmp_path):
+    """``save_checkpoint(path, loaded.model)`` used to write a file without the preprocessing
+    and region names the module carried: the embedders given the file skipped both, while
+    those given the module applied them."""
+    names = [f"region {i}" for i in range(10)]
+    save_checkpoint(tmp_path / "a.pt", _model(), preprocessing={"t_r": 0.8},
+                    metadata={"region_names": names})
+    save_checkpoint(tmp_path / "b.pt", load_checkpoint(tmp_path / "a.pt").model)
+    again = load_checkpoint(tmp_path / "b.pt")
+    assert again.preprocessing == again.model.preprocessing == {"t_r": 0.8}
+    assert again.model.region_names == again.metadata["region_names"] == names
+    # what is given still wins
+    save_checkpoint(tmp_path / "c.pt", again.model, preprocessing={"t_r": 2.0},
+                    metadata={"region_names": names[::-1]})
+    other = load_checkpoint(tmp_path / "c.pt")
+    assert other.preprocessing == {"t_r": 2.0} and other.model.region_names == names[::-1]

@@ -815,3 +815,98 @@ def test_drop_path_of_zero_is_the_identity_in_training_and_draws_nothing():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         assert torch.equal(torch.rand(3), after)
+
+
+@pytest.mark.parametrize("cast", ["double", "bfloat16", "default_float64"])
+def test_a_model_in_another_dtype_runs_in_that_dtype(cast):
+    """``.double()``, ``.to(torch.bfloat16)`` or a model built under a float64 default dtype:
+    the float32 position code follows the weights (it used to fail with 'mat1 and mat2 must
+    have the same dtype')."""
+    reference = tiny_model().eval()
+    if cast == "default_float64":
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            model = tiny_model().eval()
+        finally:
+            torch.set_default_dtype(previous)
+        model.load_state_dict(reference.state_dict())  # float64 draws differ from float32 ones
+        dtype = torch.float64
+    else:
+        dtype = torch.float64 if cast == "double" else torch.bfloat16
+        model = tiny_model().to(dtype).eval()
+    x = torch.randn(2, 20, 12)
+    context, target = torch.arange(0, 30).expand(2, -1), torch.arange(30, 60).expand(2, -1)
+    with torch.no_grad():
+        tokens = model.encoder(x)
+        out = model(x, context, target)
+        expected = reference.encoder(x)
+    assert tokens.dtype == out["predictions"].dtype == dtype
+    assert torch.isfinite(out["loss"])
+    tolerance = 1e-5 if dtype == torch.float64 else 0.1
+    torch.testing.assert_close(tokens.float(), expected, atol=tolerance, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("head", ["layernorm", "batchnorm"])
+def test_an_encoder_with_head_cast_to_another_dtype_trains(dtype, head):
+    model = EncoderWithHead(tiny_model().encoder, 3, pooling="roi", head=head).to(dtype)
+    out = model(torch.randn(4, 8, 12))
+    assert out.dtype == dtype
+    out.float().sum().backward()
+    assert model.head.linear.weight.grad is not None
+    assert model.forward_features(torch.randn(2, 8, 12)).dtype == (
+        torch.float64 if dtype == torch.float64 else torch.float32)
+
+
+def test_token_indices_of_another_batch_size_are_refused():
+    """torch.gather takes an index with fewer rows than the tokens: a batch of three with the
+    masks of one sample encoded (and trained on) the first sample only, silently."""
+    model = tiny_model()
+    x = torch.randn(3, 8, 12)
+    context, target = torch.arange(6)[None], torch.arange(6, 12)[None]
+    with pytest.raises(ValueError, match=r"batch of the tokens \(3\).*\(1, 6\)"):
+        model.encoder(x, context)
+    with pytest.raises(ValueError, match="token indices must be of shape"):
+        model(x, context.expand(3, -1), target)
+    with pytest.raises(ValueError, match=r"got shape \(6,\)"):
+        model.encoder(x, torch.arange(6))
+
+
+def test_an_empty_batch_encodes_to_no_tokens():
+    # the patch reshape used to infer its last axis, which an empty batch leaves ambiguous
+    assert tiny_model().encoder(torch.randn(0, 8, 12)).shape == (0, 24, 32)
+
+
+def test_the_loss_refuses_no_targets_and_mismatched_shapes():
+    model = tiny_model()
+    x = torch.randn(2, 8, 12)
+    with pytest.raises(ValueError, match="no target token"):
+        model(x, torch.arange(6).expand(2, -1), torch.zeros(2, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="differ"):
+        jepa_loss(torch.randn(2, 5, 4), torch.randn(2, 1, 4))
+
+
+@pytest.mark.parametrize("mode", ["roi", "roi_std", "connectivity", "lagged"])
+def test_token_pooling_of_an_empty_batch_and_of_a_count_that_is_not_a_grid(mode):
+    # both failed in a reshape with torch's message (an empty batch made its -1 ambiguous)
+    pooling = TokenPooling(mode, n_regions=4)
+    assert pooling(torch.randn(0, 12, 8)).shape == (0, pooling.n_features(8))
+    with pytest.raises(ValueError, match="needs a multiple of 4 tokens, got 13"):
+        pooling(torch.randn(2, 13, 8))
+    with pytest.raises(ValueError, match="n_regions must be at least 1"):
+        TokenPooling(mode, n_regions=0)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_or_empty_gradients_and_a_zero_patch_size_are_refused(bad):
+    """One NaN coordinate made every region's position NaN (the min-max scaling spans all
+    regions), silently; no region failed in torch's min(); patch_size=0 divided by zero."""
+    gradients = torch.randn(6, 3)
+    gradients[2, 1] = bad
+    with pytest.raises(ValueError, match="gradients must be finite"):
+        GradientPositionalEmbedding(gradients, 8)
+    with pytest.raises(ValueError, match="a row per region, got none"):
+        GradientPositionalEmbedding(torch.zeros(0, 3), 8)
+    with pytest.raises(ValueError, match="patch_size must be a positive number of frames"):
+        tiny_model(patch_size=0)

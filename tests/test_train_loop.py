@@ -1127,3 +1127,68 @@ def test_each_step_trains_with_the_schedules_values_at_that_step():
     assert loop.step == 6 and seen == expected
     # the values change from step to step (the test can fail)
     assert len({record[0] for record in seen}) == 6 and len({record[2] for record in seen}) == 6
+
+
+@pytest.mark.parametrize("sampler", ["shuffle", "sequential"])
+def test_a_state_saved_inside_an_epoch_resumes_with_a_shorter_loader(sampler):
+    """Two steps into epoch 1 (of 3 steps), resumed with a loader of one batch per epoch: the
+    epoch ends there, its loss the mean of its two steps (it was divided by the new loader's
+    length, doubling it), and a sampler that cannot resume a pass no longer fails with a bare
+    StopIteration while skipping the steps done."""
+    from torch.utils.data import SequentialSampler
+
+    def make_sampler(n_windows):
+        if sampler == "shuffle":
+            return ShuffleSampler(n_windows, seed=1)
+        return SequentialSampler(range(n_windows))
+
+    stopped = _loop(n_epochs=3, sampler=make_sampler(N_WINDOWS), callbacks=[_KillAt(5)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        state = stopped.state_dict()
+    assert (state["epoch"], state["step_in_epoch"]) == (1, 2)
+    resumed = _loop(n_epochs=3)
+    resumed.loader = window_loader(WindowDataset(_windows()[:8]), BATCH, make_sampler(8))
+    assert resumed.steps_per_epoch == 1
+    resumed.load_state_dict(state)
+    with torch.random.fork_rng(devices=[]):
+        resumed.run()
+    assert (resumed.epoch, resumed.step) == (3, 6)
+    assert resumed.history[1]["loss"] == pytest.approx(state["epoch_loss"] / 2)
+
+
+def test_train_step_refuses_a_bad_momentum_before_updating_the_weights():
+    # the EMA refused it only after the optimizer step had changed the encoder
+    from brainjepa_sk.train import train_step
+
+    loop = _loop(n_epochs=1)
+    before = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    x = torch.randn(BATCH, N_FRAMES, N_REGIONS)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\], got 1.5"):
+        train_step(loop.model, loop.optimizer, x, loop.mask_sampler.sample(BATCH), 1.5)
+    for key, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_a_loader_of_tuples_is_refused_naming_what_it_must_yield():
+    # a TensorDataset's loader yields [x]: it failed with "'list' object has no attribute 'to'"
+    loop = _loop(n_epochs=1)
+    dataset = torch.utils.data.TensorDataset(torch.randn(N_WINDOWS, N_FRAMES, N_REGIONS))
+    loop.loader = torch.utils.data.DataLoader(dataset, batch_size=BATCH, drop_last=True)
+    before = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    with pytest.raises(TypeError, match=r"must yield \(batch, n_frames, n_regions\) tensors, "
+                                        "got a list"):
+        loop.run()
+    assert (loop.step, loop.epoch) == (0, 0)
+    assert all(torch.equal(v, before[k]) for k, v in loop.model.state_dict().items())
+
+
+def test_window_loader_of_no_window_names_the_empty_dataset():
+    # it failed with torch's "batch_size should be a positive integer value, but got 0"
+    empty = WindowDataset(np.zeros((0, N_FRAMES, N_REGIONS), dtype=np.float32))
+    with pytest.raises(ValueError, match="sampler gives no window"):
+        window_loader(empty, BATCH, ShuffleSampler(0, seed=0))
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        window_loader(WindowDataset(_windows()), 0, ShuffleSampler(N_WINDOWS, seed=0))

@@ -31,7 +31,18 @@ def gather_tokens(tokens, index):
     -------
     torch.Tensor
         ``(batch, k, dim)``.
+
+    Raises
+    ------
+    ValueError
+        When ``index`` is not 2-D or has another batch size than ``tokens`` (``torch.gather``
+        would silently keep the first samples only).
     """
+    if index.ndim != 2 or index.shape[0] != tokens.shape[0]:
+        raise ValueError(
+            f"token indices must be of shape (batch, k) with the batch of the tokens "
+            f"({tokens.shape[0]}), got shape {tuple(index.shape)}"
+        )
     return torch.gather(tokens, 1, index[..., None].expand(-1, -1, tokens.shape[-1]))
 
 
@@ -95,6 +106,8 @@ class PatchEmbed(nn.Module):
     def __init__(self, patch_size, embed_dim):
         super().__init__()
         self.patch_size = int(patch_size)
+        if self.patch_size < 1:
+            raise ValueError(f"patch_size must be a positive number of frames, got {patch_size}")
         self.proj = nn.Linear(self.patch_size, embed_dim)
 
     def forward(self, x):
@@ -113,7 +126,8 @@ class PatchEmbed(nn.Module):
             patch_size``, token ``r * n_patches + p`` for region ``r`` and time patch ``p``.
         """
         batch, n_frames, n_regions = x.shape
-        patches = x.transpose(1, 2).reshape(batch, n_regions * (n_frames // self.patch_size), -1)
+        patches = x.transpose(1, 2).reshape(batch, n_regions * (n_frames // self.patch_size),
+                                            self.patch_size)
         return self.proj(patches)
 
 
@@ -225,8 +239,10 @@ class BrainEncoder(nn.Module):
             ``(batch, n_tokens, embed_dim)`` encoded tokens, in the order of ``context_idx``.
         """
         n_patches = check_time_series(x, self.n_regions, self.patch_size)
-        weight = self.patch_embed.proj.weight
-        tokens = self.patch_embed(x.to(weight.dtype)) + self.pos_embed(n_patches)
+        # the input and the (float32) positions follow the weights (float64, bfloat16 ...);
+        # under autocast the weights stay float32, and so do the positions
+        dtype = self.patch_embed.proj.weight.dtype
+        tokens = self.patch_embed(x.to(dtype)) + self.pos_embed(n_patches).to(dtype)
         if context_idx is not None:
             tokens = gather_tokens(tokens, context_idx)
         for block in self.blocks:

@@ -153,15 +153,17 @@ class EncoderWithHead(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``(batch, n_features)`` float32 features, ``n_features`` being
+            ``(batch, n_features)`` features, ``n_features`` being
             ``pooling.n_features(encoder.embed_dim)``; no gradient reaches a frozen encoder.
+            float32 (also under autocast and for a bfloat16 or float16 encoder), float64 for a
+            float64 encoder.
         """
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_encoder):
             tokens = self.encoder(x, final_norm=self.final_norm)
         # pooled in float32 even under autocast (as the embedders pool): a bf16 matmul would
         # round the correlations of "connectivity" and "lagged" to about 3 digits
         with torch.autocast(tokens.device.type, enabled=False):
-            return self.pooling(tokens.float())
+            return self.pooling(tokens.to(torch.promote_types(tokens.dtype, torch.float32)))
 
     def forward(self, x):
         """Outputs ``(batch, n_outputs)`` for windows ``(batch, n_frames, n_regions)``.
@@ -176,4 +178,5 @@ class EncoderWithHead(nn.Module):
         torch.Tensor
             ``(batch, n_outputs)`` head outputs.
         """
-        return self.head(self.forward_features(x))
+        # the features in the head's dtype (a module cast with .double() or .to(torch.bfloat16))
+        return self.head(self.forward_features(x).to(self.head.linear.weight.dtype))

@@ -43,7 +43,19 @@ def jepa_loss(predictions, targets, loss="l2"):
     -------
     torch.Tensor
         Scalar loss in float32.
+
+    Raises
+    ------
+    ValueError
+        When ``predictions`` and ``targets`` differ in shape (they would broadcast), or there
+        is no target token to average over (the loss would be NaN).
     """
+    if predictions.shape != targets.shape:
+        raise ValueError(f"predictions of shape {tuple(predictions.shape)} and targets of "
+                         f"shape {tuple(targets.shape)} differ")
+    if not predictions.numel():
+        raise ValueError(f"no target token to average the loss over (predictions of shape "
+                         f"{tuple(predictions.shape)}): target_idx must select at least one")
     predictions, targets = predictions.float(), targets.float()
     if loss == "l2":
         # summed over the features (the paper's distance), averaged over the target tokens

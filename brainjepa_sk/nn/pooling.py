@@ -55,6 +55,8 @@ class TokenPooling(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
         if mode != "mean" and n_regions is None:
             raise ValueError(f"pooling={mode!r} needs n_regions")
+        if n_regions is not None and n_regions < 1:
+            raise ValueError(f"n_regions must be at least 1, got {n_regions}")
         self.mode = mode
         self.n_regions = n_regions
 
@@ -108,15 +110,23 @@ class TokenPooling(nn.Module):
         Raises
         ------
         ValueError
-            For ``"roi_std"`` and ``"lagged"`` with fewer than 2 time patches per region.
+            When the number of tokens is not a multiple of ``n_regions`` (every mode but
+            ``"mean"``), and for ``"roi_std"`` and ``"lagged"`` with fewer than 2 time
+            patches per region.
         """
         if self.mode == "mean":
             return tokens.mean(dim=1)
-        grid = tokens.reshape(tokens.shape[0], self.n_regions, -1, tokens.shape[-1])
+        batch, n_tokens, dim = tokens.shape
+        if n_tokens % self.n_regions:
+            raise ValueError(f"pooling={self.mode!r} over {self.n_regions} regions needs a "
+                             f"multiple of {self.n_regions} tokens, got {n_tokens}")
+        grid = tokens.reshape(batch, self.n_regions, n_tokens // self.n_regions, dim)
         if self.mode in ("roi_std", "lagged") and grid.shape[2] < 2:
             # a spread, or a lag, over one time patch is no signal (the lag would be 0 / 0)
             raise ValueError(f"pooling={self.mode!r} needs at least 2 time patches per "
                              f"region, got {grid.shape[2]}")
+        if not batch:  # no window: nothing to pool (torch's std warns over an empty batch)
+            return tokens.new_zeros(0, self.n_features(dim))
         if self.mode == "roi":
             return grid.mean(2).flatten(1)
         if self.mode == "roi_std":

@@ -53,8 +53,8 @@ class GradientPositionalEmbedding(nn.Module):
     Parameters
     ----------
     gradients : torch.Tensor or array-like of shape (n_regions, n_components)
-        Each region's coordinates on the connectivity gradients. Stored as a buffer, so it moves
-        with the module and is saved in its state dict.
+        Each region's coordinates on the connectivity gradients, finite, at least one region.
+        Stored as a buffer, so it moves with the module and is saved in its state dict.
     embed_dim : int
         Width ``D`` of the code; must be a multiple of 4.
 
@@ -71,6 +71,12 @@ class GradientPositionalEmbedding(nn.Module):
             raise ValueError(
                 f"gradients must be 2-D (n_regions, n_components), got shape {tuple(gradients.shape)}"
             )
+        if not gradients.shape[0]:
+            raise ValueError("gradients must have a row per region, got none (shape "
+                             f"{tuple(gradients.shape)})")
+        # one NaN would make every region's position NaN (the min-max scaling spans them all)
+        if gradients.device.type != "meta" and not bool(torch.isfinite(gradients).all()):
+            raise ValueError("gradients must be finite: they hold NaN or infinite values")
         if embed_dim % 4:
             raise ValueError(f"embed_dim must be a multiple of 4, got {embed_dim}")
         self.embed_dim = int(embed_dim)
@@ -90,7 +96,7 @@ class GradientPositionalEmbedding(nn.Module):
         self._time_tables = {}
         return super()._apply(fn, *args, **kwargs)
 
-    def time_table(self, n_patches, device):
+    def time_table(self, n_patches, device, dtype=torch.float32):
         """The cached ``(n_patches, embed_dim / 2)`` sine-cosine half on ``device``.
 
         Parameters
@@ -98,23 +104,27 @@ class GradientPositionalEmbedding(nn.Module):
         n_patches : int
             Number of time patches ``P``.
         device : str or torch.device
-            Where the table lives; one table is cached per ``(n_patches, device)`` (none
-            while ``torch.compile`` traces).
+            Where the table lives; one table is cached per ``(n_patches, device, dtype)``
+            (none while ``torch.compile`` traces).
+        dtype : torch.dtype, default=torch.float32
+            dtype of the table (float64 for a float64 module).
 
         Returns
         -------
         torch.Tensor
-            ``(n_patches, embed_dim // 2)`` float32 table (the cached tensor itself: do not
-            modify it in place).
+            ``(n_patches, embed_dim // 2)`` table (the cached tensor itself: do not modify it
+            in place).
         """
         if torch.compiler.is_compiling():
             # a compiled graph folds the table into a constant; filling the cache there would
             # change what the graph guards on and force a recompilation
-            return sincos_time_embedding(n_patches, self.embed_dim // 2, device=device)
-        key = (int(n_patches), torch.device(device))
+            return sincos_time_embedding(n_patches, self.embed_dim // 2, device=device,
+                                         dtype=dtype)
+        key = (int(n_patches), torch.device(device), dtype)
         table = self._time_tables.get(key)
         if table is None:
-            table = sincos_time_embedding(n_patches, self.embed_dim // 2, device=device)
+            table = sincos_time_embedding(n_patches, self.embed_dim // 2, device=device,
+                                          dtype=dtype)
             self._time_tables[key] = table
         return table
 
@@ -134,18 +144,23 @@ class GradientPositionalEmbedding(nn.Module):
         Returns
         -------
         torch.Tensor
-            ``(n_regions * n_patches, embed_dim)`` float32 table in region-major token order
-            (``index = r * P + p``), time half first.
+            ``(n_regions * n_patches, embed_dim)`` table in region-major token order
+            (``index = r * P + p``), time half first. float32, also under autocast and for a
+            module cast to bfloat16 or float16 (the callers cast it to their tokens' dtype);
+            float64 for a float64 module.
         """
         half = self.embed_dim // 2
-        # Always float32: a bf16 min-max scaling would visibly quantise the positions.
+        # At least float32: a bf16 min-max scaling would visibly quantise the positions.
+        weight, bias = self.gradient_proj.weight, self.gradient_proj.bias
+        dtype = torch.promote_types(weight.dtype, torch.float32)
         with torch.autocast(self.gradients.device.type, enabled=False):
-            space = self.gradient_proj(self.gradients.float())
+            space = nn.functional.linear(self.gradients.to(dtype), weight.to(dtype),
+                                         None if bias is None else bias.to(dtype))
             lo, hi = space.min(), space.max()
             # an all-zero gradient table maps every region to one value (the map's bias, zero
             # at initialisation): no spread to scale by, and 0 / 0 would make every position NaN
             space = 2.0 * (space - lo) / (hi - lo).clamp_min(torch.finfo(space.dtype).tiny) - 1.0
-        time = self.time_table(n_patches, space.device)
+        time = self.time_table(n_patches, space.device, dtype)
         n_regions = self.n_regions
         table = torch.cat(
             [

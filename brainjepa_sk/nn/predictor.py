@@ -86,7 +86,8 @@ class BrainPredictor(nn.Module):
         n_patches = self.n_patches if n_patches is None else int(n_patches)
         if n_patches is None:
             raise ValueError("n_patches is needed to decode token indices; pass it to forward")
-        pos = self.pos_embed(n_patches)[None].expand(context_tokens.shape[0], -1, -1)
+        pos = self.pos_embed(n_patches).to(self.predictor_embed.weight.dtype)
+        pos = pos[None].expand(context_tokens.shape[0], -1, -1)
         context = self.predictor_embed(context_tokens) + gather_tokens(pos, context_idx)
         queries = self.mask_token + gather_tokens(pos, target_idx)
         tokens = torch.cat([context, queries.to(context.dtype)], dim=1)

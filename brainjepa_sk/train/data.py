@@ -223,7 +223,16 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     -------
     torch.utils.data.DataLoader
         ``len(loader)`` is the number of steps per epoch.
+
+    Raises
+    ------
+    ValueError
+        When the sampler gives no window (an empty dataset), or ``batch_size`` is below 1.
     """
+    if not len(sampler):  # torch would complain of a batch_size of 0, which was not asked for
+        raise ValueError("the sampler gives no window to load (is the dataset empty?)")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     return torch.utils.data.DataLoader(
         dataset,
         batch_size=min(int(batch_size), len(sampler)),

@@ -224,7 +224,8 @@ class PretrainLoop:
         try:
             batches = iter(self.loader)  # with workers, this already draws the pass's order
             for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
-                next(batches)
+                if next(batches, None) is None:  # a shorter loader than the state's: pass done
+                    break
             self._skip_batches = 0
             self._run_batches(batches)
         except BaseException:
@@ -233,9 +234,11 @@ class PretrainLoop:
             elif pass_start is not None:
                 sampler.load_state_dict(pass_start)
             raise
-        # one host synchronisation per epoch
+        # one host synchronisation per epoch; the mean over the steps this epoch had (a state
+        # resumed with a loader of another length had some steps of another pass length)
+        n_steps = self.step_in_epoch or self.steps_per_epoch
         self.history.append({"epoch": self.epoch,
-                             "loss": float(self._epoch_loss) / self.steps_per_epoch,
+                             "loss": float(self._epoch_loss) / n_steps,
                              "lr": self.schedule(self.step - 1)[0]})  # at the last step
         self.epoch += 1
         self.step_in_epoch = 0
@@ -243,6 +246,11 @@ class PretrainLoop:
 
     def _run_batches(self, batches):
         for x in batches:
+            if not isinstance(x, torch.Tensor):  # e.g. the [x] of a TensorDataset's loader
+                raise TypeError(
+                    f"the loader must yield (batch, n_frames, n_regions) tensors, got a "
+                    f"{type(x).__name__}; with a TensorDataset, yield its tensor "
+                    "(e.g. window_loader(WindowDataset(windows), ...))")
             lr, weight_decay, momentum = self.schedule(self.step)
             set_hyperparameters(self.optimizer, lr, weight_decay)
             loss = self.train_step(x.to(self.device, non_blocking=True), momentum)

@@ -50,8 +50,16 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forwar
     torch.Tensor
         The batch's loss (the mean of its micro-batches' losses), detached (not synchronised:
         call ``.item()`` only when you need the number).
+
+    Raises
+    ------
+    ValueError
+        When ``momentum`` is not in ``[0, 1]`` or ``len(x)`` is not a multiple of
+        ``accumulation_steps`` (before anything is changed).
     """
     forward = model if forward is None else forward
+    if not 0.0 <= float(momentum) <= 1.0:  # before the update, not after it (by ema_update)
+        raise ValueError(f"momentum must be in [0, 1], got {momentum}")
     n_micro = int(accumulation_steps)
     if n_micro < 1 or len(x) % n_micro:
         raise ValueError(f"a batch of {len(x)} windows cannot be split into "
