@@ -20,6 +20,17 @@ mkdir -p "$OUT"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PY:-python3}
 BENCH="$PY benchmarks/bench_model.py ${BENCH_ARGS:-}"
+# torch.compile's kernels in a cache of this run's own. A compilation cut by `timeout` can
+# leave a half-written kernel library there, which a later step would load and die on
+# ("invalid ELF header"): after a step stopped so, the cache starts afresh.
+export TORCHINDUCTOR_CACHE_DIR="$(mktemp -d)"
+trap 'rm -rf "$TORCHINDUCTOR_CACHE_DIR"' EXIT
+fresh_cache_if_cut() {
+  if [ "$1" -eq 124 ] || [ "$1" -eq 137 ]; then
+    rm -rf "$TORCHINDUCTOR_CACHE_DIR"
+    TORCHINDUCTOR_CACHE_DIR="$(mktemp -d)"
+  fi
+}
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda)"
@@ -40,6 +51,7 @@ fi
 timeout "${TEST_S:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider \
   tests/test_masking.py tests/test_training.py tests/test_embed.py tests/test_pretrain.py \
   $FINETUNE_TESTS 2>&1 | tee "$OUT/gpu_tests.txt" | tail -15
+fresh_cache_if_cut $?
 
 # 2. Timings with their correctness checks (research anchors in benchmarks/README.md), one JSON
 #    line each: base, 450 regions x 160 frames. Eager with the bf16 matmul peak and a profile of
@@ -48,25 +60,32 @@ timeout "${TEST_S:-90}" $PY -m pytest -q -m gpu -p no:cacheprovider \
 #    kernel, CUDA graphs.
 timeout "${BENCH_S:-100}" $BENCH --what both --steps 20 --warmup 5 --peak \
   --profile "$OUT/profile_eager.txt" 2>&1 | tee -a "$OUT/bench.jsonl" | tail -3
+fresh_cache_if_cut $?
 timeout "${COMPILE_S:-140}" $BENCH --what both --steps 20 --warmup 5 \
   --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
+fresh_cache_if_cut $?
 # fine-tuning (BrainJEPAClassifier on skorch, the whole encoder over all 4500 tokens, batch 16),
 # eager then with skorch's compile=True, when skorch could be installed
 if [ -n "$FINETUNE_TESTS" ]; then
   timeout "${FINETUNE_S:-60}" $BENCH --what finetune --steps 10 \
     --warmup 3 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+  fresh_cache_if_cut $?
   timeout "${FINETUNE_COMPILE_S:-100}" $BENCH --what finetune \
     --steps 10 --warmup 3 --compile 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+  fresh_cache_if_cut $?
 fi
 for backend in cudnn flash; do
   timeout "${BACKEND_S:-40}" $BENCH --what both --steps 10 --warmup 3 \
     --sdpa-backend $backend 2>&1 | tee -a "$OUT/bench.jsonl" | tail -2
+  fresh_cache_if_cut $?
 done
 # gradient accumulation: batch 16 as 2 micro-batches of 8 (the activations of 8 in memory)
 timeout "${ACCUMULATION_S:-40}" $BENCH --what train --steps 10 \
   --warmup 3 --accumulation-steps 2 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+fresh_cache_if_cut $?
 timeout "${GRAPHS_S:-120}" $BENCH --what train --steps 20 --warmup 5 \
   --compile --compile-mode reduce-overhead 2>&1 | tee -a "$OUT/bench.jsonl" | tail -1
+fresh_cache_if_cut $?
 
 # 3. Optional, when .sweep/data.npz was carried: the demo's pretraining search, 12 jobs at a time.
 if [ -f .sweep/data.npz ]; then
