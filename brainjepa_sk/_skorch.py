@@ -364,11 +364,12 @@ class WarmupCosineLR(Callback):
 def is_windows(X, net):
     """Whether ``X`` is training windows: skorch's own scoring during ``fit`` passes them back
     (as a dataset, or as its ``WindowArray`` when it does not cache the forward pass, or, in
-    ``BatchScoring``, as the batch's tensor), or a ``Subset`` of them, however nested (a split
-    of one's own may subset skorch's). Anything else, even during ``fit`` (e.g. from a
+    ``BatchScoring``, as the batch's own tensor, which the net notes while its callbacks see
+    the batch's end), or a ``Subset`` of them, however nested (a split of one's own may subset
+    skorch's). Anything else, even during ``fit`` (e.g. a tensor of subjects from a
     callback), is subjects."""
-    if isinstance(X, torch.Tensor) and net.__dict__.get("_training_", False):
-        return True
+    if isinstance(X, torch.Tensor):
+        return X is net.__dict__.get("_batch_windows_")
     while isinstance(X, Subset):  # a split of one's own may take a subset of a subset
         X = X.dataset
     return isinstance(X, (WindowArray, SubjectWindows))

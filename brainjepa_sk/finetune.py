@@ -257,9 +257,13 @@ class _FineTuneBase(SubjectsInputMixin):
         own = {key: params.pop(key) for key in list(params)
                if initialized and self._set_outside_skorch(key)}
         super().set_params(**params)
-        if "callbacks" in params and initialized:
+        replaced = any(key.startswith("callbacks__") and "__" not in key[len("callbacks__"):]
+                       for key in params)
+        if ("callbacks" in params or replaced) and initialized:
             # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
-            # would be missing from a continued fit (warm_start, partial_fit)
+            # would be missing from a continued fit (warm_start, partial_fit); and it puts a
+            # callback set by name (callbacks__lr_schedule=None) into callbacks_ as given,
+            # None or not initialized, which the next fit would call
             self._initialize_callbacks()
         if own:
             with restore_on_error(self):
@@ -779,6 +783,29 @@ class _FineTuneBase(SubjectsInputMixin):
         return self._fit_subjects(X, y, self._is_fitted(), fit_params, classes=classes,
                                   routing="partial_fit")
 
+    def notify(self, method_name, **cb_kwargs):
+        """skorch's dispatch to the net's and the callbacks' hooks.
+
+        While the callbacks see the end of a batch, the batch's tensor of windows is noted:
+        skorch's ``BatchScoring`` passes it to ``predict``, which then scores those windows;
+        any other tensor given to ``predict`` is subjects.
+
+        Parameters
+        ----------
+        method_name : str
+            The hook, e.g. ``"on_batch_end"``.
+        **cb_kwargs : dict
+            Its arguments.
+        """
+        batch = cb_kwargs.get("batch")
+        if method_name != "on_batch_end" or not isinstance(batch, (tuple, list)):
+            return super().notify(method_name, **cb_kwargs)
+        self._batch_windows_ = unpack_data(batch)[0]
+        try:
+            return super().notify(method_name, **cb_kwargs)
+        finally:
+            self.__dict__.pop("_batch_windows_", None)
+
     def _is_fitted(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
 
@@ -794,6 +821,16 @@ class _FineTuneBase(SubjectsInputMixin):
         check_parameters(self)
         self._refuse_module_settings(self.get_params(deep=False))
         device = self._torch_device()
+        split = self.train_split
+        if not (callable(split) or split is None
+                or isinstance(split, numbers.Number) and split == 0):
+            # skorch would call it only after the preprocessing and the model are built
+            # (False and 0, which skorch takes as None, stay allowed)
+            raise ValueError(
+                f"train_split={self.train_split!r} is not a split skorch can call: pass None "
+                "(train on every subject) or a callable such as "
+                "brainjepa_sk.finetune.SubjectValidSplit(0.2), which holds out whole subjects "
+                "(a fraction or a scikit-learn CV object is not one)")
         if "sample_weight" in fit_params:
             hint = "weigh the classes with class_weight" if hasattr(self, "class_weight") else (
                 "repeat subjects to weigh them")

@@ -17,7 +17,7 @@ import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils.class_weight import compute_class_weight
 from skorch.callbacks import Callback, EarlyStopping, EpochScoring
 from skorch.dataset import ValidSplit
@@ -721,6 +721,19 @@ def test_a_split_of_ones_own_may_give_subsets_of_subsets_of_the_windows():
 def test_a_fraction_of_subjects_outside_zero_one_is_refused(fraction):
     with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
         SubjectValidSplit(fraction, random_state=0).split_subjects(np.zeros(10))
+
+
+@pytest.mark.parametrize("split", [0.2, KFold(3)])
+def test_a_train_split_that_is_not_callable_is_refused_naming_what_to_pass(split):
+    """A fraction or a CV object (skorch calls train_split) is named before any work, and a
+    fitted estimator keeps its model; skorch had failed with "'float' object is not
+    callable" once the model was built."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    before = clf.predict_proba(X)
+    with pytest.raises(ValueError, match="train_split=.*SubjectValidSplit"):
+        clf.set_params(train_split=split).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
 
 
 def test_the_subject_split_splits_the_windows_of_brainjepa_estimators_only():
@@ -1809,6 +1822,24 @@ def test_callbacks_set_on_a_fitted_net_run_in_the_continued_fit():
     assert dict(clf.callbacks_)["count"].epochs == 2
 
 
+def test_a_callback_replaced_or_removed_by_name_on_a_fitted_net_works_in_the_next_fit():
+    """skorch put callbacks__<name> set on a fitted net into callbacks_ as given: None (the
+    next fit failed with "vars() argument must have __dict__ attribute") or not initialized
+    (PrintLog: "no attribute 'keys_ignored_'")."""
+    from skorch.callbacks import PrintLog
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, lr=1e-2, layer_decay=0.5))
+    clf.fit(X, y).set_params(callbacks__lr_schedule=None).fit(X, y)
+    assert "lr_schedule" not in dict(clf.callbacks_) and "lr" not in clf.history_[-1]
+    # without the schedule, each group learns at lr times its scale
+    np.testing.assert_allclose([group["lr"] for group in clf.optimizer_.param_groups],
+                               [1e-2 * group["lr_scale"] for group in clf.optimizer_.param_groups])
+    lines = []
+    clf.set_params(callbacks__print_log=PrintLog(sink=lines.append), verbose=1).partial_fit(X, y)
+    assert len(lines) == 3  # the table's header, rule and one epoch
+
+
 def test_predict_from_a_callback_during_fit_treats_its_input_as_subjects():
     """Subjects given to predict during fit are preprocessed, windowed and averaged as after
     fit (not taken for the training windows that skorch's own scoring passes)."""
@@ -1820,6 +1851,30 @@ def test_predict_from_a_callback_during_fit_treats_its_input_as_subjects():
                               **fast(max_epochs=1)).fit(X, labels)
     assert set(monitor.predictions_) <= {"a", "b"}
     np.testing.assert_allclose(monitor.proba_, clf.predict_proba(held_out), rtol=1e-6)
+
+
+def test_a_tensor_of_subjects_predicted_from_a_callback_during_fit_is_subjects_too():
+    """Only the batch tensor that skorch's BatchScoring passes is windows: a tensor of
+    subjects given to predict during fit is preprocessed, cut and averaged (it had been run
+    as windows: the classifier's encoded labels, the regressor's scaled targets)."""
+    labels = np.array(["a", "b"] * 4)
+    X = offset_subjects(np.where(labels == "b", 1.0, 0.0))
+    held_out = torch.from_numpy(X[:3])
+    monitor = PredictsSubjects(held_out)
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=[monitor], window="sliding", stride=4,
+                              **fast(max_epochs=1)).fit(X, labels)
+    assert set(monitor.predictions_) <= {"a", "b"}
+    np.testing.assert_allclose(monitor.proba_, clf.predict_proba(held_out), rtol=1e-6)
+
+    class Predicts(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.predictions_ = net.predict(held_out)
+
+    monitor = Predicts()
+    reg = BrainJEPARegressor(tiny_module(), callbacks=[monitor], window="sliding", stride=4,
+                             **fast(max_epochs=1)).fit(X, 50.0 + 10 * (labels == "b"))
+    assert monitor.predictions_.shape == (3,)  # in the units of y, one a subject
+    np.testing.assert_allclose(monitor.predictions_, reg.predict(held_out), rtol=1e-6)
 
 
 def test_a_validation_set_that_is_not_windows_of_the_fit_is_refused():
