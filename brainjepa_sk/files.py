@@ -16,6 +16,7 @@ import csv
 import glob
 import math
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -111,16 +112,20 @@ def _numbers(cells):
 
 def _has_header(first_line, second_line, separator):
     """Whether the first line holds region names: a cell that is not a number, or only
-    distinct integers (pandas' default column names, atlas labels) above a line with fractions;
-    a repeated integer is data (a first frame of zeros, censored and zero-filled)."""
-    first = _numbers(_cells(first_line, separator))
+    integers written as such (pandas' default column names, atlas labels, which may repeat
+    across the hemispheres) above a line with fractions. Numbers written with a decimal point
+    or an exponent (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are data, and
+    so is one value in every cell (a first frame of zeros, censored and zero-filled)."""
+    cells = _cells(first_line, separator)
+    first = _numbers(cells)
     if first is None:
         return True
     second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
-    numbers = [value for value in first if value == value]  # NaN (missing) left out
-    # infinities are neither (int() refuses them; the reader names them afterwards)
-    integers = bool(numbers) and len(set(numbers)) == len(numbers) and all(
-        math.isfinite(value) and value == int(value) for value in numbers)
+    written = [cell for cell, value in zip(cells, first) if value == value]  # NaN left out
+    numbers = [value for value in first if value == value]
+    constant = len(numbers) > 1 and len(set(numbers)) == 1
+    integers = bool(written) and not constant and all(
+        re.fullmatch(r"[+-]?\d+", cell) for cell in written)
     fractions = second is not None and any(
         math.isfinite(value) and value != int(value) for value in second)
     return integers and fractions
@@ -215,7 +220,10 @@ def _read_csv_table(path, column="region"):
     values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
         _check_line_lengths(path, separator, column)
-    if _counts_rows(values[:, 0]) and not any(map(_counts_rows, values[:, 1:].T)):
+    # an index is beside the data: a table of one column has none (a one-component gradient
+    # may be a ramp, the regions in their order)
+    if (values.shape[1] > 1 and _counts_rows(values[:, 0])
+            and not any(map(_counts_rows, values[:, 1:].T))):
         name = f" {str(table.columns[0]).strip()!r}" if header is not None else ""
         raise ValueError(
             f"its first column{name} counts the rows ({', '.join(f'{v:g}' for v in values[:3, 0])}"

@@ -16,6 +16,7 @@ this module adds is what subjects' fMRI need:
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 
 import numpy as np
@@ -256,17 +257,18 @@ class _FineTuneBase(SubjectsInputMixin):
         # fine-tuning lost): those are set here
         own = {key: params.pop(key) for key in list(params)
                if initialized and self._set_outside_skorch(key)}
-        super().set_params(**params)
-        replaced = any(key.startswith("callbacks__") and "__" not in key[len("callbacks__"):]
-                       for key in params)
-        if ("callbacks" in params or replaced) and initialized:
-            # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
-            # would be missing from a continued fit (warm_start, partial_fit); and it puts a
-            # callback set by name (callbacks__lr_schedule=None) into callbacks_ as given,
-            # None or not initialized, which the next fit would call
-            self._initialize_callbacks()
-        if own:
-            with restore_on_error(self):
+        # the settings given with them (max_epochs, lr, ...) are undone too when those fail
+        with restore_on_error(self) if own else contextlib.nullcontext():
+            super().set_params(**params)
+            replaced = any(key.startswith("callbacks__")
+                           and "__" not in key[len("callbacks__"):] for key in params)
+            if ("callbacks" in params or replaced) and initialized:
+                # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
+                # would be missing from a continued fit (warm_start, partial_fit); and it puts
+                # a callback set by name (callbacks__lr_schedule=None) into callbacks_ as
+                # given, None or not initialized, which the next fit would call
+                self._initialize_callbacks()
+            if own:
                 for key, value in own.items():
                     setattr(self, key, value)
                 # a new set (restored on error), for skorch's check of the prefixed names

@@ -53,7 +53,9 @@ def load_gradients(source):
     source : str, path-like or array-like
         A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
         anything else whitespace-separated; an optional header line of names is skipped, and
-        an unnamed first column, a table index, is refused), or an array of shape
+        in a ``.csv`` or ``.tsv`` table a table index, an unnamed first column or one that
+        rises by the same step on every row where no other column does, is refused), or an
+        array of shape
         ``(n_regions, n_components)``. The research atlas file ``gradient_mapping_450.csv``
         (450 rows, 30 columns, no header) loads as it is.
 

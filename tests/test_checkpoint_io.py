@@ -109,6 +109,17 @@ def test_a_single_gradient_is_one_column(tmp_path, suffix):
     np.testing.assert_allclose(load_gradients(path), gradient)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_single_gradient_rising_by_a_constant_step_is_no_index(tmp_path, suffix):
+    """An index column is beside the data: a one-column table has none. A one-component
+    gradient that is a ramp (the regions in their order) had been refused as a table index,
+    with the advice to remove its only column."""
+    gradient = np.linspace(-1, 1, 6)[:, None]
+    path = tmp_path / f"g{suffix}"
+    np.savetxt(path, gradient, header="g0", comments="")
+    np.testing.assert_allclose(load_gradients(path), gradient)
+
+
 def test_gradient_arrays_load_as_float64_and_must_not_be_empty():
     loaded = load_gradients(np.arange(6).reshape(3, 2))
     assert loaded.dtype == np.float64

@@ -209,6 +209,31 @@ def test_a_first_frame_of_zeros_is_data_not_a_header_of_integer_labels(tmp_path,
     np.testing.assert_allclose(read, rows, atol=1e-5)
 
 
+def test_integer_labels_repeated_across_the_hemispheres_are_a_header(tmp_path):
+    """Labels that repeat but are not all one value are names: a rule refusing every repeated
+    integer as a header read them as a first frame of data (1, 2, 3, 1, 2, 3)."""
+    rows = np.random.default_rng(14).standard_normal((6, 4))
+    path = _table(tmp_path / "sub.csv", rows, first="1,2,1,2")
+    read = read_subject_file(path)
+    assert isinstance(read, pd.DataFrame) and read.shape == (6, 4)
+    np.testing.assert_allclose(read.to_numpy(), rows)
+
+
+@pytest.mark.parametrize("fmt", ["%.1f", "%.18e"])
+@pytest.mark.parametrize("n_columns", [1, 3])
+def test_whole_numbers_written_as_floats_above_fractions_are_data(tmp_path, fmt, n_columns):
+    """A first row of whole numbers written as floats (-1.0, 2.0e+00: as NumPy and pandas
+    write them) is data, not integer labels; a one-column table (a gradient) included. Such a
+    row had been taken for a header: the frame lost, or the file refused."""
+    rows = np.random.default_rng(15).standard_normal((6, n_columns)).round(1)
+    rows[0] = np.arange(-1, n_columns - 1)
+    np.savetxt(tmp_path / "sub.csv", rows, delimiter=",", fmt=fmt)
+    read = read_subject_file(tmp_path / "sub.csv")
+    assert isinstance(read, np.ndarray)
+    np.testing.assert_allclose(read, rows)
+    np.testing.assert_allclose(load_gradients(tmp_path / "sub.csv"), rows)
+
+
 @pytest.mark.parametrize("style", ["bom", "quoted", "trailing separator"])
 def test_headerless_files_keep_their_first_timepoint(tmp_path, style):
     rows = np.random.default_rng(1).standard_normal((5, 3))

@@ -536,6 +536,11 @@ def test_the_optimizer_of_a_fitted_net_may_be_changed_and_is_checked_at_once():
     with pytest.raises(TypeError, match="betas"):  # SGD takes no betas
         fitted.set_params(optimizer=torch.optim.SGD)
     assert fitted.optimizer is torch.optim.AdamW and fitted.optimizer_ is adamw
+    # nor are the settings given with it (they had been kept)
+    with pytest.raises(TypeError, match="betas"):
+        fitted.set_params(optimizer=torch.optim.SGD, max_epochs=7, iterator_train__shuffle=False)
+    assert fitted.max_epochs == 1 and fitted.get_params()["iterator_train__shuffle"] is True
+    assert fitted.optimizer is torch.optim.AdamW and fitted.optimizer_ is adamw
 
 
 def test_predict_warns_that_model_settings_changed_since_fit_need_a_refit():
