@@ -110,6 +110,36 @@ def _numbers(cells):
         return None
 
 
+def _load_npy(path, mmap_mode=None):
+    """One array from an ``.npy`` file (no pickles), refusing an ``.npz`` archive so named
+    (``numpy.load`` reads one whatever its name).
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+    mmap_mode : {None, "r"}, default=None
+        As for :func:`numpy.load`.
+
+    Returns
+    -------
+    numpy.ndarray
+
+    Raises
+    ------
+    ValueError
+        For an ``.npz`` archive, or a file holding Python objects.
+    OSError, EOFError
+        As :func:`numpy.load` raises them (a truncated or unreadable file).
+    """
+    array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    if not isinstance(array, np.ndarray):
+        array.close()
+        raise ValueError("it is an .npz archive of arrays, not one .npy array: save each "
+                         "array with numpy.save")
+    return array
+
+
 def _has_header(first_line, second_line, separator):
     """Whether the first line holds region names: a cell that is not a number, or only
     integers written as such (pandas' default column names, atlas labels, which may repeat
@@ -271,12 +301,7 @@ def read_subject_file(path):
         )
     try:
         if suffix == ".npy":
-            series = np.load(path, mmap_mode="r", allow_pickle=False)
-            if not isinstance(series, np.ndarray):  # np.load reads an .npz whatever its name
-                series.close()
-                raise ValueError("it is an .npz archive of arrays, not one .npy array: save "
-                                 "each subject with numpy.save")
-            return series
+            return _load_npy(path, mmap_mode="r")
         if suffix in (".tsv", ".csv"):
             return _read_csv_table(path, column="region")
         with warnings.catch_warnings():

@@ -23,7 +23,7 @@ from ._base import (
     check_parameters,
     restore_on_error,
 )
-from .files import _read_csv_table
+from .files import _load_npy, _read_csv_table
 from .validation import (
     check_n_regions,
     first_name_difference,
@@ -80,10 +80,7 @@ def load_gradients(source):
             raise FileNotFoundError(f"gradient file not found: {path}")
         if path.suffix.lower() == ".npy":
             try:
-                array = np.load(path, allow_pickle=False)
-                if not isinstance(array, np.ndarray):  # np.load reads an .npz whatever its name
-                    array.close()
-                    raise ValueError("it is an .npz archive of arrays, not one array")
+                array = _load_npy(path)
             except (ValueError, OSError, EOFError) as error:
                 raise ValueError(
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
