@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ._warnings import warn_user
-from .gradients import load_gradients
+from .gradients import gradient_region_names, load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
@@ -586,7 +586,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
         ``BrainEncoder``, copied in float32 (a bf16 or float64 module too).
     gradients : str, path-like or array-like, optional
-        Gradient matrix of a research checkpoint given by path.
+        Gradient matrix of a research checkpoint given by path. A DataFrame indexed by region
+        names gives the returned ``region_names``.
     num_heads : int, optional
         Attention heads of a research checkpoint (default: those of the ViT size of its
         width, see :func:`load_research_checkpoint`).
@@ -670,8 +671,11 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             "with as gradients= (a CSV/NPY path or an array)"
         )
     model = load_research_checkpoint(weights, gradients, num_heads=num_heads)
+    # a gradient DataFrame indexed by region names names the regions of its rows: X's columns
+    # are checked against them, as against the names our checkpoints record
     return ResolvedWeights(model.target_encoder, model_t_r=model_t_r,
-                           n_frames=_trained_frames(model.config))
+                           n_frames=_trained_frames(model.config),
+                           region_names=gradient_region_names(gradients))
 
 
 def export_training_state(state_path, path):

@@ -41,7 +41,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         ``BrainJEPA`` (its target encoder is used) or a ``BrainEncoder``, copied in float32
         whatever its dtype (``precision`` sets the compute).
     gradients : str, path-like or array-like of shape (n_regions, n_components), optional
-        Gradient matrix of a research checkpoint given by path.
+        Gradient matrix of a research checkpoint given by path. A DataFrame indexed by region
+        names records them: X's columns are checked against them (see ``region_names_``).
     num_heads : int, optional
         Attention heads of a research checkpoint (default: those of the ViT size of its
         width, see :func:`~brainjepa_sk.checkpoint.load_research_checkpoint`).
@@ -115,8 +116,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     feature_names_in_ : ndarray of str
         Region names, when fitted on DataFrames with string columns.
     region_names_ : list of str or None
-        The regions the weights were pretrained on, when their checkpoint recorded them:
-        input with names (DataFrames, files with a header) must have them in this order.
+        The regions the weights were pretrained on, when their checkpoint recorded them (or
+        the index of a gradient DataFrame): input with names (DataFrames, files with a header)
+        must have them in this order.
     """
 
     # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit

@@ -1268,8 +1268,9 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     feature_names_in_ : ndarray of str
         Region names, when fitted on DataFrames with string columns (or files with a header).
     region_names_ : list of str or None
-        The regions the weights were pretrained on, when their checkpoint recorded them:
-        input with names (DataFrames, files with a header) must have them in this order.
+        The regions the weights were pretrained on, when their checkpoint recorded them (or
+        the index of a gradient DataFrame): input with names (DataFrames, files with a header)
+        must have them in this order.
     history_ : skorch.History
         Losses per epoch (and ``"lr"``).
 
@@ -1385,8 +1386,9 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
     feature_names_in_ : ndarray of str
         Region names, when fitted on DataFrames with string columns (or files with a header).
     region_names_ : list of str or None
-        The regions the weights were pretrained on, when their checkpoint recorded them:
-        input with names (DataFrames, files with a header) must have them in this order.
+        The regions the weights were pretrained on, when their checkpoint recorded them (or
+        the index of a gradient DataFrame): input with names (DataFrames, files with a header)
+        must have them in this order.
     history_ : skorch.History
         Losses per epoch (and ``"lr"``).
 

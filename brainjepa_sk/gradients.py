@@ -23,6 +23,7 @@ from ._base import (
     check_parameters,
     restore_on_error,
 )
+from ._warnings import warn_user
 from .files import _load_npy, _read_csv_table
 from .validation import (
     check_n_regions,
@@ -32,6 +33,64 @@ from .validation import (
 )
 
 __all__ = ["GradientPositioner", "load_gradients"]
+
+
+def gradient_region_names(source):
+    """Region names of a gradient DataFrame's rows: its index when every label is a string.
+
+    Parameters
+    ----------
+    source : object
+        Gradients as given (a DataFrame, an array, a path, ...).
+
+    Returns
+    -------
+    list of str or None
+        The index labels, or ``None`` for anything but a DataFrame indexed by strings (a
+        default integer index names no region).
+    """
+    if not hasattr(source, "columns") or not hasattr(source, "index"):
+        return None
+    labels = list(source.index)
+    if not labels or not all(isinstance(label, str) for label in labels):
+        return None
+    return labels
+
+
+def align_gradient_rows(source, gradients, region_names, what="gradients"):
+    """Put the rows of gradients given as a DataFrame indexed by region names in X's order.
+
+    Parameters
+    ----------
+    source : object
+        The gradients as given; only a DataFrame indexed by strings carries region names.
+    gradients : ndarray of shape (n_regions, n_components)
+        ``load_gradients(source)``.
+    region_names : array-like of str or None
+        X's region names (``feature_names_in_``); ``None`` keeps the rows as they are.
+    what : str, default="gradients"
+        The parameter, for the messages.
+
+    Returns
+    -------
+    ndarray of shape (n_regions, n_components)
+        The rows reordered to ``region_names`` when the index holds the same regions in another
+        order; else ``gradients`` itself (other names warn, and the rows are used in order).
+    """
+    own = gradient_region_names(source)
+    if own is None or region_names is None:
+        return gradients
+    names = [str(name) for name in region_names]
+    if own == names or len(own) != len(names):
+        return gradients  # a different count is the caller's error
+    if len(set(own)) == len(own) and sorted(own) == sorted(names):
+        row = {name: i for i, name in enumerate(own)}
+        return gradients[[row[name] for name in names]]
+    moved = [i for i, (a, b) in enumerate(zip(own, names)) if a != b]
+    examples = ", ".join(f"row {i} is {own[i]!r} where X has {names[i]!r}" for i in moved[:3])
+    warn_user(f"the region names of {what} (its index) differ from those of X ({examples}; "
+              f"{len(moved)} in all): its rows are used in order, as X's columns")
+    return gradients
 
 
 def _align(source, target):
@@ -199,12 +258,14 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         ``(n_timepoints, n_regions)`` arrays or DataFrames or a 3-D array; each subject's
         connectivity is nilearn's ``ConnectivityMeasure(kind="correlation")`` (Ledoit-Wolf
         shrunk). ``"connectivity"``: connectivity matrices, ``(n_subjects, n_regions, n_regions)``
-        or a single ``(n_regions, n_regions)`` matrix (array or DataFrame). Matrices given with
+        or a single ``(n_regions, n_regions)`` matrix (array or DataFrame; a DataFrame's rows
+        are matched to its columns by name when its index names them). Matrices given with
         ``"timeseries"`` (every subject square and symmetric with a unit diagonal) warn.
     reference : array-like of shape (n_regions, k) or path, default=None
         Gradients to align the group gradients to, with ``k >= n_components`` (only the first
         ``n_components`` columns are used), e.g. a published gradient file; loaded with
-        :func:`~brainjepa_sk.gradients.load_gradients`. ``None`` keeps the group gradients as
+        :func:`~brainjepa_sk.gradients.load_gradients`. A DataFrame indexed by the region names
+        of ``X`` is put in the order of its columns. ``None`` keeps the group gradients as
         computed.
     random_state : int, RandomState instance or None, default=0
         Seeds the starting vector of the eigen-solver. With ``"le"`` and ``"pca"`` the result
@@ -293,10 +354,12 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
                 suggestion = math.floor((1 - 2 / n_regions) * 100) / 100
                 while suggestion > 0 and int(n_regions * (1 - suggestion)) < 2:
                     suggestion = round(suggestion - 0.01, 2)
+                # with 2 regions only sparsity=0 (keep all) does; no value lies below it
+                lower = (f"e.g. {suggestion:.2f} or less" if suggestion > 0
+                         else "sparsity=0 or None keeps all")
                 problems.append(
                     f"sparsity={self.sparsity} keeps {kept} connection(s) per region out of "
-                    f"{n_regions} regions; at least 2 are needed. Lower sparsity (e.g. "
-                    f"{suggestion:.2f} or less)"
+                    f"{n_regions} regions; at least 2 are needed. Lower sparsity ({lower})"
                 )
         if problems:
             raise ValueError("; ".join(problems))
@@ -373,7 +436,8 @@ class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
         self._check_params(n_regions)
         reference = None
         if self.reference is not None:
-            reference = load_gradients(self.reference)
+            reference = align_gradient_rows(self.reference, load_gradients(self.reference),
+                                            names, what="reference")
             if reference.shape[0] != n_regions:
                 raise ValueError(
                     f"reference has {reference.shape[0]} rows but X has {n_regions} regions; "

@@ -29,7 +29,7 @@ from ._base import (
 )
 from ._warnings import warn_user
 from .checkpoint import _to_safe, save_checkpoint
-from .gradients import GradientPositioner, load_gradients
+from .gradients import GradientPositioner, align_gradient_rows, load_gradients
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler
@@ -99,7 +99,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     gradients : GradientPositioner, array-like, str or path-like, optional
         Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
         and fitted on the training ``X``; an array ``(n_regions, n_components)`` or a CSV/NPY
-        path is used as it is.
+        path is used as it is, its rows in the order of X's columns. A DataFrame indexed by
+        X's region names is put in the order of X's columns (other names warn).
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
         and ``num_heads``.
@@ -444,7 +445,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 "must be a GradientPositioner (fitted on X inside fit), a gradient matrix "
                 "(n_regions, n_components) or the path of one")
         else:
-            gradients = load_gradients(source)
+            # a DataFrame indexed by region names is put in the order of X's columns
+            gradients = align_gradient_rows(source, load_gradients(source),
+                                            getattr(self, "feature_names_in_", None))
         if gradients.shape[0] != n_regions:
             raise ValueError(
                 f"the gradients have {gradients.shape[0]} rows (regions) but X has {n_regions} "

@@ -9,6 +9,7 @@ clear error.
 from __future__ import annotations
 
 import hashlib
+import math
 import numbers
 import os
 from collections.abc import Mapping, Sequence
@@ -491,13 +492,27 @@ class ConvertedSubjects(Sequence):
                            ensure_min_features=1, input_name=f"X[{index}]")
 
 
+def _rows_in_column_order(matrix):
+    """A DataFrame whose index names the regions of its columns in another order, with its rows
+    put in the order of the columns (read by position, it is not symmetric)."""
+    if not hasattr(matrix, "columns") or not hasattr(matrix, "index"):
+        return matrix
+    rows, columns = list(matrix.index), list(matrix.columns)
+    if rows != columns and len(set(rows)) == len(rows) == len(columns) and set(rows) == set(
+            columns):
+        return matrix.loc[columns]
+    return matrix
+
+
 def validate_connectivity(X):
     """Check connectivity matrices (``GradientPositioner(kind="connectivity")``'s input).
 
     Parameters
     ----------
     X : array-like of shape (n_subjects, n_regions, n_regions) or (n_regions, n_regions)
-        Symmetric matrices (up to a rounding tolerance relative to the largest value).
+        Symmetric matrices (up to a rounding tolerance relative to the largest value). A
+        DataFrame whose index names its columns' regions in another order is read with its rows
+        in the order of the columns.
 
     Returns
     -------
@@ -515,8 +530,12 @@ def validate_connectivity(X):
     TypeError
         Column names of mixed types (some strings), as scikit-learn's estimators raise.
     """
+    if isinstance(X, (list, tuple)):
+        X = [_rows_in_column_order(matrix) for matrix in X]
+    else:
+        X = _rows_in_column_order(X)
     names = feature_names_of(X)
-    if names is None and isinstance(X, (list, tuple)):  # one DataFrame per subject
+    if names is None and isinstance(X, list):  # one DataFrame per subject
         for i, matrix in enumerate(X):
             try:
                 own = feature_names_of(matrix)
@@ -535,7 +554,7 @@ def validate_connectivity(X):
             dtype=np.float64,
             ensure_2d=False,
             allow_nd=True,
-            ensure_all_finite=True,
+            ensure_all_finite=False,  # checked below, naming the matrix and the diagonal
             input_name="X",
         )
     except TypeError as exc:
@@ -561,6 +580,16 @@ def validate_connectivity(X):
         ) from None
     if array.ndim == 2:
         array = array[np.newaxis]
+    if not np.isfinite(array).all():
+        if array.ndim != 3 or array.shape[1] != array.shape[2]:
+            raise ValueError("X holds NaN or infinite values")
+        bad = np.flatnonzero(~np.isfinite(array).reshape(len(array), -1).all(axis=1))[0]
+        finite = np.isfinite(array[bad])
+        np.fill_diagonal(finite, True)
+        where = ("on its diagonal only (e.g. the infinite Fisher z of a correlation of 1, or a "
+                 "diagonal set to NaN): set the diagonal to 1 with numpy.fill_diagonal"
+                 if finite.all() else "off its diagonal")
+        raise ValueError(f"connectivity matrix {bad} holds NaN or infinite values {where}")
     if array.ndim != 3 or array.shape[0] == 0:
         raise ValueError(
             "with kind='connectivity', X must be an array (n_subjects, n_regions, n_regions) or "
@@ -568,9 +597,17 @@ def validate_connectivity(X):
         )
     n_rows, n_cols = array.shape[1:]
     if n_rows != n_cols:
+        # nilearn's ConnectivityMeasure(vectorize=True) gives one row of n(n+1)/2 (or, without
+        # the diagonal, n(n-1)/2) values per subject
+        side = (math.isqrt(8 * n_cols + 1) - 1) // 2
+        vectors = np.ndim(X) == 2 and n_cols > 1 and side * (side + 1) // 2 == n_cols
+        advice = (" If the rows are vectorized matrices (a subject's lower triangle, as "
+                  "ConnectivityMeasure(vectorize=True) gives), pass the matrices "
+                  "(vectorize=False) or rebuild them with nilearn.connectome.vec_to_sym_matrix."
+                  if vectors else "") + " For time series use kind='timeseries'."
         raise ValueError(
             f"connectivity matrices must be square (n_regions, n_regions); got {n_rows} rows and "
-            f"{n_cols} columns. For time series use kind='timeseries'."
+            f"{n_cols} columns.{advice}"
         )
     # Tolerance relative to the largest magnitude, so rounding in saved files passes.
     tolerance = 1e-6 * max(1.0, float(np.abs(array).max()))

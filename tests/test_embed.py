@@ -92,6 +92,23 @@ def test_research_checkpoint_from_path_needs_gradients(official_dir, reference):
         BrainJEPAEmbedder(weights=official_dir / "checkpoint.pth.tar").fit(X)
 
 
+def test_gradients_indexed_by_region_names_are_checked_against_the_columns(official_dir,
+                                                                             reference):
+    """Gradients of a research checkpoint given as a DataFrame indexed by region names: X's
+    columns in another order are refused (each region would take another's position)."""
+    X = reference["x_nilearn"]
+    gradients = np.loadtxt(official_dir / "gradient.csv", delimiter=",", ndmin=2)
+    names = [f"roi{i}" for i in range(len(gradients))]
+    frame = pd.DataFrame(gradients, index=names)
+    params = dict(weights=official_dir / "checkpoint.pth.tar", num_heads=4, normalization=None)
+    same = BrainJEPAEmbedder(gradients=frame, **params).fit([pd.DataFrame(x, columns=names)
+                                                             for x in X])
+    assert same.region_names_ == names
+    reordered = [pd.DataFrame(x, columns=names)[names[::-1]] for x in X]
+    with pytest.raises(ValueError, match="in another order"):
+        BrainJEPAEmbedder(gradients=frame, **params).fit(reordered)
+
+
 @pytest.mark.parametrize(
     "pooling, reduce, suffix", [("roi", np.mean, ""), ("roi_std", np.std, "_std")]
 )

@@ -289,6 +289,11 @@ def test_sparsity_too_high_for_few_regions(X):
     assert GradientPositioner(n_components=3, sparsity=0.89).fit(X).gradients_.shape == (20, 3)
     with pytest.raises(ValueError, match=r"keeps 1 connection.*e\.g\. 0\.66 or less"):
         GradientPositioner(n_components=1, sparsity=0.7).fit(X[:, :, :6])
+    # two regions keep two connections only at sparsity 0: no lower value is proposed
+    with pytest.raises(ValueError, match=r"keeps 1 connection.*\(sparsity=0 or None keeps all\)$"):
+        GradientPositioner(n_components=1, sparsity=0.3, approach="pca").fit(X[:, :, :2])
+    assert GradientPositioner(n_components=1, sparsity=0, approach="pca").fit(
+        X[:, :, :2]).gradients_.shape == (2, 1)
     # both limits at once, as the pretrainer's default positioner meets them on a small atlas
     with pytest.raises(ValueError, match=r"n_components=19 is too large.*at most n_regions - 2 "
                                          r"= 18.*; sparsity=0\.9 keeps 1 connection"):
@@ -654,3 +659,47 @@ def test_a_list_of_connectivity_frames_keeps_and_checks_their_region_names():
     mixed = [frames[0], frames[1].set_axis([0, *names[1:]], axis=1)]
     with pytest.raises(TypeError, match="^matrix 1: "):
         clone(positioner).fit(mixed)
+
+
+def test_a_reference_indexed_by_region_names_follows_the_columns_of_X(X):
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    reference = GradientPositioner(**SMALL).fit(X).gradients_
+    order = np.random.default_rng(3).permutation(N_REGIONS)
+    shuffled = pd.DataFrame(reference[order], index=[names[i] for i in order])
+    aligned = GradientPositioner(**SMALL, reference=shuffled).fit(frames)
+    expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
+    np.testing.assert_allclose(aligned.gradients_, expected.gradients_)
+
+
+@pytest.mark.parametrize("discard_diagonal", [False, True])
+def test_vectorized_connectivity_is_refused_naming_the_vectors(X, discard_diagonal):
+    vectors = ConnectivityMeasure(kind="correlation", vectorize=True,
+                                  discard_diagonal=discard_diagonal).fit_transform(list(X))
+    with pytest.raises(ValueError, match="vectorize=False.*vec_to_sym_matrix"):
+        GradientPositioner(**SMALL, kind="connectivity").fit(vectors)
+
+
+def test_a_connectivity_frame_whose_rows_are_in_another_order_is_read_by_name(X):
+    """Rows and columns both name the regions: the rows follow the columns (read by position,
+    the matrix was refused as not symmetric)."""
+    matrices = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frame = pd.DataFrame(matrices[0], index=names, columns=names)
+    order = np.random.default_rng(3).permutation(N_REGIONS)
+    expected = GradientPositioner(**SMALL, kind="connectivity").fit(frame)
+    for shuffled in (frame.iloc[order], [frame.iloc[order]]):
+        positioner = GradientPositioner(**SMALL, kind="connectivity").fit(shuffled)
+        np.testing.assert_allclose(positioner.gradients_, expected.gradients_)
+        np.testing.assert_array_equal(positioner.feature_names_in_, names)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_a_non_finite_diagonal_is_named_as_such(X, value):
+    matrices = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:2]))
+    matrices[1][np.diag_indices(N_REGIONS)] = value
+    with pytest.raises(ValueError, match="matrix 1 .*diagonal only.*fill_diagonal"):
+        GradientPositioner(**SMALL, kind="connectivity").fit(matrices)
+    matrices[1][0, 1] = matrices[1][1, 0] = value
+    with pytest.raises(ValueError, match="matrix 1 .*off its diagonal"):
+        GradientPositioner(**SMALL, kind="connectivity").fit(matrices)

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
@@ -247,6 +248,23 @@ def test_an_estimator_other_than_a_positioner_is_refused_by_name():
     for estimator in (PCA(3), make_pipeline(GradientPositioner(n_components=3, sparsity=0.5))):
         with pytest.raises(ValueError, match="not a GradientPositioner"):
             _pretrainer(gradients=estimator, n_epochs=1).fit(X)
+
+
+def test_gradients_indexed_by_region_names_follow_the_columns_of_X():
+    """A gradient DataFrame indexed by X's region names, in another order, is put in the order
+    of X's columns (never used row by row); other names warn."""
+    X = _data(n_subjects=4)
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    gradients = np.random.default_rng(2).standard_normal((N_REGIONS, 4))
+    order = np.random.default_rng(3).permutation(N_REGIONS)
+    shuffled = pd.DataFrame(gradients[order], index=[names[i] for i in order])
+    model = _pretrainer(gradients=shuffled, n_epochs=1).fit(frames)
+    np.testing.assert_array_equal(model.gradients_, gradients)
+    other = pd.DataFrame(gradients, index=[f"other{i}" for i in range(N_REGIONS)])
+    with pytest.warns(UserWarning, match="region names of gradients.*differ"):
+        model = _pretrainer(gradients=other, n_epochs=1).fit(frames)
+    np.testing.assert_array_equal(model.gradients_, gradients)
 
 
 def test_gradients_from_a_file(tmp_path):
