@@ -80,6 +80,11 @@ _MASKING_OPTIONS = tuple(sorted(set(inspect.signature(SpatiotemporalMaskSampler)
                                 - set(MASKING_SET_BY_PRETRAINER)))
 
 
+# What a model_size dict may set: the encoder's sizes (and BrainJEPA's other architecture
+# settings that no parameter of the pretrainer sets).
+_MODEL_SIZE_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")
+
+
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     """Pretrain Brain-JEPA on subjects' ROI time series; ``transform`` gives their embeddings.
 
@@ -103,7 +108,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         X's region names is put in the order of X's columns (other names warn).
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
-        and ``num_heads``.
+        and ``num_heads`` (positive ints; ``embed_dim`` a multiple of 4 and of ``num_heads``,
+        as ``predictor_embed_dim`` must be too).
     patch_size : int, default=16
         Frames per time patch.
     n_frames : int, default=160
@@ -388,11 +394,31 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             missing = {"embed_dim", "depth", "num_heads"} - set(self.model_size)
             if missing:
                 raise ValueError(f"model_size dict misses {sorted(missing)}")
+            # the model's other settings are the pretrainer's parameters (a patch_size here
+            # was overridden by the parameter without a word)
+            unknown = sorted(set(self.model_size) - set(_MODEL_SIZE_KEYS), key=str)
+            if unknown:
+                raise ValueError(f"model_size dict has {unknown}, which are not sizes: its keys "
+                                 f"are {list(_MODEL_SIZE_KEYS)}")
             sizes = python_values(dict(self.model_size))  # saved with the run's state
+            for key in ("embed_dim", "depth", "num_heads"):
+                value = sizes[key]
+                if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+                        or value < 1):
+                    raise ValueError(f"model_size[{key!r}] must be a positive int, got "
+                                     f"{value!r}")
         check_window_patches(self.n_frames, self.patch_size)
         predictor_dim = self.predictor_embed_dim
         if predictor_dim is None:
             predictor_dim = min(384, sizes["embed_dim"])
+        # checked here, before any work, naming the parameter: the model would fail only after
+        # the gradients and statistics were fitted, calling either width "embed_dim"
+        for name, width, whose in (("model_size['embed_dim']", sizes["embed_dim"], ""),
+                                   ("predictor_embed_dim", predictor_dim, ", the predictor's too")):
+            if width % 4 or width % sizes["num_heads"]:
+                raise ValueError(
+                    f"{name}={width} must be a multiple of 4 (the position code's four parts) "
+                    f"and of the encoder's num_heads={sizes['num_heads']}{whose}")
         return dict(
             sizes,
             patch_size=int(self.patch_size),

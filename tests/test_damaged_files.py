@@ -128,11 +128,28 @@ def _short_legacy_file(good):
     return buffer.getvalue()[:10]
 
 
+def _four_junk_bytes(good):
+    return b"junk"  # torch's legacy reader fails in struct.unpack
+
+
+def _legacy_file_with_a_damaged_storage_key(good):
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buffer, _use_new_zipfile_serialization=False)
+    raw = bytearray(buffer.getvalue())
+    key = raw.find(b"cpu") - 20  # a digit of the storage's key, which its table then lacks
+    raw[key] = ord("x")
+    return bytes(raw)
+
+
+_NOT_A_STATE = r"is not a training state: it was not written by torch.save, or it is damaged"
+
+
 @pytest.mark.parametrize(("make", "problem"), [
     (_damaged_header, r"is truncated or damaged: not a complete training state \(Pytorch"),
-    (_short_legacy_file, r"is not a training state: it was not written by torch.save, or it "
-                         r"is damaged \(EOFError"),
-], ids=["damaged-header", "short-legacy-file"])
+    (_short_legacy_file, _NOT_A_STATE + r" \(EOFError"),
+    (_four_junk_bytes, _NOT_A_STATE + r" \(error"),
+    (_legacy_file_with_a_damaged_storage_key, _NOT_A_STATE + r" \(AssertionError"),
+], ids=["damaged-header", "short-legacy-file", "junk", "damaged-storage-key"])
 def test_load_file_names_damage_that_torch_reports_in_other_ways(files, tmp_path, make, problem):
     from brainjepa_sk.train.runtime import load_file
 

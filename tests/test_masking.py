@@ -201,6 +201,23 @@ def test_impossible_min_keep_is_refused():
         SpatiotemporalMaskSampler(10, 10, observation_scale=(0.5, 1.5))
 
 
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("min_keep", 0, r"min_keep must be an int >= 1 \(the fewest context tokens\), got 0"),
+    ("min_keep", -1, r"min_keep must be an int >= 1"),
+    ("min_keep", 2.5, r"min_keep must be an int >= 1 .*got 2\.5"),
+    ("min_keep", "4", r"min_keep must be an int >= 1 .*got '4'"),
+    ("static_shapes", "no", r"static_shapes must be True or False, got 'no'"),
+    ("static_shapes", 0, r"static_shapes must be True or False"),
+    ("count_quantile", "0.5", r"count_quantile must be in \[0, 1\], got '0.5'"),
+])
+def test_options_of_the_wrong_kind_are_refused_naming_the_option(option, value, message):
+    """min_keep went through int() (2.5 was 2, "4" was 4) and 0 or less let a batch train
+    on an empty context; static_shapes went through bool() ("no" was True); a string
+    count_quantile failed with a comparison TypeError naming no option."""
+    with pytest.raises(ValueError, match=message):
+        SpatiotemporalMaskSampler(8, 4, **{option: value})
+
+
 @pytest.mark.parametrize("value", [0.5, (0.1, 0.2, 0.3), "0.5", ("low", "high")])
 def test_a_range_that_is_not_a_pair_is_refused_naming_the_option(value):
     """A single fraction where a (low, high) range is expected (natural in a grid over
@@ -365,7 +382,7 @@ def test_a_cross_roi_span_wider_than_the_observation_block_is_cut_to_it():
             assert int(used.max() - used.min()) + 1 <= 5
 
 
-@pytest.mark.parametrize("edge_fraction", [0.0, -0.1, 0.6])
+@pytest.mark.parametrize("edge_fraction", [0.0, -0.1, 0.6, "0.3", True])
 def test_edge_fractions_outside_the_half_open_range_are_refused(edge_fraction):
     with pytest.raises(ValueError, match=r"edge_fraction must be in \(0, 0.5\]"):
         SpatiotemporalMaskSampler(24, 10, edge_fraction=edge_fraction)

@@ -1138,6 +1138,31 @@ def test_masking_options_the_pretrainer_sets_are_refused_before_any_work(key, mo
         _pretrainer(masking={key: 1}).fit(_data(4))
 
 
+@pytest.mark.parametrize(("params", "message"), [
+    # the predictor's position code failed as "embed_dim must be a multiple of 4, got 12"
+    (dict(predictor_embed_dim=12, model_size=dict(embed_dim=32, depth=1, num_heads=8)),
+     r"predictor_embed_dim=12 must be a multiple of 4 .* and of the encoder's num_heads=8"),
+    (dict(predictor_embed_dim=18), r"predictor_embed_dim=18 must be a multiple of 4"),
+    (dict(model_size=dict(embed_dim=12, depth=1, num_heads=5)),
+     r"model_size\['embed_dim'\]=12 must be a multiple of 4 .*num_heads=5"),
+    # a patch_size here was overridden by the parameter, without a word
+    (dict(model_size=dict(embed_dim=32, depth=1, num_heads=2, patch_size=2)),
+     r"model_size dict has \['patch_size'\], which are not sizes"),
+    (dict(model_size=dict(embed_dim=32.0, depth=1, num_heads=2)),
+     r"model_size\['embed_dim'\] must be a positive int, got 32\.0"),
+    (dict(model_size=dict(embed_dim=32, depth=0, num_heads=2)),
+     r"model_size\['depth'\] must be a positive int, got 0"),
+])
+def test_model_widths_that_cannot_be_built_are_named_before_any_work(params, message,
+                                                                     monkeypatch):
+    def no_gradients(*args):
+        raise AssertionError("the gradients were computed first")
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
+    with pytest.raises(ValueError, match=message):
+        _pretrainer(**params).fit(_data(4))
+
+
 def test_an_unknown_masking_option_given_at_construction_is_named_before_any_work(monkeypatch):
     def no_gradients(*args):
         raise AssertionError("the gradients were computed first")

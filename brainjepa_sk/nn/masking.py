@@ -27,8 +27,10 @@ device-to-host synchronisation is needed and nothing depends on region order.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 __all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "CONTEXT", "ALPHA", "BETA", "GAMMA"]
@@ -88,6 +90,10 @@ class MaskBatch:
         )
 
 
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_range(name, value):
     # a single number (e.g. masking__alpha_region_scale=0.5 in a grid) or a triple would
     # otherwise fail with Python's unpacking TypeError, which names no option
@@ -124,7 +130,8 @@ class SpatiotemporalMaskSampler:
     edge_region_scale : (float, float), default=(0.15, 0.3)
         Range of the fraction of visible (beta) or hidden (gamma) regions in the edge targets.
     min_keep : int, default=4
-        Fewest context tokens a sample may keep; sizes are redrawn until it holds.
+        Fewest context tokens a sample may keep (at least 1); sizes are redrawn until it
+        holds.
     static_shapes : bool, default=True
         Keep the same numbers of context and target tokens in every batch (``n_context``,
         ``n_target``), so that every training step has the same tensor shapes (what
@@ -190,16 +197,24 @@ class SpatiotemporalMaskSampler:
         self.alpha_time_scale = _check_range("alpha_time_scale", alpha_time_scale)
         self.edge_time_scale = _check_range("edge_time_scale", edge_time_scale)
         self.edge_region_scale = _check_range("edge_region_scale", edge_region_scale)
-        if not 0.0 < edge_fraction <= 0.5:
-            raise ValueError(f"edge_fraction must be in (0, 0.5], got {edge_fraction}")
+        if not _is_real(edge_fraction) or not 0.0 < edge_fraction <= 0.5:
+            raise ValueError(f"edge_fraction must be in (0, 0.5], got {edge_fraction!r}")
         self.edge_fraction = float(edge_fraction)
         self.edge_width = min(max(1, round(self.n_patches * edge_fraction)), self.n_patches // 2)
+        # int() would pass 2.5 as 2, and 0 or less would let a context be empty
+        if (not isinstance(min_keep, numbers.Integral) or isinstance(min_keep, bool)
+                or min_keep < 1):
+            raise ValueError(f"min_keep must be an int >= 1 (the fewest context tokens), got "
+                             f"{min_keep!r}")
         self.min_keep = int(min_keep)
         self.device = torch.device(device)
         self.seed = int(seed)
+        # bool() would take any string, "no" or "False" included, as True
+        if not isinstance(static_shapes, (bool, np.bool_)):
+            raise ValueError(f"static_shapes must be True or False, got {static_shapes!r}")
         self.static_shapes = bool(static_shapes)
-        if not 0.0 <= count_quantile <= 1.0:
-            raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile}")
+        if not _is_real(count_quantile) or not 0.0 <= count_quantile <= 1.0:
+            raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile!r}")
         self.count_quantile = float(count_quantile)
         self.n_context, self.n_target = self._fixed_counts() if self.static_shapes else (None, None)
         self._host_gen = torch.Generator().manual_seed(self.seed)

@@ -11,6 +11,7 @@ import os
 import pickle
 import signal
 import socket
+import struct
 import tempfile
 import threading
 import warnings
@@ -264,7 +265,9 @@ def load_file(path, map_location="cpu", what="torch file"):
                 f"{path} is truncated or damaged: not a complete {what} ({error})"
             ) from error
         raise ValueError(f"{path} could not be read as a {what}: {error}") from error
-    except (EOFError, KeyError, UnicodeDecodeError, ValueError, IndexError) as error:
+    # struct.error and AssertionError: torch's legacy (not zip) reader on some damaged bytes
+    except (EOFError, KeyError, UnicodeDecodeError, ValueError, IndexError, struct.error,
+            AssertionError) as error:
         raise ValueError(
             f"{path} is not a {what}: it was not written by torch.save, or it is damaged "
             f"({type(error).__name__}: {error})"
