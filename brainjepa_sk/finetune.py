@@ -258,7 +258,11 @@ class _FineTuneBase(SubjectsInputMixin):
         own = {key: params.pop(key) for key in list(params)
                if initialized and self._set_outside_skorch(key)}
         # the settings given with them (max_epochs, lr, ...) are undone too when those fail
-        with restore_on_error(self) if own else contextlib.nullcontext():
+        undo = contextlib.ExitStack()
+        if own:
+            undo.enter_context(restore_on_error(self))
+            undo.enter_context(self._optimizer_groups_restored_on_error())
+        with undo:
             super().set_params(**params)
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
@@ -287,6 +291,21 @@ class _FineTuneBase(SubjectsInputMixin):
                     self._initialize_optimizer(reason=self._format_reinit_msg(
                         "optimizer", optimizers, triggered_directly=True))
         return self
+
+    @contextlib.contextmanager
+    def _optimizer_groups_restored_on_error(self):
+        """Put back the live optimizer's group settings if the block raises: skorch's setters
+        of ``lr`` and ``optimizer__*`` write them in place."""
+        optimizer = self.__dict__.get("optimizer_")
+        groups = [] if optimizer is None else optimizer.param_groups
+        saved = [dict(group) for group in groups]
+        try:
+            yield
+        except BaseException:
+            for group, settings in zip(groups, saved):
+                group.clear()
+                group.update(settings)
+            raise
 
     def _set_outside_skorch(self, key):
         """Whether ``set_params`` on a fitted net sets ``key`` itself (see ``set_params``)."""

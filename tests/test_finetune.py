@@ -541,6 +541,39 @@ def test_the_optimizer_of_a_fitted_net_may_be_changed_and_is_checked_at_once():
         fitted.set_params(optimizer=torch.optim.SGD, max_epochs=7, iterator_train__shuffle=False)
     assert fitted.max_epochs == 1 and fitted.get_params()["iterator_train__shuffle"] is True
     assert fitted.optimizer is torch.optim.AdamW and fitted.optimizer_ is adamw
+    # nor the rates and decays that skorch's setters of lr and optimizer__* write into the live
+    # optimizer's groups (a continued fit had trained with them)
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in adamw.param_groups]
+    with pytest.raises(TypeError, match="betas"):
+        fitted.set_params(optimizer=torch.optim.SGD, lr=0.5, optimizer__weight_decay=0.3)
+    assert [{k: v for k, v in group.items() if k != "params"}
+            for group in fitted.optimizer_.param_groups] == settings
+    assert fitted.lr == FAST["lr"] and "optimizer__weight_decay" not in fitted.get_params()
+
+
+def test_optimizer_loader_and_compile_settings_set_before_fit_reach_the_fit():
+    """On a net not yet fitted they are skorch's to set (there is no model to keep)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    clf.set_params(optimizer=torch.optim.SGD, optimizer__momentum=0.5, compile=False,
+                   iterator_train__shuffle=False, iterator_valid__batch_size=4)
+    assert clf.get_params()["iterator_valid__batch_size"] == 4
+    clf.fit(X, y)
+    assert isinstance(clf.optimizer_, torch.optim.SGD)
+    assert clf.optimizer_.defaults["momentum"] == 0.5
+
+
+def test_loader_settings_set_on_a_fitted_net_are_checked_as_skorch_checks_them():
+    """skorch's check of its prefixed settings (here its warning that a shuffled validation
+    loader shuffles the predictions) runs for those set on a fitted net too."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    # kept for the next fit (skorch's set_params had failed: "Something went wrong")
+    clf.set_params(dataset__length=None)
+    assert clf.get_params()["dataset__length"] is None
+    with pytest.warns(UserWarning, match="iterator_valid__shuffle=True"):
+        clf.set_params(iterator_valid__shuffle=True)
+    assert clf.get_params()["iterator_valid__shuffle"] is True
 
 
 def test_predict_warns_that_model_settings_changed_since_fit_need_a_refit():
@@ -739,6 +772,13 @@ def test_a_train_split_that_is_not_callable_is_refused_naming_what_to_pass(split
     with pytest.raises(ValueError, match="train_split=.*SubjectValidSplit"):
         clf.set_params(train_split=split).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
+def test_false_and_zero_train_split_train_on_every_subject_as_in_skorch():
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    for split in (False, 0):
+        clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, train_split=split))
+        assert "valid_loss" not in clf.fit(X, y).history_[-1]
 
 
 def test_the_subject_split_splits_the_windows_of_brainjepa_estimators_only():
@@ -971,9 +1011,14 @@ def test_compile_settings_set_on_a_fitted_net_keep_the_fine_tuned_model():
     clf.set_params(compile=True, compile__backend="aot_eager")
     assert isinstance(clf.module_, torch._dynamo.eval_frame.OptimizedModule)
     assert clf.module_._orig_mod is module
+    assert isinstance(clf.criterion_, torch._dynamo.eval_frame.OptimizedModule)
     np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-5)
+    compiled = clf.module_
+    clf.set_params(compile__backend="eager")  # a compile__ setting alone compiles anew
+    assert clf.module_ is not compiled and clf.module_._orig_mod is module
     clf.set_params(compile=False)
     assert clf.module_ is module
+    assert not isinstance(clf.criterion_, torch._dynamo.eval_frame.OptimizedModule)
     torch._dynamo.reset()
 
 
@@ -1258,6 +1303,8 @@ def test_a_negative_optimizer_weight_decay_is_refused():
         clf.set_params(optimizer__weight_decay=-1.0).partial_fit(X, y)
     assert len(clf.history_) == 1
     assert_same_module_weights(clf.module_, _loaded(clf.module_, weights))
+    with pytest.raises(ValueError, match="optimizer__weight_decay=nan must be"):  # NaN weights
+        clf.set_params(optimizer__weight_decay=float("nan")).partial_fit(X, y)
 
 
 def test_a_continued_fit_takes_settings_set_to_what_auto_resolved_to():
@@ -1843,6 +1890,8 @@ def test_a_callback_replaced_or_removed_by_name_on_a_fitted_net_works_in_the_nex
     lines = []
     clf.set_params(callbacks__print_log=PrintLog(sink=lines.append), verbose=1).partial_fit(X, y)
     assert len(lines) == 3  # the table's header, rule and one epoch
+    clf.set_params(callbacks="disable", verbose=0).partial_fit(X, y)  # skorch's word for none
+    assert clf.callbacks_ == [] and len(clf.history_) == 3
 
 
 def test_predict_from_a_callback_during_fit_treats_its_input_as_subjects():
@@ -1880,6 +1929,44 @@ def test_a_tensor_of_subjects_predicted_from_a_callback_during_fit_is_subjects_t
                              **fast(max_epochs=1)).fit(X, 50.0 + 10 * (labels == "b"))
     assert monitor.predictions_.shape == (3,)  # in the units of y, one a subject
     np.testing.assert_allclose(monitor.predictions_, reg.predict(held_out), rtol=1e-6)
+
+
+def test_only_the_batch_tensor_of_the_batch_end_is_windows():
+    """While the callbacks see a batch's end, a tensor of subjects predicted is still
+    subjects; the batch's own tensor, kept by a callback, is subjects after fit."""
+
+    class AtBatchEnd(Callback):
+        def __init__(self, X):
+            self.X = X
+
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            self.at_begin_ = net.predict(batch[0])  # not yet the batch of a batch's end
+
+        def on_batch_end(self, net, batch=None, training=False, **kwargs):
+            self.batch_ = batch[0]
+            self.predictions_ = net.predict(self.X)
+
+    labels = np.array(["a", "b"] * 4)
+    X = offset_subjects(np.where(labels == "b", 1.0, 0.0))
+    monitor = AtBatchEnd(torch.from_numpy(X[:3]))
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=[monitor], **fast(max_epochs=1))
+    clf.fit(X, labels)
+    assert monitor.predictions_.shape == (3,) and set(monitor.predictions_) <= {"a", "b"}
+    assert set(monitor.at_begin_) <= {"a", "b"}
+    kept = monitor.batch_  # 8 windows: 8 subjects now
+    assert clf.predict(kept).shape == (8,) and set(clf.predict(kept)) <= {"a", "b"}
+
+
+def test_splitting_windows_outside_fit_leaves_the_loss_of_the_fit_alone():
+    """skorch's get_split_datasets, called outside fit, splits without rebuilding the
+    criterion (its class weights come from a fit's training windows)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, class_weight="balanced"))
+    criterion = clf.fit(X, y).criterion_
+    windows, subject_index = clf.preprocessor_.transform(list(X))
+    dataset = SubjectWindows(windows, y[subject_index], subject_index)
+    train, valid = clf.get_split_datasets(dataset)
+    assert len(train) == len(windows) and valid is None and clf.criterion_ is criterion
 
 
 def test_a_validation_set_that_is_not_windows_of_the_fit_is_refused():
@@ -2139,6 +2226,11 @@ def test_a_fractional_warm_up_lasts_its_share_of_the_batches():
     expected = [warmup_cosine(step, steps - 1, 6, 0.0, 1e-3, FAST_MIN_LR) for step in range(steps)]
     np.testing.assert_allclose(head, expected, rtol=1e-12)
     assert head[5] < head[6] == pytest.approx(1e-3)  # the peak after 1.5 epochs
+    recorder = Recorder()  # 0.7 of 4 batches: the nearest whole number of batches, 3
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=2, lr=1e-3),
+                        warmup_epochs=0.7, callbacks=[recorder]).fit(X, y)
+    head = [lrs[-1] for lrs in recorder.lrs_]
+    assert len(head) == 4 and head[2] < head[3] == pytest.approx(1e-3)
 
 
 def test_a_subjects_probabilities_are_the_mean_of_its_windows_not_of_their_logits():
