@@ -18,6 +18,7 @@ import math
 import os
 import re
 import warnings
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -128,11 +129,14 @@ def _load_npy(path, mmap_mode=None):
     Raises
     ------
     ValueError
-        For an ``.npz`` archive, or a file holding Python objects.
+        For an ``.npz`` archive (also a damaged one), or a file holding Python objects.
     OSError, EOFError
         As :func:`numpy.load` raises them (a truncated or unreadable file).
     """
-    array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    try:
+        array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except zipfile.BadZipFile as error:  # starts as an .npz archive does, then is damaged
+        raise ValueError(f"a damaged .npz archive: {error}") from error
     if not isinstance(array, np.ndarray):
         array.close()
         raise ValueError("it is an .npz archive of arrays, not one .npy array: save each "
@@ -236,9 +240,11 @@ def _read_csv_table(path, column="region"):
         raise ValueError(
             "its first column has no name: a table index (pandas' to_csv writes one "
             f"unless index=False), not a {column}; remove it")
-    # ';' is the separator of spreadsheets saved where the decimal mark is a comma
+    # ';' is the separator of spreadsheets saved where the decimal mark is a comma; the numbers
+    # hold the mark too (a region name may: "Cingulate Gyrus, anterior division")
+    numbers = second_line if header is not None and second_line.strip() else first_line
     other = next((mark for mark in ("\t", ",", ";") if mark != separator and mark in first_line
-                  and separator not in first_line), None)
+                  and mark in numbers and separator not in first_line), None)
     if table.shape[1] == 1 and other is not None:
         raise ValueError(
             f"it reads as one column: its cells are separated by {other!r}, not {separator!r} "

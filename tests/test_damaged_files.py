@@ -349,6 +349,9 @@ def test_load_gradients_names_a_damaged_npy(tmp_path):
         np.savez(file, gradients=np.ones((8, 3)))
     with pytest.raises(ValueError, match=r"z\.npy is not a readable \.npy.*an \.npz archive"):
         load_gradients(tmp_path / "z.npy")
+    (tmp_path / "z.npy").write_bytes((tmp_path / "z.npy").read_bytes()[:100])  # cut short
+    with pytest.raises(ValueError, match=r"z\.npy is not a readable \.npy.*not a zip file"):
+        load_gradients(tmp_path / "z.npy")
 
 
 def test_a_gradient_text_file_with_a_byte_order_mark_keeps_its_first_region(tmp_path):

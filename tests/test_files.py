@@ -292,6 +292,22 @@ def test_a_first_column_that_counts_the_rows_is_refused_as_an_index(tmp_path, in
     np.testing.assert_array_equal(np.asarray(read_subject_file(path)), rows)
 
 
+@pytest.mark.parametrize("first", [
+    np.zeros(5),  # a region outside the brain mask, zero-filled: no steps
+    np.arange(5.0)[::-1],  # falling
+    np.arange(5.0) * [1.0, 1.0, 1.001, 0.999, 1.0],  # a steady drift, not an exact ramp
+    None,  # two timepoints: any two values are a ramp
+])
+def test_a_first_region_that_only_looks_like_a_count_is_read(tmp_path, first):
+    rows = np.random.default_rng(16).standard_normal((5, 3))
+    if first is None:
+        rows = np.array([[1.0, 0.5, 0.25], [2.0, -0.5, -0.75]])
+    else:
+        rows[:, 0] = first
+    path = _table(tmp_path / "sub.csv", rows)
+    np.testing.assert_array_equal(read_subject_file(path), rows)
+
+
 @pytest.mark.parametrize("first", ["b,c", "# written by a tool", '"b","c"'])
 def test_a_header_line_short_of_names_is_refused_not_read_as_an_index(tmp_path, first):
     """pandas takes the cells a header does not name for an index: a header missing a name
@@ -439,6 +455,9 @@ def test_an_npz_archive_named_npy_is_named_as_such(tmp_path):
         np.savez(file, x=np.random.default_rng(9).standard_normal((20, 3)))
     with pytest.raises(ValueError, match=r"sub-1\.npy .*an \.npz archive.*numpy\.save"):
         validate_subjects([path], lazy=True)
+    path.write_bytes(path.read_bytes()[:100])  # cut short: zipfile's error named no file
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a numeric.*not a zip file"):
+        validate_subjects([path], lazy=True)
 
 
 @pytest.mark.parametrize("damage", ["empty", "half"])
@@ -503,6 +522,58 @@ def test_a_single_region_is_one_column(tmp_path, suffix, header):
     table = read_subject_file(path)
     assert table.shape == (6, 1)
     np.testing.assert_array_equal(np.asarray(table)[:, 0], values)
+
+
+@pytest.mark.parametrize("end", ["", "\t"])
+@pytest.mark.parametrize("name", ["Cingulate Gyrus, anterior division",
+                                  '"Cingulate Gyrus, anterior division"'])
+def test_a_single_region_may_have_a_comma_in_its_name(tmp_path, name, end):
+    """A .tsv of one region named as in the Harvard-Oxford atlas is that region, not a
+    comma-separated file misnamed: its numbers hold no comma."""
+    values = np.random.default_rng(14).standard_normal(4)
+    path = tmp_path / "sub.tsv"
+    path.write_text(name + end + "\n" + "".join(f"{float(v)!r}{end}\n" for v in values))
+    table = read_subject_file(path)
+    assert list(table.columns) == ["Cingulate Gyrus, anterior division"]
+    np.testing.assert_array_equal(table.to_numpy()[:, 0], values)
+
+
+def test_names_lose_the_spaces_after_the_separators(tmp_path):
+    rows = np.random.default_rng(15).standard_normal((4, 3))
+    path = _table(tmp_path / "sub.csv", rows, first="a, b,  c")
+    assert list(read_subject_file(path).columns) == ["a", "b", "c"]
+
+
+def test_a_file_without_an_extension_is_refused_naming_it(tmp_path):
+    path = tmp_path / "sub-01"
+    path.write_text("1.5 2.5\n3.5 4.5\n")
+    with pytest.raises(ValueError, match=r"sub-01: unknown subject file type ''"):
+        read_subject_file(path)
+
+
+def test_subject_files_index_slice_and_frame_in_their_dtype(tmp_path, series):
+    paths = []
+    for i, subject in enumerate(series[:3]):
+        paths.append(tmp_path / f"sub-{i}.npy")
+        np.save(paths[-1], subject)
+    files = SubjectFiles(paths, [len(s) for s in series[:3]], N_REGIONS, None, "digest",
+                         dtype=np.float32)
+    assert files[1].dtype == np.float32 and files.frames(1, 0, 2).dtype == np.float32
+    np.testing.assert_array_equal(files[1], series[1].astype(np.float32))
+    for index in (slice(1, None), slice(None, None, -1), slice(-2, None)):
+        expected = [s.astype(np.float32) for s in series[:3][index]]
+        assert all(np.array_equal(a, b) for a, b in zip(files[index], expected, strict=True))
+    table = tmp_path / "sub.csv"
+    pd.DataFrame(series[0], columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+        table, index=False)
+    from_table = SubjectFiles([table], [len(series[0])], N_REGIONS, None, "d", np.float32)
+    assert from_table.frames(0, 3, 5).dtype == np.float32
+
+
+def test_spaces_around_a_missing_name_are_pointed_out_only_when_they_hide_a_file(tmp_path):
+    with pytest.raises(FileNotFoundError) as error:
+        read_subject_file(str(tmp_path / "sub-9.npy") + " ")
+    assert "without them it names" not in str(error.value)
 
 
 def test_blank_lines_are_no_damaged_lines(tmp_path):

@@ -82,7 +82,8 @@ def test_temporary_files_of_killed_saves_are_removed(tmp_path):
     host = socket.gethostname()
     stale = tmp_path / f"last.pt.{host}.{_dead_pid()}.abc123.tmp"
     running = tmp_path / f"last.pt.{host}.{os.getpid()}.def456.tmp"  # a save in flight
-    elsewhere = tmp_path / "last.pt.another-machine.12.ghi789.tmp"
+    # a dead pid here: only the host tells that its process may run (a shared folder)
+    elsewhere = tmp_path / f"last.pt.another-machine.{_dead_pid()}.ghi789.tmp"
     other_file = tmp_path / f"other.pt.{host}.{_dead_pid()}.jkl012.tmp"
     for path in (stale, running, elsewhere, other_file):
         path.write_bytes(b"partial")

@@ -162,6 +162,36 @@ def test_the_progress_bar_shows_the_loss_of_the_epoch_just_ended():
     assert len({expected for _, expected in shown}) == 3  # the losses differ: the test can fail
 
 
+def test_the_progress_bar_takes_its_settings_and_is_closed_when_a_run_ends_or_fails(
+        monkeypatch):
+    import tqdm.auto
+
+    bars = []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.closed = kwargs, False
+            bars.append(self)
+
+        def update(self, n=1):
+            pass
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def close(self):
+            self.closed = True
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    _loop(n_epochs=1, callbacks=[ProgressBar(disable=True, desc="fold 2")]).run()
+    failing = _loop(n_epochs=1, callbacks=[ProgressBar(), NonFiniteLossGuard()])
+    failing.train_step = lambda x, momentum: torch.tensor(float("nan"))
+    with pytest.raises(FloatingPointError):
+        failing.run()
+    assert [(bar.kwargs["disable"], bar.kwargs["desc"], bar.closed) for bar in bars] == [
+        (True, "fold 2", True), (False, "pretraining", True)]
+
+
 def test_train_end_is_called_when_a_callback_stops_the_run():
     recorder = Recorder()
     loop = _loop(callbacks=[NonFiniteLossGuard(), recorder])
@@ -1008,6 +1038,18 @@ def test_run_key_names_settings_data_and_learned_arrays():
     assert run_key({"n": np.int64(2), "flag": np.True_}) == run_key({"n": 2, "flag": True})
 
 
+def test_run_key_hashes_every_learned_array():
+    import numpy as np
+
+    from brainjepa_sk.train import run_key
+
+    base = run_key({}, arrays=[np.ones(3), np.ones(1)])
+    assert run_key({}, arrays=[np.ones(3), np.zeros(1)]) != base  # the second, of one value
+    assert run_key({}, arrays=[np.ones(3), None, np.ones(1)]) == base  # None is skipped
+    digest = "0" * 64  # data digests differ anywhere, not only at their start
+    assert run_key({}, digests=[digest]) != run_key({}, digests=[digest[:-1] + "1"])
+
+
 def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_epochs(
         tmp_path):
     from brainjepa_sk.train import find_shorter_run
@@ -1082,6 +1124,29 @@ def test_find_shorter_run_checks_the_lineage_of_a_state_it_could_not_peek_into(t
     Checkpoint(path, key="short", extra={"lineage": "a", "n_epochs": 1}).save(loop)
     torch.save(torch.load(path, weights_only=True), path, _use_new_zipfile_serialization=False)
     assert find_shorter_run(tmp_path, "a", 2)[0] == path
+
+
+def test_find_shorter_run_reads_no_state_asked_for_as_many_epochs(tmp_path, monkeypatch):
+    """Whether peeked into or (in torch's older format) read whole, a state of the lineage
+    asked for as many epochs is not a shorter run (a peeked one is not even read), nor is a
+    state in a folder inside the one searched."""
+    from brainjepa_sk.train import find_shorter_run, runs
+
+    loop = _loop(n_epochs=1)
+    loop.run()
+    path = tmp_path / "run-as-long.pt"
+    Checkpoint(path, key="as-long", extra={"lineage": "a", "n_epochs": 2}).save(loop)
+    read = []
+    real_read = runs.read_training_state
+    monkeypatch.setattr(runs, "read_training_state", lambda p: read.append(p) or real_read(p))
+    assert find_shorter_run(tmp_path, "a", 2) is None and read == []
+    torch.save(torch.load(path, weights_only=True), path, _use_new_zipfile_serialization=False)
+    assert find_shorter_run(tmp_path, "a", 2) is None and read == [path]
+    # the states of the folder itself: not those of a folder inside it
+    path.unlink()
+    Checkpoint(tmp_path / "inner" / "run-short.pt", key="short",
+               extra={"lineage": "a", "n_epochs": 1}).save(loop)
+    assert find_shorter_run(tmp_path, "a", 2) is None
 
 
 def test_find_shorter_run_counts_steps_not_epochs(tmp_path):
