@@ -29,7 +29,12 @@ from ._base import (
 )
 from ._warnings import warn_user
 from .checkpoint import _to_safe, save_checkpoint
-from .gradients import GradientPositioner, align_gradient_rows, load_gradients
+from .gradients import (
+    GradientPositioner,
+    align_gradient_rows,
+    gradient_region_names,
+    load_gradients,
+)
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler
@@ -105,7 +110,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
         and fitted on the training ``X``; an array ``(n_regions, n_components)`` or a CSV/NPY
         path is used as it is, its rows in the order of X's columns. A DataFrame indexed by
-        X's region names is put in the order of X's columns (other names warn).
+        X's region names is put in the order of X's columns (other names warn); with X
+        without names, its index is saved as the region names of the model.
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
         and ``num_heads`` (positive ints; ``embed_dim`` a multiple of 4 and of ``num_heads``,
@@ -413,8 +419,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             predictor_dim = min(384, sizes["embed_dim"])
         # checked here, before any work, naming the parameter: the model would fail only after
         # the gradients and statistics were fitted, calling either width "embed_dim"
+        # a default predictor width is named as such (the user set none)
+        default = " (its default, min(384, embed_dim))" if self.predictor_embed_dim is None else ""
         for name, width, whose in (("model_size['embed_dim']", sizes["embed_dim"], ""),
-                                   ("predictor_embed_dim", predictor_dim, ", the predictor's too")):
+                                   ("predictor_embed_dim", predictor_dim,
+                                    f", the predictor's too{default}")):
             if width % 4 or width % sizes["num_heads"]:
                 raise ValueError(
                     f"{name}={width} must be a multiple of 4 (the position code's four parts) "
@@ -695,6 +704,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
 
     def _region_names(self):
         names = getattr(self, "feature_names_in_", None)
+        if names is None and not isinstance(self.gradients, GradientPositioner):
+            # X without names: a gradient DataFrame indexed by region names names the rows,
+            # used in order (the embedder then checks X's columns against them)
+            names = gradient_region_names(self.gradients)
         return {} if names is None else {"region_names": [str(n) for n in names]}
 
     def save(self, path):
@@ -715,6 +728,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             path,
             self.model_,
             preprocessing=self.preprocessor_.to_dict(),
-            # the regions' names, when fit saw them: embedding checks that X has them in order
-            metadata={"history": self.history_, **self._region_names()},
+            # save_checkpoint adds model_.region_names (those of fit): embedding checks that X
+            # has them in order
+            metadata={"history": self.history_},
         )

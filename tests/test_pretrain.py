@@ -1143,6 +1143,10 @@ def test_masking_options_the_pretrainer_sets_are_refused_before_any_work(key, mo
     (dict(predictor_embed_dim=12, model_size=dict(embed_dim=32, depth=1, num_heads=8)),
      r"predictor_embed_dim=12 must be a multiple of 4 .* and of the encoder's num_heads=8"),
     (dict(predictor_embed_dim=18), r"predictor_embed_dim=18 must be a multiple of 4"),
+    # the default width, which the user never set, is named as the default
+    (dict(model_size=dict(embed_dim=420, depth=1, num_heads=7)),
+     r"predictor_embed_dim=384 must be .*num_heads=7, the predictor's too \(its default, "
+     r"min\(384, embed_dim\)\)"),
     (dict(model_size=dict(embed_dim=12, depth=1, num_heads=5)),
      r"model_size\['embed_dim'\]=12 must be a multiple of 4 .*num_heads=5"),
     # a patch_size here was overridden by the parameter, without a word
@@ -1444,3 +1448,21 @@ def test_under_torchrun_only_process_0_shows_progress_and_writes_the_checkpoint(
     (bar,) = [c for c in seen["callbacks"] if isinstance(c, ProgressBar)]
     assert bar.disable is (rank != 0)
     assert sum(isinstance(c, Checkpoint) for c in seen["callbacks"]) == (rank == 0)
+
+
+def test_gradients_indexed_by_region_names_name_the_regions_of_a_fit_on_arrays(tmp_path):
+    """Fitted on arrays, the model's regions are the rows of a gradient DataFrame indexed by
+    names: the saved file records them, so that named input in another order is refused."""
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    X = _data(n_subjects=4)
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    gradients = pd.DataFrame(np.random.default_rng(2).standard_normal((N_REGIONS, 4)),
+                             index=names)
+    model = _pretrainer(gradients=gradients, n_epochs=1).fit(X)
+    assert model.model_.region_names == names
+    model.save(tmp_path / "model.pt")
+    reordered = [pd.DataFrame(x, columns=names)[names[::-1]] for x in X]
+    for weights in (tmp_path / "model.pt", model.model_):
+        with pytest.raises(ValueError, match="in another order"):
+            BrainJEPAEmbedder(weights=weights).fit(reordered)
