@@ -12,6 +12,7 @@ import hashlib
 import math
 import numbers
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -130,9 +131,19 @@ def feature_names_of(subject, index=None):
     ------
     TypeError
         Column names of mixed types (some strings), as scikit-learn's estimators raise.
+    ValueError
+        A column name that appears more than once (two regions of one name).
     """
     if getattr(subject, "columns", None) is None:
         return None
+    counts = Counter(subject.columns)
+    repeated = [(name, count) for name, count in counts.items() if count > 1]
+    if repeated:
+        name, count = repeated[0]
+        where = "" if index is None else f"subject {index}: "
+        raise ValueError(
+            f"{where}the column {name!r} appears {count} times: every region needs a name of "
+            f"its own ({len(repeated)} repeated name(s) in all)")
     try:
         return _get_feature_names(subject)  # scikit-learn's rule for feature names
     except TypeError as error:

@@ -399,3 +399,16 @@ def test_a_subject_with_more_named_columns_is_named_by_its_name_count():
     with pytest.raises(ValueError, match="subject 1 has other region names .*: 4 names where "
                                          "they have 3"):
         validate_subjects(subjects)
+
+
+def test_a_region_name_repeated_in_the_columns_is_refused_naming_it():
+    """Two regions of one name: narwhals' bare DuplicateError (naming no subject) had come out
+    of scikit-learn's feature-name check."""
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c", "a"]
+    series = pd.DataFrame(rng.standard_normal((40, 4)), columns=names)
+    with pytest.raises(ValueError, match=r"subject 1: the column 'a' appears 2 times"):
+        validate_subjects([rng.standard_normal((40, 4)), series])
+    matrix = pd.DataFrame(np.corrcoef(rng.standard_normal((4, 40))), index=names, columns=names)
+    with pytest.raises(ValueError, match=r"the column 'a' appears 2 times"):
+        validate_connectivity(matrix)
