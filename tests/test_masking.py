@@ -218,7 +218,8 @@ def test_options_of_the_wrong_kind_are_refused_naming_the_option(option, value, 
         SpatiotemporalMaskSampler(8, 4, **{option: value})
 
 
-@pytest.mark.parametrize("value", [0.5, (0.1, 0.2, 0.3), "0.5", ("low", "high")])
+@pytest.mark.parametrize("value", [0.5, (0.1, 0.2, 0.3), "0.5", ("low", "high"),
+                                   ("0.1", "0.2"), (False, True)])
 def test_a_range_that_is_not_a_pair_is_refused_naming_the_option(value):
     """A single fraction where a (low, high) range is expected (natural in a grid over
     masking__alpha_region_scale) failed with Python's bare unpacking TypeError ("'float'

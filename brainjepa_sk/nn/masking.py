@@ -98,7 +98,10 @@ def _check_range(name, value):
     # a single number (e.g. masking__alpha_region_scale=0.5 in a grid) or a triple would
     # otherwise fail with Python's unpacking TypeError, which names no option
     try:
-        low, high = (float(v) for v in value)
+        low, high = value
+        if not (_is_real(low) and _is_real(high)):  # float() would take "0.1" and True
+            raise TypeError
+        low, high = float(low), float(high)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a (low, high) pair of fractions, with 0 <= low <= "
                          f"high <= 1, got {value!r}") from None
