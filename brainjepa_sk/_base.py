@@ -645,7 +645,9 @@ class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
         if self.pooling == "tokens":
             raise ValueError(
                 'pooling="tokens" gives one (n_samples, n_regions) series per subject, not a '
-                "table with named features"
+                "table with named features (under set_output(transform='pandas') or "
+                "scikit-learn's transform_output='pandas', give this estimator "
+                "set_output(transform='default'): its list of series cannot be a DataFrame)"
             )
         regions = getattr(self, "feature_names_in_", None)
         if input_features is not None:  # checked whatever the pooling, as documented

@@ -1016,3 +1016,21 @@ def test_there_is_one_feature_name_a_column_as_scikit_learn_gives_them(pooling):
     names = embedder.get_feature_names_out()
     assert names.dtype == object and all(isinstance(name, str) for name in names)
     assert len(set(names)) == len(names) == embedder.transform(X).shape[1]
+
+
+def test_token_series_under_pandas_output_say_how_to_keep_the_list():
+    """scikit-learn wraps transform's output in a DataFrame named by get_feature_names_out,
+    which a list of token series cannot be: the error says how to keep the list."""
+    import sklearn
+
+    X = make_subjects(3)
+    embedder = BrainJEPAEmbedder(tiny_module(), pooling="tokens", normalization=None,
+                                 device="cpu")
+    expected = embedder.fit(X).transform(X)
+    with sklearn.config_context(transform_output="pandas"):
+        with pytest.raises(ValueError, match=r"set_output\(transform='default'\)"):
+            embedder.transform(X)
+        series = embedder.set_output(transform="default").transform(X)
+    assert isinstance(series, list)
+    for got, want in zip(series, expected):
+        np.testing.assert_array_equal(got, want)
