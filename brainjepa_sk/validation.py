@@ -894,8 +894,9 @@ def check_region_names(names, trained_names, name="the model"):
         raise ValueError(
             f"X has the regions {name} was pretrained on, in another order ({examples}; "
             f"{len(moved)} in all): the model would read each region as another one. Reorder "
-            "the columns as at pretraining (load_checkpoint(path).metadata['region_names'] "
-            "lists them)"
+            "the columns as at pretraining (listed by load_checkpoint(path).metadata"
+            "['region_names'] for our checkpoints, by the index of the gradient DataFrame for "
+            "a research checkpoint)"
         )
     warn_user(
         f"the region names of X differ from those {name} was pretrained on ({examples}; "
