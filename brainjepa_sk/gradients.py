@@ -28,6 +28,7 @@ from .files import _load_npy, _read_csv_table
 from .validation import (
     check_n_regions,
     first_name_difference,
+    name_differences,
     validate_connectivity,
     validate_subjects,
 )
@@ -86,10 +87,9 @@ def align_gradient_rows(source, gradients, region_names, what="gradients"):
     if len(set(own)) == len(own) and sorted(own) == sorted(names):
         row = {name: i for i, name in enumerate(own)}
         return gradients[[row[name] for name in names]]
-    moved = [i for i, (a, b) in enumerate(zip(own, names)) if a != b]
-    examples = ", ".join(f"row {i} is {own[i]!r} where X has {names[i]!r}" for i in moved[:3])
+    n_moved, examples = name_differences(own, names, "row {i} is {own!r} where X has {other!r}")
     warn_user(f"the region names of {what} (its index) differ from those of X ({examples}; "
-              f"{len(moved)} in all): its rows are used in order, as X's columns")
+              f"{n_moved} in all): its rows are used in order, as X's columns")
     return gradients
 
 

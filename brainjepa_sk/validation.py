@@ -336,6 +336,30 @@ def first_name_difference(subject_names, names):
     return f"{len(subject_names)} names where they have {len(names)}"
 
 
+def name_differences(names, reference, example):
+    """The positions where two equally long lists of names differ, and up to three of them.
+
+    Parameters
+    ----------
+    names, reference : sequence of str
+        The names compared, position by position.
+    example : str
+        Format of one difference, with the fields ``i`` (the position), ``own`` (the name in
+        ``names``) and ``other`` (that in ``reference``).
+
+    Returns
+    -------
+    n_differences : int
+        How many positions differ.
+    examples : str
+        The first three differences, comma-separated.
+    """
+    moved = [i for i, (own, other) in enumerate(zip(names, reference)) if own != other]
+    examples = ", ".join(example.format(i=i, own=names[i], other=reference[i])
+                         for i in moved[:3])
+    return len(moved), examples
+
+
 def _refuse_other_names(i, own, names, item="subject", items="subjects"):
     """Refuse item ``i``'s column names where they differ from ``names``, those of the items
     before it (nothing to compare when either is None)."""
@@ -887,20 +911,19 @@ def check_region_names(names, trained_names, name="the model"):
     trained_names = [str(n) for n in trained_names]
     if names == trained_names or len(names) != len(trained_names):
         return  # a different count is check_n_regions's error
-    moved = [i for i, (a, b) in enumerate(zip(names, trained_names)) if a != b]
-    examples = ", ".join(f"column {i} is {names[i]!r} but was {trained_names[i]!r}"
-                         for i in moved[:3])
+    n_moved, examples = name_differences(names, trained_names,
+                                         "column {i} is {own!r} but was {other!r}")
     if sorted(names) == sorted(trained_names):
         raise ValueError(
             f"X has the regions {name} was pretrained on, in another order ({examples}; "
-            f"{len(moved)} in all): the model would read each region as another one. Reorder "
+            f"{n_moved} in all): the model would read each region as another one. Reorder "
             "the columns as at pretraining (listed by load_checkpoint(path).metadata"
             "['region_names'] for our checkpoints, by the index of the gradient DataFrame for "
             "a research checkpoint)"
         )
     warn_user(
         f"the region names of X differ from those {name} was pretrained on ({examples}; "
-        f"{len(moved)} in all): check that they are the same regions in the same order",
+        f"{n_moved} in all): check that they are the same regions in the same order",
     )
 
 
