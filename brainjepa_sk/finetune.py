@@ -1017,9 +1017,10 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         Pool the encoder's output after its final LayerNorm (as the research model does).
     freeze_encoder : bool, default=False
         ``False``: fine-tuning; the head is pooled tokens -> ``LayerNorm`` -> linear, and the
-        whole encoder learns. ``True``: the research code's linear probe; the encoder is
-        frozen (eval mode, no stochastic depth) and the head is pooled tokens ->
-        ``BatchNorm1d`` without affine parameters -> linear.
+        whole encoder learns. ``True``: the research code's linear probe (without the
+        ``LayerNorm`` it keeps before the ``BatchNorm1d``); the encoder is frozen (eval mode,
+        no stochastic depth) and the head is pooled tokens -> ``BatchNorm1d`` without affine
+        parameters -> linear.
     drop_path_rate : float, default=0.1
         Stochastic depth of the last encoder block (0 for the first, linear in between), in
         training only.
