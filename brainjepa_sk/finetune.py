@@ -36,6 +36,7 @@ from skorch.utils import to_device
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
+    POSITIVE_INT,
     PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
     WEIGHTS_PARAMETERS,
@@ -134,7 +135,7 @@ class _FineTuneBase(SubjectsInputMixin):
         "weight_decay": NON_NEGATIVE,
         "warmup_epochs": NON_NEGATIVE,
         "min_lr": NON_NEGATIVE,
-        "accumulation_steps": [Range(numbers.Integral, 1, None, closed="left")],
+        "accumulation_steps": POSITIVE_INT,
         "random_state": ["random_state"],
     }
 

@@ -27,7 +27,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
 from .validation import (
-    POSITIVE_FINITE,
+    POSITIVE,
     POSITIVE_INT,
     check_n_regions,
     check_parameters,
@@ -295,13 +295,13 @@ class Preprocessor:
 
     _parameter_constraints = {
         "n_frames": POSITIVE_INT,
-        "t_r": [*POSITIVE_FINITE, None],
-        "target_t_r": [*POSITIVE_FINITE, None],
+        "t_r": [*POSITIVE, None],
+        "target_t_r": [*POSITIVE, None],
         "window": [StrOptions(set(WINDOW_STRATEGIES))],
         "stride": [*POSITIVE_INT, None],
         "min_frames": [*POSITIVE_INT, None],
         "normalization": [StrOptions({name for name in NORMALIZATIONS if name}), None],
-        "eps": POSITIVE_FINITE,
+        "eps": POSITIVE,
     }
 
     def _validate_params(self):

@@ -82,11 +82,11 @@ class Range(Interval):
         return super().is_satisfied_by(val)
 
 
-#: Constraints shared by several estimators.
+#: Constraints shared by several estimators (finite: an unbounded right side open, as here,
+#: refuses inf in scikit-learn's ``Interval``).
 POSITIVE_INT = [Range(numbers.Integral, 1, None, closed="left")]
 NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
 POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
-POSITIVE_FINITE = [Range(numbers.Real, 0, np.inf, closed="neither")]
 
 
 def check_parameters(estimator):

@@ -8,7 +8,7 @@ import tempfile
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._weights import _check_hash, _download, get_data_dir
+from ._weights import _fetch_files, get_data_dir
 
 __all__ = ["fetch_atlas_brainjepa450", "TIAN_S3_FILES", "ATLAS_ADVICE"]
 
@@ -46,25 +46,6 @@ ATLAS_ADVICE = (
     "brainjepa_sk.datasets.fetch_atlas_brainjepa450() and extract the time series with "
     "nilearn's NiftiLabelsMasker(labels_img=atlas.maps)."
 )
-
-
-def _fetch_tian(folder, verbose):
-    paths = {}
-    for key, spec in TIAN_S3_FILES.items():
-        path = folder / spec["filename"]
-        if not path.is_file():
-            if verbose:
-                print(f"Downloading {spec['filename']} to {folder} ...")
-            try:
-                _download(spec["url"], path, sha256=spec["sha256"])
-            except (OSError, ValueError) as exc:
-                raise OSError(
-                    f"{spec['filename']} is not in {folder} and the download failed ({exc}). "
-                    f"Get it from {spec['manual']} and put it at {path}."
-                ) from exc
-        _check_hash(path, spec)
-        paths[key] = path
-    return paths
 
 
 def _region_values(data, n_regions, what):
@@ -127,7 +108,7 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
         overlap = int(labels.pop(0).split()[-1])
         return Bunch(maps=str(image_path), labels=labels, n_overlap=overlap)
     folder.mkdir(parents=True, exist_ok=True)
-    tian = _fetch_tian(folder, verbose)
+    tian = _fetch_files(TIAN_S3_FILES, folder, verbose=verbose)
     schaefer = nilearn_datasets.fetch_atlas_schaefer_2018(
         n_rois=_N_CORTEX, yeo_networks=17, resolution_mm=2,
         data_dir=None if data_dir is None else str(data_dir), verbose=verbose,

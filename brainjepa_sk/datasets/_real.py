@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.utils._param_validation import Options, StrOptions, validate_params
 
 from .._warnings import warn_user
+from ..validation import Range
 
 __all__ = ["load_abide", "load_development_fmri"]
 
@@ -58,28 +60,7 @@ def _nilearn_datasets():
     return datasets
 
 
-def _check_n_subjects(n_subjects):
-    if n_subjects is None:
-        return None
-    if (
-        isinstance(n_subjects, bool)
-        or not isinstance(n_subjects, numbers.Integral)
-        or n_subjects < 1
-    ):
-        raise ValueError(f"n_subjects must be None or an int >= 1, got {n_subjects!r}")
-    return int(n_subjects)
-
-
-def _check_choice(name, value, allowed):
-    if isinstance(value, bool) or value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value
-
-
-def _check_bool(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+_N_SUBJECTS = [Range(numbers.Integral, 1, None, closed="left"), None]
 
 
 def _as_str(value):
@@ -189,6 +170,18 @@ def _align_to_files(phenotypes, ids, paths):
     )
 
 
+@validate_params(
+    {
+        "n_subjects": _N_SUBJECTS,
+        "n_rois": [Options(numbers.Integral, set(_SCHAEFER_N_ROIS))],
+        "yeo_networks": [Options(numbers.Integral, set(_SCHAEFER_NETWORKS))],
+        # a Range, not Options: True == 1 would pass as a resolution
+        "resolution_mm": [Range(numbers.Integral, *_SCHAEFER_RESOLUTIONS, closed="both")],
+        "confounds": ["boolean"],
+        "as_frames": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_development_fmri(
     n_subjects=None,
     n_rois=100,
@@ -269,12 +262,9 @@ def load_development_fmri(
     >>> X[0].shape, y["group"].tolist()  # doctest: +SKIP
     ((168, 100), [0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
     """
-    n_subjects = _check_n_subjects(n_subjects)
-    n_rois = _check_choice("n_rois", n_rois, _SCHAEFER_N_ROIS)
-    yeo_networks = _check_choice("yeo_networks", yeo_networks, _SCHAEFER_NETWORKS)
-    resolution_mm = _check_choice("resolution_mm", resolution_mm, _SCHAEFER_RESOLUTIONS)
-    confounds = _check_bool("confounds", confounds)
-    as_frames = _check_bool("as_frames", as_frames)
+    n_subjects = None if n_subjects is None else int(n_subjects)
+    n_rois, yeo_networks, resolution_mm = int(n_rois), int(yeo_networks), int(resolution_mm)
+    confounds, as_frames = bool(confounds), bool(as_frames)
 
     from nilearn.maskers import NiftiLabelsMasker
 
@@ -411,6 +401,19 @@ def _abide_labels(phenotypes):
     )
 
 
+@validate_params(
+    {
+        "n_subjects": _N_SUBJECTS,
+        "derivatives": [StrOptions(set(_ABIDE_ROI_DERIVATIVES)), list, tuple],
+        "pipeline": [StrOptions(set(_ABIDE_PIPELINES))],
+        "band_pass_filtering": ["boolean"],
+        "global_signal_regression": ["boolean"],
+        "quality_checked": ["boolean"],
+        "constant_regions": [StrOptions(set(_CONSTANT_REGIONS))],
+        "as_frames": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def load_abide(
     n_subjects=None,
     derivatives="rois_cc200",
@@ -507,20 +510,17 @@ def load_abide(
     >>> X[0].shape, sorted(y.columns)  # doctest: +SKIP
     ((196, 200), ['age', 'diagnosis', 'sex', 'site', 'subject_id'])
     """
-    n_subjects = _check_n_subjects(n_subjects)
-    if isinstance(derivatives, (list, tuple)):
-        if len(derivatives) != 1:
-            raise ValueError(
-                f"derivatives must name one ROI time series, got {list(derivatives)!r}"
-            )
-        derivatives = derivatives[0]
-    derivative = _check_choice("derivatives", derivatives, _ABIDE_ROI_DERIVATIVES)
-    pipeline = _check_choice("pipeline", pipeline, _ABIDE_PIPELINES)
-    band_pass_filtering = _check_bool("band_pass_filtering", band_pass_filtering)
-    global_signal_regression = _check_bool("global_signal_regression", global_signal_regression)
-    quality_checked = _check_bool("quality_checked", quality_checked)
-    constant_regions = _check_choice("constant_regions", constant_regions, _CONSTANT_REGIONS)
-    as_frames = _check_bool("as_frames", as_frames)
+    n_subjects = None if n_subjects is None else int(n_subjects)
+    derivative = derivatives
+    if isinstance(derivatives, (list, tuple)):  # nilearn's form: a list of one
+        if len(derivatives) != 1 or derivatives[0] not in _ABIDE_ROI_DERIVATIVES:
+            raise ValueError(f"derivatives must name one ROI time series of "
+                             f"{list(_ABIDE_ROI_DERIVATIVES)}, got {list(derivatives)!r}")
+        derivative = derivatives[0]
+    band_pass_filtering = bool(band_pass_filtering)
+    global_signal_regression = bool(global_signal_regression)
+    quality_checked = bool(quality_checked)
+    as_frames = bool(as_frames)
 
     data = _nilearn_datasets().fetch_abide_pcp(
         data_dir=data_dir,

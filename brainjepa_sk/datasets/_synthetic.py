@@ -17,6 +17,9 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.signal import lfilter
 from scipy.stats import gamma
+from sklearn.utils._param_validation import validate_params
+
+from ..validation import POSITIVE, Range
 
 __all__ = ["load_group_connectivity", "make_brain_dynamics"]
 
@@ -55,17 +58,11 @@ def _matrix_dir():
     return Path(spec.origin).parent / "datasets" / "matrices" / "main_group"
 
 
-def _check_n_regions(n_regions):
-    if isinstance(n_regions, bool) or not isinstance(n_regions, numbers.Integral):
-        raise ValueError(f"n_regions must be an int, got {n_regions!r}")
-    if not _MIN_REGIONS <= n_regions <= _ATLAS_SIZES[-1]:
-        raise ValueError(
-            f"n_regions must be between {_MIN_REGIONS} and {_ATLAS_SIZES[-1]} (the largest "
-            f"bundled Schaefer atlas); got {n_regions}"
-        )
-    return int(n_regions)
+# up to the largest bundled Schaefer atlas
+_N_REGIONS = [Range(numbers.Integral, _MIN_REGIONS, _ATLAS_SIZES[-1], closed="both")]
 
 
+@validate_params({"n_regions": _N_REGIONS}, prefer_skip_nested_validation=True)
 def load_group_connectivity(n_regions=100):
     """HCP group connectivity of the first ``n_regions`` regions of a Schaefer atlas.
 
@@ -86,7 +83,7 @@ def load_group_connectivity(n_regions=100):
     numpy.ndarray of shape (n_regions, n_regions)
         The group correlation matrix (float64, unit diagonal).
     """
-    n_regions = _check_n_regions(n_regions)
+    n_regions = int(n_regions)
     atlas = next(size for size in _ATLAS_SIZES if size >= n_regions)
     path = _matrix_dir() / f"schaefer_{atlas}_mean_connectivity_matrix.csv"
     if not path.is_file():
@@ -108,17 +105,9 @@ def _nearest_correlation(matrix, floor=_EIG_FLOOR):
 
 
 def _as_generator(random_state):
-    if isinstance(random_state, np.random.Generator):
-        return random_state
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
-    if random_state is None or (
-        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-    ):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        f"random_state must be None, an int, a numpy Generator or RandomState; got {random_state!r}"
-    )
+    return np.random.default_rng(random_state)  # a Generator is returned as it is
 
 
 def _hrf(t_r):
@@ -186,6 +175,18 @@ def _patterns(structure):
     return age, group
 
 
+@validate_params(
+    {
+        "n_subjects": [Range(numbers.Integral, 1, None, closed="left")],
+        "n_timepoints": [Range(numbers.Integral, 8, None, closed="left")],
+        "n_regions": _N_REGIONS,
+        "t_r": POSITIVE,
+        "random_state": [Range(numbers.Integral, 0, None, closed="left"),
+                         np.random.RandomState, np.random.Generator, None],
+        "return_params": ["boolean"],
+    },
+    prefer_skip_nested_validation=True,
+)
 def make_brain_dynamics(
     n_subjects=120,
     n_timepoints=200,
@@ -311,18 +312,7 @@ def make_brain_dynamics(
     >>> len(X), X[0].shape, list(y.columns)
     (4, (50, 100), ['age', 'group', 'site'])
     """
-    n_regions = _check_n_regions(n_regions)
-    for name, value, minimum in (("n_subjects", n_subjects, 1), ("n_timepoints", n_timepoints, 8)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-            raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    n_subjects, n_timepoints = int(n_subjects), int(n_timepoints)
-    if (
-        isinstance(t_r, bool)
-        or not isinstance(t_r, numbers.Real)
-        or not np.isfinite(t_r)
-        or t_r <= 0
-    ):
-        raise ValueError(f"t_r must be a positive number of seconds, got {t_r!r}")
+    n_regions, n_subjects, n_timepoints = int(n_regions), int(n_subjects), int(n_timepoints)
     t_r = float(t_r)
     rng = _as_generator(random_state)
 

@@ -198,9 +198,16 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
         When a file is missing and cannot be downloaded (the message says where to put it by
         hand), or does not match its hash (the message says which file and what to do).
     """
-    folder = get_data_dir(data_dir) / _SUBDIR
+    return _fetch_files(UKBIOBANK_FILES, get_data_dir(data_dir) / _SUBDIR, download=download,
+                        verbose=verbose)
+
+
+def _fetch_files(files, folder, download=True, verbose=1):
+    """Paths of ``files`` (specs by key, as in :data:`UKBIOBANK_FILES`) in ``folder``, a
+    subfolder of :func:`get_data_dir`: missing ones are downloaded, every one's hash checked
+    (``download`` and ``verbose`` as in :func:`fetch_ukbiobank_weights`)."""
     paths = {}
-    for key, spec in UKBIOBANK_FILES.items():
+    for key, spec in files.items():
         path = folder / spec["filename"]
         if not path.is_file():
             problem = "downloading is switched off"
@@ -217,7 +224,7 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
                     f"{spec['filename']} is not in {folder} and {problem}. Get it from "
                     f"{spec['manual']} and put it at {path} (or point data_dir / the "
                     f"{DATA_ENV} environment variable at a folder holding "
-                    f"{_SUBDIR}/{spec['filename']})."
+                    f"{folder.name}/{spec['filename']})."
                 )
         _check_hash(path, spec)
         paths[key] = path

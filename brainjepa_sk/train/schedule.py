@@ -34,10 +34,7 @@ def warmup_cosine(step, total_steps, warmup_steps, start_value, ref_value, final
     # which torch.load(weights_only=True) refuses, and a saved run could not be resumed
     if step < warmup_steps:
         return float(start_value + (ref_value - start_value) * step / max(warmup_steps, 1))
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    progress = min(progress, 1.0)
-    return float(final_value
-                 + 0.5 * (ref_value - final_value) * (1.0 + math.cos(math.pi * progress)))
+    return cosine_ramp(step - warmup_steps, total_steps - warmup_steps, ref_value, final_value)
 
 
 def cosine_ramp(step, total_steps, start_value, final_value):
