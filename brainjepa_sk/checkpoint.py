@@ -703,10 +703,16 @@ def export_training_state(state_path, path):
     ------
     ValueError
         Naming the state file, when it is damaged or does not record the model's configuration
-        (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``).
+        (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``), or
+        when ``path`` is the state file itself (the run would be lost).
     """
     from .train.callbacks import read_training_state
 
+    if os.path.exists(path) and os.path.exists(state_path) and os.path.samefile(path,
+                                                                                 state_path):
+        raise ValueError(
+            f"path {str(path)!r} is the state file itself: writing the model there would "
+            "replace the training state (the run could no longer be resumed); give another path")
     state = read_training_state(state_path)
     extra = state.get("extra") or {}
     if "config" not in extra:

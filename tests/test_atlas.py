@@ -78,6 +78,18 @@ def test_a_cache_with_one_of_its_two_files_is_built_again(tmp_path, local_atlase
     assert set(np.unique(data)) == set(range(451))
 
 
+@pytest.mark.parametrize("damage", [lambda text: "", lambda text: text[: len(text) // 2]])
+def test_a_cached_label_list_damaged_since_is_built_again(tmp_path, local_atlases, damage):
+    """A label list emptied or cut short in the cache is not read as the atlas's labels (nor
+    fails on its missing header): it is built again, as a missing one is."""
+    first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    labels = tmp_path / "brainjepa_atlas" / "brainjepa450_labels.txt"
+    labels.write_text(damage(labels.read_text()))
+    again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2
+    assert again.labels == first.labels and again.n_overlap == 1
+
+
 def test_a_tian_file_with_another_hash_is_refused(tmp_path, local_atlases):
     _atlas.TIAN_S3_FILES["image"]["sha256"] = "0" * 64
     with pytest.raises(OSError, match="Tian_Subcortex_S3_3T.nii") as info:

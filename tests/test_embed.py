@@ -382,6 +382,36 @@ def test_a_cached_gradient_file_is_checked_against_its_pinned_hash_at_every_call
         fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
 
 
+def test_a_full_disk_while_recording_the_hash_leaves_no_record_that_faults_the_checkpoint(
+        tmp_path, monkeypatch, official_dir):
+    """The checkpoint's hash record is written through a temporary file: a full disk leaves
+    none (the next call records it), and a record cut short some other way is named as the
+    damaged file, not taken for the hash of a damaged checkpoint."""
+    import errno
+    from pathlib import Path
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+    write_text = Path.write_text
+
+    def full_disk(self, text, *args, **kwargs):
+        write_text(self, text[:10], *args, **kwargs)  # a short write, then no space left
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match="disk is full"):
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    assert not list(folder.glob("*.sha256*"))
+    monkeypatch.setattr(Path, "write_text", write_text)
+    paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    record = folder / "jepa-ep300.pth.tar.sha256"
+    assert record.read_text().split()[0] == _weights.sha256_of(paths["checkpoint"])
+    for damaged in ["", record.read_text()[:10]]:
+        record.write_text(damaged)
+        with pytest.raises(OSError, match="sha256 is damaged: it holds no SHA-256") as info:
+            fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
+        assert str(record) in str(info.value)
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_an_unavailable_device_is_refused_at_fit_and_leaves_the_embedder_as_it_was():
     X = _subjects()

@@ -512,6 +512,11 @@ def test_a_training_state_exports_a_model(tmp_path):
     with pytest.raises(ValueError, match="does not record the model's configuration"):
         torch.save({"loop": {"model": {}, "history": [], "epoch": 0}}, tmp_path / "bare.pt")
         export_training_state(tmp_path / "bare.pt", tmp_path / "x.pt")
+    # exported over itself (run-*.pt with_suffix(".pt") is the same file), the run would be lost
+    saved = state_file.read_bytes()
+    with pytest.raises(ValueError, match="is the state file itself"):
+        export_training_state(state_file, state_file.with_suffix(".pt"))
+    assert state_file.read_bytes() == saved
 
 
 # Every parameter that shapes a training run, with another value: each must stop a resume.

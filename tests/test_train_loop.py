@@ -699,6 +699,42 @@ def test_a_loop_stopped_inside_an_epoch_and_run_again_finishes_that_epoch(sample
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("where", ["forward", "optimizer"])
+def test_a_loop_stopped_inside_a_step_and_run_again_redoes_it_with_the_same_draws(where):
+    """Ctrl-C inside a step (its forward pass, or just before the optimizer updates) leaves the
+    step uncounted; run again, the loop redoes it with the masks and stochastic-depth draws it
+    had (not the next ones), and ends as the straight run does."""
+    straight = _loop(n_epochs=2)
+    _run_seeded(straight)
+    stopped = _loop(n_epochs=2)
+    calls = []
+
+    def interrupt_fifth(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # epoch 1's second step (3 steps an epoch)
+            raise KeyboardInterrupt
+
+    if where == "forward":
+        def forward(*args):
+            out = stopped.model(*args)  # masks drawn, stochastic depth drawn
+            interrupt_fifth()
+            return out
+
+        stopped._forward = forward
+    else:
+        stopped.optimizer.register_step_pre_hook(interrupt_fifth)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        assert (stopped.epoch, stopped.step_in_epoch) == (1, 1)
+        stopped.run()
+    assert stopped.step == 6
+    assert stopped.history == straight.history
+    for p, q in zip(stopped.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
 @pytest.mark.parametrize("sampler", ["shuffle", "distributed"])
 def test_a_state_loaded_into_a_loop_stopped_inside_an_epoch_replaces_that_epochs_rest(sampler):
     """Stopped after step 4 (inside epoch 1), then given the state of the end of epoch 0 (a

@@ -48,6 +48,17 @@ ATLAS_ADVICE = (
 )
 
 
+def _read_cached_labels(path):
+    """The region names and overlap count of a cached label list, or None when it is not
+    one (its header line and the 450 names)."""
+    lines = path.read_text(errors="replace").splitlines()
+    header = lines[0].split() if lines else []
+    if (len(lines) != _N_SUBCORTEX + _N_CORTEX + 1 or not header or header[0] != "#"
+            or not header[-1].isdigit()):
+        return None
+    return lines[1:], int(header[-1])
+
+
 def _region_values(data, n_regions, what):
     values = set(np.unique(data).tolist()) - {0}
     if values != set(range(1, n_regions + 1)):
@@ -104,9 +115,12 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
     folder = get_data_dir(data_dir) / _SUBDIR
     image_path, labels_path = folder / _IMAGE, folder / _LABELS
     if image_path.is_file() and labels_path.is_file():
-        labels = labels_path.read_text().splitlines()
-        overlap = int(labels.pop(0).split()[-1])
-        return Bunch(maps=str(image_path), labels=labels, n_overlap=overlap)
+        cached = _read_cached_labels(labels_path)
+        if cached is not None:
+            labels, overlap = cached
+            return Bunch(maps=str(image_path), labels=labels, n_overlap=overlap)
+        # a label list damaged since it was cached (cut short, emptied): built again, as a
+        # missing one is, from the cached sources
     folder.mkdir(parents=True, exist_ok=True)
     tian = _fetch_files(TIAN_S3_FILES, folder, verbose=verbose)
     schaefer = nilearn_datasets.fetch_atlas_schaefer_2018(

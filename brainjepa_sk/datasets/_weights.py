@@ -12,6 +12,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..train.runtime import move_into_place, naming_save_errors, temporary_file_beside
+
 __all__ = ["get_data_dir", "fetch_ukbiobank_weights", "UKBIOBANK_FILES"]
 
 #: Environment variable naming the cache folder (like nilearn's ``NILEARN_DATA``).
@@ -119,6 +121,29 @@ def _record_path(path):
     return path.with_name(path.name + ".sha256")
 
 
+def _read_record(record, path):
+    """The SHA-256 in ``record``; an ``OSError`` naming it when it holds none (the file
+    itself is not blamed: only the record, which is rewritten once deleted, is damaged)."""
+    words = record.read_text(errors="replace").lower().split()
+    if not words or len(words[0]) != 64 or not set(words[0]) <= set("0123456789abcdef"):
+        raise OSError(
+            f"{record} is damaged: it holds no SHA-256 (an interrupted write?). Delete it: "
+            f"the next call records the hash of {path.name} again")
+    return words[0]
+
+
+def _write_record(record, text):
+    """Write ``record`` through a temporary file: a kill or a full disk leaves no part of it
+    (a record cut short would fault the good file it describes)."""
+    tmp = temporary_file_beside(record)
+    try:
+        with naming_save_errors(record):
+            tmp.write_text(text)
+            move_into_place(tmp, record)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def _check_hash(path, spec, actual=None):
     """Check ``path`` against its pinned hash, or the hash recorded at its first good copy.
 
@@ -130,11 +155,11 @@ def _check_hash(path, spec, actual=None):
     expected, source = spec.get("sha256"), "the pinned hash"
     record = _record_path(path)
     if expected is None and record.is_file():
-        expected = record.read_text().split()[0]
+        expected = _read_record(record, path)
         source = f"the hash recorded at its first download ({record})"
     actual = actual or _sha256_once(path)
     if expected is None:
-        record.write_text(f"{actual}  {path.name}\n")  # the first good copy: remember it
+        _write_record(record, f"{actual}  {path.name}\n")  # the first good copy: remember it
     elif actual != expected:
         raise OSError(
             f"{path} does not match {source}: SHA-256 {actual}, expected {expected}. The file "
@@ -196,7 +221,8 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
     ------
     OSError
         When a file is missing and cannot be downloaded (the message says where to put it by
-        hand), or does not match its hash (the message says which file and what to do).
+        hand), or does not match its hash (the message says which file and what to do), or
+        the checkpoint's hash record is damaged (the message names it).
     """
     return _fetch_files(UKBIOBANK_FILES, get_data_dir(data_dir) / _SUBDIR, download=download,
                         verbose=verbose)

@@ -151,7 +151,10 @@ class PretrainLoop:
         """Train from the current state up to ``n_epochs``.
 
         A loop stopped inside an epoch (an exception, a SIGTERM) and run again finishes that
-        epoch first, with the rest of its data, as a resume from its saved state would.
+        epoch first, with the rest of its data, as a resume from its saved state would. A step
+        stopped part-way (before the optimizer updated the weights: Ctrl-C in its forward or
+        backward pass) is not counted: it is run again, with the masks and stochastic-depth
+        draws it had.
 
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
@@ -253,7 +256,19 @@ class PretrainLoop:
                     "(e.g. window_loader(WindowDataset(windows), ...))")
             lr, weight_decay, momentum = self.schedule(self.step)
             set_hyperparameters(self.optimizer, lr, weight_decay)
-            loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
+            # a step stopped part-way (Ctrl-C lands in its forward or backward) is not counted
+            # and is run again by the next run: with the masks and stochastic-depth draws it
+            # had, as after a resume from the state saved before it
+            masks = self.mask_sampler
+            draws = (masks.state_dict() if hasattr(masks, "load_state_dict") else None,
+                     global_rng_state(self.device))
+            try:
+                loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
+            except BaseException:
+                if draws[0] is not None:
+                    masks.load_state_dict(draws[0])
+                set_global_rng_state(draws[1], self.device)
+                raise
             # With several processes, the global batch's loss (a small all-reduce, no host
             # synchronisation): every process then holds the same epoch sum, and the one rank
             # 0 saves mid-epoch is right for all of them when they resume.
