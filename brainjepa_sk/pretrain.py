@@ -191,6 +191,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         on GPUs).
     random_state : int, RandomState instance or None, default=None
         Seeds model initialisation, masks and data order (all through explicit generators).
+        Under ``torchrun``, every process uses the seeds drawn in process 0.
     checkpoint_dir : str or path-like, optional
         Folder where each run's training state is saved after every epoch
         (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later
@@ -563,9 +564,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
         config = self._model_config()
         check_pooling(self.pooling, config["n_patches"])
-        rng = check_random_state(self.random_state)
-        init_seed, mask_seed, data_seed = (int(s) for s in rng.randint(0, 2**31 - 1, size=3))
         device = process_device(resolve_device(self.device))
+        rng = check_random_state(self.random_state)
+        seeds = [int(s) for s in rng.randint(0, 2**31 - 1, size=3)]
+        if world()[1] > 1 and not isinstance(self.random_state, numbers.Integral):
+            # under torchrun every process must draw the same window order and masks: an
+            # unseeded process would take other windows of each global batch than its share
+            seeds = on_main_process(list, seeds)
+        init_seed, mask_seed, data_seed = seeds
         # built before the model: bad masking options are reported before any real work
         mask_sampler = self._mask_sampler(config, mask_seed, device)
 

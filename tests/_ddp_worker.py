@@ -201,3 +201,36 @@ def main_process_worker(rank, world_size, init_file, out_file):
             torch.save(gathered, out_file)
     finally:
         dist.destroy_process_group()
+
+
+def estimator_worker(rank, world_size, init_file, out_file, random_state):
+    """``BrainJEPAPretrainer.fit`` in each process; records the windows each one trained on."""
+    import numpy as np
+
+    from brainjepa_sk import BrainJEPAPretrainer
+    from brainjepa_sk.train import ShuffleSampler
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size)
+    try:
+        torch.set_num_threads(1)
+        seen, real_iter = [], ShuffleSampler.__iter__
+
+        def recording_iter(sampler):
+            for index in real_iter(sampler):
+                seen.append(index)
+                yield index
+
+        ShuffleSampler.__iter__ = recording_iter
+        X = np.random.default_rng(0).standard_normal((9, 48, N_REGIONS))
+        BrainJEPAPretrainer(
+            gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+            n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
+            verbose=0, random_state=random_state).fit(X)
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, seen)
+        if rank == 0:
+            torch.save(gathered, out_file)
+    finally:
+        dist.destroy_process_group()

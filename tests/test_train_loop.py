@@ -1033,6 +1033,19 @@ def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
         assert torch.equal(resumed["states"][1][key], value), key
 
 
+def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows(tmp_path):
+    """random_state=None draws its seeds in process 0 for all: processes drawing their own
+    would each shuffle the windows differently, training on some twice and others never."""
+    import _ddp_worker
+
+    out = tmp_path / "seen.pt"
+    _spawn_within(_ddp_worker.estimator_worker, (2, str(tmp_path / "init"), str(out), None))
+    first, second = torch.load(out, weights_only=True)
+    # 9 subjects of 48 frames: 18 windows of 32 (stride 16), 4 global batches of 4
+    assert len(first) == len(second) == 8
+    assert len(set(first) | set(second)) == 16 and set(first) | set(second) <= set(range(18))
+
+
 def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path):
     import _ddp_worker
 
