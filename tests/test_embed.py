@@ -497,6 +497,19 @@ def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
     np.testing.assert_allclose(embedder.transform(subjects), together, rtol=1e-5, atol=1e-6)
 
 
+def test_token_series_in_chunks_of_subjects_are_those_of_one_transform(monkeypatch):
+    """Each chunk's windows are indexed from the chunk's first subject: the series of a
+    subject in a later chunk are its own."""
+    subjects, embedder, _ = _sliding_embedder_and_embeddings()
+    embedder.set_params(pooling="tokens")
+    together = embedder.transform(subjects)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    chunked = embedder.transform(subjects)
+    assert [s.shape for s in chunked] == [s.shape for s in together]
+    for ours, theirs in zip(chunked, together):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
 def test_processes_under_torchrun_share_the_subjects_each_embedding_each_subject_once(
         monkeypatch):
     subjects, embedder, together = _sliding_embedder_and_embeddings()

@@ -857,9 +857,10 @@ def test_callbacks_run_as_copies_after_the_built_in_monitors():
     assert model.get_params()["callbacks"] == [counter]
 
 
-@pytest.mark.parametrize("callbacks", [Callback, [print], "progress"])
+@pytest.mark.parametrize("callbacks", [Callback, [print], [Callback(), print], "progress"])
 def test_callbacks_must_be_a_list_of_callback_instances(callbacks):
-    # not a list at all: the parameter check; a list of something else: its items' check
+    # not a list at all: the parameter check; a list of something else (or with something
+    # else among callbacks): its items' check
     with pytest.raises(ValueError, match="callbacks"):
         _pretrainer(n_epochs=1, callbacks=callbacks).fit(_data())
 
