@@ -371,3 +371,10 @@ def test_a_loaded_model_saved_again_keeps_its_preprocessing_and_region_names(tmp
                     metadata={"region_names": names[::-1]})
     other = load_checkpoint(tmp_path / "c.pt")
     assert other.preprocessing == {"t_r": 2.0} and other.model.region_names == names[::-1]
+
+
+def test_gradients_given_as_a_tensor_that_requires_grad_load_as_its_values():
+    tensor = torch.randn(6, 3, requires_grad=True)
+    loaded = load_gradients(tensor)
+    assert loaded.dtype == np.float64
+    np.testing.assert_array_equal(loaded, tensor.detach().numpy())

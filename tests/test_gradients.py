@@ -703,3 +703,40 @@ def test_a_non_finite_diagonal_is_named_as_such(X, value):
     matrices[1][0, 1] = matrices[1][1, 0] = value
     with pytest.raises(ValueError, match="matrix 1 .*off its diagonal"):
         GradientPositioner(**SMALL, kind="connectivity").fit(matrices)
+
+
+def test_a_reference_indexed_by_labels_of_mixed_types_is_used_in_order(X):
+    """Only an index of strings names regions; one with other labels too (say, an integer
+    left in it) is read row by row, as an array."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    reference = GradientPositioner(**SMALL).fit(X).gradients_
+    mixed = pd.DataFrame(reference, index=[0, *names[:0:-1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aligned = GradientPositioner(**SMALL, reference=mixed).fit(frames)
+    expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
+    np.testing.assert_allclose(aligned.gradients_, expected.gradients_)
+
+
+def test_a_named_reference_of_another_row_count_is_refused_without_a_name_warning(X):
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    reference = GradientPositioner(**SMALL).fit(X).gradients_
+    shorter = pd.DataFrame(reference[1:], index=names[1:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the count is the error, not the names
+        with pytest.raises(ValueError, match=rf"{N_REGIONS - 1} rows.*{N_REGIONS} regions"):
+            GradientPositioner(**SMALL, reference=shorter).fit(frames)
+
+
+def test_a_reference_indexed_by_other_names_warns_naming_its_row_then_xs_column(X):
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    reference = GradientPositioner(**SMALL).fit(X).gradients_
+    other = pd.DataFrame(reference, index=["other0", *names[1:]])
+    with pytest.warns(UserWarning, match=r"index\) differ from those of X \(row 0 is 'other0' "
+                                         r"where X has 'roi0'; 1 in all\)"):
+        aligned = GradientPositioner(**SMALL, reference=other).fit(frames)
+    expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
+    np.testing.assert_allclose(aligned.gradients_, expected.gradients_)

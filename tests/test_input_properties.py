@@ -412,3 +412,14 @@ def test_a_region_name_repeated_in_the_columns_is_refused_naming_it():
     matrix = pd.DataFrame(np.corrcoef(rng.standard_normal((4, 40))), index=names, columns=names)
     with pytest.raises(ValueError, match=r"the column 'a' appears 2 times"):
         validate_connectivity(matrix)
+
+
+# -- round 15: what planted bugs in validation.py showed the tests above let through ---------
+
+
+def test_a_dict_of_subjects_is_refused_with_the_advice_to_pass_its_values():
+    """``list(X)`` of a dict gives its keys, which were read as file names."""
+    x = np.random.default_rng(15).standard_normal((10, 3))
+    with pytest.raises(ValueError, match=r"got a dict, whose keys would be taken for the "
+                                         r"subjects\. Pass list\(X\.values\(\)\)"):
+        validate_subjects({"sub-01": x, "sub-02": x + 1})

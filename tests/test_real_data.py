@@ -744,3 +744,17 @@ def test_abide_real_download(tmp_path):
     assert 1 <= len(X) == len(y) <= 3
     assert X[0].ndim == 2 and X[0].shape[1] <= 200
     assert set(y["diagnosis"]) <= {0, 1}
+
+
+def test_the_region_ids_of_an_older_masker_leave_out_its_background(tmp_path):
+    """nilearn before 0.10.3 has no ``region_ids_``: the labels image's values are read, less
+    the masker's background label."""
+    from types import SimpleNamespace
+
+    from brainjepa_sk.datasets._real import _region_ids
+
+    labels = np.zeros((4, 4, 4), dtype=np.int16)
+    labels[0], labels[1], labels[3] = 3, 1, 7
+    path = tmp_path / "labels.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
+    assert _region_ids(SimpleNamespace(background_label=0), str(path)) == [1, 3, 7]
