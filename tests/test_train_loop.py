@@ -467,6 +467,9 @@ def test_sharded_shuffle_sampler_checks_its_arguments():
         ShuffleSampler(10, 0, num_replicas=3, rank=0, batch_size=8)
     with pytest.raises(ValueError, match=r"rank=2 is not in \[0, 2\)"):
         ShuffleSampler(10, 0, num_replicas=2, rank=2, batch_size=8)
+    # the global batch is needed to cut it into shares: not a TypeError from int(None)
+    with pytest.raises(ValueError, match="batch_size=None must be a multiple of num_replicas=2"):
+        ShuffleSampler(10, 0, num_replicas=2, rank=0)
 
 
 def test_window_loader_yields_full_batches_in_the_sampler_order():
@@ -491,6 +494,36 @@ def test_window_loader_yields_full_batches_in_the_sampler_order():
     assert window_loader(dataset, BATCH, sampler, pin_memory=True).pin_memory
     assert not window_loader(dataset, BATCH, sampler).pin_memory
 
+
+def test_a_window_dataset_indexed_one_at_a_time_gives_the_windows_as_they_are():
+    # the loader takes batches through __getitems__; indexing one window must agree with it
+    windows = _windows()
+    dataset = WindowDataset(windows.astype("float64"), np.arange(N_WINDOWS) // 4)
+    assert len(dataset) == N_WINDOWS
+    for index in (0, 7, N_WINDOWS - 1):
+        window = dataset[index]
+        assert window.shape == (N_FRAMES, N_REGIONS) and window.dtype == torch.float32
+        assert torch.equal(window, torch.from_numpy(windows[index]))
+    assert torch.equal(dataset.__getitems__([7, 0]), torch.from_numpy(windows[[7, 0]]))
+
+
+
+def _window_at(subject, start):
+    """A float64 window that says which subject and start it was read for."""
+    window = np.zeros((N_FRAMES, N_REGIONS))
+    window[0, :2] = subject, start
+    return window
+
+
+def test_a_lazy_dataset_reads_each_window_of_its_table_in_the_order_asked():
+    dataset = LazyWindowDataset(np.array([3, 1, 2]), np.array([10, 20, 30]), _window_at)
+    assert len(dataset) == 3
+    window = dataset[1]
+    assert window.shape == (N_FRAMES, N_REGIONS) and window.dtype == torch.float32
+    assert window[0, :2].tolist() == [1, 20]  # read_window(subject, start)
+    batch = dataset.__getitems__([2, 0, 1])
+    assert batch.dtype == torch.float32
+    assert batch[:, 0, :2].tolist() == [[2, 30], [3, 10], [1, 20]]
 
 def _window_of_the_worker(subject, start):
     """A window that says which process read it, and whether that process ignores SIGTERM."""
