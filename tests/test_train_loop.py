@@ -93,6 +93,19 @@ def test_hooks_are_called_in_order_with_the_loop_state():
     assert history[1]["lr"] == loop.schedule(5)[0]
 
 
+def test_the_loop_keeps_its_own_list_of_callbacks():
+    """A callback added to a built loop (``loop.callbacks.append``) joins that loop only: the
+    caller's list is left as it was, and a tuple given is taken as a list too."""
+    first, added = Recorder(), Recorder()
+    given = [first]
+    loop = _loop(n_epochs=1, callbacks=given)
+    loop.callbacks.append(added)
+    assert given == [first] and loop.callbacks == [first, added]
+    from_tuple = _loop(n_epochs=1, callbacks=(first,))
+    from_tuple.callbacks.append(added)
+    assert from_tuple.callbacks == [first, added]
+
+
 def test_each_epochs_record_holds_the_mean_of_its_own_step_losses():
     losses = []
 

@@ -69,6 +69,26 @@ def test_target_encoder_moves_only_through_ema():
     assert any(not torch.equal(a, b) for a, b in zip(online_before, model.encoder.parameters()))
 
 
+def test_momentum_0_is_accepted_and_makes_the_target_encoder_the_online_one():
+    """Both ends of [0, 1] are valid momenta: at 0 the target encoder is a copy of the online
+    encoder after the step (it is not refused as out of range)."""
+    model, optimizer, sampler, data = _setup()
+    train_step(model, optimizer, data[:8], sampler.sample(8), momentum=0.0)
+    for target, online in zip(model.target_encoder.parameters(), model.encoder.parameters()):
+        assert torch.equal(target, online.detach())
+
+
+def test_a_batch_that_does_not_split_into_the_micro_batches_is_refused_before_any_change():
+    """7 windows cannot be run as 2 equal micro-batches: ``train_step`` names the problem and
+    leaves the weights alone (it does not train on uneven pieces or drop a window)."""
+    model, optimizer, sampler, data = _setup()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"a batch of 7 windows cannot be split into "
+                                         r"accumulation_steps=2 equal micro-batches"):
+        train_step(model, optimizer, data[:7], sampler.sample(7), 0.99, accumulation_steps=2)
+    assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
+
+
 def test_step_is_deterministic_given_model_data_and_masks():
     results = []
     for _ in range(2):
