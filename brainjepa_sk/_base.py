@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -511,7 +512,36 @@ class SubjectsInputMixin:
         return tags
 
 
-class EmbeddingTransformMixin(SubjectsInputMixin, TransformerMixin):
+class SubjectsTransformerMixin(SubjectsInputMixin, TransformerMixin):
+    """A transformer of subjects' series whose ``fit_transform`` reads ``X`` once.
+
+    scikit-learn's ``fit_transform`` is ``fit(X).transform(X)``: with a generator (or any other
+    iterator) as ``X``, ``fit`` would use it up and ``transform`` would find no subjects.
+    """
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit to ``X``, then transform it (an iterator ``X`` is read into a list first).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series; any iterable of subjects, a generator included.
+        y : array-like of shape (n_subjects,), optional
+            Passed to ``fit``.
+        **fit_params : dict
+            Further parameters of ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray or list of ndarray
+            What ``transform`` returns for ``X``.
+        """
+        if isinstance(X, Iterator):
+            X = list(X)
+        return super().fit_transform(X, y, **fit_params)
+
+
+class EmbeddingTransformMixin(SubjectsTransformerMixin):
     """``transform`` / ``get_feature_names_out`` shared by the estimators that embed subjects.
 
     A ``TransformerMixin`` itself, so that scikit-learn's ``set_output`` wraps this ``transform``.

@@ -68,6 +68,7 @@ from ._skorch import (
 )
 from ._warnings import warn_user
 from .nn import POOLINGS, EncoderWithHead
+from .train.data import worker_context
 from .train.optim import layer_decay_groups
 from .train.runtime import (
     all_finite,
@@ -981,6 +982,33 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _set_class_weights(self, window_targets):
         pass
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's loader of ``dataset``, whose workers also start inside joblib's workers.
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            The windows to load.
+        training : bool, default=False
+            Whether to build ``iterator_train`` (else ``iterator_valid``).
+
+        Returns
+        -------
+        torch.utils.data.DataLoader
+            The loader, with the platform's default multiprocessing context when workers are
+            asked for in a process whose start method is joblib's ``"loky"`` (see
+            :func:`~brainjepa_sk.train.data.worker_context`) and no context is set.
+        """
+        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
+        context = worker_context(kwargs.get("num_workers", 0))
+        if context is None or kwargs.get("multiprocessing_context") is not None:
+            return super().get_iterator(dataset, training=training)
+        kwargs.setdefault("batch_size", self.batch_size)
+        if kwargs["batch_size"] == -1:
+            kwargs["batch_size"] = len(dataset)
+        kwargs["multiprocessing_context"] = context
+        return (self.iterator_train if training else self.iterator_valid)(dataset, **kwargs)
 
     def _subject_outputs(self, X):
         """The module's outputs (after skorch's nonlinearity) averaged over each subject."""

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._set_output import _get_output_config
@@ -18,7 +18,7 @@ from ._base import (
     OPTIONAL_PATH,
     POSITIVE_INT,
     Range,
-    SubjectsInputMixin,
+    SubjectsTransformerMixin,
     changed_settings,
     check_parameters,
     restore_on_error,
@@ -58,6 +58,15 @@ def gradient_region_names(source):
     return labels
 
 
+def _labelled_by_numbers(source):
+    """Whether ``source`` is a DataFrame whose index is not strings nor the default 0, 1, ..."""
+    if not hasattr(source, "columns") or not hasattr(source, "index"):
+        return False
+    labels = list(source.index)
+    return (not all(isinstance(label, str) for label in labels)
+            and labels != list(range(len(labels))))
+
+
 def align_gradient_rows(source, gradients, region_names, what="gradients"):
     """Put the rows of gradients given as a DataFrame indexed by region names in X's order.
 
@@ -79,6 +88,14 @@ def align_gradient_rows(source, gradients, region_names, what="gradients"):
         order; else ``gradients`` itself (other names warn, and the rows are used in order).
     """
     own = gradient_region_names(source)
+    if own is None and _labelled_by_numbers(source):
+        # e.g. atlas label values: only strings name regions (scikit-learn's rule for X's
+        # columns too), so these rows are not matched to X's columns by their labels
+        labels = list(source.index)
+        warn_user(f"the index of {what} ({labels[:3]!r}...) is not read as region names, since "
+                  "only string labels are: its rows are used in order, as X's columns. To "
+                  "match the rows to X's columns by name, give both string names (e.g. "
+                  f"{what}.index.astype(str) and DataFrames with the same string columns)")
     if own is None or region_names is None:
         return gradients
     names = [str(name) for name in region_names]
@@ -228,7 +245,7 @@ def _off_diagonal_below_one(matrices):
     return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
 
 
-class GradientPositioner(SubjectsInputMixin, TransformerMixin, BaseEstimator):
+class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
     """Connectivity gradients of brain regions, for the group and for each subject.
 
     Gradient positioning (Brain-JEPA) places every region by its coordinates on the main axes of

@@ -111,7 +111,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         and fitted on the training ``X``; an array ``(n_regions, n_components)`` or a CSV/NPY
         path is used as it is, its rows in the order of X's columns. A DataFrame indexed by
         X's region names is put in the order of X's columns (other names warn); with X
-        without names, its index is saved as the region names of the model.
+        without names, its index is saved as the region names of the model. Only string
+        labels are names: an index of numbers (atlas label values; not the default 0, 1, ...)
+        warns that its rows are used in order.
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
         and ``num_heads`` (positive ints; ``embed_dim`` a multiple of 4 and of ``num_heads``,

@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
-from _estimators import make_subjects, tiny_module
+from _estimators import make_subjects, tiny_estimators, tiny_module, tiny_supervised_estimators
 from nilearn.connectome import ConnectivityMeasure
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
@@ -123,6 +123,59 @@ def test_gradient_features_in_a_pipeline(labelled):
     pipe = make_pipeline(GradientPositioner(n_components=2, sparsity=0.5), StandardScaler(),
                          LogisticRegression(max_iter=1000))
     assert cross_val_score(pipe, X, y, cv=3).shape == (3,)
+
+
+@pytest.mark.parametrize("index", range(3))  # positioner, embedder, pretrainer
+def test_subjects_from_a_generator_are_fitted_and_transformed_alike(labelled, index):
+    # fit(X).transform(X) read a generator twice: fit used it up and transform saw "X is empty"
+    X, y, _ = labelled
+    X, y = X[:8, :12], y[:8]
+
+    def make():
+        return tiny_estimators(N_REGIONS)[index]
+
+    expected = make().fit(X).transform(X)
+    np.testing.assert_allclose(make().fit_transform(x for x in X), expected, rtol=1e-6)
+    pipe = Pipeline([("step", make()), ("clf", LogisticRegression())]).fit(iter(X), y)
+    np.testing.assert_array_equal(pipe.predict(X), pipe.predict(x for x in X))
+
+
+@pytest.fixture
+def in_a_loky_worker(monkeypatch):
+    """The default start method as in joblib's loky workers, where cross_val_score(...,
+    n_jobs=2) and GridSearchCV fit: "loky", whose processes cannot be torch's loader workers."""
+    import multiprocessing.context
+
+    from joblib.externals.loky.backend.context import get_context
+
+    monkeypatch.setattr(multiprocessing.context._default_context, "_actual_context",
+                        get_context("loky"))
+    assert multiprocessing.get_start_method() == "loky"
+
+
+def test_loader_workers_start_where_the_default_start_method_is_lokys(in_a_loky_worker):
+    """Every fit with loader workers failed in joblib's workers with "'Process' object has no
+    attribute 'env'"; they now start with the platform's default method."""
+    X, y = make_subjects(8, 12, N_REGIONS), np.array([0, 1] * 4)
+    expected = tiny_estimators(N_REGIONS)[2].fit(X).transform(X)
+    pretrainer = tiny_estimators(N_REGIONS)[2].set_params(num_workers=1).fit(X)
+    np.testing.assert_allclose(pretrainer.transform(X), expected, rtol=1e-6)
+    expected = tiny_supervised_estimators(N_REGIONS)[0].fit(X, y).predict_proba(X)
+    classifier = tiny_supervised_estimators(N_REGIONS, iterator_train__num_workers=1)[0]
+    np.testing.assert_allclose(classifier.fit(X, y).predict_proba(X), expected, rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_loader_workers_start_inside_joblibs_workers():
+    """The same, end to end: cross_val_score(..., n_jobs=2) with loader workers."""
+    X, y = make_subjects(12, 12, N_REGIONS), np.array([0, 1] * 6)
+    for estimator in (
+        make_pipeline(tiny_estimators(N_REGIONS)[2].set_params(num_workers=1),
+                      LogisticRegression()),
+        tiny_supervised_estimators(N_REGIONS, iterator_train__num_workers=1)[0],
+    ):
+        in_parallel = cross_val_score(estimator, X, y, cv=2, n_jobs=2, error_score="raise")
+        np.testing.assert_array_equal(in_parallel, cross_val_score(estimator, X, y, cv=2))
 
 
 @pytest.mark.parametrize("index", range(4))

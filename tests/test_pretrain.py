@@ -267,6 +267,25 @@ def test_gradients_indexed_by_region_names_follow_the_columns_of_X():
     np.testing.assert_array_equal(model.gradients_, gradients)
 
 
+def test_gradients_indexed_by_numbers_warn_that_the_rows_are_not_matched_by_label():
+    """Atlas label values as the index (and as X's columns) are not names (only strings are,
+    as in scikit-learn): the rows are used in order, which silently put a label's gradients on
+    another label's column when the two orders differed; now that says so. A default
+    0, 1, ... index names nothing and is quiet."""
+    X = _data(n_subjects=4)
+    labels = np.arange(N_REGIONS, 0, -1)
+    frames = [pd.DataFrame(x, columns=labels[::-1]) for x in X]
+    gradients = np.random.default_rng(2).standard_normal((N_REGIONS, 4))
+    message = r"index of gradients \(\[16, 15, 14\]\.\.\.\) is not read as region names"
+    with pytest.warns(UserWarning, match=message):
+        model = _pretrainer(gradients=pd.DataFrame(gradients, index=labels), n_epochs=1).fit(
+            frames)
+    np.testing.assert_array_equal(model.gradients_, gradients)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(gradients=pd.DataFrame(gradients), n_epochs=1).fit(frames)
+
+
 def test_gradients_from_a_file(tmp_path):
     X = _data()
     gradients = np.random.default_rng(2).standard_normal((N_REGIONS, 5))

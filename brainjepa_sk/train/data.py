@@ -7,6 +7,7 @@ when the loader is built.
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 
 import numpy as np
@@ -192,6 +193,33 @@ def _ignore_sigterm(worker_id):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def worker_context(num_workers):
+    """The multiprocessing context for ``num_workers`` loader workers (None: torch's default).
+
+    joblib's loky workers, which run ``cross_val_score(..., n_jobs=2)`` and ``GridSearchCV``
+    fits, make their own ``"loky"`` the default start method, whose processes cannot start
+    torch's workers (``AttributeError: 'Process' object has no attribute 'env'``); there the
+    platform's default method is used instead.
+
+    Parameters
+    ----------
+    num_workers : int
+        Loader worker processes.
+
+    Returns
+    -------
+    multiprocessing.context.BaseContext or None
+        The platform's default context when the process's start method is not a standard one
+        and workers are asked for; else None.
+    """
+    if not num_workers:
+        return None
+    standard = multiprocessing.get_all_start_methods()  # the first is the platform's default
+    if multiprocessing.get_start_method(allow_none=True) in (None, *standard):
+        return None
+    return multiprocessing.get_context(standard[0])
+
+
 def _stack(batch):
     # WindowDataset.__getitems__ already returns the stacked batch.
     return batch if isinstance(batch, torch.Tensor) else torch.stack(batch)
@@ -241,6 +269,7 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
         collate_fn=_stack,
         pin_memory=pin_memory,
         num_workers=num_workers,
+        multiprocessing_context=worker_context(num_workers),
         persistent_workers=num_workers > 0,
         worker_init_fn=_ignore_sigterm if num_workers > 0 else None,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
