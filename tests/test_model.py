@@ -156,6 +156,8 @@ def test_bad_input_shapes_are_named():
         model.target_encoder(torch.randn(20, 12))
     with pytest.raises(ValueError, match="n_frames=0 is not a positive multiple"):
         model.target_encoder(torch.randn(2, 0, 12))
+    with pytest.raises(ValueError, match="has 12 regions but the input has 8"):
+        model.target_encoder(torch.randn(2, 20, 8))  # fewer regions than the model's
 
 
 def test_attention_equals_explicit_softmax_attention():
@@ -233,6 +235,12 @@ def test_target_encoder_starts_as_a_frozen_copy():
         assert not target.requires_grad
     assert all(m.p == 0.0 for m in model.target_encoder.modules() if hasattr(m, "p"))
     assert model.encoder.blocks[-1].drop_path.p == pytest.approx(0.2)
+
+
+def test_the_config_rebuilds_the_stochastic_depth():
+    model = tiny_model(drop_path_rate=0.2)
+    rebuilt = BrainJEPA(model.gradients, **model.config)
+    assert rebuilt.encoder.blocks[-1].drop_path.p == pytest.approx(0.2)
 
 
 def test_ema_update_formula():
@@ -419,6 +427,19 @@ def test_stochastic_depth_rises_from_zero_in_the_encoder_and_the_predictor_not_t
     assert [b.drop_path.p for b in model.target_encoder.blocks] == [0.0] * 4
 
 
+def test_set_drop_path_rate_sets_every_block_as_at_construction_and_refuses_1():
+    """Fine-tuning sets stochastic depth on a pretrained encoder: 0 for the first block to the
+    rate for the last, as a model built with that rate; a rate of 1 would drop every sample."""
+    encoder = tiny_model(depth=4).encoder
+    assert [b.drop_path.p for b in encoder.set_drop_path_rate(0.3).blocks] == pytest.approx(
+        [0.0, 0.1, 0.2, 0.3])
+    assert [b.drop_path.p for b in encoder.set_drop_path_rate(0.0).blocks] == [0.0] * 4
+    for rate in (1.0, -0.1):
+        with pytest.raises(ValueError, match="drop_path_rate must be in"):
+            encoder.set_drop_path_rate(rate)
+    assert [b.drop_path.p for b in encoder.blocks] == [0.0] * 4
+
+
 def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statistics():
     head = PooledHead(4, 2, kind="batchnorm").train()
     head.norm.running_mean.fill_(2.0)
@@ -507,6 +528,9 @@ def test_init_patch_embedding_zeroes_the_bias_of_any_linear_layer(scheme):
     linear = torch.nn.Linear(8, 32)  # PyTorch's default bias is uniform, not 0
     init_patch_embedding(linear, scheme)
     assert torch.count_nonzero(linear.bias) == 0
+    # and sets the weights of the scheme, not PyTorch's default (std 0.2 at 8 inputs)
+    std = 0.02 if scheme == "trunc_normal" else (2 / (8 + 32)) ** 0.5
+    assert linear.weight.std().item() == pytest.approx(std, rel=0.25)
 
 
 def test_every_layernorm_of_the_model_uses_epsilon_1e_6():
@@ -725,6 +749,26 @@ def test_a_frozen_encoder_is_in_eval_mode_from_the_start():
     torch.testing.assert_close(model.forward_features(x), model.forward_features(x))
 
 
+@pytest.mark.parametrize("final_norm", [True, False])
+def test_an_encoder_with_head_pools_the_tokens_and_builds_the_head_it_is_asked_for(final_norm):
+    # the settings reach the modules: the head kind, and the final norm the pooling reads
+    encoder = tiny_model().encoder.eval()
+    model = EncoderWithHead(encoder, 2, head="batchnorm", final_norm=final_norm).eval()
+    assert model.head.kind == "batchnorm" and isinstance(model.head.norm, torch.nn.BatchNorm1d)
+    x = torch.randn(3, 20, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x),
+                                   encoder(x, final_norm=final_norm).mean(1))
+
+
+def test_a_frozen_encoder_stays_frozen_and_in_eval_mode_through_train():
+    model = EncoderWithHead(tiny_model(drop_path_rate=0.5).encoder, 2, head="batchnorm",
+                            freeze_encoder=True)
+    assert model.eval().train() is model
+    assert model.head.training and not model.encoder.training
+    assert not any(p.requires_grad for p in model.encoder.parameters())
+
+
 def test_the_linear_probe_updates_its_running_statistics_with_the_default_momentum():
     # BatchNorm1d's momentum 0.1, as the research code's linear probe
     head = PooledHead(4, 2, kind="batchnorm").train()
@@ -871,6 +915,8 @@ def test_token_indices_of_another_batch_size_are_refused():
         model(x, context.expand(3, -1), target)
     with pytest.raises(ValueError, match=r"got shape \(6,\)"):
         model.encoder(x, torch.arange(6))
+    with pytest.raises(ValueError, match=r"got shape \(3, 6, 1\)"):
+        model.encoder(x, context.expand(3, -1)[..., None])  # the right batch, one axis too many
 
 
 def test_an_empty_batch_encodes_to_no_tokens():
