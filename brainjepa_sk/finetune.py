@@ -983,32 +983,29 @@ class _FineTuneBase(SubjectsInputMixin):
     def _set_class_weights(self, window_targets):
         pass
 
-    def get_iterator(self, dataset, training=False):
-        """skorch's loader of ``dataset``, whose workers also start inside joblib's workers.
+    def get_params_for(self, prefix):
+        """skorch's parameters for ``prefix``; the loaders' workers also start inside joblib's.
 
         Parameters
         ----------
-        dataset : torch.utils.data.Dataset
-            The windows to load.
-        training : bool, default=False
-            Whether to build ``iterator_train`` (else ``iterator_valid``).
+        prefix : str
+            A component's name, such as ``"iterator_train"`` or ``"optimizer"``.
 
         Returns
         -------
-        torch.utils.data.DataLoader
-            The loader, with the platform's default multiprocessing context when workers are
-            asked for in a process whose start method is joblib's ``"loky"`` (see
-            :func:`~brainjepa_sk.train.data.worker_context`) and no context is set.
+        dict
+            skorch's parameters for ``prefix``; for the loaders, with the platform's default
+            multiprocessing context added when workers are asked for in a process whose start
+            method is joblib's ``"loky"`` (see :func:`~brainjepa_sk.train.data.worker_context`)
+            and no context is set.
         """
-        kwargs = self.get_params_for("iterator_train" if training else "iterator_valid")
-        context = worker_context(kwargs.get("num_workers", 0))
-        if context is None or kwargs.get("multiprocessing_context") is not None:
-            return super().get_iterator(dataset, training=training)
-        kwargs.setdefault("batch_size", self.batch_size)
-        if kwargs["batch_size"] == -1:
-            kwargs["batch_size"] = len(dataset)
-        kwargs["multiprocessing_context"] = context
-        return (self.iterator_train if training else self.iterator_valid)(dataset, **kwargs)
+        params = super().get_params_for(prefix)
+        if prefix in ("iterator_train", "iterator_valid") and params.get(
+                "multiprocessing_context") is None:
+            context = worker_context(params.get("num_workers", 0))
+            if context is not None:
+                params["multiprocessing_context"] = context
+        return params
 
     def _subject_outputs(self, X):
         """The module's outputs (after skorch's nonlinearity) averaged over each subject."""

@@ -95,7 +95,9 @@ def align_gradient_rows(source, gradients, region_names, what="gradients"):
         warn_user(f"the index of {what} ({labels[:3]!r}...) is not read as region names, since "
                   "only string labels are: its rows are used in order, as X's columns. To "
                   "match the rows to X's columns by name, give both string names (e.g. "
-                  f"{what}.index.astype(str) and DataFrames with the same string columns)")
+                  f"{what}.index.astype(str) and DataFrames with the same string columns); to use "
+                  f"them in order without this warning, give {what} as an array "
+                  f"({what}.to_numpy())")
     if own is None or region_names is None:
         return gradients
     names = [str(name) for name in region_names]

@@ -707,14 +707,18 @@ def test_a_non_finite_diagonal_is_named_as_such(X, value):
 
 def test_a_reference_indexed_by_labels_of_mixed_types_is_used_in_order(X):
     """Only an index of strings names regions; one with other labels too (say, an integer
-    left in it) is read row by row, as an array."""
+    left in it) is read row by row, as an array, and says so (not a name-difference
+    warning: its labels are not compared with X's names)."""
     names = [f"roi{i}" for i in range(N_REGIONS)]
     frames = [pd.DataFrame(x, columns=names) for x in X]
     reference = GradientPositioner(**SMALL).fit(X).gradients_
     mixed = pd.DataFrame(reference, index=[0, *names[:0:-1]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         aligned = GradientPositioner(**SMALL, reference=mixed).fit(frames)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and "index of reference ([0, 'roi19'" in messages[0]
+    assert "is not read as region names" in messages[0]
     expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
     np.testing.assert_allclose(aligned.gradients_, expected.gradients_)
 

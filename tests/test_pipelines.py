@@ -141,16 +141,18 @@ def test_subjects_from_a_generator_are_fitted_and_transformed_alike(labelled, in
 
 
 @pytest.fixture
-def in_a_loky_worker(monkeypatch):
+def in_a_loky_worker():
     """The default start method as in joblib's loky workers, where cross_val_score(...,
     n_jobs=2) and GridSearchCV fit: "loky", whose processes cannot be torch's loader workers."""
-    import multiprocessing.context
+    import multiprocessing
 
-    from joblib.externals.loky.backend.context import get_context
+    import joblib.externals.loky.backend.context  # noqa: F401 (registers the "loky" method)
 
-    monkeypatch.setattr(multiprocessing.context._default_context, "_actual_context",
-                        get_context("loky"))
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("loky", force=True)
     assert multiprocessing.get_start_method() == "loky"
+    yield
+    multiprocessing.set_start_method(previous, force=True)
 
 
 def test_loader_workers_start_where_the_default_start_method_is_lokys(in_a_loky_worker):
