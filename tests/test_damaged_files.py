@@ -178,6 +178,23 @@ def test_a_plain_pickle_is_refused_without_torchs_pickle_protocol_warning(tmp_pa
             load_file(path)
 
 
+def test_a_torchscript_archive_is_named_as_such_without_advice_to_load_unsafely(tmp_path):
+    """torch refuses it under weights_only=True with advice to re-run with weights_only=False
+    (which runs code), after a warning that it dispatches to torch.jit.load."""
+    import warnings
+
+    path = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():  # torch.jit is deprecated; such files are still around
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"scripted\.pt is not a brainjepa_sk checkpoint: "
+                                             r"it is a TorchScript archive") as info:
+            load_checkpoint(path)
+    assert "weights_only" not in str(info.value)
+
+
 def _robust_checkpoint(path):
     median, iqr = np.linspace(-1, 1, 8), np.linspace(1, 2, 8)
     save_checkpoint(path, _model(), preprocessing={

@@ -180,6 +180,18 @@ def test_other_errors_of_torch_save_are_raised_as_they_are(tmp_path, monkeypatch
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
 
 
+def test_an_os_error_without_a_system_message_is_named_by_its_own(tmp_path, monkeypatch):
+    """An OSError raised with a message only (no errno, no strerror) keeps that message."""
+    def failing(obj, file):
+        raise OSError("the storage backend went away")
+
+    monkeypatch.setattr(runtime.torch, "save", failing)
+    with pytest.raises(OSError, match=r"could not save .*last\.pt: the storage backend went "
+                                      r"away$"):
+        atomic_save({"epoch": 1}, tmp_path / "last.pt")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_folder_that_exists_but_takes_no_files_is_named(tmp_path, monkeypatch):
     """A read-only folder (a read-only mount: root is refused too), simulated."""
     def read_only(dir=None):

@@ -230,7 +230,8 @@ def load_file(path, map_location="cpu", what="torch file"):
         When there is no file.
     ValueError
         Naming the file, when it is a folder, empty, truncated or damaged, not a torch file,
-        or holds Python objects that a safe load refuses (it is never unpickled unsafely).
+        holds Python objects that a safe load refuses (it is never unpickled unsafely), or is
+        a TorchScript archive.
     """
     path = Path(path)
     if path.is_dir():
@@ -242,6 +243,8 @@ def load_file(path, map_location="cpu", what="torch file"):
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            # a TorchScript archive is refused below; torch warns first that it dispatches it
+            warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if "Unsupported global" in str(error):
@@ -260,6 +263,11 @@ def load_file(path, map_location="cpu", what="torch file"):
             f"{path} is truncated or damaged: not a complete {what} ({error})"
         ) from error
     except RuntimeError as error:
+        if "TorchScript" in str(error):  # not torch's advice to load it with weights_only=False
+            raise ValueError(
+                f"{path} is not a {what}: it is a TorchScript archive (torch.jit.save), which "
+                "is not loaded (a torch.save file of tensors is expected)"
+            ) from None
         if "PytorchStreamReader" in str(error) or "zip archive" in str(error):
             raise ValueError(
                 f"{path} is truncated or damaged: not a complete {what} ({error})"
