@@ -195,8 +195,11 @@ def test_our_checkpoint_carries_its_preprocessing(tmp_path, research_model, refe
 
 def test_wrong_region_count_is_named(research_model, reference):
     X = reference["x_nilearn"]
-    with pytest.raises(ValueError, match="24"):
+    with pytest.raises(ValueError, match="24") as caught:
         BrainJEPAEmbedder(weights=research_model).fit(X[:, :, :20])
+    # the advice to build the UK Biobank atlas is for the default weights only (found by
+    # planting bugs: other weights were told to fetch the 450-region atlas)
+    assert "fetch_atlas_brainjepa450" not in str(caught.value)
     with pytest.raises(ValueError, match="transposed"):
         BrainJEPAEmbedder(weights=research_model).fit(X.transpose(0, 2, 1))
 
