@@ -963,15 +963,22 @@ def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):
     cross-validation would carry on past the pre-emption."""
 
     class TermAtLastEpochEnd(Callback):
+        interrupted_at = []
+
         def on_epoch_end(self, loop):
             if loop.epoch == loop.n_epochs:
                 signal.raise_signal(signal.SIGTERM)
+
+        def on_interrupt(self, loop):
+            self.interrupted_at.append(loop.step)
 
     path = tmp_path / "state.pt"
     loop = _loop(n_epochs=2, callbacks=[TermAtLastEpochEnd(), Checkpoint(path, "k")])
     with pytest.raises(TrainingInterrupted, match="after the run's last step.*complete"):
         _run_seeded(loop)
     assert loop.epoch == 2 and len(loop.history) == 2
+    # the callbacks are told, once, as after a SIGTERM inside the run
+    assert TermAtLastEpochEnd.interrupted_at == [loop.step]
     assert torch.load(path, weights_only=True)["loop"]["epoch"] == 2  # the whole run saved
 
 

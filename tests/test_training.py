@@ -163,6 +163,8 @@ def test_research_schedule_values():
     assert schedule(3500)[0] == pytest.approx(1e-6)
     # the warm-up is rounded to whole steps, not truncated: 10 epochs x 5 steps x 40/300
     assert PretrainSchedule.from_epochs(10, steps_per_epoch=5).warmup_steps == 7
+    # a warm-up of 0 epochs asked for is none, not the default share
+    assert PretrainSchedule.from_epochs(10, steps_per_epoch=5, warmup_epochs=0).warmup_steps == 0
 
 
 def test_the_schedules_hold_their_final_values_past_the_last_step():
@@ -176,6 +178,9 @@ def test_the_schedules_hold_their_final_values_past_the_last_step():
         assert momentum == pytest.approx(1.0)
     assert cosine_ramp(25, 10, 0.04, 0.4) == pytest.approx(0.4)
     assert linear_ramp(25, 10, 0.996, 1.0) == pytest.approx(1.0)
+    # a ramp of no steps (a one-step run) is at its end, without a division by zero
+    assert cosine_ramp(1, 0, 0.04, 0.4) == pytest.approx(0.4)
+    assert linear_ramp(1, 0, 0.996, 1.0) == pytest.approx(1.0)
     # before the end they still move (the test can fail)
     assert cosine_ramp(5, 10, 0.04, 0.4) == pytest.approx(0.22)
     assert linear_ramp(5, 10, 0.996, 1.0) == pytest.approx(0.998)
@@ -751,6 +756,10 @@ def test_parameter_groups_spare_biases_by_name_whatever_their_shape():
         decayed, plain = parameter_groups([given], 0.1)
         assert [id(p) for p in decayed["params"]] == [id(inner.weight)]
         assert [id(p) for p in plain["params"]] == [id(inner.bias)]
+    # a scalar parameter (a learned temperature, say) is of at most one dimension too
+    inner.temperature = torch.nn.Parameter(torch.tensor(1.0))
+    decayed, plain = parameter_groups([inner], 0.1)
+    assert [id(p) for p in plain["params"]] == [id(inner.bias), id(inner.temperature)]
 
 
 def test_a_parameter_frozen_between_steps_stays_where_it_is():
@@ -767,3 +776,28 @@ def test_a_parameter_frozen_between_steps_stays_where_it_is():
     assert all(p.grad is None for p in model.encoder.patch_embed.parameters())
     assert all(torch.equal(a, b) for a, b in zip(frozen, model.encoder.patch_embed.parameters()))
     assert not all(torch.equal(a, b) for a, b in zip(trained, model.encoder.blocks.parameters()))
+
+
+def test_the_schedules_give_python_floats_for_numpy_settings():
+    """Settings from a numpy grid reach the optimizer's groups through the schedules, and a
+    saved optimizer state must load with ``weights_only=True``: every value is a Python
+    float, in the warm-up as after it."""
+    start, ref, final = np.float64(0.0), np.float64(1.0), np.float64(0.1)
+    values = [warmup_cosine(1, 10, 4, start, ref, final),  # in the warm-up
+              warmup_cosine(6, 10, 4, start, ref, final),  # in the cosine
+              cosine_ramp(3, 10, ref, final), linear_ramp(3, 10, ref, final)]
+    assert [type(value) for value in values] == [float] * 4
+    assert values[0] == pytest.approx(0.25)
+    schedule = PretrainSchedule(total_steps=10, warmup_steps=4, start_lr=start, lr=ref,
+                                weight_decay=np.float64(0.04), ema_momentum=np.float64(0.99))
+    for step in (0, 3, 8):
+        assert [type(value) for value in schedule(step)] == [float] * 3
+
+
+def test_make_optimizer_uses_the_fused_kernel_only_where_asked_or_on_cuda():
+    """``fused=None`` picks the fused kernel for a model on a CUDA device only: on the CPU the
+    optimizer runs the default (foreach) implementation unless ``fused=True`` is given."""
+    model, _, _, _ = _setup()
+    assert not make_optimizer(model).defaults["fused"]
+    assert not make_optimizer(model, fused=False).defaults["fused"]
+    assert make_optimizer(model, fused=True).defaults["fused"] is True
