@@ -84,6 +84,14 @@ class KillAt(Callback):
             raise Killed
 
 
+def _save_from_every_process(obj, world_size, out_file):
+    """Gather ``obj`` from every process; process 0 saves the list (by rank) to ``out_file``."""
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, obj)
+    if dist.get_rank() == 0:
+        torch.save(gathered, out_file)
+
+
 def worker(rank, world_size, init_file, out_file, global_batch, accumulation_steps=1):
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world_size)
@@ -195,10 +203,7 @@ def main_process_worker(rank, world_size, init_file, out_file):
         results["after"] = on_main_process(lambda: rank)  # the group still works
         results["gathered"] = all_gather_objects(rank for _ in range(rank + 1))  # a generator
         results["calls"] = calls
-        gathered = [None] * world_size
-        dist.all_gather_object(gathered, results)
-        if rank == 0:
-            torch.save(gathered, out_file)
+        _save_from_every_process(results, world_size, out_file)
     finally:
         dist.destroy_process_group()
 
@@ -228,9 +233,6 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
             model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
             n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
             verbose=0, random_state=random_state).fit(X)
-        gathered = [None] * world_size
-        dist.all_gather_object(gathered, seen)
-        if rank == 0:
-            torch.save(gathered, out_file)
+        _save_from_every_process(seen, world_size, out_file)
     finally:
         dist.destroy_process_group()

@@ -260,14 +260,14 @@ class PretrainLoop:
             # and is run again by the next run: with the masks and stochastic-depth draws it
             # had, as after a resume from the state saved before it
             masks = self.mask_sampler
-            draws = (masks.state_dict() if hasattr(masks, "load_state_dict") else None,
-                     global_rng_state(self.device))
+            mask_state = masks.state_dict() if hasattr(masks, "load_state_dict") else None
+            rng_state = global_rng_state(self.device)
             try:
                 loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
             except BaseException:
-                if draws[0] is not None:
-                    masks.load_state_dict(draws[0])
-                set_global_rng_state(draws[1], self.device)
+                if mask_state is not None:
+                    masks.load_state_dict(mask_state)
+                set_global_rng_state(rng_state, self.device)
                 raise
             # With several processes, the global batch's loss (a small all-reduce, no host
             # synchronisation): every process then holds the same epoch sum, and the one rank
