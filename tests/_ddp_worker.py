@@ -3,8 +3,11 @@
 Importable by the processes that ``torch.multiprocessing.spawn`` starts.
 """
 
+import contextlib
+import multiprocessing
 import os
 import signal
+import sys
 
 import torch
 import torch.distributed as dist
@@ -23,6 +26,31 @@ from brainjepa_sk.train import (
 )
 
 N_REGIONS, N_FRAMES, PATCH, N_WINDOWS = 12, 16, 4, 24
+
+
+@contextlib.contextmanager
+def gloo_group(rank, world_size, init_file, **options):
+    """Join a gloo group of ``world_size`` processes for the body; destroy it after.
+
+    When the body succeeds, the spawned process then ends without the interpreter's
+    finalization (``os._exit(0)``). Once DDP has used a group, its C++ worker threads outlive
+    ``destroy_process_group`` (the group is still referenced), and one may still hold the last
+    reference to the tensors of the last collective: if it drops them while the interpreter is
+    finalizing, Python 3.11 ends that thread with ``pthread_exit`` from a C++ destructor and
+    the process aborts ("terminate called without an active exception"; pytorch/pytorch#38228,
+    python/cpython#87135). Every result is saved before, so nothing is lost. An error in the
+    body propagates as usual (``mp.spawn`` reports it).
+    """
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
+                            world_size=world_size, **options)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+    if multiprocessing.parent_process() is not None:  # never end the test runner itself
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 class StepLosses(Callback):
@@ -93,9 +121,7 @@ def _save_from_every_process(obj, world_size, out_file):
 
 
 def worker(rank, world_size, init_file, out_file, global_batch, accumulation_steps=1):
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, init_file):
         torch.set_num_threads(1)
         loop, losses = run(global_batch, accumulation_steps=accumulation_steps)
         gathered = [None] * world_size
@@ -105,8 +131,6 @@ def worker(rank, world_size, init_file, out_file, global_batch, accumulation_ste
         if rank == 0:
             torch.save({"losses": gathered, "states": states, "history": loop.history,
                         "steps": loop.step, "allreduces": loop.allreduces_}, out_file)
-    finally:
-        dist.destroy_process_group()
 
 
 class SigtermAt(Callback):
@@ -122,9 +146,7 @@ class SigtermAt(Callback):
 
 def sigterm_worker(rank, world_size, init_file, out_file, state_file):
     """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step."""
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, init_file):
         torch.set_num_threads(1)
         callbacks = [Checkpoint(state_file, key="ddp")] if rank == 0 else [SigtermAt(3)]
         loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
@@ -132,15 +154,11 @@ def sigterm_worker(rank, world_size, init_file, out_file, state_file):
         dist.all_gather_object(steps, loop.step)
         if rank == 0:
             torch.save({"steps": steps}, out_file)
-    finally:
-        dist.destroy_process_group()
 
 
 def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
     """Save every step (rank 0), die after step ``kill_at`` (when given), or resume and finish."""
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, init_file):
         torch.set_num_threads(1)
         callbacks = [Checkpoint(state_file, key="ddp", every_steps=1)] if rank == 0 else []
         if kill_at is not None:
@@ -150,8 +168,6 @@ def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
         dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
         if rank == 0:
             torch.save({"states": states, "history": loop.history, "step": loop.step}, out_file)
-    finally:
-        dist.destroy_process_group()
 
 
 class _Unpicklable(Exception):
@@ -173,11 +189,9 @@ def main_process_worker(rank, world_size, init_file, out_file):
 
     from brainjepa_sk.train.distributed import all_gather_objects, on_main_process
 
-    # a short timeout for the group's own collectives: process 0's slow work below outlasts it
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size, timeout=datetime.timedelta(seconds=3))
     calls, results = [], {}
-    try:
+    # a short timeout for the group's own collectives: process 0's slow work below outlasts it
+    with gloo_group(rank, world_size, init_file, timeout=datetime.timedelta(seconds=3)):
         def compute(offset):
             calls.append(rank)
             return {"rank": rank + offset, "array": torch.arange(3) * (rank + 1)}
@@ -204,8 +218,6 @@ def main_process_worker(rank, world_size, init_file, out_file):
         results["gathered"] = all_gather_objects(rank for _ in range(rank + 1))  # a generator
         results["calls"] = calls
         _save_from_every_process(results, world_size, out_file)
-    finally:
-        dist.destroy_process_group()
 
 
 def estimator_worker(rank, world_size, init_file, out_file, random_state):
@@ -215,9 +227,7 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
     from brainjepa_sk import BrainJEPAPretrainer
     from brainjepa_sk.train import ShuffleSampler
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
-                            world_size=world_size)
-    try:
+    with gloo_group(rank, world_size, init_file):
         torch.set_num_threads(1)
         seen, real_iter = [], ShuffleSampler.__iter__
 
@@ -234,5 +244,3 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
             n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
             verbose=0, random_state=random_state).fit(X)
         _save_from_every_process(seen, world_size, out_file)
-    finally:
-        dist.destroy_process_group()

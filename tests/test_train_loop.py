@@ -1086,9 +1086,6 @@ def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
         assert torch.equal(resumed["states"][1][key], value), key
 
 
-# slow: once in CI (2 cores) process 1 aborted at exit ("terminate called without an active
-# exception"), cause not yet found; kept out of the default run until it is
-@pytest.mark.slow
 def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows(tmp_path):
     """random_state=None draws its seeds in process 0 for all: processes drawing their own
     would each shuffle the windows differently, training on some twice and others never."""
