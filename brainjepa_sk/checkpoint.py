@@ -647,9 +647,10 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             "weights must be 'ukbiobank', a checkpoint path or a torch module, "
             f"got {type(weights).__name__}"
         )
-    if Path(weights).is_dir():
+    weights = Path(weights).expanduser()
+    if weights.is_dir():
         raise ValueError(f"weights={os.fspath(weights)!r} is a folder: pass the checkpoint file")
-    if not Path(weights).is_file():
+    if not weights.is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
     kind = _checkpoint_kind(weights)
     if kind == "training_state":
@@ -708,8 +709,8 @@ def export_training_state(state_path, path):
     """
     from .train.callbacks import read_training_state
 
-    if os.path.exists(path) and os.path.exists(state_path) and os.path.samefile(path,
-                                                                                 state_path):
+    path, state_path = Path(path).expanduser(), Path(state_path).expanduser()
+    if path.exists() and state_path.exists() and os.path.samefile(path, state_path):
         raise ValueError(
             f"path {str(path)!r} is the state file itself: writing the model there would "
             "replace the training state (the run could no longer be resumed); give another path")

@@ -151,7 +151,7 @@ def load_gradients(source):
         If the path names no file.
     """
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
+        path = Path(source).expanduser()
         if path.is_dir():
             raise ValueError(f"{path} is a folder, not a gradient file")
         if not path.is_file():

@@ -538,6 +538,37 @@ def test_a_training_state_exports_a_model(tmp_path):
     assert state_file.read_bytes() == saved
 
 
+def test_paths_starting_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatch):
+    """``~/...`` means the home folder, as in nilearn and pandas, for every path the estimators
+    take: X's files and globs, gradients, checkpoint_dir, weights, save and export. Before,
+    checkpoint_dir="~/runs" made a folder named "~" in the working folder, and the others
+    were not found."""
+    home, elsewhere = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    X = _data(n_subjects=4)
+    for i, subject in enumerate(X):
+        np.save(home / f"sub-{i}.npy", subject)
+    np.save(home / "gradients.npy", np.random.default_rng(1).standard_normal((N_REGIONS, 4)))
+    fitted = _pretrainer(n_epochs=1, gradients="~/gradients.npy", checkpoint_dir="~/runs").fit(
+        "~/sub-*.npy")
+    assert list(elsewhere.iterdir()) == []  # no "~" folder here
+    (state_file,) = _state_files(home / "runs")
+    fitted.save("~/model.pt")
+    embedder = BrainJEPAEmbedder(weights="~/model.pt", device="cpu").fit(
+        [f"~/sub-{i}.npy" for i in range(4)])
+    np.testing.assert_allclose(embedder.transform(X), fitted.transform(X), rtol=1e-5, atol=1e-6)
+    assert export_training_state("~/runs/" + state_file.name, "~/exported.pt") == (
+        home / "exported.pt")
+    assert load_checkpoint("~/exported.pt").metadata["exported_from"] == str(state_file)
+    saved = state_file.read_bytes()
+    with pytest.raises(ValueError, match="is the state file itself"):
+        export_training_state(state_file, "~/runs/" + state_file.name)
+    assert state_file.read_bytes() == saved
+
+
 # Every parameter that shapes a training run, with another value: each must stop a resume.
 _RUN_CHANGES = {
     "gradients": np.random.default_rng(9).standard_normal((N_REGIONS, 4)),

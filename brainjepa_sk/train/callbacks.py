@@ -302,7 +302,7 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path, key, extra=None, every_steps=None):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self.key = key
         self.extra = extra
         self.every_steps = every_steps

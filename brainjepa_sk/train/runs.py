@@ -81,7 +81,7 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
         (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
     """
     best = None
-    for path in sorted(Path(folder).glob(pattern)):
+    for path in sorted(Path(folder).expanduser().glob(pattern)):
         peeked = peek_training_state(path)
         if peeked is not None:
             extra = peeked.get("extra") or {}

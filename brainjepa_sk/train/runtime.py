@@ -233,7 +233,7 @@ def load_file(path, map_location="cpu", what="torch file"):
         holds Python objects that a safe load refuses (it is never unpickled unsafely), or is
         a TorchScript archive.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a {what}")
     if not path.is_file():
@@ -409,7 +409,7 @@ def check_writable_folder(folder, what="folder"):
     OSError
         Naming the folder, when it cannot be created or written to.
     """
-    folder = Path(folder)
+    folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -488,7 +488,7 @@ def atomic_save(obj, path):
         Naming ``path``, when it cannot be written (a full disk says so); the previous file at
         ``path``, if any, is left as it was.
     """
-    path = Path(path)
+    path = Path(path).expanduser()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # e.g. a file where a folder of the path should be
