@@ -131,6 +131,21 @@ def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
     assert info.value.errno == errno.EACCES  # the system's code, for callers that test it
 
 
+@pytest.mark.parametrize("code, message", [(errno.ENOSPC, "the disk is full"),
+                                           (errno.EACCES, "Permission denied")])
+def test_a_temporary_file_that_cannot_be_made_names_the_file_being_saved(
+        tmp_path, monkeypatch, code, message):
+    """The error names the file the user asked for, not the hidden temporary file beside it."""
+    def refused(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(tmp_path / ".x.pt-host-1-abc.tmp"))
+
+    monkeypatch.setattr(runtime.tempfile, "mkstemp", refused)
+    with pytest.raises(OSError, match=rf"could not save .*x\.pt: {message}") as info:
+        atomic_save({}, tmp_path / "x.pt")
+    assert ".tmp" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_umask_is_read_and_left_as_it_was_where_proc_cannot_be_read(
         tmp_path, monkeypatch, umask_027):
     """Elsewhere than Linux the umask is read by setting it: it is put back at once."""

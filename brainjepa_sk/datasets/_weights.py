@@ -135,13 +135,15 @@ def _read_record(record, path):
 def _write_record(record, text):
     """Write ``record`` through a temporary file: a kill or a full disk leaves no part of it
     (a record cut short would fault the good file it describes)."""
-    tmp = temporary_file_beside(record)
+    tmp = None
     try:
-        with naming_save_errors(record):
+        with naming_save_errors(record):  # also when the temporary file cannot be made
+            tmp = temporary_file_beside(record)
             tmp.write_text(text)
             move_into_place(tmp, record)
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
 def _check_hash(path, spec, actual=None):

@@ -494,14 +494,15 @@ def atomic_save(obj, path):
     except OSError as error:  # e.g. a file where a folder of the path should be
         raise OSError(error.errno, f"could not save {path}: cannot create its folder "
                                    f"{path.parent}: {error.strerror or error}") from error
-    tmp = temporary_file_beside(path)
+    tmp = None
     try:
-        with naming_save_errors(path):
+        with naming_save_errors(path):  # also when the temporary file cannot be made
+            tmp = temporary_file_beside(path)
             with open(tmp, "wb") as file:
                 torch.save(obj, file)
             move_into_place(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.remove(tmp)
 
 
