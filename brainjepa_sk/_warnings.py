@@ -16,7 +16,8 @@ def warn_user(message, category=UserWarning):
     A fixed ``stacklevel`` names the right line for one call path only: the same warning
     reached through an estimator, a helper process or a pipeline would point inside the
     package. This one always names the line that called into it (or the library, such as
-    scikit-learn's ``Pipeline``, that did).
+    scikit-learn's ``Pipeline``, that did). Under ``torchrun``, only process 0 warns: every
+    process runs the same checks, and one warning per process would repeat each message.
 
     Parameters
     ----------
@@ -25,6 +26,10 @@ def warn_user(message, category=UserWarning):
     category : type, default=UserWarning
         Its class.
     """
+    from .train.distributed import world  # here: the train package warns through this module
+
+    if world()[0] != 0:
+        return
     frame, level = sys._getframe(1), 1  # level 1: the function calling warn_user
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
         frame, level = frame.f_back, level + 1

@@ -221,7 +221,10 @@ def main_process_worker(rank, world_size, init_file, out_file):
 
 
 def estimator_worker(rank, world_size, init_file, out_file, random_state):
-    """``BrainJEPAPretrainer.fit`` in each process; records the windows each one trained on."""
+    """``BrainJEPAPretrainer.fit`` in each process; records the windows each one trained on
+    and the warnings it gave (a warm-up of 2 epochs in a run of 1 warns)."""
+    import warnings
+
     import numpy as np
 
     from brainjepa_sk import BrainJEPAPretrainer
@@ -238,9 +241,12 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
 
         ShuffleSampler.__iter__ = recording_iter
         X = np.random.default_rng(0).standard_normal((9, 48, N_REGIONS))
-        BrainJEPAPretrainer(
-            gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
-            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
-            n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
-            verbose=0, random_state=random_state).fit(X)
-        _save_from_every_process(seen, world_size, out_file)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            BrainJEPAPretrainer(
+                gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+                model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+                n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=1, warmup_epochs=2,
+                batch_size=4, device="cpu", verbose=0, random_state=random_state).fit(X)
+        _save_from_every_process({"seen": seen, "warnings": [str(w.message) for w in caught]},
+                                 world_size, out_file)

@@ -1088,12 +1088,16 @@ def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
 
 def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows(tmp_path):
     """random_state=None draws its seeds in process 0 for all: processes drawing their own
-    would each shuffle the windows differently, training on some twice and others never."""
+    would each shuffle the windows differently, training on some twice and others never.
+    Only process 0 warns: each process would repeat the same warning."""
     import _ddp_worker
 
     out = tmp_path / "seen.pt"
     _spawn_within(_ddp_worker.estimator_worker, (2, str(tmp_path / "init"), str(out), None))
-    first, second = torch.load(out, weights_only=True)
+    results = torch.load(out, weights_only=True)
+    first, second = (result["seen"] for result in results)
+    assert [m for m in results[0]["warnings"] if "warmup_epochs=2" in m]
+    assert results[1]["warnings"] == []
     # 9 subjects of 48 frames: 18 windows of 32 (stride 16), 4 global batches of 4
     assert len(first) == len(second) == 8
     assert len(set(first) | set(second)) == 16 and set(first) | set(second) <= set(range(18))
