@@ -758,3 +758,69 @@ def test_the_region_ids_of_an_older_masker_leave_out_its_background(tmp_path):
     path = tmp_path / "labels.nii.gz"
     nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
     assert _region_ids(SimpleNamespace(background_label=0), str(path)) == [1, 3, 7]
+
+
+# -- round 16: what planted bugs in datasets/_real.py showed the tests above let through -----
+
+
+def test_development_images_of_which_only_some_name_a_participant_are_refused(
+        fake_development, tmp_path, monkeypatch):
+    """A partial match is no match: the fetcher's order is kept only when no file name holds
+    an id; otherwise the rows could describe other subjects' images."""
+    import shutil
+
+    _, state = fake_development
+    state["shuffle_phenotypic"] = True
+    original = nilearn_datasets.fetch_development_fmri
+
+    def one_anonymous(**kwargs):
+        data = original(**kwargs)
+        data.func = [shutil.copy(data.func[0], tmp_path / "run0.nii.gz"), *data.func[1:]]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_anonymous)
+    anonymous = str(tmp_path / "run0.nii.gz")
+    with pytest.raises(ValueError, match="cannot match the functional images") as info:
+        load_development_fmri()
+    assert f"no or several ids for [{anonymous!r}]" in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:.*3D signal:UserWarning")  # nilearn's, on one volume
+def test_development_a_single_volume_image_is_refused_by_name(fake_development, tmp_path,
+                                                               monkeypatch):
+    """nilearn gives a 3-D image's region means as a 1-D array: one frame, not one region."""
+    original = nilearn_datasets.fetch_development_fmri
+
+    def one_volume(**kwargs):
+        data = original(**kwargs)
+        image = nib.load(data.func[1])
+        path = tmp_path / (data.func[1].split("/")[-1].split("_")[0] + "_bold.nii.gz")
+        nib.save(image.slicer[..., 0], path)
+        data.func[1] = str(path)
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_volume)
+    with pytest.raises(ValueError, match=r"^subject 1 \(.*_bold\.nii\.gz\): the functional "
+                                         r"image is a single 3-D volume, not a time series"):
+        load_development_fmri(confounds=False)
+
+
+def test_abide_constant_region_warnings_name_the_subject_after_an_unusable_one(fake_abide):
+    """The subjects left out as unusable shift the positions of the others: the warnings must
+    name the subject with constant regions, not the one at its position in the table."""
+    _, state = fake_abide
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal((6, N_ABIDE_REGIONS)) for _ in ABIDE_SUBJECTS]
+    arrays[0] = arrays[0][:1]  # 50001: a single frame, left out
+    arrays[2][:, CONSTANT_REGION] = 0.0  # 50003: a constant region
+    state["series"] = arrays
+    with pytest.warns(UserWarning) as record:
+        _, y = load_abide()
+    messages = _messages(record)
+    assert "1 of 4 subjects have constant regions (e.g. SUB_ID 50003)" in messages[1]
+    assert y["subject_id"].tolist() == [50002, 50003, 50004, 50005]
+    with pytest.warns(UserWarning) as record:
+        _, y = load_abide(constant_regions="drop_subjects")
+    messages = _messages(record)
+    assert "left out 1 subject(s) with constant regions (SUB_ID [50003])" in messages[1]
+    assert y["subject_id"].tolist() == [50002, 50004, 50005]

@@ -417,3 +417,10 @@ def test_the_site_drift_starts_at_its_steady_state():
     *_, params = make_brain_dynamics(n_subjects=300, n_timepoints=10, n_regions=8,
                                      random_state=0, return_params=True)
     assert params["drift"][:, :3].var(0).mean() > 0.7
+
+
+def test_the_site_categories_are_the_three_sites_whichever_are_drawn():
+    # one subject is at one site, but the column still has the documented categories 0, 1, 2
+    _, y = make_brain_dynamics(n_subjects=1, n_timepoints=8, n_regions=8, random_state=0)
+    assert y["site"].nunique() == 1
+    assert list(y["site"].cat.categories) == [0, 1, 2]

@@ -242,7 +242,8 @@ def load_development_fmri(
     ------
     ValueError
         For parameters outside the listed values, a fetcher result without the expected
-        fields, confounds that cannot be read, or subjects whose extracted regions differ.
+        fields, confounds that cannot be read, a functional image of a single volume, or
+        subjects whose extracted regions differ.
 
     See Also
     --------
@@ -322,8 +323,11 @@ def load_development_fmri(
         subject_confounds = _read_confounds(confound_paths[i]) if confounds else None
         signals = masker.fit_transform(func, confounds=subject_confounds)
         signals = np.asarray(signals, dtype=np.float64)
-        if signals.ndim == 1:  # a single region
-            signals = signals[:, None]
+        if signals.ndim != 2:  # nilearn squeezes the signals of a 3-D image (one volume)
+            raise ValueError(
+                f"subject {i} ({func}): the functional image is a single 3-D volume, not a "
+                "time series"
+            )
         region_ids = _region_ids(masker, atlas.maps)
         if len(region_ids) != signals.shape[1]:
             raise ValueError(
