@@ -348,16 +348,19 @@ class SubjectFiles(Sequence):
         :func:`~brainjepa_sk.validation.subjects_digest` computes it for arrays.
     dtype : numpy dtype, default=numpy.float64
         dtype of the arrays indexing returns.
+    allow_constant : bool, default=False
+        Whether the check accepted constant regions (a stricter check later checks again).
     """
 
     def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
-                 dtype=np.float64):
+                 dtype=np.float64, allow_constant=False):
         self.paths = list(paths)
         self.n_timepoints = np.asarray(n_timepoints, dtype=np.int64)
         self.n_regions = int(n_regions)
         self.feature_names = feature_names
         self.digest = digest
         self.dtype = np.dtype(dtype)
+        self.allow_constant = allow_constant
 
     def __len__(self):
         return len(self.paths)

@@ -475,7 +475,7 @@ def _validate_files(X, check):
     if all_connectivity:
         _warn_connectivity(check["name"])
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
-                        dtype=check["dtype"])
+                        dtype=check["dtype"], allow_constant=check["allow_constant"])
 
 
 def _update_digest(digest, array):
@@ -802,14 +802,16 @@ def validate_subjects(
     X = _paths_as_list(X)
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant)
-    checked_arrays = (lazy and isinstance(X, ConvertedSubjects)
-                      and (allow_constant or not X.allow_constant))
-    if isinstance(X, SubjectFiles) or checked_arrays:
+    # checked already, at least as strictly: a lenient check let constant regions through
+    as_strict = allow_constant or not getattr(X, "allow_constant", False)
+    checked_arrays = lazy and isinstance(X, ConvertedSubjects) and as_strict
+    if (isinstance(X, SubjectFiles) and as_strict) or checked_arrays:
         # validated already (e.g. by the estimator holding this one): only what may differ
         # between the two checks, without reading or converting the subjects again
         if isinstance(X, SubjectFiles):
             out = X if X.dtype == dtype else SubjectFiles(
-                X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype)
+                X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype,
+                getattr(X, "allow_constant", False))
             n_regions, names = X.n_regions, X.feature_names
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,
@@ -829,6 +831,9 @@ def validate_subjects(
                 f"subject {short[0]}{where} has {lengths[short[0]]} "
                 f"timepoint(s); at least {min_timepoints} are needed"
             )
+    elif isinstance(X, SubjectFiles):  # checked leniently: the files are checked again
+        out = _validate_files(X.paths, check)
+        n_regions, names = out.n_regions, out.feature_names
     elif lazy and _names_files(X):
         out = _validate_files(X, check)
         n_regions, names = out.n_regions, out.feature_names

@@ -188,9 +188,10 @@ def test_an_atlas_without_exactly_its_labels_is_refused(tmp_path, local_atlases,
     assert not (tmp_path / "cache" / "brainjepa_atlas" / "brainjepa450_labels.txt").exists()
 
 
-def test_a_tian_label_list_of_another_length_is_refused(tmp_path, local_atlases):
-    _replace_source("tian.txt", "\n".join(f"TIAN-{k}" for k in range(1, 50)) + "\n")
-    with pytest.raises(ValueError, match="lists 49 regions, not 50"):
+@pytest.mark.parametrize("n_names", [49, 51])
+def test_a_tian_label_list_of_another_length_is_refused(tmp_path, local_atlases, n_names):
+    _replace_source("tian.txt", "\n".join(f"TIAN-{k}" for k in range(1, n_names + 1)) + "\n")
+    with pytest.raises(ValueError, match=f"lists {n_names} regions, not 50"):
         fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
 
 

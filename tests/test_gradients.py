@@ -609,6 +609,11 @@ def test_connectivity_matrices_given_as_time_series_warn(X, tmp_path):
         GradientPositioner(**SMALL).fit(X)
         # square time series (as many timepoints as regions) are not matrices
         GradientPositioner(**SMALL).fit(X[:, :N_REGIONS])
+        # nor is a square series with only one of the two signs
+        GradientPositioner(**SMALL).fit(corr * 2)  # symmetric, its diagonal 2
+        unit_diagonal = X[:, :N_REGIONS].copy()
+        unit_diagonal[:, np.arange(N_REGIONS), np.arange(N_REGIONS)] = 1.0
+        GradientPositioner(**SMALL).fit(unit_diagonal)  # not symmetric
 
 
 def test_connectivity_symmetry_is_checked_relative_to_the_largest_value():
@@ -659,6 +664,21 @@ def test_a_list_of_connectivity_frames_keeps_and_checks_their_region_names():
     mixed = [frames[0], frames[1].set_axis([0, *names[1:]], axis=1)]
     with pytest.raises(TypeError, match="^matrix 1: "):
         clone(positioner).fit(mixed)
+
+
+def test_an_unlabelled_matrix_among_connectivity_frames_keeps_the_first_names_met():
+    """As for time series, the first names met stay the reference: a plain array between
+    frames neither drops them nor lets a later frame with other names through."""
+    rng = np.random.default_rng(1)
+    names = [f"roi{i}" for i in range(8)]
+    matrices = [np.corrcoef(rng.standard_normal((8, 40))) for _ in range(3)]
+    first = pd.DataFrame(matrices[0], index=names, columns=names)
+    positioner = GradientPositioner(kind="connectivity", **SMALL).fit([first, matrices[1]])
+    assert positioner.feature_names_in_.tolist() == names
+    renamed = pd.DataFrame(matrices[2], columns=[f"r{i}" for i in range(8)])
+    with pytest.raises(ValueError, match="matrix 2 has other region names .* column 0 is 'r0' "
+                                         "where they have 'roi0'"):
+        clone(positioner).fit([first, matrices[1], renamed])
 
 
 def test_a_reference_indexed_by_region_names_follows_the_columns_of_X(X):

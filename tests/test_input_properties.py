@@ -355,6 +355,21 @@ def test_a_transposed_subject_is_said_to_look_transposed_and_the_first_file_name
 
 
 @pytest.mark.parametrize("lazy", [False, True])
+def test_the_transposed_hint_compares_with_subject_0s_own_length(lazy):
+    """Subject 0 looks transposed when its length is the region count refused, not when the
+    length of the subject just before the refused one is."""
+    rng = np.random.default_rng(18)
+    subjects = [rng.standard_normal(shape) for shape in ((4, 12), (6, 12), (15, 4))]
+    with pytest.raises(ValueError, match=r"^subject 2 has 4 regions .*\(subject 0 looks "
+                                         r"transposed\)$"):
+        validate_subjects(subjects, lazy=lazy)
+    subjects[1] = rng.standard_normal((4, 12))  # subject 1, not subject 0, has 4 timepoints
+    subjects[0] = rng.standard_normal((5, 12))
+    with pytest.raises(ValueError, match=r"^subject 2 has 4 regions .* on one atlas$"):
+        validate_subjects(subjects, lazy=lazy)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
 @pytest.mark.parametrize("as_files", [False, True], ids=["in_memory", "files"])
 def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path, lazy,
                                                                        as_files):

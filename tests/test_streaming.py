@@ -295,6 +295,22 @@ def test_files_checked_already_and_too_short_for_a_later_check_are_named(tmp_pat
         validate_subjects(checked, min_timepoints=15, lazy=True)
 
 
+def test_files_checked_leniently_are_checked_again_by_a_stricter_check(tmp_path):
+    """As checked arrays are: files accepted with constant regions were taken as checked, so
+    an estimator's default check let the constant regions through."""
+    series = _series()
+    series[1][:, 2] = 1.0
+    paths = _save(tmp_path, series)
+    lenient = validate_subjects(paths, lazy=True, allow_constant=True)
+    assert validate_subjects(lenient, lazy=True, allow_constant=True) is lenient
+    for lazy in (True, False):
+        with pytest.raises(ValueError, match=r"sub-01\.npy: subject 1: 1 region\(s\) have a "
+                                             r"constant signal \(indices \[2\]\)"):
+            validate_subjects(lenient, lazy=lazy)
+    strict = validate_subjects(paths[::2], lazy=True)
+    assert validate_subjects(strict, lazy=True) is strict
+
+
 def test_subjects_checked_already_with_other_regions_are_refused_at_transform(tmp_path):
     """Validated subjects (files or converted arrays) are not checked again, but their
     region count is still compared with the fitted one."""
