@@ -681,6 +681,26 @@ def test_a_compiled_loop_reuses_its_graphs_after_warm_up():
     torch._dynamo.reset()
 
 
+@pytest.mark.parametrize("compile, expected", [
+    (True, {"dynamic": False}),
+    ({"backend": "aot_eager"}, {"dynamic": False, "backend": "aot_eager"}),
+    ({"dynamic": True}, {"dynamic": True}),
+], ids=["true", "dict", "dict-overrides"])
+def test_compile_compiles_the_forward_with_static_shapes_and_the_options_given(
+        compile, expected, monkeypatch):
+    """``dynamic=False`` unless the dict says otherwise (``None``, torch's default, would turn
+    to dynamic shapes after a recompilation); the dict's options reach ``torch.compile``."""
+    calls = []
+
+    def fake_compile(module, **options):
+        calls.append((module, options))
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    loop = _loop(n_epochs=1, compile=compile)
+    assert calls == [(loop.model, expected)]
+
+
 class _KillAt(Callback):
     """Stands for a kill right after step ``step`` (the states saved so far are what remain)."""
 
