@@ -16,8 +16,9 @@ def warn_user(message, category=UserWarning):
     A fixed ``stacklevel`` names the right line for one call path only: the same warning
     reached through an estimator, a helper process or a pipeline would point inside the
     package. This one always names the line that called into it (or the library, such as
-    scikit-learn's ``Pipeline``, that did). Under ``torchrun``, only process 0 warns: every
-    process runs the same checks, and one warning per process would repeat each message.
+    scikit-learn's ``Pipeline``, that did). Under ``torchrun``, only process 0 warns, also
+    before it joins the process group: every process runs the same checks, and one warning
+    per process would repeat each message.
 
     Parameters
     ----------
@@ -26,9 +27,9 @@ def warn_user(message, category=UserWarning):
     category : type, default=UserWarning
         Its class.
     """
-    from .train.distributed import world  # here: the train package warns through this module
+    from .train.distributed import is_main_process  # here: train warns through this module
 
-    if world()[0] != 0:
+    if not is_main_process():
         return
     frame, level = sys._getframe(1), 1  # level 1: the function calling warn_user
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):

@@ -26,7 +26,7 @@ from .gradients import gradient_region_names, load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
-from .train.runtime import atomic_save, load_file, tensor_checksum
+from .train.runtime import atomic_save, expand_home, load_file, tensor_checksum
 
 __all__ = [
     "UKBIOBANK_T_R",
@@ -647,7 +647,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             "weights must be 'ukbiobank', a checkpoint path or a torch module, "
             f"got {type(weights).__name__}"
         )
-    weights = Path(weights).expanduser()
+    weights = expand_home(weights)
     if weights.is_dir():
         raise ValueError(f"weights={os.fspath(weights)!r} is a folder: pass the checkpoint file")
     if not weights.is_file():
@@ -709,7 +709,7 @@ def export_training_state(state_path, path):
     """
     from .train.callbacks import read_training_state
 
-    path, state_path = Path(path).expanduser(), Path(state_path).expanduser()
+    path, state_path = expand_home(path), expand_home(state_path)
     if path.exists() and state_path.exists() and os.path.samefile(path, state_path):
         raise ValueError(
             f"path {str(path)!r} is the state file itself: writing the model there would "

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .train.runtime import expand_home
+
 __all__ = [
     "SUBJECT_FILE_SUFFIXES",
     "SubjectFiles",
@@ -69,7 +71,7 @@ def expand_subject_paths(pattern):
     ValueError
         When nothing matches, or ``pattern`` names a folder.
     """
-    pattern = os.path.expanduser(os.fspath(pattern))  # "~/...", as nilearn and pandas
+    pattern = os.path.expanduser(os.fspath(pattern))  # as expand_home, the glob kept a string
     if Path(pattern).is_file():  # a plain path, even one with glob characters in its name
         return [Path(pattern)]
     if Path(pattern).is_dir():
@@ -294,7 +296,7 @@ def read_subject_file(path):
         Naming the file: a folder, an unknown extension, or contents that are not a numeric
         table.
     """
-    path = Path(path).expanduser()
+    path = expand_home(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a subject file: give its files or a glob")
     if not path.is_file():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -25,6 +24,7 @@ from ._base import (
 )
 from ._warnings import warn_user
 from .files import _load_npy, _read_csv_table
+from .train.runtime import expand_home
 from .validation import (
     check_n_regions,
     first_name_difference,
@@ -151,7 +151,7 @@ def load_gradients(source):
         If the path names no file.
     """
     if isinstance(source, (str, os.PathLike)):
-        path = Path(source).expanduser()
+        path = expand_home(source)
         if path.is_dir():
             raise ValueError(f"{path} is a folder, not a gradient file")
         if not path.is_file():

@@ -803,7 +803,9 @@ def validate_subjects(
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant)
     # checked already, at least as strictly: a lenient check let constant regions through
-    as_strict = allow_constant or not getattr(X, "allow_constant", False)
+    # (asked of the checked kinds only: a DataFrame's column may be named allow_constant)
+    as_strict = allow_constant or not (isinstance(X, (SubjectFiles, ConvertedSubjects))
+                                       and X.allow_constant)
     checked_arrays = lazy and isinstance(X, ConvertedSubjects) and as_strict
     if (isinstance(X, SubjectFiles) and as_strict) or checked_arrays:
         # validated already (e.g. by the estimator holding this one): only what may differ

@@ -264,12 +264,15 @@ class _ColumnTable:
 
 
 def test_one_table_given_as_x_is_refused_with_the_advice_to_wrap_it():
-    """One subject's table as X would otherwise be read as one subject per column."""
+    """One subject's table as X would otherwise be read as one subject per column (a column
+    named like an attribute of checked subjects, allow_constant, is not taken for one)."""
     x = np.random.default_rng(8).standard_normal((10, 3))
-    for table in (pd.DataFrame(x, columns=list("abc")), _ColumnTable(x), x):
-        with pytest.raises(ValueError, match=r"got one 2-D table of shape \(10, 3\)\. For a "
-                                             r"single subject, pass \[x\]"):
-            validate_subjects(table)
+    for table in (pd.DataFrame(x, columns=list("abc")), _ColumnTable(x), x,
+                  pd.DataFrame(x, columns=["a", "allow_constant", "c"])):
+        for lazy in (False, True):
+            with pytest.raises(ValueError, match=r"got one 2-D table of shape \(10, 3\)\. "
+                                                 r"For a single subject, pass \[x\]"):
+                validate_subjects(table, lazy=lazy)
 
 
 def test_an_array_of_more_than_three_dimensions_is_refused_as_a_whole():

@@ -24,6 +24,8 @@ from torch.optim.optimizer import (
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.checkpoint import export_training_state, load_checkpoint
+from brainjepa_sk.datasets import get_data_dir
+from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.preprocessing import resample
 from brainjepa_sk.train import (
     Callback,
@@ -31,6 +33,8 @@ from brainjepa_sk.train import (
     TrainingInterrupted,
     collapse_metrics,
 )
+from brainjepa_sk.train.runtime import atomic_save, load_file
+from brainjepa_sk.validation import validate_subjects
 
 N_REGIONS = 16
 
@@ -552,10 +556,16 @@ def test_paths_starting_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatc
     for i, subject in enumerate(X):
         np.save(home / f"sub-{i}.npy", subject)
     np.save(home / "gradients.npy", np.random.default_rng(1).standard_normal((N_REGIONS, 4)))
-    fitted = _pretrainer(n_epochs=1, gradients="~/gradients.npy", checkpoint_dir="~/runs").fit(
-        "~/sub-*.npy")
+    settings = dict(gradients="~/gradients.npy", checkpoint_dir="~/runs")
+    fitted = _pretrainer(n_epochs=1, **settings).fit("~/sub-*.npy")
     assert list(elsewhere.iterdir()) == []  # no "~" folder here
     (state_file,) = _state_files(home / "runs")
+    # the saved run is found there: resumed (nothing trained again), and continued
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    again = _pretrainer(n_epochs=1, callbacks=[_CountSteps()], **settings).fit("~/sub-*.npy")
+    assert _CountSteps.steps == 0 and again.history_ == fitted.history_
+    with pytest.warns(UserWarning, match=f"extending the run saved in {state_file}"):
+        _pretrainer(n_epochs=2, **settings).fit("~/sub-*.npy")
     fitted.save("~/model.pt")
     embedder = BrainJEPAEmbedder(weights="~/model.pt", device="cpu").fit(
         [f"~/sub-{i}.npy" for i in range(4)])
@@ -567,6 +577,27 @@ def test_paths_starting_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatc
     with pytest.raises(ValueError, match="is the state file itself"):
         export_training_state(state_file, "~/runs/" + state_file.name)
     assert state_file.read_bytes() == saved
+
+
+def test_a_tilde_that_names_no_user_is_part_of_a_path_as_given(tmp_path, monkeypatch):
+    """``~name`` where no user is called name stays as written, as in nilearn and pandas: a
+    file ``~draft.npy`` in the working folder is read, a missing one named. pathlib's
+    ``expanduser`` raised ``RuntimeError("Could not determine home directory.")`` instead."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    np.save("~draft-sub.npy", _data(n_subjects=1)[0])
+    np.save("~draft-gradients.npy", rng.standard_normal((N_REGIONS, 4)))
+    assert len(validate_subjects(["~draft-sub.npy"])) == 1
+    assert len(validate_subjects("~draft-sub*.npy", lazy=True)) == 1
+    assert load_gradients("~draft-gradients.npy").shape == (N_REGIONS, 4)
+    atomic_save({"a": 1}, "~draft.pt")
+    assert load_file("~draft.pt") == {"a": 1}
+    missing = "~no-such-user-r16/model.pt"
+    with pytest.raises(FileNotFoundError, match=f"weights file not found: {missing}"):
+        BrainJEPAEmbedder(weights=missing, device="cpu").fit(_data(n_subjects=2))
+    with pytest.raises(FileNotFoundError, match=missing):
+        export_training_state(missing, "out.pt")
+    assert get_data_dir("~no-such-user-r16/cache") == Path("~no-such-user-r16/cache")
 
 
 # Every parameter that shapes a training run, with another value: each must stop a resume.

@@ -1117,7 +1117,7 @@ def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_wi
     results = torch.load(out, weights_only=True)
     first, second = (result["seen"] for result in results)
     assert [m for m in results[0]["warnings"] if "warmup_epochs=2" in m]
-    assert results[1]["warnings"] == []
+    assert not [m for m in results[1]["warnings"] if "warmup_epochs=2" in m]
     # 9 subjects of 48 frames: 18 windows of 32 (stride 16), 4 global batches of 4
     assert len(first) == len(second) == 8
     assert len(set(first) | set(second)) == 16 and set(first) | set(second) <= set(range(18))

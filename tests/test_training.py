@@ -394,6 +394,30 @@ def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     assert len(chosen) == 1
 
 
+@pytest.mark.parametrize(("environment", "warns"), [
+    ({}, True),  # a process on its own
+    ({"WORLD_SIZE": "2", "RANK": "0"}, True),
+    ({"WORLD_SIZE": "2", "RANK": "1"}, False),
+    ({"WORLD_SIZE": "two", "RANK": "1"}, True),  # not a launcher's numbers
+])
+def test_under_torchrun_only_process_0_warns_also_before_joining_the_group(
+        monkeypatch, environment, warns):
+    """The checks before fit joins the group (input, checkpoint_dir) run in every process:
+    torchrun's RANK decides which warns, as the group's rank does after joining."""
+    import warnings
+
+    from brainjepa_sk._warnings import warn_user
+
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warn_user("a warning")
+    assert [str(w.message) for w in caught] == (["a warning"] if warns else [])
+
+
 def test_without_torchrun_a_cuda_device_is_left_as_asked(monkeypatch):
     """Runs anywhere: one process, no group. "cuda" stays the current device, whichever the
     user made current; LOCAL_RANK is torchrun's only."""

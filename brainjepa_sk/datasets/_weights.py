@@ -12,7 +12,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..train.runtime import move_into_place, naming_save_errors, temporary_file_beside
+from ..train.runtime import expand_home, move_into_place, naming_save_errors, temporary_file_beside
 
 __all__ = ["get_data_dir", "fetch_ukbiobank_weights", "UKBIOBANK_FILES"]
 
@@ -66,9 +66,9 @@ def get_data_dir(data_dir=None):
         The folder (``~`` expanded); not created here.
     """
     if data_dir is not None:
-        return Path(data_dir).expanduser()
+        return expand_home(data_dir)
     if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
+        return expand_home(os.environ[DATA_ENV])
     return Path.home() / "brainjepa_sk_data"
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 
 import torch
 
 from .._warnings import warn_user
-from .runtime import all_finite, atomic_save, load_file, tensor_checksum
+from .runtime import all_finite, atomic_save, expand_home, load_file, tensor_checksum
 
 __all__ = [
     "Callback",
@@ -302,7 +301,7 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path, key, extra=None, every_steps=None):
-        self.path = Path(path).expanduser()
+        self.path = expand_home(path)
         self.key = key
         self.extra = extra
         self.every_steps = every_steps

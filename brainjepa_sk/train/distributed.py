@@ -39,14 +39,25 @@ def world():
 
 
 def is_main_process():
-    """Whether this process writes files, logs and progress bars (rank 0).
+    """Whether this process is process 0, the one that warns, writes files and shows progress.
+
+    Before the process group is joined, the launcher's ``RANK`` says (``torchrun`` sets it
+    with ``WORLD_SIZE``), so that work done before joining is not repeated by every process.
 
     Returns
     -------
     bool
-        ``True`` in process 0 (and without a process group).
+        ``True`` in process 0, and in a process on its own.
     """
-    return world()[0] == 0
+    rank, world_size = world()
+    if world_size > 1:
+        return rank == 0
+    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return int(os.environ.get("RANK", "0")) == 0
+    except ValueError:  # not a launcher's numbers: a process on its own
+        pass
+    return True
 
 
 def init_from_environment(device):

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 
 from .._warnings import warn_user
 from .callbacks import peek_training_state, read_training_state
-from .runtime import python_values
+from .runtime import expand_home, python_values
 
 __all__ = ["find_shorter_run", "run_key"]
 
@@ -81,7 +80,7 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
         (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
     """
     best = None
-    for path in sorted(Path(folder).expanduser().glob(pattern)):
+    for path in sorted(expand_home(folder).glob(pattern)):
         peeked = peek_training_state(path)
         if peeked is not None:
             extra = peeked.get("extra") or {}

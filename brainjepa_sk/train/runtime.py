@@ -26,6 +26,7 @@ __all__ = [
     "atomic_save",
     "check_writable_folder",
     "cpu_copy",
+    "expand_home",
     "load_file",
     "move_into_place",
     "naming_save_errors",
@@ -41,6 +42,27 @@ __all__ = [
 ]
 
 PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def expand_home(path):
+    """``path`` as a :class:`~pathlib.Path`, a leading ``~`` or ``~user`` read as that home
+    folder, as nilearn and pandas read it.
+
+    Unlike :meth:`pathlib.Path.expanduser`, which raises ``RuntimeError`` for an unknown user,
+    a path whose ``~name`` names no user (say a file ``~draft.npy`` in the working folder) is
+    kept as it is, so that its own error names it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A path.
+
+    Returns
+    -------
+    pathlib.Path
+        The path, expanded.
+    """
+    return Path(os.path.expanduser(os.fspath(path)))
 
 
 def resolve_device(device):
@@ -233,7 +255,7 @@ def load_file(path, map_location="cpu", what="torch file"):
         holds Python objects that a safe load refuses (it is never unpickled unsafely), or is
         a TorchScript archive.
     """
-    path = Path(path).expanduser()
+    path = expand_home(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a {what}")
     if not path.is_file():
@@ -409,7 +431,7 @@ def check_writable_folder(folder, what="folder"):
     OSError
         Naming the folder, when it cannot be created or written to.
     """
-    folder = Path(folder).expanduser()
+    folder = expand_home(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -488,7 +510,7 @@ def atomic_save(obj, path):
         Naming ``path``, when it cannot be written (a full disk says so); the previous file at
         ``path``, if any, is left as it was.
     """
-    path = Path(path).expanduser()
+    path = expand_home(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # e.g. a file where a folder of the path should be
