@@ -385,6 +385,25 @@ def test_a_cached_gradient_file_is_checked_against_its_pinned_hash_at_every_call
         fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
 
 
+def test_a_hash_record_whose_temporary_file_cannot_be_made_is_named(
+        tmp_path, monkeypatch, official_dir):
+    """The error names the record being written, not the hidden temporary file beside it."""
+    import errno
+
+    from brainjepa_sk.datasets import _weights
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+
+    def refused(path):
+        raise OSError(errno.ENOSPC, "No space left on device", f"{path}.host-1-abc.tmp")
+
+    monkeypatch.setattr(_weights, "temporary_file_beside", refused)
+    with pytest.raises(OSError, match=r"could not save .*jepa-ep300\.pth\.tar\.sha256: the "
+                                      r"disk is full") as info:
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert ".tmp" not in str(info.value)
+
+
 def test_a_full_disk_while_recording_the_hash_leaves_no_record_that_faults_the_checkpoint(
         tmp_path, monkeypatch, official_dir):
     """The checkpoint's hash record is written through a temporary file: a full disk leaves
