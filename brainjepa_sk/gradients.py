@@ -31,6 +31,7 @@ from .validation import (
     name_differences,
     validate_connectivity,
     validate_subjects,
+    warn_names_seen_once,
 )
 
 __all__ = ["GradientPositioner", "load_gradients"]
@@ -537,6 +538,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                     "the region names (DataFrame columns) differ from those seen in fit: "
                     f"{first_name_difference(names, fitted)}"
                 )
+            warn_names_seen_once(names, fitted, type(self).__name__)
         else:
             data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3,
                                      lazy=True)

@@ -32,6 +32,7 @@ __all__ = [
     "subjects_digest",
     "subject_rows",
     "validate_connectivity",
+    "warn_names_seen_once",
     "ConvertedSubjects",
 ]
 
@@ -886,14 +887,29 @@ def validate_subjects(
             # the names the weights were pretrained on, when fit took them from a checkpoint
             check_region_names(names, getattr(estimator, "region_names_", None),
                                name=estimator_name)
-            # as scikit-learn's own estimators warn
-            if fitted_names is not None and names is None:
-                warn_user(f"X does not have valid feature names, but {estimator_name} was "
-                          "fitted with feature names (region names)")
-            elif fitted_names is None and names is not None:
-                warn_user(f"X has feature names, but {estimator_name} was fitted without "
-                          "feature names (region names)")
+            warn_names_seen_once(names, fitted_names, estimator_name)
     return out
+
+
+def warn_names_seen_once(names, fitted_names, estimator_name):
+    """Warn, as scikit-learn's own estimators do, when only one of fit and transform had
+    region names (DataFrame columns or file headers).
+
+    Parameters
+    ----------
+    names : array-like of str or None
+        The names of this input.
+    fitted_names : array-like of str or None
+        Those seen in fit (``feature_names_in_``).
+    estimator_name : str
+        How the warning names the estimator.
+    """
+    if fitted_names is not None and names is None:
+        warn_user(f"X does not have valid feature names, but {estimator_name} was "
+                  "fitted with feature names (region names)")
+    elif fitted_names is None and names is not None:
+        warn_user(f"X has feature names, but {estimator_name} was fitted without "
+                  "feature names (region names)")
 
 
 def check_region_names(names, trained_names, name="the model"):

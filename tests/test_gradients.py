@@ -681,6 +681,26 @@ def test_an_unlabelled_matrix_among_connectivity_frames_keeps_the_first_names_me
         clone(positioner).fit([first, matrices[1], renamed])
 
 
+def test_connectivity_with_names_at_only_one_of_fit_and_transform_warns_as_time_series_do():
+    """scikit-learn's warnings when only one of fit and transform had feature names."""
+    rng = np.random.default_rng(2)
+    names = [f"roi{i}" for i in range(8)]
+    matrices = [np.corrcoef(rng.standard_normal((8, 40))) for _ in range(2)]
+    frames = [pd.DataFrame(m, index=names, columns=names) for m in matrices]
+    named = GradientPositioner(kind="connectivity", **SMALL).fit(frames)
+    with pytest.warns(UserWarning, match="X does not have valid feature names, but "
+                                         "GradientPositioner was fitted with feature names"):
+        named.transform(matrices)
+    plain = GradientPositioner(kind="connectivity", **SMALL).fit(matrices)
+    with pytest.warns(UserWarning, match="X has feature names, but GradientPositioner was "
+                                         "fitted without feature names"):
+        plain.transform(frames)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        named.transform(frames)
+        plain.transform(matrices)
+
+
 def test_a_reference_indexed_by_region_names_follows_the_columns_of_X(X):
     names = [f"roi{i}" for i in range(N_REGIONS)]
     frames = [pd.DataFrame(x, columns=names) for x in X]
