@@ -533,6 +533,8 @@ def test_the_optimizer_of_a_fitted_net_may_be_changed_and_is_checked_at_once():
     fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
                                  optimizer__betas=(0.8, 0.9)).fit(X, y)
     adamw = fitted.optimizer_
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in adamw.param_groups]
+    assert all("lr" in group and "weight_decay" in group for group in settings)
     with pytest.raises(TypeError, match="betas"):  # SGD takes no betas
         fitted.set_params(optimizer=torch.optim.SGD)
     assert fitted.optimizer is torch.optim.AdamW and fitted.optimizer_ is adamw
@@ -543,12 +545,17 @@ def test_the_optimizer_of_a_fitted_net_may_be_changed_and_is_checked_at_once():
     assert fitted.optimizer is torch.optim.AdamW and fitted.optimizer_ is adamw
     # nor the rates and decays that skorch's setters of lr and optimizer__* write into the live
     # optimizer's groups (a continued fit had trained with them)
-    settings = [{k: v for k, v in group.items() if k != "params"} for group in adamw.param_groups]
     with pytest.raises(TypeError, match="betas"):
         fitted.set_params(optimizer=torch.optim.SGD, lr=0.5, optimizer__weight_decay=0.3)
     assert [{k: v for k, v in group.items() if k != "params"}
             for group in fitted.optimizer_.param_groups] == settings
     assert fitted.lr == FAST["lr"] and "optimizer__weight_decay" not in fitted.get_params()
+    # and a setting that skorch's setter adds to the groups (AdamW has no momentum) is taken
+    # out of them again
+    with pytest.raises(TypeError, match="betas"):
+        fitted.set_params(optimizer=torch.optim.SGD, optimizer__momentum=0.5)
+    assert [{k: v for k, v in group.items() if k != "params"}
+            for group in fitted.optimizer_.param_groups] == settings
 
 
 def test_optimizer_loader_and_compile_settings_set_before_fit_reach_the_fit():
@@ -1154,6 +1161,16 @@ def test_explicit_files_override_the_checkpoints_in_load_params(tmp_path):
     clf.load_params(checkpoint=saved, f_params=tmp_path / "other.pt")
     np.testing.assert_array_equal(clf.predict_proba(X), other.predict_proba(X))
     assert len(clf.history_) == 1  # the checkpoint's history
+
+
+def test_load_params_loads_the_files_named_for_the_nets_components(tmp_path):
+    """skorch's f_<component> keywords (f_module for module_) are loaded like f_params."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=2)).fit(X, y)
+    other.save_params(f_params=tmp_path / "other.pt")
+    clf.load_params(f_module=tmp_path / "other.pt")
+    np.testing.assert_array_equal(clf.predict_proba(X), other.predict_proba(X))
 
 
 def test_resuming_from_skorchs_checkpoint_prints_no_nothing_to_load(tmp_path, capsys):
@@ -1793,6 +1810,10 @@ def _poison_loss(net):  # a loss gone NaN, as a far too large learning rate give
     net.history_.record_batch("train_loss", float("nan"))
 
 
+def _overflow_loss(net):  # a loss gone infinite, not NaN: stopped too
+    net.history_.record_batch("train_loss", float("inf"))
+
+
 def _break_weights(net):  # the last update diverges: its loss, computed before it, is finite
     with torch.no_grad():
         next(net.module_.parameters()).view(-1)[0] = float("nan")
@@ -1800,6 +1821,7 @@ def _break_weights(net):  # the last update diverges: its loss, computed before 
 
 @pytest.mark.parametrize("damage, message", [
     (_poison_loss, "loss became nan in epoch 2.*lower lr"),
+    (_overflow_loss, "loss became inf in epoch 2"),
     (_break_weights, "weights became NaN or infinite in epoch 2"),
 ])
 def test_a_non_finite_loss_or_weights_stop_the_fit_and_keep_the_fitted_model(damage, message):
@@ -2385,7 +2407,25 @@ def test_predict_checks_region_names_against_fit_and_changes_nothing():
     swapped = [frame[[names[1], names[0], *names[2:]]] for frame in frames]
     with pytest.raises(ValueError, match="differ from those seen in fit: column 0 is 'roi1'"):
         clf.predict(swapped)
+    # a continued fit checks them as predict does (it must not learn the new order as fit's)
+    with pytest.raises(ValueError, match="differ from those seen in fit: column 0 is 'roi1'"):
+        clf.partial_fit(swapped, y)
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         clf.predict(X)
     np.testing.assert_array_equal(clf.feature_names_in_, names)
     assert clf.n_features_in_ == N_REGIONS
+
+
+def test_the_region_names_of_the_checkpoint_are_kept_and_checked_at_predict(tmp_path):
+    """region_names_ is what the checkpoint recorded: subjects given with those names in
+    another order are refused at predict (every region would be read as another one)."""
+    import pandas as pd
+
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    save_checkpoint(tmp_path / "m.pt", tiny_module(), metadata={"region_names": names})
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tmp_path / "m.pt", **fast(max_epochs=1)).fit(X, y)
+    assert clf.region_names_ == names
+    with pytest.raises(ValueError, match="another order"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # X has names, fit's arrays had none
+        clf.predict([pd.DataFrame(x, columns=names[::-1]) for x in X])

@@ -167,6 +167,22 @@ def test_loader_workers_start_where_the_default_start_method_is_lokys(in_a_loky_
     np.testing.assert_allclose(classifier.fit(X, y).predict_proba(X), expected, rtol=1e-6)
 
 
+def test_the_fine_tuners_loaders_get_the_default_context_unless_one_is_set(in_a_loky_worker):
+    """Both loaders (the validation loader runs predict) get it; a context of one's own is
+    kept."""
+    import multiprocessing
+
+    default = multiprocessing.get_context(multiprocessing.get_all_start_methods()[0])
+    clf = tiny_supervised_estimators(N_REGIONS)[0].set_params(
+        iterator_train__num_workers=1, iterator_valid__num_workers=1)
+    for prefix in ("iterator_train", "iterator_valid"):
+        assert clf.get_params_for(prefix)["multiprocessing_context"] is default
+    clf.set_params(iterator_train__multiprocessing_context="spawn")
+    assert clf.get_params_for("iterator_train")["multiprocessing_context"] == "spawn"
+    assert "multiprocessing_context" not in clf.set_params(
+        iterator_valid__num_workers=0).get_params_for("iterator_valid")
+
+
 @pytest.mark.slow
 def test_loader_workers_start_inside_joblibs_workers():
     """The same, end to end: cross_val_score(..., n_jobs=2) with loader workers."""
