@@ -924,7 +924,13 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             "resampled; set model_t_r to the TR the model was trained at",
         )
     saved = weights.preprocessing or {}
+    source = getattr(weights, "source", None)
+    where = f"{source} holds" if source else "the weights hold"
     saved_t_r = saved.get("t_r")
+    try:  # the warning below quotes it: a text or negative TR there would make no sense
+        _check_t_r(saved_t_r, "t_r")
+    except ValueError as error:
+        raise ValueError(f"{where} an invalid preprocessing: {error}") from error
     if (t_r is None and saved_t_r is not None and model_t_r is not None
             and not _same_sampling(saved_t_r, model_t_r)):
         # The input TR is the data's, not the model's, so it is not taken from the checkpoint;
@@ -937,8 +943,6 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         )
     if normalization == "auto":
         normalization = saved.get("normalization", "global_zscore")
-    source = getattr(weights, "source", None)
-    where = f"{source} holds" if source else "the weights hold"
     chosen_window = window if window != "auto" else saved.get("window", "center")
     if chosen_window not in WINDOW_STRATEGIES:
         if window == "auto":  # the saved one

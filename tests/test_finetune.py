@@ -762,6 +762,13 @@ def test_a_split_of_ones_own_may_give_subsets_of_subsets_of_the_windows():
                                                     y=y_train))
 
 
+def test_the_subject_split_holds_out_a_fifth_of_the_subjects_unstratified_by_default():
+    split = SubjectValidSplit(random_state=0)
+    assert repr(split) == "SubjectValidSplit(fraction=0.2, stratified=False, random_state=0)"
+    train, valid = split.split_subjects(np.zeros(20))
+    assert (len(train), len(valid)) == (16, 4)
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5, -0.2])
 def test_a_fraction_of_subjects_outside_zero_one_is_refused(fraction):
     with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):

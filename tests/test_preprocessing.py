@@ -110,6 +110,9 @@ def test_resample_rejects_non_positive_tr(t_r, target_t_r):
 def test_resample_rejects_extreme_ratio():
     with pytest.raises(ValueError, match="ratio"):
         resample(np.zeros((10, 2)), 0.01, 2.0)
+    # refused with the parameters, before any series: a saved preprocessing too
+    with pytest.raises(ValueError, match="cannot resample from TR 0.01 s to TR 2.0 s"):
+        Preprocessor.from_dict({**Preprocessor(10).to_dict(), "t_r": 0.01, "target_t_r": 2.0})
 
 
 # ---------------------------------------------------------------------- windows
@@ -668,13 +671,18 @@ def test_unscaled_series_far_from_unit_scale_warn(scale, offset):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         Preprocessor(16, normalization=None).fit(subjects)  # unit scale: fine
-        Preprocessor(16, normalization="robust").fit([x * scale for x in subjects])
+        for normalization in ("robust", "global_zscore", "roi_zscore"):  # the series scaled
+            Preprocessor(16, normalization=normalization).fit([x * scale for x in subjects])
 
 
 def test_the_scale_warning_looks_past_the_first_subject():
     """The first 50 subjects are looked at, not the first one only."""
     rng = np.random.default_rng(0)
     subjects = [rng.standard_normal((40, 6)) * (1 if k == 0 else 1e4) for k in range(3)]
+    with pytest.warns(UserWarning, match="far from unit scale"):
+        Preprocessor(16, normalization=None).fit(subjects)
+    # nor the first few: 10 at unit scale, then 40 far from it
+    subjects = [rng.standard_normal((20, 2)) * (1 if k < 10 else 1e4) for k in range(50)]
     with pytest.warns(UserWarning, match="far from unit scale"):
         Preprocessor(16, normalization=None).fit(subjects)
 
@@ -717,6 +725,30 @@ def test_saved_preprocessing_without_a_normalization_defaults_to_global_zscore()
     assert (preprocessor.normalization, preprocessor.window) == ("global_zscore", "first")
 
 
+def test_an_invalid_preprocessing_the_weights_hold_is_blamed_on_them():
+    """A saved preprocessing that cannot be applied names the weights as holding it, whether
+    the saved window, the saved TR or another saved setting is wrong."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import ResolvedWeights
+    from brainjepa_sk.preprocessing import preprocessor_for_weights
+
+    encoder = tiny_module().target_encoder
+    subjects = [np.random.default_rng(0).standard_normal((32, encoder.n_regions))]
+    for saved, problem in [({"window": "diagonal"}, "window 'diagonal' is not one of"),
+                           ({"normalization": "global_zscore", "eps": -1.0}, "'eps' parameter"),
+                           ({"normalization": None, "min_frames": 20},
+                            "min_frames=20 is longer than a window"),
+                           # the TR of the pretraining data, quoted when t_r is not given
+                           ({"t_r": "2.0"}, "t_r must be a positive number of seconds"),
+                           ({"t_r": -1.0}, "t_r must be a positive number of seconds")]:
+        resolved = ResolvedWeights(encoder, preprocessing={"n_frames": 16, **saved},
+                                   model_t_r=2.0, n_frames=16)
+        with pytest.raises(ValueError, match=rf"^the weights hold an invalid preprocessing: "
+                                             rf".*{problem}"):
+            preprocessor_for_weights(resolved, subjects)
+
+
 def test_a_model_pretrained_on_resampled_series_warns_only_when_t_r_would_resample():
     """Without t_r, series are taken at the model's TR: said when the pretraining resampled
     its series, not when its input TR gives the same sampling as the model's."""
@@ -738,6 +770,9 @@ def test_a_model_pretrained_on_resampled_series_warns_only_when_t_r_would_resamp
         warnings.simplefilter("error")
         for saved_t_r in (2.0, 2.0002):  # the ratio 1 within the resampling's denominators
             preprocessor_for_weights(weights(saved_t_r), subjects)
+    # a saved TR too far from the model's to resample from is not the model's sampling either
+    with pytest.warns(UserWarning, match=r"pretrained on series at TR 0.01 s resampled to 2 s"):
+        preprocessor_for_weights(weights(0.01), subjects)
 
 
 def test_real_numbers_of_any_type_are_accepted_as_before():
