@@ -917,7 +917,8 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")
-    model_t_r = weights.model_t_r if model_t_r == "auto" else model_t_r
+    saved_model_t_r = model_t_r == "auto"
+    model_t_r = weights.model_t_r if saved_model_t_r else model_t_r
     if t_r is not None and model_t_r is None:
         warn_user(
             f"t_r={t_r} is ignored: the model's TR is unknown, so the series are not "
@@ -927,8 +928,10 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     source = getattr(weights, "source", None)
     where = f"{source} holds" if source else "the weights hold"
     saved_t_r = saved.get("t_r")
-    try:  # the warning below quotes it: a text or negative TR there would make no sense
+    try:  # the warning below quotes them: a text or negative TR there would make no sense
         _check_t_r(saved_t_r, "t_r")
+        if saved_model_t_r:
+            _check_t_r(model_t_r, "target_t_r")
     except ValueError as error:
         raise ValueError(f"{where} an invalid preprocessing: {error}") from error
     if (t_r is None and saved_t_r is not None and model_t_r is not None
@@ -969,7 +972,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         try:
             _check_t_r(model_t_r, "target_t_r")
         except ValueError:
-            pass  # a saved model TR that is invalid is the file's: named below
+            pass  # a model_t_r given invalid is named below (a saved one was, above)
         else:
             _resampling_ratio(t_r, model_t_r)  # the input's TR too far from the model's
     if saved.get("normalization") == normalization and "n_frames" in saved:

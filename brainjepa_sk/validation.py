@@ -892,8 +892,9 @@ def validate_subjects(
 
 
 def warn_names_seen_once(names, fitted_names, estimator_name):
-    """Warn, as scikit-learn's own estimators do, when only one of fit and transform had
-    region names (DataFrame columns or file headers).
+    """Warn, as scikit-learn does, when only one of fit and transform had region names.
+
+    Region names are DataFrame columns or file headers.
 
     Parameters
     ----------

@@ -727,7 +727,7 @@ def test_saved_preprocessing_without_a_normalization_defaults_to_global_zscore()
 
 def test_an_invalid_preprocessing_the_weights_hold_is_blamed_on_them():
     """A saved preprocessing that cannot be applied names the weights as holding it, whether
-    the saved window, the saved TR or another saved setting is wrong."""
+    the saved window, a saved TR or another saved setting is wrong."""
     from _estimators import tiny_module
 
     from brainjepa_sk.checkpoint import ResolvedWeights
@@ -741,9 +741,14 @@ def test_an_invalid_preprocessing_the_weights_hold_is_blamed_on_them():
                             "min_frames=20 is longer than a window"),
                            # the TR of the pretraining data, quoted when t_r is not given
                            ({"t_r": "2.0"}, "t_r must be a positive number of seconds"),
-                           ({"t_r": -1.0}, "t_r must be a positive number of seconds")]:
+                           ({"t_r": -1.0}, "t_r must be a positive number of seconds"),
+                           # the model's TR, quoted there too (it had crashed the warning)
+                           ({"t_r": 1.0, "target_t_r": "2.0"},
+                            "target_t_r must be a positive number of seconds"),
+                           ({"t_r": 1.0, "target_t_r": -2.0},
+                            "target_t_r must be a positive number of seconds")]:
         resolved = ResolvedWeights(encoder, preprocessing={"n_frames": 16, **saved},
-                                   model_t_r=2.0, n_frames=16)
+                                   model_t_r=saved.get("target_t_r", 2.0), n_frames=16)
         with pytest.raises(ValueError, match=rf"^the weights hold an invalid preprocessing: "
                                              rf".*{problem}"):
             preprocessor_for_weights(resolved, subjects)
