@@ -378,3 +378,60 @@ def test_gradients_given_as_a_tensor_that_requires_grad_load_as_its_values():
     loaded = load_gradients(tensor)
     assert loaded.dtype == np.float64
     np.testing.assert_array_equal(loaded, tensor.detach().numpy())
+
+
+def test_an_empty_preprocessing_given_wins_over_the_models_own(tmp_path):
+    """Only ``preprocessing=None`` takes the model's own: an empty dict given saves none."""
+    model = _model()
+    model.preprocessing = {"t_r": 0.8}
+    save_checkpoint(tmp_path / "m.pt", model, preprocessing={})
+    loaded = load_checkpoint(tmp_path / "m.pt")
+    assert loaded.preprocessing == {} and loaded.model.preprocessing is None
+
+
+@pytest.mark.parametrize("name, value", [("preprocessing", []), ("metadata", ""),
+                                         ("metadata", 0)])
+def test_preprocessing_and_metadata_that_are_empty_but_not_dicts_are_refused(tmp_path, name,
+                                                                             value):
+    with pytest.raises(TypeError, match=rf"{name} must be a dict, got"):
+        save_checkpoint(tmp_path / "m.pt", _model(), **{name: value})
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_exporting_over_the_state_file_by_another_name_of_it_is_refused(tmp_path, monkeypatch):
+    """The same file by a relative path (or a link) is the state file too: nothing is read
+    or written."""
+    from brainjepa_sk.checkpoint import export_training_state
+
+    state = tmp_path / "run-1.pt"
+    torch.save({"loop": {"model": {}, "history": [], "epoch": 0}}, state)
+    saved = state.read_bytes()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "link.pt").symlink_to(state)
+    for other in ("run-1.pt", tmp_path / "link.pt"):
+        with pytest.raises(ValueError, match="is the state file itself"):
+            export_training_state(state, other)
+    assert state.read_bytes() == saved
+
+
+def test_a_state_whose_extra_lacks_the_configuration_is_named(tmp_path):
+    """Extra settings without the model's configuration (a bare loop's own extra) cannot
+    rebuild the model: named, not a KeyError."""
+    from brainjepa_sk.checkpoint import export_training_state
+
+    torch.save({"loop": {"model": {}, "history": [], "epoch": 0}, "key": "k",
+                "extra": {"n_epochs": 2}}, tmp_path / "state.pt")
+    with pytest.raises(ValueError, match=r"state\.pt does not record the model's configuration"):
+        export_training_state(tmp_path / "state.pt", tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_resolve_weights_takes_the_target_encoder_of_a_module():
+    """The target (EMA) encoder, not the context encoder, which differ after training."""
+    model = _model()
+    with torch.no_grad():
+        for parameter in model.encoder.parameters():
+            parameter.add_(1.0)
+    resolved = resolve_weights(model)
+    assert _same_weights(resolved.encoder, model.target_encoder)
+    assert not _same_weights(resolved.encoder, model.encoder)

@@ -155,6 +155,9 @@ def _corrupt(official_dir, tmp_path, edit):
         # a time table a little off (not only one of another size) is refused
         (lambda c: c["target_encoder"]["module.pos_embed_proj.emb_h"].add_(0.01),
          "'target_encoder'/pos_embed_proj.emb_h does not match the sine-cosine time code"),
+        # off by 1e-3 (ten times the tolerance) is refused as well
+        (lambda c: c["predictor"]["module.predictor_2dpe_proj.emb_h"].add_(0.001),
+         "'predictor'/predictor_2dpe_proj.emb_h does not match the sine-cosine time code"),
         # NaN in the predictor, and in a half-precision tensor, are found too
         (lambda c: c["predictor"]["module.predictor_norm.weight"].__setitem__(0, float("nan")),
          "'predictor': predictor_norm.weight holds NaN or infinite"),
@@ -310,6 +313,23 @@ def test_a_one_patch_checkpoint_given_wrong_gradients_names_the_regions_it_was_t
     with pytest.raises(ValueError, match="12 regions x 2 patches.*it was trained on 24 regions "
                                          "x 1 patches, but the gradients have 12 rows"):
         load_research_checkpoint(path, gradients[:12], num_heads=4)
+
+
+def test_a_one_region_checkpoint_given_wrong_gradients_names_the_region_it_was_trained_on(
+        official_dir, tmp_path):
+    """A time table of one region x 240 patches read with the 24 gradient rows: one region
+    counts as a candidate too (the hint names it rather than the gradients' row count)."""
+    from brainjepa_sk.nn.pos_embed import sincos_time_embedding
+
+    def one_region(checkpoint):
+        for section, key in [("target_encoder", "module.pos_embed_proj.emb_h"),
+                             ("predictor", "module.predictor_2dpe_proj.emb_h")]:
+            checkpoint[section][key] = sincos_time_embedding(240, checkpoint[section][key].shape[1])
+
+    path = _corrupt(official_dir, tmp_path, one_region)
+    with pytest.raises(ValueError, match="24 regions x 10 patches.*it was trained on 1 regions "
+                                         "x 240 patches, but the gradients have 24 rows"):
+        load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
 
 
 def test_the_loss_argument_is_the_returned_modules_objective(official_dir, reference,

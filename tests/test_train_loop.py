@@ -1383,3 +1383,16 @@ def test_window_loader_of_no_window_names_the_empty_dataset():
         window_loader(empty, BATCH, ShuffleSampler(0, seed=0))
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         window_loader(WindowDataset(_windows()), 0, ShuffleSampler(N_WINDOWS, seed=0))
+
+
+def test_a_checkpoint_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    home, elsewhere = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    loop = _loop(n_epochs=1, callbacks=[Checkpoint("~/state.pt", key="k")])
+    loop.run()
+    assert (home / "state.pt").is_file() and list(elsewhere.iterdir()) == []
+    resumed = _loop(n_epochs=1)
+    assert Checkpoint("~/state.pt", key="k").restore(resumed) and resumed.step == loop.step

@@ -825,3 +825,11 @@ def test_make_optimizer_uses_the_fused_kernel_only_where_asked_or_on_cuda():
     assert not make_optimizer(model).defaults["fused"]
     assert not make_optimizer(model, fused=False).defaults["fused"]
     assert make_optimizer(model, fused=True).defaults["fused"] is True
+
+
+def test_collapse_metrics_of_tokens_are_those_of_every_token_as_a_sample():
+    """Features with more than two dimensions (samples x tokens x dim) are read as one sample
+    per token, each of ``dim`` features."""
+    tokens = torch.randn(4, 5, 8, generator=torch.Generator().manual_seed(0))
+    assert collapse_metrics(tokens) == collapse_metrics(tokens.reshape(20, 8))
+    assert collapse_metrics(tokens)["effective_rank"] > 6  # 8 features, not 40
