@@ -814,7 +814,7 @@ def validate_subjects(
         if isinstance(X, SubjectFiles):
             out = X if X.dtype == dtype else SubjectFiles(
                 X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype,
-                getattr(X, "allow_constant", False))
+                X.allow_constant)
             n_regions, names = X.n_regions, X.feature_names
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,
