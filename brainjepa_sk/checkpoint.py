@@ -411,6 +411,9 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     TypeError
         When ``model`` is not a :class:`BrainJEPA`, ``preprocessing`` or ``metadata`` is not
         a dict, or they hold values a checkpoint cannot store (nothing is written then).
+    ValueError
+        When ``path`` holds the saved state of a pretraining run (``checkpoint_dir``'s
+        ``run-*.pt``): the run could no longer be resumed. Nothing is written then.
     OSError
         Naming ``path``, when it cannot be written.
     """
@@ -419,6 +422,10 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     for name, value in [("preprocessing", preprocessing), ("metadata", metadata)]:
         if value is not None and not isinstance(value, dict):  # load_checkpoint refuses them
             raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
+    if _holds_training_state(path):
+        raise ValueError(
+            f"{expand_home(path)} holds the saved state of a pretraining run: saving a model "
+            "there would replace it (the run could no longer be resumed); give another path")
     # a loaded model saved again keeps what the estimators need to feed it
     if preprocessing is None:
         preprocessing = getattr(model, "preprocessing", None)
@@ -509,6 +516,17 @@ def load_checkpoint(path, map_location="cpu"):
     model.preprocessing = copy.deepcopy(loaded.preprocessing) or None
     model.region_names = loaded.metadata.get("region_names")
     return loaded
+
+
+def _holds_training_state(path):
+    """Whether ``path`` is a pretraining run's saved state (a damaged or unreadable file, or
+    none, is not: it may be replaced)."""
+    if not expand_home(path).is_file():
+        return False
+    try:
+        return _checkpoint_kind(path) == "training_state"
+    except (ValueError, OSError):
+        return False
 
 
 def _checkpoint_kind(path):

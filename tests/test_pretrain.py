@@ -23,7 +23,7 @@ from torch.optim.optimizer import (
 )
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
-from brainjepa_sk.checkpoint import export_training_state, load_checkpoint
+from brainjepa_sk.checkpoint import export_training_state, load_checkpoint, save_checkpoint
 from brainjepa_sk.datasets import get_data_dir
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.preprocessing import resample
@@ -540,6 +540,13 @@ def test_a_training_state_exports_a_model(tmp_path):
     with pytest.raises(ValueError, match="is the state file itself"):
         export_training_state(state_file, state_file.with_suffix(".pt"))
     assert state_file.read_bytes() == saved
+    # nor may a model be saved over it; a damaged file there may be replaced
+    with pytest.raises(ValueError, match="holds the saved state of a pretraining run"):
+        save_checkpoint(state_file, loaded.model)
+    assert state_file.read_bytes() == saved
+    (tmp_path / "damaged.pt").write_bytes(b"PK\x03\x04 cut short")
+    save_checkpoint(tmp_path / "damaged.pt", loaded.model)
+    assert load_checkpoint(tmp_path / "damaged.pt").model.config == loaded.model.config
 
 
 def test_paths_starting_with_a_tilde_are_in_the_home_folder(tmp_path, monkeypatch):
