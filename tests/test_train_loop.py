@@ -801,6 +801,35 @@ def test_a_loop_stopped_inside_a_step_and_run_again_redoes_it_with_the_same_draw
         assert torch.equal(p, q)
 
 
+def test_ctrl_c_during_the_ema_update_stops_the_run_after_that_step_counted():
+    """A real SIGINT after the optimizer step (during the EMA update) waits until the step is
+    counted: run again, the loop goes on after it and ends as the straight run does (before,
+    the step was redone over weights it had already updated)."""
+    straight = _loop(n_epochs=2)
+    _run_seeded(straight)
+    stopped = _loop(n_epochs=2)
+    calls, real_update = [], stopped.model.ema_update
+
+    def ema_update(momentum):
+        calls.append(1)
+        if len(calls) == 5:  # epoch 1's second step (3 steps an epoch)
+            os.kill(os.getpid(), signal.SIGINT)
+        real_update(momentum)
+
+    stopped.model.ema_update = ema_update
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        assert (stopped.epoch, stopped.step_in_epoch) == (1, 2)  # that step counted
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+        stopped.run()
+    assert stopped.step == 6
+    assert stopped.history == straight.history
+    for p, q in zip(stopped.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+
 @pytest.mark.parametrize("sampler", ["shuffle", "distributed"])
 def test_a_state_loaded_into_a_loop_stopped_inside_an_epoch_replaces_that_epochs_rest(sampler):
     """Stopped after step 4 (inside epoch 1), then given the state of the end of epoch 0 (a

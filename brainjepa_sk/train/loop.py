@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 
@@ -9,7 +10,7 @@ import torch
 
 from .distributed import all_reduce_mean, any_process, world
 from .optim import make_optimizer, set_hyperparameters
-from .runtime import global_rng_state, set_global_rng_state
+from .runtime import deferring_ctrl_c, global_rng_state, set_global_rng_state
 from .step import train_step
 
 __all__ = ["PretrainLoop", "TrainingInterrupted"]
@@ -154,7 +155,8 @@ class PretrainLoop:
         epoch first, with the rest of its data, as a resume from its saved state would. A step
         stopped part-way (before the optimizer updated the weights: Ctrl-C in its forward or
         backward pass) is not counted: it is run again, with the masks and stochastic-depth
-        draws it had.
+        draws it had. Ctrl-C from the optimizer step on waits until the step (its EMA update
+        included) is counted, and stops the run after it.
 
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
@@ -262,19 +264,28 @@ class PretrainLoop:
             masks = self.mask_sampler
             mask_state = masks.state_dict() if hasattr(masks, "load_state_dict") else None
             rng_state = global_rng_state(self.device)
-            try:
-                loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
-            except BaseException:
-                if mask_state is not None:
-                    masks.load_state_dict(mask_state)
-                set_global_rng_state(rng_state, self.device)
-                raise
-            # With several processes, the global batch's loss (a small all-reduce, no host
-            # synchronisation): every process then holds the same epoch sum, and the one rank
-            # 0 saves mid-epoch is right for all of them when they resume.
-            self._epoch_loss += all_reduce_mean(loss) if self.world_size > 1 else loss
-            self.step += 1
-            self.step_in_epoch += 1
+            with contextlib.ExitStack() as counted:
+                # From the optimizer step on, Ctrl-C waits until the step is counted: the
+                # weights and the EMA are updated once, and a next run goes on after it.
+                hook = (self.optimizer.register_step_pre_hook(
+                    lambda *args: counted.enter_context(deferring_ctrl_c()))
+                    if hasattr(self.optimizer, "register_step_pre_hook") else None)
+                try:
+                    loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
+                except BaseException:
+                    if mask_state is not None:
+                        masks.load_state_dict(mask_state)
+                    set_global_rng_state(rng_state, self.device)
+                    raise
+                finally:
+                    if hook is not None:
+                        hook.remove()
+                # With several processes, the global batch's loss (a small all-reduce, no
+                # host synchronisation): every process then holds the same epoch sum, and the
+                # one rank 0 saves mid-epoch is right for all of them when they resume.
+                self._epoch_loss += all_reduce_mean(loss) if self.world_size > 1 else loss
+                self.step += 1
+                self.step_in_epoch += 1
             self._notify("on_step_end", loss)
             if self._should_stop():
                 self._notify("on_interrupt")

@@ -26,6 +26,7 @@ __all__ = [
     "atomic_save",
     "check_writable_folder",
     "cpu_copy",
+    "deferring_ctrl_c",
     "expand_home",
     "load_file",
     "move_into_place",
@@ -635,20 +636,54 @@ def noting_ctrl_c(pressed):
     None
         The previous SIGINT handler is put back when the block ends.
     """
-    if threading.current_thread() is not threading.main_thread():
+    def noting(previous):
+        def note(signum, frame):
+            pressed["ctrl_c"] = True
+            previous(signum, frame)
+        return note
+
+    with _sigint_handled_by(noting):
         yield
+
+
+@contextlib.contextmanager
+def deferring_ctrl_c():
+    """Hold Ctrl-C (SIGINT) back during the block: a press inside it acts when the block ends.
+
+    For work that must not stop half-way, such as an optimizer step and the updates that go
+    with it. Only in the main thread, and only where SIGINT has a Python handler; elsewhere
+    the block runs as it is.
+
+    Yields
+    ------
+    None
+        The previous SIGINT handler is put back when the block ends, then called if SIGINT
+        arrived inside it (the default one raises ``KeyboardInterrupt`` there).
+    """
+    pressed = []
+
+    def holding(previous):
+        return lambda signum, frame: pressed.append((signum, frame))
+
+    with _sigint_handled_by(holding) as previous:
+        yield
+    if pressed and previous is not None:
+        previous(*pressed[0])
+
+
+@contextlib.contextmanager
+def _sigint_handled_by(make_handler):
+    """Handle SIGINT with ``make_handler(previous)`` during the block, in the main thread and
+    where SIGINT has a Python handler; yields that previous handler (None where not)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield None
         return
     previous = signal.getsignal(signal.SIGINT)
     if not callable(previous):
-        yield
+        yield None
         return
-
-    def note(signum, frame):
-        pressed["ctrl_c"] = True
-        previous(signum, frame)
-
-    signal.signal(signal.SIGINT, note)
+    signal.signal(signal.SIGINT, make_handler(previous))
     try:
-        yield
+        yield previous
     finally:
         signal.signal(signal.SIGINT, previous)
