@@ -723,7 +723,8 @@ def export_training_state(state_path, path):
     ValueError
         Naming the state file, when it is damaged or does not record the model's configuration
         (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``), or
-        when ``path`` is the state file itself (the run would be lost).
+        when ``path`` is the state file itself or holds another pretraining run's state (that
+        run would be lost).
     """
     from .train.callbacks import read_training_state
 

@@ -728,6 +728,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         ----------
         path : str or path-like
             Destination file.
+
+        Raises
+        ------
+        ValueError
+            When ``path`` holds the saved state of a pretraining run (nothing is written).
         """
         from sklearn.utils.validation import check_is_fitted
 

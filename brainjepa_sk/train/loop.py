@@ -134,6 +134,7 @@ class PretrainLoop:
         self._epoch_loss = None
         self._skip_batches = 0
         self._stop_requested = False
+        self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM: each may get
         #: it between other steps, and all must stop after the same one. Agreeing costs one
         #: small all-reduce and a host synchronisation, so it is not done at every step.
@@ -155,8 +156,9 @@ class PretrainLoop:
         epoch first, with the rest of its data, as a resume from its saved state would. A step
         stopped part-way (before the optimizer updated the weights: Ctrl-C in its forward or
         backward pass) is not counted: it is run again, with the masks and stochastic-depth
-        draws it had. Ctrl-C from the optimizer step on waits until the step (its EMA update
-        included) is counted, and stops the run after it.
+        draws it had. Ctrl-C from the optimizer step on (a ``torch.optim.Optimizer``'s, whose
+        step pre-hooks mark it) waits until the step (its EMA update included) is counted, and
+        stops the run after it.
 
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
@@ -173,6 +175,8 @@ class PretrainLoop:
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, self._request_stop)
+        hook = (self.optimizer.register_step_pre_hook(self._hold_ctrl_c)
+                if hasattr(self.optimizer, "register_step_pre_hook") else None)
         try:
             self._notify("on_train_begin")
             while self.epoch < self.n_epochs:
@@ -190,6 +194,8 @@ class PretrainLoop:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if hook is not None:
+                hook.remove()
             self._shutdown_workers()
             self._notify("on_train_end")
         return self.history
@@ -201,6 +207,12 @@ class PretrainLoop:
         if iterator is not None and hasattr(iterator, "_shutdown_workers"):
             iterator._shutdown_workers()
             self.loader._iterator = None
+
+    def _hold_ctrl_c(self, optimizer, args, kwargs):
+        """Optimizer step pre-hook: hold Ctrl-C back until the step being run is counted (a
+        hook left by an interrupted ``run`` does nothing outside a step)."""
+        if self._counting is not None:
+            self._counting.enter_context(deferring_ctrl_c())
 
     def _request_stop(self, signum, frame):
         self._stop_requested = True
@@ -264,12 +276,10 @@ class PretrainLoop:
             masks = self.mask_sampler
             mask_state = masks.state_dict() if hasattr(masks, "load_state_dict") else None
             rng_state = global_rng_state(self.device)
-            with contextlib.ExitStack() as counted:
-                # From the optimizer step on, Ctrl-C waits until the step is counted: the
-                # weights and the EMA are updated once, and a next run goes on after it.
-                hook = (self.optimizer.register_step_pre_hook(
-                    lambda *args: counted.enter_context(deferring_ctrl_c()))
-                    if hasattr(self.optimizer, "register_step_pre_hook") else None)
+            # From the optimizer step on (run's step pre-hook), Ctrl-C waits until the step is
+            # counted: the weights and the EMA are updated once, and a next run goes on after.
+            with contextlib.ExitStack() as counting:
+                self._counting = counting
                 try:
                     loss = self.train_step(x.to(self.device, non_blocking=True), momentum)
                 except BaseException:
@@ -278,8 +288,7 @@ class PretrainLoop:
                     set_global_rng_state(rng_state, self.device)
                     raise
                 finally:
-                    if hook is not None:
-                        hook.remove()
+                    self._counting = None  # what was held stays held until the step counts
                 # With several processes, the global batch's loss (a small all-reduce, no
                 # host synchronisation): every process then holds the same epoch sum, and the
                 # one rank 0 saves mid-epoch is right for all of them when they resume.
