@@ -146,8 +146,9 @@ def load_gradients(source):
     Raises
     ------
     ValueError
-        If the matrix is not numeric, is not 2-D, is empty, or holds NaN or infinite values,
-        if the file cannot be read as a numeric table, or if the path is a folder.
+        If the matrix is not numeric, holds complex values, is not 2-D, is empty, or holds NaN
+        or infinite values, if the file cannot be read as a numeric table, or if the path is a
+        folder.
     FileNotFoundError
         If the path names no file.
     """
@@ -198,6 +199,9 @@ def load_gradients(source):
         name = "the gradient array"
     if not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{name} is not numeric (dtype {array.dtype})")
+    if np.iscomplexobj(array):  # casting would drop the imaginary parts with only a warning
+        raise ValueError(f"{name} holds complex values (dtype {array.dtype}); pass the real "
+                         "part or the magnitude")
     array = array.astype(np.float64)
     if array.ndim != 2 or array.size == 0:
         raise ValueError(

@@ -87,10 +87,15 @@ def test_load_gradients_formats(tmp_path, official_dir):
         load_gradients(overflowed)
     with pytest.raises(FileNotFoundError):
         load_gradients(tmp_path / "missing.csv")
+    # named as missing whatever the format (numpy's own error was read as a damaged .npy)
+    for name in ("missing.npy", "missing.txt"):
+        with pytest.raises(FileNotFoundError, match=rf"gradient file not found: .*{name}"):
+            load_gradients(tmp_path / name)
 
 
-@pytest.mark.parametrize("header", ["", "g0 g1 g2", "\n\ng0 g1 g2", "\n"],
-                         ids=["none", "names", "names after blank lines", "blank lines"])
+@pytest.mark.parametrize("header", ["", "g0 g1 g2", "\n\ng0 g1 g2", "\n", "1 2 g3"],
+                         ids=["none", "names", "names after blank lines", "blank lines",
+                              "names, the first ones numbers"])
 def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_path, header):
     gradients = np.random.default_rng(0).standard_normal((5, 3))
     path = tmp_path / "g.txt"
@@ -126,6 +131,15 @@ def test_gradient_arrays_load_as_float64_and_must_not_be_empty():
     np.testing.assert_array_equal(loaded, np.arange(6).reshape(3, 2))
     with pytest.raises(ValueError, match=r"non-empty 2-D.*\(0, 3\)"):
         load_gradients(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"non-empty 2-D.*\(2, 3, 4\)"):
+        load_gradients(np.zeros((2, 3, 4)))
+    # booleans and Python objects are no coordinates, even where float() would take them
+    for array in (np.ones((3, 2), dtype=bool), np.ones((3, 2), dtype=object)):
+        with pytest.raises(ValueError, match=rf"not numeric \(dtype {array.dtype}\)"):
+            load_gradients(array)
+    # complex values were cast to their real parts with only numpy's ComplexWarning
+    with pytest.raises(ValueError, match=r"complex values \(dtype complex128\)"):
+        load_gradients(np.array([[1 + 2j, 3], [4, 5j]]))
 
 
 @pytest.mark.parametrize("separator, suffix", [(",", ".csv"), ("\t", ".tsv")])

@@ -326,10 +326,11 @@ def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
     ("1,2,3\n4,x,6\n", "not a numeric gradient table"),
     ("1,2,3\n4,5\n", "not a numeric gradient table"),
 ])
-def test_load_gradients_names_the_text_file(tmp_path, content, problem):
-    path = tmp_path / "g.csv"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=rf"g\.csv is {problem}"):
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_load_gradients_names_the_text_file(tmp_path, content, problem, suffix):
+    path = tmp_path / f"g{suffix}"
+    path.write_text(content if suffix == ".csv" else content.replace(",", " "))
+    with pytest.raises(ValueError, match=rf"g\{suffix} is {problem}"):
         load_gradients(path)
 
 

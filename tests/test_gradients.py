@@ -490,6 +490,19 @@ def test_connectivity_kind(X, fitted):
     renamed = frame.rename(columns={"r0": "other"})
     with pytest.raises(ValueError, match="region names .* differ"):
         est.transform(renamed)
+    # the same regions in another order are refused too, not embedded as fitted regions
+    order = np.random.default_rng(3).permutation(N_REGIONS)
+    with pytest.raises(ValueError, match="region names .* differ"):
+        est.transform(frame.iloc[order, order])
+
+
+def test_one_subject_is_the_group_connectivity_as_it_is(X):
+    # no Fisher-z round trip for a single subject: values within 1e-7 of 1 are kept as well
+    matrix = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:1]))[0]
+    matrix = (matrix + matrix.T) / 2
+    matrix[0, 1] = matrix[1, 0] = 1 - 1e-9
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(matrix)
+    np.testing.assert_array_equal(est.group_connectivity_, matrix)
 
 
 def test_a_connectivity_refit_on_plain_matrices_forgets_the_region_names(X):
@@ -578,8 +591,9 @@ def test_pandas_output_of_one_labelled_matrix_is_one_row(X):
     out = est.set_output(transform="pandas").transform(matrix)
     assert out.shape == (1, N_REGIONS * 3)
     assert list(out.columns) == list(est.get_feature_names_out())
-    np.testing.assert_allclose(out.to_numpy(), est.set_output(transform="default")
-                               .transform(matrix))
+    default = est.set_output(transform="default").transform(matrix)
+    assert isinstance(default, np.ndarray)  # a frame only where pandas output is asked for
+    np.testing.assert_allclose(out.to_numpy(), default)
 
 
 def test_pandas_output_keeps_the_index_of_a_series_of_subjects(X):
