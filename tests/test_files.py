@@ -131,6 +131,11 @@ def test_file_errors_name_the_file(tmp_path):
     (tmp_path / "short.csv").write_text("1,2,3\n4,5\n6,7,8\n")  # pandas fills NaN in
     with pytest.raises(ValueError, match=r"short\.csv .*line 2 has 2 cells but line 1 has 3"):
         validate_subjects([tmp_path / "short.csv"])
+    # a truncated line that ends with the separator, and a header with a name too many
+    for name, text in [("cut.csv", "1,2,3\n4,\n6,7,8\n"), ("names.csv", "a,b,c\n1.5,2.5\n3.5,4.5\n")]:
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=r"line 2 has 2 cells but line 1 has 3 \(a trunc"):
+            read_subject_file(tmp_path / name)
     # data lines that end with a tab, under a header that does not: not "damaged"
     (tmp_path / "trailing.tsv").write_text("a\tb\tc\n1.5\t2.5\t3.5\t\n4.5\t5.5\t6.5\t\n")
     with pytest.raises(ValueError, match=r"trailing\.tsv .*line 2 ends with the separator "
@@ -172,9 +177,10 @@ def _table(path, rows, first=None, end="", bom=False, quote=False):
     return path
 
 
-@pytest.mark.parametrize("labels", [["0", "1", "2"], ["2001", "2002", "2003"]])
+@pytest.mark.parametrize("labels", [["0", "1", "2"], ["2001", "2002", "2003"], ["-1", "0", "1"],
+                                    ["7"]])
 def test_a_header_of_integer_labels_is_read_as_region_names(tmp_path, labels):
-    rows = np.random.default_rng(0).standard_normal((5, 3))
+    rows = np.random.default_rng(0).standard_normal((5, len(labels)))
     path = tmp_path / "sub.tsv"
     pd.DataFrame(rows, columns=labels).to_csv(path, sep="\t", index=False)  # pandas' default
     table = read_subject_file(path)
@@ -296,9 +302,12 @@ def test_a_first_column_that_counts_the_rows_is_refused_as_an_index(tmp_path, in
     np.zeros(5),  # a region outside the brain mask, zero-filled: no steps
     np.arange(5.0)[::-1],  # falling
     np.arange(5.0) * [1.0, 1.0, 1.001, 0.999, 1.0],  # a steady drift, not an exact ramp
+    np.array([1e-10, 5e-10, 2e-9, 4e-9, 9e-9]),  # unscaled: tiny steps, not all the same
     None,  # two timepoints: any two values are a ramp
 ])
 def test_a_first_region_that_only_looks_like_a_count_is_read(tmp_path, first):
+    ramp = _table(tmp_path / "ramp.csv", np.arange(5.0)[:, None])  # a single region: no index
+    np.testing.assert_array_equal(read_subject_file(ramp), np.arange(5.0)[:, None])
     rows = np.random.default_rng(16).standard_normal((5, 3))
     if first is None:
         rows = np.array([[1.0, 0.5, 0.25], [2.0, -0.5, -0.75]])
@@ -329,6 +338,10 @@ def test_a_csv_separated_by_semicolons_is_named_as_such(tmp_path, decimal):
     with pytest.raises(ValueError, match=r"sub\.csv.*reads as one column: its cells are "
                                          r"separated by ';', not ','"):
         validate_subjects([tmp_path / "sub.csv"], lazy=True)
+    if decimal == ".":  # one line only: the hint still reads the numbers
+        (tmp_path / "one.csv").write_text(lines[1] + "\n")
+        with pytest.raises(ValueError, match=r"one\.csv.*reads as one column: .*';', not ','"):
+            read_subject_file(tmp_path / "one.csv")
 
 
 def test_a_header_of_integer_labels_may_end_with_a_separator_too(tmp_path):
@@ -362,14 +375,15 @@ def test_frames_are_a_copy_that_leaves_the_file_alone(tmp_path, series):
     np.testing.assert_array_equal(np.load(path), series[0])
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])  # with a byte-order mark, as Excel
 def test_quoted_names_holding_the_separator_do_not_make_a_missing_value_a_damaged_line(
-        tmp_path):
+        tmp_path, encoding):
     """Harvard-Oxford labels hold commas: pandas quotes them, and the line lengths counted
     them as several cells, calling a NaN a truncated line."""
     rows = np.random.default_rng(12).standard_normal((5, 3))
     rows[2, 1] = np.nan
     names = ["Cingulate Gyrus, anterior division", "Frontal Pole", "Insular Cortex"]
-    pd.DataFrame(rows, columns=names).to_csv(tmp_path / "sub.csv", index=False)
+    pd.DataFrame(rows, columns=names).to_csv(tmp_path / "sub.csv", index=False, encoding=encoding)
     with pytest.raises(ValueError, match=r"sub\.csv.*NaN. First at region 'Frontal Pole' "
                                          r"\(column 1\), timepoint 2"):
         validate_subjects([tmp_path / "sub.csv"], lazy=True)
@@ -382,6 +396,8 @@ def test_a_path_with_a_line_end_says_so(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"(?s)subject file not found: .*line end around "
                                                 r"it, '.*sub-1\.npy\\n'.*strip the names"):
         validate_subjects([listed], lazy=True)
+    with pytest.raises(ValueError, match=r"(?s)no subject files match .*line end around it"):
+        validate_subjects(listed, lazy=True)  # one path, taken for a glob
 
 
 def test_a_missing_last_value_in_the_first_row_is_no_trailing_separator(tmp_path):
@@ -570,6 +586,15 @@ def test_subject_files_index_slice_and_frame_in_their_dtype(tmp_path, series):
     assert from_table.frames(0, 3, 5).dtype == np.float32
 
 
+def test_subject_files_built_by_hand_count_as_strictly_checked(tmp_path, series):
+    """allow_constant defaults to False: a strict check trusts the files, reading none again."""
+    from brainjepa_sk.validation import validate_subjects
+
+    np.save(tmp_path / "sub-0.npy", series[0])
+    files = SubjectFiles([tmp_path / "sub-0.npy"], [len(series[0])], N_REGIONS, None, "digest")
+    assert validate_subjects(files, lazy=True) is files
+
+
 def test_spaces_around_a_missing_name_are_pointed_out_only_when_they_hide_a_file(tmp_path):
     with pytest.raises(FileNotFoundError) as error:
         read_subject_file(str(tmp_path / "sub-9.npy") + " ")
@@ -594,3 +619,34 @@ def test_a_glob_leaves_folders_out_and_reaches_any_depth(tmp_path):
     assert expand_subject_paths(tmp_path / "sub-*") == [tmp_path / "sub-01.npy"]
     assert expand_subject_paths(str(tmp_path / "**" / "*.npy")) == [
         tmp_path / "sub-01.npy", tmp_path / "sub-02" / "func" / "sub-02.npy"]
+
+
+def test_subject_files_repr_names_subjects_then_regions(tmp_path, series):
+    paths = [tmp_path / f"sub-{i}.npy" for i in range(2)]
+    files = SubjectFiles(paths, [len(series[0])] * 2, N_REGIONS, None, "digest")
+    assert repr(files) == f"SubjectFiles(2 subjects, {N_REGIONS} regions)"
+
+
+def test_a_file_or_glob_under_a_tilde_is_read_from_the_home_folder(tmp_path, monkeypatch):
+    from brainjepa_sk.files import expand_subject_paths
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    np.save(tmp_path / "sub-01.npy", np.arange(6.0).reshape(3, 2))
+    np.testing.assert_array_equal(read_subject_file("~/sub-01.npy"),
+                                  np.arange(6.0).reshape(3, 2))
+    assert expand_subject_paths("~/sub-*.npy") == [tmp_path / "sub-01.npy"]
+    assert expand_subject_paths("~/sub-01.npy") == [tmp_path / "sub-01.npy"]
+
+
+def test_a_folder_name_with_a_line_end_is_pointed_out(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"without them it names .*strip the names"):
+        read_subject_file(str(tmp_path) + "\n")
+
+
+def test_a_gradient_table_short_of_names_asks_to_name_every_gradient(tmp_path):
+    from brainjepa_sk.gradients import load_gradients
+
+    path = tmp_path / "gradients.csv"
+    path.write_text("g1,g2\n0,0.5,0.25\n1,-0.5,0.75\n2,0.1,0.2\n")  # R's row names
+    with pytest.raises(ValueError, match=r"gradients\.csv .*name every gradient in line 1"):
+        load_gradients(path)

@@ -1226,6 +1226,8 @@ def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_
     assert path.name == "run-short.pt" and state["loop"]["step"] == one.step > 0
     assert find_shorter_run(tmp_path, "a", 1) is None
     assert find_shorter_run(tmp_path, "c", 5) is None
+    # only the states the pattern names
+    assert find_shorter_run(tmp_path, "a", 2, pattern="run-st*.pt")[0].name == "run-started.pt"
 
 
 def test_a_file_that_is_no_training_state_is_named_not_passed_over(tmp_path):
@@ -1240,6 +1242,12 @@ def test_a_file_that_is_no_training_state_is_named_not_passed_over(tmp_path):
     with pytest.warns(UserWarning, match=r"skipped while looking for a shorter run to "
                                          r"continue: .*run-a\.pt is not a training state"):
         assert find_shorter_run(tmp_path, "a", 2) is None
+    # the files after it are still looked at
+    shorter = _loop(n_epochs=1)
+    shorter.run()
+    Checkpoint(tmp_path / "run-b.pt", key="b", extra={"lineage": "a", "n_epochs": 1}).save(shorter)
+    with pytest.warns(UserWarning, match=r"run-a\.pt is not a training state"):
+        assert find_shorter_run(tmp_path, "a", 2)[0].name == "run-b.pt"
 
 
 def test_every_steps_saves_the_last_step_of_an_epoch_too(tmp_path):
