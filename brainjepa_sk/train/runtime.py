@@ -658,7 +658,8 @@ def deferring_ctrl_c():
     ------
     None
         The previous SIGINT handler is put back when the block ends, then called if SIGINT
-        arrived inside it (the default one raises ``KeyboardInterrupt`` there).
+        arrived inside it (the default one raises ``KeyboardInterrupt`` there). A block that
+        ends with an error lets the error go on instead.
     """
     pressed = []
 
