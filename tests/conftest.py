@@ -1,5 +1,6 @@
 """Shared fixtures: the research-format test checkpoint and its reference vectors."""
 
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,15 @@ def research_model(official_dir):
     return load_research_checkpoint(
         official_dir / "checkpoint.pth.tar", gradients=official_dir / "gradient.csv", num_heads=4
     )
+
+
+@pytest.fixture
+def ctrl_c_raises():
+    """Python's own SIGINT handler, as in an interactive session (a process started in the
+    background, as CI may start the tests, ignores SIGINT)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def use_local_ukbiobank(monkeypatch, official_dir):

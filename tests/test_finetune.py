@@ -1615,15 +1615,6 @@ def press_ctrl_c():
     signal.raise_signal(signal.SIGINT)
 
 
-@pytest.fixture
-def ctrl_c_raises():
-    """Python's own SIGINT handler, as in an interactive session (a process started in the
-    background, as CI may start the tests, ignores SIGINT)."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
 class FailOnce(Callback):
     """Raises ``error`` (when set; "ctrl-c": presses it) at the end of the next training
     batch, once."""

@@ -801,7 +801,7 @@ def test_a_loop_stopped_inside_a_step_and_run_again_redoes_it_with_the_same_draw
         assert torch.equal(p, q)
 
 
-def test_ctrl_c_during_the_ema_update_stops_the_run_after_that_step_counted():
+def test_ctrl_c_during_the_ema_update_stops_the_run_after_that_step_counted(ctrl_c_raises):
     """A real SIGINT after the optimizer step (during the EMA update) waits until the step is
     counted: run again, the loop goes on after it and ends as the straight run does (before,
     the step was redone over weights it had already updated)."""
