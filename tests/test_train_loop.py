@@ -807,7 +807,13 @@ def test_ctrl_c_during_the_ema_update_stops_the_run_after_that_step_counted(ctrl
     the step was redone over weights it had already updated)."""
     straight = _loop(n_epochs=2)
     _run_seeded(straight)
-    stopped = _loop(n_epochs=2)
+    ended = []
+
+    class StepEnds(Callback):
+        def on_step_end(self, loop, loss):
+            ended.append(loop.step)
+
+    stopped = _loop(n_epochs=2, callbacks=[StepEnds()])
     calls, real_update = [], stopped.model.ema_update
 
     def ema_update(momentum):
@@ -822,6 +828,7 @@ def test_ctrl_c_during_the_ema_update_stops_the_run_after_that_step_counted(ctrl
         with pytest.raises(KeyboardInterrupt):
             stopped.run()
         assert (stopped.epoch, stopped.step_in_epoch) == (1, 2)  # that step counted
+        assert ended == [1, 2, 3, 4, 5]  # and its hooks ran (a Checkpoint's every_steps save)
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
         stopped.run()
     assert stopped.step == 6

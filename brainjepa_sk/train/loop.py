@@ -157,8 +157,8 @@ class PretrainLoop:
         stopped part-way (before the optimizer updated the weights: Ctrl-C in its forward or
         backward pass) is not counted: it is run again, with the masks and stochastic-depth
         draws it had. Ctrl-C from the optimizer step on (a ``torch.optim.Optimizer``'s, whose
-        step pre-hooks mark it) waits until the step (its EMA update included) is counted, and
-        stops the run after it.
+        step pre-hooks mark it) waits until the step (its EMA update included) is counted and its
+        ``on_step_end`` hooks have run, and stops the run after it.
 
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
@@ -295,7 +295,8 @@ class PretrainLoop:
                 self._epoch_loss += all_reduce_mean(loss) if self.world_size > 1 else loss
                 self.step += 1
                 self.step_in_epoch += 1
-            self._notify("on_step_end", loss)
+                # a held Ctrl-C also waits for the step's hooks (a Checkpoint's every_steps save)
+                self._notify("on_step_end", loss)
             if self._should_stop():
                 self._notify("on_interrupt")
                 raise TrainingInterrupted(
