@@ -1,6 +1,7 @@
 """The pure-torch training loop: hooks, exact resume from its state, the data layer."""
 
 import os
+import re
 import signal
 import warnings
 
@@ -373,11 +374,26 @@ def test_accumulated_micro_batches_train_like_the_whole_batch():
         _loop(accumulation_steps=4)
 
 
-@pytest.mark.parametrize("accumulation_steps", [0, -2])
-def test_accumulation_steps_below_one_is_refused_with_the_divisor_message(accumulation_steps):
-    with pytest.raises(ValueError, match=rf"accumulation_steps={accumulation_steps} must be a "
-                                         "positive divisor of the loader's batch size \\(6\\)"):
+@pytest.mark.parametrize("accumulation_steps", [0, -2, 2.5, 3.0, "3", True])
+def test_accumulation_steps_that_is_not_an_int_of_at_least_one_is_refused(accumulation_steps):
+    """int() had taken 2.5 as 2 (and "3" as 3) and trained with another accumulation."""
+    with pytest.raises(ValueError, match=rf"accumulation_steps must be an int >= 1, got "
+                                         rf"{re.escape(repr(accumulation_steps))}"):
         _loop(accumulation_steps=accumulation_steps)
+
+
+@pytest.mark.parametrize("n_epochs", [-1, 1.5, "2", None])
+def test_n_epochs_that_is_not_an_int_of_at_least_zero_is_refused(n_epochs):
+    valid = _loop(n_epochs=1)
+    with pytest.raises(ValueError, match=rf"n_epochs must be an int >= 0, got "
+                                         rf"{re.escape(repr(n_epochs))}"):
+        PretrainLoop(valid.model, valid.loader, valid.mask_sampler, valid.schedule, n_epochs)
+
+
+def test_n_epochs_and_accumulation_steps_take_numpy_ints():
+    loop = _loop(n_epochs=np.int64(1), accumulation_steps=np.int32(2))
+    assert (loop.n_epochs, loop.accumulation_steps) == (1, 2)
+    assert type(loop.n_epochs) is int and type(loop.accumulation_steps) is int
 
 
 def test_checkpoint_saves_each_epoch_and_restores_only_its_own_run(tmp_path):

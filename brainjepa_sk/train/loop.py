@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import signal
 import threading
 
@@ -14,6 +15,14 @@ from .runtime import deferring_ctrl_c, global_rng_state, set_global_rng_state
 from .step import train_step
 
 __all__ = ["PretrainLoop", "TrainingInterrupted"]
+
+
+def _count(name, value, minimum):
+    """``value`` as an int of at least ``minimum``; ``int()`` would take 2.5 as 2 and "3"."""
+    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
+            or value < minimum):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -73,7 +82,8 @@ class PretrainLoop:
     Raises
     ------
     ValueError
-        When ``accumulation_steps`` does not divide the loader's batch size, or the loader
+        When ``n_epochs`` is not an int >= 0, ``accumulation_steps`` is not an int >= 1 or
+        does not divide the loader's batch size, or the loader
         yields no batch (``len(loader) == 0``: fewer windows than one batch, with incomplete
         batches dropped).
 
@@ -94,7 +104,7 @@ class PretrainLoop:
         self.loader = loader
         self.mask_sampler = mask_sampler
         self.schedule = schedule
-        self.n_epochs = int(n_epochs)
+        self.n_epochs = _count("n_epochs", n_epochs, minimum=0)
         if optimizer is None:
             lr, weight_decay, _ = schedule(0)
             optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
@@ -104,10 +114,9 @@ class PretrainLoop:
         self.device = next(model.parameters()).device
         self.compile = compile
         self.rank, self.world_size = world()
-        self.accumulation_steps = int(accumulation_steps)
+        self.accumulation_steps = _count("accumulation_steps", accumulation_steps, minimum=1)
         batch_size = getattr(loader, "batch_size", None)
-        if self.accumulation_steps < 1 or (batch_size is not None
-                                           and batch_size % self.accumulation_steps):
+        if batch_size is not None and batch_size % self.accumulation_steps:
             raise ValueError(
                 f"accumulation_steps={accumulation_steps} must be a positive divisor of the "
                 f"loader's batch size ({batch_size})")
