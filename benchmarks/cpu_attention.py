@@ -30,7 +30,7 @@ import time
 
 import torch
 import torch.nn.functional as F
-from bench_model import device_name  # the sibling script's machine description
+from bench_model import device_name, significant  # the sibling script's helpers
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import brainjepa_sk
@@ -99,8 +99,8 @@ def main(argv=None):
                 "dtype": str(dtype).removeprefix("torch."), "tokens": args.tokens,
                 "heads": args.heads, "head_dim": args.head_dim,
                 "chunk": args.chunk if name == "chunked" else None,
-                "ms_per_call": round(seconds * 1e3, 2),
-                "tflops": round(tflop / seconds, 4),
+                "ms_per_call": significant(seconds * 1e3),
+                "tflops": significant(tflop / seconds),  # a tiny call is far below 1e-4
                 "relative_error_vs_sdpa_fp32": round(float(error), 5),
             }), flush=True)
 
