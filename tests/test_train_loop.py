@@ -1030,6 +1030,17 @@ def test_a_run_puts_back_the_default_action_of_sigterm():
             signal.signal(signal.SIGTERM, before)
 
 
+def test_a_sigterm_handler_set_outside_python_is_left_in_place(monkeypatch):
+    """Python reads a handler set in C as None, and cannot put it back: the run must not
+    replace it (it had left the finished loop's handler, swallowing later signals)."""
+    installed = []
+    monkeypatch.setattr(signal, "getsignal", lambda signum: None)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(signum))
+    loop = _loop(n_epochs=1)
+    loop.run()
+    assert loop.step == 3 and signal.SIGTERM not in installed
+
+
 def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):
     """Landing in the last epoch's hooks, it would be dropped with the handler, and a
     cross-validation would carry on past the pre-emption."""
