@@ -1253,6 +1253,7 @@ def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_
 
     save("started", fresh, "a", 1)
     save("short", one, "a", 1)
+    save("tie", one, "a", 1)  # as far: the first by name is taken
     save("as-long", two, "a", 2)  # asked for as many epochs: not shorter, though further
     save("longer", two, "a", 3)
     save("other", two, "b", 1)  # another lineage
