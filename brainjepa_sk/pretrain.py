@@ -632,8 +632,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 "patches from the data and n_frames, the seed from random_state, the device "
                 "from device)")
         self._check_masking_options(masking)
-        return SpatiotemporalMaskSampler(self.n_features_in_, config["n_patches"], seed=seed,
-                                         device=device, **masking)
+        try:
+            return SpatiotemporalMaskSampler(self.n_features_in_, config["n_patches"],
+                                             seed=seed, device=device, **masking)
+        except ValueError as error:  # the sampler's advice, in the estimator's terms
+            raise ValueError(
+                f"{error} (the grid is the regions x n_frames // patch_size time patches; "
+                "give masking options as masking={'min_keep': ...} or "
+                "set_params(masking__min_keep=...))") from error
 
     def _train(self, model, dataset, config, device, mask_sampler, data_seed, keys,
                preprocessor):

@@ -1270,6 +1270,15 @@ def test_an_unknown_masking_option_given_at_construction_is_named_before_any_wor
         _pretrainer(masking={"min_kep": 2}).fit(_data(4))
 
 
+def test_masks_that_cannot_be_drawn_on_a_small_grid_are_explained_in_the_estimators_terms():
+    """The sampler's advice ("lower min_keep") names the estimator's masking option."""
+    X = _data(4)[:, :, :2]  # 2 regions x 2 time patches: min_keep=4 keeps every token
+    with pytest.raises(ValueError, match=r"keeping min_keep=4 .* on a 2 x 2 grid; lower "
+                                         r"min_keep .*n_frames // patch_size time patches; give "
+                                         r"masking options as masking=\{'min_keep': \.\.\.\}"):
+        _pretrainer(gradients=None, n_frames=8, masking={"min_keep": 4}).fit(X)
+
+
 def test_set_params_reaches_each_masking_option_without_touching_the_given_dict(monkeypatch):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
