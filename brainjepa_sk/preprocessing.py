@@ -31,8 +31,7 @@ from .validation import (
     POSITIVE_INT,
     check_n_regions,
     check_parameters,
-    check_signal_values,
-    ragged_message,
+    check_subject,
 )
 
 __all__ = [
@@ -341,25 +340,11 @@ class Preprocessor:
         return arrays
 
     @staticmethod
-    def _as_array(i, x, n_regions=None):
-        check_signal_values(i, x)
-        try:
-            x = np.asarray(x, dtype=np.float64)
-        except ValueError:  # numpy's "inhomogeneous shape": rows or runs of different lengths
-            raise ValueError(ragged_message(i, x)) from None
-        if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-            raise ValueError(
-                f"subject {i} must be a non-empty 2-D (n_timepoints, n_regions) array, "
-                f"got shape {x.shape}"
-            )
-        if not np.isfinite(x).all():
-            raise ValueError(f"subject {i} contains NaN or infinite values")
-        if n_regions is not None and x.shape[1] != n_regions:
-            raise ValueError(
-                f"subject {i} has {x.shape[1]} regions (last axis) but subject 0 has "
-                f"{n_regions}; every subject must be (n_timepoints, n_regions)"
-            )
-        return x
+    def _as_array(i, x, n_regions=None, first_frame=None):
+        # the estimators' check of a subject, taking one region and constant signals
+        return check_subject(i, x, None, n_regions, expected=None, name=None, min_timepoints=1,
+                             dtype=np.float64, allow_constant=True, min_regions=1,
+                             first_frame=first_frame)
 
     def _resample_all(self, arrays):
         return [resample(x, self.t_r, self.target_t_r) for x in arrays]
@@ -750,7 +735,7 @@ class Preprocessor:
                 raise ValueError(f"subject {subject} is shorter than the {lengths[subject]} "
                                  f"frames it had: frames {start} to "
                                  f"{start + self.n_frames - 1} are not all there")
-            x = self._checked_window(subject, x)
+            x = self._checked_window(subject, x, first_frame=start)
             return self._subject_windows(x, subject, len(x), starts=[0])[0]
         original = subjects[subject]
         if lengths is not None and np.shape(original)[0] != lengths[subject]:
@@ -760,8 +745,8 @@ class Preprocessor:
         x = resample(original, self.t_r, self.target_t_r)
         return self._subject_windows(x, subject, len(original), starts=[start])[0]
 
-    def _checked_window(self, subject, x):
-        x = self._as_array(subject, x)
+    def _checked_window(self, subject, x, first_frame=None):
+        x = self._as_array(subject, x, first_frame=first_frame)
         n_regions = getattr(self, "n_regions_", None)
         if n_regions is not None and x.shape[1] != n_regions:
             raise ValueError(f"subject {subject} has {x.shape[1]} regions, not the {n_regions} "

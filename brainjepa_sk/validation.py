@@ -201,8 +201,9 @@ def _as_subject_list(X):
     return [read_subject_file(x) if is_path(x) else x for x in subjects], sources
 
 
-def _where_not_finite(subject, names):
-    """Where a subject's first NaN or infinite value is, for an error message ("" if none)."""
+def _where_not_finite(subject, names, first_frame=None):
+    """Where a subject's first NaN or infinite value is, for an error message ("" if none);
+    ``first_frame``: the subject is the frames of one window from there."""
     try:
         if hasattr(subject, "to_numpy"):  # pandas: its missing values (pd.NA) count as NaN
             values = subject.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -219,9 +220,11 @@ def _where_not_finite(subject, names):
     first = int(regions[0])
     region = f"region {names[first]!r} (column {first})" if names is not None else (
         f"region {first} (column {first})")
-    timepoint = int(np.flatnonzero(bad[:, first])[0])
+    timepoint = int(np.flatnonzero(bad[:, first])[0]) + (first_frame or 0)
+    where = ("in all" if first_frame is None
+             else f"in frames {first_frame} to {first_frame + len(bad) - 1}")
     return (f" First at {region}, timepoint {timepoint}; {regions.size} region(s) and "
-            f"{int(bad.sum())} value(s) in all")
+            f"{int(bad.sum())} value(s) {where}")
 
 
 def ragged_message(i, subject):
@@ -369,11 +372,52 @@ def _refuse_other_names(i, own, names, item="subject", items="subjects"):
                          f"before it: {first_name_difference(own, names)}")
 
 
-def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
-                   allow_constant, first_length=None, first_source=None):
-    """Check subject ``i`` (an array or DataFrame) and return it as a 2-D float array;
-    ``first_length`` and ``first_source`` (its file, if any) describe subject 0, for the
-    message about another region count."""
+def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
+                  allow_constant, first_length=None, first_source=None, min_regions=2,
+                  first_frame=None):
+    """Check subject ``i`` and return it as a 2-D float array: the one check of a subject.
+
+    Parameters
+    ----------
+    i : int
+        The subject's position, for the messages.
+    subject : array-like or pandas.DataFrame
+        One ``(n_timepoints, n_regions)`` table.
+    names : numpy.ndarray of str or None
+        Region names of the subjects before it, which a DataFrame's columns must match.
+    n_regions : int or None
+        Region count of the subjects before it.
+    expected : int or None
+        Region count the estimator was fitted with.
+    name : str or None
+        The estimator, for the message about ``expected``.
+    min_timepoints : int
+        Fewest frames accepted.
+    dtype : numpy dtype or list of dtype
+        As scikit-learn's ``check_array`` takes it.
+    allow_constant : bool
+        Whether a region with a constant signal is accepted.
+    first_length, first_source : int or None, path-like or None, optional
+        Subject 0's length and file, for the message about another region count.
+    min_regions : int, default=2
+        Fewest regions accepted (connectivity, gradients and Cross-ROI masking need two; the
+        :class:`~brainjepa_sk.preprocessing.Preprocessor` alone takes one).
+    first_frame : int or None, optional
+        When ``subject`` holds one window's frames, the first one's index in the subject, so
+        that a message places a NaN in the subject rather than in the window.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_timepoints, n_regions)
+        The subject, of ``dtype``.
+
+    Raises
+    ------
+    ValueError
+        Naming subject ``i`` and what is wrong with it.
+    TypeError
+        When its values are not numbers.
+    """
     check_signal_values(i, subject)
     if _only_array_protocol(subject):
         subject = np.asarray(subject)
@@ -399,12 +443,12 @@ def _check_subject(i, subject, names, n_regions, *, expected, name, min_timepoin
             dtype=dtype,
             ensure_all_finite=True,
             ensure_min_samples=1,
-            # connectivity, gradients and Cross-ROI masking all need two regions or more
-            ensure_min_features=2,
+            ensure_min_features=min_regions,
             input_name=f"X[{i}]",
         )
     except ValueError as exc:
-        raise ValueError(f"subject {i}: {exc}{_where_not_finite(subject, subject_names)}") from None
+        raise ValueError(f"subject {i}: {exc}{_where_not_finite(subject, subject_names, first_frame)}"
+                         ) from None
     except TypeError as exc:  # e.g. objects that are not numbers (scikit-learn's convention)
         raise TypeError(f"subject {i} is not numeric: {exc}") from None
     if array.shape[0] < min_timepoints:
@@ -463,7 +507,7 @@ def _validate_files(X, check):
         if names is None:  # the first header met (files without one have no names)
             names = feature_names_of(subject)
         try:
-            array = _check_subject(i, subject, names, n_regions, **check,
+            array = check_subject(i, subject, names, n_regions, **check,
                                    first_length=lengths[0] if lengths else None,
                                    first_source=paths[0])
         except (ValueError, TypeError) as error:
@@ -850,7 +894,7 @@ def validate_subjects(
             try:
                 if names is None:  # the first names met, as when files are checked one by one
                     names = feature_names_of(subject, i)
-                array = _check_subject(i, subject, names, n_regions, **check,
+                array = check_subject(i, subject, names, n_regions, **check,
                                        first_length=first_length, first_source=sources[0])
             except (ValueError, TypeError) as error:
                 if sources[i] is None:

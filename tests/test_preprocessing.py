@@ -613,7 +613,8 @@ def test_bad_parameters(params, match):
         ([], "empty"),
         ([np.ones(10)], "2-D"),
         ([np.full((20, 3), np.nan)], "NaN"),
-        ([np.ones((20, 3)), np.ones((0, 3))], r"subject 1 must be a non-empty 2-D"),
+        ([np.ones((20, 3)), np.ones((0, 3))], r"subject 1: Found array with 0 sample"),
+        ([np.ones((20, 3)), np.ones((20, 4))], r"subject 1 has 4 regions .* subject 0 has 3"),
     ],
 )
 def test_bad_subjects(subjects, match):

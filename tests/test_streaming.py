@@ -232,7 +232,9 @@ def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_pa
 @pytest.mark.parametrize("resampled", [False, True])
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 @pytest.mark.parametrize("change, problem", [
-    (lambda x: np.where(np.arange(len(x))[:, None] == 20, np.nan, x), "NaN or infinite"),
+    (lambda x: np.where(np.arange(len(x))[:, None] == 20, np.nan, x),
+     "contains NaN. First at region 0 .* timepoint 20; 8 region.s. and 8 value.s. in "
+     "(all|frames 16 to 31)"),
     (lambda x: x[:20], "shorter than the 52 frames|has 20 frames, not the 52"),
     (lambda x: x[:, :-1], f"has {N_REGIONS - 1} regions, not the {N_REGIONS} of the fit"),
     (lambda x: np.concatenate([x, x[:, :1]], axis=1),
@@ -255,7 +257,7 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
     else:
         pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
             paths[1], sep="\t", index=False)
-    with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1 .*({problem}).*the file "
+    with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1\b.*({problem}).*the file "
                                          "changed after fit checked it"):
         prep.read_window(subjects, 1, 16)
 
