@@ -321,9 +321,30 @@ class LoadedCheckpoint:
 _PLAIN_VALUES = (bool, int, float, str)
 
 
-def _to_safe(obj, where="metadata"):
-    """Turn NumPy values into what ``torch.load(weights_only=True)`` accepts, or raise
-    ``TypeError`` before anything is written (a file that could not be loaded back)."""
+def storable_values(obj, where="metadata"):
+    """``obj`` as values that ``torch.load(weights_only=True)`` loads back.
+
+    NumPy arrays of numbers become tensors, NumPy scalars and text arrays plain values, paths
+    strings; dicts (their keys as strings), lists and tuples are converted item by item.
+
+    Parameters
+    ----------
+    obj : object
+        Plain values, NumPy values, tensors, paths, or dicts and lists of them.
+    where : str, default="metadata"
+        What ``obj`` is, for the error message.
+
+    Returns
+    -------
+    object
+        The converted values.
+
+    Raises
+    ------
+    TypeError
+        Before anything is written, for a value that a checkpoint could not load back (an
+        object, a date, a tensor NumPy cannot hold).
+    """
     if isinstance(obj, torch.Tensor):
         # stored as the NumPy array load_checkpoint gives back: a tensor that requires grad (a
         # loss, a parameter), or one NumPy cannot hold (bfloat16, sparse), would be written and
@@ -336,7 +357,7 @@ def _to_safe(obj, where="metadata"):
                 "store: convert it to a NumPy array") from None
     if isinstance(obj, np.ndarray):
         if obj.dtype.kind in "USO":  # text or objects (e.g. region names): a list
-            return _to_safe(obj.tolist(), where)
+            return storable_values(obj.tolist(), where)
         # C order, native byte order, and the shape kept (0-d included)
         array = np.array(obj, dtype=obj.dtype.newbyteorder("="), order="C")
         try:
@@ -352,9 +373,9 @@ def _to_safe(obj, where="metadata"):
         if isinstance(value, _PLAIN_VALUES):
             return value
     if isinstance(obj, dict):
-        return {str(k): _to_safe(v, where) for k, v in obj.items()}
+        return {str(k): storable_values(v, where) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_to_safe(v, where) for v in obj]
+        return [storable_values(v, where) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     if obj is None or isinstance(obj, _PLAIN_VALUES):
@@ -438,8 +459,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         "config": dict(model.config),
         "gradients": model.gradients.detach().cpu().clone(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "preprocessing": _to_safe(preprocessing or {}, "preprocessing"),
-        "metadata": _to_safe(metadata or {}, "metadata"),
+        "preprocessing": storable_values(preprocessing or {}, "preprocessing"),
+        "metadata": storable_values(metadata or {}, "metadata"),
     }
     payload["checksum"] = _checksum(payload)
     atomic_save(payload, path)

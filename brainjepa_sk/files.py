@@ -113,7 +113,7 @@ def _numbers(cells):
         return None
 
 
-def _load_npy(path, mmap_mode=None):
+def load_npy(path, mmap_mode=None):
     """One array from an ``.npy`` file (no pickles), refusing an ``.npz`` archive so named
     (``numpy.load`` reads one whatever its name).
 
@@ -207,7 +207,7 @@ def _check_line_lengths(path, separator, column="region"):
                          f"{lengths[0]} (a truncated or damaged line)")
 
 
-def _read_csv_table(path, column="region"):
+def read_csv_table(path, column="region"):
     """A numeric ``.csv`` or ``.tsv`` table, with or without a header line of names.
 
     Parameters
@@ -309,9 +309,9 @@ def read_subject_file(path):
         )
     try:
         if suffix == ".npy":
-            return _load_npy(path, mmap_mode="r")
+            return load_npy(path, mmap_mode="r")
         if suffix in (".tsv", ".csv"):
-            return _read_csv_table(path, column="region")
+            return read_csv_table(path, column="region")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             # a byte-order mark (Windows editors write one) is no number

@@ -23,7 +23,7 @@ from ._base import (
     restore_on_error,
 )
 from ._warnings import warn_user
-from .files import _load_npy, _read_csv_table
+from .files import load_npy, read_csv_table
 from .train.runtime import expand_home
 from .validation import (
     check_n_regions,
@@ -160,7 +160,7 @@ def load_gradients(source):
             raise FileNotFoundError(f"gradient file not found: {path}")
         if path.suffix.lower() == ".npy":
             try:
-                array = _load_npy(path)
+                array = load_npy(path)
             except (ValueError, OSError, EOFError) as error:
                 raise ValueError(
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
@@ -168,7 +168,7 @@ def load_gradients(source):
                 ) from error
         elif path.suffix.lower() in (".csv", ".tsv"):  # names and index columns as for subjects
             try:
-                array = np.asarray(_read_csv_table(path, column="gradient"))
+                array = np.asarray(read_csv_table(path, column="gradient"))
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(f"{path} is not a numeric gradient table (one row per region, "
                                  f"one column per gradient; an optional header line): {error}"

@@ -28,7 +28,7 @@ from ._base import (
     training_windows,
 )
 from ._warnings import warn_user
-from .checkpoint import _to_safe, save_checkpoint
+from .checkpoint import save_checkpoint, storable_values
 from .gradients import (
     GradientPositioner,
     align_gradient_rows,
@@ -687,7 +687,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             # one file per run (settings, data, seed): folds of a cross-validation sharing a
             # checkpoint_dir each resume their own run
             name = _UNSEEDED_STATE_FILE if fingerprint is None else f"run-{fingerprint[:16]}.pt"
-            extra = {"config": config, "preprocessing": _to_safe(preprocessor.to_dict()),
+            extra = {"config": config, "preprocessing": storable_values(preprocessor.to_dict()),
                      "lineage": lineage, "n_epochs": int(self.n_epochs),
                      **self._region_names()}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
