@@ -83,6 +83,8 @@ MASKING_SET_BY_PRETRAINER = ("n_regions", "n_patches", "seed", "device")
 # What ``masking`` may set: the sampler's other keyword arguments.
 _MASKING_OPTIONS = tuple(sorted(set(inspect.signature(SpatiotemporalMaskSampler).parameters)
                                 - set(MASKING_SET_BY_PRETRAINER)))
+_MASKING_DEFAULTS = {name: inspect.signature(SpatiotemporalMaskSampler).parameters[name].default
+                     for name in _MASKING_OPTIONS}
 
 
 # What a model_size dict may set: the encoder's sizes (and BrainJEPA's other architecture
@@ -513,6 +515,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                    "accumulation_steps",
                    *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
+        # the masks drawn, not how they were asked for (a default spelled out is the default)
+        params["masking"] = {**_MASKING_DEFAULTS, **(self.masking or {})}
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
         # the state format is part of the key: files of older layouts are not resumed

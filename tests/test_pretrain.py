@@ -692,6 +692,17 @@ def test_precision_auto_resumes_as_the_arithmetic_it_chose(saved_run, tmp_path):
     assert _state_files(tmp_path) == [tmp_path / saved_run.name]
 
 
+def test_masking_options_spelled_out_at_their_defaults_resume_the_run_without_them(saved_run,
+                                                                                   tmp_path):
+    """masking={"min_keep": 4, ...} draws the masks that masking=None draws: the same run."""
+    shutil.copy(saved_run, tmp_path / saved_run.name)
+    saved = torch.load(saved_run, weights_only=True)
+    spelled_out = {"min_keep": 4, "count_quantile": 0.1, "alpha_region_scale": [0.45, 0.6]}
+    model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, masking=spelled_out).fit(_data())
+    assert model.history_ == saved["loop"]["history"]
+    assert _state_files(tmp_path) == [tmp_path / saved_run.name]
+
+
 def test_numpy_settings_resume_as_the_python_numbers_they_equal(tmp_path):
     # np.logspace grids give numpy floats, np.arange numpy integers: a run saved with them is
     # the run of the same Python numbers, and loads (no numpy scalars in the saved state)
