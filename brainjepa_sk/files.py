@@ -146,12 +146,26 @@ def load_npy(path, mmap_mode=None):
     return array
 
 
-def _has_header(first_line, second_line, separator):
-    """Whether the first line holds region names: a cell that is not a number, or only
-    integers written as such (pandas' default column names, atlas labels, which may repeat
-    across the hemispheres) above a line with fractions. Numbers written with a decimal point
-    or an exponent (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are data, and
-    so is one value in every cell (a first frame of zeros, censored and zero-filled)."""
+def has_header_line(first_line, second_line, separator=None):
+    """Whether the first line of a numeric table holds names rather than numbers.
+
+    A header is a line with a cell that is not a number, or with only integers written as such
+    (pandas' default column names, atlas labels, which may repeat across the hemispheres) above
+    a line with fractions. Numbers written with a decimal point or an exponent (``-1.0``,
+    ``0.000e+00``: how NumPy and pandas write floats) are data, and so is one value in every
+    cell (a first frame of zeros, censored and zero-filled).
+
+    Parameters
+    ----------
+    first_line, second_line : str
+        The table's first two non-blank lines (``second_line`` may be ``""``).
+    separator : str or None, default=None
+        The cell separator; None splits on runs of whitespace.
+
+    Returns
+    -------
+    bool
+    """
     cells = _cells(first_line, separator)
     first = _numbers(cells)
     if first is None:
@@ -233,7 +247,7 @@ def read_csv_table(path, column="region"):
     with open(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
         lines = (line for line in file if line.strip())  # pandas skips blank lines too
         first_line, second_line = next(lines, ""), next(lines, "")
-    header = 0 if _has_header(first_line, second_line, separator) else None
+    header = 0 if has_header_line(first_line, second_line, separator) else None
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
                         na_values=["n/a"])
     if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
 import os
@@ -23,7 +24,7 @@ from ._base import (
     restore_on_error,
 )
 from ._warnings import warn_user
-from .files import load_npy, read_csv_table
+from .files import has_header_line, load_npy, read_csv_table
 from .train.runtime import expand_home
 from .validation import (
     check_n_regions,
@@ -131,7 +132,8 @@ def load_gradients(source):
     ----------
     source : str, path-like or array-like
         A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
-        anything else whitespace-separated; an optional header line of names is skipped, and
+        anything else whitespace-separated; an optional header line of names, or of integers
+        above a line with fractions (pandas' column names), is skipped, and
         in a ``.csv`` or ``.tsv`` table a table index, an unnamed first column or one that
         rises by the same step on every row where no other column does, is refused), or an
         array of shape
@@ -178,13 +180,12 @@ def load_gradients(source):
                 # blank lines count in skiprows, not as the header; a byte-order mark is no
                 # header (it made the first region's row one)
                 with open(path, encoding="utf-8-sig") as file:
-                    number, first_line = next(
-                        ((n, line) for n, line in enumerate(file) if line.strip()), (0, ""))
-                try:  # a first non-blank line that is not numbers is a header
-                    [float(cell) for cell in first_line.split()]
-                    skipped = 0
-                except ValueError:
-                    skipped = number + 1
+                    found = list(itertools.islice(
+                        ((n, line) for n, line in enumerate(file) if line.strip()), 2))
+                (number, first_line), (_, second_line) = (found + [(0, "")] * 2)[:2]
+                # names, or integer column names above fractions (pandas' to_csv(sep=" ")
+                # writes 0 1 2 ...), are a header, as in a .csv table
+                skipped = number + 1 if has_header_line(first_line, second_line) else 0
                 array = np.loadtxt(path, ndmin=2, skiprows=skipped, encoding="utf-8-sig")
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(

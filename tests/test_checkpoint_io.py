@@ -93,14 +93,22 @@ def test_load_gradients_formats(tmp_path, official_dir):
             load_gradients(tmp_path / name)
 
 
-@pytest.mark.parametrize("header", ["", "g0 g1 g2", "\n\ng0 g1 g2", "\n", "1 2 g3"],
+@pytest.mark.parametrize("header", ["", "g0 g1 g2", "\n\ng0 g1 g2", "\n", "1 2 g3", "0 1 2"],
                          ids=["none", "names", "names after blank lines", "blank lines",
-                              "names, the first ones numbers"])
+                              "names, the first ones numbers",
+                              "integer names, as pandas' to_csv(sep=' ') writes"])
 def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_path, header):
     gradients = np.random.default_rng(0).standard_normal((5, 3))
     path = tmp_path / "g.txt"
     np.savetxt(path, gradients, header=header, comments="")
     np.testing.assert_allclose(load_gradients(path), gradients)
+
+
+def test_a_whitespace_gradient_file_of_integers_is_all_data(tmp_path):
+    """Integers above integers are data (a header of integers stands above fractions)."""
+    path = tmp_path / "g.txt"
+    path.write_text("0 1\n2 3\n4 5\n")
+    np.testing.assert_array_equal(load_gradients(path), [[0, 1], [2, 3], [4, 5]])
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".csv", ".npy"])
