@@ -148,8 +148,10 @@ class SubjectValidSplit:
     stratified : bool, default=False
         Keep the label proportions (classification).
     random_state : int, RandomState instance or None, default=None
-        Seed of the split (None: NumPy's global generator, so the split, and an early stop
-        that depends on it, change from run to run).
+        Seed of the split. None: the fine-tuning estimator's ``random_state`` decides it (so
+        ``random_state=0`` on the estimator gives the same split and the same early stop on
+        every run); with the estimator's ``random_state=None`` too, or called by skorch
+        directly, NumPy's global generator does, and the split changes from run to run.
 
     Examples
     --------
@@ -170,13 +172,15 @@ class SubjectValidSplit:
         return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
                 f"random_state={self.random_state!r})")
 
-    def split_subjects(self, labels):
+    def split_subjects(self, labels, seed=None):
         """Draw the held-out subjects.
 
         Parameters
         ----------
         labels : numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             One target per subject (used only with ``stratified=True``).
+        seed : int or None, default=None
+            Seed used when ``random_state`` is None (the estimator's, from its ``fit``).
 
         Returns
         -------
@@ -197,7 +201,8 @@ class SubjectValidSplit:
             raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
                              "are continuous (a regressor); use stratified=False")
         splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
-        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
+        random_state = seed if self.random_state is None else self.random_state
+        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=random_state)
         try:
             return next(cv.split(np.zeros(len(labels)), labels))
         except ValueError as error:  # e.g. fewer validation subjects than classes

@@ -863,11 +863,13 @@ class _FineTuneBase(SubjectsInputMixin):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
+            seed = _seed_of(self.random_state)
             if draws_subjects(self.train_split):
                 # drawn once, before anything is learned from the subjects: the statistics
-                # (robust scaling, target scaling) come from the training subjects only
+                # (robust scaling, target scaling) come from the training subjects only; a
+                # split without a random_state of its own draws with the estimator's seed
                 fit_rows, held_out = self.train_split.split_subjects(
-                    self._split_labels(targets))
+                    self._split_labels(targets), seed=seed)
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
@@ -894,7 +896,7 @@ class _FineTuneBase(SubjectsInputMixin):
                     "train_split is skorch's ValidSplit, which splits windows: windows of one "
                     "subject end up on both sides; use brainjepa_sk.finetune.SubjectValidSplit",
                 )
-            rng = forked_rng(_seed_of(self.random_state), device)
+            rng = forked_rng(seed, device)
             # what a fit changes in place on a fitted net, copied to undo a failure (the
             # attributes it rebinds are restored by restore_on_error)
             saved = self._in_place_state(continuing) if self._is_fitted() else None
@@ -1075,8 +1077,9 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         micro-batches, and with ``class_weight`` the weighted mean is taken per micro-batch.
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, the shuffling and the stochastic depth (in a fork of
-        torch's global generator, which is left as it was). The same seed on CPU gives the
-        same predictions; None draws the seed from NumPy's global generator.
+        torch's global generator, which is left as it was), and the held-out subjects of a
+        ``SubjectValidSplit`` that has no ``random_state`` of its own. The same seed on CPU
+        gives the same predictions; None draws the seed from NumPy's global generator.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Built over the layer-decay parameter groups; ``optimizer__<name>`` sets its other
         arguments (e.g. ``optimizer__betas``).

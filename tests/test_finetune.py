@@ -700,6 +700,26 @@ def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(t
     assert "_held_out_" not in vars(reg)  # this fit's draw is not kept (nor pickled)
 
 
+def test_a_split_without_a_random_state_draws_with_the_estimators():
+    """SubjectValidSplit(random_state=None) in an estimator with random_state=k holds out the
+    subjects SubjectValidSplit(random_state=k) does: the same on every fit (it had drawn from
+    NumPy's global generator, so random_state=0 did not fix the split nor the early stop)."""
+    X, y = offset_subjects(np.zeros(12)), np.arange(12.0)
+    held_out = []
+
+    class Splits(Callback):
+        def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+            held_out.append(sorted(dataset_valid.indices))
+
+    for seed in (0, 0, 1):
+        BrainJEPARegressor(tiny_module(), **fast(max_epochs=1, random_state=seed),
+                           train_split=SubjectValidSplit(0.25), callbacks=[Splits()]).fit(X, y)
+    expected = [sorted(SubjectValidSplit(0.25, random_state=seed).split_subjects(y)[1])
+                for seed in (0, 1)]
+    assert expected[0] != expected[1]
+    assert held_out == [expected[0], expected[0], expected[1]]
+
+
 def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
     X, y = offset_subjects(np.zeros(12)), np.array([0, 1, 2] * 4)
     split = SubjectValidSplit(0.34, stratified=True, random_state=3)
