@@ -1235,6 +1235,10 @@ def test_run_key_hashes_every_learned_array():
     base = run_key({}, arrays=[np.ones(3), np.ones(1)])
     assert run_key({}, arrays=[np.ones(3), np.zeros(1)]) != base  # the second, of one value
     assert run_key({}, arrays=[np.ones(3), None, np.ones(1)]) == base  # None is skipped
+    # the same bytes in another shape or split are other arrays
+    square = np.arange(6.0).reshape(2, 3)
+    assert run_key({}, arrays=[square]) != run_key({}, arrays=[square.reshape(3, 2)])
+    assert run_key({}, arrays=[np.ones(4)]) != run_key({}, arrays=[np.ones(3), np.ones(1)])
     digest = "0" * 64  # data digests differ anywhere, not only at their start
     assert run_key({}, digests=[digest]) != run_key({}, digests=[digest[:-1] + "1"])
 

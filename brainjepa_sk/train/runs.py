@@ -32,8 +32,8 @@ def run_key(settings, digests=(), arrays=()):
     digests : iterable of str, default=()
         Digests of the data (e.g. of the training subjects), which are not hashed again.
     arrays : iterable of numpy.ndarray or None, default=()
-        Arrays learned from the data (e.g. gradients, normalisation statistics); None entries
-        are skipped.
+        Arrays learned from the data (e.g. gradients, normalisation statistics), hashed with
+        their shapes and dtypes; None entries are skipped.
 
     Returns
     -------
@@ -45,7 +45,10 @@ def run_key(settings, digests=(), arrays=()):
         digest.update(str(text).encode())
     for array in arrays:
         if array is not None:
-            digest.update(np.ascontiguousarray(array).tobytes())
+            array = np.ascontiguousarray(array)
+            # the same bytes in another shape or dtype are other values
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
     return digest.hexdigest()
 
 
