@@ -28,6 +28,7 @@ from .train.runtime import expand_home
 
 __all__ = [
     "SUBJECT_FILE_SUFFIXES",
+    "FileChangedError",
     "SubjectFiles",
     "expand_subject_paths",
     "is_path",
@@ -287,6 +288,26 @@ def read_csv_table(path, column="region"):
     return pd.DataFrame(values, columns=[str(name).strip() for name in table.columns])
 
 
+class FileChangedError(ValueError):
+    """A subject file changed after it was checked (read by :class:`SubjectFiles`)."""
+
+
+def file_stamp(path):
+    """A file's ``(size, modification time in ns)``: it changes when the file is rewritten.
+
+    Parameters
+    ----------
+    path : path-like
+        The file.
+
+    Returns
+    -------
+    tuple of int
+    """
+    info = os.stat(path)
+    return info.st_size, info.st_mtime_ns
+
+
 def read_subject_file(path):
     """One subject's ``(n_timepoints, n_regions)`` series from a file.
 
@@ -366,10 +387,13 @@ class SubjectFiles(Sequence):
         dtype of the arrays indexing returns.
     allow_constant : bool, default=False
         Whether the check accepted constant regions (a stricter check later checks again).
+    stamps : sequence of tuple or None, default=None
+        Each file's ``(size, modification time in ns)`` when it was checked, from
+        :func:`file_stamp`; a read of a file whose stamp has changed since is refused.
     """
 
     def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
-                 dtype=np.float64, allow_constant=False):
+                 dtype=np.float64, allow_constant=False, stamps=None):
         self.paths = list(paths)
         self.n_timepoints = np.asarray(n_timepoints, dtype=np.int64)
         self.n_regions = int(n_regions)
@@ -377,6 +401,7 @@ class SubjectFiles(Sequence):
         self.digest = digest
         self.dtype = np.dtype(dtype)
         self.allow_constant = allow_constant
+        self.stamps = None if stamps is None else list(stamps)
 
     def __len__(self):
         return len(self.paths)
@@ -384,7 +409,26 @@ class SubjectFiles(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        return np.asarray(read_subject_file(self.paths[index]), dtype=self.dtype)
+        return np.asarray(self._read(index), dtype=self.dtype)
+
+    def _read(self, index):
+        """The file of subject ``index``; refused when it was rewritten after it was checked
+        with the same shape and finite values (its digest, which names a training run, would
+        be wrong, and no later check would see it). A change of shape or a NaN is left to the
+        checks that read the subject, which say what changed."""
+        path = self.paths[index]
+        stamp = None if self.stamps is None else self.stamps[index]
+        changed = stamp is not None and os.path.isfile(path) and file_stamp(path) != stamp
+        series = read_subject_file(path)
+        if changed:
+            values = np.asarray(series)
+            if (values.shape == (self.n_timepoints[index], self.n_regions)
+                    and values.dtype.kind in "biuf" and np.isfinite(values).all()):
+                raise FileChangedError(
+                    f"{path} changed after it was checked (its size or modification time "
+                    "differ, its shape does not; rewritten while in use?): call the estimator "
+                    "again")
+        return series
 
     def frames(self, index, start, stop):
         """Frames ``[start, stop)`` of subject ``index``; a ``.npy`` file reads only those.
@@ -403,7 +447,7 @@ class SubjectFiles(Sequence):
         numpy.ndarray of shape (n_selected, n_regions)
             A copy of the frames, of the ``dtype`` given at construction.
         """
-        series = read_subject_file(self.paths[index])
+        series = self._read(index)
         return np.array(series[start:stop] if isinstance(series, np.ndarray)
                         else np.asarray(series)[start:stop], dtype=self.dtype)
 

@@ -26,6 +26,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
+from .files import FileChangedError
 from .validation import (
     POSITIVE,
     POSITIVE_INT,
@@ -720,6 +721,8 @@ class Preprocessor:
                 raise
             if isinstance(error, _BeyondFloat32Error):  # the values themselves, not a change
                 raise _BeyondFloat32Error(f"{paths[subject]}: {error}") from error
+            if isinstance(error, FileChangedError):  # names the file and the change
+                raise
             # the file was checked when fit began: it changed since
             raise ValueError(f"{paths[subject]}: {error}; the file changed after fit checked "
                              "it (rewritten while training?)") from error

@@ -22,7 +22,13 @@ from sklearn.utils._param_validation import Interval, validate_parameter_constra
 from sklearn.utils.validation import _get_feature_names, check_array
 
 from ._warnings import warn_user
-from .files import SubjectFiles, expand_subject_paths, is_path, read_subject_file
+from .files import (
+    SubjectFiles,
+    expand_subject_paths,
+    file_stamp,
+    is_path,
+    read_subject_file,
+)
 
 __all__ = [
     "validate_subjects",
@@ -500,9 +506,11 @@ def _validate_files(X, check):
     """Check every file one at a time, keeping only what :class:`SubjectFiles` records."""
     paths = expand_subject_paths(X) if is_path(X) else [Path(x) for x in X]
     digest = hashlib.sha256()
-    lengths, n_regions, names = [], None, None
+    lengths, n_regions, names, stamps = [], None, None, []
     all_connectivity = True
     for i, path in enumerate(paths):
+        # stamped before the read: a rewrite during it shows at the next read
+        stamps.append(file_stamp(path) if os.path.isfile(path) else None)
         subject = read_subject_file(path)
         if names is None:  # the first header met (files without one have no names)
             names = feature_names_of(subject)
@@ -520,7 +528,8 @@ def _validate_files(X, check):
     if all_connectivity:
         _warn_connectivity(check["name"])
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
-                        dtype=check["dtype"], allow_constant=check["allow_constant"])
+                        dtype=check["dtype"], allow_constant=check["allow_constant"],
+                        stamps=stamps)
 
 
 def _update_digest(digest, array):
@@ -858,7 +867,7 @@ def validate_subjects(
         if isinstance(X, SubjectFiles):
             out = X if X.dtype == dtype else SubjectFiles(
                 X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype,
-                X.allow_constant)
+                X.allow_constant, X.stamps)
             n_regions, names = X.n_regions, X.feature_names
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,

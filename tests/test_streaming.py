@@ -1,6 +1,8 @@
 """Corpora that stay on disk: files checked one at a time, windows read by the loader, robust
 statistics from a bounded sample, connectivity accumulated a chunk of subjects at a time."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +19,7 @@ from brainjepa_sk import (
     preprocessing,
     validation,
 )
-from brainjepa_sk.files import SubjectFiles
+from brainjepa_sk.files import FileChangedError, SubjectFiles
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.validation import subjects_digest, validate_subjects
 
@@ -260,6 +262,29 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
     with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1\b.*({problem}).*the file "
                                          "changed after fit checked it"):
         prep.read_window(subjects, 1, 16)
+
+
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+def test_a_file_rewritten_with_the_same_shape_is_named(tmp_path, kind):
+    """Other values of the same shape pass every check of a read: the file's size and
+    modification time, recorded when it was checked, tell the change (training went on with
+    the new values, under the digest of the old ones)."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    prep.read_window(subjects, 1, 16)
+    subjects[0]  # unchanged files read as before
+    _save(tmp_path, _series(seed=1), kind)  # every file rewritten, same shapes
+    stamp = os.stat(paths[1])
+    # a later write (timestamps may be coarser than the time the test takes)
+    os.utime(paths[1], ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+    message = rf"sub-01\.{kind} changed after it was checked"
+    with pytest.raises(FileChangedError, match=message):
+        prep.read_window(subjects, 1, 16)
+    with pytest.raises(FileChangedError, match=message):
+        subjects[1]
+    with pytest.raises(FileChangedError, match=message):
+        subjects.frames(1, 0, 4)
 
 
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
