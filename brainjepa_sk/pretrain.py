@@ -37,7 +37,7 @@ from .gradients import (
 )
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
-from .nn.masking import SpatiotemporalMaskSampler
+from .nn.masking import SpatiotemporalMaskSampler, UnsatisfiableMaskingError
 from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, Preprocessor
 from .train import (
     Callback,
@@ -639,11 +639,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         try:
             return SpatiotemporalMaskSampler(self.n_features_in_, config["n_patches"],
                                              seed=seed, device=device, **masking)
-        except ValueError as error:  # the sampler's advice, in the estimator's terms
-            raise ValueError(
+        except UnsatisfiableMaskingError as error:  # the sampler's advice, in our terms
+            raise UnsatisfiableMaskingError(
                 f"{error} (the grid is the regions x n_frames // patch_size time patches; "
-                "give masking options as masking={'min_keep': ...} or "
-                "set_params(masking__min_keep=...))") from error
+                "set the masking options it names as masking={'<option>': ...} or "
+                "set_params(masking__<option>=...))") from error
 
     def _train(self, model, dataset, config, device, mask_sampler, data_seed, keys,
                preprocessor):

@@ -3,7 +3,14 @@
 import pytest
 import torch
 
-from brainjepa_sk.nn.masking import ALPHA, BETA, CONTEXT, GAMMA, SpatiotemporalMaskSampler
+from brainjepa_sk.nn.masking import (
+    ALPHA,
+    BETA,
+    CONTEXT,
+    GAMMA,
+    SpatiotemporalMaskSampler,
+    UnsatisfiableMaskingError,
+)
 
 GRIDS = [(8, 4), (24, 10), (50, 7), (100, 10), (16, 20), (450, 10)]
 
@@ -184,8 +191,10 @@ def test_research_style_counts_redraw_sizes_below_min_keep():
     sampler = SpatiotemporalMaskSampler(24, 10, min_keep=60, static_shapes=False)
     counts = [sampler.sample(2).context_idx.shape[1] for _ in range(100)]
     assert min(counts) >= 60 and len(set(counts)) > 1
-    with pytest.raises(ValueError, match="min_keep=1000"):
-        SpatiotemporalMaskSampler(8, 4, min_keep=1000, static_shapes=False).sample(2)
+    # refused when built, not at a batch in the middle of training
+    with pytest.raises(UnsatisfiableMaskingError, match=r"min_keep=1000 context tokens and a "
+                                                        r"target are kept by only 0\.00%"):
+        SpatiotemporalMaskSampler(8, 4, min_keep=1000, static_shapes=False)
 
 
 def test_impossible_min_keep_is_refused():

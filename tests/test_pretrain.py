@@ -1285,9 +1285,20 @@ def test_masks_that_cannot_be_drawn_on_a_small_grid_are_explained_in_the_estimat
     """The sampler's advice ("lower min_keep") names the estimator's masking option."""
     X = _data(4)[:, :, :2]  # 2 regions x 2 time patches: min_keep=4 keeps every token
     with pytest.raises(ValueError, match=r"keeping min_keep=4 .* on a 2 x 2 grid; lower "
-                                         r"min_keep .*n_frames // patch_size time patches; give "
-                                         r"masking options as masking=\{'min_keep': \.\.\.\}"):
+                                         r"min_keep .*n_frames // patch_size time patches; set "
+                                         r"the masking options it names as "
+                                         r"masking=\{'<option>': \.\.\.\}"):
         _pretrainer(gradients=None, n_frames=8, masking={"min_keep": 4}).fit(X)
+    # refused before training without static shapes too (it failed at a batch, after the
+    # model was built)
+    with pytest.raises(ValueError, match=r"min_keep=4 context tokens and a target are kept by "
+                                         r"only 0\.00% .*; lower min_keep or widen the scales "
+                                         r"\(the grid is"):
+        _pretrainer(gradients=None, n_frames=8,
+                    masking={"min_keep": 4, "static_shapes": False}).fit(X)
+    # an option out of its range is no grid problem: its own message, as given
+    with pytest.raises(ValueError, match=r"^edge_fraction must be in \(0, 0\.5\], got 0\.7$"):
+        _pretrainer(masking={"edge_fraction": 0.7}).fit(_data(4))
 
 
 def test_set_params_reaches_each_masking_option_without_touching_the_given_dict(monkeypatch):

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "CONTEXT", "ALPHA", "BETA", "GAMMA"]
+__all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "UnsatisfiableMaskingError", "CONTEXT", "ALPHA", "BETA", "GAMMA"]
 
 #: Labels of the diagnostic grid (0 means hidden: neither context nor target).
 CONTEXT, ALPHA, BETA, GAMMA = 1, 2, 3, 4
@@ -108,6 +108,11 @@ def _check_range(name, value):
     if not 0.0 <= low <= high <= 1.0:
         raise ValueError(f"{name} must be (low, high) with 0 <= low <= high <= 1, got {value}")
     return low, high
+
+
+class UnsatisfiableMaskingError(ValueError):
+    """Masking options that too few mask size draws on the grid satisfy (the fewest context
+    tokens, the fixed counts of ``static_shapes=True``): batches could not be drawn."""
 
 
 class SpatiotemporalMaskSampler:
@@ -219,7 +224,11 @@ class SpatiotemporalMaskSampler:
         if not _is_real(count_quantile) or not 0.0 <= count_quantile <= 1.0:
             raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile!r}")
         self.count_quantile = float(count_quantile)
-        self.n_context, self.n_target = self._fixed_counts() if self.static_shapes else (None, None)
+        if self.static_shapes:
+            self.n_context, self.n_target = self._fixed_counts()
+        else:  # refused now, not at a batch in the middle of training
+            self.n_context = self.n_target = None
+            self._check_acceptance(self.min_keep, 1)
         self._host_gen = torch.Generator().manual_seed(self.seed)
         if self.device.type == "cpu":
             self._device_gen = self._host_gen
@@ -326,22 +335,38 @@ class SpatiotemporalMaskSampler:
         n_context, n_target = max(quantile("n_context"), self.min_keep), max(quantile("n_target"), 1)
         # Each count is a quantile of its own, but a draw must reach both, and larger contexts
         # leave fewer tokens to targets: check that enough draws do.
-        accepted = sum(d["n_context"] >= n_context and d["n_target"] >= n_target for d in draws)
-        if accepted < self.MIN_ACCEPTANCE * len(draws):
-            # the settings that raise the counts: the quantile, and min_keep where it leaves
-            # out draws (the quantiles are taken over the draws that keep min_keep)
-            binds = any(d["n_context"] < self.min_keep for d in draws)
-            lower = [name for name, raises in (("count_quantile", self.count_quantile > 0),
-                                               ("min_keep", binds)) if raises]
-            advice = f"lower {' or '.join(lower)}" if lower else "widen the scales"
-            raise ValueError(
-                f"count_quantile={self.count_quantile} and min_keep={self.min_keep} keep "
-                f"{n_context} context and {n_target} target tokens on a {self.n_regions} x "
-                f"{self.n_patches} grid, which only {accepted / len(draws):.2%} of mask size "
-                f"draws reach together (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
-                f"every batch); {advice}"
-            )
+        self._check_acceptance(n_context, n_target, draws)
         return n_context, n_target
+
+    def _check_acceptance(self, n_context, n_target, draws=None):
+        """Raise when fewer than ``MIN_ACCEPTANCE`` of the size draws (``COUNT_DRAWS`` of
+        them, from a fixed seed) keep ``n_context`` context and ``n_target`` target tokens:
+        redrawing could not draw every batch."""
+        if draws is None:
+            generator = torch.Generator().manual_seed(0)
+            draws = [self._draw_sizes(generator) for _ in range(self.COUNT_DRAWS)]
+        accepted = sum(d["n_context"] >= n_context and d["n_target"] >= n_target for d in draws)
+        if accepted >= self.MIN_ACCEPTANCE * len(draws):
+            return
+        if not self.static_shapes:
+            raise UnsatisfiableMaskingError(
+                f"min_keep={self.min_keep} context tokens and a target are kept by only "
+                f"{accepted / len(draws):.2%} of mask size draws on a {self.n_regions} x "
+                f"{self.n_patches} grid (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
+                "every batch); lower min_keep or widen the scales")
+        # the settings that raise the counts: the quantile, and min_keep where it leaves
+        # out draws (the quantiles are taken over the draws that keep min_keep)
+        binds = any(d["n_context"] < self.min_keep for d in draws)
+        lower = [name for name, raises in (("count_quantile", self.count_quantile > 0),
+                                           ("min_keep", binds)) if raises]
+        advice = f"lower {' or '.join(lower)}" if lower else "widen the scales"
+        raise UnsatisfiableMaskingError(
+            f"count_quantile={self.count_quantile} and min_keep={self.min_keep} keep "
+            f"{n_context} context and {n_target} target tokens on a {self.n_regions} x "
+            f"{self.n_patches} grid, which only {accepted / len(draws):.2%} of mask size "
+            f"draws reach together (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
+            f"every batch); {advice}"
+        )
 
     def _unsatisfiable(self):
         if self.static_shapes and getattr(self, "n_context", None) is not None:
@@ -351,8 +376,9 @@ class SpatiotemporalMaskSampler:
         else:
             need = f"min_keep={self.min_keep} context tokens and a target"
             advice = "lower min_keep or widen the scales"
-        return ValueError(f"could not draw masks keeping {need} on a {self.n_regions} x "
-                          f"{self.n_patches} grid; {advice}")
+        return UnsatisfiableMaskingError(
+            f"could not draw masks keeping {need} on a {self.n_regions} x {self.n_patches} "
+            f"grid; {advice}")
 
     def draw_sizes(self):
         """Draw one batch's sizes.
