@@ -420,9 +420,11 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     Raises
     ------
     ValueError
-        Naming subject ``i`` and what is wrong with it.
+        Naming subject ``i`` and what is wrong with it (a DataFrame's repeated column names
+        included).
     TypeError
-        When its values are not numbers.
+        When its values are not numbers, or a DataFrame's column names mix strings with
+        other types.
     """
     check_signal_values(i, subject)
     if _only_array_protocol(subject):

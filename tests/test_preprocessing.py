@@ -822,3 +822,16 @@ def test_values_beyond_float32_after_preprocessing_are_refused_not_turned_into_n
     with pytest.raises(ValueError, match=r"s0\.npy: subject 0 reaches .*float32") as error:
         robust.read_window(files, 0, 0)
     assert "changed" not in str(error.value)
+
+
+def test_dataframes_with_repeated_or_mixed_column_names_are_refused_as_by_the_estimators():
+    """The Preprocessor checks a subject with the estimators' check: a DataFrame whose column
+    names repeat, or mix strings with integers, is refused (its region names are ambiguous)."""
+    import pandas as pd
+
+    x = _series(np.random.default_rng(0), 30)[:, :3]
+    Preprocessor(10).fit_transform([pd.DataFrame(x, columns=["a", "b", "c"])])
+    with pytest.raises(ValueError, match=r"subject 0: the column 'a' appears 2 times"):
+        Preprocessor(10).fit([pd.DataFrame(x, columns=["a", "a", "b"])])
+    with pytest.raises(TypeError, match="Feature names"):  # scikit-learn's message
+        Preprocessor(10).fit([pd.DataFrame(x, columns=[0, "a", "b"])])
