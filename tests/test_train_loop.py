@@ -1031,14 +1031,30 @@ def test_a_run_puts_back_the_default_action_of_sigterm():
 
 
 def test_a_sigterm_handler_set_outside_python_is_left_in_place(monkeypatch):
-    """Python reads a handler set in C as None, and cannot put it back: the run must not
-    replace it (it had left the finished loop's handler, swallowing later signals)."""
+    """Python reads a handler it did not set (one an embedding program set before Python
+    started) as None, and cannot put it back: the run must not replace it (it had left the
+    finished loop's handler, swallowing later signals)."""
     installed = []
     monkeypatch.setattr(signal, "getsignal", lambda signum: None)
     monkeypatch.setattr(signal, "signal", lambda signum, handler: installed.append(signum))
     loop = _loop(n_epochs=1)
     loop.run()
     assert loop.step == 3 and signal.SIGTERM not in installed
+
+
+def test_a_run_that_fails_to_start_puts_back_the_sigterm_handler(monkeypatch):
+    """The step hook is registered after the handler is installed: its failure had left the
+    loop's handler in place."""
+    loop = _loop(n_epochs=1)
+
+    def refuse(hook):
+        raise RuntimeError("no step hooks here")
+
+    monkeypatch.setattr(loop.optimizer, "register_step_pre_hook", refuse)
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(RuntimeError, match="no step hooks here"):
+        loop.run()
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):

@@ -172,8 +172,9 @@ class PretrainLoop:
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
         With several processes, they agree every :attr:`stop_agreement_every` steps on whether
-        any of them got the signal, and all stop after the same step. A SIGTERM handler set
-        outside Python (by a C extension), which Python could not put back, is left in place.
+        any of them got the signal, and all stop after the same step. A SIGTERM handler that
+        Python cannot read (``signal.getsignal`` is None: one an embedding program set before
+        Python started), and so could not put back, is left in place.
 
         Returns
         -------
@@ -183,13 +184,14 @@ class PretrainLoop:
         self.model.train()
         self._stop_requested = False
         previous = None
-        # a handler set outside Python (in C) reads as None and could not be put back: kept
-        if (threading.current_thread() is threading.main_thread()
-                and signal.getsignal(signal.SIGTERM) is not None):
-            previous = signal.signal(signal.SIGTERM, self._request_stop)
-        hook = (self.optimizer.register_step_pre_hook(self._hold_ctrl_c)
-                if hasattr(self.optimizer, "register_step_pre_hook") else None)
+        hook = None
         try:
+            # a handler Python did not set reads as None and could not be put back: kept
+            if (threading.current_thread() is threading.main_thread()
+                    and signal.getsignal(signal.SIGTERM) is not None):
+                previous = signal.signal(signal.SIGTERM, self._request_stop)
+            hook = (self.optimizer.register_step_pre_hook(self._hold_ctrl_c)
+                    if hasattr(self.optimizer, "register_step_pre_hook") else None)
             self._notify("on_train_begin")
             while self.epoch < self.n_epochs:
                 self.run_epoch()
