@@ -83,8 +83,6 @@ MASKING_SET_BY_PRETRAINER = ("n_regions", "n_patches", "seed", "device")
 # What ``masking`` may set: the sampler's other keyword arguments.
 _MASKING_OPTIONS = tuple(sorted(set(inspect.signature(SpatiotemporalMaskSampler).parameters)
                                 - set(MASKING_SET_BY_PRETRAINER)))
-_MASKING_DEFAULTS = {name: inspect.signature(SpatiotemporalMaskSampler).parameters[name].default
-                     for name in _MASKING_OPTIONS}
 
 
 # What a model_size dict may set: the encoder's sizes (and BrainJEPA's other architecture
@@ -501,7 +499,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         return (isinstance(self.gradients, GradientPositioner)
                 and not isinstance(self.gradients.random_state, numbers.Integral))
 
-    def _fingerprint(self, config, subjects, preprocessor, gradients, device,
+    def _fingerprint(self, config, subjects, preprocessor, gradients, device, mask_sampler,
                      with_n_epochs=True):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume.
 
@@ -516,7 +514,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                    *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
         # the masks drawn, not how they were asked for (a default spelled out is the default)
-        params["masking"] = {**_MASKING_DEFAULTS, **(self.masking or {})}
+        # (the sampler's values, as it checked and converted them: (0.84, 1) is (0.84, 1.0))
+        params["masking"] = {name: getattr(mask_sampler, name) for name in _MASKING_OPTIONS}
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
         # the state format is part of the key: files of older layouts are not resumed
@@ -600,9 +599,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         windows, subject_index = training_windows(preprocessor, subjects)
         dataset = (WindowDataset(windows, subject_index) if isinstance(windows, np.ndarray)
                    else windows)  # a LazyWindowDataset: read by the loader's workers
-        fingerprint = self._fingerprint(config, subjects, preprocessor, gradients, device)
+        fingerprint = self._fingerprint(config, subjects, preprocessor, gradients, device,
+                                        mask_sampler)
         lineage = self._fingerprint(config, subjects, preprocessor, gradients, device,
-                                    with_n_epochs=False)
+                                    mask_sampler, with_n_epochs=False)
         # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
         # so that random_state decides them and the caller's state is left alone.
         with forked_rng(init_seed, device):

@@ -697,7 +697,9 @@ def test_masking_options_spelled_out_at_their_defaults_resume_the_run_without_th
     """masking={"min_keep": 4, ...} draws the masks that masking=None draws: the same run."""
     shutil.copy(saved_run, tmp_path / saved_run.name)
     saved = torch.load(saved_run, weights_only=True)
-    spelled_out = {"min_keep": 4, "count_quantile": 0.1, "alpha_region_scale": [0.45, 0.6]}
+    # as the sampler takes them: an int where the default is a float, an array for a tuple
+    spelled_out = {"min_keep": 4, "count_quantile": 0.1, "alpha_region_scale": [0.45, 0.6],
+                   "observation_scale": (0.84, 1), "alpha_time_scale": np.array([0.2, 0.6])}
     model = _pretrainer(n_epochs=1, checkpoint_dir=tmp_path, masking=spelled_out).fit(_data())
     assert model.history_ == saved["loop"]["history"]
     assert _state_files(tmp_path) == [tmp_path / saved_run.name]
