@@ -324,8 +324,9 @@ _PLAIN_VALUES = (bool, int, float, str)
 def storable_values(obj, where="metadata"):
     """``obj`` as values that ``torch.load(weights_only=True)`` loads back.
 
-    NumPy arrays of numbers become tensors, NumPy scalars and text arrays plain values, paths
-    strings; dicts (their keys as strings), lists and tuples are converted item by item.
+    NumPy arrays of numbers become tensors, NumPy scalars plain values, text arrays lists of
+    strings, paths strings; dicts (their keys as strings), lists and tuples are converted item
+    by item (a tuple comes back as a list).
 
     Parameters
     ----------

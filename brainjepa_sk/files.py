@@ -240,7 +240,12 @@ def read_csv_table(path, column="region"):
     Raises
     ------
     ValueError
-        When a cell is not a number, or the first column is an unnamed index.
+        When a cell is not a number, a line has another number of cells than the first, or
+        the first column is an index.
+    UnicodeDecodeError
+        When the file is not UTF-8 text.
+    OSError
+        When the file cannot be read.
     """
     import pandas as pd
 

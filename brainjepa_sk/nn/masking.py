@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "UnsatisfiableMaskingError", "CONTEXT", "ALPHA", "BETA", "GAMMA"]
+__all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "UnsatisfiableMaskingError", "CONTEXT",
+           "ALPHA", "BETA", "GAMMA"]
 
 #: Labels of the diagnostic grid (0 means hidden: neither context nor target).
 CONTEXT, ALPHA, BETA, GAMMA = 1, 2, 3, 4

@@ -77,10 +77,10 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
     -------
     (pathlib.Path, dict) or None
         The file and its state (:func:`~brainjepa_sk.train.read_training_state`) with the most
-        steps done (of files at the same step, the first by name), or None. Damaged files are skipped with a warning that names them (their
-        lineage cannot be read, so one of them may have been the run to continue). The
-        files of other runs are told apart without reading their tensors
-        (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
+        steps done (of files at the same step, the first by name), or None. Damaged files
+        are skipped with a warning that names them (their lineage cannot be read, so one of
+        them may have been the run to continue). The files of other runs are told apart
+        without reading their tensors (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
     """
     best = None
     for path in sorted(expand_home(folder).glob(pattern)):
