@@ -1,5 +1,8 @@
 """The research atlas helper, on generated files (never the network)."""
 
+import errno
+import os
+import stat
 from pathlib import Path
 from urllib.parse import urlparse
 from urllib.request import url2pathname
@@ -267,3 +270,38 @@ def test_a_tian_image_on_another_grid_is_resampled_to_nearest_labels(tmp_path, l
     np.testing.assert_array_equal(data[:50], np.arange(1, 51))
     np.testing.assert_array_equal(data[50:449], np.arange(2, 401) + 50)
     assert atlas.n_overlap == 1
+
+
+@pytest.mark.parametrize("cached", [_atlas._IMAGE, _atlas._LABELS])
+@pytest.mark.parametrize("code, message", [(errno.EACCES, "Permission denied"),
+                                           (errno.ENOSPC, "the disk is full")])
+def test_a_cache_file_whose_temporary_file_cannot_be_made_is_named(
+        tmp_path, local_atlases, monkeypatch, cached, code, message):
+    """The error names the cache file being written, not the hidden temporary file beside it,
+    and no temporary file is left."""
+    real = _atlas.tempfile.mkstemp
+
+    def refused(*args, dir=None, prefix="", suffix="", **kwargs):
+        if prefix == cached:
+            raise OSError(code, os.strerror(code), os.path.join(dir, f"{prefix}k3x9q{suffix}"))
+        return real(*args, dir=dir, prefix=prefix, suffix=suffix, **kwargs)
+
+    monkeypatch.setattr(_atlas.tempfile, "mkstemp", refused)
+    with pytest.raises(OSError, match=rf"could not save .*brainjepa_atlas/{cached}: {message}"
+                       ) as info:
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert ".part" not in str(info.value)
+    assert not list((tmp_path / "brainjepa_atlas").glob("*.part*"))
+
+
+def test_the_cached_files_get_the_permissions_of_the_umask(tmp_path, local_atlases):
+    """As a plain write would make them, not mkstemp's 0600: a cache shared by a group is
+    readable by the others."""
+    old = os.umask(0o022)
+    try:
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    finally:
+        os.umask(old)
+    files = sorted((tmp_path / "brainjepa_atlas").iterdir())
+    assert len(files) == 4  # the two Tian files and the two built
+    assert {oct(stat.S_IMODE(path.stat().st_mode)) for path in files} == {oct(0o644)}

@@ -1,6 +1,7 @@
 """BrainJEPAEmbedder: frozen features, exact against the research outputs, weights from anywhere."""
 
 import copy
+import errno
 import pickle
 import warnings
 
@@ -404,6 +405,27 @@ def test_a_hash_record_whose_temporary_file_cannot_be_made_is_named(
     assert ".tmp" not in str(info.value)
 
 
+@pytest.mark.parametrize("code, message", [(errno.EACCES, "Permission denied"),
+                                           (errno.ENOSPC, "the disk is full")])
+def test_a_download_whose_temporary_file_cannot_be_made_names_the_file(
+        tmp_path, monkeypatch, official_dir, code, message):
+    """A cache folder that takes no new file (no permission, a full disk) is named through the
+    file asked for, not the hidden ``.part`` file the download would have gone to."""
+    import os
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+
+    def refused(*args, dir=None, prefix="", suffix="", **kwargs):
+        raise OSError(code, os.strerror(code), os.path.join(dir, f"{prefix}k3x9q{suffix}"))
+
+    monkeypatch.setattr(_weights.tempfile, "mkstemp", refused)
+    with pytest.raises(OSError, match=rf"the download failed \(\[Errno {code}\] could not save "
+                                      rf".*brainjepa_ukbiobank/jepa-ep300\.pth\.tar: {message}"
+                       ) as info:
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert ".part" not in str(info.value)
+
+
 def test_a_full_disk_while_recording_the_hash_leaves_no_record_that_faults_the_checkpoint(
         tmp_path, monkeypatch, official_dir):
     """The checkpoint's hash record is written through a temporary file: a full disk leaves
@@ -433,6 +455,26 @@ def test_a_full_disk_while_recording_the_hash_leaves_no_record_that_faults_the_c
         with pytest.raises(OSError, match="sha256 is damaged: it holds no SHA-256") as info:
             fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
         assert str(record) in str(info.value)
+
+
+def test_downloaded_files_and_the_hash_record_get_the_permissions_of_the_umask(
+        tmp_path, monkeypatch, official_dir):
+    """As a plain write would make them, not mkstemp's 0600: a cache shared by a group
+    (``BRAINJEPA_SK_DATA``) is readable by the others."""
+    import os
+    import stat
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+    old = os.umask(0o022)
+    try:
+        paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    finally:
+        os.umask(old)
+    files = sorted(paths["checkpoint"].parent.iterdir())
+    assert [path.name for path in files] == [
+        "gradient_mapping_450.csv", "jepa-ep300.pth.tar", "jepa-ep300.pth.tar.sha256"]
+    assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in files] == [oct(0o644)] * 3
+
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_an_unavailable_device_is_refused_at_fit_and_leaves_the_embedder_as_it_was():

@@ -8,7 +8,8 @@ import tempfile
 import numpy as np
 from sklearn.utils import Bunch
 
-from ._weights import _fetch_files, get_data_dir
+from ..train.runtime import move_into_place, naming_save_errors
+from ._weights import fetch_files, get_data_dir
 
 __all__ = ["fetch_atlas_brainjepa450", "TIAN_S3_FILES", "ATLAS_ADVICE"]
 
@@ -106,7 +107,8 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
     ------
     OSError
         When a file cannot be downloaded (the message says where to get it) or does not match
-        its hash.
+        its hash, or when the atlas cannot be written to the cache (the message names the
+        file).
     """
     import nibabel as nib
     from nilearn import datasets as nilearn_datasets
@@ -122,7 +124,7 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
         # a label list damaged since it was cached (cut short, emptied): built again, as a
         # missing one is, from the cached sources
     folder.mkdir(parents=True, exist_ok=True)
-    tian = _fetch_files(TIAN_S3_FILES, folder, verbose=verbose)
+    tian = fetch_files(TIAN_S3_FILES, folder, verbose=verbose)
     schaefer = nilearn_datasets.fetch_atlas_schaefer_2018(
         n_rois=_N_CORTEX, yeo_networks=17, resolution_mm=2,
         data_dir=None if data_dir is None else str(data_dir), verbose=verbose,
@@ -149,13 +151,15 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
     for path, write in ((image_path, lambda p: nib.save(image, p)),
                         (labels_path, lambda p: p.write_text(
                             "\n".join([f"# voxels in both atlases: {overlap}", *names]) + "\n"))):
-        fd, name = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".part" + (
-            ".nii.gz" if path.suffix == ".gz" else ""))
-        os.close(fd)
+        name = None
         try:
-            write(type(path)(name))
-            os.replace(name, path)
+            with naming_save_errors(path):  # errors name the file, not the temporary one
+                fd, name = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".part" + (
+                    ".nii.gz" if path.suffix == ".gz" else ""))
+                os.close(fd)
+                write(type(path)(name))
+                move_into_place(name, path)  # the umask's permissions, not mkstemp's 0600
         finally:
-            if os.path.exists(name):
+            if name is not None and os.path.exists(name):
                 os.unlink(name)
     return Bunch(maps=str(image_path), labels=names, n_overlap=overlap)

@@ -176,7 +176,9 @@ def _download(url, destination, timeout=60, sha256=None):
     With ``sha256``, a download of other content is refused and not kept.
     """
     # A unique temporary name: concurrent first fetches (parallel CV jobs) do not collide.
-    fd, name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name, suffix=".part")
+    with naming_save_errors(destination):  # an error names the file asked for, not the .part
+        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name,
+                                    suffix=".part")
     part = Path(name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
@@ -187,7 +189,7 @@ def _download(url, destination, timeout=60, sha256=None):
         if received != sha256:
             raise OSError(f"{url} sent a file whose SHA-256 is {received}, not the pinned "
                           f"{sha256}")
-        os.replace(part, destination)
+        move_into_place(part, destination)  # the umask's permissions, as a plain write
     except http.client.HTTPException as exc:  # e.g. IncompleteRead
         raise OSError(f"the download of {url} broke off ({exc})") from exc
     finally:
@@ -226,14 +228,44 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
         hand), or does not match its hash (the message says which file and what to do), or
         the checkpoint's hash record is damaged (the message names it).
     """
-    return _fetch_files(UKBIOBANK_FILES, get_data_dir(data_dir) / _SUBDIR, download=download,
-                        verbose=verbose)
+    return fetch_files(UKBIOBANK_FILES, get_data_dir(data_dir) / _SUBDIR, download=download,
+                       verbose=verbose)
 
 
-def _fetch_files(files, folder, download=True, verbose=1):
-    """Paths of ``files`` (specs by key, as in :data:`UKBIOBANK_FILES`) in ``folder``, a
-    subfolder of :func:`get_data_dir`: missing ones are downloaded, every one's hash checked
-    (``download`` and ``verbose`` as in :func:`fetch_ukbiobank_weights`)."""
+def fetch_files(files, folder, download=True, verbose=1):
+    """Paths of ``files`` in ``folder``: missing ones are downloaded, every one's hash checked.
+
+    The fetching behind :func:`fetch_ukbiobank_weights` and
+    :func:`~brainjepa_sk.datasets.fetch_atlas_brainjepa450`: each missing file is downloaded
+    through a temporary ``.part`` file (an interrupted download leaves nothing a later call
+    trusts), and every file, cached or new, is checked against its pinned SHA-256 or, without
+    one, against the hash recorded beside it at its first fetch.
+
+    Parameters
+    ----------
+    files : dict
+        Specs by key, as in :data:`UKBIOBANK_FILES`: ``"filename"`` (in ``folder``),
+        ``"url"``, ``"manual"`` (where to get it by hand, for the error message) and
+        ``"sha256"`` (``None`` where no hash is published).
+    folder : pathlib.Path
+        The cache folder of these files, a subfolder of :func:`get_data_dir`; created when a
+        file is downloaded.
+    download : bool, default=True
+        Download missing files; with ``False`` a missing file is an error.
+    verbose : int, default=1
+        Print what is downloaded.
+
+    Returns
+    -------
+    dict
+        The path of each file, by the keys of ``files``.
+
+    Raises
+    ------
+    OSError
+        When a file is missing and cannot be downloaded (the message says where to put it by
+        hand), or does not match its hash, or its hash record is damaged.
+    """
     paths = {}
     for key, spec in files.items():
         path = folder / spec["filename"]
