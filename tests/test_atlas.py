@@ -81,10 +81,11 @@ def test_a_cache_with_one_of_its_two_files_is_built_again(tmp_path, local_atlase
     assert set(np.unique(data)) == set(range(451))
 
 
-@pytest.mark.parametrize("damage", [lambda text: "", lambda text: text[: len(text) // 2]])
+@pytest.mark.parametrize("damage", [lambda text: "", lambda text: text[: len(text) // 2],
+                                    lambda text: text + "a line more\n"])
 def test_a_cached_label_list_damaged_since_is_built_again(tmp_path, local_atlases, damage):
-    """A label list emptied or cut short in the cache is not read as the atlas's labels (nor
-    fails on its missing header): it is built again, as a missing one is."""
+    """A label list emptied, cut short or grown in the cache is not read as the atlas's labels
+    (nor fails on its missing header): it is built again, as a missing one is."""
     first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
     labels = tmp_path / "brainjepa_atlas" / "brainjepa450_labels.txt"
     labels.write_text(damage(labels.read_text()))

@@ -384,6 +384,11 @@ def test_a_cached_gradient_file_is_checked_against_its_pinned_hash_at_every_call
     cached.write_text(cached.read_text().replace("1", "2", 1))  # edited in the cache
     with pytest.raises(OSError, match="gradient_mapping_450.csv does not match the pinned hash"):
         fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
+    # a record of the edited file's hash beside it (sha256sum's) does not replace the pin
+    cached.with_name(cached.name + ".sha256").write_text(
+        f"{_weights.sha256_of(cached)}  {cached.name}\n")
+    with pytest.raises(OSError, match="gradient_mapping_450.csv does not match the pinned hash"):
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
 
 
 def test_a_hash_record_whose_temporary_file_cannot_be_made_is_named(
@@ -455,6 +460,29 @@ def test_a_full_disk_while_recording_the_hash_leaves_no_record_that_faults_the_c
         with pytest.raises(OSError, match="sha256 is damaged: it holds no SHA-256") as info:
             fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
         assert str(record) in str(info.value)
+
+
+@pytest.mark.parametrize("text, damaged", [
+    ("{digest}  jepa-ep300.pth.tar\n", False),
+    ("{upper}", False),  # sha256sum writes lower case; upper case is the same hash
+    ("{digest}0", True),  # a hash and a digit more
+    ("z" * 64, True),  # as long as a hash, but no hexadecimal
+])
+def test_a_hash_record_is_read_in_either_case_and_holds_exactly_one_sha256(
+        tmp_path, monkeypatch, official_dir, text, damaged):
+    """A record as sha256sum writes it, or in upper case, is the checkpoint's hash; a record
+    whose first word is not exactly 64 hexadecimal digits is named as damaged (not taken for
+    the hash of a damaged checkpoint)."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    record = paths["checkpoint"].with_name("jepa-ep300.pth.tar.sha256")
+    digest = record.read_text().split()[0]
+    record.write_text(text.format(digest=digest, upper=digest.upper()))
+    if damaged:
+        with pytest.raises(OSError, match="sha256 is damaged: it holds no SHA-256"):
+            fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False)
+    else:
+        assert fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0, download=False) == paths
 
 
 def test_downloaded_files_and_the_hash_record_get_the_permissions_of_the_umask(
@@ -963,16 +991,22 @@ def test_the_hash_of_a_file_covers_every_block_not_only_the_first(tmp_path):
     assert _weights.sha256_of(path) == hashlib.sha256(data.tobytes()).hexdigest()
 
 
+@pytest.mark.parametrize("where", ["body", "status line"])
 def test_a_download_that_breaks_off_is_an_oserror_naming_the_file_and_leaves_nothing(
-        tmp_path, monkeypatch, official_dir):
-    """http.client.IncompleteRead is no OSError: it is turned into the usual missing-file error
-    (where to put the file by hand), and no partial file is left in the cache."""
+        tmp_path, monkeypatch, official_dir, where):
+    """http.client's errors (IncompleteRead in the body, BadStatusLine from the server's reply)
+    are no OSError: they are turned into the usual missing-file error (where to put the file
+    by hand), and no partial file is left in the cache."""
     import http.client
     import urllib.request
 
     use_local_ukbiobank(monkeypatch, official_dir)
 
     class _Broken:
+        def __init__(self):
+            if where == "status line":
+                raise http.client.BadStatusLine("garbage")
+
         def read(self, *args):
             raise http.client.IncompleteRead(b"partial", 100)
 

@@ -411,6 +411,18 @@ def test_the_folders_of_a_new_path_are_created(tmp_path):
     assert torch.load(tmp_path / "runs" / "first" / "last.pt", weights_only=True) == {"a": 1}
 
 
+@pytest.mark.parametrize("parent", ["taken", "taken/runs"])
+def test_a_file_where_a_folder_of_the_path_should_be_is_named_with_the_reason(tmp_path, parent):
+    """The error names the file to save, the folder that could not be made and the system's
+    reason (not the exception's repr with the path twice)."""
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(OSError, match=r"could not save .*last\.pt: cannot create its folder "
+                                      rf".*{parent}: ") as info:
+        atomic_save({"a": 1}, tmp_path / parent / "last.pt")
+    assert info.value.errno in (errno.EEXIST, errno.ENOTDIR)
+    assert str(info.value).endswith(os.strerror(info.value.errno))
+
+
 def test_tensors_in_metadata_that_need_grad_are_saved_as_their_values(tmp_path):
     """A loss or a parameter from training (they require grad) used to be written as it was,
     and load_checkpoint then failed on the file (NumPy cannot take a tensor that needs grad)."""

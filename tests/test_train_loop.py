@@ -501,6 +501,23 @@ def test_sharded_shuffle_sampler_checks_its_arguments():
         ShuffleSampler(10, 0, num_replicas=2, rank=0)
 
 
+def test_worker_context_is_torchs_default_unless_the_start_method_is_not_a_standard_one(
+        monkeypatch):
+    """No start method set yet, or a standard one: None, torch's default (the platform's own
+    context only where joblib's loky workers made "loky" the start method)."""
+    import multiprocessing
+
+    from brainjepa_sk.train.data import worker_context
+
+    for method in (None, *multiprocessing.get_all_start_methods()):
+        monkeypatch.setattr(multiprocessing, "get_start_method",
+                            lambda allow_none=False, method=method: method)
+        assert worker_context(2) is None, method
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "loky")
+    default = multiprocessing.get_all_start_methods()[0]
+    assert worker_context(2).get_start_method() == default
+
+
 def test_window_loader_yields_full_batches_in_the_sampler_order():
     windows = _windows()
     dataset = WindowDataset(windows)

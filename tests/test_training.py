@@ -399,6 +399,7 @@ def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     ({"WORLD_SIZE": "2", "RANK": "0"}, True),
     ({"WORLD_SIZE": "2", "RANK": "1"}, False),
     ({"WORLD_SIZE": "two", "RANK": "1"}, True),  # not a launcher's numbers
+    ({"RANK": "1"}, True),  # a RANK without torchrun's WORLD_SIZE (another launcher's)
 ])
 def test_under_torchrun_only_process_0_warns_also_before_joining_the_group(
         monkeypatch, environment, warns):
@@ -445,6 +446,19 @@ def test_torchruns_group_is_joined_once_with_the_backend_of_the_device(
     # a group joined without torchrun's variables (mp.spawn) counts too
     monkeypatch.delenv("WORLD_SIZE")
     assert distributed.init_from_environment(torch.device(device)) and joined == [backend]
+
+
+def test_under_torchrun_a_cpu_process_joins_the_group_and_keeps_its_device(monkeypatch):
+    """LOCAL_RANK picks a GPU only for "cuda" without an index; the group is joined anyway."""
+    joined = []
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: joined.append(backend))
+    monkeypatch.setattr(dist, "is_initialized", lambda: bool(joined))
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda group=None: 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert distributed.process_device(torch.device("cpu")) == torch.device("cpu")
+    assert joined == ["gloo"]
 
 
 def test_only_process_0_is_the_main_process(monkeypatch):
@@ -526,6 +540,25 @@ def test_the_saved_generator_state_is_that_of_the_training_gpu(monkeypatch):
     assert {k: v.tolist() for k, v in generators.items()} == {0: [10], 1: [11]}
 
 
+def test_forked_rng_computes_in_float32_and_gives_the_callers_default_dtype_back():
+    """Inside the block the default dtype is float32; the caller's float64 default is given
+    back, also when the block fails (a fit that raises)."""
+    from brainjepa_sk.train.runtime import forked_rng
+
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with forked_rng(0, torch.device("cpu")):
+            assert torch.get_default_dtype() == torch.float32
+        assert torch.get_default_dtype() == torch.float64
+        with pytest.raises(RuntimeError, match="the fit failed"):
+            with forked_rng(0, torch.device("cpu")):
+                raise RuntimeError("the fit failed")
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(before)
+
+
 def test_tensor_checksum_depends_on_the_shape_of_same_bytes():
     """The same values in another shape (a transposed or flattened weight) differ."""
     from brainjepa_sk.train.runtime import tensor_checksum
@@ -557,6 +590,7 @@ def test_resolve_autocast_takes_bf16_where_asked_or_auto_on_cuda_and_refuses_oth
     cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
     assert resolve_autocast("auto", cpu) is None and resolve_autocast("fp32", cuda) is None
     assert resolve_autocast("auto", cuda) is resolve_autocast("bf16", cpu) is torch.bfloat16
+    assert resolve_autocast("auto", torch.device("mps")) is None  # bf16 on CUDA only
     for precision in ("fp16", "float32", None):
         with pytest.raises(ValueError, match=r"precision must be one of \('auto', 'fp32'"):
             resolve_autocast(precision, cpu)
@@ -675,6 +709,27 @@ def test_noting_ctrl_c_leaves_an_ignored_sigint_ignored():
         assert pressed == {} and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_deferring_ctrl_c_lets_the_error_of_its_block_go_on(ctrl_c_raises):
+    """Ctrl-C held back in a block that then fails does not hide the failure; the press acts
+    at the end of a block that succeeds, with the previous handler back in place."""
+    from brainjepa_sk.train.runtime import deferring_ctrl_c
+
+    try:
+        with deferring_ctrl_c():
+            signal.raise_signal(signal.SIGINT)
+            raise RuntimeError("the step failed")
+    except BaseException as error:  # a KeyboardInterrupt must not end the test session
+        raised = error
+    assert type(raised) is RuntimeError and str(raised) == "the step failed"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    reached = []
+    with pytest.raises(KeyboardInterrupt):
+        with deferring_ctrl_c():
+            signal.raise_signal(signal.SIGINT)
+            reached.append("end of the block")
+    assert reached == ["end of the block"]
 
 
 def test_accumulated_micro_batches_skip_the_gradient_sync_except_the_last():
