@@ -215,6 +215,7 @@ def test_impossible_min_keep_is_refused():
     ("min_keep", -1, r"min_keep must be an int >= 1"),
     ("min_keep", 2.5, r"min_keep must be an int >= 1 .*got 2\.5"),
     ("min_keep", "4", r"min_keep must be an int >= 1 .*got '4'"),
+    ("min_keep", True, r"min_keep must be an int >= 1 .*got True"),
     ("static_shapes", "no", r"static_shapes must be True or False, got 'no'"),
     ("static_shapes", 0, r"static_shapes must be True or False"),
     ("count_quantile", "0.5", r"count_quantile must be in \[0, 1\], got '0.5'"),
@@ -228,7 +229,7 @@ def test_options_of_the_wrong_kind_are_refused_naming_the_option(option, value, 
 
 
 @pytest.mark.parametrize("value", [0.5, (0.1, 0.2, 0.3), "0.5", ("low", "high"),
-                                   ("0.1", "0.2"), (False, True)])
+                                   ("0.1", "0.2"), (False, True), (0.1, "0.2"), (0.5, True)])
 def test_a_range_that_is_not_a_pair_is_refused_naming_the_option(value):
     """A single fraction where a (low, high) range is expected (natural in a grid over
     masking__alpha_region_scale) failed with Python's bare unpacking TypeError ("'float'
@@ -498,3 +499,41 @@ def test_beta_and_gamma_cover_one_fraction_of_the_visible_and_hidden_regions():
         low = max((s["n_beta"] - 0.5) / n_visible, (s["n_gamma"] - 0.5) / n_hidden)
         high = min((s["n_beta"] + 0.5) / n_visible, (s["n_gamma"] + 0.5) / n_hidden)
         assert low <= high + 1e-12, s
+
+
+@pytest.mark.parametrize("static_shapes", [True, False])
+def test_the_smallest_scales_keep_one_context_and_one_target_token(static_shapes):
+    # fractions that round to no region or patch keep one of each (one observed region over
+    # one patch, one Cross-ROI region over one patch), and one target token is enough
+    sampler = SpatiotemporalMaskSampler(
+        24, 10, observation_scale=(0.0, 0.01), alpha_region_scale=(0.0, 0.0),
+        edge_time_scale=(0.0, 0.0), min_keep=1, static_shapes=static_shapes)
+    masks = sampler.sample(4, return_grid=True)
+    assert (masks.sizes["n_obs"], masks.sizes["n_time"], masks.sizes["n_alpha"]) == (1, 1, 1)
+    assert masks.context_idx.shape == masks.target_idx.shape == (4, 1)
+    assert ((masks.grid == CONTEXT).sum((1, 2)) == 1).all()
+    assert ((masks.grid == ALPHA).sum((1, 2)) == 1).all()
+
+
+def test_the_target_count_subtracts_at_most_the_alpha_span_shared_with_each_edge():
+    # every visible region a Cross-Time and every hidden one a Double-Cross target: each edge
+    # span of 3 patches covers all 10 regions (30 cells), of which the one-patch alpha span of
+    # the 5 alpha regions can share 5; 5 alpha cells + 2 x (30 - 5)
+    sampler = SpatiotemporalMaskSampler(
+        10, 10, observation_scale=(0.5, 0.5), alpha_region_scale=(0.5, 0.5),
+        alpha_time_scale=(0.1, 0.1), edge_fraction=0.5, edge_time_scale=(0.3, 0.3),
+        edge_region_scale=(1.0, 1.0), min_keep=1, static_shapes=False)
+    for _ in range(5):
+        masks = sampler.sample(4, return_grid=True)
+        assert masks.target_idx.shape == (4, 55)
+        assert ((masks.grid >= ALPHA).sum((1, 2)) >= 55).all()
+
+
+def test_static_counts_take_the_draws_that_keep_exactly_min_keep():
+    # a draw that keeps exactly min_keep context tokens is kept: the lowest quantile is then
+    # the smallest count of the calibration draws
+    probe = SpatiotemporalMaskSampler(450, 10, static_shapes=False)
+    generator = torch.Generator().manual_seed(0)  # the calibration's fixed-seed draws
+    smallest = min(probe._draw_sizes(generator)["n_context"] for _ in range(probe.COUNT_DRAWS))
+    sampler = SpatiotemporalMaskSampler(450, 10, min_keep=smallest, count_quantile=0.0)
+    assert sampler.n_context == smallest

@@ -1,6 +1,7 @@
 """The pure-torch model: positional embedding, token layout, blocks, presets, EMA, loss."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -243,6 +244,22 @@ def test_the_config_rebuilds_the_stochastic_depth():
     assert rebuilt.encoder.blocks[-1].drop_path.p == pytest.approx(0.2)
 
 
+def test_the_config_rebuilds_the_qkv_bias_and_the_predictors_patch_count():
+    model = tiny_model(qkv_bias=False, n_patches=np.int64(5))
+    for attention in (model.encoder.blocks[0].attn, model.predictor.blocks[0].attn):
+        assert attention.qkv.bias is None
+    # a numpy count is kept as an int (a checkpoint's weights-only reader refuses numpy scalars)
+    assert model.config["qkv_bias"] is False and type(model.config["n_patches"]) is int
+    assert model.predictor.n_patches == 5
+    assert model.preprocessing is None and model.region_names is None  # built here: unknown
+    rebuilt = BrainJEPA(model.gradients, **model.config)
+    assert rebuilt.state_dict().keys() == model.state_dict().keys()
+    context, target = torch.tensor([[0, 1, 5]]), torch.tensor([[2, 7]])
+    with torch.no_grad():  # called on its own, the predictor decodes with the model's count
+        predictions = model.predictor(torch.randn(1, 3, 32), context, target)
+    assert predictions.shape == (1, 2, 32)
+
+
 def test_ema_update_formula():
     model = tiny_model()
     with torch.no_grad():
@@ -257,6 +274,9 @@ def test_ema_update_formula():
     frozen = [p.clone() for p in model.target_encoder.parameters()]
     model.ema_update(1.0)
     assert all(torch.equal(a, b) for a, b in zip(frozen, model.target_encoder.parameters()))
+    model.ema_update(0.0)  # momentum 0 copies the encoder
+    for target, online in zip(model.target_encoder.parameters(), model.encoder.parameters()):
+        torch.testing.assert_close(target, online)
     for momentum in (1.5, -0.1):
         with pytest.raises(ValueError, match="momentum"):
             model.ema_update(momentum)
@@ -276,6 +296,11 @@ def test_losses():
         jepa_loss(pred, target, "l1")
     with pytest.raises(ValueError, match="loss"):
         tiny_model(loss="cosine")
+    # the model's forward takes its own objective
+    model = tiny_model(loss="smooth_l1")
+    out = model(torch.randn(2, 20, 12), torch.arange(30).expand(2, -1),
+                torch.arange(30, 60).expand(2, -1))
+    torch.testing.assert_close(out["loss"], F.smooth_l1_loss(out["predictions"], out["targets"]))
 
 
 @pytest.mark.parametrize("loss", ["l2", "smooth_l1"])
@@ -289,6 +314,9 @@ def test_losses_of_half_precision_tensors_are_computed_in_float32(loss):
 
 def test_targets_are_layer_normed_and_detached():
     model = tiny_model()
+    with torch.no_grad():  # a trained final norm: its output is no longer normed per token
+        model.target_encoder.norm.weight.uniform_(0.5, 2.0)
+        model.target_encoder.norm.bias.normal_()
     x = torch.randn(2, 20, 12)
     idx = torch.tensor([[0, 1, 2], [3, 4, 5]])
     targets = model.targets(x, idx)
@@ -340,6 +368,7 @@ def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
             for b in range(2)]),
     }[mode]
     torch.testing.assert_close(pooled, expected)
+    assert pooled.shape == (2, TokenPooling(mode, n_regions=n_regions).n_features(dim))
     pooled.sum().backward()
     assert tokens.grad is not None and tokens.grad.abs().sum() > 0
 
@@ -354,6 +383,7 @@ def test_token_pooling_checks_its_settings():
         with pytest.raises(ValueError, match="at least 2 time patches per region, got 1"):
             TokenPooling(mode, n_regions=3)(one_patch)
     assert TokenPooling("roi", n_regions=3)(one_patch).shape == (2, 12)
+    assert repr(TokenPooling("lagged", n_regions=3)) == "TokenPooling(mode='lagged', n_regions=3)"
 
 
 def test_time_tables_are_cached_per_patch_count_and_not_copied():
@@ -642,6 +672,16 @@ def test_correlation_poolings_do_not_depend_on_the_tokens_scale(mode):
     torch.testing.assert_close(pooling(1e-4 * tokens), pooling(tokens))
 
 
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_a_region_of_small_tokens_correlates_as_it_does_at_full_scale(mode):
+    # flatness is judged against each region's own magnitude, not the largest region's
+    tokens = torch.randn(2, 12, 5, generator=torch.Generator().manual_seed(0))
+    small = tokens.clone()
+    small[:, 4:8] *= 1e-8
+    pooling = TokenPooling(mode, n_regions=3)
+    torch.testing.assert_close(pooling(small), pooling(tokens))
+
+
 @pytest.mark.parametrize("value", [0.0, 0.5, 0.7])
 @pytest.mark.parametrize("mode", ["connectivity", "lagged"])
 def test_a_constant_region_correlates_zero_with_every_region(mode, value):
@@ -701,6 +741,7 @@ def test_a_traced_positional_embedding_builds_its_time_table_without_caching_it(
     monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
     table = pos.time_table(5, "cpu")
     torch.testing.assert_close(table, sincos_time_embedding(5, pos.embed_dim // 2))
+    assert pos.time_table(5, "cpu", torch.float64).dtype == torch.float64
     assert pos._time_tables == {}
 
 
@@ -931,13 +972,17 @@ def test_the_loss_refuses_no_targets_and_mismatched_shapes():
         model(x, torch.arange(6).expand(2, -1), torch.zeros(2, 0, dtype=torch.long))
     with pytest.raises(ValueError, match="differ"):
         jepa_loss(torch.randn(2, 5, 4), torch.randn(2, 1, 4))
+    with pytest.raises(ValueError, match="differ"):  # one feature would broadcast over four
+        jepa_loss(torch.randn(2, 5, 4), torch.randn(2, 5, 1))
 
 
 @pytest.mark.parametrize("mode", ["roi", "roi_std", "connectivity", "lagged"])
 def test_token_pooling_of_an_empty_batch_and_of_a_count_that_is_not_a_grid(mode):
     # both failed in a reshape with torch's message (an empty batch made its -1 ambiguous)
     pooling = TokenPooling(mode, n_regions=4)
-    assert pooling(torch.randn(0, 12, 8)).shape == (0, pooling.n_features(8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torch's std warned of no degrees of freedom
+        assert pooling(torch.randn(0, 12, 8)).shape == (0, pooling.n_features(8))
     with pytest.raises(ValueError, match="needs a multiple of 4 tokens, got 13"):
         pooling(torch.randn(2, 13, 8))
     with pytest.raises(ValueError, match="n_regions must be at least 1"):
@@ -956,3 +1001,25 @@ def test_non_finite_or_empty_gradients_and_a_zero_patch_size_are_refused(bad):
         GradientPositionalEmbedding(torch.zeros(0, 3), 8)
     with pytest.raises(ValueError, match="patch_size must be a positive number of frames"):
         tiny_model(patch_size=0)
+
+
+def test_time_tables_are_cached_per_dtype_and_a_float64_module_keeps_float64_times():
+    pos = GradientPositionalEmbedding(torch.randn(5, 3), 16)
+    single = pos.time_table(6, "cpu")
+    double = pos.time_table(6, "cpu", torch.float64)
+    assert (single.dtype, double.dtype) == (torch.float32, torch.float64)
+    assert torch.equal(double, sincos_time_embedding(6, 8, dtype=torch.float64))
+    table = pos.double()(2000).reshape(5, 2000, 16)
+    assert table.dtype == torch.float64  # not float32 time codes cast up
+    assert torch.equal(table[0, :, :8], sincos_time_embedding(2000, 8, dtype=torch.float64))
+
+
+def test_a_bfloat16_positional_embedding_scales_its_positions_in_float32():
+    # the documented float32 table: a bf16 min-max scaling would quantise the positions
+    pos = GradientPositionalEmbedding(torch.randn(9, 6), 24).to(torch.bfloat16)
+    table = pos(3)
+    assert table.dtype == torch.float32
+    weight, bias = pos.gradient_proj.weight.float(), pos.gradient_proj.bias.float()
+    space = pos.gradients.float() @ weight.T + bias
+    expected = 2 * (space - space.min()) / (space.max() - space.min()) - 1
+    torch.testing.assert_close(table.reshape(9, 3, 24)[:, 0, 12:], expected)
