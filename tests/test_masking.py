@@ -1,5 +1,6 @@
 """Spatiotemporal masking: invariants checked over many draws, for several grid sizes."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -219,6 +220,8 @@ def test_impossible_min_keep_is_refused():
     ("static_shapes", "no", r"static_shapes must be True or False, got 'no'"),
     ("static_shapes", 0, r"static_shapes must be True or False"),
     ("count_quantile", "0.5", r"count_quantile must be in \[0, 1\], got '0.5'"),
+    ("seed", 1.5, r"seed must be an int, got 1\.5"),
+    ("seed", "3", r"seed must be an int, got '3'"),
 ])
 def test_options_of_the_wrong_kind_are_refused_naming_the_option(option, value, message):
     """min_keep went through int() (2.5 was 2, "4" was 4) and 0 or less let a batch train
@@ -226,6 +229,21 @@ def test_options_of_the_wrong_kind_are_refused_naming_the_option(option, value, 
     count_quantile failed with a comparison TypeError naming no option."""
     with pytest.raises(ValueError, match=message):
         SpatiotemporalMaskSampler(8, 4, **{option: value})
+
+
+@pytest.mark.parametrize(("n_regions", "n_patches", "message"), [
+    (12.5, 10, r"n_regions must be an int >= 2, got 12\.5"),
+    (True, 10, r"n_regions must be an int >= 2, got True"),
+    (12, "10", r"n_patches must be an int >= 2, got '10'"),
+    (12, 10.0, r"n_patches must be an int >= 2, got 10\.0"),
+])
+def test_a_grid_size_that_is_not_a_count_is_refused(n_regions, n_patches, message):
+    # int() drew masks on a 12-region grid for 12.5 regions, and on 10 patches for "10"
+    with pytest.raises(ValueError, match=message):
+        SpatiotemporalMaskSampler(n_regions, n_patches)
+    sampler = SpatiotemporalMaskSampler(np.int64(12), np.int64(10), seed=np.int64(3))
+    assert (sampler.n_regions, sampler.n_patches, sampler.seed) == (12, 10, 3)
+    assert sampler.sample(2).grid is None
 
 
 @pytest.mark.parametrize("value", [0.5, (0.1, 0.2, 0.3), "0.5", ("low", "high"),
@@ -537,3 +555,13 @@ def test_static_counts_take_the_draws_that_keep_exactly_min_keep():
     smallest = min(probe._draw_sizes(generator)["n_context"] for _ in range(probe.COUNT_DRAWS))
     sampler = SpatiotemporalMaskSampler(450, 10, min_keep=smallest, count_quantile=0.0)
     assert sampler.n_context == smallest
+
+
+@pytest.mark.parametrize("batch_size", [2.5, True, "3", -1])
+def test_a_batch_size_that_is_not_a_count_is_refused(batch_size):
+    # int() drew 2 samples for 2.5, one for True and three for "3"; -1 failed in torch
+    sampler = SpatiotemporalMaskSampler(12, 4)
+    with pytest.raises(ValueError, match=rf"batch_size must be an int >= 0, got {batch_size!r}"):
+        sampler.sample(batch_size)
+    assert sampler.sample(0).context_idx.shape == (0, sampler.n_context)
+    assert sampler.sample(np.int64(2)).context_idx.shape == (2, sampler.n_context)

@@ -852,6 +852,20 @@ def test_a_predictor_keeps_its_patch_count_as_an_int():
     torch.testing.assert_close(outputs[2], outputs[0], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("n_patches", [2.5, True, 0, "3", float("nan")])
+def test_a_patch_count_that_is_not_a_whole_number_is_refused(n_patches):
+    # int() decoded indices with 2 patches for 2.5 (and 3 for "3"), one for True
+    from brainjepa_sk.nn import BrainPredictor
+
+    message = rf"n_patches must be a whole number >= 1, got {n_patches!r}"
+    with pytest.raises(ValueError, match=message):
+        BrainPredictor(torch.randn(6, 3), embed_dim=16, predictor_embed_dim=8, depth=1,
+                       num_heads=2, n_patches=n_patches)
+    if n_patches in (2.5, True, 0):  # the model's predictor refuses them too
+        with pytest.raises(ValueError, match=message):
+            tiny_model(n_patches=n_patches)
+
+
 def test_a_batchnorm_head_given_one_window_standardises_with_epsilon_1e_6():
     head = PooledHead(4, 2, kind="batchnorm").train()
     head.norm.running_var.fill_(1e-6)  # a feature of tiny spread: the epsilon shows
@@ -985,8 +999,13 @@ def test_token_pooling_of_an_empty_batch_and_of_a_count_that_is_not_a_grid(mode)
         assert pooling(torch.randn(0, 12, 8)).shape == (0, pooling.n_features(8))
     with pytest.raises(ValueError, match="needs a multiple of 4 tokens, got 13"):
         pooling(torch.randn(2, 13, 8))
-    with pytest.raises(ValueError, match="n_regions must be at least 1"):
-        TokenPooling(mode, n_regions=0)
+    # 3.0 failed in the reshape with torch's message, True pooled one region
+    for bad in (0, 3.0, True, "3"):
+        with pytest.raises(ValueError, match=rf"n_regions must be an int >= 1, got {bad!r}"):
+            TokenPooling(mode, n_regions=bad)
+    numpy_count = TokenPooling(mode, n_regions=np.int64(4))
+    assert type(numpy_count.n_regions) is int
+    assert numpy_count(torch.randn(1, 12, 8)).shape == (1, numpy_count.n_features(8))
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -1001,6 +1020,20 @@ def test_non_finite_or_empty_gradients_and_a_zero_patch_size_are_refused(bad):
         GradientPositionalEmbedding(torch.zeros(0, 3), 8)
     with pytest.raises(ValueError, match="patch_size must be a positive number of frames"):
         tiny_model(patch_size=0)
+
+
+@pytest.mark.parametrize("patch_size", [4.5, True, "4"])
+def test_a_patch_size_that_is_not_a_count_is_refused(patch_size):
+    from brainjepa_sk.nn import BrainEncoder
+
+    # int() built 4-frame patches for 4.5 (and for "4"), and one-frame patches for True
+    message = rf"patch_size must be a positive number of frames \(an int\), got {patch_size!r}"
+    with pytest.raises(ValueError, match=message):
+        tiny_model(patch_size=patch_size)
+    with pytest.raises(ValueError, match=message):
+        BrainEncoder(torch.randn(12, 5), patch_size=patch_size, embed_dim=32, depth=1,
+                     num_heads=2)
+    assert tiny_model(patch_size=np.int64(4)).encoder.patch_embed.patch_size == 4
 
 
 def test_time_tables_are_cached_per_dtype_and_a_float64_module_keeps_float64_times():

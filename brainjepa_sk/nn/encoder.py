@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -105,9 +107,12 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, patch_size, embed_dim):
         super().__init__()
+        # int() would cut 4.5 frames to 4-frame patches and take True as 1
+        if (not isinstance(patch_size, numbers.Integral) or isinstance(patch_size, bool)
+                or patch_size < 1):
+            raise ValueError(f"patch_size must be a positive number of frames (an int), got "
+                             f"{patch_size!r}")
         self.patch_size = int(patch_size)
-        if self.patch_size < 1:
-            raise ValueError(f"patch_size must be a positive number of frames, got {patch_size}")
         self.proj = nn.Linear(self.patch_size, embed_dim)
 
     def forward(self, x):

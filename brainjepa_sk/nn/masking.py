@@ -194,6 +194,10 @@ class SpatiotemporalMaskSampler:
         seed=0,
         device="cpu",
     ):
+        # int() would take 12.5 regions as 12 and "10" patches as 10
+        for name, value in (("n_regions", n_regions), ("n_patches", n_patches)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+                raise ValueError(f"{name} must be an int >= 2, got {value!r}")
         self.n_regions = int(n_regions)
         self.n_patches = int(n_patches)
         if self.n_regions < 2 or self.n_patches < 2:
@@ -217,6 +221,8 @@ class SpatiotemporalMaskSampler:
                              f"{min_keep!r}")
         self.min_keep = int(min_keep)
         self.device = torch.device(device)
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):  # int() cut 1.5
+            raise ValueError(f"seed must be an int, got {seed!r}")
         self.seed = int(seed)
         # bool() would take any string, "no" or "False" included, as True
         if not isinstance(static_shapes, (bool, np.bool_)):
@@ -444,7 +450,16 @@ class SpatiotemporalMaskSampler:
         -------
         MaskBatch
             Context and target token indices of each sample (and the grid, when asked for).
+
+        Raises
+        ------
+        ValueError
+            When ``batch_size`` is not an int >= 0.
         """
+        # int() would draw 2 samples for 2.5 and one for True
+        if (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
+                or batch_size < 0):
+            raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
         B, R, P = int(batch_size), self.n_regions, self.n_patches
         s = self.draw_sizes()
         perm = self._rand(B, R).argsort(dim=1)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -51,6 +53,12 @@ class BrainPredictor(nn.Module):
         n_patches=None,
     ):
         super().__init__()
+        # a whole count from a computation (3.0, numpy.int64(3)) is taken, but int() would
+        # also cut 2.5 to 2 and take True as 1
+        if n_patches is not None and (isinstance(n_patches, bool)
+                                      or not isinstance(n_patches, numbers.Real)
+                                      or not float(n_patches).is_integer() or n_patches < 1):
+            raise ValueError(f"n_patches must be a whole number >= 1, got {n_patches!r}")
         self.n_patches = None if n_patches is None else int(n_patches)
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
