@@ -219,10 +219,13 @@ def test_bad_parameters(research_model, reference):
         BrainJEPAEmbedder(weights=research_model, precision="fp16").fit(X)
     with pytest.raises(FileNotFoundError, match="weights file"):
         BrainJEPAEmbedder(weights="no/such/file.pt").fit(X)
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(ValueError, match="'window' parameter of BrainJEPAEmbedder"):
         BrainJEPAEmbedder(weights=research_model, window="middle").fit(X)
     with pytest.warns(UserWarning, match="t_r=2.0 is ignored"):
         BrainJEPAEmbedder(weights=research_model, t_r=2.0).fit(X)
+    for name in ("t_r", "model_t_r"):  # named as the embedder's, not its Preprocessor's
+        with pytest.raises(ValueError, match=f"'{name}' parameter of BrainJEPAEmbedder"):
+            BrainJEPAEmbedder(weights=research_model, **{name: 0.0}).fit(X)
 
 
 def test_default_weights_are_fetched_once_then_used_offline(tmp_path, monkeypatch, official_dir,
@@ -888,6 +891,21 @@ def test_a_failed_refit_leaves_the_fitted_embedder_as_it_was():
         np.testing.assert_array_equal(embedder.transform(X), before)
 
 
+def test_a_failed_first_fit_leaves_the_embedder_unfitted():
+    """An attribute the failed fit had set (n_features_in_ from the input check) is removed:
+    the embedder is not taken for fitted."""
+    from sklearn.exceptions import NotFittedError
+
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling="roi_std", n_frames=2,
+                                 device="cpu")
+    params = dict(vars(embedder))
+    with pytest.raises(ValueError, match="at least 2 time patches"):  # one patch of 2 frames
+        embedder.fit(_subjects())
+    assert vars(embedder) == params
+    with pytest.raises(NotFittedError):
+        embedder.transform(_subjects())
+
+
 def test_a_normalization_given_explicitly_replaces_the_checkpoints(tmp_path):
     """The checkpoint's scaling (robust, with statistics of other data) is the default; a
     normalization given explicitly is used instead, learned from the fit's subjects."""
@@ -1076,6 +1094,10 @@ def test_lagged_pooling_needs_two_time_patches_like_roi_std():
         with pytest.raises(ValueError, match=f'pooling="{pooling}" needs at least 2 time patches'):
             BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling=pooling, n_frames=2,
                               device="cpu").fit(_subjects())
+        # two patches (of 2 frames) are enough
+        out = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling=pooling, n_frames=4,
+                                device="cpu").fit_transform(_subjects())
+        assert out.shape[0] == 3 and np.isfinite(out).all()
 
 
 def test_a_subject_too_short_for_transform_is_named_before_any_chunk_is_embedded(monkeypatch):
@@ -1116,6 +1138,18 @@ def test_the_same_weights_file_given_as_a_path_object_is_not_a_change(tmp_path):
     # both files named in full, however long their paths
     message = str(caught[0].message)
     assert f"weights={str(tmp_path / 'other.pt')!r} (fitted with {str(path)!r})" in message
+
+
+def test_values_that_cannot_be_compared_are_different_settings():
+    """A ragged list is no array to compare with one, and an object whose == raises is not the
+    same setting as another: both are changes, not errors."""
+    assert not _base.same_setting(np.zeros(2), [[1.0], [2.0, 3.0]])
+
+    class Uncomparable:
+        def __eq__(self, other):
+            raise TypeError("cannot compare")
+
+    assert not _base.same_setting(Uncomparable(), Uncomparable())
 
 
 @pytest.mark.parametrize("normalization", [None, "robust"])
