@@ -241,6 +241,19 @@ def test_a_connectivity_positioner_is_refused_naming_the_time_series():
             _pretrainer(gradients=positioner, n_frames=16, n_epochs=1).fit(data)
 
 
+def test_a_positioner_that_does_not_fit_the_atlas_is_named_as_the_pretrainers_gradients():
+    """A positioner given whose settings do not suit X's regions is named as the ``gradients``
+    given, with its settings, the atlas and the positioner's reason (the default positioner
+    is named as the default: test_gradients.py)."""
+    X = _data(n_subjects=4)
+    positioner = GradientPositioner(n_components=20, sparsity=0.5)
+    with pytest.raises(ValueError, match=r"^gradients=GradientPositioner\(n_components=20, "
+                                         r"sparsity=0\.5\) cannot be fitted on X's 16 regions: "
+                                         r"n_components=20 is too large.* Pass "
+                                         r"gradients=GradientPositioner\(\.\.\.\)"):
+        _pretrainer(gradients=positioner, n_epochs=1).fit(X)
+
+
 def test_an_estimator_other_than_a_positioner_is_refused_by_name():
     """``gradients`` accepts any estimator (anything with ``fit``), but only a
     GradientPositioner is fitted: another (a Pipeline around a positioner, a PCA) was read as
@@ -1263,6 +1276,10 @@ def test_masking_options_the_pretrainer_sets_are_refused_before_any_work(key, mo
      r"model_size\['embed_dim'\] must be a positive int, got 32\.0"),
     (dict(model_size=dict(embed_dim=32, depth=0, num_heads=2)),
      r"model_size\['depth'\] must be a positive int, got 0"),
+    (dict(model_size=dict(embed_dim=32, depth=True, num_heads=2)),
+     r"model_size\['depth'\] must be a positive int, got True"),
+    # windows that do not cut into whole patches, named before the gradients are fitted
+    (dict(n_frames=30), r"n_frames=30 is not a positive multiple of patch_size=4"),
 ])
 def test_model_widths_that_cannot_be_built_are_named_before_any_work(params, message,
                                                                      monkeypatch):
@@ -1350,6 +1367,39 @@ def test_set_params_checks_the_masking_given_in_the_same_call_before_its_options
     assert pretrainer.masking == {"min_keep": 3, "count_quantile": 0.2}
 
 
+def test_set_params_without_masking_options_leaves_masking_as_it_is():
+    """Only ``masking__<option>`` touches ``masking``: other parameters are set as in any
+    estimator (a masking that is no dict is refused by fit, not by an unrelated set_params),
+    and a masking given is kept as the object given."""
+    pretrainer = _pretrainer(masking=None)
+    assert pretrainer.set_params(lr=1.0).masking is None
+    given = {"min_keep": 2}
+    assert pretrainer.set_params(masking=given).masking is given
+    pretrainer.set_params(masking="min_keep=3")
+    assert pretrainer.set_params(lr=0.5).masking == "min_keep=3"
+    with pytest.raises(ValueError, match="'masking' parameter"):
+        pretrainer.fit(_data(4))
+
+
+def test_the_mask_sampler_gets_the_regions_and_patches_of_the_data(monkeypatch):
+    """The sampler's first arguments are X's regions and the window's time patches (32 frames
+    of 4: 8 patches), in that order: swapped, the masks would cut regions as time."""
+    from brainjepa_sk import pretrain
+
+    class Stop(Exception):
+        pass
+
+    def spy(*args, **kwargs):
+        seen.append(args)
+        raise Stop
+
+    seen = []
+    monkeypatch.setattr(pretrain, "SpatiotemporalMaskSampler", spy)
+    with pytest.raises(Stop):
+        _pretrainer().fit(_data(4))
+    assert seen == [(N_REGIONS, 8)]
+
+
 @pytest.mark.parametrize("key", ["seed", "not_an_option"])
 def test_set_params_refuses_masking_options_that_do_not_exist_or_are_set_by_the_pretrainer(key):
     pretrainer = _pretrainer(masking={"min_keep": 2})
@@ -1434,6 +1484,10 @@ def test_the_model_is_built_with_the_architecture_parameters_given():
     assert model.embedding_dim_ == 16 and model.transform(X).shape == (4, 16)
     # the default predictor is as wide as a narrow encoder (384 only for wider ones)
     assert _pretrainer(n_epochs=1).fit(X).model_.config["predictor_embed_dim"] == 32
+    # a model_size dict also sets the blocks' MLP width and query/key/value bias
+    sizes = dict(embed_dim=16, depth=1, num_heads=2, mlp_ratio=2.0, qkv_bias=False)
+    block = _pretrainer(n_epochs=1, model_size=sizes).fit(X).model_.encoder.blocks[0]
+    assert block.attn.qkv.bias is None and block.mlp.fc1.out_features == 32
 
 
 def test_stochastic_depth_changes_the_training():
@@ -1593,3 +1647,48 @@ def test_gradients_indexed_by_region_names_name_the_regions_of_a_fit_on_arrays(t
     for weights in (tmp_path / "model.pt", model.model_):
         with pytest.raises(ValueError, match="in another order"):
             BrainJEPAEmbedder(weights=weights).fit(reordered)
+
+
+@pytest.mark.parametrize("random_state", [None, np.random.RandomState(3)])
+def test_under_torchrun_an_unseeded_fit_takes_the_seeds_of_process_0(random_state,
+                                                                        monkeypatch):
+    """Under torchrun a process not seeded by an int (None, or a RandomState, whose state may
+    differ between processes) takes the seeds of process 0 (its masks and window order are
+    those of the others). A process of rank 1 is simulated, process 0's seeds sent as
+    [11, 22, 33]."""
+    from brainjepa_sk import pretrain
+
+    class Stop(Exception):
+        pass
+
+    def from_process_0(function, *args, **kwargs):
+        return [11, 22, 33] if function is list else function(*args, **kwargs)
+
+    def spy(*args, seed=None, **kwargs):
+        seen["mask_seed"] = seed
+        raise Stop
+
+    seen = {}
+    monkeypatch.setattr(pretrain, "world", lambda: (1, 2))
+    monkeypatch.setattr(pretrain, "on_main_process", from_process_0)
+    monkeypatch.setattr(pretrain, "SpatiotemporalMaskSampler", spy)
+    with pytest.raises(Stop):
+        _pretrainer(random_state=random_state).fit(_data(4))
+    assert seen["mask_seed"] == 22
+
+
+def test_region_names_of_numpy_strings_are_saved_as_python_strings(tmp_path):
+    """An index built from an array of labels (``list(atlas.labels)``) holds numpy strings:
+    the names are recorded as Python strings, which the saved file (read with
+    ``weights_only=True``) and the training state can hold."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    gradients = pd.DataFrame(np.random.default_rng(2).standard_normal((N_REGIONS, 4)),
+                             index=list(np.array(names)))
+    assert type(gradients.index[0]) is np.str_
+    model = _pretrainer(gradients=gradients, n_epochs=1, checkpoint_dir=tmp_path / "runs").fit(
+        _data(n_subjects=4))
+    assert [type(n) for n in model.model_.region_names] == [str] * N_REGIONS
+    model.save(tmp_path / "model.pt")
+    assert load_checkpoint(tmp_path / "model.pt").metadata["region_names"] == names
+    (state_file,) = _state_files(tmp_path / "runs")
+    assert load_file(state_file)["extra"]["region_names"] == names
