@@ -17,7 +17,7 @@ from brainjepa_sk.nn import (
     jepa_loss,
     sincos_time_embedding,
 )
-from brainjepa_sk.nn.blocks import Block, DropPath
+from brainjepa_sk.nn.blocks import Block, DropPath, init_weights
 from brainjepa_sk.nn.heads import EncoderWithHead, PooledHead
 
 
@@ -155,6 +155,8 @@ def test_bad_input_shapes_are_named():
         model.target_encoder(torch.randn(2, 18, 12))
     with pytest.raises(ValueError, match="3-D|batch, n_frames, n_regions"):
         model.target_encoder(torch.randn(20, 12))
+    with pytest.raises(ValueError, match="got a 4-D tensor"):  # regions still on axis 2
+        model.target_encoder(torch.randn(2, 20, 12, 1))
     with pytest.raises(ValueError, match="n_frames=0 is not a positive multiple"):
         model.target_encoder(torch.randn(2, 0, 12))
     with pytest.raises(ValueError, match="has 12 regions but the input has 8"):
@@ -205,6 +207,22 @@ def test_initialisation():
     assert torch.count_nonzero(model.encoder.blocks[0].mlp.fc1.bias) == 0
     assert torch.equal(model.encoder.norm.weight, torch.ones(384))
     assert model.predictor.mask_token.std().item() == pytest.approx(0.02, rel=0.2)
+
+
+def test_init_weights_resets_a_trained_block():
+    """init_weights sets what it documents whatever the weights were (a LayerNorm is built
+    with weight 1 and bias 0 anyway, so a model just built cannot show it): applied to a
+    trained block, LayerNorms become the identity again and Linear biases 0."""
+    block = Block(8, 2)
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.fill_(3.0)
+    block.apply(init_weights)
+    for norm in (block.norm1, block.norm2):
+        assert torch.equal(norm.weight, torch.ones(8)) and torch.equal(norm.bias, torch.zeros(8))
+    for linear in (block.attn.qkv, block.attn.proj, block.mlp.fc1, block.mlp.fc2):
+        assert torch.count_nonzero(linear.bias) == 0
+        assert linear.weight.abs().max() < 0.2  # drawn again (std 0.02), not left at 3
 
 
 def test_patch_embedding_initialisation_schemes(tmp_path):
@@ -808,6 +826,16 @@ def test_a_frozen_encoder_stays_frozen_and_in_eval_mode_through_train():
     assert model.eval().train() is model
     assert model.head.training and not model.encoder.training
     assert not any(p.requires_grad for p in model.encoder.parameters())
+
+
+def test_a_frozen_encoder_builds_no_graph_even_for_an_input_that_asks_for_gradients():
+    # "no gradient reaches a frozen encoder": an input with requires_grad (an attribution
+    # map, say) must not make it keep every block's activations
+    model = EncoderWithHead(tiny_model().encoder, 2, head="batchnorm", freeze_encoder=True)
+    graphs = []
+    model.encoder.register_forward_hook(lambda module, args, out: graphs.append(out.requires_grad))
+    out = model(torch.randn(2, 20, 12, requires_grad=True))
+    assert graphs == [False] and out.requires_grad  # the head still trains
 
 
 def test_the_linear_probe_updates_its_running_statistics_with_the_default_momentum():

@@ -86,6 +86,8 @@ def test_a_batch_that_does_not_split_into_the_micro_batches_is_refused_before_an
     with pytest.raises(ValueError, match=r"a batch of 7 windows cannot be split into "
                                          r"accumulation_steps=2 equal micro-batches"):
         train_step(model, optimizer, data[:7], sampler.sample(7), 0.99, accumulation_steps=2)
+    with pytest.raises(ValueError, match=r"accumulation_steps=0 equal micro-batches"):
+        train_step(model, optimizer, data[:8], sampler.sample(8), 0.99, accumulation_steps=0)
     assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())
 
 
@@ -795,6 +797,9 @@ def test_the_step_runs_its_forward_under_the_autocast_it_is_given():
     assert not torch.equal(in_bf16, in_fp32)  # (the test can fail)
     loss = train_step(model, optimizer, x, masks, 0.99, autocast_dtype=torch.bfloat16)
     assert torch.equal(loss, in_bf16)
+    # without an autocast dtype, no autocast (CPU autocast would pick bf16 by itself)
+    model, optimizer, _, _ = _setup()
+    assert torch.equal(train_step(model, optimizer, x, masks, 0.99), in_fp32)
 
 
 def test_make_optimizer_starts_from_the_given_learning_rate_and_weight_decay():
