@@ -432,16 +432,23 @@ def test_without_torchrun_a_cuda_device_is_left_as_asked(monkeypatch):
     assert chosen == []
 
 
-@pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda", "nccl")])
-def test_torchruns_group_is_joined_once_with_the_backend_of_the_device(
-        monkeypatch, device, backend):
-    """Runs anywhere: joining is recorded, not done."""
+def _record_joining(monkeypatch):
+    """Process 1 of a group of 2 under torchrun, whose joining is recorded, not done: the
+    list of the backends joined with."""
     joined = []
     monkeypatch.setattr(dist, "init_process_group", lambda backend: joined.append(backend))
     monkeypatch.setattr(dist, "is_initialized", lambda: bool(joined))
     monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
     monkeypatch.setattr(dist, "get_rank", lambda group=None: 1)
     monkeypatch.setenv("WORLD_SIZE", "2")
+    return joined
+
+
+@pytest.mark.parametrize(("device", "backend"), [("cpu", "gloo"), ("cuda", "nccl")])
+def test_torchruns_group_is_joined_once_with_the_backend_of_the_device(
+        monkeypatch, device, backend):
+    """Runs anywhere: joining is recorded, not done."""
+    joined = _record_joining(monkeypatch)
     assert distributed.init_from_environment(torch.device(device))
     assert distributed.init_from_environment(torch.device(device))  # already a member
     assert joined == [backend]
@@ -452,12 +459,7 @@ def test_torchruns_group_is_joined_once_with_the_backend_of_the_device(
 
 def test_under_torchrun_a_cpu_process_joins_the_group_and_keeps_its_device(monkeypatch):
     """LOCAL_RANK picks a GPU only for "cuda" without an index; the group is joined anyway."""
-    joined = []
-    monkeypatch.setattr(dist, "init_process_group", lambda backend: joined.append(backend))
-    monkeypatch.setattr(dist, "is_initialized", lambda: bool(joined))
-    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
-    monkeypatch.setattr(dist, "get_rank", lambda group=None: 1)
-    monkeypatch.setenv("WORLD_SIZE", "2")
+    joined = _record_joining(monkeypatch)
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert distributed.process_device(torch.device("cpu")) == torch.device("cpu")
     assert joined == ["gloo"]

@@ -250,10 +250,8 @@ def fetch_files(files, folder, download=True, verbose=1):
     folder : pathlib.Path
         The cache folder of these files, a subfolder of :func:`get_data_dir`; created when a
         file is downloaded.
-    download : bool, default=True
-        Download missing files; with ``False`` a missing file is an error.
-    verbose : int, default=1
-        Print what is downloaded.
+    download, verbose
+        As for :func:`fetch_ukbiobank_weights`.
 
     Returns
     -------
