@@ -31,6 +31,7 @@ __all__ = [
     "FileChangedError",
     "SubjectFiles",
     "expand_subject_paths",
+    "file_stamp",
     "is_path",
     "read_subject_file",
 ]
@@ -394,8 +395,12 @@ class SubjectFiles(Sequence):
         Whether the check accepted constant regions (a stricter check later checks again).
     stamps : sequence of tuple or None, default=None
         Each file's ``(size, modification time in ns)`` when it was checked, from
-        :func:`file_stamp`; a read of a file whose stamp has changed since is refused.
+        :func:`file_stamp`; a read of a file whose stamp has changed since is refused with a
+        :class:`FileChangedError` that says what changed.
     """
+
+    #: (SubjectFiles pickled before stamps were recorded have none.)
+    stamps = None
 
     def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
                  dtype=np.float64, allow_constant=False, stamps=None):
@@ -417,22 +422,27 @@ class SubjectFiles(Sequence):
         return np.asarray(self._read(index), dtype=self.dtype)
 
     def _read(self, index):
-        """The file of subject ``index``; refused when it was rewritten after it was checked
-        with the same shape and finite values (its digest, which names a training run, would
-        be wrong, and no later check would see it). A change of shape or a NaN is left to the
-        checks that read the subject, which say what changed."""
+        """The file of subject ``index``, refused when it was rewritten after it was checked:
+        its digest (which names a training run) and its length (which planned the windows)
+        would be wrong, though a window of it may still pass every check."""
         path = self.paths[index]
         stamp = None if self.stamps is None else self.stamps[index]
         changed = stamp is not None and os.path.isfile(path) and file_stamp(path) != stamp
         series = read_subject_file(path)
         if changed:
             values = np.asarray(series)
-            if (values.shape == (self.n_timepoints[index], self.n_regions)
-                    and values.dtype.kind in "biuf" and np.isfinite(values).all()):
-                raise FileChangedError(
-                    f"{path} changed after it was checked (its size or modification time "
-                    "differ, its shape does not; rewritten while in use?): call the estimator "
-                    "again")
+            checked = (int(self.n_timepoints[index]), self.n_regions)
+            if values.shape != checked:
+                now = (f"{values.shape[0]} timepoints x {values.shape[1]} regions"
+                       if values.ndim == 2 else f"of shape {values.shape}")
+                what = f"it is now {now}, checked as {checked[0]} x {checked[1]}"
+            elif values.dtype.kind not in "biuf" or not np.isfinite(values).all():
+                what = "it now holds values that are not finite numbers"
+            else:
+                what = "its size or modification time differ, not its shape"
+            raise FileChangedError(
+                f"{path} changed after it was checked ({what}; rewritten while in use?): "
+                "pass the files again, so that they are checked anew")
         return series
 
     def frames(self, index, start, stop):

@@ -14,7 +14,6 @@ import numbers
 import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 from scipy import sparse
@@ -29,6 +28,7 @@ from .files import (
     is_path,
     read_subject_file,
 )
+from .train.runtime import expand_home
 
 __all__ = [
     "validate_subjects",
@@ -506,7 +506,8 @@ def _paths_as_list(X):
 
 def _validate_files(X, check):
     """Check every file one at a time, keeping only what :class:`SubjectFiles` records."""
-    paths = expand_subject_paths(X) if is_path(X) else [Path(x) for x in X]
+    # "~" expanded as the reads expand it, so that the stamps are taken
+    paths = expand_subject_paths(X) if is_path(X) else [expand_home(x) for x in X]
     digest = hashlib.sha256()
     lengths, n_regions, names, stamps = [], None, None, []
     all_connectivity = True

@@ -231,22 +231,32 @@ def test_group_connectivity_accumulated_by_chunks_equals_the_stacked_mean(tmp_pa
                                rtol=1e-12, atol=1e-12)
 
 
+def _rewritten_later(path):
+    """Date ``path`` a second later: the file system's timestamps may be coarser than the time
+    between the check and the rewrite in a test."""
+    stamp = os.stat(path)
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
+
+
 @pytest.mark.parametrize("resampled", [False, True])
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 @pytest.mark.parametrize("change, problem", [
     (lambda x: np.where(np.arange(len(x))[:, None] == 20, np.nan, x),
-     "contains NaN. First at region 0 .* timepoint 20; 8 region.s. and 8 value.s. in "
-     "(all|frames 16 to 31)"),
-    (lambda x: x[:20], "shorter than the 52 frames|has 20 frames, not the 52"),
-    (lambda x: x[:, :-1], f"has {N_REGIONS - 1} regions, not the {N_REGIONS} of the fit"),
+     "it now holds values that are not finite numbers"),
+    (lambda x: np.where(np.arange(len(x))[:, None] == 50, np.nan, x),  # outside the window
+     "it now holds values that are not finite numbers"),
+    (lambda x: x[:20], "it is now 20 timepoints x 8 regions, checked as 52 x 8"),
+    (lambda x: np.concatenate([x, x[:30]]), "it is now 82 timepoints x 8 regions, checked as 52 x 8"),  # grown
+    (lambda x: x[:, :-1], f"it is now 52 timepoints x {N_REGIONS - 1} regions, checked as 52 x {N_REGIONS}"),
     (lambda x: np.concatenate([x, x[:, :1]], axis=1),
-     f"has {N_REGIONS + 1} regions, not the {N_REGIONS} of the fit"),
+     f"it is now 52 timepoints x {N_REGIONS + 1} regions, checked as 52 x {N_REGIONS}"),
 ])
 def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change, problem,
                                                           resampled):
     """Streamed windows are read long after fit checked the files: one rewritten since then
-    gets an error that names it (it used to name only a subject number, or give numpy's
-    broadcasting error)."""
+    gets an error that names it and says what changed (it used to name only a subject
+    number, or give numpy's broadcasting error; a grown file, or a NaN outside the window
+    read, had been taken)."""
     paths = _save(tmp_path, _series(), kind)
     subjects = validate_subjects(paths, lazy=True)
     prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
@@ -259,40 +269,66 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
     else:
         pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
             paths[1], sep="\t", index=False)
+    _rewritten_later(paths[1])
+    with pytest.raises(FileChangedError, match=rf"sub-01\.{kind} changed after it was checked "
+                                               rf"\({problem}; rewritten while in use\?\)"):
+        prep.read_window(subjects, 1, 16)
+    with pytest.raises(FileChangedError, match=problem):  # transform reads it whole
+        prep.transform(subjects)
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+@pytest.mark.parametrize("change, problem", [
+    (lambda x: np.where(np.arange(len(x))[:, None] == 20, np.nan, x),
+     "contains NaN. First at region 0 .* timepoint 20; 8 region.s. and 8 value.s. in "
+     "(all|frames 16 to 31)"),
+    (lambda x: x[:, :-1], f"has {N_REGIONS - 1} regions, not the {N_REGIONS} of the fit"),
+])
+def test_a_change_its_stamp_does_not_show_is_named_by_the_window_checks(
+        tmp_path, monkeypatch, kind, change, problem, resampled):
+    """Where a rewrite leaves the size and modification time as they were (timestamps coarser
+    than the time between two writes), the checks of the window read still name the file."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
+                        t_r=1.0 if resampled else None,
+                        target_t_r=1.5 if resampled else None).fit(subjects)
+    changed = change(_series()[1])
+    if kind == "npy":
+        np.save(paths[1], changed.astype(np.float32))
+    else:
+        pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
+            paths[1], sep="\t", index=False)
+    monkeypatch.setattr(subjects, "stamps", None)  # the change unseen by its stamp
     with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1\b.*({problem}).*the file "
                                          "changed after fit checked it"):
         prep.read_window(subjects, 1, 16)
 
 
-@pytest.mark.parametrize("kind", ["npy", "tsv"])
-def test_a_file_rewritten_with_the_same_shape_is_named(tmp_path, kind):
-    """Other values of the same shape pass every check of a read: the file's size and
-    modification time, recorded when it was checked, tell the change (training went on with
-    the new values, under the digest of the old ones)."""
-    paths = _save(tmp_path, _series(), kind)
-    subjects = validate_subjects(paths, lazy=True)
-    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
-    prep.read_window(subjects, 1, 16)
-    subjects[0]  # unchanged files read as before
-    _save(tmp_path, _series(seed=1), kind)  # every file rewritten, same shapes
-    stamp = os.stat(paths[1])
-    # a later write (timestamps may be coarser than the time the test takes)
-    os.utime(paths[1], ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
-    message = rf"sub-01\.{kind} changed after it was checked"
-    with pytest.raises(FileChangedError, match=message):
-        prep.read_window(subjects, 1, 16)
-    with pytest.raises(FileChangedError, match=message):
+def test_files_named_from_the_home_folder_are_stamped_too(tmp_path, monkeypatch):
+    """"~/sub-01.npy" read as the home folder's file had no stamp (its name is no file), so a
+    rewrite of it was not seen."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects([f"~/{os.path.basename(p)}" for p in paths], lazy=True)
+    assert subjects.paths == [type(subjects.paths[0])(p) for p in paths]
+    assert all(stamp is not None for stamp in subjects.stamps)
+    np.save(paths[1], _series(seed=1)[1].astype(np.float32))
+    _rewritten_later(paths[1])
+    with pytest.raises(FileChangedError, match="sub-01.npy changed after it was checked"):
         subjects[1]
-    with pytest.raises(FileChangedError, match=message):
-        subjects.frames(1, 0, 4)
 
 
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
-def test_a_file_grown_while_its_resampled_windows_stream_is_named(tmp_path, kind):
+def test_a_file_grown_while_its_resampled_windows_stream_is_named(tmp_path, kind,
+                                                                 monkeypatch):
     """A resampled series is read whole and checked against the length fit saw: one with
-    frames appended since then no longer matches the window table, and is named."""
+    frames appended since then no longer matches the window table, and is named (also where
+    its stamp does not show the change)."""
     paths = _save(tmp_path, _series(), kind)
     subjects = validate_subjects(paths, lazy=True)
+    monkeypatch.setattr(subjects, "stamps", None)
     prep = Preprocessor(16, window="sliding", stride=6, t_r=1.0, target_t_r=1.5).fit(subjects)
     longer = np.concatenate([_series()[1], _series()[0]])
     _save(tmp_path, [_series()[0], longer], kind)  # sub-01 rewritten 40 frames longer
@@ -303,9 +339,11 @@ def test_a_file_grown_while_its_resampled_windows_stream_is_named(tmp_path, kind
 
 def test_a_file_given_other_regions_before_transform_is_refused_by_its_subject(tmp_path):
     """transform reads files one at a time into one array: a file rewritten with other
-    regions since it was checked gets the region error, not numpy's broadcasting error."""
+    regions since it was checked gets the region error, not numpy's broadcasting error (also
+    where its stamp does not show the change)."""
     paths = _save(tmp_path, _series())
     subjects = validate_subjects(paths, lazy=True)
+    subjects.stamps = None
     prep = Preprocessor(16).fit(subjects)
     np.save(paths[1], _series()[1][:, :-1].astype(np.float32))
     with pytest.raises(ValueError, match=rf"subject 1 has {N_REGIONS - 1} regions \(last axis\) "
