@@ -104,6 +104,25 @@ def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_p
     np.testing.assert_allclose(load_gradients(path), gradients)
 
 
+def test_a_whitespace_gradient_file_with_a_table_index_is_refused(tmp_path):
+    """pandas' to_csv(sep=" ") writes its index unless index=False: a column more than the
+    header names, which had been loaded as a gradient (a .csv table is refused so too)."""
+    import pandas as pd
+
+    gradients = np.random.default_rng(0).standard_normal((5, 3))
+    path = tmp_path / "g.txt"
+    pd.DataFrame(gradients).to_csv(path, sep=" ")
+    with pytest.raises(ValueError, match=r"g\.txt is not a numeric gradient table .*its header "
+                                         r"line names 3 columns but its rows have 4 \(a table "
+                                         r"index"):
+        load_gradients(path)
+    pd.DataFrame(gradients).to_csv(path, sep=" ", index=False)
+    np.testing.assert_allclose(load_gradients(path), gradients)
+    path.write_text("g0 g1 g2 g3\n" + "\n".join(" ".join(map(str, row)) for row in gradients))
+    with pytest.raises(ValueError, match=r"names 4 columns but its rows have 3$"):
+        load_gradients(path)
+
+
 def test_a_whitespace_gradient_file_of_integers_is_all_data(tmp_path):
     """Integers above integers are data (a header of integers stands above fractions)."""
     path = tmp_path / "g.txt"
