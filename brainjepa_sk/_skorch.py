@@ -172,15 +172,13 @@ class SubjectValidSplit:
         return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
                 f"random_state={self.random_state!r})")
 
-    def split_subjects(self, labels, seed=None):
+    def split_subjects(self, labels):
         """Draw the held-out subjects.
 
         Parameters
         ----------
         labels : numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             One target per subject (used only with ``stratified=True``).
-        seed : int or None, default=None
-            Seed used when ``random_state`` is None (the estimator's, from its ``fit``).
 
         Returns
         -------
@@ -201,8 +199,7 @@ class SubjectValidSplit:
             raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
                              "are continuous (a regressor); use stratified=False")
         splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
-        random_state = seed if self.random_state is None else self.random_state
-        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=random_state)
+        cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
         try:
             return next(cv.split(np.zeros(len(labels)), labels))
         except ValueError as error:  # e.g. fewer validation subjects than classes

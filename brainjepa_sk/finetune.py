@@ -17,6 +17,7 @@ this module adds is what subjects' fMRI need:
 from __future__ import annotations
 
 import contextlib
+import copy
 import numbers
 
 import numpy as np
@@ -868,8 +869,11 @@ class _FineTuneBase(SubjectsInputMixin):
                 # drawn once, before anything is learned from the subjects: the statistics
                 # (robust scaling, target scaling) come from the training subjects only; a
                 # split without a random_state of its own draws with the estimator's seed
-                fit_rows, held_out = self.train_split.split_subjects(
-                    self._split_labels(targets), seed=seed)
+                split = self.train_split
+                if split.random_state is None:  # a copy: the parameter is left as it was
+                    split = copy.copy(split)
+                    split.random_state = seed
+                fit_rows, held_out = split.split_subjects(self._split_labels(targets))
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)

@@ -718,6 +718,18 @@ def test_a_split_without_a_random_state_draws_with_the_estimators():
                 for seed in (0, 1)]
     assert expected[0] != expected[1]
     assert held_out == [expected[0], expected[0], expected[1]]
+    # a subclass drawing its own way gets the seed as its random_state, on a copy
+    seen = []
+
+    class LastSubjectsOut(SubjectValidSplit):
+        def split_subjects(self, labels):
+            seen.append(self.random_state)
+            return np.arange(9), np.arange(9, 12)
+
+    split = LastSubjectsOut(0.25)
+    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1, random_state=3),
+                       train_split=split).fit(X, y)
+    assert seen == [3] and split.random_state is None
 
 
 def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
