@@ -130,6 +130,19 @@ def test_a_whitespace_gradient_file_of_integers_is_all_data(tmp_path):
     np.testing.assert_array_equal(load_gradients(path), [[0, 1], [2, 3], [4, 5]])
 
 
+@pytest.mark.parametrize("suffix", [".NPY", ".Npy", ".CSV", ".TSV"])
+def test_gradient_file_suffixes_are_read_whatever_their_case(tmp_path, suffix):
+    """A .NPY file is read as .npy (not parsed as text), a .CSV one as comma-separated."""
+    gradients = np.random.default_rng(0).standard_normal((6, 3))
+    path = tmp_path / f"g{suffix}"
+    if suffix.lower() == ".npy":
+        with open(path, "wb") as file:  # np.save(path) would append ".npy"
+            np.save(file, gradients)
+    else:
+        np.savetxt(path, gradients, delimiter="," if suffix.lower() == ".csv" else "\t")
+    np.testing.assert_allclose(load_gradients(path), gradients)
+
+
 @pytest.mark.parametrize("suffix", [".txt", ".csv", ".npy"])
 def test_a_single_gradient_is_one_column(tmp_path, suffix):
     gradient = np.random.default_rng(0).standard_normal((5, 1))

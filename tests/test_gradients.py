@@ -556,6 +556,20 @@ def test_correlations_just_below_one_keep_their_fisher_z(X):
     assert est.group_connectivity_[0, 1] == pytest.approx(expected, abs=1e-9)
 
 
+def test_correlations_within_the_clip_of_minus_one_are_clipped_as_those_of_one(X):
+    """The Fisher-z mean is odd: negating every off-diagonal correlation negates the group's,
+    values within 1e-7 of -1 included (they are clipped as those of +1 are)."""
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    corr[:, 0, 1] = corr[:, 1, 0] = [1 - 1e-9, 1 - 1e-9, 0.5, 0.5, 0.5, 0.5]
+    off = ~np.eye(N_REGIONS, dtype=bool)
+    est = GradientPositioner(kind="connectivity", **SMALL).fit(corr)
+    expected = np.tanh((2 * np.arctanh(1 - 1e-7) + 4 * np.arctanh(0.5)) / 6)
+    assert est.group_connectivity_[0, 1] == pytest.approx(expected, abs=1e-12)
+    negated = GradientPositioner(kind="connectivity", **SMALL).fit(np.where(off, -corr, corr))
+    np.testing.assert_allclose(negated.group_connectivity_[off], -est.group_connectivity_[off],
+                               rtol=0, atol=1e-12)
+
+
 # --- reference alignment --------------------------------------------------------------------------
 
 
@@ -780,6 +794,19 @@ def test_a_reference_indexed_by_labels_of_mixed_types_is_used_in_order(X):
     assert "is not read as region names" in messages[0]
     expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
     np.testing.assert_allclose(aligned.gradients_, expected.gradients_)
+
+
+def test_a_reference_frame_with_the_default_index_is_used_in_order_without_a_warning(X):
+    """``pd.DataFrame(gradients)`` (the 0, 1, ... index that pd.read_csv gives) names no region
+    and holds no atlas labels: its rows are X's columns in order, silently, as an array's."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    frames = [pd.DataFrame(x, columns=names) for x in X]
+    reference = GradientPositioner(**SMALL).fit(X).gradients_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        aligned = GradientPositioner(**SMALL, reference=pd.DataFrame(reference)).fit(frames)
+    expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
+    np.testing.assert_array_equal(aligned.gradients_, expected.gradients_)
 
 
 def test_a_named_reference_of_another_row_count_is_refused_without_a_name_warning(X):

@@ -222,6 +222,17 @@ def test_default_min_frames_rounds_half_of_an_odd_n_frames_down():
         prep.transform([_arange_series(2)])
 
 
+def test_min_frames_equal_to_n_frames_is_accepted_and_refuses_padding_altogether():
+    """The user guide's way to refuse padding: ``min_frames=n_frames`` (only longer is refused)."""
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    prep = Preprocessor(8, min_frames=8, normalization=None)
+    windows, _ = prep.fit_transform([x])
+    np.testing.assert_allclose(windows[0], x, rtol=1e-6)
+    with pytest.raises(ValueError, match="7 frames after resampling.*min_frames=8"):
+        prep.transform([x[:7]])
+    assert Preprocessor.from_dict(prep.to_dict()).min_frames == 8
+
+
 def test_too_short_error_names_subject_lengths_and_trs():
     prep = Preprocessor(40, t_r=0.735, target_t_r=2.205, min_frames=30, normalization=None).fit(
         [np.random.default_rng(0).standard_normal((200, 3))]
