@@ -238,6 +238,24 @@ def _rewritten_later(path):
     os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 10**9))
 
 
+def _fitted_then_rewritten(tmp_path, kind, change, resampled):
+    """Subjects saved as files and checked, a Preprocessor fitted on them and a window of
+    sub-01 read, then sub-01 rewritten as ``change`` of its series."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
+                        t_r=1.0 if resampled else None,  # resampled: the whole series is read
+                        target_t_r=1.5 if resampled else None).fit(subjects)
+    prep.read_window(subjects, 1, 16)
+    changed = change(_series()[1])
+    if kind == "npy":
+        np.save(paths[1], changed.astype(np.float32))
+    else:
+        pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
+            paths[1], sep="\t", index=False)
+    return paths, subjects, prep
+
+
 @pytest.mark.parametrize("resampled", [False, True])
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 @pytest.mark.parametrize("change, problem", [
@@ -257,18 +275,7 @@ def test_a_file_changed_while_its_windows_stream_is_named(tmp_path, kind, change
     gets an error that names it and says what changed (it used to name only a subject
     number, or give numpy's broadcasting error; a grown file, or a NaN outside the window
     read, had been taken)."""
-    paths = _save(tmp_path, _series(), kind)
-    subjects = validate_subjects(paths, lazy=True)
-    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
-                        t_r=1.0 if resampled else None,  # resampled: the whole series is read
-                        target_t_r=1.5 if resampled else None).fit(subjects)
-    prep.read_window(subjects, 1, 16)
-    changed = change(_series()[1])
-    if kind == "npy":
-        np.save(paths[1], changed.astype(np.float32))
-    else:
-        pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
-            paths[1], sep="\t", index=False)
+    paths, subjects, prep = _fitted_then_rewritten(tmp_path, kind, change, resampled)
     _rewritten_later(paths[1])
     with pytest.raises(FileChangedError, match=rf"sub-01\.{kind} changed after it was checked "
                                                rf"\({problem}; rewritten while in use\?\)"):
@@ -289,17 +296,7 @@ def test_a_change_its_stamp_does_not_show_is_named_by_the_window_checks(
         tmp_path, monkeypatch, kind, change, problem, resampled):
     """Where a rewrite leaves the size and modification time as they were (timestamps coarser
     than the time between two writes), the checks of the window read still name the file."""
-    paths = _save(tmp_path, _series(), kind)
-    subjects = validate_subjects(paths, lazy=True)
-    prep = Preprocessor(16, window="sliding", stride=6, normalization="robust",
-                        t_r=1.0 if resampled else None,
-                        target_t_r=1.5 if resampled else None).fit(subjects)
-    changed = change(_series()[1])
-    if kind == "npy":
-        np.save(paths[1], changed.astype(np.float32))
-    else:
-        pd.DataFrame(changed, columns=[f"roi{r}" for r in range(changed.shape[1])]).to_csv(
-            paths[1], sep="\t", index=False)
+    _, subjects, prep = _fitted_then_rewritten(tmp_path, kind, change, resampled)
     monkeypatch.setattr(subjects, "stamps", None)  # the change unseen by its stamp
     with pytest.raises(ValueError, match=rf"sub-01\.{kind}: subject 1\b.*({problem}).*the file "
                                          "changed after fit checked it"):
