@@ -1061,8 +1061,17 @@ def test_a_sigterm_handler_set_outside_python_is_left_in_place(monkeypatch):
 
 def test_a_run_that_fails_to_start_puts_back_the_sigterm_handler(monkeypatch):
     """The step hook is registered after the handler is installed: its failure had left the
-    loop's handler in place."""
-    loop = _loop(n_epochs=1)
+    loop's handler in place. No hook runs (on_train_end would run without on_train_begin)."""
+    calls = []
+
+    class Record(Callback):
+        def on_train_begin(self, loop):
+            calls.append("begin")
+
+        def on_train_end(self, loop):
+            calls.append("end")
+
+    loop = _loop(n_epochs=1, callbacks=[Record()])
 
     def refuse(hook):
         raise RuntimeError("no step hooks here")
@@ -1072,6 +1081,7 @@ def test_a_run_that_fails_to_start_puts_back_the_sigterm_handler(monkeypatch):
     with pytest.raises(RuntimeError, match="no step hooks here"):
         loop.run()
     assert signal.getsignal(signal.SIGTERM) is before
+    assert calls == []
 
 
 def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):

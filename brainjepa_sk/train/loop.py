@@ -184,7 +184,6 @@ class PretrainLoop:
         self.model.train()
         self._stop_requested = False
         previous = None
-        hook = None
         try:
             # a handler Python did not set reads as None and could not be put back: kept
             if (threading.current_thread() is threading.main_thread()
@@ -192,6 +191,11 @@ class PretrainLoop:
                 previous = signal.signal(signal.SIGTERM, self._request_stop)
             hook = (self.optimizer.register_step_pre_hook(self._hold_ctrl_c)
                     if hasattr(self.optimizer, "register_step_pre_hook") else None)
+        except BaseException:  # nothing began: the caller's handler back, and no hooks
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            raise
+        try:
             self._notify("on_train_begin")
             while self.epoch < self.n_epochs:
                 self.run_epoch()
