@@ -264,6 +264,32 @@ def test_the_linear_probe_trains_only_a_batchnorm_linear_head():
     assert all(changed)
 
 
+def test_the_linear_probe_gets_no_stochastic_depth_whatever_drop_path_rate():
+    """drop_path_rate is the fine-tuned encoder's: the probe's frozen encoder keeps none, so
+    that its features are the frozen model's, as the user guide says, in any mode."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    probe = BrainJEPAClassifier(tiny_module(depth=3), **fast(max_epochs=1, drop_path_rate=0.3),
+                                freeze_encoder=True).fit(X, y)
+    assert [block.drop_path.p for block in probe.module_.encoder.blocks] == [0.0] * 3
+    tuned = BrainJEPAClassifier(tiny_module(depth=3),
+                                **fast(max_epochs=1, drop_path_rate=0.3)).fit(X, y)
+    assert [block.drop_path.p for block in tuned.module_.encoder.blocks] == pytest.approx(
+        [0.0, 0.15, 0.3])
+
+
+def test_the_fine_tuning_heads_layernorm_learns_its_scale_and_shift_at_the_full_rate():
+    """The head's LayerNorm has affine parameters (the research fine-tuning head's): they are
+    trained, in the head's layer (lr_scale 1) and without weight decay."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, layer_decay=0.5)).fit(X, y)
+    norm = clf.module_.head.norm
+    group_of = {id(p): g for g in clf.optimizer_.param_groups for p in g["params"]}
+    for param, initial in ((norm.weight, 1.0), (norm.bias, 0.0)):
+        group = group_of[id(param)]
+        assert group["lr_scale"] == 1.0 and group["weight_decay"] == 0.0
+        assert not torch.allclose(param, torch.full_like(param, initial))  # it learned
+
+
 def assert_same_module_weights(module, reference):
     for (name, p), q in zip(module.state_dict().items(), reference.state_dict().values()):
         assert torch.equal(p, q), name
@@ -314,6 +340,17 @@ def test_balanced_class_weights_leave_classes_absent_from_the_fit_at_one():
                               criterion__label_smoothing=0.1)
     clf.partial_fit(X, [0] * 6 + [1] * 2, classes=[0, 1, 2])
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [8 / (2 * 6), 8 / (2 * 2), 1.0])
+
+
+def test_balanced_class_weights_go_to_the_present_classes_wherever_they_sit_in_classes():
+    """A class of classes_ without windows between two that have some (a fold without any
+    "b"): each present class gets its own balanced weight, the absent one 1."""
+    X = offset_subjects(np.zeros(8))
+    y = np.array(["a"] * 6 + ["c"] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["a", "b", "c"],
+                              class_weight="balanced").fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, ["a", "b", "c"])
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [8 / (2 * 6), 1.0, 8 / (2 * 2)])
 
 
 def test_a_criterion_weight_given_is_kept_over_class_weight():

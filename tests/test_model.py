@@ -569,6 +569,21 @@ def test_the_heads_start_from_their_recipes_initial_weights():
     assert torch.count_nonzero(tuned.linear.bias) == torch.count_nonzero(probe.linear.bias) == 0
 
 
+def test_the_probes_batchnorm_keeps_a_moving_average_of_the_training_batches():
+    """The running statistics the probe predicts with move 0.1 of the way to each batch's
+    (torch's default momentum): a moving average, as the user guide says, not a cumulative
+    one that would weigh the first batches of the fit as much as the last."""
+    head = PooledHead(4, 2, kind="batchnorm").train()
+    generator = torch.Generator().manual_seed(0)
+    first = torch.randn(6, 4, generator=generator) + 3.0
+    second = torch.randn(6, 4, generator=generator) - 1.0
+    with torch.no_grad():
+        head(first)
+        head(second)
+    expected = 0.9 * (0.1 * first.mean(0)) + 0.1 * second.mean(0)
+    torch.testing.assert_close(head.norm.running_mean, expected)
+
+
 @pytest.mark.parametrize("scheme", ["trunc_normal", "xavier"])
 def test_init_patch_embedding_zeroes_the_bias_of_any_linear_layer(scheme):
     from brainjepa_sk.nn import init_patch_embedding
