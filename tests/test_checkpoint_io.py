@@ -489,3 +489,48 @@ def test_resolve_weights_takes_the_target_encoder_of_a_module():
     resolved = resolve_weights(model)
     assert _same_weights(resolved.encoder, model.target_encoder)
     assert not _same_weights(resolved.encoder, model.encoder)
+
+
+class _LoopState:
+    """Stands in for a PretrainLoop in ``Checkpoint.save``: its state after one epoch."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def state_dict(self):
+        return {"model": self.model.state_dict(), "history": [{"epoch": 0, "loss": 1.0}],
+                "epoch": 1, "step": 3}
+
+
+def test_exporting_a_damaged_training_state_names_it_and_writes_nothing(tmp_path):
+    """The state's checksum is verified as on resuming: a model whose weights changed on the
+    disk is not exported as if it were the run's."""
+    from brainjepa_sk.checkpoint import export_training_state
+    from brainjepa_sk.train import Checkpoint
+
+    model = _model()
+    state_path = tmp_path / "run-1.pt"
+    Checkpoint(state_path, key="k", extra={"config": model.config}).save(_LoopState(model))
+    exported = load_checkpoint(export_training_state(state_path, tmp_path / "intact.pt"))
+    assert _same_weights(exported.model, model) and exported.metadata["epochs_completed"] == 1
+    state = torch.load(state_path, weights_only=True)
+    state["loop"]["model"]["target_encoder.patch_embed.proj.weight"][0, 0] += 1.0
+    torch.save(state, state_path)
+    with pytest.raises(ValueError, match=r"run-1\.pt is damaged: its contents do not match"):
+        export_training_state(state_path, tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_a_model_is_not_saved_over_a_training_state_named_from_the_home_folder(tmp_path,
+                                                                               monkeypatch):
+    """``~/run-1.pt`` is the state file in the home folder: the run is kept, as by its own
+    path."""
+    from brainjepa_sk.train import Checkpoint
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    model = _model()
+    Checkpoint(tmp_path / "run-1.pt", key="k").save(_LoopState(model))
+    saved = (tmp_path / "run-1.pt").read_bytes()
+    with pytest.raises(ValueError, match="holds the saved state of a pretraining run"):
+        save_checkpoint("~/run-1.pt", model)
+    assert (tmp_path / "run-1.pt").read_bytes() == saved

@@ -465,3 +465,15 @@ def test_tensors_numpy_cannot_hold_are_refused_before_writing(tmp_path, value):
                                         "store"):
         save_checkpoint(path, tiny_module(), metadata={"value": value})
     assert not path.exists()
+
+
+def test_a_value_refused_inside_a_list_is_named_with_the_dict_it_was_given_in(tmp_path):
+    """The error names ``preprocessing`` (not the default ``metadata``) at any depth."""
+    from brainjepa_sk.checkpoint import storable_values
+
+    path = tmp_path / "model.pt"
+    with pytest.raises(TypeError, match="^preprocessing holds a set"):
+        save_checkpoint(path, tiny_module(), preprocessing={"groups": [["a"], {1, 2}]})
+    assert not path.exists()
+    with pytest.raises(TypeError, match="^extra holds a set"):
+        storable_values(({"groups": [{1, 2}]},), "extra")
