@@ -534,3 +534,14 @@ def test_a_model_is_not_saved_over_a_training_state_named_from_the_home_folder(t
     with pytest.raises(ValueError, match="holds the saved state of a pretraining run"):
         save_checkpoint("~/run-1.pt", model)
     assert (tmp_path / "run-1.pt").read_bytes() == saved
+
+
+def test_saving_a_module_other_than_a_brainjepa_is_refused_before_writing(tmp_path):
+    """An encoder alone (or any other module) is named by its type in a TypeError, as the
+    docstring says, and no file is written."""
+    path = tmp_path / "model.pt"
+    for module in (_model().target_encoder, torch.nn.Linear(2, 2)):
+        with pytest.raises(TypeError, match=rf"^model must be a BrainJEPA module, got "
+                                            rf"{type(module).__name__}$"):
+            save_checkpoint(path, module)
+    assert not path.exists()
