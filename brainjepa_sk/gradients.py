@@ -187,7 +187,9 @@ def load_gradients(source):
                 # writes 0 1 2 ...), are a header, as in a .csv table
                 skipped = number + 1 if has_header_line(first_line, second_line) else 0
                 n_names, n_cells = len(first_line.split()), len(second_line.split())
-                if skipped and second_line.strip() and n_names != n_cells:
+                # a "#" line (np.savetxt's header) is a comment to loadtxt, whatever it holds
+                if (skipped and second_line.strip() and n_names != n_cells
+                        and not first_line.lstrip().startswith("#")):
                     index = (" (a table index, which pandas' to_csv writes unless "
                              "index=False: remove it)" if n_names + 1 == n_cells else "")
                     raise ValueError(f"its header line names {n_names} columns but its rows "

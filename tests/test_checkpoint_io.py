@@ -102,6 +102,9 @@ def test_whitespace_gradient_files_with_or_without_a_header_keep_every_row(tmp_p
     path = tmp_path / "g.txt"
     np.savetxt(path, gradients, header=header, comments="")
     np.testing.assert_allclose(load_gradients(path), gradients)
+    if header.strip():  # as np.savetxt writes a header by default: a "# " comment line
+        np.savetxt(path, gradients, header=header)
+        np.testing.assert_allclose(load_gradients(path), gradients)
 
 
 def test_a_whitespace_gradient_file_with_a_table_index_is_refused(tmp_path):
