@@ -6,6 +6,7 @@ import itertools
 import math
 import numbers
 import os
+import shlex
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -125,6 +126,15 @@ def _align(source, target):
     return procrustes(source, target)
 
 
+def _names_in(header):
+    """The names of a whitespace-separated header line, a quoted name as one ("Gradient 1", as
+    pandas quotes a name with a space)."""
+    try:
+        return shlex.split(header)
+    except ValueError:  # an unmatched quote (an apostrophe in a name): plain words
+        return header.split()
+
+
 def load_gradients(source):
     """Load a region x component gradient matrix.
 
@@ -132,8 +142,9 @@ def load_gradients(source):
     ----------
     source : str, path-like or array-like
         A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
-        anything else whitespace-separated; an optional header line of names, or of integers
-        above a line with fractions (pandas' column names), is skipped, and
+        anything else whitespace-separated, ``#`` lines ignored; an optional header line of
+        names, or of integers above a line with fractions (pandas' column names), is skipped,
+        a whitespace-separated one naming fewer columns than the rows hold is refused, and
         in a ``.csv`` or ``.tsv`` table a table index, an unnamed first column or one that
         rises by the same step on every row where no other column does, is refused), or an
         array of shape
@@ -177,19 +188,18 @@ def load_gradients(source):
                                  ) from error
         else:
             try:
-                # blank lines count in skiprows, not as the header; a byte-order mark is no
-                # header (it made the first region's row one)
+                # blank and "#" lines (np.savetxt's header) count in skiprows, not as the
+                # header; a byte-order mark is no header (it made the first region's row one)
                 with open(path, encoding="utf-8-sig") as file:
                     found = list(itertools.islice(
-                        ((n, line) for n, line in enumerate(file) if line.strip()), 2))
+                        ((n, line) for n, line in enumerate(file)
+                         if line.strip() and not line.lstrip().startswith("#")), 2))
                 (number, first_line), (_, second_line) = (found + [(0, "")] * 2)[:2]
                 # names, or integer column names above fractions (pandas' to_csv(sep=" ")
                 # writes 0 1 2 ...), are a header, as in a .csv table
                 skipped = number + 1 if has_header_line(first_line, second_line) else 0
-                n_names, n_cells = len(first_line.split()), len(second_line.split())
-                # a "#" line (np.savetxt's header) is a comment to loadtxt, whatever it holds
-                if (skipped and second_line.strip() and n_names != n_cells
-                        and not first_line.lstrip().startswith("#")):
+                n_names, n_cells = len(_names_in(first_line)), len(second_line.split())
+                if skipped and n_cells > n_names:  # fewer names: unnamed columns before them
                     index = (" (a table index, which pandas' to_csv writes unless "
                              "index=False: remove it)" if n_names + 1 == n_cells else "")
                     raise ValueError(f"its header line names {n_names} columns but its rows "

@@ -121,9 +121,21 @@ def test_a_whitespace_gradient_file_with_a_table_index_is_refused(tmp_path):
         load_gradients(path)
     pd.DataFrame(gradients).to_csv(path, sep=" ", index=False)
     np.testing.assert_allclose(load_gradients(path), gradients)
-    path.write_text("g0 g1 g2 g3\n" + "\n".join(" ".join(map(str, row)) for row in gradients))
-    with pytest.raises(ValueError, match=r"names 4 columns but its rows have 3$"):
+    # names with spaces, quoted by pandas or not, are fewer columns than words
+    named = pd.DataFrame(gradients, columns=["Gradient 1", "Gradient 2", "Gradient 3"])
+    named.to_csv(path, sep=" ", index=False)
+    np.testing.assert_allclose(load_gradients(path), gradients)
+    named.to_csv(path, sep=" ")
+    with pytest.raises(ValueError, match=r"names 3 columns but its rows have 4 \(a table"):
         load_gradients(path)
+    np.savetxt(path, gradients, header="Gradient 1  Gradient 2  Gradient 3", comments="")
+    np.testing.assert_allclose(load_gradients(path), gradients)
+    # a comment line below the names is no row
+    rows = "\n".join(" ".join(map(str, row)) for row in gradients)
+    path.write_text("g0 g1 g2\n# note\n" + rows)
+    np.testing.assert_allclose(load_gradients(path), gradients)
+    path.write_text("# made by hand\ng0 g1 g2\n" + rows)  # names below a comment
+    np.testing.assert_allclose(load_gradients(path), gradients)
 
 
 def test_a_whitespace_gradient_file_of_integers_is_all_data(tmp_path):
