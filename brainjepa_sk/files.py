@@ -428,7 +428,14 @@ class SubjectFiles(Sequence):
         path = self.paths[index]
         stamp = None if self.stamps is None else self.stamps[index]
         changed = stamp is not None and os.path.isfile(path) and file_stamp(path) != stamp
-        series = read_subject_file(path)
+        try:
+            series = read_subject_file(path)
+        except ValueError as error:  # rewritten into something unreadable: that is the news
+            if changed:
+                raise FileChangedError(
+                    f"{path} changed after it was checked ({error}; rewritten while in use?): "
+                    "pass the paths again, so that they are checked anew") from error
+            raise
         if changed:
             values = np.asarray(series)
             checked = (int(self.n_timepoints[index]), self.n_regions)
@@ -442,7 +449,7 @@ class SubjectFiles(Sequence):
                 what = "its size or modification time differ, not its shape"
             raise FileChangedError(
                 f"{path} changed after it was checked ({what}; rewritten while in use?): "
-                "pass the files again, so that they are checked anew")
+                "pass the paths again, so that they are checked anew")
         return series
 
     def frames(self, index, start, stop):

@@ -303,6 +303,37 @@ def test_a_change_its_stamp_does_not_show_is_named_by_the_window_checks(
         prep.read_window(subjects, 1, 16)
 
 
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+def test_a_file_rewritten_with_the_same_shape_is_named(tmp_path, kind):
+    """Other values of the same shape pass every check of a read: the file's size and
+    modification time, recorded when it was checked, tell the change (training went on with
+    the new values, under the digest of the old ones)."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    prep.read_window(subjects, 1, 16)
+    subjects[0]  # unchanged files read as before
+    _save(tmp_path, _series(seed=1), kind)  # every file rewritten, same shapes
+    _rewritten_later(paths[1])
+    message = (rf"sub-01\.{kind} changed after it was checked \(its size or modification time "
+               r"differ, not its shape; rewritten while in use\?\): pass the paths again")
+    with pytest.raises(FileChangedError, match=message):
+        prep.read_window(subjects, 1, 16)
+    with pytest.raises(FileChangedError, match=message):
+        subjects[1]
+    with pytest.raises(FileChangedError, match=message):
+        subjects.frames(1, 0, 4)
+    # rewritten into something that no longer reads as an array (a header without rows, for a
+    # .tsv): named as a change too
+    with open(paths[1], "w") as file:
+        file.write("not a table")
+    _rewritten_later(paths[1])
+    problem = "not a readable|not a numeric" if kind == "npy" else "it is now 0 timepoints"
+    with pytest.raises(FileChangedError, match=rf"sub-01\.{kind} changed after it was checked "
+                                               rf"\(.*({problem})"):
+        subjects[1]
+
+
 def test_files_named_from_the_home_folder_are_stamped_too(tmp_path, monkeypatch):
     """"~/sub-01.npy" read as the home folder's file had no stamp (its name is no file), so a
     rewrite of it was not seen."""
