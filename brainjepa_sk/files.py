@@ -399,8 +399,9 @@ class SubjectFiles(Sequence):
         :class:`FileChangedError` that says what changed.
     """
 
-    #: (SubjectFiles pickled before stamps were recorded have none.)
+    # for SubjectFiles pickled before these were recorded
     stamps = None
+    allow_constant = False
 
     def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
                  dtype=np.float64, allow_constant=False, stamps=None):
@@ -427,7 +428,10 @@ class SubjectFiles(Sequence):
         would be wrong, though a window of it may still pass every check."""
         path = self.paths[index]
         stamp = None if self.stamps is None else self.stamps[index]
-        changed = stamp is not None and os.path.isfile(path) and file_stamp(path) != stamp
+        try:
+            changed = stamp is not None and file_stamp(path) != stamp
+        except OSError:  # gone: read_subject_file names it
+            changed = False
         try:
             series = read_subject_file(path)
         except ValueError as error:  # rewritten into something unreadable: that is the news

@@ -513,8 +513,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                    "accumulation_steps",
                    *(() if with_n_epochs else ("n_epochs",)))
         params = {k: v for k, v in self.get_params(deep=False).items() if k not in ignored}
-        # the masks drawn, not how they were asked for (a default spelled out is the default)
-        # (the sampler's values, as it checked and converted them: (0.84, 1) is (0.84, 1.0))
+        # the masks drawn, not how they were asked for: the sampler's values, as it checked
+        # and converted them (a default spelled out is the default; (0.84, 1) is (0.84, 1.0))
         params["masking"] = {name: getattr(mask_sampler, name) for name in _MASKING_OPTIONS}
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"

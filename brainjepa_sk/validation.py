@@ -455,8 +455,8 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             input_name=f"X[{i}]",
         )
     except ValueError as exc:
-        raise ValueError(f"subject {i}: {exc}{_where_not_finite(subject, subject_names, first_frame)}"
-                         ) from None
+        where = _where_not_finite(subject, subject_names, first_frame)
+        raise ValueError(f"subject {i}: {exc}{where}") from None
     except TypeError as exc:  # e.g. objects that are not numbers (scikit-learn's convention)
         raise TypeError(f"subject {i} is not numeric: {exc}") from None
     if array.shape[0] < min_timepoints:
@@ -519,8 +519,8 @@ def _validate_files(X, check):
             names = feature_names_of(subject)
         try:
             array = check_subject(i, subject, names, n_regions, **check,
-                                   first_length=lengths[0] if lengths else None,
-                                   first_source=paths[0])
+                                  first_length=lengths[0] if lengths else None,
+                                  first_source=paths[0])
         except (ValueError, TypeError) as error:
             raise type(error)(f"{path}: {error}") from None
         n_regions = array.shape[1]
@@ -907,7 +907,7 @@ def validate_subjects(
                 if names is None:  # the first names met, as when files are checked one by one
                     names = feature_names_of(subject, i)
                 array = check_subject(i, subject, names, n_regions, **check,
-                                       first_length=first_length, first_source=sources[0])
+                                      first_length=first_length, first_source=sources[0])
             except (ValueError, TypeError) as error:
                 if sources[i] is None:
                     raise

@@ -83,9 +83,8 @@ class PretrainLoop:
     ------
     ValueError
         When ``n_epochs`` is not an int >= 0, ``accumulation_steps`` is not an int >= 1 or
-        does not divide the loader's batch size, or the loader
-        yields no batch (``len(loader) == 0``: fewer windows than one batch, with incomplete
-        batches dropped).
+        does not divide the loader's batch size, or the loader yields no batch
+        (``len(loader) == 0``: fewer windows than one batch, with incomplete batches dropped).
 
     Attributes
     ----------

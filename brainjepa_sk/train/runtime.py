@@ -48,9 +48,10 @@ PRECISIONS = ("auto", "fp32", "bf16")
 def expand_home(path):
     """``path`` as a :class:`~pathlib.Path`, a leading ``~`` read as the home folder.
 
-    ``~`` and ``~user`` are expanded as nilearn and pandas expand them. Unlike :meth:`pathlib.Path.expanduser`, which raises ``RuntimeError`` for an unknown user,
-    a path whose ``~name`` names no user (say a file ``~draft.npy`` in the working folder) is
-    kept as it is, so that its own error names it.
+    ``~`` and ``~user`` are expanded as nilearn and pandas expand them. Unlike
+    :meth:`pathlib.Path.expanduser`, which raises ``RuntimeError`` for an unknown user, a path
+    whose ``~name`` names no user (say a file ``~draft.npy`` in the working folder) is kept as
+    it is, so that its own error names it.
 
     Parameters
     ----------
