@@ -193,6 +193,62 @@ def _counts_rows(column):
     return bool(steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0))
 
 
+def check_index_column(values, column="region", name=None):
+    """Raise when the first column of a numeric table is a table index or a time column.
+
+    The first column is one when it rises by the same step on every row and no other column
+    does (:func:`_counts_rows`); a table of one column has no index beside its data (a
+    one-component gradient may be a ramp, the regions in their order).
+
+    Parameters
+    ----------
+    values : numpy.ndarray of shape (n_rows, n_columns)
+        The table's numbers.
+    column : str, default="region"
+        What a column is, for the message.
+    name : str or None, default=None
+        The first column's name in the header line, if the table has one.
+
+    Raises
+    ------
+    ValueError
+        When the first column counts the rows.
+    """
+    if (values.shape[1] > 1 and _counts_rows(values[:, 0])
+            and not any(map(_counts_rows, values[:, 1:].T))):
+        named = f" {name!r}" if name is not None else ""
+        raise ValueError(
+            f"its first column{named} counts the rows "
+            f"({', '.join(f'{v:g}' for v in values[:3, 0])}, ...): a table index or time column "
+            f"(pandas' to_csv writes the index unless index=False), not a {column}; remove it")
+
+
+def check_has_rows(first_line, second_line, header, comments=False):
+    """Raise when a text table has no rows: an empty file, or a header line alone (pandas and
+    NumPy read either as an empty table, NumPy with a warning).
+
+    Parameters
+    ----------
+    first_line, second_line : str
+        The table's first two lines that are neither blank nor, with ``comments``, ``#`` lines
+        (``""`` where there are fewer).
+    header : bool
+        Whether ``first_line`` is a header line.
+    comments : bool, default=False
+        Whether ``#`` lines are comments, for the message.
+
+    Raises
+    ------
+    ValueError
+        When the table has no rows.
+    """
+    if not first_line.strip():
+        skipped = "blank and '#' lines" if comments else "blank lines"
+        raise ValueError(f"it has no rows: the file is empty or holds only {skipped}")
+    if header and not second_line.strip():
+        raise ValueError("it has a header line but no rows below it")
+
+
 def _n_cells(line, separator):
     """Cells of a line as pandas counts them (a quoted cell may hold the separator)."""
     return len(next(csv.reader([line.rstrip("\r\n")], delimiter=separator), []))
@@ -241,8 +297,9 @@ def read_csv_table(path, column="region"):
     Raises
     ------
     ValueError
-        When a cell is not a number, a line has another number of cells than the first, or
-        the first column is an index.
+        When a cell is not a number, a line has another number of cells than the first, the
+        first column is an index (:func:`check_index_column`), or the table has no rows (an
+        empty file, or a header line alone).
     UnicodeDecodeError
         When the file is not UTF-8 text.
     OSError
@@ -255,6 +312,8 @@ def read_csv_table(path, column="region"):
         lines = (line for line in file if line.strip())  # pandas skips blank lines too
         first_line, second_line = next(lines, ""), next(lines, "")
     header = 0 if has_header_line(first_line, second_line, separator) else None
+    if not first_line.strip():  # pandas says "No columns to parse from file"
+        check_has_rows(first_line, second_line, header=False)
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
                         na_values=["n/a"])
     if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
@@ -273,21 +332,16 @@ def read_csv_table(path, column="region"):
             f"it reads as one column: its cells are separated by {other!r}, not {separator!r} "
             "(a .tsv file is tab-separated, a .csv file comma-separated, with '.' as the decimal "
             "mark); rename it or save it so")
+    # after that advice: one line of numbers separated by ';' reads as a header alone
+    check_has_rows(first_line, second_line, header is not None)
     if header is not None and _n_cells(second_line, separator) > _n_cells(first_line, separator):
         # pandas made the cells the header does not name an index, and dropped them
         _check_line_lengths(path, separator, column)
     values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
         _check_line_lengths(path, separator, column)
-    # an index is beside the data: a table of one column has none (a one-component gradient
-    # may be a ramp, the regions in their order)
-    if (values.shape[1] > 1 and _counts_rows(values[:, 0])
-            and not any(map(_counts_rows, values[:, 1:].T))):
-        name = f" {str(table.columns[0]).strip()!r}" if header is not None else ""
-        raise ValueError(
-            f"its first column{name} counts the rows ({', '.join(f'{v:g}' for v in values[:3, 0])}"
-            f", ...): a table index or time column (pandas' to_csv writes the index unless "
-            f"index=False), not a {column}; remove it")
+    check_index_column(values, column,
+                       str(table.columns[0]).strip() if header is not None else None)
     if header is None:
         return values
     # names as written, without the spaces that often follow a comma

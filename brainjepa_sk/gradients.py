@@ -25,7 +25,13 @@ from ._base import (
     restore_on_error,
 )
 from ._warnings import warn_user
-from .files import has_header_line, load_npy, read_csv_table
+from .files import (
+    check_has_rows,
+    check_index_column,
+    has_header_line,
+    load_npy,
+    read_csv_table,
+)
 from .train.runtime import expand_home
 from .validation import (
     check_n_regions,
@@ -144,12 +150,14 @@ def load_gradients(source):
         A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
         anything else whitespace-separated, ``#`` lines ignored; an optional header line of
         names, or of integers above a line with fractions (pandas' column names), is skipped,
-        a whitespace-separated one naming fewer columns than the rows hold is refused, and
-        in a ``.csv`` or ``.tsv`` table a table index, an unnamed first column or one that
-        rises by the same step on every row where no other column does, is refused), or an
-        array of shape
-        ``(n_regions, n_components)``. The research atlas file ``gradient_mapping_450.csv``
-        (450 rows, 30 columns, no header) loads as it is.
+        a whitespace-separated one naming fewer columns than the rows hold is refused; in
+        any text table a table index, as pandas' ``to_csv`` writes unless ``index=False``, is
+        refused: with or without a header, a first column that rises by the same step on every
+        row where no other column does (in a table of two columns or more), and in a ``.csv``
+        or ``.tsv`` table an unnamed first column; so is a table without rows, a header line
+        alone included), or an array of shape ``(n_regions, n_components)``. The research
+        atlas file ``gradient_mapping_450.csv`` (450 rows, 30 columns, no header) loads as it
+        is.
 
     Returns
     -------
@@ -160,8 +168,8 @@ def load_gradients(source):
     ------
     ValueError
         If the matrix is not numeric, holds complex values, is not 2-D, is empty, or holds NaN
-        or infinite values, if the file cannot be read as a numeric table, or if the path is a
-        folder.
+        or infinite values, if the file cannot be read as a numeric table (a table index or no
+        rows included), or if the path is a folder.
     FileNotFoundError
         If the path names no file.
     """
@@ -198,13 +206,19 @@ def load_gradients(source):
                 # names, or integer column names above fractions (pandas' to_csv(sep=" ")
                 # writes 0 1 2 ...), are a header, as in a .csv table
                 skipped = number + 1 if has_header_line(first_line, second_line) else 0
-                n_names, n_cells = len(_names_in(first_line)), len(second_line.split())
-                if skipped and n_cells > n_names:  # fewer names: unnamed columns before them
+                # before np.loadtxt, which reads no rows as shape (0, 1) with a warning
+                check_has_rows(first_line, second_line, bool(skipped), comments=True)
+                names = _names_in(first_line) if skipped else None
+                n_cells = len(second_line.split())
+                if skipped and n_cells > len(names):  # fewer names: unnamed columns before them
                     index = (" (a table index, which pandas' to_csv writes unless "
-                             "index=False: remove it)" if n_names + 1 == n_cells else "")
-                    raise ValueError(f"its header line names {n_names} columns but its rows "
+                             "index=False: remove it)" if len(names) + 1 == n_cells else "")
+                    raise ValueError(f"its header line names {len(names)} columns but its rows "
                                      f"have {n_cells}{index}")
                 array = np.loadtxt(path, ndmin=2, skiprows=skipped, encoding="utf-8-sig")
+                # a named index (to_csv of a frame whose index has a name) or none named
+                # (header=False) is a column as any other: refused as in a .csv table
+                check_index_column(array, "gradient", names[0] if names else None)
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(
                     f"{path} is not a numeric gradient table (one row per region, one column "

@@ -650,3 +650,59 @@ def test_a_gradient_table_short_of_names_asks_to_name_every_gradient(tmp_path):
     path.write_text("g1,g2\n0,0.5,0.25\n1,-0.5,0.75\n2,0.1,0.2\n")  # R's row names
     with pytest.raises(ValueError, match=r"gradients\.csv .*name every gradient in line 1"):
         load_gradients(path)
+
+
+@pytest.mark.parametrize("separator", [" ", "\t"])
+def test_a_whitespace_gradient_file_whose_first_column_counts_the_rows_is_refused(tmp_path,
+                                                                                 separator):
+    """As in a .csv table: pandas' to_csv(sep=" ") of a frame whose index has a name (a header
+    naming every column) or without a header wrote the index as a column that the header check
+    cannot see, and it had been loaded as gradient 0."""
+    gradients = np.random.default_rng(4).standard_normal((6, 3))
+    path = tmp_path / "g.txt"
+    pd.DataFrame(gradients).rename_axis("region").to_csv(path, sep=separator)
+    with pytest.raises(ValueError, match=r"g\.txt is not a numeric gradient table.*first column "
+                                         r"'region' counts the rows \(0, 1, 2, \.\.\.\).*"
+                                         r"index=False\), not a gradient"):
+        load_gradients(path)
+    pd.DataFrame(gradients).to_csv(path, sep=separator, header=False)
+    with pytest.raises(ValueError, match=r"g\.txt .*first column counts the rows \(0, 1, 2"):
+        load_gradients(path)
+    pd.DataFrame(gradients).to_csv(path, sep=separator, header=False, index=False)
+    np.testing.assert_allclose(load_gradients(path), gradients)
+    # the research atlas's format: plain floats, no header
+    atlas = np.random.default_rng(5).uniform(-1, 1, (450, 30))
+    np.savetxt(path, atlas, delimiter=separator)
+    np.testing.assert_array_equal(load_gradients(path), atlas)
+    # no index beside a single column, nor where another column is a ramp too (a toy table)
+    ramp = np.linspace(-1, 1, 6)[:, None]
+    np.savetxt(path, ramp, header="g0", comments="")
+    np.testing.assert_allclose(load_gradients(path), ramp)
+    ramps = np.column_stack([np.arange(6.0), np.arange(6.0) / 2 - 1, gradients[:, 0]])
+    np.savetxt(path, ramps, delimiter=separator)
+    np.testing.assert_allclose(load_gradients(path), ramps)
+
+
+@pytest.mark.parametrize("suffix, separator", [(".txt", " "), (".csv", ","), (".tsv", "\t")])
+def test_a_gradient_file_without_rows_says_so_without_a_warning_from_numpy(tmp_path, suffix,
+                                                                          separator):
+    """A header line alone had been read as a (0, n) table ("must be a non-empty 2-D ...
+    matrix, got shape (0, 1)", after NumPy's "input contained no data" warning)."""
+    path = tmp_path / f"g{suffix}"
+    ignored = r"blank and '#' lines" if suffix == ".txt" else "blank lines"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for header in ("g0 g1 g2", "# written by hand\ng0 g1 g2\n# end"):
+            if suffix != ".txt" and header.startswith("#"):
+                continue  # '#' is no comment in a .csv or .tsv table
+            path.write_text(header.replace(" ", separator) + "\n\n")
+            with pytest.raises(ValueError, match=rf"g\{suffix} is not a numeric gradient table"
+                                                 r".*: it has a header line but no rows"):
+                load_gradients(path)
+        contents = ["", "\n  \n"] + (["# g0 g1 g2\n", "# one\n\n# two\n"] if suffix == ".txt"
+                                      else [])
+        for content in contents:
+            path.write_text(content)
+            with pytest.raises(ValueError, match=rf"g\{suffix} .*: it has no rows: the file is "
+                                                 rf"empty or holds only {ignored}$"):
+                load_gradients(path)
