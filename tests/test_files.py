@@ -706,3 +706,15 @@ def test_a_gradient_file_without_rows_says_so_without_a_warning_from_numpy(tmp_p
             with pytest.raises(ValueError, match=rf"g\{suffix} .*: it has no rows: the file is "
                                                  rf"empty or holds only {ignored}$"):
                 load_gradients(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_subject_table_with_only_its_header_line_says_so(tmp_path, suffix):
+    """Region names and no frames (a time series export that wrote nothing) had been
+    scikit-learn's "Found array with 0 sample(s)"; the shared table reader now says why."""
+    path = tmp_path / f"sub-01{suffix}"
+    path.write_text("\t".join(["a", "b", "c"]).replace("\t", "," if suffix == ".csv" else "\t")
+                    + "\n")
+    with pytest.raises(ValueError, match=rf"sub-01\{suffix} is not a numeric \(n_timepoints, "
+                                         r"n_regions\) table: it has a header line but no rows"):
+        read_subject_file(path)
