@@ -83,6 +83,8 @@ MASKING_SET_BY_PRETRAINER = ("n_regions", "n_patches", "seed", "device")
 # What ``masking`` may set: the sampler's other keyword arguments.
 _MASKING_OPTIONS = tuple(sorted(set(inspect.signature(SpatiotemporalMaskSampler).parameters)
                                 - set(MASKING_SET_BY_PRETRAINER)))
+_COUNT_QUANTILE_DEFAULT = (inspect.signature(SpatiotemporalMaskSampler)
+                           .parameters["count_quantile"].default)
 
 
 # What a model_size dict may set: the encoder's sizes (and BrainJEPA's other architecture
@@ -516,6 +518,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # the masks drawn, not how they were asked for: the sampler's values, as it checked
         # and converted them (a default spelled out is the default; (0.84, 1) is (0.84, 1.0))
         params["masking"] = {name: getattr(mask_sampler, name) for name in _MASKING_OPTIONS}
+        if not mask_sampler.static_shapes:
+            # the sampler keeps each batch's own counts, count_quantile unused: it
+            # counts as its default (runs saved before with the default keep their key)
+            params["masking"]["count_quantile"] = _COUNT_QUANTILE_DEFAULT
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
         # the state format is part of the key: files of older layouts are not resumed

@@ -718,6 +718,30 @@ def test_masking_options_spelled_out_at_their_defaults_resume_the_run_without_th
     assert _state_files(tmp_path) == [tmp_path / saved_run.name]
 
 
+@pytest.mark.parametrize("static_shapes", [False, True])
+def test_count_quantile_is_part_of_the_run_only_with_static_shapes(static_shapes, tmp_path):
+    """Without static_shapes the sampler keeps each batch's own counts and never uses
+    count_quantile: a run interrupted, then fitted again with another one, resumes. With
+    static_shapes the quantile sets the counts every batch keeps: another run."""
+    X = _data()
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    model = _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                        masking=dict(static_shapes=static_shapes, count_quantile=0.1),
+                        callbacks=[_InterruptAfterEpoch(2), _CountSteps()])
+    with pytest.raises(KeyboardInterrupt):  # after the second epoch's steps, one epoch saved
+        model.fit(X)
+    steps_per_epoch, _CountSteps.steps = _CountSteps.steps // 2, 0
+    model.set_params(callbacks=[_CountSteps()], masking__count_quantile=0.3)
+    model.fit(X)
+    assert len(model.history_) == 2
+    if static_shapes:  # other counts kept: a run of its own, trained from the start
+        assert _CountSteps.steps == 2 * steps_per_epoch
+        assert len(_state_files(tmp_path)) == 2
+    else:  # the same masks: the saved run goes on from its first epoch
+        assert _CountSteps.steps == steps_per_epoch
+        assert len(_state_files(tmp_path)) == 1
+
+
 def test_numpy_settings_resume_as_the_python_numbers_they_equal(tmp_path):
     # np.logspace grids give numpy floats, np.arange numpy integers: a run saved with them is
     # the run of the same Python numbers, and loads (no numpy scalars in the saved state)
