@@ -1277,13 +1277,27 @@ def test_run_key_hashes_every_learned_array():
 
     base = run_key({}, arrays=[np.ones(3), np.ones(1)])
     assert run_key({}, arrays=[np.ones(3), np.zeros(1)]) != base  # the second, of one value
-    assert run_key({}, arrays=[np.ones(3), None, np.ones(1)]) == base  # None is skipped
     # the same bytes in another shape or split are other arrays
     square = np.arange(6.0).reshape(2, 3)
     assert run_key({}, arrays=[square]) != run_key({}, arrays=[square.reshape(3, 2)])
     assert run_key({}, arrays=[np.ones(4)]) != run_key({}, arrays=[np.ones(3), np.ones(1)])
     digest = "0" * 64  # data digests differ anywhere, not only at their start
     assert run_key({}, digests=[digest]) != run_key({}, digests=[digest[:-1] + "1"])
+
+
+def test_run_key_keeps_the_place_of_an_absent_array():
+    """An absent array is not the next one moved up: skipped, (a, None) was (None, a)."""
+    import numpy as np
+
+    from brainjepa_sk.train import run_key
+
+    a, b = np.ones(3), np.zeros(1)
+    assert run_key({}, arrays=[a, None]) != run_key({}, arrays=[None, a])
+    assert run_key({}, arrays=[a, None, b]) != run_key({}, arrays=[a, b, None])
+    assert run_key({}, arrays=[None, None, a]) != run_key({}, arrays=[None, a])
+    # absent arrays at the end add nothing: the pretrainer's (gradients, None, None) without
+    # robust statistics keeps the key it had when every None was skipped
+    assert run_key({}, arrays=[a, None, None]) == run_key({}, arrays=[a])
 
 
 def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_epochs(

@@ -33,7 +33,9 @@ def run_key(settings, digests=(), arrays=()):
         Digests of the data (e.g. of the training subjects), which are not hashed again.
     arrays : iterable of numpy.ndarray or None, default=()
         Arrays learned from the data (e.g. gradients, normalisation statistics), hashed with
-        their shapes and dtypes; None entries are skipped.
+        their shapes and dtypes. None marks an absent array and keeps its place: ``(a, None)``
+        and ``(None, a)`` are other runs. None entries at the end add nothing (``(a, None)``
+        is ``(a,)``).
 
     Returns
     -------
@@ -43,12 +45,20 @@ def run_key(settings, digests=(), arrays=()):
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=_plain).encode())
     for text in digests:
         digest.update(str(text).encode())
+    absent = 0
     for array in arrays:
-        if array is not None:
-            array = np.ascontiguousarray(array)
-            # the same bytes in another shape or dtype are other values
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
+        if array is None:
+            absent += 1
+            continue
+        # an absent array before this one is hashed as a placeholder (no dtype string starts
+        # with "N"), so that this one is not taken for it; trailing ones are not, so that keys
+        # saved when every None was skipped stay the same where no array followed one
+        digest.update(b"None" * absent)
+        absent = 0
+        array = np.ascontiguousarray(array)
+        # the same bytes in another shape or dtype are other values
+        digest.update(f"{array.dtype.str}{array.shape}".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 
