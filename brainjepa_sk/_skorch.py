@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import pickle
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +27,7 @@ from torch.utils.data import Subset
 from ._warnings import warn_user
 from .files import is_path
 from .train.runtime import (
+    expand_home,
     move_into_place,
     naming_save_errors,
     python_values,
@@ -385,7 +385,9 @@ def save_params_atomically(save_params, files, **options):
     epoch) would leave the only copy cut short. Here each file is written and moved into
     place as :func:`~brainjepa_sk.train.runtime.atomic_save` does (the previous file stays
     until the new one is whole and on the disk; it gets the umask's permissions; temporary
-    files left by killed saves are removed).
+    files left by killed saves are removed; its folder is created if needed). A path starting
+    with ``~`` starts in the home folder, as everywhere in the package (skorch would write it
+    to a ``~`` folder in the working folder).
 
     Parameters
     ----------
@@ -405,8 +407,10 @@ def save_params_atomically(save_params, files, **options):
             if not is_path(target):
                 save_params(**{key: target}, **options)
                 continue
-            target = Path(target)
+            target = expand_home(target)
             with naming_save_errors(target):
+                # skorch's Checkpoint makes its dirname as written, not the home one of '~'
+                target.parent.mkdir(parents=True, exist_ok=True)
                 part = temporary_file_beside(target)
                 renames.append((part, target))
                 save_params(**{key: part}, **options)
@@ -421,6 +425,8 @@ def save_params_atomically(save_params, files, **options):
 
 def load_params_naming_files(load_params, files, **options):
     """Call skorch's ``load_params`` one file at a time, so that a failure names its file.
+
+    A path starting with ``~`` starts in the home folder, as in :func:`save_params_atomically`.
 
     Parameters
     ----------
@@ -441,6 +447,8 @@ def load_params_naming_files(load_params, files, **options):
     for key, path in files.items():
         if path is None:
             continue
+        if is_path(path):
+            path = expand_home(path)
         try:
             load_params(**{key: path}, **options)
         except FileNotFoundError:

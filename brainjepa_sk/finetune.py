@@ -388,12 +388,12 @@ class _FineTuneBase(SubjectsInputMixin):
         """skorch's ``save_params``, each file written beside its target and renamed into place.
 
         A kill during a save (skorch's ``Checkpoint`` saves through this method) keeps the
-        previous file whole instead of leaving it cut short.
+        previous file whole instead of leaving it cut short. A missing folder is created.
 
         Parameters
         ----------
         f_params, f_optimizer, f_criterion, f_history : str, path-like or file, optional
-            As in skorch.
+            As in skorch; a path starting with ``~`` starts in the home folder.
         use_safetensors : bool, default=False
             As in skorch.
         **kwargs : dict
@@ -413,7 +413,7 @@ class _FineTuneBase(SubjectsInputMixin):
         Parameters
         ----------
         f_params, f_optimizer, f_criterion, f_history : str, path-like or file, optional
-            As in skorch.
+            As in skorch; a path starting with ``~`` starts in the home folder.
         checkpoint : skorch.callbacks.Checkpoint, optional
             As in skorch: its files, formatted for this net (explicit ``f_*`` override them).
         use_safetensors : bool, default=False

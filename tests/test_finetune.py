@@ -1226,6 +1226,39 @@ def test_save_params_writes_file_objects_as_given():
     np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
 
 
+def test_skorch_files_named_from_home_are_written_and_read_there(tmp_path, monkeypatch):
+    """'~' in save_params and load_params (and in skorch's Checkpoint, which saves and loads
+    through them) is the home folder, as elsewhere in the package: skorch's own methods wrote
+    such a path into a '~' folder of the working folder, or failed where there was none."""
+    from skorch.callbacks import Checkpoint, LoadInitState
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    files = dict(f_params="~/params.pt", f_optimizer="~/optimizer.pt",
+                 f_history="~/history.json")
+    clf.save_params(**files)
+    assert sorted(p.name for p in home.iterdir()) == ["history.json", "optimizer.pt",
+                                                      "params.pt"]
+    assert list(work.iterdir()) == []
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=1)).fit(X, y)
+    other.load_params(**files)
+    np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
+    assert len(other.history_) == 2
+    saved = Checkpoint(dirname="~/run", monitor=None)
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
+    assert sorted(p.name for p in (home / "run").iterdir()) == [
+        "criterion.pt", "history.json", "optimizer.pt", "params.pt"]
+    assert not any((work / "~").rglob("*.*"))  # skorch makes its dirname as written: empty
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                                  callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    assert len(resumed.history_) == 2  # the saved epoch, and one more
+
+
 def test_explicit_files_override_the_checkpoints_in_load_params(tmp_path):
     from skorch.callbacks import Checkpoint
 
