@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import hashlib
 import math
 import os
 import re
@@ -34,6 +35,7 @@ __all__ = [
     "file_stamp",
     "is_path",
     "read_subject_file",
+    "series_digest",
 ]
 
 SUBJECT_FILE_SUFFIXES = (".npy", ".tsv", ".csv", ".1d", ".txt")
@@ -368,6 +370,32 @@ def file_stamp(path):
     return info.st_size, info.st_mtime_ns
 
 
+def series_digest(values, names=None):
+    """SHA-256 of one subject's series as read: its shape, float64 values and region names.
+
+    The same for the same series, whatever bytes the file holds them in (a file copied over
+    with the same contents, or written again by the same script).
+
+    Parameters
+    ----------
+    values : array-like
+        The series, as :func:`read_subject_file` returned it or converted to float64.
+    names : sequence of str or None, default=None
+        The region names of the file's header line, if it has one.
+
+    Returns
+    -------
+    str
+        A hex digest.
+    """
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    digest = hashlib.sha256(np.asarray(values.shape, dtype=np.int64).tobytes())
+    digest.update(values)  # the buffer itself: no copy of the values
+    if names is not None:  # a header changed is another file, though the values are the same
+        digest.update("\0".join(map(str, names)).encode())
+    return digest.hexdigest()
+
+
 def read_subject_file(path):
     """One subject's ``(n_timepoints, n_regions)`` series from a file.
 
@@ -450,15 +478,21 @@ class SubjectFiles(Sequence):
     stamps : sequence of tuple or None, default=None
         Each file's ``(size, modification time in ns)`` when it was checked, from
         :func:`file_stamp`; a read of a file whose stamp has changed since is refused with a
-        :class:`FileChangedError` that says what changed.
+        :class:`FileChangedError` that says what changed, unless its ``file_digests`` entry
+        shows the same series.
+    file_digests : sequence of str or None, default=None
+        Each file's :func:`series_digest` when it was checked: a file whose stamp changed
+        (touched, or copied over with the same contents) is read when its series is the same,
+        and its new stamp is kept, so that the series is compared once.
     """
 
     # for SubjectFiles pickled before these were recorded
     stamps = None
+    file_digests = None
     allow_constant = False
 
     def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
-                 dtype=np.float64, allow_constant=False, stamps=None):
+                 dtype=np.float64, allow_constant=False, stamps=None, file_digests=None):
         self.paths = list(paths)
         self.n_timepoints = np.asarray(n_timepoints, dtype=np.int64)
         self.n_regions = int(n_regions)
@@ -467,6 +501,7 @@ class SubjectFiles(Sequence):
         self.dtype = np.dtype(dtype)
         self.allow_constant = allow_constant
         self.stamps = None if stamps is None else list(stamps)
+        self.file_digests = None if file_digests is None else list(file_digests)
 
     def __len__(self):
         return len(self.paths)
@@ -483,7 +518,8 @@ class SubjectFiles(Sequence):
         path = self.paths[index]
         stamp = None if self.stamps is None else self.stamps[index]
         try:
-            changed = stamp is not None and file_stamp(path) != stamp
+            now = file_stamp(path)  # before the read: a rewrite during it shows next time
+            changed = stamp is not None and now != stamp
         except OSError:  # gone: read_subject_file names it
             changed = False
         try:
@@ -494,6 +530,12 @@ class SubjectFiles(Sequence):
                     f"{path} changed after it was checked ({error}; rewritten while in use?): "
                     "pass the paths again, so that they are checked anew") from error
             raise
+        if changed and self._same_series(index, series):
+            # touched, or copied over with the same contents. In a DataLoader worker the new
+            # stamp stays in the worker's copy: each worker compares the series once, and the
+            # parent again if it reads the file
+            self.stamps[index] = now
+            changed = False
         if changed:
             values = np.asarray(series)
             checked = (int(self.n_timepoints[index]), self.n_regions)
@@ -509,6 +551,15 @@ class SubjectFiles(Sequence):
                 f"{path} changed after it was checked ({what}; rewritten while in use?): "
                 "pass the paths again, so that they are checked anew")
         return series
+
+    def _same_series(self, index, series):
+        """Whether ``series``, read from subject ``index``'s file, is the series checked."""
+        digest = None if self.file_digests is None else self.file_digests[index]
+        values = np.asarray(series)
+        if (digest is None or values.dtype.kind not in "iuf"
+                or values.shape != (self.n_timepoints[index], self.n_regions)):
+            return False
+        return series_digest(values, getattr(series, "columns", None)) == digest
 
     def frames(self, index, start, stop):
         """Frames ``[start, stop)`` of subject ``index``; a ``.npy`` file reads only those.

@@ -27,6 +27,7 @@ from .files import (
     file_stamp,
     is_path,
     read_subject_file,
+    series_digest,
 )
 from .train.runtime import expand_home
 
@@ -509,7 +510,7 @@ def _validate_files(X, check):
     # "~" expanded as the reads expand it, so that the stamps are taken
     paths = expand_subject_paths(X) if is_path(X) else [expand_home(x) for x in X]
     digest = hashlib.sha256()
-    lengths, n_regions, names, stamps = [], None, None, []
+    lengths, n_regions, names, stamps, file_digests = [], None, None, [], []
     all_connectivity = True
     for i, path in enumerate(paths):
         # stamped before the read: a rewrite during it shows at the next read
@@ -527,17 +528,21 @@ def _validate_files(X, check):
         lengths.append(array.shape[0])
         all_connectivity = all_connectivity and _looks_like_connectivity(array)
         _update_digest(digest, array)
+        # the series as read, to know it again in a file touched since (float64 converted
+        # once where the check converted it)
+        file_digests.append(series_digest(array if array.dtype == np.float64 else subject,
+                                          getattr(subject, "columns", None)))
         del subject, array  # one subject in memory at a time
     if all_connectivity:
         _warn_connectivity(check["name"])
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
                         dtype=check["dtype"], allow_constant=check["allow_constant"],
-                        stamps=stamps)
+                        stamps=stamps, file_digests=file_digests)
 
 
 def _update_digest(digest, array):
     digest.update(np.asarray(array.shape, dtype=np.int64).tobytes())
-    digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    digest.update(np.ascontiguousarray(array, dtype=np.float64))  # the buffer: no copy
 
 
 class ConvertedSubjects(Sequence):
@@ -870,7 +875,7 @@ def validate_subjects(
         if isinstance(X, SubjectFiles):
             out = X if X.dtype == dtype else SubjectFiles(
                 X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype,
-                X.allow_constant, X.stamps)
+                X.allow_constant, X.stamps, X.file_digests)
             n_regions, names = X.n_regions, X.feature_names
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,

@@ -2,6 +2,8 @@
 statistics from a bounded sample, connectivity accumulated a chunk of subjects at a time."""
 
 import os
+import pickle
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -332,6 +334,94 @@ def test_a_file_rewritten_with_the_same_shape_is_named(tmp_path, kind):
     with pytest.raises(FileChangedError, match=rf"sub-01\.{kind} changed after it was checked "
                                                rf"\(.*({problem})"):
         subjects[1]
+
+
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+def test_a_file_touched_or_copied_over_with_the_same_series_is_read(tmp_path, kind):
+    """A file touched, copied over without its times, or written again with the same series
+    (in other bytes) after it was checked is read: its series is compared with the digest
+    recorded at the check (a long fit had failed on a changed stamp alone). Checked as float32
+    too (the digest is of the values read, not of the float32 ones), and as files checked
+    already, given another dtype."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    as32 = validate_subjects(subjects, lazy=True, dtype=np.float32)
+    checked32 = validate_subjects(paths, lazy=True, dtype=np.float32)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    expected = _as_read(paths)[1]
+    copy = tmp_path / "copy"
+    with open(paths[1], "rb") as source, open(copy, "wb") as target:
+        target.write(source.read())
+    as_written = _series()[1].astype(np.float32) if kind == "npy" else _series()[1]
+    rewrites = {
+        "touched": lambda: None,
+        "copied": lambda: shutil.copyfile(copy, paths[1]),  # cp without -p
+        # the same values in other bytes: float64 for float32, all 17 digits written
+        "rewritten": lambda: (np.save(paths[1], as_written.astype(np.float64)) if kind == "npy"
+                              else pd.DataFrame(as_written, columns=[
+                                  f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+                                  paths[1], sep="\t", index=False, float_format="%.17g")),
+    }
+    for name, rewrite in rewrites.items():
+        before = files.file_stamp(paths[1])
+        rewrite()
+        _rewritten_later(paths[1])
+        assert files.file_stamp(paths[1]) != before, name  # the stamps tell a change
+        np.testing.assert_array_equal(subjects[1], expected, err_msg=name)
+        np.testing.assert_array_equal(subjects.frames(1, 2, 5), expected[2:5], err_msg=name)
+        np.testing.assert_array_equal(as32[1], expected.astype(np.float32), err_msg=name)
+        np.testing.assert_array_equal(checked32[1], expected.astype(np.float32), err_msg=name)
+        prep.read_window(subjects, 1, 16)
+        assert subjects.stamps[1] == files.file_stamp(paths[1]), name  # the new stamp kept
+    # a rewrite with other values after that is still refused
+    _save(tmp_path, _series(seed=1), kind)
+    _rewritten_later(paths[1])
+    with pytest.raises(FileChangedError, match=rf"sub-01\.{kind} changed after it was checked "
+                                               r"\(its size or modification time differ"):
+        subjects[1]
+
+
+def test_a_touched_file_is_compared_with_its_digest_once(tmp_path, monkeypatch):
+    """The series of a file whose stamp changed is compared once: its new stamp is kept, so
+    the next reads (a window per batch) do not read the whole file again to digest it."""
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects(paths, lazy=True)
+    digested = []
+    digest = files.series_digest
+    monkeypatch.setattr(files, "series_digest",
+                        lambda *args, **kwargs: digested.append(1) or digest(*args, **kwargs))
+    _rewritten_later(paths[1])
+    for _ in range(3):
+        subjects.frames(1, 0, 4)
+        subjects[1]
+    assert len(digested) == 1
+
+
+def test_a_file_given_other_header_names_with_the_same_values_is_refused(tmp_path):
+    """The digest a touched file is compared with holds the header's region names: a file whose
+    values are the same but whose regions are named otherwise is not the file checked."""
+    paths = _save(tmp_path, _series(), "tsv")
+    subjects = validate_subjects(paths, lazy=True)
+    pd.DataFrame(_series()[1], columns=[f"region{r}" for r in range(N_REGIONS)]).to_csv(
+        paths[1], sep="\t", index=False)
+    _rewritten_later(paths[1])
+    with pytest.raises(FileChangedError, match=r"sub-01\.tsv changed after it was checked "
+                                               r"\(its size or modification time differ"):
+        subjects[1]
+
+
+def test_files_pickled_before_their_digests_were_recorded_still_read(tmp_path):
+    """SubjectFiles pickled before the file digests were recorded read their files as before
+    (the class has a default): an untouched file is read, a touched one refused."""
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects(paths, lazy=True)
+    subjects.__dict__.pop("file_digests", None)  # as unpickled from an older version
+    old = pickle.loads(pickle.dumps(subjects))
+    np.testing.assert_array_equal(old[1], _as_read(paths)[1])
+    _rewritten_later(paths[1])
+    with pytest.raises(FileChangedError, match=r"sub-01\.npy changed after it was checked "
+                                               r"\(its size or modification time differ"):
+        old[1]
 
 
 def test_files_named_from_the_home_folder_are_stamped_too(tmp_path, monkeypatch):
