@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._checks import check_count
+
 __all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "UnsatisfiableMaskingError", "CONTEXT",
            "ALPHA", "BETA", "GAMMA"]
 
@@ -457,10 +459,7 @@ class SpatiotemporalMaskSampler:
             When ``batch_size`` is not an int >= 0.
         """
         # int() would draw 2 samples for 2.5 and one for True
-        if (not isinstance(batch_size, numbers.Integral) or isinstance(batch_size, bool)
-                or batch_size < 0):
-            raise ValueError(f"batch_size must be an int >= 0, got {batch_size!r}")
-        B, R, P = int(batch_size), self.n_regions, self.n_patches
+        B, R, P = check_count("batch_size", batch_size, 0), self.n_regions, self.n_patches
         s = self.draw_sizes()
         perm = self._rand(B, R).argsort(dim=1)
         observed, unobserved = perm[:, : s["n_obs"]], perm[:, s["n_obs"] :]

@@ -5,10 +5,10 @@ Tokens are (region, time patch) pairs in region-major order, ``index = r * n_pat
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
+
+from ._checks import check_count
 
 __all__ = ["POOLINGS", "TokenPooling"]
 
@@ -57,12 +57,9 @@ class TokenPooling(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {mode!r}")
         if mode != "mean" and n_regions is None:
             raise ValueError(f"pooling={mode!r} needs n_regions")
-        if n_regions is not None and (not isinstance(n_regions, numbers.Integral)
-                                      or isinstance(n_regions, bool) or n_regions < 1):
-            # a float failed in forward's reshape, True pooled as one region
-            raise ValueError(f"n_regions must be an int >= 1, got {n_regions!r}")
         self.mode = mode
-        self.n_regions = None if n_regions is None else int(n_regions)
+        # a float failed in forward's reshape, True pooled as one region
+        self.n_regions = None if n_regions is None else check_count("n_regions", n_regions)
 
     def extra_repr(self):
         """Describe the module in its ``repr``.

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch import nn
 
+from ._checks import check_count
 from .blocks import LAYER_NORM_EPS, Block, init_weights, stochastic_depth_rates
 from .encoder import gather_tokens
 from .pos_embed import GradientPositionalEmbedding
@@ -53,13 +52,9 @@ class BrainPredictor(nn.Module):
         n_patches=None,
     ):
         super().__init__()
-        # a whole count from a computation (3.0, numpy.int64(3)) is taken, but int() would
-        # also cut 2.5 to 2 and take True as 1
-        if n_patches is not None and (isinstance(n_patches, bool)
-                                      or not isinstance(n_patches, numbers.Real)
-                                      or not float(n_patches).is_integer() or n_patches < 1):
-            raise ValueError(f"n_patches must be a whole number >= 1, got {n_patches!r}")
-        self.n_patches = None if n_patches is None else int(n_patches)
+        # int() would cut 2.5 to 2 and take True as 1; a float is refused as the mask sampler
+        # and PatchEmbed refuse one
+        self.n_patches = None if n_patches is None else check_count("n_patches", n_patches)
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
         self.pos_embed = GradientPositionalEmbedding(gradients, predictor_embed_dim)
@@ -91,7 +86,7 @@ class BrainPredictor(nn.Module):
         torch.Tensor
             ``(batch, n_target, embed_dim)`` predictions.
         """
-        n_patches = self.n_patches if n_patches is None else int(n_patches)
+        n_patches = self.n_patches if n_patches is None else check_count("n_patches", n_patches)
         if n_patches is None:
             raise ValueError("n_patches is needed to decode token indices; pass it to forward")
         pos = self.pos_embed(n_patches).to(self.predictor_embed.weight.dtype)
