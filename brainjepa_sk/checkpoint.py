@@ -249,7 +249,7 @@ def _research_model(checkpoint, gradients, num_heads, loss):
         patch_size=int(patch_size),
         embed_dim=int(embed_dim),
         depth=_count_blocks(encoder, "blocks"),
-        num_heads=int(num_heads),
+        num_heads=num_heads,  # the caller's, checked by BrainJEPA (int() had cut 2.5 to 2)
         predictor_embed_dim=int(predictor_weight.shape[0]),
         predictor_depth=_count_blocks(predictor, "predictor_blocks"),
         mlp_ratio=fc1.shape[0] / embed_dim,

@@ -1083,6 +1083,52 @@ def test_a_patch_size_that_is_not_a_count_is_refused(patch_size):
     assert tiny_model(patch_size=np.int64(4)).encoder.patch_embed.patch_size == 4
 
 
+@pytest.mark.parametrize("name, value, message", [
+    # int() had raised Python's "invalid literal for int()", naming no parameter
+    ("patch_size", "abc", r"patch_size must be a positive number of frames \(an int\), got 'abc'"),
+    ("n_patches", "abc", r"n_patches must be an int >= 1, got 'abc'"),
+    ("n_patches", float("nan"), r"n_patches must be an int >= 1, got nan"),
+    # int() had cut or taken these, or torch failed on them with its own message
+    ("embed_dim", 32.0, r"embed_dim must be an int >= 1, got 32\.0"),
+    ("embed_dim", "abc", r"embed_dim must be an int >= 1, got 'abc'"),
+    ("embed_dim", 0, r"embed_dim must be an int >= 1, got 0"),
+    ("depth", 2.5, r"depth must be an int >= 0, got 2\.5"),
+    ("depth", -1, r"depth must be an int >= 0, got -1"),
+    ("num_heads", 2.0, r"num_heads must be an int >= 1, got 2\.0"),
+    ("num_heads", True, r"num_heads must be an int >= 1, got True"),
+    ("num_heads", -2, r"num_heads must be an int >= 1, got -2"),
+    ("predictor_embed_dim", 16.0, r"predictor_embed_dim must be an int >= 1, got 16\.0"),
+    ("predictor_depth", "1", r"predictor_depth must be an int >= 0, got '1'"),
+    ("mlp_ratio", "4", r"mlp_ratio must be a finite number > 0, got '4'"),
+    ("mlp_ratio", 0, r"mlp_ratio must be a finite number > 0, got 0"),
+    ("drop_path_rate", "0.1", r"drop_path_rate must be in \[0, 1\), got '0\.1'"),
+    ("drop_path_rate", 1.0, r"drop_path_rate must be in \[0, 1\), got 1\.0"),
+    ("qkv_bias", "no", r"qkv_bias must be True or False, got 'no'"),
+])
+def test_the_models_settings_are_checked_as_given_naming_them(name, value, message):
+    """BrainJEPA converted its settings (int(), float(), bool()) before any check saw them:
+    "abc" failed with Python's message, 2.5 layers were 2, "4" as mlp_ratio built a hidden
+    layer of width int(32 * "4"), and "no" gave qkv biases."""
+    with pytest.raises(ValueError, match=message):
+        tiny_model(**{name: value})
+
+
+def test_numpy_settings_give_the_model_of_python_ones_with_a_config_of_python_values():
+    # a config read from elsewhere may hold numpy scalars: taken, and stored as Python values
+    # (a checkpoint's weights-only reader refuses numpy scalars)
+    settings = dict(patch_size=4, embed_dim=32, depth=2, num_heads=2, predictor_embed_dim=16,
+                    predictor_depth=1, n_patches=5, mlp_ratio=2.0, drop_path_rate=0.25,
+                    qkv_bias=False)
+    numpy_settings = {key: (np.bool_(value) if isinstance(value, bool) else
+                            np.float32(value) if isinstance(value, float) else np.int64(value))
+                      for key, value in settings.items()}
+    model, numpy_model = tiny_model(**settings), tiny_model(**numpy_settings)
+    assert numpy_model.config == model.config
+    for key in settings:
+        assert type(numpy_model.config[key]) is type(settings[key]), key
+    torch.testing.assert_close(numpy_model.state_dict(), model.state_dict(), rtol=0, atol=0)
+
+
 def test_time_tables_are_cached_per_dtype_and_a_float64_module_keeps_float64_times():
     pos = GradientPositionalEmbedding(torch.randn(5, 3), 16)
     single = pos.time_table(6, "cpu")

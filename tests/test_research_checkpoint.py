@@ -211,6 +211,20 @@ def test_heads_that_do_not_divide_the_width_are_refused(official_dir):
         )
 
 
+def test_a_head_count_is_taken_as_a_numpy_int_and_refused_as_a_float(official_dir, reference):
+    # int() had cut 4.5 to 4 heads, and taken "4"
+    path, gradients = official_dir / "checkpoint.pth.tar", official_dir / "gradient.csv"
+    for bad in (4.5, 4.0, "4"):
+        with pytest.raises(ValueError, match=rf"checkpoint\.pth\.tar: num_heads must be an int "
+                                             rf">= 1, got {bad!r}"):
+            load_research_checkpoint(path, gradients, num_heads=bad)
+    model = load_research_checkpoint(path, gradients, num_heads=np.int64(4))
+    assert type(model.config["num_heads"]) is int and model.config["num_heads"] == 4
+    with torch.no_grad():
+        tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
+    assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+
+
 def test_not_a_checkpoint(tmp_path, official_dir):
     path = tmp_path / "junk.pth.tar"
     path.write_text("not a checkpoint")

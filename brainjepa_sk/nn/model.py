@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import check_count
 from .blocks import DropPath
 from .encoder import BrainEncoder, check_time_series, gather_tokens
 from .predictor import BrainPredictor
@@ -24,6 +28,10 @@ MODEL_PRESETS = {
 
 #: Objectives ``BrainJEPA`` knows.
 LOSSES = ("l2", "smooth_l1")
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def jepa_loss(predictions, targets, loss="l2"):
@@ -132,20 +140,21 @@ class BrainJEPA(nn.Module):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        self.config = dict(
-            patch_size=int(patch_size),
-            embed_dim=int(embed_dim),
-            depth=int(depth),
-            num_heads=int(num_heads),
-            predictor_embed_dim=int(predictor_embed_dim),
-            predictor_depth=int(predictor_depth),
-            mlp_ratio=float(mlp_ratio),
-            qkv_bias=bool(qkv_bias),
-            drop_path_rate=float(drop_path_rate),
-            loss=loss,
-            n_patches=None if n_patches is None else int(n_patches),
-            patch_embed_init=patch_embed_init,
-        )
+        # checked before any conversion: int() had failed on "abc" with Python's message, cut
+        # 2.5 to 2 and taken True as 1, float() taken "4" and bool() "no". PatchEmbed checks
+        # patch_size and the predictor n_patches, as given; the config keeps what they took.
+        embed_dim, depth, num_heads, predictor_embed_dim, predictor_depth = (
+            check_count(name, value, minimum) for name, value, minimum in (
+                ("embed_dim", embed_dim, 1), ("depth", depth, 0), ("num_heads", num_heads, 1),
+                ("predictor_embed_dim", predictor_embed_dim, 1),
+                ("predictor_depth", predictor_depth, 0)))
+        if not _is_real(mlp_ratio) or not 0 < mlp_ratio < math.inf:
+            raise ValueError(f"mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
+        if not _is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
+            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+        if not isinstance(qkv_bias, (bool, np.bool_)):
+            raise ValueError(f"qkv_bias must be True or False, got {qkv_bias!r}")
+        mlp_ratio, drop_path_rate, qkv_bias = float(mlp_ratio), float(drop_path_rate), bool(qkv_bias)
         self.loss = loss
         self.encoder = BrainEncoder(
             gradients,
@@ -168,6 +177,20 @@ class BrainJEPA(nn.Module):
             qkv_bias=qkv_bias,
             drop_path_rate=drop_path_rate,
             n_patches=n_patches,
+        )
+        self.config = dict(
+            patch_size=self.encoder.patch_size,
+            embed_dim=embed_dim,
+            depth=depth,
+            num_heads=num_heads,
+            predictor_embed_dim=predictor_embed_dim,
+            predictor_depth=predictor_depth,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=qkv_bias,
+            drop_path_rate=drop_path_rate,
+            loss=loss,
+            n_patches=self.predictor.n_patches,
+            patch_embed_init=patch_embed_init,
         )
         self.target_encoder = copy.deepcopy(self.encoder)
         # The EMA copy has no stochastic depth: it produces the targets.
