@@ -33,6 +33,7 @@ from .validation import (
     check_n_regions,
     check_parameters,
     check_subject,
+    input_layout,
 )
 
 #: dtypes of the arrays whose checks are only their shape and finiteness (not float128, whose
@@ -87,6 +88,13 @@ _PARAM_NAMES = (
     "eps",
 )
 _FITTED_NAMES = ("median_", "iqr_", "n_regions_")
+
+
+def _input_name(subjects):
+    """How the subjects' messages name them: validated subjects (files, or arrays converted
+    when indexed) are an estimator's ``X``, named as the estimators name it; anything else is
+    the Preprocessor's own input, ``subjects``."""
+    return "X" if getattr(subjects, "n_timepoints", None) is not None else "subjects"
 
 
 def _is_int(value):
@@ -333,19 +341,30 @@ class Preprocessor:
     # ------------------------------------------------------------------ steps
 
     @staticmethod
-    def _as_arrays(subjects):
-        """Float64 copies-if-needed of the subjects, with the shape checks transform relies on."""
+    def _check_subjects(subjects):
+        """Refuse what is no sequence of subjects (nothing, a string, one subject's table),
+        and an empty one."""
         if subjects is None or isinstance(subjects, (str, bytes)):
             raise ValueError("subjects must be a list of (n_timepoints, n_regions) arrays")
+        if hasattr(subjects, "columns") or getattr(subjects, "ndim", None) == 2:
+            # its rows (a DataFrame's column names) would be taken for the subjects
+            raise ValueError(f"{input_layout('subjects')}; got one 2-D table of shape "
+                             f"{tuple(np.shape(subjects))}. For a single subject, pass [x].")
         if not len(subjects):
             raise ValueError("subjects is empty: expected at least one subject")
-        arrays = []
+
+    @staticmethod
+    def _as_arrays(subjects):
+        """Float64 copies-if-needed of the subjects, with the shape checks transform relies on."""
+        Preprocessor._check_subjects(subjects)
+        arrays, input_name = [], _input_name(subjects)
         for i, x in enumerate(subjects):
-            arrays.append(Preprocessor._as_array(i, x, arrays[0].shape[1] if arrays else None))
+            arrays.append(Preprocessor._as_array(i, x, arrays[0].shape[1] if arrays else None,
+                                                 input_name=input_name))
         return arrays
 
     @staticmethod
-    def _as_array(i, x, n_regions=None, first_frame=None):
+    def _as_array(i, x, n_regions=None, first_frame=None, input_name="subjects"):
         # A plain float array of finite values needs no more checks: this skips
         # scikit-learn's check_array, whose fixed cost (about 0.2 ms) is paid by every
         # streamed window. Anything else takes the one check, and gets its messages.
@@ -356,7 +375,7 @@ class Preprocessor:
         # the estimators' check of a subject, taking one region and constant signals
         return check_subject(i, x, None, n_regions, expected=None, name=None, min_timepoints=1,
                              dtype=np.float64, allow_constant=True, min_regions=1,
-                             first_frame=first_frame)
+                             first_frame=first_frame, input_name=input_name)
 
     def _resample_all(self, arrays):
         return [resample(x, self.t_r, self.target_t_r) for x in arrays]
@@ -441,15 +460,14 @@ class Preprocessor:
             ``normalization="robust"`` (None otherwise).
         """
         self._validate_params()
-        if subjects is None or isinstance(subjects, (str, bytes)) or not len(subjects):
-            self._as_arrays(subjects)  # raises the error that applies
+        self._check_subjects(subjects)
         # One subject at a time: ``subjects`` may read each from its file when indexed.
-        n_regions = None
+        n_regions, input_name = None, _input_name(subjects)
 
         def resampled():
             nonlocal n_regions
             for i in range(len(subjects)):
-                x = self._as_array(i, subjects[i], n_regions)
+                x = self._as_array(i, subjects[i], n_regions, input_name=input_name)
                 n_regions = x.shape[1]
                 yield resample(x, self.t_r, self.target_t_r)
 
@@ -533,10 +551,11 @@ class Preprocessor:
         sklearn.exceptions.NotFittedError
             ``normalization="robust"`` and the statistics have not been learned by :meth:`fit`.
         ValueError
-            Bad parameters, region count other than the one seen in :meth:`fit`, a series
-            shorter than ``min_frames`` after resampling, complex values, values beyond
-            the float32 range after normalization, or a DataFrame whose column names repeat
-            (as the estimators refuse it).
+            Bad parameters, one subject's 2-D table given as ``subjects`` (pass ``[x]``),
+            region count other than the one seen in :meth:`fit`, a series shorter than
+            ``min_frames`` after resampling, complex values, values beyond the float32 range
+            after normalization, or a DataFrame whose column names repeat (as the estimators
+            refuse it).
         TypeError
             Values that are not a signal (booleans, text or masked values), or a DataFrame
             whose column names mix strings with other types.
@@ -567,9 +586,9 @@ class Preprocessor:
         if not len(subjects):
             self._as_arrays(subjects)  # raises the error that applies
         subject_index, _ = self.window_table(subjects.n_timepoints)
-        windows, n_regions, position = None, None, 0
+        windows, n_regions, position, input_name = None, None, 0, _input_name(subjects)
         for i in range(len(subjects)):
-            original = self._as_array(i, subjects[i], n_regions)
+            original = self._as_array(i, subjects[i], n_regions, input_name=input_name)
             if windows is None:
                 self._check_transformable(original)
                 n_regions = original.shape[1]
@@ -751,18 +770,18 @@ class Preprocessor:
                 raise ValueError(f"subject {subject} is shorter than the {lengths[subject]} "
                                  f"frames it had: frames {start} to "
                                  f"{start + self.n_frames - 1} are not all there")
-            x = self._checked_window(subject, x, first_frame=start)
+            x = self._checked_window(subject, x, _input_name(subjects), first_frame=start)
             return self._subject_windows(x, subject, len(x), starts=[0])[0]
         original = subjects[subject]
         if lengths is not None and np.shape(original)[0] != lengths[subject]:
             raise ValueError(f"subject {subject} has {np.shape(original)[0]} frames, not the "
                              f"{lengths[subject]} it had")
-        original = self._checked_window(subject, original)
+        original = self._checked_window(subject, original, _input_name(subjects))
         x = resample(original, self.t_r, self.target_t_r)
         return self._subject_windows(x, subject, len(original), starts=[start])[0]
 
-    def _checked_window(self, subject, x, first_frame=None):
-        x = self._as_array(subject, x, first_frame=first_frame)
+    def _checked_window(self, subject, x, input_name, first_frame=None):
+        x = self._as_array(subject, x, first_frame=first_frame, input_name=input_name)
         n_regions = getattr(self, "n_regions_", None)
         if n_regions is not None and x.shape[1] != n_regions:
             raise ValueError(f"subject {subject} has {x.shape[1]} regions, not the {n_regions} "

@@ -379,9 +379,30 @@ def _refuse_other_names(i, own, names, item="subject", items="subjects"):
                          f"before it: {first_name_difference(own, names)}")
 
 
+def input_layout(input_name="X"):
+    """What the input that holds the subjects must be, for the messages that describe it.
+
+    Parameters
+    ----------
+    input_name : str, default="X"
+        The input's name: ``"X"``, the estimators' (arrays, DataFrames, files or a glob), or
+        that of a caller that takes arrays and DataFrames only (the
+        :class:`~brainjepa_sk.preprocessing.Preprocessor`'s ``subjects``).
+
+    Returns
+    -------
+    str
+        A sentence without its final stop.
+    """
+    if input_name == "X":
+        return _LAYOUT
+    return (f"{input_name} must be a 3-D array (n_subjects, n_timepoints, n_regions) or a list "
+            "of 2-D (n_timepoints, n_regions) arrays or DataFrames")
+
+
 def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                   allow_constant, first_length=None, first_source=None, min_regions=2,
-                  first_frame=None):
+                  first_frame=None, input_name="X"):
     """Check subject ``i`` and return it as a 2-D float array: the one check of a subject.
 
     Parameters
@@ -412,6 +433,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     first_frame : int or None, optional
         When ``subject`` holds one window's frames, the first one's index in the subject, so
         that a message places a NaN in the subject rather than in the window.
+    input_name : str, default="X"
+        The input the subject is part of, as the caller's user knows it (see
+        :func:`input_layout`): the messages name it, as ``X[i]`` for instance.
 
     Returns
     -------
@@ -435,11 +459,12 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     except ValueError:  # numpy's "inhomogeneous shape": runs or rows of different lengths
         raise ValueError(ragged_message(i, subject)) from None
     if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
-        several = (" (a 3-D array holds several subjects: pass it as X itself, or its subjects "
-                   "in the list)") if np.ndim(subject) == 3 else ""
+        several = (f" (a 3-D array holds several subjects: pass it as {input_name} itself, or "
+                   "its subjects in the list)") if np.ndim(subject) == 3 else ""
         raise ValueError(
             f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
-            f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. {_LAYOUT}"
+            f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. "
+            f"{input_layout(input_name)}"
         )
     subject_names = feature_names_of(subject, i)
     _refuse_other_names(i, subject_names, names)
@@ -453,7 +478,7 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             ensure_all_finite=True,
             ensure_min_samples=1,
             ensure_min_features=min_regions,
-            input_name=f"X[{i}]",
+            input_name=f"{input_name}[{i}]",
         )
     except ValueError as exc:
         where = _where_not_finite(subject, subject_names, first_frame)

@@ -633,6 +633,59 @@ def test_bad_subjects(subjects, match):
         Preprocessor(10).fit(subjects)
 
 
+_SUBJECTS_LAYOUT = (r"subjects must be a 3-D array \(n_subjects, n_timepoints, n_regions\) or "
+                    r"a list of 2-D \(n_timepoints, n_regions\) arrays or DataFrames")
+
+
+def _with_nan(x, row, column):
+    x = x.copy()
+    x[row, column] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("subjects, message", [
+    ([np.ones(20)], rf"subject 0 has 1 dimension\(s\) \(shape \(20,\)\), but each subject is "
+                    rf"one 2-D \(n_timepoints, n_regions\) table\. {_SUBJECTS_LAYOUT}$"),
+    ([np.ones((2, 20, 3))], r"subject 0 has 3 dimension\(s\) .*a 3-D array holds several "
+                            rf"subjects: pass it as subjects itself, .*{_SUBJECTS_LAYOUT}$"),
+    ([np.ones((20, 3)), _with_nan(np.ones((20, 3)), 5, 1)],
+     r"^subject 1: Input subjects\[1\] contains NaN\. First at region 1 \(column 1\), "
+     r"timepoint 5"),
+    # one subject's table: its rows had been taken for subjects of one dimension each
+    (np.ones((20, 3)), rf"^{_SUBJECTS_LAYOUT}; got one 2-D table of shape \(20, 3\)\. For a "
+                       r"single subject, pass \[x\]\.$"),
+])
+def test_bad_subjects_are_named_as_the_preprocessor_takes_them(subjects, message):
+    """The Preprocessor shares the estimators' check of a subject, whose messages named X
+    (which the Preprocessor has no parameter of) and offered files and globs (which it does
+    not read): they name its subjects, and what those may be."""
+    fitted = Preprocessor(10).fit([np.ones((20, 3))])
+    for method in (Preprocessor(10).fit, Preprocessor(10).fit_transform, fitted.transform):
+        with pytest.raises(ValueError, match=message) as error:
+            method(subjects)
+        assert "X" not in str(error.value) and "glob" not in str(error.value)
+
+
+def test_a_window_read_names_the_subjects_it_was_given_or_the_estimators_x():
+    from brainjepa_sk.validation import validate_subjects
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((40, 3)) for _ in range(2)]
+    prep = Preprocessor(10, window="sliding").fit(arrays)
+    arrays[1][25, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^subject 1: Input subjects\[1\] contains NaN\. First "
+                                         r"at region 2 \(column 2\), timepoint 25; 1 region\(s\) "
+                                         r"and 1 value\(s\) in all$"):
+        prep.read_window(arrays, 1, 20)
+    # an estimator's validated X, changed after its check, is named as the estimators name it
+    arrays[1][25, 2] = 0.0
+    validated = validate_subjects(arrays, lazy=True)
+    arrays[1][25, 2] = np.nan
+    for read in (lambda: prep.read_window(validated, 1, 20), lambda: prep.transform(validated)):
+        with pytest.raises(ValueError, match=r"^subject 1: Input X\[1\] contains NaN"):
+            read()
+
+
 def test_a_ragged_nested_list_is_named_as_the_estimators_name_it():
     """Not NumPy's "inhomogeneous shape": the subject and the row that differs."""
     table = np.ones((20, 3)).tolist()
