@@ -393,11 +393,15 @@ class Preprocessor:
         return np.concatenate([x, fill], axis=0)
 
     def _too_short_message(self, subject, n_resampled, n_input):
+        # the frames as read, and as resampled where they were
+        frames = (f"{n_resampled} frames"
+                  if _resampling_ratio(self.t_r, self.target_t_r) is None else
+                  f"{n_resampled} frames after resampling ({n_input} frames at "
+                  f"t_r={self.t_r}, target_t_r={self.target_t_r})")
         return (
-            f"{subject} is too short: {n_resampled} frames after resampling ({n_input} frames "
-            f"at t_r={self.t_r}, target_t_r={self.target_t_r}); at least "
-            f"min_frames={self._min_frames} are needed (windows have n_frames={self.n_frames} "
-            "frames; series between the two are padded with region means)"
+            f"{subject} is too short: {frames}; at least min_frames={self._min_frames} are "
+            f"needed (windows have n_frames={self.n_frames} frames; series between the two are "
+            "padded with region means)"
         )
 
     def check_lengths(self, subjects):

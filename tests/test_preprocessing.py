@@ -218,7 +218,7 @@ def test_default_min_frames_rounds_half_of_an_odd_n_frames_down():
     windows, _ = prep.fit_transform([_arange_series(3)])  # padded with the region means
     assert windows.shape == (1, 7, 3)
     np.testing.assert_array_equal(windows[0, 3:], np.broadcast_to([100.0, 101.0, 102.0], (4, 3)))
-    with pytest.raises(ValueError, match="2 frames after resampling.*min_frames=3"):
+    with pytest.raises(ValueError, match=r"too short: 2 frames; at least min_frames=3"):
         prep.transform([_arange_series(2)])
 
 
@@ -228,7 +228,7 @@ def test_min_frames_equal_to_n_frames_is_accepted_and_refuses_padding_altogether
     prep = Preprocessor(8, min_frames=8, normalization=None)
     windows, _ = prep.fit_transform([x])
     np.testing.assert_allclose(windows[0], x, rtol=1e-6)
-    with pytest.raises(ValueError, match="7 frames after resampling.*min_frames=8"):
+    with pytest.raises(ValueError, match=r"too short: 7 frames; at least min_frames=8"):
         prep.transform([x[:7]])
     assert Preprocessor.from_dict(prep.to_dict()).min_frames == 8
 
@@ -899,3 +899,14 @@ def test_dataframes_with_repeated_or_mixed_column_names_are_refused_as_by_the_es
         Preprocessor(10).fit([pd.DataFrame(x, columns=["a", "a", "b"])])
     with pytest.raises(TypeError, match="Feature names"):  # scikit-learn's message
         Preprocessor(10).fit([pd.DataFrame(x, columns=[0, "a", "b"])])
+
+
+@pytest.mark.parametrize("t_r, target_t_r", [(None, None), (2.0, None), (2.0, 2.0)])
+def test_a_short_series_that_was_not_resampled_is_not_said_to_be(t_r, target_t_r):
+    """The message had read "15 frames after resampling (15 frames at t_r=None,
+    target_t_r=None)" where nothing was resampled."""
+    prep = Preprocessor(16, t_r=t_r, target_t_r=target_t_r, min_frames=8, normalization=None)
+    with pytest.raises(ValueError) as info:
+        prep.transform([np.zeros((7, 3))])
+    assert str(info.value).startswith("subject 0 is too short: 7 frames; at least min_frames=8")
+    assert "resampl" not in str(info.value) and "t_r" not in str(info.value)
