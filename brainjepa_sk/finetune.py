@@ -209,6 +209,18 @@ class _FineTuneBase(SubjectsInputMixin):
 
     # -- skorch hooks ----------------------------------------------------------------------
 
+    #: What only a running fit holds (set in the loop, removed when it ends).
+    _FIT_STATE = ("_training_", "_held_out_", "_epochs_run_", "_batch_windows_",
+                  "_loss_scale_")
+
+    def __getstate__(self):
+        # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
+        # one: without the running fit's state, which its later calls would take as theirs
+        state = super().__getstate__()
+        for name in self._FIT_STATE:
+            state.pop(name, None)
+        return state
+
     def __setattr__(self, name, value):
         # A module given as ``weights`` is a parameter, not a component of the net: skorch
         # would refuse it (set_params, grid search) once the net exists.
@@ -1140,6 +1152,13 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     # listed here so that the API reference shows them with the class
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "_fit_classes_" in state:
+            # pickled during fit: skorch's classes_inferred_ are then the encoded labels
+            state["classes_inferred_"] = state.pop("_fit_classes_")
+        return state
 
     def _settings_resolved_by_fit(self):
         # classes=None: the labels fit found, in the order of the outputs (classes set to

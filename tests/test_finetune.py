@@ -437,6 +437,36 @@ def test_pickling_and_cloning():
     np.testing.assert_array_equal(fresh.fit(X, y).predict_proba(X), clf.predict_proba(X))
 
 
+def test_a_net_pickled_during_fit_by_skorchs_checkpoint_is_fitted_with_its_labels(tmp_path):
+    """skorch's Checkpoint(f_pickle=...) pickles the net at the end of an epoch, inside fit,
+    where skorch's classes_ are the encoded labels and the fit's own state is set: the
+    unpickled net names its classes by the labels (classes set to them change nothing),
+    continues training on them, and splits windows outside fit without rebuilding the
+    criterion, as a net pickled after fit."""
+    from skorch.callbacks import Checkpoint
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.array(["a", "b"] * 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None, f_params=None, f_optimizer=None,
+                       f_criterion=None, f_history=None, f_pickle="net.pkl")
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, class_weight="balanced"),
+                              callbacks=[saved]).fit(X, y)
+    with open(tmp_path / "net.pkl", "rb") as file:
+        restored = pickle.load(file)
+    np.testing.assert_array_equal(restored.classes_, ["a", "b"])
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+    windows, subject_index = restored.preprocessor_.transform(list(X))
+    dataset = SubjectWindows(windows, np.tile([0, 1], 4)[subject_index], subject_index)
+    criterion = restored.criterion_
+    train, valid = restored.get_split_datasets(dataset)
+    assert len(train) == len(windows) and valid is None and restored.criterion_ is criterion
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # classes set to the labels fit found change nothing
+        restored.set_params(classes=["a", "b"]).predict(X)
+    restored.set_params(warm_start=True, callbacks=[]).fit(X, y)
+    assert len(restored.history_) == 4
+    np.testing.assert_array_equal(restored.classes_, ["a", "b"])
+
+
 def test_progress_is_shown_by_skorchs_print_log(capsys):
     BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, verbose=1)).fit(
         offset_subjects(np.zeros(4)), [0, 1, 0, 1])
