@@ -125,7 +125,8 @@ def _put_back(copies):
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
 
-    # skorch's own parameters are checked by skorch
+    # skorch's own parameters are checked by skorch, except max_epochs: skorch trains no
+    # epoch for a negative one (PyTorch Lightning's "no limit")
     _parameter_constraints = {
         **EMBEDDING_CONSTRAINTS,
         **WEIGHTS_CONSTRAINTS,
@@ -139,6 +140,7 @@ class _FineTuneBase(SubjectsInputMixin):
         "min_lr": NON_NEGATIVE,
         "accumulation_steps": POSITIVE_INT,
         "random_state": ["random_state"],
+        "max_epochs": [Range(numbers.Integral, 0, None, closed="left")],
     }
 
     def __init__(

@@ -1009,6 +1009,20 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
         BrainJEPARegressor(tiny_module()).fit(X, None)
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_a_negative_max_epochs_is_refused_and_the_fitted_model_kept(estimator):
+    """skorch trains no epoch for max_epochs=-1 (PyTorch Lightning's "no limit"): the fit
+    would replace the fitted model by an untrained one without a word."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = estimator(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    prediction = net.predict(X)
+    with pytest.raises(ValueError, match=r"'max_epochs' parameter .* range \[0, inf\). Got -1"):
+        net.set_params(max_epochs=-1).fit(X, y)
+    np.testing.assert_array_equal(net.predict(X), prediction)
+    assert len(net.history_) == 2
+    assert len(net.set_params(max_epochs=0).fit(X, y).history_) == 0  # builds, trains nothing
+
+
 def test_a_continued_fit_refuses_another_number_of_targets():
     X = offset_subjects(np.linspace(-1, 1, 8))
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(8.0))
