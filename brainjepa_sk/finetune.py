@@ -245,7 +245,8 @@ class _FineTuneBase(SubjectsInputMixin):
         the layer-wise groups, without the old one's moments), ``compile`` and
         ``compile__*`` compile the fine-tuned module anew (skorch would rebuild it from
         ``weights``), and ``iterator_train__*``, ``iterator_valid__*`` and ``dataset__*`` are
-        kept for the next fit.
+        kept for the next fit. A call that raises undoes the settings it made (a refused
+        ``callbacks`` list is not kept).
 
         Parameters
         ----------
@@ -274,20 +275,27 @@ class _FineTuneBase(SubjectsInputMixin):
         # fine-tuning lost): those are set here
         own = {key: params.pop(key) for key in list(params)
                if initialized and self._set_outside_skorch(key)}
-        # the settings given with them (max_epochs, lr, ...) are undone too when those fail
-        undo = contextlib.ExitStack()
-        if own:
-            undo.enter_context(restore_on_error(self))
-            undo.enter_context(self._optimizer_groups_restored_on_error())
-        with undo:
+        # a failure leaves the net as it was: the settings given with those (max_epochs, lr,
+        # ...) are undone too, and a refused callbacks list is not kept
+        with restore_on_error(self), self._optimizer_groups_restored_on_error():
+            if "callbacks" in params:
+                # skorch initializes the callbacks it has before it stores the new ones: once
+                # a list it refuses (names repeated, say) was stored, every later list was
+                # refused for it
+                self.callbacks = params["callbacks"]
+                if isinstance(self.callbacks, str) and self.callbacks == "disable":
+                    # skorch would then find no callbacks to set, and fail
+                    del params["callbacks"]
+                    self._initialize_callbacks()
             super().set_params(**params)
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
-            if ("callbacks" in params or replaced) and initialized:
+            if ("callbacks" in params and initialized) or replaced:
                 # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
                 # would be missing from a continued fit (warm_start, partial_fit); and it puts
                 # a callback set by name (callbacks__lr_schedule=None) into callbacks_ as
-                # given, None or not initialized, which the next fit would call
+                # given, None or not initialized, which the next fit would call (one it cannot
+                # initialize, callbacks__print_log=False say, is refused here, not kept)
                 self._initialize_callbacks()
             if own:
                 for key, value in own.items():

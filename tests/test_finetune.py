@@ -2060,6 +2060,34 @@ def test_a_callback_replaced_or_removed_by_name_on_a_fitted_net_works_in_the_nex
     assert clf.callbacks_ == [] and len(clf.history_) == 3
 
 
+@pytest.mark.parametrize("fitted", [False, True])
+def test_a_callbacks_list_refused_by_set_params_is_not_kept(fitted):
+    """skorch initializes the callbacks a net has before it stores the new ones: a refused
+    list (a name given twice) had been kept, and then refused every list set to replace it
+    (and the fit), as a callback set by name that cannot be initialized had been; after
+    callbacks="disable" (skorch's word for none), setting it again or a list failed, skorch
+    finding no callbacks to set."""
+    from skorch.callbacks import EarlyStopping
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    if fitted:
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match="duplicate user-set callback name 'stop'"):
+        clf.set_params(callbacks=[("stop", EarlyStopping()), ("stop", EarlyStopping())])
+    assert clf.callbacks is None
+    with pytest.raises(AttributeError, match="'bool' object has no attribute 'set_params'"):
+        clf.set_params(callbacks__print_log=False)  # meant to silence it: verbose=0 does
+    clf.set_params(callbacks__print_log=None)  # had been refused for the False kept
+    recorder = Recorder()
+    clf.set_params(callbacks=[("record", recorder)]).fit(X, y)
+    assert "record" in dict(clf.callbacks_) and len(recorder.dataset_) == 4
+    clf.set_params(callbacks="disable").set_params(callbacks="disable")
+    assert clf.callbacks_ == []
+    clf.set_params(callbacks=[("record", recorder)])
+    assert "record" in dict(clf.callbacks_)
+
+
 def test_predict_from_a_callback_during_fit_treats_its_input_as_subjects():
     """Subjects given to predict during fit are preprocessed, windowed and averaged as after
     fit (not taken for the training windows that skorch's own scoring passes)."""
