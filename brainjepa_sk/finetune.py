@@ -1155,6 +1155,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     def classes_(self):
         """The labels of the outputs, in their order, as fit learned them (skorch's reads the
         ``classes`` parameter as it is now)."""
+        if "_fit_classes_" in self.__dict__:  # during fit, skorch's are the encoded labels
+            return self._fit_classes_
         if "classes_inferred_" in self.__dict__:
             return self.classes_inferred_
         return NeuralNetClassifier.classes_.fget(self)
@@ -1315,9 +1317,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
         if is_windows(X, self):  # skorch's scoring during fit: the windows' encoded labels
             return proba.argmax(axis=1)
-        # during fit (e.g. from a callback) skorch's classes_ are still the encoded labels
-        classes = self.__dict__.get("_fit_classes_", self.classes_)
-        return np.asarray(classes)[proba.argmax(axis=1)]
+        return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
 
 BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to classify subjects.

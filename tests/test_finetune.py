@@ -2024,6 +2024,31 @@ class PredictsSubjects(Callback):
         self.proba_ = net.predict_proba(self.X)
 
 
+@pytest.mark.parametrize("classes", [None, ["b", "a"]])
+def test_classes_seen_from_a_callback_during_fit_are_the_labels(classes):
+    """skorch holds the encoded labels as its classes_ during fit: a callback that named the
+    columns of predict_proba by net.classes_ read 0 and 1 where predict gave the labels (in
+    a first fit and in a continued one)."""
+
+    class Classes(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            self.classes_ = net.classes_
+
+    labels = np.array(["a", "b"] * 2)
+    X = offset_subjects(np.where(labels == "b", 1.0, 0.0))
+    seen = Classes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # classes=["b", "a"] is not sorted
+        clf = BrainJEPAClassifier(tiny_module(), callbacks=[seen], classes=classes,
+                                  **fast(max_epochs=1)).fit(X, labels)
+    expected = ["a", "b"] if classes is None else classes
+    np.testing.assert_array_equal(seen.classes_, expected)
+    seen.classes_ = None
+    clf.set_params(warm_start=True).fit(X, labels)
+    np.testing.assert_array_equal(seen.classes_, expected)
+    np.testing.assert_array_equal(clf.classes_, expected)
+
+
 def test_callbacks_set_on_a_fitted_net_run_in_the_continued_fit():
     class Count(Callback):
         def initialize(self):
