@@ -133,6 +133,25 @@ def test_group_is_balanced(n_subjects):
     assert abs(counts[0] - counts[1]) <= 1
 
 
+def test_age_is_uniform_on_8_to_80_years():
+    """The documented range: no subject younger than 8 (whose scaled age would be negative,
+    and its effects reversed) or older than 80, and both ends reached."""
+    _, y = make_brain_dynamics(n_subjects=400, n_timepoints=8, n_regions=8, random_state=0)
+    age = y["age"].to_numpy()
+    assert age.min() >= 8 and age.max() <= 80
+    assert age.min() < 9 and age.max() > 79  # 1 year of 72 at each end, missed 4 in 1000
+    assert np.mean(age) == pytest.approx(44, abs=3)  # sd of the mean: 72 / sqrt(12 * 400) ~ 1
+
+
+def test_the_group_split_is_drawn_anew_for_each_seed():
+    """The balanced split is a random one, not the subjects dealt out in turn: other seeds
+    give other groups, and the subjects' order says nothing of their group."""
+    splits = [tuple(make_brain_dynamics(n_subjects=20, n_timepoints=8, n_regions=8,
+                                        random_state=seed)[1]["group"]) for seed in range(3)]
+    assert len(set(splits)) == 3
+    assert (0, 1) * 10 not in splits and (1, 0) * 10 not in splits
+
+
 def test_sites_and_phenotypes_vary(cohort):
     _, y, _ = cohort
     assert y["site"].nunique() == 3
@@ -224,7 +243,7 @@ def test_the_group_connectivity_is_brainspaces_schaefer_matrix(n_regions):
     np.testing.assert_array_equal(load_group_connectivity(n_regions), (matrix + matrix.T) / 2)
 
 
-@pytest.mark.parametrize("n_regions", [24, 39, 40, 100])
+@pytest.mark.parametrize("n_regions", [8, 15, 24, 39, 40, 100])
 def test_communities_and_principal_axis_are_as_documented(n_regions):
     *_, params = make_brain_dynamics(n_subjects=2, n_timepoints=10, n_regions=n_regions,
                                      random_state=0, return_params=True)

@@ -767,6 +767,27 @@ def test_a_run_killed_at_any_step_resumes_exactly(tmp_path, kill_after):
         assert torch.equal(p, q)
 
 
+def test_an_epoch_resumed_inside_is_not_begun_again(tmp_path):
+    """``on_epoch_begin`` comes once, before an epoch's first step: a run resumed from a state
+    saved inside epoch 1 (after step 4), and the loop stopped inside it (after step 5) and run
+    again, go on with that epoch's steps and begin only epoch 2."""
+    path = tmp_path / "state.pt"
+    stopped = _loop(n_epochs=3, callbacks=[_KillAt(5), Checkpoint(path, key="k", every_steps=1)])
+    with pytest.raises(KeyboardInterrupt):
+        stopped.run()
+    resumed_recorder, again_recorder = Recorder(), Recorder()
+    resumed = _loop(n_epochs=3, callbacks=[resumed_recorder])
+    assert Checkpoint(path, key="k").restore(resumed)
+    resumed.run()
+    stopped.callbacks = [again_recorder]
+    stopped.run()
+    for recorder, first_step in ((resumed_recorder, 5), (again_recorder, 6)):
+        assert recorder.calls[:2] == [("train_begin", 1, first_step - 1),
+                                      ("step_end", 1, first_step)]
+        assert [call for call in recorder.calls if call[0] == "epoch_begin"] == [
+            ("epoch_begin", 2, 6)]
+
+
 def _loop_with(sampler, **options):
     """``_loop`` with its ShuffleSampler ("shuffle") or a one-process DistributedSampler."""
     if sampler == "shuffle":

@@ -4,6 +4,7 @@ import collections
 import contextlib
 import math
 import signal
+import types
 
 import numpy as np
 import pytest
@@ -186,6 +187,17 @@ def test_the_schedules_hold_their_final_values_past_the_last_step():
     # before the end they still move (the test can fail)
     assert cosine_ramp(5, 10, 0.04, 0.4) == pytest.approx(0.22)
     assert linear_ramp(5, 10, 0.996, 1.0) == pytest.approx(0.998)
+
+
+def test_the_weight_decay_cosine_spans_the_whole_run_and_the_lrs_the_steps_after_warm_up():
+    """Halfway through a run the weight decay is halfway between its ends, warm-up or not (the
+    research recipe's weight-decay cosine starts at step 0); the learning rate's cosine starts
+    at the end of the warm-up and is halfway down halfway between it and the last step."""
+    schedule = PretrainSchedule(total_steps=100, warmup_steps=20)
+    _, weight_decay, _ = schedule(49)  # update 49 uses the values at step 50 of 100
+    assert weight_decay == pytest.approx((0.04 + 0.4) / 2)
+    lr, _, _ = schedule(59)  # step 60: 40 of the cosine's 80 steps
+    assert lr == pytest.approx((1e-3 + 1e-6) / 2)
 
 
 def test_make_optimizer_takes_the_given_betas():
@@ -887,6 +899,17 @@ def test_make_optimizer_uses_the_fused_kernel_only_where_asked_or_on_cuda():
     assert not make_optimizer(model).defaults["fused"]
     assert not make_optimizer(model, fused=False).defaults["fused"]
     assert make_optimizer(model, fused=True).defaults["fused"] is True
+
+
+def test_make_optimizer_picks_the_fused_kernel_for_a_model_on_cuda(monkeypatch):
+    """``fused=None`` reads the device of the model's first parameter: a model on a CUDA device
+    gets the fused kernel (checked here without a GPU: only the parameter's device is faked,
+    and AdamW's fused kernel takes the CPU parameters of the groups)."""
+    model, _, _, _ = _setup()
+    cuda_parameter = types.SimpleNamespace(device=torch.device("cuda", 0))
+    monkeypatch.setattr(model, "parameters", lambda: iter([cuda_parameter]))
+    assert make_optimizer(model).defaults["fused"] is True
+    assert not make_optimizer(model, fused=False).defaults["fused"]
 
 
 def test_collapse_metrics_of_tokens_are_those_of_every_token_as_a_sample():
