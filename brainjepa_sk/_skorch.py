@@ -19,9 +19,18 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils.multiclass import type_of_target
-from skorch.callbacks import Callback
+from skorch.callbacks import (
+    BatchScoring,
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    EpochScoring,
+    LRScheduler,
+    PassthroughScoring,
+)
 from skorch.dataset import Dataset
 from skorch.setter import optimizer_setter
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import Subset
 
 from ._warnings import warn_user
@@ -237,6 +246,45 @@ def draws_subjects(train_split):
     (a subclass may split otherwise in its own ``__call__``)."""
     return (isinstance(train_split, SubjectValidSplit)
             and type(train_split).__call__ is SubjectValidSplit.__call__)
+
+
+def validation_monitors(callbacks):
+    """The callbacks among ``callbacks`` (skorch's ``(name, callback)`` pairs, initialized)
+    that read a validation score at every epoch's end, with the key they read.
+
+    A callback counts when it is skorch's ``EarlyStopping``, ``Checkpoint`` or an
+    ``LRScheduler`` of ``ReduceLROnPlateau`` stepped per epoch (subclasses included), and its
+    ``monitor`` is a history key that only validation windows give: the name of a scoring
+    callback that scores them (skorch's ``valid_loss``, the classifier's ``valid_acc``, an
+    ``EpochScoring`` of one's own), or that name with ``_best``. Other callbacks are not
+    looked at: what their ``monitor`` means, if they have one, is theirs.
+
+    Returns
+    -------
+    list of tuple
+        ``(name, callback, key)`` for each such callback, in order.
+    """
+    validation = set()
+    for _, callback in callbacks:
+        if isinstance(callback, (BatchScoring, EpochScoring, PassthroughScoring)) and (
+                not callback.on_train):
+            # EpochScoring and BatchScoring derive name_ from their scoring when initialized
+            name = getattr(callback, "name_", callback.name)
+            validation |= {name, f"{name}_best"}
+    found = []
+    for name, callback in callbacks:
+        if isinstance(callback, LRScheduler):
+            policy = callback.policy
+            if isinstance(policy, str):  # skorch takes torch's schedulers by name too
+                policy = getattr(torch.optim.lr_scheduler, policy, None)
+            reads = (callback.step_every == "epoch" and isinstance(policy, type)
+                     and issubclass(policy, ReduceLROnPlateau))
+        else:
+            reads = isinstance(callback, (EarlyStopping, Checkpoint))
+        monitor = getattr(callback, "monitor", None)
+        if reads and isinstance(monitor, str) and monitor in validation:
+            found.append((name, callback, monitor))
+    return found
 
 
 def split_windows(dataset, valid_subjects):

@@ -66,6 +66,7 @@ from ._skorch import (
     save_params_atomically,
     split_windows,
     targets_of,
+    validation_monitors,
 )
 from ._warnings import warn_user
 from .nn import POOLINGS, EncoderWithHead
@@ -740,7 +741,8 @@ class _FineTuneBase(SubjectsInputMixin):
         ------
         ValueError
             When ``train_split`` gives a validation set that is not windows of the subjects
-            passed to ``fit``.
+            passed to ``fit``, or none while a callback monitors a validation score
+            (skorch's ``EarlyStopping`` on ``valid_loss``, say): before the first epoch.
         """
         held_out = self.__dict__.get("_held_out_")
         if held_out is not None:  # SubjectValidSplit's draw of this fit
@@ -755,11 +757,28 @@ class _FineTuneBase(SubjectsInputMixin):
                 "train_split=SubjectValidSplit(...) to hold out subjects of X, or score held-out "
                 "subjects from a callback with net.predict / net.score")
         if self.__dict__.get("_training_", False):
+            if dataset_valid is None and self.__dict__.get("_epochs_run_") != 0:
+                self._check_no_validation_monitored()
             self._set_class_weights(targets_of(dataset_train))
             self.initialize_criterion()
             self.criterion_ = self.torch_compile(to_device(self.criterion_, self.device),
                                                  name="criterion")
         return dataset_train, dataset_valid
+
+    def _check_no_validation_monitored(self):
+        """Refuse, before the first epoch, callbacks that read a validation score when the fit
+        has no validation windows: skorch would fail at the first epoch's end with its bare
+        ``KeyError`` (see :func:`~brainjepa_sk._skorch.validation_monitors`)."""
+        monitors = validation_monitors(self.callbacks_)
+        if monitors:
+            name, callback, key = monitors[0]
+            kind = type(callback).__name__
+            named = repr(name) if name == kind else f"{name!r} ({kind})"
+            raise ValueError(
+                f"the callback {named} monitors {key!r}, a score "
+                f"of the validation windows, but train_split={self.train_split!r} gives none: "
+                "pass a validation split, e.g. train_split=SubjectValidSplit(0.2), or monitor "
+                "a training score such as 'train_loss'")
 
     def _resolve(self, subjects=None):
         return resolve_estimator_weights(self, subjects)

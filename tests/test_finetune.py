@@ -19,7 +19,13 @@ from conftest import use_local_ukbiobank
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.utils.class_weight import compute_class_weight
-from skorch.callbacks import Callback, EarlyStopping, EpochScoring
+from skorch.callbacks import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    EpochScoring,
+    LRScheduler,
+)
 from skorch.dataset import ValidSplit
 
 from brainjepa_sk import BrainJEPAClassifier, BrainJEPAEmbedder, BrainJEPARegressor
@@ -729,6 +735,46 @@ def test_early_stopping_on_a_subject_split():
     ).fit(X, y.astype(float))
     assert {"valid_loss", "r2"} <= set(reg.history_[-1])
 
+
+
+@pytest.mark.parametrize("callback, key", [
+    (lambda tmp_path: EarlyStopping(), "'valid_loss'"),
+    (lambda tmp_path: EarlyStopping(monitor="valid_acc", lower_is_better=False), "'valid_acc'"),
+    (lambda tmp_path: Checkpoint(dirname=tmp_path), "'valid_loss_best'"),
+    (lambda tmp_path: LRScheduler("ReduceLROnPlateau", monitor="valid_loss"), "'valid_loss'"),
+])
+def test_a_callback_monitoring_a_validation_score_without_a_split_is_refused_before_training(
+        callback, key, tmp_path):
+    """skorch failed at the first epoch's end with its bare KeyError ("Key 'valid_loss' was
+    not found in history"); the fit is refused before its first epoch, naming the callback,
+    and a fitted estimator (fitted with a split, or continued) is left as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 5)), np.tile([0, 1], 5)
+    callback = callback(tmp_path)
+    name = type(callback).__name__
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[callback],
+                              callbacks__lr_schedule=None,
+                              train_split=SubjectValidSplit(0.4, stratified=True)).fit(X, y)
+    proba, history = clf.predict_proba(X), list(clf.history_)
+    for warm_start in (False, True):
+        with pytest.raises(ValueError, match=rf"callback '{name}' monitors {key}, a score of the "
+                                             r"validation windows, but train_split=None gives "
+                                             r"none: .*SubjectValidSplit\(0.2\)"):
+            clf.set_params(train_split=None, warm_start=warm_start).fit(X, y)
+        np.testing.assert_array_equal(clf.predict_proba(X), proba)
+        assert list(clf.history_) == history
+    # max_epochs=0 runs no epoch, so no callback reads a score: it still builds the model
+    assert len(clf.set_params(max_epochs=0, warm_start=False).fit(X, y).history_) == 0
+
+
+def test_callbacks_monitoring_training_scores_need_no_validation_split():
+    """A key is refused for what scores it, not for its name: a score of the training windows
+    named valid_* is there without a split."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    on_train = EpochScoring("accuracy", name="valid_like", on_train=True, lower_is_better=False)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), callbacks=[
+        on_train, EarlyStopping(monitor="valid_like", lower_is_better=False),
+        ("stop", EarlyStopping(monitor="train_loss"))]).fit(X, y)
+    assert len(clf.history_) == 2 and "valid_like" in clf.history_[-1]
 
 def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(tmp_path):
     rng = np.random.default_rng(0)
