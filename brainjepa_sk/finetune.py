@@ -105,6 +105,22 @@ def _seed_of(random_state):
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+def _seeded_valid_split(split, seed):
+    """A copy of skorch's ``ValidSplit`` that draws with ``seed``, when ``split`` draws a
+    random fraction (a float ``cv``) without a ``random_state`` of its own; else None.
+
+    As for ``SubjectValidSplit``: the estimator's ``random_state`` then fixes the split (it
+    drew from NumPy's global generator), and the parameter is left as it was."""
+    if not (isinstance(split, ValidSplit) and split.random_state is None):
+        return None
+    cv = split.cv  # skorch's test of a fraction: a number that is not an integer
+    if not (isinstance(cv, numbers.Number) and not float(cv).is_integer()):
+        return None  # folds (an int) or a CV object of the user's: not drawn by random_state
+    seeded = copy.copy(split)
+    seeded.random_state = seed
+    return seeded
+
+
 def _copy_of(owner):
     """A module's or an optimizer's state (and a module's train/eval modes), to put back.
 
@@ -213,8 +229,8 @@ class _FineTuneBase(SubjectsInputMixin):
     # -- skorch hooks ----------------------------------------------------------------------
 
     #: What only a running fit holds (set in the loop, removed when it ends).
-    _FIT_STATE = ("_training_", "_held_out_", "_epochs_run_", "_batch_windows_",
-                  "_loss_scale_")
+    _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
+                  "_batch_windows_", "_loss_scale_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -745,8 +761,12 @@ class _FineTuneBase(SubjectsInputMixin):
             (skorch's ``EarlyStopping`` on ``valid_loss``, say): before the first epoch.
         """
         held_out = self.__dict__.get("_held_out_")
+        seeded = self.__dict__.get("_seeded_split_")
         if held_out is not None:  # SubjectValidSplit's draw of this fit
             dataset_train, dataset_valid = split_windows(self.get_dataset(X, y), held_out)
+        elif seeded is not None:  # skorch's, with train_split's seeded copy
+            dataset_train, dataset_valid = seeded(
+                self.get_dataset(X, y), *(() if y is None else (y,)), **fit_params)
         else:
             dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
         if dataset_valid is not None and not is_windows(dataset_valid, self):
@@ -918,6 +938,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
+            seeded_split = _seeded_valid_split(self.train_split, seed)
             if continuing:
                 self._check_build_settings()
                 # the kept optimizer never saw the settings changed since (set_params only
@@ -948,6 +969,8 @@ class _FineTuneBase(SubjectsInputMixin):
             try:
                 self._training_ = True
                 self._held_out_ = held_out
+                if seeded_split is not None:
+                    self._seeded_split_ = seeded_split
                 with rng:
                     if not continuing:
                         self.initialize()
@@ -964,6 +987,7 @@ class _FineTuneBase(SubjectsInputMixin):
             finally:
                 self.__dict__.pop("_training_", None)
                 self.__dict__.pop("_held_out_", None)
+                self.__dict__.pop("_seeded_split_", None)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
@@ -1123,8 +1147,9 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, the shuffling and the stochastic depth (in a fork of
         torch's global generator, which is left as it was), and the held-out subjects of a
-        ``SubjectValidSplit`` that has no ``random_state`` of its own. The same seed on CPU
-        gives the same predictions; None draws the seed from NumPy's global generator.
+        ``SubjectValidSplit`` that has no ``random_state`` of its own (the held-out windows of
+        skorch's ``ValidSplit`` of a fraction without one too, drawn on a copy). The same seed
+        on CPU gives the same predictions; None draws the seed from NumPy's global generator.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Built over the layer-decay parameter groups; ``optimizer__<name>`` sets its other
         arguments (e.g. ``optimizer__betas``).

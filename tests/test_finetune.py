@@ -845,6 +845,34 @@ def test_a_split_without_a_random_state_draws_with_the_estimators():
     assert seen == [3] and split.random_state is None
 
 
+
+@pytest.mark.parametrize("stratified", [False, True])
+def test_skorchs_split_of_a_fraction_without_a_random_state_draws_with_the_estimators(
+        stratified):
+    """skorch's ValidSplit(0.25) drew its held-out windows from NumPy's global generator, so
+    random_state=0 on the estimator did not fix them nor the predictions; it draws on a copy
+    given the estimator's seed, and the user's split is left as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 12)), np.tile([0, 1], 12)
+    split = ValidSplit(0.25, stratified=stratified)
+    before = dict(vars(split))
+    held_out, proba = [], []
+
+    class Splits(Callback):
+        def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+            held_out.append(sorted(dataset_valid.indices.tolist()))
+
+    for seed in (0, 0, 1):
+        clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, random_state=seed),
+                                  train_split=split, callbacks=[Splits()]).fit(X, y)
+        proba.append(clf.predict_proba(X))
+    windows = SubjectWindows(X, y, np.arange(24))
+    expected = [sorted(ValidSplit(0.25, stratified=stratified, random_state=seed)(
+        windows, y)[1].indices.tolist()) for seed in (0, 1)]
+    assert expected[0] != expected[1]
+    assert held_out == [expected[0]] * 4 + [expected[1]] * 2  # two epochs a fit
+    np.testing.assert_array_equal(proba[0], proba[1])
+    assert vars(split) == before and split.random_state is None
+
 def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
     X, y = offset_subjects(np.zeros(12)), np.array([0, 1, 2] * 4)
     split = SubjectValidSplit(0.34, stratified=True, random_state=3)
