@@ -904,6 +904,7 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         check_parameters(self)
+        self._check_values()
         self._refuse_module_settings(self.get_params(deep=False))
         device = self._torch_device()
         split = self.train_split
@@ -1050,6 +1051,9 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _after_fit(self):
         pass
+
+    def _check_values(self):
+        """Check what the parameter constraints do not (the values inside a parameter)."""
 
     def _set_class_weights(self, window_targets):
         pass
@@ -1277,6 +1281,25 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     def _split_labels(self, targets):
         return np.asarray(self._fit_classes_)[targets]
 
+    def _check_values(self):
+        # torch's weighted mean loss divides by the batch's weights: a negative weight lets
+        # the loss fall without bound, and a batch of zero-weighted windows only makes it NaN
+        # (both stopped the fit as a diverging one, "lower lr")
+        if not isinstance(self.class_weight, dict):
+            return
+        for label, weight in self.class_weight.items():
+            try:
+                value = float(weight)
+            except (TypeError, ValueError):
+                value = np.nan
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(
+                    f"class_weight gives class {label!r} the weight {weight!r}: class weights "
+                    "must be positive and finite (the loss is averaged over the batch's "
+                    "weights, so a negative one has it fall without bound and a batch of "
+                    "zero-weighted windows only makes it NaN); to leave a class out, drop its "
+                    "subjects")
+
     def _set_class_weights(self, window_targets):
         """The loss weights of the classes from ``class_weight`` and the training windows'
         (encoded) labels; classes absent from them weigh 1."""
@@ -1379,7 +1402,10 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
         proportional to the classes' counts among the training windows; a dict: by label,
         1 for the classes it does not name; labels that are not classes of the fit are
-        ignored, with a warning).
+        ignored, with a warning). A dict's weights must be positive and finite (a
+        ``ValueError`` at ``fit``): zero, which scikit-learn takes as leaving a class out, is
+        refused, since a batch of only that class's windows would have no weight to average
+        its loss over.
 
     Attributes
     ----------

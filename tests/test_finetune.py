@@ -5,6 +5,7 @@ import errno
 import io
 import os
 import pickle
+import re
 import signal
 import socket
 import subprocess
@@ -1473,6 +1474,24 @@ def test_balanced_class_weights_count_windows_and_dicts_name_labels():
         clf.set_params(class_weight={"b": 3.0, "c": 2.0}).fit(X, ["a", "b", "b"])
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
 
+
+
+@pytest.mark.parametrize("weight", [-1.0, 0.0, np.nan, np.inf, "heavy"])
+def test_class_weights_that_are_not_positive_and_finite_are_refused_naming_the_class(weight):
+    """A negative weight had stopped the fit with "the loss became -inf ... lower lr", as a
+    diverging fit; a zero weight makes a batch of that class's windows only NaN (the weighted
+    mean has no weight). The fit is refused first, and the fitted estimator kept."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.array(["a", "b"] * 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=1)).fit(X, y)
+    proba, history = clf.predict_proba(X), list(clf.history_)
+    with pytest.raises(ValueError, match=rf"class_weight gives class 'b' the weight "
+                                         rf"{re.escape(repr(weight))}: class weights must be "
+                                         r"positive and finite .* drop its subjects"):
+        clf.set_params(class_weight={"a": 2.0, "b": weight}).fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert list(clf.history_) == history
+    clf.set_params(class_weight={"a": 0.5, "b": 2}).fit(X, y)  # positive numbers of any type
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [0.5, 2.0])
 
 def test_balanced_class_weights_count_the_training_windows_only():
     X, y = offset_subjects(np.zeros(10)), np.array([0] * 6 + [1] * 4)
