@@ -1202,9 +1202,14 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     @property
     def classes_(self):
         """The labels of the outputs, in their order, as fit learned them (skorch's reads the
-        ``classes`` parameter as it is now)."""
-        if "_fit_classes_" in self.__dict__:  # during fit, skorch's are the encoded labels
-            return self._fit_classes_
+        ``classes`` parameter as it is now).
+
+        During ``fit`` (read from a callback) they are skorch's: the encoded labels, 0 to
+        ``n_classes - 1`` in the order of the outputs, which the windows' targets hold. skorch's
+        scoring (``EpochScoring("f1")``, ``"average_precision"``) compares those targets with
+        the outputs chosen by ``classes_`` and a ``pos_label`` of 1: labels there would fail
+        (``pos_label=1 is not a valid label``) or score another class's column. ``predict`` of
+        subjects gives the labels then too."""
         if "classes_inferred_" in self.__dict__:
             return self.classes_inferred_
         return NeuralNetClassifier.classes_.fget(self)
@@ -1384,7 +1389,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
         if is_windows(X, self):  # skorch's scoring during fit: the windows' encoded labels
             return proba.argmax(axis=1)
-        return np.asarray(self.classes_)[proba.argmax(axis=1)]
+        # during fit (e.g. from a callback) skorch's classes_ are still the encoded labels
+        classes = self.__dict__.get("_fit_classes_", self.classes_)
+        return np.asarray(classes)[proba.argmax(axis=1)]
 
 
 BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to classify subjects.

@@ -2117,29 +2117,26 @@ class PredictsSubjects(Callback):
         self.proba_ = net.predict_proba(self.X)
 
 
-@pytest.mark.parametrize("classes", [None, ["b", "a"]])
-def test_classes_seen_from_a_callback_during_fit_are_the_labels(classes):
-    """skorch holds the encoded labels as its classes_ during fit: a callback that named the
-    columns of predict_proba by net.classes_ read 0 and 1 where predict gave the labels (in
-    a first fit and in a continued one)."""
-
-    class Classes(Callback):
-        def on_epoch_end(self, net, **kwargs):
-            self.classes_ = net.classes_
-
-    labels = np.array(["a", "b"] * 2)
-    X = offset_subjects(np.where(labels == "b", 1.0, 0.0))
-    seen = Classes()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # classes=["b", "a"] is not sorted
-        clf = BrainJEPAClassifier(tiny_module(), callbacks=[seen], classes=classes,
-                                  **fast(max_epochs=1)).fit(X, labels)
-    expected = ["a", "b"] if classes is None else classes
-    np.testing.assert_array_equal(seen.classes_, expected)
-    seen.classes_ = None
-    clf.set_params(warm_start=True).fit(X, labels)
-    np.testing.assert_array_equal(seen.classes_, expected)
-    np.testing.assert_array_equal(clf.classes_, expected)
+def test_skorchs_scoring_during_fit_does_not_depend_on_the_names_of_the_labels():
+    """skorch scores the validation windows against their encoded labels, with the outputs
+    that classes_ and a pos_label of 1 choose: with the labels as classes_ during fit, "f1"
+    and "average_precision" failed for string labels ("pos_label=1 is not a valid label")
+    and scored the column of label 1 for labels 1 and 2. predict of subjects from a callback
+    gives the labels."""
+    encoded = np.tile([0, 1], 6)
+    X = offset_subjects(encoded.astype(float))
+    scores = ("f1", "average_precision")
+    histories = []
+    for labels in (np.array([0, 1]), np.array([1, 2]), np.array(["a", "b"])):
+        predicts = PredictsSubjects(X[:2])
+        clf = BrainJEPAClassifier(
+            tiny_module(), **fast(max_epochs=2),
+            train_split=SubjectValidSplit(0.5, stratified=True, random_state=0),
+            callbacks=[*(EpochScoring(score, lower_is_better=False, name=score)
+                         for score in scores), predicts]).fit(X, labels[encoded])
+        histories.append([[epoch[score] for score in scores] for epoch in clf.history_])
+        assert set(predicts.predictions_.tolist()) <= set(labels.tolist())
+    assert histories[1] == histories[0] and histories[2] == histories[0]
 
 
 def test_callbacks_set_on_a_fitted_net_run_in_the_continued_fit():
