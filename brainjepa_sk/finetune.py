@@ -787,8 +787,9 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _check_no_validation_monitored(self):
         """Refuse, before the first epoch, callbacks that read a validation score when the fit
-        has no validation windows: skorch would fail at the first epoch's end with its bare
-        ``KeyError`` (see :func:`~brainjepa_sk._skorch.validation_monitors`)."""
+        has no validation windows: skorch would fail at the first epoch's end, EarlyStopping
+        with a bare ``KeyError``, the LRScheduler asking for a scoring callback placed before
+        it (see :func:`~brainjepa_sk._skorch.validation_monitors`)."""
         monitors = validation_monitors(self.callbacks_)
         if monitors:
             name, callback, key = monitors[0]

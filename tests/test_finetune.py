@@ -746,8 +746,9 @@ def test_early_stopping_on_a_subject_split():
 ])
 def test_a_callback_monitoring_a_validation_score_without_a_split_is_refused_before_training(
         callback, key, tmp_path):
-    """skorch failed at the first epoch's end with its bare KeyError ("Key 'valid_loss' was
-    not found in history"); the fit is refused before its first epoch, naming the callback,
+    """skorch failed at the first epoch's end (EarlyStopping with its bare KeyError, "Key
+    'valid_loss' was not found in history"; the LRScheduler asking for a scoring callback
+    placed before it; Checkpoint after the epoch was trained); the fit is refused before its first epoch, naming the callback,
     and a fitted estimator (fitted with a split, or continued) is left as it was."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 5)), np.tile([0, 1], 5)
     callback = callback(tmp_path)
