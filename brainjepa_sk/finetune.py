@@ -105,6 +105,10 @@ def _seed_of(random_state):
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+#: ``max_epochs`` and skorch's ``epochs`` argument of ``fit`` and ``partial_fit``
+_EPOCHS = Range(numbers.Integral, 0, None, closed="left")
+
+
 def _seeded_valid_split(split, seed):
     """A copy of skorch's ``ValidSplit`` that draws with ``seed``, when ``split`` draws a
     random fraction (a float ``cv``) without a ``random_state`` of its own; else None.
@@ -157,7 +161,7 @@ class _FineTuneBase(SubjectsInputMixin):
         "min_lr": NON_NEGATIVE,
         "accumulation_steps": POSITIVE_INT,
         "random_state": ["random_state"],
-        "max_epochs": [Range(numbers.Integral, 0, None, closed="left")],
+        "max_epochs": [_EPOCHS],
     }
 
     def __init__(
@@ -906,6 +910,13 @@ class _FineTuneBase(SubjectsInputMixin):
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         check_parameters(self)
         self._check_values()
+        epochs = fit_params.get("epochs")
+        if epochs is not None and not _EPOCHS.is_satisfied_by(epochs):
+            # skorch's argument, held to max_epochs' rule: skorch trains no epoch for a
+            # negative one (a fitted model replaced by an untrained one) and fails on 2.5
+            # only once the model is built
+            raise ValueError(f"epochs passed to {routing} must be an int >= 0 (or None for "
+                             f"max_epochs), got {epochs!r}")
         self._refuse_module_settings(self.get_params(deep=False))
         device = self._torch_device()
         split = self.train_split

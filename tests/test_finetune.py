@@ -1099,6 +1099,25 @@ def test_a_negative_max_epochs_is_refused_and_the_fitted_model_kept(estimator):
     assert len(net.set_params(max_epochs=0).fit(X, y).history_) == 0  # builds, trains nothing
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+@pytest.mark.parametrize("epochs", [-1, 2.5, True])
+def test_epochs_passed_to_fit_are_held_to_the_rule_of_max_epochs(method, epochs):
+    """skorch's epochs argument of fit: -1 trained no epoch, so that fit replaced the fitted
+    model by an untrained one without a word (2.5 failed with Python's message once the
+    model was built). Refused first, naming it, and the fitted model kept; 0 still trains
+    nothing."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
+    proba = net.predict_proba(X)
+    with pytest.raises(ValueError, match=rf"^epochs passed to {method} must be an int >= 0 "
+                                         rf"\(or None for max_epochs\), got {epochs!r}$"):
+        getattr(net, method)(X, y, epochs=epochs)
+    np.testing.assert_array_equal(net.predict_proba(X), proba)
+    assert len(net.history_) == 2
+    net.partial_fit(X, y, epochs=0)
+    np.testing.assert_array_equal(net.predict_proba(X), proba)
+
+
 def test_a_continued_fit_refuses_another_number_of_targets():
     X = offset_subjects(np.linspace(-1, 1, 8))
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(8.0))
