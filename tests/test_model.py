@@ -1113,6 +1113,41 @@ def test_the_models_settings_are_checked_as_given_naming_them(name, value, messa
         tiny_model(**{name: value})
 
 
+@pytest.mark.parametrize("module", ["encoder", "predictor"])
+@pytest.mark.parametrize("name, value, message", [
+    ("embed_dim", 32.0, r"embed_dim must be an int >= 1, got 32\.0"),
+    ("depth", 1.5, r"depth must be an int >= 0, got 1\.5"),
+    ("depth", "1", r"depth must be an int >= 0, got '1'"),
+    ("num_heads", True, r"num_heads must be an int >= 1, got True"),
+    ("mlp_ratio", "2", r"mlp_ratio must be a finite number > 0, got '2'"),
+    ("drop_path_rate", 1.5, r"drop_path_rate must be in \[0, 1\), got 1\.5"),
+    ("qkv_bias", "no", r"qkv_bias must be True or False, got 'no'"),
+])
+def test_an_encoder_or_predictor_built_alone_checks_its_settings_as_the_model_does(module, name,
+                                                                                  value, message):
+    """Built directly (pure torch use), they had int()ed, float()ed and bool()ed their
+    settings: 1.5 blocks were 1, "2" as mlp_ratio built a hidden layer of width
+    int(32 * "2"), and "no" gave qkv biases."""
+    from brainjepa_sk.nn import BrainEncoder, BrainPredictor
+
+    settings = dict(embed_dim=32, depth=1, num_heads=2, mlp_ratio=2.0, qkv_bias=True,
+                    drop_path_rate=0.0)
+    settings[name] = value
+    with pytest.raises(ValueError, match=message):
+        if module == "encoder":
+            BrainEncoder(torch.randn(6, 3), patch_size=4, **settings)
+        else:
+            BrainPredictor(torch.randn(6, 3), predictor_embed_dim=16, **settings)
+
+
+def test_the_predictors_own_width_is_checked_as_given():
+    from brainjepa_sk.nn import BrainPredictor
+
+    with pytest.raises(ValueError, match=r"predictor_embed_dim must be an int >= 1, got 16\.0"):
+        BrainPredictor(torch.randn(6, 3), embed_dim=32, predictor_embed_dim=16.0, depth=1,
+                       num_heads=2)
+
+
 def test_numpy_settings_give_the_model_of_python_ones_with_a_config_of_python_values():
     # a config read from elsewhere may hold numpy scalars: taken, and stored as Python values
     # (a checkpoint's weights-only reader refuses numpy scalars)

@@ -1,8 +1,12 @@
-"""The check of the counts the modules are built with (widths, depths, patch counts)."""
+"""The checks of the settings the modules are built with (widths, depths, patch counts, the
+blocks' MLP ratio, qkv bias and stochastic depth)."""
 
 from __future__ import annotations
 
+import math
 import numbers
+
+import numpy as np
 
 
 def check_count(name, value, minimum=1):
@@ -33,3 +37,40 @@ def check_count(name, value, minimum=1):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
     return int(value)
+
+
+def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate):
+    """Return the transformer blocks' settings as Python values, or refuse one naming it.
+
+    ``float()`` would take "4" as an MLP ratio and ``bool()`` "no" as a qkv bias.
+
+    Parameters
+    ----------
+    mlp_ratio : float
+        MLP hidden width relative to the token width: a finite number > 0.
+    qkv_bias : bool
+        Bias on the qkv projections: True or False (NumPy bools are taken).
+    drop_path_rate : float
+        Stochastic-depth probability of the last block, in ``[0, 1)``.
+
+    Returns
+    -------
+    tuple
+        ``(float(mlp_ratio), bool(qkv_bias), float(drop_path_rate))``.
+
+    Raises
+    ------
+    ValueError
+        Naming the setting that is refused.
+    """
+    if not _is_real(mlp_ratio) or not 0 < mlp_ratio < math.inf:
+        raise ValueError(f"mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
+    if not _is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+    if not isinstance(qkv_bias, (bool, np.bool_)):
+        raise ValueError(f"qkv_bias must be True or False, got {qkv_bias!r}")
+    return float(mlp_ratio), bool(qkv_bias), float(drop_path_rate)
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -7,6 +7,7 @@ import numbers
 import torch
 from torch import nn
 
+from ._checks import check_block_settings, check_count
 from .blocks import (
     LAYER_NORM_EPS,
     Block,
@@ -174,8 +175,14 @@ class BrainEncoder(nn.Module):
         patch_embed_init="trunc_normal",
     ):
         super().__init__()
-        self.embed_dim = int(embed_dim)
-        self.num_heads = int(num_heads)
+        # checked as given (int() would cut 2.5 layers to 2, float() take "4")
+        embed_dim, depth, num_heads = (check_count(name, value, minimum) for name, value, minimum
+                                       in (("embed_dim", embed_dim, 1), ("depth", depth, 0),
+                                           ("num_heads", num_heads, 1)))
+        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(mlp_ratio, qkv_bias,
+                                                                   drop_path_rate)
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
         self.patch_embed = PatchEmbed(patch_size, embed_dim)
         self.pos_embed = GradientPositionalEmbedding(gradients, embed_dim)
         self.blocks = nn.ModuleList(

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-import math
-import numbers
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_count
+from ._checks import check_block_settings, check_count
 from .blocks import DropPath
 from .encoder import BrainEncoder, check_time_series, gather_tokens
 from .predictor import BrainPredictor
@@ -28,10 +25,6 @@ MODEL_PRESETS = {
 
 #: Objectives ``BrainJEPA`` knows.
 LOSSES = ("l2", "smooth_l1")
-
-
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def jepa_loss(predictions, targets, loss="l2"):
@@ -148,13 +141,8 @@ class BrainJEPA(nn.Module):
                 ("embed_dim", embed_dim, 1), ("depth", depth, 0), ("num_heads", num_heads, 1),
                 ("predictor_embed_dim", predictor_embed_dim, 1),
                 ("predictor_depth", predictor_depth, 0)))
-        if not _is_real(mlp_ratio) or not 0 < mlp_ratio < math.inf:
-            raise ValueError(f"mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
-        if not _is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
-        if not isinstance(qkv_bias, (bool, np.bool_)):
-            raise ValueError(f"qkv_bias must be True or False, got {qkv_bias!r}")
-        mlp_ratio, drop_path_rate, qkv_bias = float(mlp_ratio), float(drop_path_rate), bool(qkv_bias)
+        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(mlp_ratio, qkv_bias,
+                                                                   drop_path_rate)
         self.loss = loss
         self.encoder = BrainEncoder(
             gradients,

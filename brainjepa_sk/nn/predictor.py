@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import check_count
+from ._checks import check_block_settings, check_count
 from .blocks import LAYER_NORM_EPS, Block, init_weights, stochastic_depth_rates
 from .encoder import gather_tokens
 from .pos_embed import GradientPositionalEmbedding
@@ -54,6 +54,12 @@ class BrainPredictor(nn.Module):
         super().__init__()
         # int() would cut 2.5 to 2 and take True as 1; a float is refused as the mask sampler
         # and PatchEmbed refuse one
+        embed_dim, predictor_embed_dim, depth, num_heads = (
+            check_count(name, value, minimum) for name, value, minimum in (
+                ("embed_dim", embed_dim, 1), ("predictor_embed_dim", predictor_embed_dim, 1),
+                ("depth", depth, 0), ("num_heads", num_heads, 1)))
+        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(mlp_ratio, qkv_bias,
+                                                                   drop_path_rate)
         self.n_patches = None if n_patches is None else check_count("n_patches", n_patches)
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
