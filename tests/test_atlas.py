@@ -66,6 +66,7 @@ def test_the_atlas_puts_the_subcortex_first_then_the_cortex(tmp_path, local_atla
     # cached: a second call fetches nothing
     again = fetch_atlas_brainjepa450(data_dir=tmp_path / "cache", verbose=0)
     assert local_atlases == [(400, 17, 2)] and again.labels == atlas.labels
+    assert again.n_overlap == 1  # read back from the cached label list's header
     assert not list((tmp_path / "cache" / "brainjepa_atlas").glob("*.part*"))
 
 
@@ -239,6 +240,19 @@ def test_data_dir_reaches_nilearn_and_verbose_tells_the_downloads(tmp_path, loca
     out = capsys.readouterr().out
     assert "Downloading Tian_Subcortex_S3_3T.nii" in out
     assert "Downloading Tian_Subcortex_S3_3T_label.txt" in out
+
+
+def test_without_data_dir_the_atlas_is_cached_where_brainjepa_sk_data_says(tmp_path,
+                                                                           local_atlases,
+                                                                           monkeypatch):
+    """The atlas shares the weights' cache folder: BRAINJEPA_SK_DATA, not the home folder."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path / "env"))
+    atlas = fetch_atlas_brainjepa450(verbose=0)
+    folder = tmp_path / "env" / "brainjepa_atlas"
+    assert Path(atlas.maps) == folder / "brainjepa450_2mm.nii.gz"
+    assert (folder / "Tian_Subcortex_S3_3T.nii").is_file()
+    assert not (tmp_path / "home").exists()
 
 
 def test_a_tian_url_that_cannot_be_opened_says_where_to_get_the_file(tmp_path, local_atlases):

@@ -824,3 +824,24 @@ def test_abide_constant_region_warnings_name_the_subject_after_an_unusable_one(f
     messages = _messages(record)
     assert "left out 1 subject(s) with constant regions (SUB_ID [50003])" in messages[1]
     assert y["subject_id"].tolist() == [50002, 50004, 50005]
+
+
+# -- round 19: what planted bugs in the dataset helpers showed the tests above let through ----
+
+
+def test_the_region_ids_of_an_atlas_without_background_voxels_are_every_region():
+    """nilearn lists ``"background"`` in ``region_ids_`` only when the atlas has background
+    voxels: an atlas covering its whole grid keeps its first region (not taken for the
+    background by its place)."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from brainjepa_sk.datasets._real import _region_ids
+
+    labels = np.full((4, 4, 4), 2, dtype=np.int16)
+    labels[2:] = 5
+    atlas = nib.Nifti1Image(labels, np.eye(4))
+    masker = NiftiLabelsMasker(labels_img=atlas, standardize="zscore_sample")
+    data = np.random.default_rng(0).random((4, 4, 4, 5)).astype(np.float32)
+    signals = masker.fit_transform(nib.Nifti1Image(data, np.eye(4)))
+    assert signals.shape == (5, 2)
+    assert _region_ids(masker, atlas) == [2, 5]
