@@ -411,6 +411,19 @@ def test_a_file_given_other_header_names_with_the_same_values_is_refused(tmp_pat
         subjects[1]
 
 
+def test_series_digest_tells_the_same_values_in_another_shape_apart():
+    """series_digest, a public helper, names the shape as well as the values: the same numbers
+    transposed or cut into other rows are another series (SubjectFiles checks the shape
+    before the digest, but a caller comparing digests alone would take them for the same)."""
+    values = np.arange(24.0).reshape(4, 6)
+    digest = files.series_digest(values)
+    assert files.series_digest(values.copy()) == digest
+    assert files.series_digest(values.astype(np.float32)) == digest  # values as float64
+    assert files.series_digest(values.reshape(6, 4)) != digest
+    assert files.series_digest(values.reshape(3, 8)) != digest
+    assert files.series_digest(values.ravel()) != digest
+
+
 def test_files_pickled_before_their_digests_were_recorded_still_read(tmp_path):
     """SubjectFiles pickled before the file digests were recorded read their files as before
     (the class has a default): an untouched file is read, a touched one refused."""

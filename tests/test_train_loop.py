@@ -1304,6 +1304,12 @@ def test_run_key_hashes_every_learned_array():
     assert run_key({}, arrays=[np.ones(4)]) != run_key({}, arrays=[np.ones(3), np.ones(1)])
     digest = "0" * 64  # data digests differ anywhere, not only at their start
     assert run_key({}, digests=[digest]) != run_key({}, digests=[digest[:-1] + "1"])
+    # the same bytes in another dtype are other values (float64 ones read as int64)
+    values = np.linspace(0.5, 2.0, 4)
+    assert run_key({}, arrays=[values]) != run_key({}, arrays=[values.view(np.int64)])
+    # every data digest counts, not only the first (e.g. the subjects' and the targets')
+    other = "1" * 64
+    assert run_key({}, digests=[digest, digest]) != run_key({}, digests=[digest, other])
 
 
 def test_run_key_keeps_the_place_of_an_absent_array():

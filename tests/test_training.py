@@ -524,6 +524,22 @@ def test_forked_rng_blocks_nest_and_leave_the_callers_stream_alone():
     assert torch.equal(draws["inner"], torch.rand(2, generator=torch.Generator().manual_seed(1)))
 
 
+def test_an_unseeded_forked_rng_block_draws_from_the_callers_stream_without_seeding_it():
+    """seed=None (random_state=None) seeds nothing: the block draws what the caller's stream
+    would give next, not a fixed stream (every unseeded fit would start alike), and hands the
+    stream back as it found it."""
+    from brainjepa_sk.train.runtime import forked_rng
+
+    cpu = torch.device("cpu")
+    for caller_seed in (3, 4):
+        torch.manual_seed(caller_seed)
+        with forked_rng(None, cpu):
+            drawn = torch.rand(3)
+        expected = torch.rand(3, generator=torch.Generator().manual_seed(caller_seed))
+        assert torch.equal(drawn, expected)
+        assert torch.equal(torch.rand(3), expected)  # the caller's stream, untouched
+
+
 def test_the_saved_generator_state_is_that_of_the_training_gpu(monkeypatch):
     """Runs anywhere: two fake CUDA generators. A run on cuda:1 saves and restores cuda:1's
     state, whichever device is current; a CPU run leaves the CUDA generators alone."""
