@@ -334,15 +334,17 @@ def _short_repr(value):
 WEIGHTS_PARAMETERS = ("weights", "gradients", "num_heads")
 
 #: A fitted :class:`~brainjepa_sk.preprocessing.Preprocessor`'s attribute names where they
-#: differ from those of the parameters they resolve.
-_RESOLVED_AS = {"model_t_r": "target_t_r"}
+#: differ from those of the parameters they resolve (a stride or shortest length it keeps as
+#: None is the default one, which a refit with that value given repeats).
+_RESOLVED_AS = {"model_t_r": "target_t_r", "stride": "_stride", "min_frames": "_min_frames"}
 
 
 def changed_settings(estimator, recorded, names=None):
     """The parameters of ``estimator`` that differ from the values ``recorded`` at ``fit``.
 
     A preprocessing parameter left to ``fit`` to resolve (``"auto"`` or None) and since set to
-    what it resolved to (``preprocessor_``'s value) is not a change, nor is another parameter
+    what it resolved to (``preprocessor_``'s value; for ``stride`` and ``min_frames`` the one
+    it uses, its default when it keeps None) is not a change, nor is another parameter
     left to ``fit`` and since set to what the estimator's ``_settings_resolved_by_fit()``
     says ``fit`` found (the classifier's ``classes``: the labels, in the outputs' order).
 

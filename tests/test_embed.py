@@ -1209,3 +1209,24 @@ def test_token_series_under_pandas_output_say_how_to_keep_the_list():
     assert isinstance(series, list)
     for got, want in zip(series, expected):
         np.testing.assert_array_equal(got, want)
+
+
+def test_stride_and_min_frames_set_to_the_defaults_fit_used_do_not_warn():
+    """stride and min_frames left at None with n_frames given (weights without a saved
+    preprocessing for that window) mean a whole window and half a window: setting them to those
+    values after fit changes nothing (a refit gives the same embeddings), so transform does not
+    warn; another value does."""
+    X = _subjects(n_timepoints=16)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=8, window="sliding",
+                                 normalization=None, device="cpu").fit(X)
+    before = embedder.transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.set_params(stride=8, min_frames=4).transform(X),
+                                      before)
+    np.testing.assert_array_equal(embedder.fit(X).transform(X), before)  # the same settings
+    embedder.set_params(stride=None, min_frames=None).fit(X)
+    with pytest.warns(UserWarning, match=r"^stride=2 \(fitted with None\)"):
+        embedder.set_params(stride=2).transform(X)
+    with pytest.warns(UserWarning, match=r"^min_frames=6 \(fitted with None\)"):
+        embedder.set_params(stride=None, min_frames=6).transform(X)
