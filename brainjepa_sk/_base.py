@@ -21,7 +21,7 @@ from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, preprocessor_for_weights
 from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
-from .train.runtime import resolve_autocast, resolve_device
+from .train.runtime import expand_home, resolve_autocast, resolve_device
 from .validation import (  # noqa: F401  (the estimators import the constraints from here)
     NON_NEGATIVE,
     POSITIVE,
@@ -304,14 +304,15 @@ PREPROCESSING_PARAMETERS = ("t_r", "model_t_r", "n_frames", "window", "stride", 
 
 
 def same_setting(a, b):
-    """Whether two parameter values are the same setting: paths by their text, array-likes
-    (arrays, DataFrames, tensors) by value, modules by identity."""
+    """Whether two parameter values are the same setting: paths by their text (a leading ``~``
+    read as the home folder, as when they are opened), array-likes (arrays, DataFrames,
+    tensors) by value, modules by identity."""
     if a is b:
         return True
     if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
         return False
     if is_path(a) and is_path(b):
-        return os.fspath(a) == os.fspath(b)
+        return os.fspath(a) == os.fspath(b) or expand_home(a) == expand_home(b)
     if any(hasattr(v, "__array__") for v in (a, b)):
         try:
             return np.array_equal(np.asarray(a), np.asarray(b))

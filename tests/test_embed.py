@@ -1140,6 +1140,23 @@ def test_the_same_weights_file_given_as_a_path_object_is_not_a_change(tmp_path):
     assert f"weights={str(tmp_path / 'other.pt')!r} (fitted with {str(path)!r})" in message
 
 
+def test_the_same_weights_file_given_with_or_without_a_tilde_is_not_a_change(
+        tmp_path, monkeypatch):
+    """'~/model.pt' names the file that fit read from the home folder: given again spelled out
+    (or the other way round) it is the same setting, so transform does not warn; another file
+    in the home folder does."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    X = _subjects()
+    save_checkpoint(tmp_path / "model.pt", tiny_module(N_REGIONS))
+    embedder = BrainJEPAEmbedder(weights="~/model.pt", device="cpu").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(weights=str(tmp_path / "model.pt")).transform(X)
+        embedder.fit(X).set_params(weights="~/model.pt").transform(X)
+    with pytest.warns(UserWarning, match=r"^weights='~/other.pt' \(fitted with"):
+        embedder.set_params(weights="~/other.pt").transform(X)
+
+
 def test_values_that_cannot_be_compared_are_different_settings():
     """A ragged list is no array to compare with one, and an object whose == raises is not the
     same setting as another: both are changes, not errors."""
