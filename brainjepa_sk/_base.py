@@ -480,6 +480,9 @@ def check_pooling(pooling, n_patches=None):
         )
 
 
+#: The parameters ``transform`` reads when it runs, not frozen by ``fit``.
+_READOUT_PARAMETERS = ("pooling", "final_norm", "batch_size", "device", "precision")
+
 #: Constraints of the parameters the embedding estimators share.
 EMBEDDING_CONSTRAINTS = {
     "pooling": [StrOptions(set(ESTIMATOR_POOLINGS))],
@@ -615,6 +618,9 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         from .validation import validate_subjects
 
         check_is_fitted(self)
+        # read live (set_params after fit applies), so checked here as fit checks them: int()
+        # and bool() took batch_size=2.5 or final_norm="no"; batch_size=0 failed in range()
+        check_parameters(self, _READOUT_PARAMETERS)
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
@@ -674,6 +680,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(self)
+        check_parameters(self, ("pooling",))  # another value fell through to "roi"'s names
         dim = self._fitted_encoder().embed_dim
         if self.pooling == "tokens":
             raise ValueError(

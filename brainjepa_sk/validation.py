@@ -97,7 +97,7 @@ NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
 POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
 
 
-def check_parameters(estimator):
+def check_parameters(estimator, names=None):
     """Check ``estimator``'s parameters against its ``_parameter_constraints``.
 
     Parameters
@@ -105,6 +105,8 @@ def check_parameters(estimator):
     estimator : object
         An estimator (or the :class:`~brainjepa_sk.preprocessing.Preprocessor`) whose
         ``_parameter_constraints`` name its parameters.
+    names : iterable of str, optional
+        Check only these parameters (default: all of them).
 
     Raises
     ------
@@ -113,6 +115,8 @@ def check_parameters(estimator):
         allowed and what was given.
     """
     constraints = estimator._parameter_constraints
+    if names is not None:
+        constraints = {name: constraints[name] for name in names}
     validate_parameter_constraints(
         constraints, {name: getattr(estimator, name) for name in constraints},
         caller_name=type(estimator).__name__,

@@ -1247,3 +1247,26 @@ def test_stride_and_min_frames_set_to_the_defaults_fit_used_do_not_warn():
         embedder.set_params(stride=2).transform(X)
     with pytest.warns(UserWarning, match=r"^min_frames=6 \(fitted with None\)"):
         embedder.set_params(stride=None, min_frames=6).transform(X)
+
+
+@pytest.mark.parametrize("name, value", [("batch_size", 0), ("batch_size", 2.5),
+                                         ("batch_size", "3"), ("final_norm", "no"),
+                                         ("pooling", "flat"), ("precision", "fp16")])
+def test_readout_settings_set_after_fit_are_checked_by_transform(name, value):
+    """transform reads pooling, final_norm, batch_size, device and precision as they are now,
+    so it checks them as fit does, naming the parameter: batch_size=2.5 and '3' were int()ed,
+    final_norm='no' was bool()ed to True (the LayerNorm kept), and batch_size=0 failed in
+    range(). The embedder stays usable once the setting is put back."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    before = embedder.transform(X)
+    default = embedder.get_params()[name]
+    with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter of "
+                                                    "BrainJEPAEmbedder must be"):
+        embedder.set_params(**{name: value}).transform(X)
+    if name == "pooling":  # get_feature_names_out gave "roi"'s names for it
+        with pytest.raises(InvalidParameterError, match="The 'pooling' parameter"):
+            embedder.get_feature_names_out()
+    np.testing.assert_array_equal(embedder.set_params(**{name: default}).transform(X), before)
