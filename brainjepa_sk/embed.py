@@ -106,7 +106,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     Attributes
     ----------
     encoder_ : BrainEncoder
-        The frozen encoder (on the CPU; a copy runs on ``device``).
+        The frozen encoder (on the CPU; a copy runs on ``device``). Loaded by ``fit``:
+        ``transform`` and a pickle of the fitted embedder need no weights file.
     preprocessor_ : Preprocessor
         The fitted preprocessing.
     embedding_dim_ : int

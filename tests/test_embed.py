@@ -1270,3 +1270,21 @@ def test_readout_settings_set_after_fit_are_checked_by_transform(name, value):
         with pytest.raises(InvalidParameterError, match="The 'pooling' parameter"):
             embedder.get_feature_names_out()
     np.testing.assert_array_equal(embedder.set_params(**{name: default}).transform(X), before)
+
+
+def test_a_fitted_embedder_needs_no_weights_file(tmp_path):
+    """Only fit reads the weights: with the file rewritten by another model, and then removed,
+    the fitted embedder and its pickle (loaded as in another process) still embed as fitted."""
+    X = _subjects()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS))
+    embedder = BrainJEPAEmbedder(weights=path, device="cpu").fit(X)
+    before = embedder.transform(X)
+    save_checkpoint(path, tiny_module(N_REGIONS, seed=1))
+    np.testing.assert_array_equal(embedder.transform(X), before)
+    pickled = pickle.dumps(embedder)
+    path.unlink()
+    np.testing.assert_array_equal(pickle.loads(pickled).transform(X), before)
+    # the refit reads the file again
+    with pytest.raises(FileNotFoundError, match="weights file not found"):
+        embedder.fit(X)
