@@ -649,8 +649,23 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
                 out.append((start, average_by_subject(embeddings, subject_index, n_chunk)))
         chunks = [chunk for _, chunk in sorted(all_gather_objects(out), key=lambda c: c[0])]
         if self.pooling == "tokens":
-            return [series for chunk in chunks for series in chunk]
-        return np.concatenate(chunks)
+            result = [series for chunk in chunks for series in chunk]
+            finite = [bool(np.isfinite(series).all()) for series in result]
+        else:
+            result = np.concatenate(chunks)
+            finite = np.isfinite(result).all(axis=1)
+        # checked after the gather, so that every process of a torchrun group raises alike
+        bad = np.flatnonzero(~np.asarray(finite, dtype=bool))
+        if bad.size:
+            raise ValueError(
+                f"the encoder gave non-finite embeddings for {bad.size} subject(s) (first: "
+                f"subject {bad[0]}): series far from unit scale after preprocessing "
+                f"(normalization={self.preprocessor_.normalization!r}) overflow in its float32 "
+                "attention and LayerNorms long before the float32 range, as do weights holding "
+                "NaN; rescale the series, or fit with normalization='global_zscore' or "
+                "'roi_zscore', which scale each window"
+            )
+        return result
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding dimensions.

@@ -1288,3 +1288,17 @@ def test_a_fitted_embedder_needs_no_weights_file(tmp_path):
     # the refit reads the file again
     with pytest.raises(FileNotFoundError, match="weights file not found"):
         embedder.fit(X)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "tokens"])
+def test_embeddings_the_model_overflows_on_are_refused_naming_the_subject(pooling):
+    """Values within the float32 range but far from unit scale (1e25 here, kept by
+    normalization=None) overflow inside the encoder: transform returned NaN embeddings without
+    a word; it names the subject and the cure."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), normalization=None,
+                                 pooling=pooling, device="cpu").fit(X)
+    assert all(np.isfinite(e).all() for e in embedder.transform([X[1] * 1e3]))  # still fine
+    with pytest.raises(ValueError, match=r"non-finite embeddings for 1 subject\(s\) \(first: "
+                                         r"subject 1\).*normalization=None"):
+        embedder.transform([X[0], X[1] * 1e25, X[2]])
