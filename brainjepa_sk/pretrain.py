@@ -568,8 +568,21 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             warn_user(f"checkpoint_every={self.checkpoint_every} does nothing without "
                       "checkpoint_dir: nothing is saved; set checkpoint_dir to save the run")
         with restore_on_error(self):
-            self._fit(X)
+            # what a copy taken during fit (a callback that pickles or deep-copies the estimator)
+            # holds: the estimator as it was, not this fit's regions with the last fit's model
+            self._before_fit = dict(self.__dict__)
+            try:
+                self._fit(X)
+            finally:
+                del self._before_fit
         return self
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        if "_before_fit" in state:  # pickled during fit: see fit
+            state = dict(state["_before_fit"])
+            state.pop("_device_cache", None)
+        return state
 
     def _fit(self, X):
         subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)

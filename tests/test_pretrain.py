@@ -5,6 +5,7 @@ import copy
 import math
 import multiprocessing
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from torch.optim.optimizer import (
     register_optimizer_step_post_hook,
     register_optimizer_step_pre_hook,
@@ -993,6 +995,40 @@ def test_callbacks_run_as_copies_after_the_built_in_monitors():
     assert ran.steps == 2 * (20 // 8)  # 10 subjects x 2 windows, batches of 8
     assert ran.records == model.history_  # the monitors had filled each record already
     assert model.get_params()["callbacks"] == [counter]
+
+
+class _CopiesEstimator(Callback):
+    """Pickles and deep-copies ``estimator`` at each epoch's end (a hand-made checkpoint)."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.pickles, self.copies = [], []
+
+    def __deepcopy__(self, memo):  # the copy fit runs still refers to the live estimator
+        return self
+
+    def on_epoch_end(self, loop):
+        self.pickles.append(pickle.dumps(self.estimator))
+        self.copies.append(copy.deepcopy(self.estimator))
+
+
+def test_a_copy_taken_during_fit_is_the_estimator_as_it_was():
+    # during a refit on another atlas the estimator held the new regions (n_features_in_,
+    # callbacks_) beside the last fit's model: a copy taken then embedded nothing
+    X = _data(4)
+    model = _pretrainer(n_epochs=1)
+    recorder = _CopiesEstimator(model)
+    model.set_params(callbacks=[recorder]).fit(X)
+    (first,) = recorder.pickles
+    with pytest.raises(NotFittedError):  # nothing was fitted yet: not a half-fitted one
+        pickle.loads(first).transform(X)
+    before = model.transform(X)
+    model.set_params(gradients=model.gradients[:12]).fit(X[:, :, :12])
+    for copied in (pickle.loads(recorder.pickles[-1]), recorder.copies[-1]):
+        assert copied.n_features_in_ == N_REGIONS
+        np.testing.assert_array_equal(copied.transform(X), before)
+    assert "_before_fit" not in vars(model)
+    assert model.n_features_in_ == 12 and model.transform(X[:, :, :12]).shape == before.shape
 
 
 @pytest.mark.parametrize("callbacks", [Callback, [print], [Callback(), print], "progress"])
