@@ -243,6 +243,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         Number of regions.
     feature_names_in_ : ndarray of str
         Region names, when fitted on DataFrames with string columns.
+    region_names_ : list of str or None
+        The region names saved with the model: ``feature_names_in_``, or else the index of a
+        gradient DataFrame indexed by region names. Input with names (DataFrames, files with a
+        header) must have them in this order, as for the embedder given the saved file.
     """
 
     _parameter_constraints = {
@@ -633,6 +637,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # so that weights=model_ preprocesses as the saved file does
         self.model_.preprocessing = preprocessor.to_dict()
         self.model_.region_names = self._region_names().get("region_names")
+        # checked by transform as the embedder given the saved file checks them
+        self.region_names_ = self.model_.region_names
         self.gradients_ = gradients
         self._set_preprocessor(preprocessor)
         self.history_ = history

@@ -1709,6 +1709,25 @@ def test_gradients_indexed_by_region_names_name_the_regions_of_a_fit_on_arrays(t
             BrainJEPAEmbedder(weights=weights).fit(reordered)
 
 
+def test_the_pretrainer_checks_the_region_names_it_saved_as_the_embedder_does():
+    """Fitted on arrays with a gradient DataFrame indexed by names, the pretrainer's own
+    transform refuses those names in another order, as the embedder given its file does (it
+    had embedded them, each region read as another one); a refit without names drops them."""
+    X = _data(n_subjects=4)
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    gradients = pd.DataFrame(np.random.default_rng(2).standard_normal((N_REGIONS, 4)),
+                             index=names)
+    model = _pretrainer(gradients=gradients, n_epochs=1).fit(X)
+    assert model.region_names_ == names
+    reordered = [pd.DataFrame(x, columns=names)[names[::-1]] for x in X]
+    with pytest.raises(ValueError, match="BrainJEPAPretrainer was pretrained on, in another"):
+        model.transform(reordered)
+    model.set_params(gradients=gradients.to_numpy()).fit(X)
+    assert model.region_names_ is None
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        assert model.transform(reordered).shape == (4, 32)
+
+
 @pytest.mark.parametrize("random_state", [None, np.random.RandomState(3)])
 def test_under_torchrun_an_unseeded_fit_takes_the_seeds_of_process_0(random_state,
                                                                         monkeypatch):
