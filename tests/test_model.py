@@ -1101,6 +1101,8 @@ def test_a_patch_size_that_is_not_a_count_is_refused(patch_size):
     ("predictor_depth", "1", r"predictor_depth must be an int >= 0, got '1'"),
     ("mlp_ratio", "4", r"mlp_ratio must be a finite number > 0, got '4'"),
     ("mlp_ratio", 0, r"mlp_ratio must be a finite number > 0, got 0"),
+    # int(16 * 0.05) = 0: the predictor's blocks had an MLP of no hidden unit
+    ("mlp_ratio", 0.05, r"mlp_ratio=0\.05 leaves the MLP of the blocks of width 16 no hidden"),
     ("drop_path_rate", "0.1", r"drop_path_rate must be in \[0, 1\), got '0\.1'"),
     ("drop_path_rate", 1.0, r"drop_path_rate must be in \[0, 1\), got 1\.0"),
     ("qkv_bias", "no", r"qkv_bias must be True or False, got 'no'"),
@@ -1120,6 +1122,7 @@ def test_the_models_settings_are_checked_as_given_naming_them(name, value, messa
     ("depth", "1", r"depth must be an int >= 0, got '1'"),
     ("num_heads", True, r"num_heads must be an int >= 1, got True"),
     ("mlp_ratio", "2", r"mlp_ratio must be a finite number > 0, got '2'"),
+    ("mlp_ratio", 0.03, r"mlp_ratio=0\.03 leaves the MLP of the blocks of width \d+ no hidden"),
     ("drop_path_rate", 1.5, r"drop_path_rate must be in \[0, 1\), got 1\.5"),
     ("qkv_bias", "no", r"qkv_bias must be True or False, got 'no'"),
 ])

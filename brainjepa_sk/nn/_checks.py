@@ -39,7 +39,7 @@ def check_count(name, value, minimum=1):
     return int(value)
 
 
-def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate):
+def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate, widths=()):
     """Return the transformer blocks' settings as Python values, or refuse one naming it.
 
     ``float()`` would take "4" as an MLP ratio and ``bool()`` "no" as a qkv bias.
@@ -52,6 +52,8 @@ def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate):
         Bias on the qkv projections: True or False (NumPy bools are taken).
     drop_path_rate : float
         Stochastic-depth probability of the last block, in ``[0, 1)``.
+    widths : tuple of int, default=()
+        Token widths of the blocks: ``mlp_ratio`` must give each block's MLP a hidden unit.
 
     Returns
     -------
@@ -65,6 +67,12 @@ def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate):
     """
     if not _is_real(mlp_ratio) or not 0 < mlp_ratio < math.inf:
         raise ValueError(f"mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
+    if widths and int(min(widths) * mlp_ratio) < 1:
+        # an MLP of int(width * mlp_ratio) = 0 hidden units: blocks without a feed-forward part
+        raise ValueError(
+            f"mlp_ratio={mlp_ratio!r} leaves the MLP of the blocks of width {min(widths)} no "
+            f"hidden unit (int({min(widths)} * mlp_ratio) = 0): use mlp_ratio >= "
+            f"{1 / min(widths):g}")
     if not _is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
         raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
     if not isinstance(qkv_bias, (bool, np.bool_)):

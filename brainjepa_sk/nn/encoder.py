@@ -179,8 +179,8 @@ class BrainEncoder(nn.Module):
         embed_dim, depth, num_heads = (check_count(name, value, minimum) for name, value, minimum
                                        in (("embed_dim", embed_dim, 1), ("depth", depth, 0),
                                            ("num_heads", num_heads, 1)))
-        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(mlp_ratio, qkv_bias,
-                                                                   drop_path_rate)
+        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(
+            mlp_ratio, qkv_bias, drop_path_rate, widths=(embed_dim,))
         self.embed_dim = embed_dim
         self.num_heads = num_heads
         self.patch_embed = PatchEmbed(patch_size, embed_dim)

@@ -141,8 +141,8 @@ class BrainJEPA(nn.Module):
                 ("embed_dim", embed_dim, 1), ("depth", depth, 0), ("num_heads", num_heads, 1),
                 ("predictor_embed_dim", predictor_embed_dim, 1),
                 ("predictor_depth", predictor_depth, 0)))
-        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(mlp_ratio, qkv_bias,
-                                                                   drop_path_rate)
+        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(
+            mlp_ratio, qkv_bias, drop_path_rate, widths=(embed_dim, predictor_embed_dim))
         self.loss = loss
         self.encoder = BrainEncoder(
             gradients,

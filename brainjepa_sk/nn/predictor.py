@@ -58,8 +58,8 @@ class BrainPredictor(nn.Module):
             check_count(name, value, minimum) for name, value, minimum in (
                 ("embed_dim", embed_dim, 1), ("predictor_embed_dim", predictor_embed_dim, 1),
                 ("depth", depth, 0), ("num_heads", num_heads, 1)))
-        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(mlp_ratio, qkv_bias,
-                                                                   drop_path_rate)
+        mlp_ratio, qkv_bias, drop_path_rate = check_block_settings(
+            mlp_ratio, qkv_bias, drop_path_rate, widths=(predictor_embed_dim,))
         self.n_patches = None if n_patches is None else check_count("n_patches", n_patches)
         self.predictor_embed = nn.Linear(embed_dim, predictor_embed_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, predictor_embed_dim))
