@@ -480,6 +480,28 @@ def check_pooling(pooling, n_patches=None):
         )
 
 
+def _non_finite_cause(encoder, preprocessor):
+    """Why ``encoder`` gave non-finite embeddings, and the cure, for ``transform``'s error.
+
+    Weights holding NaN or infinite values (a module given as ``weights``, or a diverged model)
+    are named as such; otherwise the windows overflowed the encoder, and a per-window z-score
+    is advised unless ``fit`` already used one (advising it again would not help).
+    """
+    bad = next((name for name, p in encoder.named_parameters()
+                if not bool(torch.isfinite(p).all())), None)
+    if bad is not None:
+        return (f"the encoder's weights hold NaN or infinite values (first: {bad}); fit with "
+                "finite weights")
+    normalization = preprocessor.normalization
+    cause = (f"the windows (normalization={normalization!r}) overflow in its float32 attention "
+             "and LayerNorms")
+    if normalization in ("global_zscore", "roi_zscore"):
+        return cause
+    return (f"{cause}, as series far from unit scale after preprocessing do long before the "
+            "float32 range; rescale the series, or fit with normalization='global_zscore' or "
+            "'roi_zscore', which scale each window")
+
+
 #: The parameters ``transform`` reads when it runs, not frozen by ``fit``.
 _READOUT_PARAMETERS = ("pooling", "final_norm", "batch_size", "device", "precision")
 
@@ -612,6 +634,13 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
             ``(n_samples, n_regions)`` array per subject, its windows' token features with
             each region's ``n_patches * dim`` values per window as its signal (windows one
             after the other), the orientation nilearn's ``ConnectivityMeasure`` takes.
+
+        Raises
+        ------
+        ValueError
+            When the encoder gives NaN or infinite embeddings, naming the first subject: the
+            weights hold such values, or the windows overflow the encoder (series far from unit
+            scale, kept so by ``normalization="robust"`` or None).
         """
         from sklearn.utils.validation import check_is_fitted
 
@@ -659,11 +688,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         if bad.size:
             raise ValueError(
                 f"the encoder gave non-finite embeddings for {bad.size} subject(s) (first: "
-                f"subject {bad[0]}): series far from unit scale after preprocessing "
-                f"(normalization={self.preprocessor_.normalization!r}) overflow in its float32 "
-                "attention and LayerNorms long before the float32 range, as do weights holding "
-                "NaN; rescale the series, or fit with normalization='global_zscore' or "
-                "'roi_zscore', which scale each window"
+                f"subject {bad[0]}): {_non_finite_cause(encoder, self.preprocessor_)}"
             )
         return result
 

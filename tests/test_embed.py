@@ -1302,3 +1302,27 @@ def test_embeddings_the_model_overflows_on_are_refused_naming_the_subject(poolin
     with pytest.raises(ValueError, match=r"non-finite embeddings for 1 subject\(s\) \(first: "
                                          r"subject 1\).*normalization=None"):
         embedder.transform([X[0], X[1] * 1e25, X[2]])
+
+
+def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
+    """A module given as weights is not checked as a checkpoint file is: one holding NaN gave
+    NaN embeddings, and the message advised a per-window z-score that fit already used; it
+    names the first non-finite weight instead. Finite weights that overflow the encoder on
+    z-scored windows are not told to z-score either."""
+    X = _subjects()
+    module = tiny_module(N_REGIONS)
+    with torch.no_grad():
+        module.target_encoder.patch_embed.proj.weight[0, 0] = float("nan")
+    embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
+    assert embedder.preprocessor_.normalization == "global_zscore"
+    with pytest.raises(ValueError, match=r"subject 0\): the encoder's weights hold NaN or "
+                                         r"infinite values \(first: patch_embed.proj.weight\)"):
+        embedder.transform(X)
+    with torch.no_grad():
+        module.target_encoder.patch_embed.proj.weight.fill_(1e30)
+    embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
+    with pytest.raises(ValueError, match=r"overflow in its float32 attention and "
+                                         r"LayerNorms$") as error:
+        embedder.transform(X)
+    assert "normalization='global_zscore')" in str(error.value)
+    assert "fit with normalization" not in str(error.value)
