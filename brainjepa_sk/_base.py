@@ -304,9 +304,10 @@ PREPROCESSING_PARAMETERS = ("t_r", "model_t_r", "n_frames", "window", "stride", 
 
 
 def same_setting(a, b):
-    """Whether two parameter values are the same setting: paths by their text (a leading ``~``
-    read as the home folder, as when they are opened), array-likes (arrays, DataFrames,
-    tensors) by value, modules by identity."""
+    """Whether two parameter values are the same setting: strings and path-like objects by
+    their text, or as :class:`pathlib.Path` objects with a leading ``~`` read as the home folder
+    (as when they are opened: ``"~/a.pt"``, ``"/home/me/a.pt"`` and ``"/home/me//a.pt"`` are
+    one file), array-likes (arrays, DataFrames, tensors) by value, modules by identity."""
     if a is b:
         return True
     if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
@@ -575,9 +576,10 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
     A ``TransformerMixin`` itself, so that scikit-learn's ``set_output`` wraps this ``transform``.
 
     The class using it provides ``_fitted_encoder()`` (the frozen encoder, kept on the CPU so that
-    pickles load anywhere), ``preprocessor_``, ``pooling``, ``final_norm``, ``batch_size``,
-    ``device`` and ``precision``. A copy of the encoder on the compute device is cached between
-    calls and left out of pickles.
+    pickles load anywhere), ``preprocessor_``, and ``pooling``, ``final_norm``, ``batch_size``,
+    ``device`` and ``precision`` with their ``_parameter_constraints`` (``transform`` checks
+    them, as they are read when it runs). A copy of the encoder on the compute device is cached
+    between calls and left out of pickles.
     """
 
     def __sklearn_tags__(self):
