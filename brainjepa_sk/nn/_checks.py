@@ -65,7 +65,7 @@ def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate, widths=()):
     ValueError
         Naming the setting that is refused.
     """
-    if not _is_real(mlp_ratio) or not 0 < mlp_ratio < math.inf:
+    if not is_real(mlp_ratio) or not 0 < mlp_ratio < math.inf:
         raise ValueError(f"mlp_ratio must be a finite number > 0, got {mlp_ratio!r}")
     if widths and int(min(widths) * mlp_ratio) < 1:
         # an MLP of int(width * mlp_ratio) = 0 hidden units: blocks without a feed-forward part
@@ -73,12 +73,13 @@ def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate, widths=()):
             f"mlp_ratio={mlp_ratio!r} leaves the MLP of the blocks of width {min(widths)} no "
             f"hidden unit (int({min(widths)} * mlp_ratio) = 0): use mlp_ratio >= "
             f"{1 / min(widths):g}")
-    if not _is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
+    if not is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
         raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
     if not isinstance(qkv_bias, (bool, np.bool_)):
         raise ValueError(f"qkv_bias must be True or False, got {qkv_bias!r}")
     return float(mlp_ratio), bool(qkv_bias), float(drop_path_rate)
 
 
-def _is_real(value):
+def is_real(value):
+    """Whether ``value`` is a real number, a bool not counted (``True`` is no ratio)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool)

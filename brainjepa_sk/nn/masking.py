@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_count
+from ._checks import check_count, is_real
 
 __all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "UnsatisfiableMaskingError", "CONTEXT",
            "ALPHA", "BETA", "GAMMA"]
@@ -93,16 +93,12 @@ class MaskBatch:
         )
 
 
-def _is_real(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
 def _check_range(name, value):
     # a single number (e.g. masking__alpha_region_scale=0.5 in a grid) or a triple would
     # otherwise fail with Python's unpacking TypeError, which names no option
     try:
         low, high = value
-        if not (_is_real(low) and _is_real(high)):  # float() would take "0.1" and True
+        if not (is_real(low) and is_real(high)):  # float() would take "0.1" and True
             raise TypeError
         low, high = float(low), float(high)
     except (TypeError, ValueError):
@@ -212,7 +208,7 @@ class SpatiotemporalMaskSampler:
         self.alpha_time_scale = _check_range("alpha_time_scale", alpha_time_scale)
         self.edge_time_scale = _check_range("edge_time_scale", edge_time_scale)
         self.edge_region_scale = _check_range("edge_region_scale", edge_region_scale)
-        if not _is_real(edge_fraction) or not 0.0 < edge_fraction <= 0.5:
+        if not is_real(edge_fraction) or not 0.0 < edge_fraction <= 0.5:
             raise ValueError(f"edge_fraction must be in (0, 0.5], got {edge_fraction!r}")
         self.edge_fraction = float(edge_fraction)
         self.edge_width = min(max(1, round(self.n_patches * edge_fraction)), self.n_patches // 2)
@@ -230,7 +226,7 @@ class SpatiotemporalMaskSampler:
         if not isinstance(static_shapes, (bool, np.bool_)):
             raise ValueError(f"static_shapes must be True or False, got {static_shapes!r}")
         self.static_shapes = bool(static_shapes)
-        if not _is_real(count_quantile) or not 0.0 <= count_quantile <= 1.0:
+        if not is_real(count_quantile) or not 0.0 <= count_quantile <= 1.0:
             raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile!r}")
         self.count_quantile = float(count_quantile)
         if self.static_shapes:
