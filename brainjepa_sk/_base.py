@@ -21,7 +21,7 @@ from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, preprocessor_for_weights
 from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
-from .train.runtime import expand_home, resolve_autocast, resolve_device
+from .train.runtime import expand_home, first_non_finite, resolve_autocast, resolve_device
 from .validation import (  # noqa: F401  (the estimators import the constraints from here)
     NON_NEGATIVE,
     POSITIVE,
@@ -488,8 +488,7 @@ def _non_finite_cause(encoder, preprocessor):
     are named as such; otherwise the windows overflowed the encoder, and a per-window z-score
     is advised unless ``fit`` already used one (advising it again would not help).
     """
-    bad = next((name for name, p in encoder.named_parameters()
-                if not bool(torch.isfinite(p).all())), None)
+    bad = first_non_finite(encoder.named_parameters())
     if bad is not None:
         return (f"the encoder's weights hold NaN or infinite values (first: {bad}); fit with "
                 "finite weights")

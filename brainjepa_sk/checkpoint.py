@@ -26,7 +26,13 @@ from .gradients import gradient_region_names, load_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
-from .train.runtime import atomic_save, expand_home, load_file, tensor_checksum
+from .train.runtime import (
+    atomic_save,
+    expand_home,
+    first_non_finite,
+    load_file,
+    tensor_checksum,
+)
 
 __all__ = [
     "UKBIOBANK_T_R",
@@ -649,8 +655,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         When the path names no file.
     ValueError
         When the path is a folder, a file that is neither kind of checkpoint (or a pretraining
-        run's state), or a research checkpoint given without ``gradients``, or when the file
-        cannot be loaded.
+        run's state), or a research checkpoint given without ``gradients``, when the file
+        cannot be loaded, or when a module's weights hold NaN or infinite values.
     OSError
         With ``"ukbiobank"``, when the files cannot be fetched or do not match their hashes.
     """
@@ -672,6 +678,12 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             raise TypeError(
                 f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"
             )
+        # files are checked when they are loaded; a module (a diverged model's) here, rather
+        # than as NaN embeddings or a NaN fine-tuning loss later
+        bad = first_non_finite(encoder.named_parameters())
+        if bad is not None:
+            raise ValueError(f"weights: the module's {bad} holds NaN or infinite values (a "
+                             "diverged model?); pass a module with finite weights")
         # a private copy: the caller's module is never frozen, moved or changed; in float32
         # whatever the module's dtype, as the estimators' ``precision`` sets the compute
         return _resolved(weights, copy.deepcopy(encoder).cpu().float(), frames)

@@ -1305,19 +1305,27 @@ def test_embeddings_the_model_overflows_on_are_refused_naming_the_subject(poolin
 
 
 def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
-    """A module given as weights is not checked as a checkpoint file is: one holding NaN gave
-    NaN embeddings, and the message advised a per-window z-score that fit already used; it
-    names the first non-finite weight instead. Finite weights that overflow the encoder on
-    z-scored windows are not told to z-score either."""
+    """A module given as weights holding NaN had given NaN embeddings, and the message advised
+    a per-window z-score that fit already used: fit refuses it, as a checkpoint file is
+    refused, and transform names the first non-finite weight of an encoder changed after fit.
+    Finite weights that overflow the encoder on z-scored windows are not told to z-score
+    either."""
     X = _subjects()
     module = tiny_module(N_REGIONS)
+    fitted = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
+    before = fitted.transform(X)
     with torch.no_grad():
         module.target_encoder.patch_embed.proj.weight[0, 0] = float("nan")
-    embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
-    assert embedder.preprocessor_.normalization == "global_zscore"
+    with pytest.raises(ValueError, match=r"^weights: the module's patch_embed\.proj\.weight "
+                                         r"holds NaN or infinite values"):
+        fitted.fit(X)
+    np.testing.assert_array_equal(fitted.transform(X), before)  # the failed fit kept it
+    with torch.no_grad():  # changed in place after fit
+        fitted.encoder_.patch_embed.proj.weight[0, 0] = float("nan")
+    assert fitted.preprocessor_.normalization == "global_zscore"
     with pytest.raises(ValueError, match=r"subject 0\): the encoder's weights hold NaN or "
                                          r"infinite values \(first: patch_embed.proj.weight\)"):
-        embedder.transform(X)
+        fitted.transform(X)
     with torch.no_grad():
         module.target_encoder.patch_embed.proj.weight.fill_(1e30)
     embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)

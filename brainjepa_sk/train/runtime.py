@@ -23,6 +23,7 @@ import torch
 __all__ = [
     "PRECISIONS",
     "all_finite",
+    "first_non_finite",
     "atomic_save",
     "check_writable_folder",
     "cpu_copy",
@@ -320,6 +321,24 @@ def all_finite(tensors):
     """
     flags = [torch.isfinite(tensor).all() for tensor in tensors]
     return bool(torch.stack(flags).all()) if flags else True
+
+
+def first_non_finite(named_tensors):
+    """The name of the first tensor holding a NaN or infinite value.
+
+    Parameters
+    ----------
+    named_tensors : iterable of (str, torch.Tensor)
+        E.g. a module's ``named_parameters()``.
+
+    Returns
+    -------
+    str or None
+        The name, or None when every value is finite.
+    """
+    return next((name for name, tensor in named_tensors
+                 if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())),
+                None)
 
 
 def tensor_checksum(obj, values=False):
