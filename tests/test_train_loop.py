@@ -1556,3 +1556,26 @@ def test_a_checkpoint_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path,
     assert (home / "state.pt").is_file() and list(elsewhere.iterdir()) == []
     resumed = _loop(n_epochs=1)
     assert Checkpoint("~/state.pt", key="k").restore(resumed) and resumed.step == loop.step
+
+
+@pytest.mark.parametrize("other", [
+    lambda params: torch.optim.SGD(params, lr=0.1, momentum=0.9),  # failed at its first step
+    lambda params: torch.optim.Adam(params),  # would have silently become an AdamW
+], ids=["SGD", "Adam"])
+def test_a_state_of_another_kind_of_optimizer_is_refused_before_any_change(other):
+    """An AdamW's state, of the same parameter groups, loaded into a loop with an SGD or an
+    Adam: torch copies the groups' settings and moments as they are."""
+    saved = _loop(n_epochs=1)
+    saved.run()
+    loop = _loop()
+    loop.optimizer = other(parameter_groups([loop.model.encoder, loop.model.predictor], 0.04))
+    before = {name: value.clone() for name, value in loop.model.state_dict().items()}
+    with pytest.raises(ValueError, match=r"optimizer is a torch\.optim\.adamw\.AdamW, this "
+                                         r"loop's a torch\.optim\.(sgd\.SGD|adam\.Adam)"):
+        loop.load_state_dict(saved.state_dict())
+    for name, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    assert loop.step == 0
+    state = saved.state_dict()
+    del state["optimizer_class"]  # a state saved before the class was recorded still loads
+    _loop().load_state_dict(state)

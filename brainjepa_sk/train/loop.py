@@ -25,6 +25,10 @@ def _count(name, value, minimum):
     return int(value)
 
 
+def _class_name(obj):
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised by :meth:`PretrainLoop.run` after SIGTERM.
 
@@ -364,16 +368,17 @@ class PretrainLoop:
         Returns
         -------
         dict
-            The model (with its target encoder), the optimizer, the mask sampler, the data
-            sampler (when it has a state), torch's global generator states on the training
-            device, the epoch, the step (in all and within the epoch), the epoch's loss so far
-            and the history.
+            The model (with its target encoder), the optimizer (and its class's name), the mask
+            sampler, the data sampler (when it has a state), torch's global generator states on
+            the training device, the epoch, the step (in all and within the epoch), the epoch's
+            loss so far and the history.
         """
         sampler = getattr(self.loader, "sampler", None)
         epoch_loss = 0.0 if self._epoch_loss is None else float(self._epoch_loss)
         return {
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "optimizer_class": _class_name(self.optimizer),
             "mask_sampler": self.mask_sampler.state_dict(),
             "data_sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
             "global_rng": global_rng_state(self.device),
@@ -397,9 +402,9 @@ class PretrainLoop:
         Raises
         ------
         ValueError
-            When the state's model or optimizer does not fit this loop's, or it holds a data
-            sampler's state that this loop's sampler cannot take (checked before anything is
-            restored).
+            When the state's model or optimizer (its class, its parameter groups) does not fit
+            this loop's, or it holds a data sampler's state that this loop's sampler cannot take
+            (checked before anything is restored).
         """
         self._check_fits(state)
         sampler = getattr(self.loader, "sampler", None)
@@ -443,6 +448,13 @@ class PretrainLoop:
                 f"the state is of another model than this loop's: {len(wrong)} tensor(s) "
                 f"missing, unexpected or of other shapes ({', '.join(wrong[:4])}"
                 f"{', ...' if len(wrong) > 4 else ''})")
+        saved_class = state.get("optimizer_class")  # states saved before it was recorded: none
+        if saved_class is not None and saved_class != _class_name(self.optimizer):
+            # torch would load an AdamW's groups and moments into an SGD, which then fails at
+            # its first step (KeyError: 'momentum'), or silently turn an Adam into an AdamW
+            raise ValueError(
+                f"the state's optimizer is a {saved_class}, this loop's a "
+                f"{_class_name(self.optimizer)}: resume with the same kind of optimizer")
         groups = [len(group["params"]) for group in state["optimizer"]["param_groups"]]
         if groups != [len(group["params"]) for group in self.optimizer.param_groups]:
             raise ValueError("the state's optimizer has other parameter groups than this "
