@@ -1579,3 +1579,20 @@ def test_a_state_of_another_kind_of_optimizer_is_refused_before_any_change(other
     state = saved.state_dict()
     del state["optimizer_class"]  # a state saved before the class was recorded still loads
     _loop().load_state_dict(state)
+
+
+def test_accumulation_steps_that_do_not_divide_a_kept_last_batch_are_refused_when_built():
+    """A loader keeping its incomplete last batch (20 windows in batches of 6: a last one of 2)
+    had trained the epoch's other steps, then failed at that batch, at every run."""
+    model = _loop().model
+    masks = SpatiotemporalMaskSampler(N_REGIONS, N_FRAMES // PATCH, seed=2)
+    windows = torch.as_tensor(_windows())
+    schedule = PretrainSchedule(total_steps=8, warmup_steps=0)
+    loader = torch.utils.data.DataLoader(windows, batch_size=BATCH)  # drop_last=False
+    with pytest.raises(ValueError, match=r"accumulation_steps=3 does not divide the loader's "
+                                         r"last batch \(2 of 20 windows in batches of 6\)"):
+        PretrainLoop(model, loader, masks, schedule, 1, accumulation_steps=3)
+    # a last batch it divides, or one that is dropped, is run
+    PretrainLoop(model, loader, masks, schedule, 1, accumulation_steps=2).run()
+    dropping = torch.utils.data.DataLoader(windows, batch_size=BATCH, drop_last=True)
+    PretrainLoop(model, dropping, masks, schedule, 1, accumulation_steps=3).run()

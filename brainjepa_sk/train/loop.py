@@ -81,13 +81,15 @@ class PretrainLoop:
         Micro-batches per step (gradient accumulation; see
         :func:`~brainjepa_sk.train.train_step`): each step still takes one batch of the
         loader, but runs it in ``accumulation_steps`` pieces, so that a batch too large for the
-        device's memory trains as if it fitted. The loader's batch size must be a multiple.
+        device's memory trains as if it fitted. The loader's batch size (and its last batch,
+        when it keeps an incomplete one) must be a multiple.
 
     Raises
     ------
     ValueError
         When ``n_epochs`` is not an int >= 0, ``accumulation_steps`` is not an int >= 1 or
-        does not divide the loader's batch size, or the loader yields no batch
+        does not divide the loader's batch size (or its incomplete last batch, which a loader
+        with ``drop_last=False`` yields), or the loader yields no batch
         (``len(loader) == 0``: fewer windows than one batch, with incomplete batches dropped).
 
     Attributes
@@ -123,6 +125,17 @@ class PretrainLoop:
             raise ValueError(
                 f"accumulation_steps={accumulation_steps} must be a positive divisor of the "
                 f"loader's batch size ({batch_size})")
+        # a loader that keeps its incomplete last batch (drop_last=False) would fail at the
+        # epoch's last step, after the others trained, and again at every run after it
+        sampler = getattr(loader, "sampler", None)
+        if (batch_size is not None and not getattr(loader, "drop_last", True)
+                and hasattr(sampler, "__len__")
+                and len(sampler) % batch_size % self.accumulation_steps):
+            raise ValueError(
+                f"accumulation_steps={accumulation_steps} does not divide the loader's last "
+                f"batch ({len(sampler) % batch_size} of {len(sampler)} windows in batches of "
+                f"{batch_size}): drop incomplete batches (drop_last=True, as window_loader "
+                "does)")
         if not len(loader):  # an epoch without steps: no loss to average, nothing trained
             raise ValueError(
                 f"the loader yields no batch: it has fewer windows than one batch "
