@@ -934,3 +934,17 @@ def test_collapse_metrics_of_tokens_are_those_of_every_token_as_a_sample():
     tokens = torch.randn(4, 5, 8, generator=torch.Generator().manual_seed(0))
     assert collapse_metrics(tokens) == collapse_metrics(tokens.reshape(20, 8))
     assert collapse_metrics(tokens)["effective_rank"] > 6  # 8 features, not 40
+
+
+def test_make_optimizer_leaves_frozen_parameters_out_and_refuses_a_fully_frozen_model():
+    model, _, _, _ = _setup()
+    for param in model.encoder.blocks.parameters():
+        param.requires_grad_(False)
+    optimized = {id(p) for group in make_optimizer(model).param_groups for p in group["params"]}
+    assert not optimized & {id(p) for p in model.encoder.blocks.parameters()}
+    assert {id(p) for p in model.predictor.parameters()} <= optimized
+    for param in [*model.encoder.parameters(), *model.predictor.parameters()]:
+        param.requires_grad_(False)
+    # torch's AdamW takes two empty groups; every step then failed in its backward pass
+    with pytest.raises(ValueError, match="no trainable parameter"):
+        make_optimizer(model)

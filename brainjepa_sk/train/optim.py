@@ -112,10 +112,19 @@ def make_optimizer(model, lr=1e-3, weight_decay=0.04, betas=(0.9, 0.999), fused=
     -------
     torch.optim.AdamW
         Over the two groups of :func:`parameter_groups` (decayed, and without weight decay).
+
+    Raises
+    ------
+    ValueError
+        When no parameter of the encoder or predictor is trainable (each step would
+        otherwise fail in its backward pass, as its loss needs no gradient).
     """
     if fused is None:
         fused = next(model.parameters()).device.type == "cuda"
     groups = parameter_groups([model.encoder, model.predictor], weight_decay)
+    if not any(group["params"] for group in groups):  # torch takes two empty groups
+        raise ValueError("the model's encoder and predictor have no trainable parameter "
+                         "(all have requires_grad=False): there is nothing to optimise")
     return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=bool(fused) or None)
 
 
