@@ -57,7 +57,11 @@ class PretrainLoop:
         Yields ``(batch, n_frames, n_regions)`` windows; ``len(loader)`` steps per epoch. When
         its ``sampler`` has ``state_dict`` (e.g. :class:`~brainjepa_sk.train.ShuffleSampler`),
         that state is part of the loop's; one with ``set_epoch`` (e.g. a
-        ``DistributedSampler``) is told the epoch before each pass.
+        ``DistributedSampler``) is told the epoch before each pass. Other shuffled loaders (a
+        ``DataLoader(shuffle=True)``, whose order comes from its own or torch's global
+        generator) do not resume a pass exactly: a loop stopped inside an epoch and run again,
+        or resumed from its state, skips the steps done in a new order, so some windows of
+        that epoch are seen twice and others not at all. Unshuffled loaders resume exactly.
     mask_sampler : SpatiotemporalMaskSampler
         Draws the context and target tokens of each step.
     schedule : callable
