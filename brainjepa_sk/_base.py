@@ -313,7 +313,7 @@ def same_setting(a, b):
     if isinstance(a, torch.nn.Module) or isinstance(b, torch.nn.Module):
         return False
     if is_path(a) and is_path(b):
-        return os.fspath(a) == os.fspath(b) or expand_home(a) == expand_home(b)
+        return expand_home(a) == expand_home(b)
     if any(hasattr(v, "__array__") for v in (a, b)):
         try:
             return np.array_equal(np.asarray(a), np.asarray(b))
