@@ -109,17 +109,21 @@ def _seed_of(random_state):
 _EPOCHS = Range(numbers.Integral, 0, None, closed="left")
 
 
-def _seeded_valid_split(split, seed):
-    """A copy of skorch's ``ValidSplit`` that draws with ``seed``, when ``split`` draws a
-    random fraction (a float ``cv``) without a ``random_state`` of its own; else None.
+def _seeded_split(split, seed):
+    """A copy of ``split`` that draws with ``seed``, when it draws at random without a
+    ``random_state`` of its own (a ``SubjectValidSplit``, or skorch's ``ValidSplit`` of a
+    fraction); else ``split`` itself.
 
-    As for ``SubjectValidSplit``: the estimator's ``random_state`` then fixes the split (it
-    drew from NumPy's global generator), and the parameter is left as it was."""
-    if not (isinstance(split, ValidSplit) and split.random_state is None):
-        return None
-    cv = split.cv  # skorch's test of a fraction: a number that is not an integer
-    if not (isinstance(cv, numbers.Number) and not float(cv).is_integer()):
-        return None  # folds (an int) or a CV object of the user's: not drawn by random_state
+    The estimator's ``random_state`` then fixes the split (it drew from NumPy's global
+    generator), and the parameter is left as it was."""
+    if getattr(split, "random_state", 0) is not None:
+        return split
+    if isinstance(split, ValidSplit):
+        cv = split.cv  # skorch's test of a fraction: a number that is not an integer
+        if not (isinstance(cv, numbers.Number) and not float(cv).is_integer()):
+            return split  # folds (an int) or a CV object of the user's: not drawn by the seed
+    elif not draws_subjects(split):
+        return split
     seeded = copy.copy(split)
     seeded.random_state = seed
     return seeded
@@ -939,19 +943,15 @@ class _FineTuneBase(SubjectsInputMixin):
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
             seed = _seed_of(self.random_state)
-            if draws_subjects(self.train_split):
+            # a split without a random_state of its own draws with the estimator's seed
+            split = _seeded_split(self.train_split, seed)
+            if draws_subjects(split):
                 # drawn once, before anything is learned from the subjects: the statistics
-                # (robust scaling, target scaling) come from the training subjects only; a
-                # split without a random_state of its own draws with the estimator's seed
-                split = self.train_split
-                if split.random_state is None:  # a copy: the parameter is left as it was
-                    split = copy.copy(split)
-                    split.random_state = seed
+                # (robust scaling, target scaling) come from the training subjects only
                 fit_rows, held_out = split.split_subjects(self._split_labels(targets))
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
-            seeded_split = _seeded_valid_split(self.train_split, seed)
             if continuing:
                 self._check_build_settings()
                 # the kept optimizer never saw the settings changed since (set_params only
@@ -982,8 +982,8 @@ class _FineTuneBase(SubjectsInputMixin):
             try:
                 self._training_ = True
                 self._held_out_ = held_out
-                if seeded_split is not None:
-                    self._seeded_split_ = seeded_split
+                if split is not self.train_split and not draws_subjects(split):
+                    self._seeded_split_ = split  # skorch's ValidSplit, seeded
                 with rng:
                     if not continuing:
                         self.initialize()
