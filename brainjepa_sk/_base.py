@@ -52,13 +52,13 @@ def restore_on_error(estimator):
 
     Yields
     ------
-    None
-        Inside the block; on an exception (``KeyboardInterrupt`` included) the attributes
-        are restored and the exception propagates.
+    dict
+        The attributes as they were (not to be changed). On an exception in the block
+        (``KeyboardInterrupt`` included) they are restored and the exception propagates.
     """
     saved = dict(estimator.__dict__)
     try:
-        yield
+        yield saved
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)

@@ -571,10 +571,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         elif self.checkpoint_every is not None:
             warn_user(f"checkpoint_every={self.checkpoint_every} does nothing without "
                       "checkpoint_dir: nothing is saved; set checkpoint_dir to save the run")
-        with restore_on_error(self):
+        with restore_on_error(self) as before:
             # what a copy taken during fit (a callback that pickles or deep-copies the estimator)
             # holds: the estimator as it was, not this fit's regions with the last fit's model
-            self._before_fit = dict(self.__dict__)
+            self._before_fit = before
             try:
                 self._fit(X)
             finally:
