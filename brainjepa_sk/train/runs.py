@@ -30,7 +30,10 @@ def run_key(settings, digests=(), arrays=()):
         the estimator's parameters, the model configuration and a state-format version.
         Dict keys are sorted, so their order does not matter.
     digests : iterable of str, default=()
-        Digests of the data (e.g. of the training subjects), which are not hashed again.
+        Digests of the data (e.g. of the training subjects), which are not hashed again. They
+        are joined without a separator, so give digests of one fixed length (e.g. SHA-256
+        hexadecimal, as :func:`~brainjepa_sk.validation.subjects_digest` returns): ``("a", "bc")``
+        and ``("ab", "c")`` would be one run.
     arrays : iterable of numpy.ndarray or None, default=()
         Arrays learned from the data (e.g. gradients, normalisation statistics), hashed with
         their shapes and dtypes. None marks an absent array and keeps its place: ``(a, None)``
