@@ -92,7 +92,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         long is padded with each region's mean. Default: our checkpoint's, else half a window.
     normalization : {"auto", "global_zscore", "roi_zscore", "robust"} or None, default="auto"
         Scaling of each window. ``"auto"``: what our checkpoint was trained with (with its
-        statistics), ``"global_zscore"`` for research weights.
+        statistics), ``"global_zscore"`` for research weights. Naming our checkpoint's own
+        scaling is the same as ``"auto"``: its ``"robust"`` statistics are the pretraining
+        data's, not relearned; another scaling is fitted on the subjects given to ``fit``.
     batch_size : int, default=32
         Windows per forward pass.
     device : str or torch.device, default="auto"
