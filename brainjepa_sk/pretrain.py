@@ -522,10 +522,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # the masks drawn, not how they were asked for: the sampler's values, as it checked
         # and converted them (a default spelled out is the default; (0.84, 1) is (0.84, 1.0))
         params["masking"] = {name: getattr(mask_sampler, name) for name in _MASKING_OPTIONS}
-        if not mask_sampler.static_shapes:
-            # the sampler keeps each batch's own counts, count_quantile unused: it
-            # counts as its default (runs saved before with the default keep their key)
+        # count_quantile only chooses the token counts every batch keeps (static_shapes): a
+        # quantile that gives the default's counts (or none, without static_shapes) counts as
+        # the default, so that runs saved with it keep their key; another, as its counts
+        if (not mask_sampler.static_shapes
+                or (mask_sampler.n_context, mask_sampler.n_target)
+                == mask_sampler.counts_at(_COUNT_QUANTILE_DEFAULT)):
             params["masking"]["count_quantile"] = _COUNT_QUANTILE_DEFAULT
+        else:
+            del params["masking"]["count_quantile"]
+            params["masking"]["static_counts"] = [mask_sampler.n_context, mask_sampler.n_target]
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
         # the state format is part of the key: files of older layouts are not resumed

@@ -322,6 +322,19 @@ def test_static_shapes_keep_the_same_token_counts_in_every_batch():
         SpatiotemporalMaskSampler(20, 10, count_quantile=1.5)
 
 
+def test_counts_at_gives_the_counts_a_sampler_of_that_quantile_keeps():
+    """counts_at (which the pretrainer keys its runs on) is what a sampler built with that
+    quantile keeps, and it refuses what it cannot answer."""
+    sampler = SpatiotemporalMaskSampler(20, 10)
+    for quantile in (0.0, 0.05, 0.1, 0.3, 0.5):
+        other = SpatiotemporalMaskSampler(20, 10, count_quantile=quantile)
+        assert sampler.counts_at(quantile) == (other.n_context, other.n_target)
+    with pytest.raises(ValueError, match=r"count_quantile must be in \[0, 1\], got 1.5"):
+        sampler.counts_at(1.5)
+    with pytest.raises(ValueError, match="static_shapes=True"):
+        SpatiotemporalMaskSampler(20, 10, static_shapes=False).counts_at(0.1)
+
+
 def test_a_state_saved_on_the_cpu_restores_a_separate_device_generator():
     # On CUDA the sampler has its own device generator; a CPU state has none to restore.
     # Simulated on the CPU with a separate generator standing for the device's.

@@ -28,6 +28,7 @@ from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositio
 from brainjepa_sk.checkpoint import export_training_state, load_checkpoint, save_checkpoint
 from brainjepa_sk.datasets import get_data_dir
 from brainjepa_sk.gradients import load_gradients
+from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
 from brainjepa_sk.preprocessing import resample
 from brainjepa_sk.train import (
     Callback,
@@ -35,6 +36,7 @@ from brainjepa_sk.train import (
     TrainingInterrupted,
     collapse_metrics,
 )
+from brainjepa_sk.train.runs import run_key
 from brainjepa_sk.train.runtime import atomic_save, load_file
 from brainjepa_sk.validation import validate_subjects
 
@@ -742,6 +744,44 @@ def test_count_quantile_is_part_of_the_run_only_with_static_shapes(static_shapes
     else:  # the same masks: the saved run goes on from its first epoch
         assert _CountSteps.steps == steps_per_epoch
         assert len(_state_files(tmp_path)) == 1
+
+
+@pytest.mark.parametrize("saved, refitted", [(None, 0.11), (0.12, 0.13)])
+def test_count_quantiles_that_keep_the_same_counts_are_the_same_run(saved, refitted, tmp_path,
+                                                                   monkeypatch):
+    """With static_shapes the quantile only chooses the token counts every batch keeps: a run
+    fitted again with another quantile that gives the same counts draws the same masks and
+    resumes (it had started afresh). A quantile with the default's counts is keyed as the
+    default, so that runs saved with the default keep their key."""
+    import brainjepa_sk.pretrain as pretrain_module
+
+    grid = SpatiotemporalMaskSampler(N_REGIONS, 32 // 4)  # _pretrainer's regions x patches
+    default = grid.count_quantile
+    assert grid.counts_at(default if saved is None else saved) == grid.counts_at(refitted)
+    assert (grid.counts_at(refitted) == grid.counts_at(default)) is (saved is None)
+    keys = []
+
+    def recorded(settings, *args, **kwargs):
+        keys.append(copy.deepcopy(settings[0]["masking"]))
+        return run_key(settings, *args, **kwargs)
+
+    monkeypatch.setattr(pretrain_module, "run_key", recorded)
+    X = _data()
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    model = _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                        masking=None if saved is None else dict(count_quantile=saved),
+                        callbacks=[_InterruptAfterEpoch(2), _CountSteps()])
+    with pytest.raises(KeyboardInterrupt):  # after the second epoch's steps, one epoch saved
+        model.fit(X)
+    steps_per_epoch, _CountSteps.steps = _CountSteps.steps // 2, 0
+    model.set_params(callbacks=[_CountSteps()], masking=dict(count_quantile=refitted))
+    model.fit(X)
+    assert len(model.history_) == 2
+    assert _CountSteps.steps == steps_per_epoch  # the saved run went on from its first epoch
+    assert len(_state_files(tmp_path)) == 1
+    if saved is None:  # the key a run saved with the default had before counts were keyed
+        assert all(key.get("count_quantile") == default and "static_counts" not in key
+                   for key in keys)
 
 
 def test_numpy_settings_resume_as_the_python_numbers_they_equal(tmp_path):

@@ -332,16 +332,48 @@ class SpatiotemporalMaskSampler:
         valid = [d for d in draws if d["n_context"] >= self.min_keep and d["n_target"] >= 1]
         if not valid:
             raise self._unsatisfiable()
-
-        def quantile(key):
-            values = torch.tensor([d[key] for d in valid], dtype=torch.float64)
-            return int(torch.quantile(values, self.count_quantile, interpolation="lower"))
-
-        n_context, n_target = max(quantile("n_context"), self.min_keep), max(quantile("n_target"), 1)
+        # kept for counts_at: the counts of another quantile, without drawing again
+        self._valid_counts = {key: torch.tensor([d[key] for d in valid], dtype=torch.float64)
+                              for key in ("n_context", "n_target")}
+        n_context, n_target = self.counts_at(self.count_quantile)
         # Each count is a quantile of its own, but a draw must reach both, and larger contexts
         # leave fewer tokens to targets: check that enough draws do.
         self._check_acceptance(n_context, n_target, draws)
         return n_context, n_target
+
+    def counts_at(self, count_quantile):
+        """The context and target tokens that ``static_shapes=True`` would keep at
+        ``count_quantile``, the rest of the configuration as it is.
+
+        Nearby quantiles often give the same counts, and then the same masks.
+
+        Parameters
+        ----------
+        count_quantile : float
+            A quantile in [0, 1].
+
+        Returns
+        -------
+        (int, int)
+            ``n_context`` and ``n_target`` (whether enough size draws reach both is not
+            checked).
+
+        Raises
+        ------
+        ValueError
+            When the sampler was built with ``static_shapes=False`` (it counts no quantile).
+        """
+        if not self.static_shapes:
+            raise ValueError("counts_at needs a sampler built with static_shapes=True: "
+                             "without it every batch keeps the counts of its own draw")
+        if not is_real(count_quantile) or not 0.0 <= count_quantile <= 1.0:
+            raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile!r}")
+
+        def quantile(key):
+            return int(torch.quantile(self._valid_counts[key], float(count_quantile),
+                                      interpolation="lower"))
+
+        return max(quantile("n_context"), self.min_keep), max(quantile("n_target"), 1)
 
     def _check_acceptance(self, n_context, n_target, draws=None):
         """Raise when fewer than ``MIN_ACCEPTANCE`` of the size draws (``COUNT_DRAWS`` of
