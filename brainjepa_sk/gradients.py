@@ -322,8 +322,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         Gradients to align the group gradients to, with ``k >= n_components`` (only the first
         ``n_components`` columns are used), e.g. a published gradient file; loaded with
         :func:`~brainjepa_sk.gradients.load_gradients`. A DataFrame indexed by the region names
-        of ``X`` is put in the order of its columns. ``None`` keeps the group gradients as
-        computed.
+        of ``X`` is put in the order of its columns; given ``X`` without names (arrays), its
+        rows are used in order, with a warning. ``None`` keeps the group gradients as computed.
     random_state : int, RandomState instance or None, default=0
         Seeds the starting vector of the eigen-solver. With ``"le"`` and ``"pca"`` the result
         does not otherwise depend on it; with ``"dm"`` it does, a little, because BrainSpace runs
@@ -506,6 +506,16 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                     f"n_components={self.n_components}"
                 )
             reference = reference[:, : self.n_components]
+            labels = gradient_region_names(self.reference)
+            if names is None and labels is not None:
+                # nothing to match the names to, nor any later use for them (the pretrainer
+                # keeps its own gradients' index as the model's region names)
+                warn_user(
+                    f"reference is indexed by region names ({labels[:3]!r}...) but X has none "
+                    "(arrays, not DataFrames): its rows are used in order, as X's columns. To "
+                    "match them by name, give X with those names (DataFrame columns); to use "
+                    "them in order without this warning, give reference as an array "
+                    "(reference.to_numpy())")
 
         if len(data) == 1:
             group = next(self._connectivity_chunks(data))[0].copy()

@@ -1,6 +1,7 @@
 """GradientPositioner: group gradients with BrainSpace, per-subject aligned gradients."""
 
 import pickle
+import re
 import warnings
 from fractions import Fraction
 from pathlib import Path
@@ -807,6 +808,33 @@ def test_a_reference_frame_with_the_default_index_is_used_in_order_without_a_war
         aligned = GradientPositioner(**SMALL, reference=pd.DataFrame(reference)).fit(frames)
     expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
     np.testing.assert_array_equal(aligned.gradients_, expected.gradients_)
+
+
+def test_a_reference_indexed_by_names_warns_that_its_rows_are_used_in_order_for_arrays(X):
+    """X without names (arrays) leaves nothing to match a named reference to: its rows are used
+    in order, as an array's, and a warning says its names went unused (silently, before).
+    Named X, and an unnamed reference, stay silent; a refused row count does not warn."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    reference = GradientPositioner(**SMALL).fit(X).gradients_
+    named = pd.DataFrame(reference, index=names)
+    with pytest.warns(UserWarning) as caught:
+        aligned = GradientPositioner(**SMALL, reference=named).fit(X)
+    assert len(caught) == 1
+    assert re.match(r"reference is indexed by region names \(\['roi0', 'roi1', 'roi2'\]\.\.\.\) "
+                    r"but X has none .*used in order.*reference\.to_numpy\(\)",
+                    str(caught[0].message))
+    expected = GradientPositioner(**SMALL, reference=reference).fit(X)
+    np.testing.assert_array_equal(aligned.gradients_, expected.gradients_)
+    matrices = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    with pytest.warns(UserWarning, match="reference is indexed by region names"):
+        GradientPositioner(**SMALL, kind="connectivity", reference=named).fit(matrices)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GradientPositioner(**SMALL, reference=named).fit(
+            [pd.DataFrame(x, columns=names) for x in X])
+        GradientPositioner(**SMALL, reference=reference).fit(X)
+        with pytest.raises(ValueError, match=rf"{N_REGIONS - 1} rows.*{N_REGIONS} regions"):
+            GradientPositioner(**SMALL, reference=named.iloc[1:]).fit(X)
 
 
 def test_a_named_reference_of_another_row_count_is_refused_without_a_name_warning(X):
