@@ -325,6 +325,22 @@ def test_the_default_weights_check_the_atlas_before_downloading(monkeypatch, est
         getattr(brainjepa_sk, estimator)(device="cpu").fit(X, [0, 1])
 
 
+@pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier",
+                                       "BrainJEPAPretrainer"])
+def test_the_meta_device_is_refused_naming_device_before_any_work(estimator):
+    """device='meta' (shapes without data) had failed inside fit with torch's 'unsupported
+    scalarType' or 'META device type not an accelerator'; nothing is fitted."""
+    import brainjepa_sk
+
+    X = _subjects(4)
+    settings = (dict(gradients=np.ones((N_REGIONS, 2)), n_frames=16, patch_size=4)
+                if estimator == "BrainJEPAPretrainer" else dict(weights=tiny_module(N_REGIONS)))
+    model = getattr(brainjepa_sk, estimator)(**settings, device="meta")
+    with pytest.raises(ValueError, match="^device='meta' holds tensors' shapes without"):
+        model.fit(X, [0, 1] * (len(X) // 2))
+    assert not hasattr(model, "n_features_in_")
+
+
 def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch, official_dir):
     use_local_ukbiobank(monkeypatch, official_dir)
     for spec in _weights.UKBIOBANK_FILES.values():

@@ -350,8 +350,7 @@ def test_devices_that_do_not_exist_here_are_named_in_a_value_error(device, messa
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
 
 
-def test_cuda_indices_past_the_last_gpu_are_named_and_unknown_backends_left_to_torch(
-        monkeypatch):
+def test_cuda_indices_past_the_last_gpu_are_named(monkeypatch):
     """Runs anywhere: the machine is made to look like one with a single GPU."""
     from brainjepa_sk.train.runtime import resolve_device
 
@@ -362,7 +361,25 @@ def test_cuda_indices_past_the_last_gpu_are_named_and_unknown_backends_left_to_t
         resolve_device("cuda:1")
     assert resolve_device(torch.device("cuda", 0)) == torch.device("cuda:0")
     assert resolve_device("cuda") == torch.device("cuda")
-    assert resolve_device("meta") == torch.device("meta")  # no torch.meta module to ask
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("meta", r"device='meta' holds tensors' shapes without their data: the model cannot "
+             r"compute on it; use 'auto', 'cpu' or 'cuda'$"),
+    # no torch.ipu module to ask: torch's own error, found by computing on it
+    ("ipu", r"device='ipu' cannot run the model with this torch \(\w+Error: [^\n]+\); use "
+            r"'auto', 'cpu' or 'cuda', or install the backend's torch package$"),
+])
+def test_devices_the_model_cannot_compute_on_are_named_in_a_value_error(device, message):
+    """Not torch's error from deep inside fit ('unsupported scalarType', 'META device type not
+    an accelerator'): resolve_device, which every estimator calls first, names device."""
+    from brainjepa_sk.train import runtime
+
+    with pytest.raises(ValueError, match=message):
+        runtime.resolve_device(device)
+    # out-of-tree backends without an is_available are asked the same way: one that computes
+    # (as the CPU does) is taken
+    assert runtime._compute_failure("cpu") is None
 
 
 def test_auto_and_none_take_cuda_where_there_is_one_else_the_cpu(monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import functools
 import glob
 import hashlib
 import os
@@ -83,8 +84,10 @@ def resolve_device(device):
     Raises
     ------
     ValueError
-        When ``device`` names no device torch knows (``"gpu"``), or a device this machine
-        does not have (CUDA, MPS or XPU not available, a CUDA index past the last GPU).
+        When ``device`` names no device torch knows (``"gpu"``), a device this machine
+        does not have (CUDA, MPS or XPU not available, a CUDA index past the last GPU), or one
+        on which the model cannot compute: ``"meta"`` (shapes without data), or a backend
+        that this torch cannot run (``"xla"`` without ``torch_xla``, say).
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -95,16 +98,41 @@ def resolve_device(device):
                          "'cuda' or 'cuda:<index>'") from None
     if resolved.type == "cpu":
         return resolved
+    if resolved.type == "meta":
+        raise ValueError("device='meta' holds tensors' shapes without their data: the model "
+                         "cannot compute on it; use 'auto', 'cpu' or 'cuda'")
     # torch.cuda, torch.mps, torch.xpu, ...: is_available says whether this machine has one
-    # (types without such a module, "meta" or an out-of-tree backend, are left to torch)
     is_available = getattr(getattr(torch, resolved.type, None), "is_available", None)
     if is_available is not None and not is_available():
         name = resolved.type.upper() if len(resolved.type) <= 4 else resolved.type
         raise ValueError(f"device={str(resolved)!r} was asked for but {name} is not available")
-    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
-        raise ValueError(f"device={str(resolved)!r} was asked for but this machine has "
-                         f"{torch.cuda.device_count()} CUDA device(s)")
+    if resolved.type == "cuda":
+        if (resolved.index or 0) >= torch.cuda.device_count():
+            raise ValueError(f"device={str(resolved)!r} was asked for but this machine has "
+                             f"{torch.cuda.device_count()} CUDA device(s)")
+        return resolved
+    # types without such a module (an out-of-tree backend) are asked by computing on them
+    failure = _compute_failure(str(resolved))
+    if failure is not None:
+        raise ValueError(f"device={str(resolved)!r} cannot run the model with this torch "
+                         f"({failure}); use 'auto', 'cpu' or 'cuda', or install the "
+                         "backend's torch package")
     return resolved
+
+
+@functools.lru_cache(maxsize=None)
+def _compute_failure(device):
+    """Why torch cannot add two numbers on ``device`` and read the result back (``None`` when
+    it can): a backend this torch was not built or extended for fails there, with an error
+    (``NotImplementedError``, ``RuntimeError``, ...) that would otherwise come from deep
+    inside a fit. Asked once per device."""
+    try:
+        (torch.ones(1, device=device) + 1).cpu()
+    except Exception as error:  # noqa: BLE001 -- whatever the backend raises is the answer
+        # the first sentence: torch's dispatcher then lists every backend it has
+        first = (str(error).strip().splitlines() or [""])[0].split(". ")[0]
+        return f"{type(error).__name__}: {first}".rstrip(": ")
+    return None
 
 
 def resolve_autocast(precision, device):
