@@ -287,11 +287,42 @@ def validation_monitors(callbacks):
     return found
 
 
+def restore_best_scores(net):
+    """Give skorch's scoring callbacks the best scores of the history a resumed fit loaded.
+
+    Each takes the score of the last epoch its ``<name>_best`` marks. skorch's
+    ``EpochScoring`` reads them when training begins, but before ``LoadInitState`` (one's own
+    callback, called after the default ones) has loaded the history, and its
+    ``PassthroughScoring`` (``train_loss``, ``valid_loss``) never does: the first resumed epoch
+    counted as the best, and a ``Checkpoint`` on ``"valid_loss_best"`` saved it over a better
+    one.
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net, its history loaded.
+    """
+    for _, callback in net.callbacks_:
+        if not isinstance(callback, (BatchScoring, EpochScoring, PassthroughScoring)):
+            continue
+        name = getattr(callback, "name_", callback.name)
+        for record in reversed(net.history_):
+            if record.get(f"{name}_best") is True and name in record:
+                callback.best_score_ = record[name]
+                break
+
+
 def split_windows(dataset, valid_subjects):
     """The training and validation ``Subset``\\ s of ``dataset`` (a ``SubjectWindows``)."""
     in_valid = np.isin(dataset.subject_index, valid_subjects)
     return (Subset(dataset, np.flatnonzero(~in_valid)),
             Subset(dataset, np.flatnonzero(in_valid)))
+
+
+def _epochs_done(net):
+    """The epochs of the run done before this call: those of the history a resumed ``fit``
+    loaded (0 for any other call)."""
+    return net.__dict__.get("_epochs_done_", 0)
 
 
 def _peak_lr(net):
@@ -307,15 +338,18 @@ class WarmupCosineLR(Callback):
     call of ``fit`` (so ``set_params`` and grid search reach them), reaches ``min_lr`` at the
     last batch of ``max_epochs`` (of ``epochs`` when it is passed to ``fit`` or
     ``partial_fit``), and multiplies each parameter group's ``"lr_scale"`` (layer-wise decay)
-    in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over its own epochs. The
-    rate of the epoch's last batch is recorded in the history as ``"lr"``.
+    in. Every ``fit`` or ``partial_fit`` call runs the whole schedule over its own epochs, except
+    a ``fit`` that resumes a run (its callbacks, skorch's ``LoadInitState``, loaded the run's
+    history when training began): it goes on at the epoch that history ends, as the
+    uninterrupted run would have. The rate of the epoch's last batch is recorded in the history
+    as ``"lr"``.
 
     The fine-tuning estimators add it to skorch's callbacks as ``"lr_schedule"``:
     ``callbacks__lr_schedule=None`` turns it off (e.g. for a skorch ``LRScheduler``).
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
-        """Start the schedule at epoch 0 (every ``fit`` or ``partial_fit`` call).
+        """Start counting this call's epochs (a resumed fit's go on after the loaded ones).
 
         Parameters
         ----------
@@ -359,7 +393,8 @@ class WarmupCosineLR(Callback):
         self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
         self.batch_ = 0
         epochs = net.__dict__.get("_epochs_run_", net.max_epochs)  # known once the loop runs
-        if self.epoch_ == 0 and net.warmup_epochs > 0 and net.warmup_epochs >= epochs:
+        if (self.epoch_ == 0 and _epochs_done(net) == 0 and net.warmup_epochs > 0
+                and net.warmup_epochs >= epochs):
             warn_user(
                 f"warmup_epochs={net.warmup_epochs} is not less than the {epochs} epoch(s) of "
                 f"this fit: the rate rises for the whole fit and never reaches its peak "
@@ -388,7 +423,7 @@ class WarmupCosineLR(Callback):
         peak = _peak_lr(net)
         # the last step's index as the schedule's length: min_lr is reached at the last batch
         self.lr_ = warmup_cosine(
-            self.epoch_ * per_epoch + self.batch_,
+            (_epochs_done(net) + self.epoch_) * per_epoch + self.batch_,
             net.__dict__.get("_epochs_run_", net.max_epochs) * per_epoch - 1,
             round(net.warmup_epochs * per_epoch), 0.0, peak, net.min_lr,
         )

@@ -63,6 +63,7 @@ from ._skorch import (
     is_windows,
     layer_groups_setter,
     load_params_naming_files,
+    restore_best_scores,
     save_params_atomically,
     split_windows,
     targets_of,
@@ -70,13 +71,16 @@ from ._skorch import (
 )
 from ._warnings import warn_user
 from .nn import POOLINGS, EncoderWithHead
+from .train.data import _ignore_sigterm as ignore_sigterm
 from .train.data import worker_context
+from .train.loop import TrainingInterrupted
 from .train.optim import layer_decay_groups
 from .train.runtime import (
     all_finite,
     cpu_copy,
     forked_rng,
     noting_ctrl_c,
+    noting_sigterm,
     python_values,
     resolve_autocast,
     resolve_device,
@@ -94,7 +98,21 @@ _BUILT_IN_FIT = (
 
 
 class _Interrupted(Exception):
-    """Carries a ``KeyboardInterrupt`` through skorch's ``partial_fit``, which swallows it."""
+    """Carries a ``KeyboardInterrupt`` (Ctrl-C's, or the ``TrainingInterrupted`` of a SIGTERM)
+    through skorch's ``partial_fit``, which swallows it."""
+
+
+def _seed_epoch(seed, epoch, device):
+    """Seed torch's global generators (the fit's fork of them) for epoch ``epoch`` (from 1).
+
+    The epoch's shuffling, loader worker seeds and stochastic depth then depend on the fit's
+    seed and the epoch's number only, not on the draws of the epochs before it: a fit that
+    resumes a run from a checkpoint at epoch ``k`` draws as the uninterrupted run did."""
+    value = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(
+        1, dtype=np.uint64)[0] >> np.uint64(1))  # 63 bits: any torch seed
+    torch.default_generator.manual_seed(value)
+    if device.type == "cuda":  # the fit's device, made current by forked_rng
+        torch.cuda.manual_seed(value)
 
 
 def _seed_of(random_state):
@@ -238,7 +256,8 @@ class _FineTuneBase(SubjectsInputMixin):
 
     #: What only a running fit holds (set in the loop, removed when it ends).
     _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
-                  "_batch_windows_", "_loss_scale_")
+                  "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
+                  "_sigterm_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -520,6 +539,15 @@ class _FineTuneBase(SubjectsInputMixin):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given.
 
+        A ``fit`` that builds a new model and whose callbacks loaded a history when training
+        began (skorch's ``LoadInitState`` of a ``Checkpoint``) resumes that run: the loaded
+        epochs count towards ``max_epochs`` (or ``epochs``), only the rest are trained, the
+        schedule goes on at the epoch the history ends, and skorch's scoring callbacks take
+        their best scores from it.
+
+        SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
+        :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
+
         Parameters
         ----------
         X : SubjectWindows
@@ -536,19 +564,86 @@ class _FineTuneBase(SubjectsInputMixin):
         self
             The net, as skorch's ``fit_loop`` returns it.
         """
-        self._epochs_run_ = self.max_epochs if epochs is None else epochs
-        pressed = {}
+        total = self.max_epochs if epochs is None else epochs
+        done = 0
+        if self.__dict__.get("_resumable_", False):
+            # initialize() emptied the history: one here was loaded by a callback's
+            # on_train_begin (LoadInitState), which skorch calls before this loop
+            done = len(self.history_)
+            if done > total:
+                name = "max_epochs" if epochs is None else "epochs"
+                warn_user(
+                    f"the history loaded when fit began (skorch's LoadInitState) holds {done} "
+                    f"epochs, more than {name}={total}: no epoch is trained; set {name} to the "
+                    "run's total number of epochs to train it longer")
+            epochs = max(total - done, 0)
+            restore_best_scores(self)
+        self._epochs_run_, self._epochs_done_ = total, done
+        pressed, self._sigterm_ = {}, {}
         try:
-            with noting_ctrl_c(pressed):
-                return super().fit_loop(X, y, epochs=epochs, **fit_params)
-        except KeyboardInterrupt as interrupt:
-            if not pressed:  # a callback's way to end training (skorch's EarlyStopping)
-                raise
-            # skorch's partial_fit would swallow Ctrl-C too and keep the half-trained model;
-            # here it stops the fit like any error, which leaves the estimator as it was
-            raise _Interrupted from interrupt
+            with noting_ctrl_c(pressed), noting_sigterm(self._sigterm_):
+                try:
+                    super().fit_loop(X, y, epochs=epochs, **fit_params)
+                except KeyboardInterrupt as interrupt:
+                    if pressed:
+                        # skorch's partial_fit would swallow Ctrl-C too and keep the
+                        # half-trained model; here it stops the fit like any error, which
+                        # leaves the estimator as it was
+                        raise _Interrupted from interrupt
+                    if not self._sigterm_:  # a callback's way to end training (EarlyStopping)
+                        raise
+            # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
+            # the caller, as the pre-emption asked (the pretrainer's loop does the same)
+            self._stop_on_sigterm(f"after the last epoch ({len(self.history_)})")
+            return self
         finally:
-            self.__dict__.pop("_epochs_run_", None)
+            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_"):
+                self.__dict__.pop(name, None)
+
+    def _stop_on_sigterm(self, when):
+        """Stop the fit if SIGTERM arrived: :class:`TrainingInterrupted`, carried through
+        skorch's ``partial_fit`` (which would swallow a ``KeyboardInterrupt``)."""
+        if self.__dict__.get("_sigterm_"):
+            raise _Interrupted from TrainingInterrupted(
+                f"stopped by SIGTERM {when}; the estimator is left as it was before this fit. "
+                "With skorch's Checkpoint and LoadInitState, the same fit again resumes after "
+                "the last epoch the checkpoint saved")
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        """Start the epoch's record (skorch), then seed the epoch's random draws.
+
+        During ``fit``, torch's generators (the fit's fork of them) are seeded from
+        ``random_state`` and the epoch's number in ``history_``, so that a fit resumed from a
+        checkpoint shuffles and drops paths as the uninterrupted run did. A SIGTERM that
+        arrived since the last batch stops the fit here, before the epoch starts.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            This net.
+        dataset_train, dataset_valid, **kwargs
+            As skorch passes them.
+        """
+        self._stop_on_sigterm(f"before epoch {len(self.history_) + 1}")
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                               **kwargs)
+        seed = self.__dict__.get("_seed_")
+        if seed is not None:
+            _seed_epoch(seed, len(self.history_), self._torch_device())
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        """Stop the fit after this training batch when SIGTERM arrived.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            This net.
+        batch, training, **kwargs
+            As skorch passes them.
+        """
+        super().on_batch_end(net, batch=batch, training=training, **kwargs)
+        if training:
+            self._stop_on_sigterm(f"after a training batch of epoch {len(self.history_)}")
 
     def initialize_module(self):
         """Build the encoder (from ``weights``) with its pooled head.
@@ -834,6 +929,11 @@ class _FineTuneBase(SubjectsInputMixin):
 
         Builds the model from ``weights`` and fits the preprocessing, unless ``warm_start``
         is set and the estimator is fitted: then training continues from the current model.
+        A fit of a new model whose callbacks load a run's history when training begins
+        (skorch's ``Checkpoint`` with ``LoadInitState``) resumes that run: it trains the epochs
+        of ``max_epochs`` the history does not hold, the schedule going on where it stopped.
+        SIGTERM (a scheduler's pre-emption) stops it after the current batch with
+        :class:`~brainjepa_sk.train.TrainingInterrupted`, leaving the estimator as it was.
 
         Parameters
         ----------
@@ -982,6 +1082,9 @@ class _FineTuneBase(SubjectsInputMixin):
             try:
                 self._training_ = True
                 self._held_out_ = held_out
+                self._seed_ = seed  # each epoch's draws are seeded from it
+                # only a fit of a new model resumes a run whose history LoadInitState loads
+                self._resumable_ = routing == "fit" and not continuing
                 if split is not self.train_split and not draws_subjects(split):
                     self._seeded_split_ = split  # skorch's ValidSplit, seeded
                 with rng:
@@ -989,7 +1092,7 @@ class _FineTuneBase(SubjectsInputMixin):
                         self.initialize()
                     super().partial_fit(dataset, dataset.y, _routing_method=routing,
                                         **fit_params)
-            except _Interrupted as interrupted:  # Ctrl-C, which skorch's loop would swallow
+            except _Interrupted as interrupted:  # Ctrl-C or SIGTERM, which skorch swallows
                 if saved is not None:
                     self._restore_in_place_state(saved)
                 raise interrupted.__cause__ from None
@@ -998,9 +1101,9 @@ class _FineTuneBase(SubjectsInputMixin):
                     self._restore_in_place_state(saved)
                 raise
             finally:
-                self.__dict__.pop("_training_", None)
-                self.__dict__.pop("_held_out_", None)
-                self.__dict__.pop("_seeded_split_", None)
+                for name in ("_training_", "_held_out_", "_seeded_split_", "_seed_",
+                             "_resumable_"):
+                    self.__dict__.pop(name, None)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
@@ -1071,7 +1174,8 @@ class _FineTuneBase(SubjectsInputMixin):
         pass
 
     def get_params_for(self, prefix):
-        """skorch's parameters for ``prefix``; the loaders' workers also start inside joblib's.
+        """skorch's parameters for ``prefix``; the loaders' workers also start inside joblib's,
+        and ignore SIGTERM.
 
         Parameters
         ----------
@@ -1084,14 +1188,21 @@ class _FineTuneBase(SubjectsInputMixin):
             skorch's parameters for ``prefix``; for the loaders, with the platform's default
             multiprocessing context added when workers are asked for in a process whose start
             method is joblib's ``"loky"`` (see :func:`~brainjepa_sk.train.data.worker_context`)
-            and no context is set.
+            and no context is set, and a ``worker_init_fn`` that makes the workers ignore
+            SIGTERM when workers are asked for and none is set.
         """
         params = super().get_params_for(prefix)
-        if prefix in ("iterator_train", "iterator_valid") and params.get(
-                "multiprocessing_context") is None:
-            context = worker_context(params.get("num_workers", 0))
+        if prefix not in ("iterator_train", "iterator_valid"):
+            return params
+        workers = params.get("num_workers", 0)
+        if params.get("multiprocessing_context") is None:
+            context = worker_context(workers)
             if context is not None:
                 params["multiprocessing_context"] = context
+        if workers > 0 and params.get("worker_init_fn") is None:
+            # a scheduler's SIGTERM reaches every process of the job: a worker it ended would
+            # fail the batch the fit finishes before it stops (torch raises on its exit)
+            params["worker_init_fn"] = ignore_sigterm
         return params
 
     def _subject_outputs(self, X):
@@ -1162,17 +1273,20 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         micro-batches, and with ``class_weight`` the weighted mean is taken per micro-batch.
     random_state : int, RandomState instance or None, default=None
         Seeds the head's initialisation, the shuffling and the stochastic depth (in a fork of
-        torch's global generator, which is left as it was), and the held-out subjects of a
-        ``SubjectValidSplit`` that has no ``random_state`` of its own (the held-out windows of
-        skorch's ``ValidSplit`` of a fraction without one too, drawn on a copy). The same seed
-        on CPU gives the same predictions; None draws the seed from NumPy's global generator.
+        torch's global generator, which is left as it was; each epoch's draws are seeded from
+        it and the epoch's number, so that a resumed fit draws as the uninterrupted run did),
+        and the held-out subjects of a ``SubjectValidSplit`` that has no ``random_state`` of
+        its own (the held-out windows of skorch's ``ValidSplit`` of a fraction without one too,
+        drawn on a copy). The same seed on CPU gives the same predictions; None draws the seed
+        from NumPy's global generator.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Built over the layer-decay parameter groups; ``optimizer__<name>`` sets its other
         arguments (e.g. ``optimizer__betas``).
     lr : float, default=6.25e-5
         Peak learning rate (the research scripts: base rate 1e-3 times batch size / 256).
     max_epochs : int, default=50
-        Passes over the training windows.
+        Passes over the training windows. A ``fit`` that resumes a run (skorch's
+        ``LoadInitState`` loaded its history) trains only those the history does not hold.
     batch_size : int, default=16
         Windows per step.
     train_split : callable or None, default=None

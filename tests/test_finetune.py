@@ -3,6 +3,7 @@
 import copy
 import errno
 import io
+import json
 import os
 import pickle
 import re
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -25,6 +27,7 @@ from skorch.callbacks import (
     Checkpoint,
     EarlyStopping,
     EpochScoring,
+    LoadInitState,
     LRScheduler,
 )
 from skorch.dataset import ValidSplit
@@ -1393,9 +1396,9 @@ def test_skorch_files_named_from_home_are_written_and_read_there(tmp_path, monke
     assert sorted(p.name for p in (home / "run").iterdir()) == [
         "criterion.pt", "history.json", "optimizer.pt", "params.pt"]
     assert not any((work / "~").rglob("*.*"))  # skorch makes its dirname as written: empty
-    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
-    assert len(resumed.history_) == 2  # the saved epoch, and one more
+    assert len(resumed.history_) == 2  # the saved epoch, and the one left
 
 
 def test_explicit_files_override_the_checkpoints_in_load_params(tmp_path):
@@ -1430,7 +1433,7 @@ def test_resuming_from_skorchs_checkpoint_prints_no_nothing_to_load(tmp_path, ca
     saved = Checkpoint(dirname=tmp_path, monitor=None)
     BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
     capsys.readouterr()
-    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1),
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, verbose=1),
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
     assert len(resumed.history_) == 2
     assert "Nothing to load" not in capsys.readouterr().out
@@ -2022,7 +2025,7 @@ def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypat
 
 def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, ctrl_c_raises):
     """Ctrl-C propagates, what skorch's Checkpoint saved stays, and LoadInitState continues
-    from it: the next epoch starts where the interrupted run's would have."""
+    from it: the same fit again trains the epochs left, as the interrupted run would have."""
     from skorch.callbacks import Checkpoint, LoadInitState
 
     class CtrlC(Callback):
@@ -2037,15 +2040,186 @@ def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, 
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4),
                             callbacks=[saved, LoadInitState(saved), CtrlC()]).fit(X, y)
     saved = Checkpoint(dirname=tmp_path, monitor=None)
-    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=4),
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
     losses = [record["train_loss"] for record in resumed.history_]
-    assert len(losses) == 4
-    np.testing.assert_allclose(losses[:3], [r["train_loss"] for r in reference.history_[:3]],
+    assert len(losses) == 4  # the run's 4 epochs: the 2 saved ones, and the 2 left
+    np.testing.assert_allclose(losses, [r["train_loss"] for r in reference.history_],
                                rtol=1e-6)
     # the optimizer went on from its saved state: two steps before, two after (one per epoch)
     steps = {int(value["step"]) for value in resumed.optimizer_.state_dict()["state"].values()}
     assert steps == {4}
+
+
+#: A run that draws at every epoch: warm-up and cosine, shuffling, stochastic depth (of the
+#: second of two blocks).
+RESUMED_RUN = fast(max_epochs=4, batch_size=4, lr=1e-2, drop_path_rate=0.5, warmup_epochs=1)
+
+
+def assert_same_run(net, reference):
+    """The same epochs, learning rates, losses, checkpoint saves and weights, exactly."""
+    keys = ["epoch", "lr", "train_loss", "train_loss_best", "event_cp"]
+    if "valid_loss" in reference.history_[-1]:
+        keys += ["valid_loss", "valid_loss_best", "valid_acc", "valid_acc_best"]
+    for key in keys:
+        assert net.history_[:, key] == reference.history_[:, key], key
+    reference_weights = reference.module_.state_dict()
+    for name, tensor in net.module_.state_dict().items():
+        assert torch.equal(tensor, reference_weights[name]), name
+
+
+class FailAtEpochEnd(Callback):
+    """Raises at the end of epoch ``epoch`` (after the Checkpoint listed before it saved)."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history_) == self.epoch:
+            raise RuntimeError("the job was killed")
+
+
+def test_the_same_fit_again_resumes_an_interrupted_run_and_ends_as_the_uninterrupted_one(
+        tmp_path):
+    """skorch's Checkpoint and LoadInitState, and the same script run again: the resumed fit
+    trains the epochs left of max_epochs (it had trained max_epochs more), goes on with the
+    warm-up and cosine where they were (they had started again from 0), draws its shuffling
+    and stochastic depth as the uninterrupted run did (they had followed the fit's seed
+    from the first resumed epoch on), and its scoring callbacks take the best loss from the
+    loaded history (it had started again from infinity: the first resumed epoch was the
+    best, and the Checkpoint saved it over the better one)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    # skorch's default Checkpoint: it saves the epochs of the best validation loss so far (a
+    # rate at which the validation loss rises again)
+    run = dict(RESUMED_RUN, lr=0.1, train_split=SubjectValidSplit(0.25, stratified=True))
+    saved = Checkpoint(dirname=tmp_path)
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+        Checkpoint(dirname=tmp_path / "reference")]).fit(X, y)
+    script = dict(callbacks=[saved, LoadInitState(saved)], **run)
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(depth=2), **{
+            **script, "callbacks": [*script["callbacks"], FailAtEpochEnd(2)]}).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+    # the checkpoint holds the best of the 2 epochs trained, and the history up to it: the
+    # epochs after it are trained again, as they were; one of them is not a best
+    saves = [record["epoch"] for record in reference.history_ if record["event_cp"]]
+    kept = max(epoch for epoch in saves if epoch <= 2)
+    assert not all(reference.history_[kept:, "valid_loss_best"])
+    assert_same_run(resumed, reference)
+    np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
+    # the run saved up to its last best epoch: the same fit again trains the epochs after it
+    # (none when it was the last), as they were
+    again = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+    assert_same_run(again, reference)
+    # fewer max_epochs than the loaded history holds: nothing trained, and said so
+    with pytest.warns(UserWarning, match=f"holds {saves[-1]} epochs, more than "
+                                         f"max_epochs={saves[-1] - 1}: no epoch"):
+        shorter = BrainJEPAClassifier(tiny_module(depth=2),
+                                      **{**script, "max_epochs": saves[-1] - 1}).fit(X, y)
+    assert len(shorter.history_) == saves[-1]
+    checkpoint = torch.load(tmp_path / "params.pt", weights_only=True)
+    for name, tensor in shorter.module_.state_dict().items():
+        assert torch.equal(tensor, checkpoint[name]), name
+    # partial_fit (and warm_start) still train max_epochs more, with a schedule of their own
+    partial = BrainJEPAClassifier(tiny_module(depth=2), **{**RESUMED_RUN, "max_epochs": 1},
+                                  callbacks=[LoadInitState(saved)]).set_params(warmup_epochs=0)
+    partial.partial_fit(X, y)
+    assert len(partial.history_) == saves[-1] + 1
+    assert partial.history_[-1]["lr"] == pytest.approx(FAST_MIN_LR)
+
+
+@pytest.fixture
+def sigterm_fails_the_test():
+    """SIGTERM, which would end the test process, fails the test instead where the fit does
+    not handle it; the handler is put back afterwards."""
+    class Unhandled(BaseException):
+        pass
+
+    def unhandled(signum, frame):
+        raise Unhandled("SIGTERM reached the test's handler, not the fit's")
+
+    previous = signal.signal(signal.SIGTERM, unhandled)
+    yield unhandled
+    signal.signal(signal.SIGTERM, previous)
+
+
+class SigtermAt(Callback):
+    """Sends SIGTERM to this process, as a job scheduler's pre-emption does, at the end of the
+    first training batch of epoch ``batch_of``, or at the end of epoch ``end_of`` (after the
+    Checkpoint listed before it saved)."""
+
+    def __init__(self, batch_of=None, end_of=None):
+        self.batch_of, self.end_of = batch_of, end_of
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if (training and len(net.history_) == self.batch_of
+                and not net.history_[-1]["batches"][1:]):
+            signal.raise_signal(signal.SIGTERM)
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history_) == self.end_of:
+            signal.raise_signal(signal.SIGTERM)
+
+
+def test_sigterm_stops_the_fit_after_the_batch_and_the_same_fit_resumes(
+        tmp_path, sigterm_fails_the_test):
+    """A pre-emption (SIGTERM) had ended the process at once: it now stops the fit after the
+    current batch with TrainingInterrupted (a KeyboardInterrupt, as for the pretrainer, so a
+    cross-validation stops too), the estimator left as it was, and the checkpoint of the
+    epochs before it resumes. One that arrives after the last batch stops the caller too,
+    the whole run saved."""
+    from brainjepa_sk.train import TrainingInterrupted
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN,
+                                    callbacks=[Checkpoint(dirname=tmp_path / "reference",
+                                                          monitor=None)]).fit(X, y)
+    for when, message, saved_epochs in [
+            (dict(batch_of=3), "after a training batch of epoch 3", 2),
+            (dict(end_of=2), "before epoch 3", 2),  # in the validation or the callbacks
+            (dict(end_of=4), r"after the last epoch \(4\)", 4)]:
+        saved = Checkpoint(dirname=tmp_path / str(when), monitor=None)  # after every epoch
+        script = dict(callbacks=[saved, LoadInitState(saved)], **RESUMED_RUN)
+        clf = BrainJEPAClassifier(tiny_module(depth=2), **{
+            **script, "callbacks": [*script["callbacks"], SigtermAt(**when)]})
+        with pytest.raises(TrainingInterrupted, match=f"stopped by SIGTERM {message}"):
+            clf.fit(X, y)
+        assert signal.getsignal(signal.SIGTERM) is sigterm_fails_the_test
+        assert not hasattr(clf, "preprocessor_") and not clf.initialized_  # as it was
+        with open(tmp_path / str(when) / "history.json") as file:
+            assert len(json.load(file)) == saved_epochs
+        resumed = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+        assert_same_run(resumed, reference)
+
+
+def test_loader_workers_ignore_sigterm_so_a_preemption_stops_the_fit_cleanly(
+        sigterm_fails_the_test):
+    """A scheduler's SIGTERM reaches the loader workers too: one it ended made torch raise
+    "DataLoader worker exited unexpectedly" in the batch being finished, a RuntimeError (which
+    a cross-validation would have skipped past) instead of TrainingInterrupted."""
+    import multiprocessing
+
+    from brainjepa_sk.train import TrainingInterrupted
+
+    class Preempted(Callback):  # SIGTERM to the job's processes, the workers' first
+        def on_batch_end(self, net, batch=None, training=False, **kwargs):
+            if training and len(net.history_) == 2:
+                for worker in multiprocessing.active_children():
+                    os.kill(worker.pid, signal.SIGTERM)
+                signal.raise_signal(signal.SIGTERM)
+                time.sleep(1.0)  # a worker that died is reported (torch's SIGCHLD handler)
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3, batch_size=4),
+                              iterator_train__num_workers=1, callbacks=[Preempted()])
+    with pytest.raises(TrainingInterrupted, match="after a training batch of epoch 2"):
+        clf.fit(X, y)
+
+    def own(worker_id):
+        pass
+
+    clf.set_params(iterator_train__worker_init_fn=own)
+    assert clf.get_params_for("iterator_train")["worker_init_fn"] is own  # kept
 
 
 def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained(

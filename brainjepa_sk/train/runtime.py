@@ -34,6 +34,7 @@ __all__ = [
     "move_into_place",
     "naming_save_errors",
     "noting_ctrl_c",
+    "noting_sigterm",
     "python_values",
     "tensor_checksum",
     "forked_rng",
@@ -692,6 +693,40 @@ def noting_ctrl_c(pressed):
 
     with _sigint_handled_by(noting):
         yield
+
+
+@contextlib.contextmanager
+def noting_sigterm(received):
+    """Mark ``received["sigterm"]`` when SIGTERM arrives, instead of ending the process.
+
+    For loops that stop at their next safe point when a job scheduler pre-empts them (SLURM
+    sends SIGTERM before it kills the job). Only in the main thread, and only where SIGTERM's
+    handler is one Python can put back (``signal.getsignal`` is None for one an embedding
+    program set before Python started: it is left in place); elsewhere nothing is marked.
+
+    Parameters
+    ----------
+    received : dict
+        Gets the key ``"sigterm"`` (True) when SIGTERM arrives inside the block.
+
+    Yields
+    ------
+    None
+        The previous SIGTERM handler is put back when the block ends.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGTERM) is None):
+        yield
+        return
+
+    def note(signum, frame):
+        received["sigterm"] = True
+
+    previous = signal.signal(signal.SIGTERM, note)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
