@@ -71,8 +71,7 @@ from ._skorch import (
 )
 from ._warnings import warn_user
 from .nn import POOLINGS, EncoderWithHead
-from .train.data import _ignore_sigterm as ignore_sigterm
-from .train.data import worker_context
+from .train.data import ignore_sigterm, worker_context
 from .train.loop import TrainingInterrupted
 from .train.optim import layer_decay_groups
 from .train.runtime import (

@@ -186,10 +186,18 @@ class ShuffleSampler(torch.utils.data.Sampler):
         self._skip = int(position)
 
 
-def _ignore_sigterm(worker_id):
-    # Launchers signal the whole process group (torchrun's killpg, SLURM's --signal): a worker
-    # killed by it would fail the step the main process is finishing before it saves. Workers
-    # end with the main process anyway.
+def ignore_sigterm(worker_id):
+    """A loader's ``worker_init_fn``: the worker ignores SIGTERM.
+
+    Launchers signal the whole process group (torchrun's killpg, SLURM's --signal): a worker
+    killed by it would fail the step or batch the main process is finishing before it stops
+    (torch raises on a worker's exit). Workers end with the main process anyway.
+
+    Parameters
+    ----------
+    worker_id : int
+        The worker's number (unused).
+    """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
@@ -271,7 +279,7 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
         num_workers=num_workers,
         multiprocessing_context=worker_context(num_workers),
         persistent_workers=num_workers > 0,
-        worker_init_fn=_ignore_sigterm if num_workers > 0 else None,
+        worker_init_fn=ignore_sigterm if num_workers > 0 else None,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         # Its own generator: starting an epoch otherwise draws a worker seed from torch's
         # global generator, which stochastic depth uses, and a run resumed inside an epoch
