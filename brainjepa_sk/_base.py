@@ -700,8 +700,8 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         ----------
         input_features : array-like of str, optional
             Region names to use in the feature names (not used by ``pooling="mean"``). They
-            must have ``n_features_in_`` entries and equal the region names seen in ``fit``
-            when there were any.
+            must have ``n_features_in_`` entries and equal the region names known to ``fit``
+            when there were any (``feature_names_in_``, else ``region_names_``).
 
         Returns
         -------
@@ -709,8 +709,10 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
             ``embedding{k}`` with ``pooling="mean"``; ``{region}_embedding{k}`` with
             ``pooling="roi"``, ``{region}_embedding{k}_std`` with ``pooling="roi_std"`` and
             ``{region_a}_{region_b}_connectivity`` with ``pooling="connectivity"``,
-            ``{region_a}_{region_b}_lag1`` with ``pooling="lagged"`` (region names from
-            DataFrame columns or file headers when fitted on them, else ``region{r}``).
+            ``{region_a}_{region_b}_lag1`` with ``pooling="lagged"``. The region names are
+            ``feature_names_in_`` (DataFrame columns or file headers) when fitted on them, else
+            ``region_names_`` (those the weights were pretrained on, when recorded), else
+            ``region{r}``.
 
         Raises
         ------
@@ -730,7 +732,12 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
                 "scikit-learn's transform_output='pandas', give this estimator "
                 "set_output(transform='default'): its list of series cannot be a DataFrame)"
             )
+        # X's column names, else those the weights were pretrained on (a checkpoint's record,
+        # a module's region_names, the index of a gradient DataFrame): X without names is read
+        # in that order
         regions = getattr(self, "feature_names_in_", None)
+        if regions is None:
+            regions = getattr(self, "region_names_", None)
         if input_features is not None:  # checked whatever the pooling, as documented
             if len(input_features) != self.n_features_in_ or (
                 regions is not None and list(input_features) != list(regions)

@@ -121,7 +121,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     region_names_ : list of str or None
         The regions the weights were pretrained on, when their checkpoint recorded them (or
         the index of a gradient DataFrame): input with names (DataFrames, files with a header)
-        must have them in this order.
+        must have them in this order. Fitted on arrays, ``get_feature_names_out`` names the
+        regions by them.
     """
 
     # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit

@@ -247,6 +247,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         The region names saved with the model: ``feature_names_in_``, or else the index of a
         gradient DataFrame indexed by region names. Input with names (DataFrames, files with a
         header) must have them in this order, as for the embedder given the saved file.
+        ``get_feature_names_out`` names the regions by them.
     """
 
     _parameter_constraints = {

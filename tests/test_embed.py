@@ -571,6 +571,32 @@ def test_region_feature_names_for_an_embedder_fitted_on_arrays():
         embedder.get_feature_names_out(names[:-1])
 
 
+@pytest.mark.parametrize("pooling, first", [
+    ("roi", "L-Amygdala_embedding0"), ("roi_std", "L-Amygdala_embedding0_std"),
+    ("connectivity", "L-Amygdala_R-Amygdala_connectivity"),
+    ("lagged", "L-Amygdala_L-Amygdala_lag1"),
+])
+def test_fitted_on_arrays_the_feature_names_carry_the_regions_the_weights_recorded(pooling,
+                                                                                   first):
+    """Arrays carry no names, but the weights' record of their regions (region_names_) does:
+    the readout's features are named by them, not region0, region1, ..., and input_features
+    must be them."""
+    names = ["L-Amygdala", "R-Amygdala", *(f"net{r}" for r in range(2, N_REGIONS))]
+    module = tiny_module(N_REGIONS)
+    module.region_names = names  # as a pretrainer's model_ or a loaded checkpoint's model
+    embedder = BrainJEPAEmbedder(weights=module, pooling=pooling, device="cpu")
+    embedder.fit(_subjects())
+    assert embedder.region_names_ == names and not hasattr(embedder, "feature_names_in_")
+    out = embedder.get_feature_names_out()
+    assert out[0] == first and not any(name.startswith("region") for name in out)
+    assert list(embedder.get_feature_names_out(names)) == list(out)
+    with pytest.raises(ValueError, match="do not match the regions seen in fit"):
+        embedder.get_feature_names_out(names[::-1])
+    # without a record, region{r} as before
+    plain = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling=pooling, device="cpu")
+    assert plain.fit(_subjects()).get_feature_names_out()[0].startswith("region0_")
+
+
 def test_a_refit_on_arrays_forgets_the_region_names_of_dataframes():
     subjects = _subjects()
     names = [f"roi{r}" for r in range(N_REGIONS)]

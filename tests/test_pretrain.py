@@ -1796,6 +1796,19 @@ def test_under_torchrun_an_unseeded_fit_takes_the_seeds_of_process_0(random_stat
     assert seen["mask_seed"] == 22
 
 
+def test_the_pretrainers_feature_names_carry_the_region_names_of_its_gradients():
+    """Fitted on arrays with a gradient DataFrame indexed by names, the pretrainer's readouts
+    are named by those regions (region_names_), as the embedder given its file names them."""
+    names = [f"area{i}" for i in range(N_REGIONS)]
+    gradients = pd.DataFrame(np.random.default_rng(2).standard_normal((N_REGIONS, 4)),
+                             index=names)
+    model = _pretrainer(gradients=gradients, n_epochs=1, pooling="roi").fit(_data(n_subjects=4))
+    out = model.get_feature_names_out()
+    assert out[0] == "area0_embedding0" and out[-1] == f"area{N_REGIONS - 1}_embedding31"
+    model.set_params(pooling="connectivity")
+    assert model.get_feature_names_out()[0] == "area0_area1_connectivity"
+
+
 def test_region_names_of_numpy_strings_are_saved_as_python_strings(tmp_path):
     """An index built from an array of labels (``list(atlas.labels)``) holds numpy strings:
     the names are recorded as Python strings, which the saved file (read with
