@@ -18,7 +18,12 @@ from sklearn.utils._param_validation import (
 from ._warnings import warn_user
 from .files import is_path
 from .nn.pooling import POOLINGS, TokenPooling
-from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, preprocessor_for_weights
+from .preprocessing import (
+    NORMALIZATIONS,
+    WINDOW_STRATEGIES,
+    _resampling_ratio,
+    preprocessor_for_weights,
+)
 from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
 from .train.runtime import expand_home, first_non_finite, resolve_autocast, resolve_device
@@ -341,6 +346,19 @@ WEIGHTS_PARAMETERS = ("weights", "gradients", "num_heads")
 _RESOLVED_AS = {"model_t_r": "target_t_r", "stride": "_stride", "min_frames": "_min_frames"}
 
 
+def _same_resampling(preprocessor, t_r):
+    """Whether ``t_r`` resamples series to ``preprocessor``'s model TR as its own ``t_r`` does
+    (e.g. None and the model's TR: neither resamples); False when the model's TR is unknown
+    (``t_r`` is then ignored, as a refit says) or ``t_r`` is no valid TR."""
+    if preprocessor.target_t_r is None:
+        return False
+    try:
+        return (_resampling_ratio(t_r, preprocessor.target_t_r)
+                == _resampling_ratio(preprocessor.t_r, preprocessor.target_t_r))
+    except ValueError:
+        return False
+
+
 def changed_settings(estimator, recorded, names=None):
     """The parameters of ``estimator`` that differ from the values ``recorded`` at ``fit``.
 
@@ -349,6 +367,10 @@ def changed_settings(estimator, recorded, names=None):
     it uses, its default when it keeps None) is not a change, nor is another parameter
     left to ``fit`` and since set to what the estimator's ``_settings_resolved_by_fit()``
     says ``fit`` found (the classifier's ``classes``: the labels, in the outputs' order).
+    Nor is, for the estimators that load ``weights`` (the same since ``fit``), a ``t_r`` that
+    resamples to the model's TR as the one of ``fit`` did (None and the model's own TR:
+    neither resamples), or a ``gradients`` or ``num_heads`` that those weights carry their own
+    of (``_carried_by_weights_``, from ``ResolvedWeights.carried``: a refit ignores them).
 
     Parameters
     ----------
@@ -369,11 +391,19 @@ def changed_settings(estimator, recorded, names=None):
     names = recorded if names is None else [name for name in names if name in recorded]
     preprocessor = getattr(estimator, "preprocessor_", None)
     found = getattr(estimator, "_settings_resolved_by_fit", dict)()
+    # what the weights of fit carry their own of (ResolvedWeights.carried): ignored, as long
+    # as the weights are the same
+    carried = (getattr(estimator, "_carried_by_weights_", ()) if "weights" in recorded
+               and same_setting(recorded["weights"], estimator.weights) else ())
 
     def unchanged(name):
         old, new = recorded[name], getattr(estimator, name)
-        if same_setting(old, new):
+        if same_setting(old, new) or name in carried:
             return True
+        if name == "t_r" and preprocessor is not None and "weights" in recorded:
+            # the model's TR comes from the weights or model_t_r (the pretrainer's from t_r
+            # when model_t_r is None: a refit would record another TR)
+            return _same_resampling(preprocessor, new)
         if not (old is None or (isinstance(old, str) and old == "auto")):  # not left to fit
             return False
         if name in found:

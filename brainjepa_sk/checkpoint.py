@@ -592,6 +592,10 @@ class ResolvedWeights:
         recorded them (pretraining on DataFrames or files with a header).
     source : str or None
         The file the weights came from (our checkpoints), for error messages.
+    carried : tuple of str
+        The arguments of :func:`resolve_weights` among ``"gradients"`` and ``"num_heads"``
+        that the weights carry their own of, so that the values given are ignored (both for
+        our checkpoints and modules, ``"gradients"`` for ``"ukbiobank"``).
     """
 
     encoder: BrainEncoder
@@ -600,6 +604,7 @@ class ResolvedWeights:
     n_frames: int | None = None
     region_names: list | None = None
     source: str | None = None
+    carried: tuple = ()
 
 
 def _trained_frames(config):
@@ -686,7 +691,10 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
                              "diverged model?); pass a module with finite weights")
         # a private copy: the caller's module is never frozen, moved or changed; in float32
         # whatever the module's dtype, as the estimators' ``precision`` sets the compute
-        return _resolved(weights, copy.deepcopy(encoder).cpu().float(), frames)
+        resolved = _resolved(weights, copy.deepcopy(encoder).cpu().float(), frames)
+        resolved.carried = ("gradients", "num_heads")
+        return resolved
+    carried = ()
     model_t_r = None
     if isinstance(weights, str) and weights == "ukbiobank":
         from .datasets import fetch_ukbiobank_weights
@@ -694,6 +702,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         warn_ignored('weights="ukbiobank"', names=("gradients",))
         paths = fetch_ukbiobank_weights(data_dir=data_dir)
         weights, gradients, model_t_r = paths["checkpoint"], paths["gradients"], UKBIOBANK_T_R
+        carried = ("gradients",)
     if not isinstance(weights, (str, os.PathLike)):
         raise TypeError(
             "weights must be 'ukbiobank', a checkpoint path or a torch module, "
@@ -717,6 +726,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         model = load_checkpoint(weights).model
         resolved = _resolved(model, model.target_encoder, _trained_frames(model.config))
         resolved.source = os.fspath(weights)
+        resolved.carried = ("gradients", "num_heads")
         return resolved
     if gradients is None:
         raise ValueError(
@@ -728,7 +738,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     # are checked against them, as against the names our checkpoints record
     return ResolvedWeights(model.target_encoder, model_t_r=model_t_r,
                            n_frames=_trained_frames(model.config),
-                           region_names=gradient_region_names(gradients))
+                           region_names=gradient_region_names(gradients), carried=carried)
 
 
 def export_training_state(state_path, path):

@@ -203,6 +203,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
             check_pooling(self.pooling, n_patches)
             self.encoder_ = encoder.eval().requires_grad_(False)
             self.region_names_ = resolved.region_names
+            # transform does not ask for a refit when set_params changes one of them
+            self._carried_by_weights_ = resolved.carried
             self._set_preprocessor(preprocessor)
             self.embedding_dim_ = encoder.embed_dim
             self.__dict__.pop("_device_cache", None)

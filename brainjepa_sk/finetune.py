@@ -669,6 +669,8 @@ class _FineTuneBase(SubjectsInputMixin):
             # a pretrained model's target encoder comes frozen (it was an EMA copy)
             encoder.requires_grad_(True).set_drop_path_rate(self.drop_path_rate)
         self._built_with_ = self._build_settings()
+        # a gradients or num_heads the weights carry their own of changes nothing since
+        self._carried_by_weights_ = resolved.carried
         self.module_ = EncoderWithHead(
             encoder, self.n_outputs_, pooling=self.pooling,
             head="batchnorm" if self.freeze_encoder else "layernorm",

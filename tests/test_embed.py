@@ -272,6 +272,22 @@ def test_default_weights_get_the_research_models_preprocessing(tmp_path, monkeyp
     np.testing.assert_allclose(embedder.transform(X), np.stack(expected), rtol=1e-4, atol=1e-5)
 
 
+def test_the_default_weights_carry_their_gradients_but_not_their_heads(tmp_path, monkeypatch,
+                                                                       official_dir):
+    """weights="ukbiobank" brings its own gradient file, so gradients set after fit change
+    nothing (transform does not ask for a refit); its heads come from num_heads, which does."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    X = np.random.default_rng(0).standard_normal((2, 40, 24))
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, device="cpu").fit(X)
+    before = embedder.transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(gradients=np.ones((24, 3)))
+        np.testing.assert_array_equal(embedder.transform(X), before)
+    with pytest.warns(UserWarning, match=r"num_heads=1 \(fitted with 4\)"):
+        embedder.set_params(num_heads=1).transform(X)
+
+
 def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_dir):
     use_local_ukbiobank(monkeypatch, official_dir)
     monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path))

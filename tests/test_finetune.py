@@ -1622,6 +1622,22 @@ def test_a_continued_fit_takes_equal_settings_given_anew_as_unchanged(tmp_path):
     assert len(clf.history_) == len(probe.history_) == 2
 
 
+def test_gradients_and_num_heads_our_checkpoint_carries_are_no_change(tmp_path):
+    """Our checkpoint carries its gradients and heads (a refit ignores those parameters), so
+    set after fit they change neither predict, which does not warn, nor the model a continued
+    fit trains, which takes them."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    save_checkpoint(tmp_path / "m.pt", tiny_module())
+    clf = BrainJEPAClassifier(tmp_path / "m.pt", **fast(max_epochs=1)).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.set_params(gradients=np.ones((N_REGIONS, 3)), num_heads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(clf.predict_proba(X), proba)
+        clf.partial_fit(X, y)
+    assert len(clf.history_) == 2
+
+
 def _loaded(module, state):
     reference = copy.deepcopy(module)
     reference.load_state_dict(state)

@@ -12,6 +12,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
+from brainjepa_sk.checkpoint import save_checkpoint
 from brainjepa_sk.preprocessing import Preprocessor
 
 N_REGIONS = 8
@@ -283,13 +284,21 @@ def test_model_t_r_left_to_the_weights_and_set_to_their_tr_does_not_warn():
         embedder.set_params(model_t_r=1.0).transform(X)
 
 
-def test_the_same_gradients_given_as_a_list_are_not_a_change():
+def _research_embedder(official_dir, **kwargs):
+    """An embedder of the research-format test checkpoint, whose gradients and num_heads are
+    read from the parameters at fit (24 regions, 40-frame windows)."""
+    gradients = np.loadtxt(official_dir / "gradient.csv", delimiter=",", ndmin=2)
+    params = dict(gradients=gradients, num_heads=4, normalization=None, device="cpu")
+    return BrainJEPAEmbedder(official_dir / "checkpoint.pth.tar", **{**params, **kwargs})
+
+
+def test_the_same_gradients_given_as_a_list_are_not_a_change(official_dir, reference):
     """Array-likes are compared by value, whatever their type: the gradients fitted with, given
-    again as nested lists, do not warn; other values do."""
-    X = make_subjects(n_timepoints=16)
-    gradients = np.random.default_rng(0).standard_normal((N_REGIONS, 3))
-    with pytest.warns(UserWarning, match="gradients"):  # ignored with a module, kept as set
-        embedder = _embedder(gradients=gradients).fit(X)
+    again as nested lists, do not warn; other values do (a research checkpoint, which uses
+    them)."""
+    X = reference["x_nilearn"]
+    embedder = _research_embedder(official_dir).fit(X)
+    gradients = embedder.gradients
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         embedder.set_params(gradients=gradients.tolist()).transform(X)
@@ -297,15 +306,69 @@ def test_the_same_gradients_given_as_a_list_are_not_a_change():
         embedder.set_params(gradients=(gradients + 1).tolist()).transform(X)
 
 
-def test_weights_settings_left_to_none_and_set_after_fit_warn():
-    """num_heads and gradients left at None are not preprocessing that fit resolved: giving
-    them after fit warns that transform keeps the fitted model (rather than failing)."""
+def test_weights_settings_left_to_none_and_set_after_fit_warn(official_dir, reference):
+    """num_heads left at None is not preprocessing that fit resolved: giving it after fit warns
+    that transform keeps the fitted model (rather than failing), as a refit with it embeds
+    otherwise."""
+    X = reference["x_nilearn"]
+    with pytest.warns(UserWarning, match="not the width of a ViT size"):
+        embedder = _research_embedder(official_dir, num_heads=None).fit(X)
+    before = embedder.transform(X)
+    with pytest.warns(UserWarning, match=r"num_heads=4 \(fitted with None\)"):
+        np.testing.assert_array_equal(embedder.set_params(num_heads=4).transform(X), before)
+    assert not np.allclose(embedder.fit(X).transform(X), before)
+
+
+@pytest.mark.parametrize("kind", ["module", "checkpoint"])
+def test_gradients_and_num_heads_the_weights_carry_are_no_change(tmp_path, kind):
+    """Our checkpoints and modules carry their gradients and heads, so a refit ignores those
+    parameters (it warns so) and embeds as before: set after fit, transform must not ask for
+    one. With other weights set too, they are named."""
     X = make_subjects(n_timepoints=16)
-    embedder = _embedder().fit(X)
+    module = tiny_module(N_REGIONS)
+    weights = module
+    if kind == "checkpoint":
+        save_checkpoint(tmp_path / "model.pt", module)
+        weights = tmp_path / "model.pt"
+    embedder = BrainJEPAEmbedder(weights, device="cpu").fit(X)
     before = embedder.transform(X)
     gradients = np.random.default_rng(0).standard_normal((N_REGIONS, 3))
-    for name, value in [("num_heads", 4), ("gradients", gradients)]:
-        with pytest.warns(UserWarning, match=rf"{name}=.* \(fitted with None\)"):
-            np.testing.assert_array_equal(embedder.set_params(**{name: value}).transform(X),
-                                          before)
-        embedder.set_params(**{name: None})
+    embedder.set_params(gradients=gradients, num_heads=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.transform(X), before)
+    with pytest.warns(UserWarning, match="gradients and num_heads are ignored"):
+        np.testing.assert_array_equal(embedder.fit(X).transform(X), before)  # the refit
+    # what other weights carry is not known before they are loaded: all are named
+    embedder.set_params(weights=tiny_module(N_REGIONS, seed=1), gradients=None)
+    with pytest.warns(UserWarning, match=r"weights=.*gradients=None \(fitted with <ndarray>"):
+        embedder.transform(X)
+
+
+def test_t_r_set_to_the_models_tr_is_no_change():
+    """Fitted without t_r on a model of known TR, the series are not resampled; t_r set to that
+    TR afterwards resamples nothing either, so transform does not ask for a refit (which embeds
+    the same): a model pretrained at TR 0.72 s resampled to 1.44 s, whose fit warning itself
+    offers t_r=1.44 to keep the series as they are. Another TR, or a TR for a model whose TR
+    is unknown, still warns."""
+    module = tiny_module(N_REGIONS)
+    module.preprocessing = Preprocessor(8, t_r=0.72, target_t_r=1.44,
+                                        normalization=None).to_dict()
+    X = make_subjects(n_timepoints=16)
+    with pytest.warns(UserWarning, match="t_r=1.44 to keep them as they are"):
+        embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
+    before = embedder.transform(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.set_params(t_r=1.44).transform(X), before)
+        refit = BrainJEPAEmbedder(weights=module, device="cpu", t_r=1.44).fit(X)
+        np.testing.assert_array_equal(refit.transform(X), before)
+    with pytest.warns(UserWarning, match=r"t_r=0.72 \(fitted with None\)"):
+        embedder.set_params(t_r=0.72).transform(X)
+    # fitted at the model's TR: None is no change either
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(refit.set_params(t_r=None).transform(X), before)
+    unknown = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    with pytest.warns(UserWarning, match=r"t_r=1.44 \(fitted with None\)"):
+        unknown.set_params(t_r=1.44).transform(X)
