@@ -158,10 +158,14 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
     preprocessor.check_lengths(subjects)
     chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     rank, n_processes = shard
+    validated = getattr(subjects, "n_timepoints", None) is not None
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
-        chunk = subjects[start : start + chunk_size]
-        windows, subject_index = preprocessor.transform(chunk)
-        yield start, len(chunk), windows, subject_index
+        rows = range(start, min(start + chunk_size, len(subjects)))
+        if validated:  # an error names the subject by its index in subjects, and its file
+            windows, subject_index = preprocessor.transform(subjects, rows=rows)
+        else:
+            windows, subject_index = preprocessor.transform(subjects[start : rows.stop])
+        yield start, len(rows), windows, subject_index
 
 
 def training_windows(preprocessor, subjects):

@@ -97,6 +97,21 @@ def _input_name(subjects):
     return "X" if getattr(subjects, "n_timepoints", None) is not None else "subjects"
 
 
+def _in_file(subjects, subject, error, checked):
+    """``error``, raised for subject ``subject``, as it is raised: naming the file where
+    ``subjects`` are files (:class:`~brainjepa_sk.files.SubjectFiles`), as changed after
+    ``checked`` unless the values themselves are the cause or it names the change already."""
+    paths = getattr(subjects, "paths", None)
+    if paths is None or isinstance(error, FileChangedError):  # the latter names the file
+        return error
+    if isinstance(error, _BeyondFloat32Error):  # the values themselves, not a change
+        named = _BeyondFloat32Error(f"{paths[subject]}: {error}")
+    else:
+        named = ValueError(f"{paths[subject]}: {error}; the file changed after {checked}")
+    named.__cause__ = error
+    return named
+
+
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -418,8 +433,15 @@ class Preprocessor:
             Naming the first subject too short (and its file), with the lengths involved.
         """
         self._validate_params()
+        self._check_lengths(subjects, range(len(subjects)))
+
+    def _check_lengths(self, subjects, rows):
+        """:meth:`check_lengths` of the subjects ``rows`` (named by their index in
+        ``subjects``)."""
         paths = getattr(subjects, "paths", None)
-        for i, n in enumerate(subject_lengths(subjects)):
+        lengths = subject_lengths(subjects)
+        for i in rows:
+            n = lengths[i]
             if self.resampled_length(n) < self._min_frames:
                 name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
                 raise ValueError(self._too_short_message(name, self.resampled_length(n), n))
@@ -534,21 +556,26 @@ class Preprocessor:
                 "'global_zscore', or scale the series yourself.",
             )
 
-    def transform(self, subjects):
+    def transform(self, subjects, *, rows=None):
         """Turn subjects into model-ready windows.
 
         Parameters
         ----------
         subjects : list of array-like of shape (n_timepoints, n_regions)
             Subjects to transform; lengths may differ.
+        rows : sequence of int, optional
+            Only these subjects of ``subjects``, which must be validated subjects (that know
+            their lengths, e.g. a :class:`~brainjepa_sk.files.SubjectFiles`): errors name a
+            subject by its index in ``subjects``, and its file. The estimators' ``transform``
+            takes a chunk of the subjects at a time so.
 
         Returns
         -------
         windows : numpy.ndarray of shape (n_windows_total, n_frames, n_regions), float32
             The windows of all subjects, subject after subject.
         subject_index : numpy.ndarray of shape (n_windows_total,), int64
-            The subject (position in ``subjects``) of each window; ``"sliding"`` gives several
-            windows per subject, the other strategies one.
+            The subject (position in ``subjects``, or in ``rows`` when given) of each window;
+            ``"sliding"`` gives several windows per subject, the other strategies one.
 
         Raises
         ------
@@ -559,20 +586,25 @@ class Preprocessor:
             region count other than the one seen in :meth:`fit`, a series shorter than
             ``min_frames`` after resampling, complex values, values beyond the float32 range
             after normalization, or a DataFrame whose column names repeat (as the estimators
-            refuse it).
+            refuse it); a file of validated subjects that no longer reads as it was checked
+            (with its path); empty ``rows``.
         TypeError
             Values that are not a signal (booleans, text or masked values), or a DataFrame
-            whose column names mix strings with other types.
+            whose column names mix strings with other types; ``rows`` with subjects that are
+            not validated.
         """
         self._validate_params()
         if getattr(subjects, "n_timepoints", None) is not None:
             # validated subjects (files, or arrays converted when indexed): one at a time
-            return self._transform_one_at_a_time(subjects)
+            return self._transform_one_at_a_time(subjects, rows)
+        if rows is not None:
+            raise TypeError("rows needs validated subjects, which know their lengths (e.g. a "
+                            f"SubjectFiles), got {type(subjects).__name__}")
         arrays = self._as_arrays(subjects)
         return self._transform_resampled(self._resample_all(arrays), arrays)
 
-    def _check_transformable(self, first):
-        """Fitted where it must be, and ``first`` (a subject) with the regions of fit."""
+    def _check_transformable(self, shape):
+        """Fitted where it must be, and a subject of ``shape`` with the regions of fit."""
         if self.normalization == "robust" and getattr(self, "median_", None) is None:
             raise NotFittedError(
                 "this Preprocessor uses normalization='robust', whose per-region median and IQR "
@@ -580,31 +612,50 @@ class Preprocessor:
             )
         if getattr(self, "n_regions_", None) is not None:
             check_n_regions(
-                first.shape[1], self.n_regions_, what="fitted with", n_timepoints=first.shape[0],
+                shape[1], self.n_regions_, what="fitted with", n_timepoints=shape[0],
                 name=type(self).__name__,
             )
 
-    def _transform_one_at_a_time(self, subjects):
-        """:meth:`transform` of subjects that know their lengths, read and resampled one at a
-        time into one float32 array: the memory of the windows plus one subject."""
+    def _transform_one_at_a_time(self, subjects, rows=None):
+        """:meth:`transform` of subjects that know their lengths (of ``rows`` of them), read
+        and resampled one at a time into one float32 array: the memory of the windows plus
+        one subject."""
         if not len(subjects):
             self._as_arrays(subjects)  # raises the error that applies
-        subject_index, _ = self.window_table(subjects.n_timepoints)
-        windows, n_regions, position, input_name = None, None, 0, _input_name(subjects)
-        for i in range(len(subjects)):
-            original = self._as_array(i, subjects[i], n_regions, input_name=input_name)
-            if windows is None:
-                self._check_transformable(original)
-                n_regions = original.shape[1]
-                windows = np.empty((len(subject_index), self.n_frames, n_regions), np.float32)
-            x = self._subject_windows(resample(original, self.t_r, self.target_t_r), i,
-                                      len(original))
+        rows = range(len(subjects)) if rows is None else [int(i) for i in rows]
+        if not len(rows):
+            raise ValueError("rows is empty: expected at least one subject")
+        self._check_lengths(subjects, rows)
+        lengths = subject_lengths(subjects)
+        subject_index, _ = self.window_table([lengths[i] for i in rows])
+        paths, n_regions = getattr(subjects, "paths", None), None
+        if paths is not None:
+            # the regions the files were checked with, before any is read: a file that reads
+            # otherwise changed since
+            n_regions = subjects.n_regions
+            self._check_transformable((lengths[rows[0]], n_regions))
+        windows, position, input_name = None, 0, _input_name(subjects)
+        for i in rows:
+            try:
+                original = self._as_array(i, subjects[i], n_regions, input_name=input_name)
+                if paths is not None and len(original) != lengths[i]:
+                    raise ValueError(f"subject {i} has {len(original)} frames, not the "
+                                     f"{lengths[i]} it had")
+                if windows is None:
+                    self._check_transformable(original.shape)
+                    n_regions = original.shape[1]
+                    windows = np.empty((len(subject_index), self.n_frames, n_regions),
+                                       np.float32)
+                x = self._subject_windows(resample(original, self.t_r, self.target_t_r), i,
+                                          len(original))
+            except ValueError as error:
+                raise _in_file(subjects, i, error, "it was checked (rewritten while in use?)")
             windows[position : position + len(x)] = x
             position += len(x)
         return windows, subject_index
 
     def _transform_resampled(self, resampled, arrays):
-        self._check_transformable(resampled[0])
+        self._check_transformable(resampled[0].shape)
         windows, subject_index = [], []
         for i, (x, original) in enumerate(zip(resampled, arrays)):
             w = self._subject_windows(x, i, original.shape[0])
@@ -752,16 +803,8 @@ class Preprocessor:
         try:
             return self._read_window(subjects, subject, start)
         except ValueError as error:
-            paths = getattr(subjects, "paths", None)
-            if paths is None:
-                raise
-            if isinstance(error, _BeyondFloat32Error):  # the values themselves, not a change
-                raise _BeyondFloat32Error(f"{paths[subject]}: {error}") from error
-            if isinstance(error, FileChangedError):  # names the file and the change
-                raise
-            # the file was checked when fit began: it changed since
-            raise ValueError(f"{paths[subject]}: {error}; the file changed after fit checked "
-                             "it (rewritten while training?)") from error
+            raise _in_file(subjects, subject, error,  # checked when fit began
+                           "fit checked it (rewritten while training?)")
 
     def _read_window(self, subjects, subject, start):
         frames = getattr(subjects, "frames", None)

@@ -654,8 +654,8 @@ def test_fine_tuning_on_files_reads_windows_in_the_loader_and_trains_as_on_array
     whole = []
     real_transform = Preprocessor.transform
     monkeypatch.setattr(Preprocessor, "transform",
-                        lambda self, subjects: whole.append(len(subjects))
-                        or real_transform(self, subjects))
+                        lambda self, subjects, **kwargs: whole.append(len(subjects))
+                        or real_transform(self, subjects, **kwargs))
     from_files = classifier(iterator_train__num_workers=num_workers).fit(paths, labels)
     # .npy: no subject was cut into windows up front; text: all at once
     assert whole == ([] if kind == "npy" else [len(paths)])
@@ -707,11 +707,69 @@ def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
     chunks = []
     real_transform = Preprocessor.transform
     monkeypatch.setattr(Preprocessor, "transform",
-                        lambda self, subjects: chunks.append(len(subjects))
-                        or real_transform(self, subjects))
+                        lambda self, subjects, rows=None: chunks.append(
+                            len(subjects if rows is None else rows))
+                        or real_transform(self, subjects, rows=rows))
     np.testing.assert_array_equal(pretrainer.transform(paths), expected)
     assert chunks == [2, 2, 1]
     assert reads == paths + paths  # checked once, then read once, chunk by chunk
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda x: np.where(np.arange(len(x))[:, None] == 3, np.nan, x),
+     r"subject 3: Input X\[3\] contains NaN"),
+    (lambda x: x[:, :-1], rf"subject 3 has {N_REGIONS - 1} regions"),
+    (lambda x: x[:10], "subject 3 has 10 frames, not the 37 it had"),
+])
+def test_transform_names_a_file_changed_since_its_check_by_its_path(tmp_path, monkeypatch,
+                                                                    change, problem):
+    """transform embeds the files a chunk of subjects at a time; one rewritten after transform
+    checked it, unseen by its size and modification time, is named by its path and its index
+    among all the subjects (it was 'subject 1: Input subjects[1]', its place in its chunk)."""
+    from brainjepa_sk import _base
+
+    paths = _save(tmp_path, _series(lengths=(40, 52, 14, 37, 30)))
+    subjects = validate_subjects(paths, lazy=True)
+    embedder = BrainJEPAEmbedder(tiny_module(), device="cpu").fit(subjects)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    np.save(paths[3], change(_as_read(paths)[3]).astype(np.float32))
+    monkeypatch.setattr(subjects, "stamps", None)  # the change unseen by its stamp
+    with pytest.raises(ValueError, match=rf"sub-03\.npy: {problem}.*; the file changed after "
+                                         r"it was checked \(rewritten while in use\?\)"):
+        embedder.transform(subjects)
+
+
+def test_transform_names_a_subject_beyond_float32_by_its_index_among_all():
+    """An overflow after preprocessing names the subject by its index in X, not in its chunk
+    of SUBJECTS_PER_CHUNK subjects."""
+    from brainjepa_sk import _base
+
+    X = [x - x.mean() for x in _series(lengths=(40, 52, 14, 37, 30))]
+    X[3] = X[3] * 1e39
+    embedder = BrainJEPAEmbedder(tiny_module(), normalization=None, device="cpu").fit(X[:3])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+        with pytest.raises(ValueError, match=r"subject 3 reaches .* beyond the float32 range"):
+            embedder.transform(X)
+
+
+@pytest.mark.parametrize("given", ["arrays", "files"])
+def test_rows_of_checked_subjects_are_transformed_as_those_subjects(tmp_path, given):
+    """Preprocessor.transform(subjects, rows=...) cuts the windows of those subjects alone,
+    as a list of them would be cut; rows needs checked subjects, and at least one row."""
+    series = _series(lengths=(40, 52, 14, 37, 30))
+    subjects = validate_subjects(_save(tmp_path, series) if given == "files" else series,
+                                 lazy=True)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    windows, subject_index = prep.transform(subjects, rows=range(2, 4))
+    expected, expected_index = prep.transform([subjects[2], subjects[3]])
+    np.testing.assert_array_equal(windows, expected)
+    np.testing.assert_array_equal(subject_index, expected_index)
+    assert set(subject_index) == {0, 1}
+    with pytest.raises(TypeError, match="rows needs validated subjects"):
+        prep.transform(series, rows=[0])
+    with pytest.raises(ValueError, match="rows is empty"):
+        prep.transform(subjects, rows=[])
 
 
 @pytest.mark.parametrize("given", ["arrays", "files"])
