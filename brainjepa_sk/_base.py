@@ -515,20 +515,23 @@ def check_pooling(pooling, n_patches=None):
         )
 
 
-def _non_finite_cause(encoder, preprocessor):
+def _non_finite_cause(encoder, preprocessor, autocast_dtype=None):
     """Why ``encoder`` gave non-finite embeddings, and the cure, for ``transform``'s error.
 
     Weights holding NaN or infinite values (a module given as ``weights``, or a diverged model)
-    are named as such; otherwise the windows overflowed the encoder, and a per-window z-score
-    is advised unless ``fit`` already used one (advising it again would not help).
+    are named as such; otherwise the windows overflowed the encoder, computing in float32 or
+    under ``autocast_dtype`` (bf16, which has float32's range), and a per-window z-score is
+    advised unless ``fit`` already used one (advising it again would not help).
     """
     bad = first_non_finite(encoder.named_parameters())
     if bad is not None:
         return (f"the encoder's weights hold NaN or infinite values (first: {bad}); fit with "
                 "finite weights")
     normalization = preprocessor.normalization
-    cause = (f"the windows (normalization={normalization!r}) overflow in its float32 attention "
-             "and LayerNorms")
+    compute = ("float32" if autocast_dtype is None else
+               f"{str(autocast_dtype).removeprefix('torch.')} autocast, with float32's range")
+    cause = (f"the windows (normalization={normalization!r}) overflow in its attention and "
+             f"LayerNorms ({compute})")
     if normalization in ("global_zscore", "roi_zscore"):
         return cause
     return (f"{cause}, as series far from unit scale after preprocessing do long before the "
@@ -688,6 +691,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
+        autocast_dtype = resolve_autocast(self.precision, device)
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit
         check_pooling(self.pooling, self.preprocessor_.n_frames // encoder.patch_size)
@@ -702,7 +706,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
                 windows,
                 batch_size=int(self.batch_size),
                 device=device,
-                autocast_dtype=resolve_autocast(self.precision, device),
+                autocast_dtype=autocast_dtype,
                 pooling=self.pooling,
                 final_norm=bool(self.final_norm),
             )
@@ -723,7 +727,8 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         if bad.size:
             raise ValueError(
                 f"the encoder gave non-finite embeddings for {bad.size} subject(s) (first: "
-                f"subject {bad[0]}): {_non_finite_cause(encoder, self.preprocessor_)}"
+                f"subject {bad[0]}): "
+                f"{_non_finite_cause(encoder, self.preprocessor_, autocast_dtype)}"
             )
         return result
 

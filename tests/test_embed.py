@@ -1399,8 +1399,13 @@ def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
     with torch.no_grad():
         module.target_encoder.patch_embed.proj.weight.fill_(1e30)
     embedder = BrainJEPAEmbedder(weights=module, device="cpu").fit(X)
-    with pytest.raises(ValueError, match=r"overflow in its float32 attention and "
-                                         r"LayerNorms$") as error:
+    with pytest.raises(ValueError, match=r"overflow in its attention and LayerNorms "
+                                         r"\(float32\)$") as error:
         embedder.transform(X)
     assert "normalization='global_zscore')" in str(error.value)
     assert "fit with normalization" not in str(error.value)
+    # under bf16 autocast the encoder does not compute in float32: the message says which
+    # precision it ran in (bf16 has float32's range, so it overflows alike)
+    with pytest.raises(ValueError, match=r"overflow in its attention and LayerNorms "
+                                         r"\(bfloat16 autocast, with float32's range\)$"):
+        embedder.set_params(precision="bf16").transform(X)
