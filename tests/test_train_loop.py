@@ -1,5 +1,6 @@
 """The pure-torch training loop: hooks, exact resume from its state, the data layer."""
 
+import copy
 import os
 import re
 import signal
@@ -937,6 +938,147 @@ def test_a_state_of_a_stateless_sampler_keeps_the_epoch_length_where_a_pass_was_
         shuffled.run()
     assert (shuffled.epoch, shuffled.step) == (2, 6)
     assert len(shuffled.history) == 2
+
+
+def _data_loader_loop(kind, num_workers=0, callbacks=None, windows=None):
+    """``_loop`` over a plain ``DataLoader`` whose sampler has no state: shuffled from a seeded
+    generator of the loader's ("seeded") or the sampler's own ("sampler"), or from torch's
+    global generator ("global"), or unshuffled (whose iterator still draws its workers' seed
+    from the global generator). Returns the loop and the list of the batches it trains on."""
+    from torch.utils.data import DataLoader, RandomSampler
+
+    loop = _loop(n_epochs=3, callbacks=callbacks)
+    windows = list(torch.from_numpy(_windows())) if windows is None else windows
+    options = {"shuffle": kind in ("seeded", "global"), "drop_last": True,
+               "num_workers": num_workers, "persistent_workers": num_workers > 0}
+    if kind == "seeded":
+        options["generator"] = torch.Generator().manual_seed(5)
+    if kind == "sampler":
+        options["sampler"] = RandomSampler(windows, generator=torch.Generator().manual_seed(5))
+    loop.loader = DataLoader(windows, BATCH, **options)
+    seen = []
+
+    def train_step(x, momentum):
+        seen.append(x.clone())
+        return PretrainLoop.train_step(loop, x, momentum)
+
+    loop.train_step = train_step
+    return loop, seen
+
+
+@pytest.mark.parametrize("kind, num_workers, kill_after", [
+    ("seeded", 0, 5), ("seeded", 0, 3), ("seeded", 1, 5), ("global", 0, 5), ("global", 1, 5),
+    ("sampler", 0, 5), ("unshuffled", 0, 5)])
+def test_a_data_loader_drawing_from_generators_resumes_a_pass_exactly(kind, num_workers,
+                                                                      kill_after):
+    """Stopped after step 5 (inside epoch 1; 3 an epoch) or after epoch 0's hooks (step 3:
+    a state between epochs), then resumed from its state in a fresh loop built the same way (a
+    restart), or run again, a loop over a ``DataLoader`` sees the windows of the uninterrupted
+    run, step by step, and ends with its weights: the pass is drawn again from the
+    generators' states at its start, and the next pass from where the last one left them.
+    With persistent workers, the stopped pass drew no seed for them (its iterator was started
+    by epoch 0), and the resumed one draws none either."""
+    class KillAtEpochEnd(Callback):
+        def on_epoch_end(self, loop):
+            raise KeyboardInterrupt
+
+    straight, straight_seen = _data_loader_loop(kind, num_workers)
+    _run_seeded(straight)
+    kill = _KillAt(kill_after) if kill_after % 3 else KillAtEpochEnd()
+    stopped, stopped_seen = _data_loader_loop(kind, num_workers, callbacks=[kill])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        assert stopped.step == kill_after and stopped.step_in_epoch == kill_after % 3
+        state = copy.deepcopy(stopped.state_dict())  # its tensors are the live ones
+        stopped.callbacks = []
+        stopped.run()  # on the global generator where the stopped run left it
+    resumed, resumed_seen = _data_loader_loop(kind, num_workers)
+    with torch.random.fork_rng(devices=[]):
+        resumed.load_state_dict(state)
+        resumed.run()
+    assert len(straight_seen) == 9
+    for seen in (stopped_seen[:kill_after] + resumed_seen, stopped_seen):
+        assert len(seen) == 9
+        assert all(torch.equal(x, y) for x, y in zip(seen, straight_seen))
+    for loop in (resumed, stopped):
+        assert loop.history == straight.history
+        for p, q in zip(loop.model.state_dict().values(), straight.model.state_dict().values()):
+            assert torch.equal(p, q)
+
+
+def test_a_pass_that_started_its_workers_is_drawn_again_by_new_workers():
+    """A pass stopped inside epoch 0 started the loader's persistent workers (drawing their
+    seed before the order). Resumed into a loop whose loader already has workers (started
+    outside a run), it starts new ones, so that the order is drawn as it was."""
+    straight, straight_seen = _data_loader_loop("seeded", num_workers=1)
+    _run_seeded(straight)
+    stopped, stopped_seen = _data_loader_loop("seeded", num_workers=1, callbacks=[_KillAt(2)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        state = stopped.state_dict()
+    resumed, resumed_seen = _data_loader_loop("seeded", num_workers=1)
+    iter(resumed.loader)  # its workers started
+    with torch.random.fork_rng(devices=[]):
+        resumed.load_state_dict(state)
+        resumed.run()
+    seen = stopped_seen + resumed_seen
+    assert len(seen) == 9 and all(torch.equal(x, y) for x, y in zip(seen, straight_seen))
+
+class _ReadFailsOnce(list):
+    """Windows whose ``fail_at``-th read fails, once (a Ctrl-C while a batch is loaded)."""
+
+    def __init__(self, windows, fail_at):
+        super().__init__(windows)
+        self.fail_at, self.reads = fail_at, 0
+
+    def __getitem__(self, index):
+        self.reads += 1
+        if self.reads == self.fail_at:
+            raise KeyboardInterrupt
+        return super().__getitem__(index)
+
+
+@pytest.mark.parametrize("kind", ["seeded", "global"])
+def test_a_data_loader_stopped_loading_an_epochs_first_batch_draws_that_pass_again(kind):
+    """Stopped reading epoch 1's first batch (its order already drawn) and run again, a loop
+    over a shuffled ``DataLoader`` draws that pass again from where it had started: the
+    windows and weights of the uninterrupted run."""
+    straight, straight_seen = _data_loader_loop(kind)
+    _run_seeded(straight)
+    windows = _ReadFailsOnce(torch.from_numpy(_windows()), fail_at=3 * BATCH + 1)
+    stopped, seen = _data_loader_loop(kind, windows=windows)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        assert (stopped.epoch, stopped.step) == (1, 3)
+        stopped.run()
+    assert len(seen) == 9 and all(torch.equal(x, y) for x, y in zip(seen, straight_seen))
+    assert stopped.history == straight.history
+    for p, q in zip(stopped.model.state_dict().values(), straight.model.state_dict().values()):
+        assert torch.equal(p, q)
+
+def test_a_state_saved_without_the_loaders_generators_still_resumes_as_before():
+    """A state saved before ``loader_rng`` was part of it finishes its epoch as then: the
+    batches done skipped in a new order, with the same number of steps."""
+    stopped, _ = _data_loader_loop("seeded", callbacks=[_KillAt(4)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        with pytest.raises(KeyboardInterrupt):
+            stopped.run()
+        state = stopped.state_dict()
+    assert state["loader_rng"] is not None
+    del state["loader_rng"]
+    resumed, seen = _data_loader_loop("seeded")
+    resumed.load_state_dict(state)
+    assert resumed.state_dict()["loader_rng"] is None  # nothing made up before the run
+    resumed.run()
+    assert (resumed.epoch, resumed.step, len(seen)) == (3, 9, 5)
+    assert len(resumed.history) == 3
 
 
 def test_a_loader_without_a_batch_is_refused_when_the_loop_is_built():

@@ -29,6 +29,18 @@ def _class_name(obj):
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
+def _generator_state(generator):
+    """The state of a CPU ``generator``, torch's global one for None."""
+    return torch.get_rng_state() if generator is None else generator.get_state()
+
+
+def _set_generator_state(generator, state):
+    if generator is None:
+        torch.set_rng_state(state)
+    else:
+        generator.set_state(state)
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised by :meth:`PretrainLoop.run` after SIGTERM.
 
@@ -58,11 +70,17 @@ class PretrainLoop:
         Yields ``(batch, n_frames, n_regions)`` windows; ``len(loader)`` steps per epoch. When
         its ``sampler`` has ``state_dict`` (e.g. :class:`~brainjepa_sk.train.ShuffleSampler`),
         that state is part of the loop's; one with ``set_epoch`` (e.g. a
-        ``DistributedSampler``) is told the epoch before each pass. Other shuffled loaders (a
-        ``DataLoader(shuffle=True)``, whose order comes from its own or torch's global
-        generator) do not resume a pass exactly: a loop stopped inside an epoch and run again,
-        or resumed from its state, skips the steps done in a new order, so some windows of
-        that epoch are seen twice and others not at all. Unshuffled loaders resume exactly.
+        ``DistributedSampler``) is told the epoch before each pass. A sampler without a state
+        draws from the loader's ``generator`` (e.g. ``DataLoader(shuffle=True,
+        generator=torch.Generator().manual_seed(0))``), from torch's global generator (the
+        same without ``generator``), or from its own ``generator`` (e.g. a
+        ``RandomSampler(..., generator=...)``): the loop keeps these generators' states at the
+        start of each pass, so that a loop stopped inside an epoch and run again, or resumed
+        from its state, draws that pass's order again and skips the batches done (they are
+        loaded again, then dropped). Orders drawn from generators the loop does not see
+        (NumPy's, or the own generator of a sampler inside a custom ``batch_sampler``) do not
+        resume a pass exactly: the steps done are skipped in a new order, so some windows of
+        that epoch are seen twice and others not at all.
     mask_sampler : SpatiotemporalMaskSampler
         Draws the context and target tokens of each step.
     schedule : callable
@@ -163,6 +181,8 @@ class PretrainLoop:
         self.history = []
         self._epoch_loss = None
         self._skip_batches = 0
+        self._pass = None  # where the pass being run was drawn from (see _order_generators)
+        self._replay = None  # that of a pass stopped inside, to draw again before skipping
         self._stop_requested = False
         self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM: each may get
@@ -277,11 +297,19 @@ class PretrainLoop:
         pass_start = (sampler.state_dict() if self.step_in_epoch == 0
                       and hasattr(sampler, "state_dict") and hasattr(sampler, "load_state_dict")
                       else None)
+        training_rng = self._draw_pass_again() if self._replay is not None else None
+        self._pass = {"generators": [_generator_state(generator)
+                                     for generator in self._order_generators()],
+                      "new_iterator": self._makes_new_iterator()}
         try:
             batches = iter(self.loader)  # with workers, this already draws the pass's order
-            for _ in range(self._skip_batches):  # samplers that cannot resume a pass themselves
-                if next(batches, None) is None:  # a shorter loader than the state's: pass done
-                    break
+            try:
+                for _ in range(self._skip_batches):  # samplers that cannot resume a pass
+                    if next(batches, None) is None:  # a shorter loader than the state's: done
+                        break
+            finally:
+                if training_rng is not None:  # the pass drawn, the steps' stream goes on
+                    torch.set_rng_state(training_rng)
             self._skip_batches = 0
             self._run_batches(batches)
         except BaseException:
@@ -289,6 +317,8 @@ class PretrainLoop:
                 self._finish_epoch_on_next_run()
             elif pass_start is not None:
                 sampler.load_state_dict(pass_start)
+            elif not hasattr(sampler, "state_dict"):  # the same pass drawn again
+                self._replay = self._pass
             raise
         # one host synchronisation per epoch; the mean over the steps this epoch had (a state
         # resumed with a loader of another length had some steps of another pass length)
@@ -351,6 +381,52 @@ class PretrainLoop:
             sampler.resume_pass(sampler.state_dict(), self.step_in_epoch * self.loader.batch_size)
         else:  # samplers that cannot resume a pass themselves: skip the batches done
             self._skip_batches = self.step_in_epoch
+            if not hasattr(sampler, "state_dict"):  # of that same pass, drawn again
+                self._replay = self._pass
+
+    def _order_generators(self):
+        """The generators a pass over the loader draws from, ``None`` for torch's global one.
+
+        The loader's own ``generator`` (else the global one), which draws the seed of its
+        workers and, when it shuffles (``shuffle=True``), its order; and its sampler's own
+        ``generator`` (e.g. a ``RandomSampler``'s), when the sampler has no state of its own.
+        """
+        generators = [getattr(self.loader, "generator", None)]
+        sampler = getattr(self.loader, "sampler", None)
+        own = getattr(sampler, "generator", None)
+        if (isinstance(own, torch.Generator) and not hasattr(sampler, "state_dict")
+                and own is not generators[0]):
+            generators.append(own)
+        return generators
+
+    def _makes_new_iterator(self):
+        """Whether a pass starts a new iterator of the loader, which draws a seed for its
+        workers (one with persistent workers reuses its iterator from its second pass on)."""
+        return getattr(self.loader, "_iterator", None) is None
+
+    def _draw_pass_again(self):
+        """Put the loader's generators back where the pass to finish was drawn from.
+
+        Returns the global generator's state to put back once the steps done are skipped (the
+        stream the steps go on with), or None when the pass does not draw from it or is
+        begun anew.
+        """
+        replay, self._replay = self._replay, None
+        generators = self._order_generators()
+        if len(replay["generators"]) != len(generators):  # a loader of another kind
+            return None
+        training_rng = torch.get_rng_state()
+        if getattr(self.loader, "persistent_workers", False):
+            # the pass draws the workers' seed only if it starts the loader's iterator, as the
+            # stopped one did or did not
+            if replay["new_iterator"] and not self._makes_new_iterator():
+                self._shutdown_workers()
+            elif not replay["new_iterator"] and self._makes_new_iterator():
+                iter(self.loader)  # started (its draws are then overwritten)
+        for generator, state in zip(generators, replay["generators"]):
+            _set_generator_state(generator, state)
+        draws_global = any(generator is None for generator in generators)
+        return training_rng if draws_global and self._skip_batches else None
 
     def train_step(self, x, momentum):
         """One step on batch ``x`` with fresh masks; returns the detached loss.
@@ -388,8 +464,9 @@ class PretrainLoop:
         dict
             The model (with its target encoder), the optimizer (and its class's name), the mask
             sampler, the data sampler (when it has a state), torch's global generator states on
-            the training device, the epoch, the step (in all and within the epoch), the epoch's
-            loss so far and the history.
+            the training device, the states of the generators the loader's pass draws from (at
+            the pass's start inside an epoch, see ``loader``), the epoch, the step (in all and
+            within the epoch), the epoch's loss so far and the history.
         """
         sampler = getattr(self.loader, "sampler", None)
         epoch_loss = 0.0 if self._epoch_loss is None else float(self._epoch_loss)
@@ -400,6 +477,7 @@ class PretrainLoop:
             "mask_sampler": self.mask_sampler.state_dict(),
             "data_sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
             "global_rng": global_rng_state(self.device),
+            "loader_rng": self._loader_rng(),
             "epoch": self.epoch,
             "step": self.step,
             "step_in_epoch": self.step_in_epoch,
@@ -407,10 +485,20 @@ class PretrainLoop:
             "history": [dict(record) for record in self.history],
         }
 
+    def _loader_rng(self):
+        """Where the pass being run was drawn from (inside an epoch), or the next will be."""
+        if self.step_in_epoch:
+            return self._pass  # None after a state saved without it is loaded, until a run
+        return {"generators": [_generator_state(generator)
+                               for generator in self._order_generators()],
+                "new_iterator": True}
+
     def load_state_dict(self, state):
         """Restore what :meth:`state_dict` returned (tensors may be on the CPU).
 
-        A state saved inside an epoch makes the next :meth:`run_epoch` finish that epoch.
+        A state saved inside an epoch makes the next :meth:`run_epoch` finish that epoch. One
+        saved before the loader's generators were part of the state (no ``"loader_rng"``)
+        finishes it with the batches done skipped in a new order, as then.
 
         Parameters
         ----------
@@ -446,6 +534,18 @@ class PretrainLoop:
         # (what a run stopped inside an epoch left to skip belongs to that epoch, not this one)
         resumes_itself = state["data_sampler"] is not None and hasattr(sampler, "resume_pass")
         self._skip_batches = 0 if resumes_itself else self.step_in_epoch
+        # states saved before "loader_rng" existed: a pass to finish is drawn anew, as then
+        loader_rng = state.get("loader_rng")
+        generators = self._order_generators()
+        if loader_rng is not None and len(loader_rng["generators"]) != len(generators):
+            loader_rng = None  # saved with a loader of another kind
+        if loader_rng is not None:  # the loader's own ones; the global one is restored below
+            for generator, generator_state in zip(generators, loader_rng["generators"]):
+                if generator is not None:
+                    generator.set_state(generator_state)
+        self._pass = loader_rng if self.step_in_epoch else None
+        self._replay = (loader_rng if self.step_in_epoch and not hasattr(sampler, "state_dict")
+                        else None)
         self._epoch_loss = torch.tensor(float(state.get("epoch_loss", 0.0)),
                                         device=self.device)
         set_global_rng_state(state["global_rng"], self.device)
