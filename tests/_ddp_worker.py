@@ -156,6 +156,27 @@ def sigterm_worker(rank, world_size, init_file, out_file, state_file):
             torch.save({"steps": steps}, out_file)
 
 
+class StopTrainingAt(Callback):
+    """Asks the loop to stop after one step (``stop_training``)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            loop.stop_training = True
+
+
+def stop_training_worker(rank, world_size, init_file, out_file):
+    """Only rank 1's callback asks to stop, after step 1; agreeing every 2 steps, both
+    processes stop after step 2."""
+    with gloo_group(rank, world_size, init_file):
+        torch.set_num_threads(1)
+        callbacks = [StopTrainingAt(1)] if rank == 1 else []
+        loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
+        _save_from_every_process((loop.step, loop.step_in_epoch, loop.stop_training),
+                                 world_size, out_file)
+
 def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
     """Save every step (rank 0), die after step ``kill_at`` (when given), or resume and finish."""
     with gloo_group(rank, world_size, init_file):

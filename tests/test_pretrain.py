@@ -435,6 +435,34 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
         assert torch.equal(p, q)
 
 
+class _StopAfterEpoch(Callback):
+    """Asks the loop to stop after an epoch (1-based), through ``stop_training``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_epoch_end(self, loop):
+        if loop.epoch == self.epoch:
+            loop.stop_training = True
+
+
+def test_a_callback_ends_a_fit_early_and_the_same_fit_again_goes_on(tmp_path):
+    """A callback that sets ``stop_training`` ends ``fit`` without an error: a fitted model
+    of the epochs trained. Its state saved, the same fit again (the callback is not part of
+    the resume key) continues the run: the model of the uninterrupted fit."""
+    X = _data()
+    whole = _pretrainer(n_epochs=3).fit(X)
+    stopped = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path,
+                          callbacks=[_StopAfterEpoch(1)]).fit(X)
+    assert [h["loss"] for h in stopped.history_] == [whole.history_[0]["loss"]]
+    assert stopped.transform(X).shape == whole.transform(X).shape
+    (state_file,) = _state_files(tmp_path)
+    assert torch.load(state_file, weights_only=True)["loop"]["epoch"] == 1
+    resumed = stopped.set_params(callbacks=None).fit(X)
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in whole.history_]
+    for p, q in zip(resumed.model_.state_dict().values(), whole.model_.state_dict().values()):
+        assert torch.equal(p, q)
+
 def _state_files(folder):
     return sorted(Path(folder).glob("run-*.pt"))
 

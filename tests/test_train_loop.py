@@ -217,6 +217,74 @@ def test_train_end_is_called_when_a_callback_stops_the_run():
     assert ("epoch_end", 1, 3) not in recorder.calls  # the guard ran first and stopped the run
 
 
+class _StopTrainingAt(Callback):
+    """Sets ``stop_training`` after step ``step`` (in ``on_step_end``) or epoch ``epoch`` (in
+    ``on_epoch_end``, 1-based)."""
+
+    def __init__(self, step=None, epoch=None):
+        self.step, self.epoch = step, epoch
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            loop.stop_training = True
+
+    def on_epoch_end(self, loop):
+        if loop.epoch == self.epoch:
+            loop.stop_training = True
+
+
+@pytest.mark.parametrize("stop_at, last_calls", [
+    (4, [("step_end", 1, 4), ("train_end", 1, 4)]),  # inside epoch 1: its hooks later
+    (3, [("step_end", 0, 3), ("epoch_end", 1, 3), ("train_end", 1, 3)]),  # epoch 0's last
+])
+def test_a_callback_stops_the_run_after_the_step_it_asks_to(stop_at, last_calls):
+    """``stop_training`` set in ``on_step_end`` ends the run after that step's hooks (those of
+    the callbacks after it too), without an error; asked at an epoch's last step, the epoch
+    ends first. The state then resumes exactly in a fresh loop, and the loop run again (the
+    flag set back) goes on up to ``n_epochs``: both end as the uninterrupted run does."""
+    straight = _loop(n_epochs=3)
+    _run_seeded(straight)
+    recorder = Recorder()
+    stopped = _loop(n_epochs=3, callbacks=[_StopTrainingAt(step=stop_at), recorder])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        history = stopped.run()
+        assert stopped.stop_training and history is stopped.history
+        assert (stopped.epoch, stopped.step, stopped.step_in_epoch) == (1, stop_at, stop_at - 3)
+        assert history == straight.history[:1]
+        assert recorder.calls[-len(last_calls):] == last_calls
+        assert ("epoch_begin", 1, 3) in recorder.calls or stop_at == 3
+        state = copy.deepcopy(stopped.state_dict())  # its tensors are the live ones
+        assert state["step"] == stop_at and state["step_in_epoch"] == stop_at - 3
+        stopped.run()
+    assert not stopped.stop_training
+    resumed = _loop(n_epochs=3)
+    with torch.random.fork_rng(devices=[]):
+        resumed.load_state_dict(state)
+        resumed.run()
+    for loop in (stopped, resumed):
+        assert (loop.epoch, loop.step) == (3, 9)
+        assert loop.history == straight.history
+        for p, q in zip(loop.model.state_dict().values(), straight.model.state_dict().values()):
+            assert torch.equal(p, q)
+
+
+def test_a_callback_stops_the_run_at_an_epochs_end():
+    """``stop_training`` set in ``on_epoch_end`` ends the run before the next epoch begins;
+    set before the first step (``on_train_begin``), the run trains nothing."""
+    recorder = Recorder()
+    loop = _loop(n_epochs=3, callbacks=[_StopTrainingAt(epoch=2), recorder])
+    assert len(loop.run()) == 2
+    assert (loop.epoch, loop.step, loop.step_in_epoch) == (2, 6, 0)
+    assert recorder.calls[-2:] == [("epoch_end", 2, 6), ("train_end", 2, 6)]
+
+    class StopAtOnce(Callback):
+        def on_train_begin(self, loop):
+            loop.stop_training = True
+
+    idle = _loop(n_epochs=3, callbacks=[StopAtOnce()])
+    assert idle.run() == [] and idle.step == 0
+
 def test_a_failed_run_stops_its_loader_workers():
     """A notebook keeps the traceback of an error, and with it the loop: its loader's
     persistent workers must not live on with it."""
@@ -1349,6 +1417,16 @@ def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(tmp_pa
     assert torch.load(out, weights_only=True)["steps"] == [4, 4]  # signal after 3, agreed at 4
     assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
 
+
+def test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step(tmp_path):
+    """A callback of one process alone sets ``stop_training``: the processes agree on it at
+    the next agreement step, and all stop after it (one stopping alone would leave the others
+    waiting in their next all-reduce)."""
+    import _ddp_worker
+
+    out = tmp_path / "steps.pt"
+    _spawn_within(_ddp_worker.stop_training_worker, (2, str(tmp_path / "init"), str(out)))
+    assert torch.load(out, weights_only=True) == [(2, 2, True), (2, 2, True)]
 
 def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
     """2 gloo processes, killed after step 4 (inside the second epoch of 3 steps), resumed from

@@ -1,8 +1,9 @@
 """Callbacks of :class:`~brainjepa_sk.train.PretrainLoop`, in the style of skorch's.
 
 A callback subclasses :class:`Callback` and overrides the hooks it needs; every hook receives the
-loop, whose ``model``, ``optimizer``, ``step``, ``epoch`` and ``history`` it may read. Hooks run
-in the order of the loop's ``callbacks`` list.
+loop, whose ``model``, ``optimizer``, ``step``, ``epoch`` and ``history`` it may read, and whose
+``stop_training`` it may set to True to end the run early. Hooks run in the order of the loop's
+``callbacks`` list.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ __all__ = [
 
 
 class Callback:
-    """Base class: every hook is a no-op."""
+    """Base class: every hook is a no-op.
+
+    A hook ends the run early by setting ``loop.stop_training = True``: the loop stops after
+    the step (``on_step_end``) or the epoch (``on_epoch_end``) it is set in, and
+    :meth:`PretrainLoop.run` returns (see ``stop_training`` in :class:`PretrainLoop`).
+    """
 
     def on_train_begin(self, loop):
         """Before the first step of :meth:`PretrainLoop.run` (after a resume, if any).

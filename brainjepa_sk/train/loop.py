@@ -124,6 +124,17 @@ class PretrainLoop:
     history : list of dict
         Per epoch: ``epoch``, ``loss`` (mean over its steps), ``lr`` (at its last step), and
         what the callbacks add.
+    stop_training : bool
+        Set it to True in a callback's hook to end :meth:`run` early: checked after each
+        step's ``on_step_end`` hooks and after each epoch's ``on_epoch_end`` hooks (set at an
+        epoch's last step, that epoch's record and hooks come first). The run then returns
+        its ``history`` as a finished one does (``on_train_end`` is called, and no
+        ``on_interrupt``); stopped inside an epoch, it is left as a loop stopped there by an
+        error: :meth:`state_dict` resumes it exactly, and a later :meth:`run`, which sets the
+        flag back to False, finishes that epoch and goes on up to ``n_epochs``. It is not part
+        of the state. With several processes, they agree on it (any process's) at each
+        epoch's end and every :attr:`stop_agreement_every` steps, and all stop after the same
+        step.
     """
 
     def __init__(self, model, loader, mask_sampler, schedule, n_epochs, *, optimizer=None,
@@ -184,6 +195,7 @@ class PretrainLoop:
         self._pass = None  # where the pass being run was drawn from (see _order_generators)
         self._replay = None  # that of a pass stopped inside, to draw again before skipping
         self._stop_requested = False
+        self.stop_training = False
         self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM: each may get
         #: it between other steps, and all must stop after the same one. Agreeing costs one
@@ -224,6 +236,7 @@ class PretrainLoop:
         """
         self.model.train()
         self._stop_requested = False
+        self.stop_training = False
         previous = None
         try:
             # a handler Python did not set reads as None and could not be put back: kept
@@ -238,7 +251,7 @@ class PretrainLoop:
             raise
         try:
             self._notify("on_train_begin")
-            while self.epoch < self.n_epochs:
+            while self.epoch < self.n_epochs and not self._stops_training(agree=True):
                 self.run_epoch()
             # a SIGTERM that came after the last step (during the last epoch's hooks, or with
             # no step left to run) still stops the caller, as the pre-emption asked
@@ -247,9 +260,11 @@ class PretrainLoop:
             if stop:
                 self._notify("on_interrupt")
                 raise TrainingInterrupted(
-                    f"stopped by SIGTERM after the run's last step ({self.step}); the run is "
-                    "complete (with a Checkpoint, saved: the same fit again returns it)"
-                )
+                    f"stopped by SIGTERM after the run's last step ({self.step}); "
+                    + ("a callback had stopped the run there (stop_training)"
+                       if self.stop_training and self.epoch < self.n_epochs else
+                       "the run is complete (with a Checkpoint, saved: the same fit again "
+                       "returns it)"))
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -284,8 +299,22 @@ class PretrainLoop:
             return False
         return any_process(self._stop_requested, self.device)
 
+    def _stops_training(self, agree=False):
+        """Whether a callback set :attr:`stop_training`; with several processes, whether one
+        did in any process, asked at epoch ends (``agree``) and every
+        :attr:`stop_agreement_every` steps (all then stop after the same step)."""
+        if self.world_size > 1:
+            if not agree and self.step % self.stop_agreement_every:
+                return False
+            self.stop_training = any_process(self.stop_training, self.device)
+        return self.stop_training
+
     def run_epoch(self):
-        """One pass over the loader (or the rest of one), then the epoch's record and hooks."""
+        """One pass over the loader (or the rest of one), then the epoch's record and hooks.
+
+        Stopped inside the pass by ``stop_training``, it returns after that step without
+        them: the epoch is finished by the next call (or :meth:`run`).
+        """
         sampler = getattr(self.loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.epoch)
@@ -311,7 +340,7 @@ class PretrainLoop:
                 if training_rng is not None:  # the pass drawn, the steps' stream goes on
                     torch.set_rng_state(training_rng)
             self._skip_batches = 0
-            self._run_batches(batches)
+            stopped_inside = self._run_batches(batches)
         except BaseException:
             if self.step_in_epoch:  # run again, this loop finishes the epoch it stopped in
                 self._finish_epoch_on_next_run()
@@ -320,6 +349,9 @@ class PretrainLoop:
             elif not hasattr(sampler, "state_dict"):  # the same pass drawn again
                 self._replay = self._pass
             raise
+        if stopped_inside:  # by a callback: as after an error, the epoch is finished later
+            self._finish_epoch_on_next_run()
+            return
         # one host synchronisation per epoch; the mean over the steps this epoch had (a state
         # resumed with a loader of another length had some steps of another pass length)
         n_steps = self.step_in_epoch or self.steps_per_epoch
@@ -331,6 +363,7 @@ class PretrainLoop:
         self._notify("on_epoch_end")
 
     def _run_batches(self, batches):
+        """Train on ``batches``; True when :attr:`stop_training` stopped it inside the pass."""
         for x in batches:
             if not isinstance(x, torch.Tensor):  # e.g. the [x] of a TensorDataset's loader
                 raise TypeError(
@@ -372,6 +405,10 @@ class PretrainLoop:
                     f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
                     "they save (with a Checkpoint: call the same fit again to resume)"
                 )
+            # asked at the epoch's last step, the epoch ends (its record and hooks) first
+            if self.step_in_epoch < self.steps_per_epoch and self._stops_training():
+                return True
+        return False
 
     def _finish_epoch_on_next_run(self):
         """Make the next pass over the loader the rest of the pass this loop stopped in, after
