@@ -1096,8 +1096,11 @@ def test_a_pass_that_started_its_workers_is_drawn_again_by_new_workers():
     seen = stopped_seen + resumed_seen
     assert len(seen) == 9 and all(torch.equal(x, y) for x, y in zip(seen, straight_seen))
 
+
 class _ReadFailsOnce(list):
-    """Windows whose ``fail_at``-th read fails, once (a Ctrl-C while a batch is loaded)."""
+    """Windows whose ``fail_at``-th read fails, once (a Ctrl-C while a batch is loaded): a
+    list of windows for a plain ``DataLoader``, where ``_FailsOnce`` below is a
+    ``WindowDataset`` read a batch at a time."""
 
     def __init__(self, windows, fail_at):
         super().__init__(windows)
@@ -1129,6 +1132,7 @@ def test_a_data_loader_stopped_loading_an_epochs_first_batch_draws_that_pass_aga
     assert stopped.history == straight.history
     for p, q in zip(stopped.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(p, q)
+
 
 def test_a_state_saved_without_the_loaders_generators_still_resumes_as_before():
     """A state saved before ``loader_rng`` was part of it finishes its epoch as then: the
