@@ -106,12 +106,14 @@ def test_the_examples_are_found():
 
 
 @pytest.mark.parametrize("name", ["BrainJEPAEmbedder", "BrainJEPAPretrainer", "GradientPositioner",
-                                  "BrainJEPAClassifier", "BrainJEPARegressor"])
+                                  "BrainJEPAClassifier", "BrainJEPARegressor",
+                                  "preprocessing.Preprocessor"])
 def test_the_documented_defaults_are_the_constructors(name):
     """Every ``default=...`` in an estimator's Parameters section is the value its constructor
-    takes (``lr, start_lr : float, default=1e-3, 5e-5`` documents one a name): a default changed
-    in one place only would mislead."""
-    estimator = getattr(brainjepa_sk, name)
+    takes (``lr, start_lr : float, default=1e-3, 5e-5`` documents one a name), and a parameter
+    documented as ``optional`` without a default defaults to None: a default changed in one
+    place only would mislead."""
+    estimator = functools.reduce(getattr, name.split("."), brainjepa_sk)
     constructor = {}  # the fine-tuning estimators pass most parameters on to their base class
     for klass in reversed(estimator.__mro__):
         if "__init__" in vars(klass):
@@ -121,6 +123,10 @@ def test_the_documented_defaults_are_the_constructors(name):
     checked = 0
     for entry in docscrape.ClassDoc(estimator)["Parameters"]:
         if "default=" not in entry.type:
+            if entry.type.endswith("optional"):
+                for parameter in (n.strip() for n in entry.name.split(",")):
+                    assert constructor[parameter] is None, parameter
+                    checked += 1
             continue
         names = [n.strip() for n in entry.name.split(",")]
         defaults = entry.type.split("default=", 1)[1].split(", ")
