@@ -9,6 +9,7 @@ import importlib
 import inspect
 import pkgutil
 
+import numpy
 import pytest
 import torch
 from numpydoc import docscrape
@@ -105,37 +106,80 @@ def test_the_examples_are_found():
     assert examples >= 15
 
 
+def _signature_defaults(obj):
+    """Each parameter's default in the signature of a function, or of a class's constructors
+    (the fine-tuning estimators pass most parameters on to their base class)."""
+    if not inspect.isclass(obj):
+        return {key: parameter.default
+                for key, parameter in inspect.signature(obj).parameters.items()}
+    defaults = {}
+    for klass in reversed(obj.__mro__):
+        if "__init__" in vars(klass) and klass is not object:
+            defaults.update((key, parameter.default) for key, parameter
+                            in inspect.signature(klass.__init__).parameters.items())
+    return defaults
+
+
+def _documented_value(text):
+    """The value a docstring's ``default=`` text names: a literal, or a dotted name in torch or
+    NumPy (``torch.optim.AdamW``, ``numpy.float64``)."""
+    root, *attributes = text.split(".")
+    if root in ("torch", "numpy") and attributes:
+        return functools.reduce(getattr, attributes, {"torch": torch, "numpy": numpy}[root])
+    return ast.literal_eval(text)
+
+
+def _default_mismatches(obj):
+    """``(parameter, documented, actual)`` for each documented default that the signature does
+    not have, and the number of parameters checked. ``lr, start_lr : float, default=1e-3, 5e-5``
+    documents one a name; a parameter documented as ``optional`` without a default must default
+    to None."""
+    doc = docscrape.ClassDoc(obj) if inspect.isclass(obj) else docscrape.FunctionDoc(obj)
+    actual = _signature_defaults(obj)
+    mismatches, checked = [], 0
+    for entry in doc["Parameters"]:
+        names = [n.strip() for n in entry.name.split(",") if not n.strip().startswith("*")]
+        if "default=" in entry.type:
+            text = entry.type.split("default=", 1)[1]
+            texts = [text] if len(names) == 1 else text.split(", ")
+            assert len(texts) == len(names), f"{entry.name}: {entry.type}"
+            documented = [_documented_value(t) for t in texts]
+        elif entry.type.endswith("optional"):
+            documented = [None] * len(names)
+        else:
+            continue
+        for parameter, value in zip(names, documented):
+            default = actual.get(parameter, inspect.Parameter.empty)
+            # 1 is not True, but 0 may document 0.0
+            same = default is value or (default == value and (
+                type(default) is type(value) or isinstance(default, float)))
+            if default is inspect.Parameter.empty or not same:
+                mismatches.append((parameter, value, default))
+            checked += 1
+    return mismatches, checked
+
+
 @pytest.mark.parametrize("name", ["BrainJEPAEmbedder", "BrainJEPAPretrainer", "GradientPositioner",
                                   "BrainJEPAClassifier", "BrainJEPARegressor",
                                   "preprocessing.Preprocessor"])
 def test_the_documented_defaults_are_the_constructors(name):
-    """Every ``default=...`` in an estimator's Parameters section is the value its constructor
-    takes (``lr, start_lr : float, default=1e-3, 5e-5`` documents one a name), and a parameter
-    documented as ``optional`` without a default defaults to None: a default changed in one
-    place only would mislead."""
-    estimator = functools.reduce(getattr, name.split("."), brainjepa_sk)
-    constructor = {}  # the fine-tuning estimators pass most parameters on to their base class
-    for klass in reversed(estimator.__mro__):
-        if "__init__" in vars(klass):
-            constructor.update((key, parameter.default) for key, parameter
-                               in inspect.signature(klass.__init__).parameters.items()
-                               if parameter.default is not parameter.empty)
-    checked = 0
-    for entry in docscrape.ClassDoc(estimator)["Parameters"]:
-        if "default=" not in entry.type:
-            if entry.type.endswith("optional"):
-                for parameter in (n.strip() for n in entry.name.split(",")):
-                    assert constructor[parameter] is None, parameter
-                    checked += 1
-            continue
-        names = [n.strip() for n in entry.name.split(",")]
-        defaults = entry.type.split("default=", 1)[1].split(", ")
-        assert len(defaults) == len(names), entry.name
-        for parameter, text in zip(names, defaults):
-            if text.startswith("torch."):  # a class, e.g. torch.optim.AdamW
-                documented = functools.reduce(getattr, text.split(".")[1:], torch)
-            else:
-                documented = ast.literal_eval(text)
-            assert constructor[parameter] == documented, parameter
-            checked += 1
+    """Every default in an estimator's Parameters section is the value its constructor takes: a
+    default changed in one place only would mislead."""
+    mismatches, checked = _default_mismatches(
+        functools.reduce(getattr, name.split("."), brainjepa_sk))
+    assert mismatches == []
     assert checked >= 5
+
+
+def test_the_documented_defaults_are_the_signatures():
+    """The same for every public class, function and method."""
+    mismatches, checked = {}, 0
+    for name, obj in PUBLIC.items():
+        if not callable(obj):  # properties, constants
+            continue
+        wrong, count = _default_mismatches(obj)
+        mismatches.update({f"{name}({parameter})": (documented, default)
+                           for parameter, documented, default in wrong})
+        checked += count
+    assert mismatches == {}
+    assert checked > 200
