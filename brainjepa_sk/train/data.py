@@ -13,7 +13,8 @@ import signal
 import numpy as np
 import torch
 
-__all__ = ["LazyWindowDataset", "ShuffleSampler", "WindowDataset", "window_loader"]
+__all__ = ["LazyWindowDataset", "ShuffleSampler", "WindowDataset", "ignore_sigterm",
+           "window_loader"]
 
 
 class WindowDataset(torch.utils.data.Dataset):
