@@ -675,6 +675,48 @@ def test_the_predictors_mask_token_is_learned():
     assert model.predictor.mask_token.grad.abs().sum() > 0
 
 
+def _positions_as_a_leaf(pos_embed, n_regions, n_patches, width):
+    """Have ``pos_embed`` return one table that requires grad, to see where it is read."""
+    table = torch.randn(n_regions * n_patches, width, requires_grad=True)
+    pos_embed.forward = lambda n: table
+    return table
+
+
+def _rows_reached(table):
+    return set(torch.nonzero(table.grad.abs().sum(-1)).flatten().tolist())
+
+
+def test_the_predictors_positions_reach_its_context_tokens_and_its_mask_tokens():
+    """The predictor adds its positional code to each context token and to each mask token
+    (the target's position, the research predictor's query): the loss reaches exactly the
+    table's rows of the context and target indices, so the gradient map learns from both."""
+    model = tiny_model()
+    table = _positions_as_a_leaf(model.predictor.pos_embed, 12, 5, 16)
+    context_idx, target_idx = torch.tensor([[0, 5, 17, 40]] * 2), torch.tensor([[1, 6, 33]] * 2)
+    out = model.predictor(torch.randn(2, 4, 32), context_idx, target_idx, 5)
+    out.square().sum().backward()
+    assert _rows_reached(table) == {0, 5, 17, 40, 1, 6, 33}
+
+
+def test_the_encoders_positions_reach_the_tokens_it_keeps():
+    model = tiny_model()
+    table = _positions_as_a_leaf(model.encoder.pos_embed, 12, 5, 32)
+    model.encoder(torch.randn(2, 20, 12), torch.tensor([[2, 9, 31]] * 2)).sum().backward()
+    assert _rows_reached(table) == {2, 9, 31}
+
+
+def test_the_jepa_loss_trains_every_parameter_of_the_encoder_and_the_predictor():
+    """The gradient maps of both positional embeddings included; the target encoder gets no
+    gradient (it moves by EMA)."""
+    model = tiny_model()
+    model(torch.randn(2, 20, 12), torch.tensor([[0, 5, 17, 40]] * 2),
+          torch.tensor([[1, 6, 33]] * 2))["loss"].backward()
+    for name, param in [*model.encoder.named_parameters(prefix="encoder"),
+                        *model.predictor.named_parameters(prefix="predictor")]:
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    assert all(param.grad is None for param in model.target_encoder.parameters())
+
+
 def test_the_predictor_is_initialised_like_the_encoder():
     from brainjepa_sk.nn import BrainPredictor
 
