@@ -1229,3 +1229,16 @@ def test_a_bfloat16_positional_embedding_scales_its_positions_in_float32():
     space = pos.gradients.float() @ weight.T + bias
     expected = 2 * (space - space.min()) / (space.max() - space.min()) - 1
     torch.testing.assert_close(table.reshape(9, 3, 24)[:, 0, 12:], expected)
+
+
+def test_positions_under_bf16_autocast_are_the_float32_positions():
+    # the documented float32 table under autocast too: torch's autocast would run the gradient
+    # map in bf16, and the min-max scaling would spread its rounding over the whole half
+    torch.manual_seed(0)
+    pos = GradientPositionalEmbedding(torch.randn(9, 6), 24)
+    with torch.no_grad():
+        reference = pos(3)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            table = pos(3)
+    assert table.dtype == torch.float32
+    torch.testing.assert_close(table, reference, rtol=0, atol=1e-6)
