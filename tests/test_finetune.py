@@ -1787,6 +1787,24 @@ def test_a_random_state_instance_seeds_the_fit_too():
         assert torch.equal(again.module_.state_dict()[key], value), key
 
 
+def test_a_continued_fit_keeps_training_with_the_optimizer_of_the_first_fit():
+    """partial_fit and warm_start go on with the first fit's optimizer, its moments and step
+    counts included: a new AdamW would start its moments from zero at every call."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=4)).fit(X, y)
+    optimizer, weight = clf.optimizer_, clf.module_.head.linear.weight
+    moment = optimizer.state[weight]["exp_avg"].clone()
+    assert int(optimizer.state[weight]["step"]) == 2  # 8 windows, batches of 4
+    clf.partial_fit(X, y)
+    assert clf.optimizer_ is optimizer and int(optimizer.state[weight]["step"]) == 4
+    assert not torch.equal(optimizer.state[weight]["exp_avg"], moment)
+    clf.set_params(warm_start=True).fit(X, y)
+    assert clf.optimizer_ is optimizer and int(optimizer.state[weight]["step"]) == 6
+    clf.set_params(warm_start=False).fit(X, y)  # a new fit: a new optimizer
+    assert clf.optimizer_ is not optimizer
+    assert int(clf.optimizer_.state[clf.module_.head.linear.weight]["step"]) == 2
+
+
 def test_a_failed_continued_fit_leaves_the_optimizer_as_it_was():
     """The optimizer's moments are part of the model a continued fit trains: a continued fit
     after a failed one trains as if the failed one had not happened."""
