@@ -12,12 +12,14 @@ from there.
 
 from __future__ import annotations
 
+import numbers
 import os
 import pickle
 
 import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from skorch.callbacks import (
     BatchScoring,
@@ -197,12 +199,20 @@ class SubjectValidSplit:
         Raises
         ------
         ValueError
-            When ``fraction`` is not in (0, 1), ``stratified=True`` is given continuous
-            targets, or the subjects cannot be split so (e.g. fewer validation subjects than
-            classes).
+            When ``fraction`` is not a number in (0, 1), ``random_state`` cannot seed a
+            ``RandomState``, ``stratified=True`` is given continuous targets, or the subjects
+            cannot be split so (e.g. fewer validation subjects than classes).
         """
-        if not 0.0 < float(self.fraction) < 1.0:
-            raise ValueError(f"fraction must be in (0, 1), got {self.fraction!r}")
+        if not (isinstance(self.fraction, numbers.Real) and 0.0 < self.fraction < 1.0):
+            raise ValueError(f"SubjectValidSplit's fraction must be in (0, 1), got "
+                             f"{self.fraction!r}")
+        try:
+            check_random_state(self.random_state)
+        except ValueError:
+            # (the split's own error would have blamed the fraction or the subjects)
+            raise ValueError(
+                f"SubjectValidSplit's random_state must be an int in [0, 2**32 - 1], a "
+                f"numpy.random.RandomState or None, got {self.random_state!r}") from None
         labels = np.asarray(labels)
         if self.stratified and type_of_target(labels).startswith("continuous"):
             raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "

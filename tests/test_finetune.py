@@ -953,6 +953,27 @@ def test_a_fraction_of_subjects_outside_zero_one_is_refused(fraction):
         SubjectValidSplit(fraction, random_state=0).split_subjects(np.zeros(10))
 
 
+@pytest.mark.parametrize("fraction", ["0.2", None])
+def test_a_fraction_of_subjects_that_is_not_a_number_is_refused_by_name(fraction):
+    with pytest.raises(ValueError, match=r"^SubjectValidSplit's fraction must be in \(0, 1\), "
+                                         rf"got {re.escape(repr(fraction))}$"):
+        SubjectValidSplit(fraction, random_state=0).split_subjects(np.zeros(10))
+
+
+@pytest.mark.parametrize("random_state", [np.random.default_rng(0), -1, 2**32, 1.5, "0"])
+def test_a_split_random_state_that_cannot_seed_is_refused_by_name(random_state):
+    """Such a seed was reported as a split that 'cannot split 8 subjects', with the advice to
+    hold out a larger fraction or give more subjects."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    split = SubjectValidSplit(0.5, random_state=random_state)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, train_split=split))
+    with pytest.raises(ValueError, match=r"^SubjectValidSplit's random_state must be an int in "
+                                         r"\[0, 2\*\*32 - 1\], a numpy.random.RandomState or "
+                                         rf"None, got {re.escape(repr(random_state))}$"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "module_")
+
+
 @pytest.mark.parametrize("split", [0.2, KFold(3)])
 def test_a_train_split_that_is_not_callable_is_refused_naming_what_to_pass(split):
     """A fraction or a CV object (skorch calls train_split) is named before any work, and a
