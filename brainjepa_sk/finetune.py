@@ -944,7 +944,8 @@ class _FineTuneBase(SubjectsInputMixin):
         y : array-like of shape (n_subjects,) (or (n_subjects, n_targets) for regression)
             One target per subject.
         **fit_params : dict
-            Passed to skorch's training loop (and to its ``train_split``).
+            ``epochs``, skorch's number of epochs to train (``max_epochs`` when None); any
+            other is refused with a ``TypeError``.
 
         Returns
         -------
@@ -967,7 +968,7 @@ class _FineTuneBase(SubjectsInputMixin):
             that is set: they must then be the same labels); a later call may repeat them, in
             any order, but not change them (a ``ValueError``).
         **fit_params : dict
-            Passed to skorch's training loop.
+            As in ``fit``.
 
         Returns
         -------
@@ -1039,6 +1040,13 @@ class _FineTuneBase(SubjectsInputMixin):
                 "repeat subjects to weigh them")
             raise ValueError(f"{type(self).__name__} does not take sample_weight (skorch would "
                              f"pass it to the module): {hint}")
+        unknown = sorted(set(fit_params) - {"epochs", "sample_weight"})
+        if unknown:
+            # skorch passes them to the split and to the module's forward, which takes none:
+            # torch's error came only once the preprocessing and the model were built
+            raise TypeError(f"{type(self).__name__}.{routing} got unexpected keyword "
+                            f"argument(s) {', '.join(map(repr, unknown))}: it takes epochs "
+                            "(skorch's number of epochs) and no other")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             targets = self._encode_targets(y, len(subjects), continuing, classes)

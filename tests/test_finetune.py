@@ -2694,6 +2694,24 @@ def test_sample_weight_is_refused_with_what_to_use():
         BrainJEPAClassifier(tiny_module(), **fast()).fit(X, y, sample_weight=np.ones(4))
 
 
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_fit_params_other_than_epochs_are_refused_by_name_before_any_work(method):
+    """skorch passes them to the module's forward, which takes none: torch's 'forward() got an
+    unexpected keyword argument' came once the preprocessing and the model were built."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    for estimator, target in [(BrainJEPAClassifier(tiny_module(), **fast()), y),
+                              (BrainJEPARegressor(tiny_module(), **fast()), y * 1.0)]:
+        name = type(estimator).__name__
+        with pytest.raises(TypeError, match=rf"^{name}.{method} got unexpected keyword "
+                                            r"argument\(s\) 'groups', 'mask': it takes epochs"):
+            getattr(estimator, method)(X, target, mask=np.ones(4), groups=np.arange(4))
+        assert not hasattr(estimator, "module_")
+        before = estimator.fit(X, target, epochs=1).predict(X)
+        with pytest.raises(TypeError, match="'groups'"):
+            getattr(estimator, method)(X, target, groups=np.arange(4))
+        np.testing.assert_array_equal(estimator.predict(X), before)
+
+
 def test_skorchs_batch_scoring_scores_the_training_windows():
     """skorch's BatchScoring passes each batch's tensor of windows to predict during fit."""
     from skorch.callbacks import BatchScoring
