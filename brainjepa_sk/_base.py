@@ -35,6 +35,7 @@ from .validation import (  # noqa: F401  (the estimators import the constraints 
     check_n_regions,
     check_parameters,
     check_region_names,
+    name_differences,
     subject_rows,
 )
 
@@ -778,10 +779,16 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         if regions is None:
             regions = getattr(self, "region_names_", None)
         if input_features is not None:  # checked whatever the pooling, as documented
-            if len(input_features) != self.n_features_in_ or (
-                regions is not None and list(input_features) != list(regions)
-            ):
-                raise ValueError("input_features do not match the regions seen in fit")
+            if len(input_features) != self.n_features_in_:
+                raise ValueError(
+                    f"input_features do not match the regions seen in fit: "
+                    f"{len(input_features)} names for {self.n_features_in_} regions")
+            if regions is not None and list(input_features) != list(regions):
+                n_differences, examples = name_differences(
+                    list(input_features), list(regions),
+                    "input_features[{i}] is {own!r} but the region was {other!r}")
+                raise ValueError(f"input_features do not match the regions seen in fit: "
+                                 f"{examples} ({n_differences} in all)")
             regions = input_features
         if self.pooling == "mean":
             return np.asarray([f"embedding{k}" for k in range(dim)], dtype=object)

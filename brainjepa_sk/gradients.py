@@ -631,13 +631,17 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
             )
         else:
             regions = np.asarray(input_features, dtype=object)
-            if fitted is not None and not np.array_equal(regions, fitted):
-                raise ValueError("input_features is not equal to feature_names_in_")
             if len(regions) != self.n_features_in_:
                 raise ValueError(
                     f"input_features has {len(regions)} names but {self.n_features_in_} regions "
                     "were seen in fit"
                 )
+            if fitted is not None and not np.array_equal(regions, fitted):
+                n_differences, examples = name_differences(
+                    list(regions), list(fitted),
+                    "input_features[{i}] is {own!r} but feature_names_in_[{i}] is {other!r}")
+                raise ValueError(f"input_features is not equal to feature_names_in_: "
+                                 f"{examples} ({n_differences} in all)")
         n_components = self.gradients_.shape[1]
         return np.asarray(
             [f"{region}_gradient{c}" for region in regions for c in range(n_components)],

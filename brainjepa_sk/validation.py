@@ -369,8 +369,11 @@ def name_differences(names, reference, example):
     examples : str
         The first three differences, comma-separated.
     """
+    def plain(name):  # NumPy's strings shown as str's (not np.str_('a'))
+        return name.item() if isinstance(name, np.generic) else name
+
     moved = [i for i, (own, other) in enumerate(zip(names, reference)) if own != other]
-    examples = ", ".join(example.format(i=i, own=names[i], other=reference[i])
+    examples = ", ".join(example.format(i=i, own=plain(names[i]), other=plain(reference[i]))
                          for i in moved[:3])
     return len(moved), examples
 

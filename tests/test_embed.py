@@ -901,6 +901,16 @@ def test_input_features_are_checked_against_the_regions_whatever_the_pooling(poo
     for wrong in (regions[:1], regions[::-1]):
         with pytest.raises(ValueError, match="do not match the regions seen in fit"):
             embedder.get_feature_names_out(wrong)
+    # the message names the count, or the first names that differ (NumPy's as plain strings)
+    with pytest.raises(ValueError, match=r"^input_features do not match the regions seen in "
+                                         rf"fit: 1 names for {N_REGIONS} regions$"):
+        embedder.get_feature_names_out(regions[:1])
+    swapped = np.array([regions[1], regions[0], *regions[2:]])
+    with pytest.raises(ValueError, match=r"^input_features do not match the regions seen in "
+                                         r"fit: input_features\[0\] is 'roi1' but the region "
+                                         r"was 'roi0', input_features\[1\] is 'roi0' but the "
+                                         r"region was 'roi1' \(2 in all\)$"):
+        embedder.get_feature_names_out(swapped)
 
 
 def test_the_embedder_runs_the_encoder_in_eval_mode_without_stochastic_depth():

@@ -229,6 +229,18 @@ def test_feature_names_from_dataframes(X, fitted):
     np.testing.assert_array_equal(est.get_feature_names_out(columns), names)
     with pytest.raises(ValueError, match="feature_names_in_"):
         est.get_feature_names_out([f"x{i}" for i in range(N_REGIONS)])
+    # the message names the first names that differ (NumPy's strings as plain ones), and a
+    # wrong count as such
+    swapped = np.array([columns[1], columns[0], *columns[2:]])
+    with pytest.raises(ValueError, match=r"^input_features is not equal to feature_names_in_: "
+                                         r"input_features\[0\] is 'roi_1' but "
+                                         r"feature_names_in_\[0\] is 'roi_0', input_features"
+                                         r"\[1\] is 'roi_0' but feature_names_in_\[1\] is "
+                                         r"'roi_1' \(2 in all\)$"):
+        est.get_feature_names_out(swapped)
+    with pytest.raises(ValueError, match=rf"^input_features has 1 names but {N_REGIONS} "
+                                         "regions were seen in fit$"):
+        est.get_feature_names_out(columns[:1])
     renamed = [f.rename(columns={"roi_0": "other"}) for f in frames]
     with pytest.raises(ValueError, match="region names"):
         est.transform(renamed)
