@@ -11,10 +11,16 @@ data-dependent checks with real 3-D subjects.
 """
 
 import copy
+import inspect
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
+import sklearn
 import torch
 from _estimators import (
     N_REGIONS,
@@ -26,7 +32,14 @@ from _estimators import (
 from _sklearn_adapter import estimators_on_rows
 from scipy import sparse
 from sklearn.base import clone
+from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils import estimator_html_repr
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNet
 
@@ -244,3 +257,97 @@ def test_float64_default_dtype_builds_float32_models_and_is_kept(X, tmp_path):
         torch.set_default_dtype(before)
     for got, expected in zip(in_float64, reference):
         np.testing.assert_array_equal(got, expected)
+
+
+# -- what a scikit-learn user meets beyond the checks -----------------------------------------
+ALL = [*tiny_estimators(), *tiny_supervised_estimators()]
+ALL_IDS = [type(e).__name__ for e in ALL]
+
+
+def _fit(estimator, X):
+    """``estimator`` cloned and fitted on ``X`` (string labels or float targets if supervised)."""
+    tags = estimator.__sklearn_tags__()
+    y = (np.array(["ctl", "pat"] * (len(X) // 2)) if tags.estimator_type == "classifier"
+         else np.linspace(0, 1, len(X)) if tags.estimator_type == "regressor" else None)
+    return clone(estimator).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=IDS)
+def test_pandas_output_and_feature_names_through_a_pipeline(estimator, X):
+    pipe = make_pipeline(clone(estimator), StandardScaler(), PCA(2)).set_output(
+        transform="pandas")
+    # a Series of subjects indexed by subject gives rows indexed by subject
+    subjects = pd.Series(list(X), index=[f"sub-{i:02d}" for i in range(len(X))])
+    out = pipe.fit(subjects).transform(subjects)
+    assert list(out.columns) == ["pca0", "pca1"] and list(out.index) == list(subjects.index)
+    names = pipe[0].get_feature_names_out()
+    assert list(pipe[:-1].get_feature_names_out()) == list(names)
+    assert list(pipe[:-1].transform(X).columns) == list(names)
+
+
+@pytest.mark.parametrize("estimator", [e for e in ALL if "random_state" in e.get_params()],
+                         ids=[i for e, i in zip(ALL, ALL_IDS) if "random_state" in e.get_params()])
+def test_a_numpy_generator_as_random_state_is_refused_by_name(estimator, X):
+    """As in scikit-learn, whose check_random_state cannot take a numpy Generator."""
+    estimator = clone(estimator).set_params(random_state=np.random.default_rng(0))
+    with pytest.raises(InvalidParameterError,
+                       match=rf"'random_state' parameter of {type(estimator).__name__} must be"
+                             r".*Got Generator\(PCG64\)"):
+        _fit(estimator, X)
+    assert not hasattr(estimator, "n_features_in_")
+
+
+def _output(fitted, X):
+    """What ``fitted`` gives for ``X``: class probabilities, predictions or features."""
+    kind = fitted.__sklearn_tags__().estimator_type
+    return (fitted.predict_proba(X) if kind == "classifier" else fitted.predict(X)
+            if kind == "regressor" else fitted.transform(X))
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
+def test_tags_and_html_repr(estimator, X):
+    tags = estimator.__sklearn_tags__()
+    kind = tags.estimator_type
+    assert tags.input_tags.three_d_array and not tags.input_tags.two_d_array
+    assert not (tags.input_tags.sparse or tags.input_tags.allow_nan)
+    assert tags.requires_fit and not tags.non_deterministic
+    assert tags.target_tags.required == (kind in ("classifier", "regressor"))
+    assert (tags.transformer_tags is None) == (kind is not None)
+    assert (tags.classifier_tags is not None) == (kind == "classifier")
+    assert (tags.regressor_tags is not None) == (kind == "regressor")
+    assert type(estimator).__name__ in estimator_html_repr(estimator)
+    assert type(estimator).__name__ in _fit(estimator, X)._repr_html_()
+
+
+def test_a_fresh_process_unpickles_fitted_estimators_that_give_the_same_outputs(X, tmp_path):
+    fitted = [_fit(estimator, X) for estimator in ALL]
+    with open(tmp_path / "fitted.pkl", "wb") as file:
+        pickle.dump(fitted, file)
+    np.save(tmp_path / "X.npy", X)
+    code = inspect.getsource(_output) + (
+        "import pickle, sys, numpy as np\n"
+        "X = np.load(sys.argv[1] + '/X.npy')\n"
+        "fitted = pickle.load(open(sys.argv[1] + '/fitted.pkl', 'rb'))\n"
+        "np.savez(sys.argv[1] + '/out.npz', *[_output(f, X) for f in fitted])\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout's package
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=300,
+                   env=env)
+    with np.load(tmp_path / "out.npz") as out:
+        for k, estimator in enumerate(fitted):
+            np.testing.assert_array_equal(out[f"arr_{k}"], _output(estimator, X))
+
+
+def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X):
+    y = np.arange(len(X)) % 2
+    weights = np.linspace(0.5, 1.5, len(X))
+    embedder = ESTIMATORS[1]
+    with sklearn.config_context(enable_metadata_routing=True):
+        pipe = make_pipeline(clone(embedder), LogisticRegression().set_fit_request(
+            sample_weight=True)).fit(X, y, sample_weight=weights)
+        expected = LogisticRegression().fit(clone(embedder).fit_transform(X), y,
+                                            sample_weight=weights)
+        np.testing.assert_array_equal(pipe[-1].coef_, expected.coef_)
+        classifier = clone(tiny_supervised_estimators()[0]).set_fit_request(sample_weight=True)
+        with pytest.raises(ValueError, match="does not take sample_weight"):
+            cross_val_score(classifier.set_score_request(sample_weight=False), X, y, cv=2,
+                            params={"sample_weight": weights}, error_score="raise")
