@@ -569,12 +569,22 @@ class _FineTuneBase(SubjectsInputMixin):
             # initialize() emptied the history: one here was loaded by a callback's
             # on_train_begin (LoadInitState), which skorch calls before this loop
             done = len(self.history_)
+            name = "max_epochs" if epochs is None else "epochs"
             if done > total:
-                name = "max_epochs" if epochs is None else "epochs"
                 warn_user(
                     f"the history loaded when fit began (skorch's LoadInitState) holds {done} "
                     f"epochs, more than {name}={total}: no epoch is trained; set {name} to the "
                     "run's total number of epochs to train it longer")
+            elif done and done == total:
+                # fits that share a Checkpoint's dirname (the clones of a cross-validation or
+                # a grid search) load each other's run: the later ones would silently be the
+                # first one's model, its validation data trained on
+                warn_user(
+                    f"the history loaded when fit began (skorch's LoadInitState) holds all "
+                    f"{name}={total} epochs: no epoch is trained, the model is the checkpoint's. "
+                    "Fits that share a Checkpoint's dirname (the clones of a cross-validation "
+                    "or a grid search) load each other's runs: leave LoadInitState out of a "
+                    "cloned estimator, or give each fit its own dirname")
             epochs = max(total - done, 0)
             restore_best_scores(self)
         self._epochs_run_, self._epochs_done_ = total, done

@@ -20,7 +20,7 @@ import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
 from sklearn.utils.class_weight import compute_class_weight
 from skorch.callbacks import (
     Callback,
@@ -2183,6 +2183,26 @@ def test_the_same_fit_again_resumes_an_interrupted_run_and_ends_as_the_uninterru
     assert partial.history_[-1]["lr"] == pytest.approx(FAST_MIN_LR)
 
 
+def test_clones_sharing_a_checkpoint_are_warned_that_they_resume_each_others_run(tmp_path):
+    """The folds of a cross-validation share their Checkpoint's dirname: each later fold's
+    LoadInitState loads the finished run of the one before, and its fit, resuming it, trains
+    nothing and is that fold's model (its test subjects trained on). It said nothing."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                              callbacks=[saved, LoadInitState(saved)])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        folds = cross_validate(clf, X, y, cv=KFold(2), return_estimator=True,
+                               error_score="raise")["estimator"]
+    messages = [str(warning.message) for warning in caught
+                if "LoadInitState" in str(warning.message)]
+    assert len(messages) == 1  # the second fold's
+    assert "holds all max_epochs=2 epochs: no epoch is trained" in messages[0]
+    assert "give each fit its own dirname" in messages[0]
+    assert_same_module(folds[1].module_, folds[0].module_)
+
+
 @pytest.fixture
 def sigterm_fails_the_test():
     """SIGTERM, which would end the test process, fails the test instead where the fit does
@@ -2243,7 +2263,12 @@ def test_sigterm_stops_the_fit_after_the_batch_and_the_same_fit_resumes(
         assert not hasattr(clf, "preprocessor_") and not clf.initialized_  # as it was
         with open(tmp_path / str(when) / "history.json") as file:
             assert len(json.load(file)) == saved_epochs
-        resumed = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+        resumed = BrainJEPAClassifier(tiny_module(depth=2), **script)
+        if saved_epochs == 4:  # the run complete: returned as it was saved, and said so
+            with pytest.warns(UserWarning, match="holds all max_epochs=4 epochs: no epoch"):
+                resumed.fit(X, y)
+        else:
+            resumed.fit(X, y)
         assert_same_run(resumed, reference)
 
 
