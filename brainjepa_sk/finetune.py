@@ -585,6 +585,17 @@ class _FineTuneBase(SubjectsInputMixin):
                     "Fits that share a Checkpoint's dirname (the clones of a cross-validation "
                     "or a grid search) load each other's runs: leave LoadInitState out of a "
                     "cloned estimator, or give each fit its own dirname")
+            elif done and not isinstance(self.random_state, numbers.Integral):
+                # the seed of the interrupted run is lost: a SubjectValidSplit without a
+                # random_state of its own holds out other subjects, some the loaded model
+                # trained on
+                warn_user(
+                    f"resuming a run of {done} epoch(s) with random_state="
+                    f"{self.random_state!r}: this fit draws its shuffling, stochastic depth and "
+                    "held-out subjects (a train_split without a random_state of its own) anew, "
+                    "not as the interrupted run did, so it validates on subjects the loaded "
+                    "model may have trained on; pass an integer random_state to resume a run "
+                    "as it was")
             epochs = max(total - done, 0)
             restore_best_scores(self)
         self._epochs_run_, self._epochs_done_ = total, done

@@ -2203,6 +2203,39 @@ def test_clones_sharing_a_checkpoint_are_warned_that_they_resume_each_others_run
     assert_same_module(folds[1].module_, folds[0].module_)
 
 
+def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp_path):
+    """random_state=None draws another seed for the resumed fit: its SubjectValidSplit holds
+    out other subjects than the interrupted run did, some the loaded model trained on, and its
+    epochs draw otherwise; it resumed without a word. An integer seed resumes silently."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+
+    class HeldOut(Callback):
+        def on_train_begin(self, net, **kwargs):
+            self.held_out_ = sorted(net._held_out_)
+
+    for random_state in [None, 0]:
+        saved = Checkpoint(dirname=tmp_path / str(random_state), monitor=None)
+        run = fast(max_epochs=3, random_state=random_state,
+                   train_split=SubjectValidSplit(0.25, stratified=True))
+        first = HeldOut()
+        with pytest.raises(RuntimeError, match="killed"):
+            BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+                saved, LoadInitState(saved), first, FailAtEpochEnd(1)]).fit(X, y)
+        resumed = BrainJEPAClassifier(tiny_module(), **run,
+                                      callbacks=[saved, LoadInitState(saved), HeldOut()])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            resumed.fit(X, y)
+        messages = [str(warning.message) for warning in caught]
+        assert len(resumed.history_) == 3
+        if random_state is None:
+            assert any("resuming a run of 1 epoch(s) with random_state=None" in message
+                       and "pass an integer random_state" in message for message in messages)
+        else:
+            assert not messages
+            assert resumed.callbacks[-1].held_out_ == first.held_out_
+
+
 @pytest.fixture
 def sigterm_fails_the_test():
     """SIGTERM, which would end the test process, fails the test instead where the fit does
