@@ -116,6 +116,23 @@ def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _checked_rows(rows, n_subjects):
+    """``rows`` as a list of indices of ``n_subjects`` subjects: ints from 0, at least one
+    (``int()`` would take 1.7 as 1 and True as 1, and a negative index would name subject -1
+    in errors, or read past the end with a bare ``IndexError``)."""
+    checked = []
+    for i in rows:
+        if not _is_int(i):
+            raise TypeError(f"rows must hold ints (indices of subjects), got {i!r}")
+        if not 0 <= i < n_subjects:
+            raise IndexError(f"rows holds {i}, but the {n_subjects} subject(s) are indexed 0 "
+                             f"to {n_subjects - 1}")
+        checked.append(int(i))
+    if not checked:
+        raise ValueError("rows is empty: expected at least one subject")
+    return checked
+
+
 def _check_t_r(value, name):
     """Return ``value`` as a float (or None), raising for non-positive or non-finite TRs."""
     if value is None:
@@ -564,10 +581,11 @@ class Preprocessor:
         subjects : list of array-like of shape (n_timepoints, n_regions)
             Subjects to transform; lengths may differ.
         rows : sequence of int, optional
-            Only these subjects of ``subjects``, which must be validated subjects (that know
-            their lengths, e.g. a :class:`~brainjepa_sk.files.SubjectFiles`): errors name a
-            subject by its index in ``subjects``, and its file. The estimators' ``transform``
-            takes a chunk of the subjects at a time so.
+            Only these subjects of ``subjects`` (indices from 0, in this order; one repeated
+            gives its windows again), which must be validated subjects (that know their
+            lengths, e.g. a :class:`~brainjepa_sk.files.SubjectFiles`): errors name a subject
+            by its index in ``subjects``, and its file. The estimators' ``transform`` takes a
+            chunk of the subjects at a time so.
 
         Returns
         -------
@@ -591,7 +609,9 @@ class Preprocessor:
         TypeError
             Values that are not a signal (booleans, text or masked values), or a DataFrame
             whose column names mix strings with other types; ``rows`` with subjects that are
-            not validated.
+            not validated, or holding anything but ints.
+        IndexError
+            ``rows`` holding a negative index or one past the last subject.
         """
         self._validate_params()
         if getattr(subjects, "n_timepoints", None) is not None:
@@ -622,9 +642,7 @@ class Preprocessor:
         one subject."""
         if not len(subjects):
             self._as_arrays(subjects)  # raises the error that applies
-        rows = range(len(subjects)) if rows is None else [int(i) for i in rows]
-        if not len(rows):
-            raise ValueError("rows is empty: expected at least one subject")
+        rows = range(len(subjects)) if rows is None else _checked_rows(rows, len(subjects))
         self._check_lengths(subjects, rows)
         lengths = subject_lengths(subjects)
         subject_index, _ = self.window_table([lengths[i] for i in rows])

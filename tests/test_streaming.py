@@ -770,6 +770,18 @@ def test_rows_of_checked_subjects_are_transformed_as_those_subjects(tmp_path, gi
         prep.transform(series, rows=[0])
     with pytest.raises(ValueError, match="rows is empty"):
         prep.transform(subjects, rows=[])
+    # a repeated row gives its windows again, numbered by its place in rows
+    windows, subject_index = prep.transform(subjects, rows=np.array([3, 3]))
+    np.testing.assert_array_equal(windows, np.concatenate([expected[expected_index == 1]] * 2))
+    assert set(subject_index) == {0, 1}
+    # indices, not anything int() takes: 1.7 and True had been read as subject 1, -1 as the
+    # last subject (named "subject -1" in errors), and 5 failed with a bare IndexError
+    for rows, error, match in [([1.7], TypeError, "rows must hold ints"),
+                               ([True], TypeError, "rows must hold ints"),
+                               ([-1], IndexError, "rows holds -1, but the 5 subject"),
+                               ([2, 5], IndexError, "rows holds 5, but the 5 subject.* 0 to 4")]:
+        with pytest.raises(error, match=match):
+            prep.transform(subjects, rows=rows)
 
 
 @pytest.mark.parametrize("given", ["arrays", "files"])
