@@ -322,6 +322,48 @@ def restore_best_scores(net):
                 break
 
 
+def restore_early_stopping(net):
+    """Give skorch's ``EarlyStopping`` callbacks the patience and best score the history a
+    resumed fit loaded had left them with, and say whether one had stopped that run.
+
+    ``EarlyStopping`` keeps them only in itself, counting afresh when training begins: a resumed
+    run stopped later than the uninterrupted one, and a run it had stopped, fitted again, was
+    trained on (its first resumed epoch counted as an improvement). Its epochs are replayed as
+    its ``on_epoch_end`` saw them (the copy of the best weights of ``load_best`` is not
+    restored).
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net, its history loaded.
+
+    Returns
+    -------
+    int or None
+        The epoch at which an ``EarlyStopping`` had stopped the run (the history's last), else
+        None.
+    """
+    stopped = None
+    for _, callback in net.callbacks_:
+        if not isinstance(callback, EarlyStopping):
+            continue
+        for record in net.history_:
+            if callback.monitor not in record:  # as on_epoch_end, which would have raised
+                break
+            if callback._is_score_improved(record[callback.monitor]):
+                callback.misses_ = 0
+                callback.dynamic_threshold_ = callback._calc_new_threshold(
+                    record[callback.monitor])
+                callback.best_epoch_ = record["epoch"]
+            else:
+                callback.misses_ += 1
+        # at its patience it stops the run; past it (a patience lowered since), it would have
+        # (and, counting on with ==, would never stop again)
+        if len(net.history_) and callback.misses_ >= callback.patience:
+            stopped = net.history_[-1]["epoch"]
+    return stopped
+
+
 def split_windows(dataset, valid_subjects):
     """The training and validation ``Subset``\\ s of ``dataset`` (a ``SubjectWindows``)."""
     in_valid = np.isin(dataset.subject_index, valid_subjects)

@@ -64,6 +64,7 @@ from ._skorch import (
     layer_groups_setter,
     load_params_naming_files,
     restore_best_scores,
+    restore_early_stopping,
     save_params_atomically,
     split_windows,
     targets_of,
@@ -542,7 +543,8 @@ class _FineTuneBase(SubjectsInputMixin):
         began (skorch's ``LoadInitState`` of a ``Checkpoint``) resumes that run: the loaded
         epochs count towards ``max_epochs`` (or ``epochs``), only the rest are trained, the
         schedule goes on at the epoch the history ends, and skorch's scoring callbacks take
-        their best scores from it.
+        their best scores from it (its ``EarlyStopping``, its patience: a run it had stopped
+        trains no more).
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
@@ -569,8 +571,19 @@ class _FineTuneBase(SubjectsInputMixin):
             # initialize() emptied the history: one here was loaded by a callback's
             # on_train_begin (LoadInitState), which skorch calls before this loop
             done = len(self.history_)
+            restore_best_scores(self)
+            stopped = restore_early_stopping(self)
             name = "max_epochs" if epochs is None else "epochs"
-            if done > total:
+            if stopped is not None and done <= total:
+                # a run EarlyStopping ended is finished, as one of max_epochs
+                warn_user(
+                    f"the history loaded when fit began (skorch's LoadInitState) ends where "
+                    f"EarlyStopping stopped its run (epoch {stopped}): no epoch is trained, the "
+                    "model is the checkpoint's. Fits that share a Checkpoint's dirname (the "
+                    "clones of a cross-validation or a grid search) load each other's runs: "
+                    "leave LoadInitState out of a cloned estimator, or give each fit its own "
+                    "dirname")
+            elif done > total:
                 warn_user(
                     f"the history loaded when fit began (skorch's LoadInitState) holds {done} "
                     f"epochs, more than {name}={total}: no epoch is trained; set {name} to the "
@@ -596,8 +609,7 @@ class _FineTuneBase(SubjectsInputMixin):
                     "not as the interrupted run did, so it validates on subjects the loaded "
                     "model may have trained on; pass an integer random_state to resume a run "
                     "as it was")
-            epochs = max(total - done, 0)
-            restore_best_scores(self)
+            epochs = 0 if stopped is not None else max(total - done, 0)
         self._epochs_run_, self._epochs_done_ = total, done
         pressed, self._sigterm_ = {}, {}
         try:

@@ -2203,6 +2203,44 @@ def test_clones_sharing_a_checkpoint_are_warned_that_they_resume_each_others_run
     assert_same_module(folds[1].module_, folds[0].module_)
 
 
+def test_a_resumed_fit_stops_where_early_stopping_stopped_the_uninterrupted_run(tmp_path):
+    """skorch's EarlyStopping counted its patience afresh when a fit resumed: an interrupted
+    run went on past the epoch the uninterrupted one stopped at, and a run it had stopped,
+    fitted again, trained on (its first resumed epoch an improvement over infinity). Its
+    patience is now replayed over the loaded history."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    run = fast(max_epochs=12, lr=0.3)
+
+    def stopping():
+        return EarlyStopping(monitor="train_loss", patience=2)
+
+    reference = BrainJEPAClassifier(tiny_module(), **run, callbacks=[stopping()]).fit(X, y)
+    stopped_at = len(reference.history_)
+    assert 3 <= stopped_at < 12  # stopped early, after an epoch that missed
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+            saved, LoadInitState(saved), stopping(), FailAtEpochEnd(stopped_at - 1)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **run,
+                                  callbacks=[saved, LoadInitState(saved), stopping()]).fit(X, y)
+    assert len(resumed.history_) == stopped_at
+    assert_same_module(resumed.module_, reference.module_)
+    # the finished run, fitted again: returned as it is, and said so
+    with pytest.warns(UserWarning, match=f"EarlyStopping stopped its run \\(epoch {stopped_at}"
+                                         r"\): no epoch is trained"):
+        again = BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+            saved, LoadInitState(saved), stopping()]).fit(X, y)
+    assert len(again.history_) == stopped_at
+    assert_same_module(again.module_, reference.module_)
+    # a patience lowered below the misses the history ends with stops it too (EarlyStopping
+    # stops at misses == patience only: counting on from there, it would never stop)
+    with pytest.warns(UserWarning, match="EarlyStopping stopped its run"):
+        lower = BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+            saved, LoadInitState(saved), EarlyStopping(monitor="train_loss", patience=1)])
+        lower.fit(X, y)
+    assert len(lower.history_) == stopped_at
+
+
 def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp_path):
     """random_state=None draws another seed for the resumed fit: its SubjectValidSplit holds
     out other subjects than the interrupted run did, some the loaded model trained on, and its
