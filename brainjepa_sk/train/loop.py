@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import numbers
-import signal
-import threading
 
 import torch
 
 from .distributed import all_reduce_mean, any_process, world
 from .optim import make_optimizer, set_hyperparameters
-from .runtime import deferring_ctrl_c, global_rng_state, set_global_rng_state
+from .runtime import (
+    deferring_ctrl_c,
+    global_rng_state,
+    noting_sigterm,
+    set_global_rng_state,
+)
 from .step import train_step
 
 __all__ = ["PretrainLoop", "TrainingInterrupted"]
@@ -194,7 +197,7 @@ class PretrainLoop:
         self._skip_batches = 0
         self._pass = None  # where the pass being run was drawn from (see _order_generators)
         self._replay = None  # that of a pass stopped inside, to draw again before skipping
-        self._stop_requested = False
+        self._sigterm = {}  # noted by run's noting_sigterm
         self.stop_training = False
         self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM: each may get
@@ -235,41 +238,32 @@ class PretrainLoop:
             ``history``.
         """
         self.model.train()
-        self._stop_requested = False
+        self._sigterm = {}
         self.stop_training = False
-        previous = None
+        with contextlib.ExitStack() as setup:  # failed, nothing began: all put back
+            # SIGTERM noted in the main thread (a handler Python did not set is kept)
+            setup.enter_context(noting_sigterm(self._sigterm))
+            if hasattr(self.optimizer, "register_step_pre_hook"):
+                setup.callback(self.optimizer.register_step_pre_hook(self._hold_ctrl_c).remove)
+            restore = setup.pop_all()
         try:
-            # a handler Python did not set reads as None and could not be put back: kept
-            if (threading.current_thread() is threading.main_thread()
-                    and signal.getsignal(signal.SIGTERM) is not None):
-                previous = signal.signal(signal.SIGTERM, self._request_stop)
-            hook = (self.optimizer.register_step_pre_hook(self._hold_ctrl_c)
-                    if hasattr(self.optimizer, "register_step_pre_hook") else None)
-        except BaseException:  # nothing began: the caller's handler back, and no hooks
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            raise
-        try:
-            self._notify("on_train_begin")
-            while self.epoch < self.n_epochs and not self._stops_training(agree=True):
-                self.run_epoch()
-            # a SIGTERM that came after the last step (during the last epoch's hooks, or with
-            # no step left to run) still stops the caller, as the pre-emption asked
-            stop = (self._stop_requested if self.world_size == 1
-                    else any_process(self._stop_requested, self.device))
-            if stop:
-                self._notify("on_interrupt")
-                raise TrainingInterrupted(
-                    f"stopped by SIGTERM after the run's last step ({self.step}); "
-                    + ("a callback had stopped the run there (stop_training)"
-                       if self.stop_training and self.epoch < self.n_epochs else
-                       "the run is complete (with a Checkpoint, saved: the same fit again "
-                       "returns it)"))
+            with restore:  # the caller's handler back, and the hook removed, before the end
+                self._notify("on_train_begin")
+                while self.epoch < self.n_epochs and not self._stops_training(agree=True):
+                    self.run_epoch()
+                # a SIGTERM that came after the last step (during the last epoch's hooks, or
+                # with no step left to run) still stops the caller, as the pre-emption asked
+                stop = (self._stop_requested if self.world_size == 1
+                        else any_process(self._stop_requested, self.device))
+                if stop:
+                    self._notify("on_interrupt")
+                    raise TrainingInterrupted(
+                        f"stopped by SIGTERM after the run's last step ({self.step}); "
+                        + ("a callback had stopped the run there (stop_training)"
+                           if self.stop_training and self.epoch < self.n_epochs else
+                           "the run is complete (with a Checkpoint, saved: the same fit again "
+                           "returns it)"))
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-            if hook is not None:
-                hook.remove()
             self._shutdown_workers()
             self._notify("on_train_end")
         return self.history
@@ -288,8 +282,10 @@ class PretrainLoop:
         if self._counting is not None:
             self._counting.enter_context(deferring_ctrl_c())
 
-    def _request_stop(self, signum, frame):
-        self._stop_requested = True
+    @property
+    def _stop_requested(self):
+        """Whether SIGTERM arrived during this run (in this process)."""
+        return bool(self._sigterm)
 
     def _should_stop(self):
         """Whether a SIGTERM stops the run after this step, in every process alike."""
