@@ -2343,6 +2343,26 @@ def test_sigterm_stops_the_fit_after_the_batch_and_the_same_fit_resumes(
         assert_same_run(resumed, reference)
 
 
+def test_a_fit_in_a_process_that_ignores_sigterm_is_not_stopped_by_it():
+    """SIGTERM ignored (SIG_IGN, e.g. a shell's ``trap '' TERM``) stays ignored: the fit had
+    stopped with TrainingInterrupted, which the process had asked not to be."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    from brainjepa_sk.train import TrainingInterrupted
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                                  callbacks=[SigtermAt(batch_of=1)])
+        try:  # a KeyboardInterrupt, which would end the test session
+            clf.fit(X, y)
+        except TrainingInterrupted as interrupted:
+            pytest.fail(f"the ignored SIGTERM stopped the fit: {interrupted}")
+        assert len(clf.history_) == 2
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_loader_workers_ignore_sigterm_so_a_preemption_stops_the_fit_cleanly(
         sigterm_fails_the_test):
     """A scheduler's SIGTERM reaches the loader workers too: one it ended made torch raise

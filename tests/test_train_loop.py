@@ -1294,6 +1294,28 @@ def test_a_sigterm_handler_set_outside_python_is_left_in_place(monkeypatch):
     assert loop.step == 3 and signal.SIGTERM not in installed
 
 
+def test_an_ignored_sigterm_stays_ignored_during_a_run():
+    """A process that ignores SIGTERM (SIG_IGN, inherited from a shell's ``trap '' TERM``)
+    asked not to be stopped by it: the run had replaced the handler and stopped at the next
+    step with TrainingInterrupted."""
+    class TermAt(Callback):
+        def on_step_end(self, loop, loss):
+            if loop.step == 2:
+                signal.raise_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        loop = _loop(n_epochs=2, callbacks=[TermAt()])
+        try:  # a KeyboardInterrupt, which would end the test session
+            loop.run()
+        except TrainingInterrupted as interrupted:
+            pytest.fail(f"the ignored SIGTERM stopped the run: {interrupted}")
+        assert loop.step == 6 and loop.epoch == 2
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def test_a_run_that_fails_to_start_puts_back_the_sigterm_handler(monkeypatch):
     """The step hook is registered after the handler is installed: its failure had left the
     loop's handler in place. No hook runs (on_train_end would run without on_train_begin)."""

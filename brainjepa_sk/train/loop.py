@@ -230,7 +230,8 @@ class PretrainLoop:
         With several processes, they agree every :attr:`stop_agreement_every` steps on whether
         any of them got the signal, and all stop after the same step. A SIGTERM handler that
         Python cannot read (``signal.getsignal`` is None: one an embedding program set before
-        Python started), and so could not put back, is left in place.
+        Python started), and so could not put back, is left in place, and an ignored SIGTERM
+        (``SIG_IGN``) stays ignored.
 
         Returns
         -------

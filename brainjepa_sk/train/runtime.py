@@ -700,9 +700,11 @@ def noting_sigterm(received):
     """Mark ``received["sigterm"]`` when SIGTERM arrives, instead of ending the process.
 
     For loops that stop at their next safe point when a job scheduler pre-empts them (SLURM
-    sends SIGTERM before it kills the job). Only in the main thread, and only where SIGTERM's
+    sends SIGTERM before it kills the job). Only in the main thread, only where SIGTERM's
     handler is one Python can put back (``signal.getsignal`` is None for one an embedding
-    program set before Python started: it is left in place); elsewhere nothing is marked.
+    program set before Python started: it is left in place), and not where SIGTERM is ignored
+    (``SIG_IGN``, e.g. inherited from a shell's ``trap '' TERM``: the process asked not to be
+    stopped by it, as Python leaves an ignored SIGINT ignored); elsewhere nothing is marked.
 
     Parameters
     ----------
@@ -715,7 +717,7 @@ def noting_sigterm(received):
         The previous SIGTERM handler is put back when the block ends.
     """
     if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) is None):
+            or signal.getsignal(signal.SIGTERM) in (None, signal.SIG_IGN)):
         yield
         return
 
