@@ -257,7 +257,7 @@ class _FineTuneBase(SubjectsInputMixin):
     #: What only a running fit holds (set in the loop, removed when it ends).
     _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
-                  "_sigterm_")
+                  "_sigterm_", "_new_model_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -567,11 +567,13 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         total = self.max_epochs if epochs is None else epochs
         done = 0
-        if self.__dict__.get("_resumable_", False):
+        if self.__dict__.get("_new_model_", False) and len(self.history_):
             # initialize() emptied the history: one here was loaded by a callback's
-            # on_train_begin (LoadInitState), which skorch calls before this loop
-            done = len(self.history_)
+            # on_train_begin (LoadInitState), which skorch calls before this loop; its best
+            # scores stay the best to beat, also for a partial_fit that trains on after it
             restore_best_scores(self)
+        if self.__dict__.get("_resumable_", False):
+            done = len(self.history_)
             stopped = restore_early_stopping(self)
             name = "max_epochs" if epochs is None else "epochs"
             if stopped is not None and done <= total:
@@ -1127,6 +1129,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 self._seed_ = seed  # each epoch's draws are seeded from it
                 # only a fit of a new model resumes a run whose history LoadInitState loads
                 self._resumable_ = routing == "fit" and not continuing
+                self._new_model_ = not continuing
                 if split is not self.train_split and not draws_subjects(split):
                     self._seeded_split_ = split  # skorch's ValidSplit, seeded
                 with rng:
@@ -1144,7 +1147,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 raise
             finally:
                 for name in ("_training_", "_held_out_", "_seeded_split_", "_seed_",
-                             "_resumable_"):
+                             "_resumable_", "_new_model_"):
                     self.__dict__.pop(name, None)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()

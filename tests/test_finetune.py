@@ -2203,6 +2203,28 @@ def test_clones_sharing_a_checkpoint_are_warned_that_they_resume_each_others_run
     assert_same_module(folds[1].module_, folds[0].module_)
 
 
+def test_a_partial_fit_on_a_loaded_history_keeps_its_best_scores_to_beat(tmp_path):
+    """partial_fit's LoadInitState loads a history too, which it trains on after: skorch's
+    scoring callbacks had started from infinity, so its first epoch, however bad, was the
+    best, and a Checkpoint on train_loss_best saved it over the better one."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor="train_loss_best")
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3),
+                        callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    with open(tmp_path / "history.json") as file:  # up to the best epoch
+        n_saved = len(json.load(file))
+    params = torch.load(tmp_path / "params.pt", weights_only=True)
+    diverging = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, lr=5.0),
+                                    callbacks=[saved, LoadInitState(saved)])
+    diverging.partial_fit(X, y)
+    last = diverging.history_[-1]
+    assert len(diverging.history_) == n_saved + 1
+    assert last["train_loss"] > min(diverging.history_[:-1, "train_loss"])
+    assert last["train_loss_best"] is False and last["event_cp"] is False
+    for name, tensor in torch.load(tmp_path / "params.pt", weights_only=True).items():
+        assert torch.equal(tensor, params[name]), name  # the best epoch's, kept
+
+
 def test_a_resumed_fit_stops_where_early_stopping_stopped_the_uninterrupted_run(tmp_path):
     """skorch's EarlyStopping counted its patience afresh when a fit resumed: an interrupted
     run went on past the epoch the uninterrupted one stopped at, and a run it had stopped,
