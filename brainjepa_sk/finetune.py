@@ -993,6 +993,10 @@ class _FineTuneBase(SubjectsInputMixin):
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Train ``max_epochs`` more epochs, from the current model if fitted.
 
+        SIGTERM (a scheduler's pre-emption) stops it after the current batch with
+        :class:`~brainjepa_sk.train.TrainingInterrupted`, leaving the estimator as it was, as
+        for ``fit``.
+
         Parameters
         ----------
         X, y

@@ -48,8 +48,8 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Raised by :meth:`PretrainLoop.run` after SIGTERM.
 
     Raised once the current step has finished and the callbacks' ``on_interrupt`` hooks (e.g.
-    :class:`Checkpoint`) have run. The fine-tuning estimators' ``fit`` raises it too, after the
-    current batch, leaving the estimator as it was.
+    :class:`Checkpoint`) have run. The fine-tuning estimators' ``fit`` and ``partial_fit``
+    raise it too, after the current batch, leaving the estimator as it was.
 
     A ``KeyboardInterrupt``, so that scikit-learn's cross-validation does not take it for a
     failed fit and go on with the next fold.
