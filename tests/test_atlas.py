@@ -320,3 +320,22 @@ def test_the_cached_files_get_the_permissions_of_the_umask(tmp_path, local_atlas
     files = sorted((tmp_path / "brainjepa_atlas").iterdir())
     assert len(files) == 4  # the two Tian files and the two built
     assert {oct(stat.S_IMODE(path.stat().st_mode)) for path in files} == {oct(0o644)}
+
+
+@pytest.mark.parametrize("keep", [lambda raw: b"", lambda raw: raw[: len(raw) // 2],
+                                  lambda raw: raw[:-20]],
+                         ids=["emptied", "half", "end-cut"])
+def test_a_cached_image_damaged_since_is_built_again(tmp_path, local_atlases, keep):
+    """An image cut short in the cache (its header whole, its gzip stream ended early) or
+    emptied is built again, as a damaged label list is: it had been returned as the atlas, to
+    fail later in nilearn with gzip's 'Compressed file ended', no file named."""
+    first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    image = Path(first.maps)
+    image.write_bytes(keep(image.read_bytes()))
+    again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2  # built again, from the cached Tian files
+    assert again.maps == first.maps and again.labels == first.labels
+    data = np.asarray(nib.load(again.maps).dataobj)
+    assert set(np.unique(data)) == set(range(451))
+    fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2  # the rebuilt cache is read as it is

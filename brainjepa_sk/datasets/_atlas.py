@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zlib
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -60,6 +61,20 @@ def _read_cached_labels(path):
     return lines[1:], int(header[-1])
 
 
+def _is_cached_image(path):
+    """Whether the cached labels image reads whole and holds the labels 1..450: one cut short
+    (its gzip stream ended early) or emptied since it was cached is not."""
+    import nibabel as nib
+    from nibabel.filebasedimages import ImageFileError
+
+    try:
+        data = np.asarray(nib.load(path).dataobj)
+    except (ImageFileError, EOFError, OSError, ValueError, zlib.error):
+        return False
+    values = set(np.unique(data).tolist()) - {0}
+    return values == set(range(1, _N_SUBCORTEX + _N_CORTEX + 1))
+
+
 def _region_values(data, n_regions, what):
     values = set(np.unique(data).tolist()) - {0}
     if values != set(range(1, n_regions + 1)):
@@ -88,7 +103,8 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
     Schaefer-400 comes through nilearn's fetcher (cached where nilearn caches, or in
     ``data_dir``); Tian-S3 from its authors' public release (``yetianmed/subcortex``, pinned to
     a commit and checked by SHA-256) into ``<data_dir>/brainjepa_atlas/``, where the combined
-    image is cached too.
+    image is cached too. A cached image or label list found damaged (cut short, emptied) is
+    built again from the cached sources.
 
     Parameters
     ----------
@@ -118,11 +134,12 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
     image_path, labels_path = folder / _IMAGE, folder / _LABELS
     if image_path.is_file() and labels_path.is_file():
         cached = _read_cached_labels(labels_path)
-        if cached is not None:
+        if cached is not None and _is_cached_image(image_path):
             labels, overlap = cached
             return Bunch(maps=str(image_path), labels=labels, n_overlap=overlap)
-        # a label list damaged since it was cached (cut short, emptied): built again, as a
-        # missing one is, from the cached sources
+        # a label list or an image damaged since it was cached (cut short, emptied): built
+        # again, as a missing one is, from the cached sources (a cut image had failed later,
+        # in nilearn, with gzip's 'Compressed file ended' and no file named)
     folder.mkdir(parents=True, exist_ok=True)
     tian = fetch_files(TIAN_S3_FILES, folder, verbose=verbose)
     schaefer = nilearn_datasets.fetch_atlas_schaefer_2018(
