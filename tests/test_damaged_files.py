@@ -1,6 +1,7 @@
 """Damaged or foreign files, through every entry point: a clear error that names the file."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer
 from brainjepa_sk.checkpoint import load_checkpoint, load_research_checkpoint, save_checkpoint
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.train import Callback
 from brainjepa_sk.validation import validate_subjects
 
 
@@ -320,6 +322,38 @@ def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
         expected = DAMAGES[damage].replace("checkpoint", "training state")
     with pytest.raises(ValueError, match=rf"run-\w+\.pt.*{expected}.*delete it to start"):
         BrainJEPAPretrainer(**params).fit(X)
+
+
+class _Steps(Callback):
+    """Records the steps the runs it is copied into train (a class list: the pretrainer trains
+    a copy of its callbacks)."""
+
+    done = []
+
+    def on_step_end(self, loop, loss):
+        self.done.append(loop.step)
+
+
+def test_a_folder_where_the_runs_state_is_saved_is_named_before_any_training(tmp_path):
+    """A folder at the run's state path: the run had trained its first epoch, and then
+    failed to save it (and warned about the folder it skipped as a shorter run)."""
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    params = dict(gradients=np.random.default_rng(1).standard_normal((8, 3)), patch_size=4,
+                  n_frames=16, model_size=dict(embed_dim=16, depth=1, num_heads=2),
+                  predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0,
+                  random_state=0, checkpoint_dir=tmp_path)
+    BrainJEPAPretrainer(**params).fit(X)
+    (state_path,) = tmp_path.glob("run-*.pt")
+    state_path.unlink()
+    state_path.mkdir()
+    _Steps.done.clear()
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(state_path))} is a folder, where "
+                                         r"the run's state is to be saved: move it out"):
+        BrainJEPAPretrainer(**params, callbacks=[_Steps()]).fit(X)
+    assert _Steps.done == []
+    state_path.rmdir()
+    BrainJEPAPretrainer(**params, callbacks=[_Steps()]).fit(X)
+    assert _Steps.done == [1, 2, 3] and state_path.is_file()  # 12 windows, 4 a step
 
 
 @pytest.mark.parametrize("content, problem", [

@@ -352,9 +352,15 @@ class Checkpoint(Callback):
         ------
         ValueError
             Naming the file, when it is truncated, damaged (its checksum does not match), not
-            a training state, or the state of another model under the same key.
+            a training state, or the state of another model under the same key; or when it
+            is a folder, which the saves could not replace.
         """
         if not self.path.is_file():
+            if self.path.is_dir() and not self.path.is_symlink():
+                # said before the run: its first save would fail only after an epoch trained
+                raise ValueError(
+                    f"{self.path} is a folder, where the run's state is to be saved: move it "
+                    "out of the way, or save the run elsewhere")
             return False
         if self.key is None:  # never resumed: not read (it may be large, or damaged)
             why = "the run cannot be reproduced (a random_state is not an int)"
