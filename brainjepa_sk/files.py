@@ -438,7 +438,10 @@ def read_subject_file(path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             # a byte-order mark (Windows editors write one) is no number
-            return np.loadtxt(path, comments="#", ndmin=2, encoding="utf-8-sig")
+            array = np.loadtxt(path, comments="#", ndmin=2, encoding="utf-8-sig")
+        if not array.size:  # read as shape (0, 1): named as a .csv without rows is
+            check_has_rows("", "", header=False, comments=True)
+        return array
     except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
         if isinstance(error, OSError) and error.errno is not None:
             # no permission, an I/O error: the file could not be read, whatever it holds

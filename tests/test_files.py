@@ -1,5 +1,6 @@
 """Subjects from files: .npy, .tsv/.csv with or without a header, ABIDE .1D, lists and globs."""
 
+import re
 import warnings
 
 import numpy as np
@@ -445,13 +446,20 @@ def test_missing_values_in_any_spelling_in_the_first_row_are_data(tmp_path, miss
     assert np.isnan(table[0, 0]) and list(table[0, 1:]) == [1.5, 2.5]
 
 
-def test_an_empty_text_file_is_named_without_a_warning_from_numpy(tmp_path):
-    np.savetxt(tmp_path / "sub-1.1D", np.random.default_rng(8).standard_normal((20, 3)))
-    (tmp_path / "sub-2.1D").write_text("")
+@pytest.mark.parametrize("content", ["", "\n  \n", "# written by hand\n\n# nothing\n"])
+@pytest.mark.parametrize("suffix", [".1D", ".txt"])
+def test_an_empty_text_file_is_named_without_a_warning_from_numpy(tmp_path, suffix, content):
+    """NumPy reads a .1D or .txt file without rows as shape (0, 1): it had been
+    scikit-learn's "Found array with 0 sample(s) (shape=(0, 1))"; said as for a .csv."""
+    np.savetxt(tmp_path / f"sub-1{suffix}", np.random.default_rng(8).standard_normal((20, 3)))
+    (tmp_path / f"sub-2{suffix}").write_text(content)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(ValueError, match=r"sub-2\.1D.*0 sample"):
-            validate_subjects(str(tmp_path / "sub-*.1D"), lazy=True)
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(tmp_path))}/sub-2\{suffix} is "
+                                             r"not a numeric \(n_timepoints, n_regions\) table: "
+                                             r"it has no rows: the file is empty or holds only "
+                                             r"blank and '#' lines$"):
+            validate_subjects(str(tmp_path / f"sub-*{suffix}"), lazy=True)
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".1D"])
