@@ -12,6 +12,8 @@ from there.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import numbers
 import os
 import pickle
@@ -512,6 +514,45 @@ def is_windows(X, net):
     return isinstance(X, (WindowArray, SubjectWindows))
 
 
+#: Inside ``saving_together``: the (temporary file, target) pairs of its saves, moved into
+#: place when it ends, and the first save that failed (None outside it).
+_SAVED_TOGETHER = contextvars.ContextVar("saved_together", default=None)
+
+
+@contextlib.contextmanager
+def saving_together():
+    """Move the files :func:`save_params_atomically` writes inside the block into place
+    together, once the block ends; an error, or a save that failed inside it, leaves every
+    previous file.
+
+    skorch's ``Checkpoint`` saves the weights, the optimizer, the criterion and the history
+    one call at a time: a kill between them had left new weights beside the previous epoch's
+    history, which ``LoadInitState`` loads as a run other than the one saved. It also
+    catches a save's error (printed only with ``verbose``) and goes on with the other files:
+    such a failure is warned about here, and none of the block's files is moved into place.
+    """
+    group = {"renames": [], "failed": None}
+    token = _SAVED_TOGETHER.set(group)
+    try:
+        yield
+        _SAVED_TOGETHER.reset(token)
+        token = None
+        if group["failed"] is not None:
+            warn_user(f"{group['failed']}; the files saved with it (skorch's Checkpoint goes "
+                      "on after such an error) are not written either: the previous ones are "
+                      "kept, whole")
+            return
+        for part, target in group["renames"]:
+            with naming_save_errors(target):
+                move_into_place(part, target)
+    finally:
+        if token is not None:
+            _SAVED_TOGETHER.reset(token)
+        for part, _ in group["renames"]:
+            if os.path.exists(part):
+                os.remove(part)
+
+
 def save_params_atomically(save_params, files, **options):
     """Call skorch's ``save_params`` with every path in ``files`` swapped for a temporary file
     beside it, then rename each over its target.
@@ -532,8 +573,10 @@ def save_params_atomically(save_params, files, **options):
         skorch's ``f_*`` arguments: paths, file objects (written as given) or None.
     **options
         Other arguments of ``save_params`` (``use_safetensors``).
+
+    Inside :func:`saving_together`, the files are moved into place when it ends.
     """
-    renames = []
+    renames, together = [], _SAVED_TOGETHER.get()
     try:
         # one file at a time, so that an error names the file it was writing
         for key, target in files.items():
@@ -549,9 +592,17 @@ def save_params_atomically(save_params, files, **options):
                 part = temporary_file_beside(target)
                 renames.append((part, target))
                 save_params(**{key: part}, **options)
+        if together is not None:  # moved (or removed) with the others when the block ends
+            together["renames"].extend(renames)
+            renames = []
         for part, target in renames:
             with naming_save_errors(target):
                 move_into_place(part, target)
+    except Exception as error:
+        if together is not None and together["failed"] is None:
+            together["failed"] = (str(error) if str(target) in str(error) else
+                                  f"could not save {target}: {type(error).__name__}: {error}")
+        raise
     finally:
         for part, _ in renames:
             if os.path.exists(part):

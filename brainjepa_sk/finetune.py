@@ -29,7 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import LRScheduler
+from skorch.callbacks import Checkpoint, LRScheduler, TrainEndCheckpoint
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_device
@@ -66,6 +66,7 @@ from ._skorch import (
     restore_best_scores,
     restore_early_stopping,
     save_params_atomically,
+    saving_together,
     split_windows,
     targets_of,
     validation_monitors,
@@ -1023,7 +1024,9 @@ class _FineTuneBase(SubjectsInputMixin):
 
         While the callbacks see the end of a batch, the batch's tensor of windows is noted:
         skorch's ``BatchScoring`` passes it to ``predict``, which then scores those windows;
-        any other tensor given to ``predict`` is subjects.
+        any other tensor given to ``predict`` is subjects. The files a skorch ``Checkpoint``
+        (or ``TrainEndCheckpoint``) saves in one hook are moved into place together, once all
+        are written.
 
         Parameters
         ----------
@@ -1034,12 +1037,22 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         batch = cb_kwargs.get("batch")
         if method_name != "on_batch_end" or not isinstance(batch, (tuple, list)):
-            return super().notify(method_name, **cb_kwargs)
+            return self._notify(method_name, cb_kwargs)
         self._batch_windows_ = unpack_data(batch)[0]
         try:
-            return super().notify(method_name, **cb_kwargs)
+            return self._notify(method_name, cb_kwargs)
         finally:
             self.__dict__.pop("_batch_windows_", None)
+
+    def _notify(self, method_name, cb_kwargs):
+        """skorch's ``notify``, a checkpoint's files of one hook saved together: it saves
+        them one ``save_params`` call at a time, and a kill between them had left new weights
+        beside the previous epoch's history, which ``LoadInitState`` resumed as another run."""
+        getattr(self, method_name)(self, **cb_kwargs)
+        for _, callback in self.callbacks_:
+            together = isinstance(callback, (Checkpoint, TrainEndCheckpoint))
+            with saving_together() if together else contextlib.nullcontext():
+                getattr(callback, method_name)(self, **cb_kwargs)
 
     def _is_fitted(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")

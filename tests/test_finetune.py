@@ -2296,6 +2296,51 @@ def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp
             assert resumed.callbacks[-1].held_out_ == first.held_out_
 
 
+@pytest.mark.parametrize("failure, epoch", [(SystemExit, 2), (OSError(28, "No space"), 4)],
+                         ids=["killed", "disk-full"])
+def test_a_checkpoint_saved_in_part_leaves_the_previous_one_to_resume_from(
+        tmp_path, monkeypatch, failure, epoch):
+    """skorch's Checkpoint saves its files one save_params call at a time (the history
+    last), and catches a save's error (printed only with verbose) to go on with the others:
+    a kill, or a full disk, while it saved the history had left the epoch's new weights
+    beside the previous epoch's history, and the same fit again trained that epoch anew
+    from them, to other weights. The files of one save are moved into place together, and
+    a failed save is warned about: the previous checkpoint is kept whole, and the run
+    resumes from it as the uninterrupted run went on."""
+    import skorch.history
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN, callbacks=[
+        Checkpoint(dirname=tmp_path / "reference", monitor=None)]).fit(X, y)
+    saved = Checkpoint(dirname=tmp_path / "run", monitor=None)
+    to_file = skorch.history.History.to_file
+
+    def failing_to_file(history, f):
+        if len(history) == epoch:
+            raise failure
+        return to_file(history, f)
+
+    monkeypatch.setattr(skorch.history.History, "to_file", failing_to_file)
+    run = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN,
+                              callbacks=[saved, LoadInitState(saved)])
+    if failure is SystemExit:  # a kill
+        with pytest.raises(SystemExit):
+            run.fit(X, y)
+    else:
+        with pytest.warns(UserWarning, match=r"could not save .*history\.json: the disk is "
+                                             r"full.*not written either: the previous ones "
+                                             r"are kept, whole"):
+            run.fit(X, y)
+    monkeypatch.undo()
+    files = ["criterion.pt", "history.json", "optimizer.pt", "params.pt"]
+    # no temporary file left
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == files
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN,
+                                  callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    assert_same_run(resumed, reference)
+    np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
+
+
 @pytest.fixture
 def sigterm_fails_the_test():
     """SIGTERM, which would end the test process, fails the test instead where the fit does
