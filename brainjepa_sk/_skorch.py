@@ -4,7 +4,9 @@
   window's subject, and ``WindowArray``, its ``X`` (windows read from files when indexed);
 - :class:`SubjectValidSplit`, a ``train_split`` that holds out whole subjects;
 - :class:`WarmupCosineLR`, the per-batch learning-rate schedule as a skorch callback;
-- ``layer_groups_setter``, skorch's ``optimizer__*`` setter that keeps the layer-wise groups.
+- ``layer_groups_setter``, skorch's ``optimizer__*`` setter that keeps the layer-wise groups;
+- ``run_fingerprint`` and ``check_resumed_run``: the data and settings a ``Checkpoint`` saves
+  a run's files with, checked when a fit resumes from them.
 
 :mod:`brainjepa_sk.finetune` builds the estimators from them; the public names are reachable
 from there.
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import json
 import numbers
 import os
 import pickle
+import re
+import types
 
 import numpy as np
 import torch
@@ -29,6 +34,7 @@ from skorch.callbacks import (
     Checkpoint,
     EarlyStopping,
     EpochScoring,
+    LoadInitState,
     LRScheduler,
     PassthroughScoring,
 )
@@ -39,14 +45,17 @@ from torch.utils.data import Subset
 
 from ._warnings import warn_user
 from .files import is_path
+from .train.runs import run_key
 from .train.runtime import (
     expand_home,
     move_into_place,
     naming_save_errors,
     python_values,
     temporary_file_beside,
+    tensor_checksum,
 )
 from .train.schedule import warmup_cosine
+from .validation import subjects_digest
 
 __all__ = ["SubjectValidSplit", "SubjectWindows", "WarmupCosineLR"]
 
@@ -530,11 +539,16 @@ def saving_together():
     history, which ``LoadInitState`` loads as a run other than the one saved. It also
     catches a save's error (printed only with ``verbose``) and goes on with the other files:
     such a failure is warned about here, and none of the block's files is moved into place.
+
+    Yields
+    ------
+    dict
+        The block's saves: ``"renames"``, the (temporary file, target) pairs written so far.
     """
     group = {"renames": [], "failed": None}
     token = _SAVED_TOGETHER.set(group)
     try:
-        yield
+        yield group
         _SAVED_TOGETHER.reset(token)
         token = None
         if group["failed"] is not None:
@@ -646,3 +660,197 @@ def load_params_naming_files(load_params, files, **options):
                 f"could not load {name} ({key}): {type(error).__name__}: {error}; the file is "
                 "damaged (cut short, say) or holds the state of another model: delete it to "
                 "start afresh") from error
+
+
+#: The file beside a ``Checkpoint``'s (named with its ``fn_prefix``) that records the data and
+#: settings of the run its files are of.
+RUN_FILE = "run.json"
+
+#: The parameters that do not shape the run a checkpoint saves: the epochs to train (a resume
+#: may raise them), where and how it runs, what is printed or saved, and the validation loader.
+_NOT_OF_THE_RUN = frozenset({
+    "max_epochs", "verbose", "callbacks", "device", "compile", "data_dir", "warm_start",
+    "use_caching", "torch_load_kwargs", "predict_nonlinearity", "iterator_valid",
+    "iterator_train__num_workers", "iterator_train__pin_memory",
+    "iterator_train__prefetch_factor", "iterator_train__timeout",
+})
+_NOT_OF_THE_RUN_PREFIXES = ("callbacks__", "compile__", "iterator_valid__")
+
+
+def run_file(checkpoint):
+    """The path of the run file of a skorch ``Checkpoint`` or ``TrainEndCheckpoint``: in its
+    ``dirname``, named with its ``fn_prefix`` (``"~"`` starting in the home folder)."""
+    return expand_home(os.path.join(os.fspath(checkpoint.dirname or ""),
+                                    f"{checkpoint.fn_prefix}{RUN_FILE}"))
+
+
+def _setting(value):
+    """A parameter's value as JSON can hold it, the same from one process to the next: a
+    module as a digest of its weights, an array as a digest of its values, a class or a
+    function by its name, another object by its ``repr`` without memory addresses."""
+    if isinstance(value, torch.nn.Module):
+        return {"weights": tensor_checksum(value.state_dict())}
+    if isinstance(value, torch.Tensor):
+        return {"tensor": tensor_checksum(value)}
+    if isinstance(value, np.ndarray):
+        return {"array": run_key(None, arrays=[value])}
+    if isinstance(value, np.generic):
+        return python_values(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_setting(item) for item in value]
+    if isinstance(value, dict):
+        return {str(key): _setting(item) for key, item in value.items()}
+    if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
+        return f"{value.__module__}.{value.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+
+
+def run_fingerprint(net, subjects, y, held_out):
+    """What a fit's checkpoints record of its run, to be checked when a fit resumes from them.
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net being fitted.
+    subjects : list of numpy.ndarray or SubjectFiles
+        The validated subjects passed to ``fit``.
+    y : array-like
+        Their targets as given (not as encoded: a regressor's standardized targets are the
+        same for ``y`` and ``y + 1``).
+    held_out : numpy.ndarray or None
+        The indices of the subjects its ``SubjectValidSplit`` held out, if it drew them.
+
+    Returns
+    -------
+    dict
+        ``"subjects"``: a digest of the subjects and their targets;
+        ``"held_out"``: a digest of the held-out subjects (or None); ``"settings"``: the
+        parameters that shape the training (not ``max_epochs``, ``verbose``, ``callbacks``,
+        ``device``, ``compile``, ...), as JSON values.
+    """
+    y = np.asarray(y)
+    # numbers by their values (labels 1 and 1.0 are one), other labels by their text
+    numeric = y.dtype.kind in "biuf"
+    labels = None if numeric else [str(label) for label in y.ravel().tolist()]
+    settings = {name: _setting(value) for name, value in net.get_params(deep=False).items()
+                if name not in _NOT_OF_THE_RUN and not name.startswith(_NOT_OF_THE_RUN_PREFIXES)
+                and not name.startswith("_")}  # (scikit-learn's own, e.g. its callback context)
+    return {
+        "subjects": run_key({"labels": labels, "shape": list(y.shape)},
+                            digests=[subjects_digest(subjects)],
+                            arrays=[y.astype(np.float64)] if numeric else []),
+        "held_out": None if held_out is None else run_key(None, arrays=[np.asarray(held_out)]),
+        # as the file gives them back (tuples as lists)
+        "settings": json.loads(json.dumps(settings)),
+    }
+
+
+def save_run_fingerprint(checkpoint, fingerprint):
+    """Write ``fingerprint`` to the run file of ``checkpoint`` (:func:`run_file`), with the
+    files the checkpoint saves in the current :func:`saving_together` block: it replaces the
+    previous one with them, or not at all (a failure to write it, as a failed save of the
+    checkpoint's, keeps the previous files and is warned about when the block ends)."""
+    target = run_file(checkpoint)
+    together = _SAVED_TOGETHER.get()
+    part = None
+    try:
+        with naming_save_errors(target):
+            part = temporary_file_beside(target)
+            with open(part, "w") as file:
+                json.dump(fingerprint, file, indent=1, sort_keys=True)
+    except Exception as error:
+        if part is not None and os.path.exists(part):
+            os.remove(part)
+        if together is None:
+            raise
+        # as a failed save of skorch's, which its Checkpoint goes on after: the block's
+        # files are not moved into place, and it warns
+        if together["failed"] is None:
+            together["failed"] = (str(error) if str(target) in str(error) else
+                                  f"could not save {target}: {type(error).__name__}: {error}")
+        return
+    if together is not None:
+        together["renames"].append((part, target))
+        return
+    with naming_save_errors(target):
+        move_into_place(part, target)
+
+
+def _shown(value, limit=60):
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def check_resumed_run(net, fingerprint):
+    """Refuse to resume a run whose checkpoint is of other data or other settings.
+
+    Each ``LoadInitState`` among the net's callbacks whose checkpoint folder holds a run file
+    (see :func:`save_run_fingerprint`) is checked: fits that share a ``Checkpoint``'s
+    ``dirname`` (the folds of a cross-validation, the candidates of a grid search) had resumed
+    each other's runs without a word. Checkpoints without one (saved before the run files,
+    or by skorch's own nets) are resumed as they are.
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net whose ``LoadInitState`` has loaded a history.
+    fingerprint : dict
+        This fit's, from :func:`run_fingerprint`.
+
+    Raises
+    ------
+    ValueError
+        Naming the folder, when the checkpoint's run is of other subjects or targets, had
+        other settings (named, with their values then and now), or held out other subjects
+        (with an integer ``random_state``: without one, the fit warns that it draws anew).
+    """
+    for _, callback in net.callbacks_:
+        if not isinstance(callback, LoadInitState):
+            continue
+        path = run_file(callback.checkpoint)
+        try:
+            with open(path) as file:
+                saved = json.load(file)
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"could not read {path}, the record of the run whose checkpoint LoadInitState "
+                f"loaded: {type(error).__name__}: {error}; delete the folder's files to start "
+                "the run afresh") from error
+        if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
+            raise ValueError(f"{path} is not the record of a run (a JSON object with its "
+                             "settings); delete the folder's files to start the run afresh")
+        folder = path.parent
+        shared = ("Fits that share a Checkpoint's dirname (the folds of a cross-validation, "
+                  "the candidates of a grid search) load each other's runs: give each fit a "
+                  "dirname of its own, or leave LoadInitState out of a cloned estimator")
+        if saved.get("subjects") != fingerprint["subjects"]:
+            raise ValueError(
+                f"the checkpoint in {folder} that LoadInitState loaded is of a run on other "
+                f"subjects or targets than this fit's: it is not resumed. {shared}; delete its "
+                "files to start this run afresh there")
+        settings = fingerprint["settings"]
+        differ = sorted(name for name in set(saved["settings"]) | set(settings)
+                        if saved["settings"].get(name) != settings.get(name))
+        if differ:
+            changes = "; ".join(
+                f"{name}={_shown(saved['settings'].get(name))} then, "
+                f"{_shown(settings.get(name))} now" for name in differ)
+            raise ValueError(
+                f"the checkpoint in {folder} that LoadInitState loaded is of a run with other "
+                f"settings than this fit's ({changes}): it is not resumed. Resume with the "
+                f"run's settings; to train on from the checkpoint with these, call partial_fit "
+                f"instead. {shared}")
+        # without an integer random_state the split is drawn anew, which fit_loop warns of
+        if (isinstance(net.random_state, numbers.Integral)
+                and saved.get("held_out") != fingerprint["held_out"]):
+            raise ValueError(
+                f"the checkpoint in {folder} that LoadInitState loaded is of a run that held out "
+                "other subjects for validation than this fit's split (of the same subjects and "
+                f"settings): it is not resumed, as the loaded model trained on some of them. "
+                f"{shared}")

@@ -29,7 +29,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Checkpoint, LRScheduler, TrainEndCheckpoint
+from skorch.callbacks import Checkpoint, LoadInitState, LRScheduler, TrainEndCheckpoint
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_device
@@ -59,13 +59,16 @@ from ._skorch import (
     SubjectWindows,
     WarmupCosineLR,
     WindowArray,
+    check_resumed_run,
     draws_subjects,
     is_windows,
     layer_groups_setter,
     load_params_naming_files,
     restore_best_scores,
     restore_early_stopping,
+    run_fingerprint,
     save_params_atomically,
+    save_run_fingerprint,
     saving_together,
     split_windows,
     targets_of,
@@ -258,7 +261,7 @@ class _FineTuneBase(SubjectsInputMixin):
     #: What only a running fit holds (set in the loop, removed when it ends).
     _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
-                  "_sigterm_", "_new_model_")
+                  "_sigterm_", "_new_model_", "_run_fingerprint_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -545,7 +548,8 @@ class _FineTuneBase(SubjectsInputMixin):
         epochs count towards ``max_epochs`` (or ``epochs``), only the rest are trained, the
         schedule goes on at the epoch the history ends, and skorch's scoring callbacks take
         their best scores from it (its ``EarlyStopping``, its patience: a run it had stopped
-        trains no more).
+        trains no more). A run whose checkpoint records other data or other settings than this
+        fit's (the run file its ``Checkpoint`` saved beside its files) is refused.
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
@@ -565,6 +569,12 @@ class _FineTuneBase(SubjectsInputMixin):
         -------
         self
             The net, as skorch's ``fit_loop`` returns it.
+
+        Raises
+        ------
+        ValueError
+            When the checkpoint of the run it would resume is of other subjects or targets,
+            or of other settings (named).
         """
         total = self.max_epochs if epochs is None else epochs
         done = 0
@@ -575,6 +585,9 @@ class _FineTuneBase(SubjectsInputMixin):
             restore_best_scores(self)
         if self.__dict__.get("_resumable_", False):
             done = len(self.history_)
+            if done and self.__dict__.get("_run_fingerprint_") is not None:
+                # before anything is trained or saved: the checkpoint is left as it was
+                check_resumed_run(self, self._run_fingerprint_)
             stopped = restore_early_stopping(self)
             name = "max_epochs" if epochs is None else "epochs"
             if stopped is not None and done <= total:
@@ -969,6 +982,8 @@ class _FineTuneBase(SubjectsInputMixin):
         A fit of a new model whose callbacks load a run's history when training begins
         (skorch's ``Checkpoint`` with ``LoadInitState``) resumes that run: it trains the epochs
         of ``max_epochs`` the history does not hold, the schedule going on where it stopped.
+        A run whose checkpoint (its ``<fn_prefix>run.json``) records other subjects, targets or
+        settings than this fit's is refused (see :meth:`fit_loop`).
         SIGTERM (a scheduler's pre-emption) stops it after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted`, leaving the estimator as it was.
 
@@ -987,6 +1002,13 @@ class _FineTuneBase(SubjectsInputMixin):
         -------
         self : BrainJEPAClassifier or BrainJEPARegressor
             The fitted estimator.
+
+        Raises
+        ------
+        ValueError
+            Among others, naming the folder, when the run its ``LoadInitState`` loads is of
+            other subjects or targets, or of other settings (named); the estimator is left as
+            it was.
         """
         continuing = bool(self.warm_start) and self._is_fitted()
         return self._fit_subjects(X, y, continuing, fit_params, routing="fit")
@@ -1047,12 +1069,18 @@ class _FineTuneBase(SubjectsInputMixin):
     def _notify(self, method_name, cb_kwargs):
         """skorch's ``notify``, a checkpoint's files of one hook saved together: it saves
         them one ``save_params`` call at a time, and a kill between them had left new weights
-        beside the previous epoch's history, which ``LoadInitState`` resumed as another run."""
+        beside the previous epoch's history, which ``LoadInitState`` resumed as another run.
+        With the files it saved, the run file that records the fit's data and settings is
+        written (``<fn_prefix>run.json``), which a resumed fit checks."""
         getattr(self, method_name)(self, **cb_kwargs)
+        fingerprint = self.__dict__.get("_run_fingerprint_")
         for _, callback in self.callbacks_:
             together = isinstance(callback, (Checkpoint, TrainEndCheckpoint))
-            with saving_together() if together else contextlib.nullcontext():
+            with saving_together() if together else contextlib.nullcontext() as saves:
                 getattr(callback, method_name)(self, **cb_kwargs)
+                if together and saves["renames"] and fingerprint is not None:
+                    # the run the files are of, replaced with them
+                    save_run_fingerprint(callback, fingerprint)
 
     def _is_fitted(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
@@ -1147,6 +1175,10 @@ class _FineTuneBase(SubjectsInputMixin):
                 # only a fit of a new model resumes a run whose history LoadInitState loads
                 self._resumable_ = routing == "fit" and not continuing
                 self._new_model_ = not continuing
+                if self._checkpointed():
+                    # before the model is built or trained (a module given as weights counts
+                    # by its values)
+                    self._run_fingerprint_ = run_fingerprint(self, subjects, y, held_out)
                 if split is not self.train_split and not draws_subjects(split):
                     self._seeded_split_ = split  # skorch's ValidSplit, seeded
                 with rng:
@@ -1164,11 +1196,25 @@ class _FineTuneBase(SubjectsInputMixin):
                 raise
             finally:
                 for name in ("_training_", "_held_out_", "_seeded_split_", "_seed_",
-                             "_resumable_", "_new_model_"):
+                             "_resumable_", "_new_model_", "_run_fingerprint_"):
                     self.__dict__.pop(name, None)
             self.__dict__.pop("_resolved_", None)
             self._after_fit()
         return self
+
+    def _checkpointed(self):
+        """Whether the callbacks include a skorch ``Checkpoint``, ``TrainEndCheckpoint`` or
+        ``LoadInitState`` (instances or classes, named or not): the fit's run is then
+        fingerprinted."""
+        kinds = (Checkpoint, TrainEndCheckpoint, LoadInitState)
+        if not isinstance(self.callbacks, (list, tuple)):
+            return False
+        for item in self.callbacks:
+            callback = item[1] if isinstance(item, tuple) and len(item) == 2 else item
+            if isinstance(callback, kinds) or (isinstance(callback, type)
+                                               and issubclass(callback, kinds)):
+                return True
+        return False
 
     def _in_place_state(self, continuing):
         """Copies of what a fit changes in place: skorch clears ``history_`` and resets the

@@ -29,6 +29,7 @@ from skorch.callbacks import (
     EpochScoring,
     LoadInitState,
     LRScheduler,
+    TrainEndCheckpoint,
 )
 from skorch.dataset import ValidSplit
 
@@ -1415,7 +1416,7 @@ def test_skorch_files_named_from_home_are_written_and_read_there(tmp_path, monke
     saved = Checkpoint(dirname="~/run", monitor=None)
     BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
     assert sorted(p.name for p in (home / "run").iterdir()) == [
-        "criterion.pt", "history.json", "optimizer.pt", "params.pt"]
+        "criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
     assert not any((work / "~").rglob("*.*"))  # skorch makes its dirname as written: empty
     resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
@@ -2051,7 +2052,8 @@ def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypat
     monkeypatch.setattr(skorch.net.torch, "save", real_save)
     assert params.read_bytes() == good  # the previous file, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["params.pt", "optimizer.pt", "criterion.pt", "history.json"])  # no leftovers
+        ["params.pt", "optimizer.pt", "criterion.pt", "history.json", "run.json"]
+    )  # no leftovers
     # what a kill -9 mid-save leaves (another process's temporary file) goes at the next save
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
@@ -2183,24 +2185,151 @@ def test_the_same_fit_again_resumes_an_interrupted_run_and_ends_as_the_uninterru
     assert partial.history_[-1]["lr"] == pytest.approx(FAST_MIN_LR)
 
 
-def test_clones_sharing_a_checkpoint_are_warned_that_they_resume_each_others_run(tmp_path):
+@pytest.mark.parametrize("interrupted", [False, True], ids=["finished", "interrupted"])
+def test_a_fold_sharing_a_checkpoint_refuses_the_run_of_another_fold(tmp_path, interrupted):
     """The folds of a cross-validation share their Checkpoint's dirname: each later fold's
-    LoadInitState loads the finished run of the one before, and its fit, resuming it, trains
-    nothing and is that fold's model (its test subjects trained on). It said nothing."""
+    LoadInitState loaded the run of the one before and resumed it, trained on other subjects
+    (its test subjects among them), without a word when that run was unfinished, and was that
+    fold's model when it was finished. The run file saved with the checkpoint records its
+    subjects: the later fold is refused, naming the folder, before anything is trained or
+    saved, and a fitted estimator is left as it was; the same fit again still resumes."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    (first, _), (second, _) = KFold(2).split(X)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    callbacks = [saved, LoadInitState(saved), *([FailAtEpochEnd(1)] if interrupted else [])]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), callbacks=callbacks)
+    if interrupted:
+        with pytest.raises(RuntimeError, match="killed"):
+            clone(clf).fit(X[first], y[first])
+    else:
+        clone(clf).fit(X[first], y[first])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
+    files = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    refused = f"the checkpoint in {re.escape(str(tmp_path))} that LoadInitState loaded is of a " \
+              "run on other subjects or targets than this fit's: it is not resumed"
+    # a fitted estimator, fitted again on the other fold with the checkpoint: as it was
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X[second], y[second])
+    proba = fitted.predict_proba(X)
+    fitted.set_params(callbacks=[saved, LoadInitState(saved)])
+    with pytest.raises(ValueError, match=refused):
+        fitted.fit(X[second], y[second])
+    np.testing.assert_array_equal(fitted.predict_proba(X), proba)
+    assert len(fitted.history_) == 2
+    # other labels of the same subjects are another run too
+    with pytest.raises(ValueError, match=refused):
+        clone(clf).set_params(callbacks=[saved, LoadInitState(saved)]).fit(
+            X[first], 1 - y[first])
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == files
+    # the cross-validation: its first fold resumes the run (finishes it, if interrupted), its
+    # second is refused
+    with pytest.raises(ValueError, match=refused), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "the history loaded", UserWarning)  # (finished)
+        cross_validate(clf, X, y, cv=KFold(2), error_score="raise")
+    with open(tmp_path / "history.json") as file:
+        assert len(json.load(file)) == 2
+    # the fold's own fit again still resumes its run, finished, with a warning
+    again = clone(clf).set_params(callbacks=[saved, LoadInitState(saved)])
+    with pytest.warns(UserWarning, match="holds all max_epochs=2 epochs: no epoch"):
+        again.fit(X[first], y[first])
+    assert len(again.history_) == 2
+
+
+def test_a_run_sharing_a_checkpoint_with_other_settings_is_refused_naming_them(tmp_path):
+    """The candidates of a grid search share their Checkpoint's dirname and their data: each
+    later candidate resumed the run of the one before, of other settings, as its own. The run
+    file records the settings that shape the training: a resume with others is refused,
+    naming them, while max_epochs (raised to train on), verbose and the callbacks may
+    change."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     saved = Checkpoint(dirname=tmp_path, monitor=None)
-    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
-                              callbacks=[saved, LoadInitState(saved)])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        folds = cross_validate(clf, X, y, cv=KFold(2), return_estimator=True,
-                               error_score="raise")["estimator"]
-    messages = [str(warning.message) for warning in caught
-                if "LoadInitState" in str(warning.message)]
-    assert len(messages) == 1  # the second fold's
-    assert "holds all max_epochs=2 epochs: no epoch is trained" in messages[0]
-    assert "give each fit its own dirname" in messages[0]
-    assert_same_module(folds[1].module_, folds[0].module_)
+    run = fast(max_epochs=2)
+    BrainJEPAClassifier(tiny_module(), **run, callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    grid = GridSearchCV(
+        BrainJEPAClassifier(tiny_module(), **run, callbacks=[saved, LoadInitState(saved)]),
+        {"lr": [0.03, 0.01]}, cv=[(np.arange(8), np.arange(8))], refit=False,
+        error_score="raise")
+    with pytest.raises(ValueError, match=r"with other settings than this fit's \(lr=0\.03 "
+                                         r"then, 0\.01 now\): it is not resumed"):
+        # the first candidate's run is the finished one: returned as it is
+        with pytest.warns(UserWarning, match="holds all max_epochs=2 epochs"):
+            grid.fit(X, y)
+    with pytest.raises(ValueError) as refused:
+        BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=2, batch_size=4,
+                                                        layer_decay=0.5),
+                            callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    message = str(refused.value)
+    assert f"the checkpoint in {tmp_path} " in message
+    assert "batch_size=8 then, 4 now; layer_decay=1.0 then, 0.5 now; weights={'weights'" in message
+    assert "call partial_fit instead" in message
+    # partial_fit trains on from the checkpoint with settings of its own
+    on = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, lr=0.01),
+                             callbacks=[LoadInitState(saved)])
+    on.partial_fit(X, y)
+    assert len(on.history_) == 3
+    # what does not shape the run may change: the run, trained to three epochs
+    longer = BrainJEPAClassifier(
+        tiny_module(), **{**run, "max_epochs": 3, "verbose": 1, "data_dir": tmp_path / "cache",
+                          "iterator_train__num_workers": 0},
+        callbacks=[saved, LoadInitState(saved), Recorder()]).fit(X, y)
+    assert len(longer.history_) == 3
+    # the one epoch left
+    assert len(longer.callbacks[-1].lrs_) == len(longer.history_[-1]["batches"])
+
+
+def test_a_regressor_run_of_shifted_targets_is_refused(tmp_path):
+    """The run file records the targets as given: standardized, y and y + 1 are the same
+    targets, yet another run (another target scaling)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.linspace(1.0, 8.0, 8)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    run = dict(fast(max_epochs=2), callbacks=[saved, LoadInitState(saved)])
+    BrainJEPARegressor(tiny_module(), **run).fit(X, y)
+    with pytest.raises(ValueError, match="is of a run on other subjects or targets"):
+        BrainJEPARegressor(tiny_module(), **run).fit(X, y + 1)
+    with pytest.warns(UserWarning, match="holds all max_epochs=2 epochs"):  # its own run
+        BrainJEPARegressor(tiny_module(), **run).fit(X, y.tolist())
+
+
+def test_a_run_that_held_out_other_subjects_is_refused(tmp_path):
+    """A SubjectValidSplit seeded by a RandomState draws other subjects at each fit: the
+    resumed fit validated on subjects the loaded model had trained on. The run file records
+    the held-out subjects: with the same subjects and settings, such a resume is refused."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    split = SubjectValidSplit(0.25, stratified=True, random_state=np.random.RandomState(0))
+    run = dict(fast(max_epochs=2, train_split=split), callbacks=[saved, LoadInitState(saved)])
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **{
+            **run, "callbacks": [*run["callbacks"], FailAtEpochEnd(1)]}).fit(X, y)
+    with pytest.raises(ValueError, match=f"the checkpoint in {re.escape(str(tmp_path))} that "
+                                         "LoadInitState loaded is of a run that held out other "
+                                         "subjects for validation"):
+        BrainJEPAClassifier(tiny_module(), **run).fit(X, y)
+
+
+def test_a_checkpoint_without_its_run_file_still_resumes(tmp_path):
+    """A checkpoint saved before the run files were written (or by skorch's own nets, or
+    without them) has none: it resumes as it did, exactly as the uninterrupted run goes on,
+    and its next save writes one. A TrainEndCheckpoint writes its own, with its prefix."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN, callbacks=[
+        Checkpoint(dirname=tmp_path / "reference", monitor=None)]).fit(X, y)
+    saved = Checkpoint(dirname=tmp_path / "run", monitor=None)
+    script = dict(callbacks=[saved, LoadInitState(saved)], **RESUMED_RUN)
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(depth=2), **{
+            **script, "callbacks": [*script["callbacks"], FailAtEpochEnd(2)]}).fit(X, y)
+    (tmp_path / "run" / "run.json").unlink()
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+    assert_same_run(resumed, reference)
+    with open(tmp_path / "run" / "run.json") as file:
+        assert json.load(file)["settings"]["lr"] == RESUMED_RUN["lr"]
+    end = TrainEndCheckpoint(dirname=tmp_path / "end")
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[end]).fit(X, y)
+    assert (tmp_path / "end" / "train_end_run.json").is_file()
+    with pytest.raises(ValueError, match="other subjects or targets"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                            callbacks=[LoadInitState(end)]).fit(X[:6], y[:6])
 
 
 def test_a_partial_fit_on_a_loaded_history_keeps_its_best_scores_to_beat(tmp_path):
@@ -2332,13 +2461,50 @@ def test_a_checkpoint_saved_in_part_leaves_the_previous_one_to_resume_from(
                                              r"are kept, whole"):
             run.fit(X, y)
     monkeypatch.undo()
-    files = ["criterion.pt", "history.json", "optimizer.pt", "params.pt"]
+    files = ["criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
     # no temporary file left
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == files
     resumed = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN,
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
     assert_same_run(resumed, reference)
     np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
+
+
+def test_a_run_file_that_cannot_be_written_keeps_the_previous_checkpoint(
+        tmp_path, monkeypatch):
+    """The run file is saved with the checkpoint's files: when it cannot be written (a full
+    disk), none of that epoch's files replaces the previous ones, with a warning, as when one
+    of skorch's fails, and the run resumes from the previous epoch exactly."""
+    import brainjepa_sk._skorch
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN, callbacks=[
+        Checkpoint(dirname=tmp_path / "reference", monitor=None)]).fit(X, y)
+    saved = Checkpoint(dirname=tmp_path / "run", monitor=None)
+    beside, calls = brainjepa_sk._skorch.temporary_file_beside, []
+
+    def full_at_the_second_run_file(path):
+        if path.name == "run.json":
+            calls.append(path)
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return beside(path)
+
+    monkeypatch.setattr(brainjepa_sk._skorch, "temporary_file_beside",
+                        full_at_the_second_run_file)
+    script = dict(callbacks=[saved, LoadInitState(saved)], **RESUMED_RUN)
+    with pytest.raises(RuntimeError, match="killed"):
+        with pytest.warns(UserWarning, match=r"could not save .*run\.json: the disk is full.*"
+                                             r"not written either"):
+            BrainJEPAClassifier(tiny_module(depth=2), **{
+                **script, "callbacks": [*script["callbacks"], FailAtEpochEnd(2)]}).fit(X, y)
+    monkeypatch.undo()
+    with open(tmp_path / "run" / "history.json") as file:
+        assert len(json.load(file)) == 1
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
+        "criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+    assert_same_run(resumed, reference)
 
 
 @pytest.fixture
