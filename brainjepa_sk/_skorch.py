@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import copy
 import json
 import numbers
 import os
@@ -193,6 +194,58 @@ class SubjectValidSplit:
     def __repr__(self):
         return (f"SubjectValidSplit(fraction={self.fraction!r}, stratified={self.stratified!r}, "
                 f"random_state={self.random_state!r})")
+
+    def get_params(self, deep=True):
+        """The split's parameters, as scikit-learn's ``get_params``: a fine-tuning estimator
+        lists them as ``train_split__fraction``, ... (for ``set_params`` and grid search).
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Ignored (the parameters hold no estimators).
+
+        Returns
+        -------
+        dict
+            ``fraction``, ``stratified`` and ``random_state``.
+        """
+        return {"fraction": self.fraction, "stratified": self.stratified,
+                "random_state": self.random_state}
+
+    def set_params(self, **params):
+        """Set parameters, as scikit-learn's ``set_params`` (the fine-tuning estimators'
+        ``set_params(train_split__fraction=0.3)`` calls it).
+
+        Parameters
+        ----------
+        **params : dict
+            ``fraction``, ``stratified`` or ``random_state`` and their values.
+
+        Returns
+        -------
+        self
+            The split.
+
+        Raises
+        ------
+        ValueError
+            For another name (no parameter is then set).
+        """
+        valid = self.get_params()
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} has no parameter(s) {', '.join(map(repr, unknown))} "
+                f"(given {', '.join(f'{key}={params[key]!r}' for key in unknown)}); its "
+                f"parameters are {', '.join(valid)}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def __sklearn_clone__(self):
+        # a copy, as scikit-learn's clone made before the split had get_params: a subclass's
+        # settings of its own are kept
+        return copy.deepcopy(self)
 
     def split_subjects(self, labels):
         """Draw the held-out subjects.

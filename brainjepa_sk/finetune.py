@@ -293,13 +293,16 @@ class _FineTuneBase(SubjectsInputMixin):
         the layer-wise groups, without the old one's moments), ``compile`` and
         ``compile__*`` compile the fine-tuned module anew (skorch would rebuild it from
         ``weights``), and ``iterator_train__*``, ``iterator_valid__*`` and ``dataset__*`` are
-        kept for the next fit. A call that raises undoes the settings it made (a refused
-        ``callbacks`` list is not kept).
+        kept for the next fit. ``train_split__*`` set the split's parameters (a
+        ``SubjectValidSplit``'s ``fraction``, ``stratified`` and ``random_state``), as a
+        grid search over ``train_split__fraction`` does. A call that raises undoes the settings
+        it made (a refused ``callbacks`` list is not kept).
 
         Parameters
         ----------
         **params : dict
-            Parameters and their values (``lr``, ``optimizer__betas``, ``callbacks__...``).
+            Parameters and their values (``lr``, ``optimizer__betas``, ``callbacks__...``,
+            ``train_split__fraction``).
 
         Returns
         -------
@@ -310,13 +313,17 @@ class _FineTuneBase(SubjectsInputMixin):
         ------
         ValueError
             For ``module`` and ``module__*``: the module is built from ``weights`` and the
-            head settings.
+            head settings. For a ``train_split__*`` that ``train_split`` does not have.
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
         """
         self._refuse_module_settings(params)
         initialized = getattr(self, "initialized_", False)
+        # skorch would store train_split__fraction as an attribute of the net, and refuse it at
+        # the next fit: they are the split's, as a Pipeline's step__param are the step's
+        split_params = {key[len("train_split__"):]: params.pop(key) for key in list(params)
+                        if key.startswith("train_split__")}
         # on a fitted net, skorch's set_params fails ("Something went wrong, please open an
         # issue") when its only prefixed settings are of the optimizer class, the loaders or
         # the dataset, and rebuilds the module from weights for compile settings (the
@@ -363,6 +370,14 @@ class _FineTuneBase(SubjectsInputMixin):
                     # a continued fit trains with the optimizer it is given (from a fresh state)
                     self._initialize_optimizer(reason=self._format_reinit_msg(
                         "optimizer", optimizers, triggered_directly=True))
+            if split_params:  # last: the split is changed in place, which nothing would undo
+                if not hasattr(self.train_split, "set_params"):
+                    raise ValueError(
+                        f"{', '.join('train_split__' + key for key in split_params)}: "
+                        f"train_split={self.train_split!r} has no parameters to set; pass "
+                        "train_split=brainjepa_sk.finetune.SubjectValidSplit(...), whose "
+                        "fraction, stratified and random_state are")
+                self.train_split.set_params(**split_params)
         return self
 
     @contextlib.contextmanager

@@ -401,6 +401,68 @@ def test_skorch_prefixed_parameters_work_in_get_params_set_params_and_grid_searc
     assert scores.shape == (2,) and np.isfinite(scores).all()
 
 
+
+def test_the_subject_splits_parameters_are_set_and_searched_as_train_split__():
+    """set_params(train_split__fraction=...) and a grid search over it set the split's fraction
+    (skorch had stored train_split__fraction on the net, and fit refused it as an unexpected
+    argument); each fit of the search changes its own copy of the split."""
+    held_out = []
+
+    class HeldOut(Callback):
+        def on_epoch_begin(self, net, dataset_valid=None, **kwargs):
+            held_out.append((net.train_split.fraction, len(dataset_valid)))
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    split = SubjectValidSplit(0.25, stratified=True, random_state=0)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), train_split=split,
+                              callbacks=[HeldOut()])
+    assert clf.get_params()["train_split__fraction"] == 0.25
+    search = GridSearchCV(clf, {"train_split__fraction": [1 / 3, 0.5]}, cv=2).fit(X, y)
+    assert list(search.cv_results_["param_train_split__fraction"]) == [1 / 3, 0.5]
+    # 6 training subjects a fold: 2 or 3 held out; the refit on 12 holds out 4 or 6
+    assert held_out[:4] == [(1 / 3, 2), (1 / 3, 2), (0.5, 3), (0.5, 3)]
+    fraction = search.best_params_["train_split__fraction"]
+    assert held_out[4:] == [(fraction, 12 * fraction)]
+    assert clf.train_split is split and split.fraction == 0.25
+    assert search.best_estimator_.train_split is not split
+    held_out.clear()
+    clf.set_params(train_split__fraction=0.5, max_epochs=1).fit(X, y)
+    assert split.fraction == 0.5 and held_out == [(0.5, 6)]
+    assert clone(clf).train_split is not split
+    assert clone(clf).get_params()["train_split__fraction"] == 0.5
+
+
+def test_a_train_split__parameter_the_split_lacks_is_refused_by_name():
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              train_split=SubjectValidSplit(0.25))
+    with pytest.raises(ValueError, match=r"^SubjectValidSplit has no parameter\(s\) 'fractoin' "
+                                         r"\(given fractoin=0.5\); its parameters are fraction, "
+                                         "stratified, random_state$"):
+        clf.set_params(lr=0.5, train_split__fractoin=0.5)
+    assert clf.lr == FAST["lr"] and clf.train_split.fraction == 0.25  # nothing set
+    clf.set_params(train_split=None)
+    with pytest.raises(ValueError, match=r"^train_split__fraction: train_split=None has no "
+                                         "parameters to set; pass .*SubjectValidSplit"):
+        clf.set_params(train_split__fraction=0.5)
+
+
+def test_a_subclassed_split_is_cloned_with_its_own_settings():
+    """clone copies the split, as it did before the split had get_params: a subclass's
+    constructor need not take fraction, stratified and random_state."""
+
+    class SiteOut(SubjectValidSplit):
+        def __init__(self, site):
+            super().__init__(0.5, random_state=0)
+            self.site = site
+
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), train_split=SiteOut("a"))
+    copied = clone(clf).train_split
+    assert type(copied) is SiteOut and copied is not clf.train_split
+    assert (copied.site, copied.fraction, copied.random_state) == ("a", 0.5, 0)
+    assert repr(copied) == "SubjectValidSplit(fraction=0.5, stratified=False, random_state=0)"
+    unpickled = pickle.loads(pickle.dumps(SubjectValidSplit(0.3, random_state=1)))
+    assert unpickled.get_params() == {"fraction": 0.3, "stratified": False, "random_state": 1}
+
 def test_the_same_seed_gives_the_same_predictions_and_leaves_the_global_generator_alone():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     settings = dict(FAST, max_epochs=2, drop_path_rate=0.3)
