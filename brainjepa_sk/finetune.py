@@ -22,9 +22,11 @@ import numbers
 
 import numpy as np
 import torch
+from sklearn import get_config
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.metadata_routing import UNUSED, WARN
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
@@ -1097,6 +1099,78 @@ class _FineTuneBase(SubjectsInputMixin):
                     # the run the files are of, replaced with them
                     save_run_fingerprint(callback, fingerprint)
 
+    def _refuse_sample_weight(self):
+        hint = "weigh the classes with class_weight" if hasattr(self, "class_weight") else (
+            "repeat subjects to weigh them")
+        raise ValueError(f"{type(self).__name__} does not take sample_weight (skorch would "
+                         f"pass it to the module): {hint}")
+
+    def _refuse_requests(self, method, requests, taken):
+        """Refuse metadata requested for ``method`` (routed to it: ``True`` or an alias) that
+        it would refuse when a meta-estimator passes it, as ``fit`` refuses it."""
+        if not get_config()["enable_metadata_routing"]:
+            return  # skorch's error says to enable the routing
+        routed = sorted(name for name, alias in requests.items()
+                        if alias is True or (isinstance(alias, str)
+                                             and alias not in (UNUSED, WARN)))
+        if "sample_weight" in routed:
+            self._refuse_sample_weight()
+        unknown = [name for name in routed if name not in taken]
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.{method} takes no metadata "
+                            f"{', '.join(map(repr, unknown))}: only {' and '.join(taken)} "
+                            "may be routed to it")
+
+    def set_fit_request(self, **kwargs):
+        """Request metadata for ``fit`` (with ``sklearn.set_config(enable_metadata_routing=True)``),
+        as skorch does, except what ``fit`` refuses.
+
+        Parameters
+        ----------
+        **kwargs : dict
+            ``param_name=alias``, ``alias`` one of True, False, None or a string. Only
+            ``epochs`` may be routed to ``fit`` (True or an alias).
+
+        Returns
+        -------
+        self
+            The estimator.
+
+        Raises
+        ------
+        ValueError
+            For ``sample_weight`` routed to ``fit``, which takes none (a meta-estimator would
+            otherwise reach ``fit`` to be refused there).
+        TypeError
+            For other metadata routed to ``fit``, which takes ``epochs`` only.
+        """
+        self._refuse_requests("fit", kwargs, ("epochs",))
+        return super().set_fit_request(**kwargs)
+
+    def set_partial_fit_request(self, **kwargs):
+        """Request metadata for ``partial_fit``, as :meth:`set_fit_request` does for ``fit``
+        (``classes`` may be routed too).
+
+        Parameters
+        ----------
+        **kwargs : dict
+            ``param_name=alias``, as in :meth:`set_fit_request`.
+
+        Returns
+        -------
+        self
+            The estimator.
+
+        Raises
+        ------
+        ValueError
+            For ``sample_weight`` routed to ``partial_fit``, which takes none.
+        TypeError
+            For metadata routed to ``partial_fit`` other than ``epochs`` and ``classes``.
+        """
+        self._refuse_requests("partial_fit", kwargs, ("epochs", "classes"))
+        return super().set_partial_fit_request(**kwargs)
+
     def _is_fitted(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
 
@@ -1131,10 +1205,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 "brainjepa_sk.finetune.SubjectValidSplit(0.2), which holds out whole subjects "
                 "(a fraction or a scikit-learn CV object is not one)")
         if "sample_weight" in fit_params:
-            hint = "weigh the classes with class_weight" if hasattr(self, "class_weight") else (
-                "repeat subjects to weigh them")
-            raise ValueError(f"{type(self).__name__} does not take sample_weight (skorch would "
-                             f"pass it to the module): {hint}")
+            self._refuse_sample_weight()
         unknown = sorted(set(fit_params) - {"epochs", "sample_weight"})
         if unknown:
             # skorch passes them to the split and to the module's forward, which takes none:

@@ -35,7 +35,7 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score
+from sklearn.model_selection import cross_val_score, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_html_repr
@@ -338,6 +338,9 @@ def test_a_fresh_process_unpickles_fitted_estimators_that_give_the_same_outputs(
 
 
 def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X):
+    """The fine-tuners refuse sample_weight (or other metadata that fit refuses) when it is
+    requested for fit or partial_fit: the request had been taken, and a cross-validation
+    reached fit with it to be refused there."""
     y = np.arange(len(X)) % 2
     weights = np.linspace(0.5, 1.5, len(X))
     embedder = ESTIMATORS[1]
@@ -347,7 +350,26 @@ def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X
         expected = LogisticRegression().fit(clone(embedder).fit_transform(X), y,
                                             sample_weight=weights)
         np.testing.assert_array_equal(pipe[-1].coef_, expected.coef_)
-        classifier = clone(tiny_supervised_estimators()[0]).set_fit_request(sample_weight=True)
-        with pytest.raises(ValueError, match="does not take sample_weight"):
-            cross_val_score(classifier.set_score_request(sample_weight=False), X, y, cv=2,
-                            params={"sample_weight": weights}, error_score="raise")
+        # refused when requested, not when a meta-estimator reaches fit with it
+        for estimator in tiny_supervised_estimators():
+            name = type(estimator).__name__
+            for method in ("set_fit_request", "set_partial_fit_request"):
+                for alias in (True, "weights"):
+                    with pytest.raises(ValueError, match=rf"^{name} does not take "
+                                                         "sample_weight"):
+                        getattr(estimator, method)(sample_weight=alias)
+            with pytest.raises(TypeError, match=rf"^{name}.fit takes no metadata 'groups': "
+                                                "only epochs may be routed to it$"):
+                estimator.set_fit_request(groups=True)
+            assert estimator.get_metadata_routing().consumes("fit", ["sample_weight"]) == set()
+        classifier = clone(tiny_supervised_estimators()[0]).set_score_request(
+            sample_weight=False)
+        with pytest.raises(TypeError, match="not routed to any object"):
+            cross_val_score(classifier, X, y, cv=2, params={"sample_weight": weights})
+        # what fit takes is routed
+        fits = cross_validate(classifier.set_fit_request(sample_weight=False, epochs=True), X,
+                              y, cv=2, params={"epochs": 2}, return_estimator=True,
+                              error_score="raise")
+        assert [len(fitted.history_) for fitted in fits["estimator"]] == [2, 2]
+    with pytest.raises(RuntimeError, match="enable_metadata_routing"):  # skorch's, unrouted
+        tiny_supervised_estimators()[0].set_fit_request(sample_weight=True)
