@@ -122,10 +122,7 @@ def _signature_defaults(obj):
 
 def _documented_value(text):
     """The value a docstring's ``default=`` text names: a literal, or a dotted name in torch or
-    NumPy (``torch.optim.AdamW``, ``numpy.float64``); either may be set as inline literal
-    text (````"run-*.pt"````, where a bare ``*`` would start emphasis)."""
-    if text.startswith("``") and text.endswith("``"):
-        text = text[2:-2]
+    NumPy (``torch.optim.AdamW``, ``numpy.float64``)."""
     root, *attributes = text.split(".")
     if root in ("torch", "numpy") and attributes:
         return functools.reduce(getattr, attributes, {"torch": torch, "numpy": numpy}[root])

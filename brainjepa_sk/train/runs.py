@@ -83,8 +83,8 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
         ``"lineage"`` (with ``"n_epochs"``).
     n_epochs : int
         The epochs the run is asked for now.
-    pattern : str, default=``"run-*.pt"``
-        Glob of the state files in ``folder`` (the default is the pretrainer's).
+    pattern : str
+        Glob of the state files in ``folder``; by default ``"run-*.pt"``, the pretrainer's.
 
     Returns
     -------
