@@ -1290,12 +1290,17 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _checkpointed(self):
         """Whether the callbacks include a skorch ``Checkpoint``, ``TrainEndCheckpoint`` or
-        ``LoadInitState`` (instances or classes, named or not): the fit's run is then
-        fingerprinted."""
+        ``LoadInitState`` (instances or classes, named or not, also given by name as
+        ``callbacks__<name>``): the fit's run is then fingerprinted."""
         kinds = (Checkpoint, TrainEndCheckpoint, LoadInitState)
-        if not isinstance(self.callbacks, (list, tuple)):
+        if isinstance(self.callbacks, str):  # "disable": no callback at all
             return False
-        for item in self.callbacks:
+        listed = self.callbacks if isinstance(self.callbacks, (list, tuple)) else []
+        # a callback given by name (set_params(callbacks__print_log=Checkpoint(...))) replaces
+        # the listed or default one of that name
+        named = [value for key, value in vars(self).items()
+                 if key.startswith("callbacks__") and "__" not in key[len("callbacks__"):]]
+        for item in [*listed, *named]:
             callback = item[1] if isinstance(item, tuple) and len(item) == 2 else item
             if isinstance(callback, kinds) or (isinstance(callback, type)
                                                and issubclass(callback, kinds)):

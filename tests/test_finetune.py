@@ -2339,6 +2339,23 @@ def test_a_run_sharing_a_checkpoint_with_other_settings_is_refused_naming_them(t
     assert len(longer.callbacks[-1].lrs_) == len(longer.history_[-1]["batches"])
 
 
+def test_a_checkpoint_given_by_callback_name_saves_and_checks_the_run_file(tmp_path):
+    """skorch takes a callback by name (callbacks__print_log=Checkpoint(...)) in place of the
+    listed or default one: such a Checkpoint saved its files without the run file, and such a
+    LoadInitState resumed a run of other targets without a word."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).set_params(
+        callbacks__print_log=saved).fit(X, y)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3),
+                                  callbacks__print_log=LoadInitState(saved))
+    with pytest.raises(ValueError, match="is of a run on other subjects or targets"):
+        resumed.fit(X, 1 - y)
+    assert len(resumed.fit(X, y).history_) == 3
+
+
 def test_a_regressor_run_of_shifted_targets_is_refused(tmp_path):
     """The run file records the targets as given: standardized, y and y + 1 are the same
     targets, yet another run (another target scaling)."""
