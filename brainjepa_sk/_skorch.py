@@ -783,13 +783,23 @@ def run_fingerprint(net, subjects, y, held_out):
         ``"subjects"``: a digest of the subjects and their targets;
         ``"held_out"``: a digest of the held-out subjects (or None); ``"settings"``: the
         parameters that shape the training (not ``max_epochs``, ``verbose``, ``callbacks``,
-        ``device``, ``compile``, ...), as JSON values.
+        ``device``, ``compile``, ...), as JSON values; a split with ``get_params`` (a
+        ``SubjectValidSplit``) as its class and its ``train_split__*`` parameters.
     """
     y = np.asarray(y)
     # numbers by their values (labels 1 and 1.0 are one), other labels by their text
     numeric = y.dtype.kind in "biuf"
     labels = None if numeric else [str(label) for label in y.ravel().tolist()]
-    settings = {name: _setting(value) for name, value in net.get_params(deep=False).items()
+    params = net.get_params(deep=False)
+    split = params.get("train_split")
+    if hasattr(split, "get_params") and not isinstance(split, type):
+        # the split by its class and its parameters one by one, as set_params takes them
+        # (train_split__fraction): a refusal names the one that differs (its repr, cut
+        # short, had shown the same text then and now for another random_state)
+        params.update({"train_split": type(split),
+                       **{f"train_split__{name}": value
+                          for name, value in split.get_params(deep=False).items()}})
+    settings = {name: _setting(value) for name, value in params.items()
                 if name not in _NOT_OF_THE_RUN and not name.startswith(_NOT_OF_THE_RUN_PREFIXES)
                 and not name.startswith("_")}  # (scikit-learn's own, e.g. its callback context)
     return {

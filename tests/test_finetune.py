@@ -2356,6 +2356,22 @@ def test_a_checkpoint_given_by_callback_name_saves_and_checks_the_run_file(tmp_p
     assert len(resumed.fit(X, y).history_) == 3
 
 
+def test_a_resume_with_another_split_parameter_names_it(tmp_path):
+    """The run file recorded the split by its repr, which the refusal cut short: another
+    train_split__random_state (set_params on the fitted net) was named as train_split with the
+    same text then and now. It names the split's parameter that differs."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                              train_split=SubjectValidSplit(0.25, random_state=1),
+                              callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    clf.set_params(train_split__random_state=2, max_epochs=3)
+    with pytest.raises(ValueError, match=r"other settings than this fit's "
+                                         r"\(train_split__random_state=1 then, 2 now\)"):
+        clf.fit(X, y)
+    assert len(clf.set_params(train_split__random_state=1).fit(X, y).history_) == 3
+
+
 def test_a_regressor_run_of_shifted_targets_is_refused(tmp_path):
     """The run file records the targets as given: standardized, y and y + 1 are the same
     targets, yet another run (another target scaling)."""
