@@ -737,10 +737,12 @@ def run_file(checkpoint):
                                     f"{checkpoint.fn_prefix}{RUN_FILE}"))
 
 
-def _setting(value):
+def _setting(value, depth=0):
     """A parameter's value as JSON can hold it, the same from one process to the next: a
     module as a digest of its weights, an array as a digest of its values, a class or a
-    function by its name, another object by its ``repr`` without memory addresses."""
+    function by its name, an object without a ``repr`` of its own (skorch's ``ValidSplit``)
+    by its class and its attributes, another object by its ``repr`` without memory
+    addresses."""
     if isinstance(value, torch.nn.Module):
         return {"weights": tensor_checksum(value.state_dict())}
     if isinstance(value, torch.Tensor):
@@ -754,12 +756,20 @@ def _setting(value):
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if isinstance(value, (list, tuple)):
-        return [_setting(item) for item in value]
+        return [_setting(item, depth) for item in value]
     if isinstance(value, dict):
-        return {str(key): _setting(item) for key, item in value.items()}
+        return {str(key): _setting(item, depth) for key, item in value.items()}
     if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
         return f"{value.__module__}.{value.__qualname__}"
-    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+    text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
+    attributes = getattr(value, "__dict__", None)
+    if (text == f"<{type(value).__module__}.{type(value).__qualname__} object>"
+            and isinstance(attributes, dict) and depth < 2):
+        # its repr names only its class: ValidSplit(0.2) and ValidSplit(0.3) were one setting
+        return {"class": _setting(type(value)),
+                "attributes": {str(key): _setting(item, depth + 1)
+                               for key, item in attributes.items()}}
+    return text
 
 
 def run_fingerprint(net, subjects, y, held_out):

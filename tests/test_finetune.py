@@ -2372,6 +2372,27 @@ def test_a_resume_with_another_split_parameter_names_it(tmp_path):
     assert len(clf.set_params(train_split__random_state=1).fit(X, y).history_) == 3
 
 
+def test_a_resume_with_a_split_of_another_fraction_without_a_repr_is_refused(tmp_path):
+    """skorch's ValidSplit has no repr of its own: the run file recorded ValidSplit(0.25) and
+    ValidSplit(0.5) as the same setting, and a resume with the other fraction went on. It is
+    recorded by its attributes."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+
+    def resumed(fraction, max_epochs):
+        return BrainJEPAClassifier(
+            tiny_module(), **fast(max_epochs=max_epochs),
+            train_split=ValidSplit(fraction, stratified=False, random_state=0),
+            callbacks=[saved, LoadInitState(saved)])
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "train_split is skorch's ValidSplit", UserWarning)
+        resumed(0.25, 2).fit(X, y)
+        with pytest.raises(ValueError, match=r"other settings than this fit's \(train_split="):
+            resumed(0.5, 3).fit(X, y)
+        assert len(resumed(0.25, 3).fit(X, y).history_) == 3
+
+
 def test_a_regressor_run_of_shifted_targets_is_refused(tmp_path):
     """The run file records the targets as given: standardized, y and y + 1 are the same
     targets, yet another run (another target scaling)."""
