@@ -853,9 +853,16 @@ def save_run_fingerprint(checkpoint, fingerprint):
         move_into_place(part, target)
 
 
-def _shown(value, limit=60):
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+def _shown(then, now, limit=60):
+    """The two values' reprs, each cut to about ``limit`` characters around where they first
+    differ: cut at the end, two paths that differ in their last characters read the same."""
+    texts = repr(then), repr(now)
+    if max(map(len, texts)) <= limit:
+        return texts
+    first = next((i for i, (a, b) in enumerate(zip(*texts)) if a != b), min(map(len, texts)))
+    start = max(0, min(first - limit // 3, max(map(len, texts)) - limit))
+    return tuple(("..." if start else "") + text[start:start + limit]
+                 + ("..." if start + limit < len(text) else "") for text in texts)
 
 
 def check_resumed_run(net, fingerprint):
@@ -912,8 +919,9 @@ def check_resumed_run(net, fingerprint):
                         if saved["settings"].get(name) != settings.get(name))
         if differ:
             changes = "; ".join(
-                f"{name}={_shown(saved['settings'].get(name))} then, "
-                f"{_shown(settings.get(name))} now" for name in differ)
+                "{}={} then, {} now".format(name, *_shown(saved["settings"].get(name),
+                                                          settings.get(name)))
+                for name in differ)
             raise ValueError(
                 f"the checkpoint in {folder} that LoadInitState loaded is of a run with other "
                 f"settings than this fit's ({changes}): it is not resumed. Resume with the "

@@ -2393,6 +2393,23 @@ def test_a_resume_with_a_split_of_another_fraction_without_a_repr_is_refused(tmp
         assert len(resumed(0.25, 3).fit(X, y).history_) == 3
 
 
+def test_a_resume_with_weights_of_a_path_that_differs_at_its_end_shows_where(tmp_path):
+    """The refusal cut each value's repr at its end: two weights files whose long paths differ
+    only in their names (epoch_1.pt, epoch_2.pt) read the same then and now."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    folder = tmp_path / "pretrained_checkpoints_of_a_rather_long_experiment_name"
+    save_checkpoint(folder / "epoch_1.pt", tiny_module())
+    save_checkpoint(folder / "epoch_2.pt", tiny_module(seed=1))
+    saved = Checkpoint(dirname=tmp_path / "run", monitor=None)
+    BrainJEPAClassifier(str(folder / "epoch_1.pt"), **fast(max_epochs=2),
+                        callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    with pytest.raises(ValueError) as refused:
+        BrainJEPAClassifier(str(folder / "epoch_2.pt"), **fast(max_epochs=3),
+                            callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    assert re.search(r"weights=\S*epoch_1\.pt' then, \S*epoch_2\.pt' now",
+                     str(refused.value)), str(refused.value)
+
+
 def test_a_regressor_run_of_shifted_targets_is_refused(tmp_path):
     """The run file records the targets as given: standardized, y and y + 1 are the same
     targets, yet another run (another target scaling)."""
