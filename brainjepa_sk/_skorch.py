@@ -740,9 +740,9 @@ def run_file(checkpoint):
 def _setting(value, depth=0):
     """A parameter's value as JSON can hold it, the same from one process to the next: a
     module as a digest of its weights, an array as a digest of its values, a class or a
-    function by its name, an object without a ``repr`` of its own (skorch's ``ValidSplit``)
-    by its class and its attributes, another object by its ``repr`` without memory
-    addresses."""
+    function by its name, a pandas table of numbers by a digest of its values, an object
+    without a ``repr`` of its own (skorch's ``ValidSplit``) by its class and its attributes,
+    another object by its ``repr`` without memory addresses."""
     if isinstance(value, torch.nn.Module):
         return {"weights": tensor_checksum(value.state_dict())}
     if isinstance(value, torch.Tensor):
@@ -761,6 +761,11 @@ def _setting(value, depth=0):
         return {str(key): _setting(item, depth) for key, item in value.items()}
     if isinstance(value, (type, types.FunctionType, types.BuiltinFunctionType)):
         return f"{value.__module__}.{value.__qualname__}"
+    if hasattr(value, "to_numpy") and hasattr(value, "shape"):
+        # a pandas table (gradients) by its values: its repr leaves out the middle rows
+        values = np.asarray(value.to_numpy())
+        if values.dtype.kind in "biuf":
+            return {"array": run_key(None, arrays=[values.astype(np.float64)])}
     text = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value))
     attributes = getattr(value, "__dict__", None)
     if (text == f"<{type(value).__module__}.{type(value).__qualname__} object>"

@@ -2410,6 +2410,32 @@ def test_a_resume_with_weights_of_a_path_that_differs_at_its_end_shows_where(tmp
                      str(refused.value)), str(refused.value)
 
 
+def test_a_resume_with_gradients_of_other_values_in_a_dataframe_is_refused(tmp_path):
+    """The run file recorded a DataFrame of gradients by its repr, which leaves out the middle
+    rows: gradients that differ there were the same setting, and the resume went on. It is
+    recorded by its values (the same values read again are the same)."""
+    import pandas as pd
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    # (ignored with a module, so of any length: as long as a parcellation's, pandas's repr
+    # shows 10 of its rows)
+    values = np.random.default_rng(0).standard_normal((450, 3))
+    other = values.copy()
+    other[200, 1] += 1.0
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+
+    def run(gradients, max_epochs):
+        return BrainJEPAClassifier(tiny_module(), gradients=gradients, **fast(max_epochs=max_epochs),
+                                   callbacks=[saved, LoadInitState(saved)])
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "gradients", UserWarning)
+        run(pd.DataFrame(values), 2).fit(X, y)
+        with pytest.raises(ValueError, match=r"other settings than this fit's \(gradients="):
+            run(pd.DataFrame(other), 3).fit(X, y)
+        assert len(run(pd.DataFrame(values.copy()), 3).fit(X, y).history_) == 3
+
+
 def test_a_regressor_run_of_shifted_targets_is_refused(tmp_path):
     """The run file records the targets as given: standardized, y and y + 1 are the same
     targets, yet another run (another target scaling)."""
