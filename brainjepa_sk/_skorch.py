@@ -744,7 +744,12 @@ def _setting(value, depth=0):
     without a ``repr`` of its own (skorch's ``ValidSplit``) by its class and its attributes,
     another object by its ``repr`` without memory addresses."""
     if isinstance(value, torch.nn.Module):
-        return {"weights": tensor_checksum(value.state_dict())}
+        state = value.state_dict()
+        # the architecture apart, so that a module of the same architecture with other values
+        # (built anew at random in the resuming process) can be told from another model
+        layout = {name: (type(value).__qualname__, str(tensor.dtype), list(tensor.shape))
+                  for name, tensor in state.items()}
+        return {"module": run_key(layout), "weights": tensor_checksum(state)}
     if isinstance(value, torch.Tensor):
         return {"tensor": tensor_checksum(value)}
     if isinstance(value, np.ndarray):
@@ -870,6 +875,12 @@ def _shown(then, now, limit=60):
                  + ("..." if start + limit < len(text) else "") for text in texts)
 
 
+def _same_architecture(then, now):
+    """Whether two recorded ``weights`` are modules of one architecture (other values)."""
+    return (isinstance(then, dict) and isinstance(now, dict) and "module" in then
+            and then.get("module") == now.get("module"))
+
+
 def check_resumed_run(net, fingerprint):
     """Refuse to resume a run whose checkpoint is of other data or other settings.
 
@@ -922,6 +933,17 @@ def check_resumed_run(net, fingerprint):
         settings = fingerprint["settings"]
         differ = sorted(name for name in set(saved["settings"]) | set(settings)
                         if saved["settings"].get(name) != settings.get(name))
+        if differ == ["weights"] and _same_architecture(saved["settings"]["weights"],
+                                                        settings["weights"]):
+            # LoadInitState loads the run's weights over the module's: a module built at
+            # random again (a from-scratch control in a new process) cannot give the same
+            # values, and refusing it would leave no way to resume
+            warn_user(
+                f"the weights module has other values than the one the run in {folder} "
+                "started from (the same architecture): the run is resumed from its "
+                "checkpoint's weights. If this module is another pretrained model, give this "
+                "fit a Checkpoint dirname of its own")
+            differ = []
         if differ:
             changes = "; ".join(
                 "{}={} then, {} now".format(name, *_shown(saved["settings"].get(name),
