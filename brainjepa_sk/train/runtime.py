@@ -691,7 +691,7 @@ def noting_ctrl_c(pressed):
             previous(signum, frame)
         return note
 
-    with _sigint_handled_by(noting):
+    with _signal_handled_by(signal.SIGINT, noting):
         yield
 
 
@@ -716,19 +716,14 @@ def noting_sigterm(received):
     None
         The previous SIGTERM handler is put back when the block ends.
     """
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGTERM) in (None, signal.SIG_IGN)):
-        yield
-        return
+    def noting(previous):
+        def note(signum, frame):
+            received["sigterm"] = True
+        return note
 
-    def note(signum, frame):
-        received["sigterm"] = True
-
-    previous = signal.signal(signal.SIGTERM, note)
-    try:
+    with _signal_handled_by(signal.SIGTERM, noting,
+                            takes=lambda previous: previous not in (None, signal.SIG_IGN)):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -751,25 +746,26 @@ def deferring_ctrl_c():
     def holding(previous):
         return lambda signum, frame: pressed.append((signum, frame))
 
-    with _sigint_handled_by(holding) as previous:
+    with _signal_handled_by(signal.SIGINT, holding) as previous:
         yield
     if pressed and previous is not None:
         previous(*pressed[0])
 
 
 @contextlib.contextmanager
-def _sigint_handled_by(make_handler):
-    """Handle SIGINT with ``make_handler(previous)`` during the block, in the main thread and
-    where SIGINT has a Python handler; yields that previous handler (None where not)."""
+def _signal_handled_by(signum, make_handler, takes=callable):
+    """Handle signal ``signum`` with ``make_handler(previous)`` during the block, in the main
+    thread and where ``takes(previous)`` (by default: the previous handler is a Python one, as
+    handlers that call it need); yields that previous handler (None where not)."""
     if threading.current_thread() is not threading.main_thread():
         yield None
         return
-    previous = signal.getsignal(signal.SIGINT)
-    if not callable(previous):
+    previous = signal.getsignal(signum)
+    if not takes(previous):
         yield None
         return
-    signal.signal(signal.SIGINT, make_handler(previous))
+    signal.signal(signum, make_handler(previous))
     try:
         yield previous
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
