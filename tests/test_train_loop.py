@@ -1097,19 +1097,25 @@ def test_a_pass_that_started_its_workers_is_drawn_again_by_new_workers():
     assert len(seen) == 9 and all(torch.equal(x, y) for x, y in zip(seen, straight_seen))
 
 
-class _ReadFailsOnce(list):
-    """Windows whose ``fail_at``-th read fails, once (a Ctrl-C while a batch is loaded): a
-    list of windows for a plain ``DataLoader``, where ``_FailsOnce`` below is a
-    ``WindowDataset`` read a batch at a time."""
+class _FailingRead:
+    """Windows whose ``fail_at``-th read raises ``KeyboardInterrupt``, once (a Ctrl-C while a
+    batch is loaded); a read is what the subclass counts (a window, a batch)."""
 
     def __init__(self, windows, fail_at):
         super().__init__(windows)
         self.fail_at, self.reads = fail_at, 0
 
-    def __getitem__(self, index):
+    def _read(self):
         self.reads += 1
         if self.reads == self.fail_at:
             raise KeyboardInterrupt
+
+
+class _ReadFailsOnce(_FailingRead, list):
+    """A list of windows for a plain ``DataLoader``, read a window at a time."""
+
+    def __getitem__(self, index):
+        self._read()
         return super().__getitem__(index)
 
 
@@ -1165,17 +1171,11 @@ def test_a_loader_without_a_batch_is_refused_when_the_loop_is_built():
                      schedule, 1)
 
 
-class _FailsOnce(WindowDataset):
-    """Fails to read its ``fail_at``-th batch, once (a read error, a Ctrl-C while loading)."""
-
-    def __init__(self, windows, fail_at):
-        super().__init__(windows)
-        self.fail_at, self.reads = fail_at, 0
+class _FailsOnce(_FailingRead, WindowDataset):
+    """A ``WindowDataset`` read a batch at a time (a Ctrl-C while loading a batch)."""
 
     def __getitems__(self, indices):
-        self.reads += 1
-        if self.reads == self.fail_at:
-            raise KeyboardInterrupt
+        self._read()
         return super().__getitems__(indices)
 
 
