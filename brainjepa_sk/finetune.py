@@ -1697,6 +1697,33 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             return super().predict_proba(X)
         return self._subject_outputs(X)
 
+    def predict_log_proba(self, X):
+        """Log of each subject's class probabilities: the log of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_subjects, n_classes)
+            The log of each subject's mean of its windows' probabilities (columns in the order
+            of ``classes_``); ``-inf`` where that probability is 0.
+
+        Notes
+        -----
+        It is the log of the mean of the windows' probabilities, not the mean of their log
+        probabilities (the windows' log-softmax), which would be another, smaller, number: it
+        is taken from :meth:`predict_proba`, so that the two agree.
+        """
+        proba = self.predict_proba(X)  # checks that the estimator is fitted first
+        # a probability that underflowed to 0 (float32 softmax) is -inf, without numpy's
+        # divide-by-zero warning
+        with np.errstate(divide="ignore"):
+            return np.log(proba)
+
     def predict(self, X):
         """Class of each subject (the most probable after averaging its windows).
 

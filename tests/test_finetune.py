@@ -171,6 +171,64 @@ def test_a_subjects_prediction_is_the_mean_over_its_windows(freeze_encoder):
         np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-6)
 
 
+def test_predict_log_proba_is_the_log_of_the_subjects_mean_probabilities():
+    """Columns in the order of classes_, the log of the mean over a subject's windows (not
+    the mean of the windows' log probabilities)."""
+    labels = np.array(["patient", "control"] * 4)
+    X = offset_subjects(np.where(labels == "patient", 1.0, 0.0))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=10), window="sliding",
+                              stride=8).fit(X, labels)  # two windows a subject
+    mixed = offset_subjects(np.zeros(4), seed=1)
+    mixed[:, :8, :4] += 3.0  # a patient's first window, a control's second: they disagree
+    log_proba = clf.predict_log_proba(mixed)
+    assert log_proba.shape == (4, 2) and clf.classes_.tolist() == ["control", "patient"]
+    np.testing.assert_allclose(log_proba, np.log(clf.predict_proba(mixed)), rtol=1e-12)
+    module = clf.module_.eval()
+    for subject, row in zip(mixed, log_proba):
+        windows, _ = clf.preprocessor_.transform([subject])
+        with torch.no_grad():
+            expected = module(torch.from_numpy(windows)).softmax(-1).mean(0).log().numpy()
+        np.testing.assert_allclose(row, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(clf.classes_[log_proba.argmax(axis=1)], clf.predict(mixed))
+
+
+def test_predict_log_proba_of_a_probability_that_underflowed_is_minus_inf_without_warning():
+    X = offset_subjects(np.tile([0.0, 1.0], 3))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, np.tile([0, 1], 3))
+    with torch.no_grad():  # a logit gap that float32's softmax rounds to exactly 1 and 0
+        clf.module_.head.linear.weight.zero_()
+        clf.module_.head.linear.bias.copy_(torch.tensor([500.0, -500.0]))
+    np.testing.assert_array_equal(clf.predict_proba(X), np.tile([1.0, 0.0], (6, 1)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_proba = clf.predict_log_proba(X)
+    np.testing.assert_array_equal(log_proba, np.tile([0.0, -np.inf], (6, 1)))
+
+
+def test_predict_log_proba_in_a_pipeline_and_cross_validation_with_log_loss():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    levels = np.tile([0.0, 1.0], 6)
+    X, y = offset_subjects(levels), np.where(levels == 1.0, "b", "a")
+    pipe = make_pipeline(FunctionTransformer(),
+                         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2))).fit(X, y)
+    np.testing.assert_allclose(pipe.predict_log_proba(X), np.log(pipe.predict_proba(X)),
+                               rtol=1e-12)
+    # neg_log_loss scores predict_proba: on each held-out fold, the mean log probability of
+    # the true class, which is what predict_log_proba of that fold's model gives
+    folds = list(KFold(3).split(X))
+    result = cross_validate(pipe, X, y, cv=folds, scoring="neg_log_loss",
+                            return_estimator=True)
+    for score, fitted, (_, test) in zip(result["test_score"], result["estimator"], folds):
+        log_proba = fitted.predict_log_proba(X[test])
+        true = np.searchsorted(fitted.classes_, y[test])
+        np.testing.assert_allclose(score, log_proba[np.arange(len(test)), true].mean(),
+                                   rtol=1e-5)
+    np.testing.assert_allclose(cross_val_score(pipe, X, y, cv=folds, scoring="neg_log_loss"),
+                               result["test_score"], rtol=1e-6)
+
+
 @pytest.mark.parametrize("freeze_encoder", [False, True])  # the probe has a BatchNorm head
 def test_a_subjects_prediction_does_not_depend_on_the_other_subjects(freeze_encoder):
     X = offset_subjects(np.tile([0.0, 1.0], 6))
