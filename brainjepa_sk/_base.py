@@ -21,7 +21,6 @@ from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import (
     NORMALIZATIONS,
     WINDOW_STRATEGIES,
-    _resampling_ratio,
     preprocessor_for_weights,
 )
 from .train.data import LazyWindowDataset
@@ -351,19 +350,6 @@ WEIGHTS_PARAMETERS = ("weights", "gradients", "num_heads")
 _RESOLVED_AS = {"model_t_r": "target_t_r", "stride": "_stride", "min_frames": "_min_frames"}
 
 
-def _same_resampling(preprocessor, t_r):
-    """Whether ``t_r`` resamples series to ``preprocessor``'s model TR as its own ``t_r`` does
-    (e.g. None and the model's TR: neither resamples); False when the model's TR is unknown
-    (``t_r`` is then ignored, as a refit says) or ``t_r`` is no valid TR."""
-    if preprocessor.target_t_r is None:
-        return False
-    try:
-        return (_resampling_ratio(t_r, preprocessor.target_t_r)
-                == _resampling_ratio(preprocessor.t_r, preprocessor.target_t_r))
-    except ValueError:
-        return False
-
-
 def changed_settings(estimator, recorded, names=None):
     """The parameters of ``estimator`` that differ from the values ``recorded`` at ``fit``.
 
@@ -407,8 +393,9 @@ def changed_settings(estimator, recorded, names=None):
             return True
         if name == "t_r" and preprocessor is not None and "weights" in recorded:
             # the model's TR comes from the weights or model_t_r (the pretrainer's from t_r
-            # when model_t_r is None: a refit would record another TR)
-            return _same_resampling(preprocessor, new)
+            # when model_t_r is None: a refit would record another TR); without one a refit
+            # ignores t_r (and says so), and a changed t_r still counts as a change
+            return preprocessor.target_t_r is not None and preprocessor.resamples_as(new)
         if not (old is None or (isinstance(old, str) and old == "auto")):  # not left to fit
             return False
         if name in found:

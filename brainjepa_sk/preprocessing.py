@@ -725,6 +725,29 @@ class Preprocessor:
         up, down = ratio
         return -(-int(n_timepoints) * up // down)
 
+    def resamples_as(self, t_r):
+        """Whether series at ``t_r`` are resampled to ``target_t_r`` as those at ``t_r`` are.
+
+        The same up/down factors (None and ``target_t_r`` itself leave series as they are):
+        ``t_r`` could replace this preprocessor's without changing what it gives.
+
+        Parameters
+        ----------
+        t_r : float or None
+            A repetition time in seconds.
+
+        Returns
+        -------
+        bool
+            False for a ``t_r`` that :func:`resample` refuses (not a positive finite number, or
+            too extreme a ratio to ``target_t_r``).
+        """
+        try:
+            ratio = _resampling_ratio(t_r, self.target_t_r)
+        except ValueError:
+            return False
+        return ratio == _resampling_ratio(self.t_r, self.target_t_r)
+
     def window_table(self, n_timepoints):
         """Where every window of every subject starts, without reading the subjects.
 

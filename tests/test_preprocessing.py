@@ -115,6 +115,18 @@ def test_resample_rejects_extreme_ratio():
         Preprocessor.from_dict({**Preprocessor(10).to_dict(), "t_r": 0.01, "target_t_r": 2.0})
 
 
+def test_resamples_as_compares_the_resampling_factors_not_the_trs():
+    """None and the model's TR both leave series as they are; a TR within the ratios'
+    denominators of another resamples as it does; a refused TR is no match."""
+    halving = Preprocessor(8, t_r=0.72, target_t_r=1.44)
+    assert halving.resamples_as(0.72) and halving.resamples_as(0.72 + 1e-9)
+    assert not halving.resamples_as(1.44) and not halving.resamples_as(None)
+    assert not halving.resamples_as(-1.0) and not halving.resamples_as(1e-6)  # refused
+    as_is = Preprocessor(8, t_r=None, target_t_r=1.44)
+    assert as_is.resamples_as(None) and as_is.resamples_as(1.44) and as_is.resamples_as(1.44001)
+    assert not as_is.resamples_as(0.72) and not as_is.resamples_as("1.44")
+
+
 # ---------------------------------------------------------------------- windows
 
 
