@@ -32,6 +32,7 @@ from .validation import (
     POSITIVE_INT,
     check_n_regions,
     check_parameters,
+    check_rows,
     check_subject,
     input_layout,
 )
@@ -114,23 +115,6 @@ def _in_file(subjects, subject, error, checked):
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _checked_rows(rows, n_subjects):
-    """``rows`` as a list of indices of ``n_subjects`` subjects: ints from 0, at least one
-    (``int()`` would take 1.7 as 1 and True as 1, and a negative index would name subject -1
-    in errors, or read past the end with a bare ``IndexError``)."""
-    checked = []
-    for i in rows:
-        if not _is_int(i):
-            raise TypeError(f"rows must hold ints (indices of subjects), got {i!r}")
-        if not 0 <= i < n_subjects:
-            raise IndexError(f"rows holds {i}, but the {n_subjects} subject(s) are indexed 0 "
-                             f"to {n_subjects - 1}")
-        checked.append(int(i))
-    if not checked:
-        raise ValueError("rows is empty: expected at least one subject")
-    return checked
 
 
 def _check_t_r(value, name):
@@ -642,7 +626,9 @@ class Preprocessor:
         one subject."""
         if not len(subjects):
             self._as_arrays(subjects)  # raises the error that applies
-        rows = range(len(subjects)) if rows is None else _checked_rows(rows, len(subjects))
+        rows = range(len(subjects)) if rows is None else check_rows(rows, len(subjects))
+        if not rows:  # subject_rows takes no rows (an empty view), transform does not
+            raise ValueError("rows is empty: expected at least one subject")
         self._check_lengths(subjects, rows)
         lengths = subject_lengths(subjects)
         subject_index, _ = self.window_table([lengths[i] for i in rows])

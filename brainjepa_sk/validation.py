@@ -751,12 +751,27 @@ def validate_connectivity(X):
 
 
 
+def check_rows(rows, n_subjects):
+    """``rows`` as a list of indices of ``n_subjects`` subjects: ints from 0 (``int()`` would
+    take 1.7 as 1 and True as 1, and a negative index would name subject -1 in errors, or read
+    past the end with a bare ``IndexError``); empty when ``rows`` is."""
+    checked = []
+    for i in rows:
+        if not isinstance(i, numbers.Integral) or isinstance(i, bool):
+            raise TypeError(f"rows must hold ints (indices of subjects), got {i!r}")
+        if not 0 <= i < n_subjects:
+            raise IndexError(f"rows holds {i}, but the {n_subjects} subject(s) are indexed 0 "
+                             f"to {n_subjects - 1}")
+        checked.append(int(i))
+    return checked
+
+
 class _SubjectRows(Sequence):
     """Some of the checked subjects, read when indexed (see :func:`subject_rows`)."""
 
     def __init__(self, subjects, rows):
         self.subjects = subjects
-        self.rows = [int(row) for row in rows]
+        self.rows = check_rows(rows, len(subjects))
 
     def __len__(self):
         return len(self.rows)
@@ -788,7 +803,15 @@ def subject_rows(subjects, rows):
     Returns
     -------
     Sequence
-        A view with ``n_timepoints``, as the preprocessing expects.
+        A view with ``n_timepoints``, as the preprocessing expects (empty when ``rows`` is:
+        the preprocessing refuses it as it refuses no subjects).
+
+    Raises
+    ------
+    TypeError
+        ``rows`` holding anything but ints.
+    IndexError
+        ``rows`` holding a negative index or one past the last subject.
     """
     return _SubjectRows(subjects, rows)
 

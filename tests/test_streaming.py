@@ -975,3 +975,19 @@ def test_statistics_of_some_subjects_read_only_those(tmp_path, given):
     fitted = Preprocessor(16, normalization="robust").fit(view)
     np.testing.assert_array_equal(fitted.median_, expected.median_)
     np.testing.assert_array_equal(fitted.iqr_, expected.iqr_)
+
+
+def test_subject_rows_refuses_the_rows_transform_refuses_with_its_messages():
+    """subject_rows checks its rows as transform(rows=) does: int() had taken 1.7 and True as
+    subject 1, and -1 as the last subject; an empty view is left to the preprocessing."""
+    from brainjepa_sk.validation import subject_rows
+
+    subjects = validate_subjects(_series(lengths=(16, 24, 32)), lazy=True)
+    for rows, error, match in [([1.7], TypeError, "rows must hold ints"),
+                               ([True], TypeError, "rows must hold ints"),
+                               ([-1], IndexError, "rows holds -1, but the 3 subject"),
+                               ([0, 3], IndexError, "rows holds 3, but the 3 subject.* 0 to 2")]:
+        with pytest.raises(error, match=match):
+            subject_rows(subjects, rows)
+    assert subject_rows(subjects, np.array([2, 0])).n_timepoints == [32, 16]
+    assert len(subject_rows(subjects, [])) == 0
