@@ -393,8 +393,16 @@ def restore_early_stopping(net):
     ``EarlyStopping`` keeps them only in itself, counting afresh when training begins: a resumed
     run stopped later than the uninterrupted one, and a run it had stopped, fitted again, was
     trained on (its first resumed epoch counted as an improvement). Its epochs are replayed as
-    its ``on_epoch_end`` saw them (the copy of the best weights of ``load_best`` is not
-    restored).
+    its ``on_epoch_end`` saw them.
+
+    With ``load_best=True`` it also keeps a copy of the best epoch's weights in memory, which
+    it loads back when training ends: a resumed run whose best epoch was among the loaded ones
+    ended with the last epoch's weights, not the best's as the uninterrupted run does. The
+    copy is read back from the params file of a ``Checkpoint`` (of the net's callbacks, or the
+    one ``LoadInitState`` loads) whose last save in the loaded history is that epoch (one
+    saving every epoch, at the epoch the run was interrupted; one on the monitor's best, such
+    as ``monitor="valid_loss_best"`` for ``EarlyStopping``'s ``"valid_loss"``); without one
+    it warns that the run may end with the last epoch's weights.
 
     Parameters
     ----------
@@ -421,11 +429,56 @@ def restore_early_stopping(net):
                 callback.best_epoch_ = record["epoch"]
             else:
                 callback.misses_ += 1
+        if callback.load_best and callback.best_epoch_ >= 1:
+            _restore_best_weights(net, callback)
         # at its patience it stops the run; past it (a patience lowered since), it would have
         # (and, counting on with ==, would never stop again)
         if len(net.history_) and callback.misses_ >= callback.patience:
             stopped = net.history_[-1]["epoch"]
     return stopped
+
+
+def _checkpoint_of_epoch(net, epoch):
+    """A ``Checkpoint`` (of the net's callbacks, or the one a ``LoadInitState`` loads) that
+    saved its params at ``epoch`` and not after it in the loaded history, or None."""
+    checkpoints = []
+    for _, callback in net.callbacks_:
+        callback = callback.checkpoint if isinstance(callback, LoadInitState) else callback
+        if isinstance(callback, Checkpoint) and all(callback is not c for c in checkpoints):
+            checkpoints.append(callback)
+    for checkpoint in checkpoints:
+        event = checkpoint.event_name
+        # two Checkpoints of one event_name record their saves under one key, each writing
+        # over the other's: neither's saves can be told
+        if (checkpoint.f_params is None or event is None
+                or sum(c.event_name == event for c in checkpoints) > 1):
+            continue
+        saves = [record["epoch"] for record in net.history_ if record.get(event) is True]
+        if saves and saves[-1] == epoch:
+            return checkpoint
+    return None
+
+
+def _restore_best_weights(net, callback):
+    """Give ``EarlyStopping(load_best=True)`` the copy of its best epoch's weights (the
+    loaded history's) that it would have kept in memory, from a checkpoint's params file."""
+    epoch = callback.best_epoch_
+    checkpoint = _checkpoint_of_epoch(net, epoch)
+    if checkpoint is None:
+        warn_user(
+            f"EarlyStopping(load_best=True) found its best {callback.monitor} at epoch {epoch} "
+            "of the history loaded when fit began (skorch's LoadInitState), but the copy of "
+            "that epoch's weights it kept in memory is lost and no Checkpoint saved them last "
+            "there: unless a later epoch is better, the run ends with its last epoch's weights, "
+            "not the best's; add a Checkpoint on the monitor's best (e.g. "
+            f"monitor='{callback.monitor}_best', with its own event_name) to keep them")
+        return
+    kept = copy.deepcopy(net.module_.state_dict())
+    # the net's own loading: the file's format (use_safetensors), device and compiled module
+    net.load_params(f_params=checkpoint.get_formatted_files(net)["f_params"],
+                    use_safetensors=checkpoint.use_safetensors)
+    callback.best_model_weights_ = copy.deepcopy(net.module_.state_dict())
+    net.module_.load_state_dict(kept)
 
 
 def split_windows(dataset, valid_subjects):

@@ -612,7 +612,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 warn_user(
                     f"the history loaded when fit began (skorch's LoadInitState) ends where "
                     f"EarlyStopping stopped its run (epoch {stopped}): no epoch is trained, the "
-                    "model is the checkpoint's. Fits that share a Checkpoint's dirname (the "
+                    "model is the checkpoint's (its best epoch's, for an EarlyStopping with "
+                    "load_best=True that found them). Fits that share a Checkpoint's dirname (the "
                     "clones of a cross-validation or a grid search) load each other's runs: "
                     "leave LoadInitState out of a cloned estimator, or give each fit its own "
                     "dirname")

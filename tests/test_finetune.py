@@ -2632,6 +2632,66 @@ def test_a_resumed_fit_stops_where_early_stopping_stopped_the_uninterrupted_run(
     assert len(lower.history_) == stopped_at
 
 
+def test_a_resumed_fit_with_early_stopping_load_best_ends_with_the_best_epochs_weights(
+        tmp_path):
+    """EarlyStopping(load_best=True) keeps a copy of the best epoch's weights in memory only: a
+    run resumed after its best epoch stopped where the uninterrupted one did, but kept the last
+    epoch's weights where the uninterrupted run loads the best's. The copy is now read from the
+    params file of a Checkpoint whose last save is that epoch; without one, a warning."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    run = fast(max_epochs=12, lr=0.3)
+
+    def stopping():
+        return EarlyStopping(monitor="train_loss", patience=3, load_best=True)
+
+    first = stopping()
+    reference = BrainJEPAClassifier(tiny_module(), **run, callbacks=[first]).fit(X, y)
+    stopped_at, best = len(reference.history_), first.best_epoch_
+    assert best < stopped_at - 1 < 12  # stopped early, then interrupted after the best epoch
+
+    def resume(loaded, *others):
+        """The net of a run interrupted after its next to last epoch, to resume."""
+        callbacks = [loaded, LoadInitState(loaded), *others, stopping()]
+        with pytest.raises(RuntimeError, match="killed"):
+            BrainJEPAClassifier(tiny_module(), **run,
+                                callbacks=[*callbacks, FailAtEpochEnd(stopped_at - 1)]).fit(X, y)
+        return BrainJEPAClassifier(tiny_module(), **run, callbacks=callbacks)
+
+    def checkpoint(name, monitor, **kwargs):
+        return Checkpoint(dirname=tmp_path / name, monitor=monitor, **kwargs)
+
+    # saved at the best epoch only: the resumed fit starts there
+    resumed = resume(checkpoint("best", "train_loss_best")).fit(X, y)
+    assert len(resumed.history_) == stopped_at
+    assert_same_module(resumed.module_, reference.module_)
+    # saved every epoch (the run resumes at its last), and at the best under its own event_name
+    resumed = resume(checkpoint("every", None),
+                     checkpoint("kept", "train_loss_best", event_name="kept")).fit(X, y)
+    assert_same_module(resumed.module_, reference.module_)
+    # the finished run, fitted again: no epoch trained, the best epoch's weights too
+    every = checkpoint("every", None)
+    again = BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+        every, LoadInitState(every), checkpoint("kept", "train_loss_best", event_name="kept"),
+        stopping()])
+    with pytest.warns(UserWarning, match="EarlyStopping stopped its run .*: no epoch is trained"):
+        again.fit(X, y)
+    assert len(again.history_) == stopped_at
+    assert_same_module(again.module_, reference.module_)
+    # two others under one event_name, the history holding the later one's saves only (the
+    # one saving every epoch was taken as holding the best epoch's weights), and saved every
+    # epoch only: the best epoch's weights are not found, which is said
+    shared = (checkpoint("run", None, event_name="run"), checkpoint("shared", None),
+              checkpoint("shared_best", "train_loss_best"))
+    for checkpoints in [shared, (checkpoint("only", None),)]:
+        unkept = resume(*checkpoints)
+        with pytest.warns(UserWarning, match=rf"EarlyStopping\(load_best=True\) found its best "
+                                             rf"train_loss at epoch {best} of the history"):
+            unkept.fit(X, y)
+        assert len(unkept.history_) == stopped_at
+        assert not torch.equal(unkept.module_.head.linear.weight,
+                               reference.module_.head.linear.weight)
+
+
 def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp_path):
     """random_state=None draws another seed for the resumed fit: its SubjectValidSplit holds
     out other subjects than the interrupted run did, some the loaded model trained on, and its
