@@ -539,6 +539,23 @@ def test_the_same_seed_gives_the_same_predictions_and_leaves_the_global_generato
     assert not np.array_equal(one, two)
 
 
+def test_the_heads_initial_weights_follow_random_state_not_torchs_global_generator():
+    """The head is drawn inside the fit's seeded fork: with max_epochs=0 (nothing trained, so
+    the epochs' own seeding plays no part) the same random_state builds the same head whatever
+    state torch's global generator is in, and another random_state another head."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+
+    def initial_head(random_state, global_seed):
+        net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=0, random_state=random_state))
+        with torch.random.fork_rng(devices=[]):  # the other tests' generator left alone
+            torch.manual_seed(global_seed)
+            return net.fit(X, y).module_.head.linear.weight.detach().clone()
+
+    same = initial_head(0, global_seed=1)
+    torch.testing.assert_close(initial_head(0, global_seed=2), same, rtol=0, atol=0)
+    assert not torch.equal(initial_head(1, global_seed=1), same)
+
+
 def test_seeded_fits_in_parallel_threads_are_those_of_sequential_fits():
     """Threads share torch's global generator (the head's initialisation, stochastic depth,
     batch order): seeded fits in joblib's threading backend take turns for it."""
