@@ -650,13 +650,15 @@ def test_transform_in_chunks_of_subjects_gives_the_same_embeddings(monkeypatch):
     np.testing.assert_allclose(embedder.transform(subjects), together, rtol=1e-5, atol=1e-6)
 
 
-def test_token_series_in_chunks_of_subjects_are_those_of_one_transform(monkeypatch):
+@pytest.mark.parametrize("chunk_size", [2, 3])
+def test_token_series_in_chunks_of_subjects_are_those_of_one_transform(monkeypatch, chunk_size):
     """Each chunk's windows are indexed from the chunk's first subject: the series of a
-    subject in a later chunk are its own."""
+    subject in a later chunk are its own (chunks of 3 of the 5 subjects start a chunk at a
+    subject whose index is no multiple of the chunk's size)."""
     subjects, embedder, _ = _sliding_embedder_and_embeddings()
     embedder.set_params(pooling="tokens")
     together = embedder.transform(subjects)
-    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", chunk_size)
     chunked = embedder.transform(subjects)
     assert [s.shape for s in chunked] == [s.shape for s in together]
     for ours, theirs in zip(chunked, together):
