@@ -203,7 +203,10 @@ class StepTimer(Callback):
             self.start = time.perf_counter()
 
     def on_step_end(self, loop, loss):
-        self.losses.append(loss)
+        # a copy (on the device, no host synchronisation): with CUDA graphs
+        # (--compile-mode reduce-overhead) the loss is the graph's output memory, which the
+        # next step's replay overwrites, and reading it after the run raises
+        self.losses.append(loss.clone())
         if loop.step == self.warmup:
             synchronize(self.device)
             self.start = time.perf_counter()

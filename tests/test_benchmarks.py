@@ -139,6 +139,19 @@ def test_bench_model_finetune_in_bf16():
     assert record["check_within_bf16_tolerance"] is True
 
 
+def test_step_timer_keeps_each_loss_when_its_memory_is_written_again():
+    """Under CUDA graphs (``--compile-mode reduce-overhead``) a step's loss is the graph's
+    output memory, which the next step's replay writes again: the timer keeps its own copy."""
+    from types import SimpleNamespace
+
+    timer = load_bench_model().StepTimer(warmup=5, device=torch.device("cpu"))
+    output = torch.tensor(0.75)  # the loss the graph returned
+    timer.on_step_end(SimpleNamespace(step=1), output)
+    output.fill_(float("nan"))  # the next replay writes into the same memory
+    timer.on_step_end(SimpleNamespace(step=2), output)
+    assert timer.losses[0].item() == 0.75
+
+
 @pytest.mark.parametrize("flags, message", [
     (["--sdpa-backend", "cudnn"], "--sdpa-backend cudnn needs a CUDA device"),
     (["--sdpa-backend", "efficient"], "--sdpa-backend efficient needs a CUDA device"),
