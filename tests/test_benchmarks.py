@@ -238,6 +238,70 @@ def test_device_check_calls_bench_model_with_flags_it_takes(tmp_path):
     assert (out / "device.txt").exists() and (out / "gpu_tests.txt").exists()
 
 
+#: A Python that records its calls and in which skorch does not import (``python -c`` fails).
+_NO_SKORCH_STUB = _STUB + """if sys.argv[1] == "-c":
+    sys.exit(1)
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("bash") and shutil.which("timeout")),
+                    reason="needs bash and timeout")
+def test_device_check_leaves_fine_tuning_out_where_skorch_does_not_import(tmp_path):
+    """Wheels carried but skorch not importable (a failed install): the fine-tuning test file,
+    which imports skorch, is not handed to pytest (its collection error would stop every test)
+    and fine-tuning is not timed."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "benchmarks").symlink_to(BENCHMARKS)
+    (work / ".wheels").mkdir()
+    (work / ".wheels" / "skorch-0-py3-none-any.whl").touch()
+    stub, log = tmp_path / "stub.py", tmp_path / "calls.jsonl"
+    stub.write_text(_NO_SKORCH_STUB)
+    env = {**os.environ, "OUT": str(out), "PY": f"{sys.executable} {stub}",
+           "STUB_LOG": str(log)}
+    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-4000:]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    (tests,) = [call for call in calls if call[:2] == ["-m", "pytest"]]
+    assert "tests/test_pretrain.py" in tests and "tests/test_finetune.py" not in tests
+    bench = [call for call in calls if call[0] == "benchmarks/bench_model.py"]
+    assert len(bench) == 6 and not any("finetune" in call for call in bench)
+    assert (out / "no_finetune.txt").exists()
+
+
+#: A Python that records its calls and, for the compiled pretraining step (``--what both
+#: --compile``), notes SIGTERM and goes on, as a training loop in a long compilation does.
+_STUBBORN_STUB = """import json, os, signal, sys, time
+with open(os.environ["STUB_LOG"], "a") as f:
+    f.write(json.dumps(sys.argv[1:]) + "\\n")
+if "--compile" in sys.argv and "both" in sys.argv:
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not (shutil.which("bash") and shutil.which("timeout")),
+                    reason="needs bash and timeout")
+def test_device_check_ends_a_step_that_outlives_its_limit(tmp_path):
+    """A step that goes on after its limit's SIGTERM (a loop in a long compilation notes it
+    and stops only after its step) is killed soon after, and the next steps still run."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "benchmarks").symlink_to(BENCHMARKS)
+    stub, log = tmp_path / "stub.py", tmp_path / "calls.txt"
+    stub.write_text(_STUBBORN_STUB)
+    env = {**os.environ, "OUT": str(out), "PY": f"{sys.executable} {stub}",
+           "STUB_LOG": str(log), "COMPILE_S": "1", "KILL_S": "1"}
+    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=45)
+    assert process.returncode == 0, process.stderr[-4000:]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    compiled = [i for i, call in enumerate(calls) if "--compile" in call and "both" in call]
+    assert len(compiled) == 1 and len(calls) > compiled[0] + 1
+    assert calls[-1][-2:] == ["--compile-mode", "reduce-overhead"]  # the last step ran
+
+
 def test_mask_counts():
     records, _ = run_script("mask_counts.py")
     assert [r["grid"] for r in records] == ["paper (450 regions x 10 patches)", "demo (100 x 6)"]
