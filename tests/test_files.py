@@ -299,6 +299,30 @@ def test_a_first_column_that_counts_the_rows_is_refused_as_an_index(tmp_path, in
     np.testing.assert_array_equal(np.asarray(read_subject_file(path)), rows)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_dataframe_read_from_such_a_table_is_refused_as_its_file_is(tmp_path, lazy):
+    """``pandas.read_csv`` of a table with an index keeps it as a column, ``"Unnamed: 0"`` (or
+    its name, ``"frame"``): passed as DataFrames rather than as their files, such tables were
+    fitted with the index as one more region."""
+    rng = np.random.default_rng(3)
+    rows = [rng.standard_normal((5, 3)) for _ in range(2)]
+    frames = [pd.DataFrame(x, columns=["a", "b", "c"]) for x in rows]
+    for i, frame in enumerate(frames):
+        frame.to_csv(tmp_path / f"sub{i}.tsv", sep="\t")  # index=True
+    read = [pd.read_csv(tmp_path / f"sub{i}.tsv", sep="\t") for i in range(2)]
+    with pytest.raises(ValueError, match=r"subject 0: its first column 'Unnamed: 0' .*"
+                                         r"index=False.*index_col=0"):
+        validate_subjects(read, lazy=lazy)
+    timed = [frame.rename_axis("frame").reset_index() for frame in frames]
+    with pytest.raises(ValueError, match=r"subject 0: its first column 'frame' counts the rows "
+                                         r"\(0, 1, 2, \.\.\.\)"):
+        validate_subjects(timed, lazy=lazy)
+    # read as their index, or without it, the series alone are the regions
+    out = validate_subjects([pd.read_csv(tmp_path / f"sub{i}.tsv", sep="\t", index_col=0)
+                                for i in range(2)])
+    np.testing.assert_array_equal(out[1], rows[1])
+
+
 @pytest.mark.parametrize("first", [
     np.zeros(5),  # a region outside the brain mask, zero-filled: no steps
     np.arange(5.0)[::-1],  # falling
