@@ -712,7 +712,11 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     if weights.is_dir():
         raise ValueError(f"weights={os.fspath(weights)!r} is a folder: pass the checkpoint file")
     if not weights.is_file():
-        raise FileNotFoundError(f"weights file not found: {weights}")
+        # a bare word is more likely a misspelt model name than a checkpoint's path
+        named = weights.parent == Path() and not weights.suffix
+        hint = (" (the one model given by name is 'ukbiobank'; anything else is the path of "
+                "a checkpoint file)") if named else ""
+        raise FileNotFoundError(f"weights file not found: {weights}{hint}")
     kind = _checkpoint_kind(weights)
     if kind == "training_state":
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=weights))

@@ -255,6 +255,18 @@ def test_resolve_weights_needs_gradients_for_a_research_checkpoint(official_dir,
         resolve_weights(3)
 
 
+def test_a_misspelt_model_name_is_told_the_one_name_there_is(tmp_path, monkeypatch):
+    """``weights="ukbiobnak"`` had said only that no such file exists, as if a path was meant."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"weights file not found: ukbiobnak \(the one "
+                                                r"model given by name is 'ukbiobank'"):
+        resolve_weights("ukbiobnak")
+    # a path (a folder or a file name's suffix) is a missing file only
+    for missing in ("model.pt", str(tmp_path / "run" / "model")):
+        with pytest.raises(FileNotFoundError, match=r"weights file not found: [^(]*$"):
+            resolve_weights(missing)
+
+
 def test_every_constructor_setting_survives_a_round_trip(tmp_path):
     torch.manual_seed(1)
     model = BrainJEPA(torch.randn(10, 4), patch_size=4, embed_dim=16, depth=1, num_heads=2,
