@@ -18,6 +18,7 @@ import contextlib
 import contextvars
 import copy
 import json
+import math
 import numbers
 import os
 import pickle
@@ -286,9 +287,32 @@ class SubjectValidSplit:
         try:
             return next(cv.split(np.zeros(len(labels)), labels))
         except ValueError as error:  # e.g. fewer validation subjects than classes
-            raise ValueError(f"{self!r} cannot split {len(labels)} subjects: {error}. "
-                             "Hold out a larger fraction of the subjects, or give more subjects"
+            raise ValueError(f"{self!r} cannot split {len(labels)} subjects: "
+                             f"{str(error).rstrip('.')}. {self._split_advice(labels)}"
                              ) from error
+
+    def _split_advice(self, labels):
+        """What would make a split of these subjects possible, in the order in which the
+        splitters check (a larger fraction cannot help a split that leaves no subject to
+        train on)."""
+        n_valid = math.ceil(float(self.fraction) * len(labels))  # as ShuffleSplit rounds
+        n_train = len(labels) - n_valid
+        n_classes = min_count = None
+        if self.stratified:  # rows of several targets are one class each, as in scikit-learn
+            rows = [" ".join(row.astype(str)) for row in labels.reshape(len(labels), -1)]
+            counts = np.unique(rows, return_counts=True)[1]
+            n_classes, min_count = len(counts), counts.min()
+        if len(labels) < 2:
+            return ("A split needs 2 subjects at least: give more subjects, or train on this one "
+                    "with train_split=None")
+        if min_count is not None and min_count < 2:
+            return ("Give every class at least 2 subjects (one to train on, one to hold out), "
+                    "or pass stratified=False")
+        if n_train < max(1, n_classes or 0):
+            return (f"fraction={self.fraction!r} holds out {n_valid} of {len(labels)} subjects, "
+                    "too few left to train on: hold out a smaller fraction of the subjects, or "
+                    "give more subjects")
+        return "Hold out a larger fraction of the subjects, or give more subjects"
 
     def __call__(self, dataset, y=None, groups=None):
         """Split a ``SubjectWindows`` into training and validation ``Subset``\\ s.

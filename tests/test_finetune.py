@@ -824,6 +824,27 @@ def test_a_split_that_cannot_be_made_names_the_split_and_the_subjects():
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, train_split=split)).fit(X, y)
 
 
+@pytest.mark.parametrize("fraction, stratified, labels, advice", [
+    (0.9, False, np.zeros(4), r"fraction=0.9 holds out 4 of 4 subjects, too few left to train "
+                              r"on: hold out a smaller fraction"),
+    (0.2, False, np.zeros(1), r"needs 2 subjects at least: .*train_split=None"),
+    (0.2, True, np.array([0] * 10 + [1]), r"Give every class at least 2 subjects .*"
+                                          r"stratified=False"),
+    (0.1, True, np.tile([0, 1], 4), r"should be greater or equal to the number of classes = 2\. "
+                                    r"Hold out a larger fraction"),
+])
+def test_a_split_that_cannot_be_made_advises_what_would_make_it(fraction, stratified, labels,
+                                                                advice):
+    """Every failed split had been told to hold out a larger fraction, also one that left no
+    subject to train on (where a larger fraction cannot help) or a class of one subject."""
+    split = SubjectValidSplit(fraction, stratified=stratified, random_state=0)
+    with pytest.raises(ValueError, match=advice) as caught:
+        split.split_subjects(labels)
+    assert ".." not in str(caught.value)
+    if "larger" not in advice:
+        assert "larger fraction" not in str(caught.value)
+
+
 def test_the_subject_split_keeps_each_subjects_windows_together():
     subject_index = np.repeat(np.arange(10), [1, 2, 3, 1, 2, 3, 1, 2, 3, 1])
     labels = np.array([0, 1] * 5)
