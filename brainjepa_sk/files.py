@@ -396,6 +396,18 @@ def series_digest(values, names=None):
     return digest.hexdigest()
 
 
+def _image_advice(name):
+    """What to do with a brain image given as a subject file (a file name, lower case)."""
+    if name.endswith(".ptseries.nii"):
+        return (". A CIFTI parcellated series: nibabel.load(path).get_fdata() is its "
+                "(n_timepoints, n_regions) array; pass that, or save it as .npy")
+    if name.endswith((".nii", ".nii.gz", ".gii", ".gii.gz")):
+        return (". An image holds voxels or vertices, not region time series: extract them "
+                "first (for a NIfTI image, nilearn.maskers.NiftiLabelsMasker(labels_img)"
+                ".fit_transform(path)) and pass them as arrays, or as .npy or .tsv files")
+    return ""
+
+
 def read_subject_file(path):
     """One subject's ``(n_timepoints, n_regions)`` series from a file.
 
@@ -426,9 +438,10 @@ def read_subject_file(path):
         raise FileNotFoundError(f"subject file not found: {path}{_stray_spaces(path)}")
     suffix = path.suffix.lower()
     if suffix not in SUBJECT_FILE_SUFFIXES:
+        shown = "".join(path.suffixes[-2:]) if suffix == ".gz" else path.suffix
         raise ValueError(
-            f"{path}: unknown subject file type {path.suffix!r}; expected one of "
-            f"{', '.join(SUBJECT_FILE_SUFFIXES)}"
+            f"{path}: unknown subject file type {shown!r}; expected one of "
+            f"{', '.join(SUBJECT_FILE_SUFFIXES)}{_image_advice(path.name.lower())}"
         )
     try:
         if suffix == ".npy":

@@ -272,6 +272,25 @@ def test_infinities_in_the_first_rows_are_named_with_the_file(tmp_path, value, l
         load_gradients(path)
 
 
+@pytest.mark.parametrize("name, shown, advice", [
+    ("sub-01_bold.nii.gz", ".nii.gz", r"An image .*NiftiLabelsMasker\(labels_img\)"),
+    ("sub-01.dtseries.nii", ".nii", r"An image .*NiftiLabelsMasker"),
+    ("sub-01.func.gii", ".gii", r"An image .*NiftiLabelsMasker"),
+    ("sub-01.ptseries.nii", ".nii", r"CIFTI parcellated series: nibabel\.load\(path\)"),
+])
+def test_a_brain_image_given_as_a_subject_file_is_told_to_be_parcellated_first(
+        tmp_path, name, shown, advice):
+    """A 4-D image (the first thing a neuroimaging user may pass) had been refused as of an
+    unknown type '.gz', with no word of the region time series the estimators take."""
+    (tmp_path / name).write_text("")
+    with pytest.raises(ValueError, match=rf"{re.escape(name)}: unknown subject file type "
+                                         rf"'{re.escape(shown)}'; .*{advice}"):
+        validate_subjects([tmp_path / name])
+    (tmp_path / "sub-01.mat").write_text("")  # other types: no advice about images
+    with pytest.raises(ValueError, match=r"file type '\.mat'; expected one of [^A-Z]*$"):
+        read_subject_file(tmp_path / "sub-01.mat")
+
+
 def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_path):
     rows = np.random.default_rng(3).standard_normal((5, 3))
     path = _table(tmp_path / "sub.tsv", rows, first="a\tb\tc\t", end="\t")
