@@ -17,7 +17,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
-from sklearn.utils._param_validation import Interval, validate_parameter_constraints
+from sklearn.utils._param_validation import (
+    Interval,
+    InvalidParameterError,
+    validate_parameter_constraints,
+)
 from sklearn.utils.validation import _get_feature_names, check_array
 
 from ._warnings import warn_user
@@ -118,6 +122,17 @@ def check_parameters(estimator, names=None):
     constraints = estimator._parameter_constraints
     if names is not None:
         constraints = {name: constraints[name] for name in names}
+    if "weights" in constraints:
+        from .pretrain import BrainJEPAPretrainer  # (pretrain imports this module)
+
+        if isinstance(estimator.weights, BrainJEPAPretrainer):
+            # the pretrainer itself, where its model was meant: the constraint's list of types
+            # alone does not say how to get from the one to the other
+            raise InvalidParameterError(
+                f"The 'weights' parameter of {type(estimator).__name__} must be 'ukbiobank', "
+                "a checkpoint path or a torch module. Got a BrainJEPAPretrainer instead: pass "
+                "a fitted pretrainer's model, weights=pretrainer.model_ (it carries the "
+                "preprocessing and region names), or the file that pretrainer.save(path) wrote")
     validate_parameter_constraints(
         constraints, {name: getattr(estimator, name) for name in constraints},
         caller_name=type(estimator).__name__,

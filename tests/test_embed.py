@@ -1421,3 +1421,20 @@ def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
     with pytest.raises(ValueError, match=r"overflow in its attention and LayerNorms "
                                          r"\(bfloat16 autocast, with float32's range\)$"):
         embedder.set_params(precision="bf16").transform(X)
+
+
+def test_a_pretrainer_given_as_weights_is_told_to_pass_its_model():
+    """``BrainJEPAEmbedder(pretrainer)`` had been refused with the list of allowed types
+    only; the message now says how to get from a pretrainer to its weights."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from brainjepa_sk import BrainJEPAClassifier, BrainJEPAPretrainer
+
+    X = make_subjects()
+    for estimator in (BrainJEPAEmbedder(weights=BrainJEPAPretrainer(), device="cpu"),
+                      BrainJEPAClassifier(BrainJEPAPretrainer(), max_epochs=1, verbose=0)):
+        with pytest.raises(InvalidParameterError,
+                           match=rf"The 'weights' parameter of {type(estimator).__name__} "
+                                 r".*Got a BrainJEPAPretrainer instead: pass a "
+                                 r"fitted pretrainer's model, weights=pretrainer\.model_ "):
+            estimator.fit(X, np.arange(len(X)) % 2)
