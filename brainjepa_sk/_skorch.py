@@ -425,8 +425,11 @@ def restore_early_stopping(net):
     copy is read back from the params file of a ``Checkpoint`` (of the net's callbacks, or the
     one ``LoadInitState`` loads) whose last save in the loaded history is that epoch (one
     saving every epoch, at the epoch the run was interrupted; one on the monitor's best, such
-    as ``monitor="valid_loss_best"`` for ``EarlyStopping``'s ``"valid_loss"``); without one
-    it warns that the run may end with the last epoch's weights.
+    as ``monitor="valid_loss_best"`` for ``EarlyStopping``'s ``"valid_loss"``); a copy of
+    one (sklearn's ``clone`` gives ``LoadInitState`` its own) is the same one, and the save at
+    the last loaded epoch of one listed after the ``Checkpoint`` whose history was loaded,
+    which that history does not record, is told from its monitor. Without one (or with its
+    file deleted) it warns that the run may end with the last epoch's weights.
 
     Parameters
     ----------
@@ -462,22 +465,44 @@ def restore_early_stopping(net):
     return stopped
 
 
+def _writes(checkpoint):
+    """What decides which params files a ``Checkpoint`` writes, and at which epochs: two
+    alike (sklearn's ``clone`` gives ``LoadInitState`` a copy of the net's) are one."""
+    dirname = checkpoint.dirname
+    return (checkpoint.event_name, checkpoint.monitor, checkpoint.fn_prefix, checkpoint.f_params,
+            os.fspath(dirname) if isinstance(dirname, os.PathLike) else dirname)
+
+
 def _checkpoint_of_epoch(net, epoch):
     """A ``Checkpoint`` (of the net's callbacks, or the one a ``LoadInitState`` loads) that
     saved its params at ``epoch`` and not after it in the loaded history, or None."""
     checkpoints = []
     for _, callback in net.callbacks_:
         callback = callback.checkpoint if isinstance(callback, LoadInitState) else callback
-        if isinstance(callback, Checkpoint) and all(callback is not c for c in checkpoints):
+        if isinstance(callback, Checkpoint) and all(_writes(callback) != _writes(c)
+                                                    for c in checkpoints):
             checkpoints.append(callback)
+    last = net.history_[-1]
     for checkpoint in checkpoints:
         event = checkpoint.event_name
         # two Checkpoints of one event_name record their saves under one key, each writing
-        # over the other's: neither's saves can be told
+        # over the other's: neither's saves can be told; one new to this fit recorded none
         if (checkpoint.f_params is None or event is None
-                or sum(c.event_name == event for c in checkpoints) > 1):
+                or sum(c.event_name == event for c in checkpoints) > 1
+                or not any(event in record for record in net.history_)):
             continue
         saves = [record["epoch"] for record in net.history_ if record.get(event) is True]
+        if event not in last:
+            # listed after the Checkpoint whose history was loaded, it decided at the last
+            # epoch after that history was saved: skorch's decision, from its monitor
+            monitor = checkpoint.monitor
+            if isinstance(monitor, str) and monitor in last:
+                saved = bool(last[monitor])
+            elif monitor is None:
+                saved = True
+            else:  # a callable's decision cannot be told
+                continue
+            saves += [last["epoch"]] if saved else []
         if saves and saves[-1] == epoch:
             return checkpoint
     return None
@@ -488,21 +513,26 @@ def _restore_best_weights(net, callback):
     loaded history's) that it would have kept in memory, from a checkpoint's params file."""
     epoch = callback.best_epoch_
     checkpoint = _checkpoint_of_epoch(net, epoch)
+    if checkpoint is not None:
+        kept = copy.deepcopy(net.module_.state_dict())
+        try:
+            # the net's own loading: the file's format (use_safetensors), device and
+            # compiled module
+            net.load_params(f_params=checkpoint.get_formatted_files(net)["f_params"],
+                            use_safetensors=checkpoint.use_safetensors)
+        except FileNotFoundError:  # deleted since: as without one (the net is left as it was)
+            checkpoint = None
+        else:
+            callback.best_model_weights_ = copy.deepcopy(net.module_.state_dict())
+            net.module_.load_state_dict(kept)
     if checkpoint is None:
         warn_user(
             f"EarlyStopping(load_best=True) found its best {callback.monitor} at epoch {epoch} "
             "of the history loaded when fit began (skorch's LoadInitState), but the copy of "
-            "that epoch's weights it kept in memory is lost and no Checkpoint saved them last "
-            "there: unless a later epoch is better, the run ends with its last epoch's weights, "
-            "not the best's; add a Checkpoint on the monitor's best (e.g. "
+            "that epoch's weights it kept in memory is lost and no Checkpoint's file saved "
+            "them last there: unless a later epoch is better, the run ends with its last "
+            "epoch's weights, not the best's; add a Checkpoint on the monitor's best (e.g. "
             f"monitor='{callback.monitor}_best', with its own event_name) to keep them")
-        return
-    kept = copy.deepcopy(net.module_.state_dict())
-    # the net's own loading: the file's format (use_safetensors), device and compiled module
-    net.load_params(f_params=checkpoint.get_formatted_files(net)["f_params"],
-                    use_safetensors=checkpoint.use_safetensors)
-    callback.best_model_weights_ = copy.deepcopy(net.module_.state_dict())
-    net.module_.load_state_dict(kept)
 
 
 def split_windows(dataset, valid_subjects):

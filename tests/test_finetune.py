@@ -2730,6 +2730,64 @@ def test_a_resumed_fit_with_early_stopping_load_best_ends_with_the_best_epochs_w
                                reference.module_.head.linear.weight)
 
 
+def test_a_resumed_fit_reads_the_best_epochs_weights_of_a_clone_and_no_unrecorded_save(tmp_path):
+    """The Checkpoint whose file holds EarlyStopping(load_best=True)'s best epoch: sklearn's
+    clone gives LoadInitState a copy of the net's Checkpoint, which had counted as a second
+    Checkpoint of its event_name (a warning, the last epoch's weights); one listed after the
+    Checkpoint whose history was loaded saved at its last epoch after that history was (its
+    file was taken as the best epoch's); a file deleted since had stopped the fit."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    run = fast(max_epochs=12, lr=0.3)
+
+    def fit(callbacks, interrupt_at=None):
+        """A fit with ``callbacks``, killed after epoch ``interrupt_at``, if given."""
+        if interrupt_at is None:
+            return BrainJEPAClassifier(tiny_module(), **run, callbacks=callbacks).fit(X, y)
+        with pytest.raises(RuntimeError, match="killed"):
+            fit([*callbacks, FailAtEpochEnd(interrupt_at)])
+
+    first = EarlyStopping(monitor="train_loss", patience=3, load_best=True)
+    reference = fit([first])
+    stopped_at, best = len(reference.history_), first.best_epoch_
+    assert best < stopped_at - 1 < 12
+
+    def best_only():
+        checkpoint = Checkpoint(dirname=tmp_path / "best", monitor="train_loss_best")
+        return [checkpoint, LoadInitState(checkpoint),
+                EarlyStopping(monitor="train_loss", patience=3, load_best=True)]
+
+    fit(best_only(), interrupt_at=stopped_at - 1)
+    cloned = clone(BrainJEPAClassifier(tiny_module(), **run, callbacks=best_only()))
+    assert cloned.callbacks[1].checkpoint is not cloned.callbacks[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cloned.fit(X, y)
+    assert_same_module(cloned.module_, reference.module_)
+
+    # EarlyStopping's threshold takes epoch 2 for no improvement, the "kept" Checkpoint (after
+    # "every" in the callbacks, which saves the history) saves it as the best loss yet
+    def kept_apart(name, **stopping):
+        every = Checkpoint(dirname=tmp_path / f"{name}_every", monitor=None)
+        kept = Checkpoint(dirname=tmp_path / f"{name}_kept", monitor="train_loss_best",
+                          event_name="kept")
+        return [every, LoadInitState(every), kept,
+                EarlyStopping(monitor="train_loss", patience=3, load_best=True, **stopping)]
+
+    callbacks = kept_apart("threshold", threshold=0.4)
+    uninterrupted = fit(callbacks)
+    assert callbacks[-1].best_epoch_ == 1 and uninterrupted.history_[1]["kept"] is True
+    fit(kept_apart("threshold_run", threshold=0.4), interrupt_at=2)
+    with pytest.warns(UserWarning, match=r"EarlyStopping\(load_best=True\) found its best "
+                                         r"train_loss at epoch 1 of the history"):
+        fit(kept_apart("threshold_run", threshold=0.4))
+    # the best epoch's file deleted since
+    fit(kept_apart("deleted"), interrupt_at=stopped_at - 1)
+    os.remove(tmp_path / "deleted_kept" / "params.pt")
+    with pytest.warns(UserWarning, match=rf"found its best train_loss at epoch {best} of the"):
+        resumed = fit(kept_apart("deleted"))
+    assert len(resumed.history_) == stopped_at
+
+
 def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp_path):
     """random_state=None draws another seed for the resumed fit: its SubjectValidSplit holds
     out other subjects than the interrupted run did, some the loaded model trained on, and its
