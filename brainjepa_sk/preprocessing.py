@@ -34,7 +34,7 @@ from .validation import (
     check_parameters,
     check_rows,
     check_subject,
-    input_layout,
+    one_table_message,
 )
 
 #: dtypes of the arrays whose checks are only their shape and finiteness (not float128, whose
@@ -364,8 +364,7 @@ class Preprocessor:
             raise ValueError("subjects must be a list of (n_timepoints, n_regions) arrays")
         if hasattr(subjects, "columns") or getattr(subjects, "ndim", None) == 2:
             # its rows (a DataFrame's column names) would be taken for the subjects
-            raise ValueError(f"{input_layout('subjects')}; got one 2-D table of shape "
-                             f"{tuple(np.shape(subjects))}. For a single subject, pass [x].")
+            raise ValueError(one_table_message(subjects, "subjects"))
         if not len(subjects):
             raise ValueError("subjects is empty: expected at least one subject")
 

@@ -12,6 +12,7 @@ import hashlib
 import math
 import numbers
 import os
+import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
@@ -185,8 +186,9 @@ def _only_array_protocol(obj):
     return hasattr(obj, "__array__") and not hasattr(obj, "ndim")
 
 
-def _as_subject_list(X):
-    """The subjects of ``X`` as a list, files read, and the path each came from (or None)."""
+def _as_subject_list(X, estimator=None):
+    """The subjects of ``X`` as a list, files read, and the path each came from (or None);
+    ``estimator``, the one checking ``X``, for the message about one table."""
     if X is None:
         raise ValueError(f"{_LAYOUT}; got None")
     if isinstance(X, bytes):
@@ -207,10 +209,7 @@ def _as_subject_list(X):
     if _only_array_protocol(X):
         X = np.asarray(X)
     if hasattr(X, "columns") or (hasattr(X, "ndim") and getattr(X, "ndim", 0) == 2):
-        raise ValueError(
-            f"{_LAYOUT}; got one 2-D table of shape {getattr(X, 'shape', None)}. "
-            "For a single subject, pass [x]."
-        )
+        raise ValueError(one_table_message(X, estimator=estimator))
     if getattr(X, "ndim", None) == 1 and getattr(getattr(X, "dtype", None), "kind", None) == "O":
         X = list(X)  # subjects of different lengths, as np.load(..., allow_pickle=True) gives
     elif hasattr(X, "ndim") and X.ndim != 3:
@@ -436,6 +435,42 @@ def input_layout(input_name="X"):
         return _LAYOUT
     return (f"{input_name} must be a 3-D array (n_subjects, n_timepoints, n_regions) or a list "
             "of 2-D (n_timepoints, n_regions) arrays or DataFrames")
+
+
+def one_table_message(X, input_name="X", estimator=None):
+    """Why one 2-D table is refused where the subjects were expected, and what to pass.
+
+    Parameters
+    ----------
+    X : array-like or pandas.DataFrame
+        The 2-D table given.
+    input_name : str, default="X"
+        The input's name (see :func:`input_layout`).
+    estimator : estimator instance, optional
+        The estimator given ``X``: one with a ``gradients`` parameter is told that gradients
+        are given there, not as a pipeline step before it.
+
+    Returns
+    -------
+    str
+        The message, with the advice to wrap a single subject in a list.
+    """
+    shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+    message = (f"{input_layout(input_name)}; got one 2-D table of shape {shape}. For a "
+               "single subject, pass [x].")
+    columns = getattr(X, "columns", None)
+    # a GradientPositioner's output: one row per subject, columns "{region}_gradient{c}"
+    from_positioner = columns is not None and len(columns) > 0 and all(
+        isinstance(name, str) and re.search(r"_gradient\d+$", name) for name in columns)
+    takes_gradients = (hasattr(estimator, "get_params")
+                       and "gradients" in estimator.get_params(deep=False))
+    if from_positioner or takes_gradients:
+        seen = ("Its columns ({region}_gradient{c}) are a GradientPositioner's output: g"
+                if from_positioner else "G")
+        message += (f" {seen}radients are given as the gradients= parameter of the Brain-JEPA "
+                    "estimators (e.g. gradients=GradientPositioner()), not as a pipeline step "
+                    "before them")
+    return message
 
 
 def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
@@ -990,7 +1025,7 @@ def validate_subjects(
         out = _validate_files(X, check)
         n_regions, names = out.n_regions, out.feature_names
     else:
-        subjects, sources = _as_subject_list(X)
+        subjects, sources = _as_subject_list(X, estimator)
         names = None
         out = []
         n_regions = first_length = None

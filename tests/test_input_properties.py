@@ -275,6 +275,31 @@ def test_one_table_given_as_x_is_refused_with_the_advice_to_wrap_it():
                 validate_subjects(table, lazy=lazy)
 
 
+def test_a_gradient_positioner_as_a_pipeline_step_is_told_to_be_the_gradients_parameter():
+    """GradientPositioner before a Brain-JEPA estimator in a Pipeline hands it one 2-D table
+    (a row of gradients per subject): the refusal says where gradients go, besides [x]."""
+    from sklearn.pipeline import make_pipeline
+
+    from brainjepa_sk.gradients import GradientPositioner
+
+    X = np.random.default_rng(8).standard_normal((4, 40, 10))
+    pipeline = make_pipeline(GradientPositioner(n_components=3, sparsity=0), BrainJEPAEmbedder())
+    with pytest.raises(ValueError, match=r"got one 2-D table of shape \(4, 30\)\. For a single "
+                                         r"subject, pass \[x\]\. Gradients are given as the "
+                                         r"gradients= parameter .*not as a pipeline step"):
+        pipeline.fit(X)
+    # as DataFrames (pandas output), its columns tell it apart before any estimator
+    positioner = GradientPositioner(n_components=3, sparsity=0).set_output(transform="pandas")
+    table = positioner.fit_transform(list(X))
+    for check in (validate_subjects, Preprocessor(n_frames=10).fit):
+        with pytest.raises(ValueError, match=r"are a GradientPositioner's output: gradients are "
+                                             r"given as the gradients= parameter"):
+            check(table)
+    # one subject's table, given to an estimator without gradients, keeps the plain advice
+    with pytest.raises(ValueError, match=r"pass \[x\]\.$"):
+        validate_subjects(X[0])
+
+
 def test_an_array_of_more_than_three_dimensions_is_refused_as_a_whole():
     """A 4-D array is named as such, not taken apart into 3-D subjects."""
     x = np.random.default_rng(9).standard_normal((2, 10, 3, 1))
