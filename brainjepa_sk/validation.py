@@ -475,7 +475,7 @@ def one_table_message(X, input_name="X", estimator=None):
 
 def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                   allow_constant, first_length=None, first_source=None, min_regions=2,
-                  first_frame=None, input_name="X"):
+                  first_frame=None, input_name="X", source=None):
     """Check subject ``i`` and return it as a 2-D float array: the one check of a subject.
 
     Parameters
@@ -509,6 +509,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     input_name : str, default="X"
         The input the subject is part of, as the caller's user knows it (see
         :func:`input_layout`): the messages name it, as ``X[i]`` for instance.
+    source : path-like or None, optional
+        The file the subject was read from: a file holding several subjects (a 3-D array) is
+        to be loaded first, not named in ``X``.
 
     Returns
     -------
@@ -532,8 +535,14 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     except ValueError:  # numpy's "inhomogeneous shape": runs or rows of different lengths
         raise ValueError(ragged_message(i, subject)) from None
     if isinstance(subject, numbers.Number) or np.ndim(subject) != 2:
-        several = (f" (a 3-D array holds several subjects: pass it as {input_name} itself, or "
-                   "its subjects in the list)") if np.ndim(subject) == 3 else ""
+        if source is not None:  # the path was X, or in it: "pass it as X" would be no advice
+            several = (f" (a 3-D array holds several subjects: load the file first, "
+                       f"{input_name} = numpy.load({str(source)!r}), and pass that array as "
+                       f"{input_name}; or save one file per subject)")
+        else:
+            several = (f" (a 3-D array holds several subjects: pass it as {input_name} itself, "
+                       "or its subjects in the list)")
+        several = several if np.ndim(subject) == 3 else ""
         raise ValueError(
             f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
             f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. "
@@ -621,7 +630,7 @@ def _validate_files(X, check):
         try:
             array = check_subject(i, subject, names, n_regions, **check,
                                   first_length=lengths[0] if lengths else None,
-                                  first_source=paths[0])
+                                  first_source=paths[0], source=path)
         except (ValueError, TypeError) as error:
             raise type(error)(f"{path}: {error}") from None
         n_regions = array.shape[1]
@@ -1035,7 +1044,8 @@ def validate_subjects(
                 if names is None:  # the first names met, as when files are checked one by one
                     names = feature_names_of(subject, i)
                 array = check_subject(i, subject, names, n_regions, **check,
-                                      first_length=first_length, first_source=sources[0])
+                                      first_length=first_length, first_source=sources[0],
+                                      source=sources[i])
             except (ValueError, TypeError) as error:
                 if sources[i] is None:
                     raise

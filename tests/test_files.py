@@ -168,6 +168,23 @@ def test_file_errors_name_the_file(tmp_path):
         validate_subjects([tmp_path / "absent.npy"])
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_one_file_of_all_subjects_given_as_x_is_told_to_be_loaded_first(tmp_path, lazy):
+    """A .npy file of a 3-D array, named as X (or in it), had been told to be passed "as X
+    itself", which its user had done: the advice is to load it and pass the array."""
+    path = tmp_path / "all.npy"
+    np.save(path, np.zeros((3, 30, 5)))
+    for X in (str(path), [path]):
+        with pytest.raises(ValueError, match=r"a 3-D array holds several subjects: load the file "
+                                             r"first, X = numpy\.load\('.*all\.npy'\), and pass "
+                                             r"that array as X") as error:
+            validate_subjects(X, lazy=lazy)
+        assert "as X itself" not in str(error.value)
+    # in memory, the 3-D array given as a subject is still told to be X itself
+    with pytest.raises(ValueError, match=r"pass it as X itself"):
+        validate_subjects([np.load(path)], lazy=lazy)
+
+
 def _table(path, rows, first=None, end="", bom=False, quote=False):
     """Write ``rows`` as a tab- or comma-separated table, as various tools do."""
     separator = "\t" if path.suffix == ".tsv" else ","
