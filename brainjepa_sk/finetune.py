@@ -1559,6 +1559,18 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
+        try:
+            shape = np.shape(y)
+        except ValueError:  # ragged: column_or_1d says so
+            shape = ()
+        if len(shape) == 2 and shape[1] > 1:  # (n, 1) is taken as one target, with a warning
+            name = type(self).__name__
+            columns = getattr(y, "columns", None)
+            named = f" ({', '.join(map(repr, columns[:5]))})" if columns is not None else ""
+            raise ValueError(
+                f"y has shape {tuple(shape)}: {shape[1]} targets{named}, but {name} fits one "
+                f"(a 1-D y of labels). Fit one classifier per column of y with "
+                f"sklearn.multioutput.MultiOutputClassifier({name}(...)), or pass one column")
         y = column_or_1d(y, warn=True)
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")

@@ -113,6 +113,21 @@ def test_several_targets_are_predicted_together():
     assert reg.module_.head.linear.out_features == 2
 
 
+def test_several_labels_per_subject_are_told_to_use_multioutputclassifier():
+    """The classifier fits one target: a y of several label columns had met scikit-learn's
+    "y should be a 1d array" alone; it is told how several are fitted, which works."""
+    from sklearn.multioutput import MultiOutputClassifier
+
+    X, labels = offset_subjects(np.zeros(6)), np.array([[0, 1], [1, 0], [1, 1]] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    for fit in (clf.fit, lambda X, y: clf.partial_fit(X, y, classes=[0, 1])):
+        with pytest.raises(ValueError, match=r"^y has shape \(6, 2\): 2 targets, but "
+                                             r"BrainJEPAClassifier fits one .*sklearn\.multioutput"
+                                             r"\.MultiOutputClassifier\(BrainJEPAClassifier"):
+            fit(X, labels)
+    assert MultiOutputClassifier(clf).fit(X, labels).predict(X).shape == (6, 2)
+
+
 def test_classes_given_in_any_order_name_the_outputs_the_model_learns():
     """With classes=["patient", "control"], output 0 (the first column of predict_proba) is
     trained on the patients' windows; a warning says that scikit-learn's binary scorers would
