@@ -195,6 +195,49 @@ def _counts_rows(column):
     return bool(steps[0] > 0 and np.allclose(steps, steps[0], rtol=1e-6, atol=0))
 
 
+def first_text_cell(table, numbers_as_text=True):
+    """Where a 2-D table's first cell of text is, column by column.
+
+    Parameters
+    ----------
+    table : array-like or pandas.DataFrame
+        A table of numbers, e.g. one subject's ``(n_timepoints, n_regions)`` series.
+    numbers_as_text : bool, default=True
+        Whether a number written as text (``"1.5"``) counts; ``False`` finds the first cell
+        that is no number at all, as a label column's (``"rest"``).
+
+    Returns
+    -------
+    tuple or None
+        ``(column, name, row, value)``: the column's position, its name (``None`` without a
+        header), the row and the cell; ``None`` when no cell is text or ``table`` is not 2-D.
+    """
+    names = getattr(table, "columns", None)
+    dtypes = list(getattr(table, "dtypes", [])) if names is not None else []
+    try:
+        values = np.asarray(table, dtype=object)
+    except (TypeError, ValueError):  # ragged: another message says so
+        return None
+    if values.ndim != 2:
+        return None
+    for column in range(values.shape[1]):
+        if column < len(dtypes) and getattr(dtypes[column], "kind", "O") in "biufcmM":
+            continue  # a DataFrame's numeric column holds no text
+        for row, value in enumerate(values[:, column]):
+            if isinstance(value, (str, bytes)) and (numbers_as_text or not _is_number(value)):
+                return column, None if names is None else names[column], row, value
+    return None
+
+
+def _is_number(text):
+    """Whether a cell of text reads as a number (``"1.5"``, ``b"2"``, ``"nan"``)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def check_index_column(values, column="region", name=None):
     """Raise when the first column of a numeric table is a table index or a time column.
 
@@ -339,7 +382,17 @@ def read_csv_table(path, column="region"):
     if header is not None and _n_cells(second_line, separator) > _n_cells(first_line, separator):
         # pandas made the cells the header does not name an index, and dropped them
         _check_line_lengths(path, separator, column)
-    values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
+    try:
+        values = table.to_numpy(dtype=np.float64)  # a non-numeric cell fails here
+    except ValueError:
+        cell = first_text_cell(table, numbers_as_text=False)
+        if cell is None:
+            raise
+        position, name, row, value = cell
+        named = f"{str(name).strip()!r} (column {position})" if header is not None else position
+        raise ValueError(
+            f"column {named} holds text, not numbers ({value!r} in data row {row}): remove it "
+            f"if it is no {column}") from None
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
         _check_line_lengths(path, separator, column)
     check_index_column(values, column,

@@ -31,6 +31,7 @@ from .files import (
     check_index_column,
     expand_subject_paths,
     file_stamp,
+    first_text_cell,
     is_path,
     read_subject_file,
     series_digest,
@@ -326,8 +327,24 @@ def _not_signal_values(subject, kinds):
         return "holds booleans, not signal values"
     if kinds & {"U", "S"} or ("O" in kinds and any(
             isinstance(value, (str, bytes)) for value in np.asarray(subject, dtype=object).flat)):
-        return "holds text, not numbers (convert numbers read as text with astype(float))"
+        return ("holds text, not numbers (convert numbers read as text with astype(float))"
+                + _where_text(subject))
     return ""
+
+
+def _where_text(subject):
+    """Where a subject's first text is, for the message that refuses it ("" if unknown)."""
+    label = first_text_cell(subject, numbers_as_text=False)  # text that is no number
+    cell = label or first_text_cell(subject)
+    if cell is None:
+        return ""
+    column, name, row, value = cell
+    if name is None or label is None:
+        where = f"column {column}" if name is None else f"column {name!r} (column {column})"
+        return f"; first in {where}: {value!r} at timepoint {row}"
+    # a DataFrame: often a label column (condition, site) appended to the regions
+    return (f"; its first text column is {name!r} (column {column}; {value!r} at timepoint "
+            f"{row}): drop it if it is no region (x.drop(columns=[{name!r}]))")
 
 
 def _value_kinds(subject):

@@ -185,6 +185,20 @@ def test_one_file_of_all_subjects_given_as_x_is_told_to_be_loaded_first(tmp_path
         validate_subjects([np.load(path)], lazy=lazy)
 
 
+def test_a_text_column_of_a_subject_file_is_named_by_its_header_and_position(tmp_path):
+    """A .csv whose label column ('condition') follows the regions had been refused with
+    pandas' "could not convert string to float: 'rest'", naming no column."""
+    table = pd.DataFrame(np.random.default_rng(3).standard_normal((6, 3)), columns=["a", "b", "c"])
+    table.insert(1, "condition", ["1.5", "2", "rest", "task", "rest", "task"])
+    table.to_csv(tmp_path / "sub-1.csv", index=False)
+    for lazy in (False, True):
+        with pytest.raises(ValueError, match=r"sub-1\.csv is not a numeric \(n_timepoints, "
+                                             r"n_regions\) table: column 'condition' \(column 1\) "
+                                             r"holds text, not numbers \('rest' in data row 2\): "
+                                             r"remove it if it is no region$"):
+            validate_subjects([tmp_path / "sub-1.csv"], lazy=lazy)
+
+
 def _table(path, rows, first=None, end="", bom=False, quote=False):
     """Write ``rows`` as a tab- or comma-separated table, as various tools do."""
     separator = "\t" if path.suffix == ".tsv" else ","

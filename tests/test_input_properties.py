@@ -226,6 +226,25 @@ def test_numbers_as_bytes_are_refused_as_text_not_converted(as_bytes):
         validate_subjects([x, as_bytes(x)])
 
 
+def test_a_text_column_of_a_subject_is_named_by_its_header_and_position():
+    """A label column appended to a subject's DataFrame (say, its condition) had been refused
+    as text somewhere in the subject: the column is named, with where its first text is."""
+    x = np.random.default_rng(4).standard_normal((10, 3))
+    # text from timepoint 5 on (an object column)
+    condition = pd.Series([1.5] * 5 + ["rest"] * 5, dtype=object)
+    table = pd.DataFrame(x, columns=["r0", "r1", "r2"]).assign(condition=condition)
+    with pytest.raises(TypeError, match=r"^subject 1 holds text, not numbers \(convert .*\); its "
+                                        r"first text column is 'condition' \(column 3; 'rest' at "
+                                        r"timepoint 5\): drop it if it is no region"):
+        validate_subjects([x, table])
+    # without names, the column's position
+    text = x.astype(object)
+    text[2, 1] = "n/a"
+    with pytest.raises(TypeError, match=r"^subject 0 holds text.*; first in column 1: 'n/a' at "
+                                        r"timepoint 2$"):
+        validate_subjects([text])
+
+
 def test_a_masked_array_with_nothing_masked_is_taken_as_its_values():
     """np.ma.masked_invalid of finite values has a mask array, all False: nothing is lost."""
     x = np.random.default_rng(5).standard_normal((10, 3))
