@@ -838,6 +838,26 @@ def test_the_default_weights_are_hashed_once_per_process_unless_they_change(
     assert _weights._sha256_once(path) and len(reads) == 3
 
 
+def test_default_weights_replaced_under_their_old_time_are_hashed_again(tmp_path, monkeypatch):
+    """The digest remembered for the default weights is of a file's size and modification
+    time: a file replaced by one of another size that keeps the old time (``cp -p``,
+    ``rsync -t``, an unpacked archive) is read again, not given the old file's hash."""
+    import hashlib
+    import os
+
+    from brainjepa_sk.datasets import _weights
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\x00" * 4096)
+    old = 1_000_000_000
+    os.utime(path, (old, old))
+    monkeypatch.setattr(_weights, "_DIGESTS", {})
+    assert _weights._sha256_once(path) == hashlib.sha256(b"\x00" * 4096).hexdigest()
+    path.write_bytes(b"\x00" * 2048)  # cut short, its time put back
+    os.utime(path, (old, old))
+    assert _weights._sha256_once(path) == hashlib.sha256(b"\x00" * 2048).hexdigest()
+
+
 def test_the_encoder_copy_kept_on_another_device_is_released_by_a_cpu_transform():
     """transform keeps a copy of the encoder on its GPU between calls (the meta device stands
     in for one here); a later transform on the CPU lets it go."""

@@ -800,3 +800,14 @@ def test_a_subject_table_with_only_its_header_line_says_so(tmp_path, suffix):
     with pytest.raises(ValueError, match=rf"sub-01\{suffix} is not a numeric \(n_timepoints, "
                                          r"n_regions\) table: it has a header line but no rows"):
         read_subject_file(path)
+
+
+def test_a_gradient_header_below_comment_and_blank_lines_is_skipped_with_them(tmp_path):
+    """In a whitespace-separated gradient file the lines above the header line (comments, as
+    ``np.savetxt(header=...)`` writes, and blank ones) are skipped with it: skipping one line
+    only read the header line as a region's row, and refused the file."""
+    gradients = np.random.default_rng(3).standard_normal((6, 3))
+    rows = "\n".join(" ".join(f"{value:.17g}" for value in row) for row in gradients)
+    path = tmp_path / "gradients.txt"
+    path.write_text(f"# computed with BrainSpace\n\n# dm, normalized_angle\ng1 g2 g3\n{rows}\n")
+    np.testing.assert_array_equal(load_gradients(path), gradients)

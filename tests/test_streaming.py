@@ -991,3 +991,47 @@ def test_subject_rows_refuses_the_rows_transform_refuses_with_its_messages():
             subject_rows(subjects, rows)
     assert subject_rows(subjects, np.array([2, 0])).n_timepoints == [32, 16]
     assert len(subject_rows(subjects, [])) == 0
+
+
+def test_a_file_replaced_under_its_old_modification_time_is_told_by_its_size(tmp_path):
+    """A file replaced by one of another length that carries the modification time checked
+    (``cp -p`` and ``rsync -t`` keep the source's time; a coarse clock gives two writes one
+    time): the size recorded with the time tells the change, and the read is refused."""
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects(paths, lazy=True)
+    checked = os.stat(paths[1])
+    np.save(paths[1], _series(lengths=(60,), seed=1)[0].astype(np.float32))
+    os.utime(paths[1], ns=(checked.st_atime_ns, checked.st_mtime_ns))
+    assert os.stat(paths[1]).st_size != checked.st_size
+    with pytest.raises(FileChangedError, match=r"sub-01\.npy changed after it was checked "
+                                               rf"\(it is now 60 timepoints x {N_REGIONS} regions, "
+                                               rf"checked as 52 x {N_REGIONS}"):
+        subjects[1]
+
+
+def test_a_file_rewritten_while_it_was_checked_is_refused_at_its_next_read(tmp_path,
+                                                                           monkeypatch):
+    """A file's stamp is taken before the check reads it: a rewrite during that read (a
+    writer still at work) shows at the next read, instead of the new series passing for the
+    one checked (its length and digest are the old one's)."""
+    from brainjepa_sk import validation
+
+    paths = _save(tmp_path, _series(), "tsv")
+    read = validation.read_subject_file
+
+    def read_then_rewritten(path):
+        series = read(path)
+        if os.path.basename(path) == "sub-01.tsv":
+            pd.DataFrame(_series(lengths=(60,), seed=1)[0],
+                         columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+                path, sep="\t", index=False)
+            _rewritten_later(path)
+        return series
+
+    monkeypatch.setattr(validation, "read_subject_file", read_then_rewritten)
+    subjects = validate_subjects(paths, lazy=True)
+    monkeypatch.undo()
+    assert subjects.n_timepoints[1] == 52  # as it was read by the check
+    with pytest.raises(FileChangedError, match=r"sub-01\.tsv changed after it was checked "
+                                               r"\(it is now 60 timepoints"):
+        subjects[1]
