@@ -121,6 +121,27 @@ def test_group_is_fisher_z_mean_of_correlations(X, fitted):
     np.testing.assert_allclose(fitted.group_connectivity_[off], expected, atol=1e-7)
 
 
+def test_more_subjects_than_a_connectivity_chunk_all_count(monkeypatch):
+    """Subjects are read a chunk at a time: with more of them than a chunk holds, every one
+    still enters the group connectivity and gets its row of features (a chunk cut one short
+    dropped a subject of each)."""
+    from nilearn.connectome import ConnectivityMeasure
+
+    from brainjepa_sk import gradients
+
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 4)
+    X = _subjects(n_subjects=9)  # chunks of 4, 4 and 1
+    positioner = GradientPositioner(**SMALL).fit(X)
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    off = ~np.eye(N_REGIONS, dtype=bool)
+    expected = np.tanh(np.arctanh(corr[:, off]).mean(axis=0))
+    np.testing.assert_allclose(positioner.group_connectivity_[off], expected, atol=1e-7)
+    features = positioner.transform(X)
+    assert features.shape == (9, N_REGIONS * SMALL["n_components"])
+    # the last subject's row is its own, as when it is transformed alone
+    np.testing.assert_allclose(features[-1], positioner.transform(X[-1:])[0], atol=1e-10)
+
+
 def test_transform_aligned_to_group(X, fitted):
     features = fitted.transform(X)
     assert features.shape == (N_SUBJECTS, N_REGIONS * 3)
