@@ -1035,3 +1035,18 @@ def test_a_file_rewritten_while_it_was_checked_is_refused_at_its_next_read(tmp_p
     with pytest.raises(FileChangedError, match=r"sub-01\.tsv changed after it was checked "
                                                r"\(it is now 60 timepoints"):
         subjects[1]
+
+
+def test_a_file_whose_header_names_are_cut_otherwise_is_another_file(tmp_path):
+    """A file written again with the same values under other region names is refused, even
+    names that run together into the same letters ("a", "bc" and "ab", "c"): the digest that
+    tells an unchanged series keeps the names apart."""
+    values = _series(lengths=(20,))[0]
+    rest = [f"roi{r}" for r in range(2, N_REGIONS)]
+    path = tmp_path / "sub-00.tsv"
+    pd.DataFrame(values, columns=["a", "bc", *rest]).to_csv(path, sep="\t", index=False)
+    subjects = validate_subjects([str(path)], lazy=True)
+    pd.DataFrame(values, columns=["ab", "c", *rest]).to_csv(path, sep="\t", index=False)
+    _rewritten_later(path)
+    with pytest.raises(FileChangedError, match=r"sub-00\.tsv changed after it was checked"):
+        subjects[0]
