@@ -374,6 +374,23 @@ def test_the_collapse_monitor_runs_under_the_loops_autocast():
     assert record["target_std"] != pytest.approx(fp32["std"], rel=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, None])
+def test_the_loop_runs_each_steps_forward_under_its_autocast(dtype):
+    """``autocast_dtype`` reaches every step's forward pass: under CPU bf16 autocast the
+    encoder's linear layers compute in bf16 (not only the collapse monitor's pass), and
+    without it in float32."""
+    loop = _loop(n_epochs=1, autocast_dtype=dtype)
+    linear = next(m for m in loop.model.encoder.modules() if isinstance(m, torch.nn.Linear))
+    seen = []
+    handle = linear.register_forward_hook(lambda module, args, out: seen.append(out.dtype))
+    try:
+        loop.run()
+    finally:
+        handle.remove()
+    assert loop.step == 3 and len(seen) == 3
+    assert set(seen) == {torch.float32 if dtype is None else dtype}
+
+
 def test_the_collapse_monitor_puts_the_model_back_in_the_mode_it_was_in():
     windows = torch.from_numpy(_windows(seed=3)[:8])
     loop = _loop(n_epochs=1)
@@ -517,6 +534,19 @@ def test_shuffle_sampler_draws_a_new_permutation_each_pass_and_resumes():
 def _shards(n_samples, seed, batch, n_processes):
     return [ShuffleSampler(n_samples, seed, num_replicas=n_processes, rank=rank,
                            batch_size=batch) for rank in range(n_processes)]
+
+
+@pytest.mark.parametrize("n_samples, batch, n_processes, share", [
+    (23, 6, 2, 9),  # 3 full global batches of 6: 3 windows of each for each process
+    (20, 8, 4, 4),  # 2 of 8: 2 windows of each
+    (7, 4, 2, 2),   # 1 of 4, 3 windows left over
+])
+def test_a_sharded_shuffle_samplers_length_is_the_windows_it_gives(n_samples, batch,
+                                                                  n_processes, share):
+    """``len(sampler)`` is what one process's pass yields, its share of the full global
+    batches, not ``n_samples / n_processes`` (which also counts the dropped windows)."""
+    for sampler in _shards(n_samples, 3, batch, n_processes):
+        assert len(sampler) == len(list(sampler)) == share
 
 
 @pytest.mark.parametrize("n_processes", [2, 4])
@@ -1639,6 +1669,28 @@ def test_a_state_saved_without_a_key_is_not_resumed_under_one(tmp_path):
         assert not Checkpoint(path, key="k").restore(_loop(n_epochs=1))
 
 
+def test_a_state_whose_lineage_was_damaged_is_named_not_passed_over_as_another_run(tmp_path):
+    """A flipped byte in a state's run settings (its ``extra``) can turn the lineage it was
+    saved under into another one: the file is not taken for another run's and skipped in
+    silence (peeking checks ``extra`` against its checksum), looking for a shorter run warns
+    that it is damaged."""
+    from brainjepa_sk.train import find_shorter_run
+    from brainjepa_sk.train.callbacks import peek_training_state
+
+    loop = _loop(n_epochs=1)
+    loop.run()
+    path = tmp_path / "run-a.pt"
+    Checkpoint(path, key="k", extra={"lineage": "a", "n_epochs": 1}).save(loop)
+    assert peek_training_state(path)["extra"]["lineage"] == "a"
+    state = torch.load(path, weights_only=True)
+    state["extra"]["lineage"] = "b"  # its stored checksum kept: that of lineage "a"
+    torch.save(state, path)
+    assert peek_training_state(path) is None
+    with pytest.warns(UserWarning, match=r"skipped while looking for a shorter run to "
+                                         r"continue: .*run-a\.pt is damaged"):
+        assert find_shorter_run(tmp_path, "a", 2) is None
+
+
 def test_find_shorter_run_checks_the_lineage_of_a_state_it_could_not_peek_into(tmp_path):
     """A state in torch's older (not zip) format cannot be memory-mapped: it is read whole,
     and its lineage and epochs are still checked."""
@@ -1699,6 +1751,28 @@ def test_find_shorter_run_counts_steps_not_epochs(tmp_path):
         warnings.simplefilter("error")
         path, state = find_shorter_run(tmp_path, "a", 3)
     assert path.name == "run-b.pt" and (state["loop"]["epoch"], state["loop"]["step"]) == (1, 4)
+
+
+def test_the_loop_steps_the_optimizer_it_is_given_with_the_schedules_values():
+    """A given optimizer (here SGD) is the one that takes every step, with the schedule's
+    learning rate in each group and its weight decay in the decayed one: the loop does not
+    build a default AdamW beside it."""
+    base = _loop(n_epochs=1)
+    model = base.model
+    sgd = torch.optim.SGD(parameter_groups([model.encoder, model.predictor], 0.0), lr=0.5)
+    seen = []
+    sgd.register_step_pre_hook(lambda optimizer, args, kwargs: seen.append(
+        [(group["lr"], group["weight_decay"]) for group in optimizer.param_groups]))
+    loop = PretrainLoop(model, base.loader, base.mask_sampler, base.schedule, 1, optimizer=sgd)
+    before = [p.detach().clone() for p in model.encoder.parameters()]
+    _run_seeded(loop)
+    assert loop.optimizer is sgd and loop.step == 3
+    expected = []
+    for step in range(3):
+        lr, weight_decay, _ = base.schedule(step)
+        expected.append([(lr, weight_decay), (lr, 0.0)])
+    assert seen == expected
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.encoder.parameters()))
 
 
 def test_each_step_trains_with_the_schedules_values_at_that_step():
