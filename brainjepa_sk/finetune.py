@@ -1557,12 +1557,13 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         return ({"classes": self.classes_inferred_} if "classes_inferred_" in self.__dict__
                 else {})
 
-    def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
-        self._check_y_given(y)
+    def _refuse_several_targets(self, y):
+        """Raise a clear error for a y of several label columns (scikit-learn's refusal, which
+        column_or_1d just raised, says only that y should be 1-D)."""
         try:
-            shape = np.shape(y)
-        except ValueError:  # ragged: column_or_1d says so
-            shape = ()
+            shape = np.asarray(y).shape  # through __array__: y may refuse np.shape
+        except (TypeError, ValueError):  # ragged: column_or_1d's message says so
+            return
         if len(shape) == 2 and shape[1] > 1:  # (n, 1) is taken as one target, with a warning
             name = type(self).__name__
             columns = getattr(y, "columns", None)
@@ -1571,7 +1572,15 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
                 f"y has shape {tuple(shape)}: {shape[1]} targets{named}, but {name} fits one "
                 f"(a 1-D y of labels). Fit one classifier per column of y with "
                 f"sklearn.multioutput.MultiOutputClassifier({name}(...)), or pass one column")
-        y = column_or_1d(y, warn=True)
+
+    def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
+        self._check_y_given(y)
+        try:
+            y_1d = column_or_1d(y, warn=True)
+        except ValueError:
+            self._refuse_several_targets(y)
+            raise
+        y = y_1d
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
         check_classification_targets(y)
