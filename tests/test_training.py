@@ -142,6 +142,24 @@ def test_parameter_groups_leave_frozen_parameters_out():
     assert len(optimised) == n_trainable
 
 
+def test_the_pretraining_optimizer_holds_each_encoder_and_predictor_parameter_once():
+    """Every trainable parameter of the context encoder and of the predictor is in exactly one
+    of the optimizer's groups and the target encoder's in none (it moves only by the EMA); one
+    step then moves every parameter of the predictor, not only the encoder's."""
+    model, optimizer, sampler, data = _setup()
+    held = collections.Counter(id(p) for group in optimizer.param_groups for p in group["params"])
+    predictor = list(model.predictor.parameters())
+    trainable = [p for p in [*model.encoder.parameters(), *predictor] if p.requires_grad]
+    assert predictor
+    assert held == collections.Counter(id(p) for p in trainable)
+    assert not held.keys() & {id(p) for p in model.target_encoder.parameters()}
+    before = [p.detach().clone() for p in predictor]
+    train_step(model, optimizer, data[:8], sampler.sample(8), momentum=0.99)
+    unmoved = [name for (name, p), old in zip(model.predictor.named_parameters(), before)
+               if torch.equal(p, old)]
+    assert not unmoved, f"predictor parameters unchanged by a step: {unmoved}"
+
+
 def test_research_schedule_values():
     schedule = PretrainSchedule.from_epochs(300, steps_per_epoch=10)
     assert schedule.total_steps == 3000 and schedule.warmup_steps == 400
