@@ -238,12 +238,16 @@ def _is_number(text):
     return True
 
 
-def check_index_column(values, column="region", name=None):
-    """Raise when the first column of a numeric table is a table index or a time column.
+def check_index_column(values, column="region", name=None, last=False, last_name=None):
+    """Raise when the first column of a numeric table is a table index or a time column, or,
+    when asked, its last column.
 
     The first column is one when it rises by the same step on every row and no other column
     does (:func:`_counts_rows`); a table of one column has no index beside its data (a
-    one-component gradient may be a ramp, the regions in their order).
+    one-component gradient may be a ramp, the regions in their order). With ``last``, the
+    last column is refused by the same rule: a time or frame column appended to a subject's
+    series (``df["time"] = np.arange(n) * t_r``). Gradient tables leave it out, as their last
+    component may be a ramp.
 
     Parameters
     ----------
@@ -253,19 +257,31 @@ def check_index_column(values, column="region", name=None):
         What a column is, for the message.
     name : str or None, default=None
         The first column's name in the header line, if the table has one.
+    last : bool, default=False
+        Whether the last column is checked too.
+    last_name : str or None, default=None
+        The last column's name in the header line, if the table has one.
 
     Raises
     ------
     ValueError
-        When the first column counts the rows.
+        When the first column, or with ``last`` the last one, counts the rows.
     """
-    if (values.shape[1] > 1 and _counts_rows(values[:, 0])
-            and not any(map(_counts_rows, values[:, 1:].T))):
+    if values.shape[1] < 2:
+        return
+    if _counts_rows(values[:, 0]) and not any(map(_counts_rows, values[:, 1:].T)):
         named = f" {name!r}" if name is not None else ""
         raise ValueError(
             f"its first column{named} counts the rows "
             f"({', '.join(f'{v:g}' for v in values[:3, 0])}, ...): a table index or time column "
             f"(pandas' to_csv writes the index unless index=False), not a {column}; remove it")
+    if last and _counts_rows(values[:, -1]) and not any(map(_counts_rows, values[:, :-1].T)):
+        position = values.shape[1] - 1
+        named = f"{last_name!r} " if last_name is not None else ""
+        raise ValueError(
+            f"its last column {named}(column {position}) counts the rows "
+            f"({', '.join(f'{v:g}' for v in values[:3, -1])}, ...): a time or frame column, "
+            f"not a {column}; remove it")
 
 
 def check_has_rows(first_line, second_line, header, comments=False):
@@ -324,7 +340,7 @@ def _check_line_lengths(path, separator, column="region"):
                          f"{lengths[0]} (a truncated or damaged line)")
 
 
-def read_csv_table(path, column="region"):
+def read_csv_table(path, column="region", last_column=True):
     """A numeric ``.csv`` or ``.tsv`` table, with or without a header line of names.
 
     Parameters
@@ -333,6 +349,9 @@ def read_csv_table(path, column="region"):
         The file (tab-separated when it ends in ``.tsv``, else comma-separated).
     column : str, default="region"
         What a column is, for the error about an index column.
+    last_column : bool, default=True
+        Whether a last column that counts the rows is refused too (a subject's time column);
+        ``False`` for a gradient table, whose last component may be a ramp.
 
     Returns
     -------
@@ -343,8 +362,9 @@ def read_csv_table(path, column="region"):
     ------
     ValueError
         When a cell is not a number, a line has another number of cells than the first, the
-        first column is an index (:func:`check_index_column`), or the table has no rows (an
-        empty file, or a header line alone).
+        first column (or with ``last_column`` the last one) is an index or time column
+        (:func:`check_index_column`), or the table has no rows (an empty file, or a header
+        line alone).
     UnicodeDecodeError
         When the file is not UTF-8 text.
     OSError
@@ -396,7 +416,9 @@ def read_csv_table(path, column="region"):
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
         _check_line_lengths(path, separator, column)
     check_index_column(values, column,
-                       str(table.columns[0]).strip() if header is not None else None)
+                       str(table.columns[0]).strip() if header is not None else None,
+                       last=last_column,
+                       last_name=str(table.columns[-1]).strip() if header is not None else None)
     if header is None:
         return values
     # names as written, without the spaces that often follow a comma

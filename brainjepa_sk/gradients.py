@@ -189,7 +189,7 @@ def load_gradients(source):
                 ) from error
         elif path.suffix.lower() in (".csv", ".tsv"):  # names and index columns as for subjects
             try:
-                array = np.asarray(read_csv_table(path, column="gradient"))
+                array = np.asarray(read_csv_table(path, column="gradient", last_column=False))
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(f"{path} is not a numeric gradient table (one row per region, "
                                  f"one column per gradient; an optional header line): {error}"

@@ -392,6 +392,84 @@ def test_a_first_region_that_only_looks_like_a_count_is_read(tmp_path, first):
     np.testing.assert_array_equal(read_subject_file(path), rows)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("times, shown", [(np.arange(5), "0, 1, 2"),  # frames
+                                          (2.0 * np.arange(5), "0, 2, 4")])  # seconds, t_r=2
+@pytest.mark.parametrize("named", [True, False])
+def test_a_last_column_that_counts_the_rows_is_refused_as_a_time_column(tmp_path, suffix, times,
+                                                                        shown, named):
+    """A time or frame column appended last (``df["time"] = np.arange(n) * t_r``), with or
+    without a header, was read as one more region."""
+    rows = np.random.default_rng(3).standard_normal((5, 3))
+    table = pd.DataFrame(rows, columns=["a", "b", "c"]).assign(time=times)
+    path = tmp_path / f"sub{suffix}"
+    table.to_csv(path, sep="\t" if suffix == ".tsv" else ",", header=named, index=False)
+    name = "'time' " if named else ""
+    message = (rf"sub\{suffix}.*last column {name}\(column 3\) counts the rows "
+               rf"\({shown}, \.\.\.\): a time or frame column, not a region; remove it")
+    with pytest.raises(ValueError, match=message):
+        read_subject_file(path)
+    with pytest.raises(ValueError, match=message):
+        validate_subjects([path], lazy=True)
+    table.drop(columns="time").to_csv(path, sep="\t" if suffix == ".tsv" else ",",
+                                      header=named, index=False)  # the series alone are read
+    np.testing.assert_array_equal(np.asarray(read_subject_file(path)), rows)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_dataframe_with_a_time_column_appended_last_is_refused(lazy):
+    """A subject's DataFrame given a time column (or a frame column) after its regions is
+    refused, naming the subject, the column and its position, as its file would be."""
+    rng = np.random.default_rng(3)
+    frames = [pd.DataFrame(rng.standard_normal((6, 3)), columns=["a", "b", "c"])
+              for _ in range(2)]
+    timed = [frames[0].assign(time=np.arange(6) * 0.72), frames[1]]
+    with pytest.raises(ValueError, match=r"subject 0: its last column 'time' \(column 3\) "
+                                         r"counts the rows \(0, 0\.72, 1\.44, \.\.\.\): a time "
+                                         r"or frame column, not a region"):
+        validate_subjects(timed, lazy=lazy)
+    framed = [frame.assign(frame=np.arange(1, 7)) for frame in frames]
+    with pytest.raises(ValueError, match=r"subject 0: its last column 'frame' \(column 3\) "
+                                         r"counts the rows \(1, 2, 3, \.\.\.\)"):
+        validate_subjects(framed, lazy=lazy)
+    np.testing.assert_array_equal(validate_subjects(frames, lazy=lazy)[1], frames[1])
+
+
+@pytest.mark.parametrize("last", [
+    np.zeros(5),  # a region outside the brain mask, zero-filled: no steps
+    np.arange(5.0)[::-1],  # falling
+    np.arange(5.0) * [1.0, 1.0, 1.001, 0.999, 1.0],  # a steady drift, not an exact ramp
+    "toy",  # another column is a ramp too: a toy table, all ramps
+    "single",  # a single region: nothing beside it
+])
+def test_a_last_region_that_only_looks_like_a_count_is_read(tmp_path, last):
+    rows = np.random.default_rng(16).standard_normal((5, 3))
+    if isinstance(last, str) and last == "single":
+        rows = np.arange(5.0)[:, None]
+    elif isinstance(last, str):
+        rows[:, 1], rows[:, 2] = np.arange(5.0) / 2, np.arange(5.0)
+    else:
+        rows[:, -1] = last
+    names = list("abc"[:rows.shape[1]])
+    for first in (None, ",".join(names)):
+        path = _table(tmp_path / "sub.csv", rows, first=first)
+        np.testing.assert_array_equal(np.asarray(read_subject_file(path)), rows)
+    if rows.shape[1] > 1:  # a subject needs two regions
+        frame = pd.DataFrame(rows, columns=names)
+        np.testing.assert_array_equal(validate_subjects([frame], allow_constant=True)[0], rows)
+
+
+@pytest.mark.parametrize("suffix, separator", [(".csv", ","), (".tsv", "\t"), (".txt", " ")])
+def test_a_gradient_table_whose_last_component_is_a_ramp_is_loaded(tmp_path, suffix, separator):
+    """Only a subject's series is checked for a time column appended last: a gradient table
+    (one row per region) may end in a ramp, the regions in their order along a component."""
+    gradients = np.random.default_rng(4).standard_normal((6, 3))
+    gradients[:, -1] = np.linspace(-1, 1, 6)
+    path = tmp_path / f"g{suffix}"
+    pd.DataFrame(gradients, columns=["g0", "g1", "g2"]).to_csv(path, sep=separator, index=False)
+    np.testing.assert_allclose(load_gradients(path), gradients)
+
+
 @pytest.mark.parametrize("first", ["b,c", "# written by a tool", '"b","c"'])
 def test_a_header_line_short_of_names_is_refused_not_read_as_an_index(tmp_path, first):
     """pandas takes the cells a header does not name for an index: a header missing a name
