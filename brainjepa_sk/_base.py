@@ -14,6 +14,7 @@ from sklearn.base import TransformerMixin
 from sklearn.utils._param_validation import (
     StrOptions,
 )
+from sklearn.utils._set_output import _get_output_config
 
 from ._warnings import warn_user
 from .files import is_path
@@ -554,6 +555,22 @@ WEIGHTS_CONSTRAINTS = {
 }
 
 
+def rows_indexed_like(X, features, estimator):
+    """``features`` as a DataFrame indexed like ``X`` when ``X`` is a pandas Series of subjects
+    and ``estimator``'s ``transform`` output is pandas, else ``features`` as they are.
+
+    scikit-learn's pandas output keeps the index of such a Series from 1.7.2 on; before, the
+    rows were numbered 0, 1, ... and the subjects' labels lost.
+    """
+    if getattr(X, "ndim", None) != 1 or not hasattr(X, "iloc"):
+        return features
+    if _get_output_config("transform", estimator)["dense"] != "pandas":
+        return features
+    import pandas as pd
+
+    return pd.DataFrame(features, index=X.index, columns=estimator.get_feature_names_out())
+
+
 class SubjectsInputMixin:
     """Tags of estimators whose ``X`` is subjects' series (3-D), not a 2-D feature table."""
 
@@ -676,6 +693,11 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         # read live (set_params after fit applies), so checked here as fit checks them: int()
         # and bool() took batch_size=2.5 or final_norm="no"; batch_size=0 failed in range()
         check_parameters(self, _READOUT_PARAMETERS)
+        if (self.pooling == "tokens"
+                and _get_output_config("transform", self)["dense"] == "pandas"):
+            # its error, which says how to keep the list: scikit-learn before 1.9 drops the
+            # error of get_feature_names_out and fails on the list with pandas' own message
+            self.get_feature_names_out()
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
@@ -718,7 +740,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
                 f"subject {bad[0]}): "
                 f"{_non_finite_cause(encoder, self.preprocessor_, autocast_dtype)}"
             )
-        return result
+        return rows_indexed_like(X, result, self)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the embedding dimensions.

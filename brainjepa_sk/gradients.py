@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 import shlex
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator
@@ -23,6 +24,7 @@ from ._base import (
     changed_settings,
     check_parameters,
     restore_on_error,
+    rows_indexed_like,
 )
 from ._warnings import warn_user
 from .files import (
@@ -432,8 +434,13 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         for start in range(0, len(data), CONNECTIVITY_CHUNK):
             # one subject's correlation does not depend on the others: chunks change nothing
             measure = ConnectivityMeasure(kind="correlation")
-            yield np.asarray(measure.fit_transform(data[start : start + CONNECTIVITY_CHUNK]),
-                             dtype=np.float64)
+            with warnings.catch_warnings():
+                # nilearn 0.11 warns that its z-scoring divides by the population std, not the
+                # sample's: a factor common to every region, which the correlation does not see
+                warnings.filterwarnings("ignore", "The default strategy for standardize",
+                                        DeprecationWarning)
+                chunk = measure.fit_transform(data[start : start + CONNECTIVITY_CHUNK])
+            yield np.asarray(chunk, dtype=np.float64)
 
     def _embed(self, matrix, random_state):
         from brainspace.gradient import GradientMaps
@@ -605,7 +612,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
             import pandas as pd
 
             return pd.DataFrame(features, columns=self.get_feature_names_out())
-        return features
+        return rows_indexed_like(X, features, self)
 
     def get_feature_names_out(self, input_features=None):
         """Names of the transformed features: ``{region}_gradient{c}``, region-major.

@@ -164,7 +164,9 @@ def test_each_subjects_gradients_are_rotated_onto_the_group_gradients(X, fitted)
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:2]))
     seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)  # one seed per call
     for matrix, aligned in zip(corr, features):
-        own = GradientMaps(n_components=3, random_state=seed).fit(matrix, sparsity=0.5)
+        # the kernel named, as GradientPositioner does: BrainSpace 0.1.10's default is None
+        own = GradientMaps(n_components=3, kernel="normalized_angle", random_state=seed)
+        own = own.fit(matrix, sparsity=0.5)
         own = own.gradients_
         rotation, _ = orthogonal_procrustes(own, fitted.gradients_)
         np.testing.assert_allclose(aligned, own @ rotation, atol=1e-6)
