@@ -189,8 +189,10 @@ def run(args):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # inherited by the (spawned) workers: no BLAS oversubscription
     results = []
+    # a fresh worker per job where Python allows it (3.11+); on 3.10 the workers are reused
+    fresh = {"max_tasks_per_child": 1} if sys.version_info >= (3, 11) else {}
     with open(args.out, "w") as sink, ProcessPoolExecutor(
-        args.workers, mp_context=multiprocessing.get_context("spawn"), max_tasks_per_child=1
+        args.workers, mp_context=multiprocessing.get_context("spawn"), **fresh
     ) as pool:
         futures = [pool.submit(run_job, args.data, s, n, o, sc, rnd, args.device)
                    for s, n, o, sc, rnd in todo]
