@@ -379,8 +379,11 @@ def read_csv_table(path, column="region", last_column=True):
     header = 0 if has_header_line(first_line, second_line, separator) else None
     if not first_line.strip():  # pandas says "No columns to parse from file"
         check_has_rows(first_line, second_line, header=False)
+    # pandas before 3 parses floats to within one unit in the last place by default: its
+    # round-trip parser reads back the value written (the .npy file's, bit for bit)
+    exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
-                        na_values=["n/a"])
+                        na_values=["n/a"], **exact)
     if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
         table = table.iloc[:, :-1]  # every line ends with the separator
     if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):
