@@ -267,6 +267,7 @@ def load_development_fmri(
     n_rois, yeo_networks, resolution_mm = int(n_rois), int(yeo_networks), int(resolution_mm)
     confounds, as_frames = bool(confounds), bool(as_frames)
 
+    from nilearn.image import load_img
     from nilearn.maskers import NiftiLabelsMasker
 
     datasets = _nilearn_datasets()
@@ -321,9 +322,20 @@ def load_development_fmri(
     columns = None
     for i, func in enumerate(funcs):
         subject_confounds = _read_confounds(confound_paths[i]) if confounds else None
-        signals = masker.fit_transform(func, confounds=subject_confounds)
+        with warnings.catch_warnings():
+            # nilearn 0.11 warns of a mask_img applied before the extraction whenever
+            # keep_masked_labels is left at its default (this masker has no mask_img), and that
+            # its z-scoring of the confounds divides by the population std (a scale the
+            # regression of the confounds does not see)
+            warnings.filterwarnings("ignore", 'Applying "mask_img" before signal extraction',
+                                    DeprecationWarning)
+            warnings.filterwarnings("ignore", "The default strategy for standardize",
+                                    DeprecationWarning)
+            signals = masker.fit_transform(func, confounds=subject_confounds)
         signals = np.asarray(signals, dtype=np.float64)
-        if signals.ndim != 2:  # nilearn squeezes the signals of a 3-D image (one volume)
+        # a 3-D image (one volume): nilearn squeezes its signals to 1-D, nilearn 0.11 gave one
+        # row of them
+        if signals.ndim != 2 or len(load_img(func).shape) == 3:
             raise ValueError(
                 f"subject {i} ({func}): the functional image is a single 3-D volume, not a "
                 "time series"
