@@ -45,7 +45,9 @@ from nilearn.maskers import NiftiLabelsMasker
 from brainjepa_sk.datasets import fetch_atlas_brainjepa450
 
 atlas = fetch_atlas_brainjepa450()
-masker = NiftiLabelsMasker(labels_img=atlas.maps, standardize=False)
+# standardize=None: the raw signals, no z-scoring (nilearn 0.14 warns on False, 0.11 reads
+# both the same)
+masker = NiftiLabelsMasker(labels_img=atlas.maps, standardize=None)
 func_imgs = sorted(
     Path("derivatives").glob("sub-*/func/*task-rest*_desc-preproc_bold.nii.gz")
 )
