@@ -532,6 +532,33 @@ def test_beta_and_gamma_cover_one_fraction_of_the_visible_and_hidden_regions():
         assert low <= high + 1e-12, s
 
 
+
+def test_each_edge_span_holds_exactly_n_beta_and_n_gamma_whole_region_rows():
+    # at each temporal edge, Cross-Time targets are n_beta visible regions and Double-Cross
+    # targets n_gamma hidden ones, each over the whole edge span (n_left first / n_right last
+    # patches); a gamma row can lose cells to the Cross-ROI span only, so it is counted where
+    # that span leaves some of the edge
+    _, batches = _draws(100, 10, n_batches=30)
+    checked = 0
+    for masks in batches:
+        s = masks.sizes
+        spans = (range(0, s["n_left"]), range(10 - s["n_right"], 10))
+        for g in masks.grid:
+            alpha_times = (g == ALPHA).any(0)
+            outside = torch.ones(10, dtype=torch.bool)
+            for span in spans:
+                cols = torch.tensor(list(span), dtype=torch.long)
+                outside[cols] = False
+                beta = (g == BETA)[:, cols]
+                rows = beta.any(1)
+                assert int(rows.sum()) == (s["n_beta"] if len(span) else 0)
+                assert torch.equal(beta, rows[:, None].expand_as(beta))  # whole rows
+                if len(span) and not alpha_times[cols].all():
+                    assert int((g == GAMMA)[:, cols].any(1).sum()) == s["n_gamma"]
+                    checked += 1
+            assert not ((g == BETA) | (g == GAMMA))[:, outside].any()
+    assert checked > 100
+
 @pytest.mark.parametrize("static_shapes", [True, False])
 def test_the_smallest_scales_keep_one_context_and_one_target_token(static_shapes):
     # fractions that round to no region or patch keep one of each (one observed region over

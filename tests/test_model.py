@@ -971,6 +971,22 @@ def test_an_all_zero_gradient_table_gives_finite_positions():
     assert torch.isfinite(model.target_encoder(torch.randn(2, 20, 12))).all()
 
 
+
+def test_gradients_of_a_tiny_spread_still_span_minus_one_to_one():
+    """The min-max scaling divides by any spread above zero (the guard is for an all-zero
+    table only): gradients in tiny units, mapped linearly, give the positions of the same
+    gradients at unit scale, a gradient half from exactly -1 to 1."""
+    gradients = torch.randn(9, 6, generator=torch.Generator().manual_seed(0))
+    unit, tiny = (GradientPositionalEmbedding(scale * gradients, 24) for scale in (1.0, 1e-9))
+    with torch.no_grad():  # the same map, without a bias (a bias would not scale)
+        unit.gradient_proj.bias.zero_()
+    tiny.gradient_proj.load_state_dict(unit.gradient_proj.state_dict())
+    with torch.no_grad():
+        expected, table = unit(3), tiny(3)
+    assert table[:, 12:].min().item() == -1.0
+    assert table[:, 12:].max().item() == pytest.approx(1.0, abs=1e-6)
+    torch.testing.assert_close(table, expected, atol=1e-5, rtol=0)
+
 @pytest.mark.parametrize("mode", ["connectivity", "lagged"])
 def test_correlation_poolings_pass_the_gradients_of_their_definition(mode):
     # the standardisation is differentiated too, not only the product of the standardised
