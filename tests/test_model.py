@@ -416,6 +416,7 @@ def test_time_tables_are_cached_per_patch_count_and_not_copied():
     assert pos.time_table(7, "cpu").shape == (7, pos.embed_dim // 2)
     assert copy.deepcopy(pos)._time_tables == {}
     assert pickle.loads(pickle.dumps(pos))._time_tables == {}
+    assert pos.time_table(5, "cpu") is first  # the original keeps its own tables
     # the table in the forward pass is the cached one
     table = pos(5)
     torch.testing.assert_close(table.reshape(pos.n_regions, 5, -1)[0, :, : pos.embed_dim // 2], first)
