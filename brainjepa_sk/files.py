@@ -131,6 +131,7 @@ def load_npy(path, mmap_mode=None):
     Returns
     -------
     numpy.ndarray
+        The file's array (memory-mapped with ``mmap_mode="r"``).
 
     Raises
     ------
@@ -169,6 +170,7 @@ def has_header_line(first_line, second_line, separator=None):
     Returns
     -------
     bool
+        True when ``first_line`` is a header line, to be skipped.
     """
     cells = _cells(first_line, separator)
     first = _numbers(cells)
@@ -443,6 +445,7 @@ def file_stamp(path):
     Returns
     -------
     tuple of int
+        ``(st_size, st_mtime_ns)`` of :func:`os.stat`.
     """
     info = os.stat(path)
     return info.st_size, info.st_mtime_ns

@@ -848,9 +848,30 @@ def validate_connectivity(X):
 
 
 def check_rows(rows, n_subjects):
-    """``rows`` as a list of indices of ``n_subjects`` subjects: ints from 0 (``int()`` would
-    take 1.7 as 1 and True as 1, and a negative index would name subject -1 in errors, or read
-    past the end with a bare ``IndexError``); empty when ``rows`` is."""
+    """``rows`` as a list of indices of ``n_subjects`` subjects.
+
+    ``int()`` would take 1.7 as 1 and True as 1, and a negative index would name subject -1 in
+    errors, or read past the end with a bare ``IndexError``: each row must be an int from 0.
+
+    Parameters
+    ----------
+    rows : iterable of int
+        Indices of subjects (NumPy ints are taken; bools are not).
+    n_subjects : int
+        Number of subjects the indices are into.
+
+    Returns
+    -------
+    list of int
+        The indices as Python ints, in the order given (empty when ``rows`` is).
+
+    Raises
+    ------
+    TypeError
+        When a row is not an int.
+    IndexError
+        When a row is not in ``[0, n_subjects)``.
+    """
     checked = []
     for i in rows:
         if not isinstance(i, numbers.Integral) or isinstance(i, bool):

@@ -30,12 +30,24 @@ def _modules(public_only=True):
             yield importlib.import_module(info.name)
 
 
+def _public_names(module):
+    """A module's ``__all__``, then the other public functions and classes it defines (importable
+    from a public module, so public too, though not listed)."""
+    listed = list(getattr(module, "__all__", ()))
+    defined = [name for name, obj in vars(module).items()
+               if not name.startswith("_") and name not in listed
+               and (inspect.isfunction(obj) or inspect.isclass(obj))
+               and obj.__module__ == module.__name__]
+    return listed + defined
+
+
 def _public_objects():
-    """(dotted name, object) of every name in a public module's ``__all__`` and of the public
-    methods and properties that its classes define, each object once."""
+    """(dotted name, object) of every public name of a public module (see ``_public_names``) and
+    of the public methods, class and static methods and properties that its classes define,
+    each object once."""
     seen = set()
     for module in [brainjepa_sk, *_modules()]:
-        for name in getattr(module, "__all__", ()):
+        for name in _public_names(module):
             obj = getattr(module, name)
             if inspect.ismodule(obj) or id(obj) in seen:
                 continue
@@ -45,7 +57,11 @@ def _public_objects():
                 for attribute, member in vars(obj).items():
                     if attribute.startswith("_") or id(member) in seen:
                         continue
-                    if callable(member) or isinstance(member, property):
+                    # a classmethod object is not callable: reached through the class
+                    if isinstance(member, (classmethod, staticmethod)):
+                        seen.add(id(member))
+                        yield f"{module.__name__}.{name}.{attribute}", getattr(obj, attribute)
+                    elif callable(member) or isinstance(member, property):
                         seen.add(id(member))
                         yield f"{module.__name__}.{name}.{attribute}", member
 
