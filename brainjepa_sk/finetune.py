@@ -1796,6 +1796,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         The preprocessing (from the weights, fitted on the training subjects where it learns).
     classes_ : numpy.ndarray
         The labels.
+    n_outputs_ : int
+        Number of classes: the head's outputs.
     n_features_in_ : int
         Number of regions.
     feature_names_in_ : ndarray of str
@@ -1914,6 +1916,10 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
         The preprocessing.
     target_mean_, target_scale_ : numpy.ndarray
         The targets' scaling.
+    n_outputs_ : int
+        Number of targets (columns of ``y``): the head's outputs.
+    target_ndim_ : int
+        1 or 2, as ``y`` was: ``predict`` returns a 1-D array for a 1-D ``y``.
     n_features_in_ : int
         Number of regions.
     feature_names_in_ : ndarray of str

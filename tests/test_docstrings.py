@@ -100,7 +100,9 @@ def test_docstring_and_parameters(name):
         assert ours - documented == set(), "undocumented"
         assert documented - ours == set(), "documented but not a parameter"
     else:
-        for code in ("PR01", "PR02"):  # parameters not documented / documented, not there
+        # parameters not documented / documented, not there; a Returns section missing / a
+        # returned value with a type and no description
+        for code in ("PR01", "PR02", "RT01", "RT03"):
             assert code not in errors, errors[code]
 
 
@@ -199,3 +201,39 @@ def test_the_documented_defaults_are_the_signatures():
         checked += count
     assert mismatches == {}
     assert checked > 200
+
+
+def _fitted_attributes(estimator):
+    """The public attributes ending in ``_`` that ``estimator`` has."""
+    return {name for name in vars(estimator) if name.endswith("_") and not name.startswith("_")}
+
+
+def test_the_fitted_attributes_are_documented():
+    """Every public attribute a fit sets is in the estimator's Attributes section (the skorch
+    nets' own, those a plain skorch net of the same kind has after its fit, are skorch's to
+    document)."""
+    from _estimators import make_subjects, tiny_estimators, tiny_supervised_estimators
+    from sklearn.base import is_classifier
+    from skorch import NeuralNet
+
+    X = make_subjects()
+    y = numpy.array([0, 1] * (len(X) // 2))
+    undocumented = {}
+    for estimator in [*tiny_estimators(), *tiny_supervised_estimators()]:
+        kind = type(estimator)
+        if isinstance(estimator, NeuralNet):
+            classifier = is_classifier(estimator)
+            estimator.fit(X, y if classifier else y.astype(numpy.float64))
+            skorch_kind = next(k for k in kind.__mro__ if k.__module__.startswith("skorch."))
+            plain = skorch_kind(torch.nn.Linear, module__in_features=2, module__out_features=2,
+                                max_epochs=1, train_split=None, verbose=0)
+            rows = numpy.zeros((4, 2), dtype=numpy.float32)
+            plain.fit(rows, numpy.array([0, 1, 0, 1]) if classifier else rows)
+            own = _fitted_attributes(estimator) - _fitted_attributes(plain)
+        else:
+            own = _fitted_attributes(estimator.fit(X))
+        assert own, kind.__name__  # found at all
+        missing = own - _documented(kind, "Attributes")
+        if missing:
+            undocumented[kind.__name__] = sorted(missing)
+    assert undocumented == {}
