@@ -26,7 +26,13 @@ from .preprocessing import (
 )
 from .train.data import LazyWindowDataset
 from .train.distributed import all_gather_objects, process_device, world
-from .train.runtime import expand_home, first_non_finite, resolve_autocast, resolve_device
+from .train.runtime import (
+    PRECISIONS,
+    expand_home,
+    first_non_finite,
+    resolve_autocast,
+    resolve_device,
+)
 from .validation import (  # noqa: F401  (the estimators import the constraints from here)
     NON_NEGATIVE,
     POSITIVE,
@@ -238,7 +244,7 @@ ESTIMATOR_POOLINGS = (*POOLINGS, "tokens")
 # -- parameter checks ---------------------------------------------------------------------------
 # The constraints and check_parameters live in validation.py (with the Preprocessor's
 # users); these are the estimators' own.
-PRECISION = [StrOptions({"auto", "fp32", "bf16"})]
+PRECISION = [StrOptions(set(PRECISIONS))]  # the values resolve_autocast takes, from there
 DEVICE = [str, torch.device, None]  # resolved (and CUDA checked) by resolve_device
 OPTIONAL_PATH = [str, os.PathLike, None]
 

@@ -965,6 +965,20 @@ def test_the_precision_setting_reaches_the_encoder_on_the_cpu(precision, dtype):
     assert out.dtype == np.float32 and np.isfinite(out).all()
 
 
+def test_the_precision_values_the_estimators_take_are_those_the_runtime_resolves():
+    """The parameter check and resolve_autocast, which reads the value at fit and transform,
+    agree: a value only one of them took would pass one and fail the other."""
+    from brainjepa_sk import BrainJEPAClassifier, BrainJEPAPretrainer, BrainJEPARegressor
+    from brainjepa_sk.train.runtime import PRECISIONS, resolve_autocast
+
+    for kind in (BrainJEPAEmbedder, BrainJEPAPretrainer, BrainJEPAClassifier,
+                 BrainJEPARegressor):
+        (options,) = kind._parameter_constraints["precision"]
+        assert options.options == set(PRECISIONS), kind.__name__
+    for precision in PRECISIONS:
+        resolve_autocast(precision, torch.device("cpu"))
+
+
 def test_a_failed_refit_leaves_the_fitted_embedder_as_it_was():
     names = [f"roi{r}" for r in range(N_REGIONS)]
     X = [pd.DataFrame(x, columns=names) for x in _subjects()]
