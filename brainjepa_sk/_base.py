@@ -18,6 +18,7 @@ from sklearn.utils._set_output import _get_output_config
 
 from ._warnings import warn_user
 from .files import is_path
+from .nn._checks import check_time_patches as check_window_patches
 from .nn.pooling import POOLINGS, TokenPooling
 from .preprocessing import (
     NORMALIZATIONS,
@@ -252,34 +253,6 @@ OPTIONAL_PATH = [str, os.PathLike, None]
 def _is_default_weights(weights):
     """Whether ``weights`` names the UK Biobank checkpoint (which needs the 450-region atlas)."""
     return isinstance(weights, str) and weights == "ukbiobank"
-
-
-def check_window_patches(n_frames, patch_size):
-    """Check that windows of ``n_frames`` frames cut into whole time patches; return how many.
-
-    Parameters
-    ----------
-    n_frames : int
-        Window length (frames).
-    patch_size : int
-        Frames per time patch of the model.
-
-    Returns
-    -------
-    int
-        Time patches per window, ``n_frames // patch_size``.
-
-    Raises
-    ------
-    ValueError
-        When ``n_frames`` is 0 or not a multiple of ``patch_size``.
-    """
-    if n_frames % patch_size or n_frames <= 0:
-        raise ValueError(
-            f"n_frames={n_frames} is not a positive multiple of patch_size={patch_size} (the "
-            "model's patch length): windows must cut into whole time patches"
-        )
-    return n_frames // patch_size
 
 
 def resolve_estimator_weights(estimator, subjects=None):

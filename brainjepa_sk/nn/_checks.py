@@ -9,6 +9,37 @@ import numbers
 import numpy as np
 
 
+def check_time_patches(n_frames, patch_size):
+    """Check that ``n_frames`` frames cut into whole time patches; return how many.
+
+    The one rule for every window the model sees: the estimators check their windows with it
+    before any training, the encoder checks each batch.
+
+    Parameters
+    ----------
+    n_frames : int
+        Window length (frames).
+    patch_size : int
+        Frames per time patch of the model.
+
+    Returns
+    -------
+    int
+        Time patches per window, ``n_frames // patch_size``.
+
+    Raises
+    ------
+    ValueError
+        When ``n_frames`` is 0 or not a multiple of ``patch_size``.
+    """
+    if n_frames % patch_size or n_frames <= 0:
+        raise ValueError(
+            f"n_frames={n_frames} is not a positive multiple of patch_size={patch_size} (the "
+            "model's patch length): windows must cut into whole time patches"
+        )
+    return n_frames // patch_size
+
+
 def check_count(name, value, minimum=1):
     """Return ``value`` as an int of at least ``minimum``, or refuse it naming ``name``.
 

@@ -7,7 +7,7 @@ import numbers
 import torch
 from torch import nn
 
-from ._checks import check_block_settings, check_count
+from ._checks import check_block_settings, check_count, check_time_patches
 from .blocks import (
     LAYER_NORM_EPS,
     Block,
@@ -85,11 +85,7 @@ def check_time_series(x, n_regions, patch_size):
             f"the model has {n_regions} regions but the input has {x.shape[2]} on its last axis; "
             f"expected (batch, n_frames, n_regions){hint}"
         )
-    if x.shape[1] % patch_size or x.shape[1] == 0:
-        raise ValueError(
-            f"n_frames={x.shape[1]} is not a positive multiple of patch_size={patch_size}"
-        )
-    return x.shape[1] // patch_size
+    return check_time_patches(x.shape[1], patch_size)
 
 
 class PatchEmbed(nn.Module):
