@@ -19,7 +19,7 @@ from sklearn.utils._set_output import _get_output_config
 from ._warnings import warn_user
 from .files import is_path
 from .nn._checks import check_time_patches as check_window_patches
-from .nn.pooling import POOLINGS, TokenPooling
+from .nn.pooling import POOLINGS, TokenPooling, check_pooling_patches
 from .preprocessing import (
     NORMALIZATIONS,
     WINDOW_STRATEGIES,
@@ -476,11 +476,8 @@ def check_pooling(pooling, n_patches=None):
     ValueError
         When ``pooling`` is ``"roi_std"`` or ``"lagged"`` and ``n_patches`` is below 2.
     """
-    if pooling in ("roi_std", "lagged") and n_patches is not None and n_patches < 2:
-        raise ValueError(
-            f'pooling="{pooling}" needs at least 2 time patches per window, got {n_patches} '
-            "(use longer windows, n_frames >= 2 * patch_size, or another pooling)"
-        )
+    if n_patches is not None:
+        check_pooling_patches(pooling, n_patches)
 
 
 def _non_finite_cause(encoder, preprocessor, autocast_dtype=None):

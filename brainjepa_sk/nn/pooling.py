@@ -10,9 +10,35 @@ from torch import nn
 
 from ._checks import check_count
 
-__all__ = ["POOLINGS", "TokenPooling"]
+__all__ = ["POOLINGS", "TokenPooling", "check_pooling_patches"]
 
 POOLINGS = ("mean", "roi", "roi_std", "connectivity", "lagged")
+
+
+def check_pooling_patches(mode, n_patches):
+    """Check that a pooling mode has the time patches it needs.
+
+    ``"roi_std"`` and ``"lagged"`` need at least two time patches per region: a spread, or a
+    lag, over one time patch is no signal (the lag would be 0 / 0). The estimators check their
+    windows with it before any training; :class:`TokenPooling` checks each batch.
+
+    Parameters
+    ----------
+    mode : str
+        The pooling mode, one of :data:`POOLINGS`.
+    n_patches : int
+        Time patches per region (per window).
+
+    Raises
+    ------
+    ValueError
+        When ``mode`` is ``"roi_std"`` or ``"lagged"`` and ``n_patches`` is below 2.
+    """
+    if mode in ("roi_std", "lagged") and n_patches < 2:
+        raise ValueError(
+            f'pooling="{mode}" needs at least 2 time patches per region, got {n_patches} '
+            "(use longer windows, n_frames >= 2 * patch_size, or another pooling)"
+        )
 
 
 def _standardise(values, dims):
@@ -122,10 +148,7 @@ class TokenPooling(nn.Module):
             raise ValueError(f"pooling={self.mode!r} over {self.n_regions} regions needs a "
                              f"multiple of {self.n_regions} tokens, got {n_tokens}")
         grid = tokens.reshape(batch, self.n_regions, n_tokens // self.n_regions, dim)
-        if self.mode in ("roi_std", "lagged") and grid.shape[2] < 2:
-            # a spread, or a lag, over one time patch is no signal (the lag would be 0 / 0)
-            raise ValueError(f"pooling={self.mode!r} needs at least 2 time patches per "
-                             f"region, got {grid.shape[2]}")
+        check_pooling_patches(self.mode, grid.shape[2])
         if not batch:  # no window: nothing to pool (torch's std warns over an empty batch)
             return tokens.new_zeros(0, self.n_features(dim))
         if self.mode == "roi":
