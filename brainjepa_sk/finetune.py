@@ -1634,6 +1634,19 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         return np.asarray(self._fit_classes_)[targets]
 
     def _check_values(self):
+        criterion = self.criterion
+        if (isinstance(criterion, torch.nn.NLLLoss)
+                or isinstance(criterion, type) and issubclass(criterion, torch.nn.NLLLoss)):
+            # skorch's classifier takes the log of the module's outputs for an NLLLoss (its
+            # modules end in a softmax); the head's logits, negative ones among them, made the
+            # loss NaN, and the fit stopped as a diverging one ("lower lr")
+            name = getattr(criterion, "__name__", type(criterion).__name__)
+            raise ValueError(
+                f"criterion={name} takes probabilities, of which skorch takes the log, but "
+                f"{type(self).__name__}'s module outputs logits (its head is a linear layer): "
+                "the loss would be NaN. Use torch.nn.CrossEntropyLoss (the default), the "
+                "NLLLoss of the logits' log-softmax, with criterion__weight or "
+                "criterion__label_smoothing as needed")
         # torch's weighted mean loss divides by the batch's weights: a negative weight lets
         # the loss fall without bound, and a batch of zero-weighted windows only makes it NaN
         # (both stopped the fit as a diverging one, "lower lr")
@@ -1778,7 +1791,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     ----------
     {_SHARED_PARAMETERS}
     criterion : torch loss class, default=torch.nn.CrossEntropyLoss
-        Takes logits; ``criterion__label_smoothing=0.1`` smooths the labels.
+        Takes logits; ``criterion__label_smoothing=0.1`` smooths the labels. An ``NLLLoss``
+        (skorch's default, which takes probabilities) is refused.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
         proportional to the classes' counts among the training windows; a dict: by label,

@@ -444,6 +444,19 @@ def test_a_criterion_weight_given_is_kept_over_class_weight():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 4.0])
 
 
+@pytest.mark.parametrize("criterion", [torch.nn.NLLLoss, torch.nn.NLLLoss()])
+def test_an_nllloss_criterion_is_refused_before_a_fit_naming_it(criterion):
+    """skorch's classifier takes the log of the outputs for an NLLLoss: on the head's logits
+    the loss was NaN, and the fit stopped as a diverging one, "lower lr". A fitted estimator
+    is left as it was."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    before = copy.deepcopy(clf.module_)
+    with pytest.raises(ValueError, match=r"criterion=NLLLoss takes probabilities.*"
+                                         r"CrossEntropyLoss"):
+        clf.set_params(criterion=criterion).fit(X, y)
+    assert_same_module(clf.module_, before)
+
 
 def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
     """class_weight=None set after a weighted fit: the next fit's loss is unweighted, as a new
