@@ -383,9 +383,16 @@ def changed_settings(estimator, recorded, names=None):
         return (preprocessor is not None and name in PREPROCESSING_PARAMETERS
                 and same_setting(getattr(preprocessor, _RESOLVED_AS.get(name, name)), new))
 
-    return [f"{name}={_short_repr(getattr(estimator, name))} "
-            f"(fitted with {_short_repr(recorded[name])})"
-            for name in names if not unchanged(name)]
+    def change(name):
+        old, new = recorded[name], getattr(estimator, name)
+        if isinstance(old, torch.nn.Module) and isinstance(new, torch.nn.Module):
+            # both would read <BrainJEPA>; and a copy of the same values is another module
+            return (f"{name}=<{type(new).__name__}> (fitted with another "
+                    f"<{type(old).__name__}>: modules are compared by identity, so even a "
+                    "copy of the same values is another setting)")
+        return f"{name}={_short_repr(new)} (fitted with {_short_repr(old)})"
+
+    return [change(name) for name in names if not unchanged(name)]
 
 
 def warn_changed_preprocessing(estimator, recorded, names=None):

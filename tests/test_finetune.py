@@ -1765,6 +1765,19 @@ def test_a_continued_fit_refuses_settings_the_model_was_built_from(change):
     assert len(clf.history_) == 1
 
 
+def test_a_continued_fit_refusing_another_weights_module_says_modules_count_by_identity():
+    """A copy of the weights module, of the same values, is another setting: the refusal read
+    "weights=<BrainJEPA> (fitted with <BrainJEPA>)", two settings that looked the same."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    module = tiny_module()
+    clf = BrainJEPAClassifier(module, **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=r"weights=<BrainJEPA> \(fitted with another "
+                                         r"<BrainJEPA>: modules are compared by identity"):
+        clf.set_params(weights=copy.deepcopy(module)).partial_fit(X, y)
+    clf.set_params(weights=module).partial_fit(X, y)  # the module of fit itself continues
+    assert len(clf.history_) == 2
+
+
 @pytest.mark.parametrize("setting", [dict(lr=-0.1), dict(optimizer__lr=-0.1),
                                      dict(optimizer__betas=(2.0, 0.9)),
                                      dict(optimizer__eps=-1.0)])
