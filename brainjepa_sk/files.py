@@ -117,6 +117,15 @@ def _numbers(cells):
         return None
 
 
+def _is_fraction(cell):
+    """Whether a cell is a finite number that is not whole (as signals are, not labels)."""
+    try:
+        value = float(cell)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value != int(value)
+
+
 def load_npy(path, mmap_mode=None):
     """One array from an ``.npy`` file (no pickles), refusing an ``.npz`` archive so named
     (``numpy.load`` reads one whatever its name).
@@ -154,9 +163,10 @@ def load_npy(path, mmap_mode=None):
 def has_header_line(first_line, second_line, separator=None):
     """Whether the first line of a numeric table holds names rather than numbers.
 
-    A header is a line with a cell that is not a number, or with only integers written as such
-    (pandas' default column names, atlas labels, which may repeat across the hemispheres) above
-    a line with fractions. Numbers written with a decimal point or an exponent (``-1.0``,
+    A header is a line with a cell that is not a number (unless more than half of its cells
+    are fractions: a data row with a damaged or non-numeric cell), or with only integers
+    written as such (pandas' default column names, atlas labels, which may repeat across the
+    hemispheres) above a line with fractions. Numbers written with a decimal point or an exponent (``-1.0``,
     ``0.000e+00``: how NumPy and pandas write floats) are data, and so is one value in every
     cell (a first frame of zeros, censored and zero-filled).
 
@@ -175,7 +185,12 @@ def has_header_line(first_line, second_line, separator=None):
     cells = _cells(first_line, separator)
     first = _numbers(cells)
     if first is None:
-        return True
+        # mostly fractions, a few cells of text: a data row with damaged or non-numeric
+        # cells (a stray character, "None"), read as data so that the text is refused, naming
+        # it, as in any later row; as a header it had silently dropped the first frame and
+        # named the regions by the numbers
+        fractions = sum(_is_fraction(cell) for cell in cells)
+        return fractions <= len(cells) / 2
     second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
     written = [cell for cell, value in zip(cells, first) if value == value]  # NaN left out
     numbers = [value for value in first if value == value]

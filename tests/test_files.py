@@ -280,6 +280,43 @@ def test_headerless_files_keep_their_first_timepoint(tmp_path, style):
     np.testing.assert_array_equal(read_subject_file(path), rows)
 
 
+@pytest.mark.parametrize("bad", ["x0.7960867750951038", "None"])
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_a_bad_cell_among_fractions_in_the_first_row_is_refused_as_in_any_row(tmp_path, bad,
+                                                                             suffix):
+    """A headerless table whose first row had a damaged cell (a stray character, or "None"
+    from a writer of its own) was read with that row as a header: the first frame lost, the
+    regions named by the numbers, and no error. Now it is refused as the same cell in a later
+    row is, with the same message, which names the file; a subject and a gradient file alike."""
+    def errors(row):
+        rows = np.random.default_rng(5).standard_normal((6, 4)).astype(str)
+        rows[row, 0] = bad
+        path = tmp_path / f"row{row}" / f"sub{suffix}"
+        path.parent.mkdir()
+        path.write_text("\n".join((" " if suffix == ".txt" else ",").join(line)
+                                  for line in rows) + "\n")
+        readers = [load_gradients] + ([lambda path: validate_subjects([path], lazy=True)]
+                                      if suffix == ".csv" else [])
+        messages = []
+        for read in readers:
+            with pytest.raises(ValueError, match=re.escape(str(path))) as caught:
+                read(path)
+            # the same message but for the row and the folder
+            messages.append(re.sub(r"(row|timepoint) \d+", r"\1 k", str(caught.value)
+                                   ).replace(f"row{row}", "rowk"))
+        return messages
+
+    assert errors(0) == errors(2)
+
+
+def test_names_among_whole_labels_written_as_floats_stay_a_header(tmp_path):
+    """A label image's values written as floats, after a name: the header rule that reads a
+    first row of fractions with a text cell as data leaves this header one."""
+    rows = np.random.default_rng(5).standard_normal((5, 4))
+    path = _table(tmp_path / "labels.csv", rows, first="Background,1.0,2.0,3.0")
+    assert list(read_subject_file(path).columns) == ["Background", "1.0", "2.0", "3.0"]
+
+
 def test_missing_values_in_the_first_row_are_data_and_named_as_such(tmp_path):
     rows = np.random.default_rng(2).standard_normal((5, 3))
     path = _table(tmp_path / "sub.tsv", rows, first="n/a\t1.5\t2.5")
