@@ -413,10 +413,12 @@ class Preprocessor:
                   if _resampling_ratio(self.t_r, self.target_t_r) is None else
                   f"{n_resampled} frames after resampling ({n_input} frames at "
                   f"t_r={self.t_r}, target_t_r={self.target_t_r})")
+        cure = (f", or pass min_frames={n_resampled} or less to have it padded"
+                if n_resampled >= 1 else "")
         return (
             f"{subject} is too short: {frames}; at least min_frames={self._min_frames} are "
             f"needed (windows have n_frames={self.n_frames} frames; series between the two are "
-            "padded with region means)"
+            f"padded with region means): leave the subject out{cure}"
         )
 
     def check_lengths(self, subjects):

@@ -913,6 +913,16 @@ def test_dataframes_with_repeated_or_mixed_column_names_are_refused_as_by_the_es
         Preprocessor(10).fit([pd.DataFrame(x, columns=[0, "a", "b"])])
 
 
+def test_the_too_short_message_gives_the_min_frames_that_would_pad_the_subject():
+    """The message said what was needed, not what to do; the min_frames it names is taken."""
+    x = np.random.default_rng(0).normal(size=(7, 3))
+    with pytest.raises(ValueError, match=r"leave the subject out, or pass min_frames=7 or less"):
+        Preprocessor(16, min_frames=8, normalization=None).transform([x])
+    windows = Preprocessor(16, min_frames=7, normalization=None).transform([x])
+    assert windows[0].shape == (1, 16, 3)
+    np.testing.assert_allclose(windows[0][0, :7], x, rtol=1e-6)  # float32 windows
+
+
 @pytest.mark.parametrize("t_r, target_t_r", [(None, None), (2.0, None), (2.0, 2.0)])
 def test_a_short_series_that_was_not_resampled_is_not_said_to_be(t_r, target_t_r):
     """The message had read "15 frames after resampling (15 frames at t_r=None,
