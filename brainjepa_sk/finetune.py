@@ -1854,7 +1854,17 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
-        y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        kind = getattr(getattr(y, "dtype", None), "kind", None)
+        if kind in ("M", "m"):  # numpy would take dates and durations as their raw counts
+            raise ValueError(f"y holds dates or durations ({y.dtype}): convert them to numbers "
+                             "in a unit of your choice (e.g. age in years) first")
+        try:
+            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+        except ValueError as error:
+            if "convert string to float" not in str(error):
+                raise
+            raise ValueError(f"y holds text, not numbers ({error}): BrainJEPARegressor "
+                             "predicts numbers; for class labels use BrainJEPAClassifier") from error
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
         if len(y) != n_subjects:
@@ -1872,7 +1882,8 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
                 self.target_mean_ = np.zeros(table.shape[1])
                 self.target_scale_ = np.ones(table.shape[1])
         elif table.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {table.shape[1]} targets, the model {self.n_outputs_}")
+            raise ValueError(f"y has {table.shape[1]} target column(s) but the model was fitted "
+                             f"on {self.n_outputs_}: a continued fit takes the same targets")
         with np.errstate(over="ignore"):
             scaled = ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
         if not np.isfinite(scaled).all():

@@ -15,6 +15,7 @@ import time
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
@@ -1333,10 +1334,26 @@ def test_a_continued_fit_refuses_another_number_of_targets():
     X = offset_subjects(np.linspace(-1, 1, 8))
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(8.0))
     prediction = reg.predict(X)
-    with pytest.raises(ValueError, match="y has 2 targets, the model 1"):
+    with pytest.raises(ValueError, match=r"y has 2 target column\(s\) but the model was fitted "
+                                         "on 1: a continued fit takes the same targets"):
         reg.partial_fit(X, np.ones((8, 2)))
     assert len(reg.history_) == 1
     np.testing.assert_array_equal(reg.predict(X), prediction)
+
+
+@pytest.mark.parametrize("y, message", [
+    (np.array(["a", "b"] * 4), r"y holds text, not numbers \(.*'a'.*\): BrainJEPARegressor "
+                               "predicts numbers; for class labels use BrainJEPAClassifier"),
+    (np.array(["low", 1.0] * 4, dtype=object), "y holds text, not numbers"),
+    (np.arange(8).astype("datetime64[D]"), r"y holds dates or durations \(datetime64\[D\]\)"),
+    (pd.Series(pd.to_timedelta(np.arange(8), unit="D")), "y holds dates or durations"),
+])
+def test_a_regression_target_of_text_or_dates_is_refused_naming_y(y, message):
+    """Text had given numpy's bare "could not convert string to float", and dates had been
+    trained on as their raw counts of days or nanoseconds."""
+    X = offset_subjects(np.linspace(-1, 1, 8))
+    with pytest.raises(ValueError, match=message):
+        BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
 
 
 
