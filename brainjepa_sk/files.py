@@ -126,6 +126,36 @@ def _is_fraction(cell):
     return math.isfinite(value) and value != int(value)
 
 
+def _npy_truncation(path):
+    """How an ``.npy`` file is shorter than its header says, or ``None`` (a whole file, or not
+    an ``.npy`` file at all)."""
+    with open(path, "rb") as file:
+        try:
+            version = np.lib.format.read_magic(file)
+        except ValueError:  # no .npy magic string: not a cut .npy file
+            return None
+        readers = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:  # 3.0 (names in UTF-8) has no public reader
+            return None
+        size = os.fstat(file.fileno()).st_size
+        start = file.tell()
+        length_bytes = 2 if version == (1, 0) else 4  # the header's length, little-endian
+        header_end = start + length_bytes + int.from_bytes(file.read(length_bytes), "little")
+        if size < header_end:
+            return f"it ends within its header ({size} bytes of {header_end})"
+        file.seek(start)
+        try:
+            shape, _, dtype = readers[version](file)
+        except ValueError:  # a damaged header, not a cut one: numpy's words say what it is
+            return None
+        held = size - file.tell()
+    announced = math.prod(shape) * dtype.itemsize
+    if held >= announced:
+        return None
+    return f"its header announces {announced} bytes of data, it holds {held}"
+
+
 def load_npy(path, mmap_mode=None):
     """One array from an ``.npy`` file (no pickles), refusing an ``.npz`` archive so named
     (``numpy.load`` reads one whatever its name).
@@ -153,6 +183,13 @@ def load_npy(path, mmap_mode=None):
         array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except zipfile.BadZipFile as error:  # starts as an .npz archive does, then is damaged
         raise ValueError(f"a damaged .npz archive: {error}") from error
+    except (ValueError, EOFError) as error:
+        # numpy's words for a cut file ("mmap length is greater than file size") do not say so
+        truncation = _npy_truncation(path)
+        if truncation is None:
+            raise
+        raise ValueError(f"the file is truncated (an interrupted copy or download?): "
+                         f"{truncation} ({error})") from error
     if not isinstance(array, np.ndarray):
         array.close()
         raise ValueError("it is an .npz archive of arrays, not one .npy array: save each "

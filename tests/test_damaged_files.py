@@ -115,6 +115,36 @@ def test_a_subject_file_that_cannot_be_read_is_not_called_non_numeric(tmp_path, 
     assert info.value.errno == errno.EACCES
 
 
+@pytest.mark.parametrize("keep, said", [
+    (lambda raw: raw[:-8], r"its header announces 640 bytes of data, it holds 632"),
+    (lambda raw: raw[: len(raw) // 2], r"its header announces 640 bytes of data, it holds \d+"),
+    (lambda raw: raw[:50], r"it ends within its header \(50 bytes of 128\)"),
+    (lambda raw: raw[:8], r"it ends within its header \(8 bytes of 10\)"),
+])
+def test_a_truncated_npy_file_is_called_truncated_naming_it(tmp_path, keep, said):
+    """numpy's words for a cut file ("mmap length is greater than file size", "EOF: reading
+    array header") did not say that the file was cut short."""
+    good = tmp_path / "sub-0.npy"
+    np.save(good, np.ones((20, 4)))  # 640 bytes of float64 after a 128-byte header
+    cut = tmp_path / "sub-1.npy"
+    cut.write_bytes(keep(good.read_bytes()))
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a numeric .*the file is truncated "
+                                         r"\(an interrupted copy or download\?\): " + said):
+        validate_subjects([good, cut])
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a readable \.npy.*truncated.*" + said):
+        load_gradients(cut)
+
+
+def test_a_damaged_but_whole_npy_header_is_not_called_truncated(tmp_path):
+    path = tmp_path / "sub-1.npy"
+    np.save(path, np.ones((20, 4)))
+    raw = path.read_bytes()
+    path.write_bytes(raw.replace(b"'shape': (20, 4)", b"'shape': (2?, 4)"))
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a numeric") as info:
+        validate_subjects([path])
+    assert "truncated" not in str(info.value)
+
+
 def _damaged_header(good):
     """A byte of the second stored file's header changed: the archive itself still opens."""
     raw = bytearray(good.read_bytes())
