@@ -423,9 +423,11 @@ def restore_early_stopping(net):
     it loads back when training ends: a resumed run whose best epoch was among the loaded ones
     ended with the last epoch's weights, not the best's as the uninterrupted run does. The
     copy is read back from the params file of a ``Checkpoint`` (of the net's callbacks, or the
-    one ``LoadInitState`` loads) whose last save in the loaded history is that epoch (one
-    saving every epoch, at the epoch the run was interrupted; one on the monitor's best, such
-    as ``monitor="valid_loss_best"`` for ``EarlyStopping``'s ``"valid_loss"``); a copy of
+    one ``LoadInitState`` loads) that saved that epoch and did not write the same file later in
+    the loaded history (one saving every epoch, at the epoch the run was interrupted; one on
+    the monitor's best, such as ``monitor="valid_loss_best"`` for ``EarlyStopping``'s
+    ``"valid_loss"``; one whose file names hold the epoch, ``params_{last_epoch[epoch]}.pt``);
+    a copy of
     one (sklearn's ``clone`` gives ``LoadInitState`` its own) is the same one, and the save at
     the last loaded epoch of one listed after the ``Checkpoint`` whose history was loaded,
     which that history does not record, is told from its monitor. Without one (or with its
@@ -474,8 +476,14 @@ def _writes(checkpoint):
 
 
 def _checkpoint_of_epoch(net, epoch):
-    """A ``Checkpoint`` (of the net's callbacks, or the one a ``LoadInitState`` loads) that
-    saved its params at ``epoch`` and not after it in the loaded history, or None."""
+    """A ``Checkpoint`` (of the net's callbacks, or the one a ``LoadInitState`` loads) whose
+    params file still holds ``epoch``'s weights in the loaded history, and that file; or
+    ``(None, None)``.
+
+    A file is the epoch's when the checkpoint saved at ``epoch`` and no later save of the
+    loaded history wrote the same file: a fixed name (``params.pt``) holds its last save's
+    weights, a name formatted per epoch (``params_{last_epoch[epoch]}.pt``) every save's.
+    """
     checkpoints = []
     for _, callback in net.callbacks_:
         callback = callback.checkpoint if isinstance(callback, LoadInitState) else callback
@@ -491,7 +499,7 @@ def _checkpoint_of_epoch(net, epoch):
                 or sum(c.event_name == event for c in checkpoints) > 1
                 or not any(event in record for record in net.history_)):
             continue
-        saves = [record["epoch"] for record in net.history_ if record.get(event) is True]
+        saves = [i for i, record in enumerate(net.history_) if record.get(event) is True]
         if event not in last:
             # listed after the Checkpoint whose history was loaded, it decided at the last
             # epoch after that history was saved: skorch's decision, from its monitor
@@ -502,24 +510,32 @@ def _checkpoint_of_epoch(net, epoch):
                 saved = True
             else:  # a callable's decision cannot be told
                 continue
-            saves += [last["epoch"]] if saved else []
-        if saves and saves[-1] == epoch:
-            return checkpoint
-    return None
+            saves += [len(net.history_) - 1] if saved else []
+        at_epoch = [i for i in saves if net.history_[i]["epoch"] == epoch]
+        if not at_epoch:
+            continue
+        try:
+            # skorch's own formatting of the file name, as of the save at that history row
+            names = {i: checkpoint._format_target(net, checkpoint.f_params, i) for i in saves}
+        except (KeyError, IndexError, AttributeError):  # a template the history cannot fill
+            continue
+        name = names[at_epoch[-1]]
+        if all(names[i] != name for i in saves if i > at_epoch[-1]):
+            return checkpoint, name
+    return None, None
 
 
 def _restore_best_weights(net, callback):
     """Give ``EarlyStopping(load_best=True)`` the copy of its best epoch's weights (the
     loaded history's) that it would have kept in memory, from a checkpoint's params file."""
     epoch = callback.best_epoch_
-    checkpoint = _checkpoint_of_epoch(net, epoch)
+    checkpoint, f_params = _checkpoint_of_epoch(net, epoch)
     if checkpoint is not None:
         kept = copy.deepcopy(net.module_.state_dict())
         try:
             # the net's own loading: the file's format (use_safetensors), device and
             # compiled module
-            net.load_params(f_params=checkpoint.get_formatted_files(net)["f_params"],
-                            use_safetensors=checkpoint.use_safetensors)
+            net.load_params(f_params=f_params, use_safetensors=checkpoint.use_safetensors)
         except FileNotFoundError:  # deleted since: as without one (the net is left as it was)
             checkpoint = None
         else:
@@ -529,8 +545,8 @@ def _restore_best_weights(net, callback):
         warn_user(
             f"EarlyStopping(load_best=True) found its best {callback.monitor} at epoch {epoch} "
             "of the history loaded when fit began (skorch's LoadInitState), but the copy of "
-            "that epoch's weights it kept in memory is lost and no Checkpoint's file saved "
-            "them last there: unless a later epoch is better, the run ends with its last "
+            "that epoch's weights it kept in memory is lost and no Checkpoint's file still "
+            "holds them: unless a later epoch is better, the run ends with its last "
             "epoch's weights, not the best's; add a Checkpoint on the monitor's best (e.g. "
             f"monitor='{callback.monitor}_best', with its own event_name) to keep them")
 

@@ -2764,6 +2764,14 @@ def test_a_resumed_fit_with_early_stopping_load_best_ends_with_the_best_epochs_w
     resumed = resume(checkpoint("every", None),
                      checkpoint("kept", "train_loss_best", event_name="kept")).fit(X, y)
     assert_same_module(resumed.module_, reference.module_)
+    # saved every epoch under names that hold the epoch: the best epoch's file is still there
+    # (it had warned, the run ending with the last epoch's weights)
+    per_epoch = resume(checkpoint("per_epoch", None, f_params="params_{last_epoch[epoch]}.pt"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        per_epoch.fit(X, y)
+    assert len(per_epoch.history_) == stopped_at
+    assert_same_module(per_epoch.module_, reference.module_)
     # the finished run, fitted again: no epoch trained, the best epoch's weights too
     every = checkpoint("every", None)
     again = BrainJEPAClassifier(tiny_module(), **run, callbacks=[
