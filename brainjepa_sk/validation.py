@@ -419,18 +419,20 @@ def _refuse_other_names(i, own, names, item="subject", items="subjects"):
 
 
 def _check_index_column_kept(i, names, array):
-    """Refuse a DataFrame whose first column is a table index or time column, as the files it
+    """Refuse a subject whose first column is a table index or time column, as the files it
     is read from are: ``pandas.read_csv`` without ``index_col`` keeps ``to_csv``'s index as a
-    column ``"Unnamed: 0"``, which would otherwise become one more region. A time or frame
+    column ``"Unnamed: 0"``, which would otherwise become one more region, and so does an
+    array read from such a file (``numpy.loadtxt``, ``DataFrame.to_numpy``). A time or frame
     column appended last (``df["time"] = np.arange(n) * t_r``) is refused the same way."""
-    first_name = names[0]
+    first_name = None if names is None else names[0]
     if str(first_name).startswith("Unnamed: 0"):
         raise ValueError(
             f"subject {i}: its first column {first_name!r} had no name in its file: a table "
             "index (pandas' to_csv writes one unless index=False), not a region; remove it, "
             "or read the file with pandas.read_csv(..., index_col=0)")
     try:
-        check_index_column(array, name=str(first_name), last=True, last_name=str(names[-1]))
+        check_index_column(array, name=None if names is None else str(first_name), last=True,
+                           last_name=None if names is None else str(names[-1]))
     except ValueError as error:
         raise ValueError(f"subject {i}: {error}") from None
 
@@ -591,7 +593,7 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             f"subject {i} has {array.shape[0]} timepoint(s); at least {min_timepoints} are "
             "needed (expected (n_timepoints, n_regions))"
         )
-    if first_frame is None and subject_names is not None:
+    if first_frame is None:
         _check_index_column_kept(i, subject_names, array)
     if n_regions is not None and array.shape[1] != n_regions:
         first = f" ({first_source})" if first_source is not None else ""

@@ -473,6 +473,28 @@ def test_a_dataframe_with_a_time_column_appended_last_is_refused(lazy):
     np.testing.assert_array_equal(validate_subjects(frames, lazy=lazy)[1], frames[1])
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_arrays_and_npy_or_txt_files_with_an_index_or_time_column_are_refused(tmp_path, lazy):
+    """Only DataFrames and .csv/.tsv files were checked: an array read from a pandas-written
+    file (``numpy.loadtxt(..., skiprows=1)``, ``read_csv(...).to_numpy()``) kept the index as
+    its first column, fitted as one more region, and so did a .npy or .txt file of it."""
+    rng = np.random.default_rng(5)
+    series = [rng.standard_normal((6, 3)) for _ in range(2)]
+    indexed = np.column_stack([np.arange(6), series[1]])
+    timed = np.column_stack([series[1], np.arange(6) * 0.72])
+    np.save(tmp_path / "indexed.npy", indexed)
+    np.savetxt(tmp_path / "timed.txt", timed)
+    first = r"subject 1: its first column counts the rows \(0, 1, 2, \.\.\.\): a table index"
+    last = (r"subject 1: its last column \(column 3\) counts the rows \(0, 0\.72, 1\.44, "
+            r"\.\.\.\): a time or frame column")
+    for subjects, message in [([series[0], indexed], first), ([series[0], timed], last),
+                              ([series[0], tmp_path / "indexed.npy"], r"indexed\.npy.*" + first),
+                              ([series[0], tmp_path / "timed.txt"], r"timed\.txt.*" + last)]:
+        with pytest.raises(ValueError, match=message):
+            validate_subjects(subjects, lazy=lazy)
+    np.testing.assert_array_equal(validate_subjects(series, lazy=lazy)[1], series[1])
+
+
 @pytest.mark.parametrize("last", [
     np.zeros(5),  # a region outside the brain mask, zero-filled: no steps
     np.arange(5.0)[::-1],  # falling
