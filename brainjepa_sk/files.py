@@ -300,8 +300,9 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     does (:func:`_counts_rows`); a table of one column has no index beside its data (a
     one-component gradient may be a ramp, the regions in their order). With ``last``, the
     last column is refused by the same rule: a time or frame column appended to a subject's
-    series (``df["time"] = np.arange(n) * t_r``). Gradient tables leave it out, as their last
-    component may be a ramp.
+    series (``df["time"] = np.arange(n) * t_r``); the first and the last columns are then each
+    compared with the columns between them, so that an index and a time column together are
+    refused too. Gradient tables leave it out, as their last component may be a ramp.
 
     Parameters
     ----------
@@ -323,13 +324,18 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     """
     if values.shape[1] < 2:
         return
-    if _counts_rows(values[:, 0]) and not any(map(_counts_rows, values[:, 1:].T)):
+    # with ``last``, an index first and a time column last are two ramps beside regions that
+    # are none: each is judged against the columns between them
+    between = values[:, 1:-1] if last and values.shape[1] > 2 else None
+    beside_first = values[:, 1:] if between is None else between
+    if _counts_rows(values[:, 0]) and not any(map(_counts_rows, beside_first.T)):
         named = f" {name!r}" if name is not None else ""
         raise ValueError(
             f"its first column{named} counts the rows "
             f"({', '.join(f'{v:g}' for v in values[:3, 0])}, ...): a table index or time column "
             f"(pandas' to_csv writes the index unless index=False), not a {column}; remove it")
-    if last and _counts_rows(values[:, -1]) and not any(map(_counts_rows, values[:, :-1].T)):
+    beside_last = values[:, :-1] if between is None else between
+    if last and _counts_rows(values[:, -1]) and not any(map(_counts_rows, beside_last.T)):
         position = values.shape[1] - 1
         named = f"{last_name!r} " if last_name is not None else ""
         raise ValueError(

@@ -495,6 +495,27 @@ def test_arrays_and_npy_or_txt_files_with_an_index_or_time_column_are_refused(tm
     np.testing.assert_array_equal(validate_subjects(series, lazy=lazy)[1], series[1])
 
 
+def test_an_index_first_and_a_time_column_last_are_refused_together(tmp_path):
+    """Each ramp had excused the other (two ramps looked like a toy table): the table was read
+    with both as regions."""
+    rows = np.random.default_rng(6).standard_normal((6, 3))
+    table = np.column_stack([np.arange(6), rows, np.arange(6) * 0.8])
+    frame = pd.DataFrame(table, columns=["frame", "a", "b", "c", "time"])
+    message = r"its first column 'frame' counts the rows \(0, 1, 2, \.\.\.\): a table index"
+    with pytest.raises(ValueError, match=message):
+        validate_subjects([frame])
+    frame.to_csv(tmp_path / "sub.csv", index=False)
+    with pytest.raises(ValueError, match=r"sub\.csv.*" + message):
+        read_subject_file(tmp_path / "sub.csv")
+    with pytest.raises(ValueError, match=r"subject 0: its last column \(column 3\) counts the "
+                                         r"rows \(0, 0\.8, 1\.6, \.\.\.\)"):
+        validate_subjects([table[:, 1:]])
+    # a toy table of ramps between them is still read
+    toy = table.copy()
+    toy[:, 2] = np.arange(6) * 3.0
+    np.testing.assert_array_equal(validate_subjects([toy])[0], toy)
+
+
 @pytest.mark.parametrize("last", [
     np.zeros(5),  # a region outside the brain mask, zero-filled: no steps
     np.arange(5.0)[::-1],  # falling
