@@ -44,6 +44,7 @@ from .validation import (  # noqa: F401  (the estimators import the constraints 
     check_region_names,
     name_differences,
     subject_rows,
+    subjects_digest,
 )
 
 __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
@@ -124,6 +125,44 @@ def embed_windows(
                 tokens = encoder(x, final_norm=final_norm)
             out.append(pool(tokens.float()).cpu())
     return torch.cat(out).numpy()
+
+
+def check_same_subjects(subjects, method):
+    """Under torchrun, raise in every process unless all were given the same subjects.
+
+    The processes share out one corpus (``fit``: each takes its share of every global batch of
+    one order; ``transform``: each embeds its share of the subjects), so each must hold all of
+    it. Other subjects in one process would train on a mixture, or wait forever in a collective
+    when the processes count other numbers of windows or subjects. A collective operation:
+    every process must call it.
+
+    Parameters
+    ----------
+    subjects : list of numpy.ndarray or SubjectFiles
+        What :func:`~brainjepa_sk.validation.validate_subjects` returned in this process.
+    method : str
+        The method called, for the message (``"fit"``, ``"transform"``).
+
+    Raises
+    ------
+    ValueError
+        In every process, naming the processes whose subjects differ from process 0's.
+    """
+    if world()[1] == 1:
+        return
+    found = all_gather_objects([(len(subjects), subjects_digest(subjects))])
+    others = [rank for rank, seen in enumerate(found) if seen != found[0]]
+    if others:
+        counts = sorted({found[rank][0] for rank in [0, *others]})
+        what = (f"{counts[0]} subjects in each, with other values" if len(counts) == 1 else
+                ", ".join(f"{found[rank][0]} subjects in process {rank}"
+                          for rank in [0, *others]))
+        raise ValueError(
+            f"under torchrun every process must call {method} with the same X (the processes "
+            f"share out one corpus), but process(es) {others} got other subjects than process "
+            f"0 ({what}); give each process all the subjects, not a shard, and check that a "
+            "glob matches the same files on every node"
+        )
 
 
 def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
@@ -684,6 +723,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
+        check_same_subjects(subjects, "transform")
         autocast_dtype = resolve_autocast(self.precision, device)
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit

@@ -23,6 +23,7 @@ from ._base import (
     Range,
     check_parameters,
     check_pooling,
+    check_same_subjects,
     check_window_patches,
     restore_on_error,
     training_windows,
@@ -600,6 +601,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         config = self._model_config()
         check_pooling(self.pooling, config["n_patches"])
         device = process_device(resolve_device(self.device))
+        check_same_subjects(subjects, "fit")
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in rng.randint(0, 2**31 - 1, size=3)]
         if world()[1] > 1 and not isinstance(self.random_state, numbers.Integral):

@@ -271,3 +271,34 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
                 batch_size=4, device="cpu", verbose=0, random_state=random_state).fit(X)
         _save_from_every_process({"seen": seen, "warnings": [str(w.message) for w in caught]},
                                  world_size, out_file)
+
+
+def other_subjects_worker(rank, world_size, init_file, out_file):
+    """``fit`` and ``transform`` with other subjects in process 1 (one subject's values
+    changed; one subject fewer), then with the same: the errors each process raised."""
+    import numpy as np
+
+    from brainjepa_sk import BrainJEPAPretrainer
+
+    with gloo_group(rank, world_size, init_file):
+        torch.set_num_threads(1)
+        X = np.random.default_rng(0).standard_normal((8, N_FRAMES, N_REGIONS))
+        other = X.copy()
+        other[3, 0, 0] += rank  # process 1's subject 3 differs in one value
+        model = BrainJEPAPretrainer(
+            gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+            n_frames=N_FRAMES, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
+            verbose=0, random_state=0)
+        results = {}
+        for name, call in (("fit", lambda: model.fit(other)),
+                           ("transform", lambda: model.transform(X[: 8 - rank]))):
+            try:
+                call()
+                results[name] = None
+            except ValueError as error:
+                results[name] = str(error)
+            if name == "fit":  # the group still works: a fit with the same X everywhere
+                model.fit(X)
+        results["embedded"] = model.transform(X)
+        _save_from_every_process(results, world_size, out_file)

@@ -1916,3 +1916,24 @@ def test_accumulation_steps_that_do_not_divide_a_kept_last_batch_are_refused_whe
     PretrainLoop(model, loader, masks, schedule, 1, accumulation_steps=2).run()
     dropping = torch.utils.data.DataLoader(windows, batch_size=BATCH, drop_last=True)
     PretrainLoop(model, dropping, masks, schedule, 1, accumulation_steps=3).run()
+
+
+def test_under_ddp_processes_given_other_subjects_all_refuse_them(tmp_path):
+    """The processes share out one corpus: one given other files (a glob that matched other
+    files on one node) trained on a mixture without a word, and with another number of
+    windows or subjects the processes waited for each other forever."""
+    import _ddp_worker
+
+    out = tmp_path / "other.pt"
+    _spawn_within(_ddp_worker.other_subjects_worker, (2, str(tmp_path / "init"), str(out)))
+    results = torch.load(out, weights_only=False)
+    for result in results:
+        assert result["fit"] == (
+            "under torchrun every process must call fit with the same X (the processes share "
+            "out one corpus), but process(es) [1] got other subjects than process 0 (8 "
+            "subjects in each, with other values); give each process all the subjects, not a "
+            "shard, and check that a glob matches the same files on every node")
+        assert "call transform with the same X" in result["transform"]
+        assert "(8 subjects in process 0, 7 subjects in process 1)" in result["transform"]
+    assert np.array_equal(results[0]["embedded"], results[1]["embedded"])
+    assert results[0]["embedded"].shape == (8, 16)
