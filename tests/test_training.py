@@ -468,6 +468,31 @@ def test_under_torchrun_only_process_0_warns_also_before_joining_the_group(
     assert [str(w.message) for w in caught] == (["a warning"] if warns else [])
 
 
+def test_a_world_size_without_the_launchers_other_variables_is_named(monkeypatch):
+    """WORLD_SIZE left in the environment (a job script's export, a notebook on a cluster node)
+    makes fit join a group: torch's own error said only that RANK was expected. A WORLD_SIZE
+    that is not a number is another program's, a process on its own (as for warnings): it
+    stopped fit with int()'s message."""
+    from brainjepa_sk import BrainJEPAPretrainer
+
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    model = BrainJEPAPretrainer(
+        gradients=np.random.default_rng(0).standard_normal((6, 3)),
+        model_size=dict(embed_dim=8, depth=1, num_heads=2), patch_size=2, n_frames=8,
+        predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0, random_state=0)
+    X = np.random.default_rng(1).standard_normal((4, 8, 6))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match=r"^WORLD_SIZE=2 is set in the environment, so this "
+                                         r"process joins a process group of 2 processes, .*"
+                                         r"RANK expected, but not set; start the script with "
+                                         r"torchrun .*or unset WORLD_SIZE"):
+        model.fit(X)
+    assert not dist.is_initialized()
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    assert len(model.fit(X).history_) == 1
+
+
 def test_without_torchrun_a_cuda_device_is_left_as_asked(monkeypatch):
     """Runs anywhere: one process, no group. "cuda" stays the current device, whichever the
     user made current; LOCAL_RANK is torchrun's only."""

@@ -53,7 +53,7 @@ def is_main_process():
     if world_size > 1:
         return rank == 0
     try:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        if _launcher_world_size() > 1:
             return int(os.environ.get("RANK", "0")) == 0
     except ValueError:  # not a launcher's numbers: a process on its own
         pass
@@ -72,12 +72,36 @@ def init_from_environment(device):
     -------
     bool
         Whether a process group of more than one process is active.
+
+    Raises
+    ------
+    ValueError
+        Naming ``WORLD_SIZE``, when it asks for several processes but the launcher's other
+        variables (``RANK``, ``MASTER_ADDR``, ``MASTER_PORT``) are missing.
     """
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available():
+    size = _launcher_world_size()
+    if size <= 1 or not dist.is_available():
         return world()[1] > 1
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        try:
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        except ValueError as error:  # env:// without RANK, MASTER_ADDR or MASTER_PORT
+            raise ValueError(
+                f"WORLD_SIZE={size} is set in the environment, so this process joins a "
+                f"process group of {size} processes, as under torchrun, but it cannot: "
+                f"{error}; start the script with torchrun (which also sets RANK, LOCAL_RANK, "
+                "MASTER_ADDR and MASTER_PORT), or unset WORLD_SIZE to run in one process"
+            ) from error
     return dist.get_world_size() > 1
+
+
+def _launcher_world_size():
+    """The launcher's ``WORLD_SIZE``: 1 when unset or not a number (another program's
+    variable, not a launcher's: a process on its own, as :func:`is_main_process` takes it)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:
+        return 1
 
 
 def process_device(device):
@@ -103,7 +127,7 @@ def process_device(device):
     """
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     per_process_gpu = device.type == "cuda" and device.index is None
-    if (per_process_gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if (per_process_gpu and _launcher_world_size() > 1
             and local_rank >= torch.cuda.device_count()):
         # before joining the group: torchrun then stops the other processes
         raise ValueError(
