@@ -623,6 +623,24 @@ def _names_files(X):
     return isinstance(X, (list, tuple)) and len(X) > 0 and all(is_path(x) for x in X)
 
 
+def _warn_repeated_files(X):
+    """Warn when a list names one file twice: each entry is a subject of its own, so the
+    subject would count twice (a glob pasted twice into a list, a path written two ways)."""
+    if not isinstance(X, (list, tuple)):
+        return
+    seen = {}
+    for i, path in enumerate(X):
+        if not is_path(path):
+            continue
+        key = os.path.realpath(expand_home(path))
+        if key in seen:
+            warn_user(f"X[{seen[key]}] and X[{i}] are the same file ({key}): each entry is a "
+                      "subject of its own, so this one counts twice (in fit, twice the weight); "
+                      "give each file once")
+            return
+        seen[key] = i
+
+
 def _paths_as_list(X):
     """A 1-D NumPy array or pandas Series of paths (``np.array(sorted(glob(...)))``, a
     DataFrame's column of file names) as a list of paths, so that the files are streamed as a
@@ -1036,6 +1054,7 @@ def validate_subjects(
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
     X = _paths_as_list(X)
+    _warn_repeated_files(X)
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant)
     # checked already, at least as strictly: a lenient check let constant regions through

@@ -4,6 +4,7 @@ statistics from a bounded sample, connectivity accumulated a chunk of subjects a
 import os
 import pickle
 import shutil
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -1050,3 +1051,21 @@ def test_a_file_whose_header_names_are_cut_otherwise_is_another_file(tmp_path):
     _rewritten_later(path)
     with pytest.raises(FileChangedError, match=r"sub-00\.tsv changed after it was checked"):
         subjects[0]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_file_named_twice_in_a_list_is_warned_of(tmp_path, lazy, monkeypatch):
+    """One file twice in a list (a path written two ways, two globs' results joined) counted
+    as two subjects without a word; a glob cannot name a file twice."""
+    paths = _save(tmp_path, _series())
+    monkeypatch.chdir(tmp_path)
+    twice = [*paths, os.path.join(".", os.path.basename(paths[1]))]
+    with pytest.warns(UserWarning, match=r"X\[1\] and X\[4\] are the same file \(.*sub-01\.npy\): "
+                                         r"each entry is a subject of its own, so this one counts "
+                                         r"twice"):
+        subjects = validate_subjects(twice, lazy=lazy)
+    assert len(subjects) == 5
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_subjects(paths, lazy=lazy)
+        validate_subjects(str(tmp_path / "sub-*.npy"), lazy=lazy)
