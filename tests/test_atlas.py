@@ -55,6 +55,7 @@ def local_atlases(tmp_path, monkeypatch):
 def test_the_atlas_puts_the_subcortex_first_then_the_cortex(tmp_path, local_atlases):
     atlas = fetch_atlas_brainjepa450(data_dir=tmp_path / "cache", verbose=0)
     assert local_atlases == [(400, 17, 2)]  # Schaefer-400, 17 networks, 2 mm, via nilearn
+    assert nib.load(atlas.maps).get_data_dtype() == np.int16  # labels stored as integers
     data = np.asarray(nib.load(atlas.maps).dataobj).ravel()
     np.testing.assert_array_equal(data[:49], np.arange(1, 50))  # Tian labels kept
     assert data[49] == 50  # claimed by both: the subcortical region
@@ -83,10 +84,12 @@ def test_a_cache_with_one_of_its_two_files_is_built_again(tmp_path, local_atlase
 
 
 @pytest.mark.parametrize("damage", [lambda text: "", lambda text: text[: len(text) // 2],
-                                    lambda text: text + "a line more\n"])
+                                    lambda text: text + "a line more\n",
+                                    lambda text: text.replace("atlases: 1\n", "atlases: \n", 1)])
 def test_a_cached_label_list_damaged_since_is_built_again(tmp_path, local_atlases, damage):
-    """A label list emptied, cut short or grown in the cache is not read as the atlas's labels
-    (nor fails on its missing header): it is built again, as a missing one is."""
+    """A label list emptied, cut short or grown in the cache, or whose header lost its count of
+    shared voxels, is not read as the atlas's labels (nor fails on its missing header or count):
+    it is built again, as a missing one is."""
     first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
     labels = tmp_path / "brainjepa_atlas" / "brainjepa450_labels.txt"
     labels.write_text(damage(labels.read_text()))
@@ -339,3 +342,14 @@ def test_a_cached_image_damaged_since_is_built_again(tmp_path, local_atlases, ke
     assert set(np.unique(data)) == set(range(451))
     fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
     assert len(local_atlases) == 2  # the rebuilt cache is read as it is
+
+
+def test_a_cached_image_that_lost_a_region_is_built_again(tmp_path, local_atlases):
+    """An image that reads whole but no longer holds every label 1..450 (e.g. another labels
+    image saved under its name) is not returned as the atlas: it is built again."""
+    first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    data = np.asarray(nib.load(first.maps).dataobj)
+    nib.save(nib.Nifti1Image(np.where(data == 450, 0, data).astype(np.int16), AFFINE), first.maps)
+    again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2  # built again, from the cached Tian files
+    assert set(np.unique(np.asarray(nib.load(again.maps).dataobj))) == set(range(451))

@@ -869,6 +869,21 @@ def test_the_encoder_copy_kept_on_another_device_is_released_by_a_cpu_transform(
     assert "_device_cache" not in embedder.__dict__
 
 
+def test_window_chunks_of_a_plain_list_hold_each_chunks_own_subjects():
+    """Subjects given as a plain list (no validated lengths) are cut a chunk at a time too,
+    each chunk's windows those of its own subjects only."""
+    subjects = _subjects(n_subjects=5)
+    preprocessor = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS),
+                                     device="cpu").fit(subjects).preprocessor_
+    chunks = list(_base.window_chunks(subjects, preprocessor, chunk_size=2))
+    assert [(start, n) for start, n, _, _ in chunks] == [(0, 2), (2, 2), (4, 1)]
+    for start, n, windows, subject_index in chunks:
+        expected, expected_index = preprocessor.transform(subjects[start:start + n])
+        np.testing.assert_array_equal(windows, expected)
+        np.testing.assert_array_equal(subject_index, expected_index)
+        assert set(subject_index.tolist()) == set(range(n))
+
+
 def test_lagged_feature_names_say_which_region_leads():
     # tokens where region b leads region a by one patch: a's patch t + 1 is b's patch t
     from brainjepa_sk.nn import TokenPooling
@@ -1455,6 +1470,29 @@ def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
     with pytest.raises(ValueError, match=r"overflow in its attention and LayerNorms "
                                          r"\(bfloat16 autocast, with float32's range\)$"):
         embedder.set_params(precision="bf16").transform(X)
+
+
+def test_finite_weights_that_overflow_roi_zscored_windows_are_not_told_to_z_score():
+    """Windows z-scored per region are at unit scale already: an encoder that overflows on them
+    is not cured by a z-score, and the message does not advise one."""
+    X = _subjects()
+    module = tiny_module(N_REGIONS)
+    with torch.no_grad():
+        module.target_encoder.patch_embed.proj.weight.fill_(1e30)
+    embedder = BrainJEPAEmbedder(weights=module, normalization="roi_zscore", device="cpu").fit(X)
+    with pytest.raises(ValueError, match=r"\(normalization='roi_zscore'\) overflow in its "
+                                         r"attention and LayerNorms \(float32\)$"):
+        embedder.transform(X)
+
+
+def test_a_series_of_subjects_gives_an_array_under_the_default_output():
+    """A pandas Series of subjects gives the rows of the default output as an array, as a list
+    of subjects does (its index is kept only under pandas output)."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    out = embedder.transform(pd.Series(X, index=["a", "b", "c"]))
+    assert type(out) is np.ndarray and out.dtype == np.float32
+    np.testing.assert_array_equal(out, embedder.transform(X))
 
 
 def test_a_pretrainer_given_as_weights_is_told_to_pass_its_model():

@@ -1603,6 +1603,21 @@ def test_run_key_keeps_the_place_of_an_absent_array():
     assert run_key({}, arrays=[a, None, None]) == run_key({}, arrays=[a])
 
 
+def test_run_keys_stay_the_same_from_one_version_to_the_next():
+    """Saved runs are found again by their key: the same settings, data and arrays must name
+    the same run after an upgrade (another encoding would restart every saved run afresh).
+    Each absent array counts once, before the array that follows it."""
+    import numpy as np
+
+    from brainjepa_sk.train import run_key
+
+    a, b = np.arange(3.0), np.ones((2, 1), np.float32)
+    assert (run_key({"lr": 1e-3, "n_epochs": 4}, digests=["0" * 64], arrays=[None, a, b])
+            == "73aaf125b5b07bcccaee640ec4eceddb60c3538672e36d730f52911986e86a13")
+    assert (run_key({}, arrays=[a, None, a, b])
+            == "4b42271dec676ada899d18fba73dd4e0eacc063f2bfadcdce9fc8ee6415d7913")
+
+
 def test_find_shorter_run_takes_the_furthest_run_of_the_lineage_asked_for_fewer_epochs(
         tmp_path):
     from brainjepa_sk.train import find_shorter_run
