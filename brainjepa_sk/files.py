@@ -149,6 +149,8 @@ def _npy_truncation(path):
             shape, _, dtype = readers[version](file)
         except ValueError:  # a damaged header, not a cut one: numpy's words say what it is
             return None
+        if dtype.hasobject:  # pickled objects: their bytes are not the header's item count
+            return None
         held = size - file.tell()
     announced = math.prod(shape) * dtype.itemsize
     if held >= announced:
@@ -175,9 +177,11 @@ def load_npy(path, mmap_mode=None):
     Raises
     ------
     ValueError
-        For an ``.npz`` archive (also a damaged one), or a file holding Python objects.
+        For an ``.npz`` archive (also a damaged one), a file holding Python objects, or an
+        ``.npy`` file shorter than its header says (called truncated).
     OSError, EOFError
-        As :func:`numpy.load` raises them (a truncated or unreadable file).
+        As :func:`numpy.load` raises them (an unreadable file, one cut within its first
+        bytes).
     """
     try:
         array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)

@@ -145,6 +145,18 @@ def test_a_damaged_but_whole_npy_header_is_not_called_truncated(tmp_path):
     assert "truncated" not in str(info.value)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_an_npy_file_of_python_objects_is_not_called_truncated(tmp_path, lazy):
+    """Its pickled objects (small integers: 2 bytes each) take fewer bytes than 8 per item
+    that its header's object dtype announces: it had been called truncated."""
+    path = tmp_path / "sub-1.npy"
+    np.save(path, np.ones((100, 30), dtype=int).astype(object), allow_pickle=True)
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a numeric.*Python objects|"
+                                         r"sub-1\.npy is not a numeric.*allow_pickle") as info:
+        validate_subjects([path], lazy=lazy)
+    assert "truncated" not in str(info.value)
+
+
 def _damaged_header(good):
     """A byte of the second stored file's header changed: the archive itself still opens."""
     raw = bytearray(good.read_bytes())
