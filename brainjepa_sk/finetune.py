@@ -1854,10 +1854,12 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
-        kind = getattr(getattr(y, "dtype", None), "kind", None)
-        if kind in ("M", "m"):  # numpy would take dates and durations as their raw counts
-            raise ValueError(f"y holds dates or durations ({y.dtype}): convert them to numbers "
-                             "in a unit of your choice (e.g. age in years) first")
+        # a DataFrame's columns each have theirs (one of dates alone converts as an array does)
+        dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
+        dates = [str(dtype) for dtype in dtypes if getattr(dtype, "kind", None) in ("M", "m")]
+        if dates:  # numpy would take dates and durations as their raw counts
+            raise ValueError(f"y holds dates or durations ({', '.join(dates)}): convert them "
+                             "to numbers in a unit of your choice (e.g. age in years) first")
         try:
             y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
         except ValueError as error:

@@ -1347,6 +1347,9 @@ def test_a_continued_fit_refuses_another_number_of_targets():
     (np.array(["low", 1.0] * 4, dtype=object), "y holds text, not numbers"),
     (np.arange(8).astype("datetime64[D]"), r"y holds dates or durations \(datetime64\[D\]\)"),
     (pd.Series(pd.to_timedelta(np.arange(8), unit="D")), "y holds dates or durations"),
+    # a DataFrame has no dtype of its own: its column of dates had been fitted as nanoseconds
+    (pd.DataFrame({"visit": pd.date_range("2020-01-01", periods=8)}),
+     r"y holds dates or durations \(datetime64\[\w+\]\)"),
 ])
 def test_a_regression_target_of_text_or_dates_is_refused_naming_y(y, message):
     """Text had given numpy's bare "could not convert string to float", and dates had been
