@@ -634,9 +634,12 @@ def _warn_repeated_files(X):
             continue
         key = os.path.realpath(expand_home(path))
         if key in seen:
-            warn_user(f"X[{seen[key]}] and X[{i}] are the same file ({key}): each entry is a "
-                      "subject of its own, so this one counts twice (in fit, twice the weight); "
-                      "give each file once")
+            j = seen[key]
+            named = (f"({os.fspath(path)})" if os.fspath(X[j]) == os.fspath(path) else
+                     f"({os.fspath(X[j])} and {os.fspath(path)})")
+            warn_user(f"X[{j}] and X[{i}] are the same file {named}: each entry is a subject "
+                      "of its own, so this one counts twice, with twice the weight; give each "
+                      "file once")
             return
         seen[key] = i
 
@@ -1054,7 +1057,8 @@ def validate_subjects(
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
     X = _paths_as_list(X)
-    _warn_repeated_files(X)
+    if reset:  # in fit: a transform of a file twice gives its rows twice, as asked
+        _warn_repeated_files(X)
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant)
     # checked already, at least as strictly: a lenient check let constant regions through

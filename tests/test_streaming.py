@@ -1060,12 +1060,14 @@ def test_a_file_named_twice_in_a_list_is_warned_of(tmp_path, lazy, monkeypatch):
     paths = _save(tmp_path, _series())
     monkeypatch.chdir(tmp_path)
     twice = [*paths, os.path.join(".", os.path.basename(paths[1]))]
-    with pytest.warns(UserWarning, match=r"X\[1\] and X\[4\] are the same file \(.*sub-01\.npy\): "
-                                         r"each entry is a subject of its own, so this one counts "
-                                         r"twice"):
+    with pytest.warns(UserWarning, match=r"X\[1\] and X\[4\] are the same file \(.*sub-01\.npy "
+                                         r"and \./sub-01\.npy\): each entry is a subject of its "
+                                         r"own, so this one counts twice"):
         subjects = validate_subjects(twice, lazy=lazy)
     assert len(subjects) == 5
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        # outside fit (reset=False), a file twice gives its rows twice, as asked
+        validate_subjects(twice, lazy=lazy, reset=False)
         validate_subjects(paths, lazy=lazy)
         validate_subjects(str(tmp_path / "sub-*.npy"), lazy=lazy)
