@@ -644,6 +644,27 @@ def test_a_net_pickled_during_fit_by_skorchs_checkpoint_is_fitted_with_its_label
     np.testing.assert_array_equal(restored.classes_, ["a", "b"])
 
 
+@pytest.mark.parametrize("split", [SubjectValidSplit(0.25, random_state=0), ValidSplit(0.25)],
+                         ids=["subjects", "skorch"])
+def test_a_net_pickled_during_fit_keeps_none_of_the_fits_split(tmp_path, split):
+    """The held-out subjects of the fit that skorch's Checkpoint(f_pickle=...) pickled the net
+    in, and skorch's split seeded for that fit, are that fit's: the unpickled net set to
+    train_split=None splits nothing, outside fit or in its next fit."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.array(["a", "b"] * 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None, f_params=None, f_optimizer=None,
+                       f_criterion=None, f_history=None, f_pickle="net.pkl")
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), train_split=split,
+                        callbacks=[saved]).fit(X, y)
+    with open(tmp_path / "net.pkl", "rb") as file:
+        restored = pickle.load(file).set_params(train_split=None, callbacks=[])
+    windows, subject_index = restored.preprocessor_.transform(list(X))
+    dataset = SubjectWindows(windows, np.tile([0, 1], 4)[subject_index], subject_index)
+    train, valid = restored.get_split_datasets(dataset)
+    assert len(train) == len(windows) and valid is None
+    restored.fit(X, y)
+    assert "valid_loss" not in restored.history_[-1]
+
+
 def test_progress_is_shown_by_skorchs_print_log(capsys):
     BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, verbose=1)).fit(
         offset_subjects(np.zeros(4)), [0, 1, 0, 1])
@@ -2860,15 +2881,17 @@ def test_a_resumed_fit_reads_the_best_epochs_weights_of_a_clone_and_no_unrecorde
 def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp_path):
     """random_state=None draws another seed for the resumed fit: its SubjectValidSplit holds
     out other subjects than the interrupted run did, some the loaded model trained on, and its
-    epochs draw otherwise; it resumed without a word. An integer seed resumes silently."""
+    epochs draw otherwise; it resumed without a word. A RandomState instance, whose state the
+    interrupted fit drew from, is warned of too. An integer seed resumes silently."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
 
     class HeldOut(Callback):
         def on_train_begin(self, net, **kwargs):
             self.held_out_ = sorted(net._held_out_)
 
-    for random_state in [None, 0]:
-        saved = Checkpoint(dirname=tmp_path / str(random_state), monitor=None)
+    for name, random_state in [("none", None), ("instance", np.random.RandomState(0)),
+                               ("int", 0)]:
+        saved = Checkpoint(dirname=tmp_path / name, monitor=None)
         run = fast(max_epochs=3, random_state=random_state,
                    train_split=SubjectValidSplit(0.25, stratified=True))
         first = HeldOut()
@@ -2882,9 +2905,10 @@ def test_resuming_without_an_integer_random_state_is_warned_of_its_new_draws(tmp
             resumed.fit(X, y)
         messages = [str(warning.message) for warning in caught]
         assert len(resumed.history_) == 3
-        if random_state is None:
-            assert any("resuming a run of 1 epoch(s) with random_state=None" in message
-                       and "pass an integer random_state" in message for message in messages)
+        if name != "int":
+            assert any(f"resuming a run of 1 epoch(s) with random_state={random_state!r}"
+                       in message and "pass an integer random_state" in message
+                       for message in messages)
         else:
             assert not messages
             assert resumed.callbacks[-1].held_out_ == first.held_out_
@@ -3797,3 +3821,109 @@ def test_the_region_names_of_the_checkpoint_are_kept_and_checked_at_predict(tmp_
     with pytest.raises(ValueError, match="another order"), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # X has names, fit's arrays had none
         clf.predict([pd.DataFrame(x, columns=names[::-1]) for x in X])
+
+
+# -- round 22: planted bugs that the tests above let through -----------------------------------
+
+def test_a_continued_fit_trains_each_label_on_its_output_in_the_order_of_the_classes():
+    """classes=["patient", "control"] (not sorted): a continued fit (partial_fit, or fit with
+    warm_start) encodes the labels by the first fit's classes_, in that order; sorted, every
+    window would train the other class's output."""
+    recorder = Recorder()
+    labels = np.array(["control", "patient", "patient"] * 2)
+    X = offset_subjects(np.zeros(6))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["patient", "control"],
+                              callbacks=[recorder])
+    with pytest.warns(UserWarning, match="is not sorted"):
+        clf.fit(X, labels)
+    clf.partial_fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_, ["patient", "control"])
+    np.testing.assert_array_equal(clf.classes_[recorder.dataset_.y], labels)
+    clf.set_params(warm_start=True).fit(X, labels)
+    np.testing.assert_array_equal(clf.classes_[recorder.dataset_.y], labels)
+
+
+class ScriptedScore(Callback):
+    """Records ``scores[epoch - 1]`` as ``"score"`` at each epoch's end, and whether it is the
+    lowest so far as ``"score_best"`` (a monitor whose course is known in advance)."""
+
+    def __init__(self, scores):
+        self.scores = scores
+
+    def on_epoch_end(self, net, **kwargs):
+        epoch = len(net.history_)
+        net.history.record("score", self.scores[epoch - 1])
+        net.history.record("score_best", self.scores[epoch - 1] < min(self.scores[:epoch - 1],
+                                                                      default=np.inf))
+
+
+def test_a_resumed_fit_replays_early_stoppings_patience_from_its_last_improvement(tmp_path):
+    """A loaded history with a miss, then an improvement, then a miss: EarlyStopping's count
+    starts again at the improvement, so the resumed run stops where the uninterrupted one
+    does (counting the first miss too, it had stopped an epoch early)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    scores = [1.0, 1.1, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]  # best at 1 and 3; patience 3: stop at 6
+    run = fast(max_epochs=len(scores))
+
+    def callbacks(*more):  # the score recorded before the Checkpoint saves the history
+        return [ScriptedScore(scores), *more, EarlyStopping(monitor="score", patience=3)]
+
+    reference = BrainJEPAClassifier(tiny_module(), **run, callbacks=callbacks()).fit(X, y)
+    assert len(reference.history_) == 6
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+            *callbacks(saved, LoadInitState(saved)), FailAtEpochEnd(4)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **run,
+                                  callbacks=callbacks(saved, LoadInitState(saved))).fit(X, y)
+    assert len(resumed.history_) == 6
+    assert_same_module(resumed.module_, reference.module_)
+
+
+def test_a_resumed_fit_with_load_best_trains_on_from_the_last_epoch_not_the_best(tmp_path):
+    """EarlyStopping(load_best=True)'s copy of the best epoch's weights, read back from a
+    Checkpoint's file when a run resumes, is only kept: the run trains on from the weights
+    of its last epoch, as the uninterrupted one does (from the best epoch's, a later best
+    epoch had other weights)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    scores = [1.0, 0.5, 0.9, 0.8, 0.2, 0.9, 0.9, 0.9]  # best at 2, then at 5; stop at 8
+    run = fast(max_epochs=len(scores))
+
+    def callbacks(*more):
+        return [ScriptedScore(scores), *more,
+                Checkpoint(dirname=tmp_path, monitor="score_best", event_name="kept",
+                           fn_prefix="best_"),
+                EarlyStopping(monitor="score", patience=3, load_best=True)]
+
+    reference = BrainJEPAClassifier(tiny_module(), **run, callbacks=callbacks()).fit(X, y)
+    assert len(reference.history_) == 8
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    with pytest.raises(RuntimeError, match="killed"):  # after epoch 4: the best is epoch 2
+        BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+            *callbacks(saved, LoadInitState(saved)), FailAtEpochEnd(4)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **run,
+                                  callbacks=callbacks(saved, LoadInitState(saved)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the best epoch's weights found in the "best_" file
+        resumed.fit(X, y)
+    assert len(resumed.history_) == 8
+    assert_same_module(resumed.module_, reference.module_)  # epoch 5's
+
+
+def test_a_run_early_stopping_ended_at_its_last_epoch_is_said_to_be_stopped_by_it(tmp_path):
+    """EarlyStopping that stopped a run at epoch max_epochs: fitted again, the run is said to
+    be EarlyStopping's (whose load_best gives the best epoch's weights), not merely one that
+    holds all its epochs."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+
+    def net():
+        return BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3), callbacks=[
+            ScriptedScore([1.0, 1.1, 1.2]), saved, LoadInitState(saved),
+            EarlyStopping(monitor="score", patience=2)])
+
+    assert len(net().fit(X, y).history_) == 3  # two misses: stopped at the last epoch
+    with pytest.warns(UserWarning, match=r"EarlyStopping stopped its run \(epoch 3\): no "
+                                         "epoch is trained"):
+        again = net().fit(X, y)
+    assert len(again.history_) == 3
