@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import numbers
 
 import numpy as np
@@ -1635,12 +1636,22 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
     def _check_values(self):
         criterion = self.criterion
-        if (isinstance(criterion, torch.nn.NLLLoss)
-                or isinstance(criterion, type) and issubclass(criterion, torch.nn.NLLLoss)):
+        if isinstance(criterion, functools.partial):  # a class with arguments bound
+            criterion = criterion.func
+        kind = criterion if isinstance(criterion, type) else type(criterion)
+        name = kind.__name__
+        if issubclass(kind, (torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss)):
+            # it takes one output per label column and float targets: torch's shape error
+            # did not say why
+            raise ValueError(
+                f"criterion={name} takes one output per target, but {type(self).__name__}'s "
+                "module gives one logit per class and its targets are class indices: use "
+                "torch.nn.CrossEntropyLoss (the default), which for two classes is the same "
+                "logistic model")
+        if issubclass(kind, torch.nn.NLLLoss):
             # skorch's classifier takes the log of the module's outputs for an NLLLoss (its
             # modules end in a softmax); the head's logits, negative ones among them, made the
             # loss NaN, and the fit stopped as a diverging one ("lower lr")
-            name = getattr(criterion, "__name__", type(criterion).__name__)
             raise ValueError(
                 f"criterion={name} takes probabilities, of which skorch takes the log, but "
                 f"{type(self).__name__}'s module outputs logits (its head is a linear layer): "
@@ -1792,7 +1803,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     {_SHARED_PARAMETERS}
     criterion : torch loss class, default=torch.nn.CrossEntropyLoss
         Takes logits; ``criterion__label_smoothing=0.1`` smooths the labels. An ``NLLLoss``
-        (skorch's default, which takes probabilities) is refused.
+        (skorch's default, which takes probabilities) is refused, and so are ``BCELoss`` and
+        ``BCEWithLogitsLoss`` (one output per target; the head gives one logit per class).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
         proportional to the classes' counts among the training windows; a dict: by label,

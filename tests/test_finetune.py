@@ -2,6 +2,7 @@
 
 import copy
 import errno
+import functools
 import io
 import json
 import os
@@ -445,7 +446,8 @@ def test_a_criterion_weight_given_is_kept_over_class_weight():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 4.0])
 
 
-@pytest.mark.parametrize("criterion", [torch.nn.NLLLoss, torch.nn.NLLLoss()])
+@pytest.mark.parametrize("criterion", [torch.nn.NLLLoss, torch.nn.NLLLoss(),
+                                       functools.partial(torch.nn.NLLLoss, reduction="sum")])
 def test_an_nllloss_criterion_is_refused_before_a_fit_naming_it(criterion):
     """skorch's classifier takes the log of the outputs for an NLLLoss: on the head's logits
     the loss was NaN, and the fit stopped as a diverging one, "lower lr". A fitted estimator
@@ -457,6 +459,19 @@ def test_an_nllloss_criterion_is_refused_before_a_fit_naming_it(criterion):
                                          r"CrossEntropyLoss"):
         clf.set_params(criterion=criterion).fit(X, y)
     assert_same_module(clf.module_, before)
+
+
+@pytest.mark.parametrize("criterion", [torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss(),
+                                       functools.partial(torch.nn.BCEWithLogitsLoss)])
+def test_a_binary_cross_entropy_criterion_is_refused_naming_crossentropyloss(criterion):
+    """BCEWithLogitsLoss, the usual binary loss, had failed inside torch on the shapes (two
+    logits against one class index per window)."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    name = "BCELoss" if isinstance(criterion, torch.nn.BCELoss) else "BCEWithLogitsLoss"
+    with pytest.raises(ValueError, match=rf"criterion={name} takes one output per target, but "
+                                         r"BrainJEPAClassifier's module gives one logit per "
+                                         r"class.*CrossEntropyLoss"):
+        BrainJEPAClassifier(tiny_module(), criterion=criterion, **fast(max_epochs=1)).fit(X, y)
 
 
 def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
