@@ -572,3 +572,17 @@ def test_saving_a_module_other_than_a_brainjepa_is_refused_before_writing(tmp_pa
                                             rf"{type(module).__name__}$"):
             save_checkpoint(path, module)
     assert not path.exists()
+
+
+def test_only_a_file_with_both_a_loop_and_a_key_is_taken_for_a_pretraining_state(
+        official_dir, research_model, tmp_path):
+    """A pretraining run's state holds both ``loop`` and ``key``; a research checkpoint that
+    holds one of these names among its own entries is still read as one."""
+    checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
+    path = tmp_path / "research.pth.tar"
+    torch.save({**checkpoint, "key": "run-0"}, path)
+    resolved = resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+    assert _same_weights(resolved.encoder, research_model.target_encoder)
+    torch.save({**checkpoint, "loop": {}, "key": "run-0"}, path)
+    with pytest.raises(ValueError, match="saved state of a pretraining run"):
+        resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)

@@ -538,3 +538,33 @@ def test_a_bad_file_of_a_glob_is_named_when_read_at_once(tmp_path):
     np.save(tmp_path / "sub-01.npy", bad)
     with pytest.raises(ValueError, match=r"sub-01\.npy: subject 1\b.*NaN"):
         validate_subjects(str(tmp_path / "sub-*.npy"))  # lazy=False: every file read
+
+
+def test_a_truncated_npy_file_of_format_version_2_is_called_truncated(tmp_path):
+    """Version 2.0 (numpy's format for headers over 64 KiB) stores the header's length in 4
+    bytes, not 2: the header's end is counted from after those 4."""
+    good = tmp_path / "sub-0.npy"
+    with open(good, "wb") as file:
+        np.lib.format.write_array(file, np.ones((20, 4)), version=(2, 0))
+    raw = good.read_bytes()
+    header_end = 12 + int.from_bytes(raw[8:12], "little")
+    cut = tmp_path / "sub-1.npy"
+    cut.write_bytes(raw[: header_end - 1])
+    with pytest.raises(ValueError, match=r"sub-1\.npy is not a readable \.npy.*truncated.*"
+                                         rf"ends within its header \({header_end - 1} bytes "
+                                         rf"of {header_end}\)"):
+        load_gradients(cut)
+    cut.write_bytes(raw[:-8])
+    with pytest.raises(ValueError, match=r"sub-1\.npy.*truncated.*its header announces 640 "
+                                         r"bytes of data, it holds 632"):
+        load_gradients(cut)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".1D"])
+def test_a_two_gradient_text_file_with_a_byte_order_mark_keeps_its_first_region(tmp_path,
+                                                                                 suffix):
+    """With two columns, the mark glued to the first number leaves one cell of two a
+    fraction: not more than half, so the first row had read as a header line."""
+    gradients = np.random.default_rng(3).standard_normal((8, 2))
+    np.savetxt(tmp_path / f"g{suffix}", gradients, encoding="utf-8-sig")
+    np.testing.assert_allclose(load_gradients(tmp_path / f"g{suffix}"), gradients, rtol=1e-15)

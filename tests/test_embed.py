@@ -1514,3 +1514,15 @@ def test_a_pretrainer_given_as_weights_is_told_to_pass_its_model():
                                  r".*Got a BrainJEPAPretrainer instead: pass a "
                                  r"fitted pretrainer's model, weights=pretrainer\.model_ "):
             estimator.fit(X, np.arange(len(X)) % 2)
+
+
+def test_a_url_that_urllib_cannot_open_is_a_failed_download_saying_where_to_put_the_file(
+        tmp_path, monkeypatch, official_dir):
+    """urllib refuses a malformed address (a mistyped mirror) with a ValueError: it is told as
+    a failed download, with where to put the file by hand, as an unreachable one is."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    _weights.UKBIOBANK_FILES["gradients"]["url"] = "mirror.example/gradient.csv"
+    with pytest.raises(OSError, match=r"gradient_mapping_450\.csv is not in .* the download "
+                                      r"failed \(unknown url type.*put it at"):
+        fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
+    assert not list((tmp_path / "brainjepa_ukbiobank").glob("*.part"))

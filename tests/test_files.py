@@ -970,3 +970,57 @@ def test_a_gradient_header_below_comment_and_blank_lines_is_skipped_with_them(tm
     path = tmp_path / "gradients.txt"
     path.write_text(f"# computed with BrainSpace\n\n# dm, normalized_angle\ng1 g2 g3\n{rows}\n")
     np.testing.assert_array_equal(load_gradients(path), gradients)
+
+
+def test_a_first_line_of_as_many_names_as_fractions_is_a_header(tmp_path):
+    """Only a first line of more than half fractions is a data row with text cells in it: one
+    of half names, half fractions (here regions named by a coordinate) is a header."""
+    from brainjepa_sk.files import has_header_line
+
+    assert has_header_line("Amygdala,0.5", "0.1,0.2", ",")
+    assert not has_header_line("x0.5,0.5,0.25", "0.1,0.2,0.3", ",")  # two of three: data
+    rows = np.random.default_rng(3).standard_normal((5, 4))
+    path = _table(tmp_path / "sub.csv", rows, first="Amygdala,Insula,0.5,1.5")
+    table = read_subject_file(path)
+    assert list(table.columns) == ["Amygdala", "Insula", "0.5", "1.5"]
+    np.testing.assert_array_equal(table.to_numpy(), rows)
+
+
+def test_an_index_and_a_time_column_around_one_region_are_refused(tmp_path):
+    """With three columns the first and the last are each judged against the middle one alone:
+    an index and a time column around a single region are both ramps, and had hidden each
+    other."""
+    n = 6
+    values = np.column_stack([np.arange(n), np.random.default_rng(0).standard_normal(n),
+                              np.arange(n) * 2.0])
+    path = tmp_path / "sub.csv"
+    pd.DataFrame(values, columns=["frame", "Amygdala", "time"]).to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"sub\.csv.*first column 'frame' counts the rows"):
+        read_subject_file(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".txt"])
+def test_a_table_of_one_row_without_a_header_is_read_as_that_row(tmp_path, suffix):
+    """A lone line of numbers is a row (one region's gradients, one frame), not a header line
+    with no rows below it."""
+    row = np.random.default_rng(6).standard_normal(3)
+    path = tmp_path / f"one{suffix}"
+    path.write_text((" " if suffix == ".txt" else ",").join(repr(float(v)) for v in row) + "\n")
+    np.testing.assert_array_equal(load_gradients(path), row[None])
+    np.testing.assert_array_equal(read_subject_file(path), row[None])
+
+
+def test_a_quoted_gradient_name_with_a_space_counts_as_one_name(tmp_path):
+    """pandas quotes a name with a space in a whitespace-separated header ("Gradient 1"): a
+    header naming two columns above rows of three (row labels first, as R's write.table writes
+    them) is refused, not read with the labels as a first gradient."""
+    rows = np.random.default_rng(7).standard_normal((4, 2))
+    path = tmp_path / "gradients.txt"
+    path.write_text('"Gradient 1" "Gradient 2"\n' + "".join(
+        f"{label} {a!r} {b!r}\n" for label, (a, b) in zip([3, 7, 12, 20], rows.tolist())))
+    with pytest.raises(ValueError, match=r"gradients\.txt.*its header line names 2 columns but "
+                                         r"its rows have 3 \(a table index"):
+        load_gradients(path)
+    path.write_text('"Gradient 1" "Gradient 2"\n' + "".join(
+        f"{a!r} {b!r}\n" for a, b in rows.tolist()))
+    np.testing.assert_array_equal(load_gradients(path), rows)

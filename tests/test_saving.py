@@ -477,3 +477,23 @@ def test_a_value_refused_inside_a_list_is_named_with_the_dict_it_was_given_in(tm
     assert not path.exists()
     with pytest.raises(TypeError, match="^extra holds a set"):
         storable_values(({"groups": [{1, 2}]},), "extra")
+
+
+def test_checkpoints_load_in_float32_whatever_torchs_default_dtype(tmp_path, official_dir):
+    """The model computes in float32: a float64 default dtype (set for other work) had built
+    the loaded model in float64, the saved float32 weights copied into it."""
+    from brainjepa_sk.checkpoint import load_research_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", tiny_module())
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        ours = load_checkpoint(tmp_path / "m.pt").model
+        research = load_research_checkpoint(official_dir / "checkpoint.pth.tar",
+                                            official_dir / "gradient.csv", num_heads=4)
+    finally:
+        torch.set_default_dtype(default)
+    for model in (ours, research):
+        dtypes = {tensor.dtype for tensor in model.state_dict().values()
+                  if tensor.is_floating_point()}
+        assert dtypes == {torch.float32}
