@@ -185,6 +185,12 @@ def test_one_file_of_all_subjects_given_as_x_is_told_to_be_loaded_first(tmp_path
         validate_subjects([np.load(path)], lazy=lazy)
 
 
+def test_only_a_3d_subject_is_told_that_it_holds_several_subjects():
+    with pytest.raises(ValueError, match=r"subject 0 has 4 dimension\(s\)") as error:
+        validate_subjects([np.zeros((2, 3, 30, 5))])
+    assert "holds several subjects" not in str(error.value)
+
+
 def test_a_text_column_of_a_subject_file_is_named_by_its_header_and_position(tmp_path):
     """A .csv whose label column ('condition') follows the regions had been refused with
     pandas' "could not convert string to float: 'rest'", naming no column."""
@@ -409,6 +415,19 @@ def test_a_dataframe_read_from_such_a_table_is_refused_as_its_file_is(tmp_path, 
     out = validate_subjects(indexed)
     # the frame's values (pandas before 3 parses them to within one unit in the last place)
     np.testing.assert_array_equal(out[1], indexed[1].to_numpy())
+
+
+def test_a_first_column_named_as_a_repeated_unnamed_index_is_refused(tmp_path):
+    """A table read without ``index_col`` and written again with its index gets a second
+    index, which pandas reads back as ``"Unnamed: 0.1"`` first (the other ``"Unnamed: 0"``)."""
+    frame = pd.DataFrame(np.random.default_rng(4).standard_normal((6, 3)), columns=["a", "b", "c"])
+    frame.to_csv(tmp_path / "once.csv")
+    pd.read_csv(tmp_path / "once.csv").to_csv(tmp_path / "twice.csv")
+    twice = pd.read_csv(tmp_path / "twice.csv")
+    assert list(twice.columns[:2]) == ["Unnamed: 0.1", "Unnamed: 0"]
+    with pytest.raises(ValueError, match=r"subject 0: its first column 'Unnamed: 0\.1' had no "
+                                         r"name in its file"):
+        validate_subjects([twice])
 
 
 @pytest.mark.parametrize("first", [

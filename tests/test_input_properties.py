@@ -327,11 +327,13 @@ def test_an_array_of_more_than_three_dimensions_is_refused_as_a_whole():
         validate_subjects(x)
 
 
+@pytest.mark.parametrize("lazy", [False, True])
 @pytest.mark.parametrize("empty", [[], (), np.empty((0, 10, 3))], ids=["list", "tuple", "array"])
-def test_no_subjects_at_all_is_said_to_be_empty(empty):
-    """Said so, not an IndexError from looking at the first subject."""
+def test_no_subjects_at_all_is_said_to_be_empty(empty, lazy):
+    """Said so, not an IndexError from looking at the first subject (nor, lazily, taken for
+    a list of no files)."""
     with pytest.raises(ValueError, match=r"^X is empty: expected at least one subject$"):
-        validate_subjects(empty)
+        validate_subjects(empty, lazy=lazy)
 
 
 def test_a_dataframe_with_one_boolean_column_among_numbers_is_refused():
@@ -415,6 +417,17 @@ def test_the_transposed_hint_compares_with_subject_0s_own_length(lazy):
     subjects[0] = rng.standard_normal((5, 12))
     with pytest.raises(ValueError, match=r"^subject 2 has 4 regions .* on one atlas$"):
         validate_subjects(subjects, lazy=lazy)
+
+
+def test_the_transposed_hint_of_files_compares_with_subject_0s_own_length(tmp_path):
+    """Checked one file at a time, as above: subject 0's length, not the last file's."""
+    rng = np.random.default_rng(19)
+    paths = [tmp_path / f"sub-{i}.npy" for i in range(3)]
+    for path, shape in zip(paths, ((4, 12), (6, 12), (15, 4))):
+        np.save(path, rng.standard_normal(shape))
+    with pytest.raises(ValueError, match=r"sub-2\.npy: subject 2 has 4 regions .*\(subject 0 "
+                                         r"looks transposed\)$"):
+        validate_subjects(paths, lazy=True)
 
 
 @pytest.mark.parametrize("lazy", [False, True])

@@ -4,6 +4,7 @@ import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
@@ -232,6 +233,16 @@ def test_default_min_frames_rounds_half_of_an_odd_n_frames_down():
     np.testing.assert_array_equal(windows[0, 3:], np.broadcast_to([100.0, 101.0, 102.0], (4, 3)))
     with pytest.raises(ValueError, match=r"too short: 2 frames; at least min_frames=3"):
         prep.transform([_arange_series(2)])
+
+
+def test_default_min_frames_of_a_one_frame_window_is_one_frame():
+    # 1 // 2 is 0: a series of no frames must still be too short, not given a window
+    prep = Preprocessor(1, normalization=None)
+    message = r"subject 0 is too short: 0 frames; at least min_frames=1"
+    with pytest.raises(ValueError, match=message):
+        prep.check_lengths([np.zeros((0, 3))])
+    with pytest.raises(ValueError, match=message):
+        prep.window_table([0])
 
 
 def test_min_frames_equal_to_n_frames_is_accepted_and_refuses_padding_altogether():
@@ -602,6 +613,17 @@ def test_subjects_with_different_region_counts():
         Preprocessor(10).fit(subjects[:1]).transform(subjects)
 
 
+def test_one_region_is_taken_whatever_the_subjects_are():
+    # the Preprocessor alone takes one region (a plain float array skips the check that other
+    # inputs take: integers, nested lists and DataFrames must not be held to two regions)
+    series = np.arange(12)[:, None]
+    prep = Preprocessor(8, normalization=None)
+    for subject in (series, series.tolist(), pd.DataFrame({"roi": series[:, 0]})):
+        windows, _ = prep.fit_transform([subject])
+        assert windows.shape == (1, 8, 1)
+        assert _frames(100 * windows[0]) == list(range(2, 10))  # the centre 8 of 12 frames
+
+
 @pytest.mark.parametrize(
     "params, match",
     [
@@ -760,6 +782,19 @@ def test_the_scale_warning_looks_past_the_first_subject():
         Preprocessor(16, normalization=None).fit(subjects)
     # nor the first few: 10 at unit scale, then 40 far from it
     subjects = [rng.standard_normal((20, 2)) * (1 if k < 10 else 1e4) for k in range(50)]
+    with pytest.warns(UserWarning, match="far from unit scale"):
+        Preprocessor(16, normalization=None).fit(subjects)
+
+
+def test_the_scale_warning_looks_at_the_first_50_subjects_only():
+    rng = np.random.default_rng(1)
+    # 50 short subjects at unit scale, then a long one far from it that would outweigh them
+    subjects = [rng.standard_normal((2, 4)) for _ in range(50)]
+    subjects.append(1e4 * rng.standard_normal((1000, 4)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Preprocessor(16, normalization=None).fit(subjects)
+    subjects[49], subjects[50] = subjects[50], subjects[49]  # now among the first 50
     with pytest.warns(UserWarning, match="far from unit scale"):
         Preprocessor(16, normalization=None).fit(subjects)
 

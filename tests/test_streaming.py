@@ -851,6 +851,34 @@ def test_subjects_checked_already_are_not_converted_again(monkeypatch):
         validate_subjects(lenient, lazy=True)
 
 
+def test_subjects_checked_lazily_come_back_as_arrays_when_checked_eagerly():
+    """Only a lazy check keeps checked subjects as they are: an eager one gives its list of
+    arrays, converted."""
+    X = make_subjects(n_subjects=3).astype(np.float32)
+    checked = validate_subjects(X, lazy=True)
+    out = validate_subjects(checked)
+    assert type(out) is list and len(out) == 3
+    for array, x in zip(out, X):
+        assert type(array) is np.ndarray and array.dtype == np.float64
+        np.testing.assert_array_equal(array, x)
+
+
+def test_the_transposed_hint_of_rows_of_files_looks_at_the_first_row_asked_for(tmp_path):
+    """A region count other than the fit's says "looks transposed" by the length of the
+    first subject transformed (rows[0]), not that of subject 0."""
+    rng = np.random.default_rng(5)
+    paths = [tmp_path / f"sub{i}.npy" for i in range(2)]
+    for path, n_timepoints in zip(paths, (4, 30)):
+        np.save(path, rng.standard_normal((n_timepoints, 6)))
+    files = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(4, normalization=None).fit([rng.standard_normal((20, 4))])
+    with pytest.raises(ValueError, match=r"has 6 features.*expecting 4.*\(it looks transposed\)"):
+        prep.transform(files, rows=[0])
+    with pytest.raises(ValueError, match=r"has 6 features.*expecting 4") as error:
+        prep.transform(files, rows=[1])
+    assert "transposed" not in str(error.value)
+
+
 def test_dataframes_checked_already_keep_their_region_names():
     """An estimator handed checked DataFrames (as the pretrainer hands them to its
     GradientPositioner) records their columns as it records those of the DataFrames."""
@@ -863,6 +891,21 @@ def test_dataframes_checked_already_keep_their_region_names():
         estimator = SimpleNamespace()
         validate_subjects(X, estimator=estimator, lazy=True)
         assert estimator.n_features_in_ == N_REGIONS
+        assert list(estimator.feature_names_in_) == names
+
+
+def test_checked_subjects_keep_the_first_names_met_before_unnamed_arrays():
+    """A DataFrame then arrays (no names, accepted after it): checked again, the subjects
+    still have the DataFrame's names, not the last subject's lack of them."""
+    from types import SimpleNamespace
+
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    X = make_subjects(n_subjects=3)
+    subjects = [pd.DataFrame(X[0], columns=names), X[1], X[2]]
+    checked = validate_subjects(subjects, lazy=True)
+    for given in (subjects, checked):
+        estimator = SimpleNamespace()
+        validate_subjects(given, estimator=estimator, lazy=True)
         assert list(estimator.feature_names_in_) == names
 
 
