@@ -632,7 +632,7 @@ def _warn_repeated_files(X):
     for i, path in enumerate(X):
         if not is_path(path):
             continue
-        key = os.path.realpath(expand_home(path))
+        key = _file_identity(expand_home(path))
         if key in seen:
             j = seen[key]
             named = (f"({os.fspath(path)})" if os.fspath(X[j]) == os.fspath(path) else
@@ -642,6 +642,17 @@ def _warn_repeated_files(X):
                       "file once")
             return
         seen[key] = i
+
+
+def _file_identity(path):
+    """What tells one file from another: its device and inode (a hard link, or another case
+    of the name on a case-insensitive disk, is the same file), or its real path when it cannot
+    be stat'ed (the read that follows names the missing file)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return stat.st_dev, stat.st_ino
 
 
 def _paths_as_list(X):

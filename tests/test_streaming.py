@@ -1114,3 +1114,16 @@ def test_a_file_named_twice_in_a_list_is_warned_of(tmp_path, lazy, monkeypatch):
         validate_subjects(twice, lazy=lazy, reset=False)
         validate_subjects(paths, lazy=lazy)
         validate_subjects(str(tmp_path / "sub-*.npy"), lazy=lazy)
+
+
+def test_a_hard_link_in_a_list_is_the_same_file(tmp_path):
+    """A hard link has a path of its own (its real path differs) but is the same file: the
+    subject would count twice."""
+    paths = _save(tmp_path, _series())
+    link = tmp_path / "linked.npy"
+    try:
+        os.link(paths[2], link)
+    except OSError as error:  # a file system without hard links
+        pytest.skip(f"no hard links here: {error}")
+    with pytest.warns(UserWarning, match=r"X\[2\] and X\[4\] are the same file"):
+        validate_subjects([*paths, str(link)])
