@@ -1008,3 +1008,66 @@ def test_make_optimizer_leaves_frozen_parameters_out_and_refuses_a_fully_frozen_
     # torch's AdamW takes two empty groups; every step then failed in its backward pass
     with pytest.raises(ValueError, match="no trainable parameter"):
         make_optimizer(model)
+
+
+def test_make_optimizer_takes_a_model_that_trains_only_its_biases_and_norms():
+    """Every weight matrix frozen, only biases and 1-D parameters trained (as in bias-only
+    fine-tuning): the decayed group is empty but the optimizer is made over the other group,
+    not refused as having nothing to optimise."""
+    model, _, _, _ = _setup()
+    for param in [*model.encoder.parameters(), *model.predictor.parameters()]:
+        param.requires_grad_(param.ndim <= 1)
+    decayed, plain = make_optimizer(model).param_groups
+    assert decayed["params"] == []
+    spared = [p for m in (model.encoder, model.predictor) for p in m.parameters() if p.ndim <= 1]
+    assert spared and [id(p) for p in plain["params"]] == [id(p) for p in spared]
+
+
+def test_forked_rng_on_cuda_takes_seed_0_as_a_seed(monkeypatch):
+    """Runs anywhere: torch's CUDA calls are recorded, not made. ``random_state=0`` is a seed
+    on a GPU as on the CPU: the block's CPU and CUDA generators are seeded with 0, not left
+    unseeded as ``None`` leaves them."""
+    from brainjepa_sk.train.runtime import forked_rng
+
+    seeds = []
+
+    @contextlib.contextmanager
+    def fork_rng(devices=None, **kwargs):
+        cpu_state = torch.get_rng_state()  # the CPU part of the fork, done for real
+        try:
+            yield
+        finally:
+            torch.set_rng_state(cpu_state)
+
+    monkeypatch.setattr(torch.random, "fork_rng", fork_rng)
+    monkeypatch.setattr(torch.cuda, "device", lambda index: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "manual_seed", seeds.append)
+    torch.manual_seed(7)  # a caller's stream other than seed 0's
+    with forked_rng(0, torch.device("cuda", 0)):
+        drawn = torch.rand(2)
+    assert seeds == [0]
+    assert torch.equal(drawn, torch.rand(2, generator=torch.Generator().manual_seed(0)))
+
+
+def test_make_optimizer_defaults_to_the_research_recipes_starting_values():
+    """Without arguments the decayed group starts at the recipe's weight decay of 0.04 and both
+    groups at a learning rate of 1e-3, the values the docstring gives; the other group at 0."""
+    model, _, _, _ = _setup()
+    decayed, plain = make_optimizer(model).param_groups
+    assert (decayed["lr"], decayed["weight_decay"]) == (1e-3, 0.04)
+    assert (plain["lr"], plain["weight_decay"]) == (1e-3, 0.0)
+
+
+def test_noting_sigterm_marks_the_signal_as_true_and_keeps_the_process_running():
+    """A SIGTERM inside the block sets ``received["sigterm"]`` to True, as documented (not only
+    the key: a caller may read the value), instead of ending the process; the previous
+    handler is back after the block."""
+    import os
+
+    from brainjepa_sk.train.runtime import noting_sigterm
+
+    received, before = {}, signal.getsignal(signal.SIGTERM)
+    with noting_sigterm(received):
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert received == {"sigterm": True}
+    assert signal.getsignal(signal.SIGTERM) is before
