@@ -90,6 +90,9 @@ def test_positional_embedding_rejects_bad_shapes():
         GradientPositionalEmbedding(torch.randn(5, 3), 10)
     with pytest.raises(ValueError, match="2-D"):
         GradientPositionalEmbedding(torch.randn(5), 8)
+    # a 3-D table (gradients of several subjects stacked) is no table of regions either
+    with pytest.raises(ValueError, match=r"2-D \(n_regions, n_components\), got shape \(5, 3, 2\)"):
+        GradientPositionalEmbedding(torch.randn(5, 3, 2), 8)
 
 
 def test_tokens_are_region_major():
@@ -171,6 +174,19 @@ def test_attention_equals_explicit_softmax_attention():
     weights = torch.softmax(q @ k.transpose(-1, -2) / 2.0, dim=-1)
     expected = attn.proj((weights @ v).transpose(1, 2).reshape(3, 7, 16))
     torch.testing.assert_close(attn(x), expected)
+
+
+def test_the_mlp_uses_the_exact_erf_gelu():
+    # the research checkpoints were trained with the erf GELU; its tanh approximation is off by
+    # up to ~1e-3, which the parity tolerance on a freshly initialised model cannot see
+    from brainjepa_sk.nn.blocks import Mlp
+
+    torch.manual_seed(0)
+    mlp = Mlp(4, 16)
+    x = 3 * torch.randn(50, 4)
+    hidden = mlp.fc1(x)
+    expected = mlp.fc2(0.5 * hidden * (1 + torch.erf(hidden / math.sqrt(2))))
+    torch.testing.assert_close(mlp(x), expected, rtol=0, atol=1e-6)
 
 
 def test_presets_have_the_published_sizes():
@@ -526,6 +542,20 @@ def test_drop_path_keeps_a_sample_with_probability_one_minus_p():
     torch.testing.assert_close(out[kept], torch.full_like(out[kept], 1 / 0.75))
 
 
+def test_drop_path_shows_the_drop_probability_asked_for_in_the_models_repr():
+    # a printed model is where a user checks the stochastic depth fine-tuning set
+    from brainjepa_sk.nn import BrainEncoder
+
+    assert repr(DropPath(0.25)) == "DropPath(p=0.25)"
+    encoder = BrainEncoder(torch.randn(6, 3), patch_size=4, embed_dim=16, depth=3, num_heads=2,
+                           drop_path_rate=0.4)
+    # the last block drops with the rate asked for, not its float32 rounding 0.4000000059604645
+    assert [block.drop_path.p for block in encoder.blocks] == [0.0, 0.2, 0.4]
+    assert "DropPath(p=0.0)" in repr(encoder.blocks[0])
+    assert "DropPath(p=0.4)" in repr(encoder.blocks[-1])
+    assert "DropPath(p=0.3)" in repr(encoder.set_drop_path_rate(0.3).blocks[-1])
+
+
 def test_a_block_drops_its_attention_and_mlp_branches_independently():
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -847,6 +877,19 @@ def test_the_positional_embedding_keeps_its_own_copy_of_the_gradients():
         before = pos(2).detach().clone()
         gradients[:] = 0  # the caller reuses its array
         torch.testing.assert_close(pos(2).detach(), before)
+
+
+def test_float64_and_integer_gradients_are_kept_as_a_float32_buffer():
+    # as the weights: a float64 table would be saved as float64 and an integer one stay integer
+    # through .double(); the state dict is that of the float32 table
+    import numpy as np
+
+    table = np.random.default_rng(0).standard_normal((6, 3))
+    for gradients in (table, np.arange(18).reshape(6, 3)):
+        pos = GradientPositionalEmbedding(gradients, 8)
+        assert pos.gradients.dtype == torch.float32
+        assert torch.equal(pos.gradients, torch.as_tensor(gradients).float())
+        assert pos.double().gradients.dtype == torch.float64
 
 
 def test_a_move_drops_the_time_tables_cached_on_every_device():

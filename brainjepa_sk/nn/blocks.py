@@ -246,5 +246,7 @@ def stochastic_depth_rates(drop_path_rate, depth):
     list of float
         ``depth`` probabilities from 0 to ``drop_path_rate``; empty when ``depth`` is 0.
     """
-    # on the CPU even where a model is built on the meta device (to load weights into)
-    return torch.linspace(0, drop_path_rate, depth, device="cpu").tolist() if depth else []
+    # on the CPU even where a model is built on the meta device (to load weights into); in
+    # float64, so that the last block gets the rate itself (float32 made 0.4 0.4000000059604645)
+    return (torch.linspace(0, drop_path_rate, depth, dtype=torch.float64, device="cpu").tolist()
+            if depth else [])
