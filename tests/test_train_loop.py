@@ -403,6 +403,19 @@ def test_the_collapse_monitor_puts_the_model_back_in_the_mode_it_was_in():
         assert loop.model.encoder.training is training
 
 
+def test_the_collapse_monitor_stops_the_run_when_the_target_features_are_not_finite():
+    """NaN target features raise, naming the epoch, instead of being recorded as NaN."""
+    windows = torch.from_numpy(_windows(seed=3)[:8])
+    loop = _loop(n_epochs=1)
+    loop.history.append({"epoch": 4, "loss": 1.0})
+    with torch.no_grad():
+        for parameter in loop.model.target_encoder.parameters():
+            parameter.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="features became NaN or infinite in epoch 4"):
+        CollapseMonitor(windows).on_epoch_end(loop)
+    assert "target_std" not in loop.history[-1]
+
+
 def _run_seeded(loop, state=None):
     """Run with torch's global generator (stochastic depth) seeded, leaving the caller's alone.
 
@@ -458,6 +471,14 @@ def test_accumulated_micro_batches_train_like_the_whole_batch():
         torch.testing.assert_close(micro.model.state_dict()[key], value, rtol=1e-4, atol=1e-6)
     with pytest.raises(ValueError, match="accumulation_steps=4 must be a positive divisor"):
         _loop(accumulation_steps=4)
+
+
+def test_accumulation_steps_leaving_one_window_of_each_batch_over_are_refused_when_built():
+    """Batches of 6 in 5 micro-batches leave one window over (6 % 5 == 1): refused as 4 is,
+    before the run, not at its first step."""
+    with pytest.raises(ValueError, match=r"accumulation_steps=5 must be a positive divisor of "
+                                         r"the loader's batch size \(6\)"):
+        _loop(accumulation_steps=5)
 
 
 @pytest.mark.parametrize("accumulation_steps", [0, -2, 2.5, 3.0, "3", True])
@@ -916,6 +937,43 @@ def test_a_loop_stopped_inside_an_epoch_and_run_again_finishes_that_epoch(sample
     assert stopped.history == straight.history
     for p, q in zip(stopped.model.state_dict().values(), straight.model.state_dict().values()):
         assert torch.equal(p, q)
+
+
+class _OwnGeneratorSampler(torch.utils.data.Sampler):
+    """A sampler with a state of its own (no ``resume_pass``) that draws from its own torch
+    generator: its state, not the loop's record of the loader's generators, says where."""
+
+    def __init__(self, n):
+        self.n = n
+        self.generator = torch.Generator().manual_seed(5)
+
+    def __len__(self):
+        return self.n
+
+    def __iter__(self):
+        return iter(torch.randperm(self.n, generator=self.generator).tolist())
+
+    def state_dict(self):
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state):
+        self.generator.set_state(state["generator"])
+
+
+def test_a_sampler_with_a_state_keeps_its_own_generator_when_a_state_is_loaded():
+    """The own generator of a sampler that has a state is the sampler's to restore: a state
+    saved inside an epoch gives it back as the sampler saved it, not as the pass began."""
+    loop = _loop(n_epochs=2, sampler=_OwnGeneratorSampler(N_WINDOWS), callbacks=[_KillAt(4)])
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(loop)
+    state = loop.state_dict()
+    assert state["step_in_epoch"] == 1
+    resumed = _loop(n_epochs=2, sampler=_OwnGeneratorSampler(N_WINDOWS))
+    resumed.load_state_dict(state)
+    assert torch.equal(resumed.loader.sampler.generator.get_state(),
+                       state["data_sampler"]["generator"])
+    assert not torch.equal(state["data_sampler"]["generator"],
+                           torch.Generator().manual_seed(5).get_state())
 
 
 @pytest.mark.parametrize("where", ["forward", "optimizer"])
@@ -1815,6 +1873,21 @@ def test_each_step_trains_with_the_schedules_values_at_that_step():
     assert len({record[0] for record in seen}) == 6 and len({record[2] for record in seen}) == 6
 
 
+def test_the_default_optimizer_starts_from_the_schedules_values_at_step_0():
+    """The AdamW a loop builds holds the schedule's learning rate and weight decay at step 0
+    before any step (what a step run by hand, ``loop.train_step``, takes): not those of a later
+    step, nor make_optimizer's default weight decay."""
+    base = _loop(n_epochs=2)
+    schedule = PretrainSchedule(total_steps=6, warmup_steps=2, start_lr=1e-4, lr=1e-2,
+                                weight_decay=0.1, final_weight_decay=0.3)
+    loop = PretrainLoop(base.model, base.loader, base.mask_sampler, schedule, 2)
+    lr, weight_decay, _ = schedule(0)
+    later = schedule(1)
+    assert later[0] != lr and later[1] != weight_decay and weight_decay != 0.04
+    assert [(group["lr"], group["weight_decay"]) for group in loop.optimizer.param_groups] == [
+        (lr, weight_decay), (lr, 0.0)]
+
+
 @pytest.mark.parametrize("sampler", ["shuffle", "sequential"])
 def test_a_state_saved_inside_an_epoch_resumes_with_a_shorter_loader(sampler):
     """Two steps into epoch 1 (of 3 steps), resumed with a loader of one batch per epoch: the
@@ -1891,6 +1964,21 @@ def test_a_checkpoint_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path,
     assert (home / "state.pt").is_file() and list(elsewhere.iterdir()) == []
     resumed = _loop(n_epochs=1)
     assert Checkpoint("~/state.pt", key="k").restore(resumed) and resumed.step == loop.step
+
+
+def test_a_checkpoint_path_linked_to_a_folder_is_replaced_by_the_runs_file(tmp_path):
+    """A link to a folder is not refused as a folder is: the saves replace the link itself
+    (the folder it pointed to stays)."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    link = tmp_path / "last.pt"
+    link.symlink_to(folder, target_is_directory=True)
+    checkpoint = Checkpoint(link, key="run")
+    loop = _loop(n_epochs=1, callbacks=[checkpoint])
+    assert checkpoint.restore(loop) is False
+    loop.run()
+    assert link.is_file() and not link.is_symlink() and folder.is_dir()
+    assert Checkpoint(link, key="run").restore(_loop(n_epochs=1))
 
 
 @pytest.mark.parametrize("other", [
