@@ -232,6 +232,9 @@ def test_default_weights_are_fetched_once_then_used_offline(tmp_path, monkeypatc
                                                             reference):
     # The real source is the authors' Google Drive and repository; here local files stand in.
     use_local_ukbiobank(monkeypatch, official_dir)
+    # the default cache is another, empty folder (this machine's may hold the files): fit finds
+    # them only where data_dir says
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path / "default_cache"))
     paths = fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
     assert paths["checkpoint"].read_bytes() == (official_dir / "checkpoint.pth.tar").read_bytes()
     assert paths["gradients"].parent == tmp_path / "brainjepa_ukbiobank"
@@ -871,6 +874,19 @@ def test_the_encoder_copy_kept_on_another_device_is_released_by_a_cpu_transform(
     assert "_device_cache" not in embedder.__dict__
 
 
+def test_an_embedder_without_a_record_of_its_fit_settings_transforms_without_warning():
+    """An embedder fitted without the record of its preprocessing settings (a pickle from a
+    version before it) has nothing to compare: transform embeds without a warning or an
+    error."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    before = embedder.transform(X)
+    del embedder._preprocessed_with_
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(embedder.set_params(stride=3).transform(X), before)
+
+
 def test_window_chunks_of_a_plain_list_hold_each_chunks_own_subjects():
     """Subjects given as a plain list (no validated lengths) are cut a chunk at a time too,
     each chunk's windows those of its own subjects only."""
@@ -1302,6 +1318,36 @@ def test_values_that_cannot_be_compared_are_different_settings():
     assert not _base.same_setting(Uncomparable(), Uncomparable())
 
 
+def test_an_array_and_a_list_or_table_of_the_same_values_are_one_setting():
+    """Gradients given as an array at fit and as the same values in a list or a DataFrame
+    since (or the other way round) are the same setting, not a change to warn of."""
+    values = np.arange(6.0).reshape(3, 2)
+    for other in (values.tolist(), pd.DataFrame(values), torch.from_numpy(values)):
+        assert _base.same_setting(values, other) and _base.same_setting(other, values)
+    assert not _base.same_setting(values, (values + 1).tolist())
+
+
+def test_the_pandas_output_of_a_series_or_an_array_of_subjects_is_indexed_like_them():
+    """Under pandas output, a Series of subjects names the rows by its index (done by
+    rows_indexed_like itself, as scikit-learn before 1.7.2 numbered them 0, 1, ...) with the
+    feature names as columns; a 1-D object array of subjects has no index to keep."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    features = embedder.transform(X)
+    embedder.set_output(transform="pandas")
+    series = pd.Series(X, index=["a", "b", "c"])
+    table = _base.rows_indexed_like(series, features, embedder)
+    assert list(table.index) == ["a", "b", "c"]
+    assert list(table.columns) == list(embedder.get_feature_names_out())
+    np.testing.assert_array_equal(table.to_numpy(), features)
+    subjects = np.empty(len(X), dtype=object)
+    subjects[:] = X
+    assert _base.rows_indexed_like(subjects, features, embedder) is features
+    out = embedder.transform(subjects)
+    assert list(out.index) == [0, 1, 2]
+    np.testing.assert_array_equal(out.to_numpy(), features)
+
+
 @pytest.mark.parametrize("normalization", [None, "robust"])
 def test_a_subject_too_short_for_a_window_is_refused_at_fit(normalization):
     """A training subject shorter than min_frames is named by fit (as the pretrainer does), not
@@ -1331,6 +1377,41 @@ def test_chunks_gathered_from_processes_in_rank_order_come_back_in_subject_order
         out = embedder.transform(subjects)
     assert [start for start, _ in shares[0] + shares[1]] == [0, 2, 4, 1, 3]
     np.testing.assert_allclose(out, together, rtol=1e-5, atol=1e-6)
+
+
+def test_a_pooling_set_after_fit_is_refused_in_a_process_without_subjects(monkeypatch):
+    """Under torchrun a process whose share holds no subject never pools: it refuses a pooling
+    set after fit that needs more time patches itself, before the gather, as the others do
+    (otherwise it would wait in the gather for processes that had raised)."""
+    X = _subjects(n_subjects=1)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=2,
+                                 device="cpu").fit(X)
+    monkeypatch.setattr(_base, "check_same_subjects", lambda subjects, method: None)
+    monkeypatch.setattr(_base, "world", lambda: (1, 2))  # process 1 of 2: no chunk of its own
+
+    def gather(out):
+        raise AssertionError("reached the gather")
+
+    monkeypatch.setattr(_base, "all_gather_objects", gather)
+    with pytest.raises(ValueError, match='^pooling="roi_std" needs at least 2 time patches'):
+        embedder.set_params(pooling="roi_std").transform(X)
+
+
+def test_settings_carried_by_weights_count_again_once_the_weights_changed(tmp_path):
+    """gradients set after fit change nothing while the weights that carry their own are the
+    same; with other weights set too, a refit would use them, so both are named."""
+    X = _subjects()
+    for name, seed in (("a.pt", 0), ("b.pt", 1)):
+        save_checkpoint(tmp_path / name, tiny_module(N_REGIONS, seed=seed))
+    embedder = BrainJEPAEmbedder(weights=tmp_path / "a.pt", device="cpu").fit(X)
+    assert "gradients" in embedder._carried_by_weights_
+    gradients = np.ones((N_REGIONS, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(gradients=gradients).transform(X)
+    with pytest.warns(UserWarning, match=r"^weights=.*b\.pt' \(fitted with .*a\.pt'\), "
+                                         r"gradients=<ndarray> \(fitted with None\)"):
+        embedder.set_params(weights=tmp_path / "b.pt").transform(X)
 
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
@@ -1384,6 +1465,25 @@ def test_stride_and_min_frames_set_to_the_defaults_fit_used_do_not_warn():
         embedder.set_params(stride=None, min_frames=6).transform(X)
 
 
+@pytest.mark.parametrize("name, value", [
+    ("t_r", 0.72345), ("model_t_r", 1.5), ("n_frames", 4), ("window", "center"), ("stride", 2),
+    ("min_frames", 6), ("normalization", "roi_zscore")])
+def test_each_preprocessing_setting_changed_after_fit_is_warned_of(name, value):
+    """Every setting that fit freezes into preprocessor_ is named when set_params changed it
+    since, with both values in full (a TR of 0.72345 too), and transform still preprocesses as
+    fit did: one left out of the list of frozen settings would change nothing without a word."""
+    X = _subjects(n_timepoints=16)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), t_r=None, model_t_r=None,
+                                 n_frames=8, window="sliding", stride=4, min_frames=8,
+                                 normalization=None, device="cpu").fit(X)
+    before = embedder.transform(X)
+    old = embedder.get_params()[name]
+    with pytest.warns(UserWarning, match=rf"^{name}={value!r} \(fitted with {old!r}\): "
+                                         "changed since fit"):
+        out = embedder.set_params(**{name: value}).transform(X)
+    np.testing.assert_array_equal(out, before)
+
+
 @pytest.mark.parametrize("name, value", [("batch_size", 0), ("batch_size", 2.5),
                                          ("batch_size", "3"), ("final_norm", "no"),
                                          ("pooling", "flat"), ("precision", "fp16")])
@@ -1405,6 +1505,38 @@ def test_readout_settings_set_after_fit_are_checked_by_transform(name, value):
         with pytest.raises(InvalidParameterError, match="The 'pooling' parameter"):
             embedder.get_feature_names_out()
     np.testing.assert_array_equal(embedder.set_params(**{name: default}).transform(X), before)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("device", torch.device("cpu")), ("weights", "model.pt"), ("gradients", "gradients.csv"),
+    ("data_dir", "weights"), ("num_heads", None), ("model_t_r", None), ("normalization", None),
+    ("stride", 3), ("min_frames", 4), ("n_frames", 8), ("t_r", 0.5)])
+def test_the_documented_parameter_types_are_taken(tmp_path, name, value):
+    """Each setting takes the types its docstring gives (a torch.device, a pathlib.Path for
+    a file or folder, None where documented): the shared constraints had refused none of them
+    only by chance of the values tried elsewhere."""
+    if name in ("weights", "gradients", "data_dir"):
+        value = tmp_path / value  # a Path, not only its text
+    _base.check_parameters(BrainJEPAEmbedder(**{name: value}))
+    if name == "device":  # and it runs there
+        X = _subjects()
+        out = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device=value).fit(X).transform(X)
+        assert out.shape == (len(X), 8) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name, value", [("t_r", 0), ("stride", 2.5), ("min_frames", 2.5),
+                                         ("n_frames", 8.0), ("n_frames", 2.5)])
+def test_counts_and_the_tr_out_of_range_are_refused_by_name(name, value):
+    """A stride, shortest length or window length in frames is a whole number and the TR a
+    positive one: fit refuses them by name (a fractional stride would have cut windows at
+    fractional frames)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu",
+                                 **{name: value})
+    with pytest.raises(InvalidParameterError, match=f"The '{name}' parameter of "
+                                                    "BrainJEPAEmbedder must be"):
+        embedder.fit(_subjects())
 
 
 def test_a_fitted_embedder_needs_no_weights_file(tmp_path):
