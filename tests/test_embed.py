@@ -291,6 +291,22 @@ def test_the_default_weights_carry_their_gradients_but_not_their_heads(tmp_path,
         embedder.set_params(num_heads=1).transform(X)
 
 
+def test_the_atlas_check_of_the_default_weights_looks_at_subject_0s_length(
+        tmp_path, monkeypatch, official_dir):
+    """Before any download, subjects on another atlas than the default weights' are refused,
+    saying they look transposed when subject 0's length is the weights' region count (not
+    another subject's)."""
+    use_local_ukbiobank(monkeypatch, official_dir)  # 24 regions stand in for the 450
+    rng = np.random.default_rng(5)
+    for lengths, transposed in (((24, 30), True), ((30, 24), False)):
+        X = [rng.standard_normal((n, 10)) for n in lengths]
+        with pytest.raises(ValueError, match=r"each subject must be \(n_timepoints, "
+                                             r"n_regions\)") as caught:
+            BrainJEPAEmbedder(data_dir=tmp_path, device="cpu").fit(X)
+        assert ("(it looks transposed)" in str(caught.value)) is transposed
+    assert not any(tmp_path.iterdir())  # refused before the download
+
+
 def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_dir):
     use_local_ukbiobank(monkeypatch, official_dir)
     monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path))
