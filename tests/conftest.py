@@ -34,6 +34,14 @@ def research_model(official_dir):
     )
 
 
+@pytest.fixture(autouse=True)
+def _own_data_folder(tmp_path_factory, monkeypatch):
+    """Every test downloads into an empty folder of its own (``BRAINJEPA_SK_DATA``), never
+    into the home folder: files cached there by an earlier run (or by the user) would hide a
+    download that was not made, or made to the wrong place."""
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path_factory.mktemp("brainjepa_sk_data")))
+
+
 @pytest.fixture
 def ctrl_c_raises():
     """Python's own SIGINT handler, as in an interactive session (a process started in the
