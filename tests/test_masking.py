@@ -605,3 +605,56 @@ def test_a_batch_size_that_is_not_a_count_is_refused(batch_size):
         sampler.sample(batch_size)
     assert sampler.sample(0).context_idx.shape == (0, sampler.n_context)
     assert sampler.sample(np.int64(2)).context_idx.shape == (2, sampler.n_context)
+
+
+def test_the_grid_codes_are_one_to_four_in_the_documented_order():
+    # plots colour the grid by value (the masking example's colour list runs hidden, context,
+    # alpha, beta, gamma): code 3 must mark Cross-Time targets, edge cells of regions the
+    # context sees, and code 4 Double-Cross ones, of regions it does not
+    assert (CONTEXT, ALPHA, BETA, GAMMA) == (1, 2, 3, 4)
+    _, batches = _draws(100, 10, n_batches=10)
+    n_beta = n_gamma = 0
+    for masks in batches:
+        grid = masks.grid.numpy()
+        seen = (grid == 1).any(2)  # (batch, regions) with context
+        cross_time = (grid == 3).any(2)
+        double_cross = (grid == 4).any(2)
+        assert not (cross_time & ~seen).any() and not (double_cross & seen).any()
+        n_beta, n_gamma = n_beta + cross_time.sum(), n_gamma + double_cross.sum()
+    assert n_beta > 0 and n_gamma > 0
+
+
+def test_counts_few_size_draws_reach_are_still_drawn_batch_after_batch():
+    # counts that about 3% of the size draws reach pass the up-front check (2%): a batch then
+    # takes some 30 redraws, and the redraw budget must leave a failure unlikely at that rate
+    sampler = SpatiotemporalMaskSampler(20, 10, count_quantile=0.8)
+    for _ in range(10):
+        masks = sampler.sample(1)
+        assert masks.context_idx.shape == (1, sampler.n_context)
+        assert masks.target_idx.shape == (1, sampler.n_target)
+
+
+@pytest.mark.parametrize("static_shapes", [True, False])
+def test_numpy_options_give_the_sampler_of_python_ones(static_shapes):
+    # a grid search over np.array([True, False]) passes np.bool_, over an int array np.int64
+    sampler = SpatiotemporalMaskSampler(
+        np.int64(20), np.int64(10), min_keep=np.int64(4), seed=np.int64(3),
+        static_shapes=np.bool_(static_shapes), edge_fraction=np.float64(0.3))
+    python = SpatiotemporalMaskSampler(20, 10, min_keep=4, seed=3, static_shapes=static_shapes)
+    assert sampler.static_shapes is static_shapes and type(sampler.min_keep) is int
+    assert (sampler.n_context, sampler.n_target) == (python.n_context, python.n_target)
+    for _ in range(3):
+        masks, expected = sampler.sample(2), python.sample(2)
+        assert torch.equal(masks.context_idx, expected.context_idx)
+        assert torch.equal(masks.target_idx, expected.target_idx)
+
+
+def test_both_edge_spans_reach_the_whole_edge_zone():
+    # an edge span longer than the zone is cut to the zone, at the start and at the end alike
+    sampler = SpatiotemporalMaskSampler(24, 10, edge_time_scale=(0.5, 0.5), static_shapes=False)
+    assert sampler.edge_width == 3
+    for _ in range(3):
+        masks = sampler.sample(2, return_grid=True)
+        assert masks.sizes["n_left"] == masks.sizes["n_right"] == 3
+        edge_cells = (masks.grid == BETA) | (masks.grid == GAMMA)
+        assert edge_cells[:, :, :3].any(1).all() and edge_cells[:, :, -3:].any(1).all()

@@ -278,6 +278,14 @@ def test_the_config_rebuilds_the_stochastic_depth():
     assert rebuilt.encoder.blocks[-1].drop_path.p == pytest.approx(0.2)
 
 
+def test_the_config_rebuilds_the_mlp_ratio():
+    model = tiny_model(mlp_ratio=2.0)
+    assert model.config["mlp_ratio"] == 2.0
+    rebuilt = BrainJEPA(model.gradients, **model.config)
+    for name, tensor in rebuilt.state_dict().items():
+        assert tensor.shape == model.state_dict()[name].shape, name
+
+
 def test_the_config_rebuilds_the_qkv_bias_and_the_predictors_patch_count():
     model = tiny_model(qkv_bias=False, n_patches=np.int64(5))
     for attention in (model.encoder.blocks[0].attn, model.predictor.blocks[0].attn):
@@ -1203,6 +1211,8 @@ def test_a_patch_size_that_is_not_a_count_is_refused(patch_size):
     ("predictor_depth", "1", r"predictor_depth must be an int >= 0, got '1'"),
     ("mlp_ratio", "4", r"mlp_ratio must be a finite number > 0, got '4'"),
     ("mlp_ratio", 0, r"mlp_ratio must be a finite number > 0, got 0"),
+    # int(16 * inf) had raised OverflowError, naming no setting
+    ("mlp_ratio", math.inf, r"mlp_ratio must be a finite number > 0, got inf"),
     # int(16 * 0.05) = 0: the predictor's blocks had an MLP of no hidden unit
     ("mlp_ratio", 0.05, r"mlp_ratio=0\.05 leaves the MLP of the blocks of width 16 no hidden"),
     ("drop_path_rate", "0.1", r"drop_path_rate must be in \[0, 1\), got '0\.1'"),
@@ -1302,3 +1312,19 @@ def test_positions_under_bf16_autocast_are_the_float32_positions():
             table = pos(3)
     assert table.dtype == torch.float32
     torch.testing.assert_close(table, reference, rtol=0, atol=1e-6)
+
+
+def test_the_targets_come_from_the_ema_encoder_not_the_online_one():
+    # the two start equal (a copy): only weights that have moved apart tell which one
+    # encodes the targets
+    model = tiny_model()
+    with torch.no_grad():
+        for p in model.encoder.parameters():
+            p.add_(torch.randn_like(p))
+    x = torch.randn(2, 20, 12)
+    ctx, tgt = torch.tensor([[0, 5, 17, 40]] * 2), torch.tensor([[1, 6, 33]] * 2)
+    with torch.no_grad():
+        expected = F.layer_norm(model.target_encoder(x), (32,))[:, [1, 6, 33]]
+        out = model(x, ctx, tgt)
+    torch.testing.assert_close(model.targets(x, tgt), expected)
+    torch.testing.assert_close(out["targets"], expected)
