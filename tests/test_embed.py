@@ -215,6 +215,9 @@ def test_bad_parameters(research_model, reference):
         BrainJEPAEmbedder(weights=42).fit(X)
     with pytest.raises(ValueError, match="batch_size"):
         BrainJEPAEmbedder(weights=research_model, batch_size=0).fit(X)
+    # refused at fit: transform would fail inside the batching with a TypeError of its own
+    with pytest.raises(ValueError, match="'batch_size' parameter of BrainJEPAEmbedder"):
+        BrainJEPAEmbedder(weights=research_model, batch_size=None).fit(X)
     with pytest.raises(ValueError, match="precision"):
         BrainJEPAEmbedder(weights=research_model, precision="fp16").fit(X)
     with pytest.raises(FileNotFoundError, match="weights file"):
@@ -305,6 +308,19 @@ def test_the_atlas_check_of_the_default_weights_looks_at_subject_0s_length(
             BrainJEPAEmbedder(data_dir=tmp_path, device="cpu").fit(X)
         assert ("(it looks transposed)" in str(caught.value)) is transposed
     assert not any(tmp_path.iterdir())  # refused before the download
+
+
+def test_the_embedder_fetches_the_default_weights_into_its_data_dir(tmp_path, monkeypatch,
+                                                                    official_dir):
+    """data_dir reaches the fetch: the files land there, not in the folder of the environment
+    variable (nor the home folder)."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path / "from_env"))
+    X = np.random.default_rng(0).standard_normal((2, 40, 24))
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path / "given", num_heads=4, device="cpu").fit(X)
+    assert embedder.get_params()["data_dir"] == tmp_path / "given"
+    assert (tmp_path / "given" / "brainjepa_ukbiobank" / "jepa-ep300.pth.tar").is_file()
+    assert not (tmp_path / "from_env").exists()
 
 
 def test_environment_variable_names_the_cache(tmp_path, monkeypatch, official_dir):

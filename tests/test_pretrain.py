@@ -317,6 +317,15 @@ def test_gradients_from_a_file(tmp_path):
         _pretrainer(gradients=gradients[:9]).fit(X)
 
 
+def test_gradients_with_more_rows_than_regions_are_refused():
+    """A matrix of another atlas is refused whichever way the counts differ: with more rows
+    than X's regions, not only fewer."""
+    gradients = np.random.default_rng(1).standard_normal((N_REGIONS + 2, 4))
+    with pytest.raises(ValueError, match=f"the gradients have {N_REGIONS + 2} rows \\(regions\\) "
+                                         f"but X has {N_REGIONS} regions"):
+        _pretrainer(gradients=gradients).fit(_data(4))
+
+
 def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     X = _data() * 100 + 500
     model = _pretrainer(n_epochs=2).fit(X)
@@ -517,11 +526,12 @@ def test_other_subjects_are_a_run_of_their_own_without_robust_statistics_too(nor
 def test_a_run_saved_under_another_state_format_is_not_continued(tmp_path, monkeypatch):
     """The format is bumped when a saved run must not go on under the new code (format 4:
     loss="l2" became a sum over the features); a shorter run of the old format is not
-    extended either (found by a review: it was, and its losses jumped dim-fold)."""
+    extended either (found by a review: it was, and its losses jumped dim-fold). Format 3 is
+    the layout of the files saved before that change, which are on users' disks."""
     from brainjepa_sk import pretrain
 
     X = _data()
-    monkeypatch.setattr(pretrain, "_STATE_FORMAT", pretrain._STATE_FORMAT - 1)
+    monkeypatch.setattr(pretrain, "_STATE_FORMAT", 3)
     _pretrainer(n_epochs=1, checkpoint_dir=tmp_path).fit(X)
     monkeypatch.undo()
     _CountSteps.steps = 0
@@ -1099,6 +1109,22 @@ def test_a_copy_taken_during_fit_is_the_estimator_as_it_was():
     assert model.n_features_in_ == 12 and model.transform(X[:, :, :12]).shape == before.shape
 
 
+def test_a_copy_taken_during_a_refit_leaves_out_the_encoder_copy_kept_on_another_device():
+    """A copy taken during fit is the estimator as it was before, less the copy of the encoder
+    that transform kept on a GPU (the meta device stands in for one), as a pickle of the fitted
+    estimator leaves it out."""
+    X = _data(4)
+    model = _pretrainer(n_epochs=1).fit(X)
+    before = model.transform(X)
+    model._encoder_on(torch.device("meta"))
+    assert "_device_cache" in vars(model)
+    recorder = _CopiesEstimator(model)
+    model.set_params(callbacks=[recorder]).fit(X)
+    for copied in (pickle.loads(recorder.pickles[-1]), recorder.copies[-1]):
+        assert "_device_cache" not in vars(copied)
+        np.testing.assert_array_equal(copied.transform(X), before)
+
+
 @pytest.mark.parametrize("callbacks", [Callback, [print], [Callback(), print], "progress"])
 def test_callbacks_must_be_a_list_of_callback_instances(callbacks):
     # not a list at all: the parameter check; a list of something else (or with something
@@ -1511,7 +1537,9 @@ def test_set_params_without_masking_options_leaves_masking_as_it_is():
 
 def test_the_mask_sampler_gets_the_regions_and_patches_of_the_data(monkeypatch):
     """The sampler's first arguments are X's regions and the window's time patches (32 frames
-    of 4: 8 patches), in that order: swapped, the masks would cut regions as time."""
+    of 4: 8 patches), in that order: swapped, the masks would cut regions as time. It draws
+    them on the training device (on a GPU, masks drawn on the host would have to be copied
+    over at every step)."""
     from brainjepa_sk import pretrain
 
     class Stop(Exception):
@@ -1519,13 +1547,15 @@ def test_the_mask_sampler_gets_the_regions_and_patches_of_the_data(monkeypatch):
 
     def spy(*args, **kwargs):
         seen.append(args)
+        devices.append(kwargs.get("device"))
         raise Stop
 
-    seen = []
+    seen, devices = [], []
     monkeypatch.setattr(pretrain, "SpatiotemporalMaskSampler", spy)
     with pytest.raises(Stop):
         _pretrainer().fit(_data(4))
     assert seen == [(N_REGIONS, 8)]
+    assert devices == [torch.device("cpu")]
 
 
 @pytest.mark.parametrize("key", ["seed", "not_an_option"])
@@ -1720,6 +1750,13 @@ def test_window_decides_the_training_windows_and_those_of_transform(window, n_wi
     model = _pretrainer(n_epochs=1, window=window, callbacks=[_DatasetSize()]).fit(_data())
     assert model.callbacks_[0].n_windows == n_windows
     assert model.preprocessor_.window == window
+
+
+@pytest.mark.parametrize("normalization", ["global_zscore", None])
+def test_normalization_decides_the_scaling_fitted_and_saved(normalization):
+    fit = _pretrainer(n_epochs=1, normalization=normalization).fit(_data(4))
+    assert fit.preprocessor_.normalization == normalization
+    assert fit.model_.preprocessing["normalization"] == normalization
 
 
 def test_min_frames_sets_the_shortest_subject_accepted():
