@@ -647,10 +647,13 @@ def _warn_repeated_files(X):
 def _file_identity(path):
     """What tells one file from another: its device and inode (a hard link, or another case
     of the name on a case-insensitive disk, is the same file), or its real path when it cannot
-    be stat'ed (the read that follows names the missing file)."""
+    be stat'ed (the read that follows names the missing file) or has no inode number (0 on
+    some Windows file systems, which would make every file the same)."""
     try:
         stat = os.stat(path)
     except OSError:
+        stat = None
+    if stat is None or not stat.st_ino:
         return os.path.realpath(path)
     return stat.st_dev, stat.st_ino
 

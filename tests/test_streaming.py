@@ -1127,3 +1127,23 @@ def test_a_hard_link_in_a_list_is_the_same_file(tmp_path):
         pytest.skip(f"no hard links here: {error}")
     with pytest.warns(UserWarning, match=r"X\[2\] and X\[4\] are the same file"):
         validate_subjects([*paths, str(link)])
+
+
+def test_files_without_inode_numbers_are_told_apart_by_path(tmp_path, monkeypatch):
+    """Some Windows file systems give every file inode 0: files are then told apart by their
+    real paths, not all taken for one."""
+    paths = _save(tmp_path, _series())
+    real_stat = os.stat
+
+    def stat_without_inode(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        fields = list(result)
+        fields[1] = 0  # st_ino
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(os, "stat", stat_without_inode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        validate_subjects(paths)
+    with pytest.warns(UserWarning, match=r"X\[0\] and X\[4\] are the same file"):
+        validate_subjects([*paths, paths[0]])
