@@ -1156,6 +1156,25 @@ def test_model_t_r_none_embeds_the_series_at_their_own_tr():
     assert not np.allclose(resampled.transform(X), expected, atol=1e-3)
 
 
+def test_a_tr_set_after_fit_is_no_change_only_when_it_resamples_as_fit_did():
+    """None and the model's TR both leave series as they are: either set after fit for the
+    other is no change, another TR is. Without a model TR (model_t_r=None) fit ignored t_r,
+    but a refit would record the new one: a changed t_r is named all the same."""
+    X = _subjects()
+    module = tiny_module(N_REGIONS)
+    embedder = BrainJEPAEmbedder(weights=module, model_t_r=2.0, device="cpu").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        embedder.set_params(t_r=2.0).transform(X)
+    with pytest.warns(UserWarning, match=r"^t_r=1.0 \(fitted with None\): changed since fit"):
+        embedder.set_params(t_r=1.0).transform(X)
+    with pytest.warns(UserWarning, match="t_r=1.0 is ignored"):
+        embedder = BrainJEPAEmbedder(weights=module, t_r=1.0, model_t_r=None,
+                                     device="cpu").fit(X)
+    with pytest.warns(UserWarning, match=r"^t_r=3.0 \(fitted with 1.0\): changed since fit"):
+        embedder.set_params(t_r=3.0).transform(X)
+
+
 def test_subjects_are_averaged_over_their_own_rows_and_one_without_rows_is_nan():
     """The helper behind transform and predict: each subject's mean row, and NaN for a subject
     that has no rows, even the last one."""
@@ -1359,6 +1378,28 @@ def test_an_array_and_a_list_or_table_of_the_same_values_are_one_setting():
     assert not _base.same_setting(values, (values + 1).tolist())
 
 
+def test_transform_indexes_a_series_of_subjects_where_scikit_learn_would_not(monkeypatch):
+    """scikit-learn before 1.7.2 kept the index of a DataFrame input only (emulated here):
+    transform itself indexes the pandas output of a Series of subjects like it."""
+    from sklearn.utils import _set_output
+
+    adapter = _set_output.ADAPTERS_MANAGER.adapters["pandas"]
+    create = adapter.create_container
+
+    def before_1_7_2(X_output, X_original, columns, inplace=True):
+        kept = X_original if isinstance(X_original, pd.DataFrame) else None
+        return create(X_output, kept, columns, inplace=inplace)
+
+    monkeypatch.setattr(adapter, "create_container", before_1_7_2)
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    features = embedder.transform(X)
+    series = pd.Series(X, index=["a", "b", "c"])
+    table = embedder.set_output(transform="pandas").transform(series)
+    assert list(table.index) == ["a", "b", "c"]
+    np.testing.assert_array_equal(table.to_numpy(), features)
+
+
 def test_the_pandas_output_of_a_series_or_an_array_of_subjects_is_indexed_like_them():
     """Under pandas output, a Series of subjects names the rows by its index (done by
     rows_indexed_like itself, as scikit-learn before 1.7.2 numbered them 0, 1, ...) with the
@@ -1456,6 +1497,34 @@ def test_there_is_one_feature_name_a_column_as_scikit_learn_gives_them(pooling):
     names = embedder.get_feature_names_out()
     assert names.dtype == object and all(isinstance(name, str) for name in names)
     assert len(set(names)) == len(names) == embedder.transform(X).shape[1]
+
+
+def test_auto_settings_set_to_what_fit_resolved_them_to_do_not_warn():
+    """model_t_r, n_frames, window and normalization left at "auto" are resolved by fit:
+    setting them to those values after fit changes nothing, so transform does not warn;
+    another value does, with "auto" as the value of fit."""
+    X = _subjects(n_timepoints=16)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    before, fitted = embedder.transform(X), embedder.preprocessor_
+    assert (fitted.target_t_r, fitted.n_frames, fitted.window, fitted.normalization) == (
+        None, 8, "center", "global_zscore")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = embedder.set_params(model_t_r=None, n_frames=8, window="center",
+                                  normalization="global_zscore").transform(X)
+    np.testing.assert_array_equal(out, before)
+    with pytest.warns(UserWarning, match=r"^window='first' \(fitted with 'auto'\)"):
+        embedder.set_params(window="first").transform(X)
+
+
+def test_a_module_replaced_by_a_path_after_fit_is_named_by_each_value():
+    """Only two modules are compared by identity (both read <BrainJEPA>); a module replaced by
+    a file is named as the file, fitted with the module."""
+    X = _subjects()
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    with pytest.warns(UserWarning, match=r"^weights='other\.pt' \(fitted with <BrainJEPA>\): "
+                                         "changed since fit"):
+        embedder.set_params(weights="other.pt").transform(X)
 
 
 def test_token_series_under_pandas_output_say_how_to_keep_the_list():
@@ -1638,6 +1707,18 @@ def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
     with pytest.raises(ValueError, match=r"overflow in its attention and LayerNorms "
                                          r"\(bfloat16 autocast, with float32's range\)$"):
         embedder.set_params(precision="bf16").transform(X)
+
+
+def test_an_embedding_non_finite_in_one_dimension_only_is_refused():
+    """One non-finite dimension makes a subject's embedding unusable, its other dimensions
+    finite or not: a final-norm scale made infinite after fit is refused and named."""
+    X = _subjects()
+    fitted = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
+    with torch.no_grad():
+        fitted.encoder_.norm.weight[0] = float("inf")
+    with pytest.raises(ValueError, match=r"for 3 subject\(s\) \(first: subject 0\): the "
+                                         r"encoder's weights .*\(first: norm\.weight\)"):
+        fitted.transform(X)
 
 
 def test_finite_weights_that_overflow_roi_zscored_windows_are_not_told_to_z_score():

@@ -947,6 +947,17 @@ def test_weights_pretrained_on_resampled_series_warn_when_the_input_tr_is_not_se
         BrainJEPAEmbedder(weights=tmp_path / "near.pt").fit(X)
 
 
+def test_a_tr_dropped_after_fit_is_a_change_where_it_set_the_model_tr():
+    """Pretrained from scratch with model_t_r=None, the model's TR is t_r's: t_r=None set
+    after fit resamples nothing, as 2.0 did not, yet a refit would record no TR, so it is
+    named (no weights loaded, whose TR would stay)."""
+    X = _data(n_subjects=4, n_timepoints=40)
+    model = _pretrainer(n_epochs=1, t_r=2.0).fit(X)
+    assert model.preprocessor_.target_t_r == 2.0
+    with pytest.warns(UserWarning, match=r"^t_r=None \(fitted with 2.0\): changed since fit"):
+        model.set_params(t_r=None).transform(X)
+
+
 def test_robust_statistics_are_learned_on_the_series_resampled_to_the_model_tr():
     rng = np.random.default_rng(4)
     t = np.arange(120)[:, None]
