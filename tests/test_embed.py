@@ -1383,7 +1383,11 @@ def test_transform_indexes_a_series_of_subjects_where_scikit_learn_would_not(mon
     transform itself indexes the pandas output of a Series of subjects like it."""
     from sklearn.utils import _set_output
 
-    adapter = _set_output.ADAPTERS_MANAGER.adapters["pandas"]
+    # scikit-learn's private output adapters: skipped should a later release rename them
+    manager = getattr(_set_output, "ADAPTERS_MANAGER", None)
+    adapter = getattr(manager, "adapters", {}).get("pandas")
+    if not hasattr(adapter, "create_container"):
+        pytest.skip("scikit-learn's pandas output adapter is not where this test looks")
     create = adapter.create_container
 
     def before_1_7_2(X_output, X_original, columns, inplace=True):
