@@ -1136,6 +1136,18 @@ def test_a_copy_taken_during_a_refit_leaves_out_the_encoder_copy_kept_on_another
         np.testing.assert_array_equal(copied.transform(X), before)
 
 
+def test_a_refit_releases_the_copy_of_the_old_encoder_kept_on_another_device():
+    """The copy of the encoder that transform kept on a GPU (the meta device stands in for
+    one) is let go by a refit, whose new encoder it no longer is, not held until the next
+    transform."""
+    X = _data(4)
+    model = _pretrainer(n_epochs=1).fit(X)
+    model._encoder_on(torch.device("meta"))
+    assert "_device_cache" in vars(model)
+    model.fit(X)
+    assert "_device_cache" not in vars(model)
+
+
 @pytest.mark.parametrize("callbacks", [Callback, [print], [Callback(), print], "progress"])
 def test_callbacks_must_be_a_list_of_callback_instances(callbacks):
     # not a list at all: the parameter check; a list of something else (or with something
