@@ -2,6 +2,7 @@
 
 import copy
 import os
+import pickle
 import re
 import signal
 import warnings
@@ -206,6 +207,18 @@ def test_the_progress_bar_takes_its_settings_and_is_closed_when_a_run_ends_or_fa
     assert [(bar.kwargs["disable"], bar.kwargs["desc"], bar.closed) for bar in bars] == [
         (True, "fold 2", True), (False, "pretraining", True)]
 
+
+
+def test_a_progress_bar_lets_its_closed_bar_go_and_pickles_after_a_run(capsys):
+    """The bar closed at the run's end is let go: the callback (kept, e.g., among a fitted
+    estimator's callbacks) pickles and copies again, as before its run (a tqdm bar holds the
+    stream it writes to)."""
+    progress = ProgressBar()
+    _loop(n_epochs=1, callbacks=[progress]).run()
+    assert "pretraining" in capsys.readouterr().err  # the bar was shown
+    assert progress.bar is None
+    for again in (pickle.loads(pickle.dumps(progress)), copy.deepcopy(progress)):
+        assert again.bar is None and (again.disable, again.desc) == (False, "pretraining")
 
 def test_train_end_is_called_when_a_callback_stops_the_run():
     recorder = Recorder()
@@ -975,6 +988,37 @@ def test_a_sampler_with_a_state_keeps_its_own_generator_when_a_state_is_loaded()
     assert not torch.equal(state["data_sampler"]["generator"],
                            torch.Generator().manual_seed(5).get_state())
 
+
+
+def _global_stream_loop(callbacks=None):
+    """``_loop`` over an ``_OwnGeneratorSampler``, its loader drawing its workers' seed from
+    torch's global generator (no generator of its own), as a plain DataLoader does."""
+    loop = _loop(n_epochs=3, sampler=_OwnGeneratorSampler(N_WINDOWS), callbacks=callbacks)
+    loop.loader.generator = None
+    return loop
+
+
+def test_a_sampler_with_a_state_run_again_after_a_stop_goes_on_as_a_resume_would():
+    """A sampler with a state of its own but no ``resume_pass`` gives the rest of its pass
+    from that state: stopped inside an epoch and run again, the loop does not draw the pass
+    again on torch's global generator (which stochastic depth draws from after it), and ends
+    as a loop resumed from the state saved at the stop does."""
+    stopped = _global_stream_loop(callbacks=[_StopTrainingAt(step=4)])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        stopped.run()
+        assert (stopped.epoch, stopped.step_in_epoch) == (1, 1)
+        state = copy.deepcopy(stopped.state_dict())  # not the live weights it holds
+        stopped.callbacks = []
+        stopped.run()
+        again = stopped.state_dict()
+    resumed = _global_stream_loop()
+    after_resume = _run_seeded(resumed, state)
+    assert again["step"] == after_resume["step"] == 9
+    assert again["history"] == after_resume["history"]
+    assert torch.equal(again["global_rng"]["cpu"], after_resume["global_rng"]["cpu"])
+    for p, q in zip(again["model"].values(), after_resume["model"].values()):
+        assert torch.equal(p, q)
 
 @pytest.mark.parametrize("where", ["forward", "optimizer"])
 def test_a_loop_stopped_inside_a_step_and_run_again_redoes_it_with_the_same_draws(where):
