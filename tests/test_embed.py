@@ -1095,7 +1095,6 @@ def test_a_normalization_given_explicitly_replaces_the_checkpoints(tmp_path):
         np.testing.assert_allclose(embedder.transform(X), expected, rtol=1e-5, atol=1e-6)
 
 
-
 def test_naming_the_checkpoints_own_normalization_keeps_its_statistics(tmp_path):
     """normalization="robust" given explicitly for a robust checkpoint is "auto": the median
     and IQR are the pretraining data's, not relearned from the subjects given to fit."""
@@ -1106,6 +1105,7 @@ def test_naming_the_checkpoints_own_normalization_keeps_its_statistics(tmp_path)
     embedder = BrainJEPAEmbedder(weights=path, normalization="robust", device="cpu").fit(X)
     np.testing.assert_array_equal(embedder.preprocessor_.median_, saved.median_)
     np.testing.assert_array_equal(embedder.preprocessor_.iqr_, saved.iqr_)
+
 
 def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
                                                                      official_dir, reference):

@@ -532,7 +532,6 @@ def test_beta_and_gamma_cover_one_fraction_of_the_visible_and_hidden_regions():
         assert low <= high + 1e-12, s
 
 
-
 def test_each_edge_span_holds_exactly_n_beta_and_n_gamma_whole_region_rows():
     # at each temporal edge, Cross-Time targets are n_beta visible regions and Double-Cross
     # targets n_gamma hidden ones, each over the whole edge span (n_left first / n_right last
@@ -558,6 +557,7 @@ def test_each_edge_span_holds_exactly_n_beta_and_n_gamma_whole_region_rows():
                     checked += 1
             assert not ((g == BETA) | (g == GAMMA))[:, outside].any()
     assert checked > 100
+
 
 @pytest.mark.parametrize("static_shapes", [True, False])
 def test_the_smallest_scales_keep_one_context_and_one_target_token(static_shapes):

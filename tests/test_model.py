@@ -1023,7 +1023,6 @@ def test_an_all_zero_gradient_table_gives_finite_positions():
     assert torch.isfinite(model.target_encoder(torch.randn(2, 20, 12))).all()
 
 
-
 def test_gradients_of_a_tiny_spread_still_span_minus_one_to_one():
     """The min-max scaling divides by any spread above zero (the guard is for an all-zero
     table only): gradients in tiny units, mapped linearly, give the positions of the same
@@ -1038,6 +1037,7 @@ def test_gradients_of_a_tiny_spread_still_span_minus_one_to_one():
     assert table[:, 12:].min().item() == -1.0
     assert table[:, 12:].max().item() == pytest.approx(1.0, abs=1e-6)
     torch.testing.assert_close(table, expected, atol=1e-5, rtol=0)
+
 
 @pytest.mark.parametrize("mode", ["connectivity", "lagged"])
 def test_correlation_poolings_pass_the_gradients_of_their_definition(mode):

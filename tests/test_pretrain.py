@@ -472,6 +472,7 @@ def test_a_callback_ends_a_fit_early_and_the_same_fit_again_goes_on(tmp_path):
     for p, q in zip(resumed.model_.state_dict().values(), whole.model_.state_dict().values()):
         assert torch.equal(p, q)
 
+
 def _state_files(folder):
     return sorted(Path(folder).glob("run-*.pt"))
 

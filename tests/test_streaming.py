@@ -129,6 +129,7 @@ def test_a_continued_fine_tuning_names_a_file_too_short_for_a_window(tmp_path):
     assert len(clf.history_) == 1
     np.testing.assert_array_equal(clf.predict_proba(series), before)
 
+
 def test_transform_names_a_file_too_short_before_embedding_any_chunk(tmp_path, monkeypatch):
     from brainjepa_sk import _base
 

@@ -208,7 +208,6 @@ def test_the_progress_bar_takes_its_settings_and_is_closed_when_a_run_ends_or_fa
         (True, "fold 2", True), (False, "pretraining", True)]
 
 
-
 def test_a_progress_bar_lets_its_closed_bar_go_and_pickles_after_a_run(capsys):
     """The bar closed at the run's end is let go: the callback (kept, e.g., among a fitted
     estimator's callbacks) pickles and copies again, as before its run (a tqdm bar holds the
@@ -219,6 +218,7 @@ def test_a_progress_bar_lets_its_closed_bar_go_and_pickles_after_a_run(capsys):
     assert progress.bar is None
     for again in (pickle.loads(pickle.dumps(progress)), copy.deepcopy(progress)):
         assert again.bar is None and (again.disable, again.desc) == (False, "pretraining")
+
 
 def test_train_end_is_called_when_a_callback_stops_the_run():
     recorder = Recorder()
@@ -297,6 +297,7 @@ def test_a_callback_stops_the_run_at_an_epochs_end():
 
     idle = _loop(n_epochs=3, callbacks=[StopAtOnce()])
     assert idle.run() == [] and idle.step == 0
+
 
 def test_a_failed_run_stops_its_loader_workers():
     """A notebook keeps the traceback of an error, and with it the loop: its loader's
@@ -686,7 +687,6 @@ def test_a_window_dataset_indexed_one_at_a_time_gives_the_windows_as_they_are():
     assert torch.equal(dataset.__getitems__([7, 0]), torch.from_numpy(windows[[7, 0]]))
 
 
-
 def _window_at(subject, start):
     """A float64 window that says which subject and start it was read for."""
     window = np.zeros((N_FRAMES, N_REGIONS))
@@ -703,6 +703,7 @@ def test_a_lazy_dataset_reads_each_window_of_its_table_in_the_order_asked():
     batch = dataset.__getitems__([2, 0, 1])
     assert batch.dtype == torch.float32
     assert batch[:, 0, :2].tolist() == [[2, 30], [3, 10], [1, 20]]
+
 
 def _window_of_the_worker(subject, start):
     """A window that says which process read it, and whether that process ignores SIGTERM."""
@@ -989,7 +990,6 @@ def test_a_sampler_with_a_state_keeps_its_own_generator_when_a_state_is_loaded()
                            torch.Generator().manual_seed(5).get_state())
 
 
-
 def _global_stream_loop(callbacks=None):
     """``_loop`` over an ``_OwnGeneratorSampler``, its loader drawing its workers' seed from
     torch's global generator (no generator of its own), as a plain DataLoader does."""
@@ -1019,6 +1019,7 @@ def test_a_sampler_with_a_state_run_again_after_a_stop_goes_on_as_a_resume_would
     assert torch.equal(again["global_rng"]["cpu"], after_resume["global_rng"]["cpu"])
     for p, q in zip(again["model"].values(), after_resume["model"].values()):
         assert torch.equal(p, q)
+
 
 @pytest.mark.parametrize("where", ["forward", "optimizer"])
 def test_a_loop_stopped_inside_a_step_and_run_again_redoes_it_with_the_same_draws(where):
@@ -1585,6 +1586,7 @@ def test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step(tm
     out = tmp_path / "steps.pt"
     _spawn_within(_ddp_worker.stop_training_worker, (2, str(tmp_path / "init"), str(out)))
     assert torch.load(out, weights_only=True) == [(2, 2, True), (2, 2, True)]
+
 
 def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
     """2 gloo processes, killed after step 4 (inside the second epoch of 3 steps), resumed from
