@@ -427,10 +427,9 @@ def restore_early_stopping(net):
     the loaded history (one saving every epoch, at the epoch the run was interrupted; one on
     the monitor's best, such as ``monitor="valid_loss_best"`` for ``EarlyStopping``'s
     ``"valid_loss"``; one whose file names hold the epoch, ``params_{last_epoch[epoch]}.pt``);
-    a copy of
-    one (sklearn's ``clone`` gives ``LoadInitState`` its own) is the same one, and the save at
-    the last loaded epoch of one listed after the ``Checkpoint`` whose history was loaded,
-    which that history does not record, is told from its monitor. Without one (or with its
+    a copy of one (sklearn's ``clone`` gives ``LoadInitState`` its own) is the same one, and
+    the save at the last loaded epoch of one listed after the ``Checkpoint`` whose history was
+    loaded, which that history does not record, is told from its monitor. Without one (or with its
     file deleted) it warns that the run may end with the last epoch's weights.
 
     Parameters

@@ -207,9 +207,9 @@ def has_header_line(first_line, second_line, separator=None):
     A header is a line with a cell that is not a number (unless more than half of its cells
     are fractions: a data row with a damaged or non-numeric cell), or with only integers
     written as such (pandas' default column names, atlas labels, which may repeat across the
-    hemispheres) above a line with fractions. Numbers written with a decimal point or an exponent (``-1.0``,
-    ``0.000e+00``: how NumPy and pandas write floats) are data, and so is one value in every
-    cell (a first frame of zeros, censored and zero-filled).
+    hemispheres) above a line with fractions. Numbers written with a decimal point or an
+    exponent (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are data, and so is
+    one value in every cell (a first frame of zeros, censored and zero-filled).
 
     Parameters
     ----------
