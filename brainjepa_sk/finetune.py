@@ -19,11 +19,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import inspect
 import numbers
 
 import numpy as np
 import torch
 from sklearn import get_config
+from sklearn.base import BaseEstimator
 from sklearn.utils import check_array, column_or_1d
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_class_weight
@@ -172,8 +174,48 @@ def _put_back(copies):
                 module.training = mode
 
 
+def _constructor_signature(cls):
+    """The signature of ``cls.__init__`` with the keyword arguments it passes on to its bases
+    spelled out, each with the default of the first class in the MRO that has one.
+
+    The fine-tuners take most of their parameters (ours, then skorch's) through ``**kwargs``;
+    scikit-learn tells the parameters set away from their defaults (in ``repr``, in the HTML
+    repr of a notebook) by the constructor's signature, and would take every one of them as
+    set. ``**kwargs`` stays: it takes skorch's prefixed parameters (``optimizer__betas``).
+    """
+    own = inspect.signature(vars(cls)["__init__"])
+    keyword = inspect.Parameter.VAR_KEYWORD
+    parameters = [p for p in own.parameters.values() if p.kind is not keyword]
+    rest = [p for p in own.parameters.values() if p.kind is keyword]
+    if not rest:  # passes nothing on
+        return own
+    names = {p.name for p in parameters}
+    for klass in cls.__mro__[1:]:
+        init = vars(klass).get("__init__")
+        if init is None or klass is object:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            # skorch's module has no default: it is built from the weights, not a parameter
+            if (p.name in names or p.default is p.empty
+                    or p.kind in (keyword, inspect.Parameter.VAR_POSITIONAL)):
+                continue
+            parameters.append(p.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+            names.add(p.name)
+    return own.replace(parameters=[*parameters, *rest])
+
+
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in vars(cls):
+            cls.__init__.__signature__ = _constructor_signature(cls)
+
+    # scikit-learn's repr (the parameters set away from their defaults, as for the other
+    # estimators), not skorch's (the class and, once fitted, every layer of the module: those
+    # are in module_)
+    __repr__ = BaseEstimator.__repr__
 
     # skorch's own parameters are checked by skorch, except max_epochs: skorch trains no
     # epoch for a negative one (PyTorch Lightning's "no limit")

@@ -3,6 +3,7 @@
 import copy
 import errno
 import functools
+import inspect
 import io
 import json
 import os
@@ -23,6 +24,8 @@ from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
 from skorch.callbacks import (
     Callback,
@@ -502,6 +505,41 @@ def test_skorch_prefixed_parameters_work_in_get_params_set_params_and_grid_searc
                              y.astype(float), cv=2)
     assert scores.shape == (2,) and np.isfinite(scores).all()
 
+
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_the_repr_shows_the_parameters_set_as_scikit_learn_does(estimator):
+    """repr names the parameters set away from their defaults, ours, skorch's and prefixed
+    ones alike, fitted or not (skorch's repr named none before fit and listed every layer
+    after; scikit-learn's printer took every parameter passed through **kwargs as set)."""
+    assert repr(estimator()) == f"{estimator.__name__}()"
+    net = estimator("model.pt", max_epochs=3, optimizer__betas=(0.8, 0.95), pooling="roi",
+                    device="cpu", lr=6.25e-5)
+    assert " ".join(repr(net).split()) == (
+        f"{estimator.__name__}(max_epochs=3, optimizer__betas=(0.8, 0.95), pooling='roi', "
+        "weights='model.pt')")
+    # fitted: the same repr, not the module's layers
+    net = estimator(tiny_module(), **fast(max_epochs=1))
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    unfitted = repr(net)
+    assert repr(net.fit(X, y.astype(float) if estimator is BrainJEPARegressor else y)) \
+        == unfitted
+    pipeline = repr(make_pipeline(StandardScaler(), estimator(max_epochs=3)))
+    assert f"{estimator.__name__.lower()}', {estimator.__name__}(max_epochs=3))" in pipeline
+
+
+def test_the_constructors_signature_lists_every_parameter_with_its_default():
+    """Each parameter (ours and skorch's, passed on through **kwargs) is in the signature with
+    the value a default net holds: scikit-learn tells set parameters from it."""
+    for estimator in (BrainJEPAClassifier, BrainJEPARegressor):
+        signature = inspect.signature(estimator).parameters
+        params = estimator().get_params(deep=False)
+        assert set(params) <= set(signature)
+        for name, value in params.items():
+            assert repr(signature[name].default) == repr(value), name
+        assert list(signature)[:2] == ["weights", "criterion"]
+        assert signature["kwargs"].kind is inspect.Parameter.VAR_KEYWORD
+    assert inspect.signature(BrainJEPAClassifier).parameters["train_split"].default is None
+    assert "module" not in inspect.signature(BrainJEPAClassifier).parameters
 
 
 def test_the_subject_splits_parameters_are_set_and_searched_as_train_split__():
