@@ -177,6 +177,7 @@ def stop_training_worker(rank, world_size, init_file, out_file):
         _save_from_every_process((loop.step, loop.step_in_epoch, loop.stop_training),
                                  world_size, out_file)
 
+
 def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
     """Save every step (rank 0), die after step ``kill_at`` (when given), or resume and finish."""
     with gloo_group(rank, world_size, init_file):

@@ -489,6 +489,7 @@ def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
 
 # -- skorch and scikit-learn -------------------------------------------------------------------
 
+
 def test_skorch_prefixed_parameters_work_in_get_params_set_params_and_grid_search():
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
@@ -602,6 +603,7 @@ def test_a_subclassed_split_is_cloned_with_its_own_settings():
     assert repr(copied) == "SubjectValidSplit(fraction=0.5, stratified=False, random_state=0)"
     unpickled = pickle.loads(pickle.dumps(SubjectValidSplit(0.3, random_state=1)))
     assert unpickled.get_params() == {"fraction": 0.3, "stratified": False, "random_state": 1}
+
 
 def test_the_same_seed_gives_the_same_predictions_and_leaves_the_global_generator_alone():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
@@ -1002,7 +1004,6 @@ def test_early_stopping_on_a_subject_split():
     assert {"valid_loss", "r2"} <= set(reg.history_[-1])
 
 
-
 @pytest.mark.parametrize("callback, key", [
     (lambda tmp_path: EarlyStopping(), "'valid_loss'"),
     (lambda tmp_path: EarlyStopping(monitor="valid_acc", lower_is_better=False), "'valid_acc'"),
@@ -1042,6 +1043,7 @@ def test_callbacks_monitoring_training_scores_need_no_validation_split():
         on_train, EarlyStopping(monitor="valid_like", lower_is_better=False),
         ("stop", EarlyStopping(monitor="train_loss"))]).fit(X, y)
     assert len(clf.history_) == 2 and "valid_like" in clf.history_[-1]
+
 
 def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(tmp_path):
     rng = np.random.default_rng(0)
@@ -1112,7 +1114,6 @@ def test_a_split_without_a_random_state_draws_with_the_estimators():
     assert seen == [3] and split.random_state is None
 
 
-
 @pytest.mark.parametrize("stratified", [False, True])
 def test_skorchs_split_of_a_fraction_without_a_random_state_draws_with_the_estimators(
         stratified):
@@ -1139,6 +1140,7 @@ def test_skorchs_split_of_a_fraction_without_a_random_state_draws_with_the_estim
     assert held_out == [expected[0]] * 4 + [expected[1]] * 2  # two epochs a fit
     np.testing.assert_array_equal(proba[0], proba[1])
     assert vars(split) == before and split.random_state is None
+
 
 def test_the_held_out_subjects_do_not_depend_on_the_order_of_the_classes():
     X, y = offset_subjects(np.zeros(12)), np.array([0, 1, 2] * 4)
@@ -1433,7 +1435,6 @@ def test_a_regression_target_of_text_or_dates_is_refused_naming_y(y, message):
         BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
 
 
-
 @pytest.mark.parametrize("pooling", ["roi_std", "lagged"])
 def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(pooling):
     """As for the embedder: with one time patch per window there is no spread nor lag to
@@ -1446,6 +1447,7 @@ def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(
         clf.set_params(n_frames=2).fit(X, y)  # one patch of 2 frames per window
     assert clf.module_ is module and len(clf.history_) == 1
     np.testing.assert_array_equal(clf.set_params(n_frames="auto").predict_proba(X), proba)
+
 
 def test_a_one_feature_pooling_under_the_layernorm_head_is_refused():
     """"connectivity" on 2 regions pools one feature per window, which a LayerNorm maps to its
@@ -1800,7 +1802,6 @@ def test_balanced_class_weights_count_windows_and_dicts_name_labels():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 3.0])
 
 
-
 @pytest.mark.parametrize("weight", [-1.0, 0.0, np.nan, np.inf, "heavy"])
 def test_class_weights_that_are_not_positive_and_finite_are_refused_naming_the_class(weight):
     """A negative weight had stopped the fit with "the loss became -inf ... lower lr", as a
@@ -1817,6 +1818,7 @@ def test_class_weights_that_are_not_positive_and_finite_are_refused_naming_the_c
     assert list(clf.history_) == history
     clf.set_params(class_weight={"a": 0.5, "b": 2}).fit(X, y)  # positive numbers of any type
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [0.5, 2.0])
+
 
 def test_balanced_class_weights_count_the_training_windows_only():
     X, y = offset_subjects(np.zeros(10)), np.array([0] * 6 + [1] * 4)

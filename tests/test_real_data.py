@@ -583,7 +583,6 @@ def test_abide_bad_fetcher_results(fake_abide, abide_files, monkeypatch):
         load_abide()
 
 
-
 # -- round 13: what planted bugs in datasets/_real.py showed the tests above let through -----
 
 
