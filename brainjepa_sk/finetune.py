@@ -27,7 +27,7 @@ import torch
 from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_array, column_or_1d
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metadata_routing import UNUSED, WARN
 from sklearn.utils.metaestimators import available_if
@@ -218,7 +218,9 @@ class _FineTuneBase(SubjectsInputMixin):
     __repr__ = BaseEstimator.__repr__
 
     # skorch's own parameters are checked by skorch, except max_epochs: skorch trains no
-    # epoch for a negative one (PyTorch Lightning's "no limit")
+    # epoch for a negative one (PyTorch Lightning's "no limit"); and lr and batch_size, which
+    # skorch passes on unchecked (lr="1e-3" failed in the layer-wise decay with "can't multiply
+    # sequence by non-int", batch_size="8" in torch's DataLoader with "got batch_size=8")
     _parameter_constraints = {
         **EMBEDDING_CONSTRAINTS,
         **WEIGHTS_CONSTRAINTS,
@@ -233,6 +235,9 @@ class _FineTuneBase(SubjectsInputMixin):
         "accumulation_steps": POSITIVE_INT,
         "random_state": ["random_state"],
         "max_epochs": [_EPOCHS],
+        "lr": [*NON_NEGATIVE, torch.Tensor],
+        # -1 is skorch's "one batch of all the windows"
+        "batch_size": [*POSITIVE_INT, Options(numbers.Integral, {-1})],
     }
 
     def __init__(
@@ -1415,6 +1420,34 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _set_class_weights(self, window_targets):
         pass
+
+    def get_iterator(self, dataset, training=False):
+        """skorch's loader of ``dataset``, with ``batch_size`` a Python ``int``.
+
+        torch's ``DataLoader`` takes no NumPy integer (``batch_size=np.int64(8)``, as a grid
+        search over ``np.arange`` or ``np.array([4, 8])`` sets it), and refused it with
+        "batch_size should be a positive integer value, but got batch_size=8".
+
+        Parameters
+        ----------
+        dataset : torch.utils.data.Dataset
+            The windows to load.
+        training : bool, default=False
+            Whether to use ``iterator_train`` (else ``iterator_valid``).
+
+        Returns
+        -------
+        iterable
+            The loader, as skorch's ``get_iterator`` makes it.
+        """
+        prefix = "iterator_train" if training else "iterator_valid"
+        kwargs = self.get_params_for(prefix)
+        iterator = self.iterator_train if training else self.iterator_valid
+        batch_size = kwargs.get("batch_size", self.batch_size)
+        if isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool):
+            batch_size = int(batch_size)
+        kwargs["batch_size"] = len(dataset) if batch_size == -1 else batch_size
+        return iterator(dataset, **kwargs)
 
     def get_params_for(self, prefix):
         """skorch's parameters for ``prefix``; the loaders' workers also start inside joblib's,

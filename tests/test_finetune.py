@@ -1387,6 +1387,33 @@ def test_a_negative_max_epochs_is_refused_and_the_fitted_model_kept(estimator):
     assert len(net.set_params(max_epochs=0).fit(X, y).history_) == 0  # builds, trains nothing
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_lr_and_batch_size_are_checked_by_name_and_numpy_integers_taken(estimator):
+    """skorch passes lr and batch_size on unchecked: lr="1e-3" failed in the layer-wise decay
+    with "can't multiply sequence by non-int of type 'float'", and a NumPy integer batch size
+    (a grid of np.arange) in torch's DataLoader with "batch_size should be a positive integer
+    value, but got batch_size=4". Both refused by name before anything is built, the fitted
+    model kept; NumPy integers and skorch's -1 (one batch of all the windows) train."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = estimator(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    prediction = net.predict(X)
+    for name, value in [("lr", "1e-3"), ("lr", -1.0), ("lr", None), ("batch_size", "8"),
+                        ("batch_size", 0), ("batch_size", 2.5)]:
+        with pytest.raises(ValueError, match=rf"The '{name}' parameter of {estimator.__name__}"):
+            clone(net).set_params(**{name: value}).fit(X, y)
+        with pytest.raises(ValueError, match=rf"The '{name}' parameter"):
+            net.set_params(**{name: value}).fit(X, y)
+        net.set_params(**fast(max_epochs=1))
+        np.testing.assert_array_equal(net.predict(X), prediction)
+    for batch_size in [np.int64(4), np.int32(2), -1]:
+        fitted = clone(net).set_params(batch_size=batch_size).fit(X, y)
+        assert len(fitted.history_) == 1
+        assert fitted.get_params()["batch_size"] is batch_size
+    search = GridSearchCV(clone(net), {"batch_size": np.array([2, 4])}, cv=2,
+                          error_score="raise").fit(X, y)
+    assert search.best_params_["batch_size"] in (2, 4)
+
+
 @pytest.mark.parametrize("method", ["fit", "partial_fit"])
 @pytest.mark.parametrize("epochs", [-1, 2.5, True])
 def test_epochs_passed_to_fit_are_held_to_the_rule_of_max_epochs(method, epochs):
