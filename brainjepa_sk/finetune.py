@@ -1229,7 +1229,7 @@ class _FineTuneBase(SubjectsInputMixin):
             raise ValueError(
                 f"{type(self).__name__} takes skorch's device, which has no 'auto': pass "
                 "device='cuda' for a GPU or device='cpu'")
-        return resolve_device(self.device)
+        return resolve_device(self.device, auto=False)
 
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
         check_parameters(self)

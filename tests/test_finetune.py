@@ -3472,6 +3472,19 @@ def test_an_unavailable_device_is_named_before_any_work(device, message):
         clf.set_params(device=device).predict(X)
 
 
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", r"device='gpu' is not a device torch knows: use 'cpu', 'cuda' or 'cuda:<index>'$"),
+    ("meta", r"device='meta' .* cannot compute on it; use 'cpu' or 'cuda'$"),
+])
+def test_the_fine_tuners_device_errors_suggest_no_auto_which_they_refuse(device, message):
+    """device='gpu' was answered "use 'auto', 'cpu', 'cuda' or 'cuda:<index>'", and
+    device='auto' then with "takes skorch's device, which has no 'auto'"."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    for estimator in (BrainJEPAClassifier, BrainJEPARegressor):
+        with pytest.raises(ValueError, match=message):
+            estimator(tiny_module(), device=device, **fast()).fit(X, y)
+
+
 def test_the_schedule_spans_the_epochs_passed_to_fit():
     recorder = Recorder()
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)

@@ -69,13 +69,16 @@ def expand_home(path):
     return Path(os.path.expanduser(os.fspath(path)))
 
 
-def resolve_device(device):
+def resolve_device(device, *, auto=True):
     """``"auto"`` -> CUDA if available, else CPU; anything else through ``torch.device``.
 
     Parameters
     ----------
     device : str, torch.device or None
         ``"auto"`` or ``None`` for the default, or any ``torch.device`` specification.
+    auto : bool, default=True
+        Whether the caller takes ``"auto"``: the errors suggest it only then (the fine-tuners,
+        whose ``device`` is skorch's, take none).
 
     Returns
     -------
@@ -92,16 +95,17 @@ def resolve_device(device):
     """
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    choices = "'auto', 'cpu'" if auto else "'cpu'"
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"device={device!r} is not a device torch knows: use 'auto', 'cpu', "
+        raise ValueError(f"device={device!r} is not a device torch knows: use {choices}, "
                          "'cuda' or 'cuda:<index>'") from None
     if resolved.type == "cpu":
         return resolved
     if resolved.type == "meta":
         raise ValueError("device='meta' holds tensors' shapes without their data: the model "
-                         "cannot compute on it; use 'auto', 'cpu' or 'cuda'")
+                         f"cannot compute on it; use {choices} or 'cuda'")
     # torch.cuda, torch.mps, torch.xpu, ...: is_available says whether this machine has one
     is_available = getattr(getattr(torch, resolved.type, None), "is_available", None)
     if is_available is not None and not is_available():
@@ -116,7 +120,7 @@ def resolve_device(device):
     failure = _compute_failure(str(resolved))
     if failure is not None:
         raise ValueError(f"device={str(resolved)!r} cannot run the model with this torch "
-                         f"({failure}); use 'auto', 'cpu' or 'cuda', or install the "
+                         f"({failure}); use {choices} or 'cuda', or install the "
                          "backend's torch package")
     return resolved
 
