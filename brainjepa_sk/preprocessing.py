@@ -215,6 +215,20 @@ def _sample_quotas(lengths, budget):
     return np.minimum(lengths, low)
 
 
+def _region_count(subjects, i):
+    """Subject ``i``'s number of regions (last axis) without reading a file, or None."""
+    n_regions = getattr(subjects, "n_regions", None)
+    if n_regions is not None:
+        return int(n_regions)
+    if getattr(subjects, "paths", None) is not None:
+        return None
+    try:
+        shape = np.shape(subjects[i])
+    except (ValueError, TypeError, IndexError):
+        return None
+    return int(shape[-1]) if len(shape) == 2 else None
+
+
 def subject_lengths(subjects):
     """Each subject's number of frames, without reading files.
 
@@ -403,12 +417,14 @@ class Preprocessor:
         if n_timepoints >= self.n_frames:
             return x
         if n_timepoints < self._min_frames:
-            raise ValueError(self._too_short_message(f"subject {i}", n_timepoints, n_input))
+            raise ValueError(self._too_short_message(f"subject {i}", n_timepoints, n_input,
+                                                     x.shape[1]))
         fill = np.broadcast_to(x.mean(axis=0), (self.n_frames - n_timepoints, x.shape[1]))
         return np.concatenate([x, fill], axis=0)
 
-    def _too_short_message(self, subject, n_resampled, n_input):
-        # the frames as read, and as resampled where they were
+    def _too_short_message(self, subject, n_resampled, n_input, n_regions=None):
+        # the frames as read, and as resampled where they were; fewer frames than regions is
+        # also what a (n_regions, n_timepoints) array looks like, for which padding is no cure
         frames = (f"{n_resampled} frames"
                   if _resampling_ratio(self.t_r, self.target_t_r) is None else
                   f"{n_resampled} frames after resampling ({n_input} frames at "
@@ -419,6 +435,10 @@ class Preprocessor:
             f"{subject} is too short: {frames}; at least min_frames={self._min_frames} are "
             f"needed (windows have n_frames={self.n_frames} frames; series between the two are "
             f"padded with region means): leave the subject out{cure}"
+            + (f". It has more regions (last axis: {n_regions}) than timepoints ({n_input}): "
+               "if it is stored (n_regions, n_timepoints), pass its transpose (x.T); every "
+               "subject must be (n_timepoints, n_regions)"
+               if n_regions is not None and 0 < n_input < n_regions else "")
         )
 
     def check_lengths(self, subjects):
@@ -446,7 +466,8 @@ class Preprocessor:
             n = lengths[i]
             if self.resampled_length(n) < self._min_frames:
                 name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
-                raise ValueError(self._too_short_message(name, self.resampled_length(n), n))
+                raise ValueError(self._too_short_message(name, self.resampled_length(n), n,
+                                                         _region_count(subjects, i)))
 
     def _window_starts(self, n_timepoints):
         last = n_timepoints - self.n_frames

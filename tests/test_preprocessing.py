@@ -958,6 +958,18 @@ def test_the_too_short_message_gives_the_min_frames_that_would_pad_the_subject()
     np.testing.assert_allclose(windows[0][0, :7], x, rtol=1e-6)  # float32 windows
 
 
+def test_a_short_series_with_more_regions_than_frames_is_told_it_may_be_transposed():
+    """Padding is no cure for a (n_regions, n_timepoints) array: the message says so."""
+    prep = Preprocessor(16, min_frames=8, normalization=None)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match=r"It has more regions \(last axis: 40\) than "
+                                         r"timepoints \(6\): .* pass its transpose \(x\.T\)"):
+        prep.transform([rng.standard_normal((6, 40))])
+    with pytest.raises(ValueError, match="too short") as info:
+        prep.transform([rng.standard_normal((6, 3))])
+    assert "transpose" not in str(info.value)
+
+
 @pytest.mark.parametrize("t_r, target_t_r", [(None, None), (2.0, None), (2.0, 2.0)])
 def test_a_short_series_that_was_not_resampled_is_not_said_to_be(t_r, target_t_r):
     """The message had read "15 frames after resampling (15 frames at t_r=None,

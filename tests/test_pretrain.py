@@ -1736,6 +1736,27 @@ def test_a_subject_too_short_for_a_window_is_named_before_the_gradients_are_fitt
         _pretrainer(gradients=None).fit(X)
 
 
+@pytest.mark.parametrize("as_files", [False, True])
+def test_subjects_stored_regions_by_time_are_told_to_transpose_not_to_pad(as_files, tmp_path):
+    """A (n_regions, n_timepoints) corpus is short series of many regions to the pretrainer:
+    the message said only "leave the subject out, or pass min_frames=12 or less to have it
+    padded", which would pretrain on the transposed data. It now says to transpose."""
+    X = [x.T[:12] for x in _data(n_subjects=3)]  # 12 "frames" of 48 "regions"
+    if as_files:
+        for i, x in enumerate(X):
+            np.save(tmp_path / f"sub-{i}.npy", x)
+        X = str(tmp_path / "sub-*.npy")
+    with pytest.raises(ValueError, match=r"^subject 0 (\(.*\) )?is too short: 12 frames.*It has "
+                                         r"more regions \(last axis: 48\) than timepoints "
+                                         r"\(12\): if it is stored \(n_regions, n_timepoints\), "
+                                         r"pass its transpose \(x\.T\)"):
+        _pretrainer(gradients=None).fit(X)
+    # a short subject with fewer regions than frames gets no such hint
+    with pytest.raises(ValueError, match="is too short") as info:
+        _pretrainer(gradients=None).fit([x[:14, :8] for x in _data(n_subjects=3)])
+    assert "transpose" not in str(info.value)
+
+
 class _InterruptAtStep(Callback):
     """Ctrl-C after an optimizer step (1-based), before that step's checkpoint."""
 
