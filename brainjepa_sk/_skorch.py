@@ -288,16 +288,21 @@ class SubjectValidSplit:
                 f"numpy.random.RandomState or None, got {self.random_state!r}") from None
         labels = np.asarray(labels)
         if self.stratified and type_of_target(labels).startswith("continuous"):
-            raise ValueError(f"{self!r}: stratified=True needs class labels, but the targets "
-                             "are continuous (a regressor); use stratified=False")
+            raise ValueError(f"{self._given()}: stratified=True needs class labels, but the "
+                             "targets are continuous (a regressor); use stratified=False")
         splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
         cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
         try:
             return next(cv.split(np.zeros(len(labels)), labels))
         except ValueError as error:  # e.g. fewer validation subjects than classes
-            raise ValueError(f"{self!r} cannot split {len(labels)} subjects: "
+            raise ValueError(f"{self._given()} cannot split {len(labels)} subjects: "
                              f"{str(error).rstrip('.')}. {self._split_advice(labels)}"
                              ) from error
+
+    def _given(self):
+        """The split as the user gave it: a copy seeded by the estimator's ``random_state``
+        (or drawn for a fit without one) is named without that seed."""
+        return self.__dict__.get("_given_as_", repr(self))
 
     def _split_advice(self, labels):
         """What would make a split of these subjects possible, in the order in which the

@@ -153,6 +153,9 @@ def _seeded_split(split, seed):
         return split
     seeded = copy.copy(split)
     seeded.random_state = seed
+    if isinstance(split, SubjectValidSplit):
+        # its messages name the split as given, not with the seed drawn for it
+        seeded._given_as_ = repr(split)
     return seeded
 
 

@@ -3591,6 +3591,27 @@ def test_stratified_subject_split_of_a_regressor_says_the_targets_are_continuous
         reg.fit(X, y)
 
 
+@pytest.mark.parametrize("random_state", [None, 0])
+def test_a_subject_split_is_named_as_given_not_with_the_seed_drawn_for_it(random_state):
+    """A SubjectValidSplit without a random_state draws with a seeded copy; its messages
+    named that copy, "SubjectValidSplit(fraction=0.25, stratified=True,
+    random_state=999230131)", a seed the user never set."""
+    X, y = offset_subjects(np.linspace(0, 1, 12)), np.linspace(0, 1, 12)
+    given = SubjectValidSplit(0.25, stratified=True)
+    reg = BrainJEPARegressor(tiny_module(), train_split=given,
+                             **fast(max_epochs=1, random_state=random_state))
+    with pytest.raises(ValueError) as info:
+        reg.fit(X, y)
+    assert str(info.value).startswith(f"{given!r}: stratified=True needs class labels")
+    clf = BrainJEPAClassifier(tiny_module(), train_split=SubjectValidSplit(0.9, stratified=True),
+                              **fast(max_epochs=1, random_state=random_state))
+    with pytest.raises(ValueError) as info:
+        clf.fit(X, np.tile([0, 1], 6))
+    assert str(info.value).startswith("SubjectValidSplit(fraction=0.9, stratified=True, "
+                                      "random_state=None) cannot split 12 subjects")
+    assert given.random_state is None
+
+
 def test_stratified_subject_split_refuses_several_continuous_targets_too():
     targets = np.column_stack([np.linspace(0, 1, 12), np.linspace(2, 5, 12)])
     with pytest.raises(ValueError, match="stratified=True needs class labels"):
