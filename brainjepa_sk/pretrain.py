@@ -495,9 +495,15 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             gradients = align_gradient_rows(source, load_gradients(source),
                                             getattr(self, "feature_names_in_", None))
         if gradients.shape[0] != n_regions:
+            # a (n_components, n_regions) matrix: BrainSpace's gradients_.T, or a table saved
+            # one component per row
+            hint = ("; the gradients look transposed: they must be (n_regions, n_components), "
+                    "pass their transpose (gradients.T)"
+                    if gradients.ndim == 2 and gradients.shape[1] == n_regions else
+                    "; each subject must be (n_timepoints, n_regions)")
             raise ValueError(
                 f"the gradients have {gradients.shape[0]} rows (regions) but X has {n_regions} "
-                "regions on its last axis; each subject must be (n_timepoints, n_regions)"
+                f"regions on its last axis{hint}"
             )
         return gradients
 

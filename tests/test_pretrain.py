@@ -326,6 +326,19 @@ def test_gradients_with_more_rows_than_regions_are_refused():
         _pretrainer(gradients=gradients).fit(_data(4))
 
 
+def test_a_transposed_gradient_matrix_is_told_to_be_transposed():
+    """A (n_components, n_regions) matrix was told "each subject must be (n_timepoints,
+    n_regions)", blaming X, which was right."""
+    gradients = np.random.default_rng(1).standard_normal((N_REGIONS, 4))
+    with pytest.raises(ValueError, match=r"the gradients have 4 rows \(regions\) but X has "
+                                         rf"{N_REGIONS} regions on its last axis; the gradients "
+                                         r"look transposed: .* \(gradients\.T\)$"):
+        _pretrainer(gradients=gradients.T).fit(_data(4))
+    with pytest.raises(ValueError, match=r"9 rows .*; each subject must be") as info:
+        _pretrainer(gradients=gradients[:9]).fit(_data(4))
+    assert "transposed" not in str(info.value)
+
+
 def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     X = _data() * 100 + 500
     model = _pretrainer(n_epochs=2).fit(X)
