@@ -332,6 +332,14 @@ def _not_signal_values(subject, kinds):
     return ""
 
 
+#: Text that stands for a missing value (``pandas.read_csv``'s defaults, lower-cased, and "-"),
+#: in a table whose other cells are numbers.
+_MISSING_MARKERS = frozenset({
+    "", "n/a", "na", "nan", "-nan", "null", "none", "#n/a", "#n/a n/a", "#na", "-1.#ind",
+    "-1.#qnan", "1.#ind", "1.#qnan", "<na>", "-", "?",
+})
+
+
 def _where_text(subject):
     """Where a subject's first text is, for the message that refuses it ("" if unknown)."""
     label = first_text_cell(subject, numbers_as_text=False)  # text that is no number
@@ -339,6 +347,14 @@ def _where_text(subject):
     if cell is None:
         return ""
     column, name, row, value = cell
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    if label is not None and text.strip().lower() in _MISSING_MARKERS:
+        # not a label column to drop: a region's missing value, written as pandas writes NaN
+        where = (f"column {column}" if name is None or name == column else
+                 f"column {name!r} (column {column})")
+        return (f"; {value!r} at timepoint {row} in {where} marks a missing value: nothing is "
+                "imputed, so remove the timepoints with missing values or interpolate them "
+                "(as for NaN)")
     if name is None or label is None:
         where = f"column {column}" if name is None else f"column {name!r} (column {column})"
         return f"; first in {where}: {value!r} at timepoint {row}"

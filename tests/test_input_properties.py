@@ -6,6 +6,7 @@ transform), each call either works as documented or raises a ``ValueError`` / ``
 whose message says what is wrong. Nothing else may escape: no IndexError, no silent NaN.
 """
 
+import re
 import warnings
 
 import numpy as np
@@ -239,10 +240,28 @@ def test_a_text_column_of_a_subject_is_named_by_its_header_and_position():
         validate_subjects([x, table])
     # without names, the column's position
     text = x.astype(object)
-    text[2, 1] = "n/a"
-    with pytest.raises(TypeError, match=r"^subject 0 holds text.*; first in column 1: 'n/a' at "
+    text[2, 1] = "rest"
+    with pytest.raises(TypeError, match=r"^subject 0 holds text.*; first in column 1: 'rest' at "
                                         r"timepoint 2$"):
         validate_subjects([text])
+
+
+@pytest.mark.parametrize("marker", ["n/a", "NA", "", "null", "-"])
+@pytest.mark.parametrize("named", [False, True])
+def test_a_missing_value_marker_in_a_region_is_named_as_missing_not_as_a_label(marker, named):
+    """'n/a' in a region's column (an object DataFrame or array) was told "its first text
+    column is 3 ...: drop it if it is no region (x.drop(columns=[3]))", as if the region were
+    a label column; it is a missing value, refused as NaN is."""
+    x = np.random.default_rng(4).standard_normal((10, 4)).astype(object)
+    x[2, 1] = marker
+    table = pd.DataFrame(x, columns=["r0", "r1", "r2", "r3"]) if named else x
+    where = "column 'r1' \\(column 1\\)" if named else "column 1"
+    with pytest.raises(TypeError, match=rf"^subject 0 holds text.*; '{re.escape(marker)}' at "
+                                        rf"timepoint 2 in {where} marks a missing value: "
+                                        r"nothing is imputed, so remove .* or interpolate them"
+                                        ) as info:
+        validate_subjects([table])
+    assert "drop it" not in str(info.value)
 
 
 def test_a_masked_array_with_nothing_masked_is_taken_as_its_values():
