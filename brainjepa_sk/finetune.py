@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import difflib
 import functools
 import inspect
 import numbers
@@ -1423,6 +1424,33 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _set_class_weights(self, window_targets):
         pass
+
+    def _validate_params(self):
+        """skorch's check of the arguments it does not know, naming the closest parameters.
+
+        skorch answered ``BrainJEPAClassifier(max_epoch=3)`` at ``fit`` with "__init__() got
+        unexpected argument(s) max_epoch. Either you made a typo, or you added new arguments in
+        a subclass; ...", without saying which parameter was meant.
+        """
+        try:
+            super()._validate_params()
+        except ValueError as error:
+            first, *rest = str(error).split("\n")
+            if "got unexpected argument(s)" not in first:
+                raise
+            unexpected = sorted(
+                key for key in self._params_to_validate
+                if not key.endswith("_") and not any(key.startswith(p) for p in self.prefixes_))
+            names = [name for name in self._get_param_names()
+                     if name not in unexpected and "__" not in name]
+            guesses = [f"{key} (did you mean {close[0]}?)" if close else key
+                       for key in unexpected
+                       for close in [difflib.get_close_matches(key, names, n=1, cutoff=0.6)]]
+            first = (f"{type(self).__name__} got unexpected argument(s): "
+                     f"{', '.join(guesses) or first}. Its parameters are its constructor's "
+                     f"(help({type(self).__name__})) and skorch's prefixed ones (optimizer__*, "
+                     "iterator_train__*, callbacks__*, ...)")
+            raise ValueError("\n".join([first, *rest])) from None
 
     def get_iterator(self, dataset, training=False):
         """skorch's loader of ``dataset``, with ``batch_size`` a Python ``int``.

@@ -1374,6 +1374,26 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
 
 
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_a_misspelt_argument_is_named_with_the_parameter_it_resembles(estimator):
+    """skorch said "__init__() got unexpected argument(s) max_epoch. Either you made a typo,
+    or you added new arguments in a subclass; ...", without the parameter meant."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    name = estimator.__name__
+    with pytest.raises(ValueError, match=rf"^{name} got unexpected argument\(s\): freeze \(did "
+                                         r"you mean freeze_encoder\?\), max_epoch \(did you mean "
+                                         r"max_epochs\?\)\. Its parameters are its constructor's"):
+        estimator(tiny_module(), max_epoch=2, freeze=True, **fast()).fit(X, y)
+    with pytest.raises(ValueError, match=rf"^{name} got unexpected argument\(s\): "
+                                         r"learning_rate\. Its parameters"):
+        estimator(tiny_module(), learning_rate=1e-3, **fast()).fit(X, y)
+    # skorch's own advice on a prefix without its double underscore is kept
+    with pytest.raises(ValueError, match=r"(?s)max_epoch \(did you mean max_epochs\?\).*\n"
+                                         r"Got an unexpected argument iterator_train_shuffle, "
+                                         r"did you mean iterator_train__shuffle\?"):
+        estimator(tiny_module(), max_epoch=2, iterator_train_shuffle=True, **fast()).fit(X, y)
+
+
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
 def test_a_negative_max_epochs_is_refused_and_the_fitted_model_kept(estimator):
     """skorch trains no epoch for max_epochs=-1 (PyTorch Lightning's "no limit"): the fit
     would replace the fitted model by an untrained one without a word."""
