@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import validate_parameter_constraints
+from sklearn.utils._param_validation import make_constraint
 from sklearn.utils.multiclass import type_of_target
 from skorch.callbacks import (
     BatchScoring,
@@ -140,13 +140,16 @@ def layer_groups_setter(net, param, value):
     (hence ``clone``, a grid search, a refit) and the schedule's peak see it, as they see one
     given to the constructor (except skorch's ``optimizer__param_groups__*``, which only
     change the live optimizer's groups)."""
-    if param in ("lr", "optimizer__lr"):
-        # checked before the net or its optimizer changes: a fitted net's groups would take
-        # lr="1e-3" with Python's "can't multiply sequence by non-int of type 'float'"
-        constraints = getattr(type(net), "_parameter_constraints", {}).get("lr")
-        if constraints is not None:
-            validate_parameter_constraints({param: constraints}, {param: value},
-                                           caller_name=type(net).__name__)
+    constraints = getattr(type(net), "_parameter_constraints", {}).get("lr")
+    if (param in ("lr", "optimizer__lr") and constraints is not None
+            and not any(make_constraint(c).is_satisfied_by(value) for c in constraints)):
+        # kept for fit to refuse, naming it (as for an unfitted net), the live optimizer left
+        # alone: its groups took lr="1e-3" with Python's "can't multiply sequence by non-int
+        # of type 'float'"
+        setattr(net, param, value)
+        if param != "lr":
+            net._params_to_validate.add(param)
+        return
     if not param.startswith("optimizer__param_groups__"):
         setattr(net, param, value)
         if param != "lr":

@@ -837,6 +837,11 @@ class _FineTuneBase(SubjectsInputMixin):
         if isinstance(weight_decay, numbers.Real) and not weight_decay >= 0:
             raise ValueError(f"optimizer__weight_decay={weight_decay!r} must be a non-negative "
                              "number (a negative decay would grow the weights)")
+        # optimizer__lr overrides lr: a string failed in the groups with Python's "can't
+        # multiply sequence by non-int of type 'float'"
+        if not isinstance(lr, (numbers.Real, torch.Tensor)) or isinstance(lr, bool):
+            name = "optimizer__lr" if "lr" in self.get_params_for("optimizer") else "lr"
+            raise ValueError(f"{name}={lr!r} must be a non-negative number")
         module = getattr(self.module_, "_orig_mod", self.module_)  # compiled: the module inside
         groups = layer_decay_groups(module, weight_decay, self.layer_decay)
         for group in groups:

@@ -1425,6 +1425,14 @@ def test_lr_and_batch_size_are_checked_by_name_and_numpy_integers_taken(estimato
             net.set_params(**{name: value}).fit(X, y)
         net.set_params(**fast(max_epochs=1))
         np.testing.assert_array_equal(net.predict(X), prediction)
+    # optimizer__lr overrides lr, in the groups too
+    for setting in ({"optimizer__lr": "1e-3"}, {"optimizer__lr": "1e-3", "warm_start": True}):
+        with pytest.raises(ValueError, match=r"^optimizer__lr='1e-3' must be a non-negative"):
+            clone(net).set_params(**setting).fit(X, y)
+        with pytest.raises(ValueError, match=r"^optimizer__lr='1e-3' must be a non-negative"):
+            net.set_params(**setting).fit(X, y)
+        net.set_params(optimizer__lr=FAST["lr"], warm_start=False)
+        np.testing.assert_array_equal(net.predict(X), prediction)
     for batch_size in [np.int64(4), np.int32(2), -1]:
         fitted = clone(net).set_params(batch_size=batch_size).fit(X, y)
         assert len(fitted.history_) == 1
@@ -1931,9 +1939,11 @@ def test_a_continued_fit_refuses_optimizer_settings_a_new_fit_refuses(setting):
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
     weights = copy.deepcopy(clf.module_.state_dict())
-    with pytest.raises(ValueError, match="Invalid"):
+    # torch's "Invalid ..." or, for lr, the estimator's check of its parameters
+    refused = r"Invalid|The 'lr' parameter of BrainJEPAClassifier"
+    with pytest.raises(ValueError, match=refused):
         clf.set_params(**setting).partial_fit(X, y)
-    with pytest.raises(ValueError, match="Invalid"):
+    with pytest.raises(ValueError, match=refused):
         clf.set_params(warm_start=True).fit(X, y)
     assert len(clf.history_) == 1
     assert_same_module_weights(clf.module_, _loaded(clf.module_, weights))  # not trained
