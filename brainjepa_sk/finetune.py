@@ -1457,34 +1457,6 @@ class _FineTuneBase(SubjectsInputMixin):
                      "iterator_train__*, callbacks__*, ...)")
             raise ValueError("\n".join([first, *rest])) from None
 
-    def get_iterator(self, dataset, training=False):
-        """skorch's loader of ``dataset``, with ``batch_size`` a Python ``int``.
-
-        torch's ``DataLoader`` takes no NumPy integer (``batch_size=np.int64(8)``, as a grid
-        search over ``np.arange`` or ``np.array([4, 8])`` sets it), and refused it with
-        "batch_size should be a positive integer value, but got batch_size=8".
-
-        Parameters
-        ----------
-        dataset : torch.utils.data.Dataset
-            The windows to load.
-        training : bool, default=False
-            Whether to use ``iterator_train`` (else ``iterator_valid``).
-
-        Returns
-        -------
-        iterable
-            The loader, as skorch's ``get_iterator`` makes it.
-        """
-        prefix = "iterator_train" if training else "iterator_valid"
-        kwargs = self.get_params_for(prefix)
-        iterator = self.iterator_train if training else self.iterator_valid
-        batch_size = kwargs.get("batch_size", self.batch_size)
-        if isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool):
-            batch_size = int(batch_size)
-        kwargs["batch_size"] = len(dataset) if batch_size == -1 else batch_size
-        return iterator(dataset, **kwargs)
-
     def get_params_for(self, prefix):
         """skorch's parameters for ``prefix``; the loaders' workers also start inside joblib's,
         and ignore SIGTERM.
@@ -1500,12 +1472,18 @@ class _FineTuneBase(SubjectsInputMixin):
             skorch's parameters for ``prefix``; for the loaders, with the platform's default
             multiprocessing context added when workers are asked for in a process whose start
             method is joblib's ``"loky"`` (see :func:`~brainjepa_sk.train.data.worker_context`)
-            and no context is set, and a ``worker_init_fn`` that makes the workers ignore
-            SIGTERM when workers are asked for and none is set.
+            and no context is set, a ``worker_init_fn`` that makes the workers ignore
+            SIGTERM when workers are asked for and none is set, and ``batch_size`` (the
+            net's, unless the loader has its own) as a Python ``int``.
         """
         params = super().get_params_for(prefix)
         if prefix not in ("iterator_train", "iterator_valid"):
             return params
+        batch_size = params.get("batch_size", self.batch_size)
+        if isinstance(batch_size, numbers.Integral) and not isinstance(batch_size, bool):
+            # torch's DataLoader takes no NumPy integer (a grid over np.arange sets one): it
+            # refused batch_size=np.int64(8) with "... but got batch_size=8"
+            params["batch_size"] = int(batch_size)
         workers = params.get("num_workers", 0)
         if params.get("multiprocessing_context") is None:
             context = worker_context(workers)
