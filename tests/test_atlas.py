@@ -353,3 +353,66 @@ def test_a_cached_image_that_lost_a_region_is_built_again(tmp_path, local_atlase
     again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
     assert len(local_atlases) == 2  # built again, from the cached Tian files
     assert set(np.unique(np.asarray(nib.load(again.maps).dataobj))) == set(range(451))
+
+
+# -- round 24: what planted bugs in datasets/_atlas.py showed the tests above let through -----
+
+
+def test_a_cached_label_list_that_is_no_longer_text_is_built_again(tmp_path, local_atlases):
+    """A label list overwritten with bytes that are not UTF-8 text is damaged like any other:
+    built again, not failed on with a UnicodeDecodeError."""
+    first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    labels = tmp_path / "brainjepa_atlas" / "brainjepa450_labels.txt"
+    labels.write_bytes(b"\xff\xfe\x00\x81" * 300)
+    again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2  # built again, from the cached Tian files
+    assert again.labels == first.labels and labels.read_text().count("\n") == 451
+
+
+@pytest.mark.parametrize("offset, value", [(70, b"\x7f\x7f"), (108, b"\xff\xff\xff\x7f")],
+                         ids=["datatype", "vox_offset"])
+def test_a_cached_image_whose_header_was_damaged_is_built_again(tmp_path, local_atlases,
+                                                                offset, value):
+    """A cached image whose gzip stream is whole but whose header no longer reads (an unknown
+    data type code: nibabel's HeaderDataError; a NaN data offset: a ValueError) is built again,
+    as an image cut short is."""
+    import gzip
+
+    first = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    image = Path(first.maps)
+    raw = gzip.decompress(image.read_bytes())
+    image.write_bytes(gzip.compress(raw[:offset] + value + raw[offset + len(value):]))
+    again = fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert len(local_atlases) == 2  # built again, from the cached Tian files
+    assert set(np.unique(np.asarray(nib.load(again.maps).dataobj))) == set(range(451))
+
+
+def test_a_cortical_region_all_inside_the_subcortex_is_refused(tmp_path, local_atlases):
+    """Schaefer region 1 only in the voxel Tian claims too: the combined image would lack
+    label 51, and is refused (not cached)."""
+    schaefer = _schaefer().reshape(-1)
+    schaefer[449] = 0  # region 1 keeps only voxel 49, which goes to the subcortex
+    _replace_source("schaefer.nii.gz", schaefer.reshape(SHAPE))
+    with pytest.raises(ValueError, match=r"the combined atlas does not hold the labels 1\.\.450 "
+                                         r"\(found 449 labels\)"):
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert not (tmp_path / "brainjepa_atlas" / "brainjepa450_2mm.nii.gz").exists()
+
+
+@pytest.mark.parametrize("cached", [_atlas._IMAGE, _atlas._LABELS])
+def test_a_cache_file_that_cannot_be_moved_into_place_leaves_no_temporary_file(
+        tmp_path, local_atlases, monkeypatch, cached):
+    """The temporary file was written, then the rename fails (the disk full at its sync): the
+    error names the cache file, and the written temporary file is removed."""
+    real = _atlas.move_into_place
+
+    def full(tmp, path):
+        if Path(path).name == cached:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp))
+        return real(tmp, path)
+
+    monkeypatch.setattr(_atlas, "move_into_place", full)
+    with pytest.raises(OSError, match=rf"could not save .*brainjepa_atlas/{cached}"):
+        fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
+    assert not list((tmp_path / "brainjepa_atlas").glob("*.part*"))
+    assert not (tmp_path / "brainjepa_atlas" / cached).exists()

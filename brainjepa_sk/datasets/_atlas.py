@@ -63,13 +63,15 @@ def _read_cached_labels(path):
 
 def _is_cached_image(path):
     """Whether the cached labels image reads whole and holds the labels 1..450: one cut short
-    (its gzip stream ended early) or emptied since it was cached is not."""
+    (its gzip stream ended early), emptied or with a header that no longer reads since it was
+    cached is not."""
     import nibabel as nib
     from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
 
     try:
         data = np.asarray(nib.load(path).dataobj)
-    except (ImageFileError, EOFError, OSError, ValueError, zlib.error):
+    except (ImageFileError, HeaderDataError, EOFError, OSError, ValueError, zlib.error):
         return False
     values = set(np.unique(data).tolist()) - {0}
     return values == set(range(1, _N_SUBCORTEX + _N_CORTEX + 1))
