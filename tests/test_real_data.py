@@ -844,3 +844,206 @@ def test_the_region_ids_of_an_atlas_without_background_voxels_are_every_region()
     signals = masker.fit_transform(nib.Nifti1Image(data, np.eye(4)))
     assert signals.shape == (5, 2)
     assert _region_ids(masker, atlas) == [2, 5]
+
+
+# -- round 24: what planted bugs in datasets/_real.py showed the tests above let through -----
+
+
+@pytest.mark.filterwarnings("ignore:After resampling the label image:UserWarning")  # nilearn's
+def test_the_region_ids_leave_out_a_label_lost_on_the_data_grid():
+    """The ids are those of the masker's columns (its ``region_ids_``), not every label of the
+    atlas image: a region with no voxel on the data grid has no column, and no id."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    from brainjepa_sk.datasets._real import _region_ids
+
+    labels = np.zeros((8, 8, 8), dtype=np.int16)
+    labels[:4], labels[4:] = 1, 2
+    labels[1, 1, 1] = 3  # one voxel between the points of the 2 mm data grid
+    atlas = nib.Nifti1Image(labels, np.eye(4))
+    masker = NiftiLabelsMasker(labels_img=atlas, standardize="zscore_sample")
+    data = np.random.default_rng(0).random((4, 4, 4, 5)).astype(np.float32)
+    signals = masker.fit_transform(nib.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])))
+    assert signals.shape == (5, 2)
+    assert _region_ids(masker, atlas) == [1, 2]
+
+
+def test_a_confounds_file_without_a_numeric_column_is_refused(tmp_path):
+    tsv = tmp_path / "confounds.tsv"
+    tsv.write_text("name\tnote\nmotion\tn/a\nmotion\tn/a\n")
+    with pytest.raises(ValueError, match="confounds.tsv has no numeric column"):
+        _read_confounds(tsv)
+
+
+def test_development_without_a_phenotypic_table_says_so(fake_development, monkeypatch):
+    original = nilearn_datasets.fetch_development_fmri
+
+    def no_table(**kwargs):
+        data = original(**kwargs)
+        data.phenotypic = None
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", no_table)
+    with pytest.raises(ValueError, match="the development fMRI fetcher returned no phenotypic "
+                                         "table"):
+        load_development_fmri()
+
+
+def test_development_an_image_named_after_two_participants_is_refused(fake_development,
+                                                                      tmp_path, monkeypatch):
+    """An image whose name holds two participant ids is an ambiguous match, even when the
+    other images name the other participant: not given to the first id it names."""
+    import shutil
+    from pathlib import Path
+
+    original = nilearn_datasets.fetch_development_fmri
+
+    def two_ids(**kwargs):
+        data = original(**kwargs)
+        first, second = (Path(func).name.split("_")[0] for func in data.func[:2])
+        data.func = [shutil.copy(data.func[0], tmp_path / f"{first}_{second}_bold.nii.gz"),
+                     *data.func[1:]]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", two_ids)
+    with pytest.raises(ValueError, match="cannot match the functional images") as info:
+        load_development_fmri()
+    assert "no or several ids for [" in str(info.value) and "_bold.nii.gz" in str(info.value)
+
+
+def test_development_the_atlas_options_reach_nilearn(fake_development):
+    calls, _ = fake_development
+    load_development_fmri(n_subjects=1, n_rois=400, yeo_networks=17, resolution_mm=1)
+    atlas_call = next(kwargs for kind, kwargs in calls if kind == "atlas")
+    assert atlas_call == {"n_rois": 400, "yeo_networks": 17, "resolution_mm": 1,
+                          "data_dir": None, "verbose": 0}
+
+
+def test_development_without_functional_images_says_so(fake_development, monkeypatch):
+    original = nilearn_datasets.fetch_development_fmri
+
+    def no_images(**kwargs):
+        data = original(**kwargs)
+        data.func, data.confounds = [], []
+        data.phenotypic = data.phenotypic.iloc[:0]
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", no_images)
+    with pytest.raises(ValueError, match="fetch_development_fmri returned no functional images"):
+        load_development_fmri()
+
+
+def test_development_a_masker_whose_columns_are_not_the_labels_is_refused(fake_development,
+                                                                          monkeypatch):
+    """As many label ids as columns, or an error naming both counts: never columns named by
+    other regions' labels."""
+    from brainjepa_sk.datasets import _real
+
+    monkeypatch.setattr(_real, "_region_ids", lambda masker, labels_img: [1, 2, 4])
+    with pytest.raises(ValueError, match=r"^subject 0: the masker returned 4 regions but the "
+                                         r"atlas has 3 labels on the data grid"):
+        load_development_fmri()
+
+
+def test_development_child_adult_is_read_whatever_its_case_and_padding(fake_development,
+                                                                       monkeypatch):
+    original = nilearn_datasets.fetch_development_fmri
+
+    def capitalized(**kwargs):
+        data = original(**kwargs)
+        data.phenotypic = data.phenotypic.assign(
+            Child_Adult=data.phenotypic["Child_Adult"].map({"child": " Child", "adult": "ADULT "}))
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", capitalized)
+    _, y = load_development_fmri()
+    assert y["group"].tolist() == [1 if s[3] == "child" else 0 for s in _expected_order()]
+
+
+def test_abide_series_given_as_path_objects_are_read(fake_abide, abide_files):
+    from pathlib import Path
+
+    _, state = fake_abide
+    state["series"] = [Path(path) for path in abide_files["paths"]]
+    with pytest.warns(UserWarning):  # the empty file and the constant region, as with str paths
+        X, y = load_abide()
+    usable = [a for a, s in zip(abide_files["arrays"], ABIDE_SUBJECTS) if s[6] != "empty"]
+    assert len(X) == len(y) == len(usable)
+    for x, expected in zip(X, usable):
+        np.testing.assert_allclose(x, expected)
+
+
+def test_abide_site_ids_are_read_without_their_padding_and_sorted(fake_abide, abide_files,
+                                                                   monkeypatch):
+    """The site categories are the stripped SITE_ID values in sorted order, not in the order
+    the table lists them."""
+    sites = [" UM ", "UM", "NYU  ", "PITT", " NYU"]
+    monkeypatch.setitem(abide_files, "phenotypic", abide_files["phenotypic"].assign(SITE_ID=sites))
+    with pytest.warns(UserWarning):
+        _, y = load_abide()
+    assert y["site"].tolist() == ["UM", "UM", "NYU", "NYU"]  # 50004 (PITT) is left out
+    assert list(y["site"].cat.categories) == ["NYU", "PITT", "UM"]
+
+
+def test_abide_series_without_regions_or_of_one_dimension_are_left_out(fake_abide):
+    """A series with no column is empty, and a 1-D one (nilearn's reading of a file of one
+    row or one column) cannot tell frames from regions: both are left out with the warning,
+    not taken for the first subject's shape nor failed on."""
+    _, state = fake_abide
+    rng = np.random.default_rng(5)
+    arrays = [rng.standard_normal((6, N_ABIDE_REGIONS)) for _ in ABIDE_SUBJECTS]
+    arrays[0] = np.zeros((6, 0))
+    arrays[2] = arrays[2][:, 0]
+    state["series"] = arrays
+    with pytest.warns(UserWarning) as record:
+        X, y = load_abide()
+    messages = _messages(record)
+    assert len(messages) == 1 and "SUB_ID [50001, 50003]" in messages[0]
+    assert y["subject_id"].tolist() == [50002, 50004, 50005]
+    assert [x.shape for x in X] == [(6, N_ABIDE_REGIONS)] * 3
+
+
+def test_abide_ten_unusable_subjects_are_all_named_without_an_ellipsis(fake_abide, abide_files,
+                                                                       monkeypatch):
+    """The warning names the first ten subjects left out, and adds "..." only when there are
+    more."""
+    _, state = fake_abide
+    table = pd.concat([abide_files["phenotypic"]] * 3, ignore_index=True)
+    table["SUB_ID"] = 50001 + np.arange(len(table))
+    monkeypatch.setitem(abide_files, "phenotypic", table)
+    rng = np.random.default_rng(6)
+    state["series"] = [np.zeros((0, N_ABIDE_REGIONS))] * 10 + [
+        rng.standard_normal((6, N_ABIDE_REGIONS)) for _ in range(len(table) - 10)]
+    with pytest.warns(UserWarning) as record:
+        _, y = load_abide(n_subjects=len(table))  # the fake fetcher's rows: all 15
+    ids = list(range(50001, 50011))
+    assert _messages(record)[0].endswith(f"(SUB_ID {ids})")
+    assert y["subject_id"].tolist() == list(range(50011, 50016))
+
+
+@pytest.mark.filterwarnings("ignore:.*3D signal:UserWarning")  # nilearn's, on one volume
+def test_development_a_single_volume_image_is_refused_when_nilearn_gives_it_one_row(
+        fake_development, tmp_path, monkeypatch):
+    """nilearn 0.11 gave a 3-D image's region means as one row (2-D), not 1-D: the image is
+    still refused as a single volume, not returned as a series of one frame."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    real = NiftiLabelsMasker.fit_transform
+
+    def one_row(self, imgs, *args, **kwargs):
+        return np.atleast_2d(real(self, imgs, *args, **kwargs))
+
+    monkeypatch.setattr(NiftiLabelsMasker, "fit_transform", one_row)
+    original = nilearn_datasets.fetch_development_fmri
+
+    def one_volume(**kwargs):
+        data = original(**kwargs)
+        path = tmp_path / (data.func[1].split("/")[-1].split("_")[0] + "_bold.nii.gz")
+        nib.save(nib.load(data.func[1]).slicer[..., 0], path)
+        data.func[1] = str(path)
+        return data
+
+    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_volume)
+    with pytest.raises(ValueError, match=r"^subject 1 \(.*_bold\.nii\.gz\): the functional "
+                                         r"image is a single 3-D volume, not a time series"):
+        load_development_fmri(confounds=False)
