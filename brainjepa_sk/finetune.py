@@ -35,7 +35,13 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Checkpoint, LoadInitState, LRScheduler, TrainEndCheckpoint
+from skorch.callbacks import (
+    Checkpoint,
+    LoadInitState,
+    LRScheduler,
+    PrintLog,
+    TrainEndCheckpoint,
+)
 from skorch.dataset import ValidSplit, unpack_data
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_device
@@ -474,9 +480,14 @@ class _FineTuneBase(SubjectsInputMixin):
         Returns
         -------
         list of tuple
-            skorch's ``(name, callback)`` pairs, then ``("lr_schedule", WarmupCosineLR())``.
+            skorch's ``(name, callback)`` pairs, its ``print_log`` showing 4 significant
+            digits (``PrintLog(floatfmt=".4g")``), then ``("lr_schedule", WarmupCosineLR())``.
         """
-        return [*super().get_default_callbacks(), ("lr_schedule", WarmupCosineLR())]
+        # skorch's 4 decimals printed the default learning rates (6.25e-5 at batch 16) as
+        # 0.0001 or 0.0000, as if nothing trained
+        defaults = [(name, PrintLog(floatfmt=".4g") if name == "print_log" else callback)
+                    for name, callback in super().get_default_callbacks()]
+        return [*defaults, ("lr_schedule", WarmupCosineLR())]
 
     def initialize_callbacks(self):
         """skorch's callbacks; warns when a user's scheduler would be overridden.

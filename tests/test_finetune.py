@@ -727,6 +727,22 @@ def test_progress_is_shown_by_skorchs_print_log(capsys):
     assert "train_loss" in out and "lr" in out and len(out.strip().splitlines()) == 4
 
 
+def test_the_progress_table_shows_the_default_learning_rate_in_significant_digits(capsys):
+    """skorch's 4 decimals printed the default rate (6.25e-5) as 0.0001 or 0.0000."""
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, verbose=1, lr=6.25e-5,
+                                                    warmup_epochs=1))
+    clf.fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1])
+    header, _, *rows = capsys.readouterr().out.strip().splitlines()
+    column = header.split().index("lr")
+    shown = [float(row.split()[column]) for row in rows]
+    np.testing.assert_allclose(shown, clf.history_[:, "lr"], rtol=1e-3)
+    assert min(clf.history_[:, "lr"]) < 5e-5
+    # a setting of the user's still wins
+    clf.set_params(callbacks__print_log__floatfmt=".2f").fit(offset_subjects(np.zeros(4)),
+                                                             [0, 1, 0, 1])
+    assert "0.00" in capsys.readouterr().out
+
+
 def test_warm_start_and_partial_fit_continue_from_the_current_model():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
