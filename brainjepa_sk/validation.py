@@ -502,8 +502,10 @@ def one_table_message(X, input_name="X", estimator=None):
     takes_gradients = (hasattr(estimator, "get_params")
                        and "gradients" in estimator.get_params(deep=False))
     if from_positioner or takes_gradients:
+        # an array does not say where it came from: the advice is for the case it fits
         seen = ("Its columns ({region}_gradient{c}) are a GradientPositioner's output: g"
-                if from_positioner else "G")
+                if from_positioner else
+                "If it is a GradientPositioner's output (a pipeline step before this one): g")
         message += (f" {seen}radients are given as the gradients= parameter of the Brain-JEPA "
                     "estimators (e.g. gradients=GradientPositioner()), not as a pipeline step "
                     "before them")

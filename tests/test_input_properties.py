@@ -324,8 +324,10 @@ def test_a_gradient_positioner_as_a_pipeline_step_is_told_to_be_the_gradients_pa
     X = np.random.default_rng(8).standard_normal((4, 40, 10))
     pipeline = make_pipeline(GradientPositioner(n_components=3, sparsity=0), BrainJEPAEmbedder())
     with pytest.raises(ValueError, match=r"got one 2-D table of shape \(4, 30\)\. For a single "
-                                         r"subject, pass \[x\]\. Gradients are given as the "
-                                         r"gradients= parameter .*not as a pipeline step"):
+                                         r"subject, pass \[x\]\. If it is a "
+                                         r"GradientPositioner's output \(a pipeline step before "
+                                         r"this one\): gradients are given as the gradients= "
+                                         r"parameter .*not as a pipeline step"):
         pipeline.fit(X)
     # as DataFrames (pandas output), its columns tell it apart before any estimator
     positioner = GradientPositioner(n_components=3, sparsity=0).set_output(transform="pandas")
