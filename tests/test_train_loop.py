@@ -2,6 +2,7 @@
 
 import copy
 import os
+import pathlib
 import pickle
 import re
 import signal
@@ -703,6 +704,14 @@ def test_a_lazy_dataset_reads_each_window_of_its_table_in_the_order_asked():
     batch = dataset.__getitems__([2, 0, 1])
     assert batch.dtype == torch.float32
     assert batch[:, 0, :2].tolist() == [[2, 30], [3, 10], [1, 20]]
+
+
+def test_a_lazy_dataset_of_a_large_corpus_reads_the_subjects_and_starts_of_its_table():
+    """Subjects past the hundreds and starts deep into long series are read as given, not
+    wrapped by a narrow integer type."""
+    dataset = LazyWindowDataset(np.array([300, 70_000]), np.array([40_000, 5]), _window_at)
+    assert dataset[0][0, :2].tolist() == [300, 40_000]
+    assert dataset.__getitems__([1, 0])[:, 0, :2].tolist() == [[70_000, 5], [300, 40_000]]
 
 
 def _window_of_the_worker(subject, start):
@@ -1669,6 +1678,9 @@ def test_run_key_names_settings_data_and_learned_arrays():
     assert run_key({"lr": 1e-3, "depth": 2}, digests=["abc"], arrays=[np.zeros(3)]) != base
     # numpy integers and booleans (from np.arange, comparisons) name the run of the Python values
     assert run_key({"n": np.int64(2), "flag": np.True_}) == run_key({"n": 2, "flag": True})
+    # other values enter through their repr, not their str (a path is not the string of it)
+    path = pathlib.PurePosixPath("sub-01")
+    assert run_key({"x": path}) == run_key({"x": repr(path)}) != run_key({"x": "sub-01"})
 
 
 def test_run_key_hashes_every_learned_array():
@@ -1870,6 +1882,22 @@ def test_find_shorter_run_counts_steps_not_epochs(tmp_path):
         warnings.simplefilter("error")
         path, state = find_shorter_run(tmp_path, "a", 3)
     assert path.name == "run-b.pt" and (state["loop"]["epoch"], state["loop"]["step"]) == (1, 4)
+
+
+def test_find_shorter_run_passes_over_states_saved_without_run_settings(tmp_path):
+    """A state saved by a Checkpoint given no ``extra`` (peeked into, or in torch's older
+    format read whole) belongs to no lineage: it is passed over, not a failure."""
+    from brainjepa_sk.train import find_shorter_run
+
+    loop = _loop(n_epochs=1)
+    loop.run()
+    Checkpoint(tmp_path / "run-a.pt", key="a").save(loop)
+    old = tmp_path / "run-b.pt"
+    Checkpoint(old, key="b").save(loop)
+    torch.save(torch.load(old, weights_only=True), old, _use_new_zipfile_serialization=False)
+    assert find_shorter_run(tmp_path, "a", 2) is None
+    Checkpoint(tmp_path / "run-c.pt", key="c", extra={"lineage": "a", "n_epochs": 1}).save(loop)
+    assert find_shorter_run(tmp_path, "a", 2)[0].name == "run-c.pt"
 
 
 def test_the_loop_steps_the_optimizer_it_is_given_with_the_schedules_values():

@@ -449,6 +449,8 @@ def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
     ({"WORLD_SIZE": "2", "RANK": "1"}, False),
     ({"WORLD_SIZE": "two", "RANK": "1"}, True),  # not a launcher's numbers
     ({"RANK": "1"}, True),  # a RANK without torchrun's WORLD_SIZE (another launcher's)
+    ({"WORLD_SIZE": "2", "RANK": "one"}, True),  # a RANK that is not a launcher's number
+    ({"WORLD_SIZE": "2"}, True),  # a WORLD_SIZE left without RANK: a process on its own
 ])
 def test_under_torchrun_only_process_0_warns_also_before_joining_the_group(
         monkeypatch, environment, warns):
@@ -527,6 +529,29 @@ def test_torchruns_group_is_joined_once_with_the_backend_of_the_device(
     # a group joined without torchrun's variables (mp.spawn) counts too
     monkeypatch.delenv("WORLD_SIZE")
     assert distributed.init_from_environment(torch.device(device)) and joined == [backend]
+
+
+def test_a_group_of_one_process_already_joined_is_not_data_parallel(monkeypatch):
+    """Runs anywhere: whatever WORLD_SIZE says, the group joined decides."""
+    joined = _record_joining(monkeypatch)
+    joined.append("gloo")  # a member already
+    monkeypatch.setattr(dist, "get_world_size", lambda group=None: 1)
+    assert not distributed.init_from_environment(torch.device("cpu"))
+    assert joined == ["gloo"]
+
+
+def test_a_launcher_setting_no_local_rank_gives_its_process_the_first_gpu(monkeypatch):
+    """Runs anywhere: WORLD_SIZE and RANK without LOCAL_RANK (not torchrun's way): a machine of
+    one GPU is enough, and "cuda" is its first."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(distributed, "init_from_environment", lambda device: True)  # joined
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    assert distributed.process_device(torch.device("cuda")) == torch.device("cuda", 0)
+    assert chosen == [torch.device("cuda", 0)]
 
 
 def test_under_torchrun_a_cpu_process_joins_the_group_and_keeps_its_device(monkeypatch):
@@ -764,6 +789,21 @@ def test_work_on_the_main_process_waits_in_a_gloo_group_of_its_own_then_leaves_i
         distributed.on_main_process(interrupted)
     assert sent[-1][0][0] is False and isinstance(sent[-1][0][1], KeyboardInterrupt)
     assert destroyed == 3 * ["group"]
+
+
+def test_an_error_in_process_0_is_raised_in_the_processes_waiting_for_its_result(monkeypatch):
+    """Runs anywhere: process 1 of a simulated group of two receives process 0's error and
+    raises it (it does not return it as a result), without doing the work."""
+    error = ValueError("the file x.npy is damaged")
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
+    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
+    monkeypatch.setattr(dist, "broadcast_object_list",
+                        lambda objects, src, group: objects.__setitem__(0, (False, error)))
+    monkeypatch.setattr(distributed, "world", lambda: (1, 2))
+    calls = []
+    with pytest.raises(ValueError, match=r"x\.npy is damaged"):
+        distributed.on_main_process(calls.append, 1)
+    assert calls == []
 
 
 def test_noting_ctrl_c_outside_the_main_thread_changes_nothing():
