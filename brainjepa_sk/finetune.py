@@ -1441,6 +1441,17 @@ class _FineTuneBase(SubjectsInputMixin):
     def _set_class_weights(self, window_targets):
         pass
 
+    def _closest(self, key, names):
+        """The parameter ``key`` resembles, or None: a prefixed key by its prefix
+        (``optimzer__lr``: ``optimizer__lr``), another among ``names``."""
+        prefix, separator, rest = key.partition("__")
+        if separator:
+            prefixes = [p.rstrip("_") for p in self.prefixes_]
+            close = difflib.get_close_matches(prefix, prefixes, n=1, cutoff=0.6)
+            return f"{close[0]}__{rest}" if close else None
+        close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+        return close[0] if close else None
+
     def _validate_params(self):
         """skorch's check of the arguments it does not know, naming the closest parameters.
 
@@ -1459,9 +1470,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 if not key.endswith("_") and not any(key.startswith(p) for p in self.prefixes_))
             names = [name for name in self._get_param_names()
                      if name not in unexpected and "__" not in name]
-            guesses = [f"{key} (did you mean {close[0]}?)" if close else key
-                       for key in unexpected
-                       for close in [difflib.get_close_matches(key, names, n=1, cutoff=0.6)]]
+            guesses = [f"{key} (did you mean {close}?)" if close else key
+                       for key in unexpected for close in [self._closest(key, names)]]
             first = (f"{type(self).__name__} got unexpected argument(s): "
                      f"{', '.join(guesses) or first}. Its parameters are its constructor's "
                      f"(help({type(self).__name__})) and skorch's prefixed ones (optimizer__*, "

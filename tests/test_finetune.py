@@ -1402,6 +1402,9 @@ def test_a_misspelt_argument_is_named_with_the_parameter_it_resembles(estimator)
     with pytest.raises(ValueError, match=rf"^{name} got unexpected argument\(s\): "
                                          r"learning_rate\. Its parameters"):
         estimator(tiny_module(), learning_rate=1e-3, **fast()).fit(X, y)
+    # a prefixed one by its prefix
+    with pytest.raises(ValueError, match=r"optimzer__betas \(did you mean optimizer__betas\?\)"):
+        estimator(tiny_module(), optimzer__betas=(0.9, 0.99), **fast()).fit(X, y)
     # skorch's own advice on a prefix without its double underscore is kept
     with pytest.raises(ValueError, match=r"(?s)max_epoch \(did you mean max_epochs\?\).*\n"
                                          r"Got an unexpected argument iterator_train_shuffle, "
