@@ -827,6 +827,35 @@ def test_a_constant_region_of_a_base_size_window_correlates_zero(mode):
     assert (pooled[:, region] == 0).all()
 
 
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_a_region_with_a_token_feature_at_its_exact_mean_is_not_taken_for_a_constant(mode):
+    # flatness is the largest deviation from the mean within rounding, not the smallest: a
+    # region of the values -9 ... 9 and a second 0 (so 0, its exact mean, twice) varies
+    n_regions, n_patches, dim = 3, 4, 5
+    tokens = torch.randn(2, n_regions * n_patches, dim, generator=torch.Generator().manual_seed(0))
+    tokens[:, 4:8] = torch.cat([torch.arange(-9.0, 10.0), torch.zeros(1)]).reshape(4, 5)
+    pooled = TokenPooling(mode, n_regions=n_regions)(tokens)
+    grids = tokens.reshape(2, n_regions, n_patches, dim)
+    if mode == "connectivity":
+        expected = torch.stack([torch.corrcoef(g.flatten(1))[
+            tuple(torch.triu_indices(n_regions, n_regions, 1))] for g in grids])
+    else:
+        expected = torch.stack([_lagged(g, n_patches) for g in grids])
+    torch.testing.assert_close(pooled, expected)
+
+
+@pytest.mark.parametrize("mode", ["connectivity", "lagged"])
+def test_float64_tokens_are_judged_flat_against_float64_rounding(mode):
+    # a float64 encoder's tokens keep spreads far below float32's rounding: a region varying
+    # by 1e-9 about 1 correlates as at unit scale, it is no constant
+    tokens = torch.randn(2, 12, 5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    small = tokens.clone()
+    small[:, 4:8] = 1.0 + 1e-9 * tokens[:, 4:8]
+    pooling = TokenPooling(mode, n_regions=3)
+    assert pooling(small).dtype == torch.float64
+    torch.testing.assert_close(pooling(small), pooling(tokens), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["roi", "roi_std", "connectivity", "lagged"])
 def test_every_pooling_over_regions_needs_the_number_of_regions(mode):
     with pytest.raises(ValueError, match=f"pooling='{mode}' needs n_regions"):
@@ -929,12 +958,45 @@ def test_an_encoder_with_head_pools_the_tokens_and_builds_the_head_it_is_asked_f
                                    encoder(x, final_norm=final_norm).mean(1))
 
 
+def test_a_batchnorm_head_in_training_standardises_a_batch_of_two_with_its_own_statistics():
+    # only a batch of one window falls back on the running statistics: two windows have a
+    # spread, which the probe standardises with (and adds to its moving averages)
+    head = PooledHead(4, 2, kind="batchnorm").train()
+    x = torch.randn(2, 4, generator=torch.Generator().manual_seed(0))
+    mean, var = x.mean(0), x.var(0, correction=0)
+    expected = head.linear((x - mean) / torch.sqrt(var + head.norm.eps))
+    torch.testing.assert_close(head(x), expected)
+    torch.testing.assert_close(head.norm.running_mean, 0.1 * mean)
+
+
+@pytest.mark.parametrize("mode", ["mean", "roi", "roi_std", "connectivity", "lagged"])
+def test_an_encoder_with_head_pools_with_the_mode_it_is_given(mode):
+    encoder = tiny_model().encoder.eval()
+    model = EncoderWithHead(encoder, 2, pooling=mode, head="batchnorm").eval()
+    pooling = TokenPooling(mode, n_regions=12)
+    assert model.head.linear.in_features == pooling.n_features(32)
+    x = torch.randn(3, 20, 12, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(model.forward_features(x), pooling(encoder(x)))
+
+
 def test_a_frozen_encoder_stays_frozen_and_in_eval_mode_through_train():
     model = EncoderWithHead(tiny_model(drop_path_rate=0.5).encoder, 2, head="batchnorm",
                             freeze_encoder=True)
     assert model.eval().train() is model
     assert model.head.training and not model.encoder.training
     assert not any(p.requires_grad for p in model.encoder.parameters())
+
+
+@pytest.mark.parametrize("freeze_encoder", [False, True])
+def test_eval_puts_the_head_and_a_trainable_encoder_in_eval_mode(freeze_encoder):
+    # predictions come in eval mode: the probe's running statistics, no stochastic depth
+    model = EncoderWithHead(tiny_model(drop_path_rate=0.5).encoder, 2, head="batchnorm",
+                            freeze_encoder=freeze_encoder).train()
+    assert model.encoder.training is not freeze_encoder
+    assert model.eval() is model
+    assert not any(module.training for module in model.modules())
+    assert model.train(False) is model and not model.head.training
 
 
 def test_a_frozen_encoder_builds_no_graph_even_for_an_input_that_asks_for_gradients():
