@@ -470,6 +470,25 @@ def test_under_torchrun_only_process_0_warns_also_before_joining_the_group(
     assert [str(w.message) for w in caught] == (["a warning"] if warns else [])
 
 
+def test_warn_user_skips_only_the_packages_own_folder_and_keeps_the_category(monkeypatch):
+    """A script beside the package whose name starts with the package's (``brainjepa_sk_demo.py``)
+    is the user's code: the warning names it, not its caller; the category is the one given."""
+    import os
+    import warnings
+
+    import brainjepa_sk
+    from brainjepa_sk._warnings import warn_user
+
+    for name in ("WORLD_SIZE", "RANK"):
+        monkeypatch.delenv(name, raising=False)
+    beside = os.path.dirname(os.path.abspath(brainjepa_sk.__file__)) + "_demo.py"
+    code = compile("warn_user('a warning', RuntimeWarning)", beside, "exec")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(code, {"warn_user": warn_user})
+    assert [(w.filename, w.category) for w in caught] == [(beside, RuntimeWarning)]
+
+
 def test_a_world_size_without_the_launchers_other_variables_is_named(monkeypatch):
     """WORLD_SIZE left in the environment (a job script's export, a notebook on a cluster node)
     makes fit join a group: torch's own error said only that RANK was expected. A WORLD_SIZE
