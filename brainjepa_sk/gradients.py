@@ -237,7 +237,9 @@ def load_gradients(source):
     if np.iscomplexobj(array):  # casting would drop the imaginary parts with only a warning
         raise ValueError(f"{name} holds complex values (dtype {array.dtype}); pass the real "
                          "part or the magnitude")
-    array = array.astype(np.float64)
+    # C order whatever the source: a DataFrame's values are Fortran-ordered (pandas 3), and
+    # BrainSpace's alignment then rounded differently from the same values as an array
+    array = np.array(array, dtype=np.float64, order="C")  # a copy, as astype made
     if array.ndim != 2 or array.size == 0:
         raise ValueError(
             f"{name} must be a non-empty 2-D (n_regions, n_components) matrix, "

@@ -832,6 +832,19 @@ def test_a_reference_indexed_by_labels_of_mixed_types_is_used_in_order(X):
     np.testing.assert_allclose(aligned.gradients_, expected.gradients_)
 
 
+def test_gradients_load_as_a_c_ordered_copy_whatever_their_source():
+    """A DataFrame's values are Fortran-ordered under pandas 3: kept so, BrainSpace's alignment
+    rounded them differently from the same values given as an array (1e-16 apart)."""
+    from brainjepa_sk.gradients import load_gradients
+
+    values = np.random.default_rng(0).standard_normal((12, 3))
+    for source in (values, pd.DataFrame(values), np.asfortranarray(values), values.tolist()):
+        loaded = load_gradients(source)
+        assert loaded.flags.c_contiguous and loaded.dtype == np.float64
+        assert not np.shares_memory(loaded, values)
+        np.testing.assert_array_equal(loaded, values)
+
+
 def test_a_reference_frame_with_the_default_index_is_used_in_order_without_a_warning(X):
     """``pd.DataFrame(gradients)`` (the 0, 1, ... index that pd.read_csv gives) names no region
     and holds no atlas labels: its rows are X's columns in order, silently, as an array's."""
