@@ -785,16 +785,27 @@ def test_development_images_of_which_only_some_name_a_participant_are_refused(
 
 
 @pytest.mark.filterwarnings("ignore:.*3D signal:UserWarning")  # nilearn's, on one volume
+@pytest.mark.parametrize("as_one_row", [False, True])
 def test_development_a_single_volume_image_is_refused_by_name(fake_development, tmp_path,
-                                                               monkeypatch):
-    """nilearn gives a 3-D image's region means as a 1-D array: one frame, not one region."""
+                                                               monkeypatch, as_one_row):
+    """nilearn gives a 3-D image's region means as a 1-D array: one frame, not one region
+    (nilearn 0.11 gave one row, 2-D: the image is still refused as a single volume, not
+    returned as a series of one frame)."""
+    from nilearn.maskers import NiftiLabelsMasker
+
+    if as_one_row:
+        real = NiftiLabelsMasker.fit_transform
+
+        def one_row(self, imgs, *args, **kwargs):
+            return np.atleast_2d(real(self, imgs, *args, **kwargs))
+
+        monkeypatch.setattr(NiftiLabelsMasker, "fit_transform", one_row)
     original = nilearn_datasets.fetch_development_fmri
 
     def one_volume(**kwargs):
         data = original(**kwargs)
-        image = nib.load(data.func[1])
         path = tmp_path / (data.func[1].split("/")[-1].split("_")[0] + "_bold.nii.gz")
-        nib.save(image.slicer[..., 0], path)
+        nib.save(nib.load(data.func[1]).slicer[..., 0], path)
         data.func[1] = str(path)
         return data
 
@@ -1019,31 +1030,3 @@ def test_abide_ten_unusable_subjects_are_all_named_without_an_ellipsis(fake_abid
     ids = list(range(50001, 50011))
     assert _messages(record)[0].endswith(f"(SUB_ID {ids})")
     assert y["subject_id"].tolist() == list(range(50011, 50016))
-
-
-@pytest.mark.filterwarnings("ignore:.*3D signal:UserWarning")  # nilearn's, on one volume
-def test_development_a_single_volume_image_is_refused_when_nilearn_gives_it_one_row(
-        fake_development, tmp_path, monkeypatch):
-    """nilearn 0.11 gave a 3-D image's region means as one row (2-D), not 1-D: the image is
-    still refused as a single volume, not returned as a series of one frame."""
-    from nilearn.maskers import NiftiLabelsMasker
-
-    real = NiftiLabelsMasker.fit_transform
-
-    def one_row(self, imgs, *args, **kwargs):
-        return np.atleast_2d(real(self, imgs, *args, **kwargs))
-
-    monkeypatch.setattr(NiftiLabelsMasker, "fit_transform", one_row)
-    original = nilearn_datasets.fetch_development_fmri
-
-    def one_volume(**kwargs):
-        data = original(**kwargs)
-        path = tmp_path / (data.func[1].split("/")[-1].split("_")[0] + "_bold.nii.gz")
-        nib.save(nib.load(data.func[1]).slicer[..., 0], path)
-        data.func[1] = str(path)
-        return data
-
-    monkeypatch.setattr("nilearn.datasets.fetch_development_fmri", one_volume)
-    with pytest.raises(ValueError, match=r"^subject 1 \(.*_bold\.nii\.gz\): the functional "
-                                         r"image is a single 3-D volume, not a time series"):
-        load_development_fmri(confounds=False)

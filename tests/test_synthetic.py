@@ -357,10 +357,10 @@ def test_the_site_drift_has_the_documented_size_at_each_site():
         assert np.sqrt((slopes**2).mean()) == pytest.approx(drift_sd, abs=0.03)
 
 
-def test_each_subjects_connectivity_is_a_wishart_draw_around_the_documented_mean(cohort):
-    # An independent reconstruction of the documented model: the group matrix shifted in
-    # Fisher z by the age and group patterns, eigenvalues clipped at 0.01, unit diagonal.
-    _, y, params = cohort
+def _documented_means(y, params):
+    """Each subject's connectivity mean as documented, reconstructed independently: the group
+    matrix shifted in Fisher z by the age and group patterns, eigenvalues clipped at 0.01,
+    unit diagonal."""
     networks = params["networks"]
     (a, b), (c, d) = params["age_networks"], params["group_networks"]
 
@@ -382,7 +382,13 @@ def test_each_subjects_connectivity_is_a_wishart_draw_around_the_documented_mean
         mean = (vectors * np.maximum(values, 0.01)) @ vectors.T
         scale = 1 / np.sqrt(np.diagonal(mean))
         means.append(mean * scale[:, None] * scale[None, :])
-    means = np.array(means)
+    return np.array(means)
+
+
+def test_each_subjects_connectivity_is_a_wishart_draw_around_the_documented_mean(cohort):
+    _, y, params = cohort
+    networks = params["networks"]
+    means = _documented_means(y, params)
     off = ~np.eye(len(networks), dtype=bool)
     residual = params["connectivity"][:, off] - means[:, off]
     # Unbiased around the mean: the residual averaged over subjects is noise only (root mean
@@ -454,28 +460,8 @@ def test_the_wishart_degrees_of_freedom_grow_with_the_regions():
     Wishart(I, nu) / nu, which spread with variance R / nu (Marchenko-Pastur): 0.8 here."""
     _, y, params = make_brain_dynamics(n_subjects=6, n_timepoints=8, n_regions=200,
                                        random_state=0, return_params=True)
-    networks = params["networks"]
-    (a, b), (c, d) = params["age_networks"], params["group_networks"]
-
-    def block(k, m):
-        pairs = np.outer(networks == k, networks == m)
-        pairs = (pairs | pairs.T).astype(float)
-        np.fill_diagonal(pairs, 0.0)
-        return pairs
-
-    p_age = -0.25 * block(a, a) + 0.25 * block(a, b)
-    p_group = 0.15 * block(c, d) - 0.1 * block(d, d)
-    z0 = np.arctanh(np.clip(params["group_connectivity"], -0.999, 0.999))
-    np.fill_diagonal(z0, 0.0)
-    spreads = []
-    for age01, group, subject in zip((y["age"] - 8) / 72, y["group"], params["connectivity"]):
-        mean = np.tanh(z0 + age01 * p_age + group * p_group)
-        np.fill_diagonal(mean, 1.0)
-        values, vectors = np.linalg.eigh(mean)
-        mean = (vectors * np.maximum(values, 0.01)) @ vectors.T
-        scale = 1 / np.sqrt(np.diagonal(mean))
-        mean = mean * scale[:, None] * scale[None, :]
-        spreads.append(np.linalg.eigvals(np.linalg.solve(mean, subject)).real.var())
+    spreads = [np.linalg.eigvals(np.linalg.solve(mean, subject)).real.var()
+               for mean, subject in zip(_documented_means(y, params), params["connectivity"])]
     # Measured over seeds 0-5 (mean of 6 subjects): 0.79-0.85; 0.96-1.05 with nu = R + 5
     # (205), 1 with nu = 200.
     assert np.mean(spreads) == pytest.approx(200 / 250, abs=0.08)
