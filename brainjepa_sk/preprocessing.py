@@ -222,6 +222,13 @@ def _region_count(subjects, i):
         return int(n_regions)
     if getattr(subjects, "paths", None) is not None:
         return None
+    if getattr(subjects, "n_timepoints", None) is not None:
+        # a sequence that knows its lengths reads a subject when indexed (subject_rows of
+        # files): the view's subjects, if they say, else unknown
+        inner, rows = getattr(subjects, "subjects", None), getattr(subjects, "rows", None)
+        if inner is not None and rows is not None:
+            return _region_count(inner, rows[i])
+        return None
     try:
         shape = np.shape(subjects[i])
     except (ValueError, TypeError, IndexError):

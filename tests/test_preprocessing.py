@@ -970,6 +970,29 @@ def test_a_short_series_with_more_regions_than_frames_is_told_it_may_be_transpos
     assert "transpose" not in str(info.value)
 
 
+def test_the_length_check_of_a_view_of_files_reads_none(tmp_path, monkeypatch):
+    """check_lengths reads no file: the transposed hint of a subject_rows view of files took
+    its region count by indexing the view, which read the file (and one gone since raised
+    FileNotFoundError instead of the too-short message)."""
+    from brainjepa_sk.files import SubjectFiles
+    from brainjepa_sk.validation import subject_rows, validate_subjects
+
+    rng = np.random.default_rng(0)
+    paths = [tmp_path / "long.npy", tmp_path / "short.npy"]
+    np.save(paths[0], rng.standard_normal((40, 6)))
+    np.save(paths[1], rng.standard_normal((5, 6)))
+    files = validate_subjects([str(p) for p in paths], lazy=True)
+    assert isinstance(files, SubjectFiles)
+    paths[1].unlink()
+    read = []
+    monkeypatch.setattr(SubjectFiles, "_read", lambda self, i: read.append(i))
+    prep = Preprocessor(16, min_frames=8, normalization=None)
+    with pytest.raises(ValueError, match=r"subject 1 is too short: 5 frames.*It has more "
+                                         r"regions \(last axis: 6\) than timepoints \(5\)"):
+        prep.check_lengths(subject_rows(files, [0, 1]))
+    assert read == []
+
+
 @pytest.mark.parametrize("t_r, target_t_r", [(None, None), (2.0, None), (2.0, 2.0)])
 def test_a_short_series_that_was_not_resampled_is_not_said_to_be(t_r, target_t_r):
     """The message had read "15 frames after resampling (15 frames at t_r=None,
