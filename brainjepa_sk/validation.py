@@ -28,6 +28,7 @@ from sklearn.utils.validation import _get_feature_names, check_array
 from ._warnings import warn_user
 from .files import (
     SubjectFiles,
+    _is_number,
     check_index_column,
     expand_subject_paths,
     file_stamp,
@@ -340,6 +341,25 @@ _MISSING_MARKERS = frozenset({
 })
 
 
+def _is_missing_marker(value):
+    text = value.decode(errors="replace") if isinstance(value, bytes) else value
+    return text.strip().lower() in _MISSING_MARKERS
+
+
+def _label_cell(subject, column):
+    """The row and value of the first cell of ``column`` that is text, no number and no
+    missing-value marker (a label's, as "rest" below an empty first cell), or None."""
+    try:
+        values = np.asarray(subject, dtype=object)[:, column]
+    except (TypeError, ValueError, IndexError):
+        return None
+    for row, value in enumerate(values):
+        if (isinstance(value, (str, bytes)) and not _is_number(value)
+                and not _is_missing_marker(value)):
+            return row, value
+    return None
+
+
 def _where_text(subject):
     """Where a subject's first text is, for the message that refuses it ("" if unknown)."""
     label = first_text_cell(subject, numbers_as_text=False)  # text that is no number
@@ -347,8 +367,12 @@ def _where_text(subject):
     if cell is None:
         return ""
     column, name, row, value = cell
-    text = value.decode(errors="replace") if isinstance(value, bytes) else value
-    if label is not None and text.strip().lower() in _MISSING_MARKERS:
+    if label is not None and _is_missing_marker(value):
+        # a label column whose first cells are empty ("", BIDS' "n/a") is still one
+        other = _label_cell(subject, column)
+        if other is not None:
+            row, value = other
+    if label is not None and _is_missing_marker(value):
         # not a label column to drop: a region's missing value, written as pandas writes NaN
         where = (f"column {column}" if name is None or name == column else
                  f"column {name!r} (column {column})")

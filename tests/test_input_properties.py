@@ -264,6 +264,20 @@ def test_a_missing_value_marker_in_a_region_is_named_as_missing_not_as_a_label(m
     assert "drop it" not in str(info.value)
 
 
+@pytest.mark.parametrize("first", ["", "n/a", "-", "?"])
+def test_a_label_column_whose_first_cell_is_empty_is_still_named_as_a_label_column(first):
+    """A condition column starting with an empty cell (BIDS writes "n/a") was told "'' at
+    timepoint 0 ... marks a missing value: ... remove the timepoints", not to drop the column:
+    its other cells are labels."""
+    x = pd.DataFrame(np.random.default_rng(4).standard_normal((10, 4)),
+                     columns=["r0", "r1", "r2", "r3"])
+    x["condition"] = [first] + ["rest", "task"] * 4 + ["rest"]
+    with pytest.raises(TypeError, match=r"its first text column is 'condition' \(column 4; "
+                                        r"'rest' at timepoint 1\): drop it") as info:
+        validate_subjects([x])
+    assert "missing value" not in str(info.value)
+
+
 def test_a_masked_array_with_nothing_masked_is_taken_as_its_values():
     """A mask array all False (np.ma.masked_invalid of finite values gives one after NumPy 1.24,
     which gave nomask): nothing is lost."""
