@@ -402,8 +402,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         trivial = self.approach in ("dm", "le")
         largest = n_regions - 2 if trivial else n_regions - 1
         if self.n_components > largest:
-            rule = (f"at most n_regions - 2 = {largest} with approach={self.approach!r}"
-                    if trivial else f"smaller than the number of regions ({n_regions})")
+            rule = (f"at most n_regions - {2 if trivial else 1} = {largest} with "
+                    f"approach={self.approach!r}")
             problems.append(f"n_components={self.n_components} is too large for {n_regions} "
                             f"regions: {rule}")
         if self.sparsity is not None and self.sparsity > 0:
