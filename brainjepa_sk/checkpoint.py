@@ -237,9 +237,13 @@ def _research_model(checkpoint, gradients, num_heads, loss):
     embed_dim, patch_size = patch_weight.shape[0], patch_weight.shape[3]
     grad_weight = _need(encoder, "pos_embed_proj.predictor_pos_embed_proj.weight", "target_encoder")
     if grad_weight.shape[1] != n_components:
+        # a matrix stored (n_components, n_regions) has the expected count as its rows
+        transposed = (f": the matrix of shape {tuple(gradients.shape)} looks transposed; pass "
+                      "gradients.T, (n_regions, n_components)"
+                      if n_regions == grad_weight.shape[1] else "")
         raise ValueError(
             f"the gradients have {n_components} components (columns) but the checkpoint's "
-            f"gradient map expects {grad_weight.shape[1]}"
+            f"gradient map expects {grad_weight.shape[1]}{transposed}"
         )
     n_patches = _check_time_table(
         _need(encoder, _ENCODER_TABLE, "target_encoder"), n_regions, "target_encoder", _ENCODER_TABLE

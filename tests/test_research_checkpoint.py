@@ -204,6 +204,19 @@ def test_gradients_with_wrong_columns_are_named(official_dir):
                                  np.hstack([gradients, gradients[:, :1]]), num_heads=4)
 
 
+def test_transposed_gradients_are_told_to_be_transposed(official_dir):
+    # stored (n_components, n_regions): 24 "components" for a map of 30, and 30 "regions"
+    gradients = load_gradients(official_dir / "gradient.csv")
+    with pytest.raises(ValueError, match=r"24 components \(columns\) but the checkpoint's "
+                                         r"gradient map expects 30: the matrix of shape "
+                                         r"\(30, 24\) looks transposed; pass gradients\.T"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients.T, num_heads=4)
+    with pytest.raises(ValueError, match="29 components") as error:
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients[:, :29],
+                                 num_heads=4)
+    assert "transposed" not in str(error.value)
+
+
 def test_heads_that_do_not_divide_the_width_are_refused(official_dir):
     with pytest.raises(ValueError, match="num_heads=3"):
         load_research_checkpoint(
