@@ -135,10 +135,14 @@ def _resampling_ratio(t_r, target_t_r):
         return None
     # New sampling rate / old one = (1 / target_t_r) / (1 / t_r) = t_r / target_t_r.
     ratio = Fraction(t_r / target_t_r).limit_denominator(_MAX_DENOMINATOR)
-    if ratio.numerator == 0:
+    # upsampling is bounded as downsampling is: a TR given in milliseconds (720 for 0.72 s)
+    # would otherwise multiply every series' length by hundreds
+    if ratio.numerator == 0 or ratio > _MAX_DENOMINATOR:
+        bound = (f"smaller than 1/{_MAX_DENOMINATOR}" if ratio.numerator == 0
+                 else f"larger than {_MAX_DENOMINATOR}")
         raise ValueError(
-            f"cannot resample from TR {t_r} s to TR {target_t_r} s: the ratio is smaller than "
-            f"1/{_MAX_DENOMINATOR}"
+            f"cannot resample from TR {t_r} s to TR {target_t_r} s: the ratio is {bound} "
+            "(TRs are in seconds: is one of them in milliseconds?)"
         )
     if ratio == 1:
         return None
@@ -179,7 +183,8 @@ def resample(x, t_r, target_t_r):
     Raises
     ------
     ValueError
-        When a TR is not a positive finite number, or the ratio is too extreme to represent.
+        When a TR is not a positive finite number, or ``t_r / target_t_r`` is below 1/64 or
+        above 64 (a TR given in milliseconds, for instance).
 
     Notes
     -----

@@ -114,6 +114,11 @@ def test_resample_rejects_extreme_ratio():
     # refused with the parameters, before any series: a saved preprocessing too
     with pytest.raises(ValueError, match="cannot resample from TR 0.01 s to TR 2.0 s"):
         Preprocessor.from_dict({**Preprocessor(10).to_dict(), "t_r": 0.01, "target_t_r": 2.0})
+    # upsampling as much: a TR in milliseconds would make every series hundreds of times longer
+    with pytest.raises(ValueError, match=r"from TR 720.0 s to TR 2.205 s: the ratio is larger than "
+                                         r"64 \(TRs are in seconds: is one of them in millisec"):
+        resample(np.zeros((10, 2)), 720, 2.205)
+    assert resample(np.zeros((10, 2)), 2.0, 0.05).shape == (400, 2)  # 40 times: resampled
 
 
 def test_resamples_as_compares_the_resampling_factors_not_the_trs():
