@@ -105,6 +105,39 @@ NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
 POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
 
 
+def _check_weights_type(estimator):
+    """Refuse ``weights`` of a type that is no weights, saying how to get weights from it.
+
+    scikit-learn's message prints the object given, which for a loaded checkpoint or a state
+    dict is the whole module or every tensor, and does not say how to get from the one to the
+    other.
+    """
+    from torch.nn import Module
+
+    from .checkpoint import LoadedCheckpoint  # (checkpoint and pretrain import this module)
+    from .pretrain import BrainJEPAPretrainer
+
+    weights = estimator.weights
+    if isinstance(weights, (str, os.PathLike, Module)):
+        return
+    if isinstance(weights, BrainJEPAPretrainer):
+        hint = ("pass a fitted pretrainer's model, weights=pretrainer.model_ (it carries the "
+                "preprocessing and region names), or the file that pretrainer.save(path) wrote")
+    elif isinstance(weights, LoadedCheckpoint):
+        hint = ("pass its model, weights=checkpoint.model (it carries the preprocessing and "
+                "region names), or the path given to load_checkpoint")
+    elif isinstance(weights, Mapping):
+        hint = ("a state dict or a loaded file does not say the model's architecture and "
+                "gradients: pass the module it was taken from, or the file written by "
+                "BrainJEPAPretrainer.save or brainjepa_sk.checkpoint.save_checkpoint (a "
+                "research checkpoint: its path, with gradients=)")
+    else:
+        return  # scikit-learn's message, which names what is allowed
+    raise InvalidParameterError(
+        f"The 'weights' parameter of {type(estimator).__name__} must be 'ukbiobank', a "
+        f"checkpoint path or a torch module. Got a {type(weights).__name__} instead: {hint}")
+
+
 def check_parameters(estimator, names=None):
     """Check ``estimator``'s parameters against its ``_parameter_constraints``.
 
@@ -126,16 +159,7 @@ def check_parameters(estimator, names=None):
     if names is not None:
         constraints = {name: constraints[name] for name in names}
     if "weights" in constraints:
-        from .pretrain import BrainJEPAPretrainer  # (pretrain imports this module)
-
-        if isinstance(estimator.weights, BrainJEPAPretrainer):
-            # the pretrainer itself, where its model was meant: the constraint's list of types
-            # alone does not say how to get from the one to the other
-            raise InvalidParameterError(
-                f"The 'weights' parameter of {type(estimator).__name__} must be 'ukbiobank', "
-                "a checkpoint path or a torch module. Got a BrainJEPAPretrainer instead: pass "
-                "a fitted pretrainer's model, weights=pretrainer.model_ (it carries the "
-                "preprocessing and region names), or the file that pretrainer.save(path) wrote")
+        _check_weights_type(estimator)
     validate_parameter_constraints(
         constraints, {name: getattr(estimator, name) for name in constraints},
         caller_name=type(estimator).__name__,

@@ -1765,6 +1765,30 @@ def test_a_pretrainer_given_as_weights_is_told_to_pass_its_model():
             estimator.fit(X, np.arange(len(X)) % 2)
 
 
+def test_a_loaded_checkpoint_or_a_state_dict_given_as_weights_is_told_what_to_pass(tmp_path):
+    """What load_checkpoint returns, or a state dict, had been refused with scikit-learn's
+    message, which printed the whole module or every tensor and no way to the weights."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from brainjepa_sk import BrainJEPAClassifier
+    from brainjepa_sk.checkpoint import load_checkpoint
+
+    module = tiny_module(N_REGIONS)
+    save_checkpoint(tmp_path / "model.pt", module)
+    X = make_subjects()
+    for weights, hint in ((load_checkpoint(tmp_path / "model.pt"),
+                           r"LoadedCheckpoint instead: pass its model, weights=checkpoint\.model "),
+                          (module.state_dict(), r"OrderedDict instead: a state dict or a loaded "
+                                                r"file does not say the model's architecture")):
+        for estimator in (BrainJEPAEmbedder(weights=weights, device="cpu"),
+                          BrainJEPAClassifier(weights, max_epochs=1, verbose=0)):
+            with pytest.raises(InvalidParameterError,
+                               match=rf"The 'weights' parameter of {type(estimator).__name__} "
+                                     rf"must be .*Got an? {hint}") as error:
+                estimator.fit(X, np.arange(len(X)) % 2)
+            assert "tensor(" not in str(error.value) and len(str(error.value)) < 500
+
+
 def test_a_url_that_urllib_cannot_open_is_a_failed_download_saying_where_to_put_the_file(
         tmp_path, monkeypatch, official_dir):
     """urllib refuses a malformed address (a mistyped mirror) with a ValueError: it is told as
