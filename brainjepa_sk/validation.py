@@ -160,6 +160,17 @@ def check_parameters(estimator, names=None):
         constraints = {name: constraints[name] for name in names}
     if "weights" in constraints:
         _check_weights_type(estimator)
+    t_r = getattr(estimator, "t_r", None)
+    several = (t_r.ndim > 0 and t_r.size > 1 if isinstance(t_r, np.ndarray)
+               else (isinstance(t_r, (list, tuple)) or hasattr(t_r, "iloc")) and len(t_r) > 1)
+    if "t_r" in constraints and several:
+        # one TR per subject: scikit-learn's message would only say that it is no float
+        raise InvalidParameterError(
+            f"The 't_r' parameter of {type(estimator).__name__} must be a float in the range "
+            f"(0.0, inf) or None. Got a sequence of {len(t_r)} instead: t_r is the "
+            "one TR of every subject; resample subjects acquired at other TRs first, each with "
+            "brainjepa_sk.preprocessing.resample(x, t_r=its_tr, target_t_r=common_tr), and "
+            "pass t_r=common_tr")
     validate_parameter_constraints(
         constraints, {name: getattr(estimator, name) for name in constraints},
         caller_name=type(estimator).__name__,

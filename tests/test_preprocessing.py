@@ -108,6 +108,23 @@ def test_resample_rejects_non_positive_tr(t_r, target_t_r):
         resample(np.zeros((10, 2)), t_r, target_t_r)
 
 
+def test_one_tr_per_subject_is_told_to_resample_them_first():
+    """A TR per subject (a pooled multi-site dataset) had been refused as "must be a float"
+    only; the message now says how to bring the subjects to one TR."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer
+
+    subjects = [np.zeros((20, 8)), np.zeros((30, 8))]
+    for estimator in (Preprocessor(8, t_r=[0.72, 2.0], target_t_r=2.0),
+                      BrainJEPAEmbedder(tiny_module(), t_r=np.array([0.72, 2.0]), device="cpu"),
+                      BrainJEPAPretrainer(t_r=(0.72, 2.0), device="cpu")):
+        with pytest.raises(ValueError, match=rf"'t_r' parameter of {type(estimator).__name__} "
+                                             r"must be a float .*Got a sequence of 2 instead: "
+                                             r"t_r is the one TR of every subject; resample "):
+            estimator.fit(subjects)
+
+
 def test_resample_rejects_extreme_ratio():
     with pytest.raises(ValueError, match="ratio"):
         resample(np.zeros((10, 2)), 0.01, 2.0)
