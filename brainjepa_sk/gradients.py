@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import check_is_fitted
 
@@ -395,7 +395,17 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
     def _check_params(self, n_regions):
         # the types and ranges first (BrainSpace would take an unknown approach for "dm"),
         # then what depends on the number of regions
-        check_parameters(self)
+        try:
+            check_parameters(self)
+        except InvalidParameterError as error:
+            if (isinstance(self.sparsity, numbers.Real) and not isinstance(self.sparsity, bool)
+                    and 1 < self.sparsity < 100):
+                # the paper's "90% sparsity" given as a percentage
+                raise InvalidParameterError(
+                    f"{str(error).rstrip('.')}: sparsity is a fraction, "
+                    f"sparsity={self.sparsity / 100:g} for {self.sparsity:g}% of each region's "
+                    "connections removed") from None
+            raise
         # every limit that depends on the atlas at once: a small atlas often breaks several
         problems = []
         # the eigen-solver of "dm"/"le" also computes the trivial first eigenvector

@@ -365,6 +365,7 @@ def test_identical_regions_give_a_finite_group_connectivity(X):
         ({"kind": "matrix"}, "kind"),
         ({"sparsity": 1.0}, "sparsity"),
         ({"sparsity": True}, "'sparsity' parameter of GradientPositioner must be a float"),
+        ({"sparsity": 90}, r"Got 90 instead: sparsity is a fraction, sparsity=0\.9 for 90% "),
         ({"approach": "le", "n_components": N_REGIONS - 1}, "at most n_regions - 2"),
         ({"n_components": 0}, "n_components"),
     ],
