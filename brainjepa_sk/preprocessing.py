@@ -158,6 +158,21 @@ def _same_sampling(t_r, target_t_r):
         return False
 
 
+def warn_ignored_stride(stride, window):
+    """Warn that a ``stride`` the user gave is not used by a ``window`` other than sliding.
+
+    Parameters
+    ----------
+    stride : int or None
+        The stride the user gave (None: not given, nothing to say).
+    window : str
+        The window strategy chosen (``"auto"`` resolved).
+    """
+    if stride is not None and window != "sliding":
+        warn_user(f"stride={stride} is ignored: window={window!r} takes one window per "
+                  "subject; set window='sliding' for windows every stride frames")
+
+
 def resample(x, t_r, target_t_r):
     """Resample time series from one repetition time (TR) to another.
 
@@ -1080,6 +1095,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             raise ValueError(f"{where} an invalid preprocessing: window {chosen_window!r} is "
                              f"not one of {WINDOW_STRATEGIES}")
         raise ValueError(f"window must be 'auto' or one of {WINDOW_STRATEGIES}, got {window!r}")
+    warn_ignored_stride(stride, chosen_window)
     options = dict(
         n_frames=int(n_frames),
         t_r=t_r,

@@ -39,7 +39,7 @@ from .gradients import (
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler, UnsatisfiableMaskingError
-from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, Preprocessor
+from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, Preprocessor, warn_ignored_stride
 from .train import (
     Callback,
     Checkpoint,
@@ -619,6 +619,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         mask_sampler = self._mask_sampler(config, mask_seed, device)
 
         self.callbacks_ = self._copy_callbacks()
+        warn_ignored_stride(self.stride, self.window)
         preprocessor = Preprocessor(
             self.n_frames,
             t_r=self.t_r,

@@ -1549,6 +1549,21 @@ def test_token_series_under_pandas_output_say_how_to_keep_the_list():
         np.testing.assert_array_equal(got, want)
 
 
+def test_a_stride_given_with_one_window_a_subject_is_said_to_be_ignored():
+    """A stride given with window="center" or "first" (or "auto" resolving to one of them)
+    had been dropped without a word; with sliding windows, or none given, nothing is said."""
+    X = _subjects(n_timepoints=16)
+    for window, chosen in (("center", "center"), ("first", "first"), ("auto", "center")):
+        with pytest.warns(UserWarning, match=rf"^stride=4 is ignored: window='{chosen}' takes "
+                                             r"one window per subject; set window='sliding'"):
+            BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), window=window, stride=4,
+                              device="cpu").fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for params in (dict(window="sliding", stride=4), dict(window="center")):
+            BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu", **params).fit(X)
+
+
 def test_stride_and_min_frames_set_to_the_defaults_fit_used_do_not_warn():
     """stride and min_frames left at None with n_frames given (weights without a saved
     preprocessing for that window) mean a whole window and half a window: setting them to those

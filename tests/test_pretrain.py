@@ -1628,6 +1628,14 @@ def test_the_default_stride_is_half_a_window():
     assert len(subject_index) == 5
 
 
+def test_a_stride_given_with_one_window_a_subject_is_said_to_be_ignored():
+    """window="first" or "center" takes one window a subject: a stride given with it had been
+    dropped without a word, as if the windows slid."""
+    with pytest.warns(UserWarning, match=r"^stride=8 is ignored: window='first' takes one "
+                                         r"window per subject; set window='sliding'"):
+        _pretrainer(n_frames=16, n_epochs=1, window="first", stride=8).fit(_data(n_subjects=4))
+
+
 def test_seeded_fits_in_parallel_threads_are_those_of_sequential_fits():
     """Threads share torch's global generator (initialisation, stochastic depth): seeded fits
     in joblib's threading backend take turns for it, and give the sequential results."""
