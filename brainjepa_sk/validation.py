@@ -641,6 +641,10 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             several = (f" (a 3-D array holds several subjects: pass it as {input_name} itself, "
                        "or its subjects in the list)")
         several = several if np.ndim(subject) == 3 else ""
+        if hasattr(subject, "affine") and hasattr(subject, "get_fdata"):
+            # a loaded NIfTI image (nibabel, nilearn.image.load_img), as a path to one is told
+            several = (" (an image holds voxels, not region time series: extract them first, "
+                       "e.g. nilearn.maskers.NiftiLabelsMasker(labels_img).fit_transform(img))")
         raise ValueError(
             f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
             f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. "

@@ -365,6 +365,20 @@ def test_a_brain_image_given_as_a_subject_file_is_told_to_be_parcellated_first(
         read_subject_file(tmp_path / "sub-01.mat")
 
 
+def test_a_loaded_brain_image_given_as_a_subject_is_told_to_be_parcellated_first():
+    """A NIfTI image in memory had been refused by its dimensions only, without the advice a
+    path to the same image gets."""
+    nib = pytest.importorskip("nibabel")
+    image = nib.Nifti1Image(np.zeros((2, 2, 2, 5), dtype=np.float32), np.eye(4))
+    with pytest.raises(ValueError, match=r"subject 0 has 4 dimension\(s\) \(shape \(2, 2, 2, 5\)\)"
+                                         r".*table \(an image holds voxels, not region time "
+                                         r"series: .*NiftiLabelsMasker\(labels_img\)"):
+        validate_subjects([image])
+    with pytest.raises(ValueError, match=r"4 dimension") as error:  # an array: no image advice
+        validate_subjects([np.zeros((2, 2, 2, 5))])
+    assert "image" not in str(error.value)
+
+
 def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_path):
     rows = np.random.default_rng(3).standard_normal((5, 3))
     path = _table(tmp_path / "sub.tsv", rows, first="a\tb\tc\t", end="\t")
