@@ -573,7 +573,7 @@ def one_table_message(X, input_name="X", estimator=None):
 
 def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                   allow_constant, first_length=None, first_source=None, min_regions=2,
-                  first_frame=None, input_name="X", source=None):
+                  first_frame=None, input_name="X", source=None, fixed_regions=False):
     """Check subject ``i`` and return it as a 2-D float array: the one check of a subject.
 
     Parameters
@@ -610,6 +610,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     source : path-like or None, optional
         The file the subject was read from: a file holding several subjects (a 3-D array) is
         to be loaded first, not named in ``X``.
+    fixed_regions : bool, default=False
+        Whether the estimator's regions are set (by its weights, or by a ``fit``): a constant
+        region cannot be removed then, and the message does not say to.
 
     Returns
     -------
@@ -692,7 +695,10 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             raise ValueError(
                 f"subject {i}: {constant.size} region(s) have a constant signal "
                 f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
-                "remove them or fix the extraction"
+                + (f"{name or 'the estimator'} takes every region of its atlas, so a region "
+                   "cannot be removed: leave the subject out, or fix the extraction"
+                   if fixed_regions
+                   else "remove them or fix the extraction")
             )
     return array
 
@@ -1154,8 +1160,10 @@ def validate_subjects(
     X = _paths_as_list(X)
     if reset:  # in fit: a transform of a file twice gives its rows twice, as asked
         _warn_repeated_files(X)
+    # the regions are set by the weights (embedder, fine-tuners) or by an earlier fit
+    fixed_regions = estimator is not None and (not reset or hasattr(estimator, "weights"))
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
-                 allow_constant=allow_constant)
+                 allow_constant=allow_constant, fixed_regions=fixed_regions)
     # checked already, at least as strictly: a lenient check let constant regions through
     # (asked of the checked kinds only: a DataFrame's column may be named allow_constant)
     as_strict = allow_constant or not (isinstance(X, (SubjectFiles, ConvertedSubjects))

@@ -371,6 +371,27 @@ def test_no_subjects_at_all_is_said_to_be_empty(empty, lazy):
         validate_subjects(empty, lazy=lazy)
 
 
+def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set():
+    """Weights, or a fit, set the regions: "remove them" had led to the region count's error
+    (the published weights take all 450); there the subject is to be left out instead."""
+    from brainjepa_sk import GradientPositioner
+
+    rng = np.random.default_rng(12)
+    good, flat = rng.standard_normal((16, 8)), rng.standard_normal((16, 8))
+    flat[:, 2] = 0.0
+    fixed = (r"^subject 1: 1 region\(s\) have a constant signal \(indices \[2\]\); "
+             r"{} takes every region of its atlas, so a region cannot be removed: leave the "
+             r"subject out, or fix the extraction$")
+    with pytest.raises(ValueError, match=fixed.format("BrainJEPAEmbedder")):
+        BrainJEPAEmbedder(weights=tiny_module(), device="cpu").fit([good, flat])
+    positioner = GradientPositioner(n_components=2, sparsity=0.5)
+    with pytest.raises(ValueError, match=r"\(indices \[2\]\); remove them or fix the "
+                                         r"extraction$"):  # before a fit: regions can go
+        positioner.fit([good, flat])
+    with pytest.raises(ValueError, match=fixed.format("GradientPositioner")):
+        positioner.fit([good, good]).transform([good, flat])
+
+
 def test_a_dataframe_with_one_boolean_column_among_numbers_is_refused():
     """Each column's dtype counts: a boolean column after float ones is no signal either."""
     x = np.random.default_rng(10).standard_normal((10, 3))
