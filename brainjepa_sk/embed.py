@@ -76,7 +76,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         set.
     model_t_r : "auto" or float or None, default="auto"
         TR the model expects. ``"auto"``: from our checkpoints; 2.205 s for ``"ukbiobank"``;
-        unknown (no resampling) otherwise.
+        unknown (no resampling) otherwise. Another TR than the one the weights record is
+        used, with a warning (the input's TR is ``t_r``).
     n_frames : "auto" or int, default="auto"
         Frames per window. ``"auto"``: the length the model was trained on (a module built
         without ``n_patches`` does not say it: give ``n_frames`` then).

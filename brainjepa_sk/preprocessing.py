@@ -1061,6 +1061,15 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")
     saved_model_t_r = model_t_r == "auto"
+    if (not saved_model_t_r and model_t_r is not None and weights.model_t_r is not None
+            and not _same_sampling(weights.model_t_r, model_t_r)):
+        # a TR the weights record, overridden: the data's TR given as the model's, perhaps
+        warn_user(
+            f"model_t_r={model_t_r:g} is not the TR the model was pretrained at "
+            f"({weights.model_t_r:g} s, which its weights record): series are resampled to "
+            f"{model_t_r:g} s, so each time patch spans another duration than in pretraining; "
+            "leave model_t_r='auto' to use the model's, and give your data's TR as t_r"
+        )
     model_t_r = weights.model_t_r if saved_model_t_r else model_t_r
     if t_r is not None and model_t_r is None:
         warn_user(

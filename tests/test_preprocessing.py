@@ -888,6 +888,30 @@ def test_an_invalid_preprocessing_the_weights_hold_is_blamed_on_them():
             preprocessor_for_weights(resolved, subjects)
 
 
+def test_a_model_t_r_other_than_the_one_the_weights_record_is_warned_of():
+    """model_t_r given against the TR the weights record (the data's TR put in the wrong
+    parameter, say) had resampled every series to it without a word."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import ResolvedWeights
+    from brainjepa_sk.preprocessing import preprocessor_for_weights
+
+    encoder = tiny_module().target_encoder
+    subjects = [np.random.default_rng(0).standard_normal((32, encoder.n_regions))]
+    resolved = ResolvedWeights(encoder, model_t_r=2.0, n_frames=8)
+    with pytest.warns(UserWarning, match=r"^model_t_r=0\.8 is not the TR the model was "
+                                         r"pretrained at \(2 s, which its weights record\)"):
+        assert preprocessor_for_weights(resolved, subjects, t_r=0.8,
+                                        model_t_r=0.8).target_t_r == 0.8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for model_t_r in ("auto", 2.0, 2.0002):  # the model's, within the resampling's ratios
+            preprocessor_for_weights(resolved, subjects, t_r=0.8, model_t_r=model_t_r)
+        # weights that record no TR: model_t_r is the only one there is
+        preprocessor_for_weights(ResolvedWeights(encoder, n_frames=8), subjects, t_r=0.8,
+                                 model_t_r=0.8)
+
+
 def test_a_model_pretrained_on_resampled_series_warns_only_when_t_r_would_resample():
     """Without t_r, series are taken at the model's TR: said when the pretraining resampled
     its series, not when its input TR gives the same sampling as the model's."""
