@@ -80,7 +80,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         used, with a warning (the input's TR is ``t_r``).
     n_frames : "auto" or int, default="auto"
         Frames per window. ``"auto"``: the length the model was trained on (a module built
-        without ``n_patches`` does not say it: give ``n_frames`` then).
+        without ``n_patches`` does not say it: give ``n_frames`` then). A longer window is
+        used with a warning: its later time patches get positions the model never saw.
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
         ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else

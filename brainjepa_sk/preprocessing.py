@@ -1060,6 +1060,14 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")
+    if weights.n_frames is not None and int(n_frames) > weights.n_frames:
+        # shorter windows use positions the model was trained on; longer ones, new ones
+        warn_user(
+            f"n_frames={n_frames} is longer than the windows the model was pretrained on "
+            f"({weights.n_frames} frames): the frames past the first {weights.n_frames} get "
+            "time positions it never saw. To cover longer scans with the positions it knows, "
+            f"keep n_frames={weights.n_frames} (n_frames='auto') with window='sliding'"
+        )
     saved_model_t_r = model_t_r == "auto"
     if (not saved_model_t_r and model_t_r is not None and weights.model_t_r is not None
             and not _same_sampling(weights.model_t_r, model_t_r)):

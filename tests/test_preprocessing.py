@@ -912,6 +912,29 @@ def test_a_model_t_r_other_than_the_one_the_weights_record_is_warned_of():
                                  model_t_r=0.8)
 
 
+def test_windows_longer_than_the_pretraining_windows_are_warned_of():
+    """A window past the length the model was trained on gives time positions it never saw:
+    said (it was taken silently); shorter windows, and weights that record no length, are
+    taken silently."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import ResolvedWeights
+    from brainjepa_sk.preprocessing import preprocessor_for_weights
+
+    encoder = tiny_module().target_encoder
+    subjects = [np.random.default_rng(0).standard_normal((32, encoder.n_regions))]
+    resolved = ResolvedWeights(encoder, n_frames=8)
+    with pytest.warns(UserWarning, match=r"^n_frames=16 is longer than the windows the model "
+                                         r"was pretrained on \(8 frames\).*keep n_frames=8 "
+                                         r"\(n_frames='auto'\) with window='sliding'$"):
+        assert preprocessor_for_weights(resolved, subjects, n_frames=16).n_frames == 16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for n_frames in ("auto", 8, 4):
+            preprocessor_for_weights(resolved, subjects, n_frames=n_frames)
+        preprocessor_for_weights(ResolvedWeights(encoder), subjects, n_frames=16)
+
+
 def test_a_model_pretrained_on_resampled_series_warns_only_when_t_r_would_resample():
     """Without t_r, series are taken at the model's TR: said when the pretraining resampled
     its series, not when its input TR gives the same sampling as the model's."""
