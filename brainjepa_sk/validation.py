@@ -8,6 +8,7 @@ clear error.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import numbers
@@ -21,6 +22,7 @@ from scipy import sparse
 from sklearn.utils._param_validation import (
     Interval,
     InvalidParameterError,
+    StrOptions,
     validate_parameter_constraints,
 )
 from sklearn.utils.validation import _get_feature_names, check_array
@@ -171,10 +173,30 @@ def check_parameters(estimator, names=None):
             "one TR of every subject; resample subjects acquired at other TRs first, each with "
             "brainjepa_sk.preprocessing.resample(x, t_r=its_tr, target_t_r=common_tr), and "
             "pass t_r=common_tr")
-    validate_parameter_constraints(
-        constraints, {name: getattr(estimator, name) for name in constraints},
-        caller_name=type(estimator).__name__,
-    )
+    for name, constraint in constraints.items():  # one at a time, to know which failed
+        value = getattr(estimator, name)
+        try:
+            validate_parameter_constraints(
+                {name: constraint}, {name: value}, caller_name=type(estimator).__name__)
+        except InvalidParameterError as error:
+            close = _closest_option(value, constraint)
+            if close is None:
+                raise
+            raise InvalidParameterError(f"{error} (did you mean {close!r}?)") from None
+
+
+def _closest_option(value, constraint):
+    """The string option of ``constraint`` a string ``value`` resembles (``"Mean"``:
+    ``"mean"``), or None."""
+    if not isinstance(value, str):
+        return None
+    options = sorted({option for c in constraint if isinstance(c, StrOptions)
+                      for option in c.options if isinstance(option, str)})
+    by_case = [option for option in options if option.lower() == value.strip().lower()]
+    if by_case:
+        return by_case[0]
+    close = difflib.get_close_matches(value.lower(), options, n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def feature_names_of(subject, index=None):

@@ -303,6 +303,25 @@ def test_a_numpy_generator_as_random_state_is_refused_by_name(estimator, X):
     assert not hasattr(estimator, "n_features_in_")
 
 
+_MISSPELT = {"pooling": ("Mean", "mean"), "kernel": ("normalised_angle", "normalized_angle"),
+             "window": ("centre", "center")}
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
+def test_a_misspelt_option_names_the_one_it_resembles(estimator, X):
+    """scikit-learn's message lists the options; the one meant is named too."""
+    params = estimator.get_params()
+    name = next(name for name in _MISSPELT if name in params)
+    given, meant = _MISSPELT[name]
+    with pytest.raises(InvalidParameterError,
+                       match=rf"'{name}' parameter .*Got '{given}' instead\. \(did you mean "
+                             rf"'{meant}'\?\)$"):
+        _fit(clone(estimator).set_params(**{name: given}), X)
+    # a value like none of them gets the list alone
+    with pytest.raises(InvalidParameterError, match=r"Got 'zzz' instead\.$"):
+        _fit(clone(estimator).set_params(**{name: "zzz"}), X)
+
+
 def _output(fitted, X):
     """What ``fitted`` gives for ``X``: class probabilities, predictions or features."""
     kind = fitted.__sklearn_tags__().estimator_type
