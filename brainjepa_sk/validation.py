@@ -808,7 +808,7 @@ def _validate_files(X, check):
                                           getattr(subject, "columns", None)))
         del subject, array  # one subject in memory at a time
     if all_connectivity:
-        _warn_connectivity(check["name"])
+        _refuse_connectivity(check["name"])
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
                         dtype=check["dtype"], allow_constant=check["allow_constant"],
                         stamps=stamps, file_digests=file_digests)
@@ -1100,8 +1100,9 @@ def subjects_digest(subjects):
     return digest.hexdigest()
 
 
-def _warn_connectivity(name):
-    warn_user(
+def _refuse_connectivity(name):
+    # fitted as series, the matrices would give gradients or a model of nothing meaningful
+    raise ValueError(
         f"X looks like connectivity matrices (every subject is square and symmetric with a "
         f"unit diagonal), but {name} takes ROI time series of shape (n_timepoints, "
         "n_regions); give the time series (GradientPositioner takes connectivity matrices "
@@ -1246,7 +1247,7 @@ def validate_subjects(
             if not lazy:
                 out.append(array)
         if all_connectivity:
-            _warn_connectivity(name)
+            _refuse_connectivity(name)
         if lazy:  # converted again when used: never a converted copy of every subject at once
             out = ConvertedSubjects(subjects, dtype, allow_constant)
 

@@ -662,18 +662,21 @@ def test_pandas_output_keeps_the_index_of_a_series_of_subjects(X):
     np.testing.assert_allclose(out.to_numpy(), GradientPositioner(**SMALL).fit(X).transform(X))
 
 
-def test_connectivity_matrices_given_as_time_series_warn(X, tmp_path):
+def test_connectivity_matrices_given_as_time_series_are_refused(X, tmp_path):
     """Correlation matrices are valid (n_regions x n_regions) 'time series', so they would be
     used silently; every subject square, symmetric and unit-diagonal is the sign."""
     from nilearn.connectome import ConnectivityMeasure
 
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
-    with pytest.warns(UserWarning, match="looks like connectivity matrices.*kind='connectivity'"):
-        GradientPositioner(**SMALL).fit(corr)
+    fitted = GradientPositioner(**SMALL).fit(X)
+    before = fitted.gradients_.copy()
+    with pytest.raises(ValueError, match="looks like connectivity matrices.*kind='connectivity'"):
+        fitted.fit(corr)
+    np.testing.assert_array_equal(fitted.gradients_, before)  # the fitted one kept
     # files are checked one at a time, the same way
     for k, matrix in enumerate(corr):
         np.save(tmp_path / f"sub-{k}.npy", matrix)
-    with pytest.warns(UserWarning, match="looks like connectivity matrices"):
+    with pytest.raises(ValueError, match="looks like connectivity matrices"):
         GradientPositioner(**SMALL).fit(str(tmp_path / "sub-*.npy"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
