@@ -454,7 +454,10 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                 chunk = measure.fit_transform(data[start : start + CONNECTIVITY_CHUNK])
             yield np.asarray(chunk, dtype=np.float64)
 
-    def _embed(self, matrix, random_state):
+    def _embed(self, matrix, random_state, what="the group connectivity"):
+        """Gradients and eigenvalues of ``matrix``, and whether its affinity graph came out
+        disconnected; ``what`` names the matrix in the error for embeddings that are not
+        finite."""
         from brainspace.gradient import GradientMaps
 
         maps = GradientMaps(
@@ -465,11 +468,39 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         )
         # BrainSpace takes a Python float only (a NumPy float or a Fraction fails in it)
         sparsity = None if self.sparsity is None else float(self.sparsity)
-        maps.fit(matrix, sparsity=sparsity)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            maps.fit(matrix, sparsity=sparsity)
         # BrainSpace returns reversed views; C-contiguous copies make later BLAS products (and
         # so transform) bit-identical before and after pickling.
         gradients = np.ascontiguousarray(maps.gradients_, dtype=np.float64)
-        return gradients, np.ascontiguousarray(maps.lambdas_, dtype=np.float64)
+        lambdas = np.ascontiguousarray(maps.lambdas_, dtype=np.float64)
+        finite = bool(np.isfinite(gradients).all() and np.isfinite(lambdas).all())
+        disconnected = False
+        for warning in caught:
+            text = str(warning.message)
+            if text.startswith("Affinity is not symmetric"):
+                continue  # kernel=None: sparsified by rows, then symmetrized as intended
+            if text.startswith("Graph is not fully connected"):
+                disconnected = True  # told by the caller, once, in this package's words
+            elif finite or not issubclass(warning.category, RuntimeWarning):
+                warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                       warning.lineno)
+        if not finite:
+            raise ValueError(
+                f"the gradients of {what} are not finite: with kernel={self.kernel!r} and "
+                f"sparsity={self.sparsity}, its affinity graph falls apart into disconnected "
+                f"parts{'' if disconnected else ' or is degenerate'}, where approach="
+                f"{self.approach!r} is undefined. Use kernel='normalized_angle' (the default, "
+                "never negative), a lower sparsity, or approach='pca'")
+        return gradients, lambdas, disconnected
+
+    def _warn_disconnected(self, what):
+        warn_user(
+            f"the affinity graph of {what} (kernel={self.kernel!r}, sparsity={self.sparsity}) "
+            "falls apart into disconnected parts: the first gradients separate those parts "
+            "instead of ordering the regions. Use kernel='normalized_angle' (the default, never "
+            "negative), a lower sparsity, or approach='pca'")
 
     def fit(self, X, y=None):
         """Compute the group connectivity and its gradients.
@@ -492,8 +523,11 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         Raises
         ------
         ValueError
-            Invalid input or parameters, ``n_components`` too large for the number of regions, or
-            a ``reference`` whose shape does not fit. A failed fit leaves the estimator as it was.
+            Invalid input or parameters, ``n_components`` too large for the number of regions,
+            a ``reference`` whose shape does not fit, or gradients that are not finite (an
+            affinity graph in disconnected parts, which a diffusion map cannot embed; such a
+            graph is warned of where the embedding stays finite). A failed fit leaves the
+            estimator as it was.
         """
         # A failed fit leaves the estimator as it was (validate_subjects records the regions
         # on it first).
@@ -544,7 +578,10 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
             group = data.mean(axis=0)
         group = (group + group.T) / 2
 
-        gradients, lambdas = self._embed(group, check_random_state(self.random_state))
+        gradients, lambdas, disconnected = self._embed(group,
+                                                       check_random_state(self.random_state))
+        if disconnected:
+            self._warn_disconnected("the group connectivity")
         if reference is not None:
             gradients = _align(gradients, reference)
 
@@ -610,11 +647,15 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                                      lazy=True)
         # One seed for every subject: a subject's features do not depend on the rest of the batch.
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        features = []
+        features, n_disconnected = [], 0
         for matrices in self._connectivity_chunks(data):
             for matrix in matrices:
-                gradients, _ = self._embed(matrix, seed)
+                gradients, _, disconnected = self._embed(matrix, seed,
+                                                         f"subject {len(features)}")
+                n_disconnected += disconnected
                 features.append(_align(gradients, self.gradients_).ravel())
+        if n_disconnected:
+            self._warn_disconnected(f"{n_disconnected} of {len(features)} subjects")
         features = np.asarray(features, dtype=np.float64)
         one_frame = hasattr(X, "iloc") and getattr(X, "ndim", None) == 2
         if one_frame and _get_output_config("transform", self)["dense"] == "pandas":

@@ -95,6 +95,54 @@ def test_approach_and_kernel_reach_brainspace(fitted, approach, kernel):
     assert not np.allclose(ours.lambdas_, default.lambdas_)
 
 
+def _two_blocks(n=N_REGIONS):
+    """A connectivity matrix of two unconnected halves."""
+    matrix = np.zeros((n, n))
+    matrix[: n // 2, : n // 2] = matrix[n // 2:, n // 2:] = 0.6
+    np.fill_diagonal(matrix, 1.0)
+    return matrix
+
+
+def _smooth(n=N_REGIONS):
+    """A connected connectivity matrix: one smooth axis."""
+    position = np.linspace(0, 1, n)
+    return np.exp(-np.subtract.outer(position, position) ** 2 / 0.1)
+
+
+def test_kernel_none_lets_no_brainspace_warning_through():
+    """The sparsified matrix is not symmetric by design; BrainSpace's warning that it symmetrizes
+    it said nothing the user could act on."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fitted = GradientPositioner(kind="connectivity", kernel=None, **SMALL).fit(_smooth())
+        fitted.transform(_smooth())
+    assert np.isfinite(fitted.gradients_).all()
+
+
+def test_a_disconnected_affinity_graph_is_named_not_returned_as_infinite_gradients():
+    """A diffusion map of a graph in two parts gave infinite gradients with only BrainSpace's
+    warnings; transform then failed in NumPy's SVD."""
+    fitted = GradientPositioner(kind="connectivity", kernel=None, **SMALL).fit(_smooth())
+    before = fitted.gradients_.copy()
+    with pytest.raises(ValueError, match=r"gradients of the group connectivity are not finite: "
+                                         r"with kernel=None .*disconnected parts"):
+        fitted.fit(_two_blocks())
+    np.testing.assert_array_equal(fitted.gradients_, before)  # the fitted one kept
+    with pytest.raises(ValueError, match="gradients of subject 1 are not finite"):
+        fitted.transform(np.stack([_smooth(), _two_blocks()]))
+    # where the embedding stays finite, the split is warned of in this package's words, once
+    laplacian = GradientPositioner(kind="connectivity", kernel=None, approach="le", **SMALL)
+    with pytest.warns(UserWarning, match=r"group connectivity \(kernel=None, sparsity=0.5\) "
+                                         r"falls apart into disconnected parts") as caught:
+        laplacian.fit(_two_blocks())
+    assert np.isfinite(laplacian.gradients_).all()
+    assert not [w for w in caught if "Graph is not fully connected" in str(w.message)]
+    laplacian.fit(_smooth())
+    with pytest.warns(UserWarning, match="affinity graph of 2 of 3 subjects") as caught:
+        laplacian.transform(np.stack([_two_blocks(), _smooth(), _two_blocks()]))
+    assert len([w for w in caught if "affinity graph" in str(w.message)]) == 1
+
+
 # --- time-series path -----------------------------------------------------------------------------
 
 
