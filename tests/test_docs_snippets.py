@@ -1,0 +1,136 @@
+"""The Python code of README.md and of the user guide runs as written, on tiny models and data.
+
+Each page's blocks run in order in one namespace (later blocks use names of earlier ones), in a
+folder that holds the files they name (``my_pretrained.pt``, ``my_atlas_gradients.csv``, a
+``derivatives/`` corpus, the research checkpoint's file names). Only the sizes are shrunk:
+``BrainJEPAPretrainer`` defaults to a one-block model, 32-frame windows and one epoch, the
+published weights are the 24-region test checkpoint, and the few values a block spells out
+that would be heavy are replaced (each replacement must still find its text, so that a block
+edited later is not silently left unshrunk).
+"""
+
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import brainjepa_sk
+from brainjepa_sk.datasets import make_brain_dynamics
+
+ROOT = Path(__file__).parents[1]
+TINY = {"embed_dim": 32, "depth": 1, "num_heads": 2}
+N_SUBJECTS = 20
+N_REGIONS = 40  # the default GradientPositioner needs at least 32 (30 components)
+
+# Blocks that cannot run here, by a text they hold, and why.
+SKIPPED = {
+    "fetch_atlas_brainjepa450()": "downloads the atlases and needs BOLD images",
+}
+# (page, text in the block, replacement): values a block spells out that would be heavy here.
+SHRINK = [
+    ("README.md", 'model_size="tiny"', "model_size=TINY"),
+    ("README.md", "n_frames=160", "n_frames=32"),
+    ("README.md", "n_epochs=50", "n_epochs=1"),
+    ("README.md", "cv=5", "cv=2"),
+    ("README.md", "torch.randn(2, 160, 450)", "torch.randn(2, 40, 24)"),  # the test checkpoint
+    ("README.md", 'gradients="gradient_mapping_450.csv")',
+     'gradients="gradient_mapping_450.csv", num_heads=4)'),
+    ("README.md", "torch.randn(64, 160, 100)", "torch.randn(64, 32, 100)"),
+    ("README.md", "n_patches=10", "n_patches=2"),
+    ("docs/user_guide/finetuning.rst", "max_epochs=20", "max_epochs=1"),
+    ("docs/user_guide/finetuning.rst", "cv=5", "cv=2"),
+    ("docs/user_guide/finetuning.rst", '"max_epochs": [10, 20]', '"max_epochs": [1, 2]'),
+    ("docs/user_guide/gradients.rst", "cv=5", "cv=2"),
+    ("docs/user_guide/preprocessing.rst", "Preprocessor(160,", "Preprocessor(32,"),
+    ("docs/user_guide/preprocessing.rst", "stride=80", "stride=16"),
+    ("docs/user_guide/pretraining.rst", 'model_size="small"', "model_size=TINY"),
+    ("docs/user_guide/pretraining.rst", "n_frames=160", "n_frames=32"),
+    ("docs/user_guide/pretraining.rst", "n_epochs=100", "n_epochs=1"),
+    ("docs/user_guide/scale.rst", 'model_size="base"', "model_size=TINY"),
+    ("docs/user_guide/scale.rst", "n_frames=160", "n_frames=32"),
+    ("docs/user_guide/scale.rst", "num_workers=4", "num_workers=0"),
+]
+
+
+def _blocks(page):
+    """The Python code blocks of a page, in order."""
+    text = (ROOT / page).read_text()
+    if page.endswith(".md"):
+        return re.findall(r"^```python\n(.*?)^```", text, flags=re.M | re.S)
+    blocks = []
+    for match in re.finditer(r"^( *)\.\. code-block:: python\n((?:\1   .*\n|[ \t]*\n)+)",
+                             text, flags=re.M):
+        blocks.append(textwrap.dedent(match.group(2)))
+    return blocks
+
+
+# the pages with Python blocks
+PAGES = [page for page in ["README.md", *sorted(path.relative_to(ROOT).as_posix() for path
+                                                 in (ROOT / "docs" / "user_guide").glob("*.rst"))]
+         if _blocks(page)]
+_PRETRAINER = brainjepa_sk.BrainJEPAPretrainer
+
+
+class BrainJEPAPretrainer(_PRETRAINER):
+    """The pretrainer with tiny defaults (same name: ``make_pipeline`` names its step by it)."""
+
+    def __init__(self, gradients=None, *, model_size=TINY, predictor_depth=1, n_frames=32,
+                 n_epochs=1, verbose=0, **params):
+        super().__init__(gradients, model_size=model_size, predictor_depth=predictor_depth,
+                         n_frames=n_frames, n_epochs=n_epochs, verbose=verbose, **params)
+
+    @classmethod
+    def _get_param_names(cls):  # scikit-learn reads them from __init__, which takes **params
+        return _PRETRAINER._get_param_names()
+
+
+@pytest.fixture
+def doc_folder(tmp_path, monkeypatch, official_dir):
+    """A working folder with the files the blocks name, and the subjects ``X``, ``y``."""
+    from conftest import use_local_ukbiobank
+
+    use_local_ukbiobank(monkeypatch, official_dir)  # the 24-region test checkpoint
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(brainjepa_sk, "BrainJEPAPretrainer", BrainJEPAPretrainer)
+    X, y = make_brain_dynamics(n_subjects=N_SUBJECTS, n_timepoints=64, n_regions=N_REGIONS,
+                               random_state=0)
+    BrainJEPAPretrainer(random_state=0).fit(X).save("my_pretrained.pt")
+    np.savetxt("my_atlas_gradients.csv", np.random.default_rng(0).normal(size=(N_REGIONS, 5)),
+               delimiter=",")
+    for i, x in enumerate(X[:6]):
+        folder = Path(f"derivatives/sub-{i:02d}/func")
+        folder.mkdir(parents=True)
+        np.save(folder / f"sub-{i:02d}_timeseries.npy", x.astype("float32"))
+        np.savetxt(folder / f"sub-{i:02d}_timeseries.tsv", x, delimiter="\t")
+    shutil.copy(official_dir / "checkpoint.pth.tar", "jepa-ep300.pth.tar")
+    shutil.copy(official_dir / "gradient.csv", "gradient_mapping_450.csv")
+    return X, y["group"].to_numpy()
+
+
+def test_the_pages_have_python_blocks():
+    assert len(_blocks("README.md")) >= 3
+    assert len(PAGES) >= 8
+    assert sum(len(_blocks(page)) for page in PAGES) >= 20
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_the_python_blocks_of_a_page_run(page, doc_folder):
+    X, y = doc_folder
+    blocks = _blocks(page)
+    namespace = {"TINY": TINY, "path": "my_pretrained.pt"}
+    for find, replace in [(f, r) for p, f, r in SHRINK if p == page]:
+        assert any(find in block for block in blocks), f"{page} no longer holds {find!r}"
+        blocks = [block.replace(find, replace) for block in blocks]
+    for number, block in enumerate(blocks):
+        if any(text in block for text in SKIPPED):
+            continue
+        # the published weights' blocks take the test checkpoint's 24 regions
+        published = "BrainJEPAEmbedder(t_r" in block or "jepa-ep300" in block
+        namespace.update(X=[x[:, :24] for x in X] if published else X, y=y)
+        try:
+            exec(compile(block, f"{page}, Python block {number + 1}", "exec"), namespace)
+        except Exception as error:
+            raise AssertionError(f"{page}, Python block {number + 1} failed:\n{block}") from error
