@@ -441,8 +441,9 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     Raises
     ------
     TypeError
-        When ``model`` is not a :class:`BrainJEPA`, ``preprocessing`` or ``metadata`` is not
-        a dict, or they hold values a checkpoint cannot store (nothing is written then).
+        When ``model`` is not a :class:`~brainjepa_sk.nn.BrainJEPA`, ``preprocessing`` or
+        ``metadata`` is not a dict, or they hold values a checkpoint cannot store (nothing is
+        written then).
     ValueError
         When ``path`` holds the saved state of a pretraining run (``checkpoint_dir``'s
         ``run-*.pt``): the run could no longer be resumed. Nothing is written then.

@@ -493,7 +493,7 @@ def read_csv_table(path, column="region", last_column=True):
 
 
 class FileChangedError(ValueError):
-    """A subject file changed after it was checked (read by :class:`SubjectFiles`)."""
+    """A subject file changed after :class:`~brainjepa_sk.files.SubjectFiles` checked it."""
 
 
 def file_stamp(path):

@@ -1,4 +1,5 @@
-"""The Python code of README.md and of the user guide runs as written, on tiny models and data.
+"""The Python code of README.md and of the user guide runs as written, on tiny models and data,
+and the user guide's cross-references lead to pages of the API reference.
 
 Each page's blocks run in order in one namespace (later blocks use names of earlier ones), in a
 folder that holds the files they name (``my_pretrained.pt``, ``my_atlas_gradients.csv``, a
@@ -134,3 +135,52 @@ def test_the_python_blocks_of_a_page_run(page, doc_folder):
             exec(compile(block, f"{page}, Python block {number + 1}", "exec"), namespace)
         except Exception as error:
             raise AssertionError(f"{page}, Python block {number + 1} failed:\n{block}") from error
+
+
+def _api_entries():
+    """The dotted names docs/api.rst documents: its ``automodule`` modules and the entries of
+    its ``autosummary`` tables, under their ``currentmodule``."""
+    entries, module = set(), None
+    for line in (ROOT / "docs" / "api.rst").read_text().splitlines():
+        if match := re.match(r"\.\. (currentmodule|automodule):: (\S+)", line):
+            module = match.group(2)
+            if match.group(1) == "automodule":
+                entries.add(module)
+        elif module and (match := re.fullmatch(r"   ([A-Za-z_][\w.]*)", line)):
+            entries.add(f"{module}.{match.group(1)}")
+    return entries
+
+
+def _resolve(target):
+    """The object a dotted name names (a module, then attributes)."""
+    import importlib
+
+    parts = target.split(".")
+    for end in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:end]))
+        except ImportError:
+            continue
+        for part in parts[end:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ImportError(target)
+
+
+def test_the_references_of_the_pages_are_in_the_api_reference():
+    """Every ``:mod:``, ``:class:``, ``:func:``, ``:meth:`` or ``:exc:`` target of the user guide
+    names an object of the package that docs/api.rst documents (itself, or the class or module
+    it belongs to): a target missing there renders as plain text, not as a link."""
+    entries = _api_entries()
+    pages = [ROOT / "docs" / "index.rst", *(ROOT / "docs" / "user_guide").glob("*.rst")]
+    missing, checked = [], 0
+    for page in pages:
+        for target in re.findall(r":(?:mod|class|func|meth|exc|attr):`(?:[^`<]*<)?~?([^`>]+)>?`",
+                                 page.read_text()):
+            _resolve(target)  # raises for a name that does not exist
+            parts = target.split(".")
+            if not any(".".join(parts[:end]) in entries for end in range(len(parts), 1, -1)):
+                missing.append(f"{page.name}: {target}")
+            checked += 1
+    assert missing == []
+    assert checked >= 40

@@ -420,7 +420,7 @@ def peek_training_state(path):
 
     The file is memory-mapped, so that the model and optimizer tensors stay on the disk:
     enough to tell which run a file holds (``extra`` is checked against its own checksum).
-    Use :func:`read_training_state` to load and verify the whole state.
+    Use :func:`~brainjepa_sk.train.read_training_state` to load and verify the whole state.
 
     Parameters
     ----------
@@ -431,7 +431,7 @@ def peek_training_state(path):
     -------
     dict or None
         The state, its tensors not read; None when the file cannot be read this way or its
-        ``extra`` is damaged (:func:`read_training_state` then says why).
+        ``extra`` is damaged (:func:`~brainjepa_sk.train.read_training_state` then says why).
     """
     try:
         with warnings.catch_warnings():
