@@ -206,7 +206,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
         a run that will not be resumed. On SIGTERM (a scheduler's pre-emption) the current
         step finishes, the state is saved and ``fit`` raises
-        :class:`~brainjepa_sk.train.TrainingInterrupted`.
+        :class:`~brainjepa_sk.train.TrainingInterrupted`; on Ctrl-C too, at the last step
+        counted.
     checkpoint_every : int, optional
         With ``checkpoint_dir``, also save every ``checkpoint_every`` optimizer steps, so that
         a run killed inside a long epoch loses at most that many steps (it resumes exactly, at

@@ -1804,6 +1804,38 @@ def test_checkpoint_every_saves_the_run_inside_an_epoch(tmp_path):
         assert torch.load(state_file, weights_only=True)["loop"]["step"] == saved_step
 
 
+class _CtrlCAtStep(Callback):
+    """A real Ctrl-C (SIGINT to this process) at an optimizer step (1-based)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_saves_the_run_so_that_fit_resumes_where_it_stopped(tmp_path, ctrl_c_raises):
+    """Ctrl-C in a notebook or a terminal saves the state at the step it stopped (3, inside
+    the second epoch of 2 steps), as SIGTERM does, instead of losing what was trained since
+    the last epoch; the same fit again ends as an uninterrupted run."""
+    X = _data()
+    uninterrupted = _pretrainer(n_epochs=3).fit(X)
+    run = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_CtrlCAtStep(3)])
+    with pytest.raises(TrainingInterrupted, match="Ctrl-C after step 3") as info:
+        run.fit(X)
+    assert isinstance(info.value.__cause__, KeyboardInterrupt)
+    (state_file,) = _state_files(tmp_path)
+    assert torch.load(state_file, weights_only=True)["loop"]["step"] == 3
+    _CountSteps.steps, _CountSteps.stop_at = 0, None
+    resumed = run.set_params(callbacks=[_CountSteps()]).fit(X)
+    assert _CountSteps.steps == 3  # steps 4 to 6 only
+    assert resumed.history_ == uninterrupted.history_
+    for p, q in zip(resumed.model_.state_dict().values(),
+                    uninterrupted.model_.state_dict().values()):
+        assert torch.equal(p, q)
+
+
 class _DatasetSize(Callback):
     def on_train_begin(self, loop):
         self.n_windows = len(loop.loader.dataset)

@@ -77,7 +77,7 @@ class Callback:
         """
 
     def on_interrupt(self, loop):
-        """After the step during which SIGTERM arrived, before the loop stops.
+        """After the step during which SIGTERM arrived, or after Ctrl-C, before the loop stops.
 
         Parameters
         ----------
@@ -277,7 +277,8 @@ class NonFiniteLossGuard(Callback):
 
 
 class Checkpoint(Callback):
-    """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on SIGTERM).
+    """Saves the loop's state after every epoch (and every ``every_steps`` steps, and on SIGTERM
+    or Ctrl-C).
 
     :meth:`~brainjepa_sk.train.Checkpoint.restore` resumes from it, between epochs or inside one.
 
@@ -326,7 +327,7 @@ class Checkpoint(Callback):
             self.save(loop)
 
     def on_interrupt(self, loop):
-        """Save before the loop stops on SIGTERM.
+        """Save before the loop stops on SIGTERM or Ctrl-C.
 
         Parameters
         ----------

@@ -12,6 +12,7 @@ from .optim import make_optimizer, set_hyperparameters
 from .runtime import (
     deferring_ctrl_c,
     global_rng_state,
+    noting_ctrl_c,
     noting_sigterm,
     set_global_rng_state,
 )
@@ -45,9 +46,10 @@ def _set_generator_state(generator, state):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised by :meth:`PretrainLoop.run` after SIGTERM.
+    """Raised by :meth:`PretrainLoop.run` after SIGTERM or Ctrl-C.
 
-    Raised once the current step has finished and the callbacks' ``on_interrupt`` hooks (e.g.
+    Raised once the current step has finished (SIGTERM) or been undone (Ctrl-C inside a
+    step's forward or backward pass) and the callbacks' ``on_interrupt`` hooks (e.g.
     :class:`Checkpoint`) have run. The fine-tuning estimators' ``fit`` and ``partial_fit``
     raise it too, after the current batch, leaving the estimator as it was.
 
@@ -227,6 +229,11 @@ class PretrainLoop:
 
         In the main thread, SIGTERM (a job scheduler's pre-emption) lets the current step
         finish, calls the ``on_interrupt`` hooks and raises :class:`TrainingInterrupted`.
+        Ctrl-C (SIGINT, where Python's handler raises ``KeyboardInterrupt``) also calls the
+        ``on_interrupt`` hooks, once the loop is left as described above, when a step was
+        counted since :meth:`run` began, and raises :class:`TrainingInterrupted` from the
+        ``KeyboardInterrupt`` (a ``KeyboardInterrupt`` raised by code, not by the signal, goes
+        on as it is, without them).
         With several processes, they agree every :attr:`stop_agreement_every` steps on whether
         any of them got the signal, and all stop after the same step. A SIGTERM handler that
         Python cannot read (``signal.getsignal`` is None: one an embedding program set before
@@ -241,9 +248,13 @@ class PretrainLoop:
         self.model.train()
         self._sigterm = {}
         self.stop_training = False
+        ctrl_c, first_step = {}, self.step
         with contextlib.ExitStack() as setup:  # failed, nothing began: all put back
             # SIGTERM noted in the main thread (a handler Python did not set is kept)
             setup.enter_context(noting_sigterm(self._sigterm))
+            # Ctrl-C noted, to save what was trained (a KeyboardInterrupt raised by code is a
+            # failure, as any error)
+            setup.enter_context(noting_ctrl_c(ctrl_c))
             if hasattr(self.optimizer, "register_step_pre_hook"):
                 setup.callback(self.optimizer.register_step_pre_hook(self._hold_ctrl_c).remove)
             restore = setup.pop_all()
@@ -264,6 +275,16 @@ class PretrainLoop:
                            if self.stop_training and self.epoch < self.n_epochs else
                            "the run is complete (with a Checkpoint, saved: the same fit again "
                            "returns it)"))
+        except KeyboardInterrupt as error:
+            # Ctrl-C: the loop is as an error leaves it (a step cut part-way undone), so its
+            # state resumes exactly; save what was trained since the run began, as on SIGTERM
+            if (isinstance(error, TrainingInterrupted) or not ctrl_c
+                    or self.step == first_step):
+                raise
+            self._notify("on_interrupt")
+            raise TrainingInterrupted(
+                f"stopped by Ctrl-C after step {self.step}; the callbacks saved what they save "
+                "(with a Checkpoint: call the same fit again to resume)") from error
         finally:
             self._shutdown_workers()
             self._notify("on_train_end")
