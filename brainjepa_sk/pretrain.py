@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import numbers
 import os
 from pathlib import Path
@@ -53,7 +54,7 @@ from .train import (
     window_loader,
 )
 from .train.distributed import on_main_process, process_device, world
-from .train.runs import find_shorter_run, run_key
+from .train.runs import find_shorter_run, plain_setting, run_key, unfinished_runs
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
@@ -91,6 +92,14 @@ _COUNT_QUANTILE_DEFAULT = (inspect.signature(SpatiotemporalMaskSampler)
 # What a model_size dict may set: the encoder's sizes (and BrainJEPA's other architecture
 # settings that no parameter of the pretrainer sets).
 _MODEL_SIZE_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")
+
+
+def _modified(path):
+    """A file's modification time; 0 for one gone since it was found."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
@@ -202,7 +211,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later
         ``fit`` of the same run resumes from it, so cross-validation folds can share the
         folder. Raising ``n_epochs`` extends a saved run of fewer epochs (the schedules follow
-        the new ``n_epochs`` from the step it continues at) instead of starting again.
+        the new ``n_epochs`` from the step it continues at) instead of starting again. Other
+        settings start another run, with a warning when the folder holds an unfinished run of
+        the same data (or the same settings) that says what differs.
         See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
         a run that will not be resumed. On SIGTERM (a scheduler's pre-emption) the current
         step finishes, the state is saved and ``fit`` raises
@@ -514,7 +525,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         return (isinstance(self.gradients, GradientPositioner)
                 and not isinstance(self.gradients.random_state, numbers.Integral))
 
-    def _fingerprint(self, config, subjects, preprocessor, gradients, device, mask_sampler,
+    def _fingerprint(self, config, data_digest, preprocessor, gradients, device, mask_sampler,
                      with_n_epochs=True):
         """Key of a training run: settings, data and seed. ``None`` when it cannot resume.
 
@@ -523,6 +534,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         """
         if not isinstance(self.random_state, numbers.Integral) or self._unseeded_gradients():
             return None  # an unseeded (or shared RandomState) run is not reproducible
+        params = self._run_settings(device, mask_sampler, with_n_epochs)
+        # the state format is part of the key: files of older layouts are not resumed
+        # the subjects (their digest), not the windows: files are never all read at once
+        return run_key([params, config, _STATE_FORMAT], digests=[data_digest],
+                       arrays=(gradients, preprocessor.median_, preprocessor.iqr_))
+
+    def _run_settings(self, device, mask_sampler, with_n_epochs=True):
+        """The parameters that shape a run, as its key counts them."""
         ignored = ("verbose", "device", "compile", "checkpoint_dir", "checkpoint_every",
                    "callbacks", "gradients", "pooling", "final_norm", "num_workers",
                    "accumulation_steps",
@@ -543,10 +562,26 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             params["masking"]["static_counts"] = [mask_sampler.n_context, mask_sampler.n_target]
         # the arithmetic, not how it was asked for ("auto" is "fp32" on a CPU)
         params["precision"] = "fp32" if resolve_autocast(self.precision, device) is None else "bf16"
-        # the state format is part of the key: files of older layouts are not resumed
-        # the subjects (their digest), not the windows: files are never all read at once
-        return run_key([params, config, _STATE_FORMAT], digests=[subjects_digest(subjects)],
-                       arrays=(gradients, preprocessor.median_, preprocessor.iqr_))
+        return params
+
+    def _described_settings(self, device, mask_sampler):
+        """The run's settings as plain values, one level deep (``masking__min_keep``), with the
+        gradients as given: saved with its state, to tell a user who changed one of them."""
+        params = self._run_settings(device, mask_sampler)
+        # the options as the sampler took them (the key counts count_quantile by its counts)
+        params["masking"] = {name: getattr(mask_sampler, name) for name in _MASKING_OPTIONS}
+        gradients = self.gradients
+        params["gradients"] = (repr(gradients) if isinstance(gradients, GradientPositioner)
+                               else os.fspath(gradients) if isinstance(gradients, (str, os.PathLike))
+                               else "an array" if gradients is not None else None)
+        plain = json.loads(json.dumps(params, sort_keys=True, default=plain_setting))
+        flat = {}
+        for name, value in plain.items():
+            if isinstance(value, dict) and name != "model_size":
+                flat.update({f"{name}__{key}": item for key, item in value.items()})
+            else:
+                flat[name] = value
+        return flat
 
     # -- fit ---------------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -639,16 +674,20 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         windows, subject_index = training_windows(preprocessor, subjects)
         dataset = (WindowDataset(windows, subject_index) if isinstance(windows, np.ndarray)
                    else windows)  # a LazyWindowDataset: read by the loader's workers
-        fingerprint = self._fingerprint(config, subjects, preprocessor, gradients, device,
+        data_digest = subjects_digest(subjects)
+        fingerprint = self._fingerprint(config, data_digest, preprocessor, gradients, device,
                                         mask_sampler)
-        lineage = self._fingerprint(config, subjects, preprocessor, gradients, device,
+        lineage = self._fingerprint(config, data_digest, preprocessor, gradients, device,
                                     mask_sampler, with_n_epochs=False)
+        run = {"keys": (fingerprint, lineage), "data": data_digest,
+               "n_subjects": len(subjects),
+               "settings": self._described_settings(device, mask_sampler)}
         # Initialisation and stochastic depth use torch's global generator: a seeded fork of it,
         # so that random_state decides them and the caller's state is left alone.
         with forked_rng(init_seed, device):
             model = BrainJEPA(gradients, **config).to(device).train()
             history = self._train(model, dataset, config, device, mask_sampler, data_seed,
-                                  (fingerprint, lineage), preprocessor)
+                                  run, preprocessor)
 
         self.model_ = model.cpu().eval()
         # so that weights=model_ preprocesses as the saved file does
@@ -687,10 +726,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 "set the masking options it names as masking={'<option>': ...} or "
                 "set_params(masking__<option>=...))") from error
 
-    def _train(self, model, dataset, config, device, mask_sampler, data_seed, keys,
+    def _train(self, model, dataset, config, device, mask_sampler, data_seed, run,
                preprocessor):
         """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
-        fingerprint, lineage = keys
+        fingerprint, lineage = run["keys"]
         rank, world_size = world()
         global_batch = min(int(self.batch_size), len(dataset))
         n_micro = int(self.accumulation_steps)
@@ -735,6 +774,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             name = _UNSEEDED_STATE_FILE if fingerprint is None else f"run-{fingerprint[:16]}.pt"
             extra = {"config": config, "preprocessing": storable_values(preprocessor.to_dict()),
                      "lineage": lineage, "n_epochs": int(self.n_epochs),
+                     # to tell a later fit that differs from this run in what (see
+                     # _tell_of_unfinished_runs)
+                     "data": run["data"], "n_subjects": run["n_subjects"],
+                     "settings": run["settings"],
                      **self._region_names()}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
                                     every_steps=self.checkpoint_every)
@@ -745,21 +788,56 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                             callbacks=callbacks, accumulation_steps=n_micro,
                             compile=device.type == "cuda" if isinstance(self.compile, str)
                             else bool(self.compile))
-        if checkpoint is not None and not checkpoint.restore(loop) and lineage is not None:
-            self._extend_shorter_run(loop, lineage)
+        if (checkpoint is not None and not checkpoint.restore(loop) and lineage is not None
+                and not self._extend_shorter_run(loop, lineage) and rank == 0):
+            self._tell_of_unfinished_runs(checkpoint.path, run)
         return loop.run()
 
     def _extend_shorter_run(self, loop, lineage):
         """Continue the furthest saved run that differs from this one only by fewer epochs."""
         best = find_shorter_run(self.checkpoint_dir, lineage, self.n_epochs)
         if best is None:
-            return
+            return False
         path, state = best
         loop.load_state_dict(state["loop"])
         warn_user(
             f"extending the run saved in {path} (n_epochs={state['extra']['n_epochs']}, "
             f"{loop.step} steps done) to n_epochs={self.n_epochs}: the schedules follow "
             f"n_epochs={self.n_epochs} from step {loop.step} on",
+        )
+        return True
+
+    def _tell_of_unfinished_runs(self, path, run):
+        """Warn when ``checkpoint_dir`` holds an unfinished run that differs from this new one
+        only by its settings or only by its data: a user resuming it with a setting or a file
+        changed would otherwise see it start afresh without a word."""
+        found = []
+        for other, extra, done in unfinished_runs(self.checkpoint_dir):
+            if other == path or "settings" not in extra:
+                continue  # this run's own file, or one saved before settings were kept
+            if extra.get("data") == run["data"]:
+                theirs, ours = extra["settings"], run["settings"]
+                changed = [f"{name}: {theirs.get(name)!r} there, {ours.get(name)!r} now"
+                           for name in sorted(set(theirs) | set(ours))
+                           if theirs.get(name) != ours.get(name)]
+                what = ("the same data but other settings ("
+                        + ("; ".join(changed) if changed else "other gradients") + ")")
+                found.append((_modified(other), other, extra, done, what,
+                              "a fit with its settings"))
+            elif extra["settings"] == run["settings"]:
+                what = (f"the same settings but other data ({extra.get('n_subjects')} subjects "
+                        f"there, {run['n_subjects']} now: subjects added, removed or changed)")
+                found.append((_modified(other), other, extra, done, what,
+                              "a fit on its data"))
+        if not found:
+            return
+        _, other, extra, done, what, how = max(found, key=lambda item: item[0])
+        more = f" (and {len(found) - 1} more such run(s))" if len(found) > 1 else ""
+        warn_user(
+            f"starting a new run from scratch in {path}: checkpoint_dir holds an unfinished "
+            f"run, {other} (stopped at step {done['step']}, {done['epoch']} of its "
+            f"n_epochs={extra['n_epochs']} epochs done){more}, with {what}, which {how} "
+            "would resume; delete its file if you no longer need it",
         )
 
     def _region_names(self):

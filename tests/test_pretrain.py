@@ -457,6 +457,30 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
         assert torch.equal(p, q)
 
 
+def test_a_new_run_beside_an_unfinished_one_says_what_differs(tmp_path):
+    """Fitting again after an interruption with a setting changed (or a subject added) starts
+    another run from scratch: a warning names the unfinished run and what differs, which
+    would otherwise go unnoticed. Finished runs, and the run resumed, are not warned of."""
+    X = _data()
+    with pytest.raises(KeyboardInterrupt):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                    callbacks=[_InterruptAfterEpoch(2)]).fit(X)
+    (unfinished,) = _state_files(tmp_path)
+    with pytest.warns(UserWarning, match="unfinished run") as record:
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=1e-3, batch_size=4).fit(X)
+    (message,) = [str(w.message) for w in record if "unfinished run" in str(w.message)]
+    assert str(unfinished) in message and "step 2, 1 of its n_epochs=2 epochs done" in message
+    assert ("the same data but other settings (batch_size: 8 there, 4 now; lr: 0.002 there, "
+            "0.001 now)") in message
+    with pytest.warns(UserWarning, match=r"the same settings but other data \(10 subjects "
+                                         r"there, 9 now"):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X[:9])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)  # resumed, now finished
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=5e-4).fit(X)
+
+
 class _StopAfterEpoch(Callback):
     """Asks the loop to stop after an epoch (1-based), through ``stop_training``."""
 
@@ -788,7 +812,11 @@ def test_count_quantile_is_part_of_the_run_only_with_static_shapes(static_shapes
         model.fit(X)
     steps_per_epoch, _CountSteps.steps = _CountSteps.steps // 2, 0
     model.set_params(callbacks=[_CountSteps()], masking__count_quantile=0.3)
-    model.fit(X)
+    with (pytest.warns(UserWarning, match=r"count_quantile: 0.1 there, 0.3 now")
+          if static_shapes else warnings.catch_warnings()):
+        if not static_shapes:
+            warnings.simplefilter("error")  # resumed: nothing to tell
+        model.fit(X)
     assert len(model.history_) == 2
     if static_shapes:  # other counts kept: a run of its own, trained from the start
         assert _CountSteps.steps == 2 * steps_per_epoch

@@ -17,7 +17,7 @@ from .._warnings import warn_user
 from .callbacks import peek_training_state, read_training_state
 from .runtime import expand_home, python_values
 
-__all__ = ["find_shorter_run", "run_key"]
+__all__ = ["find_shorter_run", "plain_setting", "run_key", "unfinished_runs"]
 
 
 def run_key(settings, digests=(), arrays=()):
@@ -45,7 +45,7 @@ def run_key(settings, digests=(), arrays=()):
     str
         64 hexadecimal characters.
     """
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=_plain).encode())
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=plain_setting).encode())
     for text in digests:
         digest.update(str(text).encode())
     absent = 0
@@ -65,10 +65,58 @@ def run_key(settings, digests=(), arrays=()):
     return digest.hexdigest()
 
 
-def _plain(value):
+def plain_setting(value):
+    """A setting JSON cannot write, as :func:`run_key` counts it: a NumPy number as the Python
+    number it equals, anything else as its ``repr``.
+
+    Parameters
+    ----------
+    value : object
+        A value ``json.dumps`` does not take.
+
+    Returns
+    -------
+    object
+        A value it takes.
+    """
     # numpy integers and booleans as their Python values, so that n_epochs=np.int64(4) finds
     # the run of n_epochs=4 (np.float64 is a float already; np.float32(1e-3) is another number)
     return python_values(value) if isinstance(value, np.generic) else repr(value)
+
+
+def unfinished_runs(folder, pattern="run-*.pt"):
+    """The saved runs in ``folder`` that stopped before their last epoch.
+
+    Told without reading their tensors
+    (:func:`~brainjepa_sk.train.callbacks.peek_training_state`); files that cannot be read so
+    are left out.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Where :class:`~brainjepa_sk.train.Checkpoint` files are saved.
+    pattern : str
+        Glob of the state files in ``folder``; by default ``"run-*.pt"``, the pretrainer's.
+
+    Returns
+    -------
+    list of (pathlib.Path, dict, dict)
+        Each file, its ``extra`` and its ``{"epoch": ..., "step": ...}`` (epochs and optimizer
+        steps done), for the files whose ``extra`` records an ``n_epochs`` they have not
+        reached, in the order of their names.
+    """
+    found = []
+    for path in sorted(expand_home(folder).glob(pattern)):
+        peeked = peek_training_state(path)
+        if peeked is None:
+            continue
+        extra = peeked.get("extra") or {}
+        loop = peeked["loop"] if isinstance(peeked["loop"], dict) else {}
+        done = {"epoch": loop.get("epoch"), "step": loop.get("step")}
+        if (isinstance(extra, dict) and isinstance(extra.get("n_epochs"), int)
+                and isinstance(done["epoch"], int) and done["epoch"] < extra["n_epochs"]):
+            found.append((path, extra, done))
+    return found
 
 
 def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
