@@ -765,8 +765,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         if len(monitor) < 2:
             warn_user("a single training window: the collapse monitors of history_ "
                       "(target_std, effective_rank) measure a spread across windows and are NaN")
-        callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_,
-                     ProgressBar(disable=not self.verbose or rank != 0)]
+        progress = ProgressBar(disable=not self.verbose or rank != 0)
+        callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_, progress]
         checkpoint = None
         if self.checkpoint_dir:
             # one file per run (settings, data, seed): folds of a cross-validation sharing a
@@ -788,16 +788,24 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                             callbacks=callbacks, accumulation_steps=n_micro,
                             compile=device.type == "cuda" if isinstance(self.compile, str)
                             else bool(self.compile))
-        if (checkpoint is not None and not checkpoint.restore(loop) and lineage is not None
-                and not self._extend_shorter_run(loop, lineage) and rank == 0):
-            self._tell_of_unfinished_runs(checkpoint.path, run)
+        if checkpoint is not None and checkpoint.restore(loop):
+            # a bar that starts part-way (or full: the run was finished) says where from
+            how = "finished run loaded" if loop.epoch >= loop.n_epochs else "resumed"
+            progress.desc = f"pretraining, {how} from {checkpoint.path}"
+        elif checkpoint is not None and lineage is not None:
+            extended = self._extend_shorter_run(loop, lineage)
+            if extended:
+                progress.desc = f"pretraining, extending {extended}"
+            elif rank == 0:
+                self._tell_of_unfinished_runs(checkpoint.path, run)
         return loop.run()
 
     def _extend_shorter_run(self, loop, lineage):
-        """Continue the furthest saved run that differs from this one only by fewer epochs."""
+        """Continue the furthest saved run that differs from this one only by fewer epochs;
+        return its file (None when there is none)."""
         best = find_shorter_run(self.checkpoint_dir, lineage, self.n_epochs)
         if best is None:
-            return False
+            return None
         path, state = best
         loop.load_state_dict(state["loop"])
         warn_user(
@@ -805,7 +813,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             f"{loop.step} steps done) to n_epochs={self.n_epochs}: the schedules follow "
             f"n_epochs={self.n_epochs} from step {loop.step} on",
         )
-        return True
+        return path
 
     def _tell_of_unfinished_runs(self, path, run):
         """Warn when ``checkpoint_dir`` holds an unfinished run that differs from this new one

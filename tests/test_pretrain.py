@@ -74,6 +74,24 @@ def test_verbose_decides_whether_progress_is_shown(verbose, capfd):
     assert bool(out + err) is bool(verbose)
 
 
+def test_the_progress_bar_names_the_run_file_it_resumes_or_returns(tmp_path, capfd):
+    """A resumed run's bar starts part-way and a finished run's is full at once: each says
+    which file it came from, and an extended run names the shorter run's file."""
+    X = _data()
+    with pytest.raises(KeyboardInterrupt):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                    callbacks=[_InterruptAfterEpoch(2)]).fit(X)
+    (state_file,) = _state_files(tmp_path)
+    capfd.readouterr()
+    _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, verbose=1).fit(X)
+    assert f"pretraining, resumed from {state_file}" in capfd.readouterr().err
+    _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, verbose=1).fit(X)
+    assert f"pretraining, finished run loaded from {state_file}" in capfd.readouterr().err
+    with pytest.warns(UserWarning, match="extending the run"):
+        _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, verbose=1).fit(X)
+    assert f"pretraining, extending {state_file}" in capfd.readouterr().err
+
+
 def test_fit_trains_and_records_history():
     X = _data()
     model = _pretrainer().fit(X)
