@@ -87,6 +87,7 @@ def expand_subject_paths(pattern):
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
             f"subject; {', '.join(SUBJECT_FILE_SUFFIXES)}), or arrays{_stray_spaces(pattern)}"
+            f"{_relative(pattern)}"
         )
     return paths
 
@@ -99,6 +100,14 @@ def _stray_spaces(path):
         return ""
     return (f" (the name has spaces or a line end around it, {name!r}; without them it names "
             f"{name.strip()}: strip the names read from a file)")
+
+
+def _relative(path):
+    """Where a relative path was looked for (a script run from another folder than its data,
+    a notebook started elsewhere); "" for an absolute one."""
+    if os.path.isabs(os.fspath(path)):
+        return ""
+    return f" (a relative path, looked for from the current folder {os.getcwd()})"
 
 
 #: Cells that stand for a missing value (fMRIPrep writes ``n/a``): numbers, not names.
@@ -578,7 +587,8 @@ def read_subject_file(path):
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a subject file: give its files or a glob")
     if not path.is_file():
-        raise FileNotFoundError(f"subject file not found: {path}{_stray_spaces(path)}")
+        raise FileNotFoundError(
+            f"subject file not found: {path}{_stray_spaces(path)}{_relative(path)}")
     suffix = path.suffix.lower()
     if suffix not in SUBJECT_FILE_SUFFIXES:
         shown = "".join(path.suffixes[-2:]) if suffix == ".gz" else path.suffix

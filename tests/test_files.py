@@ -123,6 +123,22 @@ def test_an_embedder_fits_and_transforms_files(tmp_path, series):
     np.testing.assert_allclose(from_files, embedder.transform(series), rtol=1e-6)
 
 
+def test_a_relative_path_not_found_names_the_current_folder(tmp_path, monkeypatch):
+    """A script run from another folder than its data finds no files: the error says from
+    which folder a relative glob or path was looked for (absolute ones need no such note)."""
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path / "data")
+    with pytest.raises(ValueError, match=r"no subject files match 'data/\*\.npy'.*current "
+                                         rf"folder {re.escape(str(tmp_path / 'data'))}\)"):
+        validate_subjects("data/*.npy")
+    with pytest.raises(FileNotFoundError, match=r"not found: data/sub-01\.npy .*current "
+                                                rf"folder {re.escape(str(tmp_path / 'data'))}\)"):
+        validate_subjects(["data/sub-01.npy"])
+    with pytest.raises(ValueError, match="no subject files match") as info:
+        validate_subjects(str(tmp_path / "nothing-*"))
+    assert "current folder" not in str(info.value)
+
+
 def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="no subject files match .*nothing-\\*"):
         validate_subjects(str(tmp_path / "nothing-*"))
