@@ -120,7 +120,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     ----------
     gradients : GradientPositioner, array-like, str or path-like, optional
         Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
-        and fitted on the training ``X``; an array ``(n_regions, n_components)`` or a CSV/NPY
+        and fitted on the training ``X`` (one fitted beforehand on other data is fitted again,
+        with a warning: pass its ``gradients_`` to use them); an array ``(n_regions, n_components)`` or a CSV/NPY
         path is used as it is, its rows in the order of X's columns. A DataFrame indexed by
         X's region names is put in the order of X's columns (other names warn); with X
         without names, its index is saved as the region names of the model. Only string
@@ -495,6 +496,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                     "gradients=GradientPositioner(...) with settings for this atlas, or a "
                     "gradient matrix") from None
             gradients = positioner.fit(subjects).gradients_
+            fitted = getattr(source, "gradients_", None)
+            if fitted is not None and not (np.shape(fitted) == gradients.shape
+                                           and np.array_equal(fitted, gradients)):
+                # fitted beforehand (on a larger corpus, say): its gradients were meant to be
+                # used, and would otherwise be replaced without a word
+                warn_user(
+                    f"gradients={source!r} is a fitted GradientPositioner whose gradients_ "
+                    "differ from those fitted on X: the pretrainer fits a clone of it on X (so "
+                    "that a cross-validation does not leak) and does not use them; to use "
+                    "them, pass gradients=positioner.gradients_ (or their file)")
         elif hasattr(source, "fit"):
             # the constraints accept any estimator; only a GradientPositioner gives positions
             # (load_gradients would call it "not numeric (dtype object)")

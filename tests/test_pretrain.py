@@ -249,6 +249,22 @@ def test_gradient_positioner_is_fitted_inside_fit():
     torch.testing.assert_close(model.model_.gradients.double(), torch.from_numpy(expected))
 
 
+def test_a_positioner_fitted_on_other_subjects_warns_that_its_gradients_are_not_used():
+    """A positioner fitted beforehand (on a larger corpus, say) is fitted again on X: its
+    gradients_ were replaced without a word. Fitted on the same X, nothing is lost and
+    nothing is said."""
+    X = _data()
+    positioner = GradientPositioner(n_components=3, sparsity=0.5).fit(_data(seed=1))
+    with pytest.warns(UserWarning, match=r"fitted GradientPositioner whose gradients_ differ.*"
+                                         r"gradients=positioner\.gradients_"):
+        model = _pretrainer(gradients=positioner, n_epochs=1).fit(X)
+    assert not np.array_equal(model.gradients_, positioner.gradients_)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(gradients=positioner.fit(X), n_epochs=1).fit(X)
+        _pretrainer(gradients=positioner.gradients_, n_epochs=1).fit(_data(seed=2))
+
+
 def test_a_connectivity_positioner_is_refused_naming_the_time_series():
     """The pretrainer fits its positioner on X, which is time series: kind='connectivity'
     read them as matrices and failed with numpy's 'inhomogeneous shape' (scans of different
