@@ -50,6 +50,7 @@ from .train import (
     PretrainSchedule,
     ProgressBar,
     ShuffleSampler,
+    TrainingInterrupted,
     WindowDataset,
     window_loader,
 )
@@ -809,7 +810,24 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 progress.desc = f"pretraining, extending {extended}"
             elif rank == 0:
                 self._tell_of_unfinished_runs(checkpoint.path, run)
-        return loop.run()
+        try:
+            return loop.run()
+        except TrainingInterrupted as error:
+            # the loop's message speaks of callbacks; say what became of this run
+            stopped = str(error).split(";")[0]
+            if checkpoint is None:
+                what = ("nothing was saved (checkpoint_dir is not set), so fitting again starts "
+                        "from scratch: set checkpoint_dir to make a run resumable")
+            elif fingerprint is None:
+                what = (f"its state is in {checkpoint.path}, but a run whose random_state is not "
+                        "an int is never resumed: pass an int random_state to make it resumable")
+            elif loop.epoch >= loop.n_epochs:
+                what = (f"the run is complete and saved in {checkpoint.path}: the same fit again "
+                        "returns it")
+            else:
+                what = (f"its state is saved in {checkpoint.path} (step {loop.step} of "
+                        f"{loop.n_epochs * loop.steps_per_epoch}): the same fit again resumes it")
+            raise TrainingInterrupted(f"pretraining {stopped}; {what}") from error
 
     def _extend_shorter_run(self, loop, lineage):
         """Continue the furthest saved run that differs from this one only by fewer epochs;

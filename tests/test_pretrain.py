@@ -1279,16 +1279,25 @@ def test_sigterm_inside_an_epoch_saves_and_the_next_fit_resumes_exactly(tmp_path
     uninterrupted = _pretrainer(n_epochs=3, drop_path_rate=0.2).fit(X)
     run = _pretrainer(n_epochs=3, drop_path_rate=0.2, checkpoint_dir=tmp_path,
                       checkpoint_every=1, callbacks=[_SigtermAt(3)])
-    with pytest.raises(TrainingInterrupted, match="SIGTERM after step 3"):
+    with pytest.raises(TrainingInterrupted, match="SIGTERM after step 3") as info:
         run.fit(X)
     assert not hasattr(run, "model_")
     (state_file,) = _state_files(tmp_path)
+    # the message says where the run is, not what "the callbacks" did
+    assert str(info.value) == (f"pretraining stopped by SIGTERM after step 3; its state is saved "
+                               f"in {state_file} (step 3 of 6): the same fit again resumes it")
     assert torch.load(state_file, weights_only=True)["loop"]["step_in_epoch"] == 1
     resumed = run.set_params(callbacks=None).fit(X)
     assert resumed.history_ == uninterrupted.history_
     for p, q in zip(resumed.model_.state_dict().values(),
                     uninterrupted.model_.state_dict().values()):
         assert torch.equal(p, q)
+
+
+def test_sigterm_without_checkpoint_dir_says_nothing_was_saved():
+    with pytest.raises(TrainingInterrupted, match=r"SIGTERM after step 1; nothing was saved "
+                                                  r"\(checkpoint_dir is not set\)"):
+        _pretrainer(n_epochs=2, callbacks=[_SigtermAt(1)]).fit(_data())
 
 
 @pytest.mark.parametrize("every", [0, 1.5, "2"])
