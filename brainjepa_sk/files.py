@@ -89,7 +89,28 @@ def expand_subject_paths(pattern):
             f"subject; {', '.join(SUBJECT_FILE_SUFFIXES)}), or arrays{_stray_spaces(pattern)}"
             f"{_relative(pattern)}"
         )
+    _check_only_subject_files(pattern, paths)
     return paths
+
+
+def _check_only_subject_files(pattern, paths):
+    """Refuse a glob that matches subject files and others beside them (a model or a run's
+    state saved in the data folder, a JSON sidecar), naming the others and a narrower glob;
+    one that matches no subject file at all is left to the reader's advice (a NIfTI image)."""
+    suffixes = [path.suffix.lower() for path in paths]
+    others = [path for path, suffix in zip(paths, suffixes) if suffix not in SUBJECT_FILE_SUFFIXES]
+    kept = [suffix for suffix in suffixes if suffix in SUBJECT_FILE_SUFFIXES]
+    if not others or not kept:
+        return
+    common = max(SUBJECT_FILE_SUFFIXES, key=kept.count)
+    narrower = (f", e.g. {pattern + common!r}" if pattern.endswith("*")
+                and len(set(kept)) == 1 else "")
+    shown = ", ".join(str(path) for path in others[:3]) + (
+        f" and {len(others) - 3} more" if len(others) > 3 else "")
+    raise ValueError(
+        f"the glob {pattern!r} matches {len(kept)} subject file(s) but also {len(others)} "
+        f"other file(s), which are not subjects: {shown}; narrow it to the subjects' files"
+        f"{narrower} (subject files are {', '.join(SUBJECT_FILE_SUFFIXES)})")
 
 
 def _stray_spaces(path):

@@ -139,6 +139,26 @@ def test_a_relative_path_not_found_names_the_current_folder(tmp_path, monkeypatc
     assert "current folder" not in str(info.value)
 
 
+def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
+    """A model or a pretraining run saved in the data folder (checkpoint_dir set to it) made
+    the next fit on its glob fail on that file as an unknown subject file type: the glob is
+    named, with the other files and a narrower glob."""
+    for i in range(2):
+        np.save(tmp_path / f"sub-{i}.npy", np.random.default_rng(i).standard_normal((20, 3)))
+    (tmp_path / "run-0123.pt").write_bytes(b"state")
+    (tmp_path / "sub-0.json").write_text("{}")
+    pattern = str(tmp_path / "*")
+    with pytest.raises(ValueError, match=(
+            rf"the glob {re.escape(repr(pattern))} matches 2 subject file\(s\) but also 2 other "
+            rf"file\(s\), which are not subjects: .*run-0123\.pt, .*sub-0\.json; narrow it to "
+            rf"the subjects' files, e\.g\. {re.escape(repr(pattern + '.npy'))}")):
+        validate_subjects(pattern)
+    assert len(validate_subjects(str(tmp_path / "*.npy"))) == 2
+    (tmp_path / "image.nii.gz").write_text("")  # no subject file at all: the reader's advice
+    with pytest.raises(ValueError, match="unknown subject file type '.nii.gz'"):
+        validate_subjects(str(tmp_path / "*.gz"))
+
+
 def test_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="no subject files match .*nothing-\\*"):
         validate_subjects(str(tmp_path / "nothing-*"))
