@@ -863,7 +863,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                               "a fit with its settings"))
             elif extra["settings"] == run["settings"]:
                 what = (f"the same settings but other data ({extra.get('n_subjects')} subjects "
-                        f"there, {run['n_subjects']} now: subjects added, removed or changed)")
+                        f"there, {run['n_subjects']} now: subjects added, removed, changed or put in another order)")
                 found.append((_modified(other), other, extra, done, what,
                               "a fit on its data"))
         if not found:

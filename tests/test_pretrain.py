@@ -509,6 +509,9 @@ def test_a_new_run_beside_an_unfinished_one_says_what_differs(tmp_path):
     with pytest.warns(UserWarning, match=r"the same settings but other data \(10 subjects "
                                          r"there, 9 now"):
         _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X[:9])
+    with pytest.warns(UserWarning, match=r"other data \(10 subjects there, 10 now: .*another "
+                                         r"order\)"):  # the same files, listed otherwise
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X[::-1])
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)  # resumed, now finished
