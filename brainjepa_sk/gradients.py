@@ -316,7 +316,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         ``int(n_regions * (1 - sparsity)) >= 2``. ``None`` or 0 keeps all.
     kind : {"timeseries", "connectivity"}, default="timeseries"
         What ``X`` holds. ``"timeseries"``: subjects' ROI time series, list of
-        ``(n_timepoints, n_regions)`` arrays or DataFrames or a 3-D array; each subject's
+        ``(n_timepoints, n_regions)`` arrays or DataFrames, a 3-D array, or files (a glob or a
+        list of paths, one subject each; see :mod:`brainjepa_sk.files`); each subject's
         connectivity is nilearn's ``ConnectivityMeasure(kind="correlation")`` (Ledoit-Wolf
         shrunk). ``"connectivity"``: connectivity matrices, ``(n_subjects, n_regions, n_regions)``
         or a single ``(n_regions, n_regions)`` matrix (array or DataFrame; a DataFrame's rows
@@ -509,7 +510,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         ----------
         X : list of array-like of shape (n_timepoints, n_regions), or array-like
             With ``kind="timeseries"``: subjects' ROI time series (list of 2-D arrays or
-            DataFrames, or a 3-D array ``(n_subjects, n_timepoints, n_regions)``). With
+            DataFrames, a 3-D array ``(n_subjects, n_timepoints, n_regions)``, or files: a glob
+            or a list of paths, read one at a time). With
             ``kind="connectivity"``: ``(n_subjects, n_regions, n_regions)`` or one
             ``(n_regions, n_regions)`` matrix.
         y : None
