@@ -895,12 +895,20 @@ def validate_connectivity(X):
     Raises
     ------
     ValueError
-        Naming the problem: not numeric, not finite, wrong shape, matrices of different sizes,
-        not square, not symmetric, or (a list of DataFrames) a matrix whose region names
-        differ from those of the matrices before it.
+        Naming the problem: files (a glob or paths) instead of matrices, not numeric, not
+        finite, wrong shape, matrices of different sizes, not square, not symmetric, or (a list
+        of DataFrames) a matrix whose region names differ from those of the matrices before it.
     TypeError
         Column names of mixed types (some strings), as scikit-learn's estimators raise.
     """
+    listed = _paths_as_list(X)
+    if is_path(X) or (isinstance(listed, (list, tuple)) and listed
+                      and all(is_path(item) for item in listed)):
+        # read as numbers, paths gave "could not convert string to float: 'c0.npy'"
+        raise ValueError(
+            "with kind='connectivity', X must be the matrices themselves, not files (files are "
+            "read as subjects' time series, with kind='timeseries'): load them first, e.g. "
+            "numpy.stack([numpy.load(path) for path in sorted(glob.glob(pattern))])")
     if isinstance(X, (list, tuple)):
         X = [_rows_in_column_order(matrix) for matrix in X]
     else:
@@ -990,7 +998,6 @@ def validate_connectivity(X):
             f"{asymmetry[bad[0]]:.3g} > {tolerance:.3g})"
         )
     return array, names
-
 
 
 def check_rows(rows, n_subjects):

@@ -438,6 +438,20 @@ def test_bad_connectivity():
         GradientPositioner(kind="connectivity", **SMALL).fit(np.ones((2, 2, 4, 4)))
 
 
+def test_connectivity_files_are_told_to_be_loaded_first(tmp_path):
+    """Files are subjects' time series: a glob or paths of matrices with kind='connectivity'
+    failed with "could not convert string to float: '.../c0.npy'"."""
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"c{i}.npy")
+        np.save(paths[-1], np.eye(6))
+    positioner = GradientPositioner(kind="connectivity", n_components=2, sparsity=None)
+    for X in (str(tmp_path / "*.npy"), paths, [str(p) for p in paths], np.array(paths, str)):
+        with pytest.raises(ValueError, match=r"kind='connectivity', X must be the matrices "
+                                             r"themselves, not files.*numpy\.load"):
+            positioner.fit(X)
+
+
 def test_connectivity_matrices_of_different_sizes_are_named():
     """Matrices of several sizes (or time series of different lengths given with
     kind='connectivity') raised numpy's 'setting an array element with a sequence ...
