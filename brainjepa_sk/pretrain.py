@@ -819,8 +819,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 what = ("nothing was saved (checkpoint_dir is not set), so fitting again starts "
                         "from scratch: set checkpoint_dir to make a run resumable")
             elif fingerprint is None:
-                what = (f"its state is in {checkpoint.path}, but a run whose random_state is not "
-                        "an int is never resumed: pass an int random_state to make it resumable")
+                whose = ("GradientPositioner's random_state" if self._unseeded_gradients()
+                         and isinstance(self.random_state, numbers.Integral) else "random_state")
+                what = (f"its state is in {checkpoint.path}, but a run whose {whose} is not an "
+                        f"int is never resumed: pass an int {whose} to make it resumable")
             elif loop.epoch >= loop.n_epochs:
                 what = (f"the run is complete and saved in {checkpoint.path}: the same fit again "
                         "returns it")

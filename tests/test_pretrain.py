@@ -1303,6 +1303,20 @@ def test_sigterm_without_checkpoint_dir_says_nothing_was_saved():
         _pretrainer(n_epochs=2, callbacks=[_SigtermAt(1)]).fit(_data())
 
 
+@pytest.mark.parametrize("settings, whose", [
+    (dict(random_state=None), "random_state"),
+    (dict(gradients=GradientPositioner(n_components=3, sparsity=0.5, random_state=None)),
+     "GradientPositioner's random_state")])
+def test_sigterm_of_an_unseeded_run_says_it_is_never_resumed(settings, whose, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning at once that it cannot be resumed
+        with pytest.raises(TrainingInterrupted, match=(
+                rf"SIGTERM after step 1; its state is in .*unseeded\.pt, but a run whose {whose} "
+                rf"is not an int is never resumed: pass an int {whose}")):
+            _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, callbacks=[_SigtermAt(1)],
+                        **settings).fit(_data())
+
+
 @pytest.mark.parametrize("every", [0, 1.5, "2"])
 def test_checkpoint_every_is_checked(every, tmp_path):
     with pytest.raises(ValueError, match="'checkpoint_every' parameter of BrainJEPAPretrainer"):
