@@ -52,6 +52,7 @@ __all__ = ["check_parameters", "restore_on_error", "embed_windows"]
 #: Subjects preprocessed and embedded together by ``transform`` (bounds its memory).
 SUBJECTS_PER_CHUNK = 64
 
+
 @contextlib.contextmanager
 def restore_on_error(estimator):
     """Undo every attribute change made to ``estimator`` inside the block if it raises.
@@ -642,8 +643,11 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
     pickles load anywhere), ``preprocessor_``, and ``pooling``, ``final_norm``, ``batch_size``,
     ``device`` and ``precision`` with their ``_parameter_constraints`` (``transform`` checks
     them, as they are read when it runs). A copy of the encoder on the compute device is cached
-    between calls and left out of pickles.
+    between calls and left out of pickles. ``_not_fitted_message``, where set, is the message
+    of the ``NotFittedError`` of an estimator used before ``fit``.
     """
+
+    _not_fitted_message = None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -711,7 +715,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
 
         from .validation import validate_subjects
 
-        check_is_fitted(self)
+        check_is_fitted(self, msg=self._not_fitted_message)
         # read live (set_params after fit applies), so checked here as fit checks them: int()
         # and bool() took batch_size=2.5 or final_norm="no"; batch_size=0 failed in range()
         check_parameters(self, _READOUT_PARAMETERS)
@@ -794,7 +798,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         """
         from sklearn.utils.validation import check_is_fitted
 
-        check_is_fitted(self)
+        check_is_fitted(self, msg=self._not_fitted_message)
         check_parameters(self, ("pooling",))  # another value fell through to "roi"'s names
         dim = self._fitted_encoder().embed_dim
         if self.pooling == "tokens":

@@ -130,6 +130,12 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit
     _FROZEN_AT_FIT = (*WEIGHTS_PARAMETERS, *PREPROCESSING_PARAMETERS)
 
+    # weights given, a user may take the embedder for ready: its fit reads them
+    _not_fitted_message = (
+        "This %(name)s instance is not fitted yet: its fit(X) loads the weights and checks X's "
+        "regions against them (it trains nothing). Call fit(X) or fit_transform(X) before "
+        "using it.")
+
     _parameter_constraints = {
         **EMBEDDING_CONSTRAINTS,
         **WEIGHTS_CONSTRAINTS,

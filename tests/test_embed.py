@@ -1075,6 +1075,19 @@ def test_a_failed_first_fit_leaves_the_embedder_unfitted():
         embedder.transform(_subjects())
 
 
+def test_an_embedder_used_before_fit_says_that_fit_loads_the_weights():
+    """Given a saved model as weights, an embedder looks ready to use; scikit-learn's message
+    only said to call fit, as if it had to be trained."""
+    from sklearn.exceptions import NotFittedError
+
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu")
+    for use in (embedder.transform, embedder.get_feature_names_out):
+        with pytest.raises(NotFittedError, match=r"BrainJEPAEmbedder instance is not fitted "
+                                                 r"yet: its fit\(X\) loads the weights .*trains "
+                                                 r"nothing"):
+            use(_subjects()) if use == embedder.transform else use()
+
+
 def test_a_normalization_given_explicitly_replaces_the_checkpoints(tmp_path):
     """The checkpoint's scaling (robust, with statistics of other data) is the default; a
     normalization given explicitly is used instead, learned from the fit's subjects."""
