@@ -491,6 +491,20 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
         assert torch.equal(p, q)
 
 
+def test_unfinished_runs_lists_the_runs_stopped_before_their_last_epoch(tmp_path):
+    from brainjepa_sk.train import unfinished_runs
+
+    X = _data()
+    with pytest.raises(KeyboardInterrupt):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                    callbacks=[_InterruptAfterEpoch(2)]).fit(X)
+    ((path, extra, done),) = unfinished_runs(tmp_path)
+    assert path == _state_files(tmp_path)[0] and extra["n_epochs"] == 2
+    assert done == {"epoch": 1, "step": 2}
+    _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)  # resumed and finished
+    assert unfinished_runs(tmp_path) == []
+
+
 def test_a_new_run_beside_an_unfinished_one_says_what_differs(tmp_path):
     """Fitting again after an interruption with a setting changed (or a subject added) starts
     another run from scratch: a warning names the unfinished run and what differs, which

@@ -17,7 +17,7 @@ from .callbacks import (
 from .data import LazyWindowDataset, ShuffleSampler, WindowDataset, window_loader
 from .loop import PretrainLoop, TrainingInterrupted
 from .optim import layer_decay_groups, make_optimizer, parameter_groups, set_hyperparameters
-from .runs import find_shorter_run, run_key
+from .runs import find_shorter_run, run_key, unfinished_runs
 from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
 from .step import train_step
 
@@ -44,6 +44,7 @@ __all__ = [
     "run_key",
     "set_hyperparameters",
     "train_step",
+    "unfinished_runs",
     "warmup_cosine",
     "window_loader",
 ]
