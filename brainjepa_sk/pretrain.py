@@ -7,6 +7,7 @@ import inspect
 import json
 import numbers
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -583,7 +584,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         # the options as the sampler took them (the key counts count_quantile by its counts)
         params["masking"] = {name: getattr(mask_sampler, name) for name in _MASKING_OPTIONS}
         gradients = self.gradients
-        params["gradients"] = (repr(gradients) if isinstance(gradients, GradientPositioner)
+        # a callable kernel's repr holds its address, another in every process
+        params["gradients"] = (re.sub(r" at 0x[0-9a-fA-F]+", "", repr(gradients))
+                               if isinstance(gradients, GradientPositioner)
                                else os.fspath(gradients) if isinstance(gradients, (str, os.PathLike))
                                else "an array" if gradients is not None else None)
         plain = json.loads(json.dumps(params, sort_keys=True, default=plain_setting))

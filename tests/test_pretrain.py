@@ -491,6 +491,26 @@ def test_interrupted_fit_resumes_from_its_checkpoint(tmp_path):
         assert torch.equal(p, q)
 
 
+def _cosine_kernel(x):
+    return x @ x.T / np.outer(np.linalg.norm(x, axis=1), np.linalg.norm(x, axis=1))
+
+
+def test_the_settings_a_run_keeps_do_not_hold_addresses(tmp_path):
+    """A positioner with a callable kernel is written with the function's address, another in
+    every process: the warning of an unfinished run named it as a setting that differs."""
+    from brainjepa_sk.train import unfinished_runs
+
+    X = _data()
+    settings = dict(n_epochs=2, checkpoint_dir=tmp_path,
+                    gradients=GradientPositioner(n_components=3, sparsity=0.5,
+                                                 kernel=_cosine_kernel))
+    with pytest.raises(KeyboardInterrupt):
+        _pretrainer(callbacks=[_InterruptAfterEpoch(2)], **settings).fit(X)
+    ((_, extra, _),) = unfinished_runs(tmp_path)
+    assert " at 0x" not in extra["settings"]["gradients"]
+    assert "kernel=<function _cosine_kernel>" in extra["settings"]["gradients"]
+
+
 def test_unfinished_runs_lists_the_runs_stopped_before_their_last_epoch(tmp_path):
     from brainjepa_sk.train import unfinished_runs
 
