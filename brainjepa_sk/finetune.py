@@ -36,6 +36,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import (
+    Callback,
     Checkpoint,
     LoadInitState,
     LRScheduler,
@@ -500,6 +501,7 @@ class _FineTuneBase(SubjectsInputMixin):
         self
             The net, its ``callbacks_`` set.
         """
+        self._check_callbacks()
         super().initialize_callbacks()
         names = dict(self.callbacks_)
         if isinstance(names.get("lr_schedule"), WarmupCosineLR):
@@ -836,6 +838,7 @@ class _FineTuneBase(SubjectsInputMixin):
     def _build_optimizer(self):
         """A new optimizer over the layer-wise groups, from the current settings (which the
         optimizer's constructor checks)."""
+        self._check_optimizer()
         if "param_groups" in self.get_params_for("optimizer"):
             raise ValueError("optimizer__param_groups is not supported: the parameter groups "
                              "come from layer_decay (set layer_decay=1 to turn it off)")
@@ -1436,7 +1439,50 @@ class _FineTuneBase(SubjectsInputMixin):
         pass
 
     def _check_values(self):
-        """Check what the parameter constraints do not (the values inside a parameter)."""
+        """Check what the parameter constraints do not (the values inside a parameter), and
+        the torch components, which skorch calls only once the model is built."""
+        self._check_optimizer()
+        criterion = self.criterion
+        if not callable(criterion):
+            # skorch called it once the preprocessing and the model were built: "'str' object
+            # is not callable"
+            raise ValueError(
+                f"criterion={criterion!r} is not a loss: pass a torch loss class, such as "
+                f"criterion={self._CRITERION_EXAMPLE}, with its settings as criterion__* "
+                "(criterion__reduction='mean')")
+        self._check_callbacks()
+
+    def _check_optimizer(self):
+        """Refuse an ``optimizer`` that is no optimizer class (a name, a built optimizer)."""
+        optimizer = self.optimizer
+        if callable(optimizer):
+            return
+        if isinstance(optimizer, torch.optim.Optimizer):
+            what = ("an optimizer already built over parameters: pass its class "
+                    f"(optimizer=torch.optim.{type(optimizer).__name__}), which the net builds "
+                    "over the encoder's layer-wise groups")
+        else:
+            what = "not an optimizer class: pass a torch optimizer class, such as " \
+                   "optimizer=torch.optim.Adam (torch.optim.AdamW is the default)"
+        # skorch called it once the model was built: "'str' object is not callable"
+        raise ValueError(f"optimizer={optimizer!r} is {what}, with its settings as "
+                         "optimizer__* (optimizer__betas=(0.9, 0.99))")
+
+    def _check_callbacks(self):
+        """Refuse ``callbacks`` that are no list (skorch failed with "can only concatenate list
+        (not "EarlyStopping") to list")."""
+        callbacks = self.callbacks
+        if callbacks is None or isinstance(callbacks, list) or (
+                isinstance(callbacks, str) and callbacks == "disable"):
+            return
+        if isinstance(callbacks, tuple) and not callbacks:  # skorch takes it as none
+            return
+        example = (f"callbacks=[{type(callbacks).__name__}(...)]"
+                   if isinstance(callbacks, Callback) else "callbacks=[EarlyStopping()]")
+        raise ValueError(
+            f"callbacks={callbacks!r} is not a list: pass a list of callbacks (or of "
+            f"(name, callback) pairs), e.g. {example} for one, None, or 'disable' to turn "
+            "skorch's default callbacks off")
 
     def _set_class_weights(self, window_targets):
         pass
@@ -1627,6 +1673,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         self.class_weight = class_weight
         super().__init__(weights, criterion=criterion, **kwargs)
 
+    _CRITERION_EXAMPLE = "torch.nn.CrossEntropyLoss"
+
     _parameter_constraints = {
         **_FineTuneBase._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
@@ -1745,6 +1793,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         return np.asarray(self._fit_classes_)[targets]
 
     def _check_values(self):
+        super()._check_values()
         criterion = self.criterion
         if isinstance(criterion, functools.partial):  # a class with arguments bound
             criterion = criterion.func
@@ -1956,6 +2005,8 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
                  standardize_targets=True, **kwargs):
         self.standardize_targets = standardize_targets
         super().__init__(weights, criterion=criterion, **kwargs)
+
+    _CRITERION_EXAMPLE = "torch.nn.HuberLoss"
 
     _parameter_constraints = {
         **_FineTuneBase._parameter_constraints,

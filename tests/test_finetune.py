@@ -477,6 +477,50 @@ def test_a_binary_cross_entropy_criterion_is_refused_naming_crossentropyloss(cri
         BrainJEPAClassifier(tiny_module(), criterion=criterion, **fast(max_epochs=1)).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_an_optimizer_or_criterion_given_by_name_is_refused_before_a_fit_naming_a_class(
+        estimator):
+    """optimizer="adam" (as MLPClassifier's solver) and criterion="cross_entropy" failed once
+    the preprocessing and the model were built, with Python's "'str' object is not
+    callable"."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    with pytest.raises(ValueError, match=r"optimizer='adam' is not an optimizer class.*"
+                                         r"torch\.optim\.Adam"):
+        estimator(tiny_module(), optimizer="adam", **fast(max_epochs=1)).fit(X, y)
+    example = "CrossEntropyLoss" if estimator is BrainJEPAClassifier else "HuberLoss"
+    with pytest.raises(ValueError, match=rf"criterion='mse' is not a loss.*torch\.nn\.{example}"):
+        estimator(tiny_module(), criterion="mse", **fast(max_epochs=1)).fit(X, y)
+    built = torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"an optimizer already built.*optimizer=torch\.optim\.SGD"):
+        estimator(tiny_module(), optimizer=built, **fast(max_epochs=1)).fit(X, y)
+
+
+def test_an_optimizer_by_name_set_on_a_fitted_net_is_refused_leaving_it_as_it_was():
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    adamw = clf.optimizer_
+    with pytest.raises(ValueError, match=r"optimizer='sgd' is not an optimizer class"):
+        clf.set_params(optimizer="sgd")
+    assert clf.optimizer is torch.optim.AdamW and clf.optimizer_ is adamw
+
+
+def test_one_callback_not_in_a_list_is_told_to_be_put_in_one():
+    """skorch failed with "can only concatenate list (not "EarlyStopping") to list"."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    with pytest.raises(ValueError, match=r"callbacks=.*EarlyStopping.* is not a list.*"
+                                         r"callbacks=\[EarlyStopping\(\.\.\.\)\]"):
+        BrainJEPAClassifier(tiny_module(), callbacks=EarlyStopping(monitor="train_loss"),
+                            **fast(max_epochs=1)).fit(X, y)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match="is not a list"):
+        clf.set_params(callbacks=EarlyStopping(monitor="train_loss"))
+    assert clf.callbacks is None
+    clf.set_params(callbacks=[EarlyStopping(monitor="train_loss")]).fit(X, y)  # a list works
+    clf.set_params(callbacks=()).fit(X, y)  # and an empty tuple, as skorch takes it
+    with pytest.raises(ValueError, match="is not a list"):
+        clf.set_params(callbacks=(EarlyStopping(monitor="train_loss"),))
+
+
 def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
     """class_weight=None set after a weighted fit: the next fit's loss is unweighted, as a new
     estimator's would be."""
