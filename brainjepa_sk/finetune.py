@@ -1780,11 +1780,22 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         index = {label: k for k, label in enumerate(classes.tolist())}
         unknown = sorted({label for label in y.tolist() if label not in index}, key=str)
         if unknown:
+            if continuing:
+                hint = ("the model's outputs are those of its first fit, and a continued fit "
+                        "(warm_start=True or partial_fit) cannot add one: give every label to "
+                        "the first partial_fit call as classes=[...], or fit anew with "
+                        "warm_start=False")
+            elif self.classes is not None:
+                hint = ("the classes parameter names the outputs: add them to it, or set "
+                        "classes=None to take the labels of y")
+            else:  # given to a first partial_fit call
+                hint = "pass every label of every partial_fit call as classes=[...]"
             raise ValueError(f"y has labels {unknown} that are not among the classes "
-                             f"{classes.tolist()}")
+                             f"{classes.tolist()}: {hint}")
         if len(classes) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes, got "
-                             f"{len(classes)} class: {classes.tolist()}")
+                             f"{len(classes)} class: {classes.tolist()} (a first partial_fit "
+                             "call of one class's subjects takes every label as classes=[...])")
         self.n_outputs_ = len(classes)
         self._fit_classes_ = classes
         return np.asarray([index[label] for label in y.tolist()], dtype=np.int64)

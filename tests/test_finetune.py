@@ -801,7 +801,10 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
     assert clf.module_ is module and len(clf.history_) == 6
     clf.set_params(warm_start=False).fit(X, y)
     assert clf.module_ is not module and len(clf.history_) == 2
-    with pytest.raises(ValueError, match="not among the classes"):
+    # the message says what to do (it had named the labels only)
+    with pytest.raises(ValueError, match=r"not among the classes \[0, 1\]: the model's outputs "
+                                         r"are those of its first fit.*classes=\[\.\.\.\].*"
+                                         r"warm_start=False"):
         clf.partial_fit(X, np.tile([0, 2], 4))
     # later calls may repeat the classes, not change them (as scikit-learn's partial_fit)
     clf.partial_fit(X, y, classes=[0, 1])
@@ -814,6 +817,20 @@ def test_warm_start_and_partial_fit_continue_from_the_current_model():
     fresh.partial_fit(X, y, classes=[0, 1, 2])
     assert fresh.classes_.tolist() == [0, 1, 2] and fresh.predict_proba(X).shape == (8, 3)
     fresh.partial_fit(X, np.tile([0, 2], 4))
+
+
+def test_labels_outside_the_classes_are_told_how_to_add_them():
+    """The refusal had named the labels only, not where the classes came from."""
+    X, y = offset_subjects(np.zeros(8)), np.tile([0, 2], 4)
+    with pytest.raises(ValueError, match=r"classes parameter names the outputs: add them to it, "
+                                         r"or set classes=None"):
+        BrainJEPAClassifier(tiny_module(), classes=[0, 1], **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=r"pass every label of every partial_fit call as "
+                                         r"classes="):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).partial_fit(X, y, classes=[0, 1])
+    with pytest.raises(ValueError, match=r"needs at least 2 classes.*a first partial_fit call of "
+                                         r"one class's subjects takes every label as classes="):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).partial_fit(X, np.zeros(8))
 
 
 def test_classes_given_to_partial_fit_are_sorted_as_in_scikit_learn():
