@@ -36,8 +36,10 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import (
+    BatchScoring,
     Callback,
     Checkpoint,
+    EpochScoring,
     LoadInitState,
     LRScheduler,
     PrintLog,
@@ -1042,6 +1044,19 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"of the validation windows, but train_split={self.train_split!r} gives none: "
                 "pass a validation split, e.g. train_split=SubjectValidSplit(0.2), or monitor "
                 "a training score such as 'train_loss'")
+        # a scoring callback of the user's on the validation windows is skipped by skorch
+        # without a word: its column was missing from the progress table and history_
+        defaults = {name for name, _ in self.get_default_callbacks()}
+        for name, callback in self.callbacks_:
+            if (name not in defaults and isinstance(callback, (EpochScoring, BatchScoring))
+                    and not callback.on_train):
+                key = getattr(callback, "name_", callback.name)  # its history key
+                warn_user(
+                    f"the callback {key!r} scores the validation windows (on_train=False), but "
+                    f"train_split={self.train_split!r} gives none: it scores nothing and "
+                    "history_ has no column for it; pass a validation split, e.g. "
+                    "train_split=SubjectValidSplit(0.2), or on_train=True to score the "
+                    "training windows")
 
     def _resolve(self, subjects=None):
         return resolve_estimator_weights(self, subjects)

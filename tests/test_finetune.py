@@ -1122,6 +1122,26 @@ def test_callbacks_monitoring_training_scores_need_no_validation_split():
     assert len(clf.history_) == 2 and "valid_like" in clf.history_[-1]
 
 
+def test_a_validation_scoring_callback_without_a_split_is_warned_of():
+    """skorch skips an EpochScoring of the validation windows (its default) when there are
+    none: its column was missing from the table and history_ without a word."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              callbacks=[EpochScoring("roc_auc", lower_is_better=False)])
+    with pytest.warns(UserWarning, match=r"the callback 'roc_auc' scores the validation windows "
+                                         r"\(on_train=False\), but train_split=None gives none.*"
+                                         r"SubjectValidSplit.*on_train=True"):
+        clf.fit(X, y)
+    assert "roc_auc" not in clf.history_[-1]
+    # none for one on the training windows, nor for skorch's own valid_loss and valid_acc
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.set_params(callbacks=[EpochScoring("roc_auc", on_train=True,
+                                               lower_is_better=False)]).fit(X, y)
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    assert "roc_auc" in clf.history_[-1]
+
+
 def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(tmp_path):
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((16, N_REGIONS)) * (1 + k) + 10 * k for k in range(10)]
