@@ -202,8 +202,10 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
     ValueError
         Before any chunk, when a subject is too short for a window.
     """
-    # a subject too short for a window is named (with its file) before any chunk is embedded
-    preprocessor.check_lengths(subjects)
+    # a subject too short for a window is named (with its file) before any chunk is embedded;
+    # the estimator's min_frames set since its fit is not applied: the message says to refit
+    preprocessor._validate_params()
+    preprocessor._check_lengths(subjects, range(len(subjects)), refit=True)
     chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     rank, n_processes = shard
     validated = getattr(subjects, "n_timepoints", None) is not None

@@ -449,15 +449,22 @@ class Preprocessor:
         fill = np.broadcast_to(x.mean(axis=0), (self.n_frames - n_timepoints, x.shape[1]))
         return np.concatenate([x, fill], axis=0)
 
-    def _too_short_message(self, subject, n_resampled, n_input, n_regions=None):
+    def _too_short_message(self, subject, n_resampled, n_input, n_regions=None,
+                           refit=False):
         # the frames as read, and as resampled where they were; fewer frames than regions is
         # also what a (n_regions, n_timepoints) array looks like, for which padding is no cure
         frames = (f"{n_resampled} frames"
                   if _resampling_ratio(self.t_r, self.target_t_r) is None else
                   f"{n_resampled} frames after resampling ({n_input} frames at "
                   f"t_r={self.t_r}, target_t_r={self.target_t_r})")
-        cure = (f", or pass min_frames={n_resampled} or less to have it padded"
-                if n_resampled >= 1 else "")
+        if refit:
+            # an estimator's predictions use the preprocessing of its fit: its min_frames set
+            # afterwards is not applied (only warned of), so the cure is a new fit
+            cure = (f", or fit the estimator with min_frames={n_resampled} or less to have it "
+                    "padded (new series are preprocessed as in fit, by its preprocessor_)")
+        else:
+            cure = f", or pass min_frames={n_resampled} or less to have it padded"
+        cure = cure if n_resampled >= 1 else ""
         return (
             f"{subject} is too short: {frames}; at least min_frames={self._min_frames} are "
             f"needed (windows have n_frames={self.n_frames} frames; series between the two are "
@@ -484,9 +491,10 @@ class Preprocessor:
         self._validate_params()
         self._check_lengths(subjects, range(len(subjects)))
 
-    def _check_lengths(self, subjects, rows):
+    def _check_lengths(self, subjects, rows, refit=False):
         """:meth:`check_lengths` of the subjects ``rows`` (named by their index in
-        ``subjects``)."""
+        ``subjects``); ``refit``: the preprocessing is an estimator's, fitted, and a new fit
+        is the way to another ``min_frames``."""
         paths = getattr(subjects, "paths", None)
         lengths = subject_lengths(subjects)
         for i in rows:
@@ -494,7 +502,8 @@ class Preprocessor:
             if self.resampled_length(n) < self._min_frames:
                 name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
                 raise ValueError(self._too_short_message(name, self.resampled_length(n), n,
-                                                         _region_count(subjects, i)))
+                                                         _region_count(subjects, i),
+                                                         refit=refit))
 
     def _window_starts(self, n_timepoints):
         last = n_timepoints - self.n_frames

@@ -1321,9 +1321,11 @@ def test_a_subject_too_short_for_transform_is_named_before_any_chunk_is_embedded
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 1)
     calls = []
     embedder.encoder_.register_forward_hook(lambda *args: calls.append(1))
-    with pytest.raises(ValueError, match="^subject 2 is too short: 2 frames"):
+    with pytest.raises(ValueError, match="^subject 2 is too short: 2 frames") as info:
         embedder.transform([X[0], X[1], X[2][:2]])
     assert calls == []
+    # min_frames set on the fitted embedder is not applied: the cure is a new fit
+    assert "fit the estimator with min_frames=2 or less" in str(info.value)
 
 
 def test_subject_means_are_summed_in_double_precision():

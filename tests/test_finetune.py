@@ -980,6 +980,22 @@ def test_loader_settings_set_on_a_fitted_net_are_checked_as_skorch_checks_them()
     assert clf.get_params()["iterator_valid__shuffle"] is True
 
 
+def test_a_subject_too_short_to_predict_is_told_to_refit_with_a_lower_min_frames():
+    """The message said "pass min_frames=3 or less to have it padded", which set on the fitted
+    estimator changes nothing (predict preprocesses as in fit, and warns of the change)."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    message = (r"subject 0 is too short: 3 frames.*leave the subject out, or fit the estimator "
+               r"with min_frames=3 or less to have it padded \(new series are preprocessed as "
+               r"in fit, by its preprocessor_\)")
+    with pytest.raises(ValueError, match=message):
+        clf.predict([X[0][:3]])
+    with pytest.warns(UserWarning, match="changed since fit"), \
+            pytest.raises(ValueError, match=message):
+        clf.set_params(min_frames=3).predict([X[0][:3]])
+    assert clf.fit(X, y).predict([X[0][:3]]).shape == (1,)  # the cure the message gives
+
+
 def test_predict_warns_that_model_settings_changed_since_fit_need_a_refit():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
