@@ -142,6 +142,14 @@ def _seed_of(random_state):
     return int(check_random_state(random_state).randint(0, 2**31 - 1))
 
 
+#: Losses of numbers, which the classifier refuses (its targets are class indices).
+_REGRESSION_LOSSES = (torch.nn.MSELoss, torch.nn.L1Loss, torch.nn.SmoothL1Loss,
+                      torch.nn.HuberLoss)
+
+#: Losses of classes, which the regressor refuses (one output per target, not per class).
+_CLASSIFICATION_LOSSES = (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss,
+                          torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss)
+
 #: ``max_epochs`` and skorch's ``epochs`` argument of ``fit`` and ``partial_fit``
 _EPOCHS = Range(numbers.Integral, 0, None, closed="left")
 
@@ -1487,6 +1495,13 @@ class _FineTuneBase(SubjectsInputMixin):
                 "(criterion__reduction='mean')")
         self._check_callbacks()
 
+    def _criterion_class(self):
+        """The class of ``criterion`` (given as a class, an instance or a partial of one)."""
+        criterion = self.criterion
+        if isinstance(criterion, functools.partial):  # a class with arguments bound
+            criterion = criterion.func
+        return criterion if isinstance(criterion, type) else type(criterion)
+
     def _check_optimizer(self):
         """Refuse an ``optimizer`` that is no optimizer class (a name, a built optimizer)."""
         optimizer = self.optimizer
@@ -1840,11 +1855,16 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
     def _check_values(self):
         super()._check_values()
-        criterion = self.criterion
-        if isinstance(criterion, functools.partial):  # a class with arguments bound
-            criterion = criterion.func
-        kind = criterion if isinstance(criterion, type) else type(criterion)
+        kind = self._criterion_class()
         name = kind.__name__
+        if issubclass(kind, _REGRESSION_LOSSES):
+            # torch failed once the model was built, on the shapes ("The size of tensor a (2)
+            # must match the size of tensor b (8)")
+            raise ValueError(
+                f"criterion={name} is a regression loss, but {type(self).__name__} predicts "
+                "classes (one logit per class against class indices): use "
+                "torch.nn.CrossEntropyLoss (the default), or BrainJEPARegressor to predict "
+                "numbers")
         if issubclass(kind, (torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss)):
             # it takes one output per label column and float targets: torch's shape error
             # did not say why
@@ -2009,7 +2029,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     criterion : torch loss class, default=torch.nn.CrossEntropyLoss
         Takes logits; ``criterion__label_smoothing=0.1`` smooths the labels. An ``NLLLoss``
         (skorch's default, which takes probabilities) is refused, and so are ``BCELoss`` and
-        ``BCEWithLogitsLoss`` (one output per target; the head gives one logit per class).
+        ``BCEWithLogitsLoss`` (one output per target; the head gives one logit per class) and
+        the regression losses (``MSELoss``, ``L1Loss``, ``SmoothL1Loss``, ``HuberLoss``).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes in the loss, as in scikit-learn (``"balanced"``: inversely
         proportional to the classes' counts among the training windows; a dict: by label,
@@ -2061,6 +2082,20 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
 
     # the outputs the model learns are the targets scaled as in the first fit
     _BUILD_PARAMETERS = (*_FineTuneBase._BUILD_PARAMETERS, "standardize_targets")
+
+    def _check_values(self):
+        super()._check_values()
+        kind = self._criterion_class()
+        if issubclass(kind, _CLASSIFICATION_LOSSES):
+            # a CrossEntropyLoss over one output per target is 0 whatever the model does (the
+            # fit trained nothing, silently), and for a BCE loss skorch's predict gave two
+            # columns per output, failing only after the whole fit
+            raise ValueError(
+                f"criterion={kind.__name__} is a loss of classes, but "
+                f"{type(self).__name__}'s module gives one output per target (column of y): "
+                "use BrainJEPAClassifier for labels (its CrossEntropyLoss on two logits is the "
+                "logistic model of a binary label), or a regression loss here, such as "
+                "torch.nn.MSELoss (the default) or torch.nn.HuberLoss")
 
     # listed here so that the API reference shows them with the class
     fit = _FineTuneBase.fit
@@ -2148,7 +2183,10 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
     ----------
     {_SHARED_PARAMETERS}
     criterion : torch loss class, default=torch.nn.MSELoss
-        Regression loss (e.g. ``torch.nn.HuberLoss``).
+        Regression loss (e.g. ``torch.nn.HuberLoss``). The losses of classes
+        (``CrossEntropyLoss``, ``NLLLoss``, ``BCELoss``, ``BCEWithLogitsLoss``) are refused:
+        the head gives one output per target; labels are for
+        :class:`~brainjepa_sk.BrainJEPAClassifier`.
     standardize_targets : bool, default=True
         Train on targets scaled to zero mean and unit variance (the head starts near 0, so
         raw ages or scores would take many epochs to reach); ``predict`` returns the units of

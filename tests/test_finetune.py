@@ -543,6 +543,35 @@ def test_one_callback_not_in_a_list_is_told_to_be_put_in_one():
         clf.set_params(callbacks=(EarlyStopping(monitor="train_loss"),))
 
 
+@pytest.mark.parametrize("criterion", [torch.nn.MSELoss, torch.nn.L1Loss(),
+                                       functools.partial(torch.nn.HuberLoss, delta=2.0)])
+def test_a_regression_loss_is_refused_by_the_classifier_naming_the_regressor(criterion):
+    """torch failed once the model was built, on the shapes ("The size of tensor a (2) must
+    match the size of tensor b (8)")."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    with pytest.raises(ValueError, match=r"criterion=\w+Loss is a regression loss, but "
+                                         r"BrainJEPAClassifier predicts classes.*"
+                                         r"CrossEntropyLoss.*BrainJEPARegressor"):
+        BrainJEPAClassifier(tiny_module(), criterion=criterion, **fast(max_epochs=1)).fit(X, y)
+
+
+@pytest.mark.parametrize("criterion", [torch.nn.CrossEntropyLoss, torch.nn.NLLLoss(),
+                                       torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss])
+def test_a_loss_of_classes_is_refused_by_the_regressor_naming_the_classifier(criterion):
+    """A CrossEntropyLoss over the one output per target is 0 whatever the model does: the fit
+    trained nothing, silently. With a BCE loss, skorch's predict gave two columns per output
+    and failed after the whole fit ("array is not broadcastable to correct shape")."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0.0, 1.0] * 4)
+    with pytest.raises(ValueError, match=r"criterion=\w+Loss is a loss of classes, but "
+                                         r"BrainJEPARegressor's module gives one output per "
+                                         r"target.*BrainJEPAClassifier"):
+        BrainJEPARegressor(tiny_module(), criterion=criterion, standardize_targets=False,
+                           **fast(max_epochs=1)).fit(X, y)
+    # regression losses train
+    reg = BrainJEPARegressor(tiny_module(), criterion=torch.nn.HuberLoss, **fast(max_epochs=1))
+    assert reg.fit(X, y).history_[-1, "train_loss"] > 0
+
+
 def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
     """class_weight=None set after a weighted fit: the next fit's loss is unweighted, as a new
     estimator's would be."""
