@@ -1537,6 +1537,15 @@ class _FineTuneBase(SubjectsInputMixin):
     def _set_class_weights(self, window_targets):
         pass
 
+    def _other_estimators(self, key):
+        """``key`` with the fine-tuner it belongs to, when it is the other one's parameter
+        (``class_weight`` given to the regressor had been taken for a misspelt ``weights``)."""
+        for other in (BrainJEPAClassifier, BrainJEPARegressor):
+            if (other is not type(self) and not isinstance(self, other)
+                    and key in inspect.signature(vars(other)["__init__"]).parameters):
+                return f"{key} (a parameter of {other.__name__}, not of {type(self).__name__})"
+        return None
+
     def _closest(self, key, names):
         """The parameter ``key`` resembles, or None: a prefixed key by its prefix
         (``optimzer__lr``: ``optimizer__lr``), another among ``names``."""
@@ -1566,7 +1575,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 if not key.endswith("_") and not any(key.startswith(p) for p in self.prefixes_))
             names = [name for name in self._get_param_names()
                      if name not in unexpected and "__" not in name]
-            guesses = [f"{key} (did you mean {close}?)" if close else key
+            guesses = [self._other_estimators(key)
+                       or (f"{key} (did you mean {close}?)" if close else key)
                        for key in unexpected for close in [self._closest(key, names)]]
             first = (f"{type(self).__name__} got unexpected argument(s): "
                      f"{', '.join(guesses) or first}. Its parameters are its constructor's "

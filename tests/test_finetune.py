@@ -1550,6 +1550,13 @@ def test_a_misspelt_argument_is_named_with_the_parameter_it_resembles(estimator)
     with pytest.raises(ValueError, match=rf"^{name} got unexpected argument\(s\): "
                                          r"learning_rate\. Its parameters"):
         estimator(tiny_module(), learning_rate=1e-3, **fast()).fit(X, y)
+    # the other fine-tuner's parameter is named as its, not taken for a misspelling (the
+    # regressor's class_weight had been "did you mean weights?")
+    other, key = ((BrainJEPARegressor, "standardize_targets") if estimator is BrainJEPAClassifier
+                  else (BrainJEPAClassifier, "class_weight"))
+    with pytest.raises(ValueError, match=rf"unexpected argument\(s\): {key} \(a parameter of "
+                                         rf"{other.__name__}, not of {name}\)\. Its parameters"):
+        estimator(tiny_module(), **{key: "balanced"}, **fast()).fit(X, y)
     # a prefixed one by its prefix
     with pytest.raises(ValueError, match=r"optimzer__betas \(did you mean optimizer__betas\?\)"):
         estimator(tiny_module(), optimzer__betas=(0.9, 0.99), **fast()).fit(X, y)
