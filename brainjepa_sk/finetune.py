@@ -22,6 +22,8 @@ import difflib
 import functools
 import inspect
 import numbers
+import re
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -152,6 +154,46 @@ _CLASSIFICATION_LOSSES = (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss,
 
 #: ``max_epochs`` and skorch's ``epochs`` argument of ``fit`` and ``partial_fit``
 _EPOCHS = Range(numbers.Integral, 0, None, closed="left")
+
+
+def _check_targets_follow_files(subjects, y):
+    """Refuse a ``y`` whose index names the subjects' files in another order than ``X``'s.
+
+    A glob is read in sorted order (``sub-10`` before ``sub-2``): a ``y`` taken from a
+    participants table indexed by participant ID, in the table's order, was paired with other
+    subjects' series without a word. Only an index of strings each of which names exactly one
+    of the files (as a whole part of its name: ``sub-1`` is not in ``sub-10_bold.npy``) is
+    looked at; anything else is taken as given.
+    """
+    paths = getattr(subjects, "paths", None)
+    index = y.index if hasattr(y, "iloc") else None  # a pandas Series or DataFrame's
+    if (paths is None or index is None or len(index) != len(paths)
+            or getattr(index, "inferred_type", None) != "string"):
+        return
+    ids = [str(value) for value in index]
+    names = [Path(path).name for path in paths]
+
+    def names_it(name, subject):
+        return re.search(rf"(?<![A-Za-z0-9]){re.escape(subject)}(?![A-Za-z0-9])", name)
+
+    if all(names_it(name, subject) for name, subject in zip(names, ids)):
+        return
+    owners = []
+    for subject in ids:
+        files = [k for k, name in enumerate(names) if names_it(name, subject)]
+        if len(files) != 1:  # the index does not name the files one to one
+            return
+        owners.append(files[0])
+    if len(set(owners)) != len(owners):
+        return
+    row = next(k for k, owner in enumerate(owners) if owner != k)
+    raise ValueError(
+        f"y's index names the subjects' files, but in another order than X's: row {row} of y "
+        f"is {ids[row]!r}, whose file is number {owners[row]} of X ({names[owners[row]]}), "
+        f"while X's file {row} is {names[row]} (a glob is read in sorted order, 'sub-10' "
+        "before 'sub-2'); the targets would be paired with other subjects' series. Pass X as "
+        "the list of files in the order of y's rows, or put y's rows in the order of X's files "
+        "(their names sorted)")
 
 
 def _seeded_split(split, seed):
@@ -1330,6 +1372,7 @@ class _FineTuneBase(SubjectsInputMixin):
                             "(skorch's number of epochs) and no other")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
+            _check_targets_follow_files(subjects, y)
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
             seed = _seed_of(self.random_state)

@@ -155,6 +155,31 @@ def test_missing_targets_are_named_with_how_to_leave_their_subjects_out(missing)
     np.testing.assert_array_equal(clf.classes_, ["a", "b"])
 
 
+def test_targets_indexed_by_the_files_subjects_in_another_order_are_refused(tmp_path):
+    """A glob is read in sorted order (sub-10 before sub-2): a y from a participants table
+    indexed by ID, in the table's order, was paired with other subjects' series silently."""
+    ids = [f"sub-{k}" for k in range(1, 12)]
+    X = offset_subjects(np.zeros(len(ids)))
+    for subject, x in zip(ids, X):
+        np.save(tmp_path / f"{subject}_timeseries.npy", x)
+    y = pd.Series(["a", "b"] * 5 + ["a"], index=pd.Index(ids, name="participant_id"))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=r"y's index names the subjects' files, but in another "
+                                         r"order than X's: row 0 of y is 'sub-1', whose file is "
+                                         r"number 2 of X \(sub-1_timeseries\.npy\), while X's "
+                                         r"file 0 is sub-10_timeseries\.npy"):
+        clf.fit(str(tmp_path / "*.npy"), y)
+    assert not hasattr(clf, "module_")
+    # the cures the message gives: the files in y's order, or y in the files' order
+    files = [str(tmp_path / f"{subject}_timeseries.npy") for subject in y.index]
+    clf.fit(files, y)
+    in_file_order = y.loc[[path.name.split("_")[0] for path in sorted(tmp_path.glob("*.npy"))]]
+    clf.fit(str(tmp_path / "*.npy"), in_file_order)
+    # an index that is no names of the files is taken as given
+    clf.fit(str(tmp_path / "*.npy"), y.reset_index(drop=True))
+    clf.fit(str(tmp_path / "*.npy"), y.set_axis([f"p{k}" for k in range(len(ids))]))
+
+
 def test_classes_given_in_any_order_name_the_outputs_the_model_learns():
     """With classes=["patient", "control"], output 0 (the first column of predict_proba) is
     trained on the patients' windows; a warning says that scikit-learn's binary scorers would
