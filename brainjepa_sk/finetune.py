@@ -1537,6 +1537,16 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"criterion={self._CRITERION_EXAMPLE}, with its settings as criterion__* "
                 "(criterion__reduction='mean')")
         self._check_callbacks()
+        for key in ("iterator_train__batch_size", "iterator_valid__batch_size"):
+            # the loaders' own batch sizes, which skorch passes on unchecked: torch's DataLoader
+            # answered "8" with "batch_size should be a positive integer value, but got
+            # batch_size=8"
+            value = self.__dict__.get(key)
+            if value is not None and not any(
+                    constraint.is_satisfied_by(value)
+                    for constraint in self._parameter_constraints["batch_size"]):
+                raise ValueError(f"{key}={value!r} must be an int >= 1 (or -1: one batch of "
+                                 "all the windows), as batch_size is")
 
     def _criterion_class(self):
         """The class of ``criterion`` (given as a class, an instance or a partial of one)."""

@@ -1632,6 +1632,12 @@ def test_lr_and_batch_size_are_checked_by_name_and_numpy_integers_taken(estimato
             net.set_params(**setting).fit(X, y)
         net.set_params(optimizer__lr=FAST["lr"], warm_start=False)
         np.testing.assert_array_equal(net.predict(X), prediction)
+    # the loaders' own batch sizes too (torch: "... but got batch_size=4" for "4")
+    for key in ("iterator_train__batch_size", "iterator_valid__batch_size"):
+        for value in ("4", 0, 2.5):
+            with pytest.raises(ValueError, match=rf"^{key}={value!r} must be an int >= 1"):
+                clone(net).set_params(**{key: value}).fit(X, y)
+        assert len(clone(net).set_params(**{key: np.int64(4)}).fit(X, y).history_) == 1
     for batch_size in [np.int64(4), np.int32(2), -1]:
         fitted = clone(net).set_params(batch_size=batch_size).fit(X, y)
         assert len(fitted.history_) == 1
