@@ -280,8 +280,14 @@ class SubjectValidSplit:
             cannot be split so (e.g. fewer validation subjects than classes).
         """
         if not (isinstance(self.fraction, numbers.Real) and 0.0 < self.fraction < 1.0):
+            # skorch's ValidSplit(5) means 5 folds: say that this one takes a fraction only
+            folds = (f" (a fraction of the subjects, such as {1 / self.fraction:.2g}; "
+                     f"skorch's ValidSplit({self.fraction}) holds out one of {self.fraction} "
+                     f"folds, which is a fraction of 1/{self.fraction})"
+                     if isinstance(self.fraction, numbers.Integral)
+                     and not isinstance(self.fraction, bool) and self.fraction >= 2 else "")
             raise ValueError(f"SubjectValidSplit's fraction must be in (0, 1), got "
-                             f"{self.fraction!r}")
+                             f"{self.fraction!r}{folds}")
         try:
             check_random_state(self.random_state)
         except ValueError:

@@ -1406,6 +1406,15 @@ def test_a_fraction_of_subjects_outside_zero_one_is_refused(fraction):
         SubjectValidSplit(fraction, random_state=0).split_subjects(np.zeros(10))
 
 
+def test_a_number_of_folds_given_as_the_fraction_is_told_the_fraction_it_means():
+    """skorch's ValidSplit(5) holds out one of 5 folds; SubjectValidSplit(5) said only that
+    the fraction must be in (0, 1)."""
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\), got 5 \(a fraction of "
+                                         r"the subjects, such as 0\.2; skorch's ValidSplit\(5\) "
+                                         r"holds out one of 5 folds"):
+        SubjectValidSplit(5, random_state=0).split_subjects(np.zeros(10))
+
+
 @pytest.mark.parametrize("fraction", ["0.2", None])
 def test_a_fraction_of_subjects_that_is_not_a_number_is_refused_by_name(fraction):
     with pytest.raises(ValueError, match=r"^SubjectValidSplit's fraction must be in \(0, 1\), "
