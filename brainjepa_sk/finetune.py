@@ -106,7 +106,7 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import validate_subjects
+from .validation import subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
@@ -1385,6 +1385,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
+                self._warn_held_out_drawn_anew(subjects, continuing, routing)
             if continuing:
                 self._check_build_settings()
                 # the kept optimizer never saw the settings changed since (set_params only
@@ -1547,6 +1548,27 @@ class _FineTuneBase(SubjectsInputMixin):
                     for constraint in self._parameter_constraints["batch_size"]):
                 raise ValueError(f"{key}={value!r} must be an int >= 1 (or -1: one batch of "
                                  "all the windows), as batch_size is")
+
+    def _warn_held_out_drawn_anew(self, subjects, continuing, routing):
+        """Warn when a continued fit on the same subjects holds out others than the call
+        before it: the split draws anew at every call (no integer seed), so the model has
+        trained on some of the subjects it now validates on. (Other subjects, as in a
+        partial_fit over batches of new subjects, are not warned of.)"""
+        own = self.train_split.random_state
+        seed = self.random_state if own is None else own
+        if isinstance(seed, numbers.Integral):  # the same subjects held out at every call
+            self.__dict__.pop("_drawn_from_", None)
+            return
+        digest = subjects_digest(subjects)
+        if continuing and self.__dict__.get("_drawn_from_") == digest:
+            warn_user(
+                f"this continued fit ({routing}) holds out other subjects than the call before "
+                f"it on the same X: train_split={self.train_split!r} draws anew at every call "
+                f"with random_state={self.random_state!r}, so the model has trained on some of "
+                "the subjects it now validates on, and their scores (and an early stop on "
+                "them) are optimistic. Give the estimator or the split an integer "
+                "random_state to hold out the same subjects in every call")
+        self._drawn_from_ = digest
 
     def _criterion_class(self):
         """The class of ``criterion`` (given as a class, an instance or a partial of one)."""

@@ -1234,6 +1234,32 @@ def test_a_validation_scoring_callback_without_a_split_is_warned_of():
     assert "roc_auc" in clf.history_[-1]
 
 
+def test_a_continued_fit_that_holds_out_other_subjects_of_the_same_x_is_warned_of():
+    """Without an integer seed each call of warm_start or partial_fit drew its own held-out
+    subjects: the model validated on subjects it had trained on, without a word."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, random_state=None),
+                              train_split=SubjectValidSplit(0.25), warm_start=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.fit(X, y)  # the first call: nothing trained before it
+    for call in (clf.fit, clf.partial_fit):
+        with pytest.warns(UserWarning, match=r"this continued fit \(\w+\) holds out other "
+                                             r"subjects than the call before it on the same X.*"
+                                             r"integer random_state"):
+            call(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        # other subjects (a partial_fit over batches of new ones) hold out none trained on
+        clf.partial_fit(offset_subjects(np.tile([0.0, 1.0], 6), seed=1), y)
+        # and an integer seed holds out the same subjects at every call
+        clf.set_params(train_split__random_state=0)
+        clf.fit(X, y)
+        clf.fit(X, y)
+        clf.set_params(train_split__random_state=None, random_state=0)
+        clf.partial_fit(X, y)
+
+
 def test_a_subject_split_learns_its_statistics_from_the_training_subjects_only(tmp_path):
     rng = np.random.default_rng(0)
     X = [rng.standard_normal((16, N_REGIONS)) * (1 + k) + 10 * k for k in range(10)]
