@@ -22,8 +22,10 @@ import difflib
 import functools
 import inspect
 import numbers
+import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -92,6 +94,7 @@ from ._skorch import (
     validation_monitors,
 )
 from ._warnings import warn_user
+from .files import expand_subject_paths, is_path
 from .nn import POOLINGS, EncoderWithHead
 from .train.data import ignore_sigterm, worker_context
 from .train.loop import TrainingInterrupted
@@ -194,6 +197,16 @@ def _check_targets_follow_files(subjects, y):
         "before 'sub-2'); the targets would be paired with other subjects' series. Pass X as "
         "the list of files in the order of y's rows, or put y's rows in the order of X's files "
         "(their names sorted)")
+
+
+def _files_of(X):
+    """``X``'s files as :func:`_check_targets_follow_files` takes them (an object with their
+    ``paths``), when ``X`` is a glob, a path or a list of paths; else None. Nothing is read."""
+    if is_path(X):
+        return SimpleNamespace(paths=expand_subject_paths(X))
+    if isinstance(X, (list, tuple)) and X and all(is_path(x) for x in X):
+        return SimpleNamespace(paths=[Path(os.fspath(x)) for x in X])
+    return None
 
 
 def _seeded_split(split, seed):
@@ -1330,6 +1343,35 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _is_fitted(self):
         return bool(getattr(self, "initialized_", False)) and hasattr(self, "preprocessor_")
+
+    def score(self, X, y, sample_weight=None):
+        """scikit-learn's score of the subjects' predictions: accuracy for the classifier,
+        R² for the regressor.
+
+        A ``y`` whose index names the files of ``X`` in another order than ``X``'s is refused,
+        as in ``fit``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series.
+        y : array-like of shape (n_subjects,) or (n_subjects, n_targets)
+            Their true labels or targets.
+        sample_weight : array-like of shape (n_subjects,), optional
+            Weights of the subjects in the score.
+
+        Returns
+        -------
+        float
+            The score.
+
+        Raises
+        ------
+        ValueError
+            When ``y``'s index names the files of ``X`` in another order.
+        """
+        _check_targets_follow_files(_files_of(X), y)
+        return super().score(X, y, sample_weight=sample_weight)
 
     def _torch_device(self):
         """``device`` as a ``torch.device``, or a clear error before any work is done."""

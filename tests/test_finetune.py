@@ -173,6 +173,11 @@ def test_targets_indexed_by_the_files_subjects_in_another_order_are_refused(tmp_
     # the cures the message gives: the files in y's order, or y in the files' order
     files = [str(tmp_path / f"{subject}_timeseries.npy") for subject in y.index]
     clf.fit(files, y)
+    # and scoring: its predictions had been compared with other subjects' labels
+    with pytest.raises(ValueError, match=r"y's index names the subjects' files, but in another "
+                                         r"order than X's"):
+        clf.score(str(tmp_path / "*.npy"), y)
+    assert 0 <= clf.score(files, y) <= 1
     in_file_order = y.loc[[path.name.split("_")[0] for path in sorted(tmp_path.glob("*.npy"))]]
     clf.fit(str(tmp_path / "*.npy"), in_file_order)
     # an index that is no names of the files is taken as given
