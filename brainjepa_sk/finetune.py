@@ -1571,6 +1571,7 @@ class _FineTuneBase(SubjectsInputMixin):
         """Check what the parameter constraints do not (the values inside a parameter), and
         the torch components, which skorch calls only once the model is built."""
         self._check_optimizer()
+        self._check_optimizer_settings()
         criterion = self.criterion
         if not callable(criterion):
             # skorch called it once the preprocessing and the model were built: "'str' object
@@ -1634,6 +1635,32 @@ class _FineTuneBase(SubjectsInputMixin):
         # skorch called it once the model was built: "'str' object is not callable"
         raise ValueError(f"optimizer={optimizer!r} is {what}, with its settings as "
                          "optimizer__* (optimizer__betas=(0.9, 0.99))")
+
+    def _check_optimizer_settings(self):
+        """Refuse, before anything is built, ``optimizer__*`` settings that the optimizer class
+        does not take: torch refused them only once the preprocessing and the model were built
+        (``AdamW.__init__() got an unexpected keyword argument 'momentum'``)."""
+        optimizer = self.optimizer
+        try:
+            parameters = inspect.signature(optimizer).parameters
+        except (TypeError, ValueError):  # no signature to read: torch's check at the build
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return
+        # lr and weight_decay go into the parameter groups; param_groups is refused by name
+        given = set(self.get_params_for("optimizer")) - {"lr", "weight_decay", "param_groups"}
+        unknown = sorted(given - set(parameters))
+        if unknown:
+            kind = getattr(optimizer, "func", optimizer)  # a partial: its class
+            name = getattr(kind, "__name__", repr(kind))
+            takes = [key for key in parameters if key != "params"]
+            owners = {"momentum": "torch.optim.SGD", "betas": "torch.optim.AdamW"}
+            hint = "".join(f" (optimizer={owners[key]} for optimizer__{key})"
+                           for key in unknown[:1] if key in owners)
+            raise TypeError(
+                f"{', '.join('optimizer__' + key for key in unknown)}: {name} takes no such "
+                f"argument (it takes {', '.join(takes)}); drop it, or set the optimizer it "
+                f"belongs to{hint}")
 
     def _check_callbacks(self):
         """Refuse ``callbacks`` that are no list (skorch failed with "can only concatenate list

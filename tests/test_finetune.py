@@ -547,6 +547,25 @@ def test_an_optimizer_or_criterion_given_by_name_is_refused_before_a_fit_naming_
         estimator(tiny_module(), optimizer=built, **fast(max_epochs=1)).fit(X, y)
 
 
+def test_an_optimizer_setting_the_optimizer_does_not_take_is_refused_before_a_fit():
+    """optimizer__momentum with the default AdamW failed in torch once the preprocessing and
+    the model were built ("AdamW.__init__() got an unexpected keyword argument 'momentum'")."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), optimizer__momentum=0.9, **fast(max_epochs=1))
+    with pytest.raises(TypeError, match=r"^optimizer__momentum: AdamW takes no such argument "
+                                        r"\(it takes lr, betas, .*\); drop it, or set the "
+                                        r"optimizer it belongs to \(optimizer=torch\.optim\.SGD "
+                                        r"for optimizer__momentum\)"):
+        clf.fit(X, y)
+    assert not hasattr(clf, "module_")  # refused before anything was built
+    partial = functools.partial(torch.optim.SGD, nesterov=False)
+    with pytest.raises(TypeError, match=r"^optimizer__betas: SGD takes no such argument"):
+        clf.set_params(optimizer=partial, optimizer__betas=(0.9, 0.9)).fit(X, y)
+    sgd = BrainJEPAClassifier(tiny_module(), optimizer=torch.optim.SGD, optimizer__momentum=0.9,
+                              **fast(max_epochs=1))
+    assert sgd.fit(X, y).optimizer_.defaults["momentum"] == 0.9
+
+
 def test_an_optimizer_by_name_set_on_a_fitted_net_is_refused_leaving_it_as_it_was():
     X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
