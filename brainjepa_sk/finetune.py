@@ -1140,26 +1140,6 @@ class _FineTuneBase(SubjectsInputMixin):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
-        # a phenotype table's blanks (None, NaN, pandas' NA) had the classifier answer
-        # "Unknown label type: unknown. Maybe you are trying to fit a classifier ... on a
-        # regression target", and both say "Input y contains NaN" without the subjects
-        try:
-            import pandas as pd
-
-            missing = np.asarray(pd.isna(np.asarray(y, dtype=object)), dtype=bool)
-        except (TypeError, ValueError):  # ragged or odd: the checks that follow say so
-            return
-        if not missing.ndim:  # one value, not a sequence: the checks that follow say so
-            return
-        rows = np.flatnonzero(missing.reshape(len(missing), -1).any(axis=1))
-        if len(rows):
-            listed = ", ".join(map(str, rows[:10])) + (", ..." if len(rows) > 10 else "")
-            raise ValueError(
-                f"y is missing for {len(rows)} subject(s) (None or NaN), at position(s) "
-                f"{listed} of y: leave those subjects out of both X and y, e.g. with y a "
-                "pandas Series, keep = y.notna().to_numpy() (a DataFrame: "
-                "y.notna().all(axis=1).to_numpy()), then X = [x for x, k in zip(X, keep) if k] "
-                "and y = y[keep]")
 
     def fit(self, X, y=None, **fit_params):
         """Fine-tune on subjects: every window of a subject is a sample with its target.

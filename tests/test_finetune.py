@@ -133,28 +133,6 @@ def test_several_labels_per_subject_are_told_to_use_multioutputclassifier():
     assert MultiOutputClassifier(clf).fit(X, labels).predict(X).shape == (6, 2)
 
 
-@pytest.mark.parametrize("missing", [None, np.nan, pd.NA])
-def test_missing_targets_are_named_with_how_to_leave_their_subjects_out(missing):
-    """A phenotype table's blanks had the classifier answer "Unknown label type: unknown.
-    Maybe you are trying to fit a classifier ... on a regression target"."""
-    X = offset_subjects(np.zeros(8))
-    labels = pd.Series(["a", "b"] * 4, dtype=object)
-    labels[[2, 5]] = missing
-    message = (r"y is missing for 2 subject\(s\) \(None or NaN\), at position\(s\) 2, 5 of y: "
-               r"leave those subjects out of both X and y.*y\.notna\(\)")
-    with pytest.raises(ValueError, match=message):
-        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, labels)
-    ages = pd.DataFrame({"age": np.arange(8.0), "score": np.arange(8.0)})
-    ages.iloc[2, 0] = np.nan
-    ages.iloc[5, 1] = np.nan
-    with pytest.raises(ValueError, match=message):
-        BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, ages)
-    keep = labels.notna().to_numpy()  # the cure the message gives
-    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
-    clf.fit([x for x, k in zip(X, keep) if k], labels[keep])
-    np.testing.assert_array_equal(clf.classes_, ["a", "b"])
-
-
 def test_targets_indexed_by_the_files_subjects_in_another_order_are_refused(tmp_path):
     """A glob is read in sorted order (sub-10 before sub-2): a y from a participants table
     indexed by ID, in the table's order, was paired with other subjects' series silently."""
