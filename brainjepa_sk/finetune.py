@@ -250,6 +250,32 @@ def _put_back(copies):
                 module.training = mode
 
 
+def _refuse_missing_targets(y, what):
+    """Refuse a ``y`` with missing values (NaN, None, ``pandas.NA``), naming where the first
+    one is: scikit-learn says only "Input y contains NaN", and labels that are text with one
+    missing (as ``pandas.read_csv`` reads an empty cell) failed in NumPy's sort with "'<' not
+    supported between instances of 'float' and 'str'"; ``what`` is "label" or "target"."""
+    import pandas as pd  # (imported here: this module loads without pandas until used)
+
+    try:
+        values = np.asarray(y, dtype=object)
+        missing = np.asarray(pd.isna(values), dtype=bool)
+    except (TypeError, ValueError):  # ragged or not an array: the checks that follow say so
+        return
+    if missing.ndim not in (1, 2) or not missing.any():
+        return
+    rows = np.flatnonzero(missing.reshape(len(missing), -1).any(axis=1))
+    column = ""
+    if missing.ndim == 2 and missing.shape[1] > 1:
+        first = int(np.flatnonzero(missing[rows[0]])[0])
+        columns = getattr(y, "columns", None)
+        column = f", column {columns[first]!r}" if columns is not None else f", column {first}"
+    raise ValueError(
+        f"y has a missing {what} (NaN or None) for {rows.size} subject(s), first subject "
+        f"{rows[0]}{column}: every subject needs its {what}. Leave the subjects without one out "
+        f"of both X and y (e.g. keep = ~pandas.isna(y); X[keep], y[keep])")
+
+
 def _constructor_signature(cls):
     """The signature of ``cls.__init__`` with the keyword arguments it passes on to its bases
     spelled out, each with the default of the first class in the MRO that has one.
@@ -1174,8 +1200,9 @@ class _FineTuneBase(SubjectsInputMixin):
         ------
         ValueError
             Among others, naming the folder, when the run its ``LoadInitState`` loads is of
-            other subjects or targets, or of other settings (named); the estimator is left as
-            it was.
+            other subjects or targets, or of other settings (named); naming the first subject,
+            when ``y`` has a missing value (NaN, None or ``pandas.NA``). The estimator is left
+            as it was.
         """
         continuing = bool(self.warm_start) and self._is_fitted()
         return self._fit_subjects(X, y, continuing, fit_params, routing="fit")
@@ -1918,6 +1945,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
+        _refuse_missing_targets(y, "label")
         try:
             y_1d = column_or_1d(y, warn=True)
         except ValueError:
@@ -2242,6 +2270,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
+        _refuse_missing_targets(y, "target")
         # a DataFrame's columns each have theirs (one of dates alone converts as an array does)
         dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
         dates = [str(dtype) for dtype in dtypes if getattr(dtype, "kind", None) in ("M", "m")]

@@ -1732,6 +1732,39 @@ def test_a_regression_target_of_text_or_dates_is_refused_naming_y(y, message):
         BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
 
 
+@pytest.mark.parametrize("y", [
+    np.array(["a", "b", np.nan, "b"] * 2, dtype=object),  # an empty cell of pandas.read_csv
+    np.array(["a", "b", None, "b"] * 2, dtype=object),
+    pd.array(["a", "b", None, "b"] * 2, dtype="string"),  # pandas.NA
+    pd.Series(pd.Categorical(["a", "b", None, "b"] * 2)),
+    np.array([0.0, 1.0, np.nan, 1.0] * 2),
+], ids=["text_nan", "text_none", "pandas_na", "categorical", "float_nan"])
+def test_a_missing_label_is_refused_naming_the_subject_and_the_fit_kept(y):
+    """Text labels with one missing had failed in NumPy's sort ("'<' not supported between
+    instances of 'float' and 'str'"), and numbers with a NaN said only "Input y contains NaN"."""
+    X = offset_subjects(np.tile([0.0, 1.0], 4))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, np.tile([0, 1], 4))
+    proba = clf.predict_proba(X)
+    for fit in (clf.fit, functools.partial(clf.partial_fit, classes=[0, 1])):
+        with pytest.raises(ValueError, match=r"y has a missing label \(NaN or None\) for 2 "
+                                             r"subject\(s\), first subject 2: .* out of both X "
+                                             "and y"):
+            fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("y, where", [
+    (np.array([1.0, None, 2.0, 3.0] * 2, dtype=object), "first subject 1:"),
+    (pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0] * 2, "iq": [1.0, 2.0, np.nan, 4.0] * 2}),
+     "first subject 2, column 'iq':"),
+])
+def test_a_missing_regression_target_is_refused_naming_the_subject(y, where):
+    X = offset_subjects(np.linspace(-1, 1, 8))
+    with pytest.raises(ValueError, match=rf"y has a missing target \(NaN or None\) for 2 "
+                                         rf"subject\(s\), {where}"):
+        BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+
+
 @pytest.mark.parametrize("pooling", ["roi_std", "lagged"])
 def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(pooling):
     """As for the embedder: with one time patch per window there is no spread nor lag to
