@@ -276,6 +276,34 @@ def _refuse_missing_targets(y, what):
         f"of both X and y (e.g. keep = ~pandas.isna(y); X[keep], y[keep])")
 
 
+def _check_classes(classes, what):
+    """``classes`` (the parameter, or the argument of ``partial_fit``, as ``what`` names it) as
+    a 1-D array of labels: nested lists, a string, missing values or labels that cannot be
+    sorted together had failed with Python's or NumPy's bare errors, or (NaN) given an output
+    that never trains."""
+    import pandas as pd
+
+    try:
+        labels = np.asarray(classes)
+    except ValueError:  # ragged nested lists
+        labels = np.asarray(classes, dtype=object)
+    if labels.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D list of labels, one per output, got "
+                         f"{classes!r} ({labels.ndim}-D)")
+    missing = np.flatnonzero(np.asarray(pd.isna(labels.astype(object)), dtype=bool))
+    if missing.size:
+        raise ValueError(f"{what} {labels.tolist()} holds a missing value (NaN or None) at "
+                         f"position {missing[0]}: a class is a label of y, whose subjects "
+                         "all have one; remove it")
+    try:
+        np.unique(labels)
+    except TypeError:
+        kinds = sorted({type(label).__name__ for label in labels.tolist()})
+        raise ValueError(f"{what} {labels.tolist()} mixes labels of types {kinds}, which "
+                         "cannot be sorted together: give labels of one type") from None
+    return labels
+
+
 def _constructor_signature(cls):
     """The signature of ``cls.__init__`` with the keyword arguments it passes on to its bases
     spelled out, each with the default of the first class in the MRO that has one.
@@ -1957,7 +1985,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         check_classification_targets(y)
         # (fit_rows: the second call of a fit whose split drew subjects; checked at the first)
         given = (None if continuing or fit_rows is not None or self.classes is None
-                 else np.asarray(self.classes))
+                 else _check_classes(self.classes, "classes"))
+        if classes is not None:
+            classes = _check_classes(classes, "partial_fit's classes")
         if given is not None and len(np.unique(given)) < len(given):
             raise ValueError(f"classes={given.tolist()} repeats a label: each output is one "
                              "class, and a repeat's output would never train")

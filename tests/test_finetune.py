@@ -1753,6 +1753,24 @@ def test_a_missing_label_is_refused_naming_the_subject_and_the_fit_kept(y):
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+@pytest.mark.parametrize("classes, message", [
+    ([0, 1, np.nan], r"classes \[0.0, 1.0, nan\] holds a missing value \(NaN or None\) at "
+                     "position 2"),
+    ([[0, 1]], r"classes must be a 1-D list of labels, one per output, got \[\[0, 1\]\] "
+               r"\(2-D\)"),
+    ("01", r"classes must be a 1-D list of labels, one per output, got '01' \(0-D\)"),
+    (np.array([0, 1, "2"], dtype=object), r"classes \[0, 1, '2'\] mixes labels of types \['int', 'str'\]"),
+])
+def test_classes_that_are_no_list_of_labels_are_refused_by_name(classes, message):
+    """A NaN class had been taken (an output that never trains), and the others had failed
+    with Python's "unhashable type" or "len() of unsized object", or NumPy's sort error."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAClassifier(tiny_module(), classes=classes, **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=message.replace("classes", "partial_fit's classes")):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).partial_fit(X, y, classes)
+
+
 @pytest.mark.parametrize("y, where", [
     (np.array([1.0, None, 2.0, 3.0] * 2, dtype=object), "first subject 1:"),
     (pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0] * 2, "iq": [1.0, 2.0, np.nan, 4.0] * 2}),
