@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ._warnings import warn_user
-from .gradients import gradient_region_names, load_gradients
+from .gradients import gradient_region_names, load_gradients, named_gradients
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
@@ -115,12 +115,13 @@ def _count_blocks(state, prefix):
     return max(indices) + 1 if indices else 0
 
 
-def _check_time_table(table, n_regions, section, key):
-    """Check a stored time-position table against the rebuilt one; return its patch count."""
+def _check_time_table(table, n_regions, section, key, named="the gradients"):
+    """Check a stored time-position table against the rebuilt one; return its patch count
+    (``named``: how the messages name the gradients)."""
     n_rows, half = table.shape
     if n_rows % n_regions:
         raise ValueError(
-            f"the gradients have {n_regions} rows, but {section!r}/{key} holds {n_rows} token "
+            f"{named} have {n_regions} rows, but {section!r}/{key} holds {n_rows} token "
             f"positions, which is not a multiple of {n_regions}: the gradients do not belong to "
             "this checkpoint (wrong number of regions)"
         )
@@ -135,7 +136,7 @@ def _check_time_table(table, n_regions, section, key):
         # which region count the table was built for, if any: the likely mistake
         trained = [r for r in range(1, n_rows + 1) if n_rows % r == 0 and error(r) <= 1e-4]
         hint = (f"it was trained on {trained[0]} regions x {n_rows // trained[0]} patches, but "
-                f"the gradients have {n_regions} rows: they do not belong to this checkpoint"
+                f"{named} have {n_regions} rows: they do not belong to this checkpoint"
                 if trained else "check the gradients' row count")
         raise ValueError(
             f"{section!r}/{key} does not match the sine-cosine time code for {n_regions} regions x "
@@ -175,6 +176,7 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
     ValueError
         If a section or key is missing, a shape does not fit, or the gradients do not match.
     """
+    named = named_gradients(gradients)
     gradients = load_gradients(gradients)
     checkpoint = load_file(path, map_location=map_location, what="research checkpoint")
     if not isinstance(checkpoint, dict):
@@ -186,7 +188,7 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
             f"(found {sorted(checkpoint)})"
         )
     try:
-        return _research_model(checkpoint, gradients, num_heads, loss)
+        return _research_model(checkpoint, gradients, num_heads, loss, named)
     except ValueError as error:  # name the file in every message about its contents
         raise ValueError(f"{path}: {error}") from None
 
@@ -212,8 +214,9 @@ def _research_heads(embed_dim):
     return embed_dim // 64
 
 
-def _research_model(checkpoint, gradients, num_heads, loss):
-    """The :class:`BrainJEPA` a research checkpoint's state dicts describe."""
+def _research_model(checkpoint, gradients, num_heads, loss, named="the gradients"):
+    """The :class:`BrainJEPA` a research checkpoint's state dicts describe (``named``: how the
+    messages name the gradients)."""
     n_regions, n_components = gradients.shape
     sections = {s: _strip_prefix(checkpoint[s], s) for s in _REQUIRED_SECTIONS}
     for section, state in sections.items():
@@ -242,15 +245,15 @@ def _research_model(checkpoint, gradients, num_heads, loss):
                       "gradients.T, (n_regions, n_components)"
                       if n_regions == grad_weight.shape[1] else "")
         raise ValueError(
-            f"the gradients have {n_components} components (columns) but the checkpoint's "
+            f"{named} have {n_components} components (columns) but the checkpoint's "
             f"gradient map expects {grad_weight.shape[1]}{transposed}"
         )
     n_patches = _check_time_table(
-        _need(encoder, _ENCODER_TABLE, "target_encoder"), n_regions, "target_encoder", _ENCODER_TABLE
-    )
+        _need(encoder, _ENCODER_TABLE, "target_encoder"), n_regions, "target_encoder", _ENCODER_TABLE,
+        named)
     _check_time_table(
-        _need(predictor, _PREDICTOR_TABLE, "predictor"), n_regions, "predictor", _PREDICTOR_TABLE
-    )
+        _need(predictor, _PREDICTOR_TABLE, "predictor"), n_regions, "predictor", _PREDICTOR_TABLE,
+        named)
     predictor_weight = _need(predictor, "predictor_embed.weight", "predictor")
     fc1 = _need(encoder, "blocks.0.mlp.fc1.weight", "target_encoder")
     if num_heads is None:

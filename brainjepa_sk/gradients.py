@@ -31,6 +31,7 @@ from .files import (
     check_has_rows,
     check_index_column,
     has_header_line,
+    is_path,
     load_npy,
     read_csv_table,
 )
@@ -76,6 +77,25 @@ def _labelled_by_numbers(source):
     labels = list(source.index)
     return (not all(isinstance(label, str) for label in labels)
             and labels != list(range(len(labels))))
+
+
+def named_gradients(source, what="the gradients"):
+    """How messages name gradients: ``what``, followed by the file's path when ``source`` is
+    one (a matrix of the wrong shape is then found without guessing which file it was).
+
+    Parameters
+    ----------
+    source : object
+        The gradients as given: a path, an array, a DataFrame, ...
+    what : str, default="the gradients"
+        The words naming them.
+
+    Returns
+    -------
+    str
+        E.g. ``"the gradients (grads.csv)"``, or ``what`` for gradients given in memory.
+    """
+    return f"{what} ({os.fspath(source)})" if is_path(source) else what
 
 
 def align_gradient_rows(source, gradients, region_names, what="gradients"):
@@ -550,14 +570,15 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         if self.reference is not None:
             reference = align_gradient_rows(self.reference, load_gradients(self.reference),
                                             names, what="reference")
+            named = named_gradients(self.reference, "reference")
             if reference.shape[0] != n_regions:
                 raise ValueError(
-                    f"reference has {reference.shape[0]} rows but X has {n_regions} regions; "
+                    f"{named} has {reference.shape[0]} rows but X has {n_regions} regions; "
                     "it must be (n_regions, n_components)"
                 )
             if reference.shape[1] < self.n_components:
                 raise ValueError(
-                    f"reference has {reference.shape[1]} columns, fewer than "
+                    f"{named} has {reference.shape[1]} columns, fewer than "
                     f"n_components={self.n_components}"
                 )
             reference = reference[:, : self.n_components]

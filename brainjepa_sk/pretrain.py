@@ -37,6 +37,7 @@ from .gradients import (
     align_gradient_rows,
     gradient_region_names,
     load_gradients,
+    named_gradients,
 )
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
@@ -527,7 +528,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                     if gradients.ndim == 2 and gradients.shape[1] == n_regions else
                     "; each subject must be (n_timepoints, n_regions)")
             raise ValueError(
-                f"the gradients have {gradients.shape[0]} rows (regions) but X has {n_regions} "
+                f"{named_gradients(self.gradients)} have {gradients.shape[0]} rows (regions) but "
+                f"X has {n_regions} "
                 f"regions on its last axis{hint}"
             )
         return gradients

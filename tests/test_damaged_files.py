@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer
+from brainjepa_sk import BrainJEPAEmbedder, BrainJEPAPretrainer, GradientPositioner
 from brainjepa_sk.checkpoint import load_checkpoint, load_research_checkpoint, save_checkpoint
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.nn import BrainJEPA
@@ -455,12 +455,27 @@ def test_a_gradient_text_file_with_a_byte_order_mark_keeps_its_first_region(tmp_
     np.testing.assert_allclose(load_gradients(tmp_path / "g.txt"), gradients, rtol=1e-15)
 
 
-def test_wrong_gradient_rows_are_named(tmp_path):
-    np.savetxt(tmp_path / "g.csv", np.ones((5, 3)), delimiter=",")
+def test_wrong_gradient_rows_are_named_with_their_file(tmp_path):
+    """A well-formed gradient file of the wrong shape is named, as a damaged one is (which of
+    the atlas' files was given is the question to answer)."""
+    path = tmp_path / "g.csv"
+    np.savetxt(path, np.ones((5, 3)), delimiter=",")
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
-    with pytest.raises(ValueError, match="gradients have 5 rows .* 8 regions"):
-        BrainJEPAPretrainer(gradients=tmp_path / "g.csv", n_frames=16, patch_size=4,
+    with pytest.raises(ValueError, match=rf"the gradients \({re.escape(str(path))}\) have 5 "
+                                         r"rows \(regions\) but X has 8 regions"):
+        BrainJEPAPretrainer(gradients=path, n_frames=16, patch_size=4,
                             device="cpu", verbose=0).fit(X)
+    with pytest.raises(ValueError, match=rf"reference \({re.escape(str(path))}\) has 5 rows but "
+                                         "X has 8 regions"):
+        GradientPositioner(n_components=2, sparsity=0.5, reference=path).fit(X)
+    np.savetxt(path, np.ones((8, 1)), delimiter=",")
+    with pytest.raises(ValueError, match=rf"reference \({re.escape(str(path))}\) has 1 columns, "
+                                         "fewer than n_components=2"):
+        GradientPositioner(n_components=2, sparsity=0.5, reference=path).fit(X)
+    # given in memory, they are named as before
+    with pytest.raises(ValueError, match=r"^the gradients have 5 rows"):
+        BrainJEPAPretrainer(gradients=np.ones((5, 3)), n_frames=16, patch_size=4, device="cpu",
+                            verbose=0).fit(X)
 
 
 def test_weights_that_are_not_a_model_say_what_they_are(tmp_path):

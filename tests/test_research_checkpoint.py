@@ -1,5 +1,7 @@
 """Loading the research code's checkpoint reproduces its outputs exactly."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -178,7 +180,7 @@ def test_wrong_files_name_the_problem(official_dir, tmp_path, edit, message):
     assert str(path) in str(error.value)  # the file is named too
 
 
-def test_gradients_with_wrong_rows_are_named(official_dir):
+def test_gradients_with_wrong_rows_are_named(official_dir, tmp_path):
     gradients = load_gradients(official_dir / "gradient.csv")
     with pytest.raises(ValueError, match="23 rows"):
         load_research_checkpoint(official_dir / "checkpoint.pth.tar", gradients[:23], num_heads=4)
@@ -190,6 +192,16 @@ def test_gradients_with_wrong_rows_are_named(official_dir):
                                          "have 30 rows"):
         load_research_checkpoint(official_dir / "checkpoint.pth.tar",
                                  np.vstack([gradients, gradients[:6]]), num_heads=4)
+    # a file of the wrong shape is named, with the checkpoint it does not belong to
+    path = tmp_path / "other_atlas.csv"
+    np.savetxt(path, gradients[:12], delimiter=",")
+    with pytest.raises(ValueError, match=rf"but the gradients \({re.escape(str(path))}\) have 12 "
+                                         "rows: they do not belong to this checkpoint"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar", path, num_heads=4)
+    np.savetxt(path, gradients[:, :2], delimiter=",")
+    with pytest.raises(ValueError, match=rf"the gradients \({re.escape(str(path))}\) have 2 "
+                                         "components"):
+        load_research_checkpoint(official_dir / "checkpoint.pth.tar", path, num_heads=4)
 
 
 def test_gradients_with_wrong_columns_are_named(official_dir):
@@ -355,7 +367,8 @@ def test_a_one_region_checkpoint_given_wrong_gradients_names_the_region_it_was_t
 
     path = _corrupt(official_dir, tmp_path, one_region)
     with pytest.raises(ValueError, match="24 regions x 10 patches.*it was trained on 1 regions "
-                                         "x 240 patches, but the gradients have 24 rows"):
+                                         r"x 240 patches, but the gradients \(.*gradient\.csv\) "
+                                         "have 24 rows"):
         load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
 
 
