@@ -199,7 +199,11 @@ def resample(x, t_r, target_t_r):
     ------
     ValueError
         When a TR is not a positive finite number, or ``t_r / target_t_r`` is below 1/64 or
-        above 64 (a TR given in milliseconds, for instance).
+        above 64 (a TR given in milliseconds, for instance); when ``x`` is not one subject's
+        series (a 3-D stack of subjects, which would be resampled across subjects), or holds
+        complex, NaN or infinite values (which the filter spreads over the whole region).
+    TypeError
+        When ``x`` holds booleans, text or other objects that are not numbers.
 
     Notes
     -----
@@ -208,10 +212,55 @@ def resample(x, t_r, target_t_r):
     towards zero.
     """
     ratio = _resampling_ratio(t_r, target_t_r)
+    _check_series_shape(x)
     if ratio is None:
         return x
     up, down = ratio
-    return resample_poly(np.asarray(x, dtype=np.float64), up, down, axis=0, padtype="mean")
+    return resample_poly(_series_values(x), up, down, axis=0, padtype="mean")
+
+
+def _check_series_shape(x):
+    """Refuse what :func:`resample` cannot take as one subject's series, by its shape."""
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"x must be one subject's time series, an array (n_timepoints, "
+                        f"n_regions); got {type(x).__name__}")
+    try:
+        ndim = np.ndim(x)
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        raise ValueError("x must be one subject's time series, an array (n_timepoints, "
+                         "n_regions); got rows of different lengths") from None
+    if ndim == 3:
+        raise ValueError(
+            f"x has 3 dimensions (shape {np.shape(x)}), but resample takes one subject's "
+            "series (n_timepoints, n_regions): time is its first axis, which in a stack of "
+            "subjects counts the subjects. Resample each subject: [resample(x, t_r, "
+            "target_t_r) for x in X]")
+    if ndim not in (1, 2):
+        raise ValueError(f"x must be one subject's time series, (n_timepoints, n_regions) or "
+                         f"(n_timepoints,); got {ndim} dimension(s) (shape {np.shape(x)})")
+
+
+def _series_values(x):
+    """``x`` as float64 values for :func:`resample`, refusing those that are no signal."""
+    values = x.to_numpy() if hasattr(x, "to_numpy") else np.asarray(x)
+    if values.dtype.kind == "b":
+        raise TypeError("x holds booleans, not signal values: resample a time series")
+    if values.dtype.kind == "c":
+        raise ValueError("x holds complex numbers: pass the real part or the magnitude "
+                         "(x.real or np.abs(x))")
+    try:
+        values = values.astype(np.float64)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"x is not numeric ({error}): resample a time series of numbers") from None
+    bad = ~np.isfinite(values)
+    if bad.any():
+        timepoint, *region = np.argwhere(bad)[0]
+        where = f"timepoint {timepoint}" + (f", region {region[0]}" if region else "")
+        raise ValueError(
+            f"x holds {int(bad.sum())} NaN or infinite value(s), first at {where}: the filter "
+            "would spread them over the whole region; interpolate them or drop those timepoints "
+            "first")
+    return values
 
 
 def _sample_quotas(lengths, budget):

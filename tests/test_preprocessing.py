@@ -108,6 +108,33 @@ def test_resample_rejects_non_positive_tr(t_r, target_t_r):
         resample(np.zeros((10, 2)), t_r, target_t_r)
 
 
+def test_resample_refuses_a_stack_of_subjects_rather_than_resampling_across_them():
+    """A 3-D X had been resampled along its first axis, the subjects: twice as many
+    "subjects", each a mix of two, which an estimator then took without a word."""
+    X = np.random.default_rng(0).standard_normal((4, 10, 3))
+    with pytest.raises(ValueError, match=r"x has 3 dimensions \(shape \(4, 10, 3\)\), but "
+                                         r"resample takes one subject's series .*Resample each "
+                                         r"subject: \[resample\(x, t_r, target_t_r\) for x in X\]"):
+        resample(X, 2.0, 1.0)
+    assert np.stack([resample(x, 2.0, 1.0) for x in X]).shape == (4, 20, 3)
+
+
+@pytest.mark.parametrize("x, error, message", [
+    (np.where(np.eye(10, 3) == 1, np.nan, 0.0), ValueError,
+     "x holds 3 NaN or infinite value.s., first at timepoint 0, region 0: the filter would "
+     "spread them over the whole region"),
+    (np.ones((10, 3)) + 1j, ValueError, r"x holds complex numbers: pass the real part"),
+    (np.ones((10, 3), dtype=bool), TypeError, "x holds booleans"),
+    (np.array([["a", "b"]] * 5), TypeError, "x is not numeric"),
+    (None, TypeError, "x must be one subject's time series, an array .* got NoneType"),
+])
+def test_resample_refuses_values_that_are_no_signal(x, error, message):
+    """NaN had turned the whole region into NaN, complex numbers had lost their imaginary part
+    and booleans had been resampled as 0 and 1, all without a word; None had failed in SciPy."""
+    with pytest.raises(error, match=message):
+        resample(x, 2.0, 1.0)
+
+
 def test_one_tr_per_subject_is_told_to_resample_them_first():
     """A TR per subject (a pooled multi-site dataset) had been refused as "must be a float"
     only; the message now says how to bring the subjects to one TR."""
