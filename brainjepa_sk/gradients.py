@@ -284,6 +284,20 @@ CONNECTIVITY_CHUNK = 16
 _METHOD_PARAMETERS = ("approach", "kernel", "sparsity", "kind")
 
 
+def _check_correlations_finite(chunk, data, start):
+    """Refuse subjects whose correlation matrix is not finite: values so large (or small)
+    that their squares overflow (or underflow) in float64, which BrainSpace then reported as
+    "Input contains NaN" of input that holds none."""
+    bad = np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1))
+    if bad.size:
+        i = start + int(bad[0])
+        largest = float(np.abs(np.asarray(data[i], dtype=np.float64)).max())
+        raise ValueError(
+            f"subject {i}'s correlation matrix holds NaN or infinite values: its series (largest "
+            f"|value| {largest:.3g}) are too large or too small to be standardized in float64; "
+            "rescale them first (e.g. x / np.abs(x).max())")
+
+
 def _fisher_z_mean(chunks):
     """Average correlation matrices in Fisher-z space; the diagonal is averaged plainly.
 
@@ -473,7 +487,9 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                 warnings.filterwarnings("ignore", "The default strategy for standardize",
                                         DeprecationWarning)
                 chunk = measure.fit_transform(data[start : start + CONNECTIVITY_CHUNK])
-            yield np.asarray(chunk, dtype=np.float64)
+            chunk = np.asarray(chunk, dtype=np.float64)
+            _check_correlations_finite(chunk, data, start)
+            yield chunk
 
     def _embed(self, matrix, random_state, what="the group connectivity"):
         """Gradients and eigenvalues of ``matrix``, and whether its affinity graph came out

@@ -974,3 +974,20 @@ def test_a_reference_indexed_by_other_names_warns_naming_its_row_then_xs_column(
         aligned = GradientPositioner(**SMALL, reference=other).fit(frames)
     expected = GradientPositioner(**SMALL, reference=reference).fit(frames)
     np.testing.assert_allclose(aligned.gradients_, expected.gradients_)
+
+
+@pytest.mark.parametrize("scale", [1e200, 1e-300])
+def test_series_too_large_or_small_for_a_correlation_name_the_subject_not_a_nan(scale):
+    """Their squares overflow (or underflow) in float64, and BrainSpace had said "Input
+    contains NaN" of input that holds none; a failed refit keeps the fit."""
+    X = np.random.default_rng(0).standard_normal((3, 20, 8))
+    positioner = GradientPositioner(n_components=2, sparsity=0.5).fit(X)
+    gradients = positioner.gradients_.copy()
+    bad = X.copy()
+    bad[1] *= scale
+    with pytest.raises(ValueError, match=r"^subject 1's correlation matrix holds NaN or "
+                                         r"infinite values: .* rescale them first"):
+        positioner.fit(bad)
+    np.testing.assert_array_equal(positioner.gradients_, gradients)
+    with pytest.raises(ValueError, match=r"^subject 1's correlation matrix"):
+        positioner.transform(bad)
