@@ -449,12 +449,17 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         written then).
     ValueError
         When ``path`` holds the saved state of a pretraining run (``checkpoint_dir``'s
-        ``run-*.pt``): the run could no longer be resumed. Nothing is written then.
+        ``run-*.pt``): the run could no longer be resumed; or when the model's weights hold
+        NaN or infinite values. Nothing is written then.
     OSError
         Naming ``path``, when it cannot be written.
     """
     if not isinstance(model, BrainJEPA):
         raise TypeError(f"model must be a BrainJEPA module, got {type(model).__name__}")
+    bad = first_non_finite(model.state_dict().items())
+    if bad is not None:  # load_checkpoint refuses it
+        raise ValueError(f"model's {bad} holds NaN or infinite values (a diverged model?): a "
+                         "checkpoint of it could not be used; nothing was written")
     for name, value in [("preprocessing", preprocessing), ("metadata", metadata)]:
         if value is not None and not isinstance(value, dict):  # load_checkpoint refuses them
             raise TypeError(f"{name} must be a dict, got {type(value).__name__}")
@@ -509,7 +514,8 @@ def load_checkpoint(path, map_location="cpu"):
     ValueError
         Naming the file, when it is a folder, empty, damaged (its checksum does not match),
         not a checkpoint of this package (a research checkpoint, a pretraining run's state),
-        written by a newer version, or incomplete.
+        written by a newer version, incomplete, or when its weights hold NaN or infinite
+        values.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:
@@ -543,6 +549,12 @@ def load_checkpoint(path, map_location="cpu"):
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
+    # (files of format version 1 have no checksum, and a diverged model saves as any other):
+    # refused here, rather than as NaN embeddings or a NaN fine-tuning loss blamed on lr
+    bad = first_non_finite(model.state_dict().items())
+    if bad is not None:
+        raise ValueError(f"{path}: its {bad} holds NaN or infinite values (saved from a "
+                         "diverged model, or damaged); use a checkpoint of finite weights")
     loaded = LoadedCheckpoint(
         model=model.eval(),
         preprocessing=preprocessing,

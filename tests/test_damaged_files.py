@@ -583,3 +583,31 @@ def test_a_two_gradient_text_file_with_a_byte_order_mark_keeps_its_first_region(
     gradients = np.random.default_rng(3).standard_normal((8, 2))
     np.savetxt(tmp_path / f"g{suffix}", gradients, encoding="utf-8-sig")
     np.testing.assert_allclose(load_gradients(tmp_path / f"g{suffix}"), gradients, rtol=1e-15)
+
+
+def test_a_checkpoint_of_non_finite_weights_is_refused_naming_the_file(tmp_path, monkeypatch):
+    """Saved and loaded without a word, it had given NaN embeddings at transform only, and a
+    fine-tuning loss of NaN blamed on the learning rate."""
+    from brainjepa_sk import BrainJEPAClassifier, checkpoint
+
+    model = _model()
+    with torch.no_grad():
+        model.target_encoder.norm.weight[0] = float("nan")
+    path = tmp_path / "diverged.pt"
+    with pytest.raises(ValueError, match=r"model's target_encoder.norm.weight holds NaN or "
+                                         r"infinite values .*nothing was written"):
+        save_checkpoint(path, model)
+    assert not path.exists()
+    with monkeypatch.context() as patched:  # a file written anyway (by an older version, say)
+        patched.setattr(checkpoint, "first_non_finite", lambda tensors: None)
+        save_checkpoint(path, model)
+    message = (rf"^{re.escape(str(path))}: its target_encoder.norm.weight holds NaN or "
+               r"infinite values \(saved from a diverged model, or damaged\)")
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(path)
+    X = np.random.default_rng(0).standard_normal((4, 16, 8))
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAEmbedder(weights=path, normalization=None, device="cpu").fit(X)
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAClassifier(weights=path, normalization=None, max_epochs=1, verbose=0).fit(
+            X, [0, 1, 0, 1])
