@@ -846,6 +846,9 @@ def load_params_naming_files(load_params, files, **options):
             continue
         if is_path(path):
             path = expand_home(path)
+            if os.path.isdir(path):  # not damaged: "delete it" would be no advice
+                raise ValueError(f"could not load {os.fspath(path)} ({key}): it is a folder; "
+                                 f"give the file that save_params(..., {key}=) wrote")
         try:
             load_params(**{key: path}, **options)
         except FileNotFoundError:
@@ -853,10 +856,17 @@ def load_params_naming_files(load_params, files, **options):
         except (OSError, EOFError, RuntimeError, ValueError, KeyError,
                 pickle.UnpicklingError) as error:
             name = os.fspath(path) if is_path(path) else f"the {key} file object"
+            reason = (f"{type(error).__name__}: {error}; the file is damaged (cut short, say) or "
+                      "holds the state of another model")
+            if isinstance(error, pickle.UnpicklingError):
+                # not torch's advice to load it unsafely, nor to file an issue with PyTorch
+                reason = ("it holds Python objects other than tensors and plain values, which "
+                          "are not loaded (loading them could run code)"
+                          if "Unsupported global" in str(error) else
+                          "it was not written by torch.save (save_params), or it is damaged")
             raise ValueError(
-                f"could not load {name} ({key}): {type(error).__name__}: {error}; the file is "
-                "damaged (cut short, say) or holds the state of another model: delete it to "
-                "start afresh") from error
+                f"could not load {name} ({key}): {reason}: delete it to start afresh"
+            ) from error
 
 
 #: The file beside a ``Checkpoint``'s (named with its ``fn_prefix``) that records the data and

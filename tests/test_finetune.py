@@ -2009,6 +2009,27 @@ def test_a_failed_load_params_leaves_the_net_as_it_was(tmp_path):
         np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+def test_load_params_of_a_foreign_file_or_a_folder_says_so_without_torchs_advice(tmp_path):
+    """A file torch.load cannot read safely had been reported with torch's advice to load it
+    with weights_only=False (which runs any code it holds) and to file an issue with PyTorch;
+    a folder had been called damaged, with the advice to delete it."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    proba = clf.predict_proba(X)
+    garbage = tmp_path / "params.pt"
+    garbage.write_bytes(b"not a torch file at all")
+    with pytest.raises(ValueError, match=rf"^could not load {re.escape(str(garbage))} "
+                                         r"\(f_params\): it was not written by torch.save "
+                                         r"\(save_params\), or it is damaged: delete it") as error:
+        clf.load_params(f_params=garbage)
+    assert "weights_only" not in str(error.value)
+    with pytest.raises(ValueError, match=rf"^could not load {re.escape(str(tmp_path))} "
+                                         r"\(f_optimizer\): it is a folder; give the file that "
+                                         r"save_params\(\.\.\., f_optimizer=\) wrote$"):
+        clf.load_params(f_optimizer=tmp_path)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
 def test_save_params_writes_file_objects_as_given():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
