@@ -283,7 +283,22 @@ def _as_subject_list(X, estimator=None):
     if not subjects:
         raise ValueError("X is empty: expected at least one subject")
     sources = [x if is_path(x) else None for x in subjects]
-    return [read_subject_file(x) if is_path(x) else x for x in subjects], sources
+    return [read_subject_file(x) if is_path(x) else _host_tensor(x) for x in subjects], sources
+
+
+def _host_tensor(subject):
+    """A torch tensor as data NumPy can read: detached from autograd (NumPy refuses a tensor
+    that requires grad, with torch's RuntimeError) and on the CPU; anything else unchanged."""
+    if not (hasattr(subject, "detach") and hasattr(subject, "requires_grad")
+            and hasattr(subject, "device")):
+        return subject
+    subject = subject.detach()
+    if subject.device.type == "cpu":
+        return subject
+    try:
+        return subject.cpu()
+    except (RuntimeError, NotImplementedError):  # e.g. a meta tensor: no data to copy
+        return subject  # the check that follows refuses it as not numeric
 
 
 def _where_not_finite(subject, names, first_frame=None):

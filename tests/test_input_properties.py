@@ -555,3 +555,19 @@ def test_a_dict_of_subjects_is_refused_with_the_advice_to_pass_its_values():
     with pytest.raises(ValueError, match=r"got a dict, whose keys would be taken for the "
                                          r"subjects\. Pass list\(X\.values\(\)\)"):
         validate_subjects({"sub-01": x, "sub-02": x + 1})
+
+
+def test_tensors_that_require_grad_are_read_as_their_values():
+    """NumPy refuses them, and torch's RuntimeError had come from deep in the input check."""
+    torch = pytest.importorskip("torch")
+    X = torch.randn(3, 10, 4, dtype=torch.float64, requires_grad=True)
+    expected = X.detach().numpy()
+    for tensors, values in [(X, expected), (list(X), expected),
+                          ([x * 2 for x in X], expected * 2)]:  # results of autograd
+        for lazy in (False, True):
+            subjects = validate_subjects(tensors, lazy=lazy)
+            for i, subject in enumerate(values):
+                np.testing.assert_array_equal(subjects[i], subject)
+    assert X.requires_grad  # the caller's tensor is left as it was
+    embedder = BrainJEPAEmbedder(tiny_module(n_regions=4), normalization=None, device="cpu")
+    np.testing.assert_array_equal(embedder.fit(X).transform(X), embedder.transform(expected))
