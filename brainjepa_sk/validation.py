@@ -954,6 +954,11 @@ def validate_connectivity(X):
     except TypeError as exc:
         raise ValueError(f"X is not numeric: {exc}") from None
     except ValueError as exc:
+        if "Complex data not supported" in str(exc):  # scikit-learn's message prints all of X
+            raise ValueError("X holds complex values: pass the real part or the magnitude "
+                             "(X.real or np.abs(X))") from None
+        if "Found array with 0 sample(s)" in str(exc):
+            raise ValueError("X is empty: expected at least one connectivity matrix") from None
         # matrices of several sizes (or subjects' time series of different lengths): numpy's
         # "inhomogeneous shape" says neither which nor what was expected
         if "setting an array element with a sequence" not in str(exc):

@@ -452,6 +452,19 @@ def test_connectivity_files_are_told_to_be_loaded_first(tmp_path):
             positioner.fit(X)
 
 
+@pytest.mark.parametrize("X, message", [
+    ([], r"^X is empty: expected at least one connectivity matrix$"),
+    (np.zeros((0, 12, 12)), r"^X is empty: expected at least one connectivity matrix$"),
+    (np.eye(12)[None] + 0j, r"^X holds complex values: pass the real part or the magnitude "
+                            r"\(X.real or np.abs\(X\)\)$"),
+])
+def test_no_connectivity_matrix_or_complex_ones_are_said_so_in_a_line(X, message):
+    """scikit-learn's messages had spoken of "0 sample(s)", and printed every value of the
+    complex matrices (a 450-region atlas: 200,000 values a subject)."""
+    with pytest.raises(ValueError, match=message):
+        GradientPositioner(kind="connectivity", **SMALL).fit(X)
+
+
 def test_connectivity_matrices_of_different_sizes_are_named():
     """Matrices of several sizes (or time series of different lengths given with
     kind='connectivity') raised numpy's 'setting an array element with a sequence ...
