@@ -251,19 +251,37 @@ def _put_back(copies):
 
 
 def _refuse_missing_targets(y, what):
-    """Refuse a ``y`` with missing values (NaN, None, ``pandas.NA``), naming where the first
-    one is: scikit-learn says only "Input y contains NaN", and labels that are text with one
-    missing (as ``pandas.read_csv`` reads an empty cell) failed in NumPy's sort with "'<' not
-    supported between instances of 'float' and 'str'"; ``what`` is "label" or "target"."""
+    """Refuse a ``y`` with missing values (NaN, None, ``pandas.NA``) or infinite ones, naming
+    where the first one is: scikit-learn says only "Input y contains NaN", and labels that are
+    text with one missing (as ``pandas.read_csv`` reads an empty cell) failed in NumPy's sort
+    with "'<' not supported between instances of 'float' and 'str'"; also a ``y`` of rows of
+    different lengths or of complex values; ``what`` is "label" or "target"."""
     import pandas as pd  # (imported here: this module loads without pandas until used)
 
     try:
+        kind = np.asarray(y).dtype.kind
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        raise ValueError(f"y has rows of different lengths: give one {what} per subject (a "
+                         "1-D y, or a table of one row per subject)") from None
+    except TypeError:  # not an array: the checks that follow say so
+        return
+    if kind == "c":  # scikit-learn's message prints every value of y
+        raise ValueError(f"y holds complex values: pass the real part or the magnitude "
+                         f"(y.real or np.abs(y)) as the {what}s")
+    try:
         values = np.asarray(y, dtype=object)
         missing = np.asarray(pd.isna(values), dtype=bool)
-    except (TypeError, ValueError):  # ragged or not an array: the checks that follow say so
+    except (TypeError, ValueError):  # not an array: the checks that follow say so
         return
-    if missing.ndim not in (1, 2) or not missing.any():
+    if missing.ndim not in (1, 2):
         return
+    problem = f"a missing {what} (NaN or None)"
+    if not missing.any():
+        if kind not in "fiu":
+            return
+        missing, problem = np.isinf(np.asarray(y, dtype=np.float64)), f"an infinite {what}"
+        if not missing.any():
+            return
     rows = np.flatnonzero(missing.reshape(len(missing), -1).any(axis=1))
     column = ""
     if missing.ndim == 2 and missing.shape[1] > 1:
@@ -271,9 +289,10 @@ def _refuse_missing_targets(y, what):
         columns = getattr(y, "columns", None)
         column = f", column {columns[first]!r}" if columns is not None else f", column {first}"
     raise ValueError(
-        f"y has a missing {what} (NaN or None) for {rows.size} subject(s), first subject "
-        f"{rows[0]}{column}: every subject needs its {what}. Leave the subjects without one out "
-        f"of both X and y (e.g. keep = ~pandas.isna(y); X[keep], y[keep])")
+        f"y has {problem} for {rows.size} subject(s), first subject {rows[0]}{column}: every "
+        f"subject needs a finite {what}. Leave the subjects without one out of both X and y "
+        "(e.g. keep = numpy.isfinite(y) for numbers, ~pandas.isna(y) for labels; X[keep], "
+        "y[keep])")
 
 
 def _check_classes(classes, what):

@@ -1783,6 +1783,24 @@ def test_a_missing_regression_target_is_refused_naming_the_subject(y, where):
         BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+@pytest.mark.parametrize("y, message", [
+    (np.array([0.0, 1.0, np.inf, 1.0] * 2), r"y has an infinite {what} for 2 subject\(s\), "
+                                            r"first subject 2: every subject needs a finite"),
+    (np.array([0.0, 1.0] * 4) + 1j, r"^y holds complex values: pass the real part or the "
+                                    r"magnitude \(y.real or np.abs\(y\)\) as the {what}s$"),
+    ([[0.0], [1.0, 2.0]] * 4, r"^y has rows of different lengths: give one {what} per subject"),
+], ids=["inf", "complex", "ragged"])
+def test_targets_that_are_infinite_complex_or_ragged_are_refused_in_one_line(estimator, y,
+                                                                              message):
+    """scikit-learn had said "Input y contains infinity" without where, printed every value of
+    a complex y, and NumPy had spoken of an "inhomogeneous shape"."""
+    X = offset_subjects(np.tile([0.0, 1.0], 4))
+    what = "label" if estimator is BrainJEPAClassifier else "target"
+    with pytest.raises(ValueError, match=message.format(what=what)):
+        estimator(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+
+
 @pytest.mark.parametrize("pooling", ["roi_std", "lagged"])
 def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(pooling):
     """As for the embedder: with one time patch per window there is no spread nor lag to
