@@ -1113,8 +1113,17 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     ValueError
         When ``n_frames="auto"`` and the weights do not say their window length, when a
         setting is invalid, or when the preprocessing our checkpoint carries is invalid.
+    TypeError
+        When ``weights`` is not what :func:`~brainjepa_sk.checkpoint.resolve_weights`
+        returned (a module or a path, for instance).
     """
+    from .checkpoint import ResolvedWeights  # (the checkpoint module imports this one)
 
+    if not isinstance(weights, ResolvedWeights):
+        raise TypeError(
+            f"weights must be what brainjepa_sk.checkpoint.resolve_weights returned, got a "
+            f"{type(weights).__name__}: pass resolve_weights(weights) (it takes a checkpoint "
+            "path, a module or 'ukbiobank')")
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")

@@ -1098,3 +1098,21 @@ def test_a_short_series_that_was_not_resampled_is_not_said_to_be(t_r, target_t_r
         prep.transform([np.zeros((7, 3))])
     assert str(info.value).startswith("subject 0 is too short: 7 frames; at least min_frames=8")
     assert "resampl" not in str(info.value) and "t_r" not in str(info.value)
+
+
+def test_preprocessor_for_weights_given_a_module_says_to_resolve_it_first():
+    """A module or a path had failed with "'BrainJEPA' object has no attribute 'n_frames'"."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk.checkpoint import resolve_weights
+    from brainjepa_sk.preprocessing import preprocessor_for_weights
+
+    module, subjects = tiny_module(), [np.random.default_rng(0).standard_normal((16, 8))]
+    for weights in (module, "weights.pt"):
+        with pytest.raises(TypeError, match=r"weights must be what brainjepa_sk.checkpoint."
+                                            rf"resolve_weights returned, got a "
+                                            rf"{type(weights).__name__}: pass "
+                                            r"resolve_weights\(weights\)"):
+            preprocessor_for_weights(weights, subjects, normalization=None)
+    assert preprocessor_for_weights(resolve_weights(module), subjects,
+                                    normalization=None).n_frames == 8
