@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -318,10 +319,25 @@ def subject_lengths(subjects):
     -------
     list of int
         The number of rows of each subject; 0 for what is not an array (the checks name it).
+
+    Raises
+    ------
+    TypeError
+        When ``subjects`` is a path or None, not a sequence of subjects (a path's characters
+        had been counted as subjects of 0 rows).
+    ValueError
+        When ``subjects`` is one 2-D table (its rows had been counted as subjects).
     """
     counts = getattr(subjects, "n_timepoints", None)
     if counts is not None:
         return [int(n) for n in counts]
+    if subjects is None or isinstance(subjects, (str, bytes, os.PathLike)):
+        raise TypeError(
+            f"subjects must be a sequence of (n_timepoints, n_regions) arrays, got "
+            f"{type(subjects).__name__}; files are counted once checked: "
+            "brainjepa_sk.validation.validate_subjects(paths, lazy=True).n_timepoints")
+    if hasattr(subjects, "columns") or getattr(subjects, "ndim", None) == 2:
+        raise ValueError(one_table_message(subjects, "subjects"))
     rows = []
     for subject in subjects:
         try:

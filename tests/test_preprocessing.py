@@ -1116,3 +1116,21 @@ def test_preprocessor_for_weights_given_a_module_says_to_resolve_it_first():
             preprocessor_for_weights(weights, subjects, normalization=None)
     assert preprocessor_for_weights(resolve_weights(module), subjects,
                                     normalization=None).n_frames == 8
+
+
+@pytest.mark.parametrize("subjects, error, message", [
+    (np.zeros((30, 4)), ValueError, r"got one 2-D table of shape \(30, 4\). For a single "
+                                    r"subject, pass \[x\]"),
+    ("sub-*.npy", TypeError, r"subjects must be a sequence .* got str; files are counted once "
+                             r"checked"),
+    (None, TypeError, "got NoneType"),
+])
+def test_subject_lengths_refuses_one_table_or_a_path_rather_than_counting_its_parts(
+        subjects, error, message):
+    """A table's rows had been counted as subjects (30 subjects of 4 frames), and a glob's
+    characters as subjects of 0 frames."""
+    from brainjepa_sk.preprocessing import subject_lengths
+
+    with pytest.raises(error, match=message):
+        subject_lengths(subjects)
+    assert subject_lengths([np.zeros((30, 4)), np.zeros((20, 4))]) == [30, 20]
