@@ -398,11 +398,25 @@ def _not_signal_values(subject, kinds):
                 "pass a plain array")
     if "b" in kinds:
         return "holds booleans, not signal values"
+    if kinds & {"M", "m"}:  # NumPy's "could not be promoted" named neither column nor cure
+        return "holds dates or times, not signal values" + _where_dates(subject)
     if kinds & {"U", "S"} or ("O" in kinds and any(
             isinstance(value, (str, bytes)) for value in np.asarray(subject, dtype=object).flat)):
         return ("holds text, not numbers (convert numbers read as text with astype(float))"
                 + _where_text(subject))
     return ""
+
+
+def _where_dates(subject):
+    """Where a subject's first column of dates or durations is, for the message refusing it
+    (a DataFrame's by its name: often a time column appended to the regions)."""
+    dtypes = getattr(subject, "dtypes", None)
+    if dtypes is None or not hasattr(subject, "columns"):
+        return ""
+    column = next(k for k, dtype in enumerate(dtypes) if getattr(dtype, "kind", None) in "Mm")
+    name = subject.columns[column]
+    return (f": column {name!r} (column {column}, {dtypes.iloc[column]}); drop it if it is "
+            f"the time of each frame, not a region (x.drop(columns=[{name!r}]))")
 
 
 #: Text that stands for a missing value (``pandas.read_csv``'s defaults, lower-cased, and "-"),

@@ -571,3 +571,19 @@ def test_tensors_that_require_grad_are_read_as_their_values():
     assert X.requires_grad  # the caller's tensor is left as it was
     embedder = BrainJEPAEmbedder(tiny_module(n_regions=4), normalization=None, device="cpu")
     np.testing.assert_array_equal(embedder.fit(X).transform(X), embedder.transform(expected))
+
+
+@pytest.mark.parametrize("time", [pd.date_range("2020-01-01", periods=10, freq="2s"),
+                                  pd.to_timedelta(np.arange(10) * 2, unit="s")],
+                         ids=["dates", "durations"])
+def test_a_column_of_times_is_named_with_the_advice_to_drop_it(time):
+    """NumPy's "DType could not be promoted" had named neither the column nor what to do."""
+    x = pd.DataFrame(np.random.default_rng(0).standard_normal((10, 3)), columns=["a", "b", "c"])
+    x["onset"] = time
+    with pytest.raises(TypeError, match=r"^subject 1 holds dates or times, not signal values: "
+                                        r"column 'onset' \(column 3, \w+64\[\w+\]\); drop it "
+                                        r"if it is the time of each frame, not a region "
+                                        r"\(x.drop\(columns=\['onset'\]\)\)$"):
+        validate_subjects([x.drop(columns=["onset"]), x])
+    with pytest.raises(TypeError, match=r"^subject 0 holds dates or times, not signal values$"):
+        validate_subjects([np.tile(np.asarray(time)[:, None], (1, 3))])
