@@ -10,6 +10,7 @@ import shlex
 import warnings
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError, StrOptions
@@ -248,10 +249,20 @@ def load_gradients(source):
                 ) from error
         name = str(path)
     else:
+        name = "the gradient array"
+        if source is None:
+            raise ValueError("the gradients are None: give a gradient matrix (n_regions, "
+                             "n_components) or the path of one")
+        if sparse.issparse(source):  # NumPy makes an object scalar of it: "not numeric"
+            raise ValueError(f"{name} is a sparse {type(source).__name__}: pass its dense "
+                             "values (gradients.toarray())")
         if hasattr(source, "detach"):  # torch tensor
             source = source.detach().cpu().numpy()
-        array = np.asarray(source)
-        name = "the gradient array"
+        try:
+            array = np.asarray(source)
+        except ValueError:  # NumPy's "inhomogeneous shape"
+            raise ValueError(f"{name} has rows of different lengths: it must be a 2-D "
+                             "(n_regions, n_components) matrix") from None
     if not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"{name} is not numeric (dtype {array.dtype})")
     if np.iscomplexobj(array):  # casting would drop the imaginary parts with only a warning

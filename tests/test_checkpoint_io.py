@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 
 from brainjepa_sk.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
@@ -60,6 +61,20 @@ def test_wrong_files(tmp_path, official_dir):
     torch.save(payload, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"other\.pt is not a brainjepa_sk checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("gradients, message", [
+    (None, r"^the gradients are None: give a gradient matrix"),
+    ([[0.1, 0.2], [0.3]], r"^the gradient array has rows of different lengths: it must be a "
+                          r"2-D \(n_regions, n_components\) matrix$"),
+    (scipy.sparse.csr_matrix(np.eye(3)), r"^the gradient array is a sparse csr_matrix: pass "
+                                         r"its dense values \(gradients.toarray\(\)\)$"),
+])
+def test_gradients_that_are_none_ragged_or_sparse_are_said_to_be_so(gradients, message):
+    """They had been called "not numeric (dtype object)", or NumPy had spoken of an
+    "inhomogeneous shape"."""
+    with pytest.raises(ValueError, match=message):
+        load_gradients(gradients)
 
 
 def test_load_gradients_formats(tmp_path, official_dir):
