@@ -128,6 +128,11 @@ def _check_weights_type(estimator):
     elif isinstance(weights, LoadedCheckpoint):
         hint = ("pass its model, weights=checkpoint.model (it carries the preprocessing and "
                 "region names), or the path given to load_checkpoint")
+    elif hasattr(weights, "shape") and hasattr(weights, "dtype"):
+        # scikit-learn's message prints every value (a 450-region gradient matrix, say)
+        hint = (f"an array of shape {tuple(weights.shape)} is no model; if it is the region "
+                "gradients, pass it as gradients= (with a research checkpoint's path as "
+                "weights=)")
     elif isinstance(weights, Mapping):
         hint = ("a state dict or a loaded file does not say the model's architecture and "
                 "gradients: pass the module it was taken from, or the file written by "

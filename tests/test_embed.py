@@ -1796,8 +1796,9 @@ def test_a_pretrainer_given_as_weights_is_told_to_pass_its_model():
 
 
 def test_a_loaded_checkpoint_or_a_state_dict_given_as_weights_is_told_what_to_pass(tmp_path):
-    """What load_checkpoint returns, or a state dict, had been refused with scikit-learn's
-    message, which printed the whole module or every tensor and no way to the weights."""
+    """What load_checkpoint returns, a state dict or an array, had been refused with
+    scikit-learn's message, which printed the whole module or every value and no way to the
+    weights."""
     from sklearn.utils._param_validation import InvalidParameterError
 
     from brainjepa_sk import BrainJEPAClassifier
@@ -1809,7 +1810,11 @@ def test_a_loaded_checkpoint_or_a_state_dict_given_as_weights_is_told_what_to_pa
     for weights, hint in ((load_checkpoint(tmp_path / "model.pt"),
                            r"LoadedCheckpoint instead: pass its model, weights=checkpoint\.model "),
                           (module.state_dict(), r"OrderedDict instead: a state dict or a loaded "
-                                                r"file does not say the model's architecture")):
+                                                r"file does not say the model's architecture"),
+                          # a gradient matrix taken for weights: it had been printed, with no hint
+                          (np.zeros((450, 30)), r"ndarray instead: an array of shape \(450, 30\) "
+                                                r"is no model; if it is the region gradients, "
+                                                r"pass it as gradients=")):
         for estimator in (BrainJEPAEmbedder(weights=weights, device="cpu"),
                           BrainJEPAClassifier(weights, max_epochs=1, verbose=0)):
             with pytest.raises(InvalidParameterError,
