@@ -145,6 +145,22 @@ def _check_weights_type(estimator):
         f"checkpoint path or a torch module. Got a {type(weights).__name__} instead: {hint}")
 
 
+def _check_gradients_type(estimator):
+    """Refuse an estimator as the ``gradients`` of the estimators that take weights, saying
+    which gradients they need: scikit-learn's message only listed the types allowed, while the
+    pretrainer takes a GradientPositioner there."""
+    gradients = estimator.gradients
+    if not (hasattr(gradients, "fit") and hasattr(gradients, "get_params")):
+        return
+    raise InvalidParameterError(
+        f"The 'gradients' parameter of {type(estimator).__name__} must be an array-like, a "
+        f"path or None. Got a {type(gradients).__name__} instead: with a research "
+        "checkpoint as weights, gradients= is the matrix it was trained with "
+        "(gradient_mapping_450.csv for the published weights), not gradients computed anew; "
+        "pass that matrix or its file (a GradientPositioner is BrainJEPAPretrainer's "
+        "gradients=)")
+
+
 def check_parameters(estimator, names=None):
     """Check ``estimator``'s parameters against its ``_parameter_constraints``.
 
@@ -167,6 +183,8 @@ def check_parameters(estimator, names=None):
         constraints = {name: constraints[name] for name in names}
     if "weights" in constraints:
         _check_weights_type(estimator)
+        if "gradients" in constraints:
+            _check_gradients_type(estimator)
     t_r = getattr(estimator, "t_r", None)
     several = (t_r.ndim > 0 and t_r.size > 1 if isinstance(t_r, np.ndarray)
                else (isinstance(t_r, (list, tuple)) or hasattr(t_r, "iloc")) and len(t_r) > 1)

@@ -1824,6 +1824,26 @@ def test_a_loaded_checkpoint_or_a_state_dict_given_as_weights_is_told_what_to_pa
             assert "tensor(" not in str(error.value) and len(str(error.value)) < 500
 
 
+def test_a_gradient_positioner_as_gradients_of_the_embedder_says_which_gradients_it_needs():
+    """The pretrainer takes a GradientPositioner as gradients=; the embedder and fine-tuners
+    had refused one with scikit-learn's list of types only, not saying that a research
+    checkpoint needs the gradients it was trained with."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from brainjepa_sk import BrainJEPAClassifier, GradientPositioner
+
+    X = make_subjects()
+    for estimator in (BrainJEPAEmbedder(gradients=GradientPositioner(), device="cpu"),
+                      BrainJEPAClassifier(gradients=GradientPositioner(), max_epochs=1,
+                                          verbose=0)):
+        with pytest.raises(InvalidParameterError,
+                           match=rf"The 'gradients' parameter of {type(estimator).__name__} "
+                                 r"must be .*Got a GradientPositioner instead: with a research "
+                                 r"checkpoint as weights, gradients= is the matrix it was "
+                                 r"trained with .*not gradients computed anew"):
+            estimator.fit(X, np.arange(len(X)) % 2)
+
+
 def test_a_url_that_urllib_cannot_open_is_a_failed_download_saying_where_to_put_the_file(
         tmp_path, monkeypatch, official_dir):
     """urllib refuses a malformed address (a mistyped mirror) with a ValueError: it is told as
