@@ -387,6 +387,8 @@ class _FineTuneBase(SubjectsInputMixin):
         "lr": [*NON_NEGATIVE, torch.Tensor],
         # -1 is skorch's "one batch of all the windows"
         "batch_size": [*POSITIVE_INT, Options(numbers.Integral, {-1})],
+        # skorch checks it only when predicting: after a whole fit
+        "use_caching": [StrOptions({"auto"}), "boolean"],
     }
 
     def __init__(

@@ -1644,6 +1644,27 @@ def test_a_negative_max_epochs_is_refused_and_the_fitted_model_kept(estimator):
 
 
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_use_caching_is_checked_before_the_fit_not_when_predicting_after_it(estimator):
+    """skorch checks it only when predicting: a whole fit had run before "Incorrect value for
+    use_caching"."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    trained = []
+
+    class Epochs(Callback):
+        def on_epoch_end(self, net, **kwargs):
+            trained.append(len(net.history_))
+
+    net = estimator(tiny_module(), **fast(max_epochs=1), callbacks=[Epochs()])
+    with pytest.raises(ValueError, match=rf"^The 'use_caching' parameter of {estimator.__name__} "
+                                         r"must be a str among \{'auto'\} or an instance of "
+                                         r"'bool'.* Got 'yes' instead"):
+        net.set_params(use_caching="yes").fit(X, y)
+    assert not trained
+    net.set_params(use_caching=np.True_).fit(X, y).predict(X)  # a NumPy bool is one
+    assert trained == [1]
+
+
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
 def test_lr_and_batch_size_are_checked_by_name_and_numpy_integers_taken(estimator):
     """skorch passes lr and batch_size on unchecked: lr="1e-3" failed in the layer-wise decay
     with "can't multiply sequence by non-int of type 'float'", and a NumPy integer batch size
