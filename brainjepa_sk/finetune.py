@@ -1963,6 +1963,32 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
 
+    def score(self, X, y, sample_weight=None):
+        """The accuracy of the predictions of ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series.
+        y : array-like of shape (n_subjects,)
+            Their labels.
+        sample_weight : array-like of shape (n_subjects,), optional
+            Weights of the subjects in the mean.
+
+        Returns
+        -------
+        float
+            The fraction of subjects whose label is predicted.
+
+        Raises
+        ------
+        ValueError
+            Naming the first subject, when ``y`` has a missing label (NaN, None or
+            ``pandas.NA``): text labels with one missing had failed in NumPy's sort.
+        """
+        _refuse_missing_targets(y, "label")
+        return super().score(X, y, sample_weight=sample_weight)
+
     def __getstate__(self):
         state = super().__getstate__()
         if "_fit_classes_" in state:
@@ -2313,6 +2339,31 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
     # listed here so that the API reference shows them with the class
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
+
+    def score(self, X, y, sample_weight=None):
+        """The coefficient of determination (R²) of the predictions of ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series.
+        y : array-like of shape (n_subjects,) or (n_subjects, n_targets)
+            Their targets.
+        sample_weight : array-like of shape (n_subjects,), optional
+            Weights of the subjects.
+
+        Returns
+        -------
+        float
+            R², averaged uniformly over the targets (scikit-learn's ``r2_score``).
+
+        Raises
+        ------
+        ValueError
+            Naming the first subject, when ``y`` has a missing or infinite target.
+        """
+        _refuse_missing_targets(y, "target")
+        return super().score(X, y, sample_weight=sample_weight)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1792,6 +1792,22 @@ def test_classes_that_are_no_list_of_labels_are_refused_by_name(classes, message
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).partial_fit(X, y, classes)
 
 
+def test_score_names_a_missing_label_or_target_too():
+    """Scoring held-out subjects whose text labels have one missing had failed in NumPy's sort,
+    and a NaN target said only "Input contains NaN"."""
+    X = offset_subjects(np.tile([0.0, 1.0], 2))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, list("abab"))
+    with pytest.raises(ValueError, match=r"y has a missing label \(NaN or None\) for 1 "
+                                         r"subject\(s\), first subject 3"):
+        clf.score(X, np.array(["a", "b", "a", np.nan], dtype=object))
+    assert 0 <= clf.score(X, list("abab")) <= 1
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match=r"y has a missing target \(NaN or None\) for 1 "
+                                         r"subject\(s\), first subject 0"):
+        reg.score(X, [np.nan, 2.0, 3.0, 4.0])
+    assert np.isfinite(reg.score(X, [1.0, 2.0, 3.0, 4.0]))
+
+
 @pytest.mark.parametrize("y, where", [
     (np.array([1.0, None, 2.0, 3.0] * 2, dtype=object), "first subject 1:"),
     (pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0] * 2, "iq": [1.0, 2.0, np.nan, 4.0] * 2}),
