@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 import shlex
+import sys
 import warnings
 
 import numpy as np
@@ -334,6 +335,15 @@ def _off_diagonal_below_one(matrices):
     return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
 
 
+def _module_named(filename):
+    """The name of the imported module whose file is ``filename`` (what ``warnings.warn``
+    filters by), or None (then ``warn_explicit`` takes the file name)."""
+    for name, module in list(sys.modules.items()):
+        if getattr(module, "__file__", None) == filename:
+            return name
+    return None
+
+
 class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
     """Connectivity gradients of brain regions, for the group and for each subject.
 
@@ -532,8 +542,10 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
             if text.startswith("Graph is not fully connected"):
                 disconnected = True  # told by the caller, once, in this package's words
             elif finite or not issubclass(warning.category, RuntimeWarning):
+                # under the module that warned, so that filters by module still apply
                 warnings.warn_explicit(warning.message, warning.category, warning.filename,
-                                       warning.lineno)
+                                       warning.lineno, module=_module_named(warning.filename),
+                                       source=warning.source)
         if not finite:
             raise ValueError(
                 f"the gradients of {what} are not finite: with kernel={self.kernel!r} and "

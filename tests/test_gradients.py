@@ -119,6 +119,29 @@ def test_kernel_none_lets_no_brainspace_warning_through():
     assert np.isfinite(fitted.gradients_).all()
 
 
+def test_a_brainspace_warning_passed_on_is_still_filtered_by_its_module(monkeypatch):
+    """The warnings of BrainSpace's fit, recorded to tell a disconnected graph, are passed on
+    under BrainSpace's module name: a filter by module (``module="brainspace"``) had stopped
+    applying to them."""
+    import brainspace.gradient.gradient as brainspace_gradient
+
+    fit = brainspace_gradient.GradientMaps.fit
+    scope = {"__name__": brainspace_gradient.__name__, "warnings": warnings, "fit": fit}
+    exec(compile("def warning_fit(self, *args, **kwargs):\n"
+                 "    warnings.warn('said by brainspace', RuntimeWarning)\n"
+                 "    return fit(self, *args, **kwargs)\n",
+                 brainspace_gradient.__file__, "exec"), scope)
+    monkeypatch.setattr(brainspace_gradient.GradientMaps, "fit", scope["warning_fit"])
+    positioner = GradientPositioner(kind="connectivity", **SMALL)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module="brainspace")
+        positioner.fit(_smooth())
+    assert not [w for w in caught if "said by brainspace" in str(w.message)]
+    with pytest.warns(RuntimeWarning, match="said by brainspace"):  # shown without the filter
+        positioner.fit(_smooth())
+
+
 def test_a_disconnected_affinity_graph_is_named_not_returned_as_infinite_gradients():
     """A diffusion map of a graph in two parts gave infinite gradients with only BrainSpace's
     warnings; transform then failed in NumPy's SVD."""
