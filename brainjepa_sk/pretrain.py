@@ -8,6 +8,7 @@ import json
 import numbers
 import os
 import re
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,31 @@ def _modified(path):
         return path.stat().st_mtime
     except OSError:
         return 0.0
+
+
+def _this_process():
+    """Which process trains a run (kept with its state)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _trained_by_another_process(extra):
+    """Whether the run of a state file's ``extra`` was last saved by another process of this
+    machine that still runs (a parallel cross-validation fold or search candidate training it
+    now); False where that cannot be told."""
+    owner = extra.get("process")
+    if os.name != "posix" or not isinstance(owner, dict):  # os.kill(pid, 0) ends it on Windows
+        return False
+    pid = owner.get("pid")
+    if (owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0
+            or pid == os.getpid()):
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's: it runs
+        return True
+    except OSError:
+        return False
+    return True
 
 
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
@@ -794,7 +820,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                      # to tell a later fit that differs from this run in what (see
                      # _tell_of_unfinished_runs)
                      "data": run["data"], "n_subjects": run["n_subjects"],
-                     "settings": run["settings"],
+                     "settings": run["settings"], "process": _this_process(),
                      **self._region_names()}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
                                     every_steps=self.checkpoint_every)
@@ -857,8 +883,10 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         changed would otherwise see it start afresh without a word."""
         found = []
         for other, extra, done in unfinished_runs(self.checkpoint_dir):
-            if other == path or "settings" not in extra:
-                continue  # this run's own file, or one saved before settings were kept
+            if other == path or "settings" not in extra or _trained_by_another_process(extra):
+                # this run's own file, one saved before settings were kept, or one another
+                # fit trains now (parallel cross-validation folds share checkpoint_dir)
+                continue
             if extra.get("data") == run["data"]:
                 theirs, ours = extra["settings"], run["settings"]
                 changed = [f"{name}: {theirs.get(name)!r} there, {ours.get(name)!r} now"
@@ -881,7 +909,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             f"starting a new run from scratch in {path}: checkpoint_dir holds an unfinished "
             f"run, {other} (stopped at step {done['step']}, {done['epoch']} of its "
             f"n_epochs={extra['n_epochs']} epochs done){more}, with {what}, which {how} "
-            "would resume; delete its file if you no longer need it",
+            "would resume; unless another fit (on another machine) trains it now, delete its "
+            "file if you no longer need it",
         )
 
     def _region_names(self):

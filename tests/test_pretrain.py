@@ -8,6 +8,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import warnings
@@ -549,6 +550,32 @@ def test_a_new_run_beside_an_unfinished_one_says_what_differs(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)  # resumed, now finished
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=5e-4).fit(X)
+
+
+def test_a_run_another_live_process_trains_is_not_warned_of_as_unfinished(tmp_path,
+                                                                        monkeypatch):
+    """Cross-validation folds or search candidates fitted in parallel share checkpoint_dir:
+    the unfinished run of a fold being trained by another process was warned of, with the
+    advice to delete its file. A run whose process has ended is still warned of."""
+    from brainjepa_sk import pretrain
+
+    X = _data()
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        monkeypatch.setattr(pretrain, "_this_process",
+                            lambda: {"host": socket.gethostname(), "pid": other.pid})
+        with pytest.raises(KeyboardInterrupt):
+            _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                        callbacks=[_InterruptAfterEpoch(2)]).fit(X)
+        monkeypatch.undo()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=1e-3).fit(X)
+    finally:
+        other.kill()
+        other.wait()
+    with pytest.warns(UserWarning, match="unfinished run"):  # its process gone
         _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=5e-4).fit(X)
 
 
