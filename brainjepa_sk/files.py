@@ -128,7 +128,11 @@ def _relative(path):
     a notebook started elsewhere); "" for an absolute one."""
     if os.path.isabs(os.fspath(path)):
         return ""
-    return f" (a relative path, looked for from the current folder {os.getcwd()})"
+    try:
+        folder = os.getcwd()
+    except OSError:  # the current folder was deleted: relative paths find nothing
+        return " (a relative path, and the current folder no longer exists)"
+    return f" (a relative path, looked for from the current folder {folder})"
 
 
 #: Cells that stand for a missing value (fMRIPrep writes ``n/a``): numbers, not names.

@@ -139,6 +139,20 @@ def test_a_relative_path_not_found_names_the_current_folder(tmp_path, monkeypatc
     assert "current folder" not in str(info.value)
 
 
+def test_a_relative_path_from_a_deleted_current_folder_is_still_named(tmp_path, monkeypatch):
+    """With the current folder deleted (a notebook's temporary folder removed), looking it up
+    for the note on relative paths failed: Python's bare "No such file or directory" replaced
+    the error naming the glob or the file."""
+    (tmp_path / "gone").mkdir()
+    monkeypatch.chdir(tmp_path / "gone")
+    (tmp_path / "gone").rmdir()
+    with pytest.raises(ValueError, match=r"no subject files match 'data/\*\.npy'.*the current "
+                                         r"folder no longer exists"):
+        validate_subjects("data/*.npy")
+    with pytest.raises(FileNotFoundError, match=r"not found: sub-01\.npy .*no longer exists"):
+        read_subject_file("sub-01.npy")
+
+
 def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
     """A model or a pretraining run saved in the data folder (checkpoint_dir set to it) made
     the next fit on its glob fail on that file as an unknown subject file type: the glob is
