@@ -13,6 +13,7 @@ Formats, by extension:
 from __future__ import annotations
 
 import csv
+import fnmatch
 import glob
 import hashlib
 import math
@@ -103,8 +104,13 @@ def _check_only_subject_files(pattern, paths):
     if not others or not kept:
         return
     common = max(SUBJECT_FILE_SUFFIXES, key=kept.count)
-    narrower = (f", e.g. {pattern + common!r}" if pattern.endswith("*")
-                and len(set(kept)) == 1 else "")
+    # 'data/*' and 'data/*.*' narrowed to 'data/*.npy', where that matches the subjects only
+    candidates = ([pattern[:-2] + common] if pattern.endswith(".*") else []) + (
+        [pattern + common] if pattern.endswith("*") else [])
+    subjects = [path for path, suffix in zip(paths, suffixes) if suffix in SUBJECT_FILE_SUFFIXES]
+    narrower = next((f", e.g. {candidate!r}" for candidate in candidates
+                     if [path for path in paths if fnmatch.fnmatchcase(str(path), candidate)]
+                     == subjects), "")
     shown = ", ".join(str(path) for path in others[:3]) + (
         f" and {len(others) - 3} more" if len(others) > 3 else "")
     raise ValueError(

@@ -168,6 +168,14 @@ def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
             rf"the subjects' files, e\.g\. {re.escape(repr(pattern + '.npy'))}")):
         validate_subjects(pattern)
     assert len(validate_subjects(str(tmp_path / "*.npy"))) == 2
+    # 'data/*.*' is narrowed to 'data/*.npy' (its + '.npy' matched nothing), and a glob whose
+    # narrowing would not match the subjects alone gets no example
+    with pytest.raises(ValueError, match=rf"e\.g\. {re.escape(repr(str(tmp_path / '*.npy')))}"):
+        validate_subjects(str(tmp_path / "*.*"))
+    (tmp_path / "sub-2.NPY").write_bytes((tmp_path / "sub-1.npy").read_bytes())
+    with pytest.raises(ValueError, match=r"narrow it to the subjects' files \(subject files"):
+        validate_subjects(pattern)
+    (tmp_path / "sub-2.NPY").unlink()
     (tmp_path / "image.nii.gz").write_text("")  # no subject file at all: the reader's advice
     with pytest.raises(ValueError, match="unknown subject file type '.nii.gz'"):
         validate_subjects(str(tmp_path / "*.gz"))
