@@ -76,7 +76,7 @@ _MAX_DENOMINATOR = 64
 
 class _BeyondFloat32Error(ValueError):
     """Preprocessed values too large for float32, the model's arithmetic (rescale the series,
-    or normalize them)."""
+    or normalize them), or not finite in the input (unchecked under ``assume_finite``)."""
 
 
 _PARAM_NAMES = (
@@ -90,6 +90,14 @@ _PARAM_NAMES = (
     "eps",
 )
 _FITTED_NAMES = ("median_", "iqr_", "n_regions_")
+
+
+def _not_finite_message(subject):
+    """The error for a subject holding NaN or infinite values that reached the preprocessing:
+    the input checks, which name where, were skipped (scikit-learn's ``assume_finite``)."""
+    return (f"subject {subject} holds NaN or infinite values, which the model cannot take "
+            "(scikit-learn's assume_finite=True skips the check of the input that says "
+            "where): remove or interpolate them")
 
 
 def _input_name(subjects):
@@ -629,10 +637,12 @@ class Preprocessor:
         """Learn the statistics from an iterable of resampled series of the given lengths,
         taking evenly spaced frames from each (:func:`_sample_quotas`)."""
         quotas = _sample_quotas(lengths, ROBUST_SAMPLE_FRAMES)
-        frames, filled, unit_rows = None, 0, 0
+        frames, filled, unit_rows, not_finite = None, 0, 0, None
         for i, x in enumerate(resampled):
             if len(x) > quotas[i]:
                 x = x[np.linspace(0, len(x) - 1, quotas[i]).round().astype(np.int64)]
+            if not_finite is None and not np.isfinite(x).all():
+                not_finite = i
             if frames is None:
                 # room for the whole sample; the pages are only used as it fills
                 frames = np.empty((int(quotas.sum()), x.shape[1]))
@@ -643,6 +653,8 @@ class Preprocessor:
         frames = frames[:filled]
         self.n_regions_ = int(frames.shape[1])
         if self.normalization == "robust":
+            if not_finite is not None:  # statistics of NaN for every subject
+                raise ValueError(_not_finite_message(not_finite))
             q25, median, q75 = np.concatenate(
                 [np.percentile(frames[:, block : block + _PERCENTILE_BLOCK], [25, 50, 75], axis=0)
                  for block in range(0, frames.shape[1], _PERCENTILE_BLOCK)],
@@ -792,6 +804,7 @@ class Preprocessor:
 
     def _subject_windows(self, x, i, n_input, starts=None):
         """One resampled subject's windows (all, or those at ``starts``), float32."""
+        given = x
         if self.normalization == "robust":
             x = self._robust_scale(x)
         x = self._pad(x, i, n_input)
@@ -805,6 +818,8 @@ class Preprocessor:
         # finite values beyond float32's range become infinite (then NaN in the model); the
         # extremes are checked without another copy of the windows
         if single.size and not (np.isfinite(single.max()) and np.isfinite(single.min())):
+            if not np.isfinite(given).all():  # its values were not checked: not a scale
+                raise _BeyondFloat32Error(_not_finite_message(i))
             raise _BeyondFloat32Error(
                 f"subject {i} reaches {float(np.abs(windows).max()):.3g} after preprocessing "
                 f"(normalization={self.normalization!r}), beyond the float32 range "

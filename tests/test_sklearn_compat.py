@@ -208,6 +208,25 @@ def test_bad_input_gets_a_clear_error_and_keeps_the_fit(estimator, X, bad, messa
     np.testing.assert_array_equal(fitted.transform(X), before)  # still the first fit
 
 
+@pytest.mark.parametrize("estimator", [*ESTIMATORS[1:], *tiny_supervised_estimators()],
+                         ids=[*IDS[1:], "BrainJEPAClassifier", "BrainJEPARegressor"])
+@pytest.mark.parametrize("normalization", [None, "robust"])
+def test_nan_let_through_by_assume_finite_is_named_so(estimator, X, normalization):
+    """scikit-learn's assume_finite=True skips the input checks: NaN then reached the model's
+    preprocessing, whose error blamed subject 0 (robust statistics of NaN) or the series'
+    scale ("reaches nan ... beyond the float32 range: rescale the series")."""
+    bad = X.copy()
+    bad[3, :, 2] = np.nan
+    message = r"^subject 3 holds NaN or infinite values.*assume_finite=True.*interpolate them$"
+    estimator = clone(estimator).set_params(normalization=normalization)
+    fitted = _fit(estimator, X)
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=message):  # in fit, or where the data are used
+            _output(_fit(estimator, bad), bad)
+        with pytest.raises(ValueError, match=message):
+            _output(fitted, bad)
+
+
 def _object_array(X, value):
     objects = X.astype(object)
     objects[1, 2, 3] = value
