@@ -42,6 +42,7 @@ from .validation import (
     check_n_regions,
     first_name_difference,
     name_differences,
+    not_finite_message,
     validate_connectivity,
     validate_subjects,
     warn_names_seen_once,
@@ -301,6 +302,10 @@ def _check_correlations_finite(chunk, data, start):
     that their squares overflow (or underflow) in float64, which BrainSpace then reported as
     "Input contains NaN" of input that holds none."""
     bad = np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1))
+    for k in bad:
+        if not np.isfinite(np.asarray(data[start + k], dtype=np.float64)).all():
+            # let through unchecked by scikit-learn's assume_finite=True
+            raise ValueError(not_finite_message(start + int(k)))
     if bad.size:
         i = start + int(bad[0])
         largest = float(np.abs(np.asarray(data[i], dtype=np.float64)).max())

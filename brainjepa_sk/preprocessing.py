@@ -35,6 +35,7 @@ from .validation import (
     check_parameters,
     check_rows,
     check_subject,
+    not_finite_message,
     one_table_message,
 )
 
@@ -90,14 +91,6 @@ _PARAM_NAMES = (
     "eps",
 )
 _FITTED_NAMES = ("median_", "iqr_", "n_regions_")
-
-
-def _not_finite_message(subject):
-    """The error for a subject holding NaN or infinite values that reached the preprocessing:
-    the input checks, which name where, were skipped (scikit-learn's ``assume_finite``)."""
-    return (f"subject {subject} holds NaN or infinite values, which the model cannot take "
-            "(scikit-learn's assume_finite=True skips the check of the input that says "
-            "where): remove or interpolate them")
 
 
 def _input_name(subjects):
@@ -654,7 +647,7 @@ class Preprocessor:
         self.n_regions_ = int(frames.shape[1])
         if self.normalization == "robust":
             if not_finite is not None:  # statistics of NaN for every subject
-                raise ValueError(_not_finite_message(not_finite))
+                raise ValueError(not_finite_message(not_finite))
             q25, median, q75 = np.concatenate(
                 [np.percentile(frames[:, block : block + _PERCENTILE_BLOCK], [25, 50, 75], axis=0)
                  for block in range(0, frames.shape[1], _PERCENTILE_BLOCK)],
@@ -819,7 +812,7 @@ class Preprocessor:
         # extremes are checked without another copy of the windows
         if single.size and not (np.isfinite(single.max()) and np.isfinite(single.min())):
             if not np.isfinite(given).all():  # its values were not checked: not a scale
-                raise _BeyondFloat32Error(_not_finite_message(i))
+                raise _BeyondFloat32Error(not_finite_message(i))
             raise _BeyondFloat32Error(
                 f"subject {i} reaches {float(np.abs(windows).max()):.3g} after preprocessing "
                 f"(normalization={self.normalization!r}), beyond the float32 range "

@@ -324,6 +324,27 @@ def _host_tensor(subject):
         return subject  # the check that follows refuses it as not numeric
 
 
+def not_finite_message(subject):
+    """The error for a subject holding NaN or infinite values that got past the input checks.
+
+    Those checks, which say where the values are, are skipped under scikit-learn's
+    ``assume_finite=True``; the preprocessing and the connectivity then meet the values.
+
+    Parameters
+    ----------
+    subject : int
+        The subject's index in ``X``.
+
+    Returns
+    -------
+    str
+        The message, naming the subject and ``assume_finite``.
+    """
+    return (f"subject {subject} holds NaN or infinite values (scikit-learn's "
+            "assume_finite=True skips the check of the input that says where): remove or "
+            "interpolate them")
+
+
 def _where_not_finite(subject, names, first_frame=None):
     """Where a subject's first NaN or infinite value is, for an error message ("" if none);
     ``first_frame``: the subject is the frames of one window from there."""

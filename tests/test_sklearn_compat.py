@@ -227,6 +227,19 @@ def test_nan_let_through_by_assume_finite_is_named_so(estimator, X, normalizatio
             _output(fitted, bad)
 
 
+def test_nan_let_through_by_assume_finite_is_named_so_by_the_positioner(X):
+    """As above: BrainSpace's "Affinity matrix contains NaN or Inf values" named neither."""
+    bad = X.copy()
+    bad[3, 4, 2] = np.nan
+    message = r"^subject 3 holds NaN or infinite values.*assume_finite=True.*interpolate them$"
+    fitted = clone(ESTIMATORS[0]).fit(X)
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=message):
+            clone(ESTIMATORS[0]).fit(bad)
+        with pytest.raises(ValueError, match=message):
+            fitted.transform(bad)
+
+
 def _object_array(X, value):
     objects = X.astype(object)
     objects[1, 2, 3] = value
