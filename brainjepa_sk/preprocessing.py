@@ -221,6 +221,18 @@ def resample(x, t_r, target_t_r):
     return resample_poly(_series_values(x), up, down, axis=0, padtype="mean")
 
 
+def _resample_subject(i, x, t_r, target_t_r):
+    """:func:`resample` of subject ``i`` of an estimator's ``X``: NaN let through by
+    scikit-learn's ``assume_finite=True`` is named for the subject (resample's message names
+    an ``x`` the caller never passed)."""
+    try:
+        return resample(x, t_r, target_t_r)
+    except ValueError:
+        if not np.isfinite(x).all():  # checked here only on the way to the error
+            raise ValueError(not_finite_message(i)) from None
+        raise
+
+
 def _check_series_shape(x):
     """Refuse what :func:`resample` cannot take as one subject's series, by its shape."""
     if x is None or isinstance(x, (str, bytes)):
@@ -500,7 +512,8 @@ class Preprocessor:
                              first_frame=first_frame, input_name=input_name)
 
     def _resample_all(self, arrays):
-        return [resample(x, self.t_r, self.target_t_r) for x in arrays]
+        return [_resample_subject(i, x, self.t_r, self.target_t_r)
+                for i, x in enumerate(arrays)]
 
     def _robust_scale(self, x):
         return (x - self.median_) / np.maximum(self.iqr_, self.eps)
@@ -620,7 +633,7 @@ class Preprocessor:
             for i in range(len(subjects)):
                 x = self._as_array(i, subjects[i], n_regions, input_name=input_name)
                 n_regions = x.shape[1]
-                yield resample(x, self.t_r, self.target_t_r)
+                yield _resample_subject(i, x, self.t_r, self.target_t_r)
 
         lengths = [self.resampled_length(n) for n in subject_lengths(subjects)]
         self._fit_resampled(resampled(), lengths)
@@ -778,8 +791,8 @@ class Preprocessor:
                     n_regions = original.shape[1]
                     windows = np.empty((len(subject_index), self.n_frames, n_regions),
                                        np.float32)
-                x = self._subject_windows(resample(original, self.t_r, self.target_t_r), i,
-                                          len(original))
+                x = self._subject_windows(
+                    _resample_subject(i, original, self.t_r, self.target_t_r), i, len(original))
             except ValueError as error:
                 raise _in_file(subjects, i, error, "it was checked (rewritten while in use?)")
             windows[position : position + len(x)] = x
@@ -982,7 +995,7 @@ class Preprocessor:
             raise ValueError(f"subject {subject} has {np.shape(original)[0]} frames, not the "
                              f"{lengths[subject]} it had")
         original = self._checked_window(subject, original, _input_name(subjects))
-        x = resample(original, self.t_r, self.target_t_r)
+        x = _resample_subject(subject, original, self.t_r, self.target_t_r)
         return self._subject_windows(x, subject, len(original), starts=[start])[0]
 
     def _checked_window(self, subject, x, input_name, first_frame=None):

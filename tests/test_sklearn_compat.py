@@ -240,6 +240,23 @@ def test_nan_let_through_by_assume_finite_is_named_so_by_the_positioner(X):
             fitted.transform(bad)
 
 
+@pytest.mark.parametrize("estimator", [*ESTIMATORS[1:], *tiny_supervised_estimators()],
+                         ids=[*IDS[1:], "BrainJEPAClassifier", "BrainJEPARegressor"])
+def test_nan_let_through_by_assume_finite_is_named_so_when_resampling(estimator, X):
+    """With t_r and model_t_r, NaN let through by assume_finite=True met resample first, whose
+    message named an 'x' the user never passed and not the subject."""
+    bad = X.copy()
+    bad[3, :, 2] = np.nan
+    message = r"^subject 3 holds NaN or infinite values.*assume_finite=True.*interpolate them$"
+    estimator = clone(estimator).set_params(t_r=2.0, model_t_r=1.0)
+    fitted = _fit(estimator, X)
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=message):
+            _output(_fit(estimator, bad), bad)
+        with pytest.raises(ValueError, match=message):
+            _output(fitted, bad)
+
+
 def _object_array(X, value):
     objects = X.astype(object)
     objects[1, 2, 3] = value
