@@ -13,7 +13,6 @@ Formats, by extension:
 from __future__ import annotations
 
 import csv
-import fnmatch
 import glob
 import hashlib
 import math
@@ -108,9 +107,11 @@ def _check_only_subject_files(pattern, paths):
     candidates = ([pattern[:-2] + common] if pattern.endswith(".*") else []) + (
         [pattern + common] if pattern.endswith("*") else [])
     subjects = [path for path, suffix in zip(paths, suffixes) if suffix in SUBJECT_FILE_SUFFIXES]
+    # matched as the glob matches (its paths are normalized: './data/*' finds 'data/x.npy';
+    # '**' spans folders): on the way to this error only
     narrower = next((f", e.g. {candidate!r}" for candidate in candidates
-                     if [path for path in paths if fnmatch.fnmatchcase(str(path), candidate)]
-                     == subjects), "")
+                     if sorted(Path(p) for p in glob.glob(candidate, recursive=True)
+                               if Path(p).is_file()) == subjects), "")
     shown = ", ".join(str(path) for path in others[:3]) + (
         f" and {len(others) - 3} more" if len(others) > 3 else "")
     raise ValueError(

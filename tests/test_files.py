@@ -153,6 +153,22 @@ def test_a_relative_path_from_a_deleted_current_folder_is_still_named(tmp_path, 
         read_subject_file("sub-01.npy")
 
 
+def test_the_narrower_glob_is_suggested_for_globs_the_paths_do_not_spell(tmp_path,
+                                                                          monkeypatch):
+    """The glob's paths are normalized ('./data/*' finds 'data/sub-0.npy') and '**' spans
+    folders: the narrower glob ('./data/*.npy', 'data/**/*.npy'), which matches the subjects
+    alone, was left out, as matching none of them."""
+    (tmp_path / "data" / "deeper").mkdir(parents=True)
+    for i, folder in enumerate(["data", "data", "data/deeper"]):
+        np.save(tmp_path / folder / f"sub-{i}.npy", np.zeros((20, 3)) + np.arange(3) * i)
+    (tmp_path / "data" / "sub-0.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    for pattern, narrower in [("./data/*", "./data/*.npy"), ("./data/*.*", "./data/*.npy"),
+                              ("data/**/*", "data/**/*.npy")]:
+        with pytest.raises(ValueError, match=rf"e\.g\. {re.escape(repr(narrower))}"):
+            validate_subjects(pattern)
+
+
 def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
     """A model or a pretraining run saved in the data folder (checkpoint_dir set to it) made
     the next fit on its glob fail on that file as an unknown subject file type: the glob is
