@@ -1329,20 +1329,24 @@ def test_asking_for_cuda_without_it_is_an_error():
         _pretrainer(n_epochs=1, device="cuda").fit(_data())
 
 
-class _SigtermAt(Callback):
-    def __init__(self, step):
+class _SignalAt(Callback):
+    """A signal to this process at an optimizer step (1-based): SIGTERM (a scheduler's
+    pre-emption) by default, SIGINT (a real Ctrl-C)."""
+
+    def __init__(self, step, signum=signal.SIGTERM):
         self.step = step
+        self.signum = signum
 
     def on_step_end(self, loop, loss):
         if loop.step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.signum)
 
 
 def test_sigterm_inside_an_epoch_saves_and_the_next_fit_resumes_exactly(tmp_path):
     X = _data()  # 20 windows: 2 steps an epoch
     uninterrupted = _pretrainer(n_epochs=3, drop_path_rate=0.2).fit(X)
     run = _pretrainer(n_epochs=3, drop_path_rate=0.2, checkpoint_dir=tmp_path,
-                      checkpoint_every=1, callbacks=[_SigtermAt(3)])
+                      checkpoint_every=1, callbacks=[_SignalAt(3)])
     with pytest.raises(TrainingInterrupted, match="SIGTERM after step 3") as info:
         run.fit(X)
     assert not hasattr(run, "model_")
@@ -1361,7 +1365,7 @@ def test_sigterm_inside_an_epoch_saves_and_the_next_fit_resumes_exactly(tmp_path
 def test_sigterm_without_checkpoint_dir_says_nothing_was_saved():
     with pytest.raises(TrainingInterrupted, match=r"SIGTERM after step 1; nothing was saved "
                                                   r"\(checkpoint_dir is not set\)"):
-        _pretrainer(n_epochs=2, callbacks=[_SigtermAt(1)]).fit(_data())
+        _pretrainer(n_epochs=2, callbacks=[_SignalAt(1)]).fit(_data())
 
 
 @pytest.mark.parametrize("settings, whose", [
@@ -1374,7 +1378,7 @@ def test_sigterm_of_an_unseeded_run_says_it_is_never_resumed(settings, whose, tm
         with pytest.raises(TrainingInterrupted, match=(
                 rf"SIGTERM after step 1; its state is in .*unseeded\.pt, but a run whose {whose} "
                 rf"is not an int is never resumed: pass an int {whose}")):
-            _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, callbacks=[_SigtermAt(1)],
+            _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, callbacks=[_SignalAt(1)],
                         **settings).fit(_data())
 
 
@@ -1953,24 +1957,13 @@ def test_checkpoint_every_saves_the_run_inside_an_epoch(tmp_path):
         assert torch.load(state_file, weights_only=True)["loop"]["step"] == saved_step
 
 
-class _CtrlCAtStep(Callback):
-    """A real Ctrl-C (SIGINT to this process) at an optimizer step (1-based)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, loop, loss):
-        if loop.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def test_ctrl_c_saves_the_run_so_that_fit_resumes_where_it_stopped(tmp_path, ctrl_c_raises):
     """Ctrl-C in a notebook or a terminal saves the state at the step it stopped (3, inside
     the second epoch of 2 steps), as SIGTERM does, instead of losing what was trained since
     the last epoch; the same fit again ends as an uninterrupted run."""
     X = _data()
     uninterrupted = _pretrainer(n_epochs=3).fit(X)
-    run = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_CtrlCAtStep(3)])
+    run = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_SignalAt(3, signal.SIGINT)])
     with pytest.raises(TrainingInterrupted, match="Ctrl-C after step 3") as info:
         run.fit(X)
     assert isinstance(info.value.__cause__, KeyboardInterrupt)
