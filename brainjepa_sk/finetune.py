@@ -1226,10 +1226,14 @@ class _FineTuneBase(SubjectsInputMixin):
         ``classes``, whose order would change the draw)."""
         return targets
 
+    #: What one value of y is called in the messages ("label" for the classifier).
+    _TARGET_WORD = "target"
+
     def _check_y_given(self, y):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
+        _refuse_missing_targets(y, self._TARGET_WORD)
 
     def fit(self, X, y=None, **fit_params):
         """Fine-tune on subjects: every window of a subject is a sample with its target.
@@ -1439,8 +1443,11 @@ class _FineTuneBase(SubjectsInputMixin):
         Raises
         ------
         ValueError
-            When ``y``'s index names the files of ``X`` in another order.
+            Naming the first subject, when ``y`` has a missing (NaN, None or ``pandas.NA``) or
+            infinite label or target, as in ``fit``; when ``y``'s index names the files of
+            ``X`` in another order.
         """
+        self._check_y_given(y)
         _check_targets_follow_files(_files_of(X), y)
         return super().score(X, y, sample_weight=sample_weight)
 
@@ -1949,6 +1956,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         super().__init__(weights, criterion=criterion, **kwargs)
 
     _CRITERION_EXAMPLE = "torch.nn.CrossEntropyLoss"
+    _TARGET_WORD = "label"
 
     _parameter_constraints = {
         **_FineTuneBase._parameter_constraints,
@@ -1977,32 +1985,6 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     # listed here so that the API reference shows them with the class
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
-
-    def score(self, X, y, sample_weight=None):
-        """The accuracy of the predictions of ``X`` against ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
-            Subjects' ROI time series.
-        y : array-like of shape (n_subjects,)
-            Their labels.
-        sample_weight : array-like of shape (n_subjects,), optional
-            Weights of the subjects in the mean.
-
-        Returns
-        -------
-        float
-            The fraction of subjects whose label is predicted.
-
-        Raises
-        ------
-        ValueError
-            Naming the first subject, when ``y`` has a missing label (NaN, None or
-            ``pandas.NA``): text labels with one missing had failed in NumPy's sort.
-        """
-        _refuse_missing_targets(y, "label")
-        return super().score(X, y, sample_weight=sample_weight)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -2035,7 +2017,6 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
-        _refuse_missing_targets(y, "label")
         try:
             y_1d = column_or_1d(y, warn=True)
         except ValueError:
@@ -2355,31 +2336,6 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
     fit = _FineTuneBase.fit
     partial_fit = _FineTuneBase.partial_fit
 
-    def score(self, X, y, sample_weight=None):
-        """The coefficient of determination (R²) of the predictions of ``X`` against ``y``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
-            Subjects' ROI time series.
-        y : array-like of shape (n_subjects,) or (n_subjects, n_targets)
-            Their targets.
-        sample_weight : array-like of shape (n_subjects,), optional
-            Weights of the subjects.
-
-        Returns
-        -------
-        float
-            R², averaged uniformly over the targets (scikit-learn's ``r2_score``).
-
-        Raises
-        ------
-        ValueError
-            Naming the first subject, when ``y`` has a missing or infinite target.
-        """
-        _refuse_missing_targets(y, "target")
-        return super().score(X, y, sample_weight=sample_weight)
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True  # y may be (n_subjects, n_targets)
@@ -2387,7 +2343,6 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
         self._check_y_given(y)
-        _refuse_missing_targets(y, "target")
         # a DataFrame's columns each have theirs (one of dates alone converts as an array does)
         dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
         dates = [str(dtype) for dtype in dtypes if getattr(dtype, "kind", None) in ("M", "m")]
