@@ -243,7 +243,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         folder. Raising ``n_epochs`` extends a saved run of fewer epochs (the schedules follow
         the new ``n_epochs`` from the step it continues at) instead of starting again. Other
         settings start another run, with a warning when the folder holds an unfinished run of
-        the same data (or the same settings) that says what differs.
+        the same data (or the same settings) that says what differs (a run that a callback
+        stopped, ``stop_training``, is saved as stopped: not unfinished).
         See :func:`~brainjepa_sk.checkpoint.export_training_state` to keep the model of
         a run that will not be resumed. On SIGTERM (a scheduler's pre-emption) the current
         step finishes, the state is saved and ``fit`` raises
@@ -842,7 +843,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             elif rank == 0:
                 self._tell_of_unfinished_runs(checkpoint.path, run)
         try:
-            return loop.run()
+            history = loop.run()
         except TrainingInterrupted as error:
             # the loop's message speaks of callbacks; say what became of this run
             stopped = str(error).split(";")[0]
@@ -861,6 +862,12 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 what = (f"its state is saved in {checkpoint.path} (step {loop.step} of "
                         f"{loop.n_epochs * loop.steps_per_epoch}): the same fit again resumes it")
             raise TrainingInterrupted(f"pretraining {stopped}; {what}") from error
+        if checkpoint is not None and rank == 0 and loop.epoch < loop.n_epochs:
+            # returned early: a callback stopped the run on purpose (stop_training). Saved as
+            # such, with the steps since the last save, so that unfinished_runs leaves it out
+            checkpoint.extra = {**checkpoint.extra, "stopped_by_callback": True}
+            checkpoint.save(loop)
+        return history
 
     def _extend_shorter_run(self, loop, lineage):
         """Continue the furthest saved run that differs from this one only by fewer epochs;

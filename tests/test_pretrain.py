@@ -608,6 +608,36 @@ def test_a_callback_ends_a_fit_early_and_the_same_fit_again_goes_on(tmp_path):
         assert torch.equal(p, q)
 
 
+class _StopAtStep(Callback):
+    """Asks the loop to stop after a step (1-based), through ``stop_training``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            loop.stop_training = True
+
+
+def test_a_run_a_callback_stopped_is_not_warned_of_as_unfinished(tmp_path):
+    """A run a callback ended on purpose (early stopping) was listed as unfinished, and every
+    later run with other settings in the folder warned of it. It is saved as stopped, with
+    the steps it trained (here inside its second epoch), and the same fit again continues it."""
+    from brainjepa_sk.train import unfinished_runs
+
+    X = _data()
+    _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_StopAtStep(3)]).fit(X)
+    assert unfinished_runs(tmp_path) == []
+    (state_file,) = _state_files(tmp_path)
+    assert torch.load(state_file, weights_only=True)["loop"]["step"] == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, lr=1e-3).fit(X)
+    whole = _pretrainer(n_epochs=3).fit(X)
+    resumed = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path).fit(X)
+    assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in whole.history_]
+
+
 def _state_files(folder):
     return sorted(Path(folder).glob("run-*.pt"))
 

@@ -87,7 +87,9 @@ def plain_setting(value):
 def unfinished_runs(folder, pattern="run-*.pt"):
     """The saved runs in ``folder`` that stopped before their last epoch.
 
-    Told without reading their tensors
+    A run that a callback stopped on purpose (``stop_training``), which the pretrainer saves
+    with ``"stopped_by_callback"`` in its ``extra``, is not one of them. Told without reading
+    their tensors
     (:func:`~brainjepa_sk.train.callbacks.peek_training_state`); files that cannot be read so
     are left out.
 
@@ -103,7 +105,7 @@ def unfinished_runs(folder, pattern="run-*.pt"):
     list of (pathlib.Path, dict, dict)
         Each file, its ``extra`` and its ``{"epoch": ..., "step": ...}`` (epochs and optimizer
         steps done), for the files whose ``extra`` records an ``n_epochs`` they have not
-        reached, in the order of their names.
+        reached and that no callback stopped, in the order of their names.
     """
     found = []
     for path in sorted(expand_home(folder).glob(pattern)):
@@ -114,6 +116,7 @@ def unfinished_runs(folder, pattern="run-*.pt"):
         loop = peeked["loop"] if isinstance(peeked["loop"], dict) else {}
         done = {"epoch": loop.get("epoch"), "step": loop.get("step")}
         if (isinstance(extra, dict) and isinstance(extra.get("n_epochs"), int)
+                and not extra.get("stopped_by_callback")
                 and isinstance(done["epoch"], int) and done["epoch"] < extra["n_epochs"]):
             found.append((path, extra, done))
     return found
