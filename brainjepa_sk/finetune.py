@@ -23,7 +23,7 @@ import functools
 import inspect
 import numbers
 import os
-from pathlib import Path
+from pathlib import Path, PurePath
 from types import SimpleNamespace
 
 import numpy as np
@@ -101,6 +101,7 @@ from .train.optim import layer_decay_groups
 from .train.runtime import (
     all_finite,
     cpu_copy,
+    expand_home,
     forked_rng,
     noting_ctrl_c,
     noting_sigterm,
@@ -108,7 +109,7 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import subjects_digest, validate_subjects
+from .validation import _paths_as_list, subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
@@ -163,34 +164,32 @@ def _check_targets_follow_files(subjects, y):
 
     A glob is read in sorted order (``sub-10`` before ``sub-2``): a ``y`` taken from a
     participants table indexed by participant ID, in the table's order, was paired with other
-    subjects' series without a word. Only an index of strings each of which names exactly one
-    of the files (as a whole part of its name: ``sub-1`` is not in ``sub-10_bold.npy``) is
-    looked at; anything else is taken as given.
+    subjects' series without a word. Only an index that names each of the files exactly once
+    is looked at: one of strings, each the path of one file or a whole part of one file's name
+    (``sub-1`` is not in ``sub-10_bold.npy``), or one of path objects (``pathlib.Path``), each
+    one file's path or name. Anything else is taken as given, an index of numbers too (the
+    positions of the rows of a table, which a split keeps, are no subject IDs).
     """
     paths = getattr(subjects, "paths", None)
     index = y.index if hasattr(y, "iloc") else None  # a pandas Series or DataFrame's
-    if (paths is None or index is None or len(index) != len(paths)
-            or getattr(index, "inferred_type", None) != "string"):
+    if paths is None or index is None or len(index) != len(paths):
         return
-    ids = [str(value) for value in index]
+    values = list(index)
+    as_paths = all(isinstance(value, PurePath) for value in values)
+    if not as_paths and getattr(index, "inferred_type", None) != "string":
+        return
+    ids = [os.fspath(value) if as_paths else str(value) for value in values]
     names = [Path(path).name for path in paths]
-
-    # every whole part of every name (bounded by its ends or by characters other than ASCII
-    # letters and digits) with the files it is part of: one look-up per row, where searching
-    # every name for every row took minutes for thousands of subjects
-    files_of, wanted = {}, set(ids)
-    for k, name in enumerate(names):
-        for part in _whole_parts(name) & wanted:
-            files_of.setdefault(part, set()).add(k)
-    if all(k in files_of.get(subject, ()) for k, subject in enumerate(ids)):
-        return
-    owners = []
-    for subject in ids:
-        files = files_of.get(subject, ())
-        if len(files) != 1:  # the index does not name the files one to one
-            return
-        owners.extend(files)
-    if len(set(owners)) != len(owners):
+    # by path first (a table indexed by the files' paths), then by name or part of one
+    owners = _files_named([_absolute(i) for i in ids], [{_absolute(path)} for path in paths])
+    if owners is None and as_paths:
+        owners = _files_named([Path(i).name for i in ids], [{name} for name in names])
+    elif owners is None:
+        # every whole part of every name that is an ID: one look-up per row, where searching
+        # every name for every row took minutes for thousands of subjects
+        wanted = set(ids)
+        owners = _files_named(ids, [_whole_parts(name) & wanted for name in names])
+    if owners is None or owners == list(range(len(owners))):
         return
     row = next(k for k, owner in enumerate(owners) if owner != k)
     raise ValueError(
@@ -200,6 +199,27 @@ def _check_targets_follow_files(subjects, y):
         "before 'sub-2'); the targets would be paired with other subjects' series. Pass X as "
         "the list of files in the order of y's rows, or put y's rows in the order of X's files "
         "(their names sorted)")
+
+
+def _absolute(path):
+    """``path`` as an absolute path string, ``~`` expanded, to compare with others."""
+    return os.path.abspath(expand_home(path))
+
+
+def _files_named(ids, keys):
+    """The number of the file each of ``ids`` names, when each names exactly one file and no
+    two name the same one; else None. ``keys``: per file, the set of ids that name it."""
+    files_of = {}
+    for k, file_keys in enumerate(keys):
+        for key in file_keys:
+            files_of.setdefault(key, set()).add(k)
+    owners = []
+    for subject in ids:
+        found = files_of.get(subject, ())
+        if len(found) != 1:  # the index does not name the files one to one
+            return None
+        owners.extend(found)
+    return owners if len(set(owners)) == len(owners) else None
 
 
 def _whole_parts(name):
@@ -216,7 +236,9 @@ _ALPHANUMERIC = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0
 
 def _files_of(X):
     """``X``'s files as :func:`_check_targets_follow_files` takes them (an object with their
-    ``paths``), when ``X`` is a glob, a path or a list of paths; else None. Nothing is read."""
+    ``paths``), when ``X`` is a glob, a path, or a list, 1-D array or Series of paths (as
+    ``fit`` takes them); else None. Nothing is read."""
+    X = _paths_as_list(X)
     if is_path(X):
         return SimpleNamespace(paths=expand_subject_paths(X))
     if isinstance(X, (list, tuple)) and X and all(is_path(x) for x in X):

@@ -163,6 +163,36 @@ def test_targets_indexed_by_the_files_subjects_in_another_order_are_refused(tmp_
     clf.fit(str(tmp_path / "*.npy"), y.set_axis([f"p{k}" for k in range(len(ids))]))
 
 
+def test_targets_indexed_by_the_files_paths_in_another_order_are_refused(tmp_path):
+    """Only an index of IDs in the files' names was looked at: a y indexed by the files
+    themselves (pathlib.Path objects, or their paths as strings) was paired with other
+    subjects' series, and score did not look at X given as a pandas Series of paths."""
+    from pathlib import Path
+
+    ids = [f"sub-{k}" for k in range(1, 12)]
+    files = [tmp_path / f"{subject}_timeseries.npy" for subject in ids]
+    for file, x in zip(files, offset_subjects(np.zeros(len(ids)))):
+        np.save(file, x)
+    labels = ["a", "b"] * 5 + ["a"]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    in_glob_order = pd.Series(sorted(files))
+    for index in (files, [str(file) for file in files], [Path(file.name) for file in files]):
+        y = pd.Series(labels, index=index)
+        message = (r"y's index names the subjects' files, but in another order than X's: row 0 "
+                   rf"of y is '{re.escape(str(index[0]))}', whose file is number 2 of X "
+                   r"\(sub-1_timeseries\.npy\), while X's file 0 is sub-10_timeseries\.npy")
+        with pytest.raises(ValueError, match=message):
+            clf.fit(str(tmp_path / "*.npy"), y)
+        with pytest.raises(ValueError, match=message):
+            clf.score(in_glob_order, y)  # told before anything is predicted
+        with pytest.raises(ValueError, match=message):
+            clf.score(in_glob_order.to_numpy(), y)
+        assert not hasattr(clf, "module_")
+    # in the files' order, and numbers (positions a split keeps, not IDs): taken as given
+    clf.fit(files, pd.Series(labels, index=files))
+    clf.fit(in_glob_order, pd.Series(labels, index=range(10, -1, -1)))
+
+
 def test_targets_in_another_order_than_thousands_of_files_are_told_at_once():
     """Each row's ID was searched for in every file name: minutes before the error for a
     few thousand subjects (hours for a UK Biobank), where it now takes a fraction of a
