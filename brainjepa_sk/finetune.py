@@ -109,7 +109,7 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import _paths_as_list, subjects_digest, validate_subjects
+from .validation import _host_tensor, _paths_as_list, subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
@@ -1469,6 +1469,7 @@ class _FineTuneBase(SubjectsInputMixin):
             infinite label or target, as in ``fit``; when ``y``'s index names the files of
             ``X`` in another order.
         """
+        y = _host_tensor(y)  # a tensor that requires grad read as its values, as in fit
         self._check_y_given(y)
         _check_targets_follow_files(_files_of(X), y)
         return super().score(X, y, sample_weight=sample_weight)
@@ -1482,6 +1483,9 @@ class _FineTuneBase(SubjectsInputMixin):
         return resolve_device(self.device, auto=False)
 
     def _fit_subjects(self, X, y, continuing, fit_params, classes=None, routing="fit"):
+        # a tensor y read as its values, as X's tensors are (NumPy refuses one that
+        # requires grad)
+        y = _host_tensor(y)
         check_parameters(self)
         self._check_values()
         epochs = fit_params.get("epochs")

@@ -360,6 +360,22 @@ def test_a_torch_tensor_of_subjects_is_predicted_as_subjects():
     np.testing.assert_allclose(reg.predict(tensor), reg.predict(X), rtol=1e-6)
 
 
+def test_targets_in_a_tensor_that_requires_grad_are_read_as_their_values():
+    """X's tensors that require grad are read as their values; such a y failed with torch's
+    RuntimeError ("Can't call numpy() on Tensor that requires grad") in fit, partial_fit
+    and score."""
+    X = offset_subjects(np.tile([0.0, 1.0], 2))
+    for estimator, values in [(BrainJEPARegressor, np.arange(4.0)),
+                              (BrainJEPAClassifier, np.tile([0.0, 1.0], 2))]:
+        y = torch.tensor(values, requires_grad=True) * 1  # the result of autograd
+        fitted = estimator(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+        expected = estimator(tiny_module(), **fast(max_epochs=1)).fit(X, values)
+        np.testing.assert_array_equal(fitted.predict(X), expected.predict(X))
+        assert fitted.score(X, y) == expected.score(X, values)
+        fitted.partial_fit(X, y)
+    assert y.requires_grad  # the caller's tensor is left as it was
+
+
 # -- the recipe --------------------------------------------------------------------------------
 
 def test_layer_decay_groups_scale_each_layer_and_spare_biases_and_norms_from_decay():
