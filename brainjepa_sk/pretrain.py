@@ -155,7 +155,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         X's region names is put in the order of X's columns (other names warn); with X
         without names, its index is saved as the region names of the model. Only string
         labels are names: an index of numbers (atlas label values; not the default 0, 1, ...)
-        warns that its rows are used in order.
+        warns that its rows are used in order. Gradients whose rows are all the same (every
+        region at one position) warn that the positions carry no information.
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
         and ``num_heads`` (positive ints; ``embed_dim`` a multiple of 4 and of ``num_heads``,
@@ -559,6 +560,14 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 f"X has {n_regions} "
                 f"regions on its last axis{hint}"
             )
+        if not isinstance(source, GradientPositioner) and (gradients == gradients[0]).all():
+            # a warning, not an error: an ablation without positions may be meant
+            warn_user(
+                f"{named_gradients(self.gradients)} give all {n_regions} regions one position "
+                "(every row is the same): gradient positioning then tells the model nothing of "
+                "which region a token comes from. Pass the regions' gradients (or "
+                "gradients=GradientPositioner(), the default); if positions are left out on "
+                "purpose, ignore this warning")
         return gradients
 
     def _unseeded_gradients(self):

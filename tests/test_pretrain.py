@@ -352,6 +352,26 @@ def test_gradients_from_a_file(tmp_path):
         _pretrainer(gradients=gradients[:9]).fit(X)
 
 
+def test_gradients_that_put_every_region_at_one_place_warn(tmp_path):
+    """Rows all the same (a matrix broadcast from one row, a wrong column of a table) give
+    every region one position: the model cannot tell the regions apart by where they are,
+    which had trained without a word. A warning, since an ablation may mean it."""
+    X = _data(n_subjects=4)
+    same = np.tile(np.random.default_rng(2).standard_normal(4), (N_REGIONS, 1))
+    with pytest.warns(UserWarning, match=rf"^the gradients give all {N_REGIONS} regions one "
+                                         r"position \(every row is the same\)"):
+        model = _pretrainer(gradients=same, n_epochs=1).fit(X)
+    np.testing.assert_array_equal(model.gradients_, same)
+    np.save(tmp_path / "g.npy", same)
+    with pytest.warns(UserWarning, match=r"^the gradients \(.*g\.npy\) give all"):
+        _pretrainer(gradients=tmp_path / "g.npy", n_epochs=1).fit(X)
+    one_differs = same.copy()
+    one_differs[3, 0] += 1e-3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(gradients=one_differs, n_epochs=1).fit(X)
+
+
 def test_gradients_with_more_rows_than_regions_are_refused():
     """A matrix of another atlas is refused whichever way the counts differ: with more rows
     than X's regions, not only fewer."""
