@@ -553,8 +553,11 @@ def load_checkpoint(path, map_location="cpu"):
     # refused here, rather than as NaN embeddings or a NaN fine-tuning loss blamed on lr
     bad = first_non_finite(model.state_dict().items())
     if bad is not None:
-        raise ValueError(f"{path}: its {bad} holds NaN or infinite values (saved from a "
-                         "diverged model, or damaged); use a checkpoint of finite weights")
+        raise ValueError(
+            f"{path}: its {bad} holds NaN or infinite values (saved from a diverged model, or "
+            "damaged); use a checkpoint saved before the model diverged (of a run pretrained "
+            "with checkpoint_dir, export_training_state writes the model of its saved state, "
+            "which refuses it too if that diverged), or pretrain again with a lower lr")
     loaded = LoadedCheckpoint(
         model=model.eval(),
         preprocessing=preprocessing,

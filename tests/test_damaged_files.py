@@ -602,7 +602,9 @@ def test_a_checkpoint_of_non_finite_weights_is_refused_naming_the_file(tmp_path,
         patched.setattr(checkpoint, "first_non_finite", lambda tensors: None)
         save_checkpoint(path, model)
     message = (rf"^{re.escape(str(path))}: its target_encoder.norm.weight holds NaN or "
-               r"infinite values \(saved from a diverged model, or damaged\)")
+               r"infinite values \(saved from a diverged model, or damaged\); use a checkpoint "
+               r"saved before the model diverged \(.*export_training_state.*\), or pretrain "
+               r"again with a lower lr$")
     with pytest.raises(ValueError, match=message):
         load_checkpoint(path)
     X = np.random.default_rng(0).standard_normal((4, 16, 8))
