@@ -1223,8 +1223,10 @@ def validate_subjects(
         Subjects' ROI time series (nilearn orientation). DataFrames keep their column names.
     estimator : estimator instance, optional
         With ``reset=True``, ``n_features_in_`` (the number of regions) and, for DataFrames with
-        string columns, ``feature_names_in_`` are set on it. With ``reset=False`` the regions (and
-        names) are checked against those it was fitted with.
+        string columns, ``feature_names_in_`` are set on it, and for a pandas Series of
+        subjects (a table's column, as ``ColumnTransformer`` passes it) its name as
+        ``_subjects_column_``. With ``reset=False`` the regions (and names) are checked against
+        those it was fitted with.
     reset : bool, default=True
         Whether this call is a ``fit`` (records regions) or a later call (checks them).
     min_timepoints : int, default=2
@@ -1265,6 +1267,7 @@ def validate_subjects(
     # A later call checks the region count first: a wrong count is the error to report, not the
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
+    column = X.name if getattr(X, "ndim", None) == 1 and hasattr(X, "iloc") else None
     X = _paths_as_list(X)
     if reset:  # in fit: a transform of a file twice gives its rows twice, as asked
         _warn_repeated_files(X)
@@ -1343,6 +1346,10 @@ def validate_subjects(
                 estimator.feature_names_in_ = names
             elif hasattr(estimator, "feature_names_in_"):
                 del estimator.feature_names_in_
+            if column is not None:
+                estimator._subjects_column_ = column
+            elif hasattr(estimator, "_subjects_column_"):
+                del estimator._subjects_column_
         else:
             fitted_names = getattr(estimator, "feature_names_in_", None)
             estimator_name = type(estimator).__name__
