@@ -644,9 +644,25 @@ def one_table_message(X, input_name="X", estimator=None):
     Returns
     -------
     str
-        The message, with the advice to wrap a single subject in a list.
+        The message, with the advice to wrap a single subject in a list, or, for a table of
+        one column of subjects, to pass that column.
     """
     shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+    if (len(shape) == 2 and shape[0] and shape[1] == 1
+            and (hasattr(X, "iloc") or isinstance(X, np.ndarray))):
+        first = X.iloc[0, 0] if hasattr(X, "iloc") else X[0, 0]
+        if is_path(first) or getattr(first, "ndim", None) == 2:
+            # e.g. ColumnTransformer's ["series"], which passes a table, where "series" passes
+            # the column
+            columns = getattr(X, "columns", None)
+            if columns is None:
+                return (f"{input_layout(input_name)}; got a table of shape {shape} whose one "
+                        f"column holds the subjects: pass that column, {input_name}[:, 0]")
+            name = columns[0]
+            return (f"{input_layout(input_name)}; got a table of shape {shape} whose one "
+                    f"column, {name!r}, holds the subjects: pass that column, "
+                    f"{input_name}[{name!r}] (in a ColumnTransformer, select it as {name!r}, "
+                    f"not [{name!r}])")
     message = (f"{input_layout(input_name)}; got one 2-D table of shape {shape}. For a "
                "single subject, pass [x].")
     columns = getattr(X, "columns", None)

@@ -141,6 +141,24 @@ def test_a_column_of_subjects_in_a_column_transformer_gives_named_pandas_feature
                                   columns.named_transformers_["jepa"].transform(subjects))
 
 
+def test_a_table_of_one_column_of_subjects_is_refused_saying_to_pass_the_column(labelled):
+    """ColumnTransformer passes a one-column table for ["series"], the column for "series":
+    the error says so, not that a single subject goes in a list."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    X, _, _ = labelled
+    table = pd.DataFrame({"series": list(X[:4]), "age": np.arange(4.0)})
+    columns = ColumnTransformer([("jepa", _embedder(), ["series"])])
+    with pytest.raises(ValueError, match=r"one column, 'series', holds the subjects: pass that "
+                                         r"column, X\['series'\] \(in a ColumnTransformer, "
+                                         r"select it as 'series', not \['series'\]\)$"):
+        columns.fit(table)
+    with pytest.raises(ValueError, match=r"one column holds the subjects: pass that column, "
+                                         r"X\[:, 0\]$"):
+        _embedder().fit(table[["series"]].to_numpy())
+
+
 def test_gradient_features_in_a_pipeline(labelled):
     X, y, _ = labelled
     pipe = make_pipeline(GradientPositioner(n_components=2, sparsity=0.5), StandardScaler(),
