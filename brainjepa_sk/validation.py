@@ -1074,9 +1074,17 @@ def validate_connectivity(X):
         # the diagonal, n(n-1)/2) values per subject
         side = (math.isqrt(8 * n_cols + 1) - 1) // 2
         vectors = np.ndim(X) == 2 and n_cols > 1 and side * (side + 1) // 2 == n_cols
+        # n(n-1)/2 values are also (n-1) regions with their diagonal: vec_to_sym_matrix reads
+        # them so (wrong matrices, no error) unless it is given the diagonal
         advice = (" If the rows are vectorized matrices (a subject's lower triangle, as "
                   "ConnectivityMeasure(vectorize=True) gives), pass the matrices "
-                  "(vectorize=False) or rebuild them with nilearn.connectome.vec_to_sym_matrix."
+                  "(vectorize=False) or rebuild them with nilearn.connectome.vec_to_sym_matrix, "
+                  f"which reads them as {side} regions with the diagonal; correlations without "
+                  f"it (discard_diagonal=True) are {side + 1} regions' and need "
+                  f"diagonal=numpy.ones((n_subjects, {side + 1})) / numpy.sqrt(2) (it scales a "
+                  "diagonal by sqrt(2)). A BrainJEPAEmbedder's "
+                  "pooling='connectivity' holds the pairs in another order (the user guide's "
+                  "Embeddings section rebuilds its matrices)."
                   if vectors else "") + " For time series use kind='timeseries'."
         raise ValueError(
             f"connectivity matrices must be square (n_regions, n_regions); got {n_rows} rows and "
