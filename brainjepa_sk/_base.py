@@ -779,7 +779,9 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         input_features : array-like of str, optional
             Region names to use in the feature names (not used by ``pooling="mean"``). They
             must have ``n_features_in_`` entries and equal the region names known to ``fit``
-            when there were any (``feature_names_in_``, else ``region_names_``).
+            when there were any (``feature_names_in_``, else ``region_names_``). The name of
+            the pandas Series of subjects given to ``fit`` alone (what ``ColumnTransformer``
+            passes for a table's column of series) names no region and is not used.
 
         Returns
         -------
@@ -816,6 +818,9 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         regions = getattr(self, "feature_names_in_", None)
         if regions is None:
             regions = getattr(self, "region_names_", None)
+        if (input_features is not None and len(input_features) == 1
+                and input_features[0] == getattr(self, "_subjects_column_", None)):
+            input_features = None  # the column of subjects, not a region
         if input_features is not None:  # checked whatever the pooling, as documented
             if len(input_features) != self.n_features_in_:
                 raise ValueError(

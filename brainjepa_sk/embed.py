@@ -54,12 +54,14 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         which reads second-order, dynamic structure that means average away; needs at least
         two time patches per window); ``"connectivity"``: the correlation between every two
         regions of their token features (each region's ``n_patches * embedding_dim`` values in
-        a window as its signal), upper triangle, averaged over windows
-        (``n_regions * (n_regions - 1) / 2`` features); ``"lagged"``: the lag-one (one time
-        patch) cross-correlation of those standardised signals for every ordered pair of
-        regions, averaged over windows (``n_regions ** 2`` features; asymmetric, so it keeps
-        the direction of time: ``{a}_{b}_lag1`` pairs region ``a`` with region ``b`` one patch
-        earlier, and is large when ``b`` leads ``a``); ``"tokens"``: no pooling, ``transform``
+        a window as its signal), upper triangle row by row (the pairs of
+        ``numpy.triu_indices(n_regions, k=1)``, another order than nilearn's
+        ``sym_matrix_to_vec``), averaged over windows (``n_regions * (n_regions - 1) / 2``
+        features); ``"lagged"``: the lag-one (one time patch) cross-correlation of those
+        standardised signals for every ordered pair of regions, averaged over windows
+        (``n_regions ** 2`` features; asymmetric, so it keeps the direction of time:
+        ``{a}_{b}_lag1`` pairs region ``a`` with region ``b`` one patch earlier, and is large
+        when ``b`` leads ``a``); ``"tokens"``: no pooling, ``transform``
         returns one ``(n_samples, n_regions)`` array per subject (those signals, window after
         window), for nilearn's ``ConnectivityMeasure`` (e.g. ``kind="tangent"``).
     final_norm : bool, default=True

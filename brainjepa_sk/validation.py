@@ -644,9 +644,25 @@ def one_table_message(X, input_name="X", estimator=None):
     Returns
     -------
     str
-        The message, with the advice to wrap a single subject in a list.
+        The message, with the advice to wrap a single subject in a list, or, for a table of
+        one column of subjects, to pass that column.
     """
     shape = tuple(X.shape) if hasattr(X, "shape") else np.shape(X)
+    if (len(shape) == 2 and shape[0] and shape[1] == 1
+            and (hasattr(X, "iloc") or isinstance(X, np.ndarray))):
+        first = X.iloc[0, 0] if hasattr(X, "iloc") else X[0, 0]
+        if is_path(first) or getattr(first, "ndim", None) == 2:
+            # e.g. ColumnTransformer's ["series"], which passes a table, where "series" passes
+            # the column
+            columns = getattr(X, "columns", None)
+            if columns is None:
+                return (f"{input_layout(input_name)}; got a table of shape {shape} whose one "
+                        f"column holds the subjects: pass that column, {input_name}[:, 0]")
+            name = columns[0]
+            return (f"{input_layout(input_name)}; got a table of shape {shape} whose one "
+                    f"column, {name!r}, holds the subjects: pass that column, "
+                    f"{input_name}[{name!r}] (in a ColumnTransformer, select it as {name!r}, "
+                    f"not [{name!r}])")
     message = (f"{input_layout(input_name)}; got one 2-D table of shape {shape}. For a "
                "single subject, pass [x].")
     columns = getattr(X, "columns", None)
@@ -1058,9 +1074,17 @@ def validate_connectivity(X):
         # the diagonal, n(n-1)/2) values per subject
         side = (math.isqrt(8 * n_cols + 1) - 1) // 2
         vectors = np.ndim(X) == 2 and n_cols > 1 and side * (side + 1) // 2 == n_cols
+        # n(n-1)/2 values are also (n-1) regions with their diagonal: vec_to_sym_matrix reads
+        # them so (wrong matrices, no error) unless it is given the diagonal
         advice = (" If the rows are vectorized matrices (a subject's lower triangle, as "
                   "ConnectivityMeasure(vectorize=True) gives), pass the matrices "
-                  "(vectorize=False) or rebuild them with nilearn.connectome.vec_to_sym_matrix."
+                  "(vectorize=False) or rebuild them with nilearn.connectome.vec_to_sym_matrix, "
+                  f"which reads them as {side} regions with the diagonal; correlations without "
+                  f"it (discard_diagonal=True) are {side + 1} regions' and need "
+                  f"diagonal=numpy.ones((n_subjects, {side + 1})) / numpy.sqrt(2) (it scales a "
+                  "diagonal by sqrt(2)). A BrainJEPAEmbedder's "
+                  "pooling='connectivity' holds the pairs in another order (the user guide's "
+                  "Embeddings section rebuilds its matrices)."
                   if vectors else "") + " For time series use kind='timeseries'."
         raise ValueError(
             f"connectivity matrices must be square (n_regions, n_regions); got {n_rows} rows and "
@@ -1223,8 +1247,10 @@ def validate_subjects(
         Subjects' ROI time series (nilearn orientation). DataFrames keep their column names.
     estimator : estimator instance, optional
         With ``reset=True``, ``n_features_in_`` (the number of regions) and, for DataFrames with
-        string columns, ``feature_names_in_`` are set on it. With ``reset=False`` the regions (and
-        names) are checked against those it was fitted with.
+        string columns, ``feature_names_in_`` are set on it, and for a pandas Series of
+        subjects (a table's column, as ``ColumnTransformer`` passes it) its name as
+        ``_subjects_column_``. With ``reset=False`` the regions (and names) are checked against
+        those it was fitted with.
     reset : bool, default=True
         Whether this call is a ``fit`` (records regions) or a later call (checks them).
     min_timepoints : int, default=2
@@ -1265,6 +1291,7 @@ def validate_subjects(
     # A later call checks the region count first: a wrong count is the error to report, not the
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
+    column = X.name if getattr(X, "ndim", None) == 1 and hasattr(X, "iloc") else None
     X = _paths_as_list(X)
     if reset:  # in fit: a transform of a file twice gives its rows twice, as asked
         _warn_repeated_files(X)
@@ -1343,6 +1370,10 @@ def validate_subjects(
                 estimator.feature_names_in_ = names
             elif hasattr(estimator, "feature_names_in_"):
                 del estimator.feature_names_in_
+            if column is not None:
+                estimator._subjects_column_ = column
+            elif hasattr(estimator, "_subjects_column_"):
+                del estimator._subjects_column_
         else:
             fitted_names = getattr(estimator, "feature_names_in_", None)
             estimator_name = type(estimator).__name__

@@ -763,6 +763,29 @@ def test_token_series_feed_nilearns_tangent_connectivity():
     assert scores.shape == (3,) and np.isfinite(scores).all()
 
 
+def test_connectivity_rebuilt_as_the_user_guide_says_is_nilearns_correlation_of_the_tokens():
+    """The user guide's recipe: the features are the pairs of triu_indices in order, so the
+    matrices rebuilt from them, vectorized by sym_matrix_to_vec, are nilearn's (empirical)
+    correlation of the token series, column for column; the features themselves are in
+    another order than nilearn's."""
+    from nilearn.connectome import ConnectivityMeasure, sym_matrix_to_vec
+    from sklearn.covariance import EmpiricalCovariance
+
+    X = _subjects(n_timepoints=8)  # one window each: nothing averaged over windows
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), pooling="connectivity",
+                                 normalization=None, device="cpu").fit(X)
+    features = embedder.transform(X)
+    nilearns = ConnectivityMeasure(kind="correlation", cov_estimator=EmpiricalCovariance(),
+                                   vectorize=True, discard_diagonal=True).fit_transform(
+        embedder.set_params(pooling="tokens").transform(X))
+    rows, cols = np.triu_indices(N_REGIONS, k=1)
+    matrices = np.ones((len(features), N_REGIONS, N_REGIONS), dtype=features.dtype)
+    matrices[:, rows, cols] = matrices[:, cols, rows] = features
+    np.testing.assert_allclose(sym_matrix_to_vec(matrices, discard_diagonal=True), nilearns,
+                               atol=1e-5)
+    assert not np.allclose(features, nilearns, atol=1e-2)
+
+
 def test_a_pooling_set_after_fit_is_checked_at_transform():
     embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=2, device="cpu")
     X = _subjects()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from brainspace.gradient import GradientMaps
-from nilearn.connectome import ConnectivityMeasure
+from nilearn.connectome import ConnectivityMeasure, vec_to_sym_matrix
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
@@ -889,8 +889,19 @@ def test_a_reference_indexed_by_region_names_follows_the_columns_of_X(X):
 def test_vectorized_connectivity_is_refused_naming_the_vectors(X, discard_diagonal):
     vectors = ConnectivityMeasure(kind="correlation", vectorize=True,
                                   discard_diagonal=discard_diagonal).fit_transform(list(X))
-    with pytest.raises(ValueError, match="vectorize=False.*vec_to_sym_matrix"):
+    with pytest.raises(ValueError, match="vectorize=False.*vec_to_sym_matrix") as error:
         GradientPositioner(**SMALL, kind="connectivity").fit(vectors)
+    # the advice rebuilds the matrices (vec_to_sym_matrix alone reads vectors without the
+    # diagonal as those of one region fewer)
+    matrices = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    if discard_diagonal:
+        assert (f"are {N_REGIONS} regions' and need diagonal=numpy.ones((n_subjects, "
+                f"{N_REGIONS})) / numpy.sqrt(2)") in str(error.value)
+        rebuilt = vec_to_sym_matrix(vectors, diagonal=np.ones((len(X), N_REGIONS)) / np.sqrt(2))
+    else:
+        assert f"reads them as {N_REGIONS} regions with the diagonal" in str(error.value)
+        rebuilt = vec_to_sym_matrix(vectors)
+    np.testing.assert_allclose(rebuilt, matrices, atol=1e-12)
 
 
 def test_a_connectivity_frame_whose_rows_are_in_another_order_is_read_by_name(X):

@@ -119,6 +119,46 @@ def test_feature_union_with_tangent_connectivity(labelled):
     assert scores.mean() > 0.7
 
 
+def test_a_column_of_subjects_in_a_column_transformer_gives_named_pandas_features(labelled):
+    """A table with the subjects' series in one column and a confound in another: the
+    embedder takes the column, and the ColumnTransformer's feature names and pandas output
+    (which pass the column's name as input_features) carry the regions' names."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    X, _, _ = labelled
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    subjects = [pd.DataFrame(x, columns=names) for x in X[:6]]
+    table = pd.DataFrame({"series": subjects, "age": np.arange(6.0)},
+                         index=[f"sub-{i}" for i in range(6)])
+    columns = ColumnTransformer([("jepa", _embedder(pooling="roi"), "series"),
+                                 ("age", "passthrough", ["age"])])
+    out = columns.set_output(transform="pandas").fit_transform(table)
+    assert list(out.columns[:2]) == ["jepa__roi0_embedding0", "jepa__roi0_embedding1"]
+    assert list(out.columns[-2:]) == ["jepa__roi7_embedding7", "age__age"]
+    assert list(out.index) == list(table.index)
+    np.testing.assert_array_equal(out.iloc[:, :-1].to_numpy(),
+                                  columns.named_transformers_["jepa"].transform(subjects))
+
+
+def test_a_table_of_one_column_of_subjects_is_refused_saying_to_pass_the_column(labelled):
+    """ColumnTransformer passes a one-column table for ["series"], the column for "series":
+    the error says so, not that a single subject goes in a list."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    X, _, _ = labelled
+    table = pd.DataFrame({"series": list(X[:4]), "age": np.arange(4.0)})
+    columns = ColumnTransformer([("jepa", _embedder(), ["series"])])
+    with pytest.raises(ValueError, match=r"one column, 'series', holds the subjects: pass that "
+                                         r"column, X\['series'\] \(in a ColumnTransformer, "
+                                         r"select it as 'series', not \['series'\]\)$"):
+        columns.fit(table)
+    with pytest.raises(ValueError, match=r"one column holds the subjects: pass that column, "
+                                         r"X\[:, 0\]$"):
+        _embedder().fit(table[["series"]].to_numpy())
+
+
 def test_gradient_features_in_a_pipeline(labelled):
     X, y, _ = labelled
     pipe = make_pipeline(GradientPositioner(n_components=2, sparsity=0.5), StandardScaler(),
