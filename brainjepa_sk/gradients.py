@@ -393,8 +393,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         Seeds the starting vector of the eigen-solver. With ``"le"`` and ``"pca"`` the result
         does not otherwise depend on it; with ``"dm"`` it does, a little, because BrainSpace runs
         a symmetric eigen-solver on the non-symmetric diffusion operator (another seed moves the
-        eigenvalues by up to about 1% on a 20-region atlas, 0.2% on Schaefer 400). Pass an int
-        for identical output across calls.
+        eigenvalues by up to about 1%, on the first 21 regions of BrainSpace's HCP Schaefer-100
+        group matrix as on its Schaefer-400 one). Pass an int for identical output across calls.
 
     Attributes
     ----------

@@ -13,8 +13,9 @@
    (``final_norm=False``, which keeps each token's scale).
 4. The same for the honest control, *random encoders*: the same model, gradients and
    preprocessing, never updated (learning rate zero); three initialisation draws, the first
-   the very one the pretraining started from, because one random encoder's scores move by
-   up to 0.14 AUC from draw to draw.
+   the very one the pretraining started from, because one random encoder's scores move a lot
+   from draw to draw (``roi_std`` group ROC AUC 0.71 and 0.49 for the first two draws in
+   ``benchmarks/results/readouts_phenotype_seed0.jsonl``).
 5. The same for three baselines: tangent-space functional connectivity (nilearn's
    ``ConnectivityMeasure``) and each subject's own connectivity gradients (``GradientPositioner``
    features), both fitted inside each training fold, and each region's log power spectrum.

@@ -216,10 +216,11 @@ def init_patch_embedding(linear, scheme="trunc_normal"):
     scheme : {"trunc_normal", "xavier"}, default="trunc_normal"
         ``"trunc_normal"``: as every other linear layer (std 0.02, the research code's choice).
         ``"xavier"``: Xavier-normal weights, std ``sqrt(2 / (patch_size + embed_dim))``, as MAE and
-        timm initialise patch embeddings. A patch of 16 samples embedded with std-0.02 weights has
-        an amplitude of ~0.08 per channel against ~1 for the positional code, so a small model
-        first learns to predict positions; Xavier scaling (0.16 at width 64, 0.05 at width 768)
-        makes the signal as large as the positions. Biases are 0 in both.
+        timm initialise patch embeddings. A patch of 16 unit-variance samples embedded with
+        std-0.02 weights has a root mean square of ~0.08 per channel against ~0.5 for the
+        positional code (0.71 for its sine-cosine half), so a small model first learns to predict
+        positions; Xavier scaling (0.16 at width 64, 0.05 at width 768) makes the signal as large
+        as the positions at small widths. Biases are 0 in both.
     """
     if scheme not in PATCH_EMBED_INITS:
         raise ValueError(f"patch_embed_init must be one of {PATCH_EMBED_INITS}, got {scheme!r}")
