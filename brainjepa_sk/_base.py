@@ -635,6 +635,15 @@ class SubjectsTransformerMixin(SubjectsInputMixin, TransformerMixin):
             X = list(X)
         return super().fit_transform(X, y, **fit_params)
 
+    def _region_input_features(self, input_features):
+        """``input_features`` of ``get_feature_names_out``, or None when it is only the name of
+        the pandas Series of subjects ``fit`` was given (``ColumnTransformer`` passes a table's
+        column so, and its name as the input feature), which names no region."""
+        if (input_features is not None and len(input_features) == 1
+                and input_features[0] == getattr(self, "_subjects_column_", None)):
+            return None
+        return input_features
+
 
 class EmbeddingTransformMixin(SubjectsTransformerMixin):
     """``transform`` / ``get_feature_names_out`` shared by the estimators that embed subjects.
@@ -818,9 +827,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         regions = getattr(self, "feature_names_in_", None)
         if regions is None:
             regions = getattr(self, "region_names_", None)
-        if (input_features is not None and len(input_features) == 1
-                and input_features[0] == getattr(self, "_subjects_column_", None)):
-            input_features = None  # the column of subjects, not a region
+        input_features = self._region_input_features(input_features)
         if input_features is not None:  # checked whatever the pooling, as documented
             if len(input_features) != self.n_features_in_:
                 raise ValueError(

@@ -742,7 +742,9 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         input_features : array-like of str, default=None
             Region names. ``None`` uses ``feature_names_in_`` when defined, else
             ``region0``, ``region1``, ... If given, must match ``feature_names_in_`` when that is
-            defined and have ``n_features_in_`` entries.
+            defined and have ``n_features_in_`` entries. The name of the pandas Series of
+            subjects given to ``fit`` alone (what ``ColumnTransformer`` passes for a table's
+            column of series) names no region and is not used.
 
         Returns
         -------
@@ -752,6 +754,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "gradients_")
         fitted = getattr(self, "feature_names_in_", None)
+        input_features = self._region_input_features(input_features)
         if input_features is None:
             regions = (
                 fitted if fitted is not None else [f"region{r}" for r in range(self.n_features_in_)]

@@ -141,6 +141,27 @@ def test_a_column_of_subjects_in_a_column_transformer_gives_named_pandas_feature
                                   columns.named_transformers_["jepa"].transform(subjects))
 
 
+def test_a_column_of_subjects_in_a_column_transformer_gives_named_gradient_features(labelled):
+    """As for the embedder: the positioner's feature names took the column's name, which
+    ColumnTransformer passes as input_features, for one region name too few, and raised."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    X, _, _ = labelled
+    names = [f"roi{r}" for r in range(N_REGIONS)]
+    subjects = [pd.DataFrame(x, columns=names) for x in X[:6]]
+    table = pd.DataFrame({"series": subjects, "age": np.arange(6.0)})
+    columns = ColumnTransformer([("g", GradientPositioner(n_components=2, sparsity=0.5),
+                                  "series"), ("age", "passthrough", ["age"])])
+    out = columns.set_output(transform="pandas").fit_transform(table)
+    assert list(out.columns[:3]) == ["g__roi0_gradient0", "g__roi0_gradient1",
+                                     "g__roi1_gradient0"]
+    assert list(out.columns[-1:]) == ["age__age"]
+    positioner = columns.named_transformers_["g"]
+    with pytest.raises(ValueError, match="input_features has 1 names but 8 regions"):
+        positioner.get_feature_names_out(["age"])  # another single name is no column of it
+
+
 def test_a_table_of_one_column_of_subjects_is_refused_saying_to_pass_the_column(labelled):
     """ColumnTransformer passes a one-column table for ["series"], the column for "series":
     the error says so, not that a single subject goes in a list."""
