@@ -192,10 +192,12 @@ def _check_targets_follow_files(subjects, y):
     if owners is None or owners == list(range(len(owners))):
         return
     row = next(k for k, owner in enumerate(owners) if owner != k)
+    # files of one name in several folders (told apart by their paths) are named by them
+    shown = names if len(set(names)) == len(names) else [str(path) for path in paths]
     raise ValueError(
         f"y's index names the subjects' files, but in another order than X's: row {row} of y "
-        f"is {ids[row]!r}, whose file is number {owners[row]} of X ({names[owners[row]]}), "
-        f"while X's file {row} is {names[row]} (a glob is read in sorted order, 'sub-10' "
+        f"is {ids[row]!r}, whose file is number {owners[row]} of X ({shown[owners[row]]}), "
+        f"while X's file {row} is {shown[row]} (a glob is read in sorted order, 'sub-10' "
         "before 'sub-2'); the targets would be paired with other subjects' series. Pass X as "
         "the list of files in the order of y's rows, or put y's rows in the order of X's files "
         "(their names sorted)")

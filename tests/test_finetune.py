@@ -193,6 +193,24 @@ def test_targets_indexed_by_the_files_paths_in_another_order_are_refused(tmp_pat
     clf.fit(in_glob_order, pd.Series(labels, index=range(10, -1, -1)))
 
 
+def test_targets_indexed_by_paths_of_files_of_one_name_say_which_files(tmp_path):
+    """Files of one name in several folders (one per site) are told apart by their paths:
+    the error named only their names, 'file number 1 of X (ts.npy), while X's file 0 is
+    ts.npy', which says nothing of which is which."""
+    files = []
+    for site, x in zip(["site-a", "site-b", "site-c"], offset_subjects(np.zeros(3))):
+        (tmp_path / site).mkdir()
+        files.append(tmp_path / site / "ts.npy")
+        np.save(files[-1], x)
+    y = pd.Series([0, 1, 0], index=[str(files[k]) for k in (1, 0, 2)])
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    message = (rf"row 0 of y is '{re.escape(str(files[1]))}', whose file is number 1 of X "
+               rf"\({re.escape(str(files[1]))}\), while X's file 0 is "
+               rf"{re.escape(str(files[0]))} ")
+    with pytest.raises(ValueError, match=message):
+        clf.fit(files, y)
+
+
 def test_targets_in_another_order_than_thousands_of_files_are_told_at_once():
     """Each row's ID was searched for in every file name: minutes before the error for a
     few thousand subjects (hours for a UK Biobank), where it now takes a fraction of a
