@@ -854,6 +854,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         try:
             history = loop.run()
         except TrainingInterrupted as error:
+            if loop.stop_training:  # SIGTERM or Ctrl-C came as a callback stopped the run
+                self._save_as_stopped(checkpoint, loop, rank)
             # the loop's message speaks of callbacks; say what became of this run
             stopped = str(error).split(";")[0]
             if checkpoint is None:
@@ -871,12 +873,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 what = (f"its state is saved in {checkpoint.path} (step {loop.step} of "
                         f"{loop.n_epochs * loop.steps_per_epoch}): the same fit again resumes it")
             raise TrainingInterrupted(f"pretraining {stopped}; {what}") from error
+        self._save_as_stopped(checkpoint, loop, rank)  # when it returned early
+        return history
+
+    @staticmethod
+    def _save_as_stopped(checkpoint, loop, rank):
+        """Save a run that a callback stopped on purpose (stop_training) before its last epoch
+        as such, with the steps since the last save, so that unfinished_runs leaves it out."""
         if checkpoint is not None and rank == 0 and loop.epoch < loop.n_epochs:
-            # returned early: a callback stopped the run on purpose (stop_training). Saved as
-            # such, with the steps since the last save, so that unfinished_runs leaves it out
             checkpoint.extra = {**checkpoint.extra, "stopped_by_callback": True}
             checkpoint.save(loop)
-        return history
 
     def _extend_shorter_run(self, loop, lineage):
         """Continue the furthest saved run that differs from this one only by fewer epochs;

@@ -658,6 +658,25 @@ def test_a_run_a_callback_stopped_is_not_warned_of_as_unfinished(tmp_path):
     assert [h["loss"] for h in resumed.history_] == [h["loss"] for h in whole.history_]
 
 
+def test_a_run_a_callback_stopped_as_sigterm_came_is_saved_as_stopped(tmp_path):
+    """SIGTERM at the step where a callback stopped the run: the loop says a callback had
+    stopped it, but the run was saved as unfinished and later runs warned of it."""
+    from brainjepa_sk.train import unfinished_runs
+
+    class StopAndSignal(_StopAtStep):
+        def on_step_end(self, loop, loss):
+            super().on_step_end(loop, loss)
+            if loop.step == self.step:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    X = _data()
+    with pytest.raises(TrainingInterrupted, match="SIGTERM after step 3"):
+        _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[StopAndSignal(3)]).fit(X)
+    (state_file,) = _state_files(tmp_path)
+    assert torch.load(state_file, weights_only=True)["loop"]["step"] == 3
+    assert unfinished_runs(tmp_path) == []
+
+
 def _state_files(folder):
     return sorted(Path(folder).glob("run-*.pt"))
 
