@@ -43,6 +43,7 @@ from .validation import (
     first_name_difference,
     name_differences,
     not_finite_message,
+    record_subjects_column,
     validate_connectivity,
     validate_subjects,
     warn_names_seen_once,
@@ -605,6 +606,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         if self.kind == "connectivity":
             data, names = validate_connectivity(X)
             n_regions = data.shape[1]
+            record_subjects_column(self, X)  # validate_subjects does it for time series
         else:
             data = validate_subjects(X, estimator=self, reset=True, min_timepoints=3, lazy=True)
             n_regions = self.n_features_in_

@@ -964,6 +964,25 @@ def _rows_in_column_order(matrix):
     return matrix
 
 
+def record_subjects_column(estimator, X):
+    """In ``fit``: record on ``estimator`` the name of ``X`` when it is a pandas Series of
+    subjects (a table's column, as ``ColumnTransformer`` passes it) as ``_subjects_column_``,
+    which ``get_feature_names_out`` takes for no region; else forget an earlier one.
+
+    Parameters
+    ----------
+    estimator : estimator instance
+        The estimator being fitted.
+    X : object
+        Its ``X`` as given.
+    """
+    column = X.name if getattr(X, "ndim", None) == 1 and hasattr(X, "iloc") else None
+    if column is not None:
+        estimator._subjects_column_ = column
+    elif hasattr(estimator, "_subjects_column_"):
+        del estimator._subjects_column_
+
+
 def validate_connectivity(X):
     """Check connectivity matrices (``GradientPositioner(kind="connectivity")``'s input).
 
@@ -972,7 +991,8 @@ def validate_connectivity(X):
     X : array-like of shape (n_subjects, n_regions, n_regions) or (n_regions, n_regions)
         Symmetric matrices (up to a rounding tolerance relative to the largest value). A
         DataFrame whose index names its columns' regions in another order is read with its rows
-        in the order of the columns.
+        in the order of the columns. A pandas Series (or 1-D object array) of matrices, a
+        table's column, is read as their list.
 
     Returns
     -------
@@ -998,6 +1018,9 @@ def validate_connectivity(X):
             "with kind='connectivity', X must be the matrices themselves, not files (files are "
             "read as subjects' time series, with kind='timeseries'): load them first, e.g. "
             "numpy.stack([numpy.load(path) for path in sorted(glob.glob(pattern))])")
+    if getattr(X, "ndim", None) == 1 and getattr(getattr(X, "dtype", None), "kind", None) == "O":
+        # a Series or object array of matrices (a table's column): NumPy reads it as 1-D
+        X = list(X)
     if isinstance(X, (list, tuple)):
         X = [_rows_in_column_order(matrix) for matrix in X]
     else:
@@ -1291,7 +1314,7 @@ def validate_subjects(
     # A later call checks the region count first: a wrong count is the error to report, not the
     # constant signal that, say, a single remaining region may have.
     expected = None if reset or estimator is None else estimator.n_features_in_
-    column = X.name if getattr(X, "ndim", None) == 1 and hasattr(X, "iloc") else None
+    given = X
     X = _paths_as_list(X)
     if reset:  # in fit: a transform of a file twice gives its rows twice, as asked
         _warn_repeated_files(X)
@@ -1370,10 +1393,7 @@ def validate_subjects(
                 estimator.feature_names_in_ = names
             elif hasattr(estimator, "feature_names_in_"):
                 del estimator.feature_names_in_
-            if column is not None:
-                estimator._subjects_column_ = column
-            elif hasattr(estimator, "_subjects_column_"):
-                del estimator._subjects_column_
+            record_subjects_column(estimator, given)
         else:
             fitted_names = getattr(estimator, "feature_names_in_", None)
             estimator_name = type(estimator).__name__

@@ -162,6 +162,25 @@ def test_a_column_of_subjects_in_a_column_transformer_gives_named_gradient_featu
         positioner.get_feature_names_out(["age"])  # another single name is no column of it
 
 
+def test_a_column_of_connectivity_matrices_in_a_column_transformer(labelled):
+    """A table's column of matrices (a Series of 2-D arrays) was refused as 'matrices of
+    different shapes' by GradientPositioner(kind='connectivity'), all of one shape."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+
+    X, _, _ = labelled
+    matrices = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:6]))
+    table = pd.DataFrame({"conn": list(matrices), "age": np.arange(6.0)})
+    settings = dict(kind="connectivity", n_components=2, sparsity=0.5)
+    columns = ColumnTransformer([("g", GradientPositioner(**settings), "conn"),
+                                 ("age", "passthrough", ["age"])])
+    out = columns.set_output(transform="pandas").fit_transform(table)
+    assert list(out.columns[:3]) == ["g__region0_gradient0", "g__region0_gradient1",
+                                     "g__region1_gradient0"]
+    np.testing.assert_array_equal(
+        out.iloc[:, :-1].to_numpy(), GradientPositioner(**settings).fit_transform(matrices))
+
+
 def test_a_table_of_one_column_of_subjects_is_refused_saying_to_pass_the_column(labelled):
     """ColumnTransformer passes a one-column table for ["series"], the column for "series":
     the error says so, not that a single subject goes in a list."""
