@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -184,7 +185,7 @@ def resample(x, t_r, target_t_r):
 
     Parameters
     ----------
-    x : array-like of shape (n_timepoints, n_regions)
+    x : array-like or pandas.DataFrame of shape (n_timepoints, n_regions)
         Time series, time on the first axis.
     t_r : float or None
         Repetition time of ``x`` in seconds.
@@ -194,8 +195,10 @@ def resample(x, t_r, target_t_r):
     Returns
     -------
     numpy.ndarray or array-like
-        The resampled series, ``ceil(n_timepoints * up / down)`` frames long. When either TR is
-        None, or both give the same ratio of 1, ``x`` itself is returned (not a copy).
+        The resampled series, ``ceil(n_timepoints * up / down)`` frames long. A DataFrame gives
+        a DataFrame with the same columns (the region names that the estimators check) and a
+        new default index. When either TR is None, or both give the same ratio of 1, ``x``
+        itself is returned (not a copy).
 
     Raises
     ------
@@ -218,7 +221,13 @@ def resample(x, t_r, target_t_r):
     if ratio is None:
         return x
     up, down = ratio
-    return resample_poly(_series_values(x), up, down, axis=0, padtype="mean")
+    resampled = resample_poly(_series_values(x), up, down, axis=0, padtype="mean")
+    pandas = sys.modules.get("pandas")  # not imported: x cannot be a DataFrame
+    if pandas is not None and isinstance(x, pandas.DataFrame):
+        # keep the region names: without them the estimators could no longer check the
+        # columns' order against fit's, while the subjects left at the target TR keep theirs
+        return pandas.DataFrame(resampled, columns=x.columns)
+    return resampled
 
 
 def _resample_subject(i, x, t_r, target_t_r):

@@ -152,6 +152,29 @@ def test_one_tr_per_subject_is_told_to_resample_them_first():
             estimator.fit(subjects)
 
 
+def test_resample_keeps_the_region_names_of_a_dataframe():
+    """A resampled DataFrame had come back as a bare array: a site resampled to the common TR
+    lost its region names, and with them the check of its columns' order against the other
+    sites' DataFrames, so a table in another atlas order was taken without a word."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    table = pd.DataFrame(rng.standard_normal((50, 3)), columns=names, index=np.arange(50) * 2.0)
+    resampled = resample(table, 2.0, 1.0)
+    assert isinstance(resampled, pd.DataFrame) and list(resampled.columns) == names
+    assert resampled.index.equals(pd.RangeIndex(100))  # the frames' times changed
+    np.testing.assert_array_equal(resampled.to_numpy(), resample(table.to_numpy(), 2.0, 1.0))
+
+    site_a = [pd.DataFrame(rng.standard_normal((40, 3)), columns=names) for _ in range(2)]
+    site_b = resample(table[["b", "a", "c"]], 2.0, 1.0)  # another column order
+    embedder = BrainJEPAEmbedder(tiny_module(n_regions=3), device="cpu")
+    with pytest.raises(ValueError, match="other region names"):
+        embedder.fit([*site_a, site_b])
+
+
 def test_resample_rejects_extreme_ratio():
     with pytest.raises(ValueError, match="ratio"):
         resample(np.zeros((10, 2)), 0.01, 2.0)
