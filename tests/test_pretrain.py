@@ -6,6 +6,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -1085,6 +1086,30 @@ def test_weights_pretrained_on_resampled_series_warn_when_the_input_tr_is_not_se
         warnings.simplefilter("error")
         BrainJEPAEmbedder(weights=tmp_path / "same.pt").fit(X)
         BrainJEPAEmbedder(weights=tmp_path / "near.pt").fit(X)
+
+
+def test_a_tr_set_after_fit_for_another_site_is_told_how_to_resample_without_refitting():
+    """Another site's TR set after fit is ignored (the preprocessing is fit's); the warning
+    had only said to fit again, which for the pretrainer means training anew. It now names the
+    resampling that brings such series to the TR fit took its series at, and that advice gives
+    the windows of series acquired at fit's TR."""
+    X = _data(n_subjects=4, n_timepoints=64)
+    model = _pretrainer(n_epochs=1, t_r=1.0, model_t_r=2.0).fit(X)
+    other_site = [resample(x, 1.0, 0.5) for x in X]  # the same series, acquired at 0.5 s
+    with pytest.warns(UserWarning, match=re.escape(
+            "t_r=0.5 (fitted with 1.0): changed since fit") + r".*resample them to the TR fit "
+            r"took its series at, 1 s, and leave t_r as fitted: brainjepa_sk\.preprocessing\."
+            + re.escape("resample(x, t_r=0.5, target_t_r=1)")):
+        model.set_params(t_r=0.5).transform(other_site)
+    model.set_params(t_r=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        followed = model.transform([resample(x, 0.5, 1.0) for x in other_site])
+    np.testing.assert_allclose(followed, model.transform(X), atol=0.05)
+    # fit took its series as they were (no t_r): the model's TR is the one to resample to
+    unset = _pretrainer(n_epochs=1, model_t_r=2.0).fit(X)
+    with pytest.warns(UserWarning, match=re.escape("resample(x, t_r=0.5, target_t_r=2)")):
+        unset.set_params(t_r=0.5).transform(X)
 
 
 def test_a_tr_dropped_after_fit_is_a_change_where_it_set_the_model_tr():
