@@ -263,6 +263,15 @@ def feature_names_of(subject, index=None):
         raise TypeError(f"subject {index}: {error}") from None
 
 
+_IMAGE_ADVICE = ("an image holds voxels, not region time series: extract them first, e.g. "
+                 "nilearn.maskers.NiftiLabelsMasker(labels_img).fit_transform(img)")
+
+
+def _is_image(obj):
+    """Whether ``obj`` is a loaded NIfTI image (nibabel, ``nilearn.image.load_img``)."""
+    return hasattr(obj, "affine") and hasattr(obj, "get_fdata")
+
+
 def _only_array_protocol(obj):
     """Whether ``obj`` converts to an array but is not array-like itself (no ``ndim``)."""
     return hasattr(obj, "__array__") and not hasattr(obj, "ndim")
@@ -287,6 +296,11 @@ def _as_subject_list(X, estimator=None):
         raise ValueError(
             f"{_LAYOUT}; got a {type(X).__name__}, whose keys would be taken for the subjects. "
             "Pass list(X.values()), or pandas.Series(X) to keep the keys as the subjects' labels"
+        )
+    if _is_image(X):  # its ndim and shape would be taken for an array's, "reshape" advised
+        raise ValueError(
+            f"{_LAYOUT}; got a {type(X).__name__} of shape {tuple(X.shape)}: {_IMAGE_ADVICE}, "
+            "one array per subject: X = [masker.fit_transform(img) for img in images]"
         )
     if _only_array_protocol(X):
         X = np.asarray(X)
@@ -739,10 +753,8 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             several = (f" (a 3-D array holds several subjects: pass it as {input_name} itself, "
                        "or its subjects in the list)")
         several = several if np.ndim(subject) == 3 else ""
-        if hasattr(subject, "affine") and hasattr(subject, "get_fdata"):
-            # a loaded NIfTI image (nibabel, nilearn.image.load_img), as a path to one is told
-            several = (" (an image holds voxels, not region time series: extract them first, "
-                       "e.g. nilearn.maskers.NiftiLabelsMasker(labels_img).fit_transform(img))")
+        if _is_image(subject):  # as a path to one is told
+            several = f" ({_IMAGE_ADVICE})"
         raise ValueError(
             f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
             f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. "
