@@ -559,12 +559,28 @@ def first_name_difference(subject_names, names):
     Returns
     -------
     str
-        E.g. ``"column 0 is 'roi2' where they have 'roi0'"``, or the two name counts.
+        E.g. ``"column 0 is 'roi2' where they have 'roi0'"``, or the two name counts; then the
+        names that only one side has (a region a masker left out of one subject's table).
     """
+    def some(missing):  # the first three names, quoted, and how many in all
+        shown = ", ".join(repr(str(name)) for name in missing[:3])
+        return shown + (f" ({len(missing)} in all)" if len(missing) > 3 else "")
+
     for column, (own, before) in enumerate(zip(subject_names, names)):
         if own != before:
-            return f"column {column} is {own!r} where they have {before!r}"
-    return f"{len(subject_names)} names where they have {len(names)}"
+            difference = f"column {column} is {own!r} where they have {before!r}"
+            break
+    else:
+        difference = f"{len(subject_names)} names where they have {len(names)}"
+    own_set, their_set = set(subject_names), set(names)
+    lacks = [name for name in names if name not in own_set]
+    extra = [name for name in subject_names if name not in their_set]
+    if lacks:
+        difference += (f"; it lacks {some(lacks)} (for example a region outside its brain "
+                       "mask, which nilearn's maskers leave out)")
+    if extra:
+        difference += f"; it has {some(extra)}, which they do not"
+    return difference
 
 
 def name_differences(names, reference, example):

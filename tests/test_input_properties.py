@@ -512,6 +512,30 @@ def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path,
     assert list(estimator.feature_names_in_) == names
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_region_one_subject_lacks_is_named(lazy):
+    """A masker leaves out a region outside a subject's brain mask: the message had named only
+    the first column that differs ('roi2' where they have 'roi1'), not the region missing, nor
+    one that the other subjects do not have."""
+    rng = np.random.default_rng(20)
+    names = [f"roi{i}" for i in range(6)]
+    full = pd.DataFrame(rng.standard_normal((20, 6)), columns=names)
+    lacking = full.drop(columns=["roi1"])
+    with pytest.raises(ValueError, match=re.escape(
+            "subject 1 has other region names (columns) than the subjects before it: column 1 "
+            "is 'roi2' where they have 'roi1'; it lacks 'roi1' (for example a region outside "
+            "its brain mask, which nilearn's maskers leave out)") + "$"):
+        validate_subjects([full, lacking], lazy=lazy)
+    other = full.set_axis(["roi0", "a", "b", "c", "d", "roi5"], axis=1)
+    with pytest.raises(ValueError, match=re.escape(
+            "it lacks 'roi1', 'roi2', 'roi3' (4 in all) (for example a region outside its brain "
+            "mask, which nilearn's maskers leave out); it has 'a', 'b', 'c' (4 in all), which "
+            "they do not")):
+        validate_subjects([full, other], lazy=lazy)
+    with pytest.raises(ValueError, match="column 0 is 'roi5' where they have 'roi0'$"):
+        validate_subjects([full, full[names[::-1]]], lazy=lazy)  # the same regions, reordered
+
+
 def test_checked_subjects_given_again_keep_the_first_names_met():
     """Subjects checked lazily, then given to an estimator, record the same names as when
     given directly, the first subject having none."""
