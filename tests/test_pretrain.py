@@ -267,6 +267,27 @@ def test_a_positioner_fitted_on_other_subjects_warns_that_its_gradients_are_not_
         _pretrainer(gradients=positioner.gradients_, n_epochs=1).fit(_data(seed=2))
 
 
+def test_a_positioner_fitted_on_another_atlas_is_named_as_such_not_offered_for_use():
+    """A positioner fitted on another atlas had been told apart only as having "other"
+    gradients_, with the advice to pass them (refused then: another region count); where its
+    settings do not suit X's atlas, the error did not say it had been fitted on another."""
+    other_atlas = _data()[:, :, :12]  # 12 regions against X's 16
+    positioner = GradientPositioner(n_components=3, sparsity=0.5).fit(other_atlas)
+    with pytest.warns(UserWarning) as record:
+        model = _pretrainer(gradients=positioner, n_epochs=1).fit(_data())
+    messages = [str(w.message) for w in record]
+    assert any(re.search(r"GradientPositioner fitted on 12 regions, but X has 16: its "
+                         r"gradients_ are of another atlas and are not used", m)
+               for m in messages), messages
+    assert not any("pass gradients=positioner.gradients_" in m for m in messages)
+    assert model.gradients_.shape == (N_REGIONS, 3)
+    few = GradientPositioner(n_components=3).fit([np.random.default_rng(0).standard_normal(
+        (40, 30)) for _ in range(3)])  # sparsity 0.9 suits 30 regions, not 16
+    with pytest.raises(ValueError, match=r"cannot be fitted on X's 16 regions \(it was fitted "
+                                         r"on 30 regions, another atlas"):
+        _pretrainer(gradients=few, n_epochs=1).fit(_data())
+
+
 def test_a_connectivity_positioner_is_refused_naming_the_time_series():
     """The pretrainer fits its positioner on X, which is time series: kind='connectivity'
     read them as matrices and failed with numpy's 'inhomogeneous shape' (scans of different
