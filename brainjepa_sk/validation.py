@@ -381,8 +381,17 @@ def _where_not_finite(subject, names, first_frame=None):
     timepoint = int(np.flatnonzero(bad[:, first])[0]) + (first_frame or 0)
     where = ("in all" if first_frame is None
              else f"in frames {first_frame} to {first_frame + len(bad) - 1}")
+    padding = ""
+    rows = bad.all(axis=1)
+    start = int(np.argmin(rows[::-1])) if not rows.all() else 0
+    if first_frame is None and start >= 2 and not bad[:-start].any():
+        # only whole frames at the end: the padding of a scan stacked with longer ones
+        padding = (f". Timepoints {len(bad) - start} to {len(bad) - 1}, and only they, are NaN "
+                   "in every region: a shorter scan padded to a common length? Scans may differ "
+                   "in length: pass X as a list of arrays, each cut to its own length (here "
+                   f"x[:{len(bad) - start}])")
     return (f" First at {region}, timepoint {timepoint}; {regions.size} region(s) and "
-            f"{int(bad.sum())} value(s) {where}")
+            f"{int(bad.sum())} value(s) {where}{padding}")
 
 
 def ragged_message(i, subject):
@@ -823,7 +832,26 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                    if fixed_regions
                    else "remove them or fix the extraction")
             )
+        if first_frame is None:  # a whole series, not one window of it
+            _refuse_padded_end(i, array)
     return array
+
+
+def _refuse_padded_end(i, array):
+    """Refuse a series that ends with frames of zeros in every region: a shorter scan padded to
+    the length of the others (to stack scans of different lengths into one 3-D array), whose
+    padding the model would otherwise take for signal. No BOLD frame is 0 in every region."""
+    n_timepoints, n_zero = len(array), 0
+    while n_zero < n_timepoints and not array[n_timepoints - 1 - n_zero].any():
+        n_zero += 1
+    if 2 <= n_zero < n_timepoints:
+        raise ValueError(
+            f"subject {i} ends with {n_zero} frames that are 0 in every region (timepoints "
+            f"{n_timepoints - n_zero} to {n_timepoints - 1}): a shorter scan padded to a common "
+            "length? Scans may differ in length: pass X as a list of arrays, each cut to its "
+            f"own length (here x[:{n_timepoints - n_zero}]); remove censored frames rather than "
+            "zeroing them"
+        )
 
 
 def _names_files(X):

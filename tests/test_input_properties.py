@@ -16,7 +16,7 @@ from _estimators import tiny_module
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from brainjepa_sk import BrainJEPAEmbedder
+from brainjepa_sk import BrainJEPAEmbedder, GradientPositioner
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.validation import (
     check_region_names,
@@ -414,6 +414,46 @@ def test_a_region_constant_over_time_is_named_by_its_index():
     assert validate_subjects([x], allow_constant=True)[0][0, 2] == 5.0
 
 
+def test_scans_padded_with_zeros_to_a_common_length_are_refused_not_taken_for_signal():
+    """Scans of different lengths stacked into one 3-D array by padding the shorter ones with
+    zeros had been taken as they were: the model embedded the padding as frames of signal.
+    One frame of zeros at the end, or zeros inside a scan, is let through."""
+    rng = np.random.default_rng(13)
+    X = np.zeros((3, 60, 4))
+    for i, n in enumerate((60, 40, 59)):
+        X[i, :n] = rng.standard_normal((n, 4))
+    with pytest.raises(ValueError, match=re.escape(
+            "subject 1 ends with 20 frames that are 0 in every region (timepoints 40 to 59): a "
+            "shorter scan padded to a common length? Scans may differ in length: pass X as a "
+            "list of arrays, each cut to its own length (here x[:40])")):
+        validate_subjects(X)
+    lengths = (60, 40, 59)
+    cut = validate_subjects([x[:n] for x, n in zip(X, lengths)])
+    assert [len(x) for x in cut] == [60, 40, 59]
+    assert len(validate_subjects(X[[0, 2]])) == 2  # subject 2 ends with one frame of zeros
+    inside = rng.standard_normal((30, 4))
+    inside[10:15] = 0.0  # zeros inside a scan: not the padding of a shorter one
+    assert len(validate_subjects([inside])) == 1
+    for estimator in (BrainJEPAEmbedder(tiny_module(4), device="cpu"),
+                      GradientPositioner(n_components=2, sparsity=0.5)):
+        with pytest.raises(ValueError, match="subject 1 ends with 20 frames that are 0"):
+            estimator.fit(X)
+    # padded with NaN instead: refused as NaN, and said to be padding
+    X[1, 40:], X[2, 59:] = np.nan, np.nan
+    with pytest.raises(ValueError, match=r"subject 1: .*contains NaN\. First at region 0 "
+                                         r"\(column 0\), timepoint 40; 4 region\(s\) and 80 "
+                                         r"value\(s\) in all\. Timepoints 40 to 59, and only "
+                                         r"they, are NaN in every region: a shorter scan padded "
+                                         r"to a common length\? .*\(here x\[:40\]\)$"):
+        validate_subjects(X)
+    with pytest.raises(ValueError, match=r"subject 1: .*in all$"):  # NaN before them too
+        X[1, 3, 0] = np.nan
+        validate_subjects(X)
+    with pytest.raises(ValueError, match=r"subject 0: .*59; 4 region\(s\) and 4 value\(s\) "
+                                         r"in all$"):  # one frame: no more than a NaN frame
+        validate_subjects(X[2:])
+
+
 class _Fitted:
     """A bare estimator for validate_subjects(estimator=...)."""
 
@@ -550,8 +590,9 @@ def test_checked_subjects_given_again_keep_the_first_names_met():
 
 def test_a_subject_with_more_named_columns_is_named_by_its_name_count():
     names = ["roi0", "roi1", "roi2"]
-    subjects = [pd.DataFrame(np.eye(20, 3), columns=names),
-                pd.DataFrame(np.eye(20, 4), columns=[*names, "roi3"])]
+    rng = np.random.default_rng(0)  # (not np.eye: frames of zeros at the end are padding)
+    subjects = [pd.DataFrame(rng.standard_normal((20, 3)), columns=names),
+                pd.DataFrame(rng.standard_normal((20, 4)), columns=[*names, "roi3"])]
     with pytest.raises(ValueError, match="subject 1 has other region names .*: 4 names where "
                                          "they have 3"):
         validate_subjects(subjects)
