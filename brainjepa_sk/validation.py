@@ -707,7 +707,8 @@ def one_table_message(X, input_name="X", estimator=None):
 
 def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                   allow_constant, first_length=None, first_source=None, min_regions=2,
-                  first_frame=None, input_name="X", source=None, fixed_regions=False):
+                  first_frame=None, input_name="X", source=None, fixed_regions=False,
+                  fitted_names=None):
     """Check subject ``i`` and return it as a 2-D float array: the one check of a subject.
 
     Parameters
@@ -747,6 +748,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     fixed_regions : bool, default=False
         Whether the estimator's regions are set (by its weights, or by a ``fit``): a constant
         region cannot be removed then, and the message does not say to.
+    fitted_names : numpy.ndarray of str or None, optional
+        The region names the estimator was fitted with: a subject with names and another
+        region count is told which names it lacks or adds.
 
     Returns
     -------
@@ -788,8 +792,13 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     subject_names = feature_names_of(subject, i)
     _refuse_other_names(i, subject_names, names)
     if expected is not None:
+        named = (subject_names is not None and fitted_names is not None
+                 and len(subject_names) != expected)
         check_n_regions(np.shape(subject)[1], expected, what="fitted with",
-                        n_timepoints=np.shape(subject)[0], name=name)
+                        n_timepoints=np.shape(subject)[0], name=name,
+                        advice=f"Subject {i}'s region names against those seen in fit: "
+                               f"{first_name_difference(subject_names, fitted_names)}"
+                        if named else "")
     try:
         array = check_array(
             subject,
@@ -1327,7 +1336,9 @@ def validate_subjects(
     # the regions are set by the weights (embedder, fine-tuners) or by an earlier fit
     fixed_regions = estimator is not None and (not reset or hasattr(estimator, "weights"))
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
-                 allow_constant=allow_constant, fixed_regions=fixed_regions)
+                 allow_constant=allow_constant, fixed_regions=fixed_regions,
+                 fitted_names=None if expected is None else getattr(
+                     estimator, "feature_names_in_", None))
     # checked already, at least as strictly: a lenient check let constant regions through
     # (asked of the checked kinds only: a DataFrame's column may be named allow_constant)
     as_strict = allow_constant or not (isinstance(X, (SubjectFiles, ConvertedSubjects))

@@ -576,6 +576,23 @@ def test_a_region_one_subject_lacks_is_named(lazy):
         validate_subjects([full, full[names[::-1]]], lazy=lazy)  # the same regions, reordered
 
 
+def test_a_region_a_new_subject_lacks_is_named_at_transform():
+    """After fit, a table without one of the regions fit saw had been refused by the region
+    counts alone (24 features, expecting 25), without the region it lacks."""
+    rng = np.random.default_rng(21)
+    names = [f"roi{i}" for i in range(6)]
+    train = [pd.DataFrame(rng.standard_normal((20, 6)), columns=names) for _ in range(2)]
+    embedder = BrainJEPAEmbedder(tiny_module(6), device="cpu").fit(train)
+    with pytest.raises(ValueError, match=re.escape(
+            "X has 5 features, but BrainJEPAEmbedder is expecting 6 features as input") + ".*"
+            + re.escape("Subject 0's region names against those seen in fit: column 3 is 'roi4' "
+                        "where they have 'roi3'; it lacks 'roi3'")):
+        embedder.transform([train[1].drop(columns=["roi3"])])
+    with pytest.raises(ValueError, match=r"expecting 6 features as input: .*\(n_timepoints, "
+                                         r"n_regions\)$"):  # arrays: no names to compare
+        embedder.transform([train[1].drop(columns=["roi3"]).to_numpy()])
+
+
 def test_checked_subjects_given_again_keep_the_first_names_met():
     """Subjects checked lazily, then given to an estimator, record the same names as when
     given directly, the first subject having none."""
