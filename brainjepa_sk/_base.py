@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import numbers
 import os
 from collections.abc import Iterator
 
@@ -458,8 +459,26 @@ def warn_changed_preprocessing(estimator, recorded, names=None):
         warn_user(
             f"{', '.join(changed)}: changed since fit, but {type(estimator).__name__} "
             "preprocesses new series as in fit (preprocessor_) and uses the model fit built "
-            "or loaded; fit again to apply the new setting"
+            f"or loaded; fit again to apply the new setting{_other_tr_hint(estimator, changed)}"
         )
+
+
+def _other_tr_hint(estimator, changed):
+    """How to give a fitted estimator series at another TR than fit's (a ``t_r`` set for
+    another site's scans): resample them to the TR its ``preprocessor_`` takes, which a refit
+    (a new training, for the pretrainer and the fine-tuners) is not needed for."""
+    preprocessor = getattr(estimator, "preprocessor_", None)
+    new = getattr(estimator, "t_r", None)
+    if (preprocessor is None or not isinstance(new, numbers.Real) or isinstance(new, bool)
+            or not any(item.startswith("t_r=") for item in changed)):
+        return ""
+    # the input TR of fit: its t_r, or the model's when fit took the series as they were
+    fitted = preprocessor.t_r if preprocessor.t_r is not None else preprocessor.target_t_r
+    if fitted is None:
+        return ""
+    return (f". To give series acquired at another TR without refitting, resample them to "
+            f"the TR fit took its series at, {fitted:g} s, and leave t_r as fitted: "
+            f"brainjepa_sk.preprocessing.resample(x, t_r={new:g}, target_t_r={fitted:g})")
 
 
 def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):

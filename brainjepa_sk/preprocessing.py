@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from fractions import Fraction
 
 import numpy as np
@@ -184,7 +185,7 @@ def resample(x, t_r, target_t_r):
 
     Parameters
     ----------
-    x : array-like of shape (n_timepoints, n_regions)
+    x : array-like or pandas.DataFrame of shape (n_timepoints, n_regions)
         Time series, time on the first axis.
     t_r : float or None
         Repetition time of ``x`` in seconds.
@@ -194,8 +195,10 @@ def resample(x, t_r, target_t_r):
     Returns
     -------
     numpy.ndarray or array-like
-        The resampled series, ``ceil(n_timepoints * up / down)`` frames long. When either TR is
-        None, or both give the same ratio of 1, ``x`` itself is returned (not a copy).
+        The resampled series, ``ceil(n_timepoints * up / down)`` frames long. A DataFrame gives
+        a DataFrame with the same columns (the region names that the estimators check) and a
+        new default index. When either TR is None, or both give the same ratio of 1, ``x``
+        itself is returned (not a copy).
 
     Raises
     ------
@@ -218,7 +221,13 @@ def resample(x, t_r, target_t_r):
     if ratio is None:
         return x
     up, down = ratio
-    return resample_poly(_series_values(x), up, down, axis=0, padtype="mean")
+    resampled = resample_poly(_series_values(x), up, down, axis=0, padtype="mean")
+    pandas = sys.modules.get("pandas")  # not imported: x cannot be a DataFrame
+    if pandas is not None and isinstance(x, pandas.DataFrame):
+        # keep the region names: without them the estimators could no longer check the
+        # columns' order against fit's, while the subjects left at the target TR keep theirs
+        return pandas.DataFrame(resampled, columns=x.columns)
+    return resampled
 
 
 def _resample_subject(i, x, t_r, target_t_r):
@@ -529,25 +538,37 @@ class Preprocessor:
         return np.concatenate([x, fill], axis=0)
 
     def _too_short_message(self, subject, n_resampled, n_input, n_regions=None,
-                           refit=False):
+                           refit=False, others=None):
+        """Why ``subject`` is refused as too short, and the cures; ``others``: the other
+        subjects too short, as ``(index, resampled length)`` pairs, counted and named too, so
+        that they can be left out at once rather than met one error at a time."""
         # the frames as read, and as resampled where they were; fewer frames than regions is
         # also what a (n_regions, n_timepoints) array looks like, for which padding is no cure
         frames = (f"{n_resampled} frames"
                   if _resampling_ratio(self.t_r, self.target_t_r) is None else
                   f"{n_resampled} frames after resampling ({n_input} frames at "
                   f"t_r={self.t_r}, target_t_r={self.target_t_r})")
+        others = others or []
+        shortest = min([n_resampled, *(length for _, length in others)])
         if refit:
             # an estimator's predictions use the preprocessing of its fit: its min_frames set
             # afterwards is not applied (only warned of), so the cure is a new fit
-            cure = (f", or fit the estimator with min_frames={n_resampled} or less to have it "
-                    "padded (new series are preprocessed as in fit, by its preprocessor_)")
+            cure = (f", or fit the estimator with min_frames={shortest} or less to have "
+                    f"{'them' if others else 'it'} padded (new series are preprocessed as in "
+                    "fit, by its preprocessor_)")
         else:
-            cure = f", or pass min_frames={n_resampled} or less to have it padded"
-        cure = cure if n_resampled >= 1 else ""
+            cure = (f", or pass min_frames={shortest} or less to have "
+                    f"{'them' if others else 'it'} padded")
+        cure = cure if shortest >= 1 else ""
+        also = ""
+        if others:
+            named = ", ".join(f"subject {i} ({length})" for i, length in others[:10])
+            also = (f"; so are {len(others)} more, with their frames: {named}"
+                    f"{', ...' if len(others) > 10 else ''}")
         return (
-            f"{subject} is too short: {frames}; at least min_frames={self._min_frames} are "
+            f"{subject} is too short: {frames}{also}; at least min_frames={self._min_frames} are "
             f"needed (windows have n_frames={self.n_frames} frames; series between the two are "
-            f"padded with region means): leave the subject out{cure}"
+            f"padded with region means): leave {'them' if others else 'the subject'} out{cure}"
             + (f". It has more regions (last axis: {n_regions}) than timepoints ({n_input}): "
                "if it is stored (n_regions, n_timepoints), pass its transpose (x.T); every "
                "subject must be (n_timepoints, n_regions)"
@@ -576,13 +597,14 @@ class Preprocessor:
         is the way to another ``min_frames``."""
         paths = getattr(subjects, "paths", None)
         lengths = subject_lengths(subjects)
-        for i in rows:
-            n = lengths[i]
-            if self.resampled_length(n) < self._min_frames:
-                name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
-                raise ValueError(self._too_short_message(name, self.resampled_length(n), n,
-                                                         _region_count(subjects, i),
-                                                         refit=refit))
+        short = [(i, self.resampled_length(lengths[i])) for i in rows
+                 if self.resampled_length(lengths[i]) < self._min_frames]
+        if short:
+            (i, length), others = short[0], short[1:]
+            name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
+            raise ValueError(self._too_short_message(name, length, lengths[i],
+                                                     _region_count(subjects, i), refit=refit,
+                                                     others=others))
 
     def _window_starts(self, n_timepoints):
         last = n_timepoints - self.n_frames

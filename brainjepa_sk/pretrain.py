@@ -517,19 +517,29 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                     "positioner on your connectivity matrices first and pass its gradients_ "
                     "(gradients=positioner.gradients_)")
             positioner = clone(source)
+            fitted = getattr(source, "gradients_", None)
+            # fitted beforehand on another atlas: its gradients_ cannot serve X at all
+            other_atlas = fitted is not None and np.shape(fitted)[0] != n_regions
             try:  # the settings that depend on the atlas, named as the pretrainer's
                 positioner._check_params(n_regions)
             except ValueError as error:
                 what = ("the default gradients=GradientPositioner()" if self.gradients is None
                         else f"gradients={source!r}")
+                fitted_on = (f" (it was fitted on {np.shape(fitted)[0]} regions, another atlas; "
+                             "the pretrainer fits a clone of it on X)" if other_atlas else "")
                 raise ValueError(
-                    f"{what} cannot be fitted on X's {n_regions} regions: {error}. Pass "
-                    "gradients=GradientPositioner(...) with settings for this atlas, or a "
+                    f"{what} cannot be fitted on X's {n_regions} regions{fitted_on}: {error}. "
+                    "Pass gradients=GradientPositioner(...) with settings for this atlas, or a "
                     "gradient matrix") from None
             gradients = positioner.fit(subjects).gradients_
-            fitted = getattr(source, "gradients_", None)
-            if fitted is not None and not (np.shape(fitted) == gradients.shape
-                                           and np.array_equal(fitted, gradients)):
+            if other_atlas:
+                warn_user(
+                    f"gradients={source!r} is a GradientPositioner fitted on "
+                    f"{np.shape(fitted)[0]} regions, but X has {n_regions}: its gradients_ are "
+                    "of another atlas and are not used; the pretrainer fits a clone of it on "
+                    "X's regions")
+            elif fitted is not None and not (np.shape(fitted) == gradients.shape
+                                             and np.array_equal(fitted, gradients)):
                 # fitted beforehand (on a larger corpus, say): its gradients were meant to be
                 # used, and would otherwise be replaced without a word
                 warn_user(

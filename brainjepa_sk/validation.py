@@ -263,6 +263,15 @@ def feature_names_of(subject, index=None):
         raise TypeError(f"subject {index}: {error}") from None
 
 
+_IMAGE_ADVICE = ("an image holds voxels, not region time series: extract them first, e.g. "
+                 "nilearn.maskers.NiftiLabelsMasker(labels_img).fit_transform(img)")
+
+
+def _is_image(obj):
+    """Whether ``obj`` is a loaded NIfTI image (nibabel, ``nilearn.image.load_img``)."""
+    return hasattr(obj, "affine") and hasattr(obj, "get_fdata")
+
+
 def _only_array_protocol(obj):
     """Whether ``obj`` converts to an array but is not array-like itself (no ``ndim``)."""
     return hasattr(obj, "__array__") and not hasattr(obj, "ndim")
@@ -287,6 +296,11 @@ def _as_subject_list(X, estimator=None):
         raise ValueError(
             f"{_LAYOUT}; got a {type(X).__name__}, whose keys would be taken for the subjects. "
             "Pass list(X.values()), or pandas.Series(X) to keep the keys as the subjects' labels"
+        )
+    if _is_image(X):  # its ndim and shape would be taken for an array's, "reshape" advised
+        raise ValueError(
+            f"{_LAYOUT}; got a {type(X).__name__} of shape {tuple(X.shape)}: {_IMAGE_ADVICE}, "
+            "one array per subject: X = [masker.fit_transform(img) for img in images]"
         )
     if _only_array_protocol(X):
         X = np.asarray(X)
@@ -367,8 +381,17 @@ def _where_not_finite(subject, names, first_frame=None):
     timepoint = int(np.flatnonzero(bad[:, first])[0]) + (first_frame or 0)
     where = ("in all" if first_frame is None
              else f"in frames {first_frame} to {first_frame + len(bad) - 1}")
+    padding = ""
+    rows = bad.all(axis=1)
+    start = int(np.argmin(rows[::-1])) if not rows.all() else 0
+    if first_frame is None and start >= 2 and not bad[:-start].any():
+        # only whole frames at the end: the padding of a scan stacked with longer ones
+        padding = (f". Timepoints {len(bad) - start} to {len(bad) - 1}, and only they, are NaN "
+                   "in every region: a shorter scan padded to a common length? Scans may differ "
+                   "in length: pass X as a list of arrays, each cut to its own length (here "
+                   f"x[:{len(bad) - start}])")
     return (f" First at {region}, timepoint {timepoint}; {regions.size} region(s) and "
-            f"{int(bad.sum())} value(s) {where}")
+            f"{int(bad.sum())} value(s) {where}{padding}")
 
 
 def ragged_message(i, subject):
@@ -545,12 +568,28 @@ def first_name_difference(subject_names, names):
     Returns
     -------
     str
-        E.g. ``"column 0 is 'roi2' where they have 'roi0'"``, or the two name counts.
+        E.g. ``"column 0 is 'roi2' where they have 'roi0'"``, or the two name counts; then the
+        names that only one side has (a region a masker left out of one subject's table).
     """
+    def some(missing):  # the first three names, quoted, and how many in all
+        shown = ", ".join(repr(str(name)) for name in missing[:3])
+        return shown + (f" ({len(missing)} in all)" if len(missing) > 3 else "")
+
     for column, (own, before) in enumerate(zip(subject_names, names)):
         if own != before:
-            return f"column {column} is {own!r} where they have {before!r}"
-    return f"{len(subject_names)} names where they have {len(names)}"
+            difference = f"column {column} is {own!r} where they have {before!r}"
+            break
+    else:
+        difference = f"{len(subject_names)} names where they have {len(names)}"
+    own_set, their_set = set(subject_names), set(names)
+    lacks = [name for name in names if name not in own_set]
+    extra = [name for name in subject_names if name not in their_set]
+    if lacks:
+        difference += (f"; it lacks {some(lacks)} (for example a region outside its brain "
+                       "mask, which nilearn's maskers leave out)")
+    if extra:
+        difference += f"; it has {some(extra)}, which they do not"
+    return difference
 
 
 def name_differences(names, reference, example):
@@ -684,7 +723,8 @@ def one_table_message(X, input_name="X", estimator=None):
 
 def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoints, dtype,
                   allow_constant, first_length=None, first_source=None, min_regions=2,
-                  first_frame=None, input_name="X", source=None, fixed_regions=False):
+                  first_frame=None, input_name="X", source=None, fixed_regions=False,
+                  fitted_names=None):
     """Check subject ``i`` and return it as a 2-D float array: the one check of a subject.
 
     Parameters
@@ -724,6 +764,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     fixed_regions : bool, default=False
         Whether the estimator's regions are set (by its weights, or by a ``fit``): a constant
         region cannot be removed then, and the message does not say to.
+    fitted_names : numpy.ndarray of str or None, optional
+        The region names the estimator was fitted with: a subject with names and another
+        region count is told which names it lacks or adds.
 
     Returns
     -------
@@ -755,10 +798,8 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
             several = (f" (a 3-D array holds several subjects: pass it as {input_name} itself, "
                        "or its subjects in the list)")
         several = several if np.ndim(subject) == 3 else ""
-        if hasattr(subject, "affine") and hasattr(subject, "get_fdata"):
-            # a loaded NIfTI image (nibabel, nilearn.image.load_img), as a path to one is told
-            several = (" (an image holds voxels, not region time series: extract them first, "
-                       "e.g. nilearn.maskers.NiftiLabelsMasker(labels_img).fit_transform(img))")
+        if _is_image(subject):  # as a path to one is told
+            several = f" ({_IMAGE_ADVICE})"
         raise ValueError(
             f"subject {i} has {np.ndim(subject)} dimension(s) (shape {np.shape(subject)}), "
             f"but each subject is one 2-D (n_timepoints, n_regions) table{several}. "
@@ -767,8 +808,13 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     subject_names = feature_names_of(subject, i)
     _refuse_other_names(i, subject_names, names)
     if expected is not None:
+        named = (subject_names is not None and fitted_names is not None
+                 and len(subject_names) != expected)
         check_n_regions(np.shape(subject)[1], expected, what="fitted with",
-                        n_timepoints=np.shape(subject)[0], name=name)
+                        n_timepoints=np.shape(subject)[0], name=name,
+                        advice=f"Subject {i}'s region names against those seen in fit: "
+                               f"{first_name_difference(subject_names, fitted_names)}"
+                        if named else "")
     try:
         array = check_array(
             subject,
@@ -811,7 +857,26 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                    if fixed_regions
                    else "remove them or fix the extraction")
             )
+        if first_frame is None:  # a whole series, not one window of it
+            _refuse_padded_end(i, array)
     return array
+
+
+def _refuse_padded_end(i, array):
+    """Refuse a series that ends with frames of zeros in every region: a shorter scan padded to
+    the length of the others (to stack scans of different lengths into one 3-D array), whose
+    padding the model would otherwise take for signal. No BOLD frame is 0 in every region."""
+    n_timepoints, n_zero = len(array), 0
+    while n_zero < n_timepoints and not array[n_timepoints - 1 - n_zero].any():
+        n_zero += 1
+    if 2 <= n_zero < n_timepoints:
+        raise ValueError(
+            f"subject {i} ends with {n_zero} frames that are 0 in every region (timepoints "
+            f"{n_timepoints - n_zero} to {n_timepoints - 1}): a shorter scan padded to a common "
+            "length? Scans may differ in length: pass X as a list of arrays, each cut to its "
+            f"own length (here x[:{n_timepoints - n_zero}]); remove censored frames rather than "
+            "zeroing them"
+        )
 
 
 def _names_files(X):
@@ -1321,7 +1386,9 @@ def validate_subjects(
     # the regions are set by the weights (embedder, fine-tuners) or by an earlier fit
     fixed_regions = estimator is not None and (not reset or hasattr(estimator, "weights"))
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
-                 allow_constant=allow_constant, fixed_regions=fixed_regions)
+                 allow_constant=allow_constant, fixed_regions=fixed_regions,
+                 fitted_names=None if expected is None else getattr(
+                     estimator, "feature_names_in_", None))
     # checked already, at least as strictly: a lenient check let constant regions through
     # (asked of the checked kinds only: a DataFrame's column may be named allow_constant)
     as_strict = allow_constant or not (isinstance(X, (SubjectFiles, ConvertedSubjects))

@@ -453,6 +453,20 @@ def test_a_loaded_brain_image_given_as_a_subject_is_told_to_be_parcellated_first
     assert "image" not in str(error.value)
 
 
+def test_a_loaded_brain_image_given_as_x_is_told_to_be_parcellated_not_reshaped():
+    """One subject's 4-D image passed as X itself had been taken for a 4-D array and told to
+    be reshaped to (n_subjects, n_timepoints, n_regions), voxels and all; a 3-D image (one
+    volume) had been refused as "got Nifti1Image"."""
+    nib = pytest.importorskip("nibabel")
+    for shape in ((2, 2, 2, 5), (2, 2, 5)):
+        image = nib.Nifti1Image(np.zeros(shape, dtype=np.float32), np.eye(4))
+        with pytest.raises(ValueError, match=re.escape(f"got a Nifti1Image of shape {shape}: an "
+                                                       "image holds voxels") + r".*NiftiLabels"
+                                             r"Masker.*one array per subject") as error:
+            validate_subjects(image)
+        assert "Reshape" not in str(error.value)
+
+
 def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_path):
     rows = np.random.default_rng(3).standard_normal((5, 3))
     path = _table(tmp_path / "sub.tsv", rows, first="a\tb\tc\t", end="\t")

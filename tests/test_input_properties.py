@@ -16,7 +16,7 @@ from _estimators import tiny_module
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from brainjepa_sk import BrainJEPAEmbedder
+from brainjepa_sk import BrainJEPAEmbedder, GradientPositioner
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.validation import (
     check_region_names,
@@ -414,6 +414,46 @@ def test_a_region_constant_over_time_is_named_by_its_index():
     assert validate_subjects([x], allow_constant=True)[0][0, 2] == 5.0
 
 
+def test_scans_padded_with_zeros_to_a_common_length_are_refused_not_taken_for_signal():
+    """Scans of different lengths stacked into one 3-D array by padding the shorter ones with
+    zeros had been taken as they were: the model embedded the padding as frames of signal.
+    One frame of zeros at the end, or zeros inside a scan, is let through."""
+    rng = np.random.default_rng(13)
+    X = np.zeros((3, 60, 4))
+    for i, n in enumerate((60, 40, 59)):
+        X[i, :n] = rng.standard_normal((n, 4))
+    with pytest.raises(ValueError, match=re.escape(
+            "subject 1 ends with 20 frames that are 0 in every region (timepoints 40 to 59): a "
+            "shorter scan padded to a common length? Scans may differ in length: pass X as a "
+            "list of arrays, each cut to its own length (here x[:40])")):
+        validate_subjects(X)
+    lengths = (60, 40, 59)
+    cut = validate_subjects([x[:n] for x, n in zip(X, lengths)])
+    assert [len(x) for x in cut] == [60, 40, 59]
+    assert len(validate_subjects(X[[0, 2]])) == 2  # subject 2 ends with one frame of zeros
+    inside = rng.standard_normal((30, 4))
+    inside[10:15] = 0.0  # zeros inside a scan: not the padding of a shorter one
+    assert len(validate_subjects([inside])) == 1
+    for estimator in (BrainJEPAEmbedder(tiny_module(4), device="cpu"),
+                      GradientPositioner(n_components=2, sparsity=0.5)):
+        with pytest.raises(ValueError, match="subject 1 ends with 20 frames that are 0"):
+            estimator.fit(X)
+    # padded with NaN instead: refused as NaN, and said to be padding
+    X[1, 40:], X[2, 59:] = np.nan, np.nan
+    with pytest.raises(ValueError, match=r"subject 1: .*contains NaN\. First at region 0 "
+                                         r"\(column 0\), timepoint 40; 4 region\(s\) and 80 "
+                                         r"value\(s\) in all\. Timepoints 40 to 59, and only "
+                                         r"they, are NaN in every region: a shorter scan padded "
+                                         r"to a common length\? .*\(here x\[:40\]\)$"):
+        validate_subjects(X)
+    with pytest.raises(ValueError, match=r"subject 1: .*in all$"):  # NaN before them too
+        X[1, 3, 0] = np.nan
+        validate_subjects(X)
+    with pytest.raises(ValueError, match=r"subject 0: .*59; 4 region\(s\) and 4 value\(s\) "
+                                         r"in all$"):  # one frame: no more than a NaN frame
+        validate_subjects(X[2:])
+
+
 class _Fitted:
     """A bare estimator for validate_subjects(estimator=...)."""
 
@@ -512,6 +552,47 @@ def test_names_after_an_unnamed_first_subject_must_agree_however_given(tmp_path,
     assert list(estimator.feature_names_in_) == names
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_region_one_subject_lacks_is_named(lazy):
+    """A masker leaves out a region outside a subject's brain mask: the message had named only
+    the first column that differs ('roi2' where they have 'roi1'), not the region missing, nor
+    one that the other subjects do not have."""
+    rng = np.random.default_rng(20)
+    names = [f"roi{i}" for i in range(6)]
+    full = pd.DataFrame(rng.standard_normal((20, 6)), columns=names)
+    lacking = full.drop(columns=["roi1"])
+    with pytest.raises(ValueError, match=re.escape(
+            "subject 1 has other region names (columns) than the subjects before it: column 1 "
+            "is 'roi2' where they have 'roi1'; it lacks 'roi1' (for example a region outside "
+            "its brain mask, which nilearn's maskers leave out)") + "$"):
+        validate_subjects([full, lacking], lazy=lazy)
+    other = full.set_axis(["roi0", "a", "b", "c", "d", "roi5"], axis=1)
+    with pytest.raises(ValueError, match=re.escape(
+            "it lacks 'roi1', 'roi2', 'roi3' (4 in all) (for example a region outside its brain "
+            "mask, which nilearn's maskers leave out); it has 'a', 'b', 'c' (4 in all), which "
+            "they do not")):
+        validate_subjects([full, other], lazy=lazy)
+    with pytest.raises(ValueError, match="column 0 is 'roi5' where they have 'roi0'$"):
+        validate_subjects([full, full[names[::-1]]], lazy=lazy)  # the same regions, reordered
+
+
+def test_a_region_a_new_subject_lacks_is_named_at_transform():
+    """After fit, a table without one of the regions fit saw had been refused by the region
+    counts alone (24 features, expecting 25), without the region it lacks."""
+    rng = np.random.default_rng(21)
+    names = [f"roi{i}" for i in range(6)]
+    train = [pd.DataFrame(rng.standard_normal((20, 6)), columns=names) for _ in range(2)]
+    embedder = BrainJEPAEmbedder(tiny_module(6), device="cpu").fit(train)
+    with pytest.raises(ValueError, match=re.escape(
+            "X has 5 features, but BrainJEPAEmbedder is expecting 6 features as input") + ".*"
+            + re.escape("Subject 0's region names against those seen in fit: column 3 is 'roi4' "
+                        "where they have 'roi3'; it lacks 'roi3'")):
+        embedder.transform([train[1].drop(columns=["roi3"])])
+    with pytest.raises(ValueError, match=r"expecting 6 features as input: .*\(n_timepoints, "
+                                         r"n_regions\)$"):  # arrays: no names to compare
+        embedder.transform([train[1].drop(columns=["roi3"]).to_numpy()])
+
+
 def test_checked_subjects_given_again_keep_the_first_names_met():
     """Subjects checked lazily, then given to an estimator, record the same names as when
     given directly, the first subject having none."""
@@ -526,8 +607,9 @@ def test_checked_subjects_given_again_keep_the_first_names_met():
 
 def test_a_subject_with_more_named_columns_is_named_by_its_name_count():
     names = ["roi0", "roi1", "roi2"]
-    subjects = [pd.DataFrame(np.eye(20, 3), columns=names),
-                pd.DataFrame(np.eye(20, 4), columns=[*names, "roi3"])]
+    rng = np.random.default_rng(0)  # (not np.eye: frames of zeros at the end are padding)
+    subjects = [pd.DataFrame(rng.standard_normal((20, 3)), columns=names),
+                pd.DataFrame(rng.standard_normal((20, 4)), columns=[*names, "roi3"])]
     with pytest.raises(ValueError, match="subject 1 has other region names .*: 4 names where "
                                          "they have 3"):
         validate_subjects(subjects)

@@ -152,6 +152,29 @@ def test_one_tr_per_subject_is_told_to_resample_them_first():
             estimator.fit(subjects)
 
 
+def test_resample_keeps_the_region_names_of_a_dataframe():
+    """A resampled DataFrame had come back as a bare array: a site resampled to the common TR
+    lost its region names, and with them the check of its columns' order against the other
+    sites' DataFrames, so a table in another atlas order was taken without a word."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    table = pd.DataFrame(rng.standard_normal((50, 3)), columns=names, index=np.arange(50) * 2.0)
+    resampled = resample(table, 2.0, 1.0)
+    assert isinstance(resampled, pd.DataFrame) and list(resampled.columns) == names
+    assert resampled.index.equals(pd.RangeIndex(100))  # the frames' times changed
+    np.testing.assert_array_equal(resampled.to_numpy(), resample(table.to_numpy(), 2.0, 1.0))
+
+    site_a = [pd.DataFrame(rng.standard_normal((40, 3)), columns=names) for _ in range(2)]
+    site_b = resample(table[["b", "a", "c"]], 2.0, 1.0)  # another column order
+    embedder = BrainJEPAEmbedder(tiny_module(n_regions=3), device="cpu")
+    with pytest.raises(ValueError, match="other region names"):
+        embedder.fit([*site_a, site_b])
+
+
 def test_resample_rejects_extreme_ratio():
     with pytest.raises(ValueError, match="ratio"):
         resample(np.zeros((10, 2)), 0.01, 2.0)
@@ -349,6 +372,40 @@ def test_check_lengths_refuses_bad_parameters_before_looking_at_the_lengths():
 def test_subject_lengths_counts_rows_and_gives_zero_for_what_is_not_an_array():
     subjects = [np.zeros((7, 3)), [[1.0, 2.0], [3.0, 4.0]], [[1.0, 2.0], [3.0]], "text", None]
     assert subject_lengths(subjects) == [7, 2, 0, 0, 0]
+
+
+def test_every_subject_too_short_is_named_at_once_with_the_min_frames_that_pads_them_all():
+    """Pooled sites with short scans: only the first subject too short had been named, with the
+    min_frames that pads it alone, so the others were met one failed fit at a time."""
+    from _estimators import tiny_module
+
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    rng = np.random.default_rng(0)
+    lengths = [40, 5, 40, 3, 6, *[4] * 11]
+    subjects = [rng.standard_normal((n, 2)) for n in lengths]
+    prep = Preprocessor(32, t_r=1.0, target_t_r=2.0)  # halves the lengths
+    with pytest.raises(ValueError, match=re.escape(
+            "subject 1 is too short: 3 frames after resampling (5 frames at t_r=1.0, "
+            "target_t_r=2.0); so are 13 more, with their frames: subject 3 (2), subject 4 (3), "
+            "subject 5 (2),") + ".*" + re.escape("subject 11 (2), subject 12 (2), ...; at least "
+                                                 "min_frames=16 are needed") + ".*"
+            + re.escape("leave them out, or pass min_frames=2 or less to have them padded")):
+        prep.check_lengths(subjects)
+    kept = [x for i, x in enumerate(subjects) if lengths[i] >= 32]
+    prep.check_lengths(kept)
+    Preprocessor(32, t_r=1.0, target_t_r=2.0, min_frames=2).check_lengths(subjects)
+    # one too short: said as before, of the subject alone
+    with pytest.raises(ValueError, match="leave the subject out, or pass min_frames=3 or less "
+                                         "to have it padded$"):
+        prep.check_lengths(subjects[:3])
+    # an estimator's transform names them all too, with the cure a new fit
+    embedder = BrainJEPAEmbedder(tiny_module(2), device="cpu").fit(subjects[:1])  # 8 frames
+    with pytest.raises(ValueError, match=r"^subject 1 is too short: 3 frames; so are 1 more, "
+                                         r"with their frames: subject 3 \(2\); at least "
+                                         r"min_frames=4 .*fit the estimator with min_frames=2 or "
+                                         r"less to have them padded"):
+        embedder.transform([subjects[0], subjects[1][:3], subjects[2], subjects[1][:2]])
 
 
 def test_the_window_table_takes_a_series_of_exactly_min_frames_as_transform_does():

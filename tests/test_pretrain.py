@@ -6,6 +6,7 @@ import math
 import multiprocessing
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -264,6 +265,27 @@ def test_a_positioner_fitted_on_other_subjects_warns_that_its_gradients_are_not_
         warnings.simplefilter("error")
         _pretrainer(gradients=positioner.fit(X), n_epochs=1).fit(X)
         _pretrainer(gradients=positioner.gradients_, n_epochs=1).fit(_data(seed=2))
+
+
+def test_a_positioner_fitted_on_another_atlas_is_named_as_such_not_offered_for_use():
+    """A positioner fitted on another atlas had been told apart only as having "other"
+    gradients_, with the advice to pass them (refused then: another region count); where its
+    settings do not suit X's atlas, the error did not say it had been fitted on another."""
+    other_atlas = _data()[:, :, :12]  # 12 regions against X's 16
+    positioner = GradientPositioner(n_components=3, sparsity=0.5).fit(other_atlas)
+    with pytest.warns(UserWarning) as record:
+        model = _pretrainer(gradients=positioner, n_epochs=1).fit(_data())
+    messages = [str(w.message) for w in record]
+    assert any(re.search(r"GradientPositioner fitted on 12 regions, but X has 16: its "
+                         r"gradients_ are of another atlas and are not used", m)
+               for m in messages), messages
+    assert not any("pass gradients=positioner.gradients_" in m for m in messages)
+    assert model.gradients_.shape == (N_REGIONS, 3)
+    few = GradientPositioner(n_components=3).fit([np.random.default_rng(0).standard_normal(
+        (40, 30)) for _ in range(3)])  # sparsity 0.9 suits 30 regions, not 16
+    with pytest.raises(ValueError, match=r"cannot be fitted on X's 16 regions \(it was fitted "
+                                         r"on 30 regions, another atlas"):
+        _pretrainer(gradients=few, n_epochs=1).fit(_data())
 
 
 def test_a_connectivity_positioner_is_refused_naming_the_time_series():
@@ -1154,6 +1176,30 @@ def test_weights_pretrained_on_resampled_series_warn_when_the_input_tr_is_not_se
         warnings.simplefilter("error")
         BrainJEPAEmbedder(weights=tmp_path / "same.pt").fit(X)
         BrainJEPAEmbedder(weights=tmp_path / "near.pt").fit(X)
+
+
+def test_a_tr_set_after_fit_for_another_site_is_told_how_to_resample_without_refitting():
+    """Another site's TR set after fit is ignored (the preprocessing is fit's); the warning
+    had only said to fit again, which for the pretrainer means training anew. It now names the
+    resampling that brings such series to the TR fit took its series at, and that advice gives
+    the windows of series acquired at fit's TR."""
+    X = _data(n_subjects=4, n_timepoints=64)
+    model = _pretrainer(n_epochs=1, t_r=1.0, model_t_r=2.0).fit(X)
+    other_site = [resample(x, 1.0, 0.5) for x in X]  # the same series, acquired at 0.5 s
+    with pytest.warns(UserWarning, match=re.escape(
+            "t_r=0.5 (fitted with 1.0): changed since fit") + r".*resample them to the TR fit "
+            r"took its series at, 1 s, and leave t_r as fitted: brainjepa_sk\.preprocessing\."
+            + re.escape("resample(x, t_r=0.5, target_t_r=1)")):
+        model.set_params(t_r=0.5).transform(other_site)
+    model.set_params(t_r=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        followed = model.transform([resample(x, 0.5, 1.0) for x in other_site])
+    np.testing.assert_allclose(followed, model.transform(X), atol=0.05)
+    # fit took its series as they were (no t_r): the model's TR is the one to resample to
+    unset = _pretrainer(n_epochs=1, model_t_r=2.0).fit(X)
+    with pytest.warns(UserWarning, match=re.escape("resample(x, t_r=0.5, target_t_r=2)")):
+        unset.set_params(t_r=0.5).transform(X)
 
 
 def test_a_tr_dropped_after_fit_is_a_change_where_it_set_the_model_tr():
