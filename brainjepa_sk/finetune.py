@@ -1844,19 +1844,77 @@ class _FineTuneBase(SubjectsInputMixin):
             params["worker_init_fn"] = ignore_sigterm
         return params
 
-    def _subject_outputs(self, X):
-        """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
+    def forward_iter(self, X, training=False, device="cpu"):
+        """The module's outputs, a batch of windows at a time, for subjects or for windows.
+
+        Subjects (what ``predict`` takes) are preprocessed and cut into windows as
+        ``predict`` does; a dataset (skorch's ``Dataset`` of windows, say) is passed to the
+        module as it is, as in skorch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays, files or torch.utils.data.Dataset
+            Subjects' ROI time series, or a dataset of ``(n_frames, n_regions)`` windows
+            already preprocessed.
+        training : bool, default=False
+            Run the module in training mode (stochastic depth on), as in skorch.
+        device : str or torch.device, default="cpu"
+            Where the outputs are put, as in skorch.
+
+        Yields
+        ------
+        torch.Tensor
+            ``(batch, n_outputs)`` outputs of a batch of windows, before skorch's
+            nonlinearity (logits; the regressor's in standardized units), the windows of the
+            subjects in order.
+        """
+        if is_windows(X, self) or isinstance(X, torch.utils.data.Dataset):
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        # skorch's would feed the raw series to the module: not preprocessed, not windowed
+        for _, windows, _ in self._subject_windows(X):
+            yield from super().forward_iter(windows, training=training, device=device)
+
+    def forward(self, X, training=False, device="cpu"):
+        """The module's outputs for every window of the subjects (or of a dataset of windows).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays, files or torch.utils.data.Dataset
+            As in :meth:`forward_iter`.
+        training : bool, default=False
+            Run the module in training mode, as in skorch.
+        device : str or torch.device, default="cpu"
+            Where the outputs are put, as in skorch.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_windows, n_outputs)
+            One row per window (one per subject when each has one window), the subjects'
+            windows in order, before skorch's nonlinearity: ``predict_proba`` averages the
+            softmax of each subject's rows.
+        """
+        return super().forward(X, training=training, device=device)
+
+    def _subject_windows(self, X):
+        """Yield ``(n_subjects_in_chunk, windows, subject_index)`` per chunk of the subjects
+        ``X``, preprocessed as the fit's were, ``windows`` a ``WindowArray``."""
         check_is_fitted(self, "preprocessor_")
         self._torch_device()
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_built_with_", None),
                                    self._PREDICTION_PARAMETERS)
+        for _, n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
+            # a WindowArray, so that forward_iter takes them as windows, not as subjects
+            yield n_chunk, WindowArray(windows, *windows.shape[1:]), subject_index
+
+    def _subject_outputs(self, X):
+        """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         # (and a fit's in another thread)
         with forked_rng(None, torch.device("cpu")):
-            for _, n_chunk, windows, subject_index in window_chunks(subjects,
-                                                                    self.preprocessor_):
+            for n_chunk, windows, subject_index in self._subject_windows(X):
                 per_window = super().predict_proba(windows)
                 out.append(average_by_subject(per_window, subject_index, n_chunk,
                                               dtype=np.float64))

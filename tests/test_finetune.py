@@ -330,6 +330,32 @@ def test_a_torch_tensor_of_subjects_is_predicted_as_subjects():
     np.testing.assert_allclose(reg.predict(tensor), reg.predict(X), rtol=1e-6)
 
 
+def test_forward_of_subjects_runs_the_module_on_their_preprocessed_windows():
+    """skorch's forward and forward_iter take what predict takes: subjects are preprocessed
+    and cut into windows (skorch's own fed the raw series to the module, windows of another
+    length, unscaled); a dataset of windows goes to the module as it is."""
+    from skorch.dataset import Dataset
+
+    X = 5 + 2 * offset_subjects(np.tile([0.0, 1.0], 3), n_timepoints=24)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, normalization="auto"),
+                              window="sliding", stride=8).fit(X, np.tile([0, 1], 3))
+    windows = np.concatenate([clf.preprocessor_.transform([subject])[0] for subject in X])
+    assert len(windows) == 18  # three 8-frame windows a subject
+    with torch.no_grad():
+        expected = clf.module_.eval()(torch.from_numpy(windows))
+    for given in (X, list(X)):
+        torch.testing.assert_close(clf.forward(given), expected)
+        torch.testing.assert_close(torch.cat(list(clf.forward_iter(given))), expected)
+    torch.testing.assert_close(clf.forward(Dataset(windows)), expected)
+    np.testing.assert_allclose(
+        clf.forward(X).softmax(-1).reshape(6, 3, 2).mean(1).numpy(), clf.predict_proba(X),
+        rtol=1e-5, atol=1e-6)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(6.0))
+    np.testing.assert_allclose(
+        reg.forward(X).numpy().ravel() * reg.target_scale_ + reg.target_mean_, reg.predict(X),
+        rtol=1e-5)
+
+
 # -- the recipe --------------------------------------------------------------------------------
 
 def test_layer_decay_groups_scale_each_layer_and_spare_biases_and_norms_from_decay():
