@@ -1215,7 +1215,8 @@ class _FineTuneBase(SubjectsInputMixin):
         return resolve_estimator_weights(self, subjects)
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
-        """Check ``y`` and return one training target per subject (set output sizes).
+        """Check ``y`` and return one training target per subject (set output sizes): a
+        class code, or the regressor's targets in the units of ``y`` (its loss scales them).
 
         Statistics of the targets (a regressor's scaling) come from the subjects
         ``fit_rows`` (all when None)."""
@@ -2433,13 +2434,49 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         elif table.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {table.shape[1]} target column(s) but the model was fitted "
                              f"on {self.n_outputs_}: a continued fit takes the same targets")
-        with np.errstate(over="ignore"):
-            scaled = ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
-        if not np.isfinite(scaled).all():
+        if not np.isfinite(self._scaled(table)).all():
             raise ValueError(
                 "y is too large for float32 training once scaled (by target_mean_ and "
                 "target_scale_ of the first fit when continuing): rescale y, or fit anew")
-        return scaled
+        # in the units of y, as skorch's scoring callbacks read them from the dataset (their
+        # scores in those units, as predict's); get_loss scales them for the criterion
+        return table
+
+    def _scaled(self, targets):
+        """``targets`` (in the units of ``y``) scaled as the model learns them, in float32."""
+        with np.errstate(over="ignore"):
+            return ((targets - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def _split_labels(self, targets):
+        # scaled, as SubjectValidSplit has always seen them: stratified=True refuses
+        # continuous targets, and ages in whole years would pass for classes
+        return self._scaled(targets)
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        """skorch's loss of the outputs against the targets scaled by ``target_mean_`` and
+        ``target_scale_``: the model learns (and ``history_`` records the losses of) the
+        scaled targets.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            The module's outputs (in the scaled units).
+        y_true : torch.Tensor or array-like
+            The targets, in the units of ``y``.
+        *args, **kwargs
+            Passed to skorch's ``get_loss``.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        y_true = torch.as_tensor(y_true, device=y_pred.device, dtype=torch.float64)
+        mean, scale = (torch.as_tensor(value, device=y_pred.device, dtype=torch.float64)
+                       for value in (self.target_mean_, self.target_scale_))
+        # in float64, then float32, as the targets were scaled before
+        y_true = ((y_true - mean) / scale).to(torch.float32).to(y_pred.dtype)
+        return super().get_loss(y_pred, y_true, *args, **kwargs)
 
     @available_if(lambda self: False)
     def predict_proba(self, X):
@@ -2460,8 +2497,10 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
-        if is_windows(X, self):  # skorch's scoring during fit: the windows' scaled targets
-            return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
+        if is_windows(X, self):  # skorch's scoring during fit: one row per window
+            # skorch's, on windows (hidden on the regressor), in the units of y as the
+            # windows' targets that its scoring compares them with
+            return super().predict_proba(X) * self.target_scale_ + self.target_mean_
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out
 
@@ -2483,7 +2522,8 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
     standardize_targets : bool, default=True
         Train on targets scaled to zero mean and unit variance (the head starts near 0, so
         raw ages or scores would take many epochs to reach); ``predict`` returns the units of
-        ``y``. The losses in ``history_`` are on the scaled targets.
+        ``y``. The losses in ``history_`` are on the scaled targets; skorch's scoring
+        callbacks (``EpochScoring("neg_mean_absolute_error")``) score in the units of ``y``.
 
     Attributes
     ----------

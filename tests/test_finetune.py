@@ -2556,7 +2556,7 @@ def test_accumulation_leaves_the_validation_loss_unweighted():
 
 def test_validation_scores_of_the_regressor_are_on_windows_with_or_without_skorchs_cache():
     """skorch's scoring without its cache passes the held-out windows as an array: they are
-    still scored as windows, against their scaled targets, not as subjects in years."""
+    still scored as windows, not as subjects."""
     rng = np.random.default_rng(0)
     levels = rng.uniform(-1, 1, 12)
     reg = BrainJEPARegressor(
@@ -2565,6 +2565,24 @@ def test_validation_scores_of_the_regressor_are_on_windows_with_or_without_skorc
                    EpochScoring("r2", lower_is_better=False, name="r2", use_caching=False)],
     ).fit(offset_subjects(levels), 60 + 10 * levels)
     np.testing.assert_allclose(reg.history_[:, "r2"], reg.history_[:, "r2_cached"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_caching", [True, False])
+def test_the_regressors_validation_scores_are_in_the_units_of_y(use_caching):
+    """skorch's scorers compare predict with the targets, as for its own regressors: both in
+    the units of y (an MAE in years), not in the standardized units the model learns."""
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 12)
+    X, y = offset_subjects(levels), 60 + 10 * levels
+    split = SubjectValidSplit(0.25, random_state=0)
+    reg = BrainJEPARegressor(
+        tiny_module(), **fast(max_epochs=2), train_split=split,
+        callbacks=[EpochScoring("neg_mean_absolute_error", name="valid_mae",
+                                use_caching=use_caching)]).fit(X, y)
+    _, valid = split.split_subjects(y)  # one window a subject: windows' scores are subjects'
+    expected = -np.abs(reg.predict(X[valid]) - y[valid]).mean()
+    np.testing.assert_allclose(reg.history_[-1, "valid_mae"], expected, rtol=1e-5)
+    assert reg.target_scale_[0] > 3  # so that an MAE in standardized units would differ
 
 
 def test_a_random_state_instance_seeds_the_fit_too():
@@ -4127,8 +4145,10 @@ def test_skorchs_batch_scoring_scores_the_training_windows():
         BatchScoring("neg_mean_squared_error", on_train=True, name="batch_mse")],
         **fast(max_epochs=2))
     history = reg.fit(offset_subjects(levels), 60 + 10 * levels).history_
-    # on the scaled targets, like the loss (an MSE over the same batches)
-    np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
+    # in the units of y, as skorch's scorers compare predict with y: the loss (an MSE over
+    # the same batches, on the scaled targets) times the scale squared
+    np.testing.assert_allclose(history[:, "batch_mse"],
+                               -np.asarray(history[:, "train_loss"]) * reg.target_scale_ ** 2,
                                rtol=1e-4)
 
 
@@ -4239,9 +4259,14 @@ def test_standardize_targets_false_trains_on_the_targets_as_given():
     with torch.no_grad():
         outputs = raw.module_.eval()(torch.from_numpy(windows)).numpy().ravel()
     np.testing.assert_allclose(raw.predict(X), outputs, rtol=1e-5)
-    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), callbacks=[recorder]).fit(X, y)
-    np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), (y - y.mean()) / y.std(),
-                               rtol=1e-5)
+    scaled = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), callbacks=[recorder]).fit(
+        X, y)
+    # the windows hold y as given (skorch's scoring reads them); the loss scales them
+    np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), y, rtol=1e-6)
+    outputs = torch.linspace(-2, 2, len(y))[:, None]
+    np.testing.assert_allclose(
+        scaled.get_loss(outputs, torch.from_numpy(y[:, None])).item(),
+        np.mean((outputs.numpy().ravel() - (y - y.mean()) / y.std()) ** 2), rtol=1e-5)
 
 
 # -- round 13: planted bugs that the tests above let through -----------------------------------
@@ -4344,8 +4369,10 @@ def test_accumulated_micro_batches_give_skorch_the_predictions_of_the_whole_batc
         **fast(max_epochs=2), accumulation_steps=2)
     history = reg.fit(offset_subjects(levels), 60 + 10 * levels).history_
     assert rows == [(8, 8)] * 4
-    # the loss is the mean over the whole batch, and so is the MSE of its predictions
-    np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
+    # the loss is the mean over the whole batch, and so is the MSE of its predictions (in the
+    # units of y: the scale squared times the loss's)
+    np.testing.assert_allclose(history[:, "batch_mse"],
+                               -np.asarray(history[:, "train_loss"]) * reg.target_scale_ ** 2,
                                rtol=1e-4)
 
 
