@@ -356,6 +356,21 @@ def test_forward_of_subjects_runs_the_module_on_their_preprocessed_windows():
         rtol=1e-5)
 
 
+def test_a_torch_dataset_as_x_is_refused_naming_what_to_pass_and_the_fit_kept():
+    """skorch's nets take a Dataset as X; these take the subjects' series: a Dataset's items
+    had been read as a subject's parts ("a sequence of parts of different shapes")."""
+    from skorch.dataset import Dataset
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    before = clf.predict_proba(X)
+    for call in (lambda: clf.fit(Dataset(X, y), y), lambda: clf.predict(Dataset(X))):
+        with pytest.raises(ValueError, match=r"got a Dataset, a torch Dataset as skorch's nets "
+                                             r"take.*\[dataset\[i\]\[0\] for i in range"):
+            call()
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
+
+
 # -- the recipe --------------------------------------------------------------------------------
 
 def test_layer_decay_groups_scale_each_layer_and_spare_biases_and_norms_from_decay():
