@@ -84,6 +84,7 @@ from ._skorch import (
     load_params_naming_files,
     restore_best_scores,
     restore_early_stopping,
+    restore_lr_schedulers,
     run_fingerprint,
     save_params_atomically,
     save_run_fingerprint,
@@ -785,8 +786,9 @@ class _FineTuneBase(SubjectsInputMixin):
         epochs count towards ``max_epochs`` (or ``epochs``), only the rest are trained, the
         schedule goes on at the epoch the history ends, and skorch's scoring callbacks take
         their best scores from it (its ``EarlyStopping``, its patience: a run it had stopped
-        trains no more). A run whose checkpoint records other data or other settings than this
-        fit's (the run file its ``Checkpoint`` saved beside its files) is refused.
+        trains no more; its ``LRScheduler``, the steps of the loaded epochs). A run whose
+        checkpoint records other data or other settings than this fit's (the run file its
+        ``Checkpoint`` saved beside its files) is refused.
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
@@ -820,6 +822,7 @@ class _FineTuneBase(SubjectsInputMixin):
             # on_train_begin (LoadInitState), which skorch calls before this loop; its best
             # scores stay the best to beat, also for a partial_fit that trains on after it
             restore_best_scores(self)
+            restore_lr_schedulers(self)
         if self.__dict__.get("_resumable_", False):
             done = len(self.history_)
             if done and self.__dict__.get("_run_fingerprint_") is not None:

@@ -3313,6 +3313,40 @@ def test_a_resumed_fit_stops_where_early_stopping_stopped_the_uninterrupted_run(
     assert len(lower.history_) == stopped_at
 
 
+@pytest.mark.parametrize("scheduler", [
+    dict(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=functools.partial(pow, 0.5)),
+    dict(policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=0.05, total_steps=8,
+         step_every="batch"),
+    dict(policy="ReduceLROnPlateau", monitor="train_loss", patience=0, factor=0.5),
+], ids=["LambdaLR", "OneCycleLR", "ReduceLROnPlateau"])
+def test_a_resumed_fit_goes_on_with_skorchs_lr_scheduler_where_the_run_was(tmp_path, scheduler):
+    """skorch's LRScheduler builds its scheduler when training begins, before LoadInitState
+    loads the history: a resumed run's schedule started again from its first epoch (LambdaLR
+    trained on at the first epochs' rates). It is stepped through the loaded epochs."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    run = dict(fast(max_epochs=4, lr=0.03), callbacks__lr_schedule=None)
+
+    def callbacks(folder):
+        saved = Checkpoint(dirname=folder, monitor=None)
+        return [("schedule", LRScheduler(**scheduler)), saved, LoadInitState(saved)]
+
+    reference = BrainJEPAClassifier(tiny_module(), **run,
+                                    callbacks=callbacks(tmp_path / "reference")).fit(X, y)
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **run,
+                            callbacks=[*callbacks(tmp_path), FailAtEpochEnd(2)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **run, callbacks=callbacks(tmp_path)).fit(X, y)
+    def rates(net):  # recorded each epoch, or each batch (step_every="batch")
+        return [(record.get("event_lr"), [batch.get("event_lr") for batch in record["batches"]])
+                for record in net.history_]
+
+    assert rates(resumed) == rates(reference)
+    assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
+    assert [group["lr"] for group in resumed.optimizer_.param_groups] == [
+        group["lr"] for group in reference.optimizer_.param_groups]
+    assert_same_module(resumed.module_, reference.module_)
+
+
 def test_a_resumed_fit_with_early_stopping_load_best_ends_with_the_best_epochs_weights(
         tmp_path):
     """EarlyStopping(load_best=True) keeps a copy of the best epoch's weights in memory only: a
