@@ -433,6 +433,26 @@ def restore_best_scores(net):
                 break
 
 
+def set_initial_rates(net):
+    """Give the optimizer's parameter groups the ``"initial_lr"`` that torch's schedulers
+    start from, where none has it: the schedule's peak (``optimizer__lr`` if set, else
+    ``lr``) times the group's ``"lr_scale"``, as a new optimizer's groups start.
+
+    skorch's ``LRScheduler`` builds its scheduler at the history's last epoch when a fit
+    continues (``warm_start``, ``partial_fit``), which torch refuses (``KeyError: param
+    'initial_lr' is not specified``) for an optimizer that no scheduler of torch's has
+    stepped, such as one the built-in warm-up and cosine drove.
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net, fitted.
+    """
+    peak = python_values(_peak_lr(net))
+    for group in net.optimizer_.param_groups:
+        group.setdefault("initial_lr", peak * group.get("lr_scale", 1.0))
+
+
 def restore_lr_schedulers(net):
     """Put skorch's ``LRScheduler`` callbacks at the step the history a fit loaded had left
     them at.

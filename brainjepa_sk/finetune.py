@@ -89,6 +89,7 @@ from ._skorch import (
     save_params_atomically,
     save_run_fingerprint,
     saving_together,
+    set_initial_rates,
     split_windows,
     targets_of,
     validation_monitors,
@@ -888,6 +889,27 @@ class _FineTuneBase(SubjectsInputMixin):
         finally:
             for name in ("_epochs_run_", "_epochs_done_", "_sigterm_"):
                 self.__dict__.pop(name, None)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Before the callbacks begin: on a fitted net with skorch ``LRScheduler`` callbacks,
+        give the optimizer's groups the initial rates torch's schedulers start from.
+
+        A continued fit (``warm_start``, ``partial_fit``) builds such a scheduler at the
+        history's last epoch, which torch refuses for groups without ``"initial_lr"`` (those
+        of a fit with the built-in warm-up and cosine): they start from the peak (``lr`` or
+        ``optimizer__lr``) times their layer-wise scale, not from where the cosine ended.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            This net.
+        X, y, **kwargs
+            As skorch passes them.
+        """
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if len(self.history_) and any(isinstance(callback, LRScheduler)
+                                      for _, callback in self.callbacks_):
+            set_initial_rates(self)
 
     def _stop_on_sigterm(self, when):
         """Stop the fit if SIGTERM arrived: :class:`TrainingInterrupted`, carried through

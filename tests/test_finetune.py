@@ -3347,6 +3347,28 @@ def test_a_resumed_fit_goes_on_with_skorchs_lr_scheduler_where_the_run_was(tmp_p
     assert_same_module(resumed.module_, reference.module_)
 
 
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_skorchs_lr_scheduler_added_to_a_fitted_net_starts_from_the_peak_rate(how):
+    """A continued fit builds skorch's LRScheduler at the history's last epoch, which torch
+    refused ("param 'initial_lr' is not specified") for an optimizer the built-in schedule
+    drove: the groups start from lr times their layer-wise scale (not min_lr, where the
+    cosine ended)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(depth=2), **fast(max_epochs=2, lr=0.02,
+                                                           layer_decay=0.5)).fit(X, y)
+    clf.set_params(callbacks__lr_schedule=None, warm_start=how == "warm_start", callbacks=[
+        LRScheduler(torch.optim.lr_scheduler.LambdaLR, lr_lambda=functools.partial(pow, 0.5))])
+    clf.partial_fit(X, y) if how == "partial_fit" else clf.fit(X, y)
+    # built at epoch 2, stepped once then and after epoch 3: epochs 3 and 4 at 0.5 ** 2, 3
+    # (skorch records the first group's rate)
+    groups = clf.optimizer_.param_groups
+    assert clf.history_[2:, "event_lr"] == pytest.approx(
+        [0.02 * groups[0]["lr_scale"] * 0.5 ** epoch for epoch in (2, 3)])
+    assert len({group["lr_scale"] for group in groups}) > 1
+    assert [group["lr"] for group in groups] == pytest.approx(
+        [0.02 * group["lr_scale"] * 0.5 ** 4 for group in groups])
+
+
 def test_a_resumed_fit_with_early_stopping_load_best_ends_with_the_best_epochs_weights(
         tmp_path):
     """EarlyStopping(load_best=True) keeps a copy of the best epoch's weights in memory only: a
