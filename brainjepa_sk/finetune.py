@@ -548,6 +548,19 @@ class _FineTuneBase(SubjectsInputMixin):
         # fine-tuning lost): those are set here
         own = {key: params.pop(key) for key in list(params)
                if initialized and self._set_outside_skorch(key)}
+        # skorch initializes the new callbacks list before it sets callbacks__lr_schedule=None
+        # given with it: the overridden-scheduler warning waits for both
+        self.__dict__["_setting_params_"] = True
+        try:
+            self._set_params(params, initialized, split_params, own)
+        finally:
+            self.__dict__.pop("_setting_params_", None)
+        if any(key == "callbacks" or key.startswith("callbacks__") for key in params):
+            self._warn_scheduler_overridden()
+        return self
+
+    def _set_params(self, params, initialized, split_params, own):
+        """The settings of :meth:`set_params`, sorted by it."""
         # a failure leaves the net as it was: the settings given with those (max_epochs, lr,
         # ...) are undone too, and a refused callbacks list is not kept
         with restore_on_error(self), self._optimizer_groups_restored_on_error():
@@ -660,6 +673,11 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         self._check_callbacks()
         super().initialize_callbacks()
+        if not self.__dict__.get("_setting_params_", False):  # set_params checks once done
+            self._warn_scheduler_overridden()
+        return self
+
+    def _warn_scheduler_overridden(self):
         names = dict(self.callbacks_)
         if isinstance(names.get("lr_schedule"), WarmupCosineLR):
             others = [name for name, callback in self.callbacks_
@@ -669,7 +687,6 @@ class _FineTuneBase(SubjectsInputMixin):
                     f"the callback {others[0]!r} sets learning rates that the built-in warm-up "
                     "and cosine schedule overrides at every batch; pass "
                     "callbacks__lr_schedule=None to use your scheduler instead")
-        return self
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
         """skorch's check (``NotInitializedError``), with how to restore a saved net.

@@ -40,7 +40,12 @@ from skorch.dataset import ValidSplit
 
 from brainjepa_sk import BrainJEPAClassifier, BrainJEPAEmbedder, BrainJEPARegressor
 from brainjepa_sk.checkpoint import save_checkpoint
-from brainjepa_sk.finetune import SubjectValidSplit, SubjectWindows, WindowArray
+from brainjepa_sk.finetune import (
+    SubjectValidSplit,
+    SubjectWindows,
+    WarmupCosineLR,
+    WindowArray,
+)
 from brainjepa_sk.nn import EncoderWithHead
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.train import layer_decay_groups, set_hyperparameters, warmup_cosine
@@ -4106,6 +4111,24 @@ def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():
         warnings.simplefilter("error")
         BrainJEPAClassifier(tiny_module(), callbacks=[step], callbacks__lr_schedule=None,
                             **fast(max_epochs=1)).fit(X, y)
+
+
+def test_set_params_of_a_scheduler_with_lr_schedule_none_together_does_not_warn():
+    """skorch initialized the new callbacks list before it set callbacks__lr_schedule=None
+    given with it: the warning said to pass what was passed. It waits for both now."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    for clf in (BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)), fitted):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            clf.set_params(callbacks__lr_schedule=None,
+                           callbacks=[LRScheduler("StepLR", step_size=1)])
+        assert not any(isinstance(callback, WarmupCosineLR) for _, callback in clf.callbacks_)
+    # the list alone, the built-in schedule still on: warned of once the settings are made
+    for clf in (BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)),
+                BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)):
+        with pytest.warns(UserWarning, match="callbacks__lr_schedule=None to use your"):
+            clf.set_params(callbacks=[LRScheduler("StepLR", step_size=1)])
 
 
 def test_restoring_before_fit_says_how():
