@@ -24,6 +24,7 @@ import os
 import pickle
 import re
 import types
+import warnings
 
 import numpy as np
 import torch
@@ -430,6 +431,83 @@ def restore_best_scores(net):
             if record.get(f"{name}_best") is True and name in record:
                 callback.best_score_ = record[name]
                 break
+
+
+def set_initial_rates(net):
+    """Give the optimizer's parameter groups the ``"initial_lr"`` that torch's schedulers
+    start from, where none has it: the schedule's peak (``optimizer__lr`` if set, else
+    ``lr``) times the group's ``"lr_scale"``, as a new optimizer's groups start.
+
+    skorch's ``LRScheduler`` builds its scheduler at the history's last epoch when a fit
+    continues (``warm_start``, ``partial_fit``), which torch refuses (``KeyError: param
+    'initial_lr' is not specified``) for an optimizer that no scheduler of torch's has
+    stepped, such as one the built-in warm-up and cosine drove.
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net, fitted.
+    """
+    peak = python_values(_peak_lr(net))
+    for group in net.optimizer_.param_groups:
+        group.setdefault("initial_lr", peak * group.get("lr_scale", 1.0))
+
+
+def restore_lr_schedulers(net):
+    """Put skorch's ``LRScheduler`` callbacks at the step the history a fit loaded had left
+    them at.
+
+    ``LRScheduler`` builds its torch scheduler when training begins, from the history it
+    finds then: before ``LoadInitState`` (listed after it) loads one, so a resumed run's
+    schedule started again from its first epoch (``LambdaLR``, ``OneCycleLR``) over the
+    loaded optimizer's rates. Each is built anew from the groups' initial rates and stepped
+    through the loaded epochs (its ``step_every="batch"``: their training batches),
+    ``ReduceLROnPlateau`` given the scores its ``monitor`` recorded; the loaded rates are
+    then kept. One with a callable ``monitor``, or a ``ReduceLROnPlateau`` stepped every
+    batch, is left as it was (its scores are not in the history).
+
+    Parameters
+    ----------
+    net : BrainJEPAClassifier or BrainJEPARegressor
+        The net, its history and optimizer loaded.
+    """
+    history = net.history_
+    for _, callback in net.callbacks_:
+        if (not isinstance(callback, LRScheduler)
+                or getattr(callback, "lr_scheduler_", None) is None
+                or "last_epoch" in callback.kwargs):  # a start of the user's own
+            continue
+        plateau = issubclass(callback.policy_, ReduceLROnPlateau)
+        by_batch = callback.step_every == "batch"
+        if plateau and (by_batch or callable(callback.monitor)):
+            continue
+        groups = net.optimizer_.param_groups
+        if not plateau and any("initial_lr" not in group for group in groups):
+            continue  # not a schedule's optimizer: nothing to start from
+        loaded = [group["lr"] for group in groups]
+        n_batches = sum(record.get("train_batch_count", len(record.get("batches", [])))
+                        for record in history)
+        if not plateau:
+            for group in groups:
+                group["lr"] = group["initial_lr"]
+        with warnings.catch_warnings():
+            # torch's warning that the scheduler steps before the optimizer: it replays them
+            warnings.simplefilter("ignore", UserWarning)
+            scheduler = callback._get_scheduler(
+                net, callback.policy_, **callback.kwargs,
+                **({} if plateau else {"last_epoch": -1}))
+            for step in range(n_batches if by_batch else len(history)):
+                if plateau:
+                    if callback.monitor not in history[step]:
+                        break
+                    scheduler.step(history[step][callback.monitor])
+                else:
+                    scheduler.step()
+        for group, rate in zip(groups, loaded):
+            group["lr"] = rate
+        scheduler._last_lr = list(loaded)
+        callback.lr_scheduler_ = scheduler
+        callback.batch_idx_ = n_batches
 
 
 def restore_early_stopping(net):

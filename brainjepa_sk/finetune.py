@@ -84,10 +84,12 @@ from ._skorch import (
     load_params_naming_files,
     restore_best_scores,
     restore_early_stopping,
+    restore_lr_schedulers,
     run_fingerprint,
     save_params_atomically,
     save_run_fingerprint,
     saving_together,
+    set_initial_rates,
     split_windows,
     targets_of,
     validation_monitors,
@@ -570,6 +572,19 @@ class _FineTuneBase(SubjectsInputMixin):
         # fine-tuning lost): those are set here
         own = {key: params.pop(key) for key in list(params)
                if initialized and self._set_outside_skorch(key)}
+        # skorch initializes the new callbacks list before it sets callbacks__lr_schedule=None
+        # given with it: the overridden-scheduler warning waits for both
+        self.__dict__["_setting_params_"] = True
+        try:
+            self._set_params(params, initialized, split_params, own)
+        finally:
+            self.__dict__.pop("_setting_params_", None)
+        if any(key == "callbacks" or key.startswith("callbacks__") for key in params):
+            self._warn_scheduler_overridden()
+        return self
+
+    def _set_params(self, params, initialized, split_params, own):
+        """The settings of :meth:`set_params`, sorted by it."""
         # a failure leaves the net as it was: the settings given with those (max_epochs, lr,
         # ...) are undone too, and a refused callbacks list is not kept
         with restore_on_error(self), self._optimizer_groups_restored_on_error():
@@ -682,6 +697,11 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         self._check_callbacks()
         super().initialize_callbacks()
+        if not self.__dict__.get("_setting_params_", False):  # set_params checks once done
+            self._warn_scheduler_overridden()
+        return self
+
+    def _warn_scheduler_overridden(self):
         names = dict(self.callbacks_)
         if isinstance(names.get("lr_schedule"), WarmupCosineLR):
             others = [name for name, callback in self.callbacks_
@@ -691,7 +711,6 @@ class _FineTuneBase(SubjectsInputMixin):
                     f"the callback {others[0]!r} sets learning rates that the built-in warm-up "
                     "and cosine schedule overrides at every batch; pass "
                     "callbacks__lr_schedule=None to use your scheduler instead")
-        return self
 
     def check_is_fitted(self, attributes=None, *args, **kwargs):
         """skorch's check (``NotInitializedError``), with how to restore a saved net.
@@ -809,8 +828,9 @@ class _FineTuneBase(SubjectsInputMixin):
         epochs count towards ``max_epochs`` (or ``epochs``), only the rest are trained, the
         schedule goes on at the epoch the history ends, and skorch's scoring callbacks take
         their best scores from it (its ``EarlyStopping``, its patience: a run it had stopped
-        trains no more). A run whose checkpoint records other data or other settings than this
-        fit's (the run file its ``Checkpoint`` saved beside its files) is refused.
+        trains no more; its ``LRScheduler``, the steps of the loaded epochs). A run whose
+        checkpoint records other data or other settings than this fit's (the run file its
+        ``Checkpoint`` saved beside its files) is refused.
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
@@ -844,6 +864,7 @@ class _FineTuneBase(SubjectsInputMixin):
             # on_train_begin (LoadInitState), which skorch calls before this loop; its best
             # scores stay the best to beat, also for a partial_fit that trains on after it
             restore_best_scores(self)
+            restore_lr_schedulers(self)
         if self.__dict__.get("_resumable_", False):
             done = len(self.history_)
             if done and self.__dict__.get("_run_fingerprint_") is not None:
@@ -909,6 +930,27 @@ class _FineTuneBase(SubjectsInputMixin):
         finally:
             for name in ("_epochs_run_", "_epochs_done_", "_sigterm_"):
                 self.__dict__.pop(name, None)
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        """Before the callbacks begin: on a fitted net with skorch ``LRScheduler`` callbacks,
+        give the optimizer's groups the initial rates torch's schedulers start from.
+
+        A continued fit (``warm_start``, ``partial_fit``) builds such a scheduler at the
+        history's last epoch, which torch refuses for groups without ``"initial_lr"`` (those
+        of a fit with the built-in warm-up and cosine): they start from the peak (``lr`` or
+        ``optimizer__lr``) times their layer-wise scale, not from where the cosine ended.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            This net.
+        X, y, **kwargs
+            As skorch passes them.
+        """
+        super().on_train_begin(net, X=X, y=y, **kwargs)
+        if len(self.history_) and any(isinstance(callback, LRScheduler)
+                                      for _, callback in self.callbacks_):
+            set_initial_rates(self)
 
     def _stop_on_sigterm(self, when):
         """Stop the fit if SIGTERM arrived: :class:`TrainingInterrupted`, carried through
@@ -1239,7 +1281,8 @@ class _FineTuneBase(SubjectsInputMixin):
         return resolve_estimator_weights(self, subjects)
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
-        """Check ``y`` and return one training target per subject (set output sizes).
+        """Check ``y`` and return one training target per subject (set output sizes): a
+        class code, or the regressor's targets in the units of ``y`` (its loss scales them).
 
         Statistics of the targets (a regressor's scaling) come from the subjects
         ``fit_rows`` (all when None)."""
@@ -1872,19 +1915,77 @@ class _FineTuneBase(SubjectsInputMixin):
             params["worker_init_fn"] = ignore_sigterm
         return params
 
-    def _subject_outputs(self, X):
-        """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
+    def forward_iter(self, X, training=False, device="cpu"):
+        """The module's outputs, a batch of windows at a time, for subjects or for windows.
+
+        Subjects (what ``predict`` takes) are preprocessed and cut into windows as
+        ``predict`` does; a dataset (skorch's ``Dataset`` of windows, say) is passed to the
+        module as it is, as in skorch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays, files or torch.utils.data.Dataset
+            Subjects' ROI time series, or a dataset of ``(n_frames, n_regions)`` windows
+            already preprocessed.
+        training : bool, default=False
+            Run the module in training mode (stochastic depth on), as in skorch.
+        device : str or torch.device, default="cpu"
+            Where the outputs are put, as in skorch.
+
+        Yields
+        ------
+        torch.Tensor
+            ``(batch, n_outputs)`` outputs of a batch of windows, before skorch's
+            nonlinearity (logits; the regressor's in standardized units), the windows of the
+            subjects in order.
+        """
+        if is_windows(X, self) or isinstance(X, torch.utils.data.Dataset):
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        # skorch's would feed the raw series to the module: not preprocessed, not windowed
+        for _, windows, _ in self._subject_windows(X):
+            yield from super().forward_iter(windows, training=training, device=device)
+
+    def forward(self, X, training=False, device="cpu"):
+        """The module's outputs for every window of the subjects (or of a dataset of windows).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays, files or torch.utils.data.Dataset
+            As in :meth:`forward_iter`.
+        training : bool, default=False
+            Run the module in training mode, as in skorch.
+        device : str or torch.device, default="cpu"
+            Where the outputs are put, as in skorch.
+
+        Returns
+        -------
+        torch.Tensor of shape (n_windows, n_outputs)
+            One row per window (one per subject when each has one window), the subjects'
+            windows in order, before skorch's nonlinearity: ``predict_proba`` averages the
+            softmax of each subject's rows.
+        """
+        return super().forward(X, training=training, device=device)
+
+    def _subject_windows(self, X):
+        """Yield ``(n_subjects_in_chunk, windows, subject_index)`` per chunk of the subjects
+        ``X``, preprocessed as the fit's were, ``windows`` a ``WindowArray``."""
         check_is_fitted(self, "preprocessor_")
         self._torch_device()
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_built_with_", None),
                                    self._PREDICTION_PARAMETERS)
+        for _, n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
+            # a WindowArray, so that forward_iter takes them as windows, not as subjects
+            yield n_chunk, WindowArray(windows, *windows.shape[1:]), subject_index
+
+    def _subject_outputs(self, X):
+        """The module's outputs (after skorch's nonlinearity) averaged over each subject."""
         out = []
         # a DataLoader draws a seed from torch's global generator: keep the caller's state
         # (and a fit's in another thread)
         with forked_rng(None, torch.device("cpu")):
-            for _, n_chunk, windows, subject_index in window_chunks(subjects,
-                                                                    self.preprocessor_):
+            for n_chunk, windows, subject_index in self._subject_windows(X):
                 per_window = super().predict_proba(windows)
                 out.append(average_by_subject(per_window, subject_index, n_chunk,
                                               dtype=np.float64))
@@ -2403,13 +2504,49 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         elif table.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {table.shape[1]} target column(s) but the model was fitted "
                              f"on {self.n_outputs_}: a continued fit takes the same targets")
-        with np.errstate(over="ignore"):
-            scaled = ((table - self.target_mean_) / self.target_scale_).astype(np.float32)
-        if not np.isfinite(scaled).all():
+        if not np.isfinite(self._scaled(table)).all():
             raise ValueError(
                 "y is too large for float32 training once scaled (by target_mean_ and "
                 "target_scale_ of the first fit when continuing): rescale y, or fit anew")
-        return scaled
+        # in the units of y, as skorch's scoring callbacks read them from the dataset (their
+        # scores in those units, as predict's); get_loss scales them for the criterion
+        return table
+
+    def _scaled(self, targets):
+        """``targets`` (in the units of ``y``) scaled as the model learns them, in float32."""
+        with np.errstate(over="ignore"):
+            return ((targets - self.target_mean_) / self.target_scale_).astype(np.float32)
+
+    def _split_labels(self, targets):
+        # scaled, as SubjectValidSplit has always seen them: stratified=True refuses
+        # continuous targets, and ages in whole years would pass for classes
+        return self._scaled(targets)
+
+    def get_loss(self, y_pred, y_true, *args, **kwargs):
+        """skorch's loss of the outputs against the targets scaled by ``target_mean_`` and
+        ``target_scale_``: the model learns (and ``history_`` records the losses of) the
+        scaled targets.
+
+        Parameters
+        ----------
+        y_pred : torch.Tensor
+            The module's outputs (in the scaled units).
+        y_true : torch.Tensor or array-like
+            The targets, in the units of ``y``.
+        *args, **kwargs
+            Passed to skorch's ``get_loss``.
+
+        Returns
+        -------
+        torch.Tensor
+            The scalar loss.
+        """
+        y_true = torch.as_tensor(y_true, device=y_pred.device, dtype=torch.float64)
+        mean, scale = (torch.as_tensor(value, device=y_pred.device, dtype=torch.float64)
+                       for value in (self.target_mean_, self.target_scale_))
+        # in float64, then float32, as the targets were scaled before
+        y_true = ((y_true - mean) / scale).to(torch.float32).to(y_pred.dtype)
+        return super().get_loss(y_pred, y_true, *args, **kwargs)
 
     @available_if(lambda self: False)
     def predict_proba(self, X):
@@ -2430,8 +2567,10 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             As ``y`` was shaped in ``fit``.
         """
-        if is_windows(X, self):  # skorch's scoring during fit: the windows' scaled targets
-            return super().predict_proba(X)  # skorch's, on windows (hidden on the regressor)
+        if is_windows(X, self):  # skorch's scoring during fit: one row per window
+            # skorch's, on windows (hidden on the regressor), in the units of y as the
+            # windows' targets that its scoring compares them with
+            return super().predict_proba(X) * self.target_scale_ + self.target_mean_
         out = self._subject_outputs(X) * self.target_scale_ + self.target_mean_
         return out.ravel() if self.target_ndim_ == 1 else out
 
@@ -2453,7 +2592,8 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
     standardize_targets : bool, default=True
         Train on targets scaled to zero mean and unit variance (the head starts near 0, so
         raw ages or scores would take many epochs to reach); ``predict`` returns the units of
-        ``y``. The losses in ``history_`` are on the scaled targets.
+        ``y``. The losses in ``history_`` are on the scaled targets; skorch's scoring
+        callbacks (``EpochScoring("neg_mean_absolute_error")``) score in the units of ``y``.
 
     Attributes
     ----------

@@ -302,6 +302,13 @@ def _as_subject_list(X, estimator=None):
             f"{_LAYOUT}; got a {type(X).__name__} of shape {tuple(X.shape)}: {_IMAGE_ADVICE}, "
             "one array per subject: X = [masker.fit_transform(img) for img in images]"
         )
+    if _is_torch_dataset(X):  # skorch's way to pass data: its items read as parts of a subject
+        raise ValueError(
+            f"{_LAYOUT}; got a {type(X).__name__}, a torch Dataset as skorch's nets take: these "
+            "estimators take the subjects' series (and their targets as y), which they "
+            "preprocess and cut into windows themselves. Pass the series, e.g. "
+            "[dataset[i][0] for i in range(len(dataset))], and the targets as y"
+        )
     if _only_array_protocol(X):
         X = np.asarray(X)
     if hasattr(X, "columns") or (hasattr(X, "ndim") and getattr(X, "ndim", 0) == 2):
@@ -321,6 +328,13 @@ def _as_subject_list(X, estimator=None):
         raise ValueError("X is empty: expected at least one subject")
     sources = [x if is_path(x) else None for x in subjects]
     return [read_subject_file(x) if is_path(x) else _host_tensor(x) for x in subjects], sources
+
+
+def _is_torch_dataset(X):
+    """Whether ``X`` is a ``torch.utils.data.Dataset`` (skorch's ``Dataset`` included)."""
+    from torch.utils.data import Dataset  # torch is loaded already by the estimators
+
+    return isinstance(X, Dataset)
 
 
 def _host_tensor(subject):
@@ -1366,8 +1380,8 @@ def validate_subjects(
     ValueError
         Empty or sparse ``X``, wrong dimensions, complex values, NaN or infinity, too few
         timepoints, fewer than two regions, constant regions, regions that differ between
-        subjects or from the fitted ones, or a glob that matches no file. The message names
-        the subject and what was expected.
+        subjects or from the fitted ones, a glob that matches no file, or a torch ``Dataset``
+        (skorch's way to pass data). The message names the subject and what was expected.
     TypeError
         Values that are not a signal: booleans, text (numbers written as strings included),
         a masked array with masked values, or objects that are not numbers (e.g. dicts in an

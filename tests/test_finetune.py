@@ -40,7 +40,12 @@ from skorch.dataset import ValidSplit
 
 from brainjepa_sk import BrainJEPAClassifier, BrainJEPAEmbedder, BrainJEPARegressor
 from brainjepa_sk.checkpoint import save_checkpoint
-from brainjepa_sk.finetune import SubjectValidSplit, SubjectWindows, WindowArray
+from brainjepa_sk.finetune import (
+    SubjectValidSplit,
+    SubjectWindows,
+    WarmupCosineLR,
+    WindowArray,
+)
 from brainjepa_sk.nn import EncoderWithHead
 from brainjepa_sk.preprocessing import Preprocessor
 from brainjepa_sk.train import layer_decay_groups, set_hyperparameters, warmup_cosine
@@ -392,6 +397,47 @@ def test_targets_in_a_tensor_that_requires_grad_are_read_as_their_values():
         assert fitted.score(X, y) == expected.score(X, values)
         fitted.partial_fit(X, y)
     assert y.requires_grad  # the caller's tensor is left as it was
+
+
+def test_forward_of_subjects_runs_the_module_on_their_preprocessed_windows():
+    """skorch's forward and forward_iter take what predict takes: subjects are preprocessed
+    and cut into windows (skorch's own fed the raw series to the module, windows of another
+    length, unscaled); a dataset of windows goes to the module as it is."""
+    from skorch.dataset import Dataset
+
+    X = 5 + 2 * offset_subjects(np.tile([0.0, 1.0], 3), n_timepoints=24)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, normalization="auto"),
+                              window="sliding", stride=8).fit(X, np.tile([0, 1], 3))
+    windows = np.concatenate([clf.preprocessor_.transform([subject])[0] for subject in X])
+    assert len(windows) == 18  # three 8-frame windows a subject
+    with torch.no_grad():
+        expected = clf.module_.eval()(torch.from_numpy(windows))
+    for given in (X, list(X)):
+        torch.testing.assert_close(clf.forward(given), expected)
+        torch.testing.assert_close(torch.cat(list(clf.forward_iter(given))), expected)
+    torch.testing.assert_close(clf.forward(Dataset(windows)), expected)
+    np.testing.assert_allclose(
+        clf.forward(X).softmax(-1).reshape(6, 3, 2).mean(1).numpy(), clf.predict_proba(X),
+        rtol=1e-5, atol=1e-6)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(6.0))
+    np.testing.assert_allclose(
+        reg.forward(X).numpy().ravel() * reg.target_scale_ + reg.target_mean_, reg.predict(X),
+        rtol=1e-5)
+
+
+def test_a_torch_dataset_as_x_is_refused_naming_what_to_pass_and_the_fit_kept():
+    """skorch's nets take a Dataset as X; these take the subjects' series: a Dataset's items
+    had been read as a subject's parts ("a sequence of parts of different shapes")."""
+    from skorch.dataset import Dataset
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    before = clf.predict_proba(X)
+    for call in (lambda: clf.fit(Dataset(X, y), y), lambda: clf.predict(Dataset(X))):
+        with pytest.raises(ValueError, match=r"got a Dataset, a torch Dataset as skorch's nets "
+                                             r"take.*\[dataset\[i\]\[0\] for i in range"):
+            call()
+    np.testing.assert_array_equal(clf.predict_proba(X), before)
 
 
 # -- the recipe --------------------------------------------------------------------------------
@@ -2594,7 +2640,7 @@ def test_accumulation_leaves_the_validation_loss_unweighted():
 
 def test_validation_scores_of_the_regressor_are_on_windows_with_or_without_skorchs_cache():
     """skorch's scoring without its cache passes the held-out windows as an array: they are
-    still scored as windows, against their scaled targets, not as subjects in years."""
+    still scored as windows, not as subjects."""
     rng = np.random.default_rng(0)
     levels = rng.uniform(-1, 1, 12)
     reg = BrainJEPARegressor(
@@ -2603,6 +2649,24 @@ def test_validation_scores_of_the_regressor_are_on_windows_with_or_without_skorc
                    EpochScoring("r2", lower_is_better=False, name="r2", use_caching=False)],
     ).fit(offset_subjects(levels), 60 + 10 * levels)
     np.testing.assert_allclose(reg.history_[:, "r2"], reg.history_[:, "r2_cached"], rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_caching", [True, False])
+def test_the_regressors_validation_scores_are_in_the_units_of_y(use_caching):
+    """skorch's scorers compare predict with the targets, as for its own regressors: both in
+    the units of y (an MAE in years), not in the standardized units the model learns."""
+    rng = np.random.default_rng(0)
+    levels = rng.uniform(-1, 1, 12)
+    X, y = offset_subjects(levels), 60 + 10 * levels
+    split = SubjectValidSplit(0.25, random_state=0)
+    reg = BrainJEPARegressor(
+        tiny_module(), **fast(max_epochs=2), train_split=split,
+        callbacks=[EpochScoring("neg_mean_absolute_error", name="valid_mae",
+                                use_caching=use_caching)]).fit(X, y)
+    _, valid = split.split_subjects(y)  # one window a subject: windows' scores are subjects'
+    expected = -np.abs(reg.predict(X[valid]) - y[valid]).mean()
+    np.testing.assert_allclose(reg.history_[-1, "valid_mae"], expected, rtol=1e-5)
+    assert reg.target_scale_[0] > 3  # so that an MAE in standardized units would differ
 
 
 def test_a_random_state_instance_seeds_the_fit_too():
@@ -3316,6 +3380,62 @@ def test_a_resumed_fit_stops_where_early_stopping_stopped_the_uninterrupted_run(
             saved, LoadInitState(saved), EarlyStopping(monitor="train_loss", patience=1)])
         lower.fit(X, y)
     assert len(lower.history_) == stopped_at
+
+
+@pytest.mark.parametrize("scheduler", [
+    dict(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=functools.partial(pow, 0.5)),
+    dict(policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=0.05, total_steps=8,
+         step_every="batch"),
+    dict(policy="ReduceLROnPlateau", monitor="train_loss", patience=0, factor=0.5),
+], ids=["LambdaLR", "OneCycleLR", "ReduceLROnPlateau"])
+def test_a_resumed_fit_goes_on_with_skorchs_lr_scheduler_where_the_run_was(tmp_path, scheduler):
+    """skorch's LRScheduler builds its scheduler when training begins, before LoadInitState
+    loads the history: a resumed run's schedule started again from its first epoch (LambdaLR
+    trained on at the first epochs' rates). It is stepped through the loaded epochs."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    run = dict(fast(max_epochs=4, lr=0.03), callbacks__lr_schedule=None)
+
+    def callbacks(folder):
+        saved = Checkpoint(dirname=folder, monitor=None)
+        return [("schedule", LRScheduler(**scheduler)), saved, LoadInitState(saved)]
+
+    reference = BrainJEPAClassifier(tiny_module(), **run,
+                                    callbacks=callbacks(tmp_path / "reference")).fit(X, y)
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **run,
+                            callbacks=[*callbacks(tmp_path), FailAtEpochEnd(2)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **run, callbacks=callbacks(tmp_path)).fit(X, y)
+    def rates(net):  # recorded each epoch, or each batch (step_every="batch")
+        return [(record.get("event_lr"), [batch.get("event_lr") for batch in record["batches"]])
+                for record in net.history_]
+
+    assert rates(resumed) == rates(reference)
+    assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
+    assert [group["lr"] for group in resumed.optimizer_.param_groups] == [
+        group["lr"] for group in reference.optimizer_.param_groups]
+    assert_same_module(resumed.module_, reference.module_)
+
+
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_skorchs_lr_scheduler_added_to_a_fitted_net_starts_from_the_peak_rate(how):
+    """A continued fit builds skorch's LRScheduler at the history's last epoch, which torch
+    refused ("param 'initial_lr' is not specified") for an optimizer the built-in schedule
+    drove: the groups start from lr times their layer-wise scale (not min_lr, where the
+    cosine ended)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(depth=2), **fast(max_epochs=2, lr=0.02,
+                                                           layer_decay=0.5)).fit(X, y)
+    clf.set_params(callbacks__lr_schedule=None, warm_start=how == "warm_start", callbacks=[
+        LRScheduler(torch.optim.lr_scheduler.LambdaLR, lr_lambda=functools.partial(pow, 0.5))])
+    clf.partial_fit(X, y) if how == "partial_fit" else clf.fit(X, y)
+    # built at epoch 2, stepped once then and after epoch 3: epochs 3 and 4 at 0.5 ** 2, 3
+    # (skorch records the first group's rate)
+    groups = clf.optimizer_.param_groups
+    assert clf.history_[2:, "event_lr"] == pytest.approx(
+        [0.02 * groups[0]["lr_scale"] * 0.5 ** epoch for epoch in (2, 3)])
+    assert len({group["lr_scale"] for group in groups}) > 1
+    assert [group["lr"] for group in groups] == pytest.approx(
+        [0.02 * group["lr_scale"] * 0.5 ** 4 for group in groups])
 
 
 def test_a_resumed_fit_with_early_stopping_load_best_ends_with_the_best_epochs_weights(
@@ -4057,6 +4177,24 @@ def test_a_scheduler_of_the_users_beside_the_built_in_schedule_warns():
                             **fast(max_epochs=1)).fit(X, y)
 
 
+def test_set_params_of_a_scheduler_with_lr_schedule_none_together_does_not_warn():
+    """skorch initialized the new callbacks list before it set callbacks__lr_schedule=None
+    given with it: the warning said to pass what was passed. It waits for both now."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    for clf in (BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)), fitted):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            clf.set_params(callbacks__lr_schedule=None,
+                           callbacks=[LRScheduler("StepLR", step_size=1)])
+        assert not any(isinstance(callback, WarmupCosineLR) for _, callback in clf.callbacks_)
+    # the list alone, the built-in schedule still on: warned of once the settings are made
+    for clf in (BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)),
+                BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)):
+        with pytest.warns(UserWarning, match="callbacks__lr_schedule=None to use your"):
+            clf.set_params(callbacks=[LRScheduler("StepLR", step_size=1)])
+
+
 def test_restoring_before_fit_says_how():
     from skorch.exceptions import NotInitializedError
 
@@ -4165,8 +4303,10 @@ def test_skorchs_batch_scoring_scores_the_training_windows():
         BatchScoring("neg_mean_squared_error", on_train=True, name="batch_mse")],
         **fast(max_epochs=2))
     history = reg.fit(offset_subjects(levels), 60 + 10 * levels).history_
-    # on the scaled targets, like the loss (an MSE over the same batches)
-    np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
+    # in the units of y, as skorch's scorers compare predict with y: the loss (an MSE over
+    # the same batches, on the scaled targets) times the scale squared
+    np.testing.assert_allclose(history[:, "batch_mse"],
+                               -np.asarray(history[:, "train_loss"]) * reg.target_scale_ ** 2,
                                rtol=1e-4)
 
 
@@ -4277,9 +4417,14 @@ def test_standardize_targets_false_trains_on_the_targets_as_given():
     with torch.no_grad():
         outputs = raw.module_.eval()(torch.from_numpy(windows)).numpy().ravel()
     np.testing.assert_allclose(raw.predict(X), outputs, rtol=1e-5)
-    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), callbacks=[recorder]).fit(X, y)
-    np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), (y - y.mean()) / y.std(),
-                               rtol=1e-5)
+    scaled = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1), callbacks=[recorder]).fit(
+        X, y)
+    # the windows hold y as given (skorch's scoring reads them); the loss scales them
+    np.testing.assert_allclose(np.asarray(recorder.dataset_.y).ravel(), y, rtol=1e-6)
+    outputs = torch.linspace(-2, 2, len(y))[:, None]
+    np.testing.assert_allclose(
+        scaled.get_loss(outputs, torch.from_numpy(y[:, None])).item(),
+        np.mean((outputs.numpy().ravel() - (y - y.mean()) / y.std()) ** 2), rtol=1e-5)
 
 
 # -- round 13: planted bugs that the tests above let through -----------------------------------
@@ -4382,8 +4527,10 @@ def test_accumulated_micro_batches_give_skorch_the_predictions_of_the_whole_batc
         **fast(max_epochs=2), accumulation_steps=2)
     history = reg.fit(offset_subjects(levels), 60 + 10 * levels).history_
     assert rows == [(8, 8)] * 4
-    # the loss is the mean over the whole batch, and so is the MSE of its predictions
-    np.testing.assert_allclose(history[:, "batch_mse"], -np.asarray(history[:, "train_loss"]),
+    # the loss is the mean over the whole batch, and so is the MSE of its predictions (in the
+    # units of y: the scale squared times the loss's)
+    np.testing.assert_allclose(history[:, "batch_mse"],
+                               -np.asarray(history[:, "train_loss"]) * reg.target_scale_ ** 2,
                                rtol=1e-4)
 
 

@@ -195,6 +195,9 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
          r"subject 0 is a table whose rows differ in length: row 3 has"),
         # a dict's keys would be read as file names
         (lambda X: {f"sub-{i}": x for i, x in enumerate(X)}, r"got a dict.*pandas.Series\(X\)"),
+        # skorch's way to pass data: its items had been read as the parts of a subject
+        (lambda X: torch.utils.data.TensorDataset(torch.from_numpy(X)),
+         r"got a TensorDataset, a torch Dataset.*dataset\[i\]\[0\]"),
     ],
 )
 def test_bad_input_gets_a_clear_error_and_keeps_the_fit(estimator, X, bad, message):
