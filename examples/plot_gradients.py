@@ -60,8 +60,9 @@ print("regions per community:", np.bincount(communities).tolist())
 # overlap in one view and separate in the other): the first gradients summarise the
 # large-scale organisation of connectivity. The signs of gradients
 # are arbitrary (an eigenvector is defined up to its sign). The right panel shows the
-# eigenvalues of the diffusion map (``lambdas_``): the first three gradients stand out; the
-# other 27 carry smaller, finer distinctions between regions, which the model can still use.
+# eigenvalues of the diffusion map (``lambdas_``): the first two gradients stand out (0.072 and
+# 0.071, then 0.049 and 0.034); the others carry smaller, finer distinctions between regions,
+# which the model can still use.
 colors = plt.get_cmap("tab10")(np.arange(n_communities))
 fig, axes = plt.subplots(1, 3, figsize=(13, 5), layout="constrained")
 for ax, (i, j) in zip(axes[:2], [(0, 1), (0, 2)]):

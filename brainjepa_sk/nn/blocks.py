@@ -102,7 +102,8 @@ class Attention(nn.Module):
         qkv = self.qkv(x).reshape(batch, n_tokens, 3, self.num_heads, dim // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         if x.device.type == "cpu":
-            # PyTorch's CPU flash kernel is ~10% faster on contiguous (batch, heads, n, d) inputs
+            # PyTorch's CPU flash kernel ran faster on contiguous (batch, heads, n, d) inputs: a
+            # base embedding on a 2-core EPYC took 10.2-11.3 s against 12.6 s (not recorded)
             q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
         out = F.scaled_dot_product_attention(q, k, v)
         return self.proj(out.transpose(1, 2).reshape(batch, n_tokens, dim))
