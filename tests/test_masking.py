@@ -659,3 +659,27 @@ def test_both_edge_spans_reach_the_whole_edge_zone():
         assert masks.sizes["n_left"] == masks.sizes["n_right"] == 3
         edge_cells = (masks.grid == BETA) | (masks.grid == GAMMA)
         assert edge_cells[:, :, :3].any(1).all() and edge_cells[:, :, -3:].any(1).all()
+
+
+def test_the_two_temporal_edges_draw_their_lengths_independently():
+    # each edge span draws its own length: over many batches they take every length up to the
+    # edge zone and differ as often as two independent draws do (the right edge had copied
+    # the left one's length unnoticed, since each stayed within its range)
+    sampler = SpatiotemporalMaskSampler(24, 10, static_shapes=False)
+    sizes = [sampler.draw_sizes() for _ in range(400)]
+    left, right = [s["n_left"] for s in sizes], [s["n_right"] for s in sizes]
+    assert set(left) == set(right) == set(range(sampler.edge_width + 1))
+    # round(10 * U(0, 0.4)) capped at 3 is 0, 1, 2, 3 with probabilities 1/8, 1/4, 1/4, 3/8
+    differ = 1 - (1 / 8) ** 2 - 2 * (1 / 4) ** 2 - (3 / 8) ** 2
+    assert sum(a != b for a, b in zip(left, right)) / len(sizes) == pytest.approx(differ, abs=0.08)
+
+
+def test_the_observation_blocks_region_and_time_fractions_are_drawn_independently():
+    # u and v are two draws: a large block of regions says nothing of its span (one draw for
+    # both had kept each within its range and made them move together)
+    sampler = SpatiotemporalMaskSampler(50, 50, static_shapes=False)
+    sizes = [sampler.draw_sizes() for _ in range(300)]
+    n_obs = np.array([s["n_obs"] for s in sizes], dtype=float)
+    n_time = np.array([s["n_time"] for s in sizes], dtype=float)
+    assert n_obs.std() > 0 and n_time.std() > 0
+    assert abs(np.corrcoef(n_obs, n_time)[0, 1]) < 0.2

@@ -415,6 +415,20 @@ def test_token_pooling_matches_its_definition_and_passes_gradients(mode):
     assert tokens.grad is not None and tokens.grad.abs().sum() > 0
 
 
+def test_connectivity_pools_the_region_pairs_in_the_order_of_their_feature_names():
+    # feature k is the correlation of the k-th pair (i, j), i < j, taken row by row: the
+    # order of the estimators' "{a}_{b}_connectivity" names. Three regions cannot tell it from
+    # the lower triangle's order (both are 01, 02, 12): four can
+    n_regions, n_patches, dim = 4, 3, 5
+    tokens = torch.randn(2, n_regions * n_patches, dim, generator=torch.Generator().manual_seed(0))
+    pooled = TokenPooling("connectivity", n_regions=n_regions)(tokens)
+    pairs = [(i, j) for i in range(n_regions) for j in range(i + 1, n_regions)]
+    expected = torch.stack([
+        torch.stack([torch.corrcoef(tokens[b].reshape(n_regions, -1))[i, j] for i, j in pairs])
+        for b in range(2)])
+    torch.testing.assert_close(pooled, expected)
+
+
 def test_token_pooling_checks_its_settings():
     with pytest.raises(ValueError, match="pooling must be one of"):
         TokenPooling("max")
