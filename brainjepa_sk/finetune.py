@@ -98,6 +98,7 @@ from ._warnings import warn_user
 from .files import expand_subject_paths, is_path
 from .nn import POOLINGS, EncoderWithHead
 from .train.data import ignore_sigterm, worker_context
+from .train.distributed import _launcher_world_size, world
 from .train.loop import TrainingInterrupted
 from .train.optim import layer_decay_groups
 from .train.runtime import (
@@ -1541,6 +1542,11 @@ class _FineTuneBase(SubjectsInputMixin):
             raise ValueError(f"epochs passed to {routing} must be an int >= 0 (or None for "
                              f"max_epochs), got {epochs!r}")
         self._refuse_module_settings(self.get_params(deep=False))
+        n_processes = max(world()[1], _launcher_world_size())
+        if n_processes > 1:
+            warn_user(f"{type(self).__name__} is not distributed: under torchrun each of the "
+                      f"{n_processes} processes fine-tunes a copy of its own on all the data "
+                      "(with a Checkpoint, each writing the same files); run it in one process")
         device = self._torch_device()
         split = self.train_split
         if not (callable(split) or split is None

@@ -43,7 +43,13 @@ from .gradients import (
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler, UnsatisfiableMaskingError
-from .preprocessing import NORMALIZATIONS, WINDOW_STRATEGIES, Preprocessor, warn_ignored_stride
+from .preprocessing import (
+    NORMALIZATIONS,
+    WINDOW_STRATEGIES,
+    Preprocessor,
+    subject_lengths,
+    warn_ignored_stride,
+)
 from .train import (
     Callback,
     Checkpoint,
@@ -730,6 +736,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             normalization=self.normalization,
         )
         preprocessor.check_lengths(subjects)  # before reading the corpus for the gradients
+        self._global_batch(len(preprocessor.window_table(subject_lengths(subjects))[0]))
         # under torchrun, process 0 reads the corpus for the gradients and statistics and
         # sends them on: every process would find the same
         gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_)
@@ -789,22 +796,30 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 "set the masking options it names as masking={'<option>': ...} or "
                 "set_params(masking__<option>=...))") from error
 
-    def _train(self, model, dataset, config, device, mask_sampler, data_seed, run,
-               preprocessor):
-        """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
-        fingerprint, lineage = run["keys"]
-        rank, world_size = world()
-        global_batch = min(int(self.batch_size), len(dataset))
+    def _global_batch(self, n_windows):
+        """``batch_size`` capped at the ``n_windows`` training windows, refused unless it
+        splits into the processes' shares of ``accumulation_steps`` micro-batches."""
+        world_size = world()[1]
+        global_batch = min(int(self.batch_size), n_windows)
         n_micro = int(self.accumulation_steps)
         if global_batch % (world_size * n_micro):
             # torchrun: batch_size is the global batch, shared out among the processes, each
             # share run in accumulation_steps micro-batches
-            capped = (f" (capped at the {len(dataset)} training windows)"
+            capped = (f" (capped at the {n_windows} training windows)"
                       if global_batch < int(self.batch_size) else "")
             raise ValueError(
                 f"batch_size={global_batch}{capped}, the global batch, is not a multiple of "
                 f"the {world_size} process(es) x accumulation_steps={n_micro}"
             )
+        return global_batch
+
+    def _train(self, model, dataset, config, device, mask_sampler, data_seed, run,
+               preprocessor):
+        """Build the loop and its callbacks, and run it (resuming from ``checkpoint_dir``)."""
+        fingerprint, lineage = run["keys"]
+        rank, world_size = world()
+        global_batch = self._global_batch(len(dataset))
+        n_micro = int(self.accumulation_steps)
         # one sampler whatever the process count: the same windows in each global batch, and a
         # state that resumes under another count
         sampler = ShuffleSampler(len(dataset), data_seed, num_replicas=world_size, rank=rank,

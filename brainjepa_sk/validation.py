@@ -327,6 +327,15 @@ def _as_subject_list(X, estimator=None):
     if not subjects:
         raise ValueError("X is empty: expected at least one subject")
     sources = [x if is_path(x) else None for x in subjects]
+    if any(sources):
+        # before any file is read: a list that is not all paths would be read whole, eagerly
+        blank = next((i for i, x in enumerate(subjects)
+                      if sources[i] is None and np.ndim(x) == 0), None)
+        if blank is not None:
+            raise ValueError(
+                f"X lists subject files, but subject {blank} is {subjects[blank]!r}, not a "
+                "path (a subject without a file in a table of paths?): drop the subjects "
+                "without a file, e.g. with pandas' dropna, and pass the paths of the others")
     return [read_subject_file(x) if is_path(x) else _host_tensor(x) for x in subjects], sources
 
 

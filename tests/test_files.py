@@ -92,6 +92,18 @@ def test_x_may_be_a_list_of_files_or_a_glob(tmp_path, series):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA])
+def test_a_list_of_paths_with_a_missing_entry_is_refused_before_any_file_is_read(
+        tmp_path, missing):
+    """A path column with a blank cell: every file would otherwise be read into memory, then
+    the blank refused as a subject of 0 dimensions."""
+    names = [str(tmp_path / f"absent-{i}.npy") for i in range(3)]  # never read
+    X = pd.Series([*names[:2], missing, names[2]], index=[4, 7, 9, 12])
+    with pytest.raises(ValueError, match=r"X lists subject files, but subject 2 is .*, not a "
+                                         r"path .*drop the subjects without a file"):
+        validate_subjects(X, lazy=True)
+
+
 def test_an_array_of_paths_as_bytes_names_the_files(tmp_path, series):
     """As HDF5 files and np.char.encode give them."""
     paths = _write(tmp_path, series)

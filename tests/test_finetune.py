@@ -98,6 +98,17 @@ def test_the_classifier_learns_the_labels_of_held_out_subjects():
     assert clf.history_[-1]["train_loss"] < clf.history_[0]["train_loss"]
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_under_torchrun_the_fine_tuners_warn_that_each_process_fine_tunes_its_own_copy(
+        estimator, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # torchrun's process 0, before any group is joined
+    monkeypatch.setenv("RANK", "0")
+    with pytest.warns(UserWarning, match=rf"{estimator.__name__} is not distributed: under "
+                                         r"torchrun each of the 2 processes fine-tunes a copy"):
+        estimator(tiny_module(), **fast(max_epochs=1)).fit(offset_subjects(np.arange(8) % 2),
+                                                           np.arange(8) % 2)
+
+
 def test_the_regressor_learns_a_continuous_target_in_its_units():
     rng = np.random.default_rng(0)
     levels = rng.uniform(-1, 1, 32)

@@ -1276,6 +1276,18 @@ def test_bad_parameters_are_named(params, message):
         _pretrainer(**params).fit(_data(n_subjects=2))
 
 
+def test_a_batch_that_does_not_split_is_refused_before_the_corpus_is_read(monkeypatch):
+    """The gradients and statistics of a large corpus take minutes: a batch_size that does not
+    split into the processes' micro-batches is refused before them, not after."""
+    def read_the_corpus(*args):
+        raise AssertionError("the corpus was read before the batch was checked")
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", read_the_corpus)
+    with pytest.raises(ValueError, match=r"batch_size=8, the global batch, is not a multiple "
+                                         r"of the 1 process\(es\) x accumulation_steps=3"):
+        _pretrainer(gradients=None, accumulation_steps=3).fit(_data())
+
+
 def test_patch_embed_init_and_roi_std_pooling():
     X = _data()
     frozen = dict(n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0)  # weights stay at init
