@@ -2547,11 +2547,12 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         torch.Tensor
             The scalar loss.
         """
-        y_true = torch.as_tensor(y_true, device=y_pred.device, dtype=torch.float64)
-        mean, scale = (torch.as_tensor(value, device=y_pred.device, dtype=torch.float64)
+        # in float64, then float32, as the targets were scaled before: on the host, where the
+        # loader gives them, as the outputs' device may have no float64 (Apple's MPS)
+        y_true = torch.as_tensor(y_true).detach().to("cpu", torch.float64)
+        mean, scale = (torch.as_tensor(value, dtype=torch.float64)
                        for value in (self.target_mean_, self.target_scale_))
-        # in float64, then float32, as the targets were scaled before
-        y_true = ((y_true - mean) / scale).to(torch.float32).to(y_pred.dtype)
+        y_true = ((y_true - mean) / scale).to(torch.float32).to(y_pred.device, y_pred.dtype)
         return super().get_loss(y_pred, y_true, *args, **kwargs)
 
     @available_if(lambda self: False)

@@ -4438,6 +4438,30 @@ def test_standardize_targets_false_trains_on_the_targets_as_given():
         np.mean((outputs.numpy().ravel() - (y - y.mean()) / y.std()) ** 2), rtol=1e-5)
 
 
+def test_the_regressors_loss_asks_no_float64_of_the_outputs_device():
+    """get_loss scales the targets in float64: on the outputs' device, which a device without
+    float64 (Apple's MPS: "Cannot convert a MPS Tensor to float64 dtype") refused at the first
+    batch, where the targets had come to it in float32. Such a device is emulated on 'meta'."""
+    from torch.overrides import TorchFunctionMode
+
+    class NoFloat64OnMeta(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if (isinstance(out, torch.Tensor) and out.device.type == "meta"
+                    and out.dtype == torch.float64):
+                raise TypeError("Cannot convert a meta Tensor to float64 dtype")
+            return out
+
+    levels = np.linspace(-1, 1, 8)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(
+        offset_subjects(levels), 60 + 10 * levels)
+    reg.device = "meta"  # where skorch's get_loss puts the targets
+    targets = torch.from_numpy(60 + 10 * levels[:, None])  # as the loader gives them
+    with NoFloat64OnMeta():
+        loss = reg.get_loss(torch.zeros((8, 1), device="meta"), targets)
+    assert loss.device.type == "meta" and loss.dtype == torch.float32 and loss.ndim == 0
+
+
 # -- round 13: planted bugs that the tests above let through -----------------------------------
 
 def test_a_history_of_records_without_epochs_is_refused_and_the_net_kept(tmp_path):
