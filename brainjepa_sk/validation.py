@@ -1388,9 +1388,11 @@ def validate_subjects(
     ------
     ValueError
         Empty or sparse ``X``, wrong dimensions, complex values, NaN or infinity, too few
-        timepoints, fewer than two regions, constant regions, regions that differ between
-        subjects or from the fitted ones, a glob that matches no file, or a torch ``Dataset``
-        (skorch's way to pass data). The message names the subject and what was expected.
+        timepoints, fewer than two regions, constant regions, a scan ending in two or more
+        frames of zeros (padding), regions that differ between subjects or from the fitted
+        ones, a glob that matches no file, a missing entry in a list of paths, or a torch
+        ``Dataset`` (skorch's way to pass data). The message names the subject and what was
+        expected.
     TypeError
         Values that are not a signal: booleans, text (numbers written as strings included),
         a masked array with masked values, or objects that are not numbers (e.g. dicts in an
