@@ -13,6 +13,7 @@ can read.
 from __future__ import annotations
 
 import copy
+import inspect
 import os
 import re
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import __version__
 from ._warnings import warn_user
 from .gradients import gradient_region_names, load_gradients, named_gradients
 from .nn.encoder import BrainEncoder
@@ -87,6 +89,21 @@ def _built_for_loading(gradients, config):
         if isinstance(module, GradientPositionalEmbedding):
             module.gradients.copy_(gradients)
     return model
+
+
+def _check_config(config, path):
+    """Refuse a saved model configuration that ``BrainJEPA`` does not take, naming ``path``
+    (keys absent from it take their defaults, as in files saved before they existed)."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} is an inconsistent checkpoint: its model configuration is a "
+                         f"{type(config).__name__}, not a dict")
+    known = set(inspect.signature(BrainJEPA).parameters) - {"gradients"}
+    unknown = sorted(str(key) for key in set(config) - known)
+    if unknown:
+        raise ValueError(
+            f"{path} holds model settings that this version of brainjepa_sk ({__version__}) "
+            f"does not know: {unknown} (it takes {sorted(known)}); the file was written by "
+            "another version: load it with that version")
 
 
 def _strip_prefix(state, section):
@@ -514,8 +531,9 @@ def load_checkpoint(path, map_location="cpu"):
     ValueError
         Naming the file, when it is a folder, empty, damaged (its checksum does not match),
         not a checkpoint of this package (a research checkpoint, a pretraining run's state),
-        written by a newer version, incomplete, or when its weights hold NaN or infinite
-        values.
+        written by a newer version, incomplete, when its model settings are not those this
+        version's :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
+        version), or when its weights hold NaN or infinite values.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:
@@ -527,7 +545,9 @@ def load_checkpoint(path, map_location="cpu"):
         )
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(
-            f"{path} was written by a newer brainjepa_sk (format {payload['format_version']})"
+            f"{path} was written by a newer brainjepa_sk (format {payload['format_version']}, "
+            f"this version {__version__} reads up to {FORMAT_VERSION}): upgrade brainjepa_sk "
+            "to load it"
         )
     missing = [key for key in ("config", "gradients", "state_dict") if key not in payload]
     if missing:
@@ -544,6 +564,7 @@ def load_checkpoint(path, map_location="cpu"):
         if not isinstance(value, dict):
             raise ValueError(f"{path} is an inconsistent checkpoint: its {name} is a "
                              f"{type(value).__name__}, not a dict")
+    _check_config(payload["config"], path)
     try:
         model = _built_for_loading(payload["gradients"], payload["config"])
         model.load_state_dict(payload["state_dict"])
@@ -793,8 +814,8 @@ def export_training_state(state_path, path):
     ------
     ValueError
         Naming the state file, when it is damaged or does not record the model's configuration
-        (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``), or
-        when ``path`` is the state file itself or holds another pretraining run's state (that
+        (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``) or
+        records settings this version's model does not take, or when ``path`` is the state file itself or holds another pretraining run's state (that
         run would be lost).
     """
     from .train.callbacks import read_training_state
@@ -811,6 +832,7 @@ def export_training_state(state_path, path):
             f"{state_path} does not record the model's configuration (it was not written by "
             "BrainJEPAPretrainer), so the model cannot be rebuilt from it"
         )
+    _check_config(extra["config"], state_path)
     weights = state["loop"]["model"]
     model = _built_for_loading(weights["encoder.pos_embed.gradients"], extra["config"])
     model.load_state_dict(weights)

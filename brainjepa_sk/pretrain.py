@@ -856,6 +856,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                      # _tell_of_unfinished_runs)
                      "data": run["data"], "n_subjects": run["n_subjects"],
                      "settings": run["settings"], "process": _this_process(),
+                     "state_format": _STATE_FORMAT,
                      **self._region_names()}
             checkpoint = Checkpoint(Path(self.checkpoint_dir) / name, fingerprint, extra=extra,
                                     every_steps=self.checkpoint_every)
@@ -934,7 +935,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 # this run's own file, one saved before settings were kept, or one another
                 # fit trains now (parallel cross-validation folds share checkpoint_dir)
                 continue
-            if extra.get("data") == run["data"]:
+            # files saved before the format was recorded in them are of format 4
+            theirs_format = extra.get("state_format", 4)
+            if (theirs_format != _STATE_FORMAT and extra.get("data") == run["data"]
+                    and extra["settings"] == run["settings"]):
+                what = (f"the same data and settings but saved by another version of "
+                        f"brainjepa_sk (state format {theirs_format} there, {_STATE_FORMAT} "
+                        "now)")
+                found.append((_modified(other), other, extra, done, what,
+                              "only a version of its state format"))
+            elif extra.get("data") == run["data"]:
                 theirs, ours = extra["settings"], run["settings"]
                 changed = [f"{name}: {theirs.get(name)!r} there, {ours.get(name)!r} now"
                            for name in sorted(set(theirs) | set(ours))

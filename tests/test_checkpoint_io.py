@@ -376,8 +376,26 @@ def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
     payload["checksum"] = _checksum(payload)
     torch.save(payload, tmp_path / "newer.pt")
     with pytest.raises(ValueError, match=rf"newer\.pt was written by a newer brainjepa_sk "
-                                         rf"\(format {FORMAT_VERSION + 1}\)"):
+                                         rf"\(format {FORMAT_VERSION + 1}, this version .* reads "
+                                         rf"up to {FORMAT_VERSION}\): upgrade brainjepa_sk"):
         load_checkpoint(tmp_path / "newer.pt")
+
+
+@pytest.mark.parametrize("load", [load_checkpoint, resolve_weights])
+def test_model_settings_of_another_version_are_named_with_the_file(tmp_path, load):
+    """A configuration key this version's model does not take (renamed or added by another
+    version) is named with the file, not as BrainJEPA.__init__'s TypeError."""
+    from brainjepa_sk.checkpoint import _checksum
+
+    save_checkpoint(tmp_path / "m.pt", _model())
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload["config"]["embed_width"] = payload["config"].pop("embed_dim")
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "other version.pt")
+    with pytest.raises(ValueError, match=r"other version\.pt holds model settings that this "
+                                         r"version of brainjepa_sk .* does not know: "
+                                         r"\['embed_width'\].*load it with that version"):
+        load(tmp_path / "other version.pt")
 
 
 def test_map_location_is_passed_to_torch_load(tmp_path):
@@ -560,6 +578,19 @@ def test_exporting_a_damaged_training_state_names_it_and_writes_nothing(tmp_path
     torch.save(state, state_path)
     with pytest.raises(ValueError, match=r"run-1\.pt is damaged: its contents do not match"):
         export_training_state(state_path, tmp_path / "model.pt")
+    assert not (tmp_path / "model.pt").exists()
+
+
+def test_exporting_a_state_of_model_settings_of_another_version_names_them(tmp_path):
+    from brainjepa_sk.checkpoint import export_training_state
+    from brainjepa_sk.train import Checkpoint
+
+    model = _model()
+    config = {**model.config, "embed_width": model.config["embed_dim"]}
+    Checkpoint(tmp_path / "run-1.pt", key="k", extra={"config": config}).save(_LoopState(model))
+    with pytest.raises(ValueError, match=r"run-1\.pt holds model settings .* does not know: "
+                                         r"\['embed_width'\]"):
+        export_training_state(tmp_path / "run-1.pt", tmp_path / "model.pt")
     assert not (tmp_path / "model.pt").exists()
 
 

@@ -2227,6 +2227,19 @@ def test_load_params_of_a_foreign_file_or_a_folder_says_so_without_torchs_advice
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+def test_save_params_to_a_folder_says_so_and_keeps_the_other_files(tmp_path):
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    clf.save_params(f_params=tmp_path / "params.pt")
+    saved = (tmp_path / "params.pt").read_bytes()
+    (tmp_path / "history").mkdir()
+    with pytest.raises(IsADirectoryError, match=r"could not save .*history: it is a folder; "
+                                                "give the path of a file"):
+        clf.save_params(f_params=tmp_path / "params.pt", f_history=tmp_path / "history")
+    assert (tmp_path / "params.pt").read_bytes() == saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history", "params.pt"]
+
+
 def test_save_params_writes_file_objects_as_given():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)

@@ -595,6 +595,27 @@ def test_a_new_run_beside_an_unfinished_one_says_what_differs(tmp_path):
         _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=5e-4).fit(X)
 
 
+def test_an_unfinished_run_of_another_state_format_is_named_as_such(tmp_path, monkeypatch):
+    """After an upgrade that changes the state format, the same fit starts afresh: the warning
+    says the unfinished run was saved by another version, not that it had other gradients
+    and that a fit with its settings would resume it."""
+    from brainjepa_sk import pretrain
+
+    X = _data()
+    with pytest.raises(KeyboardInterrupt):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                    callbacks=[_InterruptAfterEpoch(2)]).fit(X)
+    (unfinished,) = _state_files(tmp_path)
+    monkeypatch.setattr(pretrain, "_STATE_FORMAT", pretrain._STATE_FORMAT + 1)
+    with pytest.warns(UserWarning, match="unfinished run") as record:
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path).fit(X)
+    (message,) = [str(w.message) for w in record if "unfinished run" in str(w.message)]
+    assert str(unfinished) in message and "other gradients" not in message
+    assert (f"the same data and settings but saved by another version of brainjepa_sk (state "
+            f"format {pretrain._STATE_FORMAT - 1} there, {pretrain._STATE_FORMAT} now), which "
+            "only a version of its state format would resume") in message
+
+
 def test_a_run_another_live_process_trains_is_not_warned_of_as_unfinished(tmp_path,
                                                                         monkeypatch):
     """Cross-validation folds or search candidates fitted in parallel share checkpoint_dir:

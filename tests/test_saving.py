@@ -121,6 +121,21 @@ def test_a_full_disk_says_so_and_keeps_the_previous_file(tmp_path, monkeypatch, 
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
 
+def test_saving_to_a_folder_says_so_before_writing_anything(tmp_path, monkeypatch):
+    """The rename would refuse the folder only after the whole model was written beside it,
+    with the system's bare 'Is a directory'."""
+    folder = tmp_path / "my models"
+    folder.mkdir()
+    written = []
+    monkeypatch.setattr(runtime.torch, "save", lambda obj, file: written.append(file))
+    with pytest.raises(IsADirectoryError, match=rf"could not save {re.escape(str(folder))}: it "
+                                                r"is a folder; give the path of a file") as info:
+        save_checkpoint(folder, tiny_module())
+    assert info.value.errno == errno.EISDIR
+    assert written == [] and list(folder.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["my models"]
+
+
 def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
     def denied(obj, file):
         raise PermissionError(errno.EACCES, "Permission denied")

@@ -412,6 +412,11 @@ class Checkpoint(Callback):
                     self.path)
 
 
+#: What every reader of a state file takes from its loop state (exporting its model needs
+#: these; resuming needs more, which :meth:`PretrainLoop.load_state_dict` checks).
+_LOOP_KEYS = ("model", "epoch", "history")
+
+
 def _extra_checksum(key, extra):
     return tensor_checksum({"key": key, "extra": extra}, values=True)
 
@@ -466,13 +471,20 @@ def read_training_state(path):
     Raises
     ------
     ValueError
-        Naming the file, when it is truncated, damaged (its checksum does not match) or not a
-        training state.
+        Naming the file, when it is truncated, damaged (its checksum does not match), not a
+        training state, or lacks a part that resuming needs.
     """
     # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
     state = load_file(path, map_location="cpu", what="training state")
     if not isinstance(state, dict) or "loop" not in state:
         raise ValueError(f"{path} is not a training state")
+    # checked here, not as a KeyError once a resume has loaded part of the state
+    missing = ([key for key in _LOOP_KEYS if key not in state["loop"]]
+               if isinstance(state["loop"], dict) else list(_LOOP_KEYS))
+    if missing:
+        raise ValueError(
+            f"{path} is an incomplete training state: it has no {missing} (not written by "
+            "Checkpoint.save, or by a version of brainjepa_sk that saved other parts)")
     # states saved before the values were counted have a checksum of their tensors only
     if "checksum" in state and state["checksum"] != tensor_checksum(
             state["loop"], values=state.get("checksum_values") is True):

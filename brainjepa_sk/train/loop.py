@@ -29,6 +29,12 @@ def _count(name, value, minimum):
     return int(value)
 
 
+#: What :meth:`PretrainLoop.load_state_dict` needs of a state (states saved before the others
+#: existed lack them).
+_STATE_KEYS = ("model", "optimizer", "mask_sampler", "data_sampler", "global_rng", "epoch",
+               "step", "history")
+
+
 def _class_name(obj):
     return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
@@ -563,9 +569,9 @@ class PretrainLoop:
         Raises
         ------
         ValueError
-            When the state's model or optimizer (its class, its parameter groups) does not fit
-            this loop's, or it holds a data sampler's state that this loop's sampler cannot take
-            (checked before anything is restored).
+            When the state lacks a part, when its model or optimizer (its class, its parameter
+            groups) does not fit this loop's, or it holds a data sampler's state that this
+            loop's sampler cannot take (checked before anything is restored).
         """
         self._check_fits(state)
         sampler = getattr(self.loader, "sampler", None)
@@ -611,6 +617,11 @@ class PretrainLoop:
     def _check_fits(self, state):
         """Refuse a state of another model before any of it is loaded (torch would copy the
         tensors that fit, then raise)."""
+        missing = [key for key in _STATE_KEYS if key not in state]
+        if missing:  # rather than a KeyError once part of the state is loaded
+            raise ValueError(
+                f"the state has no {missing}: it was not written by PretrainLoop.state_dict "
+                "(or by a version of brainjepa_sk that saved other parts)")
         own = self.model.state_dict()
         saved = state["model"]
         wrong = sorted(set(own) ^ set(saved)) + sorted(

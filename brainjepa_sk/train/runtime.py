@@ -599,10 +599,15 @@ def naming_save_errors(path):
     Raises
     ------
     OSError
-        Naming ``path``: ``ENOSPC`` for a full disk (an ``OSError`` of ``ENOSPC`` or
-        ``EDQUOT``, or torch's short write), the system's code for other ``OSError`` errors.
-        Other errors propagate as they are.
+        Naming ``path``: ``EISDIR`` when it is a folder (before anything is written),
+        ``ENOSPC`` for a full disk (an ``OSError`` of ``ENOSPC`` or ``EDQUOT``, or torch's
+        short write), the system's code for other ``OSError`` errors. Other errors propagate
+        as they are.
     """
+    # said before the data are written beside it (the rename would refuse a folder only then)
+    if Path(path).is_dir() and not Path(path).is_symlink():
+        raise IsADirectoryError(errno.EISDIR, f"could not save {path}: it is a folder; give the "
+                                              "path of a file to write (in it, or elsewhere)")
     try:
         yield
     except (OSError, RuntimeError) as error:
