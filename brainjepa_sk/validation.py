@@ -330,13 +330,21 @@ def _as_subject_list(X, estimator=None):
     if any(sources):
         # before any file is read: a list that is not all paths would be read whole, eagerly
         blank = next((i for i, x in enumerate(subjects)
-                      if sources[i] is None and np.ndim(x) == 0), None)
+                      if sources[i] is None and _is_scalar(x)), None)
         if blank is not None:
             raise ValueError(
                 f"X lists subject files, but subject {blank} is {subjects[blank]!r}, not a "
                 "path (a subject without a file in a table of paths?): drop the subjects "
                 "without a file, e.g. with pandas' dropna, and pass the paths of the others")
     return [read_subject_file(x) if is_path(x) else _host_tensor(x) for x in subjects], sources
+
+
+def _is_scalar(x):
+    """Whether ``x`` has no dimension (a ragged table has some: ``check_subject`` names it)."""
+    try:
+        return np.ndim(x) == 0
+    except ValueError:  # NumPy's "inhomogeneous shape"
+        return False
 
 
 def _is_torch_dataset(X):

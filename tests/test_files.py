@@ -104,6 +104,14 @@ def test_a_list_of_paths_with_a_missing_entry_is_refused_before_any_file_is_read
         validate_subjects(X, lazy=True)
 
 
+def test_a_ragged_table_in_a_list_of_paths_is_named_as_such(tmp_path, series):
+    """Not a blank entry, and not NumPy's bare 'inhomogeneous shape' from looking for one."""
+    np.save(tmp_path / "sub-01.npy", series[0])
+    X = [str(tmp_path / "sub-01.npy"), [[1.0, 2.0], [3.0]]]
+    with pytest.raises(ValueError, match=r"subject 1 is a table whose rows differ in length"):
+        validate_subjects(X, lazy=True)
+
+
 def test_an_array_of_paths_as_bytes_names_the_files(tmp_path, series):
     """As HDF5 files and np.char.encode give them."""
     paths = _write(tmp_path, series)
