@@ -1542,7 +1542,9 @@ class _FineTuneBase(SubjectsInputMixin):
             raise ValueError(f"epochs passed to {routing} must be an int >= 0 (or None for "
                              f"max_epochs), got {epochs!r}")
         self._refuse_module_settings(self.get_params(deep=False))
-        n_processes = max(world()[1], _launcher_world_size())
+        # torchrun sets RANK with WORLD_SIZE; a WORLD_SIZE alone (a job script's export) is a
+        # process on its own, as is_main_process takes it
+        n_processes = max(world()[1], _launcher_world_size() if "RANK" in os.environ else 1)
         if n_processes > 1:
             warn_user(f"{type(self).__name__} is not distributed: under torchrun each of the "
                       f"{n_processes} processes fine-tunes a copy of its own on all the data "

@@ -109,6 +109,17 @@ def test_under_torchrun_the_fine_tuners_warn_that_each_process_fine_tunes_its_ow
                                                            np.arange(8) % 2)
 
 
+def test_a_world_size_left_without_torchrun_gives_no_torchrun_warning(monkeypatch):
+    """A WORLD_SIZE exported by a job script, without torchrun's RANK: one process."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(
+            offset_subjects(np.arange(8) % 2), np.arange(8) % 2)
+    assert not [w for w in record if "is not distributed" in str(w.message)]
+
+
 def test_the_regressor_learns_a_continuous_target_in_its_units():
     rng = np.random.default_rng(0)
     levels = rng.uniform(-1, 1, 32)
