@@ -815,8 +815,8 @@ def export_training_state(state_path, path):
     ValueError
         Naming the state file, when it is damaged or does not record the model's configuration
         (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``) or
-        records settings this version's model does not take, or when ``path`` is the state file itself or holds another pretraining run's state (that
-        run would be lost).
+        records settings this version's model does not take, or when ``path`` is the state
+        file itself or holds another pretraining run's state (that run would be lost).
     """
     from .train.callbacks import read_training_state
 
