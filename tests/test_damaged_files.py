@@ -329,10 +329,8 @@ def test_a_format_2_checkpoint_still_loads_and_is_checked(tmp_path):
         load_checkpoint(tmp_path / "v2.pt")
 
 
-@pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state",
-                                    "flipped_optimizer_setting", "flipped_counter",
-                                    "flipped_extra", "flipped_key"])
-def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
+def _saved_run(tmp_path):
+    """A tiny pretraining run saved in ``tmp_path / "run"``: its data, settings and state file."""
     X = np.random.default_rng(0).standard_normal((4, 32, 8))
     params = dict(gradients=np.random.default_rng(1).standard_normal((8, 3)), patch_size=4,
                   n_frames=16, model_size=dict(embed_dim=16, depth=1, num_heads=2),
@@ -340,6 +338,14 @@ def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
                   random_state=0, checkpoint_dir=tmp_path / "run")
     BrainJEPAPretrainer(**params).fit(X)
     (state_path,) = (tmp_path / "run").glob("run-*.pt")
+    return X, params, state_path
+
+
+@pytest.mark.parametrize("damage", ["half", "empty", "text", "pickle", "flipped_state",
+                                    "flipped_optimizer_setting", "flipped_counter",
+                                    "flipped_extra", "flipped_key"])
+def test_resuming_from_a_damaged_state_names_it(tmp_path, files, damage):
+    X, params, state_path = _saved_run(tmp_path)
     if damage == "flipped_state":
         state = torch.load(state_path, weights_only=True)
         next(iter(state["loop"]["model"].values())).view(-1)[0] += 1.0
@@ -377,13 +383,7 @@ def test_a_state_lacking_a_part_is_named_before_any_of_it_is_resumed(tmp_path, p
     """A state of consistent checksums without a part the loop needs (another version's, or
     one not written by Checkpoint.save) is named with the part, not a bare KeyError raised
     after the model was loaded."""
-    X = np.random.default_rng(0).standard_normal((4, 32, 8))
-    params = dict(gradients=np.random.default_rng(1).standard_normal((8, 3)), patch_size=4,
-                  n_frames=16, model_size=dict(embed_dim=16, depth=1, num_heads=2),
-                  predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0,
-                  random_state=0, checkpoint_dir=tmp_path / "run")
-    BrainJEPAPretrainer(**params).fit(X)
-    (state_path,) = (tmp_path / "run").glob("run-*.pt")
+    X, params, state_path = _saved_run(tmp_path)
     state = torch.load(state_path, weights_only=True)
     del state["loop"][part]
     state["checksum"] = tensor_checksum(state["loop"], values=True)
