@@ -47,7 +47,7 @@ from skorch.setter import optimizer_setter
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 from torch.utils.data import Subset
 
-from ._warnings import warn_user
+from ._warnings import catch_warnings, warn_user
 from .files import is_path
 from .train.runs import run_key
 from .train.runtime import (
@@ -490,7 +490,7 @@ def restore_lr_schedulers(net):
         if not plateau:
             for group in groups:
                 group["lr"] = group["initial_lr"]
-        with warnings.catch_warnings():
+        with catch_warnings():
             # torch's warning that the scheduler steps before the optimizer: it replays them
             warnings.simplefilter("ignore", UserWarning)
             scheduler = callback._get_scheduler(

@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import warnings
+
+# Held around every warnings.catch_warnings block of the package: the block swaps the
+# process-wide filter list (and, recording, the function that shows warnings) on entry and puts
+# back what it found on exit, so two blocks that overlap in threads restore each other's state
+# (a filter such as "always" or "ignore" left for the whole process, or warnings shown nowhere).
+_CATCH_LOCK = threading.RLock()
+
+
+def _new_catch_lock():
+    # a child forked while another thread held the lock would wait on it forever
+    global _CATCH_LOCK
+    _CATCH_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_new_catch_lock)
 
 _PACKAGE_DIRS = tuple({os.path.dirname(os.path.abspath(__file__)) + os.sep,
                        os.path.dirname(os.path.realpath(__file__)) + os.sep})
@@ -35,3 +53,28 @@ def warn_user(message, category=UserWarning):
     while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)  # + 1: this function's own frame
+
+
+@contextlib.contextmanager
+def catch_warnings(*, record=False):
+    """``warnings.catch_warnings``, one block at a time across the threads of the process.
+
+    Python's ``catch_warnings`` is not thread-safe: it saves the global warning filters on
+    entry and restores them on exit, so two blocks overlapping in two threads (two threads
+    calling ``transform`` on one fitted estimator) could leave a filter of one of them in
+    force for the whole process, or warnings recorded into a list nobody reads. The package's
+    own blocks take one lock, so they never overlap. A warning another thread raises while a
+    block is active still sees that block's filters.
+
+    Parameters
+    ----------
+    record : bool, default=False
+        As ``warnings.catch_warnings``: yield the list the warnings of the block go to.
+
+    Yields
+    ------
+    list of warnings.WarningMessage or None
+        What ``warnings.catch_warnings`` yields.
+    """
+    with _CATCH_LOCK, warnings.catch_warnings(record=record) as caught:
+        yield caught

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._warnings import catch_warnings
 from .train.runtime import expand_home
 
 __all__ = [
@@ -633,7 +634,7 @@ def read_subject_file(path):
             return load_npy(path, mmap_mode="r")
         if suffix in (".tsv", ".csv"):
             return read_csv_table(path, column="region")
-        with warnings.catch_warnings():
+        with catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             # a byte-order mark (Windows editors write one) is no number
             array = np.loadtxt(path, comments="#", ndmin=2, encoding="utf-8-sig")

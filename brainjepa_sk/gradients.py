@@ -28,7 +28,7 @@ from ._base import (
     restore_on_error,
     rows_indexed_like,
 )
-from ._warnings import warn_user
+from ._warnings import catch_warnings, warn_user
 from .files import (
     check_has_rows,
     check_index_column,
@@ -508,7 +508,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         for start in range(0, len(data), CONNECTIVITY_CHUNK):
             # one subject's correlation does not depend on the others: chunks change nothing
             measure = ConnectivityMeasure(kind="correlation")
-            with warnings.catch_warnings():
+            with catch_warnings():
                 # nilearn 0.11 warns that its z-scoring divides by the population std, not the
                 # sample's: a factor common to every region, which the correlation does not see
                 warnings.filterwarnings("ignore", "The default strategy for standardize",
@@ -532,7 +532,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         )
         # BrainSpace takes a Python float only (a NumPy float or a Fraction fails in it)
         sparsity = None if self.sparsity is None else float(self.sparsity)
-        with warnings.catch_warnings(record=True) as caught:
+        with catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             maps.fit(matrix, sparsity=sparsity)
         # BrainSpace returns reversed views; C-contiguous copies make later BLAS products (and

@@ -166,6 +166,37 @@ def test_a_disconnected_affinity_graph_is_named_not_returned_as_infinite_gradien
     assert len([w for w in caught if "affinity graph" in str(w.message)]) == 1
 
 
+def test_threads_transforming_one_positioner_leave_the_warning_filters_as_they_were(monkeypatch):
+    """Two threads calling transform on one fitted positioner: each records BrainSpace's
+    warnings in a catch_warnings block, which swaps the process's filters; overlapping, the
+    blocks restored each other's filters, leaving "always" in force for the whole process."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import brainspace.gradient.gradient as brainspace_gradient
+
+    fit, inside, both_in = brainspace_gradient.GradientMaps.fit, [], threading.Event()
+
+    def overlapping_fit(self, *args, **kwargs):
+        inside.append(None)
+        if len(inside) == 2:  # the second in leaves its block last: not the reverse order
+            both_in.set()
+            time.sleep(0.2)
+        both_in.wait(timeout=0.5)  # the first in waits (a while at most) for the other thread
+        return fit(self, *args, **kwargs)
+
+    fitted = GradientPositioner(kind="connectivity", **SMALL).fit(_smooth())
+    expected = fitted.transform(_smooth()[None])
+    monkeypatch.setattr(brainspace_gradient.GradientMaps, "fit", overlapping_fit)
+    before = list(warnings.filters)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda _: fitted.transform(_smooth()[None]), range(2)))
+    assert warnings.filters == before
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
+
+
 # --- time-series path -----------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import Options, StrOptions, validate_params
 
-from .._warnings import warn_user
+from .._warnings import catch_warnings, warn_user
 from ..validation import Range
 
 __all__ = ["load_abide", "load_development_fmri"]
@@ -322,7 +322,7 @@ def load_development_fmri(
     columns = None
     for i, func in enumerate(funcs):
         subject_confounds = _read_confounds(confound_paths[i]) if confounds else None
-        with warnings.catch_warnings():
+        with catch_warnings():
             # nilearn 0.11 warns of a mask_img applied before the extraction whenever
             # keep_masked_labels is left at its default (this masker has no mask_img), and that
             # its z-scoring of the confounds divides by the population std (a scale the
@@ -387,7 +387,7 @@ def load_development_fmri(
 def _as_series(entry, i):
     """One subject's ROI series from the fetcher: an array, or the path of a ``.1D`` file."""
     if isinstance(entry, (str, os.PathLike)):
-        with warnings.catch_warnings():
+        with catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
             entry = np.loadtxt(entry, ndmin=2)
     try:

@@ -13,7 +13,7 @@ import warnings
 
 import torch
 
-from .._warnings import warn_user
+from .._warnings import catch_warnings, warn_user
 from .runtime import all_finite, atomic_save, expand_home, load_file, tensor_checksum
 
 __all__ = [
@@ -440,7 +440,7 @@ def peek_training_state(path):
         ``extra`` is damaged (:func:`~brainjepa_sk.train.read_training_state` then says why).
     """
     try:
-        with warnings.catch_warnings():
+        with catch_warnings():
             warnings.simplefilter("ignore")
             state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # noqa: BLE001 -- any failure: the full read reports it

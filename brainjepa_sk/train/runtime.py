@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._warnings import catch_warnings
+
 __all__ = [
     "PRECISIONS",
     "all_finite",
@@ -298,7 +300,7 @@ def load_file(path, map_location="cpu", what="torch file"):
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty: not a {what} (an interrupted copy or download?)")
     try:
-        with warnings.catch_warnings():
+        with catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             # a TorchScript archive is refused below; torch warns first that it dispatches it
             warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
