@@ -1165,3 +1165,39 @@ def test_a_quoted_gradient_name_with_a_space_counts_as_one_name(tmp_path):
     path.write_text('"Gradient 1" "Gradient 2"\n' + "".join(
         f"{a!r} {b!r}\n" for a, b in rows.tolist()))
     np.testing.assert_array_equal(load_gradients(path), rows)
+
+
+def test_a_child_forked_while_another_thread_silences_warnings_still_reads_text_files(tmp_path):
+    """Reading a text file silences NumPy's warning under the package's one lock for warning
+    filters: a process forked (a loader worker) while another thread held it inherited it held
+    by a thread that does not exist there, and waited for it forever."""
+    import multiprocessing
+    import threading
+
+    from brainjepa_sk._warnings import catch_warnings
+
+    path = tmp_path / "subject.txt"
+    np.savetxt(path, np.ones((4, 3)))
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with catch_warnings():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    held.wait(10)
+    try:
+        child = multiprocessing.get_context("fork").Process(target=read_subject_file,
+                                                             args=(path,))
+        child.start()
+        child.join(5)
+        hung = child.is_alive()
+        if hung:
+            child.kill()
+            child.join()
+    finally:
+        release.set()
+        thread.join()
+    assert not hung and child.exitcode == 0
