@@ -1877,3 +1877,22 @@ def test_a_url_that_urllib_cannot_open_is_a_failed_download_saying_where_to_put_
                                       r"failed \(unknown url type.*put it at"):
         fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
     assert not list((tmp_path / "brainjepa_ukbiobank").glob("*.part"))
+
+
+def test_threads_transforming_one_fitted_embedder_get_what_each_gets_alone(tmp_path):
+    """transform reads the fitted embedder without changing it (the encoder's mode, the
+    preprocessing), and the warning filters it sets around reading a text file take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    X = make_subjects(4, 12)
+    paths = [tmp_path / f"subject{i}.txt" for i in range(len(X))]
+    for path, series in zip(paths, X):
+        np.savetxt(path, series)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(), normalization=None, device="cpu").fit(X)
+    expected = embedder.transform(paths)
+    before = list(warnings.filters)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: embedder.transform(paths), range(8)))
+    assert warnings.filters == before
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
