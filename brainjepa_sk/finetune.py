@@ -2511,7 +2511,9 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
                 self.target_scale_ = np.ones(table.shape[1])
         elif table.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {table.shape[1]} target column(s) but the model was fitted "
-                             f"on {self.n_outputs_}: a continued fit takes the same targets")
+                             f"on {self.n_outputs_}: a continued fit (warm_start=True or "
+                             "partial_fit) takes the same targets; fit anew with "
+                             "warm_start=False to train on other targets")
         if not np.isfinite(self._scaled(table)).all():
             raise ValueError(
                 "y is too large for float32 training once scaled (by target_mean_ and "

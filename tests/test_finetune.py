@@ -1882,10 +1882,14 @@ def test_a_continued_fit_refuses_another_number_of_targets():
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(8.0))
     prediction = reg.predict(X)
     with pytest.raises(ValueError, match=r"y has 2 target column\(s\) but the model was fitted "
-                                         "on 1: a continued fit takes the same targets"):
+                                         r"on 1: a continued fit \(warm_start=True or "
+                                         r"partial_fit\) takes the same targets; fit anew with "
+                                         "warm_start=False"):
         reg.partial_fit(X, np.ones((8, 2)))
     assert len(reg.history_) == 1
     np.testing.assert_array_equal(reg.predict(X), prediction)
+    reg.set_params(warm_start=False).fit(X, np.ones((8, 2)))  # as the message says
+    assert reg.n_outputs_ == 2
 
 
 @pytest.mark.parametrize("y, message", [
