@@ -8,10 +8,7 @@ import sys
 import threading
 import warnings
 
-# Held around every warnings.catch_warnings block of the package: the block swaps the
-# process-wide filter list (and, recording, the function that shows warnings) on entry and puts
-# back what it found on exit, so two blocks that overlap in threads restore each other's state
-# (a filter such as "always" or "ignore" left for the whole process, or warnings shown nowhere).
+# held around every warnings.catch_warnings block of the package (see catch_warnings below)
 _CATCH_LOCK = threading.RLock()
 
 
