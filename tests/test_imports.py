@@ -48,3 +48,12 @@ def test_the_model_layers_import_without_scikit_learn_or_pandas():
         "    assert getattr(brainjepa_sk, name).__name__ == 'brainjepa_sk.' + name\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=PACKAGE.parent)
+
+
+def test_the_package_catches_warnings_only_through_its_thread_safe_helper():
+    # warnings.catch_warnings swaps the filters of the whole process: two blocks overlapping
+    # in threads left one's filters in force; _warnings.catch_warnings takes one lock
+    paths = [path for path in PACKAGE.rglob("*.py") if path.name != "_warnings.py"]
+    assert len(paths) > 20
+    for path in paths:
+        assert "warnings.catch_warnings(" not in path.read_text(), path.relative_to(PACKAGE)
