@@ -337,6 +337,36 @@ def _refuse_missing_targets(y, what):
         "y[keep])")
 
 
+def _refuse_labels_of_several_kinds(y):
+    """Refuse a ``y`` of labels held as objects that scikit-learn cannot classify, naming the
+    subjects: labels of several kinds (numbers and text, as a spreadsheet column with one typo
+    reads) failed with NumPy's bare "'<' not supported between instances of 'int' and 'str'"
+    or scikit-learn's "Unknown label type: unknown ... continuous values", which it also says
+    of numbers alone held as objects."""
+    if y.dtype != object:
+        return
+    kinds = {}  # kind of label: the first subject with one
+    for i, label in enumerate(y.tolist()):
+        if isinstance(label, str):
+            kind = "text"
+        elif isinstance(label, (numbers.Number, np.bool_)):
+            kind = "numbers"
+        else:  # other objects: scikit-learn's checks say what they are
+            return
+        kinds.setdefault(kind, (i, label))
+    if len(kinds) > 1:
+        (i, first), (j, second) = kinds["text"], kinds["numbers"]
+        raise ValueError(
+            f"y mixes labels of text and numbers (subject {i} is {first!r}, subject {j} is "
+            f"{second!r}), which cannot be sorted into classes: give labels of one kind, e.g. "
+            "y.astype(str)")
+    if "numbers" in kinds:
+        raise ValueError(
+            "Unknown label type: y holds numbers as Python objects (an array or Series of "
+            "dtype object), which scikit-learn does not take as labels: convert them, e.g. "
+            "y.astype(int) for whole numbers")
+
+
 def _check_classes(classes, what):
     """``classes`` (the parameter, or the argument of ``partial_fit``, as ``what`` names it) as
     a 1-D array of labels: nested lists, a string, missing values or labels that cannot be
@@ -2162,6 +2192,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         y = y_1d
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
+        _refuse_labels_of_several_kinds(y)
         check_classification_targets(y)
         # (fit_rows: the second call of a fit whose split drew subjects; checked at the first)
         given = (None if continuing or fit_rows is not None or self.classes is None

@@ -1949,6 +1949,23 @@ def test_classes_that_are_no_list_of_labels_are_refused_by_name(classes, message
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).partial_fit(X, y, classes)
 
 
+@pytest.mark.parametrize("y, message", [
+    (["a", 1, "b", 0], r"y mixes labels of text and numbers \(subject 0 is 'a', subject 1 is "
+                       r"1\), .* e\.g\. y\.astype\(str\)"),
+    ([1, "a", 0, "b"], r"y mixes labels of text and numbers \(subject 1 is 'a', subject 0 is "
+                       r"1\)"),
+    ([0, 1, 0, 1], r"Unknown label type: y holds numbers as Python objects .* y\.astype\(int\)"),
+], ids=["text_first", "number_first", "numbers"])
+def test_labels_of_several_kinds_are_refused_naming_the_subjects(y, message):
+    """A column of labels read as objects with a number among text had failed with NumPy's
+    "'<' not supported between instances of 'int' and 'str'", or scikit-learn's "Unknown label
+    type: unknown ... continuous values", which it also said of numbers held as objects."""
+    X = offset_subjects(np.tile([0.0, 1.0], 2))
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(
+            X, pd.Series(y, dtype=object))
+
+
 def test_score_names_a_missing_label_or_target_too():
     """Scoring held-out subjects whose text labels have one missing had failed in NumPy's sort,
     and a NaN target said only "Input contains NaN"."""
