@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+from sklearn.model_selection import GroupShuffleSplit, ShuffleSplit, StratifiedShuffleSplit
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import make_constraint
 from sklearn.utils.multiclass import type_of_target
@@ -177,6 +177,12 @@ class SubjectValidSplit:
     regressor's target scaling and robust-scaling statistics come from the training subjects
     only.
 
+    Subjects that are not independent (a family's, a site's, or several scans of one
+    participant passed as separate subjects) are held out together when the estimator's
+    ``fit`` is given their ``groups`` (one ID per subject): ``fraction`` is then the fraction
+    of the groups held out, as in scikit-learn's ``GroupShuffleSplit``, and
+    ``stratified=True`` is refused.
+
     Parameters
     ----------
     fraction : float, default=0.2
@@ -260,13 +266,16 @@ class SubjectValidSplit:
         # settings of its own are kept
         return copy.deepcopy(self)
 
-    def split_subjects(self, labels):
+    def split_subjects(self, labels, groups=None):
         """Draw the held-out subjects.
 
         Parameters
         ----------
         labels : numpy.ndarray of shape (n_subjects,) or (n_subjects, n_targets)
             One target per subject (used only with ``stratified=True``).
+        groups : array-like of shape (n_subjects,), optional
+            One group ID per subject (a family, a site, a participant): the subjects of a
+            group are held out together, a ``fraction`` of the groups.
 
         Returns
         -------
@@ -277,8 +286,9 @@ class SubjectValidSplit:
         ------
         ValueError
             When ``fraction`` is not a number in (0, 1), ``random_state`` cannot seed a
-            ``RandomState``, ``stratified=True`` is given continuous targets, or the subjects
-            cannot be split so (e.g. fewer validation subjects than classes).
+            ``RandomState``, ``stratified=True`` is given continuous targets or ``groups``,
+            ``groups`` are not one ID per subject, or the subjects cannot be split so (e.g.
+            fewer validation subjects than classes).
         """
         if not (isinstance(self.fraction, numbers.Real) and 0.0 < self.fraction < 1.0):
             # skorch's ValidSplit(5) means 5 folds: say that this one takes a fraction only
@@ -300,24 +310,55 @@ class SubjectValidSplit:
         if self.stratified and type_of_target(labels).startswith("continuous"):
             raise ValueError(f"{self._given()}: stratified=True needs class labels, but the "
                              "targets are continuous (a regressor); use stratified=False")
-        splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
+        if groups is not None:
+            groups = self._check_groups(groups, len(labels))
+            splitter = GroupShuffleSplit
+        else:
+            splitter = StratifiedShuffleSplit if self.stratified else ShuffleSplit
         cv = splitter(n_splits=1, test_size=float(self.fraction), random_state=self.random_state)
         try:
-            return next(cv.split(np.zeros(len(labels)), labels))
+            return next(cv.split(np.zeros(len(labels)), labels, groups))
         except ValueError as error:  # e.g. fewer validation subjects than classes
             raise ValueError(f"{self._given()} cannot split {len(labels)} subjects: "
-                             f"{str(error).rstrip('.')}. {self._split_advice(labels)}"
+                             f"{str(error).rstrip('.')}. {self._split_advice(labels, groups)}"
                              ) from error
+
+    def _check_groups(self, groups, n_subjects):
+        """``groups`` as a 1-D array of one ID per subject, or a clear error."""
+        import pandas as pd  # (imported here: this module loads without pandas until used)
+
+        if self.stratified:
+            raise ValueError(f"{self._given()} was given groups, but a stratified split by "
+                             "groups is not supported: pass stratified=False to hold out whole "
+                             "groups, or no groups to stratify the subjects")
+        array = np.asarray(groups, dtype=object)
+        if array.ndim != 1 or len(array) != n_subjects:
+            raise ValueError(f"groups has shape {array.shape}, but fit was given {n_subjects} "
+                             "subjects: pass one group ID (a family, site or participant) per "
+                             "subject of X, in X's order")
+        missing = np.flatnonzero(np.asarray(pd.isna(array), dtype=bool))
+        if missing.size:
+            raise ValueError(f"groups has a missing ID (NaN or None) for {missing.size} "
+                             f"subject(s), first subject {missing[0]}: give every subject a "
+                             "group (a subject of its own: an ID no other subject has)")
+        return np.asarray(groups)
 
     def _given(self):
         """The split as the user gave it: a copy seeded by the estimator's ``random_state``
         (or drawn for a fit without one) is named without that seed."""
         return self.__dict__.get("_given_as_", repr(self))
 
-    def _split_advice(self, labels):
+    def _split_advice(self, labels, groups=None):
         """What would make a split of these subjects possible, in the order in which the
         splitters check (a larger fraction cannot help a split that leaves no subject to
         train on)."""
+        if groups is not None:
+            n_groups = len(np.unique(groups))
+            if n_groups < 2:
+                return ("A split by groups needs 2 groups at least: give more groups, or train "
+                        "on every subject with train_split=None")
+            return (f"The {n_groups} groups cannot be split so: choose a fraction that holds "
+                    "out at least one group and leaves one to train on")
         n_valid = math.ceil(float(self.fraction) * len(labels))  # as ShuffleSplit rounds
         n_train = len(labels) - n_valid
         n_classes = min_count = None
@@ -347,8 +388,10 @@ class SubjectValidSplit:
         ----------
         dataset : SubjectWindows
             The windows of the subjects passed to ``fit``.
-        y, groups
-            Ignored (skorch passes them); the targets are the dataset's.
+        y
+            Ignored (skorch passes it); the targets are the dataset's.
+        groups : None
+            Refused: the estimators' ``fit`` takes the subjects' ``groups``.
 
         Returns
         -------
@@ -357,6 +400,9 @@ class SubjectValidSplit:
         """
         if not isinstance(dataset, SubjectWindows):
             raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
+        if groups is not None:
+            raise ValueError("SubjectValidSplit takes the subjects' groups from the estimator's "
+                             "fit: pass fit(X, y, groups=groups), one group ID per subject")
         subjects, first_window = np.unique(dataset.subject_index, return_index=True)
         _, valid = self.split_subjects(np.asarray(dataset.y)[first_window])
         return split_windows(dataset, subjects[valid])

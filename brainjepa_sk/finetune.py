@@ -1354,8 +1354,10 @@ class _FineTuneBase(SubjectsInputMixin):
         y : array-like of shape (n_subjects,) (or (n_subjects, n_targets) for regression)
             One target per subject.
         **fit_params : dict
-            ``epochs``, skorch's number of epochs to train (``max_epochs`` when None); any
-            other is refused with a ``TypeError``.
+            ``epochs``, skorch's number of epochs to train (``max_epochs`` when None);
+            ``groups``, one group ID per subject (a family, a site), which
+            ``train_split=SubjectValidSplit(...)`` holds out whole (refused with another
+            ``train_split``); any other is refused with a ``TypeError``.
 
         Returns
         -------
@@ -1472,7 +1474,7 @@ class _FineTuneBase(SubjectsInputMixin):
         ----------
         **kwargs : dict
             ``param_name=alias``, ``alias`` one of True, False, None or a string. Only
-            ``epochs`` may be routed to ``fit`` (True or an alias).
+            ``epochs`` and ``groups`` may be routed to ``fit`` (True or an alias).
 
         Returns
         -------
@@ -1485,9 +1487,9 @@ class _FineTuneBase(SubjectsInputMixin):
             For ``sample_weight`` routed to ``fit``, which takes none (a meta-estimator would
             otherwise reach ``fit`` to be refused there).
         TypeError
-            For other metadata routed to ``fit``, which takes ``epochs`` only.
+            For other metadata routed to ``fit``, which takes ``epochs`` and ``groups`` only.
         """
-        self._refuse_requests("fit", kwargs, ("epochs",))
+        self._refuse_requests("fit", kwargs, ("epochs", "groups"))
         return super().set_fit_request(**kwargs)
 
     def set_partial_fit_request(self, **kwargs):
@@ -1509,9 +1511,10 @@ class _FineTuneBase(SubjectsInputMixin):
         ValueError
             For ``sample_weight`` routed to ``partial_fit``, which takes none.
         TypeError
-            For metadata routed to ``partial_fit`` other than ``epochs`` and ``classes``.
+            For metadata routed to ``partial_fit`` other than ``epochs``, ``classes`` and
+            ``groups``.
         """
-        self._refuse_requests("partial_fit", kwargs, ("epochs", "classes"))
+        self._refuse_requests("partial_fit", kwargs, ("epochs", "classes", "groups"))
         return super().set_partial_fit_request(**kwargs)
 
     def _is_fitted(self):
@@ -1592,13 +1595,21 @@ class _FineTuneBase(SubjectsInputMixin):
                 "(a fraction or a scikit-learn CV object is not one)")
         if "sample_weight" in fit_params:
             self._refuse_sample_weight()
-        unknown = sorted(set(fit_params) - {"epochs", "sample_weight"})
+        unknown = sorted(set(fit_params) - {"epochs", "sample_weight", "groups"})
         if unknown:
             # skorch passes them to the split and to the module's forward, which takes none:
             # torch's error came only once the preprocessing and the model were built
             raise TypeError(f"{type(self).__name__}.{routing} got unexpected keyword "
                             f"argument(s) {', '.join(map(repr, unknown))}: it takes epochs "
-                            "(skorch's number of epochs) and no other")
+                            "(skorch's number of epochs) and groups (SubjectValidSplit's) and "
+                            "no other")
+        fit_params = dict(fit_params)
+        groups = fit_params.pop("groups", None)  # the split's alone: skorch never sees them
+        if groups is not None and not draws_subjects(self.train_split):
+            raise ValueError(
+                f"groups were passed to {routing}, but train_split={self.train_split!r} does "
+                "not use them: they keep a group's subjects on one side of the validation "
+                "split of train_split=SubjectValidSplit(...); without one, pass no groups")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             _check_targets_follow_files(subjects, y)
@@ -1610,7 +1621,9 @@ class _FineTuneBase(SubjectsInputMixin):
             if draws_subjects(split):
                 # drawn once, before anything is learned from the subjects: the statistics
                 # (robust scaling, target scaling) come from the training subjects only
-                fit_rows, held_out = split.split_subjects(self._split_labels(targets))
+                # (a split of the user's that subclasses this one may take no groups)
+                fit_rows, held_out = split.split_subjects(
+                    self._split_labels(targets), **({} if groups is None else {"groups": groups}))
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)

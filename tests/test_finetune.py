@@ -23,7 +23,13 @@ import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
 from sklearn.base import clone
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, cross_validate
+from sklearn.model_selection import (
+    GridSearchCV,
+    GroupKFold,
+    KFold,
+    cross_val_score,
+    cross_validate,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.class_weight import compute_class_weight
@@ -1572,6 +1578,66 @@ def test_a_split_of_ones_own_may_give_subsets_of_subsets_of_the_windows():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(),
                                compute_class_weight("balanced", classes=np.array([0, 1]),
                                                     y=y_train))
+
+
+def test_a_subject_split_given_groups_holds_out_whole_groups():
+    """A family's (or a site's) subjects had been held out independently (SubjectValidSplit
+    took no groups), so twins trained and validated on each other's side and the validation
+    score that early stopping reads was optimistic."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6), n_timepoints=24), np.tile([0, 1], 6)
+    families = np.repeat([10, 20, 30, 40], 3)
+    held_out = []
+
+    class Splits(Callback):
+        def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+            subject_of = dataset_valid.dataset.subject_index
+            held_out.append((subject_of[dataset_train.indices],
+                             subject_of[dataset_valid.indices]))
+
+    for seed in range(4):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, random_state=seed),
+                            train_split=SubjectValidSplit(0.25), callbacks=[Splits()]).fit(
+            X, y, groups=families)
+    for train, valid in held_out:  # a quarter of the families, each whole
+        assert len(set(families[valid])) == 1 and len(set(valid)) == 3
+        assert set(families[valid]).isdisjoint(families[train])
+    with pytest.raises(ValueError, match=r"groups from the estimator's fit: pass fit\(X, y, "
+                                         r"groups=groups\)"):  # skorch's call is refused
+        SubjectValidSplit(0.25)(SubjectWindows(np.zeros((4, 8, 2), np.float32), np.zeros(4),
+                                               np.arange(4)), groups=np.arange(4))
+    # drawn without groups, some of the same draws split a family
+    assert any(len(set(families[SubjectValidSplit(0.25, random_state=seed).split_subjects(y)[1]]))
+               > 1 for seed in range(4))
+    # and a cross-validation by family passes each fold's groups on to fit
+    scores = cross_val_score(
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                            train_split=SubjectValidSplit(0.5, random_state=0)),
+        X, y, groups=families, cv=GroupKFold(2), params={"groups": families},
+        error_score="raise")
+    assert scores.shape == (2,)
+
+
+@pytest.mark.parametrize("split, groups, message", [
+    (None, np.repeat([1, 2], 4), r"groups were passed to fit, but train_split=None does not "
+                                 r"use them"),
+    (SubjectValidSplit(0.25), np.repeat([1, 2], 3), r"groups has shape \(6,\), but fit was "
+                                                    r"given 8 subjects"),
+    (SubjectValidSplit(0.25), np.array([1, 1, 2, None, 3, 3, 4, 4], dtype=object),
+     r"groups has a missing ID \(NaN or None\) for 1 subject\(s\), first subject 3"),
+    (SubjectValidSplit(0.25, stratified=True), np.repeat([1, 2, 3, 4], 2),
+     r"SubjectValidSplit\(fraction=0.25, stratified=True, random_state=None\) was given "
+     r"groups, but a stratified split by groups is not supported"),
+    (SubjectValidSplit(0.25), np.ones(8), r"cannot split 8 subjects: .* A split by groups "
+                                          r"needs 2 groups at least"),
+])
+def test_groups_a_split_cannot_use_are_refused_and_the_fit_kept(split, groups, message):
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.set_params(train_split=split)
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y, groups=groups)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
 def test_the_subject_split_holds_out_a_fifth_of_the_subjects_unstratified_by_default():
@@ -4335,12 +4401,13 @@ def test_fit_params_other_than_epochs_are_refused_by_name_before_any_work(method
                               (BrainJEPARegressor(tiny_module(), **fast()), y * 1.0)]:
         name = type(estimator).__name__
         with pytest.raises(TypeError, match=rf"^{name}.{method} got unexpected keyword "
-                                            r"argument\(s\) 'groups', 'mask': it takes epochs"):
-            getattr(estimator, method)(X, target, mask=np.ones(4), groups=np.arange(4))
+                                            r"argument\(s\) 'mask', 'weights': it takes epochs "
+                                            r"\(skorch's number of epochs\) and groups"):
+            getattr(estimator, method)(X, target, mask=np.ones(4), weights=np.arange(4))
         assert not hasattr(estimator, "module_")
         before = estimator.fit(X, target, epochs=1).predict(X)
-        with pytest.raises(TypeError, match="'groups'"):
-            getattr(estimator, method)(X, target, groups=np.arange(4))
+        with pytest.raises(TypeError, match="'mask'"):
+            getattr(estimator, method)(X, target, mask=np.arange(4))
         np.testing.assert_array_equal(estimator.predict(X), before)
 
 

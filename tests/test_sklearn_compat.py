@@ -35,13 +35,15 @@ from sklearn.base import clone
 from sklearn.decomposition import PCA
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score, cross_validate
+from sklearn.model_selection import GroupKFold, cross_val_score, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_html_repr
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from skorch import NeuralNet
+
+from brainjepa_sk.finetune import SubjectValidSplit
 
 #: Checks the fine-tuning estimators fail, and why.
 EXPECTED_FAILURES = {
@@ -435,9 +437,9 @@ def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X
                     with pytest.raises(ValueError, match=rf"^{name} does not take "
                                                          "sample_weight"):
                         getattr(estimator, method)(sample_weight=alias)
-            with pytest.raises(TypeError, match=rf"^{name}.fit takes no metadata 'groups': "
-                                                "only epochs may be routed to it$"):
-                estimator.set_fit_request(groups=True)
+            with pytest.raises(TypeError, match=rf"^{name}.fit takes no metadata 'mask': "
+                                                "only epochs and groups may be routed to it$"):
+                estimator.set_fit_request(mask=True)
             assert estimator.get_metadata_routing().consumes("fit", ["sample_weight"]) == set()
         classifier = clone(tiny_supervised_estimators()[0]).set_score_request(
             sample_weight=False)
@@ -448,5 +450,12 @@ def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X
                               y, cv=2, params={"epochs": 2}, return_estimator=True,
                               error_score="raise")
         assert [len(fitted.history_) for fitted in fits["estimator"]] == [2, 2]
+        # and so are the groups of SubjectValidSplit, each fold's to its fit
+        families = np.arange(len(X)) // 2
+        grouped = clone(classifier).set_params(
+            train_split=SubjectValidSplit(0.5, random_state=0)).set_fit_request(groups=True)
+        scores = cross_val_score(grouped, X, y, cv=GroupKFold(2), params={"groups": families},
+                                 error_score="raise")
+        assert scores.shape == (2,)
     with pytest.raises(RuntimeError, match="enable_metadata_routing"):  # skorch's, unrouted
         tiny_supervised_estimators()[0].set_fit_request(sample_weight=True)
