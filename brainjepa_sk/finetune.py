@@ -294,10 +294,11 @@ def _put_back(copies):
 
 def _refuse_missing_targets(y, what):
     """Refuse a ``y`` with missing values (NaN, None, ``pandas.NA``) or infinite ones, naming
-    where the first one is: scikit-learn says only "Input y contains NaN", and labels that are
-    text with one missing (as ``pandas.read_csv`` reads an empty cell) failed in NumPy's sort
-    with "'<' not supported between instances of 'float' and 'str'"; also a ``y`` of rows of
-    different lengths or of complex values; ``what`` is "label" or "target"."""
+    where the first one is (by position, and by a pandas y's index: its participant ID):
+    scikit-learn says only "Input y contains NaN", and labels that are text with one missing
+    (as ``pandas.read_csv`` reads an empty cell) failed in NumPy's sort with "'<' not
+    supported between instances of 'float' and 'str'"; also a ``y`` of rows of different
+    lengths or of complex values; ``what`` is "label" or "target"."""
     import pandas as pd  # (imported here: this module loads without pandas until used)
 
     try:
@@ -330,11 +331,15 @@ def _refuse_missing_targets(y, what):
         first = int(np.flatnonzero(missing[rows[0]])[0])
         columns = getattr(y, "columns", None)
         column = f", column {columns[first]!r}" if columns is not None else f", column {first}"
+    index = y.index if hasattr(y, "iloc") else None  # a pandas y's: a table's participant IDs
+    if index is not None and not index.equals(pd.RangeIndex(len(index))):
+        column = f" ({index[rows[0]]!r} in y's index){column}"
+    keep = ("numpy.isfinite(y).all(axis=1) for a table of numbers" if missing.ndim == 2
+            else "numpy.isfinite(y) for numbers, ~pandas.isna(y) for labels")
     raise ValueError(
         f"y has {problem} for {rows.size} subject(s), first subject {rows[0]}{column}: every "
         f"subject needs a finite {what}. Leave the subjects without one out of both X and y "
-        "(e.g. keep = numpy.isfinite(y) for numbers, ~pandas.isna(y) for labels; X[keep], "
-        "y[keep])")
+        f"(e.g. keep = {keep}; X[keep], y[keep])")
 
 
 def _refuse_labels_of_several_kinds(y):

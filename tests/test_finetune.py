@@ -2051,9 +2051,18 @@ def test_score_names_a_missing_label_or_target_too():
 @pytest.mark.parametrize("y, where", [
     (np.array([1.0, None, 2.0, 3.0] * 2, dtype=object), "first subject 1:"),
     (pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0] * 2, "iq": [1.0, 2.0, np.nan, 4.0] * 2}),
-     "first subject 2, column 'iq':"),
-])
+     r"first subject 2, column 'iq': .* keep = numpy\.isfinite\(y\)\.all\(axis=1\)"),
+    # a participants table's column: the subject named by its ID too
+    (pd.Series([1.0, 2.0, 3.0, None] * 2, dtype="Float64",
+               index=[f"sub-{k:02d}" for k in range(8)]),
+     r"first subject 3 \('sub-03' in y's index\):"),
+    (pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0] * 2, "iq": [1.0, 2.0, np.nan, 4.0] * 2},
+                  index=[f"sub-{k:02d}" for k in range(8)]),
+     r"first subject 2 \('sub-02' in y's index\), column 'iq':"),
+], ids=["objects", "table", "ids", "table_ids"])
 def test_a_missing_regression_target_is_refused_naming_the_subject(y, where):
+    """A pandas y's index (participant IDs) names the subject too; the advice for a table of
+    targets had been numpy.isfinite(y), a 2-D mask that X[keep] cannot take."""
     X = offset_subjects(np.linspace(-1, 1, 8))
     with pytest.raises(ValueError, match=rf"y has a missing target \(NaN or None\) for 2 "
                                          rf"subject\(s\), {where}"):
