@@ -2552,7 +2552,15 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
             self.n_outputs_ = table.shape[1]
             if self.standardize_targets:
                 fitted = table if fit_rows is None else table[fit_rows]
-                scale = fitted.std(axis=0)
+                with np.errstate(over="ignore"):
+                    scale = fitted.std(axis=0)
+                if not np.isfinite(scale).all():
+                    # beyond about 1e154 the squares overflow: an infinite scale had made every
+                    # scaled target 0, and the model learned nothing, with NumPy's warning alone
+                    raise ValueError(
+                        f"y is too large to standardize: the standard deviation of column "
+                        f"{int(np.flatnonzero(~np.isfinite(scale))[0])} overflows float64; "
+                        "rescale y (e.g. y / 1e150)")
                 self.target_mean_ = fitted.mean(axis=0)
                 self.target_scale_ = np.where(scale > 0, scale, 1.0)
             else:

@@ -3989,6 +3989,13 @@ def test_targets_too_large_for_float32_are_refused():
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, [1.0, 2.0, 3.0, 4.0])
     with pytest.raises(ValueError, match="y is too large for float32"):
         reg.partial_fit(X, [1e300, 2.0, 3.0, 4.0])
+    # a first fit on targets whose spread overflows had trained on scaled targets all 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (NumPy's overflow warning was all that was said)
+        with pytest.raises(ValueError, match=r"y is too large to standardize: the standard "
+                                             r"deviation of column 0 overflows float64"):
+            BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(
+                X, [1e200, 2e200, 3e200, 4e200])
 
 
 def test_a_failed_first_fit_leaves_the_estimator_unfitted():
