@@ -81,8 +81,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         unknown (no resampling) otherwise. Another TR than the one the weights record is
         used, with a warning (the input's TR is ``t_r``).
     n_frames : "auto" or int, default="auto"
-        Frames per window. ``"auto"``: the length the model was trained on (a module built
-        without ``n_patches`` does not say it: give ``n_frames`` then). A longer window is
+        Frames per window. ``"auto"``: the length the model was trained on (a ``BrainEncoder``
+        module, or a ``BrainJEPA`` built without ``n_patches``, does not say it: give
+        ``n_frames`` then). A longer window is
         used with a warning: its later time patches get positions the model never saw.
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
@@ -93,7 +94,8 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         length), else ``n_frames``.
     min_frames : int, optional
         Shortest series accepted (after resampling); shorter than a window but at least this
-        long is padded with each region's mean. Default: our checkpoint's, else half a window.
+        long is padded with each region's mean. Default: our checkpoint's (when ``n_frames`` is
+        its window length), else half a window.
     normalization : {"auto", "global_zscore", "roi_zscore", "robust"} or None, default="auto"
         Scaling of each window. ``"auto"``: what our checkpoint was trained with (with its
         statistics), ``"global_zscore"`` for research weights. Naming our checkpoint's own
