@@ -364,7 +364,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
     Parameters
     ----------
     n_components : int, default=30
-        Number of gradients. With ``approach="dm"`` or ``"le"`` at most ``n_regions - 2``.
+        Number of gradients. With ``approach="dm"`` or ``"le"`` at most ``n_regions - 2``, with
+        ``"pca"`` at most ``n_regions - 1``.
     approach : {"dm", "le", "pca"}, default="dm"
         Embedding: diffusion map, Laplacian eigenmaps or PCA (BrainSpace's names).
     kernel : {"normalized_angle", "cosine", "pearson", "spearman", "gaussian"}, callable or None, \
