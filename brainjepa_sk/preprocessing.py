@@ -586,7 +586,8 @@ class Preprocessor:
         Raises
         ------
         ValueError
-            Naming the first subject too short (and its file), with the lengths involved.
+            Naming the first subject too short (and its file), with the lengths involved, and
+            the others too short with their lengths (the first ten).
         """
         self._validate_params()
         self._check_lengths(subjects, range(len(subjects)))
@@ -823,6 +824,8 @@ class Preprocessor:
 
     def _transform_resampled(self, resampled, arrays):
         self._check_transformable(resampled[0].shape)
+        # every subject too short named at once, as for validated subjects (not the first alone)
+        self._check_lengths(arrays, range(len(arrays)))
         windows, subject_index = [], []
         for i, (x, original) in enumerate(zip(resampled, arrays)):
             w = self._subject_windows(x, i, original.shape[0])

@@ -1191,3 +1191,17 @@ def test_subject_lengths_refuses_one_table_or_a_path_rather_than_counting_its_pa
     with pytest.raises(error, match=message):
         subject_lengths(subjects)
     assert subject_lengths([np.zeros((30, 4)), np.zeros((20, 4))]) == [30, 20]
+
+
+def test_transform_of_arrays_names_every_subject_too_short_as_check_lengths_does():
+    """Preprocessor.transform (and fit_transform) of plain arrays named only the first subject
+    too short, with the min_frames that pads it alone, where the guide promises them all."""
+    rng = np.random.default_rng(0)
+    subjects = [rng.standard_normal((n, 2)) for n in (12, 3, 12, 2)]
+    message = (r"^subject 1 is too short: 3 frames; so are 1 more, with their frames: subject 3 "
+               r"\(2\); .*leave them out, or pass min_frames=2 or less to have them padded")
+    prep = Preprocessor(10, normalization=None).fit(subjects[:1])
+    with pytest.raises(ValueError, match=message):
+        prep.transform(subjects)
+    with pytest.raises(ValueError, match=message):
+        Preprocessor(10, normalization=None).fit_transform(subjects)
