@@ -808,11 +808,14 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     ------
     ValueError
         Naming subject ``i`` and what is wrong with it (a DataFrame's repeated column names
-        included).
+        and a sparse matrix included).
     TypeError
         When its values are not numbers, or a DataFrame's column names mix strings with
         other types.
     """
+    if sparse.issparse(subject):  # scikit-learn's TypeError had it "not numeric"
+        raise ValueError(f"subject {i} is a sparse {type(subject).__name__}: sparse input is not "
+                         "supported; pass its dense values (x.toarray())")
     check_signal_values(i, subject)
     if _only_array_protocol(subject):
         subject = np.asarray(subject)

@@ -189,6 +189,9 @@ def test_dtypes_memmap_and_contiguity(estimator, X, tmp_path):
         (lambda X: X[:, :, :1], "1 feature.*minimum of 2"),
         (lambda X: X[0, :, 0], "1-D array.*Reshape your data"),
         (lambda X: sparse.csr_matrix(X[0]), "sparse input is not supported"),
+        # a list of sparse subjects: scikit-learn's TypeError had them "not numeric"
+        (lambda X: [sparse.csr_matrix(x) for x in X],
+         r"subject 0 is a sparse csr_matrix: sparse input is not supported; pass its dense"),
         (lambda X: _object_array(X, {"a": 1}), "not numeric"),
         # a subject given as its runs of different lengths
         (lambda X: [[X[0], X[0][:-2]], *X[1:]], r"subject 0 is a sequence.*numpy.concatenate"),
