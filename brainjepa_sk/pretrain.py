@@ -166,7 +166,8 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
         and ``num_heads`` (positive ints; ``embed_dim`` a multiple of 4 and of ``num_heads``,
-        as ``predictor_embed_dim`` must be too).
+        as ``predictor_embed_dim`` must be too), and optionally the blocks' ``mlp_ratio``
+        (default 4.0) and ``qkv_bias`` (default True); other keys are refused.
     patch_size : int, default=16
         Frames per time patch.
     n_frames : int, default=160
