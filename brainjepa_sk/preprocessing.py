@@ -137,11 +137,15 @@ def _resampling_ratio(t_r, target_t_r):
     if t_r is None or target_t_r is None or t_r == target_t_r:
         return None
     # New sampling rate / old one = (1 / target_t_r) / (1 / t_r) = t_r / target_t_r.
-    ratio = Fraction(t_r / target_t_r).limit_denominator(_MAX_DENOMINATOR)
+    exact = t_r / target_t_r
+    ratio = Fraction(exact).limit_denominator(_MAX_DENOMINATOR)
     # upsampling is bounded as downsampling is: a TR given in milliseconds (720 for 0.72 s)
-    # would otherwise multiply every series' length by hundreds
-    if ratio.numerator == 0 or ratio > _MAX_DENOMINATOR:
-        bound = (f"smaller than 1/{_MAX_DENOMINATOR}" if ratio.numerator == 0
+    # would otherwise multiply every series' length by hundreds. Below 1/64 the ratio is
+    # refused as such: limit_denominator rounds one down to 1/128 up to 1/64 (1/100 would have
+    # kept 1.56 times the frames asked for); 1e-9 spares float rounding of 1/64 itself
+    too_small = exact * _MAX_DENOMINATOR < 1 - 1e-9
+    if too_small or ratio > _MAX_DENOMINATOR:
+        bound = (f"smaller than 1/{_MAX_DENOMINATOR}" if too_small
                  else f"larger than {_MAX_DENOMINATOR}")
         raise ValueError(
             f"cannot resample from TR {t_r} s to TR {target_t_r} s: the ratio is {bound} "

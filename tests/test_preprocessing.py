@@ -188,6 +188,20 @@ def test_resample_rejects_extreme_ratio():
     assert resample(np.zeros((10, 2)), 2.0, 0.05).shape == (400, 2)  # 40 times: resampled
 
 
+@pytest.mark.parametrize("t_r, target_t_r", [(1.0, 100.0), (1.0, 65.0), (0.02, 2.0)])
+def test_a_ratio_between_1_128_and_1_64_is_refused_not_resampled_at_1_64(t_r, target_t_r):
+    """limit_denominator(64) rounds such a ratio up to 1/64: resample(x, 1.0, 100.0) gave 4
+    frames of 200 (not 2), where the docstring promises a ratio below 1/64 is refused."""
+    with pytest.raises(ValueError, match=rf"from TR {t_r} s to TR {target_t_r} s: the ratio is "
+                                         r"smaller than 1/64"):
+        resample(np.zeros((200, 2)), t_r, target_t_r)
+    with pytest.raises(ValueError, match="smaller than 1/64"):
+        Preprocessor(10, t_r=t_r, target_t_r=target_t_r).fit([np.zeros((200, 2))])
+    # 1/64 itself is a ratio taken, float rounding of it included
+    assert resample(np.zeros((640, 2)), 1.0, 64.0).shape == (10, 2)
+    assert resample(np.zeros((640, 2)), 0.03, 1.92).shape == (10, 2)
+
+
 def test_resamples_as_compares_the_resampling_factors_not_the_trs():
     """None and the model's TR both leave series as they are; a TR within the ratios'
     denominators of another resamples as it does; a refused TR is no match."""
