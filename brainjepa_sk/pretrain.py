@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import HasMethods, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_random_state
 
 from ._base import (
@@ -527,11 +527,15 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
             fitted = getattr(source, "gradients_", None)
             # fitted beforehand on another atlas: its gradients_ cannot serve X at all
             other_atlas = fitted is not None and np.shape(fitted)[0] != n_regions
+            what = ("the default gradients=GradientPositioner()" if self.gradients is None
+                    else f"gradients={source!r}")
             try:  # the settings that depend on the atlas, named as the pretrainer's
                 positioner._check_params(n_regions)
+            except InvalidParameterError as error:
+                # a value no atlas takes (approach='xx'): not one "for this atlas"
+                raise InvalidParameterError(
+                    f"{what} has an invalid parameter: {str(error).rstrip('.')}") from None
             except ValueError as error:
-                what = ("the default gradients=GradientPositioner()" if self.gradients is None
-                        else f"gradients={source!r}")
                 fitted_on = (f" (it was fitted on {np.shape(fitted)[0]} regions, another atlas; "
                              "the pretrainer fits a clone of it on X)" if other_atlas else "")
                 raise ValueError(

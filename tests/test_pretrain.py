@@ -315,6 +315,23 @@ def test_a_positioner_that_does_not_fit_the_atlas_is_named_as_the_pretrainers_gr
         _pretrainer(gradients=positioner, n_epochs=1).fit(X)
 
 
+@pytest.mark.parametrize("positioner, message", [
+    (GradientPositioner(approach="xx"), r"The 'approach' parameter of GradientPositioner must "
+                                        r"be a str among .* Got 'xx' instead$"),
+    (GradientPositioner(sparsity=90), r"The 'sparsity' parameter .* Got 90 instead: sparsity "
+                                      r"is a fraction, sparsity=0\.9 for 90%"),
+])
+def test_a_positioner_with_an_invalid_parameter_is_not_said_to_miss_the_atlas(positioner,
+                                                                            message):
+    """An invalid value of the positioner (one no atlas takes) had been reported as 'cannot
+    be fitted on X's 16 regions: ... instead.. Pass gradients=GradientPositioner(...) with
+    settings for this atlas'."""
+    with pytest.raises(ValueError, match=r"^gradients=GradientPositioner\(.*\) has an invalid "
+                                         r"parameter: " + message) as info:
+        _pretrainer(gradients=positioner, n_epochs=1).fit(_data())
+    assert "atlas" not in str(info.value) and ".." not in str(info.value)
+
+
 def test_an_estimator_other_than_a_positioner_is_refused_by_name():
     """``gradients`` accepts any estimator (anything with ``fit``), but only a
     GradientPositioner is fitted: another (a Pipeline around a positioner, a PCA) was read as
