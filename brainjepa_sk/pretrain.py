@@ -156,10 +156,12 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     gradients : GradientPositioner, array-like, str or path-like, optional
         Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
         and fitted on the training ``X`` (one fitted beforehand on other data is fitted again,
-        with a warning: pass its ``gradients_`` to use them); an array ``(n_regions, n_components)`` or a CSV/NPY
-        path is used as it is, its rows in the order of X's columns. A DataFrame indexed by
-        X's region names is put in the order of X's columns (other names warn); with X
-        without names, its index is saved as the region names of the model. Only string
+        with a warning: pass its ``gradients_`` to use them); an array
+        ``(n_regions, n_components)`` or the path of a gradient file (``.npy``, ``.csv``,
+        ``.tsv`` or whitespace-separated text: see
+        :func:`~brainjepa_sk.gradients.load_gradients`) is used as it is, its rows in the
+        order of X's columns. A DataFrame indexed by X's region names is put in the order of
+        X's columns (other names warn); with X without names, its index is saved as the region names of the model. Only string
         labels are names: an index of numbers (atlas label values; not the default 0, 1, ...)
         warns that its rows are used in order. Gradients whose rows are all the same (every
         region at one position) warn that the positions carry no information.
