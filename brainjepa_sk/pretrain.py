@@ -41,6 +41,7 @@ from .gradients import (
     named_gradients,
 )
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
+from .nn._checks import check_block_settings
 from .nn.blocks import PATCH_EMBED_INITS
 from .nn.masking import SpatiotemporalMaskSampler, UnsatisfiableMaskingError
 from .preprocessing import (
@@ -492,6 +493,16 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
                 raise ValueError(
                     f"{name}={width} must be a multiple of 4 (the position code's four parts) "
                     f"and of the encoder's num_heads={sizes['num_heads']}{whose}")
+        # the blocks' settings a dict may give, checked as the model checks them but before
+        # the gradients and statistics are fitted, and named as model_size's
+        block_defaults = inspect.signature(BrainJEPA).parameters
+        try:
+            check_block_settings(
+                sizes.get("mlp_ratio", block_defaults["mlp_ratio"].default),
+                sizes.get("qkv_bias", block_defaults["qkv_bias"].default),
+                self.drop_path_rate, widths=(sizes["embed_dim"], predictor_dim))
+        except ValueError as error:
+            raise ValueError(f"model_size: {error}") from None
         return dict(
             sizes,
             patch_size=int(self.patch_size),

@@ -332,6 +332,21 @@ def test_a_positioner_with_an_invalid_parameter_is_not_said_to_miss_the_atlas(po
     assert "atlas" not in str(info.value) and ".." not in str(info.value)
 
 
+@pytest.mark.parametrize("extra, message", [
+    ({"mlp_ratio": -1}, r"mlp_ratio must be a finite number > 0, got -1"),
+    ({"mlp_ratio": 0.01}, r"mlp_ratio=0\.01 leaves the MLP .* no hidden unit"),
+    ({"qkv_bias": "no"}, r"qkv_bias must be True or False, got 'no'"),
+])
+def test_the_block_settings_of_model_size_are_checked_before_any_work(extra, message):
+    """mlp_ratio and qkv_bias of a model_size dict were checked only when the model was built,
+    after the gradients and the statistics were fitted (the positioner's error came first here),
+    and without naming model_size."""
+    too_many = GradientPositioner(n_components=100)  # refused for 16 regions, when fitted
+    with pytest.raises(ValueError, match=r"^model_size: " + message):
+        _pretrainer(gradients=too_many, n_epochs=1,
+                    model_size=dict(embed_dim=32, depth=1, num_heads=2, **extra)).fit(_data())
+
+
 def test_an_estimator_other_than_a_positioner_is_refused_by_name():
     """``gradients`` accepts any estimator (anything with ``fit``), but only a
     GradientPositioner is fitted: another (a Pipeline around a positioner, a PCA) was read as
