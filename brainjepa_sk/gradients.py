@@ -456,9 +456,9 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         self.reference = reference
         self.random_state = random_state
 
-    def _check_params(self, n_regions):
+    def _check_params(self, n_regions=None):
         # the types and ranges first (BrainSpace would take an unknown approach for "dm"),
-        # then what depends on the number of regions
+        # then what depends on the number of regions (unless None: not known yet)
         try:
             check_parameters(self)
         except InvalidParameterError as error:
@@ -470,6 +470,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                     f"sparsity={self.sparsity / 100:g} for {self.sparsity:g}% of each region's "
                     "connections removed") from None
             raise
+        if n_regions is None:
+            return
         # every limit that depends on the atlas at once: a small atlas often breaks several
         problems = []
         # the eigen-solver of "dm"/"le" also computes the trivial first eigenvector
@@ -605,6 +607,7 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         return self
 
     def _fit(self, X):
+        self._check_params()  # before reading X, as scikit-learn's estimators check theirs
         if self.kind == "connectivity":
             data, names = validate_connectivity(X)
             n_regions = data.shape[1]

@@ -477,6 +477,17 @@ def test_bad_parameters(X, params, match):
         GradientPositioner(**{**SMALL, **params}).fit(X)
 
 
+@pytest.mark.parametrize("kind", ["timeseries", "connectivity"])
+def test_parameters_are_checked_before_the_input_as_the_other_estimators_do(kind):
+    """An invalid value was reported only after X had been validated (every file read, for a
+    corpus on disk), and bad X then hid it; the pretrainer and the embedder check theirs
+    first, as scikit-learn's estimators do."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="'approach' parameter of GradientPositioner"):
+        GradientPositioner(approach="umap", kind=kind).fit(np.zeros((5, 3)))
+
+
 def test_bad_connectivity():
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match="square.*5 rows and 6 columns"):
