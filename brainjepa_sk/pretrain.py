@@ -726,10 +726,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         return state
 
     def _fit(self, X):
-        subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
+        # the settings first, before X is read (every file of a corpus on disk)
         config = self._model_config()
         check_pooling(self.pooling, config["n_patches"])
         device = process_device(resolve_device(self.device))
+        subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
         check_same_subjects(subjects, "fit")
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in rng.randint(0, 2**31 - 1, size=3)]

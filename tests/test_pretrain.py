@@ -2309,3 +2309,16 @@ def test_region_names_of_numpy_strings_are_saved_as_python_strings(tmp_path):
     assert load_checkpoint(tmp_path / "model.pt").metadata["region_names"] == names
     (state_file,) = _state_files(tmp_path / "runs")
     assert load_file(state_file)["extra"]["region_names"] == names
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(model_size=dict(embed_dim=6, depth=1, num_heads=2)), r"model_size\['embed_dim'\]=6"),
+    (dict(n_frames=30), "n_frames=30 is not a positive multiple of patch_size=4"),
+    (dict(pooling="roi_std", n_frames=4), 'pooling="roi_std" needs at least 2 time patches'),
+    (dict(device="meta"), "device='meta'"),
+])
+def test_the_settings_are_checked_before_x_is_read(params, message):
+    """The model's sizes, the window, the pooling and the device were checked only after X
+    had been validated (every file of a corpus read), and bad X hid them."""
+    with pytest.raises(ValueError, match=message):
+        _pretrainer(n_epochs=1, **params).fit(np.zeros((5, 3)))
