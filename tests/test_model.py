@@ -527,6 +527,15 @@ def test_set_drop_path_rate_sets_every_block_as_at_construction_and_refuses_1():
     assert [b.drop_path.p for b in encoder.blocks] == [0.0] * 4
 
 
+@pytest.mark.parametrize("rate", ["0.3", "a", True, None])
+def test_set_drop_path_rate_refuses_what_the_constructor_refuses_naming_it(rate):
+    """float() took "0.3" and True as rates and failed on "a" with a message naming nothing."""
+    encoder = tiny_model(depth=2).encoder
+    with pytest.raises(ValueError, match="drop_path_rate must be in"):
+        encoder.set_drop_path_rate(rate)
+    assert [b.drop_path.p for b in encoder.blocks] == [0.0] * 2
+
+
 def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statistics():
     head = PooledHead(4, 2, kind="batchnorm").train()
     head.norm.running_mean.fill_(2.0)

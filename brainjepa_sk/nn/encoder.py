@@ -7,7 +7,7 @@ import numbers
 import torch
 from torch import nn
 
-from ._checks import check_block_settings, check_count, check_time_patches
+from ._checks import check_block_settings, check_count, check_time_patches, is_real
 from .blocks import (
     LAYER_NORM_EPS,
     Block,
@@ -218,9 +218,10 @@ class BrainEncoder(nn.Module):
         Raises
         ------
         ValueError
-            When ``drop_path_rate`` is not in ``[0, 1)``.
+            When ``drop_path_rate`` is not a number in ``[0, 1)`` (as at construction).
         """
-        if not 0.0 <= float(drop_path_rate) < 1.0:
+        # as at construction: float() took "0.3" and True, and failed on "a" naming nothing
+        if not is_real(drop_path_rate) or not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
         for block, rate in zip(self.blocks, stochastic_depth_rates(drop_path_rate,
                                                                    len(self.blocks))):
