@@ -969,6 +969,17 @@ def test_a_frozen_encoder_is_in_eval_mode_from_the_start():
     torch.testing.assert_close(model.forward_features(x), model.forward_features(x))
 
 
+def test_a_one_feature_pooling_under_a_layernorm_head_names_the_head_that_takes_it():
+    """The advice was freeze_encoder=True, which here leaves the LayerNorm head (the estimators
+    pair it with the BatchNorm head): the module's own setting is head="batchnorm"."""
+    encoder = tiny_model(n_regions=2).encoder
+    with pytest.raises(ValueError, match='gives 1 feature.*head="batchnorm"'):
+        EncoderWithHead(encoder, 2, pooling="connectivity", freeze_encoder=True)
+    probe = EncoderWithHead(encoder, 2, pooling="connectivity", head="batchnorm",
+                            freeze_encoder=True)
+    assert probe.forward_features(torch.randn(3, 20, 2)).shape == (3, 1)
+
+
 @pytest.mark.parametrize("final_norm", [True, False])
 def test_an_encoder_with_head_pools_the_tokens_and_builds_the_head_it_is_asked_for(final_norm):
     # the settings reach the modules: the head kind, and the final norm the pooling reads

@@ -116,7 +116,8 @@ class EncoderWithHead(nn.Module):
                 f'pooling="{pooling}" gives 1 feature per window on {encoder.n_regions} '
                 "regions, which the fine-tuning head's LayerNorm turns into a constant (the "
                 "predictions would not depend on the input): use another pooling, more "
-                "regions, or freeze_encoder=True (the linear probe)"
+                "regions, or the linear probe's head (head=\"batchnorm\"; freeze_encoder=True "
+                "in BrainJEPAClassifier and BrainJEPARegressor)"
             )
         self.head = PooledHead(n_features, n_outputs, kind=head)
         self.final_norm = bool(final_norm)
