@@ -494,6 +494,13 @@ def test_drop_path_drops_whole_samples_and_rescales_the_kept_ones_in_training_on
     assert DropPath(0.5).eval()(x) is x
 
 
+@pytest.mark.parametrize("p", [1.0, -0.1, "0.1", True])
+def test_drop_path_refuses_a_probability_outside_0_1(p):
+    # p=1 kept no sample and divided by 0: NaN outputs, in training only
+    with pytest.raises(ValueError, match=r"DropPath's p must be a drop probability in \[0, 1\)"):
+        DropPath(p)
+
+
 def test_stochastic_depth_is_off_in_eval_mode():
     from brainjepa_sk.nn import BrainEncoder
 

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._checks import is_real
+
 __all__ = [
     "DropPath",
     "Attention",
@@ -27,11 +29,19 @@ class DropPath(nn.Module):
     Parameters
     ----------
     p : float, default=0.0
-        Drop probability; 0 makes the module the identity.
+        Drop probability, in ``[0, 1)``; 0 makes the module the identity.
+
+    Raises
+    ------
+    ValueError
+        When ``p`` is not a number in ``[0, 1)``.
     """
 
     def __init__(self, p=0.0):
         super().__init__()
+        # p=1 kept no sample and scaled by 1 / 0: NaN outputs in training
+        if not is_real(p) or not 0.0 <= p < 1.0:
+            raise ValueError(f"DropPath's p must be a drop probability in [0, 1), got {p!r}")
         self.p = float(p)
 
     def forward(self, x):
