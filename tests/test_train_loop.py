@@ -1377,6 +1377,14 @@ def test_checkpoint_every_steps_counts_the_steps_of_the_run_not_of_the_epoch(tmp
     assert torch.load(path, weights_only=True)["loop"]["step"] == 4
 
 
+@pytest.mark.parametrize("every_steps", [0, -2, 2.5, True, "2"])
+def test_checkpoint_refuses_an_every_steps_that_is_not_a_positive_int(tmp_path, every_steps):
+    # 0 never saved between epochs and -2 saved every 2 steps, without a word
+    with pytest.raises(ValueError, match="every_steps must be an int >= 1"):
+        Checkpoint(tmp_path / "state.pt", key="k", every_steps=every_steps)
+    assert Checkpoint(tmp_path / "state.pt", key="k", every_steps=np.int64(2)).every_steps == 2
+
+
 def test_a_distributed_sampler_resumes_inside_an_epoch_too(tmp_path):
     def sampler():
         return DistributedSampler(range(N_WINDOWS), num_replicas=1, rank=0, seed=3)

@@ -14,6 +14,7 @@ import warnings
 import torch
 
 from .._warnings import catch_warnings, warn_user
+from ..nn._checks import check_count
 from .runtime import all_finite, atomic_save, expand_home, load_file, tensor_checksum
 
 __all__ = [
@@ -305,13 +306,20 @@ class Checkpoint(Callback):
     every_steps : int, optional
         Also save after every ``every_steps`` optimizer steps (a killed run then loses at most
         that many steps). Each save waits for the device once.
+
+    Raises
+    ------
+    ValueError
+        When ``every_steps`` is neither None nor an int >= 1.
     """
 
     def __init__(self, path, key, extra=None, every_steps=None):
         self.path = expand_home(path)
         self.key = key
         self.extra = extra
-        self.every_steps = every_steps
+        # 0 never saved between epochs and -2 saved every 2 steps, without a word
+        self.every_steps = None if every_steps is None else check_count("every_steps",
+                                                                        every_steps)
 
     def on_step_end(self, loop, loss):
         """Save when ``every_steps`` is set and the loop's step count is a multiple of it.
