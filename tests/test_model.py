@@ -354,6 +354,23 @@ def test_losses_of_half_precision_tensors_are_computed_in_float32(loss):
     assert torch.equal(value, jepa_loss(pred.float(), target.float(), loss))
 
 
+@pytest.mark.parametrize("loss", ["l2", "smooth_l1"])
+def test_the_loss_of_float64_tensors_stays_float64(loss):
+    # it was rounded to float32, so a model cast with .double() trained on a float32 loss
+    pred, target = torch.randn(2, 5, 8, dtype=torch.float64), torch.zeros(2, 5, 8,
+                                                                          dtype=torch.float64)
+    pred[0, 0, 0] = 1 + 1e-12  # a difference float32 rounds away
+    value = jepa_loss(pred, target, loss)
+    assert value.dtype == torch.float64
+    exact = (pred.square().sum(-1).mean() if loss == "l2"
+             else F.smooth_l1_loss(pred, target))
+    assert value.item() == exact.item()
+    model = tiny_model().double()
+    out = model(torch.randn(2, 20, 12, dtype=torch.float64), torch.arange(30).expand(2, -1),
+                torch.arange(30, 60).expand(2, -1))
+    assert out["loss"].dtype == torch.float64
+
+
 def test_targets_are_layer_normed_and_detached():
     model = tiny_model()
     with torch.no_grad():  # a trained final norm: its output is no longer normed per token

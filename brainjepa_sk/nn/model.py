@@ -43,7 +43,7 @@ def jepa_loss(predictions, targets, loss="l2"):
     Returns
     -------
     torch.Tensor
-        Scalar loss in float32.
+        Scalar loss in float32 (float64 for float64 inputs: a module cast with ``.double()``).
 
     Raises
     ------
@@ -57,7 +57,9 @@ def jepa_loss(predictions, targets, loss="l2"):
     if not predictions.numel():
         raise ValueError(f"no target token to average the loss over (predictions of shape "
                          f"{tuple(predictions.shape)}): target_idx must select at least one")
-    predictions, targets = predictions.float(), targets.float()
+    # at least float32: bf16 and fp16 inputs would round the sum; float64 is kept
+    dtype = torch.promote_types(predictions.dtype, torch.float32)
+    predictions, targets = predictions.to(dtype), targets.to(dtype)
     if loss == "l2":
         # summed over the features (the paper's distance), averaged over the target tokens
         return (predictions - targets).square().sum(-1).mean()
