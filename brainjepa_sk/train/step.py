@@ -7,6 +7,7 @@ No global state and no randomness of its own: masks come from a
 from __future__ import annotations
 
 import contextlib
+import numbers
 
 import torch
 
@@ -54,16 +55,19 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forwar
     Raises
     ------
     ValueError
-        When ``momentum`` is not in ``[0, 1]`` or ``len(x)`` is not a multiple of
-        ``accumulation_steps`` (before anything is changed).
+        When ``momentum`` is not in ``[0, 1]``, or ``accumulation_steps`` is not an int >= 1
+        of which ``len(x)`` is a multiple (before anything is changed).
     """
     forward = model if forward is None else forward
     if not 0.0 <= float(momentum) <= 1.0:  # before the update, not after it (by ema_update)
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    n_micro = int(accumulation_steps)
-    if n_micro < 1 or len(x) % n_micro:
+    # an int only: int() ran 2.5 as 2 micro-batches and True as 1
+    if (not isinstance(accumulation_steps, numbers.Integral) or isinstance(accumulation_steps, bool)
+            or accumulation_steps < 1 or len(x) % accumulation_steps):
         raise ValueError(f"a batch of {len(x)} windows cannot be split into "
-                         f"accumulation_steps={accumulation_steps} equal micro-batches")
+                         f"accumulation_steps={accumulation_steps!r} equal micro-batches (an "
+                         "int >= 1 that divides the batch)")
+    n_micro = int(accumulation_steps)
     size = len(x) // n_micro
     optimizer.zero_grad(set_to_none=True)
     total = None
