@@ -2031,8 +2031,30 @@ def test_window_loader_of_no_window_names_the_empty_dataset():
     empty = WindowDataset(np.zeros((0, N_FRAMES, N_REGIONS), dtype=np.float32))
     with pytest.raises(ValueError, match="sampler gives no window"):
         window_loader(empty, BATCH, ShuffleSampler(0, seed=0))
-    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1, got 0"):
         window_loader(WindowDataset(_windows()), 0, ShuffleSampler(N_WINDOWS, seed=0))
+
+
+@pytest.mark.parametrize("batch_size", [2.5, "4", True])
+def test_window_loader_refuses_a_batch_size_that_is_not_an_int(batch_size):
+    # int() loaded batches of 2 for 2.5 and of 4 for "4"
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        window_loader(WindowDataset(_windows()), batch_size, ShuffleSampler(N_WINDOWS, seed=0))
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    (dict(n_samples=10.5), "n_samples must be an int >= 0"),
+    (dict(seed=1.5), "seed must be an int"),
+    (dict(seed="0"), "seed must be an int"),
+    (dict(num_replicas=2.0, batch_size=4), "num_replicas must be an int >= 1"),
+    (dict(num_replicas=2, rank=True, batch_size=4), "rank must be an int >= 0"),
+    (dict(num_replicas=2, batch_size=4.0), "batch_size must be an int >= 1"),
+])
+def test_the_shuffle_sampler_refuses_counts_and_seeds_that_are_not_ints(setting, message):
+    # int() took 10.5 samples as 10 and a seed of 1.5 as 1 (the same order as seed 1)
+    with pytest.raises(ValueError, match=message):
+        ShuffleSampler(**{"n_samples": 10, "seed": 0, **setting})
+    assert list(ShuffleSampler(np.int64(10), np.int64(1))) == list(ShuffleSampler(10, 1))
 
 
 def test_a_checkpoint_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):

@@ -8,10 +8,13 @@ when the loader is built.
 from __future__ import annotations
 
 import multiprocessing
+import numbers
 import signal
 
 import numpy as np
 import torch
+
+from ..nn._checks import check_count
 
 __all__ = ["LazyWindowDataset", "ShuffleSampler", "WindowDataset", "ignore_sigterm",
            "window_loader"]
@@ -105,13 +108,26 @@ class ShuffleSampler(torch.utils.data.Sampler):
         This process's place among them.
     batch_size : int, optional
         The global batch, a multiple of ``num_replicas``; needed when ``num_replicas > 1``.
+
+    Raises
+    ------
+    ValueError
+        When a count is not an int (``n_samples`` and ``rank`` >= 0, ``num_replicas`` and
+        ``batch_size`` >= 1), ``seed`` is not an int, ``rank`` is not below ``num_replicas``, or
+        ``batch_size`` is not a multiple of ``num_replicas`` (``num_replicas > 1``).
     """
 
     def __init__(self, n_samples, seed, *, num_replicas=1, rank=0, batch_size=None):
-        self.n_samples = int(n_samples)
-        self.num_replicas, self.rank = int(num_replicas), int(rank)
+        # ints only: int() took 10.5 samples as 10 and a seed of 1.5 as 1
+        self.n_samples = check_count("n_samples", n_samples, 0)
+        self.num_replicas = check_count("num_replicas", num_replicas)
+        self.rank = check_count("rank", rank, 0)
+        if batch_size is not None:
+            batch_size = check_count("batch_size", batch_size)
+        if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+            raise ValueError(f"seed must be an int, got {seed!r}")
         if self.num_replicas > 1:
-            if batch_size is None or int(batch_size) % self.num_replicas:
+            if batch_size is None or batch_size % self.num_replicas:
                 raise ValueError(
                     f"batch_size={batch_size} must be a multiple of num_replicas="
                     f"{self.num_replicas}")
@@ -264,15 +280,16 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     Raises
     ------
     ValueError
-        When the sampler gives no window (an empty dataset), or ``batch_size`` is below 1.
+        When the sampler gives no window (an empty dataset), or ``batch_size`` is not an
+        int >= 1.
     """
     if not len(sampler):  # torch would complain of a batch_size of 0, which was not asked for
         raise ValueError("the sampler gives no window to load (is the dataset empty?)")
-    if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    # an int only: int() took 2.5 windows as 2 and "8" as 8
+    batch_size = check_count("batch_size", batch_size)
     return torch.utils.data.DataLoader(
         dataset,
-        batch_size=min(int(batch_size), len(sampler)),
+        batch_size=min(batch_size, len(sampler)),
         sampler=sampler,
         drop_last=True,
         collate_fn=_stack,
