@@ -167,6 +167,26 @@ def _resolve(target):
     raise ImportError(target)
 
 
+def test_the_functions_and_classes_of_the_api_reference_are_in_their_modules_all():
+    """What docs/api.rst documents as a module's function or class is in that module's
+    ``__all__`` (``peek_training_state`` and ``worker_context`` were not: ``from
+    brainjepa_sk.train.callbacks import *`` left them out)."""
+    import importlib
+    import inspect
+
+    left_out = []
+    for entry in _api_entries():
+        parent, name = entry.rsplit(".", 1)
+        try:
+            module = importlib.import_module(parent)
+        except ImportError:  # a class's member
+            continue
+        if not inspect.ismodule(getattr(module, name)) and name not in getattr(
+                module, "__all__", [name]):
+            left_out.append(entry)
+    assert sorted(left_out) == []
+
+
 def test_the_references_of_the_pages_are_in_the_api_reference():
     """Every ``:mod:``, ``:class:``, ``:func:``, ``:meth:`` or ``:exc:`` target of the user guide
     names an object of the package that docs/api.rst documents (itself, or the class or module

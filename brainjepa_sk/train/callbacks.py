@@ -24,6 +24,7 @@ __all__ = [
     "NonFiniteLossGuard",
     "ProgressBar",
     "collapse_metrics",
+    "peek_training_state",
     "read_training_state",
 ]
 

@@ -17,7 +17,7 @@ import torch
 from ..nn._checks import check_count
 
 __all__ = ["LazyWindowDataset", "ShuffleSampler", "WindowDataset", "ignore_sigterm",
-           "window_loader"]
+           "window_loader", "worker_context"]
 
 
 class WindowDataset(torch.utils.data.Dataset):
