@@ -560,6 +560,15 @@ def test_set_drop_path_rate_refuses_what_the_constructor_refuses_naming_it(rate)
     assert [b.drop_path.p for b in encoder.blocks] == [0.0] * 2
 
 
+@pytest.mark.parametrize(("sizes", "name"), [((4, 0), "n_outputs"), ((4, 2.5), "n_outputs"),
+                                             ((4, True), "n_outputs"), ((4.0, 2), "n_features")])
+def test_a_head_refuses_sizes_that_are_not_positive_ints_naming_them(sizes, name):
+    # torch built a head of 0 outputs, and failed on 2.5 with "empty(): argument 'size'"
+    with pytest.raises(ValueError, match=f"{name} must be an int >= 1"):
+        PooledHead(*sizes)
+    assert PooledHead(np.int64(4), np.int64(2)).linear.weight.shape == (2, 4)
+
+
 def test_a_batchnorm_head_given_one_window_in_training_uses_its_running_statistics():
     head = PooledHead(4, 2, kind="batchnorm").train()
     head.norm.running_mean.fill_(2.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._checks import check_count
 from .blocks import LAYER_NORM_EPS
 from .pooling import TokenPooling
 
@@ -37,12 +38,21 @@ class PooledHead(nn.Module):
         ``"layernorm"``: a ``LayerNorm`` with affine parameters (fine-tuning);
         ``"batchnorm"``: ``BatchNorm1d(affine=False)`` (the linear probe: a standardisation of
         each feature with running statistics, then a linear model).
+
+    Raises
+    ------
+    ValueError
+        When ``n_features`` or ``n_outputs`` is not an int >= 1, or ``kind`` is not one of
+        ``HEAD_KINDS``.
     """
 
     def __init__(self, n_features, n_outputs, kind="layernorm"):
         super().__init__()
         if kind not in HEAD_KINDS:
             raise ValueError(f"kind must be one of {HEAD_KINDS}, got {kind!r}")
+        # torch failed on 2.5 outputs with "empty(): argument 'size'" and built 0 outputs
+        n_features, n_outputs = (check_count(name, value) for name, value in (
+            ("n_features", n_features), ("n_outputs", n_outputs)))
         self.kind = kind
         if kind == "layernorm":
             self.norm = nn.LayerNorm(n_features, eps=LAYER_NORM_EPS)
