@@ -17,7 +17,7 @@ from brainjepa_sk.nn import (
     jepa_loss,
     sincos_time_embedding,
 )
-from brainjepa_sk.nn.blocks import Block, DropPath, init_weights
+from brainjepa_sk.nn.blocks import Block, DropPath, Mlp, init_weights
 from brainjepa_sk.nn.heads import EncoderWithHead, PooledHead
 
 
@@ -509,6 +509,21 @@ def test_drop_path_drops_whole_samples_and_rescales_the_kept_ones_in_training_on
     assert ((per_sample == 0).all(1) | (per_sample == 2).all(1)).all()  # 0 or 1 / (1 - p)
     assert abs(out.mean().item() - 1.0) < 0.03  # unbiased
     assert DropPath(0.5).eval()(x) is x
+
+
+@pytest.mark.parametrize(("build", "message"), [
+    (lambda: Block(8, 2, mlp_ratio="4"), "mlp_ratio must be a finite number > 0"),
+    (lambda: Block(8, 2, qkv_bias="no"), "qkv_bias must be True or False"),
+    (lambda: Block(8.0, 2), "dim must be an int >= 1"),
+    (lambda: Attention(8, 0), "num_heads must be an int >= 1"),
+    (lambda: Attention(8, 2.5), "num_heads must be an int >= 1"),
+    (lambda: Mlp(8, 0), "hidden_dim must be an int >= 1"),
+])
+def test_the_building_blocks_refuse_settings_the_encoder_refuses(build, message):
+    # int(8 * "4") made an MLP of 44444444 hidden units; num_heads=0 failed with "integer
+    # modulo by zero"
+    with pytest.raises(ValueError, match=message):
+        build()
 
 
 @pytest.mark.parametrize("p", [1.0, -0.1, "0.1", True])

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import is_real
+from ._checks import check_block_settings, check_count, is_real
 
 __all__ = [
     "DropPath",
@@ -85,10 +85,18 @@ class Attention(nn.Module):
         Number of heads; must divide ``dim``.
     qkv_bias : bool, default=True
         Whether the qkv projection has a bias.
+
+    Raises
+    ------
+    ValueError
+        When ``dim`` or ``num_heads`` is not an int >= 1, or ``num_heads`` does not divide
+        ``dim``.
     """
 
     def __init__(self, dim, num_heads, qkv_bias=True):
         super().__init__()
+        # num_heads=0 failed with "integer modulo by zero", 2.5 heads in forward's reshape
+        dim, num_heads = check_count("dim", dim), check_count("num_heads", num_heads)
         if dim % num_heads:
             raise ValueError(f"num_heads={num_heads} does not divide the width {dim}")
         self.num_heads = int(num_heads)
@@ -128,10 +136,16 @@ class Mlp(nn.Module):
         Input and output width.
     hidden_dim : int
         Hidden width.
+
+    Raises
+    ------
+    ValueError
+        When ``dim`` or ``hidden_dim`` is not an int >= 1.
     """
 
     def __init__(self, dim, hidden_dim):
         super().__init__()
+        dim, hidden_dim = check_count("dim", dim), check_count("hidden_dim", hidden_dim)
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dim, dim)
@@ -167,10 +181,20 @@ class Block(nn.Module):
         Bias on the qkv projection.
     drop_path : float, default=0.0
         Stochastic-depth probability of both residual branches.
+
+    Raises
+    ------
+    ValueError
+        As the encoder's checks: ``dim`` or ``num_heads`` not an int >= 1, ``mlp_ratio`` not a
+        number > 0 that leaves the MLP a hidden unit, ``qkv_bias`` not a bool, ``drop_path``
+        not in ``[0, 1)``.
     """
 
     def __init__(self, dim, num_heads, mlp_ratio=4.0, qkv_bias=True, drop_path=0.0):
         super().__init__()
+        # as the encoder checks them: int(dim * "4") made an MLP of 44444444 hidden units
+        dim = check_count("dim", dim)
+        mlp_ratio, qkv_bias, _ = check_block_settings(mlp_ratio, qkv_bias, 0.0, widths=(dim,))
         self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
         self.drop_path = DropPath(drop_path)
