@@ -987,6 +987,13 @@ def test_the_positional_embedding_keeps_its_own_copy_of_the_gradients():
         torch.testing.assert_close(pos(2).detach(), before)
 
 
+@pytest.mark.parametrize("embed_dim", [8.0, "8", 0])
+def test_the_position_code_refuses_a_width_that_is_not_a_positive_int(embed_dim):
+    # torch failed on 8.0 with "empty(): argument 'size'"; 0 built an empty code
+    with pytest.raises(ValueError, match="embed_dim must be an int >= 1"):
+        GradientPositionalEmbedding(torch.randn(3, 2), embed_dim)
+
+
 def test_float64_and_integer_gradients_are_kept_as_a_float32_buffer():
     # as the weights: a float64 table would be saved as float64 and an integer one stay integer
     # through .double(); the state dict is that of the float32 table

@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._checks import check_count
+
 __all__ = ["sincos_time_embedding", "GradientPositionalEmbedding"]
 
 
@@ -58,6 +60,12 @@ class GradientPositionalEmbedding(nn.Module):
     embed_dim : int
         Width ``D`` of the code; must be a multiple of 4.
 
+    Raises
+    ------
+    ValueError
+        When ``gradients`` is not a 2-D table of finite values with a row per region, or
+        ``embed_dim`` is not a positive int multiple of 4.
+
     Attributes
     ----------
     gradient_proj : torch.nn.Linear
@@ -77,7 +85,8 @@ class GradientPositionalEmbedding(nn.Module):
         # one NaN would make every region's position NaN (the min-max scaling spans them all)
         if gradients.device.type != "meta" and not bool(torch.isfinite(gradients).all()):
             raise ValueError("gradients must be finite: they hold NaN or infinite values")
-        if embed_dim % 4:
+        # an int (torch failed on 8.0 with "empty(): argument 'size'"), whose half is even
+        if check_count("embed_dim", embed_dim) % 4:
             raise ValueError(f"embed_dim must be a multiple of 4, got {embed_dim}")
         self.embed_dim = int(embed_dim)
         self.register_buffer("gradients", gradients.clone())
