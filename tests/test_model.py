@@ -13,6 +13,7 @@ from brainjepa_sk.nn import (
     Attention,
     BrainJEPA,
     GradientPositionalEmbedding,
+    PatchEmbed,
     TokenPooling,
     jepa_loss,
     sincos_time_embedding,
@@ -985,6 +986,13 @@ def test_the_positional_embedding_keeps_its_own_copy_of_the_gradients():
         before = pos(2).detach().clone()
         gradients[:] = 0  # the caller reuses its array
         torch.testing.assert_close(pos(2).detach(), before)
+
+
+@pytest.mark.parametrize("embed_dim", [8.0, "8", 0])
+def test_the_patch_embedding_refuses_a_width_that_is_not_a_positive_int(embed_dim):
+    # torch failed on 8.0 with "empty(): argument 'size'"; 0 built tokens of no feature
+    with pytest.raises(ValueError, match="embed_dim must be an int >= 1"):
+        PatchEmbed(4, embed_dim)
 
 
 @pytest.mark.parametrize("embed_dim", [8.0, "8", 0])

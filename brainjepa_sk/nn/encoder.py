@@ -100,6 +100,11 @@ class PatchEmbed(nn.Module):
         Frames per patch ``s``.
     embed_dim : int
         Token width ``D``.
+
+    Raises
+    ------
+    ValueError
+        When ``patch_size`` or ``embed_dim`` is not an int >= 1.
     """
 
     def __init__(self, patch_size, embed_dim):
@@ -110,7 +115,7 @@ class PatchEmbed(nn.Module):
             raise ValueError(f"patch_size must be a positive number of frames (an int), got "
                              f"{patch_size!r}")
         self.patch_size = int(patch_size)
-        self.proj = nn.Linear(self.patch_size, embed_dim)
+        self.proj = nn.Linear(self.patch_size, check_count("embed_dim", embed_dim))
 
     def forward(self, x):
         """Map ``(batch, n_frames, n_regions)`` to region-major tokens ``(batch, R * P, D)``.
