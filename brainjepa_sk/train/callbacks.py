@@ -481,7 +481,9 @@ def read_training_state(path):
     ------
     ValueError
         Naming the file, when it is truncated, damaged (its checksum does not match), not a
-        training state, or lacks a part that resuming needs.
+        training state, or its loop state lacks the model, the epoch or the history (what
+        every reader takes; :meth:`PretrainLoop.load_state_dict` checks the rest of what
+        resuming needs).
     """
     # CPU first: generator states must stay CPU tensors; load_state_dict moves the rest.
     state = load_file(path, map_location="cpu", what="training state")
