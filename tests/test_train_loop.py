@@ -1808,6 +1808,16 @@ def test_a_state_saved_without_a_key_is_not_resumed_under_one(tmp_path):
         assert not Checkpoint(path, key="k").restore(_loop(n_epochs=1))
 
 
+def test_a_checkpoint_without_a_key_says_so_when_it_does_not_resume(tmp_path):
+    # it blamed only a random_state that is not an int, which a loop of one's own has none of
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=1)
+    loop.run()
+    Checkpoint(path, key="k").save(loop)
+    with pytest.warns(UserWarning, match=r"not resuming from .*: it has no run key \(key=None"):
+        assert not Checkpoint(path, key=None).restore(_loop(n_epochs=1))
+
+
 def test_a_state_whose_lineage_was_damaged_is_named_not_passed_over_as_another_run(tmp_path):
     """A flipped byte in a state's run settings (its ``extra``) can turn the lineage it was
     saved under into another one: the file is not taken for another run's and skipped in

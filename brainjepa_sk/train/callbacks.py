@@ -373,7 +373,9 @@ class Checkpoint(Callback):
                     "out of the way, or save the run elsewhere")
             return False
         if self.key is None:  # never resumed: not read (it may be large, or damaged)
-            why = "the run cannot be reproduced (a random_state is not an int)"
+            # the pure-torch caller's key, or the pretrainer's for an unseeded run
+            why = ("it has no run key (key=None: the run cannot be reproduced, e.g. its "
+                   "random_state is not an int)")
         else:
             try:
                 state = read_training_state(self.path)
