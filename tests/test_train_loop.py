@@ -2045,6 +2045,14 @@ def test_window_loader_of_no_window_names_the_empty_dataset():
         window_loader(WindowDataset(_windows()), 0, ShuffleSampler(N_WINDOWS, seed=0))
 
 
+def test_window_loader_of_fewer_windows_than_a_global_batch_does_not_blame_an_empty_dataset():
+    # it asked "is the dataset empty?" of 10 windows shared by 2 processes in batches of 20
+    sampler = ShuffleSampler(N_WINDOWS, seed=0, num_replicas=2, batch_size=2 * N_WINDOWS)
+    with pytest.raises(ValueError, match=rf"its {N_WINDOWS} windows make no whole global "
+                                         rf"batch of {2 * N_WINDOWS} \(shared by 2 processes\)"):
+        window_loader(WindowDataset(_windows()), N_WINDOWS, sampler)
+
+
 @pytest.mark.parametrize("batch_size", [2.5, "4", True])
 def test_window_loader_refuses_a_batch_size_that_is_not_an_int(batch_size):
     # int() loaded batches of 2 for 2.5 and of 4 for "4"

@@ -280,10 +280,17 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     Raises
     ------
     ValueError
-        When the sampler gives no window (an empty dataset), or ``batch_size`` is not an
-        int >= 1.
+        When the sampler gives no window (an empty dataset, or a :class:`ShuffleSampler` of
+        several processes whose windows make no whole global batch), or ``batch_size`` is not
+        an int >= 1.
     """
     if not len(sampler):  # torch would complain of a batch_size of 0, which was not asked for
+        if isinstance(sampler, ShuffleSampler) and sampler.n_samples:
+            # not an empty dataset: the processes' sampler keeps whole global batches only
+            raise ValueError(
+                f"the sampler gives no window to load: its {sampler.n_samples} windows make no "
+                f"whole global batch of {sampler.batch_size} (shared by {sampler.num_replicas} "
+                "processes); use a global batch_size of at most the number of windows")
         raise ValueError("the sampler gives no window to load (is the dataset empty?)")
     # an int only: int() took 2.5 windows as 2 and "8" as 8
     batch_size = check_count("batch_size", batch_size)
