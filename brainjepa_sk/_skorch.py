@@ -397,6 +397,14 @@ class SubjectValidSplit:
         -------
         train, valid : torch.utils.data.Subset
             The windows of the training and of the held-out subjects.
+
+        Raises
+        ------
+        TypeError
+            When ``dataset`` is not the windows of a fine-tuning estimator (skorch's nets of
+            one's own give other datasets).
+        ValueError
+            As :meth:`split_subjects`.
         """
         if not isinstance(dataset, SubjectWindows):
             raise TypeError("SubjectValidSplit splits the windows of BrainJEPA estimators only")
