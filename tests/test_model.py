@@ -988,6 +988,18 @@ def test_the_positional_embedding_keeps_its_own_copy_of_the_gradients():
         torch.testing.assert_close(pos(2).detach(), before)
 
 
+def test_the_position_code_takes_a_dataframe_of_gradients_by_its_rows():
+    # torch.as_tensor read a DataFrame by its columns and failed: "expected sequence of
+    # length 4 at dim 0 (got 2)"
+    pd = pytest.importorskip("pandas")
+    table = np.random.default_rng(0).standard_normal((4, 2))
+    frame = pd.DataFrame(table, index=[f"region{r}" for r in range(4)])
+    pos = GradientPositionalEmbedding(frame, 8)
+    assert torch.equal(pos.gradients, torch.tensor(table, dtype=torch.float32))
+    with pytest.raises(ValueError, match=r"gradients must be a numeric table"):
+        GradientPositionalEmbedding([["a", "b"]], 8)  # torch raised a TypeError
+
+
 @pytest.mark.parametrize("embed_dim", [8.0, "8", 0])
 def test_the_patch_embedding_refuses_a_width_that_is_not_a_positive_int(embed_dim):
     # torch failed on 8.0 with "empty(): argument 'size'"; 0 built tokens of no feature

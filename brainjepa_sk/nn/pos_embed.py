@@ -11,6 +11,7 @@ Nothing here assumes a number of time patches: the table is built for the ``n_pa
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -74,7 +75,16 @@ class GradientPositionalEmbedding(nn.Module):
 
     def __init__(self, gradients, embed_dim):
         super().__init__()
-        gradients = torch.as_tensor(gradients, dtype=torch.float32)
+        if isinstance(gradients, torch.Tensor):
+            gradients = gradients.to(torch.float32)
+        else:
+            # through NumPy: torch.as_tensor read a DataFrame by its columns ("expected
+            # sequence of length 4 at dim 0 (got 2)") and refused text with a dtype list
+            try:
+                gradients = torch.from_numpy(np.asarray(gradients, dtype=np.float32))
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"gradients must be a numeric table (n_regions, n_components), "
+                                 f"got {type(gradients).__name__}: {error}") from None
         if gradients.ndim != 2:
             raise ValueError(
                 f"gradients must be 2-D (n_regions, n_components), got shape {tuple(gradients.shape)}"
