@@ -318,11 +318,14 @@ def _refuse_missing_targets(y, what):
         return
     if missing.ndim not in (1, 2):
         return
-    problem = f"a missing {what} (NaN or None)"
+    # pandas.notna, not numpy.isfinite, for a missing value: on a nullable column (Float64)
+    # isfinite gives <NA>, which X[keep] cannot take and .all(axis=1) skips
+    problem, keep = f"a missing {what} (NaN or None)", "pandas.notna(y)"
     if not missing.any():
         if kind not in "fiu":
             return
         missing, problem = np.isinf(np.asarray(y, dtype=np.float64)), f"an infinite {what}"
+        keep = "numpy.isfinite(y)"
         if not missing.any():
             return
     rows = np.flatnonzero(missing.reshape(len(missing), -1).any(axis=1))
@@ -334,8 +337,8 @@ def _refuse_missing_targets(y, what):
     index = y.index if hasattr(y, "iloc") else None  # a pandas y's: a table's participant IDs
     if index is not None and not index.equals(pd.RangeIndex(len(index))):
         column = f" ({index[rows[0]]!r} in y's index){column}"
-    keep = ("numpy.isfinite(y).all(axis=1) for a table of numbers" if missing.ndim == 2
-            else "numpy.isfinite(y) for numbers, ~pandas.isna(y) for labels")
+    if missing.ndim == 2:
+        keep += ".all(axis=1)"
     raise ValueError(
         f"y has {problem} for {rows.size} subject(s), first subject {rows[0]}{column}: every "
         f"subject needs a finite {what}. Leave the subjects without one out of both X and y "

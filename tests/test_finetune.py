@@ -2051,7 +2051,7 @@ def test_score_names_a_missing_label_or_target_too():
 @pytest.mark.parametrize("y, where", [
     (np.array([1.0, None, 2.0, 3.0] * 2, dtype=object), "first subject 1:"),
     (pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0] * 2, "iq": [1.0, 2.0, np.nan, 4.0] * 2}),
-     r"first subject 2, column 'iq': .* keep = numpy\.isfinite\(y\)\.all\(axis=1\)"),
+     r"first subject 2, column 'iq': .* keep = pandas\.notna\(y\)\.all\(axis=1\)"),
     # a participants table's column: the subject named by its ID too
     (pd.Series([1.0, 2.0, 3.0, None] * 2, dtype="Float64",
                index=[f"sub-{k:02d}" for k in range(8)]),
@@ -2067,6 +2067,27 @@ def test_a_missing_regression_target_is_refused_naming_the_subject(y, where):
     with pytest.raises(ValueError, match=rf"y has a missing target \(NaN or None\) for 2 "
                                          rf"subject\(s\), {where}"):
         BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+
+
+@pytest.mark.parametrize("y", [
+    pd.Series([1.0, None, 3.0, 4.0], dtype="Float64"),
+    pd.DataFrame({"age": [1.0, 2.0, 3.0, 4.0], "iq": [1.0, None, 3.0, 4.0]}, dtype="Float64"),
+    np.array([1.0, np.nan, 3.0, 4.0]),
+    np.array(["a", None, "b", "a"], dtype=object),
+    np.array([1.0, np.inf, 3.0, 4.0]),
+    np.array([[1.0, 1.0], [2.0, -np.inf], [3.0, 3.0], [4.0, 4.0]]),
+], ids=["nullable", "nullable_table", "nan", "labels", "inf", "inf_table"])
+def test_the_advice_for_missing_targets_keeps_exactly_the_subjects_with_one(y):
+    """The advice had been numpy.isfinite(y): on a nullable column (pandas' Float64) it gives
+    <NA>, which X[keep] cannot take, and on such a table .all(axis=1) skips the <NA>, keeping
+    the subject without a target."""
+    labels = isinstance(y, np.ndarray) and y.dtype == object
+    estimator = BrainJEPAClassifier if labels else BrainJEPARegressor
+    with pytest.raises(ValueError, match=r"; X\[keep\], y\[keep\]\)$") as error:
+        estimator(tiny_module(), **fast(max_epochs=1)).fit(offset_subjects(np.ones(4)), y)
+    advice = re.search(r"keep = (.+); X\[keep\]", str(error.value)).group(1)
+    keep = eval(advice, {"numpy": np, "pandas": pd, "y": y})  # as the message says
+    np.testing.assert_array_equal(np.asarray(keep, dtype=bool), [True, False, True, True])
 
 
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
