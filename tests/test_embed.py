@@ -1879,9 +1879,13 @@ def test_a_url_that_urllib_cannot_open_is_a_failed_download_saying_where_to_put_
     assert not list((tmp_path / "brainjepa_ukbiobank").glob("*.part"))
 
 
-def test_threads_transforming_one_fitted_embedder_get_what_each_gets_alone(tmp_path):
+def test_threads_transforming_one_fitted_embedder_get_what_each_gets_alone(tmp_path,
+                                                                            monkeypatch):
     """transform reads the fitted embedder without changing it (the encoder's mode, the
-    preprocessing), and the warning filters it sets around reading a text file take turns."""
+    preprocessing), and the warning filters it sets around reading a text file take turns:
+    two reads made to overlap (as the threads may) had left one's filters in force."""
+    import threading
+    import time
     from concurrent.futures import ThreadPoolExecutor
 
     X = make_subjects(4, 12)
@@ -1890,6 +1894,17 @@ def test_threads_transforming_one_fitted_embedder_get_what_each_gets_alone(tmp_p
         np.savetxt(path, series)
     embedder = BrainJEPAEmbedder(weights=tiny_module(), normalization=None, device="cpu").fit(X)
     expected = embedder.transform(paths)
+    loadtxt, inside, both_in = np.loadtxt, [], threading.Event()
+
+    def overlapping_loadtxt(*args, **kwargs):
+        inside.append(None)
+        if len(inside) == 2:  # the second in leaves its block last: not the reverse order
+            both_in.set()
+            time.sleep(0.2)
+        both_in.wait(timeout=0.5)  # the first in waits (a while at most) for the other thread
+        return loadtxt(*args, **kwargs)
+
+    monkeypatch.setattr(np, "loadtxt", overlapping_loadtxt)
     before = list(warnings.filters)
     with ThreadPoolExecutor(4) as pool:
         results = list(pool.map(lambda _: embedder.transform(paths), range(8)))
