@@ -287,8 +287,9 @@ class SubjectValidSplit:
         ValueError
             When ``fraction`` is not a number in (0, 1), ``random_state`` cannot seed a
             ``RandomState``, ``stratified=True`` is given continuous targets or ``groups``,
-            ``groups`` are not one ID per subject, or the subjects cannot be split so (e.g.
-            fewer validation subjects than classes).
+            ``groups`` are not one ID per subject (or mix IDs that cannot be sorted, text
+            and numbers), or the subjects cannot be split so (e.g. fewer validation subjects
+            than classes).
         """
         if not (isinstance(self.fraction, numbers.Real) and 0.0 < self.fraction < 1.0):
             # skorch's ValidSplit(5) means 5 folds: say that this one takes a fraction only
@@ -341,6 +342,16 @@ class SubjectValidSplit:
             raise ValueError(f"groups has a missing ID (NaN or None) for {missing.size} "
                              f"subject(s), first subject {missing[0]}: give every subject a "
                              "group (a subject of its own: an ID no other subject has)")
+        try:
+            np.unique(array)  # as GroupShuffleSplit sorts them
+        except TypeError:  # NumPy's "'<' not supported between instances of 'int' and 'str'"
+            text = [isinstance(group, str) for group in array]
+            other = next((i for i, is_text in enumerate(text) if is_text != text[0]), None)
+            named = ("" if other is None else
+                     f" (subject 0 is {array[0]!r}, subject {other} is {array[other]!r})")
+            raise ValueError(
+                f"groups mixes IDs of several kinds{named}, which cannot be sorted: give IDs "
+                "of one kind, e.g. numpy.asarray(groups).astype(str)") from None
         return np.asarray(groups)
 
     def _given(self):

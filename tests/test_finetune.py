@@ -1629,6 +1629,10 @@ def test_a_subject_split_given_groups_holds_out_whole_groups():
      r"groups, but a stratified split by groups is not supported"),
     (SubjectValidSplit(0.25), np.ones(8), r"cannot split 8 subjects: .* A split by groups "
                                           r"needs 2 groups at least"),
+    # a column of family IDs with one typed as a number had failed in NumPy's sort
+    (SubjectValidSplit(0.25), pd.Series(["f1", "f1", "f2", "f2", 3, 3, "f4", "f4"]),
+     r"groups mixes IDs of several kinds \(subject 0 is 'f1', subject 4 is 3\), which cannot "
+     r"be sorted: give IDs of one kind"),
 ])
 def test_groups_a_split_cannot_use_are_refused_and_the_fit_kept(split, groups, message):
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
