@@ -1,5 +1,6 @@
 """Subjects from files: .npy, .tsv/.csv with or without a header, ABIDE .1D, lists and globs."""
 
+import multiprocessing
 import re
 import warnings
 
@@ -1167,11 +1168,12 @@ def test_a_quoted_gradient_name_with_a_space_counts_as_one_name(tmp_path):
     np.testing.assert_array_equal(load_gradients(path), rows)
 
 
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                    reason="processes are not forked on this platform (Windows)")
 def test_a_child_forked_while_another_thread_silences_warnings_still_reads_text_files(tmp_path):
     """Reading a text file silences NumPy's warning under the package's one lock for warning
     filters: a process forked (a loader worker) while another thread held it inherited it held
     by a thread that does not exist there, and waited for it forever."""
-    import multiprocessing
     import threading
 
     from brainjepa_sk._warnings import catch_warnings
