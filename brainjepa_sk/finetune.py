@@ -1470,9 +1470,9 @@ class _FineTuneBase(SubjectsInputMixin):
             self._refuse_sample_weight()
         unknown = [name for name in routed if name not in taken]
         if unknown:
+            names = " and ".join([", ".join(taken[:-1]), taken[-1]] if len(taken) > 1 else taken)
             raise TypeError(f"{type(self).__name__}.{method} takes no metadata "
-                            f"{', '.join(map(repr, unknown))}: only {' and '.join(taken)} "
-                            "may be routed to it")
+                            f"{', '.join(map(repr, unknown))}: only {names} may be routed to it")
 
     def set_fit_request(self, **kwargs):
         """Request metadata for ``fit`` (with ``sklearn.set_config(enable_metadata_routing=True)``),

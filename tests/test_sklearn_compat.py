@@ -443,6 +443,10 @@ def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X
             with pytest.raises(TypeError, match=rf"^{name}.fit takes no metadata 'mask': "
                                                 "only epochs and groups may be routed to it$"):
                 estimator.set_fit_request(mask=True)
+            with pytest.raises(TypeError, match=rf"^{name}.partial_fit takes no metadata 'mask': "
+                                                "only epochs, classes and groups may be routed "
+                                                "to it$"):  # (not "epochs and classes and")
+                estimator.set_partial_fit_request(mask=True)
             assert estimator.get_metadata_routing().consumes("fit", ["sample_weight"]) == set()
         classifier = clone(tiny_supervised_estimators()[0]).set_score_request(
             sample_weight=False)
