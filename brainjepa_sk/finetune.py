@@ -896,6 +896,34 @@ class _FineTuneBase(SubjectsInputMixin):
             When the checkpoint of the run it would resume is of other subjects or targets,
             or of other settings (named).
         """
+        pressed, self._sigterm_ = {}, {}
+        try:
+            # the checks of a resumed run too: skorch's partial_fit swallows a Ctrl-C there
+            with noting_ctrl_c(pressed), noting_sigterm(self._sigterm_):
+                try:
+                    epochs = self._epochs_to_train(epochs)
+                    super().fit_loop(X, y, epochs=epochs, **fit_params)
+                except KeyboardInterrupt as interrupt:
+                    if pressed:
+                        # skorch's partial_fit would swallow Ctrl-C too and keep the
+                        # half-trained model; here it stops the fit like any error, which
+                        # leaves the estimator as it was
+                        raise _Interrupted from interrupt
+                    if not self._sigterm_:  # a callback's way to end training (EarlyStopping)
+                        raise
+            # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
+            # the caller, as the pre-emption asked (the pretrainer's loop does the same)
+            self._stop_on_sigterm(f"after the last epoch ({len(self.history_)})")
+            return self
+        finally:
+            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_"):
+                self.__dict__.pop(name, None)
+
+    def _epochs_to_train(self, epochs):
+        """The epochs ``fit_loop`` trains (skorch's ``epochs``): with a history loaded by
+        ``LoadInitState`` when a new model's fit began, the run's epochs left, once the run is
+        checked and the scoring callbacks have their best scores from it; also records the
+        run's total (``_epochs_run_``) and its epochs done (``_epochs_done_``)."""
         total = self.max_epochs if epochs is None else epochs
         done = 0
         if self.__dict__.get("_new_model_", False) and len(self.history_):
@@ -949,26 +977,7 @@ class _FineTuneBase(SubjectsInputMixin):
                     "as it was")
             epochs = 0 if stopped is not None else max(total - done, 0)
         self._epochs_run_, self._epochs_done_ = total, done
-        pressed, self._sigterm_ = {}, {}
-        try:
-            with noting_ctrl_c(pressed), noting_sigterm(self._sigterm_):
-                try:
-                    super().fit_loop(X, y, epochs=epochs, **fit_params)
-                except KeyboardInterrupt as interrupt:
-                    if pressed:
-                        # skorch's partial_fit would swallow Ctrl-C too and keep the
-                        # half-trained model; here it stops the fit like any error, which
-                        # leaves the estimator as it was
-                        raise _Interrupted from interrupt
-                    if not self._sigterm_:  # a callback's way to end training (EarlyStopping)
-                        raise
-            # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
-            # the caller, as the pre-emption asked (the pretrainer's loop does the same)
-            self._stop_on_sigterm(f"after the last epoch ({len(self.history_)})")
-            return self
-        finally:
-            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_"):
-                self.__dict__.pop(name, None)
+        return epochs
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         """Before the callbacks begin: on a fitted net with skorch ``LRScheduler`` callbacks,

@@ -3162,6 +3162,32 @@ class FailAtEpochEnd(Callback):
             raise RuntimeError("the job was killed")
 
 
+@pytest.mark.parametrize("step", ["check_resumed_run", "restore_early_stopping"])
+def test_ctrl_c_while_a_fit_checks_the_run_it_resumes_stops_it(
+        tmp_path, monkeypatch, ctrl_c_raises, step):
+    """Ctrl-C while the fit checks the loaded run (its run file, EarlyStopping's best weights
+    read back), before the first epoch: skorch swallowed it there, and the fit returned the
+    checkpoint's half-trained model as if fitted. It propagates, the estimator left as it
+    was."""
+    from brainjepa_sk import finetune
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    script = dict(fast(max_epochs=4), callbacks=[saved, LoadInitState(saved)])
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **{
+            **script, "callbacks": [*script["callbacks"], FailAtEpochEnd(2)]}).fit(X, y)
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    proba, history = fitted.predict_proba(X), fitted.history_.to_list()
+    monkeypatch.setattr(finetune, step, lambda *args: press_ctrl_c())
+    with pytest.raises(KeyboardInterrupt):
+        fitted.set_params(**script).fit(X, y)
+    np.testing.assert_array_equal(fitted.predict_proba(X), proba)
+    assert fitted.history_.to_list() == history
+    monkeypatch.undo()
+    assert len(fitted.fit(X, y).history_) == 4  # the run resumes
+
+
 def test_the_same_fit_again_resumes_an_interrupted_run_and_ends_as_the_uninterrupted_one(
         tmp_path):
     """skorch's Checkpoint and LoadInitState, and the same script run again: the resumed fit
