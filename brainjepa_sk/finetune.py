@@ -910,6 +910,9 @@ class _FineTuneBase(SubjectsInputMixin):
                         # leaves the estimator as it was
                         raise _Interrupted from interrupt
                     if not self._sigterm_:  # a callback's way to end training (EarlyStopping)
+                        if len(self.history_):
+                            # one that ends it inside an epoch skips that epoch's loss guard
+                            self._refuse_non_finite()
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
             # the caller, as the pre-emption asked (the pretrainer's loop does the same)
@@ -1765,6 +1768,11 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                              **kwargs)
+        self._refuse_non_finite()
+
+    def _refuse_non_finite(self):
+        """Raise ``FloatingPointError`` when a training batch's loss in the last epoch's
+        record, or a weight, is NaN or infinite."""
         record = self.history_[-1]
         # the batches' losses: the epoch's mean is recorded by a callback that runs later
         bad = [batch["train_loss"] for batch in record.get("batches", [])

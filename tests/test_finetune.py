@@ -3998,6 +3998,26 @@ def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_traine
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_callback_ending_training_at_a_nan_loss_does_not_return_nan_weights():
+    """A callback that ends training by raising KeyboardInterrupt inside an epoch (one that
+    stops at a NaN loss, as Keras' TerminateOnNaN) skipped the epoch's loss guard: the fit
+    returned NaN weights as fitted. It stops with FloatingPointError, the estimator left as it
+    was."""
+    class TerminateOnNaN(Callback):
+        def on_batch_end(self, net, training=False, **kwargs):
+            if training and not np.isfinite(net.history_[-1, "batches", -1, "train_loss"]):
+                raise KeyboardInterrupt
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=2)).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.set_params(lr=1e12, max_epochs=3, callbacks=[TerminateOnNaN()])
+    with pytest.raises(FloatingPointError, match="loss became nan in epoch 1"):
+        clf.fit(X, y)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert len(clf.history_) == 1
+
+
 def _poison_loss(net):  # a loss gone NaN, as a far too large learning rate gives
     net.history_.record_batch("train_loss", float("nan"))
 
