@@ -892,9 +892,13 @@ def saving_together():
         _SAVED_TOGETHER.reset(token)
         token = None
         if group["failed"] is not None:
+            targets = [group["failed_target"], *(target for _, target in group["renames"])]
+            # a first save that fails (a folder one cannot write to) leaves nothing to resume
+            kept = ("the previous ones are kept, whole"
+                    if any(os.path.exists(target) for target in targets) else
+                    "none was saved before, so there is no checkpoint to resume from yet")
             warn_user(f"{group['failed']}; the files saved with it (skorch's Checkpoint goes "
-                      "on after such an error) are not written either: the previous ones are "
-                      "kept, whole")
+                      f"on after such an error) are not written either: {kept}")
             return
         for part, target in group["renames"]:
             with naming_save_errors(target):
@@ -905,6 +909,14 @@ def saving_together():
         for part, _ in group["renames"]:
             if os.path.exists(part):
                 os.remove(part)
+
+
+def _note_failed_save(group, target, error):
+    """Record in a :func:`saving_together` block's ``group`` the first save that failed."""
+    if group["failed"] is None:
+        group["failed"] = (str(error) if str(target) in str(error) else
+                           f"could not save {target}: {type(error).__name__}: {error}")
+        group["failed_target"] = target
 
 
 def save_params_atomically(save_params, files, **options):
@@ -953,9 +965,8 @@ def save_params_atomically(save_params, files, **options):
             with naming_save_errors(target):
                 move_into_place(part, target)
     except Exception as error:
-        if together is not None and together["failed"] is None:
-            together["failed"] = (str(error) if str(target) in str(error) else
-                                  f"could not save {target}: {type(error).__name__}: {error}")
+        if together is not None:
+            _note_failed_save(together, target, error)
         raise
     finally:
         for part, _ in renames:
@@ -1149,9 +1160,7 @@ def save_run_fingerprint(checkpoint, fingerprint):
             raise
         # as a failed save of skorch's, which its Checkpoint goes on after: the block's
         # files are not moved into place, and it warns
-        if together["failed"] is None:
-            together["failed"] = (str(error) if str(target) in str(error) else
-                                  f"could not save {target}: {type(error).__name__}: {error}")
+        _note_failed_save(together, target, error)
         return
     if together is not None:
         together["renames"].append((part, target))

@@ -3827,6 +3827,29 @@ def test_a_checkpoint_saved_in_part_leaves_the_previous_one_to_resume_from(
     np.testing.assert_array_equal(resumed.predict_proba(X), reference.predict_proba(X))
 
 
+def test_a_checkpoint_folder_that_cannot_be_written_says_nothing_is_saved(
+        tmp_path, monkeypatch):
+    """Every save of a Checkpoint refused (a folder one may not write to): the warning said
+    that "the previous ones are kept, whole" when none had been saved, as if the run could be
+    resumed. It says there is nothing to resume from, and the fit still returns its model."""
+    import skorch.net
+
+    def denied(obj, f, *args, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(f))
+
+    monkeypatch.setattr(skorch.net.torch, "save", denied)
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    with pytest.warns(UserWarning, match=r"could not save .*\.pt: Permission denied.*none was "
+                                         r"saved before, so there is no checkpoint to resume "
+                                         r"from yet") as record:
+        clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                                  callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    assert not any("kept, whole" in str(warning.message) for warning in record)
+    assert len(clf.history_) == 2 and clf.predict(X).shape == (8,)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_run_file_that_cannot_be_written_keeps_the_previous_checkpoint(
         tmp_path, monkeypatch):
     """The run file is saved with the checkpoint's files: when it cannot be written (a full
