@@ -136,6 +136,33 @@ def test_saving_to_a_folder_says_so_before_writing_anything(tmp_path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my models"]
 
 
+def test_saving_through_a_link_to_a_file_writes_its_target_and_keeps_the_link(tmp_path):
+    """A link the user keeps (say latest.pt -> run3/model.pt) is not replaced by a file."""
+    from brainjepa_sk._skorch import save_params_atomically
+
+    (tmp_path / "run3").mkdir()
+    target, link = tmp_path / "run3" / "model.pt", tmp_path / "latest.pt"
+    target.write_bytes(b"old")
+    link.symlink_to(target)
+    save_checkpoint(link, tiny_module())
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    load_checkpoint(target)  # the new model, through the link's target
+    save_params_atomically(lambda f_params: Path(f_params).write_bytes(b"params"),
+                           {"f_params": link})
+    assert link.is_symlink() and target.read_bytes() == b"params"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["latest.pt", "model.pt", "run3"]
+
+
+def test_saving_to_a_link_to_a_folder_is_refused_as_a_folder(tmp_path):
+    folder, link = tmp_path / "models", tmp_path / "models-link"
+    folder.mkdir()
+    link.symlink_to(folder)
+    with pytest.raises(IsADirectoryError, match=r"models-link: it is a folder \(a link to the "
+                                                r"folder .*models\); give the path of a file"):
+        save_checkpoint(link, tiny_module())
+    assert link.is_symlink() and list(folder.iterdir()) == []
+
+
 def test_other_write_errors_name_the_file(tmp_path, monkeypatch):
     def denied(obj, file):
         raise PermissionError(errno.EACCES, "Permission denied")

@@ -497,12 +497,19 @@ def check_writable_folder(folder, what="folder"):
         ) from error
 
 
+def _link_target(path):
+    """The file a write of ``path`` replaces: the one a symbolic link points to (the link is
+    kept, as a plain write through it would keep it), else ``path`` itself."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else Path(path)
+
+
 def temporary_file_beside(path):
     """A new empty temporary file in ``path``'s folder, for a write then renamed over ``path``.
 
     It is named after ``path``, the host and this process, as :func:`atomic_save`'s are, and
     the temporary files of earlier writes of ``path`` whose process no longer runs here
-    (killed mid-write) are removed first.
+    (killed mid-write) are removed first. Where ``path`` is a symbolic link, it is made beside
+    the file the link points to, which :func:`move_into_place` replaces.
 
     Parameters
     ----------
@@ -514,7 +521,7 @@ def temporary_file_beside(path):
     pathlib.Path
         The temporary file (the caller renames or removes it).
     """
-    path = Path(path)
+    path = _link_target(path)
     _remove_stale_temporaries(path)
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temporary_prefix(path), suffix=".tmp")
     os.close(handle)
@@ -527,7 +534,8 @@ def move_into_place(tmp, path):
     ``tmp`` is flushed to the disk (``fsync``), given the permissions of the umask (as
     ``open`` would give a new file), renamed over ``path`` (atomically: a reader sees the old
     file or the new one, never a part), and the folder is synced so that the rename survives
-    a crash.
+    a crash. Where ``path`` is a symbolic link, the file it points to is replaced and the link
+    kept.
 
     Parameters
     ----------
@@ -539,8 +547,9 @@ def move_into_place(tmp, path):
     with open(tmp, "rb+") as file:
         os.fsync(file.fileno())
     os.chmod(tmp, 0o666 & ~_umask())
+    path = _link_target(path)
     os.replace(tmp, path)
-    _fsync_folder(Path(path).parent)
+    _fsync_folder(path.parent)
 
 
 def atomic_save(obj, path):
@@ -601,15 +610,19 @@ def naming_save_errors(path):
     Raises
     ------
     OSError
-        Naming ``path``: ``EISDIR`` when it is a folder (before anything is written),
+        Naming ``path``: ``EISDIR`` when it is a folder or a link to one (before anything is
+        written),
         ``ENOSPC`` for a full disk (an ``OSError`` of ``ENOSPC`` or ``EDQUOT``, or torch's
         short write), the system's code for other ``OSError`` errors. Other errors propagate
         as they are.
     """
     # said before the data are written beside it (the rename would refuse a folder only then)
-    if Path(path).is_dir() and not Path(path).is_symlink():
-        raise IsADirectoryError(errno.EISDIR, f"could not save {path}: it is a folder; give the "
-                                              "path of a file to write (in it, or elsewhere)")
+    if Path(path).is_dir():  # a link to a folder too: the rename would replace the link
+        link = (f" (a link to the folder {os.path.realpath(path)})"
+                if os.path.islink(path) else "")
+        raise IsADirectoryError(errno.EISDIR, f"could not save {path}: it is a folder{link}; "
+                                              "give the path of a file to write (in it, or "
+                                              "elsewhere)")
     try:
         yield
     except (OSError, RuntimeError) as error:
