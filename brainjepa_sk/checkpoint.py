@@ -91,9 +91,17 @@ def _built_for_loading(gradients, config):
     return model
 
 
+#: Model settings a saved configuration must hold: the others may be absent and take
+#: ``BrainJEPA``'s defaults (a pretraining run's state records its sizes but not mlp_ratio
+#: or qkv_bias), as a wrong one shows in the weights' shapes or keys, or acts on training
+#: only. The head count changes a loaded model's outputs and no weight's shape.
+_CONFIG_REQUIRED = ("num_heads",)
+
+
 def _check_config(config, path):
-    """Refuse a saved model configuration that ``BrainJEPA`` does not take, naming ``path``
-    (keys absent from it take their defaults, as in files saved before they existed)."""
+    """Refuse a saved model configuration that ``BrainJEPA`` does not take, or that lacks
+    ``num_heads``, naming ``path``: a missing one would take the default and load without an
+    error (the weights have the same shapes for any head count), giving other embeddings."""
     if not isinstance(config, dict):
         raise ValueError(f"{path} is an inconsistent checkpoint: its model configuration is a "
                          f"{type(config).__name__}, not a dict")
@@ -104,6 +112,15 @@ def _check_config(config, path):
             f"{path} holds model settings that this version of brainjepa_sk ({__version__}) "
             f"does not know: {unknown} (it takes {sorted(known)}); the file was written by "
             "another version: load it with that version")
+    # (a key renamed by another version is named as such above, not as missing)
+    missing = [key for key in _CONFIG_REQUIRED if key not in config]
+    if missing:
+        raise ValueError(
+            f"{path}: its model configuration lacks {missing}, which every file brainjepa_sk "
+            "writes records (the file was written or edited by other code). The default is "
+            "not assumed: it may not be what the model was trained with, and the weights have "
+            "the same shapes for any head count. Add it to the file's configuration with the "
+            "value the model was trained with")
 
 
 def _strip_prefix(state, section):
@@ -533,7 +550,8 @@ def load_checkpoint(path, map_location="cpu"):
         not a checkpoint of this package (a research checkpoint, a pretraining run's state),
         written by a newer version, incomplete, when its model settings are not those this
         version's :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
-        version), or when its weights hold NaN or infinite values.
+        version), when its model configuration lacks ``num_heads``, or when its weights hold
+        NaN or infinite values.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:

@@ -398,6 +398,32 @@ def test_model_settings_of_another_version_are_named_with_the_file(tmp_path, loa
         load(tmp_path / "other version.pt")
 
 
+@pytest.mark.parametrize("load", [load_checkpoint, resolve_weights])
+def test_a_configuration_lacking_a_setting_is_named_not_given_the_default(tmp_path, load):
+    """The weights have the same shapes for any num_heads: a file lacking it had loaded with
+    the default 12 heads, giving other embeddings without a word. Settings a wrong default of
+    which the weights show, or that act on training only, may be absent (a pretraining
+    run's state records no mlp_ratio)."""
+    from brainjepa_sk.checkpoint import _checksum
+
+    # 24 wide: 12 heads divide it too, so nothing but the configuration tells them apart
+    model = BrainJEPA(torch.randn(10, 4), patch_size=4, embed_dim=24, depth=1, num_heads=2,
+                      predictor_embed_dim=8, predictor_depth=1)
+    save_checkpoint(tmp_path / "m.pt", model)
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    for key in ("patch_embed_init", "mlp_ratio", "qkv_bias", "drop_path_rate"):
+        del payload["config"][key]
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "older.pt")
+    assert _same_weights(load_checkpoint(tmp_path / "older.pt").model, model)
+    del payload["config"]["num_heads"]
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(ValueError, match=r"edited\.pt: its model configuration lacks "
+                                         r"\['num_heads'\].*Add it"):
+        load(tmp_path / "edited.pt")
+
+
 def test_map_location_is_passed_to_torch_load(tmp_path):
     model = _model()
     save_checkpoint(tmp_path / "m.pt", model)
