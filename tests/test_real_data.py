@@ -886,6 +886,23 @@ def test_a_confounds_file_without_a_numeric_column_is_refused(tmp_path):
         _read_confounds(tsv)
 
 
+@pytest.mark.parametrize("content", [b"", b"\x1f\x8b\x08\x00\x93\xfa\xe8", b"a\tb\n1\t2\n3\t4\t5\n"],
+                         ids=["empty", "binary", "ragged"])
+def test_a_damaged_file_of_the_download_cache_is_named(tmp_path, content):
+    """A damaged ROI series or confounds file had been named by numpy's or pandas' message
+    alone: which of hundreds of cached files was not said."""
+    from brainjepa_sk.datasets._real import _as_series
+
+    (tmp_path / "confounds.tsv").write_bytes(content)
+    with pytest.raises(ValueError, match=r"the confounds file .*confounds\.tsv does not read "
+                                         r"as a table .*Delete it to download it again"):
+        _read_confounds(tmp_path / "confounds.tsv")
+    (tmp_path / "sub-1_rois.1D").write_bytes(content + b"\n1 2\n3\n")
+    with pytest.raises(ValueError, match=r"^subject 4: .*sub-1_rois\.1D is not a numeric "
+                                         r"table .*Delete it to download it again"):
+        _as_series(str(tmp_path / "sub-1_rois.1D"), 4)
+
+
 def test_development_without_a_phenotypic_table_says_so(fake_development, monkeypatch):
     original = nilearn_datasets.fetch_development_fmri
 

@@ -138,7 +138,12 @@ def _read_confounds(path):
     replaced by the next available value of its column (then the previous one); columns without
     any value are dropped.
     """
-    table = pd.read_csv(path, sep="\t")
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except ValueError as exc:  # pandas' messages (and a binary file's) name no file
+        raise ValueError(f"the confounds file {path} does not read as a table "
+                         f"({str(exc).strip()}): damaged in the download cache? Delete it to "
+                         "download it again") from None
     table = table.apply(pd.to_numeric, errors="coerce").dropna(axis=1, how="all")
     if table.shape[1] == 0:
         raise ValueError(f"the confounds file {path} has no numeric column")
@@ -387,9 +392,14 @@ def load_development_fmri(
 def _as_series(entry, i):
     """One subject's ROI series from the fetcher: an array, or the path of a ``.1D`` file."""
     if isinstance(entry, (str, os.PathLike)):
-        with catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
-            entry = np.loadtxt(entry, ndmin=2)
+        try:
+            with catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
+                entry = np.loadtxt(entry, ndmin=2)
+        except ValueError as exc:  # numpy's messages (and a binary file's) name no file
+            raise ValueError(f"subject {i}: {os.fspath(entry)} is not a numeric table "
+                             f"({str(exc).strip()}): damaged in the download cache? Delete it "
+                             "to download it again") from None
     try:
         return np.asarray(entry, dtype=np.float64)
     except (TypeError, ValueError) as exc:
