@@ -121,6 +121,28 @@ def test_a_subject_file_that_cannot_be_read_is_not_called_non_numeric(tmp_path, 
     assert info.value.errno == errno.EACCES
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".txt", ".1D"])
+@pytest.mark.parametrize("damage", ["binary", "gzip", "nul_tail", "cut"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_damaged_text_subject_file_is_named(tmp_path, suffix, damage, lazy):
+    """A table damaged as copies and crashes damage files (random bytes, a compressed file
+    under a text name, a write cut short and padded with NUL bytes, a row cut short) is
+    refused naming the file, read at once or one file at a time."""
+    rng = np.random.default_rng(0)
+    good = tmp_path / "sub-0.npy"
+    np.save(good, rng.standard_normal((30, 4)))
+    lines = "\n".join(("," if suffix == ".csv" else "\t").join(f"{v:.6f}" for v in row)
+                      for row in rng.standard_normal((30, 4))).encode() + b"\n"
+    content = {"binary": rng.integers(0, 256, 300, dtype=np.uint8).tobytes(),
+               "gzip": b"\x1f\x8b\x08\x00" + rng.integers(0, 256, 100, dtype=np.uint8).tobytes(),
+               "nul_tail": lines[:200] + b"\x00" * 100,
+               "cut": lines[: len(lines) // 2 + 7]}[damage]
+    bad = tmp_path / f"sub-1{suffix}"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(bad))}"):
+        validate_subjects([good, bad], lazy=lazy)
+
+
 @pytest.mark.parametrize("keep, said", [
     (lambda raw: raw[:-8], r"its header announces 640 bytes of data, it holds 632"),
     (lambda raw: raw[: len(raw) // 2], r"its header announces 640 bytes of data, it holds \d+"),
