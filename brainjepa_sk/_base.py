@@ -333,6 +333,8 @@ def resolve_estimator_weights(estimator, subjects=None):
 #: The parameters a ``fit`` freezes into ``preprocessor_``.
 PREPROCESSING_PARAMETERS = ("t_r", "model_t_r", "n_frames", "window", "stride", "min_frames",
                             "normalization")
+#: Those of the estimators that load weights, whose atlas is fixed (see ``validate_subjects``).
+WEIGHTS_PREPROCESSING_PARAMETERS = (*PREPROCESSING_PARAMETERS, "constant_regions")
 
 
 def same_setting(a, b):
@@ -487,8 +489,8 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     The region count (with the atlas advice for the default weights) and the region names
     the weights were pretrained on must match ``X``; the preprocessing is then built from
     the weights and the estimator's ``t_r``, ``model_t_r``, ``n_frames``, ``window``,
-    ``stride``, ``min_frames`` and ``normalization``, and its windows must cut into whole
-    time patches, and every subject must be long enough for a window.
+    ``stride``, ``min_frames``, ``normalization`` and ``constant_regions``, and its windows
+    must cut into whole time patches, and every subject must be long enough for a window.
 
     Parameters
     ----------
@@ -523,6 +525,7 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
         resolved, fitted_on, t_r=estimator.t_r, model_t_r=estimator.model_t_r,
         n_frames=estimator.n_frames, window=estimator.window, stride=estimator.stride,
         min_frames=estimator.min_frames, normalization=estimator.normalization,
+        constant_regions=estimator.constant_regions,
     )
     # in fit, as the pretrainer does, rather than at the first transform
     preprocessor.check_lengths(subjects)
@@ -595,6 +598,7 @@ WEIGHTS_CONSTRAINTS = {
     "stride": [*POSITIVE_INT, None],
     "min_frames": [*POSITIVE_INT, None],
     "normalization": [StrOptions({"auto", *(n for n in NORMALIZATIONS if n)}), None],
+    "constant_regions": [StrOptions({"error", "zero"})],
     "data_dir": OPTIONAL_PATH,
 }
 

@@ -7,9 +7,9 @@ from sklearn.base import BaseEstimator
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     POSITIVE_INT,
-    PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
     WEIGHTS_PARAMETERS,
+    WEIGHTS_PREPROCESSING_PARAMETERS,
     EmbeddingTransformMixin,
     check_parameters,
     check_pooling,
@@ -101,6 +101,15 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         statistics), ``"global_zscore"`` for research weights. Naming our checkpoint's own
         scaling is the same as ``"auto"``: its ``"robust"`` statistics are the pretraining
         data's, not relearned; another scaling is fitted on the subjects given to ``fit``.
+    constant_regions : {"error", "zero"}, default="error"
+        A region whose signal is constant within a subject (outside the scan's field of view,
+        say) carries no signal, and is refused by default. The weights fix the atlas, so such
+        a region cannot be left out: ``"zero"`` accepts it and gives it to the model as 0
+        after normalization (the level of a z-scored window's mean), the ``"global_zscore"``
+        statistics taken over the other regions (see
+        :class:`~brainjepa_sk.preprocessing.Preprocessor`). The model then sees a region
+        without activity, a pattern it did not meet in pretraining: check that the results
+        do not hinge on it (e.g. with and without the subjects concerned).
     batch_size : int, default=32
         Windows per forward pass.
     device : str or torch.device, default="auto"
@@ -132,7 +141,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
     """
 
     # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit
-    _FROZEN_AT_FIT = (*WEIGHTS_PARAMETERS, *PREPROCESSING_PARAMETERS)
+    _FROZEN_AT_FIT = (*WEIGHTS_PARAMETERS, *WEIGHTS_PREPROCESSING_PARAMETERS)
 
     # weights given, a user may take the embedder for ready: its fit reads them
     _not_fitted_message = (
@@ -161,6 +170,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         stride=None,
         min_frames=None,
         normalization="auto",
+        constant_regions="error",
         batch_size=32,
         device="auto",
         precision="auto",
@@ -178,6 +188,7 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         self.stride = stride
         self.min_frames = min_frames
         self.normalization = normalization
+        self.constant_regions = constant_regions
         self.batch_size = batch_size
         self.device = device
         self.precision = precision

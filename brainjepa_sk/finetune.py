@@ -56,9 +56,9 @@ from ._base import (
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
     POSITIVE_INT,
-    PREPROCESSING_PARAMETERS,
     WEIGHTS_CONSTRAINTS,
     WEIGHTS_PARAMETERS,
+    WEIGHTS_PREPROCESSING_PARAMETERS,
     Range,
     SubjectsInputMixin,
     average_by_subject,
@@ -493,6 +493,7 @@ class _FineTuneBase(SubjectsInputMixin):
         stride=None,
         min_frames=None,
         normalization="auto",
+        constant_regions="error",
         precision="auto",
         accumulation_steps=1,
         random_state=None,
@@ -525,6 +526,7 @@ class _FineTuneBase(SubjectsInputMixin):
         self.stride = stride
         self.min_frames = min_frames
         self.normalization = normalization
+        self.constant_regions = constant_regions
         self.precision = precision
         self.accumulation_steps = accumulation_steps
         self.random_state = random_state
@@ -1220,7 +1222,7 @@ class _FineTuneBase(SubjectsInputMixin):
     #: change in between.
     #: What a prediction depends on among them (the others shape training only).
     _PREDICTION_PARAMETERS = (*WEIGHTS_PARAMETERS, "freeze_encoder", "pooling", "final_norm",
-                              *PREPROCESSING_PARAMETERS)
+                              *WEIGHTS_PREPROCESSING_PARAMETERS)
     _BUILD_PARAMETERS = (*_PREDICTION_PARAMETERS, "drop_path_rate", "layer_decay",
                          "weight_decay")
 
@@ -2104,9 +2106,10 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
     min_lr : float, default=1e-6
         Learning rate reached by the cosine decay at the last batch of ``max_epochs``. Above
         ``lr`` warns: the decay would raise the rate.
-    t_r, model_t_r, n_frames, window, stride, min_frames, normalization
+    t_r, model_t_r, n_frames, window, stride, min_frames, normalization, constant_regions
         The preprocessing, as in :class:`~brainjepa_sk.BrainJEPAEmbedder`: ``"auto"`` repeats
-        what the weights were pretrained with.
+        what the weights were pretrained with; ``constant_regions="zero"`` takes a region
+        constant within a subject as 0 after normalization, instead of refusing it.
     precision : {"auto", "fp32", "bf16"}, default="auto"
         ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
     accumulation_steps : int, default=1

@@ -55,6 +55,11 @@ __all__ = [
 
 NORMALIZATIONS = ("global_zscore", "roi_zscore", "robust", None)
 WINDOW_STRATEGIES = ("center", "first", "sliding")
+#: What the Preprocessor does with a region constant within a window.
+CONSTANT_REGIONS = ("keep", "zero")
+#: A region whose values in a window spread over at most this fraction of their magnitude is
+#: constant there: resampling a constant series leaves rounding errors of about 1e-16.
+_CONSTANT_SPREAD = 1e-12
 #: Unnormalised series whose typical magnitude exceeds this range, or whose spread falls
 #: below it, get a warning.
 UNIT_SCALE_RANGE = (1e-2, 1e2)
@@ -90,6 +95,7 @@ _PARAM_NAMES = (
     "min_frames",
     "normalization",
     "eps",
+    "constant_regions",
 )
 _FITTED_NAMES = ("median_", "iqr_", "n_regions_")
 
@@ -407,6 +413,14 @@ class Preprocessor:
         the whole series before windowing. None: values are left as they are.
     eps : float, default=1e-8
         Smallest scale divided by, so constant windows (or regions) give zeros rather than NaN.
+    constant_regions : {"keep", "zero"}, default="keep"
+        ``"keep"``: a region constant within a window is scaled as the others are (with
+        ``"global_zscore"`` its value, say the 0 a masker writes outside the field of view,
+        shifts and shrinks every other region of the window). ``"zero"``: it is 0 in that
+        window after normalization (whatever it was before), and ``"global_zscore"`` takes its
+        mean and standard deviation over the other regions only, so that the other regions
+        come out as if the region were absent. For a region with no signal (outside the
+        field of view) that a model's fixed atlas still needs.
 
     Attributes
     ----------
@@ -441,6 +455,7 @@ class Preprocessor:
         min_frames=None,
         normalization="global_zscore",
         eps=1e-8,
+        constant_regions="keep",
     ):
         self.n_frames = n_frames
         self.t_r = t_r
@@ -450,6 +465,7 @@ class Preprocessor:
         self.min_frames = min_frames
         self.normalization = normalization
         self.eps = eps
+        self.constant_regions = constant_regions
 
     # ------------------------------------------------------------------ parameters
 
@@ -462,6 +478,7 @@ class Preprocessor:
         "min_frames": [*POSITIVE_INT, None],
         "normalization": [StrOptions({name for name in NORMALIZATIONS if name}), None],
         "eps": POSITIVE,
+        "constant_regions": [StrOptions(set(CONSTANT_REGIONS))],
     }
 
     def _validate_params(self):
@@ -623,16 +640,28 @@ class Preprocessor:
         return starts
 
     def _normalize_windows(self, windows):
-        """Per-window z-scoring of ``(n_windows, n_frames, n_regions)``."""
-        if self.normalization == "global_zscore":
-            axes = (1, 2)
-        elif self.normalization == "roi_zscore":
-            axes = 1
-        else:
-            return windows
-        mean = windows.mean(axis=axes, keepdims=True)
-        std = windows.std(axis=axes, keepdims=True)
-        return (windows - mean) / np.maximum(std, self.eps)
+        """Per-window z-scoring of ``(n_windows, n_frames, n_regions)``; with
+        ``constant_regions="zero"``, the regions constant within a window 0 in it."""
+        constant = None
+        if self.constant_regions == "zero":
+            spread = np.ptp(windows, axis=1, keepdims=True)
+            constant = spread <= _CONSTANT_SPREAD * np.abs(windows).max(axis=1, keepdims=True)
+        if self.normalization == "global_zscore" and constant is not None and constant.any():
+            # the statistics of the other regions: theirs as if the constant ones were absent
+            signal = ~constant
+            count = np.maximum(signal.sum(axis=2, keepdims=True) * windows.shape[1], 1)
+            mean = (windows * signal).sum(axis=(1, 2), keepdims=True) / count
+            std = np.sqrt((((windows - mean) * signal) ** 2).sum(axis=(1, 2), keepdims=True)
+                          / count)
+            windows = (windows - mean) / np.maximum(std, self.eps)
+        elif self.normalization in ("global_zscore", "roi_zscore"):
+            axes = (1, 2) if self.normalization == "global_zscore" else 1
+            mean = windows.mean(axis=axes, keepdims=True)
+            std = windows.std(axis=axes, keepdims=True)
+            windows = (windows - mean) / np.maximum(std, self.eps)
+        if constant is not None and constant.any():
+            windows = np.where(constant, 0.0, windows)
+        return windows
 
     # ------------------------------------------------------------------ API
 
@@ -1062,7 +1091,8 @@ class Preprocessor:
         Returns
         -------
         dict
-            The constructor parameters under their names, plus ``"median_"`` and ``"iqr_"``
+            The constructor parameters under their names (``constant_regions`` only when not
+            ``"keep"``, what a dict without it means), plus ``"median_"`` and ``"iqr_"``
             (float64 NumPy arrays of shape (n_regions,), or None) and ``"n_regions_"`` (int, or
             None when not fitted). Values are ints, floats, strings, None or NumPy arrays.
         """
@@ -1076,6 +1106,8 @@ class Preprocessor:
             "normalization": self.normalization,
             "eps": float(self.eps),
         }
+        if self.constant_regions != "keep":  # kept, as before the option: a file older
+            d["constant_regions"] = self.constant_regions  # versions read too
         for name in ("median_", "iqr_"):
             value = getattr(self, name, None)
             d[name] = None if value is None else np.array(value, dtype=np.float64)
@@ -1149,7 +1181,7 @@ class Preprocessor:
 
 def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n_frames="auto",
                              window="auto", stride=None, min_frames=None,
-                             normalization="auto"):
+                             normalization="auto", constant_regions="error"):
     """The fitted preprocessing that a model's weights expect, for the given subjects.
 
     Settings left at ``"auto"`` (or None) come from what the weights carry: our checkpoints
@@ -1166,8 +1198,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         weights are learned from them.
     t_r : float, optional
         TR of the input (seconds).
-    model_t_r, n_frames, window, stride, min_frames, normalization
-        As in :class:`~brainjepa_sk.BrainJEPAEmbedder`.
+    model_t_r, n_frames, window, stride, min_frames, normalization, constant_regions
+        As in :class:`~brainjepa_sk.BrainJEPAEmbedder` (``constant_regions="error"``, whose
+        subjects have no constant region, gives a preprocessing that keeps them).
 
     Returns
     -------
@@ -1256,6 +1289,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             saved.get("stride") if int(n_frames) == saved.get("n_frames") else None),
         min_frames=min_frames if min_frames is not None else (
             saved.get("min_frames") if int(n_frames) == saved.get("n_frames") else None),
+        constant_regions="zero" if constant_regions == "zero" else "keep",
     )
     # The caller's own settings are checked as such first: joined with the saved
     # preprocessing, their errors would name the file as holding an invalid one.

@@ -792,9 +792,11 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     source : path-like or None, optional
         The file the subject was read from: a file holding several subjects (a 3-D array) is
         to be loaded first, not named in ``X``.
-    fixed_regions : bool, default=False
+    fixed_regions : bool, "option" or "refit", default=False
         Whether the estimator's regions are set (by its weights, or by a ``fit``): a constant
-        region cannot be removed then, and the message does not say to.
+        region cannot be removed then, and the message does not say to, but points to
+        ``constant_regions="zero"``; ``"option"`` when the estimator itself takes it,
+        ``"refit"`` when it was set so since its ``fit``.
     fitted_names : numpy.ndarray of str or None, optional
         The region names the estimator was fitted with: a subject with names and another
         region count is told which names it lacks or adds.
@@ -887,7 +889,12 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                 f"subject {i}: {constant.size} region(s) have a constant signal "
                 f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
                 + (f"{name or 'the estimator'} takes every region of its atlas, so a region "
-                   "cannot be removed: leave the subject out, or fix the extraction"
+                   "cannot be removed: fix the extraction, or leave the subject out; a region "
+                   "without signal in every subject (outside the field of view) is taken as 0 "
+                   "after normalization with constant_regions='zero'"
+                   + {"option": "", "refit": " (set since fit: fit again to apply it)"}.get(
+                       fixed_regions, " (a parameter of BrainJEPAEmbedder and the fine-tuners, "
+                                      "which take this model as weights)")
                    if fixed_regions
                    else "remove them or fix the extraction")
             )
@@ -1381,7 +1388,8 @@ def validate_subjects(
         Output dtype.
     allow_constant : bool, default=False
         Accept regions whose signal is constant within a subject (they carry no information and
-        break z-scoring, so they are an error by default).
+        break z-scoring, so they are an error by default). They are accepted too where
+        ``estimator`` takes them (its ``constant_regions="zero"``).
     lazy : bool, default=False
         When ``X`` names files only (a glob, or a list of paths), check them one at a time and
         return a :class:`~brainjepa_sk.files.SubjectFiles`, which reads each subject again when
@@ -1421,6 +1429,15 @@ def validate_subjects(
         _warn_repeated_files(X)
     # the regions are set by the weights (embedder, fine-tuners) or by an earlier fit
     fixed_regions = estimator is not None and (not reset or hasattr(estimator, "weights"))
+    if fixed_regions and "constant_regions" in getattr(estimator, "__dict__", {}):
+        fixed_regions = "option"
+        # taken as 0 (constant_regions="zero"): the parameter in fit, the preprocessing fit
+        # froze afterwards (as the other preprocessing settings)
+        setting = getattr(getattr(estimator, "preprocessor_", None) if not reset else None,
+                          "constant_regions", estimator.constant_regions)
+        allow_constant = allow_constant or setting == "zero"
+        if estimator.constant_regions == "zero" and setting != "zero":
+            fixed_regions = "refit"
     check = dict(expected=expected, name=name, min_timepoints=min_timepoints, dtype=dtype,
                  allow_constant=allow_constant, fixed_regions=fixed_regions,
                  fitted_names=None if expected is None else getattr(

@@ -373,23 +373,62 @@ def test_no_subjects_at_all_is_said_to_be_empty(empty, lazy):
 
 def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set():
     """Weights, or a fit, set the regions: "remove them" had led to the region count's error
-    (the published weights take all 450); there the subject is to be left out instead."""
+    (the published weights take all 450); there the subject is to be left out, or, for a
+    region without signal in every subject, constant_regions='zero' given."""
     from brainjepa_sk import GradientPositioner
 
     rng = np.random.default_rng(12)
     good, flat = rng.standard_normal((16, 8)), rng.standard_normal((16, 8))
     flat[:, 2] = 0.0
     fixed = (r"^subject 1: 1 region\(s\) have a constant signal \(indices \[2\]\); "
-             r"{} takes every region of its atlas, so a region cannot be removed: leave the "
-             r"subject out, or fix the extraction$")
-    with pytest.raises(ValueError, match=fixed.format("BrainJEPAEmbedder")):
+             r"{} takes every region of its atlas, so a region cannot be removed: fix the "
+             r"extraction, or leave the subject out; a region without signal in every subject "
+             r"\(outside the field of view\) is taken as 0 after normalization with "
+             r"constant_regions='zero'{}$")
+    with pytest.raises(ValueError, match=fixed.format("BrainJEPAEmbedder", "")):
         BrainJEPAEmbedder(weights=tiny_module(), device="cpu").fit([good, flat])
     positioner = GradientPositioner(n_components=2, sparsity=0.5)
     with pytest.raises(ValueError, match=r"\(indices \[2\]\); remove them or fix the "
                                          r"extraction$"):  # before a fit: regions can go
         positioner.fit([good, flat])
-    with pytest.raises(ValueError, match=fixed.format("GradientPositioner")):
+    with pytest.raises(ValueError, match=fixed.format(
+            "GradientPositioner", r" \(a parameter of BrainJEPAEmbedder and the fine-tuners, "
+                                  r"which take this model as weights\)")):
         positioner.fit([good, good]).transform([good, flat])
+
+
+@pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
+def test_constant_regions_zero_takes_a_region_without_signal_in_every_subject(estimator):
+    """A region outside every scan's field of view, which the weights' atlas still needs: with
+    constant_regions='zero' it is accepted, whatever value the extraction wrote there, and
+    transform after fit takes it as fit did."""
+    import brainjepa_sk
+
+    rng = np.random.default_rng(13)
+    X = [rng.standard_normal((16, 8)) for _ in range(4)]
+    for x in X:
+        x[:, 2] = 0.0
+    params = {} if estimator == "BrainJEPAEmbedder" else dict(max_epochs=1, verbose=0)
+    make = getattr(brainjepa_sk, estimator)
+    with pytest.raises(ValueError, match=r"constant_regions='zero'$"):
+        make(tiny_module(), device="cpu", **params).fit(X, [0, 1, 0, 1])
+    fitted = make(tiny_module(), device="cpu", constant_regions="zero", **params)
+    fitted.fit(X, [0, 1, 0, 1])
+    assert fitted.preprocessor_.constant_regions == "zero"
+    filled = [x.copy() for x in X]
+    for x in filled:
+        x[:, 2] = 1000.0  # another fill value: the same input to the model
+    out = fitted.transform(X) if estimator == "BrainJEPAEmbedder" else fitted.predict_proba(X)
+    again = (fitted.transform(filled) if estimator == "BrainJEPAEmbedder"
+             else fitted.predict_proba(filled))
+    assert np.isfinite(out).all()
+    np.testing.assert_array_equal(out, again)
+    if estimator == "BrainJEPAEmbedder":  # set after a fit without it: a refit applies it
+        refit = make(tiny_module(), device="cpu").fit([rng.standard_normal((16, 8))] * 2)
+        refit.set_params(constant_regions="zero")
+        with pytest.raises(ValueError, match=r"constant_regions='zero' \(set since fit: fit "
+                                             r"again to apply it\)$"):
+            refit.transform(X)
 
 
 def test_a_dataframe_with_one_boolean_column_among_numbers_is_refused():

@@ -550,6 +550,30 @@ def test_stateless_normalizations_transform_without_fit():
     assert windows.shape == (1, 10, 6)
 
 
+@pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore", "robust", None])
+def test_constant_regions_zero_gives_the_others_as_if_the_region_were_absent(normalization):
+    """A region constant within a window (outside the field of view, filled with 0 or any
+    value) is 0 after normalization; global z-scoring leaves it out of the window's
+    statistics, which a fill value of 1000 among unit signals had dominated."""
+    rng = np.random.default_rng(3)
+    subjects = [rng.standard_normal((40, 5)), rng.standard_normal((33, 5))]
+    filled = [np.insert(x, 2, 1000.0, axis=1) for x in subjects]
+    absent, _ = Preprocessor(16, window="sliding", normalization=normalization).fit_transform(
+        subjects)
+    zero = Preprocessor(16, window="sliding", normalization=normalization,
+                        constant_regions="zero")
+    windows, _ = zero.fit_transform(filled)
+    assert (windows[:, :, 2] == 0).all()
+    np.testing.assert_allclose(np.delete(windows, 2, axis=2), absent, rtol=1e-5, atol=1e-6)
+    if normalization == "global_zscore":  # kept, the fill value crushes every other region
+        kept, _ = Preprocessor(16, window="sliding").fit_transform(filled)
+        assert np.delete(kept, 2, axis=2).std() < 0.01 < 0.9 < np.delete(windows, 2, 2).std()
+    assert Preprocessor.from_dict(zero.to_dict()).constant_regions == "zero"
+    older = {key: value for key, value in zero.to_dict().items() if key != "constant_regions"}
+    assert Preprocessor.from_dict(older).constant_regions == "keep"  # as before the option
+    assert "constant_regions" not in Preprocessor(16).to_dict()  # readable by older versions
+
+
 @pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore", "robust"])
 def test_constant_window_gives_zeros(normalization):
     x = np.full((20, 3), 0.1)
