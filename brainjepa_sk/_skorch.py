@@ -1023,6 +1023,10 @@ def load_params_naming_files(load_params, files, **options):
             ) from error
 
 
+#: Settings added after the first run files were written, with the value that trains as the
+#: versions before them did: a run file without one recorded a run of that value.
+_ADDED_SETTINGS = {"constant_regions": "error"}
+
 #: The file beside a ``Checkpoint``'s (named with its ``fn_prefix``) that records the data and
 #: settings of the run its files are of.
 RUN_FILE = "run.json"
@@ -1227,6 +1231,8 @@ def check_resumed_run(net, fingerprint):
         if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
             raise ValueError(f"{path} is not the record of a run (a JSON object with its "
                              "settings); delete the folder's files to start the run afresh")
+        # a record written before a setting existed: of the value that trained as it did then
+        saved["settings"] = {**_ADDED_SETTINGS, **saved["settings"]}
         folder = path.parent
         shared = ("Fits that share a Checkpoint's dirname (the folds of a cross-validation, "
                   "the candidates of a grid search) load each other's runs: give each fit a "

@@ -3504,6 +3504,27 @@ def test_a_checkpoint_without_its_run_file_still_resumes(tmp_path):
                             callbacks=[LoadInitState(end)]).fit(X[:6], y[:6])
 
 
+def test_a_run_file_written_before_constant_regions_existed_resumes_as_of_its_default(
+        tmp_path):
+    """Its record lacks the setting, added later: the run was one of constant_regions='error'
+    (the behaviour then), so the same fit resumes it and one with 'zero' is refused."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    script = dict(callbacks=[saved, LoadInitState(saved)], **fast(max_epochs=2))
+    with pytest.raises(RuntimeError, match="killed"):
+        BrainJEPAClassifier(tiny_module(), **{
+            **script, "callbacks": [*script["callbacks"], FailAtEpochEnd(1)]}).fit(X, y)
+    with open(tmp_path / "run.json") as file:
+        record = json.load(file)
+    del record["settings"]["constant_regions"]
+    with open(tmp_path / "run.json", "w") as file:
+        json.dump(record, file)
+    with pytest.raises(ValueError, match=r"constant_regions='error' then, 'zero' now"):
+        BrainJEPAClassifier(tiny_module(), constant_regions="zero", **script).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **script).fit(X, y)
+    assert len(resumed.history) == 2
+
+
 def test_a_partial_fit_on_a_loaded_history_keeps_its_best_scores_to_beat(tmp_path):
     """partial_fit's LoadInitState loads a history too, which it trains on after: skorch's
     scoring callbacks had started from infinity, so its first epoch, however bad, was the
