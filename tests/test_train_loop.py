@@ -2088,19 +2088,18 @@ def test_a_checkpoint_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path,
     assert Checkpoint("~/state.pt", key="k").restore(resumed) and resumed.step == loop.step
 
 
-def test_a_checkpoint_path_linked_to_a_folder_is_replaced_by_the_runs_file(tmp_path):
-    """A link to a folder is not refused as a folder is: the saves replace the link itself
-    (the folder it pointed to stays)."""
+def test_a_checkpoint_path_linked_to_a_folder_is_refused_before_the_run(tmp_path):
+    """A link to a folder is refused as a folder is, when the run is restored: its first save
+    (which keeps the link) would fail only after an epoch trained."""
     folder = tmp_path / "runs"
     folder.mkdir()
     link = tmp_path / "last.pt"
     link.symlink_to(folder, target_is_directory=True)
     checkpoint = Checkpoint(link, key="run")
-    loop = _loop(n_epochs=1, callbacks=[checkpoint])
-    assert checkpoint.restore(loop) is False
-    loop.run()
-    assert link.is_file() and not link.is_symlink() and folder.is_dir()
-    assert Checkpoint(link, key="run").restore(_loop(n_epochs=1))
+    with pytest.raises(ValueError, match=r"last\.pt is a folder \(a link to the folder "
+                                         r".*runs\), where the run's state is to be saved"):
+        checkpoint.restore(_loop(n_epochs=1))
+    assert link.is_symlink() and folder.is_dir() and list(folder.iterdir()) == []
 
 
 @pytest.mark.parametrize("other", [

@@ -363,14 +363,16 @@ class Checkpoint(Callback):
         ValueError
             Naming the file, when it is truncated, damaged (its checksum does not match), not
             a training state, or the state of another model under the same key; or when it
-            is a folder, which the saves could not replace.
+            is a folder (or a link to one), which the saves refuse.
         """
         if not self.path.is_file():
-            if self.path.is_dir() and not self.path.is_symlink():
+            if self.path.is_dir():
                 # said before the run: its first save would fail only after an epoch trained
+                link = (f" (a link to the folder {self.path.resolve()})"
+                        if self.path.is_symlink() else "")
                 raise ValueError(
-                    f"{self.path} is a folder, where the run's state is to be saved: move it "
-                    "out of the way, or save the run elsewhere")
+                    f"{self.path} is a folder{link}, where the run's state is to be saved: "
+                    "move it out of the way, or save the run elsewhere")
             return False
         if self.key is None:  # never resumed: not read (it may be large, or damaged)
             # the pure-torch caller's key, or the pretrainer's for an unseeded run
