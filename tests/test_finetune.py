@@ -4466,6 +4466,16 @@ def test_stratified_subject_split_of_a_regressor_says_the_targets_are_continuous
         reg.fit(X, y)
 
 
+def test_stratified_subject_split_of_a_regressor_refuses_ages_in_whole_years_too():
+    """The split sees the regressor's scaled targets: ages in whole years, read as they are,
+    would pass for 6 classes of two subjects each, and the fit would stratify on them."""
+    X, y = offset_subjects(np.linspace(0, 1, 12)), np.repeat(np.arange(40.0, 46.0), 2)
+    reg = BrainJEPARegressor(tiny_module(), train_split=SubjectValidSplit(0.5, stratified=True),
+                             **fast(max_epochs=1))
+    with pytest.raises(ValueError, match="stratified=True needs class labels"):
+        reg.fit(X, y)
+
+
 @pytest.mark.parametrize("random_state", [None, 0])
 def test_a_subject_split_is_named_as_given_not_with_the_seed_drawn_for_it(random_state):
     """A SubjectValidSplit without a random_state draws with a seeded copy; its messages
