@@ -3613,6 +3613,9 @@ def test_a_resumed_fit_goes_on_with_skorchs_lr_scheduler_where_the_run_was(tmp_p
                 for record in net.history_]
 
     assert rates(resumed) == rates(reference)
+    if scheduler.get("step_every") == "batch":  # its count of the batches goes on too
+        counts = [dict(net.callbacks_)["schedule"].batch_idx_ for net in (resumed, reference)]
+        assert counts[0] == counts[1] == sum(reference.history_[:, "train_batch_count"])
     assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
     assert [group["lr"] for group in resumed.optimizer_.param_groups] == [
         group["lr"] for group in reference.optimizer_.param_groups]
