@@ -2715,6 +2715,11 @@ def test_the_schedule_counts_the_batches_the_loader_gives():
                               iterator_train__drop_last=True, callbacks=[recorder]).fit(X, y)
     assert len(recorder.lrs_) == 3 * 2  # 10 windows, full batches of 4
     assert clf.history_[-1]["lr"] == pytest.approx(FAST_MIN_LR)  # min_lr at the last batch
+    # skorch's own loader keeps the last, smaller batch: 3 a pass, the cosine over all 9
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3, batch_size=4, lr=1e-3),
+                        callbacks=[recorder]).fit(X, y)
+    expected = [warmup_cosine(step, 8, 0, 0.0, 1e-3, FAST_MIN_LR) for step in range(9)]
+    np.testing.assert_allclose([lrs[-1] for lrs in recorder.lrs_], expected, rtol=1e-12)
 
 
 def test_validation_scores_without_skorchs_cache():
