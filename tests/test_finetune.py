@@ -2120,8 +2120,16 @@ def test_a_pooling_over_time_patches_needs_two_and_a_failed_refit_keeps_the_fit(
     X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), pooling=pooling).fit(X, y)
     module, proba = clf.module_, clf.predict_proba(X)
+    began = []
+
+    class Begins(Callback):
+        def on_train_begin(self, net, **kwargs):
+            began.append(True)
+
     with pytest.raises(ValueError, match=r"got 1 \(use longer windows, n_frames >= 2 \* patch_size"):
-        clf.set_params(n_frames=2).fit(X, y)  # one patch of 2 frames per window
+        # one patch of 2 frames per window
+        clf.set_params(n_frames=2, callbacks=[Begins()]).fit(X, y)
+    assert not began  # refused before training began
     assert clf.module_ is module and len(clf.history_) == 1
     np.testing.assert_array_equal(clf.set_params(n_frames="auto").predict_proba(X), proba)
 
