@@ -1822,6 +1822,15 @@ def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
         BrainJEPARegressor(tiny_module()).fit(X, None)
 
 
+@pytest.mark.parametrize("n_targets", [5, 7])
+def test_a_regressors_targets_of_another_count_than_the_subjects_are_refused(n_targets):
+    """As the classifier's labels: more targets than subjects were trained on silently (each
+    window took its subject's row of y, the extra rows left out)."""
+    X = offset_subjects(np.zeros(6))
+    with pytest.raises(ValueError, match=f"X has 6 subjects but y has {n_targets} targets"):
+        BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, np.arange(n_targets * 1.0))
+
+
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
 def test_a_misspelt_argument_is_named_with_the_parameter_it_resembles(estimator):
     """skorch said "__init__() got unexpected argument(s) max_epoch. Either you made a typo,
