@@ -3607,6 +3607,25 @@ def test_a_resumed_fit_stops_where_early_stopping_stopped_the_uninterrupted_run(
     assert len(lower.history_) == stopped_at
 
 
+def test_a_loaded_history_gives_the_score_of_its_best_epoch_to_beat_not_its_last(tmp_path):
+    """The score a resumed run must beat is that of the epoch marked best, also when later
+    loaded epochs were worse: the last one's score would mark a worse epoch as the best."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)  # every epoch: the history holds both
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                        callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    path = tmp_path / "history.json"
+    history = json.loads(path.read_text())
+    history[0].update(train_loss=1e-9, train_loss_best=True)  # a best no epoch can beat
+    history[1].update(train_loss=1e9, train_loss_best=False)  # then a far worse last epoch
+    path.write_text(json.dumps(history))
+    resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                                  callbacks=[saved, LoadInitState(saved)])
+    resumed.partial_fit(X, y)
+    assert len(resumed.history_) == 3
+    assert resumed.history_[-1]["train_loss_best"] is False
+
+
 @pytest.mark.parametrize("scheduler", [
     dict(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=functools.partial(pow, 0.5)),
     dict(policy=torch.optim.lr_scheduler.OneCycleLR, max_lr=0.05, total_steps=8,
