@@ -1768,14 +1768,16 @@ def test_non_finite_embeddings_from_the_weights_are_blamed_on_them():
 
 def test_an_embedding_non_finite_in_one_dimension_only_is_refused():
     """One non-finite dimension makes a subject's embedding unusable, its other dimensions
-    finite or not: a final-norm scale made infinite after fit is refused and named."""
+    finite or not: a final-norm scale made infinite after fit is refused and named (a token
+    series with some values non-finite too)."""
     X = _subjects()
     fitted = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
     with torch.no_grad():
         fitted.encoder_.norm.weight[0] = float("inf")
-    with pytest.raises(ValueError, match=r"for 3 subject\(s\) \(first: subject 0\): the "
-                                         r"encoder's weights .*\(first: norm\.weight\)"):
-        fitted.transform(X)
+    for pooling in ("mean", "tokens"):
+        with pytest.raises(ValueError, match=r"for 3 subject\(s\) \(first: subject 0\): the "
+                                             r"encoder's weights .*\(first: norm\.weight\)"):
+            fitted.set_params(pooling=pooling).transform(X)
 
 
 def test_finite_weights_that_overflow_roi_zscored_windows_are_not_told_to_z_score():
