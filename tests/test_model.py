@@ -567,6 +567,17 @@ def test_set_drop_path_rate_sets_every_block_as_at_construction_and_refuses_1():
     assert [b.drop_path.p for b in encoder.blocks] == [0.0] * 4
 
 
+def test_set_drop_path_rate_takes_the_rates_the_constructor_takes():
+    """A Fraction (a rate the fine-tuners' drop_path_rate accepts) built an encoder, but
+    set_drop_path_rate passed it on to torch.linspace, which failed with a TypeError."""
+    from fractions import Fraction
+
+    built = tiny_model(depth=4, drop_path_rate=Fraction(3, 10)).encoder
+    encoder = tiny_model(depth=4).encoder.set_drop_path_rate(Fraction(3, 10))
+    assert [b.drop_path.p for b in encoder.blocks] == [b.drop_path.p for b in built.blocks]
+    assert encoder.blocks[-1].drop_path.p == 0.3
+
+
 @pytest.mark.parametrize("rate", ["0.3", "a", True, None])
 def test_set_drop_path_rate_refuses_what_the_constructor_refuses_naming_it(rate):
     """float() took "0.3" and True as rates and failed on "a" with a message naming nothing."""

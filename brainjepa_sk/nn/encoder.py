@@ -228,7 +228,8 @@ class BrainEncoder(nn.Module):
         # as at construction: float() took "0.3" and True, and failed on "a" naming nothing
         if not is_real(drop_path_rate) or not 0.0 <= drop_path_rate < 1.0:
             raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
-        for block, rate in zip(self.blocks, stochastic_depth_rates(drop_path_rate,
+        # a float, as at construction: torch.linspace fails on a Fraction
+        for block, rate in zip(self.blocks, stochastic_depth_rates(float(drop_path_rate),
                                                                    len(self.blocks))):
             block.drop_path.p = float(rate)
         return self
