@@ -87,10 +87,10 @@ def test_a_batch_that_does_not_split_into_the_micro_batches_is_refused_before_an
     with pytest.raises(ValueError, match=r"a batch of 7 windows cannot be split into "
                                          r"accumulation_steps=2 equal micro-batches"):
         train_step(model, optimizer, data[:7], sampler.sample(7), 0.99, accumulation_steps=2)
-    with pytest.raises(ValueError, match=r"accumulation_steps=0 equal micro-batches"):
-        train_step(model, optimizer, data[:8], sampler.sample(8), 0.99, accumulation_steps=0)
-    for steps in (2.5, True, 2.0):  # int() ran 2.5 as 2 micro-batches and True as 1
-        with pytest.raises(ValueError, match=rf"accumulation_steps={steps!r} equal micro-batches"):
+    # int() ran 2.5 as 2 micro-batches and True as 1; refused as PretrainLoop refuses them
+    for steps in (0, 2.5, True, 2.0):
+        with pytest.raises(ValueError, match=rf"^accumulation_steps must be an int >= 1, got "
+                                             rf"{steps!r}$"):
             train_step(model, optimizer, data[:8], sampler.sample(8), 0.99,
                        accumulation_steps=steps)
     assert all(torch.equal(value, before[key]) for key, value in model.state_dict().items())

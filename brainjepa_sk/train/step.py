@@ -7,9 +7,10 @@ No global state and no randomness of its own: masks come from a
 from __future__ import annotations
 
 import contextlib
-import numbers
 
 import torch
+
+from ..nn._checks import check_count
 
 __all__ = ["train_step"]
 
@@ -61,13 +62,11 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forwar
     forward = model if forward is None else forward
     if not 0.0 <= float(momentum) <= 1.0:  # before the update, not after it (by ema_update)
         raise ValueError(f"momentum must be in [0, 1], got {momentum}")
-    # an int only: int() ran 2.5 as 2 micro-batches and True as 1
-    if (not isinstance(accumulation_steps, numbers.Integral) or isinstance(accumulation_steps, bool)
-            or accumulation_steps < 1 or len(x) % accumulation_steps):
+    # an int only (int() ran 2.5 as 2 micro-batches and True as 1), checked as PretrainLoop does
+    n_micro = check_count("accumulation_steps", accumulation_steps)
+    if len(x) % n_micro:
         raise ValueError(f"a batch of {len(x)} windows cannot be split into "
-                         f"accumulation_steps={accumulation_steps!r} equal micro-batches (an "
-                         "int >= 1 that divides the batch)")
-    n_micro = int(accumulation_steps)
+                         f"accumulation_steps={n_micro} equal micro-batches")
     size = len(x) // n_micro
     optimizer.zero_grad(set_to_none=True)
     total = None
