@@ -146,11 +146,12 @@ def _resampling_ratio(t_r, target_t_r):
     exact = t_r / target_t_r
     ratio = Fraction(exact).limit_denominator(_MAX_DENOMINATOR)
     # upsampling is bounded as downsampling is: a TR given in milliseconds (720 for 0.72 s)
-    # would otherwise multiply every series' length by hundreds. Below 1/64 the ratio is
-    # refused as such: limit_denominator rounds one down to 1/128 up to 1/64 (1/100 would have
-    # kept 1.56 times the frames asked for); 1e-9 spares float rounding of 1/64 itself
+    # would otherwise multiply every series' length by hundreds. Beyond 1/64 and 64 the ratio
+    # is refused as such: limit_denominator rounds one down to 1/128 up to 1/64 (1/100 would
+    # have kept 1.56 times the frames asked for), and one up to 64 + 1/128 down to 64; 1e-9
+    # spares float rounding of 1/64 and 64 themselves
     too_small = exact * _MAX_DENOMINATOR < 1 - 1e-9
-    if too_small or ratio > _MAX_DENOMINATOR:
+    if too_small or exact > _MAX_DENOMINATOR * (1 + 1e-9):
         bound = (f"smaller than 1/{_MAX_DENOMINATOR}" if too_small
                  else f"larger than {_MAX_DENOMINATOR}")
         raise ValueError(

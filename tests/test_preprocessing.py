@@ -202,6 +202,18 @@ def test_a_ratio_between_1_128_and_1_64_is_refused_not_resampled_at_1_64(t_r, ta
     assert resample(np.zeros((640, 2)), 0.03, 1.92).shape == (10, 2)
 
 
+def test_a_ratio_just_above_64_is_refused_as_one_just_below_1_64_is():
+    """limit_denominator(64) rounded a ratio up to 64 + 1/128 down to 64: 64.001 was taken,
+    where the docstring refuses a ratio above 64 (and 1/64.001 is refused)."""
+    with pytest.raises(ValueError, match=r"from TR 64.001 s to TR 1.0 s: the ratio is larger "
+                                         r"than 64"):
+        resample(np.zeros((10, 2)), 64.001, 1.0)
+    with pytest.raises(ValueError, match="smaller than 1/64"):
+        resample(np.zeros((10, 2)), 1.0, 64.001)
+    # 64 itself is a ratio taken
+    assert resample(np.zeros((10, 2)), 1.92, 0.03).shape == (640, 2)
+
+
 def test_resamples_as_compares_the_resampling_factors_not_the_trs():
     """None and the model's TR both leave series as they are; a TR within the ratios'
     denominators of another resamples as it does; a refused TR is no match."""
