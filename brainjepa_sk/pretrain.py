@@ -162,9 +162,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         ``.tsv`` or whitespace-separated text: see
         :func:`~brainjepa_sk.gradients.load_gradients`) is used as it is, its rows in the
         order of X's columns. A DataFrame indexed by X's region names is put in the order of
-        X's columns (other names warn); with X without names, its index is saved as the region names of the model. Only string
-        labels are names: an index of numbers (atlas label values; not the default 0, 1, ...)
-        warns that its rows are used in order. Gradients whose rows are all the same (every
+        X's columns (other names warn); with X without names, its index is saved as the region
+        names of the model. Only string labels are names: an index of numbers (atlas label
+        values; not the default 0, 1, ...) warns that its rows are used in order. Gradients whose rows are all the same (every
         region at one position) warn that the positions carry no information.
     model_size : {"tiny", "small", "base", "large"} or dict, default="tiny"
         Encoder size: a preset (``base`` is the paper's) or a dict with ``embed_dim``, ``depth``
