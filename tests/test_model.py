@@ -1011,6 +1011,15 @@ def test_the_position_code_takes_a_dataframe_of_gradients_by_its_rows():
         GradientPositionalEmbedding([["a", "b"]], 8)  # torch raised a TypeError
 
 
+def test_the_position_code_takes_a_float32_table_read_backwards():
+    """A float32 table with a negative stride (its rows or columns reversed) was refused as
+    "gradients must be a numeric table ...: At least one stride ... is negative"."""
+    table = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    for view in (table[::-1], table[:, ::-1]):
+        pos = GradientPositionalEmbedding(view, 8)
+        assert torch.equal(pos.gradients, torch.tensor(view.copy()))
+
+
 @pytest.mark.parametrize("embed_dim", [8.0, "8", 0])
 def test_the_patch_embedding_refuses_a_width_that_is_not_a_positive_int(embed_dim):
     # torch failed on 8.0 with "empty(): argument 'size'"; 0 built tokens of no feature

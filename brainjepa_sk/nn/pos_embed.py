@@ -81,10 +81,12 @@ class GradientPositionalEmbedding(nn.Module):
             # through NumPy: torch.as_tensor read a DataFrame by its columns ("expected
             # sequence of length 4 at dim 0 (got 2)") and refused text with a dtype list
             try:
-                gradients = torch.from_numpy(np.asarray(gradients, dtype=np.float32))
+                # a C-ordered copy: torch takes no negative strides (a table read backwards)
+                array = np.array(gradients, dtype=np.float32, order="C")
             except (TypeError, ValueError) as error:
                 raise ValueError(f"gradients must be a numeric table (n_regions, n_components), "
                                  f"got {type(gradients).__name__}: {error}") from None
+            gradients = torch.from_numpy(array)
         if gradients.ndim != 2:
             raise ValueError(
                 f"gradients must be 2-D (n_regions, n_components), got shape {tuple(gradients.shape)}"
