@@ -519,6 +519,8 @@ def test_drop_path_drops_whole_samples_and_rescales_the_kept_ones_in_training_on
     (lambda: Attention(8, 0), "num_heads must be an int >= 1"),
     (lambda: Attention(8, 2.5), "num_heads must be an int >= 1"),
     (lambda: Mlp(8, 0), "hidden_dim must be an int >= 1"),
+    # named as Block's, not as the DropPath it builds ("DropPath's p must be ...")
+    (lambda: Block(8, 2, drop_path=1.0), r"^drop_path must be in \[0, 1\), got 1\.0$"),
 ])
 def test_the_building_blocks_refuse_settings_the_encoder_refuses(build, message):
     # int(8 * "4") made an MLP of 44444444 hidden units; num_heads=0 failed with "integer
@@ -530,7 +532,7 @@ def test_the_building_blocks_refuse_settings_the_encoder_refuses(build, message)
 @pytest.mark.parametrize("p", [1.0, -0.1, "0.1", True])
 def test_drop_path_refuses_a_probability_outside_0_1(p):
     # p=1 kept no sample and divided by 0: NaN outputs, in training only
-    with pytest.raises(ValueError, match=r"DropPath's p must be a drop probability in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"DropPath's p must be in \[0, 1\)"):
         DropPath(p)
 
 

@@ -104,11 +104,35 @@ def check_block_settings(mlp_ratio, qkv_bias, drop_path_rate, widths=()):
             f"mlp_ratio={mlp_ratio!r} leaves the MLP of the blocks of width {min(widths)} no "
             f"hidden unit (int({min(widths)} * mlp_ratio) = 0): use mlp_ratio >= "
             f"{1 / min(widths):g}")
-    if not is_real(drop_path_rate) or not 0 <= drop_path_rate < 1:
-        raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
+    drop_path_rate = check_drop_path_rate(drop_path_rate)
     if not isinstance(qkv_bias, (bool, np.bool_)):
         raise ValueError(f"qkv_bias must be True or False, got {qkv_bias!r}")
-    return float(mlp_ratio), bool(qkv_bias), float(drop_path_rate)
+    return float(mlp_ratio), bool(qkv_bias), drop_path_rate
+
+
+def check_drop_path_rate(value, name="drop_path_rate"):
+    """Return a stochastic-depth probability as a float, or refuse it naming ``name``.
+
+    Parameters
+    ----------
+    value : float
+        The probability: a number in ``[0, 1)`` (1 would drop every sample and divide by 0).
+    name : str, default="drop_path_rate"
+        The parameter, for the message.
+
+    Returns
+    -------
+    float
+        ``value`` as a Python float.
+
+    Raises
+    ------
+    ValueError
+        When ``value`` is not a number (a bool is not one) in ``[0, 1)``.
+    """
+    if not is_real(value) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    return float(value)
 
 
 def is_real(value):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._checks import check_block_settings, check_count, is_real
+from ._checks import check_block_settings, check_count, check_drop_path_rate
 
 __all__ = [
     "DropPath",
@@ -40,9 +40,7 @@ class DropPath(nn.Module):
     def __init__(self, p=0.0):
         super().__init__()
         # p=1 kept no sample and scaled by 1 / 0: NaN outputs in training
-        if not is_real(p) or not 0.0 <= p < 1.0:
-            raise ValueError(f"DropPath's p must be a drop probability in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_drop_path_rate(p, "DropPath's p")
 
     def forward(self, x):
         """Scale kept samples by ``1 / (1 - p)`` and zero dropped ones (training only).
@@ -195,6 +193,7 @@ class Block(nn.Module):
         # as the encoder checks them: int(dim * "4") made an MLP of 44444444 hidden units
         dim = check_count("dim", dim)
         mlp_ratio, qkv_bias, _ = check_block_settings(mlp_ratio, qkv_bias, 0.0, widths=(dim,))
+        drop_path = check_drop_path_rate(drop_path, "drop_path")  # named as Block's
         self.norm1 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
         self.drop_path = DropPath(drop_path)

@@ -7,7 +7,12 @@ import numbers
 import torch
 from torch import nn
 
-from ._checks import check_block_settings, check_count, check_time_patches, is_real
+from ._checks import (
+    check_block_settings,
+    check_count,
+    check_drop_path_rate,
+    check_time_patches,
+)
 from .blocks import (
     LAYER_NORM_EPS,
     Block,
@@ -225,11 +230,10 @@ class BrainEncoder(nn.Module):
         ValueError
             When ``drop_path_rate`` is not a number in ``[0, 1)`` (as at construction).
         """
-        # as at construction: float() took "0.3" and True, and failed on "a" naming nothing
-        if not is_real(drop_path_rate) or not 0.0 <= drop_path_rate < 1.0:
-            raise ValueError(f"drop_path_rate must be in [0, 1), got {drop_path_rate!r}")
-        # a float, as at construction: torch.linspace fails on a Fraction
-        for block, rate in zip(self.blocks, stochastic_depth_rates(float(drop_path_rate),
+        # as at construction: float() took "0.3" and True, and failed on "a" naming nothing;
+        # a float (torch.linspace fails on a Fraction)
+        drop_path_rate = check_drop_path_rate(drop_path_rate)
+        for block, rate in zip(self.blocks, stochastic_depth_rates(drop_path_rate,
                                                                    len(self.blocks))):
             block.drop_path.p = float(rate)
         return self
