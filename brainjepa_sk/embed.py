@@ -140,6 +140,9 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         regions by them.
     """
 
+    # what an embedder pickled before the option existed behaves as (its __dict__ lacks it)
+    constant_regions = "error"
+
     # the weights are loaded at fit, so a new weights, gradients or num_heads needs a refit
     _FROZEN_AT_FIT = (*WEIGHTS_PARAMETERS, *WEIGHTS_PREPROCESSING_PARAMETERS)
 

@@ -554,6 +554,11 @@ class _FineTuneBase(SubjectsInputMixin):
             state.pop(name, None)
         return state
 
+    def __setstate__(self, state):
+        # pickled before constant_regions existed: a run of its then-behaviour, and a
+        # parameter still (skorch takes the parameters from the instance's __dict__)
+        super().__setstate__({"constant_regions": "error", **state})
+
     def __setattr__(self, name, value):
         # A module given as ``weights`` is a parameter, not a component of the net: skorch
         # would refuse it (set_params, grid search) once the net exists.

@@ -445,6 +445,9 @@ class Preprocessor:
     ((4, 80, 10), [0, 0, 1, 1])
     """
 
+    # what a Preprocessor pickled before the option existed behaves as (its __dict__ lacks it)
+    constant_regions = "keep"
+
     def __init__(
         self,
         n_frames,

@@ -1429,7 +1429,7 @@ def validate_subjects(
         _warn_repeated_files(X)
     # the regions are set by the weights (embedder, fine-tuners) or by an earlier fit
     fixed_regions = estimator is not None and (not reset or hasattr(estimator, "weights"))
-    if fixed_regions and "constant_regions" in getattr(estimator, "__dict__", {}):
+    if fixed_regions and getattr(estimator, "constant_regions", None) is not None:
         fixed_regions = "option"
         # taken as 0 (constant_regions="zero"): the parameter in fit, the preprocessing fit
         # froze afterwards (as the other preprocessing settings)

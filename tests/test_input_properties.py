@@ -431,6 +431,44 @@ def test_constant_regions_zero_takes_a_region_without_signal_in_every_subject(es
             refit.transform(X)
 
 
+@pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
+def test_an_estimator_pickled_before_constant_regions_existed_predicts_as_it_did(estimator):
+    """A pickle of an older version holds neither the estimator's constant_regions nor its
+    preprocessor_'s: it had failed with AttributeError in transform, predict and get_params;
+    it is one of the then-behaviour ('error', preprocessing 'keep')."""
+    import pickle
+
+    import brainjepa_sk
+
+    rng = np.random.default_rng(14)
+    X = [rng.standard_normal((16, 8)) for _ in range(4)]
+    params = {} if estimator == "BrainJEPAEmbedder" else dict(max_epochs=1, verbose=0)
+    fitted = getattr(brainjepa_sk, estimator)(tiny_module(), device="cpu", **params).fit(
+        X, [0, 1, 0, 1])
+    predict = "transform" if estimator == "BrainJEPAEmbedder" else "predict_proba"
+    expected = getattr(fitted, predict)(X)
+
+    def older(obj):  # what pickle.loads gives of a pickle without the attribute
+        rebuild, args, state, *_ = obj.__reduce_ex__(2)
+        state = {key: older(value) if isinstance(value, Preprocessor) else value
+                 for key, value in state.items() if key != "constant_regions"}
+        loaded = rebuild(*args)
+        if hasattr(loaded, "__setstate__"):
+            loaded.__setstate__(state)
+        else:
+            loaded.__dict__.update(state)
+        return loaded
+
+    old = older(pickle.loads(pickle.dumps(fitted)))
+    assert "constant_regions" not in vars(old.preprocessor_)
+    np.testing.assert_array_equal(getattr(old, predict)(X), expected)
+    assert old.get_params()["constant_regions"] == "error"
+    flat = [x.copy() for x in X]
+    flat[1][:, 2] = 0.0  # refused as by an estimator of its own: no other class named
+    with pytest.raises(ValueError, match=r"constant_regions='zero'$"):
+        getattr(old, predict)(flat)
+
+
 def test_a_dataframe_with_one_boolean_column_among_numbers_is_refused():
     """Each column's dtype counts: a boolean column after float ones is no signal either."""
     x = np.random.default_rng(10).standard_normal((10, 3))
