@@ -794,9 +794,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
         to be loaded first, not named in ``X``.
     fixed_regions : bool, "option" or "refit", default=False
         Whether the estimator's regions are set (by its weights, or by a ``fit``): a constant
-        region cannot be removed then, and the message does not say to, but points to
-        ``constant_regions="zero"``; ``"option"`` when the estimator itself takes it,
-        ``"refit"`` when it was set so since its ``fit``.
+        region cannot be removed then, and the message does not say to. ``"option"`` when the
+        estimator takes ``constant_regions`` (the message points to ``"zero"``), ``"refit"``
+        when it was set so since its ``fit``.
     fitted_names : numpy.ndarray of str or None, optional
         The region names the estimator was fitted with: a subject with names and another
         region count is told which names it lacks or adds.
@@ -889,12 +889,14 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                 f"subject {i}: {constant.size} region(s) have a constant signal "
                 f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
                 + (f"{name or 'the estimator'} takes every region of its atlas, so a region "
-                   "cannot be removed: fix the extraction, or leave the subject out; a region "
-                   "without signal in every subject (outside the field of view) is taken as 0 "
-                   "after normalization with constant_regions='zero'"
-                   + {"option": "", "refit": " (set since fit: fit again to apply it)"}.get(
-                       fixed_regions, " (a parameter of BrainJEPAEmbedder and the fine-tuners, "
-                                      "which take this model as weights)")
+                   "cannot be removed: fix the extraction, or leave the subject out"
+                   # the advice of the estimators that take the option (not a GradientPositioner
+                   # fitted on other subjects: its correlations need every region's signal)
+                   + ("; a region without signal in every subject (outside the field of view) "
+                      "is taken as 0 after normalization with constant_regions='zero'"
+                      + (" (set since fit: fit again to apply it)"
+                         if fixed_regions == "refit" else "")
+                      if fixed_regions in ("option", "refit") else "")
                    if fixed_regions
                    else "remove them or fix the extraction")
             )

@@ -391,9 +391,11 @@ def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set
     with pytest.raises(ValueError, match=r"\(indices \[2\]\); remove them or fix the "
                                          r"extraction$"):  # before a fit: regions can go
         positioner.fit([good, flat])
-    with pytest.raises(ValueError, match=fixed.format(
-            "GradientPositioner", r" \(a parameter of BrainJEPAEmbedder and the fine-tuners, "
-                                  r"which take this model as weights\)")):
+    # no such option, nor a model the embedder takes as weights: not pointed to it
+    with pytest.raises(ValueError, match=r"^subject 1: 1 region\(s\) have a constant signal "
+                                         r"\(indices \[2\]\); GradientPositioner takes every "
+                                         r"region of its atlas, so a region cannot be removed: "
+                                         r"fix the extraction, or leave the subject out$"):
         positioner.fit([good, good]).transform([good, flat])
 
 
