@@ -107,9 +107,12 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         a region cannot be left out: ``"zero"`` accepts it and gives it to the model as 0
         after normalization (the level of a z-scored window's mean), the ``"global_zscore"``
         statistics taken over the other regions (see
-        :class:`~brainjepa_sk.preprocessing.Preprocessor`). The model then sees a region
-        without activity, a pattern it did not meet in pretraining: check that the results
-        do not hinge on it (e.g. with and without the subjects concerned).
+        :class:`~brainjepa_sk.preprocessing.Preprocessor`). It acts window by window: a region
+        constant within a window only (flat over part of the scan) is 0 in that window too,
+        where ``"error"``, which refuses only a region constant over the whole scan, scales it
+        as the others. The model then sees a region without activity, a pattern it did not
+        meet in pretraining: check that the results do not hinge on it (e.g. with and without
+        the subjects concerned).
     batch_size : int, default=32
         Windows per forward pass.
     device : str or torch.device, default="auto"

@@ -2114,7 +2114,8 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
     t_r, model_t_r, n_frames, window, stride, min_frames, normalization, constant_regions
         The preprocessing, as in :class:`~brainjepa_sk.BrainJEPAEmbedder`: ``"auto"`` repeats
         what the weights were pretrained with; ``constant_regions="zero"`` takes a region
-        constant within a subject as 0 after normalization, instead of refusing it.
+        constant within a subject as 0 after normalization, instead of refusing it (and one
+        constant within a window only as 0 in that window).
     precision : {"auto", "fp32", "bf16"}, default="auto"
         ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
     accumulation_steps : int, default=1

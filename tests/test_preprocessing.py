@@ -586,6 +586,20 @@ def test_constant_regions_zero_gives_the_others_as_if_the_region_were_absent(nor
     assert "constant_regions" not in Preprocessor(16).to_dict()  # readable by older versions
 
 
+def test_constant_regions_zero_acts_window_by_window():
+    """As the embedder's docstring says: a region flat over part of the scan only is 0 in the
+    windows within that part, and in those alone ("keep" scales it as the others)."""
+    x = np.random.default_rng(4).standard_normal((64, 5))
+    x[:24, 1] = 7.0
+    zero = Preprocessor(16, window="sliding", stride=8, constant_regions="zero")
+    windows, _ = zero.fit_transform([x])
+    flat = (windows[:, :, 1] == 0).all(axis=1)
+    np.testing.assert_array_equal(flat, zero._window_starts(64) + 16 <= 24)
+    kept, _ = Preprocessor(16, window="sliding", stride=8).fit_transform([x])
+    assert not (kept[:, :, 1] == 0).any()
+    np.testing.assert_array_equal(windows[~flat], kept[~flat])
+
+
 @pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore", "robust"])
 def test_constant_window_gives_zeros(normalization):
     x = np.full((20, 3), 0.1)
