@@ -416,3 +416,41 @@ def test_a_cache_file_that_cannot_be_moved_into_place_leaves_no_temporary_file(
         fetch_atlas_brainjepa450(data_dir=tmp_path, verbose=0)
     assert not list((tmp_path / "brainjepa_atlas").glob("*.part*"))
     assert not (tmp_path / "brainjepa_atlas" / cached).exists()
+
+
+def test_a_cache_file_that_is_a_dangling_link_is_written_beside_its_target(tmp_path,
+                                                                          local_atlases,
+                                                                          monkeypatch):
+    """The temporary file is made beside the file the link points to, which the rename
+    replaces: made beside the link, the rename failed across file systems (EXDEV)."""
+    cache, store = tmp_path / "cache" / "brainjepa_atlas", tmp_path / "store"
+    cache.mkdir(parents=True)
+    store.mkdir()
+    names = ["brainjepa450_2mm.nii.gz", "brainjepa450_labels.txt"]
+    for name in names:
+        (cache / name).symlink_to(Path("..") / ".." / "store" / name)  # relative, dangling
+    moved, move = [], _atlas.move_into_place
+    monkeypatch.setattr(_atlas, "move_into_place",
+                        lambda tmp, path: (moved.append(Path(tmp).parent), move(tmp, path)))
+    atlas = fetch_atlas_brainjepa450(data_dir=tmp_path / "cache", verbose=0)
+    assert moved == [store.resolve()] * 2
+    assert all((cache / name).is_symlink() and (store / name).is_file() for name in names)
+    assert len(atlas.labels) == 450
+
+
+def test_a_download_to_a_dangling_link_is_written_beside_its_target(tmp_path, monkeypatch):
+    """As the atlas's cache files: the rename had crossed from the link's folder to the
+    target's (EXDEV across file systems)."""
+    source, store, cache = tmp_path / "source.bin", tmp_path / "store", tmp_path / "cache"
+    source.write_bytes(b"data")
+    store.mkdir()
+    cache.mkdir()
+    (cache / "file.bin").symlink_to(Path("..") / "store" / "file.bin")
+    moved, move = [], _weights.move_into_place
+    monkeypatch.setattr(_weights, "move_into_place",
+                        lambda tmp, path: (moved.append(Path(tmp).parent), move(tmp, path)))
+    _weights._download(source.as_uri(), cache / "file.bin")
+    assert moved == [store.resolve()]
+    assert (cache / "file.bin").is_symlink() and (store / "file.bin").read_bytes() == b"data"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["cache", "file.bin", "file.bin",
+                                                           "source.bin", "store"]

@@ -9,7 +9,7 @@ import zlib
 import numpy as np
 from sklearn.utils import Bunch
 
-from ..train.runtime import move_into_place, naming_save_errors
+from ..train.runtime import _link_target, move_into_place, naming_save_errors
 from ._weights import fetch_files, get_data_dir
 
 __all__ = ["fetch_atlas_brainjepa450", "TIAN_S3_FILES", "ATLAS_ADVICE"]
@@ -173,8 +173,10 @@ def fetch_atlas_brainjepa450(data_dir=None, verbose=1):
         name = None
         try:
             with naming_save_errors(path):  # errors name the file, not the temporary one
-                fd, name = tempfile.mkstemp(dir=folder, prefix=path.name, suffix=".part" + (
-                    ".nii.gz" if path.suffix == ".gz" else ""))
+                # beside the file a symbolic link points to, which move_into_place replaces
+                fd, name = tempfile.mkstemp(
+                    dir=_link_target(path).parent, prefix=path.name,
+                    suffix=".part" + (".nii.gz" if path.suffix == ".gz" else ""))
                 os.close(fd)
                 write(type(path)(name))
                 move_into_place(name, path)  # the umask's permissions, not mkstemp's 0600

@@ -12,7 +12,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from ..train.runtime import expand_home, move_into_place, naming_save_errors, temporary_file_beside
+from ..train.runtime import (
+    _link_target,
+    expand_home,
+    move_into_place,
+    naming_save_errors,
+    temporary_file_beside,
+)
 
 __all__ = ["get_data_dir", "fetch_ukbiobank_weights", "UKBIOBANK_FILES"]
 
@@ -177,8 +183,10 @@ def _download(url, destination, timeout=60, sha256=None):
     """
     # A unique temporary name: concurrent first fetches (parallel CV jobs) do not collide.
     with naming_save_errors(destination):  # an error names the file asked for, not the .part
-        fd, name = tempfile.mkstemp(dir=destination.parent, prefix=destination.name,
-                                    suffix=".part")
+        # beside the file a symbolic link points to, which move_into_place replaces (the
+        # rename cannot cross to another file system)
+        fd, name = tempfile.mkstemp(dir=_link_target(destination).parent,
+                                    prefix=destination.name, suffix=".part")
     part = Path(name)
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
