@@ -153,6 +153,17 @@ def test_saving_through_a_link_to_a_file_writes_its_target_and_keeps_the_link(tm
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["latest.pt", "model.pt", "run3"]
 
 
+def test_saving_through_a_link_into_a_missing_folder_names_the_link_target(tmp_path):
+    """The link is written through, as open() does: its target's missing folder is the fault,
+    which the message had not shown (only the link's own path, and 'No such file')."""
+    link = tmp_path / "latest.pt"
+    link.symlink_to(Path("gone") / "model.pt")
+    with pytest.raises(FileNotFoundError, match=r"latest.pt \(a link to .*gone.model.pt, which "
+                                                r"is written\): No such file or directory"):
+        save_checkpoint(link, tiny_module())
+    assert link.is_symlink() and sorted(p.name for p in tmp_path.iterdir()) == ["latest.pt"]
+
+
 def test_saving_to_a_link_to_a_folder_is_refused_as_a_folder(tmp_path):
     folder, link = tmp_path / "models", tmp_path / "models-link"
     folder.mkdir()

@@ -633,8 +633,11 @@ def naming_save_errors(path):
                 "the previous file, if any, is kept",
             ) from error
         if isinstance(error, OSError):
-            raise OSError(error.errno, f"could not save {path}: {error.strerror or error}"
-                          ) from error
+            # written through a link: the target (a folder it names that is gone, say) at fault
+            link = (f" (a link to {os.path.realpath(path)}, which is written)"
+                    if os.path.islink(path) else "")
+            raise OSError(error.errno, f"could not save {path}{link}: "
+                                       f"{error.strerror or error}") from error
         raise
 
 
