@@ -253,11 +253,12 @@ def test_the_fine_tuners_loaders_get_the_default_context_unless_one_is_set(in_a_
     kept."""
     import multiprocessing
 
-    default = multiprocessing.get_context(multiprocessing.get_all_start_methods()[0])
+    default = multiprocessing.get_all_start_methods()[0]
     clf = tiny_supervised_estimators(N_REGIONS)[0].set_params(
         iterator_train__num_workers=1, iterator_valid__num_workers=1)
     for prefix in ("iterator_train", "iterator_valid"):
-        assert clf.get_params_for(prefix)["multiprocessing_context"] is default
+        context = clf.get_params_for(prefix)["multiprocessing_context"]
+        assert context.get_start_method() == default
     clf.set_params(iterator_train__multiprocessing_context="spawn")
     assert clf.get_params_for("iterator_train")["multiprocessing_context"] == "spawn"
     assert "multiprocessing_context" not in clf.set_params(

@@ -653,6 +653,29 @@ def test_worker_context_is_torchs_default_unless_the_start_method_is_not_a_stand
     assert worker_context(2).get_start_method() == default
 
 
+def test_spawned_loader_workers_start_where_the_default_start_method_is_lokys(monkeypatch):
+    """In joblib's loky workers on macOS and Windows, whose default method is "spawn", every
+    loader worker died with "cannot find context for 'loky'": a spawned child sets the start
+    method its parent had, and "loky" is not registered in the new interpreter."""
+    import multiprocessing
+
+    import joblib.externals.loky.backend.context  # noqa: F401 (registers the "loky" method)
+
+    previous = multiprocessing.get_start_method(allow_none=True)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods",  # macOS's order
+                        lambda: ["spawn", "fork", "forkserver"])
+    multiprocessing.set_start_method("loky", force=True)
+    try:
+        windows = torch.arange(4 * 2 * 3, dtype=torch.float32).view(4, 2, 3).numpy()
+        loader = window_loader(WindowDataset(windows), 2, ShuffleSampler(4, seed=0),
+                               num_workers=1)
+        order = list(ShuffleSampler(4, seed=0))
+        np.testing.assert_array_equal(torch.cat(list(loader)).numpy(), windows[order])
+        assert multiprocessing.get_start_method() == "loky"  # as it was
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
 def test_window_loader_yields_full_batches_in_the_sampler_order():
     windows = _windows()
     dataset = WindowDataset(windows)

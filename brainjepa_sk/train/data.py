@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import numbers
 import signal
+import threading
 
 import numpy as np
 import torch
@@ -235,14 +236,55 @@ def worker_context(num_workers):
     -------
     multiprocessing.context.BaseContext or None
         The platform's default context when the process's start method is not a standard one
-        and workers are asked for; else None.
+        and workers are asked for (its processes start with it as the default method, which a
+        spawned child sets); else None.
     """
     if not num_workers:
         return None
     standard = multiprocessing.get_all_start_methods()  # the first is the platform's default
     if multiprocessing.get_start_method(allow_none=True) in (None, *standard):
         return None
-    return multiprocessing.get_context(standard[0])
+    return _StandardContext(standard[0])
+
+
+# one process starts at a time while the default start method is switched for it
+_LAUNCH_LOCK = threading.Lock()
+
+
+class _StandardContext(multiprocessing.context.BaseContext):
+    """The context of a standard start method whose processes start with it as the default.
+
+    A child started by ``spawn`` or ``forkserver`` (macOS's and Windows' default, and
+    Python 3.14's on Linux) first sets the start method its parent had: "loky" in a joblib
+    worker, which the new interpreter does not know ("cannot find context for 'loky'").
+    """
+
+    def __init__(self, method):
+        self._method = method
+
+    def get_start_method(self, allow_none=False):
+        return self._method
+
+    def Process(self, *args, **kwargs):  # noqa: N802 (multiprocessing's name)
+        process = _WorkerProcess(*args, **kwargs)
+        process._base = multiprocessing.get_context(self._method).Process
+        return process
+
+
+class _WorkerProcess(multiprocessing.process.BaseProcess):
+    """A process of ``_base``'s method, started while that method is the default one."""
+
+    @staticmethod
+    def _Popen(process_obj):  # noqa: N802 (multiprocessing's name)
+        base = process_obj.__dict__.pop("_base")
+        process_obj.__class__ = base  # a plain process of its method, here and in the child
+        with _LAUNCH_LOCK:
+            previous = multiprocessing.get_start_method(allow_none=True)
+            multiprocessing.set_start_method(base._start_method, force=True)
+            try:
+                return base._Popen(process_obj)
+            finally:
+                multiprocessing.set_start_method(previous, force=True)
 
 
 def _stack(batch):
