@@ -69,6 +69,7 @@ from .train.runs import find_shorter_run, plain_setting, run_key, unfinished_run
 from .train.runtime import (
     check_writable_folder,
     forked_rng,
+    process_runs,
     python_values,
     resolve_autocast,
     resolve_device,
@@ -123,19 +124,13 @@ def _trained_by_another_process(extra):
     machine that still runs (a parallel cross-validation fold or search candidate training it
     now); False where that cannot be told."""
     owner = extra.get("process")
-    if os.name != "posix" or not isinstance(owner, dict):  # os.kill(pid, 0) ends it on Windows
+    if not isinstance(owner, dict):
         return False
     pid = owner.get("pid")
     if (owner.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0
             or pid == os.getpid()):
         return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:  # another user's: it runs
-        return True
-    except OSError:
-        return False
-    return True
+    return bool(process_runs(pid))  # None on Windows: cannot be told
 
 
 class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):

@@ -94,6 +94,36 @@ def test_temporary_files_of_killed_saves_are_removed(tmp_path):
         ["last.pt", running.name, elsewhere.name])
 
 
+class _WindowsOs:
+    """``os`` as Windows has it, where ``os.kill(pid, 0)`` ends the process."""
+
+    name = "nt"
+
+    def __init__(self):
+        self.killed = []
+
+    def kill(self, pid, signal):
+        self.killed.append(pid)
+
+    def __getattr__(self, name):
+        return getattr(os, name)
+
+
+def test_no_process_is_ended_on_windows_to_tell_whether_it_runs(tmp_path, monkeypatch):
+    """os.kill(pid, 0) asks on POSIX but terminates the process on Windows: saving a
+    checkpoint there ended the process that wrote a temporary file of it (this one included)
+    instead of asking about it. Where it cannot be told, the temporary files are kept."""
+    windows = _WindowsOs()
+    monkeypatch.setattr(runtime, "os", windows)
+    host = socket.gethostname()
+    left = [tmp_path / f"last.pt.{host}.{pid}.abc123.tmp" for pid in (_dead_pid(), os.getpid())]
+    for path in left:
+        path.write_bytes(b"partial")
+    atomic_save({"a": 1}, tmp_path / "last.pt")
+    assert windows.killed == [] and all(path.exists() for path in left)
+    assert runtime.process_runs(os.getpid()) is None and windows.killed == []
+
+
 def _short_write(obj, file):
     """What torch's zip writer reports when the disk fills up."""
     file.write(b"PK\x03\x04 half an archive")

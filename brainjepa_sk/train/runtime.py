@@ -37,6 +37,7 @@ __all__ = [
     "naming_save_errors",
     "noting_ctrl_c",
     "noting_sigterm",
+    "process_runs",
     "python_values",
     "tensor_checksum",
     "forked_rng",
@@ -448,14 +449,36 @@ def _remove_stale_temporaries(path):
         parts = candidate.name[: -len(".tmp")].rsplit(".", 2)
         if len(parts) != 3 or parts[0] != ours or not parts[1].isdigit():
             continue  # another machine's (shared folder) or not ours: left alone
-        try:
-            os.kill(int(parts[1]), 0)
-            continue  # that process still runs: its save may be in flight
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        candidate.unlink(missing_ok=True)
+        if process_runs(int(parts[1])) is False:  # None (cannot tell): its save may be in flight
+            candidate.unlink(missing_ok=True)
+
+
+def process_runs(pid):
+    """Whether process ``pid`` of this machine still runs; None where that cannot be told.
+
+    Asked with ``os.kill(pid, 0)`` on POSIX systems. Not on Windows, where that call ends the
+    process (``TerminateProcess``) instead of asking about it.
+
+    Parameters
+    ----------
+    pid : int
+        The process id.
+
+    Returns
+    -------
+    bool or None
+        True when it runs (also another user's), False when no such process exists, None on
+        systems that cannot be asked.
+    """
+    if os.name != "posix":
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # another user's: it runs
+        return True
+    except (OSError, OverflowError):  # no such process (or no such pid)
+        return False
+    return True
 
 
 def _fsync_folder(folder):
