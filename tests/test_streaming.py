@@ -562,6 +562,33 @@ def test_pretraining_on_files_trains_exactly_as_on_their_arrays(tmp_path, num_wo
     np.testing.assert_array_equal(from_files.transform(paths), from_arrays.transform(arrays))
 
 
+@pytest.fixture
+def spawned_workers():
+    """Loader workers started as on macOS and Windows, by "spawn": what they are sent must
+    pickle (no lambda, no local function) and what they run must import."""
+    import multiprocessing
+
+    previous = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method("spawn", force=True)
+    yield
+    multiprocessing.set_start_method(previous, force=True)
+
+
+def test_spawned_loader_workers_read_files_as_the_main_process_does(tmp_path, spawned_workers):
+    """Pretraining and fine-tuning on files with a spawned worker train the model trained
+    without workers."""
+    paths = _save(tmp_path, _series())
+    alone, spawned = (_pretrainer(n_epochs=1, num_workers=n).fit(paths) for n in (0, 1))
+    for key, value in alone.model_.state_dict().items():
+        assert torch.equal(spawned.model_.state_dict()[key], value), key
+    alone, spawned = (
+        BrainJEPAClassifier(tiny_module(), max_epochs=1, batch_size=4, verbose=0,
+                            random_state=0, iterator_train__num_workers=n).fit(paths, [0, 1] * 2)
+        for n in (0, 1))
+    for key, value in alone.module_.state_dict().items():
+        assert torch.equal(spawned.module_.state_dict()[key], value), key
+
+
 def test_text_files_are_cut_in_memory_unless_their_windows_exceed_the_budget(tmp_path,
                                                                              monkeypatch):
     """A window of a text file costs a parse of the whole file: a corpus whose windows fit
