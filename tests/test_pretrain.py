@@ -1879,6 +1879,30 @@ def test_set_params_reaches_each_masking_option_without_touching_the_given_dict(
     assert seen["min_keep"] == 5 and "alpha_region_scale" not in seen
 
 
+def test_set_params_of_the_positioners_parameters_needs_a_positioner_as_gradients():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import Pipeline
+
+    # scikit-learn had failed with "'NoneType' object has no attribute 'set_params'"
+    pipe = Pipeline([("pretrainer", BrainJEPAPretrainer())])
+    search = GridSearchCV(pipe, {"pretrainer__gradients__n_components": [2, 3]}, cv=2,
+                          scoring=lambda estimator, X, y=None: 0.0)
+    with pytest.raises(ValueError, match=r"^gradients__n_components sets a parameter of the "
+                       r"GradientPositioner given as gradients, but gradients is None .*"
+                       r"set gradients=GradientPositioner\(\) first"):
+        search.fit(_data(4))
+    fixed = BrainJEPAPretrainer(gradients=np.ones((8, 3)))
+    with pytest.raises(ValueError, match="but gradients is of type ndarray, not a GradientPositioner"):
+        fixed.set_params(gradients__kernel="cosine", n_epochs=3)
+    assert fixed.n_epochs != 3  # nothing set
+    # given in the same call, or before, the positioner takes them
+    pretrainer = BrainJEPAPretrainer().set_params(gradients=GradientPositioner(),
+                                                  gradients__n_components=2)
+    assert pretrainer.set_params(gradients__kernel="cosine").gradients.get_params() == (
+        GradientPositioner(n_components=2, kernel="cosine").get_params())
+    assert clone(pretrainer).gradients.get_params() == pretrainer.gradients.get_params()
+
+
 def test_set_params_checks_the_masking_given_in_the_same_call_before_its_options():
     pretrainer = _pretrainer(masking={"min_keep": 2})
     with pytest.raises(TypeError, match="masking__<option> needs masking to be a dict or None, "
