@@ -574,6 +574,32 @@ class _FineTuneBase(SubjectsInputMixin):
         return [name for name in super()._get_param_names()
                 if name not in ("module", "_params_to_validate")]
 
+    def get_params(self, deep=True, **kwargs):
+        """Get the parameters of this estimator, as skorch gives them.
+
+        With ``deep=True`` a default callback's settings given as ``callbacks__<name>__*``
+        (or ``callbacks__<name>=None``) are reported as given: skorch read them from a fresh
+        default callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
+        ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Also return the parameters of sub-objects (the callbacks', the split's).
+        **kwargs : dict
+            Passed to skorch's ``get_params``.
+
+        Returns
+        -------
+        params : dict
+            Parameter names mapped to their values.
+        """
+        params = super().get_params(deep=deep, **kwargs)
+        if deep:
+            params.update({key: value for key, value in vars(self).items()
+                           if key.startswith("callbacks__") and key in params})
+        return params
+
     def set_params(self, **params):
         """Set parameters, as skorch does (prefixed ones included), except the module's.
 

@@ -1024,6 +1024,22 @@ def test_the_progress_table_shows_the_default_learning_rate_in_significant_digit
     assert "0.00" in capsys.readouterr().out
 
 
+def test_get_params_reports_a_default_callbacks_settings_as_set():
+    """skorch's deep get_params read them from a fresh default callback (floatfmt '.4f')."""
+    from sklearn.pipeline import make_pipeline
+
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    clf.set_params(callbacks__print_log__floatfmt=".2g", callbacks__lr_schedule=None)
+    for estimator in (clf, clone(clf), clf.fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1])):
+        params = estimator.get_params()
+        assert params["callbacks__print_log__floatfmt"] == ".2g"
+        assert params["callbacks__lr_schedule"] is None
+    assert dict(clf.callbacks_)["print_log"].floatfmt == ".2g"
+    assert make_pipeline(clf).get_params()[
+        "brainjepaclassifier__callbacks__print_log__floatfmt"] == ".2g"
+    assert clf.get_params()["callbacks__print_log__sink"] is print  # the others as skorch's
+
+
 def test_warm_start_and_partial_fit_continue_from_the_current_model():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
