@@ -453,3 +453,64 @@ def test_t_r_set_to_the_models_tr_is_no_change():
     unknown = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(X)
     with pytest.warns(UserWarning, match=r"t_r=1.44 \(fitted with None\)"):
         unknown.set_params(t_r=1.44).transform(X)
+
+
+def _meta_estimators():
+    """Meta-estimators around a fine-tuner (and an embedder pipeline), by name: what they are
+    fitted on, and a check of the fitted one on subjects ``X``."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.ensemble import StackingClassifier, VotingClassifier
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.multioutput import MultiOutputRegressor
+
+    def pipeline():
+        return make_pipeline(_embedder(normalization=None), LogisticRegression())
+
+    def calibrated(fitted, X):
+        np.testing.assert_allclose(fitted.predict_proba(X).sum(axis=1), 1, rtol=1e-6)
+        assert len(fitted.calibrated_classifiers_) == 2
+
+    def log_target(fitted, X):
+        inner = fitted.regressor_.predict(X)
+        np.testing.assert_allclose(fitted.predict(X), np.expm1(inner), rtol=1e-6)
+
+    def stacked(fitted, X):
+        assert fitted.final_estimator_.n_features_in_ == 2  # one probability per member
+        assert fitted.predict(X).shape == (len(X),)
+
+    def voted(fitted, X):
+        probabilities = [member.predict_proba(X) for member in fitted.estimators_]
+        np.testing.assert_allclose(fitted.predict_proba(X), np.mean(probabilities, axis=0),
+                                   rtol=1e-5)
+
+    def one_vs_rest(fitted, X):
+        assert len(fitted.estimators_) == 3 and set(fitted.predict(X)) <= {0, 1, 2}
+
+    def per_output(fitted, X):
+        assert len(fitted.estimators_) == 2 and fitted.predict(X).shape == (len(X), 2)
+
+    return {
+        "calibrated": (lambda clf, reg: CalibratedClassifierCV(clf, cv=2), "binary", calibrated),
+        "log_target": (lambda clf, reg: TransformedTargetRegressor(
+            regressor=reg, func=np.log1p, inverse_func=np.expm1), "positive", log_target),
+        "stacking": (lambda clf, reg: StackingClassifier([("ft", clf), ("emb", pipeline())],
+                                                         cv=2), "binary", stacked),
+        "voting": (lambda clf, reg: VotingClassifier([("ft", clf), ("emb", pipeline())],
+                                                     voting="soft"), "binary", voted),
+        "one_vs_rest": (lambda clf, reg: OneVsRestClassifier(clf), "three", one_vs_rest),
+        "multi_output": (lambda clf, reg: MultiOutputRegressor(reg), "two_targets", per_output),
+    }
+
+
+@pytest.mark.parametrize("name", list(_meta_estimators()))
+def test_meta_estimators_take_subjects_of_different_lengths(name):
+    make, target, check = _meta_estimators()[name]
+    X = [x[: 16 + 2 * (i % 3)] for i, x in enumerate(make_subjects(12, 20))]
+    y = {"binary": np.arange(12) % 2, "three": np.arange(12) % 3,
+         "positive": np.linspace(0, 2, 12),
+         "two_targets": np.c_[np.linspace(0, 2, 12), np.linspace(1, -1, 12)]}[target]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a tiny model's convergence and small-data warnings
+        fitted = make(*tiny_supervised_estimators()).fit(X, y)
+        check(fitted, X)
