@@ -676,6 +676,80 @@ def test_spawned_loader_workers_start_where_the_default_start_method_is_lokys(mo
         multiprocessing.set_start_method(previous, force=True)
 
 
+def test_a_loader_made_while_another_threads_worker_starts_gets_the_standard_context(
+        monkeypatch):
+    """While a spawned worker starts, the start method is its own for a moment: a loader made
+    then in another thread of a loky worker took it as standard and got torch's default
+    context, whose "loky" processes cannot start torch's workers."""
+    import multiprocessing
+    import threading
+
+    import joblib.externals.loky.backend.context  # noqa: F401 (registers the "loky" method)
+
+    from brainjepa_sk.train.data import worker_context
+
+    starting, release, contexts = threading.Event(), threading.Event(), []
+
+    def launch(process_obj):  # a spawn that waits, with "spawn" the start method meanwhile
+        starting.set()
+        release.wait(10)
+
+    previous = multiprocessing.get_start_method(allow_none=True)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods",
+                        lambda: ["spawn", "fork", "forkserver"])
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "_Popen", staticmethod(launch))
+    multiprocessing.set_start_method("loky", force=True)
+    try:
+        process = worker_context(1).Process(target=print)
+        launcher = threading.Thread(target=type(process)._Popen, args=(process,))
+        launcher.start()
+        assert starting.wait(10)
+        asker = threading.Thread(target=lambda: contexts.append(worker_context(1)))
+        asker.start()
+        asker.join(0.2)
+        release.set()
+        launcher.join(10)
+        asker.join(10)
+        assert contexts[0] is not None and contexts[0].get_start_method() == "spawn"
+        assert multiprocessing.get_start_method() == "loky"
+    finally:
+        release.set()
+        multiprocessing.set_start_method(previous, force=True)
+
+
+def _fail_where_the_launch_lock_is_held(worker_id):
+    from brainjepa_sk.train import data
+
+    if data._LAUNCH_LOCK.locked():
+        raise RuntimeError("the worker was forked holding the launch lock")
+
+
+def test_forked_loader_workers_inside_loky_start_as_before(monkeypatch):
+    """Where fork is the platform's default (Linux before Python 3.14) a loky worker's loaders
+    fork as they did: a child forked while the launch lock was held would wait on it for
+    ever when it made a loader."""
+    import multiprocessing
+
+    import joblib.externals.loky.backend.context  # noqa: F401 (registers the "loky" method)
+
+    from brainjepa_sk.train.data import worker_context
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork here")
+    previous = multiprocessing.get_start_method(allow_none=True)
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods",
+                        lambda: ["fork", "spawn", "forkserver"])
+    multiprocessing.set_start_method("loky", force=True)
+    try:
+        loader = torch.utils.data.DataLoader(
+            torch.arange(4.0), batch_size=2, num_workers=1,
+            multiprocessing_context=worker_context(1),
+            worker_init_fn=_fail_where_the_launch_lock_is_held)
+        assert torch.cat(list(loader)).tolist() == [0.0, 1.0, 2.0, 3.0]
+    finally:
+        multiprocessing.set_start_method(previous, force=True)
+
+
 def test_window_loader_yields_full_batches_in_the_sampler_order():
     windows = _windows()
     dataset = WindowDataset(windows)

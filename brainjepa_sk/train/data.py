@@ -242,8 +242,14 @@ def worker_context(num_workers):
     if not num_workers:
         return None
     standard = multiprocessing.get_all_start_methods()  # the first is the platform's default
-    if multiprocessing.get_start_method(allow_none=True) in (None, *standard):
+    with _LAUNCH_LOCK:  # not the standard method another thread's loader switched to for now
+        method = multiprocessing.get_start_method(allow_none=True)
+    if method in (None, *standard):
         return None
+    if standard[0] == "fork":
+        # a forked child sets no start method, and one forked while the lock is held (as
+        # _StandardContext's launches hold it) would wait on it for ever here
+        return multiprocessing.get_context("fork")
     return _StandardContext(standard[0])
 
 
