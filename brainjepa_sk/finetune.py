@@ -580,7 +580,9 @@ class _FineTuneBase(SubjectsInputMixin):
         With ``deep=True`` a default callback's settings given as ``callbacks__<name>__*``
         (or ``callbacks__<name>=None``) are reported as given: skorch read them from a fresh
         default callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
-        ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``.
+        ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``. A
+        callback given in a default one's place reports its own settings (skorch's were the
+        default's), so that ``set_params(**get_params())`` keeps them.
 
         Parameters
         ----------
@@ -595,9 +597,19 @@ class _FineTuneBase(SubjectsInputMixin):
             Parameter names mapped to their values.
         """
         params = super().get_params(deep=deep, **kwargs)
-        if deep:
-            params.update({key: value for key, value in vars(self).items()
-                           if key.startswith("callbacks__") and key in params})
+        if not deep:
+            return params
+        given = {key: value for key, value in vars(self).items()
+                 if key.startswith("callbacks__") and key in params}
+        for key, callback in given.items():
+            if key.count("__") != 1 or callback is None or isinstance(callback, type):
+                continue
+            # a callback given in a default one's place: its own settings, not the default's
+            params = {name: value for name, value in params.items()
+                      if not name.startswith(key + "__")}
+            params.update({f"{key}__{name}": value
+                           for name, value in callback.get_params().items()})
+        params.update({key: value for key, value in given.items() if key in params})
         return params
 
     def set_params(self, **params):

@@ -1040,6 +1040,24 @@ def test_get_params_reports_a_default_callbacks_settings_as_set():
     assert clf.get_params()["callbacks__print_log__sink"] is print  # the others as skorch's
 
 
+def test_get_params_reports_the_settings_of_a_callback_given_in_a_defaults_place():
+    """skorch reported a fresh default's: set back, they turned the given PrintLog's '.1f'
+    into '.4f'."""
+    from skorch.callbacks import PrintLog
+
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              callbacks__print_log=PrintLog(floatfmt=".1f"))
+    for fitted in (False, True):
+        if fitted:
+            clf.fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1])
+        params = clf.get_params()
+        assert params["callbacks__print_log__floatfmt"] == ".1f"
+        copy = clone(clf).set_params(**params).initialize_callbacks()
+        assert dict(copy.callbacks_)["print_log"].floatfmt == ".1f"
+    clf.set_params(callbacks__print_log__floatfmt=".2g")  # a setting given stays first
+    assert clf.get_params()["callbacks__print_log__floatfmt"] == ".2g"
+
+
 def test_warm_start_and_partial_fit_continue_from_the_current_model():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
