@@ -367,14 +367,23 @@ def test_arrays_come_back_as_numpy_arrays_inside_lists_too(tmp_path):
     np.testing.assert_array_equal(folds[0], np.arange(3))
 
 
+def _resave_edited(source, path, edit):
+    """Save ``source``'s payload to ``path`` after ``edit(payload)``, with its checksum
+    recomputed: a file another version could have written."""
+    from brainjepa_sk.checkpoint import _checksum
+
+    payload = torch.load(source, weights_only=True)
+    edit(payload)
+    payload["checksum"] = _checksum(payload)
+    torch.save(payload, path)
+
+
 def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
-    from brainjepa_sk.checkpoint import FORMAT_VERSION, _checksum
+    from brainjepa_sk.checkpoint import FORMAT_VERSION
 
     save_checkpoint(tmp_path / "m.pt", _model())
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    payload["format_version"] = FORMAT_VERSION + 1
-    payload["checksum"] = _checksum(payload)
-    torch.save(payload, tmp_path / "newer.pt")
+    _resave_edited(tmp_path / "m.pt", tmp_path / "newer.pt",
+                   lambda payload: payload.update(format_version=FORMAT_VERSION + 1))
     with pytest.raises(ValueError, match=rf"newer\.pt was written by a newer brainjepa_sk "
                                          rf"\(format {FORMAT_VERSION + 1}, this version .* reads "
                                          rf"up to {FORMAT_VERSION}\): upgrade brainjepa_sk"):
@@ -385,13 +394,11 @@ def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
 def test_model_settings_of_another_version_are_named_with_the_file(tmp_path, load):
     """A configuration key this version's model does not take (renamed or added by another
     version) is named with the file, not as BrainJEPA.__init__'s TypeError."""
-    from brainjepa_sk.checkpoint import _checksum
+    def rename_width(payload):
+        payload["config"]["embed_width"] = payload["config"].pop("embed_dim")
 
     save_checkpoint(tmp_path / "m.pt", _model())
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    payload["config"]["embed_width"] = payload["config"].pop("embed_dim")
-    payload["checksum"] = _checksum(payload)
-    torch.save(payload, tmp_path / "other version.pt")
+    _resave_edited(tmp_path / "m.pt", tmp_path / "other version.pt", rename_width)
     with pytest.raises(ValueError, match=r"other version\.pt holds model settings that this "
                                          r"version of brainjepa_sk .* does not know: "
                                          r"\['embed_width'\].*load it with that version"):
@@ -404,21 +411,17 @@ def test_a_configuration_lacking_a_setting_is_named_not_given_the_default(tmp_pa
     the default 12 heads, giving other embeddings without a word. Settings a wrong default of
     which the weights show, or that act on training only, may be absent (a pretraining
     run's state records no mlp_ratio)."""
-    from brainjepa_sk.checkpoint import _checksum
-
     # 24 wide: 12 heads divide it too, so nothing but the configuration tells them apart
     model = BrainJEPA(torch.randn(10, 4), patch_size=4, embed_dim=24, depth=1, num_heads=2,
                       predictor_embed_dim=8, predictor_depth=1)
+    def drop(*keys):
+        return lambda payload: [payload["config"].pop(key) for key in keys]
+
     save_checkpoint(tmp_path / "m.pt", model)
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
-    for key in ("patch_embed_init", "mlp_ratio", "qkv_bias", "drop_path_rate"):
-        del payload["config"][key]
-    payload["checksum"] = _checksum(payload)
-    torch.save(payload, tmp_path / "older.pt")
+    optional = ("patch_embed_init", "mlp_ratio", "qkv_bias", "drop_path_rate")
+    _resave_edited(tmp_path / "m.pt", tmp_path / "older.pt", drop(*optional))
     assert _same_weights(load_checkpoint(tmp_path / "older.pt").model, model)
-    del payload["config"]["num_heads"]
-    payload["checksum"] = _checksum(payload)
-    torch.save(payload, tmp_path / "edited.pt")
+    _resave_edited(tmp_path / "older.pt", tmp_path / "edited.pt", drop("num_heads"))
     with pytest.raises(ValueError, match=r"edited\.pt: its model configuration lacks "
                                          r"\['num_heads'\].*Add it"):
         load(tmp_path / "edited.pt")
