@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import numbers
 
 import torch
 
+from ..nn._checks import check_count
 from .distributed import all_reduce_mean, any_process, world
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import (
@@ -19,14 +19,6 @@ from .runtime import (
 from .step import train_step
 
 __all__ = ["PretrainLoop", "TrainingInterrupted"]
-
-
-def _count(name, value, minimum):
-    """``value`` as an int of at least ``minimum``; ``int()`` would take 2.5 as 2 and "3"."""
-    if (not isinstance(value, numbers.Integral) or isinstance(value, bool)
-            or value < minimum):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 #: What :meth:`PretrainLoop.load_state_dict` needs of a state (states saved before the others
@@ -154,7 +146,7 @@ class PretrainLoop:
         self.loader = loader
         self.mask_sampler = mask_sampler
         self.schedule = schedule
-        self.n_epochs = _count("n_epochs", n_epochs, minimum=0)
+        self.n_epochs = check_count("n_epochs", n_epochs, minimum=0)
         if optimizer is None:
             lr, weight_decay, _ = schedule(0)
             optimizer = make_optimizer(model, lr=lr, weight_decay=weight_decay)
@@ -164,7 +156,7 @@ class PretrainLoop:
         self.device = next(model.parameters()).device
         self.compile = compile
         self.rank, self.world_size = world()
-        self.accumulation_steps = _count("accumulation_steps", accumulation_steps, minimum=1)
+        self.accumulation_steps = check_count("accumulation_steps", accumulation_steps)
         batch_size = getattr(loader, "batch_size", None)
         if batch_size is not None and batch_size % self.accumulation_steps:
             raise ValueError(
