@@ -650,18 +650,18 @@ class Preprocessor:
         if self.constant_regions == "zero":
             spread = np.ptp(windows, axis=1, keepdims=True)
             constant = spread <= _CONSTANT_SPREAD * np.abs(windows).max(axis=1, keepdims=True)
-        if self.normalization == "global_zscore" and constant is not None and constant.any():
-            # the statistics of the other regions: theirs as if the constant ones were absent
-            signal = ~constant
-            count = np.maximum(signal.sum(axis=2, keepdims=True) * windows.shape[1], 1)
-            mean = (windows * signal).sum(axis=(1, 2), keepdims=True) / count
-            std = np.sqrt((((windows - mean) * signal) ** 2).sum(axis=(1, 2), keepdims=True)
-                          / count)
-            windows = (windows - mean) / np.maximum(std, self.eps)
-        elif self.normalization in ("global_zscore", "roi_zscore"):
+        if self.normalization in ("global_zscore", "roi_zscore"):
             axes = (1, 2) if self.normalization == "global_zscore" else 1
-            mean = windows.mean(axis=axes, keepdims=True)
-            std = windows.std(axis=axes, keepdims=True)
+            signal = True  # the statistics are over every value of the window (or region)
+            if (self.normalization == "global_zscore" and constant is not None
+                    and constant.any()):
+                # over the other regions only, as if the constant ones were absent; a window
+                # whose regions are all constant takes them all (it is zeroed below, and no
+                # value at all would give NaN). A mask only then: NumPy sums under an all-True
+                # one in another order than under where=True, changing the last bits
+                signal = ~constant | constant.all(axis=2, keepdims=True)
+            mean = windows.mean(axis=axes, keepdims=True, where=signal)
+            std = windows.std(axis=axes, keepdims=True, where=signal)
             windows = (windows - mean) / np.maximum(std, self.eps)
         if constant is not None and constant.any():
             windows = np.where(constant, 0.0, windows)

@@ -600,6 +600,47 @@ def test_constant_regions_zero_acts_window_by_window():
     np.testing.assert_array_equal(windows[~flat], kept[~flat])
 
 
+def _reference_zscores(windows, normalization, constant_regions, eps):
+    """Window by window, region by region: the z-scores the Preprocessor documents."""
+    out = np.empty_like(windows)
+    for i, window in enumerate(windows):
+        constant = np.zeros(window.shape[1], dtype=bool)
+        if constant_regions == "zero":
+            constant = window.max(axis=0) == window.min(axis=0)
+        if normalization == "roi_zscore":
+            for r in range(window.shape[1]):
+                region = window[:, r]
+                out[i, :, r] = (region - region.mean()) / max(region.std(), eps)
+        else:
+            # the regions that are not constant; all of them when none is left
+            kept = window if constant.all() else window[:, ~constant]
+            out[i] = (window - kept.mean()) / max(kept.std(), eps)
+        out[i][:, constant] = 0.0
+    return out
+
+
+@pytest.mark.parametrize("constant", ["none", "some windows", "a whole window"])
+@pytest.mark.parametrize("constant_regions", ["keep", "zero"])
+@pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore"])
+def test_zscores_match_a_window_by_window_reference(normalization, constant_regions, constant):
+    """Global and per-region z-scores, with constant_regions='zero' leaving the constant
+    regions out of a window's global statistics, match the plain computation of each
+    window, and a window whose regions are all constant gives no NaN and no warning."""
+    rng = np.random.default_rng(21)
+    windows = 3.0 * rng.standard_normal((4, 16, 5)) + 2.0
+    if constant != "none":
+        windows[:2, :, 2] = 1000.0  # a fill value that would dominate the global statistics
+        windows[1, :, 4] = 0.0
+    if constant == "a whole window":
+        windows[3] = np.arange(5.0)  # each region constant, at a value of its own
+    prep = Preprocessor(16, normalization=normalization, constant_regions=constant_regions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        normalized = prep._normalize_windows(windows)
+    expected = _reference_zscores(windows, normalization, constant_regions, prep.eps)
+    np.testing.assert_allclose(normalized, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore", "robust"])
 def test_constant_window_gives_zeros(normalization):
     x = np.full((20, 3), 0.1)
