@@ -392,12 +392,18 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         of ``X`` is put in the order of its columns; given ``X`` without names (arrays), its
         rows are used in order, with a warning. ``None`` keeps the group gradients as computed.
     random_state : int, RandomState instance or None, default=0
-        Seeds the starting vector of the eigen-solver. With ``"le"`` and ``"pca"`` the result
-        does not otherwise depend on it; with ``"dm"`` it does, a little, because BrainSpace runs
-        a symmetric eigen-solver on the non-symmetric diffusion operator (seeds 1 to 19 moved
-        the eigenvalues from those of seed 0 by up to 1% on the first 21 regions of BrainSpace's
-        HCP Schaefer-100 group matrix, and by up to 2% on those of its Schaefer-400 one, with 3,
-        10 or 19 components). Pass an int for identical output across calls.
+        Seeds the starting vector of the eigen-solver. With ``"le"`` the result does not
+        otherwise depend on it, nor with ``"pca"`` on up to 500 regions (on more, with fewer
+        components than 80% of the regions, scikit-learn's PCA runs a randomized SVD, which it
+        seeds: the eigenvalues then move by about 1e-5, relatively); with ``"dm"`` it does, a
+        little, because BrainSpace runs a symmetric eigen-solver on the non-symmetric diffusion
+        operator (seeds 1 to 19 moved the eigenvalues from those of seed 0 by up to 1% on the
+        first 21 regions of BrainSpace's HCP Schaefer-100 group matrix, and by up to 2% on those
+        of its Schaefer-400 one, with 3, 10 or 19 components). Pass an int for identical output
+        across calls: :meth:`transform` then embeds each subject with the same seed as the group
+        in :meth:`fit` (the group connectivity transforms to ``gradients_``); a RandomState
+        instance or ``None`` gives one seed a call, shared by its subjects. Either way a
+        subject's features do not depend on the other subjects of the call.
 
     Attributes
     ----------
@@ -719,8 +725,12 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         else:
             data = validate_subjects(X, estimator=self, reset=False, min_timepoints=3,
                                      lazy=True)
-        # One seed for every subject: a subject's features do not depend on the rest of the batch.
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        # Every subject is embedded with the same randomness, so that its features do not depend
+        # on the rest of the batch: an int seeds a fresh generator per subject (BrainSpace
+        # makes one of it), as the group's in fit, so that a subject whose connectivity is the
+        # group's gets the group gradients; a RandomState instance or None gives one int a call.
+        seed = (self.random_state if isinstance(self.random_state, numbers.Integral)
+                else check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         features, n_disconnected = [], 0
         for matrices in self._connectivity_chunks(data):
             for matrix in matrices:

@@ -264,10 +264,10 @@ def test_each_subjects_gradients_are_rotated_onto_the_group_gradients(X, fitted)
 
     features = fitted.transform(X[:2]).reshape(2, N_REGIONS, 3)
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:2]))
-    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)  # one seed per call
     for matrix, aligned in zip(corr, features):
-        # the kernel named, as GradientPositioner does: BrainSpace 0.1.10's default is None
-        own = GradientMaps(n_components=3, kernel="normalized_angle", random_state=seed)
+        # the kernel named, as GradientPositioner does: BrainSpace 0.1.10's default is None;
+        # random_state=0 seeds each subject as it seeded the group
+        own = GradientMaps(n_components=3, kernel="normalized_angle", random_state=0)
         own = own.fit(matrix, sparsity=0.5)
         own = own.gradients_
         rotation, _ = orthogonal_procrustes(own, fitted.gradients_)
@@ -280,6 +280,25 @@ def test_transform_does_not_depend_on_batch(X, fitted):
     # A list of subjects of different lengths is accepted.
     ragged = fitted.transform([X[0], X[1][:60]])
     np.testing.assert_array_equal(ragged[0], features[0])
+
+
+@pytest.mark.parametrize("approach", ["dm", "le", "pca"])
+def test_the_group_connectivity_transforms_to_the_group_gradients(X, approach):
+    # an int random_state seeds each subject's embedding as it seeded the group's in fit: the
+    # diffusion map's eigen-solver starts from a random vector, and a different one moved
+    # these gradients by up to 1% of their largest value
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
+    est = GradientPositioner(kind="connectivity", approach=approach, random_state=7,
+                             **SMALL).fit(corr)
+    group = est.transform([est.group_connectivity_])[0]
+    np.testing.assert_allclose(group, est.gradients_.ravel(), rtol=0, atol=1e-12)
+    # ... and a subject's features do not depend on the other subjects of the call
+    alone = est.transform(corr[2:3])[0]
+    np.testing.assert_array_equal(est.transform(corr)[2], alone)
+    np.testing.assert_array_equal(
+        est.transform([corr[0], est.group_connectivity_, corr[2]])[2], alone)
+    np.testing.assert_array_equal(
+        est.transform([corr[2], est.group_connectivity_])[1], group)
 
 
 def test_every_subject_of_a_call_gets_the_same_seed_from_a_random_state_instance(X):
