@@ -490,8 +490,9 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
                             f"regions: {rule}")
         if self.sparsity is not None and self.sparsity > 0:
             # BrainSpace keeps int(n * (1 - sparsity)) entries per row; with one left, each row
-            # keeps only its diagonal and the affinity carries no structure.
-            kept = int(n_regions * (1 - self.sparsity))
+            # keeps only its diagonal and the affinity carries no structure. In float, as
+            # BrainSpace is given it: Fraction(9, 10) keeps 1 of 20 as 0.9 does, not 2.
+            kept = int(n_regions * (1 - float(self.sparsity)))
             if kept < 2:
                 # largest two-decimal sparsity that keeps 2 (float rounding checked)
                 suggestion = math.floor((1 - 2 / n_regions) * 100) / 100

@@ -875,6 +875,18 @@ def test_sparsity_of_any_real_type_fits_as_the_float(X, fitted, sparsity):
     np.testing.assert_allclose(other.gradients_, fitted.gradients_)
 
 
+@pytest.mark.parametrize("sparsity", [Fraction(9, 10), np.float32(0.9)])
+def test_the_sparsity_limit_counts_the_connections_kept_of_the_float(X, sparsity):
+    # BrainSpace keeps int(20 * (1 - float(sparsity))) connections a row: 1 for Fraction(9, 10)
+    # (all its eigenvalues came out equal), as for 0.9; 2 for np.float32(0.9)
+    if isinstance(sparsity, Fraction):
+        with pytest.raises(ValueError, match=r"sparsity=9/10 keeps 1 connection"):
+            GradientPositioner(n_components=3, sparsity=sparsity).fit(X)
+    else:
+        lambdas = GradientPositioner(n_components=3, sparsity=sparsity).fit(X).lambdas_
+        assert np.ptp(lambdas) > 1e-3  # a structured affinity, not every row its diagonal
+
+
 def test_a_list_of_connectivity_frames_keeps_and_checks_their_region_names():
     """One labelled matrix per subject: the names are kept as for one frame, a matrix with
     other names is refused, at fit and at transform."""
