@@ -682,7 +682,8 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : list of array-like of shape (n_timepoints, n_regions), or array-like
-            Same layout as in :meth:`fit`, with the regions seen in ``fit``.
+            Same layout as in :meth:`fit`, with the regions seen in ``fit``. Each subject's
+            connectivity is symmetrized, as the group's is in ``fit``.
 
         Returns
         -------
@@ -735,6 +736,9 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         features, n_disconnected = [], 0
         for matrices in self._connectivity_chunks(data):
             for matrix in matrices:
+                # symmetrized as the group is in fit: a matrix is taken with rounding-level
+                # asymmetry (a saved file's), which BrainSpace's row-wise sparsity would see
+                matrix = (matrix + matrix.T) / 2
                 gradients, _, disconnected = self._embed(matrix, seed,
                                                          f"subject {len(features)}")
                 n_disconnected += disconnected

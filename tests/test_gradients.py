@@ -301,6 +301,17 @@ def test_the_group_connectivity_transforms_to_the_group_gradients(X, approach):
         est.transform([corr[2], est.group_connectivity_])[1], group)
 
 
+def test_a_subjects_matrix_is_symmetrized_as_the_group_is(X):
+    # a matrix within the symmetry tolerance (as rounded in a saved file) is embedded as its
+    # symmetric part in transform too: fitted alone, it transforms to the group gradients
+    corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X[:1]))[0]
+    rounded = corr + np.triu(np.random.default_rng(0).uniform(-5e-7, 5e-7, corr.shape), 1)
+    for approach in ("dm", "le", "pca"):
+        est = GradientPositioner(kind="connectivity", approach=approach, **SMALL).fit(rounded)
+        np.testing.assert_allclose(est.transform(rounded)[0], est.gradients_.ravel(), rtol=0,
+                                   atol=1e-12)
+
+
 def test_every_subject_of_a_call_gets_the_same_seed_from_a_random_state_instance(X):
     # a RandomState instance gives one seed a call, not one draw a subject: a subject's
     # features do not depend on its place in the batch
