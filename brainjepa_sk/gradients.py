@@ -408,9 +408,13 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
     Attributes
     ----------
     gradients_ : ndarray of shape (n_regions, n_components)
-        Group gradients (float64), aligned to ``reference`` when one is given.
+        Group gradients (float64), aligned to ``reference`` when one is given; column 0 is the
+        principal gradient. Signs as BrainSpace gives them: the largest-magnitude value of each
+        ``"dm"`` and ``"le"`` gradient is positive, ``"pca"`` keeps scikit-learn's PCA signs.
     lambdas_ : ndarray of shape (n_components,)
-        Eigenvalues of the group embedding, in the order BrainSpace returns them. After alignment
+        Eigenvalues of the group embedding, in the order BrainSpace returns them: descending
+        for ``"dm"`` (diffusion-map multipliers) and ``"pca"`` (explained variances), ascending
+        for ``"le"`` (normalized Laplacian eigenvalues, the smallest first). After alignment
         to ``reference`` a column of ``gradients_`` is a rotation of several original gradients,
         so these no longer pair one-to-one with its columns.
     group_connectivity_ : ndarray of shape (n_regions, n_regions)

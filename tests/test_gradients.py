@@ -342,6 +342,18 @@ def test_the_seed_moves_only_the_diffusion_map_and_only_a_little(X):
         assert _abs_r(one.gradients_[:, c], other.gradients_[:, c]) > 0.99
 
 
+def test_lambdas_run_in_brainspaces_order_for_each_approach(fitted):
+    # as documented: descending for "dm" and "pca", ascending for "le", column 0 principal
+    matrix = fitted.group_connectivity_
+    for approach, step_sign in (("dm", -1), ("pca", -1), ("le", 1)):
+        est = GradientPositioner(kind="connectivity", approach=approach, **SMALL).fit(matrix)
+        assert (np.sign(np.diff(est.lambdas_)) == step_sign).all(), approach
+        if approach != "pca":
+            gradients = est.gradients_
+            largest = gradients[np.abs(gradients).argmax(axis=0), range(gradients.shape[1])]
+            assert (largest > 0).all(), approach
+
+
 def test_feature_names(X, fitted):
     names = fitted.get_feature_names_out()
     assert names.dtype == object
