@@ -559,8 +559,10 @@ class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
         disconnected = False
         for warning in caught:
             text = str(warning.message)
-            if text.startswith("Affinity is not symmetric"):
-                continue  # kernel=None: sparsified by rows, then symmetrized as intended
+            if text.startswith("Affinity is not symmetric") and self.kernel is None:
+                # sparsified by rows, then symmetrized as intended (an asymmetric affinity
+                # from a callable kernel is the user's to hear of)
+                continue
             if text.startswith("Graph is not fully connected"):
                 disconnected = True  # told by the caller, once, in this package's words
             elif finite or not issubclass(warning.category, RuntimeWarning):

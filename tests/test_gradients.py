@@ -119,6 +119,18 @@ def test_kernel_none_lets_no_brainspace_warning_through():
     assert np.isfinite(fitted.gradients_).all()
 
 
+def _row_normalized(x):
+    """An affinity kernel that is not symmetric: each row of |x| divided by its sum."""
+    return np.abs(x) / np.abs(x).sum(axis=1, keepdims=True)
+
+
+def test_an_asymmetric_affinity_from_a_callable_kernel_is_warned_of():
+    # only kernel=None makes an asymmetric affinity by design; a callable's is symmetrized by
+    # BrainSpace, which says so
+    with pytest.warns(UserWarning, match="Affinity is not symmetric"):
+        GradientPositioner(kind="connectivity", kernel=_row_normalized, **SMALL).fit(_smooth())
+
+
 def test_a_brainspace_warning_passed_on_is_still_filtered_by_its_module(monkeypatch):
     """The warnings of BrainSpace's fit, recorded to tell a disconnected graph, are passed on
     under BrainSpace's module name: a filter by module (``module="brainspace"``) had stopped
