@@ -303,3 +303,41 @@ def other_subjects_worker(rank, world_size, init_file, out_file):
                 model.fit(X)
         results["embedded"] = model.transform(X)
         _save_from_every_process(results, world_size, out_file)
+
+
+class _StopAndSigtermInProcess1(Callback):
+    """Agrees on stops at every step; in process 1, asks the loop to stop (``stop_training``)
+    after step 1 and sends itself a SIGTERM there, as a scheduler would."""
+
+    def on_train_begin(self, loop):
+        loop.stop_agreement_every = 1
+
+    def on_step_end(self, loop, loss):
+        if loop.rank == 1 and loop.step == 1:
+            loop.stop_training = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stopped_as_sigterm_came_worker(rank, world_size, init_file, out_file, checkpoint_dir):
+    """``BrainJEPAPretrainer.fit`` with ``checkpoint_dir`` whose callback stops the run in
+    process 1 alone at the step a SIGTERM reaches it: the error each process raised and its
+    loop's ``stop_training``."""
+    import numpy as np
+
+    from brainjepa_sk import BrainJEPAPretrainer
+
+    with gloo_group(rank, world_size, init_file):
+        torch.set_num_threads(1)
+        X = np.random.default_rng(0).standard_normal((8, N_FRAMES, N_REGIONS))
+        model = BrainJEPAPretrainer(
+            gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+            n_frames=N_FRAMES, predictor_depth=1, n_epochs=2, batch_size=4, device="cpu",
+            verbose=0, random_state=0, checkpoint_dir=checkpoint_dir,
+            callbacks=[_StopAndSigtermInProcess1()])
+        try:
+            model.fit(X)
+            raised = None
+        except TrainingInterrupted as error:
+            raised = str(error)
+        _save_from_every_process(raised, world_size, out_file)

@@ -1702,6 +1702,26 @@ def test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step(tm
     assert torch.load(out, weights_only=True) == [(2, 2, True), (2, 2, True)]
 
 
+def test_under_ddp_a_run_a_callback_of_one_process_stopped_as_sigterm_came_is_saved_as_stopped(
+        tmp_path):
+    """Process 1's callback stops the run at the step a SIGTERM reaches it. Process 0 saved
+    the run as unfinished (it never heard of the stop: the SIGTERM ended the run first), and
+    later fits warned of it; it is saved as stopped, as with one process."""
+    import _ddp_worker
+
+    from brainjepa_sk.train import unfinished_runs
+
+    out, folder = tmp_path / "raised.pt", tmp_path / "runs"
+    _spawn_within(_ddp_worker.stopped_as_sigterm_came_worker,
+                  (2, str(tmp_path / "init"), str(out), str(folder)))
+    for raised in torch.load(out, weights_only=True):
+        assert raised is not None and "SIGTERM after step 1" in raised
+    (state_file,) = folder.glob("run-*.pt")
+    saved = torch.load(state_file, weights_only=False)
+    assert saved["loop"]["step"] == 1 and saved["extra"].get("stopped_by_callback")
+    assert unfinished_runs(folder) == []
+
+
 def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
     """2 gloo processes, killed after step 4 (inside the second epoch of 3 steps), resumed from
     rank 0's save: the same weights on both processes and the same history as a run never

@@ -136,8 +136,8 @@ class PretrainLoop:
         error: :meth:`state_dict` resumes it exactly, and a later :meth:`run`, which sets the
         flag back to False, finishes that epoch and goes on up to ``n_epochs``. It is not part
         of the state. With several processes, they agree on it (any process's) at each
-        epoch's end and every :attr:`stop_agreement_every` steps, and all stop after the same
-        step.
+        epoch's end, every :attr:`stop_agreement_every` steps and when a SIGTERM stops the run
+        (before the ``on_interrupt`` hooks), and all stop after the same step.
     """
 
     def __init__(self, model, loader, mask_sampler, schedule, n_epochs, *, optimizer=None,
@@ -416,6 +416,11 @@ class PretrainLoop:
                 # a held Ctrl-C also waits for the step's hooks (a Checkpoint's every_steps save)
                 self._notify("on_step_end", loss)
             if self._should_stop():
+                # a callback's stop_training in another process at this step, agreed (all are
+                # at this step's agreement) before the hooks and the caller read the flag: the
+                # run stopped by a callback, as with one process, not left unfinished
+                if self.world_size > 1:
+                    self._stops_training(agree=True)
                 self._notify("on_interrupt")
                 raise TrainingInterrupted(
                     f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
