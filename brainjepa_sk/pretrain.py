@@ -284,7 +284,11 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
     history_ : list of dict
         Per epoch: ``epoch``, ``loss`` (mean over steps), ``lr`` (at the epoch's last step),
         ``target_std`` and ``effective_rank`` (collapse monitors of the target encoder's
-        pooled features on up to 64 training windows).
+        pooled features on up to 64 training windows). Completed epochs only: a callback that
+        stops the run inside an epoch (``stop_training``) leaves the model trained on that
+        epoch's first steps, which have no record, as a run stopped by SIGTERM or Ctrl-C saves
+        none for them; with ``checkpoint_dir``, the same ``fit`` again finishes that epoch and
+        records it whole (its loss the mean over all its steps).
     embedding_dim_ : int
         Encoder width.
     callbacks_ : list of Callback

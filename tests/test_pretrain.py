@@ -717,11 +717,15 @@ class _StopAtStep(Callback):
 def test_a_run_a_callback_stopped_is_not_warned_of_as_unfinished(tmp_path):
     """A run a callback ended on purpose (early stopping) was listed as unfinished, and every
     later run with other settings in the folder warned of it. It is saved as stopped, with
-    the steps it trained (here inside its second epoch), and the same fit again continues it."""
+    the steps it trained (here inside its second epoch), and the same fit again continues it.
+    Its ``history_`` holds the epoch it completed: the second one, cut short, has no record
+    until the fit that finishes it."""
     from brainjepa_sk.train import unfinished_runs
 
     X = _data()
-    _pretrainer(n_epochs=3, checkpoint_dir=tmp_path, callbacks=[_StopAtStep(3)]).fit(X)
+    stopped = _pretrainer(n_epochs=3, checkpoint_dir=tmp_path,
+                          callbacks=[_StopAtStep(3)]).fit(X)  # 2 steps an epoch
+    assert [h["epoch"] for h in stopped.history_] == [0]
     assert unfinished_runs(tmp_path) == []
     (state_file,) = _state_files(tmp_path)
     assert torch.load(state_file, weights_only=True)["loop"]["step"] == 3
