@@ -18,7 +18,7 @@ from ._base import (
     resolve_estimator_weights,
     restore_on_error,
 )
-from .validation import validate_subjects
+from .validation import check_gradients_settings, validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
 
@@ -199,6 +199,27 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.data_dir = data_dir
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        ``gradients`` is a gradient matrix or its file, which has no parameters:
+        ``gradients__<parameter>`` is refused with a ``ValueError`` (a
+        :class:`~brainjepa_sk.gradients.GradientPositioner`, whose parameters those are, is
+        :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : BrainJEPAEmbedder
+            The estimator, its parameters set.
+        """
+        check_gradients_settings(self, params)
+        return super().set_params(**params)
 
     def _fitted_encoder(self):
         return self.encoder_

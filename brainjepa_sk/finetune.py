@@ -112,7 +112,13 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import _host_tensor, _paths_as_list, subjects_digest, validate_subjects
+from .validation import (
+    _host_tensor,
+    _paths_as_list,
+    check_gradients_settings,
+    subjects_digest,
+    validate_subjects,
+)
 
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
@@ -639,12 +645,16 @@ class _FineTuneBase(SubjectsInputMixin):
         ------
         ValueError
             For ``module`` and ``module__*``: the module is built from ``weights`` and the
-            head settings. For a ``train_split__*`` that ``train_split`` does not have.
+            head settings. For a ``train_split__*`` that ``train_split`` does not have. For
+            ``gradients__*``: ``gradients`` is a gradient matrix or its file, which has no
+            parameters (a :class:`~brainjepa_sk.gradients.GradientPositioner` is
+            :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
         """
         self._refuse_module_settings(params)
+        check_gradients_settings(self, params)
         initialized = getattr(self, "initialized_", False)
         # skorch would store train_split__fraction as an attribute of the net, and refuse it at
         # the next fit: they are the split's, as a Pipeline's step__param are the step's

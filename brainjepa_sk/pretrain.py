@@ -74,7 +74,7 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import subjects_digest, validate_subjects
+from .validation import check_gradients_settings, subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
 
@@ -447,17 +447,7 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         options = {key.partition("__")[2]: params.pop(key) for key in list(params)
                    if key.startswith("masking__")}
         self._check_masking_options(options)
-        nested = sorted(key for key in params if key.startswith("gradients__"))
-        gradients = params.get("gradients", self.gradients)
-        if nested and not hasattr(gradients, "set_params"):
-            # scikit-learn's own error here was "'NoneType' object has no attribute 'set_params'"
-            what = ("None (a GradientPositioner() made at fit)" if gradients is None
-                    else f"of type {type(gradients).__name__}, not a GradientPositioner")
-            raise ValueError(
-                f"{nested[0]} sets a parameter of the GradientPositioner given as gradients, "
-                f"but gradients is {what}: set gradients=GradientPositioner() first (or in the "
-                "same call), or vary gradients itself, e.g. a grid of "
-                "[GradientPositioner(n_components=k) for k in (2, 3)]")
+        check_gradients_settings(self, params)
         masking = params.get("masking", self.masking)
         if options and not isinstance(masking, (dict, type(None))):
             raise TypeError(f"masking__<option> needs masking to be a dict or None, got "

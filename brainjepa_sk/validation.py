@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import sparse
 from sklearn.utils._param_validation import (
+    HasMethods,
     Interval,
     InvalidParameterError,
     StrOptions,
@@ -159,6 +160,54 @@ def _check_gradients_type(estimator):
         "(gradient_mapping_450.csv for the published weights), not gradients computed anew; "
         "pass that matrix or its file (a GradientPositioner is BrainJEPAPretrainer's "
         "gradients=)")
+
+
+def check_gradients_settings(estimator, params):
+    """Refuse ``gradients__<parameter>`` settings that no estimator given as ``gradients`` takes.
+
+    scikit-learn's ``set_params`` passes them to the object given as ``gradients``, and failed
+    with "'NoneType' object has no attribute 'set_params'" for the default None (skorch kept
+    them, and the fine-tuners' ``fit`` refused them as unexpected arguments). A
+    :class:`~brainjepa_sk.gradients.GradientPositioner` given as ``gradients`` (before or in
+    the same call: scikit-learn sets it first) takes them, for the estimators whose
+    ``_parameter_constraints`` allow an estimator there (the pretrainer's); the others'
+    ``gradients`` is a gradient matrix or its file, which has no parameters.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator whose ``set_params`` is called.
+    params : dict
+        The parameters given to ``set_params`` (``gradients`` among them, perhaps).
+
+    Raises
+    ------
+    ValueError
+        For a ``gradients__<parameter>`` that nothing takes, naming it and what to set instead
+        (before any parameter is set).
+    """
+    nested = sorted(key for key in params if key.startswith("gradients__"))
+    if not nested:
+        return
+    name = type(estimator).__name__
+    takes_positioner = any(isinstance(constraint, HasMethods) for constraint in
+                           estimator._parameter_constraints.get("gradients", ()))
+    if not takes_positioner:
+        raise ValueError(
+            f"{nested[0]} sets a parameter of an estimator given as gradients, but the "
+            f"gradients of {name} are the gradient matrix its weights were trained with (an "
+            "array, its file or None), which has no parameters: set gradients itself (a "
+            "GradientPositioner, whose parameters gradients__<parameter> sets, is "
+            "BrainJEPAPretrainer's gradients=)")
+    gradients = params.get("gradients", estimator.gradients)
+    if not hasattr(gradients, "set_params"):
+        what = ("None (a GradientPositioner() made at fit)" if gradients is None
+                else f"of type {type(gradients).__name__}, not a GradientPositioner")
+        raise ValueError(
+            f"{nested[0]} sets a parameter of the GradientPositioner given as gradients, "
+            f"but gradients is {what}: set gradients=GradientPositioner() first (or in the "
+            "same call), or vary gradients itself, e.g. a grid of "
+            "[GradientPositioner(n_components=k) for k in (2, 3)]")
 
 
 def check_parameters(estimator, names=None):

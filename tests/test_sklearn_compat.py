@@ -466,3 +466,27 @@ def test_sample_weight_routed_past_the_embedder_and_refused_by_the_fine_tuners(X
         assert scores.shape == (2,)
     with pytest.raises(RuntimeError, match="enable_metadata_routing"):  # skorch's, unrouted
         tiny_supervised_estimators()[0].set_fit_request(sample_weight=True)
+
+
+@pytest.mark.parametrize("estimator", [ESTIMATORS[1], *tiny_supervised_estimators()],
+                         ids=["BrainJEPAEmbedder", "BrainJEPAClassifier", "BrainJEPARegressor"])
+def test_gradients_settings_are_refused_where_gradients_is_a_matrix(estimator):
+    """scikit-learn had failed with "'NoneType' object has no attribute 'set_params'" (the
+    embedder), skorch had kept the setting for fit to refuse as an unexpected argument (the
+    fine-tuners): their gradients is a matrix, a GradientPositioner the pretrainer's."""
+    from brainjepa_sk import GradientPositioner
+
+    estimator = clone(estimator)
+    name = type(estimator).__name__
+    pipe = make_pipeline(estimator)
+    for gradients in ({}, {"gradients": np.ones((N_REGIONS, 3))},
+                      {"gradients": GradientPositioner()}):
+        with pytest.raises(ValueError, match=rf"^gradients__n_components sets a parameter of "
+                           rf"an estimator given as gradients, but the gradients of {name} are "
+                           r"the gradient matrix .* set gradients itself"):
+            estimator.set_params(**gradients, gradients__n_components=2, batch_size=5)
+        assert estimator.gradients is None and estimator.batch_size != 5  # nothing set
+        assert "gradients__n_components" not in vars(estimator)
+    step = f"{name.lower()}__gradients__kernel"
+    with pytest.raises(ValueError, match=r"^gradients__kernel sets a parameter"):
+        pipe.set_params(**{step: "cosine"})
