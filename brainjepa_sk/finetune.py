@@ -588,7 +588,8 @@ class _FineTuneBase(SubjectsInputMixin):
         default callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
         ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``. A
         callback given in a default one's place reports its own settings (skorch's were the
-        default's), so that ``set_params(**get_params())`` keeps them.
+        default's), so that ``set_params(**get_params())`` keeps them, and one disabled
+        (``callbacks__<name>=None``) reports none.
 
         Parameters
         ----------
@@ -608,13 +609,16 @@ class _FineTuneBase(SubjectsInputMixin):
         given = {key: value for key, value in vars(self).items()
                  if key.startswith("callbacks__") and key in params}
         for key, callback in given.items():
-            if key.count("__") != 1 or callback is None or isinstance(callback, type):
+            if key.count("__") != 1 or isinstance(callback, type):
                 continue
-            # a callback given in a default one's place: its own settings, not the default's
+            # a callback given in a default one's place: its own settings, not the default's;
+            # one disabled (None) has none (skorch reported the default's, which set_params
+            # then refused for a callback that does not exist)
             params = {name: value for name, value in params.items()
                       if not name.startswith(key + "__")}
-            params.update({f"{key}__{name}": value
-                           for name, value in callback.get_params().items()})
+            if callback is not None:
+                params.update({f"{key}__{name}": value
+                               for name, value in callback.get_params().items()})
         params.update({key: value for key, value in given.items() if key in params})
         return params
 
@@ -691,7 +695,11 @@ class _FineTuneBase(SubjectsInputMixin):
                     # skorch would then find no callbacks to set, and fail
                     del params["callbacks"]
                     self._initialize_callbacks()
-            super().set_params(**params)
+            by_name = {key: value for key, value in params.items()
+                       if key.startswith("callbacks__") and "__" not in key[len("callbacks__"):]}
+            self._set_callbacks_by_name(by_name, params)
+            super().set_params(**{key: value for key, value in params.items()
+                                  if key not in by_name})
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
             if ("callbacks" in params and initialized) or replaced:
@@ -743,6 +751,48 @@ class _FineTuneBase(SubjectsInputMixin):
                 group.clear()
                 group.update(settings)
             raise
+
+    def _set_callbacks_by_name(self, by_name, params):
+        """Set the callbacks given by name (``callbacks__<name>``) for ``set_params``.
+
+        skorch replaced only the callbacks in ``callbacks_``: one disabled before
+        (``callbacks__<name>=None``), or all of them (``callbacks="disable"``), could not be
+        given again ("not enough values to unpack"), and a name that no callback has failed so
+        too. They are set here (the callbacks are built again after), a name no callback has is
+        refused, and so is a setting (``callbacks__<name>__<parameter>`` in ``params``) of a
+        disabled callback.
+        """
+        if by_name:
+            self._check_callbacks()
+            names = self._callback_names()
+            unknown = sorted(key for key in by_name if key[len("callbacks__"):] not in names)
+            if unknown:
+                raise ValueError(
+                    f"{unknown[0]}: {type(self).__name__} has no callback named "
+                    f"{unknown[0][len('callbacks__'):]!r}; its callbacks are "
+                    f"{', '.join(names)} (callbacks__<name>=None disables one, "
+                    "callbacks__<name>=<callback> replaces it)")
+            vars(self).update(by_name)
+            # a new set (restored on error), as skorch records the prefixed names it was given
+            self._params_to_validate = self._params_to_validate | set(by_name)
+        for key in params:
+            name, _, setting = key[len("callbacks__"):].partition("__")
+            if key.startswith("callbacks__") and setting and (
+                    vars(self).get(f"callbacks__{name}", "") is None):
+                raise ValueError(
+                    f"{key} sets a parameter of the callback {name!r}, which "
+                    f"callbacks__{name}=None disabled: give callbacks__{name}=<a callback> "
+                    "(in the same call) to use one again")
+
+    def _callback_names(self):
+        """The names of the default and given callbacks, as skorch names them."""
+        callbacks = self.callbacks
+        if isinstance(callbacks, str):  # "disable": a default one may still be set by name
+            self.__dict__["callbacks"] = None
+        try:
+            return [name for name, _ in self._uniquely_named_callbacks()]
+        finally:
+            self.__dict__["callbacks"] = callbacks
 
     def _set_outside_skorch(self, key):
         """Whether ``set_params`` on a fitted net sets ``key`` itself (see ``set_params``)."""

@@ -4279,6 +4279,41 @@ def test_a_callback_replaced_or_removed_by_name_on_a_fitted_net_works_in_the_nex
     assert clf.callbacks_ == [] and len(clf.history_) == 3
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_a_callback_disabled_by_name_is_reported_as_none_and_can_be_given_again(estimator,
+                                                                                capsys):
+    """skorch disables a callback set to None by name. get_params had reported the settings of
+    the default one it replaced (which set_params(**get_params()) then refused), and a callback
+    given again by that name, or by a name no callback has, failed with "not enough values to
+    unpack"."""
+    from skorch.callbacks import PrintLog
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0.0, 1.0], 2)
+    recorder = Recorder()
+    net = estimator(tiny_module(), **fast(max_epochs=1, verbose=1),
+                    callbacks=[("record", recorder)])
+    net.set_params(callbacks__print_log=None, callbacks__record=None)
+    params = net.get_params()
+    assert params["callbacks__print_log"] is None and params["callbacks__record"] is None
+    assert not [key for key in params
+                if key.startswith(("callbacks__print_log__", "callbacks__record__"))]
+    copy = clone(net).set_params(**params).fit(X, y)
+    assert {"print_log", "record"}.isdisjoint(dict(copy.callbacks_))
+    assert capsys.readouterr().out == "" and not hasattr(recorder, "dataset_")
+    lines = []
+    copy.set_params(callbacks__print_log=PrintLog(sink=lines.append), callbacks__record=recorder)
+    copy.set_params(callbacks__print_log__floatfmt=".2f").fit(X, y)
+    assert len(lines) == 3 and len(recorder.dataset_) == 4  # header, rule, one epoch
+    with pytest.raises(ValueError, match=r"^callbacks__record__x sets a parameter of the "
+                       r"callback 'record', which callbacks__record=None disabled"):
+        net.set_params(callbacks__record__x=1)
+    with pytest.raises(ValueError, match=rf"^callbacks__printlog: {estimator.__name__} has no "
+                       r"callback named 'printlog'; its callbacks are epoch_timer, .*print_log"):
+        net.set_params(callbacks__printlog=None)
+    net.set_params(callbacks="disable").set_params(callbacks__print_log=None)  # skorch failed
+    assert net.fit(X, y).callbacks_ == []
+
+
 @pytest.mark.parametrize("fitted", [False, True])
 def test_a_callbacks_list_refused_by_set_params_is_not_kept(fitted):
     """skorch initializes the callbacks a net has before it stores the new ones: a refused
