@@ -631,8 +631,10 @@ class _FineTuneBase(SubjectsInputMixin):
         ``weights``), and ``iterator_train__*``, ``iterator_valid__*`` and ``dataset__*`` are
         kept for the next fit. ``train_split__*`` set the split's parameters (a
         ``SubjectValidSplit``'s ``fraction``, ``stratified`` and ``random_state``), as a
-        grid search over ``train_split__fraction`` does. A call that raises undoes the settings
-        it made (a refused ``callbacks`` list is not kept).
+        grid search over ``train_split__fraction`` does. ``callbacks__<name>=None`` turns a
+        callback off, and ``callbacks__<name>=<callback>`` puts one in its place (one turned
+        off before too). A call that raises undoes the settings it made (a refused
+        ``callbacks`` list is not kept).
 
         Parameters
         ----------
@@ -653,6 +655,8 @@ class _FineTuneBase(SubjectsInputMixin):
             ``gradients__*``: ``gradients`` is a gradient matrix or its file, which has no
             parameters (a :class:`~brainjepa_sk.gradients.GradientPositioner` is
             :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
+            For a ``callbacks__<name>`` that no callback has, and a
+            ``callbacks__<name>__<parameter>`` of a callback turned off.
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
