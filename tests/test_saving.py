@@ -580,3 +580,72 @@ def test_checkpoints_load_in_float32_whatever_torchs_default_dtype(tmp_path, off
         dtypes = {tensor.dtype for tensor in model.state_dict().values()
                   if tensor.is_floating_point()}
         assert dtypes == {torch.float32}
+
+
+def _refused_renames(monkeypatch, n_refused):
+    """Make ``os.replace`` refuse the first ``n_refused`` renames with ``PermissionError`` (as
+    Windows does while another process holds the target open); return the renames tried and
+    the pauses slept between them."""
+    tried, slept, real_replace = [], [], os.replace
+
+    def replace(src, dst):
+        tried.append(Path(dst))
+        if len(tried) <= n_refused:
+            raise PermissionError(errno.EACCES, "The process cannot access the file because "
+                                                "it is being used by another process")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(runtime.os, "replace", replace)
+    monkeypatch.setattr(runtime.time, "sleep", slept.append)
+    return tried, slept
+
+
+def test_a_rename_refused_for_a_moment_is_tried_again_until_it_succeeds(tmp_path, monkeypatch):
+    """On Windows a file a reader (a virus scanner, an indexer) holds open cannot be replaced
+    for that moment: the save waits and tries again, with growing pauses."""
+    path = tmp_path / "x.pt"
+    atomic_save({"epoch": 1}, path)
+    tried, slept = _refused_renames(monkeypatch, 3)
+    atomic_save({"epoch": 2}, path)
+    assert tried == [path] * 4
+    assert slept == list(runtime.REPLACE_RETRY_DELAYS[:3])
+    assert torch.load(path, weights_only=True) == {"epoch": 2}
+    assert sorted(tmp_path.iterdir()) == [path]  # no temporary file left
+
+
+def _save_run_file(path):
+    from types import SimpleNamespace
+
+    from brainjepa_sk._skorch import save_run_fingerprint
+    save_run_fingerprint(SimpleNamespace(dirname=str(path.parent),
+                                         fn_prefix=path.name[:-len("run.json")]),
+                         {"saved": "again"})
+
+
+def _write_hash_record(path):
+    from brainjepa_sk.datasets._weights import _write_record
+    _write_record(path, "new\n")
+
+
+@pytest.mark.parametrize("save, name", [
+    (lambda path: atomic_save({"epoch": 2}, path), "last.pt"),
+    (_save_run_file, "run.json"),  # a fine-tuner's run file, outside a group of saves
+    (_write_hash_record, "weights.pth.sha256"),
+])
+def test_a_rename_refused_every_time_names_the_file_and_keeps_the_previous_one(
+        save, name, tmp_path, monkeypatch):
+    """A file held open for good (say memory-mapped by another program): after a bounded
+    wait the error names the file and says what was kept; the previous file is whole and no
+    temporary file is left (Windows never removes them as stale: process_runs cannot tell)."""
+    path = tmp_path / name
+    path.write_bytes(b"previous")
+    tried, slept = _refused_renames(monkeypatch, 10**6)
+    with pytest.raises(PermissionError, match=re.escape(str(path)) + r".*could not be "
+                       r"replaced.*7 tries over 3\.2 s.*another program may hold it open.*the "
+                       r"previous file is kept as it was.*was removed") as error:
+        save(path)
+    assert error.value.errno == errno.EACCES
+    assert len(tried) == len(runtime.REPLACE_RETRY_DELAYS) + 1
+    assert slept == list(runtime.REPLACE_RETRY_DELAYS)
+    assert path.read_bytes() == b"previous"
+    assert sorted(tmp_path.iterdir()) == [path]

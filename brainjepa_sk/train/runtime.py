@@ -15,6 +15,7 @@ import socket
 import struct
 import tempfile
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -558,7 +559,9 @@ def move_into_place(tmp, path):
     ``open`` would give a new file), renamed over ``path`` (atomically: a reader sees the old
     file or the new one, never a part), and the folder is synced so that the rename survives
     a crash. Where ``path`` is a symbolic link, the file it points to is replaced and the link
-    kept.
+    kept. A rename refused with ``PermissionError`` (on Windows, while another process holds
+    ``path`` open or memory-mapped) is tried again after the pauses of
+    ``REPLACE_RETRY_DELAYS`` (about 3 s in all).
 
     Parameters
     ----------
@@ -566,13 +569,56 @@ def move_into_place(tmp, path):
         The temporary file, in ``path``'s folder (e.g. from :func:`temporary_file_beside`).
     path : str or path-like
         The file it replaces.
+
+    Raises
+    ------
+    PermissionError
+        Naming ``path`` (its ``filename``), when the last try is refused too: ``path`` is
+        left as it was and ``tmp`` is removed.
     """
     with open(tmp, "rb+") as file:
         os.fsync(file.fileno())
     os.chmod(tmp, 0o666 & ~_umask())
     path = _link_target(path)
-    os.replace(tmp, path)
+    _replace_retrying(tmp, path)
     _fsync_folder(path.parent)
+
+
+#: The pauses (seconds) between the tries of a rename over a file that is refused with
+#: ``PermissionError``: Windows refuses to replace a file another process holds open or
+#: memory-mapped (a reader, a virus scanner, a file indexer), usually for a moment only.
+REPLACE_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6)
+
+
+def _replace_retrying(tmp, path):
+    """``os.replace(tmp, path)``, tried again after each of ``REPLACE_RETRY_DELAYS``
+    while it raises ``PermissionError``; when the last try fails too, ``tmp`` is removed and
+    a ``PermissionError`` names ``path`` (left as it was)."""
+    waited = 0.0
+    for delay in (*REPLACE_RETRY_DELAYS, None):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError as error:
+            if delay is None:
+                last = error
+                break
+            time.sleep(delay)
+            waited += delay
+    # (Windows keeps the temporary files of a process that ended: they are never removed as
+    # stale there, see process_runs)
+    with contextlib.suppress(OSError):
+        os.remove(tmp)
+    tries = len(REPLACE_RETRY_DELAYS) + 1
+    raise PermissionError(
+        last.errno,
+        f"the file could not be replaced ({last.strerror or last}; {tries} tries over "
+        f"{waited:.1f} s): another program may hold it open or memory-mapped, which Windows "
+        "refuses to replace (close it there, e.g. a viewer, or an array loaded with mmap), or "
+        "its folder does not let it be replaced; the previous file is kept as it was, and the "
+        "new one, written to a temporary file beside it, was removed",
+        os.fspath(path),
+    ) from last
 
 
 def atomic_save(obj, path):
