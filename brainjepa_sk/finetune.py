@@ -168,12 +168,13 @@ _CLASSIFICATION_LOSSES = (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss,
 _EPOCHS = Range(numbers.Integral, 0, None, closed="left")
 
 
-def _check_targets_follow_files(subjects, y):
+def _check_targets_follow_files(subjects, y, name="y"):
     """Refuse a ``y`` whose index names the subjects' files in another order than ``X``'s.
 
     A glob is read in sorted order (``sub-10`` before ``sub-2``): a ``y`` taken from a
     participants table indexed by participant ID, in the table's order, was paired with other
-    subjects' series without a word. Only an index that names each of the files exactly once
+    subjects' series without a word. ``fit``'s ``groups`` are checked so too (``name``
+    ``"groups"``): a family's subjects would have been split across the validation split. Only an index that names each of the files exactly once
     is looked at: one of strings, each the path of one file or a whole part of one file's name
     (``sub-1`` is not in ``sub-10_bold.npy``), or one of path objects (``pathlib.Path``), each
     one file's path or name. Anything else is taken as given, an index of numbers too (the
@@ -203,13 +204,17 @@ def _check_targets_follow_files(subjects, y):
     row = next(k for k, owner in enumerate(owners) if owner != k)
     # files of one name in several folders (told apart by their paths) are named by them
     shown = names if len(set(names)) == len(names) else [str(path) for path in paths]
+    paired = ("the targets would be paired with other subjects' series" if name == "y" else
+              "the groups would be given to other subjects, and a group's subjects could be "
+              "split between training and validation")
+    of = f"{name}'" if name.endswith("s") else f"{name}'s"  # groups', y's
     raise ValueError(
-        f"y's index names the subjects' files, but in another order than X's: row {row} of y "
-        f"is {ids[row]!r}, whose file is number {owners[row]} of X ({shown[owners[row]]}), "
-        f"while X's file {row} is {shown[row]} (a glob is read in sorted order, 'sub-10' "
-        "before 'sub-2'); the targets would be paired with other subjects' series. Pass X as "
-        "the list of files in the order of y's rows, or put y's rows in the order of X's files "
-        "(their names sorted)")
+        f"{of} index names the subjects' files, but in another order than X's: row {row} "
+        f"of {name} is {ids[row]!r}, whose file is number {owners[row]} of X "
+        f"({shown[owners[row]]}), while X's file {row} is {shown[row]} (a glob is read in "
+        f"sorted order, 'sub-10' before 'sub-2'); {paired}. Pass X as the list of files in "
+        f"the order of {of} rows, or put {of} rows in the order of X's files (their "
+        "names sorted)")
 
 
 def _absolute(path):
@@ -1484,9 +1489,11 @@ class _FineTuneBase(SubjectsInputMixin):
             One target per subject.
         **fit_params : dict
             ``epochs``, skorch's number of epochs to train (``max_epochs`` when None);
-            ``groups``, one group ID per subject (a family, a site), which
-            ``train_split=SubjectValidSplit(...)`` holds out whole (refused with another
-            ``train_split``); any other is refused with a ``TypeError``.
+            ``groups``, one group ID per subject (a family, a site), in ``X``'s order (a
+            glob's files sorted), which ``train_split=SubjectValidSplit(...)`` holds out
+            whole (refused with another ``train_split``; a pandas Series whose index names
+            the files in another order is refused, as ``y``); any other is refused with a
+            ``TypeError``.
 
         Returns
         -------
@@ -1742,6 +1749,8 @@ class _FineTuneBase(SubjectsInputMixin):
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
             _check_targets_follow_files(subjects, y)
+            if groups is not None:
+                _check_targets_follow_files(subjects, groups, "groups")
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
             seed = _seed_of(self.random_state)

@@ -1678,6 +1678,31 @@ def test_groups_a_split_cannot_use_are_refused_and_the_fit_kept(split, groups, m
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+def test_groups_indexed_by_the_files_subjects_in_another_order_are_refused(tmp_path):
+    """A glob is read in sorted order (sub-10 before sub-2): family IDs from a participants
+    table indexed by ID, in the table's order, were given to other subjects without a word,
+    so that a family's subjects could train and validate; y was checked so, groups were not."""
+    ids = [f"sub-{k}" for k in range(1, 12)]
+    for subject, x in zip(ids, offset_subjects(np.zeros(len(ids)))):
+        np.save(tmp_path / f"{subject}_timeseries.npy", x)
+    pattern = str(tmp_path / "*.npy")
+    in_file_order = [path.name.split("_")[0] for path in sorted(tmp_path.glob("*.npy"))]
+    y = np.tile([0, 1], 6)[:len(ids)]  # in X's (the files') order: taken as given
+    families = pd.Series(np.arange(len(ids)) // 2, index=pd.Index(ids, name="participant_id"))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              train_split=SubjectValidSplit(0.25, random_state=0))
+    with pytest.raises(ValueError, match=r"groups' index names the subjects' files, but in "
+                                         r"another order than X's: row 0 of groups is 'sub-1', "
+                                         r"whose file is number 2 of X \(sub-1_timeseries\.npy\), "
+                                         r"while X's file 0 is sub-10_timeseries\.npy .* the "
+                                         r"groups would be given to other subjects"):
+        clf.fit(pattern, y, groups=families)
+    assert not hasattr(clf, "module_")
+    # the cure the message gives: the groups in the files' order
+    clf.fit(pattern, y, groups=families.loc[in_file_order])
+    assert hasattr(clf, "module_")
+
+
 def test_the_subject_split_holds_out_a_fifth_of_the_subjects_unstratified_by_default():
     split = SubjectValidSplit(random_state=0)
     assert repr(split) == "SubjectValidSplit(fraction=0.2, stratified=False, random_state=0)"
