@@ -144,6 +144,28 @@ class SigtermAt(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
+class ExitAt(Callback):
+    """Ends this process at the end of one step with ``os._exit(code)``: no exception, no
+    cleanup, as a crash (or a library calling ``exit``) ends it."""
+
+    def __init__(self, step, code):
+        self.step, self.code = step, code
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(self.code)
+
+
+def dying_worker(rank, world_size, init_file, code):
+    """Rank 1 ends after step 2 with exit code ``code``; rank 0 trains on, into the next
+    step's gradient all-reduce."""
+    with gloo_group(rank, world_size, init_file):
+        torch.set_num_threads(1)
+        run(global_batch=8, callbacks=[ExitAt(2, code)] if rank == 1 else [])
+
+
 def sigterm_worker(rank, world_size, init_file, out_file, state_file):
     """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step."""
     with gloo_group(rank, world_size, init_file):

@@ -1691,6 +1691,23 @@ def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(tmp_pa
     assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
 
 
+@pytest.mark.slow  # about 10 s on 2 cores, most of it starting the 2 processes
+def test_under_ddp_a_process_that_dies_mid_run_does_not_leave_the_other_waiting(tmp_path):
+    """A process that ends in the middle of a run without an error (``os._exit(0)``: a crash
+    of the interpreter, or a library's ``exit`` that reports success) leaves the other in the
+    next gradient all-reduce. After exit code 0 ``mp.spawn``'s join waits for the others (it
+    stops them only after a failed exit code), so the run ends only because gloo sees the
+    closed connection and process 0 raises there, instead of waiting forever."""
+    import _ddp_worker
+    import torch.multiprocessing as mp
+
+    # gloo's words: the connection was reset or closed by peer
+    with pytest.raises(mp.ProcessRaisedException,
+                       match=re.compile(r"Process 0 terminated.*Connection \w+ by peer",
+                                        re.DOTALL)):
+        _spawn_within(_ddp_worker.dying_worker, (2, str(tmp_path / "init"), 0), seconds=60)
+
+
 def test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step(tmp_path):
     """A callback of one process alone sets ``stop_training``: the processes agree on it at
     the next agreement step, and all stop after it (one stopping alone would leave the others
