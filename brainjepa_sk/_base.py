@@ -41,6 +41,7 @@ from .validation import (  # noqa: F401  (the estimators import the constraints 
     POSITIVE_INT,
     Range,
     check_n_regions,
+    check_nested_params,
     check_parameters,
     check_region_names,
     name_differences,
@@ -617,6 +618,44 @@ def rows_indexed_like(X, features, estimator):
     import pandas as pd
 
     return pd.DataFrame(features, index=X.index, columns=estimator.get_feature_names_out())
+
+
+class NestedParamsMixin:
+    """``set_params`` that refuses ``<parameter>__<name>`` for a parameter holding no estimator.
+
+    scikit-learn's ``set_params`` failed with "'str' object has no attribute 'set_params'"
+    for ``weights__<name>``, ``pooling__<name>``, ... (see
+    :func:`~brainjepa_sk.validation.check_nested_params`). Put before ``BaseEstimator`` in the
+    bases; the fine-tuners, whose ``set_params`` is skorch's, call that check themselves.
+    """
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator.
+
+        ``<parameter>__<name>`` sets a parameter of the estimator given as ``<parameter>``
+        (as in a ``Pipeline``); for a parameter that holds no estimator (a string, None, an
+        array, a torch module) it raises a ``ValueError`` naming it. ``gradients__<name>``
+        needs a :class:`~brainjepa_sk.gradients.GradientPositioner` as ``gradients``, which
+        only :class:`~brainjepa_sk.BrainJEPAPretrainer` takes.
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator
+            The estimator, its parameters set.
+
+        Raises
+        ------
+        ValueError
+            For ``<parameter>__<name>`` where ``<parameter>`` holds no estimator, before any
+            parameter is set; for a parameter the estimator does not have (scikit-learn's).
+        """
+        check_nested_params(self, params)
+        return super().set_params(**params)
 
 
 class SubjectsInputMixin:

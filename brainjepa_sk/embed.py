@@ -11,6 +11,7 @@ from ._base import (
     WEIGHTS_PARAMETERS,
     WEIGHTS_PREPROCESSING_PARAMETERS,
     EmbeddingTransformMixin,
+    NestedParamsMixin,
     check_parameters,
     check_pooling,
     preprocessor_for_subjects,
@@ -18,12 +19,12 @@ from ._base import (
     resolve_estimator_weights,
     restore_on_error,
 )
-from .validation import check_gradients_settings, validate_subjects
+from .validation import validate_subjects
 
 __all__ = ["BrainJEPAEmbedder"]
 
 
-class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
+class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimator):
     """Frozen Brain-JEPA feature extractor: one embedding vector per subject.
 
     ``fit`` loads the weights and learns what the preprocessing needs from the training subjects
@@ -199,27 +200,6 @@ class BrainJEPAEmbedder(EmbeddingTransformMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.data_dir = data_dir
-
-    def set_params(self, **params):
-        """Set the parameters of this estimator.
-
-        ``gradients`` is a gradient matrix or its file, which has no parameters:
-        ``gradients__<parameter>`` is refused with a ``ValueError`` (a
-        :class:`~brainjepa_sk.gradients.GradientPositioner`, whose parameters those are, is
-        :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
-
-        Parameters
-        ----------
-        **params : dict
-            Estimator parameters.
-
-        Returns
-        -------
-        self : BrainJEPAEmbedder
-            The estimator, its parameters set.
-        """
-        check_gradients_settings(self, params)
-        return super().set_params(**params)
 
     def _fitted_encoder(self):
         return self.encoder_

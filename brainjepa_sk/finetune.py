@@ -115,7 +115,7 @@ from .train.runtime import (
 from .validation import (
     _host_tensor,
     _paths_as_list,
-    check_gradients_settings,
+    check_nested_params,
     subjects_digest,
     validate_subjects,
 )
@@ -657,6 +657,8 @@ class _FineTuneBase(SubjectsInputMixin):
         ValueError
             For ``module`` and ``module__*``: the module is built from ``weights`` and the
             head settings. For a ``train_split__*`` that ``train_split`` does not have. For
+            ``<parameter>__*`` of one of the estimator's own parameters that holds no
+            estimator (``weights__*``, ``pooling__*``, ...; skorch's prefixes excepted), and
             ``gradients__*``: ``gradients`` is a gradient matrix or its file, which has no
             parameters (a :class:`~brainjepa_sk.gradients.GradientPositioner` is
             :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
@@ -667,7 +669,11 @@ class _FineTuneBase(SubjectsInputMixin):
             (the net is then left as it was).
         """
         self._refuse_module_settings(params)
-        check_gradients_settings(self, params)
+        # the prefixes skorch routes (module, criterion and optimizer become its prefixes at
+        # initialize), and train_split's, routed below
+        check_nested_params(self, params, routed={
+            *self.prefixes_, *self._modules, *self._criteria, *self._optimizers,
+            "module", "criterion", "optimizer", "train_split"})
         initialized = getattr(self, "initialized_", False)
         # skorch would store train_split__fraction as an attribute of the net, and refuse it at
         # the next fit: they are the split's, as a Pipeline's step__param are the step's

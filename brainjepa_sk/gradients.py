@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import (
     OPTIONAL_PATH,
     POSITIVE_INT,
+    NestedParamsMixin,
     Range,
     SubjectsTransformerMixin,
     changed_settings,
@@ -350,7 +351,7 @@ def _module_named(filename):
     return None
 
 
-class GradientPositioner(SubjectsTransformerMixin, BaseEstimator):
+class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstimator):
     """Connectivity gradients of brain regions, for the group and for each subject.
 
     Gradient positioning (Brain-JEPA) places every region by its coordinates on the main axes of

@@ -23,6 +23,7 @@ from ._base import (
     POSITIVE,
     POSITIVE_INT,
     EmbeddingTransformMixin,
+    NestedParamsMixin,
     Range,
     check_parameters,
     check_pooling,
@@ -74,7 +75,7 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import check_gradients_settings, subjects_digest, validate_subjects
+from .validation import subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
 
@@ -133,7 +134,7 @@ def _trained_by_another_process(extra):
     return bool(process_runs(pid))  # None on Windows: cannot be told
 
 
-class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
+class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimator):
     """Pretrain Brain-JEPA on subjects' ROI time series; ``transform`` gives their embeddings.
 
     ``fit`` positions the regions on connectivity gradients (fitted on the training subjects
@@ -432,7 +433,9 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         is not modified. ``masking=`` given in the same call is applied first.
 
         ``gradients__<parameter>`` sets a parameter of the :class:`GradientPositioner` given as
-        ``gradients`` (here or before); with any other ``gradients`` it raises a ``ValueError``.
+        ``gradients`` (here or before); with any other ``gradients`` it raises a ``ValueError``,
+        as does ``<parameter>__<name>`` for another parameter that holds no estimator
+        (``pooling__<name>``, ``callbacks__<name>``, ...), before any parameter is set.
 
         Parameters
         ----------
@@ -447,7 +450,6 @@ class BrainJEPAPretrainer(EmbeddingTransformMixin, BaseEstimator):
         options = {key.partition("__")[2]: params.pop(key) for key in list(params)
                    if key.startswith("masking__")}
         self._check_masking_options(options)
-        check_gradients_settings(self, params)
         masking = params.get("masking", self.masking)
         if options and not isinstance(masking, (dict, type(None))):
             raise TypeError(f"masking__<option> needs masking to be a dict or None, got "

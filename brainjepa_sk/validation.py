@@ -162,49 +162,102 @@ def _check_gradients_type(estimator):
         "gradients=)")
 
 
-def check_gradients_settings(estimator, params):
-    """Refuse ``gradients__<parameter>`` settings that no estimator given as ``gradients`` takes.
+def check_nested_params(estimator, params, routed=()):
+    """Refuse ``<parameter>__<name>`` settings of a parameter that holds no estimator.
 
-    scikit-learn's ``set_params`` passes them to the object given as ``gradients``, and failed
-    with "'NoneType' object has no attribute 'set_params'" for the default None (skorch kept
-    them, and the fine-tuners' ``fit`` refused them as unexpected arguments). A
-    :class:`~brainjepa_sk.gradients.GradientPositioner` given as ``gradients`` (before or in
-    the same call: scikit-learn sets it first) takes them, for the estimators whose
-    ``_parameter_constraints`` allow an estimator there (the pretrainer's); the others'
-    ``gradients`` is a gradient matrix or its file, which has no parameters.
+    scikit-learn's ``set_params`` passes ``<parameter>__<name>=value`` on to the
+    ``set_params`` of the object given as ``<parameter>``, and failed with "'str' object has
+    no attribute 'set_params'" where that is a string, None, an array or a torch module
+    (``weights__<name>``, ``pooling__<name>``); skorch kept such a setting for ``fit`` to
+    refuse as an unexpected argument. The object is the one given as ``<parameter>`` in the
+    same call, if any (scikit-learn sets it first), else the estimator's.
+
+    ``gradients__<parameter>`` keeps its own message: a
+    :class:`~brainjepa_sk.gradients.GradientPositioner` given as ``gradients`` takes them, for
+    the estimators whose ``_parameter_constraints`` allow an estimator there (the
+    pretrainer's); the others' ``gradients`` is a gradient matrix or its file, which has no
+    parameters, whatever is given.
 
     Parameters
     ----------
     estimator : estimator
         The estimator whose ``set_params`` is called.
     params : dict
-        The parameters given to ``set_params`` (``gradients`` among them, perhaps).
+        The parameters given to ``set_params``.
+    routed : collection of str, default=()
+        The prefixes that ``estimator`` routes itself, left alone (skorch's ``optimizer``,
+        ``callbacks``, ``iterator_train``, ... for the fine-tuners).
 
     Raises
     ------
     ValueError
-        For a ``gradients__<parameter>`` that nothing takes, naming it and what to set instead
-        (before any parameter is set).
+        For the first such setting in alphabetical order, naming it, the type of the value it
+        would set a parameter of and what to set instead (before any parameter is set). A
+        prefix that names no parameter is left to ``estimator``'s ``set_params``, which names
+        the parameters there are.
     """
-    nested = sorted(key for key in params if key.startswith("gradients__"))
+    nested = sorted(key for key in params
+                    if "__" in key and key.partition("__")[0] not in routed)
     if not nested:
         return
+    current = estimator.get_params(deep=False)
+    for key in nested:
+        prefix, _, name = key.partition("__")
+        if prefix not in current:
+            continue
+        value = params.get(prefix, current[prefix])
+        if prefix == "gradients":
+            _check_gradients_setting(estimator, key, value)
+        elif not hasattr(value, "set_params") or isinstance(value, type):
+            if isinstance(value, type) and hasattr(value, "set_params"):
+                # scikit-learn would call the class's set_params, unbound
+                todo = (f"not an instance of it: give one, {prefix}={value.__name__}(), in "
+                        "the same call or before")
+            else:
+                todo = (f"which has no parameters: set {prefix} itself "
+                        f"(set_params({prefix}=...), or a grid over {prefix}); only a "
+                        f"parameter that holds an estimator takes {prefix}__<parameter>")
+            raise ValueError(
+                f"{key} sets the parameter {name!r} of the estimator given as {prefix}, but "
+                f"the {prefix} of {type(estimator).__name__} is {_described(value)}, {todo}")
+
+
+def _described(value):
+    """``value`` in a message: its type, and itself where it is short (never a whole array)."""
+    if value is None:
+        return "None"
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    kind = type(value).__name__
+    article = "an" if kind[0].lower() in "aeiou" else "a"
+    shown = repr(value) if isinstance(value, (str, numbers.Number, os.PathLike)) else ""
+    if shown and len(shown) <= 60:
+        return f"{article} {kind} ({shown})"
+    return f"{article} {kind}"
+
+
+def _check_gradients_setting(estimator, key, gradients):
+    """Refuse ``gradients__<parameter>`` (``key``) where nothing takes it, ``gradients`` being
+    the value it would set a parameter of (see :func:`check_nested_params`)."""
     name = type(estimator).__name__
     takes_positioner = any(isinstance(constraint, HasMethods) for constraint in
                            estimator._parameter_constraints.get("gradients", ()))
     if not takes_positioner:
         raise ValueError(
-            f"{nested[0]} sets a parameter of an estimator given as gradients, but the "
+            f"{key} sets a parameter of an estimator given as gradients, but the "
             f"gradients of {name} are the gradient matrix its weights were trained with (an "
             "array, its file or None), which has no parameters: set gradients itself (a "
             "GradientPositioner, whose parameters gradients__<parameter> sets, is "
             "BrainJEPAPretrainer's gradients=)")
-    gradients = params.get("gradients", estimator.gradients)
-    if not hasattr(gradients, "set_params"):
-        what = ("None (a GradientPositioner() made at fit)" if gradients is None
-                else f"of type {type(gradients).__name__}, not a GradientPositioner")
+    if not hasattr(gradients, "set_params") or isinstance(gradients, type):
+        if gradients is None:
+            what = "None (a GradientPositioner() made at fit)"
+        elif isinstance(gradients, type):
+            what = f"the class {gradients.__name__}, not a GradientPositioner instance"
+        else:
+            what = f"of type {type(gradients).__name__}, not a GradientPositioner"
         raise ValueError(
-            f"{nested[0]} sets a parameter of the GradientPositioner given as gradients, "
+            f"{key} sets a parameter of the GradientPositioner given as gradients, "
             f"but gradients is {what}: set gradients=GradientPositioner() first (or in the "
             "same call), or vary gradients itself, e.g. a grid of "
             "[GradientPositioner(n_components=k) for k in (2, 3)]")

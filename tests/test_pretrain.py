@@ -1907,6 +1907,24 @@ def test_set_params_of_the_positioners_parameters_needs_a_positioner_as_gradient
     assert clone(pretrainer).gradients.get_params() == pretrainer.gradients.get_params()
 
 
+def test_set_params_refuses_positioner_settings_for_the_class_and_other_parameters():
+    """The class given as gradients had been taken for a positioner (scikit-learn then called
+    its unbound set_params: "missing 1 required positional argument: 'self'"), and
+    pooling__<name> had failed with "'str' object has no attribute 'set_params'"; the masking
+    options given in the same call are not set either."""
+    pretrainer = BrainJEPAPretrainer()
+    with pytest.raises(ValueError, match=r"^gradients__n_components sets a parameter of the "
+                       r"GradientPositioner given as gradients, but gradients is the class "
+                       r"GradientPositioner, not a GradientPositioner instance"):
+        pretrainer.set_params(gradients=GradientPositioner, gradients__n_components=2)
+    assert pretrainer.gradients is None
+    with pytest.raises(ValueError, match=r"^pooling__x sets the parameter 'x' of the estimator "
+                       r"given as pooling, but the pooling of BrainJEPAPretrainer is a str "
+                       r"\('mean'\)"):
+        pretrainer.set_params(masking__min_keep=5, n_epochs=3, pooling__x=1)
+    assert pretrainer.masking is None and pretrainer.n_epochs != 3
+
+
 def test_set_params_checks_the_masking_given_in_the_same_call_before_its_options():
     pretrainer = _pretrainer(masking={"min_keep": 2})
     with pytest.raises(TypeError, match="masking__<option> needs masking to be a dict or None, "

@@ -490,3 +490,83 @@ def test_gradients_settings_are_refused_where_gradients_is_a_matrix(estimator):
     step = f"{name.lower()}__gradients__kernel"
     with pytest.raises(ValueError, match=r"^gradients__kernel sets a parameter"):
         pipe.set_params(**{step: "cosine"})
+
+
+#: Prefixes that the fine-tuners route as skorch does (train_split's to the split), or refuse
+#: with messages of their own (module): no parameter of theirs that holds no estimator.
+SKORCH_PREFIXES = {"callbacks", "compile", "criterion", "dataset", "iterator_train",
+                   "iterator_valid", "module", "optimizer", "train_split"}
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
+def test_set_params_refuses_nested_settings_of_a_parameter_holding_no_estimator(estimator):
+    """scikit-learn had failed with "'str' object has no attribute 'set_params'" (the
+    embedder's weights__x and pooling__x, the pretrainer's pooling__x, the positioner's
+    n_components__x, ...), and skorch had kept such a setting for fit to refuse (the
+    fine-tuners): each is refused by name, with its value's type, before anything is set."""
+    estimator = clone(estimator)
+    name = type(estimator).__name__
+    before = estimator.get_params(deep=False)
+    # gradients__ and the pretrainer's masking__ have messages (and tests) of their own
+    routed = {"gradients", "masking", *(SKORCH_PREFIXES if isinstance(estimator, NeuralNet)
+                                        else ())}
+    refused = [key for key, value in before.items() if "__" not in key
+               and key not in routed and not hasattr(value, "set_params")]
+    assert "pooling" in refused or {"n_components", "kernel"} <= set(refused)
+    step = make_pipeline(estimator).steps[0][0]
+    for key in refused:
+        other = next(other for other in refused if other != key)
+        value = before[key]
+        kind = "None" if value is None else rf"an? {type(value).__name__}\b"
+        message = (rf"^{key}__x sets the parameter 'x' of the estimator given as {key}, but "
+                   rf"the {key} of {name} is {kind}.* set {key} itself")
+        with pytest.raises(ValueError, match=message):
+            estimator.set_params(**{other: object(), f"{key}__x": 1})
+        after = estimator.get_params(deep=False)
+        assert after.keys() == before.keys(), key  # nothing of the call set
+        assert all(after[param] is before[param] for param in before), key
+        with pytest.raises(ValueError, match=message):  # through a Pipeline, as a grid does
+            make_pipeline(estimator).set_params(**{f"{step}__{key}__x": 1})
+    # the value given in the same call is the one that would be set
+    key = refused[0]
+    with pytest.raises(ValueError, match=rf"the {key} of {name} is an int \(7\)"):
+        estimator.set_params(**{key: 7, f"{key}__x": 1})
+    assert estimator.get_params(deep=False)[key] is before[key]
+    # an estimator class: scikit-learn had called its set_params, unbound
+    from brainjepa_sk import GradientPositioner
+
+    with pytest.raises(ValueError, match=rf"the {key} of {name} is the class "
+                       r"GradientPositioner, not an instance of it: give one"):
+        estimator.set_params(**{key: GradientPositioner, f"{key}__x": 1})
+    assert estimator.get_params(deep=False)[key] is before[key]
+    # a parameter that does not exist is still scikit-learn's (or skorch's, at fit) to refuse
+    if not isinstance(estimator, NeuralNet):
+        with pytest.raises(ValueError, match=r"Invalid parameter 'nonexistent'"):
+            estimator.set_params(nonexistent__x=1)
+
+
+@pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
+def test_set_params_keeps_routing_nested_settings_to_estimators(estimator):
+    """The check of nested settings leaves alone those that reach an estimator: a Pipeline's
+    steps, the pretrainer's positioner, and the fine-tuners' skorch prefixes."""
+    from brainjepa_sk import GradientPositioner
+
+    estimator = clone(estimator)
+    params = estimator.get_params(deep=False)
+    key = "batch_size" if "batch_size" in params else "n_components"
+    pipe = make_pipeline(estimator)
+    pipe.set_params(**{f"{pipe.steps[0][0]}__{key}": 3})
+    assert getattr(estimator, key) == 3
+    if type(estimator) is type(ALL[2]):  # the pretrainer, whose gradients may be a positioner
+        estimator.set_params(gradients=GradientPositioner(), gradients__n_components=2)
+        assert estimator.set_params(gradients__kernel="cosine").gradients.get_params() == (
+            GradientPositioner(n_components=2, kernel="cosine").get_params())
+    if isinstance(estimator, NeuralNet):
+        estimator.set_params(optimizer__betas=(0.8, 0.9), iterator_valid__batch_size=2,
+                             criterion__reduction="sum", train_split=SubjectValidSplit(),
+                             train_split__fraction=0.3)
+        params = estimator.get_params()
+        assert params["train_split__fraction"] == 0.3
+        assert params["optimizer__betas"] == (0.8, 0.9)
+        assert params["iterator_valid__batch_size"] == 2
+        assert params["criterion__reduction"] == "sum"
