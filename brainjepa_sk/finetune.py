@@ -123,6 +123,9 @@ from .validation import (
 __all__ = ["BrainJEPAClassifier", "BrainJEPARegressor", "SubjectValidSplit", "WarmupCosineLR"]
 
 
+#: No value (a parameter the net does not hold).
+_MISSING = object()
+
 #: How to restore a fine-tuned net, since ``initialize()`` cannot build one before ``fit``.
 _BUILT_IN_FIT = (
     "call fit (its size comes from the weights and from y). To restore saved parameters, "
@@ -594,7 +597,8 @@ class _FineTuneBase(SubjectsInputMixin):
         ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``. A
         callback given in a default one's place reports its own settings (skorch's were the
         default's), so that ``set_params(**get_params())`` keeps them, and one disabled
-        (``callbacks__<name>=None``) reports none.
+        (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback
+        reports settings but those given to the net (kept for when the callbacks run again).
 
         Parameters
         ----------
@@ -625,6 +629,13 @@ class _FineTuneBase(SubjectsInputMixin):
                 params.update({f"{key}__{name}": value
                                for name, value in callback.get_params().items()})
         params.update({key: value for key, value in given.items() if key in params})
+        if isinstance(self.callbacks, str):
+            # "disable": no callback runs, so none has settings to report but those the net
+            # holds for when they run again (set_params refuses the others, as skorch
+            # failed for them with "not enough values to unpack")
+            params = {key: value for key, value in params.items()
+                      if not key.startswith("callbacks__") or key.count("__") < 2
+                      or key in vars(self)}
         return params
 
     def set_params(self, **params):
@@ -638,8 +649,10 @@ class _FineTuneBase(SubjectsInputMixin):
         ``SubjectValidSplit``'s ``fraction``, ``stratified`` and ``random_state``), as a
         grid search over ``train_split__fraction`` does. ``callbacks__<name>=None`` turns a
         callback off, and ``callbacks__<name>=<callback>`` puts one in its place (one turned
-        off before too). A call that raises undoes the settings it made (a refused
-        ``callbacks`` list is not kept).
+        off before too); a new ``callbacks`` list drops the ``callbacks__*`` settings of the
+        callbacks it no longer holds. A call that raises undoes the settings it made (a refused
+        ``callbacks`` list is not kept). ``fit`` refuses the settings refused here that were
+        given to the constructor.
 
         Parameters
         ----------
@@ -662,8 +675,10 @@ class _FineTuneBase(SubjectsInputMixin):
             ``gradients__*``: ``gradients`` is a gradient matrix or its file, which has no
             parameters (a :class:`~brainjepa_sk.gradients.GradientPositioner` is
             :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
-            For a ``callbacks__<name>`` that no callback has, and a
-            ``callbacks__<name>__<parameter>`` of a callback turned off.
+            For a ``callbacks__<name>`` or ``callbacks__<name>__<parameter>`` of a name that
+            no callback has, and a ``callbacks__<name>__<parameter>`` of a callback turned off
+            (``callbacks__<name>=None``), or given while ``callbacks="disable"`` turns them all
+            off.
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
@@ -706,6 +721,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 # a list it refuses (names repeated, say) was stored, every later list was
                 # refused for it
                 self.callbacks = params["callbacks"]
+                self._check_callbacks()
+                self._drop_settings_of_callbacks_gone()
                 if isinstance(self.callbacks, str) and self.callbacks == "disable":
                     # skorch would then find no callbacks to set, and fail
                     del params["callbacks"]
@@ -713,8 +730,12 @@ class _FineTuneBase(SubjectsInputMixin):
             by_name = {key: value for key, value in params.items()
                        if key.startswith("callbacks__") and "__" not in key[len("callbacks__"):]}
             self._set_callbacks_by_name(by_name, params)
+            # with callbacks="disable" the callbacks' settings left are those the net holds
+            # (the others were refused): skorch would find no callback to give them to
+            disabled = isinstance(self.callbacks, str)
             super().set_params(**{key: value for key, value in params.items()
-                                  if key not in by_name})
+                                  if key not in by_name
+                                  and not (disabled and key.startswith("callbacks__"))})
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
             if ("callbacks" in params and initialized) or replaced:
@@ -773,31 +794,70 @@ class _FineTuneBase(SubjectsInputMixin):
         skorch replaced only the callbacks in ``callbacks_``: one disabled before
         (``callbacks__<name>=None``), or all of them (``callbacks="disable"``), could not be
         given again ("not enough values to unpack"), and a name that no callback has failed so
-        too. They are set here (the callbacks are built again after), a name no callback has is
-        refused, and so is a setting (``callbacks__<name>__<parameter>`` in ``params``) of a
-        disabled callback.
+        too. They are set here (the callbacks are built again after), once
+        :meth:`_check_callback_settings` has checked the call's ``callbacks__*`` settings.
         """
+        self._check_callback_settings(params, in_set_params=True)
         if by_name:
-            self._check_callbacks()
-            names = self._callback_names()
-            unknown = sorted(key for key in by_name if key[len("callbacks__"):] not in names)
-            if unknown:
-                raise ValueError(
-                    f"{unknown[0]}: {type(self).__name__} has no callback named "
-                    f"{unknown[0][len('callbacks__'):]!r}; its callbacks are "
-                    f"{', '.join(names)} (callbacks__<name>=None disables one, "
-                    "callbacks__<name>=<callback> replaces it)")
             vars(self).update(by_name)
             # a new set (restored on error), as skorch records the prefixed names it was given
             self._params_to_validate = self._params_to_validate | set(by_name)
-        for key in params:
+
+    def _check_callback_settings(self, params, in_set_params=False):
+        """Refuse the ``callbacks__<name>`` and ``callbacks__<name>__<parameter>`` in
+        ``params`` that no callback takes.
+
+        Refused: a name no callback has (skorch ignored one given to the constructor, a
+        misspelt ``callbacks__printlog=None`` say, and ``set_params`` failed for it with "not
+        enough values to unpack"), and a setting of a callback disabled by name
+        (``callbacks__<name>=None``, in ``params`` or before). ``set_params`` (``in_set_params``)
+        also refuses a setting given while ``callbacks="disable"`` turns every callback off
+        (skorch failed with "not enough values to unpack"), unless it is the one the net
+        holds already (``set_params(**get_params())``); ``fit`` keeps such settings for when
+        the callbacks are turned on again.
+        """
+        keys = [key for key in params if key.startswith("callbacks__")]
+        if not keys:
+            return
+        self._check_callbacks()
+        names = self._callback_names()
+        unknown = sorted(key for key in keys
+                         if key[len("callbacks__"):].split("__", 1)[0] not in names)
+        if unknown:
+            name = unknown[0][len("callbacks__"):].split("__", 1)[0]
+            raise ValueError(
+                f"{unknown[0]}: {type(self).__name__} has no callback named {name!r}; its "
+                f"callbacks are {', '.join(names)} (callbacks__<name>=None disables one, "
+                "callbacks__<name>=<callback> replaces it)")
+        disabled = isinstance(self.callbacks, str)  # "disable"
+        for key in keys:
             name, _, setting = key[len("callbacks__"):].partition("__")
-            if key.startswith("callbacks__") and setting and (
-                    vars(self).get(f"callbacks__{name}", "") is None):
+            if not setting:
+                continue
+            if in_set_params and disabled and vars(self).get(key, _MISSING) is not params[key]:
+                raise ValueError(
+                    f"{key} sets a parameter of the callback {name!r}, but callbacks="
+                    f"{self.callbacks!r} turns every callback off: give callbacks=None (the "
+                    "default callbacks) or a list of callbacks (before, or in the same call) "
+                    "to use them again")
+            if params.get(f"callbacks__{name}", vars(self).get(f"callbacks__{name}", "")) is None:
                 raise ValueError(
                     f"{key} sets a parameter of the callback {name!r}, which "
                     f"callbacks__{name}=None disabled: give callbacks__{name}=<a callback> "
                     "(in the same call) to use one again")
+
+    def _drop_settings_of_callbacks_gone(self):
+        """Forget the ``callbacks__*`` settings of callbacks that a new ``callbacks`` no longer
+        has (as a Pipeline's step parameters go with a replaced step): ``fit`` refuses settings
+        of a name no callback has, which no ``set_params`` could have taken back."""
+        names = set(self._callback_names())
+        gone = {key for key in vars(self) if key.startswith("callbacks__")
+                and key[len("callbacks__"):].split("__", 1)[0] not in names}
+        for key in gone:
+            del vars(self)[key]
+        if gone:
+            # a new set (restored on error), as for the names set_params records
+            self._params_to_validate = self._params_to_validate - gone
 
     def _callback_names(self):
         """The names of the default and given callbacks, as skorch names them."""
@@ -1509,7 +1569,9 @@ class _FineTuneBase(SubjectsInputMixin):
         Raises
         ------
         ValueError
-            Among others, naming the folder, when the run its ``LoadInitState`` loads is of
+            Among others, for the constructor's settings that ``set_params`` refuses
+            (``gradients__*``, ``callbacks__<name>`` of a name no callback has, ...), with its
+            words; naming the folder, when the run its ``LoadInitState`` loads is of
             other subjects or targets, or of other settings (named); naming the first subject,
             when ``y`` has a missing value (NaN, None or ``pandas.NA``). The estimator is left
             as it was.
@@ -1716,7 +1778,13 @@ class _FineTuneBase(SubjectsInputMixin):
             # only once the model is built
             raise ValueError(f"epochs passed to {routing} must be an int >= 0 (or None for "
                              f"max_epochs), got {epochs!r}")
-        self._refuse_module_settings(self.get_params(deep=False))
+        # the settings given to the constructor that set_params refuses (skorch refused
+        # gradients__* only once the model was built, and ignored callbacks__<a name no
+        # callback has>)
+        given = self.get_params(deep=False)
+        self._refuse_module_settings(given)
+        check_gradients_settings(self, given)
+        self._check_callback_settings(given)
         # torchrun sets RANK with WORLD_SIZE; a WORLD_SIZE alone (a job script's export) is a
         # process on its own, as is_main_process takes it
         n_processes = max(world()[1], _launcher_world_size() if "RANK" in os.environ else 1)

@@ -4339,6 +4339,80 @@ def test_a_callback_disabled_by_name_is_reported_as_none_and_can_be_given_again(
     assert net.fit(X, y).callbacks_ == []
 
 
+@pytest.mark.parametrize("setting, message", [
+    (dict(gradients__n_components=3),
+     r"^gradients__n_components sets a parameter of an estimator given as gradients, but the "
+     r"gradients of BrainJEPAClassifier are the gradient matrix"),
+    (dict(callbacks__printlog=None),
+     r"^callbacks__printlog: BrainJEPAClassifier has no callback named 'printlog'; its "
+     r"callbacks are epoch_timer, .*print_log"),
+    (dict(callbacks__printlog__floatfmt=".2g"),
+     r"^callbacks__printlog__floatfmt: BrainJEPAClassifier has no callback named 'printlog'"),
+    (dict(callbacks__lr_schedule=None, callbacks__lr_schedule__x=1),
+     r"^callbacks__lr_schedule__x sets a parameter of the callback 'lr_schedule', which "
+     r"callbacks__lr_schedule=None disabled"),
+])
+def test_settings_set_params_refuses_are_refused_by_fit_as_constructor_arguments(setting,
+                                                                                  message):
+    """set_params refuses them; given to the constructor, fit had refused gradients__* as an
+    "unexpected argument" once the model was built, and ignored callbacks__<a name no callback
+    has> (a misspelt callbacks__printlog=None left the progress table on). fit refuses them
+    with set_params' words, before anything is fitted: a fitted estimator is left as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).set_params(**setting)
+    with pytest.raises(ValueError, match=message):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), **setting).fit(X, y)
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    module, proba = fitted.module_, fitted.predict_proba(X)
+    for key, value in setting.items():  # set as attributes, which set_params does not check
+        setattr(fitted, key, value)
+    with pytest.raises(ValueError, match=message):
+        fitted.fit(X, y)
+    assert fitted.module_ is module and len(fitted.history_) == 1
+    np.testing.assert_array_equal(fitted.predict_proba(X), proba)
+
+
+def test_the_settings_of_a_callback_a_new_callbacks_list_drops_go_with_it():
+    """fit refuses settings of a name no callback has: those of a callback that a new
+    callbacks list no longer holds are dropped with it, as no set_params could unset them."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              callbacks=[("record", Recorder())])
+    clf.set_params(callbacks__record=None, callbacks__print_log__floatfmt=".2g")
+    clf.set_params(callbacks=[]).fit(X, y)
+    params = clf.get_params()
+    assert "callbacks__record" not in params and not hasattr(clf, "callbacks__record")
+    assert params["callbacks__print_log__floatfmt"] == ".2g"  # a default callback's: kept
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_a_callbacks_setting_given_while_callbacks_are_disabled_says_how_to_turn_them_on(
+        fitted):
+    """After callbacks="disable" (skorch's word for none), set_params(callbacks__<name>__<
+    parameter>=...) failed with skorch's "not enough values to unpack", as did
+    set_params(**get_params()), which reported the default callbacks' settings. The first is
+    refused, saying how to turn the callbacks on; get_params reports the settings the net
+    holds only, which apply once the callbacks run again."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks="disable",
+                              callbacks__print_log__floatfmt=".2g")
+    if fitted:
+        clf.fit(X, y)
+    with pytest.raises(ValueError, match=r"^callbacks__print_log__floatfmt sets a parameter of "
+                       r"the callback 'print_log', but callbacks='disable' turns every callback "
+                       r"off: give callbacks=None \(the default callbacks\) or a list"):
+        clf.set_params(callbacks__print_log__floatfmt=".3g")
+    params = clf.get_params()
+    assert [key for key in params if key.count("__") > 1] == ["callbacks__print_log__floatfmt"]
+    assert params["callbacks__print_log__floatfmt"] == ".2g"
+    clf.set_params(**params).fit(X, y)
+    assert clf.callbacks_ == []
+    lines = []
+    clf.set_params(callbacks=None, callbacks__print_log__sink=lines.append, verbose=1).fit(X, y)
+    assert dict(clf.callbacks_)["print_log"].floatfmt == ".2g" and len(lines) == 3
+
+
 @pytest.mark.parametrize("fitted", [False, True])
 def test_a_callbacks_list_refused_by_set_params_is_not_kept(fitted):
     """skorch initializes the callbacks a net has before it stores the new ones: a refused
