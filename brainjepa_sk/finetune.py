@@ -558,7 +558,7 @@ class _FineTuneBase(SubjectsInputMixin):
     #: What only a running fit holds (set in the loop, removed when it ends).
     _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
-                  "_sigterm_", "_new_model_", "_run_fingerprint_")
+                  "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -1093,13 +1093,18 @@ class _FineTuneBase(SubjectsInputMixin):
                         if len(self.history_):
                             # one that ends it inside an epoch skips that epoch's loss guard
                             self._refuse_non_finite()
+                        if self.__dict__.pop("_epoch_open_", False):
+                            # skorch records an epoch when it begins: one ended before its
+                            # on_epoch_end has no record (no train_loss, no valid_loss), as
+                            # the pretrainer's history holds completed epochs only
+                            del self.history_[-1]
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
             # the caller, as the pre-emption asked (the pretrainer's loop does the same)
             self._stop_on_sigterm(f"after the last epoch ({len(self.history_)})")
             return self
         finally:
-            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_"):
+            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_"):
                 self.__dict__.pop(name, None)
 
     def _epochs_to_train(self, epochs):
@@ -1210,6 +1215,7 @@ class _FineTuneBase(SubjectsInputMixin):
         self._stop_on_sigterm(f"before epoch {len(self.history_) + 1}")
         super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                                **kwargs)
+        self.__dict__["_epoch_open_"] = True  # until on_epoch_end: see fit_loop
         seed = self.__dict__.get("_seed_")
         if seed is not None:
             _seed_epoch(seed, len(self.history_), self._torch_device())
@@ -1958,6 +1964,8 @@ class _FineTuneBase(SubjectsInputMixin):
         FloatingPointError
             When a training batch's loss in ``history_[-1]`` is not finite.
         """
+        # the epoch's batches have all run: it keeps its record whatever the callbacks do
+        self.__dict__.pop("_epoch_open_", None)
         super().on_epoch_end(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                              **kwargs)
         self._refuse_non_finite()
@@ -2342,6 +2350,15 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         ``EarlyStopping``, ``ProgressBar``, ``Checkpoint``), ``warm_start``, ``compile``,
         ``iterator_train__num_workers``, ``callbacks__print_log__...``, ..."""
 
+_SHARED_HISTORY = """skorch's record of each completed epoch: ``epoch``, ``dur``, ``train_loss``,
+        ``lr`` (the rate of its last batch) and, with a validation split, ``valid_loss`` and
+        the scores. Completed epochs only, as the pretrainer's ``history_``: skorch starts an
+        epoch's record when it begins, and one that a callback ends inside (raising
+        ``KeyboardInterrupt`` before the epoch's end, as skorch's callbacks stop training)
+        has none, the model keeping what it trained of it; one a callback ends at its end
+        (skorch's ``EarlyStopping``) keeps its record. SIGTERM and Ctrl-C stop the fit with
+        the estimator, ``history_`` included, as it was before it."""
+
 _SHARED_NOTES = """Every window of a subject is a training sample carrying its subject's target.
     Prediction runs the model (in eval mode) on each window and averages a subject's window
     outputs, so a subject's prediction does not depend on the other subjects passed with it.
@@ -2694,7 +2711,7 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         the index of a gradient DataFrame): input with names (DataFrames, files with a header)
         must have them in this order.
     history_ : skorch.History
-        Losses per epoch (and ``"lr"``).
+        {_SHARED_HISTORY}
 
     Notes
     -----
@@ -2898,7 +2915,7 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
         the index of a gradient DataFrame): input with names (DataFrames, files with a header)
         must have them in this order.
     history_ : skorch.History
-        Losses per epoch (and ``"lr"``).
+        {_SHARED_HISTORY}
 
     Notes
     -----

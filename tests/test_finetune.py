@@ -4165,6 +4165,57 @@ def test_a_callback_ending_training_at_a_nan_loss_does_not_return_nan_weights():
     assert len(clf.history_) == 1
 
 
+class StopInside(Callback):
+    """Ends training as skorch's callbacks do (KeyboardInterrupt), once, inside epoch
+    ``epoch``: when it begins, or after a training or a validation batch."""
+
+    def __init__(self, epoch, where):
+        self.epoch, self.where = epoch, where
+
+    def on_epoch_begin(self, net, **kwargs):
+        if self.where == "begin":
+            self._stop(net)
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if self.where == ("training" if training else "validation"):
+            self._stop(net)
+
+    def _stop(self, net):
+        if len(net.history_) == self.epoch:
+            self.epoch = None
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("where", ["begin", "training", "validation"])
+def test_an_epoch_a_callback_ends_inside_has_no_record_in_history(where, tmp_path,
+                                                                  sigterm_fails_the_test):
+    """skorch records an epoch when it begins: a callback that ended training inside one left
+    a row with its number only (no train_loss, no valid_loss), which a TrainEndCheckpoint saved
+    and a continued fit numbered on from. history_ holds completed epochs only, as the
+    pretrainer's: the model keeps what it trained of the cut epoch. SIGTERM (as Ctrl-C) inside
+    an epoch leaves the estimator as it was, its history_ that of the fits before."""
+    from brainjepa_sk.train import TrainingInterrupted
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    clf = BrainJEPAClassifier(
+        tiny_module(), **fast(max_epochs=3, batch_size=4),
+        train_split=SubjectValidSplit(0.34, random_state=0),
+        callbacks=[("stop", StopInside(2, where)), ("end", end)]).fit(X, y)
+    complete = {"epoch", "dur", "train_loss", "valid_loss", "valid_acc", "lr"}
+    assert [record["epoch"] for record in clf.history_] == [1]
+    assert complete <= set(clf.history_[0])
+    with open(tmp_path / "train_end_history.json") as file:
+        assert [record["epoch"] for record in json.load(file)] == [1]
+    clf.partial_fit(X, y)
+    assert [record["epoch"] for record in clf.history_] == [1, 2, 3, 4]
+    assert all(complete <= set(record) for record in clf.history_)
+    clf.set_params(callbacks__stop=SigtermAt(batch_of=5))
+    with pytest.raises(TrainingInterrupted, match="after a training batch of epoch 5"):
+        clf.partial_fit(X, y)
+    assert [record["epoch"] for record in clf.history_] == [1, 2, 3, 4]
+
+
 def _poison_loss(net):  # a loss gone NaN, as a far too large learning rate gives
     net.history_.record_batch("train_loss", float("nan"))
 
