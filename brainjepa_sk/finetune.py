@@ -686,9 +686,7 @@ class _FineTuneBase(SubjectsInputMixin):
         self._refuse_module_settings(params)
         # the prefixes skorch routes (module, criterion and optimizer become its prefixes at
         # initialize), and train_split's, routed below
-        check_nested_params(self, params, routed={
-            *self.prefixes_, *self._modules, *self._criteria, *self._optimizers,
-            "module", "criterion", "optimizer", "train_split"})
+        self._check_nested_params(params)
         initialized = getattr(self, "initialized_", False)
         # skorch would store train_split__fraction as an attribute of the net, and refuse it at
         # the next fit: they are the split's, as a Pipeline's step__param are the step's
@@ -875,6 +873,16 @@ class _FineTuneBase(SubjectsInputMixin):
         return not self._is_virtual_param(key) and (
             key in self._optimizers
             or component in ("iterator_train", "iterator_valid", "dataset", "compile"))
+
+    def _check_nested_params(self, params):
+        """Refuse ``<parameter>__<name>`` settings of a parameter holding no estimator (see
+        :func:`~brainjepa_sk.validation.check_nested_params`), in ``set_params`` and, for
+        the constructor's, in ``fit``."""
+        # the prefixes skorch routes (module, criterion and optimizer become its prefixes at
+        # initialize), and train_split's, routed by set_params
+        check_nested_params(self, params, routed={
+            *self.prefixes_, *self._modules, *self._criteria, *self._optimizers,
+            "module", "criterion", "optimizer", "train_split"})
 
     def _refuse_module_settings(self, names):
         # skorch would rebuild a fitted net's module at once, from weights: the fine-tuning
@@ -1789,7 +1797,7 @@ class _FineTuneBase(SubjectsInputMixin):
         # callback has>)
         given = self.get_params(deep=False)
         self._refuse_module_settings(given)
-        check_gradients_settings(self, given)
+        self._check_nested_params(given)
         self._check_callback_settings(given)
         # torchrun sets RANK with WORLD_SIZE; a WORLD_SIZE alone (a job script's export) is a
         # process on its own, as is_main_process takes it

@@ -4394,6 +4394,9 @@ def test_a_callback_disabled_by_name_is_reported_as_none_and_can_be_given_again(
     (dict(gradients__n_components=3),
      r"^gradients__n_components sets a parameter of an estimator given as gradients, but the "
      r"gradients of BrainJEPAClassifier are the gradient matrix"),
+    (dict(pooling__x=1),
+     r"^pooling__x sets the parameter 'x' of the estimator given as pooling, but the pooling "
+     r"of BrainJEPAClassifier is a str \('mean'\)"),
     (dict(callbacks__printlog=None),
      r"^callbacks__printlog: BrainJEPAClassifier has no callback named 'printlog'; its "
      r"callbacks are epoch_timer, .*print_log"),
