@@ -353,10 +353,14 @@ def _refuse_missing_targets(y, what):
         column = f" ({index[rows[0]]!r} in y's index){column}"
     if missing.ndim == 2:
         keep += ".all(axis=1)"
+    # X is most often a list of arrays (nilearn's maskers, make_brain_dynamics), which a
+    # boolean mask cannot index (X[keep] raised TypeError); so is a list y
+    kept_y = ("y = [t for t, k in zip(y, keep) if k]" if isinstance(y, (list, tuple))
+              else "y = y[keep]")
     raise ValueError(
         f"y has {problem} for {rows.size} subject(s), first subject {rows[0]}{column}: every "
         f"subject needs a finite {what}. Leave the subjects without one out of both X and y "
-        f"(e.g. keep = {keep}; X[keep], y[keep])")
+        f"(e.g. keep = {keep}; X = [x for x, k in zip(X, keep) if k]; {kept_y})")
 
 
 def _refuse_labels_of_several_kinds(y):

@@ -2148,18 +2148,31 @@ def test_a_missing_regression_target_is_refused_naming_the_subject(y, where):
     np.array(["a", None, "b", "a"], dtype=object),
     np.array([1.0, np.inf, 3.0, 4.0]),
     np.array([[1.0, 1.0], [2.0, -np.inf], [3.0, 3.0], [4.0, 4.0]]),
-], ids=["nullable", "nullable_table", "nan", "labels", "inf", "inf_table"])
+    [1.0, None, 3.0, 4.0],
+    ["a", None, "b", "a"],
+], ids=["nullable", "nullable_table", "nan", "labels", "inf", "inf_table", "list",
+        "list_labels"])
 def test_the_advice_for_missing_targets_keeps_exactly_the_subjects_with_one(y):
-    """The advice had been numpy.isfinite(y): on a nullable column (pandas' Float64) it gives
-    <NA>, which X[keep] cannot take, and on such a table .all(axis=1) skips the <NA>, keeping
-    the subject without a target."""
-    labels = isinstance(y, np.ndarray) and y.dtype == object
+    """The advice, run as written on X as a list of arrays (what nilearn's maskers and
+    make_brain_dynamics give), keeps the subjects with a target in both X and y, and the fit
+    then runs. It had been numpy.isfinite(y), whose <NA> on a nullable column (pandas'
+    Float64) no mask can take and which, on such a table, .all(axis=1) skips, keeping the
+    subject without a target; and then X[keep], y[keep], which raises TypeError for a list X
+    (or y)."""
+    labels = np.asarray(y, dtype=object).dtype == object and any(
+        isinstance(value, str) for value in np.ravel(np.asarray(y, dtype=object)))
     estimator = BrainJEPAClassifier if labels else BrainJEPARegressor
-    with pytest.raises(ValueError, match=r"; X\[keep\], y\[keep\]\)$") as error:
-        estimator(tiny_module(), **fast(max_epochs=1)).fit(offset_subjects(np.ones(4)), y)
-    advice = re.search(r"keep = (.+); X\[keep\]", str(error.value)).group(1)
-    keep = eval(advice, {"numpy": np, "pandas": pd, "y": y})  # as the message says
-    np.testing.assert_array_equal(np.asarray(keep, dtype=bool), [True, False, True, True])
+    X = list(offset_subjects(np.ones(4)))
+    with pytest.raises(ValueError, match=r"\(e\.g\. keep = .+\)$") as error:
+        estimator(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    advice = re.search(r"\(e\.g\. (keep = .+)\)$", str(error.value)).group(1)
+    namespace = {"numpy": np, "pandas": pd, "X": X, "y": y}
+    exec(advice, namespace)  # as the message says
+    np.testing.assert_array_equal(np.asarray(namespace["keep"], dtype=bool),
+                                  [True, False, True, True])
+    assert [x is X[i] for i, x in zip([0, 2, 3], namespace["X"])] == [True] * 3
+    assert len(namespace["X"]) == len(namespace["y"]) == 3
+    estimator(tiny_module(), **fast(max_epochs=1)).fit(namespace["X"], namespace["y"])
 
 
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
