@@ -437,6 +437,13 @@ def _check_line_lengths(path, separator, column="region"):
                              "last cell) but line 1 does not: remove the trailing separators")
         if short == list(range(2, len(lengths) + 1)) and lengths[0] < min(lengths[1:]) == max(
                 lengths[1:]):
+            if lines[0].lstrip().startswith("#"):
+                raise ValueError(
+                    f"line 1 starts with '#' and has {lengths[0]} cells but every line below "
+                    f"has {lengths[1]}: a comment line, which a .tsv or .csv table does not take "
+                    "(.1D and .txt files skip '#' lines); remove it, or make it a header that "
+                    f"names every {column} (numpy.savetxt's header=, written after '# ', is "
+                    "read as one)")
             raise ValueError(
                 f"line 1 has {lengths[0]} cells but every line below has {lengths[1]}: pandas "
                 "would take the columns it does not name for a table index (as R's write.table "
@@ -518,20 +525,27 @@ def read_csv_table(path, column="region", last_column=True):
         if cell is None:
             raise
         position, name, row, value = cell
+        if position == 0 and str(value).lstrip().startswith("#"):
+            raise ValueError(
+                f"data row {row} starts with '#' ({value!r}): a comment line, which a .tsv or "
+                ".csv table does not take (.1D and .txt files skip '#' lines); remove it"
+            ) from None
         named = f"{str(name).strip()!r} (column {position})" if header is not None else position
         raise ValueError(
             f"column {named} holds text, not numbers ({value!r} in data row {row}): remove it "
             f"if it is no {column}") from None
     if np.isnan(values).any():  # missing cells, or a short line that pandas filled with NaN
         _check_line_lengths(path, separator, column)
-    check_index_column(values, column,
-                       str(table.columns[0]).strip() if header is not None else None,
-                       last=last_column,
-                       last_name=str(table.columns[-1]).strip() if header is not None else None)
+    # names as written, without the spaces that often follow a comma, nor the '# ' that
+    # numpy.savetxt writes before its header= line (else part of the first region's name)
+    names = [str(name).strip() for name in table.columns] if header is not None else None
+    if names and first_line.lstrip().startswith("#") and names[0][1:].strip():
+        names[0] = names[0][1:].strip()
+    check_index_column(values, column, names[0] if names else None, last=last_column,
+                       last_name=names[-1] if names else None)
     if header is None:
         return values
-    # names as written, without the spaces that often follow a comma
-    return pd.DataFrame(values, columns=[str(name).strip() for name in table.columns])
+    return pd.DataFrame(values, columns=names)
 
 
 class FileChangedError(ValueError):

@@ -693,15 +693,50 @@ def test_a_gradient_table_whose_last_component_is_a_ramp_is_loaded(tmp_path, suf
     np.testing.assert_allclose(load_gradients(path), gradients)
 
 
-@pytest.mark.parametrize("first", ["b,c", "# written by a tool", '"b","c"'])
+@pytest.mark.parametrize("first", ["b,c", '"b","c"'])
 def test_a_header_line_short_of_names_is_refused_not_read_as_an_index(tmp_path, first):
     """pandas takes the cells a header does not name for an index: a header missing a name
-    (or R's write.table row names, or a comment line) silently lost the first region."""
+    (or R's write.table row names) silently lost the first region."""
     rows = np.random.default_rng(3).standard_normal((5, 3))
     path = _table(tmp_path / "sub.csv", rows, first=first)
     with pytest.raises(ValueError, match=rf"sub\.csv.*line 1 has {len(first.split(','))} cells "
                                          r"but every line below has 3: .*name every region"):
         validate_subjects([path], lazy=True)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("first, line", [("# written by a tool", "line 1"),
+                                         (None, "data row 2")])
+def test_a_comment_line_in_a_table_is_named_as_one(tmp_path, suffix, first, line):
+    """A '#' line, which .1D and .txt files skip, had been told apart from a header only as
+    a header short of names (R's write.table row names, pandas' index), or as a damaged
+    line."""
+    rows = np.random.default_rng(3).standard_normal((5, 3))
+    path = _table(tmp_path / f"sub{suffix}", rows, first=first)
+    if first is None:  # a comment between the rows
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([*lines[:2], "# scanner restarted", *lines[2:]]) + "\n")
+    with pytest.raises(ValueError, match=rf"sub\{suffix}.*{line} starts with '#'.*: a "
+                                         r"comment line, which a \.tsv or \.csv table does not "
+                                         r"take \(\.1D and \.txt files skip '#' lines\)"):
+        validate_subjects([path], lazy=True)
+
+
+@pytest.mark.parametrize("suffix, separator", [(".csv", ","), (".tsv", "\t")])
+def test_a_header_written_by_numpy_savetxt_names_the_regions_without_its_hash(tmp_path, suffix,
+                                                                            separator):
+    """numpy.savetxt(header=...) writes its line after '# ': the first region had been named
+    '# roi0', which no DataFrame of the same regions matches."""
+    rows = np.random.default_rng(4).standard_normal((6, 3))
+    names = ["roi0", "roi1", "roi2"]
+    path = tmp_path / f"sub{suffix}"
+    np.savetxt(path, rows, delimiter=separator, header=separator.join(names))
+    table = read_subject_file(path)
+    assert list(table.columns) == names
+    np.testing.assert_allclose(table.to_numpy(), rows)
+    embedder = BrainJEPAEmbedder(tiny_module(n_regions=3), n_frames=8).fit([path])
+    assert list(embedder.feature_names_in_) == names
+    embedder.transform([pd.DataFrame(rows, columns=names)])  # the same regions, named alike
 
 
 @pytest.mark.parametrize("decimal", [".", ","])
