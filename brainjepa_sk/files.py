@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import glob
 import hashlib
+import itertools
 import math
 import os
 import re
@@ -607,6 +608,31 @@ def _image_advice(name):
     return ""
 
 
+def _refuse_a_header_without_hash(path):
+    """Name a first line of names in a whitespace-separated file, which takes a header only
+    as a '#' comment (numpy had said "could not convert string 'ROI_0' to float64")."""
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            lines = list(itertools.islice((line.split() for line in file if line.strip()
+                                           and not line.lstrip().startswith("#")), 2))
+    except (UnicodeDecodeError, OSError):  # not text: the caller's message says so
+        return
+
+    def is_number(cell):
+        try:
+            float(cell)
+        except ValueError:
+            return False
+        return True
+
+    if len(lines) > 1 and not any(map(is_number, lines[0])) and all(map(is_number, lines[1])):
+        raise ValueError(
+            f"{path} is not a numeric (n_timepoints, n_regions) table: its first line holds "
+            f"names ({lines[0][0]!r}, ...), a header, which a whitespace-separated .txt or .1D "
+            "file takes only as a comment: put '#' before it, or save the table as .tsv, "
+            "whose header line names the regions")
+
+
 def read_subject_file(path):
     """One subject's ``(n_timepoints, n_regions)`` series from a file.
 
@@ -656,6 +682,8 @@ def read_subject_file(path):
             check_has_rows("", "", header=False, comments=True)
         return array
     except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
+        if isinstance(error, ValueError) and suffix in (".txt", ".1d"):
+            _refuse_a_header_without_hash(path)
         if isinstance(error, OSError) and error.errno is not None:
             # no permission, an I/O error: the file could not be read, whatever it holds
             raise type(error)(error.errno, f"could not read subject file {path}: "

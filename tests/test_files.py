@@ -722,6 +722,28 @@ def test_a_comment_line_in_a_table_is_named_as_one(tmp_path, suffix, first, line
         validate_subjects([path], lazy=True)
 
 
+@pytest.mark.parametrize("suffix", [".txt", ".1D"])
+def test_a_header_line_without_a_hash_in_a_whitespace_file_is_named_as_one(tmp_path, suffix):
+    """A .txt or .1D file takes a header only as a '#' comment: a header line of names had
+    been numpy's "could not convert string 'roi0' to float64 at row 0, column 1"."""
+    rows = np.random.default_rng(5).standard_normal((6, 3))
+    path = tmp_path / f"sub{suffix}"
+    np.savetxt(path, rows, header="roi0 roi1 roi2", comments="")
+    with pytest.raises(ValueError, match=rf"sub\{suffix} is not a numeric .*: its first line "
+                                         r"holds names \('roi0', \.\.\.\), a header, which a "
+                                         r"whitespace-separated \.txt or \.1D file takes only "
+                                         r"as a comment: put '#' before it"):
+        read_subject_file(path)
+    np.savetxt(path, rows, header="roi0 roi1 roi2")  # after '# ', as numpy writes it
+    np.testing.assert_allclose(read_subject_file(path), rows)
+    path.write_text("1.0 oops 2.0\n" + "1.0 2.0 3.0\n")  # a damaged row is not a header
+    with pytest.raises(ValueError, match=r"could not convert string 'oops'"):
+        read_subject_file(path)
+    path.write_bytes(b"\xff\xfe\x00 binary")  # not text: said as before
+    with pytest.raises(ValueError, match=rf"sub\{suffix} is not a numeric .*codec"):
+        read_subject_file(path)
+
+
 @pytest.mark.parametrize("suffix, separator", [(".csv", ","), (".tsv", "\t")])
 def test_a_header_written_by_numpy_savetxt_names_the_regions_without_its_hash(tmp_path, suffix,
                                                                             separator):
