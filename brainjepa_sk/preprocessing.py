@@ -63,6 +63,8 @@ _CONSTANT_SPREAD = 1e-12
 #: Unnormalised series whose typical magnitude exceeds this range, or whose spread falls
 #: below it, get a warning.
 UNIT_SCALE_RANGE = (1e-2, 1e2)
+#: Subjects whose scale is compared with the robust statistics a checkpoint carries.
+SAVED_SCALE_CHECK_SUBJECTS = 16
 
 #: Most frames the robust statistics are learned from. Past it, subjects give evenly spaced
 #: frames (see ``_sample_quotas``), so a corpus larger than memory is never concatenated.
@@ -758,6 +760,31 @@ class Preprocessor:
                 "'global_zscore', or scale the series yourself.",
             )
 
+    def _warn_if_off_the_saved_scale(self, subjects, source):
+        """Series that the robust statistics of a checkpoint (learned at pretraining, not
+        refitted) leave far from unit scale: scaled otherwise than the pretraining data (raw
+        BOLD against standardized series), which the model then sees blown up or flattened."""
+        n_regions, input_name, scaled = None, _input_name(subjects), []
+        for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
+            x = self._as_array(i, subjects[i], n_regions, input_name=input_name)
+            n_regions = x.shape[1]
+            scaled.append(self._robust_scale(_resample_subject(i, x, self.t_r, self.target_t_r)))
+        level = float(np.median(np.abs(np.concatenate([x.ravel() for x in scaled]))))
+        # each region's spread over time: an offset that the statistics leave (another one
+        # in each region) is no spread
+        spread = float(np.median(np.concatenate(
+            [np.median(np.abs(x - np.median(x, axis=0)), axis=0) for x in scaled])))
+        if max(spread, level) > UNIT_SCALE_RANGE[1] or spread < UNIT_SCALE_RANGE[0]:
+            warn_user(
+                f"the series are on another scale than the data {source} was pretrained on: "
+                f"its robust statistics (normalization='robust', learned at pretraining and "
+                f"not refitted) leave them at median |value| {level:.3g}, median absolute "
+                f"deviation over time {spread:.3g}, where the pretraining data sat near 1 (were "
+                "they scaled otherwise, e.g. raw BOLD against standardized series?). Scale them "
+                "as the pretraining data were, or set normalization='global_zscore' or "
+                "'roi_zscore', which scale each window",
+            )
+
     def transform(self, subjects, *, rows=None):
         """Turn subjects into model-ready windows.
 
@@ -1310,7 +1337,11 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     if saved.get("normalization") == normalization and "n_frames" in saved:
         # our checkpoint's own scaling, with the statistics learned at pretraining
         try:
-            return Preprocessor.from_dict({**saved, **options})
+            preprocessor = Preprocessor.from_dict({**saved, **options})
         except (ValueError, TypeError) as error:
             raise ValueError(f"{where} an invalid preprocessing: {error}") from error
+        if preprocessor.normalization == "robust":
+            preprocessor._warn_if_off_the_saved_scale(
+                subjects, os.fspath(source) if source else "the model")
+        return preprocessor
     return Preprocessor(normalization=normalization, **options).fit(subjects)

@@ -1143,6 +1143,37 @@ def test_naming_the_checkpoints_own_normalization_keeps_its_statistics(tmp_path)
     np.testing.assert_array_equal(embedder.preprocessor_.iqr_, saved.iqr_)
 
 
+@pytest.mark.parametrize("estimator", ["embedder", "classifier"])
+@pytest.mark.parametrize("scale, offset, warned", [(1.0, 0.0, False), (0.5, 2.0, False),
+                                                   (1e4, 1e4, True), (1e-4, 1.0, True)])
+def test_series_off_the_scale_of_a_robust_checkpoint_are_warned_of(tmp_path, estimator, scale,
+                                                                   offset, warned):
+    """A checkpoint's robust statistics are the pretraining data's, not refitted: series on
+    another scale (raw BOLD where the pretraining series were standardized, or tiny
+    fluctuations around an offset) reached the model blown up or flattened without a word, as
+    normalization=None warns of."""
+    from brainjepa_sk import BrainJEPAClassifier
+
+    X = _subjects(n_subjects=4)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS), preprocessing=Preprocessor(
+        8, normalization="robust").fit(X).to_dict())
+    given = [x * scale + offset for x in X]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if estimator == "embedder":
+            BrainJEPAEmbedder(weights=path, device="cpu").fit(given)
+        else:
+            BrainJEPAClassifier(path, max_epochs=1, verbose=0).fit(given, [0, 1, 0, 1])
+    messages = [str(warning.message) for warning in caught
+                if "on another scale than the data" in str(warning.message)]
+    assert len(messages) == warned
+    if warned:
+        assert messages[0].startswith(f"the series are on another scale than the data {path} "
+                                      "was pretrained on: its robust statistics")
+        assert "normalization='global_zscore' or 'roi_zscore'" in messages[0]
+
+
 def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
                                                                      official_dir, reference):
     """num_heads applies to the UK Biobank research checkpoint (it is not reported as ignored);
