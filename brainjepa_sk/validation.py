@@ -1000,7 +1000,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                          if fixed_regions == "refit" else "")
                       if fixed_regions in ("option", "refit") else "")
                    if fixed_regions
-                   else "remove them or fix the extraction")
+                   # from this subject alone, they would make its region count another
+                   else "remove them from every subject (all must keep the same regions), "
+                        "leave the subject out, or fix the extraction")
             )
         if first_frame is None:  # a whole series, not one window of it
             _refuse_padded_end(i, array)

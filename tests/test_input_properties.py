@@ -374,7 +374,9 @@ def test_no_subjects_at_all_is_said_to_be_empty(empty, lazy):
 def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set():
     """Weights, or a fit, set the regions: "remove them" had led to the region count's error
     (the published weights take all 450); there the subject is to be left out, or, for a
-    region without signal in every subject, constant_regions='zero' given."""
+    region without signal in every subject, constant_regions='zero' given. Before a fit,
+    removing them from the one subject alone had led to that error too: they go from every
+    subject, or the subject is left out."""
     from brainjepa_sk import GradientPositioner
 
     rng = np.random.default_rng(12)
@@ -388,9 +390,10 @@ def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set
     with pytest.raises(ValueError, match=fixed.format("BrainJEPAEmbedder", "")):
         BrainJEPAEmbedder(weights=tiny_module(), device="cpu").fit([good, flat])
     positioner = GradientPositioner(n_components=2, sparsity=0.5)
-    with pytest.raises(ValueError, match=r"\(indices \[2\]\); remove them or fix the "
-                                         r"extraction$"):  # before a fit: regions can go
-        positioner.fit([good, flat])
+    with pytest.raises(ValueError, match=r"\(indices \[2\]\); remove them from every "
+                                         r"subject \(all must keep the same regions\), leave "
+                                         r"the subject out, or fix the extraction$"):
+        positioner.fit([good, flat])  # before a fit, regions can go: from every subject
     # no such option, nor a model the embedder takes as weights: not pointed to it
     with pytest.raises(ValueError, match=r"^subject 1: 1 region\(s\) have a constant signal "
                                          r"\(indices \[2\]\); GradientPositioner takes every "
