@@ -535,10 +535,11 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             _check_correlations_finite(chunk, data, start)
             yield chunk
 
-    def _embed(self, matrix, random_state, what="the group connectivity"):
+    def _embed(self, matrix, random_state, what="the group connectivity", passed_on=None):
         """Gradients and eigenvalues of ``matrix``, and whether its affinity graph came out
         disconnected; ``what`` names the matrix in the error for embeddings that are not
-        finite."""
+        finite. BrainSpace's other warnings are passed on, except those already in
+        ``passed_on`` (a set, which those passed on are added to)."""
         from brainspace.gradient import GradientMaps
 
         maps = GradientMaps(
@@ -567,6 +568,13 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             if text.startswith("Graph is not fully connected"):
                 disconnected = True  # told by the caller, once, in this package's words
             elif finite or not issubclass(warning.category, RuntimeWarning):
+                # once a transform, not once a subject: Python's default filter would show
+                # it once, but the catch_warnings above resets what it has shown
+                seen = (text, warning.category, warning.filename, warning.lineno)
+                if passed_on is not None:
+                    if seen in passed_on:
+                        continue
+                    passed_on.add(seen)
                 # under the module that warned, so that filters by module still apply
                 warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                        warning.lineno, module=_module_named(warning.filename),
@@ -691,7 +699,8 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         ----------
         X : list of array-like of shape (n_timepoints, n_regions), or array-like
             Same layout as in :meth:`fit`, with the regions seen in ``fit``. Each subject's
-            connectivity is symmetrized, as the group's is in ``fit``.
+            connectivity is symmetrized, as the group's is in ``fit``. A warning of
+            BrainSpace's is passed on once a call, not once a subject.
 
         Returns
         -------
@@ -741,14 +750,14 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         # group's gets the group gradients; a RandomState instance or None gives one int a call.
         seed = (self.random_state if isinstance(self.random_state, numbers.Integral)
                 else check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-        features, n_disconnected = [], 0
+        features, n_disconnected, passed_on = [], 0, set()
         for matrices in self._connectivity_chunks(data):
             for matrix in matrices:
                 # symmetrized as the group is in fit: a matrix is taken with rounding-level
                 # asymmetry (a saved file's), which BrainSpace's row-wise sparsity would see
                 matrix = (matrix + matrix.T) / 2
-                gradients, _, disconnected = self._embed(matrix, seed,
-                                                         f"subject {len(features)}")
+                gradients, _, disconnected = self._embed(
+                    matrix, seed, f"subject {len(features)}", passed_on=passed_on)
                 n_disconnected += disconnected
                 features.append(_align(gradients, self.gradients_).ravel())
         if n_disconnected:

@@ -131,6 +131,21 @@ def test_an_asymmetric_affinity_from_a_callable_kernel_is_warned_of():
         GradientPositioner(kind="connectivity", kernel=_row_normalized, **SMALL).fit(_smooth())
 
 
+def test_a_brainspace_warning_passed_on_is_shown_once_a_transform():
+    """BrainSpace's asymmetry warning, passed on for a callable kernel, had been shown again
+    for every subject transformed (thousands of lines for thousands of subjects), whatever the
+    filter: each is shown once a call."""
+    positioner = GradientPositioner(kind="connectivity", kernel=_row_normalized, **SMALL)
+    with pytest.warns(UserWarning, match="Affinity is not symmetric"):
+        positioner.fit(_smooth())
+    for action in ("default", "always"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter(action)
+            positioner.transform(np.stack([_smooth()] * 4))
+        assert [str(w.message) for w in caught] == [
+            "Affinity is not symmetric. Making symmetric."], action
+
+
 def test_a_brainspace_warning_passed_on_is_still_filtered_by_its_module(monkeypatch):
     """The warnings of BrainSpace's fit, recorded to tell a disconnected graph, are passed on
     under BrainSpace's module name: a filter by module (``module="brainspace"``) had stopped
