@@ -177,10 +177,11 @@ def _check_targets_follow_files(subjects, y, name="y"):
     A glob is read in sorted order (``sub-10`` before ``sub-2``): a ``y`` taken from a
     participants table indexed by participant ID, in the table's order, was paired with other
     subjects' series without a word. ``fit``'s ``groups`` are checked so too (``name``
-    ``"groups"``): a family's subjects would have been split across the validation split. Only an index that names each of the files exactly once
-    is looked at: one of strings, each the path of one file or a whole part of one file's name
-    (``sub-1`` is not in ``sub-10_bold.npy``), or one of path objects (``pathlib.Path``), each
-    one file's path or name. Anything else is taken as given, an index of numbers too (the
+    ``"groups"``): a family's subjects would have been split across the validation split.
+    Only an index that names each of the files exactly once is looked at: one of strings,
+    each the path of one file or a whole part of one file's name (``sub-1`` is not in
+    ``sub-10_bold.npy``), or one of path objects (``pathlib.Path``), each one file's path or
+    name. Anything else is taken as given, an index of numbers too (the
     positions of the rows of a table, which a split keeps, are no subject IDs).
     """
     paths = getattr(subjects, "paths", None)
