@@ -602,8 +602,9 @@ class _FineTuneBase(SubjectsInputMixin):
         ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``. A
         callback given in a default one's place reports its own settings (skorch's were the
         default's), so that ``set_params(**get_params())`` keeps them, and one disabled
-        (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback
-        reports settings but those given to the net (kept for when the callbacks run again).
+        (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback,
+        nor setting, is reported but those given to the net (kept for when the callbacks run
+        again).
 
         Parameters
         ----------
@@ -635,12 +636,12 @@ class _FineTuneBase(SubjectsInputMixin):
                                for name, value in callback.get_params().items()})
         params.update({key: value for key, value in given.items() if key in params})
         if isinstance(self.callbacks, str):
-            # "disable": no callback runs, so none has settings to report but those the net
-            # holds for when they run again (set_params refuses the others, as skorch
-            # failed for them with "not enough values to unpack")
+            # "disable": no callback runs, so none is reported, nor its settings, but those
+            # the net holds for when they run again (set_params refuses the others: skorch
+            # failed for a setting with "not enough values to unpack", and turned a callback
+            # given by name off too)
             params = {key: value for key, value in params.items()
-                      if not key.startswith("callbacks__") or key.count("__") < 2
-                      or key in vars(self)}
+                      if not key.startswith("callbacks__") or key in vars(self)}
         return params
 
     def set_params(self, **params):
@@ -683,7 +684,7 @@ class _FineTuneBase(SubjectsInputMixin):
             For a ``callbacks__<name>`` or ``callbacks__<name>__<parameter>`` of a name that
             no callback has, and a ``callbacks__<name>__<parameter>`` of a callback turned off
             (``callbacks__<name>=None``), or given while ``callbacks="disable"`` turns them all
-            off.
+            off, as is a callback given by name then (it would never be called).
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
@@ -814,10 +815,11 @@ class _FineTuneBase(SubjectsInputMixin):
         misspelt ``callbacks__printlog=None`` say, and ``set_params`` failed for it with "not
         enough values to unpack"), and a setting of a callback disabled by name
         (``callbacks__<name>=None``, in ``params`` or before). ``set_params`` (``in_set_params``)
-        also refuses a setting given while ``callbacks="disable"`` turns every callback off
-        (skorch failed with "not enough values to unpack"), unless it is the one the net
-        holds already (``set_params(**get_params())``); ``fit`` keeps such settings for when
-        the callbacks are turned on again.
+        also refuses a setting, or a callback given by name, while ``callbacks="disable"``
+        turns every callback off (skorch failed for a setting with "not enough values to
+        unpack", and turned a callback given by name off too, never calling it), unless it is
+        the one the net holds already (``set_params(**get_params())``); ``fit`` keeps such
+        settings for when the callbacks are turned on again.
         """
         keys = [key for key in params if key.startswith("callbacks__")]
         if not keys:
@@ -835,14 +837,16 @@ class _FineTuneBase(SubjectsInputMixin):
         disabled = isinstance(self.callbacks, str)  # "disable"
         for key in keys:
             name, _, setting = key[len("callbacks__"):].partition("__")
+            if (in_set_params and disabled and (setting or params[key] is not None)
+                    and vars(self).get(key, _MISSING) is not params[key]):
+                # a callback given by name would be turned off too, and never called
+                what = "sets a parameter of the callback" if setting else "gives a callback as"
+                raise ValueError(
+                    f"{key} {what} {name!r}, but callbacks={self.callbacks!r} turns every "
+                    "callback off: give callbacks=None (the default callbacks) or a list of "
+                    "callbacks (before, or in the same call) to use them again")
             if not setting:
                 continue
-            if in_set_params and disabled and vars(self).get(key, _MISSING) is not params[key]:
-                raise ValueError(
-                    f"{key} sets a parameter of the callback {name!r}, but callbacks="
-                    f"{self.callbacks!r} turns every callback off: give callbacks=None (the "
-                    "default callbacks) or a list of callbacks (before, or in the same call) "
-                    "to use them again")
             if params.get(f"callbacks__{name}", vars(self).get(f"callbacks__{name}", "")) is None:
                 raise ValueError(
                     f"{key} sets a parameter of the callback {name!r}, which "

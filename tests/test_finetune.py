@@ -4403,6 +4403,31 @@ def test_a_callback_disabled_by_name_is_reported_as_none_and_can_be_given_again(
     assert net.fit(X, y).callbacks_ == []
 
 
+def test_a_callback_given_by_name_while_callbacks_are_disabled_is_refused():
+    """callbacks="disable" turns every callback off, one given by name too (skorch's rule):
+    such a callback had been taken without a word and never called (skorch had failed with
+    "not enough values to unpack"); it is refused, and nothing of the call is set."""
+    from skorch.callbacks import PrintLog
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0.0, 1.0], 2)
+    lines = []
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1))
+    for calls in ([{"callbacks": "disable"}, {"callbacks__print_log": PrintLog()}],
+                  [{"callbacks": "disable", "callbacks__print_log": PrintLog(), "lr": 1.0}]):
+        net = clone(net)
+        with pytest.raises(ValueError, match=r"^callbacks__print_log gives a callback as "
+                                             r"'print_log', but callbacks='disable' turns every "
+                                             r"callback off: give callbacks=None"):
+            for params in calls:
+                net.set_params(**params)
+        assert net.lr == fast()["lr"] and "callbacks__print_log" not in vars(net)
+    # the way the message gives: the defaults, and the callback given in its place
+    net.set_params(callbacks=None, callbacks__print_log=PrintLog(sink=lines.append)).fit(X, y)
+    assert len(lines) == 3  # header, rule, one epoch
+    net.set_params(callbacks="disable", callbacks__print_log=None)  # none stays none
+    assert net.fit(X, y).callbacks_ == []
+
+
 @pytest.mark.parametrize("setting, message", [
     (dict(gradients__n_components=3),
      r"^gradients__n_components sets a parameter of an estimator given as gradients, but the "
