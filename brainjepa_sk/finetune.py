@@ -37,7 +37,7 @@ from sklearn.utils.metadata_routing import UNUSED, WARN
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state
-from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import (
     BatchScoring,
     Callback,
@@ -219,6 +219,17 @@ def _check_targets_follow_files(subjects, y, name="y"):
         f"sorted order, 'sub-10' before 'sub-2'); {paired}. Pass X as the list of files in "
         f"the order of {of} rows, or put {of} rows in the order of X's files (their "
         "names sorted)")
+
+
+@functools.cache
+def _own_parameters():
+    """The parameters of the fine-tuners and of skorch's nets (not those a subclass adds)."""
+    variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    return frozenset(
+        name for cls in (_FineTuneBase, BrainJEPAClassifier, BrainJEPARegressor, NeuralNet,
+                         NeuralNetClassifier, NeuralNetRegressor)
+        for name, parameter in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and parameter.kind not in variadic)
 
 
 def _absolute(path):
@@ -677,7 +688,8 @@ class _FineTuneBase(SubjectsInputMixin):
             For ``module`` and ``module__*``: the module is built from ``weights`` and the
             head settings. For a ``train_split__*`` that ``train_split`` does not have. For
             ``<parameter>__*`` of one of the estimator's own parameters that holds no
-            estimator (``weights__*``, ``pooling__*``, ...; skorch's prefixes excepted), and
+            estimator (``weights__*``, ``pooling__*``, ...; skorch's prefixes, and those of
+            the parameters a subclass adds, a component of its, are skorch's), and
             ``gradients__*``: ``gradients`` is a gradient matrix or its file, which has no
             parameters (a :class:`~brainjepa_sk.gradients.GradientPositioner` is
             :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
@@ -888,10 +900,14 @@ class _FineTuneBase(SubjectsInputMixin):
         :func:`~brainjepa_sk.validation.check_nested_params`), in ``set_params`` and, for
         the constructor's, in ``fit``."""
         # the prefixes skorch routes (module, criterion and optimizer become its prefixes at
-        # initialize), and train_split's, routed by set_params
+        # initialize), train_split's, routed by set_params, and a subclass's parameters:
+        # skorch registers a component of its (a module class) only at initialize, and a grid
+        # sets its settings on an unfitted clone
+        own = _own_parameters()
         check_nested_params(self, params, routed={
             *self.prefixes_, *self._modules, *self._criteria, *self._optimizers,
-            "module", "criterion", "optimizer", "train_split"})
+            "module", "criterion", "optimizer", "train_split",
+            *(key.partition("__")[0] for key in params if key.partition("__")[0] not in own)})
 
     def _refuse_module_settings(self, names):
         # skorch would rebuild a fitted net's module at once, from weights: the fine-tuning

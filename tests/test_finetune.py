@@ -4403,6 +4403,41 @@ def test_a_callback_disabled_by_name_is_reported_as_none_and_can_be_given_again(
     assert net.fit(X, y).callbacks_ == []
 
 
+class _ExtraComponent(torch.nn.Module):
+    def __init__(self, width=2):
+        super().__init__()
+        self.linear = torch.nn.Linear(width, width)
+
+
+class _ClassifierWithAnExtraComponent(BrainJEPAClassifier):
+    """skorch's way of adding a component: a module class as a parameter, initialized with
+    its ``extra__<parameter>`` settings."""
+
+    def __init__(self, weights="ukbiobank", *, extra=_ExtraComponent, **kwargs):
+        super().__init__(weights, **kwargs)
+        self.extra = extra
+
+    def initialize_module(self):
+        super().initialize_module()
+        self.extra_ = self.initialized_instance(self.extra, self.get_params_for("extra"))
+        return self
+
+
+def test_a_subclass_component_takes_its_prefixed_settings_before_the_net_is_initialized():
+    """A parameter a subclass adds is skorch's to route: its component, given as a class,
+    takes <parameter>__<name> as skorch's own components do. The check of nested settings had
+    refused extra__width until the fit registered the component, so that a grid over it (which
+    sets it on an unfitted clone) failed; the fine-tuners' own parameters are still checked."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0.0, 1.0], 2)
+    net = _ClassifierWithAnExtraComponent(tiny_module(), **fast(max_epochs=1))
+    net = clone(net.set_params(extra__width=3))
+    assert net.fit(X, y).extra_.linear.in_features == 3
+    assert clone(net).set_params(extra__width=4).fit(X, y).extra_.linear.in_features == 4
+    with pytest.raises(ValueError, match=r"^pooling__x sets the parameter 'x' of the estimator "
+                                         r"given as pooling"):
+        net.set_params(pooling__x=1)
+
+
 def test_a_callback_given_by_name_while_callbacks_are_disabled_is_refused():
     """callbacks="disable" turns every callback off, one given by name too (skorch's rule):
     such a callback had been taken without a word and never called (skorch had failed with
