@@ -665,11 +665,12 @@ class _FineTuneBase(SubjectsInputMixin):
         kept for the next fit. ``train_split__*`` set the split's parameters (a
         ``SubjectValidSplit``'s ``fraction``, ``stratified`` and ``random_state``), as a
         grid search over ``train_split__fraction`` does. ``callbacks__<name>=None`` turns a
-        callback off, and ``callbacks__<name>=<callback>`` puts one in its place (one turned
-        off before too); a new ``callbacks`` list drops the ``callbacks__*`` settings of the
-        callbacks it no longer holds. A call that raises undoes the settings it made (a refused
-        ``callbacks`` list is not kept). ``fit`` refuses the settings refused here that were
-        given to the constructor.
+        callback off (with the settings given to it before), and
+        ``callbacks__<name>=<callback>`` puts one in its place (one turned off before too); a
+        new ``callbacks`` list drops the ``callbacks__*`` settings of the callbacks it no
+        longer holds. A call that raises undoes the settings it made (a refused ``callbacks``
+        list is not kept). ``fit`` refuses the settings refused here that were given to the
+        constructor.
 
         Parameters
         ----------
@@ -811,10 +812,17 @@ class _FineTuneBase(SubjectsInputMixin):
         (``callbacks__<name>=None``), or all of them (``callbacks="disable"``), could not be
         given again ("not enough values to unpack"), and a name that no callback has failed so
         too. They are set here (the callbacks are built again after), once
-        :meth:`_check_callback_settings` has checked the call's ``callbacks__*`` settings.
+        :meth:`_check_callback_settings` has checked the call's ``callbacks__*`` settings; a
+        callback disabled (``callbacks__<name>=None``) drops the settings earlier calls gave
+        it.
         """
         self._check_callback_settings(params, in_set_params=True)
         if by_name:
+            # skorch kept them, and refused them for the callback it no longer had ("Trying
+            # to set a parameter for callback print_log which does not exist")
+            self._drop_callback_settings([
+                key for key in vars(self) for name, callback in by_name.items()
+                if callback is None and key.startswith(name + "__")])
             vars(self).update(by_name)
             # a new set (restored on error), as skorch records the prefixed names it was given
             self._params_to_validate = self._params_to_validate | set(by_name)
@@ -870,8 +878,14 @@ class _FineTuneBase(SubjectsInputMixin):
         has (as a Pipeline's step parameters go with a replaced step): ``fit`` refuses settings
         of a name no callback has, which no ``set_params`` could have taken back."""
         names = set(self._callback_names())
-        gone = {key for key in vars(self) if key.startswith("callbacks__")
-                and key[len("callbacks__"):].split("__", 1)[0] not in names}
+        self._drop_callback_settings([
+            key for key in vars(self) if key.startswith("callbacks__")
+            and key[len("callbacks__"):].split("__", 1)[0] not in names])
+
+    def _drop_callback_settings(self, keys):
+        """Forget the ``callbacks__*`` settings ``keys`` of callbacks gone or disabled, as a
+        Pipeline's step parameters go with a replaced step."""
+        gone = set(keys)
         for key in gone:
             del vars(self)[key]
         if gone:

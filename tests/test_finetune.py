@@ -4403,6 +4403,26 @@ def test_a_callback_disabled_by_name_is_reported_as_none_and_can_be_given_again(
     assert net.fit(X, y).callbacks_ == []
 
 
+def test_a_callback_with_settings_of_an_earlier_call_can_be_disabled_by_name(capsys):
+    """skorch keeps callbacks__<name>__<parameter> for the callback of that name: disabling it
+    by name in a later call failed with skorch's "Trying to set a parameter for callback
+    print_log which does not exist" (a grid over callbacks__print_log=[None, ...] so too). The
+    settings go with the callback, as a Pipeline step's with the step it replaces."""
+    from skorch.callbacks import PrintLog
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0.0, 1.0], 2)
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1))
+    net.set_params(callbacks__print_log__floatfmt=".2f")
+    net.set_params(callbacks__print_log=None)
+    assert "callbacks__print_log__floatfmt" not in vars(net)
+    assert net.get_params()["callbacks__print_log"] is None
+    assert "print_log" not in dict(clone(net).fit(X, y).callbacks_)
+    assert capsys.readouterr().out == ""
+    lines = []
+    net.set_params(callbacks__print_log=PrintLog(sink=lines.append, floatfmt=".1f")).fit(X, y)
+    assert dict(net.callbacks_)["print_log"].floatfmt == ".1f" and len(lines) == 3
+
+
 class _ExtraComponent(torch.nn.Module):
     def __init__(self, width=2):
         super().__init__()
