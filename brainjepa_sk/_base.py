@@ -533,6 +533,31 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     return preprocessor, check_window_patches(preprocessor.n_frames, encoder.patch_size)
 
 
+def warn_if_off_the_fitted_scale(estimator, subjects):
+    """Warn when the robust statistics that ``transform`` or ``predict`` apply unchanged to new
+    subjects leave them far from unit scale.
+
+    The statistics are a checkpoint's (learned at pretraining) or were learned by the
+    estimator's ``fit``; either way new series on another scale reach the model blown up or
+    flattened. One warning per call at most, from the first
+    :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Fitted, with its ``preprocessor_``.
+    subjects : SubjectFiles or ConvertedSubjects
+        The checked subjects.
+    """
+    preprocessor = estimator.preprocessor_
+    if preprocessor.normalization != "robust":
+        return
+    # set where the statistics are a checkpoint's (estimators pickled before it: fit's)
+    source = getattr(preprocessor, "_statistics_source", None)
+    preprocessor._warn_if_off_the_saved_scale(
+        subjects, source, fitted_by=None if source else type(estimator).__name__)
+
+
 def check_pooling(pooling, n_patches=None):
     """Check that ``"roi_std"`` and ``"lagged"`` have at least two time patches to use.
 
@@ -801,6 +826,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
         check_same_subjects(subjects, "transform")
+        warn_if_off_the_fitted_scale(self, subjects)
         autocast_dtype = resolve_autocast(self.precision, device)
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit

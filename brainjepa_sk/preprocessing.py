@@ -760,10 +760,16 @@ class Preprocessor:
                 "'global_zscore', or scale the series yourself.",
             )
 
-    def _warn_if_off_the_saved_scale(self, subjects, source):
-        """Series that the robust statistics of a checkpoint (learned at pretraining, not
-        refitted) leave far from unit scale: scaled otherwise than the pretraining data (raw
-        BOLD against standardized series), which the model then sees blown up or flattened."""
+    def _warn_if_off_the_saved_scale(self, subjects, source, *, fitted_by=None):
+        """Series that robust statistics learned elsewhere (at pretraining, carried by a
+        checkpoint, or by an estimator's ``fit``), not refitted, leave far from unit scale:
+        scaled otherwise than the data they were learned from (raw BOLD against standardized
+        series), which the model then sees blown up or flattened. Looks at the first
+        ``SAVED_SCALE_CHECK_SUBJECTS`` subjects only.
+
+        ``source`` names the checkpoint the statistics came from; ``fitted_by``, the class
+        name of the estimator whose ``fit`` learned them, when they were learned so.
+        """
         n_regions, input_name, scaled = None, _input_name(subjects), []
         for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
             x = self._as_array(i, subjects[i], n_regions, input_name=input_name)
@@ -775,14 +781,19 @@ class Preprocessor:
         spread = float(np.median(np.concatenate(
             [np.median(np.abs(x - np.median(x, axis=0)), axis=0) for x in scaled])))
         if max(spread, level) > UNIT_SCALE_RANGE[1] or spread < UNIT_SCALE_RANGE[0]:
+            if fitted_by is None:
+                origin, learned, advice = (f"{source} was pretrained on", "at pretraining",
+                                           "Scale them as the pretraining data were, or set")
+            else:
+                origin, learned, advice = (f"this {fitted_by} was fitted on", "by fit",
+                                           "Scale them as the data of fit were, or refit with")
             warn_user(
-                f"the series are on another scale than the data {source} was pretrained on: "
-                f"its robust statistics (normalization='robust', learned at pretraining and "
-                f"not refitted) leave them at median |value| {level:.3g}, median absolute "
-                f"deviation over time {spread:.3g}, where the pretraining data sat near 1 (were "
-                "they scaled otherwise, e.g. raw BOLD against standardized series?). Scale them "
-                "as the pretraining data were, or set normalization='global_zscore' or "
-                "'roi_zscore', which scale each window",
+                f"the series are on another scale than the data {origin}: its robust "
+                f"statistics (normalization='robust', learned {learned} and not refitted) "
+                f"leave them at median |value| {level:.3g}, median absolute deviation over "
+                f"time {spread:.3g}, where the data they were learned from sat near 1 (were "
+                f"they scaled otherwise, e.g. raw BOLD against standardized series?). {advice} "
+                "normalization='global_zscore' or 'roi_zscore', which scale each window",
             )
 
     def transform(self, subjects, *, rows=None):
@@ -1341,7 +1352,8 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         except (ValueError, TypeError) as error:
             raise ValueError(f"{where} an invalid preprocessing: {error}") from error
         if preprocessor.normalization == "robust":
-            preprocessor._warn_if_off_the_saved_scale(
-                subjects, os.fspath(source) if source else "the model")
+            # kept, so that transform and predict name the checkpoint as fit does
+            preprocessor._statistics_source = os.fspath(source) if source else "the model"
+            preprocessor._warn_if_off_the_saved_scale(subjects, preprocessor._statistics_source)
         return preprocessor
     return Preprocessor(normalization=normalization, **options).fit(subjects)

@@ -1174,6 +1174,59 @@ def test_series_off_the_scale_of_a_robust_checkpoint_are_warned_of(tmp_path, est
         assert "normalization='global_zscore' or 'roi_zscore'" in messages[0]
 
 
+def _scale_warnings(caught):
+    return [str(warning.message) for warning in caught
+            if "on another scale than the data" in str(warning.message)]
+
+
+@pytest.mark.parametrize("estimator", ["embedder", "classifier"])
+@pytest.mark.parametrize("scale, offset, warned", [(0.5, 2.0, False), (1e4, 1e4, True)])
+def test_new_series_off_the_scale_of_a_robust_checkpoint_are_warned_of_at_transform(
+        tmp_path, estimator, scale, offset, warned):
+    """transform and predict apply the checkpoint's robust statistics to new series as fit
+    does: series on another scale than the pretraining data reached the model silently there
+    (fit, given data on the right scale, had not warned). One warning per call."""
+    from brainjepa_sk import BrainJEPAClassifier
+
+    X = _subjects(n_subjects=4)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS), preprocessing=Preprocessor(
+        8, normalization="robust").fit(X).to_dict())
+    if estimator == "embedder":
+        fitted = BrainJEPAEmbedder(weights=path, device="cpu").fit(X)
+        apply = fitted.transform
+    else:
+        fitted = BrainJEPAClassifier(path, max_epochs=1, verbose=0).fit(X, [0, 1, 0, 1])
+        apply = fitted.predict
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply([x * scale + offset for x in X])
+    messages = _scale_warnings(caught)
+    assert len(messages) == warned
+    if warned:
+        assert messages[0].startswith(f"the series are on another scale than the data {path} "
+                                      "was pretrained on: its robust statistics")
+
+
+def test_new_series_off_the_scale_of_the_statistics_of_fit_are_warned_of_at_transform():
+    """Robust statistics the embedder's own fit learned (weights that carry none) are applied
+    to new series unchanged: the warning names the fit as where they came from."""
+    X = _subjects(n_subjects=4)
+    embedder = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), n_frames=8,
+                                 normalization="robust", device="cpu").fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedder.transform(X)
+        assert _scale_warnings(caught) == []
+        embedder.transform([x * 1e4 + 1e4 for x in X])
+    messages = _scale_warnings(caught)
+    assert len(messages) == 1
+    assert messages[0].startswith("the series are on another scale than the data this "
+                                  "BrainJEPAEmbedder was fitted on: its robust statistics "
+                                  "(normalization='robust', learned by fit and not refitted)")
+    assert "Scale them as the data of fit were, or refit with" in messages[0]
+
+
 def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
                                                                      official_dir, reference):
     """num_heads applies to the UK Biobank research checkpoint (it is not reported as ignored);

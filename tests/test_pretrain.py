@@ -468,6 +468,26 @@ def test_save_then_embed_with_the_same_preprocessing(tmp_path):
     assert centre.preprocessor_.window == "center"
 
 
+@pytest.mark.parametrize("scale, offset, warned", [(1.0, 0.0, False), (1e4, 1e4, True),
+                                                   (1e-4, 1.0, True)])
+def test_transform_warns_of_series_off_the_scale_of_the_robust_statistics_of_fit(scale, offset,
+                                                                                warned):
+    """transform scales new series with the robust statistics learned by fit: raw BOLD around
+    1e4 (or tiny fluctuations around an offset) reached the model blown up or flattened without
+    a word. One warning per call; none for series on the scale of fit."""
+    X = _data(n_subjects=4)
+    model = _pretrainer(n_epochs=1).fit(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.transform([x * scale + offset for x in X])
+    messages = [str(warning.message) for warning in caught
+                if "on another scale than the data" in str(warning.message)]
+    assert len(messages) == warned
+    if warned:
+        assert messages[0].startswith("the series are on another scale than the data this "
+                                      "BrainJEPAPretrainer was fitted on")
+
+
 def test_the_fitted_module_as_weights_preprocesses_as_the_saved_file(tmp_path):
     import pandas as pd
 

@@ -722,7 +722,7 @@ def test_fine_tuning_on_files_scores_a_subject_split_as_on_arrays(tmp_path, monk
 
 
 def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
-    from brainjepa_sk import _base, validation
+    from brainjepa_sk import _base, preprocessing, validation
 
     paths = _save(tmp_path, _series(lengths=(40, 52, 24, 37, 30)))
     pretrainer = _pretrainer(n_epochs=1).fit(paths)
@@ -733,6 +733,7 @@ def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
         monkeypatch.setattr(module, "read_subject_file",
                             lambda path: reads.append(str(path)) or original(path))
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
     chunks = []
     real_transform = Preprocessor.transform
     monkeypatch.setattr(Preprocessor, "transform",
@@ -741,7 +742,9 @@ def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
                         or real_transform(self, subjects, rows=rows))
     np.testing.assert_array_equal(pretrainer.transform(paths), expected)
     assert chunks == [2, 2, 1]
-    assert reads == paths + paths  # checked once, then read once, chunk by chunk
+    # checked once, the first SAVED_SCALE_CHECK_SUBJECTS (3) compared with the robust
+    # statistics of fit, then read once, chunk by chunk
+    assert reads == paths + paths[:3] + paths
 
 
 @pytest.mark.parametrize("change, problem", [
