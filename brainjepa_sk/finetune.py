@@ -172,7 +172,7 @@ _CLASSIFICATION_LOSSES = (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss,
 _EPOCHS = Range(numbers.Integral, 0, None, closed="left")
 
 
-def _check_targets_follow_files(subjects, y, name="y"):
+def _check_targets_follow_files(subjects, y, name="y", globbed=False):
     """Refuse a ``y`` whose index names the subjects' files in another order than ``X``'s.
 
     A glob is read in sorted order (``sub-10`` before ``sub-2``): a ``y`` taken from a
@@ -184,6 +184,8 @@ def _check_targets_follow_files(subjects, y, name="y"):
     ``sub-10_bold.npy``), or one of path objects (``pathlib.Path``), each one file's path or
     name. Anything else is taken as given, an index of numbers too (the
     positions of the rows of a table, which a split keeps, are no subject IDs).
+    ``globbed``: ``X`` was a glob, whose sorted order the message then explains (a list of
+    files is in the order it was given).
     """
     paths = getattr(subjects, "paths", None)
     index = y.index if hasattr(y, "iloc") else None  # a pandas Series or DataFrame's
@@ -213,13 +215,19 @@ def _check_targets_follow_files(subjects, y, name="y"):
               "the groups would be given to other subjects, and a group's subjects could be "
               "split between training and validation")
     of = f"{name}'" if name.endswith("s") else f"{name}'s"  # groups', y's
+    why, order = ((" (a glob is read in sorted order, 'sub-10' before 'sub-2')",
+                   " (their names sorted)") if globbed else ("", ""))
     raise ValueError(
         f"{of} index names the subjects' files, but in another order than X's: row {row} "
         f"of {name} is {ids[row]!r}, whose file is number {owners[row]} of X "
-        f"({shown[owners[row]]}), while X's file {row} is {shown[row]} (a glob is read in "
-        f"sorted order, 'sub-10' before 'sub-2'); {paired}. Pass X as the list of files in "
-        f"the order of {of} rows, or put {of} rows in the order of X's files (their "
-        "names sorted)")
+        f"({shown[owners[row]]}), while X's file {row} is {shown[row]}{why}; {paired}. Pass "
+        f"X as the list of files in the order of {of} rows, or put {of} rows in the order "
+        f"of X's files{order}")
+
+
+def _is_glob(X):
+    """Whether ``X`` names its files by one glob (or path), read in sorted order."""
+    return is_path(_paths_as_list(X))
 
 
 @functools.cache
@@ -1808,7 +1816,7 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         y = _host_tensor(y)  # a tensor that requires grad read as its values, as in fit
         self._check_y_given(y)
-        _check_targets_follow_files(_files_of(X), y)
+        _check_targets_follow_files(_files_of(X), y, globbed=_is_glob(X))
         return super().score(X, y, sample_weight=sample_weight)
 
     def _torch_device(self):
@@ -1876,9 +1884,9 @@ class _FineTuneBase(SubjectsInputMixin):
                 "split of train_split=SubjectValidSplit(...); without one, pass no groups")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
-            _check_targets_follow_files(subjects, y)
+            _check_targets_follow_files(subjects, y, globbed=_is_glob(X))
             if groups is not None:
-                _check_targets_follow_files(subjects, groups, "groups")
+                _check_targets_follow_files(subjects, groups, "groups", globbed=_is_glob(X))
             targets = self._encode_targets(y, len(subjects), continuing, classes)
             fit_rows = held_out = None
             seed = _seed_of(self.random_state)

@@ -239,7 +239,7 @@ def test_targets_indexed_by_paths_of_files_of_one_name_say_which_files(tmp_path)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
     message = (rf"row 0 of y is '{re.escape(str(files[1]))}', whose file is number 1 of X "
                rf"\({re.escape(str(files[1]))}\), while X's file 0 is "
-               rf"{re.escape(str(files[0]))} ")
+               rf"{re.escape(str(files[0]))};")
     with pytest.raises(ValueError, match=message):
         clf.fit(files, y)
 
@@ -1701,6 +1701,34 @@ def test_groups_indexed_by_the_files_subjects_in_another_order_are_refused(tmp_p
     # the cure the message gives: the groups in the files' order
     clf.fit(pattern, y, groups=families.loc[in_file_order])
     assert hasattr(clf, "module_")
+
+
+@pytest.mark.parametrize("what", ["y", "groups"])
+@pytest.mark.parametrize("as_glob", [True, False])
+def test_the_order_error_explains_a_globs_sorted_order_only_for_a_glob(tmp_path, what, as_glob):
+    """The error said 'a glob is read in sorted order' of a list of files too, which is in the
+    order it was given: a glob had nothing to do with it."""
+    ids = [f"sub-{k}" for k in range(1, 5)]
+    for subject, x in zip(ids, offset_subjects(np.zeros(len(ids)))):
+        np.save(tmp_path / f"{subject}_timeseries.npy", x)
+    files = sorted(tmp_path.glob("*.npy"))
+    X = str(tmp_path / "*.npy") if as_glob else [str(path) for path in files]
+    reversed_ids = pd.Index([path.name.split("_")[0] for path in files][::-1])
+    y = np.array([0, 1, 0, 1])
+    families = pd.Series([0, 0, 1, 1], index=reversed_ids)
+    if what == "y":
+        y, groups = pd.Series(y, index=reversed_ids), None
+    else:
+        groups = families
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              train_split=SubjectValidSplit(0.5, random_state=0))
+    with pytest.raises(ValueError, match="index names the subjects' files") as error:
+        clf.fit(X, y, **({} if groups is None else {"groups": groups}))
+    message = str(error.value)
+    assert ("(a glob is read in sorted order, 'sub-10' before 'sub-2')" in message) == as_glob
+    assert ("(their names sorted)" in message) == as_glob
+    assert f"while X's file 0 is sub-1_timeseries.npy{';' if not as_glob else ' (a glob'}" \
+        in message
 
 
 def test_the_subject_split_holds_out_a_fifth_of_the_subjects_unstratified_by_default():
