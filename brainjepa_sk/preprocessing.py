@@ -565,10 +565,11 @@ class Preprocessor:
         return np.concatenate([x, fill], axis=0)
 
     def _too_short_message(self, subject, n_resampled, n_input, n_regions=None,
-                           refit=False, others=None):
+                           refit=False, others=None, one_length=True):
         """Why ``subject`` is refused as too short, and the cures; ``others``: the other
         subjects too short, as ``(index, resampled length)`` pairs, counted and named too, so
-        that they can be left out at once rather than met one error at a time."""
+        that they can be left out at once rather than met one error at a time;
+        ``one_length``: whether every subject checked has the same number of frames."""
         # the frames as read, and as resampled where they were; fewer frames than regions is
         # also what a (n_regions, n_timepoints) array looks like, for which padding is no cure
         frames = (f"{n_resampled} frames"
@@ -599,8 +600,27 @@ class Preprocessor:
             + (f". It has more regions (last axis: {n_regions}) than timepoints ({n_input}): "
                "if it is stored (n_regions, n_timepoints), pass its transpose (x.T); every "
                "subject must be (n_timepoints, n_regions)"
-               if n_regions is not None and 0 < n_input < n_regions else "")
+               if self._looks_transposed(n_input, n_regions, one_length) else "")
         )
+
+    def _looks_transposed(self, n_input, n_regions, one_length):
+        """Whether a subject too short, of ``n_input`` frames and ``n_regions`` regions, is
+        plausibly stored (n_regions, n_timepoints).
+
+        More regions than frames is also a short scan on a large atlas (120 frames of 200
+        regions), so the rule asks for more: where the regions the preprocessing was fitted
+        with are known, the frames must be that many (transposed, the subject would have
+        them); where they are not, transposed the subject must fill a whole window (else
+        transposing is no cure either), and every subject must have one frame count (a
+        transposed corpus reads its atlas size as every subject's length; transposed scans of
+        several lengths are refused by the region check first).
+        """
+        if n_regions is None or not 0 < n_input < n_regions:
+            return False
+        fitted = getattr(self, "n_regions_", None)
+        if fitted is not None:
+            return n_input == fitted
+        return one_length and self.resampled_length(n_regions) >= self.n_frames
 
     def check_lengths(self, subjects):
         """Check that every subject is long enough for a window, without reading any.
@@ -630,9 +650,9 @@ class Preprocessor:
         if short:
             (i, length), others = short[0], short[1:]
             name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
-            raise ValueError(self._too_short_message(name, length, lengths[i],
-                                                     _region_count(subjects, i), refit=refit,
-                                                     others=others))
+            raise ValueError(self._too_short_message(
+                name, length, lengths[i], _region_count(subjects, i), refit=refit,
+                others=others, one_length=len({int(lengths[k]) for k in rows}) == 1))
 
     def _window_starts(self, n_timepoints):
         last = n_timepoints - self.n_frames

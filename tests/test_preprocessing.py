@@ -1236,19 +1236,45 @@ def test_the_length_check_of_a_view_of_files_reads_none(tmp_path, monkeypatch):
     from brainjepa_sk.validation import subject_rows, validate_subjects
 
     rng = np.random.default_rng(0)
-    paths = [tmp_path / "long.npy", tmp_path / "short.npy"]
-    np.save(paths[0], rng.standard_normal((40, 6)))
-    np.save(paths[1], rng.standard_normal((5, 6)))
+    paths = [tmp_path / "sub-0.npy", tmp_path / "sub-1.npy"]
+    for path in paths:  # short, of 20 regions: they may be transposed
+        np.save(path, rng.standard_normal((5, 20)))
     files = validate_subjects([str(p) for p in paths], lazy=True)
     assert isinstance(files, SubjectFiles)
     paths[1].unlink()
     read = []
     monkeypatch.setattr(SubjectFiles, "_read", lambda self, i: read.append(i))
     prep = Preprocessor(16, min_frames=8, normalization=None)
-    with pytest.raises(ValueError, match=r"subject 1 is too short: 5 frames.*It has more "
-                                         r"regions \(last axis: 6\) than timepoints \(5\)"):
-        prep.check_lengths(subject_rows(files, [0, 1]))
+    with pytest.raises(ValueError, match=r"subject 0 is too short: 5 frames.*It has more "
+                                         r"regions \(last axis: 20\) than timepoints \(5\)"):
+        prep.check_lengths(subject_rows(files, [1, 0]))  # its subject 0: the file gone
     assert read == []
+
+
+def test_a_short_series_is_told_it_may_be_transposed_only_where_that_is_plausible():
+    """More regions than frames is also a short scan on a large atlas (120 frames of 200
+    regions, a usual case): 'pass its transpose' was said of every such subject. It is said
+    where the regions the preprocessing was fitted with are the frames, or, they unknown,
+    where the transposed subjects would fill a window and all have one frame count."""
+    rng = np.random.default_rng(0)
+    prep = Preprocessor(16, min_frames=8, normalization=None)
+
+    def hinted(subjects, preprocessor=prep):
+        with pytest.raises(ValueError, match="is too short") as info:
+            preprocessor.check_lengths(subjects)
+        return "pass its transpose (x.T)" in str(info.value)
+
+    assert hinted([rng.standard_normal((6, 40))] * 2)  # transposed: 40 frames fill a window
+    assert not hinted([rng.standard_normal((6, 12))])  # 12 frames would not fill one either
+    # subjects of several lengths are scans (transposed, their regions would differ)
+    assert not hinted([rng.standard_normal((6, 40)), rng.standard_normal((7, 40))])
+    # fitted on 40 regions: a subject of 40 regions has them the right way round
+    fitted = Preprocessor(16, min_frames=8, normalization="global_zscore").fit(
+        [rng.standard_normal((30, 40))])
+    assert not hinted([rng.standard_normal((6, 40))], fitted)
+    fitted = Preprocessor(16, min_frames=8, normalization="global_zscore").fit(
+        [rng.standard_normal((30, 6))])
+    assert hinted([rng.standard_normal((6, 40))], fitted)
 
 
 @pytest.mark.parametrize("t_r, target_t_r", [(None, None), (2.0, None), (2.0, 2.0)])

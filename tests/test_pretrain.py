@@ -2177,6 +2177,15 @@ def test_subjects_stored_regions_by_time_are_told_to_transpose_not_to_pad(as_fil
     assert "transpose" not in str(info.value)
 
 
+def test_short_scans_on_an_atlas_larger_than_a_window_are_not_told_to_transpose():
+    """120 frames of a 200-region atlas with n_frames=320 were told to pass their transpose,
+    which would give 200 frames, still too short: only min_frames is the cure there."""
+    X = [x[:12] for x in np.concatenate([_data(n_subjects=3)] * 2, axis=2)[:, :, :24]]
+    with pytest.raises(ValueError, match=r"^subject 0 is too short: 12 frames") as info:
+        _pretrainer(gradients=None, n_frames=32).fit(X)  # 24 regions: no window transposed
+    assert "transpose" not in str(info.value)
+
+
 class _InterruptAtStep(Callback):
     """Ctrl-C after an optimizer step (1-based), before that step's checkpoint."""
 
