@@ -25,6 +25,7 @@ import torch
 from . import __version__
 from ._warnings import warn_user
 from .gradients import gradient_region_names, load_gradients, named_gradients
+from .nn._checks import type_with_article
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
@@ -103,8 +104,8 @@ def _check_config(config, path):
     ``num_heads``, naming ``path``: a missing one would take the default and load without an
     error (the weights have the same shapes for any head count), giving other embeddings."""
     if not isinstance(config, dict):
-        raise ValueError(f"{path} is an inconsistent checkpoint: its model configuration is a "
-                         f"{type(config).__name__}, not a dict")
+        raise ValueError(f"{path} is an inconsistent checkpoint: its model configuration is "
+                         f"{type_with_article(config)}, not a dict")
     known = set(inspect.signature(BrainJEPA).parameters) - {"gradients"}
     unknown = sorted(str(key) for key in set(config) - known)
     if unknown:
@@ -429,7 +430,7 @@ def storable_values(obj, where="metadata"):
     if obj is None or isinstance(obj, _PLAIN_VALUES):
         return obj
     raise TypeError(
-        f"{where} holds a {type(obj).__name__}, which a checkpoint cannot store: use numbers, "
+        f"{where} holds {type_with_article(obj)}, which a checkpoint cannot store: use numbers, "
         "strings, lists, dicts and NumPy arrays")
 
 
@@ -580,8 +581,8 @@ def load_checkpoint(path, map_location="cpu"):
     metadata = _from_safe(payload.get("metadata") or {})
     for name, value in [("preprocessing", preprocessing), ("metadata", metadata)]:
         if not isinstance(value, dict):
-            raise ValueError(f"{path} is an inconsistent checkpoint: its {name} is a "
-                             f"{type(value).__name__}, not a dict")
+            raise ValueError(f"{path} is an inconsistent checkpoint: its {name} is "
+                             f"{type_with_article(value)}, not a dict")
     _check_config(payload["config"], path)
     try:
         model = _built_for_loading(payload["gradients"], payload["config"])

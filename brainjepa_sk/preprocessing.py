@@ -29,6 +29,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
 from .files import FileChangedError
+from .nn._checks import type_with_article
 from .validation import (
     POSITIVE,
     POSITIVE_INT,
@@ -1282,8 +1283,8 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
 
     if not isinstance(weights, ResolvedWeights):
         raise TypeError(
-            f"weights must be what brainjepa_sk.checkpoint.resolve_weights returned, got a "
-            f"{type(weights).__name__}: pass resolve_weights(weights) (it takes a checkpoint "
+            f"weights must be what brainjepa_sk.checkpoint.resolve_weights returned, got "
+            f"{type_with_article(weights)}: pass resolve_weights(weights) (it takes a checkpoint "
             "path, a module or 'ukbiobank')")
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:

@@ -40,6 +40,7 @@ from .files import (
     read_subject_file,
     series_digest,
 )
+from .nn._checks import type_with_article
 from .train.runtime import expand_home
 
 __all__ = [
@@ -143,7 +144,7 @@ def _check_weights_type(estimator):
         return  # scikit-learn's message, which names what is allowed
     raise InvalidParameterError(
         f"The 'weights' parameter of {type(estimator).__name__} must be 'ukbiobank', a "
-        f"checkpoint path or a torch module. Got a {type(weights).__name__} instead: {hint}")
+        f"checkpoint path or a torch module. Got {type_with_article(weights)} instead: {hint}")
 
 
 def _check_gradients_type(estimator):
@@ -155,7 +156,7 @@ def _check_gradients_type(estimator):
         return
     raise InvalidParameterError(
         f"The 'gradients' parameter of {type(estimator).__name__} must be an array-like, a "
-        f"path or None. Got a {type(gradients).__name__} instead: with a research "
+        f"path or None. Got {type_with_article(gradients)} instead: with a research "
         "checkpoint as weights, gradients= is the matrix it was trained with "
         "(gradient_mapping_450.csv for the published weights), not gradients computed anew; "
         "pass that matrix or its file (a GradientPositioner is BrainJEPAPretrainer's "
@@ -228,12 +229,10 @@ def _described(value):
         return "None"
     if isinstance(value, type):
         return f"the class {value.__name__}"
-    kind = type(value).__name__
-    article = "an" if kind[0].lower() in "aeiou" else "a"
     shown = repr(value) if isinstance(value, (str, numbers.Number, os.PathLike)) else ""
     if shown and len(shown) <= 60:
-        return f"{article} {kind} ({shown})"
-    return f"{article} {kind}"
+        return f"{type_with_article(value)} ({shown})"
+    return type_with_article(value)
 
 
 def _check_gradients_setting(estimator, key, gradients):
@@ -396,17 +395,17 @@ def _as_subject_list(X, estimator=None):
         )
     if isinstance(X, Mapping):  # list(X) would give its keys, read as file names
         raise ValueError(
-            f"{_LAYOUT}; got a {type(X).__name__}, whose keys would be taken for the subjects. "
+            f"{_LAYOUT}; got {type_with_article(X)}, whose keys would be taken for the subjects. "
             "Pass list(X.values()), or pandas.Series(X) to keep the keys as the subjects' labels"
         )
     if _is_image(X):  # its ndim and shape would be taken for an array's, "reshape" advised
         raise ValueError(
-            f"{_LAYOUT}; got a {type(X).__name__} of shape {tuple(X.shape)}: {_IMAGE_ADVICE}, "
+            f"{_LAYOUT}; got {type_with_article(X)} of shape {tuple(X.shape)}: {_IMAGE_ADVICE}, "
             "one array per subject: X = [masker.fit_transform(img) for img in images]"
         )
     if _is_torch_dataset(X):  # skorch's way to pass data: its items read as parts of a subject
         raise ValueError(
-            f"{_LAYOUT}; got a {type(X).__name__}, a torch Dataset as skorch's nets take: these "
+            f"{_LAYOUT}; got {type_with_article(X)}, a torch Dataset as skorch's nets take: these "
             "estimators take the subjects' series (and their targets as y), which they "
             "preprocess and cut into windows themselves. Pass the series, e.g. "
             "[dataset[i][0] for i in range(len(dataset))], and the targets as y"

@@ -1917,18 +1917,18 @@ def test_a_loaded_checkpoint_or_a_state_dict_given_as_weights_is_told_what_to_pa
     save_checkpoint(tmp_path / "model.pt", module)
     X = make_subjects()
     for weights, hint in ((load_checkpoint(tmp_path / "model.pt"),
-                           r"LoadedCheckpoint instead: pass its model, weights=checkpoint\.model "),
-                          (module.state_dict(), r"OrderedDict instead: a state dict or a loaded "
+                           r"a LoadedCheckpoint instead: pass its model, weights=checkpoint\.model "),
+                          (module.state_dict(), r"an OrderedDict instead: a state dict or a loaded "
                                                 r"file does not say the model's architecture"),
                           # a gradient matrix taken for weights: it had been printed, with no hint
-                          (np.zeros((450, 30)), r"ndarray instead: an array of shape \(450, 30\) "
+                          (np.zeros((450, 30)), r"an ndarray instead: an array of shape \(450, 30\) "
                                                 r"is no model; if it is the region gradients, "
                                                 r"pass it as gradients=")):
         for estimator in (BrainJEPAEmbedder(weights=weights, device="cpu"),
                           BrainJEPAClassifier(weights, max_epochs=1, verbose=0)):
             with pytest.raises(InvalidParameterError,
                                match=rf"The 'weights' parameter of {type(estimator).__name__} "
-                                     rf"must be .*Got an? {hint}") as error:
+                                     rf"must be .*Got {hint}") as error:
                 estimator.fit(X, np.arange(len(X)) % 2)
             assert "tensor(" not in str(error.value) and len(str(error.value)) < 500
 

@@ -6,6 +6,7 @@ transform), each call either works as documented or raises a ``ValueError`` / ``
 whose message says what is wrong. Nothing else may escape: no IndexError, no silent NaN.
 """
 
+import collections
 import re
 import warnings
 
@@ -719,6 +720,9 @@ def test_a_dict_of_subjects_is_refused_with_the_advice_to_pass_its_values():
     with pytest.raises(ValueError, match=r"got a dict, whose keys would be taken for the "
                                          r"subjects\. Pass list\(X\.values\(\)\)"):
         validate_subjects({"sub-01": x, "sub-02": x + 1})
+    # named with its article ("got a OrderedDict" had been said)
+    with pytest.raises(ValueError, match=r"got an OrderedDict, whose keys would be taken"):
+        validate_subjects(collections.OrderedDict({"sub-01": x, "sub-02": x + 1}))
 
 
 def test_tensors_that_require_grad_are_read_as_their_values():

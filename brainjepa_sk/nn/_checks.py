@@ -9,6 +9,21 @@ import numbers
 import numpy as np
 
 
+def type_with_article(value):
+    """The name of ``value``'s type with its indefinite article, for messages: ``"a dict"``,
+    ``"an OrderedDict"``, ``"an ndarray"``, ``"an SVC"``.
+
+    By how the name is read out: an initialism (``SVC``, ``ndarray``'s ``nd``) letter by
+    letter, so by its first letter's name ("ess", "en"); any other name by its first letter.
+    """
+    name = type(value).__name__
+    if name[:2].isupper() or name.startswith("nd"):
+        vowel_sound = name[:1].upper() in "AEFHILMNORSX"
+    else:
+        vowel_sound = name[:1].lower() in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {name}"
+
+
 def check_time_patches(n_frames, patch_size):
     """Check that ``n_frames`` frames cut into whole time patches; return how many.
 

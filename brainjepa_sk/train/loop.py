@@ -6,7 +6,7 @@ import contextlib
 
 import torch
 
-from ..nn._checks import check_count
+from ..nn._checks import check_count, type_with_article
 from .distributed import all_reduce_mean, any_process, world
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import (
@@ -385,8 +385,8 @@ class PretrainLoop:
         for x in batches:
             if not isinstance(x, torch.Tensor):  # e.g. the [x] of a TensorDataset's loader
                 raise TypeError(
-                    f"the loader must yield (batch, n_frames, n_regions) tensors, got a "
-                    f"{type(x).__name__}; with a TensorDataset, yield its tensor "
+                    f"the loader must yield (batch, n_frames, n_regions) tensors, got "
+                    f"{type_with_article(x)}; with a TensorDataset, yield its tensor "
                     "(e.g. window_loader(WindowDataset(windows), ...))")
             lr, weight_decay, momentum = self.schedule(self.step)
             set_hyperparameters(self.optimizer, lr, weight_decay)
