@@ -7,13 +7,16 @@ Formats, by extension:
   line of region names (fMRIPrep / XCP-D style ``*_timeseries.tsv``); a header gives the
   subject a DataFrame with those columns;
 * ``.1D`` and ``.txt``: whitespace-separated numbers, lines starting with ``#`` ignored (the
-  ABIDE Preprocessed Connectomes Project's ROI files).
+  ABIDE Preprocessed Connectomes Project's ROI files);
+* any of these text tables gzipped (``.tsv.gz``, ``.csv.gz``, ``.1D.gz``, ``.txt.gz``), as
+  pipelines often write them: read as the table they hold, by the same rules.
 """
 
 from __future__ import annotations
 
 import csv
 import glob
+import gzip
 import hashlib
 import itertools
 import math
@@ -21,6 +24,7 @@ import os
 import re
 import warnings
 import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,7 +44,26 @@ __all__ = [
     "series_digest",
 ]
 
-SUBJECT_FILE_SUFFIXES = (".npy", ".tsv", ".csv", ".1d", ".txt")
+#: The text tables, also read gzipped (``.tsv.gz``).
+_TEXT_SUFFIXES = (".tsv", ".csv", ".1d", ".txt")
+SUBJECT_FILE_SUFFIXES = (".npy", *_TEXT_SUFFIXES, *(suffix + ".gz" for suffix in _TEXT_SUFFIXES))
+#: What a damaged gzip file raises while it is decompressed.
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
+
+
+def _file_type(path):
+    """``path``'s subject file type, lower case: ``".tsv.gz"`` for a gzipped text table, its
+    last suffix otherwise (``".npy"``, ``".1d"``, ``".gz"`` of an image ``.nii.gz``)."""
+    name = Path(path).name.lower()
+    return next((suffix + ".gz" for suffix in _TEXT_SUFFIXES if name.endswith(suffix + ".gz")),
+                Path(name).suffix)
+
+
+def _open_text(path, **options):
+    """``open(path, **options)`` as text, decompressing a ``.gz`` file as it is read."""
+    if str(path).lower().endswith(".gz"):
+        return gzip.open(path, "rt", **options)
+    return open(path, **options)
 
 
 def is_path(obj):
@@ -99,7 +122,7 @@ def _check_only_subject_files(pattern, paths):
     """Refuse a glob that matches subject files and others beside them (a model or a run's
     state saved in the data folder, a JSON sidecar), naming the others and a narrower glob;
     one that matches no subject file at all is left to the reader's advice (a NIfTI image)."""
-    suffixes = [path.suffix.lower() for path in paths]
+    suffixes = [_file_type(path) for path in paths]
     others = [path for path, suffix in zip(paths, suffixes) if suffix not in SUBJECT_FILE_SUFFIXES]
     kept = [suffix for suffix in suffixes if suffix in SUBJECT_FILE_SUFFIXES]
     if not others or not kept:
@@ -425,7 +448,7 @@ def _n_cells(line, separator):
 def _check_line_lengths(path, separator, column="region"):
     """Raise when a line has another number of cells than the first (a truncated line, or a
     header line short of names)."""
-    with open(path, encoding="utf-8-sig", newline="") as file:
+    with _open_text(path, encoding="utf-8-sig", newline="") as file:
         lines = [line.rstrip("\r\n") for line in file if line.strip()]
     # cells as pandas reads them: a quoted name may hold the separator ("Cingulate Gyrus,
     # anterior division" in the Harvard-Oxford atlas)
@@ -460,7 +483,8 @@ def read_csv_table(path, column="region", last_column=True):
     Parameters
     ----------
     path : path-like
-        The file (tab-separated when it ends in ``.tsv``, else comma-separated).
+        The file (tab-separated when it ends in ``.tsv``, else comma-separated), or the same
+        gzipped (``.tsv.gz``, ``.csv.gz``).
     column : str, default="region"
         What a column is, for the error about an index column.
     last_column : bool, default=True
@@ -486,8 +510,8 @@ def read_csv_table(path, column="region", last_column=True):
     """
     import pandas as pd
 
-    separator = "\t" if Path(path).suffix.lower() == ".tsv" else ","
-    with open(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
+    separator = "\t" if _file_type(path) in (".tsv", ".tsv.gz") else ","
+    with _open_text(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
         lines = (line for line in file if line.strip())  # pandas skips blank lines too
         first_line, second_line = next(lines, ""), next(lines, "")
     header = 0 if has_header_line(first_line, second_line, separator) else None
@@ -612,10 +636,10 @@ def _refuse_a_header_without_hash(path):
     """Name a first line of names in a whitespace-separated file, which takes a header only
     as a '#' comment (numpy had said "could not convert string 'ROI_0' to float64")."""
     try:
-        with open(path, encoding="utf-8-sig") as file:
+        with _open_text(path, encoding="utf-8-sig") as file:
             lines = list(itertools.islice((line.split() for line in file if line.strip()
                                            and not line.lstrip().startswith("#")), 2))
-    except (UnicodeDecodeError, OSError):  # not text: the caller's message says so
+    except (UnicodeDecodeError, OSError, *_GZIP_ERRORS):  # the caller's message says why
         return
 
     def is_number(cell):
@@ -633,13 +657,33 @@ def _refuse_a_header_without_hash(path):
             "whose header line names the regions")
 
 
+def _refuse_a_damaged_gzip(path, error):
+    """Name a gzip file that does not decompress, whatever error reading it met first: the
+    garbage a damaged stream gives may fail the table's parsing before the decompressor sees
+    the damage (read through once more to find out, on the way to an error only)."""
+    if not isinstance(error, _GZIP_ERRORS):
+        try:
+            with gzip.open(path, "rb") as file:
+                while file.read(2**20):
+                    pass
+        except _GZIP_ERRORS as damage:
+            error = damage
+        except OSError:  # it cannot be read: the caller's message says so
+            return
+        else:
+            return
+    raise ValueError(f"{path} is a damaged gzip file (it does not decompress: {error}); "
+                     "write it again") from error
+
+
 def read_subject_file(path):
     """One subject's ``(n_timepoints, n_regions)`` series from a file.
 
     Parameters
     ----------
     path : str or path-like
-        A ``.npy``, ``.tsv``, ``.csv``, ``.1D`` or ``.txt`` file.
+        A ``.npy``, ``.tsv``, ``.csv``, ``.1D`` or ``.txt`` file, or a gzipped text one
+        (``.tsv.gz``, ``.csv.gz``, ``.1D.gz``, ``.txt.gz``), read whole.
 
     Returns
     -------
@@ -653,8 +697,8 @@ def read_subject_file(path):
     OSError
         Naming the file, when it cannot be read (no permission, an I/O error).
     ValueError
-        Naming the file: a folder, an unknown extension, or contents that are not a numeric
-        table.
+        Naming the file: a folder, an unknown extension, contents that are not a numeric
+        table, or a gzip file that does not decompress (damaged or cut short).
     """
     path = expand_home(path)
     if path.is_dir():
@@ -662,7 +706,7 @@ def read_subject_file(path):
     if not path.is_file():
         raise FileNotFoundError(
             f"subject file not found: {path}{_stray_spaces(path)}{_relative(path)}")
-    suffix = path.suffix.lower()
+    suffix = _file_type(path)
     if suffix not in SUBJECT_FILE_SUFFIXES:
         shown = "".join(path.suffixes[-2:]) if suffix == ".gz" else path.suffix
         raise ValueError(
@@ -672,17 +716,21 @@ def read_subject_file(path):
     try:
         if suffix == ".npy":
             return load_npy(path, mmap_mode="r")
-        if suffix in (".tsv", ".csv"):
+        if suffix in (".tsv", ".csv", ".tsv.gz", ".csv.gz"):
             return read_csv_table(path, column="region")
         with catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # numpy warns on an empty file
-            # a byte-order mark (Windows editors write one) is no number
-            array = np.loadtxt(path, comments="#", ndmin=2, encoding="utf-8-sig")
+            # a byte-order mark (Windows editors write one) is no number; a .gz file is
+            # decompressed as it is read
+            with _open_text(path, encoding="utf-8-sig") as file:
+                array = np.loadtxt(file, comments="#", ndmin=2)
         if not array.size:  # read as shape (0, 1): named as a .csv without rows is
             check_has_rows("", "", header=False, comments=True)
         return array
-    except (ValueError, OSError, UnicodeDecodeError, EOFError) as error:
-        if isinstance(error, ValueError) and suffix in (".txt", ".1d"):
+    except (ValueError, OSError, UnicodeDecodeError, *_GZIP_ERRORS) as error:
+        if suffix.endswith(".gz"):
+            _refuse_a_damaged_gzip(path, error)
+        if isinstance(error, ValueError) and suffix in (".txt", ".1d", ".txt.gz", ".1d.gz"):
             _refuse_a_header_without_hash(path)
         if isinstance(error, OSError) and error.errno is not None:
             # no permission, an I/O error: the file could not be read, whatever it holds

@@ -143,6 +143,32 @@ def test_a_damaged_text_subject_file_is_named(tmp_path, suffix, damage, lazy):
         validate_subjects([good, bad], lazy=lazy)
 
 
+@pytest.mark.parametrize("suffix", [".tsv.gz", ".csv.gz", ".txt.gz", ".1D.gz"])
+@pytest.mark.parametrize("damage", ["cut", "corrupt", "not_gzip"])
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_damaged_gzipped_subject_file_is_named(tmp_path, suffix, damage, lazy):
+    """A gzipped table cut short in a copy, with damaged compressed bytes, or not gzipped at
+    all is refused naming the file and saying it does not decompress (zlib's error, which is
+    no OSError, had escaped unnamed)."""
+    import gzip
+
+    rng = np.random.default_rng(0)
+    good = tmp_path / "sub-0.npy"
+    np.save(good, rng.standard_normal((30, 4)))
+    lines = "\n".join(("," if suffix == ".csv.gz" else "\t").join(f"{v:.6f}" for v in row)
+                      for row in rng.standard_normal((300, 4))).encode() + b"\n"
+    packed = gzip.compress(lines)
+    corrupt = bytearray(packed)
+    corrupt[len(corrupt) // 2 : len(corrupt) // 2 + 40] = bytes(40)
+    content = {"cut": packed[: len(packed) // 2], "corrupt": bytes(corrupt),
+               "not_gzip": lines}[damage]
+    bad = tmp_path / f"sub-1{suffix}"
+    bad.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(bad))} is a damaged gzip file \(it "
+                                         r"does not decompress: .*\); write it again"):
+        validate_subjects([good, bad], lazy=lazy)
+
+
 @pytest.mark.parametrize("keep, said", [
     (lambda raw: raw[:-8], r"its header announces 640 bytes of data, it holds 632"),
     (lambda raw: raw[: len(raw) // 2], r"its header announces 640 bytes of data, it holds \d+"),

@@ -43,6 +43,38 @@ def test_every_format_reads_back_its_series(tmp_path, series):
     assert list(read[1].columns) == [f"roi{r}" for r in range(N_REGIONS)]  # header -> names
 
 
+def test_gzipped_text_tables_read_as_the_plain_ones(tmp_path, series):
+    """fMRI pipelines write gzipped tables (*_timeseries.tsv.gz): they were refused as an
+    unknown subject file type. Each reads as its plain file does, header and '#' lines
+    included, in a glob too; only .npy is memory-mapped, so they are read whole."""
+    import gzip
+
+    plain = [path for path in _write(tmp_path, series) if path.suffix != ".npy"]
+    zipped = tmp_path / "gz"
+    zipped.mkdir()
+    for path in plain:
+        with open(path, "rb") as source, gzip.open(zipped / (path.name + ".gz"), "wb") as out:
+            out.write(source.read())
+    assert len(plain) == 3
+    for path in plain:
+        got, expected = read_subject_file(zipped / (path.name + ".gz")), read_subject_file(path)
+        assert type(got) is type(expected)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+        if isinstance(expected, pd.DataFrame):  # the header names the regions
+            assert list(got.columns) == list(expected.columns)
+    read = validate_subjects(str(zipped / "sub-*"), lazy=True)
+    assert isinstance(read, SubjectFiles) and len(read) == 3
+    for k, expected in enumerate(series[1:]):
+        np.testing.assert_allclose(read[k], expected, rtol=1e-7)
+    # the checks of the plain tables apply inside: a comment line in a .tsv is named so
+    bad = zipped / "sub-05.tsv.gz"
+    with gzip.open(bad, "wt") as file:
+        file.write("# made by a pipeline\n" + "\n".join(
+            "\t".join(f"{v:.4f}" for v in row) for row in series[0]) + "\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(bad))} .*a comment line"):
+        read_subject_file(bad)
+
+
 def test_upper_case_suffixes_are_read_as_their_formats(tmp_path, series):
     names = [f"roi{r}" for r in range(N_REGIONS)]
     pd.DataFrame(series[0], columns=names).to_csv(tmp_path / "sub-01.TSV", sep="\t",
