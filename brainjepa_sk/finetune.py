@@ -472,6 +472,33 @@ def _constructor_signature(cls):
     return own.replace(parameters=[*parameters, *rest])
 
 
+@contextlib.contextmanager
+def _showing_record(history, record):
+    """``history`` with ``record`` appended while the block runs (as it was when None)."""
+    if record is None:
+        yield
+        return
+    history.append(record)
+    try:
+        yield
+    finally:
+        if history and history[-1] is record:
+            del history[-1]
+
+
+@contextlib.contextmanager
+def _hiding_last_record(history, record):
+    """``history`` without its last record while the block runs, when that is ``record``."""
+    if record is None or not history or history[-1] is not record:
+        yield
+        return
+    del history[-1]
+    try:
+        yield
+    finally:
+        history.append(record)
+
+
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
 
@@ -583,12 +610,19 @@ class _FineTuneBase(SubjectsInputMixin):
     #: What only a running fit holds (set in the loop, removed when it ends).
     _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
-                  "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_")
+                  "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_",
+                  "_cut_epoch_", "_shown_cut_epoch_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
         # one: without the running fit's state, which its later calls would take as theirs
         state = super().__getstate__()
+        shown = self.__dict__.get("_shown_cut_epoch_")
+        history = state.get("history_")
+        if shown is not None and history and history[-1] is shown:
+            # at the end of training (see _notify): the history of completed epochs
+            state["history_"] = copy.copy(history)
+            del state["history_"][-1]
         for name in self._FIT_STATE:
             state.pop(name, None)
         return state
@@ -1026,7 +1060,10 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         files = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
                      f_history=f_history, **kwargs)
-        save_params_atomically(super().save_params, files, use_safetensors=use_safetensors)
+        # the history of completed epochs, also while the callbacks see a cut one (_notify)
+        hidden = self.__dict__.get("_shown_cut_epoch_") if f_history is not None else None
+        with _hiding_last_record(self.history_, hidden):
+            save_params_atomically(super().save_params, files, use_safetensors=use_safetensors)
 
     def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
                     checkpoint=None, use_safetensors=False, **kwargs):
@@ -1133,6 +1170,7 @@ class _FineTuneBase(SubjectsInputMixin):
             or of other settings (named).
         """
         pressed, self._sigterm_ = {}, {}
+        self.__dict__.pop("_cut_epoch_", None)  # an earlier fit's, had its end not come
         try:
             # the checks of a resumed run too: skorch's partial_fit swallows a Ctrl-C there
             with noting_ctrl_c(pressed), noting_sigterm(self._sigterm_):
@@ -1153,7 +1191,9 @@ class _FineTuneBase(SubjectsInputMixin):
                             # skorch records an epoch when it begins: one ended before its
                             # on_epoch_end has no record (no train_loss, no valid_loss), as
                             # the pretrainer's history holds completed epochs only
-                            del self.history_[-1]
+                            cut = self.history_.pop()
+                            if cut.get("batches"):  # it trained (see _notify)
+                                self._cut_epoch_ = cut
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
             # the caller, as the pre-emption asked (the pretrainer's loop does the same)
@@ -1700,6 +1740,22 @@ class _FineTuneBase(SubjectsInputMixin):
         beside the previous epoch's history, which ``LoadInitState`` resumed as another run.
         With the files it saved, the run file that records the fit's data and settings is
         written (``<fn_prefix>run.json``), which a resumed fit checks."""
+        # At the end of training, the callbacks see the record of an epoch one of them cut
+        # short after a batch (fit_loop dropped it), as skorch shows it: the model holds what
+        # it trained of that epoch, which EarlyStopping(load_best=True) takes as the last (else it kept
+        # those weights, not its best epoch's) and a checkpoint names its files after (else
+        # they failed on an empty history). The histories saved or pickled leave it out.
+        cut = self.__dict__.pop("_cut_epoch_", None) if method_name == "on_train_end" else None
+        if cut is None:
+            return self._notify_hooks(method_name, cb_kwargs)
+        self._shown_cut_epoch_ = cut
+        try:
+            with _showing_record(self.history_, cut):
+                return self._notify_hooks(method_name, cb_kwargs)
+        finally:
+            self.__dict__.pop("_shown_cut_epoch_", None)
+
+    def _notify_hooks(self, method_name, cb_kwargs):
         getattr(self, method_name)(self, **cb_kwargs)
         fingerprint = self.__dict__.get("_run_fingerprint_")
         for _, callback in self.callbacks_:
@@ -2412,9 +2468,12 @@ _SHARED_HISTORY = """skorch's record of each completed epoch: ``epoch``, ``dur``
         the scores. Completed epochs only, as the pretrainer's ``history_``: skorch starts an
         epoch's record when it begins, and one that a callback ends inside (raising
         ``KeyboardInterrupt`` before the epoch's end, as skorch's callbacks stop training)
-        has none, the model keeping what it trained of it; one a callback ends at its end
-        (skorch's ``EarlyStopping``) keeps its record. SIGTERM and Ctrl-C stop the fit with
-        the estimator, ``history_`` included, as it was before it."""
+        has none, the model keeping what it trained of it (the callbacks see its record at
+        the end of training once it trained a batch, as skorch shows it:
+        ``EarlyStopping(load_best=True)`` takes it as the last epoch, a ``TrainEndCheckpoint``
+        names its files after it, but saves the history without it); one a callback ends at
+        its end (skorch's ``EarlyStopping``) keeps its record. SIGTERM and Ctrl-C stop the fit
+        with the estimator, ``history_`` included, as it was before it."""
 
 _SHARED_NOTES = """Every window of a subject is a training sample carrying its subject's target.
     Prediction runs the model (in eval mode) on each window and averages a subject's window

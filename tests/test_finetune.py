@@ -4257,6 +4257,36 @@ def test_an_epoch_a_callback_ends_inside_has_no_record_in_history(where, tmp_pat
     assert [record["epoch"] for record in clf.history_] == [1, 2, 3, 4]
 
 
+@pytest.mark.parametrize("cut_epoch", [1, 2])
+def test_the_end_of_training_sees_an_epoch_a_callback_cut_short(cut_epoch, tmp_path):
+    """The record of an epoch a callback ends inside is dropped from history_, but the
+    callbacks see it at the end of training, as skorch shows it: EarlyStopping(load_best=True)
+    takes the cut epoch as the last, restoring its best epoch's weights (it had kept the cut
+    epoch's, and failed on the empty history when the first epoch was cut), and a
+    TrainEndCheckpoint names its files after it (it failed on the empty history). The history
+    it saves, and pickles, hold the completed epochs only."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    stopping = EarlyStopping(monitor="train_loss", patience=50, load_best=True)
+    end = TrainEndCheckpoint(dirname=tmp_path, f_params="params_{last_epoch[epoch]}.pt",
+                             f_pickle="net.pkl")
+    clf = BrainJEPAClassifier(
+        tiny_module(), **fast(max_epochs=3, batch_size=4, train_split=None),
+        callbacks=[("stop", StopInside(cut_epoch, "training")), ("stopping", stopping),
+                   ("end", end)]).fit(X, y)
+    completed = list(range(1, cut_epoch))
+    assert [record["epoch"] for record in clf.history_] == completed
+    if cut_epoch > 1:
+        assert stopping.best_epoch_ == 1
+        best = stopping.best_model_weights_
+        assert all(torch.equal(value, best[name])
+                   for name, value in clf.module_.state_dict().items())
+    assert (tmp_path / f"train_end_params_{cut_epoch}.pt").exists()
+    with open(tmp_path / "train_end_history.json") as file:
+        assert [record["epoch"] for record in json.load(file)] == completed
+    with open(tmp_path / "train_end_net.pkl", "rb") as file:
+        assert [record["epoch"] for record in pickle.load(file).history_] == completed
+
+
 def _poison_loss(net):  # a loss gone NaN, as a far too large learning rate gives
     net.history_.record_batch("train_loss", float("nan"))
 
