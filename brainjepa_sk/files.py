@@ -477,6 +477,17 @@ def _check_line_lengths(path, separator, column="region"):
                          f"{lengths[0]} (a truncated or damaged line)")
 
 
+def _starts_with_a_savetxt_hash(names):
+    """Whether the first of a header's ``names`` carries the '#' that numpy.savetxt writes
+    before its header line (``comments="# "``, or ``"#"`` before names that take none): not
+    when every name starts with one, as regions named ``#1``, ``#2``, ... do."""
+    first, others = names[0], names[1:]
+    if not first.startswith("#") or not first[1:].strip():
+        return False
+    return first[1:2].isspace() or bool(others) and not any(
+        name.startswith("#") for name in others)
+
+
 def read_csv_table(path, column="region", last_column=True):
     """A numeric ``.csv`` or ``.tsv`` table, with or without a header line of names.
 
@@ -564,7 +575,7 @@ def read_csv_table(path, column="region", last_column=True):
     # names as written, without the spaces that often follow a comma, nor the '# ' that
     # numpy.savetxt writes before its header= line (else part of the first region's name)
     names = [str(name).strip() for name in table.columns] if header is not None else None
-    if names and first_line.lstrip().startswith("#") and names[0][1:].strip():
+    if names and _starts_with_a_savetxt_hash(names):
         names[0] = names[0][1:].strip()
     check_index_column(values, column, names[0] if names else None, last=last_column,
                        last_name=names[-1] if names else None)

@@ -793,6 +793,21 @@ def test_a_header_written_by_numpy_savetxt_names_the_regions_without_its_hash(tm
     embedder.transform([pd.DataFrame(rows, columns=names)])  # the same regions, named alike
 
 
+@pytest.mark.parametrize("names, comments", [
+    (["#1", "#2", "#3"], None), (["#1"], None), (["#1", "#2", "#3"], "# "), (["#1"], "# "),
+    (["roi0", "roi1", "roi2"], "#")])
+def test_regions_named_with_a_hash_keep_it(tmp_path, names, comments):
+    """Only the '#' numpy.savetxt writes before its header line is dropped: regions named
+    '#1', '#2', ... in a header line had the first named '1'."""
+    rows = np.random.default_rng(5).standard_normal((6, len(names)))
+    path = tmp_path / "sub.csv"
+    if comments is None:  # pandas' header line
+        pd.DataFrame(rows, columns=names).to_csv(path, index=False)
+    else:
+        np.savetxt(path, rows, delimiter=",", header=",".join(names), comments=comments)
+    assert list(read_subject_file(path).columns) == names
+
+
 @pytest.mark.parametrize("decimal", [".", ","])
 def test_a_csv_separated_by_semicolons_is_named_as_such(tmp_path, decimal):
     """Spreadsheets where the decimal mark is a comma save ';'-separated .csv files: the
