@@ -535,11 +535,10 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
 
 def warn_if_off_the_fitted_scale(estimator, subjects):
     """Warn when the robust statistics that ``transform`` or ``predict`` apply unchanged to new
-    subjects leave them far from unit scale.
+    subjects leave them far above unit scale.
 
     The statistics are a checkpoint's (learned at pretraining) or were learned by the
-    estimator's ``fit``; either way new series on another scale reach the model blown up or
-    flattened. One warning per call at most, from the first
+    estimator's ``fit``; either way new series on a larger scale reach the model blown up. One warning per call at most, from the first
     :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects.
 
     Parameters

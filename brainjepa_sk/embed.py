@@ -102,7 +102,8 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         statistics), ``"global_zscore"`` for research weights. Naming our checkpoint's own
         scaling is the same as ``"auto"``: its ``"robust"`` statistics are the pretraining
         data's, not relearned (``fit`` and ``transform`` warn when they leave the subjects
-        they are given far from unit scale: series scaled otherwise than the pretraining data);
+        they are given far above unit scale: series scaled otherwise than the pretraining
+        data);
         another scaling is fitted on the subjects given to ``fit``.
     constant_regions : {"error", "zero"}, default="error"
         A region whose signal is constant within a subject (outside the scan's field of view,

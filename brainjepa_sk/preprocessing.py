@@ -783,9 +783,9 @@ class Preprocessor:
 
     def _warn_if_off_the_saved_scale(self, subjects, source, *, fitted_by=None):
         """Series that robust statistics learned elsewhere (at pretraining, carried by a
-        checkpoint, or by an estimator's ``fit``), not refitted, leave far from unit scale:
+        checkpoint, or by an estimator's ``fit``), not refitted, leave far above unit scale:
         scaled otherwise than the data they were learned from (raw BOLD against standardized
-        series), which the model then sees blown up or flattened. Looks at the first
+        series), which the model then sees blown up. Looks at the first
         ``SAVED_SCALE_CHECK_SUBJECTS`` subjects only.
 
         ``source`` names the checkpoint the statistics came from; ``fitted_by``, the class
@@ -801,7 +801,10 @@ class Preprocessor:
         # in each region) is no spread
         spread = float(np.median(np.concatenate(
             [np.median(np.abs(x - np.median(x, axis=0)), axis=0) for x in scaled])))
-        if max(spread, level) > UNIT_SCALE_RANGE[1] or spread < UNIT_SCALE_RANGE[0]:
+        # Too large only: the statistics are pooled over subjects, so that raw BOLD whose
+        # baselines differ between subjects leaves each subject's own fluctuations at ~0.01 of
+        # them, on the very data they were learned from; too small a spread is no sign here.
+        if max(spread, level) > UNIT_SCALE_RANGE[1]:
             if fitted_by is None:
                 origin, learned, advice = (f"{source} was pretrained on", "at pretraining",
                                            "Scale them as the pretraining data were, or set")
@@ -812,8 +815,9 @@ class Preprocessor:
                 f"the series are on another scale than the data {origin}: its robust "
                 f"statistics (normalization='robust', learned {learned} and not refitted) "
                 f"leave them at median |value| {level:.3g}, median absolute deviation over "
-                f"time {spread:.3g}, where the data they were learned from sat near 1 (were "
-                f"they scaled otherwise, e.g. raw BOLD against standardized series?). {advice} "
+                f"time {spread:.3g}, where the data they were learned from sat within a few "
+                f"units (were they scaled otherwise, e.g. raw BOLD against standardized "
+                f"series?). {advice} "
                 "normalization='global_zscore' or 'roi_zscore', which scale each window",
             )
 

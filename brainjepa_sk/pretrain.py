@@ -226,7 +226,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
     normalization : {"robust", "global_zscore", "roi_zscore"} or None, default="robust"
         Scaling of the windows (``"robust"``: per-region median / IQR learned in ``fit``, the
         research code's pretraining choice). Saved with the model. ``transform`` applies the
-        statistics of ``fit`` to new series unchanged, and warns when they leave them far from
+        statistics of ``fit`` to new series unchanged, and warns when they leave them far above
         unit scale (series scaled otherwise than those of ``fit``, e.g. raw BOLD).
     pooling : {"mean", "roi", "roi_std", "connectivity", "lagged", "tokens"}, default="mean"
         Token pooling of ``transform`` (see :class:`BrainJEPAEmbedder`).
