@@ -1,13 +1,18 @@
-"""A tiny pretraining run for one process of a CPU (gloo) process group; used by the DDP test.
+"""Tiny runs for the processes of a CPU (gloo) process group; used by the DDP tests.
 
-Importable by the processes that ``torch.multiprocessing.spawn`` starts.
+Importable by the processes that ``torch.multiprocessing.spawn`` starts. Starting a process
+costs seconds (it imports torch), so the tests run their scenarios one after another in one
+pair of processes (:func:`scenarios_worker`), each scenario in a process group of its own.
 """
 
 import contextlib
+import datetime
 import multiprocessing
 import os
+import pathlib
 import signal
 import sys
+import traceback
 
 import torch
 import torch.distributed as dist
@@ -29,28 +34,43 @@ N_REGIONS, N_FRAMES, PATCH, N_WINDOWS = 12, 16, 4, 24
 
 
 @contextlib.contextmanager
-def gloo_group(rank, world_size, init_file, **options):
-    """Join a gloo group of ``world_size`` processes for the body; destroy it after.
-
-    When the body succeeds, the spawned process then ends without the interpreter's
-    finalization (``os._exit(0)``). Once DDP has used a group, its C++ worker threads outlive
-    ``destroy_process_group`` (the group is still referenced), and one may still hold the last
-    reference to the tensors of the last collective: if it drops them while the interpreter is
-    finalizing, Python 3.11 ends that thread with ``pthread_exit`` from a C++ destructor and
-    the process aborts ("terminate called without an active exception"; pytorch/pytorch#38228,
-    python/cpython#87135). Every result is saved before, so nothing is lost. An error in the
-    body propagates as usual (``mp.spawn`` reports it).
-    """
+def _joined(rank, world_size, init_file, **options):
+    """Join a gloo group of ``world_size`` processes for the body; destroy it after."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank,
                             world_size=world_size, **options)
     try:
         yield
     finally:
         dist.destroy_process_group()
+
+
+def _end_without_finalization():
+    """End a spawned process with ``os._exit(0)``, without the interpreter's finalization.
+
+    Once DDP has used a group, its C++ worker threads outlive ``destroy_process_group`` (the
+    group is still referenced), and one may still hold the last reference to the tensors of
+    the last collective: if it drops them while the interpreter is finalizing, Python 3.11
+    ends that thread with ``pthread_exit`` from a C++ destructor and the process aborts
+    ("terminate called without an active exception"; pytorch/pytorch#38228,
+    python/cpython#87135). Every result is saved before, so nothing is lost.
+    """
     if multiprocessing.parent_process() is not None:  # never end the test runner itself
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+@contextlib.contextmanager
+def gloo_group(rank, world_size, init_file, **options):
+    """Join a gloo group of ``world_size`` processes for the body; destroy it after.
+
+    When the body succeeds, the spawned process then ends without the interpreter's
+    finalization (:func:`_end_without_finalization`). An error in the body propagates as
+    usual (``mp.spawn`` reports it).
+    """
+    with _joined(rank, world_size, init_file, **options):
+        yield
+    _end_without_finalization()
 
 
 class StepLosses(Callback):
@@ -120,17 +140,17 @@ def _save_from_every_process(obj, world_size, out_file):
         torch.save(gathered, out_file)
 
 
-def worker(rank, world_size, init_file, out_file, global_batch, accumulation_steps=1):
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        loop, losses = run(global_batch, accumulation_steps=accumulation_steps)
-        gathered = [None] * world_size
-        dist.all_gather_object(gathered, losses)
-        states = [None] * world_size
-        dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
-        if rank == 0:
-            torch.save({"losses": gathered, "states": states, "history": loop.history,
-                        "steps": loop.step, "allreduces": loop.allreduces_}, out_file)
+def batch_scenario(rank, world_size, folder, accumulation_steps):
+    """A run of global batch 8 (in ``accumulation_steps`` micro-batches a process): every
+    process's step losses and weights, rank 0's history and count of gradient all-reduces."""
+    loop, losses = run(global_batch=8, accumulation_steps=accumulation_steps)
+    gathered = [None] * world_size
+    dist.all_gather_object(gathered, losses)
+    states = [None] * world_size
+    dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
+    if rank == 0:
+        torch.save({"losses": gathered, "states": states, "history": loop.history,
+                    "steps": loop.step, "allreduces": loop.allreduces_}, folder / "ddp.pt")
 
 
 class SigtermAt(Callback):
@@ -166,16 +186,15 @@ def dying_worker(rank, world_size, init_file, code):
         run(global_batch=8, callbacks=[ExitAt(2, code)] if rank == 1 else [])
 
 
-def sigterm_worker(rank, world_size, init_file, out_file, state_file):
-    """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step."""
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        callbacks = [Checkpoint(state_file, key="ddp")] if rank == 0 else [SigtermAt(3)]
-        loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
-        steps = [None] * world_size
-        dist.all_gather_object(steps, loop.step)
-        if rank == 0:
-            torch.save({"steps": steps}, out_file)
+def sigterm_scenario(rank, world_size, folder):
+    """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step
+    (``steps.pt``); rank 0 saves the run (``state.pt``)."""
+    callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SigtermAt(3)]
+    loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
+    steps = [None] * world_size
+    dist.all_gather_object(steps, loop.step)
+    if rank == 0:
+        torch.save({"steps": steps}, folder / "steps.pt")
 
 
 class StopTrainingAt(Callback):
@@ -189,29 +208,33 @@ class StopTrainingAt(Callback):
             loop.stop_training = True
 
 
-def stop_training_worker(rank, world_size, init_file, out_file):
+def stop_training_scenario(rank, world_size, folder):
     """Only rank 1's callback asks to stop, after step 1; agreeing every 2 steps, both
     processes stop after step 2."""
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        callbacks = [StopTrainingAt(1)] if rank == 1 else []
-        loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
-        _save_from_every_process((loop.step, loop.step_in_epoch, loop.stop_training),
-                                 world_size, out_file)
+    callbacks = [StopTrainingAt(1)] if rank == 1 else []
+    loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
+    _save_from_every_process((loop.step, loop.step_in_epoch, loop.stop_training),
+                             world_size, folder / "steps.pt")
 
 
-def resume_worker(rank, world_size, init_file, out_file, state_file, kill_at):
+def _resume_run(rank, world_size, out_file, state_file, kill_at):
     """Save every step (rank 0), die after step ``kill_at`` (when given), or resume and finish."""
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        callbacks = [Checkpoint(state_file, key="ddp", every_steps=1)] if rank == 0 else []
-        if kill_at is not None:
-            callbacks.append(KillAt(kill_at))
-        loop, _ = run(global_batch=8, callbacks=callbacks, restore=state_file)
-        states = [None] * world_size
-        dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
-        if rank == 0:
-            torch.save({"states": states, "history": loop.history, "step": loop.step}, out_file)
+    callbacks = [Checkpoint(state_file, key="ddp", every_steps=1)] if rank == 0 else []
+    if kill_at is not None:
+        callbacks.append(KillAt(kill_at))
+    loop, _ = run(global_batch=8, callbacks=callbacks, restore=state_file)
+    states = [None] * world_size  # gathered by all: process 0's save is written after
+    dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
+    if rank == 0:
+        torch.save({"states": states, "history": loop.history, "step": loop.step}, out_file)
+
+
+def resume_scenario(rank, world_size, folder):
+    """A run never killed (``straight.pt``), one killed after step 4 (``killed.pt``) and its
+    resume from rank 0's save (``resumed.pt``), one after the other."""
+    _resume_run(rank, world_size, folder / "straight.pt", folder / "straight-state.pt", None)
+    _resume_run(rank, world_size, folder / "killed.pt", folder / "state.pt", 4)
+    _resume_run(rank, world_size, folder / "resumed.pt", folder / "state.pt", None)
 
 
 class _Unpicklable(Exception):
@@ -226,45 +249,45 @@ class _NoUnpickle(Exception):
         super().__init__(f"{path}: {reason}")
 
 
-def main_process_worker(rank, world_size, init_file, out_file):
-    """``on_main_process``: process 0 computes, every process gets its result or its error."""
-    import datetime
+def main_process_scenario(rank, world_size, folder):
+    """``on_main_process``: process 0 computes, every process gets its result or its error.
+
+    Its group has a short timeout (see ``SCENARIOS``): process 0's slow work outlasts it."""
     import time
 
     from brainjepa_sk.train.distributed import all_gather_objects, on_main_process
 
     calls, results = [], {}
-    # a short timeout for the group's own collectives: process 0's slow work below outlasts it
-    with gloo_group(rank, world_size, init_file, timeout=datetime.timedelta(seconds=3)):
-        def compute(offset):
-            calls.append(rank)
-            return {"rank": rank + offset, "array": torch.arange(3) * (rank + 1)}
 
-        results["value"] = on_main_process(compute, 10)
+    def compute(offset):
+        calls.append(rank)
+        return {"rank": rank + offset, "array": torch.arange(3) * (rank + 1)}
 
-        def fail(error):
-            raise error
+    results["value"] = on_main_process(compute, 10)
 
-        for name, error in (("error", ValueError("the file x.npy is damaged")),
-                            ("unpicklable", _Unpicklable("no pickle")),
-                            ("no_unpickle", _NoUnpickle("sub-01.npy", "damaged")),
-                            ("interrupt", KeyboardInterrupt("stop"))):
-            try:
-                on_main_process(fail, error)
-            except BaseException as raised:
-                results[name] = f"{type(raised).__name__}: {raised}"
-        results["slow"] = on_main_process(lambda: time.sleep(5) or "done")
-        try:  # a result that cannot be sent (a lambda does not pickle)
-            on_main_process(lambda: (lambda: None))
+    def fail(error):
+        raise error
+
+    for name, error in (("error", ValueError("the file x.npy is damaged")),
+                        ("unpicklable", _Unpicklable("no pickle")),
+                        ("no_unpickle", _NoUnpickle("sub-01.npy", "damaged")),
+                        ("interrupt", KeyboardInterrupt("stop"))):
+        try:
+            on_main_process(fail, error)
         except BaseException as raised:
-            results["unsendable"] = type(raised).__name__
-        results["after"] = on_main_process(lambda: rank)  # the group still works
-        results["gathered"] = all_gather_objects(rank for _ in range(rank + 1))  # a generator
-        results["calls"] = calls
-        _save_from_every_process(results, world_size, out_file)
+            results[name] = f"{type(raised).__name__}: {raised}"
+    results["slow"] = on_main_process(lambda: time.sleep(5) or "done")
+    try:  # a result that cannot be sent (a lambda does not pickle)
+        on_main_process(lambda: (lambda: None))
+    except BaseException as raised:
+        results["unsendable"] = type(raised).__name__
+    results["after"] = on_main_process(lambda: rank)  # the group still works
+    results["gathered"] = all_gather_objects(rank for _ in range(rank + 1))  # a generator
+    results["calls"] = calls
+    _save_from_every_process(results, world_size, folder / "main.pt")
 
 
-def estimator_worker(rank, world_size, init_file, out_file, random_state):
+def estimator_scenario(rank, world_size, folder, random_state):
     """``BrainJEPAPretrainer.fit`` in each process; records the windows each one trained on
     and the warnings it gave (a warm-up of 2 epochs in a run of 1 warns)."""
     import warnings
@@ -274,16 +297,15 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
     from brainjepa_sk import BrainJEPAPretrainer
     from brainjepa_sk.train import ShuffleSampler
 
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        seen, real_iter = [], ShuffleSampler.__iter__
+    seen, real_iter = [], ShuffleSampler.__iter__
 
-        def recording_iter(sampler):
-            for index in real_iter(sampler):
-                seen.append(index)
-                yield index
+    def recording_iter(sampler):
+        for index in real_iter(sampler):
+            seen.append(index)
+            yield index
 
-        ShuffleSampler.__iter__ = recording_iter
+    ShuffleSampler.__iter__ = recording_iter
+    try:
         X = np.random.default_rng(0).standard_normal((9, 48, N_REGIONS))
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -292,39 +314,39 @@ def estimator_worker(rank, world_size, init_file, out_file, random_state):
                 model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
                 n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=1, warmup_epochs=2,
                 batch_size=4, device="cpu", verbose=0, random_state=random_state).fit(X)
-        _save_from_every_process({"seen": seen, "warnings": [str(w.message) for w in caught]},
-                                 world_size, out_file)
+    finally:  # the next scenarios run in this process
+        ShuffleSampler.__iter__ = real_iter
+    _save_from_every_process({"seen": seen, "warnings": [str(w.message) for w in caught]},
+                             world_size, folder / "seen.pt")
 
 
-def other_subjects_worker(rank, world_size, init_file, out_file):
+def other_subjects_scenario(rank, world_size, folder):
     """``fit`` and ``transform`` with other subjects in process 1 (one subject's values
     changed; one subject fewer), then with the same: the errors each process raised."""
     import numpy as np
 
     from brainjepa_sk import BrainJEPAPretrainer
 
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        X = np.random.default_rng(0).standard_normal((8, N_FRAMES, N_REGIONS))
-        other = X.copy()
-        other[3, 0, 0] += rank  # process 1's subject 3 differs in one value
-        model = BrainJEPAPretrainer(
-            gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
-            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
-            n_frames=N_FRAMES, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
-            verbose=0, random_state=0)
-        results = {}
-        for name, call in (("fit", lambda: model.fit(other)),
-                           ("transform", lambda: model.transform(X[: 8 - rank]))):
-            try:
-                call()
-                results[name] = None
-            except ValueError as error:
-                results[name] = str(error)
-            if name == "fit":  # the group still works: a fit with the same X everywhere
-                model.fit(X)
-        results["embedded"] = model.transform(X)
-        _save_from_every_process(results, world_size, out_file)
+    X = np.random.default_rng(0).standard_normal((8, N_FRAMES, N_REGIONS))
+    other = X.copy()
+    other[3, 0, 0] += rank  # process 1's subject 3 differs in one value
+    model = BrainJEPAPretrainer(
+        gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+        model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+        n_frames=N_FRAMES, predictor_depth=1, n_epochs=1, batch_size=4, device="cpu",
+        verbose=0, random_state=0)
+    results = {}
+    for name, call in (("fit", lambda: model.fit(other)),
+                       ("transform", lambda: model.transform(X[: 8 - rank]))):
+        try:
+            call()
+            results[name] = None
+        except ValueError as error:
+            results[name] = str(error)
+        if name == "fit":  # the group still works: a fit with the same X everywhere
+            model.fit(X)
+    results["embedded"] = model.transform(X)
+    _save_from_every_process(results, world_size, folder / "other.pt")
 
 
 class _StopAndSigtermInProcess1(Callback):
@@ -340,26 +362,69 @@ class _StopAndSigtermInProcess1(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def stopped_as_sigterm_came_worker(rank, world_size, init_file, out_file, checkpoint_dir):
+def stopped_as_sigterm_came_scenario(rank, world_size, folder):
     """``BrainJEPAPretrainer.fit`` with ``checkpoint_dir`` whose callback stops the run in
     process 1 alone at the step a SIGTERM reaches it: the error each process raised and its
-    loop's ``stop_training``."""
+    loop's ``stop_training``: ``raised.pt``, and the run saved in ``runs``."""
     import numpy as np
 
     from brainjepa_sk import BrainJEPAPretrainer
 
-    with gloo_group(rank, world_size, init_file):
-        torch.set_num_threads(1)
-        X = np.random.default_rng(0).standard_normal((8, N_FRAMES, N_REGIONS))
-        model = BrainJEPAPretrainer(
-            gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
-            model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
-            n_frames=N_FRAMES, predictor_depth=1, n_epochs=2, batch_size=4, device="cpu",
-            verbose=0, random_state=0, checkpoint_dir=checkpoint_dir,
-            callbacks=[_StopAndSigtermInProcess1()])
+    X = np.random.default_rng(0).standard_normal((8, N_FRAMES, N_REGIONS))
+    model = BrainJEPAPretrainer(
+        gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+        model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+        n_frames=N_FRAMES, predictor_depth=1, n_epochs=2, batch_size=4, device="cpu",
+        verbose=0, random_state=0, checkpoint_dir=folder / "runs",
+        callbacks=[_StopAndSigtermInProcess1()])
+    try:
+        model.fit(X)
+        raised = None
+    except TrainingInterrupted as error:
+        raised = str(error)
+    _save_from_every_process(raised, world_size, folder / "raised.pt")
+
+
+#: How long a scenario's collectives wait for the other process: a scenario that fails in
+#: one process ends in the other too (a gloo timeout error) instead of waiting forever.
+SCENARIO_TIMEOUT = datetime.timedelta(seconds=60)
+
+#: The scenarios :func:`scenarios_worker` runs, by name: the function, its arguments after
+#: ``(rank, world_size, folder)``, and the options of its process group.
+SCENARIOS = {
+    "batch-1": (batch_scenario, (1,), {}),
+    "batch-2": (batch_scenario, (2,), {}),
+    "sigterm": (sigterm_scenario, (), {}),
+    "stop-training": (stop_training_scenario, (), {}),
+    "stopped-as-sigterm-came": (stopped_as_sigterm_came_scenario, (), {}),
+    "resume": (resume_scenario, (), {}),
+    "unseeded-estimator": (estimator_scenario, (None,), {}),
+    # a short timeout for the group's own collectives: process 0's slow work outlasts it
+    "main-process": (main_process_scenario, (), {"timeout": datetime.timedelta(seconds=3)}),
+    "other-subjects": (other_subjects_scenario, (), {}),
+}
+
+
+def scenarios_worker(rank, world_size, folder, names):
+    """Run the scenarios ``names`` one after another in this process.
+
+    Each runs in a gloo group of its own with a folder of its own, ``folder/<name>``, for its
+    files. The scenario running is written to ``folder/running-<rank>.txt``; one that raises
+    writes its traceback to ``<name>/error-<rank>.txt``, and the next one runs. The process
+    then ends without the interpreter's finalization (:func:`_end_without_finalization`).
+    """
+    folder = pathlib.Path(folder)
+    torch.set_num_threads(1)
+    for name in names:
+        function, args, options = SCENARIOS[name]
+        own = folder / name
+        own.mkdir(exist_ok=True)
+        (folder / f"running-{rank}.txt").write_text(name)
         try:
-            model.fit(X)
-            raised = None
-        except TrainingInterrupted as error:
-            raised = str(error)
-        _save_from_every_process(raised, world_size, out_file)
+            with _joined(rank, world_size, own / "init",
+                         **{"timeout": SCENARIO_TIMEOUT, **options}):
+                function(rank, world_size, own, *args)
+        except BaseException:  # TrainingInterrupted and the like too: reported, not fatal
+            (own / f"error-{rank}.txt").write_text(traceback.format_exc())
+    (folder / f"running-{rank}.txt").write_text("")
+    _end_without_finalization()

@@ -1633,20 +1633,81 @@ def test_a_sigterm_stops_only_the_run_it_came_in():
     assert loop.step == 6 and loop.epoch == 2 and len(loop.history) == 2
 
 
+#: The scenarios of ``_ddp_worker`` each DDP test asserts on. The selected tests share one pair
+#: of spawned processes (``ddp_scenarios``): starting one costs seconds, most of it importing
+#: torch, and each test used to start its own.
+_DDP_SCENARIOS_OF_TESTS = {
+    "test_two_processes_of_batch_b_train_like_one_of_batch_2b": ["batch-1", "batch-2"],
+    "test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step": ["sigterm"],
+    "test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step":
+        ["stop-training"],
+    "test_under_ddp_a_run_a_callback_of_one_process_stopped_as_sigterm_came_is_saved_as_stopped":
+        ["stopped-as-sigterm-came"],
+    "test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly": ["resume"],
+    "test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows":
+        ["unseeded-estimator"],
+    "test_work_on_the_main_process_reaches_every_process_with_its_errors": ["main-process"],
+    "test_under_ddp_processes_given_other_subjects_all_refuse_them": ["other-subjects"],
+}
+
+
+@pytest.fixture(scope="module")
+def ddp_scenarios(request, tmp_path_factory):
+    """Runs the scenarios of the selected DDP tests in one pair of gloo processes, one after
+    the other; returns ``folder_of(name)``, the folder of a scenario's files, which fails the
+    test with the scenario's traceback (from each process that raised) when it failed.
+
+    A scenario that raises ends in both processes, which go on to the next one. One that
+    kills a process (a signal) or outlives its time is reported as such, and the scenarios
+    after it run in a new pair of processes."""
+    import _ddp_worker
+
+    names = []
+    for item in request.session.items:
+        if getattr(item, "module", None) is request.module:
+            for name in _DDP_SCENARIOS_OF_TESTS.get(getattr(item, "originalname", None), []):
+                if name not in names:
+                    names.append(name)
+    folder, ended, remaining = tmp_path_factory.mktemp("ddp"), {}, names
+    while remaining:
+        try:
+            _spawn_within(_ddp_worker.scenarios_worker, (2, str(folder), remaining),
+                          seconds=60 + 120 * len(remaining))
+            break
+        except (Exception, pytest.fail.Exception) as error:
+            running = [(folder / f"running-{rank}.txt").read_text() for rank in (0, 1)
+                       if (folder / f"running-{rank}.txt").exists()]
+            # the first scenario a process was in when it ended (each writes it as it starts)
+            at = min((remaining.index(name) for name in running if name in remaining),
+                     default=0)
+            ended[remaining[at]] = (f"the processes ended while running scenario "
+                                    f"{remaining[at]!r}: {error}")
+            for rank in (0, 1):
+                (folder / f"running-{rank}.txt").unlink(missing_ok=True)
+            remaining = remaining[at + 1:]
+
+    def folder_of(name):
+        own = folder / name
+        errors = [path.read_text() for path in sorted(own.glob("error-*.txt"))]
+        if errors:
+            pytest.fail(f"scenario {name!r} failed:\n" + "\n".join(errors), pytrace=False)
+        if name in ended:
+            pytest.fail(ended[name], pytrace=False)
+        return own
+
+    return folder_of
+
+
 @pytest.mark.parametrize("accumulation_steps", [1, 2])
-def test_two_processes_of_batch_b_train_like_one_of_batch_2b(tmp_path, accumulation_steps):
+def test_two_processes_of_batch_b_train_like_one_of_batch_2b(ddp_scenarios, accumulation_steps):
     """DDP on the CPU (gloo): the loss trajectory and the weights of 2 x batch 4 (also in 2
     accumulated micro-batches of 2 each) match 1 x batch 8, and both processes end with the
     same weights (EMA target included)."""
     import _ddp_worker
-    import torch.multiprocessing as mp
 
     single, single_losses = _ddp_worker.run(global_batch=8)
-    out = tmp_path / "ddp.pt"
-    mp.spawn(_ddp_worker.worker,
-             args=(2, str(tmp_path / "init"), str(out), 8, accumulation_steps), nprocs=2,
-             join=True)
-    result = torch.load(out, weights_only=True)
+    result = torch.load(ddp_scenarios(f"batch-{accumulation_steps}") / "ddp.pt",
+                        weights_only=True)
     # the gradients are all-reduced once a step, accumulated or not (no_sync before the last)
     assert result["allreduces"] == result["steps"] == 9
     rank_losses = torch.tensor(result["losses"])  # (2 processes, steps)
@@ -1679,14 +1740,11 @@ def _spawn_within(function, args, seconds=120):
             pytest.fail(f"the processes did not end within {seconds} s")
 
 
-def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(tmp_path):
+def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(ddp_scenarios):
     """Processes agree on a SIGTERM every few steps: one stopping alone would leave the
     others waiting in their next all-reduce."""
-    import _ddp_worker
-
-    out, state = tmp_path / "steps.pt", tmp_path / "state.pt"
-    _spawn_within(_ddp_worker.sigterm_worker,
-                  (2, str(tmp_path / "init"), str(out), str(state)))
+    folder = ddp_scenarios("sigterm")
+    out, state = folder / "steps.pt", folder / "state.pt"
     assert torch.load(out, weights_only=True)["steps"] == [4, 4]  # signal after 3, agreed at 4
     assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
 
@@ -1708,29 +1766,23 @@ def test_under_ddp_a_process_that_dies_mid_run_does_not_leave_the_other_waiting(
         _spawn_within(_ddp_worker.dying_worker, (2, str(tmp_path / "init"), 0), seconds=60)
 
 
-def test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step(tmp_path):
+def test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step(ddp_scenarios):
     """A callback of one process alone sets ``stop_training``: the processes agree on it at
     the next agreement step, and all stop after it (one stopping alone would leave the others
     waiting in their next all-reduce)."""
-    import _ddp_worker
-
-    out = tmp_path / "steps.pt"
-    _spawn_within(_ddp_worker.stop_training_worker, (2, str(tmp_path / "init"), str(out)))
+    out = ddp_scenarios("stop-training") / "steps.pt"
     assert torch.load(out, weights_only=True) == [(2, 2, True), (2, 2, True)]
 
 
 def test_under_ddp_a_run_a_callback_of_one_process_stopped_as_sigterm_came_is_saved_as_stopped(
-        tmp_path):
+        ddp_scenarios):
     """Process 1's callback stops the run at the step a SIGTERM reaches it. Process 0 saved
     the run as unfinished (it never heard of the stop: the SIGTERM ended the run first), and
     later fits warned of it; it is saved as stopped, as with one process."""
-    import _ddp_worker
-
     from brainjepa_sk.train import unfinished_runs
 
-    out, folder = tmp_path / "raised.pt", tmp_path / "runs"
-    _spawn_within(_ddp_worker.stopped_as_sigterm_came_worker,
-                  (2, str(tmp_path / "init"), str(out), str(folder)))
+    scenario = ddp_scenarios("stopped-as-sigterm-came")
+    out, folder = scenario / "raised.pt", scenario / "runs"
     for raised in torch.load(out, weights_only=True):
         assert raised is not None and "SIGTERM after step 1" in raised
     (state_file,) = folder.glob("run-*.pt")
@@ -1739,24 +1791,14 @@ def test_under_ddp_a_run_a_callback_of_one_process_stopped_as_sigterm_came_is_sa
     assert unfinished_runs(folder) == []
 
 
-def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
+def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(ddp_scenarios):
     """2 gloo processes, killed after step 4 (inside the second epoch of 3 steps), resumed from
     rank 0's save: the same weights on both processes and the same history as a run never
     killed (the epoch loss saved mid-epoch is the global one, the same in every process)."""
-    import _ddp_worker
-    import torch.multiprocessing as mp
-
-    def spawn(name, kill_at, state):
-        out = tmp_path / f"{name}.pt"
-        mp.spawn(_ddp_worker.resume_worker,
-                 args=(2, str(tmp_path / f"init-{name}"), str(out), str(state), kill_at),
-                 nprocs=2, join=True)
-        return torch.load(out, weights_only=True)
-
-    straight = spawn("straight", None, tmp_path / "straight-state.pt")
-    killed = spawn("killed", 4, tmp_path / "state.pt")
+    folder = ddp_scenarios("resume")
+    straight, killed, resumed = (torch.load(folder / f"{name}.pt", weights_only=True)
+                                 for name in ("straight", "killed", "resumed"))
     assert killed["step"] == 4
-    resumed = spawn("resumed", None, tmp_path / "state.pt")
     assert resumed["step"] == straight["step"] == 9
     assert resumed["history"] == straight["history"]
     for key, value in straight["states"][0].items():
@@ -1764,15 +1806,12 @@ def test_under_ddp_a_run_killed_inside_an_epoch_resumes_exactly(tmp_path):
         assert torch.equal(resumed["states"][1][key], value), key
 
 
-def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows(tmp_path):
+def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows(
+        ddp_scenarios):
     """random_state=None draws its seeds in process 0 for all: processes drawing their own
     would each shuffle the windows differently, training on some twice and others never.
     Only process 0 warns: each process would repeat the same warning."""
-    import _ddp_worker
-
-    out = tmp_path / "seen.pt"
-    _spawn_within(_ddp_worker.estimator_worker, (2, str(tmp_path / "init"), str(out), None))
-    results = torch.load(out, weights_only=True)
+    results = torch.load(ddp_scenarios("unseeded-estimator") / "seen.pt", weights_only=True)
     first, second = (result["seen"] for result in results)
     assert [m for m in results[0]["warnings"] if "warmup_epochs=2" in m]
     assert not [m for m in results[1]["warnings"] if "warmup_epochs=2" in m]
@@ -1781,12 +1820,8 @@ def test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_wi
     assert len(set(first) | set(second)) == 16 and set(first) | set(second) <= set(range(18))
 
 
-def test_work_on_the_main_process_reaches_every_process_with_its_errors(tmp_path):
-    import _ddp_worker
-
-    out = tmp_path / "main.pt"
-    _spawn_within(_ddp_worker.main_process_worker, (2, str(tmp_path / "init"), str(out)))
-    first, second = torch.load(out, weights_only=False)
+def test_work_on_the_main_process_reaches_every_process_with_its_errors(ddp_scenarios):
+    first, second = torch.load(ddp_scenarios("main-process") / "main.pt", weights_only=False)
     for result in (first, second):
         assert result["value"]["rank"] == 10  # process 0's result
         assert torch.equal(result["value"]["array"], torch.arange(3))
@@ -2276,15 +2311,11 @@ def test_accumulation_steps_that_do_not_divide_a_kept_last_batch_are_refused_whe
     PretrainLoop(model, dropping, masks, schedule, 1, accumulation_steps=3).run()
 
 
-def test_under_ddp_processes_given_other_subjects_all_refuse_them(tmp_path):
+def test_under_ddp_processes_given_other_subjects_all_refuse_them(ddp_scenarios):
     """The processes share out one corpus: one given other files (a glob that matched other
     files on one node) trained on a mixture without a word, and with another number of
     windows or subjects the processes waited for each other forever."""
-    import _ddp_worker
-
-    out = tmp_path / "other.pt"
-    _spawn_within(_ddp_worker.other_subjects_worker, (2, str(tmp_path / "init"), str(out)))
-    results = torch.load(out, weights_only=False)
+    results = torch.load(ddp_scenarios("other-subjects") / "other.pt", weights_only=False)
     for result in results:
         assert result["fit"] == (
             "under torchrun every process must call fit with the same X (the processes share "
