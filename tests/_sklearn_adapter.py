@@ -168,10 +168,14 @@ def estimators_on_rows():
         ),
         *(
             # roi pooling, no layer decay and no stochastic depth: what a one-block model
-            # needs to pass the classifier check's accuracy (0.89-0.96 over 4 data orders)
+            # needs to pass the classifier check's accuracy of 0.83 on the training set
+            # (0.92-0.97 after 15 epochs over 4 data orders, binary and 3 classes; 0.93-0.97
+            # after 30). The regressor's score is not checked (poor_score): its checks compare
+            # predictions across inputs and fits, which a few epochs train as well.
             estimator(weights=None, normalization=None, pooling="roi", layer_decay=1.0,
-                      drop_path_rate=0.0, lr=2e-2, max_epochs=30, batch_size=32, verbose=0,
-                      random_state=0)
-            for estimator in (BrainJEPAClassifierOnRows, BrainJEPARegressorOnRows)
+                      drop_path_rate=0.0, lr=2e-2, max_epochs=max_epochs, batch_size=32,
+                      verbose=0, random_state=0)
+            for estimator, max_epochs in ((BrainJEPAClassifierOnRows, 15),
+                                          (BrainJEPARegressorOnRows, 5))
         ),
     ]
