@@ -385,8 +385,8 @@ def stopped_as_sigterm_came_scenario(rank, world_size, folder):
     _save_from_every_process(raised, world_size, folder / "raised.pt")
 
 
-#: How long a scenario's collectives wait for the other process: a scenario that fails in
-#: one process ends in the other too (a gloo timeout error) instead of waiting forever.
+#: How long a scenario's collectives wait for the other process: processes stuck in a
+#: collective (a regression) raise instead of waiting forever.
 SCENARIO_TIMEOUT = datetime.timedelta(seconds=60)
 
 #: The scenarios :func:`scenarios_worker` runs, by name: the function, its arguments after
@@ -410,8 +410,10 @@ def scenarios_worker(rank, world_size, folder, names):
 
     Each runs in a gloo group of its own with a folder of its own, ``folder/<name>``, for its
     files. The scenario running is written to ``folder/running-<rank>.txt``; one that raises
-    writes its traceback to ``<name>/error-<rank>.txt``, and the next one runs. The process
-    then ends without the interpreter's finalization (:func:`_end_without_finalization`).
+    writes its traceback to ``<name>/error-<rank>.txt`` and the error ends the process
+    (``mp.spawn`` then ends the other: the caller starts new processes for the scenarios
+    left). After the last one the process ends without the interpreter's finalization
+    (:func:`_end_without_finalization`).
     """
     folder = pathlib.Path(folder)
     torch.set_num_threads(1)
@@ -424,7 +426,8 @@ def scenarios_worker(rank, world_size, folder, names):
             with _joined(rank, world_size, own / "init",
                          **{"timeout": SCENARIO_TIMEOUT, **options}):
                 function(rank, world_size, own, *args)
-        except BaseException:  # TrainingInterrupted and the like too: reported, not fatal
+        except BaseException:  # TrainingInterrupted and the like too
             (own / f"error-{rank}.txt").write_text(traceback.format_exc())
+            raise
     (folder / f"running-{rank}.txt").write_text("")
     _end_without_finalization()

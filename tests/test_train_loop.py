@@ -1657,9 +1657,8 @@ def ddp_scenarios(request, tmp_path_factory):
     the other; returns ``folder_of(name)``, the folder of a scenario's files, which fails the
     test with the scenario's traceback (from each process that raised) when it failed.
 
-    A scenario that raises ends in both processes, which go on to the next one. One that
-    kills a process (a signal) or outlives its time is reported as such, and the scenarios
-    after it run in a new pair of processes."""
+    A scenario that raises (or kills a process, or outlives its time) ends both processes;
+    the scenarios after it run in a new pair."""
     import _ddp_worker
 
     names = []
@@ -1668,8 +1667,10 @@ def ddp_scenarios(request, tmp_path_factory):
             for name in _DDP_SCENARIOS_OF_TESTS.get(getattr(item, "originalname", None), []):
                 if name not in names:
                     names.append(name)
-    folder, ended, remaining = tmp_path_factory.mktemp("ddp"), {}, names
-    while remaining:
+    ended, where, remaining = {}, {}, names
+    while remaining:  # each pair of processes in a folder of its own
+        folder = tmp_path_factory.mktemp("ddp")
+        where.update(dict.fromkeys(remaining, folder))
         try:
             _spawn_within(_ddp_worker.scenarios_worker, (2, str(folder), remaining),
                           seconds=60 + 120 * len(remaining))
@@ -1682,17 +1683,15 @@ def ddp_scenarios(request, tmp_path_factory):
                      default=0)
             ended[remaining[at]] = (f"the processes ended while running scenario "
                                     f"{remaining[at]!r}: {error}")
-            for rank in (0, 1):
-                (folder / f"running-{rank}.txt").unlink(missing_ok=True)
             remaining = remaining[at + 1:]
 
     def folder_of(name):
-        own = folder / name
+        own = where[name] / name
         errors = [path.read_text() for path in sorted(own.glob("error-*.txt"))]
+        if name in ended:  # how the processes ended, after what each one raised
+            errors.append(ended[name])
         if errors:
             pytest.fail(f"scenario {name!r} failed:\n" + "\n".join(errors), pytrace=False)
-        if name in ended:
-            pytest.fail(ended[name], pytrace=False)
         return own
 
     return folder_of
