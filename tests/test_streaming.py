@@ -207,6 +207,22 @@ def test_the_robust_sample_takes_short_subjects_whole_and_stays_within_its_budge
         np.testing.assert_array_equal(lazy.median_, median)
 
 
+@pytest.mark.parametrize("budget, share", [(41, 15), (129, 59)])
+def test_a_robust_budget_met_exactly_is_filled(monkeypatch, budget, share):
+    """The share of the long subjects is the largest that keeps within the budget, the budget
+    itself included: 41 frames of (5, 6, 60, 70) are the short subjects' 11 and 15 of each
+    long one (14 each would leave a frame of the budget unused); 129 are 59 of each, one
+    frame fewer than the subject of 60 has, which is sampled too."""
+    series = _series(lengths=(5, 6, 60, 70))
+    monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", budget)
+    bounded = Preprocessor(16, normalization="robust").fit(series)
+    sample = np.concatenate([series[0], series[1]] + [
+        x[np.linspace(0, len(x) - 1, share).round().astype(int)] for x in series[2:]])
+    q25, median, q75 = np.percentile(sample, [25, 50, 75], axis=0)
+    np.testing.assert_array_equal(bounded.median_, median)
+    np.testing.assert_array_equal(bounded.iqr_, q75 - q25)
+
+
 def test_more_subjects_than_the_robust_budget_give_a_frame_each(monkeypatch):
     """Past one frame a subject the budget is exceeded rather than a subject left out."""
     series = _series()
