@@ -1232,6 +1232,15 @@ def test_a_first_line_of_as_many_names_as_fractions_is_a_header(tmp_path):
     np.testing.assert_array_equal(table.to_numpy(), rows)
 
 
+def test_infinite_and_nan_cells_of_a_first_line_with_text_count_as_no_fractions():
+    """A first line with text in it is judged by its fractions, of which an infinite or NaN
+    cell is none: it is neither counted nor an error (``int()`` of it fails)."""
+    from brainjepa_sk.files import has_header_line
+
+    assert has_header_line("rest,inf,-Infinity,nan,0.5", "0.1,0.2,0.3,0.4,0.5", ",")
+    assert not has_header_line("x,inf,0.25,0.5,0.75", "0.1,0.2,0.3,0.4,0.5", ",")  # data
+
+
 def test_an_index_and_a_time_column_around_one_region_are_refused(tmp_path):
     """With three columns the first and the last are each judged against the middle one alone:
     an index and a time column around a single region are both ramps, and had hidden each
