@@ -40,6 +40,7 @@ from skorch.callbacks import (
     EpochScoring,
     LoadInitState,
     LRScheduler,
+    PassthroughScoring,
     TrainEndCheckpoint,
 )
 from skorch.dataset import ValidSplit
@@ -1396,6 +1397,20 @@ def test_a_callback_monitoring_a_validation_score_without_a_split_is_refused_bef
         assert list(clf.history_) == history
     # max_epochs=0 runs no epoch, so no callback reads a score: it still builds the model
     assert len(clf.set_params(max_epochs=0, warm_start=False).fit(X, y).history_) == 0
+
+
+def test_only_a_plateau_scheduler_stepped_per_epoch_reads_the_validation_score():
+    """skorch's ReduceLROnPlateau stepped every batch reads its monitor from the last training
+    batch's record, where no validation score is with or without a split: it is not one of
+    the callbacks that a split would satisfy (asking for one would not help)."""
+    from brainjepa_sk._skorch import validation_monitors
+
+    scoring = ("valid_loss", PassthroughScoring("valid_loss"))
+    per_epoch = LRScheduler("ReduceLROnPlateau", monitor="valid_loss")
+    per_batch = LRScheduler("ReduceLROnPlateau", monitor="valid_loss", step_every="batch")
+    assert validation_monitors([scoring, ("plateau", per_epoch)]) == [
+        ("plateau", per_epoch, "valid_loss")]
+    assert validation_monitors([scoring, ("plateau", per_batch)]) == []
 
 
 def test_callbacks_monitoring_training_scores_need_no_validation_split():
