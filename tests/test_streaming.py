@@ -487,6 +487,21 @@ def test_a_file_grown_while_its_resampled_windows_stream_is_named(tmp_path, kind
         prep.read_window(subjects, 1, 0)
 
 
+def test_a_file_cut_short_while_its_windows_stream_is_named(tmp_path, monkeypatch):
+    """A .npy window is read by its frames alone: one that no longer has all of them (the file
+    rewritten shorter, where its stamp does not show it) is named, not padded into a window
+    (12 frames of 16 are more than min_frames)."""
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects(paths, lazy=True)
+    monkeypatch.setattr(subjects, "stamps", None)
+    prep = Preprocessor(16, window="sliding", stride=6).fit(subjects)
+    assert prep.reads_window_only(subjects)
+    _save(tmp_path, [_series()[0], _series()[1][:28]])  # sub-01: 28 of its 52 frames
+    with pytest.raises(ValueError, match=r"sub-01\.npy: subject 1 is shorter than the 52 "
+                                         r"frames it had: frames 16 to 31 are not all there"):
+        prep.read_window(subjects, 1, 16)
+
+
 def test_a_file_given_other_regions_before_transform_is_refused_by_its_subject(tmp_path):
     """transform reads files one at a time into one array: a file rewritten with other
     regions since it was checked gets the region error, not numpy's broadcasting error (also
