@@ -898,6 +898,10 @@ def test_connectivity_matrices_given_as_time_series_are_refused(X, tmp_path):
         unit_diagonal = X[:, :N_REGIONS].copy()
         unit_diagonal[:, np.arange(N_REGIONS), np.arange(N_REGIONS)] = 1.0
         GradientPositioner(**SMALL).fit(unit_diagonal)  # not symmetric
+        # nor one that is not square, whatever its diagonal (it has no transpose to match)
+        long_unit_diagonal = X.copy()
+        long_unit_diagonal[:, np.arange(N_REGIONS), np.arange(N_REGIONS)] = 1.0
+        GradientPositioner(**SMALL).fit(long_unit_diagonal)
 
 
 def test_connectivity_symmetry_is_checked_relative_to_the_largest_value():
