@@ -400,6 +400,19 @@ def test_a_file_touched_or_copied_over_with_the_same_series_is_read(tmp_path, ki
         subjects[1]
 
 
+def test_a_file_rewritten_as_complex_numbers_of_the_same_series_is_refused(tmp_path):
+    """Only numbers are compared with the digest of a file whose stamp changed: the series
+    rewritten as complex numbers (its real part the same) is refused, not read as the series
+    it had been with the imaginary part dropped."""
+    paths = _save(tmp_path, _series())
+    subjects = validate_subjects(paths, lazy=True)
+    np.save(paths[1], _series()[1].astype(np.float32).astype(np.complex128))
+    _rewritten_later(paths[1])
+    with pytest.raises(FileChangedError, match=r"sub-01\.npy changed after it was checked \(it "
+                                               r"now holds values that are not finite numbers"):
+        subjects[1]
+
+
 def test_a_touched_file_is_compared_with_its_digest_once(tmp_path, monkeypatch):
     """The series of a file whose stamp changed is compared once: its new stamp is kept, so
     the next reads (a window per batch) do not read the whole file again to digest it."""
