@@ -342,6 +342,24 @@ def test_each_region_signal_has_unit_variance_at_every_site(cohort):
         assert signal.mean() == pytest.approx(1.0, abs=0.1)
 
 
+def test_the_signal_of_every_region_has_unit_variance_whatever_its_timescale(monkeypatch):
+    """The BOLD signal is scaled to unit variance region by region (its filtered AR(1)
+    variance grows with the timescale): without drift and noise, and divided by the site
+    gain, each region's variance is 1, unrelated to its timescale."""
+    from brainjepa_sk.datasets import _synthetic
+
+    monkeypatch.setattr(_synthetic, "_SITE_NOISE", (0.0, 0.0, 0.0))
+    monkeypatch.setattr(_synthetic, "_SITE_DRIFT", (0.0, 0.0, 0.0))
+    X, y, params = make_brain_dynamics(n_subjects=6, n_regions=20, n_timepoints=3000,
+                                       random_state=0, return_params=True)
+    gains = params["site_gain"][y["site"].to_numpy().astype(int)]
+    variance = np.stack([x / gain for x, gain in zip(X, gains)]).var(axis=1)
+    # seed 0: 0.90-1.13, correlation with the log-timescale -0.03 (0.74-1.30 and 0.92 when
+    # the signal is scaled by the mean variance over the regions)
+    assert np.abs(variance - 1).max() < 0.2
+    assert abs(np.corrcoef(variance.ravel(), np.log(params["timescales"]).ravel())[0, 1]) < 0.3
+
+
 def test_the_site_drift_has_the_documented_size_at_each_site():
     # The drift enters each region through the site's spatial map (unit mean square) times the
     # site's standard deviation: regress the regions on the known drift, pooled over the site.
@@ -355,6 +373,9 @@ def test_the_site_drift_has_the_documented_size_at_each_site():
         # Measured over seeds 0-5: within 0.012 (0.05 or more off somewhere when the maps are
         # scaled over the sites instead of over the regions).
         assert np.sqrt((slopes**2).mean()) == pytest.approx(drift_sd, abs=0.03)
+        # the map spreads the drift over the regions with their own signs and sizes, not
+        # evenly (the relative slopes' spread, seed 0: 0.97-0.99; about 0.03 without a map)
+        assert (slopes / drift_sd).std() > 0.5
 
 
 def _documented_means(y, params):
