@@ -6,7 +6,8 @@
 - :class:`WarmupCosineLR`, the per-batch learning-rate schedule as a skorch callback;
 - ``layer_groups_setter``, skorch's ``optimizer__*`` setter that keeps the layer-wise groups;
 - ``run_fingerprint`` and ``check_resumed_run``: the data and settings a ``Checkpoint`` saves
-  a run's files with, checked when a fit resumes from them.
+  a run's files with, checked when a fit resumes from them; ``check_saved_together``: the
+  digests of the files it saved, which tell files of two saves apart.
 
 :mod:`brainjepa_sk.finetune` builds the estimators from them; the public names are reachable
 from there.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import copy
+import hashlib
 import json
 import math
 import numbers
@@ -879,6 +881,9 @@ def saving_together():
     history, which ``LoadInitState`` loads as a run other than the one saved. It also
     catches a save's error (printed only with ``verbose``) and goes on with the other files:
     such a failure is warned about here, and none of the block's files is moved into place.
+    The renames at the end are one at a time: the run file, moved first, records the digests
+    that tell the files of a save cut off between two renames apart (see
+    :func:`save_run_fingerprint`).
 
     Yields
     ------
@@ -1144,19 +1149,53 @@ def run_fingerprint(net, subjects, y, held_out):
     }
 
 
+def _file_digest(path):
+    """The SHA-256 of a file's bytes (hex), read in chunks."""
+    with open(path, "rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _name_in(folder, path):
+    """``path`` as the run file in ``folder`` records it: relative to the folder, so that a
+    moved or copied folder is checked as it was saved."""
+    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+
+
+def _digests_of_group(folder, renames):
+    """The digests the run file records of a group of saves: ``"files"``, of each written
+    temporary file (by its target's name), and ``"replaced"``, of each target it replaces
+    (those that exist: a new one is absent)."""
+    files, replaced = {}, {}
+    for part, target in renames:
+        name = _name_in(folder, target)
+        files[name] = _file_digest(part)
+        with contextlib.suppress(OSError):  # none yet (or unreadable: then not vouched for)
+            replaced[name] = _file_digest(target)
+    return {"files": files, "replaced": replaced}
+
+
 def save_run_fingerprint(checkpoint, fingerprint):
     """Write ``fingerprint`` to the run file of ``checkpoint`` (:func:`run_file`), with the
     files the checkpoint saves in the current :func:`saving_together` block: it replaces the
     previous one with them, or not at all (a failure to write it, as a failed save of the
-    checkpoint's, keeps the previous files and is warned about when the block ends)."""
+    checkpoint's, keeps the previous files and is warned about when the block ends).
+
+    In a block, the run file also records the digests of the block's files (``"files"``) and
+    of the files they replace (``"replaced"``), and it is moved into place first: a save cut
+    off between the renames of its files (a crash, a kill, a file that could not be replaced)
+    leaves some files of each save, which :func:`check_saved_together` then tells apart."""
     target = run_file(checkpoint)
     together = _SAVED_TOGETHER.get()
     part = None
     try:
         with naming_save_errors(target):
+            record = fingerprint
+            if together is not None:
+                record = {**fingerprint, **_digests_of_group(target.parent,
+                                                             together["renames"])}
             part = temporary_file_beside(target)
             with open(part, "w") as file:
-                json.dump(fingerprint, file, indent=1, sort_keys=True)
+                json.dump(record, file, indent=1, sort_keys=True)
     except Exception as error:
         if part is not None and os.path.exists(part):
             os.remove(part)
@@ -1167,10 +1206,72 @@ def save_run_fingerprint(checkpoint, fingerprint):
         _note_failed_save(together, target, error)
         return
     if together is not None:
-        together["renames"].append((part, target))
+        # first: until it is in place, the files are the previous save's, which it records
+        # as replaced; after it, each file is of one save or the other, until all are new
+        together["renames"].insert(0, (part, target))
         return
     with naming_save_errors(target):
         move_into_place(part, target)
+
+
+def check_saved_together(checkpoint, paths):
+    """Refuse to load files of a checkpoint that are of two saves.
+
+    The run file of ``checkpoint`` (see :func:`save_run_fingerprint`) records the digests
+    of the files of its last save and of the files that save replaced. The files of ``paths``
+    it records are refused when some are of that save and others of the one before (the save
+    was cut off after some of its files were renamed into place). A file of the same bytes in
+    both is of either; one of neither (replaced since by a save of one's own, or damaged) is
+    left to the load, as are the files it does not record (another folder's, one named after
+    another epoch), and all files without a run file or with one written before the digests
+    were recorded.
+
+    Parameters
+    ----------
+    checkpoint : skorch.callbacks.Checkpoint
+        The checkpoint the files are loaded from.
+    paths : iterable of str, path-like or file
+        The files to load (file objects and missing files are left to the load).
+
+    Raises
+    ------
+    ValueError
+        Naming the files of each save, when they are of two saves.
+    """
+    record = run_file(checkpoint)
+    try:
+        with open(record) as file:
+            saved = json.load(file)
+    except (OSError, ValueError):  # none (or damaged: a resumed fit's check names it)
+        return
+    files = saved.get("files") if isinstance(saved, dict) else None
+    replaced = saved.get("replaced") if isinstance(saved, dict) else None
+    if not isinstance(files, dict) or not isinstance(replaced, dict):
+        return  # written before the digests were recorded
+    digests = {}
+    for path in paths:
+        if not is_path(path):
+            continue
+        name = _name_in(record.parent, expand_home(path))
+        if name in files and name not in digests:
+            try:
+                digests[name] = _file_digest(expand_home(path))
+            except OSError:  # missing (skorch's LoadInitState starts afresh) or unreadable
+                continue
+    # a file of the same bytes in both saves is of either; one of neither (replaced since,
+    # or damaged) is left to the load, which names a damaged one
+    last = sorted(name for name, digest in digests.items()
+                  if digest == files[name] and digest != replaced.get(name))
+    before = sorted(name for name, digest in digests.items()
+                    if digest == replaced.get(name) and digest != files[name])
+    if last and before:
+        raise ValueError(
+            f"the files of the checkpoint in {record.parent} are of two saves, which are not "
+            f"loaded together: {', '.join(last)} of the last save, {', '.join(before)} of the "
+            f"save before it ({record.name} records both): a save was cut off between the "
+            "renames of its files (a crash, a kill, a file that could not be replaced), and "
+            "loading them would mix the weights, optimizer and history of two epochs. Delete "
+            "the folder's files to start the run afresh")
 
 
 def _shown(then, now, limit=60):

@@ -79,6 +79,7 @@ from ._skorch import (
     WarmupCosineLR,
     WindowArray,
     check_resumed_run,
+    check_saved_together,
     draws_subjects,
     is_windows,
     layer_groups_setter,
@@ -1086,7 +1087,9 @@ class _FineTuneBase(SubjectsInputMixin):
         Raises
         ------
         ValueError
-            Naming the file, when it is damaged or holds the state of another model.
+            Naming the file, when it is damaged or holds the state of another model; naming
+            the files of each save, when the files of ``checkpoint`` are of two saves (one
+            cut off between the renames of its files), which its run file tells apart.
         """
         if not self.initialized_:  # skorch's own error (this estimator builds its model in fit)
             return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
@@ -1126,6 +1129,13 @@ class _FineTuneBase(SubjectsInputMixin):
             explicit = dict(f_params=f_params, f_optimizer=f_optimizer,
                             f_criterion=f_criterion, f_history=f_history)
             files.update({key: value for key, value in explicit.items() if value})
+            if checkpoint is not None:
+                # before the other files are loaded: a save cut off between the renames of
+                # its files left files of two saves (the history loaded is undone below)
+                from_checkpoint = [*files.values()]
+                if f_history is None and checkpoint.f_history is not None:
+                    from_checkpoint.append(checkpoint.f_history_)
+                check_saved_together(checkpoint, from_checkpoint)
             load_params_naming_files(load, files, use_safetensors=use_safetensors)
         except BaseException:
             self.history_, self.device = history, device  # skorch may fall back to the CPU

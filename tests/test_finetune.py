@@ -3,6 +3,7 @@
 import copy
 import errno
 import functools
+import hashlib
 import inspect
 import io
 import json
@@ -4065,6 +4066,103 @@ def test_a_run_file_that_cannot_be_written_keeps_the_previous_checkpoint(
         "criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
     resumed = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
     assert_same_run(resumed, reference)
+
+
+@pytest.mark.parametrize("refused_rename", ["criterion.pt", "params.pt", None])
+def test_a_save_cut_off_between_the_renames_of_its_files_is_not_resumed_as_a_mix(
+        tmp_path, monkeypatch, refused_rename):
+    """A save whose files are renamed into place one at a time, cut off after some (a rename
+    refused, a crash, a kill), left new files beside old ones, which LoadInitState resumed
+    as one run without a word. The run file, moved into place first, records the digests of
+    both saves: files of one save resume exactly, files of two are refused, named by save; a
+    run file written before the digests (an earlier version's) still resumes."""
+    import brainjepa_sk._skorch
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **RESUMED_RUN, callbacks=[
+        Checkpoint(dirname=tmp_path / "reference", monitor=None)]).fit(X, y)
+    saved = Checkpoint(dirname=tmp_path / "run", monitor=None)
+    script = dict(callbacks=[saved, LoadInitState(saved)], **RESUMED_RUN)
+    move, renamed = brainjepa_sk._skorch.move_into_place, []
+
+    def refused_in_the_second_save(part, target):
+        renamed.append(target.name)
+        if renamed.count("run.json") == 2 and target.name == refused_rename:
+            raise PermissionError(errno.EACCES, "the file could not be replaced", str(target))
+        return move(part, target)
+
+    monkeypatch.setattr(brainjepa_sk._skorch, "move_into_place", refused_in_the_second_save)
+    first = BrainJEPAClassifier(tiny_module(depth=2), **{
+        **script, "callbacks": [*script["callbacks"], FailAtEpochEnd(2)]})
+    with pytest.raises(PermissionError if refused_rename else RuntimeError):
+        first.fit(X, y)
+    monkeypatch.undo()
+    # the run file first, then skorch's files (the order of its save)
+    assert renamed[:5] == ["run.json", "criterion.pt", "optimizer.pt", "params.pt",
+                           "history.json"]
+    with open(tmp_path / "run" / "run.json") as file:
+        record = json.load(file)
+    assert sorted(record["files"]) == ["criterion.pt", "history.json", "optimizer.pt",
+                                       "params.pt"]
+    files = {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()}
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **script)
+    if refused_rename == "params.pt":
+        # the criterion and the optimizer replaced, the weights and the history not
+        with pytest.raises(ValueError, match=(
+                r"the files of the checkpoint in .*run are of two saves, which are not loaded "
+                r"together: criterion\.pt, optimizer\.pt of the last save, history\.json, "
+                r"params\.pt of the save before it \(run\.json records both\).*Delete the "
+                r"folder's files to start the run afresh")):
+            resumed.fit(X, y)
+        # refused before anything is trained or saved: the files are left as they were
+        assert {path.name: path.read_bytes() for path in (tmp_path / "run").iterdir()} == files
+        return
+    # refused at its first file: the run file is the only one replaced, and the previous
+    # epoch's files, which it records as replaced, resume
+    resumed.fit(X, y)
+    assert_same_run(resumed, reference)
+    if refused_rename is None:
+        # a run file of an earlier version, without the digests: resumed as it is
+        del record["files"], record["replaced"]
+        with open(tmp_path / "run" / "run.json", "w") as file:
+            json.dump(record, file)
+        with pytest.warns(UserWarning, match="holds all max_epochs=4 epochs"):
+            again = BrainJEPAClassifier(tiny_module(depth=2), **script).fit(X, y)
+        assert len(again.history_) == RESUMED_RUN["max_epochs"]
+        assert_same_run(again, reference)
+
+
+def test_load_params_of_a_checkpoint_refuses_files_of_two_saves_and_loads_ones_own(tmp_path):
+    """load_params(checkpoint=...) checks the files too: those of two saves are refused, and
+    the net is left as it was; a file replaced since by a save of one's own, of neither save
+    the run file records, is loaded as it is."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), callbacks=[saved]).fit(X, y)
+    proba = clf.predict_proba(X)
+    clf.load_params(checkpoint=saved)  # its own files: loaded
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    with open(tmp_path / "run.json") as file:
+        record = json.load(file)
+    # the history the last save replaced, back in place: the weights are of the last save
+    history = (tmp_path / "history.json").read_text()
+    (tmp_path / "history.json").write_text(
+        json.dumps(json.loads(history)[:1], separators=(",", ":")))
+    record["replaced"]["history.json"] = hashlib.sha256(
+        (tmp_path / "history.json").read_bytes()).hexdigest()
+    with open(tmp_path / "run.json", "w") as file:
+        json.dump(record, file)
+    with pytest.raises(ValueError, match=r"are of two saves, which are not loaded together: "
+                                         r"criterion\.pt, optimizer\.pt, params\.pt of the "
+                                         r"last save, history\.json of the save before it"):
+        clf.load_params(checkpoint=saved)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+    assert len(clf.history_) == 2
+    (tmp_path / "history.json").write_text(history)
+    other = BrainJEPAClassifier(tiny_module(seed=1), **fast(max_epochs=1)).fit(X, y)
+    other.save_params(f_params=tmp_path / "params.pt")
+    clf.load_params(checkpoint=saved)
+    np.testing.assert_array_equal(clf.predict_proba(X), other.predict_proba(X))
 
 
 @pytest.fixture
