@@ -6,10 +6,15 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _estimators import tiny_module
+from skorch.callbacks import Checkpoint, LoadInitState
+
+from brainjepa_sk import BrainJEPAClassifier
 
 # Each mode runs in its own process: a SIGKILL leaves no chance to clean up, so the test sees only
 # what a real kill leaves on disk. One torch thread everywhere, so that the processes compute alike.
@@ -210,3 +215,61 @@ def test_sigterm_to_the_process_group_with_loader_workers_saves_and_stops(tmp_pa
     assert "interrupted: " in result.stdout and "SIGTERM after step 3" in result.stdout
     (saved,) = (tmp_path / "run").glob("run-*.pt")
     assert torch.load(saved, weights_only=True)["loop"]["step"] == 3
+
+
+_FINE_TUNE_SCRIPT = """
+import os
+import signal
+import sys
+
+import numpy as np
+from skorch.callbacks import Checkpoint, LoadInitState
+
+import brainjepa_sk._skorch
+from brainjepa_sk import BrainJEPAClassifier
+
+sys.path.insert(0, sys.argv[2])
+from _estimators import tiny_module
+
+move, renamed = brainjepa_sk._skorch.move_into_place, []
+
+
+def killed_between_renames(part, target):
+    renamed.append(target.name)
+    if renamed.count("run.json") == 2 and target.name == "params.pt":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return move(part, target)
+
+
+brainjepa_sk._skorch.move_into_place = killed_between_renames
+X, y = np.load(sys.argv[3]), np.tile([0, 1], 4)
+saved = Checkpoint(dirname=sys.argv[1], monitor=None)
+BrainJEPAClassifier(tiny_module(), normalization=None, max_epochs=3, batch_size=8, verbose=0,
+                    random_state=0, callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+"""
+
+
+def test_a_fine_tuning_sigkilled_between_the_renames_of_a_save_is_not_resumed_as_a_mix(
+        tmp_path):
+    """skorch's Checkpoint's files are renamed into place one at a time: a kill between two
+    renames leaves files of two epochs, which LoadInitState loaded as one run. The run file
+    tells them apart, and the resumed fit refuses them, naming each save's files."""
+    X = np.random.default_rng(0).standard_normal((8, 16, 8))
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "fit.py").write_text(_FINE_TUNE_SCRIPT)
+    folder = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(tmp_path / "fit.py"), str(folder), str(Path(__file__).parent),
+         str(tmp_path / "X.npy")],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    saved = Checkpoint(dirname=folder, monitor=None)
+    resumed = BrainJEPAClassifier(tiny_module(), normalization=None, max_epochs=3, batch_size=8,
+                                  verbose=0, random_state=0,
+                                  callbacks=[saved, LoadInitState(saved)])
+    with pytest.raises(ValueError, match=r"of two saves.*criterion\.pt, optimizer\.pt of the "
+                                         r"last save, history\.json, params\.pt of the save "
+                                         r"before it"):
+        resumed.fit(X, np.tile([0, 1], 4))
