@@ -328,9 +328,10 @@ def _put_back(copies):
                 module.training = mode
 
 
-def _refuse_missing_targets(y, what):
+def _refuse_missing_targets(y, what, X=None):
     """Refuse a ``y`` with missing values (NaN, None, ``pandas.NA``) or infinite ones, naming
-    where the first one is (by position, and by a pandas y's index: its participant ID):
+    where the first one is (by position, and by a pandas y's index: its participant ID), with
+    advice that runs on ``X`` as given (a glob's files listed first):
     scikit-learn says only "Input y contains NaN", and labels that are text with one missing
     (as ``pandas.read_csv`` reads an empty cell) failed in NumPy's sort with "'<' not
     supported between instances of 'float' and 'str'"; also a ``y`` of rows of different
@@ -379,10 +380,14 @@ def _refuse_missing_targets(y, what):
     # boolean mask cannot index (X[keep] raised TypeError); so is a list y
     kept_y = ("y = [t for t, k in zip(y, keep) if k]" if isinstance(y, (list, tuple))
               else "y = y[keep]")
+    # a glob (or one path) is listed first, in the sorted order fit reads it: zip would have
+    # walked the string's characters
+    listed = ("X = brainjepa_sk.files.expand_subject_paths(X); "
+              if is_path(_paths_as_list(X)) else "")
     raise ValueError(
         f"y has {problem} for {rows.size} subject(s), first subject {rows[0]}{column}: every "
         f"subject needs a finite {what}. Leave the subjects without one out of both X and y "
-        f"(e.g. keep = {keep}; X = [x for x, k in zip(X, keep) if k]; {kept_y})")
+        f"(e.g. {listed}keep = {keep}; X = [x for x, k in zip(X, keep) if k]; {kept_y})")
 
 
 def _refuse_labels_of_several_kinds(y):
@@ -1639,11 +1644,11 @@ class _FineTuneBase(SubjectsInputMixin):
     #: What one value of y is called in the messages ("label" for the classifier).
     _TARGET_WORD = "target"
 
-    def _check_y_given(self, y):
+    def _check_y_given(self, y, X=None):
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y "
                              "is None")
-        _refuse_missing_targets(y, self._TARGET_WORD)
+        _refuse_missing_targets(y, self._TARGET_WORD, X)
 
     def fit(self, X, y=None, **fit_params):
         """Fine-tune on subjects: every window of a subject is a sample with its target.
@@ -1881,7 +1886,7 @@ class _FineTuneBase(SubjectsInputMixin):
             ``X`` in another order.
         """
         y = _host_tensor(y)  # a tensor that requires grad read as its values, as in fit
-        self._check_y_given(y)
+        self._check_y_given(y, X)
         _check_targets_follow_files(_files_of(X), y, globbed=_is_glob(X))
         return super().score(X, y, sample_weight=sample_weight)
 
@@ -1950,6 +1955,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 "split of train_split=SubjectValidSplit(...); without one, pass no groups")
         with restore_on_error(self):
             subjects = validate_subjects(X, estimator=self, reset=not continuing, lazy=True)
+            self._check_y_given(y, X)  # its advice for missing targets runs on X as given
             _check_targets_follow_files(subjects, y, globbed=_is_glob(X))
             if groups is not None:
                 _check_targets_follow_files(subjects, groups, "groups", globbed=_is_glob(X))

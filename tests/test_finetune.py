@@ -46,6 +46,7 @@ from skorch.callbacks import (
 )
 from skorch.dataset import ValidSplit
 
+import brainjepa_sk
 from brainjepa_sk import BrainJEPAClassifier, BrainJEPAEmbedder, BrainJEPARegressor
 from brainjepa_sk.checkpoint import save_checkpoint
 from brainjepa_sk.finetune import (
@@ -2217,6 +2218,30 @@ def test_the_advice_for_missing_targets_keeps_exactly_the_subjects_with_one(y):
     assert [x is X[i] for i, x in zip([0, 2, 3], namespace["X"])] == [True] * 3
     assert len(namespace["X"]) == len(namespace["y"]) == 3
     estimator(tiny_module(), **fast(max_epochs=1)).fit(namespace["X"], namespace["y"])
+
+
+@pytest.mark.parametrize("y", [np.array([1.0, np.nan, 3.0, 4.0]), [1.0, None, 3.0, 4.0]],
+                         ids=["array", "list"])
+@pytest.mark.parametrize("pattern", [lambda folder: str(folder / "*.npy"),
+                                     lambda folder: np.array([str(folder / f"sub-{k}.npy")
+                                                              for k in range(4)])],
+                         ids=["glob", "array_of_paths"])
+def test_the_advice_for_missing_targets_runs_on_files_given_as_a_glob(tmp_path, y, pattern):
+    """The advice, run as written on X given as a glob, keeps the files of the subjects with a
+    target, in the order fit reads them; it had zipped the glob string, keeping its
+    characters. An array of paths keeps the advice for a list."""
+    for k, x in enumerate(offset_subjects(np.ones(4))):
+        np.save(tmp_path / f"sub-{k}.npy", x)
+    X = pattern(tmp_path)
+    with pytest.raises(ValueError, match=r"\(e\.g\. .+\)$") as error:
+        BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    advice = re.search(r"\(e\.g\. (.+)\)$", str(error.value)).group(1)
+    namespace = {"brainjepa_sk": brainjepa_sk, "numpy": np, "pandas": pd, "X": X, "y": y}
+    exec(advice, namespace)  # as the message says
+    assert [os.fspath(x) for x in namespace["X"]] == [
+        str(tmp_path / f"sub-{k}.npy") for k in (0, 2, 3)]
+    assert len(namespace["y"]) == 3
+    BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(namespace["X"], namespace["y"])
 
 
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
