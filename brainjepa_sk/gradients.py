@@ -31,6 +31,10 @@ from ._base import (
 )
 from ._warnings import catch_warnings, warn_user
 from .files import (
+    _GZIP_ERRORS,
+    _file_type,
+    _open_text,
+    _refuse_a_damaged_gzip,
     check_has_rows,
     check_index_column,
     has_header_line,
@@ -175,7 +179,8 @@ def load_gradients(source):
     ----------
     source : str, path-like or array-like
         A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
-        anything else whitespace-separated, ``#`` lines ignored; an optional header line of
+        anything else whitespace-separated, ``#`` lines ignored; each may be gzipped, as
+        ``.csv.gz``, ``.tsv.gz`` or ``.txt.gz``; an optional header line of
         names, or of integers above a line with fractions (pandas' column names), is skipped,
         a whitespace-separated one naming fewer columns than the rows hold is refused; in
         any text table a table index, as pandas' ``to_csv`` writes unless ``index=False``, is
@@ -196,7 +201,8 @@ def load_gradients(source):
     ValueError
         If the matrix is not numeric, holds complex values, is not 2-D, is empty, or holds NaN
         or infinite values, if the file cannot be read as a numeric table (a table index or no
-        rows included), or if the path is a folder.
+        rows included), if a gzipped file does not decompress (damaged or cut short), or if
+        the path is a folder.
     FileNotFoundError
         If the path names no file.
     """
@@ -206,7 +212,8 @@ def load_gradients(source):
             raise ValueError(f"{path} is a folder, not a gradient file")
         if not path.is_file():
             raise FileNotFoundError(f"gradient file not found: {path}")
-        if path.suffix.lower() == ".npy":
+        suffix = _file_type(path)  # ".tsv.gz" for a gzipped table, as for subject files
+        if suffix == ".npy":
             try:
                 array = load_npy(path)
             except (ValueError, OSError, EOFError) as error:
@@ -214,10 +221,12 @@ def load_gradients(source):
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
                     f"holding Python objects): {error}"
                 ) from error
-        elif path.suffix.lower() in (".csv", ".tsv"):  # names and index columns as for subjects
+        elif suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):  # as for subjects
             try:
                 array = np.asarray(read_csv_table(path, column="gradient", last_column=False))
-            except (ValueError, UnicodeDecodeError) as error:
+            except (ValueError, UnicodeDecodeError, *_GZIP_ERRORS) as error:
+                if path.name.lower().endswith(".gz"):
+                    _refuse_a_damaged_gzip(path, error)
                 raise ValueError(f"{path} is not a numeric gradient table (one row per region, "
                                  f"one column per gradient; an optional header line): {error}"
                                  ) from error
@@ -225,7 +234,7 @@ def load_gradients(source):
             try:
                 # blank and "#" lines (np.savetxt's header) count in skiprows, not as the
                 # header; a byte-order mark is no header (it made the first region's row one)
-                with open(path, encoding="utf-8-sig") as file:
+                with _open_text(path, encoding="utf-8-sig") as file:
                     found = list(itertools.islice(
                         ((n, line) for n, line in enumerate(file)
                          if line.strip() and not line.lstrip().startswith("#")), 2))
@@ -242,11 +251,14 @@ def load_gradients(source):
                              "index=False: remove it)" if len(names) + 1 == n_cells else "")
                     raise ValueError(f"its header line names {len(names)} columns but its rows "
                                      f"have {n_cells}{index}")
-                array = np.loadtxt(path, ndmin=2, skiprows=skipped, encoding="utf-8-sig")
+                with _open_text(path, encoding="utf-8-sig") as file:
+                    array = np.loadtxt(file, ndmin=2, skiprows=skipped)
                 # a named index (to_csv of a frame whose index has a name) or none named
                 # (header=False) is a column as any other: refused as in a .csv table
                 check_index_column(array, "gradient", names[0] if names else None)
-            except (ValueError, UnicodeDecodeError) as error:
+            except (ValueError, UnicodeDecodeError, *_GZIP_ERRORS) as error:
+                if path.name.lower().endswith(".gz"):
+                    _refuse_a_damaged_gzip(path, error)
                 raise ValueError(
                     f"{path} is not a numeric gradient table (one row per region, one column "
                     f"per gradient; an optional header line): {error}"

@@ -169,6 +169,26 @@ def test_a_damaged_gzipped_subject_file_is_named(tmp_path, suffix, damage, lazy)
         validate_subjects([good, bad], lazy=lazy)
 
 
+@pytest.mark.parametrize("suffix", [".csv.gz", ".tsv.gz", ".txt.gz"])
+@pytest.mark.parametrize("damage", ["cut", "corrupt", "not_gzip"])
+def test_a_damaged_gzipped_gradient_file_is_named(tmp_path, suffix, damage):
+    """A gzipped gradient table that does not decompress is named as subject files are."""
+    import gzip
+
+    lines = "\n".join(("," if suffix == ".csv.gz" else "\t").join(f"{v:.6f}" for v in row)
+                      for row in np.random.default_rng(0).standard_normal((300, 4))
+                      ).encode() + b"\n"
+    packed = gzip.compress(lines)
+    corrupt = bytearray(packed)
+    corrupt[len(corrupt) // 2 : len(corrupt) // 2 + 40] = bytes(40)
+    bad = tmp_path / f"gradients{suffix}"
+    bad.write_bytes({"cut": packed[: len(packed) // 2], "corrupt": bytes(corrupt),
+                     "not_gzip": lines}[damage])
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(bad))} is a damaged gzip file \(it "
+                                         r"does not decompress: .*\); write it again"):
+        load_gradients(bad)
+
+
 @pytest.mark.parametrize("keep, said", [
     (lambda raw: raw[:-8], r"its header announces 640 bytes of data, it holds 632"),
     (lambda raw: raw[: len(raw) // 2], r"its header announces 640 bytes of data, it holds \d+"),

@@ -75,6 +75,31 @@ def test_gzipped_text_tables_read_as_the_plain_ones(tmp_path, series):
         read_subject_file(bad)
 
 
+def test_gzipped_gradient_files_read_as_the_plain_ones(tmp_path):
+    """Gradient tables take the gzipped forms subject files take (they had been read as text
+    undecompressed, "not a numeric gradient table"), header and '#' lines included."""
+    import gzip
+
+    gradients = np.random.default_rng(0).standard_normal((N_REGIONS, 3))
+    names = ["g1", "g2", "g3"]
+    pd.DataFrame(gradients, columns=names).to_csv(tmp_path / "g.csv", index=False)
+    pd.DataFrame(gradients).to_csv(tmp_path / "g.tsv", sep="\t", index=False, header=False)
+    np.savetxt(tmp_path / "g.txt", gradients, header=" ".join(names))
+    np.savetxt(tmp_path / "g.1D", gradients)
+    for name in ("g.csv", "g.tsv", "g.txt", "g.1D"):
+        with gzip.open(tmp_path / (name + ".gz"), "wb") as out:
+            out.write((tmp_path / name).read_bytes())
+        got = load_gradients(tmp_path / (name + ".gz"))
+        np.testing.assert_array_equal(got, load_gradients(tmp_path / name))
+        np.testing.assert_allclose(got, gradients, rtol=1e-7)
+    # the checks of the plain tables apply inside: a table index is refused
+    indexed = tmp_path / "indexed.csv.gz"
+    pd.DataFrame(gradients).to_csv(indexed, compression="gzip")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(indexed))} is not a numeric "
+                                         r"gradient table.*table index"):
+        load_gradients(indexed)
+
+
 def test_upper_case_suffixes_are_read_as_their_formats(tmp_path, series):
     names = [f"roi{r}" for r in range(N_REGIONS)]
     pd.DataFrame(series[0], columns=names).to_csv(tmp_path / "sub-01.TSV", sep="\t",
