@@ -742,7 +742,10 @@ class _FineTuneBase(SubjectsInputMixin):
             the parameters a subclass adds, a component of its, are skorch's), and
             ``gradients__*``: ``gradients`` is a gradient matrix or its file, which has no
             parameters (a :class:`~brainjepa_sk.gradients.GradientPositioner` is
-            :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``).
+            :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``). For a
+            ``<prefix>__*`` of a prefix that is neither a parameter nor skorch's, as
+            scikit-learn's ``set_params`` refuses a parameter there is not ("Invalid
+            parameter ..."); skorch would have kept it for ``fit`` to refuse.
             For a ``callbacks__<name>`` or ``callbacks__<name>__<parameter>`` of a name that
             no callback has, and a ``callbacks__<name>__<parameter>`` of a callback turned off
             (``callbacks__<name>=None``), or given while ``callbacks="disable"`` turns them all
@@ -958,19 +961,31 @@ class _FineTuneBase(SubjectsInputMixin):
             key in self._optimizers
             or component in ("iterator_train", "iterator_valid", "dataset", "compile"))
 
-    def _check_nested_params(self, params):
+    def _check_nested_params(self, params, unknown_prefixes=True):
         """Refuse ``<parameter>__<name>`` settings of a parameter holding no estimator (see
         :func:`~brainjepa_sk.validation.check_nested_params`), in ``set_params`` and, for
-        the constructor's, in ``fit``."""
+        the constructor's, in ``fit``; with ``unknown_prefixes`` (``set_params``) also those
+        of a prefix that is neither a parameter nor skorch's (``fit`` leaves the constructor's
+        to :meth:`_validate_params`, which names the parameter meant)."""
         # the prefixes skorch routes (module, criterion and optimizer become its prefixes at
         # initialize), train_split's, routed by set_params, and a subclass's parameters:
         # skorch registers a component of its (a module class) only at initialize, and a grid
         # sets its settings on an unfitted clone
         own = _own_parameters()
+        current = self.get_params(deep=False)
+        prefixes = {key.partition("__")[0] for key in params if "__" in key}
+        if unknown_prefixes:
+            # a subclass's component, and a prefix given to the constructor (a component that
+            # a subclass registers at initialize without a parameter of its own, whose
+            # settings a grid sets again on an unfitted clone)
+            given = {key.partition("__")[0] for key in current if "__" in key}
+            prefixes = {prefix for prefix in prefixes
+                        if prefix in current and prefix not in own or prefix in given}
+        # (module__* were refused before: not named among the prefixes there are)
         check_nested_params(self, params, routed={
             *self.prefixes_, *self._modules, *self._criteria, *self._optimizers,
-            "module", "criterion", "optimizer", "train_split",
-            *(key.partition("__")[0] for key in params if key.partition("__")[0] not in own)})
+            "criterion", "optimizer", "train_split",
+            *(prefix for prefix in prefixes if prefix not in own)} - {"module"})
 
     def _refuse_module_settings(self, names):
         # skorch would rebuild a fitted net's module at once, from weights: the fine-tuning
@@ -1916,7 +1931,7 @@ class _FineTuneBase(SubjectsInputMixin):
         # callback has>)
         given = self.get_params(deep=False)
         self._refuse_module_settings(given)
-        self._check_nested_params(given)
+        self._check_nested_params(given, unknown_prefixes=False)
         self._check_callback_settings(given)
         # torchrun sets RANK with WORLD_SIZE; a WORLD_SIZE alone (a job script's export) is a
         # process on its own, as is_main_process takes it

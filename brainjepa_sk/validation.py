@@ -194,8 +194,9 @@ def check_nested_params(estimator, params, routed=()):
     ValueError
         For the first such setting in alphabetical order, naming it, the type of the value it
         would set a parameter of and what to set instead (before any parameter is set). A
-        prefix that names no parameter is left to ``estimator``'s ``set_params``, which names
-        the parameters there are.
+        prefix that names no parameter and is not ``routed`` is refused as scikit-learn's
+        ``set_params`` refuses it ("Invalid parameter ..."), naming the parameters there are
+        (skorch's ``set_params`` had kept such a setting for ``fit`` to refuse).
     """
     nested = sorted(key for key in params
                     if "__" in key and key.partition("__")[0] not in routed)
@@ -205,7 +206,7 @@ def check_nested_params(estimator, params, routed=()):
     for key in nested:
         prefix, _, name = key.partition("__")
         if prefix not in current:
-            continue
+            _refuse_unknown_prefix(estimator, key, current, routed)
         value = params.get(prefix, current[prefix])
         if prefix == "gradients":
             _check_gradients_setting(estimator, key, value)
@@ -221,6 +222,21 @@ def check_nested_params(estimator, params, routed=()):
             raise ValueError(
                 f"{key} sets the parameter {name!r} of the estimator given as {prefix}, but "
                 f"the {prefix} of {type(estimator).__name__} is {_described(value)}, {todo}")
+
+
+def _refuse_unknown_prefix(estimator, key, current, routed):
+    """Refuse ``key``, ``<prefix>__<name>`` of a prefix that is neither a parameter of
+    ``estimator`` (``current``, its ``get_params(deep=False)``) nor ``routed``, in
+    scikit-learn's words, naming a close parameter or prefix."""
+    prefix, _, name = key.partition("__")
+    valid = sorted(name for name in current if "__" not in name)
+    prefixes = sorted(routed)
+    close = difflib.get_close_matches(prefix, [*valid, *prefixes], n=1, cutoff=0.6)
+    raise ValueError(
+        f"Invalid parameter {prefix!r} for estimator {type(estimator).__name__} (given as "
+        f"{key}{f'; did you mean {close[0]}__{name}?' if close else ''}). Valid parameters are: "
+        f"{valid!r}" + (f", and settings prefixed {', '.join(p + '__' for p in prefixes)}"
+                        if prefixes else "") + ".")
 
 
 def _described(value):

@@ -4654,6 +4654,44 @@ def test_a_subclass_component_takes_its_prefixed_settings_before_the_net_is_init
         net.set_params(pooling__x=1)
 
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+@pytest.mark.parametrize("key", ["nonexistent__x", "masking__ratio", "optimzer__betas"])
+def test_a_setting_of_a_prefix_that_is_no_parameter_is_refused_by_set_params(estimator, key):
+    """skorch's set_params had kept <prefix>__<name> of a prefix that is neither a parameter
+    nor one of its components, for fit to refuse as an unexpected argument; it is refused at
+    once in scikit-learn's words, and nothing of the call is set. skorch's prefixes (module__
+    is refused on its own) and a subclass's component still take theirs."""
+    prefix = key.partition("__")[0]
+    net = estimator(tiny_module(), **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=rf"^Invalid parameter {prefix!r} for estimator "
+                                         rf"{estimator.__name__} \(given as {key}.*\)\. Valid "
+                                         r"parameters are: \[.*'max_epochs'.*\], and settings "
+                                         r"prefixed callbacks__, .*optimizer__"):
+        net.set_params(max_epochs=3, **{key: 1})
+    assert net.max_epochs == 1 and key not in net.get_params()
+    if key == "optimzer__betas":
+        with pytest.raises(ValueError, match=r"did you mean optimizer__betas\?"):
+            net.set_params(**{key: 1})
+    routed = dict(optimizer__betas=(0.8, 0.9), criterion__reduction="mean",
+                  iterator_train__num_workers=0, iterator_valid__batch_size=2,
+                  dataset__x=1, compile__mode="default", train_split__fraction=0.5,
+                  callbacks__print_log__floatfmt=".2f")
+    net.set_params(train_split=SubjectValidSplit(0.25), **routed)
+    assert net.get_params_for("optimizer")["betas"] == (0.8, 0.9)
+    assert net.train_split.fraction == 0.5
+    assert net.get_params()["callbacks__print_log__floatfmt"] == ".2f"
+    with pytest.raises(ValueError, match=r"takes no module__ settings"):
+        net.set_params(module__x=1)
+
+
+def test_a_prefix_given_to_the_constructor_is_taken_by_set_params_again():
+    """A component a subclass registers at initialize without a parameter of its own takes
+    its settings from the constructor, as skorch's own components do: a grid sets them again
+    on an unfitted clone."""
+    net = BrainJEPAClassifier(tiny_module(), extra__width=2, **fast(max_epochs=1))
+    assert clone(net).set_params(extra__width=3).get_params()["extra__width"] == 3
+
+
 def test_a_callback_given_by_name_while_callbacks_are_disabled_is_refused():
     """callbacks="disable" turns every callback off, one given by name too (skorch's rule):
     such a callback had been taken without a word and never called (skorch had failed with

@@ -539,10 +539,14 @@ def test_set_params_refuses_nested_settings_of_a_parameter_holding_no_estimator(
                        r"GradientPositioner, not an instance of it: give one"):
         estimator.set_params(**{key: GradientPositioner, f"{key}__x": 1})
     assert estimator.get_params(deep=False)[key] is before[key]
-    # a parameter that does not exist is still scikit-learn's (or skorch's, at fit) to refuse
-    if not isinstance(estimator, NeuralNet):
-        with pytest.raises(ValueError, match=r"Invalid parameter 'nonexistent'"):
-            estimator.set_params(nonexistent__x=1)
+    # a parameter that does not exist is refused in scikit-learn's words, by the fine-tuners
+    # too (skorch had kept its setting for fit to refuse), through a Pipeline as well
+    for where, key in ((estimator, "nonexistent__x"),
+                       (make_pipeline(estimator), f"{step}__nonexistent__x")):
+        with pytest.raises(ValueError, match=rf"^Invalid parameter 'nonexistent' for estimator "
+                                             rf"{name}\b.*Valid parameters are: \[.*'{refused[0]}'"):
+            where.set_params(**{key: 1})
+    assert estimator.get_params(deep=False).keys() == before.keys()
 
 
 @pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
