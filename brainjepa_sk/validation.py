@@ -40,7 +40,7 @@ from .files import (
     read_subject_file,
     series_digest,
 )
-from .nn._checks import type_with_article
+from .nn._checks import type_with_article, with_article
 from .train.runtime import expand_home
 
 __all__ = [
@@ -434,8 +434,8 @@ def _as_subject_list(X, estimator=None):
         X = list(X)  # subjects of different lengths, as np.load(..., allow_pickle=True) gives
     elif hasattr(X, "ndim") and X.ndim != 3:
         raise ValueError(
-            f"{_LAYOUT}; got a {X.ndim}-D array of shape {X.shape}. Reshape your data to "
-            "(n_subjects, n_timepoints, n_regions)"
+            f"{_LAYOUT}; got {with_article(f'{X.ndim}-D')} array of shape {X.shape}. "
+            "Reshape your data to (n_subjects, n_timepoints, n_regions)"
         )
     try:
         subjects = list(X)

@@ -361,6 +361,8 @@ def test_an_array_of_more_than_three_dimensions_is_refused_as_a_whole():
     x = np.random.default_rng(9).standard_normal((2, 10, 3, 1))
     with pytest.raises(ValueError, match=r"got a 4-D array of shape \(2, 10, 3, 1\)\. Reshape"):
         validate_subjects(x)
+    with pytest.raises(ValueError, match=r"got an 8-D array of shape \(2, 10, 3(, 1){5}\)\. "):
+        validate_subjects(x.reshape(2, 10, 3, 1, 1, 1, 1, 1))  # had read "a 8-D"
 
 
 @pytest.mark.parametrize("lazy", [False, True])

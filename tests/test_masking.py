@@ -362,6 +362,10 @@ def test_a_count_quantile_whose_counts_few_draws_reach_together_is_refused_up_fr
     sampler.n_context = 10**6
     with pytest.raises(ValueError, match=r"count_quantile=0.1\).*lower count_quantile"):
         sampler.draw_sizes()
+    sampler = SpatiotemporalMaskSampler(18, 4)
+    sampler.n_context = 10**6
+    with pytest.raises(ValueError, match=r" on an 18 x 4 grid; "):  # had read "a 18 x 4"
+        sampler.draw_sizes()
 
 
 def test_a_min_keep_that_few_size_draws_reach_is_refused_up_front():

@@ -161,10 +161,25 @@ def test_bad_input_shapes_are_named():
         model.target_encoder(torch.randn(20, 12))
     with pytest.raises(ValueError, match="got a 4-D tensor"):  # regions still on axis 2
         model.target_encoder(torch.randn(2, 20, 12, 1))
+    with pytest.raises(ValueError, match="got an 8-D tensor"):  # had read "a 8-D"
+        model.target_encoder(torch.randn(1, 1, 1, 1, 1, 1, 20, 12))
     with pytest.raises(ValueError, match="n_frames=0 is not a positive multiple"):
         model.target_encoder(torch.randn(2, 0, 12))
     with pytest.raises(ValueError, match="has 12 regions but the input has 8"):
         model.target_encoder(torch.randn(2, 20, 8))  # fewer regions than the model's
+
+
+@pytest.mark.parametrize("words, expected", [
+    ("1-D", "a 1-D"), ("3-D", "a 3-D"), ("8-D", "an 8-D"), ("11-D", "an 11-D"),
+    ("18-D", "an 18-D"), ("80-D", "an 80-D"), ("100-D", "a 100-D"), ("800", "an 800"),
+    ("11000", "an 11000"), ("dict", "a dict"), ("OrderedDict", "an OrderedDict"),
+    ("ndarray", "an ndarray"), ("SVC", "an SVC"), ("Tensor", "a Tensor"),
+])
+def test_the_article_of_a_message_follows_how_its_word_is_read(words, expected):
+    """Numbers by their names ("eight", "eleven"): messages had read "a 8-D", "a 11-D"."""
+    from brainjepa_sk.nn._checks import with_article
+
+    assert with_article(words) == expected
 
 
 def test_attention_equals_explicit_softmax_attention():

@@ -11,17 +11,30 @@ import numpy as np
 
 def type_with_article(value):
     """The name of ``value``'s type with its indefinite article, for messages: ``"a dict"``,
-    ``"an OrderedDict"``, ``"an ndarray"``, ``"an SVC"``.
+    ``"an OrderedDict"``, ``"an ndarray"``, ``"an SVC"`` (see :func:`with_article`)."""
+    return with_article(type(value).__name__)
 
-    By how the name is read out: an initialism (``SVC``, ``ndarray``'s ``nd``) letter by
-    letter, so by its first letter's name ("ess", "en"); any other name by its first letter.
+
+def with_article(words):
+    """``words`` after their indefinite article, for messages: ``"a dict"``, ``"an SVC"``,
+    ``"a 3-D"``, ``"an 8-D"``, ``"an 11-D"``.
+
+    By how the first word is read out: a number by its name ("eight", "eleven", "eighteen",
+    "eighty...", and the thousands of those); an initialism (``SVC``, ``ndarray``'s ``nd``)
+    letter by letter, so by its first letter's name ("ess", "en"); any other word by its first
+    letter.
     """
-    name = type(value).__name__
-    if name[:2].isupper() or name.startswith("nd"):
-        vowel_sound = name[:1].upper() in "AEFHILMNORSX"
+    digits = len(words) - len(words.lstrip("0123456789"))
+    if digits:
+        number = int(words[:digits])
+        while number >= 1000:  # 11000 is read "eleven thousand"
+            number //= 1000
+        vowel_sound = number in (11, 18) or str(number).startswith("8")
+    elif words[:2].isupper() or words.startswith("nd"):
+        vowel_sound = words[:1].upper() in "AEFHILMNORSX"
     else:
-        vowel_sound = name[:1].lower() in "aeiou"
-    return f"{'an' if vowel_sound else 'a'} {name}"
+        vowel_sound = words[:1].lower() in "aeiou"
+    return f"{'an' if vowel_sound else 'a'} {words}"
 
 
 def check_time_patches(n_frames, patch_size):

@@ -12,6 +12,7 @@ from ._checks import (
     check_count,
     check_drop_path_rate,
     check_time_patches,
+    with_article,
 )
 from .blocks import (
     LAYER_NORM_EPS,
@@ -82,7 +83,7 @@ def check_time_series(x, n_regions, patch_size):
     if x.ndim != 3:
         raise ValueError(
             "expected a batch of shape (batch, n_frames, n_regions), "
-            f"got a {x.ndim}-D tensor of shape {tuple(x.shape)}"
+            f"got {with_article(f'{x.ndim}-D')} tensor of shape {tuple(x.shape)}"
         )
     if x.shape[2] != n_regions:
         hint = " (it looks transposed: time must be axis 1)" if x.shape[1] == n_regions else ""

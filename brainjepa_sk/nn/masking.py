@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_count, is_real
+from ._checks import check_count, is_real, with_article
 
 __all__ = ["SpatiotemporalMaskSampler", "MaskBatch", "UnsatisfiableMaskingError", "CONTEXT",
            "ALPHA", "BETA", "GAMMA"]
@@ -388,7 +388,8 @@ class SpatiotemporalMaskSampler:
         if not self.static_shapes:
             raise UnsatisfiableMaskingError(
                 f"min_keep={self.min_keep} context tokens and a target are kept by only "
-                f"{accepted / len(draws):.2%} of mask size draws on a {self.n_regions} x "
+                f"{accepted / len(draws):.2%} of mask size draws on "
+                f"{with_article(str(self.n_regions))} x "
                 f"{self.n_patches} grid (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
                 "every batch); lower min_keep or widen the scales")
         # the settings that raise the counts: the quantile, and min_keep where it leaves
@@ -399,7 +400,8 @@ class SpatiotemporalMaskSampler:
         advice = f"lower {' or '.join(lower)}" if lower else "widen the scales"
         raise UnsatisfiableMaskingError(
             f"count_quantile={self.count_quantile} and min_keep={self.min_keep} keep "
-            f"{n_context} context and {n_target} target tokens on a {self.n_regions} x "
+            f"{n_context} context and {n_target} target tokens on "
+            f"{with_article(str(self.n_regions))} x "
             f"{self.n_patches} grid, which only {accepted / len(draws):.2%} of mask size "
             f"draws reach together (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
             f"every batch); {advice}"
@@ -414,8 +416,8 @@ class SpatiotemporalMaskSampler:
             need = f"min_keep={self.min_keep} context tokens and a target"
             advice = "lower min_keep or widen the scales"
         return UnsatisfiableMaskingError(
-            f"could not draw masks keeping {need} on a {self.n_regions} x {self.n_patches} "
-            f"grid; {advice}")
+            f"could not draw masks keeping {need} on {with_article(str(self.n_regions))} x "
+            f"{self.n_patches} grid; {advice}")
 
     def draw_sizes(self):
         """Draw one batch's sizes.
