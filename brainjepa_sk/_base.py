@@ -538,8 +538,10 @@ def warn_if_off_the_fitted_scale(estimator, subjects):
     subjects leave them far above unit scale.
 
     The statistics are a checkpoint's (learned at pretraining) or were learned by the
-    estimator's ``fit``; either way new series on a larger scale reach the model blown up. One warning per call at most, from the first
-    :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects.
+    estimator's ``fit``; either way new series on a larger scale reach the model blown up.
+    One warning per call at most, from the first
+    :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects. An estimator
+    pickled before it recorded which is told by its fit's settings, or says both.
 
     Parameters
     ----------
@@ -551,10 +553,41 @@ def warn_if_off_the_fitted_scale(estimator, subjects):
     preprocessor = estimator.preprocessor_
     if preprocessor.normalization != "robust":
         return
-    # set where the statistics are a checkpoint's (estimators pickled before it: fit's)
-    source = getattr(preprocessor, "_statistics_source", None)
-    preprocessor._warn_if_off_the_saved_scale(
-        subjects, source, fitted_by=None if source else type(estimator).__name__)
+    source, fitted_by = _statistics_origin(estimator, preprocessor)
+    preprocessor._warn_if_off_the_saved_scale(subjects, source, fitted_by=fitted_by)
+
+
+def _statistics_origin(estimator, preprocessor):
+    """Where a fitted ``estimator``'s robust statistics come from, as
+    ``_warn_if_off_the_saved_scale`` takes it: ``(source, None)`` for a checkpoint's,
+    ``(None, class name)`` for its fit's, and both where it cannot tell.
+
+    Recorded at fit (``_statistics_source``: None where fit learned them); an embedder or
+    fine-tuner pickled before it was recorded is told by the settings its fit used: the
+    published model carries no statistics, a module those it carries (its ``preprocessing``),
+    and a checkpoint file those it holds when ``normalization`` was ``"auto"`` (which takes
+    "robust" from the file, with its statistics); an explicit "robust" with a file is either."""
+    fitted_by = type(estimator).__name__
+    if hasattr(preprocessor, "_statistics_source"):
+        source = preprocessor._statistics_source
+        return source, None if source else fitted_by
+    params = estimator.get_params(deep=False)
+    if "weights" not in params:  # the pretrainer learns its statistics in its fit
+        return None, fitted_by
+    # the settings of the fit (the embedder's record, the fine-tuners'), else the current
+    recorded = (getattr(estimator, "_preprocessed_with_", None)
+                or getattr(estimator, "_built_with_", None) or {})
+    weights = recorded.get("weights", params["weights"])
+    normalization = recorded.get("normalization", params["normalization"])
+    if isinstance(weights, str) and weights == "ukbiobank":
+        return None, fitted_by
+    if isinstance(weights, torch.nn.Module):
+        saved = getattr(weights, "preprocessing", None) or {}
+        carried = (saved.get("normalization") == "robust" and "n_frames" in saved
+                   and normalization in ("auto", "robust"))
+        return ("the model", None) if carried else (None, fitted_by)
+    source = os.fspath(expand_home(weights)) if is_path(weights) else "the model"
+    return (source, None) if normalization == "auto" else (source, fitted_by)
 
 
 def check_pooling(pooling, n_patches=None):

@@ -789,7 +789,9 @@ class Preprocessor:
         ``SAVED_SCALE_CHECK_SUBJECTS`` subjects only.
 
         ``source`` names the checkpoint the statistics came from; ``fitted_by``, the class
-        name of the estimator whose ``fit`` learned them, when they were learned so.
+        name of the estimator whose ``fit`` learned them, when they were learned so; both,
+        where they came from one or the other (an estimator pickled before it recorded
+        which).
         """
         n_regions, input_name, scaled = None, _input_name(subjects), []
         for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
@@ -808,6 +810,12 @@ class Preprocessor:
             if fitted_by is None:
                 origin, learned, advice = (f"{source} was pretrained on", "at pretraining",
                                            "Scale them as the pretraining data were, or set")
+            elif source is not None:
+                origin, learned, advice = (
+                    f"the statistics were learned from ({source}'s pretraining data, or the "
+                    f"data this {fitted_by} was fitted on: it was fitted before it recorded "
+                    "which)", "at pretraining or by fit",
+                    "Scale them as those data were, or refit with")
             else:
                 origin, learned, advice = (f"this {fitted_by} was fitted on", "by fit",
                                            "Scale them as the data of fit were, or refit with")
@@ -1381,4 +1389,6 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             preprocessor._statistics_source = os.fspath(source) if source else "the model"
             preprocessor._warn_if_off_the_saved_scale(subjects, preprocessor._statistics_source)
         return preprocessor
-    return Preprocessor(normalization=normalization, **options).fit(subjects)
+    preprocessor = Preprocessor(normalization=normalization, **options).fit(subjects)
+    preprocessor._statistics_source = None  # learned here: transform and predict say so
+    return preprocessor

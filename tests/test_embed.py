@@ -1247,6 +1247,55 @@ def test_new_series_off_the_scale_of_the_statistics_of_fit_are_warned_of_at_tran
     assert "Scale them as the data of fit were, or refit with" in messages[0]
 
 
+@pytest.mark.parametrize("weights, normalization, estimator, origin", [
+    ("file", "auto", "embedder", "the data {path} was pretrained on: its robust statistics "
+                                 "(normalization='robust', learned at pretraining"),
+    ("file", "auto", "classifier", "the data {path} was pretrained on: its robust statistics"),
+    ("file", "robust", "embedder", "the data the statistics were learned from ({path}'s "
+                                   "pretraining data, or the data this BrainJEPAEmbedder was "
+                                   "fitted on: it was fitted before it recorded which): its "
+                                   "robust statistics (normalization='robust', learned at "
+                                   "pretraining or by fit and not refitted)"),
+    ("carrying", "auto", "embedder", "the data the model was pretrained on: its robust"),
+    ("bare", "robust", "embedder", "the data this BrainJEPAEmbedder was fitted on: its robust "
+                                   "statistics (normalization='robust', learned by fit"),
+], ids=["file_auto", "file_auto_classifier", "file_robust", "carrying_module", "bare_module"])
+def test_an_estimator_fitted_before_it_recorded_where_its_statistics_came_from_says_it_truly(
+        tmp_path, weights, normalization, estimator, origin):
+    """An embedder or fine-tuner pickled before it recorded where its robust statistics came
+    from (here the record deleted) said they were learned by its fit, also where they were a
+    checkpoint's: the settings of its fit tell (normalization='auto' takes a checkpoint's own,
+    a module shows what it carries), and where they cannot, the message names both."""
+    from brainjepa_sk import BrainJEPAClassifier
+
+    X = _subjects(n_subjects=4)
+    statistics = Preprocessor(8, normalization="robust").fit(X).to_dict()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS), preprocessing=statistics)
+    module = tiny_module(N_REGIONS)
+    if weights == "carrying":
+        module.preprocessing = statistics
+    given = {"file": path}.get(weights, module)
+    settings = dict(normalization=normalization, n_frames=8)
+    if estimator == "embedder":
+        fitted = BrainJEPAEmbedder(weights=given, device="cpu", **settings).fit(X)
+        apply = fitted.transform
+    else:
+        fitted = BrainJEPAClassifier(given, max_epochs=1, verbose=0, **settings).fit(
+            X, [0, 1, 0, 1])
+        apply = fitted.predict
+    # as pickled before it was recorded
+    vars(fitted.preprocessor_).pop("_statistics_source", None)
+    fitted = pickle.loads(pickle.dumps(fitted))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply([x * 1e4 + 1e4 for x in X])
+    messages = _scale_warnings(caught)
+    assert len(messages) == 1
+    assert messages[0].startswith("the series are on another scale than "
+                                  + origin.format(path=path)), messages[0]
+
+
 def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
                                                                      official_dir, reference):
     """num_heads applies to the UK Biobank research checkpoint (it is not reported as ignored);
