@@ -544,7 +544,8 @@ def test_set_params_refuses_nested_settings_of_a_parameter_holding_no_estimator(
     for where, key in ((estimator, "nonexistent__x"),
                        (make_pipeline(estimator), f"{step}__nonexistent__x")):
         with pytest.raises(ValueError, match=rf"^Invalid parameter 'nonexistent' for estimator "
-                                             rf"{name}\b.*Valid parameters are: \[.*'{refused[0]}'"):
+                                             rf"{name}\b.*Valid parameters are: "
+                                             rf"\[.*'{refused[0]}'"):
             where.set_params(**{key: 1})
     assert estimator.get_params(deep=False).keys() == before.keys()
 
