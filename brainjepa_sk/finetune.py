@@ -1772,9 +1772,10 @@ class _FineTuneBase(SubjectsInputMixin):
         written (``<fn_prefix>run.json``), which a resumed fit checks."""
         # At the end of training, the callbacks see the record of an epoch one of them cut
         # short after a batch (fit_loop dropped it), as skorch shows it: the model holds what
-        # it trained of that epoch, which EarlyStopping(load_best=True) takes as the last (else it kept
-        # those weights, not its best epoch's) and a checkpoint names its files after (else
-        # they failed on an empty history). The histories saved or pickled leave it out.
+        # it trained of that epoch, which EarlyStopping(load_best=True) takes as the last
+        # (else it kept those weights, not its best epoch's) and a checkpoint names its files
+        # after (else they failed on an empty history). The histories saved or pickled leave
+        # it out.
         cut = self.__dict__.pop("_cut_epoch_", None) if method_name == "on_train_end" else None
         if cut is None:
             return self._notify_hooks(method_name, cb_kwargs)
