@@ -1651,6 +1651,12 @@ _DDP_SCENARIOS_OF_TESTS = {
 }
 
 
+def _running(folder):
+    """The scenario each process of ``folder``'s pair runs (``None`` before its first)."""
+    return tuple((folder / f"running-{rank}.txt").read_text()
+                 if (folder / f"running-{rank}.txt").exists() else None for rank in (0, 1))
+
+
 @pytest.fixture(scope="module")
 def ddp_scenarios(request, tmp_path_factory):
     """Runs the scenarios of the selected DDP tests in one pair of gloo processes, one after
@@ -1672,8 +1678,10 @@ def ddp_scenarios(request, tmp_path_factory):
         folder = tmp_path_factory.mktemp("ddp")
         where.update(dict.fromkeys(remaining, folder))
         try:
+            # each scenario's own time (a few seconds) and the processes' start, counted
+            # from when either process began its scenario
             _spawn_within(_ddp_worker.scenarios_worker, (2, str(folder), remaining),
-                          seconds=60 + 120 * len(remaining))
+                          seconds=180, progress=lambda folder=folder: _running(folder))
             break
         except (Exception, pytest.fail.Exception) as error:
             running = [(folder / f"running-{rank}.txt").read_text() for rank in (0, 1)
@@ -1723,20 +1731,80 @@ def test_two_processes_of_batch_b_train_like_one_of_batch_2b(ddp_scenarios, accu
         torch.testing.assert_close(first[key], value, rtol=1e-4, atol=1e-5)
 
 
-def _spawn_within(function, args, seconds=120):
+def _spawn_within(function, args, seconds=120, progress=None):
     """``mp.spawn`` 2 processes; a test that would wait forever on a regression (processes
-    stuck in a collective) fails after ``seconds`` instead."""
+    stuck in a collective) fails after ``seconds`` instead.
+
+    ``progress``, a function whose value changes as the processes get on (the scenario each
+    runs), makes the ``seconds`` count from its last change: processes running scenarios one
+    after another are given ``seconds`` for each, not for all of them together."""
     import time
 
     import torch.multiprocessing as mp
 
     context = mp.spawn(function, args=args, nprocs=2, join=False)
     deadline = time.monotonic() + seconds
+    last = None if progress is None else progress()
     while not context.join(timeout=1):
+        now = None if progress is None else progress()
+        if now != last:
+            last, deadline = now, time.monotonic() + seconds
         if time.monotonic() > deadline:
             for process in context.processes:
                 process.kill()
-            pytest.fail(f"the processes did not end within {seconds} s")
+            pytest.fail(f"the processes did not end within {seconds} s"
+                        + ("" if progress is None else " of their last progress"))
+
+
+class _FakeSpawned:
+    """Stands for ``mp.spawn(..., join=False)``'s context: 2 processes that end after
+    ``seconds`` (never when None), and record being killed."""
+
+    def __init__(self, seconds):
+        import time
+
+        self.ends_at = None if seconds is None else time.monotonic() + seconds
+        self.processes = [type("Process", (), {"kill": lambda p: self.killed.append(p)})()
+                          for _ in range(2)]
+        self.killed = []
+
+    def join(self, timeout=None):
+        import time
+
+        time.sleep(0.02)
+        return self.ends_at is not None and time.monotonic() >= self.ends_at
+
+
+def test_spawned_processes_running_scenarios_get_a_time_for_each_not_for_all(monkeypatch):
+    """The DDP scenarios run one after another in one pair of processes. Their time limit had
+    been for all of them together (60 + 120 s a scenario): a hang in the last of 9 went on
+    for 19 minutes. With ``progress`` (the scenario each process runs) the time counts from
+    its last change: processes that get on are left to, and a hang fails after ``seconds``."""
+    import time
+
+    import torch.multiprocessing as mp
+
+    started = time.monotonic()
+
+    def progress(stalls_after=None):  # another value every 0.1 s
+        elapsed = time.monotonic() - started
+        return int(min(elapsed, stalls_after or elapsed) / 0.1)
+
+    monkeypatch.setattr(mp, "spawn", lambda *args, **kwargs: _FakeSpawned(1.0))
+    _spawn_within(None, (), seconds=0.4, progress=progress)  # 1 s, a step every 0.1 s
+    assert time.monotonic() - started >= 1.0
+
+    hung = _FakeSpawned(None)
+    monkeypatch.setattr(mp, "spawn", lambda *args, **kwargs: hung)
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match=r"within 0\.4 s of their last progress"):
+        _spawn_within(None, (), seconds=0.4, progress=lambda: progress(stalls_after=0.5))
+    assert 0.9 <= time.monotonic() - started < 2.0 and len(hung.killed) == 2
+    # without progress, the time counts from the start
+    started = time.monotonic()
+    with pytest.raises(pytest.fail.Exception, match=r"within 0\.4 s$"):
+        _spawn_within(None, (), seconds=0.4)
+    assert time.monotonic() - started < 1.0
 
 
 def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(ddp_scenarios):
