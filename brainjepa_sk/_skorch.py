@@ -1150,9 +1150,12 @@ def run_fingerprint(net, subjects, y, held_out):
 
 
 def _file_digest(path):
-    """The SHA-256 of a file's bytes (hex), read in chunks."""
+    """The SHA-256 of a file's bytes (hex), read in chunks (hashlib.file_digest is 3.11's)."""
+    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _name_in(folder, path):

@@ -4157,6 +4157,25 @@ def test_a_save_cut_off_between_the_renames_of_its_files_is_not_resumed_as_a_mix
         assert_same_run(again, reference)
 
 
+def test_a_checkpoint_records_its_digests_without_hashlib_file_digest(tmp_path, monkeypatch):
+    """hashlib.file_digest is Python 3.11's, and the package supports 3.10: the digests of a
+    checkpoint's files had failed there with an AttributeError, which failed every save
+    (warned about, no file written)."""
+    monkeypatch.delattr(hashlib, "file_digest", raising=False)  # as on Python 3.10
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2), callbacks=[
+            Checkpoint(dirname=tmp_path, monitor=None)]).fit(X, y)
+    assert not [w for w in record if "could not save" in str(w.message)]
+    with open(tmp_path / "run.json") as file:
+        record = json.load(file)
+    assert record["files"] == {
+        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
+        for name in ["criterion.pt", "history.json", "optimizer.pt", "params.pt"]}
+    assert sorted(record["replaced"]) == sorted(record["files"])
+
+
 def test_load_params_of_a_checkpoint_refuses_files_of_two_saves_and_loads_ones_own(tmp_path):
     """load_params(checkpoint=...) checks the files too: those of two saves are refused, and
     the net is left as it was; a file replaced since by a save of one's own, of neither save
