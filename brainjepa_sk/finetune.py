@@ -242,6 +242,17 @@ def _own_parameters():
         if name != "self" and parameter.kind not in variadic)
 
 
+def _registers_components(cls):
+    """Whether ``cls`` (a fine-tuner's subclass) overrides one of skorch's ``initialize*``
+    methods outside this package and skorch: skorch's way of adding a component registers it,
+    and its ``<name>__`` prefix, only when the net is initialized."""
+    return any(
+        not next(klass for klass in cls.__mro__ if name in vars(klass)).__module__.startswith(
+            ("brainjepa_sk.", "skorch."))
+        for name in ("initialize", "initialize_module", "initialize_criterion",
+                     "initialize_optimizer"))
+
+
 def _absolute(path):
     """``path`` as an absolute path string, ``~`` expanded, to compare with others."""
     return os.path.abspath(expand_home(path))
@@ -745,7 +756,9 @@ class _FineTuneBase(SubjectsInputMixin):
             :class:`~brainjepa_sk.BrainJEPAPretrainer`'s ``gradients``). For a
             ``<prefix>__*`` of a prefix that is neither a parameter nor skorch's, as
             scikit-learn's ``set_params`` refuses a parameter there is not ("Invalid
-            parameter ..."); skorch would have kept it for ``fit`` to refuse.
+            parameter ..."); skorch would have kept it for ``fit`` to refuse. (A subclass
+            that overrides skorch's ``initialize*`` methods registers its components there:
+            until the net is initialized, its unknown prefixes are left to ``fit``.)
             For a ``callbacks__<name>`` or ``callbacks__<name>__<parameter>`` of a name that
             no callback has, and a ``callbacks__<name>__<parameter>`` of a callback turned off
             (``callbacks__<name>=None``), or given while ``callbacks="disable"`` turns them all
@@ -974,10 +987,13 @@ class _FineTuneBase(SubjectsInputMixin):
         own = _own_parameters()
         current = self.get_params(deep=False)
         prefixes = {key.partition("__")[0] for key in params if "__" in key}
-        if unknown_prefixes:
+        if unknown_prefixes and (self.initialized_
+                                 or not _registers_components(type(self))):
             # a subclass's component, and a prefix given to the constructor (a component that
             # a subclass registers at initialize without a parameter of its own, whose
-            # settings a grid sets again on an unfitted clone)
+            # settings a grid sets again on an unfitted clone); a subclass that registers
+            # components of its own at initialize has its prefixes known only then, and
+            # before it they are left to the fit, as skorch leaves them
             given = {key.partition("__")[0] for key in current if "__" in key}
             prefixes = {prefix for prefix in prefixes
                         if prefix in current and prefix not in own or prefix in given}

@@ -4711,6 +4711,32 @@ def test_a_prefix_given_to_the_constructor_is_taken_by_set_params_again():
     assert clone(net).set_params(extra__width=3).get_params()["extra__width"] == 3
 
 
+class _ClassifierRegisteringAComponent(BrainJEPAClassifier):
+    """skorch's documented way of adding a component without a parameter of its own:
+    registered in ``initialize_module`` with its ``aux__<parameter>`` settings."""
+
+    def initialize_module(self):
+        super().initialize_module()
+        self.aux_ = self.initialized_instance(_ExtraComponent, self.get_params_for("aux"))
+        return self
+
+
+def test_a_component_a_subclass_registers_at_initialize_takes_its_settings_unfitted():
+    """set_params had refused aux__width on an unfitted net whose constructor was given no
+    aux__ setting (the prefix is registered only when the fit initializes the net), so that
+    a grid over it failed; skorch keeps it for the fit. A prefix no component takes is still
+    refused once the net is initialized and its components are known."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    net = _ClassifierRegisteringAComponent(tiny_module(), **fast(max_epochs=1))
+    assert clone(net).set_params(aux__width=3).fit(X, y).aux_.linear.in_features == 3
+    search = GridSearchCV(net, {"aux__width": [3, 4]}, cv=2, error_score="raise",
+                          scoring=lambda estimator, *_: estimator.aux_.linear.in_features)
+    assert search.fit(X, y).best_params_ == {"aux__width": 4}
+    with pytest.raises(ValueError, match=r"^Invalid parameter 'auxx' for estimator "
+                                         r"_ClassifierRegisteringAComponent"):
+        net.fit(X, y).set_params(auxx__width=3)
+
+
 def test_a_callback_given_by_name_while_callbacks_are_disabled_is_refused():
     """callbacks="disable" turns every callback off, one given by name too (skorch's rule):
     such a callback had been taken without a word and never called (skorch had failed with
