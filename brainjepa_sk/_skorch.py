@@ -1161,7 +1161,11 @@ def _file_digest(path):
 def _name_in(folder, path):
     """``path`` as the run file in ``folder`` records it: relative to the folder, so that a
     moved or copied folder is checked as it was saved."""
-    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder))
+    path = os.path.abspath(path)
+    try:
+        return os.path.relpath(path, os.path.abspath(folder))
+    except ValueError:  # on another drive than the folder (Windows): by its absolute path
+        return path
 
 
 def _digests_of_group(folder, renames):

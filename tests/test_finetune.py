@@ -4176,6 +4176,34 @@ def test_a_checkpoint_records_its_digests_without_hashlib_file_digest(tmp_path, 
     assert sorted(record["replaced"]) == sorted(record["files"])
 
 
+def test_a_checkpoint_file_on_another_drive_is_saved_and_loaded(tmp_path, monkeypatch):
+    """On Windows, os.path.relpath raises ValueError for a path on another drive than the
+    folder (a Checkpoint's f_params given as D:\\params.pt beside a dirname on C:): the run
+    file, which records its files by their names in its folder, had failed every save with
+    it (warned about, no file written), and load_params(checkpoint=) with it."""
+    other_drive = tmp_path / "other_drive"
+    relpath = os.path.relpath
+
+    def relpath_of_one_drive(path, start=os.curdir):
+        if os.fspath(path).startswith(os.fspath(other_drive)):
+            raise ValueError("path is on mount 'D:', start on mount 'C:'")
+        return relpath(path, start)
+
+    monkeypatch.setattr(os.path, "relpath", relpath_of_one_drive)
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path / "run", monitor=None,
+                       f_params=os.fspath(other_drive / "params.pt"))
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                                  callbacks=[saved]).fit(X, y)
+    assert not [w for w in record if "could not save" in str(w.message)]
+    assert (other_drive / "params.pt").is_file() and (tmp_path / "run" / "run.json").is_file()
+    proba = clf.predict_proba(X)
+    clf.load_params(checkpoint=saved)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
 def test_load_params_of_a_checkpoint_refuses_files_of_two_saves_and_loads_ones_own(tmp_path):
     """load_params(checkpoint=...) checks the files too: those of two saves are refused, and
     the net is left as it was; a file replaced since by a save of one's own, of neither save
