@@ -1047,3 +1047,24 @@ def test_abide_ten_unusable_subjects_are_all_named_without_an_ellipsis(fake_abid
     ids = list(range(50001, 50011))
     assert _messages(record)[0].endswith(f"(SUB_ID {ids})")
     assert y["subject_id"].tolist() == list(range(50011, 50016))
+
+
+# -- session 28: what hand mutation of datasets/_real.py showed the tests above let through --
+
+
+def test_abide_a_missing_diagnosis_is_refused_not_read_as_a_control(fake_abide, abide_files,
+                                                                    monkeypatch):
+    """A blank DX_GROUP is neither 1 (autism) nor 2 (control): refused, as another code is,
+    rather than counted as a control."""
+    bad = abide_files["phenotypic"].assign(DX_GROUP=[1, 2, np.nan, 1, 2])
+    monkeypatch.setitem(abide_files, "phenotypic", bad)
+    with pytest.raises(ValueError, match=r"unexpected DX_GROUP values \[nan\]"):
+        load_abide()
+
+
+def test_abide_derivatives_as_a_tuple_of_one_are_taken_as_a_list_of_one(fake_abide):
+    """nilearn's form of ``derivatives``, a sequence of one name, is accepted as a tuple too."""
+    calls, _ = fake_abide
+    X, y = load_abide(derivatives=("rois_ho",), constant_regions="drop_subjects")
+    assert calls[-1]["derivatives"] == ["rois_ho"]
+    assert len(X) == len(y) > 0
