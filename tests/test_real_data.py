@@ -1068,3 +1068,18 @@ def test_abide_derivatives_as_a_tuple_of_one_are_taken_as_a_list_of_one(fake_abi
     X, y = load_abide(derivatives=("rois_ho",), constant_regions="drop_subjects")
     assert calls[-1]["derivatives"] == ["rois_ho"]
     assert len(X) == len(y) > 0
+
+
+def test_abide_a_region_varying_on_a_small_scale_is_not_constant(fake_abide):
+    """Only a region whose values do not change at all is constant: one varying by 1e-6 (series
+    in other units) is kept, with no warning."""
+    _, state = fake_abide
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal((6, N_ABIDE_REGIONS)) for _ in ABIDE_SUBJECTS]
+    arrays[1][:, 2] *= 1e-6
+    state["series"] = arrays
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X, _ = load_abide(constant_regions="drop_regions")
+    assert [x.shape for x in X] == [(6, N_ABIDE_REGIONS)] * len(ABIDE_SUBJECTS)
+    np.testing.assert_array_equal(X[1], arrays[1])
