@@ -3,6 +3,7 @@
 import collections
 import contextlib
 import math
+import os
 import signal
 import types
 
@@ -491,6 +492,87 @@ def test_warn_user_skips_only_the_packages_own_folder_and_keeps_the_category(mon
         warnings.simplefilter("always")
         exec(code, {"warn_user": warn_user})
     assert [(w.filename, w.category) for w in caught] == [(beside, RuntimeWarning)]
+
+
+def test_the_packages_catch_warnings_blocks_of_two_threads_never_overlap():
+    """A second thread's block waits until the first thread's block has restored the filters
+    (two overlapping ``warnings.catch_warnings`` left one's filters in force)."""
+    import threading
+
+    from brainjepa_sk._warnings import catch_warnings
+
+    first_inside, release, second_inside = (threading.Event() for _ in range(3))
+
+    def first():
+        with catch_warnings():
+            first_inside.set()
+            release.wait(10)
+
+    def second():
+        with catch_warnings():
+            second_inside.set()
+
+    threads = [threading.Thread(target=first, daemon=True),
+               threading.Thread(target=second, daemon=True)]
+    threads[0].start()
+    assert first_inside.wait(10)
+    threads[1].start()
+    assert not second_inside.wait(0.3)  # waits for the first block to end
+    release.set()
+    assert second_inside.wait(10)
+    for thread in threads:
+        thread.join(10)
+
+
+def test_the_packages_catch_warnings_blocks_nest_within_one_thread():
+    """A block inside another in the same thread (a helper called under a block) goes on."""
+    import threading
+    import warnings
+
+    from brainjepa_sk._warnings import catch_warnings
+
+    recorded = []
+
+    def nested():
+        with catch_warnings(), catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            warnings.warn("inner", UserWarning)
+        recorded.extend(str(w.message) for w in caught)
+
+    thread = threading.Thread(target=nested, daemon=True)  # left behind if it never ends
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive() and recorded == ["inner"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.filterwarnings("ignore:.*fork:DeprecationWarning")
+def test_a_child_forked_while_a_thread_is_inside_a_catch_warnings_block_can_enter_one():
+    """The lock a thread held at the fork has no owner in the child: the child gets a new one
+    (else its first block, in a DataLoader worker say, would wait forever)."""
+    import threading
+
+    from brainjepa_sk import _warnings
+
+    inside, release = threading.Event(), threading.Event()
+
+    def hold():
+        with _warnings.catch_warnings():
+            inside.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold, daemon=True)
+    thread.start()
+    assert inside.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: report whether it could take the lock, then leave at once
+            os._exit(0 if _warnings._CATCH_LOCK.acquire(timeout=2) else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        thread.join(10)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_world_size_without_the_launchers_other_variables_is_named(monkeypatch):
