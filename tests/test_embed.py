@@ -1279,14 +1279,13 @@ def test_an_estimator_fitted_before_it_recorded_where_its_statistics_came_from_s
     settings = dict(normalization=normalization, n_frames=8)
     if estimator == "embedder":
         fitted = BrainJEPAEmbedder(weights=given, device="cpu", **settings).fit(X)
-        apply = fitted.transform
     else:
         fitted = BrainJEPAClassifier(given, max_epochs=1, verbose=0, **settings).fit(
             X, [0, 1, 0, 1])
-        apply = fitted.predict
     # as pickled before it was recorded
     vars(fitted.preprocessor_).pop("_statistics_source", None)
     fitted = pickle.loads(pickle.dumps(fitted))
+    apply = fitted.transform if estimator == "embedder" else fitted.predict  # the unpickled
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         apply([x * 1e4 + 1e4 for x in X])
@@ -1294,6 +1293,38 @@ def test_an_estimator_fitted_before_it_recorded_where_its_statistics_came_from_s
     assert len(messages) == 1
     assert messages[0].startswith("the series are on another scale than "
                                   + origin.format(path=path)), messages[0]
+
+
+@pytest.mark.parametrize("estimator", ["embedder", "classifier"])
+def test_an_estimator_fitted_before_it_recorded_its_statistics_origin_goes_by_its_fits_settings(
+        tmp_path, estimator):
+    """Told by its settings, an estimator pickled before it recorded where its robust
+    statistics came from goes by those of its fit, not by a normalization set since: fitted
+    with normalization='auto' on a checkpoint, they are the checkpoint's (an explicit 'robust'
+    set after fit would have named both)."""
+    from brainjepa_sk import BrainJEPAClassifier
+
+    X = _subjects(n_subjects=4)
+    statistics = Preprocessor(8, normalization="robust").fit(X).to_dict()
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS), preprocessing=statistics)
+    if estimator == "embedder":
+        fitted = BrainJEPAEmbedder(weights=path, device="cpu", normalization="auto",
+                                   n_frames=8).fit(X)
+    else:
+        fitted = BrainJEPAClassifier(path, max_epochs=1, verbose=0, normalization="auto",
+                                     n_frames=8).fit(X, [0, 1, 0, 1])
+    vars(fitted.preprocessor_).pop("_statistics_source", None)  # as pickled before
+    fitted = pickle.loads(pickle.dumps(fitted))
+    fitted.set_params(normalization="robust")  # not refitted: the fit's statistics stay
+    apply = fitted.transform if estimator == "embedder" else fitted.predict
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        apply([x * 1e4 + 1e4 for x in X])
+    messages = _scale_warnings(caught)
+    assert len(messages) == 1
+    assert messages[0].startswith(f"the series are on another scale than the data {path} was "
+                                  "pretrained on: its robust statistics"), messages[0]
 
 
 def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
