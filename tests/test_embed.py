@@ -1327,6 +1327,26 @@ def test_an_estimator_fitted_before_it_recorded_its_statistics_origin_goes_by_it
                                   "pretrained on: its robust statistics"), messages[0]
 
 
+def test_default_weights_fitted_before_recording_their_statistics_origin_say_fit_learned_them(
+        tmp_path, monkeypatch, official_dir):
+    """The published weights carry no robust statistics: with normalization='robust' fit
+    learned them, which an embedder pickled before it recorded so says."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    X = np.random.default_rng(0).standard_normal((2, 40, 24))
+    fitted = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, device="cpu",
+                               normalization="robust").fit(X)
+    vars(fitted.preprocessor_).pop("_statistics_source", None)  # as pickled before
+    fitted = pickle.loads(pickle.dumps(fitted))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted.transform(X * 1e4 + 1e4)
+    messages = _scale_warnings(caught)
+    assert len(messages) == 1
+    assert messages[0].startswith("the series are on another scale than the data this "
+                                  "BrainJEPAEmbedder was fitted on: its robust statistics "
+                                  "(normalization='robust', learned by fit"), messages[0]
+
+
 def test_the_default_weights_use_num_heads_and_ignore_only_gradients(tmp_path, monkeypatch,
                                                                      official_dir, reference):
     """num_heads applies to the UK Biobank research checkpoint (it is not reported as ignored);
