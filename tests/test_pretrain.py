@@ -488,6 +488,24 @@ def test_transform_warns_of_series_off_the_scale_of_the_robust_statistics_of_fit
                                       "BrainJEPAPretrainer was fitted on")
 
 
+def test_a_pretrainer_pickled_before_it_recorded_its_statistics_origin_says_fit_learned_them():
+    """The pretrainer learns its robust statistics in its fit (it has no weights to take them
+    from): one pickled before it recorded where they came from says so."""
+    X = _data(n_subjects=4)
+    model = _pretrainer(n_epochs=1).fit(X)
+    vars(model.preprocessor_).pop("_statistics_source", None)  # as pickled before
+    model = pickle.loads(pickle.dumps(model))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.transform([x * 1e4 + 1e4 for x in X])
+    messages = [str(warning.message) for warning in caught
+                if "on another scale than the data" in str(warning.message)]
+    assert len(messages) == 1
+    assert messages[0].startswith("the series are on another scale than the data this "
+                                  "BrainJEPAPretrainer was fitted on: its robust statistics "
+                                  "(normalization='robust', learned by fit"), messages[0]
+
+
 def test_the_fitted_module_as_weights_preprocesses_as_the_saved_file(tmp_path):
     import pandas as pd
 
