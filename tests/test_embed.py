@@ -1259,7 +1259,11 @@ def test_new_series_off_the_scale_of_the_statistics_of_fit_are_warned_of_at_tran
     ("carrying", "auto", "embedder", "the data the model was pretrained on: its robust"),
     ("bare", "robust", "embedder", "the data this BrainJEPAEmbedder was fitted on: its robust "
                                    "statistics (normalization='robust', learned by fit"),
-], ids=["file_auto", "file_auto_classifier", "file_robust", "carrying_module", "bare_module"])
+    # statistics without their window length are not taken from a module: fit learns its own
+    ("partial", "auto", "embedder", "the data this BrainJEPAEmbedder was fitted on: its robust "
+                                    "statistics (normalization='robust', learned by fit"),
+], ids=["file_auto", "file_auto_classifier", "file_robust", "carrying_module", "bare_module",
+        "module_without_n_frames"])
 def test_an_estimator_fitted_before_it_recorded_where_its_statistics_came_from_says_it_truly(
         tmp_path, weights, normalization, estimator, origin):
     """An embedder or fine-tuner pickled before it recorded where its robust statistics came
@@ -1275,6 +1279,8 @@ def test_an_estimator_fitted_before_it_recorded_where_its_statistics_came_from_s
     module = tiny_module(N_REGIONS)
     if weights == "carrying":
         module.preprocessing = statistics
+    elif weights == "partial":
+        module.preprocessing = {k: v for k, v in statistics.items() if k != "n_frames"}
     given = {"file": path}.get(weights, module)
     settings = dict(normalization=normalization, n_frames=8)
     if estimator == "embedder":
