@@ -550,6 +550,16 @@ def test_set_params_refuses_nested_settings_of_a_parameter_holding_no_estimator(
     assert estimator.get_params(deep=False).keys() == before.keys()
 
 
+def test_set_params_names_the_first_refused_nested_setting_in_alphabetical_order():
+    """Of several refused settings, the one named is the first in alphabetical order, whatever
+    the order they were given in."""
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    for params in ({"weights__x": 1, "pooling__x": 1}, {"pooling__x": 1, "weights__x": 1}):
+        with pytest.raises(ValueError, match=r"^pooling__x sets the parameter 'x'"):
+            BrainJEPAEmbedder().set_params(**params)
+
+
 @pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
 def test_set_params_keeps_routing_nested_settings_to_estimators(estimator):
     """The check of nested settings leaves alone those that reach an estimator: a Pipeline's
