@@ -4731,6 +4731,16 @@ def test_a_setting_of_a_prefix_that_is_no_parameter_is_refused_by_set_params(est
         net.set_params(module__x=1)
 
 
+def test_an_unknown_prefix_is_told_the_parameters_not_the_prefixed_settings_given():
+    """The parameters listed for a prefix that is no parameter are the estimator's own: a
+    prefixed setting given to the constructor (skorch's get_params lists it) is not one."""
+    net = BrainJEPAClassifier(tiny_module(), optimizer__betas=(0.8, 0.9), **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=r"Valid parameters are: \[.*'max_epochs'") as error:
+        net.set_params(nonexistent__x=1)
+    listed = str(error.value).partition("Valid parameters are: ")[2].partition("]")[0]
+    assert "__" not in listed, listed
+
+
 def test_a_prefix_given_to_the_constructor_is_taken_by_set_params_again():
     """A component a subclass registers at initialize without a parameter of its own takes
     its settings from the constructor, as skorch's own components do: a grid sets them again
