@@ -75,3 +75,26 @@ def catch_warnings(*, record=False):
     """
     with _CATCH_LOCK, warnings.catch_warnings(record=record) as caught:
         yield caught
+
+
+def check_array(*args, **kwargs):
+    """scikit-learn's ``check_array``, one call at a time with the package's warning blocks.
+
+    ``check_array`` enters ``warnings.catch_warnings`` itself (to turn NumPy's ComplexWarning
+    into an error): overlapping with another thread's block, of the package or of another
+    ``check_array``, it restored the filters in the wrong order and left one's in force.
+
+    Parameters
+    ----------
+    *args, **kwargs
+        As ``sklearn.utils.check_array`` takes them.
+
+    Returns
+    -------
+    object
+        What ``sklearn.utils.check_array`` returns.
+    """
+    from sklearn.utils import check_array as sklearn_check_array  # the model layers need none
+
+    with _CATCH_LOCK:
+        return sklearn_check_array(*args, **kwargs)

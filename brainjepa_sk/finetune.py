@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from sklearn import get_config
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_array, column_or_1d
+from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metadata_routing import UNUSED, WARN
@@ -96,7 +96,7 @@ from ._skorch import (
     targets_of,
     validation_monitors,
 )
-from ._warnings import warn_user
+from ._warnings import check_array, warn_user
 from .files import expand_subject_paths, is_path
 from .nn import POOLINGS, EncoderWithHead
 from .train.data import ignore_sigterm, worker_context

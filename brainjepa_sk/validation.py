@@ -26,9 +26,9 @@ from sklearn.utils._param_validation import (
     StrOptions,
     validate_parameter_constraints,
 )
-from sklearn.utils.validation import _get_feature_names, check_array
+from sklearn.utils.validation import _get_feature_names
 
-from ._warnings import warn_user
+from ._warnings import check_array, warn_user
 from .files import (
     SubjectFiles,
     _is_number,

@@ -524,6 +524,40 @@ def test_the_packages_catch_warnings_blocks_of_two_threads_never_overlap():
         thread.join(10)
 
 
+def test_the_packages_check_array_waits_for_another_threads_catch_warnings_block():
+    """scikit-learn's check_array enters warnings.catch_warnings itself: overlapping with a
+    block of the package in another thread (threads transforming one embedder), it restored
+    the filters in the wrong order, leaving its ComplexWarning error filter in force."""
+    import threading
+
+    import numpy as np
+
+    from brainjepa_sk import _warnings, validation
+
+    assert validation.check_array is _warnings.check_array  # the package's calls go through it
+    inside, release, checked = (threading.Event() for _ in range(3))
+
+    def hold():
+        with _warnings.catch_warnings():
+            inside.set()
+            release.wait(10)
+
+    def check():
+        _warnings.check_array(np.ones((2, 2)))
+        checked.set()
+
+    threads = [threading.Thread(target=hold, daemon=True),
+               threading.Thread(target=check, daemon=True)]
+    threads[0].start()
+    assert inside.wait(10)
+    threads[1].start()
+    assert not checked.wait(0.3)  # waits for the block to end
+    release.set()
+    assert checked.wait(10)
+    for thread in threads:
+        thread.join(10)
+
+
 def test_the_packages_catch_warnings_blocks_nest_within_one_thread():
     """A block inside another in the same thread (a helper called under a block) goes on."""
     import threading
