@@ -494,68 +494,60 @@ def test_warn_user_skips_only_the_packages_own_folder_and_keeps_the_category(mon
     assert [(w.filename, w.category) for w in caught] == [(beside, RuntimeWarning)]
 
 
-def test_the_packages_catch_warnings_blocks_of_two_threads_never_overlap():
-    """A second thread's block waits until the first thread's block has restored the filters
-    (two overlapping ``warnings.catch_warnings`` left one's filters in force)."""
+def _waits_for_another_threads_catch_warnings_block(call):
+    """Whether ``call()`` in a second thread waits while a first thread is inside one of the
+    package's catch_warnings blocks, and runs once that block ends."""
     import threading
 
     from brainjepa_sk._warnings import catch_warnings
 
-    first_inside, release, second_inside = (threading.Event() for _ in range(3))
+    inside, release, done = (threading.Event() for _ in range(3))
 
-    def first():
+    def hold():
         with catch_warnings():
-            first_inside.set()
+            inside.set()
             release.wait(10)
 
     def second():
-        with catch_warnings():
-            second_inside.set()
+        call()
+        done.set()
 
-    threads = [threading.Thread(target=first, daemon=True),
+    threads = [threading.Thread(target=hold, daemon=True),
                threading.Thread(target=second, daemon=True)]
     threads[0].start()
-    assert first_inside.wait(10)
+    assert inside.wait(10)
     threads[1].start()
-    assert not second_inside.wait(0.3)  # waits for the first block to end
+    waited = not done.wait(0.3)  # waits for the first block to end
     release.set()
-    assert second_inside.wait(10)
+    assert done.wait(10)
     for thread in threads:
         thread.join(10)
+    return waited
+
+
+def test_the_packages_catch_warnings_blocks_of_two_threads_never_overlap():
+    """A second thread's block waits until the first thread's block has restored the filters
+    (two overlapping ``warnings.catch_warnings`` left one's filters in force)."""
+    from brainjepa_sk._warnings import catch_warnings
+
+    def block():
+        with catch_warnings():
+            pass
+
+    assert _waits_for_another_threads_catch_warnings_block(block)
 
 
 def test_the_packages_check_array_waits_for_another_threads_catch_warnings_block():
     """scikit-learn's check_array enters warnings.catch_warnings itself: overlapping with a
     block of the package in another thread (threads transforming one embedder), it restored
     the filters in the wrong order, leaving its ComplexWarning error filter in force."""
-    import threading
-
     import numpy as np
 
     from brainjepa_sk import _warnings, validation
 
     assert validation.check_array is _warnings.check_array  # the package's calls go through it
-    inside, release, checked = (threading.Event() for _ in range(3))
-
-    def hold():
-        with _warnings.catch_warnings():
-            inside.set()
-            release.wait(10)
-
-    def check():
-        _warnings.check_array(np.ones((2, 2)))
-        checked.set()
-
-    threads = [threading.Thread(target=hold, daemon=True),
-               threading.Thread(target=check, daemon=True)]
-    threads[0].start()
-    assert inside.wait(10)
-    threads[1].start()
-    assert not checked.wait(0.3)  # waits for the block to end
-    release.set()
-    assert checked.wait(10)
-    for thread in threads:
-        thread.join(10)
+    assert _waits_for_another_threads_catch_warnings_block(
+        lambda: _warnings.check_array(np.ones((2, 2))))
 
 
 def test_the_packages_catch_warnings_blocks_nest_within_one_thread():
