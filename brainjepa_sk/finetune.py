@@ -394,7 +394,7 @@ def _refuse_missing_targets(y, what, X=None):
     # a glob (or one path) is listed first, in the sorted order fit reads it: zip would have
     # walked the string's characters
     listed = ("X = brainjepa_sk.files.expand_subject_paths(X); "
-              if is_path(_paths_as_list(X)) else "")
+              if _is_glob(X) else "")
     raise ValueError(
         f"y has {problem} for {rows.size} subject(s), first subject {rows[0]}{column}: every "
         f"subject needs a finite {what}. Leave the subjects without one out of both X and y "
@@ -2596,7 +2596,6 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
                 f"sklearn.multioutput.MultiOutputClassifier({name}(...)), or pass one column")
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
-        self._check_y_given(y)
         try:
             y_1d = column_or_1d(y, warn=True)
         except ValueError:
@@ -2923,7 +2922,6 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         return tags
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
-        self._check_y_given(y)
         # a DataFrame's columns each have theirs (one of dates alone converts as an array does)
         dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
         dates = [str(dtype) for dtype in dtypes if getattr(dtype, "kind", None) in ("M", "m")]
