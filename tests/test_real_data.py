@@ -361,8 +361,10 @@ ABIDE_SUBJECTS = [
     (50002, "NYU", 2, 30.0, 2, 40, None),
     (50003, "PITT", 1, 15.2, 1, 36, "constant"),  # region 3 all zero
     (50004, "PITT", 2, 22.0, 2, 0, "empty"),  # a file without data
-    (50005, "UM", 2, 9.75, 1, 44, None),
+    (50005, "UM_1", 2, 9.75, 1, 44, None),
 ]
+#: Repetition times (s) of the fixture's sites, as ABIDE I's sites scanned them.
+ABIDE_SITE_T_R = {"NYU": 2.0, "PITT": 1.5, "UM_1": 2.0}
 CONSTANT_REGION = 3
 
 
@@ -442,7 +444,7 @@ def test_abide_labels_series_and_empty_subjects(fake_abide, abide_files, as_path
     assert "1 of 4 subjects have constant regions" in messages[1]  # kept, with a warning
 
     usable = _usable()
-    assert list(y.columns) == ["diagnosis", "age", "sex", "site", "subject_id"]
+    assert list(y.columns) == ["diagnosis", "age", "sex", "site", "subject_id", "t_r"]
     assert list(y.index) == list(range(len(usable)))
     assert y["subject_id"].tolist() == [s[0] for s in usable]
     assert y["diagnosis"].dtype == np.int64
@@ -451,6 +453,8 @@ def test_abide_labels_series_and_empty_subjects(fake_abide, abide_files, as_path
     assert y["sex"].tolist() == ["M" if s[4] == 1 else "F" for s in usable]
     assert isinstance(y["site"].dtype, pd.CategoricalDtype)
     assert y["site"].tolist() == [s[1] for s in usable]
+    assert y["t_r"].dtype == np.float64
+    assert y["t_r"].tolist() == [ABIDE_SITE_T_R[s[1]] for s in usable]
     with pytest.raises(ValueError, match="constant signal"):  # kept: the estimators say so
         validate_subjects(X)
 
@@ -1005,12 +1009,73 @@ def test_abide_site_ids_are_read_without_their_padding_and_sorted(fake_abide, ab
                                                                    monkeypatch):
     """The site categories are the stripped SITE_ID values in sorted order, not in the order
     the table lists them."""
-    sites = [" UM ", "UM", "NYU  ", "PITT", " NYU"]
+    sites = [" UM_1 ", "UM_1", "NYU  ", "PITT", " NYU"]
     monkeypatch.setitem(abide_files, "phenotypic", abide_files["phenotypic"].assign(SITE_ID=sites))
     with pytest.warns(UserWarning):
         _, y = load_abide()
-    assert y["site"].tolist() == ["UM", "UM", "NYU", "NYU"]  # 50004 (PITT) is left out
-    assert list(y["site"].cat.categories) == ["NYU", "PITT", "UM"]
+    assert y["site"].tolist() == ["UM_1", "UM_1", "NYU", "NYU"]  # 50004 (PITT) is left out
+    assert list(y["site"].cat.categories) == ["NYU", "PITT", "UM_1"]
+    assert y["t_r"].tolist() == [2.0, 2.0, 2.0, 2.0]  # the stripped names find their TR
+
+
+#: ABIDE I's SITE_ID values, spelled as in the PCP phenotypic file that nilearn's fetcher reads
+#: (Phenotypic_V1_0b_preprocessed1.csv).
+ABIDE_I_SITE_IDS = ["CALTECH", "CMU", "KKI", "LEUVEN_1", "LEUVEN_2", "MAX_MUN", "NYU", "OHSU",
+                    "OLIN", "PITT", "SBL", "SDSU", "STANFORD", "TRINITY", "UCLA_1", "UCLA_2",
+                    "UM_1", "UM_2", "USM", "YALE"]
+
+
+def _t_r_warnings(record):
+    return [m for m in _messages(record) if "repetition time" in m]
+
+
+def test_abide_t_r_of_each_site_and_cmu_sample_and_nan_for_leuven(fake_abide, abide_files,
+                                                                   monkeypatch):
+    """A subject's TR is its site's; CMU's two samples, told apart by FILE_ID, differ; the
+    Leuven scans have no common TR: NaN, documented, without a warning. Unknown sites warn
+    only for the subjects returned (50004, left out for its empty series, is not named)."""
+    table = abide_files["phenotypic"].assign(
+        SITE_ID=["SBL", "CMU", "CMU", "MARS", "LEUVEN_2"],
+        FILE_ID=["SBL_0050001", "CMU_a_0050002", "CMU_b_0050003", "MARS_0050004",
+                 "Leuven_2_0050005"],
+    )
+    monkeypatch.setitem(abide_files, "phenotypic", table)
+    with pytest.warns(UserWarning) as record:
+        _, y = load_abide()
+    assert y["subject_id"].tolist() == [50001, 50002, 50003, 50005]
+    assert y["t_r"].dtype == np.float64
+    np.testing.assert_array_equal(y["t_r"], [2.2, 2.0, 1.5, np.nan])
+    assert _t_r_warnings(record) == []
+
+
+def test_abide_unknown_site_or_cmu_sample_gives_nan_and_a_warning(fake_abide, abide_files,
+                                                                 monkeypatch):
+    """A site missing from the table (or CMU without a FILE_ID to tell its samples apart)
+    loads, with NaN and a warning naming the site, not an error: the series and the other
+    labels are sound."""
+    table = abide_files["phenotypic"].assign(SITE_ID=["NYU", "CMU", "PITT", "PITT", "MARS"])
+    monkeypatch.setitem(abide_files, "phenotypic", table.drop(columns="FILE_ID"))
+    with pytest.warns(UserWarning) as record:
+        X, y = load_abide()
+    assert len(X) == 4
+    np.testing.assert_array_equal(y["t_r"], [2.0, np.nan, 1.5, np.nan])
+    (message,) = _t_r_warnings(record)
+    assert "no repetition time is known for 2 subject(s)" in message
+    assert "SITE_ID ['CMU without FILE_ID', 'MARS']" in message
+    assert "'t_r' is NaN" in message
+
+
+def test_abide_t_r_table_covers_every_abide_i_site():
+    from brainjepa_sk.datasets._real import _abide_repetition_times
+
+    file_ids = [f"{site.title()}_0050001" for site in ABIDE_I_SITE_IDS]
+    file_ids[ABIDE_I_SITE_IDS.index("CMU")] = "CMU_b_0050001"
+    t_r, unknown = _abide_repetition_times(ABIDE_I_SITE_IDS, file_ids)
+    assert unknown == [None] * len(ABIDE_I_SITE_IDS)
+    nan_sites = [site for site, value in zip(ABIDE_I_SITE_IDS, t_r) if np.isnan(value)]
+    assert nan_sites == ["LEUVEN_1", "LEUVEN_2"]
+    assert dict(zip(ABIDE_I_SITE_IDS, t_r))["CMU"] == 1.5
+    assert ((t_r[~np.isnan(t_r)] >= 1.5) & (t_r[~np.isnan(t_r)] <= 3.0)).all()
 
 
 def test_abide_series_without_regions_or_of_one_dimension_are_left_out(fake_abide):

@@ -47,6 +47,34 @@ _ABIDE_ROI_DERIVATIVES = (
 )
 _CONSTANT_REGIONS = ("keep", "drop_subjects", "drop_regions")
 
+# Repetition time (s) of each ABIDE I site's resting-state scans, by SITE_ID. The PCP's ROI
+# files carry no header; these are the TRs of the sites' images as their NIfTI headers give
+# them, one value for every scan of a site (see load_abide's Notes for the sources).
+_ABIDE_SITE_T_R = {
+    "CALTECH": 2.0,
+    "KKI": 2.5,
+    "MAX_MUN": 3.0,
+    "NYU": 2.0,
+    "OHSU": 2.5,
+    "OLIN": 1.5,
+    "PITT": 1.5,
+    "SBL": 2.2,
+    "SDSU": 2.0,
+    "STANFORD": 2.0,
+    "TRINITY": 2.0,
+    "UCLA_1": 3.0,
+    "UCLA_2": 3.0,
+    "UM_1": 2.0,
+    "UM_2": 2.0,
+    "USM": 2.0,
+    "YALE": 2.0,
+}
+# CMU shared two samples scanned at different TRs; FILE_ID (its prefix) tells them apart.
+_ABIDE_SAMPLE_T_R = {"CMU": {"CMU_a": 2.0, "CMU_b": 1.5}}
+# Sites whose scans have no common TR (each Leuven image header gives its own, 1.650 to
+# 1.670 s): NaN by design, documented rather than warned about.
+_ABIDE_NO_SITE_T_R = ("LEUVEN_1", "LEUVEN_2")
+
 
 # --- small helpers ---------------------------------------------------------------------------
 
@@ -406,6 +434,32 @@ def _as_series(entry, i):
         raise ValueError(f"subject {i}: the ROI time series is not numeric ({exc})") from None
 
 
+def _abide_repetition_times(sites, file_ids):
+    """Each subject's TR in seconds (NaN where unknown) and which unknowns are unexpected.
+
+    ``sites`` are stripped SITE_ID values; ``file_ids`` the FILE_ID values (None when the
+    table has no such column), which tell CMU's two samples apart. Returns the float array
+    of TRs and, per subject, the site or sample that has no TR in the tables, or None (known,
+    or a Leuven site whose NaN is by design).
+    """
+    t_r = np.full(len(sites), np.nan)
+    unknown = [None] * len(sites)
+    for i, site in enumerate(sites):
+        if site in _ABIDE_SITE_T_R:
+            t_r[i] = _ABIDE_SITE_T_R[site]
+        elif site in _ABIDE_SAMPLE_T_R:
+            file_id = None if file_ids is None else _as_str(file_ids[i]).strip()
+            sample = (file_id or "").rsplit("_", 1)[0]  # "CMU_a_0050642" -> "CMU_a"
+            if sample in _ABIDE_SAMPLE_T_R[site]:
+                t_r[i] = _ABIDE_SAMPLE_T_R[site][sample]
+            else:
+                unknown[i] = (f"{site} with FILE_ID {file_id}" if file_id
+                              else f"{site} without FILE_ID")
+        elif site not in _ABIDE_NO_SITE_T_R:
+            unknown[i] = site
+    return t_r, unknown
+
+
 def _abide_labels(phenotypes):
     _require_columns(phenotypes, ["SUB_ID", "SITE_ID", "DX_GROUP", "AGE_AT_SCAN", "SEX"], "ABIDE")
     dx = pd.to_numeric(phenotypes["DX_GROUP"], errors="coerce")
@@ -416,15 +470,19 @@ def _abide_labels(phenotypes):
         )
     sex_codes = pd.to_numeric(phenotypes["SEX"], errors="coerce")
     sites = phenotypes["SITE_ID"].map(lambda v: _as_str(v).strip())
-    return pd.DataFrame(
+    file_ids = phenotypes["FILE_ID"].tolist() if "FILE_ID" in phenotypes.columns else None
+    t_r, unknown_t_r = _abide_repetition_times(sites.tolist(), file_ids)
+    labels = pd.DataFrame(
         {
             "diagnosis": (dx == 1).astype(np.int64),
             "age": pd.to_numeric(phenotypes["AGE_AT_SCAN"], errors="coerce").astype(np.float64),
             "sex": sex_codes.map({1: "M", 2: "F"}),
             "site": pd.Categorical(sites, categories=sorted(set(sites))),
             "subject_id": pd.to_numeric(phenotypes["SUB_ID"]).astype(np.int64),
+            "t_r": t_r,
         }
     )
+    return labels, unknown_t_r
 
 
 @validate_params(
@@ -503,13 +561,15 @@ def load_abide(
     X : list of ndarray of shape (n_timepoints, n_regions), or list of DataFrame
         One float64 array per subject, as the PCP computed it (not standardized). The number
         of frames varies between sites, and so does the repetition time, which the PCP files
-        do not record.
-    y : pandas.DataFrame of shape (n_subjects, 5)
+        do not record (``y["t_r"]`` gives it).
+    y : pandas.DataFrame of shape (n_subjects, 6)
         ``"diagnosis"`` (int: 1 = autism, 0 = control; ABIDE's ``DX_GROUP`` is 1 = autism,
         2 = control), ``"age"`` (float, ``AGE_AT_SCAN``), ``"sex"`` (``"M"`` or ``"F"``; ABIDE's
-        ``SEX`` is 1 = male, 2 = female), ``"site"`` (categorical, ``SITE_ID``) and
-        ``"subject_id"`` (int, ``SUB_ID``). Row ``i`` describes ``X[i]``; the index is
-        ``0 .. n_subjects - 1``.
+        ``SEX`` is 1 = male, 2 = female), ``"site"`` (categorical, ``SITE_ID``),
+        ``"subject_id"`` (int, ``SUB_ID``) and ``"t_r"`` (float, the repetition time of the
+        subject's scan in seconds, from its site; NaN for the two Leuven sites, whose scans
+        have no common TR, and for a site missing from the table; see Notes). Row ``i``
+        describes ``X[i]``; the index is ``0 .. n_subjects - 1``.
 
     Raises
     ------
@@ -523,18 +583,46 @@ def load_abide(
         When subjects are left out because their series is empty, has fewer than two
         timepoints or non-finite values (always), or has constant regions
         (``constant_regions="drop_subjects"``); when regions are left out
-        (``"drop_regions"``); and when constant regions are kept (``"keep"``).
+        (``"drop_regions"``); when constant regions are kept (``"keep"``); and when the
+        repetition time of a returned subject's site is not known (its ``"t_r"`` is NaN).
 
     See Also
     --------
     load_development_fmri : Children and adults, parcellated with a Schaefer atlas.
+    brainjepa_sk.preprocessing.resample : Resample a subject's series to another TR.
+
+    Notes
+    -----
+    The estimators take one ``t_r``: to pool sites, resample each subject from its
+    ``y["t_r"]`` to one TR with :func:`~brainjepa_sk.preprocessing.resample`, then give the
+    estimator that TR.
+
+    ``"t_r"`` comes from a table of the ABIDE I sites' TRs (by ``SITE_ID``): 1.5 s for OLIN and
+    PITT; 2.0 s for CALTECH, NYU, SDSU, STANFORD, TRINITY, UM_1, UM_2, USM and YALE; 2.2 s for
+    SBL; 2.5 s for KKI and OHSU; 3.0 s for MAX_MUN, UCLA_1 and UCLA_2. CMU shared two samples,
+    told apart by the phenotypic table's ``FILE_ID``: ``CMU_a`` at 2.0 s and ``CMU_b`` at
+    1.5 s. Each Leuven scan has its own TR in its image header (LEUVEN_1 1.665 to 1.670 s,
+    LEUVEN_2 1.650 to 1.667 s), which the PCP's ROI files do not keep: their ``"t_r"`` is NaN
+    (all lie within 1% of 1.66 s, if that is close enough for your analysis).
+
+    These are the TRs of the images' NIfTI headers: as tabulated for the PCP's C-PAC
+    derivatives of all 1035 subjects (column ``dt`` of ``data/nii_cpac/shapes.json`` in
+    https://github.com/stfxecutables/ABIDE-eig, commit e7ed370), and as read from the raw
+    scans for the RAMP autism challenge (``data/fmri_repetition_time.csv`` in
+    https://github.com/ramp-kits/autism, commit 1fe878c: ABIDE and other samples, sites
+    anonymized, with one site mixing 1.5 and 2.0 s scans, two of 1.650 to 1.670 s and one of
+    2.2 s).
+
+    With ``pipeline="niak"`` the PCP removed the frames of excessive motion ("scrubbing",
+    http://preprocessed-connectomes-project.org/abide/niak.html), so the remaining frames are
+    not evenly spaced and resampling them at the site's TR is approximate.
 
     Examples
     --------
     >>> from brainjepa_sk.datasets import load_abide
     >>> X, y = load_abide(n_subjects=20, constant_regions="drop_subjects")  # doctest: +SKIP
     >>> X[0].shape, sorted(y.columns)  # doctest: +SKIP
-    ((196, 200), ['age', 'diagnosis', 'sex', 'site', 'subject_id'])
+    ((196, 200), ['age', 'diagnosis', 'sex', 'site', 'subject_id', 't_r'])
     """
     n_subjects = None if n_subjects is None else int(n_subjects)
     derivative = derivatives
@@ -568,7 +656,7 @@ def load_abide(
             f"fetch_abide_pcp returned {len(entries)} time series but {len(phenotypes)} "
             "phenotypic rows"
         )
-    labels = _abide_labels(phenotypes)
+    labels, unknown_t_r = _abide_labels(phenotypes)
 
     series, keep, unusable = [], [], []
     n_regions = None
@@ -632,4 +720,13 @@ def load_abide(
         columns = [f"roi_{r}" for r in regions]
         series = [pd.DataFrame(x, columns=columns) for x in series]
     y = labels.iloc[keep].reset_index(drop=True)
+    unknown_t_r = Counter(unknown_t_r[i] for i in keep if unknown_t_r[i] is not None)
+    if unknown_t_r:
+        # A warning, not an error: the series and the other labels are sound, and one site
+        # missing from the table (a later PCP release, say) should not stop the loading.
+        warn_user(
+            f"no repetition time is known for {sum(unknown_t_r.values())} subject(s) of "
+            f"SITE_ID {sorted(unknown_t_r)}: their 't_r' is NaN; resample them only once you "
+            "know their TR",
+        )
     return series, y
