@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import brainjepa_sk
@@ -88,6 +89,26 @@ class BrainJEPAPretrainer(_PRETRAINER):
         return _PRETRAINER._get_param_names()
 
 
+def _fetch_abide_pcp(derivatives=None, n_subjects=None, **kwargs):
+    """nilearn's ABIDE fetcher without the download: one subject each of NYU, PITT, SBL, CMU's
+    2.0 s sample and LEUVEN_1 (no common TR), 40 to 56 frames of 8 regions."""
+    from sklearn.utils import Bunch
+
+    sites = ["NYU", "PITT", "SBL", "CMU", "LEUVEN_1"]
+    samples = ["NYU", "Pitt", "SBL", "CMU_a", "Leuven_1"]
+    rng = np.random.default_rng(0)
+    phenotypic = pd.DataFrame({
+        "SUB_ID": range(50001, 50006),
+        "FILE_ID": [f"{sample}_00{50001 + i}" for i, sample in enumerate(samples)],
+        "SITE_ID": sites,
+        "DX_GROUP": [1, 2, 1, 2, 1],
+        "AGE_AT_SCAN": [12.0, 14.5, 20.0, 25.0, 30.0],
+        "SEX": [1, 2, 1, 1, 2],
+    })
+    series = [rng.standard_normal((40 + 4 * i, 8)) for i in range(len(sites))]
+    return Bunch(description="", phenotypic=phenotypic, **{derivatives[0]: series})
+
+
 @pytest.fixture
 def doc_folder(tmp_path, monkeypatch, official_dir):
     """A working folder with the files the blocks name, and the subjects ``X``, ``y``."""
@@ -96,6 +117,7 @@ def doc_folder(tmp_path, monkeypatch, official_dir):
     use_local_ukbiobank(monkeypatch, official_dir)  # the 24-region test checkpoint
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(brainjepa_sk, "BrainJEPAPretrainer", BrainJEPAPretrainer)
+    monkeypatch.setattr("nilearn.datasets.fetch_abide_pcp", _fetch_abide_pcp)
     X, y = make_brain_dynamics(n_subjects=N_SUBJECTS, n_timepoints=64, n_regions=N_REGIONS,
                                random_state=0)
     BrainJEPAPretrainer(random_state=0).fit(X).save("my_pretrained.pt")
