@@ -747,6 +747,8 @@ def test_abide_real_download(tmp_path):
     assert 1 <= len(X) == len(y) <= 3
     assert X[0].ndim == 2 and X[0].shape[1] <= 200
     assert set(y["diagnosis"]) <= {0, 1}
+    assert y["t_r"].dtype == np.float64
+    assert y["t_r"].tolist() == [1.5] * len(y)  # the quality-checked table starts with PITT
 
 
 def test_the_region_ids_of_an_older_masker_leave_out_its_background(tmp_path):
