@@ -17,6 +17,7 @@ from sklearn.utils._param_validation import (
 )
 from sklearn.utils._set_output import _get_output_config
 
+from . import preprocessing
 from ._warnings import warn_user
 from .files import is_path
 from .nn._checks import check_time_patches as check_window_patches
@@ -24,6 +25,7 @@ from .nn.pooling import POOLINGS, TokenPooling, check_pooling_patches
 from .preprocessing import (
     NORMALIZATIONS,
     WINDOW_STRATEGIES,
+    Preprocessor,
     preprocessor_for_weights,
 )
 from .train.data import LazyWindowDataset
@@ -168,7 +170,7 @@ def check_same_subjects(subjects, method):
         )
 
 
-def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
+def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_check=None):
     """Preprocess subjects a chunk at a time, so that their windows never all sit in memory.
 
     Yields ``(start, n_subjects_in_chunk, windows, subject_index)`` per chunk (windows
@@ -176,6 +178,10 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
 
     ``shard=(rank, n_processes)`` keeps every ``n_processes``-th chunk from ``rank`` on (each
     process of a torchrun group takes its share).
+
+    A ``scale_check`` is decided from the first subjects as the chunks scale them, before
+    the chunk that completes them is yielded; under torchrun, where they were shared out
+    among the processes, after the last chunk (every process gathers them).
 
     Parameters
     ----------
@@ -187,6 +193,8 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
         Subjects per chunk (at least 1); ``SUBJECTS_PER_CHUNK`` by default.
     shard : tuple of int, default=(0, 1)
         ``(rank, n_processes)``.
+    scale_check : FittedScaleCheck, optional
+        The transform-time scale warning to decide (validated subjects only).
 
     Yields
     ------
@@ -211,13 +219,24 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1)):
     chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     rank, n_processes = shard
     validated = getattr(subjects, "n_timepoints", None) is not None
+    if scale_check is not None and not validated:
+        raise TypeError("scale_check needs validated subjects, which are indexed from the "
+                        f"first in every chunk, got {type(subjects).__name__}")
+    scaled_to = None if scale_check is None else scale_check.keep
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
         rows = range(start, min(start + chunk_size, len(subjects)))
         if validated:  # an error names the subject by its index in subjects, and its file
-            windows, subject_index = preprocessor.transform(subjects, rows=rows)
+            windows, subject_index = preprocessor._transform_one_at_a_time(
+                subjects, rows, scaled_to=scaled_to)
         else:
             windows, subject_index = preprocessor.transform(subjects[start : rows.stop])
+        if scale_check is not None:
+            scale_check.warn_when_complete()
         yield start, len(rows), windows, subject_index
+    if scale_check is not None and n_processes > 1 and chunk_size < scale_check.n_wanted:
+        # the first chunk of process 0 (the one that warns) did not hold them all: every
+        # process reaches this point, with the same chunk size, to share its own
+        scale_check.warn_from(all_gather_objects(scale_check.kept()))
 
 
 def training_windows(preprocessor, subjects):
@@ -533,33 +552,82 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     return preprocessor, check_window_patches(preprocessor.n_frames, encoder.patch_size)
 
 
-def warn_if_off_the_fitted_scale(estimator, subjects):
-    """Warn when the robust statistics that ``transform`` or ``predict`` apply unchanged to new
-    subjects leave them far above unit scale.
+class FittedScaleCheck:
+    """The warning that the robust statistics ``transform`` or ``predict`` apply unchanged to
+    new subjects leave them far above unit scale, decided from the series the call scales.
 
     The statistics are a checkpoint's (learned at pretraining) or were learned by the
     estimator's ``fit``; either way new series on a larger scale reach the model blown up.
     One warning per call at most, from the first
-    :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects. An estimator
-    pickled before it recorded which is told by its fit's settings, or says both.
+    :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects as
+    :func:`window_chunks` scales them (:meth:`keep`): no read of its own. An estimator
+    pickled before it recorded where its statistics came from is told by its fit's settings,
+    or says both.
 
     Parameters
     ----------
     estimator : estimator
-        Fitted, with its ``preprocessor_``.
-    subjects : SubjectFiles or ConvertedSubjects
-        The checked subjects.
+        Fitted, with its ``preprocessor_`` (``normalization="robust"``: see :meth:`of`).
+    n_subjects : int
+        The subjects of the call.
     """
-    preprocessor = estimator.preprocessor_
-    if preprocessor.normalization != "robust":
-        return
-    source, fitted_by = _statistics_origin(estimator, preprocessor)
-    preprocessor._warn_if_off_the_saved_scale(subjects, source, fitted_by=fitted_by)
+
+    def __init__(self, estimator, n_subjects):
+        self.origin = _statistics_origin(estimator, estimator.preprocessor_)
+        # the module's number, read when called (the tests lower it)
+        self.n_wanted = min(int(n_subjects), preprocessing.SAVED_SCALE_CHECK_SUBJECTS)
+        self._scaled, self._decided = {}, False
+
+    @classmethod
+    def of(cls, estimator, subjects):
+        """The check of a call of ``estimator`` on ``subjects``; None where its preprocessing
+        applies no robust statistics (nothing to warn of).
+
+        Parameters
+        ----------
+        estimator : estimator
+            Fitted, with its ``preprocessor_``.
+        subjects : SubjectFiles or ConvertedSubjects
+            The checked subjects.
+
+        Returns
+        -------
+        FittedScaleCheck or None
+            A new check, for one call.
+        """
+        if estimator.preprocessor_.normalization != "robust":
+            return None
+        return cls(estimator, len(subjects))
+
+    def keep(self, i, scaled):
+        """Keep subject ``i``'s scaled series if it is one of the first ones, until decided."""
+        if i < self.n_wanted and not self._decided:
+            self._scaled[i] = scaled
+
+    def kept(self):
+        """The ``(index, series)`` pairs kept so far."""
+        return list(self._scaled.items())
+
+    def warn_when_complete(self):
+        """Decide once the first ``n_wanted`` subjects are all kept (once a call)."""
+        if len(self._scaled) == self.n_wanted:
+            self.warn_from(self.kept())
+
+    def warn_from(self, kept):
+        """Decide from ``kept`` ``(index, series)`` pairs, those of every process under torchrun
+        (once a call; not from none)."""
+        if self._decided or not kept:
+            return
+        self._decided, self._scaled = True, {}  # the series are no longer held
+        source, fitted_by = self.origin
+        Preprocessor._warn_if_scaled_off_the_saved_scale(
+            [series for _, series in sorted(kept, key=lambda item: item[0])], source,
+            fitted_by=fitted_by)
 
 
 def _statistics_origin(estimator, preprocessor):
     """Where a fitted ``estimator``'s robust statistics come from, as
-    ``_warn_if_off_the_saved_scale`` takes it: ``(source, None)`` for a checkpoint's,
+    ``_warn_if_scaled_off_the_saved_scale`` takes it: ``(source, None)`` for a checkpoint's,
     ``(None, class name)`` for its fit's, and both where it cannot tell.
 
     Recorded at fit (``_statistics_source``: None where fit learned them); an embedder or
@@ -858,7 +926,6 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
         check_same_subjects(subjects, "transform")
-        warn_if_off_the_fitted_scale(self, subjects)
         autocast_dtype = resolve_autocast(self.precision, device)
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit
@@ -868,7 +935,8 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         chunk_size = min(SUBJECTS_PER_CHUNK, -(-len(subjects) // n_processes))
         out = []
         for start, n_chunk, windows, subject_index in window_chunks(
-                subjects, self.preprocessor_, chunk_size, shard=(rank, n_processes)):
+                subjects, self.preprocessor_, chunk_size, shard=(rank, n_processes),
+                scale_check=FittedScaleCheck.of(self, subjects)):
             embeddings = embed_windows(
                 encoder,
                 windows,

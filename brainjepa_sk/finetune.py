@@ -59,6 +59,7 @@ from ._base import (
     WEIGHTS_CONSTRAINTS,
     WEIGHTS_PARAMETERS,
     WEIGHTS_PREPROCESSING_PARAMETERS,
+    FittedScaleCheck,
     Range,
     SubjectsInputMixin,
     average_by_subject,
@@ -70,7 +71,6 @@ from ._base import (
     restore_on_error,
     training_windows,
     warn_changed_preprocessing,
-    warn_if_off_the_fitted_scale,
     window_chunks,
 )
 from ._skorch import (
@@ -2411,8 +2411,8 @@ class _FineTuneBase(SubjectsInputMixin):
         subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_built_with_", None),
                                    self._PREDICTION_PARAMETERS)
-        warn_if_off_the_fitted_scale(self, subjects)
-        for _, n_chunk, windows, subject_index in window_chunks(subjects, self.preprocessor_):
+        for _, n_chunk, windows, subject_index in window_chunks(
+                subjects, self.preprocessor_, scale_check=FittedScaleCheck.of(self, subjects)):
             # a WindowArray, so that forward_iter takes them as windows, not as subjects
             yield n_chunk, WindowArray(windows, *windows.shape[1:]), subject_index
 

@@ -792,12 +792,21 @@ class Preprocessor:
         name of the estimator whose ``fit`` learned them, when they were learned so; both,
         where they came from one or the other (an estimator pickled before it recorded
         which).
+
+        Reads those subjects for the check alone: ``transform`` and ``predict``, which scale
+        them anyway, decide from their own (``_base.FittedScaleCheck``).
         """
         n_regions, input_name, scaled = None, _input_name(subjects), []
         for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
             x = self._as_array(i, subjects[i], n_regions, input_name=input_name)
             n_regions = x.shape[1]
             scaled.append(self._robust_scale(_resample_subject(i, x, self.t_r, self.target_t_r)))
+        self._warn_if_scaled_off_the_saved_scale(scaled, source, fitted_by=fitted_by)
+
+    @staticmethod
+    def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None):
+        """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from ``scaled``: the first
+        subjects' resampled series as the robust statistics scale them (before padding)."""
         level = float(np.median(np.abs(np.concatenate([x.ravel() for x in scaled]))))
         # each region's spread over time: an offset that the statistics leave (another one
         # in each region) is no spread
@@ -892,10 +901,11 @@ class Preprocessor:
                 name=type(self).__name__,
             )
 
-    def _transform_one_at_a_time(self, subjects, rows=None):
+    def _transform_one_at_a_time(self, subjects, rows=None, scaled_to=None):
         """:meth:`transform` of subjects that know their lengths (of ``rows`` of them), read
         and resampled one at a time into one float32 array: the memory of the windows plus
-        one subject."""
+        one subject. ``scaled_to(i, series)``, when given, gets each subject's series as the
+        robust statistics scale it (``normalization="robust"`` only), for the scale check."""
         if not len(subjects):
             self._as_arrays(subjects)  # raises the error that applies
         rows = range(len(subjects)) if rows is None else check_rows(rows, len(subjects))
@@ -923,7 +933,8 @@ class Preprocessor:
                     windows = np.empty((len(subject_index), self.n_frames, n_regions),
                                        np.float32)
                 x = self._subject_windows(
-                    _resample_subject(i, original, self.t_r, self.target_t_r), i, len(original))
+                    _resample_subject(i, original, self.t_r, self.target_t_r), i, len(original),
+                    scaled_to=scaled_to)
             except ValueError as error:
                 raise _in_file(subjects, i, error, "it was checked (rewritten while in use?)")
             windows[position : position + len(x)] = x
@@ -941,11 +952,14 @@ class Preprocessor:
             subject_index.append(np.full(len(w), i, dtype=np.int64))
         return np.concatenate(windows, axis=0), np.concatenate(subject_index)
 
-    def _subject_windows(self, x, i, n_input, starts=None):
-        """One resampled subject's windows (all, or those at ``starts``), float32."""
+    def _subject_windows(self, x, i, n_input, starts=None, scaled_to=None):
+        """One resampled subject's windows (all, or those at ``starts``), float32; the robust
+        scaled series goes to ``scaled_to(i, series)`` when given."""
         given = x
         if self.normalization == "robust":
             x = self._robust_scale(x)
+            if scaled_to is not None:
+                scaled_to(i, x)
         x = self._pad(x, i, n_input)
         if starts is None:
             starts = self._window_starts(x.shape[0])

@@ -779,16 +779,71 @@ def test_transform_reads_a_chunk_of_subjects_at_a_time(tmp_path, monkeypatch):
     monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
     monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
     chunks = []
-    real_transform = Preprocessor.transform
-    monkeypatch.setattr(Preprocessor, "transform",
-                        lambda self, subjects, rows=None: chunks.append(
+    real_transform = Preprocessor._transform_one_at_a_time
+    monkeypatch.setattr(Preprocessor, "_transform_one_at_a_time",
+                        lambda self, subjects, rows=None, **kwargs: chunks.append(
                             len(subjects if rows is None else rows))
-                        or real_transform(self, subjects, rows=rows))
+                        or real_transform(self, subjects, rows, **kwargs))
     np.testing.assert_array_equal(pretrainer.transform(paths), expected)
     assert chunks == [2, 2, 1]
-    # checked once, the first SAVED_SCALE_CHECK_SUBJECTS (3) compared with the robust
-    # statistics of fit, then read once, chunk by chunk
-    assert reads == paths + paths[:3] + paths
+    # checked once, then read once, chunk by chunk: the first SAVED_SCALE_CHECK_SUBJECTS (3)
+    # are compared with the robust statistics of fit as the chunks scale them
+    assert reads == paths + paths
+
+
+def _counting_reads(monkeypatch):
+    """The paths ``files.read_subject_file`` reads from now on, in order."""
+    reads, original = [], files.read_subject_file
+    for module in (files, validation):
+        monkeypatch.setattr(module, "read_subject_file",
+                            lambda path: reads.append(str(path)) or original(path))
+    return reads
+
+
+def _scale_warnings(caught):
+    return [str(warning.message) for warning in caught
+            if "on another scale than the data" in str(warning.message)]
+
+
+@pytest.mark.parametrize("chunk_size", [2, 64])
+@pytest.mark.parametrize("estimator", ["embedder", "classifier"])
+def test_transform_and_predict_read_each_text_file_once_and_warn_of_its_scale(
+        tmp_path, monkeypatch, estimator, chunk_size):
+    """The warning of robust statistics that leave the series far above unit scale is decided
+    from the first SAVED_SCALE_CHECK_SUBJECTS subjects as transform and predict scale them:
+    it read and parsed them once more for the check (a call of one text file parsed it
+    twice). Still one warning a call, also when the first subjects span several chunks."""
+    from brainjepa_sk import _base
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    if estimator == "embedder":
+        fitted = BrainJEPAEmbedder(tiny_module(), normalization="robust",
+                                   device="cpu").fit(series)
+        output = fitted.transform
+    else:
+        fitted = BrainJEPAClassifier(tiny_module(), normalization="robust", max_epochs=1,
+                                     verbose=0, random_state=0).fit(series, [0, 1, 0, 1, 1])
+        output = fitted.predict_proba
+    off_scale = [x * 1e4 + 1e4 for x in series]
+    paths = _save(tmp_path, off_scale, kind="tsv")
+    subjects = validate_subjects(paths, lazy=True)  # read here once, as the check reads them
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("ignore")
+        expected = output(_as_read(paths))
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", chunk_size)
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    reads = _counting_reads(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(output(subjects), expected)
+        assert reads == paths
+        one = output(paths[:1])  # checked (one read), then transformed (one more)
+    assert reads == paths + paths[:1] * 2
+    np.testing.assert_array_equal(one, expected[:1])
+    messages = _scale_warnings(caught)
+    assert len(messages) == 2  # one a call
+    assert messages[0].startswith(f"the series are on another scale than the data this "
+                                  f"{type(fitted).__name__} was fitted on")
 
 
 @pytest.mark.parametrize("change, problem", [
@@ -1222,3 +1277,28 @@ def test_files_without_inode_numbers_are_told_apart_by_path(tmp_path, monkeypatc
         validate_subjects(paths)
     with pytest.warns(UserWarning, match=r"X\[0\] and X\[4\] are the same file"):
         validate_subjects([*paths, paths[0]])
+
+
+@pytest.mark.parametrize("off_scale, warned", [((0, 1, 2), 1), ((3, 4), 0)])
+def test_transform_warns_of_the_scale_of_the_first_subjects_before_a_later_error(
+        tmp_path, monkeypatch, off_scale, warned):
+    """The scale warning of transform goes by the first SAVED_SCALE_CHECK_SUBJECTS subjects
+    (by their index among all, across chunks), decided once they are scaled: an error of a
+    later subject (its file changed since its check) does not lose it."""
+    from brainjepa_sk import _base
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    embedder = BrainJEPAEmbedder(tiny_module(), normalization="robust",
+                                 device="cpu").fit(series)
+    paths = _save(tmp_path, [x * 1e4 + 1e4 if i in off_scale else x
+                             for i, x in enumerate(series)])
+    subjects = validate_subjects(paths, lazy=True)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    np.save(paths[4], _as_read(paths)[4][:10].astype(np.float32))
+    monkeypatch.setattr(subjects, "stamps", None)  # the change unseen by its stamp
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="subject 4 has 10 frames, not the 30 it had"):
+            embedder.transform(subjects)
+    assert len(_scale_warnings(caught)) == warned
