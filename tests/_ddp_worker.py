@@ -349,6 +349,38 @@ def other_subjects_scenario(rank, world_size, folder):
     _save_from_every_process(results, world_size, folder / "other.pt")
 
 
+def scale_check_embedder():
+    """The embedder of :func:`scale_check_scenario` (robust statistics learned by its fit) and
+    its 40 subjects, also fitted in one process by the test that compares."""
+    import numpy as np
+    from _estimators import N_REGIONS as REGIONS
+    from _estimators import tiny_module
+
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    X = np.random.default_rng(0).standard_normal((40, 16, REGIONS))
+    return BrainJEPAEmbedder(tiny_module(), normalization="robust", device="cpu").fit(X), X
+
+
+def scale_check_scenario(rank, world_size, folder):
+    """An embedder's ``transform`` of series far above the scale of its robust statistics:
+    of 5 subjects (chunks of 3, the first subjects shared out among the processes) and of 40
+    (chunks of 20, the first 16 in process 0's first chunk). Each process's scale warnings
+    and embeddings, by the number of subjects: ``scale.pt``."""
+    import warnings
+
+    embedder, X = scale_check_embedder()
+    results = {}
+    for n_subjects in (5, 40):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            embedded = embedder.transform(X[:n_subjects] * 1e4 + 1e4)
+        results[n_subjects] = ([str(w.message) for w in caught
+                                if "on another scale than the data" in str(w.message)],
+                               embedded)
+    _save_from_every_process(results, world_size, folder / "scale.pt")
+
+
 class _StopAndSigtermInProcess1(Callback):
     """Agrees on stops at every step; in process 1, asks the loop to stop (``stop_training``)
     after step 1 and sends itself a SIGTERM there, as a scheduler would."""
@@ -402,6 +434,7 @@ SCENARIOS = {
     # a short timeout for the group's own collectives: process 0's slow work outlasts it
     "main-process": (main_process_scenario, (), {"timeout": datetime.timedelta(seconds=3)}),
     "other-subjects": (other_subjects_scenario, (), {}),
+    "scale-check": (scale_check_scenario, (), {}),
 }
 
 

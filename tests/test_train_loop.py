@@ -1648,6 +1648,7 @@ _DDP_SCENARIOS_OF_TESTS = {
         ["unseeded-estimator"],
     "test_work_on_the_main_process_reaches_every_process_with_its_errors": ["main-process"],
     "test_under_ddp_processes_given_other_subjects_all_refuse_them": ["other-subjects"],
+    "test_under_ddp_transform_warns_of_the_scale_of_the_first_subjects_once": ["scale-check"],
 }
 
 
@@ -2393,3 +2394,25 @@ def test_under_ddp_processes_given_other_subjects_all_refuse_them(ddp_scenarios)
         assert "(8 subjects in process 0, 7 subjects in process 1)" in result["transform"]
     assert np.array_equal(results[0]["embedded"], results[1]["embedded"])
     assert results[0]["embedded"].shape == (8, 16)
+
+
+def test_under_ddp_transform_warns_of_the_scale_of_the_first_subjects_once(ddp_scenarios):
+    """transform decides its scale warning from the first subjects as the processes scale
+    them: where they are shared out among the processes (5 subjects, 3 in process 0's
+    chunk), process 0 (the one that warns) gathers them. One warning, process 0's, the one a
+    process on its own gives; the embeddings as one process gives them."""
+    import _ddp_worker
+
+    results = torch.load(ddp_scenarios("scale-check") / "scale.pt", weights_only=False)
+    embedder, X = _ddp_worker.scale_check_embedder()
+    for n_subjects in (5, 40):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            expected = embedder.transform(X[:n_subjects] * 1e4 + 1e4)
+        messages = [str(w.message) for w in caught
+                    if "on another scale than the data" in str(w.message)]
+        assert len(messages) == 1
+        assert results[0][n_subjects][0] == messages
+        assert results[1][n_subjects][0] == []
+        for rank in (0, 1):
+            np.testing.assert_array_equal(results[rank][n_subjects][1], expected)
