@@ -1168,17 +1168,87 @@ def _name_in(folder, path):
         return path
 
 
-def _digests_of_group(folder, renames):
+def _file_stat(stat):
+    """What a run file records of a file's ``os.stat``, to know the file again unread (see
+    :func:`_known_digest`)."""
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "inode": stat.st_ino,
+            "device": stat.st_dev}
+
+
+def _read_run_file(path):
+    """The run file at ``path`` and its ``os.stat``, or ``(None, None)`` when it is missing,
+    unreadable or damaged."""
+    try:
+        with open(path) as file:
+            record = json.load(file)
+            stat = os.fstat(file.fileno())
+    except (OSError, ValueError):
+        return None, None
+    return (record, stat) if isinstance(record, dict) else (None, None)
+
+
+def _known_digest(record, record_stat, name, path):
+    """The digest that the run file ``record`` (of ``os.stat`` ``record_stat``) holds of the
+    file at ``path`` (``name`` in its folder), when it is sure to be the file's still; else
+    None, and the file is read.
+
+    The run file records each written file's digest with its size, modification time (ns),
+    inode and device, taken while it was a temporary file that only this process knew of: the
+    rename that moves it into place keeps all four. The digest is taken as the file's when
+    the four are unchanged and the file's time is before the run file's, on its device:
+
+    * a write made once the file was in place (after the run file was written) sets a time
+      at or past the run file's. Only a write within the same tick of the file system's clock
+      (a few ms on ext4, 2 s on FAT) as the file's last one keeps its time, and such a file,
+      timed not before the run file, is read (as ``git`` reads its "racily clean" files). On
+      another device (another clock: a network share's) the file is read;
+    * another file moved over it has another inode (two files alive at once do not share
+      one). A file made after the one recorded was deleted may get its inode number back, but
+      it has its size and its time to the nanosecond only as a copy that keeps the time of the
+      file recorded (the same bytes) or of a file written in the same tick;
+    * a clock set back, or a time set by hand (``os.utime``, ``touch -d``) to the one
+      recorded, is not guarded against, as by ``make`` and ``rsync``.
+
+    A file system without inode numbers (0) has its files read each time.
+    """
+    files = record.get("files") if record is not None else None
+    stats = record.get("stats") if record is not None else None
+    if not isinstance(files, dict) or not isinstance(stats, dict):
+        return None  # none, or written before the stats were recorded
+    digest, recorded = files.get(name), stats.get(name)
+    if not isinstance(digest, str) or not isinstance(recorded, dict):
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    if (_file_stat(stat) != recorded or not stat.st_ino or stat.st_dev != record_stat.st_dev
+            or stat.st_mtime_ns >= record_stat.st_mtime_ns):
+        return None
+    return digest
+
+
+def _digests_of_group(folder, renames, previous=None, previous_stat=None):
     """The digests the run file records of a group of saves: ``"files"``, of each written
-    temporary file (by its target's name), and ``"replaced"``, of each target it replaces
-    (those that exist: a new one is absent)."""
-    files, replaced = {}, {}
+    temporary file (by its target's name), with its ``"stats"`` (:func:`_file_stat`), and
+    ``"replaced"``, of each target it replaces (those that exist: a new one is absent).
+
+    A target that the run file it replaces, ``previous`` (of ``os.stat`` ``previous_stat``),
+    records as written, unchanged since (:func:`_known_digest`), is not read again: its
+    digest is the one recorded. The written files are read back (they are in the page cache:
+    the hash costs more than the read)."""
+    files, stats, replaced = {}, {}, {}
     for part, target in renames:
         name = _name_in(folder, target)
         files[name] = _file_digest(part)
+        stats[name] = _file_stat(os.stat(part))
+        known = _known_digest(previous, previous_stat, name, target)
+        if known is not None:
+            replaced[name] = known
+            continue
         with contextlib.suppress(OSError):  # none yet (or unreadable: then not vouched for)
             replaced[name] = _file_digest(target)
-    return {"files": files, "replaced": replaced}
+    return {"files": files, "stats": stats, "replaced": replaced}
 
 
 def save_run_fingerprint(checkpoint, fingerprint):
@@ -1190,7 +1260,9 @@ def save_run_fingerprint(checkpoint, fingerprint):
     In a block, the run file also records the digests of the block's files (``"files"``) and
     of the files they replace (``"replaced"``), and it is moved into place first: a save cut
     off between the renames of its files (a crash, a kill, a file that could not be replaced)
-    leaves some files of each save, which :func:`check_saved_together` then tells apart."""
+    leaves some files of each save, which :func:`check_saved_together` then tells apart. It
+    records the stats of the block's files too (``"stats"``), by which the next save knows
+    them unread, unchanged, as the files it replaces (see :func:`_digests_of_group`)."""
     target = run_file(checkpoint)
     together = _SAVED_TOGETHER.get()
     part = None
@@ -1198,8 +1270,10 @@ def save_run_fingerprint(checkpoint, fingerprint):
         with naming_save_errors(target):
             record = fingerprint
             if together is not None:
-                record = {**fingerprint, **_digests_of_group(target.parent,
-                                                             together["renames"])}
+                # the run file replaced names the files replaced, which are not read again
+                # when it provably holds their digests
+                record = {**fingerprint, **_digests_of_group(
+                    target.parent, together["renames"], *_read_run_file(target))}
             part = temporary_file_beside(target)
             with open(part, "w") as file:
                 json.dump(record, file, indent=1, sort_keys=True)

@@ -1,13 +1,17 @@
 """Saving files safely: atomic and durable, umask, stale temporary files, full disks, folders."""
 
 import errno
+import hashlib
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -614,8 +618,6 @@ def test_a_rename_refused_for_a_moment_is_tried_again_until_it_succeeds(tmp_path
 
 
 def _save_run_file(path):
-    from types import SimpleNamespace
-
     from brainjepa_sk._skorch import save_run_fingerprint
     save_run_fingerprint(SimpleNamespace(dirname=str(path.parent),
                                          fn_prefix=path.name[:-len("run.json")]),
@@ -649,3 +651,119 @@ def test_a_rename_refused_every_time_names_the_file_and_keeps_the_previous_one(
     assert slept == list(runtime.REPLACE_RETRY_DELAYS)
     assert path.read_bytes() == b"previous"
     assert sorted(tmp_path.iterdir()) == [path]
+
+
+def _save_checkpoint_files(folder, contents, written_ns=None):
+    """One save of a fine-tuner's Checkpoint: the files ``contents`` (name: bytes, in order)
+    and the run file, moved into place together. The files' time is set to ``written_ns``
+    (default a second before the run file, as a model's files are written long before it)."""
+    from brainjepa_sk._skorch import save_params_atomically, save_run_fingerprint, saving_together
+
+    checkpoint = SimpleNamespace(dirname=str(folder), fn_prefix="")
+    written_ns = written_ns or time.time_ns() - 10**9
+
+    def save_params(**files):
+        (name, part), = files.items()
+        Path(part).write_bytes(contents[name])
+        os.utime(part, ns=(written_ns, written_ns))
+
+    with saving_together():
+        for name in contents:
+            save_params_atomically(save_params, {name: folder / name})
+        save_run_fingerprint(checkpoint, {"settings": {}})
+    return checkpoint
+
+
+def _files_read(monkeypatch):
+    """The paths whose digests are read from the disk from now on."""
+    import brainjepa_sk._skorch as skorch_glue
+
+    read, digest = [], skorch_glue._file_digest
+    monkeypatch.setattr(skorch_glue, "_file_digest",
+                        lambda path: read.append(Path(path)) or digest(path))
+    return read
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_checkpoint_save_does_not_read_again_the_files_its_last_save_wrote(
+        tmp_path, monkeypatch):
+    """The run file records the digests of the files a save replaces: those that the run file
+    it replaces recorded as written, unchanged since, are not read again (a ViT-B's weights
+    and optimizer are over 1 GB); a run file of an earlier version, without the files' stats,
+    has them read."""
+    _save_checkpoint_files(tmp_path, {"history.json": b"[1]", "params.pt": b"weights 1"})
+    read = _files_read(monkeypatch)
+    _save_checkpoint_files(tmp_path, {"history.json": b"[1, 2]", "params.pt": b"weights 2"})
+    # only the two files written (temporary files beside their targets)
+    assert len(read) == 2 and not {tmp_path / "history.json", tmp_path / "params.pt"} & {
+        *read}
+    with open(tmp_path / "run.json") as file:
+        record = json.load(file)
+    assert record["replaced"] == {"history.json": _sha256(b"[1]"),
+                                  "params.pt": _sha256(b"weights 1")}
+    assert record["files"] == {"history.json": _sha256(b"[1, 2]"),
+                               "params.pt": _sha256(b"weights 2")}
+    del record["stats"]
+    with open(tmp_path / "run.json", "w") as file:
+        json.dump(record, file)
+    read.clear()
+    _save_checkpoint_files(tmp_path, {"history.json": b"[1, 2, 3]", "params.pt": b"weights 3"})
+    assert {tmp_path / "history.json", tmp_path / "params.pt"} <= {*read}
+    with open(tmp_path / "run.json") as file:
+        assert json.load(file)["replaced"] == {"history.json": _sha256(b"[1, 2]"),
+                                               "params.pt": _sha256(b"weights 2")}
+
+
+@pytest.mark.parametrize("change", ["size", "time", "inode", "same tick as the run file"])
+def test_a_checkpoint_file_changed_behind_its_run_file_is_read_and_a_mix_refused(
+        tmp_path, monkeypatch, change):
+    """A file replaced by a save is read again when it may have changed since the run file
+    recorded it: another size, time or inode, or a time not before the run file's (a write in
+    the same tick of the clock keeps it). Its digest is then of its bytes, and a save cut off
+    after the renames of some of its files still leaves files refused as of two saves."""
+    import brainjepa_sk._skorch as skorch_glue
+    from brainjepa_sk._skorch import check_saved_together
+
+    params = tmp_path / "params.pt"
+    # in the same tick as the run file: timed after it (as a clock's tick holds both)
+    future_ns = time.time_ns() + 10**10
+    _save_checkpoint_files(tmp_path, {"history.json": b"[1]", "params.pt": b"weights 1"},
+                           written_ns=future_ns if change.startswith("same") else None)
+    recorded = params.stat()
+    if change == "size":
+        params.write_bytes(b"weights 1, changed")
+    elif change == "inode":  # another file moved over it (as a save does), given its time
+        (tmp_path / "other.pt").write_bytes(b"weights X")
+        os.replace(tmp_path / "other.pt", params)
+    else:  # rewritten in place, the same size
+        params.write_bytes(b"weights X")
+    # the time recorded, or (a copy that keeps its source's time) one before the run file's
+    then = recorded.st_mtime_ns - (10**9 if change == "time" else 0)
+    os.utime(params, ns=(then, then))
+    changed = params.read_bytes()
+    read = _files_read(monkeypatch)
+    move = skorch_glue.move_into_place
+
+    def params_not_replaced(part, target):
+        if target.name == "params.pt":
+            raise PermissionError(errno.EACCES, "the file could not be replaced", str(target))
+        return move(part, target)
+
+    monkeypatch.setattr(skorch_glue, "move_into_place", params_not_replaced)
+    with pytest.raises(PermissionError):
+        _save_checkpoint_files(tmp_path, {"history.json": b"[1, 2]", "params.pt": b"weights 2"})
+    monkeypatch.undo()
+    assert params in read
+    # the history, unchanged, is known unless it was timed in the run file's tick
+    assert (tmp_path / "history.json" in read) == change.startswith("same")
+    with open(tmp_path / "run.json") as file:
+        assert json.load(file)["replaced"]["params.pt"] == _sha256(changed)
+    assert params.read_bytes() == changed
+    checkpoint = SimpleNamespace(dirname=str(tmp_path), fn_prefix="")
+    with pytest.raises(ValueError, match=r"are of two saves, which are not loaded together: "
+                                         r"history\.json of the last save, params\.pt of the "
+                                         r"save before it"):
+        check_saved_together(checkpoint, [params, tmp_path / "history.json"])
