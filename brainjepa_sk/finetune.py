@@ -672,7 +672,8 @@ class _FineTuneBase(SubjectsInputMixin):
         default callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
         ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``. A
         callback given in a default one's place reports its own settings (skorch's were the
-        default's), so that ``set_params(**get_params())`` keeps them, and one disabled
+        default's), so that ``set_params(**get_params())`` keeps them, a callback class the
+        settings given to it (it is built with them), and one disabled
         (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback,
         nor setting, is reported but those given to the net (kept for when the callbacks run
         again).
@@ -695,14 +696,18 @@ class _FineTuneBase(SubjectsInputMixin):
         given = {key: value for key, value in vars(self).items()
                  if key.startswith("callbacks__") and key in params}
         for key, callback in given.items():
-            if key.count("__") != 1 or isinstance(callback, type):
+            if key.count("__") != 1:
                 continue
             # a callback given in a default one's place: its own settings, not the default's;
             # one disabled (None) has none (skorch reported the default's, which set_params
-            # then refused for a callback that does not exist)
+            # then refused for a callback that does not exist); a class, built at initialize
+            # with the settings given to it, those alone (the default's were given to it)
             params = {name: value for name, value in params.items()
                       if not name.startswith(key + "__")}
-            if callback is not None:
+            if isinstance(callback, type):
+                params.update({name: value for name, value in given.items()
+                               if name.startswith(key + "__")})
+            elif callback is not None:
                 params.update({f"{key}__{name}": value
                                for name, value in callback.get_params().items()})
         params.update({key: value for key, value in given.items() if key in params})

@@ -1061,6 +1061,29 @@ def test_get_params_reports_the_settings_of_a_callback_given_in_a_defaults_place
     assert clf.get_params()["callbacks__print_log__floatfmt"] == ".2g"
 
 
+def test_get_params_reports_a_callback_class_given_in_a_defaults_place_with_its_settings():
+    """A callback class given by name is built at initialize with the settings given to it:
+    get_params reported the replaced default's settings (PrintLog's keys_ignored, ...), which
+    set_params(**get_params()) then gave to the class ("Invalid parameter 'keys_ignored' for
+    estimator EarlyStopping")."""
+    from skorch.callbacks import EarlyStopping
+
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              callbacks__print_log=EarlyStopping,
+                              callbacks__print_log__monitor="train_loss")
+    for fitted in (False, True):
+        if fitted:
+            clf.fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1])
+        params = clf.get_params()
+        assert params["callbacks__print_log"] is EarlyStopping
+        assert {key: value for key, value in params.items()
+                if key.startswith("callbacks__print_log__")} == {
+            "callbacks__print_log__monitor": "train_loss"}
+        copy = clone(clf).set_params(**params).initialize_callbacks()
+        built = dict(copy.callbacks_)["print_log"]
+        assert isinstance(built, EarlyStopping) and built.monitor == "train_loss"
+
+
 def test_warm_start_and_partial_fit_continue_from_the_current_model():
     X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2)).fit(X, y)
