@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import difflib
+import errno
 import functools
 import inspect
 import numbers
@@ -1131,6 +1132,11 @@ class _FineTuneBase(SubjectsInputMixin):
             Naming the file, when it is damaged or holds the state of another model; naming
             the files of each save, when the files of ``checkpoint`` are of two saves (one
             cut off between the renames of its files), which its run file tells apart.
+        FileNotFoundError
+            As skorch raises it for a missing file (skorch's ``LoadInitState`` then starts
+            afresh); also when the history of ``checkpoint`` holds no completed epoch (a fit
+            that a callback cut short inside its first epoch saved it), so that there is no
+            run to resume.
         """
         if not self.initialized_:  # skorch's own error (this estimator builds its model in fit)
             return super().load_params(f_params=f_params, f_optimizer=f_optimizer,
@@ -1163,6 +1169,18 @@ class _FineTuneBase(SubjectsInputMixin):
                 if f_history is None and checkpoint.f_history is not None:
                     load_params_naming_files(load, {"f_history": checkpoint.f_history_},
                                              use_safetensors=use_safetensors)
+                    if not len(self.history_):
+                        # a fit cut inside its first epoch (its TrainEndCheckpoint saves the
+                        # completed epochs): no epoch to resume, and skorch names the files
+                        # from the history's last epoch ("list index out of range");
+                        # LoadInitState starts afresh, as without a checkpoint
+                        path = expand_home(checkpoint.f_history_)
+                        raise FileNotFoundError(
+                            errno.ENOENT,
+                            f"{path} holds no completed epoch (a fit cut inside its first "
+                            "epoch saved it): the checkpoint has no run to resume, and its "
+                            "other files are named after an epoch; load them by their paths "
+                            "(f_params=...) if you need them", os.fspath(path))
                 files.update(checkpoint.get_formatted_files(self))
                 if f_history is None:
                     files.pop("f_history", None)

@@ -4495,6 +4495,32 @@ def test_the_end_of_training_sees_an_epoch_a_callback_cut_short(cut_epoch, tmp_p
         assert [record["epoch"] for record in pickle.load(file).history_] == completed
 
 
+def test_a_train_end_checkpoint_of_a_run_cut_inside_its_first_epoch_is_started_afresh(
+        tmp_path):
+    """Its history holds no completed epoch: LoadInitState failed with skorch's bare
+    "list index out of range" (a file name is formatted from the history's last epoch, even
+    one without a placeholder). There is no epoch to resume: the fit starts afresh, as without
+    a checkpoint, and load_params names the empty history."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    settings = fast(max_epochs=2, batch_size=4, train_split=None)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("stop", StopInside(1, "training")), ("end", TrainEndCheckpoint(dirname=tmp_path))]
+    ).fit(X, y)
+    with open(tmp_path / "train_end_history.json") as file:
+        assert json.load(file) == []
+    end = TrainEndCheckpoint(dirname=tmp_path).initialize()
+    fresh = BrainJEPAClassifier(tiny_module(), **settings).fit(X, y)
+    history = fresh.history_
+    with pytest.raises(FileNotFoundError, match=r"train_end_history.json holds no completed "
+                       r"epoch"):
+        fresh.load_params(checkpoint=end.checkpoint_)
+    assert fresh.history_ is history
+    clf = BrainJEPAClassifier(tiny_module(), **settings,
+                              callbacks=[("end", end), ("load", LoadInitState(end))]).fit(X, y)
+    assert [record["epoch"] for record in clf.history_] == [1, 2]
+    np.testing.assert_array_equal(clf.predict_proba(X), fresh.predict_proba(X))
+
+
 def _poison_loss(net):  # a loss gone NaN, as a far too large learning rate gives
     net.history_.record_batch("train_loss", float("nan"))
 
