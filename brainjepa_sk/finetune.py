@@ -671,8 +671,9 @@ class _FineTuneBase(SubjectsInputMixin):
         With ``deep=True`` a default callback's settings given as ``callbacks__<name>__*``
         (or ``callbacks__<name>=None``) are reported as given: skorch read them from a fresh
         default callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
-        ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``. A
-        callback given in a default one's place reports its own settings (skorch's were the
+        ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``; the
+        defaults are this estimator's (``print_log`` showing ``'.4g'``, ``lr_schedule``), also
+        before ``fit``. A callback given in a default one's place reports its own settings (skorch's were the
         default's), so that ``set_params(**get_params())`` keeps them, a callback class the
         settings given to it (it is built with them), and one disabled
         (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback,
@@ -1030,10 +1031,17 @@ class _FineTuneBase(SubjectsInputMixin):
             skorch's ``(name, callback)`` pairs, its ``print_log`` showing 4 significant
             digits (``PrintLog(floatfmt=".4g")``), then ``("lr_schedule", WarmupCosineLR())``.
         """
+        return self._default_callbacks
+
+    @property
+    def _default_callbacks(self):
+        # skorch's get_params reads the default callbacks' settings here, not from
+        # get_default_callbacks: its PrintLog's '.4f' was reported (and given back by
+        # set_params(**get_params())), and the schedule's settings only once initialized.
         # skorch's 4 decimals printed the default learning rates (6.25e-5 at batch 16) as
         # 0.0001 or 0.0000, as if nothing trained
         defaults = [(name, PrintLog(floatfmt=".4g") if name == "print_log" else callback)
-                    for name, callback in super().get_default_callbacks()]
+                    for name, callback in super()._default_callbacks]
         return [*defaults, ("lr_schedule", WarmupCosineLR())]
 
     def initialize_callbacks(self):

@@ -1043,6 +1043,20 @@ def test_get_params_reports_a_default_callbacks_settings_as_set():
     assert clf.get_params()["callbacks__print_log__sink"] is print  # the others as skorch's
 
 
+def test_get_params_reports_the_default_callbacks_these_estimators_run():
+    """skorch reports its own defaults: a PrintLog's 4 decimals ('.4f'), where the fine-tuners
+    print 4 significant digits ('.4g'), which set_params(**get_params()) then replaced; and the
+    learning-rate schedule only once the callbacks were initialized."""
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    params = clf.get_params()
+    assert params["callbacks__print_log__floatfmt"] == ".4g"
+    assert isinstance(params["callbacks__lr_schedule"], WarmupCosineLR)
+    copy = clone(clf).set_params(**params).initialize_callbacks()
+    assert dict(copy.callbacks_)["print_log"].floatfmt == ".4g"
+    assert clf.fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1]).get_params().keys() == (
+        params.keys())
+
+
 def test_get_params_reports_the_settings_of_a_callback_given_in_a_defaults_place():
     """skorch reported a fresh default's: set back, they turned the given PrintLog's '.1f'
     into '.4f'."""
