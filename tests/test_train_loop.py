@@ -812,14 +812,19 @@ def test_a_lazy_dataset_of_a_large_corpus_reads_the_subjects_and_starts_of_its_t
 
 
 def _window_of_the_worker(subject, start):
-    """A window that says which process read it, and whether that process ignores SIGTERM."""
+    """A window that says which process read it, and whether that process ignores SIGTERM and
+    SIGINT."""
     window = np.zeros((N_FRAMES, N_REGIONS), dtype=np.float32)
     window[0, 0] = os.getpid()  # exact in float32 (below 2**24)
     window[0, 1] = signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    window[0, 2] = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     return window
 
 
-def test_loader_workers_are_kept_between_epochs_and_ignore_sigterm():
+def test_loader_workers_are_kept_between_epochs_and_ignore_sigterm_and_sigint(ctrl_c_raises):
+    """Under several processes the loop trains on after SIGTERM or Ctrl-C until the processes
+    agree to stop, and torchrun passes Ctrl-C on to each process's group: a worker ended by
+    SIGINT (as torch's end quietly on KeyboardInterrupt) would fail those steps."""
     dataset = LazyWindowDataset(np.zeros(4), np.arange(4), _window_of_the_worker)
     loader = window_loader(dataset, 2, ShuffleSampler(4, seed=0), num_workers=1,
                            prefetch_factor=3)
@@ -827,7 +832,7 @@ def test_loader_workers_are_kept_between_epochs_and_ignore_sigterm():
     epochs = [torch.cat(list(loader))[:, 0] for _ in range(2)]
     workers = [set(epoch[:, 0].long().tolist()) for epoch in epochs]
     assert workers[0] == workers[1] and os.getpid() not in workers[0]  # the same worker
-    assert all(bool(epoch[:, 1].all()) for epoch in epochs)
+    assert all(bool(epoch[:, 1:3].all()) for epoch in epochs)
 
 
 def test_a_distributed_sampler_plugs_in_and_is_told_the_epoch():

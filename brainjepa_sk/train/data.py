@@ -219,6 +219,19 @@ def ignore_sigterm(worker_id):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _ignore_stop_signals(worker_id):
+    """:func:`window_loader`'s ``worker_init_fn``: the worker ignores SIGTERM and SIGINT.
+
+    Under several processes the pretraining loop finishes steps after either signal, until
+    the processes agree to stop, and torchrun passes Ctrl-C on to each process's whole group
+    (``killpg``): a worker that SIGINT ended (torch's workers end quietly on
+    ``KeyboardInterrupt``) would fail those steps. In a single process, the loop stops its
+    workers when Ctrl-C stops it.
+    """
+    ignore_sigterm(worker_id)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def worker_context(num_workers):
     """The multiprocessing context for ``num_workers`` loader workers (None: torch's default).
 
@@ -315,8 +328,9 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
     pin_memory : bool, default=False
         Page-lock batches (for fast copies to a GPU).
     num_workers : int, default=0
-        Loader worker processes (kept alive between epochs). They ignore SIGTERM, which
-        launchers send to the whole process group: the main process handles it.
+        Loader worker processes (kept alive between epochs). They ignore SIGTERM and SIGINT
+        (Ctrl-C), which launchers and terminals send to the whole process group: the main
+        process handles them.
     prefetch_factor : int, optional
         Batches each worker loads ahead (torch's default, 2, when None).
 
@@ -352,7 +366,7 @@ def window_loader(dataset, batch_size, sampler, *, pin_memory=False, num_workers
         num_workers=num_workers,
         multiprocessing_context=worker_context(num_workers),
         persistent_workers=num_workers > 0,
-        worker_init_fn=ignore_sigterm if num_workers > 0 else None,
+        worker_init_fn=_ignore_stop_signals if num_workers > 0 else None,
         prefetch_factor=prefetch_factor if num_workers > 0 else None,
         # Its own generator: starting an epoch otherwise draws a worker seed from torch's
         # global generator, which stochastic depth uses, and a run resumed inside an epoch
