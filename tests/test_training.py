@@ -707,6 +707,7 @@ def test_without_a_process_group_the_collectives_answer_as_one_process():
     assert distributed.all_gather_objects(k for k in range(3)) == [0, 1, 2]
     assert distributed.any_process(1, torch.device("cpu")) is True
     assert distributed.any_process(0, torch.device("cpu")) is False
+    assert distributed.any_process_each([1, 0, True], torch.device("cpu")) == [True, False, True]
     value = torch.ones(2)
     assert distributed.all_reduce_mean(value) is value
     assert distributed.on_main_process(lambda a, b=0: a + b, 1, b=2) == 3
@@ -972,6 +973,29 @@ def test_noting_ctrl_c_leaves_an_ignored_sigint_ignored():
         assert pressed == {} and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_noting_first_ctrl_c_notes_the_first_press_and_lets_a_second_one_raise(ctrl_c_raises):
+    """With several processes, the first Ctrl-C is a request to stop at a step they agree on
+    (noted, nothing raised); a second one in the same process raises at once."""
+    from brainjepa_sk.train.runtime import noting_first_ctrl_c
+
+    received, pressed, reached = {}, {}, []
+    with pytest.raises(KeyboardInterrupt):
+        with noting_first_ctrl_c(received, pressed):
+            signal.raise_signal(signal.SIGINT)
+            reached.append((dict(received), dict(pressed)))
+            signal.raise_signal(signal.SIGINT)
+            reached.append("after the second press")
+    assert reached == [({"ctrl_c": True}, {})]
+    assert pressed == {"ctrl_c": True}
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # an ignored SIGINT stays ignored
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    received = {}
+    with noting_first_ctrl_c(received, {}):
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    assert received == {}
 
 
 def test_deferring_ctrl_c_lets_the_error_of_its_block_go_on(ctrl_c_raises):

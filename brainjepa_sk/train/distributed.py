@@ -21,6 +21,7 @@ __all__ = [
     "all_reduce_mean",
     "all_gather_objects",
     "any_process",
+    "any_process_each",
     "on_main_process",
 ]
 
@@ -183,6 +184,28 @@ def any_process(flag, device):
     value = torch.tensor(float(flag), device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item())
+
+
+def any_process_each(flags, device):
+    """For each flag, whether it is true in any process (one collective operation for all).
+
+    Parameters
+    ----------
+    flags : sequence of bool
+        This process's values, in the same order in every process.
+    device : torch.device
+        Where the collective runs (a CUDA device with NCCL).
+
+    Returns
+    -------
+    list of bool
+        For each flag, whether any process passed it true (the same list in every process).
+    """
+    if world()[1] == 1:
+        return [bool(flag) for flag in flags]
+    values = torch.tensor([float(flag) for flag in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [bool(value) for value in values.tolist()]
 
 
 def all_reduce_mean(value):

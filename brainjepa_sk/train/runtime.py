@@ -37,6 +37,7 @@ __all__ = [
     "move_into_place",
     "naming_save_errors",
     "noting_ctrl_c",
+    "noting_first_ctrl_c",
     "noting_sigterm",
     "process_runs",
     "python_values",
@@ -783,6 +784,45 @@ def noting_ctrl_c(pressed):
     """
     def noting(previous):
         def note(signum, frame):
+            pressed["ctrl_c"] = True
+            previous(signum, frame)
+        return note
+
+    with _signal_handled_by(signal.SIGINT, noting):
+        yield
+
+
+@contextlib.contextmanager
+def noting_first_ctrl_c(received, pressed):
+    """Mark ``received["ctrl_c"]`` at the first SIGINT instead of letting its handler act; at
+    a later one, mark ``pressed["ctrl_c"]`` and let the handler act as before.
+
+    For loops of several processes (``torchrun``), which must all stop after the same step: a
+    ``KeyboardInterrupt`` raised at once would stop each process at another point, and leave
+    the others waiting in their next collective operation. The first Ctrl-C is a request to
+    stop at the next step the processes agree on; a second one in the same process raises at
+    once (the default handler's ``KeyboardInterrupt``), for a run that must end now. Only in
+    the main thread, and only where SIGINT has a Python handler (an ignored SIGINT stays
+    ignored); elsewhere nothing is marked.
+
+    Parameters
+    ----------
+    received : dict
+        Gets the key ``"ctrl_c"`` (True) at the first SIGINT inside the block.
+    pressed : dict
+        Gets the key ``"ctrl_c"`` (True) at a later SIGINT, before the previous handler is
+        called.
+
+    Yields
+    ------
+    None
+        The previous SIGINT handler is put back when the block ends.
+    """
+    def noting(previous):
+        def note(signum, frame):
+            if not received.get("ctrl_c"):
+                received["ctrl_c"] = True
+                return
             pressed["ctrl_c"] = True
             previous(signum, frame)
         return note
