@@ -258,7 +258,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         a run that will not be resumed. On SIGTERM (a scheduler's pre-emption) the current
         step finishes, the state is saved and ``fit`` raises
         :class:`~brainjepa_sk.train.TrainingInterrupted`; on Ctrl-C too, at the last step
-        counted.
+        counted. Under ``torchrun``, the processes agree on either signal (a first Ctrl-C in
+        any process) every 8 steps and all stop after the same step.
     checkpoint_every : int, optional
         With ``checkpoint_dir``, also save every ``checkpoint_every`` optimizer steps, so that
         a run killed inside a long epoch loses at most that many steps (it resumes exactly, at

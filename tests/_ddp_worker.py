@@ -104,6 +104,7 @@ def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None, resto
         loop.stop_agreement_every = stop_agreement_every
     if restore is not None and os.path.exists(restore):
         Checkpoint(restore, key="ddp").restore(loop)
+    loop.started_at_ = loop.step  # where it resumed
     if world_size > 1:  # count the gradient all-reduces (one bucket: the model is tiny)
         from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
@@ -114,8 +115,8 @@ def run(global_batch, n_epochs=3, callbacks=(), stop_agreement_every=None, resto
         loop._forward.register_comm_hook(None, counting_allreduce)
     try:
         loop.run()
-    except (TrainingInterrupted, Killed):
-        pass
+    except (TrainingInterrupted, Killed) as error:
+        loop.raised_ = error
     return loop, steps.losses
 
 
@@ -226,7 +227,8 @@ def _resume_run(rank, world_size, out_file, state_file, kill_at):
     states = [None] * world_size  # gathered by all: process 0's save is written after
     dist.all_gather_object(states, {k: v.clone() for k, v in loop.model.state_dict().items()})
     if rank == 0:
-        torch.save({"states": states, "history": loop.history, "step": loop.step}, out_file)
+        torch.save({"states": states, "history": loop.history, "step": loop.step,
+                    "started_at": loop.started_at_}, out_file)
 
 
 def resume_scenario(rank, world_size, folder):
@@ -234,6 +236,35 @@ def resume_scenario(rank, world_size, folder):
     resume from rank 0's save (``resumed.pt``), one after the other."""
     _resume_run(rank, world_size, folder / "straight.pt", folder / "straight-state.pt", None)
     _resume_run(rank, world_size, folder / "killed.pt", folder / "state.pt", 4)
+    _resume_run(rank, world_size, folder / "resumed.pt", folder / "state.pt", None)
+
+
+class SigintAt(Callback):
+    """Sends this process a SIGINT at the end of one step, as Ctrl-C (or ``kill -INT``) would."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, loop, loss):
+        if loop.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def sigint_scenario(rank, world_size, folder):
+    """Only rank 1 gets SIGINT, after step 3: the step each process stopped after and the error
+    it raised (``stopped.pt``); rank 0 saves the run (``state.pt``), which both processes then
+    resume and finish (``resumed.pt``, as ``resume_scenario`` saves its runs)."""
+    # Python's own handler, as in a terminal (a process started in the background, as CI may
+    # start the tests, and the processes it spawns ignore SIGINT)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SigintAt(3)]
+        loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
+        raised = getattr(loop, "raised_", None)
+        _save_from_every_process((loop.step, None if raised is None else str(raised)),
+                                 world_size, folder / "stopped.pt")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _resume_run(rank, world_size, folder / "resumed.pt", folder / "state.pt", None)
 
 
@@ -427,6 +458,7 @@ SCENARIOS = {
     "batch-1": (batch_scenario, (1,), {}),
     "batch-2": (batch_scenario, (2,), {}),
     "sigterm": (sigterm_scenario, (), {}),
+    "sigint": (sigint_scenario, (), {}),
     "stop-training": (stop_training_scenario, (), {}),
     "stopped-as-sigterm-came": (stopped_as_sigterm_came_scenario, (), {}),
     "resume": (resume_scenario, (), {}),

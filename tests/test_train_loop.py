@@ -1644,6 +1644,8 @@ def test_a_sigterm_stops_only_the_run_it_came_in():
 _DDP_SCENARIOS_OF_TESTS = {
     "test_two_processes_of_batch_b_train_like_one_of_batch_2b": ["batch-1", "batch-2"],
     "test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step": ["sigterm"],
+    "test_under_ddp_ctrl_c_in_one_process_stops_all_after_the_same_step_and_resumes_exactly":
+        ["sigint", "resume"],
     "test_under_ddp_stop_training_in_one_process_stops_all_after_the_same_step":
         ["stop-training"],
     "test_under_ddp_a_run_a_callback_of_one_process_stopped_as_sigterm_came_is_saved_as_stopped":
@@ -1820,6 +1822,27 @@ def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(ddp_sc
     out, state = folder / "steps.pt", folder / "state.pt"
     assert torch.load(out, weights_only=True)["steps"] == [4, 4]  # signal after 3, agreed at 4
     assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
+
+
+def test_under_ddp_ctrl_c_in_one_process_stops_all_after_the_same_step_and_resumes_exactly(
+        ddp_scenarios):
+    """A SIGINT to one process (``kill -INT``; a terminal's Ctrl-C reaches every process, and
+    torchrun passes its own on to each) is noted as a SIGTERM is: a KeyboardInterrupt raised
+    at once stopped that process alone and left the other in its next all-reduce. Both stop
+    after the same step with the same error, rank 0 saved there, and the run resumed from
+    that save ends as a run never stopped does."""
+    stopped = torch.load(ddp_scenarios("sigint") / "stopped.pt", weights_only=True)
+    message = ("stopped by Ctrl-C after step 4; the callbacks saved what they save (with a "
+               "Checkpoint: call the same fit again to resume)")
+    assert stopped == [(4, message), (4, message)]  # signal after 3, agreed at 4
+    resumed = torch.load(ddp_scenarios("sigint") / "resumed.pt", weights_only=True)
+    straight = torch.load(ddp_scenarios("resume") / "straight.pt", weights_only=True)
+    assert resumed["started_at"] == 4  # from rank 0's save
+    assert resumed["step"] == straight["step"] == 9
+    assert resumed["history"] == straight["history"]
+    for key, value in straight["states"][0].items():
+        assert torch.equal(resumed["states"][0][key], value), key
+        assert torch.equal(resumed["states"][1][key], value), key
 
 
 @pytest.mark.slow  # about 10 s on 2 cores, most of it starting the 2 processes

@@ -7,12 +7,13 @@ import contextlib
 import torch
 
 from ..nn._checks import check_count, type_with_article
-from .distributed import all_reduce_mean, any_process, world
+from .distributed import all_reduce_mean, any_process, any_process_each, world
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import (
     deferring_ctrl_c,
     global_rng_state,
     noting_ctrl_c,
+    noting_first_ctrl_c,
     noting_sigterm,
     set_global_rng_state,
 )
@@ -20,6 +21,10 @@ from .step import train_step
 
 __all__ = ["PretrainLoop", "TrainingInterrupted"]
 
+
+#: The signals that stop a run at a step boundary (with several processes, Ctrl-C too), by the
+#: key their handler notes, and their names in messages.
+_STOP_SIGNALS = {"sigterm": "SIGTERM", "ctrl_c": "Ctrl-C"}
 
 #: What :meth:`PretrainLoop.load_state_dict` needs of a state (states saved before the others
 #: existed lack them).
@@ -46,10 +51,11 @@ def _set_generator_state(generator, state):
 class TrainingInterrupted(KeyboardInterrupt):
     """Raised by :meth:`PretrainLoop.run` after SIGTERM or Ctrl-C.
 
-    Raised once the current step has finished (SIGTERM) or been undone (Ctrl-C inside a
-    step's forward or backward pass) and the callbacks' ``on_interrupt`` hooks (e.g.
-    :class:`Checkpoint`) have run. The fine-tuning estimators' ``fit`` and ``partial_fit``
-    raise it too, after the current batch, leaving the estimator as it was.
+    Raised once the current step has finished (SIGTERM; with several processes, Ctrl-C too, at
+    a step they agree on) or been undone (Ctrl-C inside a step's forward or backward pass) and
+    the callbacks' ``on_interrupt`` hooks (e.g. :class:`Checkpoint`) have run. The fine-tuning
+    estimators' ``fit`` and ``partial_fit`` raise it too, after the current batch, leaving the
+    estimator as it was.
 
     A ``KeyboardInterrupt``, so that scikit-learn's cross-validation does not take it for a
     failed fit and go on with the next fold.
@@ -138,8 +144,8 @@ class PretrainLoop:
         error: :meth:`state_dict` resumes it exactly, and a later :meth:`run`, which sets the
         flag back to False, finishes that epoch and goes on up to ``n_epochs``. It is not part
         of the state. With several processes, they agree on it (any process's) at each
-        epoch's end, every :attr:`stop_agreement_every` steps and when a SIGTERM stops the run
-        (before the ``on_interrupt`` hooks), and all stop after the same step.
+        epoch's end, every :attr:`stop_agreement_every` steps and when a SIGTERM or Ctrl-C
+        stops the run (before the ``on_interrupt`` hooks), and all stop after the same step.
     """
 
     def __init__(self, model, loader, mask_sampler, schedule, n_epochs, *, optimizer=None,
@@ -199,12 +205,13 @@ class PretrainLoop:
         self._skip_batches = 0
         self._pass = None  # where the pass being run was drawn from (see _order_generators)
         self._replay = None  # that of a pass stopped inside, to draw again before skipping
-        self._sigterm = {}  # noted by run's noting_sigterm
+        # noted by run's handlers: SIGTERM, and with several processes a first Ctrl-C
+        self._stop_signals = {}
         self.stop_training = False
         self._counting = None  # the running step's ExitStack, between its start and its count
-        #: With several processes, how often (in steps) they agree on a SIGTERM: each may get
-        #: it between other steps, and all must stop after the same one. Agreeing costs one
-        #: small all-reduce and a host synchronisation, so it is not done at every step.
+        #: With several processes, how often (in steps) they agree on a SIGTERM or Ctrl-C: each
+        #: may get it between other steps, and all must stop after the same one. Agreeing costs
+        #: one small all-reduce and a host synchronisation, so it is not done at every step.
         self.stop_agreement_every = 8
 
     @property
@@ -235,10 +242,17 @@ class PretrainLoop:
         ``KeyboardInterrupt`` (a ``KeyboardInterrupt`` raised by code, not by the signal, goes
         on as it is, without them).
         With several processes, they agree every :attr:`stop_agreement_every` steps on whether
-        any of them got the signal, and all stop after the same step. A SIGTERM handler that
-        Python cannot read (``signal.getsignal`` is None: one an embedding program set before
-        Python started), and so could not put back, is left in place, and an ignored SIGTERM
-        (``SIG_IGN``) stays ignored.
+        any of them got the signal, and all stop after the same step. There Ctrl-C is handled
+        as SIGTERM is (the first SIGINT a process gets is noted, and all stop after the next
+        agreement, with the ``on_interrupt`` hooks and :class:`TrainingInterrupted`): a
+        ``KeyboardInterrupt`` raised at once would stop each process at another point and
+        leave the others waiting in a collective operation. A second SIGINT to a process
+        raises its ``KeyboardInterrupt`` at once, which ends that process as Ctrl-C ends a
+        single one; the others then wait in their next collective operation until the
+        launcher (``torchrun`` ends them all once one fails) or the process group's timeout
+        ends them. A SIGTERM handler that Python cannot read (``signal.getsignal`` is None:
+        one an embedding program set before Python started), and so could not put back, is
+        left in place, and an ignored SIGTERM (``SIG_IGN``) stays ignored.
 
         Returns
         -------
@@ -246,15 +260,17 @@ class PretrainLoop:
             ``history``.
         """
         self.model.train()
-        self._sigterm = {}
+        self._stop_signals = {}
         self.stop_training = False
         ctrl_c, first_step = {}, self.step
         with contextlib.ExitStack() as setup:  # failed, nothing began: all put back
             # SIGTERM noted in the main thread (a handler Python did not set is kept)
-            setup.enter_context(noting_sigterm(self._sigterm))
+            setup.enter_context(noting_sigterm(self._stop_signals))
             # Ctrl-C noted, to save what was trained (a KeyboardInterrupt raised by code is a
-            # failure, as any error)
-            setup.enter_context(noting_ctrl_c(ctrl_c))
+            # failure, as any error); with several processes, its first press stops the run
+            # as SIGTERM does, at a step all agree on (a second one raises at once)
+            setup.enter_context(noting_ctrl_c(ctrl_c) if self.world_size == 1
+                                else noting_first_ctrl_c(self._stop_signals, ctrl_c))
             if hasattr(self.optimizer, "register_step_pre_hook"):
                 setup.callback(self.optimizer.register_step_pre_hook(self._hold_ctrl_c).remove)
             restore = setup.pop_all()
@@ -263,14 +279,14 @@ class PretrainLoop:
                 self._notify("on_train_begin")
                 while self.epoch < self.n_epochs and not self._stops_training(agree=True):
                     self.run_epoch()
-                # a SIGTERM that came after the last step (during the last epoch's hooks, or
-                # with no step left to run) still stops the caller, as the pre-emption asked
-                stop = (self._stop_requested if self.world_size == 1
-                        else any_process(self._stop_requested, self.device))
-                if stop:
+                # a SIGTERM (or an agreed Ctrl-C) that came after the last step (during the
+                # last epoch's hooks, or with no step left to run) still stops the caller, as
+                # the pre-emption asked
+                stopped_by = self._agreed_stop_signals()
+                if stopped_by:
                     self._notify("on_interrupt")
                     raise TrainingInterrupted(
-                        f"stopped by SIGTERM after the run's last step ({self.step}); "
+                        f"stopped by {stopped_by} after the run's last step ({self.step}); "
                         + ("a callback had stopped the run there (stop_training)"
                            if self.stop_training and self.epoch < self.n_epochs else
                            "the run is complete (with a Checkpoint, saved: the same fit again "
@@ -304,18 +320,19 @@ class PretrainLoop:
         if self._counting is not None:
             self._counting.enter_context(deferring_ctrl_c())
 
-    @property
-    def _stop_requested(self):
-        """Whether SIGTERM arrived during this run (in this process)."""
-        return bool(self._sigterm)
+    def _agreed_stop_signals(self):
+        """The signals that stop the run, as a message names them (``""``: none): those noted
+        in this process, or with several processes in any of them (the same in every one)."""
+        got = any_process_each([bool(self._stop_signals.get(key)) for key in _STOP_SIGNALS],
+                               self.device)
+        return " and ".join(name for name, noted in zip(_STOP_SIGNALS.values(), got) if noted)
 
     def _should_stop(self):
-        """Whether a SIGTERM stops the run after this step, in every process alike."""
-        if self.world_size == 1:
-            return self._stop_requested
-        if self.step % self.stop_agreement_every:
-            return False
-        return any_process(self._stop_requested, self.device)
+        """The signals that stop the run after this step, in every process alike (``""``:
+        none); with several processes, agreed every :attr:`stop_agreement_every` steps."""
+        if self.world_size > 1 and self.step % self.stop_agreement_every:
+            return ""
+        return self._agreed_stop_signals()
 
     def _stops_training(self, agree=False):
         """Whether a callback set :attr:`stop_training`; with several processes, whether one
@@ -417,7 +434,8 @@ class PretrainLoop:
                 self.step_in_epoch += 1
                 # a held Ctrl-C also waits for the step's hooks (a Checkpoint's every_steps save)
                 self._notify("on_step_end", loss)
-            if self._should_stop():
+            stopped_by = self._should_stop()
+            if stopped_by:
                 # a callback's stop_training in another process at this step, agreed (all are
                 # at this step's agreement) before the hooks and the caller read the flag: the
                 # run stopped by a callback, as with one process, not left unfinished
@@ -425,7 +443,7 @@ class PretrainLoop:
                     self._stops_training(agree=True)
                 self._notify("on_interrupt")
                 raise TrainingInterrupted(
-                    f"stopped by SIGTERM after step {self.step}; the callbacks saved what "
+                    f"stopped by {stopped_by} after step {self.step}; the callbacks saved what "
                     "they save (with a Checkpoint: call the same fit again to resume)"
                 )
             # asked at the epoch's last step, the epoch ends (its record and hooks) first
