@@ -100,6 +100,7 @@ from ._skorch import (
 from ._warnings import check_array, warn_user
 from .files import expand_subject_paths, is_path
 from .nn import POOLINGS, EncoderWithHead
+from .nn._checks import type_with_article
 from .train.data import ignore_sigterm, worker_context
 from .train.distributed import _launcher_world_size, world
 from .train.loop import TrainingInterrupted
@@ -460,6 +461,32 @@ def _check_classes(classes, what):
     return labels
 
 
+def _is_callback(value):
+    """Whether skorch can run ``value`` as a callback: a callback, or a callback class (built
+    with its ``callbacks__<name>__*`` settings)."""
+    if isinstance(value, type):
+        return issubclass(value, Callback) or all(
+            callable(getattr(value, method, None)) for method in ("initialize", "set_params"))
+    return isinstance(value, Callback) or all(
+        callable(getattr(value, method, None))
+        for method in ("initialize", "get_params", "set_params"))
+
+
+def _callback_parameters(callback):
+    """The parameters that ``callback`` (a callback or its class) takes, or None when any name
+    goes (a class taking ``**kwargs``, as skorch's ``LRScheduler``)."""
+    if isinstance(callback, type):
+        try:
+            parameters = inspect.signature(callback).parameters.values()
+        except (TypeError, ValueError):  # no signature to read
+            return None
+        if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+            return None
+        return {parameter.name: _MISSING for parameter in parameters
+                if parameter.kind is not parameter.VAR_POSITIONAL}
+    return callback.get_params(deep=False)
+
+
 def _constructor_signature(cls):
     """The signature of ``cls.__init__`` with the keyword arguments it passes on to its bases
     spelled out, each with the default of the first class in the MRO that has one.
@@ -709,7 +736,7 @@ class _FineTuneBase(SubjectsInputMixin):
             if isinstance(callback, type):
                 params.update({name: value for name, value in given.items()
                                if name.startswith(key + "__")})
-            elif callback is not None:
+            elif callable(getattr(callback, "get_params", None)):  # fit refuses another
                 params.update({f"{key}__{name}": value
                                for name, value in callback.get_params().items()})
         params.update({key: value for key, value in given.items() if key in params})
@@ -769,7 +796,12 @@ class _FineTuneBase(SubjectsInputMixin):
             For a ``callbacks__<name>`` or ``callbacks__<name>__<parameter>`` of a name that
             no callback has, and a ``callbacks__<name>__<parameter>`` of a callback turned off
             (``callbacks__<name>=None``), or given while ``callbacks="disable"`` turns them all
-            off, as is a callback given by name then (it would never be called).
+            off, as is a callback given by name then (it would never be called). For a
+            ``callbacks__<name>`` that is neither a callback, its class nor None, a
+            ``callbacks__<name>__<parameter>`` of a parameter the callback has not, and a
+            ``callbacks__<name>__<parameter>__<setting>`` of a parameter holding no estimator
+            (the settings given with them are not kept); the same settings given to the
+            constructor are refused by ``fit``.
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
@@ -805,6 +837,8 @@ class _FineTuneBase(SubjectsInputMixin):
         # a failure leaves the net as it was: the settings given with those (max_epochs, lr,
         # ...) are undone too, and a refused callbacks list is not kept
         with restore_on_error(self), self._optimizer_groups_restored_on_error():
+            # skorch adds the prefixed names to this set in place: a copy, restored on error
+            self._params_to_validate = set(self._params_to_validate)
             if "callbacks" in params:
                 # skorch initializes the callbacks it has before it stores the new ones: once
                 # a list it refuses (names repeated, say) was stored, every later list was
@@ -822,12 +856,20 @@ class _FineTuneBase(SubjectsInputMixin):
             # with callbacks="disable" the callbacks' settings left are those the net holds
             # (the others were refused): skorch would find no callback to give them to
             disabled = isinstance(self.callbacks, str)
+            # callbacks__<name>__<parameter>__<setting>, of an estimator a callback holds:
+            # skorch's set_params failed for them ("too many values to unpack"); kept as the
+            # constructor's are, for the callbacks built again below
+            nested = {key: value for key, value in params.items()
+                      if key.startswith("callbacks__") and key.count("__") > 2}
+            if nested and not disabled:
+                vars(self).update(nested)
+                self._params_to_validate |= set(nested)
             super().set_params(**{key: value for key, value in params.items()
-                                  if key not in by_name
+                                  if key not in by_name and key not in nested
                                   and not (disabled and key.startswith("callbacks__"))})
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
-            if ("callbacks" in params and initialized) or replaced:
+            if ("callbacks" in params and initialized) or replaced or nested:
                 # skorch rebuilds callbacks_ before it stores the new list: the new callbacks
                 # would be missing from a continued fit (warm_start, partial_fit); and it puts
                 # a callback set by name (callbacks__lr_schedule=None) into callbacks_ as
@@ -944,6 +986,48 @@ class _FineTuneBase(SubjectsInputMixin):
                     f"{key} sets a parameter of the callback {name!r}, which "
                     f"callbacks__{name}=None disabled: give callbacks__{name}=<a callback> "
                     "(in the same call) to use one again")
+        for key in sorted(keys):
+            name, _, setting = key[len("callbacks__"):].partition("__")
+            if setting:
+                self._check_callback_setting(key, params)
+            elif params[key] is not None and not _is_callback(params[key]):
+                # skorch failed at initialize: "'int' object has no attribute 'set_params'"
+                raise ValueError(
+                    f"{key}={params[key]!r} is not a callback: give a skorch callback (an "
+                    f"instance, or its class) to put in the place of {name!r}, or "
+                    f"{key}=None to turn it off")
+
+    def _check_callback_setting(self, key, params):
+        """Refuse a ``callbacks__<name>__<parameter>`` in ``params`` that the callback does not
+        take: a parameter it has not (skorch left scikit-learn's "Invalid parameter 'foo' for
+        estimator <PrintLog object at 0x...>", not naming the setting), or a setting of a
+        parameter of it that holds no estimator (``callbacks__print_log__sink__x``:
+        "'builtin_function_or_method' object has no attribute 'set_params'")."""
+        name, _, setting = key[len("callbacks__"):].partition("__")
+        parameter, _, nested = setting.partition("__")
+        callback = params.get(f"callbacks__{name}", vars(self).get(f"callbacks__{name}",
+                                                                   _MISSING))
+        if callback is _MISSING:
+            callback = dict(self._named_callbacks())[name]
+        if callback is None or not _is_callback(callback):
+            return  # refused for itself
+        known = _callback_parameters(callback)
+        if known is None:
+            return
+        what = callback.__name__ if isinstance(callback, type) else type(callback).__name__
+        if parameter not in known:
+            raise ValueError(
+                f"{key}: the callback {name!r} ({what}) has no parameter {parameter!r}; its "
+                f"parameters are {', '.join(sorted(known)) or 'none'}")
+        # the value the parameter is given (in this call, or before), else the callback's
+        given = f"callbacks__{name}__{parameter}"
+        held = params.get(given, vars(self).get(given, known[parameter]))
+        if nested and held is not _MISSING and not callable(getattr(held, "set_params", None)):
+            raise ValueError(
+                f"{key} sets the parameter {nested.partition('__')[0]!r} of the {parameter} "
+                f"of the callback {name!r} ({what}), but that {parameter} is "
+                f"{type_with_article(held)}, which has no parameters: set "
+                f"callbacks__{name}__{parameter} itself")
 
     def _drop_settings_of_callbacks_gone(self):
         """Forget the ``callbacks__*`` settings of callbacks that a new ``callbacks`` no longer
@@ -966,11 +1050,16 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _callback_names(self):
         """The names of the default and given callbacks, as skorch names them."""
+        return [name for name, _ in self._named_callbacks()]
+
+    def _named_callbacks(self):
+        """The ``(name, callback)`` pairs of the default and given callbacks, as skorch names
+        them (before any ``callbacks__<name>`` replaces one)."""
         callbacks = self.callbacks
         if isinstance(callbacks, str):  # "disable": a default one may still be set by name
             self.__dict__["callbacks"] = None
         try:
-            return [name for name, _ in self._uniquely_named_callbacks()]
+            return list(self._uniquely_named_callbacks())
         finally:
             self.__dict__["callbacks"] = callbacks
 
@@ -2280,19 +2369,36 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _check_callbacks(self):
         """Refuse ``callbacks`` that are no list (skorch failed with "can only concatenate list
-        (not "EarlyStopping") to list")."""
+        (not "EarlyStopping") to list"), and a list holding something that is neither a
+        callback (an instance or its class) nor a ``(name, callback)`` pair."""
         callbacks = self.callbacks
-        if callbacks is None or isinstance(callbacks, list) or (
-                isinstance(callbacks, str) and callbacks == "disable"):
+        if callbacks is None or (isinstance(callbacks, str) and callbacks == "disable"):
             return
         if isinstance(callbacks, tuple) and not callbacks:  # skorch takes it as none
             return
-        example = (f"callbacks=[{type(callbacks).__name__}(...)]"
-                   if isinstance(callbacks, Callback) else "callbacks=[EarlyStopping()]")
-        raise ValueError(
-            f"callbacks={callbacks!r} is not a list: pass a list of callbacks (or of "
-            f"(name, callback) pairs), e.g. {example} for one, None, or 'disable' to turn "
-            "skorch's default callbacks off")
+        if not isinstance(callbacks, list):
+            example = (f"callbacks=[{type(callbacks).__name__}(...)]"
+                       if isinstance(callbacks, Callback) else "callbacks=[EarlyStopping()]")
+            raise ValueError(
+                f"callbacks={callbacks!r} is not a list: pass a list of callbacks (or of "
+                f"(name, callback) pairs), e.g. {example} for one, None, or 'disable' to turn "
+                "skorch's default callbacks off")
+        for index, item in enumerate(callbacks):
+            # skorch failed at initialize: "'int' object has no attribute 'set_params'", or
+            # "not enough values to unpack" for a pair of other than two items
+            callback = item
+            if isinstance(item, (tuple, list)):
+                if len(item) != 2 or not isinstance(item[0], str):
+                    raise ValueError(
+                        f"callbacks[{index}]={item!r} is not a (name, callback) pair: give "
+                        "the callbacks, or pairs of a name (a str) and a callback, such as "
+                        "('stop', EarlyStopping())")
+                callback = item[1]
+            if callback is not None and not _is_callback(callback):
+                raise ValueError(
+                    f"callbacks[{index}] holds {type_with_article(callback)} ({callback!r}), "
+                    "which is not a callback: give skorch callbacks (instances, such as "
+                    "EarlyStopping(), or their classes), or (name, callback) pairs")
 
     def _set_class_weights(self, window_targets):
         pass

@@ -23,7 +23,7 @@ import pytest
 import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import (
     GridSearchCV,
     GroupKFold,
@@ -730,6 +730,104 @@ def test_one_callback_not_in_a_list_is_told_to_be_put_in_one():
     clf.set_params(callbacks=()).fit(X, y)  # and an empty tuple, as skorch takes it
     with pytest.raises(ValueError, match="is not a list"):
         clf.set_params(callbacks=(EarlyStopping(monitor="train_loss"),))
+
+
+@pytest.mark.parametrize("entry, refused", [
+    (3, r"callbacks\[1\] holds an int \(3\), which is not a callback"),
+    (("stop", "early"), r"callbacks\[1\] holds a str \('early'\), which is not a callback"),
+    (("stop", EarlyStopping(), 3), r"callbacks\[1\]=\('stop', .*\) is not a \(name, callback\) "
+                                   r"pair"),
+])
+def test_a_callbacks_list_holding_no_callback_is_refused_naming_the_entry(entry, refused):
+    """skorch failed once the model was built: "'int' object has no attribute 'set_params'"
+    (and "too many values to unpack" for a triple); set_params keeps the list it had."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    callbacks = [EarlyStopping(monitor="train_loss"), entry]
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=callbacks, **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=refused):
+        clf.fit(X, y)
+    assert not clf.initialized_
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=refused):
+        clf.set_params(callbacks=callbacks)
+    assert clf.callbacks is None
+    # a callback class, and a pair of a name and None, are skorch's to take
+    clf.set_params(callbacks=[("record", Recorder), ("off", None)]).fit(X, y)
+    assert "record" in dict(clf.callbacks_) and "off" not in dict(clf.callbacks_)
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+@pytest.mark.parametrize("setting, refused", [
+    (dict(callbacks__print_log=1), r"^callbacks__print_log=1 is not a callback: give a skorch "
+                                   r"callback .* or callbacks__print_log=None to turn it off"),
+    (dict(callbacks__train_loss="loss"), r"^callbacks__train_loss='loss' is not a callback"),
+    (dict(callbacks__print_log__colour=1),
+     r"^callbacks__print_log__colour: the callback 'print_log' \(PrintLog\) has no parameter "
+     r"'colour'; its parameters are floatfmt, keys_ignored, sink, stralign, tablefmt$"),
+    (dict(callbacks__print_log__sink__level=1),
+     r"^callbacks__print_log__sink__level sets the parameter 'level' of the sink of the "
+     r"callback 'print_log' \(PrintLog\), but that sink is a builtin_function_or_method, which "
+     r"has no parameters: set callbacks__print_log__sink itself$"),
+    (dict(callbacks__stop=EarlyStopping, callbacks__stop__patiense=2),
+     r"^callbacks__stop__patiense: the callback 'stop' \(EarlyStopping\) has no parameter "
+     r"'patiense'"),
+])
+def test_a_callback_setting_no_callback_takes_is_refused_naming_it(fitted, setting, refused):
+    """skorch failed with "'int' object has no attribute 'set_params'" (a value that is no
+    callback), scikit-learn's "Invalid parameter 'colour' for estimator <PrintLog object at
+    0x...>" and "too many values to unpack": refused naming the setting, by set_params (the
+    settings given with it not kept) and, given to the constructor, by fit before training."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    stop = [("stop", EarlyStopping(monitor="train_loss"))]
+    clf = BrainJEPAClassifier(tiny_module(), callbacks=stop, **fast(max_epochs=1))
+    if fitted:
+        clf.fit(X, y)
+    params, attributes = clf.get_params(), dict(vars(clf))
+    names = set(clf._params_to_validate)
+    with pytest.raises(ValueError, match=refused):
+        clf.set_params(max_epochs=3, **setting)
+    assert clf.max_epochs == 1 and clf._params_to_validate == names
+    assert vars(clf).keys() == attributes.keys()
+    assert clf.get_params().keys() == params.keys()
+    given = BrainJEPAClassifier(tiny_module(), callbacks=stop, **fast(max_epochs=1), **setting)
+    # get_params reports them (it had failed for a callback without get_params)
+    assert all(given.get_params()[key] is value for key, value in setting.items())
+    with pytest.raises(ValueError, match=refused):
+        given.fit(X, y)
+    assert not given.initialized_
+
+
+class _Sink(BaseEstimator):
+    """A print log's sink with a parameter of its own."""
+
+    def __init__(self, prefix=""):
+        self.prefix = prefix
+
+    def __call__(self, text):
+        self.lines_ = [*getattr(self, "lines_", []), self.prefix + text]
+
+
+@pytest.mark.parametrize("fitted", [False, True])
+def test_set_params_sets_a_parameter_of_an_estimator_a_callback_holds(fitted):
+    """callbacks__<name>__<parameter>__<setting>, taken from the constructor, failed in
+    set_params with skorch's "too many values to unpack"; a parameter the estimator has not
+    is refused, leaving the net as it was."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    sink = _Sink()
+    clf = BrainJEPAClassifier(tiny_module(), callbacks__print_log__sink=sink,
+                              **fast(max_epochs=1, verbose=1))
+    if fitted:
+        clf.fit(X, y)
+    clf.set_params(callbacks__print_log__sink__prefix="> ")
+    assert clf.get_params()["callbacks__print_log__sink__prefix"] == "> "
+    clf.fit(X, y)
+    assert sink.lines_[-1].startswith("> ")
+    names = set(clf._params_to_validate)
+    with pytest.raises(ValueError, match="Invalid parameter 'suffix' for estimator _Sink"):
+        clf.set_params(callbacks__print_log__sink__suffix="!")
+    assert "callbacks__print_log__sink__suffix" not in vars(clf)
+    assert clf._params_to_validate == names
+    clf.fit(X, y)
 
 
 @pytest.mark.parametrize("criterion", [torch.nn.MSELoss, torch.nn.L1Loss(),
@@ -4956,7 +5054,8 @@ def test_a_callbacks_list_refused_by_set_params_is_not_kept(fitted):
     with pytest.raises(ValueError, match="duplicate user-set callback name 'stop'"):
         clf.set_params(callbacks=[("stop", EarlyStopping()), ("stop", EarlyStopping())])
     assert clf.callbacks is None
-    with pytest.raises(AttributeError, match="'bool' object has no attribute 'set_params'"):
+    with pytest.raises(ValueError, match=r"callbacks__print_log=False is not a callback: .* "
+                       r"or callbacks__print_log=None to turn it off"):
         clf.set_params(callbacks__print_log=False)  # meant to silence it: verbose=0 does
     clf.set_params(callbacks__print_log=None)  # had been refused for the False kept
     recorder = Recorder()
