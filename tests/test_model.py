@@ -174,9 +174,16 @@ def test_bad_input_shapes_are_named():
     ("18-D", "an 18-D"), ("80-D", "an 80-D"), ("100-D", "a 100-D"), ("800", "an 800"),
     ("11000", "an 11000"), ("dict", "a dict"), ("OrderedDict", "an OrderedDict"),
     ("ndarray", "an ndarray"), ("SVC", "an SVC"), ("Tensor", "a Tensor"),
+    ("UserDict", "a UserDict"), ("UnicodeDecodeError", "a UnicodeDecodeError"),
+    ("uint8", "a uint8"), ("ufunc", "a ufunc"), ("UUID", "a UUID"), ("int", "an int"),
+    ("UnboundLocalError", "an UnboundLocalError"), ("unused", "an unused"),
+    ("UninitializedParameter", "an UninitializedParameter"), ("update", "an update"),
+    ("Euler", "a Euler"), ("OneHotEncoder", "a OneHotEncoder"), ("onerous", "an onerous"),
+    ("object", "an object"), ("u", "a u"), ("X", "an X"),
 ])
 def test_the_article_of_a_message_follows_how_its_word_is_read(words, expected):
-    """Numbers by their names ("eight", "eleven"): messages had read "a 8-D", "a 11-D"."""
+    """Numbers by their names ("eight", "eleven"): messages had read "a 8-D", "a 11-D"; a
+    "u" read "you" takes "a" (messages had read "an UserDict")."""
     from brainjepa_sk.nn._checks import with_article
 
     assert with_article(words) == expected

@@ -17,12 +17,12 @@ def type_with_article(value):
 
 def with_article(words):
     """``words`` after their indefinite article, for messages: ``"a dict"``, ``"an SVC"``,
-    ``"a 3-D"``, ``"an 8-D"``, ``"an 11-D"``.
+    ``"a 3-D"``, ``"an 8-D"``, ``"an 11-D"``, ``"a UserDict"``, ``"an UnboundLocalError"``.
 
     By how the first word is read out: a number by its name ("eight", "eleven", "eighteen",
     "eighty...", and the thousands of those); an initialism (``SVC``, ``ndarray``'s ``nd``)
     letter by letter, so by its first letter's name ("ess", "en"); any other word by its first
-    letter.
+    sound (see :func:`_starts_with_vowel_sound`).
     """
     digits = len(words) - len(words.lstrip("0123456789"))
     if digits:
@@ -33,8 +33,35 @@ def with_article(words):
     elif words[:2].isupper() or words.startswith("nd"):
         vowel_sound = words[:1].upper() in "AEFHILMNORSX"
     else:
-        vowel_sound = words[:1].lower() in "aeiou"
+        vowel_sound = _starts_with_vowel_sound(words)
     return f"{'an' if vowel_sound else 'a'} {words}"
+
+
+def _starts_with_vowel_sound(word):
+    """Whether ``word`` (no number, no initialism) is read starting with a vowel sound.
+
+    By its first letter (a letter alone by its name), except a "u" read "you" (``UserDict``, ``Unicode...``, ``uint8``,
+    ``ufunc``: a "u" before one consonant and a vowel, "uni", "ui"), not "uh" (``Unbound...``,
+    ``Uninitialized...``, ``unused``: the prefix "un", and "u" before two consonants), "eu"
+    read "you" (``Euler``), and "one" read "won" (``OneHotEncoder``).
+    """
+    if len(word) == 1:  # a letter, read by its name
+        return word.upper() in "AEFHILMNORSX"
+    lower = word.lower()
+    if lower.startswith("one") and (len(word) == 3 or not word[3].islower()):
+        return False
+    if lower.startswith("eu"):
+        return False
+    if not lower.startswith("u"):
+        return lower[:1] in "aeiou"
+    if lower.startswith(("unin", "unim")):  # uninitialized, unimplemented: "un-"
+        return True
+    if lower.startswith(("uni", "ui", "uu")):  # unicode, union, unit, uint8, uuid: "you"
+        return False
+    if lower.startswith("un"):  # unbound, unknown, unused, unordered: "un-"
+        return True
+    # user, usage, ufunc, utility: "you"; upper, ultra, update: "uh"
+    return not (len(lower) > 2 and lower[1] not in "aeiou" and lower[2] in "aeiouy")
 
 
 def check_time_patches(n_frames, patch_size):
