@@ -3066,7 +3066,13 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
             raise ValueError(f"y holds dates or durations ({', '.join(dates)}): convert them "
                              "to numbers in a unit of your choice (e.g. age in years) first")
         try:
-            y = check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
+            # (an empty y is told by the count check below, against X's subjects)
+            y = check_array(y, ensure_2d=False, ensure_min_samples=0, dtype=np.float64,
+                            input_name="y")
+        except TypeError as error:  # float() of a dict, a list, ...
+            raise ValueError(f"y holds values that are not numbers ({error}): "
+                             "BrainJEPARegressor predicts one number per target and "
+                             "subject") from error
         except ValueError as error:
             if "convert string to float" not in str(error):
                 raise

@@ -2219,10 +2219,16 @@ def test_a_continued_fit_refuses_another_number_of_targets():
     # a DataFrame has no dtype of its own: its column of dates had been fitted as nanoseconds
     (pd.DataFrame({"visit": pd.date_range("2020-01-01", periods=8)}),
      r"y holds dates or durations \(datetime64\[\w+\]\)"),
+    (np.array([{"age": 30.0}] * 8, dtype=object),
+     r"^y holds values that are not numbers \(.*dict.*\): BrainJEPARegressor predicts one "
+     "number per target and subject$"),
+    (np.array([]), r"^X has 8 subjects but y has 0 targets$"),
 ])
 def test_a_regression_target_of_text_or_dates_is_refused_naming_y(y, message):
-    """Text had given numpy's bare "could not convert string to float", and dates had been
-    trained on as their raw counts of days or nanoseconds."""
+    """Text had given numpy's bare "could not convert string to float", dates had been
+    trained on as their raw counts of days or nanoseconds, other objects had given float()'s
+    bare TypeError, and an empty y scikit-learn's "Found array with 0 sample(s)", not naming
+    y."""
     X = offset_subjects(np.linspace(-1, 1, 8))
     with pytest.raises(ValueError, match=message):
         BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
