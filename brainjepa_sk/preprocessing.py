@@ -342,6 +342,12 @@ def _region_count(subjects, i):
     return int(shape[-1]) if len(shape) == 2 else None
 
 
+#: What a Preprocessor given paths is told.
+_ARRAYS_ONLY = ("a Preprocessor takes arrays; read each file with "
+                "brainjepa_sk.files.read_subject_file (the estimators take the files "
+                "themselves)")
+
+
 def subject_lengths(subjects):
     """Each subject's number of frames, without reading files.
 
@@ -359,15 +365,16 @@ def subject_lengths(subjects):
     Raises
     ------
     TypeError
-        When ``subjects`` is a path or None, not a sequence of subjects (a path's characters
-        had been counted as subjects of 0 rows).
+        When ``subjects`` is a path, a number or None, not a sequence of subjects (a path's
+        characters had been counted as subjects of 0 rows).
     ValueError
         When ``subjects`` is one 2-D table (its rows had been counted as subjects).
     """
     counts = getattr(subjects, "n_timepoints", None)
     if counts is not None:
         return [int(n) for n in counts]
-    if subjects is None or isinstance(subjects, (str, bytes, os.PathLike)):
+    if (subjects is None or isinstance(subjects, (str, bytes, os.PathLike))
+            or not hasattr(subjects, "__iter__")):  # a number: "'int' object is not iterable"
         raise TypeError(
             f"subjects must be a sequence of (n_timepoints, n_regions) arrays, got "
             f"{type(subjects).__name__}; files are counted once checked: "
@@ -514,15 +521,28 @@ class Preprocessor:
 
     @staticmethod
     def _check_subjects(subjects):
-        """Refuse what is no sequence of subjects (nothing, a string, one subject's table),
-        and an empty one."""
-        if subjects is None or isinstance(subjects, (str, bytes)):
-            raise ValueError("subjects must be a list of (n_timepoints, n_regions) arrays")
+        """Refuse what is no sequence of subjects (nothing, a path, a number, one subject's
+        table), an empty one, and a list of paths."""
+        if isinstance(subjects, (str, bytes, os.PathLike)):
+            raise ValueError(
+                f"subjects must be a list of (n_timepoints, n_regions) arrays, got a path "
+                f"({subjects!r}): {_ARRAYS_ONLY}")
+        if subjects is None or not hasattr(subjects, "__len__"):
+            # len() of a number failed with "object of type 'int' has no len()"
+            got = "None" if subjects is None else type_with_article(subjects)
+            raise ValueError(
+                f"subjects must be a list of (n_timepoints, n_regions) arrays, got {got}")
         if hasattr(subjects, "columns") or getattr(subjects, "ndim", None) == 2:
             # its rows (a DataFrame's column names) would be taken for the subjects
             raise ValueError(one_table_message(subjects, "subjects"))
         if not len(subjects):
             raise ValueError("subjects is empty: expected at least one subject")
+        if isinstance(subjects, (list, tuple)):  # (a lazy sequence would read its files)
+            for index, subject in enumerate(subjects):
+                if isinstance(subject, (str, bytes, os.PathLike)):
+                    # its characters had been taken for text values of the series
+                    raise ValueError(f"subjects[{index}] is a path ({subject!r}), not an "
+                                     f"array: {_ARRAYS_ONLY}")
 
     @staticmethod
     def _as_arrays(subjects):

@@ -1312,6 +1312,7 @@ def test_preprocessor_for_weights_given_a_module_says_to_resolve_it_first():
     ("sub-*.npy", TypeError, r"subjects must be a sequence .* got str; files are counted once "
                              r"checked"),
     (None, TypeError, "got NoneType"),
+    (3, TypeError, r"subjects must be a sequence .* got int"),  # "'int' object is not iterable"
 ])
 def test_subject_lengths_refuses_one_table_or_a_path_rather_than_counting_its_parts(
         subjects, error, message):
@@ -1336,3 +1337,20 @@ def test_transform_of_arrays_names_every_subject_too_short_as_check_lengths_does
         prep.transform(subjects)
     with pytest.raises(ValueError, match=message):
         Preprocessor(10, normalization=None).fit_transform(subjects)
+
+
+@pytest.mark.parametrize("method", ["fit", "fit_transform"])
+@pytest.mark.parametrize("subjects, message", [
+    (3, r"^subjects must be a list of \(n_timepoints, n_regions\) arrays, got an int$"),
+    (None, r"^subjects must be a list of .* arrays, got None$"),
+    ("sub-01.csv", r"^subjects must be a list of .* arrays, got a path \('sub-01.csv'\): a "
+                   r"Preprocessor takes arrays; read each file with "
+                   r"brainjepa_sk.files.read_subject_file"),
+    ([np.ones((12, 2)), "sub-02.csv"], r"^subjects\[1\] is a path \('sub-02.csv'\), not an array: "
+                                       r"a Preprocessor takes arrays"),
+])
+def test_a_preprocessor_refuses_what_is_no_list_of_arrays_naming_it(method, subjects, message):
+    """A number had failed with len()'s "object of type 'int' has no len()", and a list of
+    paths with "subject 0 holds text, not numbers" (the path's characters)."""
+    with pytest.raises(ValueError, match=message):
+        getattr(Preprocessor(8, normalization=None), method)(subjects)
