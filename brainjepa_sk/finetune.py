@@ -2286,6 +2286,13 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"criterion={self._CRITERION_EXAMPLE}, with its settings as criterion__* "
                 "(criterion__reduction='mean')")
         self._check_callbacks()
+        nonlinearity = self.predict_nonlinearity
+        if not (nonlinearity is None or callable(nonlinearity)
+                or (isinstance(nonlinearity, str) and nonlinearity == "auto")):
+            # skorch refused it only at the first predict, once the fit was done
+            raise ValueError(
+                f"predict_nonlinearity={nonlinearity!r} must be 'auto' (the default), None "
+                "(the module's outputs) or a callable applied to them")
         for key in ("iterator_train__batch_size", "iterator_valid__batch_size"):
             # the loaders' own batch sizes, which skorch passes on unchecked: torch's DataLoader
             # answered "8" with "batch_size should be a positive integer value, but got

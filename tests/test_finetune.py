@@ -715,6 +715,21 @@ def test_an_optimizer_by_name_set_on_a_fitted_net_is_refused_leaving_it_as_it_wa
     assert clf.optimizer is torch.optim.AdamW and clf.optimizer_ is adamw
 
 
+@pytest.mark.parametrize("nonlinearity", ["softmax", 3])
+def test_a_predict_nonlinearity_that_is_no_function_is_refused_before_training(nonlinearity):
+    """skorch refused it only at the first predict ("predict_nonlinearity has to be a
+    callable, 'auto' or None"), once the fit had trained."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), predict_nonlinearity=nonlinearity,
+                              **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=rf"^predict_nonlinearity={nonlinearity!r} must be "
+                                         r"'auto' \(the default\), None .* or a callable"):
+        clf.fit(X, y)
+    assert not clf.initialized_
+    clf.set_params(predict_nonlinearity=functools.partial(torch.softmax, dim=-1)).fit(X, y)
+    assert clf.predict_proba(X).sum(axis=1) == pytest.approx(1, rel=1e-5)
+
+
 def test_one_callback_not_in_a_list_is_told_to_be_put_in_one():
     """skorch failed with "can only concatenate list (not "EarlyStopping") to list"."""
     X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
