@@ -1381,6 +1381,11 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         )
     if normalization == "auto":
         normalization = saved.get("normalization", "global_zscore")
+        if not (normalization is None or (isinstance(normalization, str)
+                                          and normalization in NORMALIZATIONS)):
+            # the Preprocessor's own check named normalization, which the caller left 'auto'
+            raise ValueError(f"{where} an invalid preprocessing: normalization "
+                             f"{normalization!r} is not one of {NORMALIZATIONS}")
     chosen_window = window if window != "auto" else saved.get("window", "center")
     if chosen_window not in WINDOW_STRATEGIES:
         if window == "auto":  # the saved one

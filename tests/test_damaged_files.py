@@ -356,6 +356,23 @@ def test_an_invalid_saved_window_is_named_with_its_file(tmp_path):
     BrainJEPAEmbedder(weights=tmp_path / "bad.pt", window="first").fit(X)
 
 
+def test_an_invalid_saved_normalization_is_named_with_its_file(tmp_path):
+    """A normalization this version does not know, saved without statistics (a preprocessing
+    given to save_checkpoint), had been refused as the Preprocessor's own parameter ("The
+    'normalization' parameter of Preprocessor must be ..."), which the caller left 'auto'."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+
+    module = BrainJEPA(torch.randn(8, 3), patch_size=2, embed_dim=8, depth=1, num_heads=2,
+                       predictor_embed_dim=8, predictor_depth=1, n_patches=4)
+    save_checkpoint(tmp_path / "model.pt", module, preprocessing={"normalization": "zscore"})
+    X = np.random.default_rng(0).standard_normal((2, 16, 8))
+    with pytest.raises(ValueError, match=r"model\.pt holds an invalid preprocessing: "
+                                         r"normalization 'zscore' is not one of \("):
+        BrainJEPAEmbedder(weights=tmp_path / "model.pt").fit(X)
+    # a normalization given explicitly does not take the saved one
+    BrainJEPAEmbedder(weights=tmp_path / "model.pt", normalization="roi_zscore").fit(X)
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda p: p.__setitem__("iqr_", torch.full((8,), float("nan"))), "iqr_ holds NaN"),
     (lambda p: p.__setitem__("median_", torch.zeros(7)), r"median_ has shape \(7,\)"),
