@@ -208,8 +208,11 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
 
     Raises
     ------
+    TypeError
+        When ``map_location`` is none of what ``torch.load`` takes.
     ValueError
-        If a section or key is missing, a shape does not fit, or the gradients do not match.
+        If a section or key is missing, a shape does not fit, or the gradients do not match;
+        when ``map_location`` names no device torch knows.
     """
     named = named_gradients(gradients)
     gradients = load_gradients(gradients)
@@ -546,11 +549,14 @@ def load_checkpoint(path, map_location="cpu"):
     ------
     FileNotFoundError
         When there is no such file.
+    TypeError
+        When ``map_location`` is none of what ``torch.load`` takes.
     ValueError
-        Naming the file, when it is a folder, empty, damaged (its checksum does not match),
-        not a checkpoint of this package (a research checkpoint, a pretraining run's state),
-        written by a newer version, incomplete, when its model settings are not those this
-        version's :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
+        When ``map_location`` names no device torch knows. Naming the file, when it is a
+        folder, empty, damaged (its checksum does not match), not a checkpoint of this
+        package (a research checkpoint, a pretraining run's state), written by a newer
+        version, incomplete, when its model settings are not those this version's
+        :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
         version), when its model configuration lacks ``num_heads``, or when its weights hold
         NaN or infinite values.
     """

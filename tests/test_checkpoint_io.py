@@ -441,6 +441,23 @@ def test_map_location_is_passed_to_torch_load(tmp_path):
     assert _same_weights(loaded.model, model)
 
 
+@pytest.mark.parametrize("map_location, error, message", [
+    (3, TypeError, r"^map_location must be a device .*, a dict or a function, as torch.load "
+                   r"takes it; got 3$"),
+    ("gpu9", ValueError, r"^map_location='gpu9' is not a device torch knows"),
+])
+def test_a_map_location_torch_cannot_take_is_refused_naming_it(tmp_path, map_location, error,
+                                                                message):
+    """torch failed with "'int' object is not callable", and an unknown device was taken for
+    a damaged file ("m.pt could not be read as a brainjepa_sk checkpoint: don't know how to
+    restore data location")."""
+    save_checkpoint(tmp_path / "m.pt", _model())
+    with pytest.raises(error, match=message):
+        load_checkpoint(tmp_path / "m.pt", map_location=map_location)
+    for location in ("cpu", torch.device("cpu"), {"cpu": "cpu"}, None):  # torch.load's kinds
+        load_checkpoint(tmp_path / "m.pt", map_location=location)
+
+
 def test_resolve_weights_gives_a_copy_of_a_modules_preprocessing():
     """Like the encoder, the preprocessing a module carries is copied: changing the resolved
     one leaves the caller's module as it was."""

@@ -269,6 +269,22 @@ def set_global_rng_state(state, device):
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def _check_map_location(map_location):
+    """Refuse a ``map_location`` that ``torch.load`` cannot take, naming it: torch failed with
+    "'int' object is not callable", and on an unknown device with "don't know how to restore
+    data location", which the messages took for a damaged file."""
+    if isinstance(map_location, str):
+        try:
+            torch.device(map_location)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"map_location={map_location!r} is not a device torch knows: use "
+                             "'cpu', 'cuda' or 'cuda:<index>'") from None
+    elif not (map_location is None or isinstance(map_location, (torch.device, dict))
+              or callable(map_location)):
+        raise TypeError(f"map_location must be a device ('cpu', 'cuda', a torch.device), a "
+                        f"dict or a function, as torch.load takes it; got {map_location!r}")
+
+
 def load_file(path, map_location="cpu", what="torch file"):
     """``torch.load(path, weights_only=True)`` with errors that name the file and the problem.
 
@@ -290,11 +306,14 @@ def load_file(path, map_location="cpu", what="torch file"):
     ------
     FileNotFoundError
         When there is no file.
+    TypeError
+        When ``map_location`` is none of what ``torch.load`` takes.
     ValueError
-        Naming the file, when it is a folder, empty, truncated or damaged, not a torch file,
-        holds Python objects that a safe load refuses (it is never unpickled unsafely), or is
-        a TorchScript archive.
+        When ``map_location`` names no device torch knows. Naming the file, when it is a
+        folder, empty, truncated or damaged, not a torch file, holds Python objects that a
+        safe load refuses (it is never unpickled unsafely), or is a TorchScript archive.
     """
+    _check_map_location(map_location)
     path = expand_home(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a {what}")
