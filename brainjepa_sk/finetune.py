@@ -580,6 +580,10 @@ class _FineTuneBase(SubjectsInputMixin):
         "batch_size": [*POSITIVE_INT, Options(numbers.Integral, {-1})],
         # skorch checks it only when predicting: after a whole fit
         "use_caching": [StrOptions({"auto"}), "boolean"],
+        # skorch takes any value for its truth: warm_start="no" continued the fit, and
+        # compile="no" compiled the module
+        "warm_start": ["boolean"],
+        "compile": ["boolean"],
     }
 
     def __init__(
@@ -801,7 +805,8 @@ class _FineTuneBase(SubjectsInputMixin):
             ``callbacks__<name>__<parameter>`` of a parameter the callback has not, and a
             ``callbacks__<name>__<parameter>__<setting>`` of a parameter holding no estimator
             (the settings given with them are not kept); the same settings given to the
-            constructor are refused by ``fit``.
+            constructor are refused by ``fit``. On a fitted net, for a ``compile`` that is
+            not True or False (it compiles the module at once).
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
@@ -879,6 +884,9 @@ class _FineTuneBase(SubjectsInputMixin):
             if own:
                 for key, value in own.items():
                     setattr(self, key, value)
+                # before they are used: compile="no" had compiled the module at once
+                check_parameters(self, names=[key for key in own
+                                              if key in self._parameter_constraints])
                 # a new set (restored on error), for skorch's check of the prefixed names
                 self._params_to_validate = self._params_to_validate | {
                     key for key in own if "__" in key}

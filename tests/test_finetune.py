@@ -2129,6 +2129,22 @@ def test_a_negative_max_epochs_is_refused_and_the_fitted_model_kept(estimator):
     assert len(net.set_params(max_epochs=0).fit(X, y).history_) == 0  # builds, trains nothing
 
 
+@pytest.mark.parametrize("parameter", ["warm_start", "compile"])
+def test_warm_start_and_compile_are_refused_unless_true_or_false(parameter):
+    """skorch took any value for its truth: warm_start="no" continued a fitted model's
+    training, and compile="no" compiled the module (a fitted one at once, in set_params);
+    refused before anything is trained or compiled, the fitted estimator left as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y.astype(float))
+    prediction = reg.predict(X)
+    with pytest.raises(ValueError, match=rf"^The '{parameter}' parameter of BrainJEPARegressor "
+                                         r"must be an instance of 'bool'.* Got 'no' instead"):
+        reg.set_params(**{parameter: "no"}).fit(X, y.astype(float))
+    assert len(reg.history_) == 1
+    np.testing.assert_array_equal(reg.predict(X), prediction)
+    reg.set_params(**{parameter: np.False_}).fit(X, y.astype(float))  # a NumPy bool is one
+
+
 @pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
 def test_use_caching_is_checked_before_the_fit_not_when_predicting_after_it(estimator):
     """skorch checks it only when predicting: a whole fit had run before "Incorrect value for
