@@ -2358,7 +2358,8 @@ class _FineTuneBase(SubjectsInputMixin):
 
     def _check_optimizer_settings(self):
         """Refuse, before anything is built, ``optimizer__*`` settings that the optimizer class
-        does not take: torch refused them only once the preprocessing and the model were built
+        does not take, and, for torch's optimizers, values it refuses (``optimizer__betas=3``):
+        torch refused them only once the preprocessing and the model were built
         (``AdamW.__init__() got an unexpected keyword argument 'momentum'``)."""
         optimizer = self.optimizer
         try:
@@ -2381,6 +2382,25 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"{', '.join('optimizer__' + key for key in unknown)}: {name} takes no such "
                 f"argument (it takes {', '.join(takes)}); drop it, or set the optimizer it "
                 f"belongs to{hint}")
+        kind = getattr(optimizer, "func", optimizer)  # a partial: its class
+        if ((given or optimizer is not kind) and isinstance(kind, type)
+                and kind.__module__.startswith("torch.optim")):
+            # torch checks the values when the optimizer is built, once the preprocessing and
+            # the model were: "'int' object is not subscriptable" for optimizer__betas=3.
+            # torch's own optimizers are built here on one parameter to check them first.
+            # (lr and weight_decay go into the groups, checked there; NumPy scalars are
+            # passed as Python numbers, as _build_optimizer passes them)
+            settings = python_values({
+                key: value for key, value in self.get_params_for("optimizer").items()
+                if key not in ("param_groups", "lr", "weight_decay")})
+            try:  # (the build passes lr, over a partial's own)
+                optimizer([torch.nn.Parameter(torch.zeros(1))], lr=0.0, **settings)
+            except (TypeError, ValueError, RuntimeError) as error:
+                named = [f"optimizer__{key}" for key in sorted(settings)]
+                if optimizer is not kind:  # a partial's own settings too
+                    named.insert(0, f"optimizer={optimizer!r}")
+                raise ValueError(f"{', '.join(named)}: {kind.__name__} refuses "
+                                 f"{'it' if len(named) == 1 else 'them'}: {error}") from error
 
     def _check_callbacks(self):
         """Refuse ``callbacks`` that are no list (skorch failed with "can only concatenate list

@@ -706,6 +706,27 @@ def test_an_optimizer_setting_the_optimizer_does_not_take_is_refused_before_a_fi
     assert sgd.fit(X, y).optimizer_.defaults["momentum"] == 0.9
 
 
+@pytest.mark.parametrize("settings, message", [
+    (dict(optimizer__betas=3), r"^optimizer__betas: AdamW refuses it: 'int' object is not "
+                               r"subscriptable$"),
+    (dict(optimizer__betas=(2.0, 0.9), optimizer__eps=1e-6),
+     r"^optimizer__betas, optimizer__eps: AdamW refuses them: Invalid beta parameter"),
+    (dict(optimizer=torch.optim.SGD, optimizer__momentum=-1),
+     r"^optimizer__momentum: SGD refuses it: Invalid momentum value: -1"),
+    (dict(optimizer=functools.partial(torch.optim.SGD, nesterov=True)),
+     r"^optimizer=functools.partial\(.*SGD.*nesterov=True\): SGD refuses it: Nesterov"),
+])
+def test_optimizer_settings_torch_refuses_are_refused_before_the_model_is_built(settings,
+                                                                                 message):
+    """torch checks the values only when it builds the optimizer, once the preprocessing and
+    the model were built: "'int' object is not subscriptable", not naming optimizer__betas."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **settings, **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y)
+    assert not clf.initialized_ and not hasattr(clf, "preprocessor_")
+
+
 def test_an_optimizer_by_name_set_on_a_fitted_net_is_refused_leaving_it_as_it_was():
     X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
