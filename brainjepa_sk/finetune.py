@@ -2294,6 +2294,15 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"criterion={self._CRITERION_EXAMPLE}, with its settings as criterion__* "
                 "(criterion__reduction='mean')")
         self._check_callbacks()
+        for name in ("iterator_train", "iterator_valid"):
+            loader = getattr(self, name)
+            if not callable(loader):
+                # skorch called it once the preprocessing and the model were built: "'int'
+                # object is not callable"
+                raise ValueError(
+                    f"{name}={loader!r} is not a data loader class: pass "
+                    "torch.utils.data.DataLoader (the default) or a class taking its "
+                    f"arguments, with its settings as {name}__* ({name}__num_workers=2)")
         nonlinearity = self.predict_nonlinearity
         if not (nonlinearity is None or callable(nonlinearity)
                 or (isinstance(nonlinearity, str) and nonlinearity == "auto")):

@@ -736,6 +736,18 @@ def test_an_optimizer_by_name_set_on_a_fitted_net_is_refused_leaving_it_as_it_wa
     assert clf.optimizer is torch.optim.AdamW and clf.optimizer_ is adamw
 
 
+@pytest.mark.parametrize("loader", ["iterator_train", "iterator_valid"])
+def test_a_data_loader_that_is_no_class_is_refused_before_anything_is_built(loader):
+    """skorch called it once the preprocessing and the model were built: "'str' object is
+    not callable"."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    clf = BrainJEPAClassifier(tiny_module(), **{loader: "DataLoader"}, **fast(max_epochs=1))
+    with pytest.raises(ValueError, match=rf"^{loader}='DataLoader' is not a data loader class: "
+                                         r"pass torch.utils.data.DataLoader"):
+        clf.fit(X, y)
+    assert not clf.initialized_ and not hasattr(clf, "preprocessor_")
+
+
 @pytest.mark.parametrize("nonlinearity", ["softmax", 3])
 def test_a_predict_nonlinearity_that_is_no_function_is_refused_before_training(nonlinearity):
     """skorch refused it only at the first predict ("predict_nonlinearity has to be a
