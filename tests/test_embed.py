@@ -340,6 +340,21 @@ def test_the_cache_folder_expands_the_home_folder_and_passes_over_an_empty_varia
     assert _weights.get_data_dir() == tmp_path / "brainjepa_sk_data"
 
 
+def test_a_cache_folder_that_is_a_file_or_no_path_is_refused_naming_it(tmp_path, monkeypatch):
+    """A file given as the folder had failed on a path under it (a weights fetch without
+    download "is not in .../a.csv/brainjepa_ukbiobank", the atlas pathlib's "Not a
+    directory"), and a number with os.fspath's "expected str, bytes or os.PathLike"."""
+    (tmp_path / "a.csv").write_text("1,2\n")
+    with pytest.raises(NotADirectoryError, match=r"^data_dir='.*a\.csv' is a file, not a folder"):
+        fetch_ukbiobank_weights(data_dir=tmp_path / "a.csv", download=False, verbose=0)
+    monkeypatch.setenv("BRAINJEPA_SK_DATA", str(tmp_path / "a.csv"))
+    with pytest.raises(NotADirectoryError, match=r"^BRAINJEPA_SK_DATA='.*a\.csv' is a file"):
+        _weights.get_data_dir()
+    with pytest.raises(TypeError, match=r"^data_dir must be a folder's path .* got 3$"):
+        _weights.get_data_dir(3)
+    assert _weights.get_data_dir(tmp_path) == tmp_path  # a folder, as it was
+
+
 def test_fetching_again_hashes_the_settled_cached_files_once_per_process(
         tmp_path, monkeypatch, official_dir):
     """Each fit with weights="ukbiobank" fetches: the cached files are hashed again only when

@@ -70,12 +70,29 @@ def get_data_dir(data_dir=None):
     -------
     pathlib.Path
         The folder (``~`` expanded); not created here.
+
+    Raises
+    ------
+    TypeError
+        When ``data_dir`` is not a path.
+    NotADirectoryError
+        When the folder given (or set in ``BRAINJEPA_SK_DATA``) is a file: the downloads
+        had then failed on a path under it.
     """
     if data_dir is not None:
-        return expand_home(data_dir)
-    if os.environ.get(DATA_ENV):
-        return expand_home(os.environ[DATA_ENV])
-    return Path.home() / "brainjepa_sk_data"
+        if not isinstance(data_dir, (str, os.PathLike)):
+            raise TypeError(f"data_dir must be a folder's path (a str or path-like) or None, "
+                            f"got {data_dir!r}")
+        folder, given = expand_home(data_dir), "data_dir"
+    elif os.environ.get(DATA_ENV):
+        folder, given = expand_home(os.environ[DATA_ENV]), DATA_ENV
+    else:
+        return Path.home() / "brainjepa_sk_data"
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(
+            f"{given}={os.fspath(folder)!r} is a file, not a folder: give the folder that "
+            "holds (or is to hold) the downloaded files")
+    return folder
 
 
 def _looks_like_html(path):
