@@ -2293,6 +2293,7 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"criterion={criterion!r} is not a loss: pass a torch loss class, such as "
                 f"criterion={self._CRITERION_EXAMPLE}, with its settings as criterion__* "
                 "(criterion__reduction='mean')")
+        self._check_criterion_settings()
         self._check_callbacks()
         for name in ("iterator_train", "iterator_valid"):
             loader = getattr(self, name)
@@ -2410,6 +2411,26 @@ class _FineTuneBase(SubjectsInputMixin):
                     named.insert(0, f"optimizer={optimizer!r}")
                 raise ValueError(f"{', '.join(named)}: {kind.__name__} refuses "
                                  f"{'it' if len(named) == 1 else 'them'}: {error}") from error
+
+    def _check_criterion_settings(self):
+        """Refuse, before anything is built, ``criterion__*`` settings that the loss class does
+        not take: torch refused them only once the preprocessing and the model were built
+        (``CrossEntropyLoss.__init__() got an unexpected keyword argument 'wieght'``)."""
+        criterion = self.criterion
+        try:
+            parameters = inspect.signature(criterion).parameters
+        except (TypeError, ValueError):  # no signature to read: torch's check at the build
+            return
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return
+        unknown = sorted(set(self.get_params_for("criterion")) - set(parameters))
+        if unknown:
+            kind = getattr(criterion, "func", criterion)  # a partial: its class
+            name = getattr(kind, "__name__", repr(kind))
+            raise TypeError(
+                f"{', '.join('criterion__' + key for key in unknown)}: {name} takes no such "
+                f"argument (it takes {', '.join(parameters) or 'none'}); drop it, or set the "
+                "loss it belongs to")
 
     def _check_callbacks(self):
         """Refuse ``callbacks`` that are no list (skorch failed with "can only concatenate list

@@ -736,6 +736,32 @@ def test_an_optimizer_by_name_set_on_a_fitted_net_is_refused_leaving_it_as_it_wa
     assert clf.optimizer is torch.optim.AdamW and clf.optimizer_ is adamw
 
 
+@pytest.mark.parametrize("estimator, settings, message", [
+    (BrainJEPAClassifier, dict(criterion__wieght=torch.ones(2)),
+     r"^criterion__wieght: CrossEntropyLoss takes no such argument \(it takes weight, .*"
+     r"label_smoothing\); drop it"),
+    (BrainJEPARegressor, dict(criterion__delta=2.0),
+     r"^criterion__delta: MSELoss takes no such argument \(it takes size_average, reduce, "
+     r"reduction\)"),
+])
+def test_a_criterion_setting_the_loss_does_not_take_is_refused_before_anything_is_built(
+        estimator, settings, message):
+    """torch refused it once the preprocessing and the model were built ("__init__() got an
+    unexpected keyword argument 'wieght'", not naming criterion__wieght)."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0, 1] * 4)
+    net = estimator(tiny_module(), **settings, **fast(max_epochs=1))
+    with pytest.raises(TypeError, match=message):
+        net.fit(X, y)
+    assert not net.initialized_ and not hasattr(net, "preprocessor_")
+
+
+def test_a_criterion_setting_of_the_loss_given_is_taken():
+    X, y = offset_subjects(np.zeros(8)), np.linspace(0, 1, 8)
+    reg = BrainJEPARegressor(tiny_module(), criterion=torch.nn.HuberLoss, criterion__delta=2.0,
+                             **fast(max_epochs=1)).fit(X, y)
+    assert reg.criterion_.delta == 2.0
+
+
 @pytest.mark.parametrize("loader", ["iterator_train", "iterator_valid"])
 def test_a_data_loader_that_is_no_class_is_refused_before_anything_is_built(loader):
     """skorch called it once the preprocessing and the model were built: "'str' object is
