@@ -198,11 +198,17 @@ def check_nested_params(estimator, params, routed=()):
         ``set_params`` refuses it ("Invalid parameter ..."), naming the parameters there are
         (skorch's ``set_params`` had kept such a setting for ``fit`` to refuse).
     """
+    plain = sorted(key for key in params if "__" not in key)
     nested = sorted(key for key in params
                     if "__" in key and key.partition("__")[0] not in routed)
-    if not nested:
+    if not nested and not plain:
         return
     current = estimator.get_params(deep=False)
+    for key in plain:
+        if key not in current:
+            # scikit-learn's message showed the estimator's repr, a torch module's whole
+            # printout among its parameters
+            _refuse_unknown_prefix(estimator, key, current, routed)
     for key in nested:
         prefix, _, name = key.partition("__")
         if prefix not in current:
@@ -225,18 +231,24 @@ def check_nested_params(estimator, params, routed=()):
 
 
 def _refuse_unknown_prefix(estimator, key, current, routed):
-    """Refuse ``key``, ``<prefix>__<name>`` of a prefix that is neither a parameter of
-    ``estimator`` (``current``, its ``get_params(deep=False)``) nor ``routed``, in
-    scikit-learn's words, naming a close parameter or prefix."""
-    prefix, _, name = key.partition("__")
+    """Refuse ``key``, a parameter that ``estimator`` has not, or ``<prefix>__<name>`` of a
+    prefix that is neither a parameter of ``estimator`` (``current``, its
+    ``get_params(deep=False)``) nor ``routed``, in scikit-learn's words, naming a close
+    parameter or prefix."""
+    prefix, separator, name = key.partition("__")
     valid = sorted(name for name in current if "__" not in name)
     prefixes = sorted(routed)
-    close = difflib.get_close_matches(prefix, [*valid, *prefixes], n=1, cutoff=0.6)
+    if separator:
+        close = difflib.get_close_matches(prefix, [*valid, *prefixes], n=1, cutoff=0.6)
+        given = f" (given as {key}{f'; did you mean {close[0]}__{name}?' if close else ''})"
+    else:  # a parameter itself
+        close = difflib.get_close_matches(prefix, valid, n=1, cutoff=0.6)
+        given = f" (did you mean {close[0]}?)" if close else ""
     raise ValueError(
-        f"Invalid parameter {prefix!r} for estimator {type(estimator).__name__} (given as "
-        f"{key}{f'; did you mean {close[0]}__{name}?' if close else ''}). Valid parameters are: "
-        f"{valid!r}" + (f", and settings prefixed {', '.join(p + '__' for p in prefixes)}"
-                        if prefixes else "") + ".")
+        f"Invalid parameter {prefix!r} for estimator {type(estimator).__name__}{given}. Valid "
+        f"parameters are: {valid!r}" + (f", and settings prefixed "
+                                        f"{', '.join(p + '__' for p in prefixes)}"
+                                        if prefixes else "") + ".")
 
 
 def _described(value):

@@ -550,6 +550,29 @@ def test_set_params_refuses_nested_settings_of_a_parameter_holding_no_estimator(
     assert estimator.get_params(deep=False).keys() == before.keys()
 
 
+@pytest.mark.parametrize("estimator", ALL, ids=ALL_IDS)
+def test_set_params_refuses_a_parameter_there_is_not_briefly_naming_a_close_one(estimator):
+    """scikit-learn's "Invalid parameter 'poolin' for estimator ..." showed the estimator's
+    repr, with a module given as weights its whole printout (over 1000 characters), and named
+    no close parameter; nothing of the call is set."""
+    estimator = clone(estimator)
+    name = type(estimator).__name__
+    before = estimator.get_params(deep=False)
+    close = next(key for key in ("pooling", "n_components") if key in before)
+    typo = close[:-1]
+    with pytest.raises(ValueError, match=rf"^Invalid parameter {typo!r} for estimator {name} "
+                                         rf"\(did you mean {close}\?\)\. Valid parameters "
+                                         rf"are: \[.*'{close}'.*\]") as refused:
+        estimator.set_params(**{close: before[close], typo: 1, "batch_size"
+                                if "batch_size" in before else "sparsity": 0.25})
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 1000
+    after = estimator.get_params(deep=False)
+    assert all(after[key] is before[key] for key in before)
+    step = make_pipeline(estimator).steps[0][0]
+    with pytest.raises(ValueError, match=rf"^Invalid parameter {typo!r} for estimator {name} "):
+        make_pipeline(estimator).set_params(**{f"{step}__{typo}": 1})
+
+
 def test_set_params_names_the_first_refused_nested_setting_in_alphabetical_order():
     """Of several refused settings, the one named is the first in alphabetical order, whatever
     the order they were given in."""
