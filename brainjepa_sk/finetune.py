@@ -31,13 +31,14 @@ import numpy as np
 import torch
 from sklearn import get_config
 from sklearn.base import BaseEstimator
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.utils import column_or_1d
 from sklearn.utils._param_validation import Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metadata_routing import UNUSED, WARN
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, check_random_state
+from sklearn.utils.validation import _num_samples, check_is_fitted, check_random_state
 from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import (
     BatchScoring,
@@ -2043,12 +2044,19 @@ class _FineTuneBase(SubjectsInputMixin):
         ValueError
             Naming the first subject, when ``y`` has a missing (NaN, None or ``pandas.NA``) or
             infinite label or target, as in ``fit``; when ``y``'s index names the files of
-            ``X`` in another order.
+            ``X`` in another order; when ``y`` has another length than ``X`` has subjects.
         """
         y = _host_tensor(y)  # a tensor that requires grad read as its values, as in fit
         self._check_y_given(y, X)
         _check_targets_follow_files(_files_of(X), y, globbed=_is_glob(X))
-        return super().score(X, y, sample_weight=sample_weight)
+        predicted = self.predict(X)
+        if _num_samples(y) != len(predicted):
+            # scikit-learn's "Found input variables with inconsistent numbers of samples:
+            # [3, 8]", as fit words it
+            raise ValueError(f"X has {len(predicted)} subjects but y has {_num_samples(y)} "
+                             f"{self._Y_WORD}")
+        # scikit-learn's score (ClassifierMixin's, RegressorMixin's) of these predictions
+        return self._SCORE(y, predicted, sample_weight=sample_weight)
 
     def _torch_device(self):
         """``device`` as a ``torch.device``, or a clear error before any work is done."""
@@ -2740,6 +2748,10 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
     _CRITERION_EXAMPLE = "torch.nn.CrossEntropyLoss"
     _TARGET_WORD = "label"
 
+    #: What score calls the entries of y, and the score it gives (scikit-learn's).
+    _Y_WORD = "labels"
+    _SCORE = staticmethod(accuracy_score)
+
     _parameter_constraints = {
         **_FineTuneBase._parameter_constraints,
         "class_weight": [dict, StrOptions({"balanced"}), None],
@@ -3091,6 +3103,10 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         super().__init__(weights, criterion=criterion, **kwargs)
 
     _CRITERION_EXAMPLE = "torch.nn.HuberLoss"
+
+    #: What score calls the entries of y, and the score it gives (scikit-learn's).
+    _Y_WORD = "targets"
+    _SCORE = staticmethod(r2_score)
 
     _parameter_constraints = {
         **_FineTuneBase._parameter_constraints,

@@ -24,6 +24,7 @@ import torch
 from _estimators import N_REGIONS, assert_same_module, tiny_module
 from conftest import use_local_ukbiobank
 from sklearn.base import BaseEstimator, clone
+from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import (
     GridSearchCV,
     GroupKFold,
@@ -2394,6 +2395,23 @@ def test_score_names_a_missing_label_or_target_too():
                                          r"subject\(s\), first subject 0"):
         reg.score(X, [np.nan, 2.0, 3.0, 4.0])
     assert np.isfinite(reg.score(X, [1.0, 2.0, 3.0, 4.0]))
+
+
+def test_score_names_a_y_of_another_length_as_fit_does():
+    """scikit-learn's score said "Found input variables with inconsistent numbers of samples:
+    [3, 4]"; the score itself is scikit-learn's (accuracy, R²), sample weights included."""
+    X = offset_subjects(np.tile([0.0, 1.0], 2))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, list("abab"))
+    with pytest.raises(ValueError, match=r"^X has 4 subjects but y has 3 labels$"):
+        clf.score(X, list("aba"))
+    weights = np.array([1.0, 2.0, 3.0, 4.0])
+    assert clf.score(X, list("abab"), sample_weight=weights) == accuracy_score(
+        list("abab"), clf.predict(X), sample_weight=weights)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match=r"^X has 4 subjects but y has 5 targets$"):
+        reg.score(X, [1.0, 2.0, 3.0, 4.0, 5.0])
+    assert reg.score(X, [1.0, 2.0, 3.0, 5.0], sample_weight=weights) == r2_score(
+        [1.0, 2.0, 3.0, 5.0], reg.predict(X), sample_weight=weights)
 
 
 @pytest.mark.parametrize("y, where", [
