@@ -40,10 +40,11 @@ def with_article(words):
 def _starts_with_vowel_sound(word):
     """Whether ``word`` (no number, no initialism) is read starting with a vowel sound.
 
-    By its first letter (a letter alone by its name), except a "u" read "you" (``UserDict``, ``Unicode...``, ``uint8``,
-    ``ufunc``: a "u" before one consonant and a vowel, "uni", "ui"), not "uh" (``Unbound...``,
-    ``Uninitialized...``, ``unused``: the prefix "un", and "u" before two consonants), "eu"
-    read "you" (``Euler``), and "one" read "won" (``OneHotEncoder``).
+    By its first letter (a letter alone by its name), except a "u" read "you" (``UserDict``,
+    ``Unicode...``, ``uint8``, ``ufunc``: a "u" before one consonant and a vowel, "uni",
+    "ui"), not "uh" (``Unbound...``, ``Uninitialized...``, ``unused``: the prefix "un", and
+    "u" before two consonants), "eu" read "you" (``Euler``), and "one" read "won"
+    (``OneHotEncoder``).
     """
     if len(word) == 1:  # a letter, read by its name
         return word.upper() in "AEFHILMNORSX"
