@@ -181,7 +181,10 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
 
     A ``scale_check`` is decided from the first subjects as the chunks scale them, before
     the chunk that completes them is yielded; under torchrun, where they were shared out
-    among the processes, after the last chunk (every process gathers them).
+    among the processes, after the last chunk (every process gathers them). A call that
+    fails before they were all scaled (a subject too short, checked before any is read; one
+    beyond float32 once scaled) has them read, so that the warning still comes before the
+    error.
 
     Parameters
     ----------
@@ -215,19 +218,29 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
     # a subject too short for a window is named (with its file) before any chunk is embedded;
     # the estimator's min_frames set since its fit is not applied: the message says to refit
     preprocessor._validate_params()
-    preprocessor._check_lengths(subjects, range(len(subjects)), refit=True)
-    chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     rank, n_processes = shard
     validated = getattr(subjects, "n_timepoints", None) is not None
     if scale_check is not None and not validated:
         raise TypeError("scale_check needs validated subjects, which are indexed from the "
                         f"first in every chunk, got {type(subjects).__name__}")
+    try:
+        preprocessor._check_lengths(subjects, range(len(subjects)), refit=True)
+    except ValueError:
+        if scale_check is not None and rank == 0:  # the process that warns
+            scale_check.warn_reading(subjects, preprocessor)
+        raise
+    chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     scaled_to = None if scale_check is None else scale_check.keep
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
         rows = range(start, min(start + chunk_size, len(subjects)))
         if validated:  # an error names the subject by its index in subjects, and its file
-            windows, subject_index = preprocessor._transform_one_at_a_time(
-                subjects, rows, scaled_to=scaled_to)
+            try:
+                windows, subject_index = preprocessor._transform_one_at_a_time(
+                    subjects, rows, scaled_to=scaled_to)
+            except Exception:
+                if scale_check is not None and rank == 0:  # the process that warns
+                    scale_check.warn_reading(subjects, preprocessor)
+                raise
         else:
             windows, subject_index = preprocessor.transform(subjects[start : rows.stop])
         if scale_check is not None:
@@ -560,9 +573,9 @@ class FittedScaleCheck:
     estimator's ``fit``; either way new series on a larger scale reach the model blown up.
     One warning per call at most, from the first
     :data:`~brainjepa_sk.preprocessing.SAVED_SCALE_CHECK_SUBJECTS` subjects as
-    :func:`window_chunks` scales them (:meth:`keep`): no read of its own. An estimator
-    pickled before it recorded where its statistics came from is told by its fit's settings,
-    or says both.
+    :func:`window_chunks` scales them (:meth:`keep`): no read of its own, but for a call
+    that fails before it scaled them all (:meth:`warn_reading`). An estimator pickled before
+    it recorded where its statistics came from is told by its fit's settings, or says both.
 
     Parameters
     ----------
@@ -612,6 +625,27 @@ class FittedScaleCheck:
         """Decide once the first ``n_wanted`` subjects are all kept (once a call)."""
         if len(self._scaled) == self.n_wanted:
             self.warn_from(self.kept())
+
+    def warn_reading(self, subjects, preprocessor):
+        """Decide after an error of the call that came before the first subjects were all
+        kept, reading and scaling those not kept with ``preprocessor`` (once a call).
+
+        A chunk checks its subjects' lengths before it reads any, and a subject is scaled
+        before its windows are checked: the warning came before such errors when the check
+        read the first subjects itself. When one of them cannot be read, nothing is warned
+        (that error, or the call's, is the one to see).
+        """
+        if self._decided:
+            return
+        n_regions = getattr(subjects, "n_regions", None)
+        try:
+            for i in range(self.n_wanted):
+                if i not in self._scaled:
+                    self._scaled[i] = preprocessor._robust_scaled(subjects, i, n_regions)
+        except Exception:  # the call's own error goes on
+            self._decided, self._scaled = True, {}
+            return
+        self.warn_from(self.kept())
 
     def warn_from(self, kept):
         """Decide from ``kept`` ``(index, series)`` pairs, those of every process under torchrun

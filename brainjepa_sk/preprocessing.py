@@ -816,12 +816,17 @@ class Preprocessor:
         Reads those subjects for the check alone: ``transform`` and ``predict``, which scale
         them anyway, decide from their own (``_base.FittedScaleCheck``).
         """
-        n_regions, input_name, scaled = None, _input_name(subjects), []
+        n_regions, scaled = None, []
         for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
-            x = self._as_array(i, subjects[i], n_regions, input_name=input_name)
-            n_regions = x.shape[1]
-            scaled.append(self._robust_scale(_resample_subject(i, x, self.t_r, self.target_t_r)))
+            scaled.append(self._robust_scaled(subjects, i, n_regions))
+            n_regions = scaled[-1].shape[1]
         self._warn_if_scaled_off_the_saved_scale(scaled, source, fitted_by=fitted_by)
+
+    def _robust_scaled(self, subjects, i, n_regions=None):
+        """Subject ``i`` of ``subjects`` read, resampled and scaled by the robust statistics,
+        as the scale check judges it (``n_regions``: the regions it must have, if known)."""
+        x = self._as_array(i, subjects[i], n_regions, input_name=_input_name(subjects))
+        return self._robust_scale(_resample_subject(i, x, self.t_r, self.target_t_r))
 
     @staticmethod
     def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None):

@@ -846,6 +846,37 @@ def test_transform_and_predict_read_each_text_file_once_and_warn_of_its_scale(
                                   f"{type(fitted).__name__} was fitted on")
 
 
+@pytest.mark.parametrize("problem", ["too short", "beyond float32"])
+@pytest.mark.parametrize("estimator", ["embedder", "classifier"])
+def test_an_error_before_the_first_subjects_are_scaled_keeps_the_scale_warning(
+        monkeypatch, estimator, problem):
+    """The subjects' lengths are checked before any is read, and a subject is scaled before
+    its windows are checked: a subject too short (here past the first
+    SAVED_SCALE_CHECK_SUBJECTS) or one blown beyond float32 (the second) failed the call
+    without the scale warning, which came first when the check read the first subjects
+    itself."""
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    if estimator == "embedder":
+        fitted = BrainJEPAEmbedder(tiny_module(), normalization="robust",
+                                   device="cpu").fit(series)
+        output = fitted.transform
+    else:
+        fitted = BrainJEPAClassifier(tiny_module(), normalization="robust", max_epochs=1,
+                                     verbose=0, random_state=0).fit(series, [0, 1, 0, 1, 1])
+        output = fitted.predict_proba
+    off_scale = [x * 1e4 + 1e4 for x in series]
+    if problem == "too short":
+        off_scale[4], match = off_scale[4][:2], "subject 4 is too short"
+    else:
+        off_scale[1], match = off_scale[1] * 1e36, "subject 1 reaches .* beyond the float32"
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match=match):
+            output(off_scale)
+    assert len(_scale_warnings(caught)) == 1
+
+
 @pytest.mark.parametrize("change, problem", [
     (lambda x: np.where(np.arange(len(x))[:, None] == 3, np.nan, x),
      r"subject 3: Input X\[3\] contains NaN"),
@@ -1279,12 +1310,14 @@ def test_files_without_inode_numbers_are_told_apart_by_path(tmp_path, monkeypatc
         validate_subjects([*paths, paths[0]])
 
 
+@pytest.mark.parametrize("chunk_size", [2, 64])
 @pytest.mark.parametrize("off_scale, warned", [((0, 1, 2), 1), ((3, 4), 0)])
 def test_transform_warns_of_the_scale_of_the_first_subjects_before_a_later_error(
-        tmp_path, monkeypatch, off_scale, warned):
+        tmp_path, monkeypatch, off_scale, warned, chunk_size):
     """The scale warning of transform goes by the first SAVED_SCALE_CHECK_SUBJECTS subjects
     (by their index among all, across chunks), decided once they are scaled: an error of a
-    later subject (its file changed since its check) does not lose it."""
+    later subject (its file changed since its check) does not lose it, also in the chunk of
+    the first ones (it was decided once that chunk was done)."""
     from brainjepa_sk import _base
 
     series = _series(lengths=(40, 52, 24, 37, 30))
@@ -1293,7 +1326,7 @@ def test_transform_warns_of_the_scale_of_the_first_subjects_before_a_later_error
     paths = _save(tmp_path, [x * 1e4 + 1e4 if i in off_scale else x
                              for i, x in enumerate(series)])
     subjects = validate_subjects(paths, lazy=True)
-    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", chunk_size)
     monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
     np.save(paths[4], _as_read(paths)[4][:10].astype(np.float32))
     monkeypatch.setattr(subjects, "stamps", None)  # the change unseen by its stamp
