@@ -1168,6 +1168,36 @@ def test_a_loop_stopped_inside_a_step_and_run_again_redoes_it_with_the_same_draw
         assert torch.equal(p, q)
 
 
+@pytest.mark.parametrize("world_size, first", [(2, signal.SIGINT), (1, signal.SIGTERM)])
+def test_a_ctrl_c_during_the_save_of_a_stop_ends_the_run_at_once(ctrl_c_raises, world_size,
+                                                                  first):
+    """With several processes a first Ctrl-C is noted and the run stops at the next agreed
+    step, where the on_interrupt hooks save (as after a SIGTERM, also in one process). A
+    Ctrl-C pressed to end now during that save raised a KeyboardInterrupt that the loop took
+    for a first Ctrl-C: it saved again and raised TrainingInterrupted (as in the save of a
+    single process's Ctrl-C, it ends the run at once). The loop told it has 2 processes does
+    its collectives on this one alone."""
+    saves = []
+
+    class SignalsAndSaves(Callback):
+        def on_step_end(self, loop, loss):
+            if loop.step == 1:
+                os.kill(os.getpid(), first)  # noted: stops at the next agreement
+
+        def on_interrupt(self, loop):
+            saves.append(loop.step)
+            if len(saves) == 1:
+                os.kill(os.getpid(), signal.SIGINT)  # during the save: end now
+
+    loop = _loop(n_epochs=2, callbacks=[SignalsAndSaves()])
+    loop.world_size, loop.stop_agreement_every = world_size, 2
+    with pytest.raises(KeyboardInterrupt) as raised:
+        loop.run()
+    assert not isinstance(raised.value, TrainingInterrupted)
+    assert saves == [world_size]  # one process stops at once, two at the agreement
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_ctrl_c_during_the_ema_update_stops_the_run_after_that_step_counted(ctrl_c_raises):
     """A real SIGINT after the optimizer step (during the EMA update) waits until the step is
     counted: run again, the loop goes on after it and ends as the straight run does (before,

@@ -207,6 +207,7 @@ class PretrainLoop:
         self._replay = None  # that of a pass stopped inside, to draw again before skipping
         # noted by run's handlers: SIGTERM, and with several processes a first Ctrl-C
         self._stop_signals = {}
+        self._stopping = False  # the on_interrupt hooks of a stop at a step boundary began
         self.stop_training = False
         self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM or Ctrl-C: each
@@ -248,9 +249,9 @@ class PretrainLoop:
         ``KeyboardInterrupt`` raised at once would stop each process at another point and
         leave the others waiting in a collective operation. A second SIGINT to a process
         raises its ``KeyboardInterrupt`` at once, which ends that process as Ctrl-C ends a
-        single one; the others then wait in their next collective operation until the
-        launcher (``torchrun`` ends them all once one fails) or the process group's timeout
-        ends them. A SIGTERM handler that Python cannot read (``signal.getsignal`` is None:
+        single one (during the ``on_interrupt`` hooks of the agreed stop, without them running
+        again); the others then wait in their next collective operation until the launcher
+        (``torchrun`` ends them all once one fails) or the process group's timeout ends them. A SIGTERM handler that Python cannot read (``signal.getsignal`` is None:
         one an embedding program set before Python started), and so could not put back, is
         left in place, and an ignored SIGTERM (``SIG_IGN``) stays ignored.
 
@@ -261,6 +262,7 @@ class PretrainLoop:
         """
         self.model.train()
         self._stop_signals = {}
+        self._stopping = False
         self.stop_training = False
         ctrl_c, first_step = {}, self.step
         with contextlib.ExitStack() as setup:  # failed, nothing began: all put back
@@ -284,6 +286,7 @@ class PretrainLoop:
                 # the pre-emption asked
                 stopped_by = self._agreed_stop_signals()
                 if stopped_by:
+                    self._stopping = True
                     self._notify("on_interrupt")
                     raise TrainingInterrupted(
                         f"stopped by {stopped_by} after the run's last step ({self.step}); "
@@ -293,9 +296,11 @@ class PretrainLoop:
                            "returns it)"))
         except KeyboardInterrupt as error:
             # Ctrl-C: the loop is as an error leaves it (a step cut part-way undone), so its
-            # state resumes exactly; save what was trained since the run began, as on SIGTERM
+            # state resumes exactly; save what was trained since the run began, as on SIGTERM.
+            # One pressed while the hooks of a stop saved (a second Ctrl-C under torchrun, or
+            # one after a SIGTERM) ends the run at once, as it does during this save.
             if (isinstance(error, TrainingInterrupted) or not ctrl_c
-                    or self.step == first_step):
+                    or self.step == first_step or self._stopping):
                 raise
             self._notify("on_interrupt")
             raise TrainingInterrupted(
@@ -441,6 +446,7 @@ class PretrainLoop:
                 # run stopped by a callback, as with one process, not left unfinished
                 if self.world_size > 1:
                     self._stops_training(agree=True)
+                self._stopping = True
                 self._notify("on_interrupt")
                 raise TrainingInterrupted(
                     f"stopped by {stopped_by} after step {self.step}; the callbacks saved what "
