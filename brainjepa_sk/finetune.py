@@ -709,8 +709,8 @@ class _FineTuneBase(SubjectsInputMixin):
         default's), so that ``set_params(**get_params())`` keeps them, a callback class the
         settings given to it (it is built with them), and one disabled
         (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback,
-        nor setting, is reported but those given to the net (kept for when the callbacks run
-        again).
+        nor setting, is reported but those given to the net (by the constructor or
+        ``set_params``, kept for when the callbacks run again).
 
         Parameters
         ----------
@@ -747,9 +747,8 @@ class _FineTuneBase(SubjectsInputMixin):
         params.update({key: value for key, value in given.items() if key in params})
         if isinstance(self.callbacks, str):
             # "disable": no callback runs, so none is reported, nor its settings, but those
-            # the net holds for when they run again (set_params refuses the others: skorch
-            # failed for a setting with "not enough values to unpack", and turned a callback
-            # given by name off too)
+            # the net holds for when they run again (skorch reported the default callbacks',
+            # and its set_params failed for them with "not enough values to unpack")
             params = {key: value for key, value in params.items()
                       if not key.startswith("callbacks__") or key in vars(self)}
         return params
@@ -767,9 +766,12 @@ class _FineTuneBase(SubjectsInputMixin):
         callback off (with the settings given to it before), and
         ``callbacks__<name>=<callback>`` puts one in its place (one turned off before too); a
         new ``callbacks`` list drops the ``callbacks__*`` settings of the callbacks it no
-        longer holds. A call that raises undoes the settings it made (a refused ``callbacks``
-        list is not kept). ``fit`` refuses the settings refused here that were given to the
-        constructor.
+        longer holds. While
+        ``callbacks="disable"`` turns every callback off, ``callbacks__*`` settings and
+        callbacks given by name are kept, as the constructor keeps them, and apply once
+        ``callbacks=None`` (or a list) turns them on again. A call that raises undoes the
+        settings it made (a refused ``callbacks`` list is not kept). ``fit`` refuses the
+        settings refused here that were given to the constructor.
 
         Parameters
         ----------
@@ -799,9 +801,9 @@ class _FineTuneBase(SubjectsInputMixin):
             that overrides skorch's ``initialize*`` methods registers its components there:
             until the net is initialized, its unknown prefixes are left to ``fit``.)
             For a ``callbacks__<name>`` or ``callbacks__<name>__<parameter>`` of a name that
-            no callback has, and a ``callbacks__<name>__<parameter>`` of a callback turned off
-            (``callbacks__<name>=None``), or given while ``callbacks="disable"`` turns them all
-            off, as is a callback given by name then (it would never be called). For a
+            no callback has (while ``callbacks="disable"``, the names of the default
+            callbacks), and a ``callbacks__<name>__<parameter>`` of a callback turned off
+            (``callbacks__<name>=None``). For a
             ``callbacks__<name>`` that is neither a callback, its class nor None, a
             ``callbacks__<name>__<parameter>`` of a parameter the callback has not, and a
             ``callbacks__<name>__<parameter>__<setting>`` of a parameter holding no estimator
@@ -859,20 +861,20 @@ class _FineTuneBase(SubjectsInputMixin):
             by_name = {key: value for key, value in params.items()
                        if key.startswith("callbacks__") and "__" not in key[len("callbacks__"):]}
             self._set_callbacks_by_name(by_name, params)
-            # with callbacks="disable" the callbacks' settings left are those the net holds
-            # (the others were refused): skorch would find no callback to give them to
-            disabled = isinstance(self.callbacks, str)
             # callbacks__<name>__<parameter>__<setting>, of an estimator a callback holds:
-            # skorch's set_params failed for them ("too many values to unpack"); kept as the
-            # constructor's are, for the callbacks built again below
+            # skorch's set_params failed for them ("too many values to unpack"); and with
+            # callbacks="disable" every callbacks__<name>__<parameter>: skorch found no
+            # callback to give it to ("not enough values to unpack"). Kept as the
+            # constructor's are, for the callbacks built again below (or once turned on)
+            disabled = isinstance(self.callbacks, str)
             nested = {key: value for key, value in params.items()
-                      if key.startswith("callbacks__") and key.count("__") > 2}
-            if nested and not disabled:
+                      if key.startswith("callbacks__") and key not in by_name
+                      and (disabled or key.count("__") > 2)}
+            if nested:
                 vars(self).update(nested)
                 self._params_to_validate |= set(nested)
             super().set_params(**{key: value for key, value in params.items()
-                                  if key not in by_name and key not in nested
-                                  and not (disabled and key.startswith("callbacks__"))})
+                                  if key not in by_name and key not in nested})
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
             if ("callbacks" in params and initialized) or replaced or nested:
@@ -939,7 +941,7 @@ class _FineTuneBase(SubjectsInputMixin):
         callback disabled (``callbacks__<name>=None``) drops the settings earlier calls gave
         it.
         """
-        self._check_callback_settings(params, in_set_params=True)
+        self._check_callback_settings(params)
         if by_name:
             # skorch kept them, and refused them for the callback it no longer had ("Trying
             # to set a parameter for callback print_log which does not exist")
@@ -950,19 +952,17 @@ class _FineTuneBase(SubjectsInputMixin):
             # a new set (restored on error), as skorch records the prefixed names it was given
             self._params_to_validate = self._params_to_validate | set(by_name)
 
-    def _check_callback_settings(self, params, in_set_params=False):
+    def _check_callback_settings(self, params):
         """Refuse the ``callbacks__<name>`` and ``callbacks__<name>__<parameter>`` in
         ``params`` that no callback takes.
 
         Refused: a name no callback has (skorch ignored one given to the constructor, a
         misspelt ``callbacks__printlog=None`` say, and ``set_params`` failed for it with "not
         enough values to unpack"), and a setting of a callback disabled by name
-        (``callbacks__<name>=None``, in ``params`` or before). ``set_params`` (``in_set_params``)
-        also refuses a setting, or a callback given by name, while ``callbacks="disable"``
-        turns every callback off (skorch failed for a setting with "not enough values to
-        unpack", and turned a callback given by name off too, never calling it), unless it is
-        the one the net holds already (``set_params(**get_params())``); ``fit`` keeps such
-        settings for when the callbacks are turned on again.
+        (``callbacks__<name>=None``, in ``params`` or before). While ``callbacks="disable"``
+        turns every callback off, the names are those of the default callbacks (which
+        ``callbacks=None``, or a list, turns on again), and the settings and callbacks given
+        by name are kept for then, by ``set_params`` as by the constructor.
         """
         keys = [key for key in params if key.startswith("callbacks__")]
         if not keys:
@@ -977,17 +977,8 @@ class _FineTuneBase(SubjectsInputMixin):
                 f"{unknown[0]}: {type(self).__name__} has no callback named {name!r}; its "
                 f"callbacks are {', '.join(names)} (callbacks__<name>=None disables one, "
                 "callbacks__<name>=<callback> replaces it)")
-        disabled = isinstance(self.callbacks, str)  # "disable"
         for key in keys:
             name, _, setting = key[len("callbacks__"):].partition("__")
-            if (in_set_params and disabled and (setting or params[key] is not None)
-                    and vars(self).get(key, _MISSING) is not params[key]):
-                # a callback given by name would be turned off too, and never called
-                what = "sets a parameter of the callback" if setting else "gives a callback as"
-                raise ValueError(
-                    f"{key} {what} {name!r}, but callbacks={self.callbacks!r} turns every "
-                    "callback off: give callbacks=None (the default callbacks) or a list of "
-                    "callbacks (before, or in the same call) to use them again")
             if not setting:
                 continue
             if params.get(f"callbacks__{name}", vars(self).get(f"callbacks__{name}", "")) is None:

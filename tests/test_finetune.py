@@ -5050,29 +5050,35 @@ def test_a_component_a_subclass_registers_at_initialize_takes_its_settings_unfit
         net.fit(X, y).set_params(auxx__width=3)
 
 
-def test_a_callback_given_by_name_while_callbacks_are_disabled_is_refused():
+def test_a_callback_given_by_name_while_callbacks_are_disabled_is_kept_for_when_they_run():
     """callbacks="disable" turns every callback off, one given by name too (skorch's rule):
-    such a callback had been taken without a word and never called (skorch had failed with
-    "not enough values to unpack"); it is refused, and nothing of the call is set."""
+    such a callback is kept, as one given to the constructor then is, and runs once the
+    callbacks are turned on again (skorch had failed with "not enough values to unpack"; it
+    had then been refused, so that clone(net).set_params(**net.get_params()) failed: the
+    clone holds a copy of it). A name no callback has is still refused."""
     from skorch.callbacks import PrintLog
 
     X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0.0, 1.0], 2)
     lines = []
-    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1))
-    for calls in ([{"callbacks": "disable"}, {"callbacks__print_log": PrintLog()}],
-                  [{"callbacks": "disable", "callbacks__print_log": PrintLog(), "lr": 1.0}]):
-        net = clone(net)
-        with pytest.raises(ValueError, match=r"^callbacks__print_log gives a callback as "
-                                             r"'print_log', but callbacks='disable' turns every "
-                                             r"callback off: give callbacks=None"):
-            for params in calls:
-                net.set_params(**params)
-        assert net.lr == fast()["lr"] and "callbacks__print_log" not in vars(net)
-    # the way the message gives: the defaults, and the callback given in its place
-    net.set_params(callbacks=None, callbacks__print_log=PrintLog(sink=lines.append)).fit(X, y)
-    assert len(lines) == 3  # header, rule, one epoch
+    callback = PrintLog(sink=lines.append)
+    for calls in ([{"callbacks": "disable"}, {"callbacks__print_log": callback}],
+                  [{"callbacks": "disable", "callbacks__print_log": callback, "verbose": 1}]):
+        net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1))
+        for params in calls:
+            net.set_params(**params)
+        assert net.get_params()["callbacks__print_log"] is callback
+        assert net.fit(X, y).callbacks_ == [] and lines == []
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, verbose=1),
+                              callbacks="disable", callbacks__print_log=callback)
+    clone(net).set_params(**net.get_params())  # had been refused: the clone holds a copy
+    net.set_params(callbacks=None).fit(X, y)  # the callback given by name runs now
+    assert dict(net.callbacks_)["print_log"] is callback and len(lines) == 3
     net.set_params(callbacks="disable", callbacks__print_log=None)  # none stays none
     assert net.fit(X, y).callbacks_ == []
+    with pytest.raises(ValueError, match=r"^callbacks__printlog: BrainJEPAClassifier has no "
+                                         r"callback named 'printlog'; its callbacks are "
+                                         r"epoch_timer, .*print_log"):
+        net.set_params(callbacks__printlog=callback)
 
 
 @pytest.mark.parametrize("setting, message", [
@@ -5126,30 +5132,49 @@ def test_the_settings_of_a_callback_a_new_callbacks_list_drops_go_with_it():
 
 
 @pytest.mark.parametrize("fitted", [False, True])
-def test_a_callbacks_setting_given_while_callbacks_are_disabled_says_how_to_turn_them_on(
+def test_a_callbacks_setting_given_while_callbacks_are_disabled_is_kept_for_when_they_run(
         fitted):
     """After callbacks="disable" (skorch's word for none), set_params(callbacks__<name>__<
-    parameter>=...) failed with skorch's "not enough values to unpack", as did
-    set_params(**get_params()), which reported the default callbacks' settings. The first is
-    refused, saying how to turn the callbacks on; get_params reports the settings the net
-    holds only, which apply once the callbacks run again."""
+    parameter>=...) failed with skorch's "not enough values to unpack"; it was then refused,
+    while the constructor and fit kept the same setting, so that
+    BrainJEPAClassifier().set_params(**disabled.get_params()) failed. set_params keeps it,
+    as the constructor does; get_params reports the settings the net holds, which apply once
+    the callbacks run again. A setting the callback does not take is still refused."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks="disable",
                               callbacks__print_log__floatfmt=".2g")
     if fitted:
         clf.fit(X, y)
-    with pytest.raises(ValueError, match=r"^callbacks__print_log__floatfmt sets a parameter of "
-                       r"the callback 'print_log', but callbacks='disable' turns every callback "
-                       r"off: give callbacks=None \(the default callbacks\) or a list"):
-        clf.set_params(callbacks__print_log__floatfmt=".3g")
+    clf.set_params(callbacks__print_log__floatfmt=".3g")
     params = clf.get_params()
     assert [key for key in params if key.count("__") > 1] == ["callbacks__print_log__floatfmt"]
-    assert params["callbacks__print_log__floatfmt"] == ".2g"
+    assert params["callbacks__print_log__floatfmt"] == ".3g"
+    fresh = BrainJEPAClassifier(tiny_module()).set_params(**params)  # had been refused
+    assert fresh.get_params()["callbacks__print_log__floatfmt"] == ".3g"
     clf.set_params(**params).fit(X, y)
     assert clf.callbacks_ == []
+    with pytest.raises(ValueError, match=r"^callbacks__print_log__floatfmat: the callback "
+                                         r"'print_log' \(PrintLog\) has no parameter "
+                                         r"'floatfmat'"):
+        clf.set_params(callbacks__print_log__floatfmat=".2f")
     lines = []
     clf.set_params(callbacks=None, callbacks__print_log__sink=lines.append, verbose=1).fit(X, y)
-    assert dict(clf.callbacks_)["print_log"].floatfmt == ".2g" and len(lines) == 3
+    assert dict(clf.callbacks_)["print_log"].floatfmt == ".3g" and len(lines) == 3
+
+
+def test_a_grid_over_disabling_the_callbacks_takes_their_settings():
+    """A grid setting callbacks="disable" with a callback's setting failed (set_params refused
+    the setting while the callbacks were off); the setting is kept, and used where the grid
+    turns the callbacks on."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    search = GridSearchCV(net, {"callbacks": ["disable", None],
+                                "callbacks__print_log__floatfmt": [".2f"]}, cv=2,
+                          error_score="raise",
+                          scoring=lambda estimator, *_: len(estimator.callbacks_))
+    search.fit(X, y)
+    assert search.best_params_["callbacks"] is None
+    assert dict(search.best_estimator_.callbacks_)["print_log"].floatfmt == ".2f"
 
 
 @pytest.mark.parametrize("fitted", [False, True])
