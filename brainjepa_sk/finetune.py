@@ -764,9 +764,9 @@ class _FineTuneBase(SubjectsInputMixin):
         ``SubjectValidSplit``'s ``fraction``, ``stratified`` and ``random_state``), as a
         grid search over ``train_split__fraction`` does. ``callbacks__<name>=None`` turns a
         callback off (with the settings given to it before), and
-        ``callbacks__<name>=<callback>`` puts one in its place (one turned off before too); a
-        new ``callbacks`` list drops the ``callbacks__*`` settings of the callbacks it no
-        longer holds. While
+        ``callbacks__<name>=<callback>`` puts one in its place (one turned off before too), the
+        settings given to the one it replaces going with it; a new ``callbacks`` list drops
+        the ``callbacks__*`` settings of the callbacks it no longer holds. While
         ``callbacks="disable"`` turns every callback off, ``callbacks__*`` settings and
         callbacks given by name are kept, as the constructor keeps them, and apply once
         ``callbacks=None`` (or a list) turns them on again. A call that raises undoes the
@@ -938,16 +938,19 @@ class _FineTuneBase(SubjectsInputMixin):
         given again ("not enough values to unpack"), and a name that no callback has failed so
         too. They are set here (the callbacks are built again after), once
         :meth:`_check_callback_settings` has checked the call's ``callbacks__*`` settings; a
-        callback disabled (``callbacks__<name>=None``) drops the settings earlier calls gave
-        it.
+        callback disabled (``callbacks__<name>=None``) or replaced by another drops the
+        settings earlier calls gave the one it held (the call's own settings are the new
+        one's).
         """
         self._check_callback_settings(params)
         if by_name:
-            # skorch kept them, and refused them for the callback it no longer had ("Trying
-            # to set a parameter for callback print_log which does not exist")
+            # skorch kept them: for a callback disabled, it refused them ("Trying to set a
+            # parameter for callback print_log which does not exist"), and it gave them to
+            # one put in its place (EarlyStopping.__init__'s bare TypeError for floatfmt)
             self._drop_callback_settings([
                 key for key in vars(self) for name, callback in by_name.items()
-                if callback is None and key.startswith(name + "__")])
+                if key.startswith(name + "__")
+                and (callback is None or callback is not vars(self).get(name, _MISSING))])
             vars(self).update(by_name)
             # a new set (restored on error), as skorch records the prefixed names it was given
             self._params_to_validate = self._params_to_validate | set(by_name)

@@ -5177,6 +5177,30 @@ def test_a_grid_over_disabling_the_callbacks_takes_their_settings():
     assert dict(search.best_estimator_.callbacks_)["print_log"].floatfmt == ".2f"
 
 
+@pytest.mark.parametrize("replacement", ["class", "instance"])
+def test_the_settings_of_a_callback_replaced_by_name_go_with_it(replacement):
+    """callbacks__<name>=<another callback> replaces the callback, and the settings earlier
+    calls gave the one it replaces go with it (as a Pipeline step's go with the step): they
+    had been given to the new one, failing with EarlyStopping.__init__'s bare TypeError
+    (a class) or scikit-learn's "Invalid parameter 'floatfmt'" (an instance) at fit. Those
+    given in the same call are the new callback's."""
+    from skorch.callbacks import EarlyStopping
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    stopping = EarlyStopping if replacement == "class" else EarlyStopping()
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    net.set_params(callbacks__print_log__floatfmt=".2f")
+    # no validation split: it monitors the training loss
+    net.set_params(callbacks__print_log=stopping,
+                   callbacks__print_log__monitor="train_loss").fit(X, y)
+    assert dict(net.callbacks_)["print_log"].monitor == "train_loss"
+    assert "callbacks__print_log__floatfmt" not in net.get_params()
+    net.set_params(callbacks__print_log=stopping, callbacks__print_log__patience=2).fit(X, y)
+    net.set_params(callbacks__print_log=stopping)  # the same callback again: no replacement
+    assert net.fit(X, y).get_params()["callbacks__print_log__patience"] == 2
+    assert dict(net.callbacks_)["print_log"].patience == 2
+
+
 @pytest.mark.parametrize("fitted", [False, True])
 def test_a_callbacks_list_refused_by_set_params_is_not_kept(fitted):
     """skorch initializes the callbacks a net has before it stores the new ones: a refused
