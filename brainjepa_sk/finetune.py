@@ -532,19 +532,6 @@ def _showing_record(history, record):
             del history[-1]
 
 
-@contextlib.contextmanager
-def _hiding_last_record(history, record):
-    """``history`` without its last record while the block runs, when that is ``record``."""
-    if record is None or not history or history[-1] is not record:
-        yield
-        return
-    del history[-1]
-    try:
-        yield
-    finally:
-        history.append(record)
-
-
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
 
@@ -1191,6 +1178,9 @@ class _FineTuneBase(SubjectsInputMixin):
 
         A kill during a save (skorch's ``Checkpoint`` saves through this method) keeps the
         previous file whole instead of leaving it cut short. A missing folder is created.
+        At the end of a fit that a callback cut short inside an epoch, when the callbacks see
+        that epoch's record (a ``TrainEndCheckpoint`` names its files after it), the history
+        saved holds it too, marked ``"cut_short": True``, for :meth:`load_params`.
 
         Parameters
         ----------
@@ -1203,17 +1193,20 @@ class _FineTuneBase(SubjectsInputMixin):
         """
         files = dict(f_params=f_params, f_optimizer=f_optimizer, f_criterion=f_criterion,
                      f_history=f_history, **kwargs)
-        # the history of completed epochs, also while the callbacks see a cut one (_notify)
-        hidden = self.__dict__.get("_shown_cut_epoch_") if f_history is not None else None
-        with _hiding_last_record(self.history_, hidden):
-            save_params_atomically(super().save_params, files, use_safetensors=use_safetensors)
+        # while the callbacks see an epoch cut short (_notify), the history saved holds its
+        # record, marked "cut_short", as the files named after it are: load_params names
+        # them from it, and leaves it out of history_
+        save_params_atomically(super().save_params, files, use_safetensors=use_safetensors)
 
     def load_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
                     checkpoint=None, use_safetensors=False, **kwargs):
         """skorch's ``load_params``, one file at a time, so that a damaged file is named.
 
         When a file cannot be loaded, the net is left as it was: the files loaded before it
-        are undone.
+        are undone. A history that ends with the record of an epoch cut short (marked
+        ``"cut_short"``, see :meth:`save_params`) names the files of ``checkpoint`` as it
+        named them when they were saved, and is loaded without that record: ``history_``
+        holds completed epochs only, and a resumed fit trains the cut epoch again.
 
         Parameters
         ----------
@@ -1247,6 +1240,7 @@ class _FineTuneBase(SubjectsInputMixin):
         # refuses a state dict): a failure puts back what the earlier ones changed, copied
         # just before each file is loaded into it
         history, device, copies = self.history_, self.device, []
+        cut = []  # the record of an epoch cut short that a loaded history ends with
 
         def load(**files_and_options):
             for key in files_and_options:
@@ -1261,6 +1255,11 @@ class _FineTuneBase(SubjectsInputMixin):
                     isinstance(record, dict) and "epoch" in record for record in self.history_):
                 raise ValueError("it is not a history of epochs (a JSON list of records, "
                                  "as save_params writes it)")
+            if "f_history" in files_and_options and self.history_ \
+                    and self.history_[-1].get("cut_short") is True:
+                # saved at the end of a fit that a callback cut short inside an epoch, for the
+                # file names formatted from it (see _notify): history_ holds completed epochs
+                cut[:] = [self.history_.pop()]
 
         try:
             files = {}
@@ -1270,10 +1269,11 @@ class _FineTuneBase(SubjectsInputMixin):
                     load_params_naming_files(load, {"f_history": checkpoint.f_history_},
                                              use_safetensors=use_safetensors)
                     if not len(self.history_):
-                        # a fit cut inside its first epoch (its TrainEndCheckpoint saves the
-                        # completed epochs): no epoch to resume, and skorch names the files
-                        # from the history's last epoch ("list index out of range");
-                        # LoadInitState starts afresh, as without a checkpoint
+                        # a fit cut inside its first epoch (its TrainEndCheckpoint saved the
+                        # cut epoch's record alone, or none when it trained no batch): no
+                        # epoch to resume (skorch named the files from the history's last
+                        # epoch: "list index out of range"); LoadInitState starts afresh, as
+                        # without a checkpoint
                         path = expand_home(checkpoint.f_history_)
                         raise FileNotFoundError(
                             errno.ENOENT,
@@ -1281,7 +1281,10 @@ class _FineTuneBase(SubjectsInputMixin):
                             "epoch saved it): the checkpoint has no run to resume, and its "
                             "other files are named after an epoch; load them by their paths "
                             "(f_params=...) if you need them", os.fspath(path))
-                files.update(checkpoint.get_formatted_files(self))
+                # named from the history as it was saved: with the record of an epoch cut
+                # short, that the files saved with it were named after
+                with _showing_record(self.history_, cut[0] if cut else None):
+                    files.update(checkpoint.get_formatted_files(self))
                 if f_history is None:
                     files.pop("f_history", None)
             files.update(kwargs)
@@ -1362,6 +1365,9 @@ class _FineTuneBase(SubjectsInputMixin):
                             # the pretrainer's history holds completed epochs only
                             cut = self.history_.pop()
                             if cut.get("batches"):  # it trained (see _notify)
+                                # a history saved while the callbacks see it holds it so
+                                # (see load_params)
+                                cut["cut_short"] = True
                                 self._cut_epoch_ = cut
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
@@ -1913,8 +1919,9 @@ class _FineTuneBase(SubjectsInputMixin):
         # short after a batch (fit_loop dropped it), as skorch shows it: the model holds what
         # it trained of that epoch, which EarlyStopping(load_best=True) takes as the last
         # (else it kept those weights, not its best epoch's) and a checkpoint names its files
-        # after (else they failed on an empty history). The histories saved or pickled leave
-        # it out.
+        # after (else they failed on an empty history). A history saved then holds it,
+        # marked "cut_short", for load_params to name those files from (and leave it out);
+        # a pickled one leaves it out.
         cut = self.__dict__.pop("_cut_epoch_", None) if method_name == "on_train_end" else None
         if cut is None:
             return self._notify_hooks(method_name, cb_kwargs)
@@ -2723,7 +2730,8 @@ _SHARED_HISTORY = """skorch's record of each completed epoch: ``epoch``, ``dur``
         has none, the model keeping what it trained of it (the callbacks see its record at
         the end of training once it trained a batch, as skorch shows it:
         ``EarlyStopping(load_best=True)`` takes it as the last epoch, a ``TrainEndCheckpoint``
-        names its files after it, but saves the history without it); one a callback ends at
+        names its files after it and saves it marked ``"cut_short"``, which ``load_params``
+        leaves out once it has named the files); one a callback ends at
         its end (skorch's ``EarlyStopping``) keeps its record. SIGTERM and Ctrl-C stop the fit
         with the estimator, ``history_`` included, as it was before it."""
 

@@ -4681,7 +4681,10 @@ def test_an_epoch_a_callback_ends_inside_has_no_record_in_history(where, tmp_pat
     assert [record["epoch"] for record in clf.history_] == [1]
     assert complete <= set(clf.history_[0])
     with open(tmp_path / "train_end_history.json") as file:
-        assert [record["epoch"] for record in json.load(file)] == [1]
+        saved = json.load(file)
+    # with the record of the cut epoch, when it trained a batch: the files are named after it
+    assert [(record["epoch"], record.get("cut_short", False)) for record in saved] == (
+        [(1, False)] if where == "begin" else [(1, False), (2, True)])
     clf.partial_fit(X, y)
     assert [record["epoch"] for record in clf.history_] == [1, 2, 3, 4]
     assert all(complete <= set(record) for record in clf.history_)
@@ -4698,7 +4701,8 @@ def test_the_end_of_training_sees_an_epoch_a_callback_cut_short(cut_epoch, tmp_p
     takes the cut epoch as the last, restoring its best epoch's weights (it had kept the cut
     epoch's, and failed on the empty history when the first epoch was cut), and a
     TrainEndCheckpoint names its files after it (it failed on the empty history). The history
-    it saves, and pickles, hold the completed epochs only."""
+    it saves holds the cut epoch's record marked "cut_short" (load_params names the files
+    from it, and leaves it out); the history it pickles holds the completed epochs only."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
     stopping = EarlyStopping(monitor="train_loss", patience=50, load_best=True)
     end = TrainEndCheckpoint(dirname=tmp_path, f_params="params_{last_epoch[epoch]}.pt",
@@ -4716,24 +4720,61 @@ def test_the_end_of_training_sees_an_epoch_a_callback_cut_short(cut_epoch, tmp_p
                    for name, value in clf.module_.state_dict().items())
     assert (tmp_path / f"train_end_params_{cut_epoch}.pt").exists()
     with open(tmp_path / "train_end_history.json") as file:
-        assert [record["epoch"] for record in json.load(file)] == completed
+        saved = json.load(file)
+    assert [record["epoch"] for record in saved] == [*completed, cut_epoch]
+    assert [record.get("cut_short", False) for record in saved] == [*(False for _ in completed),
+                                                                    True]
     with open(tmp_path / "train_end_net.pkl", "rb") as file:
         assert [record["epoch"] for record in pickle.load(file).history_] == completed
 
 
+def test_a_train_end_checkpoint_of_a_run_cut_short_resumes_from_files_named_after_the_cut(
+        tmp_path):
+    """A TrainEndCheckpoint names its files after the epoch a callback cut short (the
+    callbacks see it at the end of training), but the history it saved held the completed
+    epochs only: LoadInitState looked for params_1.pt, not the params_2.pt saved, and the fit
+    started afresh without a word. The history saved holds the cut epoch's record too, marked
+    "cut_short", from which load_params names the files; history_ holds the completed epochs
+    only, and the resumed fit trains the cut epoch again, from the weights saved."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    settings = fast(max_epochs=3, batch_size=4, train_split=None)
+    end = TrainEndCheckpoint(dirname=tmp_path, f_params="params_{last_epoch[epoch]}.pt")
+    cut = BrainJEPAClassifier(tiny_module(), **settings,
+                              callbacks=[("stop", StopInside(2, "training")), ("end", end)])
+    cut.fit(X, y)
+    assert sorted(path.name for path in tmp_path.glob("*params*")) == ["train_end_params_2.pt"]
+    with open(tmp_path / "train_end_history.json") as file:
+        saved = json.load(file)
+    assert [(record["epoch"], record.get("cut_short", False)) for record in saved] == [
+        (1, False), (2, True)]
+    loaded = BrainJEPAClassifier(tiny_module(seed=1), **{**settings, "max_epochs": 0})
+    loaded.fit(X, y)
+    loaded.load_params(checkpoint=end.checkpoint_)
+    assert [record["epoch"] for record in loaded.history_] == [1]
+    assert_same_module(loaded.module_, cut.module_)
+    recorder = Recorder()
+    resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("end", end), ("load", LoadInitState(end)), ("record", recorder)]).fit(X, y)
+    assert [record["epoch"] for record in resumed.history_] == [1, 2, 3]
+    assert resumed.history_[0]["train_loss"] == cut.history_[0]["train_loss"]
+    assert len(recorder.lrs_) == 2 * 3  # epochs 2 and 3, of 3 batches each
+
+
 def test_a_train_end_checkpoint_of_a_run_cut_inside_its_first_epoch_is_started_afresh(
         tmp_path):
-    """Its history holds no completed epoch: LoadInitState failed with skorch's bare
-    "list index out of range" (a file name is formatted from the history's last epoch, even
-    one without a placeholder). There is no epoch to resume: the fit starts afresh, as without
-    a checkpoint, and load_params names the empty history."""
+    """Its history holds no completed epoch (the cut epoch's record alone, marked
+    "cut_short"): LoadInitState failed with skorch's bare "list index out of range" (a file
+    name is formatted from the history's last epoch, even one without a placeholder). There is
+    no epoch to resume: the fit starts afresh, as without a checkpoint, and load_params says
+    that the history holds no completed epoch."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
     settings = fast(max_epochs=2, batch_size=4, train_split=None)
     BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
         ("stop", StopInside(1, "training")), ("end", TrainEndCheckpoint(dirname=tmp_path))]
     ).fit(X, y)
     with open(tmp_path / "train_end_history.json") as file:
-        assert json.load(file) == []
+        assert [(record["epoch"], record["cut_short"]) for record in json.load(file)] == [
+            (1, True)]
     end = TrainEndCheckpoint(dirname=tmp_path).initialize()
     fresh = BrainJEPAClassifier(tiny_module(), **settings).fit(X, y)
     history = fresh.history_
