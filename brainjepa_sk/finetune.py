@@ -687,17 +687,17 @@ class _FineTuneBase(SubjectsInputMixin):
     def get_params(self, deep=True, **kwargs):
         """Get the parameters of this estimator, as skorch gives them.
 
-        With ``deep=True`` a default callback's settings given as ``callbacks__<name>__*``
-        (or ``callbacks__<name>=None``) are reported as given: skorch read them from a fresh
-        default callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
+        With ``deep=True`` a default callback's settings given as ``callbacks__<name>__*`` (or
+        ``callbacks__<name>=None``) are reported as given: skorch read them from a fresh default
+        callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
         ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``; the
         defaults are this estimator's (``print_log`` showing ``'.4g'``, ``lr_schedule``), also
-        before ``fit``. A callback given in a default one's place reports its own settings (skorch's were the
-        default's), so that ``set_params(**get_params())`` keeps them, a callback class the
-        settings given to it (it is built with them), and one disabled
-        (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback,
-        nor setting, is reported but those given to the net (by the constructor or
-        ``set_params``, kept for when the callbacks run again).
+        before ``fit``. A callback given in a default one's place reports its own settings
+        (skorch's were the default's), so that ``set_params(**get_params())`` keeps them, a
+        callback class the settings given to it (it is built with them), and one disabled
+        (``callbacks__<name>=None``) reports none. With ``callbacks="disable"`` no callback, nor
+        setting, is reported but those given to the net (by the constructor or ``set_params``, kept
+        for when the callbacks run again).
 
         Parameters
         ----------
