@@ -348,6 +348,16 @@ _ARRAYS_ONLY = ("a Preprocessor takes arrays; read each file with "
                 "themselves)")
 
 
+def _iterable(value):
+    """Whether ``iter(value)`` works: by ``__iter__``, or by index for a sequence that has
+    ``__getitem__`` alone."""
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
+
+
 def subject_lengths(subjects):
     """Each subject's number of frames, without reading files.
 
@@ -374,7 +384,7 @@ def subject_lengths(subjects):
     if counts is not None:
         return [int(n) for n in counts]
     if (subjects is None or isinstance(subjects, (str, bytes, os.PathLike))
-            or not hasattr(subjects, "__iter__")):  # a number: "'int' object is not iterable"
+            or not _iterable(subjects)):  # a number: "'int' object is not iterable"
         raise TypeError(
             f"subjects must be a sequence of (n_timepoints, n_regions) arrays, got "
             f"{type(subjects).__name__}; files are counted once checked: "

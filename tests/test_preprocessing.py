@@ -1325,6 +1325,35 @@ def test_subject_lengths_refuses_one_table_or_a_path_rather_than_counting_its_pa
     assert subject_lengths([np.zeros((30, 4)), np.zeros((20, 4))]) == [30, 20]
 
 
+class _IndexedSubjects:
+    """A sequence by ``__len__`` and ``__getitem__`` alone (Python iterates it by index)."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def __getitem__(self, i):
+        return self.arrays[i]
+
+
+def test_a_sequence_iterated_by_index_is_counted_and_checked():
+    """A sequence without ``__iter__`` (iterated by ``__getitem__``) was refused as if it were
+    a number once subject_lengths refused what has no ``__iter__``: check_lengths and a
+    robust fit failed with "subjects must be a sequence"."""
+    from brainjepa_sk.preprocessing import subject_lengths
+
+    arrays = [np.random.default_rng(i).standard_normal((30 + i, 4)) for i in range(3)]
+    subjects = _IndexedSubjects(arrays)
+    assert subject_lengths(subjects) == [30, 31, 32]
+    Preprocessor(n_frames=16).check_lengths(subjects)
+    robust = Preprocessor(n_frames=16, normalization="robust").fit(subjects)
+    np.testing.assert_array_equal(robust.transform(subjects)[0],
+                                  Preprocessor(n_frames=16, normalization="robust")
+                                  .fit(arrays).transform(arrays)[0])
+
+
 def test_transform_of_arrays_names_every_subject_too_short_as_check_lengths_does():
     """Preprocessor.transform (and fit_transform) of plain arrays named only the first subject
     too short, with the min_frames that pads it alone, where the guide promises them all."""
