@@ -2969,10 +2969,12 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         dict
             skorch's keyword arguments for it; for ``"criterion"``, with ``class_weight`` set
             and no ``criterion__weight`` given, also ``weight``: a float32 tensor of the class
-            weights.
+            weights of the last fit (none while ``class_weight`` is None).
         """
         params = super().get_params_for(prefix)
-        weights = getattr(self, "_class_weights_", None)
+        # a fit's weights, while class_weight still asks for them: set_params(class_weight=None,
+        # criterion=...) builds the new loss before a fit drops them
+        weights = getattr(self, "_class_weights_", None) if self.class_weight is not None else None
         if prefix == "criterion" and weights is not None and "weight" not in params:
             params["weight"] = torch.as_tensor(weights, dtype=torch.float32)
         return params

@@ -944,6 +944,31 @@ def test_a_refit_without_class_weight_drops_the_weights_of_the_previous_fit():
     new = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
     np.testing.assert_array_equal(clf.predict_proba(X), new.predict_proba(X))
 
+
+class _LossWithoutWeight(torch.nn.Module):
+    """Cross-entropy that takes no class weights (no ``weight`` argument)."""
+
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
+    def forward(self, logits, target):
+        return torch.nn.functional.cross_entropy(logits, target, reduction=self.reduction)
+
+
+def test_a_loss_without_weights_set_with_class_weight_none_after_a_weighted_fit():
+    """set_params(class_weight=None, criterion=<a loss taking no weight>) on a net fitted with
+    class weights: skorch builds the new loss at once, and it was given the previous fit's
+    weights (PlainLoss.__init__() got an unexpected keyword argument 'weight')."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced")
+    clf.fit(X, y)
+    clf.set_params(class_weight=None, criterion=_LossWithoutWeight)
+    assert isinstance(clf.criterion_, _LossWithoutWeight)
+    assert "weight" not in clf.get_params_for("criterion")
+    clf.fit(X, y)
+    assert isinstance(clf.criterion_, _LossWithoutWeight)
+
 # -- skorch and scikit-learn -------------------------------------------------------------------
 
 
