@@ -376,8 +376,8 @@ def storable_values(obj, where="metadata"):
     """``obj`` as values that ``torch.load(weights_only=True)`` loads back.
 
     NumPy arrays of numbers become tensors, NumPy scalars plain values, text arrays lists of
-    strings, paths strings; dicts (their keys as strings), lists and tuples are converted item
-    by item (a tuple comes back as a list).
+    strings, paths strings; dicts (whose keys must be strings), lists and tuples are converted
+    item by item (a tuple comes back as a list).
 
     Parameters
     ----------
@@ -395,7 +395,8 @@ def storable_values(obj, where="metadata"):
     ------
     TypeError
         Before anything is written, for a value that a checkpoint could not load back (an
-        object, a date, a tensor NumPy cannot hold).
+        object, a date, a tensor NumPy cannot hold), or a dict key that is not a string (it
+        would come back as another key: ``'1'`` for ``1``).
     """
     if isinstance(obj, torch.Tensor):
         # stored as the NumPy array load_checkpoint gives back: a tensor that requires grad (a
@@ -425,6 +426,13 @@ def storable_values(obj, where="metadata"):
         if isinstance(value, _PLAIN_VALUES):
             return value
     if isinstance(obj, dict):
+        for key in obj:
+            if not isinstance(key, str):
+                # str() would store it and give back another key, silently ('1' for 1)
+                raise TypeError(
+                    f"{where} has the key {key!r} ({type_with_article(key)}), which a "
+                    f"checkpoint would give back as the string {str(key)!r}: it keeps string "
+                    "keys only; use strings as keys")
         return {str(k): storable_values(v, where) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [storable_values(v, where) for v in obj]
@@ -476,15 +484,15 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         ``preprocessing`` (set by :func:`load_checkpoint` and the pretrainer), so that a
         loaded model saved again keeps it.
     metadata : dict, optional
-        Anything else of the same kinds (training history, ...). The model's
+        Anything else of the same kinds (training history, ...), under string keys. The model's
         ``region_names``, when it has them, are added as ``"region_names"`` unless given.
 
     Raises
     ------
     TypeError
         When ``model`` is not a :class:`~brainjepa_sk.nn.BrainJEPA`, ``preprocessing`` or
-        ``metadata`` is not a dict, or they hold values a checkpoint cannot store (nothing is
-        written then).
+        ``metadata`` is not a dict, or they hold values a checkpoint cannot store or dict keys
+        that are not strings (nothing is written then).
     ValueError
         When ``path`` holds the saved state of a pretraining run (``checkpoint_dir``'s
         ``run-*.pt``): the run could no longer be resumed; or when the model's weights hold

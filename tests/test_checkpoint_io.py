@@ -482,10 +482,11 @@ def test_resolve_weights_names_the_section_a_research_checkpoint_lacks(official_
 
 
 def test_keys_tuples_and_tensors_in_metadata_come_back_as_plain_values(tmp_path):
-    """Keys become strings (NumPy's too, which a safe load would refuse), tuples lists and
-    tensors NumPy arrays: the file loads back."""
+    """NumPy's string keys become plain strings (a safe load would refuse them), tuples lists
+    and tensors NumPy arrays: the file loads back. (Keys that are not strings are refused:
+    test_saving's test_a_key_that_is_not_a_string_is_refused_naming_it.)"""
     save_checkpoint(tmp_path / "m.pt", _model(), metadata={
-        "scores": {np.str_("roi0"): 1.0, np.int64(3): "x"}, "shape": (3, 4),
+        "scores": {np.str_("roi0"): 1.0, "3": "x"}, "shape": (3, 4),
         "weights": torch.arange(3.0)})
     metadata = load_checkpoint(tmp_path / "m.pt").metadata
     assert metadata["scores"] == {"roi0": 1.0, "3": "x"}

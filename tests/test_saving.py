@@ -554,6 +554,25 @@ def test_tensors_numpy_cannot_hold_are_refused_before_writing(tmp_path, value):
     assert not path.exists()
 
 
+@pytest.mark.parametrize("key", [1, np.int64(3), 2.5, True, None, ("a", 1)],
+                         ids=["int", "numpy_int", "float", "bool", "None", "tuple"])
+def test_a_key_that_is_not_a_string_is_refused_naming_it(tmp_path, key):
+    """A checkpoint keeps string keys only: ``{1: 2}`` was saved and came back as ``{'1': 2}``
+    (two keys could even become one), without a word."""
+    path = tmp_path / "model.pt"
+    with pytest.raises(TypeError, match=rf"^metadata has the key {re.escape(repr(key))} "
+                                        rf"\(an? {type(key).__name__}\), which a checkpoint "
+                                        rf"would give back as the string "
+                                        rf"{re.escape(repr(str(key)))}"):
+        save_checkpoint(path, tiny_module(), metadata={"scores": {key: 2}})
+    with pytest.raises(TypeError, match=r"^preprocessing has the key 1 \(an int\)"):
+        save_checkpoint(path, tiny_module(), preprocessing={"median_": [{1: 2}]})
+    assert not path.exists()
+    # string keys, NumPy's included, are kept
+    save_checkpoint(path, tiny_module(), metadata={np.str_("site"): {"a": 1}})
+    assert load_checkpoint(path).metadata == {"site": {"a": 1}}
+
+
 def test_a_value_refused_inside_a_list_is_named_with_the_dict_it_was_given_in(tmp_path):
     """The error names ``preprocessing`` (not the default ``metadata``) at any depth."""
     from brainjepa_sk.checkpoint import storable_values
