@@ -29,6 +29,7 @@ from .nn._checks import type_with_article
 from .nn.encoder import BrainEncoder
 from .nn.model import BrainJEPA
 from .nn.pos_embed import GradientPositionalEmbedding, sincos_time_embedding
+from .preprocessing import _FITTED_NAMES, _PARAM_NAMES
 from .train.runtime import (
     atomic_save,
     expand_home,
@@ -478,11 +479,12 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     model : BrainJEPA
         The module to save.
     preprocessing : dict, optional
-        Preprocessing to apply identically at embedding time (values: numbers, strings, lists,
-        NumPy arrays, nested dicts). Torch tensors are stored as their values and come back as
-        NumPy arrays; bfloat16 and sparse tensors are refused. By default the model's own
-        ``preprocessing`` (set by :func:`load_checkpoint` and the pretrainer), so that a
-        loaded model saved again keeps it.
+        Preprocessing to apply identically at embedding time: a fitted
+        :class:`~brainjepa_sk.preprocessing.Preprocessor`'s ``to_dict()``, or some of its keys
+        (``"t_r"``, ``"normalization"``, ...); other keys are refused. Torch tensors are stored
+        as their values and come back as NumPy arrays; bfloat16 and sparse tensors are refused.
+        By default the model's own ``preprocessing`` (set by :func:`load_checkpoint` and the
+        pretrainer), so that a loaded model saved again keeps it.
     metadata : dict, optional
         Anything else of the same kinds (training history, ...), under string keys. The model's
         ``region_names``, when it has them, are added as ``"region_names"`` unless given.
@@ -495,8 +497,10 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         that are not strings (nothing is written then).
     ValueError
         When ``path`` holds the saved state of a pretraining run (``checkpoint_dir``'s
-        ``run-*.pt``): the run could no longer be resumed; or when the model's weights hold
-        NaN or infinite values. Nothing is written then.
+        ``run-*.pt``): the run could no longer be resumed; when the model's weights hold
+        NaN or infinite values; or when ``preprocessing`` has a key that is no
+        :meth:`~brainjepa_sk.preprocessing.Preprocessor.to_dict` key (the estimators would
+        ignore it). Nothing is written then.
     OSError
         Naming ``path``, when it cannot be written.
     """
@@ -514,8 +518,10 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
             f"{expand_home(path)} holds the saved state of a pretraining run: saving a model "
             "there would replace it (the run could no longer be resumed); give another path")
     # a loaded model saved again keeps what the estimators need to feed it
-    if preprocessing is None:
+    given = preprocessing is not None
+    if not given:
         preprocessing = getattr(model, "preprocessing", None)
+    _check_preprocessing_keys(preprocessing or {}, given)
     region_names = getattr(model, "region_names", None)
     if region_names is not None and "region_names" not in (metadata or {}):
         metadata = {**(metadata or {}), "region_names": list(region_names)}
@@ -530,6 +536,21 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     }
     payload["checksum"] = _checksum(payload)
     atomic_save(payload, path)
+
+
+def _check_preprocessing_keys(preprocessing, given=True):
+    """Refuse ``preprocessing`` keys that are no :meth:`Preprocessor.to_dict` key: the
+    estimators read those keys only, so another was stored and then ignored at loading
+    (``given``: passed to :func:`save_checkpoint`, else the model's own)."""
+    known = (*_PARAM_NAMES, *_FITTED_NAMES)
+    unknown = [key for key in preprocessing if key not in known]
+    if unknown:
+        whose = "preprocessing" if given else "the model's preprocessing (loaded with it)"
+        raise ValueError(
+            f"{whose} has {unknown}, which no Preprocessor setting or statistic is: the "
+            "estimators apply a saved preprocessing by its keys and would ignore these. Its "
+            f"keys are {list(known)} (those of Preprocessor.to_dict()); save other "
+            "information as metadata. Nothing was written")
 
 
 _TRAINING_STATE_ADVICE = (

@@ -8,6 +8,7 @@ import torch
 from brainjepa_sk.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.preprocessing import Preprocessor
 
 
 def _model():
@@ -18,10 +19,11 @@ def _model():
 
 def test_round_trip(tmp_path):
     model = _model()
-    preprocessing = {"t_r": 0.735, "normalization": "robust", "median": np.arange(10.0),
-                     "window": {"n_frames": 12, "strategy": "center"}}
+    preprocessing = {"t_r": 0.735, "normalization": "robust", "median_": np.arange(10.0),
+                     "window": "center", "n_frames": 12}
     path = tmp_path / "sub" / "model.pt"
-    save_checkpoint(path, model, preprocessing=preprocessing, metadata={"history": [1.0, 0.5]})
+    save_checkpoint(path, model, preprocessing=preprocessing,
+                    metadata={"history": [1.0, 0.5], "window": {"n_frames": 12}})
     assert not list(path.parent.glob("*.tmp"))
     # The file is plain data: torch's safe loader reads it.
     raw = torch.load(path, weights_only=True)
@@ -31,22 +33,22 @@ def test_round_trip(tmp_path):
     assert not loaded.model.training
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.model.state_dict()[key], value)
-    np.testing.assert_array_equal(loaded.preprocessing["median"], np.arange(10.0))
-    assert isinstance(loaded.preprocessing["median"], np.ndarray)  # arrays come back as NumPy's
-    assert loaded.preprocessing["window"] == {"n_frames": 12, "strategy": "center"}
+    np.testing.assert_array_equal(loaded.preprocessing["median_"], np.arange(10.0))
+    assert isinstance(loaded.preprocessing["median_"], np.ndarray)  # arrays come back as NumPy's
+    assert loaded.preprocessing["window"] == "center"
     assert loaded.preprocessing["t_r"] == 0.735
-    assert loaded.metadata == {"history": [1.0, 0.5]}
+    assert loaded.metadata == {"history": [1.0, 0.5], "window": {"n_frames": 12}}
     x = torch.randn(2, 12, 10)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model.target_encoder(x), model.target_encoder(x))
 
 
 def test_the_loaded_model_carries_its_own_copy_of_the_preprocessing(tmp_path):
-    save_checkpoint(tmp_path / "m.pt", _model(), preprocessing={"window": {"n_frames": 12}})
+    save_checkpoint(tmp_path / "m.pt", _model(), preprocessing={"median_": [0.0, 1.0]})
     loaded = load_checkpoint(tmp_path / "m.pt")
     assert loaded.model.preprocessing == loaded.preprocessing
-    loaded.preprocessing["window"]["n_frames"] = 99
-    assert loaded.model.preprocessing == {"window": {"n_frames": 12}}
+    loaded.preprocessing["median_"][0] = 99.0
+    assert loaded.model.preprocessing == {"median_": [0.0, 1.0]}
 
 
 def test_wrong_files(tmp_path, official_dir):
@@ -679,3 +681,27 @@ def test_only_a_file_with_both_a_loop_and_a_key_is_taken_for_a_pretraining_state
     torch.save({**checkpoint, "loop": {}, "key": "run-0"}, path)
     with pytest.raises(ValueError, match="saved state of a pretraining run"):
         resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+
+
+def test_a_preprocessing_key_no_preprocessor_has_is_refused_naming_it(tmp_path):
+    """The estimators apply a saved preprocessing by its keys: another key (a misspelt
+    ``"normalisation"``) was stored and then ignored when the model was used."""
+    path = tmp_path / "m.pt"
+    with pytest.raises(ValueError, match=r"^preprocessing has \['normalisation'\], which no "
+                                         r"Preprocessor setting or statistic is: .* Its keys "
+                                         r"are \['n_frames', 't_r', .*'median_', 'iqr_', "
+                                         r"'n_regions_'\] \(those of Preprocessor.to_dict\(\)\)"):
+        save_checkpoint(path, _model(), preprocessing={"t_r": 0.8, "normalisation": "robust"})
+    assert not path.exists()
+    # a model carrying one (loaded from a file written otherwise) is named as such
+    model = _model()
+    model.preprocessing = {"scale": 2.0}
+    with pytest.raises(ValueError, match=r"^the model's preprocessing \(loaded with it\) has "
+                                         r"\['scale'\]"):
+        save_checkpoint(path, model)
+    assert not path.exists()
+    # every key of a Preprocessor's to_dict() is taken
+    saved = Preprocessor(12, normalization="robust", constant_regions="zero").fit(
+        [np.random.default_rng(0).standard_normal((20, 10))]).to_dict()
+    save_checkpoint(path, _model(), preprocessing=saved)
+    assert load_checkpoint(path).preprocessing.keys() == saved.keys()

@@ -396,7 +396,7 @@ def test_checkpoint_metadata_round_trips_or_is_refused_before_writing(tmp_path):
     with pytest.raises(TypeError, match="metadata holds a set"):
         save_checkpoint(other, tiny_module(), metadata={"regions": {1, 2}})
     with pytest.raises(TypeError, match="preprocessing holds a set"):
-        save_checkpoint(other, tiny_module(), preprocessing={"regions": {1, 2}})
+        save_checkpoint(other, tiny_module(), preprocessing={"median_": {1, 2}})
     for name in ("metadata", "preprocessing"):  # load_checkpoint would refuse the file
         with pytest.raises(TypeError, match=f"{name} must be a dict, got list"):
             save_checkpoint(other, tiny_module(), **{name: ["a note"]})
@@ -449,7 +449,7 @@ def test_numpy_arrays_without_a_tensor_dtype_are_refused_as_such_before_writing(
         with pytest.raises(TypeError, match=rf"{section} holds a NumPy array of "
                                             rf"{re.escape(str(value.dtype))}, which a "
                                             "checkpoint cannot store"):
-            save_checkpoint(path, tiny_module(), **{section: {"value": [value]}})
+            save_checkpoint(path, tiny_module(), **{section: {"median_": [value]}})
     assert not path.exists()
 
 
@@ -458,9 +458,10 @@ def test_names_in_an_object_array_are_saved_as_a_list_of_strings(tmp_path):
     path = tmp_path / "model.pt"
     names = np.array(["roi0", "roi1"], dtype=object)
     save_checkpoint(path, tiny_module(), metadata={"region_names": names},
-                    preprocessing={"columns": names})
+                    preprocessing={"window": np.array(["first"], dtype=object)})
     loaded = load_checkpoint(path)
-    assert loaded.metadata["region_names"] == loaded.preprocessing["columns"] == ["roi0", "roi1"]
+    assert loaded.metadata["region_names"] == ["roi0", "roi1"]
+    assert loaded.preprocessing["window"] == ["first"]
     assert loaded.model.region_names == ["roi0", "roi1"]
 
 
@@ -516,11 +517,11 @@ def test_tensors_in_metadata_that_need_grad_are_saved_as_their_values(tmp_path):
     path = tmp_path / "model.pt"
     loss = (torch.ones(2, requires_grad=True) * 2).sum()
     save_checkpoint(path, tiny_module(), metadata={"final_loss": loss},
-                    preprocessing={"scale": torch.nn.Parameter(torch.ones(2))})
+                    preprocessing={"median_": torch.nn.Parameter(torch.ones(2))})
     loaded = load_checkpoint(path)
     assert isinstance(loaded.metadata["final_loss"], np.ndarray)
     assert float(loaded.metadata["final_loss"]) == 4.0
-    np.testing.assert_array_equal(loaded.preprocessing["scale"], [1.0, 1.0])
+    np.testing.assert_array_equal(loaded.preprocessing["median_"], [1.0, 1.0])
     # a file written that way before still loads
     from brainjepa_sk.checkpoint import _checksum
 
@@ -579,7 +580,7 @@ def test_a_value_refused_inside_a_list_is_named_with_the_dict_it_was_given_in(tm
 
     path = tmp_path / "model.pt"
     with pytest.raises(TypeError, match="^preprocessing holds a set"):
-        save_checkpoint(path, tiny_module(), preprocessing={"groups": [["a"], {1, 2}]})
+        save_checkpoint(path, tiny_module(), preprocessing={"median_": [["a"], {1, 2}]})
     assert not path.exists()
     with pytest.raises(TypeError, match="^extra holds a set"):
         storable_values(({"groups": [{1, 2}]},), "extra")
@@ -786,3 +787,4 @@ def test_a_checkpoint_file_changed_behind_its_run_file_is_read_and_a_mix_refused
                                          r"history\.json of the last save, params\.pt of the "
                                          r"save before it"):
         check_saved_together(checkpoint, [params, tmp_path / "history.json"])
+
