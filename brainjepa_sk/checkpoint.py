@@ -504,6 +504,7 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     OSError
         Naming ``path``, when it cannot be written.
     """
+    expand_home(path, "path", "a file's path")  # None or a number, refused naming it
     if not isinstance(model, BrainJEPA):
         raise TypeError(f"model must be a BrainJEPA module, got {type(model).__name__}")
     bad = first_non_finite(model.state_dict().items())
@@ -874,7 +875,8 @@ def export_training_state(state_path, path):
     """
     from .train.callbacks import read_training_state
 
-    path, state_path = expand_home(path), expand_home(state_path)
+    path = expand_home(path, "path", "a file's path")
+    state_path = expand_home(state_path, "state_path", "a file's path")
     if path.exists() and state_path.exists() and os.path.samefile(path, state_path):
         raise ValueError(
             f"path {str(path)!r} is the state file itself: writing the model there would "

@@ -100,6 +100,7 @@ def expand_subject_paths(pattern):
     ValueError
         When nothing matches, or ``pattern`` names a folder.
     """
+    expand_home(pattern, "pattern", "a path or a glob")  # one that is no path, named
     pattern = os.path.expanduser(os.fspath(pattern))  # as expand_home, the glob kept a string
     if Path(pattern).is_file():  # a plain path, even one with glob characters in its name
         return [Path(pattern)]
@@ -601,7 +602,7 @@ def file_stamp(path):
     tuple of int
         ``(st_size, st_mtime_ns)`` of :func:`os.stat`.
     """
-    info = os.stat(path)
+    info = os.stat(expand_home(path, "path", "a file's path"))  # not a file descriptor
     return info.st_size, info.st_mtime_ns
 
 
@@ -711,7 +712,7 @@ def read_subject_file(path):
         Naming the file: a folder, an unknown extension, contents that are not a numeric
         table, or a gzip file that does not decompress (damaged or cut short).
     """
-    path = expand_home(path)
+    path = expand_home(path, "path", "a file's path")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a subject file: give its files or a glob")
     if not path.is_file():

@@ -788,3 +788,38 @@ def test_a_checkpoint_file_changed_behind_its_run_file_is_read_and_a_mix_refused
                                          r"save before it"):
         check_saved_together(checkpoint, [params, tmp_path / "history.json"])
 
+
+@pytest.mark.parametrize("given", [None, 3, b"model.pt"], ids=["None", "int", "bytes"])
+def test_a_path_parameter_given_no_path_is_named(tmp_path, given):
+    """os.fspath's "expected str, bytes or os.PathLike object, not NoneType" named no
+    parameter (and a number given to file_stamp was read as a file descriptor)."""
+    from brainjepa_sk import files
+    from brainjepa_sk.checkpoint import export_training_state, load_research_checkpoint
+    from brainjepa_sk.train import (
+        Checkpoint,
+        find_shorter_run,
+        read_training_state,
+        unfinished_runs,
+    )
+
+    good = tmp_path / "model.pt"
+    save_checkpoint(good, tiny_module())
+    got = "None" if given is None else f"an? {type(given).__name__}"
+    calls = [
+        ("path", "a file's path", lambda: load_checkpoint(given)),
+        ("path", "a file's path", lambda: load_research_checkpoint(given, np.ones((8, 3)))),
+        ("path", "a file's path", lambda: save_checkpoint(given, tiny_module())),
+        ("state_path", "a file's path", lambda: export_training_state(given, good)),
+        ("path", "a file's path", lambda: export_training_state(good, given)),
+        ("path", "a file's path", lambda: read_training_state(given)),
+        ("path", "a file's path", lambda: Checkpoint(given, "key")),
+        ("folder", "a folder's path", lambda: unfinished_runs(given)),
+        ("folder", "a folder's path", lambda: find_shorter_run(given, "key", 3)),
+        ("path", "a file's path", lambda: files.read_subject_file(given)),
+        ("pattern", "a path or a glob", lambda: files.expand_subject_paths(given)),
+        ("path", "a file's path", lambda: files.file_stamp(given)),
+    ]
+    for name, what, call in calls:
+        with pytest.raises(TypeError, match=rf"^{name} must be {what} \(a str or path-like\), "
+                                            rf"got {got}$"):
+            call()

@@ -315,7 +315,7 @@ class Checkpoint(Callback):
     """
 
     def __init__(self, path, key, extra=None, every_steps=None):
-        self.path = expand_home(path)
+        self.path = expand_home(path, "path", "a file's path")
         self.key = key
         self.extra = extra
         # 0 never saved between epochs and -2 saved every 2 steps, without a word

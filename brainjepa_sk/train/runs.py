@@ -108,7 +108,7 @@ def unfinished_runs(folder, pattern="run-*.pt"):
         reached and that no callback stopped, in the order of their names.
     """
     found = []
-    for path in sorted(expand_home(folder).glob(pattern)):
+    for path in sorted(expand_home(folder, "folder", "a folder's path").glob(pattern)):
         peeked = peek_training_state(path)
         if peeked is None:
             continue
@@ -147,7 +147,7 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
         without reading their tensors (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
     """
     best = None
-    for path in sorted(expand_home(folder).glob(pattern)):
+    for path in sorted(expand_home(folder, "folder", "a folder's path").glob(pattern)):
         peeked = peek_training_state(path)
         if peeked is not None:
             extra = peeked.get("extra") or {}

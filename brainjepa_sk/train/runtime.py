@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .._warnings import catch_warnings
+from ..nn._checks import type_with_article
 
 __all__ = [
     "PRECISIONS",
@@ -53,7 +54,7 @@ __all__ = [
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def expand_home(path):
+def expand_home(path, name=None, what="a path"):
     """``path`` as a :class:`~pathlib.Path`, a leading ``~`` read as the home folder.
 
     ``~`` and ``~user`` are expanded as nilearn and pandas expand them. Unlike
@@ -65,12 +66,26 @@ def expand_home(path):
     ----------
     path : str or path-like
         A path.
+    name : str, optional
+        The parameter ``path`` was given as, named when it is no path.
+    what : str, default="a path"
+        What ``path`` should be (``"a file's path"``), for that message.
 
     Returns
     -------
     pathlib.Path
         The path, expanded.
+
+    Raises
+    ------
+    TypeError
+        When ``path`` is not a str or path-like (None, a number, bytes), naming ``name``;
+        ``os.fspath``'s "expected str, bytes or os.PathLike object" named no parameter.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        given = "None" if path is None else type_with_article(path)
+        raise TypeError(f"{name or 'the path'} must be {what} (a str or path-like), "
+                        f"got {given}")
     return Path(os.path.expanduser(os.fspath(path)))
 
 
@@ -285,7 +300,7 @@ def _check_map_location(map_location):
                         f"dict or a function, as torch.load takes it; got {map_location!r}")
 
 
-def load_file(path, map_location="cpu", what="torch file"):
+def load_file(path, map_location="cpu", what="torch file", name="path"):
     """``torch.load(path, weights_only=True)`` with errors that name the file and the problem.
 
     Parameters
@@ -296,6 +311,8 @@ def load_file(path, map_location="cpu", what="torch file"):
         Passed to ``torch.load``.
     what : str, default="torch file"
         What the file should be, for the messages (e.g. ``"brainjepa_sk checkpoint"``).
+    name : str, default="path"
+        The parameter ``path`` was given as, named when it is no path.
 
     Returns
     -------
@@ -314,7 +331,7 @@ def load_file(path, map_location="cpu", what="torch file"):
         safe load refuses (it is never unpickled unsafely), or is a TorchScript archive.
     """
     _check_map_location(map_location)
-    path = expand_home(path)
+    path = expand_home(path, name, "a file's path")
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a {what}")
     if not path.is_file():
@@ -530,7 +547,7 @@ def check_writable_folder(folder, what="folder"):
     OSError
         Naming the folder, when it cannot be created or written to.
     """
-    folder = expand_home(folder)
+    folder = expand_home(folder, what, "a folder's path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -663,7 +680,7 @@ def atomic_save(obj, path):
         Naming ``path``, when it cannot be written (a full disk says so); the previous file at
         ``path``, if any, is left as it was.
     """
-    path = expand_home(path)
+    path = expand_home(path, "path", "a file's path")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:  # e.g. a file where a folder of the path should be
