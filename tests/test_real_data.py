@@ -547,6 +547,20 @@ def test_abide_bad_parameters_fail_before_fetching(fake_abide, kwargs, match):
     assert calls == []
 
 
+@pytest.mark.parametrize("loader", ["abide", "development"])
+def test_a_data_dir_that_is_a_file_or_no_path_is_refused_naming_it(fake_abide, fake_development,
+                                                                    tmp_path, loader):
+    """As the package's own fetchers refuse it: nilearn's OSError ("tried to store the dataset
+    in .../a.csv/ABIDE_pcp (Not a directory)") named no parameter."""
+    load = load_abide if loader == "abide" else load_development_fmri
+    (tmp_path / "a.csv").write_text("1,2\n")
+    with pytest.raises(NotADirectoryError, match=r"^data_dir='.*a\.csv' is a file, not a folder"):
+        load(data_dir=tmp_path / "a.csv")
+    with pytest.raises(TypeError, match=r"^data_dir must be a folder's path .* got 3$"):
+        load(data_dir=3)
+    assert fake_abide[0] == [] and fake_development[0] == []  # refused before fetching
+
+
 def test_abide_single_frame_and_non_finite_series_are_left_out(fake_abide):
     _, state = fake_abide
     rng = np.random.default_rng(1)

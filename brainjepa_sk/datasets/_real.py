@@ -27,6 +27,7 @@ from sklearn.utils._param_validation import Options, StrOptions, validate_params
 
 from .._warnings import catch_warnings, warn_user
 from ..validation import Range
+from ._weights import checked_data_dir
 
 __all__ = ["load_abide", "load_development_fmri"]
 
@@ -277,6 +278,10 @@ def load_development_fmri(
         For parameters outside the listed values, a fetcher result without the expected
         fields, confounds that cannot be read, a functional image of a single volume, or
         subjects whose extracted regions differ.
+    TypeError
+        When ``data_dir`` is not a path.
+    NotADirectoryError
+        When ``data_dir`` is a file.
 
     See Also
     --------
@@ -297,6 +302,7 @@ def load_development_fmri(
     ((168, 100), [0, 0, 1, 1, 1, 1, 1, 1, 1, 1])
     """
     n_subjects = None if n_subjects is None else int(n_subjects)
+    checked_data_dir(data_dir)  # a file or no path: nilearn's OSError named no parameter
     n_rois, yeo_networks, resolution_mm = int(n_rois), int(yeo_networks), int(resolution_mm)
     confounds, as_frames = bool(confounds), bool(as_frames)
 
@@ -576,6 +582,10 @@ def load_abide(
     ValueError
         For parameters outside the listed values, a fetcher result without the expected
         fields, subjects with different numbers of regions, or no usable subject at all.
+    TypeError
+        When ``data_dir`` is not a path.
+    NotADirectoryError
+        When ``data_dir`` is a file.
 
     Warns
     -----
@@ -625,6 +635,7 @@ def load_abide(
     ((196, 200), ['age', 'diagnosis', 'sex', 'site', 'subject_id', 't_r'])
     """
     n_subjects = None if n_subjects is None else int(n_subjects)
+    checked_data_dir(data_dir)  # a file or no path: nilearn's OSError named no parameter
     derivative = derivatives
     if isinstance(derivatives, (list, tuple)):  # nilearn's form: a list of one
         if len(derivatives) != 1 or derivatives[0] not in _ABIDE_ROI_DERIVATIVES:

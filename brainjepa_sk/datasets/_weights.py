@@ -80,14 +80,43 @@ def get_data_dir(data_dir=None):
         had then failed on a path under it.
     """
     if data_dir is not None:
-        if not isinstance(data_dir, (str, os.PathLike)):
-            raise TypeError(f"data_dir must be a folder's path (a str or path-like) or None, "
-                            f"got {data_dir!r}")
-        folder, given = expand_home(data_dir), "data_dir"
-    elif os.environ.get(DATA_ENV):
-        folder, given = expand_home(os.environ[DATA_ENV]), DATA_ENV
-    else:
-        return Path.home() / "brainjepa_sk_data"
+        return checked_data_dir(data_dir)
+    if os.environ.get(DATA_ENV):
+        return _no_file(expand_home(os.environ[DATA_ENV]), DATA_ENV)
+    return Path.home() / "brainjepa_sk_data"
+
+
+def checked_data_dir(data_dir):
+    """``data_dir`` (``~`` expanded), refused naming it when it is no path or a file; None
+    stays None (the loaders of nilearn's data sets then use nilearn's folder).
+
+    Parameters
+    ----------
+    data_dir : str, path-like or None
+        The folder a loader was given.
+
+    Returns
+    -------
+    pathlib.Path or None
+        The folder, not created here.
+
+    Raises
+    ------
+    TypeError
+        When ``data_dir`` is not a path.
+    NotADirectoryError
+        When it is a file: a fetch had failed on a path under it.
+    """
+    if data_dir is None:
+        return None
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"data_dir must be a folder's path (a str or path-like) or None, "
+                        f"got {data_dir!r}")
+    return _no_file(expand_home(data_dir), "data_dir")
+
+
+def _no_file(folder, given):
+    """``folder``, refused when it is a file (``given``: what set it, for the message)."""
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(
             f"{given}={os.fspath(folder)!r} is a file, not a folder: give the folder that "
