@@ -42,6 +42,7 @@ from .files import (
     load_npy,
     read_csv_table,
 )
+from .nn._checks import type_with_article
 from .train.runtime import expand_home
 from .validation import (
     check_n_regions,
@@ -354,6 +355,36 @@ def _off_diagonal_below_one(matrices):
     return bool((np.abs(matrices[:, off_diagonal]) < 1).all())
 
 
+def _checked_kernel(kernel, n_regions):
+    """``kernel`` as given to BrainSpace; a callable's output is checked to be the
+    ``(n_regions, n_regions)`` affinity matrix of numbers (BrainSpace's errors for another
+    shape, "too large for an affinity matrix of size 3" or "Array is not square", named no
+    kernel)."""
+    if not callable(kernel):
+        return kernel
+
+    def checked(connectivity):
+        returned = kernel(connectivity)
+        try:  # (BrainSpace takes no sparse matrix either: one is named as such)
+            affinity = np.asarray(returned)
+        except (TypeError, ValueError):  # ragged lists
+            affinity = np.asarray(None)
+        if affinity.dtype.kind not in "biuf":
+            given = (type_with_article(returned) if affinity.ndim == 0 or affinity.dtype == object
+                     else f"an array of {affinity.dtype}")
+        elif affinity.shape != (n_regions, n_regions):
+            given = f"an array of shape {affinity.shape}"
+        else:
+            return affinity
+        name = getattr(kernel, "__qualname__", None) or repr(kernel)
+        raise ValueError(
+            f"kernel {name} returned {given} for {n_regions} regions: a kernel callable takes "
+            f"the sparsified ({n_regions}, {n_regions}) connectivity and returns the "
+            f"({n_regions}, {n_regions}) affinity between the regions, as numbers")
+
+    return checked
+
+
 def _module_named(filename):
     """The name of the imported module whose file is ``filename`` (what ``warnings.warn``
     filters by), or None (then ``warn_explicit`` takes the file name)."""
@@ -384,7 +415,9 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
     kernel : {"normalized_angle", "cosine", "pearson", "spearman", "gaussian"}, callable or None, \
             default="normalized_angle"
         Affinity between regions' connectivity profiles (BrainSpace's ``kernel``). ``None`` uses
-        the sparsified connectivity itself.
+        the sparsified connectivity itself. A callable takes the sparsified
+        ``(n_regions, n_regions)`` connectivity and returns the ``(n_regions, n_regions)``
+        affinity as numbers (another output is refused, naming the kernel).
     sparsity : float or None, default=0.9
         Fraction of the weakest connections zeroed in each region's row before the kernel is
         applied. At least two connections per row must remain, i.e.
@@ -557,7 +590,7 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         maps = GradientMaps(
             n_components=self.n_components,
             approach=self.approach,
-            kernel=self.kernel,
+            kernel=_checked_kernel(self.kernel, matrix.shape[0]),
             random_state=random_state,
         )
         # BrainSpace takes a Python float only (a NumPy float or a Fraction fails in it)

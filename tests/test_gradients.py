@@ -131,6 +131,32 @@ def test_an_asymmetric_affinity_from_a_callable_kernel_is_warned_of():
         GradientPositioner(kind="connectivity", kernel=_row_normalized, **SMALL).fit(_smooth())
 
 
+def _first_rows(x):
+    """A kernel that returns too few rows (a slice of the affinity)."""
+    return np.abs(x)[:3, :3]
+
+
+@pytest.mark.parametrize("kernel, returned", [
+    (_first_rows, r"an array of shape \(3, 3\)"),
+    (lambda x: np.abs(x).ravel(), r"an array of shape \(400,\)"),
+    (lambda x: None, "a NoneType"),
+    (lambda x: np.full(x.shape, "a"), "an array of <U1"),
+], ids=["rows", "flat", "None", "text"])
+def test_a_callable_kernel_returning_no_affinity_matrix_is_named(kernel, returned):
+    """BrainSpace's errors named no kernel and misled: 'n_components=3 is too large for an
+    affinity matrix of size 3', 'Array is not square', "'<' not supported between instances
+    of 'NoneType' and 'int'"."""
+    with pytest.raises(ValueError, match=rf"^kernel .*(_first_rows|<lambda>) returned "
+                                         rf"{returned} for 20 regions: a kernel callable takes "
+                                         r"the sparsified \(20, 20\) connectivity and returns "
+                                         r"the \(20, 20\) affinity"):
+        GradientPositioner(kind="connectivity", kernel=kernel, **SMALL).fit(_smooth())
+    # an affinity of the right shape, as a list, is taken
+    symmetric = GradientPositioner(kind="connectivity", **SMALL,
+                                   kernel=lambda x: (np.abs(x) + np.abs(x).T).tolist())
+    assert symmetric.fit(_smooth()).gradients_.shape == (20, 3)
+
+
 def test_a_brainspace_warning_passed_on_is_shown_once_a_transform():
     """BrainSpace's asymmetry warning, passed on for a callable kernel, had been shown again
     for every subject transformed (thousands of lines for thousands of subjects), whatever the
