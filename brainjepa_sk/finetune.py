@@ -24,6 +24,7 @@ import functools
 import inspect
 import numbers
 import os
+import reprlib
 from pathlib import Path, PurePath
 from types import SimpleNamespace
 
@@ -409,7 +410,7 @@ def _refuse_labels_of_several_kinds(y):
     subjects: labels of several kinds (numbers and text, as a spreadsheet column with one typo
     reads) failed with NumPy's bare "'<' not supported between instances of 'int' and 'str'"
     or scikit-learn's "Unknown label type: unknown ... continuous values", which it also says
-    of numbers alone held as objects."""
+    of numbers alone held as objects, and of other objects (a dict a subject) too."""
     if y.dtype != object:
         return
     kinds = {}  # kind of label: the first subject with one
@@ -418,8 +419,12 @@ def _refuse_labels_of_several_kinds(y):
             kind = "text"
         elif isinstance(label, (numbers.Number, np.bool_)):
             kind = "numbers"
-        else:  # other objects: scikit-learn's checks say what they are
-            return
+        else:
+            raise ValueError(
+                f"y holds {type_with_article(label)} for subject {i} ({reprlib.repr(label)}), "
+                "which is no class label: a classifier's y holds one label a subject, a number, "
+                "a string or a bool (e.g. a column of the participants table: "
+                "y = participants['diagnosis'])")
         kinds.setdefault(kind, (i, label))
     if len(kinds) > 1:
         (i, first), (j, second) = kinds["text"], kinds["numbers"]

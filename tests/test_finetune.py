@@ -2395,11 +2395,16 @@ def test_classes_that_are_no_list_of_labels_are_refused_by_name(classes, message
     ([1, "a", 0, "b"], r"y mixes labels of text and numbers \(subject 1 is 'a', subject 0 is "
                        r"1\)"),
     ([0, 1, 0, 1], r"Unknown label type: y holds numbers as Python objects .* y\.astype\(int\)"),
-], ids=["text_first", "number_first", "numbers"])
+    ([{"dx": 1}, {"dx": 0}] * 2, r"^y holds a dict for subject 0 \(\{'dx': 1\}\), which is no "
+                                 r"class label: .* a number, a string or a bool"),
+    (["a", "b", "a", {"b"}], r"^y holds a set for subject 3 \(\{'b'\}\), which is no class "
+                             r"label"),
+], ids=["text_first", "number_first", "numbers", "dicts", "a_set_after_text"])
 def test_labels_of_several_kinds_are_refused_naming_the_subjects(y, message):
     """A column of labels read as objects with a number among text had failed with NumPy's
     "'<' not supported between instances of 'int' and 'str'", or scikit-learn's "Unknown label
-    type: unknown ... continuous values", which it also said of numbers held as objects."""
+    type: unknown ... continuous values", which it also said of numbers held as objects and of
+    dicts (rows of a table given as y)."""
     X = offset_subjects(np.tile([0.0, 1.0], 2))
     with pytest.raises(ValueError, match=message):
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(
