@@ -481,10 +481,11 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     preprocessing : dict, optional
         Preprocessing to apply identically at embedding time: a fitted
         :class:`~brainjepa_sk.preprocessing.Preprocessor`'s ``to_dict()``, or some of its keys
-        (``"t_r"``, ``"normalization"``, ...); other keys are refused. Torch tensors are stored
-        as their values and come back as NumPy arrays; bfloat16 and sparse tensors are refused.
-        By default the model's own ``preprocessing`` (set by :func:`load_checkpoint` and the
-        pretrainer), so that a loaded model saved again keeps it.
+        (``"t_r"``, ``"normalization"``, ...); other keys are refused (those of the model's own,
+        loaded from a file, are kept as they are). Torch tensors are stored as their values and
+        come back as NumPy arrays; bfloat16 and sparse tensors are refused. By default the model's
+        own ``preprocessing`` (set by :func:`load_checkpoint` and the pretrainer), so that a loaded
+        model saved again keeps it.
     metadata : dict, optional
         Anything else of the same kinds (training history, ...), under string keys. The model's
         ``region_names``, when it has them, are added as ``"region_names"`` unless given.
@@ -519,10 +520,12 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
             f"{expand_home(path)} holds the saved state of a pretraining run: saving a model "
             "there would replace it (the run could no longer be resumed); give another path")
     # a loaded model saved again keeps what the estimators need to feed it
-    given = preprocessing is not None
-    if not given:
+    if preprocessing is None:
+        # as loaded: a file of another version may hold keys this one does not know, which
+        # a model saved again keeps (refusing them would leave such a model unsavable)
         preprocessing = getattr(model, "preprocessing", None)
-    _check_preprocessing_keys(preprocessing or {}, given)
+    else:
+        _check_preprocessing_keys(preprocessing)
     region_names = getattr(model, "region_names", None)
     if region_names is not None and "region_names" not in (metadata or {}):
         metadata = {**(metadata or {}), "region_names": list(region_names)}
@@ -539,16 +542,14 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     atomic_save(payload, path)
 
 
-def _check_preprocessing_keys(preprocessing, given=True):
+def _check_preprocessing_keys(preprocessing):
     """Refuse ``preprocessing`` keys that are no :meth:`Preprocessor.to_dict` key: the
-    estimators read those keys only, so another was stored and then ignored at loading
-    (``given``: passed to :func:`save_checkpoint`, else the model's own)."""
+    estimators read those keys only, so another was stored and then ignored at loading."""
     known = (*_PARAM_NAMES, *_FITTED_NAMES)
     unknown = [key for key in preprocessing if key not in known]
     if unknown:
-        whose = "preprocessing" if given else "the model's preprocessing (loaded with it)"
         raise ValueError(
-            f"{whose} has {unknown}, which no Preprocessor setting or statistic is: the "
+            f"preprocessing has {unknown}, which no Preprocessor setting or statistic is: the "
             "estimators apply a saved preprocessing by its keys and would ignore these. Its "
             f"keys are {list(known)} (those of Preprocessor.to_dict()); save other "
             "information as metadata. Nothing was written")

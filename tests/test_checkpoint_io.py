@@ -693,13 +693,13 @@ def test_a_preprocessing_key_no_preprocessor_has_is_refused_naming_it(tmp_path):
                                          r"'n_regions_'\] \(those of Preprocessor.to_dict\(\)\)"):
         save_checkpoint(path, _model(), preprocessing={"t_r": 0.8, "normalisation": "robust"})
     assert not path.exists()
-    # a model carrying one (loaded from a file written otherwise) is named as such
+    # a model carrying one (loaded from a file of another version) is saved again as it is:
+    # refusing it would leave that model unsavable
     model = _model()
-    model.preprocessing = {"scale": 2.0}
-    with pytest.raises(ValueError, match=r"^the model's preprocessing \(loaded with it\) has "
-                                         r"\['scale'\]"):
-        save_checkpoint(path, model)
-    assert not path.exists()
+    model.preprocessing = {"t_r": 0.8, "scale": 2.0}
+    save_checkpoint(path, model)
+    assert load_checkpoint(path).preprocessing == {"t_r": 0.8, "scale": 2.0}
+    path.unlink()
     # every key of a Preprocessor's to_dict() is taken
     saved = Preprocessor(12, normalization="robust", constant_regions="zero").fit(
         [np.random.default_rng(0).standard_normal((20, 10))]).to_dict()
