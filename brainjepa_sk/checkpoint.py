@@ -481,8 +481,9 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     preprocessing : dict, optional
         Preprocessing to apply identically at embedding time: a fitted
         :class:`~brainjepa_sk.preprocessing.Preprocessor`'s ``to_dict()``, or some of its keys
-        (``"t_r"``, ``"normalization"``, ...); other keys are refused (those of the model's own,
-        loaded from a file, are kept as they are). Torch tensors are stored as their values and
+        (``"t_r"``, ``"normalization"``, ...); other keys are refused, but for those of the
+        model's own ``preprocessing`` (loaded from a file of another version), kept as they
+        are, whether that is given back or left out. Torch tensors are stored as their values and
         come back as NumPy arrays; bfloat16 and sparse tensors are refused. By default the model's
         own ``preprocessing`` (set by :func:`load_checkpoint` and the pretrainer), so that a loaded
         model saved again keeps it.
@@ -500,8 +501,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         When ``path`` holds the saved state of a pretraining run (``checkpoint_dir``'s
         ``run-*.pt``): the run could no longer be resumed; when the model's weights hold
         NaN or infinite values; or when ``preprocessing`` has a key that is no
-        :meth:`~brainjepa_sk.preprocessing.Preprocessor.to_dict` key (the estimators would
-        ignore it). Nothing is written then.
+        :meth:`~brainjepa_sk.preprocessing.Preprocessor.to_dict` key, nor one of the model's
+        own ``preprocessing`` (the estimators would ignore it). Nothing is written then.
     OSError
         Naming ``path``, when it cannot be written.
     """
@@ -519,13 +520,14 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         raise ValueError(
             f"{expand_home(path)} holds the saved state of a pretraining run: saving a model "
             "there would replace it (the run could no longer be resumed); give another path")
-    # a loaded model saved again keeps what the estimators need to feed it
+    # a loaded model saved again keeps what the estimators need to feed it; a file of another
+    # version may hold keys this one does not know, which the model's own preprocessing
+    # keeps, given or not (refusing them would leave such a model unsavable)
+    own = getattr(model, "preprocessing", None)
     if preprocessing is None:
-        # as loaded: a file of another version may hold keys this one does not know, which
-        # a model saved again keeps (refusing them would leave such a model unsavable)
-        preprocessing = getattr(model, "preprocessing", None)
+        preprocessing = own
     else:
-        _check_preprocessing_keys(preprocessing)
+        _check_preprocessing_keys(preprocessing, own if isinstance(own, dict) else {})
     region_names = getattr(model, "region_names", None)
     if region_names is not None and "region_names" not in (metadata or {}):
         metadata = {**(metadata or {}), "region_names": list(region_names)}
@@ -542,11 +544,12 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     atomic_save(payload, path)
 
 
-def _check_preprocessing_keys(preprocessing):
+def _check_preprocessing_keys(preprocessing, carried=()):
     """Refuse ``preprocessing`` keys that are no :meth:`Preprocessor.to_dict` key: the
-    estimators read those keys only, so another was stored and then ignored at loading."""
+    estimators read those keys only, so another was stored and then ignored at loading.
+    Keys in ``carried`` (the model's own preprocessing) are taken too."""
     known = (*_PARAM_NAMES, *_FITTED_NAMES)
-    unknown = [key for key in preprocessing if key not in known]
+    unknown = [key for key in preprocessing if key not in known and key not in carried]
     if unknown:
         raise ValueError(
             f"preprocessing has {unknown}, which no Preprocessor setting or statistic is: the "

@@ -705,3 +705,22 @@ def test_a_preprocessing_key_no_preprocessor_has_is_refused_naming_it(tmp_path):
         [np.random.default_rng(0).standard_normal((20, 10))]).to_dict()
     save_checkpoint(path, _model(), preprocessing=saved)
     assert load_checkpoint(path).preprocessing.keys() == saved.keys()
+
+
+def test_a_loaded_models_own_preprocessing_given_back_to_save_checkpoint_is_kept(tmp_path):
+    """Passing a loaded model's own preprocessing explicitly (to add metadata beside it) keeps
+    the keys of another version's file, as leaving ``preprocessing`` out does; a key the model
+    does not carry is still refused."""
+    model = _model()
+    model.preprocessing = {"t_r": 0.8, "scale": 2.0}
+    save_checkpoint(tmp_path / "a.pt", model)
+    loaded = load_checkpoint(tmp_path / "a.pt")
+    save_checkpoint(tmp_path / "b.pt", loaded.model, preprocessing=loaded.preprocessing,
+                    metadata={**loaded.metadata, "note": "fine-tuned elsewhere"})
+    again = load_checkpoint(tmp_path / "b.pt")
+    assert again.preprocessing == {"t_r": 0.8, "scale": 2.0}
+    assert again.metadata["note"] == "fine-tuned elsewhere"
+    with pytest.raises(ValueError, match=r"^preprocessing has \['normalisation'\]"):
+        save_checkpoint(tmp_path / "c.pt", loaded.model,
+                        preprocessing={**loaded.preprocessing, "normalisation": "robust"})
+    assert not (tmp_path / "c.pt").exists()
