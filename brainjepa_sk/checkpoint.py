@@ -896,10 +896,14 @@ def export_training_state(state_path, path):
     weights = state["loop"]["model"]
     model = _built_for_loading(weights["encoder.pos_embed.gradients"], extra["config"])
     model.load_state_dict(weights)
+    # the run's own preprocessing, carried as a loaded model's is: a key of another version
+    # is kept, not refused as a misspelt one given to save_checkpoint
+    preprocessing = _from_safe(extra.get("preprocessing") or {})
+    model.preprocessing = preprocessing or None
     save_checkpoint(
         path,
         model.eval(),
-        preprocessing=_from_safe(extra.get("preprocessing") or {}),
+        preprocessing=preprocessing,
         metadata={"history": state["loop"]["history"], "exported_from": str(state_path),
                   "epochs_completed": int(state["loop"]["epoch"]),
                   **({"region_names": extra["region_names"]}

@@ -724,3 +724,18 @@ def test_a_loaded_models_own_preprocessing_given_back_to_save_checkpoint_is_kept
         save_checkpoint(tmp_path / "c.pt", loaded.model,
                         preprocessing={**loaded.preprocessing, "normalisation": "robust"})
     assert not (tmp_path / "c.pt").exists()
+
+
+def test_exporting_a_state_whose_preprocessing_has_a_key_of_another_version_keeps_it(tmp_path):
+    """The state's preprocessing is the run's own, not one given to save_checkpoint: a key this
+    version does not know (a state of another version) is exported as it is, as a loaded
+    model's is saved again, rather than refused as if the user had misspelt it."""
+    from brainjepa_sk.checkpoint import export_training_state
+    from brainjepa_sk.train import Checkpoint
+
+    model = _model()
+    saved = {"t_r": 0.8, "detrend": True}
+    Checkpoint(tmp_path / "run-1.pt", key="k",
+               extra={"config": model.config, "preprocessing": saved}).save(_LoopState(model))
+    exported = load_checkpoint(export_training_state(tmp_path / "run-1.pt", tmp_path / "m.pt"))
+    assert exported.preprocessing == saved
