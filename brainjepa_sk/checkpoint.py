@@ -210,7 +210,8 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
     Raises
     ------
     TypeError
-        When ``map_location`` is none of what ``torch.load`` takes.
+        When ``map_location`` is none of what ``torch.load`` takes, or ``path`` is
+        not a str or path-like (None, a number, bytes).
     ValueError
         If a section or key is missing, a shape does not fit, or the gradients do not match;
         when ``map_location`` names no device torch knows.
@@ -494,7 +495,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     Raises
     ------
     TypeError
-        When ``model`` is not a :class:`~brainjepa_sk.nn.BrainJEPA`, ``preprocessing`` or
+        When ``path`` is not a str or path-like, ``model`` is not a
+        :class:`~brainjepa_sk.nn.BrainJEPA`, ``preprocessing`` or
         ``metadata`` is not a dict, or they hold values a checkpoint cannot store or dict keys
         that are not strings (nothing is written then).
     ValueError
@@ -584,7 +586,8 @@ def load_checkpoint(path, map_location="cpu"):
     FileNotFoundError
         When there is no such file.
     TypeError
-        When ``map_location`` is none of what ``torch.load`` takes.
+        When ``map_location`` is none of what ``torch.load`` takes, or ``path`` is
+        not a str or path-like (None, a number, bytes).
     ValueError
         When ``map_location`` names no device torch knows. Naming the file, when it is a
         folder, empty, damaged (its checksum does not match), not a checkpoint of this
@@ -871,6 +874,8 @@ def export_training_state(state_path, path):
 
     Raises
     ------
+    TypeError
+        When ``state_path`` or ``path`` is not a str or path-like (None, a number, bytes).
     ValueError
         Naming the state file, when it is damaged or does not record the model's configuration
         (states written by a bare ``PretrainLoop`` without ``Checkpoint(extra=...)``) or

@@ -97,6 +97,8 @@ def expand_subject_paths(pattern):
 
     Raises
     ------
+    TypeError
+        When ``pattern`` is not a str or path-like (None, a number, bytes).
     ValueError
         When nothing matches, or ``pattern`` names a folder.
     """
@@ -601,6 +603,12 @@ def file_stamp(path):
     -------
     tuple of int
         ``(st_size, st_mtime_ns)`` of :func:`os.stat`.
+
+    Raises
+    ------
+    TypeError
+        When ``path`` is not a str or path-like (None, a number, bytes); a file
+        descriptor is not taken.
     """
     info = os.stat(expand_home(path, "path", "a file's path"))  # not a file descriptor
     return info.st_size, info.st_mtime_ns
@@ -708,6 +716,8 @@ def read_subject_file(path):
         When there is no such file.
     OSError
         Naming the file, when it cannot be read (no permission, an I/O error).
+    TypeError
+        When ``path`` is not a str or path-like (None, a number, bytes).
     ValueError
         Naming the file: a folder, an unknown extension, contents that are not a numeric
         table, or a gzip file that does not decompress (damaged or cut short).

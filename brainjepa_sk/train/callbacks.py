@@ -310,6 +310,8 @@ class Checkpoint(Callback):
 
     Raises
     ------
+    TypeError
+        When ``path`` is not a str or path-like (None, a number, bytes).
     ValueError
         When ``every_steps`` is neither None nor an int >= 1.
     """
@@ -483,6 +485,8 @@ def read_training_state(path):
 
     Raises
     ------
+    TypeError
+        When ``path`` is not a str or path-like (None, a number, bytes).
     ValueError
         Naming the file, when it is truncated, damaged (its checksum does not match), not a
         training state, or its loop state lacks the model, the epoch or the history (what

@@ -106,6 +106,11 @@ def unfinished_runs(folder, pattern="run-*.pt"):
         Each file, its ``extra`` and its ``{"epoch": ..., "step": ...}`` (epochs and optimizer
         steps done), for the files whose ``extra`` records an ``n_epochs`` they have not
         reached and that no callback stopped, in the order of their names.
+
+    Raises
+    ------
+    TypeError
+        When ``folder`` is not a str or path-like (None, a number, bytes).
     """
     found = []
     for path in sorted(expand_home(folder, "folder", "a folder's path").glob(pattern)):
@@ -145,6 +150,11 @@ def find_shorter_run(folder, lineage, n_epochs, pattern="run-*.pt"):
         are skipped with a warning that names them (their lineage cannot be read, so one of
         them may have been the run to continue). The files of other runs are told apart
         without reading their tensors (:func:`~brainjepa_sk.train.callbacks.peek_training_state`).
+
+    Raises
+    ------
+    TypeError
+        When ``folder`` is not a str or path-like (None, a number, bytes).
     """
     best = None
     for path in sorted(expand_home(folder, "folder", "a folder's path").glob(pattern)):
