@@ -805,6 +805,18 @@ def _scale_warnings(caught):
             if "on another scale than the data" in str(warning.message)]
 
 
+def _fitted_with_robust_statistics(estimator, series):
+    """An embedder or a classifier fitted on ``series`` with robust statistics, and its
+    output method (``transform``, ``predict_proba``)."""
+    if estimator == "embedder":
+        fitted = BrainJEPAEmbedder(tiny_module(), normalization="robust",
+                                   device="cpu").fit(series)
+        return fitted, fitted.transform
+    fitted = BrainJEPAClassifier(tiny_module(), normalization="robust", max_epochs=1,
+                                 verbose=0, random_state=0).fit(series, [0, 1, 0, 1, 1])
+    return fitted, fitted.predict_proba
+
+
 @pytest.mark.parametrize("chunk_size", [2, 64])
 @pytest.mark.parametrize("estimator", ["embedder", "classifier"])
 def test_transform_and_predict_read_each_text_file_once_and_warn_of_its_scale(
@@ -816,14 +828,7 @@ def test_transform_and_predict_read_each_text_file_once_and_warn_of_its_scale(
     from brainjepa_sk import _base
 
     series = _series(lengths=(40, 52, 24, 37, 30))
-    if estimator == "embedder":
-        fitted = BrainJEPAEmbedder(tiny_module(), normalization="robust",
-                                   device="cpu").fit(series)
-        output = fitted.transform
-    else:
-        fitted = BrainJEPAClassifier(tiny_module(), normalization="robust", max_epochs=1,
-                                     verbose=0, random_state=0).fit(series, [0, 1, 0, 1, 1])
-        output = fitted.predict_proba
+    fitted, output = _fitted_with_robust_statistics(estimator, series)
     off_scale = [x * 1e4 + 1e4 for x in series]
     paths = _save(tmp_path, off_scale, kind="tsv")
     subjects = validate_subjects(paths, lazy=True)  # read here once, as the check reads them
@@ -856,14 +861,7 @@ def test_an_error_before_the_first_subjects_are_scaled_keeps_the_scale_warning(
     without the scale warning, which came first when the check read the first subjects
     itself."""
     series = _series(lengths=(40, 52, 24, 37, 30))
-    if estimator == "embedder":
-        fitted = BrainJEPAEmbedder(tiny_module(), normalization="robust",
-                                   device="cpu").fit(series)
-        output = fitted.transform
-    else:
-        fitted = BrainJEPAClassifier(tiny_module(), normalization="robust", max_epochs=1,
-                                     verbose=0, random_state=0).fit(series, [0, 1, 0, 1, 1])
-        output = fitted.predict_proba
+    fitted, output = _fitted_with_robust_statistics(estimator, series)
     off_scale = [x * 1e4 + 1e4 for x in series]
     if problem == "too short":
         off_scale[4], match = off_scale[4][:2], "subject 4 is too short"
