@@ -537,6 +537,18 @@ def _showing_record(history, record):
             del history[-1]
 
 
+def _named_arguments(factory):
+    """The names of the arguments ``factory`` (a class, a function, a partial) takes, in
+    order; None where it takes any (``**kwargs``) or its signature cannot be read."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return list(parameters)
+
+
 class _FineTuneBase(SubjectsInputMixin):
     """What the classifier and the regressor share; see their docstrings."""
 
@@ -2386,11 +2398,8 @@ class _FineTuneBase(SubjectsInputMixin):
         torch refused them only once the preprocessing and the model were built
         (``AdamW.__init__() got an unexpected keyword argument 'momentum'``)."""
         optimizer = self.optimizer
-        try:
-            parameters = inspect.signature(optimizer).parameters
-        except (TypeError, ValueError):  # no signature to read: torch's check at the build
-            return
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        parameters = _named_arguments(optimizer)
+        if parameters is None:  # torch's check at the build
             return
         # lr and weight_decay go into the parameter groups; param_groups is refused by name
         given = set(self.get_params_for("optimizer")) - {"lr", "weight_decay", "param_groups"}
@@ -2431,11 +2440,8 @@ class _FineTuneBase(SubjectsInputMixin):
         not take: torch refused them only once the preprocessing and the model were built
         (``CrossEntropyLoss.__init__() got an unexpected keyword argument 'wieght'``)."""
         criterion = self.criterion
-        try:
-            parameters = inspect.signature(criterion).parameters
-        except (TypeError, ValueError):  # no signature to read: torch's check at the build
-            return
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        parameters = _named_arguments(criterion)
+        if parameters is None:  # torch's check at the build
             return
         unknown = sorted(set(self.get_params_for("criterion")) - set(parameters))
         if unknown:
