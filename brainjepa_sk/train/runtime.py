@@ -818,13 +818,7 @@ def noting_ctrl_c(pressed):
     None
         The previous SIGINT handler is put back when the block ends.
     """
-    def noting(previous):
-        def note(signum, frame):
-            pressed["ctrl_c"] = True
-            previous(signum, frame)
-        return note
-
-    with _signal_handled_by(signal.SIGINT, noting):
+    with _signal_handled_by(signal.SIGINT, _sigint_noter(pressed)):
         yield
 
 
@@ -854,17 +848,23 @@ def noting_first_ctrl_c(received, pressed):
     None
         The previous SIGINT handler is put back when the block ends.
     """
+    with _signal_handled_by(signal.SIGINT, _sigint_noter(pressed, first_to=received)):
+        yield
+
+
+def _sigint_noter(pressed, first_to=None):
+    """The handler maker of :func:`noting_ctrl_c` and :func:`noting_first_ctrl_c`: given the
+    previous handler, one that marks ``pressed["ctrl_c"]`` and calls it, or, for the first
+    SIGINT when ``first_to`` is a dict, marks ``first_to["ctrl_c"]`` alone."""
     def noting(previous):
         def note(signum, frame):
-            if not received.get("ctrl_c"):
-                received["ctrl_c"] = True
+            if first_to is not None and not first_to.get("ctrl_c"):
+                first_to["ctrl_c"] = True
                 return
             pressed["ctrl_c"] = True
             previous(signum, frame)
         return note
-
-    with _signal_handled_by(signal.SIGINT, noting):
-        yield
+    return noting
 
 
 @contextlib.contextmanager
