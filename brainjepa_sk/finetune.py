@@ -482,14 +482,8 @@ def _callback_parameters(callback):
     """The parameters that ``callback`` (a callback or its class) takes, or None when any name
     goes (a class taking ``**kwargs``, as skorch's ``LRScheduler``)."""
     if isinstance(callback, type):
-        try:
-            parameters = inspect.signature(callback).parameters.values()
-        except (TypeError, ValueError):  # no signature to read
-            return None
-        if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
-            return None
-        return {parameter.name: _MISSING for parameter in parameters
-                if parameter.kind is not parameter.VAR_POSITIONAL}
+        names = _named_arguments(callback)
+        return None if names is None else dict.fromkeys(names, _MISSING)
     return callback.get_params(deep=False)
 
 
@@ -539,14 +533,16 @@ def _showing_record(history, record):
 
 def _named_arguments(factory):
     """The names of the arguments ``factory`` (a class, a function, a partial) takes, in
-    order; None where it takes any (``**kwargs``) or its signature cannot be read."""
+    order (not a ``*args``); None where it takes any (``**kwargs``) or its signature cannot
+    be read."""
     try:
-        parameters = inspect.signature(factory).parameters
+        parameters = inspect.signature(factory).parameters.values()
     except (TypeError, ValueError):  # no signature to read
         return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
         return None
-    return list(parameters)
+    return [parameter.name for parameter in parameters
+            if parameter.kind is not parameter.VAR_POSITIONAL]
 
 
 class _FineTuneBase(SubjectsInputMixin):
