@@ -25,13 +25,26 @@ _PACKAGE_DIRS = tuple({os.path.dirname(os.path.abspath(__file__)) + os.sep,
                        os.path.dirname(os.path.realpath(__file__)) + os.sep})
 
 
+def _set_output_files():
+    # scikit-learn wraps every transform of a TransformerMixin in a pass-through that sets the
+    # output container: the line calling transform is the frame above it
+    from sklearn.utils import _set_output
+
+    return {_set_output.__file__, os.path.realpath(_set_output.__file__)}
+
+
+def _skipped(filename, wrappers):
+    return filename.startswith(_PACKAGE_DIRS) or filename in wrappers
+
+
 def warn_user(message, category=UserWarning):
     """``warnings.warn`` attributed to the first caller outside this package.
 
     A fixed ``stacklevel`` names the right line for one call path only: the same warning
     reached through an estimator, a helper process or a pipeline would point inside the
     package. This one always names the line that called into it (or the library, such as
-    scikit-learn's ``Pipeline``, that did). Under ``torchrun``, only process 0 warns, also
+    scikit-learn's ``Pipeline``, that did), looking through scikit-learn's wrapper of
+    ``transform`` that only sets the output container. Under ``torchrun``, only process 0 warns, also
     before it joins the process group: every process runs the same checks, and one warning
     per process would repeat each message.
 
@@ -46,8 +59,9 @@ def warn_user(message, category=UserWarning):
 
     if not is_main_process():
         return
+    wrappers = _set_output_files()
     frame, level = sys._getframe(1), 1  # level 1: the function calling warn_user
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIRS):
+    while frame is not None and _skipped(frame.f_code.co_filename, wrappers):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)  # + 1: this function's own frame
 

@@ -2032,6 +2032,16 @@ def test_warnings_name_the_users_line_not_the_package():
     assert {Path(w.filename).name for w in record} == {Path(__file__).name}
 
 
+def test_transforms_scale_warning_names_the_users_line_not_scikit_learns_wrapper():
+    """scikit-learn wraps ``transform`` in its output-container setter: the warning looks
+    through that wrapper to the line that called ``transform``."""
+    X = _data(4)
+    model = _pretrainer(n_epochs=1).fit(X)
+    with pytest.warns(UserWarning, match="on another scale") as record:
+        model.transform(X * 1000)
+    assert {Path(w.filename).name for w in record} == {Path(__file__).name}
+
+
 def test_checkpoint_every_without_a_folder_is_warned_about():
     with pytest.warns(UserWarning, match="checkpoint_every=2 does nothing without checkpoint_dir"):
         _pretrainer(n_epochs=1, checkpoint_every=2).fit(_data(4))
