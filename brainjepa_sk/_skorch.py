@@ -23,6 +23,7 @@ import json
 import math
 import numbers
 import os
+import pathlib
 import pickle
 import re
 import types
@@ -43,6 +44,7 @@ from skorch.callbacks import (
     LoadInitState,
     LRScheduler,
     PassthroughScoring,
+    TrainEndCheckpoint,
 )
 from skorch.dataset import Dataset
 from skorch.setter import optimizer_setter
@@ -888,16 +890,19 @@ def saving_together():
     Yields
     ------
     dict
-        The block's saves: ``"renames"``, the (temporary file, target) pairs written so far.
+        The block's saves: ``"renames"``, the (temporary file, target) pairs written so far,
+        and ``"pickles"``, those of the nets pickled (:func:`pickling_atomically`), moved into
+        place after them: no resume loads them, so the run file does not record them.
     """
-    group = {"renames": [], "failed": None}
+    group = {"renames": [], "pickles": [], "failed": None}
     token = _SAVED_TOGETHER.set(group)
     try:
         yield group
         _SAVED_TOGETHER.reset(token)
         token = None
         if group["failed"] is not None:
-            targets = [group["failed_target"], *(target for _, target in group["renames"])]
+            targets = [group["failed_target"],
+                       *(target for _, target in [*group["renames"], *group["pickles"]])]
             # a first save that fails (a folder one cannot write to) leaves nothing to resume
             kept = ("the previous ones are kept, whole"
                     if any(os.path.exists(target) for target in targets) else
@@ -905,13 +910,13 @@ def saving_together():
             warn_user(f"{group['failed']}; the files saved with it (skorch's Checkpoint goes "
                       f"on after such an error) are not written either: {kept}")
             return
-        for part, target in group["renames"]:
+        for part, target in [*group["renames"], *group["pickles"]]:
             with naming_save_errors(target):
                 move_into_place(part, target)
     finally:
         if token is not None:
             _SAVED_TOGETHER.reset(token)
-        for part, _ in group["renames"]:
+        for part, _ in [*group["renames"], *group["pickles"]]:
             if os.path.exists(part):
                 os.remove(part)
 
@@ -977,6 +982,88 @@ def save_params_atomically(save_params, files, **options):
         for part, _ in renames:
             if os.path.exists(part):
                 os.remove(part)
+
+
+class _PickleFile:
+    """The file a ``Checkpoint`` pickles the net into in place of its ``f_pickle`` path,
+    while :func:`pickling_atomically` lends it: the net is written to a temporary file beside
+    the path's target, moved into place when the :func:`saving_together` block ends.
+
+    Pickled with the net (the checkpoint is among its callbacks), it is its ``f_pickle``.
+    """
+
+    def __init__(self, checkpoint, net, f_pickle):
+        self.checkpoint, self.net, self.f_pickle = checkpoint, net, f_pickle
+        self._file = self._target = None
+
+    def write(self, data):
+        if self._file is None:
+            self._open()
+        with naming_save_errors(self._target):  # a full disk, say, named
+            return self._file.write(data)
+
+    def _open(self):
+        # skorch's own formatting of the name, as it would have opened it ('~' the home)
+        target = expand_home(self.checkpoint._format_target(self.net, self.f_pickle, -1))
+        with naming_save_errors(target):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            part = temporary_file_beside(target)
+            # moved into place with the block's files, or removed when the block fails
+            _SAVED_TOGETHER.get()["pickles"].append((part, target))
+            self._file, self._target = open(part, "wb"), target
+
+    def flush(self):
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self):
+        if self._file is not None:
+            file, self._file = self._file, None
+            with naming_save_errors(self._target):
+                file.close()
+
+    def __reduce__(self):
+        return type(self.f_pickle), (os.fspath(self.f_pickle),)
+
+
+@contextlib.contextmanager
+def pickling_atomically(callback, net):
+    """Inside the block, a skorch ``Checkpoint`` (or ``TrainEndCheckpoint``) that pickles the
+    net to a path (``f_pickle``) writes it to a temporary file beside it, moved into place
+    when the enclosing :func:`saving_together` block ends (one is opened if none is).
+
+    skorch opens that path for writing and pickles the net into it: a kill, or an error
+    while pickling, had left a cut-short pickle in place of the previous one. Its ``f_pickle``
+    is swapped for a file object for the block (skorch writes into a file object as given)
+    and given back at its end. A path starting with ``~`` starts in the home folder, as for
+    the checkpoint's other files.
+
+    Parameters
+    ----------
+    callback : skorch.callbacks.Callback
+        The callback whose hook runs in the block; other callbacks are left alone.
+    net : skorch.NeuralNet
+        The net the hook is given.
+
+    Yields
+    ------
+    None
+        Inside the block, the hook.
+    """
+    checkpoint = (callback.__dict__.get("checkpoint_") if isinstance(callback, TrainEndCheckpoint)
+                  else callback)
+    # what skorch opens itself (a file object it writes into as given)
+    if not (isinstance(checkpoint, Checkpoint) and checkpoint.f_pickle
+            and isinstance(checkpoint.f_pickle, (str, pathlib.Path))):
+        yield
+        return
+    f_pickle = checkpoint.f_pickle
+    with saving_together() if _SAVED_TOGETHER.get() is None else contextlib.nullcontext():
+        checkpoint.f_pickle = _PickleFile(checkpoint, net, f_pickle)
+        try:
+            yield
+        finally:
+            checkpoint.f_pickle = f_pickle
 
 
 def load_params_naming_files(load_params, files, **options):

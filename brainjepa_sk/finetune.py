@@ -87,6 +87,7 @@ from ._skorch import (
     is_windows,
     layer_groups_setter,
     load_params_naming_files,
+    pickling_atomically,
     restore_best_scores,
     restore_early_stopping,
     restore_lr_schedulers,
@@ -1950,7 +1951,8 @@ class _FineTuneBase(SubjectsInputMixin):
         fingerprint = self.__dict__.get("_run_fingerprint_")
         for _, callback in self.callbacks_:
             together = isinstance(callback, (Checkpoint, TrainEndCheckpoint))
-            with saving_together() if together else contextlib.nullcontext() as saves:
+            with saving_together() if together else contextlib.nullcontext() as saves, \
+                    pickling_atomically(callback, self):
                 getattr(callback, method_name)(self, **cb_kwargs)
                 if together and saves["renames"] and fingerprint is not None:
                     # the run the files are of, replaced with them

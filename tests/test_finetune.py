@@ -2822,8 +2822,9 @@ def test_save_params_writes_file_objects_as_given():
 
 def test_skorch_files_named_from_home_are_written_and_read_there(tmp_path, monkeypatch):
     """'~' in save_params and load_params (and in skorch's Checkpoint, which saves and loads
-    through them) is the home folder, as elsewhere in the package: skorch's own methods wrote
-    such a path into a '~' folder of the working folder, or failed where there was none."""
+    through them, and its pickled net) is the home folder, as elsewhere in the package: skorch's
+    own methods wrote such a path into a '~' folder of the working folder, or failed where there
+    was none."""
     from skorch.callbacks import Checkpoint, LoadInitState
 
     home, work = tmp_path / "home", tmp_path / "work"
@@ -2843,10 +2844,10 @@ def test_skorch_files_named_from_home_are_written_and_read_there(tmp_path, monke
     other.load_params(**files)
     np.testing.assert_array_equal(other.predict_proba(X), clf.predict_proba(X))
     assert len(other.history_) == 2
-    saved = Checkpoint(dirname="~/run", monitor=None)
+    saved = Checkpoint(dirname="~/run", monitor=None, f_pickle="net.pkl")
     BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
     assert sorted(p.name for p in (home / "run").iterdir()) == [
-        "criterion.pt", "history.json", "optimizer.pt", "params.pt", "run.json"]
+        "criterion.pt", "history.json", "net.pkl", "optimizer.pt", "params.pt", "run.json"]
     assert not any((work / "~").rglob("*.*"))  # skorch makes its dirname as written: empty
     resumed = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
                                   callbacks=[saved, LoadInitState(saved)]).fit(X, y)
@@ -3546,6 +3547,46 @@ def test_skorch_saves_are_atomic_and_a_damaged_file_is_named(tmp_path, monkeypat
             again.fit(X, y)
         damaged.write_bytes(original)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+@pytest.mark.parametrize("end", [False, True], ids=["Checkpoint", "TrainEndCheckpoint"])
+def test_a_net_pickled_by_skorchs_checkpoint_replaces_the_previous_pickle_whole(
+        tmp_path, monkeypatch, end):
+    """skorch opens a Checkpoint's f_pickle for writing and pickles the net into it: a
+    pickling cut off part-way had left half a pickle in place of the previous one. It keeps
+    the previous pickle, loadable, and leaves no temporary file; the pickled net's checkpoint
+    names its path, which the checkpoint keeps."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    kind, name = (TrainEndCheckpoint, "train_end_net.pkl") if end else (Checkpoint, "net.pkl")
+    saved = kind(dirname=tmp_path, f_params=None, f_optimizer=None, f_criterion=None,
+                 f_history=None, f_pickle="net.pkl", **({} if end else {"monitor": None}))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), callbacks=[saved]).fit(X, y)
+    pickled = tmp_path / name
+    good, files, proba = pickled.read_bytes(), sorted(tmp_path.iterdir()), clf.predict_proba(X)
+    real_dump, written = pickle.dump, []
+
+    def cut_off_dump(obj, file, *args, **kwargs):
+        if obj is not clf:  # (skorch pickles some of the net's state on its own)
+            return real_dump(obj, file, *args, **kwargs)
+        whole = io.BytesIO()
+        real_dump(obj, whole, *args, **kwargs)
+        written.append(whole.getvalue()[: len(whole.getvalue()) // 2])
+        file.write(written[-1])
+        raise RuntimeError("cut off")
+
+    monkeypatch.setattr(pickle, "dump", cut_off_dump)
+    with pytest.raises(RuntimeError, match="cut off"):
+        clf.partial_fit(X, y)
+    monkeypatch.undo()
+    assert written and pickled.read_bytes() == good  # the previous pickle, whole
+    assert sorted(tmp_path.iterdir()) == files  # no temporary file left
+    with open(pickled, "rb") as file:
+        restored = pickle.load(file)
+    np.testing.assert_array_equal(restored.predict_proba(X), proba)
+    [restored_checkpoint] = [callback for _, callback in restored.callbacks_
+                             if isinstance(callback, kind)]
+    assert (restored_checkpoint.checkpoint_ if end else restored_checkpoint).f_pickle == "net.pkl"
+    assert (saved.checkpoint_ if end else saved).f_pickle == "net.pkl"
 
 
 def test_an_interrupted_fine_tuning_continues_from_skorchs_checkpoint(tmp_path, ctrl_c_raises):
