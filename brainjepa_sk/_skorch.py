@@ -23,11 +23,11 @@ import json
 import math
 import numbers
 import os
-import pathlib
 import pickle
 import re
 import types
 import warnings
+from pathlib import Path, PurePath
 
 import numpy as np
 import torch
@@ -1054,7 +1054,7 @@ def pickling_atomically(callback, net):
                   else callback)
     # what skorch opens itself (a file object it writes into as given)
     if not (isinstance(checkpoint, Checkpoint) and checkpoint.f_pickle
-            and isinstance(checkpoint.f_pickle, (str, pathlib.Path))):
+            and isinstance(checkpoint.f_pickle, (str, Path))):
         yield
         return
     f_pickle = checkpoint.f_pickle
@@ -1247,12 +1247,23 @@ def _file_digest(path):
 
 def _name_in(folder, path):
     """``path`` as the run file in ``folder`` records it: relative to the folder, so that a
-    moved or copied folder is checked as it was saved."""
+    moved or copied folder is checked as it was saved, in POSIX form (``/`` between folders,
+    on Windows too), so that a folder saved on one system is checked on another."""
     path = os.path.abspath(path)
     try:
-        return os.path.relpath(path, os.path.abspath(folder))
+        name = os.path.relpath(path, os.path.abspath(folder))
     except ValueError:  # on another drive than the folder (Windows): by its absolute path
-        return path
+        name = path
+    return PurePath(name).as_posix()
+
+
+def _recorded(names):
+    """A run file's record by file name (its ``"files"``, say), the names in the POSIX form
+    of :func:`_name_in`: the ``\\`` between folders of a name an earlier version recorded on
+    Windows is a ``/`` there; elsewhere it is a character of a file's name, and kept."""
+    if not isinstance(names, dict):
+        return names
+    return {PurePath(name).as_posix(): value for name, value in names.items()}
 
 
 def _file_stat(stat):
@@ -1298,8 +1309,8 @@ def _known_digest(record, record_stat, name, path):
 
     A file system without inode numbers (0) has its files read each time.
     """
-    files = record.get("files") if record is not None else None
-    stats = record.get("stats") if record is not None else None
+    files = _recorded(record.get("files")) if record is not None else None
+    stats = _recorded(record.get("stats")) if record is not None else None
     if not isinstance(files, dict) or not isinstance(stats, dict):
         return None  # none, or written before the stats were recorded
     digest, recorded = files.get(name), stats.get(name)
@@ -1412,8 +1423,8 @@ def check_saved_together(checkpoint, paths):
             saved = json.load(file)
     except (OSError, ValueError):  # none (or damaged: a resumed fit's check names it)
         return
-    files = saved.get("files") if isinstance(saved, dict) else None
-    replaced = saved.get("replaced") if isinstance(saved, dict) else None
+    files = _recorded(saved.get("files")) if isinstance(saved, dict) else None
+    replaced = _recorded(saved.get("replaced")) if isinstance(saved, dict) else None
     if not isinstance(files, dict) or not isinstance(replaced, dict):
         return  # written before the digests were recorded
     digests = {}

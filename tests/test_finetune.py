@@ -4557,6 +4557,46 @@ def test_load_params_of_a_checkpoint_refuses_files_of_two_saves_and_loads_ones_o
     np.testing.assert_array_equal(clf.predict_proba(X), other.predict_proba(X))
 
 
+@pytest.mark.parametrize("system", ["posix", "windows"])
+def test_the_run_file_names_files_in_subfolders_alike_on_every_system(tmp_path, monkeypatch,
+                                                                      system):
+    """The run file names a checkpoint's files with '/' between folders, on Windows too, so
+    that a folder saved on one system is checked on another; a name recorded with '\\' (an
+    earlier version on Windows) is the same file on Windows, and elsewhere the name of a file
+    with a backslash in it (as it is there)."""
+    import ntpath
+    import types
+    from pathlib import PureWindowsPath
+
+    from brainjepa_sk import _skorch
+
+    if system == "windows":  # '\\' a separator of the names
+        monkeypatch.setattr(_skorch, "PurePath", PureWindowsPath, raising=False)
+        with monkeypatch.context() as windows:
+            windows.setattr(_skorch, "os", types.SimpleNamespace(path=ntpath))
+            assert _skorch._name_in("C:\\run", "C:\\run\\sub\\params.pt") == "sub/params.pt"
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    # files of two saves, under the names an earlier version recorded on Windows
+    if system == "windows":
+        params, history = tmp_path / "sub" / "params.pt", tmp_path / "sub" / "history.json"
+        params.parent.mkdir()
+    else:  # files with a backslash in their names
+        params, history = tmp_path / "sub\\params.pt", tmp_path / "sub\\history.json"
+    params.write_bytes(b"new weights")
+    history.write_bytes(b"old history")
+    digest = {content: hashlib.sha256(content).hexdigest()
+              for content in (b"new weights", b"old weights", b"new history", b"old history")}
+    (tmp_path / "run.json").write_text(json.dumps({
+        "files": {"sub\\params.pt": digest[b"new weights"],
+                  "sub\\history.json": digest[b"new history"]},
+        "replaced": {"sub\\params.pt": digest[b"old weights"],
+                     "sub\\history.json": digest[b"old history"]}}))
+    between = "/" if system == "windows" else "\\"  # as the error names them
+    with pytest.raises(ValueError, match=re.escape(f"sub{between}params.pt of the last save, "
+                                                   f"sub{between}history.json of the save")):
+        _skorch.check_saved_together(saved, [params, history])
+
+
 @pytest.fixture
 def sigterm_fails_the_test():
     """SIGTERM, which would end the test process, fails the test instead where the fit does
