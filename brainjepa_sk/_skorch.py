@@ -989,7 +989,8 @@ class _PickleFile:
     while :func:`pickling_atomically` lends it: the net is written to a temporary file beside
     the path's target, moved into place when the :func:`saving_together` block ends.
 
-    Pickled with the net (the checkpoint is among its callbacks), it is its ``f_pickle``.
+    Pickled with the net (the checkpoint is among the net's callbacks), it is pickled as the
+    ``f_pickle`` path it stands for.
     """
 
     def __init__(self, checkpoint, net, f_pickle):
