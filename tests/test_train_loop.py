@@ -2318,6 +2318,23 @@ def test_train_step_refuses_a_bad_momentum_before_updating_the_weights():
         assert torch.equal(value, before[key]), key
 
 
+def test_eval_step_gives_the_loss_train_step_minimises_and_changes_nothing():
+    from brainjepa_sk.train import eval_step, train_step
+
+    loop = _loop(n_epochs=1, drop_path_rate=0.0)
+    before = {k: v.clone() for k, v in loop.model.state_dict().items()}
+    x = torch.randn(BATCH, N_FRAMES, N_REGIONS)
+    masks = loop.mask_sampler.sample(BATCH)
+    loss = eval_step(loop.model, x, masks)
+    assert loss.dtype == torch.float32 and loss.ndim == 0 and not loss.requires_grad
+    assert all(p.grad is None for p in loop.model.parameters())
+    for key, value in loop.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # train_step returns the loss of the batch before its update
+    assert loss.item() == pytest.approx(
+        train_step(loop.model, loop.optimizer, x, masks, 0.99).item(), rel=1e-6)
+
+
 def test_a_loader_of_tuples_is_refused_naming_what_it_must_yield():
     # a TensorDataset's loader yields [x]: it failed with "'list' object has no attribute 'to'"
     loop = _loop(n_epochs=1)

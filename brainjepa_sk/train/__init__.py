@@ -19,7 +19,7 @@ from .loop import PretrainLoop, TrainingInterrupted
 from .optim import layer_decay_groups, make_optimizer, parameter_groups, set_hyperparameters
 from .runs import find_shorter_run, run_key, unfinished_runs
 from .schedule import PretrainSchedule, cosine_ramp, linear_ramp, warmup_cosine
-from .step import train_step
+from .step import eval_step, train_step
 
 __all__ = [
     "Callback",
@@ -44,6 +44,7 @@ __all__ = [
     "run_key",
     "set_hyperparameters",
     "train_step",
+    "eval_step",
     "unfinished_runs",
     "warmup_cosine",
     "window_loader",

@@ -1,4 +1,5 @@
-"""One Brain-JEPA training step, a pure function of (model, optimizer, batch, masks, momentum).
+"""One Brain-JEPA training step, a pure function of (model, optimizer, batch, masks, momentum),
+and the same loss of a batch without training (for held-out windows).
 
 No global state and no randomness of its own: masks come from a
 :class:`~brainjepa_sk.nn.masking.SpatiotemporalMaskSampler`, schedule values from the caller.
@@ -12,7 +13,7 @@ import torch
 
 from ..nn._checks import check_count
 
-__all__ = ["train_step"]
+__all__ = ["train_step", "eval_step"]
 
 
 def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forward=None,
@@ -82,3 +83,33 @@ def train_step(model, optimizer, x, masks, momentum, autocast_dtype=None, forwar
     optimizer.step()
     model.ema_update(momentum)
     return total / n_micro if n_micro > 1 else total
+
+
+def eval_step(model, x, masks, autocast_dtype=None):
+    """The JEPA loss of a batch without training: no gradient, no optimizer step, no EMA.
+
+    The loss :func:`train_step` minimises (the model's own, targets from its EMA target
+    encoder), for held-out windows: :meth:`BrainJEPAPretrainer.score
+    <brainjepa_sk.BrainJEPAPretrainer.score>` averages it.
+
+    Parameters
+    ----------
+    model : BrainJEPA
+        On the device of ``x``; in eval mode for a loss without stochastic depth (the mode is
+        the caller's: this function does not change it).
+    x : torch.Tensor
+        ``(batch, n_frames, n_regions)`` batch.
+    masks : MaskBatch
+        Context and target indices for this batch, on the device of ``x``.
+    autocast_dtype : torch.dtype, optional
+        Run the forward pass under autocast with this dtype (``torch.bfloat16`` on GPU).
+
+    Returns
+    -------
+    torch.Tensor
+        The batch's loss, a float32 scalar computed under ``torch.inference_mode`` (not
+        synchronised: call ``.item()`` only when you need the number).
+    """
+    with torch.inference_mode(), torch.autocast(x.device.type, dtype=autocast_dtype,
+                                                enabled=autocast_dtype is not None):
+        return model(x, masks.context_idx, masks.target_idx)["loss"].float()
