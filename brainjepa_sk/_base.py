@@ -917,6 +917,34 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         state.pop("_device_cache", None)
         return state
 
+    def _fitted_call_input(self, X, method):
+        """Check the subjects given to a fitted estimator's ``method`` (``transform``,
+        ``score``) as every such call checks them, and resolve where it computes.
+
+        Parameters
+        ----------
+        X : array-like, list of 2-D arrays or files
+            The call's subjects.
+        method : str
+            The method, for the messages.
+
+        Returns
+        -------
+        subjects : SubjectFiles or ConvertedSubjects
+            The validated subjects (regions and their names checked against ``fit``'s).
+        device : torch.device
+            This process's compute device.
+        autocast_dtype : torch.dtype or None
+            The autocast dtype of ``precision`` on that device.
+        """
+        from .validation import validate_subjects
+
+        subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
+        warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
+        device = process_device(resolve_device(self.device))
+        check_same_subjects(subjects, method)
+        return subjects, device, resolve_autocast(self.precision, device)
+
     def transform(self, X):
         """Embed each subject.
 
@@ -945,8 +973,6 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         """
         from sklearn.utils.validation import check_is_fitted
 
-        from .validation import validate_subjects
-
         check_is_fitted(self, msg=self._not_fitted_message)
         # read live (set_params after fit applies), so checked here as fit checks them: int()
         # and bool() took batch_size=2.5 or final_norm="no"; batch_size=0 failed in range()
@@ -956,11 +982,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
             # its error, which says how to keep the list: scikit-learn before 1.9 drops the
             # error of get_feature_names_out and fails on the list with pandas' own message
             self.get_feature_names_out()
-        subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
-        warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
-        device = process_device(resolve_device(self.device))
-        check_same_subjects(subjects, "transform")
-        autocast_dtype = resolve_autocast(self.precision, device)
+        subjects, device, autocast_dtype = self._fitted_call_input(X, "transform")
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit
         check_pooling(self.pooling, self.preprocessor_.n_frames // encoder.patch_size)
