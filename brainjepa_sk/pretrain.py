@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import json
@@ -12,17 +13,21 @@ import socket
 from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_random_state
 
 from ._base import (
+    _READOUT_PARAMETERS,
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
     OPTIONAL_PATH,
     POSITIVE,
     POSITIVE_INT,
+    SUBJECTS_PER_CHUNK,
     EmbeddingTransformMixin,
+    FittedScaleCheck,
     NestedParamsMixin,
     Range,
     check_parameters,
@@ -31,6 +36,7 @@ from ._base import (
     check_window_patches,
     restore_on_error,
     training_windows,
+    window_chunks,
 )
 from ._warnings import warn_user
 from .checkpoint import save_checkpoint, storable_values
@@ -44,7 +50,7 @@ from .gradients import (
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn._checks import check_block_settings
 from .nn.blocks import PATCH_EMBED_INITS
-from .nn.masking import SpatiotemporalMaskSampler, UnsatisfiableMaskingError
+from .nn.masking import MaskBatch, SpatiotemporalMaskSampler, UnsatisfiableMaskingError
 from .preprocessing import (
     NORMALIZATIONS,
     WINDOW_STRATEGIES,
@@ -63,9 +69,10 @@ from .train import (
     ShuffleSampler,
     TrainingInterrupted,
     WindowDataset,
+    eval_step,
     window_loader,
 )
-from .train.distributed import on_main_process, process_device, world
+from .train.distributed import all_gather_objects, on_main_process, process_device, world
 from .train.runs import find_shorter_run, plain_setting, run_key, unfinished_runs
 from .train.runtime import (
     check_writable_folder,
@@ -84,6 +91,9 @@ _UNSEEDED_STATE_FILE = "unseeded.pt"
 # saved before is not continued under the other objective
 _STATE_FORMAT = 4
 _MONITOR_WINDOWS = 64
+#: Subjects whose windows ``score`` masks with one draw (a seed of their own): a fixed number,
+#: so that the masks do not depend on batch_size or on the number of torchrun processes.
+_SCORE_SUBJECTS_PER_CHUNK = SUBJECTS_PER_CHUNK
 
 
 def _monitor_indices(subject_index, n=_MONITOR_WINDOWS):
@@ -105,6 +115,25 @@ _COUNT_QUANTILE_DEFAULT = (inspect.signature(SpatiotemporalMaskSampler)
 # What a model_size dict may set: the encoder's sizes (and BrainJEPA's other architecture
 # settings that no parameter of the pretrainer sets).
 _MODEL_SIZE_KEYS = ("embed_dim", "depth", "num_heads", "mlp_ratio", "qkv_bias")
+
+
+def _chunk_mask_state(seed, start):
+    """The state of the generator that draws the masks of ``score``'s chunk of subjects from
+    ``start``: from ``seed`` and ``start`` only, so a chunk gets its masks in any process."""
+    drawn = np.random.SeedSequence([seed, start]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(drawn >> np.uint64(1))).get_state()
+
+
+@contextlib.contextmanager
+def _eval_mode(module):
+    """``module`` in eval mode inside the block; each submodule's own mode restored after."""
+    modes = [(submodule, submodule.training) for submodule in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for submodule, training in modes:
+            submodule.training = training
 
 
 def _modified(path):
@@ -1004,6 +1033,106 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             # used in order (the embedder then checks X's columns against them)
             names = gradient_region_names(self.gradients)
         return {} if names is None else {"region_names": [str(n) for n in names]}
+
+    def score(self, X, y=None):
+        """Negative mean masked-prediction loss of the fitted model on ``X`` (higher is better).
+
+        The JEPA loss that ``fit`` minimises (``loss``, the model's predictions of its EMA
+        target encoder's features at the masked tokens), of the model as it is, averaged over
+        the windows of ``X``: scikit-learn's model selection (``GridSearchCV`` without
+        ``scoring``, ``cross_val_score``) then compares pretraining settings by how well the
+        model predicts the masked parts of held-out subjects, as ``KMeans.score`` compares
+        clusterings by their inertia.
+
+        ``X`` is checked, preprocessed and cut into windows as ``transform`` does it (the
+        statistics and windows of ``fit``, the same errors and warnings), and run through the
+        model ``batch_size`` windows at a time on ``device`` with ``precision``, in eval mode
+        (no stochastic depth) and without gradients. The masks are drawn with the options of
+        ``masking`` (as set now) from seeds fixed by an int ``random_state`` (0 for None or a
+        ``RandomState``, which is not drawn from), one draw per 64 subjects: calling ``score``
+        again gives the same number, and estimators with the same ``random_state`` and
+        ``masking`` are scored on the same masks, whatever their ``batch_size`` or ``device``.
+        Nothing of the estimator changes (weights, modes, ``history_``, random states).
+
+        Under ``torchrun`` the processes share out the subjects (each must be given all of
+        them, as for ``transform``) and every process returns the same score, that of one
+        process.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series (nilearn orientation), usually held out from ``fit``.
+            Files are a glob or a list of paths (see :mod:`brainjepa_sk.files`).
+        y : None
+            Ignored (self-supervised).
+
+        Returns
+        -------
+        float
+            Minus the loss averaged over the windows of ``X`` (each window's loss averaged
+            over its target tokens); NaN or -inf where the model gives non-finite losses.
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Before ``fit``.
+        ValueError
+            For ``X`` that ``transform`` refuses (other regions, non-finite values, a subject
+            too short, ...), with its message.
+
+        Notes
+        -----
+        Scores are comparable across settings that leave the masking task alone: the learning
+        rate and its schedule, the model's size, ``n_epochs``, ``batch_size``, ... Settings
+        that change the task are not compared by it: other ``masking`` options hide other
+        tokens (larger targets, fewer context tokens: a harder task, a lower score for an
+        equally good model), and ``loss``, ``n_frames`` and ``patch_size`` change what is
+        measured. Nor do the preprocessing settings (``normalization``, ``window``, ...), which
+        change the windows. A collapsed encoder (see ``history_``'s ``target_std`` and
+        ``effective_rank``) gives targets that are easy to predict, and so a good score: check
+        the monitors of the selected model.
+        """
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, msg=self._not_fitted_message)
+        # read live, as transform reads them (and masking, random_state: the masks)
+        check_parameters(self, (*_READOUT_PARAMETERS, "masking", "random_state"))
+        subjects, device, autocast_dtype = self._fitted_call_input(X, "score")
+        seed = 0
+        if isinstance(self.random_state, numbers.Integral):
+            check_random_state(self.random_state)  # an int numpy refuses, refused as in fit
+            seed = int(self.random_state)
+        n_patches = self.preprocessor_.n_frames // self.model_.patch_size
+        # drawn on the CPU whatever the device: the same masks on any device
+        sampler = self._mask_sampler({"n_patches": n_patches}, seed, "cpu")
+        batch_size = int(self.batch_size)
+        rank, n_processes = world()
+        # the fitted module is kept on the CPU (pickles load anywhere): a copy computes on a GPU
+        model = self.model_ if device.type == "cpu" else copy.deepcopy(self.model_).to(device)
+        chunk_losses = []
+        with _eval_mode(model):
+            for start, _, windows, _ in window_chunks(
+                    subjects, self.preprocessor_, _SCORE_SUBJECTS_PER_CHUNK,
+                    shard=(rank, n_processes), scale_check=FittedScaleCheck.of(self, subjects)):
+                sampler.load_state_dict({"host": _chunk_mask_state(seed, start)})
+                drawn = sampler.sample(len(windows))
+                masks = MaskBatch(drawn.context_idx.to(device), drawn.target_idx.to(device),
+                                  drawn.target_kind, drawn.sizes)
+                total = 0.0
+                for first in range(0, len(windows), batch_size):
+                    part = slice(first, first + batch_size)
+                    x = torch.from_numpy(np.ascontiguousarray(windows[part])).to(device)
+                    # every window of a batch has as many target tokens: the batch's mean is
+                    # the mean of its windows' losses
+                    total += eval_step(model, x, masks.take(part), autocast_dtype).item() * len(x)
+                chunk_losses.append((start, total, len(windows)))
+        # summed in the order of the chunks, whichever process scored each: the score of one
+        # process, to the last bit
+        chunk_losses = sorted(all_gather_objects(chunk_losses))
+        total = 0.0
+        for _, chunk_total, _ in chunk_losses:
+            total += chunk_total
+        return -total / sum(n_windows for _, _, n_windows in chunk_losses)
 
     def save(self, path):
         """Save the pretrained model with its gradients and preprocessing.

@@ -412,6 +412,40 @@ def scale_check_scenario(rank, world_size, folder):
     _save_from_every_process(results, world_size, folder / "scale.pt")
 
 
+def score_scenario(rank, world_size, folder):
+    """``BrainJEPAPretrainer.score`` of a model fitted in the group, on 5 subjects in chunks
+    of 2 (process 0 scores the chunks of subjects 0-1 and 4, process 1 that of 2-3): each
+    process's score and the windows it ran, and the estimator as process 0 pickled it:
+    ``score.pt``."""
+    import pickle
+
+    import numpy as np
+
+    from brainjepa_sk import BrainJEPAPretrainer, pretrain
+
+    X = np.random.default_rng(0).standard_normal((5, 48, N_REGIONS))
+    model = BrainJEPAPretrainer(
+        gradients=np.random.default_rng(1).standard_normal((N_REGIONS, 3)),
+        model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=PATCH,
+        n_frames=N_FRAMES * 2, predictor_depth=1, n_epochs=2, batch_size=4, device="cpu",
+        verbose=0, random_state=0).fit(X)
+    n_windows, eval_step = [], pretrain.eval_step
+
+    def counting(module, x, masks, autocast_dtype=None):
+        n_windows.append(len(x))
+        return eval_step(module, x, masks, autocast_dtype)
+
+    chunk_size, pretrain._SCORE_SUBJECTS_PER_CHUNK = pretrain._SCORE_SUBJECTS_PER_CHUNK, 2
+    pretrain.eval_step = counting
+    try:
+        score = model.score(X)
+    finally:  # the next scenarios run in this process
+        pretrain._SCORE_SUBJECTS_PER_CHUNK, pretrain.eval_step = chunk_size, eval_step
+    _save_from_every_process({"score": score, "n_windows": sum(n_windows),
+                              "model": pickle.dumps(model) if rank == 0 else None, "X": X},
+                             world_size, folder / "score.pt")
+
+
 class _StopAndSigtermInProcess1(Callback):
     """Agrees on stops at every step; in process 1, asks the loop to stop (``stop_training``)
     after step 1 and sends itself a SIGTERM there, as a scheduler would."""
@@ -467,6 +501,7 @@ SCENARIOS = {
     "main-process": (main_process_scenario, (), {"timeout": datetime.timedelta(seconds=3)}),
     "other-subjects": (other_subjects_scenario, (), {}),
     "scale-check": (scale_check_scenario, (), {}),
+    "score": (score_scenario, (), {}),
 }
 
 

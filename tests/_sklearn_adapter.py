@@ -3,8 +3,9 @@
 scikit-learn's checks feed 2-D tables ``(n_samples, n_features)``; our estimators take subjects'
 series ``(n_subjects, n_timepoints, n_regions)``, so their tags make scikit-learn skip every check
 that needs data. The adapters here turn each row of a 2-D ``X`` into one subject whose regions
-are the row's features, and hand it to the estimator's own ``fit`` / ``transform``, so that the
-checks reach our validation, fitting, transform, tags and errors:
+are the row's features, and hand it to the estimator's own ``fit`` / ``transform`` (and the
+pretrainer's ``score``), so that the checks reach our validation, fitting, transform, score,
+tags and errors:
 
     subject_i[t, r] = X[i, (r + t) % n_features] (+ t for numeric dtypes), t = 0 .. N_FRAMES - 1
 
@@ -79,6 +80,9 @@ class GradientPositionerOnRows(_RowsAsSubjects, GradientPositioner):
 
 class BrainJEPAPretrainerOnRows(_RowsAsSubjects, BrainJEPAPretrainer):
     """``BrainJEPAPretrainer`` on 2-D tables."""
+
+    def score(self, X, y=None):
+        return super().score(rows_to_subjects(X), y)
 
 
 class BrainJEPAEmbedderOnRows(_RowsAsSubjects, BrainJEPAEmbedder):

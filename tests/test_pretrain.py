@@ -2425,3 +2425,171 @@ def test_the_settings_are_checked_before_x_is_read(params, message):
     had been validated (every file of a corpus read), and bad X hid them."""
     with pytest.raises(ValueError, match=message):
         _pretrainer(n_epochs=1, **params).fit(np.zeros((5, 3)))
+
+
+# -- score: minus the held-out masked-prediction loss -----------------------------------------
+@pytest.fixture(scope="module")
+def trained():
+    """A pretrainer trained for 10 epochs on 8 subjects, and 4 subjects it did not see (not
+    to be changed: a test that sets parameters works on a copy)."""
+    X = _data(n_subjects=12)
+    return _pretrainer(n_epochs=10).fit(X[:8]), X[8:]
+
+
+@contextlib.contextmanager
+def _eval_steps(monkeypatch):
+    """Record each call of the engine's eval_step made by score: its windows, masks, loss and
+    whether any module of the model was in training mode."""
+    from brainjepa_sk import pretrain
+    from brainjepa_sk.train import eval_step
+
+    calls = []
+
+    def recording(model, x, masks, autocast_dtype=None):
+        loss = eval_step(model, x, masks, autocast_dtype)
+        calls.append({"x": x.clone(), "context": masks.context_idx, "target": masks.target_idx,
+                      "loss": loss.item(), "training": any(m.training for m in model.modules())})
+        return loss
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pretrain, "eval_step", recording)
+        yield calls
+
+
+def _masks_of(calls):
+    return (torch.cat([call["context"] for call in calls]),
+            torch.cat([call["target"] for call in calls]))
+
+
+def test_score_is_minus_the_mean_loss_of_the_model_on_the_windows_of_fit(trained, monkeypatch):
+    """score runs the model's own loss (the engine's eval_step, targets from the EMA encoder) in
+    eval mode over X's windows as fit cuts and scales them, batch_size windows at a time, and
+    returns minus its mean over the windows."""
+    model, X = copy.deepcopy(trained[0]).set_params(batch_size=3), trained[1]
+    with _eval_steps(monkeypatch) as calls:
+        score = model.score(X)
+    windows, _ = model.preprocessor_.transform(X)  # the fitted statistics and windows
+    assert [len(call["x"]) for call in calls] == [3, 3, 2]
+    np.testing.assert_array_equal(torch.cat([call["x"] for call in calls]).numpy(), windows)
+    assert not any(call["training"] for call in calls)
+    with torch.no_grad():
+        for call in calls:
+            loss = model.model_(call["x"], call["context"], call["target"])["loss"]
+            assert call["loss"] == pytest.approx(loss.item(), rel=1e-6)
+    losses = np.array([call["loss"] for call in calls])
+    assert score == pytest.approx(-(losses * [3, 3, 2]).sum() / 8, rel=1e-12)
+    assert score < 0
+
+
+def test_score_is_deterministic_and_leaves_the_estimator_and_the_random_states_alone(trained):
+    model = copy.deepcopy(trained[0])
+    X = trained[1]
+    weights = {name: value.clone() for name, value in model.model_.state_dict().items()}
+    history, attributes = copy.deepcopy(model.history_), set(vars(model))
+    torch.manual_seed(123)
+    np.random.seed(123)
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()
+    first = model.score(X)
+    assert model.score(X) == first
+    assert torch.equal(torch.random.get_rng_state(), torch_state)
+    np.testing.assert_array_equal(np.random.get_state()[1], numpy_state[1])
+    after = model.model_.state_dict()
+    assert after.keys() == weights.keys()
+    assert all(torch.equal(after[name], value) for name, value in weights.items())
+    assert not any(module.training for module in model.model_.modules())
+    assert model.history_ == history and set(vars(model)) == attributes
+    # a RandomState is not drawn from: the masks of a fixed seed, as for None
+    generator = np.random.RandomState(7)
+    state = generator.get_state()[1].copy()
+    model.set_params(random_state=generator)
+    assert model.score(X) == model.score(X) == model.set_params(random_state=None).score(X)
+    np.testing.assert_array_equal(generator.get_state()[1], state)
+
+
+def test_score_computes_in_eval_mode_and_gives_the_modules_their_modes_back():
+    """With stochastic depth, a model put in training mode would score another number at every
+    call (and draw from torch's global generator): score computes in eval mode, then gives
+    each module its own mode back."""
+    X = _data(n_subjects=4)
+    model = _pretrainer(n_epochs=1, drop_path_rate=0.5).fit(X)
+    in_eval = model.score(X)
+    model.model_.train()
+    model.model_.predictor.eval()  # modes of its own, given back as they were
+    modes = [module.training for module in model.model_.modules()]
+    assert model.score(X) == model.score(X) == in_eval
+    assert [module.training for module in model.model_.modules()] == modes
+
+
+def test_estimators_of_the_same_random_state_and_masking_are_scored_on_the_same_masks(
+        trained, monkeypatch):
+    """The masks depend on random_state and masking only: not on the training (another lr),
+    nor on batch_size; another random_state or masking draws others."""
+    model, X = trained
+    untrained = _pretrainer(n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0).fit(_data(8))
+
+    def masks(estimator, **params):
+        with _eval_steps(monkeypatch) as calls:
+            copy.deepcopy(estimator).set_params(**params).score(X)
+        return _masks_of(calls)
+
+    reference = masks(model)
+    for same in (masks(model, batch_size=3), masks(untrained)):
+        assert all(torch.equal(a, b) for a, b in zip(reference, same))
+    for other in (masks(model, random_state=1),
+                  masks(model, masking={"alpha_region_scale": (0.2, 0.3)})):
+        assert not all(a.shape == b.shape and torch.equal(a, b)
+                       for a, b in zip(reference, other))
+
+
+def test_a_trained_model_scores_higher_than_its_untrained_start(trained):
+    """lr=start_lr=final_lr=0 leaves the initial weights (and the EMA target equal to them):
+    the same start, untrained. Training lowers the loss on subjects it did not see too."""
+    model, X = trained
+    start = _pretrainer(n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0).fit(_data(8))
+    assert model.score(X) > start.score(X) + 5  # about -16 against -32
+    assert model.score(_data(8)) > start.score(_data(8)) + 5
+
+
+def test_the_pretrainer_is_scored_by_cross_validation_and_grid_search_without_scoring():
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    X = _data(n_subjects=9)
+    scores = cross_val_score(_pretrainer(n_epochs=1), X, cv=3)
+    assert scores.shape == (3,) and np.isfinite(scores).all() and (scores < 0).all()
+    untrained = {"lr": [0.0], "start_lr": [0.0], "final_lr": [0.0]}
+    search = GridSearchCV(_pretrainer(n_epochs=10), [untrained, {"lr": [2e-3]}], cv=2,
+                          refit=False).fit(X)
+    assert search.best_params_ == {"lr": 2e-3}
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+def test_score_before_fit_is_refused():
+    with pytest.raises(NotFittedError):
+        _pretrainer().score(_data(n_subjects=2))
+
+
+@pytest.mark.parametrize("bad", [
+    lambda X: X[:, :, :-1],                                      # other regions
+    lambda X: np.where(np.arange(48)[None, :, None] == 5, np.nan, X),  # not finite
+    lambda X: X[:, :10],                                         # too short for a window
+    lambda X: X[0],                                              # one subject, not a list
+    lambda X: [],                                                # no subject
+    # warned of, not refused: names the fit did not see, series off the fitted scale
+    lambda X: [pd.DataFrame(x, columns=[f"r{i}" for i in range(N_REGIONS)]) for x in X],
+    lambda X: X * 1e4 + 1e4,
+], ids=["regions", "nan", "short", "2-D", "empty", "names", "scale"])
+def test_score_refuses_or_warns_of_the_x_transform_refuses_or_warns_of(trained, bad):
+    """score checks and scales X where transform does: the same errors and warnings."""
+    model, X = trained
+    outcomes = []
+    for method in (model.transform, model.score):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                method(bad(X))
+                error = None
+            except Exception as raised:
+                error = (type(raised), str(raised))
+        outcomes.append((error, [str(warning.message) for warning in caught]))
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] != (None, [])

@@ -1686,6 +1686,7 @@ _DDP_SCENARIOS_OF_TESTS = {
     "test_work_on_the_main_process_reaches_every_process_with_its_errors": ["main-process"],
     "test_under_ddp_processes_given_other_subjects_all_refuse_them": ["other-subjects"],
     "test_under_ddp_transform_warns_of_the_scale_of_the_first_subjects_once": ["scale-check"],
+    "test_under_ddp_the_processes_share_out_score_and_all_return_the_score_of_one": ["score"],
 }
 
 
@@ -2491,3 +2492,20 @@ def test_under_ddp_transform_warns_of_the_scale_of_the_first_subjects_once(ddp_s
         assert results[1][n_subjects][0] == []
         for rank in (0, 1):
             np.testing.assert_array_equal(results[rank][n_subjects][1], expected)
+
+
+def test_under_ddp_the_processes_share_out_score_and_all_return_the_score_of_one(
+        ddp_scenarios, monkeypatch):
+    """Each process scores its share of the chunks of subjects (a chunk's masks come from its
+    own seed); every process returns the score one process gives, to the last bit."""
+    import pickle
+
+    from brainjepa_sk import pretrain
+
+    results = torch.load(ddp_scenarios("score") / "score.pt", weights_only=False)
+    model = pickle.loads(results[0]["model"])
+    # 2 windows a subject: process 0 ran subjects 0, 1 and 4, process 1 subjects 2 and 3
+    assert [result["n_windows"] for result in results] == [6, 4]
+    monkeypatch.setattr(pretrain, "_SCORE_SUBJECTS_PER_CHUNK", 2)
+    alone = model.score(results[0]["X"])
+    assert results[0]["score"] == results[1]["score"] == alone
