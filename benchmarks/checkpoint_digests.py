@@ -10,7 +10,10 @@ functions (``saving_together``, ``save_params_atomically``, ``save_run_fingerpri
 330 MiB and 660 MiB). ``--mode plain`` saves the same files without the run file (no digest),
 the cost of the saves themselves. It prints one JSON line per save with the seconds, the
 seconds spent hashing and the MiB hashed, the machine, the versions (the package's commit)
-and the command.
+and the command. ``--resume`` also checks the files after each save as a resume does
+(``check_saved_together``, which ``LoadInitState`` runs before loading them): its seconds, the
+seconds spent hashing and the MiB hashed (``resume_s``, ``resume_digest_s``,
+``resume_hashed_mib``).
 
 The files replaced were written by the save before, so they are in the page cache of a
 machine with the memory to hold them: the times are those of a hot cache.
@@ -20,6 +23,7 @@ Examples
 python benchmarks/checkpoint_digests.py
 python benchmarks/checkpoint_digests.py --mib 1000 --saves 5 --folder /scratch/bench
 python benchmarks/checkpoint_digests.py --mode plain
+python benchmarks/checkpoint_digests.py --resume
 """
 
 from __future__ import annotations
@@ -78,14 +82,21 @@ def fine_tuner_state(mib, generator):
     return weights, optimizer
 
 
+#: A fine-tuner's ``Checkpoint``'s files (its default names), by skorch's ``f_*`` argument.
+FILE_NAMES = {"f_params": "params.pt", "f_optimizer": "optimizer.pt",
+              "f_criterion": "criterion.pt", "f_history": "history.json"}
+
+
+def checkpoint_of(folder):
+    """A stand-in for the ``Checkpoint`` saving into ``folder`` (what the run file needs)."""
+    return SimpleNamespace(dirname=str(folder), fn_prefix="")
+
+
 def save_once(folder, weights, optimizer, epoch, run_file):
     """One save as a fine-tuner's ``Checkpoint`` makes it (its default file names)."""
-    contents = {
-        "f_params": (folder / "params.pt", weights),
-        "f_optimizer": (folder / "optimizer.pt", optimizer),
-        "f_criterion": (folder / "criterion.pt", {}),
-        "f_history": (folder / "history.json", [{"epoch": e + 1} for e in range(epoch)]),
-    }
+    states = {"f_params": weights, "f_optimizer": optimizer, "f_criterion": {},
+              "f_history": [{"epoch": e + 1} for e in range(epoch)]}
+    contents = {key: (folder / name, states[key]) for key, name in FILE_NAMES.items()}
 
     def save_params(**files):
         (key, part), = files.items()
@@ -99,8 +110,7 @@ def save_once(folder, weights, optimizer, epoch, run_file):
         for key, (target, _) in contents.items():
             skorch_glue.save_params_atomically(save_params, {key: target})
         if run_file:
-            skorch_glue.save_run_fingerprint(
-                SimpleNamespace(dirname=str(folder), fn_prefix=""), {"epoch": epoch})
+            skorch_glue.save_run_fingerprint(checkpoint_of(folder), {"epoch": epoch})
 
 
 def main(argv=None):
@@ -111,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--mode", choices=["digests", "plain"], default="digests")
     parser.add_argument("--folder", default=None,
                         help="where to save (a temporary folder in it; default the system's)")
+    parser.add_argument("--resume", action="store_true",
+                        help="also time the check of the files a resume makes after each save")
     args = parser.parse_args(argv)
     generator = torch.Generator().manual_seed(0)
     weights, optimizer = fine_tuner_state(args.mib, generator)
@@ -125,14 +137,22 @@ def main(argv=None):
             save_once(folder, weights, optimizer, epoch, run_file=args.mode == "digests")
             seconds = time.perf_counter() - start
             files_mib = sum(path.stat().st_size for path in folder.iterdir()) / 2**20
+            measured = {"save_s": round(seconds, 3), "digest_s": round(clock.seconds, 3),
+                        "hashed_mib": round(clock.bytes / 2**20, 1)}
+            if args.resume:
+                clock.seconds, clock.bytes = 0.0, 0
+                start = time.perf_counter()
+                skorch_glue.check_saved_together(
+                    checkpoint_of(folder), [folder / name for name in FILE_NAMES.values()])
+                measured.update({"resume_s": round(time.perf_counter() - start, 3),
+                                 "resume_digest_s": round(clock.seconds, 3),
+                                 "resume_hashed_mib": round(clock.bytes / 2**20, 1)})
             print(json.dumps({
                 "machine": device_name(torch.device("cpu")), "system": platform.platform(),
                 "python": platform.python_version(), "torch": torch.__version__,
                 "brainjepa_sk": brainjepa_sk.__version__, "commit": commit,
                 "command": " ".join(["python", *sys.argv]), "mode": args.mode,
-                "files_mib": round(files_mib, 1), "save": epoch,
-                "save_s": round(seconds, 3), "digest_s": round(clock.seconds, 3),
-                "hashed_mib": round(clock.bytes / 2**20, 1),
+                "files_mib": round(files_mib, 1), "save": epoch, **measured,
             }), flush=True)
 
 
