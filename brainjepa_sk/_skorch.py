@@ -1404,7 +1404,8 @@ def check_saved_together(checkpoint, paths):
     both is of either; one of neither (replaced since by a save of one's own, or damaged) is
     left to the load, as are the files it does not record (another folder's, one named after
     another epoch), and all files without a run file or with one written before the digests
-    were recorded.
+    were recorded. A file that the run file records as written, unchanged since, is not read
+    (:func:`_known_digest`): its digest is the one recorded.
 
     Parameters
     ----------
@@ -1419,23 +1420,46 @@ def check_saved_together(checkpoint, paths):
         Naming the files of each save, when they are of two saves.
     """
     record = run_file(checkpoint)
-    try:
-        with open(record) as file:
-            saved = json.load(file)
-    except (OSError, ValueError):  # none (or damaged: a resumed fit's check names it)
-        return
-    files = _recorded(saved.get("files")) if isinstance(saved, dict) else None
-    replaced = _recorded(saved.get("replaced")) if isinstance(saved, dict) else None
+    # none (or damaged: a resumed fit's check names it)
+    saved, saved_stat = _read_run_file(record)
+    files = _recorded(saved.get("files")) if saved is not None else None
+    replaced = _recorded(saved.get("replaced")) if saved is not None else None
     if not isinstance(files, dict) or not isinstance(replaced, dict):
         return  # written before the digests were recorded
     digests = {}
     for path in paths:
         if not is_path(path):
             continue
-        name = _name_in(record.parent, expand_home(path))
+        path = expand_home(path)
+        name = _name_in(record.parent, path)
         if name in files and name not in digests:
+            # A file with the size, time, inode and device recorded, timed before the run
+            # file, is the file written by the save it records (see _known_digest, whose
+            # reasons hold at a resume as at a save), so it is not read again (a ViT-B's
+            # weights and optimizer are over 1 GB). What a resume meets besides:
+            # * files of a save cut off between its renames: those left of the save before
+            #   are other files than the ones recorded (other inodes: they were alive beside
+            #   the temporary files the run file records), so they are read, and found of
+            #   the save before; the mix is refused as when every file was read;
+            # * a file copied or restored with its time kept: into another folder (cp -p,
+            #   rsync -a), or put back by a rename (mv, rsync's temporary file), it is
+            #   another inode, and is read. Copied over the file in place (cp -p onto it,
+            #   rsync --inplace) it keeps the inode, but it has the recorded time to the ns
+            #   and size only when its source had them: a copy of the file recorded, of
+            #   its bytes (or a file written in the same tick, or timed by hand: as at a
+            #   save, not guarded against). A copy from a backup of another save has that
+            #   save's time, and is read;
+            # * a folder restored whole with its times kept (run file too) is checked
+            #   against the restored run file, its time that of its record: a copy is a new
+            #   file (read), unless it landed on the recorded inode number of a file since
+            #   deleted, with the recorded time and size: a copy of that file, so of its
+            #   bytes.
+            known = _known_digest(saved, saved_stat, name, path)
+            if known is not None:
+                digests[name] = known
+                continue
             try:
-                digests[name] = _file_digest(expand_home(path))
+                digests[name] = _file_digest(path)
             except OSError:  # missing (skorch's LoadInitState starts afresh) or unreadable
                 continue
     # a file of the same bytes in both saves is of either; one of neither (replaced since,

@@ -789,6 +789,117 @@ def test_a_checkpoint_file_changed_behind_its_run_file_is_read_and_a_mix_refused
         check_saved_together(checkpoint, [params, tmp_path / "history.json"])
 
 
+def test_a_resume_does_not_read_the_checkpoint_files_its_run_file_records_unchanged(
+        tmp_path, monkeypatch):
+    """The files a resume loads are checked against the run file's digests: those it records
+    as written, unchanged since, are not read again (a ViT-B's weights and optimizer are over
+    1 GB); a save cut off between its renames is still refused, its files of the save before
+    read; a run file of an earlier version, without the files' stats, has them read."""
+    import brainjepa_sk._skorch as skorch_glue
+    from brainjepa_sk._skorch import check_saved_together
+
+    files = [tmp_path / "history.json", tmp_path / "params.pt"]
+    _save_checkpoint_files(tmp_path, {"history.json": b"[1]", "params.pt": b"weights 1"})
+    checkpoint = _save_checkpoint_files(
+        tmp_path, {"history.json": b"[1, 2]", "params.pt": b"weights 2"})
+    read = _files_read(monkeypatch)
+    check_saved_together(checkpoint, [*files, os.fspath(files[1])])
+    assert read == []
+    # cut off after the run file and the history were renamed: the weights are of the save
+    # before, and are the only file read
+    move = skorch_glue.move_into_place
+
+    def params_not_replaced(part, target):
+        if target.name == "params.pt":
+            raise PermissionError(errno.EACCES, "the file could not be replaced", str(target))
+        return move(part, target)
+
+    monkeypatch.setattr(skorch_glue, "move_into_place", params_not_replaced)
+    with pytest.raises(PermissionError):
+        _save_checkpoint_files(tmp_path, {"history.json": b"[1, 2, 3]", "params.pt": b"w 3"})
+    monkeypatch.setattr(skorch_glue, "move_into_place", move)
+    read.clear()
+    with pytest.raises(ValueError, match=r"are of two saves, which are not loaded together: "
+                                         r"history\.json of the last save, params\.pt of the "
+                                         r"save before it"):
+        check_saved_together(checkpoint, files)
+    assert read == [files[1]]
+    with open(tmp_path / "run.json") as file:
+        record = json.load(file)
+    del record["stats"]
+    with open(tmp_path / "run.json", "w") as file:
+        json.dump(record, file)
+    read.clear()
+    with pytest.raises(ValueError, match="are of two saves"):
+        check_saved_together(checkpoint, files)
+    assert sorted(read) == files
+
+
+@pytest.mark.parametrize("change", [
+    "rewritten in place, the same size", "replaced by a rename, given its time",
+    "restored in place from a copy of the save before, with its time",
+    "timed in the run file's tick"])
+def test_a_checkpoint_file_changed_behind_its_run_file_is_read_at_a_resume(
+        tmp_path, monkeypatch, change):
+    """A file that may have changed since the run file recorded it is read at a resume, and
+    found of the save it is of: another time (rewritten; a copy that keeps the time of the
+    save it was copied from), another inode (a file moved over it, even given the time
+    recorded), or a time not before the run file's (a write in the same tick keeps it)."""
+    import shutil
+
+    from brainjepa_sk._skorch import check_saved_together
+
+    params, history = tmp_path / "params.pt", tmp_path / "history.json"
+    _save_checkpoint_files(tmp_path, {"history.json": b"[1]", "params.pt": b"weights 1"})
+    shutil.copy2(params, tmp_path / "backup.pt")  # as cp -p
+    # in the same tick as the run file: timed after it (as a clock's tick holds both)
+    written_ns = time.time_ns() + 10**10 if change.startswith("timed") else None
+    checkpoint = _save_checkpoint_files(
+        tmp_path, {"history.json": b"[1, 2]", "params.pt": b"weights 2"}, written_ns=written_ns)
+    recorded = params.stat()
+    if change.startswith("rewritten"):
+        params.write_bytes(b"weights X")
+    elif change.startswith("replaced"):
+        (tmp_path / "other.pt").write_bytes(b"weights X")
+        os.utime(tmp_path / "other.pt", ns=(recorded.st_mtime_ns, recorded.st_mtime_ns))
+        os.replace(tmp_path / "other.pt", params)
+    elif change.startswith("restored"):
+        shutil.copy2(tmp_path / "backup.pt", params)  # written into the file in place
+        assert params.stat().st_ino == recorded.st_ino
+    assert params.stat().st_size == recorded.st_size
+    read = _files_read(monkeypatch)
+    if change.startswith("timed"):
+        check_saved_together(checkpoint, [params, history])
+        assert sorted(read) == [history, params]
+        return
+    if change.startswith("restored"):
+        with pytest.raises(ValueError, match=r"are of two saves, which are not loaded "
+                                             r"together: history\.json of the last save, "
+                                             r"params\.pt of the save before it"):
+            check_saved_together(checkpoint, [params, history])
+    else:  # of neither save: left to the load
+        check_saved_together(checkpoint, [params, history])
+    # the history, unchanged, is known
+    assert read == [params]
+
+
+def test_a_copied_checkpoint_folder_is_read_at_a_resume_and_resumes(tmp_path, monkeypatch):
+    """A checkpoint's folder copied with its files' times kept (cp -p, rsync -a) holds other
+    files (other inodes) than its run file records: they are read, and load."""
+    import shutil
+
+    from brainjepa_sk._skorch import check_saved_together
+
+    _save_checkpoint_files(tmp_path / "run", {"history.json": b"[1]", "params.pt": b"w 1"})
+    _save_checkpoint_files(tmp_path / "run", {"history.json": b"[1, 2]", "params.pt": b"w 2"})
+    shutil.copytree(tmp_path / "run", tmp_path / "copy")  # copy2: the times kept
+    files = [tmp_path / "copy" / "history.json", tmp_path / "copy" / "params.pt"]
+    assert files[1].stat().st_mtime_ns == (tmp_path / "run" / "params.pt").stat().st_mtime_ns
+    read = _files_read(monkeypatch)
+    check_saved_together(SimpleNamespace(dirname=str(tmp_path / "copy"), fn_prefix=""), files)
+    assert sorted(read) == files
+
+
 @pytest.mark.parametrize("given", [None, 3, b"model.pt"], ids=["None", "int", "bytes"])
 def test_a_path_parameter_given_no_path_is_named(tmp_path, given):
     """os.fspath's "expected str, bytes or os.PathLike object, not NoneType" named no
