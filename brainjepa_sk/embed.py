@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from sklearn.base import BaseEstimator
 
+from . import preprocessing
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     POSITIVE_INT,
@@ -209,6 +213,41 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
 
     def _resolve(self, subjects=None):
         return resolve_estimator_weights(self, subjects)
+
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit to ``X``, then transform it (an iterator ``X`` is read into a list first).
+
+        The warning that a checkpoint's robust statistics leave the series far above unit
+        scale is decided once, by the transform, from the first subjects as it scales them:
+        ``fit`` alone reads them for it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series; any iterable of subjects, a generator included.
+        y : None
+            Ignored.
+        **fit_params : dict
+            Further parameters of ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray or list of ndarray
+            What ``transform`` returns for ``X``.
+        """
+        if isinstance(X, Iterator):  # fit would use it up, leaving transform none
+            X = list(X)
+        with preprocessing._scale_check_deferred() as deferred:
+            try:
+                self.fit(X, y, **fit_params)
+            except Exception:
+                # fit alone warns before its error (a subject too short, say): so does this
+                # call, unless the check cannot read them (the fit's error is the one to see)
+                for check in deferred:
+                    with contextlib.suppress(Exception):
+                        check()
+                raise
+        return self.transform(X)
 
     def fit(self, X, y=None):
         """Load the weights and fit the preprocessing on the training subjects.

@@ -16,6 +16,9 @@ Order of operations for one subject ``(n_timepoints, n_regions)``:
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import functools
 import math
 import numbers
 import os
@@ -1303,6 +1306,32 @@ class Preprocessor:
         return f"Preprocessor({', '.join(args)})"
 
 
+#: Inside :func:`_scale_check_deferred`: the scale checks left undecided (None outside it).
+_DEFERRED_SCALE_CHECKS = contextvars.ContextVar("deferred_scale_checks", default=None)
+
+
+@contextlib.contextmanager
+def _scale_check_deferred():
+    """Leave the scale warning of a checkpoint's robust statistics, which
+    :func:`preprocessor_for_weights` decides from the first subjects it is given (reading
+    them), to a ``transform`` of the same subjects that follows (an embedder's
+    ``fit_transform``): it decides it from the series it scales
+    (``_base.FittedScaleCheck``), without that read.
+
+    Yields
+    ------
+    list of callable
+        The checks left undecided in the block, each deciding one (for a fit that fails
+        before the transform: fit alone warns before its error).
+    """
+    deferred = []
+    token = _DEFERRED_SCALE_CHECKS.set(deferred)
+    try:
+        yield deferred
+    finally:
+        _DEFERRED_SCALE_CHECKS.reset(token)
+
+
 def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n_frames="auto",
                              window="auto", stride=None, min_frames=None,
                              normalization="auto", constant_regions="error"):
@@ -1441,7 +1470,18 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         if preprocessor.normalization == "robust":
             # kept, so that transform and predict name the checkpoint as fit does
             preprocessor._statistics_source = os.fspath(source) if source else "the model"
-            preprocessor._warn_if_off_the_saved_scale(subjects, preprocessor._statistics_source)
+            # Reads the first subjects for the warning alone (the statistics are the
+            # checkpoint's: nothing else here reads their values). A fit warns of its own
+            # series, which a later transform may never see (fit on some, transform others),
+            # and a fine-tuner's before it trains on them; only a transform of these same
+            # subjects right after (fit_transform) decides it as well, from what it scales.
+            check = functools.partial(preprocessor._warn_if_off_the_saved_scale, subjects,
+                                      preprocessor._statistics_source)
+            deferred = _DEFERRED_SCALE_CHECKS.get()
+            if deferred is None:
+                check()
+            else:
+                deferred.append(check)
         return preprocessor
     preprocessor = Preprocessor(normalization=normalization, **options).fit(subjects)
     preprocessor._statistics_source = None  # learned here: transform and predict say so

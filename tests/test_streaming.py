@@ -851,6 +851,65 @@ def test_transform_and_predict_read_each_text_file_once_and_warn_of_its_scale(
                                   f"{type(fitted).__name__} was fitted on")
 
 
+@pytest.mark.parametrize("scale, warned", [(1.0, 0), (1e4, 1)])
+def test_fit_transform_of_a_robust_checkpoint_reads_the_first_subjects_once_for_its_warning(
+        tmp_path, monkeypatch, scale, warned):
+    """An embedder's fit warns of series that a checkpoint's robust statistics leave far
+    above unit scale, reading the first SAVED_SCALE_CHECK_SUBJECTS subjects for it (it reads
+    no other values of theirs); fit_transform read them so, and then its transform scaled them
+    and warned again. Its transform decides alone, from the series it scales: one read fewer
+    of each, one warning; fit alone still warns."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), preprocessing=Preprocessor(
+        8, normalization="robust").fit(series).to_dict())
+    (tmp_path / "subjects").mkdir()
+    paths = _save(tmp_path / "subjects", [x * scale + scale for x in series], kind="tsv")
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    embedder = BrainJEPAEmbedder(weights=path, device="cpu")
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("ignore")
+        expected = BrainJEPAEmbedder(weights=path, device="cpu").fit(
+            _as_read(paths)).transform(_as_read(paths))
+    reads = _counting_reads(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        np.testing.assert_array_equal(embedder.fit_transform(paths), expected)
+    # validated by fit (one read) and by transform (one more), transformed (one more)
+    assert reads == paths * 3
+    assert len(_scale_warnings(caught)) == warned
+    reads.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        BrainJEPAEmbedder(weights=path, device="cpu").fit(paths)
+    assert reads == paths + paths[:3]  # validated, then the first ones read for the warning
+    assert len(_scale_warnings(caught)) == warned
+
+
+def test_fit_transform_of_a_robust_checkpoint_that_fails_in_fit_still_warns_first(
+        tmp_path, monkeypatch):
+    """fit_transform leaves the scale warning to its transform; a fit that fails (a subject
+    too short, checked after the preprocessing is built) warns before its error all the same,
+    as fit alone does."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), preprocessing=Preprocessor(
+        8, normalization="robust").fit(series).to_dict())
+    off_scale = [x * 1e4 + 1e4 for x in series]
+    off_scale[4] = off_scale[4][:2]
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    for call in ("fit", "fit_transform"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with pytest.raises(ValueError, match="subject 4 is too short"):
+                getattr(BrainJEPAEmbedder(weights=path, device="cpu"), call)(off_scale)
+        assert len(_scale_warnings(caught)) == 1, call
+
+
 @pytest.mark.parametrize("problem", ["too short", "beyond float32"])
 @pytest.mark.parametrize("estimator", ["embedder", "classifier"])
 def test_an_error_before_the_first_subjects_are_scaled_keeps_the_scale_warning(
