@@ -917,6 +917,15 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         state.pop("_device_cache", None)
         return state
 
+    def _check_output_container(self):
+        """Refuse ``pooling="tokens"`` with pandas output, as ``transform`` does before it
+        reads a subject (``fit`` takes them: see ``BrainJEPAEmbedder.fit_transform``)."""
+        if (self.pooling == "tokens"
+                and _get_output_config("transform", self)["dense"] == "pandas"):
+            # its error, which says how to keep the list: scikit-learn before 1.9 drops the
+            # error of get_feature_names_out and fails on the list with pandas' own message
+            self.get_feature_names_out()
+
     def _fitted_call_input(self, X, method):
         """Check the subjects given to a fitted estimator's ``method`` (``transform``,
         ``score``) as every such call checks them, and resolve where it computes.
@@ -977,11 +986,7 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         # read live (set_params after fit applies), so checked here as fit checks them: int()
         # and bool() took batch_size=2.5 or final_norm="no"; batch_size=0 failed in range()
         check_parameters(self, _READOUT_PARAMETERS)
-        if (self.pooling == "tokens"
-                and _get_output_config("transform", self)["dense"] == "pandas"):
-            # its error, which says how to keep the list: scikit-learn before 1.9 drops the
-            # error of get_feature_names_out and fails on the list with pandas' own message
-            self.get_feature_names_out()
+        self._check_output_container()
         subjects, device, autocast_dtype = self._fitted_call_input(X, "transform")
         encoder = self._encoder_on(device)
         # pooling may have been changed by set_params since fit

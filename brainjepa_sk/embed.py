@@ -240,6 +240,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         with preprocessing._scale_check_deferred() as deferred:
             try:
                 self.fit(X, y, **fit_params)
+                # transform's refusal of its output before it scales a series (fit takes
+                # pooling="tokens" with pandas output): the warning is then fit's to give
+                self._check_output_container()
             except Exception:
                 # fit alone warns before its error (a subject too short, say): so does this
                 # call, unless the check cannot read them (the fit's error is the one to see)

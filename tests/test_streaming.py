@@ -910,6 +910,27 @@ def test_fit_transform_of_a_robust_checkpoint_that_fails_in_fit_still_warns_firs
         assert len(_scale_warnings(caught)) == 1, call
 
 
+def test_fit_transform_of_a_robust_checkpoint_that_transform_refuses_still_warns_first(
+        tmp_path, monkeypatch):
+    """A fit_transform whose transform refuses before it scales a series (pooling="tokens"
+    with pandas output, which fit takes) warns of the checkpoint's scale before that error,
+    as fit followed by transform does: the transform that was to decide it never scaled."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), preprocessing=Preprocessor(
+        8, normalization="robust").fit(series).to_dict())
+    off_scale = [x * 1e4 + 1e4 for x in series]
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedder = BrainJEPAEmbedder(weights=path, device="cpu", pooling="tokens")
+        with pytest.raises(ValueError, match='pooling="tokens" gives one'):
+            embedder.set_output(transform="pandas").fit_transform(off_scale)
+    assert len(_scale_warnings(caught)) == 1
+
+
 @pytest.mark.parametrize("problem", ["too short", "beyond float32"])
 @pytest.mark.parametrize("estimator", ["embedder", "classifier"])
 def test_an_error_before_the_first_subjects_are_scaled_keeps_the_scale_warning(
