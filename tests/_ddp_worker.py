@@ -318,6 +318,45 @@ def main_process_scenario(rank, world_size, folder):
     _save_from_every_process(results, world_size, folder / "main.pt")
 
 
+def ctrl_c_while_waiting_scenario(rank, world_size, folder):
+    """``on_main_process``: process 0 works for 20 s; process 1, waiting for it, gets a SIGINT
+    (``kill -INT`` of that process alone) half a second after the work began. What each
+    raised, after how many seconds, and a later call's result: ``stopped.pt``."""
+    import threading
+    import time
+
+    from brainjepa_sk.train.distributed import on_main_process
+
+    began = folder / "work-began"
+
+    def work():
+        began.touch()
+        time.sleep(20)
+        return "done"
+
+    def interrupt_once_waiting():
+        while not began.exists():
+            time.sleep(0.05)
+        time.sleep(0.5)  # process 1 waits for the result by now
+        os.kill(os.getpid(), signal.SIGINT)
+
+    # Python's own handler, as in a terminal (see sigint_scenario)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        if rank == 1:
+            threading.Thread(target=interrupt_once_waiting, daemon=True).start()
+        start = time.monotonic()
+        try:
+            raised = f"returned {on_main_process(work)}"
+        except KeyboardInterrupt as error:
+            raised = f"KeyboardInterrupt: {error}"
+        seconds = time.monotonic() - start
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    after = on_main_process(lambda: rank)  # the group still works
+    _save_from_every_process((raised, seconds, after), world_size, folder / "stopped.pt")
+
+
 def estimator_scenario(rank, world_size, folder, random_state):
     """``BrainJEPAPretrainer.fit`` in each process; records the windows each one trained on
     and the warnings it gave (a warm-up of 2 epochs in a run of 1 warns)."""
@@ -499,6 +538,7 @@ SCENARIOS = {
     "unseeded-estimator": (estimator_scenario, (None,), {}),
     # a short timeout for the group's own collectives: process 0's slow work outlasts it
     "main-process": (main_process_scenario, (), {"timeout": datetime.timedelta(seconds=3)}),
+    "ctrl-c-while-waiting": (ctrl_c_while_waiting_scenario, (), {}),
     "other-subjects": (other_subjects_scenario, (), {}),
     "scale-check": (scale_check_scenario, (), {}),
     "score": (score_scenario, (), {}),

@@ -1684,6 +1684,8 @@ _DDP_SCENARIOS_OF_TESTS = {
     "test_under_ddp_an_unseeded_fit_shares_each_global_batch_without_repeating_windows":
         ["unseeded-estimator"],
     "test_work_on_the_main_process_reaches_every_process_with_its_errors": ["main-process"],
+    "test_ctrl_c_in_a_process_waiting_for_process_0s_work_stops_every_process_at_once":
+        ["ctrl-c-while-waiting"],
     "test_under_ddp_processes_given_other_subjects_all_refuse_them": ["other-subjects"],
     "test_under_ddp_transform_warns_of_the_scale_of_the_first_subjects_once": ["scale-check"],
     "test_under_ddp_the_processes_share_out_score_and_all_return_the_score_of_one": ["score"],
@@ -1966,6 +1968,23 @@ def test_work_on_the_main_process_reaches_every_process_with_its_errors(ddp_scen
     # the pickling error is raised in both, instead of process 1 waiting for a result
     assert first["unsendable"] == second["unsendable"]
     assert first["unsendable"] in ("PicklingError", "AttributeError", "TypeError")
+
+
+def test_ctrl_c_in_a_process_waiting_for_process_0s_work_stops_every_process_at_once(
+        ddp_scenarios):
+    """A process waiting in a collective operation takes a signal only once it returns: the
+    SIGINT of a process waiting for process 0's 20 s of work acted after that work, and process
+    0 then failed in its next collective operation ("Connection closed by peer"). The waiting
+    process now asks process 0 to stop, process 0's work is interrupted, and both raise the
+    same KeyboardInterrupt within seconds."""
+    first, second = torch.load(ddp_scenarios("ctrl-c-while-waiting") / "stopped.pt",
+                               weights_only=True)
+    message = ("KeyboardInterrupt: stopped by Ctrl-C (SIGINT) in process 1, which waited for "
+               "process 0 to run ctrl_c_while_waiting_scenario.<locals>.work: every process "
+               "stops")
+    assert first[0] == second[0] == message
+    assert first[1] < 10 and second[1] < 10  # seconds, of the 20 s the work would take
+    assert (first[2], second[2]) == (0, 0)  # a later call: process 0's result in both
 
 
 def test_run_key_names_settings_data_and_learned_arrays():

@@ -894,6 +894,7 @@ def test_work_on_the_main_process_waits_in_a_gloo_group_of_its_own_then_leaves_i
     """Runs anywhere: a group of two is simulated, process 0 then process 1. The group has the
     long timeout and is destroyed, after a result and after an error alike."""
     made, destroyed, sent = [], [], []
+    monkeypatch.setattr(distributed, "_default_store", dist.HashStore)
     monkeypatch.setattr(dist, "new_group", lambda **kwargs: made.append(kwargs) or "group")
     monkeypatch.setattr(dist, "destroy_process_group", destroyed.append)
 
@@ -927,6 +928,7 @@ def test_an_error_in_process_0_is_raised_in_the_processes_waiting_for_its_result
     """Runs anywhere: process 1 of a simulated group of two receives process 0's error and
     raises it (it does not return it as a result), without doing the work."""
     error = ValueError("the file x.npy is damaged")
+    monkeypatch.setattr(distributed, "_default_store", dist.HashStore)
     monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
     monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
     monkeypatch.setattr(dist, "broadcast_object_list",
@@ -936,6 +938,41 @@ def test_an_error_in_process_0_is_raised_in_the_processes_waiting_for_its_result
     with pytest.raises(ValueError, match=r"x\.npy is damaged"):
         distributed.on_main_process(calls.append, 1)
     assert calls == []
+
+
+def test_process_0s_work_is_interrupted_when_a_waiting_process_asks_to_stop(monkeypatch,
+                                                                           ctrl_c_raises):
+    """Runs anywhere: process 0 of a simulated group of two. Process 1 writes its stop key into
+    the group's store (as at its Ctrl-C) while process 0 sleeps in its work: the sleep is
+    interrupted at once, and the KeyboardInterrupt that names process 1 is sent to the others
+    and raised here."""
+    import threading
+    import time
+
+    store, sent = dist.HashStore(), []
+    monkeypatch.setattr(distributed, "_default_store", lambda: store)
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
+    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
+    monkeypatch.setattr(dist, "broadcast_object_list",
+                        lambda objects, src, group: sent.append(objects[0]))
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
+
+    stop_key = "brainjepa_sk/on_main_process/7/stopped"  # this call's, as process 1 knows it
+    monkeypatch.setattr(distributed, "_main_process_calls", iter([7]))
+
+    def work():
+        threading.Timer(0.2, store.set, (stop_key, "1")).start()
+        time.sleep(10)
+        return "done"
+
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt, match=r"Ctrl-C \(SIGINT\) in process 1, which waited "
+                                                r"for process 0 to run .*work: every process"):
+        distributed.on_main_process(work)
+    assert time.monotonic() - start < 5  # not the 10 s of the work
+    assert sent[0][0] is False and isinstance(sent[0][1], KeyboardInterrupt)
+    assert "in process 1" in str(sent[0][1])  # the same error, for the others
+    assert not store.check([stop_key])  # removed: a later call does not find it
 
 
 def test_noting_ctrl_c_outside_the_main_thread_changes_nothing():

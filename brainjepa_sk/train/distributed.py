@@ -6,12 +6,19 @@ functions answer as a single process would, so the same loop runs everywhere.
 
 from __future__ import annotations
 
+import _thread
+import contextlib
 import datetime
+import itertools
 import os
 import pickle
+import signal
+import threading
 
 import torch
 import torch.distributed as dist
+
+from .runtime import deferring_ctrl_c
 
 __all__ = [
     "world",
@@ -247,6 +254,20 @@ def _sendable(error):
         return RuntimeError(f"process 0 failed: {type(error).__name__}: {error}")
 
 
+#: How often (seconds) the processes waiting in :func:`on_main_process` look for a Ctrl-C, and
+#: process 0 for the word of one that got it.
+STOP_POLL_SECONDS = 0.1
+
+#: One number for each call of :func:`on_main_process` in this process; every process makes
+#: the same calls in the same order, so the n-th calls of all name their keys alike.
+_main_process_calls = itertools.count()
+
+
+def _default_store():
+    """The key-value store of the default process group (torchrun's, or the init file's)."""
+    return dist.distributed_c10d._get_default_store()
+
+
 def on_main_process(function, *args, **kwargs):
     """Call ``function`` in process 0 only and return its result in every process.
 
@@ -255,6 +276,14 @@ def on_main_process(function, *args, **kwargs):
     up to ``MAIN_PROCESS_TIMEOUT`` (the result travels through a gloo group of its own,
     on the CPU). An exception raised in process 0 (``KeyboardInterrupt`` included) is raised
     in every process, so none waits for a result that will not come.
+
+    A Ctrl-C (SIGINT) that reaches a waiting process alone (``kill -INT`` of one process)
+    stops every process within about ``STOP_POLL_SECONDS``: the waiting process tells process
+    0 through the process group's store, process 0's work is interrupted as by a Ctrl-C of its
+    own, and every process raises the same ``KeyboardInterrupt``, which names the process
+    that got the signal. A second SIGINT to that process raises at once. A waiting process
+    otherwise sits in a collective operation, where a signal acts only once it returns:
+    after process 0's work, however long it takes.
 
     Parameters
     ----------
@@ -267,24 +296,173 @@ def on_main_process(function, *args, **kwargs):
     -------
     object
         What ``function`` returned in process 0.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        In every process, when Ctrl-C reached process 0 during the work, or a waiting process.
     """
     rank, world_size = world()
     if world_size == 1:
         return function(*args, **kwargs)
+    stop_key = f"brainjepa_sk/on_main_process/{next(_main_process_calls)}/stopped"
+    store = _default_store()
     group = dist.new_group(backend="gloo", timeout=MAIN_PROCESS_TIMEOUT)
+    receiving = None
     try:
-        payload = [None]
         if rank == 0:
-            try:
-                payload = [(True, function(*args, **kwargs))]
-                pickle.dumps(payload)  # a result that cannot be sent fails here, in the try
-            except BaseException as error:  # sent on, then raised here too
-                dist.broadcast_object_list([(False, _sendable(error))], src=0, group=group)
-                raise
-        dist.broadcast_object_list(payload, src=0, group=group)
+            payload, error = _work_on_main_process(store, stop_key, function, args, kwargs)
+            with deferring_ctrl_c():  # a Ctrl-C here must not leave the others waiting
+                dist.broadcast_object_list(payload, src=0, group=group)
+            if error is not None:
+                raise error  # process 0's own error as it was (the others get a copy)
+        else:
+            receiving = _Receiving(group)
+            payload = receiving.wait(store, stop_key, rank, function)
     finally:
-        dist.destroy_process_group(group)
+        # (not under a receive still running, after a second Ctrl-C: the process stops)
+        if receiving is None or not receiving.is_alive():
+            dist.destroy_process_group(group)
     succeeded, value = payload[0]
     if not succeeded:
         raise value
     return value
+
+
+def _work_name(function):
+    return getattr(function, "__qualname__", None) or type(function).__name__
+
+
+def _work_on_main_process(store, stop_key, function, args, kwargs):
+    """Process 0's part of :func:`on_main_process`: run ``function``, interrupted (as by
+    Ctrl-C) if a waiting process writes ``stop_key``; return the payload to send and the
+    error to raise here (None after a result)."""
+    watch = _StopWatch(store, stop_key)
+    error = None
+    try:
+        try:
+            payload = [(True, function(*args, **kwargs))]
+            pickle.dumps(payload)  # a result that cannot be sent fails here, in the try
+        finally:
+            # an interrupt the watch made as the work ended is raised by this call at the
+            # latest, inside the try
+            watch.stop()
+    except BaseException as raised:  # sent on, then raised here too
+        error = raised
+        payload = [(False, _sendable(raised))]
+    stopped_by = watch.stopped_by()
+    if stopped_by is not None:  # whatever the work became: every process stops
+        error = KeyboardInterrupt(
+            f"stopped by Ctrl-C (SIGINT) in process {stopped_by}, which waited for process 0 "
+            f"to run {_work_name(function)}: every process stops")
+        payload = [(False, error)]
+    with contextlib.suppress(Exception):
+        store.delete_key(stop_key)
+    return payload, error
+
+
+def _interrupt_main_thread():
+    """Interrupt the main thread as Ctrl-C would: with a SIGINT sent to it, which also cuts a
+    wait in C (a sleep, a read) that ``_thread.interrupt_main`` would let finish first, or
+    with ``_thread.interrupt_main`` where signals cannot be sent to a thread (Windows).
+    Nothing where SIGINT has no Python handler (ignored, or the default action, which would
+    end the process)."""
+    if not callable(signal.getsignal(signal.SIGINT)):
+        return
+    if hasattr(signal, "pthread_kill"):
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+    else:
+        _thread.interrupt_main()
+
+
+class _StopWatch:
+    """A thread of process 0 that looks for ``stop_key`` in ``store`` while the main thread
+    works, and interrupts that work (:func:`_interrupt_main_thread`) once a waiting process
+    wrote it."""
+
+    def __init__(self, store, stop_key):
+        self._store, self._key = store, stop_key
+        self._lock = threading.Lock()
+        self._working = True
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True,
+                                        name="brainjepa_sk stop watch")
+        self._thread.start()
+
+    def _watch(self):
+        while not self._ended.wait(STOP_POLL_SECONDS):
+            try:
+                stopped = self._store.check([self._key])
+            except Exception:  # a store that went away: the work's own collective says it
+                return
+            if stopped:
+                with self._lock:
+                    if self._working:
+                        _interrupt_main_thread()
+                return
+
+    def stop(self):
+        """End the watch: no interrupt comes after this returns."""
+        with self._lock:
+            self._working = False
+        self._ended.set()
+        self._thread.join()
+
+    def stopped_by(self):
+        """The rank of the waiting process that asked to stop, or None."""
+        try:
+            if self._store.check([self._key]):
+                return int(self._store.get(self._key))
+        except Exception:
+            pass
+        return None
+
+
+class _Receiving:
+    """A waiting process's part of :func:`on_main_process`: process 0's payload, received in
+    a thread of its own (a collective operation holds the thread it runs in until it ends,
+    signals or not) while the main thread waits where a Ctrl-C reaches it."""
+
+    def __init__(self, group):
+        self._received, self._failed = [None], []
+        # waited on, not the thread: a join that Ctrl-C interrupts marks it ended (bpo-45274)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._receive, args=(group,), daemon=True,
+                                        name="brainjepa_sk on_main_process receive")
+        self._thread.start()
+
+    def _receive(self, group):
+        try:
+            dist.broadcast_object_list(self._received, src=0, group=group)
+        except BaseException as error:  # raised in the main thread
+            self._failed.append(error)
+        finally:
+            self._done.set()
+
+    def is_alive(self):
+        return not self._done.is_set()
+
+    def wait(self, store, stop_key, rank, function):
+        """The payload; at the first Ctrl-C, ask process 0 to stop (``stop_key``) and wait
+        on for its answer; at a second, raise at once."""
+        interrupted = None
+        while not self._done.is_set():
+            try:
+                self._done.wait(STOP_POLL_SECONDS)
+            except KeyboardInterrupt as error:
+                if interrupted is not None:
+                    raise
+                interrupted = error
+                try:
+                    store.set(stop_key, str(rank))
+                except Exception:  # process 0 cannot be told: this process stops alone
+                    raise error from None
+        if self._failed:
+            raise self._failed[0]
+        if interrupted is not None and self._received[0][0]:
+            # the signal came as process 0's result was on its way: this process stops alone
+            raise KeyboardInterrupt(
+                f"stopped by Ctrl-C (SIGINT) in process {rank} as process 0's result of "
+                f"{_work_name(function)} arrived: the other processes go on, and wait in "
+                "their next collective operation until this one ends") from interrupted
+        return self._received
