@@ -1610,6 +1610,74 @@ def test_checkpoint_every_is_checked(every, tmp_path):
         _pretrainer(checkpoint_dir=tmp_path, checkpoint_every=every).fit(_data())
 
 
+_TORCHRUN_CTRL_C_SCRIPT = """
+import os
+import pathlib
+import signal
+import sys
+import threading
+import time
+import numpy as np
+import torch
+from brainjepa_sk import BrainJEPAPretrainer
+
+folder, rank = pathlib.Path(sys.argv[1]), os.environ["RANK"]
+began = folder / "gradients-began"
+# Python's own handler, as in a terminal (tests started in the background ignore SIGINT)
+signal.signal(signal.SIGINT, signal.default_int_handler)
+torch.set_num_threads(1)
+
+
+def slow_gradients(self, subjects, n_regions):  # process 0's work, long
+    began.touch()
+    time.sleep(120)
+
+
+def interrupt_once_waiting():  # kill -INT of process 1 alone, as it waits for the gradients
+    while not began.exists():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    (folder / "signalled").write_text(str(time.time()))
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+BrainJEPAPretrainer._fit_gradients = slow_gradients
+if rank == "1":
+    threading.Thread(target=interrupt_once_waiting, daemon=True).start()
+try:
+    BrainJEPAPretrainer(
+        model_size=dict(embed_dim=16, depth=1, num_heads=2), patch_size=4, n_frames=16,
+        predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0, random_state=0,
+    ).fit(np.random.default_rng(0).standard_normal((8, 16, 12)))
+    (folder / f"raised-{rank}.txt").write_text("returned")
+except BaseException as error:
+    (folder / f"raised-{rank}.txt").write_text(f"{type(error).__name__}: {error}")
+    (folder / f"at-{rank}").write_text(str(time.time()))
+    raise
+"""
+
+
+@pytest.mark.slow  # about 20 s on 2 cores, most of it starting torchrun and its 2 processes
+def test_ctrl_c_of_one_torchrun_process_waiting_for_the_gradients_stops_both_at_once(tmp_path):
+    """SIGINT to process 1 while process 0 works out the gradients (120 s here): process 1 had
+    waited in the broadcast of the result, where the signal acts only once it returns, so it
+    stopped after process 0's work and process 0 then failed with gloo's "Connection closed by
+    peer". Both now raise the same KeyboardInterrupt within seconds of the signal."""
+    script = tmp_path / "fit.py"
+    script.write_text(_TORCHRUN_CTRL_C_SCRIPT)
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(script), str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300, capture_output=True)
+    assert result.returncode != 0  # a fit stopped by Ctrl-C fails
+    message = ("KeyboardInterrupt: stopped by Ctrl-C (SIGINT) in process 1, which waited for "
+               "process 0 to run slow_gradients: every process stops")
+    assert [(tmp_path / f"raised-{rank}.txt").read_text() for rank in (0, 1)] == 2 * [message]
+    signalled = float((tmp_path / "signalled").read_text())
+    for rank in (0, 1):
+        assert float((tmp_path / f"at-{rank}").read_text()) - signalled < 10  # seconds
+
+
 _TORCHRUN_SCRIPT = """
 import os
 import sys
