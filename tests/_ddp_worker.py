@@ -337,7 +337,7 @@ def ctrl_c_while_waiting_scenario(rank, world_size, folder):
     def interrupt_once_waiting():
         while not began.exists():
             time.sleep(0.05)
-        time.sleep(0.5)  # process 1 waits for the result by now
+        time.sleep(1)  # process 1 waits for the result by now
         os.kill(os.getpid(), signal.SIGINT)
 
     # Python's own handler, as in a terminal (see sigint_scenario)

@@ -1636,7 +1636,7 @@ def slow_gradients(self, subjects, n_regions):  # process 0's work, long
 def interrupt_once_waiting():  # kill -INT of process 1 alone, as it waits for the gradients
     while not began.exists():
         time.sleep(0.05)
-    time.sleep(0.5)
+    time.sleep(1)  # process 1 waits for the result by now
     (folder / "signalled").write_text(str(time.time()))
     os.kill(os.getpid(), signal.SIGINT)
 
