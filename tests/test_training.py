@@ -975,6 +975,46 @@ def test_process_0s_work_is_interrupted_when_a_waiting_process_asks_to_stop(monk
     assert not store.check([stop_key])  # removed: a later call does not find it
 
 
+@pytest.mark.parametrize("presses", [1, 2])
+def test_a_waiting_process_asks_process_0_to_stop_at_a_first_ctrl_c_and_raises_at_a_second(
+        presses, monkeypatch, ctrl_c_raises):
+    """Runs anywhere: process 1 of a simulated group of two, whose receive of process 0's
+    result blocks. At a first SIGINT it writes its rank under the call's stop key and waits
+    on, then raises what process 0 sends; a second SIGINT raises at once."""
+    import threading
+    import time
+
+    store, answer = dist.HashStore(), threading.Event()
+    stop_key = "brainjepa_sk/on_main_process/3/stopped"
+    # (raising=False: the test says what a version without them does)
+    monkeypatch.setattr(distributed, "_default_store", lambda: store, raising=False)
+    monkeypatch.setattr(distributed, "_main_process_calls", iter([3]), raising=False)
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
+    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
+    monkeypatch.setattr(distributed, "world", lambda: (1, 2))
+    sent = KeyboardInterrupt("stopped by Ctrl-C (SIGINT) in process 1, which waited")
+
+    def receive(objects, src, group):  # process 0's answer comes once it was asked to stop
+        answer.wait(30)
+        objects[0] = (False, sent)
+
+    monkeypatch.setattr(dist, "broadcast_object_list", receive)
+
+    def press():
+        for _ in range(presses):
+            time.sleep(0.3)
+            os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+        answer.set()  # (after a second press: too late, it raised at once)
+
+    threading.Thread(target=press, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt) as raised:
+        distributed.on_main_process(lambda: "not run here")
+    assert store.check([stop_key]) and store.get(stop_key) == b"1"  # asked, by process 1
+    assert (raised.value is sent) == (presses == 1)
+    answer.set()
+
+
 def test_noting_ctrl_c_outside_the_main_thread_changes_nothing():
     """Signal handlers can only be set in the main thread: a fit in another thread (joblib's
     threading backend) runs, and Ctrl-C is left to the main thread's handler."""
