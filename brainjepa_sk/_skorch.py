@@ -522,7 +522,7 @@ def set_initial_rates(net):
         group.setdefault("initial_lr", peak * group.get("lr_scale", 1.0))
 
 
-def restore_lr_schedulers(net):
+def restore_lr_schedulers(net, extra_batches=0):
     """Put skorch's ``LRScheduler`` callbacks at the step the history a fit loaded had left
     them at.
 
@@ -539,6 +539,9 @@ def restore_lr_schedulers(net):
     ----------
     net : BrainJEPAClassifier or BrainJEPARegressor
         The net, its history and optimizer loaded.
+    extra_batches : int, default=0
+        Training batches trained after the history's epochs (those of an epoch cut short
+        that the fit resumes), which a scheduler stepping every batch steps through too.
     """
     history = net.history_
     for _, callback in net.callbacks_:
@@ -554,8 +557,9 @@ def restore_lr_schedulers(net):
         if not plateau and any("initial_lr" not in group for group in groups):
             continue  # not a schedule's optimizer: nothing to start from
         loaded = [group["lr"] for group in groups]
-        n_batches = sum(record.get("train_batch_count", len(record.get("batches", [])))
-                        for record in history)
+        n_batches = extra_batches + sum(
+            record.get("train_batch_count", len(record.get("batches", [])))
+            for record in history)
         if not plateau:
             for group in groups:
                 group["lr"] = group["initial_lr"]
@@ -798,7 +802,11 @@ class WarmupCosineLR(Callback):
         """
         # the training loader's own count: drop_last, batch_size=-1 or a sampler included
         self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
-        self.batch_ = 0
+        # a resumed epoch cut short goes on after the batches it had trained (the net skips
+        # them), whose last rate is the epoch's "lr" should it train no other
+        self.batch_ = net.__dict__.get("_skip_batches_", 0)
+        if self.batch_:
+            self.lr_ = self._rate(net, self.batch_ - 1)
         epochs = net.__dict__.get("_epochs_run_", net.max_epochs)  # known once the loop runs
         if (self.epoch_ == 0 and _epochs_done(net) == 0 and net.warmup_epochs > 0
                 and net.warmup_epochs >= epochs):
@@ -826,17 +834,20 @@ class WarmupCosineLR(Callback):
         """
         if not training:
             return
-        per_epoch = self.batches_per_epoch_
-        peak = _peak_lr(net)
-        # the last step's index as the schedule's length: min_lr is reached at the last batch
-        self.lr_ = warmup_cosine(
-            (_epochs_done(net) + self.epoch_) * per_epoch + self.batch_,
-            net.__dict__.get("_epochs_run_", net.max_epochs) * per_epoch - 1,
-            round(net.warmup_epochs * per_epoch), 0.0, peak, net.min_lr,
-        )
+        self.lr_ = self._rate(net, self.batch_)
         for group in net.optimizer_.param_groups:
             group["lr"] = self.lr_ * group.get("lr_scale", 1.0)
         self.batch_ += 1
+
+    def _rate(self, net, batch):
+        """The schedule's rate at training batch ``batch`` (from 0) of this call's epoch."""
+        per_epoch = self.batches_per_epoch_
+        # the last step's index as the schedule's length: min_lr is reached at the last batch
+        return warmup_cosine(
+            (_epochs_done(net) + self.epoch_) * per_epoch + batch,
+            net.__dict__.get("_epochs_run_", net.max_epochs) * per_epoch - 1,
+            round(net.warmup_epochs * per_epoch), 0.0, _peak_lr(net), net.min_lr,
+        )
 
     def on_epoch_end(self, net, **kwargs):
         """Move to the next epoch; record the last batch's rate as ``"lr"`` in the history.

@@ -139,13 +139,16 @@ class _Interrupted(Exception):
     through skorch's ``partial_fit``, which swallows it."""
 
 
-def _seed_epoch(seed, epoch, device):
-    """Seed torch's global generators (the fit's fork of them) for epoch ``epoch`` (from 1).
+def _seed_epoch(seed, epoch, device, batch=None):
+    """Seed torch's global generators (the fit's fork of them) for epoch ``epoch`` (from 1),
+    or for its training batch ``batch`` (from 1).
 
-    The epoch's shuffling, loader worker seeds and stochastic depth then depend on the fit's
-    seed and the epoch's number only, not on the draws of the epochs before it: a fit that
-    resumes a run from a checkpoint at epoch ``k`` draws as the uninterrupted run did."""
-    value = int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(
+    The epoch's shuffling and loader worker seeds, and each batch's stochastic depth, then
+    depend on the fit's seed and the epoch's (and batch's) number only, not on the draws
+    before them: a fit that resumes a run from a checkpoint at epoch ``k``, or after batch
+    ``b`` of it, draws as the uninterrupted run did."""
+    keys = [int(seed), int(epoch), *(() if batch is None else (int(batch),))]
+    value = int(np.random.SeedSequence(keys).generate_state(
         1, dtype=np.uint64)[0] >> np.uint64(1))  # 63 bits: any torch seed
     torch.default_generator.manual_seed(value)
     if device.type == "cuda":  # the fit's device, made current by forked_rng
@@ -343,7 +346,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
     _FIT_STATE = ("_training_", "_held_out_", "_seeded_split_", "_epochs_run_",
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
                   "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_",
-                  "_cut_epoch_", "_shown_cut_epoch_")
+                  "_cut_epoch_", "_shown_cut_epoch_", "_loaded_cut_epoch_", "_resume_cut_",
+                  "_skip_batches_", "_epoch_loader_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -427,7 +431,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         are undone. A history that ends with the record of an epoch cut short (marked
         ``"cut_short"``, see :meth:`save_params`) names the files of ``checkpoint`` as it
         named them when they were saved, and is loaded without that record: ``history_``
-        holds completed epochs only, and a resumed fit trains the cut epoch again.
+        holds completed epochs only. A fit that resumes the run (skorch's ``LoadInitState``)
+        trains the cut epoch's batches after those it had trained (see :meth:`fit_loop`).
 
         Parameters
         ----------
@@ -462,6 +467,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         # just before each file is loaded into it
         history, device, copies = self.history_, self.device, []
         cut = []  # the record of an epoch cut short that a loaded history ends with
+        history_loaded = []
 
         def load(**files_and_options):
             for key in files_and_options:
@@ -476,11 +482,14 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                     isinstance(record, dict) and "epoch" in record for record in self.history_):
                 raise ValueError("it is not a history of epochs (a JSON list of records, "
                                  "as save_params writes it)")
-            if "f_history" in files_and_options and self.history_ \
-                    and self.history_[-1].get("cut_short") is True:
-                # saved at the end of a fit that a callback cut short inside an epoch, for the
-                # file names formatted from it (see _notify): history_ holds completed epochs
-                cut[:] = [self.history_.pop()]
+            if "f_history" in files_and_options:
+                history_loaded.append(True)
+                cut.clear()
+                if self.history_ and self.history_[-1].get("cut_short") is True:
+                    # saved at the end of a fit that a callback cut short inside an epoch, for
+                    # the file names formatted from it (see _notify): history_ holds
+                    # completed epochs
+                    cut.append(self.history_.pop())
 
         try:
             files = {}
@@ -524,6 +533,11 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             self.history_, self.device = history, device  # skorch may fall back to the CPU
             _put_back(copies)
             raise
+        if history_loaded:
+            # for a fit that resumes this run to go on inside the cut epoch (see fit_loop)
+            self.__dict__.pop("_loaded_cut_epoch_", None)
+            if cut:
+                self._loaded_cut_epoch_ = cut[0]
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         """skorch's loop; the learning-rate schedule spans ``epochs`` when it is given.
@@ -533,9 +547,15 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         epochs count towards ``max_epochs`` (or ``epochs``), only the rest are trained, the
         schedule goes on at the epoch the history ends, and skorch's scoring callbacks take
         their best scores from it (its ``EarlyStopping``, its patience: a run it had stopped
-        trains no more; its ``LRScheduler``, the steps of the loaded epochs). A run whose
-        checkpoint records other data or other settings than this fit's (the run file its
-        ``Checkpoint`` saved beside its files) is refused.
+        trains no more; its ``LRScheduler``, the steps of the loaded epochs). A history that a
+        ``TrainEndCheckpoint`` saved at the end of a fit a callback cut short inside an epoch
+        (its record marked ``"cut_short"``) resumes inside that epoch: its batches trained
+        are skipped (loaded again, then dropped; their records kept for the epoch's
+        ``train_loss``) and the others trained, as the uninterrupted run trains them, the
+        epoch validated once at its end; when the training loader yields another number or
+        size of batches than the cut run's, the epoch is trained again from its first batch,
+        with a warning. A run whose checkpoint records other data or other settings than this
+        fit's (the run file its ``Checkpoint`` saved beside its files) is refused.
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
@@ -587,8 +607,13 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                             cut = self.history_.pop()
                             if cut.get("batches"):  # it trained (see _notify)
                                 # a history saved while the callbacks see it holds it so
-                                # (see load_params)
+                                # (see load_params), with where the epoch was cut, for a
+                                # resumed fit to go on from there (see on_epoch_begin)
                                 cut["cut_short"] = True
+                                cut["batches_done"] = sum(
+                                    "train_loss" in batch for batch in cut["batches"])
+                                cut["batches_per_epoch"], cut["loader_batch_size"] = \
+                                    self.__dict__.get("_epoch_loader_", (None, None))
                                 self._cut_epoch_ = cut
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
@@ -596,7 +621,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             self._stop_on_sigterm(f"after the last epoch ({len(self.history_)})")
             return self
         finally:
-            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_"):
+            for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_",
+                         "_resume_cut_", "_skip_batches_", "_epoch_loader_"):
                 self.__dict__.pop(name, None)
 
     def _epochs_to_train(self, epochs):
@@ -606,6 +632,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         run's total (``_epochs_run_``) and its epochs done (``_epochs_done_``)."""
         total = self.max_epochs if epochs is None else epochs
         done = 0
+        # the epoch cut short that a history loaded by LoadInitState ended with (load_params)
+        cut = self.__dict__.pop("_loaded_cut_epoch_", None)
         if self.__dict__.get("_new_model_", False) and len(self.history_):
             # initialize() emptied the history: one here was loaded by a callback's
             # on_train_begin (LoadInitState), which skorch calls before this loop; its best
@@ -656,6 +684,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                     "model may have trained on; pass an integer random_state to resume a run "
                     "as it was")
             epochs = 0 if stopped is not None else max(total - done, 0)
+            if epochs and cut is not None and cut.get("epoch") == done + 1:
+                self._resume_cut_ = cut  # its first epoch goes on after the cut's batches
         self._epochs_run_, self._epochs_done_ = total, done
         return epochs
 
@@ -705,12 +735,94 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             As skorch passes them.
         """
         self._stop_on_sigterm(f"before epoch {len(self.history_) + 1}")
+        # the training loader's batches, which the record of an epoch cut short keeps (fit_loop)
+        loader = self.get_iterator(dataset_train, training=True)
+        self._epoch_loader_ = (len(loader), getattr(loader, "batch_size", None))
+        trained = self._batches_trained_before_cut(self.__dict__.pop("_resume_cut_", None))
+        if trained:
+            # skorch's LRScheduler stepping per batch, also through the batches skipped
+            restore_lr_schedulers(self, extra_batches=len(trained))
         super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                                **kwargs)
         self.__dict__["_epoch_open_"] = True  # until on_epoch_end: see fit_loop
         seed = self.__dict__.get("_seed_")
         if seed is not None:
             _seed_epoch(seed, len(self.history_), self._torch_device())
+        if trained:
+            # the records of the batches skipped, for the epoch's train_loss (and the batch
+            # scores of skorch's BatchScoring); the batches after them count on from there
+            self.history_[-1]["batches"] = trained
+            self._skip_batches_ = len(trained)  # read by run_single_epoch and WarmupCosineLR
+
+    def _batches_trained_before_cut(self, cut):
+        """The records of the training batches that the epoch cut short being resumed had
+        trained (none when no epoch is resumed), once checked that the training loader
+        yields the batches of the cut run (else none, with a warning)."""
+        if cut is None:
+            return []
+        trained = [copy.deepcopy(batch) for batch in cut.get("batches", [])
+                   if "train_loss" in batch]
+        if not trained:  # cut before its first batch trained: nothing to skip
+            return []
+        done = cut.get("batches_done")
+        loader = [cut.get("batches_per_epoch"), cut.get("loader_batch_size")]
+        if done != len(trained):
+            # a history of an earlier version, which did not record where the epoch was cut
+            why = "the history does not record where the epoch was cut"
+        elif loader != list(self._epoch_loader_):
+            # a checkpoint without its run file (which refuses other settings)
+            why = ("the training loader does not yield the batches that run trained ({} per "
+                   "epoch in batches of {} then, {} of {} now)".format(*loader,
+                                                                      *self._epoch_loader_))
+        else:
+            return trained
+        warn_user(
+            f"the history loaded when fit began (skorch's LoadInitState) ends with epoch "
+            f"{cut.get('epoch')} cut short after {len(trained)} training batch(es), but {why}: "
+            f"epoch {cut.get('epoch')} is trained again from its first batch, from weights "
+            "that trained on part of it already")
+        return []
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        """Start the batch's record (skorch), then seed the training batch's random draws.
+
+        During ``fit``, torch's generators are seeded from ``random_state``, the epoch's
+        number and the batch's (its place among the epoch's batches), so that a fit that
+        resumes an epoch after its first batches draws the stochastic depth of the batches
+        left as the uninterrupted run did.
+
+        Parameters
+        ----------
+        net : BrainJEPAClassifier or BrainJEPARegressor
+            This net.
+        batch, training, **kwargs
+            As skorch passes them.
+        """
+        super().on_batch_begin(net, batch=batch, training=training, **kwargs)
+        seed = self.__dict__.get("_seed_")
+        if training and seed is not None:
+            _seed_epoch(seed, len(self.history_), self._torch_device(),
+                        batch=len(self.history_[-1]["batches"]))
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's pass over ``iterator``; the training pass of a resumed epoch cut short
+        skips the batches it had trained (see :meth:`fit_loop`).
+
+        Parameters
+        ----------
+        iterator, training, prefix, step_fn, **fit_params
+            As in skorch.
+        """
+        skip = self.__dict__.pop("_skip_batches_", 0) if training else 0
+        if not skip or iterator is None:
+            return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
+        batches = iter(iterator)  # the epoch's order, drawn as the uninterrupted run drew it
+        for _ in range(skip):  # loaded again, then dropped
+            next(batches, None)
+        super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
+        # the epoch's count, as the uninterrupted run records it
+        key = f"{prefix}_batch_count"
+        self.history.record(key, self.history[-1, key] + skip)
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         """Stop the fit after this training batch when SIGTERM arrived.
@@ -1828,9 +1940,10 @@ _SHARED_HISTORY = """skorch's record of each completed epoch: ``epoch``, ``dur``
         has none, the model keeping what it trained of it (the callbacks see its record at
         the end of training once it trained a batch, as skorch shows it:
         ``EarlyStopping(load_best=True)`` takes it as the last epoch, a ``TrainEndCheckpoint``
-        names its files after it and saves it marked ``"cut_short"``, which ``load_params``
-        leaves out once it has named the files); one a callback ends at
-        its end (skorch's ``EarlyStopping``) keeps its record. SIGTERM and Ctrl-C stop the fit
+        names its files after it and saves it marked ``"cut_short"``, with the number of
+        batches it trained, which ``load_params`` leaves out once it has named the files and
+        a fit resuming the run goes on after); one a callback ends at its end (skorch's
+        ``EarlyStopping``) keeps its record. SIGTERM and Ctrl-C stop the fit
         with the estimator, ``history_`` included, as it was before it."""
 
 _SHARED_NOTES = """Every window of a subject is a training sample carrying its subject's target.

@@ -4846,7 +4846,7 @@ def test_a_train_end_checkpoint_of_a_run_cut_short_resumes_from_files_named_afte
     epochs only: LoadInitState looked for params_1.pt, not the params_2.pt saved, and the fit
     started afresh without a word. The history saved holds the cut epoch's record too, marked
     "cut_short", from which load_params names the files; history_ holds the completed epochs
-    only, and the resumed fit trains the cut epoch again, from the weights saved."""
+    only, and the resumed fit trains the cut epoch's batches left, from the weights saved."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
     settings = fast(max_epochs=3, batch_size=4, train_split=None)
     end = TrainEndCheckpoint(dirname=tmp_path, f_params="params_{last_epoch[epoch]}.pt")
@@ -4868,7 +4868,138 @@ def test_a_train_end_checkpoint_of_a_run_cut_short_resumes_from_files_named_afte
         ("end", end), ("load", LoadInitState(end)), ("record", recorder)]).fit(X, y)
     assert [record["epoch"] for record in resumed.history_] == [1, 2, 3]
     assert resumed.history_[0]["train_loss"] == cut.history_[0]["train_loss"]
-    assert len(recorder.lrs_) == 2 * 3  # epochs 2 and 3, of 3 batches each
+    # epoch 2 after the batch it had trained, and epoch 3, of 3 batches each
+    assert len(recorder.lrs_) == 2 + 3
+
+
+class BatchRecorder(Callback):
+    """Records each training batch's windows (a digest) and learning rates."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.batches_ = []
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if training:
+            windows = batch[0]["X"] if isinstance(batch[0], dict) else batch[0]
+            self.batches_.append((hashlib.sha256(windows.numpy().tobytes()).hexdigest(),
+                                  [group["lr"] for group in net.optimizer_.param_groups]))
+
+
+class StopAfterBatches(Callback):
+    """Ends training (KeyboardInterrupt) once, after ``batches`` training batches of epoch
+    ``epoch``, or after the first validation batch of its epoch for ``batches=None``."""
+
+    def __init__(self, epoch, batches):
+        self.epoch, self.batches = epoch, batches
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if len(net.history_) != self.epoch:
+            return
+        trained = sum("train_loss" in record for record in net.history_[-1]["batches"])
+        if (training and trained == self.batches) or (not training and self.batches is None):
+            self.epoch = None
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("batches", [2, None], ids=["training", "validation"])
+def test_a_run_a_callback_cut_inside_an_epoch_resumes_at_the_batch_it_was_cut_after(
+        batches, tmp_path):
+    """A run cut inside an epoch (a callback's KeyboardInterrupt, its TrainEndCheckpoint
+    saving the cut epoch's record) resumed with LoadInitState had trained the cut epoch again
+    from its first batch, with the weights that had already seen part of it: the run did not
+    end as the uninterrupted one. The resumed fit skips the batches the cut epoch trained
+    (all of them when it was cut in its validation) and trains the others, with the same
+    windows in the same order, the same learning rates and stochastic depth, from the saved
+    optimizer state; the epoch is validated once, at its end."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    run = dict(RESUMED_RUN, lr=0.1, train_split=SubjectValidSplit(0.25, stratified=True))
+    reference_batches = BatchRecorder()
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+        ("record", reference_batches)]).fit(X, y)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    cut_batches, resumed_batches = BatchRecorder(), BatchRecorder()
+    cut = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+        ("record", cut_batches), ("stop", StopAfterBatches(2, batches)), ("end", end)])
+    cut.fit(X, y)
+    with open(tmp_path / "train_end_history.json") as file:
+        assert json.load(file)[-1]["cut_short"] is True
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+        ("record", resumed_batches), ("end", end), ("load", LoadInitState(end))]).fit(X, y)
+    per_epoch = len(reference_batches.batches_) // run["max_epochs"]
+    assert len(cut_batches.batches_) == per_epoch + (batches or per_epoch)
+    assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
+    for key in ["epoch", "lr", "train_loss", "train_loss_best", "valid_loss",
+                "valid_loss_best", "valid_acc", "train_batch_count", "valid_batch_count"]:
+        assert resumed.history_[:, key] == reference.history_[:, key], key
+    assert_same_module_weights(resumed.module_, reference.module_)
+    for name, state in reference.optimizer_.state_dict()["state"].items():
+        for key, value in state.items():
+            assert torch.equal(resumed.optimizer_.state_dict()["state"][name][key], value)
+
+
+def test_a_run_cut_inside_an_epoch_resumed_with_skorchs_lr_scheduler_per_batch(tmp_path):
+    """skorch's LRScheduler stepping every batch is stepped through the batches of the cut
+    epoch that the resumed fit skips: its rates go on as the uninterrupted run's (they had
+    started the cut epoch's batches left at its first batch's step)."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    run = dict(fast(max_epochs=3, batch_size=4, lr=0.03, train_split=None),
+               callbacks__lr_schedule=None)
+
+    def schedule():
+        return ("schedule", LRScheduler(torch.optim.lr_scheduler.OneCycleLR, max_lr=0.05,
+                                        total_steps=9, step_every="batch"))
+
+    reference_batches, cut_batches, resumed_batches = (BatchRecorder() for _ in range(3))
+    reference = BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+        schedule(), ("record", reference_batches)]).fit(X, y)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+        schedule(), ("record", cut_batches), ("stop", StopAfterBatches(2, 1)), ("end", end)]
+    ).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **run, callbacks=[
+        schedule(), ("record", resumed_batches), ("load", LoadInitState(end))]).fit(X, y)
+    assert len(cut_batches.batches_) == 3 + 1
+    assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
+    assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
+    assert_same_module_weights(resumed.module_, reference.module_)
+
+
+def test_a_run_cut_inside_an_epoch_resumed_with_other_batches_trains_that_epoch_again(
+        tmp_path):
+    """Another batch_size is refused by the run file, as any other setting; without it (a
+    checkpoint whose run file is gone), the batches the cut epoch trained cannot be told in
+    the loader's: the epoch is trained again from its first batch, with a warning. So is it
+    when the cut epoch's record does not say where it was cut."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    settings = fast(max_epochs=3, batch_size=4, train_split=None)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("stop", StopAfterBatches(2, 2)), ("end", end)]).fit(X, y)
+    other = {**settings, "batch_size": 6}
+    with pytest.raises(ValueError, match="batch_size=4 then, 6 now"):
+        BrainJEPAClassifier(tiny_module(), **other,
+                            callbacks=[("load", LoadInitState(end))]).fit(X, y)
+    (tmp_path / "train_end_run.json").unlink()
+    recorder = BatchRecorder()
+    with pytest.warns(UserWarning, match=r"ends with epoch 2 cut short after 2 training "
+                                         r"batch\(es\).*\(3 per epoch in batches of 4 then, 2 "
+                                         r"of 6 now\): epoch 2 is trained again from its first"):
+        resumed = BrainJEPAClassifier(tiny_module(), **other, callbacks=[
+            ("record", recorder), ("load", LoadInitState(end))]).fit(X, y)
+    assert len(recorder.batches_) == 2 * 2  # epochs 2 and 3, whole
+    assert resumed.history_[:, "train_batch_count"] == [3, 2, 2]
+    # a history saved before the cut row recorded where the epoch was cut
+    with open(tmp_path / "train_end_history.json") as file:
+        history = json.load(file)
+    del history[-1]["batches_done"]
+    with open(tmp_path / "train_end_history.json", "w") as file:
+        json.dump(history, file)
+    recorder = BatchRecorder()
+    with pytest.warns(UserWarning, match="after 2 training batch.*does not record where the "
+                                         "epoch was cut: epoch 2 is trained again"):
+        BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+            ("record", recorder), ("load", LoadInitState(end))]).fit(X, y)
+    assert len(recorder.batches_) == 2 * 3
 
 
 def test_a_train_end_checkpoint_of_a_run_cut_inside_its_first_epoch_is_started_afresh(
