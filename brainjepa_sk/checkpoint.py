@@ -372,14 +372,19 @@ class LoadedCheckpoint:
 
 #: The plain Python values a checkpoint stores as they are (NumPy scalars become these).
 _PLAIN_VALUES = (bool, int, float, str)
+#: The plain value of an instance of a subclass of each (bool has none; str() of a
+#: (str, Enum) member is its name, 'E.A').
+_PLAIN_VALUE_OF = {int: int.__int__, float: float.__float__, str: str.__str__}
 
 
 def storable_values(obj, where="metadata"):
     """``obj`` as values that ``torch.load(weights_only=True)`` loads back.
 
     NumPy arrays of numbers become tensors, NumPy scalars plain values, text arrays lists of
-    strings, paths strings; dicts (whose keys must be strings), lists and tuples are converted
-    item by item (a tuple comes back as a list).
+    strings, paths strings, subclasses of ``int``, ``float`` and ``str`` (members
+    of an ``IntEnum`` or a ``(str, Enum)``) their plain values; dicts (whose keys must be
+    strings, and are stored as plain strings), lists and tuples are converted item by item (a
+    tuple comes back as a list).
 
     Parameters
     ----------
@@ -435,13 +440,19 @@ def storable_values(obj, where="metadata"):
                     f"{where} has the key {key!r} ({type_with_article(key)}), which a "
                     f"checkpoint would give back as the string {str(key)!r}: it keeps string "
                     "keys only; use strings as keys")
-        return {str(k): storable_values(v, where) for k, v in obj.items()}
+        # a str subclass (a (str, Enum) member) as its string: str() gave its name, 'E.A'
+        return {str.__str__(k): storable_values(v, where) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [storable_values(v, where) for v in obj]
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
-    if obj is None or isinstance(obj, _PLAIN_VALUES):
+    if obj is None or type(obj) in _PLAIN_VALUES:
         return obj
+    for plain, value_of in _PLAIN_VALUE_OF.items():
+        if isinstance(obj, plain):
+            # a subclass (an Enum member of str or int) as its plain value: torch pickled the
+            # subclass, and load_checkpoint refused the whole file (weights_only)
+            return value_of(obj)
     raise TypeError(
         f"{where} holds {type_with_article(obj)}, which a checkpoint cannot store: use numbers, "
         "strings, lists, dicts and NumPy arrays")

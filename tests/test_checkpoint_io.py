@@ -1,5 +1,7 @@
 """Our own checkpoint format: config + weights + preprocessing, readable with weights_only."""
 
+import enum
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -496,6 +498,31 @@ def test_keys_tuples_and_tensors_in_metadata_come_back_as_plain_values(tmp_path)
     assert metadata["shape"] == [3, 4]
     assert isinstance(metadata["weights"], np.ndarray)
     np.testing.assert_array_equal(metadata["weights"], [0.0, 1.0, 2.0])
+
+
+class Site(str, enum.Enum):
+    A = "site-a"
+
+
+class Fold(enum.IntEnum):
+    FIRST = 1
+
+
+class Rate(float, enum.Enum):
+    HALF = 0.5
+
+
+def test_enum_members_in_metadata_are_stored_as_their_values(tmp_path):
+    """A (str, Enum) key came back as its name ("Site.A", which str() gives), and an enum
+    value (of str, int or float) was pickled as the enum, so that the safe load refused the
+    whole file: both are stored as their plain values."""
+    save_checkpoint(tmp_path / "m.pt", _model(), metadata={
+        "scores": {Site.A: 1.0}, "site": Site.A, "fold": Fold.FIRST, "rates": [Rate.HALF]})
+    metadata = load_checkpoint(tmp_path / "m.pt").metadata
+    assert metadata["scores"] == {"site-a": 1.0}
+    assert (metadata["site"], metadata["fold"], metadata["rates"]) == ("site-a", 1, [0.5])
+    assert [type(metadata[key]) for key in ("site", "fold")] == [str, int]
+    assert type(next(iter(metadata["scores"]))) is str and type(metadata["rates"][0]) is float
 
 
 def test_a_format_1_checkpoint_without_a_checksum_still_loads(tmp_path):
