@@ -203,7 +203,8 @@ class SkorchParamsMixin:
         the layer-wise groups, without the old one's moments), ``compile`` and
         ``compile__*`` compile the fine-tuned module anew (skorch would rebuild it from
         ``weights``), and ``iterator_train__*``, ``iterator_valid__*`` and ``dataset__*`` are
-        kept for the next fit. ``train_split__*`` set the split's parameters (a
+        kept for the next fit (which refuses ``dataset__*``: the fine-tuners make their own
+        dataset of windows). ``train_split__*`` set the split's parameters (a
         ``SubjectValidSplit``'s ``fraction``, ``stratified`` and ``random_state``), as a
         grid search over ``train_split__fraction`` does. ``callbacks__<name>=None`` turns a
         callback off (with the settings given to it before), and

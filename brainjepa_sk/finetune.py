@@ -44,7 +44,7 @@ from skorch.callbacks import (
     LRScheduler,
     TrainEndCheckpoint,
 )
-from skorch.dataset import ValidSplit, unpack_data
+from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_device
 
@@ -132,6 +132,11 @@ _BUILT_IN_FIT = (
     "call fit (its size comes from the weights and from y). To restore saved parameters, "
     "fit with skorch's LoadInitState callback, or fit with max_epochs=0 and then call "
     "load_params, or pickle the fitted estimator")
+
+
+#: What the loaders call their callable settings with, for the message refusing another value.
+_LOADER_CALLABLES = {"collate_fn": "with the list of a batch's (window, target) pairs",
+                     "worker_init_fn": "in each worker process, with the worker's number"}
 
 
 class _Interrupted(Exception):
@@ -1664,6 +1669,39 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                     for constraint in self._parameter_constraints["batch_size"]):
                 raise ValueError(f"{key}={value!r} must be an int >= 1 (or -1: one batch of "
                                  "all the windows), as batch_size is")
+        for name in ("iterator_train", "iterator_valid"):
+            for setting in ("collate_fn", "worker_init_fn"):
+                # passed on unchecked: torch's DataLoader called them only at the first batch
+                # (once the preprocessing and the model were built), "'int' object is not
+                # callable"
+                key = f"{name}__{setting}"
+                value = self.__dict__.get(key)
+                if value is not None and not callable(value):
+                    raise ValueError(
+                        f"{key}={value!r} is not callable: the loader calls its {setting} "
+                        f"({_LOADER_CALLABLES[setting]}); pass a function, or None for torch's "
+                        "default")
+        self._refuse_dataset()
+
+    def _refuse_dataset(self):
+        """Refuse skorch's ``dataset`` other than its default, and ``dataset__*`` settings.
+
+        skorch's ``dataset`` wraps the ``X`` and ``y`` given to ``fit`` as samples; the
+        fine-tuners' ``X`` are subjects, which they preprocess and cut into windows of a dataset
+        of their own (:class:`~brainjepa_sk.finetune.SubjectWindows`), which skorch takes as
+        it is: a ``dataset`` given was never used, without a word.
+        """
+        settings = sorted(key for key in vars(self) if key.startswith("dataset__"))
+        if self.dataset is not Dataset:
+            settings.insert(0, f"dataset={self.dataset!r}")
+        if settings:
+            raise ValueError(
+                f"{', '.join(settings)}: {type(self).__name__} takes no dataset of skorch's: "
+                "it preprocesses the subjects of X and cuts their series into windows, which "
+                "make its own dataset (SubjectWindows), so skorch's dataset (which wraps X and "
+                "y as samples) and its dataset__* settings would not be used; leave dataset at "
+                "its default (skorch.dataset.Dataset), and set the preprocessing through the "
+                "estimator's parameters")
 
     def _warn_held_out_drawn_anew(self, subjects, continuing, routing):
         """Warn when a continued fit on the same subjects holds out others than the call

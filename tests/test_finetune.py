@@ -2577,6 +2577,60 @@ def test_a_one_feature_pooling_under_the_layernorm_head_is_refused():
     assert np.ptp(probe) > 0
 
 
+def _assert_refused_leaving_the_fit(net, X, y, settings, message, call="fit"):
+    """``settings`` are refused by ``call`` with ``message``, on a new net before anything is
+    built, and on the fitted ``net``, which is left as it was (its module, optimizer, history
+    and predictions); they are then taken back."""
+    fresh = clone(net).set_params(**settings)
+    with pytest.raises(ValueError, match=message):
+        getattr(fresh, call)(X, y)
+    assert not fresh.initialized_ and not hasattr(fresh, "preprocessor_")
+    module, optimizer = net.module_, net.optimizer_
+    history, prediction = list(net.history_), net.forward(X)
+    original = {key: vars(net)[key] for key in settings if key in vars(net)}
+    for key, value in settings.items():  # as attributes: set_params may build at once
+        setattr(net, key, value)
+    with pytest.raises(ValueError, match=message):
+        getattr(net, call)(X, y)
+    assert net.module_ is module and net.optimizer_ is optimizer
+    assert list(net.history_) == history
+    for key in settings:
+        if key in original:
+            setattr(net, key, original[key])
+        else:  # a prefixed setting the net did not hold
+            delattr(net, key)
+    torch.testing.assert_close(net.forward(X), prediction)
+
+
+@pytest.mark.parametrize("key", ["iterator_train__collate_fn", "iterator_valid__collate_fn",
+                                 "iterator_train__worker_init_fn"])
+def test_a_loader_function_that_is_not_callable_is_refused_before_anything_is_built(key):
+    """skorch passes the loaders' settings on unchecked: torch's DataLoader called
+    collate_fn=3 only at the first batch, once the preprocessing and the model were built,
+    with "'int' object is not callable"."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              train_split=SubjectValidSplit(0.5)).fit(X, y)
+    _assert_refused_leaving_the_fit(net, X, y, {key: 3},
+                                    rf"^{key}=3 is not callable: the loader calls its")
+    assert len(clone(net).set_params(**{key: None}).fit(X, y).history_) == 1  # torch's default
+
+
+@pytest.mark.parametrize("settings, named", [
+    (dict(dataset=torch.utils.data.TensorDataset), r"dataset=<class '.*TensorDataset'>"),
+    (dict(dataset__length=3), r"dataset__length"),
+])
+def test_skorch_dataset_is_refused_as_the_fine_tuners_make_their_own(settings, named):
+    """skorch's dataset wraps fit's X and y as samples; the fine-tuners cut the subjects into
+    windows of their own dataset, which skorch takes as it is: dataset and its settings were
+    accepted and never used, without a word."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y.astype(float))
+    _assert_refused_leaving_the_fit(
+        reg, X, y.astype(float), settings,
+        rf"^{named}: BrainJEPARegressor takes no dataset of skorch's: .*SubjectWindows")
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
