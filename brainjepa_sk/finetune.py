@@ -104,6 +104,7 @@ from ._targets import (
 )
 from ._warnings import check_array, warn_user
 from .nn import POOLINGS, EncoderWithHead
+from .nn._checks import type_with_article
 from .train.distributed import _launcher_world_size, world
 from .train.loop import TrainingInterrupted
 from .train.optim import layer_decay_groups
@@ -1073,11 +1074,25 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         seeded = self.__dict__.get("_seeded_split_")
         if held_out is not None:  # SubjectValidSplit's draw of this fit
             dataset_train, dataset_valid = split_windows(self.get_dataset(X, y), held_out)
-        elif seeded is not None:  # skorch's, with train_split's seeded copy
-            dataset_train, dataset_valid = seeded(
-                self.get_dataset(X, y), *(() if y is None else (y,)), **fit_params)
         else:
-            dataset_train, dataset_valid = super().get_split_datasets(X, y, **fit_params)
+            if seeded is not None:  # skorch's, with train_split's seeded copy
+                datasets = seeded(self.get_dataset(X, y), *(() if y is None else (y,)),
+                                  **fit_params)
+            else:
+                datasets = super().get_split_datasets(X, y, **fit_params)
+            if not (isinstance(datasets, (tuple, list)) and len(datasets) == 2
+                    and datasets[0] is not None):
+                # skorch unpacked it: "too many values to unpack (expected 2)"
+                pair = isinstance(datasets, (tuple, list)) and len(datasets) == 2
+                shown = ("None for the training windows" if pair
+                         else f"{len(datasets)} items" if isinstance(datasets, (tuple, list))
+                         else type_with_article(datasets))
+                raise ValueError(
+                    f"train_split={self.train_split!r} returned {shown}: a split of one's own is "
+                    "called with the training windows (and their targets) and returns a pair, "
+                    "(training windows, validation windows or None), as "
+                    "brainjepa_sk.finetune.SubjectValidSplit(0.2) does")
+            dataset_train, dataset_valid = datasets
         if dataset_valid is not None and not is_windows(dataset_valid, self):
             raise ValueError(
                 f"train_split={self.train_split!r} gave a validation set that is not windows of "

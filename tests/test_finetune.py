@@ -2616,6 +2616,27 @@ def test_a_loader_function_that_is_not_callable_is_refused_before_anything_is_bu
     assert len(clone(net).set_params(**{key: None}).fit(X, y).history_) == 1  # torch's default
 
 
+@pytest.mark.parametrize("returned, shown", [
+    (lambda dataset: dataset, "a SubjectWindows"),
+    (lambda dataset: (dataset, None, None), "3 items"),
+    (lambda dataset: (None, dataset), "None for the training windows"),
+])
+def test_a_train_split_that_returns_no_pair_of_datasets_is_refused_saying_what_it_returned(
+        returned, shown):
+    """skorch unpacked a split of one's own with "too many values to unpack (expected 2)"
+    (or failed later on a None), naming neither the split nor what it returned."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+
+    def split(dataset, y=None):
+        return returned(dataset)
+
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    _assert_refused_leaving_the_fit(
+        net, X, y, {"train_split": split},
+        rf"^train_split=<function .*split.*> returned {shown}: a split of one's own .* returns "
+        r"a pair, \(training windows, validation windows or None\)")
+
+
 @pytest.mark.parametrize("settings, named", [
     (dict(dataset=torch.utils.data.TensorDataset), r"dataset=<class '.*TensorDataset'>"),
     (dict(dataset__length=3), r"dataset__length"),
