@@ -2141,12 +2141,34 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             raise ValueError(f"{type(self).__name__} needs at least 2 classes, got "
                              f"{len(classes)} class: {classes.tolist()} (a first partial_fit "
                              "call of one class's subjects takes every label as classes=[...])")
+        self._check_criterion_weight(classes)
         self.n_outputs_ = len(classes)
         self._fit_classes_ = classes
         return np.asarray([index[label] for label in y.tolist()], dtype=np.int64)
 
     def _split_labels(self, targets):
         return np.asarray(self._fit_classes_)[targets]
+
+    def _check_criterion_weight(self, classes):
+        """Refuse a ``criterion__weight`` of another length than ``classes``, once they are
+        known: torch refused it only at the first batch, once the preprocessing and the model
+        were built ("weight tensor should be defined either for all 2 classes or no classes
+        but got weight tensor of shape: [3]")."""
+        # the weight given (class_weight's, added by get_params_for, follow the classes)
+        weight = _FineTuneBase.get_params_for(self, "criterion").get("weight")
+        if weight is None:
+            return
+        try:
+            shape = tuple(np.shape(weight))
+        except (TypeError, ValueError):  # ragged: torch says what it takes
+            return
+        if shape != (len(classes),):
+            count = (f"{shape[0]} weights" if len(shape) == 1
+                     else f"shape {shape}, not one weight per class")
+            raise ValueError(
+                f"criterion__weight has {count}, but the model has {len(classes)} classes, "
+                f"{classes.tolist()}: give one weight per class, in that order (that of "
+                "classes_), or class_weight={label: weight} to weigh classes by their labels")
 
     def _check_values(self):
         super()._check_values()

@@ -2652,6 +2652,23 @@ def test_skorch_dataset_is_refused_as_the_fine_tuners_make_their_own(settings, n
         rf"^{named}: BrainJEPARegressor takes no dataset of skorch's: .*SubjectWindows")
 
 
+@pytest.mark.parametrize("call", ["fit", "partial_fit"])
+def test_a_criterion_weight_of_another_length_than_the_classes_is_refused_naming_them(call):
+    """torch refused it at the first batch, once the preprocessing and the model were built:
+    "weight tensor should be defined either for all 2 classes or no classes but got weight
+    tensor of shape: [3]"."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.array(["a", "b"] * 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    for weight, count in [(torch.ones(3), "3 weights"),
+                          (torch.ones(2, 1), r"shape \(2, 1\), not one weight per class")]:
+        _assert_refused_leaving_the_fit(
+            clf, X, y, {"criterion__weight": weight},
+            rf"^criterion__weight has {count}, but the model has 2 classes, \['a', 'b'\]: give "
+            "one weight per class", call=call)
+    weighted = clone(clf).set_params(criterion__weight=torch.tensor([1.0, 3.0])).fit(X, y)
+    assert weighted.criterion_.weight.tolist() == [1.0, 3.0]
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
