@@ -1786,24 +1786,47 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 f"argument (it takes {', '.join(takes)}); drop it, or set the optimizer it "
                 f"belongs to{hint}")
         kind = getattr(optimizer, "func", optimizer)  # a partial: its class
-        if ((given or optimizer is not kind) and isinstance(kind, type)
-                and kind.__module__.startswith("torch.optim")):
-            # torch checks the values when the optimizer is built, once the preprocessing and
-            # the model were: "'int' object is not subscriptable" for optimizer__betas=3.
-            # torch's own optimizers are built here on one parameter to check them first.
-            # (lr and weight_decay go into the groups, checked there; NumPy scalars are
-            # passed as Python numbers, as _build_optimizer passes them)
-            settings = python_values({
-                key: value for key, value in self.get_params_for("optimizer").items()
-                if key not in ("param_groups", "lr", "weight_decay")})
-            try:  # (the build passes lr, over a partial's own)
-                optimizer([torch.nn.Parameter(torch.zeros(1))], lr=0.0, **settings)
-            except (TypeError, ValueError, RuntimeError) as error:
-                named = [f"optimizer__{key}" for key in sorted(settings)]
-                if optimizer is not kind:  # a partial's own settings too
-                    named.insert(0, f"optimizer={optimizer!r}")
-                raise ValueError(f"{', '.join(named)}: {kind.__name__} refuses "
-                                 f"{'it' if len(named) == 1 else 'them'}: {error}") from error
+        if not (isinstance(kind, type) and kind.__module__.startswith("torch.optim")):
+            return
+        # torch checks the values when the optimizer is built, once the preprocessing and the
+        # model were: "'int' object is not subscriptable" for optimizer__betas=3, and some
+        # optimizers take no layer-wise groups (LBFGS) or train no dense gradient (SparseAdam,
+        # at the first batch). torch's own optimizers are built here over two groups, as the
+        # layer-wise ones, and take one step, to check them first. (weight_decay goes into the
+        # groups, checked there; NumPy scalars are passed as Python numbers, as
+        # _build_optimizer passes them)
+        given = self.get_params_for("optimizer")
+        lr = python_values({"lr": given.get("lr", self.lr)})["lr"]
+        if not isinstance(lr, numbers.Real) or isinstance(lr, bool):
+            return  # refused by name when the optimizer is built
+        settings = python_values({key: value for key, value in given.items()
+                                  if key not in ("param_groups", "lr", "weight_decay")})
+        weight, bias = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))
+        groups = [{"params": [weight], "weight_decay": 0.0, "lr_scale": 1.0, "lr": lr},
+                  {"params": [bias], "weight_decay": 0.0, "lr_scale": 1.0, "lr": lr,
+                   "no_weight_decay": True}]
+        named = [f"optimizer__{key}" for key in sorted(settings)]
+        if "lr" in given:
+            named.append("optimizer__lr")
+        if optimizer is not kind:  # a partial's own settings too
+            named.insert(0, f"optimizer={optimizer!r}")
+        try:  # (the build passes lr, over a partial's own)
+            trial = optimizer(groups, lr=lr, **settings)
+        except (TypeError, ValueError, RuntimeError) as error:
+            if not named:
+                named = [f"optimizer={kind.__name__}"]
+            raise ValueError(f"{', '.join(named)}: {kind.__name__} refuses "
+                             f"{'it' if len(named) == 1 else 'them'}: {error}") from error
+        for parameter in (weight, bias):
+            parameter.grad = torch.zeros_like(parameter)
+        try:
+            trial.step()
+        except (TypeError, ValueError, RuntimeError) as error:
+            with_settings = f" with {', '.join(named)}" if named else ""
+            raise ValueError(
+                f"optimizer={kind.__name__}{with_settings} cannot train the model: a step over "
+                f"its parameters' gradients (dense tensors) failed: {error}. Use another "
+                "optimizer, such as torch.optim.AdamW (the default)") from error
 
     def _check_criterion_settings(self):
         """Refuse, before anything is built, ``criterion__*`` settings that the loss class does

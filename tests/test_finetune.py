@@ -2669,6 +2669,28 @@ def test_a_criterion_weight_of_another_length_than_the_classes_is_refused_naming
     assert weighted.criterion_.weight.tolist() == [1.0, 3.0]
 
 
+@pytest.mark.parametrize("settings, message", [
+    # "Invalid learning rate: 0.0": the check built it with a learning rate of 0
+    (dict(optimizer=torch.optim.SparseAdam, optimizer__betas=(0.9, 0.99)),
+     r"^optimizer=SparseAdam with optimizer__betas cannot train the model: .*dense gradients"),
+    (dict(optimizer=torch.optim.SparseAdam),
+     r"^optimizer=SparseAdam cannot train the model: .*SparseAdam does not support dense"),
+    (dict(optimizer=torch.optim.LBFGS),
+     r"^optimizer=LBFGS: LBFGS refuses it: .*parameter groups"),
+])
+def test_an_optimizer_that_cannot_train_the_layer_wise_groups_is_refused_before_a_fit(
+        settings, message):
+    """SparseAdam failed at the first batch (torch: "does not support dense gradients"), or,
+    given settings, was refused for "Invalid learning rate: 0.0" (a learning rate never
+    set); LBFGS, which takes no parameter groups, only once the model was built."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    _assert_refused_leaving_the_fit(net, X, y, settings, message)
+    # the net's learning rate is the one checked: 0 is one AdamW takes
+    assert len(clone(net).set_params(lr=0.0, min_lr=0.0, optimizer__betas=(0.8, 0.9)).fit(
+        X, y).history_) == 1
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
