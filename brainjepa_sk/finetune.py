@@ -22,6 +22,7 @@ import errno
 import functools
 import numbers
 import os
+import reprlib
 
 import numpy as np
 import torch
@@ -1398,12 +1399,14 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         ------
         ValueError
             Naming the first subject, when ``y`` has a missing (NaN, None or ``pandas.NA``) or
-            infinite label or target, as in ``fit``; when ``y``'s index names the files of
-            ``X`` in another order; when ``y`` has another length than ``X`` has subjects.
+            infinite label or target, as in ``fit``, or (the regressor's) one that is no
+            number; when ``y``'s index names the files of ``X`` in another order; when ``y``
+            has another length than ``X`` has subjects.
         """
         y = _host_tensor(y)  # a tensor that requires grad read as its values, as in fit
         self._check_y_given(y, X)
         _check_targets_follow_files(_files_of(X), y, globbed=_is_glob(X))
+        y = self._scored_targets(y)
         predicted = self.predict(X)
         if _num_samples(y) != len(predicted):
             # scikit-learn's "Found input variables with inconsistent numbers of samples:
@@ -1412,6 +1415,11 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                              f"{self._Y_WORD}")
         # scikit-learn's score (ClassifierMixin's, RegressorMixin's) of these predictions
         return self._SCORE(y, predicted, sample_weight=sample_weight)
+
+    def _scored_targets(self, y):
+        """``y`` as ``score`` compares it with the predictions, checked as ``fit`` checks its
+        values (the regressor's: numbers)."""
+        return y
 
     def _torch_device(self):
         """``device`` as a ``torch.device``, or a clear error before any work is done."""
@@ -2409,6 +2417,23 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     """
 
 
+def _first_object(y):
+    """Where the first value of ``y`` that is neither a number nor text is, as ", first
+    <kind> for subject <i> (<value>)", or "" when it cannot be told."""
+    try:
+        values = np.asarray(y, dtype=object)
+    except (TypeError, ValueError):  # ragged
+        return ""
+    if values.ndim not in (1, 2):
+        return ""
+    for subject, row in enumerate(values.reshape(len(values), -1).tolist()):
+        for value in row:
+            if not isinstance(value, (numbers.Number, np.generic, str)):
+                return (f", first {type_with_article(value)} for subject {subject} "
+                        f"({reprlib.repr(value)})")
+    return ""
+
+
 class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
     def __init__(self, weights="ukbiobank", *, criterion=torch.nn.MSELoss,
                  standardize_targets=True, **kwargs):
@@ -2453,25 +2478,7 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         return tags
 
     def _encode_targets(self, y, n_subjects, continuing, classes=None, fit_rows=None):
-        # a DataFrame's columns each have theirs (one of dates alone converts as an array does)
-        dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
-        dates = [str(dtype) for dtype in dtypes if getattr(dtype, "kind", None) in ("M", "m")]
-        if dates:  # numpy would take dates and durations as their raw counts
-            raise ValueError(f"y holds dates or durations ({', '.join(dates)}): convert them "
-                             "to numbers in a unit of your choice (e.g. age in years) first")
-        try:
-            # (an empty y is told by the count check below, against X's subjects)
-            y = check_array(y, ensure_2d=False, ensure_min_samples=0, dtype=np.float64,
-                            input_name="y")
-        except TypeError as error:  # float() of a dict, a list, ...
-            raise ValueError(f"y holds values that are not numbers ({error}): "
-                             "BrainJEPARegressor predicts one number per target and "
-                             "subject") from error
-        except ValueError as error:
-            if "convert string to float" not in str(error):
-                raise
-            raise ValueError(f"y holds text, not numbers ({error}): BrainJEPARegressor "
-                             "predicts numbers; for class labels use BrainJEPAClassifier") from error
+        y = self._numeric_targets(y)
         if y.ndim not in (1, 2):
             raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
         if len(y) != n_subjects:
@@ -2508,6 +2515,34 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         # in the units of y, as skorch's scoring callbacks read them from the dataset (their
         # scores in those units, as predict's); get_loss scales them for the criterion
         return table
+
+    def _scored_targets(self, y):
+        return self._numeric_targets(y)
+
+    def _numeric_targets(self, y):
+        """``y`` as a float64 array, or a clear error for dates, text or other objects (fit's
+        and score's): float() of a dict had failed in score with Python's bare "float()
+        argument must be a string or a real number, not 'dict'"."""
+        # a DataFrame's columns each have theirs (one of dates alone converts as an array does)
+        dtypes = list(y.dtypes) if hasattr(y, "columns") else [getattr(y, "dtype", None)]
+        dates = [str(dtype) for dtype in dtypes if getattr(dtype, "kind", None) in ("M", "m")]
+        if dates:  # numpy would take dates and durations as their raw counts
+            raise ValueError(f"y holds dates or durations ({', '.join(dates)}): convert them "
+                             "to numbers in a unit of your choice (e.g. age in years) first")
+        try:
+            # (an empty y is told by the count checks of fit and score, against X's)
+            y = check_array(y, ensure_2d=False, ensure_min_samples=0, dtype=np.float64,
+                            input_name="y")
+        except TypeError as error:  # float() of a dict, a list, ...
+            raise ValueError(f"y holds values that are not numbers ({error}){_first_object(y)}: "
+                             "BrainJEPARegressor predicts one number per target and "
+                             "subject") from error
+        except ValueError as error:
+            if "convert string to float" not in str(error):
+                raise
+            raise ValueError(f"y holds text, not numbers ({error}): BrainJEPARegressor "
+                             "predicts numbers; for class labels use BrainJEPAClassifier") from error
+        return y
 
     def _scaled(self, targets):
         """``targets`` (in the units of ``y``) scaled as the model learns them, in float32."""

@@ -2691,6 +2691,25 @@ def test_an_optimizer_that_cannot_train_the_layer_wise_groups_is_refused_before_
         X, y).history_) == 1
 
 
+@pytest.mark.parametrize("kind", ["list", "object array", "Series", "2-D list"])
+def test_a_regressor_y_of_dicts_is_refused_by_fit_partial_fit_and_score_naming_the_subject(
+        kind):
+    """score failed with Python's bare "float() argument must be a string or a real number,
+    not 'dict'"; fit and partial_fit said so without the subject."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0.0, 1.0], 3)
+    values = [1.0, 2.0, {"age": 3}, 4.0, 5.0, 6.0]
+    bad = {"list": values, "object array": np.array(values, dtype=object),
+           "Series": pd.Series(values, index=[f"sub-{k}" for k in range(6)]),
+           "2-D list": [[value, 0.0] for value in values]}[kind]
+    message = (r"^y holds values that are not numbers \(.*'dict'\), first a dict for subject 2 "
+               r"\(\{'age': 3\}\): BrainJEPARegressor predicts one number")
+    reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match=message):
+        reg.score(X, bad)
+    for call in ("fit", "partial_fit"):
+        _assert_refused_leaving_the_fit(reg, X, bad, {}, message, call=call)
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
