@@ -1204,8 +1204,14 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             (``gradients__*``, ``callbacks__<name>`` of a name no callback has, ...), with its
             words; naming the folder, when the run its ``LoadInitState`` loads is of
             other subjects or targets, or of other settings (named); naming the first subject,
-            when ``y`` has a missing value (NaN, None or ``pandas.NA``). The estimator is left
-            as it was.
+            when ``y`` has a missing value (NaN, None or ``pandas.NA``), or (the regressor's)
+            one that is no number; for skorch's ``dataset`` other than its default, or
+            ``dataset__*`` settings (the subjects are cut into windows of the estimator's own
+            dataset); for a loader's ``collate_fn`` or ``worker_init_fn`` that is not callable;
+            for a torch optimizer that cannot train the layer-wise groups (``LBFGS`` takes no
+            groups, ``SparseAdam`` no dense gradients); for the classifier's
+            ``criterion__weight`` of another length than the classes; for a ``train_split``
+            that returns no pair of datasets. The estimator is left as it was.
         """
         continuing = bool(self.warm_start) and self._is_fitted()
         return self._fit_subjects(X, y, continuing, fit_params, routing="fit")
