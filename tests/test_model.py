@@ -1543,3 +1543,18 @@ def test_the_targets_come_from_the_ema_encoder_not_the_online_one():
         out = model(x, ctx, tgt)
     torch.testing.assert_close(model.targets(x, tgt), expected)
     torch.testing.assert_close(out["targets"], expected)
+
+
+def test_final_norm_false_returns_the_last_blocks_residual_stream_before_the_layernorm():
+    # the embedders' and heads' final_norm=False reads the tokens before the final LayerNorm:
+    # the blocks run by hand give them, and that LayerNorm turns them into the default output
+    encoder = tiny_model().encoder.eval()
+    with torch.no_grad():
+        encoder.norm.weight.fill_(3.0)  # tokens the LayerNorm leaves alone would still differ
+        x = torch.randn(2, 20, 12)
+        tokens = encoder.patch_embed(x) + encoder.pos_embed(5)
+        for block in encoder.blocks:
+            tokens = block(tokens)
+        stream = encoder(x, final_norm=False)
+        torch.testing.assert_close(stream, tokens)
+        torch.testing.assert_close(encoder(x), encoder.norm(stream))
