@@ -1558,3 +1558,17 @@ def test_final_norm_false_returns_the_last_blocks_residual_stream_before_the_lay
         stream = encoder(x, final_norm=False)
         torch.testing.assert_close(stream, tokens)
         torch.testing.assert_close(encoder(x), encoder.norm(stream))
+
+
+def test_the_targets_are_the_layer_normed_output_of_the_ema_encoders_own_final_norm():
+    # a trained final LayerNorm (its affine weights moved by the EMA) is part of the target
+    # encoder: the targets normalise its output, not the residual stream before it
+    model = tiny_model()
+    with torch.no_grad():
+        norm = model.target_encoder.norm
+        norm.weight.copy_(torch.linspace(0.2, 3.0, 32))
+        norm.bias.copy_(torch.linspace(-1.0, 1.0, 32))
+        x = torch.randn(2, 20, 12)
+        tgt = torch.tensor([[1, 6, 33]] * 2)
+        expected = F.layer_norm(norm(model.target_encoder(x, final_norm=False)), (32,))
+    torch.testing.assert_close(model.targets(x, tgt), expected[:, [1, 6, 33]])
