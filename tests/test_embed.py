@@ -1445,6 +1445,10 @@ def test_subjects_are_averaged_over_their_own_rows_and_one_without_rows_is_nan()
     assert out.dtype == np.float32 and out.shape == (3, 2)
     np.testing.assert_array_equal(out[:2], [[2.0, 3.0], [3.0, 1.0]])
     assert np.isnan(out[2]).all()
+    # predict_proba's float64 (a mean of float32 probabilities summed in float64)
+    out = _base.average_by_subject(values[:2], np.array([0, 0]), 1, dtype=np.float64)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, [[2.0, 3.0]])
 
 
 def test_a_window_of_no_frames_is_refused_as_not_cutting_into_patches():
