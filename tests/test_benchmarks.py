@@ -358,6 +358,27 @@ def test_load_weights(tmp_path):
         assert record["file_mib"] > 0 and record["load_s"] > 0
 
 
+def test_checkpoint_digests(tmp_path):
+    """With the run file, each save hashes at least the files it writes and the resume check
+    after it at most those; without it nothing is hashed. The folder is left empty."""
+    for mode in ("digests", "plain"):
+        records, _ = run_script("checkpoint_digests.py", "--mib", "1", "--saves", "2",
+                                "--mode", mode, "--resume", "--folder", tmp_path)
+        assert [r["save"] for r in records] == [1, 2]
+        for record in records:
+            assert record["machine"] and record["torch"] == torch.__version__
+            assert "checkpoint_digests.py" in record["command"] and record["mode"] == mode
+            assert record["files_mib"] == 1 and record["save_s"] > 0
+            if mode == "digests":
+                assert record["hashed_mib"] >= record["files_mib"]
+                assert record["resume_hashed_mib"] <= record["files_mib"]
+            else:
+                # no run file: nothing is hashed, at the save or at the resume check
+                assert record["hashed_mib"] == record["digest_s"] == 0
+                assert record["resume_hashed_mib"] == 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cpu_attention():
     records, _ = run_script("cpu_attention.py", "--tokens", "40", "--heads", "2",
                             "--head-dim", "8", "--chunk", "16", "--repeats", "1")
