@@ -162,6 +162,25 @@ def _seed_epoch(seed, epoch, device, batch=None):
         torch.cuda.manual_seed(value)
 
 
+def _start_persistent_workers(loader):
+    """Start the workers of a loader with ``persistent_workers`` if not yet started, leaving
+    torch's global generator as it was.
+
+    Such a loader starts its workers at its first pass only, drawing their seed from torch's
+    global generator just before the sampler draws the pass's order: a fit's first epoch drew
+    its order after that seed, its later epochs without it, so a fit resuming a run at (or
+    inside) an epoch drew another order for it than the uninterrupted run. Started here, the
+    workers' seed and the batches they prefetch are drawn and thrown away, and every epoch's
+    order is the first draw of its pass (one prefetch of loaded batches is lost per fit)."""
+    if (not isinstance(loader, torch.utils.data.DataLoader) or not loader.num_workers
+            or not loader.persistent_workers
+            or getattr(loader, "_iterator", None) is not None):  # started
+        return
+    state = torch.random.get_rng_state()
+    iter(loader)
+    torch.random.set_rng_state(state)
+
+
 def _seed_of(random_state):
     """An int seed for torch from ``random_state`` (None: drawn from NumPy's global generator,
     as scikit-learn does, so that torch's global generator is never used)."""
@@ -820,6 +839,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         iterator, training, prefix, step_fn, **fit_params
             As in skorch.
         """
+        if training:
+            _start_persistent_workers(iterator)
         skip = self.__dict__.pop("_skip_batches_", 0) if training else 0
         if not skip or iterator is None:
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)

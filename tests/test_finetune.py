@@ -5097,6 +5097,30 @@ def test_a_run_cut_inside_an_epoch_resumed_with_skorchs_lr_scheduler_per_batch(t
     assert_same_module_weights(resumed.module_, reference.module_)
 
 
+def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(tmp_path):
+    """With persistent_workers, the training loader starts its workers at its first epoch
+    only, drawing their seed from torch's generator before the epoch's order: the resumed
+    fit's first epoch drew its order after that seed, the uninterrupted run's same epoch
+    without it, so the resumed fit skipped other windows than the cut run had trained (some
+    trained twice in the epoch, others not at all). The workers start before the epoch's
+    order is drawn, which every epoch then draws alike."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    settings = fast(max_epochs=3, batch_size=4, train_split=None,
+                    iterator_train__num_workers=1, iterator_train__persistent_workers=True)
+    reference_batches, cut_batches, resumed_batches = (BatchRecorder() for _ in range(3))
+    reference = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("record", reference_batches)]).fit(X, y)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("record", cut_batches), ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("record", resumed_batches), ("load", LoadInitState(end))]).fit(X, y)
+    assert len(cut_batches.batches_) == 3 + 1
+    assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
+    assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
+    assert_same_module_weights(resumed.module_, reference.module_)
+
+
 def test_a_run_cut_inside_an_epoch_resumed_with_other_batches_trains_that_epoch_again(
         tmp_path):
     """Another batch_size is refused by the run file, as any other setting; without it (a
