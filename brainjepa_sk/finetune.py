@@ -763,7 +763,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         self._stop_on_sigterm(f"before epoch {len(self.history_) + 1}")
         # the training loader's batches, which the record of an epoch cut short keeps (fit_loop)
         loader = self.get_iterator(dataset_train, training=True)
-        self._epoch_loader_ = (len(loader), getattr(loader, "batch_size", None))
+        # (a loader class of one's own may have no len: skorch only iterates it)
+        self._epoch_loader_ = (len(loader) if hasattr(loader, "__len__") else None,
+                               getattr(loader, "batch_size", None))
         trained = self._batches_trained_before_cut(self.__dict__.pop("_resume_cut_", None))
         if trained:
             # skorch's LRScheduler stepping per batch, also through the batches skipped

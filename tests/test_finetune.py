@@ -5121,6 +5121,42 @@ def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(tmp_pa
     assert_same_module_weights(resumed.module_, reference.module_)
 
 
+class UnsizedLoader:
+    """A loader class of one's own without ``len`` (a DataLoader inside)."""
+
+    def __init__(self, dataset, **kwargs):
+        self.loader = torch.utils.data.DataLoader(dataset, **kwargs)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def test_a_training_loader_without_len_fits_and_resumes_inside_an_epoch(tmp_path):
+    """Every epoch noted the training loader's length, for the record of an epoch cut short:
+    a loader class without len (skorch iterates it, no more) failed every fit with "object
+    of type 'UnsizedLoader' has no len()" when the warm-up and cosine (which counts its
+    batches) was left out. Its length is recorded as unknown; a run cut inside an epoch
+    resumes after the batches it trained."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    settings = fast(max_epochs=3, batch_size=4, train_split=None, iterator_train=UnsizedLoader,
+                    callbacks__lr_schedule=None)
+    reference_batches, cut_batches, resumed_batches = (BatchRecorder() for _ in range(3))
+    reference = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("record", reference_batches)]).fit(X, y)
+    assert reference.history_[:, "train_batch_count"] == [3, 3, 3]
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("record", cut_batches), ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
+    with open(tmp_path / "train_end_history.json") as file:
+        cut = json.load(file)[-1]
+    assert (cut["batches_done"], cut["batches_per_epoch"]) == (1, None)
+    resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("record", resumed_batches), ("load", LoadInitState(end))]).fit(X, y)
+    assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
+    assert resumed.history_[:, "train_batch_count"] == [3, 3, 3]
+    assert_same_module_weights(resumed.module_, reference.module_)
+
+
 def test_a_run_cut_inside_an_epoch_resumed_with_other_batches_trains_that_epoch_again(
         tmp_path):
     """Another batch_size is refused by the run file, as any other setting; without it (a
