@@ -162,6 +162,30 @@ def _seed_epoch(seed, epoch, device, batch=None):
         torch.cuda.manual_seed(value)
 
 
+@contextlib.contextmanager
+def _scoring_uncached(callback, net, method_name):
+    """At an epoch's end, have skorch's ``EpochScoring(on_train=True)`` that caches the
+    training batches' predictions and cached none predict the training windows instead.
+
+    Only the epoch of a run cut in its validation that a fit resumes trains no batch (see
+    ``fit_loop``): scored from its empty cache, it failed the fit ("need at least one array
+    to concatenate"). The callback's ``use_caching`` (and the net's, when set) is put back
+    after."""
+    if (method_name != "on_epoch_end" or not isinstance(callback, EpochScoring)
+            or not callback.on_train or getattr(callback, "y_preds_", None)
+            or not (callback.use_caching if net.use_caching == "auto" else net.use_caching)):
+        yield
+        return
+    settings = (callback.use_caching, net.use_caching)
+    callback.use_caching = False
+    if net.use_caching != "auto":
+        net.use_caching = False
+    try:
+        yield
+    finally:
+        callback.use_caching, net.use_caching = settings
+
+
 def _start_persistent_workers(loader):
     """Start the workers of a loader with ``persistent_workers`` if not yet started, leaving
     torch's global generator as it was.
@@ -1321,7 +1345,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         for _, callback in self.callbacks_:
             together = isinstance(callback, (Checkpoint, TrainEndCheckpoint))
             with saving_together() if together else contextlib.nullcontext() as saves, \
-                    pickling_atomically(callback, self):
+                    pickling_atomically(callback, self), \
+                    _scoring_uncached(callback, self, method_name):
                 getattr(callback, method_name)(self, **cb_kwargs)
                 if together and saves["renames"] and fingerprint is not None:
                     # the run the files are of, replaced with them

@@ -5121,6 +5121,30 @@ def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(tmp_pa
     assert_same_module_weights(resumed.module_, reference.module_)
 
 
+def test_a_run_cut_in_its_validation_resumes_with_a_caching_training_scoring(tmp_path):
+    """skorch's EpochScoring(on_train=True) scores the predictions it cached during the
+    epoch's training batches: a run cut in an epoch's validation, resumed, trains no batch of
+    that epoch, and the scoring failed the fit at the epoch's end ("need at least one array to
+    concatenate"). It scores that epoch from predictions of the training windows instead;
+    the epochs after it score as the uninterrupted run's."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    run = dict(RESUMED_RUN, lr=0.1, train_split=SubjectValidSplit(0.25, stratified=True))
+
+    def scoring():
+        return ("train_acc", EpochScoring("accuracy", on_train=True, name="train_acc"))
+
+    reference = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[scoring()]).fit(X, y)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+        scoring(), ("stop", StopAfterBatches(2, None)), ("end", end)]).fit(X, y)
+    resumed = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+        scoring(), ("load", LoadInitState(end))]).fit(X, y)
+    assert resumed.history_[:, "epoch"] == [1, 2, 3, 4]
+    assert 0 <= resumed.history_[1]["train_acc"] <= 1
+    assert resumed.history_[2:, "train_acc"] == reference.history_[2:, "train_acc"]
+    assert dict(resumed.callbacks_)["train_acc"].use_caching is True  # as it was
+
+
 class UnsizedLoader:
     """A loader class of one's own without ``len`` (a DataLoader inside)."""
 
