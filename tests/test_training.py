@@ -975,6 +975,52 @@ def test_process_0s_work_is_interrupted_when_a_waiting_process_asks_to_stop(monk
     assert not store.check([stop_key])  # removed: a later call does not find it
 
 
+def test_process_0s_work_in_another_thread_is_not_interrupted_in_the_main_thread(
+        monkeypatch, ctrl_c_raises):
+    """Runs anywhere: process 0 of a simulated group of two calls on_main_process in a thread
+    of its own (a fit run in a thread) while its main thread does other work. At the word of
+    process 1's Ctrl-C, the watch interrupted the main thread, which raised a
+    KeyboardInterrupt in the middle of that other work while the work went on. A signal
+    reaches the main thread only: the work ends, then every process stops."""
+    import threading
+    import time
+
+    store, sent = dist.HashStore(), []
+    monkeypatch.setattr(distributed, "_default_store", lambda: store)
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
+    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
+    monkeypatch.setattr(dist, "broadcast_object_list",
+                        lambda objects, src, group: sent.append(objects[0]))
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
+    stop_key = "brainjepa_sk/on_main_process/5/stopped"
+    monkeypatch.setattr(distributed, "_main_process_calls", iter([5]))
+
+    def work():
+        store.set(stop_key, "1")  # process 1's Ctrl-C, at once
+        time.sleep(1)  # the watch looks every STOP_POLL_SECONDS
+        return "done"
+
+    outcome = []
+
+    def call():
+        try:
+            outcome.append(distributed.on_main_process(work))
+        except KeyboardInterrupt as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    interrupted = False
+    try:
+        time.sleep(1.5)  # the main thread's own work
+    except KeyboardInterrupt:
+        interrupted = True
+    thread.join(10)
+    assert not interrupted
+    assert isinstance(outcome[0], KeyboardInterrupt) and "in process 1" in str(outcome[0])
+    assert sent[0][0] is False and "in process 1" in str(sent[0][1])  # the others stop too
+
+
 @pytest.mark.parametrize("presses", [1, 2])
 def test_a_waiting_process_asks_process_0_to_stop_at_a_first_ctrl_c_and_raises_at_a_second(
         presses, monkeypatch, ctrl_c_raises):

@@ -283,7 +283,9 @@ def on_main_process(function, *args, **kwargs):
     own, and every process raises the same ``KeyboardInterrupt``, which names the process
     that got the signal. A second SIGINT to that process raises at once. A waiting process
     otherwise sits in a collective operation, where a signal acts only once it returns:
-    after process 0's work, however long it takes.
+    after process 0's work, however long it takes. Signals reach the main thread only: called
+    in another thread, process 0's work is not interrupted (every process stops once it
+    ends), nor is a waiting process's wait.
 
     Parameters
     ----------
@@ -337,7 +339,9 @@ def _work_on_main_process(store, stop_key, function, args, kwargs):
     """Process 0's part of :func:`on_main_process`: run ``function``, interrupted (as by
     Ctrl-C) if a waiting process writes ``stop_key``; return the payload to send and the
     error to raise here (None after a result)."""
-    watch = _StopWatch(store, stop_key)
+    # a signal interrupts the main thread only: the work of another thread runs to its end
+    watch = _StopWatch(store, stop_key,
+                       interrupts=threading.current_thread() is threading.main_thread())
     error = None
     try:
         try:
@@ -378,16 +382,18 @@ def _interrupt_main_thread():
 class _StopWatch:
     """A thread of process 0 that looks for ``stop_key`` in ``store`` while the main thread
     works, and interrupts that work (:func:`_interrupt_main_thread`) once a waiting process
-    wrote it."""
+    wrote it; none where the work is not the main thread's (``interrupts=False``)."""
 
-    def __init__(self, store, stop_key):
+    def __init__(self, store, stop_key, interrupts=True):
         self._store, self._key = store, stop_key
         self._lock = threading.Lock()
         self._working = True
         self._ended = threading.Event()
-        self._thread = threading.Thread(target=self._watch, daemon=True,
-                                        name="brainjepa_sk stop watch")
-        self._thread.start()
+        self._thread = None
+        if interrupts:
+            self._thread = threading.Thread(target=self._watch, daemon=True,
+                                            name="brainjepa_sk stop watch")
+            self._thread.start()
 
     def _watch(self):
         while not self._ended.wait(STOP_POLL_SECONDS):
@@ -406,7 +412,8 @@ class _StopWatch:
         with self._lock:
             self._working = False
         self._ended.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
 
     def stopped_by(self):
         """The rank of the waiting process that asked to stop, or None."""
