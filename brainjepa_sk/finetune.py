@@ -1863,7 +1863,11 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             return  # refused by name when the optimizer is built
         settings = python_values({key: value for key, value in given.items()
                                   if key not in ("param_groups", "lr", "weight_decay")})
-        weight, bias = torch.nn.Parameter(torch.zeros(2, 2)), torch.nn.Parameter(torch.zeros(2))
+        # on the net's device: fused and capturable optimizers step there only (torch asserts
+        # that a capturable one's parameters are on CUDA or the like)
+        device = self._torch_device()
+        weight = torch.nn.Parameter(torch.zeros(2, 2, device=device))
+        bias = torch.nn.Parameter(torch.zeros(2, device=device))
         groups = [{"params": [weight], "weight_decay": 0.0, "lr_scale": 1.0, "lr": lr},
                   {"params": [bias], "weight_decay": 0.0, "lr_scale": 1.0, "lr": lr,
                    "no_weight_decay": True}]
@@ -1883,7 +1887,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             parameter.grad = torch.zeros_like(parameter)
         try:
             trial.step()
-        except (TypeError, ValueError, RuntimeError) as error:
+        except (TypeError, ValueError, RuntimeError, AssertionError) as error:
             with_settings = f" with {', '.join(named)}" if named else ""
             raise ValueError(
                 f"optimizer={kind.__name__}{with_settings} cannot train the model: a step over "

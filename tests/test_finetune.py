@@ -2710,6 +2710,27 @@ def test_a_regressor_y_of_dicts_is_refused_by_fit_partial_fit_and_score_naming_t
         _assert_refused_leaving_the_fit(reg, X, bad, {}, message, call=call)
 
 
+def test_an_optimizer_step_torch_asserts_against_is_refused_as_a_value_error():
+    """capturable=True steps only on CUDA (and like) parameters: torch's step raises an
+    AssertionError on the CPU, which came out of fit as it was."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = BrainJEPAClassifier(tiny_module(), optimizer__capturable=True,
+                              **fast(max_epochs=1, device="cpu"))
+    with pytest.raises(ValueError, match=r"^optimizer=AdamW with optimizer__capturable cannot "
+                                         r"train the model: .*capturable=True"):
+        net.fit(X, y)
+
+
+@pytest.mark.gpu
+def test_a_capturable_optimizer_trains_on_a_cuda_device():
+    """The check's trial step ran on CPU parameters, which torch asserts a capturable
+    optimizer never steps: a setting valid on the GPU was refused."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = BrainJEPAClassifier(tiny_module(), optimizer__capturable=True,
+                              **fast(max_epochs=1, device="cuda")).fit(X, y)
+    assert net.optimizer_.defaults["capturable"] and len(net.history_) == 1
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
