@@ -217,6 +217,10 @@ def _seed_of(random_state):
 _REGRESSION_LOSSES = (torch.nn.MSELoss, torch.nn.L1Loss, torch.nn.SmoothL1Loss,
                       torch.nn.HuberLoss)
 
+#: torch's losses whose ``weight`` holds one weight per class.
+_CLASS_WEIGHTED_LOSSES = (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss, torch.nn.MultiMarginLoss,
+                          torch.nn.MultiLabelSoftMarginLoss)
+
 #: Losses of classes, which the regressor refuses (one output per target, not per class).
 _CLASSIFICATION_LOSSES = (torch.nn.CrossEntropyLoss, torch.nn.NLLLoss,
                           torch.nn.BCEWithLogitsLoss, torch.nn.BCELoss)
@@ -1257,8 +1261,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             dataset); for a loader's ``collate_fn`` or ``worker_init_fn`` that is not callable;
             for a torch optimizer that cannot train the layer-wise groups (``LBFGS`` takes no
             groups, ``SparseAdam`` no dense gradients); for the classifier's
-            ``criterion__weight`` of another length than the classes; for a ``train_split``
-            that returns no pair of datasets. The estimator is left as it was.
+            ``criterion__weight`` of another length than the classes (for torch's losses that
+            weigh classes); for a ``train_split`` that returns no pair of datasets. The
+            estimator is left as it was.
         """
         continuing = bool(self.warm_start) and self._is_fitted()
         return self._fit_subjects(X, y, continuing, fit_params, routing="fit")
@@ -2239,14 +2244,14 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         return np.asarray(self._fit_classes_)[targets]
 
     def _check_criterion_weight(self, classes):
-        """Refuse a ``criterion__weight`` of another length than ``classes``, once they are
-        known: torch refused it only at the first batch, once the preprocessing and the model
-        were built ("weight tensor should be defined either for all 2 classes or no classes
-        but got weight tensor of shape: [3]")."""
+        """Refuse a ``criterion__weight`` of another length than ``classes`` for torch's
+        losses that weigh classes, once the classes are known: torch refused it only at the
+        first batch, once the preprocessing and the model were built ("weight tensor should be
+        defined either for all 2 classes or no classes but got weight tensor of shape: [3]")."""
         # the weight given (class_weight's, added by get_params_for, follow the classes)
         weight = _FineTuneBase.get_params_for(self, "criterion").get("weight")
-        if weight is None:
-            return
+        if weight is None or not issubclass(self._criterion_class(), _CLASS_WEIGHTED_LOSSES):
+            return  # a loss of one's own may mean another thing by its weight (one number)
         try:
             shape = tuple(np.shape(weight))
         except (TypeError, ValueError):  # ragged: torch says what it takes

@@ -2731,6 +2731,26 @@ def test_a_capturable_optimizer_trains_on_a_cuda_device():
     assert net.optimizer_.defaults["capturable"] and len(net.history_) == 1
 
 
+class _ScaledCrossEntropy(torch.nn.Module):
+    """A loss of one's own whose ``weight`` is one number scaling the cross-entropy."""
+
+    def __init__(self, weight=1.0):
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, logits, targets):
+        return self.weight * torch.nn.functional.cross_entropy(logits, targets)
+
+
+def test_a_criterion_weight_of_a_loss_of_ones_own_is_passed_to_it_unchecked():
+    """The length check of criterion__weight holds for torch's losses that weigh classes;
+    a loss of one's own may mean another thing by its weight."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    net = BrainJEPAClassifier(tiny_module(), criterion=_ScaledCrossEntropy,
+                              criterion__weight=2.0, **fast(max_epochs=1)).fit(X, y)
+    assert net.criterion_.weight == 2.0 and len(net.history_) == 1
+
+
 # -- the torch module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("pooling", ["mean", "roi", "roi_std", "connectivity", "lagged"])
