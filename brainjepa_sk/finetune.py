@@ -1890,8 +1890,12 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                              f"{'it' if len(named) == 1 else 'them'}: {error}") from error
         for parameter in (weight, bias):
             parameter.grad = torch.zeros_like(parameter)
+        # the step as the optimizer class defines it: torch's wrapper around it would also run
+        # the hooks registered for every optimizer's step on this trial of the check's own
+        step = type(trial).step
+        step = step.__wrapped__ if getattr(step, "hooked", False) else step
         try:
-            trial.step()
+            step(trial)
         except (TypeError, ValueError, RuntimeError, AssertionError) as error:
             with_settings = f" with {', '.join(named)}" if named else ""
             raise ValueError(

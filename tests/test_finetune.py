@@ -2731,6 +2731,26 @@ def test_a_capturable_optimizer_trains_on_a_cuda_device():
     assert net.optimizer_.defaults["capturable"] and len(net.history_) == 1
 
 
+def test_the_optimizer_check_steps_unseen_by_global_optimizer_step_hooks():
+    """The check's trial step, over parameters of its own, ran the hooks registered for
+    every optimizer's step (a step counter of one's own counted a step never taken)."""
+    from torch.optim.optimizer import (
+        register_optimizer_step_post_hook,
+        register_optimizer_step_pre_hook,
+    )
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
+    stepped = []
+    handles = [register(lambda optimizer, args, kwargs: stepped.append(optimizer))
+               for register in (register_optimizer_step_pre_hook,
+                                register_optimizer_step_post_hook)]
+    try:
+        net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert stepped and all(optimizer is net.optimizer_ for optimizer in stepped)
+
+
 class _ScaledCrossEntropy(torch.nn.Module):
     """A loss of one's own whose ``weight`` is one number scaling the cross-entropy."""
 
