@@ -2353,9 +2353,20 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         dict
             skorch's keyword arguments for it; for ``"criterion"``, with ``class_weight`` set
             and no ``criterion__weight`` given, also ``weight``: a float32 tensor of the class
-            weights of the last fit (none while ``class_weight`` is None).
+            weights of the last fit (none while ``class_weight`` is None); a
+            ``criterion__weight`` of numbers (a list, an array, a tensor of another dtype) of
+            torch's losses that weigh classes as a float32 tensor.
         """
         params = super().get_params_for(prefix)
+        given = params.get("weight") if prefix == "criterion" else None
+        if given is not None and issubclass(self._criterion_class(), _CLASS_WEIGHTED_LOSSES):
+            # torch takes a tensor of the logits' dtype alone: a list failed as the loss was
+            # built ("cannot assign 'list' object to buffer 'weight'"), a tensor of integers at
+            # the first batch ("expected scalar type Float but found Long")
+            try:
+                params["weight"] = torch.as_tensor(given, dtype=torch.float32)
+            except (TypeError, ValueError, RuntimeError):  # ragged, text: torch says what
+                pass
         # a fit's weights, while class_weight still asks for them: set_params(class_weight=None,
         # criterion=...) builds the new loss before a fit drops them
         weights = getattr(self, "_class_weights_", None) if self.class_weight is not None else None

@@ -2751,6 +2751,21 @@ def test_the_optimizer_check_steps_unseen_by_global_optimizer_step_hooks():
     assert stepped and all(optimizer is net.optimizer_ for optimizer in stepped)
 
 
+@pytest.mark.parametrize("weight", [[1, 3], (1.0, 3.0), np.array([1.0, 3.0]),
+                                    torch.tensor([1, 3]), torch.tensor([1.0, 3.0],
+                                                                       dtype=torch.float64)])
+def test_a_criterion_weight_of_numbers_trains_as_float32_class_weights(weight):
+    """A list or a NumPy array failed once the model was built (torch: "cannot assign 'list'
+    object to buffer 'weight'"), a tensor of integers or float64 at the first batch
+    ("expected scalar type Float but found Long")."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.array(["a", "b"] * 3)
+    net = BrainJEPAClassifier(tiny_module(), criterion__weight=weight,
+                              **fast(max_epochs=1)).fit(X, y)
+    assert net.criterion_.weight.dtype == torch.float32
+    assert net.criterion_.weight.tolist() == [1.0, 3.0] and len(net.history_) == 1
+    assert net.get_params()["criterion__weight"] is weight  # the parameter as given
+
+
 class _ScaledCrossEntropy(torch.nn.Module):
     """A loss of one's own whose ``weight`` is one number scaling the cross-entropy."""
 
