@@ -1259,8 +1259,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             one that is no number; for skorch's ``dataset`` other than its default, or
             ``dataset__*`` settings (the subjects are cut into windows of the estimator's own
             dataset); for a loader's ``collate_fn`` or ``worker_init_fn`` that is not callable;
-            for a torch optimizer that cannot train the layer-wise groups (``LBFGS`` takes no
-            groups, ``SparseAdam`` no dense gradients); for the classifier's
+            for a torch optimizer that takes no layer-wise groups (``LBFGS``) or refuses its
+            settings; for the classifier's
             ``criterion__weight`` of another length than the classes (for torch's losses that
             weigh classes); for a ``train_split`` that returns no pair of datasets. The
             estimator is left as it was.
@@ -1857,19 +1857,19 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             return
         # torch checks the values when the optimizer is built, once the preprocessing and the
         # model were: "'int' object is not subscriptable" for optimizer__betas=3, and some
-        # optimizers take no layer-wise groups (LBFGS) or train no dense gradient (SparseAdam,
-        # at the first batch). torch's own optimizers are built here over two groups, as the
-        # layer-wise ones, and take one step, to check them first. (weight_decay goes into the
-        # groups, checked there; NumPy scalars are passed as Python numbers, as
-        # _build_optimizer passes them)
+        # optimizers take no layer-wise groups (LBFGS). torch's own optimizers are built here
+        # over two groups, as the layer-wise ones, at the net's learning rate, to check them
+        # first. No step is taken: what only a step checks (capturable=True off CUDA, SparseAdam
+        # and dense gradients) torch names at the first batch, which leaves a fitted net as it
+        # was. (weight_decay goes into the groups, checked there; NumPy scalars are passed as
+        # Python numbers, as _build_optimizer passes them)
         given = self.get_params_for("optimizer")
         lr = python_values({"lr": given.get("lr", self.lr)})["lr"]
         if not isinstance(lr, numbers.Real) or isinstance(lr, bool):
             return  # refused by name when the optimizer is built
         settings = python_values({key: value for key, value in given.items()
                                   if key not in ("param_groups", "lr", "weight_decay")})
-        # on the net's device: fused and capturable optimizers step there only (torch asserts
-        # that a capturable one's parameters are on CUDA or the like)
+        # on the net's device: torch checks there that a fused optimizer supports it
         device = self._torch_device()
         weight = torch.nn.Parameter(torch.zeros(2, 2, device=device))
         bias = torch.nn.Parameter(torch.zeros(2, device=device))
@@ -1882,26 +1882,12 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         if optimizer is not kind:  # a partial's own settings too
             named.insert(0, f"optimizer={optimizer!r}")
         try:  # (the build passes lr, over a partial's own)
-            trial = optimizer(groups, lr=lr, **settings)
+            optimizer(groups, lr=lr, **settings)
         except (TypeError, ValueError, RuntimeError) as error:
             if not named:
                 named = [f"optimizer={kind.__name__}"]
             raise ValueError(f"{', '.join(named)}: {kind.__name__} refuses "
                              f"{'it' if len(named) == 1 else 'them'}: {error}") from error
-        for parameter in (weight, bias):
-            parameter.grad = torch.zeros_like(parameter)
-        # the step as the optimizer class defines it: torch's wrapper around it would also run
-        # the hooks registered for every optimizer's step on this trial of the check's own
-        step = type(trial).step
-        step = step.__wrapped__ if getattr(step, "hooked", False) else step
-        try:
-            step(trial)
-        except (TypeError, ValueError, RuntimeError, AssertionError) as error:
-            with_settings = f" with {', '.join(named)}" if named else ""
-            raise ValueError(
-                f"optimizer={kind.__name__}{with_settings} cannot train the model: a step over "
-                f"its parameters' gradients (dense tensors) failed: {error}. Use another "
-                "optimizer, such as torch.optim.AdamW (the default)") from error
 
     def _check_criterion_settings(self):
         """Refuse, before anything is built, ``criterion__*`` settings that the loss class does
