@@ -838,7 +838,8 @@ def one_table_message(X, input_name="X", estimator=None):
         The input's name (see :func:`input_layout`).
     estimator : estimator instance, optional
         The estimator given ``X``: one with a ``gradients`` parameter is told that gradients
-        are given there, not as a pipeline step before it.
+        are given there, not as a pipeline step before it, unless it is fitted and the table
+        has as many columns as it has regions (one subject, as at ``predict``).
 
     Returns
     -------
@@ -868,7 +869,10 @@ def one_table_message(X, input_name="X", estimator=None):
     # a GradientPositioner's output: one row per subject, columns "{region}_gradient{c}"
     from_positioner = columns is not None and len(columns) > 0 and all(
         isinstance(name, str) and re.search(r"_gradient\d+$", name) for name in columns)
-    takes_gradients = (hasattr(estimator, "get_params")
+    # a fitted estimator given one table of its own region count: one subject, the advice on
+    # gradients would be noise
+    one_subject = shape[1] == getattr(estimator, "n_features_in_", None)
+    takes_gradients = (hasattr(estimator, "get_params") and not one_subject
                        and "gradients" in estimator.get_params(deep=False))
     if from_positioner or takes_gradients:
         # an array does not say where it came from: the advice is for the case it fits

@@ -354,6 +354,12 @@ def test_a_gradient_positioner_as_a_pipeline_step_is_told_to_be_the_gradients_pa
     # one subject's table, given to an estimator without gradients, keeps the plain advice
     with pytest.raises(ValueError, match=r"pass \[x\]\.$"):
         validate_subjects(X[0])
+    # one subject's table, given to a fitted estimator of its region count (one new subject at
+    # transform or predict), is not told about gradients
+    embedder = BrainJEPAEmbedder(tiny_module(10), n_frames=8, device="cpu").fit(list(X))
+    with pytest.raises(ValueError, match=r"got one 2-D table of shape \(40, 10\)\. For a single "
+                                         r"subject, pass \[x\]\.$"):
+        embedder.transform(X[0])
 
 
 def test_an_array_of_more_than_three_dimensions_is_refused_as_a_whole():
