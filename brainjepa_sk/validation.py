@@ -1657,11 +1657,17 @@ def validate_subjects(
             if fitted_names is not None and names is not None:
                 if not np.array_equal(fitted_names, names):
                     moved = [i for i, (a, b) in enumerate(zip(names, fitted_names)) if a != b]
+                    # the same regions in another order (a table rebuilt or read otherwise):
+                    # say how to put them back
+                    reordered = sorted(map(str, names)) == sorted(map(str, fitted_names))
                     raise ValueError(
                         "the region names (DataFrame columns or file headers) differ from "
                         "those seen in fit: " + ", ".join(
                             f"column {i} is {names[i]!r} but was {fitted_names[i]!r}"
-                            for i in moved[:3]) + f" ({len(moved)} in all)")
+                            for i in moved[:3]) + f" ({len(moved)} in all)" + (
+                            "; they are the regions of fit in another order: reorder each "
+                            "subject's columns as feature_names_in_ lists them, "
+                            "x[est.feature_names_in_]" if reordered else ""))
             # the names the weights were pretrained on, when fit took them from a checkpoint
             check_region_names(names, getattr(estimator, "region_names_", None),
                                name=estimator_name)

@@ -879,6 +879,17 @@ def test_region_names_at_transform_follow_scikit_learns_rules():
     with pytest.raises(ValueError, match=r"differ from those seen in fit: column 0 is 'roi1' but "
                                          r"was 'roi0', column 1 is 'roi0' but was 'roi1' \(2 in"):
         named.transform(swapped)
+    # the same regions in another order are told how to be put back in fit's order
+    with pytest.raises(ValueError, match=r"\(2 in all\); they are the regions of fit in another "
+                                         r"order: reorder each subject's columns as "
+                                         r"feature_names_in_ lists them, "
+                                         r"x\[est\.feature_names_in_\]$"):
+        named.transform(swapped)
+    renamed = [x.rename(columns={names[0]: "other"}) for x in frames]
+    with pytest.raises(ValueError, match=r"column 0 is 'other' but was 'roi0' \(1 in all\)$"):
+        named.transform(renamed)
+    reordered = [x[named.feature_names_in_] for x in swapped]
+    np.testing.assert_array_equal(named.transform(reordered), named.transform(frames))
     unnamed = BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(arrays)
     with pytest.warns(UserWarning, match="X has feature names, but BrainJEPAEmbedder was "
                                          "fitted without feature names"):
