@@ -1171,11 +1171,16 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             name, callback, key = monitors[0]
             kind = type(callback).__name__
             named = repr(name) if name == kind else f"{name!r} ({kind})"
+            # a Checkpoint reads a flag of the history (a *_best key): 'train_loss' there, a
+            # number, would save at every epoch by chance; monitor=None says so on purpose
+            training_key = "train_loss_best" if key.endswith("_best") else "train_loss"
+            every_epoch = (", or monitor=None to save after every epoch"
+                           if isinstance(callback, Checkpoint) else "")
             raise ValueError(
                 f"the callback {named} monitors {key!r}, a score "
                 f"of the validation windows, but train_split={self.train_split!r} gives none: "
                 "pass a validation split, e.g. train_split=SubjectValidSplit(0.2), or monitor "
-                "a training score such as 'train_loss'")
+                f"a training score such as {training_key!r}{every_epoch}")
         # a scoring callback of the user's on the validation windows is skipped by skorch
         # without a word: its column was missing from the progress table and history_
         defaults = {name for name, _ in self.get_default_callbacks()}

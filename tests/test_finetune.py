@@ -1606,14 +1606,18 @@ def test_early_stopping_on_a_subject_split():
     assert {"valid_loss", "r2"} <= set(reg.history_[-1])
 
 
-@pytest.mark.parametrize("callback, key", [
-    (lambda tmp_path: EarlyStopping(), "'valid_loss'"),
-    (lambda tmp_path: EarlyStopping(monitor="valid_acc", lower_is_better=False), "'valid_acc'"),
-    (lambda tmp_path: Checkpoint(dirname=tmp_path), "'valid_loss_best'"),
-    (lambda tmp_path: LRScheduler("ReduceLROnPlateau", monitor="valid_loss"), "'valid_loss'"),
+@pytest.mark.parametrize("callback, key, advice", [
+    (lambda tmp_path: EarlyStopping(), "'valid_loss'", r"'train_loss'$"),
+    (lambda tmp_path: EarlyStopping(monitor="valid_acc", lower_is_better=False), "'valid_acc'",
+     r"'train_loss'$"),
+    # a Checkpoint's monitor is a flag such as train_loss_best, or None for every epoch
+    (lambda tmp_path: Checkpoint(dirname=tmp_path), "'valid_loss_best'",
+     r"'train_loss_best', or monitor=None to save after every epoch$"),
+    (lambda tmp_path: LRScheduler("ReduceLROnPlateau", monitor="valid_loss"), "'valid_loss'",
+     r"'train_loss'$"),
 ])
 def test_a_callback_monitoring_a_validation_score_without_a_split_is_refused_before_training(
-        callback, key, tmp_path):
+        callback, key, advice, tmp_path):
     """skorch failed at the first epoch's end (EarlyStopping with its bare KeyError, "Key
     'valid_loss' was not found in history"; the LRScheduler asking for a scoring callback
     placed before it; Checkpoint after the epoch was trained); the fit is refused before its first epoch, naming the callback,
@@ -1628,7 +1632,8 @@ def test_a_callback_monitoring_a_validation_score_without_a_split_is_refused_bef
     for warm_start in (False, True):
         with pytest.raises(ValueError, match=rf"callback '{name}' monitors {key}, a score of the "
                                              r"validation windows, but train_split=None gives "
-                                             r"none: .*SubjectValidSplit\(0.2\)"):
+                                             r"none: .*SubjectValidSplit\(0.2\), or "
+                                             r"monitor a training score such as " + advice):
             clf.set_params(train_split=None, warm_start=warm_start).fit(X, y)
         np.testing.assert_array_equal(clf.predict_proba(X), proba)
         assert list(clf.history_) == history
