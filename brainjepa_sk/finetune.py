@@ -2483,6 +2483,24 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     Notes
     -----
     {_SHARED_NOTES}
+
+    Examples
+    --------
+    Fine-tuning a model pretrained on simulated subjects, small enough for a CPU (``weights``
+    takes the pretrainer's ``model_``, or the file its ``save`` writes):
+
+    >>> from brainjepa_sk import BrainJEPAClassifier, BrainJEPAPretrainer, GradientPositioner
+    >>> from brainjepa_sk.datasets import make_brain_dynamics
+    >>> X, y = make_brain_dynamics(n_subjects=8, n_timepoints=64, n_regions=100, t_r=2.0,
+    ...                            random_state=0)
+    >>> pretrainer = BrainJEPAPretrainer(
+    ...     gradients=GradientPositioner(n_components=10),
+    ...     model_size=dict(embed_dim=32, depth=1, num_heads=2),
+    ...     n_frames=32, t_r=2.0, n_epochs=1, verbose=0, random_state=0).fit(X)
+    >>> clf = BrainJEPAClassifier(pretrainer.model_, lr=1e-3, max_epochs=2, verbose=0,
+    ...                           random_state=0).fit(X, y["group"])
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 2)
     """
 
 

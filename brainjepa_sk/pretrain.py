@@ -335,6 +335,23 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         gradient DataFrame indexed by region names. Input with names (DataFrames, files with a
         header) must have them in this order, as for the embedder given the saved file.
         ``get_feature_names_out`` names the regions by them.
+
+    Examples
+    --------
+    A model small enough for a CPU (the presets are GPU-sized), on simulated subjects:
+
+    >>> from brainjepa_sk import BrainJEPAPretrainer, GradientPositioner
+    >>> from brainjepa_sk.datasets import make_brain_dynamics
+    >>> X, y = make_brain_dynamics(n_subjects=8, n_timepoints=64, n_regions=100, t_r=2.0,
+    ...                            random_state=0)
+    >>> pretrainer = BrainJEPAPretrainer(
+    ...     gradients=GradientPositioner(n_components=10),
+    ...     model_size={"embed_dim": 32, "depth": 1, "num_heads": 2},
+    ...     n_frames=32, t_r=2.0, n_epochs=1, verbose=0, random_state=0)
+    >>> pretrainer.fit(X).transform(X).shape
+    (8, 32)
+    >>> bool(pretrainer.score(X) < 0)  # minus the masked-prediction loss: higher is better
+    True
     """
 
     _parameter_constraints = {
