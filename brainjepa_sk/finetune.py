@@ -2365,6 +2365,28 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
             params["weight"] = torch.as_tensor(weights, dtype=torch.float32)
         return params
 
+    def initialize_criterion(self):
+        """skorch's loss; a loss instance of torch's losses that weigh classes, given with
+        ``class_weight`` and no ``criterion__*`` settings, is copied and weighted.
+
+        skorch builds a new loss of an instance's class from the arguments given alone: the
+        class weights, the only argument, dropped the instance's own settings
+        (``label_smoothing``, ``ignore_index``) silently. The instance given is left as it was.
+
+        Returns
+        -------
+        self
+            The net, its ``criterion_`` set.
+        """
+        criterion = self.criterion
+        weight = self.get_params_for("criterion").get("weight")
+        if (isinstance(criterion, _CLASS_WEIGHTED_LOSSES) and weight is not None
+                and not _FineTuneBase.get_params_for(self, "criterion")):  # class_weight's
+            self.criterion_ = copy.deepcopy(criterion)
+            self.criterion_.weight = weight
+            return self
+        return super().initialize_criterion()
+
     def _after_fit(self):
         # skorch recorded the encoded labels; the classes are the user's labels
         self.classes_inferred_ = self.__dict__.pop("_fit_classes_")
@@ -2457,7 +2479,8 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
         ignored, with a warning). A dict's weights must be positive and finite (a
         ``ValueError`` at ``fit``): zero, which scikit-learn takes as leaving a class out, is
         refused, since a batch of only that class's windows would have no weight to average
-        its loss over.
+        its loss over. A loss instance given as ``criterion`` is weighted with its own
+        settings (``label_smoothing``, ``ignore_index``) kept.
 
     Attributes
     ----------

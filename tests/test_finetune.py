@@ -642,6 +642,24 @@ def test_a_criterion_weight_given_is_kept_over_class_weight():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 4.0])
 
 
+def test_a_loss_instance_keeps_its_own_settings_with_class_weight():
+    """class_weight gave skorch the loss's weight as an argument, and skorch builds a new
+    loss of an instance's class from the arguments given alone: the instance's
+    label_smoothing and ignore_index were dropped silently. The loss is the instance's copy,
+    weighted; the instance given is left as it was."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    given = torch.nn.CrossEntropyLoss(label_smoothing=0.3, ignore_index=7)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), criterion=given,
+                              class_weight="balanced").fit(X, y)
+    loss = clf.criterion_
+    assert (loss.label_smoothing, loss.ignore_index) == (0.3, 7)
+    np.testing.assert_allclose(loss.weight.numpy(), [8 / (2 * 6), 8 / (2 * 2)])
+    assert loss is not given and given.weight is None
+    clf.set_params(class_weight={1: 5.0}).fit(X, y)
+    assert clf.criterion_.label_smoothing == 0.3
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 5.0])
+
+
 @pytest.mark.parametrize("criterion", [torch.nn.NLLLoss, torch.nn.NLLLoss(),
                                        functools.partial(torch.nn.NLLLoss, reduction="sum")])
 def test_an_nllloss_criterion_is_refused_before_a_fit_naming_it(criterion):
