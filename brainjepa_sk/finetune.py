@@ -2343,8 +2343,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         -------
         dict
             skorch's keyword arguments for it; for ``"criterion"``, with ``class_weight`` set
-            and no ``criterion__weight`` given, also ``weight``: a float32 tensor of the class
-            weights of the last fit (none while ``class_weight`` is None); a
+            and no ``criterion__weight`` given (or None), also ``weight``: a float32 tensor
+            of the class weights of the last fit (none while ``class_weight`` is None); a
             ``criterion__weight`` of numbers (a list, an array, a tensor of another dtype) of
             torch's losses that weigh classes as a float32 tensor.
         """
@@ -2361,7 +2361,8 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         # a fit's weights, while class_weight still asks for them: set_params(class_weight=None,
         # criterion=...) builds the new loss before a fit drops them
         weights = getattr(self, "_class_weights_", None) if self.class_weight is not None else None
-        if prefix == "criterion" and weights is not None and "weight" not in params:
+        # (a weight of None is torch's default: set_params' way to take back one given)
+        if prefix == "criterion" and weights is not None and params.get("weight") is None:
             params["weight"] = torch.as_tensor(weights, dtype=torch.float32)
         return params
 
@@ -2380,8 +2381,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         """
         criterion = self.criterion
         weight = self.get_params_for("criterion").get("weight")
+        given = _FineTuneBase.get_params_for(self, "criterion")
         if (isinstance(criterion, _CLASS_WEIGHTED_LOSSES) and weight is not None
-                and not _FineTuneBase.get_params_for(self, "criterion")):  # class_weight's
+                and set(given) <= {"weight"} and given.get("weight") is None):  # class_weight's
             self.criterion_ = copy.deepcopy(criterion)
             self.criterion_.weight = weight
             return self

@@ -642,6 +642,21 @@ def test_a_criterion_weight_given_is_kept_over_class_weight():
     np.testing.assert_allclose(clf.criterion_.weight.numpy(), [1.0, 4.0])
 
 
+def test_a_criterion_weight_of_none_leaves_the_loss_to_class_weight():
+    """criterion__weight=None (torch's default, and the only way set_params has to take back
+    a weight given) counted as a weight given over class_weight: the loss was unweighted,
+    silently."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    balanced = [8 / (2 * 6), 8 / (2 * 2)]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced",
+                              criterion__weight=None).fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), balanced)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), criterion__weight=[1, 4])
+    clf.fit(X, y).set_params(criterion__weight=None, class_weight="balanced").fit(X, y)
+    np.testing.assert_allclose(clf.criterion_.weight.numpy(), balanced)
+    assert clf.get_params()["criterion__weight"] is None
+
+
 def test_a_loss_instance_keeps_its_own_settings_with_class_weight():
     """class_weight gave skorch the loss's weight as an argument, and skorch builds a new
     loss of an instance's class from the arguments given alone: the instance's
