@@ -6568,3 +6568,18 @@ def test_a_run_early_stopping_ended_at_its_last_epoch_is_said_to_be_stopped_by_i
                                          "epoch is trained"):
         again = net().fit(X, y)
     assert len(again.history_) == 3
+
+
+# -- session 30: mutants of the fine-tuners that the tests above let through -------------------
+
+def test_predict_names_each_subject_by_its_most_probable_output_in_the_order_of_the_classes():
+    """classes=["patient", "control"] (not sorted): predict gives classes_[k] for the column k
+    of predict_proba that is largest; the labels sorted would name every prediction by the
+    other class."""
+    X = offset_subjects(np.zeros(6))
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), classes=["patient", "control"])
+    with pytest.warns(UserWarning, match="is not sorted"):
+        clf.fit(X, np.array(["control", "patient", "patient"] * 2))
+    proba = clf.predict_proba(X)
+    np.testing.assert_array_equal(clf.predict(X), np.array(["patient", "control"])[
+        proba.argmax(axis=1)])
