@@ -6583,3 +6583,27 @@ def test_predict_names_each_subject_by_its_most_probable_output_in_the_order_of_
     proba = clf.predict_proba(X)
     np.testing.assert_array_equal(clf.predict(X), np.array(["patient", "control"])[
         proba.argmax(axis=1)])
+
+
+class GeneratorStates(Callback):
+    """Records the state of torch's global generator (the fit's fork of it) as each training
+    batch begins, after the net has seeded the batch's draws."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.states_ = []
+
+    def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+        if training:
+            self.states_.append(torch.default_generator.get_state().clone())
+
+
+def test_each_training_batch_of_an_epoch_draws_its_stochastic_depth_from_a_seed_of_its_own():
+    """Every training batch is seeded from random_state, the epoch's number and the batch's
+    place in the epoch: seeded by the epoch alone, the batches of an epoch would all drop the
+    same paths for the windows at the same place in them."""
+    states = GeneratorStates()
+    BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=2),
+                        callbacks=[states]).fit(offset_subjects(np.zeros(6)), np.tile([0, 1], 3))
+    assert len(states.states_) == 6  # 3 batches an epoch
+    distinct = {bytes(state.numpy()) for state in states.states_}
+    assert len(distinct) == 6
