@@ -6607,3 +6607,26 @@ def test_each_training_batch_of_an_epoch_draws_its_stochastic_depth_from_a_seed_
     assert len(states.states_) == 6  # 3 batches an epoch
     distinct = {bytes(state.numpy()) for state in states.states_}
     assert len(distinct) == 6
+
+
+class WindowPredictions(Callback):
+    """Records, at each epoch's end, predict and predict_proba of the training windows (as
+    skorch's scoring callbacks call them)."""
+
+    def on_epoch_end(self, net, dataset_train=None, **kwargs):
+        self.predicted_ = net.predict(dataset_train)
+        self.proba_ = net.predict_proba(dataset_train)
+
+
+def test_predict_of_windows_during_a_fit_lacking_a_class_gives_the_outputs_codes():
+    """classes=["a", "b", "c"] and a y of "a" and "c" only: skorch's own classes_inferred_ of
+    the fit are then the codes 0 and 2, and predict of the training windows (skorch's scoring)
+    gives the code of each window's most probable output, which the windows' targets hold, not
+    classes_inferred_ indexed by it (which names output 1 by code 2 and fails on output 2)."""
+    recorder = WindowPredictions()
+    clf = BrainJEPAClassifier(tiny_module(), **FAST, classes=["a", "b", "c"],
+                              callbacks=[recorder])
+    clf.fit(offset_subjects(np.tile([0.0, 1.0], 3)), np.tile(["a", "c"], 3))
+    codes = recorder.proba_.argmax(axis=1)
+    assert 2 in codes  # the "c" windows' output, once trained
+    np.testing.assert_array_equal(recorder.predicted_, codes)
