@@ -6630,3 +6630,29 @@ def test_predict_of_windows_during_a_fit_lacking_a_class_gives_the_outputs_codes
     codes = recorder.proba_.argmax(axis=1)
     assert 2 in codes  # the "c" windows' output, once trained
     np.testing.assert_array_equal(recorder.predicted_, codes)
+
+
+def test_a_resume_with_a_split_of_another_class_of_the_same_parameters_is_refused(tmp_path):
+    """The run file records a split with get_params by its class too: two splits of one's own
+    with the same parameters that hold out other subjects (each in its own __call__) are other
+    runs, and a resume with the other one is refused naming train_split."""
+    class FirstSubjectsOut(SubjectValidSplit):
+        def __call__(self, dataset, y=None, groups=None):
+            in_valid = dataset.subject_index < 2
+            return (torch.utils.data.Subset(dataset, np.flatnonzero(~in_valid)),
+                    torch.utils.data.Subset(dataset, np.flatnonzero(in_valid)))
+
+    class LastSubjectsOut(FirstSubjectsOut):
+        def __call__(self, dataset, y=None, groups=None):
+            valid, train = super().__call__(dataset)
+            return train, valid
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    saved = Checkpoint(dirname=tmp_path, monitor=None)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2),
+                              train_split=FirstSubjectsOut(0.25, random_state=1),
+                              callbacks=[saved, LoadInitState(saved)]).fit(X, y)
+    clf.set_params(train_split=LastSubjectsOut(0.25, random_state=1), max_epochs=3)
+    with pytest.raises(ValueError, match=r"other settings than this fit's \(train_split=.*"
+                                         r"FirstSubjectsOut' then, .*LastSubjectsOut' now\)"):
+        clf.fit(X, y)
