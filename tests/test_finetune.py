@@ -6656,3 +6656,19 @@ def test_a_resume_with_a_split_of_another_class_of_the_same_parameters_is_refuse
     with pytest.raises(ValueError, match=r"other settings than this fit's \(train_split=.*"
                                          r"FirstSubjectsOut' then, .*LastSubjectsOut' now\)"):
         clf.fit(X, y)
+
+
+def test_a_pickled_fine_tuner_keeps_its_constant_regions_setting():
+    """Unpickling gives a pickle of an older version, which lacks constant_regions, the
+    then-behaviour ('error'); one that holds the setting keeps it, and predicts as before
+    without a warning of settings changed since fit."""
+    rng = np.random.default_rng(3)
+    X = [rng.standard_normal((16, N_REGIONS)) for _ in range(4)]
+    X[1][:, 2] = 5.0  # a region constant within the subject: taken as 0
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                              constant_regions="zero").fit(X, [0, 1, 0, 1])
+    restored = pickle.loads(pickle.dumps(clf))
+    assert restored.get_params()["constant_regions"] == "zero"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
