@@ -704,6 +704,22 @@ def _files_read(monkeypatch):
     return read
 
 
+def _params_not_replaced(monkeypatch):
+    """From now on, a save's params.pt cannot be renamed into place (its other files can);
+    returns the rename, to put back."""
+    import brainjepa_sk._skorch as skorch_glue
+
+    move = skorch_glue.move_into_place
+
+    def params_not_replaced(part, target):
+        if target.name == "params.pt":
+            raise PermissionError(errno.EACCES, "the file could not be replaced", str(target))
+        return move(part, target)
+
+    monkeypatch.setattr(skorch_glue, "move_into_place", params_not_replaced)
+    return move
+
+
 def _sha256(data):
     return hashlib.sha256(data).hexdigest()
 
@@ -744,7 +760,6 @@ def test_a_checkpoint_file_changed_behind_its_run_file_is_read_and_a_mix_refused
     recorded it: another size, time or inode, or a time not before the run file's (a write in
     the same tick of the clock keeps it). Its digest is then of its bytes, and a save cut off
     after the renames of some of its files still leaves files refused as of two saves."""
-    import brainjepa_sk._skorch as skorch_glue
     from brainjepa_sk._skorch import check_saved_together
 
     params = tmp_path / "params.pt"
@@ -765,14 +780,7 @@ def test_a_checkpoint_file_changed_behind_its_run_file_is_read_and_a_mix_refused
     os.utime(params, ns=(then, then))
     changed = params.read_bytes()
     read = _files_read(monkeypatch)
-    move = skorch_glue.move_into_place
-
-    def params_not_replaced(part, target):
-        if target.name == "params.pt":
-            raise PermissionError(errno.EACCES, "the file could not be replaced", str(target))
-        return move(part, target)
-
-    monkeypatch.setattr(skorch_glue, "move_into_place", params_not_replaced)
+    _params_not_replaced(monkeypatch)
     with pytest.raises(PermissionError):
         _save_checkpoint_files(tmp_path, {"history.json": b"[1, 2]", "params.pt": b"weights 2"})
     monkeypatch.undo()
@@ -807,14 +815,7 @@ def test_a_resume_does_not_read_the_checkpoint_files_its_run_file_records_unchan
     assert read == []
     # cut off after the run file and the history were renamed: the weights are of the save
     # before, and are the only file read
-    move = skorch_glue.move_into_place
-
-    def params_not_replaced(part, target):
-        if target.name == "params.pt":
-            raise PermissionError(errno.EACCES, "the file could not be replaced", str(target))
-        return move(part, target)
-
-    monkeypatch.setattr(skorch_glue, "move_into_place", params_not_replaced)
+    move = _params_not_replaced(monkeypatch)
     with pytest.raises(PermissionError):
         _save_checkpoint_files(tmp_path, {"history.json": b"[1, 2, 3]", "params.pt": b"w 3"})
     monkeypatch.setattr(skorch_glue, "move_into_place", move)

@@ -940,6 +940,21 @@ def test_an_error_in_process_0_is_raised_in_the_processes_waiting_for_its_result
     assert calls == []
 
 
+def _simulated_process_0(monkeypatch):
+    """Process 0 of a simulated group of two, for on_main_process: the group's store, the
+    list of what it sends the others, and the stop key of its next call (as process 1 knows
+    it)."""
+    store, sent = dist.HashStore(), []
+    monkeypatch.setattr(distributed, "_default_store", lambda: store)
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
+    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
+    monkeypatch.setattr(dist, "broadcast_object_list",
+                        lambda objects, src, group: sent.append(objects[0]))
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
+    monkeypatch.setattr(distributed, "_main_process_calls", iter([7]))
+    return store, sent, "brainjepa_sk/on_main_process/7/stopped"
+
+
 def test_process_0s_work_is_interrupted_when_a_waiting_process_asks_to_stop(monkeypatch,
                                                                            ctrl_c_raises):
     """Runs anywhere: process 0 of a simulated group of two. Process 1 writes its stop key into
@@ -949,16 +964,7 @@ def test_process_0s_work_is_interrupted_when_a_waiting_process_asks_to_stop(monk
     import threading
     import time
 
-    store, sent = dist.HashStore(), []
-    monkeypatch.setattr(distributed, "_default_store", lambda: store)
-    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
-    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
-    monkeypatch.setattr(dist, "broadcast_object_list",
-                        lambda objects, src, group: sent.append(objects[0]))
-    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
-
-    stop_key = "brainjepa_sk/on_main_process/7/stopped"  # this call's, as process 1 knows it
-    monkeypatch.setattr(distributed, "_main_process_calls", iter([7]))
+    store, sent, stop_key = _simulated_process_0(monkeypatch)
 
     def work():
         threading.Timer(0.2, store.set, (stop_key, "1")).start()
@@ -985,15 +991,7 @@ def test_process_0s_work_in_another_thread_is_not_interrupted_in_the_main_thread
     import threading
     import time
 
-    store, sent = dist.HashStore(), []
-    monkeypatch.setattr(distributed, "_default_store", lambda: store)
-    monkeypatch.setattr(dist, "new_group", lambda **kwargs: "group")
-    monkeypatch.setattr(dist, "destroy_process_group", lambda group: None)
-    monkeypatch.setattr(dist, "broadcast_object_list",
-                        lambda objects, src, group: sent.append(objects[0]))
-    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
-    stop_key = "brainjepa_sk/on_main_process/5/stopped"
-    monkeypatch.setattr(distributed, "_main_process_calls", iter([5]))
+    store, sent, stop_key = _simulated_process_0(monkeypatch)
 
     def work():
         store.set(stop_key, "1")  # process 1's Ctrl-C, at once
