@@ -154,15 +154,16 @@ def batch_scenario(rank, world_size, folder, accumulation_steps):
                     "steps": loop.step, "allreduces": loop.allreduces_}, folder / "ddp.pt")
 
 
-class SigtermAt(Callback):
-    """Sends this process a SIGTERM at the end of one step, as a scheduler would."""
+class SignalAt(Callback):
+    """Sends this process a signal at the end of one step: SIGTERM, as a scheduler would, or
+    SIGINT, as Ctrl-C (or ``kill -INT``) would."""
 
-    def __init__(self, step):
-        self.step = step
+    def __init__(self, step, signum=signal.SIGTERM):
+        self.step, self.signum = step, signum
 
     def on_step_end(self, loop, loss):
         if loop.step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.signum)
 
 
 class ExitAt(Callback):
@@ -190,7 +191,7 @@ def dying_worker(rank, world_size, init_file, code):
 def sigterm_scenario(rank, world_size, folder):
     """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step
     (``steps.pt``); rank 0 saves the run (``state.pt``)."""
-    callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SigtermAt(3)]
+    callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SignalAt(3)]
     loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
     steps = [None] * world_size
     dist.all_gather_object(steps, loop.step)
@@ -239,17 +240,6 @@ def resume_scenario(rank, world_size, folder):
     _resume_run(rank, world_size, folder / "resumed.pt", folder / "state.pt", None)
 
 
-class SigintAt(Callback):
-    """Sends this process a SIGINT at the end of one step, as Ctrl-C (or ``kill -INT``) would."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, loop, loss):
-        if loop.step == self.step:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
 def sigint_scenario(rank, world_size, folder):
     """Only rank 1 gets SIGINT, after step 3: the step each process stopped after and the error
     it raised (``stopped.pt``); rank 0 saves the run (``state.pt``), which both processes then
@@ -258,7 +248,8 @@ def sigint_scenario(rank, world_size, folder):
     # start the tests, and the processes it spawns ignore SIGINT)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SigintAt(3)]
+        callbacks = ([Checkpoint(folder / "state.pt", key="ddp")] if rank == 0
+                     else [SignalAt(3, signal.SIGINT)])
         loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
         raised = getattr(loop, "raised_", None)
         _save_from_every_process((loop.step, None if raised is None else str(raised)),
