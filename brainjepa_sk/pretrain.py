@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, InvalidParameterError, StrOptions
-from sklearn.utils.validation import check_random_state
+from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from ._base import (
     _READOUT_PARAMETERS,
@@ -1109,8 +1109,6 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         ``effective_rank``) gives targets that are easy to predict, and so a good score: check
         the monitors of the selected model.
         """
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self, msg=self._not_fitted_message)
         # read live, as transform reads them (and masking, random_state: the masks)
         check_parameters(self, (*_READOUT_PARAMETERS, "masking", "random_state"))
@@ -1167,8 +1165,6 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         ValueError
             When ``path`` holds the saved state of a pretraining run (nothing is written).
         """
-        from sklearn.utils.validation import check_is_fitted
-
         check_is_fitted(self)
         save_checkpoint(
             path,
