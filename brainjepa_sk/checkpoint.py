@@ -728,10 +728,17 @@ def _trained_frames(config):
     return None if config["n_patches"] is None else config["n_patches"] * config["patch_size"]
 
 
+def _carried_frames(encoder):
+    """The window length (frames) in the preprocessing that ``encoder`` carries (that of a
+    fine-tuning estimator's ``module_.encoder``), else None."""
+    saved = getattr(encoder, "preprocessing", None)
+    return saved.get("n_frames") if isinstance(saved, dict) else None
+
+
 def _resolved(module, encoder, n_frames):
     """``encoder`` with the preprocessing and region names that ``module`` carries (a
-    pretrainer's ``model_`` or a loaded checkpoint's model; older pickles, research models and
-    bare encoders carry none)."""
+    pretrainer's ``model_``, a loaded checkpoint's model or a fine-tuner's
+    ``module_.encoder``; older pickles, research models and bare encoders carry none)."""
     saved = copy.deepcopy(getattr(module, "preprocessing", None)) or None
     return ResolvedWeights(encoder, preprocessing=saved,
                            model_t_r=saved.get("target_t_r") if saved else None,
@@ -752,7 +759,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         package (it carries its gradients and preprocessing) or a research checkpoint (then
         ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder, with the
         preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
-        ``BrainEncoder``, copied in float32 (a bf16 or float64 module too).
+        ``BrainEncoder`` (with those it carries: a fine-tuning estimator's
+        ``module_.encoder`` carries the fine-tuner's, window length included), copied in
+        float32 (a bf16 or float64 module too).
     gradients : str, path-like or array-like, optional
         Gradient matrix of a research checkpoint given by path. A DataFrame indexed by region
         names gives the returned ``region_names``.
@@ -795,7 +804,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         if isinstance(weights, BrainJEPA):
             encoder, frames = weights.target_encoder, _trained_frames(weights.config)
         elif isinstance(weights, BrainEncoder):
-            encoder, frames = weights, None
+            # a fine-tuned encoder says its window in the preprocessing it carries
+            encoder, frames = weights, _carried_frames(weights)
         else:
             raise TypeError(
                 f"weights must be a BrainJEPA or BrainEncoder module, got {type(weights).__name__}"

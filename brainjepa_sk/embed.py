@@ -44,7 +44,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         gradient file. A path: a checkpoint saved by this package (it carries its gradients and
         preprocessing) or a research checkpoint (then ``gradients`` is required). A module: a
         ``BrainJEPA`` (its target encoder is used) or a ``BrainEncoder``, copied in float32
-        whatever its dtype (``precision`` sets the compute).
+        whatever its dtype (``precision`` sets the compute). A fine-tuner's
+        ``module_.encoder`` carries the fine-tuner's preprocessing and region names: the
+        settings left at ``"auto"`` take them, as they take a checkpoint's.
     gradients : str, path-like or array-like of shape (n_regions, n_components), optional
         Gradient matrix of a research checkpoint given by path. A DataFrame indexed by region
         names records them: X's columns are checked against them (see ``region_names_``).
@@ -86,9 +88,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         unknown (no resampling) otherwise. Another TR than the one the weights record is
         used, with a warning (the input's TR is ``t_r``).
     n_frames : "auto" or int, default="auto"
-        Frames per window. ``"auto"``: the length the model was trained on (a ``BrainEncoder``
-        module, or a ``BrainJEPA`` built without ``n_patches``, does not say it: give
-        ``n_frames`` then). A longer window is
+        Frames per window. ``"auto"``: the length the model was trained on (a fine-tuner's
+        ``module_.encoder``: its fine-tuning windows'; another ``BrainEncoder`` module, or a
+        ``BrainJEPA`` built without ``n_patches``, does not say it: give ``n_frames`` then). A longer window is
         used with a warning: its later time patches get positions the model never saw.
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every

@@ -920,6 +920,14 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         if not self.freeze_encoder:
             # a pretrained model's target encoder comes frozen (it was an EMA copy)
             encoder.requires_grad_(True).set_drop_path_rate(self.drop_path_rate)
+        if getattr(self, "preprocessor_", None) is not None:
+            # what its input must look like, as a pretrained BrainJEPA carries it: the
+            # estimators given module_.encoder as weights preprocess as this fit did
+            names = getattr(self, "region_names_", None)
+            if names is None:
+                names = getattr(self, "feature_names_in_", None)
+            encoder.preprocessing = self.preprocessor_.to_dict()
+            encoder.region_names = None if names is None else [str(n) for n in names]
         self._built_with_ = self._build_settings()
         # a gradients or num_heads the weights carry their own of changes nothing since
         self._carried_by_weights_ = resolved.carried
@@ -1997,7 +2005,8 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         Biobank research checkpoint (450 regions), a checkpoint of ours (it carries its
         gradients and preprocessing), a research checkpoint (with ``gradients``), or a
         ``BrainJEPA`` / ``BrainEncoder`` module (copied in float32; the module given is never
-        changed).
+        changed), such as another fine-tuner's ``module_.encoder``, which carries that
+        fine-tuner's preprocessing and region names.
         The target encoder of a pretrained model is the one fine-tuned.
     gradients, num_heads, data_dir
         As in :class:`~brainjepa_sk.BrainJEPAEmbedder`.
@@ -2487,7 +2496,10 @@ BrainJEPAClassifier.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to c
     Attributes
     ----------
     module_ : EncoderWithHead
-        The fine-tuned model.
+        The fine-tuned model. Its ``encoder`` carries the fit's preprocessing
+        (``preprocessor_.to_dict()``) and regions (``region_names_``, else the names of
+        ``X``'s columns) as its ``preprocessing`` and ``region_names``: given as ``weights``
+        to :class:`~brainjepa_sk.BrainJEPAEmbedder` or another fine-tuner, it is fed as here.
     preprocessor_ : Preprocessor
         The preprocessing (from the weights, fitted on the training subjects where it learns).
     classes_ : numpy.ndarray
@@ -2743,7 +2755,10 @@ BrainJEPARegressor.__doc__ = f"""Fine-tune a pretrained Brain-JEPA encoder to pr
     Attributes
     ----------
     module_ : EncoderWithHead
-        The fine-tuned model.
+        The fine-tuned model. Its ``encoder`` carries the fit's preprocessing
+        (``preprocessor_.to_dict()``) and regions (``region_names_``, else the names of
+        ``X``'s columns) as its ``preprocessing`` and ``region_names``: given as ``weights``
+        to :class:`~brainjepa_sk.BrainJEPAEmbedder` or another fine-tuner, it is fed as here.
     preprocessor_ : Preprocessor
         The preprocessing.
     target_mean_, target_scale_ : numpy.ndarray

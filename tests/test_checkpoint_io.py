@@ -247,6 +247,19 @@ def test_resolve_weights_copies_a_module_and_reads_its_window():
         resolve_weights(torch.nn.Linear(2, 2))
 
 
+def test_resolve_weights_reads_what_an_encoder_carries_its_window_included():
+    """An encoder carrying a preprocessing (a fine-tuner's ``module_.encoder``) gives it, its
+    TR, region names and window length, as a BrainJEPA does; a bare encoder none."""
+    encoder = _model().target_encoder
+    assert encoder.preprocessing is None and encoder.region_names is None
+    encoder.preprocessing = {"n_frames": 8, "target_t_r": 0.8, "normalization": "robust"}
+    encoder.region_names = ["a", "b"]
+    resolved = resolve_weights(encoder)
+    assert resolved.preprocessing == encoder.preprocessing
+    assert resolved.preprocessing is not encoder.preprocessing
+    assert (resolved.n_frames, resolved.model_t_r, resolved.region_names) == (8, 0.8, ["a", "b"])
+
+
 def test_resolve_weights_reads_our_checkpoint_with_its_preprocessing(tmp_path):
     model = _model()
     preprocessing = {"target_t_r": 0.8, "normalization": "robust", "n_frames": 12}

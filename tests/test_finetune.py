@@ -2848,6 +2848,70 @@ def test_a_frozen_encoder_gives_the_embedders_features(final_norm):
     assert np.abs(features - other).max() > 0.1
 
 
+#: Preprocessing settings that differ from every default the embedder would fall back to.
+_OWN_PREPROCESSING = dict(t_r=1.0, model_t_r=2.0, n_frames=8, window="sliding", stride=4,
+                          normalization="robust")
+
+
+def _named(X, names):
+    return [pd.DataFrame(x, columns=names) for x in X]
+
+
+def _assert_same_preprocessing(preprocessing, reference):
+    """Two ``Preprocessor.to_dict()`` dicts are equal, their statistics included."""
+    assert preprocessing.keys() == reference.keys()
+    for key, value in reference.items():
+        np.testing.assert_array_equal(preprocessing[key], value, err_msg=key)
+
+
+def test_the_fine_tuned_encoder_embeds_with_the_fine_tuners_preprocessing():
+    """``BrainJEPAEmbedder(weights=clf.module_.encoder)`` applies the fine-tuner's window,
+    TR, scaling and robust statistics (not the embedder's defaults): its embeddings are the
+    fine-tuned encoder's on the fine-tuner's own windows; a further fine-tuner starts from
+    the same preprocessing."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    X = _named(offset_subjects(np.tile([0.0, 1.0], 3), n_timepoints=40) * 5 + 3, names)
+    y = np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, **_OWN_PREPROCESSING)).fit(X, y)
+    # the input's TR describes the data, so it is given again (it is never taken from weights)
+    embedder = BrainJEPAEmbedder(weights=clf.module_.encoder, t_r=1.0).fit(X)
+    own = clf.preprocessor_.to_dict()
+    assert own["median_"] is not None  # statistics learned by the fine-tuner
+    _assert_same_preprocessing(embedder.preprocessor_.to_dict(), own)
+    assert embedder.region_names_ == names
+    windows, subject_index = clf.preprocessor_.transform(X)
+    assert len(windows) > len(X)  # sliding windows, at the model's TR
+    encoder = copy.deepcopy(clf.module_.encoder).eval()
+    with torch.no_grad():
+        per_window = encoder(torch.from_numpy(windows)).mean(dim=1).numpy()
+    expected = np.stack([per_window[subject_index == i].mean(axis=0) for i in range(len(X))])
+    np.testing.assert_allclose(embedder.transform(X), expected, rtol=1e-5, atol=1e-6)
+    again = BrainJEPARegressor(clf.module_.encoder, **fast(max_epochs=1, normalization="auto"),
+                               t_r=1.0).fit(X, y.astype(float))
+    _assert_same_preprocessing(again.preprocessor_.to_dict(), own)
+    assert again.module_.encoder.region_names == names
+
+
+def test_the_fine_tuned_encoders_regions_are_checked_as_a_checkpoints():
+    """The fine-tuner's regions (X's column names) and statistics travel with its encoder,
+    through a pickle of the fitted fine-tuner: other columns are refused by the embedder."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    X, y = _named(offset_subjects(np.tile([0.0, 1.0], 2)), names), np.tile([0, 1], 2)
+    fitted = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, normalization="robust"))
+    clf = pickle.loads(pickle.dumps(fitted.fit(X, y)))
+    assert clf.module_.encoder.region_names == names
+    _assert_same_preprocessing(clf.module_.encoder.preprocessing,
+                               fitted.preprocessor_.to_dict())
+    with pytest.raises(ValueError, match="roi0"):
+        BrainJEPAEmbedder(weights=clf.module_.encoder).fit(_named(X, names[::-1]))
+    # a continued fit keeps them; a refit with other settings carries the new ones
+    clf.partial_fit(X, y)
+    _assert_same_preprocessing(clf.module_.encoder.preprocessing, clf.preprocessor_.to_dict())
+    clf.set_params(n_frames=8, normalization="roi_zscore").fit(X, y)
+    assert clf.module_.encoder.preprocessing["normalization"] == "roi_zscore"
+    assert clf.module_.encoder.preprocessing["n_frames"] == 8
+
+
 def test_bf16_precision_runs_the_model_under_autocast():
     seen = []
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")

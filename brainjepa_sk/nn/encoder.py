@@ -167,7 +167,21 @@ class BrainEncoder(nn.Module):
         Stochastic-depth probability of the last block (linearly increasing from 0).
     patch_embed_init : {"trunc_normal", "xavier"}, default="trunc_normal"
         Initialisation of the patch embedding, see :func:`~brainjepa_sk.nn.init_patch_embedding`.
+
+    Attributes
+    ----------
+    preprocessing : dict or None
+        How its input was preprocessed (``Preprocessor.to_dict()``: window, scaling with its
+        statistics, TR), when known: set on the encoder a fine-tuning estimator trains
+        (``module_.encoder``). The estimators given this module as ``weights`` apply it, and
+        take its window length as theirs. None for an encoder built here.
+    region_names : list of str or None
+        Names of the regions it was trained on, in order, when known (as ``preprocessing``).
     """
+
+    # what an encoder pickled before these existed has (its __dict__ lacks them)
+    preprocessing = None
+    region_names = None
 
     def __init__(
         self,
