@@ -55,7 +55,12 @@ UKBIOBANK_T_R = 3 * 0.735
 FORMAT_NAME = "brainjepa_sk"
 #: 2: adds a SHA-256 ``checksum`` of the gradients and weights, verified on loading.
 #: 3: the checksum covers the whole file (configuration, preprocessing and metadata too).
-FORMAT_VERSION = 3
+#: 4: files of an encoder alone (``"contents": "encoder"``, a fine-tuned encoder): only these
+#: are written as 4, so that older versions refuse them as newer rather than fail to build a
+#: whole model from them; files of a whole model are still written as 3.
+FORMAT_VERSION = 4
+#: The version files of a whole ``BrainJEPA`` are written as (read by versions since 3).
+_MODEL_FORMAT_VERSION = 3
 
 _REQUIRED_SECTIONS = ("encoder", "predictor", "target_encoder")
 
@@ -73,9 +78,9 @@ _ENCODER_TABLE = "pos_embed_proj.emb_h"
 _PREDICTOR_TABLE = "predictor_2dpe_proj.emb_h"
 
 
-def _built_for_loading(gradients, config):
-    """A ``BrainJEPA`` whose weights are about to be loaded, all of them (the loaders refuse a
-    state with missing keys).
+def _built_for_loading(gradients, config, module_class=BrainJEPA):
+    """A ``BrainJEPA`` (or ``module_class``: a ``BrainEncoder``) whose weights are about to be
+    loaded, all of them (the loaders refuse a state with missing keys).
 
     It is built on the meta device and then given uninitialised CPU memory: no random
     initialisation, which the loaded weights would replace (seconds for the base model) and
@@ -85,7 +90,7 @@ def _built_for_loading(gradients, config):
     gradients = torch.as_tensor(gradients, dtype=torch.float32)
     with torch.device("meta"):
         # float32 whatever torch's default dtype (the model computes in float32)
-        model = BrainJEPA(gradients, **config).float()
+        model = module_class(gradients, **config).float()
     model.to_empty(device="cpu")
     for module in model.modules():
         if isinstance(module, GradientPositionalEmbedding):
@@ -100,14 +105,15 @@ def _built_for_loading(gradients, config):
 _CONFIG_REQUIRED = ("num_heads",)
 
 
-def _check_config(config, path):
-    """Refuse a saved model configuration that ``BrainJEPA`` does not take, or that lacks
-    ``num_heads``, naming ``path``: a missing one would take the default and load without an
-    error (the weights have the same shapes for any head count), giving other embeddings."""
+def _check_config(config, path, module_class=BrainJEPA):
+    """Refuse a saved model configuration that ``BrainJEPA`` (or ``module_class``) does not
+    take, or that lacks ``num_heads``, naming ``path``: a missing one would take the default
+    and load without an error (the weights have the same shapes for any head count), giving
+    other embeddings."""
     if not isinstance(config, dict):
         raise ValueError(f"{path} is an inconsistent checkpoint: its model configuration is "
                          f"{type_with_article(config)}, not a dict")
-    known = set(inspect.signature(BrainJEPA).parameters) - {"gradients"}
+    known = set(inspect.signature(module_class).parameters) - {"gradients"}
     unknown = sorted(str(key) for key in set(config) - known)
     if unknown:
         raise ValueError(
@@ -357,15 +363,16 @@ class LoadedCheckpoint:
 
     Attributes
     ----------
-    model : BrainJEPA
-        The module, in eval mode.
+    model : BrainJEPA or BrainEncoder
+        The module, in eval mode: a ``BrainEncoder`` for a file of an encoder alone (see
+        :func:`save_checkpoint`).
     preprocessing : dict
         The preprocessing saved with the model (arrays as NumPy arrays).
     metadata : dict
         Free-form information saved with the model (training history, versions, ...).
     """
 
-    model: BrainJEPA
+    model: BrainJEPA | BrainEncoder
     preprocessing: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
 
@@ -488,8 +495,11 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     ----------
     path : str or path-like
         Destination file.
-    model : BrainJEPA
-        The module to save.
+    model : BrainJEPA or BrainEncoder
+        The module to save: a whole model, or an encoder alone (a fine-tuned encoder, such as
+        a fine-tuning estimator's ``module_.encoder``), which :func:`load_checkpoint` gives
+        back as a ``BrainEncoder``. A file of an encoder alone is of format version 4, which
+        versions of brainjepa_sk reading up to 3 refuse (asking for an upgrade).
     preprocessing : dict, optional
         Preprocessing to apply identically at embedding time: a fitted
         :class:`~brainjepa_sk.preprocessing.Preprocessor`'s ``to_dict()``, or some of its keys
@@ -497,8 +507,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         model's own ``preprocessing`` (loaded from a file of another version), kept as they
         are, whether that is given back or left out. Torch tensors are stored as their values and
         come back as NumPy arrays; bfloat16 and sparse tensors are refused. By default the model's
-        own ``preprocessing`` (set by :func:`load_checkpoint` and the pretrainer), so that a loaded
-        model saved again keeps it.
+        own ``preprocessing`` (set by :func:`load_checkpoint`, the pretrainer and the
+        fine-tuners), so that a loaded model saved again keeps it.
     metadata : dict, optional
         Anything else of the same kinds (training history, ...), under string keys. The model's
         ``region_names``, when it has them, are added as ``"region_names"`` unless given.
@@ -507,7 +517,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     ------
     TypeError
         When ``path`` is not a str or path-like, ``model`` is not a
-        :class:`~brainjepa_sk.nn.BrainJEPA`, ``preprocessing`` or
+        :class:`~brainjepa_sk.nn.BrainJEPA` or :class:`~brainjepa_sk.nn.BrainEncoder`,
+        ``preprocessing`` or
         ``metadata`` is not a dict, or they hold values a checkpoint cannot store or dict keys
         that are not strings (nothing is written then).
     ValueError
@@ -520,8 +531,10 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         Naming ``path``, when it cannot be written.
     """
     expand_home(path, "path", "a file's path")  # None or a number, refused naming it
-    if not isinstance(model, BrainJEPA):
-        raise TypeError(f"model must be a BrainJEPA module, got {type(model).__name__}")
+    if not isinstance(model, (BrainJEPA, BrainEncoder)):
+        raise TypeError(
+            f"model must be a BrainJEPA or BrainEncoder module, got {type(model).__name__}")
+    encoder_only = isinstance(model, BrainEncoder)
     bad = first_non_finite(model.state_dict().items())
     if bad is not None:  # load_checkpoint refuses it
         raise ValueError(f"model's {bad} holds NaN or infinite values (a diverged model?): a "
@@ -544,17 +557,39 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     region_names = getattr(model, "region_names", None)
     if region_names is not None and "region_names" not in (metadata or {}):
         metadata = {**(metadata or {}), "region_names": list(region_names)}
+    gradients = model.pos_embed.gradients if encoder_only else model.gradients
     payload = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "config": dict(model.config),
-        "gradients": model.gradients.detach().cpu().clone(),
+        "format_version": FORMAT_VERSION if encoder_only else _MODEL_FORMAT_VERSION,
+        **({"contents": ENCODER_CONTENTS} if encoder_only else {}),
+        "config": _encoder_config(model) if encoder_only else dict(model.config),
+        "gradients": gradients.detach().cpu().clone(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "preprocessing": storable_values(preprocessing or {}, "preprocessing"),
         "metadata": storable_values(metadata or {}, "metadata"),
     }
     payload["checksum"] = _checksum(payload)
     atomic_save(payload, path)
+
+
+#: The ``"contents"`` of a file of an encoder alone (a file without it holds a whole model).
+ENCODER_CONTENTS = "encoder"
+
+
+def _encoder_config(encoder):
+    """The ``BrainEncoder`` settings that rebuild ``encoder`` (it keeps no record of them:
+    read from its layers, as for research checkpoints)."""
+    blocks = encoder.blocks
+    first = blocks[0] if len(blocks) else None
+    return dict(
+        patch_size=encoder.patch_size,
+        embed_dim=encoder.embed_dim,
+        depth=len(blocks),
+        num_heads=encoder.num_heads,
+        mlp_ratio=first.mlp.fc1.out_features / encoder.embed_dim if first else 4.0,
+        qkv_bias=first.attn.qkv.bias is not None if first else True,
+        drop_path_rate=float(blocks[-1].drop_path.p) if first else 0.0,
+    )
 
 
 def _check_preprocessing_keys(preprocessing, carried=()):
@@ -590,7 +625,8 @@ def load_checkpoint(path, map_location="cpu"):
     Returns
     -------
     LoadedCheckpoint
-        ``model`` (eval mode), ``preprocessing`` and ``metadata``.
+        ``model`` (eval mode: a ``BrainJEPA``, or a ``BrainEncoder`` for a file of an encoder
+        alone), ``preprocessing`` and ``metadata``.
 
     Raises
     ------
@@ -637,9 +673,14 @@ def load_checkpoint(path, map_location="cpu"):
         if not isinstance(value, dict):
             raise ValueError(f"{path} is an inconsistent checkpoint: its {name} is "
                              f"{type_with_article(value)}, not a dict")
-    _check_config(payload["config"], path)
+    contents = payload.get("contents", "model")
+    if contents not in ("model", ENCODER_CONTENTS):
+        raise ValueError(f"{path} is an inconsistent checkpoint: it holds {contents!r}, "
+                         f"neither a whole model nor an encoder")
+    module_class = BrainEncoder if contents == ENCODER_CONTENTS else BrainJEPA
+    _check_config(payload["config"], path, module_class)
     try:
-        model = _built_for_loading(payload["gradients"], payload["config"])
+        model = _built_for_loading(payload["gradients"], payload["config"], module_class)
         model.load_state_dict(payload["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{path} is an incomplete or inconsistent checkpoint: {error}") from error
@@ -756,7 +797,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     weights : "ukbiobank", str, path-like or torch.nn.Module, default="ukbiobank"
         ``"ukbiobank"``: the research checkpoint pretrained on UK Biobank with its gradient
         file, fetched once into ``data_dir`` (TR 2.205 s). A path: a checkpoint saved by this
-        package (it carries its gradients and preprocessing) or a research checkpoint (then
+        package (it carries its gradients and preprocessing; a whole model, or an encoder
+        saved alone, e.g. by a fine-tuner's ``save``) or a research checkpoint (then
         ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder, with the
         preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
         ``BrainEncoder`` (with those it carries: a fine-tuning estimator's
@@ -855,7 +897,10 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     if kind == "ours":
         warn_ignored("a brainjepa_sk checkpoint")
         model = load_checkpoint(weights).model
-        resolved = _resolved(model, model.target_encoder, _trained_frames(model.config))
+        if isinstance(model, BrainEncoder):  # a fine-tuned encoder, saved alone
+            resolved = _resolved(model, model, _carried_frames(model))
+        else:
+            resolved = _resolved(model, model.target_encoder, _trained_frames(model.config))
         resolved.source = os.fspath(weights)
         resolved.carried = ("gradients", "num_heads")
         return resolved

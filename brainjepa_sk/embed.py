@@ -42,9 +42,10 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         ``"ukbiobank"``: the research checkpoint pretrained on UK Biobank (450 regions: Tian-S3
         subcortex then Schaefer-400, 17-network order), fetched once into ``data_dir`` with its
         gradient file. A path: a checkpoint saved by this package (it carries its gradients and
-        preprocessing) or a research checkpoint (then ``gradients`` is required). A module: a
-        ``BrainJEPA`` (its target encoder is used) or a ``BrainEncoder``, copied in float32
-        whatever its dtype (``precision`` sets the compute). A fine-tuner's
+        preprocessing: a pretrainer's, or a fine-tuner's ``save``) or a research checkpoint
+        (then ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder is
+        used) or a ``BrainEncoder``, copied in float32 whatever its dtype (``precision`` sets
+        the compute). A fine-tuner's
         ``module_.encoder`` carries the fine-tuner's preprocessing and region names: the
         settings left at ``"auto"`` take them, as they take a checkpoint's.
     gradients : str, path-like or array-like of shape (n_regions, n_components), optional

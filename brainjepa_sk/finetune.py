@@ -451,6 +451,46 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             raise NotInitializedError(
                 f"This {type(self).__name__} is not fitted yet: {_BUILT_IN_FIT}") from None
 
+    def _input_format(self):
+        """The fit's preprocessing (``to_dict()``) and regions (``region_names_``, else X's
+        column names), which the fine-tuned encoder carries."""
+        names = getattr(self, "region_names_", None)
+        if names is None:
+            names = getattr(self, "feature_names_in_", None)
+        return (self.preprocessor_.to_dict(),
+                None if names is None else [str(name) for name in names])
+
+    def save(self, path):
+        """Save the fine-tuned encoder with its gradients, preprocessing and region names.
+
+        The file holds the encoder alone (not the head, nor the optimizer: pickle the
+        estimator to keep those). It loads as ``BrainJEPAEmbedder(weights=path)``, which
+        embeds with the fine-tuner's preprocessing (``preprocessor_``, robust statistics
+        included; the input's ``t_r`` is given again), as the weights of another fine-tuner,
+        and with :func:`~brainjepa_sk.checkpoint.load_checkpoint` (as a ``BrainEncoder``).
+
+        Parameters
+        ----------
+        path : str or path-like
+            Destination file.
+
+        Raises
+        ------
+        skorch.exceptions.NotInitializedError
+            When the estimator is not fitted.
+        ValueError
+            When ``path`` holds the saved state of a pretraining run, or the encoder's weights
+            hold NaN or infinite values (nothing is written).
+        """
+        from .checkpoint import save_checkpoint  # (it imports the modules this one does)
+
+        self.check_is_fitted(["module_", "preprocessor_"])
+        preprocessing, region_names = self._input_format()
+        save_checkpoint(path, self.module_.encoder, preprocessing=preprocessing,
+                        metadata={"fine_tuned_by": type(self).__name__,
+                                  **({"region_names": region_names}
+                                     if region_names is not None else {})})
+
     def save_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
                     use_safetensors=False, **kwargs):
         """skorch's ``save_params``, each file written beside its target and renamed into place.
@@ -923,11 +963,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         if getattr(self, "preprocessor_", None) is not None:
             # what its input must look like, as a pretrained BrainJEPA carries it: the
             # estimators given module_.encoder as weights preprocess as this fit did
-            names = getattr(self, "region_names_", None)
-            if names is None:
-                names = getattr(self, "feature_names_in_", None)
-            encoder.preprocessing = self.preprocessor_.to_dict()
-            encoder.region_names = None if names is None else [str(n) for n in names]
+            encoder.preprocessing, encoder.region_names = self._input_format()
         self._built_with_ = self._build_settings()
         # a gradients or num_heads the weights carry their own of changes nothing since
         self._carried_by_weights_ = resolved.carried

@@ -9,7 +9,7 @@ import torch
 
 from brainjepa_sk.checkpoint import load_checkpoint, resolve_weights, save_checkpoint
 from brainjepa_sk.gradients import load_gradients
-from brainjepa_sk.nn import BrainJEPA
+from brainjepa_sk.nn import BrainEncoder, BrainJEPA
 from brainjepa_sk.preprocessing import Preprocessor
 
 
@@ -407,6 +407,48 @@ def test_a_checkpoint_of_a_newer_format_is_refused(tmp_path):
         load_checkpoint(tmp_path / "newer.pt")
 
 
+def test_an_encoder_saved_alone_comes_back_as_an_encoder_with_what_it_carries(tmp_path):
+    """A ``BrainEncoder`` (a fine-tuned one) saves alone, with the preprocessing and region
+    names it carries, as format 4 (older readers ask for an upgrade); whole models stay 3."""
+    model = _model()
+    encoder = model.encoder.eval()
+    encoder.preprocessing = {"n_frames": 8, "target_t_r": 0.8, "normalization": "robust",
+                             "median_": np.arange(10.0), "iqr_": np.ones(10), "n_regions_": 10}
+    encoder.region_names = [f"r{i}" for i in range(10)]
+    save_checkpoint(tmp_path / "encoder.pt", encoder)
+    save_checkpoint(tmp_path / "model.pt", model)
+    payload = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    assert (payload["format_version"], payload["contents"]) == (4, "encoder")
+    whole = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert whole["format_version"] == 3 and "contents" not in whole
+    loaded = load_checkpoint(tmp_path / "encoder.pt")
+    assert type(loaded.model) is BrainEncoder and not loaded.model.training
+    assert _same_weights(loaded.model, encoder)
+    x = torch.randn(2, 8, 10)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(x), encoder(x))
+    np.testing.assert_array_equal(loaded.model.preprocessing["median_"], np.arange(10.0))
+    assert loaded.model.region_names == loaded.metadata["region_names"] == encoder.region_names
+    resolved = resolve_weights(tmp_path / "encoder.pt")
+    assert _same_weights(resolved.encoder, encoder)
+    assert (resolved.n_frames, resolved.model_t_r) == (8, 0.8)
+    assert resolved.region_names == encoder.region_names
+    _resave_edited(tmp_path / "encoder.pt", tmp_path / "other.pt",
+                   lambda payload: payload.update(contents="predictor"))
+    with pytest.raises(ValueError, match=r"other\.pt is an inconsistent checkpoint: it holds "
+                                         r"'predictor', neither a whole model nor an encoder"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_a_damaged_file_of_an_encoder_alone_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "encoder.pt", _model().target_encoder)
+    payload = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    payload["state_dict"]["norm.weight"] += 1  # the checksum left as it was
+    torch.save(payload, tmp_path / "damaged.pt")
+    with pytest.raises(ValueError, match="damaged"):
+        load_checkpoint(tmp_path / "damaged.pt")
+
+
 @pytest.mark.parametrize("load", [load_checkpoint, resolve_weights])
 def test_model_settings_of_another_version_are_named_with_the_file(tmp_path, load):
     """A configuration key this version's model does not take (renamed or added by another
@@ -698,13 +740,16 @@ def test_a_model_is_not_saved_over_a_training_state_named_from_the_home_folder(t
     assert (tmp_path / "run-1.pt").read_bytes() == saved
 
 
-def test_saving_a_module_other_than_a_brainjepa_is_refused_before_writing(tmp_path):
-    """An encoder alone (or any other module) is named by its type in a TypeError, as the
-    docstring says, and no file is written."""
+def test_saving_a_module_other_than_a_brainjepa_or_an_encoder_is_refused_before_writing(
+        tmp_path):
+    """Another module (a head, a fine-tuner's whole module) is named by its type in a
+    TypeError, as the docstring says, and no file is written."""
+    from brainjepa_sk.nn import EncoderWithHead
+
     path = tmp_path / "model.pt"
-    for module in (_model().target_encoder, torch.nn.Linear(2, 2)):
-        with pytest.raises(TypeError, match=rf"^model must be a BrainJEPA module, got "
-                                            rf"{type(module).__name__}$"):
+    for module in (EncoderWithHead(_model().target_encoder, 2), torch.nn.Linear(2, 2)):
+        with pytest.raises(TypeError, match=rf"^model must be a BrainJEPA or BrainEncoder "
+                                            rf"module, got {type(module).__name__}$"):
             save_checkpoint(path, module)
     assert not path.exists()
 

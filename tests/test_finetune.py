@@ -2912,6 +2912,32 @@ def test_the_fine_tuned_encoders_regions_are_checked_as_a_checkpoints():
     assert clf.module_.encoder.preprocessing["n_frames"] == 8
 
 
+def test_a_saved_fine_tuned_encoder_embeds_and_fine_tunes_as_the_module(tmp_path):
+    """``save`` writes the fine-tuned encoder with the fit's preprocessing and regions: the
+    file embeds as ``module_.encoder`` does and starts another fine-tuner from the same
+    preprocessing."""
+    from skorch.exceptions import NotInitializedError
+
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    X = _named(offset_subjects(np.tile([0.0, 1.0], 3), n_timepoints=40) * 5 + 3, names)
+    y = np.tile([0, 1], 3)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, **_OWN_PREPROCESSING))
+    with pytest.raises(NotInitializedError):
+        clf.save(tmp_path / "encoder.pt")
+    assert not (tmp_path / "encoder.pt").exists()
+    clf.fit(X, y).save(tmp_path / "encoder.pt")
+    from_file = BrainJEPAEmbedder(weights=tmp_path / "encoder.pt", t_r=1.0).fit(X)
+    from_module = BrainJEPAEmbedder(weights=clf.module_.encoder, t_r=1.0).fit(X)
+    _assert_same_preprocessing(from_file.preprocessor_.to_dict(), clf.preprocessor_.to_dict())
+    assert from_file.region_names_ == names
+    np.testing.assert_array_equal(from_file.transform(X), from_module.transform(X))
+    again = BrainJEPAClassifier(tmp_path / "encoder.pt", **fast(max_epochs=1,
+                                                                 normalization="auto"),
+                                t_r=1.0).fit(X, y)
+    _assert_same_preprocessing(again.preprocessor_.to_dict(), clf.preprocessor_.to_dict())
+    assert again.region_names_ == names
+
+
 def test_bf16_precision_runs_the_model_under_autocast():
     seen = []
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")
