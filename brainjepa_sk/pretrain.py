@@ -625,6 +625,13 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                     "differ from those fitted on X: the pretrainer fits a clone of it on X (so "
                     "that a cross-validation does not leak) and does not use them; to use "
                     "them, pass gradients=positioner.gradients_ (or their file)")
+        elif isinstance(source, type) and issubclass(source, GradientPositioner):
+            # the class itself passes the constraints (it has a fit): not "not a
+            # GradientPositioner", which would send the user looking for another estimator
+            raise ValueError(
+                f"gradients={source.__name__} is the class, not a {source.__name__} instance: "
+                f"pass gradients={source.__name__}() (with its settings, e.g. "
+                f"{source.__name__}(n_components=10))")
         elif hasattr(source, "fit"):
             # the constraints accept any estimator; only a GradientPositioner gives positions
             # (load_gradients would call it "not numeric (dtype object)")

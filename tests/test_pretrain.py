@@ -360,6 +360,16 @@ def test_an_estimator_other_than_a_positioner_is_refused_by_name():
             _pretrainer(gradients=estimator, n_epochs=1).fit(X)
 
 
+def test_the_positioner_class_given_for_an_instance_is_named_as_such():
+    """``gradients=GradientPositioner`` (the class, parentheses forgotten) passes the parameter
+    constraints, since the class has a ``fit``: ``fit`` called it 'an estimator but not a
+    GradientPositioner', which it is, and sent the user looking for another estimator."""
+    with pytest.raises(ValueError, match=r"^gradients=GradientPositioner is the class, not a "
+                                         r"GradientPositioner instance: pass "
+                                         r"gradients=GradientPositioner\(\)"):
+        _pretrainer(gradients=GradientPositioner, n_epochs=1).fit(_data())
+
+
 def test_gradients_indexed_by_region_names_follow_the_columns_of_X():
     """A gradient DataFrame indexed by X's region names, in another order, is put in the order
     of X's columns (never used row by row); other names warn."""
