@@ -199,7 +199,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
     patch_size : int, default=16
         Frames per time patch.
     n_frames : int, default=160
-        Frames per training window (a multiple of ``patch_size``).
+        Frames per training window: a multiple of ``patch_size``, at least two time patches
+        (masking hides some patches of a window and predicts them from the others).
     predictor_embed_dim : int, optional
         Predictor width; default 384, or the encoder width when that is smaller.
     predictor_depth : int, default=6
@@ -790,6 +791,13 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         # the settings first, before X is read (every file of a corpus on disk)
         config = self._model_config()
         check_pooling(self.pooling, config["n_patches"])
+        if config["n_patches"] < 2:
+            # the mask sampler would say so only after X is read, in its own terms (n_patches)
+            raise ValueError(
+                f"n_frames={self.n_frames} is one time patch of patch_size={self.patch_size} "
+                "frames: pretraining predicts masked time patches from the others of a window, "
+                f"so a window needs at least 2; use n_frames={2 * self.patch_size} or more, or "
+                "a smaller patch_size")
         device = process_device(resolve_device(self.device))
         subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
         check_same_subjects(subjects, "fit")

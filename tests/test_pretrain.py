@@ -2497,6 +2497,9 @@ def test_region_names_of_numpy_strings_are_saved_as_python_strings(tmp_path):
     (dict(n_frames=30), "n_frames=30 is not a positive multiple of patch_size=4"),
     (dict(pooling="roi_std", n_frames=4), 'pooling="roi_std" needs at least 2 time patches'),
     (dict(device="meta"), "device='meta'"),
+    # the mask sampler named it after X was read, as 'n_patches=1', which is no parameter
+    (dict(n_frames=4), r"^n_frames=4 is one time patch of patch_size=4 frames: .* use "
+                       r"n_frames=8 or more"),
 ])
 def test_the_settings_are_checked_before_x_is_read(params, message):
     """The model's sizes, the window, the pooling and the device were checked only after X
