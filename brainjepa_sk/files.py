@@ -491,6 +491,34 @@ def _starts_with_a_savetxt_hash(names):
         name.startswith("#") for name in others)
 
 
+# what a first column naming every row of a table is, and what to do, by what a column is
+_ROW_LABEL_ADVICE = {
+    # names of rows of series are names of regions: the table is region by time
+    "region": ("if the rows are regions, the table is (n_regions, n_timepoints), transposed: "
+               "read it with pandas.read_csv(path, sep={sep!r}, index_col=0) and pass its "
+               "transpose (.T), whose columns are the region names; else remove the column"),
+    # a gradient DataFrame indexed by region names, saved as it is
+    "gradient": ("region names, which a gradient file does not take: read it with "
+                 "pandas.read_csv(path, sep={sep!r}, index_col=0) and pass that DataFrame as "
+                 "gradients (its index is matched to X's region names), or remove the column "
+                 "to use the rows in order"),
+}
+
+
+def _row_labels(table):
+    """The first names of a table's first column when it names every data row, else None.
+
+    Every cell of the column is text that is no number, each a different one: row labels (a
+    table index written with the table), not a column of per-frame labels (``"rest"``), which
+    repeat. A header line read as data (its first cell empty) is let through.
+    """
+    labels = table.iloc[:, 0].dropna()
+    if (len(labels) < max(2, len(table) - 1) or not labels.is_unique
+            or not all(isinstance(label, str) and not _is_number(label) for label in labels)):
+        return None
+    return f"{labels.iloc[0]!r}, {labels.iloc[1]!r}, ..."
+
+
 def read_csv_table(path, column="region", last_column=True):
     """A numeric ``.csv`` or ``.tsv`` table, with or without a header line of names.
 
@@ -570,6 +598,12 @@ def read_csv_table(path, column="region", last_column=True):
                 ".csv table does not take (.1D and .txt files skip '#' lines); remove it"
             ) from None
         named = f"{str(name).strip()!r} (column {position})" if header is not None else position
+        labels = _row_labels(table) if position == 0 else None
+        if labels is not None:
+            raise ValueError(
+                f"column {named} holds text, not numbers ({value!r} in data row {row}); it names "
+                f"every row ({labels}), as the index that pandas' to_csv writes: "
+                + _ROW_LABEL_ADVICE[column].format(sep=separator)) from None
         raise ValueError(
             f"column {named} holds text, not numbers ({value!r} in data row {row}): remove it "
             f"if it is no {column}") from None

@@ -357,6 +357,43 @@ def test_a_text_column_of_a_subject_file_is_named_by_its_header_and_position(tmp
             validate_subjects([tmp_path / "sub-1.csv"], lazy=lazy)
 
 
+def test_a_first_column_naming_every_row_of_a_subject_file_is_told_transposed(tmp_path):
+    """A region-by-time table saved with its region names as the index (``to_csv`` of
+    ``series.T``) was told "remove it if it is no region": removing the names left a table
+    refused next as another atlas. A column of per-frame labels, which repeat, keeps the
+    plain advice (the test above)."""
+    names = [f"LH_Vis_{i}" for i in range(4)]
+    series = pd.DataFrame(np.random.default_rng(3).standard_normal((9, 4)), columns=names)
+    series.T.to_csv(tmp_path / "sub-1.tsv", sep="\t")
+    with pytest.raises(ValueError, match=r"column 0 holds text, not numbers \('LH_Vis_0' in "
+                                         r"data row 1\); it names every row \('LH_Vis_0', "
+                                         r"'LH_Vis_1', \.\.\.\), .*the table is \(n_regions, "
+                                         r"n_timepoints\), transposed: read it with "
+                                         r"pandas\.read_csv\(path, sep='\\t', index_col=0\) "
+                                         r"and pass its transpose"):
+        read_subject_file(tmp_path / "sub-1.tsv")
+    # the advice, followed, gives the series with its names
+    read = pd.read_csv(tmp_path / "sub-1.tsv", sep="\t", index_col=0).T
+    assert list(read.columns) == names
+    np.testing.assert_allclose(read.to_numpy(), series.to_numpy())
+
+
+def test_a_gradient_file_indexed_by_region_names_is_told_how_to_keep_them(tmp_path):
+    """A gradient DataFrame indexed by region names (which the pretrainer matches to X's
+    columns) saved with ``to_csv`` was told to remove its names ("remove it if it is no
+    gradient"): the advice now reads it with its index, which keeps the match by name."""
+    gradients = pd.DataFrame(np.random.default_rng(4).standard_normal((6, 3)),
+                             index=[f"LH_Vis_{i}" for i in range(6)])
+    gradients.to_csv(tmp_path / "gradients.csv")
+    with pytest.raises(ValueError, match=r"it names every row \('LH_Vis_0', 'LH_Vis_1', "
+                                         r"\.\.\.\), .*: region names, which a gradient file "
+                                         r"does not take: read it with pandas\.read_csv\(path, "
+                                         r"sep=',', index_col=0\) and pass that DataFrame"):
+        load_gradients(tmp_path / "gradients.csv")
+    read = pd.read_csv(tmp_path / "gradients.csv", index_col=0)
+    assert list(read.index) == list(gradients.index)
+
+
 def _table(path, rows, first=None, end="", bom=False, quote=False):
     """Write ``rows`` as a tab- or comma-separated table, as various tools do."""
     separator = "\t" if path.suffix == ".tsv" else ","
