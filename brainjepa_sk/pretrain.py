@@ -1115,8 +1115,13 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         Notes
         -----
         Scores are comparable across settings that leave the masking task alone: the learning
-        rate and its schedule, the model's size, ``n_epochs``, ``batch_size``, ... Settings
-        that change the task are not compared by it: other ``masking`` options hide other
+        rate and its schedule, the model's depth and heads, ``n_epochs``, ``batch_size``, ...
+        but not its width under ``loss="l2"`` (the default): that loss is summed over the
+        ``embed_dim`` features of the targets, so a model twice as wide scores about twice as
+        low for the same error per feature; divide each score by its model's ``embed_dim``, or
+        train the candidates with ``loss="smooth_l1"`` (averaged over the features), to compare
+        widths (``model_size`` presets or dicts). Settings that change the task are not
+        compared by it: other ``masking`` options hide other
         tokens (larger targets, fewer context tokens: a harder task, a lower score for an
         equally good model), and ``loss``, ``n_frames`` and ``patch_size`` change what is
         measured. Nor do the preprocessing settings (``normalization``, ``window``, ...), which
