@@ -686,9 +686,11 @@ def _image_advice(name):
     return ""
 
 
-def _refuse_a_header_without_hash(path):
-    """Name a first line of names in a whitespace-separated file, which takes a header only
-    as a '#' comment (numpy had said "could not convert string 'ROI_0' to float64")."""
+def _refuse_a_misread_whitespace_table(path):
+    """Name what numpy misread in a whitespace-separated file: a first line of names, which
+    such a file takes only as a '#' comment (numpy had said "could not convert string 'ROI_0'
+    to float64"), cells separated by commas or semicolons (numpy quoted a whole line as one
+    cell), or a table index below a header of column names (numpy advised ``usecols``)."""
     try:
         with _open_text(path, encoding="utf-8-sig") as file:
             lines = list(itertools.islice((line.split() for line in file if line.strip()
@@ -703,12 +705,29 @@ def _refuse_a_header_without_hash(path):
             return False
         return True
 
+    table = f"{path} is not a numeric (n_timepoints, n_regions) table"
     if len(lines) > 1 and not any(map(is_number, lines[0])) and all(map(is_number, lines[1])):
         raise ValueError(
-            f"{path} is not a numeric (n_timepoints, n_regions) table: its first line holds "
-            f"names ({lines[0][0]!r}, ...), a header, which a whitespace-separated .txt or .1D "
-            "file takes only as a comment: put '#' before it, or save the table as .tsv, "
-            "whose header line names the regions")
+            f"{table}: its first line holds names ({lines[0][0]!r}, ...), a header, which a "
+            "whitespace-separated .txt or .1D file takes only as a comment: put '#' before it, "
+            "or save the table as .tsv, whose header line names the regions")
+    separator = next((mark for mark in (",", ";") if lines and len(lines[0]) == 1
+                      and mark in lines[0][0]), None)
+    if separator is not None:
+        raise ValueError(
+            f"{table}: its cells are separated by {separator!r}, but a .txt or .1D file is "
+            "whitespace-separated (spaces or tabs): save it so (numpy.savetxt's default), or "
+            f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file")
+    if len(lines) > 1 and len(lines[1]) == len(lines[0]) + 1 and all(map(is_number, lines[0])):
+        rows_named = not is_number(lines[1][0])
+        raise ValueError(
+            f"{table}: its first line has {len(lines[0])} cells and the next one "
+            f"{len(lines[1])}, a header of column names over rows that start with a table "
+            "index, as pandas' to_csv(sep=' ') writes them unless index=False: save it with "
+            "index=False and header=False"
+            + (f" (the rows start with names, {lines[1][0]!r}, ...: if the rows are regions, "
+               "the table is (n_regions, n_timepoints), transposed: save its transpose)"
+               if rows_named else ""))
 
 
 def _refuse_a_damaged_gzip(path, error):
@@ -787,7 +806,7 @@ def read_subject_file(path):
         if suffix.endswith(".gz"):
             _refuse_a_damaged_gzip(path, error)
         if isinstance(error, ValueError) and suffix in (".txt", ".1d", ".txt.gz", ".1d.gz"):
-            _refuse_a_header_without_hash(path)
+            _refuse_a_misread_whitespace_table(path)
         if isinstance(error, OSError) and error.errno is not None:
             # no permission, an I/O error: the file could not be read, whatever it holds
             raise type(error)(error.errno, f"could not read subject file {path}: "

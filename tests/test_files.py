@@ -394,6 +394,39 @@ def test_a_gradient_file_indexed_by_region_names_is_told_how_to_keep_them(tmp_pa
     assert list(read.index) == list(gradients.index)
 
 
+@pytest.mark.parametrize("name, separator", [("sub-1.txt", ","), ("sub-1.1D", ";")])
+def test_a_whitespace_file_separated_by_commas_is_named_as_such(tmp_path, name, separator):
+    """numpy quoted the whole first line as one cell it could not convert to float64."""
+    np.savetxt(tmp_path / name, np.random.default_rng(5).standard_normal((6, 3)),
+               delimiter=separator)
+    with pytest.raises(ValueError, match=rf"{re.escape(name)} is not a numeric \(n_timepoints, "
+                                         rf"n_regions\) table: its cells are separated by "
+                                         rf"'{separator}', but a \.txt or \.1D file is "
+                                         r"whitespace-separated"):
+        read_subject_file(tmp_path / name)
+
+
+def test_a_whitespace_file_with_a_table_index_is_named_as_such(tmp_path):
+    """pandas' ``to_csv(sep=" ")`` writes a header of column names and an index: numpy said
+    "the number of columns changed from 3 to 4 at row 2; use `usecols` to select a subset",
+    advice for numpy's own call. Names starting every row add that the table looks
+    transposed."""
+    series = np.random.default_rng(6).standard_normal((6, 3))
+    pd.DataFrame(series).to_csv(tmp_path / "sub-1.txt", sep=" ")
+    with pytest.raises(ValueError, match=r"its first line has 3 cells and the next one 4, a "
+                                         r"header of column names over rows that start with a "
+                                         r"table index, .*save it with index=False and "
+                                         r"header=False$"):
+        read_subject_file(tmp_path / "sub-1.txt")
+    pd.DataFrame(series.T, index=["LH_A", "LH_B", "RH_A"]).to_csv(tmp_path / "sub-2.txt",
+                                                                  sep=" ")
+    with pytest.raises(ValueError, match=r"its first line has 6 cells and the next one 7, .*"
+                                         r"\(the rows start with names, 'LH_A', \.\.\.: if the "
+                                         r"rows are regions, the table is \(n_regions, "
+                                         r"n_timepoints\), transposed"):
+        read_subject_file(tmp_path / "sub-2.txt")
+
+
 def _table(path, rows, first=None, end="", bom=False, quote=False):
     """Write ``rows`` as a tab- or comma-separated table, as various tools do."""
     separator = "\t" if path.suffix == ".tsv" else ","
