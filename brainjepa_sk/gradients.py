@@ -173,6 +173,35 @@ def _names_in(header):
         return header.split()
 
 
+def _refuse_rows_named_by_regions(first_line, second_line):
+    """Refuse a whitespace-separated gradient table whose rows start with names: the region
+    names of a DataFrame's index, written by ``to_csv(sep=" ")`` (numpy had said "could not
+    convert string" or, below a header of column names, advised its own ``usecols``)."""
+    def is_number(cell):
+        try:
+            float(cell)
+        except ValueError:
+            return False
+        return True
+
+    def named_row(cells):  # a name, then numbers
+        return len(cells) > 1 and not is_number(cells[0]) and all(map(is_number, cells[1:]))
+
+    first, second = first_line.split(), second_line.split()
+    # column names of the gradients (0 1 2 ...) with the index unnamed, or all named
+    header = (len(first) + 1 == len(second) and all(map(is_number, first))
+              or len(first) == len(second) and not any(map(is_number, first)))
+    if named_row(second) and (header or named_row(first)):
+        header_read = "" if header else ", header=None"
+        raise ValueError(
+            f"its rows start with names ({(second if header else first)[0]!r}, ...), as the "
+            "index that pandas' to_csv writes: region names, which a gradient file does not "
+            "take: read it with "
+            f"pandas.read_csv(path, sep=r'\\s+', index_col=0{header_read}) and pass that "
+            "DataFrame as gradients (its index is matched to X's region names), or remove the "
+            "column to use the rows in order")
+
+
 def load_gradients(source):
     """Load a region x component gradient matrix.
 
@@ -243,6 +272,7 @@ def load_gradients(source):
                 # names, or integer column names above fractions (pandas' to_csv(sep=" ")
                 # writes 0 1 2 ...), are a header, as in a .csv table
                 skipped = number + 1 if has_header_line(first_line, second_line) else 0
+                _refuse_rows_named_by_regions(first_line, second_line)
                 # before np.loadtxt, which reads no rows as shape (0, 1) with a warning
                 check_has_rows(first_line, second_line, bool(skipped), comments=True)
                 names = _names_in(first_line) if skipped else None

@@ -427,6 +427,28 @@ def test_a_whitespace_file_with_a_table_index_is_named_as_such(tmp_path):
         read_subject_file(tmp_path / "sub-2.txt")
 
 
+@pytest.mark.parametrize("header, read", [(True, ""), (False, ", header=None")])
+def test_a_whitespace_gradient_file_indexed_by_region_names_is_told_how_to_keep_them(
+        tmp_path, header, read):
+    """``to_csv(sep=" ")`` of a gradient DataFrame indexed by region names: numpy had said
+    "the number of columns changed from 3 to 4 at row 2; use `usecols`" below the header, or
+    "could not convert string 'LH_Vis_0'" without one."""
+    gradients = pd.DataFrame(np.random.default_rng(4).standard_normal((6, 3)),
+                             index=[f"LH_Vis_{i}" for i in range(6)])
+    gradients.to_csv(tmp_path / "gradients.txt", sep=" ", header=header)
+    with pytest.raises(ValueError, match=r"its rows start with names \('LH_Vis_0', \.\.\.\), "
+                                         r".*: region names, which a gradient file does not "
+                                         r"take: read it with pandas\.read_csv\(path, "
+                                         rf"sep=r'\\s\+', index_col=0{re.escape(read)}\) and "
+                                         r"pass that DataFrame"):
+        load_gradients(tmp_path / "gradients.txt")
+    # the advice, followed, gives the gradients with their names
+    kwargs = {} if header else {"header": None}
+    read_back = pd.read_csv(tmp_path / "gradients.txt", sep=r"\s+", index_col=0, **kwargs)
+    assert list(read_back.index) == list(gradients.index)
+    np.testing.assert_allclose(read_back.to_numpy(), gradients.to_numpy())
+
+
 def _table(path, rows, first=None, end="", bom=False, quote=False):
     """Write ``rows`` as a tab- or comma-separated table, as various tools do."""
     separator = "\t" if path.suffix == ".tsv" else ","
