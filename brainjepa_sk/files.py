@@ -718,6 +718,14 @@ def _refuse_a_misread_whitespace_table(path):
             f"{table}: its cells are separated by {separator!r}, but a .txt or .1D file is "
             "whitespace-separated (spaces or tabs): save it so (numpy.savetxt's default), or "
             f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file")
+    if len(lines) > 1 and all(len(cells) > 1 and not is_number(cells[0])
+                              and all(map(is_number, cells[1:])) for cells in lines):
+        # to_csv(sep=" ", header=False) of a region-by-time table indexed by region names
+        raise ValueError(
+            f"{table}: its rows start with names ({lines[0][0]!r}, {lines[1][0]!r}, ...): if "
+            "the rows are regions, the table is (n_regions, n_timepoints), transposed: read it "
+            "with pandas.read_csv(path, sep=r'\\s+', index_col=0, header=None) and pass its "
+            "transpose (.T); else remove the first column")
     if len(lines) > 1 and len(lines[1]) == len(lines[0]) + 1 and all(map(is_number, lines[0])):
         rows_named = not is_number(lines[1][0])
         raise ValueError(

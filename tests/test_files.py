@@ -427,6 +427,22 @@ def test_a_whitespace_file_with_a_table_index_is_named_as_such(tmp_path):
         read_subject_file(tmp_path / "sub-2.txt")
 
 
+def test_a_whitespace_subject_file_with_rows_named_is_told_transposed(tmp_path):
+    """``to_csv(sep=" ", header=False)`` of a region-by-time table indexed by region names:
+    numpy had said "could not convert string 'LH_A' to float64"."""
+    series = np.random.default_rng(7).standard_normal((8, 3))
+    pd.DataFrame(series.T, index=["LH_A", "LH_B", "RH_A"]).to_csv(tmp_path / "sub-1.txt",
+                                                                  sep=" ", header=False)
+    with pytest.raises(ValueError, match=r"its rows start with names \('LH_A', 'LH_B', "
+                                         r"\.\.\.\): if the rows are regions, the table is "
+                                         r"\(n_regions, n_timepoints\), transposed: read it "
+                                         r"with pandas\.read_csv\(path, sep=r'\\s\+', "
+                                         r"index_col=0, header=None\) and pass its transpose"):
+        read_subject_file(tmp_path / "sub-1.txt")
+    read = pd.read_csv(tmp_path / "sub-1.txt", sep=r"\s+", index_col=0, header=None).T
+    np.testing.assert_allclose(read.to_numpy(), series)
+
+
 @pytest.mark.parametrize("header, read", [(True, ""), (False, ", header=None")])
 def test_a_whitespace_gradient_file_indexed_by_region_names_is_told_how_to_keep_them(
         tmp_path, header, read):
