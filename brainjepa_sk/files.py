@@ -690,7 +690,8 @@ def _refuse_a_misread_whitespace_table(path):
     """Name what numpy misread in a whitespace-separated file: a first line of names, which
     such a file takes only as a '#' comment (numpy had said "could not convert string 'ROI_0'
     to float64"), cells separated by commas or semicolons (numpy quoted a whole line as one
-    cell), or a table index below a header of column names (numpy advised ``usecols``)."""
+    cell), rows that start with names of their own (a region-by-time table with its index), or
+    a table index below a header of column names (numpy advised ``usecols``)."""
     try:
         with _open_text(path, encoding="utf-8-sig") as file:
             lines = list(itertools.islice((line.split() for line in file if line.strip()
@@ -718,8 +719,9 @@ def _refuse_a_misread_whitespace_table(path):
             f"{table}: its cells are separated by {separator!r}, but a .txt or .1D file is "
             "whitespace-separated (spaces or tabs): save it so (numpy.savetxt's default), or "
             f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file")
-    if len(lines) > 1 and all(len(cells) > 1 and not is_number(cells[0])
-                              and all(map(is_number, cells[1:])) for cells in lines):
+    if len(lines) > 1 and lines[0][0] != lines[1][0] and all(
+            len(cells) > 1 and not is_number(cells[0]) and all(map(is_number, cells[1:]))
+            for cells in lines):
         # to_csv(sep=" ", header=False) of a region-by-time table indexed by region names
         raise ValueError(
             f"{table}: its rows start with names ({lines[0][0]!r}, {lines[1][0]!r}, ...): if "
