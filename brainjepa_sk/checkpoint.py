@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -586,10 +587,19 @@ def _encoder_config(encoder):
         embed_dim=encoder.embed_dim,
         depth=len(blocks),
         num_heads=encoder.num_heads,
-        mlp_ratio=first.mlp.fc1.out_features / encoder.embed_dim if first else 4.0,
+        mlp_ratio=(_mlp_ratio(first.mlp.fc1.out_features, encoder.embed_dim) if first
+                   else 4.0),
         qkv_bias=first.attn.qkv.bias is not None if first else True,
         drop_path_rate=float(blocks[-1].drop_path.p) if first else 0.0,
     )
+
+
+def _mlp_ratio(hidden, width):
+    """The ``mlp_ratio`` whose blocks' MLP of ``width``-wide tokens has ``hidden`` units: they
+    take ``int(width * mlp_ratio)``, and ``hidden / width`` can give one fewer (28 * (61 / 28)
+    is 60.99...): then the next float up, which does not."""
+    ratio = hidden / width
+    return ratio if int(width * ratio) == hidden else math.nextafter(ratio, math.inf)
 
 
 def _check_preprocessing_keys(preprocessing, carried=()):

@@ -440,6 +440,19 @@ def test_an_encoder_saved_alone_comes_back_as_an_encoder_with_what_it_carries(tm
         load_checkpoint(tmp_path / "other.pt")
 
 
+@pytest.mark.parametrize(("embed_dim", "mlp_ratio"), [(28, 2.2), (44, 0.7), (16, 2.5)])
+def test_an_encoder_saved_alone_loads_whatever_its_mlp_width(tmp_path, embed_dim, mlp_ratio):
+    """The MLP width read back from the layers rebuilds the same blocks: 28 * (61 / 28) is
+    60.99..., which the blocks' int() cut to 60 (a file that saved and never loaded)."""
+    torch.manual_seed(0)
+    encoder = BrainEncoder(torch.randn(10, 4), patch_size=4, embed_dim=embed_dim, depth=2,
+                           num_heads=4, mlp_ratio=mlp_ratio).eval()
+    save_checkpoint(tmp_path / "encoder.pt", encoder)
+    loaded = load_checkpoint(tmp_path / "encoder.pt").model
+    assert loaded.blocks[0].mlp.fc1.out_features == int(embed_dim * mlp_ratio)
+    assert _same_weights(loaded, encoder)
+
+
 def test_a_damaged_file_of_an_encoder_alone_is_refused(tmp_path):
     save_checkpoint(tmp_path / "encoder.pt", _model().target_encoder)
     payload = torch.load(tmp_path / "encoder.pt", weights_only=True)
