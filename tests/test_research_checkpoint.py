@@ -9,6 +9,7 @@ import torch
 from brainjepa_sk.checkpoint import load_research_checkpoint
 from brainjepa_sk.gradients import load_gradients
 from brainjepa_sk.nn import BrainJEPA, jepa_loss
+from brainjepa_sk.nn.pos_embed import sincos_time_embedding
 
 TOL = 1e-5
 
@@ -436,3 +437,52 @@ def test_depths_of_ten_blocks_or_more_and_fractional_mlp_ratios_are_read(officia
     with torch.no_grad():
         tokens = model.target_encoder(torch.from_numpy(reference["x_nilearn"]))
     assert tokens.shape == (3, 24 * 10, 64) and torch.isfinite(tokens).all()
+
+
+def _in_research_layout(model):
+    """``model``'s state dicts as the research code writes them (``module.`` prefixes, its
+    names, 4-D patch weights and stored time tables), for sizes the fixture does not have."""
+    def section(module, renames, table):
+        state = {key: value.clone() for key, value in module.state_dict().items()
+                 if not key.endswith("pos_embed.gradients")}
+        n_regions = module.pos_embed.gradients.shape[0]
+        half = state["pos_embed.gradient_proj.weight"].shape[0]
+        for ours, theirs in renames:
+            state = {re.sub(ours, theirs, key): value for key, value in state.items()}
+        state[table] = sincos_time_embedding(model.config["n_patches"], half).repeat(n_regions, 1)
+        if "patch_embed.proj.weight" in state:
+            weight = state["patch_embed.proj.weight"]
+            state["patch_embed.proj.weight"] = weight.reshape(weight.shape[0], 1, 1, -1)
+        return {f"module.{key}": value for key, value in state.items()}
+
+    encoder_renames = [(r"^pos_embed\.gradient_proj\.",
+                        "pos_embed_proj.predictor_pos_embed_proj.")]
+    predictor_renames = [(r"^pos_embed\.gradient_proj\.",
+                          "predictor_2dpe_proj.predictor_pos_embed_proj."),
+                         (r"^blocks\.", "predictor_blocks."), (r"^norm\.", "predictor_norm."),
+                         (r"^proj\.", "predictor_proj.")]
+    return {"encoder": section(model.encoder, encoder_renames, "pos_embed_proj.emb_h"),
+            "target_encoder": section(model.target_encoder, encoder_renames,
+                                      "pos_embed_proj.emb_h"),
+            "predictor": section(model.predictor, predictor_renames,
+                                 "predictor_2dpe_proj.emb_h")}
+
+
+@pytest.mark.parametrize(("embed_dim", "mlp_ratio"), [(28, 2.2), (64, 2.5)])
+def test_an_mlp_width_that_is_no_exact_ratio_of_the_width_is_read(tmp_path, embed_dim,
+                                                                   mlp_ratio):
+    """61 hidden units on 28-wide tokens: 28 * (61 / 28) is 60.99..., which the blocks' int()
+    cut to 60, and the checkpoint did not fit the model inferred from it."""
+    torch.manual_seed(0)
+    gradients = torch.randn(6, 3)
+    model = BrainJEPA(gradients, patch_size=2, embed_dim=embed_dim, depth=2, num_heads=4,
+                      predictor_embed_dim=8, predictor_depth=1, mlp_ratio=mlp_ratio,
+                      n_patches=3).eval()
+    torch.save(_in_research_layout(model), tmp_path / "research.pth.tar")
+    loaded = load_research_checkpoint(tmp_path / "research.pth.tar", gradients.numpy(),
+                                      num_heads=4)
+    assert loaded.encoder.blocks[0].mlp.fc1.out_features == int(embed_dim * mlp_ratio)
+    x = torch.randn(2, 6, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.target_encoder(x), model.target_encoder(x),
+                                   rtol=0, atol=0)
