@@ -91,8 +91,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
     n_frames : "auto" or int, default="auto"
         Frames per window. ``"auto"``: the length the model was trained on (a fine-tuner's
         ``module_.encoder``: its fine-tuning windows'; another ``BrainEncoder`` module, or a
-        ``BrainJEPA`` built without ``n_patches``, does not say it: give ``n_frames`` then). A longer window is
-        used with a warning: its later time patches get positions the model never saw.
+        ``BrainJEPA`` built without ``n_patches``, does not say it: give ``n_frames`` then). A
+        longer window is used with a warning: its later time patches get positions the model
+        never saw.
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
         ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else
