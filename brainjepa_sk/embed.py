@@ -83,7 +83,7 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         TR of the input in seconds. When given, and the model's TR is known, series are
         resampled to the model's TR. It describes the data, so it is never taken from a
         checkpoint: a model pretrained on series resampled to another TR warns when it is not
-        set.
+        set. Over 20 s (milliseconds?), it is used with a warning, as is ``model_t_r``.
     model_t_r : "auto" or float or None, default="auto"
         TR the model expects. ``"auto"``: from our checkpoints; 2.205 s for ``"ukbiobank"``;
         unknown (no resampling) otherwise. Another TR than the one the weights record is

@@ -85,6 +85,9 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 # Largest denominator of the up/down resampling ratio: bounds the polyphase filter's cost while
 # keeping the effective TR within a fraction of a percent of the requested one.
 _MAX_DENOMINATOR = 64
+#: Longest TR (seconds) taken without a warning: fMRI TRs are usually 0.3 to 3 s, rarely over
+#: 10 s; one of hundreds or thousands is most likely in milliseconds.
+LONGEST_PLAUSIBLE_T_R = 20.0
 
 
 class _BeyondFloat32Error(ValueError):
@@ -191,6 +194,24 @@ def warn_ignored_stride(stride, window):
     if stride is not None and window != "sliding":
         warn_user(f"stride={stride} is ignored: window={window!r} takes one window per "
                   "subject; set window='sliding' for windows every stride frames")
+
+
+def warn_long_t_r(**trs):
+    """Warn of each TR the user gave that is longer than fMRI's (given in milliseconds?).
+
+    Not refused: such a TR may be deliberate for other data than fMRI.
+
+    Parameters
+    ----------
+    **trs : float or None
+        The TRs the user gave, by the name of their parameter (``t_r=2000``); None, and
+        anything but a number (the parameter checks name it), is not given.
+    """
+    for name, value in trs.items():
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if is_number and math.isfinite(value) and value > LONGEST_PLAUSIBLE_T_R:
+            warn_user(f"{name}={value:g} s is long for fMRI: TRs are in seconds "
+                      f"({value:g} ms is {round(value / 1000, 6)!r} s)")
 
 
 def resample(x, t_r, target_t_r):
@@ -1397,6 +1418,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             f"{model_t_r:g} s, so each time patch spans another duration than in pretraining; "
             "leave model_t_r='auto' to use the model's, and give your data's TR as t_r"
         )
+    # those the user gave (once per fit: the estimators come here once); a model_t_r taken
+    # from the weights was the pretraining's own choice, warned of there
+    warn_long_t_r(t_r=t_r, **({} if saved_model_t_r else {"model_t_r": model_t_r}))
     model_t_r = weights.model_t_r if saved_model_t_r else model_t_r
     if t_r is not None and model_t_r is None:
         warn_user(

@@ -57,6 +57,7 @@ from .preprocessing import (
     Preprocessor,
     subject_lengths,
     warn_ignored_stride,
+    warn_long_t_r,
 )
 from .train import (
     Callback,
@@ -243,6 +244,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         each option as ``masking__<option>``.
     t_r : float, optional
         TR of the input in seconds; with ``model_t_r``, series are resampled to ``model_t_r``.
+        Over 20 s (milliseconds?), it is used with a warning, as is ``model_t_r``.
     model_t_r : float, optional
         TR of the model (saved with it and applied to new data).
     window : {"sliding", "center", "first"}, default="sliding"
@@ -750,6 +752,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             The fitted estimator.
         """
         check_parameters(self)
+        warn_long_t_r(t_r=self.t_r, model_t_r=self.model_t_r)
         if self.checkpoint_dir:
             # before any work: a folder that cannot be written would fail only after an epoch
             check_writable_folder(self.checkpoint_dir, "checkpoint_dir")

@@ -2153,3 +2153,18 @@ def test_threads_transforming_one_fitted_embedder_get_what_each_gets_alone(tmp_p
     assert warnings.filters == before
     for result in results:
         np.testing.assert_array_equal(result, expected)
+
+
+def test_a_t_r_in_milliseconds_is_warned_of_once_per_fit(tmp_path):
+    """fMRI TRs are seconds: a t_r given in milliseconds is named once per fit, and the fit
+    goes on; a model_t_r the weights record is not the user's, and is not warned of again."""
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS).target_encoder,
+                    preprocessing=Preprocessor(8, t_r=2000, target_t_r=2000).to_dict())
+    for t_r, expected in ((2000, ["t_r=2000 s is long for fMRI: TRs are in seconds (2000 ms "
+                                  "is 2.0 s)"]), (None, [])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            embedder = BrainJEPAEmbedder(weights=path, device="cpu", t_r=t_r).fit(_subjects())
+        assert [str(w.message) for w in caught if "long for fMRI" in str(w.message)] == expected
+        assert embedder.preprocessor_.target_t_r == 2000

@@ -6762,3 +6762,18 @@ def test_a_pickled_fine_tuner_keeps_its_constant_regions_setting():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_a_t_r_in_milliseconds_is_warned_of_once_per_fit(estimator):
+    """fMRI TRs are seconds: each TR given in milliseconds (t_r, model_t_r) is named once per
+    fit, and the fit goes on (it may be meant for other data)."""
+    X, y = offset_subjects(np.arange(8) % 2), np.arange(8) % 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fitted = estimator(tiny_module(), t_r=720, model_t_r=2205,
+                           **fast(max_epochs=1)).fit(X, y)
+    long = [str(w.message) for w in caught if "long for fMRI" in str(w.message)]
+    assert long == ["t_r=720 s is long for fMRI: TRs are in seconds (720 ms is 0.72 s)",
+                    "model_t_r=2205 s is long for fMRI: TRs are in seconds (2205 ms is 2.205 s)"]
+    assert fitted.preprocessor_.target_t_r == 2205

@@ -2674,3 +2674,23 @@ def test_score_refuses_or_warns_of_the_x_transform_refuses_or_warns_of(trained, 
         outcomes.append((error, [str(warning.message) for warning in caught]))
     assert outcomes[0] == outcomes[1]
     assert outcomes[0] != (None, [])
+
+
+def test_a_t_r_in_milliseconds_is_warned_of_once_per_fit():
+    """fMRI TRs are seconds: t_r=2000 (2 s in milliseconds) fits, as it may be meant for other
+    data, but says so once, naming the parameter; one up to 20 s says nothing."""
+    X = _data(n_subjects=4)
+    for settings, names in ((dict(t_r=2000), ["t_r"]),
+                            (dict(t_r=720, model_t_r=720), ["t_r", "model_t_r"])):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            pretrainer = _pretrainer(n_epochs=1, **settings).fit(X)
+        long = [str(w.message) for w in caught if "long for fMRI" in str(w.message)]
+        value = settings["t_r"]
+        assert long == [f"{name}={value} s is long for fMRI: TRs are in seconds ({value} ms "
+                        f"is {value / 1000} s)" for name in names]
+        assert pretrainer.preprocessor_.target_t_r == value  # taken as given
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _pretrainer(n_epochs=1, t_r=20, model_t_r=20).fit(X)  # the longest taken
+    assert not [w for w in caught if "long for fMRI" in str(w.message)]
