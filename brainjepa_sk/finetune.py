@@ -479,17 +479,37 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         skorch.exceptions.NotInitializedError
             When the estimator is not fitted.
         ValueError
-            When ``path`` holds the saved state of a pretraining run, or the encoder's weights
-            hold NaN or infinite values (nothing is written).
+            When ``path`` is the file of ``weights``, holds the saved state of a pretraining
+            run, or the encoder's weights hold NaN or infinite values (nothing is written).
         """
         from .checkpoint import save_checkpoint  # (it imports the modules this one does)
 
         self.check_is_fitted(["module_", "preprocessor_"])
+        self._check_not_the_weights_file(path)
         preprocessing, region_names = self._input_format()
         save_checkpoint(path, self.module_.encoder, preprocessing=preprocessing,
                         metadata={"fine_tuned_by": type(self).__name__,
                                   **({"region_names": region_names}
                                      if region_names is not None else {})})
+
+    def _check_not_the_weights_file(self, path):
+        """Refuse to :meth:`save` over the file ``weights`` names: the encoder alone would
+        replace the pretrained model (its predictor lost), and a refit would start from the
+        fine-tuned weights. Other existing files are overwritten, as by ``save_checkpoint``."""
+        weights = self.weights
+        if (not isinstance(weights, (str, os.PathLike)) or weights == "ukbiobank"
+                or not isinstance(path, (str, os.PathLike))):
+            return  # a module or the model fetched by name: no file of the user's
+        try:
+            same = os.path.samefile(expand_home(path), expand_home(weights))
+        except (OSError, ValueError):  # either missing (nothing to lose), or no path at all
+            return
+        if same:
+            raise ValueError(
+                f"cannot save to {os.fspath(path)!r}: it is the weights file this "
+                f"{type(self).__name__} was fine-tuned from (weights={os.fspath(weights)!r}); "
+                "the fine-tuned encoder alone would replace the pretrained model, and a refit "
+                "would start from the fine-tuned weights. Save to another path")
 
     def save_params(self, f_params=None, f_optimizer=None, f_criterion=None, f_history=None,
                     use_safetensors=False, **kwargs):

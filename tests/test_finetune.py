@@ -6777,3 +6777,28 @@ def test_a_t_r_in_milliseconds_is_warned_of_once_per_fit(estimator):
     assert long == ["t_r=720 s is long for fMRI: TRs are in seconds (720 ms is 0.72 s)",
                     "model_t_r=2205 s is long for fMRI: TRs are in seconds (2205 ms is 2.205 s)"]
     assert fitted.preprocessor_.target_t_r == 2205
+
+
+def test_save_refuses_the_weights_file_it_was_fine_tuned_from(tmp_path, monkeypatch):
+    """``save`` over the file ``weights`` names would replace the pretrained model (predictor
+    included) with the fine-tuned encoder alone: refused, however the path is spelt, and
+    nothing written; another file, existing or not, is written."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    pretrained = tmp_path / "pretrained.pt"
+    save_checkpoint(pretrained, tiny_module())
+    before = pretrained.read_bytes()
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier("~/pretrained.pt", **fast(max_epochs=1)).fit(X, y)
+    (tmp_path / "sub").mkdir()
+    for path in (pretrained, str(pretrained), tmp_path / "sub" / ".." / "pretrained.pt",
+                 "~/pretrained.pt"):
+        with pytest.raises(ValueError, match=re.escape(
+                f"cannot save to {os.fspath(path)!r}: it is the weights file this "
+                "BrainJEPAClassifier was fine-tuned from (weights='~/pretrained.pt')")):
+            clf.save(path)
+    assert pretrained.read_bytes() == before
+    other = tmp_path / "other.pt"
+    other.write_bytes(b"old")
+    clf.save(other)
+    clf.save(tmp_path / "new.pt")
+    assert other.read_bytes() != b"old" and (tmp_path / "new.pt").is_file()
