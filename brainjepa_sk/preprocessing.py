@@ -620,11 +620,14 @@ class Preprocessor:
         return np.concatenate([x, fill], axis=0)
 
     def _too_short_message(self, subject, n_resampled, n_input, n_regions=None,
-                           refit=False, others=None, one_length=True):
+                           refit=False, others=None, one_length=True, window_cure=None):
         """Why ``subject`` is refused as too short, and the cures; ``others``: the other
         subjects too short, as ``(index, resampled length)`` pairs, counted and named too, so
         that they can be left out at once rather than met one error at a time;
-        ``one_length``: whether every subject checked has the same number of frames."""
+        ``one_length``: whether every subject checked has the same number of frames;
+        ``window_cure``: for a caller whose ``n_frames`` is the user's choice, a function
+        of the shortest length giving the shorter windows to offer (``"n_frames=64 or
+        less"``), or None when none fits."""
         # the frames as read, and as resampled where they were; fewer frames than regions is
         # also what a (n_regions, n_timepoints) array looks like, for which padding is no cure
         frames = (f"{n_resampled} frames"
@@ -643,6 +646,9 @@ class Preprocessor:
             cure = (f", or pass min_frames={shortest} or less to have "
                     f"{'them' if others else 'it'} padded")
         cure = cure if shortest >= 1 else ""
+        shorter_windows = window_cure(shortest) if window_cure is not None else None
+        if shorter_windows:
+            cure += f", or pass {shorter_windows} for windows {'they' if others else 'it'} fill"
         also = ""
         if others:
             named = ", ".join(f"subject {i} ({length})" for i, length in others[:10])
@@ -694,10 +700,11 @@ class Preprocessor:
         self._validate_params()
         self._check_lengths(subjects, range(len(subjects)))
 
-    def _check_lengths(self, subjects, rows, refit=False):
+    def _check_lengths(self, subjects, rows, refit=False, window_cure=None):
         """:meth:`check_lengths` of the subjects ``rows`` (named by their index in
         ``subjects``); ``refit``: the preprocessing is an estimator's, fitted, and a new fit
-        is the way to another ``min_frames``."""
+        is the way to another ``min_frames``; ``window_cure``: as in
+        :meth:`_too_short_message`."""
         paths = getattr(subjects, "paths", None)
         lengths = subject_lengths(subjects)
         short = [(i, self.resampled_length(lengths[i])) for i in rows
@@ -707,7 +714,8 @@ class Preprocessor:
             name = f"subject {i}" + ("" if paths is None else f" ({paths[i]})")
             raise ValueError(self._too_short_message(
                 name, length, lengths[i], _region_count(subjects, i), refit=refit,
-                others=others, one_length=len({int(lengths[k]) for k in rows}) == 1))
+                others=others, one_length=len({int(lengths[k]) for k in rows}) == 1,
+                window_cure=window_cure))
 
     def _window_starts(self, n_timepoints):
         last = n_timepoints - self.n_frames

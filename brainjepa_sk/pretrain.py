@@ -790,6 +790,15 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             state.pop("_device_cache", None)
         return state
 
+    def _shorter_windows(self, n_timepoints):
+        """The ``n_frames`` that subjects of ``n_timepoints`` frames fill, as advice
+        (``"n_frames=64 or less"``), or None when no window of two time patches fits."""
+        longest = n_timepoints // self.patch_size * self.patch_size
+        if longest < 2 * self.patch_size:
+            return None
+        return (f"n_frames={longest} or less (a multiple of patch_size={self.patch_size}, "
+                "two patches or more)")
+
     def _fit(self, X):
         # the settings first, before X is read (every file of a corpus on disk)
         config = self._model_config()
@@ -826,7 +835,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             min_frames=self.min_frames,
             normalization=self.normalization,
         )
-        preprocessor.check_lengths(subjects)  # before reading the corpus for the gradients
+        # before reading the corpus for the gradients; the window length is the user's
+        # choice here (not the weights'), so a shorter one is offered with padding
+        preprocessor._check_lengths(subjects, range(len(subjects)),
+                                    window_cure=self._shorter_windows)
         self._global_batch(len(preprocessor.window_table(subject_lengths(subjects))[0]))
         # under torchrun, process 0 reads the corpus for the gradients and statistics and
         # sends them on: every process would find the same

@@ -2168,3 +2168,13 @@ def test_a_t_r_in_milliseconds_is_warned_of_once_per_fit(tmp_path):
             embedder = BrainJEPAEmbedder(weights=path, device="cpu", t_r=t_r).fit(_subjects())
         assert [str(w.message) for w in caught if "long for fMRI" in str(w.message)] == expected
         assert embedder.preprocessor_.target_t_r == 2000
+
+
+def test_subjects_too_short_for_the_weights_windows_are_not_offered_another_n_frames():
+    """The window length is the weights' here (the pretrainer offers a shorter one): the
+    cures are leaving the subjects out or padding them."""
+    with pytest.raises(ValueError) as info:
+        BrainJEPAEmbedder(weights=tiny_module(N_REGIONS), device="cpu").fit(
+            _subjects(n_timepoints=3))
+    assert str(info.value).endswith("leave them out, or pass min_frames=3 or less to have "
+                                    "them padded")

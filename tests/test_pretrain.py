@@ -2694,3 +2694,21 @@ def test_a_t_r_in_milliseconds_is_warned_of_once_per_fit():
         warnings.simplefilter("always")
         _pretrainer(n_epochs=1, t_r=20, model_t_r=20).fit(X)  # the longest taken
     assert not [w for w in caught if "long for fMRI" in str(w.message)]
+
+
+def test_subjects_too_short_for_the_windows_are_offered_shorter_windows():
+    """Padding was the only cure offered (60% made-up frames for 64-frame subjects with the
+    default n_frames=160): the pretrainer's window length is the user's choice, so the
+    longest n_frames the subjects fill is offered too (a multiple of patch_size); none where
+    no window of two patches fits."""
+    X = list(_data(n_subjects=4))
+    X[1], X[3] = X[1][:10], X[3][:13]
+    with pytest.raises(ValueError) as info:
+        _pretrainer(gradients=None).fit(X)  # n_frames=32, patch_size=4, min_frames=16
+    assert str(info.value).endswith(
+        "leave them out, or pass min_frames=10 or less to have them padded, or pass n_frames=8 "
+        "or less (a multiple of patch_size=4, two patches or more) for windows they fill")
+    X[1] = X[1][:7]  # 7 frames: one patch of 4
+    with pytest.raises(ValueError) as info:
+        _pretrainer(gradients=None).fit(X)
+    assert str(info.value).endswith("or pass min_frames=7 or less to have them padded")
