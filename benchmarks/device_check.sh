@@ -53,14 +53,17 @@ fresh_cache_if_cut() {
 #   pip download skorch tabulate tqdm --no-deps -d .wheels             # here, before the call
 FINETUNE_TESTS=""
 if ls .wheels/*.whl > /dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | tail -2
+  # pip's whole output kept: a refusal gives its reason first, before lines of advice
+  $PY -m pip install -q --no-index --no-deps .wheels/*.whl 2>&1 | tee "$OUT/wheels.txt" \
+    | tail -2
 fi
 # only where skorch imports: the fine-tuning test file imports it, and an error collecting that
 # file would stop pytest before any test ran
 if $PY -c "import skorch" > /dev/null 2>&1; then
   FINETUNE_TESTS=tests/test_finetune.py
 else
-  echo "skorch does not import: no fine-tuning test or timing" | tee "$OUT/no_finetune.txt"
+  echo "skorch does not import (pip's output, if wheels were carried: wheels.txt):" \
+    "no fine-tuning test or timing" | tee "$OUT/no_finetune.txt"
 fi
 
 # 1. Correctness: every gpu-marked test (bf16 steps, CUDA masks without host syncs, embedder

@@ -238,8 +238,13 @@ def test_device_check_calls_bench_model_with_flags_it_takes(tmp_path):
     assert (out / "device.txt").exists() and (out / "gpu_tests.txt").exists()
 
 
-#: A Python that records its calls and in which skorch does not import (``python -c`` fails).
-_NO_SKORCH_STUB = _STUB + """if sys.argv[1] == "-c":
+#: A Python that records its calls, whose pip refuses the wheels (its reason first, then more
+#: lines) and in which skorch does not import (``python -c`` fails).
+_NO_SKORCH_STUB = _STUB + """if sys.argv[1:3] == ["-m", "pip"]:
+    print("ERROR: Package 'skorch' requires a different Python")
+    print("\\n".join(f"line {i} of pip's advice" for i in range(4)))
+    sys.exit(1)
+if sys.argv[1] == "-c":
     sys.exit(1)
 """
 
@@ -249,7 +254,7 @@ _NO_SKORCH_STUB = _STUB + """if sys.argv[1] == "-c":
 def test_device_check_leaves_fine_tuning_out_where_skorch_does_not_import(tmp_path):
     """Wheels carried but skorch not importable (a failed install): the fine-tuning test file,
     which imports skorch, is not handed to pytest (its collection error would stop every test)
-    and fine-tuning is not timed."""
+    and fine-tuning is not timed; pip's whole output, its reason included, is kept."""
     work, out = tmp_path / "work", tmp_path / "out"
     work.mkdir()
     (work / "benchmarks").symlink_to(BENCHMARKS)
@@ -268,6 +273,7 @@ def test_device_check_leaves_fine_tuning_out_where_skorch_does_not_import(tmp_pa
     bench = [call for call in calls if call[0] == "benchmarks/bench_model.py"]
     assert len(bench) == 6 and not any("finetune" in call for call in bench)
     assert (out / "no_finetune.txt").exists()
+    assert "requires a different Python" in (out / "wheels.txt").read_text()
 
 
 #: A Python that records its calls and, for the compiled pretraining step (``--what both
