@@ -4,6 +4,7 @@ windows, embedding loops and the transformer mixin."""
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import numbers
 import os
@@ -817,6 +818,64 @@ class NestedParamsMixin:
         return super().set_params(**params)
 
 
+#: Inside :func:`fit_then_transform`: what the fit recorded with :func:`record_validated`.
+_VALIDATED_BY_FIT = contextvars.ContextVar("validated_by_fit", default=None)
+
+
+@contextlib.contextmanager
+def fit_then_transform():
+    """A ``fit_transform``'s block, whose ``transform`` takes the subjects its ``fit``
+    validated (:func:`record_validated`, :func:`validated_by_fit`) rather than checking
+    ``X`` again: every file read, every array converted, once more."""
+    token = _VALIDATED_BY_FIT.set({})
+    try:
+        yield
+    finally:
+        _VALIDATED_BY_FIT.reset(token)
+
+
+def record_validated(estimator, X, subjects):
+    """Inside :func:`fit_then_transform`, keep what ``estimator``'s fit validated ``X`` into.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being fitted.
+    X : object
+        What its ``fit`` was given.
+    subjects : SubjectFiles or ConvertedSubjects
+        ``X`` validated.
+    """
+    handoff = _VALIDATED_BY_FIT.get()
+    if handoff is not None:
+        handoff["fit"] = (estimator, X, subjects)
+
+
+def validated_by_fit(estimator, X):
+    """``X`` as ``estimator``'s fit validated it just before, in the same
+    :func:`fit_then_transform` block, where the call is given the very object the fit was
+    given (a subclass's ``transform`` that converts ``X`` checks what it passes on); ``X``
+    otherwise. Given once.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The fitted estimator whose ``transform`` checks ``X``.
+    X : object
+        What that call was given.
+
+    Returns
+    -------
+    object
+        The validated subjects, or ``X``.
+    """
+    handoff = _VALIDATED_BY_FIT.get()
+    recorded = None if handoff is None else handoff.pop("fit", None)
+    if recorded is not None and recorded[0] is estimator and recorded[1] is X:
+        return recorded[2]
+    return X
+
+
 class SubjectsInputMixin:
     """Tags of estimators whose ``X`` is subjects' series (3-D), not a 2-D feature table."""
 
@@ -948,7 +1007,10 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         """
         from .validation import validate_subjects
 
-        subjects = validate_subjects(X, estimator=self, reset=False, lazy=True)
+        # X that this estimator's fit checked just before (fit_transform): the subjects it
+        # checked are checked against the fit, without reading or converting them again
+        subjects = validate_subjects(validated_by_fit(self, X), estimator=self, reset=False,
+                                     lazy=True)
         warn_changed_preprocessing(self, getattr(self, "_preprocessed_with_", None))
         device = process_device(resolve_device(self.device))
         check_same_subjects(subjects, method)

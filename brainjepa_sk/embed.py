@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 from sklearn.base import BaseEstimator
@@ -18,7 +17,9 @@ from ._base import (
     NestedParamsMixin,
     check_parameters,
     check_pooling,
+    fit_then_transform,
     preprocessor_for_subjects,
+    record_validated,
     resolve_device,
     resolve_estimator_weights,
     restore_on_error,
@@ -221,6 +222,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
     def fit_transform(self, X, y=None, **fit_params):
         """Fit to ``X``, then transform it (an iterator ``X`` is read into a list first).
 
+        ``X`` is checked once, by ``fit``: its transform takes the subjects so checked, with
+        the checks that ``transform`` makes against the fit (the same errors and warnings as
+        ``fit(X).transform(X)``), without reading files or converting arrays again for them.
         The warning that a checkpoint's robust statistics leave the series far above unit
         scale is decided once, by the transform, from the first subjects as it scales them:
         ``fit`` alone reads them for it.
@@ -241,20 +245,14 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         """
         if isinstance(X, Iterator):  # fit would use it up, leaving transform none
             X = list(X)
-        with preprocessing._scale_check_deferred() as deferred:
-            try:
+        # an error in the block (fit's; transform's refusal of its output before it scales a
+        # series, pooling="tokens" with pandas output, which fit takes) decides the deferred
+        # warning first, as fit alone warns before its error
+        with fit_then_transform():
+            with preprocessing._scale_check_deferred():
                 self.fit(X, y, **fit_params)
-                # transform's refusal of its output before it scales a series (fit takes
-                # pooling="tokens" with pandas output): the warning is then fit's to give
                 self._check_output_container()
-            except Exception:
-                # fit alone warns before its error (a subject too short, say): so does this
-                # call, unless the check cannot read them (the fit's error is the one to see)
-                for check in deferred:
-                    with contextlib.suppress(Exception):
-                        check()
-                raise
-        return self.transform(X)
+            return self.transform(X)
 
     def fit(self, X, y=None):
         """Load the weights and fit the preprocessing on the training subjects.
@@ -287,4 +285,5 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
             self._set_preprocessor(preprocessor)
             self.embedding_dim_ = encoder.embed_dim
             self.__dict__.pop("_device_cache", None)
+        record_validated(self, X, subjects)  # for the transform of fit_transform
         return self

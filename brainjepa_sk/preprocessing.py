@@ -1347,16 +1347,27 @@ def _scale_check_deferred():
     ``fit_transform``): it decides it from the series it scales
     (``_base.FittedScaleCheck``), without that read.
 
+    A fine-tuner's fit decides it so from its training windows, which scale the first
+    training subjects (``_base.training_windows``).
+
+    An error raised in the block decides the checks left undecided there before it goes on,
+    reading the subjects, as a fit alone warns before its error; a check that cannot read
+    them warns of nothing (the block's error is the one to see).
+
     Yields
     ------
     list of callable
-        The checks left undecided in the block, each deciding one (for a fit that fails
-        before the transform: fit alone warns before its error).
+        The checks left undecided in the block, each deciding one.
     """
     deferred = []
     token = _DEFERRED_SCALE_CHECKS.set(deferred)
     try:
         yield deferred
+    except Exception:
+        for check in deferred:
+            with contextlib.suppress(Exception):
+                check()
+        raise
     finally:
         _DEFERRED_SCALE_CHECKS.reset(token)
 

@@ -877,8 +877,9 @@ def test_fit_transform_of_a_robust_checkpoint_reads_the_first_subjects_once_for_
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         np.testing.assert_array_equal(embedder.fit_transform(paths), expected)
-    # validated by fit (one read) and by transform (one more), transformed (one more)
-    assert reads == paths * 3
+    # validated by fit (one read), transformed (one more): the transform takes the subjects
+    # fit validated (it checked them again, reading every file once more)
+    assert reads == paths * 2
     assert len(_scale_warnings(caught)) == warned
     reads.clear()
     with warnings.catch_warnings(record=True) as caught:
@@ -886,6 +887,51 @@ def test_fit_transform_of_a_robust_checkpoint_reads_the_first_subjects_once_for_
         BrainJEPAEmbedder(weights=path, device="cpu").fit(paths)
     assert reads == paths + paths[:3]  # validated, then the first ones read for the warning
     assert len(_scale_warnings(caught)) == warned
+
+
+@pytest.mark.parametrize("kind", ["tsv", "arrays"])
+def test_fit_transform_checks_x_once_with_the_warnings_of_fit_then_transform(
+        tmp_path, monkeypatch, kind):
+    """fit_transform's transform checked X again after its fit had checked it: every text
+    file parsed once more (arrays converted and checked once more). It takes the subjects
+    its fit checked, with the checks of transform against the fit: the warnings of fit then
+    transform, in their order (here the region names that differ from the weights', which
+    both warn of)."""
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    module = tiny_module()
+    module.region_names = [f"net{r}" for r in range(N_REGIONS)]  # the files say roi0, ...
+    if kind == "tsv":
+        X = _save(tmp_path, series, kind="tsv")
+    else:
+        names = [f"roi{r}" for r in range(N_REGIONS)]
+        X = [pd.DataFrame(x, columns=names) for x in series]
+    reads, checked, caught, n_reads = _counting_reads(monkeypatch), [], {}, {}
+    real_check = validation.check_subject
+    monkeypatch.setattr(validation, "check_subject", lambda i, *args, **kwargs: checked.append(i)
+                        or real_check(i, *args, **kwargs))
+    outputs = {}
+    for call in ("fit, transform", "fit_transform"):
+        embedder = BrainJEPAEmbedder(weights=module, n_frames=8, device="cpu")
+        reads.clear()
+        checked.clear()
+        with warnings.catch_warnings(record=True) as caught[call]:
+            warnings.simplefilter("always")
+            if call == "fit_transform":
+                outputs[call] = embedder.fit_transform(X)
+            else:
+                outputs[call] = embedder.fit(X).transform(X)
+        n_reads[call] = len(reads)
+    assert checked == list(range(len(series)))  # fit_transform's: once each, by fit
+    np.testing.assert_array_equal(outputs["fit_transform"], outputs["fit, transform"])
+    if kind == "tsv":  # each file read once less: by transform's check
+        assert n_reads["fit_transform"] == n_reads["fit, transform"] - len(X)
+        assert reads == X * (n_reads["fit_transform"] // len(X))
+    messages = {call: [str(warning.message) for warning in found]
+                for call, found in caught.items()}
+    assert len(messages["fit_transform"]) == 2
+    assert all("differ from those BrainJEPAEmbedder was pretrained on" in message
+               for message in messages["fit_transform"])
+    assert messages["fit_transform"] == messages["fit, transform"]
 
 
 def test_fit_transform_of_a_robust_checkpoint_that_fails_in_fit_still_warns_first(
