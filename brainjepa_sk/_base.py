@@ -253,7 +253,7 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         scale_check.warn_from(all_gather_objects(scale_check.kept()))
 
 
-def training_windows(preprocessor, subjects):
+def training_windows(preprocessor, subjects, scale_check=None):
     """The windows to train on and each one's subject, from a fitted ``preprocessor``.
 
     A :class:`~brainjepa_sk.train.LazyWindowDataset` that reads each window when the loader
@@ -267,6 +267,10 @@ def training_windows(preprocessor, subjects):
         Fitted.
     subjects : sequence of array-like
         Validated subjects (arrays or a :class:`~brainjepa_sk.files.SubjectFiles`).
+    scale_check : FittedScaleCheck, optional
+        Decided before this returns or raises: from the first subjects as they are scaled
+        when the windows are cut at once, else (or on an error before they all were) by
+        reading them.
 
     Returns
     -------
@@ -280,9 +284,31 @@ def training_windows(preprocessor, subjects):
     ValueError
         When a subject is too short for a window.
     """
+    if scale_check is None:
+        return _cut_training_windows(preprocessor, subjects)
+
+    def keep(i, scaled):  # decided as soon as the first subjects are scaled
+        scale_check.keep(i, scaled)
+        scale_check.warn_when_complete()
+
+    try:
+        cut = _cut_training_windows(preprocessor, subjects, keep)
+    except Exception:
+        scale_check.warn_reading(subjects, preprocessor)  # before the error, as fit did
+        raise
+    scale_check.warn_reading(subjects, preprocessor)  # windows read lazily: no series scaled
+    return cut
+
+
+def _cut_training_windows(preprocessor, subjects, scaled_to=None):
+    """:func:`training_windows`, the robust scaled series of the subjects cut at once given
+    to ``scaled_to(i, series)``."""
     preprocessor.check_lengths(subjects)
     if not preprocessor.streams(subjects):
-        return preprocessor.transform(subjects)
+        if scaled_to is None:
+            return preprocessor.transform(subjects)
+        preprocessor._validate_params()  # as transform does first
+        return preprocessor._transform_one_at_a_time(subjects, scaled_to=scaled_to)
     subject_index, starts = preprocessor.window_table(subjects.n_timepoints)
     reader = functools.partial(preprocessor.read_window, subjects)
     return LazyWindowDataset(subject_index, starts, reader), subject_index
@@ -578,18 +604,28 @@ class FittedScaleCheck:
     that fails before it scaled them all (:meth:`warn_reading`). An estimator pickled before
     it recorded where its statistics came from is told by its fit's settings, or says both.
 
+    A fine-tuner's ``fit`` decides so the warning of a checkpoint's statistics from the
+    first training subjects (``rows``) as its training windows scale them
+    (:func:`training_windows`).
+
     Parameters
     ----------
     estimator : estimator
         Fitted, with its ``preprocessor_`` (``normalization="robust"``: see :meth:`of`).
     n_subjects : int
         The subjects of the call.
+    rows : sequence of int, optional
+        The subjects judged, the first ``SAVED_SCALE_CHECK_SUBJECTS`` of them (indices in
+        the call's subjects, in this order); all by default.
     """
 
-    def __init__(self, estimator, n_subjects):
+    def __init__(self, estimator, n_subjects, rows=None):
         self.origin = _statistics_origin(estimator, estimator.preprocessor_)
+        rows = range(int(n_subjects)) if rows is None else rows
         # the module's number, read when called (the tests lower it)
-        self.n_wanted = min(int(n_subjects), preprocessing.SAVED_SCALE_CHECK_SUBJECTS)
+        self._wanted = {int(i): position for position, i in
+                        enumerate(rows[:preprocessing.SAVED_SCALE_CHECK_SUBJECTS])}
+        self.n_wanted = len(self._wanted)
         self._scaled, self._decided = {}, False
 
     @classmethod
@@ -615,7 +651,7 @@ class FittedScaleCheck:
 
     def keep(self, i, scaled):
         """Keep subject ``i``'s scaled series if it is one of the first ones, until decided."""
-        if i < self.n_wanted and not self._decided:
+        if i in self._wanted and not self._decided:
             self._scaled[i] = scaled
 
     def kept(self):
@@ -640,7 +676,7 @@ class FittedScaleCheck:
             return
         n_regions = getattr(subjects, "n_regions", None)
         try:
-            for i in range(self.n_wanted):
+            for i in self._wanted:
                 if i not in self._scaled:
                     self._scaled[i] = preprocessor._robust_scaled(subjects, i, n_regions)
         except Exception:  # the call's own error goes on
@@ -656,7 +692,8 @@ class FittedScaleCheck:
         self._decided, self._scaled = True, {}  # the series are no longer held
         source, fitted_by = self.origin
         Preprocessor._warn_if_scaled_off_the_saved_scale(
-            [series for _, series in sorted(kept, key=lambda item: item[0])], source,
+            [series for _, series in sorted(kept, key=lambda item: self._wanted[item[0]])],
+            source,
             fitted_by=fitted_by)
 
 

@@ -49,6 +49,7 @@ from skorch.dataset import Dataset, ValidSplit, unpack_data
 from skorch.exceptions import NotInitializedError
 from skorch.utils import to_device
 
+from . import preprocessing
 from ._base import (
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
@@ -1633,22 +1634,30 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
                 self._warn_held_out_drawn_anew(subjects, continuing, routing)
+            scale_check = None
             if continuing:
                 self._check_build_settings()
                 # the kept optimizer never saw the settings changed since (set_params only
                 # writes them into its groups): a new one, thrown away, has torch check them
                 self._build_optimizer()
                 n_patches = self.preprocessor_.n_frames // self.module_.encoder.patch_size
+                check_pooling(self.pooling, n_patches)
             else:
                 resolved = self._resolve(subjects)
-                self.preprocessor_, n_patches = preprocessor_for_subjects(
-                    self, resolved, subjects, fit_rows=fit_rows)
+                # the scale warning of a checkpoint's robust statistics is decided from the
+                # first training subjects as the training windows scale them (it read them
+                # once more for it); an error before decides it first, reading them
+                with preprocessing._scale_check_deferred() as deferred:
+                    self.preprocessor_, n_patches = preprocessor_for_subjects(
+                        self, resolved, subjects, fit_rows=fit_rows)
+                    check_pooling(self.pooling, n_patches)
+                if deferred:
+                    scale_check = FittedScaleCheck(self, len(subjects), rows=fit_rows)
                 self._resolved_ = resolved
                 self.region_names_ = resolved.region_names
-            check_pooling(self.pooling, n_patches)
             # files are read a window at a time by skorch's loader (in its workers with
             # iterator_train__num_workers) unless they are cheaper to cut at once
-            windows, subject_index = training_windows(self.preprocessor_, subjects)
+            windows, subject_index = training_windows(self.preprocessor_, subjects, scale_check)
             windows = WindowArray(windows, self.preprocessor_.n_frames, self.n_features_in_)
             dataset = SubjectWindows(windows, targets[subject_index], subject_index)
             if isinstance(self.train_split, ValidSplit) and len(subject_index) > len(subjects):

@@ -1516,8 +1516,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             # Reads the first subjects for the warning alone (the statistics are the
             # checkpoint's: nothing else here reads their values). A fit warns of its own
             # series, which a later transform may never see (fit on some, transform others),
-            # and a fine-tuner's before it trains on them; only a transform of these same
-            # subjects right after (fit_transform) decides it as well, from what it scales.
+            # and a fine-tuner's before it trains on them; only what scales these same
+            # subjects right after decides it as well, from what it scales (the transform of
+            # fit_transform, a fine-tuner's training windows: see _scale_check_deferred).
             check = functools.partial(preprocessor._warn_if_off_the_saved_scale, subjects,
                                       preprocessor._statistics_source)
             deferred = _DEFERRED_SCALE_CHECKS.get()

@@ -977,6 +977,66 @@ def test_fit_transform_of_a_robust_checkpoint_that_transform_refuses_still_warns
     assert len(_scale_warnings(caught)) == 1
 
 
+@pytest.mark.parametrize("kind", ["tsv", "npy"])
+@pytest.mark.parametrize("scale, warned", [(1.0, 0), (1e4, 1)])
+def test_a_fine_tuners_fit_on_a_robust_checkpoint_reads_the_first_subjects_once_for_its_warning(
+        tmp_path, monkeypatch, kind, scale, warned):
+    """A fine-tuner's fit warned of series that a checkpoint's robust statistics leave far
+    above unit scale reading the first SAVED_SCALE_CHECK_SUBJECTS subjects for it, which its
+    training windows, cut at once from text files, then read and scaled again. It decides
+    from the series the windows scale: one read fewer of each, the same warning, once. Files
+    read a window at a time by the loader (.npy) are still read for it."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), preprocessing=Preprocessor(
+        8, normalization="robust").fit(series).to_dict())
+    (tmp_path / "subjects").mkdir()
+    paths = _save(tmp_path / "subjects", [x * scale + scale for x in series], kind=kind)
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    reads = _counting_reads(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        BrainJEPAClassifier(path, max_epochs=1, verbose=0, random_state=0).fit(
+            paths, [0, 1, 0, 1, 1])
+    if kind == "tsv":  # validated, then cut into windows
+        assert reads == paths * 2
+    else:  # validated, the first ones read for the warning, then windows read by the loader
+        assert reads[:len(paths) + 3] == paths + paths[:3]
+    messages = _scale_warnings(caught)
+    assert len(messages) == warned
+    if warned:
+        assert messages[0].startswith(f"the series are on another scale than the data {path} "
+                                      "was pretrained on: its robust statistics")
+
+
+def test_a_fine_tuners_fit_judges_the_scale_of_its_first_training_subjects(
+        tmp_path, monkeypatch):
+    """With subjects held out for validation (SubjectValidSplit), the scale warning judges the
+    first SAVED_SCALE_CHECK_SUBJECTS training subjects, in their order, as the check of fit
+    did: subjects held out on another scale are not warned of."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+    from brainjepa_sk.finetune import SubjectValidSplit
+
+    series = _series(lengths=(40, 52, 24, 37, 30, 33))
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(), preprocessing=Preprocessor(
+        8, normalization="robust").fit(series).to_dict())
+    y = [0, 1, 0, 1, 0, 1]
+    fit_rows, held_out = SubjectValidSplit(0.4, random_state=0).split_subjects(y)
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 3)
+    # here the first subjects of the corpus are mostly held out
+    assert set(held_out) == {1, 2, 5} and set(fit_rows) == {0, 3, 4}
+    for off_scale, warned in ((held_out, 0), (fit_rows, 1)):
+        given = [x * 1e6 + 1e6 if i in set(off_scale) else x for i, x in enumerate(series)]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            BrainJEPAClassifier(path, max_epochs=1, verbose=0, random_state=0,
+                                train_split=SubjectValidSplit(0.4, random_state=0)).fit(given, y)
+        assert len(_scale_warnings(caught)) == warned, off_scale
+
+
 @pytest.mark.parametrize("problem", ["too short", "beyond float32"])
 @pytest.mark.parametrize("estimator", ["embedder", "classifier"])
 def test_an_error_before_the_first_subjects_are_scaled_keeps_the_scale_warning(
