@@ -43,6 +43,7 @@ from skorch.callbacks import (
     EpochScoring,
     LoadInitState,
     LRScheduler,
+    ProgressBar,
     TrainEndCheckpoint,
 )
 from skorch.dataset import Dataset, ValidSplit, unpack_data
@@ -204,6 +205,20 @@ def _start_persistent_workers(loader):
     state = torch.random.get_rng_state()
     iter(loader)
     torch.random.set_rng_state(state)
+
+
+def _count_skipped_in_progress_bars(net, skipped):
+    """Count the ``skipped`` batches of a resumed epoch in the bars of skorch's
+    ``ProgressBar`` callbacks, made for the whole epoch when it began: the resumed epoch's
+    bar ended short of its total by the batches skipped (2/3 for one skipped of 3).
+
+    Counted as tqdm's ``initial`` counts them, so that the rate and the time left are those
+    of the batches trained."""
+    for _, callback in net.callbacks_:
+        bar = getattr(callback, "pbar_", None) if isinstance(callback, ProgressBar) else None
+        if bar is not None:
+            bar.initial = bar.n = bar.last_print_n = skipped
+            bar.refresh()
 
 
 def _seed_of(random_state):
@@ -938,6 +953,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         batches = iter(iterator)  # the epoch's order, drawn as the uninterrupted run drew it
         for _ in range(skip):  # loaded again, then dropped
             next(batches, None)
+        _count_skipped_in_progress_bars(self, skip)
         super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
         # the epoch's count, as the uninterrupted run records it
         key = f"{prefix}_batch_count"

@@ -43,6 +43,7 @@ from skorch.callbacks import (
     LoadInitState,
     LRScheduler,
     PassthroughScoring,
+    ProgressBar,
     TrainEndCheckpoint,
 )
 from skorch.dataset import ValidSplit
@@ -5314,6 +5315,45 @@ def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(tmp_pa
     assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
     assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
     assert_same_module_weights(resumed.module_, reference.module_)
+
+
+class ProgressRecorder(Callback):
+    """Records, after each batch of the fit's first epoch, the count and the total of the
+    bar of the ``ProgressBar`` named ``"progress"`` (listed before this callback)."""
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.epoch_, self.shown_ = None, []
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        self.epoch_ = self.epoch_ or len(net.history_)
+        if len(net.history_) == self.epoch_:
+            bar = dict(net.callbacks_)["progress"].pbar_
+            self.shown_.append((bar.n, bar.total))
+
+
+@pytest.mark.parametrize("batches_per_epoch", ["auto", 4])
+def test_skorchs_progress_bar_counts_the_batches_a_resumed_epoch_skips(
+        batches_per_epoch, tmp_path):
+    """skorch's ProgressBar makes its bar for all the epoch's batches when the epoch begins:
+    the epoch a run cut inside it resumes, which skips the batches it had trained, ended
+    short of its total (3/4 for one skipped of 4). Its bar starts at the batches skipped."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 8)), np.tile([0, 1], 8)
+    settings = fast(max_epochs=3, batch_size=4, lr=0.1,
+                    train_split=SubjectValidSplit(0.25, stratified=True))
+
+    def progress():
+        return ("progress", ProgressBar(batches_per_epoch=batches_per_epoch))
+
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        progress(), ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
+    recorder = ProgressRecorder()
+    resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        progress(), ("shown", recorder), ("load", LoadInitState(end))]).fit(X, y)
+    assert resumed.history_[:, "train_batch_count"] == [3, 3, 3]
+    # epoch 2, one of its 3 training batches skipped, then its validation batch
+    assert recorder.epoch_ == 2
+    assert recorder.shown_ == [(2, 4), (3, 4), (4, 4)]
 
 
 def test_a_run_cut_in_its_validation_resumes_with_a_caching_training_scoring(tmp_path):
