@@ -189,18 +189,23 @@ def _scoring_uncached(callback, net, method_name):
 
 
 def _start_persistent_workers(loader):
-    """Start the workers of a loader with ``persistent_workers`` if not yet started, leaving
-    torch's global generator as it was.
+    """Start the workers of a loader with ``persistent_workers``, leaving torch's global
+    generator as it was; called at the first training pass of each fit (skorch makes one
+    training loader per ``fit_loop``).
 
     Such a loader starts its workers at its first pass only, drawing their seed from torch's
     global generator just before the sampler draws the pass's order: a fit's first epoch drew
     its order after that seed, its later epochs without it, so a fit resuming a run at (or
     inside) an epoch drew another order for it than the uninterrupted run. Started here, the
     workers' seed and the batches they prefetch are drawn and thrown away, and every epoch's
-    order is the first draw of its pass (one prefetch of loaded batches is lost per fit)."""
+    order is the first draw of its pass (one prefetch of loaded batches is lost per fit).
+
+    torch has no public way to start the workers without a pass (checked on torch 2.13), nor
+    to tell whether they are started: the fit remembers the loader it started instead of
+    reading the loader's private iterator. Starting workers already started is harmless (the
+    pass is reset: another prefetch thrown away)."""
     if (not isinstance(loader, torch.utils.data.DataLoader) or not loader.num_workers
-            or not loader.persistent_workers
-            or getattr(loader, "_iterator", None) is not None):  # started
+            or not loader.persistent_workers):
         return
     state = torch.random.get_rng_state()
     iter(loader)
@@ -417,7 +422,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
                   "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_",
                   "_cut_epoch_", "_shown_cut_epoch_", "_loaded_cut_epoch_", "_resume_cut_",
-                  "_skip_batches_", "_epoch_loader_")
+                  "_skip_batches_", "_epoch_loader_", "_started_loader_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -752,7 +757,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             return self
         finally:
             for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_",
-                         "_resume_cut_", "_skip_batches_", "_epoch_loader_"):
+                         "_resume_cut_", "_skip_batches_", "_epoch_loader_",
+                         "_started_loader_"):
                 self.__dict__.pop(name, None)
 
     def _epochs_to_train(self, epochs):
@@ -945,7 +951,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         iterator, training, prefix, step_fn, **fit_params
             As in skorch.
         """
-        if training:
+        if training and iterator is not self.__dict__.get("_started_loader_"):
+            self._started_loader_ = iterator  # this fit's, at its first training pass
             _start_persistent_workers(iterator)
         skip = self.__dict__.pop("_skip_batches_", 0) if training else 0
         if not skip or iterator is None:

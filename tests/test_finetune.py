@@ -56,6 +56,7 @@ from brainjepa_sk.finetune import (
     SubjectWindows,
     WarmupCosineLR,
     WindowArray,
+    _start_persistent_workers,
 )
 from brainjepa_sk.nn import EncoderWithHead
 from brainjepa_sk.preprocessing import Preprocessor
@@ -5293,15 +5294,27 @@ def test_a_run_cut_inside_an_epoch_resumed_with_skorchs_lr_scheduler_per_batch(t
     assert_same_module_weights(resumed.module_, reference.module_)
 
 
-def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(tmp_path):
+class PassCountingLoader(torch.utils.data.DataLoader):
+    """A DataLoader class of one's own that counts its passes."""
+
+    passes = 0
+
+    def __iter__(self):
+        type(self).passes += 1
+        return super().__iter__()
+
+
+@pytest.mark.parametrize("loader", [torch.utils.data.DataLoader, PassCountingLoader])
+def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(loader, tmp_path):
     """With persistent_workers, the training loader starts its workers at its first epoch
     only, drawing their seed from torch's generator before the epoch's order: the resumed
     fit's first epoch drew its order after that seed, the uninterrupted run's same epoch
     without it, so the resumed fit skipped other windows than the cut run had trained (some
     trained twice in the epoch, others not at all). The workers start before the epoch's
-    order is drawn, which every epoch then draws alike."""
+    order is drawn, which every epoch then draws alike, once a fit, also in a DataLoader
+    class of one's own."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
-    settings = fast(max_epochs=3, batch_size=4, train_split=None,
+    settings = fast(max_epochs=3, batch_size=4, train_split=None, iterator_train=loader,
                     iterator_train__num_workers=1, iterator_train__persistent_workers=True)
     reference_batches, cut_batches, resumed_batches = (BatchRecorder() for _ in range(3))
     reference = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
@@ -5309,12 +5322,42 @@ def test_a_run_cut_inside_an_epoch_resumed_with_persistent_loader_workers(tmp_pa
     end = TrainEndCheckpoint(dirname=tmp_path)
     BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
         ("record", cut_batches), ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
+    PassCountingLoader.passes = 0
     resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
         ("record", resumed_batches), ("load", LoadInitState(end))]).fit(X, y)
     assert len(cut_batches.batches_) == 3 + 1
     assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
     assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
     assert_same_module_weights(resumed.module_, reference.module_)
+    if loader is PassCountingLoader:  # epochs 2 and 3, after the pass that starts the workers
+        assert PassCountingLoader.passes == 1 + 2
+
+
+def test_persistent_workers_started_for_a_fit_leave_each_pass_its_first_draw():
+    """What the resumed fit's persistent workers rely on, checked on torch 2.13: a
+    DataLoader with persistent_workers draws its workers' seed from torch's generator before
+    the order of its first pass only; once started (and torch's generator put back), every
+    pass draws its order first, so two passes from the same state give the same order. Fails
+    if torch changes how (or whether) a pass starts the workers."""
+    def passes():
+        return torch.utils.data.DataLoader(range(8), batch_size=2, shuffle=True,
+                                           num_workers=1, persistent_workers=True)
+
+    def order(loader):
+        torch.manual_seed(0)
+        return [batch.tolist() for batch in loader]
+
+    with torch.random.fork_rng(devices=[]):
+        unstarted = passes()
+        # unstarted, the first pass drew its order after the workers' seed
+        assert order(unstarted) != order(unstarted)
+        loader = passes()
+        torch.manual_seed(1)
+        state = torch.random.get_rng_state()
+        _start_persistent_workers(loader)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        assert order(loader) == order(loader)
+        assert order(loader) == order(unstarted)
 
 
 class ProgressRecorder(Callback):
