@@ -20,6 +20,7 @@ import contextlib
 import copy
 import errno
 import functools
+import hashlib
 import numbers
 import os
 import reprlib
@@ -226,6 +227,51 @@ def _count_skipped_in_progress_bars(net, skipped):
             bar.refresh()
 
 
+def _digest_of_batch(batch):
+    """A digest of a loader's batch: of its tensors' and arrays' bytes, shapes and types."""
+    digest = hashlib.blake2b(digest_size=16)
+    pending = [batch]
+    while pending:
+        part = pending.pop()
+        if isinstance(part, dict):
+            pending.extend(part[key] for key in sorted(part, key=str))
+        elif isinstance(part, (tuple, list)):
+            pending.extend(part)
+        elif isinstance(part, (torch.Tensor, np.ndarray)):
+            tensor = torch.as_tensor(part).detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{tensor.dtype}{tuple(part.shape)}".encode())
+            digest.update(tensor.view(torch.uint8).numpy())  # its bytes, not copied
+    return digest.hexdigest()
+
+
+def _digesting(batches, digests):
+    """Yield ``batches``, appending the digest of each (:func:`_digest_of_batch`) to
+    ``digests`` as it is yielded."""
+    for batch in batches:
+        digests.append(_digest_of_batch(batch))
+        yield batch
+
+
+def _digest_of_batches(digests):
+    """One digest of batches' digests, in their order."""
+    return hashlib.blake2b("".join(digests).encode(), digest_size=16).hexdigest()
+
+
+def _why_another_order(loader):
+    """Why a training loader yields another order of an epoch than a cut run's did."""
+    if getattr(getattr(loader, "sampler", None), "generator", None) is not None:
+        return ("the training loader shuffles with a generator of its own "
+                "(iterator_train__generator), which a fit does not reseed (leave it out for "
+                "the loader to shuffle from random_state)")
+    if not isinstance(loader, torch.utils.data.DataLoader):
+        return (f"the training loader, a {type(loader).__name__}, does not draw each epoch's "
+                "order from torch's global generator as its pass begins (a DataLoader with "
+                "persistent workers inside it draws its workers' seed first, at a fit's first "
+                "pass only; a DataLoader, or a class of one's own derived from it, as "
+                "iterator_train has its persistent workers started before)")
+    return "the training loader does not draw the epoch's order as the cut run's did"
+
+
 def _seed_of(random_state):
     """An int seed for torch from ``random_state`` (None: drawn from NumPy's global generator,
     as scikit-learn does, so that torch's global generator is never used)."""
@@ -422,7 +468,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                   "_batch_windows_", "_loss_scale_", "_seed_", "_resumable_", "_epochs_done_",
                   "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_",
                   "_cut_epoch_", "_shown_cut_epoch_", "_loaded_cut_epoch_", "_resume_cut_",
-                  "_skip_batches_", "_epoch_loader_", "_started_loader_")
+                  "_skip_batches_", "_epoch_loader_", "_started_loader_", "_batch_digests_",
+                  "_skipped_digest_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -689,7 +736,10 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         ``train_loss``) and the others trained, as the uninterrupted run trains them, the
         epoch validated once at its end; when the training loader yields another number or
         size of batches than the cut run's, the epoch is trained again from its first batch,
-        with a warning. A run whose checkpoint records other data or other settings than this
+        with a warning; when the batches it loads again are not those the cut run trained (a
+        digest of their windows, recorded with the cut), the epoch's order could not be drawn
+        again (a generator of the loader's own, or persistent workers out of the fit's sight),
+        and the fit warns that the batches it trains are those of another order. A run whose checkpoint records other data or other settings than this
         fit's (the run file its ``Checkpoint`` saved beside its files) is refused.
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
@@ -749,6 +799,10 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                                     "train_loss" in batch for batch in cut["batches"])
                                 cut["batches_per_epoch"], cut["loader_batch_size"] = \
                                     self.__dict__.get("_epoch_loader_", (None, None))
+                                # which windows they were, for a resumed fit to check
+                                # it loads them again (see run_single_epoch)
+                                cut["batches_digest"] = _digest_of_batches(self.__dict__.get(
+                                    "_batch_digests_", [])[:cut["batches_done"]])
                                 self._cut_epoch_ = cut
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
@@ -758,7 +812,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         finally:
             for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_",
                          "_resume_cut_", "_skip_batches_", "_epoch_loader_",
-                         "_started_loader_"):
+                         "_started_loader_", "_batch_digests_", "_skipped_digest_"):
                 self.__dict__.pop(name, None)
 
     def _epochs_to_train(self, epochs):
@@ -819,6 +873,15 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                     "not as the interrupted run did, so it validates on subjects the loaded "
                     "model may have trained on; pass an integer random_state to resume a run "
                     "as it was")
+            loader = self.get_params_for("iterator_train")
+            if (done and done < total and stopped is None and loader.get("shuffle", False)
+                    and loader.get("generator") is not None):
+                warn_user(
+                    f"resuming a run of {done} epoch(s) whose training loader shuffles with a "
+                    "generator of its own (iterator_train__generator): a fit does not reseed "
+                    "it, nor does a checkpoint save it, so the epochs this fit trains are not "
+                    "shuffled as the interrupted run's would have been; leave it out for the "
+                    "loader to shuffle from random_state")
             epochs = 0 if stopped is not None else max(total - done, 0)
             if epochs and cut is not None and cut.get("epoch") == done + 1:
                 self._resume_cut_ = cut  # its first epoch goes on after the cut's batches
@@ -876,7 +939,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         # (a loader class of one's own may have no len: skorch only iterates it)
         self._epoch_loader_ = (len(loader) if hasattr(loader, "__len__") else None,
                                getattr(loader, "batch_size", None))
-        trained = self._batches_trained_before_cut(self.__dict__.pop("_resume_cut_", None))
+        resumed_cut = self.__dict__.pop("_resume_cut_", None)
+        trained = self._batches_trained_before_cut(resumed_cut)
         if trained:
             # skorch's LRScheduler stepping per batch, also through the batches skipped
             restore_lr_schedulers(self, extra_batches=len(trained))
@@ -891,6 +955,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             # scores of skorch's BatchScoring); the batches after them count on from there
             self.history_[-1]["batches"] = trained
             self._skip_batches_ = len(trained)  # read by run_single_epoch and WarmupCosineLR
+            # the cut run's, which the batches skipped are checked against (run_single_epoch)
+            self._skipped_digest_ = resumed_cut.get("batches_digest")
 
     def _batches_trained_before_cut(self, cut):
         """The records of the training batches that the epoch cut short being resumed had
@@ -955,11 +1021,27 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             self._started_loader_ = iterator  # this fit's, at its first training pass
             _start_persistent_workers(iterator)
         skip = self.__dict__.pop("_skip_batches_", 0) if training else 0
-        if not skip or iterator is None:
+        if not training or iterator is None:
             return super().run_single_epoch(iterator, training, prefix, step_fn, **fit_params)
-        batches = iter(iterator)  # the epoch's order, drawn as the uninterrupted run drew it
+        # the digests of the epoch's training batches, for the record of an epoch cut short
+        digests = self._batch_digests_ = []
+        batches = _digesting(iterator, digests)
+        if not skip:
+            return super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
+        # the epoch's order, drawn as the uninterrupted run drew it
         for _ in range(skip):  # loaded again, then dropped
             next(batches, None)
+        recorded = self.__dict__.pop("_skipped_digest_", None)
+        if recorded is not None and _digest_of_batches(digests) != recorded:
+            left = ("its remaining batches" if self._epoch_loader_[0] is None
+                    else f"its remaining {self._epoch_loader_[0] - skip} batch(es)")
+            warn_user(
+                f"epoch {len(self.history_)} of the run resumed was cut after {skip} training "
+                f"batch(es), but this fit's training loader does not yield them again first: "
+                f"{_why_another_order(iterator)}. The epoch's order cannot be reproduced: "
+                f"{left} are those after the first {skip} of another order, so windows the "
+                f"cut run trained in epoch {len(self.history_)} are trained again and others "
+                "not at all in it, and the run does not end as the uninterrupted one")
         _count_skipped_in_progress_bars(self, skip)
         super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
         # the epoch's count, as the uninterrupted run records it

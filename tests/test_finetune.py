@@ -5253,8 +5253,10 @@ def test_a_run_a_callback_cut_inside_an_epoch_resumes_at_the_batch_it_was_cut_af
     cut.fit(X, y)
     with open(tmp_path / "train_end_history.json") as file:
         assert json.load(file)[-1]["cut_short"] is True
-    resumed = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
-        ("record", resumed_batches), ("end", end), ("load", LoadInitState(end))]).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the batches loaded again are those the cut run trained
+        resumed = BrainJEPAClassifier(tiny_module(depth=2), **run, callbacks=[
+            ("record", resumed_batches), ("end", end), ("load", LoadInitState(end))]).fit(X, y)
     per_epoch = len(reference_batches.batches_) // run["max_epochs"]
     assert len(cut_batches.batches_) == per_epoch + (batches or per_epoch)
     assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
@@ -5457,6 +5459,80 @@ def test_a_training_loader_without_len_fits_and_resumes_inside_an_epoch(tmp_path
     assert cut_batches.batches_ + resumed_batches.batches_ == reference_batches.batches_
     assert resumed.history_[:, "train_batch_count"] == [3, 3, 3]
     assert_same_module_weights(resumed.module_, reference.module_)
+
+
+def test_a_resume_with_a_generator_of_the_loaders_own_says_it_shuffles_otherwise(tmp_path):
+    """A torch.Generator given to the training loader (iterator_train__generator) shuffles
+    each epoch from where the previous one left it: a resumed fit's is where the script put
+    it (a checkpoint does not hold it), so the resumed epochs were silently shuffled otherwise
+    than the uninterrupted run's, and the cut epoch's remaining batches were those of another
+    order (windows the cut run had trained in it trained again, others not at all). The
+    resumed fit says so, for its epochs and, its batches loaded again not being those the cut
+    run trained, for the cut epoch."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+
+    def settings():
+        return fast(max_epochs=3, batch_size=4, train_split=None,
+                    iterator_train__generator=torch.Generator().manual_seed(5))
+
+    end = TrainEndCheckpoint(dirname=tmp_path / "end")
+    saved = Checkpoint(dirname=tmp_path / "epochs", monitor=None)
+    cut_batches, resumed_batches = BatchRecorder(), BatchRecorder()
+    BrainJEPAClassifier(tiny_module(), **settings(), callbacks=[
+        ("record", cut_batches), ("stop", StopAfterBatches(2, 1)), ("end", end),
+        ("saved", saved)]).fit(X, y)
+    with pytest.warns(UserWarning) as caught:
+        resumed = BrainJEPAClassifier(tiny_module(), **settings(), callbacks=[
+            ("record", resumed_batches), ("load", LoadInitState(end))]).fit(X, y)
+    messages = "\n".join(str(warning.message) for warning in caught)
+    assert re.search(r"resuming a run of 1 epoch\(s\) whose training loader shuffles with a "
+                     r"generator of its own \(iterator_train__generator\)", messages)
+    assert re.search(r"epoch 2 of the run resumed was cut after 1 training batch\(es\), but "
+                     r"this fit's training loader does not yield them again first: the "
+                     r"training loader shuffles with a generator of its own.*its remaining 2 "
+                     r"batch\(es\) are those after the first 1 of another order", messages)
+    # the cut epoch's other batches, then the last epoch's
+    assert len(resumed_batches.batches_) == 2 + 3
+    assert resumed.history_[:, "train_batch_count"] == [3, 3, 3]
+    # resumed after a completed epoch (the checkpoint of epoch 1): its epochs only
+    with pytest.warns(UserWarning, match="resuming a run of 1 epoch") as caught:
+        BrainJEPAClassifier(tiny_module(), **settings(), callbacks=[
+            ("load", LoadInitState(saved))]).fit(X, y)
+    assert len(caught) == 1
+
+
+class PersistentInside:
+    """A loader class of one's own with a DataLoader of persistent workers inside."""
+
+    def __init__(self, dataset, **kwargs):
+        self.loader = torch.utils.data.DataLoader(dataset, num_workers=1,
+                                                  persistent_workers=True, **kwargs)
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+def test_a_run_cut_inside_an_epoch_resumed_with_persistent_workers_out_of_sight_warns(
+        tmp_path):
+    """A DataLoader with persistent workers inside a loader class of one's own draws its
+    workers' seed before the order of a fit's first pass, out of the fit's sight: the resumed
+    fit silently skipped other batches of the cut epoch than the cut run had trained. It
+    says that the epoch's order cannot be reproduced, and why."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    settings = fast(max_epochs=3, batch_size=4, train_split=None,
+                    iterator_train=PersistentInside)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
+    with pytest.warns(UserWarning, match=r"epoch 2 of the run resumed was cut after 1 training "
+                                         r"batch.*the training loader, a PersistentInside, does "
+                                         r"not draw each epoch's order.*its remaining 2 "
+                                         r"batch\(es\) are those after the first 1 of another"):
+        BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+            ("load", LoadInitState(end))]).fit(X, y)
 
 
 def test_a_run_cut_inside_an_epoch_resumed_with_other_batches_trains_that_epoch_again(
