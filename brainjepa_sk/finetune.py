@@ -227,8 +227,27 @@ def _count_skipped_in_progress_bars(net, skipped):
             bar.refresh()
 
 
+#: The bytes of each of a batch's items that its digest reads, at most (about).
+_DIGESTED_PER_ITEM = 16384
+
+
+def _sampled_bytes(values):
+    """A strided sample of the bytes of each item of a tensor or an array (of each row along
+    its first axis), ``_DIGESTED_PER_ITEM`` of them at most (about), as a NumPy array."""
+    items = len(values) if values.ndim > 1 else 1
+    if isinstance(values, torch.Tensor):
+        raw = values.detach().contiguous().reshape(-1).view(torch.uint8).reshape(items, -1)
+    else:
+        raw = np.ascontiguousarray(values).reshape(-1).view(np.uint8).reshape(items, -1)
+    raw = raw[:, ::max(1, raw.shape[1] // _DIGESTED_PER_ITEM)]  # on its device: less copied
+    return np.ascontiguousarray(raw.cpu().numpy() if isinstance(raw, torch.Tensor) else raw)
+
+
 def _digest_of_batch(batch):
-    """A digest of a loader's batch: of its tensors' and arrays' bytes, shapes and types."""
+    """A digest of a loader's batch: of its tensors' and arrays' shapes, types and values,
+    a strided sample of each item's bytes (windows differ throughout: reading all of them
+    took 20 ms for a batch of 32 windows of 450 regions by 160 frames on a CPU core, this
+    sample 3 ms)."""
     digest = hashlib.blake2b(digest_size=16)
     pending = [batch]
     while pending:
@@ -237,10 +256,10 @@ def _digest_of_batch(batch):
             pending.extend(part[key] for key in sorted(part, key=str))
         elif isinstance(part, (tuple, list)):
             pending.extend(part)
-        elif isinstance(part, (torch.Tensor, np.ndarray)):
-            tensor = torch.as_tensor(part).detach().cpu().contiguous().reshape(-1)
-            digest.update(f"{tensor.dtype}{tuple(part.shape)}".encode())
-            digest.update(tensor.view(torch.uint8).numpy())  # its bytes, not copied
+        elif isinstance(part, (torch.Tensor, np.ndarray)) and part.dtype != object:
+            digest.update(f"{part.dtype}{tuple(part.shape)}".encode())
+            if all(part.shape):  # values to read
+                digest.update(_sampled_bytes(part))
     return digest.hexdigest()
 
 
@@ -739,8 +758,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         with a warning; when the batches it loads again are not those the cut run trained (a
         digest of their windows, recorded with the cut), the epoch's order could not be drawn
         again (a generator of the loader's own, or persistent workers out of the fit's sight),
-        and the fit warns that the batches it trains are those of another order. A run whose checkpoint records other data or other settings than this
-        fit's (the run file its ``Checkpoint`` saved beside its files) is refused.
+        and the fit warns that the batches it trains are those of another order. A run whose
+        checkpoint records other data or other settings than this fit's (the run file its
+        ``Checkpoint`` saved beside its files) is refused.
 
         SIGTERM (a job scheduler's pre-emption) stops the fit after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted` (in the main thread).
