@@ -227,8 +227,10 @@ def _count_skipped_in_progress_bars(net, skipped):
             bar.refresh()
 
 
-#: The bytes of each of a batch's items that its digest reads, at most (about).
-_DIGESTED_PER_ITEM = 16384
+#: The bytes of each of a batch's items that its digest reads, at most (about): 256 float32
+#: values spread over a window tell windows apart; the digest runs at every training batch
+#: (0.56 ms for 32 windows of 450 x 160 on a CPU core, 2.7 ms with 16384 bytes).
+_DIGESTED_PER_ITEM = 1024
 
 
 def _sampled_bytes(values):
@@ -247,7 +249,7 @@ def _digest_of_batch(batch):
     """A digest of a loader's batch: of its tensors' and arrays' shapes, types and values,
     a strided sample of each item's bytes (windows differ throughout: reading all of them
     took 20 ms for a batch of 32 windows of 450 regions by 160 frames on a CPU core, this
-    sample 3 ms)."""
+    sample 0.6 ms)."""
     digest = hashlib.blake2b(digest_size=16)
     pending = [batch]
     while pending:
