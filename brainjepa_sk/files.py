@@ -495,13 +495,14 @@ def _starts_with_a_savetxt_hash(names):
 _ROW_LABEL_ADVICE = {
     # names of rows of series are names of regions: the table is region by time
     "region": ("if the rows are regions, the table is (n_regions, n_timepoints), transposed: "
-               "read it with pandas.read_csv(path, sep={sep!r}, index_col=0) and pass its "
-               "transpose (.T), whose columns are the region names; else remove the column"),
+               "read it with pandas.read_csv(path, sep={sep!r}, index_col=0{header}) and pass "
+               "its transpose (.T), whose columns are the region names; else remove the "
+               "column"),
     # a gradient DataFrame indexed by region names, saved as it is
     "gradient": ("region names, which a gradient file does not take: read it with "
-                 "pandas.read_csv(path, sep={sep!r}, index_col=0) and pass that DataFrame as "
-                 "gradients (its index is matched to X's region names), or remove the column "
-                 "to use the rows in order"),
+                 "pandas.read_csv(path, sep={sep!r}, index_col=0{header}) and pass that "
+                 "DataFrame as gradients (its index is matched to X's region names), or remove "
+                 "the column to use the rows in order"),
 }
 
 
@@ -599,11 +600,16 @@ def read_csv_table(path, column="region", last_column=True):
             ) from None
         named = f"{str(name).strip()!r} (column {position})" if header is not None else position
         labels = _row_labels(table) if position == 0 else None
+        # without a header line of ours, pandas would read the first line as one, unless it is
+        # the header that to_csv writes over an unnamed index (its first cell empty)
+        header_read = (", header=None" if header is None and not pd.isna(table.iloc[0, 0])
+                       else "")
         if labels is not None:
             raise ValueError(
                 f"column {named} holds text, not numbers ({value!r} in data row {row}); it names "
                 f"every row ({labels}), as the index that pandas' to_csv writes: "
-                + _ROW_LABEL_ADVICE[column].format(sep=separator)) from None
+                + _ROW_LABEL_ADVICE[column].format(sep=separator, header=header_read)
+            ) from None
         raise ValueError(
             f"column {named} holds text, not numbers ({value!r} in data row {row}): remove it "
             f"if it is no {column}") from None

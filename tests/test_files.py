@@ -1449,3 +1449,29 @@ def test_a_child_forked_while_another_thread_silences_warnings_still_reads_text_
         release.set()
         thread.join()
     assert not hung and child.exitcode == 0
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_the_advice_for_a_table_of_named_rows_reads_every_row(tmp_path, header):
+    """A region-by-time table (or gradients) saved with its index but no header line
+    (``to_csv(header=False)``): the advice's ``pandas.read_csv(path, index_col=0)`` took the
+    first region's row for a header, and lost that region (``header=None`` reads it)."""
+    names = [f"LH_Vis_{i}" for i in range(4)]
+    series = pd.DataFrame(np.random.default_rng(8).standard_normal((9, 4)), columns=names)
+    series.T.to_csv(tmp_path / "sub-1.csv", header=header)
+    with pytest.raises(ValueError, match=r"read it with pandas\.read_csv\(path, sep=',', "
+                                         r"index_col=0(, header=None)?\)") as info:
+        read_subject_file(tmp_path / "sub-1.csv")
+    # the advice, followed
+    kwargs = {"header": None} if "index_col=0, header=None)" in str(info.value) else {}
+    read = pd.read_csv(tmp_path / "sub-1.csv", index_col=0, **kwargs).T
+    assert list(read.columns) == names
+    np.testing.assert_allclose(read.to_numpy(), series.to_numpy())
+    gradients = series.T.iloc[:, :3]
+    gradients.to_csv(tmp_path / "gradients.csv", header=header)
+    with pytest.raises(ValueError, match=r"pass that DataFrame") as info:
+        load_gradients(tmp_path / "gradients.csv")
+    kwargs = {"header": None} if "index_col=0, header=None)" in str(info.value) else {}
+    read = pd.read_csv(tmp_path / "gradients.csv", index_col=0, **kwargs)
+    assert list(read.index) == names
+    np.testing.assert_allclose(read.to_numpy(), gradients.to_numpy())
