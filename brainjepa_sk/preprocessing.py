@@ -683,13 +683,17 @@ class Preprocessor:
             return n_input == fitted
         return one_length and self.resampled_length(n_regions) >= self.n_frames
 
-    def check_lengths(self, subjects):
+    def check_lengths(self, subjects, window_cure=None):
         """Check that every subject is long enough for a window, without reading any.
 
         Parameters
         ----------
         subjects : sequence of array-like
             E.g. a :class:`~brainjepa_sk.files.SubjectFiles` (lengths from the file headers).
+        window_cure : callable or None, default=None
+            For a caller whose ``n_frames`` is the user's choice: a function of the shortest
+            length giving the shorter windows to offer (``"n_frames=64 or less"``), or None
+            when none fits.
 
         Raises
         ------
@@ -698,7 +702,7 @@ class Preprocessor:
             the others too short with their lengths (the first ten).
         """
         self._validate_params()
-        self._check_lengths(subjects, range(len(subjects)))
+        self._check_lengths(subjects, range(len(subjects)), window_cure=window_cure)
 
     def _check_lengths(self, subjects, rows, refit=False, window_cure=None):
         """:meth:`check_lengths` of the subjects ``rows`` (named by their index in

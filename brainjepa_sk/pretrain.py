@@ -837,8 +837,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         )
         # before reading the corpus for the gradients; the window length is the user's
         # choice here (not the weights'), so a shorter one is offered with padding
-        preprocessor._check_lengths(subjects, range(len(subjects)),
-                                    window_cure=self._shorter_windows)
+        preprocessor.check_lengths(subjects, window_cure=self._shorter_windows)
         self._global_batch(len(preprocessor.window_table(subject_lengths(subjects))[0]))
         # under torchrun, process 0 reads the corpus for the gradients and statistics and
         # sends them on: every process would find the same

@@ -2712,3 +2712,14 @@ def test_subjects_too_short_for_the_windows_are_offered_shorter_windows():
     with pytest.raises(ValueError) as info:
         _pretrainer(gradients=None).fit(X)
     assert str(info.value).endswith("or pass min_frames=7 or less to have them padded")
+
+
+def test_a_min_frames_longer_than_the_window_is_named_with_subjects_too_short():
+    """The check of the lengths, which offers shorter windows, skipped the preprocessing's
+    settings checks: min_frames=32 over windows of 8 frames was told 'subject 1 is too short
+    ... at least min_frames=32 are needed', with cures that did not name the setting."""
+    X = list(_data(n_subjects=4))
+    X[1] = X[1][:5]
+    with pytest.raises(ValueError, match=r"^min_frames=32 is longer than a window "
+                                         r"\(n_frames=8\)"):
+        _pretrainer(n_frames=8, min_frames=32).fit(X)
