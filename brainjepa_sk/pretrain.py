@@ -796,8 +796,15 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         longest = n_timepoints // self.patch_size * self.patch_size
         if longest < 2 * self.patch_size:
             return None
+        # a min_frames or stride of the user's longer than the shorter window is refused with it
+        longer = [f"{name}={value}" for name, value in (
+            ("min_frames", self.min_frames),
+            ("stride", self.stride if self.window == "sliding" else None),
+        ) if value is not None and value > longest]
+        lowered = (f"; {' and '.join(longer)} lowered to that n_frames or less"
+                   if longer else "")
         return (f"n_frames={longest} or less (a multiple of patch_size={self.patch_size}, "
-                "two patches or more)")
+                f"two patches or more{lowered})")
 
     def _fit(self, X):
         # the settings first, before X is read (every file of a corpus on disk)

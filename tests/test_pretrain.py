@@ -2723,3 +2723,19 @@ def test_a_min_frames_longer_than_the_window_is_named_with_subjects_too_short():
     with pytest.raises(ValueError, match=r"^min_frames=32 is longer than a window "
                                          r"\(n_frames=8\)"):
         _pretrainer(n_frames=8, min_frames=32).fit(X)
+
+
+@pytest.mark.parametrize("setting", ["min_frames", "stride"])
+def test_the_shorter_windows_offered_fit_when_followed(setting):
+    """A min_frames (refusing padding, as the docs advise) or a stride of the window's length
+    was left out of the offer: n_frames=12 alone was then refused as shorter than it."""
+    X = list(_data(n_subjects=4))
+    X[1], X[3] = X[1][:13], X[3][:15]
+    with pytest.raises(ValueError) as info:
+        _pretrainer(**{setting: 32}).fit(X)  # n_frames=32, patch_size=4
+    assert str(info.value).endswith(
+        f"or pass n_frames=12 or less (a multiple of patch_size=4, two patches or more; "
+        f"{setting}=32 lowered to that n_frames or less) for windows they fill")
+    # the advice, followed
+    pretrainer = _pretrainer(n_epochs=1, n_frames=12, **{setting: 12}).fit(X)
+    assert pretrainer.preprocessor_.n_frames == 12
