@@ -648,7 +648,8 @@ class Preprocessor:
         cure = cure if shortest >= 1 else ""
         shorter_windows = window_cure(shortest) if window_cure is not None else None
         if shorter_windows:
-            cure += f", or pass {shorter_windows} for windows {'they' if others else 'it'} fill"
+            fill = "they fill" if others else "it fills"
+            cure += f", or pass {shorter_windows} for windows {fill}"
         also = ""
         if others:
             named = ", ".join(f"subject {i} ({length})" for i, length in others[:10])

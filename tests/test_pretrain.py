@@ -2739,3 +2739,14 @@ def test_the_shorter_windows_offered_fit_when_followed(setting):
     # the advice, followed
     pretrainer = _pretrainer(n_epochs=1, n_frames=12, **{setting: 12}).fit(X)
     assert pretrainer.preprocessor_.n_frames == 12
+
+
+def test_the_shorter_windows_offered_to_one_subject_are_worded_for_one():
+    """One subject too short was offered 'windows it fill'."""
+    X = list(_data(n_subjects=4))
+    X[2] = X[2][:9]
+    with pytest.raises(ValueError) as info:
+        _pretrainer().fit(X)
+    assert str(info.value).endswith("leave the subject out, or pass min_frames=9 or less to "
+                                    "have it padded, or pass n_frames=8 or less (a multiple of "
+                                    "patch_size=4, two patches or more) for windows it fills")
