@@ -718,13 +718,17 @@ def _refuse_a_misread_whitespace_table(path):
             f"{table}: its first line holds names ({lines[0][0]!r}, ...), a header, which a "
             "whitespace-separated .txt or .1D file takes only as a comment: put '#' before it, "
             "or save the table as .tsv, whose header line names the regions")
-    separator = next((mark for mark in (",", ";") if lines and len(lines[0]) == 1
+    # ';' first: it separates cells where ',' is the decimal mark (0,5;1,25)
+    separator = next((mark for mark in (";", ",") if lines and len(lines[0]) == 1
                       and mark in lines[0][0]), None)
     if separator is not None:
+        decimal = (", with '.' as the decimal mark" if separator == ";" and "," in lines[0][0]
+                   else "")
         raise ValueError(
             f"{table}: its cells are separated by {separator!r}, but a .txt or .1D file is "
             "whitespace-separated (spaces or tabs): save it so (numpy.savetxt's default), or "
-            f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file")
+            f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file"
+            f"{decimal}")
     if len(lines) > 1 and lines[0][0] != lines[1][0] and all(
             len(cells) > 1 and not is_number(cells[0]) and all(map(is_number, cells[1:]))
             for cells in lines):

@@ -1475,3 +1475,15 @@ def test_the_advice_for_a_table_of_named_rows_reads_every_row(tmp_path, header):
     read = pd.read_csv(tmp_path / "gradients.csv", index_col=0, **kwargs)
     assert list(read.index) == names
     np.testing.assert_allclose(read.to_numpy(), gradients.to_numpy())
+
+
+def test_a_whitespace_file_separated_by_semicolons_with_decimal_commas_is_named_so(tmp_path):
+    """A spreadsheet saved where ',' is the decimal mark separates cells by ';': the file was
+    told separated by ',' (and to be saved as a comma-separated .csv)."""
+    series = np.random.default_rng(9).standard_normal((6, 3))
+    (tmp_path / "sub-1.txt").write_text("".join(
+        ";".join(f"{value:.4f}".replace(".", ",") for value in row) + "\n" for row in series))
+    with pytest.raises(ValueError, match=r"its cells are separated by ';', but a \.txt or \.1D "
+                                         r"file is whitespace-separated .* or as a \.csv or "
+                                         r"\.tsv file, with '\.' as the decimal mark$"):
+        read_subject_file(tmp_path / "sub-1.txt")
