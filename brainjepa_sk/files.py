@@ -692,6 +692,18 @@ def _image_advice(name):
     return ""
 
 
+def _first_cells_differ(path):
+    """Whether the first cells of a whitespace-separated file's rows are all different, as
+    names of regions are: per-frame labels repeat (``rest task rest``)."""
+    try:
+        with _open_text(path, encoding="utf-8-sig") as file:
+            cells = [line.split()[0] for line in file
+                     if line.strip() and not line.lstrip().startswith("#")]
+    except (UnicodeDecodeError, OSError, *_GZIP_ERRORS):  # the caller's message says why
+        return False
+    return len(set(cells)) == len(cells)
+
+
 def _refuse_a_misread_whitespace_table(path):
     """Name what numpy misread in a whitespace-separated file: a first line of names, which
     such a file takes only as a '#' comment (numpy had said "could not convert string 'ROI_0'
@@ -731,7 +743,7 @@ def _refuse_a_misread_whitespace_table(path):
             f"{decimal}")
     if len(lines) > 1 and lines[0][0] != lines[1][0] and all(
             len(cells) > 1 and not is_number(cells[0]) and all(map(is_number, cells[1:]))
-            for cells in lines):
+            for cells in lines) and _first_cells_differ(path):
         # to_csv(sep=" ", header=False) of a region-by-time table indexed by region names
         raise ValueError(
             f"{table}: its rows start with names ({lines[0][0]!r}, {lines[1][0]!r}, ...): if "

@@ -1487,3 +1487,16 @@ def test_a_whitespace_file_separated_by_semicolons_with_decimal_commas_is_named_
                                          r"file is whitespace-separated .* or as a \.csv or "
                                          r"\.tsv file, with '\.' as the decimal mark$"):
         read_subject_file(tmp_path / "sub-1.txt")
+
+
+def test_a_whitespace_subject_file_of_repeating_frame_labels_is_not_told_transposed(tmp_path):
+    """Per-frame labels repeat, region names do not: labels that alternate (an event design)
+    differed in the first two rows, which alone were compared, and were told 'its rows start
+    with names' of a table transposed."""
+    series = np.random.default_rng(10).standard_normal((8, 3))
+    (tmp_path / "sub-1.txt").write_text("".join(
+        f"{('fix', 'stim')[i % 2]} " + " ".join(f"{value:.4f}" for value in row) + "\n"
+        for i, row in enumerate(series)))
+    with pytest.raises(ValueError, match="could not convert string 'fix'") as info:
+        read_subject_file(tmp_path / "sub-1.txt")
+    assert "transposed" not in str(info.value)
