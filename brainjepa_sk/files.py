@@ -750,7 +750,9 @@ def _refuse_a_misread_whitespace_table(path):
             "the rows are regions, the table is (n_regions, n_timepoints), transposed: read it "
             "with pandas.read_csv(path, sep=r'\\s+', index_col=0, header=None) and pass its "
             "transpose (.T); else remove the first column")
-    if len(lines) > 1 and len(lines[1]) == len(lines[0]) + 1 and all(map(is_number, lines[0])):
+    # integers: pandas' default column names (fractions are a data row one cell short)
+    if len(lines) > 1 and len(lines[1]) == len(lines[0]) + 1 and all(
+            re.fullmatch(r"[+-]?\d+", cell) for cell in lines[0]):
         rows_named = not is_number(lines[1][0])
         raise ValueError(
             f"{table}: its first line has {len(lines[0])} cells and the next one "

@@ -1500,3 +1500,16 @@ def test_a_whitespace_subject_file_of_repeating_frame_labels_is_not_told_transpo
     with pytest.raises(ValueError, match="could not convert string 'fix'") as info:
         read_subject_file(tmp_path / "sub-1.txt")
     assert "transposed" not in str(info.value)
+
+
+def test_a_whitespace_subject_file_whose_first_row_is_short_is_not_told_indexed(tmp_path):
+    """A first row of fractions one cell short of the next (a damaged row) was told 'a header
+    of column names over rows that start with a table index', with the advice to save it
+    with index=False: pandas' column names are integers."""
+    series = np.random.default_rng(11).standard_normal((6, 4))
+    (tmp_path / "sub-1.txt").write_text(" ".join(f"{value:.4f}" for value in series[0, :3])
+                                        + "\n" + "".join(" ".join(f"{value:.4f}" for value in row)
+                                                         + "\n" for row in series[1:]))
+    with pytest.raises(ValueError, match=r"sub-1\.txt is not a numeric") as info:
+        read_subject_file(tmp_path / "sub-1.txt")
+    assert "table index" not in str(info.value) and "index=False" not in str(info.value)
