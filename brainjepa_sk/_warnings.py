@@ -33,6 +33,16 @@ def _set_output_files():
     return {_set_output.__file__, os.path.realpath(_set_output.__file__)}
 
 
+def _pass_through_code():
+    # scikit-learn's fit_transform, fit(X).transform(X), for the estimators that keep it: the
+    # line calling fit_transform is the frame above it
+    import inspect
+
+    from sklearn.base import TransformerMixin
+
+    return inspect.unwrap(TransformerMixin.fit_transform).__code__
+
+
 def _skipped(filename, wrappers):
     return filename.startswith(_PACKAGE_DIRS) or filename in wrappers
 
@@ -44,7 +54,8 @@ def warn_user(message, category=UserWarning):
     reached through an estimator, a helper process or a pipeline would point inside the
     package. This one always names the line that called into it (or the library, such as
     scikit-learn's ``Pipeline``, that did), looking through scikit-learn's wrapper of
-    ``transform`` that only sets the output container. Under ``torchrun``, only process 0 warns, also
+    ``transform`` that only sets the output container, and its ``fit_transform``, which only
+    calls ``fit`` and ``transform``. Under ``torchrun``, only process 0 warns, also
     before it joins the process group: every process runs the same checks, and one warning
     per process would repeat each message.
 
@@ -59,9 +70,10 @@ def warn_user(message, category=UserWarning):
 
     if not is_main_process():
         return
-    wrappers = _set_output_files()
+    wrappers, fit_transform = _set_output_files(), _pass_through_code()
     frame, level = sys._getframe(1), 1  # level 1: the function calling warn_user
-    while frame is not None and _skipped(frame.f_code.co_filename, wrappers):
+    while frame is not None and (_skipped(frame.f_code.co_filename, wrappers)
+                                 or frame.f_code is fit_transform):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level + 1)  # + 1: this function's own frame
 

@@ -2750,3 +2750,11 @@ def test_the_shorter_windows_offered_to_one_subject_are_worded_for_one():
     assert str(info.value).endswith("leave the subject out, or pass min_frames=9 or less to "
                                     "have it padded, or pass n_frames=8 or less (a multiple of "
                                     "patch_size=4, two patches or more) for windows it fills")
+
+
+def test_fit_transforms_warnings_name_the_users_line_not_scikit_learns():
+    """The pretrainer's ``fit_transform`` is scikit-learn's ``fit(X).transform(X)``: a warning
+    of its fit (a TR in milliseconds) named that line of scikit-learn's."""
+    with pytest.warns(UserWarning, match="long for fMRI") as record:
+        _pretrainer(n_epochs=1, t_r=2000).fit_transform(_data(4))
+    assert {Path(w.filename).name for w in record} == {Path(__file__).name}
