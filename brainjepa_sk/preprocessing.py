@@ -211,7 +211,7 @@ def warn_long_t_r(**trs):
         is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if is_number and math.isfinite(value) and value > LONGEST_PLAUSIBLE_T_R:
             warn_user(f"{name}={value:g} s is long for fMRI: TRs are in seconds "
-                      f"({value:g} ms is {round(value / 1000, 6)!r} s)")
+                      f"({value:g} ms is {round(float(value) / 1000, 6)!r} s)")
 
 
 def resample(x, t_r, target_t_r):

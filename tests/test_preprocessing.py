@@ -14,6 +14,7 @@ from brainjepa_sk.preprocessing import (
     Preprocessor,
     resample,
     subject_lengths,
+    warn_long_t_r,
 )
 
 
@@ -1383,3 +1384,13 @@ def test_a_preprocessor_refuses_what_is_no_list_of_arrays_naming_it(method, subj
     paths with "subject 0 holds text, not numbers" (the path's characters)."""
     with pytest.raises(ValueError, match=message):
         getattr(Preprocessor(8, normalization=None), method)(subjects)
+
+
+def test_a_numpy_t_r_in_milliseconds_is_warned_of_in_plain_seconds():
+    """A TR read as a NumPy scalar (from a table of scan parameters) was shown as
+    'np.float64(2.0) s' in the warning's seconds."""
+    with pytest.warns(UserWarning) as record:
+        warn_long_t_r(t_r=np.float64(2000), model_t_r=np.float32(720))
+    assert [str(w.message) for w in record] == [
+        "t_r=2000 s is long for fMRI: TRs are in seconds (2000 ms is 2.0 s)",
+        "model_t_r=720 s is long for fMRI: TRs are in seconds (720 ms is 0.72 s)"]
