@@ -459,8 +459,9 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         connectivity is nilearn's ``ConnectivityMeasure(kind="correlation")`` (Ledoit-Wolf
         shrunk). ``"connectivity"``: connectivity matrices, ``(n_subjects, n_regions, n_regions)``
         or a single ``(n_regions, n_regions)`` matrix (array or DataFrame; a DataFrame's rows
-        are matched to its columns by name when its index names them). Matrices given with
-        ``"timeseries"`` (every subject square and symmetric with a unit diagonal) are refused.
+        are matched to its columns by name when its index names them). A subject given with
+        ``"timeseries"`` that looks like a connectivity matrix (square and symmetric, with a
+        constant diagonal or positive semi-definite) is refused, as by every estimator.
     reference : array-like of shape (n_regions, k) or path, default=None
         Gradients to align the group gradients to, with ``k >= n_components`` (only the first
         ``n_components`` columns are used), e.g. a published gradient file; loaded with

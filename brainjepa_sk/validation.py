@@ -1117,7 +1117,6 @@ def _validate_files(X, check):
     paths = expand_subject_paths(X) if is_path(X) else [expand_home(x) for x in X]
     digest = hashlib.sha256()
     lengths, n_regions, names, stamps, file_digests = [], None, None, [], []
-    all_connectivity = True
     for i, path in enumerate(paths):
         # stamped before the read: a rewrite during it shows at the next read
         stamps.append(file_stamp(path) if os.path.isfile(path) else None)
@@ -1128,19 +1127,17 @@ def _validate_files(X, check):
             array = check_subject(i, subject, names, n_regions, **check,
                                   first_length=lengths[0] if lengths else None,
                                   first_source=paths[0], source=path)
+            _refuse_connectivity_subject(i, array, check["name"])
         except (ValueError, TypeError) as error:
             raise type(error)(f"{path}: {error}") from None
         n_regions = array.shape[1]
         lengths.append(array.shape[0])
-        all_connectivity = all_connectivity and _looks_like_connectivity(array)
         _update_digest(digest, array)
         # the series as read, to know it again in a file touched since (float64 converted
         # once where the check converted it)
         file_digests.append(series_digest(array if array.dtype == np.float64 else subject,
                                           getattr(subject, "columns", None)))
         del subject, array  # one subject in memory at a time
-    if all_connectivity:
-        _refuse_connectivity(check["name"])
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
                         dtype=check["dtype"], allow_constant=check["allow_constant"],
                         stamps=stamps, file_digests=file_digests)
@@ -1475,24 +1472,51 @@ def subjects_digest(subjects):
     return digest.hexdigest()
 
 
-def _refuse_connectivity(name):
-    # fitted as series, the matrices would give gradients or a model of nothing meaningful
-    raise ValueError(
-        f"X looks like connectivity matrices (every subject is square and symmetric with a "
-        f"unit diagonal), but {name} takes ROI time series of shape (n_timepoints, "
-        "n_regions); give the time series (GradientPositioner takes connectivity matrices "
-        "with kind='connectivity')"
-    )
+def _connectivity_kind(array):
+    """What connectivity matrix a checked subject looks like, or ``None``.
+
+    A matrix is square and symmetric, and has a constant diagonal (a correlation or partial
+    correlation matrix: 1; Fisher-z values with the diagonal zeroed: 0) or is a covariance
+    matrix (positive semi-definite, with a positive diagonal). A time series with as many
+    frames as regions is practically never symmetric (``n * (n - 1) / 2`` coincidences), so
+    symmetry is the sign, and the diagonal or the eigenvalues confirm it (a series built
+    symmetric, such as sinusoids whose phase steps by the frame interval, has neither). A
+    2 x 2 subject is too small to tell (one coincidence) and passes.
+    """
+    n_rows, n_columns = array.shape
+    if n_rows != n_columns or n_rows < 3:
+        return None
+    tolerance = 1e-6 * max(float(np.abs(array).max()), 1.0)
+    # the first row against the first column first: a series fails there, at O(n) cost
+    if not (np.allclose(array[0], array[:, 0], rtol=0, atol=tolerance)
+            and np.allclose(array, array.T, rtol=0, atol=tolerance)):
+        return None
+    diagonal = np.diagonal(array)
+    if np.allclose(diagonal, 1.0, rtol=0, atol=tolerance):
+        return "symmetric with a unit diagonal: a correlation matrix"
+    if np.allclose(diagonal, diagonal[0], rtol=0, atol=tolerance):
+        return f"symmetric with a constant diagonal (every value {diagonal[0]:.6g})"
+    if (diagonal > 0).all() and (np.linalg.eigvalsh((array + array.T) / 2).min()
+                                 >= -n_rows * tolerance):
+        return "symmetric and positive semi-definite: a covariance matrix"
+    return None
 
 
-def _looks_like_connectivity(array):
-    """Whether a checked subject is square and symmetric with a unit diagonal, as a correlation
-    matrix is and a time series practically never is."""
-    if array.shape[0] != array.shape[1]:
-        return False
-    scale = max(float(np.abs(array).max()), 1.0)
-    return bool(np.allclose(np.diagonal(array), 1.0, rtol=0, atol=1e-6)
-                and np.allclose(array, array.T, rtol=0, atol=1e-6 * scale))
+def _refuse_connectivity_subject(i, array, name):
+    """Refuse subject ``i`` when it looks like a connectivity matrix (see
+    :func:`_connectivity_kind`): as a time series it trains or transforms silently, into
+    nothing meaningful (a connectome saved next to the series and globbed with them, say)."""
+    kind = _connectivity_kind(array)
+    if kind is not None:
+        n = array.shape[0]
+        name = name[0].upper() + name[1:]  # "the estimator" when none is named
+        raise ValueError(
+            f"subject {i} looks like a connectivity matrix, not a time series: it is square "
+            f"({n} x {n}) and {kind}. {name} takes each subject's ROI time series, of shape "
+            "(n_timepoints, n_regions): leave the matrix out of X (a connectome saved next to "
+            "the series?) or give the subject's time series in its place. Connectivity "
+            "matrices themselves are taken by GradientPositioner(kind='connectivity')"
+        )
 
 
 def validate_subjects(
@@ -1545,8 +1569,9 @@ def validate_subjects(
     ValueError
         Empty or sparse ``X``, wrong dimensions, complex values, NaN or infinity, too few
         timepoints, fewer than two regions, constant regions, a scan ending in two or more
-        frames of zeros (padding), regions that differ between subjects or from the fitted
-        ones, a glob that matches no file, a missing entry in a list of paths, or a torch
+        frames of zeros (padding), a subject that looks like a connectivity matrix (square
+        and symmetric, with a constant diagonal or positive semi-definite), regions that
+        differ between subjects or from the fitted ones, a glob that matches no file, a missing entry in a list of paths, or a torch
         ``Dataset`` (skorch's way to pass data). The message names the subject and what was
         expected.
     TypeError
@@ -1621,7 +1646,6 @@ def validate_subjects(
         names = None
         out = []
         n_regions = first_length = None
-        all_connectivity = True
         for i, subject in enumerate(subjects):
             try:
                 if names is None:  # the first names met, as when files are checked one by one
@@ -1629,17 +1653,15 @@ def validate_subjects(
                 array = check_subject(i, subject, names, n_regions, **check,
                                       first_length=first_length, first_source=sources[0],
                                       source=sources[i])
+                _refuse_connectivity_subject(i, array, name)
             except (ValueError, TypeError) as error:
                 if sources[i] is None:
                     raise
                 raise type(error)(f"{sources[i]}: {error}") from None
             n_regions = array.shape[1]
             first_length = array.shape[0] if first_length is None else first_length
-            all_connectivity = all_connectivity and _looks_like_connectivity(array)
             if not lazy:
                 out.append(array)
-        if all_connectivity:
-            _refuse_connectivity(name)
         if lazy:  # converted again when used: never a converted copy of every subject at once
             out = ConvertedSubjects(subjects, dtype, allow_constant)
 

@@ -3,6 +3,7 @@
 import copy
 import errno
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -203,6 +204,34 @@ def test_wrong_region_count_is_named(research_model, reference):
     assert "fetch_atlas_brainjepa450" not in str(caught.value)
     with pytest.raises(ValueError, match="transposed"):
         BrainJEPAEmbedder(weights=research_model).fit(X.transpose(0, 2, 1))
+
+
+def test_a_connectivity_matrix_among_the_series_is_refused_naming_it(research_model,
+                                                                      reference, tmp_path):
+    """A 24 x 24 correlation matrix (a connectome saved next to the series) given as one
+    subject was embedded as a 24-frame series without a word, at fit and at transform; files
+    are named. A square series (as many frames as regions) is still embedded."""
+    X = list(reference["x_nilearn"])
+    connectome = np.corrcoef(np.concatenate(X).T)
+    message = (r"subject 3 looks like a connectivity matrix, not a time series: it is square "
+               r"\(24 x 24\) and symmetric with a unit diagonal.*BrainJEPAEmbedder takes")
+    embedder = BrainJEPAEmbedder(weights=research_model, normalization=None)
+    with pytest.raises(ValueError, match="^" + message):
+        embedder.fit(X + [connectome])
+    embedder.fit(X)
+    with pytest.raises(ValueError, match="^" + message):
+        embedder.transform(X + [connectome])
+    paths = [tmp_path / f"sub-{i}.npy" for i in range(3)] + [tmp_path / "conn.npy"]
+    for path, x in zip(paths, X + [connectome]):
+        np.save(path, x)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(paths[3]))}: {message}"):
+        embedder.transform(paths)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(paths[3]))}: {message}"):
+        BrainJEPAEmbedder(weights=research_model, normalization=None).fit(paths)
+    square = make_subjects(n_subjects=2, n_timepoints=N_REGIONS)  # 8 frames of 8 regions
+    out = BrainJEPAEmbedder(weights=tiny_module(), normalization=None,
+                            device="cpu").fit(square).transform(square)
+    assert out.shape == (2, 8) and np.isfinite(out).all()
 
 
 def test_bad_parameters(research_model, reference):

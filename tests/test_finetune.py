@@ -2156,6 +2156,34 @@ def test_a_bf16_module_is_fine_tuned_as_its_float32_copy():
 
 # -- bad input ---------------------------------------------------------------------------------
 
+@pytest.mark.parametrize("estimator", [BrainJEPAClassifier, BrainJEPARegressor])
+def test_a_connectivity_matrix_among_the_series_is_refused_naming_it(estimator, tmp_path):
+    """A correlation matrix (a connectome saved next to the series) given as one subject was
+    fine-tuned on, and predicted, as an 8-frame series without a word; files are named. A
+    square series (as many frames as regions) is still taken."""
+    X, y = list(offset_subjects(np.tile([0.0, 1.0], 4))), np.tile([0, 1], 4)
+    connectome = np.corrcoef(np.concatenate(X).T)  # (8, 8)
+    with_connectome = X[:6] + [connectome] + X[7:]  # in subject 6's place
+    message = (r"subject 6 looks like a connectivity matrix, not a time series: it is square "
+               rf"\(8 x 8\) and symmetric with a unit diagonal.*{estimator.__name__} takes")
+    with pytest.raises(ValueError, match="^" + message):
+        estimator(tiny_module(), **fast(max_epochs=1)).fit(with_connectome, y)
+    net = estimator(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    with pytest.raises(ValueError, match="^" + message):
+        net.predict(with_connectome)
+    paths = [tmp_path / f"sub-{i}.npy" for i in range(8)]
+    paths[6] = tmp_path / "conn.npy"
+    for path, x in zip(paths, with_connectome):
+        np.save(path, x)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(paths[6]))}: {message}"):
+        estimator(tiny_module(), **fast(max_epochs=1)).fit(paths, y)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(paths[6]))}: {message}"):
+        net.predict(paths)
+    square = offset_subjects(np.tile([0.0, 1.0], 4), n_timepoints=N_REGIONS)  # 8 x 8 each
+    assert estimator(tiny_module(), **fast(max_epochs=1)).fit(square, y).predict(
+        square).shape == (8,)
+
+
 def test_bad_input_gets_clear_errors_and_a_failed_fit_changes_nothing():
     X, y = offset_subjects(np.tile([0.0, 1.0], 3)), np.tile([0, 1], 3)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)

@@ -899,28 +899,33 @@ def test_pandas_output_keeps_the_index_of_a_series_of_subjects(X):
 
 def test_connectivity_matrices_given_as_time_series_are_refused(X, tmp_path):
     """Correlation matrices are valid (n_regions x n_regions) 'time series', so they would be
-    used silently; every subject square, symmetric and unit-diagonal is the sign."""
+    used silently; a subject square and symmetric with a constant diagonal (or positive
+    semi-definite) is the sign."""
     from nilearn.connectome import ConnectivityMeasure
 
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
     fitted = GradientPositioner(**SMALL).fit(X)
     before = fitted.gradients_.copy()
-    with pytest.raises(ValueError, match="looks like connectivity matrices.*kind='connectivity'"):
+    with pytest.raises(ValueError, match="^subject 0 looks like a connectivity matrix.*"
+                                         "GradientPositioner takes.*kind='connectivity'"):
         fitted.fit(corr)
     np.testing.assert_array_equal(fitted.gradients_, before)  # the fitted one kept
     # files are checked one at a time, the same way
     for k, matrix in enumerate(corr):
         np.save(tmp_path / f"sub-{k}.npy", matrix)
-    with pytest.raises(ValueError, match="looks like connectivity matrices"):
+    with pytest.raises(ValueError, match=r"sub-0\.npy: subject 0 looks like a connectivity "
+                                         "matrix"):
         GradientPositioner(**SMALL).fit(str(tmp_path / "sub-*.npy"))
+    # a covariance matrix (symmetric, its diagonal 2) is one too
+    with pytest.raises(ValueError, match="subject 0 looks like a connectivity matrix"):
+        GradientPositioner(**SMALL).fit(corr * 2)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         GradientPositioner(kind="connectivity", **SMALL).fit(corr)
         GradientPositioner(**SMALL).fit(X)
         # square time series (as many timepoints as regions) are not matrices
         GradientPositioner(**SMALL).fit(X[:, :N_REGIONS])
-        # nor is a square series with only one of the two signs
-        GradientPositioner(**SMALL).fit(corr * 2)  # symmetric, its diagonal 2
+        # nor is a square series with a unit diagonal that is not symmetric
         unit_diagonal = X[:, :N_REGIONS].copy()
         unit_diagonal[:, np.arange(N_REGIONS), np.arange(N_REGIONS)] = 1.0
         GradientPositioner(**SMALL).fit(unit_diagonal)  # not symmetric

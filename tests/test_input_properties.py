@@ -545,6 +545,69 @@ def test_scans_padded_with_zeros_to_a_common_length_are_refused_not_taken_for_si
         validate_subjects(X[2:])
 
 
+def _connectivity_matrices(n_regions, seed):
+    """Each kind of matrix a connectome file may hold, with how the refusal describes it."""
+    rng = np.random.default_rng(seed)
+    series = rng.standard_normal((200, n_regions))
+    covariance = np.cov(series.T)
+    correlation = np.corrcoef(series.T)
+    precision = np.linalg.inv(covariance)
+    partial = -precision / np.sqrt(np.outer(np.diag(precision), np.diag(precision)))
+    np.fill_diagonal(partial, 1.0)  # as nilearn's "partial correlation" has it
+    unit = "symmetric with a unit diagonal: a correlation matrix"
+    return [
+        (correlation, unit),
+        (correlation.astype(np.float32), unit),  # saved in float32
+        (partial, unit),
+        (np.arctanh(correlation - np.eye(n_regions)),  # Fisher z, the diagonal zeroed
+         "symmetric with a constant diagonal (every value 0)"),
+        (covariance, "symmetric and positive semi-definite: a covariance matrix"),
+    ]
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_subject_that_looks_like_a_connectivity_matrix_is_refused_among_series(tmp_path,
+                                                                                lazy):
+    """A connectome saved next to the series (and globbed or listed with them) is a valid
+    square "series": only input made of correlation matrices alone was refused, so one among
+    series was trained on silently. It is refused where it stands, naming the subject and its
+    file, whatever kind of matrix it is."""
+    rng = np.random.default_rng(30)
+    series = [rng.standard_normal((30, N_REGIONS)) for _ in range(3)]
+    for matrix, kind in _connectivity_matrices(N_REGIONS, seed=32):
+        message = (rf"subject 2 looks like a connectivity matrix, not a time series: it is "
+                   rf"square \(6 x 6\) and {re.escape(kind)}\. The estimator takes each "
+                   r"subject's ROI time series, of shape \(n_timepoints, n_regions\): leave "
+                   r"the matrix out of X")
+        with pytest.raises(ValueError, match="^" + message):
+            validate_subjects(series[:2] + [matrix] + series[2:], lazy=lazy)
+        paths = [tmp_path / f"sub-{k}.npy" for k in range(3)] + [tmp_path / "conn.npy"]
+        for path, x in zip(paths, series[:2] + [matrix] + series[2:]):
+            np.save(path, x)
+        with pytest.raises(ValueError, match=f"^{re.escape(str(paths[2]))}: {message}"):
+            validate_subjects(paths, lazy=lazy)
+        # a matrix alone, as subject 0, is refused the same way
+        with pytest.raises(ValueError, match="^subject 0 looks like a connectivity matrix"):
+            validate_subjects([matrix], lazy=lazy)
+
+
+def test_square_series_are_not_taken_for_connectivity_matrices():
+    """A series with as many frames as regions is practically never symmetric; one built
+    symmetric (sinusoids whose phase steps by the frame interval, x[t, r] = sin(w (t + r)))
+    has neither a constant diagonal nor a positive semi-definite shape, and is kept too."""
+    rng = np.random.default_rng(31)
+    frames = np.arange(N_REGIONS)
+    symmetric = np.sin(0.7 * (frames[:, None] + frames[None, :]))
+    np.testing.assert_array_equal(symmetric, symmetric.T)
+    square = [rng.standard_normal((N_REGIONS, N_REGIONS)),
+              rng.standard_normal((N_REGIONS, N_REGIONS)).cumsum(axis=0), symmetric]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checked = validate_subjects(square)
+    for x, y in zip(checked, square):
+        np.testing.assert_array_equal(x, y)
+
+
 class _Fitted:
     """A bare estimator for validate_subjects(estimator=...)."""
 

@@ -302,6 +302,28 @@ def test_a_connectivity_positioner_is_refused_naming_the_time_series():
             _pretrainer(gradients=positioner, n_frames=16, n_epochs=1).fit(data)
 
 
+def test_a_connectivity_matrix_among_the_series_is_refused_naming_it(tmp_path):
+    """A correlation matrix saved next to the series, listed or globbed with them, trained as
+    a square series without a word (only input made of matrices alone was refused); a square
+    series (as many frames as regions) still trains."""
+    X = list(_data(n_subjects=3))
+    connectome = np.corrcoef(np.concatenate(X).T)  # (16, 16)
+    with pytest.raises(ValueError, match=r"^subject 3 looks like a connectivity matrix, not a "
+                                         r"time series: it is square \(16 x 16\) and symmetric "
+                                         r"with a unit diagonal.*BrainJEPAPretrainer takes"):
+        _pretrainer(n_frames=16, n_epochs=1).fit(X + [connectome])
+    paths = [tmp_path / f"sub-{i}.npy" for i in range(3)]
+    for path, x in zip(paths, X):
+        np.save(path, x)
+    np.save(tmp_path / "conn.npy", connectome)
+    for files in (paths + [tmp_path / "conn.npy"], str(tmp_path / "*.npy")):  # conn.npy first
+        with pytest.raises(ValueError, match=re.escape(str(tmp_path / "conn.npy")) +
+                           r": subject \d looks like a connectivity matrix"):
+            _pretrainer(n_frames=16, n_epochs=1).fit(files)
+    square = _pretrainer(n_frames=16, n_epochs=1).fit([x[:N_REGIONS] for x in X])
+    assert len(square.history_) == 1
+
+
 def test_a_positioner_that_does_not_fit_the_atlas_is_named_as_the_pretrainers_gradients():
     """A positioner given whose settings do not suit X's regions is named as the ``gradients``
     given, with its settings, the atlas and the positioner's reason (the default positioner
