@@ -238,6 +238,57 @@ def test_device_check_calls_bench_model_with_flags_it_takes(tmp_path):
     assert (out / "device.txt").exists() and (out / "gpu_tests.txt").exists()
 
 
+@pytest.mark.skipif(not (shutil.which("bash") and shutil.which("timeout")),
+                    reason="needs bash and timeout")
+@pytest.mark.parametrize("part", ["core", "levers"])
+def test_device_check_in_two_parts_runs_each_step_once(tmp_path, part):
+    """``PART=core`` then ``PART=levers`` (two device calls, so that a failed first part
+    leaves time to rerun it) run the steps of one whole call between them, each once: the
+    tests and the steps timed first in core, the levers in the other."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "benchmarks").symlink_to(BENCHMARKS)
+    (work / "tests").symlink_to(ROOT / "tests")
+    (work / ".wheels").mkdir()
+    (work / ".wheels" / "skorch-0-py3-none-any.whl").touch()
+    stub, log = tmp_path / "stub.py", tmp_path / "calls.jsonl"
+    stub.write_text(_STUB)
+    env = {**os.environ, "OUT": str(out), "PY": f"{sys.executable} {stub}",
+           "STUB_LOG": str(log), "PART": part}
+    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-4000:]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    tested = [call for call in calls if call[:2] == ["-m", "pytest"]]
+    bench_model = load_bench_model()
+    steps = sorted((a.what, a.compile, a.sdpa_backend, a.accumulation_steps)
+                   for a in (bench_model.parse_args(call[1:]) for call in calls
+                             if call[0] == "benchmarks/bench_model.py"))
+    if part == "core":
+        assert len(tested) == 1
+        assert steps == [("both", False, "auto", 1), ("both", True, "auto", 1),
+                         ("finetune", False, "auto", 1)]
+    else:
+        assert not tested
+        assert steps == [("both", False, "cudnn", 1), ("both", False, "flash", 1),
+                         ("finetune", True, "auto", 1), ("train", False, "auto", 2),
+                         ("train", True, "auto", 1)]
+
+
+@pytest.mark.skipif(not shutil.which("bash"), reason="needs bash")
+def test_device_check_refuses_an_unknown_part(tmp_path):
+    """A misspelt ``PART`` stops before anything runs, naming the parts."""
+    log = tmp_path / "calls.jsonl"
+    (tmp_path / "stub.py").write_text(_STUB)
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "STUB_LOG": str(log),
+           "PY": f"{sys.executable} {tmp_path / 'stub.py'}", "PART": "cores"}
+    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=60)
+    assert process.returncode == 2
+    assert "PART must be all, core or levers, got 'cores'" in process.stderr
+    assert not log.exists()
+
+
 #: A Python that records its calls, whose pip refuses the wheels (its reason first, then more
 #: lines) and in which skorch does not import (``python -c`` fails).
 _NO_SKORCH_STUB = _STUB + """if sys.argv[1:3] == ["-m", "pip"]:
