@@ -822,9 +822,14 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                                 cut["batches_per_epoch"], cut["loader_batch_size"] = \
                                     self.__dict__.get("_epoch_loader_", (None, None))
                                 # which windows they were, for a resumed fit to check
-                                # it loads them again (see run_single_epoch)
-                                cut["batches_digest"] = _digest_of_batches(self.__dict__.get(
-                                    "_batch_digests_", [])[:cut["batches_done"]])
+                                # it loads them again (see run_single_epoch); a resumed
+                                # epoch cut before its pass loaded them keeps the digest
+                                # it resumed (None for a history without one)
+                                digests = self.__dict__.get("_batch_digests_", [])
+                                cut["batches_digest"] = (
+                                    _digest_of_batches(digests[:cut["batches_done"]])
+                                    if len(digests) >= cut["batches_done"]
+                                    else self.__dict__.get("_skipped_digest_"))
                                 self._cut_epoch_ = cut
                         raise
             # a SIGTERM after the last batch (during the last epoch's callbacks) still stops
