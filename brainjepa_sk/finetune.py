@@ -213,6 +213,16 @@ def _start_persistent_workers(loader):
     torch.random.set_rng_state(state)
 
 
+def _take_saved_unset_buffers(module, state_dict, prefix, *args):
+    """A ``load_state_dict`` pre-hook: a buffer that is None in ``module`` (a loss's class
+    weights, which a new fit counts after skorch's ``LoadInitState`` loaded its checkpoint)
+    takes the saved one's shape, for torch to load it (it refused the saved tensor as an
+    unexpected key)."""
+    for name, buffer in module._buffers.items():
+        if buffer is None and prefix + name in state_dict:
+            module._buffers[name] = torch.empty_like(state_dict[prefix + name])
+
+
 def _count_skipped_in_progress_bars(net, skipped):
     """Count the ``skipped`` batches of a resumed epoch in the bars of skorch's
     ``ProgressBar`` callbacks, made for the whole epoch when it began: the resumed epoch's
@@ -679,7 +689,17 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 owner = getattr(self, "module_" if key == "f_params" else f"{key[2:]}_", None)
                 if owner is not None and all(owner is not copied for copied, _, _ in copies):
                     copies.append(_copy_of(owner))
-            super(_FineTuneBase, self).load_params(**files_and_options)
+            criterion = getattr(self, "criterion_", None) if "f_criterion" in \
+                files_and_options else None
+            # (each of its modules: a compiled loss holds the loss)
+            hooks = [part.register_load_state_dict_pre_hook(_take_saved_unset_buffers)
+                     for part in criterion.modules()] if isinstance(
+                criterion, torch.nn.Module) else []
+            try:
+                super(_FineTuneBase, self).load_params(**files_and_options)
+            finally:
+                for hook in hooks:
+                    hook.remove()
             # skorch takes any JSON list (or a dict's keys) as the history
             if "f_history" in files_and_options and not all(
                     isinstance(record, dict) and "epoch" in record for record in self.history_):

@@ -5590,6 +5590,29 @@ def test_a_resumed_cut_epoch_cut_again_as_it_begins_resumes_without_a_warning(tm
     assert_same_module_weights(resumed.module_, reference.module_)
 
 
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 2.0}])
+def test_a_run_with_class_weights_cut_inside_an_epoch_resumes_as_the_uninterrupted_one(
+        class_weight, tmp_path):
+    """A new fit builds its loss before it counts the class weights, so its loss had no
+    weights when skorch's LoadInitState loaded the checkpoint's, which held them: the resume
+    failed, the checkpoint's criterion file called damaged or of another model. The fit
+    loads them (and counts them again for its training windows, the same ones), and the run
+    ends as the uninterrupted one."""
+    X, y = offset_subjects(np.tile([0.0, 1.0, 1.0], 4)), np.tile([0, 1, 1], 4)
+    settings = fast(max_epochs=3, batch_size=4, train_split=None, class_weight=class_weight)
+    reference = BrainJEPAClassifier(tiny_module(), **settings).fit(X, y)
+    end = TrainEndCheckpoint(dirname=tmp_path)
+    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+        ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
+            ("load", LoadInitState(end))]).fit(X, y)
+    assert resumed.history_[:, "train_loss"] == reference.history_[:, "train_loss"]
+    torch.testing.assert_close(resumed.criterion_.weight, reference.criterion_.weight)
+    assert_same_module_weights(resumed.module_, reference.module_)
+
+
 class PersistentInside:
     """A loader class of one's own with a DataLoader of persistent workers inside."""
 
