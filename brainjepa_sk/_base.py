@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import io
 import numbers
 import os
 from collections.abc import Iterator
@@ -962,6 +963,70 @@ class SubjectsTransformerMixin(SubjectsInputMixin, TransformerMixin):
         return input_features
 
 
+#: The key under which a pickled estimator records its weights files (see
+#: ``weights_file_identities``); read by nothing, left out when the pickle is loaded.
+_WEIGHTS_FILES_KEY = "_weights_files_at_pickling"
+
+
+def weights_file_identities(estimator):
+    """The size and modification time of each file an estimator's ``weights`` or
+    ``gradients`` names, as recorded in its pickles.
+
+    ``joblib.hash``, which keys the cached fits of ``Pipeline(memory=...)``, pickles the
+    estimator: a path would count by its text alone, and a checkpoint saved over it since would
+    be served the fit cached with the old file. The published ``"ukbiobank"`` files are pinned
+    by their hashes, so that name is left out.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        An estimator with ``weights`` and/or ``gradients`` parameters.
+
+    Returns
+    -------
+    dict
+        ``{parameter: (size in bytes, modification time in ns)}`` for each of them that names
+        a file, ``None`` for a path with no file to read (its ``fit`` names it).
+    """
+    identities = {}
+    for name in ("weights", "gradients"):
+        value = getattr(estimator, name, None)
+        if not is_path(value) or _is_default_weights(value):
+            continue
+        try:
+            stat = expand_home(value).stat()
+        except (OSError, ValueError):  # no such file; a path with a NUL byte
+            identities[name] = None
+        else:
+            identities[name] = (stat.st_size, stat.st_mtime_ns)
+    return identities
+
+
+class _SavedModule:
+    """A module that pickles as the bytes of ``torch.save`` and loads back as the module.
+
+    A plain pickle of a tensor records the memory address of its storage (PyTorch pickles a
+    storage with its legacy ``torch.save``), so a module and its copy, or the same module in
+    another process, pickle to other bytes: ``joblib.hash`` of an estimator holding it, the key
+    of ``Pipeline(memory=...)``'s cached fits, would differ at every ``clone``. ``torch.save``'s
+    own format numbers the storages instead, and gives the same bytes for the same module.
+    """
+
+    def __init__(self, module):
+        self.module = module
+
+    def __reduce__(self):
+        buffer = io.BytesIO()
+        torch.save(self.module, buffer)
+        return _module_from_saved_bytes, (buffer.getvalue(),)
+
+
+def _module_from_saved_bytes(data):
+    """The module that ``_SavedModule`` pickled (a pickle runs code anyway: the module's
+    classes are loaded as ``pickle`` loads them)."""
+    return torch.load(io.BytesIO(data), weights_only=False)
+
+
 class EmbeddingTransformMixin(SubjectsTransformerMixin):
     """``transform`` / ``get_feature_names_out`` shared by the estimators that embed subjects.
 
@@ -1011,7 +1076,28 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         # a copy: object.__getstate__ returns the instance's own __dict__ (Python >= 3.11)
         state = dict(super().__getstate__())
         state.pop("_device_cache", None)
+        # Pipeline(memory=...) keys a cached fit on joblib.hash of the unfitted estimator, a
+        # pickle: with the files' identities in it, a file saved over the path is a new key
+        files = weights_file_identities(self)
+        if files:
+            state[_WEIGHTS_FILES_KEY] = files
+        # and a module as weights is pickled as the same bytes for its copies (clone copies it)
+        module = state.get("weights")
+        if isinstance(module, torch.nn.Module):
+            saved = _SavedModule(module)
+            state["weights"] = saved
+            if "_preprocessed_with_" in state:
+                # the same object, so that it loads as one module: transform compares the
+                # weights with those of the fit by identity
+                state["_preprocessed_with_"] = {
+                    name: saved if value is module else value
+                    for name, value in state["_preprocessed_with_"].items()}
         return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        state.pop(_WEIGHTS_FILES_KEY, None)
+        super().__setstate__(state)
 
     def _check_output_container(self):
         """Refuse ``pooling="tokens"`` with pandas output, as ``transform`` does before it

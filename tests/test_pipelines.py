@@ -1,10 +1,17 @@
 """The estimators inside scikit-learn tooling: Pipeline, FeatureUnion, CV by group, grid search."""
 
+import pickle
 import warnings
 
 import numpy as np
 import pytest
-from _estimators import make_subjects, tiny_estimators, tiny_module, tiny_supervised_estimators
+from _estimators import (
+    assert_same_module,
+    make_subjects,
+    tiny_estimators,
+    tiny_module,
+    tiny_supervised_estimators,
+)
 from nilearn.connectome import ConnectivityMeasure
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
@@ -514,3 +521,95 @@ def test_meta_estimators_take_subjects_of_different_lengths(name):
         warnings.simplefilter("ignore")  # a tiny model's convergence and small-data warnings
         fitted = make(*tiny_supervised_estimators()).fit(X, y)
         check(fitted, X)
+
+
+def _cached_step_makers(tmp_path, official_dir):
+    """Builders of each kind of cacheable first step, with the subjects each fits on."""
+    X = make_subjects(n_subjects=6, n_timepoints=12)
+    X_research = np.random.default_rng(0).standard_normal((6, 40, 24)).cumsum(axis=1)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS))
+    fine_tuner = tiny_supervised_estimators(N_REGIONS)[1].fit(X, np.arange(6.0))
+    pretrainer = tiny_estimators(N_REGIONS)[2]
+    return {
+        "checkpoint path": (lambda: BrainJEPAEmbedder(weights=path, device="cpu"), X),
+        "research path and gradients": (lambda: _research_embedder(official_dir), X_research),
+        "BrainJEPA module": (_embedder, X),
+        "fine-tuner's encoder": (
+            lambda: BrainJEPAEmbedder(weights=fine_tuner.module_.encoder, device="cpu"), X),
+        "pretrainer, GradientPositioner": (lambda: pretrainer.set_params(
+            gradients=GradientPositioner(n_components=2, sparsity=0.5)), X),
+        "pretrainer, array": (lambda: pretrainer, X),
+    }
+
+
+@pytest.fixture
+def counted_fits(monkeypatch):
+    """The estimators' fits, counted (their cached fits are not)."""
+    fits = []
+    for cls in (BrainJEPAEmbedder, BrainJEPAPretrainer):
+        def counted(self, *args, _fit=cls.fit, **kwargs):
+            fits.append(type(self).__name__)
+            return _fit(self, *args, **kwargs)
+        monkeypatch.setattr(cls, "fit", counted)
+    return fits
+
+
+@pytest.mark.parametrize("kind", ["checkpoint path", "research path and gradients",
+                                  "BrainJEPA module", "fine-tuner's encoder",
+                                  "pretrainer, GradientPositioner", "pretrainer, array"])
+def test_a_pipeline_with_memory_fits_the_step_once_and_loads_it_after(
+        tmp_path, official_dir, counted_fits, kind):
+    # a module as weights missed the cache at every fit: a pickled tensor records its memory
+    # address, and the pipeline hashes a clone, which copies the module
+    make_step, X = _cached_step_makers(tmp_path, official_dir)[kind]
+    y = np.arange(len(X), dtype=float)
+    counted_fits.clear()
+    memory = str(tmp_path / "cache")
+    first = make_pipeline(make_step(), RidgeCV(), memory=memory).fit(X, y).predict(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the loaded step is the one fitted, no change since
+        again = make_pipeline(make_step(), RidgeCV(), memory=memory).fit(X, y)
+        np.testing.assert_array_equal(again.predict(X), first)
+    assert len(counted_fits) == 1
+    make_pipeline(make_step(), RidgeCV(), memory=memory).fit(X[:-1], y[:-1])
+    assert len(counted_fits) == 2  # other subjects: a new fit
+
+
+def test_a_pipeline_with_memory_refits_for_a_checkpoint_saved_over_the_path(tmp_path,
+                                                                           counted_fits):
+    # the path alone keyed the cache: the fit of the file saved there before was served
+    X = make_subjects(n_subjects=6)
+    y = np.arange(6.0)
+    path = tmp_path / "model.pt"
+    save_checkpoint(path, tiny_module(N_REGIONS, seed=0))
+    pipe = make_pipeline(BrainJEPAEmbedder(weights=path, device="cpu"), RidgeCV(),
+                         memory=str(tmp_path / "cache"))
+    old = pipe.fit(X, y)[:-1].transform(X)
+    save_checkpoint(path, tiny_module(N_REGIONS, seed=1))
+    new = pipe.fit(X, y)[:-1].transform(X)
+    assert len(counted_fits) == 2
+    np.testing.assert_allclose(new, BrainJEPAEmbedder(weights=path, device="cpu").fit_transform(X))
+    assert not np.allclose(new, old)
+
+
+def test_a_pipeline_with_memory_refits_for_another_module(tmp_path, counted_fits):
+    X = make_subjects(n_subjects=6)
+    y = np.arange(6.0)
+    for seed in (0, 1):
+        make_pipeline(BrainJEPAEmbedder(weights=tiny_module(N_REGIONS, seed=seed), device="cpu"),
+                      RidgeCV(), memory=str(tmp_path / "cache")).fit(X, y)
+    assert len(counted_fits) == 2
+
+
+def test_a_pickled_embedder_of_a_module_loads_it_as_one_module_and_transforms_silently():
+    # its weights and those it recorded at fit, pickled apart, loaded as two modules: transform
+    # warned that the weights had changed since fit
+    X = make_subjects(n_subjects=4)
+    embedder = _embedder().fit(X)
+    loaded = pickle.loads(pickle.dumps(embedder))
+    assert_same_module(loaded.weights, embedder.weights)
+    assert loaded.weights is loaded._preprocessed_with_["weights"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(loaded.transform(X), embedder.transform(X))
