@@ -1,8 +1,12 @@
 """The estimators inside scikit-learn tooling: Pipeline, FeatureUnion, CV by group, grid search."""
 
+import os
 import pickle
+import subprocess
+import sys
 import warnings
 
+import joblib
 import numpy as np
 import pytest
 from _estimators import (
@@ -13,6 +17,7 @@ from _estimators import (
     tiny_supervised_estimators,
 )
 from nilearn.connectome import ConnectivityMeasure
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_score
 from sklearn.pipeline import FeatureUnion, Pipeline, make_pipeline
@@ -613,3 +618,14 @@ def test_a_pickled_embedder_of_a_module_loads_it_as_one_module_and_transforms_si
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(loaded.transform(X), embedder.transform(X))
+
+
+def test_the_cache_key_of_an_embedder_of_a_module_is_the_same_in_another_process():
+    # pickled tensors recorded their memory addresses: a new key in every process
+    script = ("import joblib; from sklearn.base import clone; from _estimators import tiny_module;"
+              " from brainjepa_sk import BrainJEPAEmbedder;"
+              " print(joblib.hash(clone(BrainJEPAEmbedder(tiny_module(), device='cpu'))))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    other = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                           text=True, check=True).stdout.strip()
+    assert other == joblib.hash(clone(BrainJEPAEmbedder(tiny_module(), device="cpu")))
