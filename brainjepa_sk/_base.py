@@ -21,7 +21,7 @@ from sklearn.utils._set_output import _get_output_config
 
 from . import preprocessing
 from ._warnings import warn_user
-from .files import is_path
+from .files import file_stamp, is_path
 from .nn._checks import check_time_patches as check_window_patches
 from .nn.pooling import POOLINGS, TokenPooling, check_pooling_patches
 from .preprocessing import (
@@ -994,11 +994,9 @@ def weights_file_identities(estimator):
         if not is_path(value) or _is_default_weights(value):
             continue
         try:
-            stat = expand_home(value).stat()
+            identities[name] = file_stamp(value)
         except (OSError, ValueError):  # no such file; a path with a NUL byte
             identities[name] = None
-        else:
-            identities[name] = (stat.st_size, stat.st_mtime_ns)
     return identities
 
 
