@@ -629,3 +629,33 @@ def test_the_cache_key_of_an_embedder_of_a_module_is_the_same_in_another_process
     other = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                            text=True, check=True).stdout.strip()
     assert other == joblib.hash(clone(BrainJEPAEmbedder(tiny_module(), device="cpu")))
+
+
+def test_a_pipeline_with_memory_refits_for_a_gradient_file_saved_over_the_path(
+        tmp_path, official_dir, reference, counted_fits):
+    X = reference["x_nilearn"]
+    y = np.arange(len(X), dtype=float)
+    gradients = np.loadtxt(official_dir / "gradient.csv", delimiter=",", ndmin=2)
+    path = tmp_path / "gradients.csv"
+    np.savetxt(path, gradients, delimiter=",")
+    pipe = make_pipeline(_research_embedder(official_dir, gradients=path), RidgeCV(),
+                         memory=str(tmp_path / "cache"))
+    pipe.fit(X, y)
+    np.savetxt(path, gradients[::-1], delimiter=",")
+    pipe.fit(X, y)
+    assert len(counted_fits) == 2
+
+
+def test_a_pipeline_with_memory_keys_subject_files_by_their_paths_alone(tmp_path, counted_fits):
+    # what the user guide warns of: joblib hashes X as given, which the estimators never see
+    X = make_subjects(n_subjects=4)
+    paths = [str(tmp_path / f"sub-{i}.npy") for i in range(len(X))]
+    for path, series in zip(paths, X):
+        np.save(path, series)
+    y = np.arange(4.0)
+    pipe = make_pipeline(_embedder(), RidgeCV(), memory=str(tmp_path / "cache"))
+    old_coef = pipe.fit(paths, y)[-1].coef_
+    np.save(paths[0], make_subjects(n_subjects=1, seed=1)[0])
+    assert not np.allclose(_embedder().fit_transform(paths), _embedder().fit_transform(X))
+    np.testing.assert_array_equal(pipe.fit(paths, y)[-1].coef_, old_coef)
+    assert len(counted_fits) == 3  # the two embedders above; the pipeline's fit, once
