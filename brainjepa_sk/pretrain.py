@@ -34,6 +34,8 @@ from ._base import (
     check_pooling,
     check_same_subjects,
     check_window_patches,
+    fit_then_transform,
+    record_validated,
     restore_on_error,
     training_windows,
     window_chunks,
@@ -735,6 +737,30 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         return flat
 
     # -- fit ---------------------------------------------------------------------------------
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit to ``X``, then transform it (an iterator ``X`` is read into a list first).
+
+        ``X`` is checked once, by ``fit``: its transform takes the subjects so checked, with
+        the checks that ``transform`` makes against the fit (the same errors and warnings as
+        ``fit(X).transform(X)``), without reading files or converting arrays again for them.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_subjects, n_timepoints, n_regions), list of 2-D arrays or files
+            Subjects' ROI time series; any iterable of subjects, a generator included.
+        y : None
+            Ignored (self-supervised).
+        **fit_params : dict
+            Further parameters of ``fit``.
+
+        Returns
+        -------
+        X_new : ndarray or list of ndarray
+            What ``transform`` returns for ``X``.
+        """
+        with fit_then_transform():
+            return super().fit_transform(X, y, **fit_params)
+
     def fit(self, X, y=None):
         """Pretrain on the subjects in ``X``.
 
@@ -778,9 +804,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             # holds: the estimator as it was, not this fit's regions with the last fit's model
             self._before_fit = before
             try:
-                self._fit(X)
+                subjects = self._fit(X)
             finally:
                 del self._before_fit
+        record_validated(self, X, subjects)  # for the transform of fit_transform
         return self
 
     def __getstate__(self):
@@ -807,6 +834,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 f"two patches or more{lowered})")
 
     def _fit(self, X):
+        """:meth:`fit`'s work; returns ``X`` as it validated it."""
         # the settings first, before X is read (every file of a corpus on disk)
         config = self._model_config()
         check_pooling(self.pooling, config["n_patches"])
@@ -879,6 +907,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         self.history_ = history
         self.embedding_dim_ = config["embed_dim"]
         self.__dict__.pop("_device_cache", None)
+        return subjects
 
     def _check_masking_options(self, options):
         """Raise a ``ValueError`` naming the keys of ``options`` that are no masking option."""

@@ -1519,3 +1519,72 @@ def test_transform_warns_of_the_scale_of_the_first_subjects_before_a_later_error
         with pytest.raises(ValueError, match="subject 4 has 10 frames, not the 30 it had"):
             embedder.transform(subjects)
     assert len(_scale_warnings(caught)) == warned
+
+
+def _tiny_pretrainer(**params):
+    return BrainJEPAPretrainer(
+        gradients=np.random.default_rng(0).standard_normal((N_REGIONS, 3)),
+        model_size=dict(embed_dim=8, depth=1, num_heads=2), patch_size=2, n_frames=8,
+        predictor_depth=1, n_epochs=1, batch_size=4, device="cpu", verbose=0, random_state=0,
+        **params)
+
+
+@pytest.mark.parametrize("kind", ["tsv", "arrays"])
+def test_a_pretrainers_fit_transform_checks_x_once_with_the_warnings_of_fit_then_transform(
+        tmp_path, monkeypatch, kind):
+    """The pretrainer's fit_transform was fit(X).transform(X): its transform checked X again,
+    every text file parsed once more (arrays converted and checked once more). It takes the
+    subjects its fit checked, with the checks of transform against the fit: the same output,
+    and the warnings of fit then transform in their order (here one of fit, t_r over 20 s,
+    and one of transform, the robust statistics of fit leaving subject 0, 1e4 times larger
+    than the others, far above unit scale)."""
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    series[0] = series[0] * 1e4 + 1e4
+    if kind == "tsv":
+        X = _save(tmp_path, series, kind="tsv")
+    else:
+        names = [f"roi{r}" for r in range(N_REGIONS)]
+        X = [pd.DataFrame(x, columns=names) for x in series]
+    monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 1)
+    reads, checked, caught, n_reads = _counting_reads(monkeypatch), [], {}, {}
+    real_check = validation.check_subject
+    monkeypatch.setattr(validation, "check_subject", lambda i, *args, **kwargs: checked.append(i)
+                        or real_check(i, *args, **kwargs))
+    outputs = {}
+    for call in ("fit, transform", "fit_transform"):
+        pretrainer = _tiny_pretrainer(t_r=30, normalization="robust")
+        reads.clear()
+        checked.clear()
+        with warnings.catch_warnings(record=True) as caught[call]:
+            warnings.simplefilter("always")
+            if call == "fit_transform":
+                outputs[call] = pretrainer.fit_transform(X)
+            else:
+                outputs[call] = pretrainer.fit(X).transform(X)
+        n_reads[call] = len(reads)
+    assert checked == list(range(len(series)))  # fit_transform's: once each, by fit
+    np.testing.assert_array_equal(outputs["fit_transform"], outputs["fit, transform"])
+    if kind == "tsv":  # each file read once less: by transform's check
+        assert n_reads["fit_transform"] == n_reads["fit, transform"] - len(X)
+        assert reads == X * (n_reads["fit_transform"] // len(X))
+    messages = {call: [str(warning.message) for warning in found]
+                for call, found in caught.items()}
+    assert len(messages["fit_transform"]) == 2
+    assert messages["fit_transform"][0].startswith("t_r=30 s is long for fMRI")
+    assert messages["fit_transform"][1].startswith("the series are on another scale")
+    assert messages["fit_transform"] == messages["fit, transform"]
+
+
+def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_transform():
+    """A fit_transform whose transform refuses (pooling="tokens" with pandas output, which fit
+    takes) raises transform's error after a fit that stays, as fit followed by transform."""
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    for call in ("fit, transform", "fit_transform"):
+        pretrainer = _tiny_pretrainer(pooling="tokens").set_output(transform="pandas")
+        with pytest.raises(ValueError, match='pooling="tokens" gives one'):
+            if call == "fit_transform":
+                pretrainer.fit_transform(series)
+            else:
+                pretrainer.fit(series).transform(series)
+        assert hasattr(pretrainer, "model_"), call
+
