@@ -953,6 +953,20 @@ class SubjectFiles(Sequence):
                 "pass the paths again, so that they are checked anew")
         return series
 
+    def _unchanged(self, index):
+        """Whether subject ``index``'s file has the stamp (size, modification time) it had
+        when it was checked, and may be read: a read then gives the series checked, as
+        :meth:`_read` assumes. False where no stamp was recorded, or the file is gone or no
+        longer readable (its permissions changed: not in the stamp); a read tells then."""
+        stamp = None if self.stamps is None else self.stamps[index]
+        if stamp is None:
+            return False
+        path = self.paths[index]
+        try:
+            return file_stamp(path) == stamp and os.access(path, os.R_OK)
+        except OSError:
+            return False
+
     def _same_series(self, index, series):
         """Whether ``series``, read from subject ``index``'s file, is the series checked."""
         digest = None if self.file_digests is None else self.file_digests[index]

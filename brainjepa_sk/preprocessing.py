@@ -27,11 +27,12 @@ from fractions import Fraction
 
 import numpy as np
 from scipy.signal import resample_poly
+from sklearn import get_config
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
-from .files import FileChangedError
+from .files import FileChangedError, SubjectFiles
 from .nn._checks import type_with_article
 from .validation import (
     POSITIVE,
@@ -364,6 +365,19 @@ def _region_count(subjects, i):
     except (ValueError, TypeError, IndexError):
         return None
     return int(shape[-1]) if len(shape) == 2 else None
+
+
+def _checked_files(subjects):
+    """The :class:`~brainjepa_sk.files.SubjectFiles` that ``subjects`` are, or are a view of
+    (:func:`~brainjepa_sk.validation.subject_rows`), and the index in it of each subject;
+    ``(None, None)`` for anything else."""
+    rows = range(len(subjects))
+    while not isinstance(subjects, SubjectFiles):
+        inner, view_rows = getattr(subjects, "subjects", None), getattr(subjects, "rows", None)
+        if inner is None or view_rows is None:
+            return None, None
+        subjects, rows = inner, [view_rows[i] for i in rows]
+    return subjects, rows
 
 
 #: What a Preprocessor given paths is told.
@@ -772,9 +786,22 @@ class Preprocessor:
         Preprocessor
             This instance, fitted: ``n_regions_`` is set, and ``median_`` / ``iqr_`` when
             ``normalization="robust"`` (None otherwise).
+
+        Notes
+        -----
+        ``"global_zscore"`` and ``"roi_zscore"`` learn nothing from the values: checked files
+        (a :class:`~brainjepa_sk.files.SubjectFiles`, as the estimators' ``fit`` has them)
+        unchanged since their check are not read again (their region count is known). A file
+        changed since is read, to raise as a read of it does, and all are read where the
+        series are resampled under scikit-learn's ``assume_finite=True`` (NaN let through
+        the check is refused here).
         """
         self._validate_params()
         self._check_subjects(subjects)
+        n_regions = self._regions_without_reading(subjects)
+        if n_regions is not None:
+            self.n_regions_, self.median_, self.iqr_ = n_regions, None, None
+            return self
         # One subject at a time: ``subjects`` may read each from its file when indexed.
         n_regions, input_name = None, _input_name(subjects)
 
@@ -788,6 +815,38 @@ class Preprocessor:
         lengths = [self.resampled_length(n) for n in subject_lengths(subjects)]
         self._fit_resampled(resampled(), lengths)
         return self
+
+    def _regions_without_reading(self, subjects):
+        """The region count that :meth:`fit` learns, taken from checked files without
+        reading them; None where fit reads ``subjects``.
+
+        Fit reads the subjects where their values make a difference: the robust statistics,
+        the scale warning of None, and the errors of a read that the files' check cannot
+        have raised:
+
+        - a file changed since its check (its stamp), gone or unreadable since: such a file
+          is read here, as fit reads it, and raises the read's error
+          (:class:`~brainjepa_sk.files.FileChangedError`, ``OSError``);
+        - NaN or infinite values, which scikit-learn's ``assume_finite=True`` lets through
+          the check and which resampling refuses, naming the subject: fit reads every
+          subject then (without the read, the transform that meets them would blame a change
+          of the file).
+
+        Subjects that are no checked files (arrays given to the Preprocessor itself, or the
+        estimators' checked arrays, converted in memory) are read as before.
+        """
+        if self.normalization not in ("global_zscore", "roi_zscore"):
+            return None
+        if (_resampling_ratio(self.t_r, self.target_t_r) is not None
+                and get_config()["assume_finite"]):
+            return None
+        files, rows = _checked_files(subjects)
+        if files is None:
+            return None
+        for i, row in enumerate(rows):
+            if not files._unchanged(row):
+                subjects[i]  # read as fit reads it: a file changed since its check raises
+        return files.n_regions
 
     def _fit_resampled(self, resampled, lengths):
         """Learn the statistics from an iterable of resampled series of the given lengths,

@@ -1588,3 +1588,100 @@ def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_
                 pretrainer.fit(series).transform(series)
         assert hasattr(pretrainer, "model_"), call
 
+
+@pytest.mark.parametrize("normalization, values_read", [
+    ("global_zscore", False), ("roi_zscore", False), ("robust", True), (None, True)])
+def test_a_preprocessor_fit_reads_checked_files_only_where_it_learns_from_their_values(
+        tmp_path, monkeypatch, normalization, values_read):
+    """Preprocessor.fit read every subject whatever the normalization; the z-scores learn
+    only the region count, which checked files know: they are not read (a fit of subject_rows
+    of them, as fine-tuning's without its held-out subjects, neither). The robust statistics
+    and the scale warning of None read them as before. Fitted alike either way."""
+    from brainjepa_sk.validation import subject_rows
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    paths = _save(tmp_path, series, kind="tsv")
+    subjects = validate_subjects(paths, lazy=True)
+    reads = _counting_reads(monkeypatch)
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")  # None warns of the scale of these series
+        fitted = Preprocessor(8, normalization=normalization).fit(subjects)
+        assert reads == (paths if values_read else [])
+        reads.clear()
+        view = Preprocessor(8, normalization=normalization).fit(subject_rows(subjects, [3, 1]))
+        assert reads == ([paths[3], paths[1]] if values_read else [])
+        on_arrays = Preprocessor(8, normalization=normalization).fit(_as_read(paths))
+    for found in (fitted, view):
+        for name, value in on_arrays.to_dict().items():
+            if name not in ("median_", "iqr_") or found is fitted:
+                np.testing.assert_array_equal(found.to_dict()[name], value)
+
+
+@pytest.mark.parametrize("estimator", ["embedder", "classifier", "pretrainer"])
+def test_a_fit_with_a_zscore_normalization_reads_each_file_once_less(
+        tmp_path, monkeypatch, estimator):
+    """Every fit with normalization="global_zscore" read each file once more to fit the
+    preprocessing: the embedder's twice (its check, the preprocessing), the fine-tuners'
+    and the pretrainer's three times (and then the training windows). Once less now."""
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    paths = _save(tmp_path, series, kind="tsv")
+    reads = _counting_reads(monkeypatch)
+    if estimator == "embedder":
+        BrainJEPAEmbedder(tiny_module(), n_frames=8, device="cpu").fit(paths)
+        expected = paths  # checked
+    elif estimator == "classifier":
+        BrainJEPAClassifier(tiny_module(), normalization="global_zscore", max_epochs=1,
+                            verbose=0, random_state=0).fit(paths, [0, 1, 0, 1, 1])
+        expected = paths + paths  # checked, then cut into training windows
+    else:
+        _tiny_pretrainer(normalization="global_zscore").fit(paths)
+        expected = paths + paths
+    assert reads == expected
+
+
+def test_a_zscore_fit_on_checked_files_reads_those_changed_since_and_raises_as_their_read(
+        tmp_path, monkeypatch):
+    """Checked files unchanged since (their size and modification time) are not read by a
+    z-scoring fit; one touched since is read (the same series: fitted), one rewritten still
+    fails the fit with the FileChangedError that its read raised, leaving the estimator as
+    it was, though the estimator's fit reads no file otherwise (X checked beforehand)."""
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    paths = _save(tmp_path, series, kind="tsv")
+    subjects = validate_subjects(paths, lazy=True)
+    modified = os.stat(paths[1]).st_mtime_ns
+    os.utime(paths[1], ns=(modified + 10**9, modified + 10**9))  # touched
+    reads = _counting_reads(monkeypatch)
+    embedder = BrainJEPAEmbedder(tiny_module(), n_frames=8, device="cpu").fit(subjects)
+    assert reads == [paths[1]]
+    reads.clear()
+    embedder.fit(subjects)
+    assert reads == []  # its new stamp kept by that read
+    pd.DataFrame(series[2][::-1], columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+        paths[2], sep="\t", index=False)
+    os.utime(paths[2], ns=(modified + 2 * 10**9, modified + 2 * 10**9))
+    fitted = embedder.preprocessor_
+    with pytest.raises(FileChangedError, match=r"sub-02\.tsv changed after it was checked"):
+        embedder.fit(subjects)
+    assert embedder.preprocessor_ is fitted
+
+
+def test_nan_in_files_let_through_by_assume_finite_fails_a_resampling_fit(tmp_path):
+    """Under scikit-learn's assume_finite=True NaN in a file passes the check; a fit that
+    resamples meets it when it reads the subjects for its preprocessing, and fails. A
+    z-scoring fit reads them so for this alone: without the read, the fit would pass and its
+    transform blame the file for a change ("the file changed after it was checked")."""
+    import sklearn
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    paths = _save(tmp_path, series, kind="tsv")
+    bad = [x.copy() for x in series]
+    bad[3][4, 2] = np.nan
+    (tmp_path / "bad").mkdir()
+    bad_paths = _save(tmp_path / "bad", bad, kind="tsv")
+    embedder = BrainJEPAEmbedder(tiny_module(), n_frames=8, t_r=2.0, model_t_r=1.0,
+                                 device="cpu").fit(paths)
+    before = embedder.transform(paths)
+    with sklearn.config_context(assume_finite=True):
+        with pytest.raises(ValueError, match=r"^subject 3 holds NaN.*assume_finite=True"):
+            embedder.fit(bad_paths)
+    np.testing.assert_array_equal(embedder.transform(paths), before)  # still the first fit
