@@ -833,7 +833,8 @@ class Preprocessor:
           of the file).
 
         Subjects that are no checked files (arrays given to the Preprocessor itself, or the
-        estimators' checked arrays, converted in memory) are read as before.
+        estimators' checked arrays, converted in memory), and files without a stamp of their
+        check (no regular file then, or checked by an older version), are read as before.
         """
         if self.normalization not in ("global_zscore", "roi_zscore"):
             return None
@@ -841,11 +842,13 @@ class Preprocessor:
                 and get_config()["assume_finite"]):
             return None
         files, rows = _checked_files(subjects)
-        if files is None:
-            return None
+        if files is None or files.stamps is None or any(files.stamps[row] is None
+                                                        for row in rows):
+            return None  # a file without a stamp may read otherwise unnoticed: read them all
         for i, row in enumerate(rows):
             if not files._unchanged(row):
-                subjects[i]  # read as fit reads it: a file changed since its check raises
+                # read as fit reads it: it raises, or gives the series checked (touched)
+                subjects[i]
         return files.n_regions
 
     def _fit_resampled(self, resampled, lengths):

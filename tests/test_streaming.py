@@ -1644,7 +1644,8 @@ def test_a_zscore_fit_on_checked_files_reads_those_changed_since_and_raises_as_t
     """Checked files unchanged since (their size and modification time) are not read by a
     z-scoring fit; one touched since is read (the same series: fitted), one rewritten still
     fails the fit with the FileChangedError that its read raised, leaving the estimator as
-    it was, though the estimator's fit reads no file otherwise (X checked beforehand)."""
+    it was, though the estimator's fit reads no file otherwise (X checked beforehand). Files
+    checked without stamps are read and checked as before (a change had gone unnoticed)."""
     series = _series(lengths=(40, 52, 24, 37, 30))
     paths = _save(tmp_path, series, kind="tsv")
     subjects = validate_subjects(paths, lazy=True)
@@ -1661,6 +1662,12 @@ def test_a_zscore_fit_on_checked_files_reads_those_changed_since_and_raises_as_t
     os.utime(paths[2], ns=(modified + 2 * 10**9, modified + 2 * 10**9))
     fitted = embedder.preprocessor_
     with pytest.raises(FileChangedError, match=r"sub-02\.tsv changed after it was checked"):
+        embedder.fit(subjects)
+    assert embedder.preprocessor_ is fitted
+    # files checked without stamps (by an older version) are read and checked as before
+    pd.DataFrame(series[2][:, :-1]).to_csv(paths[2], sep="\t", index=False)
+    subjects.stamps = None
+    with pytest.raises(ValueError, match=r"subject 2 has \d+ regions .* but subject 0 has"):
         embedder.fit(subjects)
     assert embedder.preprocessor_ is fitted
 
