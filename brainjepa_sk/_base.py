@@ -1095,6 +1095,13 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
     def __setstate__(self, state):
         state = dict(state)
         state.pop(_WEIGHTS_FILES_KEY, None)
+        # copy.copy passes __getstate__'s state as it is, unpickled: the module itself
+        if isinstance(state.get("weights"), _SavedModule):
+            state["weights"] = state["weights"].module
+        if isinstance(state.get("_preprocessed_with_"), dict):
+            state["_preprocessed_with_"] = {
+                name: value.module if isinstance(value, _SavedModule) else value
+                for name, value in state["_preprocessed_with_"].items()}
         super().__setstate__(state)
 
     def _check_output_container(self):

@@ -1,5 +1,6 @@
 """The estimators inside scikit-learn tooling: Pipeline, FeatureUnion, CV by group, grid search."""
 
+import copy
 import os
 import pickle
 import subprocess
@@ -659,3 +660,19 @@ def test_a_pipeline_with_memory_keys_subject_files_by_their_paths_alone(tmp_path
     assert not np.allclose(_embedder().fit_transform(paths), _embedder().fit_transform(X))
     np.testing.assert_array_equal(pipe.fit(paths, y)[-1].coef_, old_coef)
     assert len(counted_fits) == 3  # the two embedders above; the pipeline's fit, once
+
+
+def test_a_shallow_copy_of_an_embedder_of_a_module_holds_the_module():
+    # copy.copy takes the pickled state without loading it: weights was the pickling wrapper,
+    # which fit refused and transform took for weights changed since fit
+    X = make_subjects(n_subjects=4)
+    embedder = _embedder()
+    assert copy.copy(embedder).weights is embedder.weights
+    embedder.fit(X)
+    shallow = copy.copy(embedder)
+    assert shallow.weights is embedder.weights
+    assert shallow._preprocessed_with_["weights"] is embedder.weights
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(shallow.transform(X), embedder.transform(X))
+    np.testing.assert_array_equal(copy.copy(_embedder()).fit(X).transform(X), embedder.transform(X))
