@@ -1018,6 +1018,13 @@ class _SavedModule:
         torch.save(self.module, buffer)
         return _module_from_saved_bytes, (buffer.getvalue(),)
 
+    def __deepcopy__(self, memo):
+        # copy.deepcopy of the estimator copies the module as deepcopy does (hooks and locally
+        # defined classes that pickle refuses, and one copy of a module copied alongside)
+        import copy
+
+        return copy.deepcopy(self.module, memo)
+
 
 def _module_from_saved_bytes(data):
     """The module that ``_SavedModule`` pickled (a pickle runs code anyway: the module's

@@ -676,3 +676,21 @@ def test_a_shallow_copy_of_an_embedder_of_a_module_holds_the_module():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(shallow.transform(X), embedder.transform(X))
     np.testing.assert_array_equal(copy.copy(_embedder()).fit(X).transform(X), embedder.transform(X))
+
+
+def test_a_deep_copy_of_an_embedder_copies_a_module_that_pickle_cannot_save():
+    # deepcopy went through torch.save: a module with a lambda hook, which deepcopy copies, failed;
+    # and the copy's module was not the copy of the same module copied alongside
+    X = make_subjects(n_subjects=4)
+    module = tiny_module(N_REGIONS)
+    module.register_forward_pre_hook(lambda *args: None)
+    embedder = BrainJEPAEmbedder(weights=module, device="cpu")
+    copied = copy.deepcopy({"module": module, "embedder": embedder})
+    assert copied["embedder"].weights is copied["module"]
+    embedder.fit(X)
+    fitted_copy = copy.deepcopy(embedder)
+    assert fitted_copy.weights is fitted_copy._preprocessed_with_["weights"]
+    assert_same_module(fitted_copy.weights, module)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(fitted_copy.transform(X), embedder.transform(X))
