@@ -1000,6 +1000,20 @@ def weights_file_identities(estimator):
     return identities
 
 
+def _cloudpickle_or_pickle():
+    """The pickler of joblib's processes: cloudpickle (a dependency of joblib >= 1.6, bundled
+    with it before), which pickles a module class defined in ``__main__`` or a lambda hook by
+    value; ``pickle`` where neither is found, as joblib's own fallback."""
+    try:
+        import cloudpickle
+    except ImportError:
+        try:
+            from joblib.externals import cloudpickle
+        except ImportError:
+            import pickle as cloudpickle
+    return cloudpickle
+
+
 class _SavedModule:
     """A module that pickles as the bytes of ``torch.save`` and loads back as the module.
 
@@ -1015,7 +1029,7 @@ class _SavedModule:
 
     def __reduce__(self):
         buffer = io.BytesIO()
-        torch.save(self.module, buffer)
+        torch.save(self.module, buffer, pickle_module=_cloudpickle_or_pickle())
         return _module_from_saved_bytes, (buffer.getvalue(),)
 
     def __deepcopy__(self, memo):

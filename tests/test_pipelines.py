@@ -694,3 +694,14 @@ def test_a_deep_copy_of_an_embedder_copies_a_module_that_pickle_cannot_save():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(fitted_copy.transform(X), embedder.transform(X))
+
+
+def test_cross_val_score_in_processes_takes_a_module_that_only_cloudpickle_can_pickle():
+    # joblib's processes get the estimators through cloudpickle, which pickles a lambda hook;
+    # the module pickled as torch.save's bytes, with pickle's own pickler, failed
+    X, y = make_subjects(n_subjects=6), np.arange(6.0)
+    module = tiny_module(N_REGIONS)
+    module.register_forward_pre_hook(lambda *args: None)
+    pipe = make_pipeline(BrainJEPAEmbedder(weights=module, device="cpu"), RidgeCV())
+    in_parallel = cross_val_score(pipe, X, y, cv=2, n_jobs=2, error_score="raise")
+    np.testing.assert_array_equal(in_parallel, cross_val_score(pipe, X, y, cv=2))
