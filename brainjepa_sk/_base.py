@@ -1021,7 +1021,9 @@ class _SavedModule:
     storage with its legacy ``torch.save``), so a module and its copy, or the same module in
     another process, pickle to other bytes: ``joblib.hash`` of an estimator holding it, the key
     of ``Pipeline(memory=...)``'s cached fits, would differ at every ``clone``. ``torch.save``'s
-    own format numbers the storages instead, and gives the same bytes for the same module.
+    own format numbers the storages instead, and gives the same bytes for the same module
+    (in another process too, unless its class is defined in ``__main__``: cloudpickle saves
+    such a class by value, under an identifier of the process).
     """
 
     def __init__(self, module):
