@@ -1005,13 +1005,13 @@ def _cloudpickle_or_pickle():
     with it before), which pickles a module class defined in ``__main__`` or a lambda hook by
     value; ``pickle`` where neither is found, as joblib's own fallback."""
     try:
-        import cloudpickle
+        import cloudpickle as pickle_module
     except ImportError:
         try:
-            from joblib.externals import cloudpickle
+            from joblib.externals import cloudpickle as pickle_module
         except ImportError:
-            import pickle as cloudpickle
-    return cloudpickle
+            import pickle as pickle_module
+    return pickle_module
 
 
 class _SavedModule:
