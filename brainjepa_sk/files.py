@@ -885,15 +885,20 @@ class SubjectFiles(Sequence):
         Each file's :func:`series_digest` when it was checked: a file whose stamp changed
         (touched, or copied over with the same contents) is read when its series is the same,
         and its new stamp is kept, so that the series is compared once.
+    checked_finite : bool, default=False
+        Whether the check refused NaN and infinite values: False where it ran under
+        scikit-learn's ``assume_finite=True``, which lets them through (or where unknown).
     """
 
     # for SubjectFiles pickled before these were recorded
     stamps = None
     file_digests = None
     allow_constant = False
+    checked_finite = False
 
     def __init__(self, paths, n_timepoints, n_regions, feature_names, digest,
-                 dtype=np.float64, allow_constant=False, stamps=None, file_digests=None):
+                 dtype=np.float64, allow_constant=False, stamps=None, file_digests=None,
+                 checked_finite=False):
         self.paths = list(paths)
         self.n_timepoints = np.asarray(n_timepoints, dtype=np.int64)
         self.n_regions = int(n_regions)
@@ -903,6 +908,7 @@ class SubjectFiles(Sequence):
         self.allow_constant = allow_constant
         self.stamps = None if stamps is None else list(stamps)
         self.file_digests = None if file_digests is None else list(file_digests)
+        self.checked_finite = bool(checked_finite)
 
     def __len__(self):
         return len(self.paths)

@@ -793,8 +793,8 @@ class Preprocessor:
         (a :class:`~brainjepa_sk.files.SubjectFiles`, as the estimators' ``fit`` has them)
         unchanged since their check are not read again (their region count is known). A file
         changed since is read, to raise as a read of it does, and all are read where the
-        series are resampled under scikit-learn's ``assume_finite=True`` (NaN let through
-        the check is refused here).
+        series are resampled under scikit-learn's ``assume_finite=True``, or were checked
+        under it and are fitted outside it (NaN let through the check is refused here).
         """
         self._validate_params()
         self._check_subjects(subjects)
@@ -830,7 +830,8 @@ class Preprocessor:
         - NaN or infinite values, which scikit-learn's ``assume_finite=True`` lets through
           the check and which resampling refuses, naming the subject: fit reads every
           subject then (without the read, the transform that meets them would blame a change
-          of the file).
+          of the file); so it does for files checked under ``assume_finite=True`` when it
+          is False now (the read refuses NaN).
 
         Subjects that are no checked files (arrays given to the Preprocessor itself, or the
         estimators' checked arrays, converted in memory), and files without a stamp of their
@@ -842,8 +843,10 @@ class Preprocessor:
                 and get_config()["assume_finite"]):
             return None
         files, rows = _checked_files(subjects)
-        if files is None or files.stamps is None or any(files.stamps[row] is None
-                                                        for row in rows):
+        if files is None or (not files.checked_finite and not get_config()["assume_finite"]):
+            # checked under assume_finite=True, fitted outside it: NaN is refused here
+            return None
+        if files.stamps is None or any(files.stamps[row] is None for row in rows):
             return None  # a file without a stamp may read otherwise unnoticed: read them all
         for i, row in enumerate(rows):
             if not files._unchanged(row):

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import sparse
+from sklearn import get_config
 from sklearn.utils._param_validation import (
     HasMethods,
     Interval,
@@ -1140,7 +1141,8 @@ def _validate_files(X, check):
         del subject, array  # one subject in memory at a time
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
                         dtype=check["dtype"], allow_constant=check["allow_constant"],
-                        stamps=stamps, file_digests=file_digests)
+                        stamps=stamps, file_digests=file_digests,
+                        checked_finite=not get_config()["assume_finite"])
 
 
 def _update_digest(digest, array):
@@ -1615,7 +1617,7 @@ def validate_subjects(
         if isinstance(X, SubjectFiles):
             out = X if X.dtype == dtype else SubjectFiles(
                 X.paths, X.n_timepoints, X.n_regions, X.feature_names, X.digest, dtype,
-                X.allow_constant, X.stamps, X.file_digests)
+                X.allow_constant, X.stamps, X.file_digests, X.checked_finite)
             n_regions, names = X.n_regions, X.feature_names
         else:
             out = X if X.dtype == dtype else ConvertedSubjects(X.subjects, dtype,

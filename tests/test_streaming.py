@@ -1692,3 +1692,40 @@ def test_nan_in_files_let_through_by_assume_finite_fails_a_resampling_fit(tmp_pa
         with pytest.raises(ValueError, match=r"^subject 3 holds NaN.*assume_finite=True"):
             embedder.fit(bad_paths)
     np.testing.assert_array_equal(embedder.transform(paths), before)  # still the first fit
+
+
+@pytest.mark.parametrize("normalization", ["global_zscore", "roi_zscore"])
+def test_nan_in_files_checked_under_assume_finite_fails_a_zscore_fit_outside_it(
+        tmp_path, normalization):
+    """Files checked under scikit-learn's assume_finite=True hold values never checked to be
+    finite: a z-scoring fit outside it reads them, and names the NaN at fit (without the
+    read, the fit would pass and its transform blame the file for a change)."""
+    import sklearn
+
+    series = _series(lengths=(40, 52, 24))
+    series[1][4, 2] = np.nan
+    paths = _save(tmp_path, series)
+    with sklearn.config_context(assume_finite=True):
+        unchecked = validate_subjects(paths, lazy=True)
+    with pytest.raises(ValueError, match=r"subject 1: Input X\[1\] contains NaN"):
+        Preprocessor(8, normalization=normalization).fit(unchecked)
+    embedder = BrainJEPAEmbedder(tiny_module(), n_frames=8, normalization=normalization,
+                                 device="cpu").fit(_series(lengths=(40, 52, 24), seed=1))
+    fitted = embedder.preprocessor_
+    with pytest.raises(ValueError, match=r"subject 1: Input X\[1\] contains NaN"):
+        embedder.fit(unchecked)
+    assert embedder.preprocessor_ is fitted
+
+
+def test_files_checked_and_zscore_fitted_under_assume_finite_are_not_read(tmp_path,
+                                                                         monkeypatch):
+    """Files checked under assume_finite=True and fitted under it, at their TR: the fit's
+    read would let NaN through as the check did, so a z-scoring fit reads none."""
+    import sklearn
+
+    paths = _save(tmp_path, _series(lengths=(40, 52, 24)))
+    with sklearn.config_context(assume_finite=True):
+        files = validate_subjects(paths, lazy=True)
+        reads = _counting_reads(monkeypatch)
+        assert Preprocessor(8, normalization="roi_zscore").fit(files).n_regions_ == N_REGIONS
+    assert reads == []
