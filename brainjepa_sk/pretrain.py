@@ -738,11 +738,13 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
 
     # -- fit ---------------------------------------------------------------------------------
     def fit_transform(self, X, y=None, **fit_params):
-        """Fit to ``X``, then transform it (an iterator ``X`` is read into a list first).
+        """Fit to ``X``, then transform it.
 
-        ``X`` is checked once, by ``fit``: its transform takes the subjects so checked, with
-        the checks that ``transform`` makes against the fit (the same errors and warnings as
-        ``fit(X).transform(X)``), without reading files or converting arrays again for them.
+        ``X`` is checked once, by ``fit``: its transform takes the subjects so checked (so a
+        generator ``X``, which ``fit`` uses up, is transformed too), with the checks that
+        ``transform`` makes against the fit, without reading files or converting arrays again
+        for them. The errors are those of ``fit(X).transform(X)``, and so are the warnings,
+        but for those of the check of ``X`` itself, given once.
 
         Parameters
         ----------
