@@ -717,15 +717,8 @@ def _refuse_a_misread_whitespace_table(path):
     except (UnicodeDecodeError, OSError, *_GZIP_ERRORS):  # the caller's message says why
         return
 
-    def is_number(cell):
-        try:
-            float(cell)
-        except ValueError:
-            return False
-        return True
-
     table = f"{path} is not a numeric (n_timepoints, n_regions) table"
-    if len(lines) > 1 and not any(map(is_number, lines[0])) and all(map(is_number, lines[1])):
+    if len(lines) > 1 and not any(map(_is_number, lines[0])) and all(map(_is_number, lines[1])):
         raise ValueError(
             f"{table}: its first line holds names ({lines[0][0]!r}, ...), a header, which a "
             "whitespace-separated .txt or .1D file takes only as a comment: put '#' before it, "
@@ -742,7 +735,7 @@ def _refuse_a_misread_whitespace_table(path):
             f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file"
             f"{decimal}")
     if len(lines) > 1 and lines[0][0] != lines[1][0] and all(
-            len(cells) > 1 and not is_number(cells[0]) and all(map(is_number, cells[1:]))
+            len(cells) > 1 and not _is_number(cells[0]) and all(map(_is_number, cells[1:]))
             for cells in lines) and _first_cells_differ(path):
         # to_csv(sep=" ", header=False) of a region-by-time table indexed by region names
         raise ValueError(
@@ -753,7 +746,7 @@ def _refuse_a_misread_whitespace_table(path):
     # integers: pandas' default column names (fractions are a data row one cell short)
     if len(lines) > 1 and len(lines[1]) == len(lines[0]) + 1 and all(
             re.fullmatch(r"[+-]?\d+", cell) for cell in lines[0]):
-        rows_named = not is_number(lines[1][0])
+        rows_named = not _is_number(lines[1][0])
         raise ValueError(
             f"{table}: its first line has {len(lines[0])} cells and the next one "
             f"{len(lines[1])}, a header of column names over rows that start with a table "

@@ -33,6 +33,7 @@ from ._warnings import catch_warnings, warn_user
 from .files import (
     _GZIP_ERRORS,
     _file_type,
+    _is_number,
     _open_text,
     _refuse_a_damaged_gzip,
     check_has_rows,
@@ -177,20 +178,13 @@ def _refuse_rows_named_by_regions(first_line, second_line):
     """Refuse a whitespace-separated gradient table whose rows start with names: the region
     names of a DataFrame's index, written by ``to_csv(sep=" ")`` (numpy had said "could not
     convert string" or, below a header of column names, advised its own ``usecols``)."""
-    def is_number(cell):
-        try:
-            float(cell)
-        except ValueError:
-            return False
-        return True
-
     def named_row(cells):  # a name, then numbers
-        return len(cells) > 1 and not is_number(cells[0]) and all(map(is_number, cells[1:]))
+        return len(cells) > 1 and not _is_number(cells[0]) and all(map(_is_number, cells[1:]))
 
     first, second = first_line.split(), second_line.split()
     # column names of the gradients (0 1 2 ...) with the index unnamed, or all named
-    header = (len(first) + 1 == len(second) and all(map(is_number, first))
-              or len(first) == len(second) and not any(map(is_number, first)))
+    header = (len(first) + 1 == len(second) and all(map(_is_number, first))
+              or len(first) == len(second) and not any(map(_is_number, first)))
     if named_row(second) and (header or named_row(first)):
         header_read = "" if header else ", header=None"
         raise ValueError(

@@ -889,6 +889,33 @@ def test_fit_transform_of_a_robust_checkpoint_reads_the_first_subjects_once_for_
     assert len(_scale_warnings(caught)) == warned
 
 
+def _fit_transform_against_fit_then_transform(monkeypatch, make_estimator, X):
+    """``make_estimator().fit_transform(X)`` next to ``fit(X).transform(X)`` of another: the
+    outputs (which must be equal), and the subjects each subject check saw in the first,
+    with the reads and the warnings of each way, keyed ``"fit_transform"`` and
+    ``"fit, transform"``."""
+    reads, checked, caught, n_reads = _counting_reads(monkeypatch), [], {}, {}
+    real_check = validation.check_subject
+    monkeypatch.setattr(validation, "check_subject", lambda i, *args, **kwargs: checked.append(i)
+                        or real_check(i, *args, **kwargs))
+    outputs = {}
+    for call in ("fit, transform", "fit_transform"):
+        estimator = make_estimator()
+        reads.clear()
+        checked.clear()
+        with warnings.catch_warnings(record=True) as caught[call]:
+            warnings.simplefilter("always")
+            if call == "fit_transform":
+                outputs[call] = estimator.fit_transform(X)
+            else:
+                outputs[call] = estimator.fit(X).transform(X)
+        n_reads[call] = len(reads)
+    np.testing.assert_array_equal(outputs["fit_transform"], outputs["fit, transform"])
+    messages = {call: [str(warning.message) for warning in found]
+                for call, found in caught.items()}
+    return checked, reads, n_reads, messages
+
+
 @pytest.mark.parametrize("kind", ["tsv", "arrays"])
 def test_fit_transform_checks_x_once_with_the_warnings_of_fit_then_transform(
         tmp_path, monkeypatch, kind):
@@ -905,29 +932,12 @@ def test_fit_transform_checks_x_once_with_the_warnings_of_fit_then_transform(
     else:
         names = [f"roi{r}" for r in range(N_REGIONS)]
         X = [pd.DataFrame(x, columns=names) for x in series]
-    reads, checked, caught, n_reads = _counting_reads(monkeypatch), [], {}, {}
-    real_check = validation.check_subject
-    monkeypatch.setattr(validation, "check_subject", lambda i, *args, **kwargs: checked.append(i)
-                        or real_check(i, *args, **kwargs))
-    outputs = {}
-    for call in ("fit, transform", "fit_transform"):
-        embedder = BrainJEPAEmbedder(weights=module, n_frames=8, device="cpu")
-        reads.clear()
-        checked.clear()
-        with warnings.catch_warnings(record=True) as caught[call]:
-            warnings.simplefilter("always")
-            if call == "fit_transform":
-                outputs[call] = embedder.fit_transform(X)
-            else:
-                outputs[call] = embedder.fit(X).transform(X)
-        n_reads[call] = len(reads)
+    checked, reads, n_reads, messages = _fit_transform_against_fit_then_transform(
+        monkeypatch, lambda: BrainJEPAEmbedder(weights=module, n_frames=8, device="cpu"), X)
     assert checked == list(range(len(series)))  # fit_transform's: once each, by fit
-    np.testing.assert_array_equal(outputs["fit_transform"], outputs["fit, transform"])
     if kind == "tsv":  # each file read once less: by transform's check
         assert n_reads["fit_transform"] == n_reads["fit, transform"] - len(X)
         assert reads == X * (n_reads["fit_transform"] // len(X))
-    messages = {call: [str(warning.message) for warning in found]
-                for call, found in caught.items()}
     assert len(messages["fit_transform"]) == 2
     assert all("differ from those BrainJEPAEmbedder was pretrained on" in message
                for message in messages["fit_transform"])
@@ -1546,29 +1556,12 @@ def test_a_pretrainers_fit_transform_checks_x_once_with_the_warnings_of_fit_then
         names = [f"roi{r}" for r in range(N_REGIONS)]
         X = [pd.DataFrame(x, columns=names) for x in series]
     monkeypatch.setattr(preprocessing, "SAVED_SCALE_CHECK_SUBJECTS", 1)
-    reads, checked, caught, n_reads = _counting_reads(monkeypatch), [], {}, {}
-    real_check = validation.check_subject
-    monkeypatch.setattr(validation, "check_subject", lambda i, *args, **kwargs: checked.append(i)
-                        or real_check(i, *args, **kwargs))
-    outputs = {}
-    for call in ("fit, transform", "fit_transform"):
-        pretrainer = _tiny_pretrainer(t_r=30, normalization="robust")
-        reads.clear()
-        checked.clear()
-        with warnings.catch_warnings(record=True) as caught[call]:
-            warnings.simplefilter("always")
-            if call == "fit_transform":
-                outputs[call] = pretrainer.fit_transform(X)
-            else:
-                outputs[call] = pretrainer.fit(X).transform(X)
-        n_reads[call] = len(reads)
+    checked, reads, n_reads, messages = _fit_transform_against_fit_then_transform(
+        monkeypatch, lambda: _tiny_pretrainer(t_r=30, normalization="robust"), X)
     assert checked == list(range(len(series)))  # fit_transform's: once each, by fit
-    np.testing.assert_array_equal(outputs["fit_transform"], outputs["fit, transform"])
     if kind == "tsv":  # each file read once less: by transform's check
         assert n_reads["fit_transform"] == n_reads["fit, transform"] - len(X)
         assert reads == X * (n_reads["fit_transform"] // len(X))
-    messages = {call: [str(warning.message) for warning in found]
-                for call, found in caught.items()}
     assert len(messages["fit_transform"]) == 2
     assert messages["fit_transform"][0].startswith("t_r=30 s is long for fMRI")
     assert messages["fit_transform"][1].startswith("the series are on another scale")
