@@ -188,27 +188,34 @@ with open(os.environ["STUB_LOG"], "a") as f:
 """
 
 
+def _device_check_calls(tmp_path, **env):
+    """Run ``device_check.sh`` with a stand-in Python that records its calls, wheels carried
+    (so that the fine-tuning steps run) and the test files beside it, with ``env`` added to
+    the environment: the calls, in order, and the ``$OUT`` folder."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    (work / "benchmarks").symlink_to(BENCHMARKS)
+    (work / "tests").symlink_to(ROOT / "tests")
+    (work / ".wheels").mkdir()
+    (work / ".wheels" / "skorch-0-py3-none-any.whl").touch()
+    stub, log = tmp_path / "stub.py", tmp_path / "calls.jsonl"
+    stub.write_text(_STUB)
+    env = {**os.environ, "OUT": str(out), "PY": f"{sys.executable} {stub}",
+           "STUB_LOG": str(log), **env}
+    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=120)
+    assert process.returncode == 0, process.stderr[-4000:]
+    return [json.loads(line) for line in log.read_text().splitlines()], out
+
+
 @pytest.mark.skipif(not (shutil.which("bash") and shutil.which("timeout")),
                     reason="needs bash and timeout")
 def test_device_check_calls_bench_model_with_flags_it_takes(tmp_path):
     """``device_check.sh`` with a stand-in Python that records its calls: every
     ``bench_model.py`` command line (with the README's CPU ``BENCH_ARGS``) parses, and the
     test files it hands to pytest exist."""
-    work, out = tmp_path / "work", tmp_path / "out"
-    work.mkdir()
-    (work / "benchmarks").symlink_to(BENCHMARKS)
-    (work / "tests").symlink_to(ROOT / "tests")
-    (work / ".wheels").mkdir()
-    (work / ".wheels" / "skorch-0-py3-none-any.whl").touch()  # the fine-tuning branch runs
-    stub, log = tmp_path / "stub.py", tmp_path / "calls.jsonl"
-    stub.write_text(_STUB)
     bench_args = "--preset tiny --regions 60 --frames 64 --batch 4 --device cpu --peak-size 1024"
-    env = {**os.environ, "OUT": str(out), "PY": f"{sys.executable} {stub}",
-           "STUB_LOG": str(log), "BENCH_ARGS": bench_args}
-    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=work, env=env,
-                             capture_output=True, text=True, timeout=120)
-    assert process.returncode == 0, process.stderr[-4000:]
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    calls, out = _device_check_calls(tmp_path, BENCH_ARGS=bench_args)
     bench_model = load_bench_model()
     parsed = []
     for call in calls:
@@ -245,20 +252,7 @@ def test_device_check_in_two_parts_runs_each_step_once(tmp_path, part):
     """``PART=core`` then ``PART=levers`` (two device calls, so that a failed first part
     leaves time to rerun it) run the steps of one whole call between them, each once: the
     tests and the steps timed first in core, the levers in the other."""
-    work, out = tmp_path / "work", tmp_path / "out"
-    work.mkdir()
-    (work / "benchmarks").symlink_to(BENCHMARKS)
-    (work / "tests").symlink_to(ROOT / "tests")
-    (work / ".wheels").mkdir()
-    (work / ".wheels" / "skorch-0-py3-none-any.whl").touch()
-    stub, log = tmp_path / "stub.py", tmp_path / "calls.jsonl"
-    stub.write_text(_STUB)
-    env = {**os.environ, "OUT": str(out), "PY": f"{sys.executable} {stub}",
-           "STUB_LOG": str(log), "PART": part}
-    process = subprocess.run(["bash", str(BENCHMARKS / "device_check.sh")], cwd=work, env=env,
-                             capture_output=True, text=True, timeout=120)
-    assert process.returncode == 0, process.stderr[-4000:]
-    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    calls, _ = _device_check_calls(tmp_path, PART=part)
     tested = [call for call in calls if call[:2] == ["-m", "pytest"]]
     bench_model = load_bench_model()
     steps = sorted((a.what, a.compile, a.sdpa_backend, a.accumulation_steps)
