@@ -5529,30 +5529,6 @@ def test_a_resume_with_a_generator_of_the_loaders_own_says_it_shuffles_otherwise
     assert len(caught) == 1
 
 
-def test_a_run_cut_twice_inside_the_same_epoch_resumes_as_the_uninterrupted_one(tmp_path):
-    """A resumed cut epoch cut again records the digest of all the batches it trained, those
-    it skipped (loaded again) with the others: resumed again, it is checked against the
-    batches it loads again, found the same, and the run ends as the uninterrupted one."""
-    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
-    settings = fast(max_epochs=3, batch_size=4, train_split=None)
-    recorders = [BatchRecorder() for _ in range(4)]
-    reference = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
-        ("record", recorders[0])]).fit(X, y)
-    end = TrainEndCheckpoint(dirname=tmp_path)
-    BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
-        ("record", recorders[1]), ("stop", StopAfterBatches(2, 1)), ("end", end)]).fit(X, y)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
-            ("record", recorders[2]), ("stop", StopAfterBatches(2, 2)), ("end", end),
-            ("load", LoadInitState(end))]).fit(X, y)
-        resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
-            ("record", recorders[3]), ("load", LoadInitState(end))]).fit(X, y)
-    assert [len(recorder.batches_) for recorder in recorders[1:]] == [3 + 1, 1, 1 + 3]
-    assert sum((recorder.batches_ for recorder in recorders[1:]), []) == recorders[0].batches_
-    assert_same_module_weights(resumed.module_, reference.module_)
-
-
 class StopAtEpochBegin(Callback):
     """Ends training (KeyboardInterrupt) once, as epoch ``epoch`` begins."""
 
@@ -5565,11 +5541,19 @@ class StopAtEpochBegin(Callback):
             raise KeyboardInterrupt
 
 
-def test_a_resumed_cut_epoch_cut_again_as_it_begins_resumes_without_a_warning(tmp_path):
-    """A resumed fit cut again as the cut epoch begins (a callback's KeyboardInterrupt in
-    its on_epoch_begin), before the batches it skips were loaded again, recorded the digest
-    of no batch with the cut: resumed again, the batches it loaded again were taken for
-    another order (a false warning). The cut keeps the digest it resumed."""
+@pytest.mark.parametrize("second_cut, batches", [
+    (lambda: StopAfterBatches(2, 2), [3 + 1, 1, 1 + 3]),
+    (lambda: StopAtEpochBegin(2), [3 + 1, 0, 2 + 3]),
+], ids=["after a batch", "as the epoch begins"])
+def test_a_run_cut_twice_inside_the_same_epoch_resumes_as_the_uninterrupted_one(
+        second_cut, batches, tmp_path):
+    """A resumed cut epoch cut again records the digest of all the batches it trained, those
+    it skipped (loaded again) with the others: resumed again, it is checked against the
+    batches it loads again, found the same, and the run ends as the uninterrupted one. Cut
+    again as the cut epoch begins (a callback's KeyboardInterrupt in its on_epoch_begin),
+    before the batches it skips were loaded again, it had recorded the digest of no batch:
+    resumed again, the batches it loaded again were taken for another order (a false
+    warning). The cut keeps the digest it resumed."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
     settings = fast(max_epochs=3, batch_size=4, train_split=None)
     recorders = [BatchRecorder() for _ in range(4)]
@@ -5581,11 +5565,11 @@ def test_a_resumed_cut_epoch_cut_again_as_it_begins_resumes_without_a_warning(tm
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
-            ("record", recorders[2]), ("stop", StopAtEpochBegin(2)), ("end", end),
+            ("record", recorders[2]), ("stop", second_cut()), ("end", end),
             ("load", LoadInitState(end))]).fit(X, y)
         resumed = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[
             ("record", recorders[3]), ("load", LoadInitState(end))]).fit(X, y)
-    assert [len(recorder.batches_) for recorder in recorders[1:]] == [3 + 1, 0, 2 + 3]
+    assert [len(recorder.batches_) for recorder in recorders[1:]] == batches
     assert sum((recorder.batches_ for recorder in recorders[1:]), []) == recorders[0].batches_
     assert_same_module_weights(resumed.module_, reference.module_)
 
