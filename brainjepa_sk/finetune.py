@@ -213,6 +213,19 @@ def _start_persistent_workers(loader):
     torch.random.set_rng_state(state)
 
 
+def _stop_persistent_workers(loader):
+    """Stop the workers that a loader with ``persistent_workers`` keeps between its passes;
+    called as a fit ends. After an error, its traceback (which a notebook keeps) holds the
+    loader through skorch's ``fit_loop``, and with it worker processes that lived on, each
+    holding a copy of the data (torch has no public way to stop them, checked on torch 2.13:
+    its iterator's own shutdown is called, as its ``__del__`` does). A later pass starts new
+    ones."""
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None
+
+
 def _take_saved_unset_buffers(module, state_dict, prefix, *args):
     """A ``load_state_dict`` pre-hook: a buffer that is None in ``module`` (a loss's class
     weights, which a new fit counts after skorch's ``LoadInitState`` loaded its checkpoint)
@@ -500,7 +513,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                   "_sigterm_", "_new_model_", "_run_fingerprint_", "_epoch_open_",
                   "_cut_epoch_", "_shown_cut_epoch_", "_loaded_cut_epoch_", "_resume_cut_",
                   "_skip_batches_", "_epoch_loader_", "_started_loader_", "_batch_digests_",
-                  "_skipped_digest_")
+                  "_skipped_digest_", "_pass_loaders_")
 
     def __getstate__(self):
         # a net pickled during fit (skorch's Checkpoint(f_pickle=...)) is kept as a fitted
@@ -857,6 +870,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             self._stop_on_sigterm(f"after the last epoch ({len(self.history_)})")
             return self
         finally:
+            for loader in self.__dict__.pop("_pass_loaders_", ()):
+                _stop_persistent_workers(loader)
             for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_",
                          "_resume_cut_", "_skip_batches_", "_epoch_loader_",
                          "_started_loader_", "_batch_digests_", "_skipped_digest_"):
@@ -1064,6 +1079,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         iterator, training, prefix, step_fn, **fit_params
             As in skorch.
         """
+        passes = self.__dict__.setdefault("_pass_loaders_", [])
+        if iterator is not None and not any(loader is iterator for loader in passes):
+            passes.append(iterator)  # whose persistent workers the fit stops as it ends
         if training and iterator is not self.__dict__.get("_started_loader_"):
             self._started_loader_ = iterator  # this fit's, at its first training pass
             _start_persistent_workers(iterator)
@@ -1073,27 +1091,32 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         # the digests of the epoch's training batches, for the record of an epoch cut short
         digests = self._batch_digests_ = []
         batches = _digesting(iterator, digests)
-        if not skip:
-            return super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
-        # the epoch's order, drawn as the uninterrupted run drew it
-        for _ in range(skip):  # loaded again, then dropped
-            next(batches, None)
-        recorded = self.__dict__.pop("_skipped_digest_", None)
-        if recorded is not None and _digest_of_batches(digests) != recorded:
-            left = ("its remaining batches" if self._epoch_loader_[0] is None
-                    else f"its remaining {self._epoch_loader_[0] - skip} batch(es)")
-            warn_user(
-                f"epoch {len(self.history_)} of the run resumed was cut after {skip} training "
-                f"batch(es), but this fit's training loader does not yield them again first: "
-                f"{_why_another_order(iterator)}. The epoch's order cannot be reproduced: "
-                f"{left} are those after the first {skip} of another order, so windows the "
-                f"cut run trained in epoch {len(self.history_)} are trained again and others "
-                "not at all in it, and the run does not end as the uninterrupted one")
-        _count_skipped_in_progress_bars(self, skip)
-        super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
-        # the epoch's count, as the uninterrupted run records it
-        key = f"{prefix}_batch_count"
-        self.history.record(key, self.history[-1, key] + skip)
+        try:
+            if not skip:
+                return super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
+            # the epoch's order, drawn as the uninterrupted run drew it
+            for _ in range(skip):  # loaded again, then dropped
+                next(batches, None)
+            recorded = self.__dict__.pop("_skipped_digest_", None)
+            if recorded is not None and _digest_of_batches(digests) != recorded:
+                left = ("its remaining batches" if self._epoch_loader_[0] is None
+                        else f"its remaining {self._epoch_loader_[0] - skip} batch(es)")
+                warn_user(
+                    f"epoch {len(self.history_)} of the run resumed was cut after {skip} training "
+                    f"batch(es), but this fit's training loader does not yield them again first: "
+                    f"{_why_another_order(iterator)}. The epoch's order cannot be reproduced: "
+                    f"{left} are those after the first {skip} of another order, so windows the "
+                    f"cut run trained in epoch {len(self.history_)} are trained again and others "
+                    "not at all in it, and the run does not end as the uninterrupted one")
+            _count_skipped_in_progress_bars(self, skip)
+            super().run_single_epoch(batches, training, prefix, step_fn, **fit_params)
+            # the epoch's count, as the uninterrupted run records it
+            key = f"{prefix}_batch_count"
+            self.history.record(key, self.history[-1, key] + skip)
+        finally:
+            # a pass that an error ended: its traceback keeps this frame, and the suspended
+            # generator kept the loader's iterator, whose workers lived on with it
+            batches.close()
 
     def on_batch_end(self, net, batch=None, training=False, **kwargs):
         """Stop the fit after this training batch when SIGTERM arrived.

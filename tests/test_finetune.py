@@ -5074,6 +5074,54 @@ def test_loader_workers_ignore_sigterm_so_a_preemption_stops_the_fit_cleanly(
     assert clf.get_params_for("iterator_train")["worker_init_fn"] is own  # kept
 
 
+class FailsInEpoch(Callback):
+    """Raises RuntimeError("stop") in the second epoch: after its first training batch
+    (``where="batch"``) or at its end (``where="epoch"``)."""
+
+    def __init__(self, where):
+        self.where = where
+
+    def on_batch_end(self, net, batch=None, training=False, **kwargs):
+        if self.where == "batch" and training and len(net.history_) == 2:
+            raise RuntimeError("stop")
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.where == "epoch" and len(net.history_) == 2:
+            raise RuntimeError("stop")
+
+
+@pytest.mark.parametrize("where, loaders", [
+    ("batch", {"iterator_train__num_workers": 1}),
+    ("batch", {"iterator_train__num_workers": 1, "iterator_train__persistent_workers": True}),
+    ("epoch", {"iterator_train__num_workers": 1, "iterator_train__persistent_workers": True}),
+    ("epoch", {"iterator_valid__num_workers": 1, "iterator_valid__persistent_workers": True,
+               "train_split": ValidSplit(3)}),
+])
+def test_a_failed_fit_stops_its_loader_workers(where, loaders):
+    """A notebook keeps the traceback of an error, which holds the fit's frames: the
+    suspended pass over a training loader, and skorch's loaders with their persistent
+    workers. Those workers lived on with it, each holding a copy of the data (and a pytest
+    run that kept them waited for ever on their exit, as they ignore SIGTERM)."""
+    import multiprocessing
+
+    before = {child.pid for child in multiprocessing.active_children()}
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=3, batch_size=4), **loaders,
+                              callbacks=[FailsInEpoch(where)])
+    with pytest.raises(RuntimeError, match="stop") as kept:  # its traceback held
+        clf.fit(X, y)
+
+    def workers_alive():
+        return [child for child in multiprocessing.active_children()
+                if child.pid not in before]
+
+    deadline = time.monotonic() + 3.0  # a process ended is reaped asynchronously
+    while workers_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not workers_alive()
+    assert kept.traceback  # still held
+
+
 def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained(
         ctrl_c_raises):
     """skorch's callbacks (EarlyStopping among them) end training by raising
