@@ -305,6 +305,11 @@ def test_a_failed_run_stops_its_loader_workers():
     persistent workers must not live on with it."""
     import multiprocessing
 
+    def own_workers():  # not another test's processes, reaped later
+        return [child for child in multiprocessing.active_children()
+                if child.pid not in before]
+
+    before = {child.pid for child in multiprocessing.active_children()}
     dataset = WindowDataset(_windows())
     loop = _loop()
     loop.loader = window_loader(dataset, BATCH, ShuffleSampler(len(dataset), seed=1),
@@ -312,14 +317,14 @@ def test_a_failed_run_stops_its_loader_workers():
 
     class Fails(Callback):
         def on_step_end(self, loop, loss):
-            assert multiprocessing.active_children()  # the worker runs
+            assert own_workers()  # the worker runs
             raise RuntimeError("stop")
 
     loop.callbacks = [Fails()]
     with pytest.raises(RuntimeError, match="stop"):
         loop.run()
     assert loop.loader._iterator is None
-    assert not multiprocessing.active_children()
+    assert not own_workers()
 
 
 def test_moving_the_model_drops_the_time_tables_cached_on_the_old_device():
