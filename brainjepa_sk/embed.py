@@ -225,9 +225,10 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         ``X`` is checked once, by ``fit``: its transform takes the subjects so checked, with
         the checks that ``transform`` makes against the fit (the same errors and warnings as
         ``fit(X).transform(X)``, but for those of the check of ``X`` itself, given once),
-        without reading files or converting arrays again for them. The warning that a checkpoint's robust statistics leave the series far above unit
-        scale is decided once, by the transform, from the first subjects as it scales them:
-        ``fit`` alone reads them for it.
+        without reading files or converting arrays again for them. The warning that a
+        checkpoint's robust statistics leave the series far above unit scale is decided once,
+        by the transform, from the first subjects as it scales them: ``fit`` alone reads them
+        for it.
 
         Parameters
         ----------

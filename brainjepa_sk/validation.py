@@ -1573,9 +1573,9 @@ def validate_subjects(
         timepoints, fewer than two regions, constant regions, a scan ending in two or more
         frames of zeros (padding), a subject that looks like a connectivity matrix (square
         and symmetric, with a constant diagonal or positive semi-definite), regions that
-        differ between subjects or from the fitted ones, a glob that matches no file, a missing entry in a list of paths, or a torch
-        ``Dataset`` (skorch's way to pass data). The message names the subject and what was
-        expected.
+        differ between subjects or from the fitted ones, a glob that matches no file, a
+        missing entry in a list of paths, or a torch ``Dataset`` (skorch's way to pass data).
+        The message names the subject and what was expected.
     TypeError
         Values that are not a signal: booleans, text (numbers written as strings included),
         a masked array with masked values, or objects that are not numbers (e.g. dicts in an

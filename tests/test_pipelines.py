@@ -675,7 +675,8 @@ def test_a_shallow_copy_of_an_embedder_of_a_module_holds_the_module():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         np.testing.assert_array_equal(shallow.transform(X), embedder.transform(X))
-    np.testing.assert_array_equal(copy.copy(_embedder()).fit(X).transform(X), embedder.transform(X))
+    np.testing.assert_array_equal(copy.copy(_embedder()).fit(X).transform(X),
+                                  embedder.transform(X))
 
 
 def test_a_deep_copy_of_an_embedder_copies_a_module_that_pickle_cannot_save():
