@@ -2187,11 +2187,22 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             subjects in order.
         """
         if is_windows(X, self) or isinstance(X, torch.utils.data.Dataset):
-            yield from super().forward_iter(X, training=training, device=device)
+            yield from self._batch_outputs(X, training, device)
             return
         # skorch's would feed the raw series to the module: not preprocessed, not windowed
         for _, windows, _ in self._subject_windows(X):
-            yield from super().forward_iter(windows, training=training, device=device)
+            yield from self._batch_outputs(windows, training, device)
+
+    def _batch_outputs(self, X, training, device):
+        """skorch's ``forward_iter`` of windows (its loader, its ``evaluation_step``), whose
+        loader's persistent workers are stopped as it ends: after an error, the traceback
+        (which a notebook keeps) held the loader, and its workers lived on."""
+        loader = self.get_iterator(self.get_dataset(X), training=training)
+        try:
+            for batch in loader:
+                yield to_device(self.evaluation_step(batch, training=training), device=device)
+        finally:
+            _stop_persistent_workers(loader)
 
     def forward(self, X, training=False, device="cpu"):
         """The module's outputs for every window of the subjects (or of a dataset of windows).

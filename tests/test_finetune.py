@@ -5122,6 +5122,39 @@ def test_a_failed_fit_stops_its_loader_workers(where, loaders):
     assert kept.traceback  # still held
 
 
+def test_a_failed_prediction_stops_its_loader_workers():
+    """The traceback of a failed predict (a Ctrl-C in a notebook, which keeps it) held
+    skorch's prediction loader, and its persistent workers lived on with it."""
+    import gc
+    import multiprocessing
+
+    before = {child.pid for child in multiprocessing.active_children()}
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=4),
+                              iterator_valid__num_workers=1,
+                              iterator_valid__persistent_workers=True).fit(X, y)
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("stop")
+
+    def workers_alive():
+        return [child for child in multiprocessing.active_children()
+                if child.pid not in before]
+
+    clf.module_.forward = fails
+    with pytest.raises(RuntimeError, match="stop") as kept:  # its traceback held
+        clf.predict(X)
+    try:
+        deadline = time.monotonic() + 3.0  # a process ended is reaped asynchronously
+        while workers_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not workers_alive()
+        assert kept.traceback  # still held
+    finally:  # a worker left (the failure) ignores SIGTERM: pytest's exit would wait on it
+        del kept
+        gc.collect()
+
+
 def test_a_callback_ending_training_with_keyboardinterrupt_keeps_what_was_trained(
         ctrl_c_raises):
     """skorch's callbacks (EarlyStopping among them) end training by raising
