@@ -62,6 +62,7 @@ from ._base import (
     FittedScaleCheck,
     Range,
     SubjectsInputMixin,
+    _is_default_weights,
     average_by_subject,
     changed_settings,
     check_parameters,
@@ -107,6 +108,7 @@ from ._targets import (
     _refuse_missing_targets,
 )
 from ._warnings import check_array, warn_user
+from .files import is_path
 from .nn import POOLINGS, EncoderWithHead
 from .nn._checks import type_with_article
 from .train.distributed import _launcher_world_size, world
@@ -609,8 +611,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         replace the pretrained model (its predictor lost), and a refit would start from the
         fine-tuned weights. Other existing files are overwritten, as by ``save_checkpoint``."""
         weights = self.weights
-        if (not isinstance(weights, (str, os.PathLike)) or weights == "ukbiobank"
-                or not isinstance(path, (str, os.PathLike))):
+        if not is_path(weights) or _is_default_weights(weights) or not is_path(path):
             return  # a module or the model fetched by name: no file of the user's
         try:
             same = os.path.samefile(expand_home(path), expand_home(weights))
