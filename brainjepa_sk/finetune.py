@@ -111,6 +111,7 @@ from ._warnings import check_array, warn_user
 from .files import is_path
 from .nn import POOLINGS, EncoderWithHead
 from .nn._checks import type_with_article
+from .train.data import stop_persistent_workers
 from .train.distributed import _launcher_world_size, world
 from .train.loop import TrainingInterrupted
 from .train.optim import layer_decay_groups
@@ -213,19 +214,6 @@ def _start_persistent_workers(loader):
     state = torch.random.get_rng_state()
     iter(loader)
     torch.random.set_rng_state(state)
-
-
-def _stop_persistent_workers(loader):
-    """Stop the workers that a loader with ``persistent_workers`` keeps between its passes;
-    called as a fit ends. After an error, its traceback (which a notebook keeps) holds the
-    loader through skorch's ``fit_loop``, and with it worker processes that lived on, each
-    holding a copy of the data (torch has no public way to stop them, checked on torch 2.13:
-    its iterator's own shutdown is called, as its ``__del__`` does). A later pass starts new
-    ones."""
-    iterator = getattr(loader, "_iterator", None)
-    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
-        iterator._shutdown_workers()
-        loader._iterator = None
 
 
 def _take_saved_unset_buffers(module, state_dict, prefix, *args):
@@ -872,7 +860,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             return self
         finally:
             for loader in self.__dict__.pop("_pass_loaders_", ()):
-                _stop_persistent_workers(loader)
+                stop_persistent_workers(loader)
             for name in ("_epochs_run_", "_epochs_done_", "_sigterm_", "_epoch_open_",
                          "_resume_cut_", "_skip_batches_", "_epoch_loader_",
                          "_started_loader_", "_batch_digests_", "_skipped_digest_"):
@@ -2203,7 +2191,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             for batch in loader:
                 yield to_device(self.evaluation_step(batch, training=training), device=device)
         finally:
-            _stop_persistent_workers(loader)
+            stop_persistent_workers(loader)
 
     def forward(self, X, training=False, device="cpu"):
         """The module's outputs for every window of the subjects (or of a dataset of windows).

@@ -18,7 +18,7 @@ import torch
 from ..nn._checks import check_count
 
 __all__ = ["LazyWindowDataset", "ShuffleSampler", "WindowDataset", "ignore_sigterm",
-           "window_loader", "worker_context"]
+           "stop_persistent_workers", "window_loader", "worker_context"]
 
 
 class WindowDataset(torch.utils.data.Dataset):
@@ -217,6 +217,26 @@ def ignore_sigterm(worker_id):
         The worker's number (unused).
     """
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def stop_persistent_workers(loader):
+    """Stop the worker processes a ``DataLoader`` with ``persistent_workers`` keeps between
+    its passes; a later pass starts new ones.
+
+    After an error, its traceback (which a notebook keeps) holds the loader, and with it
+    workers that lived on, each holding a copy of the data (and ignoring SIGTERM: see
+    :func:`ignore_sigterm`). torch has no public way to stop them (checked on torch 2.13): the
+    iterator's own shutdown is called, as its ``__del__`` does.
+
+    Parameters
+    ----------
+    loader : iterable
+        A ``DataLoader``; anything else (no ``_iterator``) is left as it is.
+    """
+    iterator = getattr(loader, "_iterator", None)
+    if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+        iterator._shutdown_workers()
+        loader._iterator = None
 
 
 def _ignore_stop_signals(worker_id):

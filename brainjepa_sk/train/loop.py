@@ -7,6 +7,7 @@ import contextlib
 import torch
 
 from ..nn._checks import check_count, type_with_article
+from .data import stop_persistent_workers
 from .distributed import all_reduce_mean, any_process, any_process_each, world
 from .optim import make_optimizer, set_hyperparameters
 from .runtime import (
@@ -315,10 +316,7 @@ class PretrainLoop:
     def _shutdown_workers(self):
         """Stop the loader's persistent workers now: after an error, the traceback (kept by a
         notebook) would otherwise keep them alive. A later ``run`` starts new ones."""
-        iterator = getattr(self.loader, "_iterator", None)
-        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
-            iterator._shutdown_workers()
-            self.loader._iterator = None
+        stop_persistent_workers(self.loader)
 
     def _hold_ctrl_c(self, optimizer, args, kwargs):
         """Optimizer step pre-hook: hold Ctrl-C back until the step being run is counted (a
