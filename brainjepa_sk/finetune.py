@@ -111,7 +111,7 @@ from ._warnings import check_array, warn_user
 from .files import is_path
 from .nn import POOLINGS, EncoderWithHead
 from .nn._checks import type_with_article
-from .train.data import stop_persistent_workers
+from .train.data import loader_length, stop_persistent_workers
 from .train.distributed import _launcher_world_size, world
 from .train.loop import TrainingInterrupted
 from .train.optim import layer_decay_groups
@@ -987,9 +987,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         self._stop_on_sigterm(f"before epoch {len(self.history_) + 1}")
         # the training loader's batches, which the record of an epoch cut short keeps (fit_loop)
         loader = self.get_iterator(dataset_train, training=True)
-        # (a loader class of one's own may have no len: skorch only iterates it)
-        self._epoch_loader_ = (len(loader) if hasattr(loader, "__len__") else None,
-                               getattr(loader, "batch_size", None))
+        # (a loader class of one's own may have no len, a DataLoader one that fails when its
+        # sampler has none: skorch only iterates it)
+        self._epoch_loader_ = (loader_length(loader), getattr(loader, "batch_size", None))
         resumed_cut = self.__dict__.pop("_resume_cut_", None)
         trained = self._batches_trained_before_cut(resumed_cut)
         if trained:

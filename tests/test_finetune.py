@@ -5544,14 +5544,33 @@ class UnsizedLoader:
         return iter(self.loader)
 
 
-def test_a_training_loader_without_len_fits_and_resumes_inside_an_epoch(tmp_path):
+class UnsizedSampler(torch.utils.data.Sampler):
+    """A sampler without ``len`` (torch's samplers need not have one): in order."""
+
+    def __init__(self, data_source):
+        self.n_items = len(data_source)
+
+    def __iter__(self):
+        return iter(range(self.n_items))
+
+
+class UnsizedSamplerLoader(torch.utils.data.DataLoader):
+    """A DataLoader over an :class:`UnsizedSampler`: its ``len`` raises ``TypeError``."""
+
+    def __init__(self, dataset, shuffle=False, **kwargs):
+        super().__init__(dataset, sampler=UnsizedSampler(dataset), **kwargs)
+
+
+@pytest.mark.parametrize("loader", [UnsizedLoader, UnsizedSamplerLoader])
+def test_a_training_loader_without_len_fits_and_resumes_inside_an_epoch(loader, tmp_path):
     """Every epoch noted the training loader's length, for the record of an epoch cut short:
     a loader class without len (skorch iterates it, no more) failed every fit with "object
     of type 'UnsizedLoader' has no len()" when the warm-up and cosine (which counts its
-    batches) was left out. Its length is recorded as unknown; a run cut inside an epoch
-    resumes after the batches it trained."""
+    batches) was left out, and so did a DataLoader whose sampler has no len (its own len
+    raises). Its length is recorded as unknown; a run cut inside an epoch resumes after the
+    batches it trained."""
     X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
-    settings = fast(max_epochs=3, batch_size=4, train_split=None, iterator_train=UnsizedLoader,
+    settings = fast(max_epochs=3, batch_size=4, train_split=None, iterator_train=loader,
                     callbacks__lr_schedule=None)
     reference_batches, cut_batches, resumed_batches = (BatchRecorder() for _ in range(3))
     reference = BrainJEPAClassifier(tiny_module(), **settings, callbacks=[

@@ -219,6 +219,29 @@ def ignore_sigterm(worker_id):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def loader_length(loader):
+    """The batches a loader says it yields per pass: ``len(loader)``, or None without one.
+
+    A loader of one's own may have no ``__len__`` (iterating it is all it promises), and a
+    ``DataLoader`` has one that fails (``TypeError``) when its sampler or its
+    ``IterableDataset`` has no length.
+
+    Parameters
+    ----------
+    loader : iterable
+        The loader.
+
+    Returns
+    -------
+    int or None
+        Its length, or None when ``len(loader)`` raises ``TypeError``.
+    """
+    try:
+        return len(loader)
+    except TypeError:
+        return None
+
+
 def stop_persistent_workers(loader):
     """Stop the worker processes a ``DataLoader`` with ``persistent_workers`` keeps between
     its passes; a later pass starts new ones.
