@@ -53,6 +53,7 @@ from torch.utils.data import Subset
 
 from ._warnings import catch_warnings, warn_user
 from .files import is_path
+from .nn._checks import type_with_article
 from .train.runs import run_key
 from .train.runtime import (
     expand_home,
@@ -757,6 +758,11 @@ class WarmupCosineLR(Callback):
 
     The fine-tuning estimators add it to skorch's callbacks as ``"lr_schedule"``:
     ``callbacks__lr_schedule=None`` turns it off (e.g. for a skorch ``LRScheduler``).
+
+    It counts an epoch's training batches as ``len()`` of the training loader (skorch's
+    ``iterator_train``), which it needs before the epoch's first batch: a loader without one
+    is refused when the fit's first epoch begins, and one that yields another number of
+    batches than its ``len()`` warns at the first epoch it does.
     """
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
@@ -782,6 +788,7 @@ class WarmupCosineLR(Callback):
                 "optimizer__lr): the cosine decay raises the rate to min_lr instead of "
                 "lowering it; set min_lr to at most the peak")
         self.epoch_ = 0
+        self.miscounted_ = False  # warned that the loader's len is not what it yields
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Count the epoch's training batches (from the net's training loader).
@@ -799,9 +806,27 @@ class WarmupCosineLR(Callback):
             The validation windows (unused).
         **kwargs : dict
             Other arguments of skorch's hook (unused).
+
+        Raises
+        ------
+        TypeError
+            When the training loader has no ``len()`` (a loader class of one's own without
+            ``__len__``, or a ``DataLoader`` whose sampler has none), before any batch trains.
         """
         # the training loader's own count: drop_last, batch_size=-1 or a sampler included
-        self.batches_per_epoch_ = max(1, len(net.get_iterator(dataset_train, training=True)))
+        loader = net.get_iterator(dataset_train, training=True)
+        try:
+            self.loader_batches_ = len(loader)
+        except TypeError as error:  # no __len__, or a DataLoader whose sampler has none
+            raise TypeError(
+                f"the warm-up and cosine learning-rate schedule (callbacks__lr_schedule) sets "
+                f"each training batch's rate from the training batches per epoch, which it "
+                f"takes from len() of the training loader, but iterator_train gave "
+                f"{type_with_article(loader)} without a len() ({error}): give the loader a "
+                "__len__ that returns the batches it yields per epoch, or turn the schedule "
+                "off with callbacks__lr_schedule=None (e.g. for a skorch LRScheduler of your "
+                "own)") from error
+        self.batches_per_epoch_ = max(1, self.loader_batches_)
         # a resumed epoch cut short goes on after the batches it had trained (the net skips
         # them), whose last rate is the epoch's "lr" should it train no other
         self.batch_ = net.__dict__.get("_skip_batches_", 0)
@@ -852,6 +877,9 @@ class WarmupCosineLR(Callback):
     def on_epoch_end(self, net, **kwargs):
         """Move to the next epoch; record the last batch's rate as ``"lr"`` in the history.
 
+        The first epoch of the fit whose training batches are not as many as the training
+        loader's ``len()`` warns: the rates were placed by that count.
+
         Parameters
         ----------
         net : BrainJEPAClassifier or BrainJEPARegressor
@@ -859,6 +887,17 @@ class WarmupCosineLR(Callback):
         **kwargs : dict
             Other arguments of skorch's hook (unused).
         """
+        if self.batch_ != self.loader_batches_ and not self.miscounted_:
+            self.miscounted_ = True
+            effect = ("the rate stops short of min_lr" if self.batch_ < self.loader_batches_
+                      else "the batches past it take the rates of the next epoch's first ones")
+            warn_user(
+                f"the training loader's len() is {self.loader_batches_}, but it yielded "
+                f"{self.batch_} training batch(es) in epoch {len(net.history)}: the warm-up and "
+                f"cosine learning-rate schedule (callbacks__lr_schedule) places each batch's "
+                f"rate by that len, so the rates of this fit do not follow it ({effect}); give "
+                "the loader (iterator_train) a __len__ that returns the batches it yields per "
+                "epoch")
         self.epoch_ += 1
         if hasattr(self, "lr_"):
             net.history.record("lr", self.lr_)

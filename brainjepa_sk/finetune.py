@@ -2273,7 +2273,10 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         AdamW weight decay, none for biases and norms (``optimizer__weight_decay`` overrides).
     warmup_epochs : float, default=0
         Epochs of linear warm-up of the learning rate from 0 (the research scripts use 0).
-        As many as the fit's epochs or more warns: the rate would never reach ``lr``.
+        As many as the fit's epochs or more warns: the rate would never reach ``lr``. The
+        schedule counts an epoch's batches as ``len()`` of the training loader: a loader of
+        one's own (``iterator_train``) without one is refused, unless
+        ``callbacks__lr_schedule=None`` turns the schedule off.
     min_lr : float, default=1e-6
         Learning rate reached by the cosine decay at the last batch of ``max_epochs``. Above
         ``lr`` warns: the decay would raise the rate.

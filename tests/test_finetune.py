@@ -5589,6 +5589,63 @@ def test_a_training_loader_without_len_fits_and_resumes_inside_an_epoch(loader, 
     assert_same_module_weights(resumed.module_, reference.module_)
 
 
+@pytest.mark.parametrize("loader", [UnsizedLoader, UnsizedSamplerLoader])
+def test_the_lr_schedule_refuses_a_training_loader_without_len_before_training(loader):
+    """The warm-up and cosine sets each batch's rate from the batches per epoch, which it
+    takes from len() of the training loader: a loader without one failed the fit with
+    "object of type 'UnsizedLoader' has no len()" from inside the callback (or torch's
+    BatchSampler). Refused before any batch trains, naming iterator_train and the ways out."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    recorder = BatchRecorder()
+    net = BrainJEPAClassifier(tiny_module(), **fast(
+        max_epochs=2, batch_size=4, train_split=None, iterator_train=loader,
+        callbacks=[("record", recorder)]))
+    with pytest.raises(TypeError, match=r"the warm-up and cosine learning-rate schedule "
+                                        r"\(callbacks__lr_schedule\) .* iterator_train gave an "
+                                        rf"{loader.__name__} without a len\(\) .*give the "
+                                        r"loader a __len__ .* callbacks__lr_schedule=None"):
+        net.fit(X, y)
+    assert recorder.batches_ == []
+
+
+class MiscountedLoader(torch.utils.data.DataLoader):
+    """A DataLoader whose len is ``miscount`` (of a subclass) off the batches it yields."""
+
+    miscount = 0
+
+    def __len__(self):
+        return super().__len__() + self.miscount
+
+
+@pytest.mark.parametrize("miscount", [-1, 0, 1])
+def test_the_lr_schedule_warns_once_of_a_training_loader_whose_len_is_not_its_batches(
+        miscount):
+    """The warm-up and cosine places each batch's rate by len() of the training loader: one
+    yielding 3 batches but saying 2 (or 4) per epoch silently ran another schedule (the rate
+    never reaching min_lr, or the epochs' last batches taking the next epoch's rates). The
+    first epoch that yields another count warns, once a fit; a right len does not warn."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 6)), np.tile([0, 1], 6)
+    loader = type("MiscountedLoader", (MiscountedLoader,), {"miscount": miscount})
+    net = BrainJEPAClassifier(tiny_module(), **fast(
+        max_epochs=3, batch_size=4, train_split=None, iterator_train=loader))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        net.fit(X, y)
+    said = [str(warning.message) for warning in caught if "len()" in str(warning.message)]
+    assert net.history_[:, "train_batch_count"] == [3, 3, 3]
+    if not miscount:
+        assert said == []
+        return
+    effect = ("the rate stops short of min_lr" if miscount > 0
+              else "the batches past it take the rates of the next epoch's first ones")
+    assert said == [
+        f"the training loader's len() is {3 + miscount}, but it yielded 3 training batch(es) "
+        "in epoch 1: the warm-up and cosine learning-rate schedule (callbacks__lr_schedule) "
+        "places each batch's rate by that len, so the rates of this fit do not follow it "
+        f"({effect}); give the loader (iterator_train) a __len__ that returns the batches it "
+        "yields per epoch"]
+
+
 def test_a_resume_with_a_generator_of_the_loaders_own_says_it_shuffles_otherwise(tmp_path):
     """A torch.Generator given to the training loader (iterator_train__generator) shuffles
     each epoch from where the previous one left it: a resumed fit's is where the script put
