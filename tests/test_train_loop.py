@@ -517,6 +517,45 @@ def test_n_epochs_that_is_not_an_int_of_at_least_zero_is_refused(n_epochs):
         PretrainLoop(valid.model, valid.loader, valid.mask_sampler, valid.schedule, n_epochs)
 
 
+class UnsizedLoader:
+    """A loader class of one's own without ``len`` (a DataLoader inside)."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __iter__(self):
+        return iter(self.loader)
+
+
+class UnsizedSampler(torch.utils.data.Sampler):
+    """A sampler without ``len`` (torch's samplers need not have one): in order."""
+
+    def __init__(self, n_items):
+        self.n_items = n_items
+
+    def __iter__(self):
+        return iter(range(self.n_items))
+
+
+@pytest.mark.parametrize("unsized", ["loader", "sampler"])
+def test_a_loader_without_len_is_refused_when_the_loop_is_built(unsized):
+    """The loop counts an epoch's steps by len(loader): a loader without one (a class of
+    one's own, or a DataLoader whose sampler has no len, whose own len then raises) failed
+    with "object of type 'UnsizedLoader' has no len()". Refused, saying what it must give."""
+    valid = _loop(n_epochs=1)
+    if unsized == "loader":
+        loader, name = UnsizedLoader(valid.loader), "an UnsizedLoader"
+    else:
+        loader = torch.utils.data.DataLoader(WindowDataset(_windows()), batch_size=BATCH,
+                                             sampler=UnsizedSampler(N_WINDOWS))
+        name = "a DataLoader"
+    with pytest.raises(TypeError, match=rf"the loader must have a len\(\), the batches "
+                                        rf"\(steps\) it yields per epoch, .* but {name} has "
+                                        r"none \(object of type 'Unsized.*' has no len\(\)\): "
+                                        r"give it a __len__ that returns them"):
+        PretrainLoop(valid.model, loader, valid.mask_sampler, valid.schedule, 1)
+
+
 def test_n_epochs_and_accumulation_steps_take_numpy_ints():
     loop = _loop(n_epochs=np.int64(1), accumulation_steps=np.int32(2))
     assert (loop.n_epochs, loop.accumulation_steps) == (1, 2)

@@ -119,6 +119,9 @@ class PretrainLoop:
 
     Raises
     ------
+    TypeError
+        When the loader has no ``len()`` (a loader class without ``__len__``, or a
+        ``DataLoader`` whose sampler or ``IterableDataset`` has none).
     ValueError
         When ``n_epochs`` is not an int >= 0, ``accumulation_steps`` is not an int >= 1 or
         does not divide the loader's batch size (or its incomplete last batch, which a loader
@@ -166,6 +169,15 @@ class PretrainLoop:
         self.compile = compile
         self.rank, self.world_size = world()
         self.accumulation_steps = check_count("accumulation_steps", accumulation_steps)
+        try:  # the loop, its progress bar and a schedule of epochs count steps by it
+            steps_per_epoch = len(loader)
+        except TypeError as error:  # no __len__, or a DataLoader whose sampler has none
+            raise TypeError(
+                f"the loader must have a len(), the batches (steps) it yields per epoch, "
+                f"which the loop counts by (as PretrainSchedule.from_epochs and ProgressBar "
+                f"do), but {type_with_article(loader)} has none ({error}): give it a __len__ "
+                "that returns them (a DataLoader over a map-style dataset, as window_loader "
+                "makes, has one)") from error
         batch_size = getattr(loader, "batch_size", None)
         if batch_size is not None and batch_size % self.accumulation_steps:
             raise ValueError(
@@ -182,7 +194,7 @@ class PretrainLoop:
                 f"batch ({len(sampler) % batch_size} of {len(sampler)} windows in batches of "
                 f"{batch_size}): drop incomplete batches (drop_last=True, as window_loader "
                 "does)")
-        if not len(loader):  # an epoch without steps: no loss to average, nothing trained
+        if not steps_per_epoch:  # an epoch without steps: no loss to average, nothing trained
             raise ValueError(
                 f"the loader yields no batch: it has fewer windows than one batch "
                 f"({batch_size}) and drops incomplete batches; use a smaller batch size or "
