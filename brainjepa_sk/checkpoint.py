@@ -512,7 +512,9 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         fine-tuners), so that a loaded model saved again keeps it.
     metadata : dict, optional
         Anything else of the same kinds (training history, ...), under string keys. The model's
-        ``region_names``, when it has them, are added as ``"region_names"`` unless given.
+        ``region_names``, when it has them, are added as ``"region_names"`` unless given; an
+        encoder's ``trained_n_patches`` (see :class:`~brainjepa_sk.nn.BrainEncoder`), as
+        ``"trained_n_patches"``.
 
     Raises
     ------
@@ -527,7 +529,9 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         ``run-*.pt``): the run could no longer be resumed; when the model's weights hold
         NaN or infinite values; or when ``preprocessing`` has a key that is no
         :meth:`~brainjepa_sk.preprocessing.Preprocessor.to_dict` key, nor one of the model's
-        own ``preprocessing`` (the estimators would ignore it). Nothing is written then.
+        own ``preprocessing`` (the estimators would ignore it); or when an encoder's
+        ``trained_n_patches`` (or the metadata's) is not a positive whole number. Nothing is
+        written then.
     OSError
         Naming ``path``, when it cannot be written.
     """
@@ -558,6 +562,13 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
     region_names = getattr(model, "region_names", None)
     if region_names is not None and "region_names" not in (metadata or {}):
         metadata = {**(metadata or {}), "region_names": list(region_names)}
+    if encoder_only:
+        # refused now, as load_checkpoint would refuse the file
+        trained_n_patches = _check_trained_n_patches(
+            (metadata or {}).get(TRAINED_N_PATCHES, getattr(model, "trained_n_patches", None)),
+            "model", nothing_written=True)
+        if trained_n_patches is not None:
+            metadata = {**(metadata or {}), TRAINED_N_PATCHES: trained_n_patches}
     gradients = model.pos_embed.gradients if encoder_only else model.gradients
     payload = {
         "format": FORMAT_NAME,
@@ -575,6 +586,23 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
 
 #: The ``"contents"`` of a file of an encoder alone (a file without it holds a whole model).
 ENCODER_CONTENTS = "encoder"
+#: The metadata key of a file of an encoder alone that records the longest window, in time
+#: patches, its positions were trained on (pretraining and fine-tuning): its preprocessing
+#: holds the fine-tuning window only. Files written before it was recorded lack it.
+TRAINED_N_PATCHES = "trained_n_patches"
+
+
+def _check_trained_n_patches(value, path, nothing_written=False):
+    """A recorded ``trained_n_patches``: a positive whole number, or None (not recorded).
+    ``nothing_written``: the check of a save (``path`` names the model), else of a file."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        what, after = ((f"{path}'s", "; nothing was written") if nothing_written
+                       else (f"{path} is an inconsistent checkpoint: its metadata's", ""))
+        raise ValueError(f"{what} {TRAINED_N_PATCHES} is {value!r}, not a positive whole "
+                         f"number of time patches{after}")
+    return int(value)
 
 
 def _encoder_config(encoder):
@@ -651,8 +679,9 @@ def load_checkpoint(path, map_location="cpu"):
         package (a research checkpoint, a pretraining run's state), written by a newer
         version, incomplete, when its model settings are not those this version's
         :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
-        version), when its model configuration lacks ``num_heads``, or when its weights hold
-        NaN or infinite values.
+        version), when its model configuration lacks ``num_heads``, when its weights hold
+        NaN or infinite values, or when a file of an encoder alone records a
+        ``"trained_n_patches"`` that is not a positive whole number.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:
@@ -689,6 +718,8 @@ def load_checkpoint(path, map_location="cpu"):
                          f"neither a whole model nor an encoder")
     module_class = BrainEncoder if contents == ENCODER_CONTENTS else BrainJEPA
     _check_config(payload["config"], path, module_class)
+    if module_class is BrainEncoder:
+        trained_n_patches = _check_trained_n_patches(metadata.get(TRAINED_N_PATCHES), path)
     try:
         model = _built_for_loading(payload["gradients"], payload["config"], module_class)
         model.load_state_dict(payload["state_dict"])
@@ -711,6 +742,8 @@ def load_checkpoint(path, map_location="cpu"):
     # the module carries them too, so that it can be passed as weights on its own
     model.preprocessing = copy.deepcopy(loaded.preprocessing) or None
     model.region_names = loaded.metadata.get("region_names")
+    if module_class is BrainEncoder:
+        model.trained_n_patches = trained_n_patches
     return loaded
 
 
@@ -754,7 +787,9 @@ class ResolvedWeights:
     model_t_r : float or None
         TR (seconds) the model expects, when known.
     n_frames : int or None
-        Window length (frames) the model was trained on, when known.
+        Window length (frames) of the preprocessing the weights carry, when known: the
+        pretraining windows, or a fine-tuned encoder's fine-tuning windows
+        (``n_frames="auto"`` takes it).
     region_names : list of str or None
         Names of the regions the model was pretrained on, in order, when our checkpoint
         recorded them (pretraining on DataFrames or files with a header).
@@ -764,6 +799,15 @@ class ResolvedWeights:
         The arguments of :func:`resolve_weights` among ``"gradients"`` and ``"num_heads"``
         that the weights carry their own of, so that the values given are ignored (both for
         our checkpoints and modules, ``"gradients"`` for ``"ukbiobank"``).
+    fine_tuned : bool
+        Whether the weights are a fine-tuning estimator's encoder (its ``module_.encoder``,
+        or a file its ``save`` wrote): their preprocessing (``n_frames``, ``model_t_r``) is
+        then the fine-tuner's, not the pretraining's.
+    trained_frames : int or None
+        The longest window (frames) whose time positions the encoder was trained on, in
+        pretraining and fine-tuning, when known. Left None, that of pretrained weights is
+        ``n_frames``; that of fine-tuned ones stays unknown (encoders fine-tuned before it
+        was recorded: their pretraining windows may have been longer than ``n_frames``).
     """
 
     encoder: BrainEncoder
@@ -773,6 +817,13 @@ class ResolvedWeights:
     region_names: list | None = None
     source: str | None = None
     carried: tuple = ()
+    fine_tuned: bool = False
+    trained_frames: int | None = None
+
+    def __post_init__(self):
+        if self.trained_frames is None and not self.fine_tuned:
+            # pretrained weights carry the window they were trained on
+            self.trained_frames = self.n_frames
 
 
 def _trained_frames(config):
@@ -786,14 +837,26 @@ def _carried_frames(encoder):
     return saved.get("n_frames") if isinstance(saved, dict) else None
 
 
+def _encoder_trained_frames(encoder):
+    """The longest window (frames) whose time positions ``encoder`` was trained on, as a
+    fine-tuner recorded it (``trained_n_patches``), else None."""
+    n_patches = getattr(encoder, "trained_n_patches", None)
+    return None if n_patches is None else int(n_patches) * encoder.patch_size
+
+
 def _resolved(module, encoder, n_frames):
     """``encoder`` with the preprocessing and region names that ``module`` carries (a
     pretrainer's ``model_``, a loaded checkpoint's model or a fine-tuner's
     ``module_.encoder``; older pickles, research models and bare encoders carry none)."""
     saved = copy.deepcopy(getattr(module, "preprocessing", None)) or None
+    # an encoder alone carries a preprocessing only as a fine-tuner's encoder
+    fine_tuned = isinstance(module, BrainEncoder) and saved is not None
     return ResolvedWeights(encoder, preprocessing=saved,
                            model_t_r=saved.get("target_t_r") if saved else None,
-                           n_frames=n_frames, region_names=getattr(module, "region_names", None))
+                           n_frames=n_frames, region_names=getattr(module, "region_names", None),
+                           fine_tuned=fine_tuned,
+                           trained_frames=(_encoder_trained_frames(module)
+                                           if isinstance(module, BrainEncoder) else None))
 
 
 def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data_dir=None):
@@ -827,7 +890,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     -------
     ResolvedWeights
         The encoder (on the CPU, in float32, a copy when a module was given), with the
-        preprocessing, TR, window length and region names the weights carry.
+        preprocessing, TR, window length and region names the weights carry, whether they
+        were fine-tuned, and the longest window their positions were trained on.
 
     Raises
     ------

@@ -83,8 +83,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
     t_r : float, optional
         TR of the input in seconds. When given, and the model's TR is known, series are
         resampled to the model's TR. It describes the data, so it is never taken from a
-        checkpoint: a model pretrained on series resampled to another TR warns when it is not
-        set. Over 20 s (milliseconds?), it is used with a warning, as is ``model_t_r``.
+        checkpoint: weights pretrained (or fine-tuned: a fine-tuner's encoder carries the
+        fine-tuner's TRs) on series resampled to another TR warn when it is not set. Over
+        20 s (milliseconds?), it is used with a warning, as is ``model_t_r``.
     model_t_r : "auto" or float or None, default="auto"
         TR the model expects. ``"auto"``: from our checkpoints; 2.205 s for ``"ukbiobank"``;
         unknown (no resampling) otherwise. Another TR than the one the weights record is
@@ -93,8 +94,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         Frames per window. ``"auto"``: the length the model was trained on (a fine-tuner's
         ``module_.encoder``: its fine-tuning windows'; another ``BrainEncoder`` module, or a
         ``BrainJEPA`` built without ``n_patches``, does not say it: give ``n_frames`` then). A
-        longer window is used with a warning: its later time patches get positions the model
-        never saw.
+        window longer than any the model was trained on is used with a warning: its later
+        time patches get positions the model never saw (for a fine-tuned encoder, the longest
+        of its pretraining and fine-tuning windows, which may be longer than ``"auto"``'s).
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
         ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else

@@ -562,14 +562,28 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         return (self.preprocessor_.to_dict(),
                 None if names is None else [str(name) for name in names])
 
+    def _trained_n_patches(self, resolved, patch_size):
+        """The most time patches per window the fine-tuned encoder's positions will have been
+        trained on: the weights' (pretraining's) and, unless the encoder is frozen, the fit's;
+        None when the weights do not say theirs (the fit's alone would claim too few)."""
+        trained = resolved.trained_frames
+        if trained is None:
+            return None
+        if not self.freeze_encoder:
+            trained = max(trained, self.preprocessor_.n_frames)
+        return int(trained) // patch_size
+
     def save(self, path):
         """Save the fine-tuned encoder with its gradients, preprocessing and region names.
 
-        The file holds the encoder alone (not the head, nor the optimizer: pickle the
-        estimator to keep those). It loads as ``BrainJEPAEmbedder(weights=path)``, which
-        embeds with the fine-tuner's preprocessing (``preprocessor_``, robust statistics
-        included; the input's ``t_r`` is given again), as the weights of another fine-tuner,
-        and with :func:`~brainjepa_sk.checkpoint.load_checkpoint` (as a ``BrainEncoder``).
+        With them, the longest window its time positions were trained on (its pretraining's
+        or its fine-tuning's, ``module_.encoder.trained_n_patches``), so that embedding
+        windows up to the pretraining's is not warned of. The file holds the encoder alone
+        (not the head, nor the optimizer: pickle the estimator to keep those). It loads as
+        ``BrainJEPAEmbedder(weights=path)``, which embeds with the fine-tuner's preprocessing
+        (``preprocessor_``, robust statistics included; the input's ``t_r`` is given again),
+        as the weights of another fine-tuner, and with
+        :func:`~brainjepa_sk.checkpoint.load_checkpoint` (as a ``BrainEncoder``).
 
         Parameters
         ----------
@@ -1149,6 +1163,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             # what its input must look like, as a pretrained BrainJEPA carries it: the
             # estimators given module_.encoder as weights preprocess as this fit did
             encoder.preprocessing, encoder.region_names = self._input_format()
+            encoder.trained_n_patches = self._trained_n_patches(resolved, encoder.patch_size)
         self._built_with_ = self._build_settings()
         # a gradients or num_heads the weights carry their own of changes nothing since
         self._carried_by_weights_ = resolved.carried

@@ -1442,6 +1442,46 @@ def _scale_check_deferred():
         _DEFERRED_SCALE_CHECKS.reset(token)
 
 
+def _warn_if_longer_than_trained(weights, n_frames):
+    """Warn when windows of ``n_frames`` reach past the time positions the weights were
+    trained on (``weights``: a :class:`~brainjepa_sk.checkpoint.ResolvedWeights`). Shorter
+    windows use positions the model was trained on; longer ones, new ones."""
+    trained = weights.trained_frames
+    if not weights.fine_tuned:
+        if trained is not None and n_frames > trained:
+            warn_user(
+                f"n_frames={n_frames} is longer than the windows the model was pretrained on "
+                f"({trained} frames): the frames past the first {trained} get time positions "
+                "it never saw. To cover longer scans with the positions it knows, keep "
+                f"n_frames={trained} (n_frames='auto') with window='sliding'"
+            )
+        return
+    fine_tuning = weights.n_frames  # the fine-tuner's windows, which its preprocessing holds
+    if trained is not None:
+        if n_frames > trained:
+            auto = ("" if fine_tuning is None or fine_tuning == trained
+                    else f" (n_frames='auto' takes the fine-tuning windows, {fine_tuning} "
+                         "frames)")
+            warn_user(
+                f"n_frames={n_frames} is longer than any window the fine-tuned model was "
+                f"trained on (at most {trained} frames, in pretraining and fine-tuning): the "
+                f"frames past the first {trained} get time positions it never saw. To cover "
+                "longer scans with the positions it knows, use windows of at most "
+                f"{trained} frames with window='sliding'{auto}"
+            )
+    elif fine_tuning is not None and n_frames > fine_tuning:
+        # fine-tuned before the pretraining windows were recorded: those may be longer
+        warn_user(
+            f"n_frames={n_frames} is longer than the windows the model was fine-tuned on "
+            f"({fine_tuning} frames; its weights do not record the windows of their "
+            "pretraining, which may have been longer): the frames past the first "
+            f"{fine_tuning} get time positions it was not fine-tuned on, which its "
+            "pretraining may not have seen either. To cover longer scans with the positions "
+            f"it was fine-tuned on, keep n_frames={fine_tuning} (n_frames='auto') with "
+            "window='sliding'"
+        )
+
+
 def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n_frames="auto",
                              window="auto", stride=None, min_frames=None,
                              normalization="auto", constant_regions="error"):
@@ -1449,8 +1489,9 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
 
     Settings left at ``"auto"`` (or None) come from what the weights carry: our checkpoints
     record their whole preprocessing (with the statistics learned at pretraining), research
-    checkpoints their window length (and the UK Biobank model its TR). So embedding or
-    fine-tuning repeats the pretraining preprocessing unless told otherwise.
+    checkpoints their window length (and the UK Biobank model its TR); a fine-tuner's encoder
+    carries the fine-tuner's. So embedding or fine-tuning repeats the preprocessing the
+    weights were trained with unless told otherwise.
 
     Parameters
     ----------
@@ -1489,22 +1530,18 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")
-    if weights.n_frames is not None and int(n_frames) > weights.n_frames:
-        # shorter windows use positions the model was trained on; longer ones, new ones
-        warn_user(
-            f"n_frames={n_frames} is longer than the windows the model was pretrained on "
-            f"({weights.n_frames} frames): the frames past the first {weights.n_frames} get "
-            "time positions it never saw. To cover longer scans with the positions it knows, "
-            f"keep n_frames={weights.n_frames} (n_frames='auto') with window='sliding'"
-        )
+    _warn_if_longer_than_trained(weights, int(n_frames))
+    # a fine-tuned encoder's TR is its fine-tuner's, which may not be the pretraining's
+    trained_as, training = (("fine-tuned", "fine-tuning") if weights.fine_tuned
+                            else ("pretrained", "pretraining"))
     saved_model_t_r = model_t_r == "auto"
     if (not saved_model_t_r and model_t_r is not None and weights.model_t_r is not None
             and not _same_sampling(weights.model_t_r, model_t_r)):
         # a TR the weights record, overridden: the data's TR given as the model's, perhaps
         warn_user(
-            f"model_t_r={model_t_r:g} is not the TR the model was pretrained at "
+            f"model_t_r={model_t_r:g} is not the TR the model was {trained_as} at "
             f"({weights.model_t_r:g} s, which its weights record): series are resampled to "
-            f"{model_t_r:g} s, so each time patch spans another duration than in pretraining; "
+            f"{model_t_r:g} s, so each time patch spans another duration than in {training}; "
             "leave model_t_r='auto' to use the model's, and give your data's TR as t_r"
         )
     # those the user gave (once per fit: the estimators come here once); a model_t_r taken
@@ -1531,10 +1568,10 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         # The input TR is the data's, not the model's, so it is not taken from the checkpoint;
         # but silently skipping the resampling the pretraining did would shift every feature.
         warn_user(
-            f"the model was pretrained on series at TR {saved_t_r:g} s resampled to "
+            f"the model was {trained_as} on series at TR {saved_t_r:g} s resampled to "
             f"{model_t_r:g} s, but t_r is not set, so these series are used as if sampled at "
             f"{model_t_r:g} s; set t_r to their TR (t_r={saved_t_r:g} for data acquired like "
-            f"the pretraining data, t_r={model_t_r:g} to keep them as they are)",
+            f"the {training} data, t_r={model_t_r:g} to keep them as they are)",
         )
     if normalization == "auto":
         normalization = saved.get("normalization", "global_zscore")

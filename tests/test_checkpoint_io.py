@@ -1,6 +1,7 @@
 """Our own checkpoint format: config + weights + preprocessing, readable with weights_only."""
 
 import enum
+import warnings
 
 import numpy as np
 import pytest
@@ -438,6 +439,75 @@ def test_an_encoder_saved_alone_comes_back_as_an_encoder_with_what_it_carries(tm
     with pytest.raises(ValueError, match=r"other\.pt is an inconsistent checkpoint: it holds "
                                          r"'predictor', neither a whole model nor an encoder"):
         load_checkpoint(tmp_path / "other.pt")
+
+
+def _fine_tuned_encoder(trained_n_patches):
+    """``_model()``'s encoder as a fine-tuner leaves it: its window (8 frames, 2 patches of 4)
+    in its preprocessing, the longest trained on recorded apart."""
+    encoder = _model().encoder.eval()
+    encoder.preprocessing = {"n_frames": 8, "normalization": None}
+    encoder.trained_n_patches = trained_n_patches
+    return encoder
+
+
+def test_an_encoder_file_keeps_the_longest_window_its_positions_were_trained_on(tmp_path):
+    """The longest window of an encoder's training (its pretraining's, longer than its
+    fine-tuning windows) is saved apart from its preprocessing and read back: embedding
+    windows up to it is silent."""
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    save_checkpoint(tmp_path / "encoder.pt", _fine_tuned_encoder(3))
+    payload = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    assert payload["format_version"] == 4 and payload["metadata"]["trained_n_patches"] == 3
+    assert load_checkpoint(tmp_path / "encoder.pt").model.trained_n_patches == 3
+    resolved = resolve_weights(tmp_path / "encoder.pt")
+    assert (resolved.n_frames, resolved.trained_frames, resolved.fine_tuned) == (8, 12, True)
+    X = np.random.default_rng(0).standard_normal((2, 24, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        BrainJEPAEmbedder(weights=tmp_path / "encoder.pt", n_frames=12).fit(X)
+    # whole models keep their window in their configuration, and their format
+    save_checkpoint(tmp_path / "model.pt", _model(), metadata={"trained_n_patches": 9})
+    assert torch.load(tmp_path / "model.pt", weights_only=True)["format_version"] == 3
+    assert resolve_weights(tmp_path / "model.pt").trained_frames == 12
+
+
+def test_an_encoder_file_of_an_earlier_version_loads_not_knowing_its_pretraining_windows(
+        tmp_path):
+    """A file that does not record the longest window (written before it was) loads as
+    before, and windows past its fine-tuning windows are warned of without claiming that
+    its pretraining did not see them."""
+    from brainjepa_sk import BrainJEPAEmbedder
+
+    save_checkpoint(tmp_path / "encoder.pt", _fine_tuned_encoder(None))
+    assert "trained_n_patches" not in torch.load(tmp_path / "encoder.pt",
+                                                 weights_only=True)["metadata"]
+    X = np.random.default_rng(0).standard_normal((2, 24, 10))
+    with pytest.warns(UserWarning) as caught:
+        BrainJEPAEmbedder(weights=tmp_path / "encoder.pt", n_frames=12).fit(X)
+    assert [str(warning.message) for warning in caught] == [
+        "n_frames=12 is longer than the windows the model was fine-tuned on (8 frames; its "
+        "weights do not record the windows of their pretraining, which may have been "
+        "longer): the frames past the first 8 get time positions it was not fine-tuned on, "
+        "which its pretraining may not have seen either. To cover longer scans with the "
+        "positions it was fine-tuned on, keep n_frames=8 (n_frames='auto') with "
+        "window='sliding'"]
+    assert load_checkpoint(tmp_path / "encoder.pt").model.trained_n_patches is None
+
+
+@pytest.mark.parametrize("value", [0, 2.5, True, "3"])
+def test_an_encoders_record_of_its_trained_window_that_is_no_count_is_refused(tmp_path, value):
+    """Refused on saving (nothing written) and, in a file edited so, on loading."""
+    with pytest.raises(ValueError, match=r"^model's trained_n_patches is .*, not a positive "
+                                         r"whole number of time patches; nothing was written$"):
+        save_checkpoint(tmp_path / "bad.pt", _fine_tuned_encoder(value))
+    assert not (tmp_path / "bad.pt").exists()
+    save_checkpoint(tmp_path / "encoder.pt", _fine_tuned_encoder(3))
+    _resave_edited(tmp_path / "encoder.pt", tmp_path / "edited.pt",
+                   lambda payload: payload["metadata"].update(trained_n_patches=value))
+    with pytest.raises(ValueError, match=r"edited\.pt is an inconsistent checkpoint: its "
+                                         r"metadata's trained_n_patches is .*, not a positive"):
+        load_checkpoint(tmp_path / "edited.pt")
 
 
 @pytest.mark.parametrize(("embed_dim", "mlp_ratio"), [(28, 2.2), (44, 0.7), (16, 2.5)])

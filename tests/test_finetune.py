@@ -2968,6 +2968,69 @@ def test_a_saved_fine_tuned_encoder_embeds_and_fine_tunes_as_the_module(tmp_path
     assert again.region_names_ == names
 
 
+def _warning_messages(fit):
+    """The messages of the warnings ``fit()`` gives."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit()
+    return [str(warning.message) for warning in caught]
+
+
+def test_the_fine_tuned_encoders_tr_warnings_name_the_fine_tuning_not_the_pretraining(
+        tmp_path):
+    """The TR a fine-tuned encoder carries is its fine-tuner's: the embedder's warnings
+    about it said the model was pretrained at it."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2), n_timepoints=40), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), t_r=1.0, model_t_r=2.0)
+    clf.fit(X, y).save(tmp_path / "encoder.pt")
+    for weights in (clf.module_.encoder, tmp_path / "encoder.pt"):
+        unset = _warning_messages(lambda: BrainJEPAEmbedder(weights=weights).fit(X))
+        assert unset == [
+            "the model was fine-tuned on series at TR 1 s resampled to 2 s, but t_r is not "
+            "set, so these series are used as if sampled at 2 s; set t_r to their TR (t_r=1 "
+            "for data acquired like the fine-tuning data, t_r=2 to keep them as they are)"]
+        other = _warning_messages(
+            lambda: BrainJEPAEmbedder(weights=weights, t_r=1.0, model_t_r=3.0).fit(X))
+        assert len(other) == 1 and other[0].startswith(
+            "model_t_r=3 is not the TR the model was fine-tuned at (2 s, which its weights "
+            "record): series are resampled to 3 s, so each time patch spans another duration "
+            "than in fine-tuning;"), other
+
+
+def test_a_fine_tuner_of_shorter_windows_keeps_the_pretraining_windows_positions(tmp_path):
+    """An encoder fine-tuned on windows shorter than the pretraining's records the
+    pretraining's (its preprocessing holds the fine-tuning's): embedding windows up to the
+    pretraining's is silent (it warned that the positions past the fine-tuning windows were
+    never seen), longer ones are told the longest trained; a frozen encoder (a linear probe)
+    was not trained on its probe's longer windows."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2), n_timepoints=40), np.tile([0, 1], 2)
+    pretrained = tiny_module()  # 4 patches of 2 frames
+    clf = BrainJEPAClassifier(pretrained, **fast(max_epochs=1), n_frames=4).fit(X, y)
+    clf.save(tmp_path / "encoder.pt")
+    for weights in (clf.module_.encoder, tmp_path / "encoder.pt"):
+        assert _warning_messages(
+            lambda: BrainJEPAEmbedder(weights=weights, n_frames=8).fit(X)) == []
+        assert BrainJEPAEmbedder(weights=weights).fit(X).preprocessor_.n_frames == 4
+        longer = _warning_messages(lambda: BrainJEPAEmbedder(weights=weights, n_frames=10).fit(X))
+        assert longer == [
+            "n_frames=10 is longer than any window the fine-tuned model was trained on (at "
+            "most 8 frames, in pretraining and fine-tuning): the frames past the first 8 get "
+            "time positions it never saw. To cover longer scans with the positions it knows, "
+            "use windows of at most 8 frames with window='sliding' (n_frames='auto' takes the "
+            "fine-tuning windows, 4 frames)"]
+    assert clf.module_.encoder.trained_n_patches == 4
+    assert clf.module_.encoder.preprocessing["n_frames"] == 4
+    # a further fine-tuner starts from the record, and adds its own longer windows
+    with pytest.warns(UserWarning, match="n_frames=12 is longer than any window"):
+        again = BrainJEPAClassifier(tmp_path / "encoder.pt", **fast(max_epochs=1),
+                                    n_frames=12).fit(X, y)
+    assert again.module_.encoder.trained_n_patches == 6
+    with pytest.warns(UserWarning, match="n_frames=12 is longer than the windows"):
+        probe = BrainJEPAClassifier(pretrained, **fast(max_epochs=1), n_frames=12,
+                                    freeze_encoder=True).fit(X, y)
+    assert probe.module_.encoder.trained_n_patches == 4
+
+
 def test_bf16_precision_runs_the_model_under_autocast():
     seen = []
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")

@@ -177,11 +177,17 @@ class BrainEncoder(nn.Module):
         take its window length as theirs. None for an encoder built here.
     region_names : list of str or None
         Names of the regions it was trained on, in order, when known (as ``preprocessing``).
+    trained_n_patches : int or None
+        The most time patches per window its time positions were trained on, in pretraining
+        and fine-tuning, when known (as ``preprocessing``, whose window is the fine-tuning's
+        only): the estimators given this module as ``weights`` warn of longer windows. None
+        for an encoder built here, or fine-tuned from weights that do not say their window.
     """
 
     # what an encoder pickled before these existed has (its __dict__ lacks them)
     preprocessing = None
     region_names = None
+    trained_n_patches = None
 
     def __init__(
         self,
