@@ -622,6 +622,8 @@ class FittedScaleCheck:
 
     def __init__(self, estimator, n_subjects, rows=None):
         self.origin = _statistics_origin(estimator, estimator.preprocessor_)
+        # a fine-tuner's encoder's statistics (recorded at fit, as the origin is)
+        self.fine_tuned = getattr(estimator.preprocessor_, "_statistics_fine_tuned", False)
         rows = range(int(n_subjects)) if rows is None else rows
         # the module's number, read when called (the tests lower it)
         self._wanted = {int(i): position for position, i in
@@ -695,7 +697,8 @@ class FittedScaleCheck:
         Preprocessor._warn_if_scaled_off_the_saved_scale(
             [series for _, series in sorted(kept, key=lambda item: self._wanted[item[0]])],
             source,
-            fitted_by=fitted_by)
+            fitted_by=fitted_by,
+            fine_tuned=self.fine_tuned)
 
 
 def _statistics_origin(estimator, preprocessor):

@@ -112,9 +112,9 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         Scaling of each window. ``"auto"``: what our checkpoint was trained with (with its
         statistics), ``"global_zscore"`` for research weights. Naming our checkpoint's own
         scaling is the same as ``"auto"``: its ``"robust"`` statistics are the pretraining
-        data's, not relearned (``fit`` and ``transform`` warn when they leave the subjects
-        they are given far above unit scale: series scaled otherwise than the pretraining
-        data);
+        data's (a fine-tuned encoder's: its fine-tuner's), not relearned (``fit`` and
+        ``transform`` warn when they leave the subjects they are given far above unit scale:
+        series scaled otherwise than the data they were learned from);
         another scaling is fitted on the subjects given to ``fit``.
     constant_regions : {"error", "zero"}, default="error"
         A region whose signal is constant within a subject (outside the scan's field of view,

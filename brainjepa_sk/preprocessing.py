@@ -913,7 +913,8 @@ class Preprocessor:
                 "'global_zscore', or scale the series yourself.",
             )
 
-    def _warn_if_off_the_saved_scale(self, subjects, source, *, fitted_by=None):
+    def _warn_if_off_the_saved_scale(self, subjects, source, *, fitted_by=None,
+                                     fine_tuned=False):
         """Series that robust statistics learned elsewhere (at pretraining, carried by a
         checkpoint, or by an estimator's ``fit``), not refitted, leave far above unit scale:
         scaled otherwise than the data they were learned from (raw BOLD against standardized
@@ -923,7 +924,8 @@ class Preprocessor:
         ``source`` names the checkpoint the statistics came from; ``fitted_by``, the class
         name of the estimator whose ``fit`` learned them, when they were learned so; both,
         where they came from one or the other (an estimator pickled before it recorded
-        which).
+        which). ``fine_tuned``: the checkpoint is a fine-tuner's encoder, whose statistics
+        its fine-tuner learned or took from its own weights' pretraining.
 
         Reads those subjects for the check alone: ``transform`` and ``predict``, which scale
         them anyway, decide from their own (``_base.FittedScaleCheck``).
@@ -932,7 +934,8 @@ class Preprocessor:
         for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
             scaled.append(self._robust_scaled(subjects, i, n_regions))
             n_regions = scaled[-1].shape[1]
-        self._warn_if_scaled_off_the_saved_scale(scaled, source, fitted_by=fitted_by)
+        self._warn_if_scaled_off_the_saved_scale(scaled, source, fitted_by=fitted_by,
+                                                 fine_tuned=fine_tuned)
 
     def _robust_scaled(self, subjects, i, n_regions=None):
         """Subject ``i`` of ``subjects`` read, resampled and scaled by the robust statistics,
@@ -941,7 +944,8 @@ class Preprocessor:
         return self._robust_scale(_resample_subject(i, x, self.t_r, self.target_t_r))
 
     @staticmethod
-    def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None):
+    def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None,
+                                            fine_tuned=False):
         """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from ``scaled``: the first
         subjects' resampled series as the robust statistics scale them (before padding)."""
         level = float(np.median(np.abs(np.concatenate([x.ravel() for x in scaled]))))
@@ -953,7 +957,14 @@ class Preprocessor:
         # baselines differ between subjects leaves each subject's own fluctuations at ~0.01 of
         # them, on the very data they were learned from; too small a spread is no sign here.
         if max(spread, level) > UNIT_SCALE_RANGE[1]:
-            if fitted_by is None:
+            if fitted_by is None and fine_tuned:
+                # a fine-tuner's own, or those it took from the weights it was fine-tuned from:
+                # its preprocessing does not say which
+                origin, learned, advice = (
+                    f"the statistics of {source} were learned from (its fine-tuning data, or "
+                    "the pretraining data of the weights it was fine-tuned from)",
+                    "by its fine-tuner or at pretraining", "Scale them as those data were, or set")
+            elif fitted_by is None:
                 origin, learned, advice = (f"{source} was pretrained on", "at pretraining",
                                            "Scale them as the pretraining data were, or set")
             elif source is not None:
@@ -1620,6 +1631,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
         if preprocessor.normalization == "robust":
             # kept, so that transform and predict name the checkpoint as fit does
             preprocessor._statistics_source = os.fspath(source) if source else "the model"
+            preprocessor._statistics_fine_tuned = weights.fine_tuned
             # Reads the first subjects for the warning alone (the statistics are the
             # checkpoint's: nothing else here reads their values). A fit warns of its own
             # series, which a later transform may never see (fit on some, transform others),
@@ -1627,7 +1639,8 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             # subjects right after decides it as well, from what it scales (the transform of
             # fit_transform, a fine-tuner's training windows: see _scale_check_deferred).
             check = functools.partial(preprocessor._warn_if_off_the_saved_scale, subjects,
-                                      preprocessor._statistics_source)
+                                      preprocessor._statistics_source,
+                                      fine_tuned=weights.fine_tuned)
             deferred = _DEFERRED_SCALE_CHECKS.get()
             if deferred is None:
                 check()

@@ -3031,6 +3031,34 @@ def test_a_fine_tuner_of_shorter_windows_keeps_the_pretraining_windows_positions
     assert probe.module_.encoder.trained_n_patches == 4
 
 
+def test_series_off_the_scale_of_a_fine_tuned_encoders_statistics_do_not_blame_pretraining(
+        tmp_path):
+    """The robust statistics a fine-tuned encoder carries are its fine-tuner's (learned by
+    its fit here, the pretrained model having none): the warning of series far above their
+    scale said they were the pretraining data's, at fit, at transform and in a further
+    fine-tuner's fit."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2), n_timepoints=40), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, normalization="robust"))
+    clf.fit(X, y).save(tmp_path / "encoder.pt")
+    off_scale = [x * 1e4 + 1e4 for x in X]
+    for weights, named in [(clf.module_.encoder, "the model"),
+                           (tmp_path / "encoder.pt", str(tmp_path / "encoder.pt"))]:
+        expected = (
+            f"the series are on another scale than the data the statistics of {named} were "
+            "learned from (its fine-tuning data, or the pretraining data of the weights it was "
+            "fine-tuned from): its robust statistics (normalization='robust', learned by its "
+            "fine-tuner or at pretraining and not refitted) leave them at")
+        fitted = _warning_messages(lambda: BrainJEPAEmbedder(weights=weights).fit(off_scale))
+        assert len(fitted) == 1 and fitted[0].startswith(expected), fitted
+        assert "Scale them as those data were, or set" in fitted[0]
+        embedder = BrainJEPAEmbedder(weights=weights).fit(X)
+        transformed = _warning_messages(lambda: embedder.transform(off_scale))
+        assert len(transformed) == 1 and transformed[0].startswith(expected), transformed
+        further = _warning_messages(lambda: BrainJEPAClassifier(
+            weights, **fast(max_epochs=1, normalization="auto")).fit(off_scale, y))
+        assert [message for message in further if message.startswith(expected)], further
+
+
 def test_bf16_precision_runs_the_model_under_autocast():
     seen = []
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")
