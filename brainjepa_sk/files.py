@@ -873,7 +873,8 @@ class SubjectFiles(Sequence):
         Each file's ``(size, modification time in ns)`` when it was checked, from
         :func:`file_stamp`; a read of a file whose stamp has changed since is refused with a
         :class:`FileChangedError` that says what changed, unless its ``file_digests`` entry
-        shows the same series.
+        shows the same series; so is a read of another shape than checked where the stamp is
+        the same (a rewrite of the same size within the file system's timestamp resolution).
     file_digests : sequence of str or None, default=None
         Each file's :func:`series_digest` when it was checked: a file whose stamp changed
         (touched, or copied over with the same contents) is read when its series is the same,
@@ -936,9 +937,12 @@ class SubjectFiles(Sequence):
             # parent again if it reads the file
             self.stamps[index] = now
             changed = False
-        if changed:
+        checked = (int(self.n_timepoints[index]), self.n_regions)
+        # rewritten in another shape of the same size within the file system's timestamp
+        # resolution: the stamp does not show it, the shape does (no read of the values)
+        reshaped = not changed and stamp is not None and np.shape(series) != checked
+        if changed or reshaped:
             values = np.asarray(series)
-            checked = (int(self.n_timepoints[index]), self.n_regions)
             if values.shape != checked:
                 now = (f"{values.shape[0]} timepoints x {values.shape[1]} regions"
                        if values.ndim == 2 else f"of shape {values.shape}")
@@ -947,8 +951,10 @@ class SubjectFiles(Sequence):
                 what = "it now holds values that are not finite numbers"
             else:
                 what = "its size or modification time differ, not its shape"
+            how = ("rewritten while in use, keeping its size and modification time?"
+                   if reshaped else "rewritten while in use?")
             raise FileChangedError(
-                f"{path} changed after it was checked ({what}; rewritten while in use?): "
+                f"{path} changed after it was checked ({what}; {how}): "
                 "pass the paths again, so that they are checked anew")
         return series
 

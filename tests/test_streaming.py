@@ -355,6 +355,53 @@ def test_a_file_rewritten_with_the_same_shape_is_named(tmp_path, kind):
         subjects[1]
 
 
+def _rewritten_keeping_its_stamp(path, series, kind):
+    """Write ``series`` over ``path`` with the size and modification time the file had, as a
+    rewrite within the file system's timestamp resolution leaves them (a .tsv padded with
+    blank lines, which a read skips)."""
+    before = os.stat(path)
+    if kind == "npy":
+        np.save(path, series.astype(np.float32))
+    else:
+        pd.DataFrame(series, columns=[f"roi{r}" for r in range(series.shape[1])]).to_csv(
+            path, sep="\t", index=False)
+        with open(path, "a") as file:
+            file.write("\n" * (before.st_size - os.path.getsize(path)))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert files.file_stamp(path) == (before.st_size, before.st_mtime_ns)
+
+
+@pytest.mark.parametrize("subject", [0, 1])
+@pytest.mark.parametrize("kind", ["npy", "tsv"])
+def test_a_file_rewritten_in_another_shape_keeping_its_stamp_is_named(tmp_path, kind,
+                                                                       subject):
+    """A file rewritten in another shape with its size and modification time as they were
+    (within the timestamp resolution) is refused by its shape, which the read gives: transform
+    had said "subject 0 has 4 regions (last axis) but subject 0 has 8" of subject 0 (the count
+    checked, not subject 0's file), and a GradientPositioner passed on nilearn's "All subjects
+    must have the same number of features"."""
+    paths = _save(tmp_path, _series(), kind)
+    subjects = validate_subjects(paths, lazy=True)
+    prep = Preprocessor(16).fit(subjects)
+    positioner = GradientPositioner(n_components=2, sparsity=0.5, random_state=0).fit(subjects)
+    checked = _series()[subject]
+    reshaped = (checked.reshape(-1, N_REGIONS // 2) if kind == "npy"  # same bytes, same size
+                else checked[:, : N_REGIONS // 2])
+    _rewritten_keeping_its_stamp(paths[subject], reshaped, kind)
+    now = f"{len(reshaped)} timepoints x {N_REGIONS // 2} regions"
+    message = (rf"sub-0{subject}\.{kind} changed after it was checked \(it is now {now}, "
+               rf"checked as {len(checked)} x {N_REGIONS}; rewritten while in use, keeping its "
+               r"size and modification time\?\): pass the paths again")
+    with pytest.raises(FileChangedError, match=message):
+        prep.transform(subjects)
+    with pytest.raises(FileChangedError, match=message):
+        prep.read_window(subjects, subject, 0)
+    with pytest.raises(FileChangedError, match=message):
+        positioner.transform(subjects)
+    with pytest.raises(FileChangedError, match=message):
+        subjects[subject]
+
+
 @pytest.mark.parametrize("kind", ["npy", "tsv"])
 def test_a_file_touched_or_copied_over_with_the_same_series_is_read(tmp_path, kind):
     """A file touched, copied over without its times, or written again with the same series
