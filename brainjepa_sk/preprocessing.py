@@ -1071,7 +1071,13 @@ class Preprocessor:
         windows, position, input_name = None, 0, _input_name(subjects)
         for i in rows:
             try:
-                original = self._as_array(i, subjects[i], n_regions, input_name=input_name)
+                # files: compared with what their check recorded below, not as with subject
+                # 0's regions ("subject 0 has 4 regions but subject 0 has 8" of subject 0)
+                original = self._as_array(i, subjects[i], None if paths is not None else n_regions,
+                                          input_name=input_name)
+                if paths is not None and original.shape[1] != n_regions:
+                    raise ValueError(f"subject {i} has {original.shape[1]} regions, not the "
+                                     f"{n_regions} it had")
                 if paths is not None and len(original) != lengths[i]:
                     raise ValueError(f"subject {i} has {len(original)} frames, not the "
                                      f"{lengths[i]} it had")

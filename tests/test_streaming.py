@@ -562,17 +562,22 @@ def test_a_file_cut_short_while_its_windows_stream_is_named(tmp_path, monkeypatc
         prep.read_window(subjects, 1, 16)
 
 
-def test_a_file_given_other_regions_before_transform_is_refused_by_its_subject(tmp_path):
+@pytest.mark.parametrize("subject", [0, 1])
+def test_a_file_given_other_regions_before_transform_is_refused_by_its_subject(tmp_path,
+                                                                              subject):
     """transform reads files one at a time into one array: a file rewritten with other
     regions since it was checked gets the region error, not numpy's broadcasting error (also
-    where its stamp does not show the change)."""
+    where its stamp does not show the change, as in files checked without stamps). The count
+    is the one checked, not subject 0's: subject 0 was told "subject 0 has 7 regions (last
+    axis) but subject 0 has 8"."""
     paths = _save(tmp_path, _series())
     subjects = validate_subjects(paths, lazy=True)
     subjects.stamps = None
     prep = Preprocessor(16).fit(subjects)
-    np.save(paths[1], _series()[1][:, :-1].astype(np.float32))
-    with pytest.raises(ValueError, match=rf"subject 1 has {N_REGIONS - 1} regions \(last axis\) "
-                                         rf"but subject 0 has {N_REGIONS}"):
+    np.save(paths[subject], _series()[subject][:, :-1].astype(np.float32))
+    with pytest.raises(ValueError, match=rf"sub-0{subject}\.npy: subject {subject} has "
+                                         rf"{N_REGIONS - 1} regions, not the {N_REGIONS} it had; "
+                                         r"the file changed after it was checked"):
         prep.transform(subjects)
 
 
