@@ -444,8 +444,10 @@ def check_has_rows(first_line, second_line, header, comments=False):
 
 
 def _n_cells(line, separator):
-    """Cells of a line as pandas counts them (a quoted cell may hold the separator)."""
-    return len(next(csv.reader([line.rstrip("\r\n")], delimiter=separator), []))
+    """Cells of a line as pandas counts them (a quoted cell may hold the separator, also after
+    the spaces that often follow a comma)."""
+    return len(next(csv.reader([line.rstrip("\r\n")], delimiter=separator,
+                               skipinitialspace=True), []))
 
 
 def _check_line_lengths(path, separator, column="region"):
@@ -563,8 +565,10 @@ def read_csv_table(path, column="region", last_column=True):
     # pandas before 3 parses floats to within one unit in the last place by default: its
     # round-trip parser reads back the value written (the .npy file's, bit for bit)
     exact = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+    # skipinitialspace: a name quoted after ", " ("Left Amygdala", "Right Amygdala") is
+    # unquoted as the first one is, rather than named with its quotes
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
-                        na_values=["n/a"], **exact)
+                        na_values=["n/a"], skipinitialspace=True, **exact)
     if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
         table = table.iloc[:, :-1]  # every line ends with the separator
     if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):

@@ -1180,6 +1180,26 @@ def test_names_lose_the_spaces_after_the_separators(tmp_path):
     assert list(read_subject_file(path).columns) == ["a", "b", "c"]
 
 
+def test_names_quoted_after_a_comma_and_a_space_lose_their_quotes(tmp_path):
+    """A header written with ", " between quoted names: every name after the first kept its
+    quotes (pandas unquotes a cell only where the quote opens it), and a name holding a comma
+    counted as two cells, so that a missing value was told a damaged line."""
+    names = ["Left Amygdala", "Cingulate Gyrus, anterior division", "Frontal Pole"]
+    rows = np.random.default_rng(16).standard_normal((5, 3))
+    path = tmp_path / "sub.csv"
+    header = ", ".join(f'"{name}"' for name in names)
+    path.write_text(header + "\n" + "".join(", ".join(f"{v!r}" for v in row) + "\n"
+                                            for row in rows.tolist()))
+    table = read_subject_file(path)
+    assert list(table.columns) == names
+    np.testing.assert_array_equal(table.to_numpy(), rows)
+    path.write_text(header + "\n" + "".join(", ".join("n/a" if (i, j) == (2, 1) else f"{v!r}"
+                                                      for j, v in enumerate(row)) + "\n"
+                                            for i, row in enumerate(rows.tolist())))
+    with pytest.raises(ValueError, match=r"sub\.csv: subject 0: Input X\[0\] contains NaN"):
+        validate_subjects([path], lazy=True)
+
+
 def test_a_file_without_an_extension_is_refused_naming_it(tmp_path):
     path = tmp_path / "sub-01"
     path.write_text("1.5 2.5\n3.5 4.5\n")
