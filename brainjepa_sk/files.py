@@ -365,7 +365,36 @@ def _is_number(text):
     return True
 
 
-def check_index_column(values, column="region", name=None, last=False, last_name=None):
+#: Header names of a column of times or frame numbers (``time``, ``t``, ``frame``, ``TR``,
+#: ``onset``, ``time_s``, ``time (s)``), lower case, without the spaces around them.
+_TIME_NAME = re.compile(
+    r"(t|tr|times?|timestamps?|timepoints?|frames?|frame[ _-]?(n|no|nr|num|number|id|idx|index)"
+    r"|volumes?|vol|onsets?|seconds?|secs?)([ _-]?(\(s\)|\[s\]|\(ms\)|\[ms\]|s|ms|sec))?")
+
+
+def _rises_as_times(name, column):
+    """Whether a column named as times or frame numbers (``_TIME_NAME``) rises on every row, by
+    whatever steps (censored frames leave gaps in the frame numbers, recorded times jitter),
+    over three rows at least: under such a name, no region's signal does."""
+    if name is None or not _TIME_NAME.fullmatch(str(name).strip().lower()):
+        return False
+    return column.size >= 3 and bool(np.isfinite(column).all() and (np.diff(column) > 0).all())
+
+
+def _read_without(position, read_with):
+    """The advice to read a subject file without its first or last column, with the pandas
+    line that does so; "" where ``read_with``, the file's ``(separator, header)``, is None."""
+    if read_with is None:
+        return ""
+    separator, header = read_with
+    options = f"sep={separator!r}" + ("" if header else ", header=None")
+    line = (f"pandas.read_csv(path, {options}, index_col=0)" if position == "first"
+            else f"pandas.read_csv(path, {options}).iloc[:, :-1]")
+    return f", or read the file with {line} and pass that DataFrame"
+
+
+def check_index_column(values, column="region", name=None, last=False, last_name=None,
+                       read_with=None):
     """Raise when the first column of a numeric table is a table index or a time column, or,
     when asked, its last column.
 
@@ -375,7 +404,11 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     last column is refused by the same rule: a time or frame column appended to a subject's
     series (``df["time"] = np.arange(n) * t_r``); the first and the last columns are then each
     compared with the columns between them, so that an index and a time column together are
-    refused too. Gradient tables leave it out, as their last component may be a ramp.
+    refused too. Gradient tables leave it out, as their last component may be a ramp. A first
+    (or, with ``last``, last) column named as times or frame numbers (``time``, ``t``,
+    ``frame``, ``TR``, ``onset``, ``time_s``, ...) is refused where it rises on every row (of
+    three or more), whatever its steps: censored frames leave gaps in the frame numbers, and
+    recorded times jitter.
 
     Parameters
     ----------
@@ -389,11 +422,16 @@ def check_index_column(values, column="region", name=None, last=False, last_name
         Whether the last column is checked too.
     last_name : str or None, default=None
         The last column's name in the header line, if the table has one.
+    read_with : tuple or None, default=None
+        For a subject file, its ``(separator, header)``: the cell separator and whether it has
+        a header line, for the message's ``pandas.read_csv`` line that reads the file without
+        the column.
 
     Raises
     ------
     ValueError
-        When the first column, or with ``last`` the last one, counts the rows.
+        When the first column, or with ``last`` the last one, counts the rows, or is named as
+        times or frame numbers and rises on every row.
     """
     if values.shape[1] < 2:
         return
@@ -401,20 +439,34 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     # are none: each is judged against the columns between them
     between = values[:, 1:-1] if last and values.shape[1] > 2 else None
     beside_first = values[:, 1:] if between is None else between
+    first = ", ".join(f"{v:g}" for v in values[:3, 0])
     if _counts_rows(values[:, 0]) and not any(map(_counts_rows, beside_first.T)):
         named = f" {name!r}" if name is not None else ""
         raise ValueError(
-            f"its first column{named} counts the rows "
-            f"({', '.join(f'{v:g}' for v in values[:3, 0])}, ...): a table index or time column "
-            f"(pandas' to_csv writes the index unless index=False), not a {column}; remove it")
-    beside_last = values[:, :-1] if between is None else between
-    if last and _counts_rows(values[:, -1]) and not any(map(_counts_rows, beside_last.T)):
-        position = values.shape[1] - 1
-        named = f"{last_name!r} " if last_name is not None else ""
+            f"its first column{named} counts the rows ({first}, ...): a table index or time "
+            f"column (pandas' to_csv writes the index unless index=False), not a {column}; "
+            f"remove it{_read_without('first', read_with)}")
+    if _rises_as_times(name, values[:, 0]):
         raise ValueError(
-            f"its last column {named}(column {position}) counts the rows "
-            f"({', '.join(f'{v:g}' for v in values[:3, -1])}, ...): a time or frame column, "
-            f"not a {column}; remove it")
+            f"its first column {name!r} rises on every row ({first}, ...): the time or frame "
+            f"of each row, as its name says, not a {column}; remove it"
+            f"{_read_without('first', read_with)}")
+    if not last:
+        return
+    beside_last = values[:, :-1] if between is None else between
+    final = ", ".join(f"{v:g}" for v in values[:3, -1])
+    position = values.shape[1] - 1
+    named = f"{last_name!r} " if last_name is not None else ""
+    if _counts_rows(values[:, -1]) and not any(map(_counts_rows, beside_last.T)):
+        raise ValueError(
+            f"its last column {named}(column {position}) counts the rows ({final}, ...): a "
+            f"time or frame column, not a {column}; remove it"
+            f"{_read_without('last', read_with)}")
+    if _rises_as_times(last_name, values[:, -1]):
+        raise ValueError(
+            f"its last column {named}(column {position}) rises on every row ({final}, ...): "
+            f"the time or frame of each row, as its name says, not a {column}; remove it"
+            f"{_read_without('last', read_with)}")
 
 
 def check_has_rows(first_line, second_line, header, comments=False):
@@ -624,8 +676,11 @@ def read_csv_table(path, column="region", last_column=True):
     names = [str(name).strip() for name in table.columns] if header is not None else None
     if names and _starts_with_a_savetxt_hash(names):
         names[0] = names[0][1:].strip()
+    # the pandas line that reads the file without such a column: a subject's (a gradient
+    # DataFrame's index would be matched to the region names)
     check_index_column(values, column, names[0] if names else None, last=last_column,
-                       last_name=names[-1] if names else None)
+                       last_name=names[-1] if names else None,
+                       read_with=(separator, header is not None) if column == "region" else None)
     if header is None:
         return values
     return pd.DataFrame(values, columns=names)

@@ -1533,3 +1533,62 @@ def test_a_whitespace_subject_file_whose_first_row_is_short_is_not_told_indexed(
     with pytest.raises(ValueError, match=r"sub-1\.txt is not a numeric") as info:
         read_subject_file(tmp_path / "sub-1.txt")
     assert "table index" not in str(info.value) and "index=False" not in str(info.value)
+
+
+def _follow(advice, path):
+    """The subject that the ``pandas.read_csv`` line an error gives reads from ``path``."""
+    line = re.search(r"pandas\.read_csv\(path, [^)]*\)(\.iloc\[:, :-1\])?", advice).group(0)
+    return eval(line, {"pandas": pd, "path": path})  # the line as the user would run it
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("name, times, position", [
+    ("time", [0, 2.001, 3.998, 6.002, 8.0, 9.999], "first"),  # recorded times jitter
+    ("frame", [0, 1, 2, 5, 6, 9], "first"),  # censored frames leave gaps
+    ("t", 0.72 * np.arange(6), "first"),  # an exact ramp, as before
+    ("TR", [1, 2, 3, 4, 7, 8], "last"),
+    ("time (s)", [0, 2.001, 3.998, 6.002, 8.0, 9.999], "last"),
+])
+def test_a_column_named_as_times_or_frames_is_refused_with_the_line_that_reads_without_it(
+        tmp_path, suffix, name, times, position):
+    """A first or last column of times or frame numbers under such a name was read as one
+    more region unless it rose by one step on every row (censored frames, jittered times);
+    one that did was told "remove it" only. The pandas line the error gives reads the file
+    without it."""
+    rows = np.random.default_rng(19).standard_normal((6, 3))
+    table = pd.DataFrame(rows, columns=["a", "b", "c"])
+    table.insert(0 if position == "first" else 3, name, times)
+    path = tmp_path / f"sub{suffix}"
+    table.to_csv(path, sep={".csv": ",", ".tsv": "\t", ".txt": " "}[suffix], index=False)
+    with pytest.raises(ValueError, match=rf"sub\{suffix} is not a numeric .*its {position} "
+                                         rf"column,? {re.escape(repr(name))}.* not a region.*"
+                                         r"read (it|the file) with pandas\.read_csv\(path, "
+                                         r".* and pass that DataFrame") as info:
+        validate_subjects([path], lazy=True)
+    read = _follow(str(info.value), path)
+    assert list(read.columns) == ["a", "b", "c"]
+    np.testing.assert_allclose(validate_subjects([read])[0], rows, rtol=1e-15)
+    # as a DataFrame, it is refused too
+    with pytest.raises(ValueError, match=rf"subject 0: its {position} column "
+                                         rf"{re.escape(repr(name))}"):
+        validate_subjects([table])
+
+
+def test_a_region_named_as_a_time_is_read_where_it_does_not_rise_on_every_row(tmp_path):
+    """The name alone does not make a column times: a region's signal under it is read."""
+    rows = np.random.default_rng(20).standard_normal((6, 3))
+    rows[:, 0] = [0.5, 0.7, 0.6, 0.9, 1.1, 1.2]  # rises, though not on every row
+    pd.DataFrame(rows, columns=["t", "b", "time"]).to_csv(tmp_path / "sub.csv", index=False)
+    np.testing.assert_array_equal(validate_subjects([tmp_path / "sub.csv"])[0], rows)
+
+
+def test_a_headerless_table_index_is_told_the_line_that_reads_without_it(tmp_path):
+    """A first column counting the rows in a table without a header line: the advice's
+    pandas line needs header=None, else it takes the first row for names."""
+    rows = np.random.default_rng(21).standard_normal((6, 3))
+    pd.DataFrame(rows).to_csv(tmp_path / "sub.csv", header=False)
+    with pytest.raises(ValueError, match=r"its first column counts the rows .*pandas\.read_csv"
+                                         r"\(path, sep=',', header=None, index_col=0\)") as info:
+        read_subject_file(tmp_path / "sub.csv")
+    read = _follow(str(info.value), tmp_path / "sub.csv")
+    np.testing.assert_allclose(validate_subjects([read])[0], rows, rtol=1e-15)
