@@ -18,10 +18,10 @@ import csv
 import glob
 import gzip
 import hashlib
-import itertools
 import math
 import os
 import re
+import shlex
 import warnings
 import zipfile
 import zlib
@@ -763,36 +763,84 @@ def _first_cells_differ(path):
     return len(set(cells)) == len(cells)
 
 
+def _names_in(header):
+    """The names of a whitespace-separated header line, a quoted name as one ("Left Amygdala",
+    as pandas quotes a name with a space)."""
+    try:
+        return shlex.split(header)
+    except ValueError:  # an unmatched quote (an apostrophe in a name): plain words
+        return header.split()
+
+
+def _separated_by(cells, mark):
+    """Whether a line split on whitespace into ``cells`` is one separated by ``mark`` instead:
+    one cell holding it, or cells each ending with it but the last (``"0.5, 1.5, 2.5"``)."""
+    return (len(cells) == 1 and mark in cells[0]
+            or len(cells) > 1 and all(cell.endswith(mark) for cell in cells[:-1]))
+
+
 def _refuse_a_misread_whitespace_table(path):
     """Name what numpy misread in a whitespace-separated file: a first line of names, which
     such a file takes only as a '#' comment (numpy had said "could not convert string 'ROI_0'
-    to float64"), cells separated by commas or semicolons (numpy quoted a whole line as one
-    cell), rows that start with names of their own (a region-by-time table with its index), or
-    a table index below a header of column names (numpy advised ``usecols``)."""
+    to float64"), cells separated by commas or semicolons, also followed by a space (numpy
+    quoted a whole line, or a number with its comma, as one cell), rows that start with names
+    of their own (a region-by-time table with its index), or a table index below a header of
+    column names (numpy advised ``usecols``). The advice gives the ``pandas.read_csv`` line
+    that reads the file where one does."""
     try:
         with _open_text(path, encoding="utf-8-sig") as file:
-            lines = list(itertools.islice((line.split() for line in file if line.strip()
-                                           and not line.lstrip().startswith("#")), 2))
+            raw, comments = [], False
+            for line in file:  # the whole file, on the way to an error only
+                if line.lstrip().startswith("#"):
+                    comments = True  # the pandas line then takes comment='#'
+                elif line.strip() and len(raw) < 2:
+                    raw.append(line)
     except (UnicodeDecodeError, OSError, *_GZIP_ERRORS):  # the caller's message says why
         return
+    lines = [line.split() for line in raw]
+    comment = ", comment='#'" if comments else ""
 
     table = f"{path} is not a numeric (n_timepoints, n_regions) table"
     if len(lines) > 1 and not any(map(_is_number, lines[0])) and all(map(_is_number, lines[1])):
+        names = _names_in(raw[0])
+        header = (f"{table}: its first line holds names ({names[0]!r}, ...), a header, which a "
+                  "whitespace-separated .txt or .1D file takes only as a comment")
+        timed = next(((position, name) for position, name in (("first", names[0]),
+                                                              ("last", names[-1]))
+                      if _TIME_NAME.fullmatch(name.strip().lower())), None)
+        if timed is not None:  # '#' alone would leave the column among the regions
+            position, name = timed
+            line = (f"pandas.read_csv(path, sep=r'\\s+'{comment}, index_col=0)"
+                    if position == "first" else
+                    f"pandas.read_csv(path, sep=r'\\s+'{comment}).iloc[:, :-1]")
+            raise ValueError(
+                f"{header}, and its {position} column, {name!r}, is named as the time or frame "
+                f"of each row, not a region: read it with {line} and pass that DataFrame, or "
+                "remove the column and put '#' before the header")
         raise ValueError(
-            f"{table}: its first line holds names ({lines[0][0]!r}, ...), a header, which a "
-            "whitespace-separated .txt or .1D file takes only as a comment: put '#' before it, "
-            "or save the table as .tsv, whose header line names the regions")
+            f"{header}: put '#' before it, or save the table as .tsv, whose header line names "
+            f"the regions, or read it with pandas.read_csv(path, sep=r'\\s+'{comment}) and "
+            "pass that DataFrame")
     # ';' first: it separates cells where ',' is the decimal mark (0,5;1,25)
-    separator = next((mark for mark in (";", ",") if lines and len(lines[0]) == 1
-                      and mark in lines[0][0]), None)
+    separator, spaced = next(((mark, len(cells) > 1) for mark in (";", ",") for cells in lines
+                              if _separated_by(cells, mark)), (None, False))
     if separator is not None:
-        decimal = (", with '.' as the decimal mark" if separator == ";" and "," in lines[0][0]
-                   else "")
+        # the last line read is data (the first may be a header of names holding commas)
+        decimal = separator == ";" and "," in raw[-1]
+        # the header as pandas would take it, with '.' for the decimal mark
+        numbers = [line.replace(",", ".") if decimal else line for line in (*raw, "")[:2]]
+        options = (f"sep={separator!r}" + (", decimal=','" if decimal else "")
+                   + (", skipinitialspace=True" if spaced else "")
+                   + ("" if has_header_line(*numbers, separator) else ", header=None")
+                   + comment)
+        shown = separator + " " if spaced else separator
+        point = ", with '.' as the decimal mark" if decimal else ""
         raise ValueError(
-            f"{table}: its cells are separated by {separator!r}, but a .txt or .1D file is "
-            "whitespace-separated (spaces or tabs): save it so (numpy.savetxt's default), or "
+            f"{table}: its cells are separated by {shown!r}, but a .txt or .1D file is "
+            f"whitespace-separated (spaces or tabs): read it with pandas.read_csv(path, "
+            f"{options}) and pass that DataFrame, or save it so (numpy.savetxt's default), or "
             f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file"
-            f"{decimal}")
+            f"{point}")
     if len(lines) > 1 and lines[0][0] != lines[1][0] and all(
             len(cells) > 1 and not _is_number(cells[0]) and all(map(_is_number, cells[1:]))
             for cells in lines) and _first_cells_differ(path):

@@ -6,7 +6,6 @@ import itertools
 import math
 import numbers
 import os
-import shlex
 import sys
 import warnings
 
@@ -34,6 +33,7 @@ from .files import (
     _GZIP_ERRORS,
     _file_type,
     _is_number,
+    _names_in,
     _open_text,
     _refuse_a_damaged_gzip,
     check_has_rows,
@@ -163,15 +163,6 @@ def _align(source, target):
     from brainspace.gradient.alignment import procrustes
 
     return procrustes(source, target)
-
-
-def _names_in(header):
-    """The names of a whitespace-separated header line, a quoted name as one ("Gradient 1", as
-    pandas quotes a name with a space)."""
-    try:
-        return shlex.split(header)
-    except ValueError:  # an unmatched quote (an apostrophe in a name): plain words
-        return header.split()
 
 
 def _refuse_rows_named_by_regions(first_line, second_line):

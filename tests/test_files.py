@@ -1541,7 +1541,49 @@ def _follow(advice, path):
     return eval(line, {"pandas": pd, "path": path})  # the line as the user would run it
 
 
-@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+@pytest.mark.parametrize("separator, decimal", [(", ", "."), ("; ", ","), (";", ",")])
+@pytest.mark.parametrize("header", [True, False])
+def test_a_whitespace_file_separated_by_a_mark_and_a_space_is_told_how_to_read_it(
+        tmp_path, separator, decimal, header):
+    """A .txt file written with ", " between its cells had numpy's "could not convert string
+    '0.1257,' to float64" (the commas were told only where no space followed them); the
+    advice's pandas line reads it, header and '#' lines included."""
+    rows = np.random.default_rng(17).standard_normal((6, 3)).round(4)
+    names = ["Left Amygdala", "Right Amygdala", "Frontal Pole"]
+    path = tmp_path / "sub-1.txt"
+    path.write_text("# ROI signals\n" + (separator.join(names) + "\n" if header else "") + "".join(
+        separator.join(f"{v:.4f}".replace(".", decimal) for v in row) + "\n" for row in rows))
+    with pytest.raises(ValueError, match=rf"sub-1\.txt is not a numeric .*: its cells are "
+                                         rf"separated by '{separator}', but a \.txt or \.1D file "
+                                         r"is whitespace-separated .*: read it with "
+                                         r"pandas\.read_csv\(path, ") as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    np.testing.assert_array_equal(read.to_numpy(), rows)
+    if header:
+        assert list(read.columns) == names
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
+def test_a_whitespace_header_of_quoted_names_is_named_and_told_how_to_read_it(tmp_path):
+    """pandas quotes a name with a space (``to_csv(sep=" ")``): the message named the first
+    word of the first name ('"Left'), and its advice ('#', or save it as .tsv) lost the names
+    or asked for another file; the pandas line reads them."""
+    rows = np.random.default_rng(18).standard_normal((6, 3))
+    names = ["Left Amygdala", "Right Amygdala", "Frontal Pole"]
+    path = tmp_path / "sub-1.txt"
+    pd.DataFrame(rows, columns=names).to_csv(path, sep=" ", index=False)
+    with pytest.raises(ValueError, match=r"its first line holds names \('Left Amygdala', "
+                                         r"\.\.\.\), a header, .*: put '#' before it, .* or read "
+                                         r"it with pandas\.read_csv\(path, sep=r'\\s\+'\) and "
+                                         r"pass that DataFrame$") as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    assert list(read.columns) == names
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".csv", ".tsv"])
 @pytest.mark.parametrize("name, times, position", [
     ("time", [0, 2.001, 3.998, 6.002, 8.0, 9.999], "first"),  # recorded times jitter
     ("frame", [0, 1, 2, 5, 6, 9], "first"),  # censored frames leave gaps
@@ -1554,7 +1596,7 @@ def test_a_column_named_as_times_or_frames_is_refused_with_the_line_that_reads_w
     """A first or last column of times or frame numbers under such a name was read as one
     more region unless it rose by one step on every row (censored frames, jittered times);
     one that did was told "remove it" only. The pandas line the error gives reads the file
-    without it."""
+    without it (a .txt file was told to put '#' before its header, which kept the column)."""
     rows = np.random.default_rng(19).standard_normal((6, 3))
     table = pd.DataFrame(rows, columns=["a", "b", "c"])
     table.insert(0 if position == "first" else 3, name, times)
