@@ -383,11 +383,15 @@ def _rises_as_times(name, column):
 
 def _read_without(position, read_with):
     """The advice to read a subject file without its first or last column, with the pandas
-    line that does so; "" where ``read_with``, the file's ``(separator, header)``, is None."""
+    line that does so; "" where ``read_with``, the file's ``(separator, header, spaced)`` (see
+    :func:`check_index_column`), is None."""
     if read_with is None:
         return ""
-    separator, header = read_with
-    options = f"sep={separator!r}" + ("" if header else ", header=None")
+    separator, header, spaced = read_with
+    # spaces after the separator: skipped, as read_csv_table skips them (else names keep them
+    # with their quotes, and a quoted name holding the separator is split)
+    options = (f"sep={separator!r}" + (", skipinitialspace=True" if spaced else "")
+               + ("" if header else ", header=None"))
     line = (f"pandas.read_csv(path, {options}, index_col=0)" if position == "first"
             else f"pandas.read_csv(path, {options}).iloc[:, :-1]")
     return f", or read the file with {line} and pass that DataFrame"
@@ -423,9 +427,9 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     last_name : str or None, default=None
         The last column's name in the header line, if the table has one.
     read_with : tuple or None, default=None
-        For a subject file, its ``(separator, header)``: the cell separator and whether it has
-        a header line, for the message's ``pandas.read_csv`` line that reads the file without
-        the column.
+        For a subject file, its ``(separator, header, spaced)``: the cell separator, whether it
+        has a header line, and whether spaces follow its separators, for the message's
+        ``pandas.read_csv`` line that reads the file without the column.
 
     Raises
     ------
@@ -678,9 +682,11 @@ def read_csv_table(path, column="region", last_column=True):
         names[0] = names[0][1:].strip()
     # the pandas line that reads the file without such a column: a subject's (a gradient
     # DataFrame's index would be matched to the region names)
+    spaced = any(separator + " " in line for line in (first_line, second_line))
     check_index_column(values, column, names[0] if names else None, last=last_column,
                        last_name=names[-1] if names else None,
-                       read_with=(separator, header is not None) if column == "region" else None)
+                       read_with=((separator, header is not None, spaced)
+                                  if column == "region" else None))
     if header is None:
         return values
     return pd.DataFrame(values, columns=names)

@@ -1634,3 +1634,25 @@ def test_a_headerless_table_index_is_told_the_line_that_reads_without_it(tmp_pat
         read_subject_file(tmp_path / "sub.csv")
     read = _follow(str(info.value), tmp_path / "sub.csv")
     np.testing.assert_allclose(validate_subjects([read])[0], rows, rtol=1e-15)
+
+
+@pytest.mark.parametrize("position", ["first", "last"])
+def test_a_time_column_of_a_table_separated_by_a_comma_and_a_space_is_told_a_line_that_reads_it(
+        tmp_path, position):
+    """A .csv file with ", " between its cells and quoted names is read with its names
+    unquoted (skipinitialspace): the pandas line that the refusal of its time column gave
+    took the names with their spaces and quotes, and split a name holding a comma in two,
+    so that the DataFrame it read had another region count than the file."""
+    rows = np.random.default_rng(22).standard_normal((6, 3))
+    names = ["Left Amygdala", "Cingulate Gyrus, anterior division", "Frontal Pole"]
+    table = pd.DataFrame(rows, columns=names)
+    table.insert(0 if position == "first" else 3, "time", 2.0 * np.arange(6))
+    path = tmp_path / "sub.csv"
+    path.write_text(", ".join(f'"{name}"' for name in table.columns) + "\n" + "".join(
+        ", ".join(repr(v) for v in row) + "\n" for row in table.to_numpy().tolist()))
+    with pytest.raises(ValueError, match=rf"its {position} column .*'time'.*: .* not a "
+                                         r"region; .*read the file with pandas\.read_csv") as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    assert list(read.columns) == names
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
