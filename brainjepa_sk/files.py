@@ -383,17 +383,19 @@ def _rises_as_times(name, column):
 
 def _read_without(position, read_with):
     """The advice to read a subject file without its first or last column, with the pandas
-    line that does so; "" where ``read_with``, the file's ``(separator, header, spaced)`` (see
-    :func:`check_index_column`), is None."""
+    line that does so; "" where ``read_with``, the file's ``(separator, header, spaced,
+    trailing)`` (see :func:`check_index_column`), is None."""
     if read_with is None:
         return ""
-    separator, header, spaced = read_with
+    separator, header, spaced, trailing = read_with
     # spaces after the separator: skipped, as read_csv_table skips them (else names keep them
     # with their quotes, and a quoted name holding the separator is split)
     options = (f"sep={separator!r}" + (", skipinitialspace=True" if spaced else "")
                + ("" if header else ", header=None"))
-    line = (f"pandas.read_csv(path, {options}, index_col=0)" if position == "first"
-            else f"pandas.read_csv(path, {options}).iloc[:, :-1]")
+    # lines that end with the separator: pandas reads an empty last column, dropped too
+    line = (f"pandas.read_csv(path, {options}, index_col=0)"
+            + (".iloc[:, :-1]" if trailing else "") if position == "first"
+            else f"pandas.read_csv(path, {options}).iloc[:, :-{2 if trailing else 1}]")
     return f", or read the file with {line} and pass that DataFrame"
 
 
@@ -427,9 +429,10 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     last_name : str or None, default=None
         The last column's name in the header line, if the table has one.
     read_with : tuple or None, default=None
-        For a subject file, its ``(separator, header, spaced)``: the cell separator, whether it
-        has a header line, and whether spaces follow its separators, for the message's
-        ``pandas.read_csv`` line that reads the file without the column.
+        For a subject file, its ``(separator, header, spaced, trailing)``: the cell separator,
+        whether it has a header line, whether spaces follow its separators, and whether its
+        lines end with one, for the message's ``pandas.read_csv`` line that reads the file
+        without the column.
 
     Raises
     ------
@@ -625,7 +628,9 @@ def read_csv_table(path, column="region", last_column=True):
     # unquoted as the first one is, rather than named with its quotes
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
                         na_values=["n/a"], skipinitialspace=True, **exact)
-    if first_line.rstrip("\r\n").endswith(separator) and table.iloc[:, -1].isna().all():
+    trailing = (first_line.rstrip("\r\n").endswith(separator)
+                and table.iloc[:, -1].isna().all())
+    if trailing:
         table = table.iloc[:, :-1]  # every line ends with the separator
     if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):
         raise ValueError(
@@ -685,7 +690,7 @@ def read_csv_table(path, column="region", last_column=True):
     spaced = any(separator + " " in line for line in (first_line, second_line))
     check_index_column(values, column, names[0] if names else None, last=last_column,
                        last_name=names[-1] if names else None,
-                       read_with=((separator, header is not None, spaced)
+                       read_with=((separator, header is not None, spaced, trailing)
                                   if column == "region" else None))
     if header is None:
         return values

@@ -1537,7 +1537,7 @@ def test_a_whitespace_subject_file_whose_first_row_is_short_is_not_told_indexed(
 
 def _follow(advice, path):
     """The subject that the ``pandas.read_csv`` line an error gives reads from ``path``."""
-    line = re.search(r"pandas\.read_csv\(path, [^)]*\)(\.iloc\[:, :-1\])?", advice).group(0)
+    line = re.search(r"pandas\.read_csv\(path, [^)]*\)(\.iloc\[:, :-\d\])?", advice).group(0)
     return eval(line, {"pandas": pd, "path": path})  # the line as the user would run it
 
 
@@ -1655,4 +1655,27 @@ def test_a_time_column_of_a_table_separated_by_a_comma_and_a_space_is_told_a_lin
         read_subject_file(path)
     read = _follow(str(info.value), path)
     assert list(read.columns) == names
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
+@pytest.mark.parametrize("header", [True, False])
+@pytest.mark.parametrize("position", ["first", "last"])
+def test_a_time_column_of_a_table_whose_lines_end_with_the_separator_is_told_a_line_that_reads_it(
+        tmp_path, position, header):
+    """Lines that end with the separator are read without the empty last cell: the pandas
+    line that the refusal of a time or index column gave kept it, an empty column, and for a
+    last time column dropped it instead of the times."""
+    rows = np.random.default_rng(23).standard_normal((6, 3))
+    table = pd.DataFrame(rows, columns=["a", "b", "c"])
+    table.insert(0 if position == "first" else 3, "time", 2.0 * np.arange(6))
+    path = tmp_path / "sub.csv"
+    path.write_text(("time,a,b,c,\n" if position == "first" else "a,b,c,time,\n") * header
+                    + "".join(",".join(repr(v) for v in row) + ",\n"
+                              for row in table.to_numpy().tolist()))
+    with pytest.raises(ValueError, match=rf"its {position} column .*: .* not a region; .*read "
+                                         r"the file with pandas\.read_csv") as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    if header:
+        assert list(read.columns) == ["a", "b", "c"]
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
