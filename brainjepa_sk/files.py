@@ -384,18 +384,22 @@ def _rises_as_times(name, column):
 def _read_without(position, read_with):
     """The advice to read a subject file without its first or last column, with the pandas
     line that does so; "" where ``read_with``, the file's ``(separator, header, spaced,
-    trailing)`` (see :func:`check_index_column`), is None."""
+    trailing, renamed)`` (see :func:`check_index_column`), is None."""
     if read_with is None:
         return ""
-    separator, header, spaced, trailing = read_with
+    separator, header, spaced, trailing, renamed = read_with
     # spaces after the separator: skipped, as read_csv_table skips them (else names keep them
     # with their quotes, and a quoted name holding the separator is split)
     options = (f"sep={separator!r}" + (", skipinitialspace=True" if spaced else "")
                + ("" if header else ", header=None"))
     # lines that end with the separator: pandas reads an empty last column, dropped too
-    line = (f"pandas.read_csv(path, {options}, index_col=0)"
-            + (".iloc[:, :-1]" if trailing else "") if position == "first"
-            else f"pandas.read_csv(path, {options}).iloc[:, :-{2 if trailing else 1}]")
+    if position == "first":
+        line = (f"pandas.read_csv(path, {options}, index_col=0)"
+                + (".iloc[:, :-1]" if trailing else ""))
+    else:
+        line = f"pandas.read_csv(path, {options}).iloc[:, :-{2 if trailing else 1}]"
+        if renamed:  # the first name as the file is read, without savetxt's '# '
+            line += f".rename(columns={{{renamed[0]!r}: {renamed[1]!r}}})"
     return f", or read the file with {line} and pass that DataFrame"
 
 
@@ -429,10 +433,11 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     last_name : str or None, default=None
         The last column's name in the header line, if the table has one.
     read_with : tuple or None, default=None
-        For a subject file, its ``(separator, header, spaced, trailing)``: the cell separator,
-        whether it has a header line, whether spaces follow its separators, and whether its
-        lines end with one, for the message's ``pandas.read_csv`` line that reads the file
-        without the column.
+        For a subject file, its ``(separator, header, spaced, trailing, renamed)``: the cell
+        separator, whether it has a header line, whether spaces follow its separators, whether
+        its lines end with one, and, where pandas reads the first name otherwise than the file
+        is read (with the '# ' of ``numpy.savetxt``), that name and the file's (else None),
+        for the message's ``pandas.read_csv`` line that reads the file without the column.
 
     Raises
     ------
@@ -683,14 +688,16 @@ def read_csv_table(path, column="region", last_column=True):
     # names as written, without the spaces that often follow a comma, nor the '# ' that
     # numpy.savetxt writes before its header= line (else part of the first region's name)
     names = [str(name).strip() for name in table.columns] if header is not None else None
+    renamed = None
     if names and _starts_with_a_savetxt_hash(names):
         names[0] = names[0][1:].strip()
+        renamed = (str(table.columns[0]), names[0])
     # the pandas line that reads the file without such a column: a subject's (a gradient
     # DataFrame's index would be matched to the region names)
     spaced = any(separator + " " in line for line in (first_line, second_line))
     check_index_column(values, column, names[0] if names else None, last=last_column,
                        last_name=names[-1] if names else None,
-                       read_with=((separator, header is not None, spaced, trailing)
+                       read_with=((separator, header is not None, spaced, trailing, renamed)
                                   if column == "region" else None))
     if header is None:
         return values

@@ -1537,7 +1537,8 @@ def test_a_whitespace_subject_file_whose_first_row_is_short_is_not_told_indexed(
 
 def _follow(advice, path):
     """The subject that the ``pandas.read_csv`` line an error gives reads from ``path``."""
-    line = re.search(r"pandas\.read_csv\(path, [^)]*\)(\.iloc\[:, :-\d\])?", advice).group(0)
+    line = re.search(r"pandas\.read_csv\(path, [^)]*\)(\.iloc\[:, :-\d\])?"
+                     r"(\.rename\(columns=\{[^}]*\}\))?", advice).group(0)
     return eval(line, {"pandas": pd, "path": path})  # the line as the user would run it
 
 
@@ -1678,4 +1679,20 @@ def test_a_time_column_of_a_table_whose_lines_end_with_the_separator_is_told_a_l
     read = _follow(str(info.value), path)
     if header:
         assert list(read.columns) == ["a", "b", "c"]
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
+def test_a_last_time_column_below_numpy_savetxts_header_is_told_a_line_that_names_the_regions(
+        tmp_path):
+    """numpy.savetxt writes '# ' before its header line, which the file is read without: the
+    pandas line that the refusal of a last time column gave named the first region '# a'."""
+    rows = np.random.default_rng(24).standard_normal((6, 3))
+    path = tmp_path / "sub.csv"
+    np.savetxt(path, np.column_stack([rows, 2.0 * np.arange(6)]), delimiter=",",
+               header="a,b,c,time")
+    with pytest.raises(ValueError, match=r"its last column 'time' .*read the file with "
+                                         r"pandas\.read_csv") as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    assert list(read.columns) == ["a", "b", "c"]
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
