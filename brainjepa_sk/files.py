@@ -633,7 +633,8 @@ def read_csv_table(path, column="region", last_column=True):
     # unquoted as the first one is, rather than named with its quotes
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
                         na_values=["n/a"], skipinitialspace=True, **exact)
-    trailing = (first_line.rstrip("\r\n").endswith(separator)
+    # (also followed by a space, which skipinitialspace makes an empty cell, as the others)
+    trailing = (first_line.rstrip("\r\n").rstrip(" ").endswith(separator)
                 and table.iloc[:, -1].isna().all())
     if trailing:
         table = table.iloc[:, :-1]  # every line ends with the separator

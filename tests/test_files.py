@@ -1696,3 +1696,18 @@ def test_a_last_time_column_below_numpy_savetxts_header_is_told_a_line_that_name
     read = _follow(str(info.value), path)
     assert list(read.columns) == ["a", "b", "c"]
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_lines_that_end_with_a_comma_and_a_space_add_no_region(tmp_path, header):
+    """Cells written each followed by ", " leave every line ending with a comma and a space:
+    read with the spaces after the commas skipped, the empty last cells were a last region of
+    NaN ('Unnamed: 3' holds NaN), where lines ending with the comma alone add none."""
+    rows = np.random.default_rng(25).standard_normal((5, 3))
+    path = tmp_path / "sub.csv"
+    path.write_text("a, b, c, \n" * header + "".join(
+        "".join(f"{v!r}, " for v in row) + "\n" for row in rows.tolist()))
+    read = read_subject_file(path)
+    if header:
+        assert list(read.columns) == ["a", "b", "c"]
+    np.testing.assert_array_equal(validate_subjects([path])[0], rows)
