@@ -21,7 +21,7 @@ from sklearn.utils._set_output import _get_output_config
 
 from . import preprocessing
 from ._warnings import warn_user
-from .files import file_stamp, is_path
+from .files import SubjectFiles, file_stamp, is_path
 from .nn._checks import check_time_patches as check_window_patches
 from .nn.pooling import POOLINGS, TokenPooling, check_pooling_patches
 from .preprocessing import (
@@ -172,7 +172,8 @@ def check_same_subjects(subjects, method):
         )
 
 
-def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_check=None):
+def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_check=None,
+                  cut=None):
     """Preprocess subjects a chunk at a time, so that their windows never all sit in memory.
 
     Yields ``(start, n_subjects_in_chunk, windows, subject_index)`` per chunk (windows
@@ -200,6 +201,14 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         ``(rank, n_processes)``.
     scale_check : FittedScaleCheck, optional
         The transform-time scale warning to decide (validated subjects only).
+    cut : tuple, optional
+        ``(windows, subject_index, scale)``: every window of ``subjects`` (files) as the fit
+        of ``fit_transform`` cut them with this ``preprocessor``, each window's subject, and
+        the :class:`FirstSubjectsScale` ``scale`` measured then (None without robust
+        statistics). Used only where every file still has the stamp (size, modification
+        time) of its check at the start: ``scale`` then decides ``scale_check`` before the
+        first chunk, and each chunk takes its windows from ``windows`` rather than reading
+        them, but for one with a file changed since (read, as without ``cut``).
 
     Yields
     ------
@@ -233,9 +242,18 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         raise
     chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     scaled_to = None if scale_check is None else scale_check.keep
+    if cut is not None and not _all_unchanged(subjects, range(len(subjects))):
+        cut = None  # a file changed since the fit read it: read them all, as without cut
+    if cut is not None and scale_check is not None:
+        if cut[2] is not None and cut[2].scale is not None:
+            scale_check.warn_from_scale(*cut[2].scale)
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
         rows = range(start, min(start + chunk_size, len(subjects)))
-        if validated:  # an error names the subject by its index in subjects, and its file
+        if cut is not None and _all_unchanged(subjects, rows):
+            # windows are cut subject after subject: the chunk's are one slice
+            first, stop = np.searchsorted(cut[1], [rows.start, rows.stop])
+            windows, subject_index = cut[0][first:stop], cut[1][first:stop] - rows.start
+        elif validated:  # an error names the subject by its index in subjects, and its file
             try:
                 windows, subject_index = preprocessor._transform_one_at_a_time(
                     subjects, rows, scaled_to=scaled_to)
@@ -252,6 +270,12 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         # the first chunk of process 0 (the one that warns) did not hold them all: every
         # process reaches this point, with the same chunk size, to share its own
         scale_check.warn_from(all_gather_objects(scale_check.kept()))
+
+
+def _all_unchanged(subjects, rows):
+    """Whether the files of ``rows`` of ``subjects`` (a SubjectFiles) all have the stamps
+    of their check (:meth:`~brainjepa_sk.files.SubjectFiles._unchanged`)."""
+    return all(subjects._unchanged(i) for i in rows)
 
 
 def training_windows(preprocessor, subjects, scale_check=None):
@@ -692,13 +716,50 @@ class FittedScaleCheck:
         (once a call; not from none)."""
         if self._decided or not kept:
             return
+        self.warn_from_scale(*Preprocessor._scale_of(
+            [series for _, series in sorted(kept, key=lambda item: self._wanted[item[0]])]))
+
+    def warn_from_scale(self, level, spread):
+        """Decide from the ``(level, spread)`` that ``Preprocessor._scale_of`` measured of
+        the first subjects as scaled elsewhere (by the fit of ``fit_transform``, which cut
+        the windows that its transform embeds; once a call)."""
+        if self._decided:
+            return
         self._decided, self._scaled = True, {}  # the series are no longer held
         source, fitted_by = self.origin
-        Preprocessor._warn_if_scaled_off_the_saved_scale(
-            [series for _, series in sorted(kept, key=lambda item: self._wanted[item[0]])],
-            source,
-            fitted_by=fitted_by,
-            fine_tuned=self.fine_tuned)
+        Preprocessor._warn_if_scale_off_the_saved_scale(level, spread, source,
+                                                        fitted_by=fitted_by,
+                                                        fine_tuned=self.fine_tuned)
+
+
+class FirstSubjectsScale:
+    """The ``(level, spread)`` of the first ``SAVED_SCALE_CHECK_SUBJECTS`` subjects as the
+    robust statistics scale them (``Preprocessor._scale_of``), measured as a fit cuts its
+    training windows (:meth:`keep` is their ``scaled_to``), so that the transform of
+    ``fit_transform``, which embeds those windows, decides its :class:`FittedScaleCheck`
+    without reading the subjects. The series are held only until the last is scaled.
+
+    Parameters
+    ----------
+    n_subjects : int
+        The subjects of the fit.
+    """
+
+    def __init__(self, n_subjects):
+        # the module's number, read when called (the tests lower it)
+        self._n_wanted = min(int(n_subjects), preprocessing.SAVED_SCALE_CHECK_SUBJECTS)
+        self._scaled = {}
+        self.scale = None
+
+    def keep(self, i, scaled):
+        """Keep subject ``i``'s scaled series if it is one of the first; measure them once
+        all are kept."""
+        if self.scale is None and i < self._n_wanted:
+            self._scaled[i] = scaled
+            if len(self._scaled) == self._n_wanted:
+                self.scale = Preprocessor._scale_of(
+                    [self._scaled[k] for k in range(self._n_wanted)])
+                self._scaled = {}
 
 
 def _statistics_origin(estimator, preprocessor):
@@ -890,6 +951,62 @@ def record_validated(estimator, X, subjects):
     handoff = _VALIDATED_BY_FIT.get()
     if handoff is not None:
         handoff["fit"] = (estimator, X, subjects)
+
+
+def cut_for_transform(estimator, preprocessor, subjects):
+    """The training windows of ``estimator``'s fit, cut at once, for the transform of its
+    ``fit_transform``, recorded for :func:`windows_cut_by_fit`; None (nothing recorded)
+    outside :func:`fit_then_transform`, for subjects that are no files (nothing to read
+    again), or where they stream (a window read at a time: not all in memory).
+
+    Parameters
+    ----------
+    estimator : estimator
+        The estimator being fitted.
+    preprocessor : Preprocessor
+        Fitted.
+    subjects : SubjectFiles or ConvertedSubjects
+        The subjects its fit validated.
+
+    Returns
+    -------
+    tuple or None
+        ``(windows, subject_index)``, as :func:`training_windows` returns them.
+    """
+    handoff = _VALIDATED_BY_FIT.get()
+    if (handoff is None or not isinstance(subjects, SubjectFiles)
+            or preprocessor.streams(subjects)):
+        return None
+    scale = (FirstSubjectsScale(len(subjects)) if preprocessor.normalization == "robust"
+             else None)
+    windows, subject_index = _cut_training_windows(preprocessor, subjects,
+                                                   None if scale is None else scale.keep)
+    handoff["windows"] = (estimator, subjects, (windows, subject_index, scale))
+    return windows, subject_index
+
+
+def windows_cut_by_fit(estimator, subjects):
+    """The windows that ``estimator``'s fit recorded with :func:`cut_for_transform` for
+    ``subjects``, the very object it validated, in the same :func:`fit_then_transform`
+    block, as :func:`window_chunks` takes them (``cut``); None otherwise. Given once.
+
+    Parameters
+    ----------
+    estimator : estimator
+        The fitted estimator whose ``transform`` embeds ``subjects``.
+    subjects : SubjectFiles or ConvertedSubjects
+        The subjects of that call, as validated.
+
+    Returns
+    -------
+    tuple or None
+        ``(windows, subject_index, scale)``.
+    """
+    handoff = _VALIDATED_BY_FIT.get()
+    recorded = None if handoff is None else handoff.pop("windows", None)
+    if recorded is not None and recorded[0] is estimator and recorded[1] is subjects:
+        return recorded[2]
+    return None
 
 
 def validated_by_fit(estimator, X):
@@ -1213,7 +1330,8 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         out = []
         for start, n_chunk, windows, subject_index in window_chunks(
                 subjects, self.preprocessor_, chunk_size, shard=(rank, n_processes),
-                scale_check=FittedScaleCheck.of(self, subjects)):
+                scale_check=FittedScaleCheck.of(self, subjects),
+                cut=windows_cut_by_fit(self, subjects)):
             embeddings = embed_windows(
                 encoder,
                 windows,

@@ -944,15 +944,32 @@ class Preprocessor:
         return self._robust_scale(_resample_subject(i, x, self.t_r, self.target_t_r))
 
     @staticmethod
-    def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None,
-                                            fine_tuned=False):
-        """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from ``scaled``: the first
-        subjects' resampled series as the robust statistics scale them (before padding)."""
+    def _scale_of(scaled):
+        """``(level, spread)`` of ``scaled``, the first subjects' resampled series as the
+        robust statistics scale them (before padding): the median absolute value, and the
+        median over regions of each region's median absolute deviation over time. What
+        :meth:`_warn_if_scaled_off_the_saved_scale` judges, kept without the series."""
         level = float(np.median(np.abs(np.concatenate([x.ravel() for x in scaled]))))
         # each region's spread over time: an offset that the statistics leave (another one
         # in each region) is no spread
         spread = float(np.median(np.concatenate(
             [np.median(np.abs(x - np.median(x, axis=0)), axis=0) for x in scaled])))
+        return level, spread
+
+    @staticmethod
+    def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None,
+                                            fine_tuned=False):
+        """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from ``scaled``: the first
+        subjects' resampled series as the robust statistics scale them (before padding)."""
+        Preprocessor._warn_if_scale_off_the_saved_scale(*Preprocessor._scale_of(scaled),
+                                                        source, fitted_by=fitted_by,
+                                                        fine_tuned=fine_tuned)
+
+    @staticmethod
+    def _warn_if_scale_off_the_saved_scale(level, spread, source, *, fitted_by=None,
+                                           fine_tuned=False):
+        """:meth:`_warn_if_scaled_off_the_saved_scale`'s warning, decided from the
+        ``(level, spread)`` of :meth:`_scale_of`."""
         # Too large only: the statistics are pooled over subjects, so that raw BOLD whose
         # baselines differ between subjects leaves each subject's own fluctuations at ~0.01 of
         # them, on the very data they were learned from; too small a spread is no sign here.

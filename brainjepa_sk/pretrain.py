@@ -34,6 +34,7 @@ from ._base import (
     check_pooling,
     check_same_subjects,
     check_window_patches,
+    cut_for_transform,
     fit_then_transform,
     record_validated,
     restore_on_error,
@@ -743,8 +744,11 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         ``X`` is checked once, by ``fit``: its transform takes the subjects so checked (so a
         generator ``X``, which ``fit`` uses up, is transformed too), with the checks that
         ``transform`` makes against the fit, without reading files or converting arrays again
-        for them. The errors are those of ``fit(X).transform(X)``, and so are the warnings,
-        but for those of the check of ``X`` itself, given once.
+        for them. Text files whose training windows the fit cut at once (up to 2 GiB) are
+        not read again to cut them: the transform embeds the fit's windows, unless a file's
+        size or modification time changed since its check (then every file is read, as by
+        ``transform``). The errors are those of ``fit(X).transform(X)``, and so are the
+        warnings, but for those of the check of ``X`` itself, given once.
 
         Parameters
         ----------
@@ -880,7 +884,11 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         # sends them on: every process would find the same
         gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_)
         preprocessor = on_main_process(preprocessor.fit, subjects)
-        windows, subject_index = training_windows(preprocessor, subjects)
+        # inside fit_transform, the windows cut at once are kept for its transform, which
+        # then embeds them rather than reading every file once more
+        cut = cut_for_transform(self, preprocessor, subjects)
+        windows, subject_index = (training_windows(preprocessor, subjects) if cut is None
+                                  else cut)
         dataset = (WindowDataset(windows, subject_index) if isinstance(windows, np.ndarray)
                    else windows)  # a LazyWindowDataset: read by the loader's workers
         data_digest = subjects_digest(subjects)

@@ -1611,13 +1611,58 @@ def test_a_pretrainers_fit_transform_checks_x_once_with_the_warnings_of_fit_then
     checked, reads, n_reads, messages = _fit_transform_against_fit_then_transform(
         monkeypatch, lambda: _tiny_pretrainer(t_r=30, normalization="robust"), X)
     assert checked == list(range(len(series)))  # fit_transform's: once each, by fit
-    if kind == "tsv":  # each file read once less: by transform's check
-        assert n_reads["fit_transform"] == n_reads["fit, transform"] - len(X)
+    if kind == "tsv":  # each file read twice less: by transform's check, and to cut its
+        # windows, which the fit cut at once (see the test below)
+        assert n_reads["fit_transform"] == n_reads["fit, transform"] - 2 * len(X)
         assert reads == X * (n_reads["fit_transform"] // len(X))
     assert len(messages["fit_transform"]) == 2
     assert messages["fit_transform"][0].startswith("t_r=30 s is long for fMRI")
     assert messages["fit_transform"][1].startswith("the series are on another scale")
     assert messages["fit_transform"] == messages["fit, transform"]
+
+
+@pytest.mark.parametrize("normalization, n_reads", [
+    ("robust", 3), ("global_zscore", 2), ("roi_zscore", 2)])
+def test_a_pretrainers_fit_transform_embeds_the_windows_its_fit_cut_from_files(
+        tmp_path, monkeypatch, normalization, n_reads):
+    """Text files cut into training windows at once were read once more by the transform of
+    fit_transform to cut the same windows: it embeds the fit's, and reads each file once by
+    its check, once to cut the windows (and once for the robust statistics). Where a file's
+    stamp changed since its check (here touched between fit and transform), the transform
+    reads them all, as before; a file rewritten is refused, as a read of it is."""
+    from brainjepa_sk import _base
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    paths = _save(tmp_path, series, kind="tsv")
+    expected = _tiny_pretrainer(normalization=normalization).fit(paths).transform(paths)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    reads = _counting_reads(monkeypatch)
+    np.testing.assert_array_equal(
+        _tiny_pretrainer(normalization=normalization).fit_transform(paths), expected)
+    assert sorted(reads) == sorted(paths * n_reads)
+
+    cut_by_fit = _base.windows_cut_by_fit
+
+    def touched_first(estimator, subjects, path=paths[2]):
+        modified = os.stat(path).st_mtime_ns + 10**9
+        os.utime(path, ns=(modified, modified))
+        return cut_by_fit(estimator, subjects)
+
+    monkeypatch.setattr(_base, "windows_cut_by_fit", touched_first)
+    reads.clear()
+    np.testing.assert_array_equal(
+        _tiny_pretrainer(normalization=normalization).fit_transform(paths), expected)
+    # read again, all of them, as without the fit's windows
+    assert sorted(reads) == sorted(paths * (n_reads + 1))
+
+    def rewritten_first(estimator, subjects):
+        pd.DataFrame(series[2][:20], columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+            paths[2], sep="\t", index=False)
+        return cut_by_fit(estimator, subjects)
+
+    monkeypatch.setattr(_base, "windows_cut_by_fit", rewritten_first)
+    with pytest.raises(FileChangedError, match=r"sub-02\.tsv changed after it was checked"):
+        _tiny_pretrainer(normalization=normalization).fit_transform(paths)
 
 
 def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_transform():
