@@ -327,22 +327,67 @@ CONNECTIVITY_CHUNK = 16
 _METHOD_PARAMETERS = ("approach", "kernel", "sparsity", "kind")
 
 
-def _check_correlations_finite(chunk, data, start):
+def _check_correlations_finite(chunk, series, start):
     """Refuse subjects whose correlation matrix is not finite: values so large (or small)
     that their squares overflow (or underflow) in float64, which BrainSpace then reported as
-    "Input contains NaN" of input that holds none."""
+    "Input contains NaN" of input that holds none. ``series`` are the chunk's subjects,
+    the first of them subject ``start``."""
     bad = np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1).all(axis=1))
     for k in bad:
-        if not np.isfinite(np.asarray(data[start + k], dtype=np.float64)).all():
+        if not np.isfinite(np.asarray(series[k], dtype=np.float64)).all():
             # let through unchecked by scikit-learn's assume_finite=True
             raise ValueError(not_finite_message(start + int(k)))
     if bad.size:
         i = start + int(bad[0])
-        largest = float(np.abs(np.asarray(data[i], dtype=np.float64)).max())
+        largest = float(np.abs(np.asarray(series[bad[0]], dtype=np.float64)).max())
         raise ValueError(
             f"subject {i}'s correlation matrix holds NaN or infinite values: its series (largest "
             f"|value| {largest:.3g}) are too large or too small to be standardized in float64; "
             "rescale them first (e.g. x / np.abs(x).max())")
+
+
+def _correlations(series, start):
+    """The correlation matrices (nilearn's ``ConnectivityMeasure``, Ledoit-Wolf shrunk) of
+    ``series``, a chunk of subjects whose first is subject ``start``, as a float64
+    ``(n, n_regions, n_regions)`` stack; subjects whose matrix is not finite are refused."""
+    from nilearn.connectome import ConnectivityMeasure
+
+    # one subject's correlation does not depend on the others: chunks change nothing
+    measure = ConnectivityMeasure(kind="correlation")
+    with catch_warnings():
+        # nilearn 0.11 warns that its z-scoring divides by the population std, not the
+        # sample's: a factor common to every region, which the correlation does not see
+        warnings.filterwarnings("ignore", "The default strategy for standardize",
+                                DeprecationWarning)
+        chunk = measure.fit_transform(series)
+    chunk = np.asarray(chunk, dtype=np.float64)
+    _check_correlations_finite(chunk, series, start)
+    return chunk
+
+
+class _FisherZSum:
+    """Sums of correlation matrices added a stack at a time, for their mean in Fisher-z
+    space (:meth:`mean`); the first matrix is kept too (the group of one subject)."""
+
+    def __init__(self):
+        self.z_sum = self.diagonal_sum = self.first = None
+        self.count = 0
+
+    def add(self, matrices):
+        if self.first is None:
+            self.first = matrices[0].copy()
+        clipped = np.clip(matrices, -1.0 + _Z_EPS, 1.0 - _Z_EPS)
+        z = np.arctanh(clipped).sum(axis=0)
+        diagonal = np.diagonal(matrices, axis1=1, axis2=2).sum(axis=0)
+        self.z_sum = z if self.z_sum is None else self.z_sum + z
+        self.diagonal_sum = (diagonal if self.diagonal_sum is None
+                             else self.diagonal_sum + diagonal)
+        self.count += len(matrices)
+
+    def mean(self):
+        mean = np.tanh(self.z_sum / self.count)
+        np.fill_diagonal(mean, self.diagonal_sum / self.count)
+        return mean
 
 
 def _fisher_z_mean(chunks):
@@ -351,18 +396,54 @@ def _fisher_z_mean(chunks):
     ``chunks`` yields ``(n, n_regions, n_regions)`` stacks, so that the subjects of a large
     corpus never all sit in memory; one chunk gives exactly numpy's mean over it.
     """
-    z_sum = diagonal_sum = None
-    count = 0
+    sums = _FisherZSum()
     for matrices in chunks:
-        clipped = np.clip(matrices, -1.0 + _Z_EPS, 1.0 - _Z_EPS)
-        z = np.arctanh(clipped).sum(axis=0)
-        diagonal = np.diagonal(matrices, axis1=1, axis2=2).sum(axis=0)
-        z_sum = z if z_sum is None else z_sum + z
-        diagonal_sum = diagonal if diagonal_sum is None else diagonal_sum + diagonal
-        count += len(matrices)
-    mean = np.tanh(z_sum / count)
-    np.fill_diagonal(mean, diagonal_sum / count)
-    return mean
+        sums.add(matrices)
+    return sums.mean()
+
+
+class _GroupConnectivity:
+    """The group connectivity that :class:`GradientPositioner`'s ``fit`` computes from time
+    series, computed from subjects given one at a time as another pass reads them (the
+    pretrainer's check of its files), so that the fit need not read them again.
+
+    The subjects' correlation matrices are computed ``CONNECTIVITY_CHUNK`` subjects at a
+    time, as the fit computes them, and summed: the memory of one chunk, whatever the
+    number of subjects. An error of a chunk (a correlation that is not finite) is kept and
+    raised by :meth:`group`, where the fit meets it.
+    """
+
+    def __init__(self):
+        self._chunk, self._sums, self._error = [], _FisherZSum(), None
+        self.n_subjects = 0
+
+    def add(self, series):
+        """Take the next subject's ``(n_timepoints, n_regions)`` series (float64)."""
+        self.n_subjects += 1
+        if self._error is None:
+            self._chunk.append(series)
+            if len(self._chunk) == CONNECTIVITY_CHUNK:
+                self._add_chunk()
+
+    def _add_chunk(self):
+        chunk, self._chunk = self._chunk, []
+        if not chunk or self._error is not None:
+            return
+        try:
+            self._sums.add(_correlations(chunk, self._sums.count))
+        except Exception as error:  # raised where the fit computes the group
+            self._error = error
+
+    def group(self):
+        """The group connectivity of the subjects given, before symmetrization, as the fit
+        computes it (a single subject's own matrix); raises the error of the first chunk
+        that had one."""
+        self._add_chunk()
+        if self._error is not None:
+            raise self._error
+        if self._sums.count == 1:
+            return self._sums.first
+        return self._sums.mean()
 
 
 def _off_diagonal_below_one(matrices):
@@ -581,20 +662,8 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         if self.kind == "connectivity":
             yield data
             return
-        from nilearn.connectome import ConnectivityMeasure
-
         for start in range(0, len(data), CONNECTIVITY_CHUNK):
-            # one subject's correlation does not depend on the others: chunks change nothing
-            measure = ConnectivityMeasure(kind="correlation")
-            with catch_warnings():
-                # nilearn 0.11 warns that its z-scoring divides by the population std, not the
-                # sample's: a factor common to every region, which the correlation does not see
-                warnings.filterwarnings("ignore", "The default strategy for standardize",
-                                        DeprecationWarning)
-                chunk = measure.fit_transform(data[start : start + CONNECTIVITY_CHUNK])
-            chunk = np.asarray(chunk, dtype=np.float64)
-            _check_correlations_finite(chunk, data, start)
-            yield chunk
+            yield _correlations(data[start : start + CONNECTIVITY_CHUNK], start)
 
     def _embed(self, matrix, random_state, what="the group connectivity", passed_on=None):
         """Gradients and eigenvalues of ``matrix``, and whether its affinity graph came out
@@ -690,7 +759,15 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             self._fit(X)
         return self
 
-    def _fit(self, X):
+    def _fit_with_group(self, X, connectivity):
+        """:meth:`fit` on the time series ``X`` whose group connectivity is computed
+        already: ``connectivity()`` returns it (what :meth:`_GroupConnectivity.group`
+        returns), called where fit would compute it from ``X``, which is not read for it."""
+        with restore_on_error(self):
+            self._fit(X, connectivity)
+        return self
+
+    def _fit(self, X, connectivity=None):
         self._check_params()  # before reading X, as scikit-learn's estimators check theirs
         if self.kind == "connectivity":
             data, names = validate_connectivity(X)
@@ -728,7 +805,9 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
                     "them in order without this warning, give reference as an array "
                     "(reference.to_numpy())")
 
-        if len(data) == 1:
+        if connectivity is not None:
+            group = connectivity()
+        elif len(data) == 1:
             group = next(self._connectivity_chunks(data))[0].copy()
         elif self.kind == "timeseries" or _off_diagonal_below_one(data):
             group = _fisher_z_mean(self._connectivity_chunks(data))

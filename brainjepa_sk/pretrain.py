@@ -43,8 +43,10 @@ from ._base import (
 )
 from ._warnings import warn_user
 from .checkpoint import save_checkpoint, storable_values
+from .files import SubjectFiles
 from .gradients import (
     GradientPositioner,
+    _GroupConnectivity,
     align_gradient_rows,
     gradient_region_names,
     load_gradients,
@@ -86,9 +88,19 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import subjects_digest, validate_subjects
+from .validation import each_checked_file, subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
+
+
+def _connectivity_checked(connectivity, subjects):
+    """Whether ``connectivity`` holds the group connectivity of every subject of
+    ``subjects``, files all checked with a stamp (a file without one may read otherwise
+    since, unnoticed: those are read again)."""
+    return (connectivity is not None and isinstance(subjects, SubjectFiles)
+            and connectivity.n_subjects == len(subjects) and subjects.stamps is not None
+            and all(stamp is not None for stamp in subjects.stamps))
+
 
 _UNSEEDED_STATE_FILE = "unseeded.pt"
 # 4: loss="l2" sums the squared distance over the features (it was their mean), so a run
@@ -186,7 +198,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
     gradients : GradientPositioner, array-like, str or path-like, optional
         Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
         and fitted on the training ``X`` (one fitted beforehand on other data is fitted again,
-        with a warning: pass its ``gradients_`` to use them); an array
+        with a warning: pass its ``gradients_`` to use them); files of ``X`` are not read again
+        for it, their connectivity computed as their check reads them; an array
         ``(n_regions, n_components)`` or the path of a gradient file (``.npy``, ``.csv``,
         ``.tsv`` or whitespace-separated text: see
         :func:`~brainjepa_sk.gradients.load_gradients`) is used as it is, its rows in the
@@ -585,7 +598,23 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             )
         return copy.deepcopy(list(callbacks))
 
-    def _fit_gradients(self, subjects, n_regions):
+    def _connectivity_of_check(self):
+        """A :class:`~brainjepa_sk.gradients._GroupConnectivity` for the check of X's files
+        to feed, where the gradients are fitted from X's connectivity (a plain
+        ``GradientPositioner`` of time series, the default): every file is then read once
+        less. None elsewhere, and in the processes that do not fit the gradients under
+        torchrun."""
+        source = self.gradients
+        fitted_on_x = source is None or (type(source) is GradientPositioner
+                                          and source.kind == "timeseries")
+        return _GroupConnectivity() if fitted_on_x and world()[0] == 0 else None
+
+    def _fit_gradients(self, subjects, n_regions, connectivity=None):
+        """The gradients of ``gradients``, fitted on ``subjects`` where it is a
+        ``GradientPositioner``; ``connectivity``, from :meth:`_connectivity_of_check` fed
+        by their check, gives its group connectivity without reading the files again where
+        they all were checked with a stamp (a file whose stamp changed since is read: it
+        raises, or reads as checked)."""
         source = GradientPositioner() if self.gradients is None else self.gradients
         if isinstance(source, GradientPositioner):
             if source.kind == "connectivity":
@@ -615,7 +644,16 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                     f"{what} cannot be fitted on X's {n_regions} regions{fitted_on}: {error}. "
                     "Pass gradients=GradientPositioner(...) with settings for this atlas, or a "
                     "gradient matrix") from None
-            gradients = positioner.fit(subjects).gradients_
+            if _connectivity_checked(connectivity, subjects):
+                def group():
+                    for i in range(len(subjects)):
+                        if not subjects._unchanged(i):
+                            subjects[i]  # raises FileChangedError, or reads the series checked
+                    return connectivity.group()
+
+                gradients = positioner._fit_with_group(subjects, group).gradients_
+            else:
+                gradients = positioner.fit(subjects).gradients_
             if other_atlas:
                 warn_user(
                     f"gradients={source!r} is a GradientPositioner fitted on "
@@ -852,7 +890,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 f"so a window needs at least 2; use n_frames={2 * self.patch_size} or more, or "
                 "a smaller patch_size")
         device = process_device(resolve_device(self.device))
-        subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
+        # the check reads every file: the gradients' connectivity is computed from that read
+        connectivity = self._connectivity_of_check()
+        with each_checked_file(None if connectivity is None else connectivity.add):
+            subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
         check_same_subjects(subjects, "fit")
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in rng.randint(0, 2**31 - 1, size=3)]
@@ -880,9 +921,11 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         # choice here (not the weights'), so a shorter one is offered with padding
         preprocessor.check_lengths(subjects, window_cure=self._shorter_windows)
         self._global_batch(len(preprocessor.window_table(subject_lengths(subjects))[0]))
-        # under torchrun, process 0 reads the corpus for the gradients and statistics and
-        # sends them on: every process would find the same
-        gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_)
+        # under torchrun, process 0 fits the gradients (on the connectivity its check
+        # computed, for files) and the statistics and sends them on: every process would
+        # find the same
+        gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_,
+                                    connectivity)
         preprocessor = on_main_process(preprocessor.fit, subjects)
         # inside fit_transform, the windows cut at once are kept for its transform, which
         # then embeds them rather than reading every file once more

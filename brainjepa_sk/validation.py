@@ -8,6 +8,8 @@ clear error.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import difflib
 import hashlib
 import math
@@ -1112,8 +1114,32 @@ def _paths_as_list(X):
     return values if values and all(is_path(value) for value in values) else X
 
 
+#: Inside :func:`each_checked_file`: what to call with each file's subject as checked.
+_EACH_CHECKED_FILE = contextvars.ContextVar("each_checked_file", default=None)
+
+
+@contextlib.contextmanager
+def each_checked_file(take):
+    """A block in which :func:`validate_subjects` of files calls ``take(series)`` with each
+    file's subject once its checks have passed, in order: the float array the check
+    converted it into (of the check's ``dtype``), so that another pass over the subjects
+    (the pretrainer's group connectivity) need not read every file once more.
+
+    Parameters
+    ----------
+    take : callable or None
+        Called with one ``(n_timepoints, n_regions)`` array; None calls nothing.
+    """
+    token = _EACH_CHECKED_FILE.set(take)
+    try:
+        yield
+    finally:
+        _EACH_CHECKED_FILE.reset(token)
+
+
 def _validate_files(X, check):
     """Check every file one at a time, keeping only what :class:`SubjectFiles` records."""
+    take = _EACH_CHECKED_FILE.get()
     # "~" expanded as the reads expand it, so that the stamps are taken
     paths = expand_subject_paths(X) if is_path(X) else [expand_home(x) for x in X]
     digest = hashlib.sha256()
@@ -1138,6 +1164,8 @@ def _validate_files(X, check):
         # once where the check converted it)
         file_digests.append(series_digest(array if array.dtype == np.float64 else subject,
                                           getattr(subject, "columns", None)))
+        if take is not None:
+            take(array)
         del subject, array  # one subject in memory at a time
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),
                         dtype=check["dtype"], allow_constant=check["allow_constant"],

@@ -1665,6 +1665,61 @@ def test_a_pretrainers_fit_transform_embeds_the_windows_its_fit_cut_from_files(
         _tiny_pretrainer(normalization=normalization).fit_transform(paths)
 
 
+@pytest.mark.parametrize("n_subjects", [1, 7])
+def test_a_pretrainers_gradients_take_the_connectivity_of_the_check_of_its_files(
+        tmp_path, monkeypatch, n_subjects):
+    """A pretrainer that fits its GradientPositioner on X read every file once more for the
+    group connectivity: it comes from the read of the check, a chunk of subjects at a time,
+    and gives the gradients of the positioner fitted on the files, bit for bit. A file
+    touched between the check and the gradients is read again (as checked, then used); one
+    rewritten is refused; a subject whose correlation is not finite is named, as by the
+    positioner."""
+    from sklearn.base import clone
+
+    from brainjepa_sk import gradients
+
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 3)
+    series = _series(lengths=(40, 52, 24, 37, 30, 33, 45)[:n_subjects])
+    paths = _save(tmp_path, series, kind="tsv")
+    positioner = GradientPositioner(n_components=2, sparsity=0.5, random_state=0)
+    expected = clone(positioner).fit(paths).gradients_
+    reads = _counting_reads(monkeypatch)
+
+    def fitted():
+        return _pretrainer(n_epochs=1, gradients=positioner,
+                           normalization="global_zscore").fit(paths)
+
+    np.testing.assert_array_equal(fitted().gradients_, expected)
+    assert sorted(reads) == sorted(paths * 2)  # checked, then cut into windows
+    if n_subjects == 1:
+        return
+    real_fit_gradients = BrainJEPAPretrainer._fit_gradients
+
+    def changed_first(change):
+        def fit_gradients(self, *args):
+            change()
+            return real_fit_gradients(self, *args)
+        monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", fit_gradients)
+
+    changed_first(lambda: _rewritten_later(paths[4]))
+    reads.clear()
+    np.testing.assert_array_equal(fitted().gradients_, expected)
+    assert sorted(reads) == sorted(paths * 2 + paths[4:5])
+
+    def rewritten():
+        pd.DataFrame(series[4][:20]).to_csv(paths[4], sep="\t", index=False)
+        _rewritten_later(paths[4])
+
+    changed_first(rewritten)
+    with pytest.raises(FileChangedError, match=r"sub-04\.tsv changed after it was checked"):
+        fitted()
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", real_fit_gradients)
+    _save(tmp_path, [x * 1e200 if i == 4 else x for i, x in enumerate(series)], kind="tsv")
+    for make in (lambda: clone(positioner).fit(paths), fitted):
+        with pytest.raises(ValueError, match=r"^subject 4's correlation matrix holds NaN"):
+            make()
+
+
 def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_transform():
     """A fit_transform whose transform refuses (pooling="tokens" with pandas output, which fit
     takes) raises transform's error after a fit that stays, as fit followed by transform."""
