@@ -18,6 +18,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, InvalidParameterError, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from . import preprocessing
 from ._base import (
     _READOUT_PARAMETERS,
     EMBEDDING_CONSTRAINTS,
@@ -88,7 +89,7 @@ from .train.runtime import (
     resolve_autocast,
     resolve_device,
 )
-from .validation import each_checked_file, subjects_digest, validate_subjects
+from .validation import CheckedSeries, each_checked_file, subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
 
@@ -609,6 +610,17 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                                           and source.kind == "timeseries")
         return _GroupConnectivity() if fitted_on_x and world()[0] == 0 else None
 
+    def _series_kept_by_check(self):
+        """A :class:`~brainjepa_sk.validation.CheckedSeries` for the check of X's files to
+        fill, where the preprocessing fit learns from the values (``normalization="robust"``,
+        and None's scale warning), with as many frames as its sample takes
+        (``preprocessing.ROBUST_SAMPLE_FRAMES``): a corpus of at most that many frames is
+        then read once less. None elsewhere, and in the processes that do not fit the
+        preprocessing under torchrun."""
+        if self.normalization not in ("robust", None) or world()[0] != 0:
+            return None
+        return CheckedSeries(preprocessing.ROBUST_SAMPLE_FRAMES)
+
     def _fit_gradients(self, subjects, n_regions, connectivity=None):
         """The gradients of ``gradients``, fitted on ``subjects`` where it is a
         ``GradientPositioner``; ``connectivity``, from :meth:`_connectivity_of_check` fed
@@ -890,9 +902,11 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 f"so a window needs at least 2; use n_frames={2 * self.patch_size} or more, or "
                 "a smaller patch_size")
         device = process_device(resolve_device(self.device))
-        # the check reads every file: the gradients' connectivity is computed from that read
-        connectivity = self._connectivity_of_check()
-        with each_checked_file(None if connectivity is None else connectivity.add):
+        # the check reads every file: the gradients' connectivity is computed from that read,
+        # and a corpus small enough for the robust statistics to take every frame is kept
+        connectivity, kept = self._connectivity_of_check(), self._series_kept_by_check()
+        with each_checked_file(None if connectivity is None else connectivity.add,
+                               None if kept is None else kept.add):
             subjects = validate_subjects(X, estimator=self, reset=True, lazy=True)
         check_same_subjects(subjects, "fit")
         rng = check_random_state(self.random_state)
@@ -926,7 +940,9 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         # find the same
         gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_,
                                     connectivity)
-        preprocessor = on_main_process(preprocessor.fit, subjects)
+        preprocessor = on_main_process(preprocessor.fit, subjects if kept is None
+                                       else kept.subjects(subjects))
+        del kept  # what the fit did not take (an error left it) is held no longer
         # inside fit_transform, the windows cut at once are kept for its transform, which
         # then embeds them rather than reading every file once more
         cut = cut_for_transform(self, preprocessor, subjects)

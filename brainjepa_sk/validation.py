@@ -1119,22 +1119,123 @@ _EACH_CHECKED_FILE = contextvars.ContextVar("each_checked_file", default=None)
 
 
 @contextlib.contextmanager
-def each_checked_file(take):
-    """A block in which :func:`validate_subjects` of files calls ``take(series)`` with each
-    file's subject once its checks have passed, in order: the float array the check
-    converted it into (of the check's ``dtype``), so that another pass over the subjects
-    (the pretrainer's group connectivity) need not read every file once more.
+def each_checked_file(*takers):
+    """A block in which :func:`validate_subjects` of files calls each of ``takers`` with
+    each file's subject once its checks have passed, in order: the float array the check
+    converted it into (of the check's ``dtype``), so that other passes over the subjects
+    (the pretrainer's group connectivity, its robust statistics) need not read every file
+    once more.
 
     Parameters
     ----------
-    take : callable or None
-        Called with one ``(n_timepoints, n_regions)`` array; None calls nothing.
+    *takers : callable or None
+        Each called with one ``(n_timepoints, n_regions)`` array; None are left out.
     """
-    token = _EACH_CHECKED_FILE.set(take)
+    takers = [take for take in takers if take is not None]
+
+    def take(series):
+        for each in takers:
+            each(series)
+
+    token = _EACH_CHECKED_FILE.set(take if takers else None)
     try:
         yield
     finally:
         _EACH_CHECKED_FILE.reset(token)
+
+
+class CheckedSeries:
+    """The series of subjects as a check of their files read them (:func:`each_checked_file`
+    gives :meth:`add`), kept for a later pass over the same subjects while they hold at most
+    ``max_frames`` frames in all: past that, none are kept (the pass reads the files).
+
+    Parameters
+    ----------
+    max_frames : int
+        The most frames kept in all (the memory of ``max_frames`` frames of every region).
+    """
+
+    def __init__(self, max_frames):
+        self.max_frames = int(max_frames)
+        self.series, self.n_frames = [], 0
+
+    def add(self, series):
+        """Keep the next subject's series, if it fits.
+
+        Parameters
+        ----------
+        series : numpy.ndarray of shape (n_timepoints, n_regions)
+            The subject as its check converted it.
+        """
+        if self.series is None:
+            return
+        self.n_frames += len(series)
+        if self.n_frames > self.max_frames:
+            self.series = None  # too many to keep: the pass reads the files
+        else:
+            self.series.append(series)
+
+    def subjects(self, files):
+        """The checked files, giving the series kept rather than reading them.
+
+        The series are no longer held here.
+
+        Parameters
+        ----------
+        files : SubjectFiles
+            The files whose check filled this.
+
+        Returns
+        -------
+        SubjectsReadByCheck or SubjectFiles
+            ``files`` with the series kept, or ``files`` itself where none were kept (too
+            many frames), or not one per file.
+        """
+        series, self.series = self.series, None
+        if series is None or not isinstance(files, SubjectFiles) or len(series) != len(files):
+            return files
+        return SubjectsReadByCheck(files, series)
+
+
+class SubjectsReadByCheck(Sequence):
+    """Checked files whose series their check read and kept (:class:`CheckedSeries`): a
+    subject indexed is its kept series, given once (then no longer held), where its file
+    still has the stamp (size, modification time) of its check; otherwise it is read from
+    the file (which raises :class:`~brainjepa_sk.files.FileChangedError` if its series
+    changed), as ``files[i]`` reads it.
+
+    Parameters
+    ----------
+    files : SubjectFiles
+        The files checked.
+    series : list of numpy.ndarray
+        Each file's series, as its check converted it.
+    """
+
+    def __init__(self, files, series):
+        self.files = files
+        self._series = list(series)
+
+    def __len__(self):
+        return len(self.files)
+
+    @property
+    def n_timepoints(self):
+        """Each subject's length, from the check."""
+        return self.files.n_timepoints
+
+    @property
+    def n_regions(self):
+        """The regions of every subject, from the check."""
+        return self.files.n_regions
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        series, self._series[index] = self._series[index], None
+        if series is None or not self.files._unchanged(index):
+            return self.files[index]
+        return series
 
 
 def _validate_files(X, check):

@@ -1621,13 +1621,13 @@ def test_a_pretrainers_fit_transform_checks_x_once_with_the_warnings_of_fit_then
     assert messages["fit_transform"] == messages["fit, transform"]
 
 
-@pytest.mark.parametrize("normalization, n_reads", [
-    ("robust", 3), ("global_zscore", 2), ("roi_zscore", 2)])
+@pytest.mark.parametrize("normalization", ["robust", "global_zscore", "roi_zscore"])
 def test_a_pretrainers_fit_transform_embeds_the_windows_its_fit_cut_from_files(
-        tmp_path, monkeypatch, normalization, n_reads):
+        tmp_path, monkeypatch, normalization):
     """Text files cut into training windows at once were read once more by the transform of
     fit_transform to cut the same windows: it embeds the fit's, and reads each file once by
-    its check, once to cut the windows (and once for the robust statistics). Where a file's
+    its check and once to cut the windows (the robust statistics of so small a corpus take
+    the series of the check: see the test below). Where a file's
     stamp changed since its check (here touched between fit and transform), the transform
     reads them all, as before; a file rewritten is refused, as a read of it is."""
     from brainjepa_sk import _base
@@ -1639,7 +1639,7 @@ def test_a_pretrainers_fit_transform_embeds_the_windows_its_fit_cut_from_files(
     reads = _counting_reads(monkeypatch)
     np.testing.assert_array_equal(
         _tiny_pretrainer(normalization=normalization).fit_transform(paths), expected)
-    assert sorted(reads) == sorted(paths * n_reads)
+    assert sorted(reads) == sorted(paths * 2)
 
     cut_by_fit = _base.windows_cut_by_fit
 
@@ -1653,7 +1653,7 @@ def test_a_pretrainers_fit_transform_embeds_the_windows_its_fit_cut_from_files(
     np.testing.assert_array_equal(
         _tiny_pretrainer(normalization=normalization).fit_transform(paths), expected)
     # read again, all of them, as without the fit's windows
-    assert sorted(reads) == sorted(paths * (n_reads + 1))
+    assert sorted(reads) == sorted(paths * 3)
 
     def rewritten_first(estimator, subjects):
         pd.DataFrame(series[2][:20], columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
@@ -1718,6 +1718,56 @@ def test_a_pretrainers_gradients_take_the_connectivity_of_the_check_of_its_files
     for make in (lambda: clone(positioner).fit(paths), fitted):
         with pytest.raises(ValueError, match=r"^subject 4's correlation matrix holds NaN"):
             make()
+
+
+def test_a_pretrainers_robust_statistics_take_the_series_its_check_read(tmp_path,
+                                                                         monkeypatch):
+    """The robust statistics read every file once more: a corpus of at most
+    ROBUST_SAMPLE_FRAMES frames in all (each one sampled) is kept as its check reads it, and
+    given to them a subject at a time; a larger one is read as before; the statistics are
+    the same either way. A file touched between the check and the statistics is read again
+    (as checked, then used), one rewritten is refused; so with normalization=None, whose
+    scale warning reads them."""
+    series = _series(lengths=(40, 52, 24, 37, 30))  # 183 frames
+    paths = _save(tmp_path, series, kind="tsv")
+    reads = _counting_reads(monkeypatch)
+
+    def statistics(budget):
+        monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", budget)
+        expected = Preprocessor(16, normalization="robust").fit(_as_read(paths))
+        reads.clear()
+        fitted = _pretrainer(n_epochs=1, normalization="robust").fit(paths).preprocessor_
+        np.testing.assert_array_equal(fitted.median_, expected.median_)
+        np.testing.assert_array_equal(fitted.iqr_, expected.iqr_)
+        return sorted(reads)
+
+    assert statistics(183) == sorted(paths * 2)  # checked, then cut into windows
+    assert statistics(182) == sorted(paths * 3)  # one frame too many to keep: read for them
+    monkeypatch.setattr(preprocessing, "ROBUST_SAMPLE_FRAMES", 183)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # None warns of the scale of these series
+        reads.clear()
+        _pretrainer(n_epochs=1, normalization=None).fit(paths)
+    assert sorted(reads) == sorted(paths * 2)
+
+    real_fit = Preprocessor.fit
+
+    def changed_first(change):
+        def fit(self, subjects):
+            change()
+            return real_fit(self, subjects)
+        monkeypatch.setattr(Preprocessor, "fit", fit)
+
+    changed_first(lambda: _rewritten_later(paths[3]))
+    assert statistics(183) == sorted(paths * 2 + paths[3:4])
+
+    def rewritten():
+        pd.DataFrame(series[3][:20]).to_csv(paths[3], sep="\t", index=False)
+        _rewritten_later(paths[3])
+
+    changed_first(rewritten)
+    with pytest.raises(FileChangedError, match=r"sub-03\.tsv changed after it was checked"):
+        _pretrainer(n_epochs=1, normalization="robust").fit(paths)
 
 
 def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_transform():
