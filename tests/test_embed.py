@@ -448,6 +448,25 @@ def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch
         fetch_ukbiobank_weights(data_dir=tmp_path / "other", download=False)
 
 
+def test_files_in_the_cache_folder_itself_are_named_with_the_data_dir_to_set(tmp_path):
+    # data_dir set to the folder that holds the files, not the cache folder above it: the
+    # error points at the files already there instead of asking for them to be fetched again
+    inner = tmp_path / "brainjepa_ukbiobank"
+    inner.mkdir()
+    (inner / "jepa-ep300.pth.tar").write_bytes(b"weights")
+    with pytest.raises(OSError, match=re.escape(
+            f"It is in {inner} itself: data_dir (or BRAINJEPA_SK_DATA) is the cache folder "
+            f"that holds brainjepa_ukbiobank/, so set it to {tmp_path}.")):
+        fetch_ukbiobank_weights(data_dir=inner, download=False)
+    # a cache folder of another name: the file belongs in its subfolder
+    other = tmp_path / "models"
+    other.mkdir()
+    (other / "jepa-ep300.pth.tar").write_bytes(b"weights")
+    with pytest.raises(OSError, match=re.escape(
+            "so move the file to " + str(other / "brainjepa_ukbiobank" / "jepa-ep300.pth.tar"))):
+        fetch_ukbiobank_weights(data_dir=other, download=False)
+
+
 @pytest.mark.parametrize("content", [
     "<!DOCTYPE html><html>virus scan warning</html>",
     "\n  <!doctype html>\n<html>virus scan warning</html>",  # after blank space, in lower case

@@ -286,6 +286,23 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
                        verbose=verbose)
 
 
+def _misplaced_hint(folder, filename):
+    """What to do when ``filename`` lies in the cache folder itself, not in its ``folder``.
+
+    A common slip: ``data_dir`` pointed at the folder that holds the files (such as
+    ``brainjepa_ukbiobank`` itself), whereas it is the cache folder above that subfolder.
+    ``None`` when the file is not there either.
+    """
+    data_dir = folder.parent
+    if not (data_dir / filename).is_file():
+        return None
+    if data_dir.name == folder.name:
+        return (f"It is in {data_dir} itself: data_dir (or {DATA_ENV}) is the cache folder "
+                f"that holds {folder.name}/, so set it to {data_dir.parent}.")
+    return (f"It is in {data_dir} itself: data_dir (or {DATA_ENV}) is the cache folder that "
+            f"holds {folder.name}/, so move the file to {folder / filename}.")
+
+
 def fetch_files(files, folder, download=True, verbose=1):
     """Paths of ``files`` in ``folder``: missing ones are downloaded, every one's hash checked.
 
@@ -333,10 +350,11 @@ def fetch_files(files, folder, download=True, verbose=1):
                     problem = f"the download failed ({exc})"
             if not path.is_file():
                 raise OSError(
-                    f"{spec['filename']} is not in {folder} and {problem}. Get it from "
-                    f"{spec['manual']} and put it at {path} (or point data_dir / the "
-                    f"{DATA_ENV} environment variable at a folder holding "
-                    f"{folder.name}/{spec['filename']})."
+                    f"{spec['filename']} is not in {folder} and {problem}. "
+                    + (_misplaced_hint(folder, spec["filename"]) or (
+                        f"Get it from {spec['manual']} and put it at {path} (or point "
+                        f"data_dir / the {DATA_ENV} environment variable at a folder "
+                        f"holding {folder.name}/{spec['filename']})."))
                 )
         _check_hash(path, spec)
         paths[key] = path
