@@ -70,11 +70,11 @@ def count_cpu_attention_flops():
     forward = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     backward = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu_backward",
                        None)
-    if forward is not None and forward.default not in flop_counter.flop_registry:
+    if forward is not None and forward not in flop_counter.flop_registry:
         @flop_counter.register_flop_formula(forward)
         def _forward(query, key, value, *args, out_shape=None, **kwargs):
             return flop_counter.sdpa_flop_count(query, key, value)
-    if backward is not None and backward.default not in flop_counter.flop_registry:
+    if backward is not None and backward not in flop_counter.flop_registry:
         @flop_counter.register_flop_formula(backward)
         def _backward(grad_out, query, key, value, *args, out_shape=None, **kwargs):
             return flop_counter.sdpa_backward_flop_count(grad_out, query, key, value)

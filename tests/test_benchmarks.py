@@ -182,6 +182,19 @@ def test_bench_model_refuses_flags_that_would_do_nothing(flags, message, capsys)
     assert (args.compile_mode, args.warmup) == ("reduce-overhead", 0)
 
 
+def test_bench_model_counts_cpu_attention_flops_once_however_often_it_runs():
+    # the guard looked for the op's overload, while the registry is keyed by its packet: a
+    # second main() in one process raised "duplicate registrations"
+    from torch.utils import flop_counter
+
+    bench_model = load_bench_model()
+    bench_model.count_cpu_attention_flops()
+    bench_model.count_cpu_attention_flops()
+    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    if op is not None:
+        assert op in flop_counter.flop_registry
+
+
 _STUB = """import json, os, sys
 with open(os.environ["STUB_LOG"], "a") as f:
     f.write(json.dumps(sys.argv[1:]) + "\\n")
