@@ -108,6 +108,8 @@ def parse_args(argv=None):
     p.add_argument("--profile", default=None, metavar="FILE",
                    help="also profile 3 more iterations; write the top kernels to FILE")
     args = p.parse_args(argv)
+    if args.batch is not None and args.batch < 1:
+        p.error("--batch must be at least 1 (leave it out for the defaults)")
     if args.steps < 1 or args.warmup < 0 or args.accumulation_steps < 1:
         p.error("--steps and --accumulation-steps must be at least 1, --warmup at least 0")
     if args.compile_mode and not args.compile:
@@ -398,7 +400,14 @@ def main(argv=None):
     count_cpu_attention_flops()
     if args.device == "auto":
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(args.device)
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise SystemExit(f"--device {args.device} is not a torch device: auto, cpu, cuda, "
+                         "cuda:1, ...") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device {args.device}: CUDA is not available here "
+                         "(--device cpu, or auto, runs on the CPU)")
     if device.type == "cpu" and args.sdpa_backend in ("cudnn", "efficient"):
         raise SystemExit(f"--sdpa-backend {args.sdpa_backend} needs a CUDA device "
                          "(the CPU has only the flash and math kernels)")

@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,7 +172,9 @@ def test_bench_model_fails_clearly(flags, message):
     (["--steps", "0"], "--steps and --accumulation-steps must be at least 1"),
     (["--warmup", "-1"], "--warmup at least 0"),
     (["--accumulation-steps", "0"], "--accumulation-steps must be at least 1"),
-], ids=["compile-mode-alone", "no-steps", "negative-warmup", "no-micro-batches"])
+    # 0 was taken for "not given", and the run used the default batch
+    (["--batch", "0"], "--batch must be at least 1"),
+], ids=["compile-mode-alone", "no-steps", "negative-warmup", "no-micro-batches", "no-batch"])
 def test_bench_model_refuses_flags_that_would_do_nothing(flags, message, capsys):
     bench_model = load_bench_model()
     with pytest.raises(SystemExit):
@@ -193,6 +196,17 @@ def test_bench_model_counts_cpu_attention_flops_once_however_often_it_runs():
     op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     if op is not None:
         assert op in flop_counter.flop_registry
+
+
+@pytest.mark.parametrize("device, message", [
+    ("gpu", "--device gpu is not a torch device: auto, cpu, cuda, cuda:1, ..."),
+    pytest.param("cuda", "--device cuda: CUDA is not available here",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is here")),
+], ids=["not-a-device", "cuda-without-cuda"])
+def test_bench_model_names_a_device_it_cannot_use(device, message):
+    # before: torch's RuntimeError, or an AssertionError from CUDA's lazy start, with a traceback
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        load_bench_model().main([*TINY, "--device", device])
 
 
 _STUB = """import json, os, sys
