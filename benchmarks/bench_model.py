@@ -259,7 +259,7 @@ def bench_train(args, model, device, autocast_dtype, n_patches):
         ms_per_step=round(seconds * 1e3, 2), samples_per_s=round(batch / seconds, 2),
         peak_memory_gib=peak_memory_gib(device), tokens=args.regions * n_patches,
         context_tokens=sample.context_idx.shape[1], target_tokens=sample.target_idx.shape[1],
-        tflop_per_step=round(flops / 1e12, 3), tflops=significant(flops / seconds / 1e12),
+        tflop_per_step=significant(flops / 1e12), tflops=significant(flops / seconds / 1e12),
         loss_first=round(first, 4), loss_last=round(last, 4), check_loss_finite_and_falling=ok,
     )
 
@@ -309,7 +309,7 @@ def bench_embed(args, model, device, autocast_dtype, n_patches):
         args, device, what="embed", batch=batch, steps=args.steps, warmup=args.warmup,
         ms_per_batch=round(seconds * 1e3, 2), subjects_per_s=round(batch / seconds, 2),
         s_per_subject=round(seconds / batch, 4), peak_memory_gib=peak_memory_gib(device),
-        tokens=args.regions * n_patches, tflop_per_subject=round(flops / 1e12, 4),
+        tokens=args.regions * n_patches, tflop_per_subject=significant(flops / 1e12),
         tflops=significant(flops * batch / seconds / 1e12), **fields,
     )
 
@@ -389,7 +389,7 @@ def bench_finetune(args, model, device, autocast_dtype, n_patches):
         args, device, what="finetune", batch=batch, steps=len(steps) - 1, warmup=args.warmup,
         epochs=n_epochs, ms_per_step=round(seconds * 1e3, 2),
         samples_per_s=round(batch / seconds, 2), peak_memory_gib=peak_memory,
-        tokens=args.regions * n_patches, tflop_per_step=round(flops / 1e12, 3),
+        tokens=args.regions * n_patches, tflop_per_step=significant(flops / 1e12),
         tflops=significant(flops / seconds / 1e12), loss_first=round(losses[0], 4),
         loss_last=round(losses[-1], 4), check_loss_finite_and_falling=ok, **fields,
     )
