@@ -1014,9 +1014,16 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             # share run in accumulation_steps micro-batches
             capped = (f" (capped at the {n_windows} training windows)"
                       if global_batch < int(self.batch_size) else "")
+            multiple = world_size * n_micro
+            if n_windows < multiple:
+                advice = (f"the {n_windows} training windows cannot fill a batch of "
+                          f"{multiple}: lower accumulation_steps, or run fewer processes")
+            else:
+                advice = (f"set batch_size to a multiple of {multiple}, such as "
+                          f"{max(global_batch // multiple, 1) * multiple}")
             raise ValueError(
                 f"batch_size={global_batch}{capped}, the global batch, is not a multiple of "
-                f"the {world_size} process(es) x accumulation_steps={n_micro}"
+                f"the {world_size} process(es) x accumulation_steps={n_micro}; {advice}"
             )
         return global_batch
 

@@ -1411,8 +1411,17 @@ def test_a_batch_that_does_not_split_is_refused_before_the_corpus_is_read(monkey
 
     monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", read_the_corpus)
     with pytest.raises(ValueError, match=r"batch_size=8, the global batch, is not a multiple "
-                                         r"of the 1 process\(es\) x accumulation_steps=3"):
+                                         r"of the 1 process\(es\) x accumulation_steps=3; set "
+                                         r"batch_size to a multiple of 3, such as 6$"):
         _pretrainer(gradients=None, accumulation_steps=3).fit(_data())
+    # a batch smaller than the multiple, which the windows can fill
+    with pytest.raises(ValueError, match=r"batch_size=2, .*; set batch_size to a multiple of "
+                                         r"3, such as 3$"):
+        _pretrainer(gradients=None, batch_size=2, accumulation_steps=3).fit(_data())
+    # too few windows for any batch of the multiple
+    with pytest.raises(ValueError, match=r"; the \d+ training windows cannot fill a batch of "
+                                         r"64: lower accumulation_steps, or run fewer processes$"):
+        _pretrainer(gradients=None, batch_size=64, accumulation_steps=64).fit(_data())
 
 
 def test_patch_embed_init_and_roi_std_pooling():
