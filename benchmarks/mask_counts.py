@@ -8,6 +8,7 @@ draw of sizes allows), over 2000 batches.
     python benchmarks/mask_counts.py
 """
 
+import argparse
 import json
 
 from brainjepa_sk.nn.masking import SpatiotemporalMaskSampler
@@ -35,4 +36,10 @@ def main(n_batches=2000):
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=2000,
+                        help="per-batch draws averaged for each grid")
+    args = parser.parse_args()
+    if args.batches < 1:
+        parser.error("--batches must be at least 1")
+    main(args.batches)

@@ -393,6 +393,16 @@ def test_mask_counts():
         assert 0 < record["static_target"] < record["per_batch_mean_target"] < record["tokens"]
 
 
+def test_mask_counts_takes_its_options():
+    # it read no arguments: --help, and any mistyped option, ran the whole count instead
+    records, process = run_script("mask_counts.py", "--help")
+    assert not records and "--batches" in process.stdout
+    records, process = run_script("mask_counts.py", "--batchs", "10", check=False)
+    assert process.returncode == 2 and not records and "--batchs" in process.stderr
+    records, _ = run_script("mask_counts.py", "--batches", "10")
+    assert [r["tokens"] for r in records] == [4500, 600]
+
+
 def test_bench_synthetic():
     records, _ = run_script("bench_synthetic.py", "--subjects", "4", "--timepoints", "50",
                             "--regions", "10", "--repeats", "2")
