@@ -289,14 +289,17 @@ def phase_times(folder, args):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--gigabytes", type=float, nargs="+", default=[1.0, 4.0])
+    p.add_argument("--gigabytes", type=float, nargs="+", default=[1.0, 4.0],
+                   help="corpus sizes, each measured in turn (--loader and --phases: the "
+                        "largest)")
     p.add_argument("--folder", help="corpus folder (default: a temporary one)")
     p.add_argument("--keep", action="store_true", help="keep the corpus afterwards")
     p.add_argument("--model-size", default='{"embed_dim": 96, "depth": 4, "num_heads": 3}',
                    help="a preset name or a JSON dict (embed_dim, depth, num_heads)")
     p.add_argument("--predictor-depth", type=int, default=2)
     p.add_argument("--batch", type=int, default=16)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2,
+                   help="loader workers of the fit (--loader times 0, 1 and 2 in turn)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--steps", type=int, default=40, help="timed steps")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps first")
@@ -333,7 +336,7 @@ def main(argv=None):
             corpus_bytes = sum(f.stat().st_size for f in folder.glob("sub-*.npy"))
             print(json.dumps({
                 "benchmark": "stream_memory", "estimator": args.estimator,
-                "corpus_gb": round(corpus_bytes / 1e9, 2),
+                "corpus_gb": float(f"{corpus_bytes / 1e9:.3g}"),  # a tiny one stays above 0
                 "n_subjects": n_subjects, "regions": N_REGIONS, "timepoints": N_TIMEPOINTS,
                 "model_size": args.model_size, "predictor_depth": args.predictor_depth,
                 "batch": args.batch, "workers": args.workers,

@@ -568,6 +568,8 @@ def test_stream_memory_every_mode():
         (record,), _ = run_script("stream_memory.py", *small, "--warmup", warmup,
                                   "--estimator", estimator)
         assert record["estimator"] == estimator and record["n_subjects"] == 4
+        # the size of the files written (4 subjects of 450 x 490 float32), not 0.0
+        assert record["corpus_gb"] == pytest.approx(4 * 450 * 490 * 4 / 1e9, rel=0.01)
         for key in ("peak_rss_main_gib", "peak_pss_tree_gib", "windows_per_s", "n_windows"):
             assert record[key] > 0, key
         assert record["seconds_before_first_step"] >= 0  # to 0.1 s: 0 on a fast machine
