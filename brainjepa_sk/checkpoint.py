@@ -221,13 +221,21 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         not a str or path-like (None, a number, bytes).
     ValueError
         If a section or key is missing, a shape does not fit, or the gradients do not match;
-        when ``map_location`` names no device torch knows.
+        when ``map_location`` names no device torch knows; when the file is a checkpoint of
+        this package or a pretraining run's state (the message says what loads it).
     """
     named = named_gradients(gradients)
     gradients = load_gradients(gradients)
     checkpoint = load_file(path, map_location=map_location, what="research checkpoint")
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} does not hold a dictionary of state dicts")
+    if checkpoint.get("format") == FORMAT_NAME:
+        raise ValueError(
+            f"{path} is a brainjepa_sk checkpoint, not one of the research code's: load it "
+            "with load_checkpoint (it carries its own gradients)"
+        )
+    if "loop" in checkpoint and "key" in checkpoint:
+        raise ValueError(_TRAINING_STATE_ADVICE.format(path=path))
     missing = [s for s in _REQUIRED_SECTIONS if s not in checkpoint]
     if missing:
         raise ValueError(

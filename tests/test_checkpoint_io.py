@@ -623,6 +623,21 @@ def test_resolve_weights_names_the_section_a_research_checkpoint_lacks(official_
                         num_heads=4)
 
 
+def test_the_research_loader_names_the_loader_of_our_files(tmp_path):
+    """Our checkpoint, or a pretraining run's state, given to load_research_checkpoint: the
+    error says which file it is and what loads it, not only which sections it lacks."""
+    from brainjepa_sk.checkpoint import load_research_checkpoint
+
+    save_checkpoint(tmp_path / "m.pt", _model())
+    with pytest.raises(ValueError, match=r"m\.pt is a brainjepa_sk checkpoint, not one of the "
+                                         r"research code's: load it with load_checkpoint"):
+        load_research_checkpoint(tmp_path / "m.pt", np.ones((10, 4)))
+    torch.save({"key": "0123", "loop": {"step": 3}}, tmp_path / "run-0123.pt")
+    with pytest.raises(ValueError, match=r"run-0123\.pt is the saved state of a pretraining "
+                                         r"run .*export_training_state"):
+        load_research_checkpoint(tmp_path / "run-0123.pt", np.ones((10, 4)))
+
+
 def test_keys_tuples_and_tensors_in_metadata_come_back_as_plain_values(tmp_path):
     """NumPy's string keys become plain strings (a safe load would refuse them), tuples lists
     and tensors NumPy arrays: the file loads back. (Keys that are not strings are refused:
