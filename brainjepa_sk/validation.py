@@ -340,9 +340,15 @@ def check_parameters(estimator, names=None):
             raise InvalidParameterError(f"{error} (did you mean {close!r}?)") from None
 
 
+#: ``precision`` options by torch's names of the dtypes (``"float32"``: ``"fp32"``).
+_DTYPE_ALIASES = {"float32": "fp32", "float": "fp32", "bfloat16": "bf16"}
+
+
 def _closest_option(value, constraint):
     """The string option of ``constraint`` a string ``value`` resembles (``"Mean"``:
-    ``"mean"``), or None."""
+    ``"mean"``; a torch dtype by its name, ``torch.float32``: ``"fp32"``), or None."""
+    if type(value).__module__ == "torch" and type(value).__name__ == "dtype":
+        value = str(value)  # "torch.float32"
     if not isinstance(value, str):
         return None
     options = sorted({option for c in constraint if isinstance(c, StrOptions)
@@ -350,6 +356,10 @@ def _closest_option(value, constraint):
     by_case = [option for option in options if option.lower() == value.strip().lower()]
     if by_case:
         return by_case[0]
+    # torch's names of the precisions, too far from their short forms for difflib
+    alias = _DTYPE_ALIASES.get(value.strip().lower().removeprefix("torch."))
+    if alias in options:
+        return alias
     close = difflib.get_close_matches(value.lower(), options, n=1, cutoff=0.6)
     return close[0] if close else None
 

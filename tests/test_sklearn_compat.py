@@ -14,6 +14,7 @@ import copy
 import inspect
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -377,6 +378,19 @@ def test_a_misspelt_option_names_the_one_it_resembles(estimator, X):
     # a value like none of them gets the list alone
     with pytest.raises(InvalidParameterError, match=r"Got 'zzz' instead\.$"):
         _fit(clone(estimator).set_params(**{name: "zzz"}), X)
+
+
+@pytest.mark.parametrize("estimator", [e for e in ALL if "precision" in e.get_params()],
+                         ids=[i for e, i in zip(ALL, ALL_IDS) if "precision" in e.get_params()])
+@pytest.mark.parametrize("given, meant", [("float32", "fp32"), ("torch.float32", "fp32"),
+                                          (torch.float32, "fp32"), (torch.bfloat16, "bf16")])
+def test_a_precision_given_by_torchs_name_names_the_option(estimator, X, given, meant):
+    """torch's name of a dtype, or the dtype itself, is too far from its short option for
+    difflib ("float32" and torch.bfloat16 got no suggestion)."""
+    with pytest.raises(InvalidParameterError,
+                       match=rf"Got '?{re.escape(str(given))}'? instead\. \(did you mean "
+                             rf"'{meant}'\?\)$"):
+        _fit(clone(estimator).set_params(precision=given), X)
 
 
 def _output(fitted, X):
