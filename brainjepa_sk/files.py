@@ -195,6 +195,16 @@ def _is_fraction(cell):
     return math.isfinite(value) and value != int(value)
 
 
+#: The first bytes of every ``.npy`` file.
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _first_bytes(path, n):
+    """The first ``n`` bytes of the file at ``path`` (fewer for a shorter file)."""
+    with open(path, "rb") as file:
+        return file.read(n)
+
+
 def _npy_truncation(path):
     """How an ``.npy`` file is shorter than its header says, or ``None`` (a whole file, or not
     an ``.npy`` file at all)."""
@@ -246,17 +256,30 @@ def load_npy(path, mmap_mode=None):
     Raises
     ------
     ValueError
-        For an ``.npz`` archive (also a damaged one), a file holding Python objects, or an
-        ``.npy`` file shorter than its header says (called truncated).
+        For an ``.npz`` archive (also a damaged one), a file holding Python objects, an
+        ``.npy`` file shorter than its header says (called truncated), an empty file, or one
+        that does not start with NumPy's ``.npy`` header (text or a pickle so named).
     OSError, EOFError
-        As :func:`numpy.load` raises them (an unreadable file, one cut within its first
-        bytes).
+        As :func:`numpy.load` raises them (an unreadable file, a header cut in a way its
+        reader does not size).
     """
     try:
         array = np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
     except zipfile.BadZipFile as error:  # starts as an .npz archive does, then is damaged
         raise ValueError(f"a damaged .npz archive: {error}") from error
     except (ValueError, EOFError) as error:
+        start = _first_bytes(path, len(_NPY_MAGIC))
+        if not start:
+            raise ValueError("the file is empty") from error
+        if len(start) < len(_NPY_MAGIC) and _NPY_MAGIC.startswith(start):
+            raise ValueError(f"the file is truncated (an interrupted copy or download?): it "
+                             f"ends within its header ({len(start)} bytes)") from error
+        if not start.startswith((_NPY_MAGIC, b"PK")):
+            # numpy takes any other content for a pickle and suggests loading it unsafely
+            raise ValueError(
+                "it does not start with NumPy's .npy header: a damaged file, or text, a pickle "
+                "or another format under an .npy name (numpy.save writes .npy files)"
+            ) from error
         # numpy's words for a cut file ("mmap length is greater than file size") do not say so
         truncation = _npy_truncation(path)
         if truncation is None:

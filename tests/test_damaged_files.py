@@ -231,6 +231,25 @@ def test_an_npy_file_of_python_objects_is_not_called_truncated(tmp_path, lazy):
     assert "truncated" not in str(info.value)
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"", "the file is empty"),
+    (b"\x93NUM", r"the file is truncated .*: it ends within its header \(4 bytes\)"),
+    (b"0.1\t0.2\n0.3\t0.4\n", "it does not start with NumPy's .npy header"),
+    (b"\x80\x04\x95 a pickle", "it does not start with NumPy's .npy header"),
+], ids=["empty", "cut-in-magic", "text", "pickle"])
+def test_a_file_that_is_no_npy_is_named_so_without_advice_to_unpickle_it(tmp_path, content,
+                                                                         message):
+    """numpy takes any file without its header for a pickle and suggests loading it unsafely
+    (``allow_pickle``, ``pickle.load``), which neither the estimators nor a user with a
+    damaged file should do."""
+    path = tmp_path / "sub-1.npy"
+    path.write_bytes(content)
+    for read in (lambda: validate_subjects([path]), lambda: load_gradients(path)):
+        with pytest.raises(ValueError, match=r"sub-1\.npy is not a .*" + message) as info:
+            read()
+        assert "allow_pickle" not in str(info.value) and "pickled" not in str(info.value)
+
+
 def _damaged_header(good):
     """A byte of the second stored file's header changed: the archive itself still opens."""
     raw = bytearray(good.read_bytes())
