@@ -892,7 +892,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         Attention heads of a research checkpoint (default: those of the ViT size of its
         width, see :func:`load_research_checkpoint`).
     data_dir : str or path-like, optional
-        Cache folder for ``"ukbiobank"``.
+        Cache folder for ``"ukbiobank"`` (the folder above its ``brainjepa_ukbiobank/``
+        subfolder).
 
     Returns
     -------

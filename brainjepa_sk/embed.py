@@ -136,7 +136,8 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         ``"auto"``: bf16 autocast on CUDA, float32 on CPU.
     data_dir : str or path-like, optional
         Cache folder for ``weights="ukbiobank"`` (else ``BRAINJEPA_SK_DATA`` or
-        ``~/brainjepa_sk_data``).
+        ``~/brainjepa_sk_data``): the folder above the ``brainjepa_ukbiobank/`` subfolder
+        that holds the files.
 
     Attributes
     ----------
