@@ -548,7 +548,8 @@ def _check_line_lengths(path, separator, column="region"):
     short = [number for number, length in enumerate(lengths, 1) if length != lengths[0]]
     if short:
         line, length = lines[short[0] - 1], lengths[short[0] - 1]
-        if length == lengths[0] + 1 and line.endswith(separator):
+        # (also followed by a space: cells each written with ", " after them)
+        if length == lengths[0] + 1 and line.rstrip(" ").endswith(separator):
             raise ValueError(f"line {short[0]} ends with the separator {separator!r} (an empty "
                              "last cell) but line 1 does not: remove the trailing separators")
         if short == list(range(2, len(lengths) + 1)) and lengths[0] < min(lengths[1:]) == max(

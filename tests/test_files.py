@@ -1711,3 +1711,21 @@ def test_lines_that_end_with_a_comma_and_a_space_add_no_region(tmp_path, header)
     if header:
         assert list(read.columns) == ["a", "b", "c"]
     np.testing.assert_array_equal(validate_subjects([path])[0], rows)
+
+
+@pytest.mark.parametrize("rows_ending", ["all", "first"])
+def test_data_lines_that_end_with_a_comma_and_a_space_under_a_header_are_told_so(
+        tmp_path, rows_ending):
+    """Data lines ending with ", " under a header that does not are told they end with the
+    separator, as those ending with "," are: the trailing space hid it, so that one such
+    line was "a truncated or damaged line", and all of them a header short of names."""
+    rows = [", ".join(repr(v) for v in row) for row in
+            np.random.default_rng(26).standard_normal((4, 3)).tolist()]
+    ending = range(len(rows)) if rows_ending == "all" else [0]
+    path = tmp_path / "sub.csv"
+    path.write_text("a, b, c\n" + "".join(
+        row + (", " if i in ending else "") + "\n" for i, row in enumerate(rows)))
+    with pytest.raises(ValueError, match=r"sub\.csv .*line 2 ends with the separator ',' \(an "
+                                         r"empty last cell\) but line 1 does not: remove the "
+                                         r"trailing separators$"):
+        validate_subjects([path])
