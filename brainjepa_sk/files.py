@@ -18,6 +18,7 @@ import csv
 import glob
 import gzip
 import hashlib
+import itertools
 import math
 import os
 import re
@@ -907,6 +908,31 @@ def _refuse_a_misread_whitespace_table(path):
                if rows_named else ""))
 
 
+def _refuse_a_header_of_integers(path, array):
+    """Refuse a whitespace-separated file whose first line is pandas' default column names
+    (``0 1 2 ...``, as ``to_csv(sep=" ", index=False)`` writes them above fractions): numpy
+    reads them as a first frame, which a header of names (refused, as numpy cannot read it)
+    and a ``.csv`` table's (skipped, :func:`has_header_line`) never are. The file's first
+    lines are read again only where the first row read holds whole numbers."""
+    # (one region: a first value written as a whole number is too likely data)
+    first = array[0] if len(array) > 1 and array.shape[1] > 1 else None
+    if first is None or not np.all(np.isfinite(first)) or np.any(first != np.round(first)):
+        return
+    with _open_text(path, encoding="utf-8-sig") as file:
+        lines = itertools.islice((line for line in file
+                                  if line.strip() and not line.lstrip().startswith("#")), 2)
+        first_line, second_line = (*lines, "", "")[:2]
+    if has_header_line(first_line, second_line):
+        names = first_line.split()
+        raise ValueError(
+            f"its first line holds whole numbers ({', '.join(names[:3])}, ...) above rows of "
+            "fractions: pandas' column names (to_csv writes them unless header=False), a "
+            "header, which a whitespace-separated .txt or .1D file takes only as a comment "
+            "(numpy read it as a first frame): put '#' before it, or save the table with "
+            "header=False, or read it with pandas.read_csv(path, sep=r'\\s+') and pass that "
+            "DataFrame")
+
+
 def _refuse_a_damaged_gzip(path, error):
     """Name a gzip file that does not decompress, whatever error reading it met first: the
     garbage a damaged stream gives may fail the table's parsing before the decompressor sees
@@ -978,6 +1004,7 @@ def read_subject_file(path):
                 array = np.loadtxt(file, comments="#", ndmin=2)
         if not array.size:  # read as shape (0, 1): named as a .csv without rows is
             check_has_rows("", "", header=False, comments=True)
+        _refuse_a_header_of_integers(path, array)
         return array
     except (ValueError, OSError, UnicodeDecodeError, *_GZIP_ERRORS) as error:
         if suffix.endswith(".gz"):

@@ -1729,3 +1729,22 @@ def test_data_lines_that_end_with_a_comma_and_a_space_under_a_header_are_told_so
                                          r"empty last cell\) but line 1 does not: remove the "
                                          r"trailing separators$"):
         validate_subjects([path])
+
+
+@pytest.mark.parametrize("name", ["sub.txt", "sub.1D", "sub.txt.gz"])
+def test_a_whitespace_table_under_pandas_default_column_names_is_refused(tmp_path, name):
+    """pandas' to_csv(sep=" ", index=False) of a DataFrame without names writes "0 1 2" above
+    the rows: numpy read it as a first frame of 0, 1, 2 (a header of names is refused, and a
+    .csv table's is skipped)."""
+    rows = np.random.default_rng(27).standard_normal((6, 3))
+    path = tmp_path / name
+    pd.DataFrame(rows).to_csv(path, sep=" ", index=False)
+    with pytest.raises(ValueError, match=r"sub\.(txt|1D)(\.gz)? is not a numeric .*its first "
+                                         r"line holds whole numbers \(0, 1, 2, \.\.\.\) above "
+                                         r"rows of fractions: pandas' column names"):
+        validate_subjects([path])
+    # whole numbers written as floats are data, as a .csv table's are
+    (tmp_path / "data.txt").write_text("0.0 1.0 2.0\n" + "".join(
+        " ".join(repr(v) for v in row) + "\n" for row in rows.tolist()))
+    np.testing.assert_array_equal(read_subject_file(tmp_path / "data.txt"),
+                                  np.vstack([[0, 1, 2], rows]))
