@@ -31,6 +31,7 @@ from ._base import (
 from ._warnings import catch_warnings, warn_user
 from .files import (
     _GZIP_ERRORS,
+    SubjectFiles,
     _file_type,
     _is_number,
     _names_in,
@@ -47,6 +48,7 @@ from .nn._checks import type_with_article
 from .train.runtime import expand_home
 from .validation import (
     check_n_regions,
+    each_checked_file,
     first_name_difference,
     name_differences,
     not_finite_message,
@@ -445,6 +447,26 @@ class _GroupConnectivity:
             return self._sums.first
         return self._sums.mean()
 
+    def of_checked_files(self, subjects):
+        """What :meth:`GradientPositioner._fit_with_group` takes for ``subjects``, whose
+        check gave this every subject: a callable that gives :meth:`group` once every file
+        whose stamp changed since is read again (a :class:`~brainjepa_sk.files.
+        FileChangedError` where its series did, else the series checked). None where
+        ``subjects`` are not files all checked with a stamp (a file without one may read
+        otherwise since, unnoticed), or not all gave this their series: those are read."""
+        if not (isinstance(subjects, SubjectFiles) and self.n_subjects == len(subjects)
+                and subjects.stamps is not None
+                and all(stamp is not None for stamp in subjects.stamps)):
+            return None
+
+        def group():
+            for i in range(len(subjects)):
+                if not subjects._unchanged(i):
+                    subjects[i]  # raises FileChangedError, or reads the series checked
+            return self.group()
+
+        return group
+
 
 def _off_diagonal_below_one(matrices):
     off_diagonal = ~np.eye(matrices.shape[1], dtype=bool)
@@ -733,7 +755,8 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         X : list of array-like of shape (n_timepoints, n_regions), or array-like
             With ``kind="timeseries"``: subjects' ROI time series (list of 2-D arrays or
             DataFrames, a 3-D array ``(n_subjects, n_timepoints, n_regions)``, or files: a glob
-            or a list of paths, read one at a time). With
+            or a list of paths, read one at a time, once: their connectivity is computed as
+            their check reads them). With
             ``kind="connectivity"``: ``(n_subjects, n_regions, n_regions)`` or one
             ``(n_regions, n_regions)`` matrix.
         y : None
@@ -774,7 +797,14 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             n_regions = data.shape[1]
             record_subjects_column(self, X)  # validate_subjects does it for time series
         else:
-            data = validate_subjects(X, estimator=self, reset=True, min_timepoints=3, lazy=True)
+            # files: their group connectivity is computed as their check reads them, rather
+            # than from a second read (the pretrainer gives its own check's, connectivity)
+            checked = _GroupConnectivity() if connectivity is None else None
+            with each_checked_file(None if checked is None else checked.add):
+                data = validate_subjects(X, estimator=self, reset=True, min_timepoints=3,
+                                         lazy=True)
+            if checked is not None:
+                connectivity = checked.of_checked_files(data)
             n_regions = self.n_features_in_
             names = getattr(self, "feature_names_in_", None)
         self._check_params(n_regions)

@@ -44,7 +44,6 @@ from ._base import (
 )
 from ._warnings import warn_user
 from .checkpoint import save_checkpoint, storable_values
-from .files import SubjectFiles
 from .gradients import (
     GradientPositioner,
     _GroupConnectivity,
@@ -92,15 +91,6 @@ from .train.runtime import (
 from .validation import CheckedSeries, each_checked_file, subjects_digest, validate_subjects
 
 __all__ = ["BrainJEPAPretrainer"]
-
-
-def _connectivity_checked(connectivity, subjects):
-    """Whether ``connectivity`` holds the group connectivity of every subject of
-    ``subjects``, files all checked with a stamp (a file without one may read otherwise
-    since, unnoticed: those are read again)."""
-    return (connectivity is not None and isinstance(subjects, SubjectFiles)
-            and connectivity.n_subjects == len(subjects) and subjects.stamps is not None
-            and all(stamp is not None for stamp in subjects.stamps))
 
 
 _UNSEEDED_STATE_FILE = "unseeded.pt"
@@ -656,13 +646,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                     f"{what} cannot be fitted on X's {n_regions} regions{fitted_on}: {error}. "
                     "Pass gradients=GradientPositioner(...) with settings for this atlas, or a "
                     "gradient matrix") from None
-            if _connectivity_checked(connectivity, subjects):
-                def group():
-                    for i in range(len(subjects)):
-                        if not subjects._unchanged(i):
-                            subjects[i]  # raises FileChangedError, or reads the series checked
-                    return connectivity.group()
-
+            group = None if connectivity is None else connectivity.of_checked_files(subjects)
+            if group is not None:
                 gradients = positioner._fit_with_group(subjects, group).gradients_
             else:
                 gradients = positioner.fit(subjects).gradients_

@@ -1924,3 +1924,57 @@ def test_files_checked_and_zscore_fitted_under_assume_finite_are_not_read(tmp_pa
         reads = _counting_reads(monkeypatch)
         assert Preprocessor(8, normalization="roi_zscore").fit(files).n_regions_ == N_REGIONS
     assert reads == []
+
+
+@pytest.mark.parametrize("n_subjects", [1, 7])
+def test_a_gradient_positioners_fit_on_files_reads_each_file_once(tmp_path, monkeypatch,
+                                                                  n_subjects):
+    """GradientPositioner().fit(files) read every file twice, for its check and then for the
+    group connectivity: that comes from the check's read, a chunk of subjects at a time, as
+    the pretrainer takes it, with the gradients of the same series given as arrays, bit for
+    bit. A file touched between the check and the group is read again (as checked, then
+    used); one rewritten is refused; a subject whose correlation is not finite is named
+    where it was, after a reference that does not fit."""
+    from sklearn.base import clone
+
+    from brainjepa_sk import gradients
+
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 3)
+    series = _series(lengths=(40, 52, 24, 37, 30, 33, 45)[:n_subjects])
+    paths = _save(tmp_path, series, kind="tsv")
+    positioner = GradientPositioner(n_components=2, sparsity=0.5, random_state=0)
+    expected = clone(positioner).fit(_as_read(paths))
+    reads = _counting_reads(monkeypatch)
+    fitted = clone(positioner).fit(paths)
+    for name in ("gradients_", "lambdas_", "group_connectivity_"):
+        np.testing.assert_array_equal(getattr(fitted, name), getattr(expected, name))
+    assert reads == paths
+    if n_subjects == 1:
+        return
+    real_check_params = GradientPositioner._check_params
+
+    def changed_after_the_check(change):
+        def check_params(self, n_regions=None):
+            if n_regions is not None:  # the second check, after X's
+                change()
+            return real_check_params(self, n_regions)
+        monkeypatch.setattr(GradientPositioner, "_check_params", check_params)
+
+    changed_after_the_check(lambda: _rewritten_later(paths[4]))
+    reads.clear()
+    np.testing.assert_array_equal(clone(positioner).fit(paths).gradients_, expected.gradients_)
+    assert reads == paths + paths[4:5]
+
+    def rewritten():
+        pd.DataFrame(series[4][:20]).to_csv(paths[4], sep="\t", index=False)
+        _rewritten_later(paths[4])
+
+    changed_after_the_check(rewritten)
+    with pytest.raises(FileChangedError, match=r"sub-04\.tsv changed after it was checked"):
+        clone(positioner).fit(paths)
+    monkeypatch.setattr(GradientPositioner, "_check_params", real_check_params)
+    _save(tmp_path, [x * 1e200 if i == 4 else x for i, x in enumerate(series)], kind="tsv")
+    with pytest.raises(ValueError, match=r"^subject 4's correlation matrix holds NaN"):
+        clone(positioner).fit(paths)
+    with pytest.raises(ValueError, match=r"^reference has 3 rows but X has"):
+        clone(positioner).set_params(reference=np.ones((3, 2))).fit(paths)
