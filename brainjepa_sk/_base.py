@@ -648,6 +648,8 @@ class FittedScaleCheck:
         self.origin = _statistics_origin(estimator, estimator.preprocessor_)
         # a fine-tuner's encoder's statistics (recorded at fit, as the origin is)
         self.fine_tuned = getattr(estimator.preprocessor_, "_statistics_fine_tuned", False)
+        # of a linear probe's encoder (one that kept its weights frozen)
+        self.probed = getattr(estimator.preprocessor_, "_statistics_probed", False)
         rows = range(int(n_subjects)) if rows is None else rows
         # the module's number, read when called (the tests lower it)
         self._wanted = {int(i): position for position, i in
@@ -729,7 +731,8 @@ class FittedScaleCheck:
         source, fitted_by = self.origin
         Preprocessor._warn_if_scale_off_the_saved_scale(level, spread, source,
                                                         fitted_by=fitted_by,
-                                                        fine_tuned=self.fine_tuned)
+                                                        fine_tuned=self.fine_tuned,
+                                                        probed=self.probed)
 
 
 class FirstSubjectsScale:

@@ -522,7 +522,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         Anything else of the same kinds (training history, ...), under string keys. The model's
         ``region_names``, when it has them, are added as ``"region_names"`` unless given; an
         encoder's ``trained_n_patches`` (see :class:`~brainjepa_sk.nn.BrainEncoder`), as
-        ``"trained_n_patches"``.
+        ``"trained_n_patches"``, and its ``frozen_by_fine_tuner``, when True, as
+        ``"frozen_by_fine_tuner"``.
 
     Raises
     ------
@@ -538,8 +539,8 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         NaN or infinite values; or when ``preprocessing`` has a key that is no
         :meth:`~brainjepa_sk.preprocessing.Preprocessor.to_dict` key, nor one of the model's
         own ``preprocessing`` (the estimators would ignore it); or when an encoder's
-        ``trained_n_patches`` (or the metadata's) is not a positive whole number. Nothing is
-        written then.
+        ``trained_n_patches`` (or the metadata's) is not a positive whole number, or its
+        ``frozen_by_fine_tuner`` (or the metadata's) not a bool. Nothing is written then.
     OSError
         Naming ``path``, when it cannot be written.
     """
@@ -577,6 +578,11 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
             "model", nothing_written=True)
         if trained_n_patches is not None:
             metadata = {**(metadata or {}), TRAINED_N_PATCHES: trained_n_patches}
+        if _check_frozen_by_fine_tuner(
+                (metadata or {}).get(FROZEN_BY_FINE_TUNER,
+                                     getattr(model, FROZEN_BY_FINE_TUNER, False)),
+                "model", nothing_written=True):
+            metadata = {**(metadata or {}), FROZEN_BY_FINE_TUNER: True}
     gradients = model.pos_embed.gradients if encoder_only else model.gradients
     payload = {
         "format": FORMAT_NAME,
@@ -611,6 +617,26 @@ def _check_trained_n_patches(value, path, nothing_written=False):
         raise ValueError(f"{what} {TRAINED_N_PATCHES} is {value!r}, not a positive whole "
                          f"number of time patches{after}")
     return int(value)
+
+
+#: The metadata key of a file of an encoder alone that records that its fine-tuner kept its
+#: weights frozen (a linear probe): its preprocessing is the probe's, its weights those the
+#: probe was given. Files of encoders fine-tuned, and those written before it was recorded,
+#: lack it.
+FROZEN_BY_FINE_TUNER = "frozen_by_fine_tuner"
+
+
+def _check_frozen_by_fine_tuner(value, path, nothing_written=False):
+    """A recorded ``frozen_by_fine_tuner``: a bool (False where not recorded), as
+    :func:`_check_trained_n_patches` checks its value."""
+    if value is None:
+        return False
+    if not isinstance(value, (bool, np.bool_)):
+        what, after = ((f"{path}'s", "; nothing was written") if nothing_written
+                       else (f"{path} is an inconsistent checkpoint: its metadata's", ""))
+        raise ValueError(f"{what} {FROZEN_BY_FINE_TUNER} is {value!r}, not True or "
+                         f"False{after}")
+    return bool(value)
 
 
 def _encoder_config(encoder):
@@ -689,7 +715,8 @@ def load_checkpoint(path, map_location="cpu"):
         :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
         version), when its model configuration lacks ``num_heads``, when its weights hold
         NaN or infinite values, or when a file of an encoder alone records a
-        ``"trained_n_patches"`` that is not a positive whole number.
+        ``"trained_n_patches"`` that is not a positive whole number, or a
+        ``"frozen_by_fine_tuner"`` that is not a bool.
     """
     payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:
@@ -728,6 +755,7 @@ def load_checkpoint(path, map_location="cpu"):
     _check_config(payload["config"], path, module_class)
     if module_class is BrainEncoder:
         trained_n_patches = _check_trained_n_patches(metadata.get(TRAINED_N_PATCHES), path)
+        frozen = _check_frozen_by_fine_tuner(metadata.get(FROZEN_BY_FINE_TUNER), path)
     try:
         model = _built_for_loading(payload["gradients"], payload["config"], module_class)
         model.load_state_dict(payload["state_dict"])
@@ -752,6 +780,7 @@ def load_checkpoint(path, map_location="cpu"):
     model.region_names = loaded.metadata.get("region_names")
     if module_class is BrainEncoder:
         model.trained_n_patches = trained_n_patches
+        model.frozen_by_fine_tuner = frozen
     return loaded
 
 
@@ -811,6 +840,9 @@ class ResolvedWeights:
         Whether the weights are a fine-tuning estimator's encoder (its ``module_.encoder``,
         or a file its ``save`` wrote): their preprocessing (``n_frames``, ``model_t_r``) is
         then the fine-tuner's, not the pretraining's.
+    frozen_by_fine_tuner : bool
+        Whether, fine-tuned, the fine-tuner kept the weights frozen (a linear probe,
+        ``freeze_encoder=True``): only their preprocessing is the probe's.
     trained_frames : int or None
         The longest window (frames) whose time positions the encoder was trained on, in
         pretraining and fine-tuning, when known. Left None, that of pretrained weights is
@@ -827,6 +859,7 @@ class ResolvedWeights:
     carried: tuple = ()
     fine_tuned: bool = False
     trained_frames: int | None = None
+    frozen_by_fine_tuner: bool = False
 
     def __post_init__(self):
         if self.trained_frames is None and not self.fine_tuned:
@@ -863,6 +896,8 @@ def _resolved(module, encoder, n_frames):
                            model_t_r=saved.get("target_t_r") if saved else None,
                            n_frames=n_frames, region_names=getattr(module, "region_names", None),
                            fine_tuned=fine_tuned,
+                           frozen_by_fine_tuner=fine_tuned and bool(
+                               getattr(module, "frozen_by_fine_tuner", False)),
                            trained_frames=(_encoder_trained_frames(module)
                                            if isinstance(module, BrainEncoder) else None))
 

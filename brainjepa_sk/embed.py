@@ -96,7 +96,8 @@ class BrainJEPAEmbedder(NestedParamsMixin, EmbeddingTransformMixin, BaseEstimato
         ``BrainJEPA`` built without ``n_patches``, does not say it: give ``n_frames`` then). A
         window longer than any the model was trained on is used with a warning: its later
         time patches get positions the model never saw (for a fine-tuned encoder, the longest
-        of its pretraining and fine-tuning windows, which may be longer than ``"auto"``'s).
+        of its pretraining and fine-tuning windows, which may be longer than ``"auto"``'s; for
+        a linear probe's, frozen, those it was trained on before the probe).
     window : {"auto", "center", "first", "sliding"}, default="auto"
         Which frames of a longer series are used; ``"sliding"`` averages windows every
         ``stride`` frames. ``"auto"``: what our checkpoint was pretrained with, else

@@ -578,7 +578,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
 
         With them, the longest window its time positions were trained on (its pretraining's
         or its fine-tuning's, ``module_.encoder.trained_n_patches``), so that embedding
-        windows up to the pretraining's is not warned of. The file holds the encoder alone
+        windows up to the pretraining's is not warned of, and whether it was frozen
+        (``freeze_encoder``, ``module_.encoder.frozen_by_fine_tuner``). The file holds the encoder alone
         (not the head, nor the optimizer: pickle the estimator to keep those). It loads as
         ``BrainJEPAEmbedder(weights=path)``, which embeds with the fine-tuner's preprocessing
         (``preprocessor_``, robust statistics included; the input's ``t_r`` is given again),
@@ -1164,6 +1165,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
             # estimators given module_.encoder as weights preprocess as this fit did
             encoder.preprocessing, encoder.region_names = self._input_format()
             encoder.trained_n_patches = self._trained_n_patches(resolved, encoder.patch_size)
+            encoder.frozen_by_fine_tuner = bool(self.freeze_encoder)
         self._built_with_ = self._build_settings()
         # a gradients or num_heads the weights carry their own of changes nothing since
         self._carried_by_weights_ = resolved.carried

@@ -914,7 +914,7 @@ class Preprocessor:
             )
 
     def _warn_if_off_the_saved_scale(self, subjects, source, *, fitted_by=None,
-                                     fine_tuned=False):
+                                     fine_tuned=False, probed=False):
         """Series that robust statistics learned elsewhere (at pretraining, carried by a
         checkpoint, or by an estimator's ``fit``), not refitted, leave far above unit scale:
         scaled otherwise than the data they were learned from (raw BOLD against standardized
@@ -925,7 +925,8 @@ class Preprocessor:
         name of the estimator whose ``fit`` learned them, when they were learned so; both,
         where they came from one or the other (an estimator pickled before it recorded
         which). ``fine_tuned``: the checkpoint is a fine-tuner's encoder, whose statistics
-        its fine-tuner learned or took from its own weights' pretraining.
+        its fine-tuner learned or took from its own weights' pretraining; ``probed``, with
+        it: that fine-tuner kept the weights frozen (a linear probe).
 
         Reads those subjects for the check alone: ``transform`` and ``predict``, which scale
         them anyway, decide from their own (``_base.FittedScaleCheck``).
@@ -935,7 +936,7 @@ class Preprocessor:
             scaled.append(self._robust_scaled(subjects, i, n_regions))
             n_regions = scaled[-1].shape[1]
         self._warn_if_scaled_off_the_saved_scale(scaled, source, fitted_by=fitted_by,
-                                                 fine_tuned=fine_tuned)
+                                                 fine_tuned=fine_tuned, probed=probed)
 
     def _robust_scaled(self, subjects, i, n_regions=None):
         """Subject ``i`` of ``subjects`` read, resampled and scaled by the robust statistics,
@@ -958,23 +959,29 @@ class Preprocessor:
 
     @staticmethod
     def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None,
-                                            fine_tuned=False):
+                                            fine_tuned=False, probed=False):
         """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from ``scaled``: the first
         subjects' resampled series as the robust statistics scale them (before padding)."""
         Preprocessor._warn_if_scale_off_the_saved_scale(*Preprocessor._scale_of(scaled),
                                                         source, fitted_by=fitted_by,
-                                                        fine_tuned=fine_tuned)
+                                                        fine_tuned=fine_tuned, probed=probed)
 
     @staticmethod
     def _warn_if_scale_off_the_saved_scale(level, spread, source, *, fitted_by=None,
-                                           fine_tuned=False):
+                                           fine_tuned=False, probed=False):
         """:meth:`_warn_if_scaled_off_the_saved_scale`'s warning, decided from the
         ``(level, spread)`` of :meth:`_scale_of`."""
         # Too large only: the statistics are pooled over subjects, so that raw BOLD whose
         # baselines differ between subjects leaves each subject's own fluctuations at ~0.01 of
         # them, on the very data they were learned from; too small a spread is no sign here.
         if max(spread, level) > UNIT_SCALE_RANGE[1]:
-            if fitted_by is None and fine_tuned:
+            if fitted_by is None and fine_tuned and probed:
+                # a linear probe's own, or those of the weights it was given
+                origin, learned, advice = (
+                    f"the statistics of {source} were learned from (its linear probe's data, "
+                    "or the data of the weights it probed)", "by its linear probe or before it",
+                    "Scale them as those data were, or set")
+            elif fitted_by is None and fine_tuned:
                 # a fine-tuner's own, or those it took from the weights it was fine-tuned from:
                 # its preprocessing does not say which
                 origin, learned, advice = (
@@ -1491,7 +1498,9 @@ def _warn_if_longer_than_trained(weights, n_frames):
             )
         return
     fine_tuning = weights.n_frames  # the fine-tuner's windows, which its preprocessing holds
-    if trained is not None:
+    if weights.frozen_by_fine_tuner:
+        _warn_if_longer_than_probed(trained, fine_tuning, n_frames)
+    elif trained is not None:
         if n_frames > trained:
             auto = ("" if fine_tuning is None or fine_tuning == trained
                     else f" (n_frames='auto' takes the fine-tuning windows, {fine_tuning} "
@@ -1513,6 +1522,34 @@ def _warn_if_longer_than_trained(weights, n_frames):
             "pretraining may not have seen either. To cover longer scans with the positions "
             f"it was fine-tuned on, keep n_frames={fine_tuning} (n_frames='auto') with "
             "window='sliding'"
+        )
+
+
+def _warn_if_longer_than_probed(trained, probed, n_frames):
+    """:func:`_warn_if_longer_than_trained` for the encoder of a linear probe: its weights
+    were frozen, so that the positions it was trained on are those of the weights it was
+    given (``trained`` frames, if known), and its preprocessing's windows (``probed``
+    frames) the probe's."""
+    if trained is not None:
+        if n_frames > trained:
+            auto = ("" if probed is None or probed == trained
+                    else f" (n_frames='auto' takes the linear probe's windows, {probed} frames)")
+            warn_user(
+                f"n_frames={n_frames} is longer than any window the model was trained on "
+                f"before its linear probe, which left its weights frozen (at most {trained} "
+                f"frames): the frames past the first {trained} get time positions it never "
+                "saw. To cover longer scans with the positions it knows, use windows of at "
+                f"most {trained} frames with window='sliding'{auto}"
+            )
+    elif probed is not None and n_frames > probed:
+        # probed before the windows of its weights' training were recorded
+        warn_user(
+            f"n_frames={n_frames} is longer than the windows of the model's linear probe "
+            f"({probed} frames; its weights do not record the windows they were trained on, "
+            f"which may have been longer): the frames past the first {probed} get time "
+            "positions its probe did not see, which its training may not have seen either. "
+            "To cover longer scans with the positions its probe saw, keep "
+            f"n_frames={probed} (n_frames='auto') with window='sliding'"
         )
 
 
@@ -1565,9 +1602,13 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")
     _warn_if_longer_than_trained(weights, int(n_frames))
-    # a fine-tuned encoder's TR is its fine-tuner's, which may not be the pretraining's
-    trained_as, training = (("fine-tuned", "fine-tuning") if weights.fine_tuned
-                            else ("pretrained", "pretraining"))
+    # a fine-tuned encoder's TR is its fine-tuner's (a linear probe's, where it kept the
+    # weights frozen), which may not be the pretraining's
+    trained_as, training, training_data = (
+        ("linearly probed", "its linear probe", "its linear probe's data")
+        if weights.frozen_by_fine_tuner
+        else ("fine-tuned", "fine-tuning", "the fine-tuning data") if weights.fine_tuned
+        else ("pretrained", "pretraining", "the pretraining data"))
     saved_model_t_r = model_t_r == "auto"
     if (not saved_model_t_r and model_t_r is not None and weights.model_t_r is not None
             and not _same_sampling(weights.model_t_r, model_t_r)):
@@ -1605,7 +1646,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             f"the model was {trained_as} on series at TR {saved_t_r:g} s resampled to "
             f"{model_t_r:g} s, but t_r is not set, so these series are used as if sampled at "
             f"{model_t_r:g} s; set t_r to their TR (t_r={saved_t_r:g} for data acquired like "
-            f"the {training} data, t_r={model_t_r:g} to keep them as they are)",
+            f"{training_data}, t_r={model_t_r:g} to keep them as they are)",
         )
     if normalization == "auto":
         normalization = saved.get("normalization", "global_zscore")
@@ -1655,6 +1696,7 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             # kept, so that transform and predict name the checkpoint as fit does
             preprocessor._statistics_source = os.fspath(source) if source else "the model"
             preprocessor._statistics_fine_tuned = weights.fine_tuned
+            preprocessor._statistics_probed = weights.frozen_by_fine_tuner
             # Reads the first subjects for the warning alone (the statistics are the
             # checkpoint's: nothing else here reads their values). A fit warns of its own
             # series, which a later transform may never see (fit on some, transform others),
@@ -1663,7 +1705,8 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
             # fit_transform, a fine-tuner's training windows: see _scale_check_deferred).
             check = functools.partial(preprocessor._warn_if_off_the_saved_scale, subjects,
                                       preprocessor._statistics_source,
-                                      fine_tuned=weights.fine_tuned)
+                                      fine_tuned=weights.fine_tuned,
+                                      probed=weights.frozen_by_fine_tuner)
             deferred = _DEFERRED_SCALE_CHECKS.get()
             if deferred is None:
                 check()

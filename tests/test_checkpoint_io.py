@@ -510,6 +510,41 @@ def test_an_encoders_record_of_its_trained_window_that_is_no_count_is_refused(tm
         load_checkpoint(tmp_path / "edited.pt")
 
 
+def test_an_encoder_file_keeps_that_its_fine_tuner_kept_it_frozen(tmp_path):
+    """A linear probe's encoder (frozen) is recorded so, and read back; a fine-tuned one's
+    file, as those written before it was recorded, lacks the key and loads as not frozen."""
+    probed = _fine_tuned_encoder(3)
+    probed.frozen_by_fine_tuner = True
+    save_checkpoint(tmp_path / "probed.pt", probed)
+    assert torch.load(tmp_path / "probed.pt",
+                      weights_only=True)["metadata"]["frozen_by_fine_tuner"] is True
+    assert load_checkpoint(tmp_path / "probed.pt").model.frozen_by_fine_tuner is True
+    resolved = resolve_weights(tmp_path / "probed.pt")
+    assert (resolved.fine_tuned, resolved.frozen_by_fine_tuner) == (True, True)
+    save_checkpoint(tmp_path / "tuned.pt", _fine_tuned_encoder(3))
+    assert "frozen_by_fine_tuner" not in torch.load(tmp_path / "tuned.pt",
+                                                    weights_only=True)["metadata"]
+    assert load_checkpoint(tmp_path / "tuned.pt").model.frozen_by_fine_tuner is False
+    assert not resolve_weights(tmp_path / "tuned.pt").frozen_by_fine_tuner
+
+
+@pytest.mark.parametrize("value", [1, "yes"])
+def test_an_encoders_record_of_being_frozen_that_is_no_bool_is_refused(tmp_path, value):
+    """Refused on saving (nothing written) and, in a file edited so, on loading."""
+    encoder = _fine_tuned_encoder(3)
+    encoder.frozen_by_fine_tuner = value
+    with pytest.raises(ValueError, match=r"^model's frozen_by_fine_tuner is .*, not True or "
+                                         r"False; nothing was written$"):
+        save_checkpoint(tmp_path / "bad.pt", encoder)
+    assert not (tmp_path / "bad.pt").exists()
+    save_checkpoint(tmp_path / "encoder.pt", _fine_tuned_encoder(3))
+    _resave_edited(tmp_path / "encoder.pt", tmp_path / "edited.pt",
+                   lambda payload: payload["metadata"].update(frozen_by_fine_tuner=value))
+    with pytest.raises(ValueError, match=r"edited\.pt is an inconsistent checkpoint: its "
+                                         r"metadata's frozen_by_fine_tuner is .*, not True"):
+        load_checkpoint(tmp_path / "edited.pt")
+
+
 @pytest.mark.parametrize(("embed_dim", "mlp_ratio"), [(28, 2.2), (44, 0.7), (16, 2.5)])
 def test_an_encoder_saved_alone_loads_whatever_its_mlp_width(tmp_path, embed_dim, mlp_ratio):
     """The MLP width read back from the layers rebuilds the same blocks: 28 * (61 / 28) is

@@ -3059,6 +3059,60 @@ def test_series_off_the_scale_of_a_fine_tuned_encoders_statistics_do_not_blame_p
         assert [message for message in further if message.startswith(expected)], further
 
 
+def test_a_linear_probes_encoder_is_told_probed_not_fine_tuned(tmp_path):
+    """A frozen encoder (freeze_encoder=True, a linear probe) carries its probe's
+    preprocessing but the weights it was given: the embedder's TR, window and off-scale
+    warnings said it was fine-tuned. Its file keeps that it was frozen; a fine-tuner of it
+    that trains it makes it fine-tuned again."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2), n_timepoints=40), np.tile([0, 1], 2)
+    probe = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, normalization="robust"),
+                                t_r=1.0, model_t_r=2.0, n_frames=4, freeze_encoder=True)
+    probe.fit(X, y).save(tmp_path / "encoder.pt")
+    assert probe.module_.encoder.frozen_by_fine_tuner
+    assert torch.load(tmp_path / "encoder.pt",
+                      weights_only=True)["metadata"]["frozen_by_fine_tuner"] is True
+    off_scale = [x * 1e4 + 1e4 for x in X]
+    for weights, named in [(probe.module_.encoder, "the model"),
+                           (tmp_path / "encoder.pt", str(tmp_path / "encoder.pt"))]:
+        assert _warning_messages(lambda: BrainJEPAEmbedder(weights=weights).fit(X)) == [
+            "the model was linearly probed on series at TR 1 s resampled to 2 s, but t_r is "
+            "not set, so these series are used as if sampled at 2 s; set t_r to their TR "
+            "(t_r=1 for data acquired like its linear probe's data, t_r=2 to keep them as "
+            "they are)"]
+        other = _warning_messages(
+            lambda: BrainJEPAEmbedder(weights=weights, t_r=1.0, model_t_r=3.0).fit(X))
+        assert len(other) == 1 and other[0].startswith(
+            "model_t_r=3 is not the TR the model was linearly probed at (2 s, which its "
+            "weights record): series are resampled to 3 s, so each time patch spans another "
+            "duration than in its linear probe;"), other
+        assert _warning_messages(
+            lambda: BrainJEPAEmbedder(weights=weights, t_r=1.0, n_frames=10).fit(X)) == [
+            "n_frames=10 is longer than any window the model was trained on before its "
+            "linear probe, which left its weights frozen (at most 8 frames): the frames past "
+            "the first 8 get time positions it never saw. To cover longer scans with the "
+            "positions it knows, use windows of at most 8 frames with window='sliding' "
+            "(n_frames='auto' takes the linear probe's windows, 4 frames)"]
+        scaled = _warning_messages(
+            lambda: BrainJEPAEmbedder(weights=weights, t_r=1.0).fit(off_scale))
+        assert len(scaled) == 1 and scaled[0].startswith(
+            f"the series are on another scale than the data the statistics of {named} were "
+            "learned from (its linear probe's data, or the data of the weights it probed): "
+            "its robust statistics (normalization='robust', learned by its linear probe or "
+            "before it and not refitted) leave them at"), scaled
+    trained = BrainJEPAClassifier(tmp_path / "encoder.pt", **fast(max_epochs=1), t_r=1.0)
+    assert not trained.fit(X, y).module_.encoder.frozen_by_fine_tuner
+    # a probe of weights that do not say their windows: only the probe's are known
+    bare = BrainJEPAClassifier(tiny_module().target_encoder, **fast(max_epochs=1), n_frames=4,
+                               freeze_encoder=True).fit(X, y)
+    assert _warning_messages(lambda: BrainJEPAEmbedder(
+        weights=bare.module_.encoder, n_frames=10).fit(X)) == [
+        "n_frames=10 is longer than the windows of the model's linear probe (4 frames; its "
+        "weights do not record the windows they were trained on, which may have been "
+        "longer): the frames past the first 4 get time positions its probe did not see, "
+        "which its training may not have seen either. To cover longer scans with the "
+        "positions its probe saw, keep n_frames=4 (n_frames='auto') with window='sliding'"]
+
+
 def test_bf16_precision_runs_the_model_under_autocast():
     seen = []
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), precision="bf16")

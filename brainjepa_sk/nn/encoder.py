@@ -182,12 +182,18 @@ class BrainEncoder(nn.Module):
         and fine-tuning, when known (as ``preprocessing``, whose window is the fine-tuning's
         only): the estimators given this module as ``weights`` warn of longer windows. None
         for an encoder built here, or fine-tuned from weights that do not say their window.
+    frozen_by_fine_tuner : bool
+        Whether the fine-tuner whose ``preprocessing`` it carries kept its weights frozen
+        (``freeze_encoder=True``, a linear probe): its weights are those it was given, its
+        preprocessing only the probe's; the estimators given this module as ``weights`` say
+        so in their warnings. False for an encoder built here.
     """
 
     # what an encoder pickled before these existed has (its __dict__ lacks them)
     preprocessing = None
     region_names = None
     trained_n_patches = None
+    frozen_by_fine_tuner = False
 
     def __init__(
         self,
