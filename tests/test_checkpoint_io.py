@@ -495,21 +495,6 @@ def test_an_encoder_file_of_an_earlier_version_loads_not_knowing_its_pretraining
     assert load_checkpoint(tmp_path / "encoder.pt").model.trained_n_patches is None
 
 
-@pytest.mark.parametrize("value", [0, 2.5, True, "3"])
-def test_an_encoders_record_of_its_trained_window_that_is_no_count_is_refused(tmp_path, value):
-    """Refused on saving (nothing written) and, in a file edited so, on loading."""
-    with pytest.raises(ValueError, match=r"^model's trained_n_patches is .*, not a positive "
-                                         r"whole number of time patches; nothing was written$"):
-        save_checkpoint(tmp_path / "bad.pt", _fine_tuned_encoder(value))
-    assert not (tmp_path / "bad.pt").exists()
-    save_checkpoint(tmp_path / "encoder.pt", _fine_tuned_encoder(3))
-    _resave_edited(tmp_path / "encoder.pt", tmp_path / "edited.pt",
-                   lambda payload: payload["metadata"].update(trained_n_patches=value))
-    with pytest.raises(ValueError, match=r"edited\.pt is an inconsistent checkpoint: its "
-                                         r"metadata's trained_n_patches is .*, not a positive"):
-        load_checkpoint(tmp_path / "edited.pt")
-
-
 def test_an_encoder_file_keeps_that_its_fine_tuner_kept_it_frozen(tmp_path):
     """A linear probe's encoder (frozen) is recorded so, and read back; a fine-tuned one's
     file, as those written before it was recorded, lacks the key and loads as not frozen."""
@@ -528,20 +513,25 @@ def test_an_encoder_file_keeps_that_its_fine_tuner_kept_it_frozen(tmp_path):
     assert not resolve_weights(tmp_path / "tuned.pt").frozen_by_fine_tuner
 
 
-@pytest.mark.parametrize("value", [1, "yes"])
-def test_an_encoders_record_of_being_frozen_that_is_no_bool_is_refused(tmp_path, value):
-    """Refused on saving (nothing written) and, in a file edited so, on loading."""
+@pytest.mark.parametrize("field, value, told", [
+    *[("trained_n_patches", value, "not a positive whole number of time patches")
+      for value in (0, 2.5, True, "3")],
+    *[("frozen_by_fine_tuner", value, "not True or False") for value in (1, "yes")]])
+def test_an_encoders_record_of_another_kind_is_refused(tmp_path, field, value, told):
+    """A record of the encoder's trained window that is no count, or of its being frozen
+    that is no bool: refused on saving (nothing written) and, in a file edited so, on
+    loading."""
     encoder = _fine_tuned_encoder(3)
-    encoder.frozen_by_fine_tuner = value
-    with pytest.raises(ValueError, match=r"^model's frozen_by_fine_tuner is .*, not True or "
-                                         r"False; nothing was written$"):
+    setattr(encoder, field, value)
+    with pytest.raises(ValueError, match=rf"^model's {field} is .*, {told}; nothing was "
+                                         r"written$"):
         save_checkpoint(tmp_path / "bad.pt", encoder)
     assert not (tmp_path / "bad.pt").exists()
     save_checkpoint(tmp_path / "encoder.pt", _fine_tuned_encoder(3))
     _resave_edited(tmp_path / "encoder.pt", tmp_path / "edited.pt",
-                   lambda payload: payload["metadata"].update(frozen_by_fine_tuner=value))
-    with pytest.raises(ValueError, match=r"edited\.pt is an inconsistent checkpoint: its "
-                                         r"metadata's frozen_by_fine_tuner is .*, not True"):
+                   lambda payload: payload["metadata"].update({field: value}))
+    with pytest.raises(ValueError, match=rf"edited\.pt is an inconsistent checkpoint: its "
+                                         rf"metadata's {field} is .*, {told}"):
         load_checkpoint(tmp_path / "edited.pt")
 
 
