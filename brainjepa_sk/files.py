@@ -199,6 +199,9 @@ def _is_fraction(cell):
 #: The first bytes of every ``.npy`` file.
 _NPY_MAGIC = b"\x93NUMPY"
 
+#: The first bytes by which ``numpy.load`` takes a file for an ``.npz`` (zip) archive.
+_ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
+
 
 def _first_bytes(path, n):
     """The first ``n`` bytes of the file at ``path`` (fewer for a shorter file)."""
@@ -275,7 +278,7 @@ def load_npy(path, mmap_mode=None):
         if len(start) < len(_NPY_MAGIC) and _NPY_MAGIC.startswith(start):
             raise ValueError(f"the file is truncated (an interrupted copy or download?): it "
                              f"ends within its header ({len(start)} bytes)") from error
-        if not start.startswith((_NPY_MAGIC, b"PK")):
+        if not start.startswith((_NPY_MAGIC, *_ZIP_STARTS)):
             # numpy takes any other content for a pickle and suggests loading it unsafely
             raise ValueError(
                 "it does not start with NumPy's .npy header: a damaged file, or text, a pickle "

@@ -236,7 +236,9 @@ def test_an_npy_file_of_python_objects_is_not_called_truncated(tmp_path, lazy):
     (b"\x93NUM", r"the file is truncated .*: it ends within its header \(4 bytes\)"),
     (b"0.1\t0.2\n0.3\t0.4\n", "it does not start with NumPy's .npy header"),
     (b"\x80\x04\x95 a pickle", "it does not start with NumPy's .npy header"),
-], ids=["empty", "cut-in-magic", "text", "pickle"])
+    # "PK" alone is no archive: numpy reads only "PK\x03\x04" and "PK\x05\x06" as one
+    (b"PKG\t0.1\n0.2\t0.3\n", "it does not start with NumPy's .npy header"),
+], ids=["empty", "cut-in-magic", "text", "pickle", "text-starting-pk"])
 def test_a_file_that_is_no_npy_is_named_so_without_advice_to_unpickle_it(tmp_path, content,
                                                                          message):
     """numpy takes any file without its header for a pickle and suggests loading it unsafely
