@@ -1004,7 +1004,9 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 advice = (f"the {n_windows} training windows cannot fill a batch of "
                           f"{multiple}: lower accumulation_steps, or run fewer processes")
             else:
-                advice = (f"set batch_size to a multiple of {multiple}, such as "
+                # a batch_size above the windows is capped: a multiple of its own may not fit
+                within = f" of at most the {n_windows} training windows" if capped else ""
+                advice = (f"set batch_size to a multiple of {multiple}{within}, such as "
                           f"{max(global_batch // multiple, 1) * multiple}")
             raise ValueError(
                 f"batch_size={global_batch}{capped}, the global batch, is not a multiple of "

@@ -1424,6 +1424,17 @@ def test_a_batch_that_does_not_split_is_refused_before_the_corpus_is_read(monkey
         _pretrainer(gradients=None, batch_size=64, accumulation_steps=64).fit(_data())
 
 
+def test_a_capped_batch_is_told_to_stay_within_the_windows():
+    """batch_size=9, a multiple of accumulation_steps=3, capped at 4 windows: the advice
+    names the cap (a multiple of 3 alone was what the batch already was, and 12 fails as 9
+    did), and the batch it suggests is accepted."""
+    with pytest.raises(ValueError, match=r"batch_size=4 \(capped at the 4 training windows\)"
+                                         r".*; set batch_size to a multiple of 3 of at most "
+                                         r"the 4 training windows, such as 3$"):
+        _pretrainer(batch_size=9, accumulation_steps=3)._global_batch(4)
+    assert _pretrainer(batch_size=3, accumulation_steps=3)._global_batch(4) == 3
+
+
 def test_patch_embed_init_and_roi_std_pooling():
     X = _data()
     frozen = dict(n_epochs=1, lr=0.0, start_lr=0.0, final_lr=0.0)  # weights stay at init
