@@ -1001,8 +1001,17 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                       if global_batch < int(self.batch_size) else "")
             multiple = world_size * n_micro
             if n_windows < multiple:
+                # each lever named only where pulling it alone gives a batch the windows fill
+                levers = []
+                if world_size <= n_windows:  # (then accumulation_steps > 1)
+                    levers.append(f"lower accumulation_steps (to at most "
+                                  f"{n_windows // world_size})")
+                if n_micro <= n_windows:  # (then more than one process)
+                    levers.append(f"run fewer processes (at most {n_windows // n_micro})")
                 advice = (f"the {n_windows} training windows cannot fill a batch of "
-                          f"{multiple}: lower accumulation_steps, or run fewer processes")
+                          f"{multiple}: " + (", or ".join(levers) or (
+                              "lower accumulation_steps and run fewer processes (processes x "
+                              f"accumulation_steps at most {n_windows})")))
             else:
                 # a batch_size above the windows is capped: a multiple of its own may not fit
                 within = f" of at most the {n_windows} training windows" if capped else ""

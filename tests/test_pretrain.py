@@ -1420,8 +1420,32 @@ def test_a_batch_that_does_not_split_is_refused_before_the_corpus_is_read(monkey
         _pretrainer(gradients=None, batch_size=2, accumulation_steps=3).fit(_data())
     # too few windows for any batch of the multiple
     with pytest.raises(ValueError, match=r"; the \d+ training windows cannot fill a batch of "
-                                         r"64: lower accumulation_steps, or run fewer processes$"):
+                                         r"64: lower accumulation_steps \(to at most \d+\)$"):
         _pretrainer(gradients=None, batch_size=64, accumulation_steps=64).fit(_data())
+
+
+@pytest.mark.parametrize("world_size, accumulation_steps, advice", [
+    # one process: there are no fewer to run
+    (1, 8, "lower accumulation_steps (to at most 5)"),
+    # accumulation_steps=1 cannot be lowered
+    (8, 1, "run fewer processes (at most 5)"),
+    (2, 4, "lower accumulation_steps (to at most 2), or run fewer processes (at most 1)"),
+    # 8 processes do not fit 5 windows whatever accumulation_steps, nor do 8 micro-batches
+    (8, 8, "lower accumulation_steps and run fewer processes (processes x "
+           "accumulation_steps at most 5)"),
+], ids=["one-process", "no-accumulation", "either", "both"])
+def test_too_few_windows_for_the_micro_batches_name_only_the_levers_that_help(
+        monkeypatch, world_size, accumulation_steps, advice):
+    """5 windows and world_size x accumulation_steps micro-batches of at least one window:
+    the advice names a lever only where pulling it alone is enough."""
+    import brainjepa_sk.pretrain as pretrain
+
+    monkeypatch.setattr(pretrain, "world", lambda: (0, world_size))
+    pretrainer = _pretrainer(batch_size=64, accumulation_steps=accumulation_steps)
+    with pytest.raises(ValueError, match=r"; the 5 training windows cannot fill a batch of "
+                                         rf"{world_size * accumulation_steps}: "
+                                         rf"{re.escape(advice)}$"):
+        pretrainer._global_batch(5)
 
 
 def test_a_capped_batch_is_told_to_stay_within_the_windows():
