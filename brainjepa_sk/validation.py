@@ -13,6 +13,7 @@ import contextvars
 import difflib
 import hashlib
 import math
+import mmap
 import numbers
 import os
 import re
@@ -1183,7 +1184,7 @@ class CheckedSeries:
         if self.n_frames > self.max_frames:
             self.series = None  # too many to keep: the pass reads the files
         else:
-            self.series.append(series)
+            self.series.append(_in_memory(series))
 
     def subjects(self, files):
         """The checked files, giving the series kept rather than reading them.
@@ -1205,6 +1206,18 @@ class CheckedSeries:
         if series is None or not isinstance(files, SubjectFiles) or len(series) != len(files):
             return files
         return SubjectsReadByCheck(files, series)
+
+
+def _in_memory(array):
+    """``array``, copied into memory where it is a view of a memory-mapped file (a float64
+    ``.npy`` file, which its check reads as a map): a map holds its file open, and kept
+    for every subject they would exhaust the files a process may open."""
+    base = array
+    while base is not None:
+        if isinstance(base, (np.memmap, mmap.mmap)):
+            return np.array(array)
+        base = getattr(base, "base", None)
+    return array
 
 
 class SubjectsReadByCheck(Sequence):

@@ -1770,6 +1770,30 @@ def test_a_pretrainers_robust_statistics_take_the_series_its_check_read(tmp_path
         _pretrainer(n_epochs=1, normalization="robust").fit(paths)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_a_pretrainers_robust_statistics_keep_no_npy_file_open(tmp_path):
+    """A float64 .npy file is memory-mapped when read, and its check's array is a view of
+    the map: the series kept for the robust statistics held every file of the corpus open,
+    and one of more files than the process may open (macOS allows 256) failed with 'Too many
+    open files'. What is kept is a copy: the fit runs with a few files open at a time."""
+    resource = pytest.importorskip("resource")
+    series = _series(lengths=(12,) * 48)
+    for i, x in enumerate(series):
+        np.save(tmp_path / f"sub-{i:02d}.npy", x)  # float64: read as a map of the file
+    paths = sorted(str(p) for p in tmp_path.iterdir())
+    expected = Preprocessor(16, normalization="robust").fit(_as_read(paths))
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # fewer files than the corpus may be open beside those open now
+    limit = len(os.listdir("/proc/self/fd")) + len(paths) // 2
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
+    try:
+        fitted = _pretrainer(n_epochs=1, normalization="robust").fit(paths).preprocessor_
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    np.testing.assert_array_equal(fitted.median_, expected.median_)
+    np.testing.assert_array_equal(fitted.iqr_, expected.iqr_)
+
+
 def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_transform():
     """A fit_transform whose transform refuses (pooling="tokens" with pandas output, which fit
     takes) raises transform's error after a fit that stays, as fit followed by transform."""
