@@ -418,6 +418,9 @@ class _GroupConnectivity:
     def __init__(self):
         self._chunk, self._sums, self._error = [], _FisherZSum(), None
         self.n_subjects = 0
+        #: the subjects the fit reads before it meets the error of a chunk (not finite):
+        #: up to that chunk's last (None without an error met so far)
+        self.n_read_by_fit = None
 
     def add(self, series):
         """Take the next subject's ``(n_timepoints, n_regions)`` series (float64)."""
@@ -435,6 +438,7 @@ class _GroupConnectivity:
             self._sums.add(_correlations(chunk, self._sums.count))
         except Exception as error:  # raised where the fit computes the group
             self._error = error
+            self.n_read_by_fit = self._sums.count + len(chunk)
 
     def group(self):
         """The group connectivity of the subjects given, before symmetrization, as the fit
@@ -460,7 +464,9 @@ class _GroupConnectivity:
             return None
 
         def group():
-            for i in range(len(subjects)):
+            # a chunk's error comes before any file of the later chunks is read
+            read = len(subjects) if self.n_read_by_fit is None else self.n_read_by_fit
+            for i in range(read):
                 if not subjects._unchanged(i):
                     subjects[i]  # raises FileChangedError, or reads the series checked
             return self.group()

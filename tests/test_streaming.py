@@ -1720,6 +1720,38 @@ def test_a_pretrainers_gradients_take_the_connectivity_of_the_check_of_its_files
             make()
 
 
+@pytest.mark.parametrize("rewritten, error", [
+    (2, r"sub-02\.tsv changed after it was checked"),  # in the chunk of subject 1
+    (4, r"^subject 1's correlation matrix holds NaN"),  # in a chunk the fit never reads
+])
+def test_a_pretrainers_gradients_meet_the_errors_of_their_check_where_the_positioner_does(
+        tmp_path, monkeypatch, rewritten, error):
+    """The positioner's fit reads a chunk of subjects, then refuses a correlation that is
+    not finite: a file rewritten in that chunk is refused first, one in a later chunk is
+    never read. The connectivity of the check read every file changed since before its
+    error was raised, so a later file rewritten came first."""
+    from brainjepa_sk import gradients
+
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 3)
+    series = _series(lengths=(40, 52, 24, 37, 30, 33, 45))
+    series[1] = series[1] * 1e200
+    paths = _save(tmp_path, series, kind="tsv")
+    real_fit_gradients = BrainJEPAPretrainer._fit_gradients
+
+    def fit_gradients(self, *args):
+        pd.DataFrame(series[rewritten][:20]).to_csv(paths[rewritten], sep="\t", index=False)
+        _rewritten_later(paths[rewritten])
+        return real_fit_gradients(self, *args)
+
+    monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", fit_gradients)
+    positioner = GradientPositioner(n_components=2, sparsity=0.5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow, of 1e200 squared
+        with pytest.raises((ValueError, FileChangedError), match=error):
+            _pretrainer(n_epochs=1, gradients=positioner,
+                        normalization="global_zscore").fit(paths)
+
+
 def test_a_pretrainers_robust_statistics_take_the_series_its_check_read(tmp_path,
                                                                          monkeypatch):
     """The robust statistics read every file once more: a corpus of at most
