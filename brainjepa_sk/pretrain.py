@@ -925,6 +925,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         # find the same
         gradients = on_main_process(self._fit_gradients, subjects, self.n_features_in_,
                                     connectivity)
+        del connectivity  # its sums (and a chunk's series, where unused) are held no longer
         preprocessor = on_main_process(preprocessor.fit, subjects if kept is None
                                        else kept.subjects(subjects))
         del kept  # what the fit did not take (an error left it) is held no longer

@@ -1,6 +1,7 @@
 """Corpora that stay on disk: files checked one at a time, windows read by the loader, robust
 statistics from a bounded sample, connectivity accumulated a chunk of subjects at a time."""
 
+import gc
 import os
 import pickle
 import shutil
@@ -24,6 +25,7 @@ from brainjepa_sk import (
 )
 from brainjepa_sk.files import FileChangedError, SubjectFiles
 from brainjepa_sk.preprocessing import Preprocessor
+from brainjepa_sk.train import Callback
 from brainjepa_sk.validation import subjects_digest, validate_subjects
 
 
@@ -1824,6 +1826,32 @@ def test_a_pretrainers_robust_statistics_keep_no_npy_file_open(tmp_path):
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     np.testing.assert_array_equal(fitted.median_, expected.median_)
     np.testing.assert_array_equal(fitted.iqr_, expected.iqr_)
+
+
+class _ReadsHeldInTraining(Callback):
+    """Records the objects holding what the check of X read that are alive as training
+    begins."""
+
+    def on_train_begin(self, loop):
+        from brainjepa_sk.gradients import _GroupConnectivity
+
+        gc.collect()
+        self.held = [type(held).__name__ for held in gc.get_objects() if isinstance(
+            held, (_GroupConnectivity, validation.CheckedSeries,
+                   validation.SubjectsReadByCheck))]
+
+
+def test_a_pretrainers_training_holds_nothing_of_what_its_check_read(tmp_path):
+    """The group connectivity computed as the check read X's files, and the series it kept
+    for the robust statistics, are used before training: the connectivity's sums (two
+    n_regions x n_regions matrices) stayed held until the fit's end, with the series of a
+    chunk where its files were read again."""
+    paths = _save(tmp_path, _series(lengths=(40, 52, 24, 37, 30)), kind="tsv")
+    fitted = _pretrainer(n_epochs=1, normalization="robust",
+                         gradients=GradientPositioner(n_components=2, sparsity=0.5,
+                                                      random_state=0),
+                         callbacks=[_ReadsHeldInTraining()]).fit(paths)
+    assert fitted.callbacks_[0].held == []
 
 
 def test_a_pretrainers_fit_transform_refused_by_transform_after_fit_as_fit_then_transform():
