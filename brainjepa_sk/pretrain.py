@@ -779,11 +779,12 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         ``X`` is checked once, by ``fit``: its transform takes the subjects so checked (so a
         generator ``X``, which ``fit`` uses up, is transformed too), with the checks that
         ``transform`` makes against the fit, without reading files or converting arrays again
-        for them. Text files whose training windows the fit cut at once (up to 2 GiB) are
-        not read again to cut them: the transform embeds the fit's windows, unless a file's
-        size or modification time changed since its check (then every file is read, as by
-        ``transform``). The errors are those of ``fit(X).transform(X)``, and so are the
-        warnings, but for those of the check of ``X`` itself, given once.
+        for them. Files whose training windows the fit cut at once (text files, and ``.npy``
+        files that are resampled; up to 2 GiB) are not read again to cut them: the transform
+        embeds the fit's windows, unless a file's size or modification time changed since its
+        check (then every file is read, as by ``transform``). The errors are those of
+        ``fit(X).transform(X)``, and so are the warnings, but for those of the check of ``X``
+        itself, given once.
 
         Parameters
         ----------
