@@ -13,7 +13,6 @@ import contextvars
 import difflib
 import hashlib
 import math
-import mmap
 import numbers
 import os
 import re
@@ -35,6 +34,7 @@ from sklearn.utils.validation import _get_feature_names
 from ._warnings import check_array, warn_user
 from .files import (
     SubjectFiles,
+    _file_type,
     _is_number,
     check_index_column,
     expand_subject_paths,
@@ -1132,10 +1132,13 @@ _EACH_CHECKED_FILE = contextvars.ContextVar("each_checked_file", default=None)
 @contextlib.contextmanager
 def each_checked_file(*takers):
     """A block in which :func:`validate_subjects` of files calls each of ``takers`` with
-    each file's subject once its checks have passed, in order: the float array the check
-    converted it into (of the check's ``dtype``), so that other passes over the subjects
-    (the pretrainer's group connectivity, its robust statistics) need not read every file
-    once more.
+    each text file's subject once its checks have passed, in order: the float array the
+    check converted it into (of the check's ``dtype``), so that other passes over the
+    subjects (the pretrainer's group connectivity, its robust statistics) need not parse
+    every text file once more. ``.npy`` files are left out (a takers' count of subjects
+    then falls short, and the pass reads them): they are memory-mapped, read again in a
+    fraction of what a taker spends on them, and whatever a taker does as the check reads
+    would only delay the errors found after the check (a subject too short for a window).
 
     Parameters
     ----------
@@ -1184,7 +1187,7 @@ class CheckedSeries:
         if self.n_frames > self.max_frames:
             self.series = None  # too many to keep: the pass reads the files
         else:
-            self.series.append(_in_memory(series))
+            self.series.append(series)
 
     def subjects(self, files):
         """The checked files, giving the series kept rather than reading them.
@@ -1206,18 +1209,6 @@ class CheckedSeries:
         if series is None or not isinstance(files, SubjectFiles) or len(series) != len(files):
             return files
         return SubjectsReadByCheck(files, series)
-
-
-def _in_memory(array):
-    """``array``, copied into memory where it is a view of a memory-mapped file (a float64
-    ``.npy`` file, which its check reads as a map): a map holds its file open, and kept
-    for every subject they would exhaust the files a process may open."""
-    base = array
-    while base is not None:
-        if isinstance(base, (np.memmap, mmap.mmap)):
-            return np.array(array)
-        base = getattr(base, "base", None)
-    return array
 
 
 class SubjectsReadByCheck(Sequence):
@@ -1288,7 +1279,7 @@ def _validate_files(X, check):
         # once where the check converted it)
         file_digests.append(series_digest(array if array.dtype == np.float64 else subject,
                                           getattr(subject, "columns", None)))
-        if take is not None:
+        if take is not None and _file_type(path) != ".npy":
             take(array)
         del subject, array  # one subject in memory at a time
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),

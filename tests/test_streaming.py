@@ -90,6 +90,11 @@ def test_a_bad_file_is_named_before_any_training(tmp_path):
 
 def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_path,
                                                                          monkeypatch):
+    """Nor are the correlations of .npy files computed as their check reads them (as those
+    of text files are, to spare a parse): they would delay this error for a read that a
+    memory map makes cheap."""
+    from brainjepa_sk import gradients
+
     series = _series()
     series[1] = series[1][:5]  # windows of 16 frames need at least 8
     paths = _save(tmp_path, series)
@@ -97,9 +102,16 @@ def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_pa
     def no_gradients(*args):
         raise AssertionError("the gradients were computed first")
 
+    correlated = []
+    real_correlations = gradients._correlations
+    monkeypatch.setattr(gradients, "_correlations",
+                        lambda chunk, start: correlated.append(start)
+                        or real_correlations(chunk, start))
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 1)  # a chunk per subject read
     monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
     with pytest.raises(ValueError, match=r"subject 1 \(.*sub-01\.npy\) is too short: 5 frames"):
         BrainJEPAPretrainer(n_frames=16, patch_size=4, n_epochs=1, verbose=0).fit(paths)
+    assert correlated == []
 
 
 @pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
@@ -1807,9 +1819,10 @@ def test_a_pretrainers_robust_statistics_take_the_series_its_check_read(tmp_path
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
 def test_a_pretrainers_robust_statistics_keep_no_npy_file_open(tmp_path):
     """A float64 .npy file is memory-mapped when read, and its check's array is a view of
-    the map: the series kept for the robust statistics held every file of the corpus open,
-    and one of more files than the process may open (macOS allows 256) failed with 'Too many
-    open files'. What is kept is a copy: the fit runs with a few files open at a time."""
+    the map: series kept for the robust statistics held every file of the corpus open, and
+    one of more files than the process may open (macOS allows 256) failed with 'Too many
+    open files'. An .npy corpus is read again rather than kept: the fit runs with a few
+    files open at a time."""
     resource = pytest.importorskip("resource")
     series = _series(lengths=(12,) * 48)
     for i, x in enumerate(series):
