@@ -40,6 +40,7 @@ from .train.runtime import (
     resolve_device,
 )
 from .validation import (  # noqa: F401  (the estimators import the constraints from here)
+    COMPILE,
     NON_NEGATIVE,
     POSITIVE,
     POSITIVE_INT,

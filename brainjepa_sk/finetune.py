@@ -53,6 +53,7 @@ from skorch.utils import to_device
 
 from . import preprocessing
 from ._base import (
+    COMPILE,
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
     POSITIVE_INT,
@@ -124,6 +125,7 @@ from .train.runtime import (
     noting_sigterm,
     python_values,
     resolve_autocast,
+    resolve_compile,
     resolve_device,
 )
 from .validation import (
@@ -422,9 +424,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         # skorch checks it only when predicting: after a whole fit
         "use_caching": [StrOptions({"auto"}), "boolean"],
         # skorch takes any value for its truth: warm_start="no" continued the fit, and
-        # compile="no" compiled the module
+        # compile="no" compiled the module; compile="auto" as the pretrainer's (torch_compile)
         "warm_start": ["boolean"],
-        "compile": ["boolean"],
+        "compile": COMPILE,
     }
 
     def __init__(
@@ -1731,6 +1733,13 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         values (the regressor's: numbers)."""
         return y
 
+    def torch_compile(self, module, name):
+        """skorch's ``torch_compile``, with ``compile="auto"`` the pretrainer's: compile on
+        CUDA only (skorch compiles for any true value, so "auto" on a CPU as well)."""
+        if not resolve_compile(self.compile, self._torch_device()):
+            return module
+        return super().torch_compile(module, name)
+
     def _torch_device(self):
         """``device`` as a ``torch.device``, or a clear error before any work is done."""
         if isinstance(self.device, str) and self.device == "auto":
@@ -2341,7 +2350,9 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
     **kwargs
         Any other skorch ``NeuralNet`` parameter: ``callbacks`` (e.g. skorch's
         ``EarlyStopping``, ``ProgressBar``, ``Checkpoint``), ``warm_start``, ``compile``,
-        ``iterator_train__num_workers``, ``callbacks__print_log__...``, ..."""
+        ``iterator_train__num_workers``, ``callbacks__print_log__...``, ... ``compile``
+        (default False) takes True, False or, as the pretrainer's, ``"auto"``: compile on
+        CUDA only."""
 
 _SHARED_HISTORY = """skorch's record of each completed epoch: ``epoch``, ``dur``, ``train_loss``,
         ``lr`` (the rate of its last batch) and, with a validation split, ``valid_loss`` and

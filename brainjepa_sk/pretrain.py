@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state
 from . import preprocessing
 from ._base import (
     _READOUT_PARAMETERS,
+    COMPILE,
     EMBEDDING_CONSTRAINTS,
     NON_NEGATIVE,
     OPTIONAL_PATH,
@@ -86,6 +87,7 @@ from .train.runtime import (
     process_runs,
     python_values,
     resolve_autocast,
+    resolve_compile,
     resolve_device,
 )
 from .validation import CheckedSeries, each_checked_file, subjects_digest, validate_subjects
@@ -392,7 +394,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         "stride": [*POSITIVE_INT, None],
         "min_frames": [*POSITIVE_INT, None],
         "normalization": [StrOptions({n for n in NORMALIZATIONS if n}), None],
-        "compile": [StrOptions({"auto"}), "boolean"],
+        "compile": COMPILE,
         "random_state": ["random_state"],
         "checkpoint_dir": OPTIONAL_PATH,
         "checkpoint_every": [*POSITIVE_INT, None],
@@ -1077,8 +1079,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         loop = PretrainLoop(model, loader, mask_sampler, schedule, self.n_epochs,
                             autocast_dtype=resolve_autocast(self.precision, device),
                             callbacks=callbacks, accumulation_steps=n_micro,
-                            compile=device.type == "cuda" if isinstance(self.compile, str)
-                            else bool(self.compile))
+                            compile=resolve_compile(self.compile, device))
         if checkpoint is not None and checkpoint.restore(loop):
             # a bar that starts part-way (or full: the run was finished) says where from
             how = "finished run loaded" if loop.epoch >= loop.n_epochs else "resumed"

@@ -111,6 +111,8 @@ class Range(Interval):
 POSITIVE_INT = [Range(numbers.Integral, 1, None, closed="left")]
 NON_NEGATIVE = [Range(numbers.Real, 0, None, closed="left")]
 POSITIVE = [Range(numbers.Real, 0, None, closed="neither")]
+#: ``torch.compile`` on or off, or ``"auto"``: on CUDA only (see ``resolve_compile``)
+COMPILE = [StrOptions({"auto"}), "boolean"]
 
 
 def _check_weights_type(estimator):

@@ -2290,8 +2290,10 @@ def test_warm_start_and_compile_are_refused_unless_true_or_false(parameter):
     X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
     reg = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y.astype(float))
     prediction = reg.predict(X)
+    allowed = r"a str among \{'auto'\} or an instance of 'bool'" if parameter == "compile" \
+        else r"an instance of 'bool'"
     with pytest.raises(ValueError, match=rf"^The '{parameter}' parameter of BrainJEPARegressor "
-                                         r"must be an instance of 'bool'.* Got 'no' instead"):
+                                         rf"must be {allowed}.* Got 'no' instead"):
         reg.set_params(**{parameter: "no"}).fit(X, y.astype(float))
     assert len(reg.history_) == 1
     np.testing.assert_array_equal(reg.predict(X), prediction)
@@ -3139,6 +3141,26 @@ def test_skorchs_compile_option_compiles_the_module_and_predicts_as_eager():
     scales = {group["lr_scale"] for group in layered.optimizer_.param_groups}
     assert scales == {0.25, 0.5, 1.0}  # the layers are found inside the compiled module
     np.testing.assert_allclose(compiled.predict_proba(X), eager.predict_proba(X), atol=1e-5)
+    torch._dynamo.reset()
+
+
+def test_compile_auto_compiles_on_cuda_only_as_the_pretrainers(monkeypatch):
+    """compile="auto" was refused ("must be an instance of 'bool'") though the pretrainer
+    takes it: it compiles on CUDA only, so a CPU fit trains the module eager."""
+    import torch._dynamo
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), compile="auto").fit(X, y)
+    assert not isinstance(clf.module_, torch._dynamo.eval_frame.OptimizedModule)
+    assert not isinstance(clf.criterion_, torch._dynamo.eval_frame.OptimizedModule)
+    module = torch.nn.Linear(2, 1)
+    assert clf.torch_compile(module, name="module") is module
+    # on CUDA (the device as the net resolves it), the module is compiled (lazily: nothing
+    # runs on the device here)
+    monkeypatch.setattr(type(clf), "_torch_device", lambda self: torch.device("cuda"))
+    compiled = clf.torch_compile(module, name="module")
+    assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
+    assert compiled._orig_mod is module
     torch._dynamo.reset()
 
 

@@ -192,6 +192,26 @@ def resolve_autocast(precision, device):
 _GLOBAL_RNG_LOCK = threading.RLock()
 
 
+def resolve_compile(compile, device):
+    """Whether a ``compile`` setting compiles: ``"auto"`` on CUDA only.
+
+    Parameters
+    ----------
+    compile : {"auto", True, False}
+        The setting, as checked by the estimators' ``COMPILE`` constraint.
+    device : torch.device
+        The training device.
+
+    Returns
+    -------
+    bool
+        Whether to run the training through ``torch.compile``.
+    """
+    if isinstance(compile, str):  # "auto": compiling did not pay on the CPUs measured
+        return device.type == "cuda"
+    return bool(compile)
+
+
 @contextlib.contextmanager
 def forked_rng(seed, device):
     """Seed torch's global generators for ``device`` inside the block only.
