@@ -467,6 +467,24 @@ def test_files_in_the_cache_folder_itself_are_named_with_the_data_dir_to_set(tmp
         fetch_ukbiobank_weights(data_dir=other, download=False)
 
 
+def test_files_in_the_cache_folder_itself_are_not_downloaded_again(tmp_path, monkeypatch):
+    # online, the checkpoint (~1 GB) was downloaded again into a nested
+    # brainjepa_ukbiobank/brainjepa_ukbiobank/ (a failed download left that folder empty):
+    # refused as offline, before any download or folder is made, whichever file lies there
+    downloads = []
+    monkeypatch.setattr(_weights, "_download", lambda *args, **kwargs: downloads.append(args))
+    inner = tmp_path / "brainjepa_ukbiobank"
+    inner.mkdir()
+    (inner / "gradient_mapping_450.csv").write_text("0.1,0.2\n")
+    with pytest.raises(OSError, match=re.escape(
+            f"gradient_mapping_450.csv is not in {inner / 'brainjepa_ukbiobank'} and it is not "
+            f"downloaded again. It is in {inner} itself: data_dir (or BRAINJEPA_SK_DATA) is the "
+            f"cache folder that holds brainjepa_ukbiobank/, so set it to {tmp_path}.")):
+        fetch_ukbiobank_weights(data_dir=inner, verbose=0)
+    assert downloads == []
+    assert sorted(p.name for p in inner.iterdir()) == ["gradient_mapping_450.csv"]
+
+
 @pytest.mark.parametrize("content", [
     "<!DOCTYPE html><html>virus scan warning</html>",
     "\n  <!doctype html>\n<html>virus scan warning</html>",  # after blank space, in lower case

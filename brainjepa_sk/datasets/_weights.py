@@ -336,6 +336,14 @@ def fetch_files(files, folder, download=True, verbose=1):
         hand), or does not match its hash, or its hash record is damaged.
     """
     paths = {}
+    for spec in files.values():
+        hint = not (folder / spec["filename"]).is_file() and _misplaced_hint(
+            folder, spec["filename"])
+        if hint:
+            # data_dir set to the files' own folder: refused before any file is downloaded
+            # (again, ~1 GB for the checkpoint) or a nested folder is created
+            problem = "it is not downloaded again" if download else "downloading is switched off"
+            raise OSError(f"{spec['filename']} is not in {folder} and {problem}. {hint}")
     for key, spec in files.items():
         path = folder / spec["filename"]
         if not path.is_file():
@@ -350,11 +358,10 @@ def fetch_files(files, folder, download=True, verbose=1):
                     problem = f"the download failed ({exc})"
             if not path.is_file():
                 raise OSError(
-                    f"{spec['filename']} is not in {folder} and {problem}. "
-                    + (_misplaced_hint(folder, spec["filename"]) or (
-                        f"Get it from {spec['manual']} and put it at {path} (or point "
-                        f"data_dir / the {DATA_ENV} environment variable at a folder "
-                        f"holding {folder.name}/{spec['filename']})."))
+                    f"{spec['filename']} is not in {folder} and {problem}. Get it from "
+                    f"{spec['manual']} and put it at {path} (or point data_dir / the "
+                    f"{DATA_ENV} environment variable at a folder holding "
+                    f"{folder.name}/{spec['filename']})."
                 )
         _check_hash(path, spec)
         paths[key] = path
