@@ -448,6 +448,15 @@ def test_offline_without_cache_says_where_to_put_the_files(tmp_path, monkeypatch
         fetch_ukbiobank_weights(data_dir=tmp_path / "other", download=False)
 
 
+def test_offline_error_offers_the_files_by_path(tmp_path):
+    # the route without the cache: the files by path, with the model's TR (which a checkpoint
+    # given by path does not carry)
+    with pytest.raises(OSError, match=re.escape(
+            "Or pass the files by path: weights=<path to jepa-ep300.pth.tar>, "
+            "gradients=<path to gradient_mapping_450.csv>, model_t_r=2.205.")):
+        fetch_ukbiobank_weights(data_dir=tmp_path, download=False)
+
+
 def test_files_in_the_cache_folder_itself_are_named_with_the_data_dir_to_set(tmp_path):
     # data_dir set to the folder that holds the files, not the cache folder above it: the
     # error points at the files already there instead of asking for them to be fetched again

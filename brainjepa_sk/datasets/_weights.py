@@ -282,8 +282,15 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
         hand), or does not match its hash (the message says which file and what to do), or
         the checkpoint's hash record is damaged (the message names it).
     """
+    from ..checkpoint import UKBIOBANK_T_R  # here: the checkpoint module imports this one
+
+    # without the cache, the estimators take the files by path; the TR, which a checkpoint
+    # given by path does not carry, is then given too (else they warn that it is unknown)
+    by_path = (f"Or pass the files by path: weights=<path to "
+               f"{UKBIOBANK_FILES['checkpoint']['filename']}>, gradients=<path to "
+               f"{UKBIOBANK_FILES['gradients']['filename']}>, model_t_r={UKBIOBANK_T_R:.4g}.")
     return fetch_files(UKBIOBANK_FILES, get_data_dir(data_dir) / _SUBDIR, download=download,
-                       verbose=verbose)
+                       verbose=verbose, alternative=by_path)
 
 
 def _misplaced_hint(folder, filename):
@@ -303,7 +310,7 @@ def _misplaced_hint(folder, filename):
             f"holds {folder.name}/, so move the file to {folder / filename}.")
 
 
-def fetch_files(files, folder, download=True, verbose=1):
+def fetch_files(files, folder, download=True, verbose=1, alternative=None):
     """Paths of ``files`` in ``folder``: missing ones are downloaded, every one's hash checked.
 
     The fetching behind :func:`fetch_ukbiobank_weights` and
@@ -323,6 +330,9 @@ def fetch_files(files, folder, download=True, verbose=1):
         file is downloaded.
     download, verbose
         As for :func:`fetch_ukbiobank_weights`.
+    alternative : str, optional
+        Another way to go without the files in the cache, added to the message of a missing
+        file.
 
     Returns
     -------
@@ -362,6 +372,7 @@ def fetch_files(files, folder, download=True, verbose=1):
                     f"{spec['manual']} and put it at {path} (or point data_dir / the "
                     f"{DATA_ENV} environment variable at a folder holding "
                     f"{folder.name}/{spec['filename']})."
+                    + (f" {alternative}" if alternative else "")
                 )
         _check_hash(path, spec)
         paths[key] = path
