@@ -127,7 +127,9 @@ def doc_folder(tmp_path, monkeypatch, official_dir):
         folder = Path(f"derivatives/sub-{i:02d}/func")
         folder.mkdir(parents=True)
         np.save(folder / f"sub-{i:02d}_timeseries.npy", x.astype("float32"))
-        np.savetxt(folder / f"sub-{i:02d}_timeseries.tsv", x, delimiter="\t")
+        # with a header of region names, as fMRIPrep and XCP-D write them
+        pd.DataFrame(x, columns=[f"roi{j}" for j in range(N_REGIONS)]).to_csv(
+            folder / f"sub-{i:02d}_timeseries.tsv", sep="\t", index=False)
     shutil.copy(official_dir / "checkpoint.pth.tar", "jepa-ep300.pth.tar")
     shutil.copy(official_dir / "gradient.csv", "gradient_mapping_450.csv")
     return X, y["group"].to_numpy()
