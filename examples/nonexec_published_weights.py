@@ -35,11 +35,15 @@ print(paths)  # {"checkpoint": ..., "gradients": ...}
 # :func:`~brainjepa_sk.datasets.fetch_atlas_brainjepa450` builds that labels image once (it
 # downloads Schaefer-400 through nilearn and Tian-S3 from its authors' release); nilearn's
 # ``NiftiLabelsMasker`` then extracts the time series with the columns in the model's order.
-# Pass your confounds to ``fit_transform`` as usual (the file names below are placeholders).
-# Each subject is one ``(n_timepoints, 450)`` array.
+# Pass your confounds to ``fit_transform`` as usual: here fMRIPrep's, in nilearn's "simple"
+# denoising strategy, whose sample mask drops only the non-steady-state volumes at the start
+# (a scrubbing strategy drops frames inside the series, which are then no longer evenly
+# spaced in time). The file names below are placeholders. Each subject is one
+# ``(n_timepoints, 450)`` array.
 from pathlib import Path
 
 import numpy as np
+from nilearn.interfaces.fmriprep import load_confounds_strategy
 from nilearn.maskers import NiftiLabelsMasker
 
 from brainjepa_sk.datasets import fetch_atlas_brainjepa450
@@ -51,7 +55,10 @@ masker = NiftiLabelsMasker(labels_img=atlas.maps, standardize=None)
 func_imgs = sorted(
     Path("derivatives").glob("sub-*/func/*task-rest*_desc-preproc_bold.nii.gz")
 )
-X = [masker.fit_transform(img) for img in func_imgs]
+X = []
+for img in func_imgs:
+    confounds, sample_mask = load_confounds_strategy(str(img), denoise_strategy="simple")
+    X.append(masker.fit_transform(img, confounds=confounds, sample_mask=sample_mask))
 y = np.loadtxt("labels.txt")  # one label per subject, in the same order
 
 # %%
