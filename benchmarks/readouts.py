@@ -48,6 +48,10 @@ def parse_args(argv=None):
     p.add_argument("--subjects", type=int, default=20)
     p.add_argument("--timepoints", type=int, default=576, help="frames per scan (6 windows)")
     p.add_argument("--regions", type=int, default=50)
+    p.add_argument("--sparsity", type=float, default=0.9,
+                   help="the gradients' sparsity (GradientPositioner's, windows task); it must "
+                        "keep 2 connections per region, int(regions * (1 - sparsity)) >= 2: "
+                        "e.g. 0.85 for 20 regions")
     p.add_argument("--epochs", type=int, default=40, help="pretraining epochs")
     p.add_argument("--controls", type=int, default=2, help="random encoders")
     p.add_argument("--seed", type=int, default=0)
@@ -159,7 +163,8 @@ def main(argv=None):
 
     def report(task, readout, score, **extra):
         print(json.dumps({"task": task, "readout": readout, "score": round(score, 3),
-                          "subjects": a.subjects, "regions": a.regions, "seed": a.seed,
+                          "subjects": a.subjects, "regions": a.regions,
+                          "sparsity": a.sparsity, "seed": a.seed,
                           **extra}), flush=True)
 
     # baselines on the raw windows
@@ -177,7 +182,8 @@ def main(argv=None):
     report("direction", "lag-one covariance", direction(lag_covariance(both), label, groups))
 
     params = dict(
-        gradients=GradientPositioner(n_components=10, random_state=a.seed),
+        gradients=GradientPositioner(n_components=10, sparsity=a.sparsity,
+                                     random_state=a.seed),
         model_size={"embed_dim": 64, "depth": 1, "num_heads": 2}, patch_size=PATCH,
         n_frames=N_FRAMES, predictor_embed_dim=64, predictor_depth=2, batch_size=16,
         patch_embed_init="xavier", final_lr=1e-3, ema_momentum=0.99, final_ema_momentum=0.99,

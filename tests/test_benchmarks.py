@@ -527,9 +527,12 @@ def test_pretraining_probe():
 @pytest.mark.slow
 def test_readouts_windows():
     pytest.importorskip("nilearn")
+    # 20 regions: the default sparsity 0.9 keeps one connection per region, too few
     records, _ = run_script("readouts.py", "--subjects", "10", "--timepoints", "192",
-                            "--regions", "30", "--epochs", "1", "--controls", "1")
+                            "--regions", "20", "--sparsity", "0.85", "--epochs", "1",
+                            "--controls", "1")
     *scores, total = records
+    assert {(r["regions"], r["sparsity"]) for r in scores} == {(20, 0.85)}
     assert total["seconds"] >= 0
     names = {(r["task"], r["readout"]) for r in scores}
     assert ("direction", "lag-one covariance") in names
