@@ -26,6 +26,7 @@ import shlex
 import warnings
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -101,7 +102,8 @@ def expand_subject_paths(pattern):
     TypeError
         When ``pattern`` is not a str or path-like (None, a number, bytes).
     ValueError
-        When nothing matches, or ``pattern`` names a folder.
+        When nothing matches, or ``pattern`` names a folder or matches folders only (the
+        message suggests a glob of their files, such as ``"corpus/*/*.npy"``).
     """
     expand_home(pattern, "pattern", "a path or a glob")  # one that is no path, named
     pattern = os.path.expanduser(os.fspath(pattern))  # as expand_home, the glob kept a string
@@ -111,7 +113,14 @@ def expand_subject_paths(pattern):
         raise ValueError(
             f"{pattern} is a folder, not a subject file: give its files or a glob such as "
             f"{os.path.join(pattern, '*.npy')!r}")
-    paths = sorted(Path(p) for p in glob.glob(pattern, recursive=True) if Path(p).is_file())
+    matched = glob.glob(pattern, recursive=True)
+    paths = sorted(Path(p) for p in matched if Path(p).is_file())
+    folders = sorted(p for p in matched if os.path.isdir(p))
+    if not paths and folders:  # 'corpus/*' over one folder per subject
+        raise ValueError(
+            f"no subject files match {pattern!r}: it matches folders only ({len(folders)}, "
+            f"such as {folders[0]}); give a glob of the files in them, such as "
+            f"{_glob_into(pattern, folders[0])!r}")
     if not paths:
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
@@ -120,6 +129,19 @@ def expand_subject_paths(pattern):
         )
     _check_only_subject_files(pattern, paths)
     return paths
+
+
+def _glob_into(pattern, folder):
+    """``pattern`` extended to the subject files of the folders it matches, as ``folder``
+    holds them: ``'corpus/*/*.npy'`` for files in it, ``'corpus/*/**/*.tsv'`` for files in
+    its subfolders (their most common type; ``.npy`` when it holds none)."""
+    for levels in ([], ["**"]):
+        found = glob.glob(os.path.join(glob.escape(folder), *levels, "*"), recursive=True)
+        kinds = Counter(_file_type(path) for path in sorted(found)
+                        if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path))
+        if kinds:
+            return os.path.join(pattern, *levels, "*" + kinds.most_common(1)[0][0])
+    return os.path.join(pattern, "*.npy")
 
 
 def _check_only_subject_files(pattern, paths):

@@ -247,6 +247,36 @@ def test_the_narrower_glob_is_suggested_for_globs_the_paths_do_not_spell(tmp_pat
             validate_subjects(pattern)
 
 
+def test_a_glob_matching_folders_only_names_one_and_a_glob_of_their_files(tmp_path):
+    """'corpus/*' over one folder per subject said only "no subject files match", as if
+    nothing were there: the folders are named, with a glob of the files in them."""
+    for i in range(2):
+        (tmp_path / "corpus" / f"sub-{i}").mkdir(parents=True)
+        np.save(tmp_path / "corpus" / f"sub-{i}" / f"sub-{i}.npy",
+                np.random.default_rng(i).standard_normal((20, 3)))
+        (tmp_path / "deep" / f"sub-{i}" / "func").mkdir(parents=True)
+        np.savetxt(tmp_path / "deep" / f"sub-{i}" / "func" / f"sub-{i}_timeseries.tsv",
+                   np.zeros((20, 3)))
+    pattern = str(tmp_path / "corpus" / "*")
+    with pytest.raises(ValueError, match=(
+            rf"^no subject files match {re.escape(repr(pattern))}: it matches folders only "
+            rf"\(2, such as {re.escape(str(tmp_path / 'corpus' / 'sub-0'))}\); give a glob of "
+            rf"the files in them, such as {re.escape(repr(pattern + '/*.npy'))}$")):
+        validate_subjects(pattern)
+    assert len(validate_subjects(pattern + "/*.npy")) == 2
+    # files in subfolders only: a glob through them, of their most common type
+    np.save(tmp_path / "deep" / "sub-0" / "func" / "stray.npy", np.zeros((20, 3)))
+    (tmp_path / "deep" / "sub-0" / "func" / "sub-0_more.tsv").write_text("0\n")
+    pattern = str(tmp_path / "deep" / "*")
+    with pytest.raises(ValueError, match=rf"such as {re.escape(repr(pattern + '/**/*.tsv'))}$"):
+        validate_subjects(pattern)
+    # no subject file in them: the .npy example
+    (tmp_path / "empty" / "sub-0").mkdir(parents=True)
+    pattern = str(tmp_path / "empty" / "*")
+    with pytest.raises(ValueError, match=rf"such as {re.escape(repr(pattern + '/*.npy'))}$"):
+        validate_subjects(pattern)
+
+
 def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
     """A model or a pretraining run saved in the data folder (checkpoint_dir set to it) made
     the next fit on its glob fail on that file as an unknown subject file type: the glob is
