@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
+
+import torch
+from bench_model import device_name  # the sibling script's machine description
 
 from brainjepa_sk.datasets import make_brain_dynamics
 
@@ -31,7 +33,7 @@ def main(argv=None):
         times.append(time.perf_counter() - start)
     print(json.dumps({"benchmark": "make_brain_dynamics", **vars(args),
                       "seconds": [round(t, 3) for t in times], "best_s": round(min(times), 3),
-                      "machine": platform.processor() or platform.machine()}))
+                      "machine": device_name(torch.device("cpu"))}))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -128,6 +127,16 @@ class _StepTimer:
             _TIMES["windows_per_s"] = round(args.steps * args.batch / seconds, 2)
             _TIMES["final_loss"] = round(float(loss), 5)
             raise self.stop
+
+
+def _machine(threads):
+    """The CPU as every benchmark script names it (bench_model.py's ``device_name``: its
+    model and ``threads``, the threads torch used for the work measured)."""
+    import torch
+    from bench_model import device_name
+
+    torch.set_num_threads(threads)
+    return device_name(torch.device("cpu"))
 
 
 def child(args):
@@ -247,7 +256,7 @@ def loader_throughput(folder, args):
         seconds = time.perf_counter() - start
         print(json.dumps({"benchmark": "loader", "workers": workers, "batch": args.batch,
                           "windows_per_s": round(n / seconds, 1), "n_subjects": len(subjects),
-                          "machine": platform.processor() or platform.machine(),
+                          "machine": _machine(threads=1),
                           "command": " ".join(["python", *sys.argv])}), flush=True)
 
 
@@ -283,7 +292,7 @@ def phase_times(folder, args):
         times["one_tsv_parse_s"] = time.perf_counter() - start
     print(json.dumps({"benchmark": "phases", "n_subjects": len(subjects),
                       **{k: round(v, 3) for k, v in times.items()}, "threads": args.threads,
-                      "machine": platform.processor() or platform.machine(),
+                      "machine": _machine(args.threads),
                       "command": " ".join(["python", *sys.argv])}), flush=True)
 
 
@@ -341,7 +350,7 @@ def main(argv=None):
                 "model_size": args.model_size, "predictor_depth": args.predictor_depth,
                 "batch": args.batch, "workers": args.workers,
                 "threads": args.threads, "corpus_written_s": round(written, 1), **record,
-                "machine": platform.processor() or platform.machine(),
+                "machine": _machine(args.threads),  # the threads the child ran on
                 "command": " ".join(["python", *sys.argv]),
             }), flush=True)
     finally:

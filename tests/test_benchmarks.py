@@ -61,6 +61,14 @@ def check_header(record, *flags):
     assert (record["preset"], record["regions"], record["frames"]) == ("tiny", 20, 32)
 
 
+def check_machine(record, threads=None):
+    """The machine as bench_model.py names the CPU (its model and the threads used), not the
+    bare architecture ("x86_64") that platform.processor() gives on Linux."""
+    model = load_bench_model().device_name(torch.device("cpu")).rsplit(", ", 1)[0]
+    assert re.fullmatch(rf"{re.escape(model)}, {threads or '[0-9]+'} threads",
+                        record["machine"]), record["machine"]
+
+
 def check_train(record, accumulation_steps=1):
     assert record["what"] == "train"
     assert record["accumulation_steps"] == accumulation_steps
@@ -409,7 +417,7 @@ def test_bench_synthetic():
     (record,) = records
     assert record["benchmark"] == "make_brain_dynamics" and record["subjects"] == 4
     assert len(record["seconds"]) == 2 and record["best_s"] == min(record["seconds"]) >= 0
-    assert record["machine"]
+    check_machine(record)
 
 
 def test_position_share():
@@ -577,11 +585,15 @@ def test_stream_memory_every_mode():
             assert record[key] > 0, key
         assert record["seconds_before_first_step"] >= 0  # to 0.1 s: 0 on a fast machine
         assert math.isfinite(record["final_loss"])
+        check_machine(record, threads=1)
     records, _ = run_script("stream_memory.py", *small, "--loader")
     assert [r["workers"] for r in records] == [0, 1, 2]
     assert all(r["windows_per_s"] > 0 for r in records)
+    for record in records:
+        check_machine(record, threads=1)
     (phases,), _ = run_script("stream_memory.py", *small, "--phases")
     assert phases["benchmark"] == "phases" and phases["gradients_s"] > 0
+    check_machine(phases, threads=1)
     # too few windows for the steps asked: a clear error from the fresh process, not a
     # line without its throughput
     _, process = run_script("stream_memory.py", *small[:-1], "100", "--warmup", "1",
