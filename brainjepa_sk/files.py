@@ -944,8 +944,9 @@ def _refuse_a_header_of_integers(path, array):
     if first is None or not np.all(np.isfinite(first)) or np.any(first != np.round(first)):
         return
     with _open_text(path, encoding="utf-8-sig") as file:
-        lines = itertools.islice((line for line in file
-                                  if line.strip() and not line.lstrip().startswith("#")), 2)
+        # as numpy read them: what follows a '#' dropped, also after numbers
+        lines = itertools.islice((line for line in (line.split("#", 1)[0] for line in file)
+                                  if line.strip()), 2)
         first_line, second_line = (*lines, "", "")[:2]
     if has_header_line(first_line, second_line):
         names = first_line.split()

@@ -1778,3 +1778,18 @@ def test_a_whitespace_table_under_pandas_default_column_names_is_refused(tmp_pat
         " ".join(repr(v) for v in row) + "\n" for row in rows.tolist()))
     np.testing.assert_array_equal(read_subject_file(tmp_path / "data.txt"),
                                   np.vstack([[0, 1, 2], rows]))
+
+
+def test_a_first_frame_of_whole_numbers_with_a_comment_after_it_is_data(tmp_path):
+    """numpy drops what follows a '#' on a line, so the check of a header of integers reads
+    the lines without it: a first frame of whole numbers above whole numbers, with a comment
+    after it, is data (the comment's words made the line a header of names), and pandas'
+    column names above a first row with a comment after it are refused as without one."""
+    path = tmp_path / "sub.txt"
+    path.write_text("0 1 2  # frame 0\n3 5 4\n7 6 8\n")
+    np.testing.assert_array_equal(read_subject_file(path),
+                                  [[0, 1, 2], [3, 5, 4], [7, 6, 8]])
+    path.write_text("0 1 2\n0.5 -1.25 2.5  # frame 0\n1.5 0.25 -0.5\n")
+    with pytest.raises(ValueError, match=r"its first line holds whole numbers \(0, 1, 2, "
+                                         r"\.\.\.\) above rows of fractions"):
+        read_subject_file(path)
