@@ -938,10 +938,13 @@ def _refuse_a_header_of_integers(path, array):
     (``0 1 2 ...``, as ``to_csv(sep=" ", index=False)`` writes them above fractions): numpy
     reads them as a first frame, which a header of names (refused, as numpy cannot read it)
     and a ``.csv`` table's (skipped, :func:`has_header_line`) never are. The file's first
-    lines are read again only where the first row read holds whole numbers."""
+    lines are read again only where the first row read holds whole numbers that count up by
+    one, as column names (and labels numbered in order) do: a first frame of signal written
+    as whole numbers (raw scanner units of 100000 and more, with ``%g``) never does."""
     # (one region: a first value written as a whole number is too likely data)
     first = array[0] if len(array) > 1 and array.shape[1] > 1 else None
-    if first is None or not np.all(np.isfinite(first)) or np.any(first != np.round(first)):
+    if (first is None or not np.all(np.isfinite(first)) or np.any(first != np.round(first))
+            or np.any(np.diff(first) != 1)):
         return
     with _open_text(path, encoding="utf-8-sig") as file:
         # as numpy read them: what follows a '#' dropped, also after numbers

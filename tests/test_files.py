@@ -1793,3 +1793,16 @@ def test_a_first_frame_of_whole_numbers_with_a_comment_after_it_is_data(tmp_path
     with pytest.raises(ValueError, match=r"its first line holds whole numbers \(0, 1, 2, "
                                          r"\.\.\.\) above rows of fractions"):
         read_subject_file(path)
+
+
+def test_a_first_frame_of_raw_units_written_as_whole_numbers_is_data(tmp_path):
+    """numpy.savetxt(fmt="%g") writes six significant digits: raw scanner units of 100000
+    and more as whole numbers, a region that falls below 100000 with a fraction. Such a first
+    frame is data, not a header of column names (those count up by one: 0 1 2 ...)."""
+    series = np.array([100400.0, 152000.0, 181000.0]) + np.random.default_rng(3).normal(
+        0, 500, (12, 3))
+    series[0, 0], series[1, 0] = 100612.3, 99873.4  # region 0 crosses 100000
+    path = tmp_path / "sub.1D"
+    np.savetxt(path, series, fmt="%g")
+    assert re.fullmatch(r"\d+ \d+ \d+", path.read_text().splitlines()[0])
+    np.testing.assert_array_equal(read_subject_file(path), np.loadtxt(path))
