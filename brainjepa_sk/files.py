@@ -18,7 +18,6 @@ import csv
 import glob
 import gzip
 import hashlib
-import itertools
 import math
 import os
 import re
@@ -938,21 +937,26 @@ def _refuse_a_header_of_integers(path, array):
     (``0 1 2 ...``, as ``to_csv(sep=" ", index=False)`` writes them above fractions): numpy
     reads them as a first frame, which a header of names (refused, as numpy cannot read it)
     and a ``.csv`` table's (skipped, :func:`has_header_line`) never are. The file's first
-    lines are read again only where the first row read holds whole numbers that count up by
-    one, as column names (and labels numbered in order) do: a first frame of signal written
-    as whole numbers (raw scanner units of 100000 and more, with ``%g``) never does."""
+    line is read again only where the first row read holds whole numbers that count up by
+    one, as column names (and labels numbered in order) do, above rows with a fraction
+    (not only the next one: a first frame censored and zero-filled has none): a first frame
+    of signal written as whole numbers (raw scanner units of 100000 and more, with ``%g``)
+    never counts up so."""
     # (one region: a first value written as a whole number is too likely data)
     first = array[0] if len(array) > 1 and array.shape[1] > 1 else None
     if (first is None or not np.all(np.isfinite(first)) or np.any(first != np.round(first))
             or np.any(np.diff(first) != 1)):
         return
+    below = array[1:]
+    if not np.any(np.isfinite(below) & (below != np.round(below))):
+        return  # whole numbers throughout: a table of integers
     with _open_text(path, encoding="utf-8-sig") as file:
-        # as numpy read them: what follows a '#' dropped, also after numbers
-        lines = itertools.islice((line for line in (line.split("#", 1)[0] for line in file)
-                                  if line.strip()), 2)
-        first_line, second_line = (*lines, "", "")[:2]
-    if has_header_line(first_line, second_line):
-        names = first_line.split()
+        # as numpy read it: what follows a '#' dropped, also after numbers
+        first_line = next(line for line in (line.split("#", 1)[0] for line in file)
+                          if line.strip())
+    names = first_line.split()
+    # written as integers (pandas writes its float cells with a decimal point: data)
+    if all(re.fullmatch(r"[+-]?\d+", name) for name in names):
         raise ValueError(
             f"its first line holds whole numbers ({', '.join(names[:3])}, ...) above rows of "
             "fractions: pandas' column names (to_csv writes them unless header=False), a "

@@ -1806,3 +1806,22 @@ def test_a_first_frame_of_raw_units_written_as_whole_numbers_is_data(tmp_path):
     np.savetxt(path, series, fmt="%g")
     assert re.fullmatch(r"\d+ \d+ \d+", path.read_text().splitlines()[0])
     np.testing.assert_array_equal(read_subject_file(path), np.loadtxt(path))
+
+
+def test_pandas_default_column_names_above_a_censored_first_frame_are_refused(tmp_path):
+    """A first frame censored and zero-filled is written 0.0 0.0 0.0, a row without
+    fractions: pandas' column names above it were read as a first frame all the same (the
+    fractions of the rows below count)."""
+    rows = np.random.default_rng(5).standard_normal((6, 3))
+    rows[0] = 0.0
+    path = tmp_path / "sub.txt"
+    pd.DataFrame(rows).to_csv(path, sep=" ", index=False)
+    assert path.read_text().splitlines()[:2] == ["0 1 2", "0.0 0.0 0.0"]
+    with pytest.raises(ValueError, match=r"its first line holds whole numbers \(0, 1, 2, "
+                                         r"\.\.\.\) above rows of fractions"):
+        read_subject_file(path)
+    # with a comment after the names, which numpy dropped
+    path.write_text(path.read_text().replace("0 1 2\n", "0 1 2  # region 0, 1, 2\n", 1))
+    with pytest.raises(ValueError, match=r"its first line holds whole numbers \(0, 1, 2, "
+                                         r"\.\.\.\) above rows of fractions"):
+        read_subject_file(path)
