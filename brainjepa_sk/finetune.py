@@ -581,8 +581,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         With them, the longest window its time positions were trained on (its pretraining's
         or its fine-tuning's, ``module_.encoder.trained_n_patches``), so that embedding
         windows up to the pretraining's is not warned of, and whether it was frozen
-        (``freeze_encoder``, ``module_.encoder.frozen_by_fine_tuner``). The file holds the encoder alone
-        (not the head, nor the optimizer: pickle the estimator to keep those). It loads as
+        (``freeze_encoder``, ``module_.encoder.frozen_by_fine_tuner``). The file holds the
+        encoder alone (not the head, nor the optimizer: pickle the estimator to keep those).
+        It loads as
         ``BrainJEPAEmbedder(weights=path)``, which embeds with the fine-tuner's preprocessing
         (``preprocessor_``, robust statistics included; the input's ``t_r`` is given again),
         as the weights of another fine-tuner, and with
