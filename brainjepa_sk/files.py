@@ -18,6 +18,7 @@ import csv
 import glob
 import gzip
 import hashlib
+import itertools
 import math
 import os
 import re
@@ -318,15 +319,17 @@ def load_npy(path, mmap_mode=None):
     return array
 
 
-def has_header_line(first_line, second_line, separator=None):
+def has_header_line(first_line, second_line, separator=None, later_lines=()):
     """Whether the first line of a numeric table holds names rather than numbers.
 
     A header is a line with a cell that is not a number (unless more than half of its cells
     are fractions: a data row with a damaged or non-numeric cell), or with only integers
     written as such (pandas' default column names, atlas labels, which may repeat across the
-    hemispheres) above a line with fractions. Numbers written with a decimal point or an
-    exponent (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are data, and so is
-    one value in every cell (a first frame of zeros, censored and zero-filled).
+    hemispheres) above a line with fractions, the second or a later one (a first frame
+    censored and zero-filled, ``0.0,0.0,...``, has none). Numbers written with a decimal
+    point or an exponent (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are
+    data, and so is one value in every cell (a first frame of zeros), as are integers above
+    rows of whole numbers only (raw units).
 
     Parameters
     ----------
@@ -334,6 +337,9 @@ def has_header_line(first_line, second_line, separator=None):
         The table's first two non-blank lines (``second_line`` may be ``""``).
     separator : str or None, default=None
         The cell separator; None splits on runs of whitespace.
+    later_lines : iterable of str, default=()
+        The lines below ``second_line``, read (an iterator: only as far as the first line
+        with a fraction) where ``first_line`` holds integers and ``second_line`` no fraction.
 
     Returns
     -------
@@ -349,15 +355,22 @@ def has_header_line(first_line, second_line, separator=None):
         # named the regions by the numbers
         fractions = sum(_is_fraction(cell) for cell in cells)
         return fractions <= len(cells) / 2
-    second = _numbers(_cells(second_line, separator)) if second_line.strip() else None
     written = [cell for cell, value in zip(cells, first) if value == value]  # NaN left out
     numbers = [value for value in first if value == value]
     constant = len(numbers) > 1 and len(set(numbers)) == 1
     integers = bool(written) and not constant and all(
         re.fullmatch(r"[+-]?\d+", cell) for cell in written)
-    fractions = second is not None and any(
-        math.isfinite(value) and value != int(value) for value in second)
-    return integers and fractions
+    return integers and any(_has_fraction(line, separator)
+                            for line in itertools.chain([second_line], later_lines))
+
+
+def _has_fraction(line, separator):
+    """Whether a line of numbers holds one that is not whole (False where a cell is text)."""
+    if not re.search(r"[.eE]", line):  # none written without a point or an exponent
+        return False
+    numbers = _numbers(_cells(line, separator))
+    return numbers is not None and any(
+        math.isfinite(value) and value != int(value) for value in numbers)
 
 
 def _counts_rows(column):
@@ -672,7 +685,7 @@ def read_csv_table(path, column="region", last_column=True):
     with _open_text(path, encoding="utf-8-sig") as file:  # a byte-order mark is no cell
         lines = (line for line in file if line.strip())  # pandas skips blank lines too
         first_line, second_line = next(lines, ""), next(lines, "")
-    header = 0 if has_header_line(first_line, second_line, separator) else None
+        header = 0 if has_header_line(first_line, second_line, separator, lines) else None
     if not first_line.strip():  # pandas says "No columns to parse from file"
         check_has_rows(first_line, second_line, header=False)
     # pandas before 3 parses floats to within one unit in the last place by default: its

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import numbers
 import os
@@ -252,13 +251,15 @@ def load_gradients(source):
                 # blank and "#" lines (np.savetxt's header) count in skiprows, not as the
                 # header; a byte-order mark is no header (it made the first region's row one)
                 with _open_text(path, encoding="utf-8-sig") as file:
-                    found = list(itertools.islice(
-                        ((n, line) for n, line in enumerate(file)
-                         if line.strip() and not line.lstrip().startswith("#")), 2))
-                (number, first_line), (_, second_line) = (found + [(0, "")] * 2)[:2]
-                # names, or integer column names above fractions (pandas' to_csv(sep=" ")
-                # writes 0 1 2 ...), are a header, as in a .csv table
-                skipped = number + 1 if has_header_line(first_line, second_line) else 0
+                    found = ((n, line) for n, line in enumerate(file)
+                             if line.strip() and not line.lstrip().startswith("#"))
+                    (number, first_line), (_, second_line) = (next(found, (0, "")),
+                                                              next(found, (0, "")))
+                    # names, or integer column names above fractions (pandas'
+                    # to_csv(sep=" ") writes 0 1 2 ...), are a header, as in a .csv table
+                    header = has_header_line(first_line, second_line,
+                                             later_lines=(line for _, line in found))
+                skipped = number + 1 if header else 0
                 _refuse_rows_named_by_regions(first_line, second_line)
                 # before np.loadtxt, which reads no rows as shape (0, 1) with a warning
                 check_has_rows(first_line, second_line, bool(skipped), comments=True)

@@ -543,6 +543,41 @@ def test_a_first_frame_of_zeros_is_data_not_a_header_of_integer_labels(tmp_path,
     np.testing.assert_allclose(read, rows, atol=1e-5)
 
 
+@pytest.mark.parametrize("n_censored", [1, 3])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_pandas_column_names_above_censored_first_frames_are_a_header(tmp_path, suffix,
+                                                                      n_censored):
+    """pandas' default column names above first frames censored and zero-filled (written
+    0.0,0.0,0.0: no fraction in the second line) were read as a first frame, silently: one
+    row too many, the first [0, 1, 2]. The fractions of a later line count."""
+    rows = np.random.default_rng(16).standard_normal((6, 3))
+    rows[:n_censored] = 0.0
+    path = tmp_path / f"sub{suffix}"
+    separator = "\t" if suffix == ".tsv" else ","
+    pd.DataFrame(rows).to_csv(path, sep=separator, index=False)
+    assert path.read_text().splitlines()[:2] == [separator.join(["0", "1", "2"]),
+                                                 separator.join(["0.0"] * 3)]
+    table = read_subject_file(path)
+    assert list(table.columns) == ["0", "1", "2"]
+    np.testing.assert_array_equal(table.to_numpy(), rows)
+    # a first frame of whole numbers (raw units) above whole numbers alone stays data
+    whole = np.random.default_rng(16).integers(900, 1100, (6, 3))
+    np.savetxt(path, whole, delimiter=separator, fmt="%d")
+    np.testing.assert_array_equal(read_subject_file(path), whole)
+
+
+@pytest.mark.parametrize("separator, suffix", [(",", ".csv"), (" ", ".txt")])
+def test_pandas_column_names_above_a_first_region_of_zeros_are_a_gradient_header(
+        tmp_path, separator, suffix):
+    """A gradient table whose first region is all zeros (a background label, zero-filled)
+    lost pandas' column names above it among the regions (0, 1, 2: one region too many)."""
+    gradients = np.random.default_rng(17).standard_normal((7, 3))
+    gradients[0] = 0.0
+    path = tmp_path / f"gradients{suffix}"
+    pd.DataFrame(gradients).to_csv(path, sep=separator, index=False)
+    np.testing.assert_array_equal(load_gradients(path), gradients)
+
+
 def test_integer_labels_repeated_across_the_hemispheres_are_a_header(tmp_path):
     """Labels that repeat but are not all one value are names: a rule refusing every repeated
     integer as a header read them as a first frame of data (1, 2, 3, 1, 2, 3)."""
