@@ -560,10 +560,16 @@ def test_pandas_column_names_above_censored_first_frames_are_a_header(tmp_path, 
     table = read_subject_file(path)
     assert list(table.columns) == ["0", "1", "2"]
     np.testing.assert_array_equal(table.to_numpy(), rows)
-    # a first frame of whole numbers (raw units) above whole numbers alone stays data
+    # a first frame of whole numbers (raw units) above whole numbers alone stays data, and
+    # so does one above a later fraction (%g writes 100000 and more as whole numbers)
     whole = np.random.default_rng(16).integers(900, 1100, (6, 3))
     np.savetxt(path, whole, delimiter=separator, fmt="%d")
     np.testing.assert_array_equal(read_subject_file(path), whole)
+    raw = np.array([[100123.0, 100456, 100789], [100321, 100654, 100987],
+                    [99876.5, 100111, 100222], [100001, 100002, 100003]])
+    np.savetxt(path, raw, delimiter=separator, fmt="%g")
+    assert path.read_text().splitlines()[2].startswith("99876.5")
+    np.testing.assert_array_equal(read_subject_file(path), raw)
 
 
 @pytest.mark.parametrize("separator, suffix", [(",", ".csv"), (" ", ".txt")])
