@@ -762,8 +762,9 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         X : list of array-like of shape (n_timepoints, n_regions), or array-like
             With ``kind="timeseries"``: subjects' ROI time series (list of 2-D arrays or
             DataFrames, a 3-D array ``(n_subjects, n_timepoints, n_regions)``, or files: a glob
-            or a list of paths, read one at a time; text files are parsed once, their
-            connectivity computed as their check reads them). With
+            or a list of paths, read one at a time; text files, where no ``.npy`` file is
+            among them, are parsed once, their connectivity computed as their check reads
+            them). With
             ``kind="connectivity"``: ``(n_subjects, n_regions, n_regions)`` or one
             ``(n_regions, n_regions)`` matrix.
         y : None
@@ -806,7 +807,7 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         else:
             # text files: their group connectivity is computed as their check reads them,
             # rather than from a second parse (the pretrainer gives its own check's,
-            # connectivity); .npy files are read again (each_checked_file)
+            # connectivity); a corpus with .npy files is read again (each_checked_file)
             checked = _GroupConnectivity() if connectivity is None else None
             with each_checked_file(None if checked is None else checked.add):
                 data = validate_subjects(X, estimator=self, reset=True, min_timepoints=3,

@@ -191,8 +191,9 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
     gradients : GradientPositioner, array-like, str or path-like, optional
         Region positions. A ``GradientPositioner`` (default: ``GradientPositioner()``) is cloned
         and fitted on the training ``X`` (one fitted beforehand on other data is fitted again,
-        with a warning: pass its ``gradients_`` to use them); text files of ``X`` are not
-        parsed again for it, their connectivity computed as their check reads them; an array
+        with a warning: pass its ``gradients_`` to use them); text files of ``X`` (where no
+        ``.npy`` file is among them) are not parsed again for it, their connectivity computed
+        as their check reads them; an array
         ``(n_regions, n_components)`` or the path of a gradient file (``.npy``, ``.csv``,
         ``.tsv`` or whitespace-separated text: see
         :func:`~brainjepa_sk.gradients.load_gradients`) is used as it is, its rows in the

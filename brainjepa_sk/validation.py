@@ -1137,10 +1137,11 @@ def each_checked_file(*takers):
     each text file's subject once its checks have passed, in order: the float array the
     check converted it into (of the check's ``dtype``), so that other passes over the
     subjects (the pretrainer's group connectivity, its robust statistics) need not parse
-    every text file once more. ``.npy`` files are left out (a takers' count of subjects
-    then falls short, and the pass reads them): they are memory-mapped, read again in a
-    fraction of what a taker spends on them, and whatever a taker does as the check reads
-    would only delay the errors found after the check (a subject too short for a window).
+    every text file once more. A corpus that holds any ``.npy`` file feeds none (a takers'
+    count of subjects then falls short, and the pass reads every file): ``.npy`` files are
+    memory-mapped, read again in a fraction of what a taker spends on them, and whatever a
+    taker does as the check reads would only delay the errors found after the check (a
+    subject too short for a window).
 
     Parameters
     ----------
@@ -1259,6 +1260,10 @@ def _validate_files(X, check):
     take = _EACH_CHECKED_FILE.get()
     # "~" expanded as the reads expand it, so that the stamps are taken
     paths = expand_subject_paths(X) if is_path(X) else [expand_home(x) for x in X]
+    if any(_file_type(path) == ".npy" for path in paths):
+        # .npy files feed no taker, and a taker that falls short of the corpus goes unused
+        # (its pass reads every file): the text files beside them feed none either
+        take = None
     digest = hashlib.sha256()
     lengths, n_regions, names, stamps, file_digests = [], None, None, [], []
     for i, path in enumerate(paths):
@@ -1281,7 +1286,7 @@ def _validate_files(X, check):
         # once where the check converted it)
         file_digests.append(series_digest(array if array.dtype == np.float64 else subject,
                                           getattr(subject, "columns", None)))
-        if take is not None and _file_type(path) != ".npy":
+        if take is not None:
             take(array)
         del subject, array  # one subject in memory at a time
     return SubjectFiles(paths, lengths, n_regions, names, digest.hexdigest(),

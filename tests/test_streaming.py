@@ -114,6 +114,62 @@ def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_pa
     assert correlated == []
 
 
+def _save_mixed(folder, series, npy=".npy"):
+    """Subjects saved as .npy files (odd ones, with the suffix ``npy``) and .tsv files (even
+    ones), in order."""
+    for i, x in enumerate(series):
+        if i % 2:
+            with open(folder / f"sub-{i:02d}{npy}", "wb") as file:  # numpy.save adds .npy
+                np.save(file, x)
+        else:
+            pd.DataFrame(x, columns=[f"roi{r}" for r in range(N_REGIONS)]).to_csv(
+                folder / f"sub-{i:02d}.tsv", sep="\t", index=False)
+    return sorted(str(p) for p in folder.iterdir())
+
+
+def test_a_corpus_mixing_npy_and_text_files_computes_nothing_as_its_check_reads_it(
+        tmp_path, monkeypatch):
+    """.npy files feed no taker of the check, so the takers of a corpus that mixes them with
+    text files fall short of it, and the gradients and robust statistics read every file
+    again: the correlations of its text files were computed as the check read them for
+    nothing (each subject's twice), delaying the errors found after the check (a subject too
+    short for a window). Such a corpus feeds no taker: each subject is correlated once, with
+    the results of its arrays."""
+    from sklearn.base import clone
+
+    from brainjepa_sk import gradients
+
+    correlated = []
+    real_correlations = gradients._correlations
+    monkeypatch.setattr(gradients, "_correlations",
+                        lambda chunk, start: correlated.append(start)
+                        or real_correlations(chunk, start))
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 1)  # a chunk per subject read
+    series = _series(lengths=(40, 52, 24, 37))
+    paths = _save_mixed(tmp_path, series)
+    arrays = _as_read(paths)
+    positioner = GradientPositioner(n_components=2, sparsity=0.5, random_state=0)
+    expected = clone(positioner).fit(arrays).gradients_
+    statistics = Preprocessor(16, normalization="robust").fit(arrays)
+    correlated.clear()
+    np.testing.assert_array_equal(clone(positioner).fit(paths).gradients_, expected)
+    assert correlated == [0, 1, 2, 3]
+    correlated.clear()
+    fitted = _pretrainer(n_epochs=1, gradients=positioner, normalization="robust").fit(paths)
+    assert correlated == [0, 1, 2, 3]
+    np.testing.assert_array_equal(fitted.gradients_, expected)
+    np.testing.assert_array_equal(fitted.preprocessor_.median_, statistics.median_)
+    np.testing.assert_array_equal(fitted.preprocessor_.iqr_, statistics.iqr_)
+
+    (tmp_path / "short").mkdir()
+    series[3] = series[3][:5]  # windows of 16 frames need at least 8
+    paths = _save_mixed(tmp_path / "short", series, npy=".NPY")  # .npy files too
+    correlated.clear()
+    with pytest.raises(ValueError, match=r"subject 3 \(.*sub-03\.NPY\) is too short: 5 frames"):
+        _pretrainer(n_epochs=1, gradients=positioner).fit(paths)
+    assert correlated == []
+
+
 @pytest.mark.parametrize("estimator", ["BrainJEPAEmbedder", "BrainJEPAClassifier"])
 def test_fit_names_a_file_too_short_for_a_window_and_keeps_the_fit(tmp_path, estimator):
     """The embedder and the fine-tuners refuse in fit, as the pretrainer does, what transform
