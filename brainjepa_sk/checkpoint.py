@@ -229,12 +229,13 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
     checkpoint = load_file(path, map_location=map_location, what="research checkpoint")
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} does not hold a dictionary of state dicts")
-    if checkpoint.get("format") == FORMAT_NAME:
+    kind = _payload_kind(checkpoint)
+    if kind == "ours":
         raise ValueError(
             f"{path} is a brainjepa_sk checkpoint, not one of the research code's: load it "
             "with load_checkpoint (it carries its own gradients)"
         )
-    if "loop" in checkpoint and "key" in checkpoint:
+    if kind == "training_state":
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=path))
     missing = [s for s in _REQUIRED_SECTIONS if s not in checkpoint]
     if missing:
@@ -799,6 +800,11 @@ def _checkpoint_kind(path):
     """``"ours"``, ``"training_state"`` (a pretraining run's state), ``"research"`` (the
     research code's sections) or ``"other"``; the file is loaded safely, on the meta device."""
     payload = load_file(path, map_location="meta", what="checkpoint")  # damaged: named error
+    return _payload_kind(payload)
+
+
+def _payload_kind(payload):
+    """:func:`_checkpoint_kind` of a file's loaded contents, ``payload``."""
     if not isinstance(payload, dict):
         return "other"
     if payload.get("format") == FORMAT_NAME:
