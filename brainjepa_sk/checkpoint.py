@@ -613,11 +613,17 @@ def _check_trained_n_patches(value, path, nothing_written=False):
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        what, after = ((f"{path}'s", "; nothing was written") if nothing_written
-                       else (f"{path} is an inconsistent checkpoint: its metadata's", ""))
-        raise ValueError(f"{what} {TRAINED_N_PATCHES} is {value!r}, not a positive whole "
-                         f"number of time patches{after}")
+        _refuse_recorded(TRAINED_N_PATCHES, value, "a positive whole number of time patches",
+                         path, nothing_written)
     return int(value)
+
+
+def _refuse_recorded(key, value, expected, path, nothing_written):
+    """Raise the ``ValueError`` of a metadata ``key`` recorded as ``value``, not ``expected``
+    (words): of the model saved to ``path`` where ``nothing_written``, else of its file."""
+    what, after = ((f"{path}'s", "; nothing was written") if nothing_written
+                   else (f"{path} is an inconsistent checkpoint: its metadata's", ""))
+    raise ValueError(f"{what} {key} is {value!r}, not {expected}{after}")
 
 
 #: The metadata key of a file of an encoder alone that records that its fine-tuner kept its
@@ -633,10 +639,7 @@ def _check_frozen_by_fine_tuner(value, path, nothing_written=False):
     if value is None:
         return False
     if not isinstance(value, (bool, np.bool_)):
-        what, after = ((f"{path}'s", "; nothing was written") if nothing_written
-                       else (f"{path} is an inconsistent checkpoint: its metadata's", ""))
-        raise ValueError(f"{what} {FROZEN_BY_FINE_TUNER} is {value!r}, not True or "
-                         f"False{after}")
+        _refuse_recorded(FROZEN_BY_FINE_TUNER, value, "True or False", path, nothing_written)
     return bool(value)
 
 
