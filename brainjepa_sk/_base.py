@@ -768,7 +768,7 @@ class FirstSubjectsScale:
 
 def _statistics_origin(estimator, preprocessor):
     """Where a fitted ``estimator``'s robust statistics come from, as
-    ``_warn_if_scaled_off_the_saved_scale`` takes it: ``(source, None)`` for a checkpoint's,
+    ``_warn_if_scale_off_the_saved_scale`` takes it: ``(source, None)`` for a checkpoint's,
     ``(None, class name)`` for its fit's, and both where it cannot tell.
 
     Recorded at fit (``_statistics_source``: None where fit learned them); an embedder or

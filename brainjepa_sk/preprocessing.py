@@ -935,8 +935,9 @@ class Preprocessor:
         for i in range(min(len(subjects), SAVED_SCALE_CHECK_SUBJECTS)):
             scaled.append(self._robust_scaled(subjects, i, n_regions))
             n_regions = scaled[-1].shape[1]
-        self._warn_if_scaled_off_the_saved_scale(scaled, source, fitted_by=fitted_by,
-                                                 fine_tuned=fine_tuned, probed=probed)
+        self._warn_if_scale_off_the_saved_scale(*self._scale_of(scaled), source,
+                                                fitted_by=fitted_by, fine_tuned=fine_tuned,
+                                                probed=probed)
 
     def _robust_scaled(self, subjects, i, n_regions=None):
         """Subject ``i`` of ``subjects`` read, resampled and scaled by the robust statistics,
@@ -949,7 +950,7 @@ class Preprocessor:
         """``(level, spread)`` of ``scaled``, the first subjects' resampled series as the
         robust statistics scale them (before padding): the median absolute value, and the
         median over regions of each region's median absolute deviation over time. What
-        :meth:`_warn_if_scaled_off_the_saved_scale` judges, kept without the series."""
+        :meth:`_warn_if_scale_off_the_saved_scale` judges, kept without the series."""
         level = float(np.median(np.abs(np.concatenate([x.ravel() for x in scaled]))))
         # each region's spread over time: an offset that the statistics leave (another one
         # in each region) is no spread
@@ -958,19 +959,11 @@ class Preprocessor:
         return level, spread
 
     @staticmethod
-    def _warn_if_scaled_off_the_saved_scale(scaled, source, *, fitted_by=None,
-                                            fine_tuned=False, probed=False):
-        """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from ``scaled``: the first
-        subjects' resampled series as the robust statistics scale them (before padding)."""
-        Preprocessor._warn_if_scale_off_the_saved_scale(*Preprocessor._scale_of(scaled),
-                                                        source, fitted_by=fitted_by,
-                                                        fine_tuned=fine_tuned, probed=probed)
-
-    @staticmethod
     def _warn_if_scale_off_the_saved_scale(level, spread, source, *, fitted_by=None,
                                            fine_tuned=False, probed=False):
-        """:meth:`_warn_if_scaled_off_the_saved_scale`'s warning, decided from the
-        ``(level, spread)`` of :meth:`_scale_of`."""
+        """:meth:`_warn_if_off_the_saved_scale`'s warning, decided from the
+        ``(level, spread)`` of :meth:`_scale_of`: the first subjects' resampled series as
+        the robust statistics scale them (before padding)."""
         # Too large only: the statistics are pooled over subjects, so that raw BOLD whose
         # baselines differ between subjects leaves each subject's own fluctuations at ~0.01 of
         # them, on the very data they were learned from; too small a spread is no sign here.
