@@ -217,9 +217,6 @@ def _is_fraction(cell):
     return math.isfinite(value) and value != int(value)
 
 
-#: The first bytes of every ``.npy`` file.
-_NPY_MAGIC = b"\x93NUMPY"
-
 #: The first bytes by which ``numpy.load`` takes a file for an ``.npz`` (zip) archive.
 _ZIP_STARTS = (b"PK\x03\x04", b"PK\x05\x06")
 
@@ -293,13 +290,14 @@ def load_npy(path, mmap_mode=None):
     except zipfile.BadZipFile as error:  # starts as an .npz archive does, then is damaged
         raise ValueError(f"a damaged .npz archive: {error}") from error
     except (ValueError, EOFError) as error:
-        start = _first_bytes(path, len(_NPY_MAGIC))
+        magic = np.lib.format.MAGIC_PREFIX  # the first bytes of every .npy file
+        start = _first_bytes(path, len(magic))
         if not start:
             raise ValueError("the file is empty") from error
-        if len(start) < len(_NPY_MAGIC) and _NPY_MAGIC.startswith(start):
+        if len(start) < len(magic) and magic.startswith(start):
             raise ValueError(f"the file is truncated (an interrupted copy or download?): it "
                              f"ends within its header ({len(start)} bytes)") from error
-        if not start.startswith((_NPY_MAGIC, *_ZIP_STARTS)):
+        if not start.startswith((magic, *_ZIP_STARTS)):
             # numpy takes any other content for a pickle and suggests loading it unsafely
             raise ValueError(
                 "it does not start with NumPy's .npy header: a damaged file, or text, a pickle "
