@@ -595,9 +595,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
     def _connectivity_of_check(self):
         """A :class:`~brainjepa_sk.gradients._GroupConnectivity` for the check of X's files
         to feed, where the gradients are fitted from X's connectivity (a plain
-        ``GradientPositioner`` of time series, the default): every file is then read once
-        less. None elsewhere, and in the processes that do not fit the gradients under
-        torchrun."""
+        ``GradientPositioner`` of time series, the default): X's files, where all are text
+        files, are then parsed once less (with an ``.npy`` file among them, which the check
+        gives no taker, all are read again). None elsewhere, and in the processes that do
+        not fit the gradients under torchrun."""
         source = self.gradients
         fitted_on_x = source is None or (type(source) is GradientPositioner
                                           and source.kind == "timeseries")
@@ -607,9 +608,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         """A :class:`~brainjepa_sk.validation.CheckedSeries` for the check of X's files to
         fill, where the preprocessing fit learns from the values (``normalization="robust"``,
         and None's scale warning), with as many frames as its sample takes
-        (``preprocessing.ROBUST_SAMPLE_FRAMES``): a corpus of at most that many frames is
-        then read once less. None elsewhere, and in the processes that do not fit the
-        preprocessing under torchrun."""
+        (``preprocessing.ROBUST_SAMPLE_FRAMES``): a corpus of text files of at most that
+        many frames is then parsed once less (with an ``.npy`` file, all are read again).
+        None elsewhere, and in the processes that do not fit the preprocessing under
+        torchrun."""
         if self.normalization not in ("robust", None) or world()[0] != 0:
             return None
         return CheckedSeries(preprocessing.ROBUST_SAMPLE_FRAMES)
@@ -891,8 +893,9 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 f"so a window needs at least 2; use n_frames={2 * self.patch_size} or more, or "
                 "a smaller patch_size")
         device = process_device(resolve_device(self.device))
-        # the check reads every file: the gradients' connectivity is computed from that read,
-        # and a corpus small enough for the robust statistics to take every frame is kept
+        # the check parses every text file: the gradients' connectivity is computed from that
+        # parse, and a corpus small enough for the robust statistics to take every frame is
+        # kept (.npy files feed neither: see each_checked_file)
         connectivity, kept = self._connectivity_of_check(), self._series_kept_by_check()
         with each_checked_file(None if connectivity is None else connectivity.add,
                                None if kept is None else kept.add):
