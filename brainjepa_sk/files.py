@@ -448,6 +448,20 @@ def _rises_as_times(name, column):
     return column.size >= 3 and bool(np.isfinite(column).all() and (np.diff(column) > 0).all())
 
 
+def _pandas_line_without(position, options, trailing=False, renamed=None):
+    """The ``pandas.read_csv(path, <options>)`` line that reads a subject file without its
+    ``position`` (``"first"`` or ``"last"``) column; ``trailing``: its lines end with the
+    separator (pandas reads an empty last column, dropped too); ``renamed``: the
+    ``(name as read, name)`` of its first column (without numpy.savetxt's '# ')."""
+    if position == "first":
+        return (f"pandas.read_csv(path, {options}, index_col=0)"
+                + (".iloc[:, :-1]" if trailing else ""))
+    line = f"pandas.read_csv(path, {options}).iloc[:, :-{2 if trailing else 1}]"
+    if renamed:
+        line += f".rename(columns={{{renamed[0]!r}: {renamed[1]!r}}})"
+    return line
+
+
 def _read_without(position, read_with):
     """The advice to read a subject file without its first or last column, with the pandas
     line that does so; "" where ``read_with``, the file's ``(separator, header, spaced,
@@ -459,14 +473,7 @@ def _read_without(position, read_with):
     # with their quotes, and a quoted name holding the separator is split)
     options = (f"sep={separator!r}" + (", skipinitialspace=True" if spaced else "")
                + ("" if header else ", header=None"))
-    # lines that end with the separator: pandas reads an empty last column, dropped too
-    if position == "first":
-        line = (f"pandas.read_csv(path, {options}, index_col=0)"
-                + (".iloc[:, :-1]" if trailing else ""))
-    else:
-        line = f"pandas.read_csv(path, {options}).iloc[:, :-{2 if trailing else 1}]"
-        if renamed:  # the first name as the file is read, without savetxt's '# '
-            line += f".rename(columns={{{renamed[0]!r}: {renamed[1]!r}}})"
+    line = _pandas_line_without(position, options, trailing, renamed)
     return f", or read the file with {line} and pass that DataFrame"
 
 
@@ -897,9 +904,7 @@ def _refuse_a_misread_whitespace_table(path):
                       if _TIME_NAME.fullmatch(name.strip().lower())), None)
         if timed is not None:  # '#' alone would leave the column among the regions
             position, name = timed
-            line = (f"pandas.read_csv(path, sep=r'\\s+'{comment}, index_col=0)"
-                    if position == "first" else
-                    f"pandas.read_csv(path, sep=r'\\s+'{comment}).iloc[:, :-1]")
+            line = _pandas_line_without(position, f"sep=r'\\s+'{comment}")
             raise ValueError(
                 f"{header}, and its {position} column, {name!r}, is named as the time or frame "
                 f"of each row, not a region: read it with {line} and pass that DataFrame, or "
