@@ -1206,6 +1206,21 @@ class SubjectFiles(Sequence):
         except OSError:
             return False
 
+    def _stamped(self, rows):
+        """Whether each file of ``rows`` was checked with a stamp (a file without one, no
+        regular file then or checked by an older version, may read otherwise since,
+        unnoticed)."""
+        return self.stamps is not None and all(self.stamps[row] is not None for row in rows)
+
+    def _read_changed(self, rows):
+        """Read each file of ``rows`` whose stamp changed since its check
+        (:meth:`_unchanged`): that raises a :class:`FileChangedError` where its series
+        changed, and gives the series checked otherwise (a file touched, or copied over),
+        so that the others need not be read."""
+        for row in rows:
+            if not self._unchanged(row):
+                self[row]
+
     def _same_series(self, index, series):
         """Whether ``series``, read from subject ``index``'s file, is the series checked."""
         digest = None if self.file_digests is None else self.file_digests[index]

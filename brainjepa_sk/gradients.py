@@ -460,16 +460,13 @@ class _GroupConnectivity:
         ``subjects`` are not files all checked with a stamp (a file without one may read
         otherwise since, unnoticed), or not all gave this their series: those are read."""
         if not (isinstance(subjects, SubjectFiles) and self.n_subjects == len(subjects)
-                and subjects.stamps is not None
-                and all(stamp is not None for stamp in subjects.stamps)):
+                and subjects._stamped(range(len(subjects)))):
             return None
 
         def group():
             # a chunk's error comes before any file of the later chunks is read
             read = len(subjects) if self.n_read_by_fit is None else self.n_read_by_fit
-            for i in range(read):
-                if not subjects._unchanged(i):
-                    subjects[i]  # raises FileChangedError, or reads the series checked
+            subjects._read_changed(range(read))
             return self.group()
 
         return group

@@ -846,12 +846,10 @@ class Preprocessor:
         if files is None or (not files.checked_finite and not get_config()["assume_finite"]):
             # checked under assume_finite=True, fitted outside it: NaN is refused here
             return None
-        if files.stamps is None or any(files.stamps[row] is None for row in rows):
+        if not files._stamped(rows):
             return None  # a file without a stamp may read otherwise unnoticed: read them all
-        for i, row in enumerate(rows):
-            if not files._unchanged(row):
-                # read as fit reads it: it raises, or gives the series checked (touched)
-                subjects[i]
+        # read as fit reads it: it raises, or gives the series checked (touched)
+        files._read_changed(rows)
         return files.n_regions
 
     def _fit_resampled(self, resampled, lengths):
