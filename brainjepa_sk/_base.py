@@ -245,15 +245,17 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
     scaled_to = None if scale_check is None else scale_check.keep
     if cut is not None and not _all_unchanged(subjects, range(len(subjects))):
         cut = None  # a file changed since the fit read it: read them all, as without cut
-    if cut is not None and scale_check is not None:
-        if cut[2] is not None and cut[2].scale is not None:
-            scale_check.warn_from_scale(*cut[2].scale)
+    if cut is not None:
+        cut_windows, cut_subject_index, fit_scale = cut
+        if scale_check is not None and fit_scale is not None and fit_scale.scale is not None:
+            scale_check.warn_from_scale(*fit_scale.scale)
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
         rows = range(start, min(start + chunk_size, len(subjects)))
         if cut is not None and _all_unchanged(subjects, rows):
             # windows are cut subject after subject: the chunk's are one slice
-            first, stop = np.searchsorted(cut[1], [rows.start, rows.stop])
-            windows, subject_index = cut[0][first:stop], cut[1][first:stop] - rows.start
+            first, stop = np.searchsorted(cut_subject_index, [rows.start, rows.stop])
+            windows = cut_windows[first:stop]
+            subject_index = cut_subject_index[first:stop] - rows.start
         elif validated:  # an error names the subject by its index in subjects, and its file
             try:
                 windows, subject_index = preprocessor._transform_one_at_a_time(
