@@ -569,21 +569,21 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         preprocessing = own
     else:
         _check_preprocessing_keys(preprocessing, own if isinstance(own, dict) else {})
+    metadata = dict(metadata or {})  # a copy: what the model adds leaves the caller's alone
     region_names = getattr(model, "region_names", None)
-    if region_names is not None and "region_names" not in (metadata or {}):
-        metadata = {**(metadata or {}), "region_names": list(region_names)}
+    if region_names is not None and "region_names" not in metadata:
+        metadata["region_names"] = list(region_names)
     if encoder_only:
         # refused now, as load_checkpoint would refuse the file
         trained_n_patches = _check_trained_n_patches(
-            (metadata or {}).get(TRAINED_N_PATCHES, getattr(model, "trained_n_patches", None)),
+            metadata.get(TRAINED_N_PATCHES, getattr(model, TRAINED_N_PATCHES, None)),
             "model", nothing_written=True)
         if trained_n_patches is not None:
-            metadata = {**(metadata or {}), TRAINED_N_PATCHES: trained_n_patches}
+            metadata[TRAINED_N_PATCHES] = trained_n_patches
         if _check_frozen_by_fine_tuner(
-                (metadata or {}).get(FROZEN_BY_FINE_TUNER,
-                                     getattr(model, FROZEN_BY_FINE_TUNER, False)),
+                metadata.get(FROZEN_BY_FINE_TUNER, getattr(model, FROZEN_BY_FINE_TUNER, False)),
                 "model", nothing_written=True):
-            metadata = {**(metadata or {}), FROZEN_BY_FINE_TUNER: True}
+            metadata[FROZEN_BY_FINE_TUNER] = True
     gradients = model.pos_embed.gradients if encoder_only else model.gradients
     payload = {
         "format": FORMAT_NAME,
@@ -593,7 +593,7 @@ def save_checkpoint(path, model, preprocessing=None, metadata=None):
         "gradients": gradients.detach().cpu().clone(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "preprocessing": storable_values(preprocessing or {}, "preprocessing"),
-        "metadata": storable_values(metadata or {}, "metadata"),
+        "metadata": storable_values(metadata, "metadata"),
     }
     payload["checksum"] = _checksum(payload)
     atomic_save(payload, path)
