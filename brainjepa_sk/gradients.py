@@ -370,15 +370,13 @@ def _correlations(series, start):
 
 class _FisherZSum:
     """Sums of correlation matrices added a stack at a time, for their mean in Fisher-z
-    space (:meth:`mean`); the first matrix is kept too (the group of one subject)."""
+    space (:meth:`mean`)."""
 
     def __init__(self):
-        self.z_sum = self.diagonal_sum = self.first = None
+        self.z_sum = self.diagonal_sum = None
         self.count = 0
 
     def add(self, matrices):
-        if self.first is None:
-            self.first = matrices[0].copy()
         clipped = np.clip(matrices, -1.0 + _Z_EPS, 1.0 - _Z_EPS)
         z = np.arctanh(clipped).sum(axis=0)
         diagonal = np.diagonal(matrices, axis1=1, axis2=2).sum(axis=0)
@@ -418,6 +416,7 @@ class _GroupConnectivity:
 
     def __init__(self):
         self._chunk, self._sums, self._error = [], _FisherZSum(), None
+        self._first = None  # the first subject's matrix: the group of one subject
         self.n_subjects = 0
         #: the subjects the fit reads before it meets the error of a chunk (not finite):
         #: up to that chunk's last (None without an error met so far)
@@ -436,7 +435,10 @@ class _GroupConnectivity:
         if not chunk or self._error is not None:
             return
         try:
-            self._sums.add(_correlations(chunk, self._sums.count))
+            matrices = _correlations(chunk, self._sums.count)
+            if self._first is None:
+                self._first = matrices[0].copy()
+            self._sums.add(matrices)
         except Exception as error:  # raised where the fit computes the group
             self._error = error
             self.n_read_by_fit = self._sums.count + len(chunk)
@@ -449,7 +451,7 @@ class _GroupConnectivity:
         if self._error is not None:
             raise self._error
         if self._sums.count == 1:
-            return self._sums.first
+            return self._first
         return self._sums.mean()
 
     def of_checked_files(self, subjects):
