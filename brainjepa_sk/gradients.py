@@ -789,15 +789,15 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             self._fit(X)
         return self
 
-    def _fit_with_group(self, X, connectivity):
+    def _fit_with_group(self, X, group_of_check):
         """:meth:`fit` on the time series ``X`` whose group connectivity is computed
-        already: ``connectivity()`` returns it (what :meth:`_GroupConnectivity.group`
+        already: ``group_of_check()`` returns it (what :meth:`_GroupConnectivity.group`
         returns), called where fit would compute it from ``X``, which is not read for it."""
         with restore_on_error(self):
-            self._fit(X, connectivity)
+            self._fit(X, group_of_check)
         return self
 
-    def _fit(self, X, connectivity=None):
+    def _fit(self, X, group_of_check=None):
         self._check_params()  # before reading X, as scikit-learn's estimators check theirs
         if self.kind == "connectivity":
             data, names = validate_connectivity(X)
@@ -807,12 +807,12 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             # text files: their group connectivity is computed as their check reads them,
             # rather than from a second parse (the pretrainer gives its own check's,
             # connectivity); a corpus with .npy files is read again (each_checked_file)
-            checked = _GroupConnectivity() if connectivity is None else None
+            checked = _GroupConnectivity() if group_of_check is None else None
             with each_checked_file(None if checked is None else checked.add):
                 data = validate_subjects(X, estimator=self, reset=True, min_timepoints=3,
                                          lazy=True)
             if checked is not None:
-                connectivity = checked.of_checked_files(data)
+                group_of_check = checked.of_checked_files(data)
             n_regions = self.n_features_in_
             names = getattr(self, "feature_names_in_", None)
         self._check_params(n_regions)
@@ -843,8 +843,8 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
                     "them in order without this warning, give reference as an array "
                     "(reference.to_numpy())")
 
-        if connectivity is not None:
-            group = connectivity()
+        if group_of_check is not None:
+            group = group_of_check()
         elif len(data) == 1:
             group = next(self._connectivity_chunks(data))[0].copy()
         elif self.kind == "timeseries" or _off_diagonal_below_one(data):
