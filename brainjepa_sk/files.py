@@ -525,32 +525,34 @@ def check_index_column(values, column="region", name=None, last=False, last_name
     # are none: each is judged against the columns between them
     between = values[:, 1:-1] if last and values.shape[1] > 2 else None
     beside_first = values[:, 1:] if between is None else between
-    first = ", ".join(f"{v:g}" for v in values[:3, 0])
+
+    def shown(index):  # a column's first values, for a message (formatted only to raise)
+        return ", ".join(f"{v:g}" for v in values[:3, index])
+
     if _counts_rows(values[:, 0]) and not any(map(_counts_rows, beside_first.T)):
         named = f" {name!r}" if name is not None else ""
         raise ValueError(
-            f"its first column{named} counts the rows ({first}, ...): a table index or time "
+            f"its first column{named} counts the rows ({shown(0)}, ...): a table index or time "
             f"column (pandas' to_csv writes the index unless index=False), not a {column}; "
             f"remove it{_read_without('first', read_with)}")
     if _rises_as_times(name, values[:, 0]):
         raise ValueError(
-            f"its first column {name!r} rises on every row ({first}, ...): the time or frame "
-            f"of each row, as its name says, not a {column}; remove it"
+            f"its first column {name!r} rises on every row ({shown(0)}, ...): the time or "
+            f"frame of each row, as its name says, not a {column}; remove it"
             f"{_read_without('first', read_with)}")
     if not last:
         return
     beside_last = values[:, :-1] if between is None else between
-    final = ", ".join(f"{v:g}" for v in values[:3, -1])
     position = values.shape[1] - 1
     named = f"{last_name!r} " if last_name is not None else ""
     if _counts_rows(values[:, -1]) and not any(map(_counts_rows, beside_last.T)):
         raise ValueError(
-            f"its last column {named}(column {position}) counts the rows ({final}, ...): a "
+            f"its last column {named}(column {position}) counts the rows ({shown(-1)}, ...): a "
             f"time or frame column, not a {column}; remove it"
             f"{_read_without('last', read_with)}")
     if _rises_as_times(last_name, values[:, -1]):
         raise ValueError(
-            f"its last column {named}(column {position}) rises on every row ({final}, ...): "
+            f"its last column {named}(column {position}) rises on every row ({shown(-1)}, ...): "
             f"the time or frame of each row, as its name says, not a {column}; remove it"
             f"{_read_without('last', read_with)}")
 
