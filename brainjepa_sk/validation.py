@@ -1136,11 +1136,12 @@ def each_checked_file(*takers):
     """A block in which :func:`validate_subjects` of files calls each of ``takers`` with
     each text file's subject once its checks have passed, in order: the float array the
     check converted it into (of the check's ``dtype``), so that other passes over the
-    subjects (the pretrainer's group connectivity, its robust statistics) need not parse
-    every text file once more. A corpus that holds any ``.npy`` file feeds none (a takers'
-    count of subjects then falls short, and the pass reads every file): ``.npy`` files are
-    memory-mapped, read again in a fraction of what a taker spends on them, and whatever a
-    taker does as the check reads would only delay the errors found after the check (a
+    subjects (the group connectivity of a GradientPositioner's fit, the pretrainer's robust
+    statistics) need not parse every text file once more. A corpus that holds any ``.npy``
+    file feeds none (a takers' count of subjects then falls short, and the pass reads every
+    file): ``.npy`` files are memory-mapped, read again in a fraction of what a taker spends
+    on them, and whatever a taker does as the check reads would only delay the errors found
+    after the check (a
     subject too short for a window).
 
     Parameters
