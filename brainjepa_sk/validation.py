@@ -1141,8 +1141,7 @@ def each_checked_file(*takers):
     file feeds none (a takers' count of subjects then falls short, and the pass reads every
     file): ``.npy`` files are memory-mapped, read again in a fraction of what a taker spends
     on them, and whatever a taker does as the check reads would only delay the errors found
-    after the check (a
-    subject too short for a window).
+    after the check (a subject too short for a window).
 
     Parameters
     ----------
