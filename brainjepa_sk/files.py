@@ -322,13 +322,13 @@ def has_header_line(first_line, second_line, separator=None, later_lines=()):
     A header is a line with a cell that is not a number (unless more than half of its cells
     are fractions: a data row with a damaged or non-numeric cell), or with only integers
     written as such (pandas' default column names, atlas labels, which may repeat across the
-    hemispheres) above a line with fractions: the second, or, for integers that count up
-    by one as pandas' names do, a later one (a first frame censored and zero-filled,
-    ``0.0,0.0,...``, has none). Numbers written with a decimal point or an exponent
-    (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are data, and so is one
-    value in every cell (a first frame of zeros), as are integers above rows of whole
+    hemispheres) above a line with fractions: the second, or, for two integers or more
+    that count up by one as pandas' names do, a later one (a first frame censored and
+    zero-filled, ``0.0,0.0,...``, has none). Numbers written with a decimal point or an
+    exponent (``-1.0``, ``0.000e+00``: how NumPy and pandas write floats) are data, and so
+    is one value in every cell (a first frame of zeros), as are integers above rows of whole
     numbers only, or above a second row of whole numbers where they do not count up by one
-    (raw units).
+    or are one integer alone (raw units).
 
     Parameters
     ----------
@@ -338,8 +338,8 @@ def has_header_line(first_line, second_line, separator=None, later_lines=()):
         The cell separator; None splits on runs of whitespace.
     later_lines : iterable of str, default=()
         The lines below ``second_line``, read (an iterator: only as far as the first line
-        with a fraction) where ``first_line`` holds integers that count up by one and
-        ``second_line`` no fraction.
+        with a fraction) where ``first_line`` holds two integers or more that count up by
+        one and ``second_line`` no fraction.
 
     Returns
     -------
@@ -366,7 +366,8 @@ def has_header_line(first_line, second_line, separator=None, later_lines=()):
         return True
     # further down, only names that count up by one (pandas' 0, 1, 2, ...) above a fraction:
     # a first frame of raw units written as whole numbers (%g of 100000 and more) never does
-    return (bool(np.all(np.diff(numbers) == 1))
+    # (one number counts up by nothing: one region's first value written whole is data)
+    return (len(numbers) > 1 and bool(np.all(np.diff(numbers) == 1))
             and any(_has_fraction(line, separator) for line in later_lines))
 
 

@@ -572,6 +572,22 @@ def test_pandas_column_names_above_censored_first_frames_are_a_header(tmp_path, 
     np.testing.assert_array_equal(read_subject_file(path), raw)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_a_first_frame_of_one_region_in_raw_units_above_a_later_fraction_is_data(tmp_path,
+                                                                                suffix):
+    """One whole number counts up by one vacuously: a one-region table of raw units (%g
+    writes 100000 and more as whole numbers) lost its first frame as the region's name
+    where a later frame, not the second, held a fraction (as a .txt file's one region, a
+    first value written whole is data there)."""
+    raw = np.array([[100001.0], [100002.0], [99876.5], [100003.0]])
+    path = tmp_path / f"sub{suffix}"
+    np.savetxt(path, raw, fmt="%g")
+    assert path.read_text().splitlines()[:3] == ["100001", "100002", "99876.5"]
+    read = read_subject_file(path)
+    assert isinstance(read, np.ndarray)
+    np.testing.assert_array_equal(read, raw)
+
+
 @pytest.mark.parametrize("separator, suffix", [(",", ".csv"), (" ", ".txt")])
 def test_pandas_column_names_above_a_first_region_of_zeros_are_a_gradient_header(
         tmp_path, separator, suffix):
