@@ -136,7 +136,8 @@ def _glob_into(pattern, folder):
     its subfolders (their most common type; ``.npy`` when it holds none)."""
     for levels in ([], ["**"]):
         found = glob.glob(os.path.join(glob.escape(folder), *levels, "*"), recursive=True)
-        kinds = Counter(_file_type(path) for path in sorted(found)
+        # the suffix as written: globs are case-sensitive, and '.NPY' files are read too
+        kinds = Counter(path[-len(_file_type(path)):] for path in sorted(found)
                         if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path))
         if kinds:
             return os.path.join(pattern, *levels, "*" + kinds.most_common(1)[0][0])

@@ -277,6 +277,20 @@ def test_a_glob_matching_folders_only_names_one_and_a_glob_of_their_files(tmp_pa
         validate_subjects(pattern)
 
 
+def test_a_glob_into_folders_of_upper_case_suffixes_matches_their_files(tmp_path):
+    """Subject files named in upper case (.NPY, read as .npy files) were offered the glob
+    'corpus/*/*.npy', which matches none of them: globs are case-sensitive."""
+    for i in range(2):
+        (tmp_path / "corpus" / f"sub-{i}").mkdir(parents=True)
+        path = tmp_path / "corpus" / f"sub-{i}" / f"sub-{i}.NPY"
+        with open(path, "wb") as file:
+            np.save(file, np.random.default_rng(i).standard_normal((20, 3)))
+    pattern = str(tmp_path / "corpus" / "*")
+    with pytest.raises(ValueError, match=rf"such as {re.escape(repr(pattern + '/*.NPY'))}$"):
+        validate_subjects(pattern)
+    assert len(validate_subjects(pattern + "/*.NPY")) == 2
+
+
 def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
     """A model or a pretraining run saved in the data folder (checkpoint_dir set to it) made
     the next fit on its glob fail on that file as an unknown subject file type: the glob is
