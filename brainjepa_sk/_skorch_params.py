@@ -253,7 +253,7 @@ class SkorchParamsMixin:
             ``callbacks__<name>__<parameter>__<setting>`` of a parameter holding no estimator
             (the settings given with them are not kept); the same settings given to the
             constructor are refused by ``fit``. On a fitted net, for a ``compile`` that is
-            not True or False (it compiles the module at once).
+            not True, False or ``"auto"`` (it compiles the module at once).
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
