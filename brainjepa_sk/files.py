@@ -861,6 +861,12 @@ def _first_cells_differ(path):
     return len(set(cells)) == len(cells)
 
 
+def _uncommented(line):
+    """A line of a whitespace-separated file as ``numpy.loadtxt`` reads it: what follows a
+    ``#`` dropped, also after numbers (``0.5 0.25 # r1``)."""
+    return line.split("#", 1)[0]
+
+
 def _names_in(header):
     """The names of a whitespace-separated header line, a quoted name as one ("Left Amygdala",
     as pandas quotes a name with a space)."""
@@ -979,9 +985,7 @@ def _refuse_a_header_of_integers(path, array):
     if not np.any(np.isfinite(below) & (below != np.round(below))):
         return  # whole numbers throughout: a table of integers
     with _open_text(path, encoding="utf-8-sig") as file:
-        # as numpy read it: what follows a '#' dropped, also after numbers
-        first_line = next(line for line in (line.split("#", 1)[0] for line in file)
-                          if line.strip())
+        first_line = next(line for line in map(_uncommented, file) if line.strip())
     names = first_line.split()
     # written as integers (pandas writes its float cells with a decimal point: data)
     if all(re.fullmatch(r"[+-]?\d+", name) for name in names):

@@ -36,6 +36,7 @@ from .files import (
     _names_in,
     _open_text,
     _refuse_a_damaged_gzip,
+    _uncommented,
     check_has_rows,
     check_index_column,
     has_header_line,
@@ -195,7 +196,8 @@ def load_gradients(source):
     ----------
     source : str, path-like or array-like
         A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
-        anything else whitespace-separated, ``#`` lines ignored; each may be gzipped, as
+        anything else whitespace-separated, what follows a ``#`` ignored, as ``numpy``
+        ignores it: comment lines and a row's trailing comment; each may be gzipped, as
         ``.csv.gz``, ``.tsv.gz`` or ``.txt.gz``; an optional header line of
         names, or of integers above a line with fractions (pandas' column names), is skipped,
         a whitespace-separated one naming fewer columns than the rows hold is refused; in
@@ -249,10 +251,12 @@ def load_gradients(source):
         else:
             try:
                 # blank and "#" lines (np.savetxt's header) count in skiprows, not as the
-                # header; a byte-order mark is no header (it made the first region's row one)
+                # header; a byte-order mark is no header (it made the first region's row one).
+                # What follows a '#' is dropped as numpy drops it: a row's trailing comment
+                # (0.5 0.25 # r1) counted as cells, which made a data row a header
                 with _open_text(path, encoding="utf-8-sig") as file:
-                    found = ((n, line) for n, line in enumerate(file)
-                             if line.strip() and not line.lstrip().startswith("#"))
+                    found = ((n, line) for n, line in enumerate(map(_uncommented, file))
+                             if line.strip())
                     (number, first_line), (_, second_line) = (next(found, (0, "")),
                                                               next(found, (0, "")))
                     # names, or integer column names above fractions (pandas'

@@ -1472,6 +1472,20 @@ def test_a_gradient_header_below_comment_and_blank_lines_is_skipped_with_them(tm
     np.testing.assert_array_equal(load_gradients(path), gradients)
 
 
+@pytest.mark.parametrize("header", ["g1 g2 g3 # dm\n", ""])
+def test_trailing_comments_of_a_gradient_file_are_no_cells(tmp_path, header):
+    """What follows a '#' on a row of a whitespace-separated gradient file is dropped, as numpy
+    drops it: counted as cells, it refused a header of three names above rows of three values
+    as naming 3 columns of 5, and without a header took a first row of more words of comment
+    than values as a header, dropping the first region."""
+    gradients = np.random.default_rng(4).standard_normal((4, 3))
+    path = tmp_path / "gradients.txt"
+    path.write_text(header + "".join(
+        " ".join(f"{value:.17g}" for value in row) + f" # region {number} of the atlas\n"
+        for number, row in enumerate(gradients)))
+    np.testing.assert_array_equal(load_gradients(path), gradients)
+
+
 def test_a_first_line_of_as_many_names_as_fractions_is_a_header(tmp_path):
     """Only a first line of more than half fractions is a data row with text cells in it: one
     of half names, half fractions (here regions named by a coordinate) is a header."""
