@@ -101,8 +101,10 @@ def expand_subject_paths(pattern):
     TypeError
         When ``pattern`` is not a str or path-like (None, a number, bytes).
     ValueError
-        When nothing matches, or ``pattern`` names a folder or matches folders only (the
-        message suggests a glob of their files, such as ``"corpus/*/*.npy"``).
+        When nothing matches, or ``pattern`` names a folder or matches folders and no
+        subject file (folders only, or beside files of other types, as
+        ``"derivatives/*"`` matches ``dataset_description.json``; the message suggests a
+        glob of the folders' files, such as ``"corpus/*/*.npy"``).
     """
     expand_home(pattern, "pattern", "a path or a glob")  # one that is no path, named
     pattern = os.path.expanduser(os.fspath(pattern))  # as expand_home, the glob kept a string
@@ -115,10 +117,17 @@ def expand_subject_paths(pattern):
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))
-    if not paths and folders:  # 'corpus/*' over one folder per subject
+    # 'corpus/*' over one folder per subject; 'derivatives/*' over a BIDS or fMRIPrep root
+    # also matches files beside them that no subject is (dataset_description.json), and the
+    # reader had named the first of these as an unknown subject file type
+    others = [path for path in paths if _file_type(path) not in SUBJECT_FILE_SUFFIXES]
+    if folders and len(others) == len(paths):
+        kind, inside = ("folders", "the folders") if others else ("folders only", "them")
+        beside = (f" and {len(others)} file(s) of no subject file type ({_first_few(others)})"
+                  if others else "")
         raise ValueError(
-            f"no subject files match {pattern!r}: it matches folders only ({len(folders)}, "
-            f"such as {folders[0]}); give a glob of the files in them, such as "
+            f"no subject files match {pattern!r}: it matches {kind} ({len(folders)}, "
+            f"such as {folders[0]}){beside}; give a glob of the files in {inside}, such as "
             f"{_glob_into(pattern, folders[0])!r}")
     if not paths:
         raise ValueError(
@@ -144,6 +153,12 @@ def _glob_into(pattern, folder):
     return os.path.join(pattern, "*.npy")
 
 
+def _first_few(paths):
+    """The first three of ``paths`` named, and how many more there are."""
+    return ", ".join(str(path) for path in paths[:3]) + (
+        f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
 def _check_only_subject_files(pattern, paths):
     """Refuse a glob that matches subject files and others beside them (a model or a run's
     state saved in the data folder, a JSON sidecar), naming the others and a narrower glob;
@@ -163,11 +178,9 @@ def _check_only_subject_files(pattern, paths):
     narrower = next((f", e.g. {candidate!r}" for candidate in candidates
                      if sorted(Path(p) for p in glob.glob(candidate, recursive=True)
                                if Path(p).is_file()) == subjects), "")
-    shown = ", ".join(str(path) for path in others[:3]) + (
-        f" and {len(others) - 3} more" if len(others) > 3 else "")
     raise ValueError(
         f"the glob {pattern!r} matches {len(kept)} subject file(s) but also {len(others)} "
-        f"other file(s), which are not subjects: {shown}; narrow it to the subjects' files"
+        f"other file(s), which are not subjects: {_first_few(others)}; narrow it to the subjects' files"
         f"{narrower} (subject files are {', '.join(SUBJECT_FILE_SUFFIXES)})")
 
 

@@ -291,6 +291,28 @@ def test_a_glob_into_folders_of_upper_case_suffixes_matches_their_files(tmp_path
     assert len(validate_subjects(pattern + "/*.NPY")) == 2
 
 
+def test_a_glob_matching_folders_and_files_of_other_types_names_both_and_a_glob(tmp_path):
+    """'derivatives/*' over a BIDS or fMRIPrep root matches the subjects' folders and files
+    beside them (dataset_description.json): the reader refused the .json as an unknown subject
+    file type, not saying that the subjects' files lie in the folders matched."""
+    root = tmp_path / "derivatives"
+    for i in range(2):
+        (root / f"sub-{i}" / "func").mkdir(parents=True)
+        np.savetxt(root / f"sub-{i}" / "func" / f"sub-{i}_timeseries.tsv",
+                   np.random.default_rng(i).standard_normal((20, 3)), delimiter="\t")
+    (root / "dataset_description.json").write_text("{}")
+    (root / "sub-0.html").write_text("<html></html>")
+    pattern = str(root / "*")
+    with pytest.raises(ValueError, match=(
+            rf"^no subject files match {re.escape(repr(pattern))}: it matches folders \(2, such "
+            rf"as {re.escape(str(root / 'sub-0'))}\) and 2 file\(s\) of no subject file type "
+            rf"\({re.escape(str(root / 'dataset_description.json'))}, "
+            rf"{re.escape(str(root / 'sub-0.html'))}\); give a glob of the files in the "
+            rf"folders, such as {re.escape(repr(pattern + '/**/*.tsv'))}$")):
+        validate_subjects(pattern)
+    assert len(validate_subjects(pattern + "/**/*.tsv")) == 2
+
+
 def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
     """A model or a pretraining run saved in the data folder (checkpoint_dir set to it) made
     the next fit on its glob fail on that file as an unknown subject file type: the glob is
