@@ -128,7 +128,9 @@ def expand_subject_paths(pattern):
         raise ValueError(
             f"no subject files match {pattern!r}: it matches {kind} ({len(folders)}, "
             f"such as {folders[0]}){beside}; give a glob of the files in {inside}, such as "
-            f"{_glob_into(pattern, folders[0])!r}")
+            f"{_glob_into(pattern, folders[0])!r}"
+            # images among them: how to make region series of them
+            f"{next(filter(None, (_image_advice(p.name.lower()) for p in others)), '')}")
     if not paths:
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
@@ -180,8 +182,8 @@ def _check_only_subject_files(pattern, paths):
                                if Path(p).is_file()) == subjects), "")
     raise ValueError(
         f"the glob {pattern!r} matches {len(kept)} subject file(s) but also {len(others)} "
-        f"other file(s), which are not subjects: {_first_few(others)}; narrow it to the subjects' files"
-        f"{narrower} (subject files are {', '.join(SUBJECT_FILE_SUFFIXES)})")
+        f"other file(s), which are not subjects: {_first_few(others)}; narrow it to the "
+        f"subjects' files{narrower} (subject files are {', '.join(SUBJECT_FILE_SUFFIXES)})")
 
 
 def _stray_spaces(path):

@@ -311,6 +311,12 @@ def test_a_glob_matching_folders_and_files_of_other_types_names_both_and_a_glob(
             rf"folders, such as {re.escape(repr(pattern + '/**/*.tsv'))}$")):
         validate_subjects(pattern)
     assert len(validate_subjects(pattern + "/**/*.tsv")) == 2
+    # images beside the folders: the message says how to make region series of them too
+    (root / "sub-0_bold.nii.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"and 3 file\(s\) of no subject file type .*, such "
+                                         r"as '.*/\*\*/\*\.tsv'\. An image holds voxels or "
+                                         r"vertices, not region time series: extract them"):
+        validate_subjects(pattern)
 
 
 def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
