@@ -1514,6 +1514,21 @@ def test_trailing_comments_of_a_gradient_file_are_no_cells(tmp_path, header):
     np.testing.assert_array_equal(load_gradients(path), gradients)
 
 
+def test_a_hash_inside_a_quoted_gradient_name_is_no_comment(tmp_path):
+    """pandas' to_csv(sep=" ") quotes a column name holding a space ("Gradient #1"): a '#'
+    inside the quotes is part of the name, not a comment (cut there, the header named one
+    column of two and the file was refused), while one after them still starts a comment."""
+    gradients = np.random.default_rng(5).standard_normal((4, 2))
+    path = tmp_path / "gradients.txt"
+    pd.DataFrame(gradients, columns=["Gradient #1", "Gradient #2"]).to_csv(
+        path, sep=" ", index=False, float_format="%.17g")
+    assert path.read_text().startswith('"Gradient #1" "Gradient #2"\n')
+    np.testing.assert_array_equal(load_gradients(path), gradients)
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + " # dm\n" + "\n".join(lines[1:]) + "\n")
+    np.testing.assert_array_equal(load_gradients(path), gradients)
+
+
 def test_a_first_line_of_as_many_names_as_fractions_is_a_header(tmp_path):
     """Only a first line of more than half fractions is a data row with text cells in it: one
     of half names, half fractions (here regions named by a coordinate) is a header."""
