@@ -88,12 +88,25 @@ def test_a_bad_file_is_named_before_any_training(tmp_path):
         BrainJEPAPretrainer(n_epochs=1, verbose=0).fit(paths)
 
 
+def _counting_correlations(monkeypatch):
+    """The first subject of each chunk whose correlations are computed, in order, with
+    chunks of one subject (each correlated as it is read)."""
+    from brainjepa_sk import gradients
+
+    correlated = []
+    real_correlations = gradients._correlations
+    monkeypatch.setattr(gradients, "_correlations",
+                        lambda chunk, start: correlated.append(start)
+                        or real_correlations(chunk, start))
+    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 1)
+    return correlated
+
+
 def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_path,
                                                                          monkeypatch):
     """Nor are the correlations of .npy files computed as their check reads them (as those
     of text files are, to spare a parse): they would delay this error for a read that a
     memory map makes cheap."""
-    from brainjepa_sk import gradients
 
     series = _series()
     series[1] = series[1][:5]  # windows of 16 frames need at least 8
@@ -102,12 +115,7 @@ def test_a_file_too_short_for_a_window_is_named_before_the_corpus_is_read(tmp_pa
     def no_gradients(*args):
         raise AssertionError("the gradients were computed first")
 
-    correlated = []
-    real_correlations = gradients._correlations
-    monkeypatch.setattr(gradients, "_correlations",
-                        lambda chunk, start: correlated.append(start)
-                        or real_correlations(chunk, start))
-    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 1)  # a chunk per subject read
+    correlated = _counting_correlations(monkeypatch)
     monkeypatch.setattr(BrainJEPAPretrainer, "_fit_gradients", no_gradients)
     with pytest.raises(ValueError, match=r"subject 1 \(.*sub-01\.npy\) is too short: 5 frames"):
         BrainJEPAPretrainer(n_frames=16, patch_size=4, n_epochs=1, verbose=0).fit(paths)
@@ -137,14 +145,7 @@ def test_a_corpus_mixing_npy_and_text_files_computes_nothing_as_its_check_reads_
     the results of its arrays."""
     from sklearn.base import clone
 
-    from brainjepa_sk import gradients
-
-    correlated = []
-    real_correlations = gradients._correlations
-    monkeypatch.setattr(gradients, "_correlations",
-                        lambda chunk, start: correlated.append(start)
-                        or real_correlations(chunk, start))
-    monkeypatch.setattr(gradients, "CONNECTIVITY_CHUNK", 1)  # a chunk per subject read
+    correlated = _counting_correlations(monkeypatch)
     series = _series(lengths=(40, 52, 24, 37))
     paths = _save_mixed(tmp_path, series)
     arrays = _as_read(paths)
