@@ -900,6 +900,14 @@ def _separated_by(cells, mark):
             or len(cells) > 1 and all(cell.endswith(mark) for cell in cells[:-1]))
 
 
+def _time_named(names):
+    """``(position, name)`` of the first or last of a header's ``names`` that is named as
+    the time or frame of each row (``_TIME_NAME``), the first checked first; None without."""
+    return next(((position, name) for position, name in (("first", names[0]),
+                                                         ("last", names[-1]))
+                 if _TIME_NAME.fullmatch(name.strip().lower())), None)
+
+
 def _refuse_a_misread_whitespace_table(path):
     """Name what numpy misread in a whitespace-separated file: a first line of names, which
     such a file takes only as a '#' comment (numpy had said "could not convert string 'ROI_0'
@@ -926,9 +934,7 @@ def _refuse_a_misread_whitespace_table(path):
         names = _names_in(raw[0])
         header = (f"{table}: its first line holds names ({names[0]!r}, ...), a header, which a "
                   "whitespace-separated .txt or .1D file takes only as a comment")
-        timed = next(((position, name) for position, name in (("first", names[0]),
-                                                              ("last", names[-1]))
-                      if _TIME_NAME.fullmatch(name.strip().lower())), None)
+        timed = _time_named(names)
         if timed is not None:  # '#' alone would leave the column among the regions
             position, name = timed
             line = _pandas_line_without(position, f"sep=r'\\s+'{comment}")
@@ -948,18 +954,21 @@ def _refuse_a_misread_whitespace_table(path):
         decimal = separator == ";" and "," in raw[-1]
         # the header as pandas would take it, with '.' for the decimal mark
         numbers = [line.replace(",", ".") if decimal else line for line in (*raw, "")[:2]]
+        header = has_header_line(*numbers, separator)
         options = (f"sep={separator!r}" + (", decimal=','" if decimal else "")
                    + (", skipinitialspace=True" if spaced else "")
-                   + ("" if has_header_line(*numbers, separator) else ", header=None")
-                   + comment)
+                   + ("" if header else ", header=None") + comment)
+        # a column named as the time or frame of each row is left out, as for a .csv table
+        timed = _time_named(_cells(raw[0], separator)) if header else None
+        line = (f"pandas.read_csv(path, {options})" if timed is None
+                else _pandas_line_without(timed[0], options))
         shown = separator + " " if spaced else separator
         point = ", with '.' as the decimal mark" if decimal else ""
         raise ValueError(
             f"{table}: its cells are separated by {shown!r}, but a .txt or .1D file is "
-            f"whitespace-separated (spaces or tabs): read it with pandas.read_csv(path, "
-            f"{options}) and pass that DataFrame, or save it so (numpy.savetxt's default), or "
-            f"as a .csv{' (comma-separated)' if separator == ',' else ''} or .tsv file"
-            f"{point}")
+            f"whitespace-separated (spaces or tabs): read it with {line} and pass that "
+            "DataFrame, or save it so (numpy.savetxt's default), or as a .csv"
+            f"{' (comma-separated)' if separator == ',' else ''} or .tsv file{point}")
     if len(lines) > 1 and lines[0][0] != lines[1][0] and all(
             len(cells) > 1 and not _is_number(cells[0]) and all(map(_is_number, cells[1:]))
             for cells in lines) and _first_cells_differ(path):

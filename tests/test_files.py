@@ -1724,6 +1724,26 @@ def test_a_whitespace_file_separated_by_a_mark_and_a_space_is_told_how_to_read_i
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
 
 
+@pytest.mark.parametrize("separator, position", [(",", "last"), ("; ", "first")])
+def test_a_time_column_of_a_txt_separated_by_a_mark_is_left_out_by_the_advice(
+        tmp_path, separator, position):
+    """The pandas line told for a .txt file of cells separated by commas or semicolons kept a
+    column named as the time of each row, which the estimators then refused as no region."""
+    rows = np.random.default_rng(19).standard_normal((6, 3)).round(4)
+    names, times = ["a", "b", "c"], [f"{2.0 * i:.1f}" for i in range(len(rows))]
+    cells = [[*map(str, row), t] if position == "last" else [t, *map(str, row)]
+             for row, t in zip(rows, times)]
+    header = [*names, "time"] if position == "last" else ["time", *names]
+    path = tmp_path / "sub-1.txt"
+    path.write_text("".join(separator.join(line) + "\n" for line in [header, *cells]))
+    with pytest.raises(ValueError, match=r"separated by .*: read it with pandas\.read_csv"
+                                         ) as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    assert list(read.columns) == names
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
 def test_a_whitespace_header_of_quoted_names_is_named_and_told_how_to_read_it(tmp_path):
     """pandas quotes a name with a space (``to_csv(sep=" ")``): the message named the first
     word of the first name ('"Left'), and its advice ('#', or save it as .tsv) lost the names
