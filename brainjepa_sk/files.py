@@ -113,7 +113,7 @@ def expand_subject_paths(pattern):
     if Path(pattern).is_dir():
         raise ValueError(
             f"{pattern} is a folder, not a subject file: give its files or a glob such as "
-            f"{os.path.join(pattern, '*.npy')!r}")
+            f"{_glob_into(pattern, pattern)!r}")  # (of files in its subfolders, where they are)
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))

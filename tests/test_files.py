@@ -1159,6 +1159,16 @@ def test_a_folder_and_a_path_with_glob_characters(tmp_path):
     with pytest.raises(ValueError, match=r"is a folder, not a subject file.*glob such as "
                                          r"'.*\*\.npy'"):
         validate_subjects(tmp_path, lazy=True)
+    # one folder per subject: the glob offered reaches their files ('<folder>/*.npy' did not)
+    nested = tmp_path / "corpus"
+    for i in range(2):
+        (nested / f"sub-{i}").mkdir(parents=True)
+        np.savetxt(nested / f"sub-{i}" / "series.tsv",
+                   np.random.default_rng(i).standard_normal((6, 3)), delimiter="\t")
+    with pytest.raises(ValueError, match=r"is a folder, .* glob such as '.*corpus/\*\*/\*"
+                                         r"\.tsv'$"):
+        validate_subjects(nested, lazy=True)
+    assert len(validate_subjects(str(nested / "**" / "*.tsv"), lazy=True)) == 2
     path = tmp_path / "sub[1].npy"
     np.save(path, np.random.default_rng(4).standard_normal((6, 3)))
     assert len(validate_subjects(str(path), lazy=True)) == 1
