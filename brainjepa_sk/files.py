@@ -878,10 +878,11 @@ def _first_cells_differ(path):
 
 def _uncommented(line):
     """A line of a whitespace-separated file as ``numpy.loadtxt`` reads it: what follows a
-    ``#`` dropped, also after numbers (``0.5 0.25 # r1``), but not a ``#`` inside a name in
-    double quotes (``"Gradient #1"``, as pandas quotes a name with a space; a header line's,
-    which numpy skips, as :func:`_names_in` reads it). An unmatched quote is a character."""
-    return re.match(r'(?:[^#"]|"[^"]*"|")*', line).group()
+    ``#`` that starts a word dropped, also after numbers (``0.5 0.25 # r1``), but not a ``#``
+    inside a name (``g#1``, or in double quotes, ``"Gradient #1"``, as pandas quotes a name
+    with a space; a header line's, which numpy skips, as :func:`_names_in` reads it). An
+    unmatched quote is a character."""
+    return re.match(r'(?:[^#"]|"[^"]*"|"|(?<=\S)#)*', line).group()
 
 
 def _names_in(header):

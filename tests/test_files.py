@@ -1537,6 +1537,11 @@ def test_a_hash_inside_a_quoted_gradient_name_is_no_comment(tmp_path):
     lines = path.read_text().splitlines()
     path.write_text(lines[0] + " # dm\n" + "\n".join(lines[1:]) + "\n")
     np.testing.assert_array_equal(load_gradients(path), gradients)
+    # nor is one inside a name without quotes (cut there, the header named one column)
+    pd.DataFrame(gradients, columns=["g#1", "g#2"]).to_csv(path, sep=" ", index=False,
+                                                         float_format="%.17g")
+    assert path.read_text().startswith("g#1 g#2\n")
+    np.testing.assert_array_equal(load_gradients(path), gradients)
 
 
 def test_a_first_line_of_as_many_names_as_fractions_is_a_header(tmp_path):
