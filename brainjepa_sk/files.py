@@ -113,7 +113,8 @@ def expand_subject_paths(pattern):
     if Path(pattern).is_dir():
         raise ValueError(
             f"{pattern} is a folder, not a subject file: give its files or a glob such as "
-            f"{_glob_into(pattern, pattern)!r}")  # (of files in its subfolders, where they are)
+            # (of files in its subfolders, where they are); escaped: '[' in its name is literal
+            f"{_glob_into(glob.escape(pattern), pattern)!r}")
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))

@@ -1174,6 +1174,19 @@ def test_a_folder_and_a_path_with_glob_characters(tmp_path):
     assert len(validate_subjects(str(path), lazy=True)) == 1
 
 
+def test_a_folder_with_glob_characters_in_its_name_is_offered_a_glob_that_matches(tmp_path):
+    """The glob offered for a folder given as X named it unescaped: 'data[1]/*.npy' matches
+    the files of a folder 'data1', not those of 'data[1]'."""
+    folder = tmp_path / "data[1]"
+    folder.mkdir()
+    for i in range(2):
+        np.save(folder / f"sub-{i}.npy", np.random.default_rng(i).standard_normal((6, 3)))
+    with pytest.raises(ValueError, match=r"is a folder, not a subject file") as info:
+        validate_subjects(str(folder), lazy=True)
+    offered = re.search(r"glob such as '(.*)'$", str(info.value)).group(1)
+    assert len(validate_subjects(offered, lazy=True)) == 2
+
+
 def test_fine_tuning_on_files_names_a_bad_file(tmp_path, series):
     from brainjepa_sk import BrainJEPAClassifier
 
