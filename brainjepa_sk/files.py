@@ -920,12 +920,14 @@ def _refuse_a_misread_whitespace_table(path):
     that reads the file where one does."""
     try:
         with _open_text(path, encoding="utf-8-sig") as file:
-            raw, comments = [], False
+            raw, comments, ends = [], False, set()
             for line in file:  # the whole file, on the way to an error only
                 if line.lstrip().startswith("#"):
                     comments = True  # the pandas line then takes comment='#'
-                elif line.strip() and len(raw) < 2:
-                    raw.append(line)
+                elif line.strip():
+                    ends.add(line.rstrip()[-1])  # the last character of each line
+                    if len(raw) < 2:
+                        raw.append(line)
     except (UnicodeDecodeError, OSError, *_GZIP_ERRORS):  # the caller's message says why
         return
     lines = [line.split() for line in raw]
@@ -960,10 +962,14 @@ def _refuse_a_misread_whitespace_table(path):
         options = (f"sep={separator!r}" + (", decimal=','" if decimal else "")
                    + (", skipinitialspace=True" if spaced else "")
                    + ("" if header else ", header=None") + comment)
+        # every line ends with the separator: pandas reads an empty last column, left out (a
+        # few ending so are missing values of the last region, which is kept)
+        trailing = ends == {separator}
         # a column named as the time or frame of each row is left out, as for a .csv table
-        timed = _time_named(_cells(raw[0], separator)) if header else None
-        line = (f"pandas.read_csv(path, {options})" if timed is None
-                else _pandas_line_without(timed[0], options))
+        names = _cells(raw[0], separator)[:-1 if trailing else None]
+        timed = _time_named(names) if header else None
+        line = (f"pandas.read_csv(path, {options})" + (".iloc[:, :-1]" if trailing else "")
+                if timed is None else _pandas_line_without(timed[0], options, trailing))
         shown = separator + " " if spaced else separator
         point = ", with '.' as the decimal mark" if decimal else ""
         raise ValueError(

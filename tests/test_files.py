@@ -1772,6 +1772,40 @@ def test_a_time_column_of_a_txt_separated_by_a_mark_is_left_out_by_the_advice(
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
 
 
+@pytest.mark.parametrize("separator", [",", "; "])
+@pytest.mark.parametrize("position", ["first", "last", None])
+def test_a_txt_separated_by_a_mark_that_ends_its_lines_with_it_is_told_how_to_read_it(
+        tmp_path, separator, position):
+    """Lines that end with the separator, as a loop writing ``f"{value},"`` leaves them: the
+    pandas line told kept the empty last column pandas reads (NaN, refused), and a time
+    column named in the header was kept as a region, as the empty name was checked."""
+    rows = np.random.default_rng(23).standard_normal((6, 3)).round(4)
+    names, times = ["a", "b", "c"], [f"{2.0 * i:.1f}" for i in range(len(rows))]
+    cells = [[t, *map(str, row)] if position == "first" else [*map(str, row), t]
+             if position == "last" else list(map(str, row)) for row, t in zip(rows, times)]
+    header = (["time", *names] if position == "first" else [*names, "time"]
+              if position == "last" else names)
+    path = tmp_path / "sub-1.txt"
+    path.write_text("".join(separator.join(line) + separator.rstrip() + "\n"
+                            for line in [header, *cells]))
+    with pytest.raises(ValueError, match=r"separated by .*: read it with pandas\.read_csv"
+                                         ) as info:
+        read_subject_file(path)
+    read = _follow(str(info.value), path)
+    assert list(read.columns) == names
+    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
+
+
+def test_a_txt_separated_by_a_mark_with_missing_last_values_keeps_its_last_column(tmp_path):
+    """Only lines that all end with the separator have an empty last column to leave out: the
+    first two ending so are missing values of the last region."""
+    path = tmp_path / "sub-1.txt"
+    path.write_text("a,b,c\n0.5,1.5,\n0.25,0.75,\n0.125,0.5,2.5\n")
+    with pytest.raises(ValueError, match=r"separated by ',', but .*: read it with pandas") as info:
+        read_subject_file(path)
+    assert list(_follow(str(info.value), path).columns) == ["a", "b", "c"]
+
+
 def test_a_whitespace_header_of_quoted_names_is_named_and_told_how_to_read_it(tmp_path):
     """pandas quotes a name with a space (``to_csv(sep=" ")``): the message named the first
     word of the first name ('"Left'), and its advice ('#', or save it as .tsv) lost the names
