@@ -111,10 +111,15 @@ def expand_subject_paths(pattern):
     if Path(pattern).is_file():  # a plain path, even one with glob characters in its name
         return [Path(pattern)]
     if Path(pattern).is_dir():
+        # (of files in its subfolders, where they are); escaped: '[' in its name is literal
+        offered = _glob_into(glob.escape(pattern), pattern)
+        # no subject file in it: images among its files, how to make region series of them
+        inside = ("" if glob.glob(offered, recursive=True) else next(filter(None, (
+            _image_advice(os.path.basename(path).lower()) for path in sorted(glob.glob(
+                os.path.join(glob.escape(pattern), "**", "*"), recursive=True)))), ""))
         raise ValueError(
             f"{pattern} is a folder, not a subject file: give its files or a glob such as "
-            # (of files in its subfolders, where they are); escaped: '[' in its name is literal
-            f"{_glob_into(glob.escape(pattern), pattern)!r}")
+            f"{offered!r}{inside}")
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))

@@ -1187,6 +1187,17 @@ def test_a_folder_with_glob_characters_in_its_name_is_offered_a_glob_that_matche
     assert len(validate_subjects(offered, lazy=True)) == 2
 
 
+def test_a_folder_of_images_given_as_x_is_told_to_extract_region_series(tmp_path):
+    """A folder of NIfTI images (one folder per subject, as BIDS lays them out) was offered
+    '<folder>/*.npy', which matches nothing there, and no word on the images."""
+    for i in range(2):
+        (tmp_path / f"sub-{i}" / "func").mkdir(parents=True)
+        (tmp_path / f"sub-{i}" / "func" / f"sub-{i}_bold.nii.gz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"is a folder, not a subject file.*An image holds "
+                                         r"voxels.*NiftiLabelsMasker"):
+        validate_subjects(tmp_path, lazy=True)
+
+
 def test_fine_tuning_on_files_names_a_bad_file(tmp_path, series):
     from brainjepa_sk import BrainJEPAClassifier
 
