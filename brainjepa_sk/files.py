@@ -150,14 +150,21 @@ def expand_subject_paths(pattern):
 def _glob_into(pattern, folder):
     """``pattern`` extended to the subject files of the folders it matches, as ``folder``
     holds them: ``'corpus/*/*.npy'`` for files in it, ``'corpus/*/**/*.tsv'`` for files in
-    its subfolders (their most common type; ``.npy`` when it holds none)."""
-    for levels in ([], ["**"]):
+    its subfolders (their most common type; ``.npy`` when it holds none), ``'corpus/*/*/**/*.tsv'``
+    for those in subfolders that outnumber the files beside them (a ``participants.tsv``)."""
+    def kinds(*levels):
         found = glob.glob(os.path.join(glob.escape(folder), *levels, "*"), recursive=True)
         # the suffix as written: globs are case-sensitive, and '.NPY' files are read too
-        kinds = Counter(path[-len(_file_type(path)):] for path in sorted(found)
-                        if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path))
-        if kinds:
-            return os.path.join(pattern, *levels, "*" + kinds.most_common(1)[0][0])
+        return Counter(path[-len(_file_type(path)):] for path in sorted(found)
+                       if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path))
+
+    # files in its subfolders outnumbering those beside them (participants.tsv beside one
+    # folder per subject): the subfolders' only, as '**' also matches those beside them
+    top, below = kinds(), kinds("*", "**")
+    for levels, found in (([], top if top.total() >= below.total() else None),
+                          (["*", "**"] if top else ["**"], below)):
+        if found:
+            return os.path.join(pattern, *levels, "*" + found.most_common(1)[0][0])
     return os.path.join(pattern, "*.npy")
 
 

@@ -1198,6 +1198,21 @@ def test_a_folder_of_images_given_as_x_is_told_to_extract_region_series(tmp_path
         validate_subjects(tmp_path, lazy=True)
 
 
+def test_a_folder_of_subject_folders_beside_a_table_of_its_own_is_offered_their_files(tmp_path):
+    """A BIDS-like folder given as X, with participants.tsv beside one folder per subject, was
+    offered '<folder>/*.tsv', which matches participants.tsv alone."""
+    pd.DataFrame({"participant_id": ["sub-0", "sub-1", "sub-2"], "age": [21, 34, 27]}).to_csv(
+        tmp_path / "participants.tsv", sep="\t", index=False)
+    for i in range(3):
+        (tmp_path / f"sub-{i}").mkdir()
+        np.savetxt(tmp_path / f"sub-{i}" / "series.tsv",
+                   np.random.default_rng(i).standard_normal((6, 3)), delimiter="\t")
+    with pytest.raises(ValueError, match=r"is a folder, not a subject file") as info:
+        validate_subjects(str(tmp_path), lazy=True)
+    offered = re.search(r"glob such as '(.*)'$", str(info.value)).group(1)
+    assert len(validate_subjects(offered, lazy=True)) == 3
+
+
 def test_fine_tuning_on_files_names_a_bad_file(tmp_path, series):
     from brainjepa_sk import BrainJEPAClassifier
 
