@@ -978,7 +978,10 @@ def _refuse_a_misread_whitespace_table(path):
         # few ending so are missing values of the last region, which is kept)
         trailing = ends == {separator}
         # a column named as the time or frame of each row is left out, as for a .csv table
-        names = _cells(raw[0], separator)[:-1 if trailing else None]
+        # the names as pandas reads them: a quoted one may hold the separator ("Frontal, T")
+        names = [name.strip().strip("'") for name in next(csv.reader(
+            [raw[0].strip()], delimiter=separator, skipinitialspace=True))][
+            :-1 if trailing else None]
         timed = _time_named(names) if header else None
         line = (f"pandas.read_csv(path, {options})" + (".iloc[:, :-1]" if trailing else "")
                 if timed is None else _pandas_line_without(timed[0], options, trailing))

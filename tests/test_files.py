@@ -1832,6 +1832,16 @@ def test_a_txt_separated_by_a_mark_with_missing_last_values_keeps_its_last_colum
     assert list(_follow(str(info.value), path).columns) == ["a", "b", "c"]
 
 
+def test_a_quoted_name_holding_the_separator_is_no_time_column_of_a_txt(tmp_path):
+    """A quoted region name holding the separator ("Frontal, T") was split there, and its
+    last part, 'T', taken for a time column, which the pandas line told then left out."""
+    path = tmp_path / "sub-1.txt"
+    path.write_text('"a","b","Frontal, T"\n0.5,1.25,0.3\n0.75,1.5,0.1\n0.1,0.2,0.9\n')
+    with pytest.raises(ValueError, match=r"separated by .*: read it with pandas") as info:
+        read_subject_file(path)
+    assert list(_follow(str(info.value), path).columns) == ["a", "b", "Frontal, T"]
+
+
 def test_a_whitespace_header_of_quoted_names_is_named_and_told_how_to_read_it(tmp_path):
     """pandas quotes a name with a space (``to_csv(sep=" ")``): the message named the first
     word of the first name ('"Left'), and its advice ('#', or save it as .tsv) lost the names
