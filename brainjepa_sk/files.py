@@ -114,12 +114,11 @@ def expand_subject_paths(pattern):
         # (of files in its subfolders, where they are); escaped: '[' in its name is literal
         offered = _glob_into(glob.escape(pattern), pattern)
         # no subject file in it: images among its files, how to make region series of them
-        inside = ("" if glob.glob(offered, recursive=True) else next(filter(None, (
-            _image_advice(os.path.basename(path).lower()) for path in sorted(glob.glob(
-                os.path.join(glob.escape(pattern), "**", "*"), recursive=True)))), ""))
+        images = ("" if glob.glob(offered, recursive=True) else _first_image_advice(
+            glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)))
         raise ValueError(
             f"{pattern} is a folder, not a subject file: give its files or a glob such as "
-            f"{offered!r}{inside}")
+            f"{offered!r}{images}")
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))
@@ -134,9 +133,7 @@ def expand_subject_paths(pattern):
         raise ValueError(
             f"no subject files match {pattern!r}: it matches {kind} ({len(folders)}, "
             f"such as {folders[0]}){beside}; give a glob of the files in {inside}, such as "
-            f"{_glob_into(pattern, folders[0])!r}"
-            # images among them: how to make region series of them
-            f"{next(filter(None, (_image_advice(p.name.lower()) for p in others)), '')}")
+            f"{_glob_into(pattern, folders[0])!r}{_first_image_advice(others)}")
     if not paths:
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
@@ -150,22 +147,30 @@ def expand_subject_paths(pattern):
 def _glob_into(pattern, folder):
     """``pattern`` extended to the subject files of the folders it matches, as ``folder``
     holds them: ``'corpus/*/*.npy'`` for files in it, ``'corpus/*/**/*.tsv'`` for files in
-    its subfolders (their most common type; ``.npy`` when it holds none), ``'corpus/*/*/**/*.tsv'``
-    for those in subfolders that outnumber the files beside them (a ``participants.tsv``)."""
+    its subfolders (their most common type; ``.npy`` when it holds none),
+    ``'corpus/*/*/**/*.tsv'`` for those in subfolders that outnumber the files beside them
+    (a ``participants.tsv``)."""
     def kinds(*levels):
         found = glob.glob(os.path.join(glob.escape(folder), *levels, "*"), recursive=True)
         # the suffix as written: globs are case-sensitive, and '.NPY' files are read too
         return Counter(path[-len(_file_type(path)):] for path in sorted(found)
                        if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path))
 
-    # files in its subfolders outnumbering those beside them (participants.tsv beside one
-    # folder per subject): the subfolders' only, as '**' also matches those beside them
     top, below = kinds(), kinds("*", "**")
-    for levels, found in (([], top if top.total() >= below.total() else None),
-                          (["*", "**"] if top else ["**"], below)):
-        if found:
-            return os.path.join(pattern, *levels, "*" + found.most_common(1)[0][0])
-    return os.path.join(pattern, "*.npy")
+    if top and top.total() >= below.total():
+        levels, found = [], top
+    elif below:
+        # the subfolders' files only where files lie beside them too ('**' matches both)
+        levels, found = (["*", "**"] if top else ["**"]), below
+    else:
+        return os.path.join(pattern, "*.npy")
+    return os.path.join(pattern, *levels, "*" + found.most_common(1)[0][0])
+
+
+def _first_image_advice(paths):
+    """How to make region series of the first brain image among ``paths``, or ""."""
+    return next(filter(None, (_image_advice(os.path.basename(path).lower())
+                              for path in sorted(map(str, paths)))), "")
 
 
 def _first_few(paths):
