@@ -583,10 +583,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         windows up to the pretraining's is not warned of, and whether it was frozen
         (``freeze_encoder``, ``module_.encoder.frozen_by_fine_tuner``). The file holds the
         encoder alone (not the head, nor the optimizer: pickle the estimator to keep those).
-        It loads as
-        ``BrainJEPAEmbedder(weights=path)``, which embeds with the fine-tuner's preprocessing
-        (``preprocessor_``, robust statistics included; the input's ``t_r`` is given again),
-        as the weights of another fine-tuner, and with
+        It loads as ``BrainJEPAEmbedder(weights=path)``, which embeds with the fine-tuner's
+        preprocessing (``preprocessor_``, robust statistics included; the input's ``t_r`` is
+        given again), as the weights of another fine-tuner, and with
         :func:`~brainjepa_sk.checkpoint.load_checkpoint` (as a ``BrainEncoder``).
 
         Parameters
