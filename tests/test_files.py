@@ -1822,24 +1822,23 @@ def test_a_txt_separated_by_a_mark_that_ends_its_lines_with_it_is_told_how_to_re
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
 
 
-def test_a_txt_separated_by_a_mark_with_missing_last_values_keeps_its_last_column(tmp_path):
-    """Only lines that all end with the separator have an empty last column to leave out: the
-    first two ending so are missing values of the last region."""
+@pytest.mark.parametrize("text, names", [
+    # only lines that all end with the separator have an empty last column to leave out:
+    # the first two ending so are missing values of the last region
+    ("a,b,c\n0.5,1.5,\n0.25,0.75,\n0.125,0.5,2.5\n", ["a", "b", "c"]),
+    # a quoted region name holding the separator ("Frontal, T") was split there, and its
+    # last part, 'T', taken for a time column, which the pandas line told then left out
+    ('"a","b","Frontal, T"\n0.5,1.25,0.3\n0.75,1.5,0.1\n0.1,0.2,0.9\n',
+     ["a", "b", "Frontal, T"]),
+])
+def test_the_line_told_for_a_txt_separated_by_a_mark_keeps_its_regions(tmp_path, text, names):
+    """The pandas line told for a .txt separated by commas reads every region of it."""
     path = tmp_path / "sub-1.txt"
-    path.write_text("a,b,c\n0.5,1.5,\n0.25,0.75,\n0.125,0.5,2.5\n")
-    with pytest.raises(ValueError, match=r"separated by ',', but .*: read it with pandas") as info:
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"separated by ', ?', but .*: read it with "
+                                         r"pandas") as info:
         read_subject_file(path)
-    assert list(_follow(str(info.value), path).columns) == ["a", "b", "c"]
-
-
-def test_a_quoted_name_holding_the_separator_is_no_time_column_of_a_txt(tmp_path):
-    """A quoted region name holding the separator ("Frontal, T") was split there, and its
-    last part, 'T', taken for a time column, which the pandas line told then left out."""
-    path = tmp_path / "sub-1.txt"
-    path.write_text('"a","b","Frontal, T"\n0.5,1.25,0.3\n0.75,1.5,0.1\n0.1,0.2,0.9\n')
-    with pytest.raises(ValueError, match=r"separated by .*: read it with pandas") as info:
-        read_subject_file(path)
-    assert list(_follow(str(info.value), path).columns) == ["a", "b", "Frontal, T"]
+    assert list(_follow(str(info.value), path).columns) == names
 
 
 def test_a_whitespace_header_of_quoted_names_is_named_and_told_how_to_read_it(tmp_path):
