@@ -114,8 +114,11 @@ def expand_subject_paths(pattern):
         # (of files in its subfolders, where they are); escaped: '[' in its name is literal
         offered = _glob_into(glob.escape(pattern), pattern)
         # no subject file in it: images among its files, how to make region series of them
-        images = ("" if glob.glob(offered, recursive=True) else _first_image_advice(
-            glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)))
+        inside = glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)
+        if not inside:  # a glob of its files would match nothing either
+            raise ValueError(f"{pattern} is an empty folder, not a subject file: give the "
+                             "subjects' files, or a glob of them")
+        images = ("" if glob.glob(offered, recursive=True) else _first_image_advice(inside))
         raise ValueError(
             f"{pattern} is a folder, not a subject file: give its files or a glob such as "
             f"{offered!r}{images}")

@@ -1154,6 +1154,10 @@ def test_a_missing_last_value_in_the_first_row_is_no_trailing_separator(tmp_path
 def test_a_folder_and_a_path_with_glob_characters(tmp_path):
     with pytest.raises(ValueError, match="is a folder, not a subject file"):
         read_subject_file(tmp_path)
+    # an empty one is said to be empty (it was offered '<folder>/*.npy', which matches nothing)
+    with pytest.raises(ValueError, match=r"is an empty folder, not a subject file: give the "
+                                         r"subjects' files, or a glob of them$"):
+        validate_subjects(tmp_path, lazy=True)
     np.save(tmp_path / "sub-1.npy", np.random.default_rng(4).standard_normal((6, 3)))
     # X naming a folder of subject files was said to match no file
     with pytest.raises(ValueError, match=r"is a folder, not a subject file.*glob such as "
