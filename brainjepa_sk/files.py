@@ -104,7 +104,12 @@ def expand_subject_paths(pattern):
         When nothing matches, or ``pattern`` names a folder or matches folders and no
         subject file (folders only, or beside files of other types, as
         ``"derivatives/*"`` matches ``dataset_description.json``; the message suggests a
-        glob of the folders' files, such as ``"corpus/*/*.npy"``).
+        glob of the folders' files, such as ``"corpus/*/*.npy"``), or files of other types
+        or BIDS tables that hold no region series beside the subjects' files
+        (``participants.tsv``, fMRIPrep's ``*_desc-confounds_timeseries.tsv``, XCP-D's
+        ``*_motion.tsv``, atlas label tables ``*_dseg.tsv``), or BIDS tables only, or the
+        series of several atlases (XCP-D's ``*_seg-<atlas>_stat-mean_timeseries.tsv``; the
+        message suggests a glob of the subjects' files, of one atlas).
     """
     expand_home(pattern, "pattern", "a path or a glob")  # one that is no path, named
     pattern = os.path.expanduser(os.fspath(pattern))  # as expand_home, the glob kept a string
@@ -112,31 +117,34 @@ def expand_subject_paths(pattern):
         return [Path(pattern)]
     if Path(pattern).is_dir():
         # (of files in its subfolders, where they are); escaped: '[' in its name is literal
-        offered = _glob_into(glob.escape(pattern), pattern)
-        # no subject file in it: images among its files, how to make region series of them
+        offered, atlases = _glob_into(glob.escape(pattern))
         inside = glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)
         if not inside:  # a glob of its files would match nothing either
             raise ValueError(f"{pattern} is an empty folder, not a subject file: give the "
                              "subjects' files, or a glob of them")
-        images = ("" if glob.glob(offered, recursive=True) else _first_image_advice(inside))
+        tables = _tables_note(inside, "its")
         raise ValueError(
-            f"{pattern} is a folder, not a subject file: give its files or a glob such as "
-            f"{offered!r}{images}")
+            f"{pattern} is a folder, not a subject file{tables}{'; ' if tables else ': '}give "
+            f"its files or a glob such as {offered!r}{atlases}"
+            f"{'' if glob.glob(offered, recursive=True) else _first_image_advice(inside)}")
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))
     # 'corpus/*' over one folder per subject; 'derivatives/*' over a BIDS or fMRIPrep root
-    # also matches files beside them that no subject is (dataset_description.json), and the
-    # reader had named the first of these as an unknown subject file type
+    # also matches files beside them that no subject is (dataset_description.json,
+    # participants.tsv), and the reader had named the first of these as a subject's
     others = [path for path in paths if _file_type(path) not in SUBJECT_FILE_SUFFIXES]
-    if folders and len(others) == len(paths):
-        kind, inside = ("folders", "the folders") if others else ("folders only", "them")
+    tables = [path for path in paths if _is_bids_table(path)]
+    if folders and len(others) + len(tables) == len(paths):
+        kind, inside = ("folders", "the folders") if paths else ("folders only", "them")
         beside = (f" and {len(others)} file(s) of no subject file type ({_first_few(others)})"
                   if others else "")
+        offered, atlases = _glob_into(pattern)
         raise ValueError(
             f"no subject files match {pattern!r}: it matches {kind} ({len(folders)}, "
-            f"such as {folders[0]}){beside}; give a glob of the files in {inside}, such as "
-            f"{_glob_into(pattern, folders[0])!r}{_first_image_advice(others)}")
+            f"such as {folders[0]}){beside}{_tables_note(paths, 'the')}; give a glob of the "
+            f"files in {inside}, such as {offered!r}{atlases}"
+            f"{_first_image_advice(others) or _images_below(pattern, offered)}")
     if not paths:
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
@@ -147,27 +155,119 @@ def expand_subject_paths(pattern):
     return paths
 
 
-def _glob_into(pattern, folder):
-    """``pattern`` extended to the subject files of the folders it matches, as ``folder``
-    holds them: ``'corpus/*/*.npy'`` for files in it, ``'corpus/*/**/*.tsv'`` for files in
-    its subfolders (their most common type; ``.npy`` when it holds none),
+def _glob_into(pattern):
+    """A glob of the subject files in the folders ``pattern`` matches, and a note on the
+    atlas it keeps (or ""): ``'corpus/*/*.npy'`` for files in them, ``'corpus/*/**/*.tsv'``
+    for files in their subfolders (their most common type; ``.npy`` when they hold none),
     ``'corpus/*/*/**/*.tsv'`` for those in subfolders that outnumber the files beside them
-    (a ``participants.tsv``)."""
-    def kinds(*levels):
-        found = glob.glob(os.path.join(glob.escape(folder), *levels, "*"), recursive=True)
-        # the suffix as written: globs are case-sensitive, and '.NPY' files are read too
-        return Counter(path[-len(_file_type(path)):] for path in sorted(found)
-                       if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path))
+    (a ``participants.tsv``), narrowed to the name ending of the subjects' files where it
+    would match BIDS tables too (:func:`_narrowed`)."""
+    def subject_files(*levels):  # and BIDS tables, of the same types
+        found = glob.glob(os.path.join(pattern, *levels, "*"), recursive=True)
+        return [path for path in sorted(found)
+                if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path)]
 
-    top, below = kinds(), kinds("*", "**")
-    if top and top.total() >= below.total():
-        levels, found = [], top
-    elif below:
+    top, below = subject_files(), subject_files("*", "**")
+    series, series_below = ([path for path in files if not _is_bids_table(path)]
+                            for files in (top, below))
+    if series and len(series) >= len(series_below):
+        levels, found = [], series
+    elif series_below:
         # the subfolders' files only where files lie beside them too ('**' matches both)
-        levels, found = (["*", "**"] if top else ["**"]), below
+        levels, found = (["*", "**"] if top else ["**"]), series_below
     else:
-        return os.path.join(pattern, "*.npy")
-    return os.path.join(pattern, *levels, "*" + found.most_common(1)[0][0])
+        return os.path.join(pattern, "*.npy"), ""
+    # the suffix as written: globs are case-sensitive, and '.NPY' files are read too
+    suffix = Counter(path[-len(_file_type(path)):] for path in found).most_common(1)[0][0]
+    offered = os.path.join(pattern, *levels, "*" + suffix)
+    subjects, atlases = _one_atlas([path for path in found if path.endswith(suffix)])
+    return _narrowed(offered, subjects) or offered, atlases
+
+
+#: The last part of the names of BIDS and BIDS-derivative tables that hold no subject's
+#: region series: metadata, events and physiology, fMRIPrep's (old) confounds, XCP-D's
+#: motion, outliers, design and QC tables, atlas label tables, connectivity matrices.
+_TABLE_SUFFIXES = frozenset({
+    "participants", "sessions", "scans", "events", "physio", "stim", "regressors", "motion",
+    "outliers", "design", "qc", "dseg", "relmat", "conmat"})
+#: Entities that mark a table named as a series or as data as none of a subject's: fMRIPrep's
+#: confounds (``desc-confounds_timeseries.tsv``), XCP-D's one-row region statistics.
+_TABLE_ENTITIES = frozenset({"desc-confounds", "stat-coverage", "stat-alff", "stat-reho"})
+_TABLE_KINDS = "participants, confounds, motion, QC or atlas label tables"
+
+
+def _name_parts(path):
+    """The ``_``-separated parts of a file's name without its type."""
+    name = os.path.basename(path)
+    return name[:len(name) - len(_file_type(name))].split("_")
+
+
+def _is_bids_table(path):
+    """Whether ``path`` is a text table that a BIDS or BIDS-derivative dataset names as one
+    holding no subject's region series (``participants.tsv``, ``*_desc-confounds_timeseries
+    .tsv``, ``*_motion.tsv``, ``*_dseg.tsv``), by its name's entities and suffix."""
+    if _file_type(path) not in SUBJECT_FILE_SUFFIXES or _file_type(path) == ".npy":
+        return False
+    parts = [part.lower() for part in _name_parts(path)]
+    return parts[-1] in _TABLE_SUFFIXES or not _TABLE_ENTITIES.isdisjoint(parts)
+
+
+def _tables_note(paths, whose):
+    """``"; 3 of its 9 files are BIDS tables ..."``, naming the BIDS tables among ``paths``
+    (:func:`_is_bids_table`), or ""."""
+    files = sorted(str(path) for path in paths if os.path.isfile(path))
+    tables = [path for path in files if _is_bids_table(path)]
+    if not tables:
+        return ""
+    return (f"; {len(tables)} of {whose} {len(files)} files are BIDS tables that hold no "
+            f"region series ({_TABLE_KINDS}): {_first_few(tables)}")
+
+
+def _images_below(pattern, offered=None):
+    """How to make region series of the first brain image in or below the folders ``pattern``
+    matches (a tree of fMRIPrep's images and confounds), or "", also where the glob
+    ``offered`` matches files."""
+    if offered is not None and glob.glob(offered, recursive=True):
+        return ""
+    return _first_image_advice(glob.glob(os.path.join(pattern, "**", "*"), recursive=True))
+
+
+def _atlas(path):
+    """The ``seg-`` or ``atlas-`` entity of a file's BIDS name, or None."""
+    return next((part for part in _name_parts(path) if part.startswith(("seg-", "atlas-"))),
+                None)
+
+
+def _one_atlas(subjects):
+    """``subjects``, of the most common atlas where their BIDS names give several (XCP-D
+    writes one series per atlas, of different regions), and a note naming them, or ""."""
+    atlases = Counter(map(_atlas, subjects))
+    if len(atlases) < 2 or None in atlases:
+        return subjects, ""
+    kept = atlases.most_common(1)[0][0]
+    return [path for path in subjects if _atlas(path) == kept], (
+        f" ({kept} alone: the series are of {len(atlases)} atlases, "
+        f"{', '.join(sorted(atlases))}, whose regions differ; a model takes one)")
+
+
+def _narrowed(pattern, subjects, candidates=()):
+    """A glob that matches ``subjects`` alone: the first of ``candidates`` and ``pattern``
+    that does, or ``pattern`` with its last part made the shortest name ending that the
+    subjects' names share (``'*_stat-mean_timeseries.tsv'`` beside fMRIPrep's
+    ``*_desc-confounds_timeseries.tsv``); None where none does. It globs: on the way to an
+    error only."""
+    subjects = sorted(map(Path, subjects))
+    names = [path.name.split("_") for path in subjects]
+    shared = 0  # the trailing parts every name has
+    while shared < min(map(len, names), default=0) and len({name[-1 - shared] for name in names}) == 1:
+        shared += 1
+    endings = [os.path.join(os.path.dirname(pattern), "*_" + glob.escape("_".join(
+        names[0][len(names[0]) - n:]))) for n in range(1, shared + 1)]
+    # matched as the glob matches (its paths are normalized: './data/*' finds 'data/x.npy';
+    # '**' spans folders)
+    return next((candidate for candidate in [*candidates, pattern, *endings]
+                 if sorted(Path(p) for p in glob.glob(candidate, recursive=True)
+                           if os.path.isfile(p)) == subjects), None)
 
 
 def _first_image_advice(paths):
@@ -184,27 +284,38 @@ def _first_few(paths):
 
 def _check_only_subject_files(pattern, paths):
     """Refuse a glob that matches subject files and others beside them (a model or a run's
-    state saved in the data folder, a JSON sidecar), naming the others and a narrower glob;
-    one that matches no subject file at all is left to the reader's advice (a NIfTI image)."""
-    suffixes = [_file_type(path) for path in paths]
-    others = [path for path, suffix in zip(paths, suffixes) if suffix not in SUBJECT_FILE_SUFFIXES]
-    kept = [suffix for suffix in suffixes if suffix in SUBJECT_FILE_SUFFIXES]
-    if not others or not kept:
+    state saved in the data folder, a JSON sidecar, BIDS tables such as fMRIPrep's
+    confounds), naming the others and a narrower glob, and one that matches BIDS tables and
+    no subject file, or the series of several atlases; one that matches no subject file at
+    all is left to the reader's advice (a NIfTI image)."""
+    tables = {path for path in paths if _is_bids_table(path)}
+    others = sorted(tables.union(
+        path for path in paths if _file_type(path) not in SUBJECT_FILE_SUFFIXES))
+    subjects = [path for path in paths
+                if _file_type(path) in SUBJECT_FILE_SUFFIXES and path not in tables]
+    if tables and not subjects:
+        raise ValueError(f"no subject files match {pattern!r}{_tables_note(paths, 'the')}"
+                         f"{_images_below(os.path.dirname(pattern) or '.')}")
+    kept, atlases = _one_atlas(subjects)
+    if not (others and subjects) and not atlases:
         return
-    common = max(SUBJECT_FILE_SUFFIXES, key=kept.count)
+    kept_types = [_file_type(path) for path in subjects]
+    common = max(SUBJECT_FILE_SUFFIXES, key=kept_types.count)
     # 'data/*' and 'data/*.*' narrowed to 'data/*.npy', where that matches the subjects only
     candidates = ([pattern[:-2] + common] if pattern.endswith(".*") else []) + (
         [pattern + common] if pattern.endswith("*") else [])
-    subjects = [path for path, suffix in zip(paths, suffixes) if suffix in SUBJECT_FILE_SUFFIXES]
-    # matched as the glob matches (its paths are normalized: './data/*' finds 'data/x.npy';
-    # '**' spans folders): on the way to this error only
-    narrower = next((f", e.g. {candidate!r}" for candidate in candidates
-                     if sorted(Path(p) for p in glob.glob(candidate, recursive=True)
-                               if Path(p).is_file()) == subjects), "")
+    narrower = _narrowed(pattern, kept, candidates)
+    example = f", e.g. {narrower!r}{atlases}" if narrower else ""
+    if not others:
+        raise ValueError(f"the glob {pattern!r} matches the series of several atlases: narrow "
+                         f"it to one{example}")
+    described = (f" ({len(tables)} BIDS tables that hold no region series: {_TABLE_KINDS})"
+                 if tables else "")
     raise ValueError(
-        f"the glob {pattern!r} matches {len(kept)} subject file(s) but also {len(others)} "
-        f"other file(s), which are not subjects: {_first_few(others)}; narrow it to the "
-        f"subjects' files{narrower} (subject files are {', '.join(SUBJECT_FILE_SUFFIXES)})")
+        f"the glob {pattern!r} matches {len(subjects)} subject file(s) but also {len(others)} "
+        f"other file(s), which are not subjects{described}: {_first_few(others)}; narrow it "
+        f"to the subjects' files{example} (subject files are "
+        f"{', '.join(SUBJECT_FILE_SUFFIXES)})")
 
 
 def _stray_spaces(path):

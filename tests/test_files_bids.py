@@ -1,0 +1,197 @@
+"""Subject files inside BIDS derivative trees (fMRIPrep, XCP-D): X given as the tree's folder
+or an obvious glob of it. Beside the subjects' region series such trees hold tables that are
+none (participants.tsv, fMRIPrep's confounds, XCP-D's motion and outliers, atlas label
+tables), images, reports and logs."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainjepa_sk.validation import validate_subjects
+
+SUBJECTS = ["sub-01", "sub-02", "sub-03"]
+REGIONS = ["7Networks_LH_Vis_1", "7Networks_LH_SomMot_1", "7Networks_RH_Default_1",
+           "Left-Thalamus"]
+N_FRAMES = 40
+SPACE = "space-MNI152NLin2009cAsym"
+
+
+def _tsv(path, table):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, sep="\t", index=False, na_rep="n/a")  # as the BIDS tools write them
+
+
+def _fmriprep(root, rng):
+    """An fMRIPrep output folder: images, confounds, reports, no region series."""
+    root.mkdir(parents=True)
+    (root / "dataset_description.json").write_text(json.dumps(
+        {"Name": "fMRIPrep output", "BIDSVersion": "1.8.0", "DatasetType": "derivative"}))
+    _tsv(root / "participants.tsv", pd.DataFrame({"participant_id": SUBJECTS,
+                                                  "age": [21, 34, 27]}))
+    _tsv(root / "desc-aseg_dseg.tsv", pd.DataFrame(
+        {"index": [10, 49, 17], "name": ["Left-Thalamus", "Right-Thalamus", "Left-Hippocampus"]}))
+    (root / "logs").mkdir()
+    (root / "logs" / "CITATION.md").write_text("Results included in this manuscript ...")
+    for subject in SUBJECTS:
+        (root / f"{subject}.html").write_text("<html></html>")
+        func = root / subject / "func"
+        confounds = pd.DataFrame(rng.standard_normal((N_FRAMES, 4)), columns=[
+            "global_signal", "csf", "trans_x", "framewise_displacement"])
+        confounds.loc[0, "framewise_displacement"] = np.nan  # n/a in its first row
+        _tsv(func / f"{subject}_task-rest_desc-confounds_timeseries.tsv", confounds)
+        (func / f"{subject}_task-rest_desc-confounds_timeseries.json").write_text("{}")
+        (func / f"{subject}_task-rest_{SPACE}_desc-preproc_bold.nii.gz").write_bytes(b"\x1f\x8b")
+
+
+def _xcpd(root, rng, atlases=("4S456Parcels",)):
+    """An XCP-D output folder: one series per subject and atlas, with a header of region
+    names, beside motion and outlier tables and the atlases' label tables."""
+    root.mkdir(parents=True)
+    (root / "dataset_description.json").write_text("{}")
+    (root / "logs").mkdir()
+    (root / "logs" / "CITATION.md").write_text("Results included in this manuscript ...")
+    for n, atlas in enumerate(atlases):
+        folder = root / "atlases" / f"atlas-{atlas}"
+        names = REGIONS + [f"extra{i}" for i in range(n)]  # the atlases' regions differ
+        _tsv(folder / f"atlas-{atlas}_dseg.tsv", pd.DataFrame(
+            {"index": range(1, len(names) + 1), "label": names}))
+        (folder / f"atlas-{atlas}_{SPACE}_dseg.nii.gz").write_bytes(b"\x1f\x8b")
+        for subject in SUBJECTS:
+            _tsv(root / subject / "func" /
+                 f"{subject}_task-rest_{SPACE}_seg-{atlas}_stat-mean_timeseries.tsv",
+                 pd.DataFrame(rng.standard_normal((N_FRAMES, len(names))), columns=names))
+    for subject in SUBJECTS:
+        func = root / subject / "func"
+        _tsv(func / f"{subject}_task-rest_motion.tsv", pd.DataFrame(
+            rng.standard_normal((N_FRAMES, 3)), columns=["trans_x", "rot_z",
+                                                         "framewise_displacement"]))
+        _tsv(func / f"{subject}_task-rest_outliers.tsv", pd.DataFrame(
+            {"framewise_displacement": rng.integers(0, 2, N_FRAMES)}))
+        (func / f"{subject}_task-rest_{SPACE}_desc-denoised_bold.nii.gz").write_bytes(b"\x1f\x8b")
+
+
+@pytest.fixture
+def derivatives(tmp_path, monkeypatch):
+    """derivatives/fmriprep and derivatives/xcp_d, paths given relative to tmp_path."""
+    rng = np.random.default_rng(0)
+    _fmriprep(tmp_path / "derivatives" / "fmriprep", rng)
+    _xcpd(tmp_path / "derivatives" / "xcp_d", rng)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "derivatives"
+
+
+def _offered(error):
+    """The glob an error offers."""
+    return re.search(r"(?:such as|e\.g\.) '([^']*)'", str(error)).group(1)
+
+
+def _assert_the_series(subjects, n_regions=len(REGIONS)):
+    """Subjects read from the XCP-D series, one per subject."""
+    assert len(subjects) == len(SUBJECTS)
+    assert all("_stat-mean_timeseries.tsv" in path.name for path in subjects.paths)
+    assert list(subjects.feature_names) == (REGIONS + [f"extra{i}" for i in range(3)])[:n_regions]
+
+
+@pytest.mark.parametrize("pattern", ["derivatives/xcp_d/**/*.tsv",
+                                     "derivatives/xcp_d/sub-*/func/*.tsv"])
+def test_a_glob_over_xcpd_names_its_motion_outlier_and_label_tables(derivatives, pattern):
+    """'xcp_d/**/*.tsv' read the atlas label table as a subject (its label column refused as
+    text), 'sub-*/func/*.tsv' read motion and outliers as subjects of other regions: the
+    tables are named as such, with a glob of the series that works when pasted back."""
+    with pytest.raises(ValueError, match=(
+            rf"^the glob '{re.escape(pattern)}' matches 3 subject file\(s\) but also \d other "
+            r"file\(s\), which are not subjects \(\d BIDS tables that hold no region series: "
+            r"participants, confounds, motion, QC or atlas label tables\): .*sub-01_task-rest_"
+            r"motion\.tsv, .*sub-01_task-rest_outliers\.tsv")) as info:
+        validate_subjects(pattern, lazy=True)
+    assert _offered(info.value) == pattern.replace("*.tsv", "*_timeseries.tsv")
+    _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+
+
+def test_fmriprep_confounds_beside_the_series_are_named_and_left_out_of_the_glob(derivatives):
+    """'derivatives/**/*_timeseries.tsv' took fMRIPrep's confounds for subjects (hundreds of
+    columns in a real run, read as regions; refused here for their 'n/a')."""
+    pattern = "derivatives/**/*_timeseries.tsv"
+    with pytest.raises(ValueError, match=(
+            r"matches 3 subject file\(s\) but also 3 other file\(s\), which are not subjects "
+            r"\(3 BIDS tables .*: derivatives/fmriprep/sub-01/func/sub-01_task-rest_desc-"
+            r"confounds_timeseries\.tsv, ")) as info:
+        validate_subjects(pattern, lazy=True)
+    assert _offered(info.value) == "derivatives/**/*_stat-mean_timeseries.tsv"
+    _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+
+
+@pytest.mark.parametrize("given", ["derivatives/xcp_d", "derivatives", "derivatives/xcp_d/*",
+                                   "derivatives/*"])
+def test_a_derivatives_folder_is_offered_a_glob_of_the_series_alone(derivatives, given):
+    """The folder given as X (or a glob of its folders) was offered 'xcp_d/**/*.tsv' and the
+    like, which match the tables beside the series too; a folder's tables are counted and
+    named."""
+    with pytest.raises(ValueError, match=(
+            r"^no subject files match" if "*" in given else
+            rf"^{given} is a folder, not a subject file; \d+ of its \d+ files are BIDS tables "
+            r"that hold no region series \(.*\): derivatives/.*_dseg\.tsv")) as info:
+        validate_subjects(given, lazy=True)
+    _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+
+
+def test_a_glob_of_subject_folders_beside_a_logs_folder_offers_their_files(tmp_path):
+    """The glob offered for 'data/*' was made from the first folder alphabetically, 'logs',
+    whose files are no subject's: 'data/*/*.npy', which matches nothing."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "run.log").write_text("done")
+    for i in range(2):
+        (tmp_path / f"sub-{i}").mkdir()
+        np.savetxt(tmp_path / f"sub-{i}" / "series.tsv",
+                   np.random.default_rng(i).standard_normal((20, 3)), delimiter="\t")
+    with pytest.raises(ValueError, match="it matches folders only") as info:
+        validate_subjects(str(tmp_path / "*"), lazy=True)
+    assert _offered(info.value) == str(tmp_path / "*" / "*.tsv")
+    assert len(validate_subjects(_offered(info.value), lazy=True)) == 2
+
+
+def test_a_tree_of_fmriprep_images_and_confounds_is_told_to_extract_region_series(derivatives):
+    """fMRIPrep writes images: its folder, a glob of its folders and '**/*.tsv' found only
+    tables to read as subjects (participants.tsv and the label table at its top, taken for
+    subject files; the label table refused as text), and said nothing of the images."""
+    extract = r"\. An image holds voxels or vertices, not region time series: extract them"
+    with pytest.raises(ValueError, match=(
+            r"^derivatives/fmriprep is a folder, not a subject file; 5 of its \d+ files are BIDS "
+            r"tables that hold no region series \(.*\): derivatives/fmriprep/desc-aseg_dseg\.tsv"
+            rf", derivatives/fmriprep/participants\.tsv, .* and 2 more; give .*{extract}")):
+        validate_subjects("derivatives/fmriprep", lazy=True)
+    with pytest.raises(ValueError, match=(
+            r"^no subject files match 'derivatives/fmriprep/\*': it matches folders \(4, .*\) "
+            r"and 4 file\(s\) of no subject file type \(.*\); 2 of the 6 files are BIDS tables "
+            rf".*desc-aseg_dseg\.tsv, .*participants\.tsv; give .*{extract}")):
+        validate_subjects("derivatives/fmriprep/*", lazy=True)
+    with pytest.raises(ValueError, match=(
+            r"^no subject files match 'derivatives/fmriprep/\*\*/\*\.tsv'; 5 of the 5 files are "
+            rf"BIDS tables .*confounds_timeseries\.tsv and 2 more{extract}")):
+        validate_subjects("derivatives/fmriprep/**/*.tsv", lazy=True)
+
+
+def test_the_series_of_several_atlases_are_named_and_one_atlas_offered(tmp_path, monkeypatch):
+    """XCP-D writes one series per subject and atlas: '**/*_timeseries.tsv' read them all as
+    subjects, refused only at the first subject of other regions; the atlases are named, with
+    a glob of one."""
+    _xcpd(tmp_path / "xcp_d", np.random.default_rng(0), atlases=("4S156Parcels", "4S456Parcels"))
+    monkeypatch.chdir(tmp_path)
+    atlases = (r"\(seg-4S156Parcels alone: the series are of 2 atlases, seg-4S156Parcels, "
+               r"seg-4S456Parcels, whose regions differ; a model takes one\)")
+    with pytest.raises(ValueError, match=(
+            r"^the glob 'xcp_d/\*\*/\*_timeseries\.tsv' matches the series of several atlases: "
+            rf"narrow it to one, e\.g\. 'xcp_d/\*\*/\*_seg-4S156Parcels_stat-mean_timeseries"
+            rf"\.tsv' {atlases}$")) as info:
+        validate_subjects("xcp_d/**/*_timeseries.tsv", lazy=True)
+    _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+    for given in ["xcp_d", "xcp_d/**/*.tsv"]:
+        with pytest.raises(ValueError, match=atlases) as info:
+            validate_subjects(given, lazy=True)
+        _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+    # one atlas named: its series
+    subjects = validate_subjects("xcp_d/**/*_seg-4S456Parcels_stat-mean_timeseries.tsv", lazy=True)
+    _assert_the_series(subjects, n_regions=len(REGIONS) + 1)
