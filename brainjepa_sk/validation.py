@@ -33,8 +33,11 @@ from sklearn.utils.validation import _get_feature_names
 
 from ._warnings import check_array, warn_user
 from .files import (
+    _TABLE_KINDS,
     SubjectFiles,
     _file_type,
+    _first_few,
+    _is_bids_table,
     _is_number,
     check_index_column,
     expand_subject_paths,
@@ -1101,6 +1104,20 @@ def _warn_repeated_files(X):
         seen[key] = i
 
 
+def _warn_listed_tables(X):
+    """Warn when a list names BIDS tables that hold no region series (fMRIPrep's confounds,
+    a participants.tsv, as ``sorted(glob.glob("derivatives/**/*.tsv"))`` gives them): each
+    entry is read as a subject, as given."""
+    if not isinstance(X, (list, tuple)):
+        return
+    tables = [f"X[{i}] ({os.fspath(path)})" for i, path in enumerate(X)
+              if is_path(path) and _is_bids_table(path)]
+    if tables:
+        warn_user(f"{_first_few(tables)}: named as BIDS tables that hold no region series "
+                  f"({_TABLE_KINDS}), yet each entry of X is read as a subject's series; leave "
+                  "them out of X")
+
+
 def _file_identity(path):
     """What tells one file from another: its device and inode (a hard link, or another case
     of the name on a case-insensitive disk, is the same file), or its real path when it cannot
@@ -1741,6 +1758,7 @@ def validate_subjects(
     X = _paths_as_list(X)
     if reset:  # in fit: a transform of a file twice gives its rows twice, as asked
         _warn_repeated_files(X)
+        _warn_listed_tables(X)
     # the regions are set by the weights (embedder, fine-tuners) or by an earlier fit
     fixed_regions = estimator is not None and (not reset or hasattr(estimator, "weights"))
     if fixed_regions and getattr(estimator, "constant_regions", None) is not None:

@@ -195,3 +195,27 @@ def test_the_series_of_several_atlases_are_named_and_one_atlas_offered(tmp_path,
     # one atlas named: its series
     subjects = validate_subjects("xcp_d/**/*_seg-4S456Parcels_stat-mean_timeseries.tsv", lazy=True)
     _assert_the_series(subjects, n_regions=len(REGIONS) + 1)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_bids_tables_named_in_a_list_are_warned_of_and_read_as_given(derivatives, lazy):
+    """A list, as cross-validation needs (sorted(glob.glob(...))), is read as given: tables
+    in it were read as subjects without a word on what they are. They are named, and still
+    read (never dropped from a list), so the reader's error follows."""
+    import glob
+    import warnings
+
+    listed = sorted(glob.glob("derivatives/xcp_d/sub-*/func/*.tsv"))
+    with pytest.warns(UserWarning, match=(
+            r"^X\[0\] \(derivatives/xcp_d/sub-01/func/sub-01_task-rest_motion\.tsv\), X\[1\] "
+            r"\(.*sub-01_task-rest_outliers\.tsv\), X\[3\] \(.*sub-02_task-rest_motion\.tsv\) "
+            r"and 3 more: named as BIDS tables that hold no region series \(participants, "
+            r"confounds, motion, QC or atlas label tables\), yet each entry of X is read as a "
+            r"subject's series; leave them out of X$")), \
+            pytest.raises(ValueError, match=r"sub-01_task-rest_outliers\.tsv: subject 1 has "
+                                            r"other region names"):
+        validate_subjects(listed, lazy=lazy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        series = [path for path in listed if path.endswith("_timeseries.tsv")]
+        _assert_the_series(validate_subjects(series, lazy=True))
