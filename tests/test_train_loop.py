@@ -556,6 +556,46 @@ def test_a_loader_without_len_is_refused_when_the_loop_is_built(unsized):
         PretrainLoop(valid.model, loader, valid.mask_sampler, valid.schedule, 1)
 
 
+class MiscountedLoader(UnsizedLoader):
+    """A loader of one's own whose ``len`` says ``miscount`` more batches than it yields."""
+
+    def __init__(self, loader, miscount):
+        super().__init__(loader)
+        self.miscount = miscount
+
+    def __len__(self):
+        return len(self.loader) + self.miscount
+
+
+@pytest.mark.parametrize("miscount", [-1, 0, 1])
+def test_a_loader_whose_len_is_not_its_batches_warns_once_a_run(miscount):
+    """The schedule of a run is sized by len(loader) (PretrainSchedule.from_epochs), and so
+    are the loop's epochs and ProgressBar: a loader yielding 3 batches a pass but saying 2 (or
+    4) silently ran the schedules off their ends before the last epoch (or stopped them short
+    of their final values). The first pass that yields another count warns, once a run; a
+    right len does not warn."""
+    valid = _loop(n_epochs=3)
+    loader = MiscountedLoader(valid.loader, miscount)
+    schedule = PretrainSchedule.from_epochs(3, len(loader), lr=1e-3)
+    loop = PretrainLoop(valid.model, loader, valid.mask_sampler, schedule, 3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loop.run()
+    said = [str(warning.message) for warning in caught if "len()" in str(warning.message)]
+    assert loop.step == 9 and [record["epoch"] for record in loop.history] == [0, 1, 2]
+    if not miscount:
+        assert said == []
+        return
+    effect = ("the schedules stop short of their final values" if miscount > 0
+              else "the schedules reach their final values before the last epoch")
+    assert said == [
+        f"the loader's len() is {3 + miscount}, but it yielded 3 batch(es) in epoch 0: the "
+        "loop counts an epoch's steps by that len, as a schedule sized by it does "
+        "(PretrainSchedule.from_epochs), so the schedules of this run do not follow its "
+        f"epochs ({effect}); give the loader a __len__ that returns the batches it yields per "
+        "epoch"]
+
+
 def test_n_epochs_and_accumulation_steps_take_numpy_ints():
     loop = _loop(n_epochs=np.int64(1), accumulation_steps=np.int32(2))
     assert (loop.n_epochs, loop.accumulation_steps) == (1, 2)

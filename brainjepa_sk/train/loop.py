@@ -6,6 +6,7 @@ import contextlib
 
 import torch
 
+from .._warnings import warn_user
 from ..nn._checks import check_count, type_with_article
 from .data import stop_persistent_workers
 from .distributed import all_reduce_mean, any_process, any_process_each, world
@@ -77,7 +78,9 @@ class PretrainLoop:
     model : BrainJEPA
         On the device to train on.
     loader : iterable of torch.Tensor
-        Yields ``(batch, n_frames, n_regions)`` windows; ``len(loader)`` steps per epoch. When
+        Yields ``(batch, n_frames, n_regions)`` windows; ``len(loader)`` steps per epoch (the
+        first whole pass of a run that yields another count warns: a schedule sized by that
+        len does not follow the epochs). When
         its ``sampler`` has ``state_dict`` (e.g. :class:`~brainjepa_sk.train.ShuffleSampler`),
         that state is part of the loop's; one with ``set_epoch`` (e.g. a
         ``DistributedSampler``) is told the epoch before each pass. A sampler without a state
@@ -222,6 +225,7 @@ class PretrainLoop:
         self._stop_signals = {}
         self._stopping = False  # the on_interrupt hooks of a stop at a step boundary began
         self.stop_training = False
+        self._miscount_warned = False  # a pass of another length than len(loader) was told
         self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM or Ctrl-C: each
         #: may get it between other steps, and all must stop after the same one. Agreeing costs
@@ -278,6 +282,7 @@ class PretrainLoop:
         self._stop_signals = {}
         self._stopping = False
         self.stop_training = False
+        self._miscount_warned = False
         ctrl_c, first_step = {}, self.step
         with contextlib.ExitStack() as setup:  # failed, nothing began: all put back
             # SIGTERM noted in the main thread (a handler Python did not set is kept)
@@ -369,7 +374,8 @@ class PretrainLoop:
         sampler = getattr(self.loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(self.epoch)
-        if self.step_in_epoch == 0:
+        whole_pass = self.step_in_epoch == 0  # a pass begun here, not the rest of one
+        if whole_pass:
             self._notify("on_epoch_begin")
             self._epoch_loss = torch.zeros((), device=self.device)
         # a pass stopped before its first step is drawn again by the next run, as a resume
@@ -403,6 +409,8 @@ class PretrainLoop:
         if stopped_inside:  # by a callback: as after an error, the epoch is finished later
             self._finish_epoch_on_next_run()
             return
+        if whole_pass:
+            self._check_pass_length()
         # one host synchronisation per epoch; the mean over the steps this epoch had (a state
         # resumed with a loader of another length had some steps of another pass length)
         n_steps = self.step_in_epoch or self.steps_per_epoch
@@ -412,6 +420,22 @@ class PretrainLoop:
         self.epoch += 1
         self.step_in_epoch = 0
         self._notify("on_epoch_end")
+
+    def _check_pass_length(self):
+        """Warn, once a run, when a whole pass yielded other than ``len(loader)`` batches."""
+        said = self.steps_per_epoch
+        if self.step_in_epoch == said or self._miscount_warned:
+            return
+        self._miscount_warned = True
+        effect = ("the schedules stop short of their final values"
+                  if self.step_in_epoch < said
+                  else "the schedules reach their final values before the last epoch")
+        warn_user(
+            f"the loader's len() is {said}, but it yielded {self.step_in_epoch} batch(es) in "
+            f"epoch {self.epoch}: the loop counts an epoch's steps by that len, as a schedule "
+            "sized by it does (PretrainSchedule.from_epochs), so the schedules of this run do "
+            f"not follow its epochs ({effect}); give the loader a __len__ that returns the "
+            "batches it yields per epoch")
 
     def _run_batches(self, batches):
         """Train on ``batches``; True when :attr:`stop_training` stopped it inside the pass."""
