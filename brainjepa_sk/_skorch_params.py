@@ -339,11 +339,7 @@ class SkorchParamsMixin:
                     key for key in own if "__" in key}
                 self._validate_params()
                 if any(key.split("__", 1)[0] == "compile" for key in own):
-                    # the trained module and criterion, compiled (or not) anew
-                    for name in ("module", "criterion"):
-                        current = getattr(self, f"{name}_")
-                        setattr(self, f"{name}_", self.torch_compile(
-                            getattr(current, "_orig_mod", current), name=name))
+                    self._compile_trained_modules()
                 optimizers = {key: own[key] for key in own if key in self._optimizers}
                 if optimizers:
                     # a continued fit trains with the optimizer it is given (from a fresh state)
@@ -358,6 +354,14 @@ class SkorchParamsMixin:
                         "fraction, stratified and random_state are")
                 self.train_split.set_params(**split_params)
         return self
+
+    def _compile_trained_modules(self):
+        """Compile the trained module and criterion anew (or not) as ``compile`` says on the
+        net's device."""
+        for name in ("module", "criterion"):
+            current = getattr(self, f"{name}_")
+            setattr(self, f"{name}_", self.torch_compile(getattr(current, "_orig_mod", current),
+                                                         name=name))
 
     @contextlib.contextmanager
     def _optimizer_groups_restored_on_error(self):

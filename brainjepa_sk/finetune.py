@@ -525,6 +525,10 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         # pickled before constant_regions existed: a run of its then-behaviour, and a
         # parameter still (skorch takes the parameters from the instance's __dict__)
         super().__setstate__({"constant_regions": "error", **state})
+        if "module_" in self.__dict__ and "criterion_" in self.__dict__:
+            # as compile says on the device it lands on (skorch moves a net pickled on CUDA to
+            # the CPU of a machine without): "auto", which compiled on CUDA, compiles no more
+            self._compile_trained_modules()
 
     def __setattr__(self, name, value):
         # A module given as ``weights`` is a parameter, not a component of the net: skorch

@@ -3164,6 +3164,37 @@ def test_compile_auto_compiles_on_cuda_only_as_the_pretrainers(monkeypatch):
     torch._dynamo.reset()
 
 
+def test_a_net_compiled_by_auto_on_cuda_is_unpickled_eager_on_a_cpu(monkeypatch):
+    """compile="auto" compiles on CUDA only. A net fitted where it compiled (CUDA, here the
+    resolver's answer) and unpickled on a machine without CUDA (skorch moves it to the CPU)
+    kept its compiled module and criterion: its first prediction compiled them anew for the
+    CPU, which "auto" never does (with the default backend, a C++ build, which fails without
+    a compiler). Unpickled, they are compiled as the setting says on the device the net lands
+    on; compile=True still compiles there."""
+    import torch._dynamo
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    import brainjepa_sk.finetune as finetune
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    monkeypatch.setattr(finetune, "resolve_compile", lambda compile, device: bool(compile))
+    auto = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), compile="auto",
+                               compile__backend="aot_eager").fit(X, y)
+    assert isinstance(auto.module_, OptimizedModule)
+    proba = auto.predict_proba(X)
+    pickled = pickle.dumps(auto)
+    monkeypatch.undo()  # unpickled where "auto" does not compile
+    unpickled = pickle.loads(pickled)
+    assert isinstance(unpickled.module_, EncoderWithHead)
+    assert not isinstance(unpickled.criterion_, OptimizedModule)
+    np.testing.assert_allclose(unpickled.predict_proba(X), proba, atol=1e-6)
+    explicit = pickle.loads(pickle.dumps(auto.set_params(compile=True)))
+    assert isinstance(explicit.module_, OptimizedModule)
+    assert isinstance(explicit.module_._orig_mod, EncoderWithHead)
+    np.testing.assert_allclose(explicit.predict_proba(X), proba, atol=1e-6)
+    torch._dynamo.reset()
+
+
 def test_compile_settings_set_on_a_fitted_net_keep_the_fine_tuned_model():
     """skorch rebuilt the module from weights for compile settings set on a fitted net: the
     fine-tuning was lost without a word, even by compile=False as it already was."""
