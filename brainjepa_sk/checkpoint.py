@@ -856,7 +856,9 @@ class ResolvedWeights:
         The longest window (frames) whose time positions the encoder was trained on, in
         pretraining and fine-tuning, when known. Left None, that of pretrained weights is
         ``n_frames``; that of fine-tuned ones stays unknown (encoders fine-tuned before it
-        was recorded: their pretraining windows may have been longer than ``n_frames``).
+        was recorded, or from weights that did not record it, such as a bare encoder: their
+        pretraining windows may have been longer than ``n_frames``; a linear probe's
+        ``n_frames`` is the probe's, whose windows its frozen positions did not train on).
     """
 
     encoder: BrainEncoder

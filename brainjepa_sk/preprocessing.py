@@ -1504,7 +1504,8 @@ def _warn_if_longer_than_trained(weights, n_frames):
                 f"{trained} frames with window='sliding'{auto}"
             )
     elif fine_tuning is not None and n_frames > fine_tuning:
-        # fine-tuned before the pretraining windows were recorded: those may be longer
+        # fine-tuned from weights that did not record their pretraining windows (a bare
+        # encoder, or one fine-tuned before they were recorded): those may be longer
         warn_user(
             f"n_frames={n_frames} is longer than the windows the model was fine-tuned on "
             f"({fine_tuning} frames; its weights do not record the windows of their "
@@ -1533,7 +1534,8 @@ def _warn_if_longer_than_probed(trained, probed, n_frames):
                 f"most {trained} frames with window='sliding'{auto}"
             )
     elif probed is not None and n_frames > probed:
-        # probed before the windows of its weights' training were recorded
+        # the weights it probed did not record the windows they were trained on (a bare
+        # encoder, or one fine-tuned before they were recorded or from a bare one)
         warn_user(
             f"n_frames={n_frames} is longer than the windows of the model's linear probe "
             f"({probed} frames; its weights do not record the windows they were trained on, "
