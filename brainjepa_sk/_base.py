@@ -207,9 +207,11 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         of ``fit_transform`` cut them with this ``preprocessor``, each window's subject, and
         the :class:`FirstSubjectsScale` ``scale`` measured then (None without robust
         statistics). Used only where every file still has the stamp (size, modification
-        time) of its check at the start: ``scale`` then decides ``scale_check`` before the
-        first chunk, and each chunk takes its windows from ``windows`` rather than reading
-        them, but for one with a file changed since (read, as without ``cut``).
+        time) of its check at the start (``SubjectFiles._unchanged``: one ``os.stat`` per
+        file): ``scale`` then decides ``scale_check`` before the first chunk, and each chunk
+        takes its windows from ``windows`` rather than reading them (the series as checked,
+        also for a file changed while they are embedded). Otherwise every chunk is read, as
+        without ``cut``.
 
     Yields
     ------
@@ -243,7 +245,7 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         raise
     chunk_size = SUBJECTS_PER_CHUNK if chunk_size is None else max(1, int(chunk_size))
     scaled_to = None if scale_check is None else scale_check.keep
-    if cut is not None and not _all_unchanged(subjects, range(len(subjects))):
+    if cut is not None and not all(subjects._unchanged(i) for i in range(len(subjects))):
         cut = None  # a file changed since the fit read it: read them all, as without cut
     if cut is not None:
         cut_windows, cut_subject_index, fit_scale = cut
@@ -251,7 +253,7 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
             scale_check.warn_from_scale(*fit_scale.scale)
     for start in range(rank * chunk_size, len(subjects), chunk_size * n_processes):
         rows = range(start, min(start + chunk_size, len(subjects)))
-        if cut is not None and _all_unchanged(subjects, rows):
+        if cut is not None:
             # windows are cut subject after subject: the chunk's are one slice
             first, stop = np.searchsorted(cut_subject_index, [rows.start, rows.stop])
             windows = cut_windows[first:stop]
@@ -273,12 +275,6 @@ def window_chunks(subjects, preprocessor, chunk_size=None, shard=(0, 1), scale_c
         # the first chunk of process 0 (the one that warns) did not hold them all: every
         # process reaches this point, with the same chunk size, to share its own
         scale_check.warn_from(all_gather_objects(scale_check.kept()))
-
-
-def _all_unchanged(subjects, rows):
-    """Whether the files of ``rows`` of ``subjects`` (a SubjectFiles) all have the stamps
-    of their check (:meth:`~brainjepa_sk.files.SubjectFiles._unchanged`)."""
-    return all(subjects._unchanged(i) for i in rows)
 
 
 def training_windows(preprocessor, subjects, scale_check=None):

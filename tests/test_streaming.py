@@ -1736,6 +1736,32 @@ def test_a_pretrainers_fit_transform_embeds_the_windows_its_fit_cut_from_files(
         _tiny_pretrainer(normalization=normalization).fit_transform(paths)
 
 
+def test_a_pretrainers_fit_transform_stamps_each_file_once_to_embed_the_windows_its_fit_cut(
+        tmp_path, monkeypatch):
+    """The transform of fit_transform takes the windows its fit cut where no file's stamp
+    changed since its check: it took every file's stamp (an os.stat) before its first chunk,
+    and each again with its chunk. Once: the windows are those of the files as checked."""
+    from brainjepa_sk import _base
+
+    paths = _save(tmp_path, _series(lengths=(40, 52, 24, 37, 30)), kind="tsv")
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    stamped, chunking, stamp, chunks = [], [], files.file_stamp, _base.window_chunks
+    monkeypatch.setattr(files, "file_stamp",
+                        lambda path: (chunking and stamped.append(str(path))) or stamp(path))
+
+    def watched(*args, **kwargs):
+        chunking.append(True)
+        try:
+            yield from chunks(*args, **kwargs)
+        finally:
+            chunking.clear()
+
+    monkeypatch.setattr(_base, "window_chunks", watched)
+    embedded = _tiny_pretrainer().fit_transform(paths)
+    assert sorted(stamped) == sorted(paths)
+    np.testing.assert_array_equal(embedded, _tiny_pretrainer().fit(paths).transform(paths))
+
+
 @pytest.mark.parametrize("n_subjects", [1, 7])
 def test_a_pretrainers_gradients_take_the_connectivity_of_the_check_of_its_files(
         tmp_path, monkeypatch, n_subjects):
