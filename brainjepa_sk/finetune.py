@@ -2693,7 +2693,18 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         """
         if is_windows(X, self):  # skorch's scoring during fit: one row per window
             return super().predict_proba(X)
-        return self._subject_outputs(X)
+        proba = self._subject_outputs(X)
+        if self._outputs_softmax():
+            # the windows' float32 softmax sums to 1 within its rounding (~6e-8), over the
+            # float64 tolerance of scikit-learn's log_loss ("do not sum to one" at each score)
+            proba /= proba.sum(axis=1, keepdims=True)
+        return proba
+
+    def _outputs_softmax(self):
+        """Whether skorch's nonlinearity is the softmax: ``"auto"`` with a cross-entropy loss
+        (skorch's rule), rather than a nonlinearity of one's own or the module's outputs."""
+        return (isinstance(self.predict_nonlinearity, str)
+                and issubclass(self._criterion_class(), torch.nn.CrossEntropyLoss))
 
     def predict_log_proba(self, X):
         """Log of each subject's class probabilities: the log of :meth:`predict_proba`.

@@ -387,6 +387,30 @@ def test_predict_log_proba_in_a_pipeline_and_cross_validation_with_log_loss():
                                result["test_score"], rtol=1e-6)
 
 
+def test_probabilities_sum_to_one_in_float64_so_that_log_loss_takes_them_silently():
+    """The windows' softmax is float32, whose rows sum to 1 within its rounding (6e-8), over
+    the float64 tolerance of scikit-learn's log_loss: neg_log_loss warned "The y_prob values
+    do not sum to one" at each fold. A nonlinearity of one's own is left as it gives them."""
+    from sklearn.metrics import log_loss
+
+    levels = np.tile([0.0, 1.0, 2.0], 4)
+    X, y = offset_subjects(levels), np.array(["a", "b", "c"])[levels.astype(int)]
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), window="sliding",
+                              stride=4).fit(X, y)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-15)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_loss(y, proba, labels=clf.classes_)
+        cross_val_score(clf, X, y, cv=KFold(2), scoring="neg_log_loss")
+    windows, subject_index = clf.preprocessor_.transform(list(X))
+    with torch.no_grad():
+        logits = clf.module_.eval()(torch.from_numpy(windows)).numpy()
+    logit_means = np.stack([logits[subject_index == i].mean(0) for i in range(len(X))])
+    np.testing.assert_allclose(clf.set_params(predict_nonlinearity=None).predict_proba(X),
+                               logit_means, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("freeze_encoder", [False, True])  # the probe has a BatchNorm head
 def test_a_subjects_prediction_does_not_depend_on_the_other_subjects(freeze_encoder):
     X = offset_subjects(np.tile([0.0, 1.0], 6))
