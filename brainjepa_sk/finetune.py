@@ -2986,7 +2986,9 @@ class BrainJEPARegressor(_FineTuneBase, NeuralNetRegressor):
         # in float64, then float32, as the targets were scaled before: on the host, where the
         # loader gives them, as the outputs' device may have no float64 (Apple's MPS)
         y_true = torch.as_tensor(y_true).detach().to("cpu", torch.float64)
-        mean, scale = (torch.as_tensor(value, dtype=torch.float64)
+        # copies: the statistics may be read-only (joblib.load's mmap_mode), which torch
+        # warns of when a tensor shares their memory
+        mean, scale = (torch.tensor(value, dtype=torch.float64)
                        for value in (self.target_mean_, self.target_scale_))
         y_true = ((y_true - mean) / scale).to(torch.float32).to(y_pred.device, y_pred.dtype)
         return super().get_loss(y_pred, y_true, *args, **kwargs)
