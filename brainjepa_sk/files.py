@@ -194,6 +194,10 @@ _TABLE_SUFFIXES = frozenset({
 #: confounds (``desc-confounds_timeseries.tsv``), XCP-D's one-row region statistics.
 _TABLE_ENTITIES = frozenset({"desc-confounds", "stat-coverage", "stat-alff", "stat-reho"})
 _TABLE_KINDS = "participants, confounds, motion, QC or atlas label tables"
+#: The BIDS tables named by their suffix alone, at a dataset's top.
+_TOP_TABLES = frozenset({"participants", "sessions", "scans"})
+#: A BIDS entity, ``key-value`` (``sub-01``, ``seg-4S456Parcels``).
+_BIDS_ENTITY = re.compile(r"[a-z]+-[a-zA-Z0-9]+")
 
 
 def _name_parts(path):
@@ -205,11 +209,18 @@ def _name_parts(path):
 def _is_bids_table(path):
     """Whether ``path`` is a text table that a BIDS or BIDS-derivative dataset names as one
     holding no subject's region series (``participants.tsv``, ``*_desc-confounds_timeseries
-    .tsv``, ``*_motion.tsv``, ``*_dseg.tsv``), by its name's entities and suffix."""
+    .tsv``, ``*_motion.tsv``, ``*_dseg.tsv``), by its name's entities and suffix: a BIDS name
+    alone, whose parts before the suffix are all ``key-value`` entities (a user's own
+    ``patient_qc.csv`` or ``run_motion.txt`` is no BIDS table)."""
     if _file_type(path) not in SUBJECT_FILE_SUFFIXES or _file_type(path) == ".npy":
         return False
-    parts = [part.lower() for part in _name_parts(path)]
-    return parts[-1] in _TABLE_SUFFIXES or not _TABLE_ENTITIES.isdisjoint(parts)
+    *entities, suffix = _name_parts(path)
+    if not entities:
+        return suffix.lower() in _TOP_TABLES
+    if not all(map(_BIDS_ENTITY.fullmatch, entities)):
+        return False
+    return (suffix.lower() in _TABLE_SUFFIXES
+            or not _TABLE_ENTITIES.isdisjoint(part.lower() for part in (*entities, suffix)))
 
 
 def _tables_note(paths, whose):
