@@ -251,14 +251,17 @@ def _atlas(path):
 
 def _one_atlas(subjects):
     """``subjects``, of the most common atlas where their BIDS names give several (XCP-D
-    writes one series per atlas, of different regions), and a note naming them, or ""."""
+    writes one series per atlas, of different regions), and a note naming them, or ""; those
+    whose names give no atlas are left out beside several named ones, kept beside one."""
     atlases = Counter(map(_atlas, subjects))
-    if len(atlases) < 2 or None in atlases:
+    named = [atlas for atlas in atlases if atlas is not None]
+    if len(named) < 2:
         return subjects, ""
-    kept = atlases.most_common(1)[0][0]
+    kept = max(named, key=atlases.get)  # the first met of the most common
+    unnamed = f", and {atlases[None]} of no atlas named" if None in atlases else ""
     return [path for path in subjects if _atlas(path) == kept], (
-        f" ({kept} alone: the series are of {len(atlases)} atlases, "
-        f"{', '.join(sorted(atlases))}, whose regions differ; a model takes one)")
+        f" ({kept} alone: the series are of {len(named)} atlases, "
+        f"{', '.join(sorted(named))}{unnamed}, whose regions differ; a model takes one)")
 
 
 def _narrowed(pattern, subjects, candidates=()):

@@ -249,3 +249,22 @@ def test_bids_named_tables_are_still_told_from_subjects(tmp_path, name):
         np.savetxt(file, rng.standard_normal((20, 3)), delimiter="\t")
     with pytest.raises(ValueError, match=rf"BIDS tables .*: .*{re.escape(name)}"):
         validate_subjects(str(tmp_path / "*"), lazy=True)
+
+
+def test_series_of_no_atlas_named_beside_several_atlases_are_still_refused(tmp_path, monkeypatch):
+    """A series whose name gives no atlas beside the series of two named atlases made the
+    atlases go unjudged: 'xcp_d/**/*_timeseries.tsv' was read, and offered for the folder,
+    with the series of both atlases in it."""
+    _xcpd(tmp_path / "xcp_d", np.random.default_rng(0), atlases=("4S156Parcels", "4S456Parcels"))
+    for subject in SUBJECTS:
+        np.savetxt(tmp_path / "xcp_d" / subject / "func" /
+                   f"{subject}_task-rest_{SPACE}_stat-mean_timeseries.tsv",
+                   np.random.default_rng(1).standard_normal((N_FRAMES, 2)), delimiter="\t")
+    monkeypatch.chdir(tmp_path)
+    atlases = (r"\(seg-4S156Parcels alone: the series are of 2 atlases, seg-4S156Parcels, "
+               r"seg-4S456Parcels, and 3 of no atlas named, whose regions differ; a model takes "
+               r"one\)")
+    for given in ["xcp_d/**/*_timeseries.tsv", "xcp_d", "xcp_d/**/*.tsv"]:
+        with pytest.raises(ValueError, match=atlases) as info:
+            validate_subjects(given, lazy=True)
+        _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
