@@ -268,8 +268,8 @@ def _narrowed(pattern, subjects, candidates=()):
     """A glob that matches ``subjects`` alone: the first of ``candidates`` and ``pattern``
     that does, or ``pattern`` with its last part made the shortest name ending that the
     subjects' names share (``'*_stat-mean_timeseries.tsv'`` beside fMRIPrep's
-    ``*_desc-confounds_timeseries.tsv``); None where none does. It globs: on the way to an
-    error only."""
+    ``*_desc-confounds_timeseries.tsv``), or the one name they share (``'*/series.tsv'``);
+    None where none does. It globs: on the way to an error only."""
     subjects = sorted(map(Path, subjects))
     names = [path.name.split("_") for path in subjects]
     shared = 0  # the trailing parts every name has
@@ -277,6 +277,8 @@ def _narrowed(pattern, subjects, candidates=()):
         shared += 1
     endings = [os.path.join(os.path.dirname(pattern), "*_" + glob.escape("_".join(
         names[0][len(names[0]) - n:]))) for n in range(1, shared + 1)]
+    if len({path.name for path in subjects}) == 1:  # one name, in a folder per subject
+        endings.append(os.path.join(os.path.dirname(pattern), glob.escape(subjects[0].name)))
     # matched as the glob matches (its paths are normalized: './data/*' finds 'data/x.npy';
     # '**' spans folders)
     return next((candidate for candidate in [*candidates, pattern, *endings]

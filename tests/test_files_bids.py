@@ -268,3 +268,24 @@ def test_series_of_no_atlas_named_beside_several_atlases_are_still_refused(tmp_p
         with pytest.raises(ValueError, match=atlases) as info:
             validate_subjects(given, lazy=True)
         _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+
+
+@pytest.mark.parametrize("given", ["subjects", "subjects/*", "subjects/*/*"])
+def test_series_of_one_name_in_subject_folders_beside_tables_are_offered_a_glob(
+        tmp_path, monkeypatch, given):
+    """Each subject's series named alike ('series.tsv', one folder per subject) beside BIDS
+    tables: the glob offered matched the tables too ('subjects/**/*.tsv'), or none was; the
+    name they share is one ('subjects/*/series.tsv')."""
+    rng = np.random.default_rng(0)
+    for subject in SUBJECTS:
+        _tsv(tmp_path / "subjects" / subject / "series.tsv",
+             pd.DataFrame(rng.standard_normal((N_FRAMES, len(REGIONS))), columns=REGIONS))
+        _tsv(tmp_path / "subjects" / subject / f"{subject}_task-rest_motion.tsv",
+             pd.DataFrame(rng.standard_normal((N_FRAMES, 2)), columns=["trans_x", "rot_z"]))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"^(subjects is a folder|no subject files match|the "
+                                         r"glob)") as info:
+        validate_subjects(given, lazy=True)
+    subjects = validate_subjects(_offered(info.value), lazy=True)
+    assert [path.parent.name for path in subjects.paths] == SUBJECTS
+    assert list(subjects.feature_names) == REGIONS
