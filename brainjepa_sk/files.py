@@ -117,16 +117,17 @@ def expand_subject_paths(pattern):
         return [Path(pattern)]
     if Path(pattern).is_dir():
         # (of files in its subfolders, where they are); escaped: '[' in its name is literal
-        offered, atlases = _glob_into(glob.escape(pattern))
+        offered, note = _glob_into(glob.escape(pattern))
         inside = glob.glob(os.path.join(glob.escape(pattern), "**", "*"), recursive=True)
         if not inside:  # a glob of its files would match nothing either
             raise ValueError(f"{pattern} is an empty folder, not a subject file: give the "
                              "subjects' files, or a glob of them")
         tables = _tables_note(inside, "its")
+        images = ("" if offered is None or glob.glob(offered, recursive=True)
+                  else _first_image_advice(inside))
         raise ValueError(
-            f"{pattern} is a folder, not a subject file{tables}{'; ' if tables else ': '}give "
-            f"its files or a glob such as {offered!r}{atlases}"
-            f"{'' if glob.glob(offered, recursive=True) else _first_image_advice(inside)}")
+            f"{pattern} is a folder, not a subject file{tables}{'; ' if tables else ': '}"
+            f"{_offer('give its files or a glob such as', offered, note)}{images}")
     matched = glob.glob(pattern, recursive=True)
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))
@@ -139,12 +140,13 @@ def expand_subject_paths(pattern):
         kind, inside = ("folders", "the folders") if paths else ("folders only", "them")
         beside = (f" and {len(others)} file(s) of no subject file type ({_first_few(others)})"
                   if others else "")
-        offered, atlases = _glob_into(pattern)
+        offered, note = _glob_into(pattern)
+        images = _first_image_advice(others) or (
+            "" if offered is None else _images_below(pattern, offered))
         raise ValueError(
             f"no subject files match {pattern!r}: it matches {kind} ({len(folders)}, "
-            f"such as {folders[0]}){beside}{_tables_note(paths, 'the')}; give a glob of the "
-            f"files in {inside}, such as {offered!r}{atlases}"
-            f"{_first_image_advice(others) or _images_below(pattern, offered)}")
+            f"such as {folders[0]}){beside}{_tables_note(paths, 'the')}; "
+            f"{_offer(f'give a glob of the files in {inside}, such as', offered, note)}{images}")
     if not paths:
         raise ValueError(
             f"no subject files match {pattern!r}: X may be a glob or a list of files (one per "
@@ -157,7 +159,8 @@ def expand_subject_paths(pattern):
 
 def _glob_into(pattern):
     """A glob of the subject files in the folders ``pattern`` matches, and a note on the
-    atlas it keeps (or ""): ``'corpus/*/*.npy'`` for files in them, ``'corpus/*/**/*.tsv'``
+    atlas it keeps (or ""), or None and what to give instead where no glob matches the
+    subjects' series alone: ``'corpus/*/*.npy'`` for files in them, ``'corpus/*/**/*.tsv'``
     for files in their subfolders (their most common type; ``.npy`` when they hold none),
     ``'corpus/*/*/**/*.tsv'`` for those in subfolders that outnumber the files beside them
     (a ``participants.tsv``), narrowed to the name ending of the subjects' files where it
@@ -181,7 +184,17 @@ def _glob_into(pattern):
     suffix = Counter(path[-len(_file_type(path)):] for path in found).most_common(1)[0][0]
     offered = os.path.join(pattern, *levels, "*" + suffix)
     subjects, atlases = _one_atlas([path for path in found if path.endswith(suffix)])
-    return _narrowed(offered, subjects) or offered, atlases
+    narrowed = _narrowed(offered, subjects)
+    if narrowed is None:  # the BIDS tables' names end as theirs do ('participants.tsv')
+        return None, ("no glob matches the subjects' series alone there: give a list of them"
+                      f"{atlases}")
+    return narrowed, atlases
+
+
+def _offer(give, offered, note):
+    """``give`` the glob ``offered`` and ``note`` after it, or ``note`` alone where no glob
+    is offered (:func:`_glob_into`)."""
+    return note if offered is None else f"{give} {offered!r}{note}"
 
 
 #: The last part of the names of BIDS and BIDS-derivative tables that hold no subject's

@@ -289,3 +289,22 @@ def test_series_of_one_name_in_subject_folders_beside_tables_are_offered_a_glob(
     subjects = validate_subjects(_offered(info.value), lazy=True)
     assert [path.parent.name for path in subjects.paths] == SUBJECTS
     assert list(subjects.feature_names) == REGIONS
+
+
+@pytest.mark.parametrize("given", ["subjects", "subjects/*"])
+def test_series_whose_names_end_as_a_tables_do_are_asked_for_as_a_list(
+        tmp_path, monkeypatch, given):
+    """'alice.tsv' and 'bob.tsv' beside 'participants.tsv': no glob matches the series alone,
+    yet the folder was offered 'subjects/**/*.tsv', refused when pasted back for the table."""
+    rng = np.random.default_rng(0)
+    for subject in ["alice", "bob"]:
+        _tsv(tmp_path / "subjects" / "series" / f"{subject}.tsv",
+             pd.DataFrame(rng.standard_normal((N_FRAMES, len(REGIONS))), columns=REGIONS))
+    _tsv(tmp_path / "subjects" / "series" / "participants.tsv",
+         pd.DataFrame({"participant_id": ["alice", "bob"]}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=(
+            r"(participants\.tsv|such as subjects/series\)); no glob matches the subjects' "
+            r"series alone there: give a list of them$")) as info:
+        validate_subjects(given, lazy=True)
+    assert not re.search(r"(such as|e\.g\.) '", str(info.value))  # no glob offered
