@@ -164,7 +164,8 @@ def _glob_into(pattern):
     for files in their subfolders (their most common type; ``.npy`` when they hold none),
     ``'corpus/*/*/**/*.tsv'`` for those in subfolders that outnumber the files beside them
     (a ``participants.tsv``), narrowed to the name ending of the subjects' files where it
-    would match BIDS tables too (:func:`_narrowed`)."""
+    would match BIDS tables too (:func:`_narrowed`); None where they hold BIDS tables alone,
+    and no image."""
     def subject_files(*levels):  # and BIDS tables, of the same types
         found = glob.glob(os.path.join(pattern, *levels, "*"), recursive=True)
         return [path for path in sorted(found)
@@ -178,6 +179,10 @@ def _glob_into(pattern):
     elif series_below:
         # the subfolders' files only where files lie beside them too ('**' matches both)
         levels, found = (["*", "**"] if top else ["**"]), series_below
+    elif (top or below) and not _images_below(pattern):
+        # BIDS tables alone: a glob of '.npy' files would match nothing (one is offered for
+        # the series to extract from images)
+        return None, "no subject's region series is there, only BIDS tables"
     else:
         return os.path.join(pattern, "*.npy"), ""
     # the suffix as written: globs are case-sensitive, and '.NPY' files are read too

@@ -308,3 +308,21 @@ def test_series_whose_names_end_as_a_tables_do_are_asked_for_as_a_list(
             r"series alone there: give a list of them$")) as info:
         validate_subjects(given, lazy=True)
     assert not re.search(r"(such as|e\.g\.) '", str(info.value))  # no glob offered
+
+
+@pytest.mark.parametrize("given", ["tables", "tables/*"])
+def test_a_tree_of_bids_tables_alone_is_offered_no_glob(tmp_path, monkeypatch, given):
+    """A folder of XCP-D's motion and outlier tables and a participants.tsv, no series and no
+    image: it was offered 'tables/*.npy' ('tables/*/*.npy'), which matches nothing."""
+    rng = np.random.default_rng(0)
+    _tsv(tmp_path / "tables" / "participants.tsv", pd.DataFrame({"participant_id": SUBJECTS}))
+    for subject in SUBJECTS:
+        for table in ["motion", "outliers"]:
+            _tsv(tmp_path / "tables" / subject / f"{subject}_task-rest_{table}.tsv",
+                 pd.DataFrame(rng.standard_normal((N_FRAMES, 2)), columns=["a", "b"]))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=(
+            r"BIDS tables that hold no region series \(.*\): tables/participants\.tsv.*; no "
+            r"subject's region series is there, only BIDS tables$")) as info:
+        validate_subjects(given, lazy=True)
+    assert not re.search(r"(such as|e\.g\.) '", str(info.value))  # no glob offered
