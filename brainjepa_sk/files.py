@@ -230,9 +230,11 @@ def _is_bids_table(path):
     .tsv``, ``*_motion.tsv``, ``*_dseg.tsv``), by its name's entities and suffix: a BIDS name
     alone, whose parts before the suffix are all ``key-value`` entities (a user's own
     ``patient_qc.csv`` or ``run_motion.txt`` is no BIDS table)."""
-    if _file_type(path) not in SUBJECT_FILE_SUFFIXES or _file_type(path) == ".npy":
+    kind = _file_type(path)  # once: it is asked of every file a glob matches
+    if kind not in SUBJECT_FILE_SUFFIXES or kind == ".npy":
         return False
-    *entities, suffix = _name_parts(path)
+    name = os.path.basename(path)
+    *entities, suffix = name[:len(name) - len(kind)].split("_")
     if not entities:
         return suffix.lower() in _TOP_TABLES
     if not all(map(_BIDS_ENTITY.fullmatch, entities)):
