@@ -94,7 +94,8 @@ def expand_subject_paths(pattern):
     Returns
     -------
     list of pathlib.Path
-        The matching files (folders left out), sorted; ``[pattern]`` when it names a file.
+        The matching files (folders left out), sorted, each once; ``[pattern]`` when it names
+        a file.
 
     Raises
     ------
@@ -128,7 +129,8 @@ def expand_subject_paths(pattern):
         raise ValueError(
             f"{pattern} is a folder, not a subject file{tables}{'; ' if tables else ': '}"
             f"{_offer('give its files or a glob such as', offered, note)}{images}")
-    matched = glob.glob(pattern, recursive=True)
+    # once each: two '**' match a file by each folder above it ('a/**/*/**/*.tsv')
+    matched = set(glob.glob(pattern, recursive=True))
     paths = sorted(Path(p) for p in matched if Path(p).is_file())
     folders = sorted(p for p in matched if os.path.isdir(p))
     # 'corpus/*' over one folder per subject; 'derivatives/*' over a BIDS or fMRIPrep root
@@ -167,7 +169,7 @@ def _glob_into(pattern):
     would match BIDS tables too (:func:`_narrowed`); None where they hold BIDS tables alone,
     and no image."""
     def subject_files(*levels):  # and BIDS tables, of the same types
-        found = glob.glob(os.path.join(pattern, *levels, "*"), recursive=True)
+        found = set(glob.glob(os.path.join(pattern, *levels, "*"), recursive=True))
         return [path for path in sorted(found)
                 if _file_type(path) in SUBJECT_FILE_SUFFIXES and os.path.isfile(path)]
 
@@ -302,8 +304,8 @@ def _narrowed(pattern, subjects, candidates=()):
     # matched as the glob matches (its paths are normalized: './data/*' finds 'data/x.npy';
     # '**' spans folders)
     return next((candidate for candidate in [*candidates, pattern, *endings]
-                 if sorted(Path(p) for p in glob.glob(candidate, recursive=True)
-                           if os.path.isfile(p)) == subjects), None)
+                 if sorted({Path(p) for p in glob.glob(candidate, recursive=True)
+                            if os.path.isfile(p)}) == subjects), None)
 
 
 def _first_image_advice(paths):

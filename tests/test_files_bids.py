@@ -326,3 +326,13 @@ def test_a_tree_of_bids_tables_alone_is_offered_no_glob(tmp_path, monkeypatch, g
             r"subject's region series is there, only BIDS tables$")) as info:
         validate_subjects(given, lazy=True)
     assert not re.search(r"(such as|e\.g\.) '", str(info.value))  # no glob offered
+
+
+def test_a_glob_that_names_a_file_twice_reads_it_once(derivatives):
+    """Two '**' match a file by each of its folders: 'xcp_d/**/*/**/*_timeseries.tsv' read each
+    subject twice, and was the glob offered for 'xcp_d/**/' (which matches folders only)."""
+    _assert_the_series(validate_subjects(
+        "derivatives/xcp_d/**/*/**/*_stat-mean_timeseries.tsv", lazy=True))
+    with pytest.raises(ValueError, match="it matches folders only") as info:
+        validate_subjects("derivatives/xcp_d/**/", lazy=True)
+    _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
