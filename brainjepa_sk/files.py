@@ -288,19 +288,21 @@ def _one_atlas(subjects):
 
 def _narrowed(pattern, subjects, candidates=()):
     """A glob that matches ``subjects`` alone: the first of ``candidates`` and ``pattern``
-    that does, or ``pattern`` with its last part made the shortest name ending that the
-    subjects' names share (``'*_stat-mean_timeseries.tsv'`` beside fMRIPrep's
-    ``*_desc-confounds_timeseries.tsv``), or the one name they share (``'*/series.tsv'``);
-    None where none does. It globs: on the way to an error only."""
+    that does, or ``pattern`` with its last part (or below it, where it is ``**``) made the
+    shortest name ending that the subjects' names share (``'*_stat-mean_timeseries.tsv'``
+    beside fMRIPrep's ``*_desc-confounds_timeseries.tsv``), or the one name they share
+    (``'*/series.tsv'``); None where none does. It globs: on the way to an error only."""
     subjects = sorted(map(Path, subjects))
     names = [path.name.split("_") for path in subjects]
     shared = 0  # the trailing parts every name has
     while shared < min(map(len, names), default=0) and len({name[-1 - shared] for name in names}) == 1:
         shared += 1
-    endings = [os.path.join(os.path.dirname(pattern), "*_" + glob.escape("_".join(
-        names[0][len(names[0]) - n:]))) for n in range(1, shared + 1)]
+    # in place of the pattern's last part, or below it where it is '**' (which spans folders)
+    folder = pattern if os.path.basename(pattern) == "**" else os.path.dirname(pattern)
+    endings = [os.path.join(folder, "*_" + glob.escape("_".join(names[0][len(names[0]) - n:])))
+               for n in range(1, shared + 1)]
     if len({path.name for path in subjects}) == 1:  # one name, in a folder per subject
-        endings.append(os.path.join(os.path.dirname(pattern), glob.escape(subjects[0].name)))
+        endings.append(os.path.join(folder, glob.escape(subjects[0].name)))
     # matched as the glob matches (its paths are normalized: './data/*' finds 'data/x.npy';
     # '**' spans folders)
     return next((candidate for candidate in [*candidates, pattern, *endings]

@@ -336,3 +336,12 @@ def test_a_glob_that_names_a_file_twice_reads_it_once(derivatives):
     with pytest.raises(ValueError, match="it matches folders only") as info:
         validate_subjects("derivatives/xcp_d/**/", lazy=True)
     _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+
+
+def test_a_glob_ending_in_two_stars_is_offered_a_glob_of_the_series(derivatives):
+    """'xcp_d/**' matches every file below it: the globs tried in its place were made beside
+    '**' ('xcp_d/*_timeseries.tsv'), none matched the series, and none was offered."""
+    with pytest.raises(ValueError, match="which are not subjects") as info:
+        validate_subjects("derivatives/xcp_d/**", lazy=True)
+    assert _offered(info.value) == "derivatives/xcp_d/**/*_timeseries.tsv"
+    _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
