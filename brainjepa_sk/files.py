@@ -262,7 +262,9 @@ def _images_below(pattern, offered=None):
     ``offered`` matches files."""
     if offered is not None and glob.glob(offered, recursive=True):
         return ""
-    return _first_image_advice(glob.glob(os.path.join(pattern, "**", "*"), recursive=True))
+    # one '**': a second below it lists each file once per folder above it
+    below = ["*"] if os.path.basename(pattern) == "**" else ["**", "*"]
+    return _first_image_advice(glob.glob(os.path.join(pattern, *below), recursive=True))
 
 
 def _atlas(path):
