@@ -136,8 +136,9 @@ def expand_subject_paths(pattern):
     # 'corpus/*' over one folder per subject; 'derivatives/*' over a BIDS or fMRIPrep root
     # also matches files beside them that no subject is (dataset_description.json,
     # participants.tsv), and the reader had named the first of these as a subject's
-    others = [path for path in paths if _file_type(path) not in SUBJECT_FILE_SUFFIXES]
-    tables = [path for path in paths if _is_bids_table(path)]
+    kinds = [_file_type(path) for path in paths]  # once each: a corpus may be 100,000 files
+    others = [path for path, kind in zip(paths, kinds) if kind not in SUBJECT_FILE_SUFFIXES]
+    tables = [path for path, kind in zip(paths, kinds) if _is_bids_table(path, kind)]
     if folders and len(others) + len(tables) == len(paths):
         kind, inside = ("folders", "the folders") if paths else ("folders only", "them")
         beside = (f" and {len(others)} file(s) of no subject file type ({_first_few(others)})"
@@ -155,7 +156,7 @@ def expand_subject_paths(pattern):
             f"subject; {', '.join(SUBJECT_FILE_SUFFIXES)}), or arrays{_stray_spaces(pattern)}"
             f"{_relative(pattern)}"
         )
-    _check_only_subject_files(pattern, paths)
+    _check_only_subject_files(pattern, paths, others, tables)
     return paths
 
 
@@ -226,13 +227,13 @@ def _name_parts(path):
     return name[:len(name) - len(_file_type(name))].split("_")
 
 
-def _is_bids_table(path):
+def _is_bids_table(path, kind=None):
     """Whether ``path`` is a text table that a BIDS or BIDS-derivative dataset names as one
     holding no subject's region series (``participants.tsv``, ``*_desc-confounds_timeseries
     .tsv``, ``*_motion.tsv``, ``*_dseg.tsv``), by its name's entities and suffix: a BIDS name
     alone, whose parts before the suffix are all ``key-value`` entities (a user's own
     ``patient_qc.csv`` or ``run_motion.txt`` is no BIDS table)."""
-    kind = _file_type(path)  # once: it is asked of every file a glob matches
+    kind = _file_type(path) if kind is None else kind  # (given: the type is known)
     if kind not in SUBJECT_FILE_SUFFIXES or kind == ".npy":
         return False
     name = os.path.basename(path)
@@ -269,6 +270,8 @@ def _images_below(pattern, offered=None):
 
 def _atlas(path):
     """The ``seg-`` or ``atlas-`` entity of a file's BIDS name, or None."""
+    if "seg-" not in str(path) and "atlas-" not in str(path):  # (most names: quickly)
+        return None
     return next((part for part in _name_parts(path) if part.startswith(("seg-", "atlas-"))),
                 None)
 
@@ -297,7 +300,8 @@ def _narrowed(pattern, subjects, candidates=()):
     subjects = sorted(map(Path, subjects))
     names = [path.name.split("_") for path in subjects]
     shared = 0  # the trailing parts every name has
-    while shared < min(map(len, names), default=0) and len({name[-1 - shared] for name in names}) == 1:
+    while (shared < min(map(len, names), default=0)
+           and len({name[-1 - shared] for name in names}) == 1):
         shared += 1
     # in place of the pattern's last part, or below it where it is '**' (which spans folders)
     folder = pattern if os.path.basename(pattern) == "**" else os.path.dirname(pattern)
@@ -324,17 +328,16 @@ def _first_few(paths):
         f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
-def _check_only_subject_files(pattern, paths):
+def _check_only_subject_files(pattern, paths, others, tables):
     """Refuse a glob that matches subject files and others beside them (a model or a run's
     state saved in the data folder, a JSON sidecar, BIDS tables such as fMRIPrep's
     confounds), naming the others and a narrower glob, and one that matches BIDS tables and
     no subject file, or the series of several atlases; one that matches no subject file at
-    all is left to the reader's advice (a NIfTI image)."""
-    tables = {path for path in paths if _is_bids_table(path)}
-    others = sorted(tables.union(
-        path for path in paths if _file_type(path) not in SUBJECT_FILE_SUFFIXES))
-    subjects = [path for path in paths
-                if _file_type(path) in SUBJECT_FILE_SUFFIXES and path not in tables]
+    all is left to the reader's advice (a NIfTI image). ``others`` and ``tables`` are the
+    paths of no subject file type and the BIDS tables."""
+    not_subjects = set(others).union(tables)
+    subjects = [path for path in paths if path not in not_subjects]
+    others = sorted(not_subjects)
     if tables and not subjects:
         raise ValueError(f"no subject files match {pattern!r}{_tables_note(paths, 'the')}"
                          f"{_images_below(os.path.dirname(pattern) or '.')}")
