@@ -215,8 +215,9 @@ _TABLE_SUFFIXES = frozenset({
 #: confounds (``desc-confounds_timeseries.tsv``), XCP-D's one-row region statistics.
 _TABLE_ENTITIES = frozenset({"desc-confounds", "stat-coverage", "stat-alff", "stat-reho"})
 _TABLE_KINDS = "participants, confounds, motion, QC or atlas label tables"
-#: The BIDS tables named by their suffix alone, at a dataset's top.
-_TOP_TABLES = frozenset({"participants", "sessions", "scans"})
+#: The BIDS tables named by their suffix alone, at a dataset's top (``sessions.tsv`` and
+#: ``scans.tsv`` are named after their subject and session, ``sub-01_sessions.tsv``).
+_TOP_TABLES = frozenset({"participants"})
 #: A BIDS entity, ``key-value`` (``sub-01``, ``seg-4S456Parcels``).
 _BIDS_ENTITY = re.compile(r"[a-z]+-[a-zA-Z0-9]+")
 

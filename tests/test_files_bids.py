@@ -222,7 +222,8 @@ def test_bids_tables_named_in_a_list_are_warned_of_and_read_as_given(derivatives
 
 
 @pytest.mark.parametrize("name", ["patient_qc.csv", "s01_rest_regressors.csv", "ctrl_design.tsv",
-                                  "run_motion.txt", "motion.tsv", "sub01_desc-confounds.csv"])
+                                  "run_motion.txt", "motion.tsv", "sub01_desc-confounds.csv",
+                                  "sessions.tsv", "scans.tsv"])
 def test_a_users_own_files_named_with_a_table_suffix_are_subjects(tmp_path, name, recwarn):
     """Only BIDS names mark a table: files a user named 'patient_qc.csv' or 'run_motion.txt'
     (no 'key-value' entities before the suffix) were refused in a glob and warned of in a
@@ -237,7 +238,7 @@ def test_a_users_own_files_named_with_a_table_suffix_are_subjects(tmp_path, name
 
 
 @pytest.mark.parametrize("name", [
-    "participants.tsv", "sessions.tsv", "scans.tsv", "sub-01_task-rest_motion.tsv",
+    "participants.tsv", "sub-01_sessions.tsv", "sub-01_task-rest_motion.tsv",
     "sub-01_ses-1_scans.tsv", "atlas-Schaefer400_dseg.tsv", "tpl-MNI_atlas-X_dseg.tsv",
     "desc-aseg_dseg.tsv", "sub-01_task-rest_desc-confounds_timeseries.tsv",
     "sub-01_task-rest_space-fsLR_seg-Glasser_stat-coverage_bold.tsv",
