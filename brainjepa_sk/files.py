@@ -351,7 +351,9 @@ def _check_only_subject_files(pattern, paths, others, tables):
     candidates = ([pattern[:-2] + common] if pattern.endswith(".*") else []) + (
         [pattern + common] if pattern.endswith("*") else [])
     narrower = _narrowed(pattern, kept, candidates)
-    example = f", e.g. {narrower!r}{atlases}" if narrower else ""
+    # (no glob tells 'alice.tsv' and 'bob.tsv' from 'participants.tsv': a list does)
+    example = (f", e.g. {narrower!r}{atlases}" if narrower
+               else f"{atlases}, or give a list of them where no glob matches them alone")
     if not others:
         raise ValueError(f"the glob {pattern!r} matches the series of several atlases: narrow "
                          f"it to one{example}")

@@ -309,6 +309,11 @@ def test_series_whose_names_end_as_a_tables_do_are_asked_for_as_a_list(
             r"series alone there: give a list of them$")) as info:
         validate_subjects(given, lazy=True)
     assert not re.search(r"(such as|e\.g\.) '", str(info.value))  # no glob offered
+    # a glob of the series and the table: told to narrow it, and how where no glob can
+    with pytest.raises(ValueError, match=(
+            r"narrow it to the subjects' files, or give a list of them where no glob matches "
+            r"them alone \(subject files")):
+        validate_subjects("subjects/series/*.tsv", lazy=True)
 
 
 @pytest.mark.parametrize("given", ["tables", "tables/*"])
