@@ -786,8 +786,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         ``transform`` makes against the fit, without reading files or converting arrays again
         for them. Files whose training windows the fit cut at once (text files, and ``.npy``
         files that are resampled; up to 2 GiB) are not read again to cut them: the transform
-        embeds the fit's windows, unless a file's size or modification time changed since its
-        check (then every file is read, as by ``transform``). The errors are those of
+        embeds the fit's windows, unless, when it begins, a file's size or modification time
+        has changed since its check (then every file is read, as by ``transform``); a file
+        changed later, while the windows are embedded, is not read (the embeddings are those
+        of the series checked). The errors are those of
         ``fit(X).transform(X)``, and so are the warnings, but for those of the check of ``X``
         itself, given once.
 

@@ -1762,6 +1762,32 @@ def test_a_pretrainers_fit_transform_stamps_each_file_once_to_embed_the_windows_
     np.testing.assert_array_equal(embedded, _tiny_pretrainer().fit(paths).transform(paths))
 
 
+def test_a_pretrainers_fit_transform_embeds_the_series_checked_of_a_file_rewritten_during_it(
+        tmp_path, monkeypatch):
+    """The files are stamped once, when the transform of fit_transform begins: a file
+    rewritten after its first chunk (here, the last subject, in the third chunk) is not read,
+    and the embeddings are those of the series checked, as fit_transform's docstring and the
+    user guide say (it raised FileChangedError while every chunk stamped its files again)."""
+    from brainjepa_sk import _base
+
+    series = _series(lengths=(40, 52, 24, 37, 30))
+    paths = _save(tmp_path, series, kind="tsv")
+    expected = _tiny_pretrainer().fit(paths).transform(paths)
+    monkeypatch.setattr(_base, "SUBJECTS_PER_CHUNK", 2)
+    chunks = _base.window_chunks
+
+    def rewritten_after_the_first_chunk(*args, **kwargs):
+        for number, chunk in enumerate(chunks(*args, **kwargs)):
+            if number == 0:
+                pd.DataFrame(series[4][:20] * 3, columns=[f"roi{r}" for r in range(N_REGIONS)]
+                             ).to_csv(paths[4], sep="\t", index=False)
+            yield chunk
+
+    monkeypatch.setattr(_base, "window_chunks", rewritten_after_the_first_chunk)
+    np.testing.assert_array_equal(_tiny_pretrainer().fit_transform(paths), expected)
+    assert files.read_subject_file(paths[4]).shape == (20, N_REGIONS)  # rewritten indeed
+
+
 @pytest.mark.parametrize("n_subjects", [1, 7])
 def test_a_pretrainers_gradients_take_the_connectivity_of_the_check_of_its_files(
         tmp_path, monkeypatch, n_subjects):
