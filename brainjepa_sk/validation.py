@@ -1272,8 +1272,9 @@ class SubjectsReadByCheck(Sequence):
         return series
 
 
-def _validate_files(X, check):
-    """Check every file one at a time, keeping only what :class:`SubjectFiles` records."""
+def _validate_files(X, check, reset=False):
+    """Check every file one at a time, keeping only what :class:`SubjectFiles` records
+    (``reset``: in ``fit``, where a region named "Background" is warned of)."""
     take = _EACH_CHECKED_FILE.get()
     # "~" expanded as the reads expand it, so that the stamps are taken
     paths = expand_subject_paths(X) if is_path(X) else [expand_home(x) for x in X]
@@ -1289,6 +1290,8 @@ def _validate_files(X, check):
         subject = read_subject_file(path)
         if names is None:  # the first header met (files without one have no names)
             names = feature_names_of(subject)
+            if reset:
+                _warn_background_name(names)
         try:
             array = check_subject(i, subject, names, n_regions, **check,
                                   first_length=lengths[0] if lengths else None,
@@ -1806,10 +1809,10 @@ def validate_subjects(
                 f"timepoint(s); at least {min_timepoints} are needed"
             )
     elif isinstance(X, SubjectFiles):  # checked leniently: the files are checked again
-        out = _validate_files(X.paths, check)
+        out = _validate_files(X.paths, check, reset)
         n_regions, names = out.n_regions, out.feature_names
     elif lazy and _names_files(X):
-        out = _validate_files(X, check)
+        out = _validate_files(X, check, reset)
         n_regions, names = out.n_regions, out.feature_names
     else:
         subjects, sources = _as_subject_list(X, estimator)
@@ -1820,6 +1823,8 @@ def validate_subjects(
             try:
                 if names is None:  # the first names met, as when files are checked one by one
                     names = feature_names_of(subject, i)
+                    if reset:
+                        _warn_background_name(names)
                 array = check_subject(i, subject, names, n_regions, **check,
                                       first_length=first_length, first_source=sources[0],
                                       source=sources[i])
@@ -1865,6 +1870,32 @@ def validate_subjects(
                                name=estimator_name)
             warn_names_seen_once(names, fitted_names, estimator_name)
     return out
+
+
+def _warn_background_name(names):
+    """Warn when a region is named "Background", the label nilearn's atlases give to label 0.
+
+    ``NiftiLabelsMasker`` does not extract label 0, so a column of that name is most likely
+    region names taken from an atlas's ``labels`` with its first entry left in (each column
+    then carries the name of the region before it), or the background's own signal.
+
+    Parameters
+    ----------
+    names : array-like of str or None
+        The region names of ``X`` (DataFrame columns or file headers).
+    """
+    if names is None:
+        return
+    found = [i for i, name in enumerate(names) if str(name).strip().lower() == "background"]
+    if found:
+        warn_user(
+            f"column {found[0]} of X is named {names[found[0]]!r}, the name nilearn's atlases "
+            "give to label 0 (outside the brain), which NiftiLabelsMasker does not extract: "
+            "column names taken from an atlas's labels with it left in are each one region "
+            "off (take the names of the masker's pandas output, "
+            "masker.set_output(transform='pandas')), and a column of the background's signal "
+            "is no region (leave it out)"
+        )
 
 
 def warn_names_seen_once(names, fitted_names, estimator_name):

@@ -730,6 +730,32 @@ def test_a_region_one_subject_lacks_is_named(lazy):
         validate_subjects([full, full[names[::-1]]], lazy=lazy)  # the same regions, reordered
 
 
+@pytest.mark.parametrize("as_files", [False, True])
+def test_a_region_named_background_is_warned_of_in_fit(tmp_path, as_files):
+    """Column names taken from a nilearn atlas's labels, whose first is "Background" (label 0,
+    which NiftiLabelsMasker does not extract), name every column after the region before it:
+    fit took them silently."""
+    rng = np.random.default_rng(21)
+    labels = ["Background", "Vis_1", "Vis_2", "SomMot_1"]
+    subjects = [pd.DataFrame(rng.standard_normal((20, 3)), columns=labels[:-1])
+                for _ in range(2)]
+    if as_files:
+        for i, subject in enumerate(subjects):
+            subject.to_csv(tmp_path / f"sub-{i}.tsv", sep="\t", index=False)
+        subjects = sorted(str(p) for p in tmp_path.iterdir())
+    estimator = _Fitted()
+    with pytest.warns(UserWarning, match=re.escape(
+            "column 0 of X is named 'Background', the name nilearn's atlases give to label 0 "
+            "(outside the brain), which NiftiLabelsMasker does not extract")) as record:
+        validate_subjects(subjects, estimator=estimator, lazy=as_files)
+    assert sum("Background" in str(w.message) for w in record) == 1  # once, not per subject
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the names were fit's: a transform does not repeat it
+        validate_subjects(subjects, estimator=estimator, reset=False, lazy=as_files)
+        renamed = [pd.DataFrame(rng.standard_normal((20, 3)), columns=labels[1:])] * 2
+        validate_subjects(renamed, estimator=_Fitted())  # the regions' own names
+
+
 def test_a_region_a_new_subject_lacks_is_named_at_transform():
     """After fit, a table without one of the regions fit saw had been refused by the region
     counts alone (24 features, expecting 25), without the region it lacks."""
