@@ -1002,7 +1002,8 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                         n_timepoints=np.shape(subject)[0], name=name,
                         advice=f"Subject {i}'s region names against those seen in fit: "
                                f"{first_name_difference(subject_names, fitted_names)}"
-                        if named else "")
+                        if named else _masked_region_hint(i, np.shape(subject), expected,
+                                                          prefix="Subject "))
     try:
         array = check_array(
             subject,
@@ -1029,7 +1030,11 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
         # either may be the transposed one: the first subject set the count
         looks = [f"subject {j}" for j, transposed in (
             (0, array.shape[1] == first_length), (i, array.shape[0] == n_regions)) if transposed]
-        hint = f" ({' or '.join(looks)} looks transposed)" if looks else ""
+        hint = (f" ({' or '.join(looks)} looks transposed)" if looks else
+                # the one with fewer regions may have lost some to its brain mask
+                _masked_region_hint(i, array.shape, n_regions, prefix="; subject ")
+                or _masked_region_hint(0, (first_length, n_regions), array.shape[1],
+                                       prefix="; subject "))
         raise ValueError(
             f"subject {i} has {array.shape[1]} regions (last axis) but subject 0{first} has "
             f"{n_regions}; every subject must be (n_timepoints, n_regions) on one atlas{hint}"
@@ -1057,6 +1062,22 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
         if first_frame is None:  # a whole series, not one window of it
             _refuse_padded_end(i, array)
     return array
+
+
+def _masked_region_hint(i, shape, n_regions, prefix):
+    """Why subject ``i``, of ``shape``, may have a few regions fewer than ``n_regions``: some
+    outside its brain mask, which nilearn's maskers leave out ("" if it has not, if it lacks
+    more than a tenth of them, another atlas, or if it looks transposed); ``prefix`` is what
+    comes before ``i`` ("; subject ", "Subject ")."""
+    missing = n_regions - shape[1]
+    # an atlas of ten regions or more, and a tenth of them at most: lost regions, not another
+    # atlas (nor a toy table)
+    if not 0 < missing <= n_regions // 10 or shape[0] == n_regions:
+        return ""
+    return (f"{prefix}{i} lacks {missing} region(s): outside its brain mask, which "
+            "nilearn's maskers leave out? (DataFrames of the masker's output, "
+            "masker.set_output(transform='pandas'), name the regions, and the error then "
+            "names those it lacks)")
 
 
 def _refuse_padded_end(i, array):

@@ -730,6 +730,30 @@ def test_a_region_one_subject_lacks_is_named(lazy):
         validate_subjects([full, full[names[::-1]]], lazy=lazy)  # the same regions, reordered
 
 
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_subject_a_few_regions_short_is_told_of_brain_masks(lazy):
+    """Arrays of a subject whose masker left out a region outside its brain mask were refused
+    by the counts alone ("subject 2 has 23 regions ... but subject 0 has 24"), without the
+    likely cause the DataFrame message gives: named for the subject that lacks it, subject 0
+    included, and at transform; not for another atlas (a tenth of the regions or more)."""
+    rng = np.random.default_rng(22)
+    full, short = rng.standard_normal((30, 24)), rng.standard_normal((30, 23))
+    hint = ("lacks 1 region(s): outside its brain mask, which nilearn's maskers leave out? "
+            "(DataFrames of the masker's output, masker.set_output(transform='pandas'), name "
+            "the regions, and the error then names those it lacks)")
+    with pytest.raises(ValueError, match=re.escape("on one atlas; subject 2 " + hint) + "$"):
+        validate_subjects([full, full, short], lazy=lazy)
+    with pytest.raises(ValueError, match=re.escape("on one atlas; subject 0 " + hint) + "$"):
+        validate_subjects([short, full], lazy=lazy)
+    with pytest.raises(ValueError, match=r"on one atlas$"):  # another atlas
+        validate_subjects([full, rng.standard_normal((30, 20))], lazy=lazy)
+    estimator = _Fitted()
+    validate_subjects([full, full], estimator=estimator)
+    with pytest.raises(ValueError, match=re.escape(
+            "each subject must be (n_timepoints, n_regions). Subject 1 " + hint) + "$"):
+        validate_subjects([full, short], estimator=estimator, reset=False, lazy=lazy)
+
+
 @pytest.mark.parametrize("as_files", [False, True])
 def test_a_region_named_background_is_warned_of_in_fit(tmp_path, as_files):
     """Column names taken from a nilearn atlas's labels, whose first is "Background" (label 0,
