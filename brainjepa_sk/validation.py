@@ -569,8 +569,17 @@ def _where_not_finite(subject, names, first_frame=None):
                    "in every region: a shorter scan padded to a common length? Scans may differ "
                    "in length: pass X as a list of arrays, each cut to its own length (here "
                    f"x[:{len(bad) - start}])")
+    empty = ""
+    missing = np.flatnonzero(np.isnan(values).all(axis=0)) if len(bad) >= 2 else []
+    if first_frame is None and not padding and 0 < len(missing) < bad.shape[1]:
+        # a whole column of NaN, beside regions with values: nothing was extracted there
+        listed = [names[j] if names is not None else int(j) for j in missing[:5]]
+        empty = (f". Region(s) {', '.join(map(repr, listed))}"
+                 f"{f' ({len(missing)} in all)' if len(missing) > 5 else ''} are NaN at every "
+                 "timepoint: no signal was extracted there (outside this scan's brain mask or "
+                 "field of view?)")
     return (f" First at {region}, timepoint {timepoint}; {regions.size} region(s) and "
-            f"{int(bad.sum())} value(s) {where}{padding}")
+            f"{int(bad.sum())} value(s) {where}{padding}{empty}")
 
 
 def ragged_message(i, subject):

@@ -730,6 +730,25 @@ def test_a_region_one_subject_lacks_is_named(lazy):
         validate_subjects([full, full[names[::-1]]], lazy=lazy)  # the same regions, reordered
 
 
+@pytest.mark.parametrize("named", [False, True])
+def test_a_region_nan_at_every_timepoint_is_named_as_never_extracted(named):
+    """A region that a masker left NaN in one scan (outside its brain mask) was told only as
+    its first NaN and a count of values: that the whole region is empty is said, by name where
+    the subject has names; NaN in some frames only is not."""
+    rng = np.random.default_rng(23)
+    x = rng.standard_normal((30, 4))
+    x[:, 2] = np.nan
+    subject = pd.DataFrame(x, columns=["Vis", "SomMot", "DorsAttn", "Default"]) if named else x
+    region = "'DorsAttn'" if named else "2"
+    with pytest.raises(ValueError, match=re.escape(
+            f"30 value(s) in all. Region(s) {region} are NaN at every timepoint: no signal was "
+            "extracted there (outside this scan's brain mask or field of view?)") + "$"):
+        validate_subjects([rng.standard_normal((30, 4)), subject])
+    x[0, 2] = 0.0  # NaN in most frames of the region, not all
+    with pytest.raises(ValueError, match=r"29 value\(s\) in all$"):
+        validate_subjects([x])
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_a_subject_a_few_regions_short_is_told_of_brain_masks(lazy):
     """Arrays of a subject whose masker left out a region outside its brain mask were refused
