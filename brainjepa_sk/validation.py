@@ -1084,9 +1084,8 @@ def _masked_region_hint(i, shape, n_regions, prefix):
     if not 0 < missing <= n_regions // 10 or shape[0] == n_regions:
         return ""
     return (f"{prefix}{i} lacks {missing} region(s): outside its brain mask, which "
-            "nilearn's maskers leave out? (DataFrames of the masker's output, "
-            "masker.set_output(transform='pandas'), name the regions, and the error then "
-            "names those it lacks)")
+            "nilearn's maskers leave out? (region names, the columns of the masker's pandas "
+            "output, masker.set_output(transform='pandas'), tell which)")
 
 
 def _refuse_padded_end(i, array):

@@ -758,8 +758,8 @@ def test_a_subject_a_few_regions_short_is_told_of_brain_masks(lazy):
     rng = np.random.default_rng(22)
     full, short = rng.standard_normal((30, 24)), rng.standard_normal((30, 23))
     hint = ("lacks 1 region(s): outside its brain mask, which nilearn's maskers leave out? "
-            "(DataFrames of the masker's output, masker.set_output(transform='pandas'), name "
-            "the regions, and the error then names those it lacks)")
+            "(region names, the columns of the masker's pandas output, "
+            "masker.set_output(transform='pandas'), tell which)")
     with pytest.raises(ValueError, match=re.escape("on one atlas; subject 2 " + hint) + "$"):
         validate_subjects([full, full, short], lazy=lazy)
     with pytest.raises(ValueError, match=re.escape("on one atlas; subject 0 " + hint) + "$"):
