@@ -1058,8 +1058,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                    "cannot be removed: fix the extraction, or leave the subject out"
                    # the advice of the estimators that take the option (not a GradientPositioner
                    # fitted on other subjects: its correlations need every region's signal)
-                   + ("; a region without signal in every subject (outside the field of view) "
-                      "is taken as 0 after normalization with constant_regions='zero'"
+                   + ("; a region without signal (outside the field of view, of this subject "
+                      "or of every one) is taken as 0 after normalization with "
+                      "constant_regions='zero'"
                       + (" (set since fit: fit again to apply it)"
                          if fixed_regions == "refit" else "")
                       if fixed_regions in ("option", "refit") else "")

@@ -383,7 +383,9 @@ def test_no_subjects_at_all_is_said_to_be_empty(empty, lazy):
 def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set():
     """Weights, or a fit, set the regions: "remove them" had led to the region count's error
     (the published weights take all 450); there the subject is to be left out, or, for a
-    region without signal in every subject, constant_regions='zero' given. Before a fit,
+    region without signal, constant_regions='zero' given (also for this subject alone: the
+    message had offered it for a region without signal in every subject only, where the option
+    keeps a subject whose one region lies outside its field of view too). Before a fit,
     removing them from the one subject alone had led to that error too: they go from every
     subject, or the subject is left out."""
     from brainjepa_sk import GradientPositioner
@@ -393,9 +395,9 @@ def test_a_constant_region_is_not_said_to_be_removable_where_the_regions_are_set
     flat[:, 2] = 0.0
     fixed = (r"^subject 1: 1 region\(s\) have a constant signal \(indices \[2\]\); "
              r"{} takes every region of its atlas, so a region cannot be removed: fix the "
-             r"extraction, or leave the subject out; a region without signal in every subject "
-             r"\(outside the field of view\) is taken as 0 after normalization with "
-             r"constant_regions='zero'{}$")
+             r"extraction, or leave the subject out; a region without signal \(outside the field "
+             r"of view, of this subject or of every one\) is taken as 0 after normalization "
+             r"with constant_regions='zero'{}$")
     with pytest.raises(ValueError, match=fixed.format("BrainJEPAEmbedder", "")):
         BrainJEPAEmbedder(weights=tiny_module(), device="cpu").fit([good, flat])
     positioner = GradientPositioner(n_components=2, sparsity=0.5)
