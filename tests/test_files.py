@@ -339,7 +339,8 @@ def test_a_glob_matching_other_files_beside_the_subjects_names_them(tmp_path):
     with pytest.raises(ValueError, match=rf"e\.g\. {re.escape(repr(str(tmp_path / '*.npy')))}"):
         validate_subjects(str(tmp_path / "*.*"))
     (tmp_path / "sub-2.NPY").write_bytes((tmp_path / "sub-1.npy").read_bytes())
-    with pytest.raises(ValueError, match=r"narrow it to the subjects' files \(subject files"):
+    with pytest.raises(ValueError, match=r"narrow it to the subjects' files, or give a list "
+                                         r"of them where no glob matches them alone \(subject"):
         validate_subjects(pattern)
     (tmp_path / "sub-2.NPY").unlink()
     (tmp_path / "image.nii.gz").write_text("")  # no subject file at all: the reader's advice
