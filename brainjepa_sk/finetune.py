@@ -2647,7 +2647,9 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         weights = getattr(self, "_class_weights_", None) if self.class_weight is not None else None
         # (a weight of None is torch's default: set_params' way to take back one given)
         if prefix == "criterion" and weights is not None and params.get("weight") is None:
-            params["weight"] = torch.as_tensor(weights, dtype=torch.float32)
+            # a copy: the weights may be read-only (joblib.load's mmap_mode), which torch warns
+            # of when a tensor is made from them
+            params["weight"] = torch.tensor(weights, dtype=torch.float32)
         return params
 
     def initialize_criterion(self):

@@ -7020,6 +7020,29 @@ def test_a_regressor_loaded_memory_mapped_trains_on_without_torchs_read_only_war
     assert done.returncode == 0, done.stderr
 
 
+def test_a_classifier_loaded_mmap_with_class_weights_trains_on_without_torchs_warning(tmp_path):
+    """joblib.load(mmap_mode="r") gives read-only class weights (class_weight's, of the last
+    fit), which the loss's parameters read with torch.as_tensor: torch warned that the array
+    was not writable at a partial_fit, as it did of the regressor's target statistics. A fresh
+    process, as torch gives that warning once per process."""
+    import joblib
+
+    X, y = offset_subjects(np.tile([0.0, 0.0, 1.0], 2)), np.tile([0, 0, 1], 2)
+    joblib.dump(BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
+                                    class_weight="balanced").fit(X, y),
+                tmp_path / "fitted.joblib")
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    code = ("import sys, warnings, joblib, numpy as np\n"
+            "warnings.filterwarnings('error', message='.*not writable')\n"
+            "clf = joblib.load(sys.argv[1] + '/fitted.joblib', mmap_mode='r')\n"
+            "data = np.load(sys.argv[1] + '/data.npz')\n"
+            "clf.partial_fit(data['X'], data['y'])\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout's package
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+
+
 def test_standardize_targets_false_trains_on_the_targets_as_given():
     recorder = Recorder()
     levels = np.linspace(-1, 1, 8)
