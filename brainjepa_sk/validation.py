@@ -1011,8 +1011,9 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
                         n_timepoints=np.shape(subject)[0], name=name,
                         advice=f"Subject {i}'s region names against those seen in fit: "
                                f"{first_name_difference(subject_names, fitted_names)}"
-                        if named else _masked_region_hint(i, np.shape(subject), expected,
-                                                          prefix="Subject "))
+                        if named else _masked_region_hint(
+                            i, np.shape(subject), expected, prefix="Subject ",
+                            unnamed_fit=subject_names is not None))
     try:
         array = check_array(
             subject,
@@ -1074,19 +1075,23 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
     return array
 
 
-def _masked_region_hint(i, shape, n_regions, prefix):
+def _masked_region_hint(i, shape, n_regions, prefix, unnamed_fit=False):
     """Why subject ``i``, of ``shape``, may have a few regions fewer than ``n_regions``: some
     outside its brain mask, which nilearn's maskers leave out ("" if it has not, if it lacks
     more than a tenth of them, another atlas, or if it looks transposed); ``prefix`` is what
-    comes before ``i`` ("; subject ", "Subject ")."""
+    comes before ``i`` ("; subject ", "Subject "); ``unnamed_fit``: the subject has region
+    names, but the fit it is checked against had none to tell which it lacks."""
     missing = n_regions - shape[1]
     # an atlas of ten regions or more, and a tenth of them at most: lost regions, not another
     # atlas (nor a toy table)
     if not 0 < missing <= n_regions // 10 or shape[0] == n_regions:
         return ""
+    which = ("fit had no region names to tell which: fit on the columns of the masker's "
+             "pandas output, masker.set_output(transform='pandas'), to have them named"
+             if unnamed_fit else "region names, the columns of the masker's pandas output, "
+             "masker.set_output(transform='pandas'), tell which")
     return (f"{prefix}{i} lacks {missing} region(s): outside its brain mask, which "
-            "nilearn's maskers leave out? (region names, the columns of the masker's pandas "
-            "output, masker.set_output(transform='pandas'), tell which)")
+            f"nilearn's maskers leave out? ({which})")
 
 
 def _refuse_padded_end(i, array):

@@ -775,6 +775,25 @@ def test_a_subject_a_few_regions_short_is_told_of_brain_masks(lazy):
         validate_subjects([full, short], estimator=estimator, reset=False, lazy=lazy)
 
 
+@pytest.mark.parametrize("as_file", [False, True])
+def test_a_named_subject_a_few_regions_short_of_an_unnamed_fit_is_not_told_names_tell_which(
+        tmp_path, as_file):
+    """After a fit on arrays, a table of named regions one short was told that region names
+    tell which it lacks: its own names cannot, as fit had none to hold them against."""
+    rng = np.random.default_rng(24)
+    estimator = _Fitted()
+    validate_subjects([rng.standard_normal((30, 24))] * 2, estimator=estimator)
+    short = pd.DataFrame(rng.standard_normal((30, 23)), columns=[f"R{j}" for j in range(23)])
+    if as_file:
+        short.to_csv(tmp_path / "sub-0.tsv", sep="\t", index=False)
+        short = str(tmp_path / "sub-0.tsv")
+    with pytest.raises(ValueError, match=re.escape(
+            "Subject 0 lacks 1 region(s): outside its brain mask, which nilearn's maskers leave "
+            "out? (fit had no region names to tell which: fit on the columns of the masker's "
+            "pandas output, masker.set_output(transform='pandas'), to have them named)") + "$"):
+        validate_subjects([short], estimator=estimator, reset=False, lazy=as_file)
+
+
 @pytest.mark.parametrize("as_files", [False, True])
 def test_a_region_named_background_is_warned_of_in_fit(tmp_path, as_files):
     """Column names taken from a nilearn atlas's labels, whose first is "Background" (label 0,
