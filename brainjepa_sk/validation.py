@@ -577,7 +577,10 @@ def _where_not_finite(subject, names, first_frame=None):
         empty = (f". Region(s) {', '.join(map(repr, listed))}"
                  f"{f' ({len(missing)} in all)' if len(missing) > 5 else ''} are NaN at every "
                  "timepoint: no signal was extracted there (outside this scan's brain mask or "
-                 "field of view?)")
+                 "field of view?; XCP-D writes 'n/a' for such parcels). Leave the subject out, "
+                 "or fill them with 0 (DataFrame.fillna(0), numpy.nan_to_num) and pass "
+                 "constant_regions='zero' to BrainJEPAEmbedder or a fine-tuner, which take a "
+                 "region without signal as 0")
     return (f" First at {region}, timepoint {timepoint}; {regions.size} region(s) and "
             f"{int(bad.sum())} value(s) {where}{padding}{empty}")
 

@@ -744,8 +744,16 @@ def test_a_region_nan_at_every_timepoint_is_named_as_never_extracted(named):
     region = "'DorsAttn'" if named else "2"
     with pytest.raises(ValueError, match=re.escape(
             f"30 value(s) in all. Region(s) {region} are NaN at every timepoint: no signal was "
-            "extracted there (outside this scan's brain mask or field of view?)") + "$"):
+            "extracted there (outside this scan's brain mask or field of view?; XCP-D writes "
+            "'n/a' for such parcels). Leave the subject out, or fill them with 0 "
+            "(DataFrame.fillna(0), numpy.nan_to_num) and pass constant_regions='zero' to "
+            "BrainJEPAEmbedder or a fine-tuner, which take a region without signal as 0")
+            + "$"):
         validate_subjects([rng.standard_normal((30, 4)), subject])
+    # the way told: filled with 0, the subject is taken where constant regions are
+    filled = subject.fillna(0) if named else np.nan_to_num(subject)
+    assert len(validate_subjects([rng.standard_normal((30, 4)), filled],
+                                 allow_constant=True)) == 2
     x[0, 2] = 0.0  # NaN in most frames of the region, not all
     with pytest.raises(ValueError, match=r"29 value\(s\) in all$"):
         validate_subjects([x])
