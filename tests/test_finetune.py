@@ -6998,45 +6998,30 @@ def test_a_subjects_probabilities_are_the_mean_of_its_windows_not_of_their_logit
     np.testing.assert_allclose(clf.predict_proba(mixed)[0], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_a_regressor_loaded_memory_mapped_trains_on_without_torchs_read_only_warning(tmp_path):
-    """joblib.load(mmap_mode="r") gives read-only target statistics, which the loss read with
+@pytest.mark.parametrize("kind", ["regressor", "classifier with class weights"])
+def test_a_net_loaded_memory_mapped_trains_on_without_torchs_read_only_warning(tmp_path, kind):
+    """joblib.load(mmap_mode="r") gives read-only fitted arrays (the regressor's target
+    statistics, the class weights of class_weight="balanced"), which the loss read with
     torch.as_tensor: torch warned that the array was not writable at the first batch of a
     partial_fit. A fresh process, as torch gives that warning once per process."""
     import joblib
 
-    X, y = offset_subjects(np.linspace(-1, 1, 6)), np.linspace(20, 70, 6)
-    joblib.dump(BrainJEPARegressor(tiny_module(), **fast(max_epochs=1)).fit(X, y),
-                tmp_path / "fitted.joblib")
+    if kind == "regressor":
+        X, y = offset_subjects(np.linspace(-1, 1, 6)), np.linspace(20, 70, 6)
+        net = BrainJEPARegressor(tiny_module(), **fast(max_epochs=1))
+        read_only = "net.target_mean_"
+    else:
+        X, y = offset_subjects(np.tile([0.0, 0.0, 1.0], 2)), np.tile([0, 0, 1], 2)
+        net = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced")
+        read_only = "net._class_weights_"
+    joblib.dump(net.fit(X, y), tmp_path / "fitted.joblib")
     np.savez(tmp_path / "data.npz", X=X, y=y)
     code = ("import sys, warnings, joblib, numpy as np\n"
             "warnings.filterwarnings('error', message='.*not writable')\n"
-            "reg = joblib.load(sys.argv[1] + '/fitted.joblib', mmap_mode='r')\n"
-            "assert not reg.target_mean_.flags.writeable\n"
+            "net = joblib.load(sys.argv[1] + '/fitted.joblib', mmap_mode='r')\n"
+            f"assert not {read_only}.flags.writeable\n"
             "data = np.load(sys.argv[1] + '/data.npz')\n"
-            "reg.partial_fit(data['X'], data['y'])\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout's package
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                          text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stderr
-
-
-def test_a_classifier_loaded_mmap_with_class_weights_trains_on_without_torchs_warning(tmp_path):
-    """joblib.load(mmap_mode="r") gives read-only class weights (class_weight's, of the last
-    fit), which the loss's parameters read with torch.as_tensor: torch warned that the array
-    was not writable at a partial_fit, as it did of the regressor's target statistics. A fresh
-    process, as torch gives that warning once per process."""
-    import joblib
-
-    X, y = offset_subjects(np.tile([0.0, 0.0, 1.0], 2)), np.tile([0, 0, 1], 2)
-    joblib.dump(BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1),
-                                    class_weight="balanced").fit(X, y),
-                tmp_path / "fitted.joblib")
-    np.savez(tmp_path / "data.npz", X=X, y=y)
-    code = ("import sys, warnings, joblib, numpy as np\n"
-            "warnings.filterwarnings('error', message='.*not writable')\n"
-            "clf = joblib.load(sys.argv[1] + '/fitted.joblib', mmap_mode='r')\n"
-            "data = np.load(sys.argv[1] + '/data.npz')\n"
-            "clf.partial_fit(data['X'], data['y'])\n")
+            "net.partial_fit(data['X'], data['y'])\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # this checkout's package
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
                           text=True, timeout=300, env=env)
