@@ -1400,12 +1400,14 @@ class EmbeddingTransformMixin(SubjectsTransformerMixin):
         check_parameters(self, ("pooling",))  # another value fell through to "roi"'s names
         dim = self._fitted_encoder().embed_dim
         if self.pooling == "tokens":
+            series = ('pooling="tokens" gives one (n_samples, n_regions) series per subject, '
+                      "not a table with named features")
+            if _get_output_config("transform", self)["dense"] != "pandas":
+                raise ValueError(f"{series}: it has no feature names")
             raise ValueError(
-                'pooling="tokens" gives one (n_samples, n_regions) series per subject, not a '
-                "table with named features (under set_output(transform='pandas') or "
-                "scikit-learn's transform_output='pandas', give this estimator "
-                "set_output(transform='default'): its list of series cannot be a DataFrame)"
-            )
+                f"{series}: under set_output(transform='pandas') or scikit-learn's "
+                "transform_output='pandas', give this estimator set_output(transform='default')"
+                " (its list of series cannot be a DataFrame)")
         # X's column names, else those the weights were pretrained on (a checkpoint's record,
         # a module's region_names, the index of a gradient DataFrame): X without names is read
         # in that order

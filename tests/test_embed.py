@@ -826,6 +826,8 @@ def test_connectivity_pooling_is_the_correlation_of_the_regions_token_features()
 
 
 def test_token_series_feed_nilearns_tangent_connectivity():
+    """Token series feed nilearn's tangent connectivity; they have no feature names, which
+    get_feature_names_out says without telling to unset a pandas output never set."""
     from nilearn.connectome import ConnectivityMeasure
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
@@ -845,8 +847,10 @@ def test_token_series_feed_nilearns_tangent_connectivity():
         tokens = module.target_encoder(torch.from_numpy(subjects[0][None, :8]).float())[0]
     np.testing.assert_allclose(series[0][:per_window], tokens.reshape(N_REGIONS, -1).T.numpy(),
                                atol=1e-6)
-    with pytest.raises(ValueError, match='pooling="tokens" gives one'):
+    with pytest.raises(ValueError, match='pooling="tokens" gives one') as raised:
         embedder.get_feature_names_out()
+    # no pandas output was set: the error does not tell to unset it
+    assert "no feature names" in str(raised.value) and "set_output" not in str(raised.value)
     pipe = make_pipeline(embedder, ConnectivityMeasure(kind="tangent", vectorize=True),
                          LogisticRegression())
     scores = cross_val_score(pipe, subjects, y, cv=3)
