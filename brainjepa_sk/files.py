@@ -248,14 +248,20 @@ def _is_bids_table(path, kind=None):
 
 
 def _tables_note(paths, whose):
-    """``"; 3 of its 9 files are BIDS tables ..."``, naming the BIDS tables among ``paths``
+    """``"; 3 of its 9 files are BIDS tables ..."`` (``"; its only file is a BIDS table ..."``,
+    ``"1 of its 9 files is a BIDS table ..."``), naming the BIDS tables among ``paths``
     (:func:`_is_bids_table`), or ""."""
     files = sorted(str(path) for path in paths if os.path.isfile(path))
     tables = [path for path in files if _is_bids_table(path)]
     if not tables:
         return ""
-    return (f"; {len(tables)} of {whose} {len(files)} files are BIDS tables that hold no "
-            f"region series ({_TABLE_KINDS}): {_first_few(tables)}")
+    if len(files) == 1:
+        which = f"{whose} only file is a BIDS table that holds"
+    else:
+        which = (f"{len(tables)} of {whose} {len(files)} files "
+                 + ("is a BIDS table that holds" if len(tables) == 1
+                    else "are BIDS tables that hold"))
+    return f"; {which} no region series ({_TABLE_KINDS}): {_first_few(tables)}"
 
 
 def _images_below(pattern, offered=None):

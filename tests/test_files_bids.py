@@ -328,7 +328,7 @@ def test_a_tree_of_bids_tables_alone_is_offered_no_glob(tmp_path, monkeypatch, g
                  pd.DataFrame(rng.standard_normal((N_FRAMES, 2)), columns=["a", "b"]))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(ValueError, match=(
-            r"BIDS tables that hold no region series \(.*\): tables/participants\.tsv.*; no "
+            r"BIDS tables? that holds? no region series \(.*\): tables/participants\.tsv.*; no "
             r"subject's region series is there, only BIDS tables$")) as info:
         validate_subjects(given, lazy=True)
     assert not re.search(r"(such as|e\.g\.) '", str(info.value))  # no glob offered
@@ -351,3 +351,20 @@ def test_a_glob_ending_in_two_stars_is_offered_a_glob_of_the_series(derivatives)
         validate_subjects("derivatives/xcp_d/**", lazy=True)
     assert _offered(info.value) == "derivatives/xcp_d/**/*_timeseries.tsv"
     _assert_the_series(validate_subjects(_offered(info.value), lazy=True))
+
+
+def test_the_bids_tables_among_files_are_counted_in_good_grammar(tmp_path, monkeypatch):
+    """One BIDS table was told as '1 of the 1 files are BIDS tables'."""
+    monkeypatch.chdir(tmp_path)
+    _tsv(tmp_path / "data" / "participants.tsv",
+         pd.DataFrame({"participant_id": SUBJECTS, "age": [21, 34, 27]}))
+    with pytest.raises(ValueError, match=(
+            r"^no subject files match 'data/\*\.tsv'; the only file is a BIDS table that holds "
+            r"no region series \(.*\): data/participants\.tsv")):
+        validate_subjects("data/*.tsv", lazy=True)
+    for i in range(2):
+        np.save(tmp_path / "data" / f"sub-{i}.npy", np.zeros((N_FRAMES, 3)))
+    with pytest.raises(ValueError, match=(
+            r"^data is a folder, not a subject file; 1 of its 3 files is a BIDS table that "
+            r"holds no region series \(.*\): data/participants\.tsv")):
+        validate_subjects("data", lazy=True)
