@@ -286,16 +286,30 @@ def _atlas(path):
 def _one_atlas(subjects):
     """``subjects``, of the most common atlas where their BIDS names give several (XCP-D
     writes one series per atlas, of different regions), and a note naming them, or ""; those
-    whose names give no atlas are left out beside several named ones, kept beside one."""
+    whose names give no atlas are left out beside several named ones, kept beside one. The
+    note names the subjects (``sub-`` entities) that no series of the atlas kept is of."""
     atlases = Counter(map(_atlas, subjects))
     named = [atlas for atlas in atlases if atlas is not None]
     if len(named) < 2:
         return subjects, ""
     kept = max(named, key=atlases.get)  # the first met of the most common
     unnamed = f", and {atlases[None]} of no atlas named" if None in atlases else ""
-    return [path for path in subjects if _atlas(path) == kept], (
+    of_kept = [path for path in subjects if _atlas(path) == kept]
+    # a subject whose series are all of another atlas drops out of the glob without a word
+    left_out = sorted({_subject(path) for path in subjects}
+                      - {_subject(path) for path in of_kept} - {None})
+    dropped = ("" if not left_out else
+               f"; it leaves out {len(left_out)} subject(s) with no series of {kept}: "
+               f"{_first_few(left_out)}")
+    return of_kept, (
         f" ({kept} alone: the series are of {len(named)} atlases, "
-        f"{', '.join(sorted(named))}{unnamed}, whose regions differ; a model takes one)")
+        f"{', '.join(sorted(named))}{unnamed}, whose regions differ; a model takes one"
+        f"{dropped})")
+
+
+def _subject(path):
+    """The ``sub-`` entity of a file's BIDS name, or None."""
+    return next((part for part in _name_parts(path) if part.startswith("sub-")), None)
 
 
 def _narrowed(pattern, subjects, candidates=()):

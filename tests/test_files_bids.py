@@ -368,3 +368,22 @@ def test_the_bids_tables_among_files_are_counted_in_good_grammar(tmp_path, monke
             r"^data is a folder, not a subject file; 1 of its 3 files is a BIDS table that "
             r"holds no region series \(.*\): data/participants\.tsv")):
         validate_subjects("data", lazy=True)
+
+
+def test_the_glob_of_one_atlas_names_the_subjects_it_leaves_out(tmp_path, monkeypatch):
+    """A subject with only the other atlas's series dropped out of the glob of the most
+    common atlas without a word."""
+    root = tmp_path / "xcp_d"
+    _xcpd(root, np.random.default_rng(0), atlases=("4S156Parcels", "4S456Parcels"))
+    series = "{0}/func/{0}_task-rest_space-MNI152NLin2009cAsym_seg-{1}_stat-mean_timeseries.tsv"
+    for subject, atlas in [("sub-01", "4S456Parcels"), ("sub-02", "4S456Parcels"),
+                           ("sub-03", "4S156Parcels")]:
+        (root / series.format(subject, atlas)).unlink()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=(
+            r"\(seg-4S156Parcels alone: .*; a model takes one; it leaves out 1 subject\(s\) "
+            r"with no series of seg-4S156Parcels: sub-03\)$")) as info:
+        validate_subjects("xcp_d/**/*_timeseries.tsv", lazy=True)
+    assert len(validate_subjects(_offered(info.value), lazy=True)) == 2
+    with pytest.raises(ValueError, match=r"it leaves out 1 subject\(s\) .*: sub-03\)"):
+        validate_subjects("xcp_d", lazy=True)
