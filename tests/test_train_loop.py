@@ -573,7 +573,8 @@ def test_a_loader_whose_len_is_not_its_batches_warns_once_a_run(miscount):
     are the loop's epochs and ProgressBar: a loader yielding 3 batches a pass but saying 2 (or
     4) silently ran the schedules off their ends before the last epoch (or stopped them short
     of their final values). The first pass that yields another count warns, once a run; a
-    right len does not warn."""
+    right len does not warn. A pass that yields more is cut at len batches, as the schedules
+    are sized by it."""
     valid = _loop(n_epochs=3)
     loader = MiscountedLoader(valid.loader, miscount)
     schedule = PretrainSchedule.from_epochs(3, len(loader), lr=1e-3)
@@ -582,18 +583,38 @@ def test_a_loader_whose_len_is_not_its_batches_warns_once_a_run(miscount):
         warnings.simplefilter("always")
         loop.run()
     said = [str(warning.message) for warning in caught if "len()" in str(warning.message)]
-    assert loop.step == 9 and [record["epoch"] for record in loop.history] == [0, 1, 2]
+    assert loop.step == 3 * min(3, 3 + miscount)
+    assert [record["epoch"] for record in loop.history] == [0, 1, 2]
     if not miscount:
         assert said == []
         return
-    effect = ("the schedules stop short of their final values" if miscount > 0
-              else "the schedules reach their final values before the last epoch")
-    assert said == [
-        f"the loader's len() is {3 + miscount}, but it yielded 3 batch(es) in epoch 0: the "
-        "loop counts an epoch's steps by that len, as a schedule sized by it does "
-        "(PretrainSchedule.from_epochs), so the schedules of this run do not follow its "
-        f"epochs ({effect}); give the loader a __len__ that returns the batches it yields per "
-        "epoch"]
+    if miscount > 0:
+        effect = ("yielded 3 batch(es) in epoch 0: the loop counts an epoch's steps by that len, "
+                  "as a schedule sized by it does (PretrainSchedule.from_epochs), so the "
+                  "schedules of this run do not follow its epochs: they stop short of their "
+                  "final values")
+    else:
+        effect = ("yielded more than 2 batches in epoch 0: the loop counts an epoch's steps by "
+                  "that len, as a schedule sized by it does (PretrainSchedule.from_epochs), so "
+                  "each pass ends after that many steps, and the rest of its batches are not "
+                  "trained on")
+    assert said == [f"the loader's len() is {3 + miscount}, but it {effect}; give the loader a "
+                    "__len__ that returns the batches it yields per epoch"]
+
+
+def test_a_loader_yielding_more_than_its_len_stops_at_its_len_where_asked_to():
+    """A loader saying 2 batches but yielding 3: stop_training, set at the epoch's last step
+    by len (which ends that epoch first), was not read again until the pass ended, and the
+    third batch was trained on, an optimizer step past the schedules' epoch. The pass ends at
+    len batches, the run stops after that epoch."""
+    valid = _loop(n_epochs=3)
+    loader = MiscountedLoader(valid.loader, -1)
+    schedule = PretrainSchedule.from_epochs(3, len(loader), lr=1e-3)
+    loop = PretrainLoop(valid.model, loader, valid.mask_sampler, schedule, 3,
+                        callbacks=[_StopTrainingAt(step=2)])
+    with pytest.warns(UserWarning, match=r"yielded more than 2 batches in epoch 0"):
+        loop.run()
+    assert loop.step == 2 and [record["epoch"] for record in loop.history] == [0]
 
 
 def test_n_epochs_and_accumulation_steps_take_numpy_ints():

@@ -79,8 +79,9 @@ class PretrainLoop:
         On the device to train on.
     loader : iterable of torch.Tensor
         Yields ``(batch, n_frames, n_regions)`` windows; ``len(loader)`` steps per epoch (the
-        first whole pass of a run that yields another count warns: a schedule sized by that
-        len does not follow the epochs). When
+        first pass of a run that yields another count warns: a pass that yields more ends
+        after that many steps, one that yields fewer leaves a schedule sized by that len
+        short of its end). When
         its ``sampler`` has ``state_dict`` (e.g. :class:`~brainjepa_sk.train.ShuffleSampler`),
         that state is part of the loop's; one with ``set_epoch`` (e.g. a
         ``DistributedSampler``) is told the epoch before each pass. A sampler without a state
@@ -226,6 +227,7 @@ class PretrainLoop:
         self._stopping = False  # the on_interrupt hooks of a stop at a step boundary began
         self.stop_training = False
         self._miscount_warned = False  # a pass of another length than len(loader) was told
+        self._pass_cut = False  # the pass being run yielded more than len(loader) batches
         self._counting = None  # the running step's ExitStack, between its start and its count
         #: With several processes, how often (in steps) they agree on a SIGTERM or Ctrl-C: each
         #: may get it between other steps, and all must stop after the same one. Agreeing costs
@@ -409,8 +411,9 @@ class PretrainLoop:
         if stopped_inside:  # by a callback: as after an error, the epoch is finished later
             self._finish_epoch_on_next_run()
             return
-        if whole_pass:
+        if whole_pass or self._pass_cut:
             self._check_pass_length()
+        self._pass_cut = False
         # one host synchronisation per epoch; the mean over the steps this epoch had (a state
         # resumed with a loader of another length had some steps of another pass length)
         n_steps = self.step_in_epoch or self.steps_per_epoch
@@ -422,24 +425,35 @@ class PretrainLoop:
         self._notify("on_epoch_end")
 
     def _check_pass_length(self):
-        """Warn, once a run, when a whole pass yielded other than ``len(loader)`` batches."""
+        """Warn, once a run, when a whole pass yielded fewer than ``len(loader)`` batches, or
+        a pass more (cut at ``len(loader)`` by :meth:`_run_batches`)."""
         said = self.steps_per_epoch
-        if self.step_in_epoch == said or self._miscount_warned:
+        if not (self._pass_cut or self.step_in_epoch < said) or self._miscount_warned:
             return
         self._miscount_warned = True
-        effect = ("the schedules stop short of their final values"
-                  if self.step_in_epoch < said
-                  else "the schedules reach their final values before the last epoch")
+        if self._pass_cut:
+            yielded = f"more than {said} batches"
+            effect = ("each pass ends after that many steps, and the rest of its batches are "
+                      "not trained on")
+        else:
+            yielded = f"{self.step_in_epoch} batch(es)"
+            effect = ("the schedules of this run do not follow its epochs: they stop short of "
+                      "their final values")
         warn_user(
-            f"the loader's len() is {said}, but it yielded {self.step_in_epoch} batch(es) in "
-            f"epoch {self.epoch}: the loop counts an epoch's steps by that len, as a schedule "
-            "sized by it does (PretrainSchedule.from_epochs), so the schedules of this run do "
-            f"not follow its epochs ({effect}); give the loader a __len__ that returns the "
-            "batches it yields per epoch")
+            f"the loader's len() is {said}, but it yielded {yielded} in epoch {self.epoch}: "
+            "the loop counts an epoch's steps by that len, as a schedule sized by it does "
+            f"(PretrainSchedule.from_epochs), so {effect}; give the loader a __len__ that "
+            "returns the batches it yields per epoch")
 
     def _run_batches(self, batches):
-        """Train on ``batches``; True when :attr:`stop_training` stopped it inside the pass."""
+        """Train on ``batches``, up to ``len(loader)`` steps in the epoch; True when
+        :attr:`stop_training` stopped it inside the pass."""
         for x in batches:
+            if self.step_in_epoch >= self.steps_per_epoch:
+                # a loader yielding more than its len(): the schedules, the epochs and the stop
+                # checks count by that len, so the pass ends there (warned once a run)
+                self._pass_cut = True
+                break
             if not isinstance(x, torch.Tensor):  # e.g. the [x] of a TensorDataset's loader
                 raise TypeError(
                     f"the loader must yield (batch, n_frames, n_regions) tensors, got "
