@@ -377,8 +377,9 @@ def _check_only_subject_files(pattern, paths, others, tables):
     if not others:
         raise ValueError(f"the glob {pattern!r} matches the series of several atlases: narrow "
                          f"it to one{example}")
-    described = (f" ({len(tables)} BIDS tables that hold no region series: {_TABLE_KINDS})"
-                 if tables else "")
+    described = ("" if not tables else
+                 f" ({len(tables)} BIDS table{'s that hold' if len(tables) > 1 else ' that holds'}"
+                 f" no region series: {_TABLE_KINDS})")
     raise ValueError(
         f"the glob {pattern!r} matches {len(subjects)} subject file(s) but also {len(others)} "
         f"other file(s), which are not subjects{described}: {_first_few(others)}; narrow it "

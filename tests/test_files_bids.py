@@ -248,7 +248,7 @@ def test_bids_named_tables_are_still_told_from_subjects(tmp_path, name):
     rng = np.random.default_rng(0)
     for file in [tmp_path / name, tmp_path / "sub-02_task-rest_stat-mean_timeseries.tsv"]:
         np.savetxt(file, rng.standard_normal((20, 3)), delimiter="\t")
-    with pytest.raises(ValueError, match=rf"BIDS tables .*: .*{re.escape(name)}"):
+    with pytest.raises(ValueError, match=rf"\(1 BIDS table that holds .*: .*{re.escape(name)}"):
         validate_subjects(str(tmp_path / "*"), lazy=True)
 
 
@@ -387,3 +387,21 @@ def test_the_glob_of_one_atlas_names_the_subjects_it_leaves_out(tmp_path, monkey
     assert len(validate_subjects(_offered(info.value), lazy=True)) == 2
     with pytest.raises(ValueError, match=r"it leaves out 1 subject\(s\) .*: sub-03\)"):
         validate_subjects("xcp_d", lazy=True)
+
+
+def test_one_bids_table_beside_the_subjects_is_told_in_good_grammar(tmp_path, monkeypatch):
+    """A glob matching the subjects' series and one BIDS table told it as '1 BIDS tables that
+    hold no region series'."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(0)
+    _tsv(tmp_path / "data" / "participants.tsv",
+         pd.DataFrame({"participant_id": SUBJECTS, "age": [21, 34, 27]}))
+    for subject in SUBJECTS:
+        _tsv(tmp_path / "data" / f"{subject}_timeseries.tsv",
+             pd.DataFrame(rng.standard_normal((N_FRAMES, 2)), columns=["a", "b"]))
+    with pytest.raises(ValueError, match=(
+            r"^the glob 'data/\*\.tsv' matches 3 subject file\(s\) but also 1 other file\(s\), "
+            r"which are not subjects \(1 BIDS table that holds no region series: .*\): "
+            r"data/participants\.tsv; ")) as info:
+        validate_subjects("data/*.tsv", lazy=True)
+    assert len(validate_subjects(_offered(info.value), lazy=True)) == 3
