@@ -189,9 +189,9 @@ def dying_worker(rank, world_size, init_file, code):
 
 
 def sigterm_scenario(rank, world_size, folder):
-    """Only rank 1 gets SIGTERM, after step 3: both processes must stop after the same step
-    (``steps.pt``); rank 0 saves the run (``state.pt``)."""
-    callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SignalAt(3)]
+    """Only rank 1 gets SIGTERM, after step 1 (inside the first epoch): both processes must
+    stop after the same step (``steps.pt``); rank 0 saves the run (``state.pt``)."""
+    callbacks = [Checkpoint(folder / "state.pt", key="ddp")] if rank == 0 else [SignalAt(1)]
     loop, _ = run(global_batch=8, callbacks=callbacks, stop_agreement_every=2)
     steps = [None] * world_size
     dist.all_gather_object(steps, loop.step)
@@ -241,7 +241,8 @@ def resume_scenario(rank, world_size, folder):
 
 
 def sigint_scenario(rank, world_size, folder):
-    """Only rank 1 gets SIGINT, after step 3: the step each process stopped after and the error
+    """Only rank 1 gets SIGINT, after step 3 (the first epoch's last, so the processes agree
+    before the next epoch's first step): the step each process stopped after and the error
     it raised (``stopped.pt``); rank 0 saves the run (``state.pt``), which both processes then
     resume and finish (``resumed.pt``, as ``resume_scenario`` saves its runs)."""
     # Python's own handler, as in a terminal (a process started in the background, as CI may

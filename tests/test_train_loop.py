@@ -1752,6 +1752,32 @@ def test_a_sigterm_after_the_last_step_still_stops_the_caller(tmp_path):
     assert torch.load(path, weights_only=True)["loop"]["epoch"] == 2  # the whole run saved
 
 
+def test_a_sigterm_in_an_epochs_end_hooks_stops_before_the_next_epochs_first_step(tmp_path):
+    """A SIGTERM that came while an epoch's end hooks ran (a slow Checkpoint save) was acted on
+    only after the next epoch's first step: a step trained past the pre-emption's notice."""
+
+    class TermAtFirstEpochEnd(Callback):
+        def on_epoch_end(self, loop):
+            if loop.epoch == 1:
+                signal.raise_signal(signal.SIGTERM)
+
+    straight = _loop(n_epochs=3)
+    _run_seeded(straight)
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=3, callbacks=[TermAtFirstEpochEnd(), Checkpoint(path, "k")])
+    with pytest.raises(TrainingInterrupted, match=(
+            r"stopped by SIGTERM after the end of epoch 0 \(step 3\); the callbacks saved what "
+            r"they save \(with a Checkpoint: call the same fit again to resume\)")):
+        _run_seeded(loop)
+    assert loop.step == 3 and loop.epoch == 1
+    assert torch.load(path, weights_only=True)["loop"]["step"] == 3
+    resumed = _loop(n_epochs=3)
+    with torch.random.fork_rng(devices=[]):
+        Checkpoint(path, key="k").restore(resumed)
+        resumed.run()
+    assert resumed.history == straight.history
+
+
 def test_a_sigterm_stops_only_the_run_it_came_in():
     """A run stopped by SIGTERM after its last step, extended by an epoch and run again in
     the same process, trains that epoch to its end."""
@@ -1958,8 +1984,8 @@ def test_under_ddp_a_sigterm_to_one_process_stops_all_after_the_same_step(ddp_sc
     others waiting in their next all-reduce."""
     folder = ddp_scenarios("sigterm")
     out, state = folder / "steps.pt", folder / "state.pt"
-    assert torch.load(out, weights_only=True)["steps"] == [4, 4]  # signal after 3, agreed at 4
-    assert torch.load(state, weights_only=True)["loop"]["step"] == 4  # rank 0 saved it
+    assert torch.load(out, weights_only=True)["steps"] == [2, 2]  # signal after 1, agreed at 2
+    assert torch.load(state, weights_only=True)["loop"]["step"] == 2  # rank 0 saved it
 
 
 def test_under_ddp_ctrl_c_in_one_process_stops_all_after_the_same_step_and_resumes_exactly(
@@ -1970,12 +1996,13 @@ def test_under_ddp_ctrl_c_in_one_process_stops_all_after_the_same_step_and_resum
     after the same step with the same error, rank 0 saved there, and the run resumed from
     that save ends as a run never stopped does."""
     stopped = torch.load(ddp_scenarios("sigint") / "stopped.pt", weights_only=True)
-    message = ("stopped by Ctrl-C after step 4; the callbacks saved what they save (with a "
-               "Checkpoint: call the same fit again to resume)")
-    assert stopped == [(4, message), (4, message)]  # signal after 3, agreed at 4
+    message = ("stopped by Ctrl-C after the end of epoch 0 (step 3); the callbacks saved what "
+               "they save (with a Checkpoint: call the same fit again to resume)")
+    # signal after 3, the first epoch's last step: agreed before the next epoch's first step
+    assert stopped == [(3, message), (3, message)]
     resumed = torch.load(ddp_scenarios("sigint") / "resumed.pt", weights_only=True)
     straight = torch.load(ddp_scenarios("resume") / "straight.pt", weights_only=True)
-    assert resumed["started_at"] == 4  # from rank 0's save
+    assert resumed["started_at"] == 3  # from rank 0's save
     assert resumed["step"] == straight["step"] == 9
     assert resumed["history"] == straight["history"]
     for key, value in straight["states"][0].items():

@@ -261,8 +261,10 @@ class PretrainLoop:
         counted since :meth:`run` began, and raises :class:`TrainingInterrupted` from the
         ``KeyboardInterrupt`` (a ``KeyboardInterrupt`` raised by code, not by the signal, goes
         on as it is, without them).
-        With several processes, they agree every :attr:`stop_agreement_every` steps on whether any
-        of them got the signal, and all stop after the same step. There Ctrl-C is handled as
+        One that came during an epoch's end hooks stops the run before the next epoch's first
+        step. With several processes, they agree every :attr:`stop_agreement_every` steps (and
+        before each epoch) on whether any of them got the signal, and all stop after the same
+        step. There Ctrl-C is handled as
         SIGTERM is (the first SIGINT a process gets is noted, and all stop after the next
         agreement, with the ``on_interrupt`` hooks and :class:`TrainingInterrupted`): a
         ``KeyboardInterrupt`` raised at once would stop each process at another point and leave the
@@ -300,15 +302,26 @@ class PretrainLoop:
         try:
             with restore:  # the caller's handler back, and the hook removed, before the end
                 self._notify("on_train_begin")
+                stopped_by = ""
                 while self.epoch < self.n_epochs and not self._stops_training(agree=True):
+                    # one that came during the last epoch's end hooks (a slow save) stops the
+                    # run before the next epoch's first step
+                    stopped_by = self.step_in_epoch == 0 and self._agreed_stop_signals()
+                    if stopped_by:
+                        break
                     self.run_epoch()
                 # a SIGTERM (or an agreed Ctrl-C) that came after the last step (during the
                 # last epoch's hooks, or with no step left to run) still stops the caller, as
                 # the pre-emption asked
-                stopped_by = self._agreed_stop_signals()
+                stopped_by = stopped_by or self._agreed_stop_signals()
                 if stopped_by:
                     self._stopping = True
                     self._notify("on_interrupt")
+                    if self.epoch < self.n_epochs and not self.stop_training:
+                        raise TrainingInterrupted(
+                            f"stopped by {stopped_by} after the end of epoch {self.epoch - 1} "
+                            f"(step {self.step}); the callbacks saved what they save (with a "
+                            "Checkpoint: call the same fit again to resume)")
                     raise TrainingInterrupted(
                         f"stopped by {stopped_by} after the run's last step ({self.step}); "
                         + ("a callback had stopped the run there (stop_training)"
