@@ -1064,7 +1064,12 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             warn_user("a single training window: the collapse monitors of history_ "
                       "(target_std, effective_rank) measure a spread across windows and are NaN")
         progress = ProgressBar(disable=not self.verbose or rank != 0)
-        callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor), *self.callbacks_, progress]
+        # the monitored windows go through the target encoder a micro-batch at a time: all 64
+        # at once took more memory than the training steps (several times a step's for a
+        # large atlas: 64 windows of 360 regions x 10 patches are 230,400 tokens)
+        micro_batch = global_batch // world_size // int(self.accumulation_steps)
+        callbacks = [NonFiniteLossGuard(), CollapseMonitor(monitor, batch_size=micro_batch),
+                     *self.callbacks_, progress]
         checkpoint = None
         if self.checkpoint_dir:
             # one file per run (settings, data, seed): folds of a cross-validation sharing a

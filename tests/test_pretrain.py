@@ -1238,6 +1238,30 @@ def test_accumulation_steps_splits_each_step_into_micro_batches():
     assert fit.callbacks_[0].batch_sizes == [2] * 4 * (20 // 8)
 
 
+class _TargetEncoderBatches(Callback):
+    """Records the number of windows of each pass through the target encoder."""
+
+    def on_train_begin(self, loop):
+        self.batch_sizes = []
+        self._hook = loop.model.target_encoder.register_forward_pre_hook(
+            lambda module, args: self.batch_sizes.append(len(args[0])))
+
+    def on_train_end(self, loop):
+        self._hook.remove()
+
+
+@pytest.mark.parametrize("accumulation_steps", [1, 4])
+def test_the_collapse_monitors_pass_a_micro_batch_of_windows_at_a_time(accumulation_steps):
+    """The 20 monitored windows went through the target encoder at once at each epoch's end:
+    more memory than a training step (several times over for a large atlas and batch_size
+    far below 64). They go a micro-batch at a time, as the steps' windows do."""
+    seen = _pretrainer(n_epochs=1, accumulation_steps=accumulation_steps,
+                       callbacks=[_TargetEncoderBatches()]).fit(_data()).callbacks_[0]
+    micro_batch = 8 // accumulation_steps
+    assert max(seen.batch_sizes) == micro_batch
+    assert sum(seen.batch_sizes) == 2 * 8 + 20  # the steps' windows, then the monitored ones
+
+
 def test_num_workers_loads_the_windows_in_worker_processes():
     seen = _pretrainer(n_epochs=1, num_workers=1, callbacks=[_SeesTheLoop()]).fit(
         _data()).callbacks_[0]

@@ -203,10 +203,15 @@ class CollapseMonitor(Callback):
     ----------
     windows : torch.Tensor
         ``(n_windows, n_frames, n_regions)`` windows on the model's device.
+    batch_size : int or None, default=None
+        Windows passed through the target encoder at a time (None: all at once). The
+        pretrainer passes its micro-batch, so that the monitors take no more memory than a
+        training step whatever the number of windows monitored.
     """
 
-    def __init__(self, windows):
+    def __init__(self, windows, batch_size=None):
         self.windows = windows
+        self.batch_size = batch_size
 
     def on_epoch_end(self, loop):
         """Add ``target_std`` and ``effective_rank`` of the fixed windows to the epoch's record.
@@ -230,7 +235,9 @@ class CollapseMonitor(Callback):
         with torch.no_grad(), torch.autocast(
             self.windows.device.type, dtype=dtype, enabled=dtype is not None
         ):
-            features = model.target_encoder(self.windows).float().mean(1)
+            chunk = len(self.windows) if self.batch_size is None else int(self.batch_size)
+            features = torch.cat([model.target_encoder(windows).float().mean(1)
+                                  for windows in self.windows.split(max(chunk, 1))])
         model.train(was_training)
         if not bool(torch.isfinite(features).all()):
             # the losses come before each update: a run whose last updates diverged shows here
