@@ -570,7 +570,8 @@ def _other_tr_hint(estimator, changed):
 def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     """Check resolved weights against the subjects of a ``fit``; build their preprocessing.
 
-    The region count (with the atlas advice for the default weights) and the region names
+    The region count (with the atlas advice for the default weights, and for other weights
+    the advice to use their atlas or pretrain on this one) and the region names
     the weights were pretrained on must match ``X``; the preprocessing is then built from
     the weights and the estimator's ``t_r``, ``model_t_r``, ``n_frames``, ``window``,
     ``stride``, ``min_frames``, ``normalization`` and ``constant_regions``, and its windows
@@ -599,9 +600,14 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
 
     name = type(estimator).__name__
     encoder = resolved.encoder
+    # other weights: the encoder has one position per region of its pretraining atlas, so
+    # the way out is data on that atlas or a model pretrained on this one
+    other_atlas = (ATLAS_ADVICE if _is_default_weights(estimator.weights) else (
+        "The weights' encoder has one position per region of the atlas it was pretrained on: "
+        f"pass series extracted with that atlas ({encoder.n_regions} regions, in its order), "
+        "or pretrain a model on this atlas with BrainJEPAPretrainer and use it as weights"))
     check_n_regions(estimator.n_features_in_, encoder.n_regions, what="built for",
-                    n_timepoints=subjects.n_timepoints[0], name=name,
-                    advice=ATLAS_ADVICE if _is_default_weights(estimator.weights) else "")
+                    n_timepoints=subjects.n_timepoints[0], name=name, advice=other_atlas)
     check_region_names(getattr(estimator, "feature_names_in_", None), resolved.region_names,
                        name=name)
     fitted_on = subjects if fit_rows is None else subject_rows(subjects, fit_rows)

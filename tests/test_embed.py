@@ -202,6 +202,9 @@ def test_wrong_region_count_is_named(research_model, reference):
     # the advice to build the UK Biobank atlas is for the default weights only (found by
     # planting bugs: other weights were told to fetch the 450-region atlas)
     assert "fetch_atlas_brainjepa450" not in str(caught.value)
+    # but they are told what to do: their atlas, or a model pretrained on this one
+    assert "series extracted with that atlas (24 regions" in str(caught.value)
+    assert "pretrain a model on this atlas with BrainJEPAPretrainer" in str(caught.value)
     with pytest.raises(ValueError, match="transposed"):
         BrainJEPAEmbedder(weights=research_model).fit(X.transpose(0, 2, 1))
 
