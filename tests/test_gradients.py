@@ -514,6 +514,12 @@ def test_too_many_components(X):
     # The diffusion map also needs room for its trivial eigenvector.
     with pytest.raises(ValueError, match=rf"n_components={N_REGIONS - 1}.*{N_REGIONS - 2}"):
         GradientPositioner(n_components=N_REGIONS - 1, sparsity=0.5).fit(X)
+    # with two regions it has room for none: no n_components is a cure, approach="pca" is
+    for approach in ("dm", "le"):
+        with pytest.raises(ValueError, match=rf"at most n_regions - 2 = 0 with approach="
+                                             rf"'{approach}'; approach='pca' takes up to "
+                                             r"n_regions - 1 = 1$"):
+            GradientPositioner(n_components=1, sparsity=0, approach=approach).fit(X[:, :, :2])
 
 
 def test_sparsity_too_high_for_few_regions(X):
