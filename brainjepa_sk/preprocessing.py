@@ -33,7 +33,7 @@ from sklearn.utils._param_validation import StrOptions
 
 from ._warnings import warn_user
 from .files import FileChangedError, SubjectFiles
-from .nn._checks import type_with_article
+from .nn._checks import check_time_patches, type_with_article
 from .validation import (
     POSITIVE,
     POSITIVE_INT,
@@ -1594,6 +1594,8 @@ def preprocessor_for_weights(weights, subjects, *, t_r=None, model_t_r="auto", n
     n_frames = weights.n_frames if n_frames == "auto" else n_frames
     if n_frames is None:
         raise ValueError("the model does not say its window length: set n_frames")
+    # windows the model cannot cut are refused before a warning about their length
+    check_time_patches(int(n_frames), weights.encoder.patch_size)
     _warn_if_longer_than_trained(weights, int(n_frames))
     # a fine-tuned encoder's TR is its fine-tuner's (a linear probe's, where it kept the
     # weights frozen), which may not be the pretraining's

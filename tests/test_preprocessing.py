@@ -1123,6 +1123,12 @@ def test_windows_longer_than_the_pretraining_windows_are_warned_of():
         for n_frames in ("auto", 8, 4):
             preprocessor_for_weights(resolved, subjects, n_frames=n_frames)
         preprocessor_for_weights(ResolvedWeights(encoder), subjects, n_frames=16)
+    # windows that do not cut into whole patches are refused, without the warning first
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^n_frames=17 is not a positive multiple of "
+                                             rf"patch_size={encoder.patch_size}"):
+            preprocessor_for_weights(resolved, subjects, n_frames=17)
 
 
 def test_a_model_pretrained_on_resampled_series_warns_only_when_t_r_would_resample():
