@@ -617,9 +617,29 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
         min_frames=estimator.min_frames, normalization=estimator.normalization,
         constant_regions=estimator.constant_regions,
     )
-    # in fit, as the pretrainer does, rather than at the first transform
-    preprocessor.check_lengths(subjects)
+    # in fit, as the pretrainer does, rather than at the first transform; an n_frames set
+    # (not the weights' own) is the user's choice, and shorter windows a cure, as there
+    preprocessor.check_lengths(subjects, window_cure=None if estimator.n_frames == "auto" else (
+        functools.partial(_shorter_windows, estimator, preprocessor.window, encoder.patch_size)))
     return preprocessor, check_window_patches(preprocessor.n_frames, encoder.patch_size)
+
+
+def _shorter_windows(estimator, window, patch_size, n_timepoints):
+    """The ``n_frames`` that subjects of ``n_timepoints`` frames fill, as advice for a fit on
+    weights (``"n_frames=144 or less ..."``), or None when no window of two time patches (what
+    every pooling takes) fits: the encoder takes windows of any whole number of its patches,
+    its shorter ones at time positions it was trained on. ``window``: the strategy fitted."""
+    longest = n_timepoints // patch_size * patch_size
+    if longest < 2 * patch_size:
+        return None
+    # a min_frames or stride of the user's longer than the shorter window is refused with it
+    longer = [f"{name}={value}" for name, value in (
+        ("min_frames", estimator.min_frames),
+        ("stride", estimator.stride if window == "sliding" else None),
+    ) if value is not None and value > longest]
+    lowered = f"; {' and '.join(longer)} lowered to that n_frames or less" if longer else ""
+    return (f"n_frames={longest} or less (a multiple of the model's patch_size={patch_size}, "
+            f"two patches or more{lowered})")
 
 
 class FittedScaleCheck:

@@ -1797,6 +1797,29 @@ def test_a_subject_too_short_for_a_window_is_refused_at_fit(normalization):
     assert not hasattr(embedder, "preprocessor_")
 
 
+@pytest.mark.filterwarnings("ignore:n_frames=40 is longer than the windows")
+def test_subjects_too_short_for_the_windows_at_fit_are_offered_windows_they_fill():
+    """n_frames set longer than every scan was refused with leaving the subjects out or
+    padding them as the only cures; the encoder takes shorter windows (of whole patches),
+    which are offered too, as the pretrainer offers them (the weights' own windows, with
+    n_frames="auto", are not: see the test below)."""
+    X = _subjects(n_timepoints=20)
+    module = tiny_module(N_REGIONS)  # patch_size=2
+    with pytest.raises(ValueError, match=r"leave them out, or pass min_frames=9 or less to have "
+                                         r"them padded, or pass n_frames=8 or less \(a multiple "
+                                         r"of the model's patch_size=2, two patches or more\) "
+                                         r"for windows they fill$"):
+        BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:9] for x in X])
+    # a min_frames of the user's longer than the windows offered is to be lowered with them
+    with pytest.raises(ValueError, match=r"n_frames=8 or less \(.*two patches or more; "
+                                         r"min_frames=30 lowered to that n_frames or less\)"):
+        BrainJEPAEmbedder(weights=module, n_frames=40, min_frames=30, device="cpu").fit(
+            [x[:9] for x in X])
+    # with fewer frames than two patches, none is offered
+    with pytest.raises(ValueError, match=r"to have them padded$"):
+        BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:3] for x in X])
+
+
 def test_chunks_gathered_from_processes_in_rank_order_come_back_in_subject_order(monkeypatch):
     """Under torchrun the gathered chunks arrive process after process (chunks 0, 2, 4 of
     process 0, then 1, 3 of process 1): transform puts them back in the subjects' order.
