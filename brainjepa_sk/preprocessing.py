@@ -593,13 +593,19 @@ class Preprocessor:
                                      f"array: {_ARRAYS_ONLY}")
 
     @staticmethod
-    def _as_arrays(subjects):
-        """Float64 copies-if-needed of the subjects, with the shape checks transform relies on."""
+    def _as_arrays(subjects, keep_plain=False):
+        """Float64 copies-if-needed of the subjects, with the shape checks transform relies on.
+
+        ``keep_plain``: a subject that is a plain float array (checked here) is kept as given
+        rather than copied to float64, so that a float32 corpus is not copied all at once (the
+        caller converts one subject at a time)."""
         Preprocessor._check_subjects(subjects)
         arrays, input_name = [], _input_name(subjects)
         for i, x in enumerate(subjects):
-            arrays.append(Preprocessor._as_array(i, x, arrays[0].shape[1] if arrays else None,
-                                                 input_name=input_name))
+            checked = Preprocessor._as_array(i, x, arrays[0].shape[1] if arrays else None,
+                                             input_name=input_name)
+            plain = keep_plain and type(x) in (np.ndarray, np.memmap) and x.dtype in _PLAIN_FLOATS
+            arrays.append(x if plain else checked)
         return arrays
 
     @staticmethod
@@ -615,10 +621,6 @@ class Preprocessor:
         return check_subject(i, x, None, n_regions, expected=None, name=None, min_timepoints=1,
                              dtype=np.float64, allow_constant=True, min_regions=1,
                              first_frame=first_frame, input_name=input_name)
-
-    def _resample_all(self, arrays):
-        return [_resample_subject(i, x, self.t_r, self.target_t_r)
-                for i, x in enumerate(arrays)]
 
     def _robust_scale(self, x):
         return (x - self.median_) / np.maximum(self.iqr_, self.eps)
@@ -1048,8 +1050,7 @@ class Preprocessor:
         if rows is not None:
             raise TypeError("rows needs validated subjects, which know their lengths (e.g. a "
                             f"SubjectFiles), got {type(subjects).__name__}")
-        arrays = self._as_arrays(subjects)
-        return self._transform_resampled(self._resample_all(arrays), arrays)
+        return self._transform_checked(self._as_arrays(subjects, keep_plain=True))
 
     def _check_transformable(self, shape):
         """Fitted where it must be, and a subject of ``shape`` with the regions of fit."""
@@ -1110,16 +1111,24 @@ class Preprocessor:
             position += len(x)
         return windows, subject_index
 
-    def _transform_resampled(self, resampled, arrays):
-        self._check_transformable(resampled[0].shape)
+    def _transform_checked(self, arrays):
+        """:meth:`transform` of checked in-memory subjects (:meth:`_as_arrays`), converted and
+        resampled one at a time into one float32 array: the memory of the windows plus one
+        subject, not of float64 copies of them all and a list of their windows."""
+        n_regions = arrays[0].shape[1]
+        self._check_transformable((self.resampled_length(len(arrays[0])), n_regions))
         # every subject too short named at once, as for validated subjects (not the first alone)
         self._check_lengths(arrays, range(len(arrays)))
-        windows, subject_index = [], []
-        for i, (x, original) in enumerate(zip(resampled, arrays)):
-            w = self._subject_windows(x, i, original.shape[0])
-            windows.append(w)
-            subject_index.append(np.full(len(w), i, dtype=np.int64))
-        return np.concatenate(windows, axis=0), np.concatenate(subject_index)
+        subject_index, _ = self.window_table([len(x) for x in arrays])
+        windows = np.empty((len(subject_index), self.n_frames, n_regions), np.float32)
+        position = 0
+        for i, original in enumerate(arrays):
+            x = np.asarray(original, dtype=np.float64)
+            w = self._subject_windows(_resample_subject(i, x, self.t_r, self.target_t_r), i,
+                                      len(x))
+            windows[position : position + len(w)] = w
+            position += len(w)
+        return windows, subject_index
 
     def _subject_windows(self, x, i, n_input, starts=None, scaled_to=None):
         """One resampled subject's windows (all, or those at ``starts``), float32; the robust
@@ -1323,7 +1332,8 @@ class Preprocessor:
         return x
 
     def fit_transform(self, subjects):
-        """Fit on ``subjects`` and transform them (resampling them once).
+        """Fit on ``subjects`` and transform them (one subject at a time: a float32 corpus is
+        never copied to float64 all at once).
 
         Parameters
         ----------
@@ -1338,10 +1348,13 @@ class Preprocessor:
             See :meth:`transform`.
         """
         self._validate_params()
-        arrays = self._as_arrays(subjects)
-        resampled = self._resample_all(arrays)
-        self._fit_resampled(resampled, [len(x) for x in resampled])
-        return self._transform_resampled(resampled, arrays)
+        arrays = self._as_arrays(subjects, keep_plain=True)
+        # resampled twice (here and for the windows) rather than kept, all of them, in memory
+        self._fit_resampled(
+            (_resample_subject(i, np.asarray(x, dtype=np.float64), self.t_r, self.target_t_r)
+             for i, x in enumerate(arrays)),
+            [self.resampled_length(len(x)) for x in arrays])
+        return self._transform_checked(arrays)
 
     def to_dict(self):
         """Return the parameters and fitted statistics as a plain dict, for a checkpoint.

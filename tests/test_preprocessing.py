@@ -1400,3 +1400,37 @@ def test_a_numpy_t_r_in_milliseconds_is_warned_of_in_plain_seconds():
     assert [str(w.message) for w in record] == [
         "t_r=2000 s is long for fMRI: TRs are in seconds (2000 ms is 2.0 s)",
         "model_t_r=720 s is long for fMRI: TRs are in seconds (720 ms is 0.72 s)"]
+
+
+@pytest.mark.parametrize("method", ["transform", "fit_transform"])
+def test_a_float32_corpus_is_cut_one_subject_at_a_time(method):
+    """transform and fit_transform of arrays held float64 copies of every subject (twice the
+    float32 corpus), their resampled series and a list of their windows before joining them:
+    several times the corpus for a long-scan corpus (HCP: 1200 frames). They hold the windows
+    and one subject; the windows are those cut from each subject alone."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 400, 20)).astype(np.float32)  # 1.9 MB; float64 copies 3.8 MB
+    settings = dict(t_r=0.72, target_t_r=2.205, window="center", normalization="robust")
+    prep, fitted = Preprocessor(32, **settings), Preprocessor(32, **settings).fit(X)
+
+    def peak_of(call):
+        tracemalloc.start()
+        try:
+            return call(), tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    # fit_transform also holds what fit holds: the robust statistics' sample (every frame
+    # here, 60 x 131 x 20 float64) and its sorted copies
+    _, fit_peak = peak_of(lambda: Preprocessor(32, **settings).fit(X))
+    if method == "transform":
+        prep, fit_peak = fitted, 0
+    (windows, subject_index), peak = peak_of(lambda: getattr(prep, method)(X))
+    assert windows.shape == (60, 32, 20) and windows.dtype == np.float32  # 0.15 MB
+    assert subject_index.tolist() == list(range(60))
+    assert peak < fit_peak + 1e6, (peak, fit_peak)
+    np.testing.assert_array_equal(fitted.median_, prep.median_)
+    for i in (0, 59):
+        np.testing.assert_array_equal(windows[i], fitted.transform(X[i : i + 1])[0][0])
