@@ -1778,6 +1778,25 @@ def test_a_sigterm_in_an_epochs_end_hooks_stops_before_the_next_epochs_first_ste
     assert resumed.history == straight.history
 
 
+def test_a_sigterm_before_a_new_runs_first_step_names_no_epoch_before_it(tmp_path):
+    """A SIGTERM during the hooks that open a new run (a logger's slow start) stops it before
+    its first step: it was said to come "after the end of epoch -1"."""
+
+    class TermAtTrainBegin(Callback):
+        def on_train_begin(self, loop):
+            signal.raise_signal(signal.SIGTERM)
+
+    path = tmp_path / "state.pt"
+    loop = _loop(n_epochs=2, callbacks=[TermAtTrainBegin(), Checkpoint(path, "k")])
+    with pytest.raises(TrainingInterrupted) as caught:
+        _run_seeded(loop)
+    assert str(caught.value) == (
+        "stopped by SIGTERM before the run's first step; the callbacks saved what they save "
+        "(with a Checkpoint: call the same fit again to resume)")
+    assert loop.step == 0 and loop.epoch == 0
+    assert torch.load(path, weights_only=True)["loop"]["step"] == 0
+
+
 def test_a_sigterm_stops_only_the_run_it_came_in():
     """A run stopped by SIGTERM after its last step, extended by an epoch and run again in
     the same process, trains that epoch to its end."""

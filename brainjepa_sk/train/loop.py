@@ -318,10 +318,12 @@ class PretrainLoop:
                     self._stopping = True
                     self._notify("on_interrupt")
                     if self.epoch < self.n_epochs and not self.stop_training:
+                        # a new run has no epoch before it (a signal during on_train_begin)
+                        where = ("before the run's first step" if self.epoch == 0 else
+                                 f"after the end of epoch {self.epoch - 1} (step {self.step})")
                         raise TrainingInterrupted(
-                            f"stopped by {stopped_by} after the end of epoch {self.epoch - 1} "
-                            f"(step {self.step}); the callbacks saved what they save (with a "
-                            "Checkpoint: call the same fit again to resume)")
+                            f"stopped by {stopped_by} {where}; the callbacks saved what they "
+                            "save (with a Checkpoint: call the same fit again to resume)")
                     raise TrainingInterrupted(
                         f"stopped by {stopped_by} after the run's last step ({self.step}); "
                         + ("a callback had stopped the run there (stop_training)"
