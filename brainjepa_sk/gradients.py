@@ -666,7 +666,7 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         if self.n_components > largest:
             rule = (f"at most n_regions - {2 if trivial else 1} = {largest} with "
                     f"approach={self.approach!r}")
-            if largest < 1:  # two regions: no n_components is a cure, only another approach
+            if largest < 1 <= n_regions - 1:  # two regions: no n_components is a cure, "pca" is
                 rule += f"; approach='pca' takes up to n_regions - 1 = {n_regions - 1}"
             problems.append(f"n_components={self.n_components} is too large for {n_regions} "
                             f"regions: {rule}")

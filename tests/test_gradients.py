@@ -520,6 +520,13 @@ def test_too_many_components(X):
                                              rf"'{approach}'; approach='pca' takes up to "
                                              r"n_regions - 1 = 1$"):
             GradientPositioner(n_components=1, sparsity=0, approach=approach).fit(X[:, :, :2])
+    # one region (a 1 x 1 connectivity matrix) has no gradient with any approach: "pca" was
+    # offered as the cure, "up to n_regions - 1 = 0", also to approach="pca" itself
+    for approach in ("dm", "le", "pca"):
+        with pytest.raises(ValueError, match=r"too large for 1 regions") as caught:
+            GradientPositioner(n_components=1, sparsity=0, approach=approach,
+                               kind="connectivity").fit(np.ones((3, 1, 1)))
+        assert "approach='pca' takes" not in str(caught.value)
 
 
 def test_sparsity_too_high_for_few_regions(X):
