@@ -605,7 +605,8 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     other_atlas = (ATLAS_ADVICE if _is_default_weights(estimator.weights) else (
         "The weights' encoder has one position per region of the atlas it was pretrained on: "
         f"pass series extracted with that atlas ({encoder.n_regions} regions, in its order), "
-        "or pretrain a model on this atlas with BrainJEPAPretrainer and use it as weights"))
+        "or pretrain a model on this atlas with BrainJEPAPretrainer and pass the file its "
+        "save(path) writes as weights"))
     check_n_regions(estimator.n_features_in_, encoder.n_regions, what="built for",
                     n_timepoints=subjects.n_timepoints[0], name=name, advice=other_atlas)
     check_region_names(getattr(estimator, "feature_names_in_", None), resolved.region_names,

@@ -205,6 +205,8 @@ def test_wrong_region_count_is_named(research_model, reference):
     # but they are told what to do: their atlas, or a model pretrained on this one
     assert "series extracted with that atlas (24 regions" in str(caught.value)
     assert "pretrain a model on this atlas with BrainJEPAPretrainer" in str(caught.value)
+    # with what to pass: the pretrainer itself is refused as weights (not a path or module)
+    assert str(caught.value).endswith("and pass the file its save(path) writes as weights")
     with pytest.raises(ValueError, match="transposed"):
         BrainJEPAEmbedder(weights=research_model).fit(X.transpose(0, 2, 1))
 
