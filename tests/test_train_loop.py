@@ -1797,6 +1797,27 @@ def test_a_sigterm_before_a_new_runs_first_step_names_no_epoch_before_it(tmp_pat
     assert torch.load(path, weights_only=True)["loop"]["step"] == 0
 
 
+def test_a_sigterm_before_a_resumed_runs_first_step_stops_it_there(tmp_path):
+    """A run resumed inside an epoch and told SIGTERM during its opening hooks trained a step
+    first (the stop was asked only at an epoch's start)."""
+
+    class TermAtTrainBegin(Callback):
+        def on_train_begin(self, loop):
+            signal.raise_signal(signal.SIGTERM)
+
+    path = tmp_path / "state.pt"
+    killed = _loop(n_epochs=2, callbacks=[_KillAt(2), Checkpoint(path, "k", every_steps=1)])
+    with pytest.raises(KeyboardInterrupt):
+        _run_seeded(killed)
+    resumed = _loop(n_epochs=2, callbacks=[TermAtTrainBegin()])
+    Checkpoint(path, key="k").restore(resumed)
+    assert resumed.step == 1 and resumed.step_in_epoch == 1  # saved before the kill's step
+    with pytest.raises(TrainingInterrupted, match=r"SIGTERM before the run's first step \(step "
+                                                  r"1, inside epoch 0\)"):
+        resumed.run()
+    assert resumed.step == 1
+
+
 def test_a_sigterm_stops_only_the_run_it_came_in():
     """A run stopped by SIGTERM after its last step, extended by an epoch and run again in
     the same process, trains that epoch to its end."""

@@ -304,9 +304,10 @@ class PretrainLoop:
                 self._notify("on_train_begin")
                 stopped_by = ""
                 while self.epoch < self.n_epochs and not self._stops_training(agree=True):
-                    # one that came during the last epoch's end hooks (a slow save) stops the
-                    # run before the next epoch's first step
-                    stopped_by = self.step_in_epoch == 0 and self._agreed_stop_signals()
+                    # one that came during the last epoch's end hooks (a slow save), or the
+                    # run's opening hooks, stops the run before the next step
+                    stopped_by = ((self.step_in_epoch == 0 or self.step == first_step)
+                                  and self._agreed_stop_signals())
                     if stopped_by:
                         break
                     self.run_epoch()
@@ -318,9 +319,15 @@ class PretrainLoop:
                     self._stopping = True
                     self._notify("on_interrupt")
                     if self.epoch < self.n_epochs and not self.stop_training:
-                        # a new run has no epoch before it (a signal during on_train_begin)
-                        where = ("before the run's first step" if self.epoch == 0 else
-                                 f"after the end of epoch {self.epoch - 1} (step {self.step})")
+                        # a signal during on_train_begin: a new run has no epoch before it,
+                        # and a resumed one may be inside an epoch
+                        if self.step_in_epoch:
+                            where = (f"before the run's first step (step {self.step}, inside "
+                                     f"epoch {self.epoch})")
+                        elif self.epoch == 0:
+                            where = "before the run's first step"
+                        else:
+                            where = f"after the end of epoch {self.epoch - 1} (step {self.step})"
                         raise TrainingInterrupted(
                             f"stopped by {stopped_by} {where}; the callbacks saved what they "
                             "save (with a Checkpoint: call the same fit again to resume)")
