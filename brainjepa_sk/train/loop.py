@@ -261,8 +261,8 @@ class PretrainLoop:
         counted since :meth:`run` began, and raises :class:`TrainingInterrupted` from the
         ``KeyboardInterrupt`` (a ``KeyboardInterrupt`` raised by code, not by the signal, goes
         on as it is, without them).
-        One that came during an epoch's end hooks stops the run before the next epoch's first
-        step. With several processes, they agree every :attr:`stop_agreement_every` steps (and
+        One that came during an epoch's end hooks, or the ``on_train_begin`` hooks, stops the
+        run before its next step. With several processes, they agree every :attr:`stop_agreement_every` steps (and
         before each epoch) on whether any of them got the signal, and all stop after the same
         step. There Ctrl-C is handled as
         SIGTERM is (the first SIGINT a process gets is noted, and all stop after the next
