@@ -423,6 +423,24 @@ def test_the_collapse_monitor_puts_the_model_back_in_the_mode_it_was_in():
         assert loop.model.encoder.training is training
 
 
+def test_the_collapse_monitor_in_micro_batches_records_what_it_records_at_once():
+    """batch_size passes the windows a few at a time (the pretrainer's micro-batch); a size
+    that is no count was taken silently (-3 as 1, 2.5 as 2)."""
+    windows = torch.from_numpy(_windows(seed=3)[:8])
+    loop = _loop(n_epochs=1)
+    records = []
+    for batch_size in (None, 3):
+        loop.history.append({"epoch": 0, "loss": 1.0})
+        CollapseMonitor(windows, batch_size=batch_size).on_epoch_end(loop)
+        records.append(loop.history.pop())
+    assert records[0].keys() == records[1].keys() >= {"target_std", "effective_rank"}
+    for key in ("target_std", "effective_rank"):
+        assert records[1][key] == pytest.approx(records[0][key], rel=1e-5)
+    for batch_size in (0, -3, 2.5):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+            CollapseMonitor(windows, batch_size=batch_size)
+
+
 def test_the_collapse_monitor_stops_the_run_when_the_target_features_are_not_finite():
     """NaN target features raise, naming the epoch, instead of being recorded as NaN."""
     windows = torch.from_numpy(_windows(seed=3)[:8])

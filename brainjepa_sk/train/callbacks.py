@@ -207,11 +207,16 @@ class CollapseMonitor(Callback):
         Windows passed through the target encoder at a time (None: all at once). The
         pretrainer passes its micro-batch, so that the monitors take no more memory than a
         training step whatever the number of windows monitored.
+
+    Raises
+    ------
+    ValueError
+        When ``batch_size`` is neither None nor an int >= 1.
     """
 
     def __init__(self, windows, batch_size=None):
         self.windows = windows
-        self.batch_size = batch_size
+        self.batch_size = None if batch_size is None else check_count("batch_size", batch_size)
 
     def on_epoch_end(self, loop):
         """Add ``target_std`` and ``effective_rank`` of the fixed windows to the epoch's record.
@@ -235,9 +240,9 @@ class CollapseMonitor(Callback):
         with torch.no_grad(), torch.autocast(
             self.windows.device.type, dtype=dtype, enabled=dtype is not None
         ):
-            chunk = len(self.windows) if self.batch_size is None else int(self.batch_size)
+            chunk = self.batch_size or len(self.windows)
             features = torch.cat([model.target_encoder(windows).float().mean(1)
-                                  for windows in self.windows.split(max(chunk, 1))])
+                                  for windows in self.windows.split(chunk)])
         model.train(was_training)
         if not bool(torch.isfinite(features).all()):
             # the losses come before each update: a run whose last updates diverged shows here
