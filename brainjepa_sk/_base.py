@@ -621,18 +621,24 @@ def preprocessor_for_subjects(estimator, resolved, subjects, fit_rows=None):
     # in fit, as the pretrainer does, rather than at the first transform; an n_frames set
     # (not the weights' own) is the user's choice, and shorter windows a cure, as there
     preprocessor.check_lengths(subjects, window_cure=None if estimator.n_frames == "auto" else (
-        functools.partial(_shorter_windows, estimator, preprocessor.window, encoder.patch_size)))
+        functools.partial(_shorter_windows, estimator, preprocessor.window, encoder.patch_size,
+                          resolved.trained_frames)))
     return preprocessor, check_window_patches(preprocessor.n_frames, encoder.patch_size)
 
 
-def _shorter_windows(estimator, window, patch_size, n_timepoints):
+def _shorter_windows(estimator, window, patch_size, trained_frames, n_timepoints):
     """The ``n_frames`` that subjects of ``n_timepoints`` frames fill, as advice for a fit on
     weights (``"n_frames=144 or less ..."``), or None when no window of two time patches (what
     every pooling takes) fits: the encoder takes windows of any whole number of its patches,
-    its shorter ones at time positions it was trained on. ``window``: the strategy fitted."""
+    its shorter ones at time positions it was trained on. ``window``: the strategy fitted;
+    ``trained_frames``: the longest window the weights trained on (None: unknown), offered
+    in place of a longer one."""
     longest = n_timepoints // patch_size * patch_size
     if longest < 2 * patch_size:
         return None
+    if trained_frames is not None and longest > trained_frames:
+        # frames past those are at time positions the encoder never saw (warned of)
+        longest = trained_frames
     # a min_frames or stride of the user's longer than the shorter window is refused with it
     longer = [f"{name}={value}" for name, value in (
         ("min_frames", estimator.min_frames),

@@ -1820,6 +1820,10 @@ def test_subjects_too_short_for_the_windows_at_fit_are_offered_windows_they_fill
     # with fewer frames than two patches, none is offered
     with pytest.raises(ValueError, match=r"to have them padded$"):
         BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:3] for x in X])
+    # scans longer than the weights' 8-frame windows are offered those (12 frames were offered,
+    # then warned of as time positions the model never saw)
+    with pytest.raises(ValueError, match=r"or pass n_frames=8 or less \(a multiple"):
+        BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:13] for x in X])
 
 
 def test_chunks_gathered_from_processes_in_rank_order_come_back_in_subject_order(monkeypatch):
