@@ -87,6 +87,23 @@ def test_random_state_types():
         make_brain_dynamics(n_subjects=2, n_timepoints=20, random_state=True)
 
 
+def test_random_state_none_draws_from_numpys_global_generator():
+    """As scikit-learn's make_* functions: None takes its randomness from NumPy's global
+    RandomState, so that np.random.seed before the call reproduces the data."""
+    def draw():
+        return make_brain_dynamics(n_subjects=2, n_timepoints=20, random_state=None)[0][0]
+
+    state = np.random.get_state()
+    try:
+        np.random.seed(7)
+        first, second = draw(), draw()
+        np.random.seed(7)
+        np.testing.assert_array_equal(draw(), first)
+    finally:
+        np.random.set_state(state)
+    assert not np.array_equal(first, second)
+
+
 def test_connectivity_follows_the_hcp_group_matrix(cohort):
     X, _, params = cohort
     group = params["group_connectivity"]

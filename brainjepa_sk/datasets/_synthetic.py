@@ -17,6 +17,7 @@ import pandas as pd
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.signal import lfilter
 from scipy.stats import gamma
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import validate_params
 
 from ..validation import POSITIVE, Range
@@ -105,8 +106,11 @@ def _nearest_correlation(matrix, floor=_EIG_FLOOR):
 
 
 def _as_generator(random_state):
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(0, 2**31 - 1, size=4))
+    # None draws from NumPy's global RandomState, as scikit-learn's make_* functions do, so
+    # that np.random.seed before the call reproduces the data
+    if random_state is None or isinstance(random_state, np.random.RandomState):
+        state = check_random_state(random_state)
+        return np.random.default_rng(state.randint(0, 2**31 - 1, size=4))
     return np.random.default_rng(random_state)  # a Generator is returned as it is
 
 
@@ -217,7 +221,10 @@ def make_brain_dynamics(
         Repetition time in seconds. Timescales and the haemodynamic response are in seconds, so
         the same subjects are smoother, frame to frame, at a shorter TR.
     random_state : int, numpy.random.Generator, numpy.random.RandomState or None, default=None
-        Source of randomness; an int gives the same data on every call.
+        Source of randomness; an int gives the same data on every call. A ``Generator`` or
+        ``RandomState`` is drawn from, so successive calls with the same instance give other
+        data; ``None`` draws from NumPy's global ``RandomState`` (``np.random.seed`` before
+        the call reproduces the data), as scikit-learn's ``make_*`` functions do.
     return_params : bool, default=False
         Also return a dict with the ground truth (see Returns).
 
