@@ -285,8 +285,12 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         CPU, compiling took longer than the short runs it would speed up (see the user guide
         on GPUs).
     random_state : int, RandomState instance or None, default=None
-        Seeds model initialisation, masks and data order (all through explicit generators).
-        Under ``torchrun``, every process uses the seeds drawn in process 0.
+        Seeds model initialisation and stochastic depth (in a fork of torch's global
+        generator, which is left as it was), masks and data order (generators of their own).
+        An int gives the same fit every time (on the CPU, with the same thread count); a
+        RandomState instance is drawn from, so successive fits differ; None draws the seeds
+        from NumPy's global generator. Under ``torchrun``, every process uses the seeds drawn
+        in process 0.
     checkpoint_dir : str or path-like, optional
         Folder where each run's training state is saved after every epoch
         (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later

@@ -229,6 +229,25 @@ class _FirstDraws(Callback):
         self.order = list(copy.deepcopy(loop.loader.sampler))
 
 
+def test_a_random_state_instance_is_drawn_from_at_each_fit_as_in_scikit_learn():
+    """Successive fits with one RandomState differ, a new one of the same seed repeats them,
+    and a clone copies the instance where it stands (its fit is the original's next one)."""
+    X = _data(n_subjects=4)
+    settings = dict(model_size=dict(embed_dim=8, depth=1, num_heads=2), n_epochs=1)
+
+    def weights(model):
+        return next(model.fit(X).model_.parameters()).detach().clone()
+
+    model = _pretrainer(**settings, random_state=np.random.RandomState(0))
+    copied = clone(model)
+    first, second = weights(model), weights(model)
+    assert not torch.equal(first, second)
+    torch.testing.assert_close(weights(copied), first, rtol=0, atol=0)
+    again = _pretrainer(**settings, random_state=np.random.RandomState(0))
+    torch.testing.assert_close(weights(again), first, rtol=0, atol=0)
+    torch.testing.assert_close(weights(again), second, rtol=0, atol=0)
+
+
 def test_random_state_seeds_the_masks_and_the_data_order_too():
     # the weights alone would differ through the initialisation's seed
     def draws(seed):
