@@ -289,8 +289,9 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         generator, which is left as it was), masks and data order (generators of their own).
         An int gives the same fit every time (on the CPU, with the same thread count); a
         RandomState instance is drawn from, so successive fits differ; None draws the seeds
-        from NumPy's global generator. Under ``torchrun``, every process uses the seeds drawn
-        in process 0.
+        from NumPy's global generator. A ``GradientPositioner`` given as ``gradients`` is
+        seeded by its own ``random_state`` (0 by default), not by this one. Under
+        ``torchrun``, every process uses the seeds drawn in process 0.
     checkpoint_dir : str or path-like, optional
         Folder where each run's training state is saved after every epoch
         (``run-<key>.pt``, the key a hash of the settings, the data and the seed); a later
