@@ -2329,8 +2329,10 @@ _SHARED_PARAMETERS = """weights : "ukbiobank", str, path-like or torch.nn.Module
         it and the epoch's number, so that a resumed fit draws as the uninterrupted run did),
         and the held-out subjects of a ``SubjectValidSplit`` that has no ``random_state`` of
         its own (the held-out windows of skorch's ``ValidSplit`` of a fraction without one too,
-        drawn on a copy). The same seed on CPU gives the same predictions; None draws the seed
-        from NumPy's global generator.
+        drawn on a copy). The same int seed on CPU gives the same predictions (with the same
+        PyTorch thread count, which can change the last digits); a RandomState instance is
+        drawn from, so successive fits differ; None draws the seed from NumPy's global
+        generator.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Built over the layer-decay parameter groups; ``optimizer__<name>`` sets its other
         arguments (e.g. ``optimizer__betas``).
