@@ -262,19 +262,19 @@ class PretrainLoop:
         ``KeyboardInterrupt`` (a ``KeyboardInterrupt`` raised by code, not by the signal, goes
         on as it is, without them).
         One that came during an epoch's end hooks, or the ``on_train_begin`` hooks, stops the
-        run before its next step. With several processes, they agree every :attr:`stop_agreement_every` steps (and
-        before each epoch) on whether any of them got the signal, and all stop after the same
-        step. There Ctrl-C is handled as
-        SIGTERM is (the first SIGINT a process gets is noted, and all stop after the next
-        agreement, with the ``on_interrupt`` hooks and :class:`TrainingInterrupted`): a
-        ``KeyboardInterrupt`` raised at once would stop each process at another point and leave the
-        others waiting in a collective operation. A second SIGINT to a process raises its
-        ``KeyboardInterrupt`` at once, which ends that process as Ctrl-C ends a single one (during
-        the ``on_interrupt`` hooks of the agreed stop, without them running again); the others then
-        wait in their next collective operation until the launcher (``torchrun`` ends them all once
-        one fails) or the process group's timeout ends them. A SIGTERM handler that Python cannot
-        read (``signal.getsignal`` is None: one an embedding program set before Python started),
-        and so could not put back, is left in place, and an ignored SIGTERM (``SIG_IGN``) stays
+        run before its next step. With several processes, they agree every
+        :attr:`stop_agreement_every` steps (and before each epoch) on whether any of them got
+        the signal, and all stop after the same step. There Ctrl-C is handled as SIGTERM is (the
+        first SIGINT a process gets is noted, and all stop after the next agreement, with the
+        ``on_interrupt`` hooks and :class:`TrainingInterrupted`): a ``KeyboardInterrupt`` raised
+        at once would stop each process at another point and leave the others waiting in a
+        collective operation. A second SIGINT to a process raises its ``KeyboardInterrupt`` at
+        once, which ends that process as Ctrl-C ends a single one (during the ``on_interrupt``
+        hooks of the agreed stop, without them running again); the others then wait in their
+        next collective operation until the launcher (``torchrun`` ends them all once one fails)
+        or the process group's timeout ends them. A SIGTERM handler that Python cannot read
+        (``signal.getsignal`` is None: one an embedding program set before Python started), and
+        so could not put back, is left in place, and an ignored SIGTERM (``SIG_IGN``) stays
         ignored.
 
         Returns
