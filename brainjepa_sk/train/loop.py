@@ -142,7 +142,7 @@ class PretrainLoop:
         Per completed epoch: ``epoch``, ``loss`` (mean over its steps), ``lr`` (at its last
         step), and what the callbacks add. An epoch stopped inside (``stop_training``, SIGTERM,
         Ctrl-C, an error) has no record until a later :meth:`run` finishes it; what it trained
-        so far is in :attr:`step` and the state (``step_in_epoch``, its loss so far).
+        so far is in ``step`` and the state (``step_in_epoch``, its loss so far).
     stop_training : bool
         Set it to True in a callback's hook to end :meth:`run` early: checked after each
         step's ``on_step_end`` hooks and after each epoch's ``on_epoch_end`` hooks (set at an
