@@ -193,7 +193,8 @@ class SubjectValidSplit:
     fraction : float, default=0.2
         Fraction of the subjects held out for validation.
     stratified : bool, default=False
-        Keep the label proportions (classification).
+        Keep the label proportions (classification). Without it a rare class's subjects may
+        all be held out; the fine-tuning classifier then warns that it trains on none of them.
     random_state : int, RandomState instance or None, default=None
         Seed of the split. None: the fine-tuning estimator's ``random_state`` decides it (so
         ``random_state=0`` on the estimator gives the same split and the same early stop on

@@ -1463,6 +1463,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         ``classes``, whose order would change the draw)."""
         return targets
 
+    def _warn_classes_held_out(self, targets, fit_rows):
+        """Warn of classes whose subjects the validation split all held out (classifier)."""
+
     #: What one value of y is called in the messages ("label" for the classifier).
     _TARGET_WORD = "target"
 
@@ -1827,6 +1830,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 if not continuing:
                     targets = self._encode_targets(y, len(subjects), continuing, classes,
                                                    fit_rows=fit_rows)
+                self._warn_classes_held_out(targets, fit_rows)
                 self._warn_held_out_drawn_anew(subjects, continuing, routing)
             scale_check = None
             if continuing:
@@ -2523,6 +2527,18 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
 
     def _split_labels(self, targets):
         return np.asarray(self._fit_classes_)[targets]
+
+    def _warn_classes_held_out(self, targets, fit_rows):
+        # a rare class can land wholly on the validation side of an unstratified split: the
+        # model then trains on none of its subjects, which nothing else would say
+        held_out = np.setdiff1d(np.unique(targets), np.unique(targets[fit_rows]))
+        if held_out.size:
+            labels = np.asarray(self._fit_classes_)[held_out].tolist()
+            n_subjects = int(np.isin(targets, held_out).sum())
+            warn_user(f"train_split={self.train_split!r} held out every subject of the class(es) "
+                      f"{labels} ({n_subjects} subject{'s' if n_subjects > 1 else ''}): the "
+                      "model trains on none of them; hold out a smaller fraction, or pass "
+                      "stratified=True (without groups) to keep each class on both sides")
 
     def _check_criterion_weight(self, classes):
         """Refuse a ``criterion__weight`` of another length than ``classes`` for torch's

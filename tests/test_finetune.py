@@ -2054,6 +2054,26 @@ def test_the_subject_split_holds_out_a_fifth_of_the_subjects_unstratified_by_def
     assert (len(train), len(valid)) == (16, 4)
 
 
+def test_a_split_that_holds_out_every_subject_of_a_class_is_warned_of():
+    """A rare class whose subjects a SubjectValidSplit all held out trained on none of them,
+    without a word (and class_weight="balanced" had no window of it to weigh)."""
+    labels = np.array(["control"] * 6 + ["patient"] * 2)
+    X = offset_subjects((labels == "patient").astype(float))
+    seeds = {}  # a seed whose split trains on no patient (True), one that trains on one
+    for seed in range(50):
+        train, _ = SubjectValidSplit(0.5, random_state=seed).split_subjects(labels)
+        seeds.setdefault("patient" not in labels[train], seed)
+    assert set(seeds) == {True, False}
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1), class_weight="balanced",
+                              train_split=SubjectValidSplit(0.5, random_state=seeds[True]))
+    with pytest.warns(UserWarning, match=r"held out every subject of the class\(es\) "
+                                         r"\['patient'\] \(2 subjects\).*stratified=True"):
+        clf.fit(X, labels)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.set_params(train_split__random_state=seeds[False]).fit(X, labels)
+
+
 @pytest.mark.parametrize("fraction", [0.0, 1.0, 1.5, -0.2])
 def test_a_fraction_of_subjects_outside_zero_one_is_refused(fraction):
     with pytest.raises(ValueError, match=r"fraction must be in \(0, 1\)"):
