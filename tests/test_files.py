@@ -1783,42 +1783,26 @@ def test_a_whitespace_file_separated_by_a_mark_and_a_space_is_told_how_to_read_i
     np.testing.assert_array_equal(validate_subjects([read])[0], rows)
 
 
-@pytest.mark.parametrize("separator, position", [(",", "last"), ("; ", "first")])
-def test_a_time_column_of_a_txt_separated_by_a_mark_is_left_out_by_the_advice(
-        tmp_path, separator, position):
+@pytest.mark.parametrize("separator, position, trailing", [
+    (",", "last", False), ("; ", "first", False),
+    *[(separator, position, True) for separator in (",", "; ")
+      for position in ("first", "last", None)]])
+def test_a_txt_separated_by_a_mark_is_told_the_pandas_line_without_its_time_column(
+        tmp_path, separator, position, trailing):
     """The pandas line told for a .txt file of cells separated by commas or semicolons kept a
-    column named as the time of each row, which the estimators then refused as no region."""
-    rows = np.random.default_rng(19).standard_normal((6, 3)).round(4)
-    names, times = ["a", "b", "c"], [f"{2.0 * i:.1f}" for i in range(len(rows))]
-    cells = [[*map(str, row), t] if position == "last" else [t, *map(str, row)]
-             for row, t in zip(rows, times)]
-    header = [*names, "time"] if position == "last" else ["time", *names]
-    path = tmp_path / "sub-1.txt"
-    path.write_text("".join(separator.join(line) + "\n" for line in [header, *cells]))
-    with pytest.raises(ValueError, match=r"separated by .*: read it with pandas\.read_csv"
-                                         ) as info:
-        read_subject_file(path)
-    read = _follow(str(info.value), path)
-    assert list(read.columns) == names
-    np.testing.assert_array_equal(validate_subjects([read])[0], rows)
-
-
-@pytest.mark.parametrize("separator", [",", "; "])
-@pytest.mark.parametrize("position", ["first", "last", None])
-def test_a_txt_separated_by_a_mark_that_ends_its_lines_with_it_is_told_how_to_read_it(
-        tmp_path, separator, position):
-    """Lines that end with the separator, as a loop writing ``f"{value},"`` leaves them: the
-    pandas line told kept the empty last column pandas reads (NaN, refused), and a time
-    column named in the header was kept as a region, as the empty name was checked."""
-    rows = np.random.default_rng(23).standard_normal((6, 3)).round(4)
+    column named as the time of each row, which the estimators then refused as no region; and
+    for lines that end with the separator (``trailing``, as a loop writing ``f"{value},"``
+    leaves them), the empty last column pandas reads (NaN, refused), and a time column named
+    in the header, as the empty name was checked."""
+    rows = np.random.default_rng(23 if trailing else 19).standard_normal((6, 3)).round(4)
     names, times = ["a", "b", "c"], [f"{2.0 * i:.1f}" for i in range(len(rows))]
     cells = [[t, *map(str, row)] if position == "first" else [*map(str, row), t]
              if position == "last" else list(map(str, row)) for row, t in zip(rows, times)]
     header = (["time", *names] if position == "first" else [*names, "time"]
               if position == "last" else names)
     path = tmp_path / "sub-1.txt"
-    path.write_text("".join(separator.join(line) + separator.rstrip() + "\n"
-                            for line in [header, *cells]))
+    end = separator.rstrip() if trailing else ""
+    path.write_text("".join(separator.join(line) + end + "\n" for line in [header, *cells]))
     with pytest.raises(ValueError, match=r"separated by .*: read it with pandas\.read_csv"
                                          ) as info:
         read_subject_file(path)
