@@ -275,12 +275,18 @@ def _images_below(pattern, offered=None):
     return _first_image_advice(glob.glob(os.path.join(pattern, *below), recursive=True))
 
 
+def _entity(path, *keys):
+    """The first entity of a file's BIDS name with one of ``keys`` (``"sub"`` gives
+    ``"sub-01"``), or None."""
+    starts = tuple(f"{key}-" for key in keys)
+    if not any(start in str(path) for start in starts):  # (most names: quickly)
+        return None
+    return next((part for part in _name_parts(path) if part.startswith(starts)), None)
+
+
 def _atlas(path):
     """The ``seg-`` or ``atlas-`` entity of a file's BIDS name, or None."""
-    if "seg-" not in str(path) and "atlas-" not in str(path):  # (most names: quickly)
-        return None
-    return next((part for part in _name_parts(path) if part.startswith(("seg-", "atlas-"))),
-                None)
+    return _entity(path, "seg", "atlas")
 
 
 def _one_atlas(subjects):
@@ -309,7 +315,7 @@ def _one_atlas(subjects):
 
 def _subject(path):
     """The ``sub-`` entity of a file's BIDS name, or None."""
-    return next((part for part in _name_parts(path) if part.startswith("sub-")), None)
+    return _entity(path, "sub")
 
 
 def _narrowed(pattern, subjects, candidates=()):
