@@ -147,7 +147,7 @@ class SkorchParamsMixin:
         ``callbacks__<name>=None``) are reported as given: skorch read them from a fresh default
         callback, reporting ``callbacks__print_log__floatfmt='.4f'`` after
         ``set_params(callbacks__print_log__floatfmt='.2g')``, before and after ``fit``; the
-        defaults are this estimator's (``print_log`` showing ``'.4g'``, ``lr_schedule``), also
+        defaults are this estimator's (``print_log`` showing ``'10.4g'``, ``lr_schedule``), also
         before ``fit``. A callback given in a default one's place reports its own settings
         (skorch's were the default's), so that ``set_params(**get_params())`` keeps them, a
         callback class the settings given to it (it is built with them), and one disabled
@@ -569,7 +569,7 @@ class SkorchParamsMixin:
         -------
         list of tuple
             skorch's ``(name, callback)`` pairs, its ``print_log`` showing 4 significant
-            digits (``PrintLog(floatfmt=".4g")``), then ``("lr_schedule", WarmupCosineLR())``.
+            digits in a fixed width (``PrintLog(floatfmt="10.4g")``), then ``("lr_schedule", WarmupCosineLR())``.
         """
         return self._default_callbacks
 
@@ -579,8 +579,9 @@ class SkorchParamsMixin:
         # get_default_callbacks: its PrintLog's '.4f' was reported (and given back by
         # set_params(**get_params())), and the schedule's settings only once initialized.
         # skorch's 4 decimals printed the default learning rates (6.25e-5 at batch 16) as
-        # 0.0001 or 0.0000, as if nothing trained
-        defaults = [(name, PrintLog(floatfmt=".4g") if name == "print_log" else callback)
+        # 0.0001 or 0.0000, as if nothing trained. The width of 10 ('-1.234e-05' is the
+        # widest) keeps the columns aligned: skorch tabulates each epoch's row alone
+        defaults = [(name, PrintLog(floatfmt="10.4g") if name == "print_log" else callback)
                     for name, callback in super()._default_callbacks]
         return [*defaults, ("lr_schedule", WarmupCosineLR())]
 

@@ -1284,6 +1284,20 @@ def test_the_progress_table_shows_the_default_learning_rate_in_significant_digit
     assert "0.00" in capsys.readouterr().out
 
 
+def test_the_progress_table_keeps_its_columns_aligned_over_epochs(capsys):
+    """skorch tabulates each epoch's row alone: with 4 significant digits of no fixed width,
+    a rate of 2.25 after 2.967, or a loss that grew a digit, shifted the columns after it."""
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=8, verbose=1, lr=3.0))
+    clf.fit(offset_subjects(np.tile([0, 1], 8)), np.tile([0, 1], 8))
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line)  # the colour of each column's best value
+             for line in capsys.readouterr().out.splitlines() if line]
+    header, rule, *rows = lines
+    assert len(rows) == 8 and len({len(line) for line in lines}) == 1
+    column_ends = [match.end() for match in re.finditer(r"-+", rule)]
+    for row in rows:  # every value ends where its column's rule ends (numbers align right)
+        assert [match.end() for match in re.finditer(r"\S+", row)] == column_ends, row
+
+
 def test_get_params_reports_a_default_callbacks_settings_as_set():
     """skorch's deep get_params read them from a fresh default callback (floatfmt '.4f')."""
     from sklearn.pipeline import make_pipeline
@@ -1302,14 +1316,14 @@ def test_get_params_reports_a_default_callbacks_settings_as_set():
 
 def test_get_params_reports_the_default_callbacks_these_estimators_run():
     """skorch reports its own defaults: a PrintLog's 4 decimals ('.4f'), where the fine-tuners
-    print 4 significant digits ('.4g'), which set_params(**get_params()) then replaced; and the
+    print 4 significant digits in a fixed width ('10.4g'), which set_params(**get_params()) then replaced; and the
     learning-rate schedule only once the callbacks were initialized."""
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
     params = clf.get_params()
-    assert params["callbacks__print_log__floatfmt"] == ".4g"
+    assert params["callbacks__print_log__floatfmt"] == "10.4g"
     assert isinstance(params["callbacks__lr_schedule"], WarmupCosineLR)
     copy = clone(clf).set_params(**params).initialize_callbacks()
-    assert dict(copy.callbacks_)["print_log"].floatfmt == ".4g"
+    assert dict(copy.callbacks_)["print_log"].floatfmt == "10.4g"
     assert clf.fit(offset_subjects(np.zeros(4)), [0, 1, 0, 1]).get_params().keys() == (
         params.keys())
 
