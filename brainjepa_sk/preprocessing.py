@@ -91,6 +91,14 @@ _MAX_DENOMINATOR = 64
 LONGEST_PLAUSIBLE_T_R = 20.0
 
 
+def _is_plain(x, n_regions=None):
+    """Whether ``x`` is a plain 2-D float array of finite values (of ``n_regions`` columns
+    when given), which needs no other check."""
+    return (type(x) in (np.ndarray, np.memmap) and x.ndim == 2 and bool(x.size)
+            and x.dtype in _PLAIN_FLOATS and n_regions in (None, x.shape[1])
+            and bool(np.isfinite(x).all()))
+
+
 class _BeyondFloat32Error(ValueError):
     """Preprocessed values too large for float32, the model's arithmetic (rescale the series,
     or normalize them), or not finite in the input (unchecked under ``assume_finite``)."""
@@ -602,10 +610,9 @@ class Preprocessor:
         Preprocessor._check_subjects(subjects)
         arrays, input_name = [], _input_name(subjects)
         for i, x in enumerate(subjects):
-            checked = Preprocessor._as_array(i, x, arrays[0].shape[1] if arrays else None,
-                                             input_name=input_name)
-            plain = keep_plain and type(x) in (np.ndarray, np.memmap) and x.dtype in _PLAIN_FLOATS
-            arrays.append(x if plain else checked)
+            n_regions = arrays[0].shape[1] if arrays else None
+            arrays.append(x if keep_plain and _is_plain(x, n_regions) else
+                          Preprocessor._as_array(i, x, n_regions, input_name=input_name))
         return arrays
 
     @staticmethod
@@ -613,9 +620,7 @@ class Preprocessor:
         # A plain float array of finite values needs no more checks: this skips
         # scikit-learn's check_array, whose fixed cost (about 0.2 ms) is paid by every
         # streamed window. Anything else takes the one check, and gets its messages.
-        if (type(x) in (np.ndarray, np.memmap) and x.ndim == 2 and x.size
-                and x.dtype in _PLAIN_FLOATS and n_regions in (None, x.shape[1])
-                and np.isfinite(x).all()):
+        if _is_plain(x, n_regions):
             return np.asarray(x, dtype=np.float64)
         # the estimators' check of a subject, taking one region and constant signals
         return check_subject(i, x, None, n_regions, expected=None, name=None, min_timepoints=1,
