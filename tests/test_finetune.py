@@ -3890,6 +3890,10 @@ def test_a_random_state_instance_seeds_the_fit_too():
     np.testing.assert_array_equal(again.predict_proba(X), first.predict_proba(X))
     for key, value in first.module_.state_dict().items():
         assert torch.equal(again.module_.state_dict()[key], value), key
+    # unlike the pretrainer's, an int is torch's seed itself, not a RandomState's first draw
+    # (reproducibility.rst says so)
+    seeded = BrainJEPAClassifier(tiny_module(), **dict(settings, random_state=0)).fit(X, y)
+    assert not np.array_equal(seeded.predict_proba(X), first.predict_proba(X))
 
 
 def test_a_continued_fit_keeps_training_with_the_optimizer_of_the_first_fit():

@@ -246,6 +246,9 @@ def test_a_random_state_instance_is_drawn_from_at_each_fit_as_in_scikit_learn():
     again = _pretrainer(**settings, random_state=np.random.RandomState(0))
     torch.testing.assert_close(weights(again), first, rtol=0, atol=0)
     torch.testing.assert_close(weights(again), second, rtol=0, atol=0)
+    # an int draws the seeds as a new RandomState of it does (reproducibility.rst says so)
+    torch.testing.assert_close(weights(_pretrainer(**settings, random_state=0)), first,
+                               rtol=0, atol=0)
 
 
 def test_random_state_seeds_the_masks_and_the_data_order_too():
