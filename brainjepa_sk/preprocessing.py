@@ -601,17 +601,15 @@ class Preprocessor:
                                      f"array: {_ARRAYS_ONLY}")
 
     @staticmethod
-    def _as_arrays(subjects, keep_plain=False):
-        """Float64 copies-if-needed of the subjects, with the shape checks transform relies on.
-
-        ``keep_plain``: a subject that is a plain float array (checked here) is kept as given
-        rather than copied to float64, so that a float32 corpus is not copied all at once (the
-        caller converts one subject at a time)."""
+    def _as_arrays(subjects):
+        """The subjects checked, with the shape checks transform relies on: a plain float
+        array as given, so that a float32 corpus is not copied all at once (the caller
+        converts one subject at a time), any other subject as a float64 copy."""
         Preprocessor._check_subjects(subjects)
         arrays, input_name = [], _input_name(subjects)
         for i, x in enumerate(subjects):
             n_regions = arrays[0].shape[1] if arrays else None
-            arrays.append(x if keep_plain and _is_plain(x, n_regions) else
+            arrays.append(x if _is_plain(x, n_regions) else
                           Preprocessor._as_array(i, x, n_regions, input_name=input_name))
         return arrays
 
@@ -1055,7 +1053,7 @@ class Preprocessor:
         if rows is not None:
             raise TypeError("rows needs validated subjects, which know their lengths (e.g. a "
                             f"SubjectFiles), got {type(subjects).__name__}")
-        return self._transform_checked(self._as_arrays(subjects, keep_plain=True))
+        return self._transform_checked(self._as_arrays(subjects))
 
     def _check_transformable(self, shape):
         """Fitted where it must be, and a subject of ``shape`` with the regions of fit."""
@@ -1353,7 +1351,7 @@ class Preprocessor:
             See :meth:`transform`.
         """
         self._validate_params()
-        arrays = self._as_arrays(subjects, keep_plain=True)
+        arrays = self._as_arrays(subjects)
         # resampled twice (here and for the windows) rather than kept, all of them, in memory
         self._fit_resampled(
             (_resample_subject(i, np.asarray(x, dtype=np.float64), self.t_r, self.target_t_r)
