@@ -1817,13 +1817,18 @@ def test_subjects_too_short_for_the_windows_at_fit_are_offered_windows_they_fill
                                          r"min_frames=30 lowered to that n_frames or less\)"):
         BrainJEPAEmbedder(weights=module, n_frames=40, min_frames=30, device="cpu").fit(
             [x[:9] for x in X])
+    # a stride of the user's counts with sliding windows alone: with others it is not named
+    with pytest.raises(ValueError, match=r"two patches or more\) for windows they fill$"), \
+            pytest.warns(UserWarning, match="stride=30 is ignored"):
+        BrainJEPAEmbedder(weights=module, n_frames=40, window="center", stride=30,
+                          device="cpu").fit([x[:9] for x in X])
     # with fewer frames than two patches, none is offered
     with pytest.raises(ValueError, match=r"to have them padded$"):
         BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:3] for x in X])
-    # scans longer than the weights' 8-frame windows are offered those (12 frames were offered,
+    # scans longer than the weights' 8-frame windows are offered those (10 frames were offered,
     # then warned of as time positions the model never saw)
     with pytest.raises(ValueError, match=r"or pass n_frames=8 or less \(a multiple"):
-        BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:13] for x in X])
+        BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:11] for x in X])
 
 
 def test_chunks_gathered_from_processes_in_rank_order_come_back_in_subject_order(monkeypatch):

@@ -223,11 +223,11 @@ def test_bids_tables_named_in_a_list_are_warned_of_and_read_as_given(derivatives
 
 @pytest.mark.parametrize("name", ["patient_qc.csv", "s01_rest_regressors.csv", "ctrl_design.tsv",
                                   "run_motion.txt", "motion.tsv", "sub01_desc-confounds.csv",
-                                  "sessions.tsv", "scans.tsv"])
+                                  "sessions.tsv", "scans.tsv", "sub-01_clean_motion.tsv"])
 def test_a_users_own_files_named_with_a_table_suffix_are_subjects(tmp_path, name, recwarn):
     """Only BIDS names mark a table: files a user named 'patient_qc.csv' or 'run_motion.txt'
-    (no 'key-value' entities before the suffix) were refused in a glob and warned of in a
-    list as BIDS tables."""
+    (no 'key-value' entities before the suffix, or not all of them, 'sub-01_clean_motion')
+    were refused in a glob and warned of in a list as BIDS tables."""
     separator = {".csv": ",", ".tsv": "\t", ".txt": " "}[name[name.rindex("."):]]
     rng = np.random.default_rng(0)
     for file in [tmp_path / name, tmp_path / f"other{name[name.rindex('.'):]}"]:
@@ -242,7 +242,7 @@ def test_a_users_own_files_named_with_a_table_suffix_are_subjects(tmp_path, name
     "sub-01_ses-1_scans.tsv", "atlas-Schaefer400_dseg.tsv", "tpl-MNI_atlas-X_dseg.tsv",
     "desc-aseg_dseg.tsv", "sub-01_task-rest_desc-confounds_timeseries.tsv",
     "sub-01_task-rest_space-fsLR_seg-Glasser_stat-coverage_bold.tsv",
-    "sub-01_task-rest_desc-confounds_regressors.tsv.gz"])
+    "sub-01_task-rest_desc-confounds_regressors.tsv.gz", "sub-01_desc-confounds.tsv"])
 def test_bids_named_tables_are_still_told_from_subjects(tmp_path, name):
     """A BIDS-named table beside a subject's series is still refused in a glob, named."""
     rng = np.random.default_rng(0)

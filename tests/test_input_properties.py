@@ -776,11 +776,17 @@ def test_a_subject_a_few_regions_short_is_told_of_brain_masks(lazy):
         validate_subjects([short, full], lazy=lazy)
     with pytest.raises(ValueError, match=r"on one atlas$"):  # another atlas
         validate_subjects([full, rng.standard_normal((30, 20))], lazy=lazy)
+    # 24 frames of 23 regions is what a transposed subject of 24 regions looks like: told so
+    with pytest.raises(ValueError, match=r"on one atlas \(subject 1 looks transposed\)$"):
+        validate_subjects([full, rng.standard_normal((24, 23))], lazy=lazy)
     estimator = _Fitted()
     validate_subjects([full, full], estimator=estimator)
     with pytest.raises(ValueError, match=re.escape(
             "each subject must be (n_timepoints, n_regions). Subject 1 " + hint) + "$"):
         validate_subjects([full, short], estimator=estimator, reset=False, lazy=lazy)
+    with pytest.raises(ValueError, match=r"\(it looks transposed\)$"):  # not a brain mask's
+        validate_subjects([rng.standard_normal((24, 23))], estimator=estimator, reset=False,
+                          lazy=lazy)
 
 
 @pytest.mark.parametrize("as_file", [False, True])
@@ -826,6 +832,10 @@ def test_a_region_named_background_is_warned_of_in_fit(tmp_path, as_files):
         validate_subjects(subjects, estimator=estimator, reset=False, lazy=as_files)
         renamed = [pd.DataFrame(rng.standard_normal((20, 3)), columns=labels[1:])] * 2
         validate_subjects(renamed, estimator=_Fitted())  # the regions' own names
+    # as a labels text file may give it: another case, a trailing space
+    padded = [pd.DataFrame(rng.standard_normal((20, 3)), columns=["background ", *labels[1:3]])]
+    with pytest.warns(UserWarning, match=r"^column 0 of X is named 'background ', the name"):
+        validate_subjects(padded * 2, estimator=_Fitted())
 
 
 def test_a_region_a_new_subject_lacks_is_named_at_transform():

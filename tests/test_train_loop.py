@@ -635,6 +635,23 @@ def test_a_loader_yielding_more_than_its_len_stops_at_its_len_where_asked_to():
     assert loop.step == 2 and [record["epoch"] for record in loop.history] == [0]
 
 
+def test_the_rest_of_a_pass_longer_than_its_len_is_warned_of_too():
+    """A pass stopped inside (stop_training) is finished by the next run: a loader yielding
+    more than its len is cut there as in a whole pass, and warned of."""
+    valid = _loop(n_epochs=1)
+    loader = MiscountedLoader(valid.loader, -1)
+    schedule = PretrainSchedule.from_epochs(1, len(loader), lr=1e-3)
+    loop = PretrainLoop(valid.model, loader, valid.mask_sampler, schedule, 1,
+                        callbacks=[_StopTrainingAt(step=1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loop.run()
+    assert (loop.step, loop.history) == (1, [])
+    with pytest.warns(UserWarning, match=r"yielded more than 2 batches in epoch 0"):
+        loop.run()
+    assert loop.step == 2 and [record["epoch"] for record in loop.history] == [0]
+
+
 def test_n_epochs_and_accumulation_steps_take_numpy_ints():
     loop = _loop(n_epochs=np.int64(1), accumulation_steps=np.int32(2))
     assert (loop.n_epochs, loop.accumulation_steps) == (1, 2)
