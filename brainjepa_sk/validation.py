@@ -1054,6 +1054,17 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
         )
     if not allow_constant:
         constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
+        background = [j for j in constant
+                      if subject_names is not None and _is_background(subject_names[j])]
+        if background:
+            # the advice below (constant_regions='zero') would keep it, one region too many
+            raise ValueError(
+                f"subject {i}: {constant.size} region(s) have a constant signal (indices "
+                f"{constant[:10].tolist()}{'...' if constant.size > 10 else ''}); column "
+                f"{background[0]} is named {subject_names[background[0]]!r}, the label 0 "
+                "(outside the brain) of nilearn's atlases, which NiftiLabelsMasker does not "
+                "extract: it is no region, leave it out of X (and check that the other columns "
+                "are named after their own regions, not the one before)")
         if constant.size:
             raise ValueError(
                 f"subject {i}: {constant.size} region(s) have a constant signal "
@@ -1910,6 +1921,11 @@ def validate_subjects(
     return out
 
 
+def _is_background(name):
+    """Whether a region is named "Background" (in any case, spaces around)."""
+    return str(name).strip().lower() == "background"
+
+
 def _warn_background_name(names):
     """Warn when a region is named "Background", the label nilearn's atlases give to label 0.
 
@@ -1924,7 +1940,7 @@ def _warn_background_name(names):
     """
     if names is None:
         return
-    found = [i for i, name in enumerate(names) if str(name).strip().lower() == "background"]
+    found = [i for i, name in enumerate(names) if _is_background(name)]
     if found:
         warn_user(
             f"column {found[0]} of X is named {names[found[0]]!r}, the name nilearn's atlases "

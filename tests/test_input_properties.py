@@ -838,6 +838,28 @@ def test_a_region_named_background_is_warned_of_in_fit(tmp_path, as_files):
         validate_subjects(padded * 2, estimator=_Fitted())
 
 
+@pytest.mark.parametrize("as_files", [False, True])
+def test_a_constant_column_named_background_is_told_to_be_left_out(tmp_path, as_files):
+    """A "Background" column of zeros (label 0's signal, kept beside the regions) was refused
+    as a constant region with constant_regions='zero' as the way forward, which kept it: one
+    region too many for the model."""
+    rng = np.random.default_rng(23)
+    columns = ["Background", *(f"r{j}" for j in range(N_REGIONS))]
+    subjects = [pd.DataFrame(np.c_[np.zeros(40), rng.standard_normal((40, N_REGIONS))],
+                             columns=columns) for _ in range(2)]
+    if as_files:
+        for i, subject in enumerate(subjects):
+            subject.to_csv(tmp_path / f"sub-{i}.tsv", sep="\t", index=False)
+        subjects = str(tmp_path / "*.tsv")
+    embedder = BrainJEPAEmbedder(tiny_module(N_REGIONS), device="cpu")
+    with pytest.warns(UserWarning, match="named 'Background'"), pytest.raises(
+            ValueError, match=re.escape(
+                "subject 0: 1 region(s) have a constant signal (indices [0]); column 0 is named "
+                "'Background', the label 0 (outside the brain) of nilearn's atlases, which "
+                "NiftiLabelsMasker does not extract: it is no region, leave it out of X") + " "):
+        embedder.fit(subjects)
+
+
 def test_a_region_a_new_subject_lacks_is_named_at_transform():
     """After fit, a table without one of the regions fit saw had been refused by the region
     counts alone (24 features, expecting 25), without the region it lacks."""
