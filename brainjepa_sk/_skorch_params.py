@@ -569,7 +569,8 @@ class SkorchParamsMixin:
         -------
         list of tuple
             skorch's ``(name, callback)`` pairs, its ``print_log`` showing 4 significant
-            digits in a fixed width (``PrintLog(floatfmt="10.4g")``), then ``("lr_schedule", WarmupCosineLR())``.
+            digits in a fixed width (``PrintLog(floatfmt="10.4g")``), then
+            ``("lr_schedule", WarmupCosineLR())``.
         """
         return self._default_callbacks
 

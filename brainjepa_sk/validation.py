@@ -1054,21 +1054,21 @@ def check_subject(i, subject, names, n_regions, *, expected, name, min_timepoint
         )
     if not allow_constant:
         constant = np.flatnonzero(np.ptp(array, axis=0) == 0)
-        background = [j for j in constant
-                      if subject_names is not None and _is_background(subject_names[j])]
-        if background:
-            # the advice below (constant_regions='zero') would keep it, one region too many
-            raise ValueError(
-                f"subject {i}: {constant.size} region(s) have a constant signal (indices "
-                f"{constant[:10].tolist()}{'...' if constant.size > 10 else ''}); column "
-                f"{background[0]} is named {subject_names[background[0]]!r}, the label 0 "
-                "(outside the brain) of nilearn's atlases, which NiftiLabelsMasker does not "
-                "extract: it is no region, leave it out of X (and check that the other columns "
-                "are named after their own regions, not the one before)")
         if constant.size:
+            said = (f"subject {i}: {constant.size} region(s) have a constant signal (indices "
+                    f"{constant[:10].tolist()}{'...' if constant.size > 10 else ''}); ")
+            background = [j for j in constant
+                          if subject_names is not None and _is_background(subject_names[j])]
+            if background:
+                # the advice below (constant_regions='zero') would keep it: one region too many
+                raise ValueError(
+                    f"{said}column {background[0]} is named {subject_names[background[0]]!r}, "
+                    "the label 0 (outside the brain) of nilearn's atlases, which "
+                    "NiftiLabelsMasker does not extract: it is no region, leave it out of X "
+                    "(and check that the other columns are named after their own regions, not "
+                    "the one before)")
             raise ValueError(
-                f"subject {i}: {constant.size} region(s) have a constant signal "
-                f"(indices {constant[:10].tolist()}{'...' if constant.size > 10 else ''}); "
+                said
                 + (f"{name or 'the estimator'} takes every region of its atlas, so a region "
                    "cannot be removed: fix the extraction, or leave the subject out"
                    # the advice of the estimators that take the option (not a GradientPositioner
