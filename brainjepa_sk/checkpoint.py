@@ -1015,7 +1015,21 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         hint = (" (the one model given by name is 'ukbiobank'; anything else is the path of "
                 "a checkpoint file)") if named else ""
         raise FileNotFoundError(f"weights file not found: {weights}{hint}")
-    kind = _checkpoint_kind(weights)
+    try:
+        kind = _checkpoint_kind(weights)
+    except ValueError as error:
+        if not carried:
+            raise
+        # the cache records the hash of the first copy of the UK Biobank checkpoint it finds
+        # (none is published): a copy that does not read is no good copy, and its record
+        # would refuse the complete file put in its place as a changed checkpoint
+        from .datasets._weights import _record_path
+
+        _record_path(weights).unlink(missing_ok=True)
+        raise ValueError(
+            f"{error}. The cached UK Biobank checkpoint is damaged (a download or copy cut "
+            f"short?): delete {weights} to download it again, or put a complete copy there"
+        ) from error
     if kind == "training_state":
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=weights))
     if kind == "other":

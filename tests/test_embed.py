@@ -2294,3 +2294,27 @@ def test_subjects_too_short_for_the_weights_windows_are_not_offered_another_n_fr
             _subjects(n_timepoints=3))
     assert str(info.value).endswith("leave them out, or pass min_frames=3 or less to have "
                                     "them padded")
+
+
+def test_a_cut_short_cached_checkpoint_is_named_and_its_hash_not_kept(
+        tmp_path, monkeypatch, official_dir, reference):
+    """A half-copied checkpoint found in the cache is no good copy: fit names it and says to
+    delete it, and the complete file put in its place afterwards loads (it was refused as a
+    changed checkpoint, the hash of the half copy having been recorded)."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    folder.mkdir()
+    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    complete = (official_dir / "checkpoint.pth.tar").read_bytes()
+    cached = folder / "jepa-ep300.pth.tar"
+    cached.write_bytes(complete[: len(complete) // 2])
+    X = reference["x_nilearn"]
+    with pytest.raises(ValueError, match=re.escape(
+            f"The cached UK Biobank checkpoint is damaged (a download or copy cut short?): "
+            f"delete {cached} to download it again")):
+        BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(X)
+    assert not (folder / "jepa-ep300.pth.tar.sha256").exists()
+    cached.write_bytes(complete)
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, normalization=None).fit(X)
+    expected = reference["target_encoder_tokens"].mean(axis=1)
+    assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
