@@ -9,6 +9,7 @@ import sys
 import warnings
 
 import numpy as np
+import torch
 from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
@@ -45,7 +46,7 @@ from .files import (
     read_csv_table,
 )
 from .nn._checks import type_with_article
-from .train.runtime import expand_home
+from .train.runtime import expand_home, load_file
 from .validation import (
     check_n_regions,
     each_checked_file,
@@ -195,7 +196,8 @@ def load_gradients(source):
     Parameters
     ----------
     source : str, path-like or array-like
-        A ``.npy`` file, a text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
+        A ``.npy`` file, a ``.pt`` or ``.pth`` file holding one tensor (``torch.save``), a
+        text file (``.csv`` comma-separated, ``.tsv`` tab-separated,
         anything else whitespace-separated, what follows a ``#`` ignored, as ``numpy``
         ignores it: comment lines and a row's trailing comment; each may be gzipped, as
         ``.csv.gz``, ``.tsv.gz`` or ``.txt.gz``; an optional header line of
@@ -239,6 +241,14 @@ def load_gradients(source):
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
                     f"holding Python objects): {error}"
                 ) from error
+        elif suffix in (".pt", ".pth"):
+            # a tensor saved with torch.save (read as text, it failed on undecodable bytes)
+            array = load_file(path, what="gradient tensor saved with torch.save")
+            if not isinstance(array, torch.Tensor):
+                raise ValueError(f"{path} holds {type_with_article(array)}, not a gradient "
+                                 "tensor: save the (n_regions, n_components) tensor alone")
+            array = array.detach().cpu()
+            array = (array.float() if array.dtype == torch.bfloat16 else array).numpy()
         elif suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):  # as for subjects
             try:
                 array = np.asarray(read_csv_table(path, column="gradient", last_column=False))

@@ -1209,3 +1209,31 @@ def test_series_too_large_or_small_for_a_correlation_name_the_subject_not_a_nan(
     np.testing.assert_array_equal(positioner.gradients_, gradients)
     with pytest.raises(ValueError, match=r"^subject 1's correlation matrix"):
         positioner.transform(bad)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth"])
+@pytest.mark.parametrize("dtype", ["float64", "bfloat16"])
+def test_a_gradient_tensor_saved_with_torch_save_loads(tmp_path, suffix, dtype):
+    import torch
+
+    from brainjepa_sk.gradients import load_gradients
+
+    gradients = torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(4, 3)
+    path = tmp_path / f"gradients{suffix}"
+    torch.save(gradients.to(getattr(torch, dtype)), path)
+    loaded = load_gradients(path)
+    assert loaded.dtype == np.float64 and loaded.shape == (4, 3)
+    np.testing.assert_array_equal(loaded, gradients.to(getattr(torch, dtype)).double().numpy())
+
+
+def test_a_torch_file_holding_no_tensor_is_refused_as_gradients(tmp_path):
+    import torch
+
+    from brainjepa_sk.gradients import load_gradients
+
+    path = tmp_path / "gradients.pt"
+    torch.save({"gradients": torch.zeros(4, 3)}, path)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} holds a dict, not a gradient tensor: save the (n_regions, n_components) "
+            "tensor alone")):
+        load_gradients(path)
