@@ -197,6 +197,21 @@ def test_the_series_of_several_atlases_are_named_and_one_atlas_offered(tmp_path,
     _assert_the_series(subjects, n_regions=len(REGIONS) + 1)
 
 
+def test_series_of_several_atlases_named_by_the_atlas_entity_are_told_apart(tmp_path):
+    """XCP-D before 0.8 named the atlas with ``atlas-`` (``seg-`` since): the series of
+    several atlases named so are told apart as those named with ``seg-`` are."""
+    for subject in SUBJECTS:
+        for n, atlas in enumerate(["Glasser", "Gordon"]):
+            names = REGIONS + [f"extra{i}" for i in range(n)]
+            _tsv(tmp_path / subject / f"{subject}_task-rest_atlas-{atlas}_timeseries.tsv",
+                 pd.DataFrame(np.zeros((N_FRAMES, len(names))), columns=names))
+    with pytest.raises(ValueError, match=(
+            r"matches the series of several atlases: narrow it to one, e\.g\. "
+            r"'.*\*_atlas-Glasser_timeseries\.tsv' \(atlas-Glasser alone: the series are of 2 "
+            r"atlases, atlas-Glasser, atlas-Gordon,")):
+        validate_subjects(str(tmp_path / "**" / "*.tsv"), lazy=True)
+
+
 @pytest.mark.parametrize("lazy", [False, True])
 def test_bids_tables_named_in_a_list_are_warned_of_and_read_as_given(derivatives, lazy):
     """A list, as cross-validation needs (sorted(glob.glob(...))), is read as given: tables
