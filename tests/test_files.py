@@ -277,6 +277,18 @@ def test_a_glob_matching_folders_only_names_one_and_a_glob_of_their_files(tmp_pa
         validate_subjects(pattern)
 
 
+def test_a_glob_into_folders_offers_their_files_as_many_as_those_below_them(tmp_path):
+    """Folders holding as many subject files beside their subfolders as in them: the files
+    beside them are offered (those below outnumber them to be offered instead)."""
+    for i in range(2):
+        (tmp_path / "corpus" / f"sub-{i}" / "extra").mkdir(parents=True)
+        np.save(tmp_path / "corpus" / f"sub-{i}" / f"sub-{i}.npy", np.zeros((20, 3)))
+        np.save(tmp_path / "corpus" / f"sub-{i}" / "extra" / "other.npy", np.zeros((20, 3)))
+    pattern = str(tmp_path / "corpus" / "*")
+    with pytest.raises(ValueError, match=rf"such as {re.escape(repr(pattern + '/*.npy'))}$"):
+        validate_subjects(pattern)
+
+
 def test_a_glob_into_folders_of_upper_case_suffixes_matches_their_files(tmp_path):
     """Subject files named in upper case (.NPY, read as .npy files) were offered the glob
     'corpus/*/*.npy', which matches none of them: globs are case-sensitive."""
