@@ -300,6 +300,17 @@ def test_a_callback_stops_the_run_at_an_epochs_end():
     assert idle.run() == [] and idle.step == 0
 
 
+def test_with_several_processes_a_stop_asked_at_an_epochs_end_is_agreed_there():
+    """With several processes, ``stop_training`` is agreed at every epoch's end, not only
+    every ``stop_agreement_every`` steps: asked in ``on_epoch_end`` after step 3 (agreeing
+    every 2 steps), the run stops there, before the next epoch's first step. The loop told
+    it has 2 processes does its collectives on this one alone."""
+    loop = _loop(n_epochs=3, callbacks=[_StopTrainingAt(epoch=1)])
+    loop.world_size, loop.stop_agreement_every = 2, 2
+    assert len(loop.run()) == 1
+    assert (loop.epoch, loop.step, loop.step_in_epoch) == (1, 3, 0)
+
+
 def test_a_failed_run_stops_its_loader_workers():
     """A notebook keeps the traceback of an error, and with it the loop: its loader's
     persistent workers must not live on with it."""
