@@ -779,12 +779,17 @@ def test_a_subject_a_few_regions_short_is_told_of_brain_masks(lazy):
     # 24 frames of 23 regions is what a transposed subject of 24 regions looks like: told so
     with pytest.raises(ValueError, match=r"on one atlas \(subject 1 looks transposed\)$"):
         validate_subjects([full, rng.standard_normal((24, 23))], lazy=lazy)
+    # a tenth of the regions (24 // 10) lacking: still lost regions
+    with pytest.raises(ValueError, match=re.escape(
+            "on one atlas; subject 1 " + hint.replace("1 region(s)", "2 region(s)")) + "$"):
+        validate_subjects([full, rng.standard_normal((30, 22))], lazy=lazy)
     estimator = _Fitted()
     validate_subjects([full, full], estimator=estimator)
     with pytest.raises(ValueError, match=re.escape(
             "each subject must be (n_timepoints, n_regions). Subject 1 " + hint) + "$"):
         validate_subjects([full, short], estimator=estimator, reset=False, lazy=lazy)
-    with pytest.raises(ValueError, match=r"\(it looks transposed\)$"):  # not a brain mask's
+    # 24 rows, one region short of fit: transposed (regions as rows), not masked
+    with pytest.raises(ValueError, match=r"\(it looks transposed\)$"):
         validate_subjects([rng.standard_normal((24, 23))], estimator=estimator, reset=False,
                           lazy=lazy)
 
