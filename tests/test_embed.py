@@ -1817,14 +1817,20 @@ def test_subjects_too_short_for_the_windows_at_fit_are_offered_windows_they_fill
                                          r"min_frames=30 lowered to that n_frames or less\)"):
         BrainJEPAEmbedder(weights=module, n_frames=40, min_frames=30, device="cpu").fit(
             [x[:9] for x in X])
-    # a stride of the user's counts with sliding windows alone: with others it is not named
-    with pytest.raises(ValueError, match=r"two patches or more\) for windows they fill$"), \
-            pytest.warns(UserWarning, match="stride=30 is ignored"):
+    # a sliding stride of the windows offered is kept; a stride of no sliding window is none
+    offered_alone = r"two patches or more\) for windows they fill$"
+    with pytest.raises(ValueError, match=offered_alone):
+        BrainJEPAEmbedder(weights=module, n_frames=40, window="sliding", stride=8,
+                          device="cpu").fit([x[:9] for x in X])
+    with pytest.raises(ValueError, match=offered_alone), pytest.warns(
+            UserWarning, match="stride=30 is ignored"):
         BrainJEPAEmbedder(weights=module, n_frames=40, window="center", stride=30,
                           device="cpu").fit([x[:9] for x in X])
-    # with fewer frames than two patches, none is offered
+    # with fewer frames than two patches, none is offered; with two patches' frames, those
     with pytest.raises(ValueError, match=r"to have them padded$"):
         BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:3] for x in X])
+    with pytest.raises(ValueError, match=r"or pass n_frames=4 or less \(a multiple"):
+        BrainJEPAEmbedder(weights=module, n_frames=40, device="cpu").fit([x[:5] for x in X])
     # scans longer than the weights' 8-frame windows are offered those (10 frames were offered,
     # then warned of as time positions the model never saw)
     with pytest.raises(ValueError, match=r"or pass n_frames=8 or less \(a multiple"):
