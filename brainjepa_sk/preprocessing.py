@@ -1119,7 +1119,8 @@ class Preprocessor:
         resampled one at a time into one float32 array: the memory of the windows plus one
         subject, not of float64 copies of them all and a list of their windows."""
         n_regions = arrays[0].shape[1]
-        self._check_transformable((self.resampled_length(len(arrays[0])), n_regions))
+        # its own length, as given: a transposed subject has fit's region count in rows
+        self._check_transformable(arrays[0].shape)
         # every subject too short named at once, as for validated subjects (not the first alone)
         self._check_lengths(arrays, range(len(arrays)))
         subject_index, _ = self.window_table([len(x) for x in arrays])

@@ -1235,6 +1235,17 @@ def test_a_short_series_with_more_regions_than_frames_is_told_it_may_be_transpos
     assert "transpose" not in str(info.value)
 
 
+@pytest.mark.parametrize("t_r", [None, 2.0])
+def test_a_transposed_subject_of_a_fitted_preprocessor_is_told_so_also_when_resampled(t_r):
+    """A transform subject of fit's region count in rows was told it looks transposed only
+    without resampling: its resampled length, not its own, was held against that count."""
+    rng = np.random.default_rng(0)
+    prep = Preprocessor(8, t_r=t_r, target_t_r=t_r and 1.0).fit(
+        [rng.standard_normal((60, 12)) for _ in range(3)])
+    with pytest.raises(ValueError, match=r"fitted with 12 regions; .*\(it looks transposed\)$"):
+        prep.transform([rng.standard_normal((12, 60))])
+
+
 def test_the_length_check_of_a_view_of_files_reads_none(tmp_path, monkeypatch):
     """check_lengths reads no file: the transposed hint of a subject_rows view of files took
     its region count by indexing the view, which read the file (and one gone since raised
