@@ -212,15 +212,15 @@ def test_series_of_several_atlases_named_by_the_atlas_entity_are_told_apart(tmp_
         validate_subjects(str(tmp_path / "**" / "*.tsv"), lazy=True)
 
 
-@pytest.mark.parametrize("lazy", [False, True])
-def test_bids_tables_named_in_a_list_are_warned_of_and_read_as_given(derivatives, lazy):
+@pytest.mark.parametrize("lazy, given", [(False, list), (True, list), (True, tuple)])
+def test_bids_tables_named_in_a_list_are_warned_of_and_read_as_given(derivatives, lazy, given):
     """A list, as cross-validation needs (sorted(glob.glob(...))), is read as given: tables
     in it were read as subjects without a word on what they are. They are named, and still
     read (never dropped from a list), so the reader's error follows."""
     import glob
     import warnings
 
-    listed = sorted(glob.glob("derivatives/xcp_d/sub-*/func/*.tsv"))
+    listed = given(sorted(glob.glob("derivatives/xcp_d/sub-*/func/*.tsv")))  # or a tuple
     with pytest.warns(UserWarning, match=(
             r"^X\[0\] \(derivatives/xcp_d/sub-01/func/sub-01_task-rest_motion\.tsv\), X\[1\] "
             r"\(.*sub-01_task-rest_outliers\.tsv\), X\[3\] \(.*sub-02_task-rest_motion\.tsv\) "
