@@ -99,6 +99,27 @@ def _is_plain(x, n_regions=None):
             and bool(np.isfinite(x).all()))
 
 
+class _CheckedSubject:
+    """A subject that passed its check but is not a plain float array (a DataFrame, an
+    integer array, nested lists): kept as given, with its checked shape, and converted again
+    where it is used, so that float64 copies of such subjects are not all held at once."""
+
+    def __init__(self, i, subject, shape, input_name):
+        self.i, self.subject, self.shape, self.input_name = i, subject, shape, input_name
+
+    def __len__(self):
+        return self.shape[0]
+
+    def as_float64(self):
+        return Preprocessor._as_array(self.i, self.subject, self.shape[1],
+                                      input_name=self.input_name)
+
+
+def _as_float64(x):
+    """A subject of :meth:`Preprocessor._as_arrays` as a float64 array."""
+    return x.as_float64() if isinstance(x, _CheckedSubject) else np.asarray(x, dtype=np.float64)
+
+
 class _BeyondFloat32Error(ValueError):
     """Preprocessed values too large for float32, the model's arithmetic (rescale the series,
     or normalize them), or not finite in the input (unchecked under ``assume_finite``)."""
@@ -602,15 +623,18 @@ class Preprocessor:
 
     @staticmethod
     def _as_arrays(subjects):
-        """The subjects checked, with the shape checks transform relies on: a plain float
-        array as given, so that a float32 corpus is not copied all at once (the caller
-        converts one subject at a time), any other subject as a float64 copy."""
+        """The subjects checked, with the shape checks transform relies on, each as given, so
+        that a corpus is not copied all at once (the caller converts one subject at a time,
+        :func:`_as_float64`): a plain float array itself, any other subject as a
+        :class:`_CheckedSubject`, its float64 copy dropped once checked."""
         Preprocessor._check_subjects(subjects)
         arrays, input_name = [], _input_name(subjects)
         for i, x in enumerate(subjects):
             n_regions = arrays[0].shape[1] if arrays else None
-            arrays.append(x if _is_plain(x, n_regions) else
-                          Preprocessor._as_array(i, x, n_regions, input_name=input_name))
+            if not _is_plain(x, n_regions):
+                shape = Preprocessor._as_array(i, x, n_regions, input_name=input_name).shape
+                x = _CheckedSubject(i, x, shape, input_name)
+            arrays.append(x)
         return arrays
 
     @staticmethod
@@ -1127,7 +1151,7 @@ class Preprocessor:
         windows = np.empty((len(subject_index), self.n_frames, n_regions), np.float32)
         position = 0
         for i, original in enumerate(arrays):
-            x = np.asarray(original, dtype=np.float64)
+            x = _as_float64(original)
             w = self._subject_windows(_resample_subject(i, x, self.t_r, self.target_t_r), i,
                                       len(x))
             windows[position : position + len(w)] = w
@@ -1336,7 +1360,7 @@ class Preprocessor:
         return x
 
     def fit_transform(self, subjects):
-        """Fit on ``subjects`` and transform them (one subject at a time: a float32 corpus is
+        """Fit on ``subjects`` and transform them (one subject at a time: the subjects are
         never copied to float64 all at once).
 
         Parameters
@@ -1355,7 +1379,7 @@ class Preprocessor:
         arrays = self._as_arrays(subjects)
         # resampled twice (here and for the windows) rather than kept, all of them, in memory
         self._fit_resampled(
-            (_resample_subject(i, np.asarray(x, dtype=np.float64), self.t_r, self.target_t_r)
+            (_resample_subject(i, _as_float64(x), self.t_r, self.target_t_r)
              for i, x in enumerate(arrays)),
             [self.resampled_length(len(x)) for x in arrays])
         return self._transform_checked(arrays)

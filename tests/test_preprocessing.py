@@ -1413,16 +1413,22 @@ def test_a_numpy_t_r_in_milliseconds_is_warned_of_in_plain_seconds():
         "model_t_r=720 s is long for fMRI: TRs are in seconds (720 ms is 0.72 s)"]
 
 
+@pytest.mark.parametrize("kind", ["float32", "int32", "DataFrame"])
 @pytest.mark.parametrize("method", ["transform", "fit_transform"])
-def test_a_float32_corpus_is_cut_one_subject_at_a_time(method):
+def test_a_float32_corpus_is_cut_one_subject_at_a_time(method, kind):
     """transform and fit_transform of arrays held float64 copies of every subject (twice the
     float32 corpus), their resampled series and a list of their windows before joining them:
     several times the corpus for a long-scan corpus (HCP: 1200 frames). They hold the windows
-    and one subject; the windows are those cut from each subject alone."""
+    and one subject; the windows are those cut from each subject alone. Integer arrays and
+    DataFrames were still checked into float64 copies of them all first."""
     import tracemalloc
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((60, 400, 20)).astype(np.float32)  # 1.9 MB; float64 copies 3.8 MB
+    if kind == "int32":
+        X = list((X * 100).astype(np.int32))
+    elif kind == "DataFrame":
+        X = [pd.DataFrame(x) for x in X]
     settings = dict(t_r=0.72, target_t_r=2.205, window="center", normalization="robust")
     prep, fitted = Preprocessor(32, **settings), Preprocessor(32, **settings).fit(X)
 
