@@ -190,6 +190,13 @@ def _refuse_rows_named_by_regions(first_line, second_line):
             "column to use the rows in order")
 
 
+def _tensor_values(tensor):
+    """``tensor``'s values as a NumPy array, on the CPU: bfloat16, which NumPy has no type
+    for, as float32."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+
+
 def load_gradients(source):
     """Load a region x component gradient matrix.
 
@@ -247,8 +254,7 @@ def load_gradients(source):
             if not isinstance(array, torch.Tensor):
                 raise ValueError(f"{path} holds {type_with_article(array)}, not a gradient "
                                  "tensor: save the (n_regions, n_components) tensor alone")
-            array = array.detach().cpu()
-            array = (array.float() if array.dtype == torch.bfloat16 else array).numpy()
+            array = _tensor_values(array)
         elif suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):  # as for subjects
             try:
                 array = np.asarray(read_csv_table(path, column="gradient", last_column=False))
@@ -305,7 +311,9 @@ def load_gradients(source):
         if sparse.issparse(source):  # NumPy makes an object scalar of it: "not numeric"
             raise ValueError(f"{name} is a sparse {type(source).__name__}: pass its dense "
                              "values (gradients.toarray())")
-        if hasattr(source, "detach"):  # torch tensor
+        if isinstance(source, torch.Tensor):
+            source = _tensor_values(source)
+        elif hasattr(source, "detach"):  # another library's tensor
             source = source.detach().cpu().numpy()
         try:
             array = np.asarray(source)

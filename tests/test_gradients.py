@@ -1237,3 +1237,18 @@ def test_a_torch_file_holding_no_tensor_is_refused_as_gradients(tmp_path):
             f"{path} holds a dict, not a gradient tensor: save the (n_regions, n_components) "
             "tensor alone")):
         load_gradients(path)
+
+
+def test_a_bfloat16_gradient_tensor_in_memory_loads_as_from_a_file(tmp_path):
+    """A .pt file's bfloat16 tensor loaded; the same tensor given itself raised NumPy's bare
+    "Got unsupported ScalarType BFloat16"."""
+    import torch
+
+    from brainjepa_sk.gradients import load_gradients
+
+    gradients = torch.linspace(-1, 1, 12).reshape(4, 3).bfloat16()
+    torch.save(gradients, tmp_path / "gradients.pt")
+    loaded = load_gradients(gradients)
+    assert loaded.dtype == np.float64
+    np.testing.assert_array_equal(loaded, load_gradients(tmp_path / "gradients.pt"))
+
