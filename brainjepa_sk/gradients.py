@@ -190,9 +190,12 @@ def _refuse_rows_named_by_regions(first_line, second_line):
             "column to use the rows in order")
 
 
-def _tensor_values(tensor):
+def _tensor_values(tensor, name):
     """``tensor``'s values as a NumPy array, on the CPU: bfloat16, which NumPy has no type
-    for, as float32."""
+    for, as float32; a sparse tensor refused (``name`` is the gradients', for the message)."""
+    if tensor.layout != torch.strided:  # torch's bare TypeError, else
+        raise ValueError(f"{name} is a sparse tensor: pass its dense values "
+                         "(gradients.to_dense())")
     tensor = tensor.detach().cpu()
     return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
 
@@ -226,10 +229,10 @@ def load_gradients(source):
     Raises
     ------
     ValueError
-        If the matrix is not numeric, holds complex values, is not 2-D, is empty, or holds NaN
-        or infinite values, if the file cannot be read as a numeric table (a table index or no
-        rows included), if a gzipped file does not decompress (damaged or cut short), or if
-        the path is a folder.
+        If the matrix is not numeric, holds complex values, is sparse (a SciPy matrix or a
+        torch tensor), is not 2-D, is empty, or holds NaN or infinite values, if the file
+        cannot be read as a numeric table (a table index or no rows included), if a gzipped
+        file does not decompress (damaged or cut short), or if the path is a folder.
     FileNotFoundError
         If the path names no file.
     """
@@ -254,7 +257,7 @@ def load_gradients(source):
             if not isinstance(array, torch.Tensor):
                 raise ValueError(f"{path} holds {type_with_article(array)}, not a gradient "
                                  "tensor: save the (n_regions, n_components) tensor alone")
-            array = _tensor_values(array)
+            array = _tensor_values(array, path)
         elif suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):  # as for subjects
             try:
                 array = np.asarray(read_csv_table(path, column="gradient", last_column=False))
@@ -312,7 +315,7 @@ def load_gradients(source):
             raise ValueError(f"{name} is a sparse {type(source).__name__}: pass its dense "
                              "values (gradients.toarray())")
         if isinstance(source, torch.Tensor):
-            source = _tensor_values(source)
+            source = _tensor_values(source, name)
         elif hasattr(source, "detach"):  # another library's tensor
             source = source.detach().cpu().numpy()
         try:

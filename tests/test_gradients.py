@@ -1252,3 +1252,21 @@ def test_a_bfloat16_gradient_tensor_in_memory_loads_as_from_a_file(tmp_path):
     assert loaded.dtype == np.float64
     np.testing.assert_array_equal(loaded, load_gradients(tmp_path / "gradients.pt"))
 
+
+@pytest.mark.parametrize("in_file", [False, True])
+def test_a_sparse_gradient_tensor_is_refused_as_a_sparse_matrix_is(tmp_path, in_file):
+    """torch's bare TypeError ("can't convert Sparse layout tensor to numpy") was raised,
+    where a SciPy sparse matrix is refused with the advice to pass its dense values."""
+    import torch
+
+    from brainjepa_sk.gradients import load_gradients
+
+    source = torch.eye(4, 3).to_sparse()
+    name = "the gradient array"
+    if in_file:
+        torch.save(source, tmp_path / "gradients.pt")
+        source = name = tmp_path / "gradients.pt"
+    with pytest.raises(ValueError, match=re.escape(
+            f"{name} is a sparse tensor: pass its dense values (gradients.to_dense())")):
+        load_gradients(source)
+
