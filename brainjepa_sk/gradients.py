@@ -251,9 +251,16 @@ def load_gradients(source):
                     f"{path} is not a readable .npy gradient matrix (truncated, damaged or "
                     f"holding Python objects): {error}"
                 ) from error
-        elif suffix in (".pt", ".pth"):
+        # the research checkpoint's own name ends in .pth.tar: given here by mistake, it was
+        # read as a text table ("'utf-8' codec can't decode byte 0x80")
+        elif suffix in (".pt", ".pth") or path.name.lower().endswith((".pt.tar", ".pth.tar")):
             # a tensor saved with torch.save (read as text, it failed on undecodable bytes)
             array = load_file(path, what="gradient tensor saved with torch.save")
+            from .checkpoint import _payload_kind  # here: the checkpoint module imports this one
+
+            if _payload_kind(array) != "other":
+                raise ValueError(f"{path} is a model checkpoint, not a gradient matrix: pass it "
+                                 "as weights")
             if not isinstance(array, torch.Tensor):
                 raise ValueError(f"{path} holds {type_with_article(array)}, not a gradient "
                                  "tensor: save the (n_regions, n_components) tensor alone")

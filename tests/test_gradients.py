@@ -1270,3 +1270,18 @@ def test_a_sparse_gradient_tensor_is_refused_as_a_sparse_matrix_is(tmp_path, in_
             f"{name} is a sparse tensor: pass its dense values (gradients.to_dense())")):
         load_gradients(source)
 
+
+@pytest.mark.parametrize("filename", ["jepa-ep300.pth.tar", "checkpoint.pth"])
+def test_a_checkpoint_given_as_gradients_is_told_to_be_passed_as_weights(tmp_path, filename):
+    """The research checkpoint (jepa-ep300.pth.tar) was read as a text table ("'utf-8' codec
+    can't decode byte 0x80"), and one named .pth was told to be saved as a tensor alone."""
+    import torch
+
+    from brainjepa_sk.gradients import load_gradients
+
+    path = tmp_path / filename
+    torch.save({"encoder": {"w": torch.zeros(2)}, "target_encoder": {"w": torch.zeros(2)},
+                "epoch": 300}, path)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} is a model checkpoint, not a gradient matrix: pass it as weights")):
+        load_gradients(path)
