@@ -1316,8 +1316,8 @@ def test_get_params_reports_a_default_callbacks_settings_as_set():
 
 def test_get_params_reports_the_default_callbacks_these_estimators_run():
     """skorch reports its own defaults: a PrintLog's 4 decimals ('.4f'), where the fine-tuners
-    print 4 significant digits in a fixed width ('10.4g'), which set_params(**get_params()) then replaced; and the
-    learning-rate schedule only once the callbacks were initialized."""
+    print 4 significant digits in a fixed width ('10.4g'), which set_params(**get_params())
+    then replaced; and the learning-rate schedule only once the callbacks were initialized."""
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
     params = clf.get_params()
     assert params["callbacks__print_log__floatfmt"] == "10.4g"
