@@ -382,6 +382,24 @@ def test_a_min_keep_that_few_size_draws_reach_is_refused_up_front():
     assert sampler.sample(2).context_idx.shape == (2, sampler.n_context)
 
 
+@pytest.mark.parametrize("static_shapes", [True, False])
+@pytest.mark.parametrize(("options", "share"), [
+    # every region Cross-ROI: no region stays visible
+    (dict(alpha_region_scale=(1.0, 1.0)), "100%"),
+    # edge spans of half the scan at each end take the short observed span
+    (dict(observation_scale=(0.3, 0.3), edge_time_scale=(1.0, 1.0), edge_fraction=0.5), r"\d+%"),
+])
+def test_scales_that_leave_no_context_are_refused_naming_the_scales(options, share,
+                                                                     static_shapes):
+    # no min_keep helps, so the advice is about the scales, not "lower min_keep"
+    with pytest.raises(UnsatisfiableMaskingError,
+                       match=rf"no mask size draw leaves a context token on a 10 x 4 grid: the "
+                             rf"Cross-ROI regions \(alpha_region_scale=.*\) take every observed "
+                             rf"region .* in {share} of the draws.*; lower alpha_region_scale or "
+                             r"edge_time_scale, or raise observation_scale$"):
+        SpatiotemporalMaskSampler(10, 4, static_shapes=static_shapes, **options)
+
+
 def test_a_share_of_a_batch_keeps_every_field_of_its_samples():
     # how each process takes its samples of the global batch's masks
     masks = SpatiotemporalMaskSampler(24, 10, seed=0).sample(6, return_grid=True)

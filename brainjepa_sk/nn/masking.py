@@ -331,7 +331,7 @@ class SpatiotemporalMaskSampler:
         draws = [self._draw_sizes(generator) for _ in range(self.COUNT_DRAWS)]
         valid = [d for d in draws if d["n_context"] >= self.min_keep and d["n_target"] >= 1]
         if not valid:
-            raise self._unsatisfiable()
+            raise self._no_context(draws) or self._unsatisfiable()
         # kept for counts_at: the counts of another quantile, without drawing again
         self._valid_counts = {key: torch.tensor([d[key] for d in valid], dtype=torch.float64)
                               for key in ("n_context", "n_target")}
@@ -386,6 +386,9 @@ class SpatiotemporalMaskSampler:
         if accepted >= self.MIN_ACCEPTANCE * len(draws):
             return
         if not self.static_shapes:
+            no_context = self._no_context(draws)
+            if no_context is not None:
+                raise no_context
             raise UnsatisfiableMaskingError(
                 f"min_keep={self.min_keep} context tokens and a target are kept by only "
                 f"{accepted / len(draws):.2%} of mask size draws on "
@@ -406,6 +409,23 @@ class SpatiotemporalMaskSampler:
             f"draws reach together (at least {self.MIN_ACCEPTANCE:.0%} are needed to draw "
             f"every batch); {advice}"
         )
+
+    def _no_context(self, draws):
+        """The error for scales that leave no context token in any of ``draws`` (then no
+        ``min_keep`` helps: it names the scales instead), or ``None``."""
+        if any(d["n_context"] for d in draws):
+            return None
+        # a draw keeps no context when the alpha regions take every observed region, or the
+        # edge spans take the whole observation span
+        no_regions = sum(d["n_obs"] == d["n_alpha_in"] for d in draws) / len(draws)
+        return UnsatisfiableMaskingError(
+            f"no mask size draw leaves a context token on "
+            f"{with_article(str(self.n_regions))} x {self.n_patches} grid: the Cross-ROI "
+            f"regions (alpha_region_scale={self.alpha_region_scale}) take every observed region "
+            f"(observation_scale={self.observation_scale}) in {no_regions:.0%} of the draws, and "
+            f"the edge spans (edge_time_scale={self.edge_time_scale}, edge_fraction="
+            f"{self.edge_fraction}) the observed time span in the others; lower "
+            "alpha_region_scale or edge_time_scale, or raise observation_scale")
 
     def _unsatisfiable(self):
         if self.static_shapes and getattr(self, "n_context", None) is not None:
