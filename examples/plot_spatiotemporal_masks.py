@@ -55,13 +55,15 @@ colors = ["#e6e6e6", "#4c72b0", "#dd8452", "#55a868", "#c44e52"]
 cmap = ListedColormap(colors)
 norm = BoundaryNorm(np.arange(len(colors) + 1) - 0.5, cmap.N)
 
-fig, axes = plt.subplots(1, n_samples, figsize=(9, 5), sharey=True, layout="constrained")
-for i, ax in enumerate(axes):
+# squeeze=False: a row of panels even for one sample
+fig, axes = plt.subplots(1, n_samples, figsize=(9, 5), sharey=True, layout="constrained",
+                         squeeze=False)
+for i, ax in enumerate(axes[0]):
     ax.imshow(grid[i], cmap=cmap, norm=norm, aspect="auto", interpolation="nearest")
     ax.set_title(f"sample {i}")
     ax.set_xlabel("time patch")
     ax.set_xticks(range(n_patches))
-axes[0].set_ylabel("region")
+axes[0, 0].set_ylabel("region")
 fig.legend(
     handles=[Patch(color=c, label=lab) for c, lab in zip(colors, labels)],
     loc="outside lower center",

@@ -27,6 +27,26 @@ def test_example_runs(path, monkeypatch, tmp_path):
     plt.close("all")
 
 
+@pytest.mark.parametrize("grid", ["100, 6, 1", "7, 2, 2", "450, 10, 4"])
+def test_the_masks_example_runs_on_other_grids_and_sample_counts(grid, monkeypatch, tmp_path):
+    """Its regions, patches and samples are one line to change, one sample included."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    source = (Path(__file__).parents[1] / "examples" / "plot_spatiotemporal_masks.py").read_text()
+    line = "n_regions, n_patches, n_samples = 100, 10, 3\n"
+    assert line in source
+    script = tmp_path / "masks.py"
+    script.write_text(source.replace(line, f"n_regions, n_patches, n_samples = {grid}\n"))
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(script), run_name="__main__")
+    n_regions, n_patches, n_samples = (int(size) for size in grid.split(", "))
+    assert namespace["grid"].shape == (n_samples, n_regions, n_patches)
+    assert len(plt.gcf().axes) == n_samples  # one panel a sample
+    plt.close("all")
+
+
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path, capsys):
     """``make demo``'s script, shrunk: every method is scored and the figure is written."""
     pytest.importorskip("matplotlib")
