@@ -126,9 +126,10 @@ class SpatiotemporalMaskSampler:
     observation_scale : (float, float), default=(0.84, 1.0)
         Range of the fraction of regions and of time patches in the observation block.
     alpha_region_scale : (float, float), default=(0.45, 0.6)
-        Range of the fraction of regions of the Cross-ROI target.
+        Range of the fraction of regions of the Cross-ROI target (at least one region: the
+        target is never empty).
     alpha_time_scale : (float, float), default=(0.2, 0.6)
-        Range of the fraction of time patches of the Cross-ROI target.
+        Range of the fraction of time patches of the Cross-ROI target (at least one patch).
     edge_time_scale : (float, float), default=(0.0, 0.4)
         Range of the fraction of time patches of each edge (Cross-Time / Double-Cross) span,
         capped at the edge zone.
