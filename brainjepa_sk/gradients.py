@@ -603,8 +603,10 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         eigen-solver on the non-symmetric diffusion operator (seeds 1 to 19 moved the
         eigenvalues from those of seed 0 by up to 1% on the first 21 regions of BrainSpace's HCP
         Schaefer-100 group matrix, and by up to 2% on those of its Schaefer-400 one, with 3, 10
-        or 19 components). Pass an int for identical output across calls: :meth:`transform` then
-        embeds each subject with the same seed as the group in :meth:`fit` (the group
+        or 19 components). The solver's starting vector is drawn in region order, so with
+        ``"dm"`` the same regions in another order give gradients (in that order) as different
+        as another seed would. Pass an int for identical output across calls: :meth:`transform`
+        then embeds each subject with the same seed as the group in :meth:`fit` (the group
         connectivity transforms to ``gradients_``); a RandomState instance or ``None`` gives one
         seed a call, shared by its subjects. Either way a subject's features do not depend on
         the other subjects of the call.
