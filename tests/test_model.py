@@ -86,6 +86,34 @@ def test_positional_embedding_learns_through_the_gradient_map():
     assert not pos.gradients.requires_grad
 
 
+def _with_gradients(model, gradients):
+    """A copy of ``model`` with its weights and other gradients (every positional embedding)."""
+    state = {name: gradients if name.endswith("pos_embed.gradients") else value
+             for name, value in model.state_dict().items()}
+    copy = BrainJEPA(gradients, patch_size=4, embed_dim=32, depth=2, num_heads=2,
+                     predictor_embed_dim=16, predictor_depth=1)
+    copy.load_state_dict(state)
+    return copy.eval()
+
+
+def test_regions_are_placed_by_their_gradients_only():
+    """The same gradients and series in another region order give the same tokens in that
+    order; other gradients give other tokens; gradients scaled by a positive factor do not
+    (the min-max scaling), as gradients.rst says."""
+    model = tiny_model(n_regions=6, n_components=3).eval()
+    gradients = model.encoder.pos_embed.gradients
+    x = torch.randn(2, 12, 6)
+    order = torch.tensor([3, 0, 5, 1, 4, 2])
+    with torch.no_grad():
+        tokens = model.target_encoder(x).reshape(2, 6, 3, -1)
+        reordered = _with_gradients(model, gradients[order]).target_encoder(x[:, :, order])
+        torch.testing.assert_close(reordered.reshape(2, 6, 3, -1), tokens[:, order])
+        scaled = _with_gradients(model, gradients * 7.5).target_encoder(x)
+        torch.testing.assert_close(scaled.reshape(2, 6, 3, -1), tokens)
+        other = _with_gradients(model, torch.randn(6, 3)).target_encoder(x)
+        assert (other.reshape(2, 6, 3, -1) - tokens).abs().amax() > 0.1
+
+
 def test_positional_embedding_rejects_bad_shapes():
     with pytest.raises(ValueError, match="multiple of 4"):
         GradientPositionalEmbedding(torch.randn(5, 3), 10)
