@@ -671,11 +671,19 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                                              and np.array_equal(fitted, gradients)):
                 # fitted beforehand (on a larger corpus, say): its gradients were meant to be
                 # used, and would otherwise be replaced without a word
+                if getattr(source, "feature_names_in_", None) is not None:
+                    # its rows follow the columns of the corpus it was fitted on, which X may
+                    # hold in another order: a bare array would place them by position
+                    use = ("pass them with their region names, gradients=pandas.DataFrame("
+                           "positioner.gradients_, index=positioner.feature_names_in_), "
+                           "which is matched to X's columns by name")
+                else:
+                    use = "pass gradients=positioner.gradients_ (or their file)"
                 warn_user(
                     f"gradients={source!r} is a fitted GradientPositioner whose gradients_ "
                     "differ from those fitted on X: the pretrainer fits a clone of it on X (so "
-                    "that a cross-validation does not leak) and does not use them; to use "
-                    "them, pass gradients=positioner.gradients_ (or their file)")
+                    f"that a cross-validation does not leak) and does not use them; to use "
+                    f"them, {use}")
         elif isinstance(source, type) and issubclass(source, GradientPositioner):
             # the class itself passes the constraints (it has a fit): not "not a
             # GradientPositioner", which would send the user looking for another estimator

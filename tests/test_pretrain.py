@@ -289,6 +289,24 @@ def test_a_positioner_fitted_on_other_subjects_warns_that_its_gradients_are_not_
         _pretrainer(gradients=positioner.gradients_, n_epochs=1).fit(_data(seed=2))
 
 
+def test_a_positioner_fitted_on_named_regions_is_offered_for_use_by_name():
+    """Its gradients_ follow the columns of the corpus it was fitted on: passed as an array to
+    X with the regions in another order, each would take another region's position without a
+    word. The advice passes them with their names, and they are then used in X's order."""
+    names = [f"roi{i}" for i in range(N_REGIONS)]
+    corpus = [pd.DataFrame(subject, columns=names) for subject in _data(seed=1)]
+    positioner = GradientPositioner(n_components=3, sparsity=0.5).fit(corpus)
+    order = np.random.default_rng(0).permutation(N_REGIONS)
+    X = [pd.DataFrame(subject, columns=names).iloc[:, order] for subject in _data()]
+    with pytest.warns(UserWarning, match=r"whose gradients_ differ.*pass them with their region "
+                                         r"names, gradients=pandas\.DataFrame\(positioner\."
+                                         r"gradients_, index=positioner\.feature_names_in_\)"):
+        _pretrainer(gradients=positioner, n_epochs=1).fit(X)
+    advised = pd.DataFrame(positioner.gradients_, index=positioner.feature_names_in_)
+    model = _pretrainer(gradients=advised, n_epochs=1).fit(X)
+    np.testing.assert_array_equal(model.gradients_, positioner.gradients_[order])
+
+
 def test_a_positioner_fitted_on_another_atlas_is_named_as_such_not_offered_for_use():
     """A positioner fitted on another atlas had been told apart only as having "other"
     gradients_, with the advice to pass them (refused then: another region count); where its
