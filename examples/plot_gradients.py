@@ -128,7 +128,7 @@ agreement = [
     for c in range(n_show)
 ]
 print(
-    "correlation with the HCP gradients, first 10:",
+    f"correlation with the HCP gradients, first {n_show}:",
     np.round(agreement, 2).tolist(),
 )
 
