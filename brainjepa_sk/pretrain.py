@@ -907,6 +907,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 "frames: pretraining predicts masked time patches from the others of a window, "
                 f"so a window needs at least 2; use n_frames={2 * self.patch_size} or more, or "
                 "a smaller patch_size")
+        self._checked_masking()
         device = process_device(resolve_device(self.device))
         # the check parses every text file: the gradients' connectivity is computed from that
         # parse, and a corpus small enough for the robust statistics to take every frame is
@@ -993,7 +994,9 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             raise ValueError(f"Invalid masking option(s) {unknown} for {type(self).__name__}: "
                              f"the options are {list(_MASKING_OPTIONS)}")
 
-    def _mask_sampler(self, config, seed, device):
+    def _checked_masking(self):
+        """``masking`` as a dict, refused when it names an option that is none or that the
+        pretrainer sets itself (before X is read: these need no data)."""
         masking = dict(self.masking or {})
         reserved = sorted(set(MASKING_SET_BY_PRETRAINER) & set(masking))
         if reserved:
@@ -1002,6 +1005,10 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 "patches from the data and n_frames, the seed from random_state, the device "
                 "from device)")
         self._check_masking_options(masking)
+        return masking
+
+    def _mask_sampler(self, config, seed, device):
+        masking = self._checked_masking()
         try:
             return SpatiotemporalMaskSampler(self.n_features_in_, config["n_patches"],
                                              seed=seed, device=device, **masking)

@@ -2074,6 +2074,18 @@ def test_an_unknown_masking_option_given_at_construction_is_named_before_any_wor
         _pretrainer(masking={"min_kep": 2}).fit(_data(4))
 
 
+@pytest.mark.parametrize(("masking", "message"), [
+    ({"min_kep": 2}, r"Invalid masking option\(s\) \['min_kep'\]"),
+    ({"seed": 1}, r"masking may not set \['seed'\]"),
+])
+def test_masking_options_are_checked_before_the_subjects_are_read(masking, message, tmp_path):
+    """An option name is wrong whatever the data: said before every file of a corpus is
+    read (here a file that cannot be, which was reported instead)."""
+    missing = tmp_path / "sub-01_timeseries.tsv"
+    with pytest.raises(ValueError, match=message):
+        _pretrainer(masking=masking).fit([missing])
+
+
 def test_masks_that_cannot_be_drawn_on_a_small_grid_are_explained_in_the_estimators_terms():
     """The sampler's advice ("lower min_keep") names the estimator's masking option."""
     X = _data(4)[:, :, :2]  # 2 regions x 2 time patches: min_keep=4 keeps every token
