@@ -56,7 +56,12 @@ from .gradients import (
 from .nn import LOSSES, MODEL_PRESETS, BrainJEPA
 from .nn._checks import check_block_settings
 from .nn.blocks import PATCH_EMBED_INITS
-from .nn.masking import MaskBatch, SpatiotemporalMaskSampler, UnsatisfiableMaskingError
+from .nn.masking import (
+    MaskBatch,
+    SpatiotemporalMaskSampler,
+    UnsatisfiableMaskingError,
+    _checked_options,
+)
 from .preprocessing import (
     NORMALIZATIONS,
     WINDOW_STRATEGIES,
@@ -1005,6 +1010,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 "patches from the data and n_frames, the seed from random_state, the device "
                 "from device)")
         self._check_masking_options(masking)
+        # their values need no grid either (a scale out of range, a fractional min_keep)
+        _checked_options(**masking)
         return masking
 
     def _mask_sampler(self, config, seed, device):

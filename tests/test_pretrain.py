@@ -2077,10 +2077,13 @@ def test_an_unknown_masking_option_given_at_construction_is_named_before_any_wor
 @pytest.mark.parametrize(("masking", "message"), [
     ({"min_kep": 2}, r"Invalid masking option\(s\) \['min_kep'\]"),
     ({"seed": 1}, r"masking may not set \['seed'\]"),
+    ({"edge_fraction": 0.7}, r"^edge_fraction must be in \(0, 0\.5\], got 0\.7$"),
+    ({"min_keep": 2.5}, r"^min_keep must be an int >= 1"),
+    ({"alpha_region_scale": (0.6, 0.4)}, r"^alpha_region_scale must be \(low, high\)"),
 ])
 def test_masking_options_are_checked_before_the_subjects_are_read(masking, message, tmp_path):
-    """An option name is wrong whatever the data: said before every file of a corpus is
-    read (here a file that cannot be, which was reported instead)."""
+    """An option name, or a value out of its range, is wrong whatever the data: said before
+    every file of a corpus is read (here a file that cannot be, which was reported instead)."""
     missing = tmp_path / "sub-01_timeseries.tsv"
     with pytest.raises(ValueError, match=message):
         _pretrainer(masking=masking).fit([missing])

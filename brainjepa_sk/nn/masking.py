@@ -109,6 +109,66 @@ def _check_range(name, value):
     return low, high
 
 
+def _check_edge_fraction(name, value):
+    if not is_real(value) or not 0.0 < value <= 0.5:
+        raise ValueError(f"{name} must be in (0, 0.5], got {value!r}")
+    return float(value)
+
+
+def _check_min_keep(name, value):
+    # int() would pass 2.5 as 2, and 0 or less would let a context be empty
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an int >= 1 (the fewest context tokens), got "
+                         f"{value!r}")
+    return int(value)
+
+
+def _check_flag(name, value):
+    # bool() would take any string, "no" or "False" included, as True
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _check_quantile(name, value):
+    if not is_real(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+_OPTION_CHECKS = {
+    "observation_scale": _check_range, "alpha_region_scale": _check_range,
+    "alpha_time_scale": _check_range, "edge_time_scale": _check_range,
+    "edge_region_scale": _check_range, "edge_fraction": _check_edge_fraction,
+    "min_keep": _check_min_keep, "static_shapes": _check_flag,
+    "count_quantile": _check_quantile,
+}
+
+
+def _checked_options(**options):
+    """The sampler's options that do not depend on the grid, checked and converted.
+
+    Parameters
+    ----------
+    **options
+        Any of the keyword arguments of :class:`SpatiotemporalMaskSampler` but
+        ``n_regions``, ``n_patches``, ``seed`` and ``device``.
+
+    Returns
+    -------
+    dict
+        The same options as floats, pairs of floats, an int (``min_keep``) or a bool
+        (``static_shapes``).
+
+    Raises
+    ------
+    ValueError
+        Naming the first option of the wrong kind or out of its range. A name that is no
+        such option raises a ``KeyError``.
+    """
+    return {name: _OPTION_CHECKS[name](name, value) for name, value in options.items()}
+
+
 class UnsatisfiableMaskingError(ValueError):
     """Masking options that too few mask size draws on the grid satisfy (the fewest context
     tokens, the fixed counts of ``static_shapes=True``): batches could not be drawn."""
@@ -204,32 +264,17 @@ class SpatiotemporalMaskSampler:
                 f"masking needs at least 2 regions and 2 time patches, got "
                 f"n_regions={n_regions}, n_patches={n_patches}"
             )
-        self.observation_scale = _check_range("observation_scale", observation_scale)
-        self.alpha_region_scale = _check_range("alpha_region_scale", alpha_region_scale)
-        self.alpha_time_scale = _check_range("alpha_time_scale", alpha_time_scale)
-        self.edge_time_scale = _check_range("edge_time_scale", edge_time_scale)
-        self.edge_region_scale = _check_range("edge_region_scale", edge_region_scale)
-        if not is_real(edge_fraction) or not 0.0 < edge_fraction <= 0.5:
-            raise ValueError(f"edge_fraction must be in (0, 0.5], got {edge_fraction!r}")
-        self.edge_fraction = float(edge_fraction)
-        self.edge_width = min(max(1, round(self.n_patches * edge_fraction)), self.n_patches // 2)
-        # int() would pass 2.5 as 2, and 0 or less would let a context be empty
-        if (not isinstance(min_keep, numbers.Integral) or isinstance(min_keep, bool)
-                or min_keep < 1):
-            raise ValueError(f"min_keep must be an int >= 1 (the fewest context tokens), got "
-                             f"{min_keep!r}")
-        self.min_keep = int(min_keep)
+        self.__dict__.update(_checked_options(
+            observation_scale=observation_scale, alpha_region_scale=alpha_region_scale,
+            alpha_time_scale=alpha_time_scale, edge_time_scale=edge_time_scale,
+            edge_region_scale=edge_region_scale, edge_fraction=edge_fraction,
+            min_keep=min_keep, static_shapes=static_shapes, count_quantile=count_quantile))
+        self.edge_width = min(max(1, round(self.n_patches * self.edge_fraction)),
+                              self.n_patches // 2)
         self.device = torch.device(device)
         if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):  # int() cut 1.5
             raise ValueError(f"seed must be an int, got {seed!r}")
         self.seed = int(seed)
-        # bool() would take any string, "no" or "False" included, as True
-        if not isinstance(static_shapes, (bool, np.bool_)):
-            raise ValueError(f"static_shapes must be True or False, got {static_shapes!r}")
-        self.static_shapes = bool(static_shapes)
-        if not is_real(count_quantile) or not 0.0 <= count_quantile <= 1.0:
-            raise ValueError(f"count_quantile must be in [0, 1], got {count_quantile!r}")
-        self.count_quantile = float(count_quantile)
         if self.static_shapes:
             self.n_context, self.n_target = self._fixed_counts()
         else:  # refused now, not at a batch in the middle of training
