@@ -912,7 +912,13 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 "frames: pretraining predicts masked time patches from the others of a window, "
                 f"so a window needs at least 2; use n_frames={2 * self.patch_size} or more, or "
                 "a smaller patch_size")
-        self._checked_masking()
+        masking = self._checked_masking()
+        if "count_quantile" in masking and not masking.get("static_shapes", True):
+            # a grid over the quantile would otherwise fit the same masks for every value
+            warn_user(f"masking count_quantile={masking['count_quantile']} is ignored with "
+                      "static_shapes=False: each batch keeps the token counts of its own draw; "
+                      "leave static_shapes at True for the counts of the quantile in every "
+                      "batch")
         device = process_device(resolve_device(self.device))
         # the check parses every text file: the gradients' connectivity is computed from that
         # parse, and a corpus small enough for the robust statistics to take every frame is

@@ -1171,7 +1171,8 @@ def test_count_quantile_is_part_of_the_run_only_with_static_shapes(static_shapes
     with (pytest.warns(UserWarning, match=r"count_quantile: 0.1 there, 0.3 now")
           if static_shapes else warnings.catch_warnings()):
         if not static_shapes:
-            warnings.simplefilter("error")  # resumed: nothing to tell
+            warnings.simplefilter("error")  # resumed: nothing to tell but the unused quantile
+            warnings.filterwarnings("ignore", r"masking count_quantile=0\.3 is ignored")
         model.fit(X)
     assert len(model.history_) == 2
     if static_shapes:  # other counts kept: a run of its own, trained from the start
@@ -2087,6 +2088,20 @@ def test_masking_options_are_checked_before_the_subjects_are_read(masking, messa
     missing = tmp_path / "sub-01_timeseries.tsv"
     with pytest.raises(ValueError, match=message):
         _pretrainer(masking=masking).fit([missing])
+
+
+def test_a_count_quantile_that_static_shapes_false_ignores_is_warned_of():
+    """Without static shapes every batch keeps its own draw's counts: a grid over the quantile
+    fitted the same masks for every value, without a word (as a stride without sliding
+    windows is warned of)."""
+    with pytest.warns(UserWarning, match=r"masking count_quantile=0\.5 is ignored with "
+                                         r"static_shapes=False"):
+        _pretrainer(n_epochs=1, masking={"count_quantile": 0.5, "static_shapes": False}).fit(
+            _data(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _pretrainer(n_epochs=1, masking={"count_quantile": 0.5}).fit(_data(4))
+        _pretrainer(n_epochs=1, masking={"static_shapes": False}).fit(_data(4))
 
 
 def test_masks_that_cannot_be_drawn_on_a_small_grid_are_explained_in_the_estimators_terms():
