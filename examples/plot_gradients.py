@@ -28,7 +28,8 @@ import numpy as np
 from brainjepa_sk import GradientPositioner
 from brainjepa_sk.datasets import load_group_connectivity, make_brain_dynamics
 
-connectivity = load_group_connectivity(400)
+n_regions = 400  # the Schaefer atlas: BrainSpace ships 100, 200, 300 and 400 regions
+connectivity = load_group_connectivity(n_regions)
 positioner = GradientPositioner(kind="connectivity", random_state=0).fit(
     connectivity
 )
@@ -46,7 +47,7 @@ print(f"connectivity {connectivity.shape} -> gradients {gradients.shape}")
 _, _, params = make_brain_dynamics(
     n_subjects=1,
     n_timepoints=8,
-    n_regions=400,
+    n_regions=n_regions,
     random_state=0,
     return_params=True,
 )
@@ -79,7 +80,7 @@ for ax, (i, j) in zip(axes[:2], [(0, 1), (0, 2)]):
         )
     ax.set_xlabel(f"gradient {i + 1}")
     ax.set_ylabel(f"gradient {j + 1}")
-    ax.set_title(f"Schaefer-400 regions, gradient {i + 1} vs {j + 1}")
+    ax.set_title(f"Schaefer-{n_regions} regions, gradient {i + 1} vs {j + 1}")
 handles, labels = axes[0].get_legend_handles_labels()
 fig.legend(
     handles,
@@ -96,7 +97,7 @@ axes[2].bar(
     np.arange(1, len(lambdas) + 1), lambdas / lambdas.sum(), color="#4c72b0"
 )
 axes[2].set_xlabel("gradient")
-axes[2].set_ylabel("eigenvalue / sum of the 30")
+axes[2].set_ylabel(f"eigenvalue / sum of the {len(lambdas)}")
 axes[2].set_title("Diffusion-map eigenvalues")
 plt.show()
 

@@ -47,6 +47,26 @@ def test_the_masks_example_runs_on_other_grids_and_sample_counts(grid, monkeypat
     plt.close("all")
 
 
+def test_the_gradients_example_runs_on_another_schaefer_atlas(monkeypatch, tmp_path):
+    """Its atlas is one line to change: the matrix, the communities and the labels follow."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    source = (Path(__file__).parents[1] / "examples" / "plot_gradients.py").read_text()
+    line = "n_regions = 400  #"
+    assert line in source
+    script = tmp_path / "gradients.py"
+    script.write_text(source.replace(line, "n_regions = 200  #"))
+    monkeypatch.chdir(tmp_path)
+    namespace = runpy.run_path(str(script), run_name="__main__")
+    assert namespace["gradients"].shape == (200, 30)
+    assert namespace["communities"].shape == (200,)
+    first = plt.figure(plt.get_fignums()[0])
+    assert first.axes[0].get_title() == "Schaefer-200 regions, gradient 1 vs 2"
+    plt.close("all")
+
+
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path, capsys):
     """``make demo``'s script, shrunk: every method is scored and the figure is written."""
     pytest.importorskip("matplotlib")
