@@ -687,7 +687,7 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 warn_user(
                     f"gradients={source!r} is a fitted GradientPositioner whose gradients_ "
                     "differ from those fitted on X: the pretrainer fits a clone of it on X (so "
-                    f"that a cross-validation does not leak) and does not use them; to use "
+                    "that a cross-validation does not leak) and does not use them; to use "
                     f"them, {use}")
         elif isinstance(source, type) and issubclass(source, GradientPositioner):
             # the class itself passes the constraints (it has a fit): not "not a
@@ -1007,7 +1007,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
 
     def _checked_masking(self):
         """``masking`` as a dict, refused when it names an option that is none or that the
-        pretrainer sets itself (before X is read: these need no data)."""
+        pretrainer sets itself, or gives one a value of the wrong kind or range (checked
+        before X is read: none of this needs the data)."""
         masking = dict(self.masking or {})
         reserved = sorted(set(MASKING_SET_BY_PRETRAINER) & set(masking))
         if reserved:
