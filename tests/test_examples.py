@@ -27,20 +27,27 @@ def test_example_runs(path, monkeypatch, tmp_path):
     plt.close("all")
 
 
+def _run_edited(name, line, edited, monkeypatch, tmp_path):
+    """Run the example ``name`` with its ``line`` replaced by ``edited`` (headless); its
+    namespace."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    source = (Path(__file__).parents[1] / "examples" / name).read_text()
+    assert line in source
+    script = tmp_path / name
+    script.write_text(source.replace(line, edited))
+    monkeypatch.chdir(tmp_path)
+    return runpy.run_path(str(script), run_name="__main__")
+
+
 @pytest.mark.parametrize("grid", ["100, 6, 1", "7, 2, 2", "450, 10, 4"])
 def test_the_masks_example_runs_on_other_grids_and_sample_counts(grid, monkeypatch, tmp_path):
     """Its regions, patches and samples are one line to change, one sample included."""
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
+    namespace = _run_edited("plot_spatiotemporal_masks.py",
+                            "n_regions, n_patches, n_samples = 100, 10, 3\n",
+                            f"n_regions, n_patches, n_samples = {grid}\n", monkeypatch, tmp_path)
     import matplotlib.pyplot as plt
 
-    source = (Path(__file__).parents[1] / "examples" / "plot_spatiotemporal_masks.py").read_text()
-    line = "n_regions, n_patches, n_samples = 100, 10, 3\n"
-    assert line in source
-    script = tmp_path / "masks.py"
-    script.write_text(source.replace(line, f"n_regions, n_patches, n_samples = {grid}\n"))
-    monkeypatch.chdir(tmp_path)
-    namespace = runpy.run_path(str(script), run_name="__main__")
     n_regions, n_patches, n_samples = (int(size) for size in grid.split(", "))
     assert namespace["grid"].shape == (n_samples, n_regions, n_patches)
     assert len(plt.gcf().axes) == n_samples  # one panel a sample
@@ -49,17 +56,10 @@ def test_the_masks_example_runs_on_other_grids_and_sample_counts(grid, monkeypat
 
 def test_the_gradients_example_runs_on_another_schaefer_atlas(monkeypatch, tmp_path):
     """Its atlas is one line to change: the matrix, the communities and the labels follow."""
-    matplotlib = pytest.importorskip("matplotlib")
-    matplotlib.use("Agg")
+    namespace = _run_edited("plot_gradients.py", "n_regions = 400  #", "n_regions = 200  #",
+                            monkeypatch, tmp_path)
     import matplotlib.pyplot as plt
 
-    source = (Path(__file__).parents[1] / "examples" / "plot_gradients.py").read_text()
-    line = "n_regions = 400  #"
-    assert line in source
-    script = tmp_path / "gradients.py"
-    script.write_text(source.replace(line, "n_regions = 200  #"))
-    monkeypatch.chdir(tmp_path)
-    namespace = runpy.run_path(str(script), run_name="__main__")
     assert namespace["gradients"].shape == (200, 30)
     assert namespace["communities"].shape == (200,)
     first = plt.figure(plt.get_fignums()[0])
