@@ -76,14 +76,24 @@ def restore_on_error(estimator):
     ------
     dict
         The attributes as they were (not to be changed). On an exception in the block
-        (``KeyboardInterrupt`` included) they are restored and the exception propagates.
+        (``KeyboardInterrupt`` included) they are restored, and so is the state of a NumPy
+        ``RandomState`` given as ``random_state`` (the fit's draws from it are undone), and
+        the exception propagates.
     """
     saved = dict(estimator.__dict__)
+    # a failed fit drew from the user's generator or not depending on where it failed (its
+    # seeds are drawn after the input's checks): the next fit would then differ from the one
+    # the user would have got without the failure
+    generator = saved.get("random_state")
+    generator_state = (generator.get_state() if isinstance(generator, np.random.RandomState)
+                       else None)
     try:
         yield saved
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
+        if generator_state is not None:
+            generator.set_state(generator_state)
         raise
 
 

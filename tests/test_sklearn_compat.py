@@ -622,3 +622,18 @@ def test_set_params_keeps_routing_nested_settings_to_estimators(estimator):
         assert params["optimizer__betas"] == (0.8, 0.9)
         assert params["iterator_valid__batch_size"] == 2
         assert params["criterion__reduction"] == "sum"
+
+
+@pytest.mark.parametrize("make", [lambda: tiny_estimators()[2], lambda: tiny_supervised_estimators()[0],
+                                  lambda: tiny_supervised_estimators()[1]],
+                         ids=["pretrainer", "classifier", "regressor"])
+def test_a_failed_fit_draws_nothing_from_a_random_state_given(make):
+    # subjects too short for a window are refused after the seeds were drawn: without the
+    # state put back, the next fit of the same RandomState would differ from the one the user
+    # would have got had the bad fit never been tried
+    random_state = np.random.RandomState(0)
+    estimator = make().set_params(random_state=random_state)
+    state = pickle.dumps(random_state.get_state())
+    with pytest.raises(ValueError, match="too short"):
+        estimator.fit(make_subjects(n_timepoints=3), np.array([0, 1] * 4))
+    assert pickle.dumps(random_state.get_state()) == state
