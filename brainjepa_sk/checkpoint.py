@@ -819,6 +819,23 @@ def _payload_kind(payload):
     return "other"
 
 
+def _state_dict_hint(payload):
+    """What a file that is no checkpoint holds, when it is a module's ``state_dict``: a
+    fine-tuner's parameters (skorch's ``save_params``) or a bare model's, which carry none
+    of the model's settings; else ``""``."""
+    if not (isinstance(payload, dict) and payload
+            and all(isinstance(key, str) and isinstance(value, torch.Tensor)
+                    for key, value in payload.items())):
+        return ""
+    if any(key.startswith("encoder.") for key in payload) and any(
+            key.startswith("head.") for key in payload):
+        return (": it holds a fine-tuner's parameters (its save_params, or skorch's "
+                "Checkpoint), which load_params reads into a fine-tuner; to use its encoder "
+                "as weights, save it with the fitted fine-tuner's save(path)")
+    return (": it holds a bare state_dict (tensors by name), without the model's settings; "
+            "save a model with save_checkpoint, or a pretrainer with its save(path)")
+
+
 @dataclass
 class ResolvedWeights:
     """What :func:`resolve_weights` returns: a frozen-or-trainable encoder and its input format.
@@ -1016,7 +1033,7 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
                 "a checkpoint file)") if named else ""
         raise FileNotFoundError(f"weights file not found: {weights}{hint}")
     try:
-        kind = _checkpoint_kind(weights)
+        payload = load_file(weights, map_location="meta", what="checkpoint")  # damaged: named
     except ValueError as error:
         if not carried:
             raise
@@ -1030,13 +1047,15 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             f"{error}. The cached UK Biobank checkpoint is damaged (a download or copy cut "
             f"short?): delete {weights} to download it again, or put a complete copy there"
         ) from error
+    kind = _payload_kind(payload)
     if kind == "training_state":
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=weights))
     if kind == "other":
         raise ValueError(
             f"{weights} is neither a brainjepa_sk checkpoint nor a research checkpoint (which "
-            f"has the sections {list(_REQUIRED_SECTIONS)}); pass a file saved by "
-            "BrainJEPAPretrainer.save or save_checkpoint, or a research checkpoint")
+            f"has the sections {list(_REQUIRED_SECTIONS)}){_state_dict_hint(payload)}; pass a "
+            "file saved by BrainJEPAPretrainer.save or save_checkpoint, or a research "
+            "checkpoint")
     if kind == "ours":
         warn_ignored("a brainjepa_sk checkpoint")
         model = load_checkpoint(weights).model

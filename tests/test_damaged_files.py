@@ -639,6 +639,24 @@ def test_weights_that_are_not_a_model_say_what_they_are(tmp_path):
         BrainJEPAEmbedder(weights=tmp_path / "run").fit(X)
 
 
+def test_weights_that_are_a_state_dict_say_whose_and_how_to_save_a_model(tmp_path):
+    from brainjepa_sk import BrainJEPAClassifier
+
+    X = np.random.default_rng(0).standard_normal((4, 32, 8))
+    net = BrainJEPAClassifier(_model(), max_epochs=1, batch_size=4, normalization=None,
+                              verbose=0, random_state=0).fit(X, [0, 1, 0, 1])
+    net.save_params(f_params=tmp_path / "params.pt")  # the module: its encoder and its head
+    with pytest.raises(ValueError, match=r"params\.pt is neither .* it holds a fine-tuner's "
+                                         r"parameters .* fine-tuner's save\(path\)"):
+        BrainJEPAEmbedder(weights=tmp_path / "params.pt").fit(X)
+    torch.save(_model().state_dict(), tmp_path / "bare.pt")
+    with pytest.raises(ValueError, match=r"bare\.pt is neither .* it holds a bare state_dict"):
+        BrainJEPAEmbedder(weights=tmp_path / "bare.pt").fit(X)
+    # the advice followed: the fine-tuned encoder loads
+    net.save(tmp_path / "encoder.pt")
+    BrainJEPAEmbedder(weights=tmp_path / "encoder.pt").fit(X)
+
+
 def test_a_file_in_a_list_mixing_arrays_and_paths_is_named(tmp_path):
     from brainjepa_sk import GradientPositioner
 
