@@ -1,6 +1,7 @@
 """Damaged or foreign files, through every entry point: a clear error that names the file."""
 
 import io
+import pickle
 import re
 
 import numpy as np
@@ -42,6 +43,12 @@ def files(tmp_path):
                        "text": b"epoch,loss\n1,0.5\n"}.items():
         out[name] = tmp_path / f"{name}.pt"
         out[name].write_bytes(data)
+    # files passed by mistake: an array (a subject's series, gradients), a pickled object
+    out["npy"] = tmp_path / "npy.pt"
+    np.save(out["npy"], np.ones((4, 8)))
+    out["npy"] = out["npy"].with_suffix(".pt.npy")
+    out["plain-pickle"] = tmp_path / "plain-pickle.pt"
+    out["plain-pickle"].write_bytes(pickle.dumps({"model": [1.0, 2.0]}, protocol=5))
     out["pickle"] = tmp_path / "pickle.pt"
     torch.save({"format": "brainjepa_sk", "x": _Foreign()}, out["pickle"])
     # one flipped byte inside a stored tensor: still a valid archive
@@ -55,7 +62,9 @@ def files(tmp_path):
 DAMAGES = {
     "half": "truncated or damaged",
     "empty": "is empty",
-    "text": "not written by torch.save, or it is damaged",
+    "text": "it is a text file",
+    "npy": r"it is a NumPy array file \(numpy.save\)",
+    "plain-pickle": r"it is a Python pickle .* it is not unpickled here",
     "pickle": "holds Python objects",
     "flipped": "damaged: its contents do not match the checksum",
 }
@@ -268,7 +277,7 @@ def _short_legacy_file(good):
 
 
 def _four_junk_bytes(good):
-    return b"junk"  # torch's legacy reader fails in struct.unpack
+    return b"ju\x00k"  # torch's legacy reader fails in struct.unpack (and it is no text)
 
 
 def _legacy_file_with_a_damaged_storage_key(good):

@@ -372,7 +372,7 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
                 "plain values, which are not loaded (loading them could run code)"
             ) from None
         raise ValueError(
-            f"{path} is not a {what}: it was not written by torch.save, or it is damaged"
+            f"{path} is not a {what}: {_not_torch_file(path)}"
         ) from None
     except (FileNotFoundError, PermissionError, IsADirectoryError) as error:
         raise OSError(error.errno, f"could not read {path}: {error.strerror}") from error
@@ -395,9 +395,42 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
     except (EOFError, KeyError, UnicodeDecodeError, ValueError, IndexError, struct.error,
             AssertionError) as error:
         raise ValueError(
-            f"{path} is not a {what}: it was not written by torch.save, or it is damaged "
+            f"{path} is not a {what}: {_not_torch_file(path)} "
             f"({type(error).__name__}: {error})"
         ) from error
+
+
+#: How ``torch.save``'s legacy (not zip) format begins: a pickle (protocol 2) of its magic
+#: number, which a damaged legacy file still starts with.
+_LEGACY_TORCH_START = b"\x80\x02\x8a\x0a"
+
+
+def _not_torch_file(path):
+    """Why a file that ``torch.load`` cannot read is none, for :func:`load_file`'s errors:
+    what it is, when its first bytes say so (a NumPy array, a pickle, text, which users pass
+    by mistake), else that it was not written by ``torch.save`` or is damaged."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(512)
+    except OSError:
+        start = b""
+    if start.startswith(b"\x93NUMPY"):
+        return "it is a NumPy array file (numpy.save), not a file written by torch.save"
+    if (start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
+            and not start.startswith(_LEGACY_TORCH_START)):
+        return ("it is a Python pickle (pickle.dump or joblib.dump, such as a pickled "
+                "estimator), not a file written by torch.save; it is not unpickled here")
+    if start and b"\0" not in start:
+        try:
+            start.decode("utf-8")
+        except UnicodeDecodeError as error:
+            # a character cut at the end of the bytes read is still text
+            is_text = error.start >= len(start) - 3
+        else:
+            is_text = True
+        if is_text:
+            return "it is a text file (such as a table or JSON), not a file written by torch.save"
+    return "it was not written by torch.save, or it is damaged"
 
 
 def all_finite(tensors):
