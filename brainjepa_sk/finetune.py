@@ -840,12 +840,18 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 try:
                     epochs = self._epochs_to_train(epochs)
                     super().fit_loop(X, y, epochs=epochs, **fit_params)
-                except KeyboardInterrupt as interrupt:
+                except KeyboardInterrupt:
                     if pressed:
                         # skorch's partial_fit would swallow Ctrl-C too and keep the
                         # half-trained model; here it stops the fit like any error, which
-                        # leaves the estimator as it was
-                        raise _Interrupted from interrupt
+                        # leaves the estimator as it was (said, as for SIGTERM: a bare
+                        # KeyboardInterrupt told nothing of what became of the fit)
+                        epoch = len(self.history_)
+                        when = (f"during epoch {epoch}" if self.__dict__.get("_epoch_open_")
+                                else f"after epoch {epoch}" if epoch else
+                                "before the first epoch")
+                        raise _Interrupted from TrainingInterrupted(
+                            self._interrupted_message("Ctrl-C", when))
                     if not self._sigterm_:  # a callback's way to end training (EarlyStopping)
                         if len(self.history_):
                             # one that ends it inside an epoch skips that epoch's loss guard
@@ -985,10 +991,22 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         """Stop the fit if SIGTERM arrived: :class:`TrainingInterrupted`, carried through
         skorch's ``partial_fit`` (which would swallow a ``KeyboardInterrupt``)."""
         if self.__dict__.get("_sigterm_"):
-            raise _Interrupted from TrainingInterrupted(
-                f"stopped by SIGTERM {when}; the estimator is left as it was before this fit. "
-                "With skorch's Checkpoint and LoadInitState, the same fit again resumes after "
-                "the last epoch the checkpoint saved")
+            raise _Interrupted from TrainingInterrupted(self._interrupted_message("SIGTERM",
+                                                                                when))
+
+    def _interrupted_message(self, signal_name, when):
+        """What an interruption by ``signal_name`` (``"SIGTERM"``, ``"Ctrl-C"``) ``when`` (a
+        place in the fit) did, and how the fit goes on: only ``fit`` of a new model resumes
+        from skorch's ``Checkpoint``."""
+        if self.__dict__.get("_resumable_", False):
+            after = ("With skorch's Checkpoint and LoadInitState, the same fit again resumes "
+                     "after the last epoch the checkpoint saved")
+        else:
+            after = ("A continued fit (partial_fit, or fit with warm_start=True) does not "
+                     "resume from a checkpoint: called again, it trains its epochs from the "
+                     "estimator as it was")
+        return (f"stopped by {signal_name} {when}; the estimator is left as it was before "
+                f"this call. {after}")
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         """Start the epoch's record (skorch), then seed the epoch's random draws.
@@ -1486,7 +1504,9 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
         A run whose checkpoint (its ``<fn_prefix>run.json``) records other subjects, targets or
         settings than this fit's is refused (see :meth:`fit_loop`).
         SIGTERM (a scheduler's pre-emption) stops it after the current batch with
-        :class:`~brainjepa_sk.train.TrainingInterrupted`, leaving the estimator as it was.
+        :class:`~brainjepa_sk.train.TrainingInterrupted`, leaving the estimator as it was;
+        Ctrl-C during training raises it too, at once. Its message says where the fit stopped
+        and whether the same call again resumes.
 
         Parameters
         ----------
@@ -1533,7 +1553,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
 
         SIGTERM (a scheduler's pre-emption) stops it after the current batch with
         :class:`~brainjepa_sk.train.TrainingInterrupted`, leaving the estimator as it was, as
-        for ``fit``.
+        for ``fit``; Ctrl-C during training raises it too, at once. A continued fit is not
+        resumed from a checkpoint: called again, it trains its epochs anew.
 
         Parameters
         ----------

@@ -4073,6 +4073,45 @@ def test_a_fit_stopped_inside_skorchs_loop_leaves_the_fitted_estimator_as_it_was
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 
+@pytest.mark.parametrize("how", ["fit", "partial_fit", "warm_start"])
+def test_ctrl_c_while_fine_tuning_says_what_became_of_the_fit(how, ctrl_c_raises):
+    """Ctrl-C inside skorch's loop had raised a bare KeyboardInterrupt, which said nothing;
+    it says, as SIGTERM does, where it stopped, that the estimator is as it was, and whether
+    the same call again resumes (only a fit of a new model resumes from a checkpoint)."""
+    from brainjepa_sk.train import TrainingInterrupted
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    fail = FailOnce()
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=2, batch_size=4),
+                              callbacks=[fail])
+    if how != "fit":
+        clf.fit(X, y).set_params(warm_start=how == "warm_start")
+    fail.error = "ctrl-c"
+    after = (r"With skorch's Checkpoint and LoadInitState, the same fit again resumes"
+             if how == "fit" else r"A continued fit \(partial_fit, or fit with "
+             r"warm_start=True\) does not resume from a checkpoint")
+    # (a bare KeyboardInterrupt fails the match, rather than stopping the tests)
+    with pytest.raises(KeyboardInterrupt, match=rf"^stopped by Ctrl-C during epoch "
+                                                rf"{1 if how == 'fit' else 3}; the estimator "
+                                                rf"is left as it was before this call\. "
+                                                rf"{after}") as info:
+        getattr(clf, "partial_fit" if how == "partial_fit" else "fit")(X, y)
+    assert isinstance(info.value, TrainingInterrupted)  # as the pretrainer's, and SIGTERM's
+    assert len(clf.history_ or []) == (0 if how == "fit" else 2)  # as before the call
+
+
+def test_sigterm_during_partial_fit_does_not_say_the_same_call_resumes(sigterm_fails_the_test):
+    from brainjepa_sk.train import TrainingInterrupted
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=4)).fit(X, y)
+    clf.set_params(callbacks=[("term", SigtermAt(batch_of=2))])
+    with pytest.raises(TrainingInterrupted, match=r"stopped by SIGTERM after a training batch "
+                                                  r"of epoch 2; .* does not resume") as info:
+        clf.partial_fit(X, y)
+    assert "resumes" not in str(info.value)
+
+
 @pytest.mark.parametrize("failing", ["save", "rename"])
 def test_a_full_disk_during_save_params_names_the_file_and_keeps_the_previous_one(
         tmp_path, monkeypatch, failing):

@@ -56,8 +56,8 @@ class TrainingInterrupted(KeyboardInterrupt):
     Raised once the current step has finished (SIGTERM; with several processes, Ctrl-C too, at
     a step they agree on) or been undone (Ctrl-C inside a step's forward or backward pass) and
     the callbacks' ``on_interrupt`` hooks (e.g. :class:`Checkpoint`) have run. The fine-tuning
-    estimators' ``fit`` and ``partial_fit`` raise it too, after the current batch, leaving the
-    estimator as it was.
+    estimators' ``fit`` and ``partial_fit`` raise it too (SIGTERM after the current batch,
+    Ctrl-C at once), leaving the estimator as it was.
 
     A ``KeyboardInterrupt``, so that scikit-learn's cross-validation does not take it for a
     failed fit and go on with the next fold.
