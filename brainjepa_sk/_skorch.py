@@ -25,6 +25,7 @@ import numbers
 import os
 import pickle
 import re
+import struct
 import types
 import warnings
 from pathlib import Path, PurePath
@@ -57,6 +58,7 @@ from .nn._checks import type_with_article
 from .train.runs import run_key
 from .train.runtime import (
     expand_home,
+    foreign_file_kind,
     move_into_place,
     naming_save_errors,
     python_values,
@@ -1151,9 +1153,19 @@ def load_params_naming_files(load_params, files, **options):
             load_params(**{key: path}, **options)
         except FileNotFoundError:
             raise
-        except (OSError, EOFError, RuntimeError, ValueError, KeyError,
-                pickle.UnpicklingError) as error:
+        # IndexError, struct.error and AssertionError: torch's legacy (not zip) reader on
+        # some bytes that are no torch file (a text table, say)
+        except (OSError, EOFError, RuntimeError, ValueError, KeyError, IndexError,
+                struct.error, AssertionError, pickle.UnpicklingError) as error:
             name = os.fspath(path) if is_path(path) else f"the {key} file object"
+            kind = (foreign_file_kind(path) if is_path(path)
+                    and "Unsupported global" not in str(error) else None)
+            # (the history is JSON: text, which a damaged one still is)
+            if kind is not None and not (key == "f_history" and kind.startswith("a text")):
+                # a file of another kind given by mistake (the data, a pickled estimator):
+                # not damaged, and not to be deleted
+                raise ValueError(f"could not load {name} ({key}): it is {kind}, not a file "
+                                 f"that save_params(..., {key}=) wrote") from error
             reason = (f"{type(error).__name__}: {error}; the file is damaged (cut short, say) or "
                       "holds the state of another model")
             if isinstance(error, pickle.UnpicklingError):

@@ -64,7 +64,7 @@ DAMAGES = {
     "empty": "is empty",
     "text": "it is a text file",
     "npy": r"it is a NumPy array file \(numpy.save\)",
-    "plain-pickle": r"it is a Python pickle .* it is not unpickled here",
+    "plain-pickle": r"it is a Python pickle .* not unpickled here",
     "pickle": "holds Python objects",
     "flipped": "damaged: its contents do not match the checksum",
 }

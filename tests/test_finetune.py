@@ -3397,7 +3397,7 @@ def test_load_params_of_a_foreign_file_or_a_folder_says_so_without_torchs_advice
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
     proba = clf.predict_proba(X)
     garbage = tmp_path / "params.pt"
-    garbage.write_bytes(b"not a torch file at all")
+    garbage.write_bytes(b"\xffnot a torch file at all")  # no text either: see below
     with pytest.raises(ValueError, match=rf"^could not load {re.escape(str(garbage))} "
                                          r"\(f_params\): it was not written by torch.save "
                                          r"\(save_params\), or it is damaged: delete it") as error:
@@ -3407,6 +3407,26 @@ def test_load_params_of_a_foreign_file_or_a_folder_says_so_without_torchs_advice
                                          r"\(f_optimizer\): it is a folder; give the file that "
                                          r"save_params\(\.\.\., f_optimizer=\) wrote$"):
         clf.load_params(f_optimizer=tmp_path)
+    np.testing.assert_array_equal(clf.predict_proba(X), proba)
+
+
+def test_load_params_of_a_file_of_another_kind_says_what_it_is_without_advice_to_delete_it(
+        tmp_path):
+    """An array, a pickled estimator or a text file given to load_params by mistake had been
+    called damaged, with the advice to delete it: the user's data, or their fitted model."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    proba = clf.predict_proba(X)
+    np.save(tmp_path / "subject.npy", X[0])
+    (tmp_path / "net.pkl").write_bytes(pickle.dumps(clf))
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    for name, kind in [("subject.npy", r"a NumPy array file \(numpy\.save\)"),
+                       ("net.pkl", r"a Python pickle \(pickle\.dump or joblib\.dump"),
+                       ("table.csv", r"a text file")]:
+        with pytest.raises(ValueError, match=rf"^could not load .*{re.escape(name)} "
+                                             rf"\(f_params\): it is {kind}.* not a file that "
+                                             r"save_params\(\.\.\., f_params=\) wrote$"):
+            clf.load_params(f_params=tmp_path / name)
     np.testing.assert_array_equal(clf.predict_proba(X), proba)
 
 

@@ -407,30 +407,49 @@ _LEGACY_TORCH_START = b"\x80\x02\x8a\x0a"
 
 def _not_torch_file(path):
     """Why a file that ``torch.load`` cannot read is none, for :func:`load_file`'s errors:
-    what it is, when its first bytes say so (a NumPy array, a pickle, text, which users pass
-    by mistake), else that it was not written by ``torch.save`` or is damaged."""
+    what it is (see :func:`foreign_file_kind`), else that it was not written by
+    ``torch.save`` or is damaged."""
+    kind = foreign_file_kind(path)
+    if kind is None:
+        return "it was not written by torch.save, or it is damaged"
+    return f"it is {kind}, not a file written by torch.save"
+
+
+def foreign_file_kind(path):
+    """What a file that ``torch.load`` cannot read is, when its first bytes say so.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    str or None
+        ``"a NumPy array file (numpy.save)"``, ``"a Python pickle (...)"`` or ``"a text file
+        (...)"``: files users pass by mistake, which are no damaged torch file (not to be
+        deleted); None when the bytes tell nothing (or the file cannot be read).
+    """
     try:
         with open(path, "rb") as file:
             start = file.read(512)
     except OSError:
-        start = b""
+        return None
     if start.startswith(b"\x93NUMPY"):
-        return "it is a NumPy array file (numpy.save), not a file written by torch.save"
+        return "a NumPy array file (numpy.save)"
     if (start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
             and not start.startswith(_LEGACY_TORCH_START)):
-        return ("it is a Python pickle (pickle.dump or joblib.dump, such as a pickled "
-                "estimator), not a file written by torch.save; it is not unpickled here")
+        return ("a Python pickle (pickle.dump or joblib.dump, such as a pickled estimator; "
+                "not unpickled here)")
     if start and b"\0" not in start:
         try:
             start.decode("utf-8")
         except UnicodeDecodeError as error:
             # a character cut at the end of the bytes read is still text
-            is_text = error.start >= len(start) - 3
-        else:
-            is_text = True
-        if is_text:
-            return "it is a text file (such as a table or JSON), not a file written by torch.save"
-    return "it was not written by torch.save, or it is damaged"
+            if error.start < len(start) - 3:
+                return None
+        return "a text file (such as a table or JSON)"
+    return None
 
 
 def all_finite(tensors):
