@@ -395,9 +395,36 @@ def test_scales_that_leave_no_context_are_refused_naming_the_scales(options, sha
     with pytest.raises(UnsatisfiableMaskingError,
                        match=rf"no mask size draw leaves a context token on a 10 x 4 grid: the "
                              rf"Cross-ROI regions \(alpha_region_scale=.*\) take every observed "
-                             rf"region .* in {share} of the draws.*; lower alpha_region_scale or "
-                             r"edge_time_scale, or raise observation_scale$"):
+                             rf"region .* in {share} of the draws.*; lower alpha_region_scale"):
         SpatiotemporalMaskSampler(10, 4, static_shapes=static_shapes, **options)
+
+
+@pytest.mark.parametrize(("grid", "options", "advice"), [
+    # every region Cross-ROI and observed, no edge span: only fewer alpha regions can help
+    ((10, 4), dict(alpha_region_scale=(1.0, 1.0), observation_scale=(1.0, 1.0),
+                   edge_time_scale=(0.0, 0.0)),
+     "lower alpha_region_scale"),
+    # one alpha region (the fewest) of three observed, edge spans of 2 patches at both ends
+    # of 4: even the longest observed span (3 patches) keeps none
+    ((10, 4), dict(alpha_region_scale=(0.0, 0.0), observation_scale=(0.3, 0.3),
+                   edge_time_scale=(1.0, 1.0), edge_fraction=0.5),
+     "lower edge_time_scale"),
+    # the same on 20 x 10: an observed span of 1 patch of 10, which a longer one would outlast
+    ((20, 10), dict(alpha_region_scale=(0.0, 0.0), observation_scale=(0.1, 0.1),
+                    edge_time_scale=(1.0, 1.0), edge_fraction=0.2),
+     "lower edge_time_scale, or raise observation_scale"),
+])
+def test_scales_that_leave_no_context_are_told_only_the_levers_that_help(grid, options, advice):
+    """The advice named alpha_region_scale, edge_time_scale and observation_scale whatever
+    took the context; the levers it leaves out here are at the end of their range already,
+    or cannot help (checked below)."""
+    with pytest.raises(UnsatisfiableMaskingError, match=rf"; {advice}$"):
+        SpatiotemporalMaskSampler(*grid, **options)
+    if "observation_scale" not in advice:
+        with pytest.raises(UnsatisfiableMaskingError, match="no mask size draw leaves"):
+            SpatiotemporalMaskSampler(*grid, **{**options, "observation_scale": (1.0, 1.0)})
+    else:
+        SpatiotemporalMaskSampler(*grid, **{**options, "observation_scale": (0.9, 0.9)})
 
 
 def test_a_share_of_a_batch_keeps_every_field_of_its_samples():

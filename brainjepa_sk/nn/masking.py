@@ -343,10 +343,7 @@ class SpatiotemporalMaskSampler:
         n_gamma = round(fraction * n_hidden)
         # Fewest context time patches over all observation-span starts (edge spans are fixed at
         # the ends): the count every sample of the batch can keep.
-        n_context_time = min(
-            n_time - max(n_left - start, 0) - max(start + n_time - (P - n_right), 0)
-            for start in range(P - n_time + 1)
-        )
+        n_context_time = self._context_time(n_time, n_left, n_right)
         n_context = n_visible * max(n_context_time, 0)
         # Gamma regions may be alpha regions: an edge span can overlap the alpha time span.
         n_target = n_alpha * n_alpha_time
@@ -366,6 +363,13 @@ class SpatiotemporalMaskSampler:
             n_context=n_context,
             n_target=n_target,
         )
+
+    def _context_time(self, n_time, n_left, n_right):
+        """Fewest time patches of an observation span of ``n_time`` left by edge spans of
+        ``n_left`` and ``n_right`` patches, over all its starts (0 or less: none)."""
+        P = self.n_patches
+        return min(n_time - max(n_left - start, 0) - max(start + n_time - (P - n_right), 0)
+                   for start in range(P - n_time + 1))
 
     def _fixed_counts(self):
         """Context and target tokens that every batch keeps (``static_shapes=True``).
@@ -463,15 +467,24 @@ class SpatiotemporalMaskSampler:
             return None
         # a draw keeps no context when the alpha regions take every observed region, or the
         # edge spans take the whole observation span
-        no_regions = sum(d["n_obs"] == d["n_alpha_in"] for d in draws) / len(draws)
+        by_regions = [d for d in draws if d["n_obs"] == d["n_alpha_in"]]
+        by_time = [d for d in draws if d["n_obs"] != d["n_alpha_in"]]
+        no_regions = len(by_regions) / len(draws)
+        # only the levers that can help the draws they failed: every region observed leaves
+        # one visible only beside fewer alpha regions than regions, and the longest span
+        # (n_patches - 1) keeps a patch only from edge spans that leave one
+        lower = ["alpha_region_scale"] * bool(by_regions) + ["edge_time_scale"] * bool(by_time)
+        widen = (any(d["n_alpha"] < self.n_regions for d in by_regions)
+                 or any(self._context_time(self.n_patches - 1, d["n_left"], d["n_right"]) > 0
+                        for d in by_time))
+        advice = f"lower {' or '.join(lower)}" + (", or raise observation_scale" if widen else "")
         return UnsatisfiableMaskingError(
             f"no mask size draw leaves a context token on "
             f"{with_article(str(self.n_regions))} x {self.n_patches} grid: the Cross-ROI "
             f"regions (alpha_region_scale={self.alpha_region_scale}) take every observed region "
             f"(observation_scale={self.observation_scale}) in {no_regions:.0%} of the draws, and "
             f"the edge spans (edge_time_scale={self.edge_time_scale}, edge_fraction="
-            f"{self.edge_fraction}) the observed time span in the others; lower "
-            "alpha_region_scale or edge_time_scale, or raise observation_scale")
+            f"{self.edge_fraction}) the observed time span in the others; {advice}")
 
     def _unsatisfiable(self):
         if self.static_shapes and getattr(self, "n_context", None) is not None:
