@@ -254,7 +254,8 @@ def test_a_head_count_is_taken_as_a_numpy_int_and_refused_as_a_float(official_di
 def test_not_a_checkpoint(tmp_path, official_dir):
     path = tmp_path / "junk.pth.tar"
     path.write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="junk.pth.tar is not a research checkpoint: it is a text file"):
+    with pytest.raises(ValueError,
+                       match="junk.pth.tar is not a research checkpoint: it is a text file"):
         load_research_checkpoint(path, official_dir / "gradient.csv")
     with pytest.raises(FileNotFoundError):
         load_research_checkpoint(tmp_path / "absent.pth.tar", official_dir / "gradient.csv")

@@ -624,7 +624,8 @@ def test_set_params_keeps_routing_nested_settings_to_estimators(estimator):
         assert params["criterion__reduction"] == "sum"
 
 
-@pytest.mark.parametrize("make", [lambda: tiny_estimators()[2], lambda: tiny_supervised_estimators()[0],
+@pytest.mark.parametrize("make", [lambda: tiny_estimators()[2],
+                                  lambda: tiny_supervised_estimators()[0],
                                   lambda: tiny_supervised_estimators()[1]],
                          ids=["pretrainer", "classifier", "regressor"])
 def test_a_failed_fit_draws_nothing_from_a_random_state_given(make):
