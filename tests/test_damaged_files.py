@@ -778,3 +778,21 @@ def test_a_checkpoint_of_non_finite_weights_is_refused_naming_the_file(tmp_path,
     with pytest.raises(ValueError, match=message):
         BrainJEPAClassifier(weights=path, normalization=None, max_epochs=1, verbose=0).fit(
             X, [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+def test_a_legacy_torch_file_of_another_pickle_protocol_is_not_called_a_plain_pickle(
+        tmp_path, protocol):
+    """torch.save(..., _use_new_zipfile_serialization=False, pickle_protocol=3 or more) is
+    a torch file (which the safe load may refuse), not one of pickle.dump's."""
+    from brainjepa_sk.train.runtime import foreign_file_kind, load_file
+
+    path = tmp_path / "legacy.pt"
+    torch.save({"w": torch.ones(2)}, path, _use_new_zipfile_serialization=False,
+               pickle_protocol=protocol)
+    assert foreign_file_kind(path) is None
+    try:
+        load_file(path)
+    except ValueError as error:
+        assert "Python pickle" not in str(error)
+

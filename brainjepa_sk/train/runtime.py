@@ -400,9 +400,17 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
         ) from error
 
 
-#: How ``torch.save``'s legacy (not zip) format begins: a pickle (protocol 2) of its magic
-#: number, which a damaged legacy file still starts with.
-_LEGACY_TORCH_START = b"\x80\x02\x8a\x0a"
+#: What ``torch.save``'s legacy (not zip) format pickles first: its magic number (a LONG1
+#: opcode), which a damaged legacy file still starts with, after the pickle's header (and
+#: from pickle protocol 4, which ``pickle_protocol=`` may ask for, a frame's).
+_LEGACY_TORCH_MAGIC = b"\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+
+def _legacy_torch_start(start):
+    """Whether the pickle that ``start`` begins is (or could be, cut short) a legacy torch
+    file's: its first opcode is (or begins) the magic number."""
+    body = start[11:] if start[2:3] == b"\x95" else start[2:]
+    return body[:len(_LEGACY_TORCH_MAGIC)] == _LEGACY_TORCH_MAGIC[:len(body)]
 
 
 def _not_torch_file(path):
@@ -438,7 +446,7 @@ def foreign_file_kind(path):
     if start.startswith(b"\x93NUMPY"):
         return "a NumPy array file (numpy.save)"
     if (start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
-            and not start.startswith(_LEGACY_TORCH_START)):
+            and not _legacy_torch_start(start)):
         return ("a Python pickle (pickle.dump or joblib.dump, such as a pickled estimator; "
                 "not unpickled here)")
     if start and b"\0" not in start:
