@@ -796,3 +796,18 @@ def test_a_legacy_torch_file_of_another_pickle_protocol_is_not_called_a_plain_pi
     except ValueError as error:
         assert "Python pickle" not in str(error)
 
+
+@pytest.mark.parametrize("length", [1, 2, 3])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_torch_file_cut_to_its_first_bytes_is_not_named_another_kind(tmp_path, legacy,
+                                                                       length):
+    """The first bytes of a torch file (a copy cut short at once) are no text, no pickle."""
+    from brainjepa_sk.train.runtime import load_file
+
+    buffer = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, buffer, _use_new_zipfile_serialization=not legacy)
+    path = tmp_path / "cut.pt"
+    path.write_bytes(buffer.getvalue()[:length])
+    with pytest.raises(ValueError, match=r"cut\.pt is not a torch file: it was not written by "
+                                         r"torch\.save, or it is damaged"):
+        load_file(path)

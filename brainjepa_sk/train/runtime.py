@@ -449,12 +449,14 @@ def foreign_file_kind(path):
             and not _legacy_torch_start(start)):
         return ("a Python pickle (pickle.dump or joblib.dump, such as a pickled estimator; "
                 "not unpickled here)")
-    if start and b"\0" not in start:
+    # a zip archive's (torch.save's) first bytes alone, a copy cut short at once, read as text
+    if start and b"\0" not in start and not b"PK\x03\x04".startswith(start):
         try:
             start.decode("utf-8")
         except UnicodeDecodeError as error:
-            # a character cut at the end of the bytes read is still text
-            if error.start < len(start) - 3:
+            # a character cut at the end of the bytes read is still text (not a byte that
+            # starts none, as a legacy torch file's first)
+            if error.reason != "unexpected end of data" or error.start < len(start) - 3:
                 return None
         return "a text file (such as a table or JSON)"
     return None
