@@ -1150,7 +1150,11 @@ def load_params_naming_files(load_params, files, **options):
                 raise ValueError(f"could not load {os.fspath(path)} ({key}): it is a folder; "
                                  f"give the file that save_params(..., {key}=) wrote")
         try:
-            load_params(**{key: path}, **options)
+            with catch_warnings():
+                # torch's weights-only reader on a pickle of another protocol (a pickled
+                # estimator, refused below), as load_file silences it
+                warnings.filterwarnings("ignore", message="Detected pickle protocol")
+                load_params(**{key: path}, **options)
         except FileNotFoundError:
             raise
         # IndexError, struct.error and AssertionError: torch's legacy (not zip) reader on

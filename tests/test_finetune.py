@@ -7563,3 +7563,17 @@ def test_save_refuses_the_weights_file_it_was_fine_tuned_from(tmp_path, monkeypa
     clf.save(other)
     clf.save(tmp_path / "new.pt")
     assert other.read_bytes() != b"old" and (tmp_path / "new.pt").is_file()
+
+
+def test_load_params_of_a_plain_pickle_gives_no_torch_pickle_protocol_warning(tmp_path):
+    """torch's weights-only reader warned of the pickle protocol ("please file an issue")
+    before the file was refused and named: load_file silences it, load_params did not."""
+    import warnings
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    (tmp_path / "net.pkl").write_bytes(pickle.dumps({"model": [1.0, 2.0]}, protocol=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"net\.pkl \(f_params\): it is a Python pickle"):
+            clf.load_params(f_params=tmp_path / "net.pkl")
