@@ -840,7 +840,7 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 try:
                     epochs = self._epochs_to_train(epochs)
                     super().fit_loop(X, y, epochs=epochs, **fit_params)
-                except KeyboardInterrupt:
+                except KeyboardInterrupt as interrupt:
                     if pressed:
                         # skorch's partial_fit would swallow Ctrl-C too and keep the
                         # half-trained model; here it stops the fit like any error, which
@@ -850,8 +850,11 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                         when = (f"during epoch {epoch}" if self.__dict__.get("_epoch_open_")
                                 else f"after epoch {epoch}" if epoch else
                                 "before the first epoch")
+                        # with the traceback of where Ctrl-C landed: what it is pressed
+                        # to find in a fit that hangs
                         raise _Interrupted from TrainingInterrupted(
-                            self._interrupted_message("Ctrl-C", when))
+                            self._interrupted_message("Ctrl-C", when)).with_traceback(
+                                interrupt.__traceback__)
                     if not self._sigterm_:  # a callback's way to end training (EarlyStopping)
                         if len(self.history_):
                             # one that ends it inside an epoch skips that epoch's loss guard

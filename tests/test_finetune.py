@@ -7577,3 +7577,15 @@ def test_load_params_of_a_plain_pickle_gives_no_torch_pickle_protocol_warning(tm
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"net\.pkl \(f_params\): it is a Python pickle"):
             clf.load_params(f_params=tmp_path / "net.pkl")
+
+
+def test_ctrl_c_while_fine_tuning_keeps_the_traceback_of_where_it_landed(ctrl_c_raises):
+    """The TrainingInterrupted that Ctrl-C becomes shows where training was when it was
+    pressed (what Ctrl-C is pressed to find in a fit that hangs), as the bare
+    KeyboardInterrupt did."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 4)), np.tile([0, 1], 4)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1, batch_size=4),
+                              callbacks=[FailOnce("ctrl-c")])
+    with pytest.raises(KeyboardInterrupt, match="stopped by Ctrl-C") as info:
+        clf.fit(X, y)
+    assert "press_ctrl_c" in [entry.name for entry in info.traceback]
