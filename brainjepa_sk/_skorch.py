@@ -59,6 +59,7 @@ from .train.runs import run_key
 from .train.runtime import (
     expand_home,
     foreign_file_kind,
+    load_file,
     move_into_place,
     naming_save_errors,
     python_values,
@@ -1164,6 +1165,8 @@ def load_params_naming_files(load_params, files, **options):
             name = os.fspath(path) if is_path(path) else f"the {key} file object"
             kind = (foreign_file_kind(path) if is_path(path)
                     and "Unsupported global" not in str(error) else None)
+            if kind is None and is_path(path) and key != "f_history":
+                kind = _saved_model_kind(path)
             # (the history is JSON: text, which a damaged one still is)
             if kind is not None and not (key == "f_history" and kind.startswith("a text")):
                 # a file of another kind given by mistake (the data, a pickled estimator):
@@ -1181,6 +1184,22 @@ def load_params_naming_files(load_params, files, **options):
             raise ValueError(
                 f"could not load {name} ({key}): {reason}: delete it to start afresh"
             ) from error
+
+
+def _saved_model_kind(path):
+    """What a torch file that ``load_params`` cannot read is, when it is a model the package
+    saves otherwise (a user's model, given by mistake: not to be deleted); else None."""
+    from .checkpoint import _payload_kind  # only on this error path
+
+    try:
+        payload = load_file(path, map_location="meta")
+    except (OSError, ValueError):
+        return None
+    return {
+        "ours": "a brainjepa_sk checkpoint (save_checkpoint, or an estimator's save(path))",
+        "training_state": "a pretraining run's saved state (from its checkpoint_dir)",
+        "research": "a research Brain-JEPA checkpoint",
+    }.get(_payload_kind(payload))
 
 
 #: Settings added after the first run files were written, with the value that trains as the

@@ -7589,3 +7589,17 @@ def test_ctrl_c_while_fine_tuning_keeps_the_traceback_of_where_it_landed(ctrl_c_
     with pytest.raises(KeyboardInterrupt, match="stopped by Ctrl-C") as info:
         clf.fit(X, y)
     assert "press_ctrl_c" in [entry.name for entry in info.traceback]
+
+
+def test_load_params_of_a_saved_model_says_what_it_is_without_advice_to_delete_it(tmp_path):
+    """A brainjepa_sk checkpoint (a user's model) given to load_params by mistake had been
+    called damaged or of another model, with the advice to delete it."""
+    from brainjepa_sk.checkpoint import save_checkpoint
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    save_checkpoint(tmp_path / "model.pt", tiny_module())
+    with pytest.raises(ValueError, match=r"model\.pt \(f_params\): it is a brainjepa_sk "
+                                         r"checkpoint .* not a file that save_params\(\.\.\., "
+                                         r"f_params=\) wrote$"):
+        clf.load_params(f_params=tmp_path / "model.pt")
