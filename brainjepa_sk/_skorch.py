@@ -1167,8 +1167,9 @@ def load_params_naming_files(load_params, files, **options):
                     and "Unsupported global" not in str(error) else None)
             if kind is None and is_path(path) and key != "f_history":
                 kind = _saved_model_kind(path)
-            # (the history is JSON: text, which a damaged one still is)
-            if kind is not None and not (key == "f_history" and kind.startswith("a text")):
+            # (the history is JSON text, a list, which a damaged one still begins)
+            if kind is not None and not (key == "f_history" and kind.startswith("a text")
+                                         and _begins_a_json_list(path)):
                 # a file of another kind given by mistake (the data, a pickled estimator):
                 # not damaged, and not to be deleted
                 raise ValueError(f"could not load {name} ({key}): it is {kind}, not a file "
@@ -1184,6 +1185,15 @@ def load_params_naming_files(load_params, files, **options):
             raise ValueError(
                 f"could not load {name} ({key}): {reason}: delete it to start afresh"
             ) from error
+
+
+def _begins_a_json_list(path):
+    """Whether the text file ``path`` begins as a JSON list does (a skorch history)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read(512).lstrip()[:1] == b"["
+    except OSError:  # gone since: said of a history
+        return True
 
 
 def _saved_model_kind(path):

@@ -7603,3 +7603,22 @@ def test_load_params_of_a_saved_model_says_what_it_is_without_advice_to_delete_i
                                          r"checkpoint .* not a file that save_params\(\.\.\., "
                                          r"f_params=\) wrote$"):
         clf.load_params(f_params=tmp_path / "model.pt")
+
+
+def test_load_params_of_a_table_as_history_says_what_it_is_without_advice_to_delete_it(
+        tmp_path):
+    """A history is JSON text, so a text file given as f_history had been called damaged,
+    with the advice to delete it, when it was no history at all (a table); a history cut
+    short is still called damaged."""
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    (tmp_path / "table.csv").write_text("epoch,loss\n1,0.5\n")
+    with pytest.raises(ValueError, match=r"table\.csv \(f_history\): it is a text file .* not "
+                                         r"a file that save_params\(\.\.\., f_history=\) "
+                                         r"wrote$"):
+        clf.load_params(f_history=tmp_path / "table.csv")
+    clf.save_params(f_history=tmp_path / "history.json")
+    history = (tmp_path / "history.json").read_text()
+    (tmp_path / "history.json").write_text(history[:len(history) // 2])
+    with pytest.raises(ValueError, match=r"history\.json \(f_history\): .* damaged"):
+        clf.load_params(f_history=tmp_path / "history.json")
