@@ -135,7 +135,15 @@ def _check_config(config, path, module_class=BrainJEPA):
 def _strip_prefix(state, section):
     if not isinstance(state, dict) or not state:
         raise ValueError(f"checkpoint section {section!r} is not a non-empty state dict")
-    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in state.items()}
+    return {_without_module_prefix(k): v for k, v in state.items()}
+
+
+def _without_module_prefix(key):
+    """``key`` without DDP's ``module.`` prefix, also repeated (a ``DataParallel`` around a
+    DDP model saved its keys with two)."""
+    while key.startswith("module."):
+        key = key[len("module."):]
+    return key
 
 
 def _rename(state, renames):

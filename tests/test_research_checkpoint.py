@@ -108,10 +108,14 @@ def test_other_frame_counts_rebuild_the_time_table(research_model, reference):
     assert torch.equal(table10, table20[:, :10])
 
 
-def test_state_dict_without_module_prefix_loads(official_dir, reference, tmp_path):
+@pytest.mark.parametrize("prefix", ["", "module.module."])
+def test_state_dict_without_module_prefix_loads(official_dir, reference, tmp_path, prefix):
+    """Without DDP's "module." prefix, or with it twice (a DataParallel around DDP): the
+    doubled one was refused for a key it lacked ('patch_embed.proj.weight')."""
     checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
     for section in ("encoder", "predictor", "target_encoder"):
-        checkpoint[section] = {k.removeprefix("module."): v for k, v in checkpoint[section].items()}
+        checkpoint[section] = {prefix + k.removeprefix("module."): v
+                               for k, v in checkpoint[section].items()}
     path = tmp_path / "plain.pth.tar"
     torch.save(checkpoint, path)
     model = load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
