@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import inspect
 import json
 import numbers
@@ -1157,6 +1158,13 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
                 what = (f"its state is saved in {checkpoint.path} (step {loop.step} of "
                         f"{loop.n_epochs * loop.steps_per_epoch}): the same fit again resumes it")
             raise TrainingInterrupted(f"pretraining {stopped}; {what}") from error
+        except OSError as error:
+            if error.errno != errno.ENOSPC or checkpoint is None or fingerprint is None:
+                raise
+            # a checkpoint's save found the disk full: the file it replaces is kept, so the run
+            # is not lost (a run that cannot be resumed has nothing to add)
+            raise OSError(errno.ENOSPC, f"{error.strerror}; free space and fit again: the same "
+                                        "fit resumes the run from its last saved state") from error
         self._save_as_stopped(checkpoint, loop, rank)  # when it returned early
         return history
 

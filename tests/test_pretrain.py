@@ -229,6 +229,33 @@ class _FirstDraws(Callback):
         self.order = list(copy.deepcopy(loop.loader.sampler))
 
 
+def test_a_full_disk_while_pretraining_says_fitting_again_resumes(tmp_path, monkeypatch):
+    """A checkpoint save that found the disk full named its file and kept the previous one, but
+    did not say that the same fit, once there is space, resumes the run: it does, exactly."""
+    import errno
+
+    X, settings = _data(), dict(n_epochs=3, checkpoint_dir=tmp_path)
+    uninterrupted = _pretrainer(n_epochs=3).fit(X)
+    saves, real_save = [], torch.save
+
+    def save(obj, f, *args, **kwargs):
+        saves.append(f)
+        if len(saves) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    with pytest.raises(OSError, match=r"the disk is full .*; free space and fit again: the "
+                                      r"same fit resumes the run from its last saved state"
+                       ) as info:
+        _pretrainer(**settings).fit(X)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.setattr(torch, "save", real_save)
+    resumed = _pretrainer(**settings).fit(X)
+    for key, value in uninterrupted.model_.state_dict().items():
+        assert torch.equal(resumed.model_.state_dict()[key], value), key
+
+
 def test_a_random_state_instance_is_drawn_from_at_each_fit_as_in_scikit_learn():
     """Successive fits with one RandomState differ, a new one of the same seed repeats them,
     and a clone copies the instance where it stands (its fit is the original's next one)."""
