@@ -256,12 +256,13 @@ def load_gradients(source):
         elif suffix in (".pt", ".pth") or path.name.lower().endswith((".pt.tar", ".pth.tar")):
             # a tensor saved with torch.save (read as text, it failed on undecodable bytes)
             array = load_file(path, what="gradient tensor saved with torch.save")
-            from .checkpoint import _payload_kind  # here: the checkpoint module imports this one
-
-            if _payload_kind(array) != "other":
-                raise ValueError(f"{path} is a model checkpoint, not a gradient matrix: pass it "
-                                 "as weights")
             if not isinstance(array, torch.Tensor):
+                # here: the checkpoint module imports this one
+                from .checkpoint import _payload_kind
+
+                if _payload_kind(array) != "other":
+                    raise ValueError(f"{path} is a model checkpoint, not a gradient matrix: "
+                                     "pass it as weights")
                 raise ValueError(f"{path} holds {type_with_article(array)}, not a gradient "
                                  "tensor: save the (n_regions, n_components) tensor alone")
             array = _tensor_values(array, path)
