@@ -200,7 +200,9 @@ class SkorchParamsMixin:
         """Set parameters, as skorch does (prefixed ones included), except the module's.
 
         On a fitted net, another ``optimizer`` class builds the new optimizer at once (over
-        the layer-wise groups, without the old one's moments), ``compile`` and
+        the layer-wise groups, without the old one's moments), ``criterion__*`` settings
+        rebuild the loss and keep the optimizer and its moments (skorch would build a new
+        one: the optimizer trains the model alone), ``compile`` and
         ``compile__*`` compile the fine-tuned module anew (skorch would rebuild it from
         ``weights``), and ``iterator_train__*``, ``iterator_valid__*`` and ``dataset__*`` are
         kept for the next fit (which refuses ``dataset__*``: the fine-tuners make their own
@@ -253,7 +255,8 @@ class SkorchParamsMixin:
             ``callbacks__<name>__<parameter>__<setting>`` of a parameter holding no estimator
             (the settings given with them are not kept); the same settings given to the
             constructor are refused by ``fit``. On a fitted net, for a ``compile`` that is
-            not True, False or ``"auto"`` (it compiles the module at once).
+            not True, False or ``"auto"`` (it compiles the module at once). For a
+            ``criterion`` (or ``criterion__*``) that makes a loss with parameters to train.
         TypeError
             When the new ``optimizer`` class refuses one of the ``optimizer__*`` settings
             (the net is then left as it was).
@@ -317,8 +320,14 @@ class SkorchParamsMixin:
             if nested:
                 vars(self).update(nested)
                 self._params_to_validate |= set(nested)
-            super().set_params(**{key: value for key, value in params.items()
-                                  if key not in by_name and key not in nested})
+            # skorch's own rebuilds (the criterion's, and the optimizer's after it) are told
+            # apart from the optimizer class set below, which builds a new optimizer
+            self.__dict__["_in_skorch_set_params_"] = True
+            try:
+                super().set_params(**{key: value for key, value in params.items()
+                                      if key not in by_name and key not in nested})
+            finally:
+                self.__dict__.pop("_in_skorch_set_params_")
             replaced = any(key.startswith("callbacks__")
                            and "__" not in key[len("callbacks__"):] for key in params)
             if ("callbacks" in params and initialized) or replaced or nested:

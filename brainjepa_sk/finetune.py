@@ -1358,7 +1358,27 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 "that fit, so these settings cannot change; set them back, or fit with "
                 "warm_start=False to build a new model")
 
+    def _initialize_criterion(self, reason=None):
+        super()._initialize_criterion(reason)
+        criterion = getattr(self.criterion_, "_orig_mod", self.criterion_)
+        trainable = [name for name, parameter in criterion.named_parameters()
+                     if parameter.requires_grad]
+        if trainable:
+            # the optimizer, built over the model's layer-wise groups, would never train them
+            raise ValueError(
+                f"criterion={self.criterion!r} has parameters to train ({', '.join(trainable)}): "
+                "the fine-tuners train the model's parameters only; make them buffers, or fixed "
+                "(requires_grad=False)")
+        return self
+
     def _initialize_optimizer(self, reason=None):
+        optimizer = self.__dict__.get("optimizer_")
+        if self.__dict__.get("_in_skorch_set_params_") and optimizer is not None:
+            # skorch builds the optimizer anew after a criterion setting (criterion__weight,
+            # say), for a loss with parameters to train; ours trains the module alone (a loss
+            # with parameters is refused), and a continued fit lost Adam's moments, which
+            # class_weight keeps
+            return self
         super()._initialize_optimizer(reason)
         # skorch's setter would write optimizer__weight_decay into every group, the groups
         # of biases and norms included

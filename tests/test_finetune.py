@@ -683,6 +683,51 @@ def test_a_criterion_weight_of_none_leaves_the_loss_to_class_weight():
     assert clf.get_params()["criterion__weight"] is None
 
 
+def test_a_criterion_setting_on_a_fitted_model_keeps_the_optimizer_moments():
+    """skorch builds the optimizer anew after set_params(criterion__weight=...), for a loss
+    with parameters of its own: a continued fit then lost Adam's moments, which the same
+    weight given as class_weight kept."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    first = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    by_criterion, by_class_weight = copy.deepcopy(first), copy.deepcopy(first)
+    optimizer = by_criterion.optimizer_
+    by_criterion.set_params(criterion__weight=torch.tensor([1.0, 4.0])).partial_fit(X, y)
+    assert by_criterion.optimizer_ is optimizer
+    by_class_weight.set_params(class_weight={1: 4.0}).partial_fit(X, y)
+    np.testing.assert_array_equal(by_criterion.criterion_.weight, [1.0, 4.0])
+    assert_same_module_weights(by_criterion.module_, by_class_weight.module_)
+
+
+class ScaledLoss(torch.nn.CrossEntropyLoss):
+    """A loss with a parameter to train, which the optimizer must hold."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.log_scale = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, logits, target):
+        return super().forward(logits * self.log_scale.exp(), target)
+
+
+@pytest.mark.parametrize("when", ["fit", "set_params"])
+def test_a_loss_with_parameters_to_train_is_refused(when):
+    """The optimizer trains the model's layer-wise groups: a loss's own parameters were never
+    trained, silently."""
+    X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
+    if when == "set_params":
+        clf.fit(X, y)
+    before = pickle.dumps(clf)
+    with pytest.raises(ValueError, match=r"^criterion=<class '.*ScaledLoss'> has parameters to "
+                                         r"train \(log_scale\): the fine-tuners train the "):
+        if when == "fit":
+            clf.set_params(criterion=ScaledLoss).fit(X, y)
+        else:
+            clf.set_params(criterion=ScaledLoss)
+    if when == "set_params":
+        assert pickle.dumps(clf) == before
+
+
 def test_a_loss_instance_keeps_its_own_settings_with_class_weight():
     """class_weight gave skorch the loss's weight as an argument, and skorch builds a new
     loss of an instance's class from the arguments given alone: the instance's
