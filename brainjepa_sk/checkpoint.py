@@ -983,7 +983,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     ValueError
         When the path is a folder, a file that is neither kind of checkpoint (or a pretraining
         run's state), or a research checkpoint given without ``gradients``, when the file
-        cannot be loaded, or when a module's weights hold NaN or infinite values.
+        cannot be loaded, or when a module's weights hold NaN or infinite values; with
+        ``"ukbiobank"``, when the cached checkpoint does not read or is no research
+        checkpoint (the hash recorded for it is then removed).
     OSError
         With ``"ukbiobank"``, when the files cannot be fetched or do not match their hashes.
     """
@@ -1048,14 +1050,22 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         # the cache records the hash of the first copy of the UK Biobank checkpoint it finds
         # (none is published): a copy that does not read is no good copy, and its record
         # would refuse the complete file put in its place as a changed checkpoint
-        from .datasets._weights import _record_path
-
-        _record_path(weights).unlink(missing_ok=True)
+        _forget_cached_hash(weights)
         raise ValueError(
             f"{error}. The cached UK Biobank checkpoint is damaged (a download or copy cut "
             f"short?): delete {weights} to download it again, or put a complete copy there"
         ) from error
     kind = _payload_kind(payload)
+    if carried and kind != "research":
+        # another kind of file in its place is no copy of it either (as above)
+        _forget_cached_hash(weights)
+        what = {"ours": "a brainjepa_sk checkpoint (pass it as weights=<its path>)",
+                "training_state": "a pretraining run's state"}.get(
+                    kind, "no research checkpoint")
+        raise ValueError(
+            f"{weights} is {what}, not the UK Biobank checkpoint the cache keeps there (a "
+            f"research checkpoint, with the sections {list(_REQUIRED_SECTIONS)}): delete it "
+            "to download the checkpoint again, or put the research checkpoint there")
     if kind == "training_state":
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=weights))
     if kind == "other":
@@ -1085,6 +1095,14 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     return ResolvedWeights(model.target_encoder, model_t_r=model_t_r,
                            n_frames=_trained_frames(model.config),
                            region_names=gradient_region_names(gradients), carried=carried)
+
+
+def _forget_cached_hash(path):
+    """Remove the hash recorded for the cached UK Biobank checkpoint ``path`` (a file that
+    is no copy of it: the record would refuse the right file put in its place)."""
+    from .datasets._weights import _record_path
+
+    _record_path(path).unlink(missing_ok=True)
 
 
 def export_training_state(state_path, path):

@@ -2324,3 +2324,32 @@ def test_a_cut_short_cached_checkpoint_is_named_and_its_hash_not_kept(
     embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, normalization=None).fit(X)
     expected = reference["target_encoder_tokens"].mean(axis=1)
     assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize("wrong", ["tensor", "ours"])
+def test_a_cached_checkpoint_of_another_kind_is_named_and_its_hash_not_kept(
+        tmp_path, monkeypatch, official_dir, reference, wrong):
+    """A file that loads but is no research checkpoint (a tensor, a brainjepa_sk checkpoint)
+    found in the cache under the checkpoint's name is no copy of it: fit names it, and the
+    research checkpoint put in its place afterwards loads (it was refused as a changed
+    checkpoint, the wrong file's hash having been recorded)."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    folder.mkdir()
+    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    cached = folder / "jepa-ep300.pth.tar"
+    if wrong == "tensor":
+        torch.save(torch.zeros(3), cached)
+        what = "no research checkpoint"
+    else:
+        save_checkpoint(cached, tiny_module(N_REGIONS))
+        what = "a brainjepa_sk checkpoint (pass it as weights=<its path>)"
+    X = reference["x_nilearn"]
+    with pytest.raises(ValueError, match=re.escape(
+            f"{cached} is {what}, not the UK Biobank checkpoint the cache keeps there")):
+        BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(X)
+    assert not (folder / "jepa-ep300.pth.tar.sha256").exists()
+    cached.write_bytes((official_dir / "checkpoint.pth.tar").read_bytes())
+    embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, normalization=None).fit(X)
+    expected = reference["target_encoder_tokens"].mean(axis=1)
+    assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
