@@ -57,6 +57,7 @@ from .files import is_path
 from .nn._checks import type_with_article
 from .train.runs import run_key
 from .train.runtime import (
+    SAFETENSORS_KIND,
     expand_home,
     foreign_file_kind,
     load_file,
@@ -1165,6 +1166,14 @@ def load_params_naming_files(load_params, files, **options):
             name = os.fspath(path) if is_path(path) else f"the {key} file object"
             kind = (foreign_file_kind(path) if is_path(path)
                     and "Unsupported global" not in str(error) else None)
+            if kind == SAFETENSORS_KIND:
+                if not options.get("use_safetensors"):
+                    # a file save_params(..., use_safetensors=True) wrote: not to be deleted
+                    raise ValueError(
+                        f"could not load {name} ({key}): it is a safetensors file; pass "
+                        "use_safetensors=True to load it (as save_params(..., "
+                        "use_safetensors=True) wrote it)") from error
+                kind = None  # the format asked for: damaged, or of another model
             if kind is None and is_path(path) and key != "f_history":
                 kind = _saved_model_kind(path)
             # (the history is JSON text, a list, which a damaged one still begins)

@@ -46,7 +46,7 @@ from .files import (
     read_csv_table,
 )
 from .nn._checks import type_with_article
-from .train.runtime import expand_home, load_file
+from .train.runtime import expand_home, is_safetensors_file, load_file
 from .validation import (
     check_n_regions,
     each_checked_file,
@@ -232,7 +232,8 @@ def load_gradients(source):
         If the matrix is not numeric, holds complex values, is sparse (a SciPy matrix or a
         torch tensor), is not 2-D, is empty, or holds NaN or infinite values, if the file
         cannot be read as a numeric table (a table index or no rows included), if a gzipped
-        file does not decompress (damaged or cut short), or if the path is a folder.
+        file does not decompress (damaged or cut short), if the path is a folder, or if the
+        file is a safetensors file (the message says how to convert it).
     FileNotFoundError
         If the path names no file.
     """
@@ -242,6 +243,11 @@ def load_gradients(source):
             raise ValueError(f"{path} is a folder, not a gradient file")
         if not path.is_file():
             raise FileNotFoundError(f"gradient file not found: {path}")
+        if is_safetensors_file(path):  # else read as a text table, failing on its bytes
+            raise ValueError(
+                f"{path} is a safetensors file, which brainjepa_sk does not read (safetensors "
+                "is none of its dependencies): save its gradient tensor with torch.save("
+                "safetensors.torch.load_file(path)[name], 'gradients.pt') and pass that file")
         suffix = _file_type(path)  # ".tsv.gz" for a gzipped table, as for subject files
         if suffix == ".npy":
             try:

@@ -59,3 +59,19 @@ def assert_same_module(module, reference):
     for (name, p), q in zip(module.state_dict(keep_vars=True).items(),
                             reference.state_dict(keep_vars=True).values()):
         assert torch.equal(p, q) and p.requires_grad == q.requires_grad, name
+
+
+def safetensors_bytes(tensors):
+    """The bytes of a safetensors file of float32 ``tensors`` (a dict by name), as
+    ``safetensors.torch.save_file`` writes them (the package is no dependency): the length of
+    a JSON header (8 bytes, little-endian), the header, then the tensors' bytes."""
+    import json
+
+    header, data = {}, b""
+    for name, tensor in tensors.items():
+        raw = tensor.to(torch.float32).numpy().tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensor.shape),
+                        "data_offsets": [len(data), len(data) + len(raw)]}
+        data += raw
+    encoded = json.dumps(header).encode()
+    return len(encoded).to_bytes(8, "little") + encoded + data

@@ -13,6 +13,7 @@ from brainjepa_sk.checkpoint import (
     export_training_state,
     load_checkpoint,
     load_research_checkpoint,
+    resolve_weights,
     save_checkpoint,
 )
 from brainjepa_sk.gradients import load_gradients
@@ -811,3 +812,31 @@ def test_a_torch_file_cut_to_its_first_bytes_is_not_named_another_kind(tmp_path,
     with pytest.raises(ValueError, match=r"cut\.pt is not a torch file: it was not written by "
                                          r"torch\.save, or it is damaged"):
         load_file(path)
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "model.pt"])
+def test_a_safetensors_file_as_weights_or_gradients_is_named_with_how_to_convert_it(
+        tmp_path, official_dir, name):
+    """A safetensors file (by its bytes, whatever its name) was called not written by
+    torch.save or damaged, or, named .safetensors, said to need the safetensors package; as
+    gradients it was read as a text table ("can't decode byte")."""
+    from _estimators import safetensors_bytes
+
+    from brainjepa_sk.train.runtime import foreign_file_kind
+
+    path = tmp_path / name
+    path.write_bytes(safetensors_bytes({"gradients": torch.ones(24, 3)}))
+    assert foreign_file_kind(path) == "a safetensors file"
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} is not a checkpoint: it is a safetensors file, not a file written by "
+            "torch.save; brainjepa_sk reads torch.save files only (safetensors is none of its "
+            "dependencies): convert it with torch.save(safetensors.torch.load_file(path), "
+            "'converted.pt') and pass that file")):
+        resolve_weights(path, gradients=official_dir / "gradient.csv")
+    gradients = path.with_suffix(".safetensors")
+    path.rename(gradients)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{gradients} is a safetensors file, which brainjepa_sk does not read (safetensors "
+            "is none of its dependencies): save its gradient tensor with torch.save("
+            "safetensors.torch.load_file(path)[name], 'gradients.pt') and pass that file")):
+        load_gradients(gradients)

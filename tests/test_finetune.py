@@ -7650,6 +7650,24 @@ def test_load_params_of_a_saved_model_says_what_it_is_without_advice_to_delete_i
         clf.load_params(f_params=tmp_path / "model.pt")
 
 
+def test_load_params_of_a_safetensors_file_asks_for_use_safetensors_not_to_delete_it(
+        tmp_path):
+    """A safetensors file (as save_params(..., use_safetensors=True) writes) loaded without
+    use_safetensors had been called not written by torch.save or damaged, with the advice to
+    delete it."""
+    from _estimators import safetensors_bytes
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    path = tmp_path / "params.safetensors"
+    path.write_bytes(safetensors_bytes({"head.bias": torch.zeros(2)}))
+    with pytest.raises(ValueError, match=r"params\.safetensors \(f_params\): it is a safetensors "
+                                         r"file; pass use_safetensors=True to load it \(as "
+                                         r"save_params\(\.\.\., use_safetensors=True\) wrote "
+                                         r"it\)$"):
+        clf.load_params(f_params=path)
+
+
 def test_load_params_of_a_table_as_history_says_what_it_is_without_advice_to_delete_it(
         tmp_path):
     """A history is JSON text, so a text file given as f_history had been called damaged,

@@ -347,7 +347,8 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
         When ``map_location`` is none of what ``torch.load`` takes.
     ValueError
         When ``map_location`` names no device torch knows. Naming the file, when it is a
-        folder, empty, truncated or damaged, not a torch file, holds Python objects that a
+        folder, empty, truncated or damaged, not a torch file (a safetensors file too, which
+        torch reads where that package is installed), holds Python objects that a
         safe load refuses (it is never unpickled unsafely), or is a TorchScript archive.
     """
     _check_map_location(map_location)
@@ -358,6 +359,10 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
         raise FileNotFoundError(f"{what} not found: {path}")
     if path.stat().st_size == 0:
         raise ValueError(f"{path} is empty: not a {what} (an interrupted copy or download?)")
+    if is_safetensors_file(path):
+        # refused whether or not the safetensors package is there (torch reads a file named
+        # .safetensors with it where it is installed, else fails naming the package)
+        raise ValueError(f"{path} is not a {what}: {SAFETENSORS_ADVICE}")
     try:
         with catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
@@ -423,6 +428,42 @@ def _not_torch_file(path):
     return f"it is {kind}, not a file written by torch.save"
 
 
+#: What :func:`foreign_file_kind` calls a safetensors file.
+SAFETENSORS_KIND = "a safetensors file"
+#: How :func:`load_file` refuses a safetensors file.
+SAFETENSORS_ADVICE = (
+    "it is a safetensors file, not a file written by torch.save; brainjepa_sk reads torch.save "
+    "files only (safetensors is none of its dependencies): convert it with "
+    "torch.save(safetensors.torch.load_file(path), 'converted.pt') and pass that file")
+
+
+def _safetensors_start(start):
+    """Whether a file's first bytes ``start`` begin a safetensors file: the length of its JSON
+    header (8 bytes, little-endian; the format caps it at 100 MB), then the header's ``{``."""
+    return (start[8:9] == b"{"
+            and int.from_bytes(start[:8], "little") <= 100_000_000)
+
+
+def is_safetensors_file(path):
+    """Whether ``path`` is a safetensors file (by its first bytes, whatever its name).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    bool
+        False too when the file cannot be read.
+    """
+    try:
+        with open(path, "rb") as file:
+            return _safetensors_start(file.read(9))
+    except OSError:
+        return False
+
+
 def foreign_file_kind(path):
     """What a file that ``torch.load`` cannot read is, when its first bytes say so.
 
@@ -434,9 +475,10 @@ def foreign_file_kind(path):
     Returns
     -------
     str or None
-        ``"a NumPy array file (numpy.save)"``, ``"a Python pickle (...)"`` or ``"a text file
-        (...)"``: files users pass by mistake, which are no damaged torch file (not to be
-        deleted); None when the bytes tell nothing (or the file cannot be read).
+        ``"a NumPy array file (numpy.save)"``, ``"a safetensors file"``, ``"a Python pickle
+        (...)"`` or ``"a text file (...)"``: files users pass by mistake, which are no damaged
+        torch file (not to be deleted); None when the bytes tell nothing (or the file cannot
+        be read).
     """
     try:
         with open(path, "rb") as file:
@@ -445,6 +487,8 @@ def foreign_file_kind(path):
         return None
     if start.startswith(b"\x93NUMPY"):
         return "a NumPy array file (numpy.save)"
+    if _safetensors_start(start):
+        return SAFETENSORS_KIND
     if (start[:1] == b"\x80" and start[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")
             and not _legacy_torch_start(start)):
         return ("a Python pickle (pickle.dump or joblib.dump, such as a pickled estimator; "
