@@ -228,7 +228,8 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         When ``map_location`` is none of what ``torch.load`` takes, or ``path`` is
         not a str or path-like (None, a number, bytes).
     ValueError
-        If a section or key is missing, a shape does not fit, or the gradients do not match;
+        If a section or key is missing (a file of the target encoder alone is taken by
+        :func:`resolve_weights`, not here), a shape does not fit, or the gradients do not match;
         when ``map_location`` names no device torch knows; when the file is a checkpoint of
         this package or a pretraining run's state (the message says what loads it).
     """
@@ -247,10 +248,13 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=path))
     missing = [s for s in _REQUIRED_SECTIONS if s not in checkpoint]
     if missing:
+        # the estimators need the target encoder only (resolve_weights)
+        alone = ("; its target encoder alone is taken as weights by the estimators"
+                 if "target_encoder" in checkpoint else "")
         raise ValueError(
-            f"{path} is not a research Brain-JEPA checkpoint: missing section(s) {missing} "
-            f"(found {sorted(checkpoint)})"
-        )
+            f"{path} is not a whole research Brain-JEPA checkpoint: missing section(s) "
+            f"{missing} (found {sorted(map(str, checkpoint))}), which a BrainJEPA "
+            f"needs{alone}")
     try:
         return _research_model(checkpoint, gradients, num_heads, loss, named)
     except ValueError as error:  # name the file in every message about its contents
@@ -278,11 +282,10 @@ def _research_heads(embed_dim):
     return embed_dim // 64
 
 
-def _research_model(checkpoint, gradients, num_heads, loss, named="the gradients"):
-    """The :class:`BrainJEPA` a research checkpoint's state dicts describe (``named``: how the
-    messages name the gradients)."""
-    n_regions, n_components = gradients.shape
-    sections = {s: _strip_prefix(checkpoint[s], s) for s in _REQUIRED_SECTIONS}
+def _checked_sections(checkpoint, names):
+    """The research ``checkpoint``'s sections ``names``, without DDP's prefix, checked to
+    hold finite tensors only."""
+    sections = {s: _strip_prefix(checkpoint[s], s) for s in names}
     for section, state in sections.items():
         for key, value in state.items():
             if not isinstance(value, torch.Tensor):
@@ -292,17 +295,21 @@ def _research_model(checkpoint, gradients, num_heads, loss, named="the gradients
                 raise ValueError(
                     f"checkpoint section {section!r}: {key} holds NaN or infinite values "
                     "(saved from a diverged run, or damaged)")
-    encoder = sections["target_encoder"]
-    predictor = sections["predictor"]
+    return sections
 
-    patch_weight = _need(encoder, "patch_embed.proj.weight", "target_encoder")
+
+def _research_encoder_config(encoder, gradients, num_heads, named, section="target_encoder"):
+    """The :class:`BrainEncoder` settings that a research encoder's state dict ``encoder``
+    (the checkpoint's ``section``) describes, and its patch count (that of its time table)."""
+    n_regions, n_components = gradients.shape
+    patch_weight = _need(encoder, "patch_embed.proj.weight", section)
     if patch_weight.ndim != 4 or tuple(patch_weight.shape[1:3]) != (1, 1):
         raise ValueError(
-            "target_encoder/patch_embed.proj.weight should be (embed_dim, 1, 1, patch_size), "
+            f"{section}/patch_embed.proj.weight should be (embed_dim, 1, 1, patch_size), "
             f"got {tuple(patch_weight.shape)}"
         )
     embed_dim, patch_size = patch_weight.shape[0], patch_weight.shape[3]
-    grad_weight = _need(encoder, "pos_embed_proj.predictor_pos_embed_proj.weight", "target_encoder")
+    grad_weight = _need(encoder, "pos_embed_proj.predictor_pos_embed_proj.weight", section)
     if grad_weight.shape[1] != n_components:
         # a matrix stored (n_components, n_regions) has the expected count as its rows
         transposed = (f": the matrix of shape {tuple(gradients.shape)} looks transposed; pass "
@@ -313,45 +320,78 @@ def _research_model(checkpoint, gradients, num_heads, loss, named="the gradients
             f"gradient map expects {grad_weight.shape[1]}{transposed}"
         )
     n_patches = _check_time_table(
-        _need(encoder, _ENCODER_TABLE, "target_encoder"), n_regions, "target_encoder", _ENCODER_TABLE,
-        named)
-    _check_time_table(
-        _need(predictor, _PREDICTOR_TABLE, "predictor"), n_regions, "predictor", _PREDICTOR_TABLE,
-        named)
-    predictor_weight = _need(predictor, "predictor_embed.weight", "predictor")
-    fc1 = _need(encoder, "blocks.0.mlp.fc1.weight", "target_encoder")
+        _need(encoder, _ENCODER_TABLE, section), n_regions, section, _ENCODER_TABLE, named)
+    fc1 = _need(encoder, "blocks.0.mlp.fc1.weight", section)
     if num_heads is None:
         num_heads = _research_heads(int(embed_dim))
     config = dict(
         patch_size=int(patch_size),
         embed_dim=int(embed_dim),
         depth=_count_blocks(encoder, "blocks"),
-        num_heads=num_heads,  # the caller's, checked by BrainJEPA (int() had cut 2.5 to 2)
-        predictor_embed_dim=int(predictor_weight.shape[0]),
-        predictor_depth=_count_blocks(predictor, "predictor_blocks"),
+        num_heads=num_heads,  # the caller's, checked by the module (int() had cut 2.5 to 2)
         mlp_ratio=_mlp_ratio(int(fc1.shape[0]), int(embed_dim)),
         qkv_bias="blocks.0.attn.qkv.bias" in encoder,
+    )
+    return config, n_patches
+
+
+def _converted_encoder(state, section):
+    """A research encoder's state dict as a :class:`BrainEncoder`'s."""
+    state = _rename(state, _ENCODER_RENAMES)
+    state.pop(_ENCODER_TABLE, None)
+    weight = _need(state, "patch_embed.proj.weight", section)
+    state["patch_embed.proj.weight"] = weight.reshape(weight.shape[0], -1)
+    return state
+
+
+def _research_model(checkpoint, gradients, num_heads, loss, named="the gradients"):
+    """The :class:`BrainJEPA` a research checkpoint's state dicts describe (``named``: how the
+    messages name the gradients)."""
+    sections = _checked_sections(checkpoint, _REQUIRED_SECTIONS)
+    encoder = sections["target_encoder"]
+    predictor = sections["predictor"]
+    encoder_config, n_patches = _research_encoder_config(encoder, gradients, num_heads, named)
+    _check_time_table(
+        _need(predictor, _PREDICTOR_TABLE, "predictor"), len(gradients), "predictor",
+        _PREDICTOR_TABLE, named)
+    predictor_weight = _need(predictor, "predictor_embed.weight", "predictor")
+    config = dict(
+        **encoder_config,
+        predictor_embed_dim=int(predictor_weight.shape[0]),
+        predictor_depth=_count_blocks(predictor, "predictor_blocks"),
         loss=loss,
         n_patches=n_patches,
     )
     model = _built_for_loading(gradients, config)
 
-    def convert_encoder(state, section):
-        state = _rename(state, _ENCODER_RENAMES)
-        state.pop(_ENCODER_TABLE, None)
-        weight = _need(state, "patch_embed.proj.weight", section)
-        state["patch_embed.proj.weight"] = weight.reshape(weight.shape[0], -1)
-        return state
-
     predictor_state = _rename(predictor, _PREDICTOR_RENAMES)
     predictor_state.pop(_PREDICTOR_TABLE, None)
     for name, module, state in [
-        ("encoder", model.encoder, convert_encoder(sections["encoder"], "encoder")),
-        ("target_encoder", model.target_encoder, convert_encoder(encoder, "target_encoder")),
+        ("encoder", model.encoder, _converted_encoder(sections["encoder"], "encoder")),
+        ("target_encoder", model.target_encoder, _converted_encoder(encoder, "target_encoder")),
         ("predictor", model.predictor, predictor_state),
     ]:
         _load_into(module, state, name)
     return model.eval()
+
+
+def _research_target_encoder(path, gradients, num_heads):
+    """The :class:`BrainEncoder` of the ``target_encoder`` section of the research checkpoint
+    ``path``, whatever other sections it holds (a file stripped to the target encoder), and
+    its patch count. The estimators embed with it alone."""
+    named = named_gradients(gradients)
+    gradients = load_gradients(gradients)
+    checkpoint = load_file(path, what="research checkpoint")
+    try:
+        encoder_state = _checked_sections(checkpoint, ["target_encoder"])["target_encoder"]
+        config, n_patches = _research_encoder_config(encoder_state, gradients, num_heads, named)
+        encoder = _built_for_loading(gradients, config, BrainEncoder)
+        _load_into(encoder, _converted_encoder(encoder_state, "target_encoder"),
+                   "target_encoder")
+    except ValueError as error:  # name the file in every message about its contents
+        raise ValueError(f"{path}: {error}") from None
+    # as a BrainJEPA's target encoder
+    return encoder.eval().requires_grad_(False), n_patches
 
 
 def _load_into(module, state, section):
@@ -951,7 +991,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         file, fetched once into ``data_dir`` (TR 2.205 s). A path: a checkpoint saved by this
         package (it carries its gradients and preprocessing; a whole model, or an encoder
         saved alone, e.g. by a fine-tuner's ``save``) or a research checkpoint (then
-        ``gradients`` is required). A module: a ``BrainJEPA`` (its target encoder, with the
+        ``gradients`` is required; its ``target_encoder`` section is the one read, so a file
+        stripped to that section loads too). A module: a ``BrainJEPA`` (its target encoder, with the
         preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
         ``BrainEncoder`` (with those it carries: a fine-tuning estimator's
         ``module_.encoder`` carries the fine-tuner's, window length included), copied in
@@ -983,7 +1024,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
     ValueError
         When the path is a folder, a file that is neither kind of checkpoint (or a pretraining
         run's state), or a research checkpoint given without ``gradients``, when the file
-        cannot be loaded, or when a module's weights hold NaN or infinite values; with
+        cannot be loaded, a research checkpoint without its ``target_encoder`` section, or
+        when a module's weights hold NaN or infinite values; with
         ``"ukbiobank"``, when the cached checkpoint does not read or is no research
         checkpoint (the hash recorded for it is then removed).
     OSError
@@ -1089,11 +1131,20 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
             f"{weights} is a research checkpoint: pass the gradient matrix it was trained "
             "with as gradients= (a CSV/NPY path or an array)"
         )
-    model = load_research_checkpoint(weights, gradients, num_heads=num_heads)
+    if all(section in payload for section in _REQUIRED_SECTIONS):
+        model = load_research_checkpoint(weights, gradients, num_heads=num_heads)
+        encoder, n_frames = model.target_encoder, _trained_frames(model.config)
+    elif "target_encoder" in payload:
+        # the estimators embed with the target encoder alone: a file stripped to it loads
+        encoder, n_patches = _research_target_encoder(weights, gradients, num_heads)
+        n_frames = n_patches * encoder.patch_size
+    else:
+        raise ValueError(
+            f"{weights} is a research checkpoint without its 'target_encoder' section, which "
+            f"the estimators embed with (found {sorted(map(str, payload))})")
     # a gradient DataFrame indexed by region names names the regions of its rows: X's columns
     # are checked against them, as against the names our checkpoints record
-    return ResolvedWeights(model.target_encoder, model_t_r=model_t_r,
-                           n_frames=_trained_frames(model.config),
+    return ResolvedWeights(encoder, model_t_r=model_t_r, n_frames=n_frames,
                            region_names=gradient_region_names(gradients), carried=carried)
 
 

@@ -637,13 +637,14 @@ def test_resolve_weights_gives_a_copy_of_a_modules_preprocessing():
 
 
 def test_resolve_weights_names_the_section_a_research_checkpoint_lacks(official_dir, tmp_path):
-    """A file with some of the research sections is read as a damaged research checkpoint,
-    not as a file of unknown kind."""
+    """A file with some of the research sections is read as a research checkpoint that lacks
+    the one the estimators read, not as a file of unknown kind (one without the predictor
+    loads: see test_research_checkpoint)."""
     checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
-    del checkpoint["predictor"]
+    del checkpoint["target_encoder"]
     torch.save(checkpoint, tmp_path / "partial.pth.tar")
-    with pytest.raises(ValueError, match=r"partial\.pth\.tar is not a research Brain-JEPA "
-                                         r"checkpoint: missing section\(s\) \['predictor'\]"):
+    with pytest.raises(ValueError, match=r"partial\.pth\.tar is a research checkpoint without "
+                                         r"its 'target_encoder' section"):
         resolve_weights(tmp_path / "partial.pth.tar", gradients=official_dir / "gradient.csv",
                         num_heads=4)
 

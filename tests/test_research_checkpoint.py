@@ -491,3 +491,47 @@ def test_an_mlp_width_that_is_no_exact_ratio_of_the_width_is_read(tmp_path, embe
     with torch.no_grad():
         torch.testing.assert_close(loaded.target_encoder(x), model.target_encoder(x),
                                    rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kept", [["target_encoder"], ["target_encoder", "encoder"]])
+def test_a_file_stripped_to_the_target_encoder_loads_as_weights(official_dir, reference,
+                                                                tmp_path, kept):
+    """The estimators embed with the target encoder alone: a research file stripped to it
+    (without the predictor, the context encoder or both) loads as weights, with the window
+    its time table was trained on, and embeds as the whole checkpoint does. It was refused
+    for the sections it lacked. load_research_checkpoint, which builds the whole BrainJEPA,
+    still refuses it, saying that its target encoder alone is taken as weights."""
+    from brainjepa_sk.checkpoint import resolve_weights
+
+    whole = official_dir / "checkpoint.pth.tar"
+    checkpoint = torch.load(whole, weights_only=True)
+    path = tmp_path / "target_encoder.pth.tar"
+    torch.save({section: checkpoint[section] for section in kept}, path)
+    gradients = official_dir / "gradient.csv"
+    resolved = resolve_weights(path, gradients=gradients, num_heads=4)
+    expected = resolve_weights(whole, gradients=gradients, num_heads=4)
+    assert resolved.n_frames == expected.n_frames == 40
+    x = torch.from_numpy(reference["x_nilearn"])
+    with torch.no_grad():
+        tokens = resolved.encoder(x)
+    assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+    assert not any(p.requires_grad for p in resolved.encoder.parameters())
+    missing = [s for s in ("encoder", "predictor") if s not in kept]
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} is not a whole research Brain-JEPA checkpoint: missing section(s) "
+            f"{missing} (found {sorted(kept)}), which a BrainJEPA needs; its target encoder "
+            "alone is taken as weights by the estimators")):
+        load_research_checkpoint(path, gradients, num_heads=4)
+
+
+def test_a_file_without_the_target_encoder_is_refused_as_weights_naming_it(official_dir,
+                                                                          tmp_path):
+    from brainjepa_sk.checkpoint import resolve_weights
+
+    checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
+    path = tmp_path / "context.pth.tar"
+    torch.save({"encoder": checkpoint["encoder"]}, path)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} is a research checkpoint without its 'target_encoder' section, which the "
+            "estimators embed with (found ['encoder'])")):
+        resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
