@@ -1208,16 +1208,17 @@ def _begins_a_json_list(path):
 def _saved_model_kind(path):
     """What a torch file that ``load_params`` cannot read is, when it is a model the package
     saves otherwise (a user's model, given by mistake: not to be deleted); else None."""
-    from .checkpoint import _payload_kind  # only on this error path
+    from .checkpoint import _RESEARCH_GLOBALS, _payload_kind  # only on this error path
 
     try:
-        payload = load_file(path, map_location="meta")
+        payload = load_file(path, map_location="meta", safe_globals=_RESEARCH_GLOBALS)
     except (OSError, ValueError):
         return None
     return {
         "ours": "a brainjepa_sk checkpoint (save_checkpoint, or an estimator's save(path))",
         "training_state": "a pretraining run's saved state (from its checkpoint_dir)",
         "research": "a research Brain-JEPA checkpoint",
+        "research_fine_tuned": "a model that the research Brain-JEPA code fine-tuned",
     }.get(_payload_kind(payload))
 
 

@@ -12,6 +12,7 @@ can read.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import inspect
 import math
@@ -228,14 +229,16 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         When ``map_location`` is none of what ``torch.load`` takes, or ``path`` is
         not a str or path-like (None, a number, bytes).
     ValueError
-        If a section or key is missing (a file of the target encoder alone is taken by
-        :func:`resolve_weights`, not here), a shape does not fit, or the gradients do not match;
+        If a section or key is missing (a file of the target encoder alone, or a model the
+        research code fine-tuned, is taken by :func:`resolve_weights`, not here), a shape does
+        not fit, or the gradients do not match;
         when ``map_location`` names no device torch knows; when the file is a checkpoint of
         this package or a pretraining run's state (the message says what loads it).
     """
     named = named_gradients(gradients)
     gradients = load_gradients(gradients)
-    checkpoint = load_file(path, map_location=map_location, what="research checkpoint")
+    checkpoint = load_file(path, map_location=map_location, what="research checkpoint",
+                           safe_globals=_RESEARCH_GLOBALS)
     if not isinstance(checkpoint, dict):
         raise ValueError(f"{path} does not hold a dictionary of state dicts")
     kind = _payload_kind(checkpoint)
@@ -246,6 +249,11 @@ def load_research_checkpoint(path, gradients, num_heads=None, map_location="cpu"
         )
     if kind == "training_state":
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=path))
+    if kind == "research_fine_tuned":
+        raise ValueError(
+            f"{path} holds a model that the research code fine-tuned (an encoder and a head), "
+            "not a pretraining checkpoint, of which this builds the whole model: its encoder "
+            "is taken as weights by the estimators")
     missing = [s for s in _REQUIRED_SECTIONS if s not in checkpoint]
     if missing:
         # the estimators need the target encoder only (resolve_weights)
@@ -375,21 +383,65 @@ def _research_model(checkpoint, gradients, num_heads, loss, named="the gradients
     return model.eval()
 
 
+#: Key prefixes of the head of the research code's fine-tuned model (a LayerNorm over the
+#: pooled tokens, with global pooling, and a linear layer), saved beside its ``encoder.``
+#: keys, which are those of a pretrained ``target_encoder``.
+_RESEARCH_HEAD_PREFIXES = ("head.", "fc_norm.")
+#: The classes of the objects, besides tensors and plain values, that the research code's
+#: files hold: the fine-tuning saves its arguments (``"args"``) as a Namespace, which holds
+#: attributes only (building it runs no code).
+_RESEARCH_GLOBALS = (argparse.Namespace,)
+
+
+def _research_fine_tuned(payload):
+    """The parts of the research code's fine-tuned model in ``payload`` (its ``"model"`` entry,
+    as the research fine-tuning saves it, or the file itself, a state dict): its encoder's
+    state (keys without ``encoder.``), its head's keys and any others, sorted; None when it
+    holds no research encoder under ``encoder.``."""
+    state = payload.get("model", payload) if isinstance(payload, dict) else None
+    if not isinstance(state, dict):
+        return None
+    keys = {str(key): _without_module_prefix(str(key)) for key in state}
+    if f"encoder.{_ENCODER_TABLE}" not in keys.values():
+        return None
+    encoder = {name.removeprefix("encoder."): state[key] for key, name in keys.items()
+               if name.startswith("encoder.")}
+    head = sorted(name for name in keys.values() if name.startswith(_RESEARCH_HEAD_PREFIXES))
+    other = sorted(name for name in keys.values()
+                   if not name.startswith(("encoder.", *_RESEARCH_HEAD_PREFIXES)))
+    return encoder, head, other
+
+
 def _research_target_encoder(path, gradients, num_heads):
-    """The :class:`BrainEncoder` of the ``target_encoder`` section of the research checkpoint
-    ``path``, whatever other sections it holds (a file stripped to the target encoder), and
-    its patch count. The estimators embed with it alone."""
+    """The :class:`BrainEncoder` of the research checkpoint ``path``, and its patch count: its
+    ``target_encoder`` section, whatever other sections it holds (a file stripped to the
+    target encoder), or the encoder of a model the research code fine-tuned, whose head is
+    left out with a warning. The estimators embed with it alone."""
     named = named_gradients(gradients)
     gradients = load_gradients(gradients)
-    checkpoint = load_file(path, what="research checkpoint")
+    checkpoint = load_file(path, what="research checkpoint", safe_globals=_RESEARCH_GLOBALS)
+    fine_tuned = None if "target_encoder" in checkpoint else _research_fine_tuned(checkpoint)
+    section = "target_encoder" if fine_tuned is None else "encoder"
     try:
-        encoder_state = _checked_sections(checkpoint, ["target_encoder"])["target_encoder"]
-        config, n_patches = _research_encoder_config(encoder_state, gradients, num_heads, named)
+        if fine_tuned is not None and fine_tuned[2]:
+            _, head, other = fine_tuned
+            raise ValueError(
+                f"the research fine-tuned model holds, besides its encoder and its head "
+                f"({head}), {other[:8]}{'...' if len(other) > 8 else ''}, which are neither: "
+                "its encoder is not loaded from keys of unknown use. Save the 'encoder.' "
+                "keys alone, without that prefix, as a file's 'target_encoder'")
+        state = checkpoint["target_encoder"] if fine_tuned is None else fine_tuned[0]
+        encoder_state = _checked_sections({section: state}, [section])[section]
+        config, n_patches = _research_encoder_config(encoder_state, gradients, num_heads, named,
+                                                     section)
         encoder = _built_for_loading(gradients, config, BrainEncoder)
-        _load_into(encoder, _converted_encoder(encoder_state, "target_encoder"),
-                   "target_encoder")
+        _load_into(encoder, _converted_encoder(encoder_state, section), section)
     except ValueError as error:  # name the file in every message about its contents
         raise ValueError(f"{path}: {error}") from None
+    if fine_tuned is not None:
+        warn_user(
+            f"{path} holds a model that the research code fine-tuned: its encoder is loaded, "
+            f"its head ({fine_tuned[1]}) is not (the estimators train heads of their own)")
     # as a BrainJEPA's target encoder
     return encoder.eval().requires_grad_(False), n_patches
 
@@ -849,8 +901,10 @@ def _holds_training_state(path):
 
 def _checkpoint_kind(path):
     """``"ours"``, ``"training_state"`` (a pretraining run's state), ``"research"`` (the
-    research code's sections) or ``"other"``; the file is loaded safely, on the meta device."""
-    payload = load_file(path, map_location="meta", what="checkpoint")  # damaged: named error
+    research code's sections), ``"research_fine_tuned"`` (a model the research code
+    fine-tuned) or ``"other"``; the file is loaded safely, on the meta device."""
+    payload = load_file(path, map_location="meta", what="checkpoint",
+                        safe_globals=_RESEARCH_GLOBALS)  # damaged: named error
     return _payload_kind(payload)
 
 
@@ -864,6 +918,8 @@ def _payload_kind(payload):
         return "training_state"
     if any(section in payload for section in _REQUIRED_SECTIONS):
         return "research"
+    if _research_fine_tuned(payload) is not None:
+        return "research_fine_tuned"
     return "other"
 
 
@@ -992,8 +1048,10 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         package (it carries its gradients and preprocessing; a whole model, or an encoder
         saved alone, e.g. by a fine-tuner's ``save``) or a research checkpoint (then
         ``gradients`` is required; its ``target_encoder`` section is the one read, so a file
-        stripped to that section loads too). A module: a ``BrainJEPA`` (its target encoder, with the
-        preprocessing and region names it carries: see its ``preprocessing`` attribute) or a
+        stripped to that section loads too, as does the encoder of a model the research code
+        fine-tuned, whose head is left out with a warning). A module: a ``BrainJEPA`` (its
+        target encoder, with the preprocessing and region names it carries: see its
+        ``preprocessing`` attribute) or a
         ``BrainEncoder`` (with those it carries: a fine-tuning estimator's
         ``module_.encoder`` carries the fine-tuner's, window length included), copied in
         float32 (a bf16 or float64 module too).
@@ -1085,7 +1143,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
                 "a checkpoint file)") if named else ""
         raise FileNotFoundError(f"weights file not found: {weights}{hint}")
     try:
-        payload = load_file(weights, map_location="meta", what="checkpoint")  # damaged: named
+        # (a damaged file is named)
+        payload = load_file(weights, map_location="meta", what="checkpoint",
+                            safe_globals=_RESEARCH_GLOBALS)
     except ValueError as error:
         if not carried:
             raise
@@ -1127,15 +1187,18 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         resolved.carried = ("gradients", "num_heads")
         return resolved
     if gradients is None:
+        what = ("a model the research code fine-tuned" if kind == "research_fine_tuned"
+                else "a research checkpoint")
         raise ValueError(
-            f"{weights} is a research checkpoint: pass the gradient matrix it was trained "
+            f"{weights} is {what}: pass the gradient matrix it was trained "
             "with as gradients= (a CSV/NPY path or an array)"
         )
     if all(section in payload for section in _REQUIRED_SECTIONS):
         model = load_research_checkpoint(weights, gradients, num_heads=num_heads)
         encoder, n_frames = model.target_encoder, _trained_frames(model.config)
-    elif "target_encoder" in payload:
-        # the estimators embed with the target encoder alone: a file stripped to it loads
+    elif "target_encoder" in payload or kind == "research_fine_tuned":
+        # the estimators embed with the target encoder alone: a file stripped to it loads,
+        # as does the encoder of a fine-tuned model
         encoder, n_patches = _research_target_encoder(weights, gradients, num_heads)
         n_frames = n_patches * encoder.patch_size
     else:

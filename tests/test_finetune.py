@@ -7650,6 +7650,25 @@ def test_load_params_of_a_saved_model_says_what_it_is_without_advice_to_delete_i
         clf.load_params(f_params=tmp_path / "model.pt")
 
 
+def test_load_params_of_a_research_fine_tuned_model_says_what_it_is_without_advice_to_delete_it(
+        tmp_path):
+    """A model the research code fine-tuned, saved with its arguments (an argparse.Namespace),
+    had been called a file of Python objects, with the advice to delete it."""
+    import argparse
+
+    X, y = offset_subjects(np.tile([0.0, 1.0], 2)), np.tile([0, 1], 2)
+    clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, y)
+    state = {"encoder.pos_embed_proj.emb_h": torch.zeros(4, 2),
+             "encoder.patch_embed.proj.weight": torch.zeros(4, 1, 1, 2),
+             "head.weight": torch.zeros(2, 4), "head.bias": torch.zeros(2)}
+    torch.save({"model": state, "epoch": 0, "args": argparse.Namespace(blr=1e-3)},
+               tmp_path / "checkpoint-0.pth")
+    with pytest.raises(ValueError, match=r"checkpoint-0\.pth \(f_params\): it is a model that "
+                                         r"the research Brain-JEPA code fine-tuned, not a file "
+                                         r"that save_params\(\.\.\., f_params=\) wrote$"):
+        clf.load_params(f_params=tmp_path / "checkpoint-0.pth")
+
+
 def test_load_params_of_a_safetensors_file_asks_for_use_safetensors_not_to_delete_it(
         tmp_path):
     """A safetensors file (as save_params(..., use_safetensors=True) writes) loaded without

@@ -535,3 +535,73 @@ def test_a_file_without_the_target_encoder_is_refused_as_weights_naming_it(offic
             f"{path} is a research checkpoint without its 'target_encoder' section, which the "
             "estimators embed with (found ['encoder'])")):
         resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+
+
+def _fine_tuned_state(official_dir, head=("head", "fc_norm")):
+    """The state dict of a model the research code fine-tuned from the test checkpoint: its
+    target encoder's keys with 'encoder.' for 'module.', then the head's."""
+    checkpoint = torch.load(official_dir / "checkpoint.pth.tar", weights_only=True)
+    state = {"encoder." + key.removeprefix("module."): value
+             for key, value in checkpoint["target_encoder"].items()}
+    shapes = {"head": (2, 64), "fc_norm": (64,)}
+    for name in head:
+        state[f"{name}.weight"] = torch.ones(shapes[name])
+        state[f"{name}.bias"] = torch.zeros(shapes[name][:1])
+    return state
+
+
+@pytest.mark.parametrize("layout", ["state_dict", "model", "saved_with_args", "ddp"])
+@pytest.mark.parametrize("head", [("head", "fc_norm"), ("head",)])
+def test_a_research_fine_tuned_model_loads_its_encoder_as_weights_without_its_head(
+        official_dir, reference, tmp_path, layout, head):
+    """The research fine-tuning saves its model (encoder, LayerNorm with global pooling,
+    linear head) under 'model', beside its arguments as an argparse.Namespace: it was refused
+    as holding Python objects, and its state dict alone was called a brainjepa_sk fine-tuner's
+    parameters. Its encoder loads, with a warning naming the head left out."""
+    import argparse
+
+    from brainjepa_sk.checkpoint import resolve_weights
+
+    state = _fine_tuned_state(official_dir, head)
+    payload = {
+        "state_dict": state,
+        "model": {"model": state, "epoch": 49},
+        "saved_with_args": {"model": state, "optimizer": {"state": {}, "param_groups": []},
+                            "epoch": 49, "scaler": {"scale": 65536.0},
+                            "args": argparse.Namespace(blr=1e-3, crop_size=[24, 40])},
+        "ddp": {"model": {"module." + key: value for key, value in state.items()}},
+    }[layout]
+    path = tmp_path / "checkpoint-49.pth"
+    torch.save(payload, path)
+    head_keys = sorted(key for key in state if not key.startswith("encoder."))
+    with pytest.warns(UserWarning, match=re.escape(
+            f"{path} holds a model that the research code fine-tuned: its encoder is loaded, "
+            f"its head ({head_keys}) is not")):
+        resolved = resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+    assert resolved.n_frames == 40
+    with torch.no_grad():
+        tokens = resolved.encoder(torch.from_numpy(reference["x_nilearn"]))
+    assert _max_err(tokens, reference["target_encoder_tokens"]) <= TOL
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} holds a model that the research code fine-tuned (an encoder and a head), "
+            "not a pretraining checkpoint")):
+        load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} is a model the research code fine-tuned: pass the gradient matrix")):
+        resolve_weights(path)
+
+
+def test_a_research_fine_tuned_model_with_keys_of_unknown_use_is_refused_naming_them(
+        official_dir, tmp_path):
+    """Keys neither of the encoder nor of the head: which part is the encoder is unclear."""
+    from brainjepa_sk.checkpoint import resolve_weights
+
+    state = _fine_tuned_state(official_dir)
+    state["adapter.weight"] = torch.zeros(3)
+    path = tmp_path / "checkpoint-49.pth"
+    torch.save({"model": state}, path)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path}: the research fine-tuned model holds, besides its encoder and its head "
+            "(['fc_norm.bias', 'fc_norm.weight', 'head.bias', 'head.weight']), "
+            "['adapter.weight'], which are neither")):
+        resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)

@@ -320,7 +320,7 @@ def _check_map_location(map_location):
                         f"dict or a function, as torch.load takes it; got {map_location!r}")
 
 
-def load_file(path, map_location="cpu", what="torch file", name="path"):
+def load_file(path, map_location="cpu", what="torch file", name="path", safe_globals=()):
     """``torch.load(path, weights_only=True)`` with errors that name the file and the problem.
 
     Parameters
@@ -333,6 +333,10 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
         What the file should be, for the messages (e.g. ``"brainjepa_sk checkpoint"``).
     name : str, default="path"
         The parameter ``path`` was given as, named when it is no path.
+    safe_globals : sequence of type, default=()
+        Classes the safe load may build besides tensors and plain values (those torch's
+        ``safe_globals`` takes, for torch 2.5 and later; refused with older ones), such as
+        ``argparse.Namespace``, whose objects only hold attributes.
 
     Returns
     -------
@@ -368,7 +372,8 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             # a TorchScript archive is refused below; torch warns first that it dispatches it
             warnings.filterwarnings("ignore", message=".*looks like a TorchScript archive")
-            return torch.load(path, map_location=map_location, weights_only=True)
+            with _allowing(safe_globals):
+                return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
         if "Unsupported global" in str(error):
             # not torch's advice to load unsafely: the file is refused
@@ -403,6 +408,15 @@ def load_file(path, map_location="cpu", what="torch file", name="path"):
             f"{path} is not a {what}: {_not_torch_file(path)} "
             f"({type(error).__name__}: {error})"
         ) from error
+
+
+def _allowing(safe_globals):
+    """torch's context in which a safe load builds objects of ``safe_globals`` too (none
+    where torch has no such context: before 2.5)."""
+    allowing = getattr(torch.serialization, "safe_globals", None)
+    if not safe_globals or allowing is None:
+        return contextlib.nullcontext()
+    return allowing(list(safe_globals))
 
 
 #: What ``torch.save``'s legacy (not zip) format pickles first: its magic number (a LONG1
