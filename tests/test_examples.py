@@ -27,15 +27,17 @@ def test_example_runs(path, monkeypatch, tmp_path):
     plt.close("all")
 
 
-def _run_edited(name, line, edited, monkeypatch, tmp_path):
-    """Run the example ``name`` with its ``line`` replaced by ``edited`` (headless); its
-    namespace."""
+def _run_edited(name, line, edited, monkeypatch, tmp_path, more_edits=()):
+    """Run the example ``name`` with its ``line`` replaced by ``edited`` (headless), and each
+    ``(line, edited)`` pair of ``more_edits`` too; its namespace."""
     matplotlib = pytest.importorskip("matplotlib")
     matplotlib.use("Agg")
     source = (Path(__file__).parents[1] / "examples" / name).read_text()
-    assert line in source
+    for old, new in [(line, edited), *more_edits]:
+        assert old in source
+        source = source.replace(old, new)
     script = tmp_path / name
-    script.write_text(source.replace(line, edited))
+    script.write_text(source)
     monkeypatch.chdir(tmp_path)
     return runpy.run_path(str(script), run_name="__main__")
 
@@ -65,6 +67,39 @@ def test_the_gradients_example_runs_on_another_schaefer_atlas(monkeypatch, tmp_p
     first = plt.figure(plt.get_fignums()[0])
     assert first.axes[0].get_title() == "Schaefer-200 regions, gradient 1 vs 2"
     plt.close("all")
+
+
+def test_the_phenotype_example_holds_out_whole_sites(monkeypatch, tmp_path):
+    """Its folds are the simulated scanner sites: no test subject shares a site with a training
+    subject, and every site is held out once, for every feature set and both phenotypes."""
+    import sklearn.model_selection
+
+    cross_val_score = sklearn.model_selection.cross_val_score
+    splits = []
+
+    def recording_cross_val_score(estimator, X, y=None, *, groups=None, cv=None, **kwargs):
+        splits.append(list(cv.split(X, y, groups)))
+        return cross_val_score(estimator, X, y, groups=groups, cv=cv, **kwargs)
+
+    monkeypatch.setattr(sklearn.model_selection, "cross_val_score", recording_cross_val_score)
+    # the same subjects and sites, smaller scans and one pretraining epoch: the folds, not the
+    # scores, are under test
+    namespace = _run_edited("plot_phenotype_prediction.py", "n_epochs=8,", "n_epochs=1,",
+                            monkeypatch, tmp_path, more_edits=[(
+                                "n_timepoints=200, n_regions=100,",
+                                "n_timepoints=100, n_regions=40,")])
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+    sites = namespace["y"]["site"].to_numpy()
+    assert len(splits) == 3 * 2  # (mean, roi, tangent FC) x (group, age)
+    for folds in splits:
+        held_out = []
+        for train, test in folds:
+            assert len(set(sites[test])) == 1
+            assert set(sites[test]).isdisjoint(sites[train])
+            held_out.append(sites[test][0])
+        assert sorted(held_out) == [0, 1, 2]
 
 
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path, capsys):
