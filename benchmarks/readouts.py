@@ -12,6 +12,12 @@ cut into non-overlapping 96-frame windows (6 time patches of 16 frames).
   (``examples/demo.py``: 100 subjects x 200 frames x 100 regions; ``group`` ROC AUC and ``age``
   R2, 5 folds, every linear model and tangent projection fitted inside the training folds).
 
+Every fitted step (the standardisation, the classifier and a tangent projection's reference
+connectivity) is fitted on the training windows only: the first halves for identification,
+the training folds for direction. Pearson FC, the lag-one covariance and the pooled token
+readouts are computed per window, with nothing fitted across windows. The encoders are
+pretrained once on all scans (no labels).
+
 Readouts of a Brain-JEPA encoder (pretrained with the demo's settings, and random encoders of
 the same size with learning rate zero): ``mean``, ``roi_std``, ``connectivity``, ``lagged``,
 and ``tokens`` followed by nilearn's tangent-space connectivity. Baselines on the raw
@@ -82,28 +88,31 @@ def lag_covariance(windows):
     return np.asarray(out)
 
 
-def classifier(features_step=None):
-    steps = [] if features_step is None else [features_step]
+def classifier(*steps):
+    """``steps`` (a tangent projection), a standardisation and a logistic regression."""
     return make_pipeline(*steps, StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
 
 
-def identification(features, subject, position, n_halves):
-    """Accuracy of telling the subject of a second-half window, trained on first halves."""
+def tangent():
+    """Tangent-space connectivity; its reference is the mean of the series it is fitted on."""
+    return ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
+
+
+def identification(features, subject, position, n_halves, steps=()):
+    """Accuracy of telling the subject of a second-half window, trained on first halves.
+
+    ``features``: an array, or a list of series for ``steps`` (fitted on the first halves)."""
     train = position < n_halves
-    model = classifier().fit(features[train], subject[train])
-    return float((model.predict(features[~train]) == subject[~train]).mean())
+    model = classifier(*steps).fit([f for f, t in zip(features, train) if t], subject[train])
+    predicted = model.predict([f for f, t in zip(features, train) if not t])
+    return float((predicted == subject[~train]).mean())
 
 
-def direction(features, label, groups):
-    return float(cross_val_score(classifier(), features, label, cv=GroupKFold(5),
+def direction(features, label, groups, steps=()):
+    """Accuracy of telling forward from reversed windows, subjects held out (5 folds);
+    ``steps`` are fitted in each training fold, as the classifier is."""
+    return float(cross_val_score(classifier(*steps), features, label, cv=GroupKFold(5),
                                  groups=groups).mean())
-
-
-def tangent_features(series_train, series_test=None):
-    """Tangent-space connectivity fitted on the training windows."""
-    measure = ConnectivityMeasure(kind="tangent", vectorize=True, discard_diagonal=True)
-    train = measure.fit_transform(series_train)
-    return train if series_test is None else (train, measure.transform(series_test))
 
 
 def phenotype_task(a):
@@ -168,17 +177,14 @@ def main(argv=None):
                           **extra}), flush=True)
 
     # baselines on the raw windows
-    train = position < n_halves
-    fc_train, fc_test = tangent_features([w for w, t in zip(windows, train) if t],
-                                         [w for w, t in zip(windows, train) if not t])
-    model = classifier().fit(fc_train, subject[train])
-    report("identification", "tangent FC", float((model.predict(fc_test) == subject[~train]).mean()))
+    report("identification", "tangent FC",
+           identification(windows, subject, position, n_halves, [tangent()]))
     pearson = ConnectivityMeasure(kind="correlation", vectorize=True, discard_diagonal=True)
     report("identification", "Pearson FC",
            identification(pearson.fit_transform(windows), subject, position, n_halves))
     report("identification", "lag-one covariance",
            identification(lag_covariance(windows), subject, position, n_halves))
-    report("direction", "tangent FC", direction(tangent_features(both), label, groups))
+    report("direction", "tangent FC", direction(both, label, groups, [tangent()]))
     report("direction", "lag-one covariance", direction(lag_covariance(both), label, groups))
 
     params = dict(
@@ -199,21 +205,14 @@ def main(argv=None):
     for name, encoder in encoders.items():
         for pooling in POOLINGS:
             encoder.set_params(pooling=pooling)
-            if pooling == "tokens":
-                ident = tangent_features(
-                    encoder.transform([w for w, t in zip(windows, train) if t]),
-                    encoder.transform([w for w, t in zip(windows, train) if not t]))
-                model = classifier().fit(ident[0], subject[train])
-                score = float((model.predict(ident[1]) == subject[~train]).mean())
-                report("identification", f"{name}: tokens + tangent", score)
-                report("direction", f"{name}: tokens + tangent",
-                       direction(tangent_features(encoder.transform(both)), label, groups))
-                continue
-            features = encoder.transform(windows)
-            report("identification", f"{name}: {pooling}",
-                   identification(features, subject, position, n_halves))
-            report("direction", f"{name}: {pooling}",
-                   direction(encoder.transform(both), label, groups))
+            # tokens are series: a tangent projection, fitted with the classifier, reads them
+            steps = [tangent()] if pooling == "tokens" else []
+            readout = "tokens + tangent" if pooling == "tokens" else pooling
+            report("identification", f"{name}: {readout}",
+                   identification(encoder.transform(windows), subject, position, n_halves,
+                                  steps))
+            report("direction", f"{name}: {readout}",
+                   direction(encoder.transform(both), label, groups, steps))
     print(json.dumps({"seconds": round(time.perf_counter() - start)}))
 
 

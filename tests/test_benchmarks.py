@@ -550,6 +550,40 @@ def test_readouts_windows():
         assert 0 <= record["score"] <= 1
 
 
+def test_readouts_fit_every_tangent_reference_on_training_windows_only(monkeypatch, capsys):
+    """The tangent projections' reference connectivity (the mean of the series fitted on) is
+    estimated on the training windows: the first halves for identification, each training fold
+    for direction, never on a held-out window."""
+    pytest.importorskip("nilearn")
+    spec = importlib.util.spec_from_file_location("readouts", BENCHMARKS / "readouts.py")
+    readouts = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readouts)
+    tangent_fits = []  # how many series each tangent projection was fitted on
+
+    class RecordingConnectivityMeasure(readouts.ConnectivityMeasure):
+        def fit(self, X, y=None):
+            if self.kind == "tangent":
+                tangent_fits.append(len(X))
+            return super().fit(X, y)
+
+        def fit_transform(self, X, y=None, confounds=None):
+            if self.kind == "tangent":
+                tangent_fits.append(len(X))
+            return super().fit_transform(X, y, confounds=confounds)
+
+    monkeypatch.setattr(readouts, "ConnectivityMeasure", RecordingConnectivityMeasure)
+    # 10 subjects x 2 windows: identification trains on the 10 first windows; direction on
+    # 40 windows (forward and reversed), 5 folds of 2 subjects, so it trains on 32
+    readouts.main(["--subjects", "10", "--timepoints", "192", "--regions", "20",
+                   "--sparsity", "0.85", "--epochs", "1", "--controls", "0"])
+    scores = [json.loads(line) for line in capsys.readouterr().out.splitlines()][:-1]
+    assert {(r["task"], r["readout"]) for r in scores} >= {
+        ("direction", "tangent FC"), ("direction", "pretrained: tokens + tangent"),
+        ("identification", "tangent FC"), ("identification", "pretrained: tokens + tangent")}
+    # raw windows and the pretrained tokens: one identification fit and five fold fits each
+    assert sorted(tangent_fits) == [10] * 2 + [32] * 10
+
+
 @pytest.mark.slow
 def test_finetune_both_tasks():
     pytest.importorskip("skorch")
