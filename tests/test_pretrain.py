@@ -2831,6 +2831,28 @@ def test_the_pretrainer_is_scored_by_cross_validation_and_grid_search_without_sc
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
+def test_the_l2_score_scales_with_the_width_and_the_smooth_l1_score_does_not():
+    """The docs' example (pretraining.rst): loss="l2" sums the squared error over the
+    features, so a model four times as wide scores about four times as low; "smooth_l1"
+    averages over them."""
+    from brainjepa_sk.datasets import make_brain_dynamics
+
+    X, _ = make_brain_dynamics(n_subjects=12, n_timepoints=200, n_regions=21, t_r=2.0,
+                               random_state=0)
+    scores = {}
+    for loss in ("l2", "smooth_l1"):
+        for width in (32, 128):
+            pretrainer = BrainJEPAPretrainer(
+                GradientPositioner(n_components=10, random_state=0),
+                model_size={"embed_dim": width, "depth": 1, "num_heads": 4},
+                predictor_embed_dim=32, predictor_depth=1, n_frames=96, t_r=2.0, n_epochs=3,
+                batch_size=8, loss=loss, device="cpu", random_state=0, verbose=0,
+            ).fit(X[:8])
+            scores[loss, width] = pretrainer.score(X[8:])
+    assert 3.5 < scores["l2", 128] / scores["l2", 32] < 4.5
+    assert 0.9 < scores["smooth_l1", 128] / scores["smooth_l1", 32] < 1.1
+
+
 def test_score_before_fit_is_refused():
     with pytest.raises(NotFittedError):
         _pretrainer().score(_data(n_subjects=2))
