@@ -605,3 +605,31 @@ def test_a_research_fine_tuned_model_with_keys_of_unknown_use_is_refused_naming_
             "(['fc_norm.bias', 'fc_norm.weight', 'head.bias', 'head.weight']), "
             "['adapter.weight'], which are neither")):
         resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+
+
+def test_reading_a_fine_tuned_model_keeps_the_safe_globals_the_user_added(official_dir,
+                                                                          tmp_path):
+    """The Namespace allowed while a research file is read was taken off torch's list of safe
+    globals after it, also when the user had put it there: their own safe loads of files
+    holding one then failed."""
+    import argparse
+
+    from brainjepa_sk.checkpoint import resolve_weights
+
+    path = tmp_path / "checkpoint-49.pth"
+    torch.save({"model": _fine_tuned_state(official_dir),
+                "args": argparse.Namespace(blr=1e-3)}, path)
+    before = torch.serialization.get_safe_globals()
+    torch.serialization.add_safe_globals([argparse.Namespace])
+    try:
+        with pytest.warns(UserWarning, match="its head"):
+            resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+        assert argparse.Namespace in torch.serialization.get_safe_globals()
+        assert torch.load(path, weights_only=True)["args"].blr == 1e-3
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
+    # and allowed only while the package reads a research file
+    with pytest.warns(UserWarning, match="its head"):
+        resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+    assert argparse.Namespace not in torch.serialization.get_safe_globals()

@@ -414,9 +414,13 @@ def _allowing(safe_globals):
     """torch's context in which a safe load builds objects of ``safe_globals`` too (none
     where torch has no such context: before 2.5)."""
     allowing = getattr(torch.serialization, "safe_globals", None)
-    if not safe_globals or allowing is None:
+    if allowing is None:
         return contextlib.nullcontext()
-    return allowing(list(safe_globals))
+    # those already allowed (by the user's add_safe_globals) are left out: the context takes
+    # off torch's list, on leaving, all it was given
+    allowed = getattr(torch.serialization, "get_safe_globals", list)()
+    added = [cls for cls in safe_globals if cls not in allowed]
+    return allowing(added) if added else contextlib.nullcontext()
 
 
 #: What ``torch.save``'s legacy (not zip) format pickles first: its magic number (a LONG1
