@@ -1162,7 +1162,9 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         # another kind of file in its place is no copy of it either (as above)
         _forget_cached_hash(weights)
         what = {"ours": "a brainjepa_sk checkpoint (pass it as weights=<its path>)",
-                "training_state": "a pretraining run's state"}.get(
+                "training_state": "a pretraining run's state",
+                "research_fine_tuned": "a model the research code fine-tuned (pass it as "
+                                       "weights=<its path>, with gradients=)"}.get(
                     kind, "no research checkpoint")
         raise ValueError(
             f"{weights} is {what}, not the UK Biobank checkpoint the cache keeps there (a "

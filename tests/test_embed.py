@@ -2326,7 +2326,7 @@ def test_a_cut_short_cached_checkpoint_is_named_and_its_hash_not_kept(
     assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
 
 
-@pytest.mark.parametrize("wrong", ["tensor", "ours"])
+@pytest.mark.parametrize("wrong", ["tensor", "ours", "fine_tuned"])
 def test_a_cached_checkpoint_of_another_kind_is_named_and_its_hash_not_kept(
         tmp_path, monkeypatch, official_dir, reference, wrong):
     """A file that loads but is no research checkpoint (a tensor, a brainjepa_sk checkpoint)
@@ -2341,9 +2341,16 @@ def test_a_cached_checkpoint_of_another_kind_is_named_and_its_hash_not_kept(
     if wrong == "tensor":
         torch.save(torch.zeros(3), cached)
         what = "no research checkpoint"
-    else:
+    elif wrong == "ours":
         save_checkpoint(cached, tiny_module(N_REGIONS))
         what = "a brainjepa_sk checkpoint (pass it as weights=<its path>)"
+    else:  # a research file, which is no pretraining checkpoint (it was called none)
+        encoder = torch.load(official_dir / "checkpoint.pth.tar",
+                             weights_only=True)["target_encoder"]
+        torch.save({"model": {"encoder." + key.removeprefix("module."): value
+                              for key, value in encoder.items()}}, cached)
+        what = ("a model the research code fine-tuned (pass it as weights=<its path>, with "
+                "gradients=)")
     X = reference["x_nilearn"]
     with pytest.raises(ValueError, match=re.escape(
             f"{cached} is {what}, not the UK Biobank checkpoint the cache keeps there")):
