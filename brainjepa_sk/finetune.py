@@ -1360,6 +1360,11 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
 
     def _initialize_criterion(self, reason=None):
         super()._initialize_criterion(reason)
+        self._refuse_trainable_criterion()
+        return self
+
+    def _refuse_trainable_criterion(self):
+        """Refuse a ``criterion_`` with parameters to train."""
         criterion = getattr(self.criterion_, "_orig_mod", self.criterion_)
         trainable = [name for name, parameter in criterion.named_parameters()
                      if parameter.requires_grad]
@@ -1369,7 +1374,6 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 f"criterion={self.criterion!r} has parameters to train ({', '.join(trainable)}): "
                 "the fine-tuners train the model's parameters only; make them buffers, or fixed "
                 "(requires_grad=False)")
-        return self
 
     def _initialize_optimizer(self, reason=None):
         optimizer = self.__dict__.get("optimizer_")
@@ -1450,6 +1454,8 @@ class _FineTuneBase(SkorchParamsMixin, SubjectsInputMixin):
                 self._check_no_validation_monitored()
             self._set_class_weights(targets_of(dataset_train))
             self.initialize_criterion()
+            # a continued fit builds it here alone (a loss set as an attribute since included)
+            self._refuse_trainable_criterion()
             self.criterion_ = self.torch_compile(to_device(self.criterion_, self.device),
                                                  name="criterion")
         return dataset_train, dataset_valid

@@ -709,23 +709,32 @@ class ScaledLoss(torch.nn.CrossEntropyLoss):
         return super().forward(logits * self.log_scale.exp(), target)
 
 
-@pytest.mark.parametrize("when", ["fit", "set_params"])
+@pytest.mark.parametrize("when", ["fit", "set_params", "continued_fit"])
 def test_a_loss_with_parameters_to_train_is_refused(when):
     """The optimizer trains the model's layer-wise groups: a loss's own parameters were never
-    trained, silently."""
+    trained, silently. A continued fit builds the loss again (for the class weights), without
+    initialize: one set as an attribute on the fitted net had been trained with."""
     X, y = offset_subjects(np.zeros(8)), np.array([0] * 6 + [1] * 2)
     clf = BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1))
-    if when == "set_params":
+    if when != "fit":
         clf.fit(X, y)
+    if when == "continued_fit":
+        clf.criterion = ScaledLoss
+        epochs = len(clf.history)
     before = pickle.dumps(clf)
     with pytest.raises(ValueError, match=r"^criterion=<class '.*ScaledLoss'> has parameters to "
                                          r"train \(log_scale\): the fine-tuners train the "):
         if when == "fit":
             clf.set_params(criterion=ScaledLoss).fit(X, y)
-        else:
+        elif when == "set_params":
             clf.set_params(criterion=ScaledLoss)
+        else:
+            clf.partial_fit(X, y)
     if when == "set_params":
         assert pickle.dumps(clf) == before
+    elif when == "continued_fit":  # refused before its first epoch, the fitted loss kept
+        assert type(clf.criterion_) is torch.nn.CrossEntropyLoss
+        assert len(clf.history) == epochs
 
 
 def test_a_loss_instance_keeps_its_own_settings_with_class_weight():
