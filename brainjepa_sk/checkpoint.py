@@ -13,6 +13,7 @@ can read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import inspect
 import math
@@ -1085,7 +1086,8 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         cannot be loaded, a research checkpoint without its ``target_encoder`` section, or
         when a module's weights hold NaN or infinite values; with
         ``"ukbiobank"``, when the cached checkpoint does not read or is no research
-        checkpoint (the hash recorded for it is then removed).
+        checkpoint (the hash recorded for it is then removed, where the cache may be
+        written).
     OSError
         With ``"ukbiobank"``, when the files cannot be fetched or do not match their hashes.
     """
@@ -1218,7 +1220,9 @@ def _forget_cached_hash(path):
     is no copy of it: the record would refuse the right file put in its place)."""
     from .datasets._weights import _record_path
 
-    _record_path(path).unlink(missing_ok=True)
+    # in a cache the user may not write to, the error that names the file is the one to see
+    with contextlib.suppress(OSError):
+        _record_path(path).unlink(missing_ok=True)
 
 
 def export_training_state(state_path, path):

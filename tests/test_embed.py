@@ -2360,3 +2360,39 @@ def test_a_cached_checkpoint_of_another_kind_is_named_and_its_hash_not_kept(
     embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4, normalization=None).fit(X)
     expected = reference["target_encoder_tokens"].mean(axis=1)
     assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
+
+
+@pytest.mark.parametrize("wrong", ["cut_short", "tensor"])
+def test_a_bad_cached_checkpoint_is_named_where_its_hash_record_cannot_be_removed(
+        tmp_path, monkeypatch, official_dir, reference, wrong):
+    """In a cache the user may not write to (a lab's shared, read-only data_dir), removing the
+    record failed: a PermissionError about the record replaced the error naming the file."""
+    import pathlib
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    folder.mkdir()
+    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    cached = folder / "jepa-ep300.pth.tar"
+    if wrong == "tensor":
+        torch.save(torch.zeros(3), cached)
+        expected = f"{cached} is no research checkpoint, not the UK Biobank checkpoint"
+    else:
+        complete = (official_dir / "checkpoint.pth.tar").read_bytes()
+        cached.write_bytes(complete[: len(complete) // 2])
+        expected = "The cached UK Biobank checkpoint is damaged"
+    X = reference["x_nilearn"]
+    with pytest.raises(ValueError, match="jepa-ep300"):  # records the file's hash
+        BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(X)
+    (folder / "jepa-ep300.pth.tar.sha256").write_text(
+        _weights.sha256_of(cached) + "  jepa-ep300.pth.tar\n")
+    unlink = pathlib.Path.unlink
+
+    def read_only_records(path, *args, **kwargs):
+        if path.name.endswith(".sha256"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return unlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "unlink", read_only_records)
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(X)
