@@ -439,7 +439,7 @@ def _research_target_encoder(path, gradients, num_heads):
         _load_into(encoder, _converted_encoder(encoder_state, section), section)
     except ValueError as error:  # name the file in every message about its contents
         raise ValueError(f"{path}: {error}") from None
-    if fine_tuned is not None:
+    if fine_tuned is not None and fine_tuned[1]:  # (no head: fine-tuned with num_classes=0)
         warn_user(
             f"{path} holds a model that the research code fine-tuned: its encoder is loaded, "
             f"its head ({fine_tuned[1]}) is not (the estimators train heads of their own)")

@@ -633,3 +633,19 @@ def test_reading_a_fine_tuned_model_keeps_the_safe_globals_the_user_added(offici
     with pytest.warns(UserWarning, match="its head"):
         resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
     assert argparse.Namespace not in torch.serialization.get_safe_globals()
+
+
+def test_a_research_fine_tuned_model_without_a_head_loads_without_a_warning(official_dir,
+                                                                           tmp_path):
+    """A model fine-tuned with num_classes=0 (its head an Identity, no global pooling) saves
+    its encoder alone: the warning named an empty list as the head left out."""
+    import warnings
+
+    from brainjepa_sk.checkpoint import resolve_weights
+
+    path = tmp_path / "checkpoint-49.pth"
+    torch.save({"model": _fine_tuned_state(official_dir, head=())}, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolved = resolve_weights(path, gradients=official_dir / "gradient.csv", num_heads=4)
+    assert resolved.n_frames == 40
