@@ -37,6 +37,7 @@ from .train.runtime import (
     atomic_save,
     expand_home,
     first_non_finite,
+    foreign_file_kind,
     load_file,
     tensor_checksum,
 )
@@ -1155,6 +1156,11 @@ def resolve_weights(weights="ukbiobank", *, gradients=None, num_heads=None, data
         # (none is published): a copy that does not read is no good copy, and its record
         # would refuse the complete file put in its place as a changed checkpoint
         _forget_cached_hash(weights)
+        if foreign_file_kind(weights) is not None:  # a file of another format: not cut short
+            raise ValueError(
+                f"{error}. {weights} is not the UK Biobank checkpoint the cache keeps there: "
+                "delete it to download the checkpoint again, or put the research checkpoint "
+                "there") from error
         raise ValueError(
             f"{error}. The cached UK Biobank checkpoint is damaged (a download or copy cut "
             f"short?): delete {weights} to download it again, or put a complete copy there"

@@ -2396,3 +2396,37 @@ def test_a_bad_cached_checkpoint_is_named_where_its_hash_record_cannot_be_remove
     monkeypatch.setattr(pathlib.Path, "unlink", read_only_records)
     with pytest.raises(ValueError, match=re.escape(expected)):
         BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(X)
+
+
+@pytest.mark.parametrize("kind", ["safetensors", "numpy"])
+def test_a_cached_checkpoint_of_a_foreign_format_is_not_called_cut_short(
+        tmp_path, monkeypatch, official_dir, reference, kind):
+    """A file of another format under the checkpoint's name (a safetensors conversion, a NumPy
+    array) was called damaged, a download or copy cut short, beside the error saying what it
+    is."""
+    import io
+    import json
+    import struct
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    folder.mkdir()
+    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    cached = folder / "jepa-ep300.pth.tar"
+    if kind == "safetensors":
+        header = json.dumps({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})
+        cached.write_bytes(struct.pack("<Q", len(header)) + header.encode() + bytes(4))
+        what = "it is a safetensors file"
+    else:
+        buffer = io.BytesIO()
+        np.save(buffer, np.zeros(3))
+        cached.write_bytes(buffer.getvalue())
+        what = "it is a NumPy array file"
+    with pytest.raises(ValueError) as caught:
+        BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(reference["x_nilearn"])
+    message = str(caught.value)
+    assert what in message
+    assert "cut short" not in message and "damaged" not in message
+    assert (f"{cached} is not the UK Biobank checkpoint the cache keeps there: delete it to "
+            "download the checkpoint again, or put the research checkpoint there") in message
+    assert not (folder / "jepa-ep300.pth.tar.sha256").exists()
