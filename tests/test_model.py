@@ -743,6 +743,16 @@ def test_the_heads_start_from_their_recipes_initial_weights():
     assert torch.count_nonzero(tuned.linear.bias) == torch.count_nonzero(probe.linear.bias) == 0
 
 
+def test_the_probes_head_learns_only_its_linear_map():
+    # the linear probe standardises with a BatchNorm without scale or shift (a linear model
+    # of standardised features); the fine-tuning head's LayerNorm learns both
+    probe, tuned = PooledHead(4, 2, "batchnorm"), PooledHead(4, 2, "layernorm")
+    assert sorted(name for name, _ in probe.named_parameters()) == ["linear.bias",
+                                                                    "linear.weight"]
+    assert sorted(name for name, _ in tuned.named_parameters()) == [
+        "linear.bias", "linear.weight", "norm.bias", "norm.weight"]
+
+
 def test_the_probes_batchnorm_keeps_a_moving_average_of_the_training_batches():
     """The running statistics the probe predicts with move 0.1 of the way to each batch's
     (torch's default momentum): a moving average, as the user guide says, not a cumulative
