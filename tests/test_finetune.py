@@ -271,6 +271,26 @@ def test_targets_in_another_order_than_thousands_of_files_are_told_at_once():
     assert time.perf_counter() - start < 5  # about 30 s before
 
 
+def test_targets_indexed_by_bare_subject_numbers_in_another_order_are_refused():
+    """A participants table indexed by the subjects' numbers alone ('2', not 'sub-2') names
+    the files by a whole part of their names that follows a separator: in another order than
+    a glob's sorted files, it is refused as an index of 'sub-2' is."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from brainjepa_sk.finetune import _check_targets_follow_files
+
+    ids = [str(k) for k in range(1, 12)]
+    files = SimpleNamespace(paths=sorted(Path(f"data/sub-{k}_bold.npy") for k in ids))
+    with pytest.raises(ValueError, match=r"row 0 of y is '1', whose file is number 2 of X "
+                                         r"\(sub-1_bold\.npy\), while X's file 0 is "
+                                         r"sub-10_bold\.npy"):
+        _check_targets_follow_files(files, pd.Series(np.zeros(len(ids)), index=ids))
+    # in the files' order: taken as given
+    in_file_order = [path.name[len("sub-"):].split("_")[0] for path in files.paths]
+    _check_targets_follow_files(files, pd.Series(np.zeros(len(ids)), index=in_file_order))
+
+
 def test_classes_given_in_any_order_name_the_outputs_the_model_learns():
     """With classes=["patient", "control"], output 0 (the first column of predict_proba) is
     trained on the patients' windows; a warning says that scikit-learn's binary scorers would
@@ -2556,6 +2576,9 @@ def test_a_missing_label_is_refused_naming_the_subject_and_the_fit_kept(y):
 @pytest.mark.parametrize("classes, message", [
     ([0, 1, np.nan], r"classes \[0.0, 1.0, nan\] holds a missing value \(NaN or None\) at "
                      "position 2"),
+    # two missing: the first is named
+    ([np.nan, 0, 1, np.nan], r"classes \[nan, 0.0, 1.0, nan\] holds a missing value \(NaN or "
+                             r"None\) at position 0:"),
     ([[0, 1]], r"classes must be a 1-D list of labels, one per output, got \[\[0, 1\]\] "
                r"\(2-D\)"),
     ("01", r"classes must be a 1-D list of labels, one per output, got '01' \(0-D\)"),
