@@ -764,6 +764,19 @@ def test_a_new_run_beside_an_unfinished_one_says_what_differs(tmp_path):
         _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, lr=5e-4).fit(X)
 
 
+def test_a_new_run_beside_an_unfinished_one_names_a_model_setting_that_differs(tmp_path):
+    """The model's settings (loss, ...) are in the run's key twice, through its
+    configuration and its settings: the warning of a new run names such a setting as it
+    names the others, not as "other gradients"."""
+    X = _data()
+    with pytest.raises(KeyboardInterrupt):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path,
+                    callbacks=[_InterruptAfterEpoch(2)]).fit(X)
+    with pytest.warns(UserWarning, match=r"the same data but other settings \(loss: 'l2' there, "
+                                         r"'smooth_l1' now\)"):
+        _pretrainer(n_epochs=2, checkpoint_dir=tmp_path, loss="smooth_l1").fit(X)
+
+
 def test_an_unfinished_run_of_another_state_format_is_named_as_such(tmp_path, monkeypatch):
     """After an upgrade that changes the state format, the same fit starts afresh: the warning
     says the unfinished run was saved by another version, not that it had other gradients
