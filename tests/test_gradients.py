@@ -792,6 +792,16 @@ def test_one_subject_is_the_group_connectivity_as_it_is(X):
     np.testing.assert_array_equal(est.group_connectivity_, matrix)
 
 
+def test_one_subject_of_a_text_file_is_the_group_connectivity_as_it_is(X, tmp_path):
+    # the connectivity the check of a text file computes: no Fisher-z round trip either, so
+    # that the file gives what its series in memory give, bit for bit
+    path = tmp_path / "sub-01.tsv"
+    np.savetxt(path, X[0], delimiter="\t", fmt="%.17g")
+    from_file = GradientPositioner(**SMALL).fit([path])
+    from_memory = GradientPositioner(**SMALL).fit(X[:1])
+    np.testing.assert_array_equal(from_file.group_connectivity_, from_memory.group_connectivity_)
+
+
 def test_a_connectivity_refit_on_plain_matrices_forgets_the_region_names(X):
     corr = ConnectivityMeasure(kind="correlation").fit_transform(list(X))
     names = [f"r{i}" for i in range(N_REGIONS)]
