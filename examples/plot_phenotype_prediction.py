@@ -32,7 +32,7 @@ subjects with a 12-block encoder.
 # and the folds then only fit the linear models. That is the common protocol for evaluating a
 # frozen foundation model; for a strictly nested evaluation, put the pretrainer inside the
 # pipeline (``make_pipeline(BrainJEPAPretrainer(...), StandardScaler(), LogisticRegression())``)
-# and it is refitted in every fold, at five times the cost.
+# and it is refitted in every fold, at three times the cost (one fit per held-out site).
 import matplotlib.pyplot as plt
 import numpy as np
 from nilearn.connectome import ConnectivityMeasure

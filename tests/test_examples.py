@@ -100,6 +100,9 @@ def test_the_phenotype_example_holds_out_whole_sites(monkeypatch, tmp_path):
             assert set(sites[test]).isdisjoint(sites[train])
             held_out.append(sites[test][0])
         assert sorted(held_out) == [0, 1, 2]
+    # the cost it gives for refitting the pretrainer in every fold (a nested evaluation)
+    source = (Path(__file__).parents[1] / "examples" / "plot_phenotype_prediction.py").read_text()
+    assert "it is refitted in every fold, at three times the cost" in source
 
 
 def test_demo_runs_end_to_end_on_a_tiny_cohort(tmp_path, capsys):
