@@ -809,11 +809,17 @@ def check_has_rows(first_line, second_line, header, comments=False):
         raise ValueError("it has a header line but no rows below it")
 
 
+def _csv_cells(line, separator):
+    """Cells of a line as pandas reads them (a quoted cell may hold the separator, also after
+    the spaces that often follow a comma). NUL bytes (a write cut short and padded with them)
+    are dropped: Python 3.10's csv module refuses a line holding one."""
+    return next(csv.reader([line.rstrip("\r\n").replace("\0", "")], delimiter=separator,
+                           skipinitialspace=True), [])
+
+
 def _n_cells(line, separator):
-    """Cells of a line as pandas counts them (a quoted cell may hold the separator, also after
-    the spaces that often follow a comma)."""
-    return len(next(csv.reader([line.rstrip("\r\n")], delimiter=separator,
-                               skipinitialspace=True), []))
+    """The number of :func:`_csv_cells` of a line."""
+    return len(_csv_cells(line, separator))
 
 
 def _check_line_lengths(path, separator, column="region"):
@@ -1175,8 +1181,7 @@ def _refuse_a_misread_whitespace_table(path):
         trailing = ends == {separator}
         # a column named as the time or frame of each row is left out, as for a .csv table
         # the names as pandas reads them: a quoted one may hold the separator ("Frontal, T")
-        names = [name.strip().strip("'") for name in next(csv.reader(
-            [raw[0].strip()], delimiter=separator, skipinitialspace=True))][
+        names = [name.strip().strip("'") for name in _csv_cells(raw[0].strip(), separator)][
             :-1 if trailing else None]
         timed = _time_named(names) if header else None
         line = (f"pandas.read_csv(path, {options})" + (".iloc[:, :-1]" if trailing else "")
