@@ -669,6 +669,44 @@ def test_downloaded_files_and_the_hash_record_get_the_permissions_of_the_umask(
     assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in files] == [oct(0o644)] * 3
 
 
+def test_a_read_only_cache_without_a_hash_record_loads_a_good_checkpoint_and_names_a_bad_one(
+        tmp_path, monkeypatch, official_dir, reference):
+    """A lab's shared data folder that the user cannot write to, holding a copy of the
+    checkpoint but no hash record beside it (copied in by hand): fit loads the good copy,
+    writing nothing there, and a damaged copy is still refused naming the file (not with an
+    error about the record that could not be saved)."""
+    import os
+
+    use_local_ukbiobank(monkeypatch, official_dir)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    folder.mkdir()
+    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    complete = (official_dir / "checkpoint.pth.tar").read_bytes()
+    cached = folder / "jepa-ep300.pth.tar"
+    X = reference["x_nilearn"]
+    expected = reference["target_encoder_tokens"].mean(axis=1)
+    for contents in [complete, complete[: len(complete) // 2]]:
+        cached.write_bytes(contents)
+        folder.chmod(0o555)
+        try:
+            if os.access(folder, os.W_OK):
+                pytest.skip("this user writes to read-only folders (root; run it as root with "
+                            "setpriv --bounding-set=-dac_override)")
+            if contents is complete:
+                embedder = BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4,
+                                             normalization=None).fit(X)
+                assert np.abs(embedder.transform(X) - expected).max() <= 1e-5
+            else:
+                with pytest.raises(ValueError, match=re.escape(
+                        f"The cached UK Biobank checkpoint is damaged (a download or copy cut "
+                        f"short?): delete {cached}")):
+                    BrainJEPAEmbedder(data_dir=tmp_path, num_heads=4).fit(X)
+        finally:
+            folder.chmod(0o755)
+        assert sorted(path.name for path in folder.iterdir()) == [
+            "gradient_mapping_450.csv", "jepa-ep300.pth.tar"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without CUDA")
 def test_an_unavailable_device_is_refused_at_fit_and_leaves_the_embedder_as_it_was():
     X = _subjects()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import os
@@ -33,7 +34,8 @@ _GRADIENTS_COMMIT = "c476600dfb640bf85c0aa9b6b92e8bff257e3cd5"
 #: gradient matrix: file name in the cache, where it comes from, how to get it by hand, and its
 #: SHA-256 where one is known. The gradient file is pinned to the commit that last changed it;
 #: the checkpoint has no published hash, so the hash of the first good copy is recorded beside
-#: it (``<file>.sha256``) and later calls check the file against it.
+#: it (``<file>.sha256``, where the cache can be written) and later calls check the file
+#: against it.
 UKBIOBANK_FILES = {
     "checkpoint": {
         "filename": "jepa-ep300.pth.tar",
@@ -213,7 +215,14 @@ def _check_hash(path, spec, actual=None):
         source = f"the hash recorded at its first download ({record})"
     actual = actual or _sha256_once(path)
     if expected is None:
-        _write_record(record, f"{actual}  {path.name}\n")  # the first good copy: remember it
+        try:
+            _write_record(record, f"{actual}  {path.name}\n")  # the first good copy: remember it
+        except OSError as error:
+            # a cache shared read-only (a lab's data folder): nothing is recorded, as the
+            # first copy found is taken unchecked anyway (no hash is published) and the
+            # loader refuses, naming it, a file that is no checkpoint
+            if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
     elif actual != expected:
         raise OSError(
             f"{path} does not match {source}: SHA-256 {actual}, expected {expected}. The file "
@@ -259,7 +268,10 @@ def fetch_ukbiobank_weights(data_dir=None, download=True, verbose=1):
     trusts); afterwards everything works offline from that cache. Every call checks the files'
     SHA-256: the gradient file against its pinned hash (the authors' commit ``c476600``), the
     checkpoint, which has no published hash, against the hash recorded beside it
-    (``jepa-ep300.pth.tar.sha256``) when it was first fetched or found.
+    (``jepa-ep300.pth.tar.sha256``) when it was first fetched or found. In a cache that
+    cannot be written (a folder shared read-only) nothing is recorded: the checkpoint found
+    there is taken as a first copy is, and the estimators refuse one that does not load as
+    a research checkpoint, naming it.
 
     Parameters
     ----------
