@@ -816,7 +816,9 @@ def load_checkpoint(path, map_location="cpu"):
     ValueError
         When ``map_location`` names no device torch knows. Naming the file, when it is a
         folder, empty, damaged (its checksum does not match), not a checkpoint of this
-        package (a research checkpoint, a pretraining run's state), written by a newer
+        package (a research checkpoint, a model the research code fine-tuned, which the
+        estimators take as ``weights``, a pretraining run's state, a module's ``state_dict``
+        such as a fine-tuner's ``save_params``), written by a newer
         version, incomplete, when its model settings are not those this version's
         :class:`~brainjepa_sk.nn.BrainJEPA` takes (a key renamed or added by another
         version), when its model configuration lacks ``num_heads``, when its weights hold
@@ -824,13 +826,23 @@ def load_checkpoint(path, map_location="cpu"):
         ``"trained_n_patches"`` that is not a positive whole number, or a
         ``"frozen_by_fine_tuner"`` that is not a bool.
     """
-    payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint")
+    # the arguments the research fine-tuning saves (an argparse.Namespace) are read, safely,
+    # so that its file is named for what it is rather than as one holding Python objects
+    payload = load_file(path, map_location=map_location, what="brainjepa_sk checkpoint",
+                        safe_globals=_RESEARCH_GLOBALS)
     if isinstance(payload, dict) and "loop" in payload and "key" in payload:
         raise ValueError(_TRAINING_STATE_ADVICE.format(path=path))
     if not isinstance(payload, dict) or payload.get("format") != FORMAT_NAME:
+        if _payload_kind(payload) == "research_fine_tuned":
+            raise ValueError(
+                f"{path} is a model the research code fine-tuned, not a brainjepa_sk "
+                "checkpoint: pass it to the estimators as weights=<its path>, with "
+                "gradients=<its gradient matrix>, which load its encoder (without its head)")
+        # a module's state_dict (such as a fine-tuner's save_params) is named as such
         raise ValueError(
-            f"{path} is not a brainjepa_sk checkpoint; for the research code's files use "
-            "load_research_checkpoint"
+            f"{path} is not a brainjepa_sk checkpoint"
+            + (_state_dict_hint(payload)
+               or "; for the research code's files use load_research_checkpoint")
         )
     if payload.get("format_version", 0) > FORMAT_VERSION:
         raise ValueError(

@@ -659,9 +659,15 @@ def test_weights_that_are_a_state_dict_say_whose_and_how_to_save_a_model(tmp_pat
     with pytest.raises(ValueError, match=r"params\.pt is neither .* it holds a fine-tuner's "
                                          r"parameters .* fine-tuner's save\(path\)"):
         BrainJEPAEmbedder(weights=tmp_path / "params.pt").fit(X)
+    with pytest.raises(ValueError, match=r"params\.pt is not a brainjepa_sk checkpoint: it "
+                                         r"holds a fine-tuner's parameters .* load_params"):
+        load_checkpoint(tmp_path / "params.pt")
     torch.save(_model().state_dict(), tmp_path / "bare.pt")
     with pytest.raises(ValueError, match=r"bare\.pt is neither .* it holds a bare state_dict"):
         BrainJEPAEmbedder(weights=tmp_path / "bare.pt").fit(X)
+    with pytest.raises(ValueError, match=r"bare\.pt is not a brainjepa_sk checkpoint: it holds "
+                                         r"a bare state_dict"):
+        load_checkpoint(tmp_path / "bare.pt")
     # the advice followed: the fine-tuned encoder loads
     net.save(tmp_path / "encoder.pt")
     BrainJEPAEmbedder(weights=tmp_path / "encoder.pt").fit(X)

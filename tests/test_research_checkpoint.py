@@ -557,10 +557,11 @@ def test_a_research_fine_tuned_model_loads_its_encoder_as_weights_without_its_he
     """The research fine-tuning saves its model (encoder, LayerNorm with global pooling,
     linear head) under 'model', beside its arguments as an argparse.Namespace: it was refused
     as holding Python objects, and its state dict alone was called a brainjepa_sk fine-tuner's
-    parameters. Its encoder loads, with a warning naming the head left out."""
+    parameters. Its encoder loads, with a warning naming the head left out; load_checkpoint,
+    which refused it as holding Python objects too, says to pass it as weights."""
     import argparse
 
-    from brainjepa_sk.checkpoint import resolve_weights
+    from brainjepa_sk.checkpoint import load_checkpoint, resolve_weights
 
     state = _fine_tuned_state(official_dir, head)
     payload = {
@@ -586,6 +587,11 @@ def test_a_research_fine_tuned_model_loads_its_encoder_as_weights_without_its_he
             f"{path} holds a model that the research code fine-tuned (an encoder and a head), "
             "not a pretraining checkpoint")):
         load_research_checkpoint(path, official_dir / "gradient.csv", num_heads=4)
+    # named for what it is (not as a file of Python objects), with where it loads
+    with pytest.raises(ValueError, match=re.escape(
+            f"{path} is a model the research code fine-tuned, not a brainjepa_sk checkpoint: "
+            "pass it to the estimators as weights=<its path>, with gradients=")):
+        load_checkpoint(path)
     with pytest.raises(ValueError, match=re.escape(
             f"{path} is a model the research code fine-tuned: pass the gradient matrix")):
         resolve_weights(path)
