@@ -822,6 +822,12 @@ def _n_cells(line, separator):
     return len(_csv_cells(line, separator))
 
 
+def _holds_nul(path):
+    """Whether the text file ``path`` (decompressed, for a ``.gz`` file) holds a NUL byte."""
+    with _open_text(path, encoding="utf-8-sig", errors="replace") as file:
+        return any("\0" in chunk for chunk in iter(lambda: file.read(1 << 20), ""))
+
+
 def _check_line_lengths(path, separator, column="region"):
     """Raise when a line has another number of cells than the first (a truncated line, or a
     header line short of names)."""
@@ -919,8 +925,8 @@ def read_csv_table(path, column="region", last_column=True):
     ValueError
         When a cell is not a number, a line has another number of cells than the first, the
         first column (or with ``last_column`` the last one) is an index or time column
-        (:func:`check_index_column`), or the table has no rows (an empty file, or a header
-        line alone).
+        (:func:`check_index_column`), the table has no rows (an empty file, or a header
+        line alone), or it holds NUL bytes (a write cut short and padded with them).
     UnicodeDecodeError
         When the file is not UTF-8 text.
     OSError
@@ -942,6 +948,11 @@ def read_csv_table(path, column="region", last_column=True):
     # unquoted as the first one is, rather than named with its quotes
     table = pd.read_csv(path, sep=separator, header=header, encoding="utf-8-sig",
                         na_values=["n/a"], skipinitialspace=True, **exact)
+    if _holds_nul(path):
+        # pandas before 3 reads a cell up to its first NUL: a last cell cut short and padded
+        # with NULs (-0.732 of -0.732385) would load as a number, the table one value wrong
+        raise ValueError("it holds NUL bytes (a write cut short and padded with them?): not a "
+                         "complete table; write it again")
     # (also followed by a space, which skipinitialspace makes an empty cell, as the others)
     trailing = (first_line.rstrip("\r\n").rstrip(" ").endswith(separator)
                 and table.iloc[:, -1].isna().all())

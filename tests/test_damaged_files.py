@@ -153,6 +153,27 @@ def test_a_damaged_text_subject_file_is_named(tmp_path, suffix, damage, lazy):
         validate_subjects([good, bad], lazy=lazy)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".csv.gz"])
+def test_a_table_cut_short_in_its_last_cell_and_padded_with_nul_bytes_is_named(tmp_path, suffix):
+    """A write cut short inside a row's last cell and padded with NUL bytes: pandas 2 read
+    the cell up to the first NUL (-0.732 for -0.732385) and the table loaded, one value
+    wrong; it is refused naming the file and the NUL bytes, the gradient table too."""
+    import gzip
+
+    rows = np.random.default_rng(0).standard_normal((30, 4))
+    separator = "\t" if suffix == ".tsv" else ","
+    lines = "\n".join(separator.join(f"{v:.6f}" for v in row) for row in rows).encode() + b"\n"
+    cut = lines.index(b"\n", 150) - 3  # inside the last cell of a row
+    content = lines[:cut] + b"\x00" * 100
+    bad = tmp_path / f"sub-1{suffix}"
+    bad.write_bytes(gzip.compress(content) if suffix.endswith(".gz") else content)
+    message = rf"^{re.escape(str(bad))} .*NUL bytes \(a write cut short"
+    with pytest.raises(ValueError, match=message):
+        validate_subjects([bad])
+    with pytest.raises(ValueError, match=message):
+        load_gradients(bad)
+
+
 @pytest.mark.parametrize("suffix", [".tsv.gz", ".csv.gz", ".txt.gz", ".1D.gz"])
 @pytest.mark.parametrize("damage", ["cut", "corrupt", "not_gzip"])
 @pytest.mark.parametrize("lazy", [False, True])
