@@ -1766,9 +1766,25 @@ def test_a_whitespace_subject_file_whose_first_row_is_short_is_not_told_indexed(
 
 def _assert_reads_as(read, rows):
     """The subject that the advice's pandas line read holds ``rows``: pandas 2's default float
-    parser ("high" precision) may be some units of the last place off the correctly rounded
-    values that pandas 3 and numpy read (seen: 1.3e-15 relative, pandas 2.3.3)."""
-    np.testing.assert_allclose(validate_subjects([read])[0], rows, rtol=1e-14, atol=0)
+    parser ("high" precision) may be off the correctly rounded values that pandas 3 and numpy
+    read, for some values by thousands of units of the last place (seen: up to 1e-12
+    relative, pandas 2.3.3, of values from 1e-8 to 1e6 as to_csv writes them); a wrong row or
+    column is off by far more."""
+    np.testing.assert_allclose(validate_subjects([read])[0], rows, rtol=1e-11, atol=0)
+
+
+def test_the_check_of_what_an_advised_pandas_line_reads_takes_its_float_parser_and_no_other_rows(
+        tmp_path):
+    """The tests' check of what the advice's pandas line reads takes what pandas' default
+    float parser reads from ``to_csv``'s shortest digits (with pandas 2, off by up to about
+    1e-12 relative: 4.9e-13 here, beyond the 1e-14 it allowed), but no other row or column."""
+    rows = np.random.default_rng(8).standard_normal((200, 3))
+    pd.DataFrame(rows).to_csv(tmp_path / "sub.csv", index=False)
+    read = pd.read_csv(tmp_path / "sub.csv")  # the advice's lines read with these defaults
+    _assert_reads_as(read, rows)
+    for other in (np.roll(rows, 1, axis=0), rows[:, ::-1], rows[:-1]):
+        with pytest.raises(AssertionError):
+            _assert_reads_as(read, other)
 
 
 def _follow(advice, path):
