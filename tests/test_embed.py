@@ -669,6 +669,16 @@ def test_downloaded_files_and_the_hash_record_get_the_permissions_of_the_umask(
     assert [oct(stat.S_IMODE(path.stat().st_mode)) for path in files] == [oct(0o644)] * 3
 
 
+def ukbiobank_cache(monkeypatch, tmp_path, official_dir):
+    """The UK Biobank cache folder in ``tmp_path``, served from the test files, with their
+    gradients in it (the checkpoint is the test's to put there, or not)."""
+    use_local_ukbiobank(monkeypatch, official_dir)
+    folder = tmp_path / "brainjepa_ukbiobank"
+    folder.mkdir()
+    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    return folder
+
+
 def test_a_read_only_cache_without_a_hash_record_loads_a_good_checkpoint_and_names_a_bad_one(
         tmp_path, monkeypatch, official_dir, reference):
     """A lab's shared data folder that the user cannot write to, holding a copy of the
@@ -677,10 +687,7 @@ def test_a_read_only_cache_without_a_hash_record_loads_a_good_checkpoint_and_nam
     error about the record that could not be saved)."""
     import os
 
-    use_local_ukbiobank(monkeypatch, official_dir)
-    folder = tmp_path / "brainjepa_ukbiobank"
-    folder.mkdir()
-    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    folder = ukbiobank_cache(monkeypatch, tmp_path, official_dir)
     complete = (official_dir / "checkpoint.pth.tar").read_bytes()
     cached = folder / "jepa-ep300.pth.tar"
     X = reference["x_nilearn"]
@@ -2345,10 +2352,7 @@ def test_a_cut_short_cached_checkpoint_is_named_and_its_hash_not_kept(
     """A half-copied checkpoint found in the cache is no good copy: fit names it and says to
     delete it, and the complete file put in its place afterwards loads (it was refused as a
     changed checkpoint, the hash of the half copy having been recorded)."""
-    use_local_ukbiobank(monkeypatch, official_dir)
-    folder = tmp_path / "brainjepa_ukbiobank"
-    folder.mkdir()
-    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    folder = ukbiobank_cache(monkeypatch, tmp_path, official_dir)
     complete = (official_dir / "checkpoint.pth.tar").read_bytes()
     cached = folder / "jepa-ep300.pth.tar"
     cached.write_bytes(complete[: len(complete) // 2])
@@ -2371,10 +2375,7 @@ def test_a_cached_checkpoint_of_another_kind_is_named_and_its_hash_not_kept(
     found in the cache under the checkpoint's name is no copy of it: fit names it, and the
     research checkpoint put in its place afterwards loads (it was refused as a changed
     checkpoint, the wrong file's hash having been recorded)."""
-    use_local_ukbiobank(monkeypatch, official_dir)
-    folder = tmp_path / "brainjepa_ukbiobank"
-    folder.mkdir()
-    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    folder = ukbiobank_cache(monkeypatch, tmp_path, official_dir)
     cached = folder / "jepa-ep300.pth.tar"
     if wrong == "tensor":
         torch.save(torch.zeros(3), cached)
@@ -2407,10 +2408,7 @@ def test_a_bad_cached_checkpoint_is_named_where_its_hash_record_cannot_be_remove
     record failed: a PermissionError about the record replaced the error naming the file."""
     import pathlib
 
-    use_local_ukbiobank(monkeypatch, official_dir)
-    folder = tmp_path / "brainjepa_ukbiobank"
-    folder.mkdir()
-    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    folder = ukbiobank_cache(monkeypatch, tmp_path, official_dir)
     cached = folder / "jepa-ep300.pth.tar"
     if wrong == "tensor":
         torch.save(torch.zeros(3), cached)
@@ -2446,10 +2444,7 @@ def test_a_cached_checkpoint_of_a_foreign_format_is_not_called_cut_short(
     import json
     import struct
 
-    use_local_ukbiobank(monkeypatch, official_dir)
-    folder = tmp_path / "brainjepa_ukbiobank"
-    folder.mkdir()
-    (folder / "gradient_mapping_450.csv").write_bytes((official_dir / "gradient.csv").read_bytes())
+    folder = ukbiobank_cache(monkeypatch, tmp_path, official_dir)
     cached = folder / "jepa-ep300.pth.tar"
     if kind == "safetensors":
         header = json.dumps({"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}})
