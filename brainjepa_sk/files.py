@@ -958,10 +958,16 @@ def read_csv_table(path, column="region", last_column=True):
                 and table.iloc[:, -1].isna().all())
     if trailing:
         table = table.iloc[:, :-1]  # every line ends with the separator
+    # spaces after the separator, for the pandas line that reads the file without a column
+    spaced = any(separator + " " in line for line in (first_line, second_line))
     if header is not None and str(table.columns[0]).startswith("Unnamed: 0"):
+        # a subject's file: the pandas line that reads it without the index (a gradient
+        # DataFrame's index would be matched to the region names)
+        read_with = (separator, True, spaced, trailing, None) if column == "region" else None
         raise ValueError(
             "its first column has no name: a table index (pandas' to_csv writes one "
-            f"unless index=False), not a {column}; remove it")
+            f"unless index=False), not a {column}; remove it"
+            f"{_read_without('first', read_with)}")
     # ';' is the separator of spreadsheets saved where the decimal mark is a comma; the numbers
     # hold the mark too (a region name may: "Cingulate Gyrus, anterior division")
     numbers = second_line if header is not None and second_line.strip() else first_line
@@ -1015,7 +1021,6 @@ def read_csv_table(path, column="region", last_column=True):
         renamed = (str(table.columns[0]), names[0])
     # the pandas line that reads the file without such a column: a subject's (a gradient
     # DataFrame's index would be matched to the region names)
-    spaced = any(separator + " " in line for line in (first_line, second_line))
     check_index_column(values, column, names[0] if names else None, last=last_column,
                        last_name=names[-1] if names else None,
                        read_with=((separator, header is not None, spaced, trailing, renamed)

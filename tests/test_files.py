@@ -805,6 +805,20 @@ def test_a_trailing_separator_adds_no_region_and_an_index_column_is_refused(tmp_
         read_subject_file(indexed)
 
 
+def test_an_unnamed_index_column_is_refused_with_the_pandas_line_that_reads_the_file(tmp_path):
+    rows = np.random.default_rng(4).standard_normal((6, 3))
+    indexed = tmp_path / "sub-01.csv"
+    pd.DataFrame(rows, columns=["a", "b", "c"]).to_csv(indexed)  # index=True, as by default
+    with pytest.raises(ValueError, match="first column has no name") as error:
+        read_subject_file(indexed)
+    assert ("read the file with pandas.read_csv(path, sep=',', index_col=0) and pass that "
+            "DataFrame") in str(error.value)
+    # that line reads the subject without its index, names included
+    table = pd.read_csv(indexed, sep=",", index_col=0)
+    assert list(table.columns) == ["a", "b", "c"]
+    np.testing.assert_allclose(table.to_numpy(), rows)
+
+
 @pytest.mark.parametrize("index", [np.arange(5), 2.0 * np.arange(1, 6)])  # frames, seconds
 @pytest.mark.parametrize("named", [True, False])
 def test_a_first_column_that_counts_the_rows_is_refused_as_an_index(tmp_path, index, named):
