@@ -541,11 +541,14 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             sizes = dict(MODEL_PRESETS[self.model_size])
         else:
             missing = {"embed_dim", "depth", "num_heads"} - set(self.model_size)
-            if missing:
-                raise ValueError(f"model_size dict misses {sorted(missing)}")
             # the model's other settings are the pretrainer's parameters (a patch_size here
             # was overridden by the parameter without a word)
             unknown = sorted(set(self.model_size) - set(_MODEL_SIZE_KEYS), key=str)
+            if missing:
+                # a misspelt key ("embed") is named beside the missing one it stands for
+                misspelt = (f" and has {unknown}, which are not sizes: its keys are "
+                            f"{list(_MODEL_SIZE_KEYS)}" if unknown else "")
+                raise ValueError(f"model_size dict misses {sorted(missing)}{misspelt}")
             if unknown:
                 raise ValueError(f"model_size dict has {unknown}, which are not sizes: its keys "
                                  f"are {list(_MODEL_SIZE_KEYS)}")

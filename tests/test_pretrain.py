@@ -1492,6 +1492,10 @@ def test_a_run_whose_features_diverge_first_gets_the_loss_guards_error():
         (dict(model_size=dict(embed_dim=32)), "misses"),
         # without num_heads the model's own default (12 heads) would be taken silently
         (dict(model_size=dict(embed_dim=24, depth=1)), r"misses \['num_heads'\]"),
+        # a misspelt key is named beside the missing ones, with the keys a dict takes
+        (dict(model_size=dict(embed=32, depth=1, num_heads=2)),
+         r"misses \['embed_dim'\] and has \['embed'\], which are not sizes: its keys are "
+         r"\['embed_dim', 'depth', 'num_heads', 'mlp_ratio', 'qkv_bias'\]"),
         (dict(n_frames=30), "multiple of patch_size"),
         (dict(n_epochs=0), "n_epochs"),
         (dict(pooling="max"), "pooling"),
