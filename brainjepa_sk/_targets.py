@@ -224,6 +224,22 @@ def _refuse_labels_of_several_kinds(y):
             "y.astype(int) for whole numbers")
 
 
+def _refuse_continuous_labels(y):
+    """Refuse a classifier's ``y`` of continuous values (ages, scores) as scikit-learn does,
+    "Unknown label type: continuous", naming a subject's value and the estimator that fits
+    such a phenotype."""
+    from sklearn.utils.multiclass import type_of_target
+
+    if not type_of_target(y).startswith("continuous"):
+        return
+    values = np.asarray(y, dtype=float)
+    first = int(np.flatnonzero(values != np.round(values))[0])  # the first fraction
+    raise ValueError(
+        f"Unknown label type: continuous. y holds continuous values ({values[first]:g} for "
+        f"subject {first}), not class labels: to predict them, use BrainJEPARegressor; to "
+        "classify, give one label a subject (e.g. groups binned from them with pandas.cut)")
+
+
 def _check_classes(classes, what):
     """``classes`` (the parameter, or the argument of ``partial_fit``, as ``what`` names it) as
     a 1-D array of labels: nested lists, a string, missing values or labels that cannot be

@@ -105,6 +105,7 @@ from ._targets import (
     _check_targets_follow_files,
     _files_of,
     _is_glob,
+    _refuse_continuous_labels,
     _refuse_labels_of_several_kinds,
     _refuse_missing_targets,
 )
@@ -2514,6 +2515,7 @@ class BrainJEPAClassifier(_FineTuneBase, NeuralNetClassifier):
         if len(y) != n_subjects:
             raise ValueError(f"X has {n_subjects} subjects but y has {len(y)} labels")
         _refuse_labels_of_several_kinds(y)
+        _refuse_continuous_labels(y)
         check_classification_targets(y)
         # (fit_rows: the second call of a fit whose split drew subjects; checked at the first)
         given = (None if continuing or fit_rows is not None or self.classes is None

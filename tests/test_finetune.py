@@ -2616,6 +2616,17 @@ def test_labels_of_several_kinds_are_refused_naming_the_subjects(y, message):
             X, pd.Series(y, dtype=object))
 
 
+def test_continuous_targets_are_refused_pointing_to_the_regressor():
+    """Ages given to the classifier said only scikit-learn's "Unknown label type: continuous":
+    a new user learns there which estimator fits a continuous phenotype."""
+    X = offset_subjects(np.tile([0.0, 1.0], 2))
+    ages = pd.Series([23.0, 41.25, 35.0, 60.75], name="age")  # whole years first
+    with pytest.raises(ValueError, match=r"^Unknown label type: continuous\. y holds continuous "
+                                         r"values \(41\.25 for subject 1\), not class labels: "
+                                         r"to predict them, use BrainJEPARegressor"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, ages)
+
+
 def test_score_names_a_missing_label_or_target_too():
     """Scoring held-out subjects whose text labels have one missing had failed in NumPy's sort,
     and a NaN target said only "Input contains NaN"."""
