@@ -133,6 +133,17 @@ def _check_weights_type(estimator):
     weights = estimator.weights
     if isinstance(weights, (str, os.PathLike, Module)):
         return
+    if isinstance(weights, type) and issubclass(weights, (BrainJEPAPretrainer, Module)):
+        # the class for an instance, a new user's slip
+        what = f"the {weights.__name__} class"
+        hint = ("fit a pretrainer first, pretrainer = BrainJEPAPretrainer(...).fit(X), and pass "
+                "weights=pretrainer.model_ (or the file that pretrainer.save(path) wrote)"
+                if issubclass(weights, BrainJEPAPretrainer) else
+                "pass a model, not its class (a trained one: a pretrainer's model_, or a "
+                "checkpoint's path)")
+        raise InvalidParameterError(
+            f"The 'weights' parameter of {type(estimator).__name__} must be 'ukbiobank', a "
+            f"checkpoint path or a torch module. Got {what} instead: {hint}")
     if isinstance(weights, BrainJEPAPretrainer):
         hint = ("pass a fitted pretrainer's model, weights=pretrainer.model_ (it carries the "
                 "preprocessing and region names), or the file that pretrainer.save(path) wrote")

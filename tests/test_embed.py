@@ -2227,6 +2227,30 @@ def test_a_pretrainer_given_as_weights_is_told_to_pass_its_model():
             estimator.fit(X, np.arange(len(X)) % 2)
 
 
+def test_a_class_given_as_weights_is_told_to_fit_or_build_one_first():
+    """``BrainJEPAEmbedder(weights=BrainJEPAPretrainer)``, the class for an instance, had been
+    refused with scikit-learn's list of allowed types only, as the class of a module was,
+    while a pretrainer instance is told how to get its weights."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from brainjepa_sk import BrainJEPAClassifier, BrainJEPAPretrainer
+    from brainjepa_sk.nn import BrainJEPA
+
+    X = make_subjects()
+    for weights, hint in ((BrainJEPAPretrainer, r"the BrainJEPAPretrainer class instead: fit a "
+                                                r"pretrainer first, pretrainer = "
+                                                r"BrainJEPAPretrainer\(\.\.\.\)\.fit\(X\), and "
+                                                r"pass weights=pretrainer\.model_"),
+                          (BrainJEPA, r"the BrainJEPA class instead: pass a model, not its "
+                                      r"class")):
+        for estimator in (BrainJEPAEmbedder(weights=weights, device="cpu"),
+                          BrainJEPAClassifier(weights, max_epochs=1, verbose=0)):
+            with pytest.raises(InvalidParameterError,
+                               match=rf"The 'weights' parameter of {type(estimator).__name__} "
+                                     rf"must be .*Got {hint}"):
+                estimator.fit(X, np.arange(len(X)) % 2)
+
+
 def test_a_loaded_checkpoint_or_a_state_dict_given_as_weights_is_told_what_to_pass(tmp_path):
     """What load_checkpoint returns, a state dict or an array, had been refused with
     scikit-learn's message, which printed the whole module or every value and no way to the
