@@ -869,6 +869,12 @@ def input_layout(input_name="X"):
             "of 2-D (n_timepoints, n_regions) arrays or DataFrames")
 
 
+#: Column names (lower case) that name the subject of each row of a long table of frames.
+_SUBJECT_COLUMN_NAMES = frozenset({
+    "subject", "subjects", "subject_id", "subjectid", "subject id", "sub", "sub_id", "subid",
+    "subj", "subj_id", "participant", "participant_id", "participantid", "participant id"})
+
+
 def one_table_message(X, input_name="X", estimator=None):
     """Why one 2-D table is refused where the subjects were expected, and what to pass.
 
@@ -905,9 +911,19 @@ def one_table_message(X, input_name="X", estimator=None):
                     f"column, {name!r}, holds the subjects: pass that column, "
                     f"{input_name}[{name!r}] (in a ColumnTransformer, select it as {name!r}, "
                     f"not [{name!r}])")
+    columns = getattr(X, "columns", None)
+    # every subject's frames stacked in one long table, a column naming the subject
+    subject_column = next((name for name in (columns if columns is not None else ())
+                           if isinstance(name, str)
+                           and name.strip().lower() in _SUBJECT_COLUMN_NAMES), None)
+    if subject_column is not None:
+        return (f"{input_layout(input_name)}; got one 2-D table of shape {shape} whose column "
+                f"{subject_column!r} names the subjects: a long table of every subject's "
+                "frames? Split it, one table a subject: "
+                f"[t.drop(columns={subject_column!r}) for _, t in "
+                f"{input_name}.groupby({subject_column!r}, sort=False)]")
     message = (f"{input_layout(input_name)}; got one 2-D table of shape {shape}. For a "
                "single subject, pass [x].")
-    columns = getattr(X, "columns", None)
     # a GradientPositioner's output: one row per subject, columns "{region}_gradient{c}"
     from_positioner = columns is not None and len(columns) > 0 and all(
         isinstance(name, str) and re.search(r"_gradient\d+$", name) for name in columns)

@@ -329,6 +329,28 @@ def test_one_table_given_as_x_is_refused_with_the_advice_to_wrap_it():
                 validate_subjects(table, lazy=lazy)
 
 
+@pytest.mark.parametrize("column", ["subject", "participant_id", "Subject_ID", "sub"])
+def test_a_long_table_of_every_subjects_frames_is_told_how_to_split_it(column):
+    """Every subject's frames stacked in one table, with a column naming the subject (as a
+    study's concatenated export reads), had been told to wrap it as one subject, and of a
+    GradientPositioner's output."""
+    rng = np.random.default_rng(9)
+    subjects = [rng.standard_normal((12, 4)) for _ in range(3)]
+    long = pd.concat([pd.DataFrame(x, columns=list("abcd")).assign(**{column: f"s{i}"})
+                      for i, x in enumerate(subjects)], ignore_index=True)
+    with pytest.raises(ValueError) as error:
+        BrainJEPAEmbedder(tiny_module(4)).fit(long)
+    message = str(error.value)
+    split = f"[t.drop(columns={column!r}) for _, t in X.groupby({column!r}, sort=False)]"
+    assert (f"got one 2-D table of shape (36, 5) whose column {column!r} names the subjects: "
+            f"a long table of every subject's frames? Split it, one table a subject: {split}"
+            in message)
+    assert "GradientPositioner" not in message
+    # the line it gives splits the table into the subjects, in their order
+    for table, x in zip(eval(split, {"X": long}), subjects):
+        np.testing.assert_array_equal(table.to_numpy(), x)
+
+
 def test_a_gradient_positioner_as_a_pipeline_step_is_told_to_be_the_gradients_parameter():
     """GradientPositioner before a Brain-JEPA estimator in a Pipeline hands it one 2-D table
     (a row of gradients per subject): the refusal says where gradients go, besides [x]."""
