@@ -747,6 +747,27 @@ class Preprocessor:
         """
         self._validate_params()
         self._check_lengths(subjects, range(len(subjects)), window_cure=window_cure)
+        self._warn_of_a_transposed_corpus(subjects)
+
+    def _warn_of_a_transposed_corpus(self, subjects):
+        """Warn where every subject is long enough but padded, and looks stored (n_regions,
+        n_timepoints) by the rule of :meth:`_looks_transposed`: a transposed corpus of scans
+        longer than its atlas is large (200 frames of 100 regions) reads as short scans of
+        one length on a large atlas, padded, without a word. Scans longer than a window are
+        not warned of: they are short scans on a large atlas as often (300 frames of
+        Schaefer-400)."""
+        lengths = subject_lengths(subjects)
+        if not lengths or len(set(lengths)) != 1:
+            return
+        n_input, n_regions = int(lengths[0]), _region_count(subjects, 0)
+        if (self.resampled_length(n_input) < self.n_frames
+                and self._looks_transposed(n_input, n_regions, one_length=True)):
+            warn_user(
+                f"every subject has {n_input} timepoints, fewer than its {n_regions} regions "
+                f"(last axis), and is padded to windows of n_frames={self.n_frames}: if the "
+                "subjects are stored (n_regions, n_timepoints), pass their transposes "
+                f"([x.T for x in X]), which fill whole windows; every subject must be "
+                "(n_timepoints, n_regions)")
 
     def _check_lengths(self, subjects, rows, refit=False, window_cure=None):
         """:meth:`check_lengths` of the subjects ``rows`` (named by their index in

@@ -1485,6 +1485,26 @@ def test_a_run_whose_features_diverge_first_gets_the_loss_guards_error():
         _pretrainer(n_epochs=2, lr=1e5, start_lr=1e5, final_lr=1e5).fit(_data())
 
 
+def test_a_transposed_corpus_padded_into_its_windows_is_warned_of():
+    """Subjects stored (n_regions, n_timepoints), whose scans are longer than the atlas is
+    large, read as short scans of one length on a large atlas: pretraining padded them into
+    its windows without a word."""
+    rng = np.random.default_rng(5)
+    X = [rng.standard_normal((48, 20)) for _ in range(4)]  # 48 frames of 20 regions
+    with pytest.warns(UserWarning, match=r"every subject has 20 timepoints, fewer than its 48 "
+                                         r"regions \(last axis\), and is padded to windows of "
+                                         r"n_frames=32: .*pass their transposes "
+                                         r"\(\[x\.T for x in X\]\)"):
+        _pretrainer(n_epochs=1, gradients=rng.standard_normal((48, 4))).fit([x.T for x in X])
+    # not of the subjects as they are, nor of short scans whose transposes fill no window
+    for subjects in (X, [x[:24].T for x in X]):  # (20, 24): transposed, still padded
+        n_regions = subjects[0].shape[1]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _pretrainer(n_epochs=1, gradients=rng.standard_normal((n_regions, 4))).fit(subjects)
+        assert not [w for w in caught if "transposes" in str(w.message)]
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
