@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import torch
 from scipy import sparse
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError, StrOptions
 from sklearn.utils._set_output import _get_output_config
@@ -110,6 +110,15 @@ def named_gradients(source, what="the gradients"):
         E.g. ``"the gradients (grads.csv)"``, or ``what`` for gradients given in memory.
     """
     return f"{what} ({os.fspath(source)})" if is_path(source) else what
+
+
+def _largest_sparsity(n_regions):
+    """The largest two-decimal sparsity that keeps 2 connections per region of ``n_regions``
+    (as BrainSpace keeps them, float rounding checked); 0 for 2 regions or fewer."""
+    suggestion = math.floor((1 - 2 / n_regions) * 100) / 100
+    while suggestion > 0 and int(n_regions * (1 - suggestion)) < 2:
+        suggestion = round(suggestion - 0.01, 2)
+    return max(suggestion, 0)
 
 
 def align_gradient_rows(source, gradients, region_names, what="gradients"):
@@ -713,10 +722,7 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             # BrainSpace is given it: Fraction(9, 10) keeps 1 of 20 as 0.9 does, not 2.
             kept = int(n_regions * (1 - float(self.sparsity)))
             if kept < 2:
-                # largest two-decimal sparsity that keeps 2 (float rounding checked)
-                suggestion = math.floor((1 - 2 / n_regions) * 100) / 100
-                while suggestion > 0 and int(n_regions * (1 - suggestion)) < 2:
-                    suggestion = round(suggestion - 0.01, 2)
+                suggestion = _largest_sparsity(n_regions)
                 # with 2 regions only sparsity=0 (keep all) does; no value lies below it
                 lower = (f"e.g. {suggestion:.2f} or less" if suggestion > 0
                          else "sparsity=0 or None keeps all")
@@ -726,6 +732,21 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
                 )
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _for_atlas(self, n_regions):
+        """A copy of the positioner with ``n_components`` and ``sparsity`` lowered as far as
+        ``n_regions`` regions need (the rest as set), or None when none fits them."""
+        trivial = self.approach in ("dm", "le")
+        settings = {"n_components": min(self.n_components,
+                                        n_regions - 2 if trivial else n_regions - 1)}
+        if self.sparsity is not None and self.sparsity > 0:
+            settings["sparsity"] = min(self.sparsity, _largest_sparsity(n_regions))
+        fitting = clone(self).set_params(**settings)
+        try:
+            fitting._check_params(n_regions)
+        except ValueError:
+            return None
+        return fitting
 
     def _connectivity_chunks(self, data):
         """Per-subject connectivity matrices, ``(n, n_regions, n_regions)`` stacks of up to

@@ -661,10 +661,12 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
             except ValueError as error:
                 fitted_on = (f" (it was fitted on {np.shape(fitted)[0]} regions, another atlas; "
                              "the pretrainer fits a clone of it on X)" if other_atlas else "")
+                fitting = positioner._for_atlas(n_regions)
+                settings = ("GradientPositioner(...) with settings for this atlas"
+                            if fitting is None else f"{fitting!r} (settings this atlas takes)")
                 raise ValueError(
                     f"{what} cannot be fitted on X's {n_regions} regions{fitted_on}: {error}. "
-                    "Pass gradients=GradientPositioner(...) with settings for this atlas, or a "
-                    "gradient matrix") from None
+                    f"Pass gradients={settings}, or a gradient matrix") from None
             group = None if connectivity is None else connectivity.of_checked_files(subjects)
             if group is not None:
                 gradients = positioner._fit_with_group(subjects, group).gradients_

@@ -400,8 +400,28 @@ def test_a_positioner_that_does_not_fit_the_atlas_is_named_as_the_pretrainers_gr
     with pytest.raises(ValueError, match=r"^gradients=GradientPositioner\(n_components=20, "
                                          r"sparsity=0\.5\) cannot be fitted on X's 16 regions: "
                                          r"n_components=20 is too large.* Pass "
-                                         r"gradients=GradientPositioner\(\.\.\.\)"):
+                                         r"gradients=GradientPositioner\(n_components=14, "
+                                         r"sparsity=0\.5\) \(settings this atlas takes\), "
+                                         r"or a gradient matrix$"):
         _pretrainer(gradients=positioner, n_epochs=1).fit(X)
+
+
+def test_the_positioner_that_a_too_small_atlas_is_told_fits_it():
+    """The refusal of settings too large for the atlas gave no settings that fit it ("Pass
+    gradients=GradientPositioner(...) with settings for this atlas"): it gives the positioner
+    with n_components and sparsity lowered as far as needed, which fits."""
+    X = _data(n_subjects=4)  # 16 regions: at most 14 components, sparsity 0.87 keeps 2
+    with pytest.raises(ValueError, match=r"Pass gradients=(GradientPositioner\(.*\)) "
+                                         r"\(settings this atlas takes\)") as info:
+        _pretrainer(gradients=GradientPositioner(n_components=30, random_state=1),
+                    n_epochs=1).fit(X)
+    told = re.search(r"Pass gradients=(GradientPositioner\(.*\)) \(", str(info.value)).group(1)
+    assert told == "GradientPositioner(n_components=14, random_state=1, sparsity=0.87)"
+    fitting = eval(told, {"GradientPositioner": GradientPositioner})
+    assert _pretrainer(gradients=fitting, n_epochs=1).fit(X).gradients_.shape == (16, 14)
+    # two regions: no setting of approach='dm' fits them (none is then offered); 'pca' does
+    assert GradientPositioner(n_components=3)._for_atlas(2) is None
+    assert GradientPositioner(n_components=3, approach="pca")._for_atlas(2).n_components == 1
 
 
 @pytest.mark.parametrize("positioner, message", [
