@@ -1643,7 +1643,9 @@ def test_a_download_that_breaks_off_is_an_oserror_naming_the_file_and_leaves_not
     with pytest.raises(OSError, match=r"jepa-ep300.pth.tar is not in .* the download failed "
                                       r"\(the download of .* broke off") as info:
         fetch_ukbiobank_weights(data_dir=tmp_path, verbose=0)
-    assert "Get it from" in str(info.value)
+    # a link to open in a browser, not a file id alone
+    assert ("Get it from the authors' Google Drive (https://drive.google.com/file/d/"
+            "1LL3gM-i5SLDWCFyvj71M3peLeU6V2qMR/view, file id") in str(info.value)
     assert list((tmp_path / "brainjepa_ukbiobank").iterdir()) == []
 
 

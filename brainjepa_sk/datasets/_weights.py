@@ -40,15 +40,17 @@ UKBIOBANK_FILES = {
     "checkpoint": {
         "filename": "jepa-ep300.pth.tar",
         "url": f"https://drive.usercontent.google.com/download?id={_DRIVE_ID}&export=download&confirm=t",
-        "manual": f"the authors' Google Drive, file id {_DRIVE_ID}",
+        "manual": (f"the authors' Google Drive (https://drive.google.com/file/d/{_DRIVE_ID}/view"
+                   f", file id {_DRIVE_ID})"),
         "sha256": None,
     },
     "gradients": {
         "filename": "gradient_mapping_450.csv",
         "url": ("https://raw.githubusercontent.com/Eric-LRL/Brain-JEPA/"
                 f"{_GRADIENTS_COMMIT}/data/gradient_mapping_450.csv"),
-        "manual": ("data/gradient_mapping_450.csv in the authors' repository (Eric-LRL/Brain-JEPA, "
-                   f"commit {_GRADIENTS_COMMIT})"),
+        "manual": ("data/gradient_mapping_450.csv in the authors' repository "
+                   f"(https://github.com/Eric-LRL/Brain-JEPA/blob/{_GRADIENTS_COMMIT}/data/"
+                   "gradient_mapping_450.csv)"),
         "sha256": "c9bc667e49aae442e12607bee8be86c31c330f2844cf72e7c84b16de312ed007",
     },
 }
