@@ -760,11 +760,17 @@ class Preprocessor:
         if not lengths or len(set(lengths)) != 1:
             return
         n_input, n_regions = int(lengths[0]), _region_count(subjects, 0)
-        if (self.resampled_length(n_input) < self.n_frames
+        n_resampled = self.resampled_length(n_input)
+        if (n_resampled < self.n_frames
                 and self._looks_transposed(n_input, n_regions, one_length=True)):
+            # the frames padded are the resampled ones (300 at t_r=0.8 are 120 at 2.0)
+            resampled = ("" if _resampling_ratio(self.t_r, self.target_t_r) is None else
+                         f" ({n_resampled} frames after resampling: {n_input} frames at "
+                         f"t_r={self.t_r}, target_t_r={self.target_t_r})")
             warn_user(
                 f"every subject has {n_input} timepoints, fewer than its {n_regions} regions "
-                f"(last axis), and is padded to windows of n_frames={self.n_frames}: if the "
+                f"(last axis), and is padded to windows of n_frames={self.n_frames}"
+                f"{resampled}: if the "
                 "subjects are stored (n_regions, n_timepoints), pass their transposes "
                 f"([x.T for x in X]), which fill whole windows; every subject must be "
                 "(n_timepoints, n_regions)")

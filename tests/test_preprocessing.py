@@ -1451,3 +1451,15 @@ def test_a_float32_corpus_is_cut_one_subject_at_a_time(method, kind):
     np.testing.assert_array_equal(fitted.median_, prep.median_)
     for i in (0, 59):
         np.testing.assert_array_equal(windows[i], fitted.transform(X[i : i + 1])[0][0])
+
+
+def test_the_transposed_corpus_warning_names_the_frames_after_resampling():
+    """Under resampling the warning said "300 timepoints ... padded to windows of
+    n_frames=160", which reads as a contradiction: the 300 frames at t_r=0.8 are 120 at
+    target_t_r=2.0, and those are padded."""
+    subjects = [np.zeros((300, 400))] * 3  # transposed: 400 frames of 300 regions
+    with pytest.warns(UserWarning, match=r"every subject has 300 timepoints, fewer than its 400 "
+                                         r"regions \(last axis\), and is padded to windows of "
+                                         r"n_frames=160 \(120 frames after resampling: 300 "
+                                         r"frames at t_r=0\.8, target_t_r=2\.0\): if"):
+        Preprocessor(160, t_r=0.8, target_t_r=2.0).check_lengths(subjects)
