@@ -233,7 +233,10 @@ def _refuse_continuous_labels(y):
     if not type_of_target(y).startswith("continuous"):
         return
     values = np.asarray(y, dtype=float)
-    first = int(np.flatnonzero(values != np.round(values))[0])  # the first fraction
+    fractions = np.flatnonzero(values != np.round(values))
+    if not fractions.size:  # whole numbers beyond int64 (1e20): scikit-learn's message
+        return
+    first = int(fractions[0])
     raise ValueError(
         f"Unknown label type: continuous. y holds continuous values ({values[first]:g} for "
         f"subject {first}), not class labels: to predict them, use BrainJEPARegressor; to "

@@ -2627,6 +2627,14 @@ def test_continuous_targets_are_refused_pointing_to_the_regressor():
         BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, ages)
 
 
+def test_integer_valued_floats_beyond_int64_keep_scikit_learns_continuous_error():
+    """Labels of 1e20 are "continuous" to scikit-learn (beyond int64) but have no fraction:
+    the refusal naming a fraction failed there with an IndexError."""
+    X = offset_subjects(np.tile([0.0, 1.0], 2))
+    with pytest.raises(ValueError, match=r"^Unknown label type: continuous"):
+        BrainJEPAClassifier(tiny_module(), **fast(max_epochs=1)).fit(X, [1e20, 2e20] * 2)
+
+
 def test_score_names_a_missing_label_or_target_too():
     """Scoring held-out subjects whose text labels have one missing had failed in NumPy's sort,
     and a NaN target said only "Input contains NaN"."""
