@@ -375,6 +375,18 @@ def _sample_quotas(lengths, budget):
     return np.minimum(lengths, low)
 
 
+def _names_regions(subjects):
+    """Whether the first subject's columns are region names (a DataFrame's string columns,
+    a file's header of names that are not frame numbers), which say that the last axis holds
+    the regions; read from no file."""
+    names = getattr(subjects, "feature_names", None)
+    if names is None and getattr(subjects, "paths", None) is None and getattr(
+            subjects, "n_timepoints", None) is None and len(subjects):
+        names = getattr(subjects[0], "columns", None)
+    return names is not None and any(
+        isinstance(name, str) and not name.strip().isdigit() for name in names)
+
+
 def _region_count(subjects, i):
     """Subject ``i``'s number of regions (last axis) without reading a file, or None."""
     n_regions = getattr(subjects, "n_regions", None)
@@ -755,9 +767,10 @@ class Preprocessor:
         longer than its atlas is large (200 frames of 100 regions) reads as short scans of
         one length on a large atlas, padded, without a word. Scans longer than a window are
         not warned of: they are short scans on a large atlas as often (300 frames of
-        Schaefer-400)."""
+        Schaefer-400); nor are subjects whose columns name their regions (150 frames of
+        Schaefer-400 as DataFrames)."""
         lengths = subject_lengths(subjects)
-        if not lengths or len(set(lengths)) != 1:
+        if not lengths or len(set(lengths)) != 1 or _names_regions(subjects):
             return
         n_input, n_regions = int(lengths[0]), _region_count(subjects, 0)
         n_resampled = self.resampled_length(n_input)

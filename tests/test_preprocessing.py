@@ -1463,3 +1463,27 @@ def test_the_transposed_corpus_warning_names_the_frames_after_resampling():
                                          r"n_frames=160 \(120 frames after resampling: 300 "
                                          r"frames at t_r=0\.8, target_t_r=2\.0\): if"):
         Preprocessor(160, t_r=0.8, target_t_r=2.0).check_lengths(subjects)
+
+
+def test_subjects_whose_columns_name_their_regions_are_not_warned_of_as_transposed():
+    """150-frame scans of Schaefer-400 (as COBRE's) as DataFrames whose columns are the
+    region names were warned of as possibly stored (n_regions, n_timepoints): the names say
+    which axis holds the regions. Columns that are the frame numbers of a transposed table
+    (``x.T`` of a DataFrame) still warn."""
+    from brainjepa_sk.files import SubjectFiles
+
+    names = [f"7Networks_LH_Vis_{k}" for k in range(400)]
+    named = [pd.DataFrame(np.zeros((150, 400)), columns=names)] * 3
+    # files whose header names the regions, as SubjectFiles record them (no file is read)
+    files = SubjectFiles([f"sub-{i}.csv" for i in range(3)], [150] * 3, 400, names, "digest")
+    for subjects in (named, files):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            Preprocessor(160).check_lengths(subjects)
+        assert not [w for w in caught if "transposes" in str(w.message)]
+    transposed = [pd.DataFrame(np.zeros((400, 150)), columns=names[:150]).T] * 3
+    numbered = SubjectFiles([f"sub-{i}.csv" for i in range(3)], [150] * 3, 400,
+                            [str(k) for k in range(400)], "digest")  # a header of frames
+    for subjects in (transposed, numbered):
+        with pytest.warns(UserWarning, match=r"pass their transposes"):
+            Preprocessor(160).check_lengths(subjects)
