@@ -375,11 +375,12 @@ def _sample_quotas(lengths, budget):
     return np.minimum(lengths, low)
 
 
-def _names_regions(subjects):
-    """Whether the first subject's columns are region names (a DataFrame's string columns,
-    a file's header of names that are not frame numbers), which say that the last axis holds
+def _names_regions(subjects, names=None):
+    """Whether ``names`` (the subjects' column names recorded before they were converted),
+    else the first subject's columns, are region names (a DataFrame's string columns, a
+    file's header of names that are not frame numbers), which say that the last axis holds
     the regions; read from no file."""
-    names = getattr(subjects, "feature_names", None)
+    names = names if names is not None else getattr(subjects, "feature_names", None)
     if names is None and getattr(subjects, "paths", None) is None and getattr(
             subjects, "n_timepoints", None) is None and len(subjects):
         names = getattr(subjects[0], "columns", None)
@@ -739,7 +740,7 @@ class Preprocessor:
             return n_input == fitted
         return one_length and self.resampled_length(n_regions) >= self.n_frames
 
-    def check_lengths(self, subjects, window_cure=None):
+    def check_lengths(self, subjects, window_cure=None, region_names=None):
         """Check that every subject is long enough for a window, without reading any.
 
         Parameters
@@ -750,18 +751,28 @@ class Preprocessor:
             For a caller whose ``n_frames`` is the user's choice: a function of the shortest
             length giving the shorter windows to offer (``"n_frames=64 or less"``), or None
             when none fits.
+        region_names : array-like of str or None, default=None
+            The subjects' column names where they were converted to arrays (an estimator's
+            ``feature_names_in_``): region names say the last axis holds the regions, and
+            the subjects are not warned of as stored (n_regions, n_timepoints).
 
         Raises
         ------
         ValueError
             Naming the first subject too short (and its file), with the lengths involved, and
             the others too short with their lengths (the first ten).
+
+        Warns
+        -----
+        UserWarning
+            Where every subject has one length, is padded, and looks stored (n_regions,
+            n_timepoints) (see the user guide's data page).
         """
         self._validate_params()
         self._check_lengths(subjects, range(len(subjects)), window_cure=window_cure)
-        self._warn_of_a_transposed_corpus(subjects)
+        self._warn_of_a_transposed_corpus(subjects, region_names)
 
-    def _warn_of_a_transposed_corpus(self, subjects):
+    def _warn_of_a_transposed_corpus(self, subjects, region_names=None):
         """Warn where every subject is long enough but padded, and looks stored (n_regions,
         n_timepoints) by the rule of :meth:`_looks_transposed`: a transposed corpus of scans
         longer than its atlas is large (200 frames of 100 regions) reads as short scans of
@@ -770,7 +781,7 @@ class Preprocessor:
         Schaefer-400); nor are subjects whose columns name their regions (150 frames of
         Schaefer-400 as DataFrames)."""
         lengths = subject_lengths(subjects)
-        if not lengths or len(set(lengths)) != 1 or _names_regions(subjects):
+        if not lengths or len(set(lengths)) != 1 or _names_regions(subjects, region_names):
             return
         n_input, n_regions = int(lengths[0]), _region_count(subjects, 0)
         n_resampled = self.resampled_length(n_input)

@@ -958,7 +958,8 @@ class BrainJEPAPretrainer(NestedParamsMixin, EmbeddingTransformMixin, BaseEstima
         )
         # before reading the corpus for the gradients; the window length is the user's
         # choice here (not the weights'), so a shorter one is offered with padding
-        preprocessor.check_lengths(subjects, window_cure=self._shorter_windows)
+        preprocessor.check_lengths(subjects, window_cure=self._shorter_windows,
+                                   region_names=getattr(self, "feature_names_in_", None))
         self._global_batch(len(preprocessor.window_table(subject_lengths(subjects))[0]))
         # under torchrun, process 0 fits the gradients (on the connectivity its check
         # computed, for files) and the statistics and sends them on: every process would

@@ -1525,6 +1525,19 @@ def test_a_transposed_corpus_padded_into_its_windows_is_warned_of():
         assert not [w for w in caught if "transposes" in str(w.message)]
 
 
+def test_dataframes_whose_columns_name_their_regions_are_not_warned_of_as_transposed():
+    """Short scans on a large atlas as DataFrames of region names (20 frames of 48 named
+    regions) were warned of as a transposed corpus: fit converts them to arrays before its
+    length check, and their names said which axis holds the regions."""
+    rng = np.random.default_rng(5)
+    names = [f"region_{k}" for k in range(48)]
+    X = [pd.DataFrame(rng.standard_normal((20, 48)), columns=names) for _ in range(4)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _pretrainer(n_epochs=1, gradients=rng.standard_normal((48, 4))).fit(X)
+    assert not [w for w in caught if "transposes" in str(w.message)]
+
+
 @pytest.mark.parametrize(
     "params, message",
     [
