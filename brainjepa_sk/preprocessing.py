@@ -794,10 +794,9 @@ class Preprocessor:
             warn_user(
                 f"every subject has {n_input} timepoints, fewer than its {n_regions} regions "
                 f"(last axis), and is padded to windows of n_frames={self.n_frames}"
-                f"{resampled}: if the "
-                "subjects are stored (n_regions, n_timepoints), pass their transposes "
-                f"([x.T for x in X]), which fill whole windows; every subject must be "
-                "(n_timepoints, n_regions)")
+                f"{resampled}: if the subjects are stored (n_regions, n_timepoints), pass "
+                "their transposes ([x.T for x in X]), which fill whole windows; every subject "
+                "must be (n_timepoints, n_regions)")
 
     def _check_lengths(self, subjects, rows, refit=False, window_cure=None):
         """:meth:`check_lengths` of the subjects ``rows`` (named by their index in
