@@ -921,7 +921,8 @@ def one_table_message(X, input_name="X", estimator=None):
                 f"{subject_column!r} names the subjects: a long table of every subject's "
                 "frames? Split it, one table a subject: "
                 f"[t.drop(columns={subject_column!r}) for _, t in "
-                f"{input_name}.groupby({subject_column!r}, sort=False)]")
+                f"{input_name}.groupby({subject_column!r}, sort=False)], the subjects in the "
+                "order they first appear (give y in that order)")
     message = (f"{input_layout(input_name)}; got one 2-D table of shape {shape}. For a "
                "single subject, pass [x].")
     # a GradientPositioner's output: one row per subject, columns "{region}_gradient{c}"

@@ -343,8 +343,8 @@ def test_a_long_table_of_every_subjects_frames_is_told_how_to_split_it(column):
     message = str(error.value)
     split = f"[t.drop(columns={column!r}) for _, t in X.groupby({column!r}, sort=False)]"
     assert (f"got one 2-D table of shape (36, 5) whose column {column!r} names the subjects: "
-            f"a long table of every subject's frames? Split it, one table a subject: {split}"
-            in message)
+            f"a long table of every subject's frames? Split it, one table a subject: {split}, "
+            "the subjects in the order they first appear (give y in that order)" in message)
     assert "GradientPositioner" not in message
     # the line it gives splits the table into the subjects, in their order
     for table, x in zip(eval(split, {"X": long}), subjects):
