@@ -706,11 +706,9 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
             return
         # every limit that depends on the atlas at once: a small atlas often breaks several
         problems = []
-        # the eigen-solver of "dm"/"le" also computes the trivial first eigenvector
-        trivial = self.approach in ("dm", "le")
-        largest = n_regions - 2 if trivial else n_regions - 1
+        largest = self._most_components(n_regions)
         if self.n_components > largest:
-            rule = (f"at most n_regions - {2 if trivial else 1} = {largest} with "
+            rule = (f"at most n_regions - {n_regions - largest} = {largest} with "
                     f"approach={self.approach!r}")
             if largest < 1 <= n_regions - 1:  # two regions: no n_components is a cure, "pca" is
                 rule += f"; approach='pca' takes up to n_regions - 1 = {n_regions - 1}"
@@ -733,12 +731,15 @@ class GradientPositioner(NestedParamsMixin, SubjectsTransformerMixin, BaseEstima
         if problems:
             raise ValueError("; ".join(problems))
 
+    def _most_components(self, n_regions):
+        """The most gradients ``approach`` gives for ``n_regions`` regions: the eigen-solver of
+        "dm"/"le" also computes the trivial first eigenvector."""
+        return n_regions - 2 if self.approach in ("dm", "le") else n_regions - 1
+
     def _for_atlas(self, n_regions):
         """A copy of the positioner with ``n_components`` and ``sparsity`` lowered as far as
         ``n_regions`` regions need (the rest as set), or None when none fits them."""
-        trivial = self.approach in ("dm", "le")
-        settings = {"n_components": min(self.n_components,
-                                        n_regions - 2 if trivial else n_regions - 1)}
+        settings = {"n_components": min(self.n_components, self._most_components(n_regions))}
         if self.sparsity is not None and self.sparsity > 0:
             settings["sparsity"] = min(self.sparsity, _largest_sparsity(n_regions))
         fitting = clone(self).set_params(**settings)

@@ -475,11 +475,7 @@ def is_safetensors_file(path):
     bool
         False too when the file cannot be read.
     """
-    try:
-        with open(path, "rb") as file:
-            return _safetensors_start(file.read(9))
-    except OSError:
-        return False
+    return foreign_file_kind(path) == SAFETENSORS_KIND
 
 
 def foreign_file_kind(path):
